@@ -1,0 +1,16 @@
+import { defineConfig } from 'vitest/config'
+
+const source = { conditions: ['@chorus/source'] }
+
+export default defineConfig({
+  resolve: source,
+  ssr: { resolve: { conditions: ['@chorus/source'], externalConditions: ['@chorus/source'] } },
+  test: {
+    projects: [
+      { extends: true, test: { name: 'core', root: 'packages/core', include: ['test/**/*.test.ts'] } },
+      { extends: true, test: { name: 'testkit', root: 'packages/testkit', include: ['test/**/*.test.ts'] } },
+      { extends: true, test: { name: 'sim', root: 'test', include: ['sim/**/*.test.ts'] } },
+      { extends: true, test: { name: 'integration', root: 'test', include: ['integration/**/*.test.ts'] } },
+    ],
+  },
+})
