@@ -1,0 +1,121 @@
+import { ChorusError, ErrorCode } from './errors.js'
+
+/** A value that survives `JSON.stringify` → `JSON.parse` unchanged. */
+export type JsonValue = null | boolean | number | string | readonly JsonValue[] | JsonObject
+
+/** A JSON object: the shape of every record value. */
+export interface JsonObject {
+  readonly [key: string]: JsonValue
+}
+
+/** Nesting depth beyond which a value is refused (deep values are a denial-of-service vector). */
+export const MAX_JSON_DEPTH = 64
+
+/**
+ * Explains why `value` is not plain JSON, or returns `undefined` when it is.
+ *
+ * Plain means: `null`, booleans, finite numbers, strings, arrays and objects whose prototype is
+ * `Object.prototype` or `null`, without cycles, `undefined`, functions, symbols, bigints,
+ * `Date`s or class instances — anything that would not come back identical from JSON.
+ */
+export function explainNonJson(
+  value: unknown,
+  path = '$',
+  depth = 0,
+  seen: unknown[] = [],
+): string | undefined {
+  if (value === null) return undefined
+  switch (typeof value) {
+    case 'string':
+    case 'boolean':
+      return undefined
+    case 'number':
+      return Number.isFinite(value) ? undefined : `${path} is ${value}, which JSON cannot represent`
+    case 'object':
+      break
+    default:
+      return `${path} is a ${typeof value}, which JSON cannot represent`
+  }
+  if (depth >= MAX_JSON_DEPTH) return `${path} is nested deeper than ${MAX_JSON_DEPTH} levels`
+  if (seen.includes(value)) return `${path} is a cycle back to an enclosing value`
+  seen.push(value)
+  try {
+    if (Array.isArray(value)) {
+      for (let i = 0; i < value.length; i++) {
+        if (!(i in value)) return `${path}[${i}] is a hole in a sparse array`
+        const why = explainNonJson(value[i], `${path}[${i}]`, depth + 1, seen)
+        if (why !== undefined) return why
+      }
+      return undefined
+    }
+    const proto: unknown = Object.getPrototypeOf(value)
+    if (proto !== Object.prototype && proto !== null) {
+      const name = (value as { constructor?: { name?: string } }).constructor?.name ?? 'unknown'
+      return `${path} is a ${name} instance; only plain objects are JSON`
+    }
+    for (const key of Object.keys(value)) {
+      const why = explainNonJson((value as Record<string, unknown>)[key], `${path}.${key}`, depth + 1, seen)
+      if (why !== undefined) return why
+    }
+    return undefined
+  } finally {
+    seen.pop()
+  }
+}
+
+/** True when `value` is plain JSON (see {@link explainNonJson}). */
+export function isJsonValue(value: unknown): value is JsonValue {
+  return explainNonJson(value) === undefined
+}
+
+/** True when `value` is a plain JSON object (not an array, not null). */
+export function isJsonObject(value: unknown): value is JsonObject {
+  return typeof value === 'object' && value !== null && !Array.isArray(value) && isJsonValue(value)
+}
+
+/** Checks that an application value is a plain JSON object; throws `invalid-argument` otherwise. */
+export function assertJsonObject(value: unknown, what: string): JsonObject {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw new ChorusError(ErrorCode.InvalidArgument, `${what} must be a JSON object, got ${describe(value)}`)
+  }
+  const why = explainNonJson(value)
+  if (why !== undefined) {
+    throw new ChorusError(ErrorCode.InvalidArgument, `${what} is not JSON-serialisable: ${why}`)
+  }
+  return value as JsonObject
+}
+
+function describe(value: unknown): string {
+  if (value === null) return 'null'
+  if (Array.isArray(value)) return 'an array'
+  return `a ${typeof value}`
+}
+
+/**
+ * JSON text with object keys sorted, so equal values give equal strings.
+ *
+ * Used to compare values and to order siblings deterministically; never for the wire.
+ */
+export function canonicalJson(value: JsonValue): string {
+  if (value === null || typeof value !== 'object') return JSON.stringify(value)
+  if (Array.isArray(value)) return `[${value.map((item: JsonValue) => canonicalJson(item)).join(',')}]`
+  const obj = value as JsonObject
+  const keys = Object.keys(obj).sort()
+  return `{${keys.map((key) => `${JSON.stringify(key)}:${canonicalJson(obj[key] as JsonValue)}`).join(',')}}`
+}
+
+/** Structural equality of two JSON values (key order ignored). */
+export function jsonEqual(a: JsonValue, b: JsonValue): boolean {
+  if (a === b) return true
+  if (a === null || b === null || typeof a !== 'object' || typeof b !== 'object') return false
+  if (Array.isArray(a) !== Array.isArray(b)) return false
+  if (Array.isArray(a)) {
+    const bs = b as readonly JsonValue[]
+    return a.length === bs.length && a.every((item: JsonValue, i) => jsonEqual(item, bs[i] as JsonValue))
+  }
+  const ao = a as JsonObject
+  const bo = b as JsonObject
+  const keys = Object.keys(ao)
+  if (keys.length !== Object.keys(bo).length) return false
+  return keys.every((key) => Object.hasOwn(bo, key) && jsonEqual(ao[key] as JsonValue, bo[key] as JsonValue))
+}
