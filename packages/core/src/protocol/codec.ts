@@ -1,0 +1,563 @@
+import type { Change, FieldStamps, Op } from '../change.js'
+import { ChorusError, ErrorCode, isErrorCode } from '../errors.js'
+import { type HlcStamp, isHlcStamp, parseHlc } from '../hlc.js'
+import { isName, isRecordId, isReplicaId, isSpaceId, MAX_RECORD_ID_LENGTH, type SpaceId } from '../ids.js'
+import { explainNonJson, type JsonObject, type JsonValue } from '../json.js'
+import {
+  counterOf,
+  type Dot,
+  isCounter,
+  isDot,
+  isVersionVector,
+  type VersionVector,
+} from '../version-vector.js'
+import {
+  DEFAULT_LIMITS,
+  type ErrorMessage,
+  type HelloMessage,
+  type Message,
+  MessageType,
+  PROTOCOL_VERSION,
+  type ProtocolLimits,
+} from './messages.js'
+
+/**
+ * Longest `message` an `error` frame carries; longer ones are cut.
+ *
+ * A peer must not make the receiver hold or log megabytes of text through an error.
+ */
+export const MAX_ERROR_MESSAGE_LENGTH = 2000
+
+/** Longest unknown error code kept when an `error` from a newer peer is read as `internal`. */
+const MAX_FOREIGN_CODE_LENGTH = 64
+
+/**
+ * What {@link decodeMessage} and {@link validateMessage} make of a frame.
+ *
+ * On failure, `error` is ready to send back as an `error` frame (see {@link errorMessage}):
+ * its code is stable and its message names the offending field and what was expected.
+ */
+export type DecodeResult =
+  | { readonly ok: true; readonly message: Message }
+  | { readonly ok: false; readonly error: { readonly code: ErrorCode; readonly message: string } }
+
+type Fields = { readonly [key: string]: unknown }
+
+const typeNames = Object.values(MessageType).join(', ')
+const expectedSpace =
+  'a space name (1–128 letters, digits, "_", ".", ":" or "-", starting with a letter or digit)'
+const expectedReplica = 'a replica id (1–64 letters, digits, "_" or "-", starting with a letter or digit)'
+const expectedStamp = 'a clock stamp such as "000001700000000.000000@alice"'
+const expectedPosition = 'a non-negative safe integer'
+
+/**
+ * Unwinds validation at the first problem found.
+ *
+ * Validation is deep and stops at the first fault; one private exception keeps every check a
+ * single line. It is caught at each public entry point and never escapes this module.
+ */
+class Rejection extends Error {
+  readonly code: ErrorCode
+
+  constructor(code: ErrorCode, message: string) {
+    super(message)
+    this.code = code
+  }
+}
+
+function reject(code: ErrorCode, message: string): never {
+  throw new Rejection(code, message)
+}
+
+function invalid(path: string, expected: string, got: unknown): never {
+  reject(
+    ErrorCode.InvalidMessage,
+    got === undefined
+      ? `${path}: missing; expected ${expected}`
+      : `${path}: expected ${expected}, got ${describe(got)}`,
+  )
+}
+
+/** Names a value for an error message without echoing more than a few dozen characters of it. */
+function describe(value: unknown): string {
+  if (value === null) return 'null'
+  if (Array.isArray(value)) return `an array of ${value.length} items`
+  switch (typeof value) {
+    case 'string':
+      return value.length > 40
+        ? `${JSON.stringify(value.slice(0, 40))}… (${value.length} characters)`
+        : JSON.stringify(value)
+    case 'number':
+    case 'boolean':
+      return String(value)
+    case 'object':
+      return 'an object'
+    default:
+      return `a ${typeof value}`
+  }
+}
+
+/** Cuts `text` to at most `max` code units, never inside a surrogate pair, marking the cut. */
+function clip(text: string, max: number): string {
+  if (text.length <= max) return text
+  const code = text.charCodeAt(max - 2)
+  const end = code >= 0xd800 && code <= 0xdbff ? max - 2 : max - 1
+  return `${text.slice(0, end)}…`
+}
+
+function failure(error: unknown): { readonly code: ErrorCode; readonly message: string } {
+  if (error instanceof Rejection) return { code: error.code, message: error.message }
+  const detail = error instanceof Error ? `${error.name}: ${error.message}` : typeof error
+  return { code: ErrorCode.Internal, message: clip(`validation failed unexpectedly (${detail})`, 500) }
+}
+
+/** Reads an own property only: a field missing from a frame must not be found on a prototype. */
+function own(fields: Fields, key: string): unknown {
+  return Object.hasOwn(fields, key) ? fields[key] : undefined
+}
+
+function objectAt(value: unknown, path: string, expected: string): Fields {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) invalid(path, expected, value)
+  return value as Fields
+}
+
+/** A stream position or page number; JSON's `-0` is read as 0. */
+function positionAt(fields: Fields, key: string, where: string): number {
+  const value = own(fields, key)
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) {
+    invalid(`${where}.${key}`, expectedPosition, value)
+  }
+  return value === 0 ? 0 : value
+}
+
+function spaceAt(fields: Fields, key: string, where: string): SpaceId {
+  const value = own(fields, key)
+  if (!isSpaceId(value)) invalid(`${where}.${key}`, expectedSpace, value)
+  return value
+}
+
+function stampAt(value: unknown, path: string): HlcStamp {
+  if (!isHlcStamp(value)) invalid(path, expectedStamp, value)
+  return value
+}
+
+/**
+ * Encodes a message as JSON text for the wire.
+ *
+ * Only the protocol's fields are written: a store that keeps extra fields on a change (a log
+ * position, a space) cannot leak them onto the wire. The message is not validated here; the
+ * receiver does that.
+ */
+export function encodeMessage(message: Message): string {
+  return JSON.stringify(wireForm(message))
+}
+
+function wireForm(message: Message): Message {
+  switch (message.type) {
+    case 'hello': {
+      const { type, protocol, replicaId, token, spaces, have } = message
+      return token === undefined
+        ? { type, protocol, replicaId, spaces, have }
+        : { type, protocol, replicaId, token, spaces, have }
+    }
+    case 'changes': {
+      const { type, space, from, to, batch } = message
+      return { type, space, from, to, batch: batch.map(changeWireForm) }
+    }
+    case 'ack':
+      return { type: message.type, space: message.space, upTo: message.upTo }
+    case 'snapshot': {
+      const { type, space, cursor, page, last, batch } = message
+      return { type, space, cursor, page, last, batch: batch.map(changeWireForm) }
+    }
+    case 'error': {
+      const { type, code, space } = message
+      return space === undefined
+        ? { type, code, message: message.message }
+        : { type, code, message: message.message, space }
+    }
+    default: {
+      const type = (message as { readonly type: unknown }).type
+      throw new ChorusError(ErrorCode.InvalidArgument, `cannot encode a message of type ${describe(type)}`)
+    }
+  }
+}
+
+function changeWireForm(change: Change): Change {
+  const { collection, id, dot, context, hlc, op } = change
+  return { collection, id, dot, context, hlc, op: opWireForm(op) }
+}
+
+function opWireForm(op: Op): Op {
+  switch (op.type) {
+    case 'put':
+      return { type: op.type, value: op.value }
+    case 'patch':
+      return { type: op.type, fields: op.fields, base: op.base, stamps: op.stamps, floor: op.floor }
+    case 'delete':
+      return { type: op.type }
+  }
+}
+
+/**
+ * Decodes and validates one inbound frame. Never throws, whatever `frame` is.
+ *
+ * The length is checked before parsing, so an oversized frame costs no parse. The result
+ * holds only the protocol's fields, rebuilt into fresh objects; unknown extra fields are
+ * ignored so that a newer peer may add optional ones.
+ */
+export function decodeMessage(frame: unknown, limits: ProtocolLimits = DEFAULT_LIMITS): DecodeResult {
+  if (typeof frame !== 'string') {
+    const kind = frame === null ? 'null' : typeof frame
+    return fail(
+      ErrorCode.MalformedFrame,
+      `a frame must be JSON text, got ${kind === 'object' ? 'an object' : kind}; decode binary frames as UTF-8 first`,
+    )
+  }
+  if (frame.length > limits.maxFrameBytes) {
+    return fail(
+      ErrorCode.FrameTooLarge,
+      `the frame is ${frame.length} characters long; this side accepts at most ${limits.maxFrameBytes}`,
+    )
+  }
+  let parsed: unknown
+  try {
+    parsed = JSON.parse(frame)
+  } catch (error) {
+    const detail = error instanceof Error ? error.message : typeof error
+    return fail(ErrorCode.MalformedFrame, `the frame is not JSON: ${clip(detail, 200)}`)
+  }
+  return validateMessage(parsed, limits)
+}
+
+function fail(code: ErrorCode, message: string): DecodeResult {
+  return { ok: false, error: { code, message } }
+}
+
+/**
+ * Validates an already-parsed message (a structured clone from another tab, a test fixture).
+ *
+ * Same rules and result as {@link decodeMessage} after parsing. It never throws for data
+ * values; a value whose getters throw is reported as `internal`. Objects are read through
+ * their own properties only.
+ */
+export function validateMessage(value: unknown, limits: ProtocolLimits = DEFAULT_LIMITS): DecodeResult {
+  try {
+    return { ok: true, message: readMessage(value, limits) }
+  } catch (error) {
+    return { ok: false, error: failure(error) }
+  }
+}
+
+/**
+ * Explains why `value` is not a valid change, or returns `undefined` when it is.
+ *
+ * For storage layers that load changes written by another version, and for tests. The rules
+ * are those a `changes` frame's batch must meet.
+ */
+export function validateChange(value: unknown, limits: ProtocolLimits = DEFAULT_LIMITS): string | undefined {
+  try {
+    readChange(value, 'change', limits)
+    return undefined
+  } catch (error) {
+    return failure(error).message
+  }
+}
+
+/**
+ * Builds an `error` frame; the message is cut to {@link MAX_ERROR_MESSAGE_LENGTH}.
+ *
+ * Receivers cut longer messages anyway; cutting here keeps what is sent equal to what is read.
+ */
+export function errorMessage(code: ErrorCode, message: string, space?: SpaceId): ErrorMessage {
+  const text = clip(message, MAX_ERROR_MESSAGE_LENGTH)
+  return space === undefined
+    ? { type: MessageType.Error, code, message: text }
+    : { type: MessageType.Error, code, message: text, space }
+}
+
+function readMessage(value: unknown, limits: ProtocolLimits): Message {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    reject(ErrorCode.MalformedFrame, `a frame must be a JSON object with a "type", got ${describe(value)}`)
+  }
+  const fields = value as Fields
+  const type = own(fields, 'type')
+  if (typeof type !== 'string') invalid('type', `a message type (one of ${typeNames})`, type)
+  switch (type) {
+    case MessageType.Hello:
+      return readHello(fields, limits)
+    case MessageType.Changes: {
+      const where = 'changes'
+      const space = spaceAt(fields, 'space', where)
+      const from = positionAt(fields, 'from', where)
+      const to = positionAt(fields, 'to', where)
+      if (to <= from) {
+        reject(ErrorCode.InvalidMessage, `changes.to: expected a position after from (${from}), got ${to}`)
+      }
+      return { type, space, from, to, batch: readBatch(own(fields, 'batch'), where, limits) }
+    }
+    case MessageType.Ack:
+      return { type, space: spaceAt(fields, 'space', 'ack'), upTo: positionAt(fields, 'upTo', 'ack') }
+    case MessageType.Snapshot: {
+      const where = 'snapshot'
+      const space = spaceAt(fields, 'space', where)
+      const cursor = positionAt(fields, 'cursor', where)
+      const page = positionAt(fields, 'page', where)
+      const last = own(fields, 'last')
+      if (typeof last !== 'boolean') invalid('snapshot.last', 'true or false', last)
+      return { type, space, cursor, page, last, batch: readBatch(own(fields, 'batch'), where, limits) }
+    }
+    case MessageType.Error:
+      return readError(fields)
+    default:
+      return reject(
+        ErrorCode.UnknownMessage,
+        `unknown message type ${describe(type)}; this side understands ${typeNames}`,
+      )
+  }
+}
+
+/**
+ * Reads a `hello`, checking `protocol` before anything else.
+ *
+ * A peer on another protocol version may shape the rest differently, so it must hear
+ * `unsupported-protocol`, not a complaint about a field it does not know it got wrong.
+ */
+function readHello(fields: Fields, limits: ProtocolLimits): HelloMessage {
+  const protocol = own(fields, 'protocol')
+  if (typeof protocol !== 'number' || !Number.isSafeInteger(protocol) || protocol < 1) {
+    invalid('hello.protocol', 'a positive integer protocol version', protocol)
+  }
+  if (protocol !== PROTOCOL_VERSION) {
+    reject(
+      ErrorCode.UnsupportedProtocol,
+      `hello.protocol: the peer speaks protocol ${protocol}, this side speaks only protocol ${PROTOCOL_VERSION}; upgrade the older side`,
+    )
+  }
+  const replicaId = own(fields, 'replicaId')
+  if (!isReplicaId(replicaId)) invalid('hello.replicaId', expectedReplica, replicaId)
+  const token = own(fields, 'token')
+  if (token !== undefined && typeof token !== 'string') invalid('hello.token', 'a string', token)
+  if (typeof token === 'string' && token.length > limits.maxTokenLength) {
+    reject(
+      ErrorCode.InvalidMessage,
+      `hello.token: ${token.length} characters long; this side accepts at most ${limits.maxTokenLength}`,
+    )
+  }
+  const spaces = readSpaces(own(fields, 'spaces'), limits)
+  const listed = new Set<string>(spaces)
+  const rawHave = objectAt(own(fields, 'have'), 'hello.have', 'an object mapping listed spaces to positions')
+  const have: Record<string, number> = {}
+  for (const space of Object.keys(rawHave)) {
+    if (!listed.has(space)) {
+      reject(
+        ErrorCode.InvalidMessage,
+        `hello.have: names ${describe(space)}, which hello.spaces does not list; expected only listed spaces`,
+      )
+    }
+    have[space] = positionAt(rawHave, space, 'hello.have')
+  }
+  const type = MessageType.Hello
+  return typeof token === 'string'
+    ? { type, protocol, replicaId, token, spaces, have }
+    : { type, protocol, replicaId, spaces, have }
+}
+
+function readSpaces(value: unknown, limits: ProtocolLimits): SpaceId[] {
+  const path = 'hello.spaces'
+  if (!Array.isArray(value)) invalid(path, 'an array of space names', value)
+  if (value.length === 0) reject(ErrorCode.InvalidMessage, `${path}: is empty; expected at least one space`)
+  if (value.length > limits.maxSpaces) {
+    reject(
+      ErrorCode.InvalidMessage,
+      `${path}: names ${value.length} spaces; this side accepts at most ${limits.maxSpaces}`,
+    )
+  }
+  const spaces: SpaceId[] = []
+  const seen = new Set<string>()
+  for (let i = 0; i < value.length; i++) {
+    const space: unknown = value[i]
+    if (!isSpaceId(space)) invalid(`${path}[${i}]`, expectedSpace, space)
+    if (seen.has(space)) {
+      reject(
+        ErrorCode.InvalidMessage,
+        `${path}[${i}]: ${describe(space)} is listed twice; expected each space once`,
+      )
+    }
+    seen.add(space)
+    spaces.push(space)
+  }
+  return spaces
+}
+
+/**
+ * Reads an `error`. An unknown code (from a newer peer) is read as `internal`, the original
+ * code prefixed to the message: the error still reaches the application instead of being
+ * answered with another error, which two peers could bounce back and forth.
+ */
+function readError(fields: Fields): ErrorMessage {
+  const code = own(fields, 'code')
+  if (typeof code !== 'string' || code === '')
+    invalid('error.code', 'an error code such as "forbidden"', code)
+  const text = own(fields, 'message')
+  if (typeof text !== 'string') invalid('error.message', 'a string', text)
+  const space = own(fields, 'space')
+  if (space !== undefined && !isSpaceId(space)) invalid('error.space', expectedSpace, space)
+  const known = isErrorCode(code)
+  return errorMessage(
+    known ? code : ErrorCode.Internal,
+    known ? text : `${clip(code, MAX_FOREIGN_CODE_LENGTH)}: ${text}`,
+    space === undefined ? undefined : space,
+  )
+}
+
+function readBatch(value: unknown, where: string, limits: ProtocolLimits): Change[] {
+  const path = `${where}.batch`
+  if (!Array.isArray(value)) invalid(path, 'an array of changes', value)
+  if (value.length > limits.maxBatch) {
+    reject(
+      ErrorCode.BatchTooLarge,
+      `${path}: holds ${value.length} changes; this side accepts at most ${limits.maxBatch} per frame`,
+    )
+  }
+  const batch: Change[] = []
+  for (let i = 0; i < value.length; i++) batch.push(readChange(value[i], `${path}[${i}]`, limits))
+  return batch
+}
+
+/**
+ * Reads one change. Beyond field types, two invariants every honest writer keeps: the
+ * context never covers the change's own dot, and the stamp's replica is the dot's replica.
+ */
+function readChange(value: unknown, path: string, limits: ProtocolLimits): Change {
+  const fields = objectAt(value, path, 'a change object')
+  const collection = own(fields, 'collection')
+  if (!isName(collection)) {
+    invalid(
+      `${path}.collection`,
+      'a collection name (1–128 letters, digits, "_", ".", ":" or "-")',
+      collection,
+    )
+  }
+  const id = own(fields, 'id')
+  if (!isRecordId(id)) {
+    invalid(
+      `${path}.id`,
+      `a record id (a non-empty string of at most ${MAX_RECORD_ID_LENGTH} characters)`,
+      id,
+    )
+  }
+  const rawDot = own(fields, 'dot')
+  if (!isDot(rawDot)) invalid(`${path}.dot`, '[replica id, counter ≥ 1]', rawDot)
+  const dot: Dot = [rawDot[0], rawDot[1]]
+  const context = readContext(own(fields, 'context'), `${path}.context`, limits)
+  const seen = counterOf(context, dot[0])
+  if (seen >= dot[1]) {
+    reject(
+      ErrorCode.InvalidMessage,
+      `${path}.context: covers the change's own dot [${dot[0]}, ${dot[1]}] (${dot[0]}: ${seen}); expected only what the writer had seen before`,
+    )
+  }
+  const hlc = stampAt(own(fields, 'hlc'), `${path}.hlc`)
+  const stamper = parseHlc(hlc).replica
+  if (stamper !== dot[0]) {
+    reject(
+      ErrorCode.InvalidMessage,
+      `${path}.hlc: stamped by ${stamper}, but the dot names ${dot[0]}; expected the writer's own stamp`,
+    )
+  }
+  return { collection, id, dot, context, hlc, op: readOp(own(fields, 'op'), `${path}.op`) }
+}
+
+function readContext(value: unknown, path: string, limits: ProtocolLimits): VersionVector {
+  const vv = objectAt(value, path, 'a version vector (an object mapping replica ids to counters)')
+  const replicas = Object.keys(vv)
+  if (replicas.length > limits.maxVectorEntries) {
+    reject(
+      ErrorCode.InvalidMessage,
+      `${path}: has ${replicas.length} entries; this side accepts at most ${limits.maxVectorEntries}`,
+    )
+  }
+  if (!isVersionVector(vv)) {
+    for (const replica of replicas) {
+      if (!isReplicaId(replica)) invalid(path, `only replica ids as keys, i.e. ${expectedReplica}`, replica)
+      if (!isCounter(vv[replica]))
+        invalid(`${path}.${replica}`, 'a counter (a safe integer ≥ 1)', vv[replica])
+    }
+  }
+  const context: Record<string, number> = {}
+  for (const replica of replicas) context[replica] = vv[replica] as number
+  return context
+}
+
+function readOp(value: unknown, path: string): Op {
+  const fields = objectAt(value, path, 'an op object')
+  const type = own(fields, 'type')
+  switch (type) {
+    case 'put':
+      return { type, value: readJsonObject(own(fields, 'value'), `${path}.value`) }
+    case 'delete':
+      return { type }
+    case 'patch': {
+      const set = readJsonObject(own(fields, 'fields'), `${path}.fields`)
+      const base = readJsonObject(own(fields, 'base'), `${path}.base`)
+      for (const field of Object.keys(set)) {
+        if (Object.hasOwn(base, field)) {
+          reject(
+            ErrorCode.InvalidMessage,
+            `${path}.base: holds ${describe(field)}, which fields sets; expected only the fields the patch leaves alone`,
+          )
+        }
+      }
+      const rawStamps = objectAt(own(fields, 'stamps'), `${path}.stamps`, 'an object of clock stamps')
+      const stamps: Record<string, HlcStamp> = {}
+      for (const field of Object.keys(rawStamps)) {
+        if (!Object.hasOwn(base, field)) {
+          reject(
+            ErrorCode.InvalidMessage,
+            `${path}.stamps: stamps ${describe(field)}, which base does not hold; expected stamps of base fields only`,
+          )
+        }
+        stamps[field] = stampAt(rawStamps[field], `${path}.stamps.${field}`)
+      }
+      const rawFloor = own(fields, 'floor')
+      const floor = rawFloor === null ? null : stampAt(rawFloor, `${path}.floor`)
+      return { type, fields: set, base, stamps: stamps as FieldStamps, floor }
+    }
+    default:
+      return invalid(`${path}.type`, '"put", "patch" or "delete"', type)
+  }
+}
+
+/**
+ * Reads a record value: a plain JSON object, copied.
+ *
+ * `__proto__` keys are refused at any depth. `JSON.parse` makes them harmless own properties,
+ * but any later `target[key] = value` copy (resolvers, application code, deep merges) would
+ * set a prototype instead, or pollute `Object.prototype`. Refusing them at the boundary is
+ * the one place that protects every consumer.
+ */
+function readJsonObject(value: unknown, path: string): JsonObject {
+  if (typeof value !== 'object' || value === null || Array.isArray(value))
+    invalid(path, 'a JSON object', value)
+  const why = explainNonJson(value, path)
+  if (why !== undefined) reject(ErrorCode.InvalidMessage, why)
+  return copyJson(value as JsonObject, path) as JsonObject
+}
+
+function copyJson(value: JsonValue, path: string): JsonValue {
+  if (value === null || typeof value !== 'object') return value
+  if (Array.isArray(value)) {
+    const items = value as readonly JsonValue[]
+    return items.map((item, i) => copyJson(item, `${path}[${i}]`))
+  }
+  const source = value as JsonObject
+  const copy: Record<string, JsonValue> = {}
+  for (const key of Object.keys(source)) {
+    if (key === '__proto__') {
+      reject(ErrorCode.InvalidMessage, `${path}: has a "__proto__" key; record values may not use that name`)
+    }
+    copy[key] = copyJson(source[key] as JsonValue, `${path}.${key}`)
+  }
+  return copy
+}

@@ -1,0 +1,494 @@
+import type { Change } from '../change.js'
+import { ErrorCode } from '../errors.js'
+import type { ReplicaId, SpaceId } from '../ids.js'
+import { type ChangesMessage, type HelloMessage, type Message, PROTOCOL_VERSION } from './messages.js'
+
+/** What a connection may do in a space. */
+export type Access = 'read' | 'write'
+
+/** The outcome of authenticating a `hello`'s token. */
+export type AuthResult =
+  | { readonly ok: true; readonly access: (space: SpaceId) => Access | null }
+  | { readonly ok: false; readonly code: ErrorCode; readonly message: string }
+
+/** Tunables of the hub side. */
+export interface HubSessionConfig {
+  /** Most log entries read per `changes` frame. */
+  readonly batchSize: number
+  /** Most log positions sent and not yet acknowledged, per space. */
+  readonly window: number
+  /** Records per snapshot page. */
+  readonly snapshotPage: number
+  /** Resend what is unacknowledged after this long without progress. */
+  readonly retransmitMs: number
+}
+
+/** Defaults for {@link HubSessionConfig}. */
+export const DEFAULT_HUB_SESSION: HubSessionConfig = {
+  batchSize: 200,
+  window: 2000,
+  snapshotPage: 200,
+  retransmitMs: 3000,
+}
+
+/**
+ * Durable facts about spaces, read synchronously by the session.
+ *
+ * The hub runtime keeps them in memory, loads a space before a `hello` that names it is
+ * stepped, and updates them after each append commits.
+ */
+export interface HubFacts {
+  /** The last log position of the space (0 when empty). */
+  head(space: SpaceId): number
+  /** Positions at or below this are compacted away: a replica behind it needs a snapshot. */
+  floor(space: SpaceId): number
+  /** The highest counter of `replica`'s changes stored in the space (gap-free from 1). */
+  received(space: SpaceId, replica: ReplicaId): number
+}
+
+/** Per-space stream state of one session. */
+export interface HubStream {
+  readonly access: Access
+  /** Own counter of the peer queued for storing (≥ the durable `received`). */
+  readonly accepting: number
+  /** Log position sent to the peer, and acknowledged by it. */
+  readonly sent: number
+  readonly acked: number
+  readonly reading: boolean
+  readonly lastProgressAt: number
+  /** A snapshot being streamed: at log position `cursor`, next page `page` after `afterKey`. */
+  readonly snapshot: {
+    readonly cursor: number
+    readonly page: number
+    readonly afterKey: string | null
+  } | null
+}
+
+/** The hub side of one connection. */
+export interface HubSessionState {
+  readonly config: HubSessionConfig
+  readonly phase: 'awaiting-hello' | 'authenticating' | 'ready' | 'closed'
+  readonly replicaId: ReplicaId | null
+  readonly pendingHello: HelloMessage | null
+  readonly streams: { readonly [space: string]: HubStream }
+}
+
+/** Inputs to the hub session. */
+export type HubSessionInput =
+  | { readonly type: 'message'; readonly now: number; readonly message: Message }
+  | { readonly type: 'authenticated'; readonly now: number; readonly result: AuthResult }
+  | { readonly type: 'stored'; readonly now: number; readonly space: SpaceId; readonly ok: boolean }
+  | {
+      readonly type: 'log-read'
+      readonly now: number
+      readonly space: SpaceId
+      readonly after: number
+      readonly entries: readonly { readonly seq: number; readonly change: Change }[]
+    }
+  | {
+      readonly type: 'snapshot-read'
+      readonly now: number
+      readonly space: SpaceId
+      readonly page: number
+      readonly changes: readonly Change[]
+      readonly nextKey: string | null
+    }
+  | { readonly type: 'head-advanced'; readonly now: number; readonly space: SpaceId }
+  /** A log or snapshot read failed; the next tick tries again. */
+  | { readonly type: 'read-failed'; readonly now: number; readonly space: SpaceId }
+  /** The log no longer holds what the peer needs next: switch it to a snapshot. */
+  | { readonly type: 'log-compacted'; readonly now: number; readonly space: SpaceId }
+  | { readonly type: 'tick'; readonly now: number }
+  | { readonly type: 'closed' }
+
+/** Effects of the hub session, performed in order by the runtime. */
+export type HubSessionEffect =
+  | { readonly type: 'send'; readonly message: Message }
+  | { readonly type: 'authenticate'; readonly token: string | undefined; readonly replicaId: ReplicaId }
+  /** Append the peer's changes durably (only the gap-free continuation of what is stored), then report `stored`. */
+  | {
+      readonly type: 'store'
+      readonly space: SpaceId
+      readonly replicaId: ReplicaId
+      readonly changes: readonly Change[]
+    }
+  | { readonly type: 'read-log'; readonly space: SpaceId; readonly after: number; readonly limit: number }
+  | {
+      readonly type: 'read-snapshot'
+      readonly space: SpaceId
+      readonly page: number
+      readonly afterKey: string | null
+      readonly limit: number
+    }
+  /** Send the error, then close the connection. */
+  | { readonly type: 'close'; readonly code: ErrorCode; readonly message: string }
+
+/** A step's outcome. */
+export interface HubStep {
+  readonly state: HubSessionState
+  readonly effects: readonly HubSessionEffect[]
+}
+
+/** The state of a freshly accepted connection. */
+export function initialHubSession(config: HubSessionConfig = DEFAULT_HUB_SESSION): HubSessionState {
+  return { config, phase: 'awaiting-hello', replicaId: null, pendingHello: null, streams: {} }
+}
+
+/**
+ * Advances the hub side of one connection by one input.
+ *
+ * Pure, given `facts`. The hub acknowledges a replica's changes only after the runtime
+ * reports them `stored` (durably committed), and streams the space's log to the replica
+ * from the position the replica says it has, or a snapshot when that position is gone.
+ */
+export function stepHubSession(state: HubSessionState, input: HubSessionInput, facts: HubFacts): HubStep {
+  const effects: HubSessionEffect[] = []
+  const next = reduce(state, input, facts, effects)
+  return { state: next, effects }
+}
+
+function setStream(state: HubSessionState, space: SpaceId, stream: HubStream): HubSessionState {
+  return { ...state, streams: { ...state.streams, [space]: stream } }
+}
+
+function refuse(
+  state: HubSessionState,
+  code: ErrorCode,
+  message: string,
+  effects: HubSessionEffect[],
+): HubSessionState {
+  effects.push({ type: 'close', code, message })
+  return { ...state, phase: 'closed' }
+}
+
+function reduce(
+  state: HubSessionState,
+  input: HubSessionInput,
+  facts: HubFacts,
+  effects: HubSessionEffect[],
+): HubSessionState {
+  if (state.phase === 'closed') return state
+  switch (input.type) {
+    case 'closed':
+      return { ...state, phase: 'closed' }
+    case 'message':
+      return receive(state, input.message, input.now, facts, effects)
+    case 'authenticated':
+      return authenticated(state, input.result, input.now, facts, effects)
+    case 'stored': {
+      const stream = state.streams[input.space]
+      if (stream === undefined || state.replicaId === null) return state
+      const received = facts.received(input.space, state.replicaId)
+      effects.push({ type: 'send', message: { type: 'ack', space: input.space, upTo: received } })
+      // A failed append stored nothing past `received`: take retransmissions from there again.
+      return input.ok ? state : setStream(state, input.space, { ...stream, accepting: received })
+    }
+    case 'log-read':
+      return logRead(state, input, facts, effects)
+    case 'snapshot-read':
+      return snapshotRead(state, input, facts, effects)
+    case 'head-advanced':
+      return pump(state, input.space, facts, effects)
+    case 'read-failed': {
+      const stream = state.streams[input.space]
+      return stream === undefined ? state : setStream(state, input.space, { ...stream, reading: false })
+    }
+    case 'log-compacted': {
+      const stream = state.streams[input.space]
+      if (stream === undefined) return state
+      const snapshot = { cursor: facts.head(input.space), page: 0, afterKey: null }
+      const next = { ...stream, reading: false, sent: 0, acked: 0, lastProgressAt: input.now, snapshot }
+      return pump(setStream(state, input.space, next), input.space, facts, effects)
+    }
+    case 'tick':
+      return tick(state, input.now, facts, effects)
+  }
+}
+
+function receive(
+  state: HubSessionState,
+  message: Message,
+  now: number,
+  facts: HubFacts,
+  effects: HubSessionEffect[],
+): HubSessionState {
+  if (message.type === 'hello') {
+    if (message.protocol !== PROTOCOL_VERSION) {
+      return refuse(
+        state,
+        ErrorCode.UnsupportedProtocol,
+        `this hub speaks protocol ${PROTOCOL_VERSION}`,
+        effects,
+      )
+    }
+    if (state.replicaId !== null && state.replicaId !== message.replicaId) {
+      return refuse(state, ErrorCode.ReplicaMismatch, 'a connection cannot change its replica id', effects)
+    }
+    if (state.phase === 'ready') return welcome(state, message, now, facts, effects)
+    effects.push({ type: 'authenticate', token: message.token, replicaId: message.replicaId })
+    return { ...state, phase: 'authenticating', replicaId: message.replicaId, pendingHello: message }
+  }
+  if (state.phase !== 'ready' || state.replicaId === null) {
+    if (message.type === 'error') return state
+    effects.push({
+      type: 'send',
+      message: { type: 'error', code: ErrorCode.HelloRequired, message: 'send hello before anything else' },
+    })
+    return state
+  }
+  switch (message.type) {
+    case 'changes':
+      return changes(state, state.replicaId, message, facts, effects)
+    case 'ack': {
+      const stream = state.streams[message.space]
+      if (stream === undefined) return unknownSpace(state, message.space, effects)
+      const upTo = Math.min(message.upTo, facts.head(message.space))
+      if (upTo <= stream.acked && upTo <= stream.sent) return state
+      const next = {
+        ...stream,
+        acked: Math.max(stream.acked, upTo),
+        sent: Math.max(stream.sent, upTo),
+        lastProgressAt: now,
+      }
+      return pump(setStream(state, message.space, next), message.space, facts, effects)
+    }
+    case 'snapshot':
+      effects.push({
+        type: 'send',
+        message: { type: 'error', code: ErrorCode.InvalidMessage, message: 'only the hub sends snapshots' },
+      })
+      return state
+    case 'error':
+      return state
+  }
+}
+
+function unknownSpace(state: HubSessionState, space: SpaceId, effects: HubSessionEffect[]): HubSessionState {
+  effects.push({
+    type: 'send',
+    message: {
+      type: 'error',
+      code: ErrorCode.UnknownSpace,
+      message: `space ${space} was not named in hello`,
+      space,
+    },
+  })
+  return state
+}
+
+function authenticated(
+  state: HubSessionState,
+  result: AuthResult,
+  now: number,
+  facts: HubFacts,
+  effects: HubSessionEffect[],
+): HubSessionState {
+  const hello = state.pendingHello
+  if (state.phase !== 'authenticating' || hello === null) return state
+  if (!result.ok) return refuse(state, result.code, result.message, effects)
+  let next: HubSessionState = { ...state, phase: 'ready', pendingHello: null }
+  for (const space of hello.spaces) {
+    const access = result.access(space)
+    if (access === null) return refuse(next, ErrorCode.Forbidden, `no access to space ${space}`, effects)
+    next = setStream(next, space, {
+      access,
+      accepting: 0,
+      sent: 0,
+      acked: 0,
+      reading: false,
+      lastProgressAt: now,
+      snapshot: null,
+    })
+  }
+  return welcome(next, hello, now, facts, effects)
+}
+
+/** Answers a hello: tells the peer what we have of its stream, then starts ours. */
+function welcome(
+  state: HubSessionState,
+  hello: HelloMessage,
+  now: number,
+  facts: HubFacts,
+  effects: HubSessionEffect[],
+): HubSessionState {
+  const replicaId = state.replicaId as ReplicaId
+  const have: Record<string, number> = {}
+  let next = state
+  for (const space of hello.spaces) {
+    const stream = next.streams[space]
+    if (stream === undefined)
+      return refuse(next, ErrorCode.UnknownSpace, `space ${space} was not authorised`, effects)
+    const received = facts.received(space, replicaId)
+    have[space] = received
+    const position = hello.have[space] ?? 0
+    const head = facts.head(space)
+    const needsSnapshot = head > 0 && (position === 0 || position < facts.floor(space) || position > head)
+    next = setStream(next, space, {
+      ...stream,
+      accepting: received,
+      sent: needsSnapshot ? 0 : position,
+      acked: needsSnapshot ? 0 : position,
+      reading: false,
+      lastProgressAt: now,
+      snapshot: needsSnapshot ? { cursor: head, page: 0, afterKey: null } : null,
+    })
+  }
+  effects.push({
+    type: 'send',
+    message: { type: 'hello', protocol: PROTOCOL_VERSION, replicaId, spaces: hello.spaces, have },
+  })
+  for (const space of hello.spaces) next = pump(next, space, facts, effects)
+  return next
+}
+
+function changes(
+  state: HubSessionState,
+  replicaId: ReplicaId,
+  message: ChangesMessage,
+  facts: HubFacts,
+  effects: HubSessionEffect[],
+): HubSessionState {
+  const space = message.space
+  const stream = state.streams[space]
+  if (stream === undefined) return unknownSpace(state, space, effects)
+  if (stream.access !== 'write') {
+    effects.push({
+      type: 'send',
+      message: {
+        type: 'error',
+        code: ErrorCode.Forbidden,
+        message: `read-only access to space ${space}`,
+        space,
+      },
+    })
+    return state
+  }
+  for (let i = 0; i < message.batch.length; i++) {
+    const dot = (message.batch[i] as Change).dot
+    if (dot[0] !== replicaId || dot[1] !== message.from + i + 1) {
+      return refuse(
+        state,
+        ErrorCode.ReplicaMismatch,
+        `changes must be this replica's own, numbered ${message.from + 1}…${message.to} in order`,
+        effects,
+      )
+    }
+  }
+  if (message.from + message.batch.length !== message.to) {
+    return refuse(state, ErrorCode.InvalidMessage, 'a changes batch must hold exactly from+1…to', effects)
+  }
+  if (message.from > stream.accepting || message.to <= stream.accepting) {
+    // A gap (an earlier batch was lost) or a duplicate: say where we really are.
+    effects.push({ type: 'send', message: { type: 'ack', space, upTo: facts.received(space, replicaId) } })
+    return state
+  }
+  const fresh = message.batch.slice(stream.accepting - message.from)
+  effects.push({ type: 'store', space, replicaId, changes: fresh })
+  return setStream(state, space, { ...stream, accepting: message.to })
+}
+
+function pump(
+  state: HubSessionState,
+  space: SpaceId,
+  facts: HubFacts,
+  effects: HubSessionEffect[],
+): HubSessionState {
+  const stream = state.streams[space]
+  if (state.phase !== 'ready' || stream === undefined || stream.reading) return state
+  if (stream.snapshot !== null) {
+    const { page, afterKey } = stream.snapshot
+    effects.push({ type: 'read-snapshot', space, page, afterKey, limit: state.config.snapshotPage })
+    return setStream(state, space, { ...stream, reading: true })
+  }
+  if (stream.sent >= facts.head(space)) return state
+  const room = state.config.window - (stream.sent - stream.acked)
+  if (room <= 0) return state
+  effects.push({ type: 'read-log', space, after: stream.sent, limit: Math.min(room, state.config.batchSize) })
+  return setStream(state, space, { ...stream, reading: true })
+}
+
+function logRead(
+  state: HubSessionState,
+  input: Extract<HubSessionInput, { type: 'log-read' }>,
+  facts: HubFacts,
+  effects: HubSessionEffect[],
+): HubSessionState {
+  const stream = state.streams[input.space]
+  if (stream === undefined || state.phase !== 'ready') return state
+  const idle = { ...stream, reading: false }
+  const last = input.entries[input.entries.length - 1]
+  if (input.after !== stream.sent || stream.snapshot !== null || last === undefined) {
+    return pump(setStream(state, input.space, idle), input.space, facts, effects)
+  }
+  const batch = input.entries
+    .filter((entry) => entry.change.dot[0] !== state.replicaId)
+    .map((entry) => entry.change)
+  effects.push({
+    type: 'send',
+    message: { type: 'changes', space: input.space, from: input.after, to: last.seq, batch },
+  })
+  const lastProgressAt = stream.sent === stream.acked ? input.now : stream.lastProgressAt
+  const next = setStream(state, input.space, { ...idle, sent: last.seq, lastProgressAt })
+  return pump(next, input.space, facts, effects)
+}
+
+function snapshotRead(
+  state: HubSessionState,
+  input: Extract<HubSessionInput, { type: 'snapshot-read' }>,
+  facts: HubFacts,
+  effects: HubSessionEffect[],
+): HubSessionState {
+  const stream = state.streams[input.space]
+  const snapshot = stream?.snapshot
+  if (stream === undefined || snapshot === null || snapshot === undefined || snapshot.page !== input.page) {
+    return stream === undefined ? state : setStream(state, input.space, { ...stream, reading: false })
+  }
+  const last = input.nextKey === null
+  effects.push({
+    type: 'send',
+    message: {
+      type: 'snapshot',
+      space: input.space,
+      cursor: snapshot.cursor,
+      page: snapshot.page,
+      last,
+      batch: input.changes,
+    },
+  })
+  const next: HubStream = last
+    ? { ...stream, reading: false, snapshot: null, sent: snapshot.cursor, lastProgressAt: input.now }
+    : {
+        ...stream,
+        reading: false,
+        snapshot: { ...snapshot, page: snapshot.page + 1, afterKey: input.nextKey },
+      }
+  return pump(setStream(state, input.space, next), input.space, facts, effects)
+}
+
+function tick(
+  state: HubSessionState,
+  now: number,
+  facts: HubFacts,
+  effects: HubSessionEffect[],
+): HubSessionState {
+  if (state.phase !== 'ready') return state
+  let next = state
+  for (const space of Object.keys(state.streams) as SpaceId[]) {
+    const stream = next.streams[space] as HubStream
+    const stalled = stream.sent > stream.acked && now - stream.lastProgressAt >= state.config.retransmitMs
+    if (stalled && stream.snapshot === null) {
+      // Go-back-N. A snapshot the replica never confirmed is restarted from its first page.
+      const restart = stream.acked === 0 && facts.head(space) > 0
+      next = setStream(next, space, {
+        ...stream,
+        sent: stream.acked,
+        reading: false,
+        lastProgressAt: now,
+        snapshot: restart ? { cursor: facts.head(space), page: 0, afterKey: null } : null,
+      })
+    }
+    // Also resumes a stream whose last read failed.
+    next = pump(next, space, facts, effects)
+  }
+  return next
+}

@@ -1,0 +1,108 @@
+import type { Change } from '../change.js'
+import type { ErrorCode } from '../errors.js'
+import type { ReplicaId, SpaceId } from '../ids.js'
+
+/**
+ * The protocol version this build speaks. A peer that sends another version in `hello` is
+ * refused with `unsupported-protocol`; versions are bumped only for incompatible changes.
+ */
+export const PROTOCOL_VERSION = 1
+
+/**
+ * Opens a session; both sides send one.
+ *
+ * `have` is, per space, the sender's position in the *receiver's* stream: a replica says
+ * which hub log position it has applied; the hub answers with the highest counter of that
+ * replica's changes it has stored. Each side then resumes sending from there.
+ */
+export interface HelloMessage {
+  readonly type: 'hello'
+  readonly protocol: number
+  readonly replicaId: ReplicaId
+  readonly token?: string
+  readonly spaces: readonly SpaceId[]
+  readonly have: { readonly [space: string]: number }
+}
+
+/**
+ * Everything in the sender's stream for this space after position `from`, up to `to`.
+ *
+ * From a replica: its own changes with counters `from + 1 … to`, gap-free, in order. From the
+ * hub: the log entries after `from` up to and including `to`, minus the receiver's own
+ * changes (so `batch` may be empty while `to` still advances). A receiver takes a batch only
+ * when `from` is at or behind its position and `to` ahead of it; anything else is a gap or a
+ * duplicate, answered with an `ack` of its real position.
+ */
+export interface ChangesMessage {
+  readonly type: 'changes'
+  readonly space: SpaceId
+  readonly from: number
+  readonly to: number
+  readonly batch: readonly Change[]
+}
+
+/** The receiver has durably stored (hub) or applied (replica) the stream up to `upTo`. */
+export interface AckMessage {
+  readonly type: 'ack'
+  readonly space: SpaceId
+  readonly upTo: number
+}
+
+/**
+ * One page of a compacted snapshot: the current versions of records, not their history.
+ *
+ * Sent to a replica that is new (position 0) or older than the retained log. Pages are
+ * numbered from 0; after the `last` one the receiver's position is `cursor`, and the stream
+ * continues with `changes` from there. A replica applies pages in order, ignoring others.
+ */
+export interface SnapshotMessage {
+  readonly type: 'snapshot'
+  readonly space: SpaceId
+  readonly cursor: number
+  readonly page: number
+  readonly last: boolean
+  readonly batch: readonly Change[]
+}
+
+/** A refusal or failure, with a stable code. `space` is set when it concerns one space. */
+export interface ErrorMessage {
+  readonly type: 'error'
+  readonly code: ErrorCode
+  readonly message: string
+  readonly space?: SpaceId
+}
+
+/** Every message of the sync protocol. */
+export type Message = HelloMessage | ChangesMessage | AckMessage | SnapshotMessage | ErrorMessage
+
+/** The message type names. */
+export const MessageType = {
+  Hello: 'hello',
+  Changes: 'changes',
+  Ack: 'ack',
+  Snapshot: 'snapshot',
+  Error: 'error',
+} as const
+
+/** Bounds a receiver enforces on inbound frames. */
+export interface ProtocolLimits {
+  /** Largest frame, in UTF-16 code units of its JSON text. */
+  readonly maxFrameBytes: number
+  /** Most changes in one `changes` or `snapshot` batch. */
+  readonly maxBatch: number
+  /** Most spaces named in one `hello`. */
+  readonly maxSpaces: number
+  /** Longest token. */
+  readonly maxTokenLength: number
+  /** Most entries in one version vector. */
+  readonly maxVectorEntries: number
+}
+
+/** Default limits: generous for real use, small enough to bound memory per frame. */
+export const DEFAULT_LIMITS: ProtocolLimits = {
+  maxFrameBytes: 4 * 1024 * 1024,
+  maxBatch: 1000,
+  maxSpaces: 64,
+  maxTokenLength: 8192,
+  maxVectorEntries: 4096,
+}

@@ -1,0 +1,309 @@
+import type { Change } from '../change.js'
+import { ErrorCode } from '../errors.js'
+import type { ReplicaId, SpaceId } from '../ids.js'
+import { type Message, PROTOCOL_VERSION } from './messages.js'
+
+/** Tunables of the replica side of the protocol. */
+export interface ReplicaSessionConfig {
+  readonly replicaId: ReplicaId
+  readonly space: SpaceId
+  readonly token?: string
+  /** Most own changes per `changes` frame. */
+  readonly batchSize: number
+  /** Most own changes sent and not yet acknowledged. */
+  readonly window: number
+  /** Resend what is unacknowledged (and `hello`, if unanswered) after this long without progress. */
+  readonly retransmitMs: number
+}
+
+/** Defaults for {@link ReplicaSessionConfig}'s tunables. */
+export const DEFAULT_REPLICA_SESSION = { batchSize: 100, window: 1000, retransmitMs: 3000 } as const
+
+/** Where the session is: no transport, hello sent, or streaming. */
+export type ReplicaPhase = 'offline' | 'connecting' | 'ready'
+
+/**
+ * The replica side of one sync session, as plain data.
+ *
+ * Positions: `cursor` is the hub log position durably applied here; `applyingTo` is where
+ * it will be once queued applies land. `acked` is the highest own counter the hub has
+ * acknowledged as durable, `sent` the highest sent in this session, `local` the highest
+ * written locally. Invariant: acked ≤ sent ≤ local and cursor ≤ applyingTo.
+ */
+export interface ReplicaSessionState {
+  readonly config: ReplicaSessionConfig
+  readonly phase: ReplicaPhase
+  readonly cursor: number
+  readonly applyingTo: number
+  readonly acked: number
+  readonly sent: number
+  readonly local: number
+  readonly reading: boolean
+  readonly lastProgressAt: number
+  readonly snapshot: { readonly cursor: number; readonly nextPage: number } | null
+  /** Set when the hub refused the session for good (bad token, forbidden, protocol). */
+  readonly fatal: { readonly code: ErrorCode; readonly message: string } | null
+}
+
+/** What the runtime tells the session. */
+export type ReplicaSessionInput =
+  | { readonly type: 'connected'; readonly now: number }
+  | { readonly type: 'disconnected'; readonly now: number }
+  | { readonly type: 'message'; readonly now: number; readonly message: Message }
+  | { readonly type: 'local-write'; readonly now: number; readonly counter: number }
+  | {
+      readonly type: 'outbox-read'
+      readonly now: number
+      readonly after: number
+      readonly changes: readonly Change[]
+    }
+  | { readonly type: 'applied'; readonly now: number; readonly cursor: number | null }
+  | { readonly type: 'apply-failed'; readonly now: number }
+  | { readonly type: 'tick'; readonly now: number }
+
+/** What the session asks the runtime to do, in order. */
+export type ReplicaSessionEffect =
+  | { readonly type: 'send'; readonly message: Message }
+  /** Read own unacknowledged changes with counters > `after`, at most `limit`, in order. */
+  | { readonly type: 'read-outbox'; readonly after: number; readonly limit: number }
+  /** The hub has durably stored own changes up to `upTo`: drop them from the outbox. */
+  | { readonly type: 'drop-outbox'; readonly upTo: number }
+  /**
+   * Apply remote changes durably; when `cursor` is set, store it in the same transaction.
+   * `from` is the position the batch continues: the runtime must skip it unless its durable
+   * cursor is at least `from` (an earlier apply failed), so no position is ever skipped.
+   * Snapshot pages have `from: null`: they are joins that any state may take.
+   */
+  | {
+      readonly type: 'apply'
+      readonly batch: readonly Change[]
+      readonly from: number | null
+      readonly cursor: number | null
+    }
+  /** The hub refused the session for good; the runtime closes the transport and reports it. */
+  | { readonly type: 'fail'; readonly code: ErrorCode; readonly message: string }
+
+/** A step's outcome. */
+export interface ReplicaStep {
+  readonly state: ReplicaSessionState
+  readonly effects: readonly ReplicaSessionEffect[]
+}
+
+/** Positions restored from storage when a replica starts. */
+export interface ReplicaPositions {
+  readonly cursor: number
+  readonly acked: number
+  readonly local: number
+}
+
+/** The session of a replica that has just started, offline. */
+export function initialReplicaSession(
+  config: ReplicaSessionConfig,
+  positions: ReplicaPositions,
+): ReplicaSessionState {
+  return {
+    config,
+    phase: 'offline',
+    cursor: positions.cursor,
+    applyingTo: positions.cursor,
+    acked: positions.acked,
+    sent: positions.acked,
+    local: positions.local,
+    reading: false,
+    lastProgressAt: 0,
+    snapshot: null,
+    fatal: null,
+  }
+}
+
+const fatalCodes: ReadonlySet<ErrorCode> = new Set([
+  ErrorCode.Unauthenticated,
+  ErrorCode.Forbidden,
+  ErrorCode.UnsupportedProtocol,
+  ErrorCode.ReplicaMismatch,
+])
+
+function hello(state: ReplicaSessionState): ReplicaSessionEffect {
+  const { replicaId, space, token } = state.config
+  return {
+    type: 'send',
+    message: {
+      type: 'hello',
+      protocol: PROTOCOL_VERSION,
+      replicaId,
+      ...(token === undefined ? {} : { token }),
+      spaces: [space],
+      have: { [space]: state.cursor },
+    },
+  }
+}
+
+function ack(state: ReplicaSessionState): ReplicaSessionEffect {
+  return { type: 'send', message: { type: 'ack', space: state.config.space, upTo: state.cursor } }
+}
+
+/** Asks for the next outbox batch when the window allows. */
+function pump(state: ReplicaSessionState, effects: ReplicaSessionEffect[]): ReplicaSessionState {
+  if (state.phase !== 'ready' || state.reading || state.sent >= state.local) return state
+  const room = state.config.window - (state.sent - state.acked)
+  if (room <= 0) return state
+  effects.push({ type: 'read-outbox', after: state.sent, limit: Math.min(room, state.config.batchSize) })
+  return { ...state, reading: true }
+}
+
+/**
+ * Advances the replica side of the protocol by one input.
+ *
+ * Pure: the same state and input always give the same state and effects. Loss, duplication
+ * and reordering are absorbed by positions: a batch is taken only when it continues what is
+ * here, and an unanswered send is repeated after `retransmitMs` (go-back-N).
+ */
+export function stepReplicaSession(state: ReplicaSessionState, input: ReplicaSessionInput): ReplicaStep {
+  const effects: ReplicaSessionEffect[] = []
+  const next = reduce(state, input, effects)
+  return { state: next, effects }
+}
+
+function reduce(
+  state: ReplicaSessionState,
+  input: ReplicaSessionInput,
+  effects: ReplicaSessionEffect[],
+): ReplicaSessionState {
+  switch (input.type) {
+    case 'connected': {
+      if (state.fatal !== null) return state
+      const next: ReplicaSessionState = {
+        ...state,
+        phase: 'connecting',
+        lastProgressAt: input.now,
+        snapshot: null,
+      }
+      effects.push(hello(next))
+      return next
+    }
+    case 'disconnected':
+      return { ...state, phase: 'offline', sent: state.acked, reading: false, snapshot: null }
+    case 'local-write': {
+      const next = { ...state, local: Math.max(state.local, input.counter) }
+      return pump(next, effects)
+    }
+    case 'outbox-read': {
+      let next: ReplicaSessionState = { ...state, reading: false }
+      if (next.phase !== 'ready' || input.after !== next.sent) return pump(next, effects)
+      const last = input.changes[input.changes.length - 1]
+      if (last === undefined) return next
+      effects.push({
+        type: 'send',
+        message: {
+          type: 'changes',
+          space: next.config.space,
+          from: input.after,
+          to: last.dot[1],
+          batch: input.changes,
+        },
+      })
+      next = {
+        ...next,
+        sent: last.dot[1],
+        lastProgressAt: next.sent === next.acked ? input.now : next.lastProgressAt,
+      }
+      return pump(next, effects)
+    }
+    case 'applied': {
+      if (input.cursor === null || input.cursor <= state.cursor) return state
+      const next = { ...state, cursor: input.cursor }
+      effects.push(ack(next))
+      return next
+    }
+    case 'apply-failed':
+      // Nothing was stored: forget what was queued so the hub's retransmission is taken again.
+      return { ...state, applyingTo: state.cursor, snapshot: null }
+    case 'tick':
+      return tick(state, input.now, effects)
+    case 'message':
+      return receive(state, input.message, input.now, effects)
+  }
+}
+
+function tick(state: ReplicaSessionState, now: number, effects: ReplicaSessionEffect[]): ReplicaSessionState {
+  if (now - state.lastProgressAt < state.config.retransmitMs) return state
+  if (state.phase === 'connecting') {
+    effects.push(hello(state))
+    return { ...state, lastProgressAt: now }
+  }
+  if (state.phase !== 'ready') return state
+  // Re-announce our position: if the hub's last frames were lost, this prompts it to resend.
+  effects.push(ack(state))
+  if (state.sent > state.acked) return pump({ ...state, sent: state.acked, lastProgressAt: now }, effects)
+  return { ...state, lastProgressAt: now }
+}
+
+function receive(
+  state: ReplicaSessionState,
+  message: Message,
+  now: number,
+  effects: ReplicaSessionEffect[],
+): ReplicaSessionState {
+  const space = state.config.space
+  switch (message.type) {
+    case 'hello': {
+      const have = Math.min(message.have[space] ?? 0, state.local)
+      let next: ReplicaSessionState = { ...state, phase: 'ready', lastProgressAt: now }
+      if (have > next.acked) {
+        next = { ...next, acked: have }
+        effects.push({ type: 'drop-outbox', upTo: have })
+      }
+      next = { ...next, sent: next.acked, reading: false }
+      return pump(next, effects)
+    }
+    case 'ack': {
+      if (message.space !== space) return state
+      const upTo = Math.min(message.upTo, state.local)
+      if (upTo <= state.acked) return state
+      effects.push({ type: 'drop-outbox', upTo })
+      return pump({ ...state, acked: upTo, sent: Math.max(state.sent, upTo), lastProgressAt: now }, effects)
+    }
+    case 'changes': {
+      if (message.space !== space) return state
+      if (message.from <= state.applyingTo && message.to > state.applyingTo) {
+        effects.push({ type: 'apply', batch: message.batch, from: message.from, cursor: message.to })
+        return { ...state, applyingTo: message.to, lastProgressAt: now }
+      }
+      effects.push(ack(state))
+      return state
+    }
+    case 'snapshot': {
+      if (message.space !== space) return state
+      let current = state.snapshot
+      if (message.page === 0) current = { cursor: message.cursor, nextPage: 0 }
+      if (current === null || current.cursor !== message.cursor || current.nextPage !== message.page)
+        return state
+      const cursor = message.last ? message.cursor : null
+      effects.push({ type: 'apply', batch: message.batch, from: null, cursor })
+      if (!message.last)
+        return { ...state, snapshot: { cursor: current.cursor, nextPage: current.nextPage + 1 } }
+      return {
+        ...state,
+        snapshot: null,
+        applyingTo: Math.max(state.applyingTo, message.cursor),
+        lastProgressAt: now,
+      }
+    }
+    case 'error': {
+      if (message.code === ErrorCode.HelloRequired) {
+        effects.push(hello(state))
+        return { ...state, phase: 'connecting', sent: state.acked, reading: false, lastProgressAt: now }
+      }
+      if (fatalCodes.has(message.code)) {
+        effects.push({ type: 'fail', code: message.code, message: message.message })
+        return { ...state, phase: 'offline', fatal: { code: message.code, message: message.message } }
+      }
+      return state
+    }
+  }
+}
+
+/** True when everything written here is acknowledged and nothing received is still being applied. */
+export function isReplicaSettled(state: ReplicaSessionState): boolean {
+  return state.phase === 'ready' && state.acked >= state.local && state.cursor >= state.applyingTo
+}

@@ -1,0 +1,393 @@
+import type { Change } from './change.js'
+import { ChorusError, ErrorCode, isChorusError } from './errors.js'
+import { createHlc, HLC_ZERO, type Hlc } from './hlc.js'
+import {
+  asRecordId,
+  asSpaceId,
+  assertCollectionName,
+  type RecordId,
+  type ReplicaId,
+  type SpaceId,
+} from './ids.js'
+import type { JsonObject } from './json.js'
+import { decodeMessage, encodeMessage } from './protocol/codec.js'
+import { DEFAULT_LIMITS, type ProtocolLimits } from './protocol/messages.js'
+import {
+  DEFAULT_REPLICA_SESSION,
+  initialReplicaSession,
+  type ReplicaSessionEffect,
+  type ReplicaSessionInput,
+  type ReplicaSessionState,
+  stepReplicaSession,
+} from './protocol/replica-session.js'
+import { applyChange, type RecordState } from './record.js'
+import type { ConflictVersion } from './resolver.js'
+import { createResolverLookup, type ResolverConfig, type ResolverLookup } from './resolvers.js'
+import { SerialQueue } from './serial-queue.js'
+import type { ReplicaMeta, ReplicaStore, StoredRecord } from './storage.js'
+import { makeChange, type WriteIntent } from './write.js'
+
+/** Sync status as an application shows it. */
+export type SyncStatus = 'offline' | 'connecting' | 'syncing' | 'synced'
+
+/** A record conflict as an application shows it. */
+export interface Conflict {
+  readonly collection: string
+  readonly id: RecordId
+  readonly versions: readonly ConflictVersion[]
+}
+
+/** What changed, for live queries. */
+export interface ChangeEvent {
+  readonly collection: string
+  readonly ids: readonly RecordId[]
+  readonly origin: 'local' | 'remote'
+}
+
+/** Options for {@link openReplicaEngine}. */
+export interface ReplicaEngineOptions {
+  readonly store: ReplicaStore
+  readonly space: string
+  /** Wall-clock milliseconds (injected: core reads no clock). */
+  readonly now: () => number
+  /** Makes the id of a new replica (injected: core has no randomness). */
+  readonly createReplicaId: () => ReplicaId
+  readonly resolvers?: ResolverConfig
+  readonly token?: string
+  readonly maxDriftMs?: number
+  readonly limits?: ProtocolLimits
+  readonly session?: Partial<Pick<ReplicaSessionState['config'], 'batchSize' | 'window' | 'retransmitMs'>>
+  /** Called with every change applied, local or remote (for live queries). */
+  readonly onChange?: (event: ChangeEvent) => void
+  /** Called when the hub acknowledges own changes up to `upTo` as durable. */
+  readonly onAcked?: (upTo: number) => void
+  /** Called with errors that have no caller to reject: a refused session, a failed apply. */
+  readonly onError?: (error: ChorusError) => void
+  /** Called when a remote clock is further ahead than the drift limit. */
+  readonly onSkew?: (skewMs: number, from: ReplicaId) => void
+}
+
+/**
+ * A replica: a full leader over a {@link ReplicaStore}, and the replica side of sync.
+ *
+ * Every operation — local writes, remote applies, outbox reads — runs one at a time through
+ * one queue, so read-modify-write of a record is never interleaved. The transport is
+ * attached and detached from outside (`attach(send)`, `receive(frame)`, `detach()`); time
+ * moves by `tick()`. Nothing here touches a socket, a timer or a global.
+ */
+export interface ReplicaEngine {
+  readonly replicaId: ReplicaId
+  readonly space: SpaceId
+  put(collection: string, id: string, value: JsonObject): Promise<Change>
+  patch(collection: string, id: string, fields: JsonObject): Promise<Change>
+  delete(collection: string, id: string): Promise<Change>
+  /** Settles a conflict: a put whose context covers every version. */
+  resolve(collection: string, id: string, value: JsonObject): Promise<Change>
+  get(collection: string, id: string): Promise<JsonObject | undefined>
+  list(collection: string): Promise<{ id: RecordId; value: JsonObject }[]>
+  conflicts(): Promise<Conflict[]>
+  /** The raw record state (versions), for checkers and debugging. */
+  record(collection: string, id: string): Promise<RecordState | undefined>
+  attach(send: (frame: string) => void): void
+  detach(): void
+  receive(frame: string): Promise<void>
+  tick(): Promise<void>
+  status(): SyncStatus
+  /** Own changes not yet acknowledged by the hub. */
+  pending(): number
+  session(): ReplicaSessionState
+  /** Resolves when every queued operation has finished. */
+  idle(): Promise<void>
+  close(): Promise<void>
+}
+
+/** Opens (or creates) a replica over a store. */
+export async function openReplicaEngine(options: ReplicaEngineOptions): Promise<ReplicaEngine> {
+  const space = asSpaceId(options.space)
+  const { store } = options
+  let meta = await store.loadMeta()
+  if (meta === undefined) {
+    meta = { replicaId: options.createReplicaId(), space, counter: 0, clock: HLC_ZERO, cursor: 0 }
+    await store.initMeta(meta)
+  } else if (meta.space !== space) {
+    throw new ChorusError(
+      ErrorCode.InvalidArgument,
+      `this store belongs to space ${meta.space}, not ${space}: use one store per space`,
+    )
+  }
+  const first = await store.readOutbox(0, 1)
+  const acked = first[0] === undefined ? meta.counter : first[0].dot[1] - 1
+  return new Engine(options, meta, acked)
+}
+
+class Engine implements ReplicaEngine {
+  readonly replicaId: ReplicaId
+  readonly space: SpaceId
+  readonly #options: ReplicaEngineOptions
+  readonly #store: ReplicaStore
+  readonly #queue = new SerialQueue()
+  readonly #hlc: Hlc
+  readonly #resolvers: ResolverLookup
+  readonly #limits: ProtocolLimits
+  #meta: ReplicaMeta
+  #session: ReplicaSessionState
+  #send: ((frame: string) => void) | null = null
+  #closed = false
+
+  constructor(options: ReplicaEngineOptions, meta: ReplicaMeta, acked: number) {
+    this.#options = options
+    this.#store = options.store
+    this.#meta = meta
+    this.replicaId = meta.replicaId
+    this.space = meta.space
+    this.#resolvers = createResolverLookup(options.resolvers)
+    this.#limits = options.limits ?? DEFAULT_LIMITS
+    this.#hlc = createHlc({
+      replicaId: meta.replicaId,
+      now: options.now,
+      state: meta.clock,
+      ...(options.maxDriftMs === undefined ? {} : { maxDriftMs: options.maxDriftMs }),
+      ...(options.onSkew === undefined ? {} : { onSkew: options.onSkew }),
+    })
+    this.#session = initialReplicaSession(
+      {
+        replicaId: meta.replicaId,
+        space: meta.space,
+        ...(options.token === undefined ? {} : { token: options.token }),
+        ...DEFAULT_REPLICA_SESSION,
+        ...options.session,
+      },
+      { cursor: meta.cursor, acked, local: meta.counter },
+    )
+  }
+
+  put(collection: string, id: string, value: JsonObject): Promise<Change> {
+    return this.#write(collection, id, { type: 'put', value })
+  }
+
+  patch(collection: string, id: string, fields: JsonObject): Promise<Change> {
+    return this.#write(collection, id, { type: 'patch', fields })
+  }
+
+  delete(collection: string, id: string): Promise<Change> {
+    return this.#write(collection, id, { type: 'delete' })
+  }
+
+  resolve(collection: string, id: string, value: JsonObject): Promise<Change> {
+    return this.#write(collection, id, { type: 'put', value })
+  }
+
+  async get(collection: string, id: string): Promise<JsonObject | undefined> {
+    const state = await this.record(collection, id)
+    if (state === undefined) return undefined
+    return this.#resolvers(collection).resolve(state.versions).value
+  }
+
+  async list(collection: string): Promise<{ id: RecordId; value: JsonObject }[]> {
+    this.#assertOpen()
+    assertCollectionName(collection)
+    const resolver = this.#resolvers(collection)
+    const rows: { id: RecordId; value: JsonObject }[] = []
+    for (const record of await this.#store.listRecords(collection)) {
+      const value = resolver.resolve(record.state.versions).value
+      if (value !== undefined) rows.push({ id: record.id, value })
+    }
+    return rows
+  }
+
+  async conflicts(): Promise<Conflict[]> {
+    this.#assertOpen()
+    const out: Conflict[] = []
+    for (const record of await this.#store.allRecords()) {
+      if (record.state.versions.length < 2) continue
+      const conflict = this.#resolvers(record.collection).resolve(record.state.versions).conflict
+      if (conflict !== undefined)
+        out.push({ collection: record.collection, id: record.id, versions: conflict })
+    }
+    return out
+  }
+
+  record(collection: string, id: string): Promise<RecordState | undefined> {
+    this.#assertOpen()
+    return this.#store.getRecord(assertCollectionName(collection), asRecordId(id))
+  }
+
+  attach(send: (frame: string) => void): void {
+    this.#assertOpen()
+    this.#send = send
+    void this.#input({ type: 'connected', now: this.#options.now() })
+  }
+
+  detach(): void {
+    this.#send = null
+    void this.#input({ type: 'disconnected', now: this.#options.now() })
+  }
+
+  receive(frame: string): Promise<void> {
+    const decoded = decodeMessage(frame, this.#limits)
+    if (!decoded.ok) {
+      this.#transmit(encodeMessage({ type: 'error', ...decoded.error }))
+      return Promise.resolve()
+    }
+    return this.#input({ type: 'message', now: this.#options.now(), message: decoded.message })
+  }
+
+  tick(): Promise<void> {
+    return this.#input({ type: 'tick', now: this.#options.now() })
+  }
+
+  status(): SyncStatus {
+    const session = this.#session
+    if (this.#send === null || session.phase === 'offline') return 'offline'
+    if (session.phase === 'connecting') return 'connecting'
+    return session.acked >= session.local && session.cursor >= session.applyingTo ? 'synced' : 'syncing'
+  }
+
+  pending(): number {
+    return this.#session.local - this.#session.acked
+  }
+
+  session(): ReplicaSessionState {
+    return this.#session
+  }
+
+  idle(): Promise<void> {
+    return this.#queue.idle()
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return
+    this.#closed = true
+    this.#send = null
+    await this.#queue.idle()
+    await this.#store.close()
+  }
+
+  #assertOpen(): void {
+    if (this.#closed) throw new ChorusError(ErrorCode.Closed, 'this replica is closed')
+  }
+
+  #write(collection: string, id: string, intent: WriteIntent): Promise<Change> {
+    this.#assertOpen()
+    const name = assertCollectionName(collection)
+    const recordId = asRecordId(id)
+    return this.#queue.run(async () => {
+      const record = await this.#store.getRecord(name, recordId)
+      const counter = this.#meta.counter + 1
+      const change = makeChange({
+        collection: name,
+        id: recordId,
+        record,
+        resolver: this.#resolvers(name),
+        intent,
+        dot: [this.replicaId, counter],
+        hlc: this.#hlc.tick(),
+      })
+      const { state } = applyChange(record, change)
+      const clock = this.#hlc.state()
+      await this.#guard(() =>
+        this.#store.commitLocal({ record: { collection: name, id: recordId, state }, change, clock }),
+      )
+      this.#meta = { ...this.#meta, counter, clock }
+      this.#options.onChange?.({ collection: name, ids: [recordId], origin: 'local' })
+      await this.#handle({ type: 'local-write', now: this.#options.now(), counter })
+      return change
+    })
+  }
+
+  async #guard<TResult>(operation: () => Promise<TResult>): Promise<TResult> {
+    try {
+      return await operation()
+    } catch (error) {
+      if (isChorusError(error)) throw error
+      throw new ChorusError(ErrorCode.StorageFailed, 'the replica store failed; nothing was written', {
+        cause: error,
+      })
+    }
+  }
+
+  #input(input: ReplicaSessionInput): Promise<void> {
+    if (this.#closed) return Promise.resolve()
+    return this.#queue.run(() => this.#handle(input))
+  }
+
+  /** Steps the session and performs its effects; effect results are fed back in place. */
+  async #handle(input: ReplicaSessionInput): Promise<void> {
+    const step = stepReplicaSession(this.#session, input)
+    this.#session = step.state
+    for (const effect of step.effects) await this.#perform(effect)
+  }
+
+  async #perform(effect: ReplicaSessionEffect): Promise<void> {
+    switch (effect.type) {
+      case 'send':
+        this.#transmit(encodeMessage(effect.message))
+        return
+      case 'read-outbox': {
+        const changes = await this.#store.readOutbox(effect.after, effect.limit)
+        await this.#handle({ type: 'outbox-read', now: this.#options.now(), after: effect.after, changes })
+        return
+      }
+      case 'drop-outbox':
+        await this.#store.dropOutbox(effect.upTo)
+        this.#options.onAcked?.(effect.upTo)
+        return
+      case 'apply':
+        await this.#apply(effect.batch, effect.from, effect.cursor)
+        return
+      case 'fail':
+        this.#send = null
+        this.#options.onError?.(new ChorusError(effect.code, effect.message))
+        return
+    }
+  }
+
+  async #apply(batch: readonly Change[], from: number | null, cursor: number | null): Promise<void> {
+    const now = this.#options.now()
+    if (from !== null && from > this.#meta.cursor) {
+      await this.#handle({ type: 'apply-failed', now })
+      return
+    }
+    const touched = new Map<string, StoredRecord>()
+    for (const change of batch) {
+      const key = `${change.collection}\u0000${change.id}`
+      const current = touched.get(key)?.state ?? (await this.#store.getRecord(change.collection, change.id))
+      const { state, applied } = applyChange(current, change)
+      if (applied) {
+        this.#hlc.receive(change.hlc)
+        touched.set(key, { collection: change.collection, id: change.id, state })
+      }
+    }
+    const clock = this.#hlc.state()
+    const nextCursor = cursor === null ? null : Math.max(cursor, this.#meta.cursor)
+    try {
+      await this.#store.applyRemote({ records: [...touched.values()], clock, cursor: nextCursor })
+    } catch (error) {
+      this.#options.onError?.(
+        new ChorusError(
+          ErrorCode.StorageFailed,
+          'applying remote changes failed; they will be fetched again',
+          {
+            cause: error,
+          },
+        ),
+      )
+      await this.#handle({ type: 'apply-failed', now })
+      return
+    }
+    this.#meta = { ...this.#meta, clock, cursor: nextCursor ?? this.#meta.cursor }
+    const byCollection = new Map<string, RecordId[]>()
+    for (const record of touched.values()) {
+      const ids = byCollection.get(record.collection) ?? []
+      ids.push(record.id)
+      byCollection.set(record.collection, ids)
+    }
+    for (const [collection, ids] of byCollection)
+      this.#options.onChange?.({ collection, ids, origin: 'remote' })
+    await this.#handle({ type: 'applied', now, cursor: nextCursor })
+  }
+
+  #transmit(frame: string): void {
+    this.#send?.(frame)
+  }
+}

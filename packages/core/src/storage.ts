@@ -1,0 +1,120 @@
+import type { Change } from './change.js'
+import type { HlcState } from './hlc.js'
+import type { RecordId, ReplicaId, SpaceId } from './ids.js'
+import type { RecordState } from './record.js'
+
+/** What a replica keeps about itself besides records. */
+export interface ReplicaMeta {
+  readonly replicaId: ReplicaId
+  readonly space: SpaceId
+  /** The counter of this replica's latest change (0 before the first). */
+  readonly counter: number
+  /** The clock's state when that change (or the latest remote one) was stamped. */
+  readonly clock: HlcState
+  /** The hub log position applied here (0: nothing yet). */
+  readonly cursor: number
+}
+
+/** A record with its key. */
+export interface StoredRecord {
+  readonly collection: string
+  readonly id: RecordId
+  readonly state: RecordState
+}
+
+/**
+ * Where a replica keeps its data: IndexedDB in browsers, SQLite or memory elsewhere.
+ *
+ * Contract (checked by `@chorus/testkit`'s `runReplicaStoreConformance`):
+ * - `commitLocal` and `applyRemote` are atomic: after a crash, all of the call's writes are
+ *   there or none is. A promise that resolved means the writes are durable (for a durable
+ *   implementation) and visible to every later read.
+ * - Calls are made one at a time by the engine; an implementation need not serialise them.
+ * - The outbox is ordered by counter and holds exactly the changes committed locally and not
+ *   yet dropped; `dropOutbox(n)` removes those with counter ≤ n and is idempotent.
+ * - Failures reject with a `ChorusError` (`storage-failed`, with the cause), never half-write.
+ */
+export interface ReplicaStore {
+  /** The replica's metadata, or `undefined` for a store never initialised. */
+  loadMeta(): Promise<ReplicaMeta | undefined>
+  /** Writes the metadata of a new replica. */
+  initMeta(meta: ReplicaMeta): Promise<void>
+  getRecord(collection: string, id: RecordId): Promise<RecordState | undefined>
+  /** Every record of a collection, in id order. */
+  listRecords(collection: string): Promise<StoredRecord[]>
+  /** Every record, for checkers and exports. */
+  allRecords(): Promise<StoredRecord[]>
+  /** A local write: the record, the change into the outbox, counter and clock, atomically. */
+  commitLocal(write: {
+    readonly record: StoredRecord
+    readonly change: Change
+    readonly clock: HlcState
+  }): Promise<void>
+  /** Remote changes applied: their records, the clock and (when set) the cursor, atomically. */
+  applyRemote(batch: {
+    readonly records: readonly StoredRecord[]
+    readonly clock: HlcState
+    readonly cursor: number | null
+  }): Promise<void>
+  /** Own changes with counter > `after`, in counter order, at most `limit`. */
+  readOutbox(after: number, limit: number): Promise<Change[]>
+  /** How many changes the outbox holds. */
+  outboxSize(): Promise<number>
+  dropOutbox(upTo: number): Promise<void>
+  close(): Promise<void>
+}
+
+/** What the hub knows durably about a space. */
+export interface SpaceMeta {
+  readonly head: number
+  readonly floor: number
+  readonly received: { readonly [replica: string]: number }
+}
+
+/** A log entry: a change and the position the hub gave it. */
+export interface LogEntry {
+  readonly seq: number
+  readonly change: Change
+}
+
+/** The outcome of an append. */
+export interface AppendResult {
+  /** The space's last position after the append. */
+  readonly head: number
+  /** The highest counter of the replica now stored. */
+  readonly received: number
+  /** How many changes were new. */
+  readonly appended: number
+}
+
+/**
+ * Where a hub (the relay) keeps each space: its log of changes and their compacted state.
+ *
+ * Contract (checked by `@chorus/testkit`'s `runHubStoreConformance`):
+ * - `append` stores only the gap-free continuation of what it holds for that replica
+ *   (counters received+1, received+2, …), skipping duplicates and stopping at a gap. Log
+ *   entries and the compacted records are updated in one atomic, durable commit: once the
+ *   promise resolves the hub may acknowledge, and a crash must not lose it.
+ * - Positions are 1, 2, 3, … per space, without gaps, in append order.
+ * - `readSnapshot` pages through the records' current versions in key order: every change
+ *   appended before the first page was read is in some page or superseded by one that is.
+ * - Failures reject with a `ChorusError` (`storage-failed`) and leave nothing half-written.
+ */
+export interface HubStore {
+  loadSpace(space: SpaceId): Promise<SpaceMeta>
+  append(space: SpaceId, replica: ReplicaId, changes: readonly Change[]): Promise<AppendResult>
+  /** Entries with seq > `after`, in order, at most `limit`. */
+  readLog(space: SpaceId, after: number, limit: number): Promise<LogEntry[]>
+  /** Up to `limit` records' versions after `afterKey`; `nextKey` null on the last page. */
+  readSnapshot(
+    space: SpaceId,
+    afterKey: string | null,
+    limit: number,
+  ): Promise<{ readonly changes: Change[]; readonly nextKey: string | null }>
+  close(): Promise<void>
+}
+
+/** The key that orders records in snapshots: collection and id, unambiguously joined. */
+export function recordKey(collection: string, id: string): string {
+  return `${collection}\u0000${id}`
+}
