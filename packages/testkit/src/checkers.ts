@@ -1,0 +1,158 @@
+import {
+  type Change,
+  canonicalJson,
+  coversDot,
+  type Dot,
+  descends,
+  encodeVv,
+  type JsonValue,
+  type RecordState,
+  type ResolverLookup,
+  recordContext,
+  recordKey,
+  type StoredRecord,
+  type VersionVector,
+} from '@chorus/core'
+
+/** One replica's data, as the checkers read it. */
+export interface ReplicaSnapshot {
+  readonly name: string
+  readonly records: readonly StoredRecord[]
+}
+
+/** A checker's verdict: `ok`, or the problems found, each readable on its own. */
+export interface CheckResult {
+  readonly ok: boolean
+  readonly problems: readonly string[]
+}
+
+function verdict(problems: string[]): CheckResult {
+  return { ok: problems.length === 0, problems }
+}
+
+function versionsFingerprint(state: RecordState): string {
+  return state.versions.map((version) => `${version.dot[0]}:${version.dot[1]}`).join('|')
+}
+
+/**
+ * Convergence: every replica holds the same records, with the same versions (siblings),
+ * and reads the same resolved value from each.
+ */
+export function checkConvergence(
+  replicas: readonly ReplicaSnapshot[],
+  resolvers: ResolverLookup,
+): CheckResult {
+  const problems: string[] = []
+  const reference = replicas[0]
+  if (reference === undefined) return verdict(problems)
+  const describe = (snapshot: ReplicaSnapshot) => {
+    const out = new Map<string, { versions: string; value: string }>()
+    for (const record of snapshot.records) {
+      const resolved = resolvers(record.collection).resolve(record.state.versions)
+      const value = resolved.value === undefined ? '<deleted>' : canonicalJson(resolved.value as JsonValue)
+      out.set(recordKey(record.collection, record.id), { versions: versionsFingerprint(record.state), value })
+    }
+    return out
+  }
+  const expected = describe(reference)
+  for (const replica of replicas.slice(1)) {
+    const actual = describe(replica)
+    const keys = new Set([...expected.keys(), ...actual.keys()])
+    for (const key of keys) {
+      const a = expected.get(key)
+      const b = actual.get(key)
+      const label = key.replace('\u0000', '/')
+      if (a === undefined || b === undefined) {
+        problems.push(`${label}: present on ${a === undefined ? replica.name : reference.name} only`)
+      } else if (a.versions !== b.versions) {
+        problems.push(`${label}: versions ${reference.name}=[${a.versions}] ${replica.name}=[${b.versions}]`)
+      } else if (a.value !== b.value) {
+        problems.push(`${label}: value ${reference.name}=${a.value} ${replica.name}=${b.value}`)
+      }
+    }
+  }
+  return verdict(problems)
+}
+
+/**
+ * No acknowledged write lost: every change the hub acknowledged is, on every replica, either
+ * still a version of its record or superseded by a version whose writer had seen it.
+ *
+ * `acked` maps a replica id to the highest counter the hub acknowledged; `writes` are all
+ * changes made, so each acknowledged dot can be found. This is the right check for every
+ * resolver: `lww` keeps losing versions as siblings, it only reads the winner.
+ */
+export function checkAcknowledgedWrites(
+  replicas: readonly ReplicaSnapshot[],
+  writes: readonly Change[],
+  acked: ReadonlyMap<string, number>,
+): CheckResult {
+  const problems: string[] = []
+  for (const replica of replicas) {
+    const contexts = new Map<string, VersionVector>()
+    for (const record of replica.records) {
+      contexts.set(recordKey(record.collection, record.id), recordContext(record.state))
+    }
+    for (const write of writes) {
+      if (write.dot[1] > (acked.get(write.dot[0]) ?? 0)) continue
+      const context = contexts.get(recordKey(write.collection, write.id))
+      if (context === undefined || !coversDot(context, write.dot)) {
+        problems.push(
+          `${replica.name}: acknowledged write ${write.dot[0]}:${write.dot[1]} to ${write.collection}/${write.id} is lost`,
+        )
+      }
+    }
+  }
+  return verdict(problems)
+}
+
+/** One observation for the causality checker. */
+export type CausalEvent =
+  | {
+      readonly kind: 'write'
+      readonly session: string
+      readonly collection: string
+      readonly id: string
+      readonly dot: Dot
+    }
+  | {
+      readonly kind: 'read'
+      readonly session: string
+      readonly collection: string
+      readonly id: string
+      /** The record's context as the read saw it. */
+      readonly context: VersionVector
+    }
+
+/**
+ * Session guarantees over a history of reads and writes.
+ *
+ * Read-your-writes: a read in a session sees every earlier write of that session to the
+ * record. Monotonic reads: a session's reads of a record never go back in causal history.
+ * A session is one replica incarnation: a wiped replica starts a new session.
+ */
+export function checkCausality(history: readonly CausalEvent[]): CheckResult {
+  const problems: string[] = []
+  const lastWrite = new Map<string, Dot>()
+  const lastRead = new Map<string, VersionVector>()
+  for (const event of history) {
+    const key = `${event.session}\u0000${recordKey(event.collection, event.id)}`
+    const label = `${event.session} ${event.collection}/${event.id}`
+    if (event.kind === 'write') {
+      lastWrite.set(key, event.dot)
+      continue
+    }
+    const written = lastWrite.get(key)
+    if (written !== undefined && !coversDot(event.context, written)) {
+      problems.push(
+        `${label}: read [${encodeVv(event.context)}] misses own write ${written[0]}:${written[1]}`,
+      )
+    }
+    const previous = lastRead.get(key)
+    if (previous !== undefined && !descends(event.context, previous)) {
+      problems.push(`${label}: read [${encodeVv(event.context)}] went back from [${encodeVv(previous)}]`)
+    }
+    lastRead.set(key, event.context)
+  }
+  return verdict(problems)
+}

@@ -1,0 +1,118 @@
+import {
+  type AppendResult,
+  applyChange,
+  type Change,
+  ChorusError,
+  ErrorCode,
+  type HubStore,
+  type LogEntry,
+  type RecordState,
+  type ReplicaId,
+  recordKey,
+  type SpaceId,
+  type SpaceMeta,
+} from '@chorus/core'
+
+interface MemorySpace {
+  readonly log: LogEntry[]
+  floor: number
+  head: number
+  readonly received: Map<string, number>
+  readonly records: Map<string, RecordState>
+}
+
+/**
+ * A {@link HubStore} in memory, for tests and simulations.
+ *
+ * It keeps the log and the compacted records per space. `truncateLog` drops old entries
+ * the way a compacting relay would, so tests can send a lagging replica to a snapshot.
+ */
+export class MemoryHubStore implements HubStore {
+  readonly #spaces = new Map<string, MemorySpace>()
+  #closed = false
+  /** When true, every append rejects with `storage-failed` and changes nothing. */
+  failWrites = false
+
+  #space(space: SpaceId): MemorySpace {
+    if (this.#closed) throw new ChorusError(ErrorCode.Closed, 'this store is closed')
+    let found = this.#spaces.get(space)
+    if (found === undefined) {
+      found = { log: [], floor: 0, head: 0, received: new Map(), records: new Map() }
+      this.#spaces.set(space, found)
+    }
+    return found
+  }
+
+  async loadSpace(space: SpaceId): Promise<SpaceMeta> {
+    const found = this.#space(space)
+    return { head: found.head, floor: found.floor, received: Object.fromEntries(found.received) }
+  }
+
+  async append(space: SpaceId, replica: ReplicaId, changes: readonly Change[]): Promise<AppendResult> {
+    const found = this.#space(space)
+    if (this.failWrites)
+      throw new ChorusError(ErrorCode.StorageFailed, 'the store refused the append (simulated)')
+    let received = found.received.get(replica) ?? 0
+    const fresh: Change[] = []
+    for (const change of changes) {
+      if (change.dot[0] !== replica) {
+        throw new ChorusError(
+          ErrorCode.ReplicaMismatch,
+          `change from ${change.dot[0]} appended as ${replica}`,
+        )
+      }
+      if (change.dot[1] <= received) continue
+      if (change.dot[1] !== received + 1) break
+      fresh.push(change)
+      received = change.dot[1]
+    }
+    for (const change of fresh) {
+      found.head += 1
+      found.log.push({ seq: found.head, change })
+      const key = recordKey(change.collection, change.id)
+      found.records.set(key, applyChange(found.records.get(key), change).state)
+    }
+    found.received.set(replica, received)
+    return { head: found.head, received, appended: fresh.length }
+  }
+
+  async readLog(space: SpaceId, after: number, limit: number): Promise<LogEntry[]> {
+    const found = this.#space(space)
+    if (after < found.floor) {
+      throw new ChorusError(ErrorCode.ResyncRequired, `log entries up to ${found.floor} were compacted`)
+    }
+    const start = found.log.findIndex((entry) => entry.seq > after)
+    return start === -1 ? [] : found.log.slice(start, start + limit)
+  }
+
+  async readSnapshot(
+    space: SpaceId,
+    afterKey: string | null,
+    limit: number,
+  ): Promise<{ changes: Change[]; nextKey: string | null }> {
+    const found = this.#space(space)
+    const keys = [...found.records.keys()].filter((key) => afterKey === null || key > afterKey).sort()
+    const page = keys.slice(0, limit)
+    const changes = page.flatMap((key) => (found.records.get(key) as RecordState).versions)
+    const nextKey = keys.length > limit ? (page[page.length - 1] as string) : null
+    return { changes, nextKey }
+  }
+
+  /** Drops log entries at or below `upTo`; replicas behind it will bootstrap from a snapshot. */
+  truncateLog(space: SpaceId, upTo: number): void {
+    const found = this.#space(space)
+    const cut = Math.min(upTo, found.head)
+    while (found.log.length > 0 && (found.log[0] as LogEntry).seq <= cut) found.log.shift()
+    found.floor = Math.max(found.floor, cut)
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true
+  }
+
+  /** Opens the store again after `close`, as a restarted relay reopens its database. */
+  reopen(): this {
+    this.#closed = false
+    return this
+  }
+}

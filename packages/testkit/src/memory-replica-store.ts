@@ -1,0 +1,129 @@
+import {
+  type Change,
+  ChorusError,
+  ErrorCode,
+  type HlcState,
+  type RecordId,
+  type RecordState,
+  type ReplicaMeta,
+  type ReplicaStore,
+  recordKey,
+  type StoredRecord,
+} from '@chorus/core'
+
+/**
+ * A {@link ReplicaStore} in memory: for tests, simulations and server-side rendering.
+ *
+ * Every call is atomic (it mutates synchronously after its checks). In a simulation the
+ * store object plays the disk: a crashed replica's engine is dropped and a new one opened
+ * over the same store; a wiped replica gets a new, empty store. `failWrites` makes writes
+ * reject as a full disk would, to test that nothing is acknowledged that was not stored.
+ */
+export class MemoryReplicaStore implements ReplicaStore {
+  #meta: ReplicaMeta | undefined
+  readonly #records = new Map<string, StoredRecord>()
+  readonly #outbox: Change[] = []
+  #closed = false
+  /** When true, every write rejects with `storage-failed` and changes nothing. */
+  failWrites = false
+
+  async loadMeta(): Promise<ReplicaMeta | undefined> {
+    this.#check(false)
+    return this.#meta
+  }
+
+  async initMeta(meta: ReplicaMeta): Promise<void> {
+    this.#check(true)
+    this.#meta = meta
+  }
+
+  async getRecord(collection: string, id: RecordId): Promise<RecordState | undefined> {
+    this.#check(false)
+    return this.#records.get(recordKey(collection, id))?.state
+  }
+
+  async listRecords(collection: string): Promise<StoredRecord[]> {
+    this.#check(false)
+    return [...this.#records.values()]
+      .filter((record) => record.collection === collection)
+      .sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
+  }
+
+  async allRecords(): Promise<StoredRecord[]> {
+    this.#check(false)
+    return [...this.#records.entries()]
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+      .map(([, record]) => record)
+  }
+
+  async commitLocal(write: { record: StoredRecord; change: Change; clock: HlcState }): Promise<void> {
+    const meta = this.#requireMeta()
+    this.#check(true)
+    const { record, change, clock } = write
+    if (change.dot[1] !== meta.counter + 1) {
+      throw new ChorusError(
+        ErrorCode.Internal,
+        `outbox counter ${change.dot[1]} does not follow ${meta.counter}`,
+      )
+    }
+    this.#records.set(recordKey(record.collection, record.id), record)
+    this.#outbox.push(change)
+    this.#meta = { ...meta, counter: change.dot[1], clock }
+  }
+
+  async applyRemote(batch: {
+    records: readonly StoredRecord[]
+    clock: HlcState
+    cursor: number | null
+  }): Promise<void> {
+    const meta = this.#requireMeta()
+    this.#check(true)
+    for (const record of batch.records) this.#records.set(recordKey(record.collection, record.id), record)
+    this.#meta = { ...meta, clock: batch.clock, cursor: batch.cursor ?? meta.cursor }
+  }
+
+  async readOutbox(after: number, limit: number): Promise<Change[]> {
+    this.#check(false)
+    const out: Change[] = []
+    for (const change of this.#outbox) {
+      if (out.length >= limit) break
+      if (change.dot[1] > after) out.push(change)
+    }
+    return out
+  }
+
+  async outboxSize(): Promise<number> {
+    this.#check(false)
+    return this.#outbox.length
+  }
+
+  async dropOutbox(upTo: number): Promise<void> {
+    this.#check(true)
+    let n = 0
+    while (n < this.#outbox.length && (this.#outbox[n] as Change).dot[1] <= upTo) n++
+    this.#outbox.splice(0, n)
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true
+  }
+
+  /** Opens the store again after `close`, as a process restart reopens its database. */
+  reopen(): this {
+    this.#closed = false
+    return this
+  }
+
+  #requireMeta(): ReplicaMeta {
+    if (this.#meta === undefined)
+      throw new ChorusError(ErrorCode.Internal, 'the store has no replica metadata yet')
+    return this.#meta
+  }
+
+  #check(write: boolean): void {
+    if (this.#closed) throw new ChorusError(ErrorCode.Closed, 'this store is closed')
+    if (write && this.failWrites) {
+      throw new ChorusError(ErrorCode.StorageFailed, 'the store refused the write (simulated full disk)')
+    }
+  }
+}
