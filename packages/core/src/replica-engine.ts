@@ -324,13 +324,29 @@ class Engine implements ReplicaEngine {
         this.#transmit(encodeMessage(effect.message))
         return
       case 'read-outbox': {
-        const changes = await this.#store.readOutbox(effect.after, effect.limit)
+        let changes: Change[]
+        try {
+          changes = await this.#store.readOutbox(effect.after, effect.limit)
+        } catch (error) {
+          this.#report(error, 'reading the outbox failed; sending resumes on the next tick')
+          await this.#handle({ type: 'outbox-failed', now: this.#options.now() })
+          return
+        }
         await this.#handle({ type: 'outbox-read', now: this.#options.now(), after: effect.after, changes })
         return
       }
       case 'drop-outbox':
-        await this.#store.dropOutbox(effect.upTo)
+        // The hub holds these durably whether or not the local cleanup succeeds; a change
+        // left behind is never resent (reads start after `sent`) and goes with the next drop.
         this.#options.onAcked?.(effect.upTo)
+        try {
+          await this.#store.dropOutbox(effect.upTo)
+        } catch (error) {
+          this.#report(
+            error,
+            'dropping acknowledged changes from the outbox failed; they go with the next ack',
+          )
+        }
         return
       case 'apply':
         await this.#apply(effect.batch, effect.from, effect.cursor)
@@ -342,6 +358,14 @@ class Engine implements ReplicaEngine {
     }
   }
 
+  #report(error: unknown, message: string): void {
+    this.#options.onError?.(
+      isChorusError(error) && error.code !== ErrorCode.StorageFailed
+        ? error
+        : new ChorusError(ErrorCode.StorageFailed, message, { cause: error }),
+    )
+  }
+
   async #apply(batch: readonly Change[], from: number | null, cursor: number | null): Promise<void> {
     const now = this.#options.now()
     if (from !== null && from > this.#meta.cursor) {
@@ -349,33 +373,27 @@ class Engine implements ReplicaEngine {
       return
     }
     const touched = new Map<string, StoredRecord>()
-    for (const change of batch) {
-      const key = `${change.collection}\u0000${change.id}`
-      const current = touched.get(key)?.state ?? (await this.#store.getRecord(change.collection, change.id))
-      const { state, applied } = applyChange(current, change)
-      if (applied) {
-        this.#hlc.receive(change.hlc)
-        touched.set(key, { collection: change.collection, id: change.id, state })
-      }
-    }
-    const clock = this.#hlc.state()
     const nextCursor = cursor === null ? null : Math.max(cursor, this.#meta.cursor)
     try {
-      await this.#store.applyRemote({ records: [...touched.values()], clock, cursor: nextCursor })
+      for (const change of batch) {
+        const key = `${change.collection}\u0000${change.id}`
+        const current = touched.get(key)?.state ?? (await this.#store.getRecord(change.collection, change.id))
+        const { state, applied } = applyChange(current, change)
+        if (!applied) continue
+        touched.set(key, { collection: change.collection, id: change.id, state })
+        this.#hlc.receive(change.hlc)
+      }
+      await this.#store.applyRemote({
+        records: [...touched.values()],
+        clock: this.#hlc.state(),
+        cursor: nextCursor,
+      })
     } catch (error) {
-      this.#options.onError?.(
-        new ChorusError(
-          ErrorCode.StorageFailed,
-          'applying remote changes failed; they will be fetched again',
-          {
-            cause: error,
-          },
-        ),
-      )
+      this.#report(error, 'applying remote changes failed; they will be fetched again')
       await this.#handle({ type: 'apply-failed', now })
       return
     }
-    this.#meta = { ...this.#meta, clock, cursor: nextCursor ?? this.#meta.cursor }
+    this.#meta = { ...this.#meta, clock: this.#hlc.state(), cursor: nextCursor ?? this.#meta.cursor }
     const byCollection = new Map<string, RecordId[]>()
     for (const record of touched.values()) {
       const ids = byCollection.get(record.collection) ?? []

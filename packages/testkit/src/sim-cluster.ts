@@ -90,6 +90,8 @@ export class SimCluster {
   /** Highest acknowledged counter per replica id. */
   readonly acked = new Map<string, number>()
   readonly history: CausalEvent[] = []
+  /** Conflicts a test settled by writing (for reports). */
+  conflictsSettled = 0
   /** Errors engines reported with no caller to reject. */
   readonly errors: ChorusError[] = []
   readonly #options: SimClusterOptions
@@ -138,6 +140,11 @@ export class SimCluster {
   /** Replica names, r1…rN. */
   names(): string[] {
     return [...this.#slots.keys()]
+  }
+
+  /** A replica's store (its disk), crashed or not. */
+  store(name: string): MemoryReplicaStore {
+    return this.#slot(name).store
   }
 
   /** The live engine of a replica, or `null` while it is crashed. */

@@ -57,6 +57,8 @@ export type ReplicaSessionInput =
       readonly after: number
       readonly changes: readonly Change[]
     }
+  /** Reading the outbox failed; the next tick tries again. */
+  | { readonly type: 'outbox-failed'; readonly now: number }
   | { readonly type: 'applied'; readonly now: number; readonly cursor: number | null }
   | { readonly type: 'apply-failed'; readonly now: number }
   | { readonly type: 'tick'; readonly now: number }
@@ -209,6 +211,8 @@ function reduce(
       }
       return pump(next, effects)
     }
+    case 'outbox-failed':
+      return { ...state, reading: false }
     case 'applied': {
       if (input.cursor === null || input.cursor <= state.cursor) return state
       const next = { ...state, cursor: input.cursor }
@@ -234,8 +238,9 @@ function tick(state: ReplicaSessionState, now: number, effects: ReplicaSessionEf
   if (state.phase !== 'ready') return state
   // Re-announce our position: if the hub's last frames were lost, this prompts it to resend.
   effects.push(ack(state))
-  if (state.sent > state.acked) return pump({ ...state, sent: state.acked, lastProgressAt: now }, effects)
-  return { ...state, lastProgressAt: now }
+  const rewound = state.sent > state.acked ? { ...state, sent: state.acked, reading: false } : state
+  // Also resumes sending after a failed outbox read.
+  return pump({ ...rewound, lastProgressAt: now }, effects)
 }
 
 function receive(

@@ -1,0 +1,226 @@
+import {
+  ErrorCode,
+  isChorusError,
+  type JsonObject,
+  type ResolverKind,
+  type SpaceId,
+  type WriteIntent,
+} from '@chorus/core'
+import { createSimCluster, type Prng, type SimCluster } from '@chorus/testkit'
+
+/** How hard a simulated run is: the ranges each seed draws from. */
+export interface Severity {
+  readonly maxLoss: number
+  readonly maxDuplicate: number
+  readonly maxReorder: number
+  readonly maxSkewMs: number
+}
+
+/** The issue's bar: loss ≤ 30 %, duplication ≤ 50 %, reordering, skew ±10 minutes. */
+export const FULL_SEVERITY: Severity = {
+  maxLoss: 0.3,
+  maxDuplicate: 0.5,
+  maxReorder: 0.3,
+  maxSkewMs: 600_000,
+}
+
+const COLLECTION = 'notes'
+const FIELDS = ['title', 'body', 'done', 'tags'] as const
+
+function randomValue(prng: Prng, author: string): JsonObject {
+  const value: Record<string, string | boolean | string[]> = {}
+  for (const field of FIELDS) {
+    if (!prng.bool(0.75)) continue
+    if (field === 'done') value[field] = prng.bool()
+    else if (field === 'tags') value[field] = [author, `t${prng.int(0, 3)}`]
+    else value[field] = `${field} by ${author} #${prng.int(0, 999)}`
+  }
+  return value
+}
+
+function randomIntent(prng: Prng, author: string): WriteIntent {
+  const roll = prng.next()
+  if (roll < 0.45) return { type: 'put', value: randomValue(prng, author) }
+  if (roll < 0.9) {
+    const fields = randomValue(prng, author)
+    return {
+      type: 'patch',
+      fields: Object.keys(fields).length > 0 ? fields : { title: `patched by ${author}` },
+    }
+  }
+  return { type: 'delete' }
+}
+
+/** What a run did, for the failure message and for tests that look closer. */
+export interface RunReport {
+  readonly seed: number
+  readonly resolver: ResolverKind
+  readonly replicas: number
+  readonly actions: string[]
+  readonly settled: boolean
+  readonly problems: readonly string[]
+  readonly cluster: SimCluster
+}
+
+/**
+ * One seeded run: replicas write on overlapping records while the network drops,
+ * duplicates, reorders and partitions, nodes crash and restart, a replica may be wiped and
+ * the hub's log compacted; then every fault ends and the cluster must settle and pass
+ * every checker.
+ */
+export async function runScenario(
+  seed: number,
+  resolver: ResolverKind,
+  severity = FULL_SEVERITY,
+): Promise<RunReport> {
+  const plan = (await import('@chorus/testkit')).createPrng(`${resolver}:${seed}`)
+  const replicas = plan.int(3, 8)
+  const cluster = await createSimCluster({
+    seed,
+    replicas,
+    resolvers: { [COLLECTION]: resolver },
+    maxSkewMs: severity.maxSkewMs,
+    faults: {
+      latencyMs: plan.int(1, 40),
+      jitterMs: plan.int(0, 40),
+      loss: plan.next() * severity.maxLoss,
+      duplicate: plan.next() * severity.maxDuplicate,
+      reorder: plan.next() * severity.maxReorder,
+    },
+  })
+  const names = cluster.names()
+  const ids = Array.from({ length: plan.int(3, 8) }, (_, i) => `note-${i}`)
+  const actions: string[] = []
+  const phases = plan.int(6, 14)
+  let wiped = false
+  for (let phase = 0; phase < phases; phase++) {
+    const roll = plan.next()
+    if (roll < 0.12) {
+      const groups = splitRandomly(plan, ['hub', ...names])
+      cluster.net.partition(groups)
+      actions.push(`partition ${groups.map((g) => g.join('+')).join(' | ')}`)
+    } else if (roll < 0.18) {
+      const [from, to] = plan.shuffle(['hub', ...names]) as [string, string]
+      cluster.net.cut(from, to)
+      actions.push(`cut ${from}->${to}`)
+    } else if (roll < 0.26) {
+      cluster.net.heal()
+      actions.push('heal')
+    } else if (roll < 0.36) {
+      const name = plan.pick(names)
+      if (cluster.isUp(name)) cluster.crash(name)
+      else await cluster.restart(name)
+      actions.push(`${cluster.isUp(name) ? 'restart' : 'crash'} ${name}`)
+    } else if (roll < 0.42) {
+      if (cluster.isUp('hub')) cluster.crashHub()
+      else cluster.restartHub()
+      actions.push(`${cluster.isUp('hub') ? 'restart' : 'crash'} hub`)
+    } else if (roll < 0.45 && !wiped) {
+      wiped = true
+      const name = plan.pick(names)
+      await cluster.wipe(name)
+      actions.push(`wipe ${name}`)
+    } else if (roll < 0.47) {
+      cluster.hubStore.failWrites = !cluster.hubStore.failWrites
+      actions.push(`hub disk ${cluster.hubStore.failWrites ? 'full' : 'freed'}`)
+    } else if (roll < 0.5) {
+      const name = plan.pick(names)
+      const store = cluster.store(name)
+      store.failWrites = !store.failWrites
+      actions.push(`${name} disk ${store.failWrites ? 'full' : 'freed'}`)
+    } else if (roll < 0.54) {
+      const { head } = await cluster.hubStore.loadSpace(cluster.space as SpaceId)
+      const upTo = plan.int(0, head)
+      cluster.hubStore.truncateLog(cluster.space as SpaceId, upTo)
+      actions.push(`compact log to ${upTo}`)
+    } else {
+      const writes = plan.int(1, 12)
+      for (let i = 0; i < writes; i++) {
+        const name = plan.pick(names)
+        const id = plan.pick(ids)
+        await cluster.read(name, COLLECTION, id)
+        await writeOrRefused(cluster, name, id, randomIntent(plan, name))
+        await cluster.read(name, COLLECTION, id)
+        await settleConflict(cluster, plan, name)
+        await cluster.run(plan.int(0, 300))
+      }
+      actions.push(`${writes} writes`)
+    }
+    await cluster.run(plan.int(200, 4000))
+  }
+  cluster.hubStore.failWrites = false
+  for (const name of names) cluster.store(name).failWrites = false
+  const settled = await cluster.settle()
+  for (const name of names) for (const id of ids) await cluster.read(name, COLLECTION, id)
+  const verdict = await cluster.check()
+  const problems = [...(settled ? [] : ['did not settle within 10 virtual minutes']), ...verdict.problems]
+  return { seed, resolver, replicas, actions, settled, problems, cluster }
+}
+
+/** A write on a full disk must be refused with `storage-failed` and leave nothing behind. */
+async function writeOrRefused(
+  cluster: SimCluster,
+  name: string,
+  id: string,
+  intent: WriteIntent,
+): Promise<void> {
+  const store = cluster.store(name)
+  if (!store.failWrites) {
+    await cluster.write(name, COLLECTION, id, intent)
+    return
+  }
+  const engine = cluster.engine(name)
+  if (engine === null) return
+  const before = await store.outboxSize()
+  const error: unknown = await cluster.write(name, COLLECTION, id, intent).then(
+    () => undefined,
+    (reason: unknown) => reason,
+  )
+  if (!isChorusError(error, ErrorCode.StorageFailed)) {
+    throw new Error(`a write on a full disk at ${name} was not refused with storage-failed: ${String(error)}`)
+  }
+  if ((await store.outboxSize()) !== before)
+    throw new Error(`a refused write at ${name} left a change in the outbox`)
+}
+
+/** Sometimes a user settles a conflict they see, as the notes app's "Keep this version" does. */
+async function settleConflict(cluster: SimCluster, plan: Prng, name: string): Promise<void> {
+  const engine = cluster.engine(name)
+  if (engine === null || !plan.bool(0.3)) return
+  const conflicts = await engine.conflicts()
+  const conflict = conflicts[0]
+  if (conflict === undefined) return
+  const chosen = plan.pick(conflict.versions)
+  const value = chosen.value ?? { title: `restored by ${name}` }
+  await writeOrRefused(cluster, name, conflict.id, { type: 'put', value })
+  cluster.conflictsSettled += 1
+}
+
+function splitRandomly(prng: Prng, nodes: readonly string[]): string[][] {
+  const shuffled = prng.shuffle(nodes)
+  const cut = prng.int(1, shuffled.length - 1)
+  return [shuffled.slice(0, cut), shuffled.slice(cut)]
+}
+
+/** Seeds for this run: `SEED` replays one; `SOAK` runs many more. */
+export function seedsFromEnv(count: number): number[] {
+  const fixed = process.env.SEED
+  if (fixed !== undefined && fixed.trim() !== '') {
+    const seed = Number(fixed)
+    if (!Number.isSafeInteger(seed)) throw new RangeError(`SEED must be an integer, got ${fixed}`)
+    return [seed]
+  }
+  const soak = process.env.SOAK !== undefined && process.env.SOAK !== '' ? 25 : 1
+  return Array.from({ length: count * soak }, (_, i) => i + 1)
+}
+
+/** The failure message: what broke, how to replay it, and what the run did. */
+export function describeFailure(report: RunReport): string {
+  return [
+    `seed ${report.seed} (${report.resolver}, ${report.replicas} replicas) failed:`,
+    ...report.problems.slice(0, 20).map((p) => `  ${p}`),
+    `replay: SEED=${report.seed} pnpm exec vitest run --project sim`,
+    `actions: ${report.actions.join('; ')}`,
+    `errors: ${report.cluster.errors.map((e) => `${e.code}: ${e.message}`).join('; ') || 'none'}`,
+  ].join('\n')
+}
