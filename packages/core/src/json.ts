@@ -17,6 +17,8 @@ export const MAX_JSON_DEPTH = 64
  * Plain means: `null`, booleans, finite numbers, strings, arrays and objects whose prototype is
  * `Object.prototype` or `null`, without cycles, `undefined`, functions, symbols, bigints,
  * `Date`s or class instances — anything that would not come back identical from JSON.
+ * A `__proto__` key is refused too: copying such an object with `obj[key] = …` would change
+ * its prototype instead of adding a field, so no value holding one is ever stored or sent.
  */
 export function explainNonJson(
   value: unknown,
@@ -54,6 +56,8 @@ export function explainNonJson(
       return `${path} is a ${name} instance; only plain objects are JSON`
     }
     for (const key of Object.keys(value)) {
+      if (key === '__proto__')
+        return `${path} has a "__proto__" key, which Chorus refuses (it would rewrite prototypes)`
       const why = explainNonJson((value as Record<string, unknown>)[key], `${path}.${key}`, depth + 1, seen)
       if (why !== undefined) return why
     }
@@ -118,4 +122,9 @@ export function jsonEqual(a: JsonValue, b: JsonValue): boolean {
   const keys = Object.keys(ao)
   if (keys.length !== Object.keys(bo).length) return false
   return keys.every((key) => Object.hasOwn(bo, key) && jsonEqual(ao[key] as JsonValue, bo[key] as JsonValue))
+}
+
+/** A number stored under an own property of `map`, or 0: safe for keys like `constructor`. */
+export function ownNumber(map: { readonly [key: string]: number }, key: string): number {
+  return Object.hasOwn(map, key) ? (map[key] as number) : 0
 }

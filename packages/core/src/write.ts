@@ -55,8 +55,7 @@ function makeOp(intent: WriteIntent, record: RecordState | undefined, resolver: 
       for (const [field, value] of Object.entries(resolved.value ?? {})) {
         if (Object.hasOwn(fields, field)) continue
         base[field] = value
-        const stamp = resolved.stamps[field]
-        if (stamp !== undefined) stamps[field] = stamp
+        if (Object.hasOwn(resolved.stamps, field)) stamps[field] = resolved.stamps[field] as HlcStamp
       }
       return { type: 'patch', fields, base, stamps: stamps as FieldStamps, floor: resolved.floor }
     }

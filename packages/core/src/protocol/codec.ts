@@ -407,7 +407,7 @@ function readError(fields: Fields): ErrorMessage {
   return errorMessage(
     known ? code : ErrorCode.Internal,
     known ? text : `${clip(code, MAX_FOREIGN_CODE_LENGTH)}: ${text}`,
-    space === undefined ? undefined : space,
+    space,
   )
 }
 
@@ -481,9 +481,10 @@ function readContext(value: unknown, path: string, limits: ProtocolLimits): Vers
   if (!isVersionVector(vv)) {
     for (const replica of replicas) {
       if (!isReplicaId(replica)) invalid(path, `only replica ids as keys, i.e. ${expectedReplica}`, replica)
-      if (!isCounter(vv[replica]))
-        invalid(`${path}.${replica}`, 'a counter (a safe integer ≥ 1)', vv[replica])
+      const counter = vv[replica]
+      if (!isCounter(counter)) invalid(`${path}.${replica}`, 'a counter (a safe integer ≥ 1)', counter)
     }
+    invalid(path, 'a version vector', vv)
   }
   const context: Record<string, number> = {}
   for (const replica of replicas) context[replica] = vv[replica] as number

@@ -1,6 +1,7 @@
 import type { Change } from '../change.js'
 import { ErrorCode } from '../errors.js'
 import type { ReplicaId, SpaceId } from '../ids.js'
+import { ownNumber } from '../json.js'
 import { type ChangesMessage, type HelloMessage, type Message, PROTOCOL_VERSION } from './messages.js'
 
 /** What a connection may do in a space. */
@@ -147,6 +148,11 @@ export function stepHubSession(state: HubSessionState, input: HubSessionInput, f
   return { state: next, effects }
 }
 
+/** A session's stream for a space; own properties only, so `constructor` is just a name. */
+function streamOf(state: HubSessionState, space: string): HubStream | undefined {
+  return Object.hasOwn(state.streams, space) ? state.streams[space] : undefined
+}
+
 function setStream(state: HubSessionState, space: SpaceId, stream: HubStream): HubSessionState {
   return { ...state, streams: { ...state.streams, [space]: stream } }
 }
@@ -176,7 +182,7 @@ function reduce(
     case 'authenticated':
       return authenticated(state, input.result, input.now, facts, effects)
     case 'stored': {
-      const stream = state.streams[input.space]
+      const stream = streamOf(state, input.space)
       if (stream === undefined || state.replicaId === null) return state
       const received = facts.received(input.space, state.replicaId)
       effects.push({ type: 'send', message: { type: 'ack', space: input.space, upTo: received } })
@@ -190,11 +196,11 @@ function reduce(
     case 'head-advanced':
       return pump(state, input.space, facts, effects)
     case 'read-failed': {
-      const stream = state.streams[input.space]
+      const stream = streamOf(state, input.space)
       return stream === undefined ? state : setStream(state, input.space, { ...stream, reading: false })
     }
     case 'log-compacted': {
-      const stream = state.streams[input.space]
+      const stream = streamOf(state, input.space)
       if (stream === undefined) return state
       const snapshot = { cursor: facts.head(input.space), page: 0, afterKey: null }
       const next = { ...stream, reading: false, sent: 0, acked: 0, lastProgressAt: input.now, snapshot }
@@ -240,7 +246,7 @@ function receive(
     case 'changes':
       return changes(state, state.replicaId, message, facts, effects)
     case 'ack': {
-      const stream = state.streams[message.space]
+      const stream = streamOf(state, message.space)
       if (stream === undefined) return unknownSpace(state, message.space, effects)
       const upTo = Math.min(message.upTo, facts.head(message.space))
       if (upTo <= stream.acked && upTo <= stream.sent) return state
@@ -315,12 +321,12 @@ function welcome(
   const have: Record<string, number> = {}
   let next = state
   for (const space of hello.spaces) {
-    const stream = next.streams[space]
+    const stream = streamOf(next, space)
     if (stream === undefined)
       return refuse(next, ErrorCode.UnknownSpace, `space ${space} was not authorised`, effects)
     const received = facts.received(space, replicaId)
     have[space] = received
-    const position = hello.have[space] ?? 0
+    const position = ownNumber(hello.have, space)
     const head = facts.head(space)
     const needsSnapshot = head > 0 && (position === 0 || position < facts.floor(space) || position > head)
     next = setStream(next, space, {
@@ -349,7 +355,7 @@ function changes(
   effects: HubSessionEffect[],
 ): HubSessionState {
   const space = message.space
-  const stream = state.streams[space]
+  const stream = streamOf(state, space)
   if (stream === undefined) return unknownSpace(state, space, effects)
   if (stream.access !== 'write') {
     effects.push({
@@ -393,7 +399,7 @@ function pump(
   facts: HubFacts,
   effects: HubSessionEffect[],
 ): HubSessionState {
-  const stream = state.streams[space]
+  const stream = streamOf(state, space)
   if (state.phase !== 'ready' || stream === undefined || stream.reading) return state
   if (stream.snapshot !== null) {
     const { page, afterKey } = stream.snapshot
@@ -413,7 +419,7 @@ function logRead(
   facts: HubFacts,
   effects: HubSessionEffect[],
 ): HubSessionState {
-  const stream = state.streams[input.space]
+  const stream = streamOf(state, input.space)
   if (stream === undefined || state.phase !== 'ready') return state
   const idle = { ...stream, reading: false }
   const last = input.entries[input.entries.length - 1]
@@ -438,7 +444,7 @@ function snapshotRead(
   facts: HubFacts,
   effects: HubSessionEffect[],
 ): HubSessionState {
-  const stream = state.streams[input.space]
+  const stream = streamOf(state, input.space)
   const snapshot = stream?.snapshot
   if (stream === undefined || snapshot === null || snapshot === undefined || snapshot.page !== input.page) {
     return stream === undefined ? state : setStream(state, input.space, { ...stream, reading: false })
@@ -474,7 +480,7 @@ function tick(
   if (state.phase !== 'ready') return state
   let next = state
   for (const space of Object.keys(state.streams) as SpaceId[]) {
-    const stream = next.streams[space] as HubStream
+    const stream = streamOf(next, space) as HubStream
     const stalled = stream.sent > stream.acked && now - stream.lastProgressAt >= state.config.retransmitMs
     if (stalled && stream.snapshot === null) {
       // Go-back-N. A snapshot the replica never confirmed is restarted from its first page.

@@ -1,6 +1,7 @@
 import type { Change } from '../change.js'
 import { ErrorCode } from '../errors.js'
 import type { ReplicaId, SpaceId } from '../ids.js'
+import { ownNumber } from '../json.js'
 import { type Message, PROTOCOL_VERSION } from './messages.js'
 
 /** Tunables of the replica side of the protocol. */
@@ -252,7 +253,7 @@ function receive(
   const space = state.config.space
   switch (message.type) {
     case 'hello': {
-      const have = Math.min(message.have[space] ?? 0, state.local)
+      const have = Math.min(ownNumber(message.have, space), state.local)
       let next: ReplicaSessionState = { ...state, phase: 'ready', lastProgressAt: now }
       if (have > next.acked) {
         next = { ...next, acked: have }
