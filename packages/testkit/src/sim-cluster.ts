@@ -37,8 +37,10 @@ export interface SimEnvelope {
 /** Options for {@link createSimCluster}. */
 export interface SimClusterOptions {
   readonly seed: number
-  /** How many replicas (named r1, r2, …). */
+  /** How many replicas (named r1, r2, … unless `names` is given). */
   readonly replicas: number
+  /** Replica names (also their ids), instead of r1…rN. */
+  readonly names?: readonly string[]
   readonly resolvers: ResolverConfig
   readonly space?: string
   readonly faults?: Partial<LinkFaults>
@@ -121,7 +123,7 @@ export class SimCluster {
     const skews = this.prng.fork('skew')
     const maxSkew = this.#options.maxSkewMs ?? 0
     for (let i = 1; i <= this.#options.replicas; i++) {
-      const name = `r${i}`
+      const name = this.#options.names?.[i - 1] ?? `r${i}`
       const slot: ReplicaSlot = {
         name,
         store: new MemoryReplicaStore(),
