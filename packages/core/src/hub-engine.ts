@@ -150,6 +150,9 @@ export function createHubEngine(options: HubEngineOptions): HubEngine {
       const decoded = decodeMessage(frame, limits)
       if (!decoded.ok) {
         this.#send(encodeMessage({ type: 'error', ...decoded.error }))
+        // A peer on another protocol version cannot be talked to; anything else may be a one-off.
+        if (decoded.error.code === ErrorCode.UnsupportedProtocol)
+          return this.input({ type: 'closed' }).then(() => this.#hangUp())
         return Promise.resolve()
       }
       const message = decoded.message
@@ -192,6 +195,11 @@ export function createHubEngine(options: HubEngineOptions): HubEngine {
       return this.#queue.idle()
     }
 
+    #hangUp(): void {
+      this.#peer.close()
+      connections.delete(this)
+    }
+
     async #perform(effect: HubSessionEffect): Promise<void> {
       switch (effect.type) {
         case 'send':
@@ -199,8 +207,7 @@ export function createHubEngine(options: HubEngineOptions): HubEngine {
           return
         case 'close':
           this.#peer.send(encodeMessage({ type: 'error', code: effect.code, message: effect.message }))
-          this.#peer.close()
-          connections.delete(this)
+          this.#hangUp()
           return
         case 'authenticate': {
           let result: AuthResult

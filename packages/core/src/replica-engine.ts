@@ -207,7 +207,7 @@ class Engine implements ReplicaEngine {
     return out
   }
 
-  record(collection: string, id: string): Promise<RecordState | undefined> {
+  async record(collection: string, id: string): Promise<RecordState | undefined> {
     this.#assertOpen()
     return this.#store.getRecord(assertCollectionName(collection), asRecordId(id))
   }
@@ -267,11 +267,12 @@ class Engine implements ReplicaEngine {
     if (this.#closed) throw new ChorusError(ErrorCode.Closed, 'this replica is closed')
   }
 
-  #write(collection: string, id: string, intent: WriteIntent): Promise<Change> {
+  /** Validates synchronously but always reports through the promise, never by throwing. */
+  async #write(collection: string, id: string, intent: WriteIntent): Promise<Change> {
     this.#assertOpen()
     const name = assertCollectionName(collection)
     const recordId = asRecordId(id)
-    return this.#queue.run(async () => {
+    return await this.#queue.run(async () => {
       const record = await this.#store.getRecord(name, recordId)
       const counter = this.#meta.counter + 1
       const change = makeChange({

@@ -46,6 +46,8 @@ export interface SimClusterOptions {
   readonly faults?: Partial<LinkFaults>
   /** Each replica's wall clock is off by a seeded amount in ±`maxSkewMs`. */
   readonly maxSkewMs?: number
+  /** Fixed clock offsets by replica name; overrides `maxSkewMs` for those named. */
+  readonly skewsMs?: { readonly [name: string]: number }
   /** How often each node's timer ticks its engine (virtual ms). */
   readonly tickMs?: number
   readonly retransmitMs?: number
@@ -131,7 +133,7 @@ export class SimCluster {
         conn: 0,
         incarnation: 0,
         wipes: 0,
-        skewMs: maxSkew === 0 ? 0 : skews.int(-maxSkew, maxSkew),
+        skewMs: this.#options.skewsMs?.[name] ?? (maxSkew === 0 ? 0 : skews.int(-maxSkew, maxSkew)),
       }
       this.#slots.set(name, slot)
       this.net.addNode(name, { deliver: (_from, envelope) => this.#replicaDeliver(slot, envelope) })

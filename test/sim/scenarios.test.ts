@@ -1,0 +1,115 @@
+import type { SpaceId } from '@chorus/core'
+import { createSimCluster } from '@chorus/testkit'
+import { describe, expect, it } from 'vitest'
+import { runPartitionStory } from '../../scripts/partition-story.js'
+
+describe('the partition story (pnpm demo)', () => {
+  it('lww: every replica reads the latest write, whole', async () => {
+    const outcome = await runPartitionStory('lww')
+    expect(outcome.problems).toEqual([])
+    expect(outcome.converged).toBe(true)
+    for (const value of Object.values(outcome.values)) {
+      expect(value).toEqual({ title: 'Groceries', body: 'milk', done: true })
+    }
+    expect(Object.values(outcome.conflictsBeforeSettling)).toEqual([0, 0, 0])
+  })
+
+  it('merge: every replica keeps each field from its latest writer', async () => {
+    const outcome = await runPartitionStory('merge')
+    expect(outcome.converged).toBe(true)
+    for (const value of Object.values(outcome.values)) {
+      expect(value).toEqual({ title: 'Groceries for Sunday', body: 'milk, eggs', done: true })
+    }
+  })
+
+  it('manual: every replica shows the conflict, and one choice settles it everywhere', async () => {
+    const outcome = await runPartitionStory('manual')
+    expect(outcome.converged).toBe(true)
+    expect(outcome.conflictsBeforeSettling).toEqual({ alice: 1, bob: 1, carol: 1 })
+    expect(outcome.conflictsAtEnd).toEqual({ alice: 0, bob: 0, carol: 0 })
+    for (const value of Object.values(outcome.values)) {
+      expect(value).toEqual({ title: 'Groceries for Sunday', body: 'milk, bread', done: false })
+    }
+  })
+})
+
+describe('recovery', () => {
+  it('a wiped replica comes back under a new id and has everything it had synced', async () => {
+    const cluster = await createSimCluster({ seed: 11, replicas: 3, resolvers: { notes: 'manual' } })
+    for (let i = 0; i < 5; i++) await cluster.write('r1', 'notes', `n${i}`, { type: 'put', value: { i } })
+    expect(await cluster.settle()).toBe(true)
+    const before = cluster.engine('r1')?.replicaId
+    expect(cluster.acked.get('r1')).toBe(5)
+
+    await cluster.wipe('r1')
+    expect(await cluster.settle()).toBe(true)
+    const after = cluster.engine('r1')
+    expect(after?.replicaId).not.toBe(before)
+    expect((await after?.list('notes'))?.map((row) => row.value)).toEqual([0, 1, 2, 3, 4].map((i) => ({ i })))
+    expect((await cluster.check()).problems).toEqual([])
+  })
+
+  it('a replica behind the compacted log bootstraps from a snapshot of current state, not history', async () => {
+    const cluster = await createSimCluster({ seed: 12, replicas: 2, resolvers: { notes: 'lww' } })
+    const space = cluster.space as SpaceId
+    let snapshotChanges = 0
+    let snapshotFrames = 0
+    cluster.net.onTrace = (event) => {
+      if (event.type !== 'deliver' || event.to !== 'r2') return
+      const frame = JSON.parse(event.message.frame) as { type: string; batch?: unknown[] }
+      if (frame.type === 'snapshot') {
+        snapshotFrames += 1
+        snapshotChanges += frame.batch?.length ?? 0
+      }
+    }
+    await cluster.write('r2', 'notes', 'mine', { type: 'put', value: { by: 'r2' } })
+    expect(await cluster.settle()).toBe(true)
+    cluster.crash('r2')
+    // 10 records rewritten 6 times each: 60 changes of history, 10 current versions.
+    for (let round = 0; round < 6; round++) {
+      for (let i = 0; i < 10; i++)
+        await cluster.write('r1', 'notes', `n${i}`, { type: 'put', value: { round } })
+    }
+    await cluster.run(5000)
+    const { head } = await cluster.hubStore.loadSpace(space)
+    cluster.hubStore.truncateLog(space, head)
+    expect(await cluster.settle()).toBe(true)
+    expect(snapshotFrames).toBeGreaterThan(0)
+    expect(snapshotChanges).toBe(11)
+    const rows = await cluster.engine('r2')?.list('notes')
+    expect(rows).toHaveLength(11)
+    expect(rows?.filter((row) => row.value.round === 5)).toHaveLength(10)
+    expect((await cluster.check()).problems).toEqual([])
+  })
+})
+
+describe('clock skew', () => {
+  it('a replica ten minutes ahead cannot drag the others further than the drift limit', async () => {
+    const maxDriftMs = 60_000
+    const cluster = await createSimCluster({
+      seed: 13,
+      replicas: 3,
+      resolvers: { notes: 'lww' },
+      skewsMs: { r1: 600_000, r2: 0, r3: -600_000 },
+      maxDriftMs,
+    })
+    await cluster.write('r1', 'notes', 'a', { type: 'put', value: { from: 'the future' } })
+    expect(await cluster.settle()).toBe(true)
+    for (const [name, skew] of [
+      ['r2', 0],
+      ['r3', -600_000],
+    ] as const) {
+      const meta = await cluster.store(name).loadMeta()
+      const localNow = cluster.net.now() + skew
+      expect(meta?.clock.wall).toBeLessThanOrEqual(localNow + maxDriftMs)
+      expect(meta?.clock.wall).toBeGreaterThanOrEqual(localNow)
+    }
+    // Causality still wins over clocks: a write that saw the future write replaces it.
+    await cluster.write('r3', 'notes', 'a', { type: 'put', value: { from: 'the past, later' } })
+    expect(await cluster.settle()).toBe(true)
+    for (const name of cluster.names()) {
+      expect(await cluster.read(name, 'notes', 'a')).toEqual({ from: 'the past, later' })
+    }
+    expect((await cluster.check()).problems).toEqual([])
+  })
+})
