@@ -7,7 +7,9 @@ export default defineConfig({
   ssr: { resolve: { conditions: ['@chorus/source'], externalConditions: ['@chorus/source'] } },
   test: {
     // In CI a JSON report lets .ci/run print one plain "N passed, N failed" line.
-    ...(process.env.CI ? { reporters: ['default', 'json'], outputFile: { json: 'artifacts/vitest.json' } } : {}),
+    ...(process.env.CI
+      ? { reporters: ['default', 'json'], outputFile: { json: 'artifacts/vitest.json' } }
+      : {}),
     projects: [
       { extends: true, test: { name: 'core', root: 'packages/core', include: ['test/**/*.test.ts'] } },
       { extends: true, test: { name: 'testkit', root: 'packages/testkit', include: ['test/**/*.test.ts'] } },
