@@ -1,5 +1,13 @@
 import type { Change } from './change.js'
-import { addDot, coversDot, EMPTY_VV, mergeVv, type VersionVector } from './version-vector.js'
+import {
+  addDot,
+  counterOf,
+  coversDot,
+  type Dot,
+  EMPTY_VV,
+  mergeVv,
+  type VersionVector,
+} from './version-vector.js'
 
 /**
  * A record's state: its versions (siblings), each a change no other version has seen.
@@ -20,6 +28,19 @@ export function recordContext(state: RecordState | undefined): VersionVector {
   return vv
 }
 
+/**
+ * True when the record has seen `dot`: `coversDot(recordContext(state), dot)` without
+ * building the context, since this check runs for every change applied.
+ */
+export function hasSeen(state: RecordState, dot: Dot): boolean {
+  const [replica, counter] = dot
+  for (const version of state.versions) {
+    if (version.dot[0] === replica && version.dot[1] >= counter) return true
+    if (counterOf(version.context, replica) >= counter) return true
+  }
+  return false
+}
+
 /** The result of applying a change: the new state, and whether anything changed. */
 export interface ApplyResult {
   readonly state: RecordState
@@ -36,7 +57,7 @@ export interface ApplyResult {
  */
 export function applyChange(state: RecordState | undefined, change: Change): ApplyResult {
   if (state === undefined) return { state: { versions: [change] }, applied: true }
-  if (coversDot(recordContext(state), change.dot)) return { state, applied: false }
+  if (hasSeen(state, change.dot)) return { state, applied: false }
   const kept = state.versions.filter((version) => !coversDot(change.context, version.dot))
   let at = kept.length
   while (at > 0 && compareVersions(kept[at - 1] as Change, change) > 0) at--

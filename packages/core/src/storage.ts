@@ -40,7 +40,7 @@ export interface ReplicaStore {
   /** Writes the metadata of a new replica. */
   initMeta(meta: ReplicaMeta): Promise<void>
   getRecord(collection: string, id: RecordId): Promise<RecordState | undefined>
-  /** Every record of a collection, in id order. */
+  /** Every record of a collection, in id order (UTF-16 code units, as JavaScript compares strings). */
   listRecords(collection: string): Promise<StoredRecord[]>
   /** Every record, for checkers and exports. */
   allRecords(): Promise<StoredRecord[]>
@@ -96,7 +96,8 @@ export interface AppendResult {
  *   entries and the compacted records are updated in one atomic, durable commit: once the
  *   promise resolves the hub may acknowledge, and a crash must not lose it.
  * - Positions are 1, 2, 3, … per space, without gaps, in append order.
- * - `readSnapshot` pages through the records' current versions in key order: every change
+ * - `readSnapshot` pages through the records' current versions in {@link recordKey} order
+ *   (UTF-16 code units, as JavaScript compares strings; SQLite needs a matching collation): every change
  *   appended before the first page was read is in some page or superseded by one that is.
  * - Failures reject with a `ChorusError` (`storage-failed`) and leave nothing half-written.
  */

@@ -30,8 +30,14 @@ interface MemorySpace {
 export class MemoryHubStore implements HubStore {
   readonly #spaces = new Map<string, MemorySpace>()
   #closed = false
+  #failNext = false
   /** When true, every append rejects with `storage-failed` and changes nothing. */
   failWrites = false
+
+  /** Makes only the next append reject with `storage-failed`, changing nothing. */
+  failNextWrite(): void {
+    this.#failNext = true
+  }
 
   #space(space: SpaceId): MemorySpace {
     if (this.#closed) throw new ChorusError(ErrorCode.Closed, 'this store is closed')
@@ -50,8 +56,10 @@ export class MemoryHubStore implements HubStore {
 
   async append(space: SpaceId, replica: ReplicaId, changes: readonly Change[]): Promise<AppendResult> {
     const found = this.#space(space)
-    if (this.failWrites)
+    if (this.failWrites || this.#failNext) {
+      this.#failNext = false
       throw new ChorusError(ErrorCode.StorageFailed, 'the store refused the append (simulated)')
+    }
     let received = found.received.get(replica) ?? 0
     const fresh: Change[] = []
     for (const change of changes) {
@@ -72,7 +80,7 @@ export class MemoryHubStore implements HubStore {
       const key = recordKey(change.collection, change.id)
       found.records.set(key, applyChange(found.records.get(key), change).state)
     }
-    found.received.set(replica, received)
+    if (fresh.length > 0) found.received.set(replica, received)
     return { head: found.head, received, appended: fresh.length }
   }
 
@@ -90,6 +98,12 @@ export class MemoryHubStore implements HubStore {
     afterKey: string | null,
     limit: number,
   ): Promise<{ changes: Change[]; nextKey: string | null }> {
+    if (!Number.isSafeInteger(limit) || limit < 1) {
+      throw new ChorusError(
+        ErrorCode.InvalidArgument,
+        `a snapshot page needs a limit of at least 1, got ${limit}`,
+      )
+    }
     const found = this.#space(space)
     const keys = [...found.records.keys()].filter((key) => afterKey === null || key > afterKey).sort()
     const page = keys.slice(0, limit)

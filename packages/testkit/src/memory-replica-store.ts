@@ -24,8 +24,14 @@ export class MemoryReplicaStore implements ReplicaStore {
   readonly #records = new Map<string, StoredRecord>()
   readonly #outbox: Change[] = []
   #closed = false
+  #failNext = false
   /** When true, every write rejects with `storage-failed` and changes nothing. */
   failWrites = false
+
+  /** Makes only the next write reject with `storage-failed`, changing nothing. */
+  failNextWrite(): void {
+    this.#failNext = true
+  }
 
   async loadMeta(): Promise<ReplicaMeta | undefined> {
     this.#check(false)
@@ -57,8 +63,8 @@ export class MemoryReplicaStore implements ReplicaStore {
   }
 
   async commitLocal(write: { record: StoredRecord; change: Change; clock: HlcState }): Promise<void> {
-    const meta = this.#requireMeta()
     this.#check(true)
+    const meta = this.#requireMeta()
     const { record, change, clock } = write
     if (change.dot[1] !== meta.counter + 1) {
       throw new ChorusError(
@@ -122,7 +128,8 @@ export class MemoryReplicaStore implements ReplicaStore {
 
   #check(write: boolean): void {
     if (this.#closed) throw new ChorusError(ErrorCode.Closed, 'this store is closed')
-    if (write && this.failWrites) {
+    if (write && (this.failWrites || this.#failNext)) {
+      this.#failNext = false
       throw new ChorusError(ErrorCode.StorageFailed, 'the store refused the write (simulated full disk)')
     }
   }

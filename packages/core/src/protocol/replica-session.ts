@@ -40,6 +40,11 @@ export interface ReplicaSessionState {
   readonly sent: number
   readonly local: number
   readonly reading: boolean
+  /**
+   * When our own stream last made progress (an ack, or a send from idle). Only outgoing
+   * progress counts: incoming frames must not postpone our retransmissions, or a peer that
+   * keeps re-sending would starve them.
+   */
   readonly lastProgressAt: number
   readonly snapshot: { readonly cursor: number; readonly nextPage: number } | null
   /** Set when the hub refused the session for good (bad token, forbidden, protocol). */
@@ -215,8 +220,10 @@ function reduce(
     case 'outbox-failed':
       return { ...state, reading: false }
     case 'applied': {
-      if (input.cursor === null || input.cursor <= state.cursor) return state
-      const next = { ...state, cursor: input.cursor }
+      if (input.cursor === null) return state
+      // Acknowledge even when the cursor did not move (a re-sent snapshot or batch), or the
+      // hub keeps re-sending what we already hold.
+      const next = { ...state, cursor: Math.max(state.cursor, input.cursor) }
       effects.push(ack(next))
       return next
     }
@@ -273,7 +280,7 @@ function receive(
       if (message.space !== space) return state
       if (message.from <= state.applyingTo && message.to > state.applyingTo) {
         effects.push({ type: 'apply', batch: message.batch, from: message.from, cursor: message.to })
-        return { ...state, applyingTo: message.to, lastProgressAt: now }
+        return { ...state, applyingTo: message.to }
       }
       effects.push(ack(state))
       return state

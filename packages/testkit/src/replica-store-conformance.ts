@@ -1,0 +1,552 @@
+import {
+  applyChange,
+  asRecordId,
+  asReplicaId,
+  asSpaceId,
+  type Change,
+  createLwwResolver,
+  ErrorCode,
+  formatHlc,
+  type HlcState,
+  isChorusError,
+  type JsonObject,
+  makeChange,
+  type ReplicaId,
+  type ReplicaMeta,
+  type ReplicaStore,
+  recordKey,
+  type StoredRecord,
+  type WriteIntent,
+} from '@chorus/core'
+import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+
+/** A store under test, as {@link runReplicaStoreConformance} receives it. */
+export interface ReplicaStoreFixture {
+  /** A new, empty store. */
+  readonly store: ReplicaStore
+  /**
+   * Opens the same data again after the store was closed, as a restarted process reopens its
+   * database. Given, it enables the durability tests.
+   */
+  readonly reopen?: () => Promise<ReplicaStore>
+  /** Makes the next write call reject as a full disk would. Given, it enables the failure tests. */
+  readonly failNextWrite?: () => void
+  /** Removes what the store left behind (files, databases); called after it was closed. */
+  readonly cleanup?: () => Promise<void>
+}
+
+const ME = asReplicaId('replica-me')
+const PEER = asReplicaId('replica-peer')
+const THIRD = asReplicaId('replica-third')
+const SPACE = asSpaceId('conformance')
+const META: ReplicaMeta = {
+  replicaId: ME,
+  space: SPACE,
+  counter: 0,
+  clock: { wall: 0, counter: 0 },
+  cursor: 0,
+}
+const lww = createLwwResolver()
+/** A limit above anything a test holds, and within IndexedDB's `unsigned long` counts. */
+const ALL = 10_000
+
+/** A local write as the engine prepares it: counter from the stored meta, record state applied. */
+async function prepareLocal(
+  store: ReplicaStore,
+  collection: string,
+  id: string,
+  intent: WriteIntent,
+): Promise<{ record: StoredRecord; change: Change; clock: HlcState }> {
+  const meta = await store.loadMeta()
+  if (meta === undefined) throw new Error('conformance: initMeta must run before a local write')
+  const counter = meta.counter + 1
+  const clock: HlcState = { wall: 1_000_000 + counter, counter: 0 }
+  const recordId = asRecordId(id)
+  const current = await store.getRecord(collection, recordId)
+  const change = makeChange({
+    collection,
+    id: recordId,
+    record: current,
+    resolver: lww,
+    intent,
+    dot: [ME, counter],
+    hlc: formatHlc({ ...clock, replica: ME }),
+  })
+  return { record: { collection, id: recordId, state: applyChange(current, change).state }, change, clock }
+}
+
+async function commit(
+  store: ReplicaStore,
+  collection: string,
+  id: string,
+  intent: WriteIntent,
+): Promise<{ record: StoredRecord; change: Change; clock: HlcState }> {
+  const write = await prepareLocal(store, collection, id, intent)
+  await store.commitLocal(write)
+  return write
+}
+
+function put(value: JsonObject): WriteIntent {
+  return { type: 'put', value }
+}
+
+/** A change made by another replica on top of `record` as this store holds it. */
+async function remoteChange(
+  store: ReplicaStore,
+  replica: ReplicaId,
+  counter: number,
+  collection: string,
+  id: string,
+  intent: WriteIntent,
+): Promise<Change> {
+  const recordId = asRecordId(id)
+  return makeChange({
+    collection,
+    id: recordId,
+    record: await store.getRecord(collection, recordId),
+    resolver: lww,
+    intent,
+    dot: [replica, counter],
+    hlc: formatHlc({ wall: 2_000_000 + counter, counter: 0, replica }),
+  })
+}
+
+/** The records a batch of remote changes leaves, applied in order over what the store holds. */
+async function remoteRecords(store: ReplicaStore, changes: readonly Change[]): Promise<StoredRecord[]> {
+  const touched = new Map<string, StoredRecord>()
+  for (const change of changes) {
+    const key = recordKey(change.collection, change.id)
+    const current = touched.get(key)?.state ?? (await store.getRecord(change.collection, change.id))
+    touched.set(key, {
+      collection: change.collection,
+      id: change.id,
+      state: applyChange(current, change).state,
+    })
+  }
+  return [...touched.values()]
+}
+
+function byKey(records: readonly StoredRecord[]): StoredRecord[] {
+  return [...records].sort((a, b) => {
+    const ka = recordKey(a.collection, a.id)
+    const kb = recordKey(b.collection, b.id)
+    return ka < kb ? -1 : ka > kb ? 1 : 0
+  })
+}
+
+/** Everything a store holds, through its own read methods. */
+async function contents(store: ReplicaStore) {
+  return {
+    meta: await store.loadMeta(),
+    records: byKey(await store.allRecords()),
+    outbox: await store.readOutbox(0, ALL),
+    outboxSize: await store.outboxSize(),
+  }
+}
+
+async function expectStorageFailed(promise: Promise<unknown>): Promise<void> {
+  const outcome = await promise.then(
+    () => 'resolved',
+    (error: unknown) => error,
+  )
+  expect(
+    isChorusError(outcome, ErrorCode.StorageFailed),
+    `expected a rejection with a ChorusError 'storage-failed', got ${String(outcome)}`,
+  ).toBe(true)
+}
+
+function counters(changes: readonly Change[]): number[] {
+  return changes.map((change) => change.dot[1])
+}
+
+const oddValue: JsonObject = {
+  title: "Grüße, 世界 — “quotes” 'single' \\ back\\slash",
+  emoji: '😀👩‍👩‍👧 ✓',
+  controls: 'line\nbreak\ttab\r\u2028\u2029\u0001',
+  empty: '',
+  long: 'ab'.repeat(8_000),
+  numbers: [0, -1, 1.5, -0.000_125, 1e21, 2 ** 53 - 1, -(2 ** 53 - 1), Math.PI],
+  flags: [true, false, null],
+  nested: { a: { b: { c: { d: { e: [1, [2, [3, { f: 'deep' }]]] } } } } },
+  emptyObject: {},
+  emptyArray: [],
+  constructor: 'not a function',
+  toString: { valueOf: 'nope' },
+  hasOwnProperty: false,
+  '': 'empty key',
+  'dotted.key': 1,
+  'spaced key': 2,
+  $dollar: 3,
+  ключ: 'значение',
+}
+
+const oddIds = [
+  'a/b/c',
+  'constructor',
+  '__proto__',
+  'toString',
+  'hasOwnProperty',
+  'with space',
+  'ünïcødé-日本語',
+  '😀 emoji',
+  '..',
+  '%2F',
+  'quote\'"',
+  'x'.repeat(256),
+]
+
+/**
+ * Registers the {@link ReplicaStore} contract as a vitest suite, for any implementation.
+ *
+ * `open` is called before every test and must give a new, empty store; the suite closes it
+ * (and the stores `reopen` returns) and then calls `cleanup`. Durability tests run only with
+ * `reopen`, failure tests only with `failNextWrite`; otherwise they are reported as skipped.
+ */
+export function runReplicaStoreConformance(name: string, open: () => Promise<ReplicaStoreFixture>): void {
+  describe(name, () => {
+    let fixture: ReplicaStoreFixture
+    let store: ReplicaStore
+
+    beforeEach(async () => {
+      fixture = await open()
+      store = fixture.store
+    })
+
+    afterEach(async () => {
+      await store.close()
+      await fixture.cleanup?.()
+    })
+
+    describe('metadata', () => {
+      it('loadMeta of a new store is undefined', async () => {
+        expect(await store.loadMeta()).toBeUndefined()
+      })
+
+      it('initMeta then loadMeta round-trips the metadata', async () => {
+        const meta: ReplicaMeta = { ...META, clock: { wall: 1_700_000_000_123, counter: 42 } }
+        await store.initMeta(meta)
+        expect(await store.loadMeta()).toEqual(meta)
+      })
+
+      it('a new store holds no record and an empty outbox', async () => {
+        await store.initMeta(META)
+        expect(await store.getRecord('notes', asRecordId('a'))).toBeUndefined()
+        expect(await store.listRecords('notes')).toEqual([])
+        expect(await store.allRecords()).toEqual([])
+        expect(await store.readOutbox(0, ALL)).toEqual([])
+        expect(await store.outboxSize()).toBe(0)
+      })
+    })
+
+    describe('commitLocal', () => {
+      it('writes the record, appends the change to the outbox, and advances counter and clock', async () => {
+        await store.initMeta({ ...META, cursor: 7 })
+        const write = await commit(store, 'notes', 'a', put({ title: 'first' }))
+        expect(await store.getRecord('notes', asRecordId('a'))).toEqual(write.record.state)
+        expect(await store.readOutbox(0, ALL)).toEqual([write.change])
+        expect(await store.outboxSize()).toBe(1)
+        expect(await store.loadMeta()).toEqual({ ...META, cursor: 7, counter: 1, clock: write.clock })
+      })
+
+      it('replaces the record on a later write to it, and keeps every change in the outbox', async () => {
+        await store.initMeta(META)
+        const first = await commit(store, 'notes', 'a', put({ title: 'first' }))
+        const second = await commit(store, 'notes', 'a', { type: 'patch', fields: { done: true } })
+        const third = await commit(store, 'notes', 'b', put({ title: 'other' }))
+        expect(second.change.context).toEqual({ [ME]: 1 })
+        expect(await store.getRecord('notes', asRecordId('a'))).toEqual(second.record.state)
+        expect((await store.getRecord('notes', asRecordId('a')))?.versions).toEqual([second.change])
+        expect(await store.readOutbox(0, ALL)).toEqual([first.change, second.change, third.change])
+        expect(await store.loadMeta()).toEqual({ ...META, counter: 3, clock: third.clock })
+      })
+    })
+
+    describe('readOutbox', () => {
+      it('returns the changes after `after`, in counter order, at most `limit`', async () => {
+        await store.initMeta(META)
+        const changes: Change[] = []
+        for (const id of ['e', 'a', 'd', 'b', 'c'])
+          changes.push((await commit(store, 'notes', id, put({ id }))).change)
+        expect(await store.readOutbox(0, ALL)).toEqual(changes)
+        expect(counters(await store.readOutbox(0, 2))).toEqual([1, 2])
+        expect(counters(await store.readOutbox(2, ALL))).toEqual([3, 4, 5])
+        expect(counters(await store.readOutbox(1, 2))).toEqual([2, 3])
+        expect(counters(await store.readOutbox(4, 1))).toEqual([5])
+        expect(await store.readOutbox(5, ALL)).toEqual([])
+        expect(await store.readOutbox(99, ALL)).toEqual([])
+        expect(await store.readOutbox(0, 0)).toEqual([])
+      })
+
+      it('outboxSize counts the changes held', async () => {
+        await store.initMeta(META)
+        for (let i = 1; i <= 4; i++) {
+          await commit(store, 'notes', `n${i}`, put({ i }))
+          expect(await store.outboxSize()).toBe(i)
+        }
+      })
+    })
+
+    describe('dropOutbox', () => {
+      it('removes the changes with counter ≤ upTo and keeps the rest in order', async () => {
+        await store.initMeta(META)
+        for (let i = 1; i <= 5; i++) await commit(store, 'notes', `n${i}`, put({ i }))
+        await store.dropOutbox(2)
+        expect(counters(await store.readOutbox(0, ALL))).toEqual([3, 4, 5])
+        expect(counters(await store.readOutbox(1, ALL))).toEqual([3, 4, 5])
+        expect(counters(await store.readOutbox(3, 1))).toEqual([4])
+        expect(await store.outboxSize()).toBe(3)
+      })
+
+      it('is idempotent, and an upTo below what was dropped removes nothing', async () => {
+        await store.initMeta(META)
+        for (let i = 1; i <= 5; i++) await commit(store, 'notes', `n${i}`, put({ i }))
+        await store.dropOutbox(3)
+        const after = await contents(store)
+        await store.dropOutbox(3)
+        await store.dropOutbox(1)
+        await store.dropOutbox(0)
+        expect(await contents(store)).toEqual(after)
+        expect(counters(after.outbox)).toEqual([4, 5])
+      })
+
+      it('leaves records and counter alone, and later writes keep counting', async () => {
+        await store.initMeta(META)
+        for (let i = 1; i <= 3; i++) await commit(store, 'notes', `n${i}`, put({ i }))
+        const records = byKey(await store.allRecords())
+        await store.dropOutbox(99)
+        expect(await store.outboxSize()).toBe(0)
+        expect(await store.readOutbox(0, ALL)).toEqual([])
+        expect(byKey(await store.allRecords())).toEqual(records)
+        expect((await store.loadMeta())?.counter).toBe(3)
+        const next = await commit(store, 'notes', 'n4', put({ i: 4 }))
+        expect(next.change.dot).toEqual([ME, 4])
+        expect(await store.readOutbox(0, ALL)).toEqual([next.change])
+      })
+    })
+
+    describe('applyRemote', () => {
+      it('writes every record, the clock and the cursor, and leaves counter and outbox alone', async () => {
+        await store.initMeta(META)
+        const local = await commit(store, 'notes', 'mine', put({ title: 'mine' }))
+        const changes = [
+          await remoteChange(store, PEER, 1, 'notes', 'r1', put({ title: 'one' })),
+          await remoteChange(store, PEER, 2, 'notes', 'r2', put({ title: 'two' })),
+          await remoteChange(store, PEER, 3, 'lists', 'r1', put({ title: 'list' })),
+        ]
+        const records = await remoteRecords(store, changes)
+        const clock: HlcState = { wall: 2_000_003, counter: 1 }
+        await store.applyRemote({ records, clock, cursor: 3 })
+        for (const record of records)
+          expect(await store.getRecord(record.collection, record.id)).toEqual(record.state)
+        expect(await store.getRecord('notes', asRecordId('mine'))).toEqual(local.record.state)
+        expect(await store.loadMeta()).toEqual({ ...META, counter: 1, clock, cursor: 3 })
+        expect(await store.readOutbox(0, ALL)).toEqual([local.change])
+        expect(await store.outboxSize()).toBe(1)
+      })
+
+      it('leaves the cursor unchanged when it is null, and still stores the clock', async () => {
+        await store.initMeta(META)
+        await store.applyRemote({ records: [], clock: { wall: 5, counter: 0 }, cursor: 4 })
+        const change = await remoteChange(store, PEER, 1, 'notes', 'a', put({ title: 'a' }))
+        const records = await remoteRecords(store, [change])
+        await store.applyRemote({ records, clock: { wall: 9, counter: 3 }, cursor: null })
+        expect(await store.loadMeta()).toEqual({ ...META, clock: { wall: 9, counter: 3 }, cursor: 4 })
+        expect(await store.getRecord('notes', asRecordId('a'))).toEqual(records[0]?.state)
+      })
+
+      it('replaces records the replica holds: superseded, and concurrent versions kept side by side', async () => {
+        await store.initMeta(META)
+        await commit(store, 'notes', 'a', put({ title: 'local a' }))
+        await commit(store, 'notes', 'b', put({ title: 'local b' }))
+        const supersedes = await remoteChange(store, PEER, 1, 'notes', 'a', put({ title: 'remote a' }))
+        const concurrent: Change = {
+          ...(await remoteChange(store, PEER, 2, 'notes', 'b', put({ title: 'remote b' }))),
+          context: {},
+        }
+        const records = await remoteRecords(store, [supersedes, concurrent])
+        await store.applyRemote({ records, clock: { wall: 2_000_002, counter: 1 }, cursor: 2 })
+        expect((await store.getRecord('notes', asRecordId('a')))?.versions).toEqual([supersedes])
+        const b = await store.getRecord('notes', asRecordId('b'))
+        expect(b?.versions).toHaveLength(2)
+        expect(b).toEqual(records[1]?.state)
+      })
+    })
+
+    describe('reading records', () => {
+      it('getRecord finds a record by collection and id only', async () => {
+        await store.initMeta(META)
+        const a = await commit(store, 'notes', 'a', put({ in: 'notes' }))
+        const b = await commit(store, 'lists', 'a', put({ in: 'lists' }))
+        expect(await store.getRecord('notes', asRecordId('a'))).toEqual(a.record.state)
+        expect(await store.getRecord('lists', asRecordId('a'))).toEqual(b.record.state)
+        expect(await store.getRecord('notes', asRecordId('b'))).toBeUndefined()
+        expect(await store.getRecord('tags', asRecordId('a'))).toBeUndefined()
+        expect(await store.getRecord('note', asRecordId('sa'))).toBeUndefined()
+      })
+
+      it('listRecords returns every record of one collection, in id order', async () => {
+        await store.initMeta(META)
+        const ids = ['m', 'b', 'Z', 'a-2', 'a', 'ab', '10', '9', 'é', '日本']
+        for (const id of ids) await commit(store, 'notes', id, put({ id }))
+        await commit(store, 'notes2', 'c', put({}))
+        await commit(store, 'note', 'x', put({}))
+        const listed = await store.listRecords('notes')
+        expect(listed.map((record) => record.id)).toEqual([...ids].sort())
+        for (const record of listed) {
+          expect(record.collection).toBe('notes')
+          expect(record.state).toEqual(await store.getRecord('notes', record.id))
+        }
+        expect((await store.listRecords('note')).map((record) => record.id)).toEqual(['x'])
+        expect(await store.listRecords('tags')).toEqual([])
+      })
+
+      it('allRecords returns every record of every collection', async () => {
+        await store.initMeta(META)
+        const written: StoredRecord[] = []
+        for (const [collection, id] of [
+          ['notes', 'a'],
+          ['notes', 'b'],
+          ['lists', 'a'],
+          ['tags', 'z'],
+        ] as const)
+          written.push((await commit(store, collection, id, put({ collection, id }))).record)
+        const remote = await remoteRecords(store, [
+          await remoteChange(store, PEER, 1, 'boards', 'q', put({ remote: true })),
+        ])
+        await store.applyRemote({ records: remote, clock: { wall: 1, counter: 0 }, cursor: 1 })
+        expect(byKey(await store.allRecords())).toEqual(byKey([...written, ...remote]))
+      })
+    })
+
+    describe('values', () => {
+      it('round-trips nested JSON, unicode and odd record ids deep-equal', async () => {
+        await store.initMeta(META)
+        const local: StoredRecord[] = []
+        for (const [i, id] of oddIds.entries())
+          local.push((await commit(store, 'notes', id, put({ ...oddValue, i }))).record)
+        const changes: Change[] = []
+        for (const [i, id] of oddIds.entries())
+          changes.push(await remoteChange(store, PEER, i + 1, 'a.b:c-d_e', id, put({ ...oddValue, i })))
+        const remote = await remoteRecords(store, changes)
+        await store.applyRemote({ records: remote, clock: { wall: 3, counter: 0 }, cursor: 1 })
+        for (const record of [...local, ...remote])
+          expect(await store.getRecord(record.collection, record.id)).toEqual(record.state)
+        expect(byKey(await store.listRecords('notes'))).toEqual(byKey(local))
+        expect(byKey(await store.listRecords('a.b:c-d_e'))).toEqual(byKey(remote))
+        expect(byKey(await store.allRecords())).toEqual(byKey([...local, ...remote]))
+        expect(await store.readOutbox(0, ALL)).toEqual(
+          local.map((record) => record.state.versions[0] as Change),
+        )
+      })
+
+      it('round-trips every kind of version: patches with stamps, tombstones, siblings, wide contexts', async () => {
+        await store.initMeta(META)
+        const patchNew = await commit(store, 'notes', 'p', { type: 'patch', fields: { a: 1 } })
+        expect(patchNew.change.op).toMatchObject({ type: 'patch', floor: null })
+        await commit(store, 'notes', 'q', put({ a: 1, b: { c: [1, 2] } }))
+        const patch = await commit(store, 'notes', 'q', { type: 'patch', fields: { a: 2 } })
+        expect(patch.change.op).toMatchObject({ type: 'patch', base: { b: { c: [1, 2] } } })
+        await commit(store, 'notes', 'd', put({ gone: 'soon' }))
+        const tombstone = await commit(store, 'notes', 'd', { type: 'delete' })
+        const wide: Change = {
+          ...(await remoteChange(store, PEER, 9, 'notes', 's', put({ side: 'peer' }))),
+          context: { [THIRD]: 12, [ME]: 99, constructor: 3 },
+        }
+        const concurrent = await remoteChange(store, THIRD, 13, 'notes', 's', put({ side: 'third' }))
+        const remote = await remoteRecords(store, [wide, concurrent])
+        expect(remote[0]?.state.versions).toHaveLength(2)
+        await store.applyRemote({ records: remote, clock: { wall: 4, counter: 0 }, cursor: 2 })
+        expect(await store.getRecord('notes', asRecordId('p'))).toEqual(patchNew.record.state)
+        expect(await store.getRecord('notes', asRecordId('q'))).toEqual(patch.record.state)
+        expect(await store.getRecord('notes', asRecordId('d'))).toEqual(tombstone.record.state)
+        expect(await store.getRecord('notes', asRecordId('s'))).toEqual(remote[0]?.state)
+      })
+    })
+
+    describe('durability', () => {
+      it('keeps everything across close and reopen', async (context) => {
+        const { reopen } = fixture
+        if (reopen === undefined) return context.skip('no reopen given')
+        await store.initMeta(META)
+        for (let i = 1; i <= 4; i++) await commit(store, 'notes', `n${i}`, put({ i, text: 'ünïcødé' }))
+        await commit(store, 'notes', 'n1', { type: 'patch', fields: { i: 10 } })
+        await store.dropOutbox(2)
+        const remote = await remoteRecords(store, [
+          await remoteChange(store, PEER, 1, 'lists', 'l', put({ remote: true })),
+          await remoteChange(store, PEER, 2, 'notes', 'n3', put({ remote: true })),
+        ])
+        await store.applyRemote({ records: remote, clock: { wall: 2_000_002, counter: 4 }, cursor: 17 })
+        const before = await contents(store)
+        await store.close()
+        store = await reopen()
+        expect(await contents(store)).toEqual(before)
+        expect(await store.listRecords('notes')).toEqual(
+          before.records.filter((record) => record.collection === 'notes'),
+        )
+        const next = await commit(store, 'notes', 'n9', put({ after: 'reopen' }))
+        expect(next.change.dot).toEqual([ME, 6])
+        expect(counters(await store.readOutbox(0, ALL))).toEqual([3, 4, 5, 6])
+      })
+
+      it('a reopened store that was only initialised still has its metadata', async (context) => {
+        const { reopen } = fixture
+        if (reopen === undefined) return context.skip('no reopen given')
+        await store.initMeta(META)
+        await store.close()
+        store = await reopen()
+        expect(await store.loadMeta()).toEqual(META)
+        expect(await store.outboxSize()).toBe(0)
+      })
+    })
+
+    describe('failures', () => {
+      async function seeded(): Promise<void> {
+        await store.initMeta(META)
+        await commit(store, 'notes', 'a', put({ title: 'a' }))
+        await commit(store, 'notes', 'b', put({ title: 'b' }))
+        const remote = await remoteRecords(store, [
+          await remoteChange(store, PEER, 1, 'notes', 'c', put({ title: 'c' })),
+        ])
+        await store.applyRemote({ records: remote, clock: { wall: 2_000_001, counter: 1 }, cursor: 5 })
+      }
+
+      it('a failing commitLocal rejects with storage-failed and changes nothing', async (context) => {
+        const { failNextWrite } = fixture
+        if (failNextWrite === undefined) return context.skip('no failNextWrite given')
+        await seeded()
+        const before = await contents(store)
+        const write = await prepareLocal(store, 'notes', 'a', put({ title: 'a, edited' }))
+        failNextWrite()
+        await expectStorageFailed(store.commitLocal(write))
+        expect(await contents(store)).toEqual(before)
+        const fresh = await prepareLocal(store, 'notes', 'new', put({ title: 'new' }))
+        failNextWrite()
+        await expectStorageFailed(store.commitLocal(fresh))
+        expect(await contents(store)).toEqual(before)
+        expect(await store.getRecord('notes', asRecordId('new'))).toBeUndefined()
+        await store.commitLocal(write)
+        expect(await store.getRecord('notes', asRecordId('a'))).toEqual(write.record.state)
+        expect((await store.loadMeta())?.counter).toBe(3)
+      })
+
+      it('a failing applyRemote rejects with storage-failed and changes nothing', async (context) => {
+        const { failNextWrite } = fixture
+        if (failNextWrite === undefined) return context.skip('no failNextWrite given')
+        await seeded()
+        const before = await contents(store)
+        const records = await remoteRecords(store, [
+          await remoteChange(store, PEER, 2, 'notes', 'a', put({ title: 'a, remote' })),
+          await remoteChange(store, PEER, 3, 'notes', 'd', put({ title: 'd' })),
+          await remoteChange(store, PEER, 4, 'lists', 'e', put({ title: 'e' })),
+        ])
+        const batch = { records, clock: { wall: 2_000_004, counter: 0 }, cursor: 9 }
+        failNextWrite()
+        await expectStorageFailed(store.applyRemote(batch))
+        expect(await contents(store)).toEqual(before)
+        expect(await store.listRecords('lists')).toEqual([])
+        await store.applyRemote(batch)
+        expect(await store.loadMeta()).toEqual({ ...before.meta, clock: batch.clock, cursor: 9 })
+      })
+    })
+  })
+}
