@@ -20,3 +20,18 @@ describe.each(resolvers)('simulation with the %s resolver', (resolver) => {
     expect(writes).toBeGreaterThan(seeds.length * 5)
   })
 })
+
+describe('seeds that once failed the soak', () => {
+  // A one-way cut left the hub re-sending a snapshot the replica never acknowledged, and
+  // those re-sends kept postponing the replica's own retransmissions.
+  const regressions: [number, ResolverKind][] = [
+    [407, 'merge'],
+    [1065, 'lww'],
+    [943, 'manual'],
+  ]
+  it.each(regressions)('seed %i with %s converges', async (seed, resolver) => {
+    const report = await runScenario(seed, resolver)
+    if (report.problems.length > 0) expect.fail(describeFailure(report))
+    expect(report.settled).toBe(true)
+  })
+})
