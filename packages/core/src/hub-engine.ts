@@ -38,8 +38,24 @@ export interface HubEngineOptions {
   readonly session?: Partial<HubSessionConfig>
   /** Called when an append commits: the space, the replica, how many changes were new. */
   readonly onStored?: (space: SpaceId, replica: ReplicaId, appended: number) => void
+  /** Called when a replica acknowledges the space's log up to `position` (for compaction). */
+  readonly onAcked?: (space: SpaceId, replica: ReplicaId, position: number) => void
   /** Called with failures that have no caller to reject (a failed append, a failed read). */
   readonly onError?: (error: ChorusError) => void
+}
+
+/** One connection's view, for metrics: who it is and how far each stream has got. */
+export interface HubSessionInfo {
+  readonly replicaId: ReplicaId | null
+  readonly phase: HubSessionState['phase']
+  readonly spaces: readonly {
+    readonly space: SpaceId
+    readonly head: number
+    /** Log positions the replica has acknowledged applying. */
+    readonly acked: number
+    /** The replica's changes stored here. */
+    readonly received: number
+  }[]
 }
 
 /** One accepted connection. */
@@ -62,6 +78,8 @@ export interface HubEngine {
   tick(): Promise<void>
   /** How many connections are open. */
   connections(): number
+  /** Every open connection's session, for metrics and lag. */
+  sessions(): HubSessionInfo[]
   idle(): Promise<void>
 }
 
@@ -182,9 +200,33 @@ export function createHubEngine(options: HubEngineOptions): HubEngine {
     }
 
     async #handle(input: HubSessionInput): Promise<void> {
-      const step = stepHubSession(this.#state, input, facts)
+      const before = this.#state
+      const step = stepHubSession(before, input, facts)
       this.#state = step.state
+      const replica = step.state.replicaId
+      if (options.onAcked !== undefined && replica !== null && step.state.streams !== before.streams) {
+        for (const [space, stream] of Object.entries(step.state.streams)) {
+          const previous = Object.hasOwn(before.streams, space) ? before.streams[space]?.acked : undefined
+          if (stream.acked !== previous && stream.acked > 0)
+            options.onAcked(space as SpaceId, replica, stream.acked)
+        }
+      }
       for (const effect of step.effects) await this.#perform(effect)
+    }
+
+    info(): HubSessionInfo {
+      const state = this.#state
+      const replica = state.replicaId
+      return {
+        replicaId: replica,
+        phase: state.phase,
+        spaces: Object.entries(state.streams).map(([space, stream]) => ({
+          space: space as SpaceId,
+          head: facts.head(space as SpaceId),
+          acked: stream.acked,
+          received: replica === null ? 0 : facts.received(space as SpaceId, replica),
+        })),
+      }
     }
 
     #send(frame: string): void {
@@ -297,6 +339,7 @@ export function createHubEngine(options: HubEngineOptions): HubEngine {
       await Promise.all([...connections].map((connection) => connection.input({ type: 'tick', now: time })))
     },
     connections: () => connections.size,
+    sessions: () => [...connections].map((connection) => connection.info()),
     async idle() {
       while (pendingWork.size > 0) await Promise.all([...pendingWork])
       await Promise.all([...connections].map((connection) => connection.idle()))

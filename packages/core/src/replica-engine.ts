@@ -15,6 +15,7 @@ import { DEFAULT_LIMITS, type ProtocolLimits } from './protocol/messages.js'
 import {
   DEFAULT_REPLICA_SESSION,
   initialReplicaSession,
+  isReplicaSynced,
   type ReplicaSessionEffect,
   type ReplicaSessionInput,
   type ReplicaSessionState,
@@ -63,6 +64,8 @@ export interface ReplicaEngineOptions {
   readonly onAcked?: (upTo: number) => void
   /** Called with errors that have no caller to reject: a refused session, a failed apply. */
   readonly onError?: (error: ChorusError) => void
+  /** Called when the sync status or the number of changes waiting to upload changes. */
+  readonly onStatus?: (status: SyncStatus, pending: number) => void
   /** Called when a remote clock is further ahead than the drift limit. */
   readonly onSkew?: (skewMs: number, from: ReplicaId) => void
 }
@@ -220,6 +223,7 @@ class Engine implements ReplicaEngine {
 
   detach(): void {
     this.#send = null
+    this.#announce()
     void this.#input({ type: 'disconnected', now: this.#options.now() })
   }
 
@@ -240,7 +244,7 @@ class Engine implements ReplicaEngine {
     const session = this.#session
     if (this.#send === null || session.phase === 'offline') return 'offline'
     if (session.phase === 'connecting') return 'connecting'
-    return session.acked >= session.local && session.cursor >= session.applyingTo ? 'synced' : 'syncing'
+    return isReplicaSynced(session) ? 'synced' : 'syncing'
   }
 
   pending(): number {
@@ -316,7 +320,20 @@ class Engine implements ReplicaEngine {
   async #handle(input: ReplicaSessionInput): Promise<void> {
     const step = stepReplicaSession(this.#session, input)
     this.#session = step.state
+    this.#announce()
     for (const effect of step.effects) await this.#perform(effect)
+  }
+
+  #lastAnnounced = ''
+
+  /** Tells `onStatus` when status or backlog changed since it was last told. */
+  #announce(): void {
+    const status = this.status()
+    const pending = this.pending()
+    const key = `${status}:${pending}`
+    if (key === this.#lastAnnounced) return
+    this.#lastAnnounced = key
+    this.#options.onStatus?.(status, pending)
   }
 
   async #perform(effect: ReplicaSessionEffect): Promise<void> {
@@ -354,6 +371,7 @@ class Engine implements ReplicaEngine {
         return
       case 'fail':
         this.#send = null
+        this.#announce()
         this.#options.onError?.(new ChorusError(effect.code, effect.message))
         return
     }

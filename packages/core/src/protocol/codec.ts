@@ -155,14 +155,27 @@ export function encodeMessage(message: Message): string {
 function wireForm(message: Message): Message {
   switch (message.type) {
     case 'hello': {
-      const { type, protocol, replicaId, token, spaces, have } = message
-      return token === undefined
-        ? { type, protocol, replicaId, spaces, have }
-        : { type, protocol, replicaId, token, spaces, have }
+      const { type, protocol, replicaId, token, spaces, have, heads } = message
+      return {
+        type,
+        protocol,
+        replicaId,
+        ...(token === undefined ? {} : { token }),
+        spaces,
+        have,
+        ...(heads === undefined ? {} : { heads }),
+      }
     }
     case 'changes': {
-      const { type, space, from, to, batch } = message
-      return { type, space, from, to, batch: batch.map(changeWireForm) }
+      const { type, space, from, to, batch, head } = message
+      return {
+        type,
+        space,
+        from,
+        to,
+        batch: batch.map(changeWireForm),
+        ...(head === undefined ? {} : { head }),
+      }
     }
     case 'ack':
       return { type: message.type, space: message.space, upTo: message.upTo }
@@ -294,7 +307,12 @@ function readMessage(value: unknown, limits: ProtocolLimits): Message {
       if (to <= from) {
         reject(ErrorCode.InvalidMessage, `changes.to: expected a position after from (${from}), got ${to}`)
       }
-      return { type, space, from, to, batch: readBatch(own(fields, 'batch'), where, limits) }
+      const batch = readBatch(own(fields, 'batch'), where, limits)
+      if (own(fields, 'head') === undefined) return { type, space, from, to, batch }
+      const head = positionAt(fields, 'head', where)
+      if (head < to)
+        reject(ErrorCode.InvalidMessage, `changes.head: expected at least to (${to}), got ${head}`)
+      return { type, space, from, to, batch, head }
     }
     case MessageType.Ack:
       return { type, space: spaceAt(fields, 'space', 'ack'), upTo: positionAt(fields, 'upTo', 'ack') }
@@ -346,21 +364,34 @@ function readHello(fields: Fields, limits: ProtocolLimits): HelloMessage {
   }
   const spaces = readSpaces(own(fields, 'spaces'), limits)
   const listed = new Set<string>(spaces)
-  const rawHave = objectAt(own(fields, 'have'), 'hello.have', 'an object mapping listed spaces to positions')
-  const have: Record<string, number> = {}
-  for (const space of Object.keys(rawHave)) {
+  const have = readPositions(own(fields, 'have'), listed, 'hello.have')
+  const rawHeads = own(fields, 'heads')
+  const heads = rawHeads === undefined ? undefined : readPositions(rawHeads, listed, 'hello.heads')
+  return {
+    type: MessageType.Hello,
+    protocol,
+    replicaId,
+    ...(typeof token === 'string' ? { token } : {}),
+    spaces,
+    have,
+    ...(heads === undefined ? {} : { heads }),
+  }
+}
+
+/** Reads an object mapping spaces listed in `hello.spaces` to stream positions. */
+function readPositions(value: unknown, listed: ReadonlySet<string>, path: string): Record<string, number> {
+  const raw = objectAt(value, path, 'an object mapping listed spaces to positions')
+  const out: Record<string, number> = {}
+  for (const space of Object.keys(raw)) {
     if (!listed.has(space)) {
       reject(
         ErrorCode.InvalidMessage,
-        `hello.have: names ${describe(space)}, which hello.spaces does not list; expected only listed spaces`,
+        `${path}: names ${describe(space)}, which hello.spaces does not list; expected only listed spaces`,
       )
     }
-    have[space] = positionAt(rawHave, space, 'hello.have')
+    out[space] = positionAt(raw, space, path)
   }
-  const type = MessageType.Hello
-  return typeof token === 'string'
-    ? { type, protocol, replicaId, token, spaces, have }
-    : { type, protocol, replicaId, spaces, have }
+  return out
 }
 
 function readSpaces(value: unknown, limits: ProtocolLimits): SpaceId[] {

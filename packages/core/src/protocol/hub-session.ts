@@ -339,9 +339,11 @@ function welcome(
       snapshot: needsSnapshot ? { cursor: head, page: 0, afterKey: null } : null,
     })
   }
+  const heads: Record<string, number> = {}
+  for (const space of hello.spaces) heads[space] = facts.head(space)
   effects.push({
     type: 'send',
-    message: { type: 'hello', protocol: PROTOCOL_VERSION, replicaId, spaces: hello.spaces, have },
+    message: { type: 'hello', protocol: PROTOCOL_VERSION, replicaId, spaces: hello.spaces, have, heads },
   })
   for (const space of hello.spaces) next = pump(next, space, facts, effects)
   return next
@@ -431,7 +433,14 @@ function logRead(
     .map((entry) => entry.change)
   effects.push({
     type: 'send',
-    message: { type: 'changes', space: input.space, from: input.after, to: last.seq, batch },
+    message: {
+      type: 'changes',
+      space: input.space,
+      from: input.after,
+      to: last.seq,
+      batch,
+      head: Math.max(last.seq, facts.head(input.space)),
+    },
   })
   const lastProgressAt = stream.sent === stream.acked ? input.now : stream.lastProgressAt
   const next = setStream(state, input.space, { ...idle, sent: last.seq, lastProgressAt })

@@ -22,6 +22,12 @@ export interface HelloMessage {
   readonly token?: string
   readonly spaces: readonly SpaceId[]
   readonly have: { readonly [space: string]: number }
+  /**
+   * Per space, the length of the sender's own stream (optional): the hub's log head, or the
+   * replica's latest counter. A replica knows it has caught up when its cursor reaches the
+   * hub's head; the hub reports a replica's upload backlog from it.
+   */
+  readonly heads?: { readonly [space: string]: number }
 }
 
 /**
@@ -39,6 +45,8 @@ export interface ChangesMessage {
   readonly from: number
   readonly to: number
   readonly batch: readonly Change[]
+  /** The sender's stream length when it sent this (optional; at least `to`). */
+  readonly head?: number
 }
 
 /** The receiver has durably stored (hub) or applied (replica) the stream up to `upTo`. */

@@ -47,6 +47,8 @@ export interface ReplicaSessionState {
    */
   readonly lastProgressAt: number
   readonly snapshot: { readonly cursor: number; readonly nextPage: number } | null
+  /** The hub's log head as last reported: caught up means `cursor` has reached it. */
+  readonly hubHead: number
   /** Set when the hub refused the session for good (bad token, forbidden, protocol). */
   readonly fatal: { readonly code: ErrorCode; readonly message: string } | null
 }
@@ -120,6 +122,7 @@ export function initialReplicaSession(
     reading: false,
     lastProgressAt: 0,
     snapshot: null,
+    hubHead: 0,
     fatal: null,
   }
 }
@@ -142,6 +145,7 @@ function hello(state: ReplicaSessionState): ReplicaSessionEffect {
       ...(token === undefined ? {} : { token }),
       spaces: [space],
       have: { [space]: state.cursor },
+      heads: { [space]: state.local },
     },
   }
 }
@@ -261,7 +265,11 @@ function receive(
   switch (message.type) {
     case 'hello': {
       const have = Math.min(ownNumber(message.have, space), state.local)
-      let next: ReplicaSessionState = { ...state, phase: 'ready', lastProgressAt: now }
+      const hubHead = Math.max(
+        state.hubHead,
+        message.heads === undefined ? 0 : ownNumber(message.heads, space),
+      )
+      let next: ReplicaSessionState = { ...state, phase: 'ready', lastProgressAt: now, hubHead }
       if (have > next.acked) {
         next = { ...next, acked: have }
         effects.push({ type: 'drop-outbox', upTo: have })
@@ -278,29 +286,30 @@ function receive(
     }
     case 'changes': {
       if (message.space !== space) return state
-      if (message.from <= state.applyingTo && message.to > state.applyingTo) {
+      const next = { ...state, hubHead: Math.max(state.hubHead, message.head ?? message.to) }
+      if (message.from <= next.applyingTo && message.to > next.applyingTo) {
         effects.push({ type: 'apply', batch: message.batch, from: message.from, cursor: message.to })
-        return { ...state, applyingTo: message.to }
+        return { ...next, applyingTo: message.to }
       }
-      effects.push(ack(state))
-      return state
+      effects.push(ack(next))
+      return next
     }
     case 'snapshot': {
       if (message.space !== space) return state
-      let current = state.snapshot
-      if (message.page === 0) current = { cursor: message.cursor, nextPage: 0 }
-      if (current === null || current.cursor !== message.cursor || current.nextPage !== message.page)
+      const current = message.page === 0 ? { cursor: message.cursor, nextPage: 0 } : state.snapshot
+      if (current === null || current.cursor !== message.cursor || current.nextPage !== message.page) {
         return state
-      const cursor = message.last ? message.cursor : null
-      effects.push({ type: 'apply', batch: message.batch, from: null, cursor })
-      if (!message.last)
-        return { ...state, snapshot: { cursor: current.cursor, nextPage: current.nextPage + 1 } }
-      return {
-        ...state,
-        snapshot: null,
-        applyingTo: Math.max(state.applyingTo, message.cursor),
-        lastProgressAt: now,
       }
+      const next = { ...state, hubHead: Math.max(state.hubHead, message.cursor) }
+      effects.push({
+        type: 'apply',
+        batch: message.batch,
+        from: null,
+        cursor: message.last ? message.cursor : null,
+      })
+      if (!message.last)
+        return { ...next, snapshot: { cursor: current.cursor, nextPage: current.nextPage + 1 } }
+      return { ...next, snapshot: null, applyingTo: Math.max(next.applyingTo, message.cursor) }
     }
     case 'error': {
       if (message.code === ErrorCode.HelloRequired) {
@@ -316,7 +325,15 @@ function receive(
   }
 }
 
-/** True when everything written here is acknowledged and nothing received is still being applied. */
-export function isReplicaSettled(state: ReplicaSessionState): boolean {
-  return state.phase === 'ready' && state.acked >= state.local && state.cursor >= state.applyingTo
+/**
+ * True when everything written here is acknowledged and everything the hub last reported
+ * having is applied here: "synced", as far as this replica can know.
+ */
+export function isReplicaSynced(state: ReplicaSessionState): boolean {
+  return (
+    state.phase === 'ready' &&
+    state.acked >= state.local &&
+    state.cursor >= state.applyingTo &&
+    state.cursor >= state.hubHead
+  )
 }
