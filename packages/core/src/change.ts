@@ -62,7 +62,7 @@ export function versionValue(change: Change): JsonObject | null {
     case 'put':
       return change.op.value
     case 'patch':
-      return { ...change.op.base, ...change.op.fields }
+      return Object.freeze({ ...change.op.base, ...change.op.fields })
     case 'delete':
       return null
   }

@@ -128,3 +128,20 @@ export function jsonEqual(a: JsonValue, b: JsonValue): boolean {
 export function ownNumber(map: { readonly [key: string]: number }, key: string): number {
   return Object.hasOwn(map, key) ? (map[key] as number) : 0
 }
+
+/**
+ * Freezes a JSON value and everything inside it, in place, and returns it.
+ *
+ * Chorus freezes every value it stores: an application that edits an object it read would
+ * otherwise edit the stored record behind the engine's back. Copy a value to change it.
+ */
+export function freezeJson<TValue extends JsonValue>(value: TValue): TValue {
+  if (value === null || typeof value !== 'object' || Object.isFrozen(value)) return value
+  for (const item of Object.values(value)) freezeJson(item as JsonValue)
+  return Object.freeze(value)
+}
+
+/** A deep copy of a JSON value, frozen: what a write stores, taken when the write is called. */
+export function snapshotJson<TValue extends JsonValue>(value: TValue): TValue {
+  return freezeJson(JSON.parse(JSON.stringify(value)) as TValue)
+}

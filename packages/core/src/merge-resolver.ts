@@ -83,7 +83,7 @@ function mergeFields(versions: readonly Change[]): Resolution {
     const stamp = absentStampOf(version)
     if (newer(stamp, floor)) floor = stamp
   }
-  return { value: out, stamps: stamps as FieldStamps, floor }
+  return { value: Object.freeze(out), stamps: stamps as FieldStamps, floor }
 }
 
 function resolveWithUserMerge(versions: readonly Change[], merge: MergeFunction): Resolution {

@@ -9,7 +9,7 @@ import {
   type ReplicaId,
   type SpaceId,
 } from './ids.js'
-import type { JsonObject } from './json.js'
+import { assertJsonObject, freezeJson, type JsonObject, snapshotJson } from './json.js'
 import { decodeMessage, encodeMessage } from './protocol/codec.js'
 import { DEFAULT_LIMITS, type ProtocolLimits } from './protocol/messages.js'
 import {
@@ -165,19 +165,25 @@ class Engine implements ReplicaEngine {
   }
 
   put(collection: string, id: string, value: JsonObject): Promise<Change> {
-    return this.#write(collection, id, { type: 'put', value })
+    return this.#write(collection, id, () => ({
+      type: 'put',
+      value: snapshotJson(assertJsonObject(value, 'a put value')),
+    }))
   }
 
   patch(collection: string, id: string, fields: JsonObject): Promise<Change> {
-    return this.#write(collection, id, { type: 'patch', fields })
+    return this.#write(collection, id, () => ({
+      type: 'patch',
+      fields: snapshotJson(assertJsonObject(fields, 'patch fields')),
+    }))
   }
 
   delete(collection: string, id: string): Promise<Change> {
-    return this.#write(collection, id, { type: 'delete' })
+    return this.#write(collection, id, () => ({ type: 'delete' }))
   }
 
   resolve(collection: string, id: string, value: JsonObject): Promise<Change> {
-    return this.#write(collection, id, { type: 'put', value })
+    return this.put(collection, id, value)
   }
 
   async get(collection: string, id: string): Promise<JsonObject | undefined> {
@@ -271,11 +277,16 @@ class Engine implements ReplicaEngine {
     if (this.#closed) throw new ChorusError(ErrorCode.Closed, 'this replica is closed')
   }
 
-  /** Validates synchronously but always reports through the promise, never by throwing. */
-  async #write(collection: string, id: string, intent: WriteIntent): Promise<Change> {
+  /**
+   * Validates and copies the value when called — not when the queue gets to it, or an app
+   * that reuses its object would write what it holds then — and reports every problem
+   * through the promise, never by throwing.
+   */
+  async #write(collection: string, id: string, makeIntent: () => WriteIntent): Promise<Change> {
     this.#assertOpen()
     const name = assertCollectionName(collection)
     const recordId = asRecordId(id)
+    const intent = makeIntent()
     return await this.#queue.run(async () => {
       const record = await this.#store.getRecord(name, recordId)
       const counter = this.#meta.counter + 1
@@ -397,7 +408,7 @@ class Engine implements ReplicaEngine {
       for (const change of batch) {
         const key = `${change.collection}\u0000${change.id}`
         const current = touched.get(key)?.state ?? (await this.#store.getRecord(change.collection, change.id))
-        const { state, applied } = applyChange(current, change)
+        const { state, applied } = applyChange(current, freezeChange(change))
         if (!applied) continue
         touched.set(key, { collection: change.collection, id: change.id, state })
         this.#hlc.receive(change.hlc)
@@ -427,4 +438,15 @@ class Engine implements ReplicaEngine {
   #transmit(frame: string): void {
     this.#send?.(frame)
   }
+}
+
+/** Freezes a received change's values, as local writes are, before it is stored. */
+function freezeChange(change: Change): Change {
+  const op = change.op
+  if (op.type === 'put') freezeJson(op.value)
+  else if (op.type === 'patch') {
+    freezeJson(op.fields)
+    freezeJson(op.base)
+  }
+  return change
 }

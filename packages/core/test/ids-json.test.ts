@@ -1,0 +1,283 @@
+import fc from 'fast-check'
+import { describe, expect, it } from 'vitest'
+import { ChorusError, ErrorCode } from '../src/errors.js'
+import {
+  asRecordId,
+  asReplicaId,
+  asSpaceId,
+  assertCollectionName,
+  isRecordId,
+  isReplicaId,
+  isSpaceId,
+  MAX_RECORD_ID_LENGTH,
+  replicaIdFromBytes,
+} from '../src/ids.js'
+import {
+  assertJsonObject,
+  canonicalJson,
+  explainNonJson,
+  isJsonObject,
+  isJsonValue,
+  type JsonValue,
+  jsonEqual,
+  MAX_JSON_DEPTH,
+} from '../src/json.js'
+
+/** Fixed so runs repeat; `SEED=… pnpm test` replays the seed a failing property prints. */
+const seed = Number(process.env.SEED ?? 20_240_601)
+const runs = { seed, numRuns: 300 }
+
+function expectChorusError(run: () => unknown, code: ErrorCode): ChorusError {
+  let caught: unknown
+  try {
+    run()
+  } catch (error) {
+    caught = error
+  }
+  expect(caught).toBeInstanceOf(ChorusError)
+  expect((caught as ChorusError).code).toBe(code)
+  return caught as ChorusError
+}
+
+describe('replica ids', () => {
+  it.each(['a', 'Z9', 'tab-1_main', '0abc', 'constructor', 'toString', 'x'.repeat(64)])(
+    'accepts %j',
+    (id) => {
+      expect(isReplicaId(id)).toBe(true)
+      expect(asReplicaId(id)).toBe(id)
+    },
+  )
+
+  it.each([
+    ['empty', ''],
+    ['__proto__', '__proto__'],
+    ['a leading underscore', '_a'],
+    ['a leading dash', '-a'],
+    ['65 characters', 'x'.repeat(65)],
+    ['a space inside', 'tab 1'],
+    ['a leading space', ' a'],
+    ['a dot', 'a.b'],
+    ['an @', 'a@b'],
+    ['a non-ASCII letter', 'café'],
+  ])('refuses %s', (_, id) => {
+    expect(isReplicaId(id)).toBe(false)
+    const error = expectChorusError(() => asReplicaId(id), ErrorCode.InvalidArgument)
+    expect(error.message).toContain(JSON.stringify(id))
+  })
+
+  it('refuses values that are not strings', () => {
+    for (const value of [1, null, undefined, {}, ['a']]) expect(isReplicaId(value)).toBe(false)
+  })
+
+  it('derives lowercase base-32 ids from random bytes', () => {
+    expect(replicaIdFromBytes(Uint8Array.from({ length: 16 }, (_, i) => i))).toBe(
+      'aaaqeayeaudaocajbifqydiob4',
+    )
+    expect(replicaIdFromBytes(new TextEncoder().encode('foobarba'))).toBe('mzxw6ytbojrgc')
+    expect(replicaIdFromBytes(new Uint8Array(10).fill(255))).toBe('7777777777777777')
+  })
+
+  it('derives a valid, distinct id for distinct 16-byte inputs', () => {
+    const bytes = fc.uint8Array({ minLength: 16, maxLength: 16 })
+    fc.assert(
+      fc.property(bytes, bytes, (a, b) => {
+        const idA = replicaIdFromBytes(a)
+        expect(isReplicaId(idA)).toBe(true)
+        expect(idA).toHaveLength(26)
+        expect(idA).toBe(replicaIdFromBytes(Uint8Array.from(a)))
+        expect(idA === replicaIdFromBytes(b)).toBe(a.every((byte, i) => byte === b[i]))
+      }),
+      runs,
+    )
+  })
+
+  it('caps an id from many bytes at 64 characters', () => {
+    const id = replicaIdFromBytes(new Uint8Array(100).fill(7))
+    expect(id).toHaveLength(64)
+    expect(isReplicaId(id)).toBe(true)
+  })
+
+  it('refuses fewer than 8 random bytes', () => {
+    expectChorusError(() => replicaIdFromBytes(new Uint8Array(7)), ErrorCode.InvalidArgument)
+    expect(replicaIdFromBytes(new Uint8Array(8))).toBe('aaaaaaaaaaaaa')
+  })
+})
+
+describe('record ids, spaces and collections', () => {
+  it('accepts any non-empty record id up to the limit', () => {
+    for (const id of [
+      'x',
+      'a b/ü?#',
+      '018f4e1c-7a2b-7000-8000-000000000001',
+      'y'.repeat(MAX_RECORD_ID_LENGTH),
+    ]) {
+      expect(isRecordId(id)).toBe(true)
+      expect(asRecordId(id)).toBe(id)
+    }
+  })
+
+  it('refuses an empty or too long record id', () => {
+    expect(isRecordId('')).toBe(false)
+    expectChorusError(() => asRecordId(''), ErrorCode.InvalidArgument)
+    const long = 'y'.repeat(MAX_RECORD_ID_LENGTH + 1)
+    expect(isRecordId(long)).toBe(false)
+    const error = expectChorusError(() => asRecordId(long), ErrorCode.InvalidArgument)
+    expect(error.message).toContain(String(MAX_RECORD_ID_LENGTH))
+  })
+
+  it('accepts collection and space names of letters, digits and _.:-', () => {
+    for (const name of ['notes', 'team:board-1', 'a.b_c', '9', 'n'.repeat(128)]) {
+      expect(assertCollectionName(name)).toBe(name)
+      expect(isSpaceId(name)).toBe(true)
+      expect(asSpaceId(name)).toBe(name)
+    }
+  })
+
+  it.each([
+    ['empty', ''],
+    ['a leading dot', '.notes'],
+    ['a space', 'my notes'],
+    ['a slash', 'a/b'],
+    ['129 characters', 'n'.repeat(129)],
+    ['__proto__', '__proto__'],
+  ])('refuses a collection or space name with %s', (_, name) => {
+    const collection = expectChorusError(() => assertCollectionName(name), ErrorCode.InvalidArgument)
+    expect(collection.message).toContain('collection')
+    expect(isSpaceId(name)).toBe(false)
+    const space = expectChorusError(() => asSpaceId(name), ErrorCode.InvalidArgument)
+    expect(space.message).toContain('space')
+  })
+})
+
+function nested(depth: number): JsonValue {
+  let value: JsonValue = 1
+  for (let i = 0; i < depth; i++) value = { inner: value }
+  return value
+}
+
+describe('explainNonJson', () => {
+  it('accepts plain JSON, shared (non-cyclic) references and null-prototype objects', () => {
+    const shared = { tag: 'x' }
+    const bare = Object.create(null) as Record<string, unknown>
+    bare.a = 1
+    for (const value of [
+      null,
+      true,
+      0,
+      -1.5,
+      '',
+      [],
+      {},
+      { a: [1, 'b', null, { c: false }] },
+      { x: shared, y: shared },
+      bare,
+    ]) {
+      expect(explainNonJson(value)).toBeUndefined()
+      expect(isJsonValue(value)).toBe(true)
+    }
+  })
+
+  it('says where the problem is and what it is', () => {
+    class Point {
+      x = 1
+    }
+    const cycle: Record<string, unknown> = {}
+    cycle.self = cycle
+    const cases: [unknown, string][] = [
+      [undefined, '$ is a undefined'],
+      [{ a: undefined }, '$.a is a undefined, which JSON cannot represent'],
+      [{ f: () => 1 }, '$.f is a function, which JSON cannot represent'],
+      [{ n: [1, Number.NaN] }, '$.n[1] is NaN, which JSON cannot represent'],
+      [{ n: -Infinity }, '$.n is -Infinity, which JSON cannot represent'],
+      [{ s: Symbol('s') }, '$.s is a symbol, which JSON cannot represent'],
+      [{ big: 2n }, '$.big is a bigint, which JSON cannot represent'],
+      [{ d: new Date(0) }, '$.d is a Date instance; only plain objects are JSON'],
+      [{ p: new Point() }, '$.p is a Point instance; only plain objects are JSON'],
+      [cycle, '$.self is a cycle back to an enclosing value'],
+      // biome-ignore lint/suspicious/noSparseArray: the hole is the point of this case
+      [{ list: [1, , 3] }, '$.list[1] is a hole in a sparse array'],
+      [JSON.parse('{"a":{"__proto__":1}}'), '$.a has a "__proto__" key'],
+    ]
+    for (const [value, message] of cases) expect(explainNonJson(value)).toContain(message)
+  })
+
+  it(`refuses nesting deeper than ${MAX_JSON_DEPTH} levels`, () => {
+    expect(explainNonJson(nested(MAX_JSON_DEPTH))).toBeUndefined()
+    expect(explainNonJson(nested(MAX_JSON_DEPTH + 1))).toContain(
+      `nested deeper than ${MAX_JSON_DEPTH} levels`,
+    )
+  })
+
+  it('assertJsonObject accepts plain objects only, naming what was wrong', () => {
+    expect(assertJsonObject({ a: 1 }, 'the value')).toEqual({ a: 1 })
+    expect(
+      expectChorusError(() => assertJsonObject([1], 'the value'), ErrorCode.InvalidArgument).message,
+    ).toBe('the value must be a JSON object, got an array')
+    expect(
+      expectChorusError(() => assertJsonObject(null, 'the value'), ErrorCode.InvalidArgument).message,
+    ).toBe('the value must be a JSON object, got null')
+    expect(
+      expectChorusError(() => assertJsonObject({ a: Number.NaN }, 'the value'), ErrorCode.InvalidArgument)
+        .message,
+    ).toBe('the value is not JSON-serialisable: $.a is NaN, which JSON cannot represent')
+  })
+
+  it('isJsonObject is true for plain JSON objects only', () => {
+    expect(isJsonObject({ a: [1] })).toBe(true)
+    expect(isJsonObject([])).toBe(false)
+    expect(isJsonObject(null)).toBe(false)
+    expect(isJsonObject({ a: new Date(0) })).toBe(false)
+  })
+})
+
+/** The same value with every object's keys inserted in reverse order. */
+function reordered(value: JsonValue): JsonValue {
+  if (value === null || typeof value !== 'object') return value
+  if (Array.isArray(value)) return value.map((item: JsonValue) => reordered(item))
+  return Object.fromEntries(
+    Object.entries(value)
+      .reverse()
+      .map(([key, item]) => [key, reordered(item as JsonValue)]),
+  )
+}
+
+const jsonArb = fc.jsonValue({ maxDepth: 4 }) as fc.Arbitrary<JsonValue>
+
+describe('canonicalJson and jsonEqual', () => {
+  it('sorts keys at every depth', () => {
+    expect(canonicalJson({ b: 1, a: [{ d: 1, c: 2 }], c: null })).toBe('{"a":[{"c":2,"d":1}],"b":1,"c":null}')
+  })
+
+  it('gives equal text for equal values whatever the key order, and reads back as the same value', () => {
+    fc.assert(
+      fc.property(jsonArb, (value) => {
+        const text = canonicalJson(value)
+        expect(canonicalJson(reordered(value))).toBe(text)
+        expect(jsonEqual(value, reordered(value))).toBe(true)
+        expect(jsonEqual(JSON.parse(text) as JsonValue, value)).toBe(true)
+      }),
+      runs,
+    )
+  })
+
+  it('gives equal text exactly when jsonEqual says the values are equal', () => {
+    fc.assert(
+      fc.property(jsonArb, jsonArb, (a, b) => {
+        expect(canonicalJson(a) === canonicalJson(b)).toBe(jsonEqual(a, b))
+        expect(jsonEqual(a, b)).toBe(jsonEqual(b, a))
+      }),
+      runs,
+    )
+  })
+
+  it('tells apart values that differ only in shape', () => {
+    expect(jsonEqual({ a: 1 }, { a: 1, b: 2 })).toBe(false)
+    expect(jsonEqual({ a: 1, b: 2 }, { a: 1 })).toBe(false)
+    expect(jsonEqual({ a: 1 }, { b: 1 })).toBe(false)
+    expect(jsonEqual([1, 2], [2, 1])).toBe(false)
+    expect(jsonEqual([], {})).toBe(false)
+    expect(jsonEqual(null, {})).toBe(false)
+    expect(jsonEqual('1', 1)).toBe(false)
+    expect(jsonEqual({ a: [1, { b: null }] }, { a: [1, { b: null }] })).toBe(true)
+  })
+})

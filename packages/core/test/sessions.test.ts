@@ -1,0 +1,1124 @@
+import fc from 'fast-check'
+import { describe, expect, it } from 'vitest'
+import type { Change } from '../src/change.js'
+import { ErrorCode } from '../src/errors.js'
+import { formatHlc } from '../src/hlc.js'
+import { asRecordId, asReplicaId, asSpaceId, type ReplicaId, type SpaceId } from '../src/ids.js'
+import {
+  type AuthResult,
+  type HubFacts,
+  type HubSessionInput,
+  type HubSessionState,
+  type HubStep,
+  initialHubSession,
+  stepHubSession,
+} from '../src/protocol/hub-session.js'
+import { type HelloMessage, type Message, PROTOCOL_VERSION } from '../src/protocol/messages.js'
+import {
+  initialReplicaSession,
+  isReplicaSynced,
+  type ReplicaSessionConfig,
+  type ReplicaSessionInput,
+  type ReplicaSessionState,
+  type ReplicaStep,
+  stepReplicaSession,
+} from '../src/protocol/replica-session.js'
+
+/** Fixed so runs repeat; `SEED=… pnpm test` replays the seed a failing property prints. */
+const seed = Number(process.env.SEED ?? 20_240_601)
+
+const alice = asReplicaId('alice')
+const bob = asReplicaId('bob')
+const space = asSpaceId('team:board')
+const otherSpace = asSpaceId('alice.notes')
+
+function change(replica: ReplicaId, counter: number): Change {
+  return {
+    collection: 'notes',
+    id: asRecordId(`note-${counter}`),
+    dot: [replica, counter],
+    context: {},
+    hlc: formatHlc({ wall: 1_000 + counter, counter: 0, replica }),
+    op: { type: 'put', value: { n: counter } },
+  }
+}
+
+/** Own changes `from + 1 … to` of `replica`. */
+function run(replica: ReplicaId, from: number, to: number): Change[] {
+  return Array.from({ length: to - from }, (_, i) => change(replica, from + i + 1))
+}
+
+function deepFreeze<T>(value: T, seen = new WeakSet<object>()): T {
+  if (typeof value !== 'object' || value === null || seen.has(value)) return value
+  seen.add(value)
+  Object.freeze(value)
+  for (const key of Object.keys(value)) deepFreeze((value as Record<string, unknown>)[key], seen)
+  return value
+}
+
+// ---------------------------------------------------------------------------------------------
+// Replica side
+
+const replicaConfig: ReplicaSessionConfig = {
+  replicaId: alice,
+  space,
+  token: 'secret-token',
+  batchSize: 2,
+  window: 4,
+  retransmitMs: 1_000,
+}
+
+/** A replica that has applied the hub log up to 3, had its changes acknowledged up to 2, and wrote up to 8. */
+function offlineReplica(config: ReplicaSessionConfig = replicaConfig): ReplicaSessionState {
+  return initialReplicaSession(config, { cursor: 3, acked: 2, local: 8 })
+}
+
+function stepAll(
+  state: ReplicaSessionState,
+  inputs: readonly ReplicaSessionInput[],
+): { state: ReplicaSessionState; effects: ReplicaStep['effects'] } {
+  let current = state
+  let effects: ReplicaStep['effects'] = []
+  for (const input of inputs) {
+    const step = stepReplicaSession(current, input)
+    current = step.state
+    effects = step.effects
+  }
+  return { state: current, effects }
+}
+
+function hubHello(have: number, at = space): HelloMessage {
+  return {
+    type: 'hello',
+    protocol: PROTOCOL_VERSION,
+    replicaId: asReplicaId('hub'),
+    spaces: [at],
+    have: { [at]: have },
+  }
+}
+
+/** Connected, greeted by the hub with `have`, and the first outbox read answered. */
+function readyReplica(): ReplicaSessionState {
+  return stepAll(offlineReplica(), [
+    { type: 'connected', now: 0 },
+    { type: 'message', now: 10, message: hubHello(5) },
+  ]).state
+}
+
+describe('replica session: handshake', () => {
+  it('sends hello with its cursor as have once connected', () => {
+    const { state, effects } = stepReplicaSession(offlineReplica(), { type: 'connected', now: 0 })
+    expect(state.phase).toBe('connecting')
+    expect(effects).toEqual([
+      {
+        type: 'send',
+        message: {
+          type: 'hello',
+          protocol: PROTOCOL_VERSION,
+          replicaId: alice,
+          token: 'secret-token',
+          spaces: [space],
+          have: { [space]: 3 },
+          heads: { [space]: 8 },
+        },
+      },
+    ])
+  })
+
+  it('leaves the token out of hello when it has none', () => {
+    const { token: _token, ...withoutToken } = replicaConfig
+    const { effects } = stepReplicaSession(offlineReplica(withoutToken), { type: 'connected', now: 0 })
+    const sent = effects[0]
+    expect(sent?.type === 'send' && sent.message.type === 'hello' && 'token' in sent.message).toBe(false)
+  })
+
+  it('drops what the hub already stored and resumes sending right after it', () => {
+    const connected = stepReplicaSession(offlineReplica(), { type: 'connected', now: 0 }).state
+    const { state, effects } = stepReplicaSession(connected, {
+      type: 'message',
+      now: 10,
+      message: hubHello(5),
+    })
+    expect(effects).toEqual([
+      { type: 'drop-outbox', upTo: 5 },
+      { type: 'read-outbox', after: 5, limit: 2 },
+    ])
+    expect(state).toMatchObject({ phase: 'ready', acked: 5, sent: 5, reading: true })
+  })
+
+  it('never believes the hub holds more than it wrote', () => {
+    const connected = stepReplicaSession(offlineReplica(), { type: 'connected', now: 0 }).state
+    const { state, effects } = stepReplicaSession(connected, {
+      type: 'message',
+      now: 10,
+      message: hubHello(50),
+    })
+    expect(effects).toEqual([{ type: 'drop-outbox', upTo: 8 }])
+    expect(state.acked).toBe(8)
+  })
+
+  it('resends from its own acknowledged position when the hub has less', () => {
+    const connected = stepReplicaSession(offlineReplica(), { type: 'connected', now: 0 }).state
+    const { effects } = stepReplicaSession(connected, { type: 'message', now: 10, message: hubHello(1) })
+    expect(effects).toEqual([{ type: 'read-outbox', after: 2, limit: 2 }])
+  })
+
+  it('reads a space named like an Object.prototype member as have 0 when the hub omits it', () => {
+    const odd = asSpaceId('constructor')
+    const state = initialReplicaSession({ ...replicaConfig, space: odd }, { cursor: 0, acked: 2, local: 3 })
+    const connected = stepReplicaSession(state, { type: 'connected', now: 0 }).state
+    const hello: Message = {
+      type: 'hello',
+      protocol: PROTOCOL_VERSION,
+      replicaId: bob,
+      spaces: [odd],
+      have: {},
+    }
+    const { state: next, effects } = stepReplicaSession(connected, {
+      type: 'message',
+      now: 1,
+      message: hello,
+    })
+    expect(effects).toEqual([{ type: 'read-outbox', after: 2, limit: 2 }])
+    expect(next.acked).toBe(2)
+  })
+
+  it('says hello again when the hub answers hello-required', () => {
+    const { state, effects } = stepReplicaSession(readyReplica(), {
+      type: 'message',
+      now: 20,
+      message: { type: 'error', code: ErrorCode.HelloRequired, message: 'send hello first' },
+    })
+    expect(effects).toHaveLength(1)
+    expect(effects[0]).toMatchObject({ type: 'send', message: { type: 'hello', have: { [space]: 3 } } })
+    expect(state.phase).toBe('connecting')
+  })
+
+  it('repeats an unanswered hello after retransmitMs', () => {
+    const connected = stepReplicaSession(offlineReplica(), { type: 'connected', now: 0 }).state
+    expect(stepReplicaSession(connected, { type: 'tick', now: 999 }).effects).toEqual([])
+    const { effects } = stepReplicaSession(connected, { type: 'tick', now: 1_000 })
+    expect(effects).toMatchObject([{ type: 'send', message: { type: 'hello' } }])
+  })
+
+  it.each([
+    ErrorCode.Unauthenticated,
+    ErrorCode.Forbidden,
+    ErrorCode.UnsupportedProtocol,
+    ErrorCode.ReplicaMismatch,
+  ])('gives up for good on %s, and stays silent on the next connection', (code) => {
+    const { state, effects } = stepReplicaSession(readyReplica(), {
+      type: 'message',
+      now: 20,
+      message: { type: 'error', code, message: 'no' },
+    })
+    expect(effects).toEqual([{ type: 'fail', code, message: 'no' }])
+    expect(state.fatal).toEqual({ code, message: 'no' })
+    expect(state.phase).toBe('offline')
+    const again = stepReplicaSession(state, { type: 'connected', now: 30 })
+    expect(again.effects).toEqual([])
+    expect(again.state.phase).toBe('offline')
+  })
+
+  it('ignores a passing error such as rate-limited', () => {
+    const ready = readyReplica()
+    const { state, effects } = stepReplicaSession(ready, {
+      type: 'message',
+      now: 20,
+      message: { type: 'error', code: ErrorCode.RateLimited, message: 'slow down' },
+    })
+    expect(effects).toEqual([])
+    expect(state).toBe(ready)
+  })
+})
+
+describe('replica session: sending own changes', () => {
+  it('sends what the outbox returns as a numbered batch, and reads on while the window allows', () => {
+    const { state, effects } = stepReplicaSession(readyReplica(), {
+      type: 'outbox-read',
+      now: 11,
+      after: 5,
+      changes: run(alice, 5, 7),
+    })
+    expect(effects).toEqual([
+      { type: 'send', message: { type: 'changes', space, from: 5, to: 7, batch: run(alice, 5, 7) } },
+      { type: 'read-outbox', after: 7, limit: 2 },
+    ])
+    expect(state.sent).toBe(7)
+  })
+
+  it('stops reading when the window of unacknowledged changes is full', () => {
+    const state = stepAll(readyReplica(), [
+      { type: 'outbox-read', now: 11, after: 5, changes: run(alice, 5, 7) },
+      { type: 'local-write', now: 12, counter: 12 },
+      { type: 'outbox-read', now: 13, after: 7, changes: run(alice, 7, 9) },
+    ])
+    expect(state.state.sent).toBe(9)
+    expect(state.effects).toEqual([
+      { type: 'send', message: { type: 'changes', space, from: 7, to: 9, batch: run(alice, 7, 9) } },
+    ])
+    const acked = stepReplicaSession(state.state, {
+      type: 'message',
+      now: 14,
+      message: { type: 'ack', space, upTo: 7 },
+    })
+    expect(acked.effects).toEqual([
+      { type: 'drop-outbox', upTo: 7 },
+      { type: 'read-outbox', after: 9, limit: 2 },
+    ])
+  })
+
+  it('ignores an outbox read that no longer continues what was sent', () => {
+    const { state, effects } = stepReplicaSession(readyReplica(), {
+      type: 'outbox-read',
+      now: 11,
+      after: 3,
+      changes: run(alice, 3, 5),
+    })
+    expect(effects).toEqual([{ type: 'read-outbox', after: 5, limit: 2 }])
+    expect(state.sent).toBe(5)
+  })
+
+  it('reads the outbox after a local write only when online', () => {
+    const offline = stepReplicaSession(offlineReplica(), { type: 'local-write', now: 1, counter: 9 })
+    expect(offline.effects).toEqual([])
+    expect(offline.state.local).toBe(9)
+    const sentAll = stepReplicaSession(readyReplica(), {
+      type: 'outbox-read',
+      now: 11,
+      after: 5,
+      changes: run(alice, 5, 7),
+    }).state
+    const idle = stepReplicaSession(sentAll, {
+      type: 'outbox-read',
+      now: 12,
+      after: 7,
+      changes: run(alice, 7, 8),
+    })
+    expect(idle.effects).toHaveLength(1)
+    const online = stepReplicaSession(idle.state, { type: 'local-write', now: 13, counter: 9 })
+    expect(online.effects).toEqual([{ type: 'read-outbox', after: 8, limit: 1 }])
+  })
+
+  it('goes back to the last acknowledged change when the hub stays silent (go-back-N)', () => {
+    const sent = stepAll(readyReplica(), [
+      { type: 'outbox-read', now: 11, after: 5, changes: run(alice, 5, 7) },
+      { type: 'outbox-read', now: 12, after: 7, changes: run(alice, 7, 8) },
+    ]).state
+    expect(sent).toMatchObject({ sent: 8, acked: 5, reading: false, lastProgressAt: 11 })
+    expect(stepReplicaSession(sent, { type: 'tick', now: 1_010 }).effects).toEqual([])
+    const { state, effects } = stepReplicaSession(sent, { type: 'tick', now: 1_011 })
+    expect(effects).toEqual([
+      { type: 'send', message: { type: 'ack', space, upTo: 3 } },
+      { type: 'read-outbox', after: 5, limit: 2 },
+    ])
+    expect(state.sent).toBe(5)
+  })
+
+  it('resumes sending on the next retransmission tick after a failed outbox read', () => {
+    const failed = stepReplicaSession(readyReplica(), { type: 'outbox-failed', now: 11 })
+    expect(failed.effects).toEqual([])
+    expect(failed.state.reading).toBe(false)
+    const { effects } = stepReplicaSession(failed.state, { type: 'tick', now: 1_010 })
+    expect(effects).toEqual([
+      { type: 'send', message: { type: 'ack', space, upTo: 3 } },
+      { type: 'read-outbox', after: 5, limit: 2 },
+    ])
+  })
+
+  it('acknowledgements drop the outbox and never move backwards', () => {
+    const ready = readyReplica()
+    const forward = stepReplicaSession(ready, {
+      type: 'message',
+      now: 20,
+      message: { type: 'ack', space, upTo: 6 },
+    })
+    expect(forward.effects[0]).toEqual({ type: 'drop-outbox', upTo: 6 })
+    expect(forward.state.acked).toBe(6)
+    const stale = stepReplicaSession(forward.state, {
+      type: 'message',
+      now: 21,
+      message: { type: 'ack', space, upTo: 4 },
+    })
+    expect(stale.effects).toEqual([])
+    expect(stale.state.acked).toBe(6)
+    const elsewhere = stepReplicaSession(ready, {
+      type: 'message',
+      now: 20,
+      message: { type: 'ack', space: otherSpace, upTo: 8 },
+    })
+    expect(elsewhere.effects).toEqual([])
+  })
+
+  it('forgets unacknowledged sends on disconnect, so they are sent again next time', () => {
+    const sent = stepReplicaSession(readyReplica(), {
+      type: 'outbox-read',
+      now: 11,
+      after: 5,
+      changes: run(alice, 5, 7),
+    }).state
+    const { state, effects } = stepReplicaSession(sent, { type: 'disconnected', now: 12 })
+    expect(effects).toEqual([])
+    expect(state).toMatchObject({ phase: 'offline', sent: 5, acked: 5, reading: false })
+  })
+})
+
+describe('replica session: receiving the hub stream', () => {
+  it('applies a batch that continues its position and acknowledges once it is applied', () => {
+    const ready = readyReplica()
+    const batch = run(bob, 0, 2)
+    const taken = stepReplicaSession(ready, {
+      type: 'message',
+      now: 20,
+      message: { type: 'changes', space, from: 2, to: 6, batch },
+    })
+    expect(taken.effects).toEqual([{ type: 'apply', batch, from: 2, cursor: 6 }])
+    expect(taken.state).toMatchObject({ cursor: 3, applyingTo: 6 })
+    expect(isReplicaSynced(taken.state)).toBe(false)
+    const applied = stepReplicaSession(taken.state, { type: 'applied', now: 21, cursor: 6 })
+    expect(applied.effects).toEqual([{ type: 'send', message: { type: 'ack', space, upTo: 6 } }])
+    expect(applied.state.cursor).toBe(6)
+  })
+
+  it('acknowledges a re-sent batch once applied even though its position did not move', () => {
+    const applied = stepReplicaSession(readyReplica(), { type: 'applied', now: 20, cursor: 3 })
+    expect(applied.effects).toEqual([{ type: 'send', message: { type: 'ack', space, upTo: 3 } }])
+    expect(applied.state.cursor).toBe(3)
+    expect(stepReplicaSession(readyReplica(), { type: 'applied', now: 20, cursor: null }).effects).toEqual([])
+  })
+
+  it('answers a gap with an ack of its real position and applies nothing', () => {
+    const ready = readyReplica()
+    const { state, effects } = stepReplicaSession(ready, {
+      type: 'message',
+      now: 20,
+      message: { type: 'changes', space, from: 4, to: 9, batch: run(bob, 0, 1) },
+    })
+    expect(effects).toEqual([{ type: 'send', message: { type: 'ack', space, upTo: 3 } }])
+    expect(state).toMatchObject({ cursor: 3, applyingTo: 3 })
+  })
+
+  it('answers a duplicate with an ack, including one that is still being applied', () => {
+    const ready = readyReplica()
+    const duplicate = stepReplicaSession(ready, {
+      type: 'message',
+      now: 20,
+      message: { type: 'changes', space, from: 1, to: 3, batch: [] },
+    })
+    expect(duplicate.effects).toEqual([{ type: 'send', message: { type: 'ack', space, upTo: 3 } }])
+    const pending = stepReplicaSession(ready, {
+      type: 'message',
+      now: 20,
+      message: { type: 'changes', space, from: 3, to: 6, batch: [] },
+    })
+    const repeat = stepReplicaSession(pending.state, {
+      type: 'message',
+      now: 21,
+      message: { type: 'changes', space, from: 3, to: 6, batch: [] },
+    })
+    expect(repeat.effects).toEqual([{ type: 'send', message: { type: 'ack', space, upTo: 3 } }])
+  })
+
+  it('takes a retransmission again after an apply failed', () => {
+    const message: Message = { type: 'changes', space, from: 3, to: 6, batch: run(bob, 0, 3) }
+    const pending = stepReplicaSession(readyReplica(), { type: 'message', now: 20, message }).state
+    const failed = stepReplicaSession(pending, { type: 'apply-failed', now: 21 }).state
+    expect(failed.applyingTo).toBe(3)
+    expect(stepReplicaSession(failed, { type: 'message', now: 22, message }).effects).toEqual([
+      { type: 'apply', batch: message.batch, from: 3, cursor: 6 },
+    ])
+  })
+
+  it('ignores changes for another space', () => {
+    const ready = readyReplica()
+    const { state, effects } = stepReplicaSession(ready, {
+      type: 'message',
+      now: 20,
+      message: { type: 'changes', space: otherSpace, from: 3, to: 6, batch: [] },
+    })
+    expect(effects).toEqual([])
+    expect(state).toBe(ready)
+  })
+
+  it('applies snapshot pages in order and moves its position only after the last', () => {
+    const ready = readyReplica()
+    const page = (n: number, last: boolean): Message => ({
+      type: 'snapshot',
+      space,
+      cursor: 40,
+      page: n,
+      last,
+      batch: [change(bob, n + 1)],
+    })
+    const first = stepReplicaSession(ready, { type: 'message', now: 20, message: page(0, false) })
+    expect(first.effects).toEqual([{ type: 'apply', batch: [change(bob, 1)], from: null, cursor: null }])
+    const skipped = stepReplicaSession(first.state, { type: 'message', now: 21, message: page(2, true) })
+    expect(skipped.effects).toEqual([])
+    const last = stepReplicaSession(first.state, { type: 'message', now: 21, message: page(1, true) })
+    expect(last.effects).toEqual([{ type: 'apply', batch: [change(bob, 2)], from: null, cursor: 40 }])
+    expect(last.state).toMatchObject({ applyingTo: 40, snapshot: null })
+    const done = stepReplicaSession(last.state, { type: 'applied', now: 22, cursor: 40 })
+    expect(done.effects).toEqual([{ type: 'send', message: { type: 'ack', space, upTo: 40 } }])
+  })
+
+  it('is synced once everything written is acknowledged and the hub head it reported is applied', () => {
+    const connected = stepReplicaSession(offlineReplica(), { type: 'connected', now: 0 }).state
+    const hello: Message = { ...hubHello(5), heads: { [space]: 9 } }
+    const ready = stepReplicaSession(connected, { type: 'message', now: 10, message: hello }).state
+    expect(isReplicaSynced(ready)).toBe(false)
+    const acked = stepReplicaSession(ready, {
+      type: 'message',
+      now: 20,
+      message: { type: 'ack', space, upTo: 8 },
+    })
+    expect(isReplicaSynced(acked.state)).toBe(false)
+    const taken = stepReplicaSession(acked.state, {
+      type: 'message',
+      now: 21,
+      message: { type: 'changes', space, from: 3, to: 9, batch: run(bob, 0, 2) },
+    })
+    expect(isReplicaSynced(taken.state)).toBe(false)
+    const applied = stepReplicaSession(taken.state, { type: 'applied', now: 22, cursor: 9 })
+    expect(isReplicaSynced(applied.state)).toBe(true)
+    const behind = stepReplicaSession(applied.state, {
+      type: 'message',
+      now: 23,
+      message: { type: 'changes', space, from: 12, to: 14, batch: [], head: 14 },
+    })
+    expect(isReplicaSynced(behind.state)).toBe(false)
+  })
+})
+
+// ---------------------------------------------------------------------------------------------
+// Hub side
+
+interface FactsData {
+  head: Record<string, number>
+  floor: Record<string, number>
+  received: Record<string, Record<string, number>>
+}
+
+function factsOf(data: FactsData): HubFacts {
+  const read = (map: Record<string, number> | undefined, key: string): number =>
+    map !== undefined && Object.hasOwn(map, key) ? (map[key] as number) : 0
+  return {
+    head: (at) => read(data.head, at),
+    floor: (at) => read(data.floor, at),
+    received: (at, replica) =>
+      read(Object.hasOwn(data.received, at) ? data.received[at] : undefined, replica),
+  }
+}
+
+const hubConfig = { batchSize: 3, window: 5, snapshotPage: 2, retransmitMs: 1_000 }
+
+function replicaHello(have: number, spaces: readonly SpaceId[] = [space]): HelloMessage {
+  return {
+    type: 'hello',
+    protocol: PROTOCOL_VERSION,
+    replicaId: alice,
+    token: 'tok',
+    spaces,
+    have: Object.fromEntries(spaces.map((name) => [name, have])),
+  }
+}
+
+const writeAccess: AuthResult = { ok: true, access: () => 'write' }
+const readAccess: AuthResult = { ok: true, access: () => 'read' }
+
+function hubSteps(
+  facts: HubFacts,
+  inputs: readonly HubSessionInput[],
+  state: HubSessionState = initialHubSession(hubConfig),
+): HubStep {
+  let current: HubStep = { state, effects: [] }
+  for (const input of inputs) current = stepHubSession(current.state, input, facts)
+  return current
+}
+
+/** The hub holds log positions 1…10 of the space and alice's changes up to 4; alice has applied up to 7. */
+function standardFacts(): FactsData {
+  return { head: { [space]: 10 }, floor: { [space]: 0 }, received: { [space]: { alice: 4 } } }
+}
+
+function readyHub(facts: HubFacts, access: AuthResult = writeAccess, have = 7): HubSessionState {
+  return hubSteps(facts, [
+    { type: 'message', now: 0, message: replicaHello(have) },
+    { type: 'authenticated', now: 1, result: access },
+  ]).state
+}
+
+describe('hub session: handshake', () => {
+  it('answers anything before hello with hello-required and keeps waiting', () => {
+    const facts = factsOf(standardFacts())
+    const initial = initialHubSession(hubConfig)
+    const { state, effects } = stepHubSession(
+      initial,
+      {
+        type: 'message',
+        now: 0,
+        message: { type: 'changes', space, from: 4, to: 5, batch: run(alice, 4, 5) },
+      },
+      facts,
+    )
+    expect(effects).toEqual([
+      {
+        type: 'send',
+        message: { type: 'error', code: ErrorCode.HelloRequired, message: 'send hello before anything else' },
+      },
+    ])
+    expect(state).toBe(initial)
+    const error = stepHubSession(
+      initial,
+      { type: 'message', now: 0, message: { type: 'error', code: ErrorCode.Internal, message: 'x' } },
+      facts,
+    )
+    expect(error.effects).toEqual([])
+  })
+
+  it('asks the runtime to authenticate a hello', () => {
+    const { state, effects } = stepHubSession(
+      initialHubSession(hubConfig),
+      { type: 'message', now: 0, message: replicaHello(7) },
+      factsOf(standardFacts()),
+    )
+    expect(effects).toEqual([{ type: 'authenticate', token: 'tok', replicaId: alice }])
+    expect(state).toMatchObject({ phase: 'authenticating', replicaId: alice })
+  })
+
+  it('refuses another protocol version and closes', () => {
+    const { state, effects } = stepHubSession(
+      initialHubSession(hubConfig),
+      { type: 'message', now: 0, message: { ...replicaHello(7), protocol: PROTOCOL_VERSION + 1 } },
+      factsOf(standardFacts()),
+    )
+    expect(effects).toMatchObject([{ type: 'close', code: ErrorCode.UnsupportedProtocol }])
+    expect(state.phase).toBe('closed')
+  })
+
+  it('once authenticated, says what it stored of the replica and streams the log from its position', () => {
+    const facts = factsOf(standardFacts())
+    const { effects } = hubSteps(facts, [
+      { type: 'message', now: 0, message: replicaHello(7) },
+      { type: 'authenticated', now: 1, result: writeAccess },
+    ])
+    expect(effects).toEqual([
+      {
+        type: 'send',
+        message: {
+          type: 'hello',
+          protocol: PROTOCOL_VERSION,
+          replicaId: alice,
+          spaces: [space],
+          have: { [space]: 4 },
+          heads: { [space]: 10 },
+        },
+      },
+      { type: 'read-log', space, after: 7, limit: 3 },
+    ])
+  })
+
+  it.each([
+    ['a new replica', 0],
+    ['a replica behind the compacted floor', 2],
+    ['a replica ahead of the log (the hub lost data)', 11],
+  ])('streams a snapshot to %s', (_, have) => {
+    const data = standardFacts()
+    data.floor[space] = 3
+    const { effects } = hubSteps(factsOf(data), [
+      { type: 'message', now: 0, message: replicaHello(have) },
+      { type: 'authenticated', now: 1, result: writeAccess },
+    ])
+    expect(effects[1]).toEqual({ type: 'read-snapshot', space, page: 0, afterKey: null, limit: 2 })
+  })
+
+  it('sends nothing more to a replica that is up to date', () => {
+    const { effects } = hubSteps(factsOf(standardFacts()), [
+      { type: 'message', now: 0, message: replicaHello(10) },
+      { type: 'authenticated', now: 1, result: writeAccess },
+    ])
+    expect(effects).toHaveLength(1)
+  })
+
+  it('closes with the authentication failure', () => {
+    const { state, effects } = hubSteps(factsOf(standardFacts()), [
+      { type: 'message', now: 0, message: replicaHello(7) },
+      {
+        type: 'authenticated',
+        now: 1,
+        result: { ok: false, code: ErrorCode.Unauthenticated, message: 'expired token' },
+      },
+    ])
+    expect(effects).toEqual([{ type: 'close', code: ErrorCode.Unauthenticated, message: 'expired token' }])
+    expect(state.phase).toBe('closed')
+  })
+
+  it('closes with forbidden when a named space is not allowed', () => {
+    const { effects } = hubSteps(factsOf(standardFacts()), [
+      { type: 'message', now: 0, message: replicaHello(7, [space, otherSpace]) },
+      {
+        type: 'authenticated',
+        now: 1,
+        result: { ok: true, access: (name) => (name === space ? 'write' : null) },
+      },
+    ])
+    expect(effects).toEqual([
+      { type: 'close', code: ErrorCode.Forbidden, message: `no access to space ${otherSpace}` },
+    ])
+  })
+
+  it('refuses a second hello that changes the replica id', () => {
+    const facts = factsOf(standardFacts())
+    const { state, effects } = stepHubSession(
+      readyHub(facts),
+      { type: 'message', now: 5, message: { ...replicaHello(7), replicaId: bob } },
+      facts,
+    )
+    expect(effects).toMatchObject([{ type: 'close', code: ErrorCode.ReplicaMismatch }])
+    expect(state.phase).toBe('closed')
+  })
+
+  it('ignores every input once closed', () => {
+    const facts = factsOf(standardFacts())
+    const closed = stepHubSession(readyHub(facts), { type: 'closed' }, facts).state
+    expect(closed.phase).toBe('closed')
+    const { state, effects } = stepHubSession(
+      closed,
+      { type: 'message', now: 9, message: replicaHello(7) },
+      facts,
+    )
+    expect(effects).toEqual([])
+    expect(state).toBe(closed)
+  })
+
+  it('keeps a space named like an Object.prototype member apart from unnamed ones', () => {
+    const odd = asSpaceId('constructor')
+    const facts = factsOf({ head: {}, floor: {}, received: {} })
+    const ready = hubSteps(facts, [
+      { type: 'message', now: 0, message: replicaHello(0, [odd]) },
+      { type: 'authenticated', now: 1, result: writeAccess },
+    ])
+    expect(ready.effects).toEqual([
+      {
+        type: 'send',
+        message: {
+          type: 'hello',
+          protocol: PROTOCOL_VERSION,
+          replicaId: alice,
+          spaces: [odd],
+          have: { [odd]: 0 },
+          heads: { [odd]: 0 },
+        },
+      },
+    ])
+    const stranger = asSpaceId('toString')
+    const { effects } = stepHubSession(
+      ready.state,
+      { type: 'message', now: 2, message: { type: 'ack', space: stranger, upTo: 1 } },
+      facts,
+    )
+    expect(effects).toMatchObject([
+      { type: 'send', message: { type: 'error', code: ErrorCode.UnknownSpace, space: stranger } },
+    ])
+  })
+})
+
+describe('hub session: receiving a replica’s changes', () => {
+  it('stores the continuation of what it holds and acknowledges only once stored', () => {
+    const data = standardFacts()
+    const facts = factsOf(data)
+    const batch = run(alice, 4, 6)
+    const taken = stepHubSession(
+      readyHub(facts),
+      { type: 'message', now: 5, message: { type: 'changes', space, from: 4, to: 6, batch } },
+      facts,
+    )
+    expect(taken.effects).toEqual([{ type: 'store', space, replicaId: alice, changes: batch }])
+    expect(taken.state.streams[space]?.accepting).toBe(6)
+    ;(data.received[space] as Record<string, number>).alice = 6
+    const stored = stepHubSession(taken.state, { type: 'stored', now: 6, space, ok: true }, facts)
+    expect(stored.effects).toEqual([{ type: 'send', message: { type: 'ack', space, upTo: 6 } }])
+  })
+
+  it('stores only the new part of a batch that overlaps what it holds', () => {
+    const facts = factsOf(standardFacts())
+    const { effects } = stepHubSession(
+      readyHub(facts),
+      {
+        type: 'message',
+        now: 5,
+        message: { type: 'changes', space, from: 2, to: 6, batch: run(alice, 2, 6) },
+      },
+      facts,
+    )
+    expect(effects).toEqual([{ type: 'store', space, replicaId: alice, changes: run(alice, 4, 6) }])
+  })
+
+  it('answers a gap or a duplicate with an ack of what it holds and stores nothing', () => {
+    const facts = factsOf(standardFacts())
+    const ready = readyHub(facts)
+    for (const [from, to] of [
+      [5, 7],
+      [2, 4],
+    ] as const) {
+      const { state, effects } = stepHubSession(
+        ready,
+        {
+          type: 'message',
+          now: 5,
+          message: { type: 'changes', space, from, to, batch: run(alice, from, to) },
+        },
+        facts,
+      )
+      expect(effects).toEqual([{ type: 'send', message: { type: 'ack', space, upTo: 4 } }])
+      expect(state).toBe(ready)
+    }
+  })
+
+  it('takes a retransmission again after a failed append', () => {
+    const facts = factsOf(standardFacts())
+    const message: Message = { type: 'changes', space, from: 4, to: 6, batch: run(alice, 4, 6) }
+    const taken = stepHubSession(readyHub(facts), { type: 'message', now: 5, message }, facts)
+    const failed = stepHubSession(taken.state, { type: 'stored', now: 6, space, ok: false }, facts)
+    expect(failed.effects).toEqual([{ type: 'send', message: { type: 'ack', space, upTo: 4 } }])
+    expect(stepHubSession(failed.state, { type: 'message', now: 7, message }, facts).effects).toEqual([
+      { type: 'store', space, replicaId: alice, changes: run(alice, 4, 6) },
+    ])
+  })
+
+  it.each([
+    ['a change of another replica', [change(alice, 5), change(bob, 6)]],
+    ['counters out of order', [change(alice, 6), change(alice, 5)]],
+    ['a counter skipped', [change(alice, 5), change(alice, 7)]],
+  ])('closes with replica-mismatch on a batch with %s', (_, batch) => {
+    const facts = factsOf(standardFacts())
+    const { state, effects } = stepHubSession(
+      readyHub(facts),
+      { type: 'message', now: 5, message: { type: 'changes', space, from: 4, to: 6, batch } },
+      facts,
+    )
+    expect(effects).toHaveLength(1)
+    expect(effects[0]).toMatchObject({ type: 'close', code: ErrorCode.ReplicaMismatch })
+    expect(state.phase).toBe('closed')
+  })
+
+  it('closes with invalid-message when a batch does not fill from+1…to', () => {
+    const facts = factsOf(standardFacts())
+    const { effects } = stepHubSession(
+      readyHub(facts),
+      {
+        type: 'message',
+        now: 5,
+        message: { type: 'changes', space, from: 4, to: 7, batch: run(alice, 4, 6) },
+      },
+      facts,
+    )
+    expect(effects).toMatchObject([{ type: 'close', code: ErrorCode.InvalidMessage }])
+  })
+
+  it('refuses changes from a read-only connection and stores nothing', () => {
+    const facts = factsOf(standardFacts())
+    const ready = readyHub(facts, readAccess)
+    const { state, effects } = stepHubSession(
+      ready,
+      {
+        type: 'message',
+        now: 5,
+        message: { type: 'changes', space, from: 4, to: 5, batch: run(alice, 4, 5) },
+      },
+      facts,
+    )
+    expect(effects).toEqual([
+      {
+        type: 'send',
+        message: {
+          type: 'error',
+          code: ErrorCode.Forbidden,
+          message: `read-only access to space ${space}`,
+          space,
+        },
+      },
+    ])
+    expect(state).toBe(ready)
+  })
+
+  it('refuses changes for a space the hello did not name', () => {
+    const facts = factsOf(standardFacts())
+    const { effects } = stepHubSession(
+      readyHub(facts),
+      {
+        type: 'message',
+        now: 5,
+        message: { type: 'changes', space: otherSpace, from: 0, to: 1, batch: run(alice, 0, 1) },
+      },
+      facts,
+    )
+    expect(effects).toMatchObject([
+      { type: 'send', message: { type: 'error', code: ErrorCode.UnknownSpace } },
+    ])
+  })
+})
+
+describe('hub session: streaming the log to the replica', () => {
+  const entries = (from: number, to: number, replica: (seq: number) => ReplicaId) =>
+    Array.from({ length: to - from }, (_, i) => ({
+      seq: from + i + 1,
+      change: change(replica(from + i + 1), from + i + 1),
+    }))
+
+  it('sends log entries minus the replica’s own, and reads on within the window', () => {
+    const facts = factsOf({ ...standardFacts(), head: { [space]: 20 } })
+    const ready = readyHub(facts)
+    const read = entries(7, 10, (seq) => (seq === 8 ? alice : bob))
+    const { state, effects } = stepHubSession(
+      ready,
+      { type: 'log-read', now: 5, space, after: 7, entries: read },
+      facts,
+    )
+    expect(effects).toEqual([
+      {
+        type: 'send',
+        message: {
+          type: 'changes',
+          space,
+          from: 7,
+          to: 10,
+          batch: [read[1]?.change, read[2]?.change],
+          head: 20,
+        },
+      },
+      { type: 'read-log', space, after: 10, limit: 2 },
+    ])
+    expect(state.streams[space]).toMatchObject({ sent: 10, acked: 7, reading: true })
+  })
+
+  it('resumes after an ack and goes back to the last ack when the replica stays silent', () => {
+    const facts = factsOf({ ...standardFacts(), head: { [space]: 20 } })
+    const sent = hubSteps(
+      facts,
+      [
+        { type: 'log-read', now: 5, space, after: 7, entries: entries(7, 10, () => bob) },
+        { type: 'log-read', now: 6, space, after: 10, entries: entries(10, 12, () => bob) },
+      ],
+      readyHub(facts),
+    )
+    expect(sent.effects).toEqual([
+      {
+        type: 'send',
+        message: {
+          type: 'changes',
+          space,
+          from: 10,
+          to: 12,
+          batch: entries(10, 12, () => bob).map((e) => e.change),
+          head: 20,
+        },
+      },
+    ])
+    expect(stepHubSession(sent.state, { type: 'tick', now: 1_004 }, facts).effects).toEqual([])
+    const retry = stepHubSession(sent.state, { type: 'tick', now: 1_005 }, facts)
+    expect(retry.effects).toEqual([{ type: 'read-log', space, after: 7, limit: 3 }])
+    const acked = stepHubSession(
+      sent.state,
+      { type: 'message', now: 7, message: { type: 'ack', space, upTo: 12 } },
+      facts,
+    )
+    expect(acked.effects).toEqual([{ type: 'read-log', space, after: 12, limit: 3 }])
+    expect(acked.state.streams[space]).toMatchObject({ acked: 12, sent: 12 })
+  })
+
+  it('streams a snapshot page by page, then continues from its cursor', () => {
+    const facts = factsOf(standardFacts())
+    const ready = readyHub(facts, writeAccess, 0)
+    const first = stepHubSession(
+      ready,
+      { type: 'snapshot-read', now: 5, space, page: 0, changes: [change(bob, 1)], nextKey: 'k1' },
+      facts,
+    )
+    expect(first.effects).toEqual([
+      {
+        type: 'send',
+        message: { type: 'snapshot', space, cursor: 10, page: 0, last: false, batch: [change(bob, 1)] },
+      },
+      { type: 'read-snapshot', space, page: 1, afterKey: 'k1', limit: 2 },
+    ])
+    const last = stepHubSession(
+      first.state,
+      { type: 'snapshot-read', now: 6, space, page: 1, changes: [change(bob, 2)], nextKey: null },
+      facts,
+    )
+    expect(last.effects).toEqual([
+      {
+        type: 'send',
+        message: { type: 'snapshot', space, cursor: 10, page: 1, last: true, batch: [change(bob, 2)] },
+      },
+    ])
+    expect(last.state.streams[space]).toMatchObject({ sent: 10, snapshot: null })
+  })
+
+  it('switches a replica to a snapshot when the log it needs was compacted', () => {
+    const facts = factsOf(standardFacts())
+    const { state, effects } = stepHubSession(
+      readyHub(facts),
+      { type: 'log-compacted', now: 5, space },
+      facts,
+    )
+    expect(effects).toEqual([{ type: 'read-snapshot', space, page: 0, afterKey: null, limit: 2 }])
+    expect(state.streams[space]).toMatchObject({ sent: 0, acked: 0, reading: true })
+  })
+})
+
+// ---------------------------------------------------------------------------------------------
+// Purity
+
+const codes = [ErrorCode.HelloRequired, ErrorCode.Unauthenticated, ErrorCode.RateLimited, ErrorCode.Internal]
+const small = fc.integer({ min: 0, max: 12 })
+const spaceArb = fc.constantFrom(space, otherSpace)
+
+const replicaInputArb: fc.Arbitrary<ReplicaSessionInput> = fc.oneof(
+  fc.record({ type: fc.constant('connected' as const), now: small }),
+  fc.record({ type: fc.constant('disconnected' as const), now: small }),
+  fc.record({ type: fc.constant('tick' as const), now: fc.integer({ min: 0, max: 5_000 }) }),
+  fc.record({ type: fc.constant('local-write' as const), now: small, counter: small }),
+  fc
+    .record({ now: small, after: small, count: fc.integer({ min: 0, max: 3 }) })
+    .map(({ now, after, count }) => ({
+      type: 'outbox-read' as const,
+      now,
+      after,
+      changes: run(alice, after, after + count),
+    })),
+  fc.record({ type: fc.constant('applied' as const), now: small, cursor: fc.option(small, { nil: null }) }),
+  fc.record({ type: fc.constant('apply-failed' as const), now: small }),
+  fc.record({ type: fc.constant('outbox-failed' as const), now: small }),
+  fc
+    .record({ now: small, have: small })
+    .map(({ now, have }) => ({ type: 'message' as const, now, message: hubHello(have) })),
+  fc.record({ now: small, at: spaceArb, upTo: small }).map(({ now, at, upTo }) => ({
+    type: 'message' as const,
+    now,
+    message: { type: 'ack' as const, space: at, upTo },
+  })),
+  fc.record({ now: small, at: spaceArb, from: small, to: small }).map(({ now, at, from, to }) => ({
+    type: 'message' as const,
+    now,
+    message: { type: 'changes' as const, space: at, from, to, batch: [] },
+  })),
+  fc
+    .record({ now: small, page: fc.integer({ min: 0, max: 2 }), last: fc.boolean() })
+    .map(({ now, page, last }) => ({
+      type: 'message' as const,
+      now,
+      message: { type: 'snapshot' as const, space, cursor: 9, page, last, batch: [] },
+    })),
+  fc.record({ now: small, code: fc.constantFrom(...codes) }).map(({ now, code }) => ({
+    type: 'message' as const,
+    now,
+    message: { type: 'error' as const, code, message: 'e' },
+  })),
+)
+
+const hubInputArb: fc.Arbitrary<HubSessionInput> = fc.oneof(
+  fc
+    .record({ now: small, have: small })
+    .map(({ now, have }) => ({ type: 'message' as const, now, message: replicaHello(have) })),
+  fc
+    .record({
+      now: small,
+      result: fc.constantFrom<AuthResult>(writeAccess, readAccess, {
+        ok: false,
+        code: ErrorCode.Unauthenticated,
+        message: 'no',
+      }),
+    })
+    .map(({ now, result }) => ({ type: 'authenticated' as const, now, result })),
+  fc
+    .record({ now: small, from: small, count: fc.integer({ min: 0, max: 3 }), honest: fc.boolean() })
+    .map(({ now, from, count, honest }) => ({
+      type: 'message' as const,
+      now,
+      message: {
+        type: 'changes' as const,
+        space,
+        from,
+        to: from + count,
+        batch: run(honest ? alice : bob, from, from + count),
+      },
+    })),
+  fc.record({ now: small, at: spaceArb, upTo: small }).map(({ now, at, upTo }) => ({
+    type: 'message' as const,
+    now,
+    message: { type: 'ack' as const, space: at, upTo },
+  })),
+  fc.record({ type: fc.constant('stored' as const), now: small, space: spaceArb, ok: fc.boolean() }),
+  fc
+    .record({ now: small, after: small, count: fc.integer({ min: 0, max: 3 }) })
+    .map(({ now, after, count }) => ({
+      type: 'log-read' as const,
+      now,
+      space,
+      after,
+      entries: Array.from({ length: count }, (_, i) => ({
+        seq: after + i + 1,
+        change: change(i % 2 === 0 ? bob : alice, after + i + 1),
+      })),
+    })),
+  fc
+    .record({ now: small, page: fc.integer({ min: 0, max: 2 }), last: fc.boolean() })
+    .map(({ now, page, last }) => ({
+      type: 'snapshot-read' as const,
+      now,
+      space,
+      page,
+      changes: [change(bob, 1)],
+      nextKey: last ? null : `k${page}`,
+    })),
+  fc.record({ type: fc.constant('head-advanced' as const), now: small, space: spaceArb }),
+  fc.record({ type: fc.constant('read-failed' as const), now: small, space: spaceArb }),
+  fc.record({ type: fc.constant('log-compacted' as const), now: small, space: spaceArb }),
+  fc.record({ type: fc.constant('tick' as const), now: fc.integer({ min: 0, max: 5_000 }) }),
+)
+
+describe('session machines are pure', () => {
+  it('the replica step gives the same result twice and never mutates its input', () => {
+    fc.assert(
+      fc.property(fc.array(replicaInputArb, { maxLength: 30 }), (inputs) => {
+        let state = offlineReplica()
+        for (const input of inputs) {
+          const frozen = deepFreeze(structuredClone(state))
+          const snapshot = structuredClone(frozen)
+          const once = stepReplicaSession(frozen, deepFreeze(input))
+          const twice = stepReplicaSession(frozen, input)
+          expect(twice).toEqual(once)
+          expect(frozen).toEqual(snapshot)
+          state = once.state
+        }
+      }),
+      { seed, numRuns: 200 },
+    )
+  })
+
+  it('the hub step gives the same result twice and never mutates its input', () => {
+    const facts = factsOf({
+      head: { [space]: 10 },
+      floor: { [space]: 2 },
+      received: { [space]: { alice: 4 } },
+    })
+    fc.assert(
+      fc.property(fc.array(hubInputArb, { maxLength: 30 }), (inputs) => {
+        let state = initialHubSession(hubConfig)
+        for (const input of inputs) {
+          const frozen = deepFreeze(structuredClone(state))
+          const snapshot = structuredClone(frozen)
+          const once = stepHubSession(frozen, deepFreeze(input), facts)
+          const twice = stepHubSession(frozen, input, facts)
+          expect(twice).toEqual(once)
+          expect(frozen).toEqual(snapshot)
+          for (const stream of Object.values(once.state.streams))
+            expect(stream.acked).toBeLessThanOrEqual(stream.sent)
+          state = once.state
+        }
+      }),
+      { seed, numRuns: 200 },
+    )
+  })
+})
