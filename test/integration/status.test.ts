@@ -13,7 +13,10 @@ let time = 1_700_000_000_000
 const now = () => time++
 
 function link(hub: HubEngine, replica: ReplicaEngine): void {
-  const connection = hub.accept({ send: (frame) => void replica.receive(frame), close: () => replica.detach() })
+  const connection = hub.accept({
+    send: (frame) => void replica.receive(frame),
+    close: () => replica.detach(),
+  })
   replica.attach((frame) => void connection.receive(frame))
 }
 
