@@ -1,6 +1,6 @@
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
-import { ChorusError, ErrorCode } from '../src/errors.js'
+import { ErrorCode } from '../src/errors.js'
 import {
   compareHlc,
   createHlc,
@@ -17,6 +17,7 @@ import {
   tickHlc,
 } from '../src/hlc.js'
 import { asReplicaId, type ReplicaId } from '../src/ids.js'
+import { expectChorusError } from './expect-chorus-error.js'
 
 /** Fixed so runs repeat; `SEED=… pnpm test` replays the seed a failing property prints. */
 const seed = Number(process.env.SEED ?? 20_240_601)
@@ -33,17 +34,6 @@ const partsArb: fc.Arbitrary<HlcParts> = fc.record({
   counter: fc.oneof(fc.integer({ min: 0, max: 3 }), fc.integer({ min: 0, max: MAX_COUNTER })),
   replica: replicaIdArb,
 })
-
-function expectChorusError(run: () => unknown, code: ErrorCode): void {
-  let caught: unknown
-  try {
-    run()
-  } catch (error) {
-    caught = error
-  }
-  expect(caught).toBeInstanceOf(ChorusError)
-  expect((caught as ChorusError).code).toBe(code)
-}
 
 function stateOf(stamp: HlcStamp): HlcState {
   const { wall, counter } = parseHlc(stamp)

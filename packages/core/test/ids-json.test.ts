@@ -1,6 +1,6 @@
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
-import { ChorusError, ErrorCode } from '../src/errors.js'
+import { ErrorCode } from '../src/errors.js'
 import {
   asRecordId,
   asReplicaId,
@@ -22,22 +22,11 @@ import {
   jsonEqual,
   MAX_JSON_DEPTH,
 } from '../src/json.js'
+import { expectChorusError } from './expect-chorus-error.js'
 
 /** Fixed so runs repeat; `SEED=… pnpm test` replays the seed a failing property prints. */
 const seed = Number(process.env.SEED ?? 20_240_601)
 const runs = { seed, numRuns: 300 }
-
-function expectChorusError(run: () => unknown, code: ErrorCode): ChorusError {
-  let caught: unknown
-  try {
-    run()
-  } catch (error) {
-    caught = error
-  }
-  expect(caught).toBeInstanceOf(ChorusError)
-  expect((caught as ChorusError).code).toBe(code)
-  return caught as ChorusError
-}
 
 describe('replica ids', () => {
   it.each(['a', 'Z9', 'tab-1_main', '0abc', 'constructor', 'toString', 'x'.repeat(64)])(

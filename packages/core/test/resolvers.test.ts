@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import type { Change } from '../src/change.js'
-import { ChorusError, ErrorCode } from '../src/errors.js'
+import { ErrorCode } from '../src/errors.js'
 import { formatHlc, type HlcStamp } from '../src/hlc.js'
 import { asRecordId, asReplicaId, type ReplicaId } from '../src/ids.js'
 import type { JsonObject } from '../src/json.js'
@@ -11,6 +11,7 @@ import { applyChange, type RecordState } from '../src/record.js'
 import type { ConflictVersion, Resolver } from '../src/resolver.js'
 import { builtInResolver, createResolverLookup } from '../src/resolvers.js'
 import { makeChange, type WriteIntent } from '../src/write.js'
+import { expectChorusError } from './expect-chorus-error.js'
 
 const alice = asReplicaId('alice')
 const bob = asReplicaId('bob')
@@ -20,18 +21,6 @@ const t0 = 1_700_000_000_000
 
 function stamp(wall: number, replica: ReplicaId, counter = 0): HlcStamp {
   return formatHlc({ wall: t0 + wall, counter, replica })
-}
-
-function expectChorusError(run: () => unknown, code: ErrorCode): ChorusError {
-  let caught: unknown
-  try {
-    run()
-  } catch (error) {
-    caught = error
-  }
-  expect(caught).toBeInstanceOf(ChorusError)
-  expect((caught as ChorusError).code).toBe(code)
-  return caught as ChorusError
 }
 
 /** A replica's local write, as the SDK would make it. */

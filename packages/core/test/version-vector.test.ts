@@ -1,6 +1,6 @@
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
-import { ChorusError, ErrorCode } from '../src/errors.js'
+import { ErrorCode } from '../src/errors.js'
 import { asReplicaId, type ReplicaId } from '../src/ids.js'
 import {
   addDot,
@@ -17,6 +17,7 @@ import {
   Order,
   type VersionVector,
 } from '../src/version-vector.js'
+import { expectChorusError } from './expect-chorus-error.js'
 
 /** Fixed so runs repeat; `SEED=… pnpm test` replays the seed a failing property prints. */
 const seed = Number(process.env.SEED ?? 20_240_601)
@@ -24,17 +25,6 @@ const runs = { seed, numRuns: 300 }
 
 function vvArb(pool: readonly string[]): fc.Arbitrary<VersionVector> {
   return fc.dictionary(fc.constantFrom(...pool), fc.integer({ min: 1, max: 20 }), { noNullPrototype: true })
-}
-
-function expectChorusError(run: () => unknown, code: ErrorCode): void {
-  let caught: unknown
-  try {
-    run()
-  } catch (error) {
-    caught = error
-  }
-  expect(caught).toBeInstanceOf(ChorusError)
-  expect((caught as ChorusError).code).toBe(code)
 }
 
 /** The same vector with its keys inserted in reverse order. */

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { type Change, versionValue } from '../src/change.js'
-import { ChorusError, ErrorCode } from '../src/errors.js'
+import { ErrorCode } from '../src/errors.js'
 import { formatHlc, type HlcStamp } from '../src/hlc.js'
 import { asRecordId, asReplicaId, type ReplicaId } from '../src/ids.js'
 import type { JsonObject } from '../src/json.js'
@@ -9,6 +9,7 @@ import { createMergeResolver } from '../src/merge-resolver.js'
 import { applyChange, type RecordState, recordContext } from '../src/record.js'
 import type { Resolver } from '../src/resolver.js'
 import { makeChange, type WriteIntent } from '../src/write.js'
+import { expectChorusError } from './expect-chorus-error.js'
 
 const alice = asReplicaId('alice')
 const bob = asReplicaId('bob')
@@ -44,18 +45,6 @@ function stateOf(...changes: Change[]): RecordState {
   let state: RecordState | undefined
   for (const change of changes) state = applyChange(state, change).state
   return state as RecordState
-}
-
-function expectChorusError(run: () => unknown, code: ErrorCode): ChorusError {
-  let caught: unknown
-  try {
-    run()
-  } catch (error) {
-    caught = error
-  }
-  expect(caught).toBeInstanceOf(ChorusError)
-  expect((caught as ChorusError).code).toBe(code)
-  return caught as ChorusError
 }
 
 const created = write(

@@ -4,3 +4,4 @@
  */
 export * from './hub-store-conformance.js'
 export * from './replica-store-conformance.js'
+export * from './store-fixture.js'

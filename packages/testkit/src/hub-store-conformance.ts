@@ -17,21 +17,10 @@ import {
   type VersionVector,
 } from '@chorus/core'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import type { StoreFixture } from './store-fixture.js'
 
 /** A store under test, as {@link runHubStoreConformance} receives it. */
-export interface HubStoreFixture {
-  /** A new, empty store. */
-  readonly store: HubStore
-  /**
-   * Opens the same data again after the store was closed, as a restarted relay reopens its
-   * database. Given, it enables the durability tests.
-   */
-  readonly reopen?: () => Promise<HubStore>
-  /** Makes the next append reject as a full disk would. Given, it enables the failure tests. */
-  readonly failNextWrite?: () => void
-  /** Removes what the store left behind (files, databases); called after it was closed. */
-  readonly cleanup?: () => Promise<void>
-}
+export type HubStoreFixture = StoreFixture<HubStore>
 
 const A = asReplicaId('replica-a')
 const B = asReplicaId('replica-b')

@@ -19,21 +19,10 @@ import {
   type WriteIntent,
 } from '@chorus/core'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import type { StoreFixture } from './store-fixture.js'
 
 /** A store under test, as {@link runReplicaStoreConformance} receives it. */
-export interface ReplicaStoreFixture {
-  /** A new, empty store. */
-  readonly store: ReplicaStore
-  /**
-   * Opens the same data again after the store was closed, as a restarted process reopens its
-   * database. Given, it enables the durability tests.
-   */
-  readonly reopen?: () => Promise<ReplicaStore>
-  /** Makes the next write call reject as a full disk would. Given, it enables the failure tests. */
-  readonly failNextWrite?: () => void
-  /** Removes what the store left behind (files, databases); called after it was closed. */
-  readonly cleanup?: () => Promise<void>
-}
+export type ReplicaStoreFixture = StoreFixture<ReplicaStore>
 
 const ME = asReplicaId('replica-me')
 const PEER = asReplicaId('replica-peer')
