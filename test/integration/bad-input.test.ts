@@ -153,6 +153,31 @@ describe('the hub refuses bad input with a code and keeps serving', () => {
     expect((await reader.store.loadSpace(space)).head).toBe(0)
   })
 
+  it('loads nothing for a refused hello, and forgets a space when its last connection closes', async () => {
+    const refusing = hubWithPeer(() => ({ ok: false, code: ErrorCode.Unauthenticated, message: 'no' }))
+    const many = Array.from({ length: 4 }, (_, i) => `space-${i}`)
+    await refusing.connection.receive(
+      encodeMessage({
+        type: 'hello',
+        protocol: PROTOCOL_VERSION,
+        replicaId: 'mallory' as ReplicaId,
+        spaces: many as SpaceId[],
+        have: {},
+      }),
+    )
+    expect(codes(refusing.received)).toEqual([ErrorCode.Unauthenticated])
+    expect(refusing.hub.cachedSpaces()).toBe(0)
+
+    const open = hubWithPeer()
+    await open.connection.receive(hello('alice'))
+    await open.connection.receive(changesFrame('alice', 0, 1))
+    await open.hub.idle()
+    expect(open.hub.cachedSpaces()).toBe(1)
+    await open.connection.closed()
+    expect(open.hub.cachedSpaces()).toBe(0)
+    expect((await open.store.loadSpace(space)).head).toBe(1)
+  })
+
   it('does not acknowledge changes its store failed to write, and takes them once the disk is back', async () => {
     const { hub, connection, received, store, errors } = hubWithPeer()
     await connection.receive(hello('alice'))

@@ -19,7 +19,8 @@ import type { HubStore } from './storage.js'
 /** A peer connection as the hub sees it: a way to send frames and to hang up. */
 export interface HubPeer {
   send(frame: string): void
-  close(): void
+  /** Hangs up; when the hub refused the peer, `code` and `message` say why (already sent as an error frame). */
+  close(code?: ErrorCode, message?: string): void
 }
 
 /** Decides who may connect and what they may do; the default lets everyone write. */
@@ -78,6 +79,8 @@ export interface HubEngine {
   tick(): Promise<void>
   /** How many connections are open. */
   connections(): number
+  /** How many spaces have their facts cached (those in use). */
+  cachedSpaces(): number
   /** Every open connection's session, for metrics and lag. */
   sessions(): HubSessionInfo[]
   idle(): Promise<void>
@@ -100,6 +103,7 @@ export function createHubEngine(options: HubEngineOptions): HubEngine {
   const spaces = new Map<string, SpaceCache>()
   const loading = new Map<string, Promise<SpaceCache>>()
   const appendQueues = new Map<string, SerialQueue>()
+  const pendingAppends = new Map<string, number>()
   const connections = new Set<Connection>()
   const pendingWork = new Set<Promise<unknown>>()
 
@@ -137,6 +141,17 @@ export function createHubEngine(options: HubEngineOptions): HubEngine {
     return pending
   }
 
+  /**
+   * Forgets a space's cached facts once no connection streams it and no append is pending:
+   * the cache is rebuilt from the store when the space is next used.
+   */
+  function release(space: SpaceId): void {
+    if ((pendingAppends.get(space) ?? 0) > 0) return
+    for (const connection of connections) if (connection.uses(space)) return
+    spaces.delete(space)
+    appendQueues.delete(space)
+  }
+
   function appendQueue(space: SpaceId): SerialQueue {
     let queue = appendQueues.get(space)
     if (queue === undefined) {
@@ -169,30 +184,27 @@ export function createHubEngine(options: HubEngineOptions): HubEngine {
       if (!decoded.ok) {
         this.#send(encodeMessage({ type: 'error', ...decoded.error }))
         // A peer on another protocol version cannot be talked to; anything else may be a one-off.
-        if (decoded.error.code === ErrorCode.UnsupportedProtocol)
-          return this.input({ type: 'closed' }).then(() => this.#hangUp())
+        if (decoded.error.code === ErrorCode.UnsupportedProtocol) {
+          const { code, message } = decoded.error
+          return this.input({ type: 'closed' }).then(() => this.#hangUp(code, message))
+        }
         return Promise.resolve()
       }
       const message = decoded.message
-      return this.#queue.run(async () => {
-        if (message.type === 'hello') {
-          try {
-            await Promise.all(message.spaces.map(loadSpace))
-          } catch (error) {
-            report(error, 'loading a space failed')
-            this.#send(
-              encodeMessage({ type: 'error', code: ErrorCode.StorageFailed, message: 'try again later' }),
-            )
-            return
-          }
-        }
-        await this.#handle({ type: 'message', now: now(), message })
-      })
+      return this.#queue.run(() => this.#handle({ type: 'message', now: now(), message }))
     }
 
     closed(): Promise<void> {
       connections.delete(this)
-      return this.input({ type: 'closed' })
+      const spacesUsed = Object.keys(this.#state.streams)
+      return this.input({ type: 'closed' }).then(() => {
+        for (const space of spacesUsed) release(space as SpaceId)
+      })
+    }
+
+    /** True when this connection streams `space`. */
+    uses(space: string): boolean {
+      return Object.hasOwn(this.#state.streams, space)
     }
 
     input(input: HubSessionInput): Promise<void> {
@@ -237,9 +249,10 @@ export function createHubEngine(options: HubEngineOptions): HubEngine {
       return this.#queue.idle()
     }
 
-    #hangUp(): void {
-      this.#peer.close()
+    #hangUp(code: ErrorCode, message: string): void {
+      this.#peer.close(code, message)
       connections.delete(this)
+      for (const space of Object.keys(this.#state.streams)) release(space as SpaceId)
     }
 
     async #perform(effect: HubSessionEffect): Promise<void> {
@@ -249,7 +262,7 @@ export function createHubEngine(options: HubEngineOptions): HubEngine {
           return
         case 'close':
           this.#peer.send(encodeMessage({ type: 'error', code: effect.code, message: effect.message }))
-          this.#hangUp()
+          this.#hangUp(effect.code, effect.message)
           return
         case 'authenticate': {
           let result: AuthResult
@@ -259,6 +272,22 @@ export function createHubEngine(options: HubEngineOptions): HubEngine {
             report(error, 'the authenticate hook threw')
             result = { ok: false, code: ErrorCode.Unauthenticated, message: 'authentication failed' }
           }
+          // Only now, and only for spaces the peer may use, is anything loaded into memory:
+          // a refused hello costs the hub nothing, however many spaces it names.
+          if (result.ok) {
+            const { access } = result
+            const allowed = effect.spaces.filter((space) => access(space) !== null)
+            try {
+              await Promise.all(allowed.map(loadSpace))
+            } catch (error) {
+              report(error, 'loading a space failed')
+              result = {
+                ok: false,
+                code: ErrorCode.StorageFailed,
+                message: 'the hub could not load the space; try again',
+              }
+            }
+          }
           await this.#handle({ type: 'authenticated', now: now(), result })
           return
         }
@@ -266,6 +295,7 @@ export function createHubEngine(options: HubEngineOptions): HubEngine {
           // Appends run on the space's queue, outside this connection's queue, so one slow
           // disk does not hold other sessions' inputs; the outcome comes back as an input.
           const { space, replicaId, changes } = effect
+          pendingAppends.set(space, (pendingAppends.get(space) ?? 0) + 1)
           const work = appendQueue(space).run(async () => {
             let ok = true
             try {
@@ -278,6 +308,7 @@ export function createHubEngine(options: HubEngineOptions): HubEngine {
               ok = false
               report(error, 'appending changes failed; nothing was acknowledged')
             }
+            pendingAppends.set(space, (pendingAppends.get(space) ?? 1) - 1)
             await this.input({ type: 'stored', now: now(), space, ok })
             if (ok) {
               for (const other of connections) {
@@ -339,6 +370,7 @@ export function createHubEngine(options: HubEngineOptions): HubEngine {
       await Promise.all([...connections].map((connection) => connection.input({ type: 'tick', now: time })))
     },
     connections: () => connections.size,
+    cachedSpaces: () => spaces.size,
     sessions: () => [...connections].map((connection) => connection.info()),
     async idle() {
       while (pendingWork.size > 0) await Promise.all([...pendingWork])

@@ -581,7 +581,7 @@ describe('hub session: handshake', () => {
       { type: 'message', now: 0, message: replicaHello(7) },
       factsOf(standardFacts()),
     )
-    expect(effects).toEqual([{ type: 'authenticate', token: 'tok', replicaId: alice }])
+    expect(effects).toEqual([{ type: 'authenticate', token: 'tok', replicaId: alice, spaces: [space] }])
     expect(state).toMatchObject({ phase: 'authenticating', replicaId: alice })
   })
 

@@ -105,7 +105,13 @@ export type HubSessionInput =
 /** Effects of the hub session, performed in order by the runtime. */
 export type HubSessionEffect =
   | { readonly type: 'send'; readonly message: Message }
-  | { readonly type: 'authenticate'; readonly token: string | undefined; readonly replicaId: ReplicaId }
+  /** Check the token; then load the spaces it grants before reporting `authenticated`. */
+  | {
+      readonly type: 'authenticate'
+      readonly token: string | undefined
+      readonly replicaId: ReplicaId
+      readonly spaces: readonly SpaceId[]
+    }
   /** Append the peer's changes durably (only the gap-free continuation of what is stored), then report `stored`. */
   | {
       readonly type: 'store'
@@ -231,7 +237,12 @@ function receive(
       return refuse(state, ErrorCode.ReplicaMismatch, 'a connection cannot change its replica id', effects)
     }
     if (state.phase === 'ready') return welcome(state, message, now, facts, effects)
-    effects.push({ type: 'authenticate', token: message.token, replicaId: message.replicaId })
+    effects.push({
+      type: 'authenticate',
+      token: message.token,
+      replicaId: message.replicaId,
+      spaces: message.spaces,
+    })
     return { ...state, phase: 'authenticating', replicaId: message.replicaId, pendingHello: message }
   }
   if (state.phase !== 'ready' || state.replicaId === null) {
