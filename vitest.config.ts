@@ -13,6 +13,8 @@ export default defineConfig({
     projects: [
       { extends: true, test: { name: 'core', root: 'packages/core', include: ['test/**/*.test.ts'] } },
       { extends: true, test: { name: 'testkit', root: 'packages/testkit', include: ['test/**/*.test.ts'] } },
+      { extends: true, test: { name: 'client', root: 'packages/client', include: ['test/**/*.test.ts'] } },
+      { extends: true, test: { name: 'relay', root: 'packages/relay', include: ['test/**/*.test.ts'] } },
       { extends: true, test: { name: 'sim', root: 'test', include: ['sim/**/*.test.ts'] } },
       { extends: true, test: { name: 'integration', root: 'test', include: ['integration/**/*.test.ts'] } },
     ],

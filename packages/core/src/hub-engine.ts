@@ -276,9 +276,10 @@ export function createHubEngine(options: HubEngineOptions): HubEngine {
           // a refused hello costs the hub nothing, however many spaces it names.
           if (result.ok) {
             const { access } = result
-            const allowed = effect.spaces.filter((space) => access(space) !== null)
+            // A hello naming any space it may not use is refused whole, so it loads nothing.
+            const allowed = effect.spaces.every((space) => access(space) !== null)
             try {
-              await Promise.all(allowed.map(loadSpace))
+              if (allowed) await Promise.all(effect.spaces.map(loadSpace))
             } catch (error) {
               report(error, 'loading a space failed')
               result = {

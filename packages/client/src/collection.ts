@@ -1,0 +1,104 @@
+import { assertCollectionName, type JsonObject, type RecordId, type ReplicaEngine } from '@chorus/core'
+
+/**
+ * A value as Chorus hands it out: deeply read-only. Chorus freezes every value it stores and
+ * returns, so an app cannot change a record without a write; copy a value
+ * (`structuredClone(value)`) to edit it.
+ */
+export type Frozen<TValue> = JsonObject extends TValue
+  ? // JsonObject (and anything wider) is read-only all the way down already.
+    TValue
+  : TValue extends object
+    ? { readonly [TKey in keyof TValue]: Frozen<TValue[TKey]> }
+    : TValue
+
+/** A record as a list or a live query returns it. */
+export interface Row<TValue extends object = JsonObject> {
+  readonly id: RecordId
+  readonly value: Frozen<TValue>
+}
+
+/**
+ * The records of one collection, and the writes to them.
+ *
+ * `TValue` is the shape the app declares for its values; it is not checked at run time. What
+ * is checked: a value must be a plain JSON object (no `undefined`, functions, class
+ * instances, cycles, non-finite numbers or `__proto__` keys) and an id a non-empty string of
+ * at most 256 characters, or the call rejects with `invalid-argument`. A write copies its
+ * value when called, so changing the object afterwards does not change what was written.
+ */
+export interface Collection<TValue extends object = JsonObject> {
+  readonly name: string
+  /** Writes the whole value of a record (creating it if needed). */
+  put(id: string, value: TValue): Promise<void>
+  /** Sets some fields of a record, keeping the others (creating the record if needed). */
+  patch(id: string, fields: Partial<TValue>): Promise<void>
+  /** Deletes a record. */
+  delete(id: string): Promise<void>
+  /** The record's value as its collection's resolver reads it, or `undefined` if there is none. */
+  get(id: string): Promise<Frozen<TValue> | undefined>
+  /** Every record of the collection, in id order (UTF-16 code units, as JavaScript compares strings). */
+  list(): Promise<Row<TValue>[]>
+  /**
+   * Calls `listener` with the collection's rows at once, then again whenever a local or
+   * remote change touches the collection; the changes of one event-loop turn give one call.
+   * Returns the function that stops it.
+   */
+  subscribe(listener: (rows: readonly Row<TValue>[]) => void): () => void
+  /**
+   * Settles a conflict on every replica: writes `value` over every version this replica
+   * holds of the record (a put whose context covers them all).
+   */
+  resolve(id: string, value: TValue): Promise<void>
+}
+
+/** What a collection needs from its replica. */
+export interface CollectionHost {
+  /** The engine; throws `closed` once the replica is closed. */
+  engine(): ReplicaEngine
+  subscribe(collection: string, listener: (rows: readonly Row<JsonObject>[]) => void): () => void
+}
+
+/**
+ * The {@link Collection} of a replica: each call goes to the replica's engine.
+ *
+ * Values are typed `TValue` for the app and checked as JSON by the engine, so the casts to
+ * and from `JsonObject` below are where the app's declared shape meets the checked one.
+ */
+export class EngineCollection<TValue extends object> implements Collection<TValue> {
+  readonly name: string
+  readonly #host: CollectionHost
+
+  constructor(host: CollectionHost, name: string) {
+    this.name = assertCollectionName(name)
+    this.#host = host
+  }
+
+  async put(id: string, value: TValue): Promise<void> {
+    await this.#host.engine().put(this.name, id, value as unknown as JsonObject)
+  }
+
+  async patch(id: string, fields: Partial<TValue>): Promise<void> {
+    await this.#host.engine().patch(this.name, id, fields as unknown as JsonObject)
+  }
+
+  async delete(id: string): Promise<void> {
+    await this.#host.engine().delete(this.name, id)
+  }
+
+  async get(id: string): Promise<Frozen<TValue> | undefined> {
+    return (await this.#host.engine().get(this.name, id)) as Frozen<TValue> | undefined
+  }
+
+  async list(): Promise<Row<TValue>[]> {
+    return (await this.#host.engine().list(this.name)) as Row<TValue>[]
+  }
+
+  subscribe(listener: (rows: readonly Row<TValue>[]) => void): () => void {
+    return this.#host.subscribe(this.name, listener as unknown as (rows: readonly Row<JsonObject>[]) => void)
+  }
+
+  async resolve(id: string, value: TValue): Promise<void> {
+    await this.#host.engine().resolve(this.name, id, value as unknown as JsonObject)
+  }
+}

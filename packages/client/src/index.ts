@@ -1,0 +1,31 @@
+export {
+  type ChangeEvent,
+  ChorusError,
+  type Conflict,
+  type ConflictVersion,
+  ErrorCode,
+  isChorusError,
+  type JsonObject,
+  type JsonValue,
+  type RecordId,
+  type ReplicaId,
+  type ReplicaStore,
+  type ResolverConfig,
+  type SpaceId,
+  type SyncStatus,
+} from '@chorus/core'
+export type { Collection, Frozen, Row } from './collection.js'
+export { createReplica, type Replica, type ReplicaEvents, type StatusEvent } from './replica.js'
+export type { NetworkEventsLike, ReplicaOptions, StorageChoice } from './replica-options.js'
+export {
+  IdbReplicaStore,
+  type IdbReplicaStoreOptions,
+  openIdbReplicaStore,
+} from './storage/idb-replica-store.js'
+export type { Timers } from './timers.js'
+export { backoffDelay, DEFAULT_RECONNECT, type ReconnectPolicy } from './transport/reconnect.js'
+export type {
+  WebSocketConstructorLike,
+  WebSocketLike,
+  WebSocketMessageLike,
+} from './transport/websocket-like.js'

@@ -1,0 +1,283 @@
+import {
+  asSpaceId,
+  ChorusError,
+  createResolverLookup,
+  ErrorCode,
+  type ReplicaEngineOptions,
+  type ReplicaStore,
+  type ResolverConfig,
+  type SpaceId,
+} from '@chorus/core'
+import { systemTimers, type Timers } from './timers.js'
+import { DEFAULT_RECONNECT, type ReconnectPolicy } from './transport/reconnect.js'
+import type { WebSocketConstructorLike } from './transport/websocket-like.js'
+
+/** Where a replica keeps its data: a built-in kind, or any {@link ReplicaStore}. */
+export type StorageChoice = 'indexeddb' | 'memory' | ReplicaStore
+
+/** Something that announces the network came back (a browser's `window`). */
+export interface NetworkEventsLike {
+  addEventListener(type: 'online', listener: () => void): void
+  removeEventListener(type: 'online', listener: () => void): void
+}
+
+/** Options for `createReplica`. Only `space` is required. */
+export interface ReplicaOptions {
+  /** The space to replicate: the unit of sync and of permission. */
+  readonly space: string
+  /** The relay's WebSocket URL (`ws:` or `wss:`). Without it the replica works offline only. */
+  readonly url?: string
+  /** Sent to the relay in `hello`; its `authenticate` hook decides. */
+  readonly token?: string
+  /**
+   * `'indexeddb'` (default): one database per replica, named `dbName`. `'memory'`: nothing
+   * survives the process (tests, server-side rendering). A store instance (such as
+   * `openSqliteReplicaStore` from `@chorus/client/sqlite`): the replica owns it from then on
+   * and closes it in `close()`.
+   */
+  readonly storage?: StorageChoice
+  /** The IndexedDB database name; default `chorus:<space>`. */
+  readonly dbName?: string
+  /** The IndexedDB to use; default `globalThis.indexedDB`. */
+  readonly indexedDB?: IDBFactory
+  /** The WebSocket constructor; default `globalThis.WebSocket`. In Node 20, pass `WebSocket` from `ws`. */
+  readonly WebSocket?: WebSocketConstructorLike
+  /** Conflict resolvers per collection (`'lww'` for any collection not named), or a function. */
+  readonly resolvers?: ResolverConfig
+  /** Connect as soon as the replica is open (default true); otherwise wait for `connect()`. */
+  readonly autoConnect?: boolean
+  /** Reconnect backoff; default 250 ms doubling up to 30 s, with full jitter. */
+  readonly reconnect?: Partial<ReconnectPolicy>
+  /** Uniform draws in [0, 1) for the backoff's jitter; default `Math.random`. */
+  readonly random?: () => number
+  /** Timer functions; default the platform's. */
+  readonly timers?: Timers
+  /** Wall-clock milliseconds for the hybrid clock; default `Date.now`. */
+  readonly now?: () => number
+  /** How often the engine checks for retransmissions, in ms; default 1000. */
+  readonly tickMs?: number
+  /**
+   * Where to hear that the network is back, to reconnect without waiting out the backoff;
+   * default `globalThis` when it has `addEventListener` (browsers), `null` for none.
+   */
+  readonly networkEvents?: NetworkEventsLike | null
+  /** Protocol tunables (batch size, window, retransmit interval). */
+  readonly session?: ReplicaEngineOptions['session']
+  /** How far ahead of local time a remote clock may pull this one, in ms. */
+  readonly maxDriftMs?: number
+}
+
+/** {@link ReplicaOptions} checked, with defaults filled in. */
+export interface ReplicaConfig {
+  readonly space: SpaceId
+  readonly url: string | null
+  readonly token: string | undefined
+  readonly storage: StorageChoice
+  readonly dbName: string
+  readonly indexedDB: IDBFactory | undefined
+  readonly WebSocket: WebSocketConstructorLike | null
+  readonly resolvers: ResolverConfig | undefined
+  readonly autoConnect: boolean
+  readonly reconnect: ReconnectPolicy
+  readonly random: () => number
+  readonly timers: Timers
+  readonly now: () => number
+  readonly tickMs: number
+  readonly networkEvents: NetworkEventsLike | null
+  readonly session: ReplicaEngineOptions['session']
+  readonly maxDriftMs: number | undefined
+}
+
+const knownOptions: ReadonlySet<string> = new Set([
+  'space',
+  'url',
+  'token',
+  'storage',
+  'dbName',
+  'indexedDB',
+  'WebSocket',
+  'resolvers',
+  'autoConnect',
+  'reconnect',
+  'random',
+  'timers',
+  'now',
+  'tickMs',
+  'networkEvents',
+  'session',
+  'maxDriftMs',
+])
+
+const storeMethods = [
+  'loadMeta',
+  'initMeta',
+  'getRecord',
+  'listRecords',
+  'allRecords',
+  'commitLocal',
+  'applyRemote',
+  'readOutbox',
+  'outboxSize',
+  'dropOutbox',
+  'close',
+] as const
+
+function invalid(message: string): ChorusError {
+  return new ChorusError(ErrorCode.InvalidArgument, message)
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null
+}
+
+/**
+ * Checks `createReplica`'s options before anything is opened, so a mistake costs no
+ * database or socket. Every problem is an `invalid-argument` ChorusError naming the option.
+ */
+export function parseReplicaOptions(options: unknown): ReplicaConfig {
+  if (!isObject(options)) throw invalid('createReplica needs an options object: createReplica({ space: … })')
+  for (const key of Object.keys(options)) {
+    if (!knownOptions.has(key))
+      throw invalid(`unknown option ${JSON.stringify(key)}: use ${[...knownOptions].join(', ')}`)
+  }
+  const get = (key: string): unknown => (Object.hasOwn(options, key) ? options[key] : undefined)
+
+  const spaceOption = get('space')
+  if (typeof spaceOption !== 'string') throw invalid('option space must be a string naming the space to sync')
+  const space = asSpaceId(spaceOption)
+
+  const url = get('url')
+  if (url !== undefined) checkUrl(url)
+
+  const token = get('token')
+  if (token !== undefined && typeof token !== 'string') throw invalid('option token must be a string')
+
+  const storage = get('storage') ?? 'indexeddb'
+  if (typeof storage === 'string') {
+    if (storage !== 'indexeddb' && storage !== 'memory') {
+      throw invalid(
+        `unknown storage ${JSON.stringify(storage)}: use 'indexeddb', 'memory' or a ReplicaStore (e.g. openSqliteReplicaStore from '@chorus/client/sqlite')`,
+      )
+    }
+  } else if (!isObject(storage) || storeMethods.some((method) => typeof storage[method] !== 'function')) {
+    throw invalid(
+      `option storage must be 'indexeddb', 'memory' or a ReplicaStore (an object with ${storeMethods.join(', ')})`,
+    )
+  }
+
+  const dbName = get('dbName')
+  if (dbName !== undefined && (typeof dbName !== 'string' || dbName === ''))
+    throw invalid('option dbName must be a non-empty string')
+
+  const indexedDB = get('indexedDB')
+  if (indexedDB !== undefined && !(isObject(indexedDB) && typeof indexedDB.open === 'function'))
+    throw invalid('option indexedDB must be an IDBFactory (an object with open())')
+
+  const WebSocket = get('WebSocket') ?? (globalThis as { WebSocket?: unknown }).WebSocket
+  if (get('WebSocket') !== undefined && typeof WebSocket !== 'function')
+    throw invalid('option WebSocket must be a WebSocket constructor')
+  if (url !== undefined && typeof WebSocket !== 'function') {
+    throw invalid(
+      "there is no WebSocket here to connect with: pass the WebSocket option (in Node 20: import { WebSocket } from 'ws')",
+    )
+  }
+
+  const resolvers = get('resolvers')
+  if (resolvers !== undefined && typeof resolvers !== 'function' && !isObject(resolvers))
+    throw invalid(
+      "option resolvers must map collections to 'lww', 'merge', 'manual' or a resolver, or be a function",
+    )
+  // Validates a map's entries now (an unknown resolver name is an invalid-argument).
+  createResolverLookup(resolvers as ResolverConfig | undefined)
+
+  const autoConnect = get('autoConnect') ?? true
+  if (typeof autoConnect !== 'boolean') throw invalid('option autoConnect must be a boolean')
+
+  const reconnectOption = get('reconnect') ?? {}
+  if (!isObject(reconnectOption)) throw invalid('option reconnect must be an object { baseMs?, maxMs? }')
+  const reconnect: ReconnectPolicy = {
+    baseMs: positive(reconnectOption.baseMs ?? DEFAULT_RECONNECT.baseMs, 'reconnect.baseMs'),
+    maxMs: positive(reconnectOption.maxMs ?? DEFAULT_RECONNECT.maxMs, 'reconnect.maxMs'),
+  }
+
+  const random = get('random') ?? Math.random
+  if (typeof random !== 'function')
+    throw invalid('option random must be a function returning a number in [0, 1)')
+  const now = get('now') ?? Date.now
+  if (typeof now !== 'function') throw invalid('option now must be a function returning milliseconds')
+  const timers = get('timers') ?? systemTimers
+  if (
+    !isObject(timers) ||
+    !['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval'].every(
+      (name) => typeof timers[name] === 'function',
+    )
+  )
+    throw invalid('option timers must have setTimeout, clearTimeout, setInterval and clearInterval')
+  const tickMs = positive(get('tickMs') ?? 1000, 'tickMs')
+
+  const networkOption = get('networkEvents')
+  const networkEvents =
+    networkOption === undefined
+      ? typeof (globalThis as { addEventListener?: unknown }).addEventListener === 'function'
+        ? (globalThis as unknown as NetworkEventsLike)
+        : null
+      : networkOption
+  if (
+    networkEvents !== null &&
+    !(
+      isObject(networkEvents) &&
+      typeof networkEvents.addEventListener === 'function' &&
+      typeof networkEvents.removeEventListener === 'function'
+    )
+  )
+    throw invalid('option networkEvents must have addEventListener and removeEventListener, or be null')
+
+  const session = get('session')
+  if (session !== undefined && !isObject(session))
+    throw invalid('option session must be an object { batchSize?, window?, retransmitMs? }')
+  const maxDriftMs = get('maxDriftMs')
+  if (maxDriftMs !== undefined) positive(maxDriftMs, 'maxDriftMs')
+
+  return {
+    space,
+    url: url === undefined ? null : (url as string),
+    token: token as string | undefined,
+    storage: storage as StorageChoice,
+    dbName: (dbName as string | undefined) ?? `chorus:${space}`,
+    indexedDB: indexedDB as IDBFactory | undefined,
+    WebSocket: url === undefined ? null : (WebSocket as WebSocketConstructorLike),
+    resolvers: resolvers as ResolverConfig | undefined,
+    autoConnect,
+    reconnect,
+    random: random as () => number,
+    timers: timers as unknown as Timers,
+    now: now as () => number,
+    tickMs,
+    networkEvents: networkEvents as NetworkEventsLike | null,
+    session: session as ReplicaEngineOptions['session'],
+    maxDriftMs: maxDriftMs as number | undefined,
+  }
+}
+
+function checkUrl(url: unknown): void {
+  if (typeof url !== 'string') throw invalid(`option url must be a string such as 'wss://relay.example/sync'`)
+  let parsed: URL
+  try {
+    parsed = new URL(url)
+  } catch (error) {
+    throw new ChorusError(
+      ErrorCode.InvalidArgument,
+      `option url ${JSON.stringify(url)} is not an absolute URL: use one such as 'wss://relay.example/sync'`,
+      { cause: error },
+    )
+  }
+  if (parsed.protocol !== 'ws:' && parsed.protocol !== 'wss:') {
+    throw invalid(`option url must be a ws: or wss: URL, got ${JSON.stringify(url)}`)
+  }
+}
+
+function positive(value: unknown, name: string): number {
+  if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0)
+    throw invalid(`option ${name} must be a positive number of milliseconds`)
+  return value
+}

@@ -1,0 +1,394 @@
+import {
+  type ChangeEvent,
+  ChorusError,
+  type Conflict,
+  ErrorCode,
+  isChorusError,
+  type JsonObject,
+  openReplicaEngine,
+  type ReplicaEngine,
+  type ReplicaId,
+  type ReplicaStore,
+  replicaIdFromBytes,
+  type SpaceId,
+  type SyncStatus,
+} from '@chorus/core'
+import { MemoryReplicaStore } from '@chorus/testkit'
+import { type Collection, type CollectionHost, EngineCollection, type Row } from './collection.js'
+import { Emitter } from './events.js'
+import { LiveQuery } from './live-query.js'
+import { parseReplicaOptions, type ReplicaConfig, type ReplicaOptions } from './replica-options.js'
+import { openIdbReplicaStore } from './storage/idb-replica-store.js'
+import { unrefTimer } from './timers.js'
+import { SocketLink } from './transport/socket-link.js'
+
+/** Sync status with its two numbers, as `on('status')` reports it. */
+export interface StatusEvent {
+  readonly status: SyncStatus
+  /** Own changes not yet acknowledged by the relay. */
+  readonly pending: number
+  /** Relay log positions not yet applied here (the relay's last reported head minus the cursor). */
+  readonly lag: number
+}
+
+/** The events of a {@link Replica}. */
+export interface ReplicaEvents {
+  /** Status, pending or lag changed. */
+  readonly status: StatusEvent
+  /**
+   * A failure with no caller to reject: the relay refused the replica (`unauthenticated`,
+   * `forbidden`, `unsupported-protocol`, `replica-mismatch` — it then stays offline), or
+   * storing remote changes failed (they are fetched again).
+   */
+  readonly error: ChorusError
+  /** Records changed, locally or remotely. */
+  readonly change: ChangeEvent
+}
+
+/**
+ * A replica of one space: a full leader that reads and writes locally, online or not, and
+ * syncs with the relay whenever it can.
+ *
+ * Values read are deeply frozen (see `Frozen`): copy one to edit it.
+ */
+export interface Replica {
+  readonly replicaId: ReplicaId
+  readonly space: SpaceId
+  /** `'offline'`, `'connecting'`, `'syncing'` or `'synced'` (all own changes acknowledged, caught up). */
+  readonly status: SyncStatus
+  /** Own changes not yet acknowledged by the relay. */
+  readonly pending: number
+  /** Relay log positions not yet applied here. */
+  readonly lag: number
+  /** The collection named `name` (letters, digits, `_ . : -`); the same object on every call. */
+  collection<TValue extends object = JsonObject>(name: string): Collection<TValue>
+  /** Every record whose resolver leaves a conflict to the user (`'manual'`), with its versions. */
+  conflicts(): Promise<Conflict[]>
+  /** Subscribes to an event; returns the function that unsubscribes. */
+  on<TName extends keyof ReplicaEvents>(
+    name: TName,
+    listener: (payload: ReplicaEvents[TName]) => void,
+  ): () => void
+  /**
+   * Resolves when every own change is acknowledged and the replica has caught up with what
+   * the relay last reported. Rejects with `closed` if the replica closes first, with the
+   * refusal if the relay refuses the replica, and with `invalid-argument` without a `url`.
+   */
+  synced(): Promise<void>
+  /** Connects now (also cutting a reconnect backoff short). */
+  connect(): void
+  /** Disconnects, and stays offline until `connect()`. Writes go on locally. */
+  disconnect(): void
+  /**
+   * Closes the socket, stops timers and live queries, waits for queued writes, and closes
+   * the storage. Later calls reject with `closed`.
+   */
+  close(): Promise<void>
+}
+
+/**
+ * Opens a replica: its storage (creating the replica on first use), then — with a `url` and
+ * unless `autoConnect` is false — its connection to the relay.
+ *
+ * Rejects with `invalid-argument` for bad options (checked before anything is opened) and
+ * `storage-failed` when the storage cannot be opened.
+ */
+export async function createReplica(options: ReplicaOptions): Promise<Replica> {
+  const config = parseReplicaOptions(options)
+  const store = await openStore(config)
+  try {
+    return await ReplicaRuntime.open(config, store)
+  } catch (error) {
+    // A store the app passed in stays the app's until a replica owns it.
+    if (typeof config.storage === 'string') await store.close()
+    throw error
+  }
+}
+
+function openStore(config: ReplicaConfig): Promise<ReplicaStore> {
+  if (config.storage === 'memory') return Promise.resolve(new MemoryReplicaStore())
+  if (config.storage === 'indexeddb') {
+    return openIdbReplicaStore({
+      name: config.dbName,
+      ...(config.indexedDB === undefined ? {} : { indexedDB: config.indexedDB }),
+    })
+  }
+  return Promise.resolve(config.storage)
+}
+
+const closedError = (): ChorusError => new ChorusError(ErrorCode.Closed, 'this replica is closed')
+
+/**
+ * A replica: the engine, wired to a socket link, timers, live queries and events.
+ *
+ * Engine callbacks, the collections' host and the link's callbacks reach private members
+ * only, so the object an app holds offers nothing beyond {@link Replica}.
+ */
+class ReplicaRuntime implements Replica {
+  readonly replicaId: ReplicaId
+  readonly space: SpaceId
+  readonly #config: ReplicaConfig
+  readonly #engine: ReplicaEngine
+  readonly #link: SocketLink | null
+  readonly #events = new Emitter<ReplicaEvents>(['status', 'error', 'change'])
+  readonly #collections = new Map<string, EngineCollection<object>>()
+  readonly #queries = new Map<string, Set<LiveQuery<Row<JsonObject>[]>>>()
+  readonly #waiters = new Set<{ resolve: () => void; reject: (error: ChorusError) => void }>()
+  #tick: unknown = null
+  #closed = false
+  #closing: Promise<void> | null = null
+  #refusal: ChorusError | null = null
+  #last: StatusEvent
+  readonly #onOnline = (): void => this.#link?.online()
+  readonly #host: CollectionHost = {
+    engine: () => this.#openEngine(),
+    subscribe: (collection, listener) => this.#subscribe(collection, listener),
+  }
+
+  /** Opens the engine over `store`, then starts the tick and (unless told not to) the connection. */
+  static async open(config: ReplicaConfig, store: ReplicaStore): Promise<ReplicaRuntime> {
+    let runtime: ReplicaRuntime | null = null
+    const engine = await openReplicaEngine({
+      store,
+      space: config.space,
+      now: config.now,
+      createReplicaId: () => replicaIdFromBytes(crypto.getRandomValues(new Uint8Array(16))),
+      // The engine calls back only once it is attached or written to: after `runtime` is set.
+      onChange: (event) => {
+        if (runtime !== null) runtime.#handleChange(event)
+      },
+      onError: (error) => {
+        if (runtime !== null) runtime.#handleError(error)
+      },
+      onStatus: () => {
+        if (runtime !== null) runtime.#refresh()
+      },
+      ...(config.resolvers === undefined ? {} : { resolvers: config.resolvers }),
+      ...(config.token === undefined ? {} : { token: config.token }),
+      ...(config.session === undefined ? {} : { session: config.session }),
+      ...(config.maxDriftMs === undefined ? {} : { maxDriftMs: config.maxDriftMs }),
+    })
+    runtime = new ReplicaRuntime(config, engine)
+    runtime.#start()
+    return runtime
+  }
+
+  private constructor(config: ReplicaConfig, engine: ReplicaEngine) {
+    this.#config = config
+    this.#engine = engine
+    this.replicaId = engine.replicaId
+    this.space = engine.space
+    this.#link =
+      config.url === null || config.WebSocket === null
+        ? null
+        : new SocketLink({
+            url: config.url,
+            WebSocket: config.WebSocket,
+            timers: config.timers,
+            random: config.random,
+            policy: config.reconnect,
+            onOpen: (send) => {
+              engine.attach(send)
+              this.#refresh()
+            },
+            onClose: () => {
+              engine.detach()
+              this.#refresh()
+            },
+            onFrame: async (text) => {
+              await engine.receive(text)
+              this.#refresh()
+            },
+            onPhase: () => this.#refresh(),
+            onError: (error) => this.#report(error),
+          })
+    this.#last = this.#snapshot()
+  }
+
+  #start(): void {
+    const { timers } = this.#config
+    this.#tick = timers.setInterval(() => {
+      this.#engine.tick().then(
+        () => this.#refresh(),
+        (error: unknown) => this.#report(error),
+      )
+    }, this.#config.tickMs)
+    unrefTimer(this.#tick)
+    if (this.#link !== null) {
+      this.#config.networkEvents?.addEventListener('online', this.#onOnline)
+      if (this.#config.autoConnect) this.#link.start()
+    }
+  }
+
+  get status(): SyncStatus {
+    if (this.#closed) return 'offline'
+    const status = this.#engine.status()
+    if (status !== 'offline' || this.#engine.session().fatal !== null) return status
+    // Opening, or open with the engine yet to send its hello: connecting all the same.
+    const phase = this.#link?.phase
+    return phase === 'opening' || phase === 'open' ? 'connecting' : 'offline'
+  }
+
+  get pending(): number {
+    return this.#engine.pending()
+  }
+
+  get lag(): number {
+    const session = this.#engine.session()
+    return Math.max(0, session.hubHead - session.cursor)
+  }
+
+  collection<TValue extends object = JsonObject>(name: string): Collection<TValue> {
+    let collection = this.#collections.get(name)
+    if (collection === undefined) {
+      collection = new EngineCollection(this.#host, name)
+      this.#collections.set(name, collection)
+    }
+    return collection as unknown as Collection<TValue>
+  }
+
+  async conflicts(): Promise<Conflict[]> {
+    return this.#openEngine().conflicts()
+  }
+
+  on<TName extends keyof ReplicaEvents>(
+    name: TName,
+    listener: (payload: ReplicaEvents[TName]) => void,
+  ): () => void {
+    return this.#events.on(name, listener)
+  }
+
+  synced(): Promise<void> {
+    if (this.#closed) return Promise.reject(closedError())
+    if (this.#refusal !== null) return Promise.reject(this.#refusal)
+    if (this.#link === null) {
+      return Promise.reject(
+        new ChorusError(
+          ErrorCode.InvalidArgument,
+          'this replica has no url, so it never syncs: pass url to createReplica',
+        ),
+      )
+    }
+    if (this.status === 'synced') return Promise.resolve()
+    return new Promise((resolve, reject) => this.#waiters.add({ resolve, reject }))
+  }
+
+  connect(): void {
+    if (this.#closed) throw closedError()
+    if (this.#link === null) {
+      throw new ChorusError(
+        ErrorCode.InvalidArgument,
+        'this replica has no url to connect to: pass url to createReplica',
+      )
+    }
+    this.#link.start()
+  }
+
+  disconnect(): void {
+    if (!this.#closed) this.#link?.stop()
+  }
+
+  close(): Promise<void> {
+    this.#closing ??= this.#shutdown()
+    return this.#closing
+  }
+
+  /** The engine while the replica is open. */
+  #openEngine(): ReplicaEngine {
+    if (this.#closed) throw closedError()
+    return this.#engine
+  }
+
+  /** A live query on `collection`, for its {@link Collection}. */
+  #subscribe(collection: string, listener: (rows: readonly Row<JsonObject>[]) => void): () => void {
+    if (this.#closed) throw closedError()
+    if (typeof listener !== 'function') {
+      throw new ChorusError(ErrorCode.InvalidArgument, 'subscribe needs a function to call with the rows')
+    }
+    const query = new LiveQuery<Row<JsonObject>[]>({
+      load: () => this.#engine.list(collection),
+      deliver: listener,
+      onError: (error) => this.#report(error),
+      timers: this.#config.timers,
+    })
+    let set = this.#queries.get(collection)
+    if (set === undefined) {
+      set = new Set()
+      this.#queries.set(collection, set)
+    }
+    set.add(query)
+    query.start()
+    return () => {
+      query.stop()
+      set.delete(query)
+    }
+  }
+
+  #handleChange(event: ChangeEvent): void {
+    for (const query of this.#queries.get(event.collection) ?? []) query.invalidate()
+    this.#events.emit('change', event)
+  }
+
+  #handleError(error: ChorusError): void {
+    if (this.#engine.session().fatal !== null && this.#refusal === null) {
+      this.#refusal = error
+      this.#link?.refused()
+      for (const waiter of this.#waiters) waiter.reject(error)
+      this.#waiters.clear()
+    }
+    this.#report(error)
+  }
+
+  /** Re-reads status, pending and lag; tells listeners and `synced()` waiters what changed. */
+  #refresh(): void {
+    if (this.#closed) return
+    if (this.#link?.phase === 'open' && this.#engine.session().phase === 'ready') this.#link.ready()
+    this.#publish()
+  }
+
+  #publish(): void {
+    const next = this.#snapshot()
+    const last = this.#last
+    if (next.status !== last.status || next.pending !== last.pending || next.lag !== last.lag) {
+      this.#last = next
+      this.#events.emit('status', next)
+    }
+    if (next.status === 'synced') {
+      for (const waiter of this.#waiters) waiter.resolve()
+      this.#waiters.clear()
+    }
+  }
+
+  #snapshot(): StatusEvent {
+    return { status: this.status, pending: this.pending, lag: this.lag }
+  }
+
+  #report(error: unknown): void {
+    const reported = isChorusError(error)
+      ? error
+      : new ChorusError(ErrorCode.Internal, 'an unexpected failure in the replica', { cause: error })
+    if (this.#events.has('error')) this.#events.emit('error', reported)
+    // Nobody listens, and dropping it silently would hide a refused token or a full disk.
+    else console.warn('[chorus]', reported)
+  }
+
+  async #shutdown(): Promise<void> {
+    this.#closed = true
+    const { timers } = this.#config
+    if (this.#tick !== null) timers.clearInterval(this.#tick)
+    this.#tick = null
+    this.#config.networkEvents?.removeEventListener('online', this.#onOnline)
+    for (const set of this.#queries.values()) for (const query of set) query.stop()
+    this.#queries.clear()
+    this.#link?.stop()
+    for (const waiter of this.#waiters) waiter.reject(closedError())
+    this.#waiters.clear()
+    this.#publish()
+    try {
+      await this.#link?.released()
+      await this.#engine.close()
+    } finally {
+      this.#events.clear()
+    }
+  }
+}

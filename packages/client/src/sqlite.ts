@@ -1,0 +1,5 @@
+export {
+  openSqliteReplicaStore,
+  SqliteReplicaStore,
+  type SqliteReplicaStoreOptions,
+} from './storage/sqlite-replica-store.js'

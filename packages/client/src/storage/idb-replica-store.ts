@@ -1,0 +1,373 @@
+import {
+  type Change,
+  ChorusError,
+  ErrorCode,
+  type HlcState,
+  type RecordId,
+  type RecordState,
+  type ReplicaMeta,
+  type ReplicaStore,
+  type StoredRecord,
+} from '@chorus/core'
+import { frozen } from './frozen.js'
+import { errorName, idbFailure } from './idb-errors.js'
+import { requestResult, transactionDone, walk } from './idb-request.js'
+
+/** The schema version; raised (with a migration in `createSchema`) when stores change. */
+const DB_VERSION = 1
+const META_KEY = 'replica'
+
+/**
+ * The database layout. `meta` holds the {@link ReplicaMeta} under one key. `records` holds
+ * {@link StoredRecord}s keyed by `[collection, id]`, so one collection is one contiguous run
+ * of keys, in IndexedDB key order — UTF-16 code units, as JavaScript compares strings.
+ * `outbox` holds changes keyed by their counter.
+ */
+const STORE_NAMES = ['meta', 'records', 'outbox'] as const
+type StoreName = (typeof STORE_NAMES)[number]
+
+/** Options for {@link openIdbReplicaStore}. */
+export interface IdbReplicaStoreOptions {
+  /** The database name. One database holds one replica (one space). */
+  readonly name: string
+  /** The IndexedDB to use; default `globalThis.indexedDB`. Tests pass fake-indexeddb's `new IDBFactory()`. */
+  readonly indexedDB?: IDBFactory
+}
+
+/**
+ * Opens (creating if needed) a replica's IndexedDB database.
+ *
+ * Fails with `storage-failed` when IndexedDB is missing or refused, the database was made
+ * by a newer schema or by something other than Chorus, or an older version open in another
+ * tab blocks the upgrade. Only the given factory is used — no IndexedDB globals — so each
+ * Node test can pass its own `new IDBFactory()` from fake-indexeddb.
+ */
+export function openIdbReplicaStore(options: IdbReplicaStoreOptions): Promise<IdbReplicaStore> {
+  return IdbReplicaStore.open(options)
+}
+
+/**
+ * A {@link ReplicaStore} in IndexedDB, for browsers (and Node tests under fake-indexeddb).
+ *
+ * Every write is one IndexedDB transaction, so a crash leaves all of it or none of it: a
+ * local write puts the record, the outbox entry and the metadata (counter, clock) together.
+ * Local writes and the metadata are committed with `durability: 'strict'` (flushed before
+ * the promise resolves: they are the only copy until the hub acknowledges them); remote
+ * applies and outbox drops use `'relaxed'`, since losing one to a power cut only makes the
+ * hub send it again. A write that fails — quota exceeded, transaction aborted — rejects
+ * with `storage-failed` and commits nothing.
+ *
+ * The connection closes itself when another tab deletes or upgrades the database (so that
+ * tab is not blocked); later calls fail with `storage-failed` saying to reload. A commit
+ * also checks the stored counter, so a second replica writing to the same database (two
+ * tabs on one `dbName`) fails loudly instead of reusing counters.
+ */
+export class IdbReplicaStore implements ReplicaStore {
+  /** The database name. */
+  readonly name: string
+  readonly #factory: IDBFactory
+  readonly #db: IDBDatabase
+  #closed = false
+  #lost: string | null = null
+  #fault: { readonly cause: unknown } | null = null
+
+  private constructor(name: string, factory: IDBFactory, db: IDBDatabase) {
+    this.name = name
+    this.#factory = factory
+    this.#db = db
+    db.onversionchange = () => {
+      this.#lost = `the IndexedDB database ${JSON.stringify(name)} was deleted or upgraded by another tab or version of the app, so this replica let go of it. Reload to continue.`
+      db.close()
+    }
+    db.onclose = () => {
+      this.#lost = `the browser closed the IndexedDB database ${JSON.stringify(name)} (site data cleared, or a disk error). Reload to continue.`
+    }
+  }
+
+  /** See {@link openIdbReplicaStore}. */
+  static async open(options: IdbReplicaStoreOptions): Promise<IdbReplicaStore> {
+    const { name } = options
+    if (typeof name !== 'string' || name === '') {
+      throw new ChorusError(
+        ErrorCode.InvalidArgument,
+        'the IndexedDB database name must be a non-empty string',
+      )
+    }
+    const factory = options.indexedDB ?? (globalThis as { indexedDB?: IDBFactory }).indexedDB
+    if (factory === undefined || factory === null) {
+      throw new ChorusError(
+        ErrorCode.StorageFailed,
+        "IndexedDB is not available here. In a browser it may be disabled (some private modes): use storage 'memory'. In Node, pass `indexedDB` (fake-indexeddb), or use the SQLite store from '@chorus/client/sqlite'.",
+      )
+    }
+    return new IdbReplicaStore(name, factory, await openDatabase(factory, name))
+  }
+
+  /**
+   * Test hook: the next write transaction does its writes, then aborts, as when the disk is
+   * full — nothing commits, and the call rejects with `storage-failed` whose cause is `cause`
+   * (by default a `QuotaExceededError`).
+   */
+  failNextWrite(
+    cause: unknown = new DOMException('simulated: the storage quota is used up', 'QuotaExceededError'),
+  ): void {
+    this.#fault = { cause }
+  }
+
+  async loadMeta(): Promise<ReplicaMeta | undefined> {
+    return this.#read('reading the replica metadata', 'meta', (store) =>
+      requestResult<ReplicaMeta | undefined>(store.get(META_KEY)),
+    )
+  }
+
+  async initMeta(meta: ReplicaMeta): Promise<void> {
+    await this.#write('creating the replica metadata', ['meta'], 'strict', async (tx) => {
+      await requestResult(tx.objectStore('meta').put(meta, META_KEY))
+    })
+  }
+
+  async getRecord(collection: string, id: RecordId): Promise<RecordState | undefined> {
+    const record = await this.#read('reading a record', 'records', (store) =>
+      requestResult<StoredRecord | undefined>(store.get([collection, id])),
+    )
+    return record === undefined ? undefined : frozen(record).state
+  }
+
+  async listRecords(collection: string): Promise<StoredRecord[]> {
+    const start = [collection]
+    return this.#read('listing records', 'records', async (store) => {
+      const records: StoredRecord[] = []
+      // [collection] sorts before every [collection, id]: jump there, read while it lasts.
+      await walk(store.openCursor(), (cursor) => {
+        if (this.#factory.cmp(cursor.primaryKey, start) < 0) {
+          cursor.continue(start)
+          return 'moved'
+        }
+        const record = cursor.value as StoredRecord
+        if (record.collection !== collection) return 'stop'
+        records.push(frozen(record))
+        return 'next'
+      })
+      return records
+    })
+  }
+
+  async allRecords(): Promise<StoredRecord[]> {
+    const records = await this.#read('listing records', 'records', (store) =>
+      requestResult(store.getAll() as IDBRequest<StoredRecord[]>),
+    )
+    return records.map(frozen)
+  }
+
+  async commitLocal(write: {
+    readonly record: StoredRecord
+    readonly change: Change
+    readonly clock: HlcState
+  }): Promise<void> {
+    const { record, change, clock } = write
+    const counter = change.dot[1]
+    await this.#write('saving a local write', ['meta', 'records', 'outbox'], 'strict', async (tx) => {
+      const meta = await requireMeta(tx)
+      if (counter !== meta.counter + 1) {
+        throw new ChorusError(
+          ErrorCode.StorageFailed,
+          `saving a local write failed: another replica instance (a second tab or process) writes to the IndexedDB database ${JSON.stringify(this.name)} — its counter is at ${meta.counter}, this write has ${counter}. Nothing was written. Open one replica per database at a time, and reload to continue from what is stored.`,
+        )
+      }
+      await Promise.all([
+        requestResult(tx.objectStore('records').put(record)),
+        requestResult(tx.objectStore('outbox').put(change, counter)),
+        requestResult(tx.objectStore('meta').put({ ...meta, counter, clock }, META_KEY)),
+      ])
+    })
+  }
+
+  async applyRemote(batch: {
+    readonly records: readonly StoredRecord[]
+    readonly clock: HlcState
+    readonly cursor: number | null
+  }): Promise<void> {
+    await this.#write('applying remote changes', ['meta', 'records'], 'relaxed', async (tx) => {
+      const meta = await requireMeta(tx)
+      const records = tx.objectStore('records')
+      await Promise.all([
+        ...batch.records.map((record) => requestResult(records.put(record))),
+        requestResult(
+          tx
+            .objectStore('meta')
+            .put({ ...meta, clock: batch.clock, cursor: batch.cursor ?? meta.cursor }, META_KEY),
+        ),
+      ])
+    })
+  }
+
+  async readOutbox(after: number, limit: number): Promise<Change[]> {
+    // Counters are integers: the first one after `after` is at least this.
+    const first = Math.floor(after) + 1
+    return this.#read('reading the outbox', 'outbox', async (store) => {
+      const changes: Change[] = []
+      if (limit <= 0) return changes
+      await walk(store.openCursor(), (cursor) => {
+        if ((cursor.primaryKey as number) < first) {
+          cursor.continue(first)
+          return 'moved'
+        }
+        changes.push(frozen(cursor.value as Change))
+        return changes.length >= limit ? 'stop' : 'next'
+      })
+      return changes
+    })
+  }
+
+  async outboxSize(): Promise<number> {
+    return this.#read('counting the outbox', 'outbox', (store) => requestResult(store.count()))
+  }
+
+  async dropOutbox(upTo: number): Promise<void> {
+    await this.#write('dropping acknowledged changes', ['outbox'], 'relaxed', async (tx) => {
+      await walk(tx.objectStore('outbox').openCursor(), (cursor) => {
+        if ((cursor.primaryKey as number) > upTo) return 'stop'
+        cursor.delete()
+        return 'next'
+      })
+    })
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return
+    this.#closed = true
+    this.#db.close()
+  }
+
+  #check(): void {
+    if (this.#closed) throw new ChorusError(ErrorCode.Closed, 'this store is closed')
+    if (this.#lost !== null) throw new ChorusError(ErrorCode.StorageFailed, this.#lost)
+  }
+
+  /** Runs `body` over one store in a readonly transaction. */
+  async #read<TResult>(
+    what: string,
+    store: StoreName,
+    body: (store: IDBObjectStore) => Promise<TResult>,
+  ): Promise<TResult> {
+    this.#check()
+    try {
+      return await body(this.#db.transaction(store, 'readonly').objectStore(store))
+    } catch (error) {
+      throw idbFailure(error, what, false)
+    }
+  }
+
+  /**
+   * Runs `body` in one readwrite transaction and resolves only once it committed. If the
+   * body throws, or the fault hook is armed, the transaction is aborted: nothing commits.
+   */
+  async #write<TResult>(
+    what: string,
+    stores: StoreName[],
+    durability: IDBTransactionDurability,
+    body: (tx: IDBTransaction) => Promise<TResult>,
+  ): Promise<TResult> {
+    this.#check()
+    let tx: IDBTransaction
+    try {
+      tx = this.#db.transaction(stores, 'readwrite', { durability })
+    } catch (error) {
+      throw idbFailure(error, what, true)
+    }
+    // The transaction's outcome as a value, so an abort we cause is never an unhandled rejection.
+    const done = transactionDone(tx).then(
+      () => undefined,
+      (error: unknown) => ({ error }),
+    )
+    let result: TResult
+    try {
+      result = await body(tx)
+    } catch (error) {
+      abort(tx)
+      await done
+      throw idbFailure(error, what, true)
+    }
+    const fault = this.#fault
+    if (fault !== null) {
+      this.#fault = null
+      abort(tx)
+      await done
+      throw idbFailure(fault.cause, what, true)
+    }
+    const outcome = await done
+    if (outcome !== undefined) throw idbFailure(outcome.error, what, true)
+    return result
+  }
+}
+
+async function requireMeta(tx: IDBTransaction): Promise<ReplicaMeta> {
+  const meta = await requestResult<ReplicaMeta | undefined>(tx.objectStore('meta').get(META_KEY))
+  if (meta === undefined) throw new ChorusError(ErrorCode.Internal, 'the store has no replica metadata yet')
+  return meta
+}
+
+/** Aborts a transaction that may already have finished (a failed request aborts it by itself). */
+function abort(tx: IDBTransaction): void {
+  try {
+    tx.abort()
+  } catch (error) {
+    // InvalidStateError: it already finished, and `done` reports how. Anything else is news.
+    if (errorName(error) !== 'InvalidStateError') throw error
+  }
+}
+
+function createSchema(db: IDBDatabase): void {
+  db.createObjectStore('meta')
+  db.createObjectStore('records', { keyPath: ['collection', 'id'] })
+  db.createObjectStore('outbox')
+}
+
+function openDatabase(factory: IDBFactory, name: string): Promise<IDBDatabase> {
+  const what = `opening the IndexedDB database ${JSON.stringify(name)}`
+  return new Promise((resolve, reject) => {
+    let request: IDBOpenDBRequest
+    try {
+      request = factory.open(name, DB_VERSION)
+    } catch (error) {
+      reject(idbFailure(error, what, false))
+      return
+    }
+    let gaveUp = false
+    request.onupgradeneeded = (event) => {
+      if (event.oldVersion === 0) createSchema(request.result)
+    }
+    request.onblocked = () => {
+      gaveUp = true
+      reject(
+        new ChorusError(
+          ErrorCode.StorageFailed,
+          `${what} is blocked: another tab has an older version of it open and does not let go. Close this app's other tabs, then reload.`,
+        ),
+      )
+    }
+    request.onsuccess = () => {
+      const db = request.result
+      // Opened after all, once the blocking tab let go: nobody is waiting for it any more.
+      if (gaveUp) {
+        db.close()
+        return
+      }
+      const missing = STORE_NAMES.filter((store) => !db.objectStoreNames.contains(store))
+      if (missing.length > 0) {
+        db.close()
+        reject(
+          new ChorusError(
+            ErrorCode.StorageFailed,
+            `${what} failed: the database exists but is not a Chorus replica database (no ${missing.join(', ')} store). Pass another dbName.`,
+          ),
+        )
+        return
+      }
+      resolve(db)
+    }
+    request.onerror = () => {
+      if (!gaveUp) reject(idbFailure(request.error, what, false))
+    }
+  })
+}

@@ -1,0 +1,388 @@
+import {
+  type Change,
+  ChorusError,
+  ErrorCode,
+  type HlcState,
+  type RecordId,
+  type RecordState,
+  type ReplicaId,
+  type ReplicaMeta,
+  type ReplicaStore,
+  type SpaceId,
+  type StoredRecord,
+} from '@chorus/core'
+import { frozen } from './frozen.js'
+import { sqliteFailure } from './sqlite-errors.js'
+
+/** The schema version, kept in SQLite's `user_version`. */
+const SCHEMA_VERSION = 1
+
+const SCHEMA = `
+  CREATE TABLE meta (
+    only INTEGER PRIMARY KEY CHECK (only = 1),
+    replica_id TEXT NOT NULL,
+    space TEXT NOT NULL,
+    counter INTEGER NOT NULL,
+    clock_wall INTEGER NOT NULL,
+    clock_counter INTEGER NOT NULL,
+    cursor INTEGER NOT NULL
+  );
+  -- id is the record id in UTF-16BE: byte order is then JavaScript's string order (UTF-16
+  -- code units), which SQLite's text collation (UTF-8 bytes) is not, and lone surrogates
+  -- survive, which they would not as TEXT.
+  CREATE TABLE records (
+    collection TEXT NOT NULL,
+    id BLOB NOT NULL,
+    state TEXT NOT NULL,
+    PRIMARY KEY (collection, id)
+  ) WITHOUT ROWID;
+  CREATE TABLE outbox (
+    counter INTEGER PRIMARY KEY,
+    change TEXT NOT NULL
+  );
+`
+
+/** The part of better-sqlite3's statement API this store uses. */
+interface SqliteStatement {
+  run(...params: unknown[]): unknown
+  get(...params: unknown[]): unknown
+  all(...params: unknown[]): unknown[]
+}
+
+/** The part of better-sqlite3's `Database` this store uses. */
+interface SqliteDatabase {
+  prepare(source: string): SqliteStatement
+  pragma(source: string, options?: { readonly simple?: boolean }): unknown
+  exec(source: string): unknown
+  transaction(fn: () => void): { immediate(): void }
+  close(): unknown
+}
+
+type SqliteConstructor = new (filename: string) => SqliteDatabase
+
+interface MetaRow {
+  readonly replica_id: string
+  readonly space: string
+  readonly counter: number
+  readonly clock_wall: number
+  readonly clock_counter: number
+  readonly cursor: number
+}
+
+/** Options for {@link openSqliteReplicaStore}. */
+export interface SqliteReplicaStoreOptions {
+  /** The database file (created if missing; its directory must exist), or `':memory:'`. */
+  readonly path: string
+}
+
+/**
+ * Opens (creating if needed) a replica's SQLite database file, with better-sqlite3.
+ *
+ * better-sqlite3 is an optional peer dependency: install it to use this store. It is loaded
+ * only here, so browser bundles of `@chorus/client` never see it.
+ */
+export function openSqliteReplicaStore(options: SqliteReplicaStoreOptions): Promise<SqliteReplicaStore> {
+  return SqliteReplicaStore.open(options)
+}
+
+/**
+ * A durable {@link ReplicaStore} in one SQLite file, for Node processes.
+ *
+ * WAL journal with `synchronous = FULL`: a write's promise resolves only once its commit is
+ * on disk, so a process killed at any point (kill -9, power loss) keeps every write whose
+ * promise resolved, and none half-done. Each write is one immediate transaction; a local
+ * write checks the stored counter, so a second process writing to the same file fails loudly
+ * instead of reusing counters.
+ */
+export class SqliteReplicaStore implements ReplicaStore {
+  /** The database file. */
+  readonly path: string
+  readonly #db: SqliteDatabase
+  readonly #sql: ReturnType<typeof prepare>
+  #closed = false
+  #fault: { readonly cause: unknown } | null = null
+
+  private constructor(path: string, db: SqliteDatabase) {
+    this.path = path
+    this.#db = db
+    this.#sql = prepare(db)
+  }
+
+  /** See {@link openSqliteReplicaStore}. */
+  static async open(options: SqliteReplicaStoreOptions): Promise<SqliteReplicaStore> {
+    const { path } = options
+    if (typeof path !== 'string' || path === '') {
+      throw new ChorusError(ErrorCode.InvalidArgument, 'the SQLite path must be a non-empty string')
+    }
+    const Database = await loadBetterSqlite3()
+    const what = `opening the SQLite database ${JSON.stringify(path)}`
+    let db: SqliteDatabase | undefined
+    try {
+      db = new Database(path)
+      migrate(db, path)
+      return new SqliteReplicaStore(path, db)
+    } catch (error) {
+      db?.close()
+      throw sqliteFailure(error, what, false)
+    }
+  }
+
+  /**
+   * Test hook: the next write transaction does its writes, then fails, as when the disk is
+   * full — it rolls back, and the call rejects with `storage-failed` whose cause is `cause`.
+   */
+  failNextWrite(
+    cause: unknown = Object.assign(new Error('simulated: disk full'), { code: 'SQLITE_FULL' }),
+  ): void {
+    this.#fault = { cause }
+  }
+
+  async loadMeta(): Promise<ReplicaMeta | undefined> {
+    return this.#read('reading the replica metadata', () => this.#meta())
+  }
+
+  async initMeta(meta: ReplicaMeta): Promise<void> {
+    this.#write('creating the replica metadata', () => {
+      this.#sql.insertMeta.run(
+        meta.replicaId,
+        meta.space,
+        meta.counter,
+        meta.clock.wall,
+        meta.clock.counter,
+        meta.cursor,
+      )
+    })
+  }
+
+  async getRecord(collection: string, id: RecordId): Promise<RecordState | undefined> {
+    return this.#read('reading a record', () => {
+      const row = this.#sql.getRecord.get(collection, idKey(id)) as { state: string } | undefined
+      return row === undefined ? undefined : frozen(JSON.parse(row.state) as RecordState)
+    })
+  }
+
+  async listRecords(collection: string): Promise<StoredRecord[]> {
+    return this.#read('listing records', () =>
+      (this.#sql.listRecords.all(collection) as { id: Uint8Array; state: string }[]).map((row) =>
+        toRecord(collection, row),
+      ),
+    )
+  }
+
+  async allRecords(): Promise<StoredRecord[]> {
+    return this.#read('listing records', () =>
+      (this.#sql.allRecords.all() as { collection: string; id: Uint8Array; state: string }[]).map((row) =>
+        toRecord(row.collection, row),
+      ),
+    )
+  }
+
+  async commitLocal(write: {
+    readonly record: StoredRecord
+    readonly change: Change
+    readonly clock: HlcState
+  }): Promise<void> {
+    const { record, change, clock } = write
+    const counter = change.dot[1]
+    this.#write('saving a local write', () => {
+      const meta = this.#requireMeta()
+      if (counter !== meta.counter + 1) {
+        throw new ChorusError(
+          ErrorCode.StorageFailed,
+          `saving a local write failed: another replica instance writes to ${JSON.stringify(this.path)} — its counter is at ${meta.counter}, this write has ${counter}. Nothing was written. Open one replica per file at a time, and restart to continue from what is stored.`,
+        )
+      }
+      this.#sql.putRecord.run(record.collection, idKey(record.id), JSON.stringify(record.state))
+      this.#sql.insertOutbox.run(counter, JSON.stringify(change))
+      this.#sql.updateCounter.run(counter, clock.wall, clock.counter)
+    })
+  }
+
+  async applyRemote(batch: {
+    readonly records: readonly StoredRecord[]
+    readonly clock: HlcState
+    readonly cursor: number | null
+  }): Promise<void> {
+    this.#write('applying remote changes', () => {
+      const meta = this.#requireMeta()
+      for (const record of batch.records)
+        this.#sql.putRecord.run(record.collection, idKey(record.id), JSON.stringify(record.state))
+      this.#sql.updateClock.run(batch.clock.wall, batch.clock.counter, batch.cursor ?? meta.cursor)
+    })
+  }
+
+  async readOutbox(after: number, limit: number): Promise<Change[]> {
+    return this.#read('reading the outbox', () => {
+      // SQLite reads a negative LIMIT as "no limit".
+      if (limit <= 0) return []
+      return (this.#sql.readOutbox.all(after, Math.floor(limit)) as { change: string }[]).map((row) =>
+        frozen(JSON.parse(row.change) as Change),
+      )
+    })
+  }
+
+  async outboxSize(): Promise<number> {
+    return this.#read('counting the outbox', () => (this.#sql.outboxSize.get() as { n: number }).n)
+  }
+
+  async dropOutbox(upTo: number): Promise<void> {
+    this.#write('dropping acknowledged changes', () => {
+      this.#sql.dropOutbox.run(upTo)
+    })
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return
+    this.#closed = true
+    this.#db.close()
+  }
+
+  #meta(): ReplicaMeta | undefined {
+    const row = this.#sql.getMeta.get() as MetaRow | undefined
+    if (row === undefined) return undefined
+    return {
+      replicaId: row.replica_id as ReplicaId,
+      space: row.space as SpaceId,
+      counter: row.counter,
+      clock: { wall: row.clock_wall, counter: row.clock_counter },
+      cursor: row.cursor,
+    }
+  }
+
+  #requireMeta(): ReplicaMeta {
+    const meta = this.#meta()
+    if (meta === undefined) throw new ChorusError(ErrorCode.Internal, 'the store has no replica metadata yet')
+    return meta
+  }
+
+  #check(): void {
+    if (this.#closed) throw new ChorusError(ErrorCode.Closed, 'this store is closed')
+  }
+
+  #read<TResult>(what: string, run: () => TResult): TResult {
+    this.#check()
+    try {
+      return run()
+    } catch (error) {
+      throw sqliteFailure(error, what, false)
+    }
+  }
+
+  /** Runs `body` in one immediate transaction; if it throws, or the fault hook is armed, it rolls back. */
+  #write(what: string, body: () => void): void {
+    this.#check()
+    const fault = this.#fault
+    this.#fault = null
+    try {
+      this.#db
+        .transaction(() => {
+          body()
+          if (fault !== null) throw new InjectedFault(fault.cause)
+        })
+        .immediate()
+    } catch (error) {
+      throw sqliteFailure(error instanceof InjectedFault ? error.cause : error, what, true)
+    }
+  }
+}
+
+/** Carries the fault hook's cause out of a transaction, which rolls back when it is thrown. */
+class InjectedFault extends Error {
+  constructor(cause: unknown) {
+    super('injected storage fault', { cause })
+  }
+}
+
+function prepare(db: SqliteDatabase) {
+  return {
+    getMeta: db.prepare('SELECT * FROM meta WHERE only = 1'),
+    insertMeta: db.prepare(
+      'INSERT INTO meta (only, replica_id, space, counter, clock_wall, clock_counter, cursor) VALUES (1, ?, ?, ?, ?, ?, ?)',
+    ),
+    updateCounter: db.prepare(
+      'UPDATE meta SET counter = ?, clock_wall = ?, clock_counter = ? WHERE only = 1',
+    ),
+    updateClock: db.prepare('UPDATE meta SET clock_wall = ?, clock_counter = ?, cursor = ? WHERE only = 1'),
+    getRecord: db.prepare('SELECT state FROM records WHERE collection = ? AND id = ?'),
+    listRecords: db.prepare('SELECT id, state FROM records WHERE collection = ? ORDER BY id'),
+    allRecords: db.prepare('SELECT collection, id, state FROM records ORDER BY collection, id'),
+    putRecord: db.prepare('INSERT OR REPLACE INTO records (collection, id, state) VALUES (?, ?, ?)'),
+    insertOutbox: db.prepare('INSERT INTO outbox (counter, change) VALUES (?, ?)'),
+    readOutbox: db.prepare('SELECT change FROM outbox WHERE counter > ? ORDER BY counter LIMIT ?'),
+    outboxSize: db.prepare('SELECT count(*) AS n FROM outbox'),
+    dropOutbox: db.prepare('DELETE FROM outbox WHERE counter <= ?'),
+  }
+}
+
+/** Sets durability and creates (or checks) the schema. */
+function migrate(db: SqliteDatabase, path: string): void {
+  db.pragma('journal_mode = WAL')
+  db.pragma('synchronous = FULL')
+  const version = db.pragma('user_version', { simple: true })
+  if (version === SCHEMA_VERSION) return
+  if (typeof version === 'number' && version > SCHEMA_VERSION) {
+    throw new ChorusError(
+      ErrorCode.StorageFailed,
+      `${JSON.stringify(path)} was created by a newer version of Chorus (schema ${version}, this one knows ${SCHEMA_VERSION}). Update @chorus/client, or use another path.`,
+    )
+  }
+  const tables = db.prepare("SELECT count(*) AS n FROM sqlite_master WHERE type = 'table'").get() as {
+    n: number
+  }
+  if (tables.n > 0) {
+    throw new ChorusError(
+      ErrorCode.StorageFailed,
+      `${JSON.stringify(path)} holds tables but is not a Chorus replica database. Use another path.`,
+    )
+  }
+  db.transaction(() => {
+    db.exec(SCHEMA)
+    db.pragma(`user_version = ${SCHEMA_VERSION}`)
+  }).immediate()
+}
+
+function toRecord(collection: string, row: { id: Uint8Array; state: string }): StoredRecord {
+  return frozen({ collection, id: idFromKey(row.id), state: JSON.parse(row.state) as RecordState })
+}
+
+/** A record id as UTF-16BE bytes: byte order is code-unit order, and every string round-trips. */
+function idKey(id: string): Uint8Array {
+  const bytes = new Uint8Array(id.length * 2)
+  for (let i = 0; i < id.length; i++) {
+    const unit = id.charCodeAt(i)
+    bytes[2 * i] = unit >> 8
+    bytes[2 * i + 1] = unit & 0xff
+  }
+  return bytes
+}
+
+function idFromKey(bytes: Uint8Array): RecordId {
+  let id = ''
+  for (let i = 0; i + 1 < bytes.length; i += 2)
+    id += String.fromCharCode(((bytes[i] ?? 0) << 8) | (bytes[i + 1] ?? 0))
+  return id as RecordId
+}
+
+/**
+ * Loads better-sqlite3 on first use. The specifier is computed so this browser-first
+ * package's compilation does not pull in better-sqlite3's types (and all of Node's with
+ * them), and so bundlers do not try to follow a native module.
+ */
+async function loadBetterSqlite3(): Promise<SqliteConstructor> {
+  const specifier = 'better-sqlite3'
+  let loaded: unknown
+  try {
+    loaded = await import(/* @vite-ignore */ specifier)
+  } catch (error) {
+    throw new ChorusError(
+      ErrorCode.StorageFailed,
+      'the SQLite store needs the better-sqlite3 package, which could not be loaded: install it (npm install better-sqlite3).',
+      { cause: error },
+    )
+  }
+  const Database = (loaded as { default?: unknown }).default
+  if (typeof Database !== 'function') {
+    throw new ChorusError(ErrorCode.StorageFailed, 'better-sqlite3 did not load as expected: reinstall it.')
+  }
+  return Database as SqliteConstructor
+}

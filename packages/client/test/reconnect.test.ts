@@ -1,0 +1,294 @@
+import {
+  type ChorusError,
+  ErrorCode,
+  isChorusError,
+  type Replica,
+  type StatusEvent,
+  type WebSocketConstructorLike,
+} from '@chorus/client'
+import { createPrng } from '@chorus/testkit'
+import { afterEach, describe, expect, it } from 'vitest'
+import { WebSocket } from 'ws'
+import {
+  backoffDelay,
+  DEFAULT_RECONNECT,
+  INITIAL_LINK,
+  type LinkInput,
+  type LinkState,
+  stepLink,
+} from '../src/transport/reconnect.js'
+import { replicaPool } from './helpers/replicas.js'
+import { isHubQuiet, startTestHub, type TestHub } from './helpers/test-hub.js'
+import { trackedTimers } from './helpers/timers.js'
+import { hubActivity, nextEvent, replicaActivity, until, within } from './helpers/wait.js'
+
+describe('backoff', () => {
+  it('doubles its ceiling from 250 ms up to 30 s, and draws uniformly below it (full jitter)', () => {
+    const ceilings = Array.from({ length: 10 }, (_, attempt) =>
+      backoffDelay(DEFAULT_RECONNECT, attempt, 0.999_999_9),
+    )
+    expect(ceilings).toEqual([249, 499, 999, 1999, 3999, 7999, 15999, 29999, 29999, 29999])
+    expect(backoffDelay(DEFAULT_RECONNECT, 1000, 0.5)).toBe(15_000)
+    const prng = createPrng(7)
+    const draws = Array.from({ length: 500 }, () => backoffDelay(DEFAULT_RECONNECT, 3, prng.next()))
+    expect(Math.min(...draws)).toBeGreaterThanOrEqual(0)
+    expect(Math.max(...draws)).toBeLessThan(2000)
+    // Spread over the whole window, not bunched at its top as a fixed doubling would be.
+    expect(draws.filter((delay) => delay < 1000).length).toBeGreaterThan(150)
+    expect(draws.filter((delay) => delay >= 1000).length).toBeGreaterThan(150)
+  })
+})
+
+describe('the connection machine', () => {
+  function run(inputs: readonly LinkInput[], from: LinkState = INITIAL_LINK) {
+    let state = from
+    const effects: string[] = []
+    for (const input of inputs) {
+      const step = stepLink(state, input)
+      state = step.state
+      for (const effect of step.effects)
+        effects.push('attempt' in effect ? `${effect.type} ${effect.attempt}` : effect.type)
+    }
+    return { state, effects }
+  }
+
+  it('backs off further on each failed attempt and starts over once the hub said hello', () => {
+    const { state, effects } = run([
+      { type: 'start' },
+      { type: 'closed', socket: 1 },
+      { type: 'timer' },
+      { type: 'closed', socket: 2 },
+      { type: 'timer' },
+      { type: 'opened', socket: 3 },
+      { type: 'ready' },
+      { type: 'closed', socket: 3 },
+    ])
+    expect(effects).toEqual([
+      'open-socket',
+      'schedule 0',
+      'open-socket',
+      'schedule 1',
+      'open-socket',
+      'attach',
+      'detach',
+      'schedule 0',
+    ])
+    expect(state).toEqual({ phase: 'waiting', attempt: 1, socket: 3 })
+  })
+
+  it('ignores events from a socket it replaced, and a second start', () => {
+    const { state, effects } = run([
+      { type: 'start' },
+      { type: 'start' },
+      { type: 'closed', socket: 1 },
+      { type: 'online' },
+      { type: 'opened', socket: 1 },
+      { type: 'closed', socket: 1 },
+      { type: 'opened', socket: 2 },
+    ])
+    expect(effects).toEqual(['open-socket', 'schedule 0', 'cancel-timer', 'open-socket', 'attach'])
+    expect(state.phase).toBe('open')
+  })
+
+  it('stop hangs up and cancels a scheduled reconnect; start connects again at once', () => {
+    expect(run([{ type: 'start' }, { type: 'opened', socket: 1 }, { type: 'stop' }]).effects).toEqual([
+      'open-socket',
+      'attach',
+      'detach',
+      'close-socket',
+    ])
+    const waiting = run([
+      { type: 'start' },
+      { type: 'closed', socket: 1 },
+      { type: 'stop' },
+      { type: 'timer' },
+    ])
+    expect(waiting.effects).toEqual(['open-socket', 'schedule 0', 'cancel-timer'])
+    expect(waiting.state.phase).toBe('stopped')
+    expect(run([{ type: 'start' }], waiting.state).effects).toEqual(['open-socket'])
+  })
+
+  it('a refusal is final: nothing reconnects, not even start', () => {
+    const { state, effects } = run([
+      { type: 'start' },
+      { type: 'opened', socket: 1 },
+      { type: 'refused' },
+      { type: 'closed', socket: 1 },
+      { type: 'start' },
+      { type: 'online' },
+      { type: 'stop' },
+    ])
+    expect(effects).toEqual(['open-socket', 'attach', 'detach', 'close-socket'])
+    expect(state.phase).toBe('refused')
+  })
+})
+
+describe('reconnecting over real sockets', () => {
+  let hub: TestHub
+  const pool = replicaPool(99)
+
+  afterEach(async () => {
+    await pool.closeAll()
+    await hub.close()
+  })
+
+  it('replicas reconnect on their own after the hub drops every socket, and resume without re-downloading', async () => {
+    hub = await startTestHub()
+    const alice = await pool.create(hub)
+    const bob = await pool.create(hub)
+    const everyone = [hubActivity(hub), replicaActivity(alice), replicaActivity(bob)]
+    const quiet = () =>
+      [alice, bob].every((replica) => replica.status === 'synced' && replica.pending === 0) &&
+      hub.engine.sessions().length === 2 &&
+      isHubQuiet(hub, 'team-notes')
+
+    const notes = alice.collection('notes')
+    for (let i = 0; i < 20; i++) await notes.put(`n${i}`, { title: `note ${i}` })
+    await until(
+      'bob to have 20 notes',
+      everyone,
+      async () => quiet() && (await bob.collection('notes').list()).length === 20,
+    )
+    const before = hub.changesSentTo(bob.replicaId)
+    expect(before).toBe(20)
+
+    const dropped = Promise.all(
+      [alice, bob].map((replica) =>
+        nextEvent<StatusEvent>(
+          'the drop',
+          (listener) => replica.on('status', listener),
+          (event) => event.status === 'offline',
+        ),
+      ),
+    )
+    hub.terminateAll()
+    await dropped
+    for (let i = 20; i < 23; i++) await notes.put(`n${i}`, { title: `note ${i}` })
+    await until(
+      'bob to have 23 notes',
+      everyone,
+      async () => quiet() && (await bob.collection('notes').list()).length === 23,
+    )
+
+    // Only the three changes bob missed came down again, over one new socket each.
+    expect(hub.changesSentTo(bob.replicaId) - before).toBe(3)
+    expect(hub.accepted()).toBe(4)
+  })
+
+  it('reconnects at once when the platform reports it is back online, instead of waiting out the backoff', async () => {
+    hub = await startTestHub()
+    const network = new EventTarget()
+    const replica = await pool.create(hub, {
+      networkEvents: network,
+      reconnect: { baseMs: 60_000, maxMs: 60_000 },
+      random: () => 0.99,
+    })
+    await within('the first connection', replica.synced())
+    const dropped = nextEvent<StatusEvent>(
+      'the drop',
+      (listener) => replica.on('status', listener),
+      (event) => event.status === 'offline',
+    )
+    hub.terminateAll()
+    await dropped
+    network.dispatchEvent(new Event('online'))
+    expect(replica.status).toBe('connecting')
+    await within('the reconnection', replica.synced())
+    expect(hub.accepted()).toBe(2)
+  })
+
+  it('a token the hub refuses stops the replica: an error event, offline, and no reconnect loop', async () => {
+    hub = await startTestHub({
+      authenticate: (token) =>
+        token === 'letmein'
+          ? { ok: true, access: () => 'write' }
+          : { ok: false, code: ErrorCode.Unauthenticated, message: 'bad token' },
+    })
+    const sockets: WebSocket[] = []
+    class CountingWebSocket extends WebSocket {
+      constructor(url: string) {
+        super(url)
+        sockets.push(this)
+      }
+    }
+    let draws = 0
+    const replica = await pool.create(hub, {
+      token: 'wrong',
+      WebSocket: CountingWebSocket as WebSocketConstructorLike,
+      random: () => {
+        draws++
+        return 0
+      },
+    })
+    const errors: ChorusError[] = []
+    replica.on('error', (error) => errors.push(error))
+    const synced = replica.synced().then(
+      () => new Error('synced() should reject'),
+      (error: unknown) => error,
+    )
+    await nextEvent('the refusal', (listener) => replica.on('error', listener))
+    const socket = sockets[0]
+    if (socket === undefined) throw new Error('no socket was opened')
+    if (socket.readyState !== WebSocket.CLOSED) await new Promise((resolve) => socket.once('close', resolve))
+
+    expect(errors.map((error) => error.code)).toEqual(['unauthenticated'])
+    expect(errors[0]?.message).toBe('bad token')
+    expect(replica.status).toBe('offline')
+    expect(isChorusError(await synced, ErrorCode.Unauthenticated)).toBe(true)
+    replica.connect()
+    expect(sockets).toHaveLength(1)
+    expect(draws).toBe(0)
+    expect(hub.accepted()).toBe(1)
+  })
+
+  it('close() releases the socket, timers and live queries, and the replica refuses further use', async () => {
+    hub = await startTestHub()
+    const timers = trackedTimers()
+    const replica: Replica = await pool.create(hub, { timers })
+    const stop = replica.collection('notes').subscribe(() => undefined)
+    await replica.collection('notes').put('a', { title: 'a' })
+    await within('the replica to be synced', replica.synced())
+    const waiting = replica.synced()
+    const closing = replica.close()
+    expect(replica.close()).toBe(closing)
+    await within('close', closing)
+
+    expect(timers.live()).toBe(0)
+    expect(replica.status).toBe('offline')
+    await until('the hub to see the socket close', [hubActivity(hub)], () => hub.engine.connections() === 0)
+    await expect(waiting).resolves.toBeUndefined()
+    await expect(replica.synced()).rejects.toMatchObject({ code: 'closed' })
+    await expect(replica.collection('notes').put('b', { title: 'b' })).rejects.toMatchObject({
+      code: 'closed',
+    })
+    await expect(replica.collection('notes').get('a')).rejects.toMatchObject({ code: 'closed' })
+    await expect(replica.conflicts()).rejects.toMatchObject({ code: 'closed' })
+    expect(() => replica.collection('notes').subscribe(() => undefined)).toThrow(/closed/)
+    expect(() => replica.connect()).toThrow(/closed/)
+    stop()
+  })
+
+  it('close() while connecting or while waiting to reconnect leaves nothing behind', async () => {
+    hub = await startTestHub()
+    const timers = trackedTimers()
+    const connecting = await pool.create(hub, { timers })
+    expect(connecting.status).toBe('connecting')
+    await connecting.close()
+
+    const unreachable = await pool.create(null, {
+      url: 'ws://127.0.0.1:1/sync',
+      WebSocket,
+      timers,
+      reconnect: { baseMs: 60_000, maxMs: 60_000 },
+      random: () => 0.5,
+    })
+    await nextEvent<StatusEvent>(
+      'the failed attempt',
+      (listener) => unreachable.on('status', listener),
+      (event) => event.status === 'offline',
+    )
+    expect(timers.live()).toBeGreaterThan(0)
+    await unreachable.close()
+    expect(timers.live()).toBe(0)
+  })
+})

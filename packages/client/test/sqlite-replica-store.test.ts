@@ -1,0 +1,125 @@
+import { type ChildProcess, spawn } from 'node:child_process'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { dirname, join, resolve } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { asRecordId, ErrorCode, isChorusError } from '@chorus/core'
+import { runReplicaStoreConformance } from '@chorus/testkit/conformance'
+import { afterAll, describe, expect, it } from 'vitest'
+import { openSqliteReplicaStore } from '../src/storage/sqlite-replica-store.js'
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), '../../..')
+const scratch = mkdtempSync(join(tmpdir(), 'chorus-sqlite-'))
+afterAll(() => rmSync(scratch, { recursive: true, force: true }))
+
+let files = 0
+runReplicaStoreConformance('SqliteReplicaStore (real files)', async () => {
+  const path = join(scratch, `conformance-${++files}.sqlite`)
+  let current = await openSqliteReplicaStore({ path })
+  return {
+    store: current,
+    reopen: async () => {
+      current = await openSqliteReplicaStore({ path })
+      return current
+    },
+    failNextWrite: () => current.failNextWrite(),
+    cleanup: async () => {
+      for (const suffix of ['', '-wal', '-shm']) rmSync(`${path}${suffix}`, { force: true })
+    },
+  }
+})
+
+describe('SqliteReplicaStore', () => {
+  it('refuses a file that is not a Chorus replica database, with storage-failed', async () => {
+    const path = join(scratch, 'not-a-database.sqlite')
+    writeFileSync(path, 'this is a text file, not SQLite '.repeat(100))
+    const error = await openSqliteReplicaStore({ path }).then(
+      () => new Error('expected a rejection'),
+      (reason: unknown) => reason,
+    )
+    expect(isChorusError(error, ErrorCode.StorageFailed)).toBe(true)
+    expect((error as Error).message).toMatch(/not a SQLite database/)
+  })
+
+  it('a directory that does not exist fails with storage-failed saying so', async () => {
+    const error = await openSqliteReplicaStore({ path: join(scratch, 'missing', 'dir', 'r.sqlite') }).then(
+      () => new Error('expected a rejection'),
+      (reason: unknown) => reason,
+    )
+    expect(isChorusError(error, ErrorCode.StorageFailed)).toBe(true)
+    expect((error as Error).message).toMatch(/directory exists/)
+  })
+
+  it('keeps every write that resolved when its process is killed with SIGKILL mid-stream', async () => {
+    const path = join(scratch, 'killed.sqlite')
+    const script = join(root, 'packages/client/test/fixtures/offline-writer.ts')
+    const child = spawn(
+      process.execPath,
+      ['--import', 'tsx', '--conditions=@chorus/source', script, path, '100000'],
+      {
+        cwd: root,
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    )
+    const confirmed = await readConfirmations(child, 40)
+    const exit = new Promise<NodeJS.Signals | null>((done) =>
+      child.once('exit', (_code, signal) => done(signal)),
+    )
+    child.kill('SIGKILL')
+    expect(await exit).toBe('SIGKILL')
+    expect(confirmed).toBeGreaterThanOrEqual(40)
+
+    const store = await openSqliteReplicaStore({ path })
+    try {
+      const meta = await store.loadMeta()
+      expect(meta?.counter).toBeGreaterThanOrEqual(confirmed)
+      const outbox = await store.readOutbox(0, 1_000_000)
+      // Every change written is in the outbox, gap-free, with its record: nothing half-written.
+      expect(outbox.map((change) => change.dot[1])).toEqual(
+        Array.from({ length: meta?.counter ?? 0 }, (_, i) => i + 1),
+      )
+      for (let i = 1; i <= confirmed; i++) {
+        const state = await store.getRecord('notes', asRecordId(`note-${i}`))
+        expect(state?.versions[0]?.op).toEqual({ type: 'put', value: { i } })
+        expect(outbox[i - 1]?.id).toBe(`note-${i}`)
+      }
+      expect((await store.listRecords('notes')).length).toBe(meta?.counter)
+    } finally {
+      await store.close()
+    }
+  }, 30_000)
+})
+
+/** Reads the child's "wrote N" lines until `enough` arrived; returns the highest N seen. */
+function readConfirmations(child: ChildProcess, enough: number): Promise<number> {
+  return new Promise((resolveCount, reject) => {
+    let highest = 0
+    let buffered = ''
+    let stderr = ''
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL')
+      reject(new Error(`the writer confirmed only ${highest} writes in 20 s; stderr: ${stderr}`))
+    }, 20_000)
+    child.stderr?.on('data', (data: Buffer) => {
+      stderr += String(data)
+    })
+    child.stdout?.on('data', (data: Buffer) => {
+      buffered += String(data)
+      const lines = buffered.split('\n')
+      buffered = lines.pop() ?? ''
+      for (const line of lines) {
+        const match = /^wrote (\d+)$/.exec(line)
+        if (match) highest = Math.max(highest, Number(match[1]))
+      }
+      if (highest >= enough) {
+        clearTimeout(timer)
+        resolveCount(highest)
+      }
+    })
+    child.once('exit', (code) => {
+      clearTimeout(timer)
+      if (highest < enough)
+        reject(new Error(`the writer exited (${code}) after ${highest} writes; stderr: ${stderr}`))
+    })
+  })
+}

@@ -1,0 +1,245 @@
+import { realpathSync } from 'node:fs'
+import { join } from 'node:path'
+import { pathToFileURL } from 'node:url'
+import { parseArgs } from 'node:util'
+import { type Access, isChorusError, isSpaceId } from '@chorus/core'
+import { parseDuration } from './duration.js'
+import { DATABASE_FILE, startRelay } from './serve.js'
+import { backupDatabase } from './sqlite-backup.js'
+import { mintToken, type SpaceGrants } from './token-auth.js'
+
+/** Where the CLI writes and what it reads from its environment; injectable for tests. */
+export interface CliIo {
+  /** One line of output meant for programs (the URL, a token). */
+  out(line: string): void
+  /** One line for the operator: warnings, progress, errors. */
+  err(line: string): void
+  readonly env: Readonly<Record<string, string | undefined>>
+  /** Resolves with the name of what asked the server to stop (default: SIGTERM or SIGINT). */
+  waitForStop?(): Promise<string>
+}
+
+/** Exit codes: success, a runtime failure, a usage error. */
+export const ExitCode = { Ok: 0, Failed: 1, Usage: 2 } as const
+
+/** The environment variable read when `--auth-secret` / `--secret` is not given. */
+export const SECRET_ENV = 'CHORUS_RELAY_SECRET'
+
+const USAGE = `Usage:
+  chorus-relay [serve] [--port 8787] [--host 127.0.0.1] [--data ./data] [--auth-secret S]
+                       [--compact-every 5m] [--horizon 30d]
+  chorus-relay token --secret S --sub alice --space team-notes:write [--space other:read]
+                     [--expires 30d | never]
+  chorus-relay backup --data ./data --out ./relay-backup.db
+
+The secret may come from ${SECRET_ENV} instead of --auth-secret / --secret.
+Durations: 250ms, 30s, 15m, 12h, 7d, 2w.`
+
+/** A problem with the command line: reported with the usage and exit code 2. */
+class UsageError extends Error {}
+
+function parsePort(text: string): number {
+  const port = Number(text)
+  if (!/^\d+$/.test(text) || port > 65_535) {
+    throw new UsageError(`--port must be a whole number from 0 to 65535, got ${JSON.stringify(text)}`)
+  }
+  return port
+}
+
+function durationFlag(flag: string, text: string | undefined, fallback: number): number {
+  if (text === undefined) return fallback
+  try {
+    return parseDuration(text)
+  } catch (error) {
+    throw new UsageError(`--${flag}: ${error instanceof Error ? error.message : String(error)}`)
+  }
+}
+
+/** Reads `name:read` / `name:write`; the access follows the last colon, as space names may hold colons. */
+function parseGrant(text: string): [string, Access] {
+  const at = text.lastIndexOf(':')
+  const space = text.slice(0, at)
+  const access = text.slice(at + 1)
+  if (at <= 0 || (access !== 'read' && access !== 'write')) {
+    throw new UsageError(`--space must be NAME:read or NAME:write, got ${JSON.stringify(text)}`)
+  }
+  if (!isSpaceId(space)) {
+    throw new UsageError(
+      `--space ${JSON.stringify(space)} is not a space name: use 1–128 letters, digits, "_", ".", ":" or "-", starting with a letter or digit`,
+    )
+  }
+  return [space, access]
+}
+
+function waitForSignal(): Promise<string> {
+  return new Promise((resolve) => {
+    const stop = (signal: string) => {
+      process.off('SIGTERM', stop)
+      process.off('SIGINT', stop)
+      resolve(signal)
+    }
+    process.on('SIGTERM', stop)
+    process.on('SIGINT', stop)
+  })
+}
+
+async function serve(args: readonly string[], io: CliIo): Promise<number> {
+  const { values } = parseArgs({
+    args: [...args],
+    strict: true,
+    allowPositionals: false,
+    options: {
+      port: { type: 'string' },
+      host: { type: 'string' },
+      data: { type: 'string' },
+      'auth-secret': { type: 'string' },
+      'compact-every': { type: 'string' },
+      horizon: { type: 'string' },
+    },
+  })
+  const port = parsePort(values.port ?? '8787')
+  const host = values.host ?? '127.0.0.1'
+  const dataDir = values.data ?? './data'
+  const secret = values['auth-secret'] ?? io.env[SECRET_ENV]
+  const compaction = {
+    intervalMs: durationFlag('compact-every', values['compact-every'], 5 * 60_000),
+    horizonMs: durationFlag('horizon', values.horizon, 30 * 86_400_000),
+  }
+  if (secret === undefined || secret === '') {
+    io.err(
+      `WARNING: no --auth-secret (or ${SECRET_ENV}) given: this relay is OPEN. Anyone who can reach it can read and write every space. Start it with a secret and give clients tokens from "chorus-relay token".`,
+    )
+  } else if (secret.length < 32) {
+    io.err('warning: the auth secret is shorter than 32 characters; use a long random one')
+  }
+  // Listen for the stop signal before starting, so an early SIGTERM still shuts down cleanly.
+  const stop = (io.waitForStop ?? waitForSignal)()
+  const running = await startRelay({
+    dataDir,
+    port,
+    host,
+    compaction,
+    ...(secret === undefined || secret === '' ? {} : { authSecret: secret }),
+    onError: (error) => io.err(`error: ${error.code}: ${error.message}`),
+  })
+  io.out(`chorus-relay listening on ${running.url}`)
+  io.err(
+    `health: ${running.httpUrl}/healthz  metrics: ${running.httpUrl}/metrics  data: ${join(dataDir, DATABASE_FILE)}`,
+  )
+  const reason = await stop
+  io.err(`${reason}: closing connections, finishing pending writes`)
+  await running.close()
+  io.err('chorus-relay stopped')
+  return ExitCode.Ok
+}
+
+async function token(args: readonly string[], io: CliIo): Promise<number> {
+  const { values } = parseArgs({
+    args: [...args],
+    strict: true,
+    allowPositionals: false,
+    options: {
+      secret: { type: 'string' },
+      sub: { type: 'string' },
+      space: { type: 'string', multiple: true },
+      expires: { type: 'string' },
+    },
+  })
+  const secret = values.secret ?? io.env[SECRET_ENV]
+  if (secret === undefined || secret === '') throw new UsageError(`token needs --secret (or ${SECRET_ENV})`)
+  if (values.sub === undefined || values.sub === '')
+    throw new UsageError('token needs --sub, the user it names')
+  const grants = values.space ?? []
+  if (grants.length === 0) throw new UsageError('token needs at least one --space NAME:read or NAME:write')
+  const spaces: Record<string, Access> = {}
+  for (const grant of grants) {
+    const [space, access] = parseGrant(grant)
+    spaces[space] = access
+  }
+  const expires = values.expires ?? '30d'
+  const expiresIn = expires === 'never' ? undefined : Math.floor(durationFlag('expires', expires, 0) / 1000)
+  const minted = await mintToken({
+    secret,
+    sub: values.sub,
+    spaces: spaces as SpaceGrants,
+    ...(expiresIn === undefined ? {} : { expiresIn: Math.max(1, expiresIn) }),
+  })
+  io.out(minted)
+  return ExitCode.Ok
+}
+
+async function backup(args: readonly string[], io: CliIo): Promise<number> {
+  const { values } = parseArgs({
+    args: [...args],
+    strict: true,
+    allowPositionals: false,
+    options: { data: { type: 'string' }, out: { type: 'string' } },
+  })
+  if (values.out === undefined || values.out === '') throw new UsageError('backup needs --out FILE')
+  const source = join(values.data ?? './data', DATABASE_FILE)
+  backupDatabase(source, values.out)
+  io.err(`backed up ${source} to ${values.out}`)
+  return ExitCode.Ok
+}
+
+const defaultIo: CliIo = {
+  out: (line) => process.stdout.write(`${line}\n`),
+  err: (line) => process.stderr.write(`${line}\n`),
+  env: process.env,
+}
+
+/**
+ * Runs `chorus-relay` with `argv` (without `node` and the script); resolves with the exit
+ * code: 0 done, 1 a runtime failure (cannot listen, cannot open the data), 2 a bad command line.
+ * `serve` resolves once a stop signal has shut the relay down cleanly.
+ */
+export async function runCli(argv: readonly string[], io: CliIo = defaultIo): Promise<number> {
+  const [first, ...rest] = argv
+  if (first === '--help' || first === '-h' || first === 'help') {
+    io.out(USAGE)
+    return ExitCode.Ok
+  }
+  const command = first === undefined || first.startsWith('-') ? 'serve' : first
+  const args = command === first ? rest : argv
+  try {
+    switch (command) {
+      case 'serve':
+        return await serve(args, io)
+      case 'token':
+        return await token(args, io)
+      case 'backup':
+        return await backup(args, io)
+      default:
+        throw new UsageError(`unknown command ${JSON.stringify(command)}`)
+    }
+  } catch (error) {
+    const parseError =
+      error instanceof TypeError && String((error as { code?: unknown }).code).startsWith('ERR_PARSE_ARGS')
+    if (error instanceof UsageError || parseError) {
+      io.err(`chorus-relay: ${error.message}\n\n${USAGE}`)
+      return ExitCode.Usage
+    }
+    io.err(`chorus-relay: ${isChorusError(error) ? error.message : String(error)}`)
+    return ExitCode.Failed
+  }
+}
+
+function isEntryPoint(): boolean {
+  const script = process.argv[1]
+  if (script === undefined) return false
+  try {
+    return import.meta.url === pathToFileURL(realpathSync(script)).href
+  } catch {
+    return false
+  }
+}
+
+if (isEntryPoint()) {
+  runCli(process.argv.slice(2)).then(
+    (code) => process.exit(code),
+    (error: unknown) => {
+      console.error('chorus-relay: unexpected failure', error)
+      process.exit(ExitCode.Failed)
+    },
+  )
+}

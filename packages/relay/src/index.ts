@@ -1,0 +1,28 @@
+export type { RelayAuthenticate, RelayAuthResult } from './authenticate.js'
+export { type CliIo, ExitCode, runCli, SECRET_ENV } from './cli.js'
+export { parseDuration } from './duration.js'
+export { createHttpHandler, createUpgradeHandler, SYNC_PATH, type UpgradeTarget } from './http.js'
+export { PROMETHEUS_CONTENT_TYPE, type RelayMetrics, type ReplicaLag, renderPrometheus } from './metrics.js'
+export { createRateLimiter, DEFAULT_RATE_LIMITS, type RateLimiter, type RateLimits } from './rate-limit.js'
+export { createRelay, type Relay, type RelayHealth } from './relay.js'
+export {
+  type CompactionOptions,
+  DEFAULT_COMPACTION,
+  DEFAULT_RELAY_LIMITS,
+  type RelayLimits,
+  type RelayOptions,
+} from './relay-options.js'
+export type { CompactOptions, CompactResult, RelayStore, RelayStoreStats } from './relay-store.js'
+export { DATABASE_FILE, type RunningRelay, type StartRelayOptions, startRelay } from './serve.js'
+export { CloseCode, type RelaySocket, type RelaySocketServer } from './socket.js'
+export { backupDatabase } from './sqlite-backup.js'
+export { SqliteRelayStore, type SqliteRelayStoreOptions, type SqliteWrite } from './sqlite-relay-store.js'
+export {
+  createTokenAuthenticator,
+  type MintTokenOptions,
+  mintToken,
+  type SpaceGrants,
+  TOKEN_ALGORITHM,
+  type TokenAuthenticatorOptions,
+} from './token-auth.js'
+export { decodeUtf16Key, encodeUtf16Key } from './utf16-key.js'

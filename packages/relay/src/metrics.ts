@@ -1,0 +1,99 @@
+/** How far one connected replica is behind its space's log. */
+export interface ReplicaLag {
+  readonly space: string
+  readonly replica: string
+  /** The space's last log position. */
+  readonly head: number
+  /** The log position the replica has acknowledged applying. */
+  readonly acked: number
+  /** `head - acked`: log positions not yet confirmed by the replica. */
+  readonly lag: number
+}
+
+/** A relay's counters and gauges, as `/metrics` exposes them. Counters run since start. */
+export interface RelayMetrics {
+  /** Open WebSocket connections. */
+  readonly connections: number
+  /** Spaces with at least one stored change. */
+  readonly spaces: number
+  /** Log entries retained over all spaces (compaction removes older ones). */
+  readonly logEntries: number
+  /** Changes appended (newly stored) since start. */
+  readonly changesStored: number
+  readonly framesIn: number
+  readonly framesOut: number
+  /** Payload bytes received and sent. */
+  readonly bytesIn: number
+  readonly bytesOut: number
+  /** Inbound frames dropped by the rate limiter. */
+  readonly rateLimited: number
+  /** Frames refused before decoding: too large, or binary frames that are not UTF-8. */
+  readonly framesRefused: number
+  /** Transport errors on sockets (a client's fault: a bad frame, a reset connection). */
+  readonly socketErrors: number
+  /** Failures with no caller to tell: a failed append or read, a hook that threw. */
+  readonly relayErrors: number
+  /** Compaction runs that completed, and what they removed. */
+  readonly compactions: number
+  readonly tombstonesCollected: number
+  readonly lag: readonly ReplicaLag[]
+}
+
+/** The content type of {@link renderPrometheus}'s output (Prometheus text format 0.0.4). */
+export const PROMETHEUS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8'
+
+function escapeLabel(value: string): string {
+  return value.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n')
+}
+
+function metric(lines: string[], name: string, type: 'counter' | 'gauge', help: string, value: number): void {
+  lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`, `${name} ${value}`)
+}
+
+/** Renders metrics in the Prometheus text exposition format, names prefixed `chorus_relay_`. */
+export function renderPrometheus(metrics: RelayMetrics): string {
+  const lines: string[] = []
+  const p = 'chorus_relay_'
+  metric(lines, `${p}connections`, 'gauge', 'Open WebSocket connections.', metrics.connections)
+  metric(lines, `${p}spaces`, 'gauge', 'Spaces with stored changes.', metrics.spaces)
+  metric(lines, `${p}log_entries`, 'gauge', 'Log entries retained over all spaces.', metrics.logEntries)
+  metric(lines, `${p}changes_stored_total`, 'counter', 'Changes durably appended.', metrics.changesStored)
+  metric(lines, `${p}frames_in_total`, 'counter', 'WebSocket frames received.', metrics.framesIn)
+  metric(lines, `${p}frames_out_total`, 'counter', 'WebSocket frames sent.', metrics.framesOut)
+  metric(lines, `${p}bytes_in_total`, 'counter', 'Payload bytes received.', metrics.bytesIn)
+  metric(lines, `${p}bytes_out_total`, 'counter', 'Payload bytes sent.', metrics.bytesOut)
+  metric(
+    lines,
+    `${p}rate_limited_total`,
+    'counter',
+    'Frames dropped by the rate limiter.',
+    metrics.rateLimited,
+  )
+  metric(
+    lines,
+    `${p}frames_refused_total`,
+    'counter',
+    'Frames refused before decoding (too large, not UTF-8).',
+    metrics.framesRefused,
+  )
+  metric(lines, `${p}socket_errors_total`, 'counter', 'Transport errors on sockets.', metrics.socketErrors)
+  metric(lines, `${p}errors_total`, 'counter', 'Relay failures (storage, hooks).', metrics.relayErrors)
+  metric(lines, `${p}compactions_total`, 'counter', 'Compaction runs completed.', metrics.compactions)
+  metric(
+    lines,
+    `${p}tombstones_collected_total`,
+    'counter',
+    'Deleted records removed by compaction.',
+    metrics.tombstonesCollected,
+  )
+  lines.push(
+    `# HELP ${p}replica_lag Log positions a connected replica has not yet acknowledged.`,
+    `# TYPE ${p}replica_lag gauge`,
+  )
+  for (const entry of metrics.lag) {
+    lines.push(
+      `${p}replica_lag{space="${escapeLabel(entry.space)}",replica="${escapeLabel(entry.replica)}"} ${entry.lag}`,
+    )
+  }
+  return `${lines.join('\n')}\n`
+}

@@ -1,0 +1,62 @@
+import { type ChorusError, DEFAULT_LIMITS, type HubSessionConfig, type ProtocolLimits } from '@chorus/core'
+import type { RelayAuthenticate } from './authenticate.js'
+import { DEFAULT_RATE_LIMITS, type RateLimits } from './rate-limit.js'
+import type { RelayStore } from './relay-store.js'
+import type { RelaySocketServer } from './socket.js'
+
+/** Every bound the relay enforces on a connection: the protocol's and the rate limits. */
+export interface RelayLimits extends ProtocolLimits, RateLimits {
+  /**
+   * Frames dropped in a row by the rate limiter before the connection is closed (1008).
+   * The first drop of a run is answered with a `rate-limited` error frame.
+   */
+  readonly maxStrikes: number
+}
+
+/** Defaults: core's protocol limits, {@link DEFAULT_RATE_LIMITS}, 100 strikes. */
+export const DEFAULT_RELAY_LIMITS: RelayLimits = {
+  ...DEFAULT_LIMITS,
+  ...DEFAULT_RATE_LIMITS,
+  maxStrikes: 100,
+}
+
+/** When the relay compacts its spaces. */
+export interface CompactionOptions {
+  /** How often to compact every space; 0 runs compaction only when `compact()` is called. */
+  readonly intervalMs: number
+  /** Replicas not heard from for this long are forgotten (see `RelayStore.compact`). */
+  readonly horizonMs: number
+}
+
+/** Defaults: compact every 5 minutes, forget replicas after 30 days. */
+export const DEFAULT_COMPACTION: CompactionOptions = { intervalMs: 5 * 60_000, horizonMs: 30 * 86_400_000 }
+
+/** Options for `createRelay`. */
+export interface RelayOptions {
+  /**
+   * Accepts the WebSocket connections, e.g. `new WebSocketServer({ noServer: true, maxPayload })`.
+   * Set `maxPayload` to `limits.maxFrameBytes`: `ws` then refuses a larger frame (close 1009)
+   * before buffering it; the relay checks again in case it was not set.
+   */
+  readonly server: RelaySocketServer
+  /** Where spaces live; the relay does not close it (its owner does). */
+  readonly store: RelayStore
+  /** Who may connect and what they may do. Without it the relay is open to everyone. */
+  readonly authenticate?: RelayAuthenticate
+  /** Wall-clock milliseconds (default `Date.now`). */
+  readonly now?: () => number
+  /** Overrides of {@link DEFAULT_RELAY_LIMITS}. */
+  readonly limits?: Partial<RelayLimits>
+  /** Overrides of the hub session's batch, window, snapshot page and retransmission settings. */
+  readonly session?: Partial<HubSessionConfig>
+  /** How often the hub's sessions are ticked (retransmission, retries); default 1000 ms. */
+  readonly tickMs?: number
+  /** Ping interval; a socket that has not answered the previous ping is dropped. 0 disables; default 30 s. */
+  readonly heartbeatMs?: number
+  /** Overrides of {@link DEFAULT_COMPACTION}. */
+  readonly compaction?: Partial<CompactionOptions>
+  /** How long `close()` waits for clients to finish the closing handshake; default 2000 ms. */
+  readonly closeTimeoutMs?: number
+  /** Failures with no caller to tell (a failed append, a throwing hook); default: stderr. */
+  readonly onError?: (error: ChorusError) => void
+}

@@ -1,0 +1,61 @@
+import type { HubStore, ReplicaId, SpaceId } from '@chorus/core'
+
+/** When a compaction may forget replicas and raise a space's floor. */
+export interface CompactOptions {
+  /** Wall-clock milliseconds now. */
+  readonly now: number
+  /**
+   * A replica whose last acknowledgement is older than this is forgotten: it no longer holds
+   * back the floor, and when it returns below the floor it bootstraps from a snapshot.
+   * `Infinity` keeps every replica until it catches up.
+   */
+  readonly horizonMs: number
+}
+
+/** What one compaction did. */
+export interface CompactResult {
+  /** The space's floor after compaction: log positions at or below it are gone. */
+  readonly floor: number
+  readonly logEntriesDeleted: number
+  /** Records whose every version was a delete, all known replicas past them, removed. */
+  readonly tombstonesDeleted: number
+  /** Replicas not seen within the horizon, no longer tracked. */
+  readonly replicasForgotten: number
+}
+
+/** Totals for metrics. */
+export interface RelayStoreStats {
+  /** Spaces with at least one stored change. */
+  readonly spaces: number
+  /** Log entries retained (appended and not yet compacted away), over all spaces. */
+  readonly logEntries: number
+}
+
+/**
+ * What a relay needs from its storage beyond the {@link HubStore} contract: the acknowledged
+ * positions that drive compaction, compaction itself, and replica ownership.
+ *
+ * Contract, beyond `HubStore`'s:
+ * - `noteAck` never lowers a stored position. It may buffer an update of a replica it
+ *   already tracks (losing one only makes the floor lower, which is safe), but a replica seen
+ *   for the first time is written durably before it resolves: a replica the store does not
+ *   know cannot hold back tombstone collection.
+ * - `compact` raises the floor to the lowest acknowledged position among the replicas
+ *   acknowledged within the horizon (to the head when there are none), never lowers it, and
+ *   in one transaction deletes the log entries at or below it and the records whose every
+ *   version is a delete and whose last change is at or below it. `readLog` below the floor
+ *   rejects with `resync-required`.
+ * - `claimReplica` binds a replica id to the first subject that claims it, durably.
+ */
+export interface RelayStore extends HubStore {
+  /** Records that `replica` has applied the space's log up to `position` at time `now`. */
+  noteAck(space: SpaceId, replica: ReplicaId, position: number, now: number): Promise<void>
+  /** Writes buffered acknowledgements durably. */
+  flushAcks(): Promise<void>
+  compact(space: SpaceId, options: CompactOptions): Promise<CompactResult>
+  /** Every space with stored changes. */
+  listSpaces(): Promise<SpaceId[]>
+  stats(): Promise<RelayStoreStats>
+  /** True when `replica` is unclaimed (and now claimed by `subject`) or already `subject`'s. */
+  claimReplica(replica: ReplicaId, subject: string): Promise<boolean>
+}

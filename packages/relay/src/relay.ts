@@ -1,0 +1,405 @@
+import {
+  type Authenticate,
+  ChorusError,
+  createHubEngine,
+  ErrorCode,
+  encodeMessage,
+  errorMessage,
+  type HubConnection,
+  isChorusError,
+  type SpaceId,
+} from '@chorus/core'
+import { byteLength, textOf } from './frame-text.js'
+import type { RelayMetrics, ReplicaLag } from './metrics.js'
+import { createRateLimiter, type RateLimiter, type RateLimits } from './rate-limit.js'
+import {
+  type CompactionOptions,
+  DEFAULT_COMPACTION,
+  DEFAULT_RELAY_LIMITS,
+  type RelayLimits,
+  type RelayOptions,
+} from './relay-options.js'
+import type { CompactResult } from './relay-store.js'
+import { CloseCode, type RelaySocket } from './socket.js'
+
+/** The relay's health, as `/healthz` reports it. */
+export interface RelayHealth {
+  /** `ok` while the store answers and the relay is not shutting down. */
+  readonly status: 'ok' | 'failing' | 'closing'
+  readonly connections: number
+  readonly spaces: number
+  readonly uptimeSeconds: number
+}
+
+/** A running relay. */
+export interface Relay {
+  metrics(): Promise<RelayMetrics>
+  health(): Promise<RelayHealth>
+  /** Compacts every space now (it also runs every `compaction.intervalMs`). */
+  compact(): Promise<Map<SpaceId, CompactResult>>
+  /** Resolves when every frame received so far has been handled and its appends settled. */
+  idle(): Promise<void>
+  /**
+   * Stops accepting connections and frames, lets pending appends commit (and their acks go
+   * out), closes every socket with 1001, and writes buffered acknowledgements. It closes
+   * neither the server nor the store: their owner does.
+   */
+  close(): Promise<void>
+}
+
+interface Client {
+  readonly socket: RelaySocket
+  readonly connection: HubConnection
+  readonly limiter: RateLimiter
+  readonly closed: Promise<void>
+  strikes: number
+  alive: boolean
+  open: boolean
+}
+
+const OPEN = 1
+
+function defaultOnError(error: ChorusError): void {
+  console.error(`chorus-relay: ${error.code}: ${error.message}`, error.cause ?? '')
+}
+
+/**
+ * Runs a Chorus relay over a WebSocket server and a `RelayStore`.
+ *
+ * Each connection feeds core's hub engine, which authenticates the `hello`, binds the
+ * connection to its replica id, stores changes and acknowledges them only after the store
+ * committed, and streams each space's log (or a snapshot) to its replicas. Around it the
+ * relay enforces frame size and a per-connection rate limit, keeps acknowledged positions
+ * for compaction, ticks the engine, pings idle sockets, and counts what `/metrics` shows.
+ * No listener lets an exception escape: a bad peer is answered or dropped, never felt by others.
+ */
+export function createRelay(options: RelayOptions): Relay {
+  const { server, store } = options
+  const now = options.now ?? Date.now
+  const limits: RelayLimits = { ...DEFAULT_RELAY_LIMITS, ...options.limits }
+  const rateLimits: RateLimits = { ...limits, byteBurst: Math.max(limits.byteBurst, limits.maxFrameBytes) }
+  const compaction: CompactionOptions = { ...DEFAULT_COMPACTION, ...options.compaction }
+  const onError = options.onError ?? defaultOnError
+  const startedAt = now()
+  const clients = new Set<Client>()
+  const counters = {
+    changesStored: 0,
+    framesIn: 0,
+    framesOut: 0,
+    bytesIn: 0,
+    bytesOut: 0,
+    rateLimited: 0,
+    framesRefused: 0,
+    socketErrors: 0,
+    relayErrors: 0,
+    compactions: 0,
+    tombstonesCollected: 0,
+  }
+  let closing = false
+  let closePromise: Promise<void> | null = null
+
+  function report(error: unknown, what = 'the relay failed'): void {
+    counters.relayErrors++
+    const wrapped = isChorusError(error) ? error : new ChorusError(ErrorCode.Internal, what, { cause: error })
+    try {
+      onError(wrapped)
+    } catch (hookError) {
+      console.error('chorus-relay: the onError hook threw', hookError)
+    }
+  }
+
+  /** Runs a listener's body; whatever it throws is reported, never left to crash the process. */
+  function guard(what: string, body: () => void): void {
+    try {
+      body()
+    } catch (error) {
+      report(error, what)
+    }
+  }
+
+  const hookAuth = options.authenticate
+  const authenticate: Authenticate | undefined =
+    hookAuth === undefined
+      ? undefined
+      : async (token, replicaId) => {
+          const result = await hookAuth(token, replicaId)
+          if (!result.ok || result.subject === undefined) return result
+          if (await store.claimReplica(replicaId, result.subject)) return result
+          return {
+            ok: false,
+            code: ErrorCode.Forbidden,
+            message: `replica id ${replicaId} belongs to another user: use a replica id of your own`,
+          }
+        }
+
+  const hub = createHubEngine({
+    store,
+    now,
+    limits,
+    ...(authenticate === undefined ? {} : { authenticate }),
+    ...(options.session === undefined ? {} : { session: options.session }),
+    onStored: (_space, _replica, appended) => {
+      counters.changesStored += appended
+    },
+    onAcked: (space, replica, position) => {
+      store.noteAck(space, replica, position, now()).catch((error: unknown) => report(error))
+    },
+    onError: (error) => report(error),
+  })
+
+  function send(client: Client, frame: string): void {
+    if (client.socket.readyState !== OPEN) return
+    counters.framesOut++
+    counters.bytesOut += Buffer.byteLength(frame)
+    client.socket.send(frame, (error) => {
+      if (error !== undefined && error !== null) counters.socketErrors++
+    })
+  }
+
+  function hangUp(client: Client, code: number, reason: string): void {
+    if (!client.open) return
+    client.open = false
+    client.socket.close(code, reason)
+  }
+
+  function refused(client: Client, why: ErrorCode | undefined): void {
+    hangUp(
+      client,
+      why === ErrorCode.UnsupportedProtocol ? CloseCode.ProtocolError : CloseCode.PolicyViolation,
+      why ?? 'refused',
+    )
+  }
+
+  function receive(client: Client, data: unknown, isBinary: boolean): void {
+    if (closing || !client.open) return
+    const size = byteLength(data)
+    counters.framesIn++
+    counters.bytesIn += size
+    if (size > limits.maxFrameBytes) {
+      counters.framesRefused++
+      hangUp(client, CloseCode.MessageTooBig, `frames are limited to ${limits.maxFrameBytes} bytes`)
+      return
+    }
+    if (!client.limiter.take(size, now())) {
+      counters.rateLimited++
+      client.strikes++
+      if (client.strikes === 1) {
+        send(
+          client,
+          encodeMessage(
+            errorMessage(
+              ErrorCode.RateLimited,
+              'too many frames or bytes: frames are dropped until you slow down',
+            ),
+          ),
+        )
+      }
+      if (client.strikes > limits.maxStrikes) hangUp(client, CloseCode.PolicyViolation, ErrorCode.RateLimited)
+      return
+    }
+    client.strikes = 0
+    const text = textOf(data, isBinary)
+    if (text === null) {
+      counters.framesRefused++
+      send(
+        client,
+        encodeMessage(errorMessage(ErrorCode.MalformedFrame, 'a binary frame must hold UTF-8 JSON text')),
+      )
+      return
+    }
+    deliver(client, text)
+  }
+
+  /** Hands a frame to the engine, which authenticates the hello before it loads anything. */
+  function deliver(client: Client, text: string): void {
+    client.connection.receive(text).catch((error: unknown) => report(error, 'handling a frame failed'))
+  }
+
+  function accept(socket: RelaySocket): void {
+    if (closing) {
+      socket.on('error', () => {
+        counters.socketErrors++
+      })
+      socket.close(CloseCode.GoingAway, 'the relay is shutting down')
+      return
+    }
+    let markClosed = () => {}
+    const closed = new Promise<void>((resolve) => {
+      markClosed = resolve
+    })
+    // The peer's callbacks run only after `accept` returns, once `client` exists.
+    const connection = hub.accept({
+      send: (frame) => guard('sending a frame', () => send(client, frame)),
+      close: (code) => guard('closing a connection', () => refused(client, code)),
+    })
+    const client: Client = {
+      socket,
+      connection,
+      limiter: createRateLimiter(rateLimits, now()),
+      closed,
+      strikes: 0,
+      alive: true,
+      open: true,
+    }
+    clients.add(client)
+    socket.on('error', () =>
+      guard('handling a socket error', () => {
+        counters.socketErrors++
+        client.open = false
+        socket.terminate()
+      }),
+    )
+    socket.on('close', () =>
+      guard('handling a closed socket', () => {
+        client.open = false
+        clients.delete(client)
+        markClosed()
+        connection.closed().catch((error: unknown) => report(error, 'closing a session failed'))
+      }),
+    )
+    socket.on('message', (data, isBinary) => guard('handling a frame', () => receive(client, data, isBinary)))
+    socket.on('pong', () => {
+      client.alive = true
+    })
+  }
+
+  server.on('connection', (socket) => guard('accepting a connection', () => accept(socket)))
+
+  const timers: NodeJS.Timeout[] = []
+  function every(ms: number, task: () => Promise<void>): void {
+    if (!(ms > 0)) return
+    let running = false
+    const timer = setInterval(() => {
+      if (running) return
+      running = true
+      task()
+        .catch((error: unknown) => report(error))
+        .finally(() => {
+          running = false
+        })
+    }, ms)
+    timer.unref()
+    timers.push(timer)
+  }
+
+  every(options.tickMs ?? 1000, async () => {
+    await hub.tick()
+    await store.flushAcks()
+  })
+  every(options.heartbeatMs ?? 30_000, async () => {
+    for (const client of clients) {
+      guard('pinging a socket', () => {
+        if (!client.alive) {
+          client.open = false
+          client.socket.terminate()
+          return
+        }
+        client.alive = false
+        if (client.socket.readyState === OPEN) client.socket.ping()
+      })
+    }
+  })
+
+  let compacting: Promise<Map<SpaceId, CompactResult>> | null = null
+  async function compactAll(): Promise<Map<SpaceId, CompactResult>> {
+    const time = now()
+    // A connected replica is seen now, even when it has nothing new to acknowledge.
+    for (const info of hub.sessions()) {
+      if (info.replicaId === null || info.phase !== 'ready') continue
+      for (const stream of info.spaces) {
+        if (stream.acked > 0) await store.noteAck(stream.space, info.replicaId, stream.acked, time)
+      }
+    }
+    const results = new Map<SpaceId, CompactResult>()
+    for (const space of await store.listSpaces()) {
+      const result = await store.compact(space, { now: time, horizonMs: compaction.horizonMs })
+      counters.tombstonesCollected += result.tombstonesDeleted
+      results.set(space, result)
+    }
+    counters.compactions++
+    return results
+  }
+  function compact(): Promise<Map<SpaceId, CompactResult>> {
+    if (compacting === null) {
+      compacting = compactAll().finally(() => {
+        compacting = null
+      })
+    }
+    return compacting
+  }
+  every(compaction.intervalMs, async () => {
+    await compact()
+  })
+
+  function lag(): ReplicaLag[] {
+    const out: ReplicaLag[] = []
+    for (const info of hub.sessions()) {
+      if (info.replicaId === null || info.phase !== 'ready') continue
+      for (const stream of info.spaces) {
+        out.push({
+          space: stream.space,
+          replica: info.replicaId,
+          head: stream.head,
+          acked: stream.acked,
+          lag: Math.max(0, stream.head - stream.acked),
+        })
+      }
+    }
+    return out
+  }
+
+  async function waitForClients(pending: readonly Promise<void>[], ms: number): Promise<void> {
+    let timer: NodeJS.Timeout | undefined
+    const timeout = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, ms)
+    })
+    await Promise.race([Promise.all(pending), timeout])
+    clearTimeout(timer)
+  }
+
+  async function shutDown(): Promise<void> {
+    // The connection listener stays: a socket that arrives from now on is closed with 1001.
+    for (const timer of timers) clearInterval(timer)
+    await hub.idle()
+    const pending = [...clients].map((client) => client.closed)
+    for (const client of clients) {
+      guard('closing a socket', () => hangUp(client, CloseCode.GoingAway, 'the relay is shutting down'))
+    }
+    await waitForClients(pending, options.closeTimeoutMs ?? 2000)
+    for (const client of clients) guard('terminating a socket', () => client.socket.terminate())
+    await hub.idle()
+    await compacting?.catch((error: unknown) => report(error))
+    await store.flushAcks().catch((error: unknown) => report(error))
+  }
+
+  return {
+    async metrics() {
+      const stats = await store.stats()
+      return {
+        connections: clients.size,
+        spaces: stats.spaces,
+        logEntries: stats.logEntries,
+        ...counters,
+        lag: lag(),
+      }
+    },
+    async health() {
+      const uptimeSeconds = Math.max(0, Math.round((now() - startedAt) / 1000))
+      try {
+        const stats = await store.stats()
+        const status = closing ? 'closing' : 'ok'
+        return { status, connections: clients.size, spaces: stats.spaces, uptimeSeconds }
+      } catch (error) {
+        report(error, 'the store did not answer a health check')
+        return { status: 'failing', connections: clients.size, spaces: 0, uptimeSeconds }
+      }
+    },
+    compact,
+    idle: () => hub.idle(),
+    close() {
+      closing = true
+      closePromise ??= shutDown()
+      return closePromise
+    },
+  }
+}

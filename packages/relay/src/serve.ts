@@ -1,0 +1,113 @@
+import { mkdirSync } from 'node:fs'
+import { createServer } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { join } from 'node:path'
+import { ChorusError, ErrorCode } from '@chorus/core'
+import { WebSocketServer } from 'ws'
+import { createHttpHandler, createUpgradeHandler, SYNC_PATH } from './http.js'
+import { createRelay, type Relay } from './relay.js'
+import { DEFAULT_RELAY_LIMITS, type RelayOptions } from './relay-options.js'
+import { SqliteRelayStore } from './sqlite-relay-store.js'
+import { createTokenAuthenticator } from './token-auth.js'
+
+/** The database's file name inside the data directory (with SQLite's `-wal` and `-shm` beside it). */
+export const DATABASE_FILE = 'relay.db'
+
+/** Options for {@link startRelay}: where to listen and keep data, and the relay's own options. */
+export interface StartRelayOptions extends Omit<RelayOptions, 'server' | 'store'> {
+  /** Directory for the database; created if missing. */
+  readonly dataDir: string
+  /** TCP port (default 8787; 0 picks a free one). */
+  readonly port?: number
+  /** Interface to bind (default 127.0.0.1). */
+  readonly host?: string
+  /** Shared secret for HS256 tokens; ignored when `authenticate` is given. Without either the relay is open. */
+  readonly authSecret?: string
+}
+
+/** A relay listening on HTTP: WebSocket at `/sync`, `/healthz`, `/metrics`. */
+export interface RunningRelay {
+  /** The WebSocket URL clients connect to, e.g. `ws://127.0.0.1:8787/sync`. */
+  readonly url: string
+  /** The HTTP base URL, e.g. `http://127.0.0.1:8787`. */
+  readonly httpUrl: string
+  readonly port: number
+  readonly relay: Relay
+  readonly store: SqliteRelayStore
+  /** Stops listening, closes every socket (1001) after pending appends commit, closes the store. */
+  close(): Promise<void>
+}
+
+function hostForUrl(host: string): string {
+  return host.includes(':') ? `[${host}]` : host
+}
+
+/**
+ * Starts a relay the way the `chorus-relay` command does: a SQLite store in `dataDir`, an
+ * HTTP server on `host:port`, WebSocket upgrades only on `/sync` with `maxPayload` set to the
+ * frame limit, and token authentication when `authSecret` is given.
+ */
+export async function startRelay(options: StartRelayOptions): Promise<RunningRelay> {
+  const { dataDir, port = 8787, host = '127.0.0.1', authSecret, ...relayOptions } = options
+  mkdirSync(dataDir, { recursive: true })
+  const store = new SqliteRelayStore(join(dataDir, DATABASE_FILE))
+  const maxPayload = relayOptions.limits?.maxFrameBytes ?? DEFAULT_RELAY_LIMITS.maxFrameBytes
+  const sockets = new WebSocketServer({ noServer: true, maxPayload })
+  const authenticate =
+    relayOptions.authenticate ??
+    (authSecret === undefined
+      ? undefined
+      : createTokenAuthenticator(authSecret, relayOptions.now === undefined ? {} : { now: relayOptions.now }))
+  const relay = createRelay({
+    ...relayOptions,
+    ...(authenticate === undefined ? {} : { authenticate }),
+    server: sockets,
+    store,
+  })
+  const http = createServer(createHttpHandler(relay))
+  http.on('upgrade', createUpgradeHandler(sockets))
+  try {
+    await new Promise<void>((resolve, reject) => {
+      http.once('error', reject)
+      http.listen(port, host, () => {
+        http.off('error', reject)
+        resolve()
+      })
+    })
+  } catch (error) {
+    await relay.close()
+    sockets.close()
+    await store.close()
+    const detail = error instanceof Error ? error.message : String(error)
+    throw new ChorusError(ErrorCode.InvalidArgument, `cannot listen on ${host}:${port}: ${detail}`, {
+      cause: error,
+    })
+  }
+  http.on('error', (error) => {
+    const wrapped = new ChorusError(ErrorCode.Internal, 'the HTTP server failed', { cause: error })
+    if (relayOptions.onError === undefined) console.error(`chorus-relay: ${wrapped.message}`, error)
+    else relayOptions.onError(wrapped)
+  })
+  const bound = (http.address() as AddressInfo).port
+  const base = `${hostForUrl(host)}:${bound}`
+  let closing: Promise<void> | null = null
+  async function shutDown(): Promise<void> {
+    const stopped = new Promise<void>((resolve) => http.close(() => resolve()))
+    await relay.close()
+    http.closeAllConnections()
+    await stopped
+    await new Promise<void>((resolve) => sockets.close(() => resolve()))
+    await store.close()
+  }
+  return {
+    url: `ws://${base}${SYNC_PATH}`,
+    httpUrl: `http://${base}`,
+    port: bound,
+    relay,
+    store,
+    close() {
+      closing ??= shutDown()
+      return closing
+    },
+  }
+}

@@ -1,0 +1,106 @@
+import type Database from 'better-sqlite3'
+
+/** The schema version this build writes, kept in SQLite's `user_version`. */
+export const SCHEMA_VERSION = 1
+
+/**
+ * The relay database's tables.
+ *
+ * `log` and `records` rows can be large (a change, a record's versions), so they keep rowid
+ * tables with a unique index; the small bookkeeping tables are clustered on their key.
+ * `records.key` is the record key encoded by `encodeUtf16Key`, so that SQLite's byte order
+ * is JavaScript's string order (see there).
+ */
+export const SCHEMA = `
+CREATE TABLE IF NOT EXISTS spaces (
+  space TEXT PRIMARY KEY, head INTEGER NOT NULL, floor INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS received (
+  space TEXT NOT NULL, replica TEXT NOT NULL, counter INTEGER NOT NULL, PRIMARY KEY (space, replica)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS log (
+  space TEXT NOT NULL, seq INTEGER NOT NULL, change TEXT NOT NULL, UNIQUE (space, seq)
+);
+CREATE TABLE IF NOT EXISTS records (
+  space TEXT NOT NULL, key BLOB NOT NULL, versions TEXT NOT NULL,
+  last_seq INTEGER NOT NULL, tombstone INTEGER NOT NULL, UNIQUE (space, key)
+);
+CREATE INDEX IF NOT EXISTS records_tombstones ON records (space, last_seq) WHERE tombstone = 1;
+CREATE TABLE IF NOT EXISTS acks (
+  space TEXT NOT NULL, replica TEXT NOT NULL, position INTEGER NOT NULL, seen_at INTEGER NOT NULL,
+  PRIMARY KEY (space, replica)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS replica_owners (
+  replica TEXT PRIMARY KEY, subject TEXT NOT NULL
+) WITHOUT ROWID;
+`
+
+/** What the store uses of a prepared statement. */
+export interface Query<TParams extends unknown[], TRow> {
+  get(...params: TParams): TRow | undefined
+  all(...params: TParams): TRow[]
+  run(...params: TParams): { readonly changes: number }
+}
+
+/** Every statement the store runs, prepared once per connection. */
+export function prepareStatements(db: Database.Database) {
+  const q = <TParams extends unknown[], TRow = unknown>(sql: string): Query<TParams, TRow> =>
+    db.prepare<TParams, TRow>(sql)
+  return {
+    space: q<[string], { head: number; floor: number }>('SELECT head, floor FROM spaces WHERE space = ?'),
+    received: q<[string], { replica: string; counter: number }>(
+      'SELECT replica, counter FROM received WHERE space = ?',
+    ),
+    receivedOne: q<[string, string], { counter: number }>(
+      'SELECT counter FROM received WHERE space = ? AND replica = ?',
+    ),
+    upsertSpace: q<[string, number]>(
+      'INSERT INTO spaces (space, head, floor) VALUES (?, ?, 0) ON CONFLICT (space) DO UPDATE SET head = excluded.head',
+    ),
+    upsertReceived: q<[string, string, number]>(
+      'INSERT INTO received (space, replica, counter) VALUES (?, ?, ?) ON CONFLICT (space, replica) DO UPDATE SET counter = excluded.counter',
+    ),
+    insertLog: q<[string, number, string]>('INSERT INTO log (space, seq, change) VALUES (?, ?, ?)'),
+    readLog: q<[string, number, number], { seq: number; change: string }>(
+      'SELECT seq, change FROM log WHERE space = ? AND seq > ? ORDER BY seq LIMIT ?',
+    ),
+    record: q<[string, Buffer], { versions: string }>(
+      'SELECT versions FROM records WHERE space = ? AND key = ?',
+    ),
+    upsertRecord: q<[string, Buffer, string, number, number]>(
+      'INSERT INTO records (space, key, versions, last_seq, tombstone) VALUES (?, ?, ?, ?, ?) ON CONFLICT (space, key) DO UPDATE SET versions = excluded.versions, last_seq = excluded.last_seq, tombstone = excluded.tombstone',
+    ),
+    snapshotFirst: q<[string, number], { key: Buffer; versions: string }>(
+      'SELECT key, versions FROM records WHERE space = ? ORDER BY key LIMIT ?',
+    ),
+    snapshotAfter: q<[string, Buffer, number], { key: Buffer; versions: string }>(
+      'SELECT key, versions FROM records WHERE space = ? AND key > ? ORDER BY key LIMIT ?',
+    ),
+    ackExists: q<[string, string], { one: number }>(
+      'SELECT 1 AS one FROM acks WHERE space = ? AND replica = ?',
+    ),
+    upsertAck: q<[string, string, number, number]>(
+      'INSERT INTO acks (space, replica, position, seen_at) VALUES (?, ?, ?, ?) ON CONFLICT (space, replica) DO UPDATE SET position = max(position, excluded.position), seen_at = max(seen_at, excluded.seen_at)',
+    ),
+    forget: q<[string, number]>('DELETE FROM acks WHERE space = ? AND seen_at < ?'),
+    countStale: q<[string, number], { n: number }>(
+      'SELECT count(*) AS n FROM acks WHERE space = ? AND seen_at < ?',
+    ),
+    lowestAck: q<[string, number], { lowest: number | null }>(
+      'SELECT min(position) AS lowest FROM acks WHERE space = ? AND seen_at >= ?',
+    ),
+    setFloor: q<[number, string]>('UPDATE spaces SET floor = ? WHERE space = ?'),
+    deleteLog: q<[string, number]>('DELETE FROM log WHERE space = ? AND seq <= ?'),
+    deleteTombstones: q<[string, number]>(
+      'DELETE FROM records WHERE space = ? AND tombstone = 1 AND last_seq <= ?',
+    ),
+    listSpaces: q<[], { space: string }>('SELECT space FROM spaces ORDER BY space'),
+    stats: q<[], { spaces: number; entries: number }>(
+      'SELECT count(*) AS spaces, coalesce(sum(head - floor), 0) AS entries FROM spaces',
+    ),
+    claim: q<[string, string]>(
+      'INSERT INTO replica_owners (replica, subject) VALUES (?, ?) ON CONFLICT (replica) DO NOTHING',
+    ),
+    owner: q<[string], { subject: string }>('SELECT subject FROM replica_owners WHERE replica = ?'),
+  }
+}

@@ -1,0 +1,142 @@
+import { type Access, ChorusError, ErrorCode, isSpaceId, type SpaceId } from '@chorus/core'
+import { errors, type JWTPayload, jwtVerify, SignJWT } from 'jose'
+import type { RelayAuthenticate } from './authenticate.js'
+import { parseDuration } from './duration.js'
+
+/** The only signing algorithm tokens use: HMAC with SHA-256 over a shared secret. */
+export const TOKEN_ALGORITHM = 'HS256'
+
+/** Per space, what the token's holder may do there. */
+export type SpaceGrants = { readonly [space: string]: Access }
+
+/** Options for {@link mintToken}. */
+export interface MintTokenOptions {
+  /** The relay's shared secret. */
+  readonly secret: string
+  /** The user the token names (the JWT `sub`). */
+  readonly sub: string
+  readonly spaces: SpaceGrants
+  /**
+   * How long the token is valid: a duration such as `"7d"`, `"12h"`, `"30m"` (see
+   * {@link parseDuration}), or seconds as a number. Without it the token never expires.
+   */
+  readonly expiresIn?: string | number
+  /** Wall-clock milliseconds of issue (defaults to now). */
+  readonly now?: number
+}
+
+/** Options for {@link createTokenAuthenticator}. */
+export interface TokenAuthenticatorOptions {
+  /** Wall-clock milliseconds (defaults to `Date.now`). */
+  readonly now?: () => number
+  /** Seconds of clock skew allowed when checking expiry (default 30). */
+  readonly clockToleranceSeconds?: number
+}
+
+function keyOf(secret: string): Uint8Array {
+  if (secret.length === 0) throw new ChorusError(ErrorCode.InvalidArgument, 'the token secret is empty')
+  return new TextEncoder().encode(secret)
+}
+
+/** Checks a grant map; returns a readable reason when it is not one. */
+function explainGrants(value: unknown): string | undefined {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    return 'expected "spaces" to map space names to "read" or "write"'
+  }
+  for (const [space, access] of Object.entries(value)) {
+    if (!isSpaceId(space)) return `${JSON.stringify(space)} is not a space name`
+    if (access !== 'read' && access !== 'write') {
+      return `space ${space} has access ${JSON.stringify(access)}; expected "read" or "write"`
+    }
+  }
+  return undefined
+}
+
+/**
+ * Signs a token for the relay: HS256, claims `sub` and `spaces` (`{ name: "read" | "write" }`).
+ *
+ * Rejects with `invalid-argument` for an empty secret or subject, a malformed grant, or an
+ * unreadable `expiresIn`.
+ */
+export async function mintToken(options: MintTokenOptions): Promise<string> {
+  const key = keyOf(options.secret)
+  if (options.sub.length === 0) throw new ChorusError(ErrorCode.InvalidArgument, 'the token subject is empty')
+  const why = explainGrants(options.spaces)
+  if (why !== undefined) throw new ChorusError(ErrorCode.InvalidArgument, why)
+  const issuedAt = Math.floor((options.now ?? Date.now()) / 1000)
+  const jwt = new SignJWT({ spaces: { ...options.spaces } })
+    .setProtectedHeader({ alg: TOKEN_ALGORITHM, typ: 'JWT' })
+    .setSubject(options.sub)
+    .setIssuedAt(issuedAt)
+  const { expiresIn } = options
+  if (expiresIn !== undefined) {
+    const seconds = typeof expiresIn === 'number' ? expiresIn : Math.floor(parseDuration(expiresIn) / 1000)
+    if (!Number.isSafeInteger(seconds) || seconds <= 0) {
+      throw new ChorusError(
+        ErrorCode.InvalidArgument,
+        `expiresIn must be at least one second, got ${JSON.stringify(expiresIn)}`,
+      )
+    }
+    jwt.setExpirationTime(issuedAt + seconds)
+  }
+  return await jwt.sign(key)
+}
+
+function refusal(message: string) {
+  return { ok: false, code: ErrorCode.Unauthenticated, message } as const
+}
+
+function explainJoseError(error: unknown): string {
+  if (error instanceof errors.JWTExpired) return 'the token has expired: mint a new one'
+  if (error instanceof errors.JWSSignatureVerificationFailed) {
+    return "the token signature does not verify: it was not signed with this relay's secret"
+  }
+  if (error instanceof errors.JOSEAlgNotAllowed) return `the token must be signed with ${TOKEN_ALGORITHM}`
+  if (error instanceof errors.JWTClaimValidationFailed) return `the token was refused: ${error.message}`
+  return "the token is malformed: expected a JWT signed with the relay's secret"
+}
+
+/**
+ * The relay's default authenticator: verifies an HS256 token (see {@link mintToken}) with
+ * the shared secret and grants exactly the spaces it names.
+ *
+ * No token, a malformed, badly signed or expired one → `unauthenticated`. A space not in
+ * the token → no access (the session is refused with `forbidden`). The subject is returned
+ * so the relay can bind replica ids to users.
+ */
+export function createTokenAuthenticator(
+  secret: string,
+  options: TokenAuthenticatorOptions = {},
+): RelayAuthenticate {
+  const key = keyOf(secret)
+  const now = options.now ?? Date.now
+  const clockTolerance = options.clockToleranceSeconds ?? 30
+  return async (token) => {
+    if (token === undefined || token === '') {
+      return refusal('this relay requires a token: ask its operator for one (chorus-relay token …)')
+    }
+    let payload: JWTPayload
+    try {
+      const verified = await jwtVerify(token, key, {
+        algorithms: [TOKEN_ALGORITHM],
+        currentDate: new Date(now()),
+        clockTolerance,
+        requiredClaims: ['sub'],
+      })
+      payload = verified.payload
+    } catch (error) {
+      return refusal(explainJoseError(error))
+    }
+    const subject = payload.sub
+    if (typeof subject !== 'string' || subject === '') return refusal('the token names no subject ("sub")')
+    const grants = payload.spaces
+    const why = explainGrants(grants)
+    if (why !== undefined) return refusal(`the token's spaces are malformed: ${why}`)
+    const granted = grants as SpaceGrants
+    return {
+      ok: true,
+      subject,
+      access: (space: SpaceId) => (Object.hasOwn(granted, space) ? (granted[space] as Access) : null),
+    }
+  }
+}

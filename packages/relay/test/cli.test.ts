@@ -1,0 +1,225 @@
+import { existsSync } from 'node:fs'
+import { join } from 'node:path'
+import { asReplicaId, type Message } from '@chorus/core'
+import { jwtVerify } from 'jose'
+import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { type CliIo, runCli } from '../src/cli.js'
+import { DATABASE_FILE } from '../src/serve.js'
+import { SqliteRelayStore } from '../src/sqlite-relay-store.js'
+import { runCliProcess } from './support/cli-process.js'
+import { makeRun, makeTempDir, within } from './support/fixtures.js'
+import { changes, connectClient, hello, is, type TestClient } from './support/test-client.js'
+
+const SPACE = 'team-notes'
+const A = asReplicaId('alice')
+const SECRET = 'cli-test-secret-0123456789-abcdefghijklmnopq'
+const URL_LINE = /listening on (ws:\/\/127\.0\.0\.1:(\d+)\/sync)/
+
+function captureIo(): CliIo & { readonly lines: { out: string[]; err: string[] } } {
+  const lines = { out: [] as string[], err: [] as string[] }
+  return {
+    lines,
+    out: (line) => lines.out.push(line),
+    err: (line) => lines.err.push(line),
+    env: {},
+  }
+}
+
+describe('chorus-relay command line (in process)', () => {
+  it.each([
+    [['--port', 'abc'], /--port must be a whole number/],
+    [['--bogus'], /Unknown option '--bogus'/],
+    [['serve', 'extra'], /Unexpected argument 'extra'/],
+    [['launch'], /unknown command "launch"/],
+    [['--horizon', 'forever'], /--horizon: cannot read the duration "forever"/],
+    [['token', '--secret', SECRET, '--space', 'a:write'], /token needs --sub/],
+    [['token', '--secret', SECRET, '--sub', 'alice'], /at least one --space/],
+    [['token', '--sub', 'alice', '--space', 'a:write'], /token needs --secret/],
+    [['token', '--secret', SECRET, '--sub', 'alice', '--space', 'team-notes'], /NAME:read or NAME:write/],
+    [['token', '--secret', SECRET, '--sub', 'alice', '--space', 'has space:read'], /is not a space name/],
+    [['backup', '--data', 'somewhere'], /backup needs --out/],
+  ])('%j is a usage error (exit 2)', async (args, message) => {
+    const io = captureIo()
+    expect(await runCli(args, io)).toBe(2)
+    expect(io.lines.err.join('\n')).toMatch(message)
+    expect(io.lines.err.join('\n')).toContain('Usage:')
+  })
+
+  it('mints a token whose grants read back, space names with colons included', async () => {
+    const io = captureIo()
+    const args = [
+      'token',
+      '--secret',
+      SECRET,
+      '--sub',
+      'alice',
+      '--space',
+      'team:notes:write',
+      '--space',
+      'b:read',
+    ]
+    expect(await runCli([...args, '--expires', '7d'], io)).toBe(0)
+    const { payload } = await jwtVerify(io.lines.out[0] as string, new TextEncoder().encode(SECRET))
+    expect(payload).toMatchObject({ sub: 'alice', spaces: { 'team:notes': 'write', b: 'read' } })
+    expect((payload.exp as number) - (payload.iat as number)).toBe(7 * 86_400)
+    const never = captureIo()
+    expect(await runCli([...args, '--expires', 'never'], never)).toBe(0)
+    expect(
+      (await jwtVerify(never.lines.out[0] as string, new TextEncoder().encode(SECRET))).payload.exp,
+    ).toBeUndefined()
+  })
+
+  it('backs up a data directory into a file that opens as the same data', async () => {
+    const temp = makeTempDir()
+    const store = new SqliteRelayStore(join(temp.dir, DATABASE_FILE))
+    await store.append(SPACE as never, A, makeRun(A, 1, 3))
+    const out = join(temp.dir, 'backup.db')
+    const io = captureIo()
+    expect(await runCli(['backup', '--data', temp.dir, '--out', out], io)).toBe(0)
+    expect(await runCli(['backup', '--data', temp.dir, '--out', out], captureIo())).toBe(1)
+    await store.close()
+    const copy = new SqliteRelayStore(out)
+    expect(await copy.readLog(SPACE as never, 0, 10)).toHaveLength(3)
+    await copy.close()
+    temp.remove()
+  })
+
+  it('prints the usage for --help', async () => {
+    const io = captureIo()
+    expect(await runCli(['--help'], io)).toBe(0)
+    expect(io.lines.out.join('\n')).toMatch(/chorus-relay token --secret/)
+  })
+})
+
+describe('chorus-relay as a real process', () => {
+  let temp: ReturnType<typeof makeTempDir>
+
+  beforeEach(() => {
+    temp = makeTempDir()
+  })
+
+  afterEach(() => {
+    temp.remove()
+  })
+
+  it('prints its URL, warns when open, serves, and exits 0 on SIGTERM with the store closed', async () => {
+    const relay = runCliProcess(['--port', '0', '--host', '127.0.0.1', '--data', temp.dir])
+    const [, url, port] = await relay.line(URL_LINE)
+    expect(relay.stderr.join('\n')).toMatch(/WARNING: .*this relay is OPEN/)
+    const health = await fetch(`http://127.0.0.1:${port}/healthz`)
+    expect(health.status).toBe(200)
+    const client = await connectClient(url as string)
+    client.send(hello('alice', { [SPACE]: 0 }))
+    client.send(changes(SPACE, 0, makeRun(A, 1, 3)))
+    await client.waitFor(is.ack(3), 'ack 3')
+
+    relay.child.kill('SIGTERM')
+    expect(await within(relay.exited, 20_000, 'the relay to exit')).toEqual({ code: 0, signal: null })
+    expect((await client.closed).code).toBe(1001)
+    const file = join(temp.dir, DATABASE_FILE)
+    expect(existsSync(`${file}-wal`), 'a clean close checkpoints and removes the WAL').toBe(false)
+    const store = new SqliteRelayStore(file)
+    expect(await store.loadSpace(SPACE as never)).toMatchObject({ head: 3, received: { alice: 3 } })
+    await store.close()
+  }, 30_000)
+
+  it('prints a token that the relay accepts', async () => {
+    const minter = runCliProcess(['token', '--secret', SECRET, '--sub', 'alice', '--space', `${SPACE}:write`])
+    const [minted] = await minter.line(/^ey[\w-]+\.[\w-]+\.[\w-]+$/)
+    expect(await within(minter.exited, 20_000, 'token to exit')).toEqual({ code: 0, signal: null })
+    const { payload } = await jwtVerify(minted, new TextEncoder().encode(SECRET))
+    expect(payload).toMatchObject({ sub: 'alice', spaces: { [SPACE]: 'write' } })
+
+    const relay = runCliProcess(['--port', '0', '--data', temp.dir], { CHORUS_RELAY_SECRET: SECRET })
+    const [, url] = await relay.line(URL_LINE)
+    expect(relay.stderr.join('\n')).not.toMatch(/OPEN/)
+    const client = await connectClient(url as string)
+    client.send(hello('alice', { [SPACE]: 0 }, minted))
+    await client.waitFor(is.hello, 'hello with a minted token')
+    const stranger = await connectClient(url as string)
+    stranger.send(hello('eve', { [SPACE]: 0 }))
+    await stranger.waitFor(is.error('unauthenticated'), 'a refusal without a token')
+    relay.child.kill('SIGINT')
+    expect(await within(relay.exited, 20_000, 'the relay to exit')).toEqual({ code: 0, signal: null })
+  }, 30_000)
+
+  it('exits 2 with the usage on a bad flag', async () => {
+    const relay = runCliProcess(['--port', '70000'])
+    expect(await within(relay.exited, 20_000, 'the process to exit')).toEqual({ code: 2, signal: null })
+  }, 30_000)
+
+  it('loses no acknowledged change when killed with SIGKILL mid-stream, and the client resumes', async () => {
+    const TOTAL = 2000
+    const BATCH = 20
+    const first = runCliProcess(['--port', '0', '--data', temp.dir])
+    const [, firstUrl] = await first.line(URL_LINE)
+    const client = await connectClient(firstUrl as string)
+    client.send(hello('alice', { [SPACE]: 0 }))
+    await client.waitFor(is.hello, 'hello')
+
+    // Keep several batches in flight, so the kill lands between commits and acks.
+    let acked = 0
+    let sent = 0
+    const pump = (target: TestClient) => {
+      while (sent < TOTAL && sent - acked < BATCH * 5) {
+        const batch = makeRun(A, sent + 1, Math.min(TOTAL, sent + BATCH))
+        target.send(changes(SPACE, sent, batch))
+        sent += batch.length
+      }
+    }
+    const killed = new Promise<void>((resolve) => {
+      client.onMessage((message: Message) => {
+        if (message.type !== 'ack' || message.upTo <= acked) return
+        acked = message.upTo
+        if (acked >= TOTAL / 4 && first.child.exitCode === null && first.child.signalCode === null) {
+          first.child.kill('SIGKILL')
+          resolve()
+          return
+        }
+        pump(client)
+      })
+    })
+    pump(client)
+    await within(killed, 20_000, 'a quarter of the changes acknowledged')
+    expect(await within(first.exited, 20_000, 'the killed relay to exit')).toEqual({
+      code: null,
+      signal: 'SIGKILL',
+    })
+    await client.closed
+    expect(sent).toBeGreaterThan(acked)
+
+    const file = join(temp.dir, DATABASE_FILE)
+    expect(existsSync(`${file}-wal`), 'the killed relay left its WAL to recover from').toBe(true)
+    const check = new SqliteRelayStore(file)
+    const { received } = await check.loadSpace(SPACE as never)
+    expect(received.alice).toBeGreaterThanOrEqual(acked)
+    const log = await check.readLog(SPACE as never, 0, TOTAL)
+    expect(log.map((entry) => entry.change.dot[1])).toEqual(
+      Array.from({ length: received.alice ?? 0 }, (_, i) => i + 1),
+    )
+    await check.close()
+
+    const second = runCliProcess(['--port', '0', '--data', temp.dir])
+    const [, secondUrl] = await second.line(URL_LINE)
+    const resumed = await connectClient(secondUrl as string)
+    resumed.send(hello('alice', { [SPACE]: 0 }))
+    const reply = await resumed.waitFor(is.hello, 'hello after the restart')
+    expect(reply.have[SPACE]).toBe(received.alice)
+    acked = reply.have[SPACE] ?? 0
+    sent = acked
+    resumed.onMessage((message: Message) => {
+      if (message.type !== 'ack' || message.upTo <= acked) return
+      acked = message.upTo
+      pump(resumed)
+    })
+    pump(resumed)
+    await resumed.waitFor(is.ack(TOTAL), 'every change acknowledged after the restart', { ms: 20_000 })
+    second.child.kill('SIGTERM')
+    expect(await within(second.exited, 20_000, 'the relay to exit')).toEqual({ code: 0, signal: null })
+
+    const final = new SqliteRelayStore(file)
+    const all = await final.readLog(SPACE as never, 0, TOTAL + 1)
+    expect(all.map((entry) => entry.change.dot[1])).toEqual(Array.from({ length: TOTAL }, (_, i) => i + 1))
+    await final.close()
+  }, 60_000)
+})

@@ -1,0 +1,142 @@
+import { once } from 'node:events'
+import type { AddressInfo } from 'node:net'
+import { join } from 'node:path'
+import { asReplicaId, type ChorusError, ErrorCode } from '@chorus/core'
+import { afterEach, describe, expect, it } from 'vitest'
+import WebSocket, { WebSocketServer } from 'ws'
+import { createRelay, type Relay } from '../src/relay.js'
+import type { RelayOptions } from '../src/relay-options.js'
+import { SqliteRelayStore } from '../src/sqlite-relay-store.js'
+import { makeRun, makeTempDir, within } from './support/fixtures.js'
+import { get, sample, startTestRelay, type TestRelay } from './support/harness.js'
+import { changes, connectClient, hello, is } from './support/test-client.js'
+
+const SPACE = 'team-notes'
+
+/** A relay made with `createRelay` on a bare `WebSocketServer` (ws's default 100 MiB maxPayload). */
+async function bareRelay(options: Omit<RelayOptions, 'server' | 'store'>) {
+  const temp = makeTempDir()
+  const store = new SqliteRelayStore(join(temp.dir, 'relay.db'))
+  const server = new WebSocketServer({ port: 0, host: '127.0.0.1' })
+  await once(server, 'listening')
+  const errors: ChorusError[] = []
+  const relay: Relay = createRelay({
+    heartbeatMs: 0,
+    ...options,
+    server,
+    store,
+    onError: (error) => errors.push(error),
+  })
+  return {
+    url: `ws://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    relay,
+    errors,
+    async stop() {
+      await relay.close()
+      server.close()
+      await store.close()
+      temp.remove()
+    },
+  }
+}
+
+/** A client that says hello and writes, to show the relay still serves others. */
+async function syncs(url: string, replica: string): Promise<void> {
+  const client = await connectClient(url)
+  client.send(hello(replica, { [SPACE]: 0 }))
+  await client.waitFor(is.hello, `the hello for ${replica}`)
+  client.send(changes(SPACE, 0, makeRun(asReplicaId(replica), 1, 2)))
+  await client.waitFor(is.ack(2), `ack 2 for ${replica}`)
+  await client.close()
+}
+
+describe('frame limits', () => {
+  let relay: TestRelay | undefined
+
+  afterEach(async () => {
+    await relay?.stop()
+    relay = undefined
+  })
+
+  it('closes a connection that sends an oversized frame with 1009 and keeps serving others', async () => {
+    relay = await startTestRelay({ limits: { maxFrameBytes: 64 * 1024 } })
+    const big = await connectClient(relay.url)
+    big.sendRaw('x'.repeat(100 * 1024))
+    expect((await big.closed).code).toBe(1009)
+    await syncs(relay.url, 'other-1')
+    expect(sample((await get(relay, '/metrics')).body, 'chorus_relay_socket_errors_total')).toBe(1)
+    expect(relay.errors).toEqual([])
+  })
+
+  it('enforces the frame limit itself when the server was built without maxPayload', async () => {
+    const bare = await bareRelay({ limits: { maxFrameBytes: 1024 } })
+    const big = await connectClient(bare.url)
+    big.sendRaw(`{"type":"hello","pad":"${'y'.repeat(2000)}"}`)
+    expect(await big.closed).toEqual({ code: 1009, reason: 'frames are limited to 1024 bytes' })
+    await syncs(bare.url, 'other-2')
+    expect((await bare.relay.metrics()).framesRefused).toBe(1)
+    await bare.stop()
+    expect(bare.errors).toEqual([])
+  })
+
+  it('reads binary frames as UTF-8 text and answers one that is not UTF-8 with malformed-frame', async () => {
+    relay = await startTestRelay()
+    const client = await connectClient(relay.url)
+    client.sendRaw(Buffer.from([0xff, 0xfe, 0x7b]), { binary: true })
+    await client.waitFor(is.error(ErrorCode.MalformedFrame), 'malformed-frame')
+    client.sendRaw(Buffer.from(JSON.stringify(hello('binary-1', { [SPACE]: 0 })), 'utf8'), { binary: true })
+    await client.waitFor(is.hello, 'the hello answering a binary hello')
+    await client.close()
+  })
+
+  it('answers a batch over the limit with batch-too-large and stores none of it', async () => {
+    relay = await startTestRelay({ limits: { maxBatch: 10 } })
+    const client = await connectClient(relay.url)
+    client.send(hello('batcher', { [SPACE]: 0 }))
+    await client.waitFor(is.hello, 'hello')
+    client.send(changes(SPACE, 0, makeRun(asReplicaId('batcher'), 1, 11)))
+    await client.waitFor(is.error(ErrorCode.BatchTooLarge), 'batch-too-large')
+    client.send(changes(SPACE, 0, makeRun(asReplicaId('batcher'), 1, 10)))
+    await client.waitFor(is.ack(10), 'ack 10')
+    await client.close()
+  })
+})
+
+describe('rate limits', () => {
+  it('answers a flood with rate-limited, closes a client that keeps on, and leaves others alone', async () => {
+    const bare = await bareRelay({
+      now: () => 1_700_000_000_000,
+      limits: { framesPerSecond: 1, frameBurst: 5, maxStrikes: 3 },
+    })
+    const flooder = await connectClient(bare.url)
+    flooder.send(hello('flooder', { [SPACE]: 0 }))
+    await flooder.waitFor(is.hello, 'hello')
+    for (let i = 0; i < 20; i++) flooder.send({ type: 'ack', space: SPACE as never, upTo: 0 })
+    await flooder.waitFor(is.error(ErrorCode.RateLimited), 'rate-limited')
+    expect(await flooder.closed).toEqual({ code: 1008, reason: ErrorCode.RateLimited })
+    expect(flooder.messages.filter((message) => message.type === 'error')).toHaveLength(1)
+    // The clock is frozen, so the limiter never refills: exactly burst frames passed.
+    const metrics = await bare.relay.metrics()
+    expect(metrics.rateLimited).toBe(4)
+    await syncs(bare.url, 'calm-1')
+    await bare.stop()
+    expect(bare.errors).toEqual([])
+  })
+})
+
+describe('heartbeats', () => {
+  it('drops a socket that stops answering pings and keeps one that answers', async () => {
+    const bare = await bareRelay({ heartbeatMs: 50 })
+    const silent = new WebSocket(bare.url, { autoPong: false })
+    const silentClosed = new Promise<number>((resolve) => silent.on('close', (code) => resolve(code)))
+    silent.on('error', () => {
+      // The relay terminates the socket; 'close' reports it.
+    })
+    const answering = await connectClient(bare.url)
+    expect(await within(silentClosed, 5000, 'the silent socket to be dropped')).toBe(1006)
+    expect(answering.socket.readyState).toBe(WebSocket.OPEN)
+    await answering.close()
+    await bare.stop()
+    expect(bare.errors).toEqual([])
+  })
+})
