@@ -128,7 +128,7 @@ describe('a relay started with an auth secret', () => {
   })
 })
 
-describe('the hello gate', () => {
+describe('a hello being authenticated', () => {
   it('loads no space for a refused hello, and holds frames sent behind a hello until it passes', async () => {
     const temp = makeTempDir()
     const store = new SqliteRelayStore(join(temp.dir, 'relay.db'))

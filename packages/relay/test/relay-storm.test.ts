@@ -1,7 +1,7 @@
-import { asReplicaId, encodeMessage, type Message, PROTOCOL_VERSION } from '@chorus/core'
-import { createPrng, type Prng, seedFromEnv } from '@chorus/testkit'
+import { asReplicaId } from '@chorus/core'
+import { createPrng, hostileFrame, type Prng, seedFromEnv } from '@chorus/testkit'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { makeChange, makeRun, within } from './support/fixtures.js'
+import { makeChange, within } from './support/fixtures.js'
 import { startTestRelay, type TestRelay } from './support/harness.js'
 import { changes, connectClient, hello, is, type TestClient } from './support/test-client.js'
 
@@ -10,119 +10,6 @@ const SPACE = 'team-notes'
 const SOCKETS = 5
 const FRAMES = 5000
 const A = asReplicaId('alice')
-
-const weird: readonly unknown[] = [
-  null,
-  -1,
-  0,
-  1.5,
-  2 ** 53 + 1,
-  1e308,
-  '',
-  'x'.repeat(300),
-  [],
-  {},
-  true,
-  { __proto__: 1 },
-  ['nested', ['deeper']],
-]
-
-/** A valid frame of some kind, for mutating or cutting. */
-function validFrame(prng: Prng): string {
-  const replica = asReplicaId(`storm-${prng.int(0, 9)}`)
-  const messages: Message[] = [
-    hello(replica, { [`s-${prng.int(0, 5)}`]: prng.int(0, 3) }),
-    changes(SPACE, 0, makeRun(replica, 1, prng.int(1, 3))),
-    { type: 'ack', space: SPACE as never, upTo: prng.int(0, 10) },
-    { type: 'snapshot', space: SPACE as never, cursor: 1, page: 0, last: true, batch: [] },
-    { type: 'error', code: 'internal', message: 'storm' },
-  ]
-  return encodeMessage(prng.pick(messages))
-}
-
-/** Replaces one value somewhere inside a parsed frame with a weird one. */
-function mutate(value: unknown, prng: Prng): unknown {
-  if (typeof value !== 'object' || value === null || prng.bool(0.25)) return prng.pick(weird)
-  const keys = Object.keys(value)
-  if (keys.length === 0) return prng.pick(weird)
-  const key = prng.pick(keys)
-  const copy = (Array.isArray(value) ? [...value] : { ...value }) as Record<string, unknown>
-  copy[key] = mutate((value as Record<string, unknown>)[key], prng)
-  return copy
-}
-
-function nested(depth: number, open: string, close: string, inner = '1'): string {
-  return `${open.repeat(depth)}${inner}${close.repeat(depth)}`
-}
-
-type StormFrame = { readonly data: string | Buffer; readonly binary: boolean }
-
-/** One hostile frame: random bytes, cut or mutated frames, wrong types, huge numbers, deep nesting. */
-function stormFrame(prng: Prng): StormFrame {
-  const text = (data: string): StormFrame => ({ data, binary: false })
-  switch (prng.int(0, 11)) {
-    case 0:
-      return {
-        data: Buffer.from(Array.from({ length: prng.int(0, 200) }, () => prng.int(0, 255))),
-        binary: true,
-      }
-    case 1:
-      // Not UTF-8 in a text frame: ws closes the socket (1007) before the relay sees it.
-      return prng.bool(0.1)
-        ? { data: Buffer.from([0x7b, 0xc3, 0x28, 0x7d]), binary: false }
-        : text(String.fromCharCode(...Array.from({ length: prng.int(0, 100) }, () => prng.int(0, 0xffff))))
-    case 2: {
-      const frame = validFrame(prng)
-      return text(frame.slice(0, prng.int(0, frame.length - 1)))
-    }
-    case 3:
-      return text(JSON.stringify(mutate(JSON.parse(validFrame(prng)), prng)))
-    case 4:
-      return text(
-        JSON.stringify({ type: prng.pick([42, null, 'hullo', 'HELLO', '', ['hello'], { type: 'hello' }]) }),
-      )
-    case 5:
-      return text(
-        prng.pick([
-          '{"type":"changes"}',
-          '{"type":"hello"}',
-          '{"type":"ack"}',
-          '{}',
-          '[]',
-          'null',
-          '"hello"',
-        ]),
-      )
-    case 6:
-      return text(
-        `{"type":"ack","space":"${SPACE}","upTo":${prng.pick(['1e400', '-0', '9007199254740993', '-1e400', '1.0000001', '0x10'])}}`,
-      )
-    case 7:
-      return text(nested(prng.int(100, 5000), prng.pick(['[', '{"a":']), prng.pick([']', '}'])))
-    case 8: {
-      const value = nested(prng.int(65, 2000), '{"a":', '}', '{}')
-      return text(
-        `{"type":"changes","space":"${SPACE}","from":0,"to":1,"batch":[{"collection":"notes","id":"x","dot":["deep",1],"context":{},"hlc":"001700000000001.000000@deep","op":{"type":"put","value":${value}}}]}`,
-      )
-    }
-    case 9:
-      return text(
-        JSON.stringify({
-          type: 'hello',
-          protocol: prng.pick([0, 2, PROTOCOL_VERSION]),
-          replicaId: `r-${prng.int(0, 99)}`,
-          spaces: [SPACE],
-          have: { [SPACE]: prng.int(0, 1e6) },
-        }),
-      )
-    case 10:
-      return text(
-        `{"type":"hello","protocol":1,"replicaId":"${'z'.repeat(prng.int(60, 70))}","spaces":${JSON.stringify(Array.from({ length: prng.int(60, 70) }, (_, i) => `s${i}`))},"have":{}}`,
-      )
-    default:
-      return text(validFrame(prng))
-  }
-}
 
 /**
  * Sends storm frames until `done()` says the relay has read enough, reconnecting whenever the
@@ -138,7 +25,7 @@ async function storm(url: string, prng: Prng, done: () => Promise<boolean>): Pro
         reconnects++
         client = await connectClient(url)
       }
-      const frame = stormFrame(prng)
+      const frame = hostileFrame(prng, SPACE)
       client.sendRaw(frame.data, { binary: frame.binary })
     }
     // Flow control: a pong comes back after the relay has read everything sent before the ping.

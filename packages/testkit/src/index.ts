@@ -1,4 +1,5 @@
 export * from './checkers.js'
+export * from './hostile-frames.js'
 export * from './memory-hub-store.js'
 export * from './memory-replica-store.js'
 export * from './prng.js'

@@ -28,7 +28,7 @@ export interface TestClient {
   readonly undecodable: string[]
   readonly closed: Promise<Closed>
   send(message: Message): void
-  sendRaw(data: string | Buffer, options?: { readonly binary?: boolean }): void
+  sendRaw(data: string | Uint8Array, options?: { readonly binary?: boolean }): void
   /** The first message (from index `from`) matching `predicate`, waiting up to `ms`. */
   waitFor<TMessage extends Message>(
     predicate: (message: Message) => message is TMessage,

@@ -1,0 +1,176 @@
+import { ChorusError, createReplica, ErrorCode, type Replica } from '@chorus/client'
+import { mintToken } from '@chorus/relay'
+import { IDBFactory } from 'fake-indexeddb'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { WebSocket } from 'ws'
+import { eventually, type RelayProcess, runRelayCli, startRelay, tempDir, within } from './relay-process.js'
+
+const SECRET = 'integration-secret-with-enough-entropy-0123456789'
+const SPACE = 'team-notes'
+const WAIT_MS = 20_000
+
+/** A replica on its own fake IndexedDB, collecting the errors it reports. */
+async function device(url: string, options: { token?: string; space?: string } = {}) {
+  const errors: ChorusError[] = []
+  const replica = await createReplica({
+    space: options.space ?? SPACE,
+    url,
+    indexedDB: new IDBFactory(),
+    WebSocket,
+    ...(options.token === undefined ? {} : { token: options.token }),
+  })
+  replica.on('error', (error) => errors.push(error))
+  return { replica, errors }
+}
+
+/** What `synced()` rejects with, or null if it resolves. */
+async function refusal(replica: Replica): Promise<ChorusError | null> {
+  try {
+    await within(replica.synced(), WAIT_MS, 'the relay to answer')
+    return null
+  } catch (error) {
+    if (error instanceof ChorusError) return error
+    throw error
+  }
+}
+
+/** A raw socket that sends `frames` and collects what comes back until the relay closes it. */
+function rawSession(
+  url: string,
+  frames: readonly object[],
+): Promise<{ received: unknown[]; closeCode: number }> {
+  return within(
+    new Promise((resolve, reject) => {
+      const socket = new WebSocket(url)
+      const received: unknown[] = []
+      socket.on('open', () => {
+        for (const frame of frames) socket.send(JSON.stringify(frame))
+      })
+      socket.on('message', (data) => received.push(JSON.parse(String(data))))
+      socket.on('close', (closeCode) => resolve({ received, closeCode }))
+      socket.on('error', reject)
+    }),
+    WAIT_MS,
+    'the relay to close a refused socket',
+  )
+}
+
+describe('a relay process started with --auth-secret, and real replicas', () => {
+  const data = tempDir('chorus-relay-auth-')
+  let relay: RelayProcess
+  let writeToken: string
+
+  beforeAll(async () => {
+    relay = await startRelay({ dataDir: data.path, authSecret: SECRET })
+    // The operator's way to mint one: the CLI.
+    const minted = await runRelayCli([
+      'token',
+      '--secret',
+      SECRET,
+      '--sub',
+      'alice',
+      '--space',
+      `${SPACE}:write`,
+    ])
+    expect(minted.code).toBe(0)
+    writeToken = minted.stdout.trim()
+  })
+
+  afterAll(async () => {
+    await relay?.stop('SIGTERM')
+    data.remove()
+  })
+
+  it('says it runs with auth, and an authorised writer syncs to an authorised reader', async () => {
+    expect(relay.output()).not.toMatch(/OPEN/)
+    const readToken = await mintToken({ secret: SECRET, sub: 'rita', spaces: { [SPACE]: 'read' } })
+    const alice = await device(relay.url, { token: writeToken })
+    const rita = await device(relay.url, { token: readToken })
+    try {
+      await alice.replica.collection('notes').put('plan', { title: 'Plan' })
+      await within(alice.replica.synced(), WAIT_MS, 'alice to sync')
+      await eventually(
+        async () => (await rita.replica.collection('notes').get('plan')) !== undefined,
+        'the reader to receive the note',
+      )
+      expect(alice.errors).toEqual([])
+      expect(rita.errors).toEqual([])
+    } finally {
+      await Promise.all([alice.replica.close(), rita.replica.close()])
+    }
+  })
+
+  it('refuses a replica with no token, an expired one, and one signed with another secret', async () => {
+    const expired = await mintToken({
+      secret: SECRET,
+      sub: 'alice',
+      spaces: { [SPACE]: 'write' },
+      expiresIn: 60,
+      now: Date.now() - 3_600_000,
+    })
+    const forged = await mintToken({
+      secret: 'not-the-relay-secret-0123456789',
+      sub: 'alice',
+      spaces: { [SPACE]: 'write' },
+    })
+    for (const token of [undefined, expired, forged, 'not.a.token']) {
+      const { replica, errors } = await device(relay.url, token === undefined ? {} : { token })
+      try {
+        await replica.collection('notes').put('sneaky', { title: 'should never arrive' })
+        expect((await refusal(replica))?.code).toBe(ErrorCode.Unauthenticated)
+        expect(replica.status).toBe('offline')
+        expect(errors.map((error) => error.code)).toEqual([ErrorCode.Unauthenticated])
+        // The local write stays local and pending: nothing was acknowledged.
+        expect(replica.pending).toBe(1)
+      } finally {
+        await replica.close()
+      }
+    }
+  })
+
+  it("refuses a space the token does not grant, a read-only replica's writes, and a spoofed replica id", async () => {
+    const alice = await device(relay.url, { token: writeToken })
+    try {
+      await within(alice.replica.synced(), WAIT_MS, 'alice to sync')
+
+      // Cross-space: alice's token does not name this space.
+      const elsewhere = await device(relay.url, { token: writeToken, space: 'payroll' })
+      expect((await refusal(elsewhere.replica))?.code).toBe(ErrorCode.Forbidden)
+      await elsewhere.replica.close()
+
+      // Read-only: the relay answers the upload with forbidden and stores nothing.
+      const readToken = await mintToken({ secret: SECRET, sub: 'rita', spaces: { [SPACE]: 'read' } })
+      const rita = await device(relay.url, { token: readToken })
+      await within(rita.replica.synced(), WAIT_MS, 'the reader to sync')
+      await rita.replica.collection('notes').put('graffiti', { title: 'read-only writes' })
+      await eventually(() => rita.errors.length > 0, 'the read-only write to be refused')
+      expect(rita.errors.map((error) => error.code)).toEqual([ErrorCode.Forbidden])
+      expect(rita.replica.pending).toBe(1)
+      await rita.replica.close()
+
+      // Spoofing: bob's valid token, alice's replica id.
+      const bobToken = await mintToken({ secret: SECRET, sub: 'bob', spaces: { [SPACE]: 'write' } })
+      const spoof = await rawSession(relay.url, [
+        {
+          type: 'hello',
+          protocol: 1,
+          replicaId: alice.replica.replicaId,
+          spaces: [SPACE],
+          have: {},
+          token: bobToken,
+        },
+      ])
+      expect(spoof.received).toEqual([expect.objectContaining({ type: 'error', code: ErrorCode.Forbidden })])
+      expect(spoof.closeCode).toBe(1008)
+
+      // Alice was not affected by any of it, and nothing of the others reached her.
+      await alice.replica.collection('notes').put('still-here', { title: 'still syncing' })
+      await within(alice.replica.synced(), WAIT_MS, 'alice to sync again')
+      expect(alice.replica.pending).toBe(0)
+      expect((await alice.replica.collection('notes').list()).map((row) => row.id)).not.toContain('graffiti')
+      expect(alice.errors).toEqual([])
+    } finally {
+      await alice.replica.close()
+    }
+  })
+})

@@ -1,0 +1,128 @@
+import { type ChildProcess, spawn } from 'node:child_process'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { dirname, join, resolve } from 'node:path'
+import { fileURLToPath } from 'node:url'
+
+/** The repository root, where the relay's CLI runs from. */
+export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..')
+
+const CLI = ['--import', 'tsx', '--conditions=@chorus/source', 'packages/relay/src/cli.ts']
+
+/** A relay running as its own process, as an operator runs it. */
+export interface RelayProcess {
+  readonly port: number
+  /** `ws://127.0.0.1:PORT/sync` */
+  readonly url: string
+  /** `http://127.0.0.1:PORT` */
+  readonly http: string
+  readonly dataDir: string
+  readonly child: ChildProcess
+  /** Everything the process printed so far. */
+  output(): string
+  /** Sends `signal` and resolves with the exit code (null when killed by the signal). */
+  stop(signal?: NodeJS.Signals): Promise<number | null>
+}
+
+/** A fresh temporary data directory, removed by the returned function. */
+export function tempDir(prefix: string): { path: string; remove: () => void } {
+  const path = mkdtempSync(join(tmpdir(), prefix))
+  return { path, remove: () => rmSync(path, { recursive: true, force: true }) }
+}
+
+/** Resolves with `promise`, or rejects after `ms` with `what` in the message. */
+export function within<TValue>(promise: Promise<TValue>, ms: number, what: string): Promise<TValue> {
+  let timer: NodeJS.Timeout | undefined
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms)
+  })
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer))
+}
+
+/** Runs the relay CLI with its arguments and waits until it prints where it listens. */
+export async function startRelay(options: {
+  dataDir: string
+  port?: number
+  authSecret?: string
+  args?: readonly string[]
+}): Promise<RelayProcess> {
+  const args = [
+    ...CLI,
+    '--host',
+    '127.0.0.1',
+    '--port',
+    String(options.port ?? 0),
+    '--data',
+    options.dataDir,
+    ...(options.authSecret === undefined ? [] : ['--auth-secret', options.authSecret]),
+    ...(options.args ?? []),
+  ]
+  const child = spawn(process.execPath, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] })
+  let output = ''
+  const exited = new Promise<number | null>((resolveExit) => child.once('exit', (code) => resolveExit(code)))
+  const listening = new Promise<number>((resolvePort, reject) => {
+    const onData = (chunk: Buffer) => {
+      output += chunk.toString('utf8')
+      const match = /(?:ws|http):\/\/127\.0\.0\.1:(\d+)/.exec(output)
+      if (match !== null) resolvePort(Number(match[1]))
+    }
+    child.stdout?.on('data', onData)
+    child.stderr?.on('data', (chunk: Buffer) => {
+      output += chunk.toString('utf8')
+    })
+    void exited.then((code) => reject(new Error(`the relay exited (${code}) before listening:\n${output}`)))
+  })
+  const port = await within(listening, 20_000, 'the relay to print its URL')
+  return {
+    port,
+    url: `ws://127.0.0.1:${port}/sync`,
+    http: `http://127.0.0.1:${port}`,
+    dataDir: options.dataDir,
+    child,
+    output: () => output,
+    stop: (signal = 'SIGTERM') => {
+      if (child.exitCode !== null || child.signalCode !== null) return exited
+      child.kill(signal)
+      return within(exited, 20_000, `the relay to exit on ${signal}`)
+    },
+  }
+}
+
+/** Runs the relay CLI once (e.g. `token …`) and resolves with what it printed. */
+export function runRelayCli(
+  args: readonly string[],
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const child = spawn(process.execPath, [...CLI, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] })
+  let stdout = ''
+  let stderr = ''
+  child.stdout.on('data', (chunk: Buffer) => {
+    stdout += chunk.toString('utf8')
+  })
+  child.stderr.on('data', (chunk: Buffer) => {
+    stderr += chunk.toString('utf8')
+  })
+  return within(
+    new Promise((resolveRun) => child.once('exit', (code) => resolveRun({ code, stdout, stderr }))),
+    20_000,
+    `chorus-relay ${args.join(' ')}`,
+  )
+}
+
+/**
+ * Re-checks `check` until it returns true, at a short interval, for at most `ms`.
+ *
+ * For states reached over real sockets, where no single event says "done" (every replica
+ * can be synced with the head it last heard of while another's upload is still in flight).
+ */
+export async function eventually(
+  check: () => Promise<boolean> | boolean,
+  what: string,
+  ms = 20_000,
+): Promise<void> {
+  const deadline = Date.now() + ms
+  for (;;) {
+    if (await check()) return
+    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`)
+    await new Promise((resolveWait) => setTimeout(resolveWait, 20))
+  }
+}

@@ -1,0 +1,189 @@
+import { join } from 'node:path'
+import { createReplica } from '@chorus/client'
+import type { ResolverKind, SpaceId } from '@chorus/core'
+import { DATABASE_FILE, SqliteRelayStore } from '@chorus/relay'
+import { IDBFactory } from 'fake-indexeddb'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { WebSocket } from 'ws'
+import { eventually, type RelayProcess, startRelay, tempDir, within } from './relay-process.js'
+
+type Replica = Awaited<ReturnType<typeof createReplica>>
+
+const SPACE = 'team-notes'
+const WAIT_MS = 20_000
+
+/** A Node replica on its own fake IndexedDB: one device. */
+function device(url: string, resolver: ResolverKind, space = SPACE): Promise<Replica> {
+  return createReplica({
+    space,
+    url,
+    storage: 'indexeddb',
+    indexedDB: new IDBFactory(),
+    WebSocket: WebSocket as never,
+    resolvers: { notes: resolver },
+  })
+}
+
+async function allSynced(replicas: readonly Replica[]): Promise<void> {
+  await within(Promise.all(replicas.map((replica) => replica.synced())), WAIT_MS, 'every replica to sync')
+}
+
+async function rows(replica: Replica) {
+  return replica.collection('notes').list()
+}
+
+/** Every replica synced and reading the same rows. */
+async function converged(replicas: readonly Replica[]): Promise<void> {
+  await allSynced(replicas)
+  await eventually(async () => {
+    const seen = (await Promise.all(replicas.map(rows))).map((r) => JSON.stringify(r))
+    return seen.every((s) => s === seen[0]) && replicas.every((replica) => replica.status === 'synced')
+  }, 'the replicas to read the same rows')
+}
+
+describe('Node replicas through a real relay process', () => {
+  const data = tempDir('chorus-relay-')
+  let relay: RelayProcess
+
+  beforeAll(async () => {
+    relay = await startRelay({ dataDir: data.path })
+  })
+
+  afterAll(async () => {
+    await relay?.stop('SIGTERM')
+    data.remove()
+  })
+
+  it.each<ResolverKind>(['lww', 'merge', 'manual'])(
+    'offline edits on three devices converge with the %s resolver',
+    async (resolver) => {
+      const space = `${SPACE}-${resolver}`
+      const [alice, bob, carol] = await Promise.all([
+        device(relay.url, resolver, space),
+        device(relay.url, resolver, space),
+        device(relay.url, resolver, space),
+      ])
+      const replicas = [alice, bob, carol]
+      try {
+        await alice.collection('notes').put('groceries', { title: 'Groceries', body: 'milk', done: false })
+        // synced() means caught up with the head the relay last reported, which may predate
+        // alice's upload: wait for the note itself.
+        await converged(replicas)
+        expect(await bob.collection('notes').get('groceries')).toEqual({
+          title: 'Groceries',
+          body: 'milk',
+          done: false,
+        })
+
+        for (const replica of replicas) replica.disconnect()
+        await alice.collection('notes').patch('groceries', { title: 'Groceries for Sunday' })
+        await bob.collection('notes').patch('groceries', { body: 'milk, eggs' })
+        await carol.collection('notes').patch('groceries', { done: true })
+        await carol.collection('notes').put('carol-only', { title: 'written offline' })
+        expect(alice.status).toBe('offline')
+
+        for (const replica of replicas) replica.connect()
+        await converged(replicas)
+        const seen = await Promise.all(replicas.map(rows))
+        expect(seen[1]).toEqual(seen[0])
+        expect(seen[2]).toEqual(seen[0])
+        expect(seen[0]?.map((row) => row.id).sort()).toEqual(['carol-only', 'groceries'])
+
+        if (resolver === 'merge') {
+          expect(await carol.collection('notes').get('groceries')).toEqual({
+            title: 'Groceries for Sunday',
+            body: 'milk, eggs',
+            done: true,
+          })
+        }
+        if (resolver === 'manual') {
+          for (const replica of replicas) {
+            const conflicts = await replica.conflicts()
+            expect(conflicts).toHaveLength(1)
+            expect(conflicts[0]?.versions).toHaveLength(3)
+          }
+          await bob
+            .collection('notes')
+            .resolve('groceries', { title: 'Settled', body: 'milk, eggs', done: true })
+          await converged(replicas)
+          for (const replica of replicas) {
+            expect(await replica.conflicts()).toEqual([])
+            expect(await replica.collection('notes').get('groceries')).toEqual({
+              title: 'Settled',
+              body: 'milk, eggs',
+              done: true,
+            })
+          }
+        }
+      } finally {
+        await Promise.all(replicas.map((replica) => replica.close()))
+      }
+    },
+  )
+})
+
+describe('a relay killed with SIGKILL mid-stream', () => {
+  it('keeps every acknowledged change; replicas resume and converge after a restart on the same data', async () => {
+    const data = tempDir('chorus-relay-kill-')
+    let relay = await startRelay({ dataDir: data.path })
+    const port = relay.port
+    const writers = await Promise.all([device(relay.url, 'lww'), device(relay.url, 'lww')])
+    const written = new Map<string, number>()
+    const write = async (replica: Replica, n: number) => {
+      await replica.collection('notes').put(`${replica.replicaId}-${n}`, { n, by: replica.replicaId })
+      written.set(replica.replicaId, n)
+    }
+    /** Changes of `replica` the relay acknowledged: one change per put, so written minus pending. */
+    const acknowledgedBy = (replica: Replica) => (written.get(replica.replicaId) ?? 0) - replica.pending
+    try {
+      // Both devices stream writes without pause; the relay is killed while they do.
+      let n = 0
+      let streaming = true
+      const stream = (async () => {
+        while (streaming) {
+          n += 1
+          await Promise.all(writers.map((w) => write(w, n)))
+          await new Promise((resolveTurn) => setImmediate(resolveTurn))
+        }
+      })()
+      await eventually(() => writers.every((w) => acknowledgedBy(w) >= 40), 'forty acknowledged writes each')
+      expect(await relay.stop('SIGKILL')).toBeNull()
+      // Once the process is gone no ack can arrive: what each device counts as acknowledged is final.
+      const acknowledged = new Map(writers.map((w) => [w.replicaId as string, acknowledgedBy(w)]))
+      for (const w of writers) w.disconnect()
+      streaming = false
+      await stream
+
+      // Straight from the relay's SQLite file, before anyone reconnects: every acknowledged change.
+      const store = new SqliteRelayStore(join(data.path, DATABASE_FILE))
+      try {
+        const meta = await store.loadSpace(SPACE as SpaceId)
+        for (const [replicaId, count] of acknowledged) {
+          expect(count).toBeGreaterThanOrEqual(40)
+          expect(meta.received[replicaId] ?? 0).toBeGreaterThanOrEqual(count)
+        }
+      } finally {
+        await store.close()
+      }
+
+      // Writing goes on while the relay is down; then it restarts on the same data and port.
+      const last = n + 20
+      for (let more = n + 1; more <= last; more++) await Promise.all(writers.map((w) => write(w, more)))
+      relay = await startRelay({ dataDir: data.path, port })
+      for (const w of writers) w.connect()
+      const late = await device(relay.url, 'lww')
+      const everyone = [...writers, late]
+      try {
+        await converged(everyone)
+        for (const replica of everyone) expect(await rows(replica)).toHaveLength(last * writers.length)
+        expect(writers.map((w) => w.pending)).toEqual([0, 0])
+      } finally {
+        await late.close()
+      }
+    } finally {
+      await Promise.all(writers.map((w) => w.close()))
+      await relay.stop('SIGTERM')
+      data.remove()
+    }
+  })
+})
