@@ -7,13 +7,14 @@ import {
   encodeMessage,
   formatHlc,
   type HubConnection,
+  MemoryReplicaStore,
   type Message,
   openReplicaEngine,
   PROTOCOL_VERSION,
   type ReplicaId,
   type SpaceId,
 } from '@chorus/core'
-import { MemoryHubStore, MemoryReplicaStore } from '@chorus/testkit'
+import { MemoryHubStore } from '@chorus/testkit'
 import { describe, expect, it } from 'vitest'
 
 const space = 'team-notes' as SpaceId

@@ -1,12 +1,13 @@
 import {
   createHubEngine,
   type HubEngine,
+  MemoryReplicaStore,
   openReplicaEngine,
   type ReplicaEngine,
   type ReplicaId,
   type SyncStatus,
 } from '@chorus/core'
-import { MemoryHubStore, MemoryReplicaStore } from '@chorus/testkit'
+import { MemoryHubStore } from '@chorus/testkit'
 import { describe, expect, it } from 'vitest'
 
 let time = 1_700_000_000_000

@@ -5,6 +5,7 @@ import {
   ErrorCode,
   isChorusError,
   type JsonObject,
+  MemoryReplicaStore,
   openReplicaEngine,
   type ReplicaEngine,
   type ReplicaId,
@@ -13,7 +14,6 @@ import {
   type SpaceId,
   type SyncStatus,
 } from '@chorus/core'
-import { MemoryReplicaStore } from '@chorus/testkit'
 import { type Collection, type CollectionHost, EngineCollection, type Row } from './collection.js'
 import { Emitter } from './events.js'
 import { LiveQuery } from './live-query.js'

@@ -1,4 +1,4 @@
-import { MemoryReplicaStore } from '@chorus/testkit'
+import { MemoryReplicaStore } from '@chorus/core'
 import { describe, expect, it } from 'vitest'
 import { versionValue } from '../src/change.js'
 import { asReplicaId } from '../src/ids.js'

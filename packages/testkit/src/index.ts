@@ -1,7 +1,6 @@
 export * from './checkers.js'
 export * from './hostile-frames.js'
 export * from './memory-hub-store.js'
-export * from './memory-replica-store.js'
 export * from './prng.js'
 export * from './scheduler.js'
 export * from './sim-cluster.js'

@@ -6,6 +6,7 @@ import {
   type HubConnection,
   type HubEngine,
   type JsonObject,
+  MemoryReplicaStore,
   openReplicaEngine,
   type ReplicaEngine,
   type ReplicaId,
@@ -24,7 +25,6 @@ import {
   type ReplicaSnapshot,
 } from './checkers.js'
 import { MemoryHubStore } from './memory-hub-store.js'
-import { MemoryReplicaStore } from './memory-replica-store.js'
 import { createPrng, type Prng } from './prng.js'
 import { type LinkFaults, SimNetwork } from './sim-network.js'
 

@@ -1,15 +1,9 @@
-import {
-  type Change,
-  ChorusError,
-  ErrorCode,
-  type HlcState,
-  type RecordId,
-  type RecordState,
-  type ReplicaMeta,
-  type ReplicaStore,
-  recordKey,
-  type StoredRecord,
-} from '@chorus/core'
+import type { Change } from './change.js'
+import { ChorusError, ErrorCode } from './errors.js'
+import type { HlcState } from './hlc.js'
+import type { RecordId } from './ids.js'
+import type { RecordState } from './record.js'
+import { type ReplicaMeta, type ReplicaStore, recordKey, type StoredRecord } from './storage.js'
 
 /**
  * A {@link ReplicaStore} in memory: for tests, simulations and server-side rendering.
