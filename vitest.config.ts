@@ -1,4 +1,7 @@
+import { playwright } from '@vitest/browser-playwright'
+import { defaultClientConditions } from 'vite'
 import { defineConfig } from 'vitest/config'
+import { CHROMIUM_ARGS, chromiumPath } from './test/support/chromium.js'
 
 const source = { conditions: ['@chorus/source'] }
 
@@ -17,6 +20,24 @@ export default defineConfig({
       { extends: true, test: { name: 'relay', root: 'packages/relay', include: ['test/**/*.test.ts'] } },
       { extends: true, test: { name: 'sim', root: 'test', include: ['sim/**/*.test.ts'] } },
       { extends: true, test: { name: 'integration', root: 'test', include: ['integration/**/*.test.ts'] } },
+      {
+        // Real Chromium (Debian's, driven by Playwright): real IndexedDB, Web Locks, BroadcastChannel.
+        resolve: { conditions: ['@chorus/source', ...defaultClientConditions] },
+        test: {
+          name: 'browser',
+          root: 'test',
+          include: ['browser/**/*.test.ts'],
+          browser: {
+            enabled: true,
+            headless: true,
+            screenshotFailures: false,
+            provider: playwright({
+              launchOptions: { executablePath: chromiumPath(), args: [...CHROMIUM_ARGS] },
+            }),
+            instances: [{ browser: 'chromium' }],
+          },
+        },
+      },
     ],
   },
 })

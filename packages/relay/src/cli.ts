@@ -27,7 +27,7 @@ export const SECRET_ENV = 'CHORUS_RELAY_SECRET'
 
 const USAGE = `Usage:
   chorus-relay [serve] [--port 8787] [--host 127.0.0.1] [--data ./data] [--auth-secret S]
-                       [--compact-every 5m] [--horizon 30d]
+                       [--compact-every 5m] [--horizon 30d] [--static ./apps/notes/dist]
   chorus-relay token --secret S --sub alice --space team-notes:write [--space other:read]
                      [--expires 30d | never]
   chorus-relay backup --data ./data --out ./relay-backup.db
@@ -95,6 +95,7 @@ async function serve(args: readonly string[], io: CliIo): Promise<number> {
       'auth-secret': { type: 'string' },
       'compact-every': { type: 'string' },
       horizon: { type: 'string' },
+      static: { type: 'string' },
     },
   })
   const port = parsePort(values.port ?? '8787')
@@ -119,10 +120,12 @@ async function serve(args: readonly string[], io: CliIo): Promise<number> {
     port,
     host,
     compaction,
+    ...(values.static === undefined ? {} : { staticDir: values.static }),
     ...(secret === undefined || secret === '' ? {} : { authSecret: secret }),
     onError: (error) => io.err(`error: ${error.code}: ${error.message}`),
   })
   io.out(`chorus-relay listening on ${running.url}`)
+  if (values.static !== undefined) io.out(`serving ${values.static} at ${running.httpUrl}/`)
   io.err(
     `health: ${running.httpUrl}/healthz  metrics: ${running.httpUrl}/metrics  data: ${join(dataDir, DATABASE_FILE)}`,
   )

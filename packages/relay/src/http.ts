@@ -2,6 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Duplex } from 'node:stream'
 import { PROMETHEUS_CONTENT_TYPE, renderPrometheus } from './metrics.js'
 import type { Relay } from './relay.js'
+import type { StaticHandler } from './static-files.js'
 
 /** The path WebSocket clients connect to. */
 export const SYNC_PATH = '/sync'
@@ -32,16 +33,19 @@ function reply(response: ServerResponse, status: number, type: string, body: str
 
 /**
  * The relay's HTTP side: `GET /healthz` (200 JSON while healthy, 503 otherwise), `GET
- * /metrics` (Prometheus text), 405 for other methods on those, 404 for anything else.
+ * /metrics` (Prometheus text), 405 for other methods on those; then, with `serveFile`, the
+ * files of a web app (see `createStaticHandler`); 404 for anything else.
  */
 export function createHttpHandler(
   relay: Pick<Relay, 'health' | 'metrics'>,
+  serveFile?: StaticHandler,
 ): (request: IncomingMessage, response: ServerResponse) => void {
   const json = 'application/json; charset=utf-8'
   const text = 'text/plain; charset=utf-8'
   async function handle(request: IncomingMessage, response: ServerResponse): Promise<void> {
     const path = pathOf(request)
     if (path !== '/healthz' && path !== '/metrics') {
+      if (serveFile !== undefined && (await serveFile(request, response))) return
       reply(response, 404, text, `not found: WebSocket clients connect to ${SYNC_PATH}\n`)
       return
     }

@@ -8,6 +8,7 @@ import { createHttpHandler, createUpgradeHandler, SYNC_PATH } from './http.js'
 import { createRelay, type Relay } from './relay.js'
 import { DEFAULT_RELAY_LIMITS, type RelayOptions } from './relay-options.js'
 import { SqliteRelayStore } from './sqlite-relay-store.js'
+import { createStaticHandler } from './static-files.js'
 import { createTokenAuthenticator } from './token-auth.js'
 
 /** The database's file name inside the data directory (with SQLite's `-wal` and `-shm` beside it). */
@@ -23,6 +24,14 @@ export interface StartRelayOptions extends Omit<RelayOptions, 'server' | 'store'
   readonly host?: string
   /** Shared secret for HS256 tokens; ignored when `authenticate` is given. Without either the relay is open. */
   readonly authSecret?: string
+  /** A built web app to serve at `/` (a directory with `index.html`), beside `/sync`. */
+  readonly staticDir?: string
+  /**
+   * Offer permessage-deflate (RFC 7692) to clients that ask for it (`ws` clients do by default,
+   * and browsers always). Frames under 1 KiB are sent uncompressed, so an idle connection
+   * allocates no zlib state. Default false.
+   */
+  readonly perMessageDeflate?: boolean
 }
 
 /** A relay listening on HTTP: WebSocket at `/sync`, `/healthz`, `/metrics`. */
@@ -48,11 +57,25 @@ function hostForUrl(host: string): string {
  * frame limit, and token authentication when `authSecret` is given.
  */
 export async function startRelay(options: StartRelayOptions): Promise<RunningRelay> {
-  const { dataDir, port = 8787, host = '127.0.0.1', authSecret, ...relayOptions } = options
+  const {
+    dataDir,
+    port = 8787,
+    host = '127.0.0.1',
+    authSecret,
+    perMessageDeflate = false,
+    staticDir,
+    ...relayOptions
+  } = options
+  // A missing app fails before anything is opened.
+  const serveFile = staticDir === undefined ? undefined : createStaticHandler(staticDir)
   mkdirSync(dataDir, { recursive: true })
   const store = new SqliteRelayStore(join(dataDir, DATABASE_FILE))
   const maxPayload = relayOptions.limits?.maxFrameBytes ?? DEFAULT_RELAY_LIMITS.maxFrameBytes
-  const sockets = new WebSocketServer({ noServer: true, maxPayload })
+  const sockets = new WebSocketServer({
+    noServer: true,
+    maxPayload,
+    perMessageDeflate: perMessageDeflate ? { threshold: 1024 } : false,
+  })
   const authenticate =
     relayOptions.authenticate ??
     (authSecret === undefined
@@ -64,7 +87,7 @@ export async function startRelay(options: StartRelayOptions): Promise<RunningRel
     server: sockets,
     store,
   })
-  const http = createServer(createHttpHandler(relay))
+  const http = createServer(createHttpHandler(relay, serveFile))
   http.on('upgrade', createUpgradeHandler(sockets))
   try {
     await new Promise<void>((resolve, reject) => {
