@@ -1,6 +1,6 @@
+import { MemoryReplicaStore } from '@chorus/core'
 import { runHubStoreConformance } from '../src/hub-store-conformance.js'
 import { MemoryHubStore } from '../src/memory-hub-store.js'
-import { MemoryReplicaStore } from '@chorus/core'
 import { runReplicaStoreConformance } from '../src/replica-store-conformance.js'
 
 runReplicaStoreConformance('MemoryReplicaStore', async () => {
