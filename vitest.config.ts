@@ -18,6 +18,7 @@ export default defineConfig({
       { extends: true, test: { name: 'testkit', root: 'packages/testkit', include: ['test/**/*.test.ts'] } },
       { extends: true, test: { name: 'client', root: 'packages/client', include: ['test/**/*.test.ts'] } },
       { extends: true, test: { name: 'relay', root: 'packages/relay', include: ['test/**/*.test.ts'] } },
+      { extends: true, test: { name: 'server', root: 'packages/server', include: ['test/**/*.test.ts'] } },
       { extends: true, test: { name: 'sim', root: 'test', include: ['sim/**/*.test.ts'] } },
       { extends: true, test: { name: 'integration', root: 'test', include: ['integration/**/*.test.ts'] } },
       {

@@ -1,5 +1,6 @@
 export * from './checkers.js'
 export * from './hostile-frames.js'
+export * from './linearizability.js'
 export * from './memory-hub-store.js'
 export * from './prng.js'
 export * from './scheduler.js'

@@ -1,0 +1,21 @@
+/**
+ * A 32-bit non-cryptographic string hash (cyrb53's mixing, folded to 32 bits).
+ *
+ * Deterministic across processes and platforms, which is all the hash ring and the Merkle
+ * trees need: every node must place a key, and digest a range, exactly as every other does.
+ * Not for security: keys come from applications, and a hostile one could aim at a node.
+ */
+export function hash32(text: string): number {
+  let h1 = 0xdeadbeef
+  let h2 = 0x41c6ce57
+  for (let i = 0; i < text.length; i++) {
+    const code = text.charCodeAt(i)
+    h1 = Math.imul(h1 ^ code, 2_654_435_761)
+    h2 = Math.imul(h2 ^ code, 1_597_334_677)
+  }
+  h1 = Math.imul(h1 ^ (h1 >>> 16), 2_246_822_507)
+  h1 ^= Math.imul(h2 ^ (h2 >>> 13), 3_266_489_909)
+  h2 = Math.imul(h2 ^ (h2 >>> 16), 2_246_822_507)
+  h2 ^= Math.imul(h1 ^ (h1 >>> 13), 3_266_489_909)
+  return (h1 ^ h2) >>> 0
+}

@@ -1,0 +1,60 @@
+import type { ErrorCode } from '@chorus/core'
+import type { NodeId } from './node-id.js'
+
+/**
+ * What a node machine asks its runtime to do, performed strictly in order.
+ *
+ * - `persist` appends records to the node's {@link NodeStorage}. The runtime must wait until
+ *   the append is durable before performing any later effect of the same step: a follower's
+ *   acknowledgement, a leader's reply to a client, a vote all follow the record that makes
+ *   them true. If the append is fenced or fails, the runtime drops the remaining effects and
+ *   restarts the node from its storage (its in-memory state assumed the append).
+ * - `send` delivers a message to another node (at most once, in any order: machines tolerate
+ *   loss, duplication and reordering).
+ * - `reply` answers a client on the connection its request came in.
+ *
+ * @see NodeStorage in `storage.ts` for the durability and fencing contract.
+ */
+export type NodeEffect<TMessage, TReply, TRecord> =
+  | { readonly type: 'persist'; readonly records: readonly TRecord[]; readonly epoch: number | null }
+  | { readonly type: 'send'; readonly to: NodeId; readonly message: TMessage }
+  | { readonly type: 'reply'; readonly client: string; readonly reply: TReply }
+
+/** The result of one step: the next state and the effects to perform. */
+export interface StepResult<TState, TEffect> {
+  readonly state: TState
+  readonly effects: readonly TEffect[]
+}
+
+/**
+ * The error reply a runtime sends a client whose frame the node refused.
+ *
+ * Machines never build it: a runtime makes it when decoding or `step` throws a `ChorusError`
+ * for a client's frame. `id` is the request id when one could be read.
+ */
+export interface ErrorReply {
+  readonly type: 'error'
+  readonly id: string | null
+  readonly code: ErrorCode
+  readonly message: string
+}
+
+/**
+ * A node design, as a runtime drives it: a pure machine plus the constructors of its inputs.
+ *
+ * `step` and `recover` are pure (no clock, randomness, timer or I/O: time arrives in inputs),
+ * so the same machine runs in `SimNetwork` under virtual time and, later, in a Node process
+ * over sockets. `step` validates its input and throws a `ChorusError` for a malformed one,
+ * leaving the given state untouched.
+ */
+export interface NodeMachine<TState, TInput, TMessage, TReply, TRecord> {
+  /** Rebuilds a node from its durable records after a start or a crash; `now` starts its timers. */
+  recover(records: readonly TRecord[], now: number): TState
+  step(state: TState, input: TInput): StepResult<TState, NodeEffect<TMessage, TReply, TRecord>>
+  /** The input for a message from another node (validated by `step`). */
+  messageInput(now: number, from: NodeId, message: unknown): TInput
+  /** The input for a client's request (validated by `step`). */
+  requestInput(now: number, client: string, request: unknown): TInput
+  /** The input for a timer tick. */
+  tickInput(now: number): TInput
+}

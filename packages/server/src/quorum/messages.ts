@@ -1,0 +1,197 @@
+import type { Dot, JsonValue, VersionVector } from '@chorus/core'
+import type { ErrorReply } from '../machine.js'
+import type { NodeId } from '../node-id.js'
+import type { ReadRepairMode } from './config.js'
+import type { Version } from './versions.js'
+
+/**
+ * Messages between quorum nodes. `op` names one coordinator's request (unique per coordinator
+ * incarnation), so replies are matched to it and late replies to a finished request ignored.
+ */
+export type QuorumMessage =
+  /** Store a version; with `hintFor`, keep it as a hint for that (down) home node instead. */
+  | {
+      readonly type: 'store'
+      readonly op: string
+      readonly key: string
+      readonly version: Version
+      readonly hintFor: NodeId | null
+    }
+  | { readonly type: 'stored'; readonly op: string }
+  | { readonly type: 'fetch'; readonly op: string; readonly key: string }
+  | {
+      readonly type: 'fetched'
+      readonly op: string
+      readonly key: string
+      readonly versions: readonly Version[]
+    }
+  /** Read repair: merge these versions; acknowledge when `op` is set (blocking repair). */
+  | {
+      readonly type: 'repair'
+      readonly op: string | null
+      readonly key: string
+      readonly versions: readonly Version[]
+    }
+  | { readonly type: 'repaired'; readonly op: string }
+  /** Hinted handoff: versions a stand-in kept for the receiver while it was down. */
+  | {
+      readonly type: 'handoff'
+      readonly items: readonly { readonly hint: string; readonly key: string; readonly version: Version }[]
+    }
+  | { readonly type: 'handoff-ack'; readonly hints: readonly string[] }
+  | { readonly type: 'ping'; readonly sentAt: number }
+  | { readonly type: 'pong'; readonly sentAt: number }
+  /** Merkle exchange: the sender's hashes of these tree nodes at `level`. */
+  | {
+      readonly type: 'ae-tree'
+      readonly level: number
+      readonly nodes: readonly (readonly [number, number])[]
+    }
+  /** Merkle exchange: the sender's per-key digests in leaves whose hashes differ. */
+  | {
+      readonly type: 'ae-digests'
+      readonly leaves: readonly {
+        readonly index: number
+        readonly keys: readonly (readonly [string, number])[]
+      }[]
+    }
+  /** Merkle exchange: versions of keys that differ, and the keys the sender wants back. */
+  | {
+      readonly type: 'ae-sync'
+      readonly items: readonly (readonly [string, readonly Version[]])[]
+      readonly want: readonly string[]
+    }
+
+/** The `type` of every {@link QuorumMessage}. */
+export const quorumMessageTypes = [
+  'store',
+  'stored',
+  'fetch',
+  'fetched',
+  'repair',
+  'repaired',
+  'handoff',
+  'handoff-ack',
+  'ping',
+  'pong',
+  'ae-tree',
+  'ae-digests',
+  'ae-sync',
+] as const
+
+/**
+ * What a client asks any node (which then coordinates the request).
+ *
+ * A `put` carries the `context` of the read it builds on: the versions that context covers
+ * are superseded, others stay as siblings. `w`, `r`, `sloppy` and `repair` override the
+ * cluster's settings for this request (null: the cluster's).
+ */
+export type QuorumRequest =
+  | {
+      readonly type: 'put'
+      readonly id: string
+      readonly key: string
+      readonly value: JsonValue
+      readonly context: VersionVector
+      readonly w: number | null
+      readonly sloppy: boolean | null
+    }
+  | {
+      readonly type: 'get'
+      readonly id: string
+      readonly key: string
+      readonly r: number | null
+      readonly repair: ReadRepairMode | null
+    }
+  | { readonly type: 'status'; readonly id: string }
+
+/** The `type` of every {@link QuorumRequest}. */
+export const quorumRequestTypes = ['put', 'get', 'status'] as const
+
+/** Counters a quorum node keeps (volatile). */
+export interface QuorumStats {
+  readonly putsCoordinated: number
+  readonly getsCoordinated: number
+  /** Puts that counted a stand-in toward W. */
+  readonly sloppyPuts: number
+  readonly hintsStored: number
+  readonly hintsDelivered: number
+  /** Repairs sent or applied by this node as a read coordinator. */
+  readonly readRepairs: number
+  /** Versions this replica dropped under last-write-wins without the winner having seen them. */
+  readonly lwwDiscarded: number
+  readonly antiEntropyExchanges: number
+  /** Keys whose versions this node sent in Merkle exchanges. */
+  readonly antiEntropyKeysSent: number
+  readonly timeouts: number
+  readonly unavailable: number
+}
+
+/** What `status` reports. */
+export interface QuorumStatus {
+  readonly node: NodeId
+  readonly keys: number
+  readonly hints: number
+  /** Peers this node currently believes up. */
+  readonly up: readonly NodeId[]
+  readonly stats: QuorumStats
+}
+
+/** Why a coordinator gave up. `unavailable`: too few replicas up to try (nothing written). */
+export type QuorumRejectReason = 'unavailable' | 'timeout'
+
+/** A node's answer to a client. */
+export type QuorumReply =
+  | {
+      readonly type: 'put-ok'
+      readonly id: string
+      readonly dot: Dot
+      /** The context to write with next: what was read, plus this write. */
+      readonly context: VersionVector
+      /** True when a stand-in counted toward W. */
+      readonly sloppy: boolean
+    }
+  | {
+      readonly type: 'get-ok'
+      readonly id: string
+      /** Every sibling's value, in canonical order. */
+      readonly values: readonly JsonValue[]
+      /** The last-write-wins pick among them (null when none): the register view. */
+      readonly value: JsonValue | null
+      readonly context: VersionVector
+      readonly dots: readonly Dot[]
+    }
+  | {
+      readonly type: 'rejected'
+      readonly id: string
+      readonly reason: QuorumRejectReason
+      /** True when some replica may have stored the write anyway. */
+      readonly maybeApplied: boolean
+    }
+  | { readonly type: 'status'; readonly id: string; readonly status: QuorumStatus }
+  | ErrorReply
+
+/** A record of a quorum node's durable log. */
+export type QuorumRecord =
+  | { readonly type: 'version'; readonly key: string; readonly version: Version }
+  | {
+      readonly type: 'hint'
+      readonly id: string
+      readonly home: NodeId
+      readonly key: string
+      readonly version: Version
+    }
+  | { readonly type: 'hint-done'; readonly ids: readonly string[] }
+  /** The coordinator's dot counter, persisted before any version with a new dot leaves. */
+  | { readonly type: 'counter'; readonly value: number }
+
+/** Inputs of a quorum node. */
+export type QuorumInput =
+  | { readonly type: 'message'; readonly now: number; readonly from: NodeId; readonly message: QuorumMessage }
+  | {
+      readonly type: 'request'
+      readonly now: number
+      readonly client: string
+      readonly request: QuorumRequest
+    }
+  | { readonly type: 'tick'; readonly now: number }

@@ -1,0 +1,224 @@
+import { type Dot, isDot, isHlcStamp } from '@chorus/core'
+import {
+  arrayAt,
+  assertKey,
+  countAt,
+  type Fields,
+  idAt,
+  invalid,
+  keyAt,
+  nodeAt,
+  nodeOrNullAt,
+  objectAt,
+  own,
+  stringAt,
+  timeAt,
+  typeAt,
+  valueAt,
+  vectorAt,
+} from '../wire.js'
+import type { ReadRepairMode } from './config.js'
+import {
+  type QuorumInput,
+  type QuorumMessage,
+  type QuorumRequest,
+  quorumMessageTypes,
+  quorumRequestTypes,
+} from './messages.js'
+import type { Version } from './versions.js'
+
+const inputTypes = ['message', 'request', 'tick'] as const
+
+/**
+ * Checks a quorum input and returns it with only the known fields; throws a `ChorusError`
+ * (`unknown-message`, `invalid-message` or `invalid-argument`) naming the first bad field.
+ */
+export function readQuorumInput(value: unknown): QuorumInput {
+  const fields = objectAt(value, 'input')
+  const type = typeAt(fields, inputTypes, 'input')
+  const now = timeAt(fields, 'now', 'input')
+  switch (type) {
+    case 'tick':
+      return { type, now }
+    case 'message':
+      return {
+        type,
+        now,
+        from: nodeAt(fields, 'from', 'input'),
+        message: readQuorumMessage(own(fields, 'message'), 'message'),
+      }
+    case 'request':
+      return {
+        type,
+        now,
+        client: idAt(fields, 'client', 'input'),
+        request: readQuorumRequest(own(fields, 'request'), 'request'),
+      }
+  }
+}
+
+/** Checks a message between quorum nodes. */
+export function readQuorumMessage(value: unknown, path: string): QuorumMessage {
+  const fields = objectAt(value, path)
+  const type = typeAt(fields, quorumMessageTypes, path)
+  const op = () => idAt(fields, 'op', path)
+  const key = () => keyAt(fields, 'key', path)
+  switch (type) {
+    case 'store':
+      return {
+        type,
+        op: op(),
+        key: key(),
+        version: readVersion(own(fields, 'version'), `${path}.version`),
+        hintFor: nodeOrNullAt(fields, 'hintFor', path),
+      }
+    case 'stored':
+    case 'repaired':
+      return { type, op: op() }
+    case 'fetch':
+      return { type, op: op(), key: key() }
+    case 'fetched':
+      return { type, op: op(), key: key(), versions: arrayAt(fields, 'versions', path, readVersion) }
+    case 'repair':
+      return {
+        type,
+        op: own(fields, 'op') === null ? null : op(),
+        key: key(),
+        versions: arrayAt(fields, 'versions', path, readVersion),
+      }
+    case 'handoff':
+      return {
+        type,
+        items: arrayAt(fields, 'items', path, (item, itemPath) => {
+          const entry = objectAt(item, itemPath)
+          return {
+            hint: stringAt(entry, 'hint', itemPath, 400),
+            key: keyAt(entry, 'key', itemPath),
+            version: readVersion(own(entry, 'version'), `${itemPath}.version`),
+          }
+        }),
+      }
+    case 'handoff-ack':
+      return { type, hints: arrayAt(fields, 'hints', path, (hint, hintPath) => stringOf(hint, hintPath)) }
+    case 'ping':
+    case 'pong':
+      return { type, sentAt: timeAt(fields, 'sentAt', path) }
+    case 'ae-tree':
+      return {
+        type,
+        level: countAt(fields, 'level', path),
+        nodes: arrayAt(fields, 'nodes', path, (item, itemPath) => numberPair(item, itemPath)),
+      }
+    case 'ae-digests':
+      return {
+        type,
+        leaves: arrayAt(fields, 'leaves', path, (item, itemPath) => {
+          const leaf = objectAt(item, itemPath)
+          return {
+            index: countAt(leaf, 'index', itemPath),
+            keys: arrayAt(leaf, 'keys', itemPath, (pair, pairPath) => {
+              if (!Array.isArray(pair) || pair.length !== 2) invalid(pairPath, 'a [key, digest] pair', pair)
+              const [itemKey, digest] = pair as unknown[]
+              if (typeof digest !== 'number' || !Number.isSafeInteger(digest) || digest < 0) {
+                invalid(`${pairPath}[1]`, 'a digest (non-negative integer)', digest)
+              }
+              return [assertKey(itemKey, `${pairPath}[0]`), digest] as const
+            }),
+          }
+        }),
+      }
+    case 'ae-sync':
+      return {
+        type,
+        items: arrayAt(fields, 'items', path, (item, itemPath) => {
+          if (!Array.isArray(item) || item.length !== 2) invalid(itemPath, 'a [key, versions] pair', item)
+          const [itemKey, versions] = item as unknown[]
+          return [
+            assertKey(itemKey, `${itemPath}[0]`),
+            arrayAt({ versions }, 'versions', itemPath, readVersion),
+          ] as const
+        }),
+        want: arrayAt(fields, 'want', path, (item, itemPath) => assertKey(item, itemPath)),
+      }
+  }
+}
+
+/** Checks a client's request. */
+export function readQuorumRequest(value: unknown, path: string): QuorumRequest {
+  const fields = objectAt(value, path)
+  const type = typeAt(fields, quorumRequestTypes, path)
+  const id = idAt(fields, 'id', path)
+  switch (type) {
+    case 'put':
+      return {
+        type,
+        id,
+        key: keyAt(fields, 'key', path),
+        value: valueAt(fields, 'value', path),
+        context: own(fields, 'context') === undefined ? {} : vectorAt(fields, 'context', path),
+        w: optionalCount(fields, 'w', path),
+        sloppy: optionalBoolean(fields, 'sloppy', path),
+      }
+    case 'get': {
+      const repair = own(fields, 'repair') ?? null
+      if (repair !== null && repair !== 'off' && repair !== 'async' && repair !== 'blocking') {
+        invalid(`${path}.repair`, '"off", "async", "blocking" or null', repair)
+      }
+      return {
+        type,
+        id,
+        key: keyAt(fields, 'key', path),
+        r: optionalCount(fields, 'r', path),
+        repair: repair as ReadRepairMode | null,
+      }
+    }
+    case 'status':
+      return { type, id }
+  }
+}
+
+/** Checks a version from the wire. */
+export function readVersion(value: unknown, path: string): Version {
+  const fields = objectAt(value, path)
+  const dot = own(fields, 'dot')
+  if (!isDot(dot)) invalid(`${path}.dot`, 'a dot [nodeId, counter]', dot)
+  const stamp = own(fields, 'stamp')
+  if (!isHlcStamp(stamp)) invalid(`${path}.stamp`, 'a clock stamp', stamp)
+  return {
+    dot: [dot[0], dot[1]] as Dot,
+    context: vectorAt(fields, 'context', path),
+    stamp,
+    value: valueAt(fields, 'value', path),
+  }
+}
+
+function optionalCount(fields: Fields, key: string, path: string): number | null {
+  const value = own(fields, key)
+  if (value === undefined || value === null) return null
+  const count = countAt(fields, key, path)
+  if (count < 1) invalid(`${path}.${key}`, 'a positive integer or null', value)
+  return count
+}
+
+function optionalBoolean(fields: Fields, key: string, path: string): boolean | null {
+  const value = own(fields, key)
+  if (value === undefined || value === null) return null
+  if (typeof value !== 'boolean') invalid(`${path}.${key}`, 'a boolean or null', value)
+  return value
+}
+
+function numberPair(value: unknown, path: string): readonly [number, number] {
+  if (!Array.isArray(value) || value.length !== 2) invalid(path, 'a [index, hash] pair', value)
+  for (const [i, item] of (value as unknown[]).entries()) {
+    if (typeof item !== 'number' || !Number.isSafeInteger(item) || item < 0) {
+      invalid(`${path}[${i}]`, 'a non-negative integer', item)
+    }
+  }
+  return value as [number, number]
+}
+
+function stringOf(value: unknown, path: string): string {
+  if (typeof value !== 'string' || value.length > 400)
+    invalid(path, 'a string of at most 400 characters', value)
+  return value
+}

@@ -1,0 +1,367 @@
+import type { Dot, JsonValue, VersionVector } from '@chorus/core'
+import {
+  createPrng,
+  findStaleReads,
+  type LinkFaults,
+  type RegisterOperation,
+  Scheduler,
+  SimNetwork,
+} from '@chorus/testkit'
+import type { NodeId } from '../node-id.js'
+import {
+  createQuorumConfig,
+  type QuorumConfig,
+  type QuorumConfigInput,
+  type ReadRepairMode,
+} from '../quorum/config.js'
+import type {
+  QuorumInput,
+  QuorumMessage,
+  QuorumRecord,
+  QuorumReply,
+  QuorumRequest,
+} from '../quorum/messages.js'
+import { createQuorumMachine } from '../quorum/node.js'
+import { homeReplicas, type QuorumState } from '../quorum/state.js'
+import { digestOf, hasSeenDot, type Version } from '../quorum/versions.js'
+import { HistoryRecorder, SimClientEndpoint } from './sim-client.js'
+import { SimNodeHost } from './sim-host.js'
+
+/** Options for {@link QuorumSim}. */
+export interface QuorumSimOptions {
+  readonly seed: number
+  /** Node names (default n1…n5). */
+  readonly nodes?: readonly string[]
+  /** Cluster settings other than `nodes`. */
+  readonly config?: Omit<QuorumConfigInput, 'nodes'>
+  readonly faults?: Partial<LinkFaults>
+  /** Virtual ms between node ticks (default 10). */
+  readonly tickMs?: number
+  /** A client gives up on a request after this long (default 1000). */
+  readonly clientTimeoutMs?: number
+}
+
+/** What the harness measured over a run. */
+export interface QuorumReport {
+  readonly putsAcknowledged: number
+  /** Puts acknowledged with a stand-in counted toward W. */
+  readonly sloppyPutsAcknowledged: number
+  /** Completed reads that returned a value a completed write had already overwritten. */
+  readonly staleReads: number
+  /** Acknowledged puts whose version no home replica holds any more (nor has superseded knowingly). */
+  readonly lostAcknowledgedPuts: number
+  /** Reads that returned more than one sibling. */
+  readonly readsWithSiblings: number
+  readonly hintsStored: number
+  readonly hintsDelivered: number
+  /** Hints still held by stand-ins (nodes that are up). */
+  readonly hintsPending: number
+  /** Versions dropped by last-write-wins without the winner having seen them. */
+  readonly lwwDiscarded: number
+  /** Keys whose home replicas (those up) do not hold identical versions. */
+  readonly divergentKeys: number
+}
+
+/** Outcome of a client put. */
+export type PutOutcome =
+  | { readonly ok: true; readonly context: VersionVector; readonly sloppy: boolean }
+  | { readonly ok: false; readonly reason: string; readonly maybeApplied: boolean }
+
+/** Outcome of a client get. */
+export type GetOutcome =
+  | {
+      readonly ok: true
+      readonly value: JsonValue | null
+      readonly values: readonly JsonValue[]
+      readonly context: VersionVector
+    }
+  | { readonly ok: false; readonly reason: string }
+
+type Host = SimNodeHost<QuorumState, QuorumInput, QuorumMessage, QuorumReply, QuorumRecord>
+
+interface AcknowledgedPut {
+  readonly key: string
+  readonly value: JsonValue
+  readonly dot: Dot
+}
+
+/**
+ * A Dynamo-style quorum cluster on a simulated network: N nodes of the real machine, clients
+ * that record every operation, and the measurements the comparison needs. Counters that a
+ * node keeps in memory are accumulated here across its crashes.
+ */
+export class QuorumSim {
+  readonly network: SimNetwork<string>
+  readonly scheduler: Scheduler
+  readonly config: QuorumConfig
+  readonly recorder = new HistoryRecorder()
+  private readonly hosts = new Map<NodeId, Host>()
+  private readonly clients = new Map<string, QuorumClient>()
+  private readonly tickMs: number
+  private readonly clientTimeoutMs: number
+  private readonly acknowledged: AcknowledgedPut[] = []
+  private sloppyAcks = 0
+  private siblingReads = 0
+  private readonly totals = { hintsStored: 0, hintsDelivered: 0, lwwDiscarded: 0 }
+
+  constructor(options: QuorumSimOptions) {
+    this.scheduler = new Scheduler({ startMs: 0 })
+    this.network = new SimNetwork<string>({
+      prng: createPrng(options.seed),
+      scheduler: this.scheduler,
+      ...(options.faults === undefined ? {} : { faults: options.faults }),
+    })
+    this.config = createQuorumConfig({
+      ...options.config,
+      nodes: options.nodes ?? ['n1', 'n2', 'n3', 'n4', 'n5'],
+    })
+    this.tickMs = options.tickMs ?? 10
+    this.clientTimeoutMs = options.clientTimeoutMs ?? 1_000
+  }
+
+  /** Starts every node. */
+  async start(): Promise<void> {
+    for (const id of this.config.nodes) {
+      const host: Host = new SimNodeHost({
+        id,
+        network: this.network,
+        machine: createQuorumMachine(id, this.config),
+        tickMs: this.tickMs,
+        isNode: (name) => this.hosts.has(name as NodeId),
+        observer: { onStep: (_node, before, after) => this.observe(before, after) },
+      })
+      this.hosts.set(id, host)
+      this.network.addNode(id, host)
+      await host.start()
+    }
+  }
+
+  /** A client (created on first use). */
+  client(name: string): QuorumClient {
+    let client = this.clients.get(name)
+    if (client === undefined) {
+      const endpoint = new SimClientEndpoint<QuorumReply>(name, this.network, this.clientTimeoutMs)
+      this.network.addNode(name, endpoint)
+      client = new QuorumClient(this, endpoint)
+      this.clients.set(name, client)
+    }
+    return client
+  }
+
+  /** The node's host, for direct inspection. */
+  host(node: string): Host {
+    const host = this.hosts.get(node as NodeId)
+    if (host === undefined) throw new RangeError(`no node ${node}`)
+    return host
+  }
+
+  /** The key's home replicas, in preference order. */
+  homes(key: string): NodeId[] {
+    const state = this.states()[0]
+    if (state === undefined) throw new RangeError('no node is up')
+    return homeReplicas(state, key)
+  }
+
+  /** The current state of every node that is up. */
+  states(): QuorumState[] {
+    return [...this.hosts.values()].flatMap((host) => (host.state === null ? [] : [host.state]))
+  }
+
+  /** The versions `node` stores for `key` as a home replica (hints not included). */
+  stored(node: string, key: string): readonly Version[] {
+    return this.host(node).state?.store.get(key) ?? []
+  }
+
+  async run(ms: number): Promise<void> {
+    await this.scheduler.runFor(ms)
+  }
+
+  /** Runs until `promise` settles (a client operation always does, by its timeout). */
+  async until<T>(promise: Promise<T>): Promise<T> {
+    let done = false
+    const settle = () => {
+      done = true
+    }
+    promise.then(settle, settle)
+    while (!done) if (!(await this.scheduler.step())) break
+    return promise
+  }
+
+  crash(node: string): void {
+    this.host(node).crash()
+  }
+
+  async restart(node: string): Promise<void> {
+    await this.host(node).restart()
+  }
+
+  partition(groups: readonly (readonly string[])[]): void {
+    this.network.partition(groups)
+  }
+
+  heal(): void {
+    this.network.heal()
+  }
+
+  /** Every client operation so far. */
+  history(): RegisterOperation[] {
+    return this.recorder.history()
+  }
+
+  /** Keys any node stores. */
+  keys(): string[] {
+    const keys = new Set<string>()
+    for (const state of this.states()) for (const key of state.store.keys()) keys.add(key)
+    return [...keys].sort()
+  }
+
+  /** Everything the harness measured (see {@link QuorumReport}). */
+  report(): QuorumReport {
+    const keys = this.keys()
+    let divergent = 0
+    for (const key of keys) {
+      const digests = new Set(
+        this.homes(key)
+          .filter((node) => this.host(node).state !== null)
+          .map((node) => digestOf(this.stored(node, key))),
+      )
+      if (digests.size > 1) divergent++
+    }
+    return {
+      putsAcknowledged: this.acknowledged.length,
+      sloppyPutsAcknowledged: this.sloppyAcks,
+      staleReads: findStaleReads(this.history()).length,
+      lostAcknowledgedPuts: this.lostPuts(),
+      readsWithSiblings: this.siblingReads,
+      hintsStored: this.totals.hintsStored,
+      hintsDelivered: this.totals.hintsDelivered,
+      hintsPending: this.states().reduce((sum, state) => sum + state.hints.size, 0),
+      lwwDiscarded: this.totals.lwwDiscarded,
+      divergentKeys: divergent,
+    }
+  }
+
+  /** @internal Called by clients. */
+  recordPut(put: AcknowledgedPut, sloppy: boolean): void {
+    this.acknowledged.push(put)
+    if (sloppy) this.sloppyAcks++
+  }
+
+  /** @internal Called by clients. */
+  recordRead(siblings: number): void {
+    if (siblings > 1) this.siblingReads++
+  }
+
+  /**
+   * Acknowledged puts that no node that is up still reflects: none holds the put's version or
+   * a version written by someone who had seen it (as a stored version or a hint). Under
+   * last-write-wins a concurrent put that lost is counted here: nobody saw it, it is gone.
+   */
+  private lostPuts(): number {
+    let lost = 0
+    for (const put of this.acknowledged) {
+      const reflected = this.states().some((state) => {
+        const versions = [...(state.store.get(put.key) ?? [])]
+        for (const hint of state.hints.values()) if (hint.key === put.key) versions.push(hint.version)
+        return hasSeenDot(versions, put.dot)
+      })
+      if (!reflected) lost++
+    }
+    return lost
+  }
+
+  private observe(before: QuorumState, after: QuorumState): void {
+    this.totals.hintsStored += after.stats.hintsStored - before.stats.hintsStored
+    this.totals.hintsDelivered += after.stats.hintsDelivered - before.stats.hintsDelivered
+    this.totals.lwwDiscarded += after.stats.lwwDiscarded - before.stats.lwwDiscarded
+  }
+}
+
+/**
+ * A client of a {@link QuorumSim}. It keeps the context of its last read or write of each key
+ * and sends it with the next put, as a Dynamo client does, so its own writes supersede what it
+ * has seen and only truly concurrent writes become siblings.
+ */
+export class QuorumClient {
+  private readonly contexts = new Map<string, VersionVector>()
+  private readonly sim: QuorumSim
+  private readonly endpoint: SimClientEndpoint<QuorumReply>
+
+  constructor(sim: QuorumSim, endpoint: SimClientEndpoint<QuorumReply>) {
+    this.sim = sim
+    this.endpoint = endpoint
+  }
+
+  get name(): string {
+    return this.endpoint.id
+  }
+
+  /** Writes `value` through `node` (coordinator), with this client's context for the key. */
+  async put(
+    node: string,
+    key: string,
+    value: JsonValue,
+    options: { readonly w?: number; readonly sloppy?: boolean; readonly context?: VersionVector } = {},
+  ): Promise<PutOutcome> {
+    const id = this.endpoint.nextId()
+    const handle = this.sim.recorder.invoke(this.name, key, 'write', value, this.sim.network.now())
+    const request: QuorumRequest = {
+      type: 'put',
+      id,
+      key,
+      value,
+      context: options.context ?? this.contexts.get(key) ?? {},
+      w: options.w ?? null,
+      sloppy: options.sloppy ?? null,
+    }
+    const reply = await this.endpoint.request(node, request)
+    const now = this.sim.network.now()
+    if (reply?.type === 'put-ok') {
+      this.sim.recorder.complete(handle, 'ok', now)
+      this.contexts.set(key, reply.context)
+      this.sim.recordPut({ key, value, dot: reply.dot }, reply.sloppy)
+      return { ok: true, context: reply.context, sloppy: reply.sloppy }
+    }
+    if (reply?.type === 'rejected') {
+      this.sim.recorder.complete(handle, reply.maybeApplied ? 'unknown' : 'failed', now)
+      return { ok: false, reason: reply.reason, maybeApplied: reply.maybeApplied }
+    }
+    this.sim.recorder.complete(handle, reply === null ? 'unknown' : 'failed', now)
+    return { ok: false, reason: reply === null ? 'timeout' : reply.type, maybeApplied: reply === null }
+  }
+
+  /** Reads `key` through `node`; the recorded value is the register view (latest by stamp). */
+  async get(
+    node: string,
+    key: string,
+    options: { readonly r?: number; readonly repair?: ReadRepairMode } = {},
+  ): Promise<GetOutcome> {
+    const id = this.endpoint.nextId()
+    const handle = this.sim.recorder.invoke(this.name, key, 'read', undefined, this.sim.network.now())
+    const request: QuorumRequest = {
+      type: 'get',
+      id,
+      key,
+      r: options.r ?? null,
+      repair: options.repair ?? null,
+    }
+    const reply = await this.endpoint.request(node, request)
+    const now = this.sim.network.now()
+    if (reply?.type === 'get-ok') {
+      this.sim.recorder.complete(handle, 'ok', now, reply.value ?? undefined)
+      this.contexts.set(key, reply.context)
+      this.sim.recordRead(reply.values.length)
+      return { ok: true, value: reply.value, values: reply.values, context: reply.context }
+    }
+    this.sim.recorder.complete(handle, 'failed', now)
+    return {
+      ok: false,
+      reason: reply === null ? 'timeout' : reply.type === 'rejected' ? reply.reason : reply.type,
+    }
+  }
+
+  /** Sends raw frame text to a node and returns its reply (tests of malformed input). */
+  async raw(node: string, frame: string, id = this.endpoint.nextId()): Promise<QuorumReply | null> {
+    return this.endpoint.sendRaw(node, frame, id)
+  }
+}

@@ -1,0 +1,443 @@
+import type { JsonValue } from '@chorus/core'
+import {
+  createPrng,
+  findStaleReads,
+  type LinkFaults,
+  type RegisterOperation,
+  Scheduler,
+  SimNetwork,
+} from '@chorus/testkit'
+import { asNodeId, type NodeId } from '../node-id.js'
+import {
+  createSingleLeaderConfig,
+  type SingleLeaderConfig,
+  type SingleLeaderConfigInput,
+} from '../single-leader/config.js'
+import { epochAt, lastLsn } from '../single-leader/log.js'
+import type {
+  SingleLeaderInput,
+  SingleLeaderMessage,
+  SingleLeaderRecord,
+  SingleLeaderReply,
+  SingleLeaderRequest,
+  SingleLeaderStatus,
+} from '../single-leader/messages.js'
+import { createSingleLeaderMachine } from '../single-leader/node.js'
+import { readableData, type SingleLeaderState } from '../single-leader/state.js'
+import { HistoryRecorder, SimClientEndpoint } from './sim-client.js'
+import { SimNodeHost } from './sim-host.js'
+
+/** Options for {@link createSingleLeaderSim}. */
+export interface SingleLeaderSimOptions {
+  readonly seed: number
+  /** Member names (default n1…n3). */
+  readonly nodes?: readonly string[]
+  /** Cluster settings other than `nodes`. */
+  readonly config?: Omit<SingleLeaderConfigInput, 'nodes'>
+  readonly faults?: Partial<LinkFaults>
+  /** Virtual ms between node ticks (default 10). */
+  readonly tickMs?: number
+  /** A client gives up on a request after this long (default 1000). */
+  readonly clientTimeoutMs?: number
+}
+
+/** A write some client was told succeeded. */
+export interface AcknowledgedWrite {
+  readonly writeId: string
+  readonly client: string
+  readonly key: string
+  readonly value: JsonValue
+  readonly lsn: number
+  readonly epoch: number
+  readonly durability: 'leader' | 'replicated'
+  readonly node: NodeId
+}
+
+/** What the harness measured over a run. */
+export interface SingleLeaderReport {
+  readonly acknowledgedWrites: number
+  /** Acknowledged writes missing from the final leader's log (requires a leader now). */
+  readonly lostAcknowledgedWrites: number
+  /** Lost writes that had been acknowledged on the leader's disk alone (async or semi-sync fallback). */
+  readonly lostLeaderOnlyWrites: number
+  /** Acknowledged writes appended by a leader after a leader of a newer epoch existed. */
+  readonly staleEpochWritesAcknowledged: number
+  /** Appends a node took from a leader of an older epoch than its own (only without fencing); counted across crashes. */
+  readonly staleEpochAppendsAccepted: number
+  /** Appends storage refused because a newer epoch had written (fencing at the disk). */
+  readonly storageFencedAppends: number
+  readonly staleReads: number
+  /** Writes acknowledged while a partition was in force. */
+  readonly writesAcceptedDuringPartition: number
+  /** Semi-sync writes acknowledged on the leader's disk alone after the timeout, counted across crashes. */
+  readonly semiSyncFallbacks: number
+  /** Nodes that, after settling, read differently from the final leader. */
+  readonly divergentNodes: number
+  /** Distinct (node, epoch) leaderships seen. */
+  readonly leaderships: number
+}
+
+/** Outcome of a client write. */
+export type WriteOutcome =
+  | {
+      readonly ok: true
+      readonly lsn: number
+      readonly epoch: number
+      readonly durability: 'leader' | 'replicated'
+    }
+  | { readonly ok: false; readonly reason: string; readonly maybeApplied: boolean }
+
+/** Outcome of a client read. */
+export type ReadOutcome =
+  | { readonly ok: true; readonly value: JsonValue | null; readonly lsn: number; readonly node: NodeId }
+  | { readonly ok: false; readonly reason: string }
+
+type Host = SimNodeHost<
+  SingleLeaderState,
+  SingleLeaderInput,
+  SingleLeaderMessage,
+  SingleLeaderReply,
+  SingleLeaderRecord
+>
+
+/**
+ * A single-leader cluster on a simulated network: N nodes of the real machine, clients that
+ * record every operation, and the measurements the comparison needs.
+ */
+export class SingleLeaderSim {
+  readonly network: SimNetwork<string>
+  readonly scheduler: Scheduler
+  readonly config: SingleLeaderConfig
+  readonly recorder = new HistoryRecorder()
+  readonly acknowledged: AcknowledgedWrite[] = []
+  private readonly hosts = new Map<NodeId, Host>()
+  private readonly clients = new Map<string, SingleLeaderClient>()
+  private readonly tickMs: number
+  private readonly clientTimeoutMs: number
+  private maxLeaderEpoch = 0
+  private readonly leaderships = new Set<string>()
+  private readonly appendedUnder = new Map<string, number>()
+  private staleAppends = 0
+  private fallbacks = 0
+  private partitioned = false
+  private partitionWrites = 0
+
+  constructor(options: SingleLeaderSimOptions) {
+    this.scheduler = new Scheduler({ startMs: 0 })
+    this.network = new SimNetwork<string>({
+      prng: createPrng(options.seed),
+      scheduler: this.scheduler,
+      ...(options.faults === undefined ? {} : { faults: options.faults }),
+    })
+    this.config = createSingleLeaderConfig({ ...options.config, nodes: options.nodes ?? ['n1', 'n2', 'n3'] })
+    this.tickMs = options.tickMs ?? 10
+    this.clientTimeoutMs = options.clientTimeoutMs ?? 1_000
+  }
+
+  /** Starts every member. */
+  async start(): Promise<void> {
+    for (const node of this.config.nodes) await this.addNode(node)
+  }
+
+  /** Adds and starts a node outside the membership: a learner that bootstraps by snapshot. */
+  async addLearner(name: string): Promise<void> {
+    await this.addNode(asNodeId(name))
+  }
+
+  private async addNode(id: NodeId): Promise<void> {
+    const host: Host = new SimNodeHost({
+      id,
+      network: this.network,
+      machine: createSingleLeaderMachine(id, this.config),
+      tickMs: this.tickMs,
+      isNode: (name) => this.hosts.has(name as NodeId),
+      observer: { onStep: (node, before, after, effects) => this.observe(node, before, after, effects) },
+    })
+    this.hosts.set(id, host)
+    this.network.addNode(id, host)
+    await host.start()
+  }
+
+  /** A client (created on first use). */
+  client(name: string): SingleLeaderClient {
+    let client = this.clients.get(name)
+    if (client === undefined) {
+      const endpoint = new SimClientEndpoint<SingleLeaderReply>(name, this.network, this.clientTimeoutMs)
+      this.network.addNode(name, endpoint)
+      client = new SingleLeaderClient(this, endpoint)
+      this.clients.set(name, client)
+    }
+    return client
+  }
+
+  /** The node's host, for direct inspection. */
+  host(node: string): Host {
+    const host = this.hosts.get(node as NodeId)
+    if (host === undefined) throw new RangeError(`no node ${node}`)
+    return host
+  }
+
+  /** The current state of every node that is up. */
+  states(): SingleLeaderState[] {
+    return [...this.hosts.values()].flatMap((host) => (host.state === null ? [] : [host.state]))
+  }
+
+  /** The leader of the highest epoch among nodes that are up, if any. */
+  leader(): NodeId | undefined {
+    let best: SingleLeaderState | undefined
+    for (const state of this.states()) {
+      if (state.role === 'leader' && (best === undefined || state.epoch > best.epoch)) best = state
+    }
+    return best?.id
+  }
+
+  /** Runs the simulation for `ms` of virtual time. */
+  async run(ms: number): Promise<void> {
+    await this.scheduler.runFor(ms)
+  }
+
+  /** Runs until `promise` settles (a client operation always does, by its timeout). */
+  async until<T>(promise: Promise<T>): Promise<T> {
+    let done = false
+    promise.then(
+      () => {
+        done = true
+      },
+      () => {
+        done = true
+      },
+    )
+    while (!done) if (!(await this.scheduler.step())) break
+    return promise
+  }
+
+  /** Runs until a leader exists (or `maxMs` passes); returns it. */
+  async awaitLeader(maxMs = 10_000): Promise<NodeId | undefined> {
+    for (let waited = 0; waited < maxMs && this.leader() === undefined; waited += 10) await this.run(10)
+    return this.leader()
+  }
+
+  crash(node: string): void {
+    this.host(node).crash()
+  }
+
+  async restart(node: string): Promise<void> {
+    await this.host(node).restart()
+  }
+
+  pause(node: string, ms: number): void {
+    this.host(node).pause(ms)
+  }
+
+  partition(groups: readonly (readonly string[])[]): void {
+    this.network.partition(groups)
+    this.partitioned = true
+  }
+
+  heal(): void {
+    this.network.heal()
+    this.partitioned = false
+  }
+
+  /** An operator's manual failover to `node`. */
+  async promote(node: string): Promise<void> {
+    await this.host(node).input((now) => ({ type: 'promote', now }))
+  }
+
+  /** Everything the harness measured (see {@link SingleLeaderReport}). */
+  report(): SingleLeaderReport {
+    const leader = this.leader()
+    const reference = leader === undefined ? undefined : this.host(leader).state
+    const lost = reference === undefined || reference === null ? [] : this.lostWrites(reference)
+    let divergent = 0
+    if (reference !== undefined && reference !== null) {
+      const expected = JSON.stringify([...readableData(reference)].sort())
+      for (const state of this.states()) {
+        if (JSON.stringify([...readableData(state)].sort()) !== expected) divergent++
+      }
+    }
+    return {
+      acknowledgedWrites: this.acknowledged.length,
+      lostAcknowledgedWrites: lost.length,
+      lostLeaderOnlyWrites: lost.filter((write) => write.durability === 'leader').length,
+      staleEpochWritesAcknowledged: this.acknowledged.filter(
+        (write) => (this.appendedUnder.get(write.writeId) ?? 0) > write.epoch,
+      ).length,
+      staleEpochAppendsAccepted: this.staleAppends,
+      storageFencedAppends: [...this.hosts.values()].reduce(
+        (sum, host) => sum + host.storage.stats.fenced,
+        0,
+      ),
+      staleReads: findStaleReads(this.history()).length,
+      writesAcceptedDuringPartition: this.partitionWrites,
+      semiSyncFallbacks: this.fallbacks,
+      divergentNodes: divergent,
+      leaderships: this.leaderships.size,
+    }
+  }
+
+  /** Acknowledged writes whose (LSN, epoch) the given log does not hold. */
+  lostWrites(reference: SingleLeaderState): AcknowledgedWrite[] {
+    return this.acknowledged.filter(
+      (write) => write.lsn > lastLsn(reference.log) || epochAt(reference.log, write.lsn) !== write.epoch,
+    )
+  }
+
+  /** Every client operation so far. */
+  history(): RegisterOperation[] {
+    return this.recorder.history()
+  }
+
+  /** @internal Called by clients when a write is acknowledged. */
+  recordAcknowledged(write: AcknowledgedWrite): void {
+    this.acknowledged.push(write)
+    if (this.partitioned) this.partitionWrites++
+  }
+
+  private observe(
+    node: NodeId,
+    before: SingleLeaderState,
+    after: SingleLeaderState,
+    effects: readonly { readonly type: string; readonly records?: readonly SingleLeaderRecord[] }[],
+  ): void {
+    if (after.role === 'leader' && (before.role !== 'leader' || before.epoch !== after.epoch)) {
+      this.leaderships.add(`${node}@${after.epoch}`)
+      this.maxLeaderEpoch = Math.max(this.maxLeaderEpoch, after.epoch)
+    }
+    this.staleAppends += after.stats.staleEpochAccepted - before.stats.staleEpochAccepted
+    this.fallbacks += after.stats.semiSyncFallbacks - before.stats.semiSyncFallbacks
+    if (after.role !== 'leader') return
+    for (const effect of effects) {
+      for (const record of effect.records ?? []) {
+        if (record.type !== 'entries') continue
+        for (const entry of record.entries) {
+          if (entry.write !== null && !this.appendedUnder.has(entry.write.id)) {
+            this.appendedUnder.set(entry.write.id, this.maxLeaderEpoch)
+          }
+        }
+      }
+    }
+  }
+}
+
+/** A client of a {@link SingleLeaderSim}: finds the leader, carries its LSN token, records history. */
+export class SingleLeaderClient {
+  /** The highest LSN this client wrote or read: sent with replica reads. */
+  token = 0
+  private leaderHint: NodeId | null = null
+  private readonly sim: SingleLeaderSim
+  private readonly endpoint: SimClientEndpoint<SingleLeaderReply>
+
+  constructor(sim: SingleLeaderSim, endpoint: SimClientEndpoint<SingleLeaderReply>) {
+    this.sim = sim
+    this.endpoint = endpoint
+  }
+
+  get name(): string {
+    return this.endpoint.id
+  }
+
+  /** Writes through `node`, or the leader this client believes in. */
+  async write(
+    key: string,
+    value: JsonValue,
+    options: { readonly node?: string } = {},
+  ): Promise<WriteOutcome> {
+    const node = (options.node as NodeId | undefined) ?? this.target()
+    const id = this.endpoint.nextId()
+    const handle = this.sim.recorder.invoke(this.name, key, 'write', value, this.sim.network.now())
+    const request: SingleLeaderRequest = { type: 'write', id, key, value }
+    const reply = await this.endpoint.request(node, request)
+    const now = this.sim.network.now()
+    if (reply?.type === 'write-ok') {
+      this.sim.recorder.complete(handle, 'ok', now)
+      this.token = Math.max(this.token, reply.lsn)
+      this.leaderHint = node
+      this.sim.recordAcknowledged({
+        writeId: `${this.name}/${id}`,
+        client: this.name,
+        key,
+        value,
+        lsn: reply.lsn,
+        epoch: reply.epoch,
+        durability: reply.durability,
+        node,
+      })
+      return { ok: true, lsn: reply.lsn, epoch: reply.epoch, durability: reply.durability }
+    }
+    if (reply?.type === 'rejected') {
+      this.learn(node, reply.leader)
+      this.sim.recorder.complete(handle, reply.maybeApplied ? 'unknown' : 'failed', now)
+      return { ok: false, reason: reply.reason, maybeApplied: reply.maybeApplied }
+    }
+    if (reply === null) this.learn(node, null)
+    this.sim.recorder.complete(handle, reply === null ? 'unknown' : 'failed', now)
+    return { ok: false, reason: reply === null ? 'timeout' : reply.type, maybeApplied: reply === null }
+  }
+
+  /**
+   * Reads `key`. `consistency: 'leader'` (the default) asks the leader for a linearizable read;
+   * `'replica'` reads any node (default: a random-free choice, `node`) with this client's token.
+   */
+  async read(
+    key: string,
+    options: {
+      readonly node?: string
+      readonly consistency?: 'leader' | 'replica'
+      readonly waitMs?: number
+    } = {},
+  ): Promise<ReadOutcome> {
+    const consistency = options.consistency ?? 'leader'
+    const node = (options.node as NodeId | undefined) ?? this.target()
+    const id = this.endpoint.nextId()
+    const handle = this.sim.recorder.invoke(this.name, key, 'read', undefined, this.sim.network.now())
+    const request: SingleLeaderRequest = {
+      type: 'read',
+      id,
+      key,
+      consistency,
+      minLsn: consistency === 'replica' ? this.token : 0,
+      waitMs: options.waitMs ?? 0,
+    }
+    const reply = await this.endpoint.request(node, request)
+    const now = this.sim.network.now()
+    if (reply?.type === 'read-ok') {
+      this.sim.recorder.complete(handle, 'ok', now, reply.value ?? undefined)
+      this.token = Math.max(this.token, reply.lsn)
+      return { ok: true, value: reply.value, lsn: reply.lsn, node }
+    }
+    if (reply?.type === 'rejected') this.learn(node, reply.leader)
+    if (reply === null) this.learn(node, null)
+    this.sim.recorder.complete(handle, reply === null ? 'unknown' : 'failed', now)
+    return {
+      ok: false,
+      reason: reply === null ? 'timeout' : reply.type === 'rejected' ? reply.reason : reply.type,
+    }
+  }
+
+  /** Asks `node` for its status (role, epoch, LSNs, lag); null on timeout. */
+  async status(node: string): Promise<SingleLeaderStatus | null> {
+    const request: SingleLeaderRequest = { type: 'status', id: this.endpoint.nextId() }
+    const reply = await this.endpoint.request(node, request)
+    return reply?.type === 'status' ? reply.status : null
+  }
+
+  /** Sends raw frame text to a node and returns its reply (tests of malformed input). */
+  async raw(node: string, frame: string, id = this.endpoint.nextId()): Promise<SingleLeaderReply | null> {
+    return this.endpoint.sendRaw(node, frame, id)
+  }
+
+  private target(): NodeId {
+    return this.leaderHint ?? (this.sim.config.nodes[0] as NodeId)
+  }
+
+  /** After a refusal or a silence: follow the hint, or try the next member. */
+  private learn(asked: NodeId, hint: NodeId | null): void {
+    if (hint !== null && hint !== asked) {
+      this.leaderHint = hint
+      return
+    }
+    const nodes = this.sim.config.nodes
+    this.leaderHint = nodes[(nodes.indexOf(asked) + 1) % nodes.length] as NodeId
+  }
+}

@@ -1,0 +1,142 @@
+import type { NodeId } from '../node-id.js'
+import { becomeLeader } from './leader.js'
+import { lastEpoch, lastLsn } from './log.js'
+import type { SingleLeaderMessage } from './messages.js'
+import { adoptEpoch, stepDown } from './roles.js'
+import {
+  bump,
+  leaseValid,
+  majority,
+  type Out,
+  otherMembers,
+  persistTerm,
+  type SingleLeaderState,
+} from './state.js'
+
+/**
+ * Elections: a simple majority vote on (epoch, last entry).
+ *
+ * A member that hears no leader for an election timeout (plus a stagger that depends on its
+ * position and the epoch, so members rarely stand at once) becomes a candidate: it moves to
+ * the next epoch, votes for itself, persists that, and asks the others. A member grants at most
+ * one vote per epoch, only to a candidate whose last entry is at least as recent as its own —
+ * a later epoch, or the same epoch and an LSN at least as high — and only once it has not
+ * heard from a leader for an election timeout. A candidate with a majority leads. Because any
+ * two majorities share a member, the winner's log holds every entry a majority had stored,
+ * which includes every write acknowledged in `sync` or `chain` mode: the most up-to-date
+ * reachable member wins. The new epoch then fences the old leader everywhere.
+ */
+
+/** When this follower or candidate stands for election next. */
+export function electionDeadline(state: SingleLeaderState): number {
+  const size = state.config.nodes.length
+  const index = Math.max(0, state.config.nodes.indexOf(state.id))
+  const timeout = state.config.electionTimeoutMs
+  const stagger = ((index + state.epoch) % size) * Math.floor(timeout / size)
+  const from = state.role === 'candidate' ? state.electionStartedAt : state.lastHeardAt
+  return from + timeout + stagger
+}
+
+/** Stands for election in the next epoch; `force` marks a manual promotion. */
+export function startElection(
+  state: SingleLeaderState,
+  out: Out,
+  now: number,
+  force: boolean,
+): SingleLeaderState {
+  let next = stepDown(state, out, now)
+  next = bump(
+    {
+      ...next,
+      epoch: next.epoch + 1,
+      votedFor: next.id,
+      role: 'candidate',
+      leader: null,
+      votes: [next.id],
+      electionStartedAt: now,
+    },
+    'electionsStarted',
+  )
+  persistTerm(next, out)
+  if (next.votes.length >= majority(next)) return becomeLeader(next, out, now)
+  const message: SingleLeaderMessage = {
+    type: 'vote-request',
+    epoch: next.epoch,
+    lastLsn: lastLsn(next.log),
+    lastEpoch: lastEpoch(next.log),
+    force,
+  }
+  for (const node of otherMembers(next)) out.push({ type: 'send', to: node, message })
+  return next
+}
+
+/**
+ * A candidate asks for this node's vote. Ignored — not even answered — while this node still
+ * hears a leader (unless the request is a manual promotion): that is the promise that keeps a
+ * leader's lease safe, and it stops a node returning from a partition from deposing a healthy
+ * leader.
+ */
+export function handleVoteRequest(
+  state: SingleLeaderState,
+  out: Out,
+  from: NodeId,
+  message: Extract<SingleLeaderMessage, { type: 'vote-request' }>,
+  now: number,
+): SingleLeaderState {
+  if (!state.member || !state.config.nodes.includes(from)) return state
+  if (!message.force && hearsLeader(state, now)) return state
+  if (message.epoch < state.epoch) {
+    out.push({ type: 'send', to: from, message: { type: 'vote', epoch: state.epoch, granted: false } })
+    return state
+  }
+  let next = adoptEpoch(state, out, message.epoch, now)
+  const mineEpoch = lastEpoch(next.log)
+  const upToDate =
+    message.lastEpoch > mineEpoch || (message.lastEpoch === mineEpoch && message.lastLsn >= lastLsn(next.log))
+  const granted = upToDate && (next.votedFor === null || next.votedFor === from)
+  if (granted && next.votedFor !== from) {
+    next = { ...next, votedFor: from, lastHeardAt: now }
+    persistTerm(next, out)
+  }
+  out.push({ type: 'send', to: from, message: { type: 'vote', epoch: next.epoch, granted } })
+  return next
+}
+
+/** A vote came back: a majority makes this candidate the leader. */
+export function handleVote(
+  state: SingleLeaderState,
+  out: Out,
+  from: NodeId,
+  message: Extract<SingleLeaderMessage, { type: 'vote' }>,
+  now: number,
+): SingleLeaderState {
+  if (message.epoch > state.epoch) return adoptEpoch(state, out, message.epoch, now)
+  if (state.role !== 'candidate' || message.epoch !== state.epoch || !message.granted) return state
+  if (state.votes.includes(from)) return state
+  const next = { ...state, votes: [...state.votes, from] }
+  return next.votes.length >= majority(next) ? becomeLeader(next, out, now) : next
+}
+
+/**
+ * An operator's manual failover.
+ *
+ * With fencing, the node runs an election at once that voters honour even while they still
+ * hear the old leader; it still needs a majority and an up-to-date log, so a lagging follower
+ * cannot be promoted over members that hold more, and the voters' new epoch fences the old
+ * leader. (The old leader may answer leader reads until it hears of the new epoch: a forced
+ * promotion cuts its lease short.) Without fencing, the node simply declares itself leader of
+ * the next epoch — and the old leader, which ignores epochs too, keeps leading: split brain.
+ */
+export function promote(state: SingleLeaderState, out: Out, now: number): SingleLeaderState {
+  if (!state.member || state.role === 'leader') return state
+  const next = bump(state, 'promotions')
+  if (next.config.fencing) return startElection(next, out, now, true)
+  const declared = { ...next, epoch: next.epoch + 1, votedFor: next.id }
+  persistTerm(declared, out)
+  return becomeLeader(declared, out, now)
+}
+
+function hearsLeader(state: SingleLeaderState, now: number): boolean {
+  if (state.role === 'leader') return leaseValid(state, now)
+  return now - state.leaderContactAt < state.config.electionTimeoutMs
+}

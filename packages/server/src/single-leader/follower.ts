@@ -1,0 +1,266 @@
+import type { NodeId } from '../node-id.js'
+import {
+  appendEntries,
+  EMPTY_LOG,
+  epochAt,
+  epochRunStart,
+  installSnapshot,
+  lastLsn,
+  type ReplicationLog,
+  truncateAfter,
+} from './log.js'
+import type { LogEntry, SingleLeaderMessage, SingleLeaderRecord } from './messages.js'
+import { serveParked } from './reads.js'
+import { maybeCompact, replicate, resendStale } from './replication.js'
+import { followLeader } from './roles.js'
+import { bump, fenceEpoch, isChainTail, type Out, type SingleLeaderState } from './state.js'
+
+type Append = Extract<SingleLeaderMessage, { type: 'append' }>
+type Snapshot = Extract<SingleLeaderMessage, { type: 'snapshot' }>
+type Heartbeat = Extract<SingleLeaderMessage, { type: 'heartbeat' }>
+
+/**
+ * Refuses a message from an older epoch (with fencing), answering with ours so the sender
+ * learns it was deposed; with fencing off, a leader ignores another leader's stream instead
+ * (two leaders side by side: split brain). Returns true when the message must be dropped.
+ */
+function refuse(
+  state: SingleLeaderState,
+  out: Out,
+  from: NodeId,
+  message: Append | Snapshot | Heartbeat,
+): boolean {
+  if (state.config.fencing) {
+    if (message.epoch >= state.epoch) return false
+    out.push({
+      type: 'send',
+      to: from,
+      message:
+        message.type === 'heartbeat'
+          ? { type: 'heartbeat-ack', epoch: state.epoch, sentAt: message.sentAt, lastLsn: lastLsn(state.log) }
+          : {
+              type: 'append-ack',
+              epoch: state.epoch,
+              ok: false,
+              lsn: lastLsn(state.log),
+              sentAt: message.sentAt,
+            },
+    })
+    return true
+  }
+  return state.role === 'leader' && message.leader !== state.id
+}
+
+/**
+ * Entries from the leader (or, in a chain, from the predecessor).
+ *
+ * The receiver must hold `prevLsn` with epoch `prevEpoch`, or it answers where to resume (the
+ * start of its conflicting epoch, so a whole divergent epoch is skipped in one round trip). An
+ * entry that conflicts with one it holds — same LSN, other epoch — removes that entry and
+ * everything after it: those were never committed. The receiver acknowledges only after the
+ * entries are persisted, and commits no further than its log verifiably matches the leader's.
+ * With fencing off, epochs are not compared at all: entries are taken by position, so two
+ * leaders' writes can silently overwrite each other's slots.
+ */
+export function handleAppend(
+  state: SingleLeaderState,
+  out: Out,
+  from: NodeId,
+  message: Append,
+  now: number,
+): SingleLeaderState {
+  if (refuse(state, out, from, message)) {
+    return state.config.fencing ? bump(state, 'staleEpochRefused') : state
+  }
+  let next = followLeader(state, out, message.epoch, message.leader, now)
+  const fencing = next.config.fencing
+  const ack = (ok: boolean, lsn: number) =>
+    out.push({
+      type: 'send',
+      to: from,
+      message: { type: 'append-ack', epoch: next.epoch, ok, lsn, sentAt: message.sentAt },
+    })
+  let log = next.log
+  if (message.prevLsn > lastLsn(log)) {
+    ack(false, lastLsn(log))
+    return next
+  }
+  if (fencing && epochAt(log, message.prevLsn) !== message.prevEpoch) {
+    if (message.prevLsn <= log.base.lsn) {
+      next = resetLog(next, out)
+      ack(false, 0)
+      return next
+    }
+    ack(false, Math.max(log.base.lsn, epochRunStart(log, message.prevLsn) - 1))
+    return next
+  }
+  const records: SingleLeaderRecord[] = []
+  const fresh: LogEntry[] = []
+  let commitLsn = next.commitLsn
+  let matchedLsn = next.matchedLsn
+  let truncated = 0
+  for (const entry of message.entries) {
+    if (entry.lsn <= log.base.lsn) continue
+    if (fresh.length === 0 && entry.lsn <= lastLsn(log)) {
+      if (!fencing || epochAt(log, entry.lsn) === entry.epoch) continue
+      truncated += lastLsn(log) - (entry.lsn - 1)
+      log = truncateAfter(log, entry.lsn - 1)
+      records.push({ type: 'truncate', after: entry.lsn - 1 })
+      commitLsn = Math.min(commitLsn, entry.lsn - 1)
+      matchedLsn = Math.min(matchedLsn, entry.lsn - 1)
+    }
+    fresh.push(entry)
+  }
+  if (fresh.length > 0) {
+    log = appendEntries(log, fresh)
+    records.push({ type: 'entries', entries: fresh })
+  }
+  if (records.length > 0) out.push({ type: 'persist', records, epoch: fenceEpoch(next) })
+  const matched = message.prevLsn + message.entries.length
+  matchedLsn = Math.max(matchedLsn, Math.min(matched, lastLsn(log)))
+  next = {
+    ...next,
+    log,
+    matchedLsn,
+    commitLsn: Math.max(commitLsn, Math.min(message.commitLsn, matchedLsn)),
+    leaderCommitLsn: Math.max(next.leaderCommitLsn, message.commitLsn),
+  }
+  if (truncated > 0) next = bump(next, 'entriesTruncated', truncated)
+  if (fresh.length > 0 && message.epoch < next.epoch) next = bump(next, 'staleEpochAccepted', fresh.length)
+  ack(true, matched)
+  return afterProgress(next, out, now)
+}
+
+/**
+ * A snapshot from a sender whose log no longer holds what this node needs. If this node's log
+ * already has the snapshot's last entry, the entries after it stay; otherwise the whole log is
+ * replaced.
+ */
+export function handleSnapshot(
+  state: SingleLeaderState,
+  out: Out,
+  from: NodeId,
+  message: Snapshot,
+  now: number,
+): SingleLeaderState {
+  if (refuse(state, out, from, message)) {
+    return state.config.fencing ? bump(state, 'staleEpochRefused') : state
+  }
+  let next = followLeader(state, out, message.epoch, message.leader, now)
+  const ack = () =>
+    out.push({
+      type: 'send',
+      to: from,
+      message: { type: 'append-ack', epoch: next.epoch, ok: true, lsn: message.lsn, sentAt: message.sentAt },
+    })
+  const keepSuffix = epochAt(next.log, message.lsn) === message.lastEpoch
+  if (keepSuffix && message.lsn <= next.log.base.lsn) {
+    ack()
+    return next
+  }
+  const log = installSnapshot(
+    next.log,
+    { lsn: message.lsn, lastEpoch: message.lastEpoch, epochs: message.epochs, data: new Map(message.data) },
+    keepSuffix,
+  )
+  out.push({
+    type: 'persist',
+    records: [
+      {
+        type: 'snapshot',
+        lsn: message.lsn,
+        lastEpoch: message.lastEpoch,
+        epochs: message.epochs,
+        data: message.data,
+        keepSuffix,
+      },
+    ],
+    epoch: fenceEpoch(next),
+  })
+  const matchedLsn = keepSuffix ? Math.max(next.matchedLsn, message.lsn) : message.lsn
+  next = bump(
+    {
+      ...next,
+      log,
+      matchedLsn,
+      commitLsn: keepSuffix ? Math.max(next.commitLsn, message.lsn) : message.lsn,
+      leaderCommitLsn: Math.max(next.leaderCommitLsn, message.commitLsn),
+    },
+    'snapshotsInstalled',
+  )
+  ack()
+  return afterProgress(next, out, now)
+}
+
+/** A leader's heartbeat: renews the election timer, carries the commit point, feeds the lease. */
+export function handleHeartbeat(
+  state: SingleLeaderState,
+  out: Out,
+  from: NodeId,
+  message: Heartbeat,
+  now: number,
+): SingleLeaderState {
+  if (refuse(state, out, from, message)) {
+    return state.config.fencing ? bump(state, 'staleEpochRefused') : state
+  }
+  let next = followLeader(state, out, message.epoch, message.leader, now)
+  const matchedLsn =
+    epochAt(next.log, message.lastLsn) === message.lastEpoch
+      ? Math.max(next.matchedLsn, message.lastLsn)
+      : next.matchedLsn
+  next = {
+    ...next,
+    matchedLsn,
+    commitLsn: Math.max(next.commitLsn, Math.min(message.commitLsn, matchedLsn)),
+    leaderCommitLsn: Math.max(next.leaderCommitLsn, message.commitLsn),
+  }
+  out.push({
+    type: 'send',
+    to: from,
+    message: { type: 'heartbeat-ack', epoch: next.epoch, sentAt: message.sentAt, lastLsn: lastLsn(next.log) },
+  })
+  if (isChainTail(next)) {
+    // Repeated on every heartbeat: a lost chain-ack would otherwise stall the leader's commit.
+    out.push({
+      type: 'send',
+      to: from,
+      message: { type: 'chain-ack', epoch: next.epoch, lsn: next.matchedLsn },
+    })
+  }
+  next = serveParked(next, out, now)
+  return maybeCompact(next, out)
+}
+
+/** After this node's log or commit moved: forward along the chain, report as tail, serve reads. */
+function afterProgress(state: SingleLeaderState, out: Out, now: number): SingleLeaderState {
+  let next = replicate(state, out, now)
+  if (isChainTail(next) && next.leader !== null && next.leader !== next.id) {
+    out.push({
+      type: 'send',
+      to: next.leader,
+      message: { type: 'chain-ack', epoch: next.epoch, lsn: next.matchedLsn },
+    })
+  }
+  next = serveParked(next, out, now)
+  return maybeCompact(next, out)
+}
+
+/** A follower's or chain member's timer: probe a stalled successor. */
+export function followerTick(state: SingleLeaderState, out: Out, now: number): SingleLeaderState {
+  return resendStale(state, out, now)
+}
+
+/**
+ * Drops a log whose compacted part disagrees with the leader's (only possible after an
+ * asynchronous leader lost entries): the sender then streams a snapshot.
+ */
+function resetLog(state: SingleLeaderState, out: Out): SingleLeaderState {
+  const log: ReplicationLog = EMPTY_LOG
+  out.push({
+    type: 'persist',
+    records: [{ type: 'snapshot', lsn: 0, lastEpoch: 0, epochs: [], data: [], keepSuffix: false }],
+    epoch: fenceEpoch(state),
+  })
+  const removed = lastLsn(state.log)
+  return bump({ ...state, log, commitLsn: 0, matchedLsn: 0 }, 'entriesTruncated', removed)
+}

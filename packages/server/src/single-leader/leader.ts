@@ -1,0 +1,272 @@
+import type { NodeId } from '../node-id.js'
+import { appendEntries, lastEpoch, lastLsn } from './log.js'
+import type { LogEntry, SingleLeaderMessage, SingleLeaderRequest } from './messages.js'
+import { serveParked } from './reads.js'
+import { maybeCompact, onStreamAck, replicate, resendStale, withProgress } from './replication.js'
+import { adoptEpoch, stepDown } from './roles.js'
+import {
+  bump,
+  epochOf,
+  fenceEpoch,
+  leaseExpiry,
+  leaseValid,
+  majority,
+  type Out,
+  otherMembers,
+  type PendingWrite,
+  type SingleLeaderState,
+} from './state.js'
+
+type WriteRequest = Extract<SingleLeaderRequest, { type: 'write' }>
+
+/**
+ * Takes over as leader: every other member starts unknown, and a no-op entry of the new epoch
+ * is appended. Once that entry commits, every entry before it is committed too (whatever
+ * earlier leaders managed), which is when the leader starts serving linearizable reads.
+ */
+export function becomeLeader(state: SingleLeaderState, out: Out, now: number): SingleLeaderState {
+  const noop: LogEntry = { lsn: lastLsn(state.log) + 1, epoch: state.epoch, write: null }
+  const progress = new Map(
+    otherMembers(state).map((node) => [
+      node,
+      {
+        next: noop.lsn,
+        match: 0,
+        lastSentAt: Number.NEGATIVE_INFINITY,
+        ackedSentAt: Number.NEGATIVE_INFINITY,
+      },
+    ]),
+  )
+  out.push({ type: 'persist', records: [{ type: 'entries', entries: [noop] }], epoch: fenceEpoch(state) })
+  let next: SingleLeaderState = {
+    ...state,
+    role: 'leader',
+    leader: state.id,
+    log: appendEntries(state.log, [noop]),
+    progress,
+    learners: [],
+    pending: [],
+    votes: [],
+    noopLsn: noop.lsn,
+    becameLeaderAt: now,
+    lastHeartbeatAt: now,
+    chainTailLsn: 0,
+  }
+  next = bump(next, 'becameLeader')
+  next = sendHeartbeats(next, out, now)
+  next = replicate(next, out, now)
+  return advanceCommit(next, out, now)
+}
+
+/**
+ * Appends a client's write and replicates it; the reply waits for the replication mode's
+ * condition (see `ReplicationMode`). Refused with `not-leader` when this node does not lead
+ * or (with fencing) its lease has lapsed, so a deposed leader that does not know it yet
+ * accepts nothing.
+ */
+export function handleWrite(
+  state: SingleLeaderState,
+  out: Out,
+  client: string,
+  request: WriteRequest,
+  now: number,
+): SingleLeaderState {
+  if (state.role !== 'leader' || (state.config.fencing && !leaseValid(state, now))) {
+    out.push({
+      type: 'reply',
+      client,
+      reply: {
+        type: 'rejected',
+        id: request.id,
+        reason: 'not-leader',
+        leader: state.role === 'leader' ? null : state.leader,
+        maybeApplied: false,
+        lsn: 0,
+      },
+    })
+    return state
+  }
+  const entry: LogEntry = {
+    lsn: lastLsn(state.log) + 1,
+    epoch: state.epoch,
+    write: { key: request.key, value: request.value, id: writeIdOf(client, request.id) },
+  }
+  out.push({ type: 'persist', records: [{ type: 'entries', entries: [entry] }], epoch: fenceEpoch(state) })
+  const pending: PendingWrite = { lsn: entry.lsn, client, requestId: request.id, appendedAt: now }
+  let next: SingleLeaderState = {
+    ...state,
+    log: appendEntries(state.log, [entry]),
+    pending: [...state.pending, pending],
+  }
+  next = bump(next, 'writesAccepted')
+  next = advanceCommit(next, out, now)
+  return replicate(next, out, now)
+}
+
+/** The id a write's log entry carries: its client and request id, unique per client. */
+export function writeIdOf(client: string, requestId: string): string {
+  return `${client}/${requestId}`
+}
+
+/**
+ * Moves the commit point as far as the replication mode allows, acknowledges the writes it
+ * covers, and answers reads waiting on it.
+ *
+ * In `sync` and `chain` modes only an entry of the leader's own epoch is committed by
+ * counting copies; earlier entries commit with it. (An entry of an older epoch on a majority
+ * can still be overwritten by a leader elected without it, so counting it would be unsafe.)
+ */
+export function advanceCommit(state: SingleLeaderState, out: Out, now: number): SingleLeaderState {
+  const mode = state.config.replication
+  const last = lastLsn(state.log)
+  let candidate = last
+  if (mode.mode === 'sync') {
+    const matches = [last, ...otherMembers(state).map((node) => state.progress.get(node)?.match ?? 0)]
+    matches.sort((a, b) => b - a)
+    candidate = matches[majority(state) - 1] as number
+  } else if (mode.mode === 'chain') {
+    candidate = state.config.nodes.length === 1 ? last : Math.min(last, state.chainTailLsn)
+  }
+  let next = state
+  if (
+    candidate > state.commitLsn &&
+    (mode.mode === 'async' || mode.mode === 'semi-sync' || epochOf(state, candidate) === state.epoch)
+  ) {
+    next = { ...next, commitLsn: candidate }
+  }
+  next = acknowledgeWrites(next, out, now)
+  next = serveParked(next, out, now)
+  return maybeCompact(next, out)
+}
+
+function acknowledgeWrites(state: SingleLeaderState, out: Out, now: number): SingleLeaderState {
+  if (state.pending.length === 0) return state
+  const mode = state.config.replication
+  const voters = otherMembers(state)
+  let acknowledged = 0
+  let fallbacks = 0
+  const kept: PendingWrite[] = []
+  for (const write of state.pending) {
+    let durability: 'leader' | 'replicated' | null = null
+    if (mode.mode === 'async') durability = 'leader'
+    else if (mode.mode === 'semi-sync') {
+      const copies = voters.filter((node) => (state.progress.get(node)?.match ?? 0) >= write.lsn).length
+      if (copies >= mode.acks) durability = 'replicated'
+      else if (now - write.appendedAt >= mode.timeoutMs) {
+        durability = 'leader'
+        fallbacks++
+      }
+    } else if (write.lsn <= state.commitLsn) durability = 'replicated'
+    if (durability === null) {
+      kept.push(write)
+      continue
+    }
+    acknowledged++
+    out.push({
+      type: 'reply',
+      client: write.client,
+      reply: { type: 'write-ok', id: write.requestId, lsn: write.lsn, epoch: state.epoch, durability },
+    })
+  }
+  if (acknowledged === 0) return state
+  const next = bump(
+    bump({ ...state, pending: kept }, 'writesAcknowledged', acknowledged),
+    'semiSyncFallbacks',
+    fallbacks,
+  )
+  return next
+}
+
+/** Sends a heartbeat to every other member and learner. */
+export function sendHeartbeats(state: SingleLeaderState, out: Out, now: number): SingleLeaderState {
+  const message: SingleLeaderMessage = {
+    type: 'heartbeat',
+    epoch: state.epoch,
+    leader: state.id,
+    commitLsn: state.commitLsn,
+    lastLsn: lastLsn(state.log),
+    lastEpoch: lastEpoch(state.log),
+    sentAt: now,
+  }
+  for (const node of [...otherMembers(state), ...state.learners])
+    out.push({ type: 'send', to: node, message })
+  return { ...state, lastHeartbeatAt: now }
+}
+
+/**
+ * A leader's timer: heartbeats, probes of stalled streams, semi-sync timeouts, and — with
+ * fencing — stepping down once no majority has answered for a whole election timeout.
+ */
+export function leaderTick(state: SingleLeaderState, out: Out, now: number): SingleLeaderState {
+  const config = state.config
+  if (config.fencing && now - Math.max(leaseExpiry(state), state.becameLeaderAt) > config.electionTimeoutMs) {
+    return stepDown(state, out, now)
+  }
+  let next = state
+  if (now - state.lastHeartbeatAt >= config.heartbeatMs) next = sendHeartbeats(next, out, now)
+  next = resendStale(next, out, now)
+  return advanceCommit(next, out, now)
+}
+
+/** An answer to an append or snapshot this node streamed. */
+export function handleAppendAck(
+  state: SingleLeaderState,
+  out: Out,
+  from: NodeId,
+  message: Extract<SingleLeaderMessage, { type: 'append-ack' }>,
+  now: number,
+): SingleLeaderState {
+  if (state.config.fencing) {
+    if (message.epoch > state.epoch) return adoptEpoch(state, out, message.epoch, now)
+    if (message.epoch < state.epoch) return state
+  }
+  const next = onStreamAck(state, out, from, message, now)
+  return next.role === 'leader' ? advanceCommit(next, out, now) : next
+}
+
+/** A follower heard a heartbeat: it counts for the lease. */
+export function handleHeartbeatAck(
+  state: SingleLeaderState,
+  out: Out,
+  from: NodeId,
+  message: Extract<SingleLeaderMessage, { type: 'heartbeat-ack' }>,
+  now: number,
+): SingleLeaderState {
+  if (state.config.fencing) {
+    if (message.epoch > state.epoch) return adoptEpoch(state, out, message.epoch, now)
+    if (message.epoch < state.epoch) return state
+  }
+  const progress = state.progress.get(from)
+  if (state.role !== 'leader' || progress === undefined) return state
+  return withProgress(state, from, {
+    ...progress,
+    ackedSentAt: Math.max(progress.ackedSentAt, message.sentAt),
+  })
+}
+
+/** The chain's tail reports how far it matches: that much is on every node, so it commits. */
+export function handleChainAck(
+  state: SingleLeaderState,
+  out: Out,
+  message: Extract<SingleLeaderMessage, { type: 'chain-ack' }>,
+  now: number,
+): SingleLeaderState {
+  if (state.config.fencing && message.epoch > state.epoch) return adoptEpoch(state, out, message.epoch, now)
+  if (state.role !== 'leader' || message.epoch !== state.epoch) return state
+  return advanceCommit({ ...state, chainTailLsn: Math.max(state.chainTailLsn, message.lsn) }, out, now)
+}
+
+/** A learner asks to follow: stream the log (or a snapshot) to it from now on. */
+export function handleJoin(state: SingleLeaderState, out: Out, from: NodeId, now: number): SingleLeaderState {
+  if (state.role !== 'leader' || state.config.nodes.includes(from)) return state
+  let next = state
+  if (!state.learners.includes(from)) {
+    next = withProgress({ ...state, learners: [...state.learners, from] }, from, {
+      next: lastLsn(state.log) + 1,
+      match: 0,
+      lastSentAt: Number.NEGATIVE_INFINITY,
+      ackedSentAt: Number.NEGATIVE_INFINITY,
+    })
+  }
+  return resendStale(next, out, now)
+}

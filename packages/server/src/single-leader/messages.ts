@@ -1,0 +1,245 @@
+import type { JsonValue } from '@chorus/core'
+import type { ErrorReply } from '../machine.js'
+import type { NodeId } from '../node-id.js'
+
+/**
+ * One position of the replication log.
+ *
+ * `lsn` (log sequence number) counts from 1 without gaps; `epoch` is the leader's epoch when
+ * it appended the entry. A (lsn, epoch) pair names one entry cluster-wide: two logs that hold
+ * the same pair hold the same entries up to it (the log-matching rule every append checks).
+ * `write` is null for the no-op a new leader appends to commit its epoch.
+ */
+export interface LogEntry {
+  readonly lsn: number
+  readonly epoch: number
+  readonly write: { readonly key: string; readonly value: JsonValue; readonly id: string } | null
+}
+
+/** `[epoch, first lsn]`: where each epoch's entries begin in a log (a leader-epoch cache). */
+export type EpochStart = readonly [epoch: number, startLsn: number]
+
+/**
+ * Messages between nodes. Every message from a leader carries its `epoch`; with fencing on a
+ * receiver that knows a newer epoch refuses it and answers with its own, which deposes the
+ * sender. `sentAt` is the sender's clock, echoed in acknowledgements to time the leader's lease.
+ */
+export type SingleLeaderMessage =
+  /** Entries after `prevLsn`, which the receiver must hold with epoch `prevEpoch`. */
+  | {
+      readonly type: 'append'
+      readonly epoch: number
+      readonly leader: NodeId
+      readonly prevLsn: number
+      readonly prevEpoch: number
+      readonly entries: readonly LogEntry[]
+      readonly commitLsn: number
+      readonly sentAt: number
+    }
+  /** `ok`: the receiver's log matches through `lsn`; otherwise retry from `lsn + 1`. */
+  | {
+      readonly type: 'append-ack'
+      readonly epoch: number
+      readonly ok: boolean
+      readonly lsn: number
+      readonly sentAt: number
+    }
+  /** The sender's compacted state through `lsn`, for a receiver behind the sender's log. */
+  | {
+      readonly type: 'snapshot'
+      readonly epoch: number
+      readonly leader: NodeId
+      readonly lsn: number
+      readonly lastEpoch: number
+      readonly epochs: readonly EpochStart[]
+      readonly data: readonly (readonly [string, JsonValue])[]
+      readonly commitLsn: number
+      readonly sentAt: number
+    }
+  /**
+   * `lastLsn`/`lastEpoch` name the leader's last entry: a follower holding it knows its log
+   * matches the leader's that far, even with no append in flight (after a restart, say).
+   */
+  | {
+      readonly type: 'heartbeat'
+      readonly epoch: number
+      readonly leader: NodeId
+      readonly commitLsn: number
+      readonly lastLsn: number
+      readonly lastEpoch: number
+      readonly sentAt: number
+    }
+  | {
+      readonly type: 'heartbeat-ack'
+      readonly epoch: number
+      readonly sentAt: number
+      readonly lastLsn: number
+    }
+  /** From the chain's tail to the leader: the tail's log matches the leader's through `lsn`. */
+  | { readonly type: 'chain-ack'; readonly epoch: number; readonly lsn: number }
+  /** `force`: a manual promotion, which voters honour even while they still hear a leader. */
+  | {
+      readonly type: 'vote-request'
+      readonly epoch: number
+      readonly lastLsn: number
+      readonly lastEpoch: number
+      readonly force: boolean
+    }
+  | { readonly type: 'vote'; readonly epoch: number; readonly granted: boolean }
+  /** A learner (a non-voting follower) asks the leader to stream the log to it. */
+  | { readonly type: 'join' }
+
+/** The `type` of every {@link SingleLeaderMessage}. */
+export const singleLeaderMessageTypes = [
+  'append',
+  'append-ack',
+  'snapshot',
+  'heartbeat',
+  'heartbeat-ack',
+  'chain-ack',
+  'vote-request',
+  'vote',
+  'join',
+] as const
+
+/**
+ * What a client asks a node.
+ *
+ * Reads carry a token, `minLsn`: the highest LSN the client has written or read. A node whose
+ * readable state is behind it answers `not-yet` (or waits up to `waitMs` for it), which gives
+ * read-your-writes and monotonic reads on any follower. `consistency: 'leader'` asks for a
+ * linearizable read: only a leader holding its lease, with its epoch committed, answers.
+ */
+export type SingleLeaderRequest =
+  | { readonly type: 'write'; readonly id: string; readonly key: string; readonly value: JsonValue }
+  | {
+      readonly type: 'read'
+      readonly id: string
+      readonly key: string
+      readonly consistency: 'leader' | 'replica'
+      readonly minLsn: number
+      readonly waitMs: number
+    }
+  | { readonly type: 'status'; readonly id: string }
+
+/** The `type` of every {@link SingleLeaderRequest}. */
+export const singleLeaderRequestTypes = ['write', 'read', 'status'] as const
+
+/**
+ * Why a node refused a request.
+ *
+ * - `not-leader`: this node does not lead (or its lease lapsed); `leader` names the one it
+ *   follows, if any. Nothing was written.
+ * - `not-yet`: this node has not applied the client's token yet. Nothing was read.
+ * - `deposed`: the node lost leadership with the write appended but not acknowledged; the
+ *   write may yet survive or vanish (`maybeApplied` is true).
+ */
+export type RejectReason = 'not-leader' | 'not-yet' | 'deposed'
+
+/** A node's role. A learner follows without voting and is never elected. */
+export type SingleLeaderRole = 'leader' | 'follower' | 'candidate' | 'learner'
+
+/** Counters a node keeps; they survive only as long as its in-memory state. */
+export interface SingleLeaderStats {
+  readonly writesAccepted: number
+  readonly writesAcknowledged: number
+  /** Semi-sync writes acknowledged on the leader's disk alone after the timeout. */
+  readonly semiSyncFallbacks: number
+  readonly electionsStarted: number
+  readonly becameLeader: number
+  readonly promotions: number
+  /** Messages refused because they came from an older epoch (fencing at work). */
+  readonly staleEpochRefused: number
+  /** Entries taken from a leader of an older epoch than this node's (only with fencing off). */
+  readonly staleEpochAccepted: number
+  readonly entriesTruncated: number
+  readonly snapshotsSent: number
+  readonly snapshotsInstalled: number
+  readonly readsServed: number
+  readonly readsNotYet: number
+}
+
+/** What `status` reports. */
+export interface SingleLeaderStatus {
+  readonly node: NodeId
+  readonly role: SingleLeaderRole
+  readonly epoch: number
+  readonly leader: NodeId | null
+  readonly lastLsn: number
+  readonly commitLsn: number
+  readonly snapshotLsn: number
+  /** On a follower: how far its readable state trails the leader's commit, as last heard. */
+  readonly lagLsn: number
+  /** On a leader: how many entries each follower and learner lacks. */
+  readonly followerLag: { readonly [node: string]: number }
+  readonly stats: SingleLeaderStats
+}
+
+/** A node's answer to a client. */
+export type SingleLeaderReply =
+  | {
+      readonly type: 'write-ok'
+      readonly id: string
+      readonly lsn: number
+      readonly epoch: number
+      /** `leader`: on the leader's disk only (async, or a semi-sync fallback). */
+      readonly durability: 'leader' | 'replicated'
+    }
+  | {
+      readonly type: 'read-ok'
+      readonly id: string
+      readonly value: JsonValue | null
+      /** The LSN the read reflects: the client's next token. */
+      readonly lsn: number
+      readonly epoch: number
+      readonly role: SingleLeaderRole
+      readonly lagLsn: number
+    }
+  | {
+      readonly type: 'rejected'
+      readonly id: string
+      readonly reason: RejectReason
+      readonly leader: NodeId | null
+      readonly maybeApplied: boolean
+      /** For `not-yet`: the LSN this node can serve now. */
+      readonly lsn: number
+    }
+  | { readonly type: 'status'; readonly id: string; readonly status: SingleLeaderStatus }
+  | ErrorReply
+
+/** A record of a node's durable log (see `NodeStorage`). */
+export type SingleLeaderRecord =
+  | { readonly type: 'term'; readonly epoch: number; readonly votedFor: NodeId | null }
+  | { readonly type: 'entries'; readonly entries: readonly LogEntry[] }
+  /** Entries after `after` are gone (they diverged from the leader's log). */
+  | { readonly type: 'truncate'; readonly after: number }
+  /**
+   * State through `lsn`. `keepSuffix`: a compaction, later entries stay; otherwise an installed
+   * snapshot that replaces the whole log.
+   */
+  | {
+      readonly type: 'snapshot'
+      readonly lsn: number
+      readonly lastEpoch: number
+      readonly epochs: readonly EpochStart[]
+      readonly data: readonly (readonly [string, JsonValue])[]
+      readonly keepSuffix: boolean
+    }
+
+/** Inputs of a single-leader node. Every input carries the node's clock, `now`. */
+export type SingleLeaderInput =
+  | {
+      readonly type: 'message'
+      readonly now: number
+      readonly from: NodeId
+      readonly message: SingleLeaderMessage
+    }
+  | {
+      readonly type: 'request'
+      readonly now: number
+      readonly client: string
+      readonly request: SingleLeaderRequest
+    }
+  | { readonly type: 'tick'; readonly now: number }
+  /** An operator's manual failover: make this node the leader (see `fencing`). */
+  | { readonly type: 'promote'; readonly now: number }

@@ -1,0 +1,188 @@
+import type { NodeId } from '../node-id.js'
+import { compact, entriesBetween, epochAt, epochsThrough, lastLsn } from './log.js'
+import {
+  chainSuccessor,
+  type FollowerProgress,
+  fenceEpoch,
+  type Out,
+  otherMembers,
+  readableLsn,
+  type SingleLeaderState,
+} from './state.js'
+
+/**
+ * The stream of log entries from one node to another.
+ *
+ * A leader streams to every other member (or, in chain mode, to its successor) and to its
+ * learners; a chain member streams to its successor whatever its own log verifiably shares
+ * with the leader's. Sends are pipelined: `next` moves on as soon as entries are sent, and an
+ * acknowledgement that reports a mismatch moves it back. After `resendMs` without progress the
+ * sender probes with an empty append at its own last LSN, and the answer says where to resume.
+ */
+
+/** Whom this node streams to. */
+export function replicationTargets(state: SingleLeaderState): NodeId[] {
+  if (state.role === 'leader') {
+    const successor =
+      state.config.replication.mode === 'chain' ? [chainSuccessorOf(state)] : otherMembers(state)
+    return [...successor.filter((node): node is NodeId => node !== undefined), ...state.learners]
+  }
+  const successor = chainSuccessor(state)
+  return successor === undefined ? [] : [successor]
+}
+
+function chainSuccessorOf(state: SingleLeaderState): NodeId | undefined {
+  return state.config.nodes.find((node) => node !== state.id)
+}
+
+/** The last LSN this node may stream: a leader its whole log, a chain member what it verified. */
+export function streamLimit(state: SingleLeaderState): number {
+  return state.role === 'leader' ? lastLsn(state.log) : Math.min(state.matchedLsn, lastLsn(state.log))
+}
+
+/** The stream state for `target`, starting at the end of our log when we know nothing yet. */
+export function progressOf(state: SingleLeaderState, target: NodeId): FollowerProgress {
+  return (
+    state.progress.get(target) ?? {
+      next: streamLimit(state) + 1,
+      match: 0,
+      lastSentAt: Number.NEGATIVE_INFINITY,
+      ackedSentAt: Number.NEGATIVE_INFINITY,
+    }
+  )
+}
+
+/** Replaces `target`'s stream state. */
+export function withProgress(
+  state: SingleLeaderState,
+  target: NodeId,
+  progress: FollowerProgress,
+): SingleLeaderState {
+  const map = new Map(state.progress)
+  map.set(target, progress)
+  return { ...state, progress: map }
+}
+
+/**
+ * Sends `target` the next batch from its `next` LSN (possibly none: a probe), or a snapshot
+ * when that LSN has been compacted away.
+ */
+export function sendTo(state: SingleLeaderState, out: Out, target: NodeId, now: number): SingleLeaderState {
+  const progress = progressOf(state, target)
+  const limit = streamLimit(state)
+  const leader = state.role === 'leader' ? state.id : state.leader
+  if (leader === null) return state
+  const log = state.log
+  const next = Math.min(progress.next, limit + 1)
+  if (next <= log.base.lsn) {
+    out.push({
+      type: 'send',
+      to: target,
+      message: {
+        type: 'snapshot',
+        epoch: state.epoch,
+        leader,
+        lsn: log.base.lsn,
+        lastEpoch: log.base.epoch,
+        epochs: epochsThrough(log, log.base.lsn),
+        data: [...log.base.data],
+        commitLsn: state.commitLsn,
+        sentAt: now,
+      },
+    })
+    const sent = withProgress(state, target, { ...progress, next: log.base.lsn + 1, lastSentAt: now })
+    return { ...sent, stats: { ...sent.stats, snapshotsSent: sent.stats.snapshotsSent + 1 } }
+  }
+  const entries = entriesBetween(log, next, limit, state.config.maxBatch)
+  const prevLsn = next - 1
+  out.push({
+    type: 'send',
+    to: target,
+    message: {
+      type: 'append',
+      epoch: state.epoch,
+      leader,
+      prevLsn,
+      prevEpoch: epochAt(log, prevLsn) ?? 0,
+      entries,
+      commitLsn: state.commitLsn,
+      sentAt: now,
+    },
+  })
+  return withProgress(state, target, { ...progress, next: next + entries.length, lastSentAt: now })
+}
+
+/** Streams whatever each target has not been sent yet. */
+export function replicate(state: SingleLeaderState, out: Out, now: number): SingleLeaderState {
+  let next = state
+  const limit = streamLimit(state)
+  for (const target of replicationTargets(state)) {
+    if (progressOf(next, target).next <= limit) next = sendTo(next, out, target, now)
+  }
+  return next
+}
+
+/** Probes every target that is behind and has made no progress for `resendMs`. */
+export function resendStale(state: SingleLeaderState, out: Out, now: number): SingleLeaderState {
+  let next = state
+  const limit = streamLimit(state)
+  for (const target of replicationTargets(state)) {
+    const progress = progressOf(next, target)
+    if (progress.match < limit && now - progress.lastSentAt >= state.config.resendMs) {
+      next = sendTo(withProgress(next, target, { ...progress, next: limit + 1 }), out, target, now)
+    }
+  }
+  return next
+}
+
+/**
+ * Applies a stream acknowledgement from `from`: on success the follower matches through
+ * `lsn`; otherwise it asks to resume after `lsn`. Either way the stream continues at once.
+ */
+export function onStreamAck(
+  state: SingleLeaderState,
+  out: Out,
+  from: NodeId,
+  ack: { readonly ok: boolean; readonly lsn: number; readonly sentAt: number },
+  now: number,
+): SingleLeaderState {
+  const progress = state.progress.get(from)
+  if (progress === undefined) return state
+  const ackedSentAt = Math.max(progress.ackedSentAt, ack.sentAt)
+  const updated: FollowerProgress = ack.ok
+    ? {
+        ...progress,
+        match: Math.max(progress.match, ack.lsn),
+        next: Math.max(progress.next, ack.lsn + 1),
+        ackedSentAt,
+      }
+    : { ...progress, match: Math.min(progress.match, ack.lsn), next: ack.lsn + 1, ackedSentAt }
+  const next = withProgress(state, from, updated)
+  if (!ack.ok || updated.next <= streamLimit(next)) return sendTo(next, out, from, now)
+  return next
+}
+
+/**
+ * Folds applied entries into a snapshot once `compactEvery` of them follow the last one.
+ * Only readable (committed) entries are compacted.
+ */
+export function maybeCompact(state: SingleLeaderState, out: Out): SingleLeaderState {
+  const through = readableLsn(state)
+  if (through - state.log.base.lsn < state.config.compactEvery) return state
+  const log = compact(state.log, through)
+  out.push({
+    type: 'persist',
+    records: [
+      {
+        type: 'snapshot',
+        lsn: log.base.lsn,
+        lastEpoch: log.base.epoch,
+        epochs: epochsThrough(log, log.base.lsn),
+        data: [...log.base.data],
+        keepSuffix: true,
+      },
+    ],
+    epoch: fenceEpoch(state),
+  })
+  return { ...state, log }
+}

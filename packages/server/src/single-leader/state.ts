@@ -1,0 +1,310 @@
+import type { JsonValue } from '@chorus/core'
+import type { NodeEffect } from '../machine.js'
+import { majorityOf, type NodeId } from '../node-id.js'
+import type { SingleLeaderConfig } from './config.js'
+import {
+  appendEntries,
+  EMPTY_LOG,
+  epochAt,
+  installSnapshot,
+  lastLsn,
+  type ReplicationLog,
+  truncateAfter,
+} from './log.js'
+import type {
+  SingleLeaderMessage,
+  SingleLeaderRecord,
+  SingleLeaderReply,
+  SingleLeaderRequest,
+  SingleLeaderRole,
+  SingleLeaderStats,
+  SingleLeaderStatus,
+} from './messages.js'
+
+/** What a leader (or a chain member, for its successor) knows of one follower's log. */
+export interface FollowerProgress {
+  /** The next LSN to send. */
+  readonly next: number
+  /** The follower's log matches ours through this LSN. */
+  readonly match: number
+  readonly lastSentAt: number
+  /** The latest `sentAt` the follower echoed in this epoch: it heard us then (lease timing). */
+  readonly ackedSentAt: number
+}
+
+/** A write appended by the leader and not yet acknowledged to its client. */
+export interface PendingWrite {
+  readonly lsn: number
+  readonly client: string
+  readonly requestId: string
+  readonly appendedAt: number
+}
+
+/** A read waiting for this node to reach the client's token. */
+export interface ParkedRead {
+  readonly client: string
+  readonly request: Extract<SingleLeaderRequest, { type: 'read' }>
+  readonly deadline: number
+}
+
+/**
+ * The whole state of a single-leader node: immutable, replaced by every step.
+ *
+ * Durable parts (epoch, vote, log) are rebuilt from storage by `recover`; everything else is
+ * volatile and starts afresh after a crash, as it would in a real process.
+ */
+export interface SingleLeaderState {
+  readonly id: NodeId
+  readonly config: SingleLeaderConfig
+  /** False for a learner: a node outside `config.nodes` that follows without voting. */
+  readonly member: boolean
+  readonly role: SingleLeaderRole
+  readonly epoch: number
+  readonly votedFor: NodeId | null
+  readonly leader: NodeId | null
+  readonly log: ReplicationLog
+  /**
+   * The LSN through which this node's log is known committed and may be read: on a leader,
+   * per the replication mode; on a follower, the leader's commit as far as its own log is
+   * verified to match the leader's.
+   */
+  readonly commitLsn: number
+  /** Follower: the leader's commit LSN as last heard (for lag). */
+  readonly leaderCommitLsn: number
+  /** Follower: our log matches the current leader's through this LSN. */
+  readonly matchedLsn: number
+  /** The election timer's start: last contact from a current leader, a vote granted, or the start. */
+  readonly lastHeardAt: number
+  /**
+   * Last contact from a current leader (or the start): for one election timeout after it, this
+   * node ignores vote requests, which is the promise a leader's lease rests on.
+   */
+  readonly leaderContactAt: number
+  readonly electionStartedAt: number
+  readonly votes: readonly NodeId[]
+  /** Leader: every other member and every learner. Chain follower: its successor only. */
+  readonly progress: ReadonlyMap<NodeId, FollowerProgress>
+  /** Leader: learners that asked to join. */
+  readonly learners: readonly NodeId[]
+  readonly pending: readonly PendingWrite[]
+  readonly parked: readonly ParkedRead[]
+  /** Leader: the LSN of the no-op that opened its epoch; reads wait until it commits. */
+  readonly noopLsn: number
+  readonly becameLeaderAt: number
+  readonly lastHeartbeatAt: number
+  /** Leader in chain mode: the tail's matching LSN. */
+  readonly chainTailLsn: number
+  /** Learner: last time it asked to join. */
+  readonly lastJoinAt: number
+  readonly stats: SingleLeaderStats
+}
+
+/** Effects of a single-leader node. */
+export type SingleLeaderEffect = NodeEffect<SingleLeaderMessage, SingleLeaderReply, SingleLeaderRecord>
+
+/** Collects the effects of one step, in order. */
+export type Out = SingleLeaderEffect[]
+
+const zeroStats: SingleLeaderStats = {
+  writesAccepted: 0,
+  writesAcknowledged: 0,
+  semiSyncFallbacks: 0,
+  electionsStarted: 0,
+  becameLeader: 0,
+  promotions: 0,
+  staleEpochRefused: 0,
+  staleEpochAccepted: 0,
+  entriesTruncated: 0,
+  snapshotsSent: 0,
+  snapshotsInstalled: 0,
+  readsServed: 0,
+  readsNotYet: 0,
+}
+
+/**
+ * Rebuilds a node from its durable records: epoch and vote, log entries, truncations and
+ * snapshots, replayed in order. The node starts as a follower (a learner if it is not a member)
+ * that heard from a leader just now, so it neither votes nor stands for election for one
+ * election timeout: whatever it promised before the crash still holds.
+ */
+export function recoverSingleLeaderState(
+  id: NodeId,
+  config: SingleLeaderConfig,
+  records: readonly SingleLeaderRecord[],
+  now: number,
+): SingleLeaderState {
+  let epoch = 0
+  let votedFor: NodeId | null = null
+  let log = EMPTY_LOG
+  for (const record of records) {
+    switch (record.type) {
+      case 'term':
+        epoch = record.epoch
+        votedFor = record.votedFor
+        break
+      case 'entries':
+        log = appendEntries(log, record.entries)
+        break
+      case 'truncate':
+        log = truncateAfter(log, record.after)
+        break
+      case 'snapshot':
+        log = installSnapshot(
+          log,
+          { lsn: record.lsn, lastEpoch: record.lastEpoch, epochs: record.epochs, data: new Map(record.data) },
+          record.keepSuffix,
+        )
+        break
+    }
+  }
+  const member = config.nodes.includes(id)
+  return {
+    id,
+    config,
+    member,
+    role: member ? 'follower' : 'learner',
+    epoch,
+    votedFor,
+    leader: null,
+    log,
+    commitLsn: log.base.lsn,
+    leaderCommitLsn: log.base.lsn,
+    matchedLsn: 0,
+    lastHeardAt: now,
+    leaderContactAt: now,
+    electionStartedAt: now,
+    votes: [],
+    progress: new Map(),
+    learners: [],
+    pending: [],
+    parked: [],
+    noopLsn: 0,
+    becameLeaderAt: now,
+    lastHeartbeatAt: now,
+    chainTailLsn: 0,
+    lastJoinAt: Number.NEGATIVE_INFINITY,
+    stats: zeroStats,
+  }
+}
+
+/** Adds `delta` to one counter. */
+export function bump(
+  state: SingleLeaderState,
+  counter: keyof SingleLeaderStats,
+  delta = 1,
+): SingleLeaderState {
+  return { ...state, stats: { ...state.stats, [counter]: state.stats[counter] + delta } }
+}
+
+/** The epoch carried by `persist` effects: storage fences older ones (none with fencing off). */
+export function fenceEpoch(state: SingleLeaderState): number | null {
+  return state.config.fencing ? state.epoch : null
+}
+
+/** Emits a record of the current epoch and vote. */
+export function persistTerm(state: SingleLeaderState, out: Out): void {
+  out.push({
+    type: 'persist',
+    records: [{ type: 'term', epoch: state.epoch, votedFor: state.votedFor }],
+    epoch: fenceEpoch(state),
+  })
+}
+
+/** Every voting member but this node. */
+export function otherMembers(state: SingleLeaderState): NodeId[] {
+  return state.config.nodes.filter((node) => node !== state.id)
+}
+
+/** How many votes or acknowledgements make a majority of the members. */
+export function majority(state: SingleLeaderState): number {
+  return majorityOf(state.config.nodes.length)
+}
+
+/**
+ * The chain for the current leader: the leader first, then the other members in `nodes`
+ * order. A member's successor is the next one; the last is the tail.
+ */
+export function chainOrder(state: SingleLeaderState, leader: NodeId): NodeId[] {
+  return [leader, ...state.config.nodes.filter((node) => node !== leader)]
+}
+
+/** This node's successor in the chain, if chain replication is on and it is not the tail. */
+export function chainSuccessor(state: SingleLeaderState): NodeId | undefined {
+  if (state.config.replication.mode !== 'chain' || state.leader === null || !state.member) return undefined
+  const order = chainOrder(state, state.leader)
+  const index = order.indexOf(state.id)
+  return index < 0 ? undefined : order[index + 1]
+}
+
+/** True when this node is the tail of the current chain. */
+export function isChainTail(state: SingleLeaderState): boolean {
+  if (state.config.replication.mode !== 'chain' || state.leader === null || !state.member) return false
+  return chainOrder(state, state.leader).at(-1) === state.id
+}
+
+/**
+ * The LSN a read may see here. A leader sees its commit point (in `async` and `semi-sync`,
+ * everything it has appended); a follower, what it knows committed and holds.
+ */
+export function readableLsn(state: SingleLeaderState): number {
+  return Math.min(state.commitLsn, lastLsn(state.log))
+}
+
+/**
+ * When this leader's lease ends: `leaseMs` after the latest time at which a majority (itself
+ * included) had heard from it, by the `sentAt` its followers echoed.
+ *
+ * Safe because a member that heard the leader at time t neither votes for another node nor
+ * stands for election before t + `electionTimeoutMs`, which is longer than `leaseMs`: no other
+ * leader can be elected before the lease ends.
+ */
+export function leaseExpiry(state: SingleLeaderState): number {
+  const heard = otherMembers(state).map(
+    (node) => state.progress.get(node)?.ackedSentAt ?? Number.NEGATIVE_INFINITY,
+  )
+  heard.sort((a, b) => b - a)
+  const needed = majority(state) - 1
+  if (needed === 0) return Number.POSITIVE_INFINITY
+  return (heard[needed - 1] ?? Number.NEGATIVE_INFINITY) + state.config.leaseMs
+}
+
+/** True while this node leads and its lease holds (see {@link leaseExpiry}). */
+export function leaseValid(state: SingleLeaderState, now: number): boolean {
+  return state.role === 'leader' && leaseExpiry(state) > now
+}
+
+/** The epoch of the entry at `lsn` in this node's log. */
+export function epochOf(state: SingleLeaderState, lsn: number): number | undefined {
+  return epochAt(state.log, lsn)
+}
+
+/** The snapshot of what a node reports on `status`. */
+export function statusOf(state: SingleLeaderState): SingleLeaderStatus {
+  const followerLag: Record<string, number> = {}
+  if (state.role === 'leader') {
+    for (const [node, progress] of state.progress) followerLag[node] = lastLsn(state.log) - progress.match
+  }
+  return {
+    node: state.id,
+    role: state.role,
+    epoch: state.epoch,
+    leader: state.leader,
+    lastLsn: lastLsn(state.log),
+    commitLsn: state.commitLsn,
+    snapshotLsn: state.log.base.lsn,
+    lagLsn: state.role === 'leader' ? 0 : Math.max(0, state.leaderCommitLsn - readableLsn(state)),
+    followerLag,
+    stats: state.stats,
+  }
+}
+
+/** The stored data as of the readable LSN, key by key (for checkers and tests). */
+export function readableData(state: SingleLeaderState): Map<string, JsonValue> {
+  const data = new Map(state.log.base.data)
+  const through = readableLsn(state)
+  for (const entry of state.log.entries) {
+    if (entry.lsn > through) break
+    if (entry.write !== null) data.set(entry.write.key, entry.write.value)
+  }
+  return data
+}

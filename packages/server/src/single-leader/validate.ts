@@ -1,0 +1,188 @@
+import type { JsonValue } from '@chorus/core'
+import {
+  arrayAt,
+  booleanAt,
+  countAt,
+  type Fields,
+  idAt,
+  invalid,
+  keyAt,
+  keyValuePair,
+  nodeAt,
+  objectAt,
+  own,
+  pairOfCounts,
+  stringAt,
+  timeAt,
+  typeAt,
+  valueAt,
+} from '../wire.js'
+import {
+  type EpochStart,
+  type LogEntry,
+  type SingleLeaderInput,
+  type SingleLeaderMessage,
+  type SingleLeaderRequest,
+  singleLeaderMessageTypes,
+  singleLeaderRequestTypes,
+} from './messages.js'
+
+const inputTypes = ['message', 'request', 'tick', 'promote'] as const
+
+/**
+ * Checks a single-leader input and returns it with only the known fields.
+ *
+ * Throws a `ChorusError` (`unknown-message`, `invalid-message` or `invalid-argument`) naming the
+ * first bad field; `step` calls it before touching its state.
+ */
+export function readSingleLeaderInput(value: unknown): SingleLeaderInput {
+  const fields = objectAt(value, 'input')
+  const type = typeAt(fields, inputTypes, 'input')
+  const now = timeAt(fields, 'now', 'input')
+  switch (type) {
+    case 'tick':
+    case 'promote':
+      return { type, now }
+    case 'message':
+      return {
+        type,
+        now,
+        from: nodeAt(fields, 'from', 'input'),
+        message: readSingleLeaderMessage(own(fields, 'message'), 'message'),
+      }
+    case 'request':
+      return {
+        type,
+        now,
+        client: idAt(fields, 'client', 'input'),
+        request: readSingleLeaderRequest(own(fields, 'request'), 'request'),
+      }
+  }
+}
+
+/** Checks a message between nodes (see {@link readSingleLeaderInput}). */
+export function readSingleLeaderMessage(value: unknown, path: string): SingleLeaderMessage {
+  const fields = objectAt(value, path)
+  const type = typeAt(fields, singleLeaderMessageTypes, path)
+  const count = (key: string) => countAt(fields, key, path)
+  switch (type) {
+    case 'append':
+      return {
+        type,
+        epoch: count('epoch'),
+        leader: nodeAt(fields, 'leader', path),
+        prevLsn: count('prevLsn'),
+        prevEpoch: count('prevEpoch'),
+        entries: readEntries(fields, path),
+        commitLsn: count('commitLsn'),
+        sentAt: timeAt(fields, 'sentAt', path),
+      }
+    case 'append-ack':
+      return {
+        type,
+        epoch: count('epoch'),
+        ok: booleanAt(fields, 'ok', path),
+        lsn: count('lsn'),
+        sentAt: timeAt(fields, 'sentAt', path),
+      }
+    case 'snapshot':
+      return {
+        type,
+        epoch: count('epoch'),
+        leader: nodeAt(fields, 'leader', path),
+        lsn: count('lsn'),
+        lastEpoch: count('lastEpoch'),
+        epochs: arrayAt(fields, 'epochs', path, pairOfCounts) as EpochStart[],
+        data: arrayAt(fields, 'data', path, keyValuePair),
+        commitLsn: count('commitLsn'),
+        sentAt: timeAt(fields, 'sentAt', path),
+      }
+    case 'heartbeat':
+      return {
+        type,
+        epoch: count('epoch'),
+        leader: nodeAt(fields, 'leader', path),
+        commitLsn: count('commitLsn'),
+        lastLsn: count('lastLsn'),
+        lastEpoch: count('lastEpoch'),
+        sentAt: timeAt(fields, 'sentAt', path),
+      }
+    case 'heartbeat-ack':
+      return {
+        type,
+        epoch: count('epoch'),
+        sentAt: timeAt(fields, 'sentAt', path),
+        lastLsn: count('lastLsn'),
+      }
+    case 'chain-ack':
+      return { type, epoch: count('epoch'), lsn: count('lsn') }
+    case 'vote-request':
+      return {
+        type,
+        epoch: count('epoch'),
+        lastLsn: count('lastLsn'),
+        lastEpoch: count('lastEpoch'),
+        force: booleanAt(fields, 'force', path),
+      }
+    case 'vote':
+      return { type, epoch: count('epoch'), granted: booleanAt(fields, 'granted', path) }
+    case 'join':
+      return { type }
+  }
+}
+
+/** Checks a client's request (see {@link readSingleLeaderInput}). */
+export function readSingleLeaderRequest(value: unknown, path: string): SingleLeaderRequest {
+  const fields = objectAt(value, path)
+  const type = typeAt(fields, singleLeaderRequestTypes, path)
+  const id = idAt(fields, 'id', path)
+  switch (type) {
+    case 'write':
+      return { type, id, key: keyAt(fields, 'key', path), value: valueAt(fields, 'value', path) }
+    case 'read': {
+      const consistency = own(fields, 'consistency') ?? 'leader'
+      if (consistency !== 'leader' && consistency !== 'replica') {
+        invalid(`${path}.consistency`, '"leader" or "replica"', consistency)
+      }
+      return {
+        type,
+        id,
+        key: keyAt(fields, 'key', path),
+        consistency,
+        minLsn: own(fields, 'minLsn') === undefined ? 0 : countAt(fields, 'minLsn', path),
+        waitMs: own(fields, 'waitMs') === undefined ? 0 : countAt(fields, 'waitMs', path),
+      }
+    }
+    case 'status':
+      return { type, id }
+  }
+}
+
+function readEntries(fields: Fields, path: string): LogEntry[] {
+  const entries = arrayAt(fields, 'entries', path, (value, itemPath) => {
+    const entry = objectAt(value, itemPath)
+    const write = own(entry, 'write')
+    let parsed: LogEntry['write'] = null
+    if (write !== null) {
+      const writeFields = objectAt(write, `${itemPath}.write`)
+      parsed = {
+        key: keyAt(writeFields, 'key', `${itemPath}.write`),
+        value: valueAt(writeFields, 'value', `${itemPath}.write`) as JsonValue,
+        id: stringAt(writeFields, 'id', `${itemPath}.write`, 300),
+      }
+    }
+    return { lsn: countAt(entry, 'lsn', itemPath), epoch: countAt(entry, 'epoch', itemPath), write: parsed }
+  })
+  entries.forEach((entry, index) => {
+    const previous = entries[index - 1]
+    if (previous !== undefined && entry.lsn !== previous.lsn + 1) {
+      invalid(`${path}.entries[${index}].lsn`, `${previous.lsn + 1} (entries must be consecutive)`, entry.lsn)
+    }
+  })
+  const first = entries[0]
+  const prevLsn = own(fields, 'prevLsn')
+  if (first !== undefined && first.lsn !== (prevLsn as number) + 1) {
+    invalid(`${path}.entries[0].lsn`, `prevLsn + 1 (${(prevLsn as number) + 1})`, first.lsn)
+  }
+  return entries
+}

@@ -1,0 +1,317 @@
+import { ChorusError } from '@chorus/core'
+import { checkLinearizable, createPrng, findStaleReads, seedFromEnv } from '@chorus/testkit'
+import { describe, expect, it } from 'vitest'
+import { asNodeId, asNodeList } from '../src/node-id.js'
+import { createQuorumConfig, type QuorumConfigInput } from '../src/quorum/config.js'
+import { buildMerkleTree } from '../src/quorum/merkle.js'
+import { createHashRing, preferenceList } from '../src/quorum/ring.js'
+import { applyVersion, type ConflictMode, digestOf, type Version } from '../src/quorum/versions.js'
+import { QuorumSim } from '../src/sim/quorum-sim.js'
+import { runQuorum } from './quorum-workload.js'
+
+const replay = seedFromEnv(process.env, 0)
+function seeds(count: number): number[] {
+  return replay === 0 ? Array.from({ length: count }, (_, i) => i + 1) : [replay]
+}
+
+/** The first `count` nodes of `list`, or a thrown error naming what was there. */
+function first(list: readonly string[], count: number): string[] {
+  if (list.length < count) throw new Error(`expected ${count} nodes, got [${list.join(', ')}]`)
+  return list.slice(0, count)
+}
+
+async function cluster(config: Omit<QuorumConfigInput, 'nodes'>, seed = 1) {
+  const sim = new QuorumSim({ seed, config, clientTimeoutMs: 1_500 })
+  await sim.start()
+  await sim.run(100)
+  return sim
+}
+
+describe('hash ring', () => {
+  it('gives every key N distinct home nodes, the same on every node', () => {
+    const nodes = asNodeList(['n1', 'n2', 'n3', 'n4', 'n5'], 'nodes')
+    const ring = createHashRing(nodes, 16)
+    const again = createHashRing([...nodes].reverse(), 16)
+    for (let i = 0; i < 200; i++) {
+      const list = preferenceList(ring, `key-${i}`, 3)
+      expect(new Set(list).size).toBe(3)
+      expect(preferenceList(again, `key-${i}`, 3)).toEqual(list)
+    }
+  })
+
+  it('spreads keys over the nodes', () => {
+    const nodes = asNodeList(['n1', 'n2', 'n3', 'n4', 'n5'], 'nodes')
+    const ring = createHashRing(nodes, 32)
+    const primaries = new Map<string, number>()
+    for (let i = 0; i < 5_000; i++) {
+      const primary = preferenceList(ring, `key-${i}`, 1)[0] as string
+      primaries.set(primary, (primaries.get(primary) ?? 0) + 1)
+    }
+    for (const node of nodes) expect(primaries.get(node)).toBeGreaterThan(500)
+  })
+})
+
+describe('versions', () => {
+  const version = (
+    node: string,
+    counter: number,
+    context: Record<string, number>,
+    wall: number,
+  ): Version => ({
+    dot: [asNodeId(node), counter],
+    context,
+    stamp: `${String(wall).padStart(15, '0')}.000000@${node}` as Version['stamp'],
+    value: `${node}:${counter}`,
+  })
+  const a1 = version('a', 1, {}, 10)
+  const b1 = version('b', 1, {}, 11)
+  const a3 = version('a', 3, {}, 12)
+  const c1 = version('c', 1, { a: 1, b: 1 }, 13)
+
+  function settle(order: readonly Version[], mode: ConflictMode): Version[] {
+    let versions: readonly Version[] = []
+    for (const item of order) versions = applyVersion(versions, item, mode).versions
+    return [...versions]
+  }
+
+  it('keeps concurrent versions as siblings and drops those a later write had seen', () => {
+    expect(settle([a1, b1], 'siblings').map((v) => v.value)).toEqual(['a:1', 'b:1'])
+    expect(settle([a1, b1, c1], 'siblings').map((v) => v.value)).toEqual(['c:1'])
+  })
+
+  it('treats two versions from one coordinator as concurrent unless one has seen the other', () => {
+    expect(settle([a3, a1], 'siblings').map((v) => v.value)).toEqual(['a:1', 'a:3'])
+  })
+
+  it('gives the same result in any order and with repeats (replicas converge)', () => {
+    const prng = createPrng(7)
+    const all = [a1, b1, a3, c1]
+    for (const mode of ['siblings', 'lww'] as const) {
+      const expected = digestOf(settle(all, mode))
+      for (let i = 0; i < 50; i++) {
+        const order = prng.shuffle([...all, ...all.filter(() => prng.bool(0.3))])
+        expect(digestOf(settle(order, mode))).toBe(expected)
+      }
+    }
+  })
+
+  it('last-write-wins keeps one version and counts the concurrent ones it drops', () => {
+    let versions: readonly Version[] = []
+    let discarded = 0
+    for (const item of [a1, b1, a3]) {
+      const result = applyVersion(versions, item, 'lww')
+      versions = result.versions
+      discarded += result.discarded
+    }
+    expect(versions.map((v) => v.value)).toEqual(['a:3'])
+    expect(discarded).toBe(2)
+  })
+})
+
+describe('Merkle tree', () => {
+  it('has equal roots for equal contents and differs only in the leaf of a changed key', () => {
+    const entries: [string, number][] = Array.from({ length: 100 }, (_, i) => [`k${i}`, i + 1])
+    const a = buildMerkleTree(entries, 4)
+    const b = buildMerkleTree([...entries].reverse(), 4)
+    expect(a.levels[0]).toEqual(b.levels[0])
+    const changed = buildMerkleTree(
+      entries.map(([key, digest]) => [key, key === 'k7' ? 999 : digest]),
+      4,
+    )
+    expect(changed.levels[0]).not.toEqual(a.levels[0])
+    const differing = (a.levels[4] as number[]).filter((hash, i) => hash !== changed.levels[4]?.[i])
+    expect(differing).toHaveLength(1)
+  })
+})
+
+describe('quorum config', () => {
+  it.each([
+    [{ replicas: 4 }, 'cannot exceed the node count'],
+    [{ writeQuorum: 4 }, 'writeQuorum (W=4) cannot exceed replicas'],
+    [{ readQuorum: 0 }, 'readQuorum must be an integer of at least 1'],
+    [{ readRepair: 'sometimes' }, 'readRepair "sometimes" is unknown'],
+    [{ conflicts: 'crdt' }, 'conflicts "crdt" is unknown'],
+  ])('refuses %j with invalid-argument', (input, message) => {
+    const make = () => createQuorumConfig({ nodes: ['n1', 'n2', 'n3'], ...(input as object) })
+    expect(make).toThrow(ChorusError)
+    expect(make).toThrow(message)
+  })
+})
+
+describe('quorum reads and writes', () => {
+  it('with W + R > N and no failures, every read sees the latest acknowledged write', async () => {
+    const sim = await cluster({ replicas: 3, writeQuorum: 2, readQuorum: 2, readRepair: 'off' })
+    const prng = createPrng(3)
+    const writer = sim.client('writer')
+    const reader = sim.client('reader')
+    for (let i = 1; i <= 60; i++) {
+      const key = `k${prng.int(1, 5)}`
+      expect(await sim.until(writer.put(prng.pick(sim.config.nodes), key, i))).toMatchObject({ ok: true })
+      const read = await sim.until(reader.get(prng.pick(sim.config.nodes), key))
+      expect(read).toMatchObject({ ok: true, value: i })
+    }
+    expect(findStaleReads(sim.history())).toEqual([])
+  })
+
+  it('with W + R <= N reads can be stale: the checker counts them', async () => {
+    const sim = await cluster({ replicas: 3, writeQuorum: 1, readQuorum: 1, readRepair: 'off' })
+    const [near = '', , far = ''] = first(sim.homes('x'), 3)
+    // One slow link: the write reaches `far` 300 ms after it was acknowledged.
+    sim.network.setFaults({ latencyMs: 300 }, near, far)
+    const writer = sim.client('writer')
+    const reader = sim.client('reader')
+    let stale = 0
+    for (let i = 1; i <= 30; i++) {
+      await sim.until(writer.put(near, 'x', i))
+      const read = await sim.until(reader.get(far, 'x'))
+      if (read.ok && read.value !== i) stale++
+    }
+    expect(stale).toBeGreaterThan(0)
+    expect(findStaleReads(sim.history()).length).toBe(stale)
+    expect(checkLinearizable(sim.history()).ok).toBe(false)
+  })
+
+  it('keeps concurrent writes as siblings; a write with their context settles them', async () => {
+    const sim = await cluster({ replicas: 3, writeQuorum: 2, readQuorum: 2 })
+    const [one = '', two = ''] = first(sim.config.nodes, 2)
+    const a = sim.client('a')
+    const b = sim.client('b')
+    await sim.until(Promise.all([a.put(one, 'doc', 'from a'), b.put(two, 'doc', 'from b')]))
+    const read = await sim.until(a.get(one, 'doc'))
+    expect(read.ok && [...read.values].sort()).toEqual(['from a', 'from b'])
+    await sim.until(a.put(one, 'doc', 'merged'))
+    expect(await sim.until(b.get(two, 'doc'))).toMatchObject({ ok: true, values: ['merged'] })
+    expect(sim.report().lostAcknowledgedPuts).toBe(0)
+  })
+
+  it('under last-write-wins the same concurrent writes lose one, and the loss is reported', async () => {
+    const sim = await cluster({ replicas: 3, writeQuorum: 2, readQuorum: 2, conflicts: 'lww' })
+    const [one = '', two = ''] = first(sim.config.nodes, 2)
+    await sim.until(
+      Promise.all([sim.client('a').put(one, 'doc', 'from a'), sim.client('b').put(two, 'doc', 'from b')]),
+    )
+    await sim.run(200)
+    const read = await sim.until(sim.client('c').get(one, 'doc'))
+    expect(read.ok && read.values).toHaveLength(1)
+    const report = sim.report()
+    expect(report.lostAcknowledgedPuts).toBe(1)
+    expect(report.lwwDiscarded).toBeGreaterThan(0)
+  })
+
+  it('refuses a request it cannot serve with a typed error, and a strict quorum it cannot reach as unavailable', async () => {
+    const sim = await cluster({ replicas: 3, writeQuorum: 3, readQuorum: 1 })
+    const client = sim.client('c')
+    const tooMany = await sim.until(
+      client.raw('n1', JSON.stringify({ type: 'get', id: 'g1', key: 'x', r: 4 }), 'g1'),
+    )
+    expect(tooMany).toMatchObject({ type: 'error', code: 'invalid-argument' })
+    const badValue = await sim.until(client.raw('n1', '{"type":"put","id":"p1","key":"x"}', 'p1'))
+    expect(badValue).toMatchObject({ type: 'error', code: 'invalid-argument' })
+
+    const home = sim.homes('x')[0] as string
+    sim.crash(home)
+    await sim.run(400)
+    const coordinator = sim.config.nodes.find((node) => node !== home) as string
+    expect(await sim.until(client.put(coordinator, 'x', 1))).toEqual({
+      ok: false,
+      reason: 'unavailable',
+      maybeApplied: false,
+    })
+  })
+})
+
+describe('sloppy quorum and hinted handoff', () => {
+  it('a stand-in takes the write for a down home node and hands it over when it returns', async () => {
+    const sim = await cluster({ replicas: 3, writeQuorum: 3, readQuorum: 1, sloppy: true, handoffMs: 50 })
+    const homes = sim.homes('x')
+    const down = homes[2] as string
+    sim.crash(down)
+    await sim.run(400)
+    const client = sim.client('c')
+    const put = await sim.until(client.put(homes[0] as string, 'x', 'while-down'))
+    expect(put).toMatchObject({ ok: true, sloppy: true })
+    expect(sim.report()).toMatchObject({ hintsStored: 1, hintsPending: 1 })
+    expect(sim.stored(down, 'x')).toEqual([])
+
+    await sim.run(1_000)
+    expect(sim.report().hintsDelivered).toBe(0)
+    await sim.restart(down)
+    await sim.run(500)
+    expect(sim.stored(down, 'x').map((version) => version.value)).toEqual(['while-down'])
+    expect(sim.report()).toMatchObject({ hintsStored: 1, hintsDelivered: 1, hintsPending: 0 })
+  })
+
+  it('delivers every hint across many seeded runs with crashes and loss', async () => {
+    let stored = 0
+    for (const seed of seeds(10)) {
+      const run = await runQuorum({
+        seed,
+        config: { replicas: 3, writeQuorum: 2, readQuorum: 2, sloppy: true, handoffMs: 50 },
+        crashes: true,
+        links: { latencyMs: 3, jitterMs: 6, loss: 0.05, duplicate: 0.05, reorder: 0.05 },
+      })
+      expect(run.report.hintsPending, `SEED=${seed}`).toBe(0)
+      expect(run.report.hintsDelivered, `SEED=${seed}`).toBe(run.report.hintsStored)
+      stored += run.report.hintsStored
+    }
+    if (replay === 0) expect(stored).toBeGreaterThan(10)
+  })
+})
+
+describe('anti-entropy', () => {
+  const base = { replicas: 3, writeQuorum: 1, readQuorum: 1, readRepair: 'off' } as const
+  const links = { latencyMs: 3, jitterMs: 6, loss: 0.1 }
+
+  it('leaves replicas that missed writes divergent when it is off…', async () => {
+    const run = await runQuorum({ seed: 4, config: base, crashes: true, links, settleMs: 3_000 })
+    expect(run.report.divergentKeys).toBeGreaterThan(0)
+  })
+
+  it.each(seeds(5))(
+    '…and makes every replica identical after the faults end when it is on (seed %i)',
+    async (seed) => {
+      const run = await runQuorum({
+        seed,
+        config: { ...base, antiEntropyMs: 100, merkleDepth: 3 },
+        crashes: true,
+        links,
+        keys: 20,
+        settleMs: 3_000,
+      })
+      expect(run.report.divergentKeys).toBe(0)
+      const exchanges = run.sim.states().reduce((sum, state) => sum + state.stats.antiEntropyKeysSent, 0)
+      expect(exchanges).toBeGreaterThan(0)
+    },
+  )
+})
+
+describe('quorum under faults (seeded)', () => {
+  it('W + R > N with blocking read repair: register reads are linearizable through crashes and loss', async () => {
+    for (const seed of seeds(15)) {
+      const run = await runQuorum({
+        seed,
+        config: { replicas: 3, writeQuorum: 2, readQuorum: 2, readRepair: 'blocking' },
+        crashes: true,
+        links: { latencyMs: 3, jitterMs: 6, loss: 0.05, duplicate: 0.05, reorder: 0.05 },
+      })
+      const result = checkLinearizable(run.sim.history())
+      expect(result.violations, `SEED=${seed}`).toEqual([])
+      expect(result.ok, `SEED=${seed}`).toBe(true)
+      expect(run.report.staleReads, `SEED=${seed}`).toBe(0)
+    }
+  })
+
+  it('W + R <= N under the same faults returns stale reads', async () => {
+    let stale = 0
+    for (const seed of seeds(10)) {
+      const run = await runQuorum({
+        seed,
+        config: { replicas: 3, writeQuorum: 1, readQuorum: 1, readRepair: 'off' },
+        crashes: true,
+        links: { latencyMs: 3, jitterMs: 6, loss: 0.05, duplicate: 0.05, reorder: 0.05 },
+      })
+      stale += run.report.staleReads
+    }
+    if (replay === 0) expect(stale).toBeGreaterThan(0)
+  })
+})

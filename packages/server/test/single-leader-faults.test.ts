@@ -1,0 +1,119 @@
+import { checkLinearizable, seedFromEnv } from '@chorus/testkit'
+import { describe, expect, it } from 'vitest'
+import type { ReplicationMode } from '../src/single-leader/config.js'
+import { type FaultScript, runSingleLeader, type SingleLeaderRunOptions } from './single-leader-workload.js'
+
+const replay = seedFromEnv(process.env, 0)
+/** Totals over a sweep are only asserted on a full sweep, not when one seed is replayed. */
+const fullSweep = replay === 0
+
+/** Seeds 1…count, or just the one in `SEED` (to replay a failure). */
+function seeds(count: number): number[] {
+  return fullSweep ? Array.from({ length: count }, (_, i) => i + 1) : [replay]
+}
+
+/** Runs every seed and returns the summed report, failing with the seed on the first broken guarantee. */
+async function sweep(
+  count: number,
+  options: Omit<SingleLeaderRunOptions, 'seed'>,
+  check: (run: Awaited<ReturnType<typeof runSingleLeader>>, label: string) => void = () => {},
+) {
+  const totals = {
+    runs: 0,
+    acknowledged: 0,
+    lost: 0,
+    lostLeaderOnly: 0,
+    fallbacks: 0,
+    nonLinearizable: 0,
+    leaderships: 0,
+  }
+  for (const seed of seeds(count)) {
+    const run = await runSingleLeader({ ...options, seed })
+    const label = `SEED=${seed} (${run.actions.join('; ') || 'no faults'})`
+    check(run, label)
+    totals.runs++
+    totals.acknowledged += run.report.acknowledgedWrites
+    totals.lost += run.report.lostAcknowledgedWrites
+    totals.lostLeaderOnly += run.report.lostLeaderOnlyWrites
+    totals.fallbacks += run.report.semiSyncFallbacks
+    totals.leaderships += run.report.leaderships
+    if (!checkLinearizable(run.sim.history()).ok) totals.nonLinearizable++
+  }
+  return totals
+}
+
+/** The guarantees of a majority-acknowledged mode under any fault. */
+function expectSafe(run: Awaited<ReturnType<typeof runSingleLeader>>, label: string): void {
+  expect(run.report.lostAcknowledgedWrites, label).toBe(0)
+  expect(run.report.staleEpochWritesAcknowledged, label).toBe(0)
+  expect(run.report.staleEpochAppendsAccepted, label).toBe(0)
+  expect(run.report.divergentNodes, label).toBe(0)
+  const linearizable = checkLinearizable(run.sim.history())
+  expect(linearizable.violations, label).toEqual([])
+  expect(linearizable.ok, label).toBe(true)
+}
+
+const modes: Record<string, ReplicationMode> = {
+  sync: { mode: 'sync' },
+  chain: { mode: 'chain' },
+}
+
+describe('single-leader under faults (seeded)', () => {
+  for (const [name, replication] of Object.entries(modes)) {
+    for (const faults of ['chaos', 'leader-crash'] as FaultScript[]) {
+      it(`${name}, ${faults}: no acknowledged write lost, leader reads linearizable, no stale epoch accepted`, async () => {
+        const totals = await sweep(name === 'sync' ? 40 : 20, { replication, faults }, expectSafe)
+        if (!fullSweep) return
+        // The runs did real work, through real failovers.
+        expect(totals.acknowledged).toBeGreaterThan(name === 'sync' ? 500 : 200)
+        expect(totals.leaderships).toBeGreaterThanOrEqual(2 * totals.runs)
+      })
+    }
+  }
+
+  it('sync, 5 nodes, 20 % loss with partitions, pauses and crashes: still safe', async () => {
+    const totals = await sweep(
+      20,
+      { replication: { mode: 'sync' }, faults: 'chaos', nodes: 5, loss: 0.2 },
+      expectSafe,
+    )
+    if (fullSweep) expect(totals.acknowledged).toBeGreaterThan(50)
+  })
+
+  it('semi-sync loses acknowledged writes only after a counted fallback to the leader alone', async () => {
+    const totals = await sweep(
+      20,
+      { replication: { mode: 'semi-sync', acks: 1, timeoutMs: 40 }, faults: 'leader-crash' },
+      (run, label) => {
+        expect(run.report.lostLeaderOnlyWrites, label).toBe(run.report.lostAcknowledgedWrites)
+        expect(run.report.lostAcknowledgedWrites, label).toBeLessThanOrEqual(run.report.semiSyncFallbacks)
+      },
+    )
+    if (!fullSweep) return
+    expect(totals.fallbacks).toBeGreaterThan(0)
+    expect(totals.lost).toBeGreaterThan(0)
+  })
+
+  it('async measurably loses acknowledged writes when the leader dies before replicating', async () => {
+    const totals = await sweep(
+      20,
+      { replication: { mode: 'async' }, faults: 'leader-crash' },
+      (run, label) => {
+        expect(run.report.lostLeaderOnlyWrites, label).toBe(run.report.lostAcknowledgedWrites)
+        // Losses come from the failover, never from a stale epoch.
+        expect(run.report.staleEpochWritesAcknowledged, label).toBe(0)
+      },
+    )
+    if (!fullSweep) return
+    expect(totals.lost).toBeGreaterThan(0)
+    // Reads that saw a write which was later lost break linearizability: the checker sees it.
+    expect(totals.nonLinearizable).toBeGreaterThan(0)
+  })
+
+  it('replays a run exactly from its seed', async () => {
+    const first = await runSingleLeader({ seed: 5, replication: { mode: 'sync' }, faults: 'chaos' })
+    const second = await runSingleLeader({ seed: 5, replication: { mode: 'sync' }, faults: 'chaos' })
+    expect(second.report).toEqual(first.report)
+    expect(second.sim.history()).toEqual(first.sim.history())
+  })
+})

@@ -1,0 +1,275 @@
+import { describe, expect, it } from 'vitest'
+import { SingleLeaderSim } from '../src/sim/single-leader-sim.js'
+import type { ReplicationMode } from '../src/single-leader/config.js'
+import { lastLsn } from '../src/single-leader/log.js'
+import type { SingleLeaderState } from '../src/single-leader/state.js'
+
+async function cluster(replication: ReplicationMode, seed = 1, config = {}): Promise<SingleLeaderSim> {
+  const sim = new SingleLeaderSim({ seed, config: { replication, ...config }, clientTimeoutMs: 2_000 })
+  await sim.start()
+  const leader = await sim.awaitLeader()
+  if (leader === undefined) throw new Error('no leader elected')
+  await sim.run(100)
+  return sim
+}
+
+function state(sim: SingleLeaderSim, node: string): SingleLeaderState {
+  const current = sim.host(node).state
+  if (current === null) throw new Error(`${node} is down`)
+  return current
+}
+
+function followers(sim: SingleLeaderSim): string[] {
+  return sim.config.nodes.filter((node) => node !== sim.leader())
+}
+
+/** Cuts the leader's links to `nodes` in both directions. */
+function cutLeaderFrom(sim: SingleLeaderSim, nodes: readonly string[]): void {
+  const leader = sim.leader() as string
+  for (const node of nodes) {
+    sim.network.cut(leader, node)
+    sim.network.cut(node, leader)
+  }
+}
+
+describe('single-leader replication', () => {
+  it('elects one leader and writes only there: a follower refuses writes and names the leader', async () => {
+    const sim = await cluster({ mode: 'sync' })
+    const leader = sim.leader()
+    const [follower] = followers(sim)
+    const refused = await sim.until(sim.client('c1').write('x', 1, { node: follower as string }))
+    expect(refused).toEqual({ ok: false, reason: 'not-leader', maybeApplied: false })
+    expect(
+      sim
+        .states()
+        .filter((s) => s.role === 'leader')
+        .map((s) => s.id),
+    ).toEqual([leader])
+    // The refusal taught the client where the leader is.
+    const written = await sim.until(sim.client('c1').write('x', 2))
+    expect(written.ok).toBe(true)
+  })
+
+  it('gives every write the next LSN, and every follower applies the same entries in LSN order', async () => {
+    const sim = await cluster({ mode: 'sync' })
+    const client = sim.client('c1')
+    const lsns: number[] = []
+    for (let i = 1; i <= 20; i++) {
+      const outcome = await sim.until(client.write(`k${i % 3}`, i))
+      if (!outcome.ok) throw new Error(`write ${i} failed: ${outcome.reason}`)
+      lsns.push(outcome.lsn)
+    }
+    expect(lsns).toEqual(lsns.map((_, i) => (lsns[0] as number) + i))
+    await sim.run(200)
+    const leaderEntries = state(sim, sim.leader() as string).log.entries
+    for (const node of followers(sim)) {
+      const entries = state(sim, node).log.entries
+      expect(entries.map((entry) => entry.lsn)).toEqual(entries.map((_, i) => i + 1))
+      expect(entries).toEqual(leaderEntries)
+    }
+    const read = await sim.until(client.read('k2'))
+    expect(read).toMatchObject({ ok: true, value: 20 })
+  })
+
+  it('async acknowledges on the leader alone, before any follower has the write', async () => {
+    const sim = await cluster({ mode: 'async' })
+    const before = followers(sim).map((node) => lastLsn(state(sim, node).log))
+    cutLeaderFrom(sim, followers(sim))
+    const outcome = await sim.until(sim.client('c1').write('x', 'only-on-leader'))
+    expect(outcome).toMatchObject({ ok: true, durability: 'leader' })
+    expect(followers(sim).map((node) => lastLsn(state(sim, node).log))).toEqual(before)
+  })
+
+  it('sync waits for a majority (leader included), not for every follower', async () => {
+    const sim = await cluster({ mode: 'sync' })
+    const [slow = '', other = ''] = followers(sim)
+    cutLeaderFrom(sim, [slow])
+    const withMajority = await sim.until(sim.client('c1').write('x', 1))
+    expect(withMajority).toMatchObject({ ok: true, durability: 'replicated' })
+    expect(lastLsn(state(sim, other).log)).toBeGreaterThanOrEqual(withMajority.ok ? withMajority.lsn : 0)
+    expect(lastLsn(state(sim, slow).log)).toBeLessThan(withMajority.ok ? withMajority.lsn : 0)
+
+    cutLeaderFrom(sim, [other])
+    const client = sim.client('c2')
+    const pending = client.write('x', 2, { node: sim.leader() as string })
+    await sim.run(150)
+    // Neither follower has it: no acknowledgement yet, and once the lease lapses the leader
+    // steps down and answers that the write's fate is unknown.
+    const outcome = await sim.until(pending)
+    expect(outcome).toEqual({ ok: false, reason: 'deposed', maybeApplied: true })
+  })
+
+  it('semi-sync waits for k acknowledgements, and falls back to the leader alone after its timeout (counted)', async () => {
+    const sim = await cluster({ mode: 'semi-sync', acks: 1, timeoutMs: 40 })
+    const client = sim.client('c1')
+    const replicated = await sim.until(client.write('x', 1))
+    expect(replicated).toMatchObject({ ok: true, durability: 'replicated' })
+    expect(sim.report().semiSyncFallbacks).toBe(0)
+
+    cutLeaderFrom(sim, followers(sim))
+    const start = sim.network.now()
+    const fallback = await sim.until(client.write('x', 2))
+    expect(fallback).toMatchObject({ ok: true, durability: 'leader' })
+    expect(sim.network.now() - start).toBeGreaterThanOrEqual(40)
+    expect(sim.report().semiSyncFallbacks).toBe(1)
+  })
+
+  it('chain replication acknowledges once the tail has the write, so every node has it', async () => {
+    const sim = await cluster({ mode: 'chain' })
+    const client = sim.client('c1')
+    for (let i = 1; i <= 5; i++) {
+      const outcome = await sim.until(client.write('x', i))
+      if (!outcome.ok) throw new Error(`write ${i} failed: ${outcome.reason}`)
+      for (const node of sim.config.nodes)
+        expect(lastLsn(state(sim, node).log)).toBeGreaterThanOrEqual(outcome.lsn)
+    }
+    // The head streams to its successor only: the tail hears from the middle node.
+    const leader = sim.leader() as string
+    const [middle = '', tail = ''] = sim.config.nodes.filter((node) => node !== leader)
+    expect([...state(sim, leader).progress.keys()]).toContain(middle)
+    expect([...state(sim, middle).progress.keys()]).toEqual([tail])
+
+    // A broken link in the chain stalls writes: the tail cannot acknowledge what it lacks.
+    sim.network.cut(middle, tail)
+    const stalled = await sim.until(client.write('x', 'stalled'))
+    expect(stalled.ok).toBe(false)
+  })
+
+  it('rejects a write with a key or value it cannot store, with a typed error, and keeps working', async () => {
+    const sim = await cluster({ mode: 'sync' })
+    const client = sim.client('c1')
+    const leader = sim.leader() as string
+    const notJson = await sim.until(client.raw(leader, '{"type":"write"', 'r1'))
+    expect(notJson).toMatchObject({ type: 'error', code: 'malformed-frame' })
+    const unknown = await sim.until(
+      client.raw(leader, JSON.stringify({ type: 'drop-table', id: 'r2' }), 'r2'),
+    )
+    expect(unknown).toMatchObject({ type: 'error', id: 'r2', code: 'unknown-message' })
+    const badKey = await sim.until(
+      client.raw(leader, JSON.stringify({ type: 'write', id: 'r3', key: '', value: 1 }), 'r3'),
+    )
+    expect(badKey).toMatchObject({ type: 'error', id: 'r3', code: 'invalid-argument' })
+    expect(badKey?.type === 'error' ? badKey.message : '').toContain('key must be a non-empty string')
+    const noValue = await sim.until(
+      client.raw(leader, JSON.stringify({ type: 'write', id: 'r4', key: 'k' }), 'r4'),
+    )
+    expect(noValue).toMatchObject({ type: 'error', id: 'r4', code: 'invalid-argument' })
+    expect(sim.report().acknowledgedWrites).toBe(0)
+    expect(await sim.until(client.write('k', 'fine'))).toMatchObject({ ok: true })
+  })
+})
+
+describe('single-leader reads', () => {
+  it('serves read-your-writes on a lagging follower by its token: not-yet, or waits until caught up', async () => {
+    const sim = await cluster({ mode: 'sync' })
+    const [lagging = ''] = followers(sim)
+    cutLeaderFrom(sim, [lagging])
+    const client = sim.client('c1')
+    const written = await sim.until(client.write('x', 'mine'))
+    if (!written.ok) throw new Error('write failed')
+    expect(client.token).toBe(written.lsn)
+
+    const refused = await sim.until(client.read('x', { node: lagging, consistency: 'replica' }))
+    expect(refused).toEqual({ ok: false, reason: 'not-yet' })
+    const lag = await sim.until(client.status(lagging))
+    expect(lag?.role).toBe('follower')
+
+    const waiting = client.read('x', { node: lagging, consistency: 'replica', waitMs: 1_000 })
+    await sim.run(50)
+    sim.heal()
+    expect(await sim.until(waiting)).toMatchObject({ ok: true, value: 'mine', node: lagging })
+  })
+
+  it('keeps reads monotonic across followers: a read never goes back behind the token', async () => {
+    const sim = await cluster({ mode: 'async' })
+    const [ahead = '', behind = ''] = followers(sim)
+    const writer = sim.client('writer')
+    await sim.until(writer.write('x', 'old'))
+    await sim.run(100)
+    cutLeaderFrom(sim, [behind])
+    await sim.until(writer.write('x', 'new'))
+    await sim.run(100)
+
+    const reader = sim.client('reader')
+    expect(await sim.until(reader.read('x', { node: ahead, consistency: 'replica' }))).toMatchObject({
+      ok: true,
+      value: 'new',
+    })
+    // Without the token the lagging follower would answer 'old'.
+    const fresh = sim.client('fresh')
+    expect(await sim.until(fresh.read('x', { node: behind, consistency: 'replica' }))).toMatchObject({
+      ok: true,
+      value: 'old',
+    })
+    expect(await sim.until(reader.read('x', { node: behind, consistency: 'replica' }))).toEqual({
+      ok: false,
+      reason: 'not-yet',
+    })
+  })
+
+  it('reports each follower’s lag on the leader and on the follower', async () => {
+    const sim = await cluster({ mode: 'async' })
+    const [lagging = '', current = ''] = followers(sim)
+    const leader = sim.leader() as string
+    sim.network.cut(leader, lagging)
+    const client = sim.client('c1')
+    for (let i = 0; i < 5; i++) await sim.until(client.write('x', i))
+    await sim.run(100)
+    const status = await sim.until(client.status(leader))
+    expect(status?.followerLag[lagging]).toBe(5)
+    expect(status?.followerLag[current]).toBe(0)
+    sim.heal()
+    await sim.run(300)
+    const caughtUp = await sim.until(client.status(leader))
+    expect(caughtUp?.followerLag[lagging]).toBe(0)
+    expect((await sim.until(client.status(lagging)))?.lagLsn).toBe(0)
+  })
+
+  it('refuses leader reads on a follower and serves them on the leader', async () => {
+    const sim = await cluster({ mode: 'sync' })
+    const client = sim.client('c1')
+    await sim.until(client.write('x', 1))
+    const [follower = ''] = followers(sim)
+    expect(await sim.until(client.read('x', { node: follower }))).toEqual({ ok: false, reason: 'not-leader' })
+    expect(await sim.until(client.read('x'))).toMatchObject({ ok: true, value: 1 })
+  })
+})
+
+describe('single-leader catch-up', () => {
+  it('a restarted follower catches up from its last LSN', async () => {
+    const sim = await cluster({ mode: 'sync' })
+    const client = sim.client('c1')
+    await sim.until(client.write('x', 1))
+    const [follower = ''] = followers(sim)
+    await sim.run(100)
+    const before = lastLsn(state(sim, follower).log)
+    sim.crash(follower)
+    for (let i = 2; i <= 6; i++) await sim.until(client.write('x', i))
+    await sim.restart(follower)
+    expect(lastLsn(state(sim, follower).log)).toBe(before)
+    await sim.run(500)
+    expect(lastLsn(state(sim, follower).log)).toBe(lastLsn(state(sim, sim.leader() as string).log))
+    expect(await sim.until(client.read('x', { node: follower, consistency: 'replica' }))).toMatchObject({
+      ok: true,
+      value: 6,
+    })
+  })
+
+  it('a new node bootstraps from a snapshot plus log catch-up', async () => {
+    const sim = await cluster({ mode: 'sync' }, 3, { compactEvery: 8 })
+    const client = sim.client('c1')
+    for (let i = 1; i <= 20; i++) await sim.until(client.write(`k${i % 4}`, i))
+    const leader = state(sim, sim.leader() as string)
+    expect(leader.log.base.lsn).toBeGreaterThan(0)
+    await sim.addLearner('learner')
+    await sim.run(1_000)
+    for (let i = 21; i <= 24; i++) await sim.until(client.write(`k${i % 4}`, i))
+    await sim.run(200)
+    const learner = state(sim, 'learner')
+    expect(learner.role).toBe('learner')
+    expect(learner.stats.snapshotsInstalled).toBeGreaterThanOrEqual(1)
+    expect(lastLsn(learner.log)).toBe(lastLsn(state(sim, sim.leader() as string).log))
+    const read = await sim.until(client.read('k0', { node: 'learner', consistency: 'replica' }))
+    expect(read).toMatchObject({ ok: true, value: 24 })
+  })
+})

@@ -1,0 +1,166 @@
+import { createPrng, type LinkFaults, type Prng } from '@chorus/testkit'
+import {
+  type SingleLeaderClient,
+  type SingleLeaderReport,
+  SingleLeaderSim,
+} from '../src/sim/single-leader-sim.js'
+import type { ReplicationMode, SingleLeaderConfigInput } from '../src/single-leader/config.js'
+
+/** Which faults a run injects while its clients work. */
+export type FaultScript =
+  /** A clean network: nothing fails. */
+  | 'none'
+  /** Loss, duplication and reordering throughout; partitions, pauses and crashes one at a time. */
+  | 'chaos'
+  /**
+   * The leader is cut off from its followers (clients still reach it), keeps taking writes
+   * for a while, then crashes; it restarts once a new leader is in place.
+   */
+  | 'leader-crash'
+
+/** Options of one seeded single-leader run. */
+export interface SingleLeaderRunOptions {
+  readonly seed: number
+  readonly replication: ReplicationMode
+  readonly faults: FaultScript
+  /** Virtual ms during which clients issue operations (default 3000). */
+  readonly durationMs?: number
+  readonly clients?: number
+  readonly keys?: number
+  /** Member count (default 3). */
+  readonly nodes?: number
+  /** Message loss on every link under `chaos` (default 0.05). */
+  readonly loss?: number
+  /** Cluster settings other than the replication mode. */
+  readonly config?: Omit<SingleLeaderConfigInput, 'nodes' | 'replication'>
+}
+
+/** What one run produced. */
+export interface SingleLeaderRun {
+  readonly sim: SingleLeaderSim
+  readonly report: SingleLeaderReport
+  /** The faults injected, with their virtual times, for a failure message. */
+  readonly actions: readonly string[]
+}
+
+const chaosLinks: Partial<LinkFaults> = {
+  latencyMs: 3,
+  jitterMs: 4,
+  loss: 0.05,
+  duplicate: 0.05,
+  reorder: 0.05,
+}
+
+/** Waits `ms` of virtual time. */
+export function sleep(sim: SingleLeaderSim, ms: number): Promise<void> {
+  return new Promise((resolve) => sim.scheduler.after(ms, resolve))
+}
+
+/**
+ * One seeded run: clients write unique values and read from the leader (linearizable reads)
+ * while the fault script runs; then every fault ends and the cluster settles for 3 s.
+ */
+export async function runSingleLeader(options: SingleLeaderRunOptions): Promise<SingleLeaderRun> {
+  const durationMs = options.durationMs ?? 3_000
+  const sim = new SingleLeaderSim({
+    seed: options.seed,
+    config: { replication: options.replication, ...options.config },
+    clientTimeoutMs: 300,
+    nodes: Array.from({ length: options.nodes ?? 3 }, (_, i) => `n${i + 1}`),
+    ...(options.faults === 'chaos' ? { faults: { ...chaosLinks, loss: options.loss ?? 0.05 } } : {}),
+  })
+  await sim.start()
+  await sim.awaitLeader()
+  const plan = createPrng(`plan:${options.seed}`)
+  const stopAt = sim.network.now() + durationMs
+  const actions: string[] = []
+  const loops = Array.from({ length: options.clients ?? 3 }, (_, i) =>
+    clientLoop(sim, sim.client(`c${i + 1}`), plan.fork(`client${i}`), stopAt, options.keys ?? 3),
+  )
+  const script =
+    options.faults === 'chaos'
+      ? chaosScript(sim, plan.fork('faults'), stopAt, actions)
+      : options.faults === 'leader-crash'
+        ? leaderCrashScript(sim, plan.fork('faults'), actions)
+        : Promise.resolve()
+  await sim.run(durationMs)
+  await sim.until(script)
+  sim.heal()
+  for (const node of sim.config.nodes) {
+    if (!sim.network.isUp(node)) await sim.restart(node)
+  }
+  await sim.run(3_000)
+  await Promise.all(loops)
+  return { sim, report: sim.report(), actions }
+}
+
+async function clientLoop(
+  sim: SingleLeaderSim,
+  client: SingleLeaderClient,
+  prng: Prng,
+  stopAt: number,
+  keys: number,
+): Promise<void> {
+  let written = 0
+  while (sim.network.now() < stopAt) {
+    const key = `k${prng.int(1, keys)}`
+    if (prng.bool(0.5)) await client.write(key, `${client.name}:${++written}`)
+    else await client.read(key)
+    await sleep(sim, prng.int(1, 15))
+  }
+}
+
+async function chaosScript(
+  sim: SingleLeaderSim,
+  prng: Prng,
+  stopAt: number,
+  actions: string[],
+): Promise<void> {
+  const nodes = sim.config.nodes
+  await sleep(sim, prng.int(200, 500))
+  while (sim.network.now() < stopAt - 200) {
+    const leader = sim.leader() ?? prng.pick(nodes)
+    const roll = prng.next()
+    const at = sim.network.now()
+    const lasts = prng.int(200, 900)
+    if (roll < 0.35) {
+      actions.push(`${at}: isolate ${leader} for ${lasts}`)
+      sim.partition([[leader], [...nodes.filter((node) => node !== leader), ...clientsOf(sim)]])
+      await sleep(sim, lasts)
+      sim.heal()
+    } else if (roll < 0.65) {
+      actions.push(`${at}: pause ${leader} for ${lasts}`)
+      sim.pause(leader, lasts)
+      await sleep(sim, lasts)
+    } else {
+      const victim = prng.bool(0.6) ? leader : prng.pick(nodes)
+      actions.push(`${at}: crash ${victim} for ${lasts}`)
+      sim.crash(victim)
+      await sleep(sim, lasts)
+      await sim.restart(victim)
+    }
+    await sleep(sim, prng.int(100, 500))
+  }
+}
+
+async function leaderCrashScript(sim: SingleLeaderSim, prng: Prng, actions: string[]): Promise<void> {
+  await sleep(sim, prng.int(600, 1_000))
+  const leader = sim.leader()
+  if (leader === undefined) return
+  for (const node of sim.config.nodes) {
+    if (node === leader) continue
+    sim.network.cut(leader, node)
+    sim.network.cut(node, leader)
+  }
+  const lasts = prng.int(50, 150)
+  actions.push(`${sim.network.now()}: cut ${leader} off its followers, crash it ${lasts} ms later`)
+  await sleep(sim, lasts)
+  sim.crash(leader)
+  sim.heal()
+  await sleep(sim, 1_000)
+  await sim.restart(leader)
+}
+
+function clientsOf(sim: SingleLeaderSim): string[] {
+  return sim.network.nodes().filter((name) => !sim.config.nodes.includes(name as never))
+}
