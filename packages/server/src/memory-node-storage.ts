@@ -51,8 +51,17 @@ export class MemoryNodeStorage<TRecord> implements NodeStorage<TRecord> {
       this.counters.fenced++
       return { ok: false, reason: 'fenced', epoch: this.highestEpoch }
     }
-    if (epoch !== null) this.highestEpoch = epoch
-    for (const record of records) this.log.push(JSON.stringify(record))
+    const texts: string[] = []
+    for (const record of records) {
+      const text = serialise(record)
+      if (text === null) {
+        this.counters.failed++
+        return { ok: false, reason: 'failed', message: 'a record is not JSON-serialisable' }
+      }
+      texts.push(text)
+    }
+    if (epoch !== null) this.highestEpoch = Math.max(this.highestEpoch, epoch)
+    this.log.push(...texts)
     this.counters.appends++
     this.counters.records += records.length
     return { ok: true }
@@ -61,5 +70,15 @@ export class MemoryNodeStorage<TRecord> implements NodeStorage<TRecord> {
   /** Every stored record, synchronously (for checkers and tests). */
   records(): TRecord[] {
     return this.log.map((text) => JSON.parse(text) as TRecord)
+  }
+}
+
+/** The record as JSON text, or null when it cannot be written as JSON (as a disk would refuse it). */
+function serialise(record: unknown): string | null {
+  try {
+    const text = JSON.stringify(record)
+    return typeof text === 'string' ? text : null
+  } catch {
+    return null
   }
 }

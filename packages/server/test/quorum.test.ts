@@ -286,18 +286,47 @@ describe('anti-entropy', () => {
 })
 
 describe('quorum under faults (seeded)', () => {
-  it('W + R > N with blocking read repair: register reads are linearizable through crashes and loss', async () => {
+  const links = { latencyMs: 3, jitterMs: 6, loss: 0.05, duplicate: 0.05, reorder: 0.05 }
+
+  it.each([
+    ['W2 R2', { writeQuorum: 2, readQuorum: 2 }],
+    ['W3 R1', { writeQuorum: 3, readQuorum: 1 }],
+    ['W1 R3', { writeQuorum: 1, readQuorum: 3 }],
+  ] as const)(
+    'N3 %s with blocking read repair: 0 acknowledged puts lost, register reads linearizable, through crashes and loss',
+    async (_name, quorums) => {
+      let acknowledged = 0
+      for (const seed of seeds(30)) {
+        const run = await runQuorum({
+          seed,
+          config: { replicas: 3, ...quorums, readRepair: 'blocking' },
+          crashes: true,
+          links,
+        })
+        const result = checkLinearizable(run.sim.history())
+        expect(run.report.lostAcknowledgedPuts, `SEED=${seed}`).toBe(0)
+        expect(result.violations, `SEED=${seed}`).toEqual([])
+        expect(result.ok, `SEED=${seed}`).toBe(true)
+        expect(run.report.staleReads, `SEED=${seed}`).toBe(0)
+        acknowledged += run.report.putsAcknowledged
+      }
+      if (replay === 0) expect(acknowledged).toBeGreaterThan(300)
+    },
+  )
+
+  it.each([
+    ['async read repair', { readRepair: 'async' }],
+    ['a sloppy quorum', { sloppy: true, handoffMs: 50 }],
+    ['W1 R1 and no repair', { writeQuorum: 1, readQuorum: 1, readRepair: 'off' }],
+  ] as const)('with siblings, no acknowledged put is lost with %s either', async (_name, settings) => {
     for (const seed of seeds(15)) {
       const run = await runQuorum({
         seed,
-        config: { replicas: 3, writeQuorum: 2, readQuorum: 2, readRepair: 'blocking' },
+        config: { replicas: 3, writeQuorum: 2, readQuorum: 2, ...settings },
         crashes: true,
-        links: { latencyMs: 3, jitterMs: 6, loss: 0.05, duplicate: 0.05, reorder: 0.05 },
+        links,
       })
-      const result = checkLinearizable(run.sim.history())
-      expect(result.violations, `SEED=${seed}`).toEqual([])
-      expect(result.ok, `SEED=${seed}`).toBe(true)
-      expect(run.report.staleReads, `SEED=${seed}`).toBe(0)
+      expect(run.report.lostAcknowledgedPuts, `SEED=${seed}`).toBe(0)
     }
   })
 
@@ -308,7 +337,7 @@ describe('quorum under faults (seeded)', () => {
         seed,
         config: { replicas: 3, writeQuorum: 1, readQuorum: 1, readRepair: 'off' },
         crashes: true,
-        links: { latencyMs: 3, jitterMs: 6, loss: 0.05, duplicate: 0.05, reorder: 0.05 },
+        links,
       })
       stale += run.report.staleReads
     }

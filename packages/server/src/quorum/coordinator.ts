@@ -1,7 +1,6 @@
-import { addDot, ChorusError, ErrorCode, formatHlc, tickHlc } from '@chorus/core'
 import type { NodeId } from '../node-id.js'
 import type { QuorumRequest } from './messages.js'
-import { storeHint } from './replica.js'
+import { answer } from './put.js'
 import {
   believedUp,
   bumpStat,
@@ -9,112 +8,25 @@ import {
   type PendingOp,
   type QuorumOut,
   type QuorumState,
+  quorumSize,
   storeVersions,
   takeOpId,
   targetsFor,
+  withoutPending,
+  withPending,
 } from './state.js'
 import { contextOf, digestOf, mergeVersions, pickValue, type Version } from './versions.js'
 
-type Put = Extract<QuorumRequest, { type: 'put' }>
 type Get = Extract<QuorumRequest, { type: 'get' }>
-type PendingPut = Extract<PendingOp, { kind: 'put' }>
 type PendingGet = Extract<PendingOp, { kind: 'get' }>
 
 /**
- * The coordinator: whichever node a client asked runs the request against the key's replicas.
+ * The read coordinator: whichever node a client asked runs a get against the key's replicas.
  *
- * A put makes a new version — the coordinator's next dot, the client's context, a clock
- * stamp — sends it to the targets and answers once W of them stored it durably. A get asks
- * the targets, merges the first R answers (siblings, or the last-write-wins pick), optionally
- * repairs stale replicas, and answers. Either gives up after `requestTimeoutMs`; a put that
- * timed out may still have been stored somewhere, and the reply says so.
+ * It asks the targets, merges the first R answers (siblings, or the last-write-wins pick),
+ * optionally repairs stale replicas, and answers; it gives up after `requestTimeoutMs`. Puts
+ * are coordinated by a home replica of the key (`put.ts`).
  */
-export function handlePut(
-  state: QuorumState,
-  out: QuorumOut,
-  client: string,
-  request: Put,
-  now: number,
-): QuorumState {
-  const need = quorumSize(state, request.w, 'w')
-  const targets = targetsFor(state, request.key, request.sloppy ?? state.config.sloppy, now)
-  if (targets.filter((target) => believedUp(state, target.node, now)).length < need) {
-    out.push({
-      type: 'reply',
-      client,
-      reply: { type: 'rejected', id: request.id, reason: 'unavailable', maybeApplied: false },
-    })
-    return bumpStat(state, 'unavailable')
-  }
-  const counter = state.counter + 1
-  const clock = tickHlc(state.clock, now)
-  const version: Version = {
-    dot: [state.id, counter],
-    context: request.context,
-    stamp: formatHlc({ ...clock, replica: state.id }),
-    value: request.value,
-  }
-  out.push({ type: 'persist', records: [{ type: 'counter', value: counter }], epoch: null })
-  const taken = takeOpId({ ...state, counter, clock })
-  let next = taken.state
-  const op = taken.op
-  const acked: NodeId[] = []
-  for (const target of targets) {
-    if (target.node === next.id) {
-      next =
-        target.hintFor === null
-          ? storeVersions(next, out, request.key, [version], now).state
-          : storeHint(next, out, `${op}:${target.hintFor}`, target.hintFor, request.key, version)
-      acked.push(next.id)
-    } else {
-      out.push({
-        type: 'send',
-        to: target.node,
-        message: { type: 'store', op, key: request.key, version, hintFor: target.hintFor },
-      })
-    }
-  }
-  next = bumpStat(next, 'putsCoordinated')
-  if (targets.some((target) => target.hintFor !== null)) next = bumpStat(next, 'sloppyPuts')
-  const pending: PendingPut = {
-    kind: 'put',
-    client,
-    requestId: request.id,
-    key: request.key,
-    version,
-    targets,
-    acked,
-    need,
-    deadline: now + next.config.requestTimeoutMs,
-  }
-  return finishPut(withPending(next, op, pending), out, op, pending)
-}
-
-/** A replica stored (or hinted) a put's version. */
-export function handleStored(state: QuorumState, out: QuorumOut, from: NodeId, op: string): QuorumState {
-  const pending = state.pending.get(op)
-  if (pending?.kind !== 'put' || pending.acked.includes(from)) return state
-  if (!pending.targets.some((target) => target.node === from)) return state
-  const updated: PendingPut = { ...pending, acked: [...pending.acked, from] }
-  return finishPut(withPending(state, op, updated), out, op, updated)
-}
-
-function finishPut(state: QuorumState, out: QuorumOut, op: string, pending: PendingPut): QuorumState {
-  if (pending.acked.length < pending.need) return state
-  out.push({
-    type: 'reply',
-    client: pending.client,
-    reply: {
-      type: 'put-ok',
-      id: pending.requestId,
-      dot: pending.version.dot,
-      context: addDot(pending.version.context, pending.version.dot),
-      sloppy: pending.targets.some((target) => target.hintFor !== null),
-    },
-  })
-  return withoutPending(state, op)
-}
-
 /** Starts a get: ask every target, answer once R replied (and repair allows). */
 export function handleGet(
   state: QuorumState,
@@ -300,40 +212,15 @@ export function expireRequests(state: QuorumState, out: QuorumOut, now: number):
     if (now < pending.deadline) continue
     next = withoutPending(next, op)
     if (pending.kind === 'get' && pending.phase === 'answered') continue
-    out.push({
-      type: 'reply',
-      client: pending.client,
-      reply: {
-        type: 'rejected',
-        id: pending.requestId,
-        reason: 'timeout',
-        maybeApplied: pending.kind === 'put',
-      },
-    })
+    const reply = {
+      type: 'rejected',
+      id: pending.requestId,
+      reason: 'timeout',
+      maybeApplied: pending.kind !== 'get',
+    } as const
+    if (pending.kind === 'put') answer(out, pending.client, pending.origin, reply)
+    else out.push({ type: 'reply', client: pending.client, reply })
     next = bumpStat(next, 'timeouts')
   }
   return next
-}
-
-function quorumSize(state: QuorumState, requested: number | null, name: 'w' | 'r'): number {
-  const size = requested ?? (name === 'w' ? state.config.writeQuorum : state.config.readQuorum)
-  if (size > state.config.replicas) {
-    throw new ChorusError(
-      ErrorCode.InvalidArgument,
-      `request.${name}: ${size} exceeds the replica count N=${state.config.replicas}`,
-    )
-  }
-  return size
-}
-
-function withPending(state: QuorumState, op: string, pending: PendingOp): QuorumState {
-  const map = new Map(state.pending)
-  map.set(op, pending)
-  return { ...state, pending: map }
-}
-
-function withoutPending(state: QuorumState, op: string): QuorumState {
-  const map = new Map(state.pending)
-  map.delete(op)
-  return { ...state, pending: map }
 }

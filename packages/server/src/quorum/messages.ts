@@ -9,12 +9,27 @@ import type { Version } from './versions.js'
  * incarnation), so replies are matched to it and late replies to a finished request ignored.
  */
 export type QuorumMessage =
-  /** Store a version; with `hintFor`, keep it as a hint for that (down) home node instead. */
+  /**
+   * A node that is not a home replica of the put's key hands the put to one that is (only a
+   * home replica makes versions; see `Version`). `client` is whom the put came from.
+   */
+  | {
+      readonly type: 'coordinate'
+      readonly op: string
+      readonly client: string
+      readonly request: Extract<QuorumRequest, { type: 'put' }>
+    }
+  /** The home replica's answer to a `coordinate`, relayed to the client as it is. */
+  | { readonly type: 'coordinated'; readonly op: string; readonly reply: PutReply }
+  /**
+   * Store a put: the coordinator's whole sibling set of the key after the put (the new version
+   * among them); with `hintFor`, keep it as a hint for that (down) home node instead.
+   */
   | {
       readonly type: 'store'
       readonly op: string
       readonly key: string
-      readonly version: Version
+      readonly versions: readonly Version[]
       readonly hintFor: NodeId | null
     }
   | { readonly type: 'stored'; readonly op: string }
@@ -36,7 +51,11 @@ export type QuorumMessage =
   /** Hinted handoff: versions a stand-in kept for the receiver while it was down. */
   | {
       readonly type: 'handoff'
-      readonly items: readonly { readonly hint: string; readonly key: string; readonly version: Version }[]
+      readonly items: readonly {
+        readonly hint: string
+        readonly key: string
+        readonly versions: readonly Version[]
+      }[]
     }
   | { readonly type: 'handoff-ack'; readonly hints: readonly string[] }
   | { readonly type: 'ping'; readonly sentAt: number }
@@ -64,6 +83,8 @@ export type QuorumMessage =
 
 /** The `type` of every {@link QuorumMessage}. */
 export const quorumMessageTypes = [
+  'coordinate',
+  'coordinated',
   'store',
   'stored',
   'fetch',
@@ -110,7 +131,10 @@ export const quorumRequestTypes = ['put', 'get', 'status'] as const
 
 /** Counters a quorum node keeps (volatile). */
 export interface QuorumStats {
+  /** Puts this node made a version for, as a home replica of the key. */
   readonly putsCoordinated: number
+  /** Puts this node handed to a home replica of their key. */
+  readonly putsForwarded: number
   readonly getsCoordinated: number
   /** Puts that counted a stand-in toward W. */
   readonly sloppyPuts: number
@@ -140,17 +164,39 @@ export interface QuorumStatus {
 /** Why a coordinator gave up. `unavailable`: too few replicas up to try (nothing written). */
 export type QuorumRejectReason = 'unavailable' | 'timeout'
 
-/** A node's answer to a client. */
-export type QuorumReply =
+/**
+ * The answer to a put.
+ *
+ * `put-ok` returns, like Riak's `returnbody`, the coordinator's siblings of the key after the
+ * write: the new version and every concurrent one it did not supersede. `context` covers all
+ * of them, so a client that writes with it next supersedes exactly what it was shown. (A
+ * context of "what was read, plus this write" cannot be said as a version vector when the
+ * coordinator holds a concurrent version with a lower dot: it would claim that one too.)
+ */
+export type PutReply =
   | {
       readonly type: 'put-ok'
       readonly id: string
       readonly dot: Dot
-      /** The context to write with next: what was read, plus this write. */
+      /** The context to write with next: this write and every sibling below. */
       readonly context: VersionVector
+      /** The siblings' values after the write (this write's among them), in canonical order. */
+      readonly values: readonly JsonValue[]
+      readonly dots: readonly Dot[]
       /** True when a stand-in counted toward W. */
       readonly sloppy: boolean
     }
+  | {
+      readonly type: 'rejected'
+      readonly id: string
+      readonly reason: QuorumRejectReason
+      /** True when some replica may have stored the write anyway. */
+      readonly maybeApplied: boolean
+    }
+
+/** A node's answer to a client. */
+export type QuorumReply =
+  | PutReply
   | {
       readonly type: 'get-ok'
       readonly id: string
@@ -160,13 +206,6 @@ export type QuorumReply =
       readonly value: JsonValue | null
       readonly context: VersionVector
       readonly dots: readonly Dot[]
-    }
-  | {
-      readonly type: 'rejected'
-      readonly id: string
-      readonly reason: QuorumRejectReason
-      /** True when some replica may have stored the write anyway. */
-      readonly maybeApplied: boolean
     }
   | { readonly type: 'status'; readonly id: string; readonly status: QuorumStatus }
   | ErrorReply
@@ -179,11 +218,9 @@ export type QuorumRecord =
       readonly id: string
       readonly home: NodeId
       readonly key: string
-      readonly version: Version
+      readonly versions: readonly Version[]
     }
   | { readonly type: 'hint-done'; readonly ids: readonly string[] }
-  /** The coordinator's dot counter, persisted before any version with a new dot leaves. */
-  | { readonly type: 'counter'; readonly value: number }
 
 /** Inputs of a quorum node. */
 export type QuorumInput =

@@ -2,15 +2,9 @@ import type { NodeMachine, StepResult } from '../machine.js'
 import { asNodeId, type NodeId } from '../node-id.js'
 import { handleDigests, handleSync, handleTree, startAntiEntropy } from './anti-entropy.js'
 import type { QuorumConfig } from './config.js'
-import {
-  expireRequests,
-  handleFetched,
-  handleGet,
-  handlePut,
-  handleRepaired,
-  handleStored,
-} from './coordinator.js'
+import { expireRequests, handleFetched, handleGet, handleRepaired } from './coordinator.js'
 import type { QuorumInput, QuorumMessage, QuorumRecord, QuorumReply, QuorumRequest } from './messages.js'
+import { handleCoordinate, handleCoordinated, handlePut, handleStored } from './put.js'
 import {
   handleFetch,
   handleHandoff,
@@ -100,6 +94,10 @@ function message(
   now: number,
 ): QuorumState {
   switch (message.type) {
+    case 'coordinate':
+      return handleCoordinate(state, out, from, message, now)
+    case 'coordinated':
+      return handleCoordinated(state, out, from, message)
     case 'store':
       return handleStore(state, out, from, message, now)
     case 'stored':

@@ -13,6 +13,9 @@ import type { Version } from './versions.js'
 /**
  * The replica side: storing versions, answering reads, applying repairs, and hinted handoff.
  *
+ * A `store` carries the coordinator's whole sibling set of the key, merged as a read repair
+ * would be, so a replica never holds a coordinator's later version without its earlier ones
+ * (or what superseded them) — see `Version` on why contexts depend on it.
  * A replica acknowledges only after the versions it took are persisted (the `persist` effect
  * precedes the reply). A stand-in keeps a hinted write durably apart from its own data and
  * offers it to the home node every `handoffMs` while it believes that node up; it forgets a
@@ -28,32 +31,32 @@ export function handleStore(
 ): QuorumState {
   const next =
     message.hintFor === null || message.hintFor === state.id
-      ? storeVersions(state, out, message.key, [message.version], now).state
+      ? storeVersions(state, out, message.key, message.versions, now).state
       : storeHint(
           state,
           out,
           `${message.op}:${message.hintFor}`,
           message.hintFor,
           message.key,
-          message.version,
+          message.versions,
         )
   out.push({ type: 'send', to: from, message: { type: 'stored', op: message.op } })
   return next
 }
 
-/** Keeps `version` as a hint for `home` (idempotent by hint id). */
+/** Keeps a put's sibling set as a hint for `home` (idempotent by hint id). */
 export function storeHint(
   state: QuorumState,
   out: QuorumOut,
   id: string,
   home: NodeId,
   key: string,
-  version: Version,
+  versions: readonly Version[],
 ): QuorumState {
   if (state.hints.has(id)) return state
-  out.push({ type: 'persist', records: [{ type: 'hint', id, home, key, version }], epoch: null })
+  out.push({ type: 'persist', records: [{ type: 'hint', id, home, key, versions }], epoch: null })
   const hints = new Map(state.hints)
-  hints.set(id, { id, home, key, version })
+  hints.set(id, { id, home, key, versions })
   return bumpStat({ ...state, hints }, 'hintsStored')
 }
 
@@ -102,8 +105,8 @@ export function handleHandoff(
   const byKey = new Map<string, Version[]>()
   for (const item of message.items) {
     const list = byKey.get(item.key)
-    if (list === undefined) byKey.set(item.key, [item.version])
-    else list.push(item.version)
+    if (list === undefined) byKey.set(item.key, [...item.versions])
+    else list.push(...item.versions)
   }
   for (const [key, versions] of byKey) next = storeVersions(next, out, key, versions, now).state
   out.push({
@@ -132,12 +135,12 @@ export function handleHandoffAck(
 /** Offers hints to every home node believed up, a batch per node. */
 export function offerHints(state: QuorumState, out: QuorumOut, now: number): QuorumState {
   if (state.hints.size === 0 || now - state.lastHandoffAt < state.config.handoffMs) return state
-  const byHome = new Map<NodeId, { hint: string; key: string; version: Version }[]>()
+  const byHome = new Map<NodeId, { hint: string; key: string; versions: readonly Version[] }[]>()
   for (const hint of state.hints.values()) {
     if (!believedUp(state, hint.home, now)) continue
     const batch = byHome.get(hint.home) ?? []
     if (batch.length < state.config.maxBatch)
-      batch.push({ hint: hint.id, key: hint.key, version: hint.version })
+      batch.push({ hint: hint.id, key: hint.key, versions: hint.versions })
     byHome.set(hint.home, batch)
   }
   for (const [home, items] of byHome)

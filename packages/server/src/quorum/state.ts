@@ -1,17 +1,17 @@
-import { HLC_ZERO, type HlcState, parseHlc, receiveHlc } from '@chorus/core'
+import { ChorusError, ErrorCode, HLC_ZERO, type HlcState, parseHlc, receiveHlc } from '@chorus/core'
 import type { NodeEffect } from '../machine.js'
 import type { NodeId } from '../node-id.js'
 import type { QuorumConfig, ReadRepairMode } from './config.js'
 import type { QuorumMessage, QuorumRecord, QuorumReply, QuorumStats, QuorumStatus } from './messages.js'
 import { createHashRing, type HashRing, preferenceList } from './ring.js'
-import { applyVersion, type Version } from './versions.js'
+import { applyVersion, mergeVersions, type Version } from './versions.js'
 
-/** A version a stand-in keeps for a home node that was down when it was written. */
+/** A put a stand-in keeps for a home node that was down: the coordinator's sibling set. */
 export interface Hint {
   readonly id: string
   readonly home: NodeId
   readonly key: string
-  readonly version: Version
+  readonly versions: readonly Version[]
 }
 
 /** One replica a coordinator asks: a home node, or a stand-in holding a hint for `hintFor`. */
@@ -20,14 +20,23 @@ export interface Target {
   readonly hintFor: NodeId | null
 }
 
+/** Where a put came from: a client's connection, or a node that handed it over. */
+export type PutOrigin =
+  | { readonly kind: 'client' }
+  | { readonly kind: 'node'; readonly node: NodeId; readonly op: string }
+
 /** A request a coordinator is working on. */
 export type PendingOp =
   | {
       readonly kind: 'put'
+      /** The client that asked (through `origin`). */
       readonly client: string
       readonly requestId: string
+      readonly origin: PutOrigin
       readonly key: string
       readonly version: Version
+      /** The coordinator's siblings of the key after the put: what is shipped and answered. */
+      readonly siblings: readonly Version[]
       readonly targets: readonly Target[]
       readonly acked: readonly NodeId[]
       readonly need: number
@@ -48,6 +57,14 @@ export type PendingOp =
       readonly holders: readonly NodeId[]
       readonly deadline: number
     }
+  /** A put handed to a home replica of its key, waiting for its answer. */
+  | {
+      readonly kind: 'forward'
+      readonly client: string
+      readonly requestId: string
+      readonly to: NodeId
+      readonly deadline: number
+    }
 
 /** The whole state of a quorum node; durable parts are rebuilt by {@link recoverQuorumState}. */
 export interface QuorumState {
@@ -58,8 +75,6 @@ export interface QuorumState {
   readonly store: ReadonlyMap<string, readonly Version[]>
   /** Hints this node keeps for others, by id. */
   readonly hints: ReadonlyMap<string, Hint>
-  /** The last dot counter this node used as a coordinator. */
-  readonly counter: number
   readonly clock: HlcState
   /** Last time each peer was heard from (any message). */
   readonly seenAt: ReadonlyMap<NodeId, number>
@@ -82,6 +97,7 @@ export type QuorumOut = QuorumEffect[]
 
 const zeroStats: QuorumStats = {
   putsCoordinated: 0,
+  putsForwarded: 0,
   getsCoordinated: 0,
   sloppyPuts: 0,
   hintsStored: 0,
@@ -96,7 +112,8 @@ const zeroStats: QuorumStats = {
 
 /**
  * Rebuilds a quorum node from its records: stored versions (re-merged, which gives the same
- * result in any order), hints not yet handed off, and the dot counter. The clock restarts no
+ * result in any order) and hints not yet handed off. Dot counters need no record of their
+ * own: a key's next dot follows from the versions held (see `nextDot`). The clock restarts no
  * earlier than the latest stamp this node issued, so its stamps stay monotonic.
  */
 export function recoverQuorumState(
@@ -107,7 +124,6 @@ export function recoverQuorumState(
 ): QuorumState {
   const store = new Map<string, readonly Version[]>()
   const hints = new Map<string, Hint>()
-  let counter = 0
   let clock: HlcState = HLC_ZERO
   const observe = (version: Version) => {
     const parts = parseHlc(version.stamp)
@@ -123,14 +139,11 @@ export function recoverQuorumState(
         observe(record.version)
         break
       case 'hint':
-        hints.set(record.id, { id: record.id, home: record.home, key: record.key, version: record.version })
-        observe(record.version)
+        hints.set(record.id, { id: record.id, home: record.home, key: record.key, versions: record.versions })
+        for (const version of record.versions) observe(version)
         break
       case 'hint-done':
         for (const hint of record.ids) hints.delete(hint)
-        break
-      case 'counter':
-        counter = Math.max(counter, record.value)
         break
     }
   }
@@ -140,7 +153,6 @@ export function recoverQuorumState(
     ring: createHashRing(config.nodes, config.vnodes),
     store,
     hints,
-    counter,
     clock,
     seenAt: new Map(config.nodes.map((node) => [node, now])),
     pending: new Map(),
@@ -195,6 +207,35 @@ export function targetsFor(state: QuorumState, key: string, sloppy: boolean, now
   return targets
 }
 
+/**
+ * The quorum a request asks for (`w` or `r`), or the cluster's; throws `invalid-argument` when
+ * it exceeds N.
+ */
+export function quorumSize(state: QuorumState, requested: number | null, name: 'w' | 'r'): number {
+  const size = requested ?? (name === 'w' ? state.config.writeQuorum : state.config.readQuorum)
+  if (size > state.config.replicas) {
+    throw new ChorusError(
+      ErrorCode.InvalidArgument,
+      `request.${name}: ${size} exceeds the replica count N=${state.config.replicas}`,
+    )
+  }
+  return size
+}
+
+/** The state with `pending` recorded under `op`. */
+export function withPending(state: QuorumState, op: string, pending: PendingOp): QuorumState {
+  const map = new Map(state.pending)
+  map.set(op, pending)
+  return { ...state, pending: map }
+}
+
+/** The state without the request `op`. */
+export function withoutPending(state: QuorumState, op: string): QuorumState {
+  const map = new Map(state.pending)
+  map.delete(op)
+  return { ...state, pending: map }
+}
+
 /** A fresh op id for this node's next request. */
 export function takeOpId(state: QuorumState): { readonly state: QuorumState; readonly op: string } {
   return { state: { ...state, nextOp: state.nextOp + 1 }, op: `${state.opPrefix}.${state.nextOp}` }
@@ -204,7 +245,7 @@ export function takeOpId(state: QuorumState): { readonly state: QuorumState; rea
 export function localVersions(state: QuorumState, key: string): readonly Version[] {
   let versions = state.store.get(key) ?? []
   for (const hint of state.hints.values()) {
-    if (hint.key === key) versions = applyVersion(versions, hint.version, state.config.conflicts).versions
+    if (hint.key === key) versions = mergeVersions(versions, hint.versions, state.config.conflicts).versions
   }
   return versions
 }

@@ -2,6 +2,8 @@ import { type Dot, isDot, isHlcStamp } from '@chorus/core'
 import {
   arrayAt,
   assertKey,
+  assertValue,
+  booleanAt,
   countAt,
   type Fields,
   idAt,
@@ -19,6 +21,7 @@ import {
 } from '../wire.js'
 import type { ReadRepairMode } from './config.js'
 import {
+  type PutReply,
   type QuorumInput,
   type QuorumMessage,
   type QuorumRequest,
@@ -64,12 +67,19 @@ export function readQuorumMessage(value: unknown, path: string): QuorumMessage {
   const op = () => idAt(fields, 'op', path)
   const key = () => keyAt(fields, 'key', path)
   switch (type) {
+    case 'coordinate': {
+      const request = readQuorumRequest(own(fields, 'request'), `${path}.request`)
+      if (request.type !== 'put') invalid(`${path}.request.type`, '"put"', request.type)
+      return { type, op: op(), client: idAt(fields, 'client', path), request }
+    }
+    case 'coordinated':
+      return { type, op: op(), reply: readPutReply(own(fields, 'reply'), `${path}.reply`) }
     case 'store':
       return {
         type,
         op: op(),
         key: key(),
-        version: readVersion(own(fields, 'version'), `${path}.version`),
+        versions: arrayAt(fields, 'versions', path, readVersion),
         hintFor: nodeOrNullAt(fields, 'hintFor', path),
       }
     case 'stored':
@@ -94,7 +104,7 @@ export function readQuorumMessage(value: unknown, path: string): QuorumMessage {
           return {
             hint: stringAt(entry, 'hint', itemPath, 400),
             key: keyAt(entry, 'key', itemPath),
-            version: readVersion(own(entry, 'version'), `${itemPath}.version`),
+            versions: arrayAt(entry, 'versions', itemPath, readVersion),
           }
         }),
       }
@@ -174,6 +184,34 @@ export function readQuorumRequest(value: unknown, path: string): QuorumRequest {
     }
     case 'status':
       return { type, id }
+  }
+}
+
+/** Checks a home replica's answer to a put it was handed (relayed to a client as it is). */
+export function readPutReply(value: unknown, path: string): PutReply {
+  const fields = objectAt(value, path)
+  const type = typeAt(fields, ['put-ok', 'rejected'] as const, path)
+  const id = idAt(fields, 'id', path)
+  if (type === 'rejected') {
+    const reason = own(fields, 'reason')
+    if (reason !== 'unavailable' && reason !== 'timeout') {
+      invalid(`${path}.reason`, '"unavailable" or "timeout"', reason)
+    }
+    return { type, id, reason, maybeApplied: booleanAt(fields, 'maybeApplied', path) }
+  }
+  const dot = own(fields, 'dot')
+  if (!isDot(dot)) invalid(`${path}.dot`, 'a dot [nodeId, counter]', dot)
+  return {
+    type,
+    id,
+    dot: [dot[0], dot[1]] as Dot,
+    context: vectorAt(fields, 'context', path),
+    values: arrayAt(fields, 'values', path, (item, itemPath) => assertValue(item, itemPath)),
+    dots: arrayAt(fields, 'dots', path, (item, itemPath) => {
+      if (!isDot(item)) invalid(itemPath, 'a dot [nodeId, counter]', item)
+      return [item[0], item[1]] as Dot
+    }),
+    sloppy: booleanAt(fields, 'sloppy', path),
   }
 }
 

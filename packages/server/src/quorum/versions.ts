@@ -1,6 +1,7 @@
 import {
   addDot,
   canonicalJson,
+  counterOf,
   coversDot,
   type Dot,
   EMPTY_VV,
@@ -10,14 +11,25 @@ import {
   type VersionVector,
 } from '@chorus/core'
 import { hash32 } from '../hash.js'
+import type { NodeId } from '../node-id.js'
 
 /**
  * One version of a key's value.
  *
- * `dot` names the write (the coordinating node and its counter); `context` is what the client
- * had read before writing — the versions this one supersedes. Versions neither of which has
- * seen the other are siblings, and all of them are kept. `stamp` is the coordinator's hybrid
- * clock at the write, used only by last-write-wins.
+ * `dot` names the write: the home replica that coordinated it and that replica's counter for
+ * this key. `context` is what the client had read before writing — the versions this one
+ * supersedes. Versions neither of which has seen the other are siblings, and all of them are
+ * kept. `stamp` is the coordinator's hybrid clock at the write, used only by last-write-wins.
+ *
+ * **Why the counter is per key and the coordinator a home replica.** A context is a version
+ * vector: `{ n1: 5 }` claims every one of n1's dots 1…5 *for this key*. That claim is true only
+ * if whoever holds n1's dot 5 also knows n1's dots 1…4 (holds them, or a version that
+ * superseded them). So n1 numbers a key's versions from what it holds of that key
+ * ({@link nextDot}), stores each new version before it leaves, and ships its whole sibling
+ * set, never the new version alone: every copy of dot 5 travels with dot 4 or with what
+ * superseded it. A counter shared by all keys (or a coordinator that does not hold the key)
+ * breaks this: a read could see n1's dot 5 but not an earlier concurrent dot 3, return a
+ * context claiming both, and the next put would supersede a version its writer never saw.
  */
 export interface Version {
   readonly dot: Dot
@@ -56,8 +68,8 @@ export function compareVersions(a: Version, b: Version): number {
 /**
  * True when one of `versions` is `dot` or has seen it (its context covers it).
  *
- * A later dot of the same coordinator does not count: a coordinator's counter is shared by
- * every key and every client, so its version 5 may well be concurrent with its version 3.
+ * A later dot of the same coordinator does not count: a coordinator's version 5 of a key may
+ * well be concurrent with its version 3 (two clients wrote without reading each other).
  */
 export function hasSeenDot(versions: readonly Version[], dot: Dot): boolean {
   return versions.some(
@@ -108,6 +120,16 @@ export function mergeVersions(
     discarded += result.discarded
   }
   return { versions, changed, discarded }
+}
+
+/**
+ * The dot a home replica gives its next version of a key: one past the highest of its own
+ * dots that `versions` (all it holds of the key) or the writer's `context` know of. It never
+ * repeats a dot, because the replica stores every version it makes before sending it and
+ * what it holds only grows; and no context, even a forged one, covers the new dot.
+ */
+export function nextDot(versions: readonly Version[], node: NodeId, context: VersionVector): Dot {
+  return [node, Math.max(counterOf(contextOf(versions), node), counterOf(context, node)) + 1]
 }
 
 /** Everything the versions have seen, their own dots included: the context a reader writes back. */

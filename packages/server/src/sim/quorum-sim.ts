@@ -22,8 +22,8 @@ import type {
   QuorumRequest,
 } from '../quorum/messages.js'
 import { createQuorumMachine } from '../quorum/node.js'
-import { homeReplicas, type QuorumState } from '../quorum/state.js'
-import { digestOf, hasSeenDot, type Version } from '../quorum/versions.js'
+import { homeReplicas, type QuorumEffect, type QuorumState } from '../quorum/state.js'
+import { digestOf, type Version } from '../quorum/versions.js'
 import { HistoryRecorder, SimClientEndpoint } from './sim-client.js'
 import { SimNodeHost } from './sim-host.js'
 
@@ -48,7 +48,10 @@ export interface QuorumReport {
   readonly sloppyPutsAcknowledged: number
   /** Completed reads that returned a value a completed write had already overwritten. */
   readonly staleReads: number
-  /** Acknowledged puts whose version no home replica holds any more (nor has superseded knowingly). */
+  /**
+   * Acknowledged puts that no node holds any more, and that no version a node holds was
+   * written by a client who had seen them (see {@link QuorumSim} on how that is known).
+   */
   readonly lostAcknowledgedPuts: number
   /** Reads that returned more than one sibling. */
   readonly readsWithSiblings: number
@@ -62,9 +65,14 @@ export interface QuorumReport {
   readonly divergentKeys: number
 }
 
-/** Outcome of a client put. */
+/** Outcome of a client put: on success, the siblings the coordinator holds after it (see `PutReply`). */
 export type PutOutcome =
-  | { readonly ok: true; readonly context: VersionVector; readonly sloppy: boolean }
+  | {
+      readonly ok: true
+      readonly context: VersionVector
+      readonly values: readonly JsonValue[]
+      readonly sloppy: boolean
+    }
   | { readonly ok: false; readonly reason: string; readonly maybeApplied: boolean }
 
 /** Outcome of a client get. */
@@ -85,10 +93,23 @@ interface AcknowledgedPut {
   readonly dot: Dot
 }
 
+/** A version's identity across the cluster: its key and its dot. */
+type VersionId = string
+
+function versionId(key: string, dot: Dot): VersionId {
+  return `${key}\u0000${dot[0]}:${dot[1]}`
+}
+
 /**
  * A Dynamo-style quorum cluster on a simulated network: N nodes of the real machine, clients
  * that record every operation, and the measurements the comparison needs. Counters that a
  * node keeps in memory are accumulated here across its crashes.
+ *
+ * **Lost puts are judged by what clients saw, not by the versions' contexts.** The harness
+ * records, for every version a coordinator creates, the versions its client had actually been
+ * shown for that key (by earlier reads and write replies, with everything those had seen), so
+ * a context that claims more than its writer saw cannot hide the version it wrongly
+ * superseded.
  */
 export class QuorumSim {
   readonly network: SimNetwork<string>
@@ -100,6 +121,13 @@ export class QuorumSim {
   private readonly tickMs: number
   private readonly clientTimeoutMs: number
   private readonly acknowledged: AcknowledgedPut[] = []
+  /** Every version's true causal past: the versions of its key its writer had been shown. */
+  private readonly pasts = new Map<VersionId, ReadonlySet<VersionId>>()
+  /** What a client had seen of the key when it sent a put, by request id (unique: `client-n`). */
+  private readonly putPasts = new Map<
+    string,
+    { readonly key: string; readonly seen: ReadonlySet<VersionId> }
+  >()
   private sloppyAcks = 0
   private siblingReads = 0
   private readonly totals = { hintsStored: 0, hintsDelivered: 0, lwwDiscarded: 0 }
@@ -128,7 +156,7 @@ export class QuorumSim {
         machine: createQuorumMachine(id, this.config),
         tickMs: this.tickMs,
         isNode: (name) => this.hosts.has(name as NodeId),
-        observer: { onStep: (_node, before, after) => this.observe(before, after) },
+        observer: { onStep: (_node, before, after, effects) => this.observe(before, after, effects) },
       })
       this.hosts.set(id, host)
       this.network.addNode(id, host)
@@ -241,6 +269,13 @@ export class QuorumSim {
     }
   }
 
+  private learnDot(requestId: string, dot: Dot): void {
+    const sent = this.putPasts.get(requestId)
+    if (sent === undefined) return
+    const id = versionId(sent.key, dot)
+    if (!this.pasts.has(id)) this.pasts.set(id, sent.seen)
+  }
+
   /** @internal Called by clients. */
   recordPut(put: AcknowledgedPut, sloppy: boolean): void {
     this.acknowledged.push(put)
@@ -252,25 +287,80 @@ export class QuorumSim {
     if (siblings > 1) this.siblingReads++
   }
 
-  /**
-   * Acknowledged puts that no node that is up still reflects: none holds the put's version or
-   * a version written by someone who had seen it (as a stored version or a hint). Under
-   * last-write-wins a concurrent put that lost is counted here: nobody saw it, it is gone.
-   */
-  private lostPuts(): number {
-    let lost = 0
-    for (const put of this.acknowledged) {
-      const reflected = this.states().some((state) => {
-        const versions = [...(state.store.get(put.key) ?? [])]
-        for (const hint of state.hints.values()) if (hint.key === put.key) versions.push(hint.version)
-        return hasSeenDot(versions, put.dot)
-      })
-      if (!reflected) lost++
-    }
-    return lost
+  /** @internal Called by clients: what the client had seen of `key` when it sent put `requestId`. */
+  recordPutSent(requestId: string, key: string, seen: ReadonlySet<VersionId>): void {
+    this.putPasts.set(requestId, { key, seen })
   }
 
-  private observe(before: QuorumState, after: QuorumState): void {
+  /**
+   * @internal Called by clients: the versions a reply showed, with everything they had seen —
+   * what the client has now seen of `key`.
+   */
+  seenThrough(key: string, dots: readonly Dot[]): Set<VersionId> {
+    const seen = new Set<VersionId>()
+    for (const dot of dots) {
+      const id = versionId(key, dot)
+      seen.add(id)
+      for (const earlier of this.pasts.get(id) ?? []) seen.add(earlier)
+    }
+    return seen
+  }
+
+  /** @internal The versions of `key` a context claims, as far as the harness has seen them created. */
+  claimedBy(key: string, context: VersionVector): Set<VersionId> {
+    const seen = new Set<VersionId>()
+    const prefix = `${key}\u0000`
+    for (const id of this.pasts.keys()) {
+      if (!id.startsWith(prefix)) continue
+      const dot = id.slice(prefix.length)
+      const colon = dot.lastIndexOf(':')
+      if ((context[dot.slice(0, colon)] ?? 0) >= Number(dot.slice(colon + 1))) seen.add(id)
+    }
+    return seen
+  }
+
+  /**
+   * Acknowledged puts that no node that is up still reflects: none holds the put's version or
+   * a version whose writer had seen it (as a stored version or a hint). Under last-write-wins
+   * a concurrent put that lost is counted here: nobody saw it, it is gone.
+   */
+  private lostPuts(): number {
+    const held = new Set<VersionId>()
+    for (const state of this.states()) {
+      for (const [key, versions] of state.store)
+        for (const version of versions) held.add(versionId(key, version.dot))
+      for (const hint of state.hints.values()) {
+        for (const version of hint.versions) held.add(versionId(hint.key, version.dot))
+      }
+    }
+    const reflected = new Set<VersionId>()
+    for (const id of held) {
+      reflected.add(id)
+      for (const earlier of this.pasts.get(id) ?? []) reflected.add(earlier)
+    }
+    return this.acknowledged.filter((put) => !reflected.has(versionId(put.key, put.dot))).length
+  }
+
+  /**
+   * Learns every new version's dot as its coordinator makes it: from the pending put (W > 1),
+   * or from the acknowledgement in the same step (W = 1 answers at once).
+   */
+  private observe(before: QuorumState, after: QuorumState, effects: readonly QuorumEffect[]): void {
+    for (const [op, pending] of after.pending) {
+      if (pending.kind === 'put' && !before.pending.has(op))
+        this.learnDot(pending.requestId, pending.version.dot)
+    }
+    for (const effect of effects) {
+      if (effect.type === 'reply' && effect.reply.type === 'put-ok')
+        this.learnDot(effect.reply.id, effect.reply.dot)
+      if (
+        effect.type === 'send' &&
+        effect.message.type === 'coordinated' &&
+        effect.message.reply.type === 'put-ok'
+      ) {
+        this.learnDot(effect.message.reply.id, effect.message.reply.dot)
+      }
+    }
     this.totals.hintsStored += after.stats.hintsStored - before.stats.hintsStored
     this.totals.hintsDelivered += after.stats.hintsDelivered - before.stats.hintsDelivered
     this.totals.lwwDiscarded += after.stats.lwwDiscarded - before.stats.lwwDiscarded
@@ -284,6 +374,8 @@ export class QuorumSim {
  */
 export class QuorumClient {
   private readonly contexts = new Map<string, VersionVector>()
+  /** The versions of each key this client has been shown (for the harness's lost-put check). */
+  private readonly seen = new Map<string, ReadonlySet<string>>()
   private readonly sim: QuorumSim
   private readonly endpoint: SimClientEndpoint<QuorumReply>
 
@@ -314,13 +406,21 @@ export class QuorumClient {
       w: options.w ?? null,
       sloppy: options.sloppy ?? null,
     }
+    this.sim.recordPutSent(
+      id,
+      key,
+      options.context === undefined
+        ? (this.seen.get(key) ?? new Set())
+        : this.sim.claimedBy(key, options.context),
+    )
     const reply = await this.endpoint.request(node, request)
     const now = this.sim.network.now()
     if (reply?.type === 'put-ok') {
       this.sim.recorder.complete(handle, 'ok', now)
       this.contexts.set(key, reply.context)
+      this.seen.set(key, this.sim.seenThrough(key, [reply.dot, ...reply.dots]))
       this.sim.recordPut({ key, value, dot: reply.dot }, reply.sloppy)
-      return { ok: true, context: reply.context, sloppy: reply.sloppy }
+      return { ok: true, context: reply.context, values: reply.values, sloppy: reply.sloppy }
     }
     if (reply?.type === 'rejected') {
       this.sim.recorder.complete(handle, reply.maybeApplied ? 'unknown' : 'failed', now)
@@ -350,6 +450,7 @@ export class QuorumClient {
     if (reply?.type === 'get-ok') {
       this.sim.recorder.complete(handle, 'ok', now, reply.value ?? undefined)
       this.contexts.set(key, reply.context)
+      this.seen.set(key, this.sim.seenThrough(key, reply.dots))
       this.sim.recordRead(reply.values.length)
       return { ok: true, value: reply.value, values: reply.values, context: reply.context }
     }

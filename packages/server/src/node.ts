@@ -1,0 +1,5 @@
+export * from './node/fault-layer.js'
+export * from './node/loopback-cluster.js'
+export * from './node/node-runtime.js'
+export * from './node/sqlite-node-storage.js'
+export * from './node/tcp-peer-transport.js'

@@ -1,0 +1,238 @@
+import { type ChildProcess, spawn } from 'node:child_process'
+import { fileURLToPath } from 'node:url'
+import { ChorusError, ErrorCode } from '@chorus/core'
+import { asNodeList } from '../node-id.js'
+import type { LinkFaultSettings } from './fault-layer.js'
+
+/** Options for {@link LoopbackCluster.start}. */
+export interface LoopbackClusterOptions {
+  readonly design: 'single-leader' | 'quorum'
+  readonly nodes: readonly string[]
+  /** The design's settings other than `nodes`. */
+  readonly settings?: Record<string, unknown>
+  /** A directory for the nodes' SQLite files (`<dir>/<node>.sqlite`); it must exist. */
+  readonly dataDir: string
+  readonly tickMs?: number
+  readonly seed?: number
+  /** How long a node may take to print its ports (default 20000 ms). */
+  readonly startTimeoutMs?: number
+}
+
+/** One node process of a {@link LoopbackCluster}. */
+export interface LoopbackNode {
+  readonly id: string
+  readonly child: ChildProcess
+  readonly peerPort: number
+  readonly httpPort: number
+  readonly exited: Promise<{ readonly code: number | null; readonly signal: NodeJS.Signals | null }>
+}
+
+/** An HTTP answer from a node: its status code and JSON body. */
+export interface NodeAnswer {
+  readonly status: number
+  readonly body: unknown
+}
+
+/**
+ * A cluster of node processes on 127.0.0.1, each running `node-main` with its own SQLite file
+ * and free ports, wired together through their control APIs. Kill, restart, pause, partition
+ * and link faults are available at run time. Run from source (a `.ts` module) it starts nodes
+ * with `--import tsx --conditions=@chorus/source`; built, with plain `node`.
+ */
+export class LoopbackCluster {
+  readonly options: LoopbackClusterOptions
+  private readonly members = new Map<string, LoopbackNode>()
+
+  private constructor(options: LoopbackClusterOptions) {
+    this.options = options
+  }
+
+  /** Starts every node and tells each where the others listen. */
+  static async start(options: LoopbackClusterOptions): Promise<LoopbackCluster> {
+    asNodeList(options.nodes, 'nodes')
+    const cluster = new LoopbackCluster(options)
+    try {
+      await Promise.all(options.nodes.map((id) => cluster.launch(id)))
+      await cluster.wire()
+    } catch (error) {
+      await cluster.stop()
+      throw error
+    }
+    return cluster
+  }
+
+  /** The running node `id` (throws `invalid-argument` for one that is not running). */
+  node(id: string): LoopbackNode {
+    const node = this.members.get(id)
+    if (node === undefined) throw new ChorusError(ErrorCode.InvalidArgument, `node ${id} is not running`)
+    return node
+  }
+
+  /** Ids of the nodes running now. */
+  running(): string[] {
+    return [...this.members.keys()]
+  }
+
+  /** Sends a request of the design to `id`'s `POST /request`. */
+  request(id: string, request: unknown, timeoutMs = 5_000): Promise<NodeAnswer> {
+    return this.call(id, 'POST', '/request', request, timeoutMs)
+  }
+
+  /** `GET /status` of `id`. */
+  status(id: string, timeoutMs = 2_000): Promise<NodeAnswer> {
+    return this.call(id, 'GET', '/status', undefined, timeoutMs)
+  }
+
+  /** Calls a route of `id`'s HTTP API. */
+  async call(
+    id: string,
+    method: 'GET' | 'POST',
+    path: string,
+    body?: unknown,
+    timeoutMs = 5_000,
+  ): Promise<NodeAnswer> {
+    const node = this.node(id)
+    const response = await fetch(`http://127.0.0.1:${node.httpPort}${path}`, {
+      method,
+      signal: AbortSignal.timeout(timeoutMs),
+      ...(body === undefined
+        ? {}
+        : { body: JSON.stringify(body), headers: { 'content-type': 'application/json' } }),
+    })
+    return { status: response.status, body: (await response.json()) as unknown }
+  }
+
+  /** Kills `id` (SIGKILL by default) and waits for it to exit; its SQLite file stays. */
+  async kill(id: string, signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
+    const node = this.node(id)
+    this.members.delete(id)
+    node.child.kill(signal)
+    await node.exited
+  }
+
+  /** Starts `id` again on its SQLite file (new ports) and rewires the cluster. */
+  async restart(id: string): Promise<void> {
+    if (this.members.has(id)) throw new ChorusError(ErrorCode.InvalidArgument, `node ${id} is running`)
+    await this.launch(id)
+    await this.wire()
+  }
+
+  /** Pauses `id` for `ms`: it handles nothing meanwhile, then resumes with its old state. */
+  async pause(id: string, ms: number): Promise<void> {
+    await this.control(id, '/control/pause', { ms })
+  }
+
+  /** Splits the running nodes into groups that cannot reach each other. */
+  async partition(groups: readonly (readonly string[])[]): Promise<void> {
+    await Promise.all(this.running().map((id) => this.control(id, '/control/partition', { groups })))
+  }
+
+  /** Faults on the link `from` → `to` (every link of `from` when `to` is null). */
+  async faults(from: string, to: string | null, faults: Partial<LinkFaultSettings>): Promise<void> {
+    await this.control(from, '/control/faults', { peer: to, ...faults })
+  }
+
+  /** Removes every partition and link fault. */
+  async heal(): Promise<void> {
+    await Promise.all(this.running().map((id) => this.control(id, '/control/heal', {})))
+  }
+
+  /** Stops every node (SIGTERM, then SIGKILL after 3 s). */
+  async stop(): Promise<void> {
+    const nodes = [...this.members.values()]
+    this.members.clear()
+    await Promise.all(
+      nodes.map(async (node) => {
+        node.child.kill('SIGTERM')
+        const timer = setTimeout(() => node.child.kill('SIGKILL'), 3_000)
+        await node.exited
+        clearTimeout(timer)
+      }),
+    )
+  }
+
+  private async control(id: string, path: string, body: unknown): Promise<void> {
+    const answer = await this.call(id, 'POST', path, body)
+    if (answer.status !== 200) {
+      throw new ChorusError(
+        ErrorCode.InvalidArgument,
+        `${id} refused ${path}: ${JSON.stringify(answer.body)}`,
+      )
+    }
+  }
+
+  private async wire(): Promise<void> {
+    const peers = Object.fromEntries(
+      [...this.members.values()].map((node) => [node.id, { host: '127.0.0.1', port: node.peerPort }]),
+    )
+    await Promise.all(this.running().map((id) => this.control(id, '/control/peers', { peers })))
+  }
+
+  private launch(id: string): Promise<LoopbackNode> {
+    const { options } = this
+    const config = {
+      design: options.design,
+      id,
+      nodes: options.nodes,
+      data: `${options.dataDir}/${id}.sqlite`,
+      settings: options.settings ?? {},
+      tickMs: options.tickMs ?? 10,
+      seed: options.seed ?? 1,
+    }
+    const fromSource = import.meta.url.endsWith('.ts')
+    const main = fileURLToPath(new URL(fromSource ? './node-main.ts' : './node-main.js', import.meta.url))
+    const flags = fromSource ? ['--import', 'tsx', '--conditions=@chorus/source'] : []
+    const child = spawn(process.execPath, [...flags, main, JSON.stringify(config)], {
+      cwd: fileURLToPath(new URL('../..', import.meta.url)),
+      stdio: ['ignore', 'pipe', 'pipe'],
+    })
+    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
+      child.once('exit', (code, signal) => resolve({ code, signal }))
+    })
+    let stderr = ''
+    child.stderr?.on('data', (chunk: Buffer) => {
+      stderr = (stderr + String(chunk)).slice(-4_000)
+    })
+    return new Promise((resolve, reject) => {
+      let partial = ''
+      const timer = setTimeout(() => {
+        child.kill('SIGKILL')
+        reject(new ChorusError(ErrorCode.Internal, `node ${id} did not start in time; stderr: ${stderr}`))
+      }, options.startTimeoutMs ?? 20_000)
+      child.stdout?.on('data', (chunk: Buffer) => {
+        const lines = (partial + String(chunk)).split('\n')
+        partial = lines.pop() ?? ''
+        for (const line of lines) {
+          const event = parseEvent(line)
+          if (event?.event !== 'listening') continue
+          clearTimeout(timer)
+          const node: LoopbackNode = { id, child, peerPort: event.peerPort, httpPort: event.httpPort, exited }
+          this.members.set(id, node)
+          resolve(node)
+        }
+      })
+      void exited.then(({ code, signal }) => {
+        clearTimeout(timer)
+        reject(
+          new ChorusError(ErrorCode.Internal, `node ${id} exited (${code ?? signal}); stderr: ${stderr}`),
+        )
+      })
+    })
+  }
+}
+
+function parseEvent(line: string): { event: string; peerPort: number; httpPort: number } | null {
+  try {
+    const value = JSON.parse(line) as { event?: unknown; peerPort?: unknown; httpPort?: unknown }
+    if (
+      typeof value.event !== 'string' ||
+      typeof value.peerPort !== 'number' ||
+      typeof value.httpPort !== 'number'
+    ) {
+      return null
+    }
+    return { event: value.event, peerPort: value.peerPort, httpPort: value.httpPort }
+  } catch {
+    return null
+  }
+}

@@ -1,0 +1,445 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import { ChorusError, ErrorCode, isChorusError } from '@chorus/core'
+import type { ErrorReply, NodeMachine } from '../machine.js'
+import type { NodeId } from '../node-id.js'
+import type { NodeStorage } from '../storage.js'
+import { FaultLayer, type LinkFaultSettings } from './fault-layer.js'
+import { type PeerAddress, TcpPeerTransport } from './tcp-peer-transport.js'
+
+/** Largest HTTP request body the node reads. */
+const MAX_BODY = 1024 * 1024
+
+/** Options for {@link NodeRuntime}. */
+export interface NodeRuntimeOptions<TState, TInput, TMessage, TReply, TRecord> {
+  readonly id: NodeId
+  /** Every member (a partition names groups of them). */
+  readonly nodes: readonly NodeId[]
+  readonly machine: NodeMachine<TState, TInput, TMessage, TReply, TRecord>
+  readonly storage: NodeStorage<TRecord>
+  /** Ms between ticks. */
+  readonly tickMs: number
+  /** Seed of the fault layer's draws. */
+  readonly seed: number | string
+  /** An HTTP request without a reply after this long is answered 504 (default 10000). */
+  readonly requestTimeoutMs?: number
+  /** The clock (default `Date.now`): the only source of time the machine sees. */
+  readonly now?: () => number
+}
+
+/** Counters of a {@link NodeRuntime}. */
+export interface NodeRuntimeStats {
+  readonly steps: number
+  /** Peer frames that did not parse or validate, dropped. */
+  readonly malformedFrames: number
+  /** Client requests refused with an `error` reply. */
+  readonly refusedRequests: number
+  /** Appends the storage refused (fenced or failed), each followed by a rebuild from storage. */
+  readonly storageRefusals: number
+}
+
+/** The ports a started node listens on (both on 127.0.0.1). */
+export interface NodePorts {
+  readonly peerPort: number
+  readonly httpPort: number
+}
+
+/**
+ * Runs one node machine as a real server: peers over TCP, clients over HTTP/JSON, a durable
+ * storage, a tick timer, and a fault layer controllable at run time.
+ *
+ * Inputs (peer frames, client requests, ticks) are handled one at a time, in arrival order;
+ * effects are performed in order, and a `persist` is awaited before anything after it, as the
+ * machine contract requires. A refused append (fenced, failed) drops the rest of the step and
+ * rebuilds the machine from its storage. A pause stops handling inputs (they queue) and ticks,
+ * then resumes with the state the node had: a zombie.
+ *
+ * HTTP API (JSON bodies, 127.0.0.1 only):
+ * - `POST /request` — a request of the node's design (e.g. `{ "type": "write", "id": "w1",
+ *   "key": "k", "value": 1 }`); answers the machine's reply (200, or 400 for an `error` reply,
+ *   504 when none came in time).
+ * - `GET /status` — the machine's `status` reply.
+ * - `POST /control/peers` `{ "peers": { "n2": { "host": "127.0.0.1", "port": 4711 } } }`.
+ * - `POST /control/faults` `{ "peer": "n2" | null, "latencyMs"?, "jitterMs"?, "loss"?, "blocked"? }`.
+ * - `POST /control/partition` `{ "groups": [["n1"], ["n2", "n3"]] }` — blocks links to nodes
+ *   outside this node's group (send it to every node for a symmetric split).
+ * - `POST /control/heal`, `POST /control/pause` `{ "ms": 500 }`, `GET /control/stats`.
+ */
+export class NodeRuntime<TState, TInput, TMessage, TReply, TRecord> {
+  readonly id: NodeId
+  readonly faults: FaultLayer
+  readonly transport: TcpPeerTransport
+  private readonly options: NodeRuntimeOptions<TState, TInput, TMessage, TReply, TRecord>
+  private readonly http: Server
+  private readonly now: () => number
+  private state: TState | null = null
+  private chain: Promise<void> = Promise.resolve()
+  private tickQueued = false
+  private ticker: ReturnType<typeof setInterval> | null = null
+  private pause: { readonly resumed: Promise<void>; readonly resume: () => void } | null = null
+  private readonly waiting = new Map<string, (reply: TReply | ErrorReply) => void>()
+  private nextClient = 1
+  private stopped = false
+  private readonly counters = { steps: 0, malformedFrames: 0, refusedRequests: 0, storageRefusals: 0 }
+
+  constructor(options: NodeRuntimeOptions<TState, TInput, TMessage, TReply, TRecord>) {
+    this.options = options
+    this.id = options.id
+    this.now = options.now ?? Date.now
+    this.faults = new FaultLayer(options.seed)
+    this.transport = new TcpPeerTransport(options.id, (from, frame) => this.fromPeer(from, frame))
+    this.http = createServer((request, response) => {
+      this.route(request, response).catch((error: unknown) => {
+        respond(response, 500, errorBody(null, ErrorCode.Internal, messageOf(error)))
+      })
+    })
+  }
+
+  /** A snapshot of the counters. */
+  get stats(): NodeRuntimeStats {
+    return { ...this.counters }
+  }
+
+  /** Recovers the machine from storage, starts listening (port 0) and ticking. */
+  async start(): Promise<NodePorts> {
+    this.state = this.options.machine.recover(await this.options.storage.load(), this.now())
+    const peerPort = await this.transport.listen(0)
+    const httpPort = await new Promise<number>((resolve, reject) => {
+      this.http.once('error', reject)
+      this.http.listen(0, '127.0.0.1', () => {
+        const address = this.http.address()
+        if (address === null || typeof address === 'string') reject(new Error('no HTTP address'))
+        else resolve(address.port)
+      })
+    })
+    this.ticker = setInterval(() => this.tick(), this.options.tickMs)
+    return { peerPort, httpPort }
+  }
+
+  /** Stops ticking, closes every socket, and waits for the step in progress. */
+  async stop(): Promise<void> {
+    this.stopped = true
+    if (this.ticker !== null) clearInterval(this.ticker)
+    this.pause?.resume()
+    this.http.closeAllConnections()
+    await Promise.all([
+      this.transport.close(),
+      new Promise<void>((resolve) => this.http.close(() => resolve())),
+    ])
+    await this.chain
+  }
+
+  private tick(): void {
+    if (this.tickQueued || this.pause !== null || this.stopped) return
+    this.tickQueued = true
+    this.enqueue(async () => {
+      this.tickQueued = false
+      await this.apply(this.options.machine.tickInput(this.now()), { kind: 'tick' })
+    })
+  }
+
+  private fromPeer(from: string, frame: string): void {
+    this.enqueue(async () => {
+      let parsed: unknown
+      try {
+        parsed = JSON.parse(frame)
+      } catch {
+        this.counters.malformedFrames++
+        return
+      }
+      await this.apply(this.options.machine.messageInput(this.now(), from as NodeId, parsed), {
+        kind: 'node',
+      })
+    })
+  }
+
+  private enqueue(work: () => Promise<void>): void {
+    this.chain = this.chain
+      .then(async () => {
+        while (this.pause !== null) await this.pause.resumed
+        if (!this.stopped) await work()
+      })
+      .catch((error: unknown) => {
+        process.stderr.write(
+          `${JSON.stringify({ event: 'step-failed', node: this.id, message: messageOf(error) })}\n`,
+        )
+      })
+  }
+
+  private async apply(input: TInput, source: InputSource): Promise<void> {
+    const { machine, storage } = this.options
+    const before = this.state
+    if (before === null) return
+    let result: ReturnType<typeof machine.step>
+    try {
+      result = machine.step(before, input)
+    } catch (error) {
+      if (!isChorusError(error) || source.kind === 'tick') throw error
+      if (source.kind === 'node') this.counters.malformedFrames++
+      else {
+        this.counters.refusedRequests++
+        this.answer(source.client, { type: 'error', id: source.id, code: error.code, message: error.message })
+      }
+      return
+    }
+    this.counters.steps++
+    this.state = result.state
+    for (const effect of result.effects) {
+      switch (effect.type) {
+        case 'persist': {
+          const outcome = await storage.append(effect.records, effect.epoch)
+          if (!outcome.ok) {
+            this.counters.storageRefusals++
+            this.state = machine.recover(await storage.load(), this.now())
+            return
+          }
+          break
+        }
+        case 'send':
+          this.sendToPeer(effect.to, JSON.stringify(effect.message))
+          break
+        case 'reply':
+          this.answer(effect.client, effect.reply)
+          break
+      }
+    }
+  }
+
+  private sendToPeer(to: NodeId, frame: string): void {
+    const decision = this.faults.decide(to)
+    if (!decision.deliver) return
+    if (decision.delayMs === 0) this.transport.send(to, frame)
+    else setTimeout(() => this.transport.send(to, frame), decision.delayMs).unref()
+  }
+
+  private answer(client: string, reply: TReply | ErrorReply): void {
+    const resolve = this.waiting.get(client)
+    if (resolve === undefined) return
+    this.waiting.delete(client)
+    resolve(reply)
+  }
+
+  private async route(request: IncomingMessage, response: ServerResponse): Promise<void> {
+    const path = new URL(request.url ?? '/', 'http://node').pathname
+    const route = `${request.method ?? 'GET'} ${path}`
+    if (route === 'GET /status') {
+      await this.clientRequest({ type: 'status', id: 'status' }, response)
+      return
+    }
+    if (route === 'GET /control/stats') {
+      respond(response, 200, {
+        node: this.id,
+        runtime: this.stats,
+        transport: this.transport.stats,
+        faults: this.faults.stats,
+        paused: this.pause !== null,
+      })
+      return
+    }
+    if (request.method !== 'POST' || !routes.has(path)) {
+      respond(
+        response,
+        404,
+        errorBody(null, ErrorCode.InvalidArgument, `no route ${route}; see the node's API`),
+      )
+      return
+    }
+    const body = await readJson(request)
+    if (!body.ok) {
+      respond(response, body.status, errorBody(null, body.code, body.message))
+      return
+    }
+    if (path === '/request') {
+      await this.clientRequest(body.value, response)
+      return
+    }
+    try {
+      this.control(path, body.value)
+      respond(response, 200, { ok: true })
+    } catch (error) {
+      if (!isChorusError(error)) throw error
+      respond(response, 400, errorBody(null, error.code, error.message))
+    }
+  }
+
+  private clientRequest(request: unknown, response: ServerResponse): Promise<void> {
+    const client = `http-${this.nextClient++}`
+    const id =
+      typeof request === 'object' && request !== null && typeof (request as { id?: unknown }).id === 'string'
+        ? (request as { id: string }).id
+        : null
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.waiting.delete(client)
+        respond(response, 504, {
+          type: 'timeout',
+          id,
+          message: 'the node did not answer in time; the request may still take effect',
+        })
+        resolve()
+      }, this.options.requestTimeoutMs ?? 10_000)
+      this.waiting.set(client, (reply) => {
+        clearTimeout(timer)
+        respond(response, (reply as { type?: unknown }).type === 'error' ? 400 : 200, reply)
+        resolve()
+      })
+      this.enqueue(() =>
+        this.apply(this.options.machine.requestInput(this.now(), client, request), {
+          kind: 'client',
+          client,
+          id,
+        }),
+      )
+    })
+  }
+
+  private control(path: string, body: unknown): void {
+    const fields = asObject(body)
+    switch (path) {
+      case '/control/peers': {
+        const peers = asObject(fields.peers, 'peers')
+        const map = new Map<string, PeerAddress>()
+        for (const [peer, value] of Object.entries(peers)) {
+          if (!this.options.nodes.includes(peer as NodeId))
+            invalid(`peers names ${JSON.stringify(peer)}, not a member`)
+          const address = asObject(value, `peers.${peer}`)
+          const { host, port } = address
+          if (typeof host !== 'string' || host === '') invalid(`peers.${peer}.host must be a host name`)
+          if (typeof port !== 'number' || !Number.isSafeInteger(port) || port < 1 || port > 65_535) {
+            invalid(`peers.${peer}.port must be a TCP port`)
+          }
+          map.set(peer, { host: host as string, port: port as number })
+        }
+        this.transport.setPeers(map)
+        return
+      }
+      case '/control/faults': {
+        const peer = fields.peer ?? null
+        if (peer !== null && !this.options.nodes.includes(peer as NodeId))
+          invalid('peer must name a member or be null')
+        const faults: Partial<LinkFaultSettings> = {}
+        for (const key of ['latencyMs', 'jitterMs', 'loss', 'blocked'] as const) {
+          if (fields[key] !== undefined) Object.assign(faults, { [key]: fields[key] })
+        }
+        this.faults.set(peer as string | null, faults)
+        return
+      }
+      case '/control/partition': {
+        const groups = fields.groups
+        if (
+          !Array.isArray(groups) ||
+          !groups.every((group) => Array.isArray(group) && group.every((node) => typeof node === 'string'))
+        ) {
+          invalid('groups must be an array of arrays of node ids')
+        }
+        const mine = (groups as string[][]).find((group) => group.includes(this.id)) ?? [this.id]
+        const others = this.options.nodes.filter((node) => node !== this.id)
+        this.faults.partition(
+          others.filter((node) => !mine.includes(node)),
+          others,
+        )
+        return
+      }
+      case '/control/heal':
+        this.faults.heal()
+        return
+      case '/control/pause': {
+        const ms = fields.ms
+        if (typeof ms !== 'number' || !Number.isSafeInteger(ms) || ms < 1 || ms > 600_000) {
+          invalid('ms must be an integer from 1 to 600000')
+        }
+        this.pauseFor(ms as number)
+        return
+      }
+    }
+  }
+
+  private pauseFor(ms: number): void {
+    if (this.pause !== null) return
+    let resume: () => void = () => {}
+    const resumed = new Promise<void>((resolve) => {
+      resume = resolve
+    })
+    const end = () => {
+      if (this.pause?.resumed !== resumed) return
+      this.pause = null
+      resume()
+    }
+    this.pause = { resumed, resume: end }
+    setTimeout(end, ms).unref()
+  }
+}
+
+/** Where an input came from. */
+type InputSource =
+  | { readonly kind: 'node' }
+  | { readonly kind: 'tick' }
+  | { readonly kind: 'client'; readonly client: string; readonly id: string | null }
+
+const routes = new Set([
+  '/request',
+  '/control/peers',
+  '/control/faults',
+  '/control/partition',
+  '/control/heal',
+  '/control/pause',
+])
+
+function invalid(message: string): never {
+  throw new ChorusError(ErrorCode.InvalidArgument, message)
+}
+
+function asObject(value: unknown, what = 'the body'): Record<string, unknown> {
+  if (typeof value !== 'object' || value === null || Array.isArray(value))
+    invalid(`${what} must be a JSON object`)
+  return value as Record<string, unknown>
+}
+
+function errorBody(id: string | null, code: ErrorCode, message: string): ErrorReply {
+  return { type: 'error', id, code, message }
+}
+
+function respond(response: ServerResponse, status: number, body: unknown): void {
+  if (response.headersSent) return
+  const text = JSON.stringify(body)
+  response.writeHead(status, {
+    'content-type': 'application/json',
+    'content-length': Buffer.byteLength(text),
+  })
+  response.end(text)
+}
+
+type BodyResult =
+  | { readonly ok: true; readonly value: unknown }
+  | { readonly ok: false; readonly status: number; readonly code: ErrorCode; readonly message: string }
+
+async function readJson(request: IncomingMessage): Promise<BodyResult> {
+  const chunks: Buffer[] = []
+  let size = 0
+  for await (const chunk of request) {
+    size += (chunk as Buffer).length
+    if (size > MAX_BODY) {
+      return {
+        ok: false,
+        status: 413,
+        code: ErrorCode.FrameTooLarge,
+        message: `the body exceeds ${MAX_BODY} bytes`,
+      }
+    }
+    chunks.push(chunk as Buffer)
+  }
+  const text = Buffer.concat(chunks).toString('utf8')
+  try {
+    return { ok: true, value: JSON.parse(text) as unknown }
+  } catch {
+    return {
+      ok: false,
+      status: 400,
+      code: ErrorCode.MalformedFrame,
+      message: 'the body is not valid JSON text',
+    }
+  }
+}
+
+function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error)
+}

@@ -1,0 +1,187 @@
+import { connect, createServer, type Server, type Socket } from 'node:net'
+import { ChorusError, ErrorCode } from '@chorus/core'
+import { isNodeId } from '../node-id.js'
+
+/** Longest frame a peer may send, in UTF-16 code units; a longer one closes the connection. */
+export const MAX_PEER_FRAME = 8 * 1024 * 1024
+
+/** Frames queued for a peer while its connection opens; beyond this they are dropped. */
+const MAX_QUEUED = 10_000
+
+/** A peer's address on loopback (or any host). */
+export interface PeerAddress {
+  readonly host: string
+  readonly port: number
+}
+
+/** Counters of a {@link TcpPeerTransport}. */
+export interface PeerTransportStats {
+  readonly sent: number
+  readonly received: number
+  /** Frames dropped: no address yet, a queue full, or a connection that failed. */
+  readonly dropped: number
+  /** Inbound connections closed for a bad hello or an oversized frame. */
+  readonly refused: number
+}
+
+interface Outbound {
+  readonly socket: Socket
+  connected: boolean
+  queue: string[]
+}
+
+/**
+ * Frames between nodes over TCP: newline-delimited JSON text, one connection per direction.
+ *
+ * A connection opens with a hello line naming the sender (`{"node":"n1"}`); every later line
+ * is one frame from it. Delivery is at most once, like the network the machines are written
+ * for: a frame sent while a connection is down or opening is lost with it, and the next send
+ * dials again. The listener binds `127.0.0.1` on the port given (0: any free one).
+ */
+export class TcpPeerTransport {
+  readonly id: string
+  private readonly server: Server
+  private readonly addresses = new Map<string, PeerAddress>()
+  private readonly outbound = new Map<string, Outbound>()
+  private readonly inbound = new Set<Socket>()
+  private readonly onFrame: (from: string, frame: string) => void
+  private readonly counters = { sent: 0, received: 0, dropped: 0, refused: 0 }
+  private closed = false
+
+  constructor(id: string, onFrame: (from: string, frame: string) => void) {
+    this.id = id
+    this.onFrame = onFrame
+    this.server = createServer((socket) => this.accept(socket))
+  }
+
+  /** A snapshot of the counters. */
+  get stats(): PeerTransportStats {
+    return { ...this.counters }
+  }
+
+  /** Starts listening; resolves with the port. */
+  listen(port = 0, host = '127.0.0.1'): Promise<number> {
+    return new Promise((resolve, reject) => {
+      this.server.once('error', reject)
+      this.server.listen(port, host, () => {
+        this.server.off('error', reject)
+        const address = this.server.address()
+        if (address === null || typeof address === 'string') {
+          reject(new ChorusError(ErrorCode.Internal, 'the peer listener has no TCP address'))
+          return
+        }
+        resolve(address.port)
+      })
+    })
+  }
+
+  /** Sets (or replaces) where peers listen; connections to a moved peer are reopened. */
+  setPeers(peers: ReadonlyMap<string, PeerAddress>): void {
+    for (const [peer, address] of peers) {
+      const known = this.addresses.get(peer)
+      if (known?.host === address.host && known.port === address.port) continue
+      this.addresses.set(peer, address)
+      this.outbound.get(peer)?.socket.destroy()
+      this.outbound.delete(peer)
+    }
+  }
+
+  /** Sends one frame to `peer` (at most once). */
+  send(peer: string, frame: string): void {
+    if (this.closed) return
+    const address = this.addresses.get(peer)
+    if (address === undefined) {
+      this.counters.dropped++
+      return
+    }
+    let link = this.outbound.get(peer)
+    if (link === undefined) link = this.dial(peer, address)
+    if (!link.connected) {
+      if (link.queue.length >= MAX_QUEUED) this.counters.dropped++
+      else link.queue.push(frame)
+      return
+    }
+    this.counters.sent++
+    link.socket.write(`${frame}\n`)
+  }
+
+  /** Closes the listener and every connection. */
+  close(): Promise<void> {
+    this.closed = true
+    for (const link of this.outbound.values()) link.socket.destroy()
+    for (const socket of this.inbound) socket.destroy()
+    this.outbound.clear()
+    return new Promise((resolve) => this.server.close(() => resolve()))
+  }
+
+  private dial(peer: string, address: PeerAddress): Outbound {
+    const socket = connect({ host: address.host, port: address.port })
+    socket.setNoDelay(true)
+    const link: Outbound = { socket, connected: false, queue: [] }
+    this.outbound.set(peer, link)
+    socket.on('connect', () => {
+      link.connected = true
+      socket.write(`${JSON.stringify({ node: this.id })}\n`)
+      for (const frame of link.queue) {
+        this.counters.sent++
+        socket.write(`${frame}\n`)
+      }
+      link.queue = []
+    })
+    const drop = () => {
+      this.counters.dropped += link.queue.length
+      link.queue = []
+      if (this.outbound.get(peer) === link) this.outbound.delete(peer)
+    }
+    socket.on('error', drop)
+    socket.on('close', drop)
+    return link
+  }
+
+  private accept(socket: Socket): void {
+    if (this.closed) {
+      socket.destroy()
+      return
+    }
+    this.inbound.add(socket)
+    socket.setNoDelay(true)
+    socket.setEncoding('utf8')
+    let from: string | null = null
+    let partial = ''
+    const refuse = () => {
+      this.counters.refused++
+      socket.destroy()
+    }
+    socket.on('data', (chunk: string) => {
+      const lines = (partial + chunk).split('\n')
+      partial = lines.pop() ?? ''
+      if (partial.length > MAX_PEER_FRAME) {
+        refuse()
+        return
+      }
+      for (const line of lines) {
+        if (from === null) {
+          from = helloOf(line)
+          if (from === null) {
+            refuse()
+            return
+          }
+          continue
+        }
+        this.counters.received++
+        this.onFrame(from, line)
+      }
+    })
+    socket.on('error', () => socket.destroy())
+    socket.on('close', () => this.inbound.delete(socket))
+  }
+}
+
+function helloOf(line: string): string | null {
+  try {
+    const hello = JSON.parse(line) as { node?: unknown }
+    return isNodeId(hello.node) ? hello.node : null
+  } catch {
+    return null
+  }
+}

@@ -1,0 +1,191 @@
+import { formatHlc, tickHlc } from '@chorus/core'
+import type { NodeId } from '../node-id.js'
+import type { PutReply, QuorumMessage, QuorumRequest } from './messages.js'
+import { storeHint } from './replica.js'
+import {
+  believedUp,
+  bumpStat,
+  homeReplicas,
+  type PendingOp,
+  type PutOrigin,
+  type QuorumOut,
+  type QuorumState,
+  quorumSize,
+  storeVersions,
+  takeOpId,
+  targetsFor,
+  withoutPending,
+  withPending,
+} from './state.js'
+import { contextOf, nextDot, type Version } from './versions.js'
+
+type Put = Extract<QuorumRequest, { type: 'put' }>
+type PendingPut = Extract<PendingOp, { kind: 'put' }>
+
+/**
+ * A client's put, at whichever node it asked.
+ *
+ * Only a home replica of the key makes the version (see `Version` for why): a home replica
+ * coordinates the put itself; any other node hands it to the first home replica it believes
+ * up and relays the answer, and refuses it as `unavailable` when it believes none up. W is
+ * checked here, so a bad request is refused before it travels.
+ */
+export function handlePut(
+  state: QuorumState,
+  out: QuorumOut,
+  client: string,
+  request: Put,
+  now: number,
+): QuorumState {
+  quorumSize(state, request.w, 'w')
+  const homes = homeReplicas(state, request.key)
+  if (homes.includes(state.id)) return coordinatePut(state, out, client, { kind: 'client' }, request, now)
+  const home = homes.find((node) => believedUp(state, node, now))
+  if (home === undefined) {
+    answer(out, client, { kind: 'client' }, unavailable(request.id))
+    return bumpStat(state, 'unavailable')
+  }
+  const { state: taken, op } = takeOpId(state)
+  out.push({ type: 'send', to: home, message: { type: 'coordinate', op, client, request } })
+  const pending: PendingOp = {
+    kind: 'forward',
+    client,
+    requestId: request.id,
+    to: home,
+    deadline: now + state.config.requestTimeoutMs,
+  }
+  return bumpStat(withPending(taken, op, pending), 'putsForwarded')
+}
+
+/** Another node handed this home replica a put to coordinate (a repeated hand-over is ignored). */
+export function handleCoordinate(
+  state: QuorumState,
+  out: QuorumOut,
+  from: NodeId,
+  message: Extract<QuorumMessage, { type: 'coordinate' }>,
+  now: number,
+): QuorumState {
+  const origin: PutOrigin = { kind: 'node', node: from, op: message.op }
+  for (const pending of state.pending.values()) {
+    if (pending.kind === 'put' && pending.origin.kind === 'node') {
+      if (pending.origin.node === from && pending.origin.op === message.op) return state
+    }
+  }
+  if (!homeReplicas(state, message.request.key).includes(state.id)) {
+    answer(out, message.client, origin, unavailable(message.request.id))
+    return bumpStat(state, 'unavailable')
+  }
+  return coordinatePut(state, out, message.client, origin, message.request, now)
+}
+
+/** The home replica answered a put this node handed over: relay the answer to the client. */
+export function handleCoordinated(
+  state: QuorumState,
+  out: QuorumOut,
+  from: NodeId,
+  message: Extract<QuorumMessage, { type: 'coordinated' }>,
+): QuorumState {
+  const pending = state.pending.get(message.op)
+  if (pending?.kind !== 'forward' || pending.to !== from) return state
+  out.push({ type: 'reply', client: pending.client, reply: { ...message.reply, id: pending.requestId } })
+  return withoutPending(state, message.op)
+}
+
+/** A replica stored (or hinted) a put's sibling set. */
+export function handleStored(state: QuorumState, out: QuorumOut, from: NodeId, op: string): QuorumState {
+  const pending = state.pending.get(op)
+  if (pending?.kind !== 'put' || pending.acked.includes(from)) return state
+  if (!pending.targets.some((target) => target.node === from)) return state
+  const updated: PendingPut = { ...pending, acked: [...pending.acked, from] }
+  return finishPut(withPending(state, op, updated), out, op, updated)
+}
+
+/** Answers a put to whoever asked: the client, or the node that handed it over. */
+export function answer(out: QuorumOut, client: string, origin: PutOrigin, reply: PutReply): void {
+  if (origin.kind === 'client') out.push({ type: 'reply', client, reply })
+  else out.push({ type: 'send', to: origin.node, message: { type: 'coordinated', op: origin.op, reply } })
+}
+
+/**
+ * Makes the put's version at this home replica and replicates it.
+ *
+ * The dot is this node's next for the key (past what it holds and what the client's context
+ * names, so a context from elsewhere can never cover the new dot); the version is stored here
+ * first, then this node's whole sibling set of the key goes to the other targets. The put is
+ * acknowledged once W targets (this one included) stored it.
+ */
+function coordinatePut(
+  state: QuorumState,
+  out: QuorumOut,
+  client: string,
+  origin: PutOrigin,
+  request: Put,
+  now: number,
+): QuorumState {
+  const need = quorumSize(state, request.w, 'w')
+  const key = request.key
+  const targets = targetsFor(state, key, request.sloppy ?? state.config.sloppy, now)
+  if (targets.filter((target) => believedUp(state, target.node, now)).length < need) {
+    answer(out, client, origin, unavailable(request.id))
+    return bumpStat(state, 'unavailable')
+  }
+  const clock = tickHlc(state.clock, now)
+  const version: Version = {
+    dot: nextDot(state.store.get(key) ?? [], state.id, request.context),
+    context: request.context,
+    stamp: formatHlc({ ...clock, replica: state.id }),
+    value: request.value,
+  }
+  const taken = takeOpId({ ...state, clock })
+  const op = taken.op
+  let next = storeVersions(taken.state, out, key, [version], now).state
+  const siblings = next.store.get(key) ?? [version]
+  const acked: NodeId[] = []
+  for (const target of targets) {
+    if (target.node === next.id) {
+      if (target.hintFor !== null)
+        next = storeHint(next, out, `${op}:${target.hintFor}`, target.hintFor, key, siblings)
+      acked.push(next.id)
+    } else {
+      out.push({
+        type: 'send',
+        to: target.node,
+        message: { type: 'store', op, key, versions: siblings, hintFor: target.hintFor },
+      })
+    }
+  }
+  next = bumpStat(next, 'putsCoordinated')
+  if (targets.some((target) => target.hintFor !== null)) next = bumpStat(next, 'sloppyPuts')
+  const pending: PendingPut = {
+    kind: 'put',
+    client,
+    requestId: request.id,
+    origin,
+    key,
+    version,
+    siblings,
+    targets,
+    acked,
+    need,
+    deadline: now + next.config.requestTimeoutMs,
+  }
+  return finishPut(withPending(next, op, pending), out, op, pending)
+}
+
+function finishPut(state: QuorumState, out: QuorumOut, op: string, pending: PendingPut): QuorumState {
+  if (pending.acked.length < pending.need) return state
+  answer(out, pending.client, pending.origin, {
+    type: 'put-ok',
+    id: pending.requestId,
+    dot: pending.version.dot,
+    context: contextOf(pending.siblings),
+    values: pending.siblings.map((version) => version.value),
+    dots: pending.siblings.map((version) => version.dot),
+    sloppy: pending.targets.some((target) => target.hintFor !== null),
+  })
+  return withoutPending(state, op)
+}
+
+function unavailable(id: string): PutReply {
+  return { type: 'rejected', id, reason: 'unavailable', maybeApplied: false }
+}

@@ -1,0 +1,235 @@
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { LoopbackCluster } from '../src/node/loopback-cluster.js'
+
+interface Status {
+  readonly node: string
+  readonly role: string
+  readonly epoch: number
+  readonly leader: string | null
+  readonly commitLsn: number
+}
+
+const nodes = ['n1', 'n2', 'n3']
+const scratch = mkdtempSync(join(tmpdir(), 'chorus-loopback-'))
+let cluster: LoopbackCluster
+
+beforeAll(async () => {
+  cluster = await LoopbackCluster.start({
+    design: 'single-leader',
+    nodes,
+    settings: { replication: { mode: 'sync' }, heartbeatMs: 50, electionTimeoutMs: 400, leaseMs: 250 },
+    dataDir: scratch,
+  })
+}, 30_000)
+
+afterAll(async () => {
+  await cluster?.stop()
+  rmSync(scratch, { recursive: true, force: true })
+})
+
+/** Polls the running nodes until one is a leader of an epoch above `above`, for up to `ms`. */
+async function awaitLeader(above: number, ms = 10_000): Promise<Status> {
+  const deadline = Date.now() + ms
+  let seen: string[] = []
+  while (Date.now() < deadline) {
+    seen = []
+    for (const id of cluster.running()) {
+      const answer = await cluster.status(id).catch(() => null)
+      const status = (answer?.body as { status?: Status } | undefined)?.status
+      if (status?.role === 'leader' && status.epoch > above) return status
+      seen.push(status === undefined ? `${id}: no answer` : `${id}: ${status.role} of epoch ${status.epoch}`)
+    }
+    await new Promise((resolve) => setTimeout(resolve, 50))
+  }
+  throw new Error(`no leader above epoch ${above} within ${ms} ms; last seen ${seen.join(', ')}`)
+}
+
+/** Polls until every running node follows one leader of one epoch above `above`. */
+async function awaitStableLeader(above: number, ms = 10_000): Promise<Status> {
+  const deadline = Date.now() + ms
+  while (Date.now() < deadline) {
+    const statuses: Status[] = []
+    for (const id of cluster.running()) {
+      const answer = await cluster.status(id).catch(() => null)
+      const status = (answer?.body as { status?: Status } | undefined)?.status
+      if (status !== undefined) statuses.push(status)
+    }
+    const leader = statuses.find((status) => status.role === 'leader' && status.epoch > above)
+    const agreed = statuses.every(
+      (status) => status.leader === leader?.node && status.epoch === leader?.epoch,
+    )
+    if (leader !== undefined && agreed && statuses.length === cluster.running().length) return leader
+    await new Promise((resolve) => setTimeout(resolve, 50))
+  }
+  throw new Error(`the cluster did not settle on one leader above epoch ${above} within ${ms} ms`)
+}
+
+/** A leader read at `node`, retried while the node is not yet ready to serve it (a fresh leader). */
+async function leaderRead(node: string, key: string, ms = 5_000): Promise<Record<string, unknown>> {
+  const deadline = Date.now() + ms
+  let body: Record<string, unknown> = {}
+  for (let attempt = 0; Date.now() < deadline; attempt++) {
+    const request = {
+      type: 'read',
+      id: `r-${key}-${attempt}`,
+      key,
+      consistency: 'leader',
+      minLsn: 0,
+      waitMs: 0,
+    }
+    body = (await cluster.request(node, request)).body as Record<string, unknown>
+    if (body.type !== 'rejected') return body
+    await new Promise((resolve) => setTimeout(resolve, 50))
+  }
+  return body
+}
+
+/** Writes through `leader`, following not-leader hints; resolves with the reply body. */
+async function write(
+  leader: string,
+  key: string,
+  value: number,
+  attempts = 20,
+): Promise<Record<string, unknown>> {
+  let target = leader
+  for (let attempt = 0; attempt < attempts; attempt++) {
+    const answer = await cluster.request(target, { type: 'write', id: `w-${key}-${attempt}`, key, value })
+    const body = answer.body as Record<string, unknown>
+    if (body.type !== 'rejected') return body
+    if (typeof body.leader === 'string' && cluster.running().includes(body.leader)) target = body.leader
+    await new Promise((resolve) => setTimeout(resolve, 50))
+  }
+  throw new Error(`write ${key} was never accepted`)
+}
+
+describe('a single-leader cluster of real processes on loopback', () => {
+  it('fails over to a higher epoch when the leader is killed with SIGKILL, losing no acknowledged sync write', async () => {
+    const first = await awaitLeader(0)
+    const acknowledged = new Map<string, number>()
+    for (let i = 1; i <= 40; i++) {
+      const reply = await write(first.node, `k${i % 7}`, i)
+      expect(reply).toMatchObject({ type: 'write-ok', durability: 'replicated' })
+      acknowledged.set(`k${i % 7}`, i)
+    }
+    await cluster.kill(first.node, 'SIGKILL')
+
+    const second = await awaitLeader(first.epoch)
+    expect(second.node).not.toBe(first.node)
+    expect(second.epoch).toBeGreaterThan(first.epoch)
+    for (const [key, value] of acknowledged) {
+      expect(await leaderRead(second.node, key), key).toMatchObject({ type: 'read-ok', value })
+    }
+    expect(await write(second.node, 'after', 1)).toMatchObject({ type: 'write-ok', epoch: second.epoch })
+
+    // The killed leader comes back from its SQLite file as a follower of the new epoch.
+    await cluster.restart(first.node)
+    const deadline = Date.now() + 10_000
+    let back: Status | undefined
+    while (Date.now() < deadline) {
+      back = ((await cluster.status(first.node)).body as { status: Status }).status
+      if (back.role === 'follower' && back.epoch >= second.epoch && back.leader === second.node) break
+      await new Promise((resolve) => setTimeout(resolve, 50))
+    }
+    expect(back).toMatchObject({ role: 'follower', leader: second.node })
+  }, 60_000)
+
+  it('a leader cut off by a partition, or paused, cannot acknowledge; the majority elects a newer epoch', async () => {
+    const old = await awaitStableLeader(0)
+    const others = cluster.running().filter((id) => id !== old.node)
+    await cluster.partition([[old.node], others])
+    const isolated = cluster.request(old.node, { type: 'write', id: 'cut-off', key: 'cut', value: 1 }, 8_000)
+    const next = await awaitLeader(old.epoch)
+    expect(others).toContain(next.node)
+    const answer = await isolated
+    expect(answer.body).toMatchObject({ type: 'rejected' })
+    await cluster.heal()
+    const settled = await awaitStableLeader(old.epoch)
+    expect(await write(settled.node, 'cut', 2)).toMatchObject({ type: 'write-ok', epoch: settled.epoch })
+
+    // A pause longer than the election timeout: the paused leader resumes as a zombie.
+    await cluster.pause(settled.node, 1_500)
+    const zombie = cluster.request(settled.node, { type: 'write', id: 'zombie', key: 'cut', value: 3 }, 8_000)
+    const third = await awaitLeader(settled.epoch)
+    expect(third.node).not.toBe(settled.node)
+    expect((await zombie).body).toMatchObject({ type: 'rejected' })
+    expect(await leaderRead(third.node, 'cut')).toMatchObject({ type: 'read-ok', value: 2 })
+  }, 60_000)
+
+  it('answers bad input with typed errors and keeps serving', async () => {
+    const id = cluster.running()[0] as string
+    const notJson = await fetch(`http://127.0.0.1:${cluster.node(id).httpPort}/request`, {
+      method: 'POST',
+      body: '{nope',
+    })
+    expect(notJson.status).toBe(400)
+    expect(await notJson.json()).toMatchObject({ type: 'error', code: 'malformed-frame' })
+    expect(await cluster.request(id, { type: 'launch', id: 'x' })).toMatchObject({
+      status: 400,
+      body: { type: 'error', id: 'x', code: 'unknown-message' },
+    })
+    expect(await cluster.request(id, { type: 'write', id: 'y', key: 'k' })).toMatchObject({
+      status: 400,
+      body: { type: 'error', code: 'invalid-argument' },
+    })
+    expect(await cluster.call(id, 'POST', '/control/faults', { peer: null, loss: 2 })).toMatchObject({
+      status: 400,
+      body: { code: 'invalid-argument' },
+    })
+    expect(
+      await cluster.call(id, 'POST', '/control/peers', { peers: { zz: { host: '127.0.0.1', port: 1 } } }),
+    ).toMatchObject({
+      status: 400,
+    })
+    expect(await cluster.call(id, 'GET', '/nowhere')).toMatchObject({ status: 404 })
+    expect((await cluster.status(id)).status).toBe(200)
+  })
+})
+
+describe('a quorum cluster of real processes on loopback', () => {
+  it('takes a put at any node and reads it back from another, through a slow, lossy link', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'chorus-loopback-quorum-'))
+    const quorum = await LoopbackCluster.start({
+      design: 'quorum',
+      nodes,
+      settings: { replicas: 3, writeQuorum: 2, readQuorum: 2, readRepair: 'blocking' },
+      dataDir: dir,
+    })
+    try {
+      // Until the nodes have heard from each other they believe their peers down.
+      const deadline = Date.now() + 10_000
+      const upEverywhere = async () => {
+        for (const id of nodes) {
+          const body = (await quorum.status(id)).body as { status: { up: string[] } }
+          if (body.status.up.length < nodes.length - 1) return false
+        }
+        return true
+      }
+      while (!(await upEverywhere()) && Date.now() < deadline)
+        await new Promise((resolve) => setTimeout(resolve, 50))
+      await quorum.faults('n1', 'n2', { latencyMs: 30, loss: 0.2 })
+      for (let i = 1; i <= 10; i++) {
+        const put = await quorum.request(nodes[i % 3] as string, {
+          type: 'put',
+          id: `p${i}`,
+          key: 'doc',
+          value: i,
+        })
+        expect(put.body).toMatchObject({ type: 'put-ok' })
+        const get = await quorum.request(nodes[(i + 1) % 3] as string, {
+          type: 'get',
+          id: `g${i}`,
+          key: 'doc',
+        })
+        expect(get.body).toMatchObject({ type: 'get-ok', value: i })
+      }
+      const stats = (await quorum.call('n1', 'GET', '/control/stats')).body as { faults: { delayed: number } }
+      expect(stats.faults.delayed).toBeGreaterThan(0)
+    } finally {
+      await quorum.stop()
+      rmSync(dir, { recursive: true, force: true })
+    }
+  }, 60_000)
+})
