@@ -17,8 +17,8 @@ export type StorageChoice = 'indexeddb' | 'memory' | ReplicaStore
 
 /** Something that announces the network came back (a browser's `window`). */
 export interface NetworkEventsLike {
-  addEventListener(type: 'online', listener: () => void): void
-  removeEventListener(type: 'online', listener: () => void): void
+  addEventListener(type: 'online' | 'offline', listener: () => void): void
+  removeEventListener(type: 'online' | 'offline', listener: () => void): void
 }
 
 /** Options for `createReplica`. Only `space` is required. */
@@ -57,7 +57,8 @@ export interface ReplicaOptions {
   /** How often the engine checks for retransmissions, in ms; default 1000. */
   readonly tickMs?: number
   /**
-   * Where to hear that the network is back, to reconnect without waiting out the backoff;
+   * Where to hear that the network went away (`offline`: hang up at once, as a socket may
+   * linger half-open) or came back (`online`: reconnect without waiting out the backoff);
    * default `globalThis` when it has `addEventListener` (browsers), `null` for none.
    */
   readonly networkEvents?: NetworkEventsLike | null

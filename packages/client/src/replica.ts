@@ -140,6 +140,7 @@ class ReplicaRuntime implements Replica {
   #refusal: ChorusError | null = null
   #last: StatusEvent
   readonly #onOnline = (): void => this.#link?.online()
+  readonly #onOffline = (): void => this.#link?.offline()
   readonly #host: CollectionHost = {
     engine: () => this.#openEngine(),
     subscribe: (collection, listener) => this.#subscribe(collection, listener),
@@ -216,6 +217,7 @@ class ReplicaRuntime implements Replica {
     unrefTimer(this.#tick)
     if (this.#link !== null) {
       this.#config.networkEvents?.addEventListener('online', this.#onOnline)
+      this.#config.networkEvents?.addEventListener('offline', this.#onOffline)
       if (this.#config.autoConnect) this.#link.start()
     }
   }
@@ -378,6 +380,7 @@ class ReplicaRuntime implements Replica {
     if (this.#tick !== null) timers.clearInterval(this.#tick)
     this.#tick = null
     this.#config.networkEvents?.removeEventListener('online', this.#onOnline)
+    this.#config.networkEvents?.removeEventListener('offline', this.#onOffline)
     for (const set of this.#queries.values()) for (const query of set) query.stop()
     this.#queries.clear()
     this.#link?.stop()

@@ -108,6 +108,30 @@ describe('the connection machine', () => {
     expect(run([{ type: 'start' }], waiting.state).effects).toEqual(['open-socket'])
   })
 
+  it('going offline hangs up an open or opening socket and backs off; online cuts the wait short', () => {
+    const open = run([
+      { type: 'start' },
+      { type: 'opened', socket: 1 },
+      { type: 'offline' },
+      { type: 'online' },
+    ])
+    expect(open.effects).toEqual([
+      'open-socket',
+      'attach',
+      'detach',
+      'close-socket',
+      'schedule 0',
+      'cancel-timer',
+      'open-socket',
+    ])
+    expect(open.state).toEqual({ phase: 'opening', attempt: 1, socket: 2 })
+    const opening = run([{ type: 'start' }, { type: 'offline' }])
+    expect(opening.effects).toEqual(['open-socket', 'close-socket', 'schedule 0'])
+    // Offline while already waiting, stopped or refused changes nothing.
+    expect(run([{ type: 'offline' }], opening.state).effects).toEqual([])
+    expect(run([{ type: 'offline' }]).effects).toEqual([])
+  })
+
   it('a refusal is final: nothing reconnects, not even start', () => {
     const { state, effects } = run([
       { type: 'start' },
@@ -194,6 +218,26 @@ describe('reconnecting over real sockets', () => {
     network.dispatchEvent(new Event('online'))
     expect(replica.status).toBe('connecting')
     await within('the reconnection', replica.synced())
+    expect(hub.accepted()).toBe(2)
+  })
+
+  it('hangs up at once when the platform reports the network is gone, and comes back on online', async () => {
+    hub = await startTestHub()
+    const network = new EventTarget()
+    const replica = await pool.create(hub, {
+      networkEvents: network,
+      reconnect: { baseMs: 60_000, maxMs: 60_000 },
+      random: () => 0.99,
+    })
+    await within('the first connection', replica.synced())
+    network.dispatchEvent(new Event('offline'))
+    expect(replica.status).toBe('offline')
+    await replica.collection('notes').put('offline-note', { title: 'written with the network gone' })
+    expect(replica.pending).toBe(1)
+    network.dispatchEvent(new Event('online'))
+    expect(replica.status).toBe('connecting')
+    await within('the reconnection and upload', replica.synced())
+    expect(replica.pending).toBe(0)
     expect(hub.accepted()).toBe(2)
   })
 

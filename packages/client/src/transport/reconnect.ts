@@ -51,6 +51,11 @@ export type LinkInput =
   | { readonly type: 'timer' }
   /** The platform reports the network is back: retry now instead of waiting out the backoff. */
   | { readonly type: 'online' }
+  /**
+   * The platform reports the network is gone: hang up now rather than trust a socket that
+   * may linger half-open, and reconnect with backoff (or at once on `online`).
+   */
+  | { readonly type: 'offline' }
   | { readonly type: 'refused' }
 
 /** What the connection asks the runtime to do, in order. */
@@ -113,6 +118,11 @@ export function stepLink(state: LinkState, input: LinkInput): { state: LinkState
       return { state: { ...state, phase: 'waiting', attempt: state.attempt + 1 }, effects }
     case 'timer':
       return state.phase === 'waiting' ? { state: open(state), effects } : { state, effects }
+    case 'offline':
+      if (state.phase !== 'open' && state.phase !== 'opening') return { state, effects }
+      hangUp(state)
+      effects.push({ type: 'schedule', attempt: state.attempt })
+      return { state: { ...state, phase: 'waiting', attempt: state.attempt + 1 }, effects }
     case 'online':
       if (state.phase !== 'waiting') return { state, effects }
       effects.push({ type: 'cancel-timer' })

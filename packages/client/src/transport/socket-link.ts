@@ -79,6 +79,11 @@ export class SocketLink {
     this.#input({ type: 'online' })
   }
 
+  /** The network is gone: hang up the socket now and reconnect later. */
+  offline(): void {
+    this.#input({ type: 'offline' })
+  }
+
   /** The hub refused this replica for good: disconnect and never reconnect. */
   refused(): void {
     this.#input({ type: 'refused' })
