@@ -19,8 +19,26 @@ export default defineConfig({
       { extends: true, test: { name: 'client', root: 'packages/client', include: ['test/**/*.test.ts'] } },
       { extends: true, test: { name: 'relay', root: 'packages/relay', include: ['test/**/*.test.ts'] } },
       { extends: true, test: { name: 'server', root: 'packages/server', include: ['test/**/*.test.ts'] } },
+      {
+        extends: true,
+        test: { name: 'react', root: 'packages/react', include: ['test/**/*.test.{ts,tsx}'] },
+      },
+      { extends: true, test: { name: 'notes-app', root: 'apps/notes', include: ['test/**/*.test.ts'] } },
       { extends: true, test: { name: 'sim', root: 'test', include: ['sim/**/*.test.ts'] } },
       { extends: true, test: { name: 'integration', root: 'test', include: ['integration/**/*.test.ts'] } },
+      {
+        extends: true,
+        test: {
+          // The notes app, built and served by a relay process, driven in Chromium by playwright-core.
+          name: 'e2e',
+          root: 'test',
+          include: ['e2e/**/*.test.ts'],
+          globalSetup: ['e2e/build-app.ts'],
+          fileParallelism: false,
+          testTimeout: 60_000,
+          hookTimeout: 60_000,
+        },
+      },
       {
         // Real Chromium (Debian's, driven by Playwright): real IndexedDB, Web Locks, BroadcastChannel.
         resolve: { conditions: ['@chorus/source', ...defaultClientConditions] },

@@ -1,0 +1,73 @@
+// The app shell, kept so that the notes open even when the server that serves the app (the
+// relay) is down: pages are fetched from the network first and from this cache when that
+// fails; the build's hashed files never change, so they are served from the cache first.
+// Notes themselves live in IndexedDB, not here.
+
+const CACHE = 'chorus-notes-shell-v1'
+const SHELL = new URL('./', self.registration.scope).href
+
+/** The build's files that an index.html refers to. */
+function assetsOf(html) {
+  const found = new Set()
+  for (const match of html.matchAll(/(?:src|href)="([^"]+\/assets\/[^"]+)"/g)) {
+    found.add(new URL(match[1], SHELL).href)
+  }
+  return [...found]
+}
+
+/** Stores a fresh index.html and its files, and drops files no index.html refers to any more. */
+async function storeShell(response) {
+  const cache = await caches.open(CACHE)
+  const html = await response.clone().text()
+  const assets = assetsOf(html)
+  await cache.addAll(assets.filter((asset) => asset !== SHELL))
+  await cache.put(SHELL, response)
+  for (const request of await cache.keys()) {
+    if (request.url.includes('/assets/') && !assets.includes(request.url)) await cache.delete(request)
+  }
+}
+
+self.addEventListener('install', (event) => {
+  event.waitUntil(
+    fetch(SHELL, { cache: 'no-cache' })
+      .then((response) => (response.ok ? storeShell(response) : undefined))
+      .then(() => self.skipWaiting()),
+  )
+})
+
+self.addEventListener('activate', (event) => {
+  event.waitUntil(
+    caches
+      .keys()
+      .then((names) => Promise.all(names.filter((name) => name !== CACHE).map((name) => caches.delete(name))))
+      .then(() => self.clients.claim()),
+  )
+})
+
+self.addEventListener('fetch', (event) => {
+  const { request } = event
+  if (request.method !== 'GET' || new URL(request.url).origin !== self.location.origin) return
+  if (request.mode === 'navigate') {
+    event.respondWith(
+      fetch(request)
+        .then((response) => {
+          if (response.ok) event.waitUntil(storeShell(response.clone()))
+          return response
+        })
+        .catch(async () => (await caches.match(SHELL)) ?? Response.error()),
+    )
+    return
+  }
+  if (new URL(request.url).pathname.includes('/assets/')) {
+    event.respondWith(
+      caches.match(request).then(
+        (cached) =>
+          cached ??
+          fetch(request).then(async (response) => {
+            if (response.ok) await (await caches.open(CACHE)).put(request, response.clone())
+            return response
+          }),
+      ),
+    )
+  }
+})

@@ -1,0 +1,104 @@
+import { type FormEvent, type ReactNode, useState } from 'react'
+import { timeAgo } from './format.js'
+import { newSpaceId } from './ids.js'
+import { forgetNotebook, rememberNotebook, useKnownNotebooks } from './notebooks.js'
+import { navigate, notebookHash, spaceFromInput } from './route.js'
+
+/** The start page: this browser's notebooks, a new one, or one opened from a link. */
+export function HomeScreen(): ReactNode {
+  const notebooks = useKnownNotebooks()
+  const [name, setName] = useState('')
+  const [link, setLink] = useState('')
+  const [linkError, setLinkError] = useState<string | null>(null)
+
+  const create = (event: FormEvent) => {
+    event.preventDefault()
+    const space = newSpaceId()
+    rememberNotebook(space, name.trim())
+    navigate(notebookHash(space))
+  }
+
+  const openLink = (event: FormEvent) => {
+    event.preventDefault()
+    const space = spaceFromInput(link)
+    if (space === undefined) {
+      setLinkError('That is not a notebook link. Paste the whole link, or the id after #/notebook/.')
+      return
+    }
+    navigate(notebookHash(space))
+  }
+
+  return (
+    <main className="home">
+      <header className="home-header">
+        <span className="logo" aria-hidden="true" />
+        <h1>Notes</h1>
+        <p className="tagline">Works offline. Syncs between your devices when it can.</p>
+      </header>
+
+      <section className="card" aria-labelledby="notebooks-heading">
+        <h2 id="notebooks-heading">Your notebooks</h2>
+        {notebooks.length === 0 ? (
+          <p className="muted">No notebooks in this browser yet. Create one, or open one from a link.</p>
+        ) : (
+          <ul className="notebook-list">
+            {notebooks.map((notebook) => (
+              <li key={notebook.space}>
+                <a href={notebookHash(notebook.space)}>
+                  <span className="notebook-name">{notebook.name || 'Untitled notebook'}</span>
+                  <span className="muted small">opened {timeAgo(notebook.openedAt)}</span>
+                </a>
+                <button
+                  type="button"
+                  className="link-button small"
+                  aria-label={`Remove ${notebook.name || 'Untitled notebook'} from this list`}
+                  onClick={() => forgetNotebook(notebook.space)}
+                >
+                  Remove
+                </button>
+              </li>
+            ))}
+          </ul>
+        )}
+        <form className="inline-form" onSubmit={create}>
+          <input
+            aria-label="New notebook name"
+            placeholder="Name of a new notebook"
+            value={name}
+            onChange={(event) => setName(event.target.value)}
+            maxLength={80}
+          />
+          <button type="submit" className="button primary">
+            Create notebook
+          </button>
+        </form>
+      </section>
+
+      <section className="card" aria-labelledby="open-heading">
+        <h2 id="open-heading">Open a shared notebook</h2>
+        <p className="muted">Paste the link someone shared, or one you copied on another device.</p>
+        <form className="inline-form" onSubmit={openLink}>
+          <input
+            aria-label="Notebook link"
+            placeholder="https://…/#/notebook/…"
+            value={link}
+            onChange={(event) => {
+              setLink(event.target.value)
+              setLinkError(null)
+            }}
+            aria-invalid={linkError !== null}
+            aria-describedby={linkError === null ? undefined : 'link-error'}
+          />
+          <button type="submit" className="button">
+            Open
+          </button>
+        </form>
+        {linkError === null ? null : (
+          <p id="link-error" className="field-error">
+            {linkError}
+          </p>
+        )}
+      </section>
+    </main>
+  )
+}

@@ -1,0 +1,186 @@
+import { useConflicts, useRecord, useReplica } from '@chorus/react'
+import { type ReactNode, useCallback, useEffect, useRef, useState } from 'react'
+import { timeAgo, useMinute } from './format.js'
+import { Collections, type Note } from './notes.js'
+import { notify, notifyFailure } from './notices.js'
+import { notebookHash } from './route.js'
+
+type Fields = Pick<Note, 'title' | 'body'>
+
+/** How long typing may pause before the edit is written. */
+const SAVE_AFTER_MS = 400
+
+/**
+ * One note, edited in place and saved as you type.
+ *
+ * Only what the user typed is written, and only after they typed it: opening a note writes
+ * nothing, so opening a note in conflict does not settle the conflict behind their back.
+ * Until an edit is stored, the input shows the edit; after, it shows the stored note — so
+ * changes from other devices appear while the user is not typing.
+ */
+export function NoteEditor({
+  id,
+  space,
+  autoFocus,
+  onClose,
+}: {
+  id: string
+  space: string
+  autoFocus: boolean
+  onClose: () => void
+}): ReactNode {
+  const replica = useReplica()
+  const notes = replica.collection<Note>(Collections.notes)
+  const stored = useRecord<Note>(Collections.notes, id)
+  const inConflict = useConflicts(Collections.notes)?.some((conflict) => conflict.id === id) ?? false
+  const now = useMinute()
+  const [draft, setDraft] = useState<Partial<Fields>>({})
+  const latest = useRef(draft)
+  latest.current = draft
+  const timer = useRef<ReturnType<typeof setTimeout> | null>(null)
+  /** The draft last written, so that a blur followed by leaving writes it once. */
+  const written = useRef<Partial<Fields> | null>(null)
+
+  const save = useCallback(() => {
+    if (timer.current !== null) clearTimeout(timer.current)
+    timer.current = null
+    const fields = latest.current
+    if (Object.keys(fields).length === 0 || fields === written.current) return
+    written.current = fields
+    notes
+      .patch(id, { ...fields, updatedAt: Date.now() })
+      .catch((error: unknown) => notifyFailure('Saving the note failed', error))
+  }, [notes, id])
+
+  // Leaving the note (another note, another view, closing the tab) saves what was typed.
+  useEffect(() => {
+    window.addEventListener('pagehide', save)
+    return () => {
+      window.removeEventListener('pagehide', save)
+      save()
+    }
+  }, [save])
+
+  // Once the stored note holds an edit, the edit is no longer a draft.
+  useEffect(() => {
+    if (stored === undefined || stored === null) return
+    setDraft((current) => {
+      const next = { ...current }
+      let changed = false
+      for (const field of ['title', 'body'] as const) {
+        if (next[field] !== undefined && next[field] === stored[field] && timer.current === null) {
+          delete next[field]
+          changed = true
+        }
+      }
+      return changed ? next : current
+    })
+  }, [stored])
+
+  const edit = (field: keyof Fields, value: string) => {
+    setDraft((current) => ({ ...current, [field]: value }))
+    if (timer.current !== null) clearTimeout(timer.current)
+    timer.current = setTimeout(save, SAVE_AFTER_MS)
+  }
+
+  const remove = () => {
+    if (stored === undefined || stored === null) return
+    if (timer.current !== null) clearTimeout(timer.current)
+    timer.current = null
+    const before: Note = { ...stored, ...latest.current }
+    // Nothing typed may be written after the deletion: it would bring the note back.
+    latest.current = {}
+    setDraft({})
+    onClose()
+    notes.delete(id).then(
+      () =>
+        notify({
+          tone: 'info',
+          message: `Deleted “${before.title.trim() || 'Untitled'}”.`,
+          action: {
+            label: 'Undo',
+            run: () => {
+              notes
+                .put(id, before)
+                .catch((error: unknown) => notifyFailure('Restoring the note failed', error))
+            },
+          },
+        }),
+      (error: unknown) => notifyFailure('Deleting the note failed', error),
+    )
+  }
+
+  if (stored === undefined) return <div className="editor muted pad">Loading…</div>
+  if (stored === null) {
+    return (
+      <div className="editor">
+        <div className="editor-toolbar">
+          <button type="button" className="button subtle back-to-list" onClick={onClose}>
+            ‹ Notes
+          </button>
+        </div>
+        <p className="muted pad">This note was deleted, here or on another device.</p>
+      </div>
+    )
+  }
+
+  const title = draft.title ?? stored.title
+  const body = draft.body ?? stored.body
+  const saving = Object.keys(draft).length > 0
+
+  return (
+    <div className="editor">
+      <div className="editor-toolbar">
+        <button type="button" className="button subtle back-to-list" onClick={onClose}>
+          ‹ Notes
+        </button>
+        <span className="muted small save-state" aria-live="polite">
+          {saving ? 'Saving…' : `Edited ${timeAgo(stored.updatedAt, now)}`}
+        </span>
+        <button type="button" className="button subtle danger" onClick={remove}>
+          Delete note
+        </button>
+      </div>
+      {inConflict ? (
+        <div className="conflict-banner">
+          <span>
+            This note was changed on two devices at once. You see the latest version; editing keeps it.
+          </span>
+          <a className="button small" href={notebookHash(space, 'conflicts')}>
+            Compare versions
+          </a>
+        </div>
+      ) : null}
+      <label className="visually-hidden" htmlFor={`title-${id}`}>
+        Title
+      </label>
+      <input
+        id={`title-${id}`}
+        className="title-input"
+        placeholder="Title"
+        value={title}
+        // biome-ignore lint/a11y/noAutofocus: a note just created is there to be typed into
+        autoFocus={autoFocus}
+        onChange={(event) => edit('title', event.target.value)}
+        onBlur={save}
+        onKeyDown={(event) => {
+          if (event.key === 'Enter') {
+            event.preventDefault()
+            document.getElementById(`body-${id}`)?.focus()
+          }
+        }}
+      />
+      <label className="visually-hidden" htmlFor={`body-${id}`}>
+        Body
+      </label>
+      <textarea
+        id={`body-${id}`}
+        className="body-input"
+        placeholder="Write something…"
+        value={body}
+        onChange={(event) => edit('body', event.target.value)}
+        onBlur={save}
+      />
+    </div>
+  )
+}

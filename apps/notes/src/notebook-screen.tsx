@@ -1,0 +1,273 @@
+import { isChorusError, type Replica } from '@chorus/client'
+import { ChorusProvider, useConflicts, useRecord, useReplica } from '@chorus/react'
+import { type ReactNode, useEffect, useState } from 'react'
+import { ConflictsView } from './conflicts-view.js'
+import { guessDeviceName } from './device.js'
+import { rememberNotebook, renameKnownNotebook, useKnownNotebooks } from './notebooks.js'
+import { Collections } from './notes.js'
+import { NotesView } from './notes-view.js'
+import { notifyFailure } from './notices.js'
+import { NotebookInUseError, openNotebook } from './replica.js'
+import { notebookHash, notebookLink } from './route.js'
+import { OfflineSwitch, SyncStatus } from './sync-status.js'
+
+type Opening =
+  | { readonly state: 'opening' }
+  | { readonly state: 'open'; readonly replica: Replica }
+  | { readonly state: 'failed'; readonly error: unknown }
+
+/** One notebook: opened from this browser's storage, then synced with the relay. */
+export function NotebookScreen({ space, view }: { space: string; view: 'notes' | 'conflicts' }): ReactNode {
+  const [attempt, setAttempt] = useState(0)
+  return (
+    <NotebookOpener
+      key={attempt}
+      space={space}
+      view={view}
+      onRetry={() => setAttempt((count) => count + 1)}
+    />
+  )
+}
+
+function NotebookOpener({
+  space,
+  view,
+  onRetry,
+}: {
+  space: string
+  view: 'notes' | 'conflicts'
+  onRetry: () => void
+}): ReactNode {
+  const [opening, setOpening] = useState<Opening>({ state: 'opening' })
+
+  useEffect(() => {
+    const handle = openNotebook(space)
+    let current = true
+    handle.replica.then(
+      (replica) => {
+        if (current) setOpening({ state: 'open', replica })
+      },
+      (error: unknown) => {
+        if (current) setOpening({ state: 'failed', error })
+      },
+    )
+    return () => {
+      current = false
+      handle.release()
+    }
+  }, [space])
+
+  useEffect(() => rememberNotebook(space), [space])
+
+  if (opening.state === 'open') {
+    return (
+      <ChorusProvider replica={opening.replica}>
+        <Notebook space={space} view={view} />
+      </ChorusProvider>
+    )
+  }
+  if (opening.state === 'opening') {
+    return (
+      <main className="message-page" aria-busy="true">
+        <p className="muted">Opening notebook…</p>
+      </main>
+    )
+  }
+  return <OpenFailed error={opening.error} onRetry={onRetry} />
+}
+
+function OpenFailed({ error, onRetry }: { error: unknown; onRetry: () => void }): ReactNode {
+  const inUse = error instanceof NotebookInUseError
+  return (
+    <main className="message-page">
+      <h1>{inUse ? 'This notebook is open in another tab' : 'This notebook could not be opened'}</h1>
+      {inUse ? (
+        <p>
+          For now a notebook can be open in one tab of this browser at a time. Switch to the other tab, or
+          close it and try again here.
+        </p>
+      ) : (
+        <p>
+          {isChorusError(error) && error.code === 'storage-failed'
+            ? 'The browser refused to open its storage for this notebook. '
+            : ''}
+          {error instanceof Error ? error.message : String(error)}
+        </p>
+      )}
+      <div className="actions">
+        <button type="button" className="button primary" onClick={onRetry}>
+          Try again
+        </button>
+        <a className="button" href="#/">
+          Your notebooks
+        </a>
+      </div>
+    </main>
+  )
+}
+
+function Notebook({ space, view }: { space: string; view: 'notes' | 'conflicts' }): ReactNode {
+  const replica = useReplica()
+  const conflicts = useConflicts(Collections.notes)
+  const conflictCount = conflicts?.length ?? 0
+  useDeviceName(replica)
+  useRelayErrors(replica)
+
+  return (
+    <div className="notebook">
+      <header className="topbar">
+        <div className="topbar-title">
+          <a className="back-link" href="#/">
+            <span aria-hidden="true">‹</span>
+            <span className="visually-hidden">Your notebooks</span>
+          </a>
+          <NotebookName space={space} />
+          <ShareLink space={space} />
+        </div>
+        <div className="topbar-sync">
+          <SyncStatus />
+          <OfflineSwitch />
+          <a
+            className={`button conflicts-button${view === 'conflicts' ? ' active' : ''}${conflictCount > 0 ? ' has-conflicts' : ''}`}
+            href={notebookHash(space, view === 'conflicts' ? 'notes' : 'conflicts')}
+            aria-current={view === 'conflicts' ? 'page' : undefined}
+            aria-describedby="conflict-count"
+          >
+            Conflicts
+            {conflictCount > 0 ? (
+              <span className="badge" aria-hidden="true">
+                {conflictCount}
+              </span>
+            ) : null}
+          </a>
+          <span id="conflict-count" hidden>
+            {conflictCount === 1 ? '1 note in conflict' : `${conflictCount} notes in conflict`}
+          </span>
+        </div>
+      </header>
+      {view === 'conflicts' ? <ConflictsView space={space} /> : <NotesView space={space} />}
+    </div>
+  )
+}
+
+interface Meta {
+  name: string
+}
+
+/** The notebook's name: stored in the notebook, so every device shows it. */
+function NotebookName({ space }: { space: string }): ReactNode {
+  const replica = useReplica()
+  const stored = useRecord<Meta>(Collections.meta, 'notebook')
+  const known = useKnownNotebooks().find((item) => item.space === space)
+  const [draft, setDraft] = useState<string | null>(null)
+  const storedName = stored?.name ?? ''
+
+  useEffect(() => {
+    if (stored === undefined) return
+    // A notebook created here with a name: write the name into the notebook once.
+    if (stored === null && known !== undefined && known.name !== '') {
+      replica
+        .collection<Meta>(Collections.meta)
+        .put('notebook', { name: known.name })
+        .catch((error: unknown) => notifyFailure('Saving the notebook name failed', error))
+    } else if (stored !== null) {
+      renameKnownNotebook(space, stored.name)
+    }
+  }, [stored, known, replica, space])
+
+  const save = () => {
+    if (draft === null) return
+    const name = draft.trim()
+    setDraft(null)
+    if (name === storedName) return
+    replica
+      .collection<Meta>(Collections.meta)
+      .put('notebook', { name })
+      .catch((error: unknown) => notifyFailure('Saving the notebook name failed', error))
+  }
+
+  return (
+    <input
+      className="notebook-name-input"
+      aria-label="Notebook name"
+      placeholder="Untitled notebook"
+      value={draft ?? (storedName || (stored === null ? (known?.name ?? '') : ''))}
+      maxLength={80}
+      onChange={(event) => setDraft(event.target.value)}
+      onBlur={save}
+      onKeyDown={(event) => {
+        if (event.key === 'Enter') event.currentTarget.blur()
+        if (event.key === 'Escape') {
+          setDraft(null)
+          event.currentTarget.blur()
+        }
+      }}
+    />
+  )
+}
+
+/** "Share": the notebook's link, to copy and open on another device. */
+function ShareLink({ space }: { space: string }): ReactNode {
+  const [open, setOpen] = useState(false)
+  const [copied, setCopied] = useState(false)
+  const link = notebookLink(space)
+
+  const copy = () => {
+    navigator.clipboard.writeText(link).then(
+      () => setCopied(true),
+      (error: unknown) => notifyFailure('Copying the link failed; select it and copy it yourself', error),
+    )
+  }
+
+  return (
+    <div className="share">
+      <button
+        type="button"
+        className="button subtle"
+        aria-expanded={open}
+        onClick={() => {
+          setOpen(!open)
+          setCopied(false)
+        }}
+      >
+        Share
+      </button>
+      {open ? (
+        <div className="share-panel">
+          <p className="small">Open this link on another device or browser to use this notebook there.</p>
+          <div className="inline-form">
+            <input
+              aria-label="Notebook link"
+              readOnly
+              value={link}
+              onFocus={(event) => event.target.select()}
+            />
+            {navigator.clipboard === undefined ? null : (
+              <button type="button" className="button primary" onClick={copy}>
+                {copied ? 'Copied' : 'Copy link'}
+              </button>
+            )}
+          </div>
+        </div>
+      ) : null}
+    </div>
+  )
+}
+
+/** Writes this device's name into the notebook once, so conflicts can say which device wrote what. */
+function useDeviceName(replica: Replica): void {
+  useEffect(() => {
+    const devices = replica.collection<{ name: string }>(Collections.devices)
+    devices
+      .get(replica.replicaId)
+      .then((known) =>
+        known === undefined ? devices.put(replica.replicaId, { name: guessDeviceName() }) : undefined,
+      )
+      .catch((error: unknown) => notifyFailure('Saving this device’s name failed', error))
+  }, [replica])
+}
+
+/** Shows what the replica reports with nobody to tell: a refused connection, a failed apply. */
+function useRelayErrors(replica: Replica): void {
+  useEffect(() => replica.on('error', (error) => notifyFailure('Sync problem', error)), [replica])
+}

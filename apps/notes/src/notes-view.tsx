@@ -1,0 +1,128 @@
+import type { Row } from '@chorus/client'
+import { useCollection, useConflicts, useReplica } from '@chorus/react'
+import { memo, type ReactNode, useMemo, useState } from 'react'
+import { timeAgo, useMinute } from './format.js'
+import { uuidV7 } from './ids.js'
+import { NoteEditor } from './note-editor.js'
+import { Collections, displayTitle, type Note, newestFirst, preview, search } from './notes.js'
+import { notifyFailure } from './notices.js'
+
+/** The notes of a notebook: searchable list beside the open note (one at a time on a phone). */
+export function NotesView({ space }: { space: string }): ReactNode {
+  const replica = useReplica()
+  const rows = useCollection<Note>(Collections.notes)
+  const conflicts = useConflicts(Collections.notes)
+  const [query, setQuery] = useState('')
+  const now = useMinute()
+  const [selected, setSelected] = useState<{ id: string; fresh: boolean } | null>(null)
+
+  const sorted = useMemo(() => (rows === undefined ? undefined : newestFirst(rows)), [rows])
+  const shown = useMemo(() => (sorted === undefined ? undefined : search(sorted, query)), [sorted, query])
+  const conflicted = useMemo(() => new Set(conflicts?.map((conflict) => conflict.id)), [conflicts])
+
+  const create = () => {
+    const id = uuidV7()
+    const now = Date.now()
+    // The write is queued before the editor's first read of the note, so the editor finds it;
+    // selecting at once means typing right after the click goes into the new note.
+    replica
+      .collection<Note>(Collections.notes)
+      .put(id, { title: '', body: '', createdAt: now, updatedAt: now })
+      .catch((error: unknown) => {
+        setSelected((current) => (current?.id === id ? null : current))
+        notifyFailure('Creating the note failed', error)
+      })
+    setQuery('')
+    setSelected({ id, fresh: true })
+  }
+
+  return (
+    <div className={`workspace${selected === null ? '' : ' is-editing'}`}>
+      <section className="sidebar" aria-label="Notes">
+        <div className="sidebar-tools">
+          <input
+            type="search"
+            className="search"
+            aria-label="Search"
+            placeholder="Search notes"
+            value={query}
+            onChange={(event) => setQuery(event.target.value)}
+          />
+          <button type="button" className="button primary" onClick={create}>
+            New note
+          </button>
+        </div>
+        {shown === undefined ? (
+          <p className="muted pad">Loading notes…</p>
+        ) : shown.length === 0 ? (
+          <p className="muted pad">
+            {query.trim() === ''
+              ? 'No notes yet. Start one with New note.'
+              : `No notes match “${query.trim()}”.`}
+          </p>
+        ) : (
+          <ul className="note-list">
+            {shown.map((row) => (
+              <NoteItem
+                key={row.id}
+                row={row}
+                active={row.id === selected?.id}
+                conflicted={conflicted.has(row.id)}
+                now={now}
+                onSelect={setSelected}
+              />
+            ))}
+          </ul>
+        )}
+      </section>
+      <section className="editor-pane" aria-label="Note">
+        {selected === null ? (
+          <div className="empty-editor muted">
+            <p>Select a note, or start a new one.</p>
+          </div>
+        ) : (
+          <NoteEditor
+            key={selected.id}
+            id={selected.id}
+            space={space}
+            autoFocus={selected.fresh}
+            onClose={() => setSelected(null)}
+          />
+        )}
+      </section>
+    </div>
+  )
+}
+
+const NoteItem = memo(function NoteItem({
+  row,
+  active,
+  conflicted,
+  now,
+  onSelect,
+}: {
+  row: Row<Note>
+  active: boolean
+  conflicted: boolean
+  now: number
+  onSelect: (selected: { id: string; fresh: boolean }) => void
+}): ReactNode {
+  const text = preview(row.value)
+  return (
+    <li>
+      <button
+        type="button"
+        className={`note-item${active ? ' active' : ''}`}
+        aria-current={active ? 'true' : undefined}
+        onClick={() => onSelect({ id: row.id, fresh: false })}
+      >
+        <span className="note-item-title">
+          {displayTitle(row.value)}
+          {conflicted ? <span className="tag warning">conflict</span> : null}
+        </span>
+        {text === '' ? null : <span className="note-item-preview">{text}</span>}
+        <span className="note-item-time">{timeAgo(row.value.updatedAt, now)}</span>
+      </button>
+    </li>
+  )
+})

@@ -1,0 +1,66 @@
+import type { Frozen, Row } from '@chorus/client'
+
+/** A note as the `notes` collection stores it. */
+export interface Note {
+  title: string
+  body: string
+  /** Unix milliseconds. */
+  createdAt: number
+  /** Unix milliseconds of the last edit. */
+  updatedAt: number
+}
+
+/** The name of the notes collection, and of the others a notebook keeps. */
+export const Collections = { notes: 'notes', devices: 'devices', meta: 'meta' } as const
+
+/** The title a note shows: its own, or its first line, or a placeholder. */
+export function displayTitle(note: Pick<Frozen<Note>, 'title' | 'body'>): string {
+  const title = note.title.trim()
+  if (title !== '') return title
+  const firstLine = note.body.trim().split('\n', 1)[0] ?? ''
+  return firstLine === '' ? 'Untitled' : firstLine
+}
+
+/** The first words of the body after the line used as a title, for the list. */
+export function preview(note: Pick<Frozen<Note>, 'title' | 'body'>): string {
+  const body = note.title.trim() === '' ? note.body.trim().split('\n').slice(1).join(' ') : note.body
+  return body.replace(/\s+/g, ' ').trim().slice(0, 140)
+}
+
+/** Newest first (by creation), with ids breaking ties so every device shows the same order. */
+export function newestFirst(rows: readonly Row<Note>[]): Row<Note>[] {
+  return [...rows].sort((a, b) => b.value.createdAt - a.value.createdAt || (a.id < b.id ? 1 : -1))
+}
+
+/** The rows whose title or body contains every word of `query`, ignoring case and accents. */
+export function search(rows: readonly Row<Note>[], query: string): readonly Row<Note>[] {
+  const words = fold(query).split(/\s+/).filter(Boolean)
+  if (words.length === 0) return rows
+  return rows.filter((row) => {
+    const text = fold(`${row.value.title}\n${row.value.body}`)
+    return words.every((word) => text.includes(word))
+  })
+}
+
+function fold(text: string): string {
+  return text
+    .normalize('NFD')
+    .replace(/\p{Diacritic}/gu, '')
+    .toLowerCase()
+}
+
+/**
+ * A note read defensively: a version written by another build of the app may lack fields,
+ * and a conflict shows every version as it is.
+ */
+export function asNote(value: unknown): Note {
+  const record = (typeof value === 'object' && value !== null ? value : {}) as Record<string, unknown>
+  const text = (field: string) => (typeof record[field] === 'string' ? (record[field] as string) : '')
+  const time = (field: string) => (typeof record[field] === 'number' ? (record[field] as number) : 0)
+  return {
+    title: text('title'),
+    body: text('body'),
+    createdAt: time('createdAt'),
+    updatedAt: time('updatedAt'),
+  }
+}

@@ -1,0 +1,147 @@
+import type { ConflictVersion, JsonObject, ReplicaId, Row } from '@chorus/client'
+import { describe, expect, it } from 'vitest'
+import { guessDeviceName } from '../src/device.js'
+import { timeAgo } from '../src/format.js'
+import { isSpaceId, newSpaceId, uuidV7 } from '../src/ids.js'
+import { mergeDraft } from '../src/merge-draft.js'
+import { displayTitle, type Note, newestFirst, search } from '../src/notes.js'
+import { parseRoute, spaceFromInput } from '../src/route.js'
+
+const row = (id: string, title: string, body: string, createdAt: number): Row<Note> => ({
+  id: id as Row<Note>['id'],
+  value: { title, body, createdAt, updatedAt: createdAt },
+})
+
+const version = (value: JsonObject | null, wall: number): ConflictVersion => ({
+  value,
+  replicaId: 'a'.repeat(32) as ReplicaId,
+  hlc: `${String(wall).padStart(15, '0')}.000000@${'a'.repeat(32)}` as ConflictVersion['hlc'],
+})
+
+describe('routes and links', () => {
+  it('reads the start page, a notebook and its conflicts from the hash', () => {
+    expect(parseRoute('')).toEqual({ name: 'home' })
+    expect(parseRoute('#/')).toEqual({ name: 'home' })
+    expect(parseRoute('#/notebook/abc-123')).toEqual({ name: 'notebook', space: 'abc-123', view: 'notes' })
+    expect(parseRoute('#/notebook/abc-123/conflicts')).toEqual({
+      name: 'notebook',
+      space: 'abc-123',
+      view: 'conflicts',
+    })
+    expect(parseRoute('#/notebook/has%20space').name).toBe('invalid')
+    expect(parseRoute('#/notebook/%E0%A4%A').name).toBe('invalid')
+    expect(parseRoute('#/elsewhere').name).toBe('invalid')
+  })
+
+  it('finds the notebook in a pasted link, hash or bare id', () => {
+    expect(spaceFromInput(' https://notes.example/#/notebook/k3x9 ')).toBe('k3x9')
+    expect(spaceFromInput('http://127.0.0.1:8787/#/notebook/k3x9/conflicts')).toBe('k3x9')
+    expect(spaceFromInput('#/notebook/k3x9')).toBe('k3x9')
+    expect(spaceFromInput('k3x9')).toBe('k3x9')
+    expect(spaceFromInput('https://notes.example/')).toBeUndefined()
+    expect(spaceFromInput('not an id')).toBeUndefined()
+  })
+})
+
+describe('ids', () => {
+  it('makes notebook ids that are valid space ids, and note ids that sort by creation time', () => {
+    const space = newSpaceId()
+    expect(isSpaceId(space)).toBe(true)
+    expect(space).toMatch(/^[a-z2-9]{20}$/)
+    const earlier = uuidV7(1_700_000_000_000)
+    const later = uuidV7(1_700_000_000_001)
+    expect(earlier).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/)
+    expect(earlier < later).toBe(true)
+    expect(earlier.slice(0, 13)).toBe('018bcfe5-6800')
+  })
+})
+
+describe('the note list', () => {
+  const rows = [
+    row('a', 'Groceries', 'Milk\nCafé beans', 1),
+    row('b', '', 'Call the bank\nabout the card', 3),
+    row('c', 'Trip', 'Pack the charger', 2),
+  ]
+
+  it('puts the newest note first', () => {
+    expect(newestFirst(rows).map((item) => item.id)).toEqual(['b', 'c', 'a'])
+  })
+
+  it('finds notes by every word of the query, ignoring case and accents', () => {
+    expect(search(rows, 'cafe').map((item) => item.id)).toEqual(['a'])
+    expect(search(rows, 'THE charger').map((item) => item.id)).toEqual(['c'])
+    expect(search(rows, 'the').map((item) => item.id)).toEqual(['b', 'c'])
+    expect(search(rows, '  ')).toBe(rows)
+  })
+
+  it('titles an untitled note by its first line', () => {
+    expect(displayTitle({ title: '', body: 'Call the bank\nabout the card' })).toBe('Call the bank')
+    expect(displayTitle({ title: ' ', body: '' })).toBe('Untitled')
+  })
+})
+
+describe('merging conflicting versions', () => {
+  it('starts from the newest version and adds the lines only the older ones have', () => {
+    const draft = mergeDraft(
+      [
+        version(
+          { title: 'Packing', body: 'Passport\nCharger\nPhrasebook', createdAt: 10, updatedAt: 20 },
+          20,
+        ),
+        version(
+          { title: 'Packing list', body: 'Passport\nCharger\n\nRain jacket', createdAt: 10, updatedAt: 21 },
+          21,
+        ),
+        version(null, 15),
+      ],
+      99,
+    )
+    expect(draft).toEqual({
+      title: 'Packing list',
+      body: 'Passport\nCharger\n\nRain jacket\nPhrasebook',
+      createdAt: 10,
+      updatedAt: 99,
+    })
+  })
+
+  it('gives an empty note when every version is a deletion', () => {
+    expect(mergeDraft([version(null, 1), version(null, 2)], 5)).toEqual({
+      title: '',
+      body: '',
+      createdAt: 5,
+      updatedAt: 5,
+    })
+  })
+})
+
+describe('device names', () => {
+  it('names the browser and the system', () => {
+    expect(
+      guessDeviceName(
+        'Mozilla/5.0 (Macintosh; Intel Mac OS X 14_5) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Safari/605.1.15',
+      ),
+    ).toBe('Safari on macOS')
+    expect(
+      guessDeviceName(
+        'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) HeadlessChrome/139.0 Safari/537.36',
+      ),
+    ).toBe('Chromium on Linux')
+    expect(
+      guessDeviceName('Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:128.0) Gecko/20100101 Firefox/128.0'),
+    ).toBe('Firefox on Windows')
+    expect(guessDeviceName('curl/8.0')).toBe('Browser')
+  })
+})
+
+describe('times', () => {
+  it('says how long ago, and never "in a minute"', () => {
+    const now = Date.UTC(2025, 5, 15, 12)
+    expect(timeAgo(now - 10_000, now)).toBe('just now')
+    expect(timeAgo(now + 90_000, now)).toBe('just now')
+    // In the reader's language: "5 minutes ago", "3 hours ago", "yesterday" in English.
+    const relative = new Intl.RelativeTimeFormat(undefined, { numeric: 'auto' })
+    expect(timeAgo(now - 5 * 60_000, now)).toBe(relative.format(-5, 'minute'))
+    expect(timeAgo(now - 3 * 3_600_000, now)).toBe(relative.format(-3, 'hour'))
+    expect(timeAgo(now - 24 * 3_600_000, now)).toBe(relative.format(-1, 'day'))
+  })
+})

@@ -1,0 +1,5 @@
+export { ChorusProvider, type ChorusProviderProps, useReplica } from './provider.js'
+export { useCollection } from './use-collection.js'
+export { useConflicts } from './use-conflicts.js'
+export { useRecord } from './use-record.js'
+export { useSyncStatus } from './use-sync-status.js'

@@ -1,0 +1,48 @@
+import type { Frozen, JsonObject } from '@chorus/client'
+import { useSyncExternalStore } from 'react'
+import { jsonEqual } from './json-equal.js'
+import { useReplica } from './provider.js'
+import { LoadFailure, sharedSnapshot } from './shared-snapshot.js'
+
+/**
+ * The value of record `id` in collection `collection`, as its resolver reads it: `undefined`
+ * until loaded, `null` when there is no such record (never written, or deleted).
+ *
+ * It is read again only when a change touches this record, and a read that finds the same
+ * data as before renders nothing.
+ */
+export function useRecord<TValue extends object = JsonObject>(
+  collection: string,
+  id: string,
+): Frozen<TValue> | null | undefined {
+  const replica = useReplica()
+  const store = sharedSnapshot<Frozen<TValue> | null>(
+    replica,
+    `record\u0000${collection}\u0000${id}`,
+    () => ({
+      start: (sink) => {
+        const records = replica.collection<TValue>(collection)
+        // Reads queue behind writes in the replica, so they finish in order: the last one wins.
+        let latest = 0
+        const load = (): void => {
+          const mine = ++latest
+          records.get(id).then(
+            (value) => {
+              if (mine === latest) sink.set(value ?? null)
+            },
+            (error: unknown) => sink.fail(error),
+          )
+        }
+        const stop = replica.on('change', (event) => {
+          if (event.collection === collection && event.ids.some((changed) => changed === id)) load()
+        })
+        load()
+        return stop
+      },
+      reconcile: (previous, next) => (jsonEqual(previous, next) ? previous : next),
+    }),
+  )
+  const snapshot = useSyncExternalStore(store.subscribe, store.getSnapshot, store.getSnapshot)
+  if (snapshot instanceof LoadFailure) throw snapshot.error
+  return snapshot
+}

@@ -1,0 +1,27 @@
+import type { Replica, StatusEvent } from '@chorus/client'
+import { useCallback, useSyncExternalStore } from 'react'
+import { useReplica } from './provider.js'
+
+const last = new WeakMap<Replica, StatusEvent>()
+
+/** The replica's status, pending and lag, as one object that stays the same until one of them changes. */
+function readStatus(replica: Replica): StatusEvent {
+  const { status, pending, lag } = replica
+  const previous = last.get(replica)
+  if (previous?.status === status && previous.pending === pending && previous.lag === lag) return previous
+  const next: StatusEvent = Object.freeze({ status, pending, lag })
+  last.set(replica, next)
+  return next
+}
+
+/**
+ * `{ status, pending, lag }` of the replica: `'offline' | 'connecting' | 'syncing' | 'synced'`,
+ * own changes waiting to upload, and relay log positions not yet applied here. Renders again
+ * only when one of the three changes.
+ */
+export function useSyncStatus(): StatusEvent {
+  const replica = useReplica()
+  const subscribe = useCallback((onChange: () => void) => replica.on('status', onChange), [replica])
+  const read = useCallback(() => readStatus(replica), [replica])
+  return useSyncExternalStore(subscribe, read, read)
+}

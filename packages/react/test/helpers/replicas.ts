@@ -1,0 +1,88 @@
+import { createReplica, type Replica, type ReplicaOptions, type Row } from '@chorus/client'
+
+const open: Replica[] = []
+
+/** An in-memory replica that {@link closeReplicas} closes. */
+export async function memoryReplica(options: Partial<ReplicaOptions> = {}): Promise<Replica> {
+  const replica = await createReplica({
+    space: 'react-tests',
+    storage: 'memory',
+    networkEvents: null,
+    reconnect: { baseMs: 10, maxMs: 50 },
+    random: () => 0.5,
+    ...options,
+  })
+  open.push(replica)
+  return replica
+}
+
+export async function closeReplicas(): Promise<void> {
+  await Promise.all(open.splice(0).map((replica) => replica.close()))
+}
+
+/**
+ * The next rows a live query on `collection` delivers after the one it delivers at once.
+ * Started after a component subscribed, it is served after that component's query, so once
+ * it resolves the component's query has delivered too.
+ */
+export function nextDelivery(replica: Replica, collection: string): Promise<readonly Row[]> {
+  return new Promise((resolve) => {
+    let calls = 0
+    const stop = replica.collection(collection).subscribe((rows) => {
+      if (++calls < 2) return
+      stop()
+      resolve(rows)
+    })
+  })
+}
+
+/**
+ * Resolves after `check` holds, evaluated now and after every event of the replicas (one
+ * evaluation at a time; events during one cause one more).
+ */
+export function whenReplicas(
+  replicas: readonly Replica[],
+  check: () => boolean | Promise<boolean>,
+  what: string,
+  ms = 5_000,
+): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    const stops: (() => void)[] = []
+    let done = false
+    let running = false
+    let again = false
+    const finish = (error?: Error): void => {
+      if (done) return
+      done = true
+      clearTimeout(timer)
+      for (const stop of stops) stop()
+      if (error === undefined) resolve()
+      else reject(error)
+    }
+    const timer = setTimeout(() => finish(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms)
+    const evaluate = async (): Promise<void> => {
+      if (running) {
+        again = true
+        return
+      }
+      running = true
+      try {
+        do {
+          again = false
+          if (await check()) finish()
+        } while (again && !done)
+      } catch (error) {
+        finish(error instanceof Error ? error : new Error(String(error)))
+      } finally {
+        running = false
+      }
+    }
+    for (const replica of replicas) {
+      stops.push(
+        replica.on('status', () => void evaluate()),
+        replica.on('change', () => void evaluate()),
+      )
+    }
+    void evaluate()
+  })
+}

@@ -1,0 +1,117 @@
+// @vitest-environment happy-dom
+import type { Replica } from '@chorus/client'
+import { useConflicts } from '@chorus/react'
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
+import { act, mount, unmountAll, until } from './helpers/dom.js'
+import { createInProcessHub, type InProcessHub } from './helpers/in-process-hub.js'
+import { closeReplicas, memoryReplica, whenReplicas } from './helpers/replicas.js'
+
+interface Note {
+  title: string
+}
+
+let hub: InProcessHub
+
+beforeEach(() => {
+  hub = createInProcessHub()
+})
+
+afterEach(async () => {
+  await unmountAll()
+  await closeReplicas()
+})
+
+const device = () =>
+  memoryReplica({
+    url: hub.url,
+    WebSocket: hub.WebSocket,
+    autoConnect: false,
+    resolvers: { notes: 'manual', tags: 'manual' },
+  })
+
+function Conflicts({ collection, renders }: { collection?: string; renders?: { count: number } }) {
+  const conflicts = useConflicts(collection)
+  if (renders !== undefined) renders.count++
+  if (conflicts === undefined) return <p>loading</p>
+  if (conflicts.length === 0) return <p>no conflicts</p>
+  return (
+    <ul>
+      {conflicts.map((conflict) => (
+        <li key={`${conflict.collection}/${conflict.id}`}>
+          {`${conflict.collection}/${conflict.id}: `}
+          {conflict.versions.map((version) => String(version.value?.title)).join(' | ')}
+        </li>
+      ))}
+    </ul>
+  )
+}
+
+/** Two devices that both edited n1 while offline, then synced: n1 is in conflict on both. */
+async function conflictOnTwoDevices(): Promise<[Replica, Replica]> {
+  const a = await device()
+  const b = await device()
+  await a.collection<Note>('notes').put('n1', { title: 'from A' })
+  await b.collection<Note>('notes').put('n1', { title: 'from B' })
+  a.connect()
+  b.connect()
+  await whenReplicas(
+    [a, b],
+    async () => (await a.conflicts()).length === 1 && (await b.conflicts()).length === 1,
+    'the conflict to reach both devices',
+  )
+  return [a, b]
+}
+
+describe('useConflicts', () => {
+  it('lists a conflict on both devices, and drops it on both once one resolves it', async () => {
+    const [a, b] = await conflictOnTwoDevices()
+    const viewA = await mount(a, <Conflicts />)
+    const viewB = await mount(b, <Conflicts />)
+    await until('the conflict on A', () => viewA.text().startsWith('notes/n1'))
+    await until('the conflict on B', () => viewB.text().startsWith('notes/n1'))
+    expect(viewA.text().split(': ')[1]?.split(' | ').sort()).toEqual(['from A', 'from B'])
+    expect(viewB.text()).toBe(viewA.text())
+
+    await a.collection<Note>('notes').resolve('n1', { title: 'merged' })
+    await until('A to settle', () => viewA.text() === 'no conflicts')
+    await until('B to settle', () => viewB.text() === 'no conflicts')
+    expect(await b.collection<Note>('notes').get('n1')).toEqual({ title: 'merged' })
+  })
+
+  it('lists only the conflicts of the collection it is given', async () => {
+    const [a] = await conflictOnTwoDevices()
+    const view = await mount(
+      a,
+      <>
+        <section id="tags">
+          <Conflicts collection="tags" />
+        </section>
+        <section id="notes">
+          <Conflicts collection="notes" />
+        </section>
+      </>,
+    )
+    const text = (id: string) => view.container.querySelector(`#${id}`)?.textContent
+    await until('the notes conflict', () => text('notes')?.startsWith('notes/n1') === true)
+    expect(text('tags')).toBe('no conflicts')
+  })
+
+  it('reloads after local writes only when they touch a record in conflict', async () => {
+    const [a] = await conflictOnTwoDevices()
+    const conflicts = vi.spyOn(a, 'conflicts')
+    const renders = { count: 0 }
+    const view = await mount(a, <Conflicts renders={renders} />)
+    await until('the conflict', () => view.text().startsWith('notes/n1'))
+    expect(conflicts).toHaveBeenCalledTimes(1)
+    const loaded = renders.count
+
+    await act(() => a.collection<Note>('notes').put('n2', { title: 'unrelated' }))
+    expect(conflicts).toHaveBeenCalledTimes(1)
+    expect(renders.count).toBe(loaded)
+
+    await a.collection<Note>('notes').put('n1', { title: 'settled by editing' })
+    await until('the conflict to go', () => view.text() === 'no conflicts')
+    expect(conflicts).toHaveBeenCalledTimes(2)
+    expect(renders.count).toBe(loaded + 1)
+  })
+})

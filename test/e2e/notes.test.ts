@@ -1,0 +1,194 @@
+import { join } from 'node:path'
+import type { Browser, BrowserContext, Locator, Page } from 'playwright-core'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { type RelayProcess, ROOT, startRelay, tempDir } from '../integration/relay-process.js'
+import { launchChromium, screenshot } from './support/browser.js'
+
+const APP = join(ROOT, 'apps/notes/dist')
+const WAIT = { timeout: 20_000 }
+
+/** The attribute, polled until it reads `value`. */
+async function attribute(locator: Locator, name: string, value: string): Promise<void> {
+  await expect.poll(() => locator.getAttribute(name), WAIT).toBe(value)
+}
+
+async function value(locator: Locator, expected: string): Promise<void> {
+  await expect.poll(() => locator.inputValue(), WAIT).toBe(expected)
+}
+
+async function count(locator: Locator, expected: number): Promise<void> {
+  await expect.poll(() => locator.count(), WAIT).toBe(expected)
+}
+
+async function visible(locator: Locator): Promise<void> {
+  await locator.first().waitFor({ state: 'visible', ...WAIT })
+}
+
+/** One device: an isolated browser context (its own IndexedDB) with one page. */
+interface Device {
+  readonly context: BrowserContext
+  readonly page: Page
+}
+
+async function device(browser: Browser): Promise<Device> {
+  const context = await browser.newContext({ viewport: { width: 1100, height: 760 } })
+  const page = await context.newPage()
+  page.on('pageerror', (error) => {
+    throw error
+  })
+  return { context, page }
+}
+
+function status(page: Page) {
+  return page.getByRole('status').first()
+}
+
+async function expectSynced(page: Page): Promise<void> {
+  await attribute(status(page), 'data-status', 'synced')
+  await attribute(status(page), 'data-pending', '0')
+}
+
+/** The note list's entry whose text contains `title`. */
+function noteInList(page: Page, title: string) {
+  return page.getByRole('region', { name: 'Notes' }).getByRole('button', { name: new RegExp(title) })
+}
+
+async function createNotebook(page: Page, url: string, name: string): Promise<string> {
+  await page.goto(url)
+  await page.getByLabel('New notebook name').fill(name)
+  await page.getByRole('button', { name: 'Create notebook' }).click()
+  await page.waitForURL(/#\/notebook\//, WAIT)
+  await expectSynced(page)
+  return page.url()
+}
+
+async function writeNote(page: Page, title: string, body: string): Promise<void> {
+  await page.getByRole('button', { name: 'New note' }).click()
+  await page.getByLabel('Title').fill(title)
+  await page.getByLabel('Body').fill(body)
+  // Autosave fires when typing stops; leaving the field saves at once.
+  await page.getByLabel('Title').focus()
+}
+
+async function openNote(page: Page, title: string): Promise<void> {
+  await noteInList(page, title).click()
+  await value(page.getByLabel('Title'), title)
+}
+
+async function editBody(page: Page, body: string): Promise<void> {
+  await page.getByLabel('Body').fill(body)
+  await page.getByLabel('Title').focus()
+}
+
+function workOffline(page: Page) {
+  return page.getByRole('switch', { name: 'Work offline' })
+}
+
+describe('the notes app on two devices, served by a relay process', () => {
+  const data = tempDir('chorus-e2e-')
+  let relay: RelayProcess
+  let browser: Browser
+  let alice: Device
+  let bob: Device
+  let notebook = ''
+
+  beforeAll(async () => {
+    relay = await startRelay({ dataDir: data.path, args: ['--static', APP] })
+    browser = await launchChromium()
+    alice = await device(browser)
+    bob = await device(browser)
+  })
+
+  afterAll(async () => {
+    await browser?.close()
+    await relay?.stop('SIGTERM')
+    data.remove()
+  })
+
+  it('a note created on one device appears on the other', async () => {
+    notebook = await createNotebook(alice.page, `${relay.http}/`, 'Team notes')
+    await bob.page.goto(notebook)
+    await expectSynced(bob.page)
+
+    await writeNote(alice.page, 'Groceries', 'milk')
+    await expectSynced(alice.page)
+    await visible(noteInList(bob.page, 'Groceries'))
+    await openNote(bob.page, 'Groceries')
+    await value(bob.page.getByLabel('Body'), 'milk')
+    await screenshot(alice.page, 'notes-synced')
+  })
+
+  it.each([
+    ['the Work offline switch', 'switch'],
+    ["the browser's own offline mode", 'browser'],
+  ] as const)(
+    'edits made offline with %s come back as a conflict that one click settles everywhere',
+    async (_, how) => {
+      const goOffline = async ({ page, context }: Device) => {
+        if (how === 'switch') await workOffline(page).check()
+        else await context.setOffline(true)
+        await attribute(status(page), 'data-status', 'offline')
+      }
+      const goOnline = async ({ page, context }: Device) => {
+        if (how === 'switch') await workOffline(page).uncheck()
+        else await context.setOffline(false)
+      }
+      for (const { page } of [alice, bob]) await openNote(page, 'Groceries')
+      await goOffline(alice)
+      await goOffline(bob)
+      await editBody(alice.page, `milk, eggs (${how})`)
+      await editBody(bob.page, `milk, bread (${how})`)
+      await attribute(status(alice.page), 'data-pending', '1')
+      await attribute(status(bob.page), 'data-pending', '1')
+      if (how === 'switch') await screenshot(alice.page, 'notes-offline')
+
+      await goOnline(alice)
+      await goOnline(bob)
+      await expectSynced(alice.page)
+      await expectSynced(bob.page)
+
+      // Both devices show the conflict, with both versions side by side.
+      for (const { page } of [alice, bob]) {
+        await page.getByRole('link', { name: 'Conflicts' }).click()
+        await count(page.getByRole('button', { name: 'Keep this version' }), 2)
+        await visible(page.getByText(`milk, eggs (${how})`))
+        await visible(page.getByText(`milk, bread (${how})`))
+      }
+      if (how === 'switch') await screenshot(bob.page, 'notes-conflict')
+
+      // Keeping bob's version on alice's device settles it on both.
+      await alice.page
+        .getByRole('region', { name: /^Version from/ })
+        .filter({ hasText: `milk, bread (${how})` })
+        .getByRole('button', { name: 'Keep this version' })
+        .click()
+      for (const { page } of [alice, bob]) {
+        await count(page.getByRole('button', { name: 'Keep this version' }), 0)
+        await expectSynced(page)
+      }
+      for (const { page } of [alice, bob]) {
+        await page.goto(notebook)
+        await openNote(page, 'Groceries')
+        await value(page.getByLabel('Body'), `milk, bread (${how})`)
+      }
+    },
+  )
+
+  it('reloads with the relay down, keeps editing, and the edit reaches the other device when it returns', async () => {
+    const port = relay.port
+    expect(await relay.stop('SIGTERM')).toBe(0)
+
+    await alice.page.reload()
+    await visible(noteInList(alice.page, 'Groceries'))
+    await openNote(alice.page, 'Groceries')
+    await editBody(alice.page, 'written while the relay was down')
+    await attribute(status(alice.page), 'data-pending', '1')
+    await screenshot(alice.page, 'notes-relay-down')
+
+    relay = await startRelay({ dataDir: data.path, port, args: ['--static', APP] })
+    await expectSynced(alice.page)
+    await bob.page.goto(notebook)
+    await openNote(bob.page, 'Groceries')
+    await value(bob.page.getByLabel('Body'), 'written while the relay was down')
+  })
+})
