@@ -5,7 +5,8 @@
  * "data": "<SQLite file>", "settings"?: { …the design's config without nodes }, "tickMs"?: 10,
  * "seed"?: 1 }`. The node binds 127.0.0.1 on free ports and prints one line,
  * `{"event":"listening","node":…,"peerPort":…,"httpPort":…}`; its peers' addresses arrive
- * later through `POST /control/peers`. SIGTERM or SIGINT stops it cleanly; a bad config
+ * later through `POST /control/peers`. SIGTERM or SIGINT stops it cleanly, and so does the end
+ * of the process that started it (checked twice a second); a bad config
  * prints `{"event":"error","code":…,"message":…}` on stderr and exits with status 2.
  */
 import { ChorusError, ErrorCode, isChorusError } from '@chorus/core'
@@ -83,7 +84,10 @@ async function serve<TState, TInput, TMessage, TReply, TRecord>(
   })
   const ports = await runtime.start()
   process.stdout.write(`${JSON.stringify({ event: 'listening', node: id, ...ports })}\n`)
+  let stopping = false
   const stop = () => {
+    if (stopping) return
+    stopping = true
     runtime.stop().then(
       () => {
         storage.close()
@@ -94,6 +98,12 @@ async function serve<TState, TInput, TMessage, TReply, TRecord>(
   }
   process.once('SIGTERM', stop)
   process.once('SIGINT', stop)
+  // A launcher killed with SIGKILL cannot stop its nodes: a node whose parent is gone (it was
+  // re-parented) stops itself instead of lingering as an orphan.
+  const parent = process.ppid
+  setInterval(() => {
+    if (process.ppid !== parent) stop()
+  }, 500).unref()
 }
 
 try {

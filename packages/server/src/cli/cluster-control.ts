@@ -1,0 +1,295 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { ChorusError, ErrorCode, isChorusError } from '@chorus/core'
+import type { LinkFaultSettings } from '../node/fault-layer.js'
+import type { LoopbackCluster, LoopbackNode } from '../node/loopback-cluster.js'
+
+/** One node as the control API describes it. */
+export interface ControlNodeView {
+  readonly id: string
+  readonly running: boolean
+  /** The node's HTTP API (null while it is not running). */
+  readonly url: string | null
+  readonly peerPort: number | null
+  readonly pid: number | null
+}
+
+/** What `GET /nodes` answers (and every successful command, after it took effect). */
+export interface ControlView {
+  readonly design: 'single-leader' | 'quorum'
+  readonly nodes: readonly ControlNodeView[]
+  /** The partition in force, or null. */
+  readonly partition: readonly (readonly string[])[] | null
+  /** Link faults in force, as `from → to (or * for every link) → settings`. */
+  readonly faults: Readonly<Record<string, Readonly<Record<string, Partial<LinkFaultSettings>>>>>
+}
+
+/** Options for {@link ClusterControl.start}. */
+export interface ClusterControlOptions {
+  /** Port on 127.0.0.1 (0, the default, picks a free one). */
+  readonly port?: number
+  /** Told about every node (re)started through the API, e.g. to print its new address. */
+  readonly onNodeStarted?: (node: LoopbackNode) => void
+}
+
+const MAX_BODY = 64 * 1024
+const MAX_MS = 600_000
+
+/** The routes, for the 404 answer and the README. */
+export const controlRoutes = [
+  'GET /nodes',
+  'POST /partition {"groups":[["n1"],["n2","n3"]]}',
+  'POST /heal',
+  'POST /pause {"node":"n1","ms":1500}',
+  'POST /kill {"node":"n1","signal"?:"SIGKILL"|"SIGTERM"}',
+  'POST /restart {"node":"n1"}',
+  'POST /latency {"ms":50,"jitterMs"?:0,"from"?:"n1","to"?:"n2"}',
+  'POST /loss {"rate":0.2,"from"?:"n1","to"?:"n2"}',
+] as const
+
+/**
+ * The cluster-wide control API of `chorus-cluster`: one HTTP/JSON endpoint on 127.0.0.1 that
+ * turns operator commands into calls on every node's own control API through a
+ * {@link LoopbackCluster}.
+ *
+ * Commands run one at a time, in arrival order, so a `kill` and a `restart` of one node cannot
+ * interleave. The partition and link faults in force are remembered and given again to a node
+ * the API restarts (a new process starts with a clean fault layer). Bad input is answered 400
+ * with `{ code: "invalid-argument", message }` and changes nothing; a failure while carrying a
+ * command out is answered 500. There is no authentication: it binds to 127.0.0.1 only.
+ */
+export class ClusterControl {
+  readonly url: string
+  private readonly server: Server
+  private readonly cluster: LoopbackCluster
+  private readonly options: ClusterControlOptions
+  private groups: string[][] | null = null
+  private readonly linkFaults = new Map<string, Map<string, Partial<LinkFaultSettings>>>()
+  private queue: Promise<unknown> = Promise.resolve()
+
+  private constructor(cluster: LoopbackCluster, server: Server, options: ClusterControlOptions) {
+    this.cluster = cluster
+    this.server = server
+    this.options = options
+    this.url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+  }
+
+  /** Starts the control API for `cluster`. */
+  static async start(cluster: LoopbackCluster, options: ClusterControlOptions = {}): Promise<ClusterControl> {
+    const server = createServer()
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject)
+      server.listen(options.port ?? 0, '127.0.0.1', () => {
+        server.off('error', reject)
+        resolve()
+      })
+    })
+    const control = new ClusterControl(cluster, server, options)
+    server.on('request', (request, response) => void control.handle(request, response))
+    return control
+  }
+
+  /** The nodes, the partition and the link faults as the API sees them now. */
+  view(): ControlView {
+    const running = new Set(this.cluster.running())
+    const nodes = this.cluster.options.nodes.map((id): ControlNodeView => {
+      if (!running.has(id)) return { id, running: false, url: null, peerPort: null, pid: null }
+      const node = this.cluster.node(id)
+      return {
+        id,
+        running: true,
+        url: `http://127.0.0.1:${node.httpPort}`,
+        peerPort: node.peerPort,
+        pid: node.child.pid ?? null,
+      }
+    })
+    const faults = Object.fromEntries(
+      [...this.linkFaults].map(([from, links]) => [from, Object.fromEntries(links)]),
+    )
+    return { design: this.cluster.options.design, nodes, partition: this.groups, faults }
+  }
+
+  /** Stops answering (waits for the command being carried out, if any). */
+  async close(): Promise<void> {
+    await this.queue.catch(() => undefined)
+    await new Promise<void>((resolve) => {
+      this.server.close(() => resolve())
+      this.server.closeAllConnections()
+    })
+  }
+
+  private async handle(request: IncomingMessage, response: ServerResponse): Promise<void> {
+    const route = `${request.method ?? ''} ${new URL(request.url ?? '/', 'http://x').pathname}`
+    try {
+      if (route === 'GET /nodes') {
+        send(response, 200, this.view())
+        return
+      }
+      const command = commands[route]
+      if (command === undefined) {
+        send(response, 404, {
+          code: ErrorCode.InvalidArgument,
+          message: `no route ${route}; the routes are: ${controlRoutes.join('; ')}`,
+        })
+        return
+      }
+      const body = await readBody(request)
+      const run = this.queue.then(() => command(this, asObject(body)))
+      this.queue = run.catch(() => undefined)
+      await run
+      send(response, 200, this.view())
+    } catch (error) {
+      if (isChorusError(error) && error.code !== ErrorCode.Internal) {
+        send(response, 400, { code: error.code, message: error.message })
+      } else {
+        send(response, 500, {
+          code: ErrorCode.Internal,
+          message: error instanceof Error ? error.message : String(error),
+        })
+      }
+    }
+  }
+
+  /** @internal */
+  async partition(groups: string[][]): Promise<void> {
+    await this.cluster.partition(groups)
+    this.groups = groups
+  }
+
+  /** @internal */
+  async heal(): Promise<void> {
+    await this.cluster.heal()
+    this.groups = null
+    this.linkFaults.clear()
+  }
+
+  /** @internal */
+  async setFaults(from: string | null, to: string | null, faults: Partial<LinkFaultSettings>): Promise<void> {
+    const senders = from === null ? this.cluster.running() : [from]
+    for (const sender of senders) this.cluster.node(sender)
+    await Promise.all(senders.map((sender) => this.cluster.faults(sender, to, faults)))
+    for (const sender of senders) {
+      const links = this.linkFaults.get(sender) ?? new Map<string, Partial<LinkFaultSettings>>()
+      links.set(to ?? '*', { ...links.get(to ?? '*'), ...faults })
+      this.linkFaults.set(sender, links)
+    }
+  }
+
+  /** @internal */
+  async restart(id: string): Promise<void> {
+    await this.cluster.restart(id)
+    const node = this.cluster.node(id)
+    if (this.groups !== null) await this.cluster.partition(this.groups)
+    for (const [to, faults] of this.linkFaults.get(id) ?? []) {
+      await this.cluster.faults(id, to === '*' ? null : to, faults)
+    }
+    this.options.onNodeStarted?.(node)
+  }
+
+  /** @internal */
+  member(value: unknown, field: string): string {
+    if (typeof value !== 'string' || !this.cluster.options.nodes.includes(value)) {
+      invalid(`${field} must name a node of the cluster (${this.cluster.options.nodes.join(', ')})`)
+    }
+    return value as string
+  }
+
+  /** @internal */
+  get nodes(): readonly string[] {
+    return this.cluster.options.nodes
+  }
+
+  /** @internal */
+  get loopback(): LoopbackCluster {
+    return this.cluster
+  }
+}
+
+type Command = (control: ClusterControl, body: Record<string, unknown>) => Promise<void>
+
+const commands: Record<string, Command> = {
+  'POST /partition': async (control, body) => {
+    const groups = body.groups
+    if (!Array.isArray(groups) || groups.length < 2 || !groups.every((group) => Array.isArray(group))) {
+      invalid('groups must be an array of at least two arrays of node ids')
+    }
+    const seen = new Set<string>()
+    const checked = (groups as unknown[][]).map((group) =>
+      group.map((node) => {
+        const id = control.member(node, 'every node in groups')
+        if (seen.has(id)) invalid(`${id} is named in more than one group`)
+        seen.add(id)
+        return id
+      }),
+    )
+    const missing = control.nodes.filter((id) => !seen.has(id))
+    if (missing.length > 0) invalid(`every node must be in a group; missing: ${missing.join(', ')}`)
+    await control.partition(checked)
+  },
+  'POST /heal': (control) => control.heal(),
+  'POST /pause': async (control, body) => {
+    const node = control.member(body.node, 'node')
+    await control.loopback.pause(node, milliseconds(body.ms, 'ms', 1))
+  },
+  'POST /kill': async (control, body) => {
+    const node = control.member(body.node, 'node')
+    const signal = body.signal ?? 'SIGKILL'
+    if (signal !== 'SIGKILL' && signal !== 'SIGTERM') invalid('signal must be "SIGKILL" or "SIGTERM"')
+    await control.loopback.kill(node, signal as 'SIGKILL' | 'SIGTERM')
+  },
+  'POST /restart': (control, body) => control.restart(control.member(body.node, 'node')),
+  'POST /latency': async (control, body) => {
+    const latencyMs = milliseconds(body.ms, 'ms', 0)
+    const jitterMs = body.jitterMs === undefined ? 0 : milliseconds(body.jitterMs, 'jitterMs', 0)
+    await control.setFaults(...link(control, body), { latencyMs, jitterMs })
+  },
+  'POST /loss': async (control, body) => {
+    const rate = body.rate
+    if (typeof rate !== 'number' || !(rate >= 0 && rate <= 1)) invalid('rate must be a number from 0 to 1')
+    await control.setFaults(...link(control, body), { loss: rate as number })
+  },
+}
+
+function link(control: ClusterControl, body: Record<string, unknown>): [string | null, string | null] {
+  const from = body.from === undefined || body.from === null ? null : control.member(body.from, 'from')
+  const to = body.to === undefined || body.to === null ? null : control.member(body.to, 'to')
+  if (from !== null && from === to) invalid('from and to must be different nodes')
+  return [from, to]
+}
+
+function milliseconds(value: unknown, field: string, min: number): number {
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min || value > MAX_MS) {
+    invalid(`${field} must be a whole number of ms from ${min} to ${MAX_MS}`)
+  }
+  return value as number
+}
+
+function invalid(message: string): never {
+  throw new ChorusError(ErrorCode.InvalidArgument, message)
+}
+
+function asObject(value: unknown): Record<string, unknown> {
+  if (typeof value !== 'object' || value === null || Array.isArray(value))
+    invalid('the body must be a JSON object')
+  return value as Record<string, unknown>
+}
+
+async function readBody(request: IncomingMessage): Promise<unknown> {
+  let text = ''
+  for await (const chunk of request) {
+    text += String(chunk)
+    if (text.length > MAX_BODY)
+      throw new ChorusError(ErrorCode.FrameTooLarge, `the body exceeds ${MAX_BODY} bytes`)
+  }
+  if (text.trim() === '') return {}
+  try {
+    return JSON.parse(text) as unknown
+  } catch {
+    throw new ChorusError(ErrorCode.MalformedFrame, 'the body is not valid JSON text')
+  }
+}
+
+function send(response: ServerResponse, status: number, body: unknown): void {
+  response.writeHead(status, { 'content-type': 'application/json' })
+  response.end(JSON.stringify(body))
+}

@@ -1,0 +1,107 @@
+import { writeFileSync } from 'node:fs'
+import { parseArgs } from 'node:util'
+import { isChorusError } from '@chorus/core'
+import { compareDesign, compareDesigns } from '../compare/designs.js'
+import { runComparison } from '../compare/run.js'
+import { compareScenario, compareScenarios } from '../compare/scenarios.js'
+import { formatCompareTable } from '../compare/table.js'
+import {
+  type CliIo,
+  ExitCode,
+  intFlag,
+  isEntryPoint,
+  isParseArgsError,
+  processIo,
+  UsageError,
+} from './cli-io.js'
+
+const USAGE = `Usage:
+  chorus-compare [--scenario NAME]... [--design NAME]... [--seed 1] [--json FILE]
+                 [--duration-ms 5000] [--clients 3] [--keys 4]
+
+Runs one seeded workload (clients reading and writing shared keys) under one fault script
+against every design, in simulation (virtual time: deterministic, a few seconds for all), and
+prints a Markdown table per scenario. --json writes the rows as a JSON array.
+Scenarios: ${compareScenarios.map((scenario) => scenario.name).join(', ')} (default: all)
+Designs:   ${compareDesigns.map((design) => design.name).join(', ')} (default: all)
+Exit codes: 0 done, 1 a runtime failure (the JSON file cannot be written), 2 a bad command line.`
+
+/**
+ * Runs `chorus-compare` with `argv` (without `node` and the script); resolves with the exit
+ * code. The table goes to `io.out`, progress to `io.err`.
+ */
+export async function runCompareCli(argv: readonly string[], io: CliIo = processIo): Promise<number> {
+  if (argv.includes('--help') || argv.includes('-h')) {
+    io.out(USAGE)
+    return ExitCode.Ok
+  }
+  let options: Parameters<typeof runComparison>[0]
+  let json: string | undefined
+  try {
+    const { values } = parseArgs({
+      args: [...argv],
+      strict: true,
+      allowPositionals: false,
+      options: {
+        scenario: { type: 'string', multiple: true },
+        design: { type: 'string', multiple: true },
+        seed: { type: 'string' },
+        json: { type: 'string' },
+        'duration-ms': { type: 'string' },
+        clients: { type: 'string' },
+        keys: { type: 'string' },
+      },
+    })
+    const named = <T>(list: readonly string[] | undefined, find: (name: string) => T): T[] | undefined => {
+      try {
+        return list?.map(find)
+      } catch (error) {
+        throw new UsageError(isChorusError(error) ? error.message : String(error))
+      }
+    }
+    const scenarios = named(values.scenario, compareScenario)
+    const designs = named(values.design, compareDesign)
+    const durationMs = intFlag('duration-ms', values['duration-ms'], 5_000, 3_000, 600_000)
+    options = {
+      seed: intFlag('seed', values.seed, 1, 0, Number.MAX_SAFE_INTEGER),
+      durationMs,
+      fault: { startMs: Math.round(durationMs / 5), endMs: Math.round((durationMs * 3) / 5) },
+      clients: intFlag('clients', values.clients, 3, 2, 16),
+      keys: intFlag('keys', values.keys, 4, 1, 1_000),
+      ...(scenarios === undefined ? {} : { scenarios }),
+      ...(designs === undefined ? {} : { designs }),
+    }
+    if (values.json === '') throw new UsageError('--json needs a file name')
+    json = values.json
+  } catch (error) {
+    if (error instanceof UsageError || isParseArgsError(error)) {
+      io.err(`chorus-compare: ${error.message}\n\n${USAGE}`)
+      return ExitCode.Usage
+    }
+    throw error
+  }
+  try {
+    const rows = await runComparison(options, (row) =>
+      io.err(`chorus-compare: ${row.scenario} / ${row.design}: ${row.operations} operations`),
+    )
+    io.out(formatCompareTable(rows))
+    if (json !== undefined) {
+      writeFileSync(json, `${JSON.stringify(rows, null, 2)}\n`)
+      io.err(`chorus-compare: wrote ${rows.length} rows to ${json}`)
+    }
+    return ExitCode.Ok
+  } catch (error) {
+    io.err(`chorus-compare: ${error instanceof Error ? error.message : String(error)}`)
+    return ExitCode.Failed
+  }
+}
+
+if (isEntryPoint(import.meta.url)) {
+  runCompareCli(process.argv.slice(2)).then(
+    (code) => process.exit(code),
+    (error: unknown) => {
+      process.stderr.write(`chorus-compare: unexpected failure: ${String(error)}\n`)
+      process.exit(ExitCode.Failed)
+    },
+  )
+}

@@ -1,0 +1,153 @@
+import type { Scheduler } from '@chorus/testkit'
+import { digestOf } from '../quorum/versions.js'
+import { QuorumSim } from '../sim/quorum-sim.js'
+import type { CompareTarget, OperationOutcome } from './target.js'
+
+/** Options for {@link QuorumTarget}. */
+export interface QuorumTargetOptions {
+  readonly seed: number
+  readonly nodes: readonly string[]
+  readonly clients: readonly string[]
+  readonly replicas: number
+  readonly writeQuorum: number
+  readonly readQuorum: number
+  readonly sloppy: boolean
+  readonly clientTimeoutMs: number
+  /** Merkle anti-entropy period (ms); the comparison turns it on so replicas can converge. */
+  readonly antiEntropyMs: number
+}
+
+/**
+ * The quorum design in the comparison: a {@link QuorumSim}. Each client sends its requests to
+ * a node of its own (`c1` to the first, the others spread over the rest) and moves to the next
+ * node only when its node does not answer at all, as a Dynamo client with a preferred
+ * coordinator does. Puts carry the client's context, so only truly concurrent puts become
+ * siblings.
+ */
+export class QuorumTarget implements CompareTarget {
+  readonly sim: QuorumSim
+  private readonly options: QuorumTargetOptions
+  private readonly coordinator = new Map<string, number>()
+  private victim: string | null = null
+  private bytes = 0
+  private counting = false
+
+  constructor(options: QuorumTargetOptions) {
+    this.options = options
+    this.sim = new QuorumSim({
+      seed: options.seed,
+      nodes: options.nodes,
+      config: {
+        replicas: options.replicas,
+        writeQuorum: options.writeQuorum,
+        readQuorum: options.readQuorum,
+        sloppy: options.sloppy,
+        antiEntropyMs: options.antiEntropyMs,
+      },
+      clientTimeoutMs: options.clientTimeoutMs,
+    })
+    this.sim.network.onTrace = (event) => {
+      if (this.counting && event.type === 'send') this.bytes += event.message.length
+    }
+    const spread = Math.max(
+      1,
+      Math.floor((options.nodes.length - 1) / Math.max(1, options.clients.length - 1)),
+    )
+    options.clients.forEach((client, i) => {
+      this.coordinator.set(client, (i * spread) % options.nodes.length)
+    })
+  }
+
+  get scheduler(): Scheduler {
+    return this.sim.scheduler
+  }
+
+  async start(): Promise<void> {
+    await this.sim.start()
+    for (const client of this.options.clients) this.sim.client(client)
+    // Nodes believe their peers down until they have heard from them.
+    await this.sim.run(300)
+  }
+
+  async write(client: string, key: string, value: string): Promise<OperationOutcome> {
+    const outcome = await this.sim.client(client).put(this.node(client), key, value)
+    if (outcome.ok) return { ok: true }
+    this.moveOn(client, outcome.reason)
+    return { ok: false, maybeApplied: outcome.maybeApplied }
+  }
+
+  async read(client: string, key: string): Promise<OperationOutcome> {
+    const outcome = await this.sim.client(client).get(this.node(client), key)
+    if (outcome.ok) return { ok: true, value: outcome.value, siblings: outcome.values.length }
+    this.moveOn(client, outcome.reason)
+    return { ok: false, maybeApplied: false }
+  }
+
+  partition(): void {
+    const [first, ...others] = this.options.clients
+    const cut = Math.max(1, Math.floor((this.options.nodes.length - 1) / 2))
+    const minority = [...this.options.nodes.slice(0, cut), ...(first === undefined ? [] : [first])]
+    const majority = [...this.options.nodes.slice(cut), ...others]
+    this.sim.partition([minority, majority])
+  }
+
+  heal(): void {
+    this.sim.heal()
+    this.sim.network.setFaults({ loss: 0 })
+  }
+
+  stall(): void {
+    const victim = this.options.nodes[0] as string
+    this.victim = victim
+    for (const node of this.options.nodes) if (node !== victim) this.sim.network.cut(victim, node)
+  }
+
+  crash(): void {
+    this.victim ??= this.options.nodes[0] as string
+    this.sim.crash(this.victim)
+    this.sim.heal()
+  }
+
+  async restart(): Promise<void> {
+    if (this.victim !== null) await this.sim.restart(this.victim)
+    this.victim = null
+  }
+
+  setLoss(rate: number): void {
+    this.sim.network.setFaults({ loss: rate })
+  }
+
+  async converged(): Promise<boolean> {
+    const states = this.sim.states()
+    if (states.length < this.options.nodes.length) return false
+    if (states.some((state) => state.hints.size > 0)) return false
+    for (const key of this.sim.keys()) {
+      const digests = new Set(this.sim.homes(key).map((node) => digestOf(this.sim.stored(node, key))))
+      if (digests.size > 1) return false
+    }
+    return true
+  }
+
+  async lostAcknowledged(): Promise<number> {
+    return this.sim.report().lostAcknowledgedPuts
+  }
+
+  bytesOnWire(): number {
+    return this.bytes
+  }
+
+  countBytesFromNow(): void {
+    this.bytes = 0
+    this.counting = true
+  }
+
+  private node(client: string): string {
+    return this.options.nodes[this.coordinator.get(client) ?? 0] as string
+  }
+
+  /** A node that does not answer is presumed down: the client moves on to the next one. */
+  private moveOn(client: string, reason: string): void {
+    if (reason !== 'timeout') return
+    this.coordinator.set(client, ((this.coordinator.get(client) ?? 0) + 1) % this.options.nodes.length)
+  }
+}

@@ -1,0 +1,30 @@
+import type { CompareRow } from './run.js'
+import { compareScenarios } from './scenarios.js'
+
+const ms = (value: number | null) => (value === null ? '—' : String(value))
+const pct = (value: number | null) => (value === null ? '—' : `${(value * 100).toFixed(1)}%`)
+
+/**
+ * The comparison as Markdown: one table per scenario, one row per design, with a line saying
+ * what the fault was and that latencies are virtual time.
+ */
+export function formatCompareTable(rows: readonly CompareRow[]): string {
+  const out: string[] = []
+  for (const scenario of compareScenarios) {
+    const group = rows.filter((row) => row.scenario === scenario.name)
+    if (group.length === 0) continue
+    out.push(`### ${scenario.name}: ${scenario.description}`, '')
+    out.push(
+      '| design | settings | ops | avail. | minority avail. | write p50/p99 ms | read p50/p99 ms | server ack p50/p99 ms | stale reads | writes in fault | lost acked | conflicts | converged after ms | KB on wire |',
+      '|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|',
+    )
+    for (const row of group) {
+      out.push(
+        `| ${row.design} | ${row.settings} | ${row.operations} | ${pct(row.availability)} | ${pct(row.minorityAvailability)} | ${ms(row.writeP50Ms)} / ${ms(row.writeP99Ms)} | ${ms(row.readP50Ms)} / ${ms(row.readP99Ms)} | ${ms(row.serverAckP50Ms)} / ${ms(row.serverAckP99Ms)} | ${row.staleReads} | ${row.acceptedDuringFault} | ${row.lostAcknowledged} | ${row.conflicts} | ${ms(row.convergenceMs)} | ${(row.bytesOnWire / 1024).toFixed(0)} |`,
+      )
+    }
+    out.push('')
+  }
+  out.push('Latencies and times are virtual milliseconds of the simulated network (5 ms one-way per link).')
+  return out.join('\n')
+}

@@ -1,0 +1,57 @@
+import type { JsonValue } from '@chorus/core'
+import type { Scheduler } from '@chorus/testkit'
+
+/** How one client operation ended, as the client saw it. */
+export type OperationOutcome =
+  | { readonly ok: true; readonly value?: JsonValue | null; readonly siblings?: number }
+  | { readonly ok: false; readonly maybeApplied: boolean }
+
+/**
+ * One replication design under test, in simulation: the comparison drives every design
+ * through this interface, so the workload, the fault script and the measurements are the
+ * same code for all of them.
+ *
+ * Clients are named `c1`…; `c1` is the one the fault scripts put on the minority side. Writes
+ * carry values unique across the run, so the stale-read check can tell writes apart.
+ */
+export interface CompareTarget {
+  readonly scheduler: Scheduler
+  /** Starts the nodes and runs until the design is ready to serve (a leader elected, peers known). */
+  start(): Promise<void>
+  write(client: string, key: string, value: string): Promise<OperationOutcome>
+  /** A read; `value` is what the design gives an application (a register view), `siblings` how many versions it returned. */
+  read(client: string, key: string): Promise<OperationOutcome>
+  /** Splits the servers so that `c1` and the nodes it is bound to are cut off from the rest. */
+  partition(): void
+  /** Ends a partition and every link fault. */
+  heal(): void
+  /** The central node (the leader, node n1, the relay) stops sending to its peers. */
+  stall(): void
+  /** That node crashes (its disk survives). */
+  crash(): void
+  /** That node restarts from its disk. */
+  restart(): Promise<void>
+  /** Drops each message on every link with probability `rate`. */
+  setLoss(rate: number): void
+  /** True when every replica holds the same data and nothing is left to hand off. */
+  converged(): Promise<boolean>
+  /** Acknowledged writes no replica reflects any more (call once converged, or at the end). */
+  lostAcknowledged(): Promise<number>
+  /** Bytes of every frame sent since the target started counting ({@link countBytesFromNow}). */
+  bytesOnWire(): number
+  countBytesFromNow(): void
+  /** For designs whose acknowledgement is local: when each write reached a server durably (virtual ms after it was made). */
+  serverAckLatencies?(): number[]
+}
+
+/** The client names, `c1`…`cN`. */
+export function clientNames(count: number): string[] {
+  return Array.from({ length: count }, (_, i) => `c${i + 1}`)
+}
+
+/** Resolves after `ms` of virtual time on `scheduler`. */
+export function sleep(scheduler: Scheduler, ms: number): Promise<void> {
+  return new Promise((resolve) => {
+    scheduler.after(ms, () => resolve())
+  })
+}

@@ -1,0 +1,207 @@
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { isChorusError } from '@chorus/core'
+import { seedFromEnv } from '@chorus/testkit'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import type { CliIo } from '../src/cli/cli-io.js'
+import { runCompareCli } from '../src/cli/compare-cli.js'
+import {
+  type CompareRow,
+  compareDesign,
+  compareScenario,
+  formatCompareTable,
+  percentile,
+  runComparison,
+} from '../src/index.js'
+
+const replay = seedFromEnv(process.env, 0)
+const seeds = replay === 0 ? [1, 2] : [replay]
+const runs = new Map<number, CompareRow[]>()
+
+beforeAll(async () => {
+  for (const seed of seeds) runs.set(seed, await runComparison({ seed }))
+}, 60_000)
+
+function row(seed: number, scenario: string, design: string): CompareRow {
+  const found = runs
+    .get(seed)
+    ?.find((candidate) => candidate.scenario === scenario && candidate.design === design)
+  if (found === undefined) throw new Error(`no row ${scenario} / ${design} for SEED=${seed}`)
+  return found
+}
+
+describe.each(seeds)('chorus-compare, SEED=%i (replay with SEED=n)', (seed) => {
+  it('under a partition, multi-leader and a sloppy quorum stay available on the minority side; sync single-leader does not', () => {
+    const multi = row(seed, 'partition', 'multi-leader')
+    const sync = row(seed, 'partition', 'single-leader-sync')
+    const strict = row(seed, 'partition', 'quorum-n3w2r2')
+    const sloppy = row(seed, 'partition', 'quorum-sloppy-n3w2r2')
+    const minority = (r: CompareRow) => r.minorityAvailability ?? Number.NaN
+    expect(minority(multi)).toBe(1)
+    expect(multi.availability).toBe(1)
+    // A leader cut off from the majority loses its lease: the minority side can neither write nor read.
+    expect(minority(sync)).toBeLessThan(0.1)
+    expect(minority(sloppy)).toBeGreaterThan(minority(strict))
+    expect(minority(sloppy)).toBeGreaterThan(0.5)
+    expect(minority(sync)).toBeLessThan(minority(sloppy))
+    // The minority's writes under multi-leader are kept, and show up as conflicts, not losses.
+    expect(multi.acceptedDuringFault).toBeGreaterThan(sync.acceptedDuringFault)
+    expect(multi.conflicts).toBeGreaterThan(0)
+    expect(multi.lostAcknowledged).toBe(0)
+  })
+
+  it('async single-leader loses acknowledged writes when its leader crashes before replicating; sync, chain, multi-leader and quorum lose none', () => {
+    expect(row(seed, 'leader-crash', 'single-leader-async').lostAcknowledged).toBeGreaterThan(0)
+    for (const design of [
+      'single-leader-sync',
+      'single-leader-chain',
+      'multi-leader',
+      'quorum-n3w2r2',
+      'quorum-n3w3r1',
+    ]) {
+      expect(row(seed, 'leader-crash', design).lostAcknowledged, design).toBe(0)
+    }
+    // The old leader's acknowledged but unreplicated writes are the ones a partition loses too.
+    expect(row(seed, 'partition', 'single-leader-async').lostAcknowledged).toBeGreaterThan(0)
+    expect(row(seed, 'partition', 'single-leader-async').conflicts).toBe(0)
+  })
+
+  it('leader reads of sync and chain single-leader are never stale; multi-leader’s local reads are, and cost no network time', () => {
+    for (const scenario of ['none', 'partition', 'leader-crash', 'lossy-link']) {
+      for (const design of ['single-leader-sync', 'single-leader-chain']) {
+        expect(row(seed, scenario, design).staleReads, `${scenario} / ${design}`).toBe(0)
+      }
+      const multi = row(seed, scenario, 'multi-leader')
+      expect(multi.staleReads, scenario).toBeGreaterThan(0)
+      expect(multi.writeP99Ms).toBe(0)
+      expect(multi.readP99Ms).toBe(0)
+      expect(multi.serverAckP50Ms).toBeGreaterThan(0)
+    }
+  })
+
+  it('every design converges once the faults are over, and each row is internally consistent', () => {
+    for (const r of runs.get(seed) ?? []) {
+      const label = `${r.scenario} / ${r.design}`
+      expect(r.convergenceMs, label).not.toBeNull()
+      expect(r.operations, label).toBeGreaterThan(0)
+      expect(r.availability, label).toBeGreaterThan(0)
+      expect(r.availability, label).toBeLessThanOrEqual(1)
+      if (r.writeP50Ms !== null) expect(r.writeP50Ms, label).toBeLessThanOrEqual(r.writeP99Ms ?? -1)
+      expect(r.bytesOnWire, label).toBeGreaterThan(0)
+      if (r.scenario === 'none') expect(r.availability, label).toBe(1)
+    }
+    expect(runs.get(seed)).toHaveLength(4 * 9)
+  })
+})
+
+describe('chorus-compare, the harness itself', () => {
+  it('gives the same rows for the same seed', async () => {
+    const options = {
+      seed: 7,
+      scenarios: [compareScenario('partition')],
+      designs: [compareDesign('multi-leader'), compareDesign('quorum-sloppy-n3w2r2')],
+    }
+    expect(await runComparison(options)).toEqual(await runComparison(options))
+  })
+
+  it('refuses bad options with invalid-argument', async () => {
+    for (const bad of [
+      () => compareDesign('paxos'),
+      () => compareScenario('meteor'),
+      () => runComparison({ seed: 1, durationMs: 1_000, fault: { startMs: 500, endMs: 2_000 } }),
+      () => runComparison({ seed: 1, writeRatio: 2 }),
+    ]) {
+      const error = await (async () => bad())().then(
+        () => undefined,
+        (e: unknown) => e,
+      )
+      expect(isChorusError(error) && error.code === 'invalid-argument', String(error)).toBe(true)
+    }
+  })
+
+  it('takes nearest-rank percentiles', () => {
+    expect(percentile([], 50)).toBeNull()
+    expect(percentile([5, 1, 3, 2, 4], 50)).toBe(3)
+    expect(percentile([5, 1, 3, 2, 4], 99)).toBe(5)
+    expect(
+      percentile(
+        Array.from({ length: 100 }, (_, i) => i + 1),
+        99,
+      ),
+    ).toBe(99)
+  })
+
+  it('formats one table per scenario', () => {
+    const table = formatCompareTable(runs.get(seeds[0] as number) ?? [])
+    expect(table.match(/^### /gm)).toHaveLength(4)
+    expect(table).toContain('| multi-leader |')
+    expect(table).toMatch(/virtual milliseconds/)
+  })
+})
+
+describe('chorus-compare command line', () => {
+  const scratch = mkdtempSync(join(tmpdir(), 'chorus-compare-cli-'))
+  afterAll(() => rmSync(scratch, { recursive: true, force: true }))
+  const capture = () => {
+    const out: string[] = []
+    const err: string[] = []
+    const io: CliIo = { out: (line) => out.push(line), err: (line) => err.push(line) }
+    return { io, out, err }
+  }
+
+  it('prints the table and writes the rows as JSON', async () => {
+    const file = join(scratch, 'rows.json')
+    const { io, out } = capture()
+    const args = ['--scenario', 'leader-crash', '--design', 'single-leader-async', '--design', 'multi-leader']
+    expect(await runCompareCli([...args, '--seed', '3', '--json', file], io)).toBe(0)
+    expect(out.join('\n')).toMatch(
+      /### leader-crash[\s\S]*\| single-leader-async \|[\s\S]*\| multi-leader \|/,
+    )
+    const rows = JSON.parse(readFileSync(file, 'utf8')) as CompareRow[]
+    expect(rows.map((r) => [r.scenario, r.mode])).toEqual([
+      ['leader-crash', 'single-leader-async'],
+      ['leader-crash', 'multi-leader'],
+    ])
+    for (const r of rows) {
+      for (const field of [
+        'writeP50Ms',
+        'writeP99Ms',
+        'staleReads',
+        'acceptedDuringFault',
+        'lostAcknowledged',
+        'conflicts',
+        'bytesOnWire',
+      ]) {
+        expect(r, field).toHaveProperty(field)
+      }
+    }
+  })
+
+  it.each([
+    [['--scenario', 'meteor']],
+    [['--design', 'paxos']],
+    [['--seed', '-1']],
+    [['--duration-ms', '10']],
+    [['--frobnicate']],
+    [['--json', '']],
+  ])('refuses %j with the usage and exit code 2', async (args) => {
+    const { io, err } = capture()
+    expect(await runCompareCli(args, io)).toBe(2)
+    expect(err.join('\n')).toMatch(/^chorus-compare: [\s\S]+\n\nUsage:/)
+  })
+
+  it('exits 1 when the JSON file cannot be written', async () => {
+    const { io, err } = capture()
+    const args = [
+      '--scenario',
+      'none',
+      '--design',
+      'multi-leader',
+      '--json',
+      join(scratch, 'missing', 'rows.json'),
+    ]
+    expect(await runCompareCli(args, io)).toBe(1)
+    expect(err.at(-1)).toMatch(/^chorus-compare: /)
+  })
+})
