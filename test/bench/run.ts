@@ -18,7 +18,7 @@
  * Every figure is the median of several timed runs after warm-up runs. Goals are reported,
  * never asserted: this is a benchmark, not a test.
  *
- * Run with `pnpm bench` (`tsx --expose-gc --conditions=@chorus/source test/bench/run.ts`); it
+ * Run with `pnpm bench:core` (`tsx --expose-gc --conditions=@chorus/source test/bench/run.ts`); it
  * prints a table and writes `test/bench/results/core.json` (git-ignored). Takes about a minute.
  */
 import { mkdirSync, writeFileSync } from 'node:fs'

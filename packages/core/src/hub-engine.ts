@@ -1,6 +1,7 @@
+import type { Change } from './change.js'
 import { ChorusError, ErrorCode, isChorusError } from './errors.js'
 import type { ReplicaId, SpaceId } from './ids.js'
-import { decodeMessage, encodeMessage } from './protocol/codec.js'
+import { decodeMessage, encodeChange, encodeChangesMessage, encodeMessage } from './protocol/codec.js'
 import {
   type AuthResult,
   DEFAULT_HUB_SESSION,
@@ -12,9 +13,9 @@ import {
   initialHubSession,
   stepHubSession,
 } from './protocol/hub-session.js'
-import { DEFAULT_LIMITS, type ProtocolLimits } from './protocol/messages.js'
+import { type ChangesMessage, DEFAULT_LIMITS, type ProtocolLimits } from './protocol/messages.js'
 import { SerialQueue } from './serial-queue.js'
-import type { HubStore } from './storage.js'
+import type { AppendResult, HubStore, LogEntry } from './storage.js'
 
 /** A peer connection as the hub sees it: a way to send frames and to hang up. */
 export interface HubPeer {
@@ -43,6 +44,12 @@ export interface HubEngineOptions {
   readonly onAcked?: (space: SpaceId, replica: ReplicaId, position: number) => void
   /** Called with failures that have no caller to reject (a failed append, a failed read). */
   readonly onError?: (error: ChorusError) => void
+  /**
+   * Runs a task a little later: appends that arrive meanwhile are committed together (see
+   * `HubStore.appendMany`). A relay passes `setImmediate`, so that every frame already read
+   * from the sockets joins; the default runs it as a microtask (no timers in core).
+   */
+  readonly defer?: (task: () => void) => void
 }
 
 /** One connection's view, for metrics: who it is and how far each stream has got. */
@@ -92,7 +99,23 @@ interface SpaceCache {
   head: number
   floor: number
   received: Map<string, number>
+  /**
+   * Log entries by position, as appended through this hub or read from the store: the
+   * connections of a space read the same stretch of log one after another, so all but the
+   * first read it here (and share its change objects, encoded once). Oldest out first.
+   */
+  recent: Map<number, LogEntry>
 }
+
+/** An append a connection asked for, waiting for its space's queue. */
+interface AppendJob {
+  readonly connection: { input(input: HubSessionInput): Promise<void> }
+  readonly replicaId: ReplicaId
+  readonly changes: readonly Change[]
+}
+
+/** Most log entries a space keeps in memory (a few MB for notes-sized changes). */
+const RECENT_ENTRIES = 8192
 
 /** Creates a hub over a store. */
 export function createHubEngine(options: HubEngineOptions): HubEngine {
@@ -104,6 +127,8 @@ export function createHubEngine(options: HubEngineOptions): HubEngine {
   const loading = new Map<string, Promise<SpaceCache>>()
   const appendQueues = new Map<string, SerialQueue>()
   const pendingAppends = new Map<string, number>()
+  const waitingAppends = new Map<string, AppendJob[]>()
+  const defer = options.defer ?? ((task: () => void) => void Promise.resolve().then(task))
   const connections = new Set<Connection>()
   const pendingWork = new Set<Promise<unknown>>()
 
@@ -130,6 +155,7 @@ export function createHubEngine(options: HubEngineOptions): HubEngine {
           head: meta.head,
           floor: meta.floor,
           received: new Map(Object.entries(meta.received)),
+          recent: new Map(),
         }
         spaces.set(space, cache)
         loading.delete(space)
@@ -161,6 +187,162 @@ export function createHubEngine(options: HubEngineOptions): HubEngine {
     return queue
   }
 
+  /** Keeps `entries` among the space's recent ones, dropping the oldest beyond the bound. */
+  function remember(cache: SpaceCache, entries: readonly LogEntry[]): void {
+    for (const entry of entries) {
+      cache.recent.delete(entry.seq)
+      cache.recent.set(entry.seq, entry)
+    }
+    for (const seq of cache.recent.keys()) {
+      if (cache.recent.size <= RECENT_ENTRIES) break
+      cache.recent.delete(seq)
+    }
+  }
+
+  /** What an append stored, as log entries (positions `previousHead + 1 …`). */
+  function appendedEntries(
+    previousHead: number,
+    previousReceived: number,
+    changes: readonly Change[],
+    result: { readonly head: number; readonly received: number; readonly appended: number },
+  ): LogEntry[] {
+    const stored = changes.filter(
+      (change) => change.dot[1] > previousReceived && change.dot[1] <= result.received,
+    )
+    // Anything unexpected (another writer on the store?): remember nothing rather than guess.
+    if (stored.length !== result.appended || result.head !== previousHead + result.appended) return []
+    return stored.map((change, i) => ({ seq: previousHead + i + 1, change }))
+  }
+
+  /**
+   * Log entries after `after` held in memory, gap-free, at most `limit`; null when the first
+   * is not held. A shorter run than asked is fine: the stream continues from its end.
+   */
+  function readRecent(space: SpaceId, after: number, limit: number): LogEntry[] | null {
+    const recent = spaces.get(space)?.recent
+    if (recent === undefined) return null
+    const entries: LogEntry[] = []
+    for (let seq = after + 1; entries.length < limit; seq++) {
+      const entry = recent.get(seq)
+      if (entry === undefined) break
+      entries.push(entry)
+    }
+    return entries.length === 0 ? null : entries
+  }
+
+  /**
+   * Queues an append. Appends that queue up meanwhile (see `defer`) are committed together
+   * where the store offers `appendMany` (group commit): one transaction and one disk flush
+   * for all of them, each still acknowledged on its own.
+   */
+  function enqueueAppend(space: SpaceId, job: AppendJob): void {
+    pendingAppends.set(space, (pendingAppends.get(space) ?? 0) + 1)
+    let jobs = waitingAppends.get(space)
+    if (jobs === undefined) {
+      jobs = []
+      waitingAppends.set(space, jobs)
+      track(
+        new Promise<void>((resolve) => {
+          defer(() => {
+            appendQueue(space)
+              .run(() => runAppends(space))
+              .then(resolve, resolve)
+          })
+        }),
+      )
+    }
+    jobs.push(job)
+  }
+
+  async function runAppends(space: SpaceId): Promise<void> {
+    const jobs = waitingAppends.get(space) ?? []
+    waitingAppends.delete(space)
+    const cache = await loadSpace(space).catch((error: unknown) => {
+      report(error, 'loading a space failed; nothing was acknowledged')
+      return null
+    })
+    // Each job keeps its own result, so each batch is acknowledged as it was before batching.
+    let results: (AppendResult | null)[] = jobs.map(() => null)
+    const many = store.appendMany?.bind(store)
+    if (cache !== null && jobs.length > 1 && many !== undefined) {
+      try {
+        results = await many(
+          space,
+          jobs.map(({ replicaId, changes }) => ({ replica: replicaId, changes })),
+        )
+      } catch (error) {
+        report(error, 'appending changes failed; nothing was acknowledged')
+      }
+    } else if (cache !== null) {
+      for (const [i, job] of jobs.entries()) {
+        try {
+          results[i] = await store.append(space, job.replicaId, job.changes)
+        } catch (error) {
+          report(error, 'appending changes failed; nothing was acknowledged')
+        }
+      }
+    }
+    pendingAppends.set(space, (pendingAppends.get(space) ?? jobs.length) - jobs.length)
+    const writers = new Set<AppendJob['connection']>()
+    let stored = false
+    for (const [i, job] of jobs.entries()) {
+      const result = results[i] ?? null
+      if (cache !== null && result !== null) {
+        const previousReceived = cache.received.get(job.replicaId) ?? 0
+        if (spaces.get(space) === cache) {
+          remember(cache, appendedEntries(cache.head, previousReceived, job.changes, result))
+        }
+        cache.head = result.head
+        cache.received.set(job.replicaId, result.received)
+        if (result.appended > 0) options.onStored?.(space, job.replicaId, result.appended)
+        stored = true
+      }
+      writers.add(job.connection)
+      await job.connection.input({ type: 'stored', now: now(), space, ok: result !== null })
+    }
+    if (!stored) return
+    for (const other of connections) {
+      if (writers.size === 1 && writers.has(other)) continue
+      track(other.input({ type: 'head-advanced', now: now(), space }))
+    }
+  }
+
+  /** Each change's wire text, encoded once however many connections it is streamed to. */
+  const changeTexts = new WeakMap<Change, string>()
+  function changeText(change: Change): string {
+    let text = changeTexts.get(change)
+    if (text === undefined) {
+      text = encodeChange(change)
+      changeTexts.set(change, text)
+    }
+    return text
+  }
+
+  /**
+   * The last `changes` frame encoded: the connections of a space are pumped one after the
+   * other when its head advances, and all but the writer get the same entries, so fanning a
+   * batch out to n peers costs one encoding instead of n.
+   */
+  let lastFrame: { readonly message: ChangesMessage; readonly text: string } | null = null
+  function encodeChanges(message: ChangesMessage): string {
+    const last = lastFrame?.message
+    if (
+      last !== undefined &&
+      lastFrame !== null &&
+      last.space === message.space &&
+      last.from === message.from &&
+      last.to === message.to &&
+      last.head === message.head &&
+      last.batch.length === message.batch.length &&
+      last.batch.every((change, i) => change === message.batch[i])
+    ) {
+      return lastFrame.text
+    }
+    const text = encodeChangesMessage(message, changeText)
+    lastFrame = { message, text }
+    return text
+  }
+
   function track(work: Promise<unknown>): void {
     pendingWork.add(work)
     void work.finally(() => pendingWork.delete(work))
@@ -170,6 +352,13 @@ export function createHubEngine(options: HubEngineOptions): HubEngine {
     readonly #peer: HubPeer
     readonly #queue = new SerialQueue()
     #state: HubSessionState = initialHubSession(config)
+    /**
+     * Per space, the lowest position this session has read after from the store since its
+     * hello. The store refuses positions below the compacted floor (`resync-required`); the
+     * in-memory entries do not know the floor, so they serve only reads at or above a position
+     * the store has already taken — the floor never passes a streaming session's ack.
+     */
+    #checked: Map<string, number> | null = null
 
     constructor(peer: HubPeer) {
       this.#peer = peer
@@ -212,6 +401,7 @@ export function createHubEngine(options: HubEngineOptions): HubEngine {
     }
 
     async #handle(input: HubSessionInput): Promise<void> {
+      if (input.type === 'message' && input.message.type === 'hello') this.#checked = null
       const before = this.#state
       const step = stepHubSession(before, input, facts)
       this.#state = step.state
@@ -258,7 +448,9 @@ export function createHubEngine(options: HubEngineOptions): HubEngine {
     async #perform(effect: HubSessionEffect): Promise<void> {
       switch (effect.type) {
         case 'send':
-          this.#send(encodeMessage(effect.message))
+          this.#send(
+            effect.message.type === 'changes' ? encodeChanges(effect.message) : encodeMessage(effect.message),
+          )
           return
         case 'close':
           this.#peer.send(encodeMessage({ type: 'error', code: effect.code, message: effect.message }))
@@ -292,37 +484,29 @@ export function createHubEngine(options: HubEngineOptions): HubEngine {
           await this.#handle({ type: 'authenticated', now: now(), result })
           return
         }
-        case 'store': {
+        case 'store':
           // Appends run on the space's queue, outside this connection's queue, so one slow
           // disk does not hold other sessions' inputs; the outcome comes back as an input.
-          const { space, replicaId, changes } = effect
-          pendingAppends.set(space, (pendingAppends.get(space) ?? 0) + 1)
-          const work = appendQueue(space).run(async () => {
-            let ok = true
-            try {
-              const result = await store.append(space, replicaId, changes)
-              const cache = await loadSpace(space)
-              cache.head = result.head
-              cache.received.set(replicaId, result.received)
-              if (result.appended > 0) options.onStored?.(space, replicaId, result.appended)
-            } catch (error) {
-              ok = false
-              report(error, 'appending changes failed; nothing was acknowledged')
-            }
-            pendingAppends.set(space, (pendingAppends.get(space) ?? 1) - 1)
-            await this.input({ type: 'stored', now: now(), space, ok })
-            if (ok) {
-              for (const other of connections) {
-                if (other !== this) track(other.input({ type: 'head-advanced', now: now(), space }))
-              }
-            }
+          enqueueAppend(effect.space, {
+            connection: this,
+            replicaId: effect.replicaId,
+            changes: effect.changes,
           })
-          track(work)
           return
-        }
         case 'read-log': {
           try {
-            const entries = await store.readLog(effect.space, effect.after, effect.limit)
+            const checked = this.#checked?.get(effect.space)
+            let entries =
+              checked !== undefined && effect.after >= checked
+                ? readRecent(effect.space, effect.after, effect.limit)
+                : null
+            if (entries === null) {
+              entries = await store.readLog(effect.space, effect.after, effect.limit)
+              const cache = spaces.get(effect.space)
+              if (cache !== undefined) remember(cache, entries)
+              this.#checked ??= new Map()
+              this.#checked.set(effect.space, Math.min(checked ?? effect.after, effect.after))
+            }
             await this.#handle({
               type: 'log-read',
               now: now(),

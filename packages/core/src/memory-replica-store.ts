@@ -71,6 +71,29 @@ export class MemoryReplicaStore implements ReplicaStore {
     this.#meta = { ...meta, counter: change.dot[1], clock }
   }
 
+  async commitLocalBatch(batch: {
+    writes: readonly { record: StoredRecord; change: Change }[]
+    clock: HlcState
+  }): Promise<void> {
+    this.#check(true)
+    const meta = this.#requireMeta()
+    batch.writes.forEach(({ change }, i) => {
+      if (change.dot[1] !== meta.counter + 1 + i) {
+        throw new ChorusError(
+          ErrorCode.Internal,
+          `outbox counter ${change.dot[1]} does not follow ${meta.counter + i}`,
+        )
+      }
+    })
+    const last = batch.writes[batch.writes.length - 1]
+    if (last === undefined) return
+    for (const { record, change } of batch.writes) {
+      this.#records.set(recordKey(record.collection, record.id), record)
+      this.#outbox.push(change)
+    }
+    this.#meta = { ...meta, counter: last.change.dot[1], clock: batch.clock }
+  }
+
   async applyRemote(batch: {
     records: readonly StoredRecord[]
     clock: HlcState

@@ -134,6 +134,8 @@ class Engine implements ReplicaEngine {
   readonly #limits: ProtocolLimits
   #meta: ReplicaMeta
   #session: ReplicaSessionState
+  /** Writes waiting for their batch's turn in the queue; null once another task was queued after it. */
+  #openBatch: PendingWrite[] | null = null
   #send: ((frame: string) => void) | null = null
   #closed = false
 
@@ -287,28 +289,116 @@ class Engine implements ReplicaEngine {
     const name = assertCollectionName(collection)
     const recordId = asRecordId(id)
     const intent = makeIntent()
-    return await this.#queue.run(async () => {
-      const record = await this.#store.getRecord(name, recordId)
-      const counter = this.#meta.counter + 1
-      const change = makeChange({
-        collection: name,
-        id: recordId,
-        record,
-        resolver: this.#resolvers(name),
-        intent,
-        dot: [this.replicaId, counter],
-        hlc: this.#hlc.tick(),
-      })
-      const { state } = applyChange(record, change)
-      const clock = this.#hlc.state()
-      await this.#guard(() =>
-        this.#store.commitLocal({ record: { collection: name, id: recordId, state }, change, clock }),
-      )
-      this.#meta = { ...this.#meta, counter, clock }
-      this.#options.onChange?.({ collection: name, ids: [recordId], origin: 'local' })
-      await this.#handle({ type: 'local-write', now: this.#options.now(), counter })
-      return change
+    return await new Promise<Change>((resolve, reject) => {
+      const write: PendingWrite = { collection: name, id: recordId, intent, resolve, reject }
+      // Writes issued while their batch still waits at the end of the queue join it: they
+      // commit together, in one store transaction where the store offers one. A write never
+      // overtakes a task queued before it.
+      if (this.#openBatch !== null && this.#openBatch.length < MAX_WRITE_BATCH) {
+        this.#openBatch.push(write)
+        return
+      }
+      const batch = [write]
+      this.#openBatch = batch
+      void this.#queue.run(() => this.#commitWrites(batch))
     })
+  }
+
+  /** Makes and commits a batch of writes; each write's promise settles with its own outcome. */
+  async #commitWrites(batch: PendingWrite[]): Promise<void> {
+    if (this.#openBatch === batch) this.#openBatch = null
+    const commitBatch = this.#store.commitLocalBatch?.bind(this.#store)
+    if (batch.length === 1 || commitBatch === undefined) {
+      // One transaction per write: a failed one rejects only itself.
+      for (const write of batch) {
+        try {
+          const made = await this.#make([write])
+          const entry = made[0]
+          if (entry === undefined) continue
+          await this.#guard(() =>
+            this.#store.commitLocal({ record: entry.record, change: entry.change, clock: this.#hlc.state() }),
+          )
+          this.#meta = { ...this.#meta, counter: entry.change.dot[1], clock: this.#hlc.state() }
+          await this.#committed(made)
+        } catch (error) {
+          write.reject(error)
+        }
+      }
+      return
+    }
+    const made = await this.#make(batch)
+    const last = made[made.length - 1]
+    if (last === undefined) return
+    const clock = this.#hlc.state()
+    try {
+      await this.#guard(() => commitBatch({ writes: made, clock }))
+    } catch (error) {
+      for (const { write } of made) write.reject(error)
+      return
+    }
+    this.#meta = { ...this.#meta, counter: last.change.dot[1], clock }
+    await this.#committed(made)
+  }
+
+  /**
+   * Makes the changes of `batch` on top of the stored records (and of each other), with
+   * consecutive counters; a write whose change cannot be made is rejected and left out.
+   */
+  async #make(
+    batch: readonly PendingWrite[],
+  ): Promise<{ write: PendingWrite; record: StoredRecord; change: Change }[]> {
+    const made: { write: PendingWrite; record: StoredRecord; change: Change }[] = []
+    const states = new Map<string, RecordState | undefined>()
+    try {
+      for (const [key, state] of (await this.#readRecords(batch)) ?? []) states.set(key, state)
+    } catch (error) {
+      for (const write of batch) write.reject(error)
+      return made
+    }
+    let counter = this.#meta.counter
+    for (const write of batch) {
+      try {
+        const key = `${write.collection}\u0000${write.id}`
+        const record = states.has(key)
+          ? states.get(key)
+          : await this.#store.getRecord(write.collection, write.id)
+        const change = makeChange({
+          collection: write.collection,
+          id: write.id,
+          record,
+          resolver: this.#resolvers(write.collection),
+          intent: write.intent,
+          dot: [this.replicaId, counter + 1],
+          hlc: this.#hlc.tick(),
+        })
+        const { state } = applyChange(record, change)
+        states.set(key, state)
+        counter += 1
+        made.push({ write, record: { collection: write.collection, id: write.id, state }, change })
+      } catch (error) {
+        write.reject(error)
+      }
+    }
+    return made
+  }
+
+  /** Announces committed writes, lets the session send them, and settles their promises. */
+  async #committed(made: readonly { write: PendingWrite; change: Change }[]): Promise<void> {
+    const byCollection = new Map<string, RecordId[]>()
+    for (const { change } of made) {
+      const ids = byCollection.get(change.collection) ?? []
+      ids.push(change.id)
+      byCollection.set(change.collection, ids)
+    }
+    for (const [collection, ids] of byCollection)
+      this.#options.onChange?.({ collection, ids, origin: 'local' })
+    const last = made[made.length - 1]
+    try {
+      if (last !== undefined)
+        await this.#handle({ type: 'local-write', now: this.#options.now(), counter: last.change.dot[1] })
+    } finally {
+      for (const { write, change } of made) write.resolve(change)
+    }
   }
 
   async #guard<TResult>(operation: () => Promise<TResult>): Promise<TResult> {
@@ -324,6 +414,7 @@ class Engine implements ReplicaEngine {
 
   #input(input: ReplicaSessionInput): Promise<void> {
     if (this.#closed) return Promise.resolve()
+    this.#openBatch = null
     return this.#queue.run(() => this.#handle(input))
   }
 
@@ -405,9 +496,12 @@ class Engine implements ReplicaEngine {
     const touched = new Map<string, StoredRecord>()
     const nextCursor = cursor === null ? null : Math.max(cursor, this.#meta.cursor)
     try {
+      const stored = await this.#readRecords(batch)
       for (const change of batch) {
         const key = `${change.collection}\u0000${change.id}`
-        const current = touched.get(key)?.state ?? (await this.#store.getRecord(change.collection, change.id))
+        const current =
+          touched.get(key)?.state ??
+          (stored === null ? await this.#store.getRecord(change.collection, change.id) : stored.get(key))
         const { state, applied } = applyChange(current, freezeChange(change))
         if (!applied) continue
         touched.set(key, { collection: change.collection, id: change.id, state })
@@ -435,10 +529,39 @@ class Engine implements ReplicaEngine {
     await this.#handle({ type: 'applied', now, cursor: nextCursor })
   }
 
+  /**
+   * The stored records a batch touches, read at once where the store can (`getRecords`),
+   * keyed by collection and id; null when it cannot.
+   */
+  async #readRecords(
+    batch: readonly { readonly collection: string; readonly id: RecordId }[],
+  ): Promise<Map<string, RecordState | undefined> | null> {
+    if (batch.length < 2 || this.#store.getRecords === undefined) return null
+    const keys = new Map<string, { collection: string; id: RecordId }>()
+    for (const { collection, id } of batch) keys.set(`${collection}\u0000${id}`, { collection, id })
+    const records = await this.#store.getRecords([...keys.values()])
+    const out = new Map<string, RecordState | undefined>()
+    let i = 0
+    for (const key of keys.keys()) out.set(key, records[i++])
+    return out
+  }
+
   #transmit(frame: string): void {
     this.#send?.(frame)
   }
 }
+
+/** A write waiting for its batch to be made and committed. */
+interface PendingWrite {
+  readonly collection: string
+  readonly id: RecordId
+  readonly intent: WriteIntent
+  readonly resolve: (change: Change) => void
+  readonly reject: (error: unknown) => void
+}
+
+/** Most writes committed in one batch (one store transaction). */
+const MAX_WRITE_BATCH = 1000
 
 /** Freezes a received change's values, as local writes are, before it is stored. */
 function freezeChange(change: Change): Change {

@@ -40,6 +40,14 @@ export interface ReplicaStore {
   /** Writes the metadata of a new replica. */
   initMeta(meta: ReplicaMeta): Promise<void>
   getRecord(collection: string, id: RecordId): Promise<RecordState | undefined>
+  /**
+   * Several records at once, in the order asked (`undefined` where there is none). Optional:
+   * without it the engine calls `getRecord` per key. One read instead of many for a batch of
+   * writes (see `commitLocalBatch`).
+   */
+  getRecords?(
+    keys: readonly { readonly collection: string; readonly id: RecordId }[],
+  ): Promise<(RecordState | undefined)[]>
   /** Every record of a collection, in id order (UTF-16 code units, as JavaScript compares strings). */
   listRecords(collection: string): Promise<StoredRecord[]>
   /** Every record, for checkers and exports. */
@@ -48,6 +56,17 @@ export interface ReplicaStore {
   commitLocal(write: {
     readonly record: StoredRecord
     readonly change: Change
+    readonly clock: HlcState
+  }): Promise<void>
+  /**
+   * Several local writes in one atomic commit: for each, in order, the record and the change
+   * into the outbox; then counter and clock as after the last. Counters are consecutive from
+   * the stored counter + 1. Optional: without it the engine calls `commitLocal` per write.
+   * The engine uses it for writes an app issues together (a loop of `put`s not awaited one
+   * by one), so they cost one transaction instead of one each.
+   */
+  commitLocalBatch?(writes: {
+    readonly writes: readonly { readonly record: StoredRecord; readonly change: Change }[]
     readonly clock: HlcState
   }): Promise<void>
   /** Remote changes applied: their records, the clock and (when set) the cursor, atomically. */
@@ -104,6 +123,15 @@ export interface AppendResult {
 export interface HubStore {
   loadSpace(space: SpaceId): Promise<SpaceMeta>
   append(space: SpaceId, replica: ReplicaId, changes: readonly Change[]): Promise<AppendResult>
+  /**
+   * Several replicas' appends in one atomic, durable commit (group commit: one disk flush
+   * instead of one each). Each behaves as its own `append`, in order; results in the same
+   * order. If any fails, none is stored. Optional: without it the hub appends one by one.
+   */
+  appendMany?(
+    space: SpaceId,
+    appends: readonly { readonly replica: ReplicaId; readonly changes: readonly Change[] }[],
+  ): Promise<AppendResult[]>
   /** Entries with seq > `after`, in order, at most `limit`. */
   readLog(space: SpaceId, after: number, limit: number): Promise<LogEntry[]>
   /** Up to `limit` records' versions after `afterKey`; `nextKey` null on the last page. */

@@ -75,6 +75,15 @@ export function createHttpHandler(
 }
 
 /**
+ * Destroys the socket that emitted an error. A function of its own, not a closure in the
+ * upgrade handler: a closure there would share its scope with the `connection` callback and
+ * keep the upgrade request (headers and all) alive as long as the socket.
+ */
+function destroySocket(this: Duplex): void {
+  this.destroy()
+}
+
+/**
  * Hands HTTP upgrades on {@link SYNC_PATH} to the WebSocket server and answers any other
  * upgrade with 404, so a WebSocket is only ever opened on the sync path.
  */
@@ -83,7 +92,7 @@ export function createUpgradeHandler(
   path: string = SYNC_PATH,
 ): (request: IncomingMessage, socket: Duplex, head: Buffer) => void {
   return (request, socket, head) => {
-    socket.on('error', () => socket.destroy())
+    socket.on('error', destroySocket)
     if (pathOf(request) !== path) {
       socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n')
       return

@@ -145,13 +145,23 @@ export function createRelay(options: RelayOptions): Relay {
       store.noteAck(space, replica, position, now()).catch((error: unknown) => report(error))
     },
     onError: (error) => report(error),
+    // After the frames already read: appends from many connections share one commit.
+    defer: (task) => setImmediate(task),
   })
 
+  // The hub hands the same frame text to every connection of a space in a row (fan-out):
+  // encode it to UTF-8 once, not once per connection.
+  let lastText = ''
+  let lastBytes: Buffer = Buffer.alloc(0)
   function send(client: Client, frame: string): void {
     if (client.socket.readyState !== OPEN) return
+    if (frame !== lastText) {
+      lastText = frame
+      lastBytes = Buffer.from(frame, 'utf8')
+    }
     counters.framesOut++
-    counters.bytesOut += Buffer.byteLength(frame)
-    client.socket.send(frame, (error) => {
+    counters.bytesOut += lastBytes.byteLength
+    client.socket.send(lastBytes, { binary: false }, (error) => {
       if (error !== undefined && error !== null) counters.socketErrors++
     })
   }

@@ -26,12 +26,6 @@ export interface StartRelayOptions extends Omit<RelayOptions, 'server' | 'store'
   readonly authSecret?: string
   /** A built web app to serve at `/` (a directory with `index.html`), beside `/sync`. */
   readonly staticDir?: string
-  /**
-   * Offer permessage-deflate (RFC 7692) to clients that ask for it (`ws` clients do by default,
-   * and browsers always). Frames under 1 KiB are sent uncompressed, so an idle connection
-   * allocates no zlib state. Default false.
-   */
-  readonly perMessageDeflate?: boolean
 }
 
 /** A relay listening on HTTP: WebSocket at `/sync`, `/healthz`, `/metrics`. */
@@ -57,25 +51,13 @@ function hostForUrl(host: string): string {
  * frame limit, and token authentication when `authSecret` is given.
  */
 export async function startRelay(options: StartRelayOptions): Promise<RunningRelay> {
-  const {
-    dataDir,
-    port = 8787,
-    host = '127.0.0.1',
-    authSecret,
-    perMessageDeflate = false,
-    staticDir,
-    ...relayOptions
-  } = options
+  const { dataDir, port = 8787, host = '127.0.0.1', authSecret, staticDir, ...relayOptions } = options
   // A missing app fails before anything is opened.
   const serveFile = staticDir === undefined ? undefined : createStaticHandler(staticDir)
   mkdirSync(dataDir, { recursive: true })
   const store = new SqliteRelayStore(join(dataDir, DATABASE_FILE))
   const maxPayload = relayOptions.limits?.maxFrameBytes ?? DEFAULT_RELAY_LIMITS.maxFrameBytes
-  const sockets = new WebSocketServer({
-    noServer: true,
-    maxPayload,
-    perMessageDeflate: perMessageDeflate ? { threshold: 1024 } : false,
-  })
+  const sockets = new WebSocketServer({ noServer: true, maxPayload })
   const authenticate =
     relayOptions.authenticate ??
     (authSecret === undefined

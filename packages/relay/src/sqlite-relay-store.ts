@@ -114,48 +114,62 @@ export class SqliteRelayStore implements RelayStore {
   async append(space: SpaceId, replica: ReplicaId, changes: readonly Change[]): Promise<AppendResult> {
     return this.#run('appending changes', () =>
       this.#db.transaction(() => {
-        let head = this.#sql.space.get(space)?.head ?? 0
-        let received = this.#sql.receivedOne.get(space, replica)?.counter ?? 0
-        const fresh: Change[] = []
-        for (const change of changes) {
-          if (change.dot[0] !== replica) {
-            throw new ChorusError(
-              ErrorCode.ReplicaMismatch,
-              `a change from ${change.dot[0]} was appended as ${replica}`,
-            )
-          }
-          if (change.dot[1] <= received) continue
-          if (change.dot[1] !== received + 1) break
-          fresh.push(change)
-          received = change.dot[1]
-        }
-        if (fresh.length === 0) return { head, received, appended: 0 }
-        const touched = new Map<string, { key: Buffer; state: RecordState; seq: number }>()
-        for (const change of fresh) {
-          head += 1
-          this.#sql.insertLog.run(space, head, JSON.stringify(change))
-          const text = recordKey(change.collection, change.id)
-          const known = touched.get(text)
-          const key = known?.key ?? encodeUtf16Key(text)
-          const current = known === undefined ? this.#readRecord(space, key) : known.state
-          const { state, applied } = applyChange(current, change)
-          if (applied) touched.set(text, { key, state, seq: head })
-        }
-        for (const { key, state, seq } of touched.values()) {
-          this.#sql.upsertRecord.run(
-            space,
-            key,
-            JSON.stringify(state.versions),
-            seq,
-            isDeleted(state) ? 1 : 0,
-          )
-        }
-        this.#sql.upsertReceived.run(space, replica, received)
-        this.#sql.upsertSpace.run(space, head)
+        const result = this.#appendRows(space, replica, changes)
         this.#beforeCommit?.('append')
-        return { head, received, appended: fresh.length }
+        return result
       })(),
     )
+  }
+
+  /** Several replicas' appends in one transaction: one fsync for all of them. */
+  async appendMany(
+    space: SpaceId,
+    appends: readonly { readonly replica: ReplicaId; readonly changes: readonly Change[] }[],
+  ): Promise<AppendResult[]> {
+    return this.#run('appending changes', () =>
+      this.#db.transaction(() => {
+        const results = appends.map(({ replica, changes }) => this.#appendRows(space, replica, changes))
+        this.#beforeCommit?.('append')
+        return results
+      })(),
+    )
+  }
+
+  /** An append's writes, inside the caller's transaction. */
+  #appendRows(space: SpaceId, replica: ReplicaId, changes: readonly Change[]): AppendResult {
+    let head = this.#sql.space.get(space)?.head ?? 0
+    let received = this.#sql.receivedOne.get(space, replica)?.counter ?? 0
+    const fresh: Change[] = []
+    for (const change of changes) {
+      if (change.dot[0] !== replica) {
+        throw new ChorusError(
+          ErrorCode.ReplicaMismatch,
+          `a change from ${change.dot[0]} was appended as ${replica}`,
+        )
+      }
+      if (change.dot[1] <= received) continue
+      if (change.dot[1] !== received + 1) break
+      fresh.push(change)
+      received = change.dot[1]
+    }
+    if (fresh.length === 0) return { head, received, appended: 0 }
+    const touched = new Map<string, { key: Buffer; state: RecordState; seq: number }>()
+    for (const change of fresh) {
+      head += 1
+      this.#sql.insertLog.run(space, head, JSON.stringify(change))
+      const text = recordKey(change.collection, change.id)
+      const known = touched.get(text)
+      const key = known?.key ?? encodeUtf16Key(text)
+      const current = known === undefined ? this.#readRecord(space, key) : known.state
+      const { state, applied } = applyChange(current, change)
+      if (applied) touched.set(text, { key, state, seq: head })
+    }
+    for (const { key, state, seq } of touched.values()) {
+      this.#sql.upsertRecord.run(space, key, JSON.stringify(state.versions), seq, isDeleted(state) ? 1 : 0)
+    }
+    this.#sql.upsertReceived.run(space, replica, received)
+    this.#sql.upsertSpace.run(space, head)
+    return { head, received, appended: fresh.length }
   }
 
   async readLog(space: SpaceId, after: number, limit: number): Promise<LogEntry[]> {

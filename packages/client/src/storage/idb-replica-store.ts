@@ -133,6 +133,19 @@ export class IdbReplicaStore implements ReplicaStore {
     return record === undefined ? undefined : frozen(record).state
   }
 
+  async getRecords(
+    keys: readonly { readonly collection: string; readonly id: RecordId }[],
+  ): Promise<(RecordState | undefined)[]> {
+    const records = await this.#read('reading records', 'records', (store) =>
+      Promise.all(
+        keys.map(({ collection, id }) =>
+          requestResult<StoredRecord | undefined>(store.get([collection, id])),
+        ),
+      ),
+    )
+    return records.map((record) => (record === undefined ? undefined : frozen(record).state))
+  }
+
   async listRecords(collection: string): Promise<StoredRecord[]> {
     const start = [collection]
     return this.#read('listing records', 'records', async (store) => {
@@ -178,6 +191,35 @@ export class IdbReplicaStore implements ReplicaStore {
         requestResult(tx.objectStore('records').put(record)),
         requestResult(tx.objectStore('outbox').put(change, counter)),
         requestResult(tx.objectStore('meta').put({ ...meta, counter, clock }, META_KEY)),
+      ])
+    })
+  }
+
+  async commitLocalBatch(batch: {
+    readonly writes: readonly { readonly record: StoredRecord; readonly change: Change }[]
+    readonly clock: HlcState
+  }): Promise<void> {
+    const last = batch.writes[batch.writes.length - 1]
+    if (last === undefined) return
+    await this.#write('saving local writes', ['meta', 'records', 'outbox'], 'strict', async (tx) => {
+      const meta = await requireMeta(tx)
+      const first = batch.writes[0]?.change.dot[1] ?? 0
+      if (first !== meta.counter + 1 || last.change.dot[1] !== meta.counter + batch.writes.length) {
+        throw new ChorusError(
+          ErrorCode.StorageFailed,
+          `saving local writes failed: another replica instance (a second tab or process) writes to the IndexedDB database ${JSON.stringify(this.name)} — its counter is at ${meta.counter}, these writes start at ${first}. Nothing was written. Open one replica per database at a time, and reload to continue from what is stored.`,
+        )
+      }
+      const records = tx.objectStore('records')
+      const outbox = tx.objectStore('outbox')
+      await Promise.all([
+        ...batch.writes.flatMap(({ record, change }) => [
+          requestResult(records.put(record)),
+          requestResult(outbox.put(change, change.dot[1])),
+        ]),
+        requestResult(
+          tx.objectStore('meta').put({ ...meta, counter: last.change.dot[1], clock: batch.clock }, META_KEY),
+        ),
       ])
     })
   }

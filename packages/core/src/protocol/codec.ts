@@ -12,6 +12,7 @@ import {
   type VersionVector,
 } from '../version-vector.js'
 import {
+  type ChangesMessage,
   DEFAULT_LIMITS,
   type ErrorMessage,
   type HelloMessage,
@@ -150,6 +151,25 @@ function stampAt(value: unknown, path: string): HlcStamp {
  */
 export function encodeMessage(message: Message): string {
   return JSON.stringify(wireForm(message))
+}
+
+/**
+ * Encodes a `changes` message as {@link encodeMessage} does, byte for byte, taking each
+ * change's JSON text from `changeText` — so a sender that streams the same changes to many
+ * peers can encode each change once (see {@link encodeChange}) and only join texts per peer.
+ */
+export function encodeChangesMessage(
+  message: ChangesMessage,
+  changeText: (change: Change) => string = encodeChange,
+): string {
+  const { space, from, to, batch, head } = message
+  const tail = head === undefined ? '' : `,"head":${JSON.stringify(head)}`
+  return `{"type":"changes","space":${JSON.stringify(space)},"from":${JSON.stringify(from)},"to":${JSON.stringify(to)},"batch":[${batch.map(changeText).join(',')}]${tail}}`
+}
+
+/** One change's JSON text as it appears inside an encoded `changes` or `snapshot` batch. */
+export function encodeChange(change: Change): string {
+  return JSON.stringify(changeWireForm(change))
 }
 
 function wireForm(message: Message): Message {

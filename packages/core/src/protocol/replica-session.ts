@@ -15,10 +15,32 @@ export interface ReplicaSessionConfig {
   readonly window: number
   /** Resend what is unacknowledged (and `hello`, if unanswered) after this long without progress. */
   readonly retransmitMs: number
+  /**
+   * Acknowledge applied hub positions at most this often (ms); later ones wait for the next
+   * apply after the interval, or the next tick. Without it a replica answers every frame of
+   * a busy space with an ack, one frame back per frame received. Absent: every apply is
+   * acknowledged at once.
+   */
+  readonly ackIntervalMs?: number
+  /** …unless this many positions are unacknowledged: then at once, so the hub's window never stalls. */
+  readonly ackEvery?: number
+  /**
+   * Send own changes right behind `hello` instead of after the hub's answer, saving a round
+   * trip on every reconnect. Safe because a hub handles a connection's frames in order, and
+   * the first batch continues from `acked`, which the hub holds durably. Absent: wait.
+   */
+  readonly pipeline?: boolean
 }
 
 /** Defaults for {@link ReplicaSessionConfig}'s tunables. */
-export const DEFAULT_REPLICA_SESSION = { batchSize: 100, window: 1000, retransmitMs: 3000 } as const
+export const DEFAULT_REPLICA_SESSION = {
+  batchSize: 100,
+  window: 1000,
+  retransmitMs: 3000,
+  ackIntervalMs: 50,
+  ackEvery: 500,
+  pipeline: true,
+} as const
 
 /** Where the session is: no transport, hello sent, or streaming. */
 export type ReplicaPhase = 'offline' | 'connecting' | 'ready'
@@ -49,6 +71,9 @@ export interface ReplicaSessionState {
   readonly snapshot: { readonly cursor: number; readonly nextPage: number } | null
   /** The hub's log head as last reported: caught up means `cursor` has reached it. */
   readonly hubHead: number
+  /** The position last acknowledged to the hub in this session, and when. */
+  readonly ackSent: number
+  readonly ackAt: number
   /** Set when the hub refused the session for good (bad token, forbidden, protocol). */
   readonly fatal: { readonly code: ErrorCode; readonly message: string } | null
 }
@@ -123,6 +148,8 @@ export function initialReplicaSession(
     lastProgressAt: 0,
     snapshot: null,
     hubHead: 0,
+    ackSent: positions.cursor,
+    ackAt: Number.NEGATIVE_INFINITY,
     fatal: null,
   }
 }
@@ -154,9 +181,24 @@ function ack(state: ReplicaSessionState): ReplicaSessionEffect {
   return { type: 'send', message: { type: 'ack', space: state.config.space, upTo: state.cursor } }
 }
 
+/** Acknowledges the cursor now, noting when. */
+function ackNow(
+  state: ReplicaSessionState,
+  now: number,
+  effects: ReplicaSessionEffect[],
+): ReplicaSessionState {
+  effects.push(ack(state))
+  return { ...state, ackSent: state.cursor, ackAt: now }
+}
+
+/** True when own changes may be sent: the session is ready, or pipelining behind its hello. */
+function streaming(state: ReplicaSessionState): boolean {
+  return state.phase === 'ready' || (state.phase === 'connecting' && state.config.pipeline === true)
+}
+
 /** Asks for the next outbox batch when the window allows. */
 function pump(state: ReplicaSessionState, effects: ReplicaSessionEffect[]): ReplicaSessionState {
-  if (state.phase !== 'ready' || state.reading || state.sent >= state.local) return state
+  if (!streaming(state) || state.reading || state.sent >= state.local) return state
   const room = state.config.window - (state.sent - state.acked)
   if (room <= 0) return state
   effects.push({ type: 'read-outbox', after: state.sent, limit: Math.min(room, state.config.batchSize) })
@@ -189,9 +231,11 @@ function reduce(
         phase: 'connecting',
         lastProgressAt: input.now,
         snapshot: null,
+        ackSent: state.cursor,
+        ackAt: Number.NEGATIVE_INFINITY,
       }
       effects.push(hello(next))
-      return next
+      return pump({ ...next, sent: next.acked, reading: false }, effects)
     }
     case 'disconnected':
       return { ...state, phase: 'offline', sent: state.acked, reading: false, snapshot: null }
@@ -201,7 +245,7 @@ function reduce(
     }
     case 'outbox-read': {
       let next: ReplicaSessionState = { ...state, reading: false }
-      if (next.phase !== 'ready' || input.after !== next.sent) return pump(next, effects)
+      if (!streaming(next) || input.after !== next.sent) return pump(next, effects)
       const last = input.changes[input.changes.length - 1]
       if (last === undefined) return next
       effects.push({
@@ -226,10 +270,14 @@ function reduce(
     case 'applied': {
       if (input.cursor === null) return state
       // Acknowledge even when the cursor did not move (a re-sent snapshot or batch), or the
-      // hub keeps re-sending what we already hold.
+      // hub keeps re-sending what we already hold — but coalesced: within `ackIntervalMs` of
+      // the last ack, a moved cursor waits (for `ackEvery` positions, a later apply or a tick).
       const next = { ...state, cursor: Math.max(state.cursor, input.cursor) }
-      effects.push(ack(next))
-      return next
+      const { ackIntervalMs = 0, ackEvery = 1 } = next.config
+      const moved = next.cursor > next.ackSent
+      if (moved && input.now - next.ackAt < ackIntervalMs && next.cursor - next.ackSent < ackEvery)
+        return next
+      return ackNow(next, input.now, effects)
     }
     case 'apply-failed':
       // Nothing was stored: forget what was queued so the hub's retransmission is taken again.
@@ -242,15 +290,19 @@ function reduce(
 }
 
 function tick(state: ReplicaSessionState, now: number, effects: ReplicaSessionEffect[]): ReplicaSessionState {
-  if (now - state.lastProgressAt < state.config.retransmitMs) return state
+  if (now - state.lastProgressAt < state.config.retransmitMs) {
+    // A coalesced ack still owed goes out now.
+    return state.phase === 'ready' && state.cursor > state.ackSent ? ackNow(state, now, effects) : state
+  }
   if (state.phase === 'connecting') {
     effects.push(hello(state))
     return { ...state, lastProgressAt: now }
   }
   if (state.phase !== 'ready') return state
   // Re-announce our position: if the hub's last frames were lost, this prompts it to resend.
-  effects.push(ack(state))
-  const rewound = state.sent > state.acked ? { ...state, sent: state.acked, reading: false } : state
+  const announced = ackNow(state, now, effects)
+  const rewound =
+    announced.sent > announced.acked ? { ...announced, sent: announced.acked, reading: false } : announced
   // Also resumes sending after a failed outbox read.
   return pump({ ...rewound, lastProgressAt: now }, effects)
 }
@@ -274,7 +326,12 @@ function receive(
         next = { ...next, acked: have }
         effects.push({ type: 'drop-outbox', upTo: have })
       }
-      next = { ...next, sent: next.acked, reading: false }
+      // Without pipelining nothing was sent yet: start from what the hub holds. Pipelined
+      // batches are already on their way, behind our hello, and the hub takes them in order.
+      next =
+        state.phase === 'connecting' && state.config.pipeline === true
+          ? { ...next, sent: Math.max(next.sent, next.acked) }
+          : { ...next, sent: next.acked, reading: false }
       return pump(next, effects)
     }
     case 'ack': {

@@ -1,0 +1,76 @@
+import { asRecordId, asReplicaId, asSpaceId, type Change, HLC_ZERO, isChorusError } from '@chorus/core'
+import { IDBFactory } from 'fake-indexeddb'
+import { describe, expect, it } from 'vitest'
+import { createReplica } from '../src/replica.js'
+import { openIdbReplicaStore } from '../src/storage/idb-replica-store.js'
+
+const alice = asReplicaId('alice')
+
+function put(counter: number, id: string): Change {
+  return {
+    collection: 'notes',
+    id: asRecordId(id),
+    dot: [alice, counter],
+    context: {},
+    hlc: `000001700000000.00000${counter}@alice` as Change['hlc'],
+    op: { type: 'put', value: { n: counter } },
+  }
+}
+
+async function freshStore() {
+  const store = await openIdbReplicaStore({ name: 'batch', indexedDB: new IDBFactory() })
+  await store.initMeta({ replicaId: alice, space: asSpaceId('team'), counter: 0, clock: HLC_ZERO, cursor: 0 })
+  return store
+}
+
+describe('IdbReplicaStore batches', () => {
+  it('commitLocalBatch stores every record and outbox entry and the last counter, in one transaction', async () => {
+    const store = await freshStore()
+    const writes = [put(1, 'a'), put(2, 'b')].map((change) => ({
+      record: { collection: 'notes', id: change.id, state: { versions: [change] } },
+      change,
+    }))
+    const clock = { wall: 1_700_000_000_000, counter: 2 }
+    await store.commitLocalBatch({ writes, clock })
+    expect((await store.readOutbox(0, 10)).map((change) => change.dot[1])).toEqual([1, 2])
+    expect(await store.loadMeta()).toMatchObject({ counter: 2, clock })
+    const records = await store.getRecords([
+      { collection: 'notes', id: asRecordId('b') },
+      { collection: 'notes', id: asRecordId('missing') },
+      { collection: 'notes', id: asRecordId('a') },
+    ])
+    expect(records.map((record) => record?.versions[0]?.dot[1])).toEqual([2, undefined, 1])
+    await store.close()
+  })
+
+  it('commitLocalBatch refuses counters that do not follow the stored one, and writes nothing', async () => {
+    const store = await freshStore()
+    const change = put(2, 'a')
+    const failure = await store
+      .commitLocalBatch({
+        writes: [{ record: { collection: 'notes', id: change.id, state: { versions: [change] } }, change }],
+        clock: HLC_ZERO,
+      })
+      .catch((error: unknown) => error)
+    expect(isChorusError(failure, 'storage-failed')).toBe(true)
+    expect(await store.outboxSize()).toBe(0)
+    await store.close()
+  })
+
+  it('a replica on IndexedDB commits puts issued together in one batch', async () => {
+    const store = await openIdbReplicaStore({ name: 'replica', indexedDB: new IDBFactory() })
+    const batches: number[] = []
+    const commit = store.commitLocalBatch.bind(store)
+    store.commitLocalBatch = (batch) => {
+      batches.push(batch.writes.length)
+      return commit(batch)
+    }
+    const replica = await createReplica({ space: 'team', storage: store })
+    const notes = replica.collection('notes')
+    await Promise.all(Array.from({ length: 50 }, (_, n) => notes.put(`n${n}`, { n })))
+    expect(batches).toEqual([50])
+    expect(replica.pending).toBe(50)
+    expect(await notes.list()).toHaveLength(50)
+    await replica.close()
+  })
+})

@@ -1,0 +1,119 @@
+import { describe, expect, it } from 'vitest'
+import type { Change } from '../src/change.js'
+import { ErrorCode, isChorusError } from '../src/errors.js'
+import { asReplicaId, asSpaceId } from '../src/ids.js'
+import { MemoryReplicaStore } from '../src/memory-replica-store.js'
+import { encodeChange, encodeChangesMessage, encodeMessage } from '../src/protocol/codec.js'
+import type { ChangesMessage } from '../src/protocol/messages.js'
+import { openReplicaEngine } from '../src/replica-engine.js'
+
+/** A memory store that counts how it is written to. */
+class CountingStore extends MemoryReplicaStore {
+  batches: number[] = []
+  singles = 0
+  reads = 0
+
+  override async commitLocal(write: Parameters<MemoryReplicaStore['commitLocal']>[0]): Promise<void> {
+    this.singles++
+    await super.commitLocal(write)
+  }
+
+  override async commitLocalBatch(
+    batch: Parameters<MemoryReplicaStore['commitLocalBatch']>[0],
+  ): Promise<void> {
+    this.batches.push(batch.writes.length)
+    await super.commitLocalBatch(batch)
+  }
+}
+
+async function open(store: MemoryReplicaStore) {
+  return openReplicaEngine({
+    store,
+    space: 'team',
+    now: () => 1_700_000_000_000,
+    createReplicaId: () => asReplicaId('alice'),
+  })
+}
+
+describe('ReplicaEngine commits writes issued together in one batch', () => {
+  it('writes issued in one turn share one commit, with consecutive counters, each resolving to its change', async () => {
+    const store = new CountingStore()
+    const replica = await open(store)
+    const changes = await Promise.all([
+      replica.put('notes', 'a', { n: 1 }),
+      replica.put('notes', 'b', { n: 2 }),
+      replica.patch('notes', 'a', { done: true }),
+    ])
+    expect(store.batches).toEqual([3])
+    expect(store.singles).toBe(0)
+    expect(changes.map((change) => change.dot[1])).toEqual([1, 2, 3])
+    // The patch was made on top of the put queued before it in the same batch.
+    expect(changes[2]?.context).toEqual({ alice: 1 })
+    expect(await replica.get('notes', 'a')).toEqual({ n: 1, done: true })
+    expect(replica.pending()).toBe(3)
+    expect((await store.readOutbox(0, 10)).map((change: Change) => change.dot[1])).toEqual([1, 2, 3])
+  })
+
+  it('writes awaited one by one are committed one by one', async () => {
+    const store = new CountingStore()
+    const replica = await open(store)
+    await replica.put('notes', 'a', { n: 1 })
+    await replica.put('notes', 'b', { n: 2 })
+    expect(store.batches).toEqual([])
+    expect(store.singles).toBe(2)
+  })
+
+  it('a batch that fails to commit rejects every write in it and stores none', async () => {
+    const store = new CountingStore()
+    const replica = await open(store)
+    store.failNextWrite()
+    const outcomes = await Promise.allSettled([
+      replica.put('notes', 'a', { n: 1 }),
+      replica.put('notes', 'b', { n: 2 }),
+    ])
+    expect(outcomes.map((outcome) => outcome.status)).toEqual(['rejected', 'rejected'])
+    const reason = (outcomes[0] as PromiseRejectedResult).reason
+    expect(isChorusError(reason, ErrorCode.StorageFailed)).toBe(true)
+    expect(await store.outboxSize()).toBe(0)
+    // The counter did not move: the next write is change 1.
+    expect((await replica.put('notes', 'c', { n: 3 })).dot[1]).toBe(1)
+  })
+
+  it('a write that cannot be made is rejected alone; the rest of its batch commits', async () => {
+    const store = new CountingStore()
+    const replica = await open(store)
+    const outcomes = await Promise.allSettled([
+      replica.put('notes', 'a', { n: 1 }),
+      replica.put('notes', 'b', { n: Number.NaN }),
+      replica.put('notes', 'c', { n: 3 }),
+    ])
+    expect(outcomes.map((outcome) => outcome.status)).toEqual(['fulfilled', 'rejected', 'fulfilled'])
+    expect(replica.pending()).toBe(2)
+  })
+})
+
+describe('encodeChangesMessage', () => {
+  it('gives the same text as encodeMessage, with or without head, however the changes are encoded', () => {
+    const change = (n: number): Change => ({
+      collection: 'notes',
+      id: `n${n}` as Change['id'],
+      dot: [asReplicaId('bob'), n],
+      context: { alice: 2 } as Change['context'],
+      hlc: `000001700000000.00000${n}@bob` as Change['hlc'],
+      op: { type: 'put', value: { title: `"quoted" ${n}`, tags: ['a'] } },
+    })
+    const message: ChangesMessage = {
+      type: 'changes',
+      space: asSpaceId('team'),
+      from: 3,
+      to: 5,
+      batch: [change(1), change(2)],
+    }
+    expect(encodeChangesMessage(message)).toBe(encodeMessage(message))
+    expect(encodeChangesMessage({ ...message, head: 9 })).toBe(encodeMessage({ ...message, head: 9 }))
+    expect(encodeChangesMessage({ ...message, batch: [] })).toBe(encodeMessage({ ...message, batch: [] }))
+    const cache = new Map<Change, string>()
+    const cached = (c: Change) => cache.get(c) ?? cache.set(c, encodeChange(c)).get(c) ?? ''
+    expect(encodeChangesMessage(message, cached)).toBe(encodeMessage(message))
+  })
+})

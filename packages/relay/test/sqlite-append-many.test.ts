@@ -1,0 +1,109 @@
+import { join } from 'node:path'
+import { asReplicaId, asSpaceId, type Change, createHubEngine, encodeMessage } from '@chorus/core'
+import { describe, expect, it } from 'vitest'
+import { SqliteRelayStore } from '../src/sqlite-relay-store.js'
+import { makeChange, makeTempDir } from './support/fixtures.js'
+
+const SPACE = asSpaceId('team-notes')
+const A = asReplicaId('alice')
+const B = asReplicaId('bob')
+
+function openStore(options: { failAppend?: () => boolean } = {}) {
+  const temp = makeTempDir()
+  const store = new SqliteRelayStore(join(temp.dir, 'relay.db'), {
+    beforeCommit: (write) => {
+      if (write === 'append' && options.failAppend?.()) throw new Error('disk full (simulated)')
+    },
+  })
+  return { store, temp }
+}
+
+describe('SqliteRelayStore.appendMany', () => {
+  it('stores several replicas’ appends in one commit, each as append would, in order', async () => {
+    const { store, temp } = openStore()
+    const results = await store.appendMany(SPACE, [
+      { replica: A, changes: [makeChange(A, 1), makeChange(A, 2)] },
+      { replica: B, changes: [makeChange(B, 1)] },
+      // A duplicate and a gap: skipped and stopped at, as `append` does.
+      { replica: A, changes: [makeChange(A, 2), makeChange(A, 4)] },
+    ])
+    expect(results).toEqual([
+      { head: 2, received: 2, appended: 2 },
+      { head: 3, received: 1, appended: 1 },
+      { head: 3, received: 2, appended: 0 },
+    ])
+    const log = await store.readLog(SPACE, 0, 10)
+    expect(log.map((entry) => [entry.seq, entry.change.dot])).toEqual([
+      [1, [A, 1]],
+      [2, [A, 2]],
+      [3, [B, 1]],
+    ])
+    await store.close()
+    temp.remove()
+  })
+
+  it('stores none of them when the commit fails', async () => {
+    const { store, temp } = openStore({ failAppend: () => true })
+    await expect(
+      store.appendMany(SPACE, [
+        { replica: A, changes: [makeChange(A, 1)] },
+        { replica: B, changes: [makeChange(B, 1)] },
+      ]),
+    ).rejects.toMatchObject({ code: 'storage-failed' })
+    expect(await store.loadSpace(SPACE)).toEqual({ head: 0, floor: 0, received: {} })
+    await store.close()
+    temp.remove()
+  })
+})
+
+describe('the hub commits appends that queue up together in one transaction', () => {
+  it('two replicas’ batches received before the store runs share one appendMany, and both are acknowledged', async () => {
+    const { store, temp } = openStore()
+    const calls: string[] = []
+    const append = store.append.bind(store)
+    const appendMany = store.appendMany.bind(store)
+    store.append = (space, replica, changes) => {
+      calls.push(`append ${replica}`)
+      return append(space, replica, changes)
+    }
+    store.appendMany = (space, appends) => {
+      calls.push(`appendMany ${appends.map((one) => one.replica).join(' ')}`)
+      return appendMany(space, appends)
+    }
+    let release: () => void = () => undefined
+    const gate = new Promise<void>((resolve) => {
+      release = resolve
+    })
+    const hub = createHubEngine({ store, now: () => 0, defer: (task) => void gate.then(task) })
+    const frames = new Map<string, string[]>()
+    const connect = async (replica: typeof A) => {
+      const sent: string[] = []
+      frames.set(replica, sent)
+      const connection = hub.accept({ send: (frame) => sent.push(frame), close: () => undefined })
+      await connection.receive(
+        encodeMessage({
+          type: 'hello',
+          protocol: 1,
+          replicaId: replica,
+          spaces: [SPACE],
+          have: { [SPACE]: 0 },
+        }),
+      )
+      return connection
+    }
+    const alice = await connect(A)
+    const bob = await connect(B)
+    const batch = (replica: typeof A): Change[] => [makeChange(replica, 1), makeChange(replica, 2)]
+    await alice.receive(encodeMessage({ type: 'changes', space: SPACE, from: 0, to: 2, batch: batch(A) }))
+    await bob.receive(encodeMessage({ type: 'changes', space: SPACE, from: 0, to: 2, batch: batch(B) }))
+    release()
+    await hub.idle()
+    expect(calls).toEqual([`appendMany ${A} ${B}`])
+    for (const replica of [A, B]) {
+      expect(frames.get(replica)).toContain(encodeMessage({ type: 'ack', space: SPACE, upTo: 2 }))
+    }
+    expect((await store.loadSpace(SPACE)).head).toBe(4)
+    await store.close()
+    temp.remove()
+  })
+})

@@ -1,0 +1,974 @@
+/**
+ * The sync benchmark: Chorus replicas and the Chorus relay over real sockets, next to floors
+ * measured in the same run.
+ *
+ * Every relay runs in a child process of its own (`relay-host.ts`), as an operator runs one:
+ * the Chorus relay is `startRelay` (SQLite in a temp dir, WAL, `synchronous = FULL`, so every
+ * commit is fsynced; `ws` on 127.0.0.1 port 0); the floor is a raw `ws` server that forwards
+ * every frame to every other client and stores nothing. Neither compresses. Replicas and load
+ * generators run in this process, so on a 2-core machine the relay gets one core and every
+ * replica shares the other. Records are notes of ~150 bytes of JSON (`workload.ts`: made-up
+ * words, uuid-shaped ids, about as compressible as prose).
+ *
+ * 1. **initial sync** — a fresh replica of a space whose relay holds 100k records (appended
+ *    straight into the relay's store beforehand, one replica's puts): time from
+ *    `createReplica` to `synced()` with `storage: 'memory'` (goal ≤ 2 s) and into
+ *    fake-indexeddb (≤ 6 s). The replica bootstraps from snapshot pages of 200 records.
+ *    Bytes: TCP payload bytes of the replica's socket, both ways (HTTP upgrade and WebSocket
+ *    framing included) ÷ the JSON payload of the records: the UTF-8 length of one JSON array
+ *    of `{ id, value }`, what a plain REST endpoint would send (≤ 1.15×). The floor: the same
+ *    records as JSON pages of 200 through the raw relay to a client that parses them into a
+ *    `Map`, or `bulkPut`s each page into Dexie on fake-indexeddb.
+ * 2. **latency** — 10 replicas (memory storage), each writing every 10 ms (1,000 writes/s in
+ *    total) for `LATENCY_SECONDS` after a warm-up second. Commit-to-visible-everywhere is, per
+ *    write, the time from its `put()` resolving (committed locally) to the last of the other 9
+ *    replicas emitting its remote `change` event (applied to its store): p50 ≤ 2 ms, p99 ≤
+ *    10 ms. Then the relay alone: 10 bare protocol clients (`WireClient`) send the same load
+ *    as one-change `changes` frames through the Chorus relay and through the raw relay; the
+ *    figure per change is its send → received by the last of the 9 others. Goal: the Chorus
+ *    relay's p99 ≤ 1.5× the raw relay's. The Chorus relay fsyncs each commit before it
+ *    forwards; the floor stores nothing.
+ * 3. **reconnect** — 10 replicas (memory storage) each write 1,000 records offline, then all
+ *    connect at once: time until every replica holds all 10,000 records and has none pending
+ *    (≤ 1 s). Round trips: every run is repeated with each message delayed by `DELAY_MS` each
+ *    way (an RTT of 2 × `DELAY_MS` after the WebSocket handshake, which is not delayed), long
+ *    next to the processing, and round trips = (delayed − undelayed median time) ÷ RTT: how
+ *    many network round trips the slowest replica waits for on top of its processing (≤ 2).
+ *    Processing that overlaps a wait hides part of one, so this errs low; delayed time ÷ RTT,
+ *    which counts all processing as waiting, errs high — both are in the JSON. Bytes: TCP
+ *    payload bytes of all 10 sockets, both ways, ÷ the minimum: each replica uploading its
+ *    own 1,000 records once and downloading the other 9,000 once, each record counted as its
+ *    JSON `{ id, value }` (≤ 1.2×). The hub streams at most `window` log positions (2,000 by
+ *    default, the replica's own included) ahead of a replica's acks, so the section runs
+ *    again with the relay's `session.window` at `WIDE_WINDOW`.
+ * 4. **fan-out** — one writer sends `FANOUT_CHANGES` changes in frames of 100 to 100
+ *    subscribers (bare clients that acknowledge every 500 positions): changes delivered per
+ *    second until the last subscriber has them all, Chorus relay ÷ raw broadcast (≥ 0.7×).
+ *    Memory: the relay process's heap + external memory (after `gc()`) with 500 more idle
+ *    connections minus before, per connection. Every idle connection has exchanged one
+ *    message each way: a Chorus one said hello to an empty space and was answered; a raw one
+ *    sent a hello that the raw relay echoed (Chorus ÷ raw ≤ 1.2×).
+ * 5. **local writes** — 10k puts into a fresh replica on fake-indexeddb (no relay), issued
+ *    together (`Promise.all`) and awaited one by one, vs one Dexie `bulkPut` of the same 10k
+ *    values on a fresh fake-indexeddb (goal for the former ≤ 1.25×); 10k Dexie `put`s awaited
+ *    one by one are the floor for the latter. A Chorus write also stores an outbox entry and
+ *    its clock, so it does at least twice the puts of a `bulkPut`.
+ *
+ * Timed figures are medians of several runs after a warm-up run (the counts and samples are
+ * in the JSON). Goals are reported, never asserted: this is a benchmark, not a test.
+ *
+ * Run with `pnpm bench:sync` (`tsx --expose-gc --conditions=@chorus/source test/bench/sync.ts`,
+ * about 3 minutes); it prints a table and writes `test/bench/results/sync.json`. `ONLY=1,3`
+ * runs some sections (and writes `sync-partial.json`); `CHORUS_BENCH_PROFILE=dir` writes CPU
+ * profiles of the relay processes there.
+ */
+import { mkdirSync, writeFileSync } from 'node:fs'
+import { availableParallelism, cpus, totalmem } from 'node:os'
+import { performance } from 'node:perf_hooks'
+import { createReplica, type Replica } from '@chorus/client'
+import { type Change, encodeMessage, type JsonObject, type SpaceId } from '@chorus/core'
+import { IDBFactory } from 'fake-indexeddb'
+import { dexieBulkPut, openDexie } from './floors.js'
+import { type HostedRelay, startHostedRelay } from './relay-client.js'
+import { Meter, meteredWebSocket, WireClient } from './sockets.js'
+import {
+  COLLECTION,
+  jsonPayloadBytes,
+  median,
+  noteId,
+  noteValue,
+  percentile,
+  putChange,
+  SPACE,
+  sleep,
+  until,
+  writerId,
+} from './workload.js'
+
+const INITIAL_RECORDS = 100_000
+const LATENCY_REPLICAS = 10
+const LATENCY_INTERVAL_MS = 10
+const LATENCY_SECONDS = 10
+const RECONNECT_REPLICAS = 10
+const RECONNECT_WRITES = 1000
+const DELAY_MS = 400
+/** The hub's default stream window is 2,000 positions; the reconnect runs again with this. */
+const WIDE_WINDOW = 10_000
+const FANOUT_SUBSCRIBERS = 100
+const FANOUT_CHANGES = 20_000
+const IDLE_CONNECTIONS = 500
+const LOCAL_WRITES = 10_000
+const only = new Set((process.env.ONLY ?? '1,2,3,4,5').split(',').map(Number))
+
+const collect = globalThis.gc
+if (typeof collect !== 'function') {
+  throw new Error('the sync benchmark needs gc(): run it with `pnpm bench:sync`')
+}
+function gc(): void {
+  collect?.()
+  collect?.()
+}
+
+function log(line: string): void {
+  process.stderr.write(`${line}\n`)
+}
+
+let dbCount = 0
+function freshDbName(): string {
+  dbCount += 1
+  return `bench-${dbCount}`
+}
+
+// 1. initial sync -----------------------------------------------------------------------------
+
+interface InitialRun {
+  readonly ms: number
+  readonly wireBytes: number
+  readonly payloadBytes: number
+}
+
+async function chorusInitialSync(relay: HostedRelay, storage: 'memory' | 'indexeddb'): Promise<InitialRun> {
+  gc()
+  const meter = new Meter()
+  const start = performance.now()
+  const replica = await createReplica({
+    space: SPACE,
+    url: relay.url,
+    WebSocket: meteredWebSocket(meter),
+    storage,
+    dbName: freshDbName(),
+    indexedDB: new IDBFactory(),
+    tickMs: 100,
+  })
+  await replica.synced()
+  const ms = performance.now() - start
+  const rows = await replica.collection(COLLECTION).list()
+  if (rows.length !== INITIAL_RECORDS)
+    throw new Error(`initial sync: ${rows.length} records, expected ${INITIAL_RECORDS}`)
+  await replica.close()
+  return { ms, wireBytes: meter.wireBytes(), payloadBytes: meter.payloadIn + meter.payloadOut }
+}
+
+/** The floor: the records as JSON pages of 200 through the raw relay, parsed (and stored). */
+async function floorInitialSync(
+  relay: HostedRelay,
+  pages: readonly string[],
+  storage: 'memory' | 'indexeddb',
+): Promise<InitialRun> {
+  gc()
+  const db = storage === 'indexeddb' ? await openDexie(freshDbName()) : null
+  const records = new Map<string, JsonObject>()
+  let received = 0
+  let stored = 0
+  let queue = Promise.resolve()
+  const meter = new Meter()
+  const receiver = await WireClient.open(relay.url, {
+    mode: 'raw',
+    replicaId: 'floor-receiver',
+    space: SPACE,
+  })
+  receiver.socket.on('message', (data: Buffer) => {
+    meter.payloadIn += data.byteLength
+    const page = JSON.parse(data.toString('utf8')) as { id: string; value: JsonObject }[]
+    received += page.length
+    if (db === null) {
+      for (const row of page) records.set(row.id, row.value)
+      stored += page.length
+    } else {
+      queue = queue.then(async () => {
+        await db.table('notes').bulkPut(page)
+        stored += page.length
+      })
+    }
+  })
+  const sender = await WireClient.open(relay.url, {
+    mode: 'raw',
+    replicaId: 'floor-sender',
+    space: SPACE,
+  })
+  const start = performance.now()
+  for (const page of pages) sender.send(page)
+  await until(() => stored >= INITIAL_RECORDS, 'the floor receiver to store every record')
+  const ms = performance.now() - start
+  if (received !== INITIAL_RECORDS) throw new Error('initial sync floor: records were lost')
+  sender.close()
+  receiver.close()
+  db?.close()
+  return { ms, wireBytes: Number.NaN, payloadBytes: meter.payloadIn }
+}
+
+async function benchInitialSync() {
+  log('1. initial sync…')
+  const rows = Array.from({ length: INITIAL_RECORDS }, (_, n) => ({ id: noteId(n), value: noteValue(n) }))
+  const jsonBytes = jsonPayloadBytes(rows)
+  const pages: string[] = []
+  for (let i = 0; i < rows.length; i += 200) pages.push(JSON.stringify(rows.slice(i, i + 200)))
+  const chorus = await startHostedRelay({ kind: 'chorus' })
+  const raw = await startHostedRelay({ kind: 'raw' })
+  await chorus.request({ type: 'seed', space: SPACE, records: INITIAL_RECORDS })
+  const out: {
+    memory?: StorageFigures
+    indexeddb?: StorageFigures
+    bytes?: BytesFigures
+  } = {}
+  for (const [storage, runs] of [
+    ['memory', 3],
+    ['indexeddb', 2],
+  ] as const) {
+    await chorusInitialSync(chorus, storage)
+    await floorInitialSync(raw, pages, storage)
+    const chorusRuns: InitialRun[] = []
+    const floorRuns: InitialRun[] = []
+    for (let i = 0; i < runs; i++) {
+      chorusRuns.push(await chorusInitialSync(chorus, storage))
+      floorRuns.push(await floorInitialSync(raw, pages, storage))
+      log(
+        `   ${storage}: chorus ${chorusRuns.at(-1)?.ms.toFixed(0)} ms, floor ${floorRuns.at(-1)?.ms.toFixed(0)} ms`,
+      )
+    }
+    const ms = median(chorusRuns.map((run) => run.ms))
+    const floorMs = median(floorRuns.map((run) => run.ms))
+    const goalMs = storage === 'memory' ? 2000 : 6000
+    out[storage] = {
+      runs,
+      chorusMs: ms,
+      floorMs,
+      ratio: ms / floorMs,
+      samplesMs: { chorus: chorusRuns.map((run) => run.ms), floor: floorRuns.map((run) => run.ms) },
+      goal: { maxMs: goalMs, met: ms <= goalMs },
+    }
+    if (storage === 'memory') {
+      const first = chorusRuns[0] as InitialRun
+      out.bytes = {
+        jsonPayloadBytes: jsonBytes,
+        chorusWireBytes: first.wireBytes,
+        chorusPayloadBytes: first.payloadBytes,
+        floorPayloadBytes: (floorRuns[0] as InitialRun).payloadBytes,
+        ratio: first.wireBytes / jsonBytes,
+        payloadRatio: first.payloadBytes / jsonBytes,
+        goal: { maxRatio: 1.15, met: first.wireBytes / jsonBytes <= 1.15 },
+      }
+    }
+  }
+  await chorus.close()
+  await raw.close()
+  const { memory, indexeddb, bytes } = out
+  if (memory === undefined || indexeddb === undefined || bytes === undefined) throw new Error('unreachable')
+  return { records: INITIAL_RECORDS, memory, indexeddb, bytes }
+}
+
+interface StorageFigures {
+  readonly runs: number
+  readonly chorusMs: number
+  readonly floorMs: number
+  readonly ratio: number
+  readonly samplesMs: { readonly chorus: number[]; readonly floor: number[] }
+  readonly goal: { readonly maxMs: number; readonly met: boolean }
+}
+
+interface BytesFigures {
+  readonly jsonPayloadBytes: number
+  readonly chorusWireBytes: number
+  readonly chorusPayloadBytes: number
+  readonly floorPayloadBytes: number
+  readonly ratio: number
+  readonly payloadRatio: number
+  readonly goal: { readonly maxRatio: number; readonly met: boolean }
+}
+
+// 2. latency ----------------------------------------------------------------------------------
+
+async function openReplicas(
+  relay: HostedRelay,
+  count: number,
+  meter: Meter,
+  options: { space: string; autoConnect: boolean; delayMs?: number },
+): Promise<Replica[]> {
+  return Promise.all(
+    Array.from({ length: count }, () =>
+      createReplica({
+        space: options.space,
+        url: relay.url,
+        storage: 'memory',
+        autoConnect: options.autoConnect,
+        WebSocket: meteredWebSocket(meter, options.delayMs === undefined ? {} : { delayMs: options.delayMs }),
+        tickMs: 100,
+      }),
+    ),
+  )
+}
+
+function summariseLatency(samples: readonly number[]) {
+  return {
+    samples: samples.length,
+    p50Ms: percentile(samples, 50),
+    p90Ms: percentile(samples, 90),
+    p99Ms: percentile(samples, 99),
+    maxMs: Math.max(...samples),
+  }
+}
+
+async function chorusEndToEnd(relay: HostedRelay): Promise<number[]> {
+  gc()
+  const replicas = await openReplicas(relay, LATENCY_REPLICAS, new Meter(), {
+    space: 'latency',
+    autoConnect: true,
+  })
+  await Promise.all(replicas.map((replica) => replica.synced()))
+  const committed = new Map<string, number>()
+  const seen = new Map<string, number[]>()
+  for (const replica of replicas) {
+    replica.on('change', (event) => {
+      if (event.origin !== 'remote') return
+      const at = performance.now()
+      for (const id of event.ids) {
+        const times = seen.get(id) ?? []
+        times.push(at)
+        seen.set(id, times)
+      }
+    })
+  }
+  const warmupMs = 1000
+  const totalMs = warmupMs + LATENCY_SECONDS * 1000
+  const started = performance.now()
+  let writes = 0
+  const timers = replicas.map((replica, r) =>
+    setTimeout(
+      () => {
+        let n = 0
+        const notes = replica.collection(COLLECTION)
+        const timer = setInterval(() => {
+          if (performance.now() - started > totalMs) {
+            clearInterval(timer)
+            return
+          }
+          const id = noteId(n++, r)
+          const measured = performance.now() - started >= warmupMs
+          writes++
+          void notes.put(id, noteValue(n)).then(() => {
+            if (measured) committed.set(id, performance.now())
+          })
+        }, LATENCY_INTERVAL_MS)
+        timers.push(timer)
+      },
+      (r * LATENCY_INTERVAL_MS) / LATENCY_REPLICAS,
+    ),
+  )
+  await sleep(totalMs + 50)
+  await until(
+    () => [...committed.keys()].every((id) => (seen.get(id)?.length ?? 0) >= LATENCY_REPLICAS - 1),
+    'every write to be visible everywhere',
+    30_000,
+  )
+  for (const timer of timers) clearTimeout(timer)
+  const latencies: number[] = []
+  for (const [id, at] of committed) latencies.push(Math.max(...(seen.get(id) as number[])) - at)
+  if (writes < LATENCY_REPLICAS * LATENCY_SECONDS * (1000 / LATENCY_INTERVAL_MS) * 0.8)
+    log(`   note: only ${writes} writes were issued (timers fell behind)`)
+  await Promise.all(replicas.map((replica) => replica.close()))
+  return latencies
+}
+
+/** The relay alone: bare clients send one-change frames; send → last of the others received. */
+async function relayForwarding(relay: HostedRelay, space: string): Promise<number[]> {
+  gc()
+  const mode = relay.kind === 'chorus' ? 'chorus' : 'raw'
+  const sentAt = new Map<string, number>()
+  const arrivals = new Map<string, number[]>()
+  const clients = await Promise.all(
+    Array.from({ length: LATENCY_REPLICAS }, (_, r) =>
+      WireClient.open(relay.url, {
+        mode,
+        replicaId: writerId(r),
+        space,
+        onChanges: (_from, _to, data) => {
+          const at = performance.now()
+          const message = JSON.parse(data.toString('utf8')) as { batch: Change[] }
+          for (const change of message.batch) {
+            const key = `${change.dot[0]}:${change.dot[1]}`
+            const times = arrivals.get(key) ?? []
+            times.push(at)
+            arrivals.set(key, times)
+          }
+        },
+      }),
+    ),
+  )
+  const warmupMs = 1000
+  const totalMs = warmupMs + LATENCY_SECONDS * 1000
+  const started = performance.now()
+  const measuredKeys: string[] = []
+  const timers: NodeJS.Timeout[] = []
+  await new Promise<void>((resolve) => {
+    let running = clients.length
+    clients.forEach((client, r) => {
+      const replica = writerId(r)
+      let counter = 0
+      timers.push(
+        setTimeout(
+          () => {
+            const timer = setInterval(() => {
+              if (performance.now() - started > totalMs) {
+                clearInterval(timer)
+                if (--running === 0) resolve()
+                return
+              }
+              counter++
+              const change = putChange(replica, counter, counter, r)
+              const frame = encodeMessage({
+                type: 'changes',
+                space: space as SpaceId,
+                from: counter - 1,
+                to: counter,
+                batch: [change],
+              })
+              const key = `${replica}:${counter}`
+              sentAt.set(key, performance.now())
+              if (performance.now() - started >= warmupMs) measuredKeys.push(key)
+              client.send(frame)
+            }, LATENCY_INTERVAL_MS)
+            timers.push(timer)
+          },
+          (r * LATENCY_INTERVAL_MS) / LATENCY_REPLICAS,
+        ),
+      )
+    })
+  })
+  await until(
+    () => measuredKeys.every((key) => (arrivals.get(key)?.length ?? 0) >= LATENCY_REPLICAS - 1),
+    'every frame to reach every other client',
+    30_000,
+  )
+  for (const timer of timers) clearTimeout(timer)
+  for (const client of clients) client.close()
+  return measuredKeys.map((key) => Math.max(...(arrivals.get(key) as number[])) - (sentAt.get(key) as number))
+}
+
+async function benchLatency() {
+  log('2. latency…')
+  const chorus = await startHostedRelay({ kind: 'chorus' })
+  const raw = await startHostedRelay({ kind: 'raw' })
+  const endToEnd = summariseLatency(await chorusEndToEnd(chorus))
+  log(`   end to end: p50 ${endToEnd.p50Ms.toFixed(2)} ms, p99 ${endToEnd.p99Ms.toFixed(2)} ms`)
+  const relayChorus = summariseLatency(await relayForwarding(chorus, 'forwarding'))
+  const relayRaw = summariseLatency(await relayForwarding(raw, 'forwarding'))
+  log(`   relay: chorus p99 ${relayChorus.p99Ms.toFixed(2)} ms, raw p99 ${relayRaw.p99Ms.toFixed(2)} ms`)
+  await chorus.close()
+  await raw.close()
+  const ratio = relayChorus.p99Ms / relayRaw.p99Ms
+  return {
+    replicas: LATENCY_REPLICAS,
+    writesPerSecond: (LATENCY_REPLICAS * 1000) / LATENCY_INTERVAL_MS,
+    seconds: LATENCY_SECONDS,
+    endToEnd: {
+      ...endToEnd,
+      goal: { maxP50Ms: 2, maxP99Ms: 10, met: endToEnd.p50Ms <= 2 && endToEnd.p99Ms <= 10 },
+    },
+    relay: {
+      chorus: relayChorus,
+      floor: relayRaw,
+      p99Ratio: ratio,
+      goal: { maxRatio: 1.5, met: ratio <= 1.5 },
+    },
+  }
+}
+
+// 3. reconnect --------------------------------------------------------------------------------
+
+interface ReconnectRun {
+  readonly ms: number
+  readonly wireBytes: number
+  readonly framesOut: number
+  readonly framesIn: number
+}
+
+let reconnectSpaces = 0
+
+async function reconnectRun(relay: HostedRelay, delayMs: number): Promise<ReconnectRun> {
+  gc()
+  reconnectSpaces += 1
+  const meter = new Meter()
+  const replicas = await openReplicas(relay, RECONNECT_REPLICAS, meter, {
+    space: `reconnect-${reconnectSpaces}`,
+    autoConnect: false,
+    delayMs,
+  })
+  await Promise.all(
+    replicas.map((replica, r) => {
+      const notes = replica.collection(COLLECTION)
+      return Promise.all(
+        Array.from({ length: RECONNECT_WRITES }, (_, n) => notes.put(noteId(n, r), noteValue(n))),
+      )
+    }),
+  )
+  const remote = replicas.map(() => 0)
+  replicas.forEach((replica, r) => {
+    replica.on('change', (event) => {
+      if (event.origin === 'remote') remote[r] = (remote[r] as number) + event.ids.length
+    })
+  })
+  const others = (RECONNECT_REPLICAS - 1) * RECONNECT_WRITES
+  const start = performance.now()
+  for (const replica of replicas) replica.connect()
+  await until(
+    () => replicas.every((replica, r) => replica.pending === 0 && (remote[r] as number) >= others),
+    'every replica to converge',
+    60_000,
+  )
+  const ms = performance.now() - start
+  await sleep(delayMs * 2 + 20)
+  const wireBytes = meter.wireBytes()
+  await Promise.all(replicas.map((replica) => replica.close()))
+  return { ms, wireBytes, framesOut: meter.framesOut, framesIn: meter.framesIn }
+}
+
+async function reconnectPairs(relay: HostedRelay): Promise<{ fast: ReconnectRun[]; slow: ReconnectRun[] }> {
+  await reconnectRun(relay, 0)
+  const fast: ReconnectRun[] = []
+  const slow: ReconnectRun[] = []
+  for (let i = 0; i < 3; i++) {
+    fast.push(await reconnectRun(relay, 0))
+    slow.push(await reconnectRun(relay, DELAY_MS))
+    log(
+      `   converged in ${fast.at(-1)?.ms.toFixed(0)} ms; with ${2 * DELAY_MS} ms RTT ${slow.at(-1)?.ms.toFixed(0)} ms`,
+    )
+  }
+  return { fast, slow }
+}
+
+async function benchReconnect() {
+  log('3. reconnect…')
+  const relay = await startHostedRelay({ kind: 'chorus' })
+  const { fast, slow } = await reconnectPairs(relay)
+  await relay.close()
+  log(`   again, with the relay's stream window at ${WIDE_WINDOW} positions…`)
+  const wideRelay = await startHostedRelay({ kind: 'chorus', window: WIDE_WINDOW })
+  const wide = await reconnectPairs(wideRelay)
+  await wideRelay.close()
+  const wideMs = median(wide.fast.map((run) => run.ms))
+  const wideDelayedMs = median(wide.slow.map((run) => run.ms))
+  const ms = median(fast.map((run) => run.ms))
+  const delayedMs = median(slow.map((run) => run.ms))
+  const roundTrips = (delayedMs - ms) / (2 * DELAY_MS)
+  const records = Array.from({ length: RECONNECT_REPLICAS * RECONNECT_WRITES }, (_, i) => ({
+    id: noteId(i % RECONNECT_WRITES, Math.floor(i / RECONNECT_WRITES)),
+    value: noteValue(i % RECONNECT_WRITES),
+  }))
+  // Every replica sends its own records and receives everyone else's: each record crosses
+  // the wire once up and (replicas − 1) times down, i.e. the whole set once per replica.
+  const minimumBytes = RECONNECT_REPLICAS * jsonPayloadBytes(records)
+  const wireBytes = median(fast.map((run) => run.wireBytes))
+  return {
+    replicas: RECONNECT_REPLICAS,
+    writesEach: RECONNECT_WRITES,
+    runs: fast.length,
+    convergeMs: ms,
+    convergeSamplesMs: fast.map((run) => run.ms),
+    delayedConvergeMs: delayedMs,
+    delayedSamplesMs: slow.map((run) => run.ms),
+    rttMs: 2 * DELAY_MS,
+    roundTrips,
+    roundTripsUpperBound: delayedMs / (2 * DELAY_MS),
+    wideWindow: {
+      window: WIDE_WINDOW,
+      convergeMs: wideMs,
+      delayedConvergeMs: wideDelayedMs,
+      roundTrips: (wideDelayedMs - wideMs) / (2 * DELAY_MS),
+      roundTripsUpperBound: wideDelayedMs / (2 * DELAY_MS),
+    },
+    framesPerReplica: {
+      out: median(fast.map((run) => run.framesOut)) / RECONNECT_REPLICAS,
+      in: median(fast.map((run) => run.framesIn)) / RECONNECT_REPLICAS,
+    },
+    bytes: { wireBytes, minimumBytes, ratio: wireBytes / minimumBytes },
+    goal: {
+      maxMs: 1000,
+      maxRoundTrips: 2,
+      maxBytesRatio: 1.2,
+      met: ms <= 1000 && roundTrips <= 2 && wireBytes / minimumBytes <= 1.2,
+    },
+  }
+}
+
+// 4. fan-out ----------------------------------------------------------------------------------
+
+function fanoutFrames(space: string): string[] {
+  const writer = writerId(999)
+  const frames: string[] = []
+  for (let from = 0; from < FANOUT_CHANGES; from += 100) {
+    const batch = Array.from({ length: 100 }, (_, i) => putChange(writer, from + i + 1, from + i, 999))
+    frames.push(encodeMessage({ type: 'changes', space: space as SpaceId, from, to: from + 100, batch }))
+  }
+  return frames
+}
+
+let fanoutSpaces = 0
+
+async function fanoutRun(relay: HostedRelay): Promise<number> {
+  gc()
+  fanoutSpaces += 1
+  const space = `fanout-${fanoutSpaces}`
+  const mode = relay.kind === 'chorus' ? 'chorus' : 'raw'
+  const frames = fanoutFrames(space)
+  const counts: number[] = []
+  const subscribers: WireClient[] = []
+  for (let s = 0; s < FANOUT_SUBSCRIBERS; s++) {
+    counts.push(0)
+    subscribers.push(
+      await WireClient.open(relay.url, {
+        mode,
+        replicaId: `subscriber-${s}`,
+        space,
+        onChanges: (from, to) => {
+          counts[s] = (counts[s] as number) + (to - from)
+        },
+      }),
+    )
+  }
+  const writer = await WireClient.open(relay.url, {
+    mode,
+    replicaId: writerId(999),
+    space,
+  })
+  const start = performance.now()
+  for (const frame of frames) writer.send(frame)
+  await until(() => counts.every((count) => count >= FANOUT_CHANGES), 'every subscriber to get every change')
+  const ms = performance.now() - start
+  writer.close()
+  for (const subscriber of subscribers) subscriber.close()
+  return (FANOUT_CHANGES * FANOUT_SUBSCRIBERS) / (ms / 1000)
+}
+
+async function idleMemory(
+  kind: 'chorus' | 'raw',
+): Promise<{ bytesPerConnection: number; rssPerConnection: number }> {
+  const relay = await startHostedRelay({ kind })
+  const open = async (count: number, offset: number) => {
+    const clients: WireClient[] = []
+    for (let i = 0; i < count; i++) {
+      const client = await WireClient.open(relay.url, {
+        mode: kind,
+        replicaId: `idle-${offset + i}`,
+        space: 'idle',
+      })
+      if (kind === 'raw') await client.greet()
+      clients.push(client)
+    }
+    return clients
+  }
+  // A first batch warms up the code paths and buffers every connection uses.
+  const warm = await open(50, 0)
+  await sleep(200)
+  const before = await relay.request({ type: 'memory' })
+  const idle = await open(IDLE_CONNECTIONS, 50)
+  await sleep(200)
+  const after = await relay.request({ type: 'memory' })
+  for (const client of [...warm, ...idle]) client.close()
+  await relay.close()
+  if (before.type !== 'memory' || after.type !== 'memory') throw new Error('unexpected host reply')
+  return {
+    bytesPerConnection:
+      (after.heapUsed + after.external - before.heapUsed - before.external) / IDLE_CONNECTIONS,
+    rssPerConnection: (after.rss - before.rss) / IDLE_CONNECTIONS,
+  }
+}
+
+async function benchFanout() {
+  log('4. fan-out…')
+  const chorus = await startHostedRelay({ kind: 'chorus' })
+  const raw = await startHostedRelay({ kind: 'raw' })
+  await fanoutRun(chorus)
+  await fanoutRun(raw)
+  const chorusRuns: number[] = []
+  const rawRuns: number[] = []
+  for (let i = 0; i < 3; i++) {
+    chorusRuns.push(await fanoutRun(chorus))
+    rawRuns.push(await fanoutRun(raw))
+    log(`   chorus ${Math.round(chorusRuns.at(-1) ?? 0)} changes/s, raw ${Math.round(rawRuns.at(-1) ?? 0)}`)
+  }
+  await chorus.close()
+  await raw.close()
+  const chorusRate = median(chorusRuns)
+  const rawRate = median(rawRuns)
+  const chorusMemory = await idleMemory('chorus')
+  const rawMemory = await idleMemory('raw')
+  const memoryRatio = chorusMemory.bytesPerConnection / rawMemory.bytesPerConnection
+  log(
+    `   idle connection: chorus ${Math.round(chorusMemory.bytesPerConnection)} B, raw ${Math.round(rawMemory.bytesPerConnection)} B`,
+  )
+  return {
+    subscribers: FANOUT_SUBSCRIBERS,
+    changes: FANOUT_CHANGES,
+    runs: chorusRuns.length,
+    throughput: {
+      unit: 'changes delivered per second',
+      chorus: chorusRate,
+      floor: rawRate,
+      ratio: chorusRate / rawRate,
+      samples: { chorus: chorusRuns, floor: rawRuns },
+      goal: { minRatio: 0.7, met: chorusRate / rawRate >= 0.7 },
+    },
+    idleMemory: {
+      connections: IDLE_CONNECTIONS,
+      chorus: chorusMemory,
+      floor: rawMemory,
+      ratio: memoryRatio,
+      goal: { maxRatio: 1.2, met: memoryRatio <= 1.2 },
+    },
+  }
+}
+
+// 5. local writes -----------------------------------------------------------------------------
+
+async function chorusLocalWrites(together: boolean): Promise<number> {
+  gc()
+  const replica = await createReplica({
+    space: SPACE,
+    storage: 'indexeddb',
+    dbName: freshDbName(),
+    indexedDB: new IDBFactory(),
+  })
+  const notes = replica.collection(COLLECTION)
+  const start = performance.now()
+  if (together) {
+    await Promise.all(Array.from({ length: LOCAL_WRITES }, (_, n) => notes.put(noteId(n), noteValue(n))))
+  } else {
+    for (let n = 0; n < LOCAL_WRITES; n++) await notes.put(noteId(n), noteValue(n))
+  }
+  const ms = performance.now() - start
+  if (replica.pending !== LOCAL_WRITES) throw new Error('local writes: a write is missing from the outbox')
+  await replica.close()
+  return ms
+}
+
+async function dexiePuts(rows: readonly { id: string }[]): Promise<number> {
+  gc()
+  const db = await openDexie(freshDbName())
+  const start = performance.now()
+  for (const row of rows) await db.table('notes').put(row)
+  const ms = performance.now() - start
+  db.close()
+  return ms
+}
+
+async function benchLocalWrites() {
+  log('5. local writes…')
+  const rows = Array.from({ length: LOCAL_WRITES }, (_, n) => ({ id: noteId(n), ...noteValue(n) }))
+  const samples = {
+    sequential: [] as number[],
+    together: [] as number[],
+    bulkPut: [] as number[],
+    puts: [] as number[],
+  }
+  const runs = 3
+  for (let i = 0; i <= runs; i++) {
+    const sequential = await chorusLocalWrites(false)
+    const together = await chorusLocalWrites(true)
+    gc()
+    const bulkPut = await dexieBulkPut(rows)
+    const puts = await dexiePuts(rows)
+    if (i === 0) continue
+    samples.sequential.push(sequential)
+    samples.together.push(together)
+    samples.bulkPut.push(bulkPut)
+    samples.puts.push(puts)
+    log(
+      `   chorus ${sequential.toFixed(0)} / ${together.toFixed(0)} ms, bulkPut ${bulkPut.toFixed(0)} ms, puts ${puts.toFixed(0)} ms`,
+    )
+  }
+  const together = median(samples.together)
+  const bulkPut = median(samples.bulkPut)
+  return {
+    writes: LOCAL_WRITES,
+    runs,
+    chorusSequentialMs: median(samples.sequential),
+    chorusTogetherMs: together,
+    dexieBulkPutMs: bulkPut,
+    dexiePutsMs: median(samples.puts),
+    ratio: together / bulkPut,
+    sequentialRatio: median(samples.sequential) / median(samples.puts),
+    samplesMs: samples,
+    goal: { maxRatio: 1.25, met: together / bulkPut <= 1.25 },
+  }
+}
+
+// report --------------------------------------------------------------------------------------
+
+function fixed(value: number, digits = 1): string {
+  return Number.isFinite(value) ? value.toFixed(digits) : '–'
+}
+
+function verdict(met: boolean): string {
+  return met ? 'met' : 'MISSED'
+}
+
+const started = performance.now()
+const initial = only.has(1) ? await benchInitialSync() : null
+const latency = only.has(2) ? await benchLatency() : null
+const reconnect = only.has(3) ? await benchReconnect() : null
+const fanout = only.has(4) ? await benchFanout() : null
+const local = only.has(5) ? await benchLocalWrites() : null
+
+const results = {
+  meta: {
+    date: new Date().toISOString(),
+    node: process.version,
+    platform: `${process.platform}-${process.arch}`,
+    cpu: cpus()[0]?.model ?? 'unknown',
+    cores: availableParallelism(),
+    memoryGB: Math.round(totalmem() / 1e9),
+    durationSec: (performance.now() - started) / 1000,
+  },
+  initialSync: initial,
+  latency,
+  reconnect,
+  fanout,
+  localWrites: local,
+}
+
+const resultsDir = new URL('./results/', import.meta.url)
+mkdirSync(resultsDir, { recursive: true })
+const resultsFile = new URL(only.size === 5 ? 'sync.json' : 'sync-partial.json', resultsDir)
+writeFileSync(resultsFile, `${JSON.stringify(results, null, 2)}\n`)
+
+type Row = readonly [string, string, string, string, string]
+const rows: Row[] = []
+if (initial !== null) {
+  const { memory, indexeddb: idb, bytes } = initial
+  rows.push(
+    [
+      '1. initial sync 100k, memory (ms)',
+      fixed(memory.chorusMs, 0),
+      fixed(memory.floorMs, 0),
+      `≤ ${memory.goal.maxMs}`,
+      verdict(memory.goal.met),
+    ],
+    [
+      '1. initial sync 100k, fake-indexeddb (ms)',
+      fixed(idb.chorusMs, 0),
+      fixed(idb.floorMs, 0),
+      `≤ ${idb.goal.maxMs}`,
+      verdict(idb.goal.met),
+    ],
+    [
+      '1. wire bytes ÷ JSON payload',
+      fixed(bytes.ratio, 2),
+      `(payload only ${fixed(bytes.payloadRatio, 2)})`,
+      '≤ 1.15',
+      verdict(bytes.goal.met),
+    ],
+  )
+}
+if (latency !== null) {
+  const e = latency.endToEnd
+  rows.push(
+    ['2. commit→visible everywhere p50 (ms)', fixed(e.p50Ms, 2), '', '≤ 2', verdict(e.p50Ms <= 2)],
+    ['2. commit→visible everywhere p99 (ms)', fixed(e.p99Ms, 2), '', '≤ 10', verdict(e.p99Ms <= 10)],
+    [
+      '2. relay forwarding p50 (ms)',
+      fixed(latency.relay.chorus.p50Ms, 2),
+      fixed(latency.relay.floor.p50Ms, 2),
+      '',
+      '',
+    ],
+    [
+      '2. relay forwarding p99 (ms)',
+      fixed(latency.relay.chorus.p99Ms, 2),
+      fixed(latency.relay.floor.p99Ms, 2),
+      '≤ 1.5× floor',
+      verdict(latency.relay.goal.met),
+    ],
+  )
+}
+if (reconnect !== null) {
+  rows.push(
+    [
+      '3. reconnect 10×1000: converge (ms)',
+      fixed(reconnect.convergeMs, 0),
+      '',
+      '≤ 1000',
+      verdict(reconnect.convergeMs <= 1000),
+    ],
+    [
+      '3. round trips per replica (≤ upper bound)',
+      fixed(reconnect.roundTrips, 1),
+      `(≤ ${fixed(reconnect.roundTripsUpperBound, 1)})`,
+      '≤ 2',
+      verdict(reconnect.roundTrips <= 2),
+    ],
+    [
+      `3. …relay window ${reconnect.wideWindow.window}: converge (ms)`,
+      fixed(reconnect.wideWindow.convergeMs, 0),
+      '',
+      '',
+      '',
+    ],
+    [
+      `3. …relay window ${reconnect.wideWindow.window}: round trips`,
+      fixed(reconnect.wideWindow.roundTrips, 1),
+      `(≤ ${fixed(reconnect.wideWindow.roundTripsUpperBound, 1)})`,
+      '',
+      '',
+    ],
+    [
+      '3. wire bytes ÷ minimum',
+      fixed(reconnect.bytes.ratio, 2),
+      '',
+      '≤ 1.2',
+      verdict(reconnect.bytes.ratio <= 1.2),
+    ],
+  )
+}
+if (fanout !== null) {
+  rows.push(
+    [
+      '4. fan-out to 100 (changes/s)',
+      fixed(fanout.throughput.chorus, 0),
+      fixed(fanout.throughput.floor, 0),
+      '≥ 0.7× floor',
+      verdict(fanout.throughput.goal.met),
+    ],
+    [
+      '4. memory per idle connection (B)',
+      fixed(fanout.idleMemory.chorus.bytesPerConnection, 0),
+      fixed(fanout.idleMemory.floor.bytesPerConnection, 0),
+      '≤ 1.2× floor',
+      verdict(fanout.idleMemory.goal.met),
+    ],
+  )
+}
+if (local !== null) {
+  rows.push(
+    [
+      '5. 10k local writes, issued together (ms)',
+      fixed(local.chorusTogetherMs, 0),
+      fixed(local.dexieBulkPutMs, 0),
+      '≤ 1.25× bulkPut',
+      verdict(local.goal.met),
+    ],
+    [
+      '5. 10k local writes, awaited one by one (ms)',
+      fixed(local.chorusSequentialMs, 0),
+      fixed(local.dexiePutsMs, 0),
+      '(Dexie put each)',
+      '',
+    ],
+  )
+}
+const head: Row = ['', 'Chorus', 'floor', 'goal', '']
+const widths = head.map((cell, i) => Math.max(cell.length, ...rows.map((row) => row[i]?.length ?? 0)))
+const line = (cells: Row) =>
+  cells
+    .map((cell, i) => (i === 0 ? cell.padEnd(widths[i] as number) : cell.padStart(widths[i] as number)))
+    .join('  ')
+console.log(
+  [
+    `Chorus sync benchmark — node ${results.meta.node}, ${results.meta.cores} cores (${results.meta.cpu}), ${results.meta.date}`,
+    '',
+    line(head),
+    widths.map((w) => '-'.repeat(w)).join('  '),
+    ...rows.map(line),
+    '',
+    `wrote ${resultsFile.pathname} in ${fixed(results.meta.durationSec)} s`,
+  ].join('\n'),
+)
