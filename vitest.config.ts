@@ -46,6 +46,7 @@ export default defineConfig({
           name: 'browser',
           root: 'test',
           include: ['browser/**/*.test.ts'],
+          globalSetup: ['browser/relay-setup.ts'],
           browser: {
             enabled: true,
             headless: true,

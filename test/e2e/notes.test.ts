@@ -174,6 +174,39 @@ describe('the notes app on two devices, served by a relay process', () => {
     },
   )
 
+  it('two tabs share the notebook: an edit in one shows in the other, and the other keeps syncing when the connected tab closes or freezes', async () => {
+    const first = alice.page
+    const second = await alice.context.newPage()
+    await second.goto(notebook)
+    await expectSynced(second)
+
+    // An edit in one tab shows in the other without a reload.
+    await writeNote(second, 'From the second tab', 'typed in tab two')
+    await visible(noteInList(first, 'From the second tab'))
+    await writeNote(first, 'From the first tab', 'typed in tab one')
+    await visible(noteInList(second, 'From the first tab'))
+    await expectSynced(first)
+    await expectSynced(second)
+    await screenshot(second, 'notes-two-tabs')
+
+    // The first tab opened first, so it holds the connection. Freeze it, as a browser does
+    // to a background tab: the second takes over, and its edits still reach bob.
+    const cdp = await alice.context.newCDPSession(first)
+    await cdp.send('Page.setWebLifecycleState', { state: 'frozen' })
+    await writeNote(second, 'While the first tab sleeps', 'tab two took over')
+    await expectSynced(second)
+    await bob.page.goto(notebook)
+    await visible(noteInList(bob.page, 'While the first tab sleeps'))
+    await cdp.send('Page.setWebLifecycleState', { state: 'active' })
+    await expectSynced(first)
+
+    // Close the tab that now leads: the remaining one carries on.
+    await second.close()
+    await writeNote(first, 'After closing a tab', 'still syncing')
+    await expectSynced(first)
+    await visible(noteInList(bob.page, 'After closing a tab'))
+  })
+
   it('reloads with the relay down, keeps editing, and the edit reaches the other device when it returns', async () => {
     const port = relay.port
     expect(await relay.stop('SIGTERM')).toBe(0)

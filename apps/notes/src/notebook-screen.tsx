@@ -7,7 +7,7 @@ import { rememberNotebook, renameKnownNotebook, useKnownNotebooks } from './note
 import { Collections } from './notes.js'
 import { NotesView } from './notes-view.js'
 import { notifyFailure } from './notices.js'
-import { NotebookInUseError, openNotebook } from './replica.js'
+import { openNotebook } from './replica.js'
 import { notebookHash, notebookLink } from './route.js'
 import { OfflineSwitch, SyncStatus } from './sync-status.js'
 
@@ -77,23 +77,15 @@ function NotebookOpener({
 }
 
 function OpenFailed({ error, onRetry }: { error: unknown; onRetry: () => void }): ReactNode {
-  const inUse = error instanceof NotebookInUseError
   return (
     <main className="message-page">
-      <h1>{inUse ? 'This notebook is open in another tab' : 'This notebook could not be opened'}</h1>
-      {inUse ? (
-        <p>
-          For now a notebook can be open in one tab of this browser at a time. Switch to the other tab, or
-          close it and try again here.
-        </p>
-      ) : (
-        <p>
-          {isChorusError(error) && error.code === 'storage-failed'
-            ? 'The browser refused to open its storage for this notebook. '
-            : ''}
-          {error instanceof Error ? error.message : String(error)}
-        </p>
-      )}
+      <h1>This notebook could not be opened</h1>
+      <p>
+        {isChorusError(error) && error.code === 'storage-failed'
+          ? 'The browser refused to open its storage for this notebook. '
+          : ''}
+        {error instanceof Error ? error.message : String(error)}
+      </p>
       <div className="actions">
         <button type="button" className="button primary" onClick={onRetry}>
           Try again

@@ -3,11 +3,9 @@ import { createReplica, type Replica } from '@chorus/client'
 /**
  * The one place where the app opens and closes notebooks' replicas.
  *
- * Today each replica owns its IndexedDB database, and a second tab writing to the same
- * database is refused (`storage-failed`). So a notebook is open in one tab at a time: a Web
- * Lock per notebook tells a second tab to stand back, with a message, before it writes. When
- * the client can share one replica between the tabs of an origin, that option goes into
- * `createReplica` below and the lock goes away; nothing else in the app changes.
+ * Tabs of this browser that open the same notebook share its replica (the client's default
+ * in browsers): one tab holds the relay connection, every tab reads and writes, and a change
+ * made in one shows in the others at once.
  */
 
 /** Resolvers per collection: notes show their conflicts; names just take the latest write. */
@@ -20,19 +18,8 @@ export function relayUrl(): string {
   return url.href
 }
 
-/** The notebook is open in another tab of this browser. */
-export class NotebookInUseError extends Error {
-  override readonly name = 'NotebookInUseError'
-}
-
-interface Opened {
-  readonly replica: Replica
-  /** Lets go of the notebook's lock. */
-  readonly unlock: () => void
-}
-
 interface OpenEntry {
-  readonly opened: Promise<Opened>
+  readonly opened: Promise<Replica>
   users: number
   closing: ReturnType<typeof setTimeout> | null
 }
@@ -67,7 +54,7 @@ export function openNotebook(space: string): NotebookHandle {
   const held = entry
   let released = false
   return {
-    replica: held.opened.then((opened) => opened.replica),
+    replica: held.opened,
     release() {
       if (released) return
       released = true
@@ -76,7 +63,7 @@ export function openNotebook(space: string): NotebookHandle {
       held.closing = setTimeout(() => {
         if (open.get(space) === held) open.delete(space)
         held.opened.then(
-          ({ replica, unlock }) => replica.close().finally(unlock),
+          (replica) => replica.close(),
           () => undefined,
         )
       }, 1_000)
@@ -84,38 +71,6 @@ export function openNotebook(space: string): NotebookHandle {
   }
 }
 
-async function startNotebook(space: string): Promise<Opened> {
-  const unlock = await lockNotebook(space)
-  try {
-    return { replica: await createReplica({ space, url: relayUrl(), resolvers }), unlock }
-  } catch (error) {
-    unlock()
-    throw error
-  }
-}
-
-/**
- * Takes this notebook's Web Lock, held until the returned function is called; rejects with
- * {@link NotebookInUseError} when another tab holds it. Without Web Locks (an insecure
- * origin), there is nothing to take and the client's own check is the guard.
- */
-function lockNotebook(space: string): Promise<() => void> {
-  const locks = (navigator as Partial<Navigator>).locks
-  if (locks === undefined) return Promise.resolve(() => undefined)
-  return new Promise((resolve, reject) => {
-    let unlock: () => void = () => undefined
-    const held = new Promise<void>((release) => {
-      unlock = release
-    })
-    locks
-      .request(`chorus-notes:${space}`, { ifAvailable: true }, (lock) => {
-        if (lock === null) {
-          reject(new NotebookInUseError('This notebook is open in another tab of this browser.'))
-          return undefined
-        }
-        resolve(unlock)
-        return held
-      })
-      .catch(reject)
-  })
+function startNotebook(space: string): Promise<Replica> {
+  return createReplica({ space, url: relayUrl(), resolvers })
 }

@@ -8,6 +8,7 @@ import {
   type ResolverConfig,
   type SpaceId,
 } from '@chorus/core'
+import type { ChannelLike, LockManagerLike, OpenChannel } from './tabs/tab-group.js'
 import { systemTimers, type Timers } from './timers.js'
 import { DEFAULT_RECONNECT, type ReconnectPolicy } from './transport/reconnect.js'
 import type { WebSocketConstructorLike } from './transport/websocket-like.js'
@@ -66,6 +67,15 @@ export interface ReplicaOptions {
   readonly session?: ReplicaEngineOptions['session']
   /** How far ahead of local time a remote clock may pull this one, in ms. */
   readonly maxDriftMs?: number
+  /**
+   * Tabs of one origin that open the same IndexedDB database share one replica: one tab
+   * holds the relay connection (chosen with Web Locks; another takes over when it closes or
+   * freezes), the others write through the shared outbox and hear of changes over a
+   * BroadcastChannel. Default true where Web Locks and BroadcastChannel exist and storage
+   * is `'indexeddb'`; false makes this replica the database's only user (a second tab then
+   * fails with `storage-failed`).
+   */
+  readonly tabs?: boolean
 }
 
 /** {@link ReplicaOptions} checked, with defaults filled in. */
@@ -87,6 +97,8 @@ export interface ReplicaConfig {
   readonly networkEvents: NetworkEventsLike | null
   readonly session: ReplicaEngineOptions['session']
   readonly maxDriftMs: number | undefined
+  /** Web Locks and a channel maker when tabs share the replica; null otherwise. */
+  readonly tabs: { readonly locks: LockManagerLike; readonly openChannel: OpenChannel } | null
 }
 
 const knownOptions: ReadonlySet<string> = new Set([
@@ -107,6 +119,7 @@ const knownOptions: ReadonlySet<string> = new Set([
   'networkEvents',
   'session',
   'maxDriftMs',
+  'tabs',
 ])
 
 const storeMethods = [
@@ -239,6 +252,16 @@ export function parseReplicaOptions(options: unknown): ReplicaConfig {
   const maxDriftMs = get('maxDriftMs')
   if (maxDriftMs !== undefined) positive(maxDriftMs, 'maxDriftMs')
 
+  const tabsOption = get('tabs')
+  if (tabsOption !== undefined && typeof tabsOption !== 'boolean')
+    throw invalid('option tabs must be a boolean')
+  const tabs = tabsOption === false || storage !== 'indexeddb' ? null : platformTabs()
+  if (tabsOption === true && tabs === null) {
+    throw invalid(
+      'option tabs needs Web Locks (navigator.locks) and BroadcastChannel, which this platform lacks; leave tabs out to share only where possible',
+    )
+  }
+
   return {
     space,
     url: url === undefined ? null : (url as string),
@@ -257,7 +280,20 @@ export function parseReplicaOptions(options: unknown): ReplicaConfig {
     networkEvents: networkEvents as NetworkEventsLike | null,
     session: session as ReplicaEngineOptions['session'],
     maxDriftMs: maxDriftMs as number | undefined,
+    tabs,
   }
+}
+
+/** The platform's Web Locks and BroadcastChannel, when it has both (browsers do). */
+function platformTabs(): { locks: LockManagerLike; openChannel: OpenChannel } | null {
+  const global = globalThis as {
+    navigator?: { locks?: unknown }
+    BroadcastChannel?: new (name: string) => ChannelLike
+  }
+  const locks = global.navigator?.locks
+  const Channel = global.BroadcastChannel
+  if (!isObject(locks) || typeof locks.request !== 'function' || typeof Channel !== 'function') return null
+  return { locks: locks as unknown as LockManagerLike, openChannel: (name) => new Channel(name) }
 }
 
 function checkUrl(url: unknown): void {

@@ -7,6 +7,7 @@ import {
   type JsonObject,
   MemoryReplicaStore,
   openReplicaEngine,
+  type RecordId,
   type ReplicaEngine,
   type ReplicaId,
   type ReplicaStore,
@@ -18,7 +19,9 @@ import { type Collection, type CollectionHost, EngineCollection, type Row } from
 import { Emitter } from './events.js'
 import { LiveQuery } from './live-query.js'
 import { parseReplicaOptions, type ReplicaConfig, type ReplicaOptions } from './replica-options.js'
-import { openIdbReplicaStore } from './storage/idb-replica-store.js'
+import { isTabFenced } from './storage/idb-errors.js'
+import { IdbReplicaStore, openIdbReplicaStore } from './storage/idb-replica-store.js'
+import { TabGroup } from './tabs/tab-group.js'
 import { unrefTimer } from './timers.js'
 import { SocketLink } from './transport/socket-link.js'
 
@@ -139,6 +142,12 @@ class ReplicaRuntime implements Replica {
   #closing: Promise<void> | null = null
   #refusal: ChorusError | null = null
   #last: StatusEvent
+  /** Set when tabs share this replica's database. */
+  readonly #shared: SharedTabs | null
+  /** Whether the app wants a connection (`connect()` / `disconnect()`, shared by the tabs). */
+  #wantOnline: boolean
+  /** The leading tab's last report, when another tab leads. */
+  #leader: LeaderReport | null = null
   readonly #onOnline = (): void => this.#link?.online()
   readonly #onOffline = (): void => this.#link?.offline()
   readonly #host: CollectionHost = {
@@ -149,6 +158,32 @@ class ReplicaRuntime implements Replica {
   /** Opens the engine over `store`, then starts the tick and (unless told not to) the connection. */
   static async open(config: ReplicaConfig, store: ReplicaStore): Promise<ReplicaRuntime> {
     let runtime: ReplicaRuntime | null = null
+    const shared =
+      config.tabs !== null && store instanceof IdbReplicaStore
+        ? {
+            store,
+            group: new TabGroup({
+              name: store.name,
+              locks: config.tabs.locks,
+              openChannel: config.tabs.openChannel,
+              timers: config.timers,
+              now: config.now,
+              random: config.random,
+              heartbeatMs: TAB_HEARTBEAT_MS,
+              takeoverMs: TAB_TAKEOVER_MS,
+              onLead: () => (runtime === null ? Promise.reject(closedError()) : runtime.#lead()),
+              onFollow: () => {
+                if (runtime !== null) runtime.#follow()
+              },
+              onMessage: (message) => {
+                if (runtime !== null) runtime.#tabMessage(message)
+              },
+              onError: (error) => {
+                if (runtime !== null) runtime.#report(error)
+              },
+            }),
+          }
+        : null
     const engine = await openReplicaEngine({
       store,
       space: config.space,
@@ -168,15 +203,21 @@ class ReplicaRuntime implements Replica {
       ...(config.token === undefined ? {} : { token: config.token }),
       ...(config.session === undefined ? {} : { session: config.session }),
       ...(config.maxDriftMs === undefined ? {} : { maxDriftMs: config.maxDriftMs }),
+      ...(shared === null ? {} : { exclusive: (work) => shared.group.exclusive(work) }),
+    }).catch((error: unknown) => {
+      shared?.group.close()
+      throw error
     })
-    runtime = new ReplicaRuntime(config, engine)
+    runtime = new ReplicaRuntime(config, engine, shared)
     runtime.#start()
     return runtime
   }
 
-  private constructor(config: ReplicaConfig, engine: ReplicaEngine) {
+  private constructor(config: ReplicaConfig, engine: ReplicaEngine, shared: SharedTabs | null) {
     this.#config = config
     this.#engine = engine
+    this.#shared = shared
+    this.#wantOnline = config.autoConnect
     this.replicaId = engine.replicaId
     this.space = engine.space
     this.#link =
@@ -218,12 +259,90 @@ class ReplicaRuntime implements Replica {
     if (this.#link !== null) {
       this.#config.networkEvents?.addEventListener('online', this.#onOnline)
       this.#config.networkEvents?.addEventListener('offline', this.#onOffline)
-      if (this.#config.autoConnect) this.#link.start()
+      // Shared tabs: only the leading tab connects (see #lead).
+      if (this.#shared === null && this.#config.autoConnect) this.#link.start()
+    }
+    this.#shared?.group.start(() => this.#leaderReport())
+  }
+
+  /** This tab leads its group: take over the database's connection. */
+  async #lead(): Promise<void> {
+    const shared = this.#shared
+    if (shared === null || this.#closed) return
+    await shared.store.claimLeadership()
+    // Other tabs wrote and applied while this one followed: start from what is stored.
+    await this.#engine.refresh()
+    this.#leader = null
+    if (this.#wantOnline) this.#link?.start()
+    this.#refresh()
+  }
+
+  /** Another tab leads now (or this one gave up): stop uploading and applying. */
+  #follow(): void {
+    this.#shared?.store.releaseLeadership()
+    this.#link?.stop()
+    this.#refresh()
+  }
+
+  #leaderReport(): LeaderReport {
+    const session = this.#engine.session()
+    return {
+      type: 'leader',
+      status: this.#ownStatus(),
+      pending: this.#engine.pending(),
+      lag: Math.max(0, session.hubHead - session.cursor),
+      acked: session.acked,
+      online: this.#wantOnline,
+    }
+  }
+
+  #tabMessage(message: unknown): void {
+    if (this.#closed || !isTabMessage(message)) return
+    switch (message.type) {
+      case 'leader':
+        if (this.#shared?.group.leading) return
+        this.#leader = message
+        this.#publish()
+        return
+      case 'changed': {
+        const event: ChangeEvent = {
+          collection: message.collection,
+          ids: message.ids,
+          origin: message.origin,
+        }
+        for (const query of this.#queries.get(event.collection) ?? []) query.invalidate()
+        this.#events.emit('change', event)
+        // Another tab wrote: the leader uploads it.
+        if (message.origin === 'local' && this.#shared?.group.leading) {
+          this.#engine.refresh().then(
+            () => this.#refresh(),
+            (error: unknown) => this.#handleError(asChorusError(error)),
+          )
+        }
+        return
+      }
+      case 'online':
+        this.#wantOnline = message.on
+        if (this.#shared?.group.leading) {
+          if (message.on) this.#link?.start()
+          else this.#link?.stop()
+        }
+        this.#publish()
+        return
     }
   }
 
   get status(): SyncStatus {
     if (this.#closed) return 'offline'
+    if (this.#shared !== null && !this.#shared.group.leading) {
+      if (!this.#wantOnline || this.#link === null) return 'offline'
+      return this.#leader?.status ?? 'connecting'
+    }
+    return this.#ownStatus()
+  }
+
+  /** The status of this tab's own engine and link. */
+  #ownStatus(): SyncStatus {
     const status = this.#engine.status()
     if (status !== 'offline' || this.#engine.session().fatal !== null) return status
     // Opening, or open with the engine yet to send its hello: connecting all the same.
@@ -232,10 +351,12 @@ class ReplicaRuntime implements Replica {
   }
 
   get pending(): number {
+    if (this.#following()) return Math.max(this.#leader?.pending ?? 0, this.#ownUnconfirmed())
     return this.#engine.pending()
   }
 
   get lag(): number {
+    if (this.#following()) return this.#leader?.lag ?? 0
     const session = this.#engine.session()
     return Math.max(0, session.hubHead - session.cursor)
   }
@@ -283,11 +404,28 @@ class ReplicaRuntime implements Replica {
         'this replica has no url to connect to: pass url to createReplica',
       )
     }
-    this.#link.start()
+    this.#wantOnline = true
+    this.#shared?.group.post({ type: 'online', on: true })
+    if (this.#shared === null || this.#shared.group.leading) this.#link.start()
+    this.#publish()
   }
 
   disconnect(): void {
-    if (!this.#closed) this.#link?.stop()
+    if (this.#closed) return
+    this.#wantOnline = false
+    this.#shared?.group.post({ type: 'online', on: false })
+    this.#link?.stop()
+    this.#publish()
+  }
+
+  /** True when tabs share the database and another tab leads. */
+  #following(): boolean {
+    return this.#shared !== null && !this.#shared.group.leading
+  }
+
+  /** Own writes of this tab the leader has not reported acknowledged yet. */
+  #ownUnconfirmed(): number {
+    return Math.max(0, this.#engine.session().local - (this.#leader?.acked ?? 0))
   }
 
   close(): Promise<void> {
@@ -329,9 +467,15 @@ class ReplicaRuntime implements Replica {
   #handleChange(event: ChangeEvent): void {
     for (const query of this.#queries.get(event.collection) ?? []) query.invalidate()
     this.#events.emit('change', event)
+    this.#shared?.group.post({ type: 'changed', ...event })
   }
 
   #handleError(error: ChorusError): void {
+    if (isTabFenced(error)) {
+      // Another tab took over while this one was frozen or slow: follow it, quietly.
+      this.#shared?.group.stepDown()
+      return
+    }
     if (this.#engine.session().fatal !== null && this.#refusal === null) {
       this.#refusal = error
       this.#link?.refused()
@@ -354,8 +498,9 @@ class ReplicaRuntime implements Replica {
     if (next.status !== last.status || next.pending !== last.pending || next.lag !== last.lag) {
       this.#last = next
       this.#events.emit('status', next)
+      this.#shared?.group.beat()
     }
-    if (next.status === 'synced') {
+    if (next.status === 'synced' && (!this.#following() || this.#ownUnconfirmed() === 0)) {
       for (const waiter of this.#waiters) waiter.resolve()
       this.#waiters.clear()
     }
@@ -375,6 +520,7 @@ class ReplicaRuntime implements Replica {
   }
 
   async #shutdown(): Promise<void> {
+    this.#shared?.group.close()
     this.#closed = true
     const { timers } = this.#config
     if (this.#tick !== null) timers.clearInterval(this.#tick)
@@ -394,4 +540,67 @@ class ReplicaRuntime implements Replica {
       this.#events.clear()
     }
   }
+}
+
+/** How often the leading tab reports (and proves it is alive). */
+const TAB_HEARTBEAT_MS = 500
+/** How long followers wait without a report before one takes over (plus up to as much jitter). */
+const TAB_TAKEOVER_MS = 3_000
+
+interface SharedTabs {
+  readonly store: IdbReplicaStore
+  readonly group: TabGroup
+}
+
+/** What the leading tab tells the others, every heartbeat and on every change. */
+interface LeaderReport {
+  readonly type: 'leader'
+  readonly status: SyncStatus
+  readonly pending: number
+  readonly lag: number
+  /** The highest own counter the relay acknowledged. */
+  readonly acked: number
+  readonly online: boolean
+}
+
+type TabMessage =
+  | LeaderReport
+  | {
+      readonly type: 'changed'
+      readonly collection: string
+      readonly ids: readonly RecordId[]
+      readonly origin: 'local' | 'remote'
+    }
+  | { readonly type: 'online'; readonly on: boolean }
+
+/** Messages come from other tabs of the same app, but a channel is shared by name: check. */
+function isTabMessage(value: unknown): value is TabMessage {
+  if (typeof value !== 'object' || value === null) return false
+  const message = value as Record<string, unknown>
+  switch (message.type) {
+    case 'leader':
+      return (
+        typeof message.status === 'string' &&
+        typeof message.pending === 'number' &&
+        typeof message.lag === 'number' &&
+        typeof message.acked === 'number'
+      )
+    case 'changed':
+      return (
+        typeof message.collection === 'string' &&
+        Array.isArray(message.ids) &&
+        message.ids.every((id) => typeof id === 'string') &&
+        (message.origin === 'local' || message.origin === 'remote')
+      )
+    case 'online':
+      return typeof message.on === 'boolean'
+    default:
+      return false
+  }
+}
+
+function asChorusError(error: unknown): ChorusError {
+  return isChorusError(error)
+    ? error
+    : new ChorusError(ErrorCode.Internal, 'an unexpected failure in the replica', { cause: error })
 }

@@ -2,6 +2,7 @@ import { asRecordId, ErrorCode, isChorusError } from '@chorus/core'
 import { runReplicaStoreConformance } from '@chorus/testkit/conformance'
 import { forceCloseDatabase, IDBFactory } from 'fake-indexeddb'
 import { describe, expect, it } from 'vitest'
+import { isTabFenced } from '../src/storage/idb-errors.js'
 import { openIdbReplicaStore } from '../src/storage/idb-replica-store.js'
 
 runReplicaStoreConformance('IdbReplicaStore (fake-indexeddb)', async () => {
@@ -138,6 +139,60 @@ describe('IdbReplicaStore: failures say what to do and never half-write', () => 
     expect((error as Error).message).toMatch(/quota.*Nothing was written.*navigator\.storage\.persist/)
     expect((error as Error).cause).toMatchObject({ name: 'QuotaExceededError' })
     expect(await store.loadMeta()).toMatchObject({ cursor: 0, clock: { wall: 0, counter: 0 } })
+    await store.close()
+  })
+})
+
+describe('IdbReplicaStore leadership: the epoch fences a tab that was taken over', () => {
+  it('after another instance claims the connection, the old one can neither upload, apply nor drop', async () => {
+    const factory = new IDBFactory()
+    const name = 'chorus:fencing'
+    const meta = {
+      replicaId: 'tab-replica' as never,
+      space: 'notes-space' as never,
+      counter: 0,
+      clock: { wall: 0, counter: 0 },
+      cursor: 0,
+    }
+    const frozenTab = await openIdbReplicaStore({ name, indexedDB: factory })
+    await frozenTab.initMeta(meta)
+    const otherTab = await openIdbReplicaStore({ name, indexedDB: factory })
+    expect(await frozenTab.claimLeadership()).toBe(1)
+    await frozenTab.readOutbox(0, 10)
+    expect(await otherTab.claimLeadership()).toBe(2)
+
+    const refusals = await Promise.all([
+      failure(frozenTab.readOutbox(0, 10)),
+      failure(frozenTab.applyRemote({ records: [], clock: { wall: 1, counter: 0 }, cursor: 5 })),
+      failure(frozenTab.dropOutbox(3)),
+    ])
+    for (const refusal of refusals) {
+      expect(isChorusError(refusal) && refusal.code).toBe(ErrorCode.StorageFailed)
+      expect(isTabFenced(refusal)).toBe(true)
+    }
+    // Nothing of the refused apply landed; the new leader works.
+    expect((await otherTab.loadMeta())?.cursor).toBe(0)
+    await otherTab.applyRemote({ records: [], clock: { wall: 2, counter: 0 }, cursor: 1 })
+    expect((await otherTab.loadMeta())?.cursor).toBe(1)
+    // Once it knows it follows, the old tab reads again (without leader-only checks).
+    frozenTab.releaseLeadership()
+    expect(await frozenTab.readOutbox(0, 10)).toEqual([])
+    await Promise.all([frozenTab.close(), otherTab.close()])
+  })
+
+  it('keeps the later clock when instances write out of order', async () => {
+    const factory = new IDBFactory()
+    const store = await openIdbReplicaStore({ name: 'chorus:clock', indexedDB: factory })
+    await store.initMeta({
+      replicaId: 'r' as never,
+      space: 's' as never,
+      counter: 0,
+      clock: { wall: 0, counter: 0 },
+      cursor: 0,
+    })
+    await store.applyRemote({ records: [], clock: { wall: 500, counter: 2 }, cursor: null })
+    await store.applyRemote({ records: [], clock: { wall: 400, counter: 9 }, cursor: null })
+    expect((await store.loadMeta())?.clock).toEqual({ wall: 500, counter: 2 })
     await store.close()
   })
 })

@@ -122,10 +122,21 @@ export function receiveHlc(state: HlcState, remote: HlcParts, nowMs: number, max
 }
 
 /** A stateful clock for one replica, over the pure functions above. */
+/** The later of two clock states (by wall time, then counter). */
+export function laterHlcState(a: HlcState, b: HlcState): HlcState {
+  if (a.wall !== b.wall) return a.wall > b.wall ? a : b
+  return a.counter >= b.counter ? a : b
+}
+
 export interface Hlc {
   readonly replicaId: ReplicaId
   /** Stamps a local event. */
   tick(): HlcStamp
+  /**
+   * Catches up with a state persisted by another instance of this replica (another tab on
+   * the same database): the clock never runs behind what is stored.
+   */
+  observe(stored: HlcState): void
   /** Merges a remote stamp; returns the skew it showed. */
   receive(stamp: HlcStamp): HlcReceipt
   /** The durable state to persist alongside the writes it stamped. */
@@ -161,6 +172,9 @@ export function createHlc(options: HlcOptions): Hlc {
       state = receipt.state
       if (receipt.clamped) options.onSkew?.(receipt.skewMs, remote.replica)
       return receipt
+    },
+    observe(stored) {
+      state = laterHlcState(state, stored)
     },
     state: () => state,
   }

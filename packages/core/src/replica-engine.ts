@@ -68,6 +68,13 @@ export interface ReplicaEngineOptions {
   readonly onStatus?: (status: SyncStatus, pending: number) => void
   /** Called when a remote clock is further ahead than the drift limit. */
   readonly onSkew?: (skewMs: number, from: ReplicaId) => void
+  /**
+   * For a store shared with other instances of this replica (browser tabs on one IndexedDB
+   * database): runs `work` while no other instance writes. Every local write then runs
+   * inside it and first catches up with the stored counter and clock, so instances never
+   * reuse a counter. Without it the engine assumes it is the store's only writer.
+   */
+  readonly exclusive?: <TResult>(work: () => Promise<TResult>) => Promise<TResult>
 }
 
 /**
@@ -99,6 +106,13 @@ export interface ReplicaEngine {
   /** Own changes not yet acknowledged by the hub. */
   pending(): number
   session(): ReplicaSessionState
+  /**
+   * Catches up with what other instances of this replica stored (see
+   * `ReplicaEngineOptions.exclusive`). Detached, it starts the session over from the stored
+   * cursor, outbox and counter, as a tab that takes over the connection must; attached, it
+   * picks up local writes other instances made, so they are uploaded.
+   */
+  refresh(): Promise<void>
   /** Resolves when every queued operation has finished. */
   idle(): Promise<void>
   close(): Promise<void>
@@ -263,6 +277,36 @@ class Engine implements ReplicaEngine {
     return this.#session
   }
 
+  refresh(): Promise<void> {
+    if (this.#closed) return Promise.resolve()
+    this.#openBatch = null
+    return this.#queue.run(() => this.#refresh())
+  }
+
+  async #refresh(): Promise<void> {
+    const stored = await this.#guard(() => this.#store.loadMeta())
+    if (stored === undefined) return
+    this.#hlc.observe(stored.clock)
+    if (this.#send === null) {
+      // Detached: whatever this instance knew of the session may be stale; start over from
+      // what is stored, as a reopened replica would.
+      const first = await this.#guard(() => this.#store.readOutbox(0, 1))
+      const acked = first[0] === undefined ? stored.counter : first[0].dot[1] - 1
+      this.#meta = { ...stored, clock: this.#hlc.state() }
+      this.#session = initialReplicaSession(this.#session.config, {
+        cursor: stored.cursor,
+        acked,
+        local: stored.counter,
+      })
+      this.#announce()
+      return
+    }
+    const counter = Math.max(this.#meta.counter, stored.counter)
+    this.#meta = { ...this.#meta, counter, clock: this.#hlc.state() }
+    if (counter > this.#session.local)
+      await this.#handle({ type: 'local-write', now: this.#options.now(), counter })
+  }
+
   idle(): Promise<void> {
     return this.#queue.idle()
   }
@@ -307,6 +351,25 @@ class Engine implements ReplicaEngine {
   /** Makes and commits a batch of writes; each write's promise settles with its own outcome. */
   async #commitWrites(batch: PendingWrite[]): Promise<void> {
     if (this.#openBatch === batch) this.#openBatch = null
+    const { exclusive } = this.#options
+    if (exclusive === undefined) return this.#commitOwnWrites(batch)
+    try {
+      await exclusive(async () => {
+        // Other instances may have written since: continue from the stored counter and clock.
+        const stored = await this.#guard(() => this.#store.loadMeta())
+        if (stored !== undefined) {
+          this.#hlc.observe(stored.clock)
+          this.#meta = { ...this.#meta, counter: stored.counter, clock: this.#hlc.state() }
+        }
+        await this.#commitOwnWrites(batch)
+      })
+    } catch (error) {
+      // The lock or the metadata read failed before any write was made.
+      for (const write of batch) write.reject(error)
+    }
+  }
+
+  async #commitOwnWrites(batch: PendingWrite[]): Promise<void> {
     const commitBatch = this.#store.commitLocalBatch?.bind(this.#store)
     if (batch.length === 1 || commitBatch === undefined) {
       // One transaction per write: a failed one rejects only itself.

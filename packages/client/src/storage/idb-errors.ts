@@ -15,6 +15,7 @@ export function errorName(error: unknown): string | undefined {
  */
 export function idbFailure(error: unknown, what: string, write: boolean): ChorusError {
   if (isChorusError(error)) return error
+  if (error instanceof TabFencedError) return fencedFailure(error, what)
   const nothing = write ? ' Nothing was written.' : ''
   const message = (() => {
     switch (errorName(error)) {
@@ -38,4 +39,38 @@ export function idbFailure(error: unknown, what: string, write: boolean): Chorus
     }
   })()
   return new ChorusError(ErrorCode.StorageFailed, message, { cause: error })
+}
+
+/**
+ * Another instance of this replica (a tab) took over the connection: this one may no longer
+ * upload, apply or drop acknowledged changes. Raised inside a transaction, which it aborts.
+ */
+export class TabFencedError extends Error {
+  readonly mine: number
+  readonly current: number
+
+  constructor(mine: number, current: number) {
+    super(`another tab took over this replica's connection (epoch ${current}; this tab had ${mine})`)
+    this.name = 'TabFencedError'
+    this.mine = mine
+    this.current = current
+  }
+}
+
+/** The `storage-failed` error for an operation refused because another tab took over. */
+export function fencedFailure(error: TabFencedError, what: string): ChorusError {
+  return new ChorusError(
+    ErrorCode.StorageFailed,
+    `${what} was refused: ${error.message}. Nothing was written; this tab now follows the one that leads.`,
+    { cause: error },
+  )
+}
+
+/** True when `error`, or any error in its chain of causes, says another tab took over. */
+export function isTabFenced(error: unknown): boolean {
+  for (let current = error, depth = 0; current !== undefined && depth < 8; depth++) {
+    if (current instanceof TabFencedError) return true
+    current = current instanceof Error ? current.cause : undefined
+  }
+  return false
 }

@@ -3,6 +3,7 @@ import {
   ChorusError,
   ErrorCode,
   type HlcState,
+  laterHlcState,
   type RecordId,
   type RecordState,
   type ReplicaMeta,
@@ -10,12 +11,14 @@ import {
   type StoredRecord,
 } from '@chorus/core'
 import { frozen } from './frozen.js'
-import { errorName, idbFailure } from './idb-errors.js'
+import { errorName, fencedFailure, idbFailure, TabFencedError } from './idb-errors.js'
 import { requestResult, transactionDone, walk } from './idb-request.js'
 
 /** The schema version; raised (with a migration in `createSchema`) when stores change. */
 const DB_VERSION = 1
 const META_KEY = 'replica'
+/** Under this key of `meta`: the epoch of the tab that last took over the connection. */
+const LEADER_KEY = 'leader'
 
 /**
  * The database layout. `meta` holds the {@link ReplicaMeta} under one key. `records` holds
@@ -68,6 +71,7 @@ export class IdbReplicaStore implements ReplicaStore {
   readonly #factory: IDBFactory
   readonly #db: IDBDatabase
   #closed = false
+  #fence: number | null = null
   #lost: string | null = null
   #fault: { readonly cause: unknown } | null = null
 
@@ -190,7 +194,9 @@ export class IdbReplicaStore implements ReplicaStore {
       await Promise.all([
         requestResult(tx.objectStore('records').put(record)),
         requestResult(tx.objectStore('outbox').put(change, counter)),
-        requestResult(tx.objectStore('meta').put({ ...meta, counter, clock }, META_KEY)),
+        requestResult(
+          tx.objectStore('meta').put({ ...meta, counter, clock: laterHlcState(meta.clock, clock) }, META_KEY),
+        ),
       ])
     })
   }
@@ -218,7 +224,12 @@ export class IdbReplicaStore implements ReplicaStore {
           requestResult(outbox.put(change, change.dot[1])),
         ]),
         requestResult(
-          tx.objectStore('meta').put({ ...meta, counter: last.change.dot[1], clock: batch.clock }, META_KEY),
+          tx
+            .objectStore('meta')
+            .put(
+              { ...meta, counter: last.change.dot[1], clock: laterHlcState(meta.clock, batch.clock) },
+              META_KEY,
+            ),
         ),
       ])
     })
@@ -230,6 +241,7 @@ export class IdbReplicaStore implements ReplicaStore {
     readonly cursor: number | null
   }): Promise<void> {
     await this.#write('applying remote changes', ['meta', 'records'], 'relaxed', async (tx) => {
+      await this.#checkFence(tx)
       const meta = await requireMeta(tx)
       const records = tx.objectStore('records')
       await Promise.all([
@@ -237,7 +249,10 @@ export class IdbReplicaStore implements ReplicaStore {
         requestResult(
           tx
             .objectStore('meta')
-            .put({ ...meta, clock: batch.clock, cursor: batch.cursor ?? meta.cursor }, META_KEY),
+            .put(
+              { ...meta, clock: laterHlcState(meta.clock, batch.clock), cursor: batch.cursor ?? meta.cursor },
+              META_KEY,
+            ),
         ),
       ])
     })
@@ -246,7 +261,7 @@ export class IdbReplicaStore implements ReplicaStore {
   async readOutbox(after: number, limit: number): Promise<Change[]> {
     // Counters are integers: the first one after `after` is at least this.
     const first = Math.floor(after) + 1
-    return this.#read('reading the outbox', 'outbox', async (store) => {
+    return this.#readFenced('reading the outbox', 'outbox', async (store) => {
       const changes: Change[] = []
       if (limit <= 0) return changes
       await walk(store.openCursor(), (cursor) => {
@@ -266,13 +281,66 @@ export class IdbReplicaStore implements ReplicaStore {
   }
 
   async dropOutbox(upTo: number): Promise<void> {
-    await this.#write('dropping acknowledged changes', ['outbox'], 'relaxed', async (tx) => {
+    await this.#write('dropping acknowledged changes', ['meta', 'outbox'], 'relaxed', async (tx) => {
+      await this.#checkFence(tx)
       await walk(tx.objectStore('outbox').openCursor(), (cursor) => {
         if ((cursor.primaryKey as number) > upTo) return 'stop'
         cursor.delete()
         return 'next'
       })
     })
+  }
+
+  /**
+   * Takes over this replica's connection for this instance (a browser tab): raises the
+   * stored leader epoch and returns it. From then on, reading the outbox for upload, applying
+   * remote changes and dropping acknowledged ones check that epoch in the same transaction,
+   * and fail with `storage-failed` (see {@link isTabFenced}) once another instance took over:
+   * a tab that was frozen and wakes up cannot upload or apply behind the new leader's back.
+   */
+  async claimLeadership(): Promise<number> {
+    const epoch = await this.#write('taking over the connection', ['meta'], 'strict', async (tx) => {
+      const stored = await requestResult<{ epoch: number } | undefined>(
+        tx.objectStore('meta').get(LEADER_KEY),
+      )
+      const next = (stored?.epoch ?? 0) + 1
+      await requestResult(tx.objectStore('meta').put({ epoch: next }, LEADER_KEY))
+      return next
+    })
+    this.#fence = epoch
+    return epoch
+  }
+
+  /** This instance no longer leads: leader-only operations are no longer checked (nor expected). */
+  releaseLeadership(): void {
+    this.#fence = null
+  }
+
+  /** Fails when another instance took over since this one claimed the connection. */
+  async #checkFence(tx: IDBTransaction): Promise<void> {
+    const mine = this.#fence
+    if (mine === null) return
+    const stored = await requestResult<{ epoch: number } | undefined>(tx.objectStore('meta').get(LEADER_KEY))
+    const current = stored?.epoch ?? 0
+    if (current !== mine) throw new TabFencedError(mine, current)
+  }
+
+  /** Like `#read`, with the leader epoch checked in the same transaction. */
+  async #readFenced<TResult>(
+    what: string,
+    store: StoreName,
+    body: (store: IDBObjectStore) => Promise<TResult>,
+  ): Promise<TResult> {
+    if (this.#fence === null) return this.#read(what, store, body)
+    this.#check()
+    try {
+      const tx = this.#db.transaction([store, 'meta'], 'readonly')
+      await this.#checkFence(tx)
+      return await body(tx.objectStore(store))
+    } catch (error) {
+      if (error instanceof TabFencedError) throw fencedFailure(error, what)
+      throw idbFailure(error, what, false)
+    }
   }
 
   async close(): Promise<void> {

@@ -1,0 +1,109 @@
+import { createReplica, type Replica } from '@chorus/client'
+import { afterEach, describe, expect, inject, it } from 'vitest'
+
+// Two replicas on one database in one page are two tabs as far as IndexedDB, Web Locks and
+// BroadcastChannel are concerned: each has its own connection, lock requests and channel.
+
+const url = inject('relayUrl')
+let run = 0
+const open: Replica[] = []
+
+function unique(prefix: string): string {
+  run += 1
+  return `${prefix}-${Date.now().toString(36)}-${run}`
+}
+
+async function tab(space: string, dbName: string): Promise<Replica> {
+  const replica = await createReplica({ space, url, dbName, resolvers: { notes: 'lww' } })
+  open.push(replica)
+  return replica
+}
+
+async function until(check: () => boolean | Promise<boolean>, what: string, ms = 15_000): Promise<void> {
+  const deadline = Date.now() + ms
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
+    await new Promise((resolve) => setTimeout(resolve, 25))
+  }
+}
+
+afterEach(async () => {
+  await Promise.all(open.splice(0).map((replica) => replica.close()))
+})
+
+describe('tabs that share one replica (real Chromium: IndexedDB, Web Locks, BroadcastChannel)', () => {
+  it('one tab connects; a write in the other is uploaded through it and shows in both at once', async () => {
+    const space = unique('tabs')
+    const db = unique('db')
+    const first = await tab(space, db)
+    await first.synced()
+    const second = await tab(space, db)
+    const device = await tab(space, unique('other-device'))
+    expect(second.replicaId).toBe(first.replicaId)
+
+    const seenByFirst: string[][] = []
+    first.collection('notes').subscribe((rows) => seenByFirst.push(rows.map((row) => row.id)))
+    await second.collection('notes').put('from-second', { title: 'written in the second tab' })
+    await until(() => seenByFirst.some((ids) => ids.includes('from-second')), 'the first tab to see it')
+    await until(
+      async () => (await device.collection('notes').get('from-second')) !== undefined,
+      'the other device to receive it',
+    )
+    await second.synced()
+    expect(second.pending).toBe(0)
+    expect(first.status).toBe('synced')
+    expect(second.status).toBe('synced')
+  })
+
+  it('when the connected tab closes, the other takes over and keeps syncing', async () => {
+    const space = unique('takeover')
+    const db = unique('db')
+    const first = await tab(space, db)
+    await first.synced()
+    const second = await tab(space, db)
+    const device = await tab(space, unique('other-device'))
+    await first.collection('notes').put('before', { n: 1 })
+    await first.synced()
+
+    await first.close()
+    await second.collection('notes').put('after', { n: 2 })
+    await until(
+      async () => (await device.collection('notes').get('after')) !== undefined,
+      'the write after the takeover to reach the other device',
+    )
+    await device.collection('notes').put('back', { n: 3 })
+    await until(
+      async () => (await second.collection('notes').get('back')) !== undefined,
+      'the reply to arrive',
+    )
+    await second.synced()
+    expect(second.status).toBe('synced')
+  })
+
+  it('Work offline in one tab holds the shared connection; both tabs show offline, and online again', async () => {
+    const space = unique('offline')
+    const db = unique('db')
+    const first = await tab(space, db)
+    await first.synced()
+    const second = await tab(space, db)
+    await until(() => second.status === 'synced', 'the second tab to hear the leader')
+
+    second.disconnect()
+    await until(() => first.status === 'offline' && second.status === 'offline', 'both tabs offline')
+    await second.collection('notes').put('offline-write', { n: 1 })
+    await until(() => first.pending === 1, 'the pending count in the connected tab')
+    second.connect()
+    await second.synced()
+    expect(first.pending).toBe(0)
+  })
+
+  it('tabs: false keeps the old rule: a second replica on the database fails its first write loudly', async () => {
+    const space = unique('exclusive')
+    const db = unique('db')
+    const a = await createReplica({ space, url, dbName: db, tabs: false })
+    const b = await createReplica({ space, url, dbName: db, tabs: false })
+    open.push(a, b)
+    await a.collection('notes').put('x', { n: 1 })
+    await expect(b.collection('notes').put('y', { n: 2 })).rejects.toMatchObject({ code: 'storage-failed' })
+  })
+})
