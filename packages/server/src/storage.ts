@@ -24,6 +24,19 @@ export interface NodeStorage<TRecord> {
   load(): Promise<readonly TRecord[]>
   /** Appends `records` atomically; see the fencing rule for `epoch`. */
   append(records: readonly TRecord[], epoch: number | null): Promise<AppendResult>
+  /**
+   * Optional group commit: the appends, in order, as one atomic and durable unit — all stored
+   * or none. The fencing rule applies to each in turn (an earlier one's epoch counts for a later
+   * one); if any would be refused, nothing is stored and the result is that refusal. A runtime
+   * uses it to make one commit (one fsync) of the appends of several inputs.
+   */
+  appendAll?(appends: readonly PendingAppend<TRecord>[]): Promise<AppendResult>
+}
+
+/** One append of a group commit (see {@link NodeStorage.appendAll}). */
+export interface PendingAppend<TRecord> {
+  readonly records: readonly TRecord[]
+  readonly epoch: number | null
 }
 
 /** The outcome of {@link NodeStorage.append}. */

@@ -80,6 +80,57 @@ describe.each(seeds)('chorus-compare, SEED=%i (replay with SEED=n)', (seed) => {
     }
   })
 
+  it('semi-sync (5 nodes, 1 ack, elections need 4 votes) loses only writes acknowledged after a counted fallback', () => {
+    for (const r of runs.get(seed) ?? []) {
+      if (r.mode !== 'single-leader-semi-sync') continue
+      expect(r.lostAcknowledged, r.scenario).toBeLessThanOrEqual(r.fallbacks)
+    }
+    expect(row(seed, 'partition', 'single-leader-semi-sync').lostAcknowledged).toBe(0)
+    expect(row(seed, 'leader-crash', 'single-leader-semi-sync').fallbacks).toBeGreaterThan(0)
+  })
+
+  it('lag: reading back a write at an async follower can be stale; leader reads never are', () => {
+    const async = row(seed, 'lag', 'single-leader-async')
+    expect(async.nearestReads).toBeGreaterThan(0)
+    expect(async.staleNearestReads).toBeGreaterThan(0)
+    for (const design of [
+      'single-leader-async',
+      'single-leader-semi-sync',
+      'single-leader-sync',
+      'single-leader-chain',
+    ]) {
+      const r = row(seed, 'lag', design)
+      // Every stale read was a follower read: the leader's reads (primary route) never are.
+      expect(r.staleReads, design).toBe(r.staleNearestReads)
+    }
+    // A multi-leader replica reads its own writes locally, and a W2 R2 quorum overlaps them.
+    expect(row(seed, 'lag', 'multi-leader').staleReads).toBe(0)
+    expect(row(seed, 'lag', 'quorum-n3w2r2').staleReads).toBe(0)
+    // The slow link slows the chain (the far follower is in it), not the async leader.
+    expect(row(seed, 'lag', 'single-leader-chain').writeP99Ms).toBeGreaterThan(async.writeP99Ms ?? Infinity)
+  })
+
+  it('concurrent-writes: multi-leader and quorum surface the conflict and settle it; single-leader serialises', () => {
+    for (const design of ['multi-leader', 'quorum-n3w2r2', 'quorum-sloppy-n3w2r2']) {
+      const r = row(seed, 'concurrent-writes', design)
+      expect(r.conflicts, design).toBeGreaterThan(0)
+      expect(r.conflictsResolved, design).toBeGreaterThan(0)
+      expect(r.lostAcknowledged, design).toBe(0)
+    }
+    for (const design of [
+      'single-leader-async',
+      'single-leader-semi-sync',
+      'single-leader-sync',
+      'single-leader-chain',
+    ]) {
+      const r = row(seed, 'concurrent-writes', design)
+      expect(r.conflicts, design).toBe(0)
+      expect(r.conflictsResolved, design).toBe(0)
+      expect(r.staleReads, design).toBe(0)
+      expect(r.lostAcknowledged, design).toBe(0)
+    }
+  })
+
   it('every design converges once the faults are over, and each row is internally consistent', () => {
     for (const r of runs.get(seed) ?? []) {
       const label = `${r.scenario} / ${r.design}`
@@ -91,7 +142,22 @@ describe.each(seeds)('chorus-compare, SEED=%i (replay with SEED=n)', (seed) => {
       expect(r.bytesOnWire, label).toBeGreaterThan(0)
       if (r.scenario === 'none') expect(r.availability, label).toBe(1)
     }
-    expect(runs.get(seed)).toHaveLength(4 * 9)
+    expect(runs.get(seed)).toHaveLength(6 * 9)
+    const modes = [
+      'multi-leader',
+      'single-leader-async',
+      'single-leader-semi-sync',
+      'single-leader-sync',
+      'quorum',
+      'quorum-sloppy',
+    ]
+    for (const r of runs.get(seed) ?? []) {
+      expect(modes, r.design).toContain(r.mode)
+      expect(r.acceptedDuringPartition, r.scenario).toBe(
+        r.scenario === 'partition' ? r.acceptedDuringFault : 0,
+      )
+      expect(r.staleNearestReads).toBeLessThanOrEqual(Math.min(r.staleReads, r.nearestReads))
+    }
   })
 })
 
@@ -134,7 +200,7 @@ describe('chorus-compare, the harness itself', () => {
 
   it('formats one table per scenario', () => {
     const table = formatCompareTable(runs.get(seeds[0] as number) ?? [])
-    expect(table.match(/^### /gm)).toHaveLength(4)
+    expect(table.match(/^### /gm)).toHaveLength(6)
     expect(table).toContain('| multi-leader |')
     expect(table).toMatch(/virtual milliseconds/)
   })
@@ -165,16 +231,26 @@ describe('chorus-compare command line', () => {
     ])
     for (const r of rows) {
       for (const field of [
+        'scenario',
+        'mode',
         'writeP50Ms',
         'writeP99Ms',
         'staleReads',
-        'acceptedDuringFault',
+        'acceptedDuringPartition',
         'lostAcknowledged',
         'conflicts',
         'bytesOnWire',
       ]) {
         expect(r, field).toHaveProperty(field)
       }
+      expect([
+        'multi-leader',
+        'single-leader-async',
+        'single-leader-semi-sync',
+        'single-leader-sync',
+        'quorum',
+        'quorum-sloppy',
+      ]).toContain(r.mode)
     }
   })
 

@@ -1,7 +1,13 @@
 import { checkLinearizable, seedFromEnv } from '@chorus/testkit'
 import { describe, expect, it } from 'vitest'
 import type { ReplicationMode } from '../src/single-leader/config.js'
-import { type FaultScript, runSingleLeader, type SingleLeaderRunOptions } from './single-leader-workload.js'
+import { createSingleLeaderConfig, electionQuorumOf } from '../src/single-leader/config.js'
+import {
+  type FaultScript,
+  majoritySideLeaders,
+  runSingleLeader,
+  type SingleLeaderRunOptions,
+} from './single-leader-workload.js'
 
 const replay = seedFromEnv(process.env, 0)
 /** Totals over a sweep are only asserted on a full sweep, not when one seed is replayed. */
@@ -92,6 +98,44 @@ describe('single-leader under faults (seeded)', () => {
     if (!fullSweep) return
     expect(totals.fallbacks).toBeGreaterThan(0)
     expect(totals.lost).toBeGreaterThan(0)
+  })
+
+  describe('semi-sync on 5 nodes: elections need max(majority, N − acks) votes', () => {
+    const nodes = ['n1', 'n2', 'n3', 'n4', 'n5']
+    it('asks 4 votes of 5 for 1 ack, a majority from 2 acks up', () => {
+      const quorum = (replication: ReplicationMode, members = nodes) =>
+        electionQuorumOf(createSingleLeaderConfig({ nodes: members, replication }))
+      const semi = (acks: number) => ({ mode: 'semi-sync', acks, timeoutMs: 50 }) as const
+      expect([1, 2, 3, 4].map((acks) => quorum(semi(acks)))).toEqual([4, 3, 3, 3])
+      expect(quorum({ mode: 'async' })).toBe(3)
+      expect(quorum(semi(1), ['a', 'b', 'c'])).toBe(2)
+    })
+
+    for (const acks of [1, 2]) {
+      for (const faults of ['minority-leader', 'leader-crash', 'chaos'] as FaultScript[]) {
+        it(`acks ${acks}, ${faults}: no write acknowledged 'replicated' is lost`, async () => {
+          const totals = await sweep(
+            faults === 'chaos' ? 10 : 15,
+            { replication: { mode: 'semi-sync', acks, timeoutMs: 40 }, faults, nodes: 5 },
+            (run, label) => {
+              expect(run.report.lostLeaderOnlyWrites, label).toBe(run.report.lostAcknowledgedWrites)
+              expect(run.report.lostAcknowledgedWrites, label).toBeLessThanOrEqual(
+                run.report.semiSyncFallbacks,
+              )
+              expect(run.report.staleEpochWritesAcknowledged, label).toBe(0)
+              if (faults === 'minority-leader' && acks === 1) {
+                // Three of five cannot elect: a write only n-leader and its buddy hold stays safe.
+                expect(majoritySideLeaders.get(run.sim) ?? [], label).toEqual([])
+              }
+            },
+          )
+          if (!fullSweep) return
+          expect(totals.acknowledged).toBeGreaterThan(100)
+          if (faults === 'minority-leader' && acks === 2)
+            expect(totals.leaderships).toBeGreaterThan(totals.runs)
+        })
+      }
+    }
   })
 
   it('async measurably loses acknowledged writes when the leader dies before replicating', async () => {

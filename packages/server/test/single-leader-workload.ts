@@ -17,6 +17,11 @@ export type FaultScript =
    * for a while, then crashes; it restarts once a new leader is in place.
    */
   | 'leader-crash'
+  /**
+   * The leader, one follower and every client are cut off from the other members for 1.5 s,
+   * then healed: the minority side keeps the clients, the majority side may elect.
+   */
+  | 'minority-leader'
 
 /** Options of one seeded single-leader run. */
 export interface SingleLeaderRunOptions {
@@ -82,7 +87,9 @@ export async function runSingleLeader(options: SingleLeaderRunOptions): Promise<
       ? chaosScript(sim, plan.fork('faults'), stopAt, actions)
       : options.faults === 'leader-crash'
         ? leaderCrashScript(sim, plan.fork('faults'), actions)
-        : Promise.resolve()
+        : options.faults === 'minority-leader'
+          ? minorityLeaderScript(sim, plan.fork('faults'), actions)
+          : Promise.resolve()
   await sim.run(durationMs)
   await sim.until(script)
   sim.heal()
@@ -160,6 +167,30 @@ async function leaderCrashScript(sim: SingleLeaderSim, prng: Prng, actions: stri
   await sleep(sim, 1_000)
   await sim.restart(leader)
 }
+
+async function minorityLeaderScript(sim: SingleLeaderSim, prng: Prng, actions: string[]): Promise<void> {
+  await sleep(sim, prng.int(600, 1_000))
+  const leader = sim.leader()
+  if (leader === undefined) return
+  const nodes = sim.config.nodes
+  const buddy = nodes[(nodes.indexOf(leader) + 1) % nodes.length] as string
+  const majority = nodes.filter((node) => node !== leader && node !== buddy)
+  actions.push(`${sim.network.now()}: cut ${leader}, ${buddy} and the clients off ${majority.join(', ')}`)
+  sim.partition([[leader, buddy, ...clientsOf(sim)], majority])
+  majoritySideLeaders.set(sim, [])
+  const watch = async () => {
+    for (let t = 0; t < 1_500; t += 50) {
+      const elected = majority.find((node) => sim.host(node).state?.role === 'leader')
+      if (elected !== undefined) majoritySideLeaders.get(sim)?.push(elected)
+      await sleep(sim, 50)
+    }
+  }
+  await watch()
+  sim.heal()
+}
+
+/** Leaders seen on the majority side during a `minority-leader` split, per run. */
+export const majoritySideLeaders = new WeakMap<SingleLeaderSim, string[]>()
 
 function clientsOf(sim: SingleLeaderSim): string[] {
   return sim.network.nodes().filter((name) => !sim.config.nodes.includes(name as never))

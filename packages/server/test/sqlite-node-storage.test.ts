@@ -113,6 +113,31 @@ describe('SqliteNodeStorage', () => {
     }
   })
 
+  it('group commits appends in one transaction: all stored, or none when one of them is fenced', async () => {
+    const path = freshPath()
+    const storage = new SqliteNodeStorage<TestRecord>(path, { fsync: false })
+    try {
+      const group = [
+        { records: [{ type: 'entry', n: 1 }], epoch: 1 },
+        { records: [{ type: 'entry', n: 2 }], epoch: null },
+        { records: [{ type: 'entry', n: 3 }], epoch: 2 },
+      ] as const
+      expect(await storage.appendAll(group)).toEqual({ ok: true })
+      expect(storage.stats).toMatchObject({ appends: 3, commits: 1, records: 3 })
+      // The first append raised the fence to 2 within the group; an older one later in it
+      // refuses the whole group.
+      const refused = await storage.appendAll([
+        { records: [{ type: 'entry', n: 4 }], epoch: 3 },
+        { records: [{ type: 'entry', n: 5 }], epoch: 2 },
+      ])
+      expect(refused).toEqual({ ok: false, reason: 'fenced', epoch: 3 })
+      expect((await storage.load()).map((record) => record.n)).toEqual([1, 2, 3])
+      expect(storage.epoch).toBe(2)
+    } finally {
+      storage.close()
+    }
+  })
+
   it('keeps every acknowledged append when its process is killed with SIGKILL mid-stream', async () => {
     const path = freshPath()
     const child = spawn(

@@ -5,7 +5,7 @@ import { isChorusError } from '@chorus/core'
 import type { LoopbackNode } from '../node/loopback-cluster.js'
 import { LoopbackCluster } from '../node/loopback-cluster.js'
 import { createQuorumConfig, type QuorumConfigInput, type ReadRepairMode } from '../quorum/config.js'
-import { createSingleLeaderConfig, type ReplicationMode } from '../single-leader/config.js'
+import { createSingleLeaderConfig, electionQuorumOf, type ReplicationMode } from '../single-leader/config.js'
 import {
   type CliIo,
   ExitCode,
@@ -107,8 +107,8 @@ export function parseClusterArgs(argv: readonly string[]): ClusterPlan {
           : { mode }
       ) as ReplicationMode
       settings = { replication, ...(values['no-fencing'] === true ? { fencing: false } : {}) }
-      createSingleLeaderConfig({ nodes, ...settings })
-      summary = `single-leader, ${count} nodes, ${mode}${mode === 'semi-sync' ? ` (${(replication as { acks: number }).acks} acks)` : ''}${values['no-fencing'] === true ? ', fencing OFF (split brain possible)' : ''}`
+      const checked = createSingleLeaderConfig({ nodes, ...settings })
+      summary = `single-leader, ${count} nodes, ${mode}${mode === 'semi-sync' ? ` (${(replication as { acks: number }).acks} acks)` : ''}, elections need ${electionQuorumOf(checked)} of ${count} votes${values['no-fencing'] === true ? ', fencing OFF (split brain possible)' : ''}`
     } else {
       const input: Omit<QuorumConfigInput, 'nodes'> = {
         ...(values.n === undefined ? {} : { replicas: intFlag('n', values.n, 3, 1, 32) }),

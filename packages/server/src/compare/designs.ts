@@ -4,13 +4,17 @@ import { QuorumTarget } from './quorum-target.js'
 import { SingleLeaderTarget } from './single-leader-target.js'
 import type { CompareTarget } from './target.js'
 
-/** The `mode` column of a comparison row: the design family and, for single-leader, its replication. */
+/**
+ * The `mode` of a comparison row: the design family and, for single-leader, its replication.
+ * Variants share a mode and differ in their design name: chain replication is a
+ * `single-leader-sync` mode (a write waits for every node), and each quorum setting is
+ * `quorum` or `quorum-sloppy`.
+ */
 export type CompareMode =
   | 'multi-leader'
   | 'single-leader-async'
   | 'single-leader-semi-sync'
   | 'single-leader-sync'
-  | 'single-leader-chain'
   | 'quorum'
   | 'quorum-sloppy'
 
@@ -33,7 +37,7 @@ function singleLeader(mode: 'async' | 'semi-sync' | 'sync' | 'chain', settings: 
     mode === 'semi-sync' ? ({ mode, acks: 1, timeoutMs: 100 } as const) : ({ mode } as const)
   return {
     name: `single-leader-${mode}`,
-    mode: `single-leader-${mode}`,
+    mode: mode === 'chain' ? 'single-leader-sync' : `single-leader-${mode}`,
     settings,
     create: (seed, clients) =>
       new SingleLeaderTarget({
@@ -76,7 +80,7 @@ export const compareDesigns: readonly CompareDesign[] = [
     create: (seed, clients) => new MultiLeaderTarget({ seed, clients, ackSampleMs: 5 }),
   },
   singleLeader('async', '5 nodes, ack on the leader’s disk'),
-  singleLeader('semi-sync', '5 nodes, 1 follower ack, 100 ms timeout'),
+  singleLeader('semi-sync', '5 nodes, 1 follower ack, 100 ms timeout, 4 votes elect'),
   singleLeader('sync', '5 nodes, majority ack'),
   singleLeader('chain', '5 nodes, tail ack'),
   quorum(3, 2, 2, false),

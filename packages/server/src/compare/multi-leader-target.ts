@@ -1,6 +1,6 @@
 import { coversDot, type JsonObject, recordContext, recordKey, type VersionVector } from '@chorus/core'
 import { createSimCluster, type Scheduler, type SimCluster } from '@chorus/testkit'
-import type { CompareTarget, OperationOutcome } from './target.js'
+import { type CompareTarget, type OperationOutcome, utf8Length } from './target.js'
 
 const COLLECTION = 'compare'
 const HUB = 'hub'
@@ -32,6 +32,7 @@ export class MultiLeaderTarget implements CompareTarget {
   private bytes = 0
   private counting = false
   private pending: PendingAck[] = []
+  private slowed: (readonly [string, string, number])[] = []
   private readonly ackLatencies: number[] = []
 
   constructor(options: MultiLeaderTargetOptions) {
@@ -58,19 +59,26 @@ export class MultiLeaderTarget implements CompareTarget {
       retransmitMs: 500,
     })
     this.cluster.net.onTrace = (event) => {
-      if (this.counting && event.type === 'send') this.bytes += event.message.frame.length
+      if (this.counting && event.type === 'send') this.bytes += utf8Length(event.message.frame)
     }
     for (let waited = 0; waited < 10_000 && !(await this.sim.settled()); waited += 50) await this.sim.run(50)
     this.sampleAcks()
   }
 
   async write(client: string, key: string, value: string): Promise<OperationOutcome> {
-    const change = await this.local(() =>
-      this.sim.write(client, COLLECTION, key, { type: 'put', value: { v: value } }),
-    )
-    if (change === undefined) return { ok: false, maybeApplied: false }
-    this.pending.push({ replica: change.dot[0], counter: change.dot[1], at: this.scheduler.now() })
-    return { ok: true }
+    const engine = this.sim.engine(client)
+    if (engine === null) return { ok: false, maybeApplied: false }
+    // A local write's context is everything its replica holds of the record: it supersedes
+    // every sibling there, so one made over two or more settles a conflict.
+    const written = await this.local(async () => {
+      const before = await engine.record(COLLECTION, key)
+      const change = await this.sim.write(client, COLLECTION, key, { type: 'put', value: { v: value } })
+      return { change, superseded: before?.versions.length ?? 0 }
+    })
+    if (written.change === undefined) return { ok: false, maybeApplied: false }
+    const { dot } = written.change
+    this.pending.push({ replica: dot[0], counter: dot[1], at: this.scheduler.now() })
+    return { ok: true, superseded: written.superseded }
   }
 
   async read(client: string, key: string): Promise<OperationOutcome> {
@@ -91,6 +99,21 @@ export class MultiLeaderTarget implements CompareTarget {
   heal(): void {
     this.sim.net.heal()
     this.sim.net.setFaults({ loss: 0 })
+    for (const [from, to, latencyMs] of this.slowed) this.sim.net.setFaults({ latencyMs }, from, to)
+    this.slowed = []
+  }
+
+  slowLink(extraMs: number): void {
+    const far = this.options.clients[0]
+    if (far === undefined) return
+    for (const [from, to] of [
+      [HUB, far],
+      [far, HUB],
+    ] as const) {
+      const latencyMs = this.sim.net.linkFaults(from, to).latencyMs
+      this.slowed.push([from, to, latencyMs])
+      this.sim.net.setFaults({ latencyMs: latencyMs + extraMs }, from, to)
+    }
   }
 
   stall(): void {

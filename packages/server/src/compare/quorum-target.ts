@@ -1,7 +1,7 @@
 import type { Scheduler } from '@chorus/testkit'
 import { digestOf } from '../quorum/versions.js'
 import { QuorumSim } from '../sim/quorum-sim.js'
-import type { CompareTarget, OperationOutcome } from './target.js'
+import { type CompareTarget, type OperationOutcome, utf8Length } from './target.js'
 
 /** Options for {@link QuorumTarget}. */
 export interface QuorumTargetOptions {
@@ -29,6 +29,9 @@ export class QuorumTarget implements CompareTarget {
   private readonly options: QuorumTargetOptions
   private readonly coordinator = new Map<string, number>()
   private victim: string | null = null
+  /** Siblings in each client's last answer for a key (`client/key`). */
+  private readonly shown = new Map<string, number>()
+  private slowed: (readonly [string, string, number])[] = []
   private bytes = 0
   private counting = false
 
@@ -47,7 +50,7 @@ export class QuorumTarget implements CompareTarget {
       clientTimeoutMs: options.clientTimeoutMs,
     })
     this.sim.network.onTrace = (event) => {
-      if (this.counting && event.type === 'send') this.bytes += event.message.length
+      if (this.counting && event.type === 'send') this.bytes += utf8Length(event.message)
     }
     const spread = Math.max(
       1,
@@ -70,15 +73,24 @@ export class QuorumTarget implements CompareTarget {
   }
 
   async write(client: string, key: string, value: string): Promise<OperationOutcome> {
+    // The put carries the context of the client's last answer for the key: it supersedes the
+    // siblings that answer showed.
+    const shown = this.shown.get(`${client}/${key}`) ?? 0
     const outcome = await this.sim.client(client).put(this.node(client), key, value)
-    if (outcome.ok) return { ok: true }
+    if (outcome.ok) {
+      this.shown.set(`${client}/${key}`, outcome.values.length)
+      return { ok: true, superseded: shown }
+    }
     this.moveOn(client, outcome.reason)
     return { ok: false, maybeApplied: outcome.maybeApplied }
   }
 
   async read(client: string, key: string): Promise<OperationOutcome> {
     const outcome = await this.sim.client(client).get(this.node(client), key)
-    if (outcome.ok) return { ok: true, value: outcome.value, siblings: outcome.values.length }
+    if (outcome.ok) {
+      this.shown.set(`${client}/${key}`, outcome.values.length)
+      return { ok: true, value: outcome.value, siblings: outcome.values.length }
+    }
     this.moveOn(client, outcome.reason)
     return { ok: false, maybeApplied: false }
   }
@@ -94,6 +106,21 @@ export class QuorumTarget implements CompareTarget {
   heal(): void {
     this.sim.heal()
     this.sim.network.setFaults({ loss: 0 })
+    for (const [from, to, latencyMs] of this.slowed) this.sim.network.setFaults({ latencyMs }, from, to)
+    this.slowed = []
+  }
+
+  slowLink(extraMs: number): void {
+    const [central, far] = this.options.nodes
+    if (central === undefined || far === undefined) return
+    for (const [from, to] of [
+      [central, far],
+      [far, central],
+    ] as const) {
+      const latencyMs = this.sim.network.linkFaults(from, to).latencyMs
+      this.slowed.push([from, to, latencyMs])
+      this.sim.network.setFaults({ latencyMs: latencyMs + extraMs }, from, to)
+    }
   }
 
   stall(): void {

@@ -2,8 +2,14 @@ import { ChorusError, ErrorCode } from '@chorus/core'
 import { createPrng, findStaleReads, type Scheduler } from '@chorus/testkit'
 import { HistoryRecorder } from '../sim/sim-client.js'
 import { type CompareDesign, type CompareMode, compareDesigns } from './designs.js'
-import { type CompareScenario, compareScenarios, type FaultWindow, type ScenarioName } from './scenarios.js'
-import { type CompareTarget, clientNames, sleep } from './target.js'
+import {
+  type CompareScenario,
+  compareScenarios,
+  type FaultWindow,
+  ROUND_MS,
+  type ScenarioName,
+} from './scenarios.js'
+import { type CompareTarget, clientNames, type ReadRoute, sleep } from './target.js'
 
 /** The workload and timeline of a comparison (every time in virtual ms). */
 export interface CompareOptions {
@@ -25,6 +31,9 @@ export interface CompareOptions {
   /** How long to wait for replicas to converge after the last operation (default 20000). */
   readonly convergeWithinMs?: number
 }
+
+/** The key both sites write in the `contended` workload. */
+const SHARED_KEY = 'shared'
 
 /** One design under one scenario: what the comparison measured. Latencies are virtual ms. */
 export interface CompareRow {
@@ -55,12 +64,22 @@ export interface CompareRow {
   readonly serverAckP99Ms: number | null
   /** Reads that returned a value a write completed before the read began had already replaced. */
   readonly staleReads: number
+  /** Reads on the `nearest` route (a follower, for single-leader; only the `lag` workload makes them). */
+  readonly nearestReads: number
+  /** Of {@link staleReads}, those on the `nearest` route; the rest were on the `primary` route. */
+  readonly staleNearestReads: number
   /** Writes acknowledged that were issued while the fault was in force. */
   readonly acceptedDuringFault: number
+  /** Writes acknowledged that were issued while a partition was in force (0 in other scenarios). */
+  readonly acceptedDuringPartition: number
   /** Acknowledged writes no replica reflects at the end. */
   readonly lostAcknowledged: number
-  /** Reads that surfaced concurrent versions (siblings) instead of one value. */
+  /** Semi-sync writes acknowledged on the leader alone after the ack timeout (0 for other designs). */
+  readonly fallbacks: number
+  /** Conflicts surfaced: reads that returned concurrent versions (siblings) instead of one value. */
   readonly conflicts: number
+  /** Conflicts resolved: acknowledged writes that superseded two or more siblings (its writer's replica held them, or its writer's last answer showed them). */
+  readonly conflictsResolved: number
   /** From the last operation's end until every replica held the same data; null if not within the limit. */
   readonly convergenceMs: number | null
   /** Bytes of every frame sent (clients' and servers') from the workload's start to convergence. */
@@ -70,10 +89,14 @@ export interface CompareRow {
 interface OperationRecord {
   readonly client: string
   readonly kind: 'write' | 'read'
+  readonly route: ReadRoute
+  /** The operation's invocation number in the recorded history. */
+  readonly invoke: number
   readonly invokedAt: number
   readonly completedAt: number
   readonly ok: boolean
   readonly siblings: number
+  readonly superseded: number
 }
 
 /**
@@ -112,28 +135,57 @@ export async function runOne(
   scenario.schedule(target, t0, window)
   const recorder = new HistoryRecorder()
   const operations: OperationRecord[] = []
+  const stopAt = t0 + settings.durationMs
+  const operate = async (
+    client: string,
+    kind: 'write' | 'read',
+    key: string,
+    value: string,
+    route: ReadRoute,
+  ) => {
+    const invokedAt = scheduler.now()
+    const handle = recorder.invoke(client, key, kind, kind === 'write' ? value : undefined, invokedAt)
+    const outcome =
+      kind === 'write' ? await target.write(client, key, value) : await target.read(client, key, route)
+    const completedAt = scheduler.now()
+    if (outcome.ok) recorder.complete(handle, 'ok', completedAt, outcome.value ?? undefined)
+    else recorder.complete(handle, outcome.maybeApplied ? 'unknown' : 'failed', completedAt)
+    operations.push({
+      client,
+      kind,
+      route,
+      invoke: handle,
+      invokedAt: invokedAt - t0,
+      completedAt: completedAt - t0,
+      ok: outcome.ok,
+      siblings: outcome.ok ? (outcome.siblings ?? 1) : 0,
+      superseded: outcome.ok ? (outcome.superseded ?? 0) : 0,
+    })
+    return outcome.ok
+  }
   const workload = createPrng(options.seed).fork('workload')
-  const loops = clients.map(async (client) => {
+  const loops = clients.map(async (client, index) => {
     const prng = workload.fork(client)
-    for (let n = 1; scheduler.now() < t0 + settings.durationMs; n++) {
-      const key = `k${prng.int(1, settings.keys)}`
-      const kind = prng.bool(settings.writeRatio) ? 'write' : 'read'
+    for (let n = 1; scheduler.now() < stopAt; n++) {
       const value = `${client}.${n}`
-      const invokedAt = scheduler.now()
-      const handle = recorder.invoke(client, key, kind, kind === 'write' ? value : undefined, invokedAt)
-      const outcome =
-        kind === 'write' ? await target.write(client, key, value) : await target.read(client, key)
-      const completedAt = scheduler.now()
-      if (outcome.ok) recorder.complete(handle, 'ok', completedAt, outcome.value ?? undefined)
-      else recorder.complete(handle, outcome.maybeApplied ? 'unknown' : 'failed', completedAt)
-      operations.push({
-        client,
-        kind,
-        invokedAt: invokedAt - t0,
-        completedAt: completedAt - t0,
-        ok: outcome.ok,
-        siblings: outcome.ok ? (outcome.siblings ?? 1) : 0,
-      })
+      if (scenario.workload === 'contended') {
+        // Both sites start each round at the same moment; the others only watch the key.
+        const round = t0 + Math.ceil((scheduler.now() - t0 + 1) / ROUND_MS) * ROUND_MS
+        await sleep(scheduler, round - scheduler.now())
+        if (scheduler.now() >= stopAt) break
+        await operate(client, 'read', SHARED_KEY, value, 'primary')
+        if (index < 2) await operate(client, 'write', SHARED_KEY, value, 'primary')
+        continue
+      }
+      const key = `k${prng.int(1, settings.keys)}`
+      if (scenario.workload === 'read-after-write') {
+        if (await operate(client, 'write', key, value, 'primary')) {
+          await operate(client, 'read', key, value, 'nearest')
+          await operate(client, 'read', key, value, 'primary')
+        }
+      } else {
+        await operate(client, prng.bool(settings.writeRatio) ? 'write' : 'read', key, value, 'primary')
+      }
       await sleep(scheduler, prng.int(0, 2 * settings.thinkMs))
     }
   })
@@ -171,6 +223,13 @@ function summarize(
   const during = (op: OperationRecord) => op.invokedAt >= window.startMs && op.invokedAt < window.endMs
   const writes = latencies('write')
   const serverAcks = target.serverAckLatencies?.() ?? writes
+  const history = recorder.history()
+  const stale = new Set(findStaleReads(history).map((found) => found.read.invoke))
+  const isStale = (op: OperationRecord) => stale.has(history[op.invoke]?.invoke ?? -1)
+  const nearest = operations.filter((op) => op.kind === 'read' && op.route === 'nearest')
+  const acceptedDuringFault = scenario.faulty
+    ? operations.filter((op) => op.kind === 'write' && op.ok && during(op)).length
+    : 0
   return {
     scenario: scenario.name,
     mode: design.mode,
@@ -191,12 +250,15 @@ function summarize(
     readP99Ms: percentile(latencies('read'), 99),
     serverAckP50Ms: percentile(serverAcks, 50),
     serverAckP99Ms: percentile(serverAcks, 99),
-    staleReads: findStaleReads(recorder.history()).length,
-    acceptedDuringFault: scenario.faulty
-      ? operations.filter((op) => op.kind === 'write' && op.ok && during(op)).length
-      : 0,
+    staleReads: stale.size,
+    nearestReads: nearest.length,
+    staleNearestReads: nearest.filter(isStale).length,
+    acceptedDuringFault,
+    acceptedDuringPartition: scenario.name === 'partition' ? acceptedDuringFault : 0,
     lostAcknowledged: end.lostAcknowledged,
+    fallbacks: target.fallbacks?.() ?? 0,
     conflicts: operations.filter((op) => op.kind === 'read' && op.siblings > 1).length,
+    conflictsResolved: operations.filter((op) => op.kind === 'write' && op.ok && op.superseded > 1).length,
     convergenceMs: end.convergenceMs,
     bytesOnWire: target.bytesOnWire(),
   }

@@ -2,7 +2,25 @@ import { ChorusError, ErrorCode } from '@chorus/core'
 import type { CompareTarget } from './target.js'
 
 /** The name of a fault scenario. */
-export type ScenarioName = 'none' | 'partition' | 'leader-crash' | 'lossy-link'
+export type ScenarioName = 'none' | 'partition' | 'leader-crash' | 'lossy-link' | 'lag' | 'concurrent-writes'
+
+/**
+ * What the clients do.
+ *
+ * - `mixed`: each client, one operation at a time, writes or reads (primary route) a random key.
+ * - `read-after-write`: each client writes a random key, then at once reads it back on the
+ *   `nearest` route, then on the `primary` route.
+ * - `contended`: in rounds every {@link ROUND_MS}, the two sites `c1` and `c2` each read one
+ *   shared key and write it (at the same moment, so their writes are concurrent); the other
+ *   clients only read it.
+ */
+export type Workload = 'mixed' | 'read-after-write' | 'contended'
+
+/** The period of a `contended` round (virtual ms). */
+export const ROUND_MS = 100
+
+/** Extra one-way latency of the slow link in `lag` (virtual ms). */
+export const SLOW_LINK_MS = 150
 
 /** When the fault of a scenario is in force, relative to the start of the workload (virtual ms). */
 export interface FaultWindow {
@@ -17,6 +35,7 @@ export interface CompareScenario {
   /** Schedules the faults on the target's clock, from `t0`; the window is null without a fault. */
   schedule(target: CompareTarget, t0: number, window: FaultWindow): void
   readonly faulty: boolean
+  readonly workload: Workload
 }
 
 /** How long the central node is stalled before it crashes in `leader-crash`. */
@@ -28,6 +47,7 @@ export const compareScenarios: readonly CompareScenario[] = [
     name: 'none',
     description: 'no fault',
     faulty: false,
+    workload: 'mixed',
     schedule: () => {},
   },
   {
@@ -35,6 +55,7 @@ export const compareScenarios: readonly CompareScenario[] = [
     description:
       'c1 and two of five servers (the leader among them; the relay stays with the majority) are cut off from the rest, then healed',
     faulty: true,
+    workload: 'mixed',
     schedule: (target, t0, window) => {
       target.scheduler.at(t0 + window.startMs, () => target.partition())
       target.scheduler.at(t0 + window.endMs, () => target.heal())
@@ -44,6 +65,7 @@ export const compareScenarios: readonly CompareScenario[] = [
     name: 'leader-crash',
     description: `the leader (single-leader), node n1 (quorum) or the relay (multi-leader) stops sending to its peers, crashes ${STALL_MS} ms later and restarts from its disk at the end of the window`,
     faulty: true,
+    workload: 'mixed',
     schedule: (target, t0, window) => {
       target.scheduler.at(t0 + window.startMs, () => target.stall())
       target.scheduler.at(t0 + window.startMs + STALL_MS, () => target.crash())
@@ -54,10 +76,28 @@ export const compareScenarios: readonly CompareScenario[] = [
     name: 'lossy-link',
     description: 'every link (client links included) drops 30% of messages, then recovers',
     faulty: true,
+    workload: 'mixed',
     schedule: (target, t0, window) => {
       target.scheduler.at(t0 + window.startMs, () => target.setLoss(0.3))
       target.scheduler.at(t0 + window.endMs, () => target.heal())
     },
+  },
+  {
+    name: 'lag',
+    description: `read-after-write: every write is read back at once from the nearest copy, then from the primary; the link between the central node and c1’s copy (its follower, n2, its replica) is ${SLOW_LINK_MS} ms slower each way during the fault`,
+    faulty: true,
+    workload: 'read-after-write',
+    schedule: (target, t0, window) => {
+      target.scheduler.at(t0 + window.startMs, () => target.slowLink(SLOW_LINK_MS))
+      target.scheduler.at(t0 + window.endMs, () => target.heal())
+    },
+  },
+  {
+    name: 'concurrent-writes',
+    description: `two sites (c1 and c2, bound to different servers) read one shared key and write it at the same moment, every ${ROUND_MS} ms; the others read it`,
+    faulty: false,
+    workload: 'contended',
+    schedule: () => {},
   },
 ]
 

@@ -2,7 +2,7 @@ import type { Scheduler } from '@chorus/testkit'
 import { SingleLeaderSim } from '../sim/single-leader-sim.js'
 import type { ReplicationMode } from '../single-leader/config.js'
 import { readableData } from '../single-leader/state.js'
-import type { CompareTarget, OperationOutcome } from './target.js'
+import { type CompareTarget, type OperationOutcome, type ReadRoute, utf8Length } from './target.js'
 
 /** Options for {@link SingleLeaderTarget}. */
 export interface SingleLeaderTargetOptions {
@@ -22,6 +22,8 @@ export class SingleLeaderTarget implements CompareTarget {
   readonly sim: SingleLeaderSim
   private readonly options: SingleLeaderTargetOptions
   private victim: string | null = null
+  private firstLeader: string | null = null
+  private slowed: (readonly [string, string, number])[] = []
   private bytes = 0
   private counting = false
 
@@ -34,7 +36,7 @@ export class SingleLeaderTarget implements CompareTarget {
       clientTimeoutMs: options.clientTimeoutMs,
     })
     this.sim.network.onTrace = (event) => {
-      if (this.counting && event.type === 'send') this.bytes += event.message.length
+      if (this.counting && event.type === 'send') this.bytes += utf8Length(event.message)
     }
   }
 
@@ -47,6 +49,7 @@ export class SingleLeaderTarget implements CompareTarget {
     for (const client of this.options.clients) this.sim.client(client)
     await this.sim.awaitLeader()
     await this.sim.run(200)
+    this.firstLeader = this.sim.leader() ?? null
   }
 
   async write(client: string, key: string, value: string): Promise<OperationOutcome> {
@@ -54,8 +57,13 @@ export class SingleLeaderTarget implements CompareTarget {
     return outcome.ok ? { ok: true } : { ok: false, maybeApplied: outcome.maybeApplied }
   }
 
-  async read(client: string, key: string): Promise<OperationOutcome> {
-    const outcome = await this.sim.client(client).read(key)
+  async read(client: string, key: string, route: ReadRoute): Promise<OperationOutcome> {
+    const outcome =
+      route === 'primary'
+        ? await this.sim.client(client).read(key)
+        : await this.sim
+            .client(client)
+            .read(key, { node: this.follower(client), consistency: 'replica', minLsn: 0 })
     return outcome.ok ? { ok: true, value: outcome.value, siblings: 1 } : { ok: false, maybeApplied: false }
   }
 
@@ -72,6 +80,33 @@ export class SingleLeaderTarget implements CompareTarget {
   heal(): void {
     this.sim.heal()
     this.sim.network.setFaults({ loss: 0 })
+    for (const [from, to, latencyMs] of this.slowed) this.sim.network.setFaults({ latencyMs }, from, to)
+    this.slowed = []
+  }
+
+  slowLink(extraMs: number): void {
+    const leader = this.central()
+    const far = this.follower(this.options.clients[0] ?? '')
+    if (far === leader) return
+    for (const [from, to] of [
+      [leader, far],
+      [far, leader],
+    ] as const) {
+      const latencyMs = this.sim.network.linkFaults(from, to).latencyMs
+      this.slowed.push([from, to, latencyMs])
+      this.sim.network.setFaults({ latencyMs: latencyMs + extraMs }, from, to)
+    }
+  }
+
+  /**
+   * The follower `client` reads from on the `nearest` route: the k-th node after the leader
+   * at the start for the k-th client (`c1` reads from the node after the leader).
+   */
+  private follower(client: string): string {
+    const nodes = this.options.nodes
+    const index = Math.max(0, this.options.clients.indexOf(client))
+    const first = nodes.indexOf(this.firstLeader ?? (nodes[0] as string))
+    return nodes[(first + 1 + (index % (nodes.length - 1))) % nodes.length] as string
   }
 
   stall(): void {
@@ -111,6 +146,10 @@ export class SingleLeaderTarget implements CompareTarget {
     const state = leader === undefined ? null : this.sim.host(leader).state
     // Without a leader nothing can be read back: every acknowledged write counts as lost.
     return state === null ? this.sim.acknowledged.length : this.sim.lostWrites(state).length
+  }
+
+  fallbacks(): number {
+    return this.sim.report().semiSyncFallbacks
   }
 
   bytesOnWire(): number {

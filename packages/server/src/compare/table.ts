@@ -4,6 +4,12 @@ import { compareScenarios } from './scenarios.js'
 const ms = (value: number | null) => (value === null ? '—' : String(value))
 const pct = (value: number | null) => (value === null ? '—' : `${(value * 100).toFixed(1)}%`)
 
+/** Stale reads; with reads on the `nearest` route, how many of those were stale, of how many. */
+const staleCell = (row: CompareRow) =>
+  row.nearestReads === 0
+    ? String(row.staleReads)
+    : `${row.staleReads} (nearest ${row.staleNearestReads} of ${row.nearestReads})`
+
 /**
  * The comparison as Markdown: one table per scenario, one row per design, with a line saying
  * what the fault was and that latencies are virtual time.
@@ -15,12 +21,12 @@ export function formatCompareTable(rows: readonly CompareRow[]): string {
     if (group.length === 0) continue
     out.push(`### ${scenario.name}: ${scenario.description}`, '')
     out.push(
-      '| design | settings | ops | avail. | minority avail. | write p50/p99 ms | read p50/p99 ms | server ack p50/p99 ms | stale reads | writes in fault | lost acked | conflicts | converged after ms | KB on wire |',
+      '| design | settings | ops | avail. | minority avail. | write p50/p99 ms | read p50/p99 ms | server ack p50/p99 ms | stale reads | writes in fault | lost acked | conflicts surfaced / resolved | converged after ms | KB on wire |',
       '|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|',
     )
     for (const row of group) {
       out.push(
-        `| ${row.design} | ${row.settings} | ${row.operations} | ${pct(row.availability)} | ${pct(row.minorityAvailability)} | ${ms(row.writeP50Ms)} / ${ms(row.writeP99Ms)} | ${ms(row.readP50Ms)} / ${ms(row.readP99Ms)} | ${ms(row.serverAckP50Ms)} / ${ms(row.serverAckP99Ms)} | ${row.staleReads} | ${row.acceptedDuringFault} | ${row.lostAcknowledged} | ${row.conflicts} | ${ms(row.convergenceMs)} | ${(row.bytesOnWire / 1024).toFixed(0)} |`,
+        `| ${row.design} | ${row.settings} | ${row.operations} | ${pct(row.availability)} | ${pct(row.minorityAvailability)} | ${ms(row.writeP50Ms)} / ${ms(row.writeP99Ms)} | ${ms(row.readP50Ms)} / ${ms(row.readP99Ms)} | ${ms(row.serverAckP50Ms)} / ${ms(row.serverAckP99Ms)} | ${staleCell(row)} | ${row.acceptedDuringFault} | ${row.lostAcknowledged} | ${row.conflicts} / ${row.conflictsResolved} | ${ms(row.convergenceMs)} | ${(row.bytesOnWire / 1024).toFixed(0)} |`,
       )
     }
     out.push('')

@@ -1,10 +1,27 @@
 import type { JsonValue } from '@chorus/core'
 import type { Scheduler } from '@chorus/testkit'
 
-/** How one client operation ended, as the client saw it. */
+/**
+ * How one client operation ended, as the client saw it. `siblings`: how many versions a read
+ * returned. `superseded`: how many concurrent versions (siblings) a write replaced — 2 or more
+ * means the write settled a conflict its writer had been shown.
+ */
 export type OperationOutcome =
-  | { readonly ok: true; readonly value?: JsonValue | null; readonly siblings?: number }
+  | {
+      readonly ok: true
+      readonly value?: JsonValue | null
+      readonly siblings?: number
+      readonly superseded?: number
+    }
   | { readonly ok: false; readonly maybeApplied: boolean }
+
+/**
+ * Where a read goes. `primary`: the design's authoritative copy — the leader (a linearizable
+ * leader read) for single-leader. `nearest`: the copy a client would read for speed — a
+ * follower of its own, without a token, for single-leader. For quorum (R replies from the
+ * client's coordinator) and multi-leader (the client's local replica) both are the same read.
+ */
+export type ReadRoute = 'primary' | 'nearest'
 
 /**
  * One replication design under test, in simulation: the comparison drives every design
@@ -20,7 +37,7 @@ export interface CompareTarget {
   start(): Promise<void>
   write(client: string, key: string, value: string): Promise<OperationOutcome>
   /** A read; `value` is what the design gives an application (a register view), `siblings` how many versions it returned. */
-  read(client: string, key: string): Promise<OperationOutcome>
+  read(client: string, key: string, route: ReadRoute): Promise<OperationOutcome>
   /** Splits the servers so that `c1` and the nodes it is bound to are cut off from the rest. */
   partition(): void
   /** Ends a partition and every link fault. */
@@ -31,6 +48,12 @@ export interface CompareTarget {
   crash(): void
   /** That node restarts from its disk. */
   restart(): Promise<void>
+  /**
+   * Adds `extraMs` of latency, both ways, to one link: between the central node (the leader,
+   * node n1, the relay) and the copy `c1` reads from (its follower, node n2, its replica).
+   * {@link heal} removes it.
+   */
+  slowLink(extraMs: number): void
   /** Drops each message on every link with probability `rate`. */
   setLoss(rate: number): void
   /** True when every replica holds the same data and nothing is left to hand off. */
@@ -40,8 +63,25 @@ export interface CompareTarget {
   /** Bytes of every frame sent since the target started counting ({@link countBytesFromNow}). */
   bytesOnWire(): number
   countBytesFromNow(): void
+  /** Writes acknowledged on the leader alone after a semi-sync timeout (designs that can fall back). */
+  fallbacks?(): number
   /** For designs whose acknowledgement is local: when each write reached a server durably (virtual ms after it was made). */
   serverAckLatencies?(): number[]
+}
+
+/** The length of `text` in UTF-8 bytes (what a frame of it costs on the wire). */
+export function utf8Length(text: string): number {
+  let bytes = 0
+  for (let i = 0; i < text.length; i++) {
+    const code = text.charCodeAt(i)
+    if (code < 0x80) bytes += 1
+    else if (code < 0x800) bytes += 2
+    else if (code >= 0xd800 && code <= 0xdbff && i + 1 < text.length) {
+      bytes += 4
+      i++
+    } else bytes += 3
+  }
+  return bytes
 }
 
 /** The client names, `c1`…`cN`. */

@@ -14,6 +14,8 @@ export interface LoopbackClusterOptions {
   readonly dataDir: string
   readonly tickMs?: number
   readonly seed?: number
+  /** Fsync every commit (default true); false opens the nodes' files with `synchronous = OFF`. */
+  readonly fsync?: boolean
   /** How long a node may take to print its ports (default 20000 ms). */
   readonly startTimeoutMs?: number
 }
@@ -178,6 +180,7 @@ export class LoopbackCluster {
       settings: options.settings ?? {},
       tickMs: options.tickMs ?? 10,
       seed: options.seed ?? 1,
+      fsync: options.fsync ?? true,
     }
     const fromSource = import.meta.url.endsWith('.ts')
     const main = fileURLToPath(new URL(fromSource ? './node-main.ts' : './node-main.js', import.meta.url))

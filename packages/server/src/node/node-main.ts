@@ -3,7 +3,8 @@
  *
  * The config is `{ "design": "single-leader" | "quorum", "id": "n1", "nodes": ["n1", …],
  * "data": "<SQLite file>", "settings"?: { …the design's config without nodes }, "tickMs"?: 10,
- * "seed"?: 1 }`. The node binds 127.0.0.1 on free ports and prints one line,
+ * "seed"?: 1, "fsync"?: true }` (`fsync: false` opens the SQLite file with
+ * `synchronous = OFF`). The node binds 127.0.0.1 on free ports and prints one line,
  * `{"event":"listening","node":…,"peerPort":…,"httpPort":…}`; its peers' addresses arrive
  * later through `POST /control/peers`. SIGTERM or SIGINT stops it cleanly, and so does the end
  * of the process that started it (checked twice a second); a bad config
@@ -27,6 +28,7 @@ interface NodeProcessConfig {
   readonly settings: Record<string, unknown>
   readonly tickMs: number
   readonly seed: number
+  readonly fsync: boolean
 }
 
 function readConfig(text: string | undefined): NodeProcessConfig {
@@ -56,6 +58,8 @@ function readConfig(text: string | undefined): NodeProcessConfig {
     fail('tickMs must be a positive integer')
   const seed = fields.seed ?? 1
   if (typeof seed !== 'number' || !Number.isSafeInteger(seed)) fail('seed must be an integer')
+  const fsync = fields.fsync ?? true
+  if (typeof fsync !== 'boolean') fail('fsync must be true or false')
   return {
     design: design as NodeProcessConfig['design'],
     id: fields.id as string,
@@ -64,6 +68,7 @@ function readConfig(text: string | undefined): NodeProcessConfig {
     settings: settings as Record<string, unknown>,
     tickMs: tickMs as number,
     seed: seed as number,
+    fsync: fsync as boolean,
   }
 }
 
@@ -73,7 +78,7 @@ async function serve<TState, TInput, TMessage, TReply, TRecord>(
 ): Promise<void> {
   const id = asNodeId(config.id)
   const nodes = asNodeList(config.nodes, 'nodes')
-  const storage = new SqliteNodeStorage<TRecord>(config.data)
+  const storage = new SqliteNodeStorage<TRecord>(config.data, { fsync: config.fsync })
   const runtime = new NodeRuntime({
     id,
     nodes,

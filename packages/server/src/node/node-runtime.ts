@@ -1,8 +1,8 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import { ChorusError, ErrorCode, isChorusError } from '@chorus/core'
-import type { ErrorReply, NodeMachine } from '../machine.js'
+import type { ErrorReply, NodeEffect, NodeMachine } from '../machine.js'
 import type { NodeId } from '../node-id.js'
-import type { NodeStorage } from '../storage.js'
+import type { NodeStorage, PendingAppend } from '../storage.js'
 import { FaultLayer, type LinkFaultSettings } from './fault-layer.js'
 import { type PeerAddress, TcpPeerTransport } from './tcp-peer-transport.js'
 
@@ -35,6 +35,14 @@ export interface NodeRuntimeStats {
   readonly refusedRequests: number
   /** Appends the storage refused (fenced or failed), each followed by a rebuild from storage. */
   readonly storageRefusals: number
+  /** Appends that storage stored (a group commit counts once). */
+  readonly commits: number
+  /** Group commits: batches of inputs whose appends went to storage as one commit. */
+  readonly groupCommits: number
+  /** Inputs whose appends were part of a group commit of more than one input. */
+  readonly groupedInputs: number
+  /** Batches that storage refused as a whole and that were replayed one input at a time. */
+  readonly batchReplays: number
 }
 
 /** The ports a started node listens on (both on 127.0.0.1). */
@@ -47,10 +55,14 @@ export interface NodePorts {
  * Runs one node machine as a real server: peers over TCP, clients over HTTP/JSON, a durable
  * storage, a tick timer, and a fault layer controllable at run time.
  *
- * Inputs (peer frames, client requests, ticks) are handled one at a time, in arrival order;
- * effects are performed in order, and a `persist` is awaited before anything after it, as the
- * machine contract requires. A refused append (fenced, failed) drops the rest of the step and
- * rebuilds the machine from its storage. A pause stops handling inputs (they queue) and ticks,
+ * Inputs (peer frames, client requests, ticks) are handled in arrival order, and an effect is
+ * never performed before every `persist` emitted ahead of it is durable, as the machine
+ * contract requires. **Group commit:** the inputs that arrived while the previous commit was
+ * being written are stepped together and, when the storage offers `appendAll`, their appends
+ * go to it as one commit (one fsync); the batch's sends and replies follow that commit, in
+ * order. If storage refuses the group, the batch is replayed from the state before it one input
+ * at a time, so the refusal lands on the step that caused it. A refused append (fenced, failed)
+ * drops the rest of that step and rebuilds the machine from its storage. A pause stops handling inputs (they queue) and ticks,
  * then resumes with the state the node had: a zombie.
  *
  * HTTP API (JSON bodies, 127.0.0.1 only):
@@ -72,14 +84,24 @@ export class NodeRuntime<TState, TInput, TMessage, TReply, TRecord> {
   private readonly http: Server
   private readonly now: () => number
   private state: TState | null = null
-  private chain: Promise<void> = Promise.resolve()
+  private readonly queue: QueuedInput<TInput>[] = []
+  private draining: Promise<void> | null = null
   private tickQueued = false
   private ticker: ReturnType<typeof setInterval> | null = null
   private pause: { readonly resumed: Promise<void>; readonly resume: () => void } | null = null
   private readonly waiting = new Map<string, (reply: TReply | ErrorReply) => void>()
   private nextClient = 1
   private stopped = false
-  private readonly counters = { steps: 0, malformedFrames: 0, refusedRequests: 0, storageRefusals: 0 }
+  private readonly counters = {
+    steps: 0,
+    malformedFrames: 0,
+    refusedRequests: 0,
+    storageRefusals: 0,
+    commits: 0,
+    groupCommits: 0,
+    groupedInputs: 0,
+    batchReplays: 0,
+  }
 
   constructor(options: NodeRuntimeOptions<TState, TInput, TMessage, TReply, TRecord>) {
     this.options = options
@@ -125,44 +147,127 @@ export class NodeRuntime<TState, TInput, TMessage, TReply, TRecord> {
       this.transport.close(),
       new Promise<void>((resolve) => this.http.close(() => resolve())),
     ])
-    await this.chain
+    await this.draining
   }
 
   private tick(): void {
     if (this.tickQueued || this.pause !== null || this.stopped) return
     this.tickQueued = true
-    this.enqueue(async () => {
-      this.tickQueued = false
-      await this.apply(this.options.machine.tickInput(this.now()), { kind: 'tick' })
+    this.enqueue({
+      source: { kind: 'tick' },
+      input: (now) => {
+        this.tickQueued = false
+        return this.options.machine.tickInput(now)
+      },
     })
   }
 
   private fromPeer(from: string, frame: string): void {
-    this.enqueue(async () => {
-      let parsed: unknown
-      try {
-        parsed = JSON.parse(frame)
-      } catch {
-        this.counters.malformedFrames++
-        return
-      }
-      await this.apply(this.options.machine.messageInput(this.now(), from as NodeId, parsed), {
-        kind: 'node',
-      })
+    this.enqueue({
+      source: { kind: 'node' },
+      input: (now) => {
+        let parsed: unknown
+        try {
+          parsed = JSON.parse(frame)
+        } catch {
+          this.counters.malformedFrames++
+          return null
+        }
+        return this.options.machine.messageInput(now, from as NodeId, parsed)
+      },
     })
   }
 
-  private enqueue(work: () => Promise<void>): void {
-    this.chain = this.chain
-      .then(async () => {
-        while (this.pause !== null) await this.pause.resumed
-        if (!this.stopped) await work()
-      })
+  private enqueue(item: QueuedInput<TInput>): void {
+    this.queue.push(item)
+    this.draining ??= this.drain()
       .catch((error: unknown) => {
         process.stderr.write(
           `${JSON.stringify({ event: 'step-failed', node: this.id, message: messageOf(error) })}\n`,
         )
       })
+      .finally(() => {
+        this.draining = null
+        if (this.queue.length > 0 && !this.stopped) this.draining = this.drain()
+      })
+  }
+
+  /**
+   * Handles queued inputs in batches: everything queued when a batch starts is one batch. After
+   * each batch the loop yields to the event loop, so the inputs that arrived during its commit
+   * form the next one.
+   */
+  private async drain(): Promise<void> {
+    while (this.queue.length > 0 && !this.stopped) {
+      while (this.pause !== null) await this.pause.resumed
+      if (this.stopped) return
+      const batch = this.queue.splice(0, MAX_BATCH)
+      const now = this.now()
+      const inputs: { readonly input: TInput; readonly source: InputSource }[] = []
+      for (const item of batch) {
+        const input = item.input(now)
+        if (input !== null) inputs.push({ input, source: item.source })
+      }
+      if (inputs.length === 1 || this.options.storage.appendAll === undefined) {
+        for (const { input, source } of inputs) await this.apply(input, source)
+      } else if (inputs.length > 1) await this.applyBatch(inputs)
+      await new Promise<void>((resolve) => setImmediate(resolve))
+    }
+  }
+
+  /** Steps the machine over `inputs` and commits their appends at once (see the class doc). */
+  private async applyBatch(inputs: readonly { readonly input: TInput; readonly source: InputSource }[]) {
+    const { machine, storage } = this.options
+    const before = this.state
+    if (before === null || storage.appendAll === undefined) return
+    let state: TState = before
+    const appends: PendingAppend<TRecord>[] = []
+    const effects: Exclude<NodeEffect<TMessage, TReply, TRecord>, { type: 'persist' }>[] = []
+    const stepped: { readonly input: TInput; readonly source: InputSource }[] = []
+    for (const item of inputs) {
+      let result: ReturnType<typeof machine.step>
+      try {
+        result = machine.step(state, item.input)
+      } catch (error) {
+        this.refuse(error, item.source)
+        continue
+      }
+      stepped.push(item)
+      state = result.state
+      for (const effect of result.effects) {
+        if (effect.type === 'persist') appends.push({ records: effect.records, epoch: effect.epoch })
+        else effects.push(effect)
+      }
+    }
+    if (appends.length > 0) {
+      const outcome = await storage.appendAll(appends)
+      if (!outcome.ok) {
+        // Replay one input at a time from the state before the batch: the same steps (inputs
+        // carry their own time), with the refusal now falling on the step that caused it.
+        this.counters.batchReplays++
+        this.state = before
+        for (const { input, source } of stepped) await this.apply(input, source)
+        return
+      }
+      this.counters.commits++
+      this.counters.groupCommits++
+      this.counters.groupedInputs += stepped.length
+    }
+    this.counters.steps += stepped.length
+    this.state = state
+    for (const effect of effects) {
+      if (effect.type === 'send') this.sendToPeer(effect.to, JSON.stringify(effect.message))
+      else this.answer(effect.client, effect.reply)
+    }
+  }
+
+  private refuse(error: unknown, source: InputSource): void {
+    if (!isChorusError(error) || source.kind === 'tick') throw error
+    if (source.kind === 'node') this.counters.malformedFrames++
+    else {
+      this.counters.refusedRequests++
+      this.answer(source.client, { type: 'error', id: source.id, code: error.code, message: error.message })
+    }
   }
 
   private async apply(input: TInput, source: InputSource): Promise<void> {
@@ -173,12 +278,7 @@ export class NodeRuntime<TState, TInput, TMessage, TReply, TRecord> {
     try {
       result = machine.step(before, input)
     } catch (error) {
-      if (!isChorusError(error) || source.kind === 'tick') throw error
-      if (source.kind === 'node') this.counters.malformedFrames++
-      else {
-        this.counters.refusedRequests++
-        this.answer(source.client, { type: 'error', id: source.id, code: error.code, message: error.message })
-      }
+      this.refuse(error, source)
       return
     }
     this.counters.steps++
@@ -192,6 +292,7 @@ export class NodeRuntime<TState, TInput, TMessage, TReply, TRecord> {
             this.state = machine.recover(await storage.load(), this.now())
             return
           }
+          this.counters.commits++
           break
         }
         case 'send':
@@ -282,13 +383,10 @@ export class NodeRuntime<TState, TInput, TMessage, TReply, TRecord> {
         respond(response, (reply as { type?: unknown }).type === 'error' ? 400 : 200, reply)
         resolve()
       })
-      this.enqueue(() =>
-        this.apply(this.options.machine.requestInput(this.now(), client, request), {
-          kind: 'client',
-          client,
-          id,
-        }),
-      )
+      this.enqueue({
+        source: { kind: 'client', client, id },
+        input: (now) => this.options.machine.requestInput(now, client, request),
+      })
     })
   }
 
@@ -367,6 +465,16 @@ export class NodeRuntime<TState, TInput, TMessage, TReply, TRecord> {
     this.pause = { resumed, resume: end }
     setTimeout(end, ms).unref()
   }
+}
+
+/** Most inputs stepped and committed together. */
+const MAX_BATCH = 256
+
+/** An input waiting its turn; it is made (with the clock) when its batch starts. */
+interface QueuedInput<TInput> {
+  readonly source: InputSource
+  /** The machine input, or null for a frame that did not parse (counted, dropped). */
+  readonly input: (now: number) => TInput | null
 }
 
 /** Where an input came from. */

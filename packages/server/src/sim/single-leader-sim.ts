@@ -377,7 +377,8 @@ export class SingleLeaderClient {
 
   /**
    * Reads `key`. `consistency: 'leader'` (the default) asks the leader for a linearizable read;
-   * `'replica'` reads any node (default: a random-free choice, `node`) with this client's token.
+   * `'replica'` reads any node (default: a random-free choice, `node`) with this client's token,
+   * or with `minLsn` when given (0: no token, the read takes whatever the node has).
    */
   async read(
     key: string,
@@ -385,6 +386,7 @@ export class SingleLeaderClient {
       readonly node?: string
       readonly consistency?: 'leader' | 'replica'
       readonly waitMs?: number
+      readonly minLsn?: number
     } = {},
   ): Promise<ReadOutcome> {
     const consistency = options.consistency ?? 'leader'
@@ -396,7 +398,7 @@ export class SingleLeaderClient {
       id,
       key,
       consistency,
-      minLsn: consistency === 'replica' ? this.token : 0,
+      minLsn: consistency === 'replica' ? (options.minLsn ?? this.token) : 0,
       waitMs: options.waitMs ?? 0,
     }
     const reply = await this.endpoint.request(node, request)

@@ -1,5 +1,5 @@
 import { ChorusError, ErrorCode } from '@chorus/core'
-import { asNodeList, type NodeId } from '../node-id.js'
+import { asNodeList, majorityOf, type NodeId } from '../node-id.js'
 
 /**
  * How a leader decides a write is safe to acknowledge.
@@ -8,9 +8,12 @@ import { asNodeList, type NodeId } from '../node-id.js'
  *   followers receive a write loses it, though the client was told it succeeded.
  * - `semi-sync` — once `acks` followers have it durably, or, when `timeoutMs` passes first, on
  *   the leader's disk alone. That fallback is counted in the node's stats (`semiSyncFallbacks`)
- *   and reported to the client (`durability: 'leader'`): only fallen-back writes can be lost on
- *   failover, and only when `acks` followers plus the leader are fewer than a majority of the
- *   cluster can a non-fallen-back one be.
+ *   and reported to the client (`durability: 'leader'`). Only fallen-back writes can be lost on
+ *   failover: a write acknowledged `replicated` is on `acks` + 1 nodes, and an election needs
+ *   the votes of {@link electionQuorumOf} = max(majority, N − `acks`) members, so every electing
+ *   group includes one of those nodes (N − `acks` + `acks` + 1 > N), and no voter elects a
+ *   candidate less up to date than itself. The price when `acks` is below N − majority (N = 5,
+ *   `acks` 1): elections need more than a majority (4 of 5), so fewer failures stop failover.
  * - `sync` — once a **majority** of the cluster (the leader counts itself) has it durably; not
  *   every follower. A write acknowledged this way survives any failover, because an election
  *   needs a majority too and a voter never elects a node less up to date than itself; and a
@@ -129,6 +132,19 @@ export function createSingleLeaderConfig(input: SingleLeaderConfigInput): Single
     fail(`heartbeatMs (${config.heartbeatMs}) must be shorter than leaseMs (${config.leaseMs})`)
   }
   return Object.freeze(config)
+}
+
+/**
+ * How many votes (the candidate's own included) elect a leader: a majority of the members, or,
+ * in `semi-sync`, N − `acks` when that is more. With N − `acks` votes, any electing group and
+ * any `acks` + 1 nodes holding a write acknowledged `replicated` share a node, which is what
+ * makes semi-sync lose only writes acknowledged after a fallback. Two electing groups always
+ * share a node too (the quorum is at least a majority), so an epoch has at most one leader.
+ */
+export function electionQuorumOf(config: Pick<SingleLeaderConfig, 'nodes' | 'replication'>): number {
+  const majority = majorityOf(config.nodes.length)
+  const mode = config.replication
+  return mode.mode === 'semi-sync' ? Math.max(majority, config.nodes.length - mode.acks) : majority
 }
 
 function positive(name: string, value: number): number {

@@ -5,8 +5,8 @@ import type { SingleLeaderMessage } from './messages.js'
 import { adoptEpoch, stepDown } from './roles.js'
 import {
   bump,
+  electionQuorum,
   leaseValid,
-  majority,
   type Out,
   otherMembers,
   persistTerm,
@@ -14,17 +14,19 @@ import {
 } from './state.js'
 
 /**
- * Elections: a simple majority vote on (epoch, last entry).
+ * Elections: a vote on (epoch, last entry) that needs {@link electionQuorum} votes — a
+ * majority, or more in `semi-sync` with few acks (see `electionQuorumOf`).
  *
  * A member that hears no leader for an election timeout (plus a stagger that depends on its
  * position and the epoch, so members rarely stand at once) becomes a candidate: it moves to
  * the next epoch, votes for itself, persists that, and asks the others. A member grants at most
  * one vote per epoch, only to a candidate whose last entry is at least as recent as its own —
  * a later epoch, or the same epoch and an LSN at least as high — and only once it has not
- * heard from a leader for an election timeout. A candidate with a majority leads. Because any
- * two majorities share a member, the winner's log holds every entry a majority had stored,
- * which includes every write acknowledged in `sync` or `chain` mode: the most up-to-date
- * reachable member wins. The new epoch then fences the old leader everywhere.
+ * heard from a leader for an election timeout. A candidate with the quorum leads. Because an
+ * electing group shares a member with any majority, the winner's log holds every entry a
+ * majority had stored, which includes every write acknowledged in `sync` or `chain` mode; in
+ * `semi-sync` the quorum also meets every `acks` + 1 nodes, so the winner holds every write
+ * acknowledged `replicated`. The new epoch then fences the old leader everywhere.
  */
 
 /** When this follower or candidate stands for election next. */
@@ -58,7 +60,7 @@ export function startElection(
     'electionsStarted',
   )
   persistTerm(next, out)
-  if (next.votes.length >= majority(next)) return becomeLeader(next, out, now)
+  if (next.votes.length >= electionQuorum(next)) return becomeLeader(next, out, now)
   const message: SingleLeaderMessage = {
     type: 'vote-request',
     epoch: next.epoch,
@@ -102,7 +104,7 @@ export function handleVoteRequest(
   return next
 }
 
-/** A vote came back: a majority makes this candidate the leader. */
+/** A vote came back: the election quorum makes this candidate the leader. */
 export function handleVote(
   state: SingleLeaderState,
   out: Out,
@@ -114,15 +116,15 @@ export function handleVote(
   if (state.role !== 'candidate' || message.epoch !== state.epoch || !message.granted) return state
   if (state.votes.includes(from)) return state
   const next = { ...state, votes: [...state.votes, from] }
-  return next.votes.length >= majority(next) ? becomeLeader(next, out, now) : next
+  return next.votes.length >= electionQuorum(next) ? becomeLeader(next, out, now) : next
 }
 
 /**
  * An operator's manual failover.
  *
  * With fencing, the node runs an election at once that voters honour even while they still
- * hear the old leader; it still needs a majority and an up-to-date log, so a lagging follower
- * cannot be promoted over members that hold more, and the voters' new epoch fences the old
+ * hear the old leader; it still needs the election quorum and an up-to-date log, so a lagging
+ * follower cannot be promoted over members that hold more, and the voters' new epoch fences the old
  * leader. (The old leader may answer leader reads until it hears of the new epoch: a forced
  * promotion cuts its lease short.) Without fencing, the node simply declares itself leader of
  * the next epoch — and the old leader, which ignores epochs too, keeps leading: split brain.

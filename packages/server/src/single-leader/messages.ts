@@ -172,6 +172,8 @@ export interface SingleLeaderStatus {
   readonly lagLsn: number
   /** On a leader: how many entries each follower and learner lacks. */
   readonly followerLag: { readonly [node: string]: number }
+  /** Votes that elect a leader: a majority, or N − acks in semi-sync when that is more. */
+  readonly electionQuorum: number
   readonly stats: SingleLeaderStats
 }
 

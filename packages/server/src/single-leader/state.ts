@@ -1,7 +1,7 @@
 import type { JsonValue } from '@chorus/core'
 import type { NodeEffect } from '../machine.js'
 import { majorityOf, type NodeId } from '../node-id.js'
-import type { SingleLeaderConfig } from './config.js'
+import { electionQuorumOf, type SingleLeaderConfig } from './config.js'
 import {
   appendEntries,
   EMPTY_LOG,
@@ -220,6 +220,11 @@ export function majority(state: SingleLeaderState): number {
   return majorityOf(state.config.nodes.length)
 }
 
+/** How many votes, the candidate's own included, elect a leader (see `electionQuorumOf`). */
+export function electionQuorum(state: SingleLeaderState): number {
+  return electionQuorumOf(state.config)
+}
+
 /**
  * The chain for the current leader: the leader first, then the other members in `nodes`
  * order. A member's successor is the next one; the last is the tail.
@@ -294,6 +299,7 @@ export function statusOf(state: SingleLeaderState): SingleLeaderStatus {
     snapshotLsn: state.log.base.lsn,
     lagLsn: state.role === 'leader' ? 0 : Math.max(0, state.leaderCommitLsn - readableLsn(state)),
     followerLag,
+    electionQuorum: electionQuorum(state),
     stats: state.stats,
   }
 }
