@@ -116,6 +116,18 @@ describe('the notes app on two devices, served by a relay process', () => {
     await openNote(bob.page, 'Groceries')
     await value(bob.page.getByLabel('Body'), 'milk')
     await screenshot(alice.page, 'notes-synced')
+
+    // The same notebook on a phone-sized screen: everything needed is still reachable.
+    const phone = await browser.newContext({ viewport: { width: 390, height: 844 }, isMobile: true })
+    const small = await phone.newPage()
+    await small.goto(notebook)
+    await expectSynced(small)
+    await visible(noteInList(small, 'Groceries'))
+    for (const name of ['New note', 'Conflicts'])
+      await visible(small.getByRole(name === 'New note' ? 'button' : 'link', { name }))
+    await visible(workOffline(small))
+    await screenshot(small, 'notes-phone')
+    await phone.close()
   })
 
   it.each([
