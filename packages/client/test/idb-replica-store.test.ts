@@ -144,18 +144,19 @@ describe('IdbReplicaStore: failures say what to do and never half-write', () => 
 })
 
 describe('IdbReplicaStore leadership: the epoch fences a tab that was taken over', () => {
+  const freshMeta = () => ({
+    replicaId: 'tab-replica' as never,
+    space: 'notes-space' as never,
+    counter: 0,
+    clock: { wall: 0, counter: 0 },
+    cursor: 0,
+  })
+
   it('after another instance claims the connection, the old one can neither upload, apply nor drop', async () => {
     const factory = new IDBFactory()
     const name = 'chorus:fencing'
-    const meta = {
-      replicaId: 'tab-replica' as never,
-      space: 'notes-space' as never,
-      counter: 0,
-      clock: { wall: 0, counter: 0 },
-      cursor: 0,
-    }
     const frozenTab = await openIdbReplicaStore({ name, indexedDB: factory })
-    await frozenTab.initMeta(meta)
+    await frozenTab.initMeta(freshMeta())
     const otherTab = await openIdbReplicaStore({ name, indexedDB: factory })
     expect(await frozenTab.claimLeadership()).toBe(1)
     await frozenTab.readOutbox(0, 10)
@@ -183,13 +184,7 @@ describe('IdbReplicaStore leadership: the epoch fences a tab that was taken over
   it('keeps the later clock when instances write out of order', async () => {
     const factory = new IDBFactory()
     const store = await openIdbReplicaStore({ name: 'chorus:clock', indexedDB: factory })
-    await store.initMeta({
-      replicaId: 'r' as never,
-      space: 's' as never,
-      counter: 0,
-      clock: { wall: 0, counter: 0 },
-      cursor: 0,
-    })
+    await store.initMeta(freshMeta())
     await store.applyRemote({ records: [], clock: { wall: 500, counter: 2 }, cursor: null })
     await store.applyRemote({ records: [], clock: { wall: 400, counter: 9 }, cursor: null })
     expect((await store.loadMeta())?.clock).toEqual({ wall: 500, counter: 2 })

@@ -199,7 +199,8 @@ describe('reconnecting over real sockets', () => {
     expect(hub.accepted()).toBe(4)
   })
 
-  it('reconnects at once when the platform reports it is back online, instead of waiting out the backoff', async () => {
+  /** A connected replica that hears network events from `network`, with a minute-long backoff. */
+  async function connectedWithNetworkEvents() {
     hub = await startTestHub()
     const network = new EventTarget()
     const replica = await pool.create(hub, {
@@ -208,6 +209,11 @@ describe('reconnecting over real sockets', () => {
       random: () => 0.99,
     })
     await within('the first connection', replica.synced())
+    return { network, replica }
+  }
+
+  it('reconnects at once when the platform reports it is back online, instead of waiting out the backoff', async () => {
+    const { network, replica } = await connectedWithNetworkEvents()
     const dropped = nextEvent<StatusEvent>(
       'the drop',
       (listener) => replica.on('status', listener),
@@ -222,14 +228,7 @@ describe('reconnecting over real sockets', () => {
   })
 
   it('hangs up at once when the platform reports the network is gone, and comes back on online', async () => {
-    hub = await startTestHub()
-    const network = new EventTarget()
-    const replica = await pool.create(hub, {
-      networkEvents: network,
-      reconnect: { baseMs: 60_000, maxMs: 60_000 },
-      random: () => 0.99,
-    })
-    await within('the first connection', replica.synced())
+    const { network, replica } = await connectedWithNetworkEvents()
     network.dispatchEvent(new Event('offline'))
     expect(replica.status).toBe('offline')
     await replica.collection('notes').put('offline-note', { title: 'written with the network gone' })
