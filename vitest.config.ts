@@ -18,7 +18,16 @@ export default defineConfig({
       { extends: true, test: { name: 'testkit', root: 'packages/testkit', include: ['test/**/*.test.ts'] } },
       { extends: true, test: { name: 'client', root: 'packages/client', include: ['test/**/*.test.ts'] } },
       { extends: true, test: { name: 'relay', root: 'packages/relay', include: ['test/**/*.test.ts'] } },
-      { extends: true, test: { name: 'server', root: 'packages/server', include: ['test/**/*.test.ts'] } },
+      {
+        extends: true,
+        // Seeded fault runs and real node processes: generous time on a busy 2-core machine.
+        test: {
+          name: 'server',
+          root: 'packages/server',
+          include: ['test/**/*.test.ts'],
+          testTimeout: 30_000,
+        },
+      },
       {
         extends: true,
         test: { name: 'react', root: 'packages/react', include: ['test/**/*.test.{ts,tsx}'] },

@@ -20,6 +20,16 @@ export type NodeEffect<TMessage, TReply, TRecord> =
   | { readonly type: 'send'; readonly to: NodeId; readonly message: TMessage }
   | { readonly type: 'reply'; readonly client: string; readonly reply: TReply }
 
+/**
+ * The inputs every node design takes, each carrying the node's clock `now`: a message from a
+ * peer, a request from a client, a timer tick. A design may add inputs of its own (the
+ * single-leader operator's `promote`).
+ */
+export type NodeInput<TMessage, TRequest> =
+  | { readonly type: 'message'; readonly now: number; readonly from: NodeId; readonly message: TMessage }
+  | { readonly type: 'request'; readonly now: number; readonly client: string; readonly request: TRequest }
+  | { readonly type: 'tick'; readonly now: number }
+
 /** The result of one step: the next state and the effects to perform. */
 export interface StepResult<TState, TEffect> {
   readonly state: TState
@@ -47,14 +57,32 @@ export interface ErrorReply {
  * over sockets. `step` validates its input and throws a `ChorusError` for a malformed one,
  * leaving the given state untouched.
  */
-export interface NodeMachine<TState, TInput, TMessage, TReply, TRecord> {
+export interface NodeMachine<TState, TInput, TMessage, TReply, TRecord> extends NodeInputs<TInput> {
   /** Rebuilds a node from its durable records after a start or a crash; `now` starts its timers. */
   recover(records: readonly TRecord[], now: number): TState
   step(state: TState, input: TInput): StepResult<TState, NodeEffect<TMessage, TReply, TRecord>>
+}
+
+/** How a runtime builds a machine's inputs from what arrives. */
+export interface NodeInputs<TInput> {
   /** The input for a message from another node (validated by `step`). */
   messageInput(now: number, from: NodeId, message: unknown): TInput
   /** The input for a client's request (validated by `step`). */
   requestInput(now: number, client: string, request: unknown): TInput
   /** The input for a timer tick. */
   tickInput(now: number): TInput
+}
+
+/**
+ * The input builders of a design whose inputs are {@link NodeInput}s.
+ *
+ * The message or request goes in unread, so the result is only claimed to be a `TInput`: the
+ * claim holds because `step` validates every input before it reads one.
+ */
+export function nodeInputs<TInput>(): NodeInputs<TInput> {
+  return {
+    messageInput: (now, from, message) => ({ type: 'message', now, from, message }) as TInput,
+    requestInput: (now, client, request) => ({ type: 'request', now, client, request }) as TInput,
+    tickInput: (now) => ({ type: 'tick', now }) as TInput,
+  }
 }

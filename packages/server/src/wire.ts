@@ -6,6 +6,7 @@ import {
   type JsonValue,
   type VersionVector,
 } from '@chorus/core'
+import type { NodeInput } from './machine.js'
 import { isNodeId, type NodeId } from './node-id.js'
 
 /**
@@ -183,9 +184,13 @@ export function arrayAt<TItem>(
   return value.map((entry, index) => item(entry, `${path}.${key}[${index}]`))
 }
 
-/** A `[number, number]` pair. */
-export function pairOfCounts(value: unknown, path: string): readonly [number, number] {
-  if (!Array.isArray(value) || value.length !== 2) invalid(path, 'a pair of non-negative integers', value)
+/** A `[number, number]` pair of non-negative integers; `expected` names it in the error for a non-pair. */
+export function pairOfCounts(
+  value: unknown,
+  path: string,
+  expected = 'a pair of non-negative integers',
+): readonly [number, number] {
+  if (!Array.isArray(value) || value.length !== 2) invalid(path, expected, value)
   const [a, b] = value as unknown[]
   if (typeof a !== 'number' || !Number.isSafeInteger(a) || a < 0)
     invalid(`${path}[0]`, 'a non-negative integer', a)
@@ -199,4 +204,40 @@ export function keyValuePair(value: unknown, path: string): readonly [string, Js
   if (!Array.isArray(value) || value.length !== 2) invalid(path, 'a [key, value] pair', value)
   const [key, item] = value as unknown[]
   return [assertKey(key, `${path}[0]`), assertValue(item, `${path}[1]`)]
+}
+
+const nodeInputTypes = ['message', 'request', 'tick'] as const
+
+/**
+ * Checks a node input and returns it with only the known fields, reading its message or
+ * request with the design's own reader. `operatorTypes` are the design's inputs that carry
+ * nothing but `now` (the single-leader `promote`).
+ */
+export function readNodeInput<TMessage, TRequest, TOperator extends string = never>(
+  value: unknown,
+  readMessage: (value: unknown, path: string) => TMessage,
+  readRequest: (value: unknown, path: string) => TRequest,
+  operatorTypes: readonly TOperator[] = [],
+): NodeInput<TMessage, TRequest> | { readonly type: 'tick' | NoInfer<TOperator>; readonly now: number } {
+  const fields = objectAt(value, 'input')
+  const type: string = typeAt(fields, [...nodeInputTypes, ...operatorTypes], 'input')
+  const now = timeAt(fields, 'now', 'input')
+  if (type === 'message') {
+    return {
+      type,
+      now,
+      from: nodeAt(fields, 'from', 'input'),
+      message: readMessage(own(fields, 'message'), 'message'),
+    }
+  }
+  if (type === 'request') {
+    return {
+      type,
+      now,
+      client: idAt(fields, 'client', 'input'),
+      request: readRequest(own(fields, 'request'), 'request'),
+    }
+  }
+  // `typeAt` let through only the known types: what is left is a tick or an operator's input.
+  return { type: type as 'tick' | TOperator, now }
 }

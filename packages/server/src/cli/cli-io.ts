@@ -61,6 +61,37 @@ export function intFlag(
   return value
 }
 
+/**
+ * Answers a command-line problem: the error and the usage text on `io.err`, and
+ * {@link ExitCode.Usage}. Anything that is not a usage error is thrown on.
+ */
+export function usageFailure(io: CliIo, command: string, usage: string, error: unknown): number {
+  if (error instanceof UsageError || isParseArgsError(error)) {
+    io.err(`${command}: ${error.message}\n\n${usage}`)
+    return ExitCode.Usage
+  }
+  throw error
+}
+
+/**
+ * Runs `main` on the process's arguments when the module at `url` is the script node was
+ * started with, and exits with the code it resolves with.
+ */
+export function runIfEntryPoint(
+  url: string,
+  command: string,
+  main: (argv: readonly string[]) => Promise<number>,
+): void {
+  if (!isEntryPoint(url)) return
+  main(process.argv.slice(2)).then(
+    (code) => process.exit(code),
+    (error: unknown) => {
+      process.stderr.write(`${command}: unexpected failure: ${String(error)}\n`)
+      process.exit(ExitCode.Failed)
+    },
+  )
+}
+
 /** True when the module at `url` is the script node was started with (so it should run itself). */
 export function isEntryPoint(url: string): boolean {
   const script = process.argv[1]

@@ -2,6 +2,7 @@ import { mkdirSync } from 'node:fs'
 import { resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 import { isChorusError } from '@chorus/core'
+import { messageOf } from '../error-message.js'
 import type { LoopbackNode } from '../node/loopback-cluster.js'
 import { LoopbackCluster } from '../node/loopback-cluster.js'
 import { createQuorumConfig, type QuorumConfigInput, type ReadRepairMode } from '../quorum/config.js'
@@ -10,10 +11,10 @@ import {
   type CliIo,
   ExitCode,
   intFlag,
-  isEntryPoint,
-  isParseArgsError,
   processIo,
+  runIfEntryPoint,
   UsageError,
+  usageFailure,
   waitForSignal,
 } from './cli-io.js'
 import { ClusterControl, controlRoutes } from './cluster-control.js'
@@ -157,11 +158,7 @@ export async function runClusterCli(argv: readonly string[], io: CliIo = process
   try {
     plan = parseClusterArgs(argv)
   } catch (error) {
-    if (error instanceof UsageError || isParseArgsError(error)) {
-      io.err(`chorus-cluster: ${error.message}\n\n${USAGE}`)
-      return ExitCode.Usage
-    }
-    throw error
+    return usageFailure(io, 'chorus-cluster', USAGE, error)
   }
   // Listen for the stop signal first, so an early SIGTERM still shuts the cluster down cleanly.
   const stopped = (io.waitForStop ?? waitForSignal)()
@@ -188,19 +185,11 @@ export async function runClusterCli(argv: readonly string[], io: CliIo = process
     await cluster.stop()
     return ExitCode.Ok
   } catch (error) {
-    io.err(`chorus-cluster: ${error instanceof Error ? error.message : String(error)}`)
+    io.err(`chorus-cluster: ${messageOf(error)}`)
     await control?.close().catch(() => undefined)
     await cluster?.stop().catch(() => undefined)
     return ExitCode.Failed
   }
 }
 
-if (isEntryPoint(import.meta.url)) {
-  runClusterCli(process.argv.slice(2)).then(
-    (code) => process.exit(code),
-    (error: unknown) => {
-      process.stderr.write(`chorus-cluster: unexpected failure: ${String(error)}\n`)
-      process.exit(ExitCode.Failed)
-    },
-  )
-}
+runIfEntryPoint(import.meta.url, 'chorus-cluster', runClusterCli)

@@ -1,6 +1,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { ChorusError, ErrorCode, isChorusError } from '@chorus/core'
+import { messageOf } from '../error-message.js'
 import type { LinkFaultSettings } from '../node/fault-layer.js'
 import type { LoopbackCluster, LoopbackNode } from '../node/loopback-cluster.js'
 
@@ -144,7 +145,7 @@ export class ClusterControl {
       } else {
         send(response, 500, {
           code: ErrorCode.Internal,
-          message: error instanceof Error ? error.message : String(error),
+          message: messageOf(error),
         })
       }
     }

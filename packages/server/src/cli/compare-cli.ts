@@ -5,14 +5,15 @@ import { compareDesign, compareDesigns } from '../compare/designs.js'
 import { runComparison } from '../compare/run.js'
 import { compareScenario, compareScenarios } from '../compare/scenarios.js'
 import { formatCompareTable } from '../compare/table.js'
+import { messageOf } from '../error-message.js'
 import {
   type CliIo,
   ExitCode,
   intFlag,
-  isEntryPoint,
-  isParseArgsError,
   processIo,
+  runIfEntryPoint,
   UsageError,
+  usageFailure,
 } from './cli-io.js'
 
 const USAGE = `Usage:
@@ -74,11 +75,7 @@ export async function runCompareCli(argv: readonly string[], io: CliIo = process
     if (values.json === '') throw new UsageError('--json needs a file name')
     json = values.json
   } catch (error) {
-    if (error instanceof UsageError || isParseArgsError(error)) {
-      io.err(`chorus-compare: ${error.message}\n\n${USAGE}`)
-      return ExitCode.Usage
-    }
-    throw error
+    return usageFailure(io, 'chorus-compare', USAGE, error)
   }
   try {
     const rows = await runComparison(options, (row) =>
@@ -91,17 +88,9 @@ export async function runCompareCli(argv: readonly string[], io: CliIo = process
     }
     return ExitCode.Ok
   } catch (error) {
-    io.err(`chorus-compare: ${error instanceof Error ? error.message : String(error)}`)
+    io.err(`chorus-compare: ${messageOf(error)}`)
     return ExitCode.Failed
   }
 }
 
-if (isEntryPoint(import.meta.url)) {
-  runCompareCli(process.argv.slice(2)).then(
-    (code) => process.exit(code),
-    (error: unknown) => {
-      process.stderr.write(`chorus-compare: unexpected failure: ${String(error)}\n`)
-      process.exit(ExitCode.Failed)
-    },
-  )
-}
+runIfEntryPoint(import.meta.url, 'chorus-compare', runCompareCli)

@@ -1,6 +1,7 @@
 import { coversDot, type JsonObject, recordContext, recordKey, type VersionVector } from '@chorus/core'
-import { createSimCluster, type Scheduler, type SimCluster } from '@chorus/testkit'
-import { type CompareTarget, type OperationOutcome, utf8Length } from './target.js'
+import { createSimCluster, type Scheduler, type SimCluster, type SimEnvelope } from '@chorus/testkit'
+import type { CompareTarget, OperationOutcome } from './target.js'
+import { TargetNetwork } from './target-network.js'
 
 const COLLECTION = 'compare'
 const HUB = 'hub'
@@ -28,11 +29,9 @@ interface PendingAck {
  */
 export class MultiLeaderTarget implements CompareTarget {
   private cluster: SimCluster | null = null
+  private network: TargetNetwork<SimEnvelope> | null = null
   private readonly options: MultiLeaderTargetOptions
-  private bytes = 0
-  private counting = false
   private pending: PendingAck[] = []
-  private slowed: (readonly [string, string, number])[] = []
   private readonly ackLatencies: number[] = []
 
   constructor(options: MultiLeaderTargetOptions) {
@@ -49,6 +48,12 @@ export class MultiLeaderTarget implements CompareTarget {
     return this.cluster
   }
 
+  /** The cluster's network, with the comparison's faults and byte count (after {@link start}). */
+  private get wire(): TargetNetwork<SimEnvelope> {
+    if (this.network === null) throw new RangeError('the multi-leader target has not started')
+    return this.network
+  }
+
   async start(): Promise<void> {
     this.cluster = await createSimCluster({
       seed: this.options.seed,
@@ -58,9 +63,7 @@ export class MultiLeaderTarget implements CompareTarget {
       tickMs: 50,
       retransmitMs: 500,
     })
-    this.cluster.net.onTrace = (event) => {
-      if (this.counting && event.type === 'send') this.bytes += utf8Length(event.message.frame)
-    }
+    this.network = new TargetNetwork(this.cluster.net, (envelope) => envelope.frame)
     for (let waited = 0; waited < 10_000 && !(await this.sim.settled()); waited += 50) await this.sim.run(50)
     this.sampleAcks()
   }
@@ -98,26 +101,17 @@ export class MultiLeaderTarget implements CompareTarget {
 
   heal(): void {
     this.sim.net.heal()
-    this.sim.net.setFaults({ loss: 0 })
-    for (const [from, to, latencyMs] of this.slowed) this.sim.net.setFaults({ latencyMs }, from, to)
-    this.slowed = []
+    this.wire.clearLinkFaults()
   }
 
   slowLink(extraMs: number): void {
     const far = this.options.clients[0]
     if (far === undefined) return
-    for (const [from, to] of [
-      [HUB, far],
-      [far, HUB],
-    ] as const) {
-      const latencyMs = this.sim.net.linkFaults(from, to).latencyMs
-      this.slowed.push([from, to, latencyMs])
-      this.sim.net.setFaults({ latencyMs: latencyMs + extraMs }, from, to)
-    }
+    this.wire.slowLink(HUB, far, extraMs)
   }
 
   stall(): void {
-    for (const client of this.options.clients) this.sim.net.cut(HUB, client)
+    this.wire.cutOff(HUB, this.options.clients)
   }
 
   crash(): void {
@@ -130,7 +124,7 @@ export class MultiLeaderTarget implements CompareTarget {
   }
 
   setLoss(rate: number): void {
-    this.sim.net.setFaults({ loss: rate })
+    this.wire.setLoss(rate)
   }
 
   async converged(): Promise<boolean> {
@@ -159,12 +153,11 @@ export class MultiLeaderTarget implements CompareTarget {
   }
 
   bytesOnWire(): number {
-    return this.bytes
+    return this.network?.bytesOnWire() ?? 0
   }
 
   countBytesFromNow(): void {
-    this.bytes = 0
-    this.counting = true
+    this.wire.countBytesFromNow()
   }
 
   serverAckLatencies(): number[] {

@@ -1,7 +1,8 @@
 import type { Scheduler } from '@chorus/testkit'
 import { digestOf } from '../quorum/versions.js'
 import { QuorumSim } from '../sim/quorum-sim.js'
-import { type CompareTarget, type OperationOutcome, utf8Length } from './target.js'
+import type { CompareTarget, OperationOutcome } from './target.js'
+import { TargetNetwork } from './target-network.js'
 
 /** Options for {@link QuorumTarget}. */
 export interface QuorumTargetOptions {
@@ -31,9 +32,7 @@ export class QuorumTarget implements CompareTarget {
   private victim: string | null = null
   /** Siblings in each client's last answer for a key (`client/key`). */
   private readonly shown = new Map<string, number>()
-  private slowed: (readonly [string, string, number])[] = []
-  private bytes = 0
-  private counting = false
+  private readonly wire: TargetNetwork<string>
 
   constructor(options: QuorumTargetOptions) {
     this.options = options
@@ -49,9 +48,7 @@ export class QuorumTarget implements CompareTarget {
       },
       clientTimeoutMs: options.clientTimeoutMs,
     })
-    this.sim.network.onTrace = (event) => {
-      if (this.counting && event.type === 'send') this.bytes += utf8Length(event.message)
-    }
+    this.wire = new TargetNetwork(this.sim.network, (frame) => frame)
     const spread = Math.max(
       1,
       Math.floor((options.nodes.length - 1) / Math.max(1, options.clients.length - 1)),
@@ -105,28 +102,19 @@ export class QuorumTarget implements CompareTarget {
 
   heal(): void {
     this.sim.heal()
-    this.sim.network.setFaults({ loss: 0 })
-    for (const [from, to, latencyMs] of this.slowed) this.sim.network.setFaults({ latencyMs }, from, to)
-    this.slowed = []
+    this.wire.clearLinkFaults()
   }
 
   slowLink(extraMs: number): void {
     const [central, far] = this.options.nodes
     if (central === undefined || far === undefined) return
-    for (const [from, to] of [
-      [central, far],
-      [far, central],
-    ] as const) {
-      const latencyMs = this.sim.network.linkFaults(from, to).latencyMs
-      this.slowed.push([from, to, latencyMs])
-      this.sim.network.setFaults({ latencyMs: latencyMs + extraMs }, from, to)
-    }
+    this.wire.slowLink(central, far, extraMs)
   }
 
   stall(): void {
     const victim = this.options.nodes[0] as string
     this.victim = victim
-    for (const node of this.options.nodes) if (node !== victim) this.sim.network.cut(victim, node)
+    this.wire.cutOff(victim, this.options.nodes)
   }
 
   crash(): void {
@@ -141,7 +129,7 @@ export class QuorumTarget implements CompareTarget {
   }
 
   setLoss(rate: number): void {
-    this.sim.network.setFaults({ loss: rate })
+    this.wire.setLoss(rate)
   }
 
   async converged(): Promise<boolean> {
@@ -160,12 +148,11 @@ export class QuorumTarget implements CompareTarget {
   }
 
   bytesOnWire(): number {
-    return this.bytes
+    return this.wire.bytesOnWire()
   }
 
   countBytesFromNow(): void {
-    this.bytes = 0
-    this.counting = true
+    this.wire.countBytesFromNow()
   }
 
   private node(client: string): string {

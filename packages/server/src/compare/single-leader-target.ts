@@ -2,7 +2,8 @@ import type { Scheduler } from '@chorus/testkit'
 import { SingleLeaderSim } from '../sim/single-leader-sim.js'
 import type { ReplicationMode } from '../single-leader/config.js'
 import { readableData } from '../single-leader/state.js'
-import { type CompareTarget, type OperationOutcome, type ReadRoute, utf8Length } from './target.js'
+import type { CompareTarget, OperationOutcome, ReadRoute } from './target.js'
+import { TargetNetwork } from './target-network.js'
 
 /** Options for {@link SingleLeaderTarget}. */
 export interface SingleLeaderTargetOptions {
@@ -23,9 +24,7 @@ export class SingleLeaderTarget implements CompareTarget {
   private readonly options: SingleLeaderTargetOptions
   private victim: string | null = null
   private firstLeader: string | null = null
-  private slowed: (readonly [string, string, number])[] = []
-  private bytes = 0
-  private counting = false
+  private readonly wire: TargetNetwork<string>
 
   constructor(options: SingleLeaderTargetOptions) {
     this.options = options
@@ -35,9 +34,7 @@ export class SingleLeaderTarget implements CompareTarget {
       config: { replication: options.replication },
       clientTimeoutMs: options.clientTimeoutMs,
     })
-    this.sim.network.onTrace = (event) => {
-      if (this.counting && event.type === 'send') this.bytes += utf8Length(event.message)
-    }
+    this.wire = new TargetNetwork(this.sim.network, (frame) => frame)
   }
 
   get scheduler(): Scheduler {
@@ -79,23 +76,14 @@ export class SingleLeaderTarget implements CompareTarget {
 
   heal(): void {
     this.sim.heal()
-    this.sim.network.setFaults({ loss: 0 })
-    for (const [from, to, latencyMs] of this.slowed) this.sim.network.setFaults({ latencyMs }, from, to)
-    this.slowed = []
+    this.wire.clearLinkFaults()
   }
 
   slowLink(extraMs: number): void {
     const leader = this.central()
     const far = this.follower(this.options.clients[0] ?? '')
     if (far === leader) return
-    for (const [from, to] of [
-      [leader, far],
-      [far, leader],
-    ] as const) {
-      const latencyMs = this.sim.network.linkFaults(from, to).latencyMs
-      this.slowed.push([from, to, latencyMs])
-      this.sim.network.setFaults({ latencyMs: latencyMs + extraMs }, from, to)
-    }
+    this.wire.slowLink(leader, far, extraMs)
   }
 
   /**
@@ -112,7 +100,7 @@ export class SingleLeaderTarget implements CompareTarget {
   stall(): void {
     const leader = this.central()
     this.victim = leader
-    for (const node of this.options.nodes) if (node !== leader) this.sim.network.cut(leader, node)
+    this.wire.cutOff(leader, this.options.nodes)
   }
 
   crash(): void {
@@ -127,7 +115,7 @@ export class SingleLeaderTarget implements CompareTarget {
   }
 
   setLoss(rate: number): void {
-    this.sim.network.setFaults({ loss: rate })
+    this.wire.setLoss(rate)
   }
 
   async converged(): Promise<boolean> {
@@ -153,12 +141,11 @@ export class SingleLeaderTarget implements CompareTarget {
   }
 
   bytesOnWire(): number {
-    return this.bytes
+    return this.wire.bytesOnWire()
   }
 
   countBytesFromNow(): void {
-    this.bytes = 0
-    this.counting = true
+    this.wire.countBytesFromNow()
   }
 
   private central(): string {

@@ -11,6 +11,7 @@
  * prints `{"event":"error","code":…,"message":…}` on stderr and exits with status 2.
  */
 import { ChorusError, ErrorCode, isChorusError } from '@chorus/core'
+import { messageOf } from '../error-message.js'
 import type { NodeMachine } from '../machine.js'
 import { asNodeId, asNodeList } from '../node-id.js'
 import { createQuorumConfig, type QuorumConfigInput } from '../quorum/config.js'
@@ -127,8 +128,6 @@ try {
   }
 } catch (error) {
   const code = isChorusError(error) ? error.code : ErrorCode.Internal
-  process.stderr.write(
-    `${JSON.stringify({ event: 'error', code, message: error instanceof Error ? error.message : String(error) })}\n`,
-  )
+  process.stderr.write(`${JSON.stringify({ event: 'error', code, message: messageOf(error) })}\n`)
   process.exit(2)
 }

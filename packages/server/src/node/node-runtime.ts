@@ -1,5 +1,6 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import { ChorusError, ErrorCode, isChorusError } from '@chorus/core'
+import { messageOf } from '../error-message.js'
 import type { ErrorReply, NodeEffect, NodeMachine } from '../machine.js'
 import type { NodeId } from '../node-id.js'
 import type { NodeStorage, PendingAppend } from '../storage.js'
@@ -546,8 +547,4 @@ async function readJson(request: IncomingMessage): Promise<BodyResult> {
       message: 'the body is not valid JSON text',
     }
   }
-}
-
-function messageOf(error: unknown): string {
-  return error instanceof Error ? error.message : String(error)
 }

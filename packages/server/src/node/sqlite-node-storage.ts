@@ -1,5 +1,6 @@
 import { ChorusError, ErrorCode, isChorusError } from '@chorus/core'
 import Database from 'better-sqlite3'
+import { messageOf } from '../error-message.js'
 import { hash32 } from '../hash.js'
 import type { AppendResult, NodeStorage, PendingAppend } from '../storage.js'
 
@@ -248,8 +249,4 @@ function prepare(db: Database.Database) {
     epoch: db.prepare<[], { epoch: number }>('SELECT epoch FROM fence WHERE only = 1'),
     setEpoch: db.prepare<[number]>('INSERT OR REPLACE INTO fence (only, epoch) VALUES (1, ?)'),
   }
-}
-
-function messageOf(error: unknown): string {
-  return error instanceof Error ? error.message : String(error)
 }

@@ -1,5 +1,5 @@
 import type { Dot, JsonValue, VersionVector } from '@chorus/core'
-import type { ErrorReply } from '../machine.js'
+import type { ErrorReply, NodeInput } from '../machine.js'
 import type { NodeId } from '../node-id.js'
 import type { ReadRepairMode } from './config.js'
 import type { Version } from './versions.js'
@@ -223,12 +223,4 @@ export type QuorumRecord =
   | { readonly type: 'hint-done'; readonly ids: readonly string[] }
 
 /** Inputs of a quorum node. */
-export type QuorumInput =
-  | { readonly type: 'message'; readonly now: number; readonly from: NodeId; readonly message: QuorumMessage }
-  | {
-      readonly type: 'request'
-      readonly now: number
-      readonly client: string
-      readonly request: QuorumRequest
-    }
-  | { readonly type: 'tick'; readonly now: number }
+export type QuorumInput = NodeInput<QuorumMessage, QuorumRequest>

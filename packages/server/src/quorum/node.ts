@@ -1,4 +1,4 @@
-import type { NodeMachine, StepResult } from '../machine.js'
+import { type NodeMachine, nodeInputs, type StepResult } from '../machine.js'
 import { asNodeId, type NodeId } from '../node-id.js'
 import { handleDigests, handleSync, handleTree, startAntiEntropy } from './anti-entropy.js'
 import type { QuorumConfig } from './config.js'
@@ -137,9 +137,6 @@ export function createQuorumMachine(id: string, config: QuorumConfig): QuorumMac
   return {
     recover: (records, now) => recoverQuorumState(node, config, records, now),
     step: stepQuorum,
-    messageInput: (now, from, message) => ({ type: 'message', now, from, message }) as unknown as QuorumInput,
-    requestInput: (now, client, request) =>
-      ({ type: 'request', now, client, request }) as unknown as QuorumInput,
-    tickInput: (now) => ({ type: 'tick', now }),
+    ...nodeInputs<QuorumInput>(),
   }
 }

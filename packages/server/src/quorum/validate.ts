@@ -9,10 +9,11 @@ import {
   idAt,
   invalid,
   keyAt,
-  nodeAt,
   nodeOrNullAt,
   objectAt,
   own,
+  pairOfCounts,
+  readNodeInput,
   stringAt,
   timeAt,
   typeAt,
@@ -30,34 +31,12 @@ import {
 } from './messages.js'
 import type { Version } from './versions.js'
 
-const inputTypes = ['message', 'request', 'tick'] as const
-
 /**
  * Checks a quorum input and returns it with only the known fields; throws a `ChorusError`
  * (`unknown-message`, `invalid-message` or `invalid-argument`) naming the first bad field.
  */
 export function readQuorumInput(value: unknown): QuorumInput {
-  const fields = objectAt(value, 'input')
-  const type = typeAt(fields, inputTypes, 'input')
-  const now = timeAt(fields, 'now', 'input')
-  switch (type) {
-    case 'tick':
-      return { type, now }
-    case 'message':
-      return {
-        type,
-        now,
-        from: nodeAt(fields, 'from', 'input'),
-        message: readQuorumMessage(own(fields, 'message'), 'message'),
-      }
-    case 'request':
-      return {
-        type,
-        now,
-        client: idAt(fields, 'client', 'input'),
-        request: readQuorumRequest(own(fields, 'request'), 'request'),
-      }
-  }
+  return readNodeInput(value, readQuorumMessage, readQuorumRequest)
 }
 
 /** Checks a message between quorum nodes. */
@@ -117,7 +96,9 @@ export function readQuorumMessage(value: unknown, path: string): QuorumMessage {
       return {
         type,
         level: countAt(fields, 'level', path),
-        nodes: arrayAt(fields, 'nodes', path, (item, itemPath) => numberPair(item, itemPath)),
+        nodes: arrayAt(fields, 'nodes', path, (item, itemPath) =>
+          pairOfCounts(item, itemPath, 'a [index, hash] pair'),
+        ),
       }
     case 'ae-digests':
       return {
@@ -199,18 +180,13 @@ export function readPutReply(value: unknown, path: string): PutReply {
     }
     return { type, id, reason, maybeApplied: booleanAt(fields, 'maybeApplied', path) }
   }
-  const dot = own(fields, 'dot')
-  if (!isDot(dot)) invalid(`${path}.dot`, 'a dot [nodeId, counter]', dot)
   return {
     type,
     id,
-    dot: [dot[0], dot[1]] as Dot,
+    dot: readDot(own(fields, 'dot'), `${path}.dot`),
     context: vectorAt(fields, 'context', path),
     values: arrayAt(fields, 'values', path, (item, itemPath) => assertValue(item, itemPath)),
-    dots: arrayAt(fields, 'dots', path, (item, itemPath) => {
-      if (!isDot(item)) invalid(itemPath, 'a dot [nodeId, counter]', item)
-      return [item[0], item[1]] as Dot
-    }),
+    dots: arrayAt(fields, 'dots', path, readDot),
     sloppy: booleanAt(fields, 'sloppy', path),
   }
 }
@@ -218,16 +194,21 @@ export function readPutReply(value: unknown, path: string): PutReply {
 /** Checks a version from the wire. */
 export function readVersion(value: unknown, path: string): Version {
   const fields = objectAt(value, path)
-  const dot = own(fields, 'dot')
-  if (!isDot(dot)) invalid(`${path}.dot`, 'a dot [nodeId, counter]', dot)
+  const dot = readDot(own(fields, 'dot'), `${path}.dot`)
   const stamp = own(fields, 'stamp')
   if (!isHlcStamp(stamp)) invalid(`${path}.stamp`, 'a clock stamp', stamp)
   return {
-    dot: [dot[0], dot[1]] as Dot,
+    dot,
     context: vectorAt(fields, 'context', path),
     stamp,
     value: valueAt(fields, 'value', path),
   }
+}
+
+/** A dot, copied so that no extra array fields come along. */
+function readDot(value: unknown, path: string): Dot {
+  if (!isDot(value)) invalid(path, 'a dot [nodeId, counter]', value)
+  return [value[0], value[1]] as Dot
 }
 
 function optionalCount(fields: Fields, key: string, path: string): number | null {
@@ -243,16 +224,6 @@ function optionalBoolean(fields: Fields, key: string, path: string): boolean | n
   if (value === undefined || value === null) return null
   if (typeof value !== 'boolean') invalid(`${path}.${key}`, 'a boolean or null', value)
   return value
-}
-
-function numberPair(value: unknown, path: string): readonly [number, number] {
-  if (!Array.isArray(value) || value.length !== 2) invalid(path, 'a [index, hash] pair', value)
-  for (const [i, item] of (value as unknown[]).entries()) {
-    if (typeof item !== 'number' || !Number.isSafeInteger(item) || item < 0) {
-      invalid(`${path}[${i}]`, 'a non-negative integer', item)
-    }
-  }
-  return value as [number, number]
 }
 
 function stringOf(value: unknown, path: string): string {

@@ -1,12 +1,5 @@
 import type { Dot, JsonValue, VersionVector } from '@chorus/core'
-import {
-  createPrng,
-  findStaleReads,
-  type LinkFaults,
-  type RegisterOperation,
-  Scheduler,
-  SimNetwork,
-} from '@chorus/testkit'
+import { findStaleReads } from '@chorus/testkit'
 import type { NodeId } from '../node-id.js'
 import {
   createQuorumConfig,
@@ -24,21 +17,15 @@ import type {
 import { createQuorumMachine } from '../quorum/node.js'
 import { homeReplicas, type QuorumEffect, type QuorumState } from '../quorum/state.js'
 import { digestOf, type Version } from '../quorum/versions.js'
-import { HistoryRecorder, SimClientEndpoint } from './sim-client.js'
-import { SimNodeHost } from './sim-host.js'
+import { ClusterSim, type ClusterSimOptions } from './cluster-sim.js'
+import type { SimClientEndpoint } from './sim-client.js'
 
 /** Options for {@link QuorumSim}. */
-export interface QuorumSimOptions {
-  readonly seed: number
+export interface QuorumSimOptions extends ClusterSimOptions {
   /** Node names (default n1…n5). */
   readonly nodes?: readonly string[]
   /** Cluster settings other than `nodes`. */
   readonly config?: Omit<QuorumConfigInput, 'nodes'>
-  readonly faults?: Partial<LinkFaults>
-  /** Virtual ms between node ticks (default 10). */
-  readonly tickMs?: number
-  /** A client gives up on a request after this long (default 1000). */
-  readonly clientTimeoutMs?: number
 }
 
 /** What the harness measured over a run. */
@@ -85,8 +72,6 @@ export type GetOutcome =
     }
   | { readonly ok: false; readonly reason: string }
 
-type Host = SimNodeHost<QuorumState, QuorumInput, QuorumMessage, QuorumReply, QuorumRecord>
-
 interface AcknowledgedPut {
   readonly key: string
   readonly value: JsonValue
@@ -111,15 +96,15 @@ function versionId(key: string, dot: Dot): VersionId {
  * a context that claims more than its writer saw cannot hide the version it wrongly
  * superseded.
  */
-export class QuorumSim {
-  readonly network: SimNetwork<string>
-  readonly scheduler: Scheduler
+export class QuorumSim extends ClusterSim<
+  QuorumState,
+  QuorumInput,
+  QuorumMessage,
+  QuorumReply,
+  QuorumRecord,
+  QuorumClient
+> {
   readonly config: QuorumConfig
-  readonly recorder = new HistoryRecorder()
-  private readonly hosts = new Map<NodeId, Host>()
-  private readonly clients = new Map<string, QuorumClient>()
-  private readonly tickMs: number
-  private readonly clientTimeoutMs: number
   private readonly acknowledged: AcknowledgedPut[] = []
   /** Every version's true causal past: the versions of its key its writer had been shown. */
   private readonly pasts = new Map<VersionId, ReadonlySet<VersionId>>()
@@ -133,54 +118,20 @@ export class QuorumSim {
   private readonly totals = { hintsStored: 0, hintsDelivered: 0, lwwDiscarded: 0 }
 
   constructor(options: QuorumSimOptions) {
-    this.scheduler = new Scheduler({ startMs: 0 })
-    this.network = new SimNetwork<string>({
-      prng: createPrng(options.seed),
-      scheduler: this.scheduler,
-      ...(options.faults === undefined ? {} : { faults: options.faults }),
-    })
+    super(options)
     this.config = createQuorumConfig({
       ...options.config,
       nodes: options.nodes ?? ['n1', 'n2', 'n3', 'n4', 'n5'],
     })
-    this.tickMs = options.tickMs ?? 10
-    this.clientTimeoutMs = options.clientTimeoutMs ?? 1_000
   }
 
   /** Starts every node. */
   async start(): Promise<void> {
     for (const id of this.config.nodes) {
-      const host: Host = new SimNodeHost({
-        id,
-        network: this.network,
-        machine: createQuorumMachine(id, this.config),
-        tickMs: this.tickMs,
-        isNode: (name) => this.hosts.has(name as NodeId),
-        observer: { onStep: (_node, before, after, effects) => this.observe(before, after, effects) },
+      await this.addHost(id, createQuorumMachine(id, this.config), {
+        onStep: (_node, before, after, effects) => this.observe(before, after, effects),
       })
-      this.hosts.set(id, host)
-      this.network.addNode(id, host)
-      await host.start()
     }
-  }
-
-  /** A client (created on first use). */
-  client(name: string): QuorumClient {
-    let client = this.clients.get(name)
-    if (client === undefined) {
-      const endpoint = new SimClientEndpoint<QuorumReply>(name, this.network, this.clientTimeoutMs)
-      this.network.addNode(name, endpoint)
-      client = new QuorumClient(this, endpoint)
-      this.clients.set(name, client)
-    }
-    return client
-  }
-
-  /** The node's host, for direct inspection. */
-  host(node: string): Host {
-    const host = this.hosts.get(node as NodeId)
-    if (host === undefined) throw new RangeError(`no node ${node}`)
-    return host
   }
 
   /** The key's home replicas, in preference order. */
@@ -190,50 +141,9 @@ export class QuorumSim {
     return homeReplicas(state, key)
   }
 
-  /** The current state of every node that is up. */
-  states(): QuorumState[] {
-    return [...this.hosts.values()].flatMap((host) => (host.state === null ? [] : [host.state]))
-  }
-
   /** The versions `node` stores for `key` as a home replica (hints not included). */
   stored(node: string, key: string): readonly Version[] {
     return this.host(node).state?.store.get(key) ?? []
-  }
-
-  async run(ms: number): Promise<void> {
-    await this.scheduler.runFor(ms)
-  }
-
-  /** Runs until `promise` settles (a client operation always does, by its timeout). */
-  async until<T>(promise: Promise<T>): Promise<T> {
-    let done = false
-    const settle = () => {
-      done = true
-    }
-    promise.then(settle, settle)
-    while (!done) if (!(await this.scheduler.step())) break
-    return promise
-  }
-
-  crash(node: string): void {
-    this.host(node).crash()
-  }
-
-  async restart(node: string): Promise<void> {
-    await this.host(node).restart()
-  }
-
-  partition(groups: readonly (readonly string[])[]): void {
-    this.network.partition(groups)
-  }
-
-  heal(): void {
-    this.network.heal()
-  }
-
-  /** Every client operation so far. */
-  history(): RegisterOperation[] {
-    return this.recorder.history()
   }
 
   /** Keys any node stores. */
@@ -317,6 +227,10 @@ export class QuorumSim {
       if ((context[dot.slice(0, colon)] ?? 0) >= Number(dot.slice(colon + 1))) seen.add(id)
     }
     return seen
+  }
+
+  protected override createClient(endpoint: SimClientEndpoint<QuorumReply>): QuorumClient {
+    return new QuorumClient(this, endpoint)
   }
 
   /**

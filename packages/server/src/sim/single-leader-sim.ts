@@ -1,12 +1,5 @@
 import type { JsonValue } from '@chorus/core'
-import {
-  createPrng,
-  findStaleReads,
-  type LinkFaults,
-  type RegisterOperation,
-  Scheduler,
-  SimNetwork,
-} from '@chorus/testkit'
+import { findStaleReads } from '@chorus/testkit'
 import { asNodeId, type NodeId } from '../node-id.js'
 import {
   createSingleLeaderConfig,
@@ -24,21 +17,15 @@ import type {
 } from '../single-leader/messages.js'
 import { createSingleLeaderMachine } from '../single-leader/node.js'
 import { readableData, type SingleLeaderState } from '../single-leader/state.js'
-import { HistoryRecorder, SimClientEndpoint } from './sim-client.js'
-import { SimNodeHost } from './sim-host.js'
+import { ClusterSim, type ClusterSimOptions } from './cluster-sim.js'
+import type { SimClientEndpoint } from './sim-client.js'
 
-/** Options for {@link createSingleLeaderSim}. */
-export interface SingleLeaderSimOptions {
-  readonly seed: number
+/** Options for {@link SingleLeaderSim}. */
+export interface SingleLeaderSimOptions extends ClusterSimOptions {
   /** Member names (default n1…n3). */
   readonly nodes?: readonly string[]
   /** Cluster settings other than `nodes`. */
   readonly config?: Omit<SingleLeaderConfigInput, 'nodes'>
-  readonly faults?: Partial<LinkFaults>
-  /** Virtual ms between node ticks (default 10). */
-  readonly tickMs?: number
-  /** A client gives up on a request after this long (default 1000). */
-  readonly clientTimeoutMs?: number
 }
 
 /** A write some client was told succeeded. */
@@ -92,28 +79,20 @@ export type ReadOutcome =
   | { readonly ok: true; readonly value: JsonValue | null; readonly lsn: number; readonly node: NodeId }
   | { readonly ok: false; readonly reason: string }
 
-type Host = SimNodeHost<
-  SingleLeaderState,
-  SingleLeaderInput,
-  SingleLeaderMessage,
-  SingleLeaderReply,
-  SingleLeaderRecord
->
-
 /**
  * A single-leader cluster on a simulated network: N nodes of the real machine, clients that
  * record every operation, and the measurements the comparison needs.
  */
-export class SingleLeaderSim {
-  readonly network: SimNetwork<string>
-  readonly scheduler: Scheduler
+export class SingleLeaderSim extends ClusterSim<
+  SingleLeaderState,
+  SingleLeaderInput,
+  SingleLeaderMessage,
+  SingleLeaderReply,
+  SingleLeaderRecord,
+  SingleLeaderClient
+> {
   readonly config: SingleLeaderConfig
-  readonly recorder = new HistoryRecorder()
   readonly acknowledged: AcknowledgedWrite[] = []
-  private readonly hosts = new Map<NodeId, Host>()
-  private readonly clients = new Map<string, SingleLeaderClient>()
-  private readonly tickMs: number
-  private readonly clientTimeoutMs: number
   private maxLeaderEpoch = 0
   private readonly leaderships = new Set<string>()
   private readonly appendedUnder = new Map<string, number>()
@@ -123,15 +102,8 @@ export class SingleLeaderSim {
   private partitionWrites = 0
 
   constructor(options: SingleLeaderSimOptions) {
-    this.scheduler = new Scheduler({ startMs: 0 })
-    this.network = new SimNetwork<string>({
-      prng: createPrng(options.seed),
-      scheduler: this.scheduler,
-      ...(options.faults === undefined ? {} : { faults: options.faults }),
-    })
+    super(options)
     this.config = createSingleLeaderConfig({ ...options.config, nodes: options.nodes ?? ['n1', 'n2', 'n3'] })
-    this.tickMs = options.tickMs ?? 10
-    this.clientTimeoutMs = options.clientTimeoutMs ?? 1_000
   }
 
   /** Starts every member. */
@@ -145,41 +117,9 @@ export class SingleLeaderSim {
   }
 
   private async addNode(id: NodeId): Promise<void> {
-    const host: Host = new SimNodeHost({
-      id,
-      network: this.network,
-      machine: createSingleLeaderMachine(id, this.config),
-      tickMs: this.tickMs,
-      isNode: (name) => this.hosts.has(name as NodeId),
-      observer: { onStep: (node, before, after, effects) => this.observe(node, before, after, effects) },
+    await this.addHost(id, createSingleLeaderMachine(id, this.config), {
+      onStep: (node, before, after, effects) => this.observe(node, before, after, effects),
     })
-    this.hosts.set(id, host)
-    this.network.addNode(id, host)
-    await host.start()
-  }
-
-  /** A client (created on first use). */
-  client(name: string): SingleLeaderClient {
-    let client = this.clients.get(name)
-    if (client === undefined) {
-      const endpoint = new SimClientEndpoint<SingleLeaderReply>(name, this.network, this.clientTimeoutMs)
-      this.network.addNode(name, endpoint)
-      client = new SingleLeaderClient(this, endpoint)
-      this.clients.set(name, client)
-    }
-    return client
-  }
-
-  /** The node's host, for direct inspection. */
-  host(node: string): Host {
-    const host = this.hosts.get(node as NodeId)
-    if (host === undefined) throw new RangeError(`no node ${node}`)
-    return host
-  }
-
-  /** The current state of every node that is up. */
-  states(): SingleLeaderState[] {
-    return [...this.hosts.values()].flatMap((host) => (host.state === null ? [] : [host.state]))
   }
 
   /** The leader of the highest epoch among nodes that are up, if any. */
@@ -191,51 +131,23 @@ export class SingleLeaderSim {
     return best?.id
   }
 
-  /** Runs the simulation for `ms` of virtual time. */
-  async run(ms: number): Promise<void> {
-    await this.scheduler.runFor(ms)
-  }
-
-  /** Runs until `promise` settles (a client operation always does, by its timeout). */
-  async until<T>(promise: Promise<T>): Promise<T> {
-    let done = false
-    promise.then(
-      () => {
-        done = true
-      },
-      () => {
-        done = true
-      },
-    )
-    while (!done) if (!(await this.scheduler.step())) break
-    return promise
-  }
-
   /** Runs until a leader exists (or `maxMs` passes); returns it. */
   async awaitLeader(maxMs = 10_000): Promise<NodeId | undefined> {
     for (let waited = 0; waited < maxMs && this.leader() === undefined; waited += 10) await this.run(10)
     return this.leader()
   }
 
-  crash(node: string): void {
-    this.host(node).crash()
-  }
-
-  async restart(node: string): Promise<void> {
-    await this.host(node).restart()
-  }
-
   pause(node: string, ms: number): void {
     this.host(node).pause(ms)
   }
 
-  partition(groups: readonly (readonly string[])[]): void {
-    this.network.partition(groups)
+  override partition(groups: readonly (readonly string[])[]): void {
+    super.partition(groups)
     this.partitioned = true
   }
 
-  heal(): void {
-    this.network.heal()
+  override heal(): void {
+    super.heal()
     this.partitioned = false
   }
 
@@ -283,15 +195,14 @@ export class SingleLeaderSim {
     )
   }
 
-  /** Every client operation so far. */
-  history(): RegisterOperation[] {
-    return this.recorder.history()
-  }
-
   /** @internal Called by clients when a write is acknowledged. */
   recordAcknowledged(write: AcknowledgedWrite): void {
     this.acknowledged.push(write)
     if (this.partitioned) this.partitionWrites++
+  }
+
+  protected override createClient(endpoint: SimClientEndpoint<SingleLeaderReply>): SingleLeaderClient {
+    return new SingleLeaderClient(this, endpoint)
   }
 
   private observe(

@@ -14,6 +14,7 @@ import {
   type Out,
   otherMembers,
   type PendingWrite,
+  refuseNotLeader,
   type SingleLeaderState,
 } from './state.js'
 
@@ -72,18 +73,7 @@ export function handleWrite(
   now: number,
 ): SingleLeaderState {
   if (state.role !== 'leader' || (state.config.fencing && !leaseValid(state, now))) {
-    out.push({
-      type: 'reply',
-      client,
-      reply: {
-        type: 'rejected',
-        id: request.id,
-        reason: 'not-leader',
-        leader: state.role === 'leader' ? null : state.leader,
-        maybeApplied: false,
-        lsn: 0,
-      },
-    })
+    refuseNotLeader(state, out, client, request.id, 0)
     return state
   }
   const entry: LogEntry = {

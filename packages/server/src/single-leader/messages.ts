@@ -1,5 +1,5 @@
 import type { JsonValue } from '@chorus/core'
-import type { ErrorReply } from '../machine.js'
+import type { ErrorReply, NodeInput } from '../machine.js'
 import type { NodeId } from '../node-id.js'
 
 /**
@@ -230,18 +230,6 @@ export type SingleLeaderRecord =
 
 /** Inputs of a single-leader node. Every input carries the node's clock, `now`. */
 export type SingleLeaderInput =
-  | {
-      readonly type: 'message'
-      readonly now: number
-      readonly from: NodeId
-      readonly message: SingleLeaderMessage
-    }
-  | {
-      readonly type: 'request'
-      readonly now: number
-      readonly client: string
-      readonly request: SingleLeaderRequest
-    }
-  | { readonly type: 'tick'; readonly now: number }
+  | NodeInput<SingleLeaderMessage, SingleLeaderRequest>
   /** An operator's manual failover: make this node the leader (see `fencing`). */
   | { readonly type: 'promote'; readonly now: number }

@@ -1,4 +1,4 @@
-import type { NodeMachine, StepResult } from '../machine.js'
+import { type NodeMachine, nodeInputs, type StepResult } from '../machine.js'
 import { asNodeId, type NodeId } from '../node-id.js'
 import type { SingleLeaderConfig } from './config.js'
 import { electionDeadline, handleVote, handleVoteRequest, promote, startElection } from './election.js'
@@ -149,10 +149,6 @@ export function createSingleLeaderMachine(id: string, config: SingleLeaderConfig
   return {
     recover: (records, now) => recoverSingleLeaderState(node, config, records, now),
     step: stepSingleLeader,
-    messageInput: (now, from, message) =>
-      ({ type: 'message', now, from, message }) as unknown as SingleLeaderInput,
-    requestInput: (now, client, request) =>
-      ({ type: 'request', now, client, request }) as unknown as SingleLeaderInput,
-    tickInput: (now) => ({ type: 'tick', now }),
+    ...nodeInputs<SingleLeaderInput>(),
   }
 }

@@ -1,6 +1,6 @@
 import { readAt } from './log.js'
 import type { SingleLeaderRequest } from './messages.js'
-import { bump, leaseValid, type Out, readableLsn, type SingleLeaderState } from './state.js'
+import { bump, leaseValid, type Out, readableLsn, refuseNotLeader, type SingleLeaderState } from './state.js'
 
 type ReadRequest = Extract<SingleLeaderRequest, { type: 'read' }>
 
@@ -21,18 +21,7 @@ export function handleRead(
   now: number,
 ): SingleLeaderState {
   if (request.consistency === 'leader' && !canServeLeaderRead(state, now)) {
-    out.push({
-      type: 'reply',
-      client,
-      reply: {
-        type: 'rejected',
-        id: request.id,
-        reason: 'not-leader',
-        leader: state.role === 'leader' ? null : state.leader,
-        maybeApplied: false,
-        lsn: readableLsn(state),
-      },
-    })
+    refuseNotLeader(state, out, client, request.id, readableLsn(state))
     return state
   }
   if (readableLsn(state) >= request.minLsn) return serve(state, out, client, request)

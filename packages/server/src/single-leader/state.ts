@@ -196,6 +196,31 @@ export function bump(
   return { ...state, stats: { ...state.stats, [counter]: state.stats[counter] + delta } }
 }
 
+/**
+ * Refuses a client's write or leader read as `not-leader`, naming the leader this node follows
+ * (none when this node leads but may not serve yet); `lsn` is the position the refusal reports.
+ */
+export function refuseNotLeader(
+  state: SingleLeaderState,
+  out: Out,
+  client: string,
+  id: string,
+  lsn: number,
+): void {
+  out.push({
+    type: 'reply',
+    client,
+    reply: {
+      type: 'rejected',
+      id,
+      reason: 'not-leader',
+      leader: state.role === 'leader' ? null : state.leader,
+      maybeApplied: false,
+      lsn,
+    },
+  })
+}
+
 /** The epoch carried by `persist` effects: storage fences older ones (none with fencing off). */
 export function fenceEpoch(state: SingleLeaderState): number | null {
   return state.config.fencing ? state.epoch : null

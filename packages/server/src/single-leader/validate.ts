@@ -12,6 +12,7 @@ import {
   objectAt,
   own,
   pairOfCounts,
+  readNodeInput,
   stringAt,
   timeAt,
   typeAt,
@@ -27,8 +28,6 @@ import {
   singleLeaderRequestTypes,
 } from './messages.js'
 
-const inputTypes = ['message', 'request', 'tick', 'promote'] as const
-
 /**
  * Checks a single-leader input and returns it with only the known fields.
  *
@@ -36,28 +35,7 @@ const inputTypes = ['message', 'request', 'tick', 'promote'] as const
  * first bad field; `step` calls it before touching its state.
  */
 export function readSingleLeaderInput(value: unknown): SingleLeaderInput {
-  const fields = objectAt(value, 'input')
-  const type = typeAt(fields, inputTypes, 'input')
-  const now = timeAt(fields, 'now', 'input')
-  switch (type) {
-    case 'tick':
-    case 'promote':
-      return { type, now }
-    case 'message':
-      return {
-        type,
-        now,
-        from: nodeAt(fields, 'from', 'input'),
-        message: readSingleLeaderMessage(own(fields, 'message'), 'message'),
-      }
-    case 'request':
-      return {
-        type,
-        now,
-        client: idAt(fields, 'client', 'input'),
-        request: readSingleLeaderRequest(own(fields, 'request'), 'request'),
-      }
-  }
+  return readNodeInput(value, readSingleLeaderMessage, readSingleLeaderRequest, ['promote'])
 }
 
 /** Checks a message between nodes (see {@link readSingleLeaderInput}). */
