@@ -219,8 +219,11 @@ describe('sync single-leader processes under kill -9 and zombie pauses', () => {
     // Final leader reads of the shared keys join the history.
     for (const key of ['k1', 'k2', 'k3']) await workload.read('final', key)
 
-    const verdict = checkLinearizable(workload.recorder.history())
+    // Pauses leave writes in flight for a long time, which widens the search: give it room,
+    // so a busy machine's longer overlaps end in a verdict rather than "inconclusive".
+    const verdict = checkLinearizable(workload.recorder.history(), { maxSteps: 20_000_000 })
     expect(verdict.violations).toEqual([])
+    expect(verdict.inconclusive).toEqual([])
     expect(verdict.ok).toBe(true)
 
     // No write was acknowledged by a leader of an older epoch than one already seen leading
