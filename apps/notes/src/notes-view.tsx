@@ -1,8 +1,9 @@
 import type { Row } from '@chorus/client'
 import { useCollection, useConflicts, useReplica } from '@chorus/react'
-import { memo, type ReactNode, useMemo, useState } from 'react'
+import { memo, type ReactNode, useEffect, useMemo, useState } from 'react'
 import { timeAgo, useMinute } from './format.js'
 import { uuidV7 } from './ids.js'
+import { newestNotes } from './newest-notes.js'
 import { NoteEditor } from './note-editor.js'
 import { Collections, displayTitle, type Note, newestFirst, preview, search } from './notes.js'
 import { notifyFailure } from './notices.js'
@@ -11,18 +12,23 @@ import { notifyFailure } from './notices.js'
 export function NotesView({ space }: { space: string }): ReactNode {
   const replica = useReplica()
   const rows = useCollection<Note>(Collections.notes)
+  const newest = useNewestWhileLoading(rows === undefined)
   const conflicts = useConflicts(Collections.notes)
   const [query, setQuery] = useState('')
   const now = useMinute()
   const [selected, setSelected] = useState<{ id: string; fresh: boolean } | null>(null)
 
-  const sorted = useMemo(() => (rows === undefined ? undefined : newestFirst(rows)), [rows])
+  // Until every note is loaded, the newest ones (ids are UUID v7: id order is creation order).
+  const sorted = useMemo(
+    () => (rows === undefined ? (query.trim() === '' ? newest : undefined) : newestFirst(rows)),
+    [rows, newest, query],
+  )
   const shown = useMemo(() => (sorted === undefined ? undefined : search(sorted, query)), [sorted, query])
   const conflicted = useMemo(() => new Set(conflicts?.map((conflict) => conflict.id)), [conflicts])
 
   const create = () => {
-    const id = uuidV7()
     const now = Date.now()
+    const id = uuidV7(now)
     // The write is queued before the editor's first read of the note, so the editor finds it;
     // selecting at once means typing right after the click goes into the new note.
     replica
@@ -92,6 +98,31 @@ export function NotesView({ space }: { space: string }): ReactNode {
       </section>
     </div>
   )
+}
+
+/** While `loading`, the notebook's newest notes (see {@link newestNotes}), once read. */
+function useNewestWhileLoading(loading: boolean): readonly Row<Note>[] | undefined {
+  const replica = useReplica()
+  const newest = newestNotes(replica)
+  const [rows, setRows] = useState(newest.rows)
+  useEffect(() => {
+    if (!loading || newest.rows !== undefined) return
+    let current = true
+    newest.read.then(
+      (page) => {
+        if (current) setRows(page)
+      },
+      // The full load reads the same records and reports a failure; until it does, the
+      // list just says it is loading.
+      () => {
+        if (current) setRows(undefined)
+      },
+    )
+    return () => {
+      current = false
+    }
+  }, [newest, loading])
+  return loading ? (rows ?? newest.rows) : undefined
 }
 
 const NoteItem = memo(function NoteItem({

@@ -1,4 +1,5 @@
 import { createReplica, type Replica } from '@chorus/client'
+import { newestNotes } from './newest-notes.js'
 
 /**
  * The one place where the app opens and closes notebooks' replicas.
@@ -71,6 +72,10 @@ export function openNotebook(space: string): NotebookHandle {
   }
 }
 
-function startNotebook(space: string): Promise<Replica> {
-  return createReplica({ space, url: relayUrl(), resolvers })
+async function startNotebook(space: string): Promise<Replica> {
+  const replica = await createReplica({ space, url: relayUrl(), resolvers })
+  // Its first screen is read at once. A failed read shows as the full load's failure (it
+  // reads the same records), so it is not reported twice.
+  newestNotes(replica).read.catch(() => undefined)
+  return replica
 }

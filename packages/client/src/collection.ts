@@ -1,4 +1,10 @@
-import { assertCollectionName, type JsonObject, type RecordId, type ReplicaEngine } from '@chorus/core'
+import {
+  assertCollectionName,
+  type JsonObject,
+  type ListOptions,
+  type RecordId,
+  type ReplicaEngine,
+} from '@chorus/core'
 
 /**
  * A value as Chorus hands it out: deeply read-only. Chorus freezes every value it stores and
@@ -37,8 +43,14 @@ export interface Collection<TValue extends object = JsonObject> {
   delete(id: string): Promise<void>
   /** The record's value as its collection's resolver reads it, or `undefined` if there is none. */
   get(id: string): Promise<Frozen<TValue> | undefined>
-  /** Every record of the collection, in id order (UTF-16 code units, as JavaScript compares strings). */
-  list(): Promise<Row<TValue>[]>
+  /**
+   * The collection's records, in id order (UTF-16 code units, as JavaScript compares
+   * strings): every one, or a page of them — `{ order: 'desc', limit: 100 }` is the last
+   * hundred ids (with UUID v7 ids, the newest), `{ order: 'desc', after: last.id }` the rest.
+   * A page reads only its own records from storage, so a first screen shows before a large
+   * collection is read in full.
+   */
+  list(options?: ListOptions): Promise<Row<TValue>[]>
   /**
    * Calls `listener` with the collection's rows at once, then again whenever a local or
    * remote change touches the collection; the changes of one event-loop turn give one call.
@@ -90,8 +102,8 @@ export class EngineCollection<TValue extends object> implements Collection<TValu
     return (await this.#host.engine().get(this.name, id)) as Frozen<TValue> | undefined
   }
 
-  async list(): Promise<Row<TValue>[]> {
-    return (await this.#host.engine().list(this.name)) as Row<TValue>[]
+  async list(options?: ListOptions): Promise<Row<TValue>[]> {
+    return (await this.#host.engine().list(this.name, options)) as Row<TValue>[]
   }
 
   subscribe(listener: (rows: readonly Row<TValue>[]) => void): () => void {

@@ -7,6 +7,7 @@ export {
   isChorusError,
   type JsonObject,
   type JsonValue,
+  type ListOptions,
   type RecordId,
   type ReplicaId,
   type ReplicaStore,
@@ -20,6 +21,7 @@ export type { NetworkEventsLike, ReplicaOptions, StorageChoice } from './replica
 export {
   IdbReplicaStore,
   type IdbReplicaStoreOptions,
+  type KeyRangeLike,
   openIdbReplicaStore,
 } from './storage/idb-replica-store.js'
 export type { Timers } from './timers.js'

@@ -1,6 +1,6 @@
 import { asRecordId, ErrorCode, isChorusError } from '@chorus/core'
 import { runReplicaStoreConformance } from '@chorus/testkit/conformance'
-import { forceCloseDatabase, IDBFactory } from 'fake-indexeddb'
+import { forceCloseDatabase, IDBFactory, IDBKeyRange } from 'fake-indexeddb'
 import { describe, expect, it } from 'vitest'
 import { isTabFenced } from '../src/storage/idb-errors.js'
 import { openIdbReplicaStore } from '../src/storage/idb-replica-store.js'
@@ -13,6 +13,21 @@ runReplicaStoreConformance('IdbReplicaStore (fake-indexeddb)', async () => {
     store: current,
     reopen: async () => {
       current = await openIdbReplicaStore({ name, indexedDB: factory })
+      return current
+    },
+    failNextWrite: () => current.failNextWrite(),
+  }
+})
+
+// With the key range class, collections are read with getAll over key ranges, not cursors.
+runReplicaStoreConformance('IdbReplicaStore (fake-indexeddb, with IDBKeyRange)', async () => {
+  const factory = new IDBFactory()
+  const name = 'chorus:conformance'
+  let current = await openIdbReplicaStore({ name, indexedDB: factory, IDBKeyRange })
+  return {
+    store: current,
+    reopen: async () => {
+      current = await openIdbReplicaStore({ name, indexedDB: factory, IDBKeyRange })
       return current
     },
     failNextWrite: () => current.failNextWrite(),

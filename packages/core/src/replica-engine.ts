@@ -25,7 +25,7 @@ import { applyChange, type RecordState } from './record.js'
 import type { ConflictVersion } from './resolver.js'
 import { createResolverLookup, type ResolverConfig, type ResolverLookup } from './resolvers.js'
 import { SerialQueue } from './serial-queue.js'
-import type { ReplicaMeta, ReplicaStore, StoredRecord } from './storage.js'
+import type { RecordPage, ReplicaMeta, ReplicaStore, StoredRecord } from './storage.js'
 import { makeChange, type WriteIntent } from './write.js'
 
 /** Sync status as an application shows it. */
@@ -43,6 +43,20 @@ export interface ChangeEvent {
   readonly collection: string
   readonly ids: readonly RecordId[]
   readonly origin: 'local' | 'remote'
+}
+
+/**
+ * Which rows {@link ReplicaEngine.list} returns. Without options: every row, in id order.
+ * With UUID v7 (or other time-ordered) ids, `{ order: 'desc', limit: 100 }` is the newest
+ * hundred, and `{ order: 'desc', after: last.id }` the rest.
+ */
+export interface ListOptions {
+  /** Id order (`'asc'`, the default; UTF-16 code units, as JavaScript compares strings) or its reverse. */
+  readonly order?: 'asc' | 'desc'
+  /** Only rows whose id comes after this one in `order` (exclusive). */
+  readonly after?: string
+  /** At most this many rows (a positive integer). */
+  readonly limit?: number
 }
 
 /** Options for {@link openReplicaEngine}. */
@@ -94,7 +108,8 @@ export interface ReplicaEngine {
   /** Settles a conflict: a put whose context covers every version. */
   resolve(collection: string, id: string, value: JsonObject): Promise<Change>
   get(collection: string, id: string): Promise<JsonObject | undefined>
-  list(collection: string): Promise<{ id: RecordId; value: JsonObject }[]>
+  /** The collection's rows (records with a value: not deleted), as `options` select them. */
+  list(collection: string, options?: ListOptions): Promise<{ id: RecordId; value: JsonObject }[]>
   conflicts(): Promise<Conflict[]>
   /** The raw record state (versions), for checkers and debugging. */
   record(collection: string, id: string): Promise<RecordState | undefined>
@@ -208,16 +223,40 @@ class Engine implements ReplicaEngine {
     return this.#resolvers(collection).resolve(state.versions).value
   }
 
-  async list(collection: string): Promise<{ id: RecordId; value: JsonObject }[]> {
+  async list(collection: string, options?: ListOptions): Promise<{ id: RecordId; value: JsonObject }[]> {
     this.#assertOpen()
     assertCollectionName(collection)
+    const page = recordPage(options)
     const resolver = this.#resolvers(collection)
     const rows: { id: RecordId; value: JsonObject }[] = []
-    for (const record of await this.#store.listRecords(collection)) {
-      const value = resolver.resolve(record.state.versions).value
-      if (value !== undefined) rows.push({ id: record.id, value })
+    const limit = page.limit ?? Number.POSITIVE_INFINITY
+    /** Adds the rows of `records` up to the limit; false once it is reached. */
+    const add = (records: readonly StoredRecord[]): boolean => {
+      for (const record of records) {
+        if (rows.length >= limit) return false
+        const value = resolver.resolve(record.state.versions).value
+        if (value !== undefined) rows.push({ id: record.id, value })
+      }
+      return rows.length < limit
     }
-    return rows
+    const readPage = this.#store.listRecordsPage?.bind(this.#store)
+    if (options === undefined || readPage === undefined) {
+      add(pageOf(await this.#store.listRecords(collection), page))
+      return rows
+    }
+    // A deleted record takes a place in a page but gives no row: read on until the limit.
+    let after = page.after
+    for (;;) {
+      const want = page.limit === undefined ? undefined : page.limit - rows.length
+      const records = await readPage(collection, {
+        order: page.order,
+        ...(after === undefined ? {} : { after }),
+        ...(want === undefined ? {} : { limit: want }),
+      })
+      const last = records[records.length - 1]
+      if (!add(records) || want === undefined || last === undefined || records.length < want) return rows
+      after = last.id
+    }
   }
 
   async conflicts(): Promise<Conflict[]> {
@@ -621,6 +660,43 @@ interface PendingWrite {
   readonly intent: WriteIntent
   readonly resolve: (change: Change) => void
   readonly reject: (error: unknown) => void
+}
+
+/** Checks list options, as a store's {@link RecordPage} (all rows in id order without any). */
+function recordPage(options: ListOptions | undefined): RecordPage {
+  if (options === undefined) return { order: 'asc' }
+  if (typeof options !== 'object' || options === null) {
+    throw new ChorusError(
+      ErrorCode.InvalidArgument,
+      'list options must be an object: { order?, after?, limit? }',
+    )
+  }
+  const { order = 'asc', after, limit } = options
+  if (order !== 'asc' && order !== 'desc') {
+    throw new ChorusError(
+      ErrorCode.InvalidArgument,
+      `list order must be 'asc' or 'desc', got ${String(order)}`,
+    )
+  }
+  if (limit !== undefined && !(Number.isSafeInteger(limit) && limit > 0)) {
+    throw new ChorusError(
+      ErrorCode.InvalidArgument,
+      `list limit must be a positive integer, got ${String(limit)}`,
+    )
+  }
+  return {
+    order,
+    ...(after === undefined ? {} : { after: asRecordId(after) }),
+    ...(limit === undefined ? {} : { limit }),
+  }
+}
+
+/** The records of `page` out of all of a collection's, which are in id order. */
+function pageOf(records: StoredRecord[], page: RecordPage): StoredRecord[] {
+  const { after, order } = page
+  const ordered = order === 'asc' ? records : records.reverse()
+  if (after === undefined) return ordered
+  return ordered.filter((record) => (order === 'asc' ? record.id > after : record.id < after))
 }
 
 /** Most writes committed in one batch (one store transaction). */

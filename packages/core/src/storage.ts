@@ -23,6 +23,19 @@ export interface StoredRecord {
 }
 
 /**
+ * Which records of a collection {@link ReplicaStore.listRecordsPage} returns: those after
+ * `after` in `order`, at most `limit`.
+ */
+export interface RecordPage {
+  /** Id order (`'asc'`, UTF-16 code units, as JavaScript compares strings) or its reverse. */
+  readonly order: 'asc' | 'desc'
+  /** Only ids after this one in `order` (exclusive); from the first id without it. */
+  readonly after?: RecordId
+  /** At most this many records (a positive integer); all the rest without it. */
+  readonly limit?: number
+}
+
+/**
  * Where a replica keeps its data: IndexedDB in browsers, SQLite or memory elsewhere.
  *
  * Contract (checked by `@chorus/testkit`'s `runReplicaStoreConformance`):
@@ -50,6 +63,13 @@ export interface ReplicaStore {
   ): Promise<(RecordState | undefined)[]>
   /** Every record of a collection, in id order (UTF-16 code units, as JavaScript compares strings). */
   listRecords(collection: string): Promise<StoredRecord[]>
+  /**
+   * Part of a collection's records (see {@link RecordPage}), in the page's order. Optional:
+   * without it the engine reads `listRecords` and takes the part asked for. One read of the
+   * newest records, say, instead of the whole collection, so a first screen shows before a
+   * large collection is read in full.
+   */
+  listRecordsPage?(collection: string, page: RecordPage): Promise<StoredRecord[]>
   /** Every record, for checkers and exports. */
   allRecords(): Promise<StoredRecord[]>
   /** A local write: the record, the change into the outbox, counter and clock, atomically. */

@@ -405,6 +405,72 @@ export function runReplicaStoreConformance(name: string, open: () => Promise<Rep
         await store.applyRemote({ records: remote, clock: { wall: 1, counter: 0 }, cursor: 1 })
         expect(byKey(await store.allRecords())).toEqual(byKey([...written, ...remote]))
       })
+
+      it('getRecords (optional) returns each asked record, or undefined, in the order asked', async (context) => {
+        const getRecords = store.getRecords?.bind(store)
+        if (getRecords === undefined) return context.skip('the store has no getRecords')
+        await store.initMeta(META)
+        const stored = new Map<string, StoredRecord>()
+        for (const id of ['b', 'd', 'f', 'h'])
+          stored.set(recordKey('notes', id), (await commit(store, 'notes', id, put({ id }))).record)
+        // A span dense with records that were not asked for, and a neighbouring collection.
+        for (let i = 0; i < 40; i++)
+          await commit(store, 'notes', `e${String(i).padStart(2, '0')}`, put({ i }))
+        stored.set(recordKey('lists', 'b'), (await commit(store, 'lists', 'b', put({ in: 'lists' }))).record)
+        const keys = [
+          ['notes', 'h'],
+          ['notes', 'a'],
+          ['lists', 'b'],
+          ['notes', 'b'],
+          ['notes', 'c'],
+          ['lists', 'd'],
+          ['notes', 'z'],
+          ['notes', 'f'],
+          ['notes', 'f'],
+        ] as const
+        const found = await getRecords(keys.map(([collection, id]) => ({ collection, id: asRecordId(id) })))
+        expect(found).toEqual(keys.map(([collection, id]) => stored.get(recordKey(collection, id))?.state))
+        const few = [
+          ['notes', 'c'],
+          ['notes', 'd'],
+          ['notes', 'b'],
+        ] as const
+        expect(await getRecords(few.map(([collection, id]) => ({ collection, id: asRecordId(id) })))).toEqual(
+          few.map(([collection, id]) => stored.get(recordKey(collection, id))?.state),
+        )
+        expect(await getRecords([])).toEqual([])
+      })
+
+      it('listRecordsPage (optional) returns a page in id order or its reverse, after an id, at most a limit', async (context) => {
+        const listPage = store.listRecordsPage?.bind(store)
+        if (listPage === undefined) return context.skip('the store has no listRecordsPage')
+        await store.initMeta(META)
+        const ids = ['m', 'b', 'Z', 'a-2', 'a', 'ab', '10', '9', 'é', '日本']
+        for (const id of ids) await commit(store, 'notes', id, put({ id }))
+        await commit(store, 'notes2', 'c', put({}))
+        await commit(store, 'note', 'x', put({}))
+        const asc = [...ids].sort()
+        const desc = [...asc].reverse()
+        const page = async (options: Parameters<typeof listPage>[1]) =>
+          (await listPage('notes', options)).map((record) => record.id)
+        expect(await page({ order: 'asc' })).toEqual(asc)
+        expect(await page({ order: 'desc' })).toEqual(desc)
+        expect(await page({ order: 'asc', limit: 3 })).toEqual(asc.slice(0, 3))
+        expect(await page({ order: 'desc', limit: 3 })).toEqual(desc.slice(0, 3))
+        expect(await page({ order: 'asc', after: asRecordId('ab'), limit: 2 })).toEqual(['b', 'm'])
+        expect(await page({ order: 'desc', after: asRecordId('ab') })).toEqual(['a-2', 'a', 'Z', '9', '10'])
+        // `after` need not be a stored id; past the end is an empty page.
+        expect(await page({ order: 'asc', after: asRecordId('c') })).toEqual(['m', 'é', '日本'])
+        expect(await page({ order: 'desc', after: asRecordId('0') })).toEqual([])
+        expect(await page({ order: 'asc', after: asRecordId('日本') })).toEqual([])
+        const listed = await listPage('notes', { order: 'desc', limit: 2 })
+        for (const record of listed) {
+          expect(record.collection).toBe('notes')
+          expect(record.state).toEqual(await store.getRecord('notes', record.id))
+        }
+        expect((await listPage('note', { order: 'desc' })).map((record) => record.id)).toEqual(['x'])
+        expect(await listPage('tags', { order: 'asc', limit: 5 })).toEqual([])
+      })
     })
 
     describe('values', () => {

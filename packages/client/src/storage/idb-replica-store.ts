@@ -5,6 +5,7 @@ import {
   type HlcState,
   laterHlcState,
   type RecordId,
+  type RecordPage,
   type RecordState,
   type ReplicaMeta,
   type ReplicaStore,
@@ -12,7 +13,7 @@ import {
 } from '@chorus/core'
 import { frozen } from './frozen.js'
 import { errorName, fencedFailure, idbFailure, TabFencedError } from './idb-errors.js'
-import { requestResult, transactionDone, walk } from './idb-request.js'
+import { getAllInDirection, requestResult, transactionDone, walk } from './idb-request.js'
 
 /** The schema version; raised (with a migration in `createSchema`) when stores change. */
 const DB_VERSION = 1
@@ -35,6 +36,17 @@ export interface IdbReplicaStoreOptions {
   readonly name: string
   /** The IndexedDB to use; default `globalThis.indexedDB`. Tests pass fake-indexeddb's `new IDBFactory()`. */
   readonly indexedDB?: IDBFactory
+  /**
+   * That IndexedDB's `IDBKeyRange`; default `globalThis.IDBKeyRange` when `indexedDB` is the
+   * global one. With it a collection is read in one request (`getAll` over its keys);
+   * without it, by a cursor, one request per record. Tests pass fake-indexeddb's.
+   */
+  readonly IDBKeyRange?: KeyRangeLike
+}
+
+/** The part of `IDBKeyRange`'s static side the store uses. */
+export interface KeyRangeLike {
+  bound(lower: unknown, upper: unknown, lowerOpen?: boolean, upperOpen?: boolean): IDBKeyRange
 }
 
 /**
@@ -69,15 +81,17 @@ export class IdbReplicaStore implements ReplicaStore {
   /** The database name. */
   readonly name: string
   readonly #factory: IDBFactory
+  readonly #keyRange: KeyRangeLike | null
   readonly #db: IDBDatabase
   #closed = false
   #fence: number | null = null
   #lost: string | null = null
   #fault: { readonly cause: unknown } | null = null
 
-  private constructor(name: string, factory: IDBFactory, db: IDBDatabase) {
+  private constructor(name: string, factory: IDBFactory, keyRange: KeyRangeLike | null, db: IDBDatabase) {
     this.name = name
     this.#factory = factory
+    this.#keyRange = keyRange
     this.#db = db
     db.onversionchange = () => {
       this.#lost = `the IndexedDB database ${JSON.stringify(name)} was deleted or upgraded by another tab or version of the app, so this replica let go of it. Reload to continue.`
@@ -104,7 +118,9 @@ export class IdbReplicaStore implements ReplicaStore {
         "IndexedDB is not available here. In a browser it may be disabled (some private modes): use storage 'memory'. In Node, pass `indexedDB` (fake-indexeddb), or use the SQLite store from '@chorus/client/sqlite'.",
       )
     }
-    return new IdbReplicaStore(name, factory, await openDatabase(factory, name))
+    const global = globalThis as { indexedDB?: IDBFactory; IDBKeyRange?: KeyRangeLike }
+    const keyRange = options.IDBKeyRange ?? (factory === global.indexedDB ? global.IDBKeyRange : undefined)
+    return new IdbReplicaStore(name, factory, keyRange ?? null, await openDatabase(factory, name))
   }
 
   /**
@@ -140,17 +156,31 @@ export class IdbReplicaStore implements ReplicaStore {
   async getRecords(
     keys: readonly { readonly collection: string; readonly id: RecordId }[],
   ): Promise<(RecordState | undefined)[]> {
-    const records = await this.#read('reading records', 'records', (store) =>
-      Promise.all(
+    const keyRange = this.#keyRange
+    const records = await this.#read('reading records', 'records', async (store) => {
+      const absent = keyRange === null ? null : await absentKeys(store, keyRange, keys)
+      return Promise.all(
         keys.map(({ collection, id }) =>
-          requestResult<StoredRecord | undefined>(store.get([collection, id])),
+          absent?.get(collection)?.has(id) === true
+            ? undefined
+            : requestResult<StoredRecord | undefined>(store.get([collection, id])),
         ),
-      ),
-    )
+      )
+    })
     return records.map((record) => (record === undefined ? undefined : frozen(record).state))
   }
 
   async listRecords(collection: string): Promise<StoredRecord[]> {
+    const keyRange = this.#keyRange
+    if (keyRange !== null) {
+      // Every key [collection, id] lies between [collection] and [collection, []] (an array
+      // sorts after every string).
+      const range = keyRange.bound([collection], [collection, []], false, true)
+      const records = await this.#read('listing records', 'records', (store) =>
+        requestResult(store.getAll(range) as IDBRequest<StoredRecord[]>),
+      )
+      return records.map(frozen)
+    }
     const start = [collection]
     return this.#read('listing records', 'records', async (store) => {
       const records: StoredRecord[] = []
@@ -167,6 +197,49 @@ export class IdbReplicaStore implements ReplicaStore {
       })
       return records
     })
+  }
+
+  async listRecordsPage(collection: string, page: RecordPage): Promise<StoredRecord[]> {
+    const { order, after, limit } = page
+    const keyRange = this.#keyRange
+    if (keyRange === null) {
+      const all = await this.listRecords(collection)
+      const ordered = order === 'asc' ? all : all.reverse()
+      const rest =
+        after === undefined
+          ? ordered
+          : ordered.filter((record) => (order === 'asc' ? record.id > after : record.id < after))
+      return limit === undefined ? rest : rest.slice(0, limit)
+    }
+    const range =
+      order === 'asc'
+        ? keyRange.bound(
+            [collection, ...(after === undefined ? [] : [after])],
+            [collection, []],
+            after !== undefined,
+            true,
+          )
+        : keyRange.bound(
+            [collection],
+            after === undefined ? [collection, []] : [collection, after],
+            false,
+            true,
+          )
+    const records = await this.#read('listing records', 'records', async (store) => {
+      const direct = getAllInDirection<StoredRecord>(store, range, limit, order === 'asc' ? 'next' : 'prev')
+      if (direct !== null) return requestResult(direct)
+      if (order === 'asc') return requestResult(store.getAll(range, limit) as IDBRequest<StoredRecord[]>)
+      if (limit === undefined)
+        return (await requestResult(store.getAll(range) as IDBRequest<StoredRecord[]>)).reverse()
+      // Newest first without IndexedDB 3: a backward cursor, one request per record.
+      const found: StoredRecord[] = []
+      await walk(store.openCursor(range, 'prev'), (cursor) => {
+        found.push(cursor.value as StoredRecord)
+        return found.length >= limit ? 'stop' : 'next'
+      })
+      return found
+    })
+    return records.map(frozen)
   }
 
   async allRecords(): Promise<StoredRecord[]> {
@@ -191,13 +264,10 @@ export class IdbReplicaStore implements ReplicaStore {
           `saving a local write failed: another replica instance (a second tab or process) writes to the IndexedDB database ${JSON.stringify(this.name)} — its counter is at ${meta.counter}, this write has ${counter}. Nothing was written. Open one replica per database at a time, and reload to continue from what is stored.`,
         )
       }
-      await Promise.all([
-        requestResult(tx.objectStore('records').put(record)),
-        requestResult(tx.objectStore('outbox').put(change, counter)),
-        requestResult(
-          tx.objectStore('meta').put({ ...meta, counter, clock: laterHlcState(meta.clock, clock) }, META_KEY),
-        ),
-      ])
+      // A failed put aborts the transaction, which `#write` reports: no promise per request.
+      tx.objectStore('records').put(record)
+      tx.objectStore('outbox').put(change, counter)
+      tx.objectStore('meta').put({ ...meta, counter, clock: laterHlcState(meta.clock, clock) }, META_KEY)
     })
   }
 
@@ -218,20 +288,15 @@ export class IdbReplicaStore implements ReplicaStore {
       }
       const records = tx.objectStore('records')
       const outbox = tx.objectStore('outbox')
-      await Promise.all([
-        ...batch.writes.flatMap(({ record, change }) => [
-          requestResult(records.put(record)),
-          requestResult(outbox.put(change, change.dot[1])),
-        ]),
-        requestResult(
-          tx
-            .objectStore('meta')
-            .put(
-              { ...meta, counter: last.change.dot[1], clock: laterHlcState(meta.clock, batch.clock) },
-              META_KEY,
-            ),
-        ),
-      ])
+      // A failed put aborts the transaction, which `#write` reports: no promise per request.
+      for (const { record, change } of batch.writes) {
+        records.put(record)
+        outbox.put(change, change.dot[1])
+      }
+      tx.objectStore('meta').put(
+        { ...meta, counter: last.change.dot[1], clock: laterHlcState(meta.clock, batch.clock) },
+        META_KEY,
+      )
     })
   }
 
@@ -244,17 +309,12 @@ export class IdbReplicaStore implements ReplicaStore {
       await this.#checkFence(tx)
       const meta = await requireMeta(tx)
       const records = tx.objectStore('records')
-      await Promise.all([
-        ...batch.records.map((record) => requestResult(records.put(record))),
-        requestResult(
-          tx
-            .objectStore('meta')
-            .put(
-              { ...meta, clock: laterHlcState(meta.clock, batch.clock), cursor: batch.cursor ?? meta.cursor },
-              META_KEY,
-            ),
-        ),
-      ])
+      // A failed put aborts the transaction, which `#write` reports: no promise per request.
+      for (const record of batch.records) records.put(record)
+      tx.objectStore('meta').put(
+        { ...meta, clock: laterHlcState(meta.clock, batch.clock), cursor: batch.cursor ?? meta.cursor },
+        META_KEY,
+      )
     })
   }
 
@@ -409,6 +469,45 @@ export class IdbReplicaStore implements ReplicaStore {
     if (outcome !== undefined) throw idbFailure(outcome.error, what, true)
     return result
   }
+}
+
+/**
+ * For each collection among `keys`, the ids of `keys` that have no record, found with one
+ * `getAllKeys` over the span of the asked ids, so that a batch of new records costs one
+ * request rather than one each. A collection is left out (its records are read one by one)
+ * when that span holds many more records than were asked for.
+ */
+async function absentKeys(
+  store: IDBObjectStore,
+  keyRange: KeyRangeLike,
+  keys: readonly { readonly collection: string; readonly id: RecordId }[],
+): Promise<Map<string, Set<string>>> {
+  const asked = new Map<string, string[]>()
+  for (const { collection, id } of keys) {
+    const ids = asked.get(collection)
+    if (ids === undefined) asked.set(collection, [id])
+    else ids.push(id)
+  }
+  const absent = new Map<string, Set<string>>()
+  await Promise.all(
+    [...asked].map(async ([collection, ids]) => {
+      let low = ids[0] as string
+      let high = low
+      for (const id of ids) {
+        if (id < low) low = id
+        if (id > high) high = id
+      }
+      const most = 2 * ids.length + 16
+      const stored = await requestResult(
+        store.getAllKeys(keyRange.bound([collection, low], [collection, high]), most),
+      )
+      if (stored.length >= most) return
+      const missing = new Set(ids)
+      for (const key of stored) missing.delete((key as [string, string])[1])
+      absent.set(collection, missing)
+    }),
+  )
+  return absent
 }
 
 async function requireMeta(tx: IDBTransaction): Promise<ReplicaMeta> {

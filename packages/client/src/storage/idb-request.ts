@@ -57,3 +57,22 @@ export function walk<TCursor extends IDBCursor>(
     request.onerror = () => reject(request.error)
   })
 }
+
+/**
+ * IndexedDB 3's `getAll({ query, count, direction })`, which reads backwards too (Chromium
+ * 141+, found by the `getAllRecords` that came with it); `null` where the store lacks it.
+ */
+export function getAllInDirection<TValue>(
+  store: IDBObjectStore,
+  query: IDBKeyRange,
+  count: number | undefined,
+  direction: 'next' | 'prev',
+): IDBRequest<TValue[]> | null {
+  if (!('getAllRecords' in store)) return null
+  const getAll = store.getAll as unknown as (options: {
+    query: IDBKeyRange
+    count?: number
+    direction: 'next' | 'prev'
+  }) => IDBRequest<TValue[]>
+  return getAll.call(store, { query, direction, ...(count === undefined ? {} : { count }) })
+}
