@@ -4,6 +4,7 @@ import {
   ErrorCode,
   type HlcState,
   type RecordId,
+  type RecordPage,
   type RecordState,
   type ReplicaId,
   type ReplicaMeta,
@@ -161,6 +162,37 @@ export class SqliteReplicaStore implements ReplicaStore {
     })
   }
 
+  async getRecords(
+    keys: readonly { readonly collection: string; readonly id: RecordId }[],
+  ): Promise<(RecordState | undefined)[]> {
+    return this.#read('reading records', () =>
+      keys.map(({ collection, id }) => {
+        const row = this.#sql.getRecord.get(collection, idKey(id)) as { state: string } | undefined
+        return row === undefined ? undefined : frozen(JSON.parse(row.state) as RecordState)
+      }),
+    )
+  }
+
+  async listRecordsPage(collection: string, page: RecordPage): Promise<StoredRecord[]> {
+    return this.#read('listing a page of records', () => {
+      const limit = page.limit ?? -1 // SQLite: a negative LIMIT means none
+      const statement =
+        page.order === 'asc'
+          ? page.after === undefined
+            ? this.#sql.pageAsc
+            : this.#sql.pageAscAfter
+          : page.after === undefined
+            ? this.#sql.pageDesc
+            : this.#sql.pageDescAfter
+      const rows = (
+        page.after === undefined
+          ? statement.all(collection, limit)
+          : statement.all(collection, idKey(page.after), limit)
+      ) as { id: Uint8Array; state: string }[]
+      return rows.map((row) => toRecord(collection, row))
+    })
+  }
+
   async listRecords(collection: string): Promise<StoredRecord[]> {
     return this.#read('listing records', () =>
       (this.#sql.listRecords.all(collection) as { id: Uint8Array; state: string }[]).map((row) =>
@@ -305,6 +337,14 @@ function prepare(db: SqliteDatabase) {
     updateClock: db.prepare('UPDATE meta SET clock_wall = ?, clock_counter = ?, cursor = ? WHERE only = 1'),
     getRecord: db.prepare('SELECT state FROM records WHERE collection = ? AND id = ?'),
     listRecords: db.prepare('SELECT id, state FROM records WHERE collection = ? ORDER BY id'),
+    pageAsc: db.prepare('SELECT id, state FROM records WHERE collection = ? ORDER BY id LIMIT ?'),
+    pageAscAfter: db.prepare(
+      'SELECT id, state FROM records WHERE collection = ? AND id > ? ORDER BY id LIMIT ?',
+    ),
+    pageDesc: db.prepare('SELECT id, state FROM records WHERE collection = ? ORDER BY id DESC LIMIT ?'),
+    pageDescAfter: db.prepare(
+      'SELECT id, state FROM records WHERE collection = ? AND id < ? ORDER BY id DESC LIMIT ?',
+    ),
     allRecords: db.prepare('SELECT collection, id, state FROM records ORDER BY collection, id'),
     putRecord: db.prepare('INSERT OR REPLACE INTO records (collection, id, state) VALUES (?, ?, ?)'),
     insertOutbox: db.prepare('INSERT INTO outbox (counter, change) VALUES (?, ?)'),
