@@ -1,7 +1,13 @@
 import type { Change } from './change.js'
 import { ChorusError, ErrorCode, isChorusError } from './errors.js'
 import type { ReplicaId, SpaceId } from './ids.js'
-import { decodeMessage, encodeChange, encodeChangesMessage, encodeMessage } from './protocol/codec.js'
+import {
+  decodeMessage,
+  encodeChange,
+  encodeChangesMessage,
+  encodeMessage,
+  encodeRowOp,
+} from './protocol/codec.js'
 import {
   type AuthResult,
   DEFAULT_HUB_SESSION,
@@ -13,7 +19,7 @@ import {
   initialHubSession,
   stepHubSession,
 } from './protocol/hub-session.js'
-import { type ChangesMessage, DEFAULT_LIMITS, type ProtocolLimits } from './protocol/messages.js'
+import { type ChangesMessage, DEFAULT_LIMITS, Feature, type ProtocolLimits } from './protocol/messages.js'
 import { SerialQueue } from './serial-queue.js'
 import type { AppendResult, HubStore, LogEntry } from './storage.js'
 
@@ -114,8 +120,14 @@ interface AppendJob {
   readonly changes: readonly Change[]
 }
 
+/** An already settled promise: where an idle connection's next input starts. */
+const settled: Promise<void> = Promise.resolve()
+
 /** Most log entries a space keeps in memory (a few MB for notes-sized changes). */
 const RECENT_ENTRIES = 8192
+
+/** A compact row's bytes beside its op and id: indexes, counter, context, stamp, brackets. */
+const ROW_OVERHEAD = 40
 
 /** Creates a hub over a store. */
 export function createHubEngine(options: HubEngineOptions): HubEngine {
@@ -136,6 +148,9 @@ export function createHubEngine(options: HubEngineOptions): HubEngine {
     head: (space) => spaces.get(space)?.head ?? 0,
     floor: (space) => spaces.get(space)?.floor ?? 0,
     received: (space, replica) => spaces.get(space)?.received.get(replica) ?? 0,
+    // From the text the change is about to be sent as (encoded once, however many peers).
+    size: (change, compact) =>
+      compact ? rowOp(change).length + change.id.length + ROW_OVERHEAD : changeText(change).length,
   }
 
   function report(error: unknown, what: string): void {
@@ -214,20 +229,43 @@ export function createHubEngine(options: HubEngineOptions): HubEngine {
     return stored.map((change, i) => ({ seq: previousHead + i + 1, change }))
   }
 
+  /** The last run {@link readRecent} built, shared by the sessions that ask for it next. */
+  let lastRecent: {
+    readonly space: SpaceId
+    readonly after: number
+    readonly limit: number
+    readonly head: number
+    readonly entries: LogEntry[]
+  } | null = null
+
   /**
    * Log entries after `after` held in memory, gap-free, at most `limit`; null when the first
    * is not held. A shorter run than asked is fine: the stream continues from its end.
    */
   function readRecent(space: SpaceId, after: number, limit: number): LogEntry[] | null {
-    const recent = spaces.get(space)?.recent
-    if (recent === undefined) return null
+    const cache = spaces.get(space)
+    if (cache === undefined) return null
+    // The sessions of a space ask for the same stretch one after another (fan-out): they
+    // share one array (log entries never change; the sessions only read it).
+    const last = lastRecent
+    if (
+      last !== null &&
+      last.space === space &&
+      last.after === after &&
+      last.limit === limit &&
+      (last.entries.length === limit || last.head === cache.head)
+    ) {
+      return last.entries
+    }
     const entries: LogEntry[] = []
     for (let seq = after + 1; entries.length < limit; seq++) {
-      const entry = recent.get(seq)
+      const entry = cache.recent.get(seq)
       if (entry === undefined) break
       entries.push(entry)
     }
-    return entries.length === 0 ? null : entries
+    if (entries.length === 0) return null
+    lastRecent = { space, after, limit, head: cache.head, entries }
+    return entries
   }
 
   /**
@@ -318,17 +356,33 @@ export function createHubEngine(options: HubEngineOptions): HubEngine {
     return text
   }
 
+  /** Each change's op as a compact row writes it: nearly all of the row, encoded once too. */
+  const rowOps = new WeakMap<Change, string>()
+  function rowOp(change: Change): string {
+    let text = rowOps.get(change)
+    if (text === undefined) {
+      text = encodeRowOp(change.op)
+      rowOps.set(change, text)
+    }
+    return text
+  }
+
   /**
    * The last `changes` frame encoded: the connections of a space are pumped one after the
    * other when its head advances, and all but the writer get the same entries, so fanning a
    * batch out to n peers costs one encoding instead of n.
    */
-  let lastFrame: { readonly message: ChangesMessage; readonly text: string } | null = null
-  function encodeChanges(message: ChangesMessage): string {
+  let lastFrame: {
+    readonly message: ChangesMessage
+    readonly compact: boolean
+    readonly text: string
+  } | null = null
+  function encodeChanges(message: ChangesMessage, compact: boolean): string {
     const last = lastFrame?.message
     if (
       last !== undefined &&
       lastFrame !== null &&
+      lastFrame.compact === compact &&
       last.space === message.space &&
       last.from === message.from &&
       last.to === message.to &&
@@ -338,8 +392,8 @@ export function createHubEngine(options: HubEngineOptions): HubEngine {
     ) {
       return lastFrame.text
     }
-    const text = encodeChangesMessage(message, changeText)
-    lastFrame = { message, text }
+    const text = encodeChangesMessage(message, { compact, changeText, rowOp })
+    lastFrame = { message, compact, text }
     return text
   }
 
@@ -350,7 +404,11 @@ export function createHubEngine(options: HubEngineOptions): HubEngine {
 
   class Connection implements HubConnection {
     readonly #peer: HubPeer
-    readonly #queue = new SerialQueue()
+    /**
+     * This connection's inputs run one at a time, in order: each waits for the one before to
+     * settle. Null while none is pending, so an idle connection holds no promise.
+     */
+    #tail: Promise<void> | null = null
     #state: HubSessionState = initialHubSession(config)
     /**
      * Per space, the lowest position this session has read after from the store since its
@@ -380,7 +438,7 @@ export function createHubEngine(options: HubEngineOptions): HubEngine {
         return Promise.resolve()
       }
       const message = decoded.message
-      return this.#queue.run(() => this.#handle({ type: 'message', now: now(), message }))
+      return this.#run(() => this.#handle({ type: 'message', now: now(), message }))
     }
 
     closed(): Promise<void> {
@@ -397,7 +455,17 @@ export function createHubEngine(options: HubEngineOptions): HubEngine {
     }
 
     input(input: HubSessionInput): Promise<void> {
-      return this.#queue.run(() => this.#handle(input))
+      return this.#run(() => this.#handle(input))
+    }
+
+    #run(task: () => Promise<void>): Promise<void> {
+      const result = (this.#tail ?? settled).then(task, task)
+      const done = (): void => {
+        if (this.#tail === tail) this.#tail = null
+      }
+      const tail: Promise<void> = result.then(done, done)
+      this.#tail = tail
+      return result
     }
 
     async #handle(input: HubSessionInput): Promise<void> {
@@ -436,7 +504,7 @@ export function createHubEngine(options: HubEngineOptions): HubEngine {
     }
 
     idle(): Promise<void> {
-      return this.#queue.idle()
+      return this.#tail ?? settled
     }
 
     #hangUp(code: ErrorCode, message: string): void {
@@ -447,11 +515,16 @@ export function createHubEngine(options: HubEngineOptions): HubEngine {
 
     async #perform(effect: HubSessionEffect): Promise<void> {
       switch (effect.type) {
-        case 'send':
+        case 'send': {
+          const compact = this.#state.features.includes(Feature.Compact)
+          const { message } = effect
           this.#send(
-            effect.message.type === 'changes' ? encodeChanges(effect.message) : encodeMessage(effect.message),
+            message.type === 'changes'
+              ? encodeChanges(message, compact)
+              : encodeMessage(message, { compact }),
           )
           return
+        }
         case 'close':
           this.#peer.send(encodeMessage({ type: 'error', code: effect.code, message: effect.message }))
           this.#hangUp(effect.code, effect.message)

@@ -3,7 +3,13 @@ import { ChorusError, ErrorCode } from './errors.js'
 import type { HlcState } from './hlc.js'
 import type { RecordId } from './ids.js'
 import type { RecordState } from './record.js'
-import { type ReplicaMeta, type ReplicaStore, recordKey, type StoredRecord } from './storage.js'
+import {
+  type RecordPage,
+  type ReplicaMeta,
+  type ReplicaStore,
+  recordKey,
+  type StoredRecord,
+} from './storage.js'
 
 /**
  * A {@link ReplicaStore} in memory: for tests, simulations and server-side rendering.
@@ -47,6 +53,24 @@ export class MemoryReplicaStore implements ReplicaStore {
     return [...this.#records.values()]
       .filter((record) => record.collection === collection)
       .sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
+  }
+
+  async getRecords(
+    keys: readonly { readonly collection: string; readonly id: RecordId }[],
+  ): Promise<(RecordState | undefined)[]> {
+    this.#check(false)
+    return keys.map(({ collection, id }) => this.#records.get(recordKey(collection, id))?.state)
+  }
+
+  async listRecordsPage(collection: string, page: RecordPage): Promise<StoredRecord[]> {
+    const all = await this.listRecords(collection)
+    const { after } = page
+    const ordered = page.order === 'asc' ? all : all.reverse()
+    const rest =
+      after === undefined
+        ? ordered
+        : ordered.filter((record) => (page.order === 'asc' ? record.id > after : record.id < after))
+    return page.limit === undefined ? rest : rest.slice(0, page.limit)
   }
 
   async allRecords(): Promise<StoredRecord[]> {

@@ -98,6 +98,8 @@ export function createUpgradeHandler(
       return
     }
     target.handleUpgrade(request, socket, head, (client) => {
+      // The WebSocket handles the socket's errors from here on.
+      socket.off('error', destroySocket)
       target.emit('connection', client, request)
     })
   }

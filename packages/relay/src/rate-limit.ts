@@ -24,24 +24,41 @@ export interface RateLimiter {
   take(bytes: number, now: number): boolean
 }
 
+/** The two buckets' contents, as plain fields: a relay keeps them on its per-connection object. */
+export interface TokenBuckets {
+  /** Frames left in the frame bucket. */
+  frames: number
+  /** Bytes left in the byte bucket. */
+  bytes: number
+  /** When the buckets were last refilled (ms). */
+  updatedAt: number
+}
+
+/** Full buckets at time `now`. */
+export function fullBuckets(limits: RateLimits, now: number): TokenBuckets {
+  return { frames: limits.frameBurst, bytes: limits.byteBurst, updatedAt: now }
+}
+
 /**
- * A token-bucket limiter: each bucket refills continuously at its rate up to its burst, and a
- * frame passes only if both buckets hold enough. Time is a parameter, so tests freeze it.
+ * Takes one frame of `size` bytes at `time` (ms) from `buckets`, refilling them first: each
+ * refills continuously at its rate up to its burst, and the frame passes only if both hold
+ * enough. False (and nothing taken) when over the limit.
+ */
+export function takeTokens(buckets: TokenBuckets, limits: RateLimits, size: number, time: number): boolean {
+  const elapsed = Math.max(0, time - buckets.updatedAt) / 1000
+  buckets.updatedAt = Math.max(buckets.updatedAt, time)
+  buckets.frames = Math.min(limits.frameBurst, buckets.frames + elapsed * limits.framesPerSecond)
+  buckets.bytes = Math.min(limits.byteBurst, buckets.bytes + elapsed * limits.bytesPerSecond)
+  if (buckets.frames < 1 || buckets.bytes < size) return false
+  buckets.frames -= 1
+  buckets.bytes -= size
+  return true
+}
+
+/**
+ * A token-bucket limiter over {@link takeTokens}. Time is a parameter, so tests freeze it.
  */
 export function createRateLimiter(limits: RateLimits, now: number): RateLimiter {
-  let frames = limits.frameBurst
-  let bytes = limits.byteBurst
-  let updatedAt = now
-  return {
-    take(size, time) {
-      const elapsed = Math.max(0, time - updatedAt) / 1000
-      updatedAt = Math.max(updatedAt, time)
-      frames = Math.min(limits.frameBurst, frames + elapsed * limits.framesPerSecond)
-      bytes = Math.min(limits.byteBurst, bytes + elapsed * limits.bytesPerSecond)
-      if (frames < 1 || bytes < size) return false
-      frames -= 1
-      bytes -= size
-      return true
-    },
-  }
+  const buckets = fullBuckets(limits, now)
+  return { take: (size, time) => takeTokens(buckets, limits, size, time) }
 }

@@ -6,12 +6,13 @@ import {
   encodeMessage,
   errorMessage,
   type HubConnection,
+  type HubPeer,
   isChorusError,
   type SpaceId,
 } from '@chorus/core'
 import { byteLength, textOf } from './frame-text.js'
 import type { RelayMetrics, ReplicaLag } from './metrics.js'
-import { createRateLimiter, type RateLimiter, type RateLimits } from './rate-limit.js'
+import { type RateLimits, type TokenBuckets, takeTokens } from './rate-limit.js'
 import {
   type CompactionOptions,
   DEFAULT_COMPACTION,
@@ -47,14 +48,15 @@ export interface Relay {
   close(): Promise<void>
 }
 
-interface Client {
+/** What the relay keeps per connection (see `Client` in {@link createRelay}). */
+interface ClientState extends TokenBuckets {
   readonly socket: RelaySocket
   readonly connection: HubConnection
-  readonly limiter: RateLimiter
-  readonly closed: Promise<void>
   strikes: number
   alive: boolean
   open: boolean
+  /** Set while the relay waits for the socket to close (shutting down); called once it has. */
+  onClosed: (() => void) | null
 }
 
 const OPEN = 1
@@ -81,7 +83,8 @@ export function createRelay(options: RelayOptions): Relay {
   const compaction: CompactionOptions = { ...DEFAULT_COMPACTION, ...options.compaction }
   const onError = options.onError ?? defaultOnError
   const startedAt = now()
-  const clients = new Set<Client>()
+  /** Every open connection, by its socket: the socket listeners are shared and look it up. */
+  const clients = new Map<RelaySocket, Client>()
   const counters = {
     changesStored: 0,
     framesIn: 0,
@@ -153,7 +156,7 @@ export function createRelay(options: RelayOptions): Relay {
   // encode it to UTF-8 once, not once per connection.
   let lastText = ''
   let lastBytes: Buffer = Buffer.alloc(0)
-  function send(client: Client, frame: string): void {
+  function send(client: ClientState, frame: string): void {
     if (client.socket.readyState !== OPEN) return
     if (frame !== lastText) {
       lastText = frame
@@ -166,13 +169,13 @@ export function createRelay(options: RelayOptions): Relay {
     })
   }
 
-  function hangUp(client: Client, code: number, reason: string): void {
+  function hangUp(client: ClientState, code: number, reason: string): void {
     if (!client.open) return
     client.open = false
     client.socket.close(code, reason)
   }
 
-  function refused(client: Client, why: ErrorCode | undefined): void {
+  function refused(client: ClientState, why: ErrorCode | undefined): void {
     hangUp(
       client,
       why === ErrorCode.UnsupportedProtocol ? CloseCode.ProtocolError : CloseCode.PolicyViolation,
@@ -180,7 +183,7 @@ export function createRelay(options: RelayOptions): Relay {
     )
   }
 
-  function receive(client: Client, data: unknown, isBinary: boolean): void {
+  function receive(client: ClientState, data: unknown, isBinary: boolean): void {
     if (closing || !client.open) return
     const size = byteLength(data)
     counters.framesIn++
@@ -190,7 +193,7 @@ export function createRelay(options: RelayOptions): Relay {
       hangUp(client, CloseCode.MessageTooBig, `frames are limited to ${limits.maxFrameBytes} bytes`)
       return
     }
-    if (!client.limiter.take(size, now())) {
+    if (!takeTokens(client, rateLimits, size, now())) {
       counters.rateLimited++
       client.strikes++
       if (client.strikes === 1) {
@@ -221,56 +224,96 @@ export function createRelay(options: RelayOptions): Relay {
   }
 
   /** Hands a frame to the engine, which authenticates the hello before it loads anything. */
-  function deliver(client: Client, text: string): void {
+  function deliver(client: ClientState, text: string): void {
     client.connection.receive(text).catch((error: unknown) => report(error, 'handling a frame failed'))
+  }
+
+  /**
+   * One connection: the socket, its hub connection, and its limits. It is the hub's peer
+   * itself, and the socket's listeners are shared by all connections (they find the client
+   * by the socket they are called on), so an idle connection holds no closures of its own.
+   */
+  class Client implements ClientState, HubPeer {
+    readonly socket: RelaySocket
+    readonly connection: HubConnection
+    frames: number
+    bytes: number
+    updatedAt: number
+    strikes = 0
+    alive = true
+    open = true
+    onClosed: (() => void) | null = null
+
+    constructor(socket: RelaySocket) {
+      this.socket = socket
+      this.frames = rateLimits.frameBurst
+      this.bytes = rateLimits.byteBurst
+      this.updatedAt = now()
+      // The hub calls `send` and `close` only after `accept` returns.
+      this.connection = hub.accept(this)
+    }
+
+    send(frame: string): void {
+      guard('sending a frame', () => send(this, frame))
+    }
+
+    close(code?: ErrorCode): void {
+      guard('closing a connection', () => refused(this, code))
+    }
+  }
+
+  /** The client of the socket a listener was called on (`ws` calls listeners on the socket). */
+  function clientOf(socket: RelaySocket, event: string): Client | undefined {
+    const client = clients.get(socket)
+    if (client === undefined && event !== 'close') {
+      report(new ChorusError(ErrorCode.Internal, `a socket event (${event}) for no known connection`))
+    }
+    return client
+  }
+
+  function onSocketError(this: RelaySocket): void {
+    counters.socketErrors++
+    const client = clients.get(this)
+    if (client !== undefined) client.open = false
+    guard('handling a socket error', () => this.terminate())
+  }
+
+  function onSocketClose(this: RelaySocket): void {
+    const client = clientOf(this, 'close')
+    if (client === undefined) return
+    guard('handling a closed socket', () => {
+      client.open = false
+      clients.delete(this)
+      client.onClosed?.()
+      client.connection.closed().catch((error: unknown) => report(error, 'closing a session failed'))
+    })
+  }
+
+  function onSocketMessage(this: RelaySocket, data: unknown, isBinary: boolean): void {
+    const client = clientOf(this, 'message')
+    if (client !== undefined) guard('handling a frame', () => receive(client, data, isBinary))
+  }
+
+  function onSocketPong(this: RelaySocket): void {
+    const client = clients.get(this)
+    if (client !== undefined) client.alive = true
+  }
+
+  function onClosingSocketError(): void {
+    counters.socketErrors++
   }
 
   function accept(socket: RelaySocket): void {
     if (closing) {
-      socket.on('error', () => {
-        counters.socketErrors++
-      })
+      socket.on('error', onClosingSocketError)
       socket.close(CloseCode.GoingAway, 'the relay is shutting down')
       return
     }
-    let markClosed = () => {}
-    const closed = new Promise<void>((resolve) => {
-      markClosed = resolve
-    })
-    // The peer's callbacks run only after `accept` returns, once `client` exists.
-    const connection = hub.accept({
-      send: (frame) => guard('sending a frame', () => send(client, frame)),
-      close: (code) => guard('closing a connection', () => refused(client, code)),
-    })
-    const client: Client = {
-      socket,
-      connection,
-      limiter: createRateLimiter(rateLimits, now()),
-      closed,
-      strikes: 0,
-      alive: true,
-      open: true,
-    }
-    clients.add(client)
-    socket.on('error', () =>
-      guard('handling a socket error', () => {
-        counters.socketErrors++
-        client.open = false
-        socket.terminate()
-      }),
-    )
-    socket.on('close', () =>
-      guard('handling a closed socket', () => {
-        client.open = false
-        clients.delete(client)
-        markClosed()
-        connection.closed().catch((error: unknown) => report(error, 'closing a session failed'))
-      }),
-    )
-    socket.on('message', (data, isBinary) => guard('handling a frame', () => receive(client, data, isBinary)))
-    socket.on('pong', () => {
-      client.alive = true
-    })
+    clients.set(socket, new Client(socket))
+    socket.on('error', onSocketError)
+    socket.on('close', onSocketClose)
+    socket.on('message', onSocketMessage)
+    socket.on('pong', onSocketPong)
   }
 
   server.on('connection', (socket) => guard('accepting a connection', () => accept(socket)))
@@ -297,7 +340,7 @@ export function createRelay(options: RelayOptions): Relay {
     await store.flushAcks()
   })
   every(options.heartbeatMs ?? 30_000, async () => {
-    for (const client of clients) {
+    for (const client of clients.values()) {
       guard('pinging a socket', () => {
         if (!client.alive) {
           client.open = false
@@ -371,12 +414,17 @@ export function createRelay(options: RelayOptions): Relay {
     // The connection listener stays: a socket that arrives from now on is closed with 1001.
     for (const timer of timers) clearInterval(timer)
     await hub.idle()
-    const pending = [...clients].map((client) => client.closed)
-    for (const client of clients) {
+    const pending = [...clients.values()].map(
+      (client) =>
+        new Promise<void>((resolve) => {
+          client.onClosed = resolve
+        }),
+    )
+    for (const client of clients.values()) {
       guard('closing a socket', () => hangUp(client, CloseCode.GoingAway, 'the relay is shutting down'))
     }
     await waitForClients(pending, options.closeTimeoutMs ?? 2000)
-    for (const client of clients) guard('terminating a socket', () => client.socket.terminate())
+    for (const client of clients.values()) guard('terminating a socket', () => client.socket.terminate())
     await hub.idle()
     await compacting?.catch((error: unknown) => report(error))
     await store.flushAcks().catch((error: unknown) => report(error))

@@ -57,7 +57,8 @@ export async function startRelay(options: StartRelayOptions): Promise<RunningRel
   mkdirSync(dataDir, { recursive: true })
   const store = new SqliteRelayStore(join(dataDir, DATABASE_FILE))
   const maxPayload = relayOptions.limits?.maxFrameBytes ?? DEFAULT_RELAY_LIMITS.maxFrameBytes
-  const sockets = new WebSocketServer({ noServer: true, maxPayload })
+  // The relay tracks its own connections; `ws`'s set of them would cost a listener per socket.
+  const sockets = new WebSocketServer({ noServer: true, maxPayload, clientTracking: false })
   const authenticate =
     relayOptions.authenticate ??
     (authSecret === undefined

@@ -3,7 +3,9 @@
  * and the relay uses, so the relay's signatures do not depend on `ws`'s own types.
  *
  * `message` gives the payload as `ws` does (a `Buffer`, an `ArrayBuffer` or `Buffer[]`) and
- * whether it came in a binary frame; the relay reads either as UTF-8 text.
+ * whether it came in a binary frame; the relay reads either as UTF-8 text. Listeners are
+ * called with `this` set to the socket, as Node's `EventEmitter` (and so `ws`) calls them:
+ * the relay registers the same listener functions on every socket.
  */
 export interface RelaySocket {
   /** 1 while open (the WebSocket `OPEN` state). */

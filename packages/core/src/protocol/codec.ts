@@ -1,8 +1,7 @@
-import type { Change, FieldStamps, Op } from '../change.js'
+import type { Change, Op } from '../change.js'
 import { ChorusError, ErrorCode, isErrorCode } from '../errors.js'
-import { type HlcStamp, isHlcStamp, parseHlc } from '../hlc.js'
+import { parseHlc } from '../hlc.js'
 import { isName, isRecordId, isReplicaId, isSpaceId, MAX_RECORD_ID_LENGTH, type SpaceId } from '../ids.js'
-import { explainNonJson, type JsonObject, type JsonValue } from '../json.js'
 import {
   counterOf,
   type Dot,
@@ -11,16 +10,34 @@ import {
   isVersionVector,
   type VersionVector,
 } from '../version-vector.js'
+import { encodeRowOp, encodeRows, readRows } from './compact-batch.js'
 import {
   type ChangesMessage,
   DEFAULT_LIMITS,
   type ErrorMessage,
+  Feature,
   type HelloMessage,
   type Message,
   MessageType,
   PROTOCOL_VERSION,
   type ProtocolLimits,
+  type SnapshotMessage,
 } from './messages.js'
+import {
+  clip,
+  describe,
+  expectedReplica,
+  type Fields,
+  invalid,
+  objectAt,
+  own,
+  Rejection,
+  readOp,
+  reject,
+  stampAt,
+} from './read-fields.js'
+
+export { encodeRowOp, MAX_TABLE_ENTRIES, RowOp } from './compact-batch.js'
 
 /**
  * Longest `message` an `error` frame carries; longer ones are cut.
@@ -42,84 +59,15 @@ export type DecodeResult =
   | { readonly ok: true; readonly message: Message }
   | { readonly ok: false; readonly error: { readonly code: ErrorCode; readonly message: string } }
 
-type Fields = { readonly [key: string]: unknown }
-
 const typeNames = Object.values(MessageType).join(', ')
 const expectedSpace =
   'a space name (1–128 letters, digits, "_", ".", ":" or "-", starting with a letter or digit)'
-const expectedReplica = 'a replica id (1–64 letters, digits, "_" or "-", starting with a letter or digit)'
-const expectedStamp = 'a clock stamp such as "000001700000000.000000@alice"'
 const expectedPosition = 'a non-negative safe integer'
-
-/**
- * Unwinds validation at the first problem found.
- *
- * Validation is deep and stops at the first fault; one private exception keeps every check a
- * single line. It is caught at each public entry point and never escapes this module.
- */
-class Rejection extends Error {
-  readonly code: ErrorCode
-
-  constructor(code: ErrorCode, message: string) {
-    super(message)
-    this.code = code
-  }
-}
-
-function reject(code: ErrorCode, message: string): never {
-  throw new Rejection(code, message)
-}
-
-function invalid(path: string, expected: string, got: unknown): never {
-  reject(
-    ErrorCode.InvalidMessage,
-    got === undefined
-      ? `${path}: missing; expected ${expected}`
-      : `${path}: expected ${expected}, got ${describe(got)}`,
-  )
-}
-
-/** Names a value for an error message without echoing more than a few dozen characters of it. */
-function describe(value: unknown): string {
-  if (value === null) return 'null'
-  if (Array.isArray(value)) return `an array of ${value.length} items`
-  switch (typeof value) {
-    case 'string':
-      return value.length > 40
-        ? `${JSON.stringify(value.slice(0, 40))}… (${value.length} characters)`
-        : JSON.stringify(value)
-    case 'number':
-    case 'boolean':
-      return String(value)
-    case 'object':
-      return 'an object'
-    default:
-      return `a ${typeof value}`
-  }
-}
-
-/** Cuts `text` to at most `max` code units, never inside a surrogate pair, marking the cut. */
-function clip(text: string, max: number): string {
-  if (text.length <= max) return text
-  const code = text.charCodeAt(max - 2)
-  const end = code >= 0xd800 && code <= 0xdbff ? max - 2 : max - 1
-  return `${text.slice(0, end)}…`
-}
 
 function failure(error: unknown): { readonly code: ErrorCode; readonly message: string } {
   if (error instanceof Rejection) return { code: error.code, message: error.message }
   const detail = error instanceof Error ? `${error.name}: ${error.message}` : typeof error
   return { code: ErrorCode.Internal, message: clip(`validation failed unexpectedly (${detail})`, 500) }
-}
-
-/** Reads an own property only: a field missing from a frame must not be found on a prototype. */
-function own(fields: Fields, key: string): unknown {
-  return Object.hasOwn(fields, key) ? fields[key] : undefined
-}
-
-function objectAt(value: unknown, path: string, expected: string): Fields {
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) invalid(path, expected, value)
-  return value as Fields
 }
 
 /** A stream position or page number; JSON's `-0` is read as 0. */
@@ -137,9 +85,14 @@ function spaceAt(fields: Fields, key: string, where: string): SpaceId {
   return value
 }
 
-function stampAt(value: unknown, path: string): HlcStamp {
-  if (!isHlcStamp(value)) invalid(path, expectedStamp, value)
-  return value
+/** How {@link encodeMessage} writes a message. */
+export interface EncodeOptions {
+  /**
+   * Write `changes` and `snapshot` batches in the compact form (see `compact-batch.ts`). Only
+   * for a peer that negotiated {@link Feature.Compact}; a batch that cannot be written so is
+   * written as change objects.
+   */
+  readonly compact?: boolean
 }
 
 /**
@@ -149,22 +102,51 @@ function stampAt(value: unknown, path: string): HlcStamp {
  * position, a space) cannot leak them onto the wire. The message is not validated here; the
  * receiver does that.
  */
-export function encodeMessage(message: Message): string {
+export function encodeMessage(message: Message, options: EncodeOptions = {}): string {
+  if (options.compact === true) {
+    if (message.type === 'changes') return encodeChangesMessage(message, { compact: true })
+    if (message.type === 'snapshot') return encodeSnapshotMessage(message, { compact: true })
+  }
   return JSON.stringify(wireForm(message))
 }
 
 /**
+ * How {@link encodeChangesMessage} and {@link encodeSnapshotMessage} write a batch: a sender
+ * that streams the same changes to many peers passes texts it computed once per change.
+ */
+export interface BatchTexts extends EncodeOptions {
+  /** A change's JSON text, as {@link encodeChange} writes it (plain form). */
+  readonly changeText?: (change: Change) => string
+  /** A change's op as the compact form writes it, as {@link encodeRowOp} does (compact form). */
+  readonly rowOp?: (change: Change) => string
+}
+
+/**
  * Encodes a `changes` message as {@link encodeMessage} does, byte for byte, taking each
- * change's JSON text from `changeText` — so a sender that streams the same changes to many
- * peers can encode each change once (see {@link encodeChange}) and only join texts per peer.
+ * change's text from `texts` — so a sender that streams the same changes to many peers can
+ * encode each change once and only join texts per peer. A function is read as `changeText`.
  */
 export function encodeChangesMessage(
   message: ChangesMessage,
-  changeText: (change: Change) => string = encodeChange,
+  texts: BatchTexts | ((change: Change) => string) = {},
 ): string {
   const { space, from, to, batch, head } = message
   const tail = head === undefined ? '' : `,"head":${JSON.stringify(head)}`
-  return `{"type":"changes","space":${JSON.stringify(space)},"from":${JSON.stringify(from)},"to":${JSON.stringify(to)},"batch":[${batch.map(changeText).join(',')}]${tail}}`
+  return `{"type":"changes","space":${JSON.stringify(space)},"from":${JSON.stringify(from)},"to":${JSON.stringify(to)},${batchText(batch, typeof texts === 'function' ? { changeText: texts } : texts)}${tail}}`
+}
+
+/** Encodes a `snapshot` message as {@link encodeMessage} does, byte for byte (see {@link encodeChangesMessage}). */
+export function encodeSnapshotMessage(message: SnapshotMessage, texts: BatchTexts = {}): string {
+  const { space, cursor, page, last, batch } = message
+  return `{"type":"snapshot","space":${JSON.stringify(space)},"cursor":${JSON.stringify(cursor)},"page":${JSON.stringify(page)},"last":${JSON.stringify(last)},${batchText(batch, texts)}}`
+}
+
+function batchText(batch: readonly Change[], texts: BatchTexts): string {
+  if (texts.compact === true) {
+    const rows = encodeRows(batch, texts.rowOp)
+    if (rows !== null) return rows
+  }
+  return `"batch":[${batch.map(texts.changeText ?? encodeChange).join(',')}]`
 }
 
 /** One change's JSON text as it appears inside an encoded `changes` or `snapshot` batch. */
@@ -175,7 +157,7 @@ export function encodeChange(change: Change): string {
 function wireForm(message: Message): Message {
   switch (message.type) {
     case 'hello': {
-      const { type, protocol, replicaId, token, spaces, have, heads } = message
+      const { type, protocol, replicaId, token, spaces, have, heads, features } = message
       return {
         type,
         protocol,
@@ -184,6 +166,7 @@ function wireForm(message: Message): Message {
         spaces,
         have,
         ...(heads === undefined ? {} : { heads }),
+        ...(features === undefined || features.length === 0 ? {} : { features }),
       }
     }
     case 'changes': {
@@ -327,7 +310,7 @@ function readMessage(value: unknown, limits: ProtocolLimits): Message {
       if (to <= from) {
         reject(ErrorCode.InvalidMessage, `changes.to: expected a position after from (${from}), got ${to}`)
       }
-      const batch = readBatch(own(fields, 'batch'), where, limits)
+      const batch = readAnyBatch(fields, where, limits)
       if (own(fields, 'head') === undefined) return { type, space, from, to, batch }
       const head = positionAt(fields, 'head', where)
       if (head < to)
@@ -343,7 +326,7 @@ function readMessage(value: unknown, limits: ProtocolLimits): Message {
       const page = positionAt(fields, 'page', where)
       const last = own(fields, 'last')
       if (typeof last !== 'boolean') invalid('snapshot.last', 'true or false', last)
-      return { type, space, cursor, page, last, batch: readBatch(own(fields, 'batch'), where, limits) }
+      return { type, space, cursor, page, last, batch: readAnyBatch(fields, where, limits) }
     }
     case MessageType.Error:
       return readError(fields)
@@ -387,6 +370,7 @@ function readHello(fields: Fields, limits: ProtocolLimits): HelloMessage {
   const have = readPositions(own(fields, 'have'), listed, 'hello.have')
   const rawHeads = own(fields, 'heads')
   const heads = rawHeads === undefined ? undefined : readPositions(rawHeads, listed, 'hello.heads')
+  const features = readFeatures(own(fields, 'features'))
   return {
     type: MessageType.Hello,
     protocol,
@@ -395,7 +379,32 @@ function readHello(fields: Fields, limits: ProtocolLimits): HelloMessage {
     spaces,
     have,
     ...(heads === undefined ? {} : { heads }),
+    ...(features.length === 0 ? {} : { features }),
   }
+}
+
+/** Most names in `hello.features`; a peer has no reason to offer more. */
+const MAX_FEATURES = 64
+const knownFeatures: ReadonlySet<string> = new Set(Object.values(Feature))
+
+/** Reads `hello.features`: the known names, each once, in order; unknown ones are dropped. */
+function readFeatures(value: unknown): Feature[] {
+  if (value === undefined) return []
+  const path = 'hello.features'
+  if (!Array.isArray(value)) invalid(path, 'an array of feature names', value)
+  if (value.length > MAX_FEATURES) {
+    reject(
+      ErrorCode.InvalidMessage,
+      `${path}: names ${value.length} features; this side accepts at most ${MAX_FEATURES}`,
+    )
+  }
+  const features: Feature[] = []
+  for (let i = 0; i < value.length; i++) {
+    const name: unknown = value[i]
+    if (typeof name !== 'string') invalid(`${path}[${i}]`, 'a feature name (a string)', name)
+    if (knownFeatures.has(name) && !features.includes(name as Feature)) features.push(name as Feature)
+  }
+  return features
 }
 
 /** Reads an object mapping spaces listed in `hello.spaces` to stream positions. */
@@ -460,6 +469,14 @@ function readError(fields: Fields): ErrorMessage {
     known ? text : `${clip(code, MAX_FOREIGN_CODE_LENGTH)}: ${text}`,
     space,
   )
+}
+
+/** Reads a batch in either form: change objects, or rows when the frame carries the tables. */
+function readAnyBatch(fields: Fields, where: string, limits: ProtocolLimits): Change[] {
+  if (own(fields, 'collections') === undefined && own(fields, 'replicas') === undefined) {
+    return readBatch(own(fields, 'batch'), where, limits)
+  }
+  return readRows(fields, where, limits)
 }
 
 function readBatch(value: unknown, where: string, limits: ProtocolLimits): Change[] {
@@ -540,76 +557,4 @@ function readContext(value: unknown, path: string, limits: ProtocolLimits): Vers
   const context: Record<string, number> = {}
   for (const replica of replicas) context[replica] = vv[replica] as number
   return context
-}
-
-function readOp(value: unknown, path: string): Op {
-  const fields = objectAt(value, path, 'an op object')
-  const type = own(fields, 'type')
-  switch (type) {
-    case 'put':
-      return { type, value: readJsonObject(own(fields, 'value'), `${path}.value`) }
-    case 'delete':
-      return { type }
-    case 'patch': {
-      const set = readJsonObject(own(fields, 'fields'), `${path}.fields`)
-      const base = readJsonObject(own(fields, 'base'), `${path}.base`)
-      for (const field of Object.keys(set)) {
-        if (Object.hasOwn(base, field)) {
-          reject(
-            ErrorCode.InvalidMessage,
-            `${path}.base: holds ${describe(field)}, which fields sets; expected only the fields the patch leaves alone`,
-          )
-        }
-      }
-      const rawStamps = objectAt(own(fields, 'stamps'), `${path}.stamps`, 'an object of clock stamps')
-      const stamps: Record<string, HlcStamp> = {}
-      for (const field of Object.keys(rawStamps)) {
-        if (!Object.hasOwn(base, field)) {
-          reject(
-            ErrorCode.InvalidMessage,
-            `${path}.stamps: stamps ${describe(field)}, which base does not hold; expected stamps of base fields only`,
-          )
-        }
-        stamps[field] = stampAt(rawStamps[field], `${path}.stamps.${field}`)
-      }
-      const rawFloor = own(fields, 'floor')
-      const floor = rawFloor === null ? null : stampAt(rawFloor, `${path}.floor`)
-      return { type, fields: set, base, stamps: stamps as FieldStamps, floor }
-    }
-    default:
-      return invalid(`${path}.type`, '"put", "patch" or "delete"', type)
-  }
-}
-
-/**
- * Reads a record value: a plain JSON object, copied.
- *
- * `__proto__` keys are refused at any depth. `JSON.parse` makes them harmless own properties,
- * but any later `target[key] = value` copy (resolvers, application code, deep merges) would
- * set a prototype instead, or pollute `Object.prototype`. Refusing them at the boundary is
- * the one place that protects every consumer.
- */
-function readJsonObject(value: unknown, path: string): JsonObject {
-  if (typeof value !== 'object' || value === null || Array.isArray(value))
-    invalid(path, 'a JSON object', value)
-  const why = explainNonJson(value, path)
-  if (why !== undefined) reject(ErrorCode.InvalidMessage, why)
-  return copyJson(value as JsonObject, path) as JsonObject
-}
-
-function copyJson(value: JsonValue, path: string): JsonValue {
-  if (value === null || typeof value !== 'object') return value
-  if (Array.isArray(value)) {
-    const items = value as readonly JsonValue[]
-    return items.map((item, i) => copyJson(item, `${path}[${i}]`))
-  }
-  const source = value as JsonObject
-  const copy: Record<string, JsonValue> = {}
-  for (const key of Object.keys(source)) {
-    if (key === '__proto__') {
-      reject(ErrorCode.InvalidMessage, `${path}: has a "__proto__" key; record values may not use that name`)
-    }
-    copy[key] = copyJson(source[key] as JsonValue, `${path}.${key}`)
-  }
-  return copy
 }

@@ -2,7 +2,13 @@ import type { Change } from '../change.js'
 import { ErrorCode } from '../errors.js'
 import type { ReplicaId, SpaceId } from '../ids.js'
 import { ownNumber } from '../json.js'
-import { type ChangesMessage, type HelloMessage, type Message, PROTOCOL_VERSION } from './messages.js'
+import {
+  type ChangesMessage,
+  Feature,
+  type HelloMessage,
+  type Message,
+  PROTOCOL_VERSION,
+} from './messages.js'
 
 /** What a connection may do in a space. */
 export type Access = 'read' | 'write'
@@ -18,6 +24,12 @@ export interface HubSessionConfig {
   readonly batchSize: number
   /** Most log positions sent and not yet acknowledged, per space. */
   readonly window: number
+  /**
+   * Most bytes of changes sent and not yet acknowledged, per space, as {@link HubFacts.size}
+   * estimates them (absent: positions only). Bounds what a slow reader holds in buffers by
+   * what it costs, not by a count of changes of any size; the last batch read may pass it.
+   */
+  readonly windowBytes?: number
   /** Records per snapshot page. */
   readonly snapshotPage: number
   /** Resend what is unacknowledged after this long without progress. */
@@ -27,7 +39,8 @@ export interface HubSessionConfig {
 /** Defaults for {@link HubSessionConfig}. */
 export const DEFAULT_HUB_SESSION: HubSessionConfig = {
   batchSize: 200,
-  window: 2000,
+  window: 20_000,
+  windowBytes: 4 * 1024 * 1024,
   snapshotPage: 200,
   retransmitMs: 3000,
 }
@@ -45,7 +58,16 @@ export interface HubFacts {
   floor(space: SpaceId): number
   /** The highest counter of `replica`'s changes stored in the space (gap-free from 1). */
   received(space: SpaceId, replica: ReplicaId): number
+  /**
+   * About how many bytes `change` takes in a frame, in the compact form or as a change object
+   * (optional; for `windowBytes`). A runtime that encodes each change once answers from that
+   * text; without it, only positions count.
+   */
+  size?(change: Change, compact: boolean): number
 }
+
+/** A `changes` frame sent and not yet acknowledged: its last position and its estimated bytes. */
+export type InFlight = readonly [to: number, bytes: number]
 
 /** Per-space stream state of one session. */
 export interface HubStream {
@@ -55,6 +77,9 @@ export interface HubStream {
   /** Log position sent to the peer, and acknowledged by it. */
   readonly sent: number
   readonly acked: number
+  /** The `changes` frames after `acked`, oldest first, and the sum of their bytes. */
+  readonly inFlight: readonly InFlight[]
+  readonly bytesInFlight: number
   readonly reading: boolean
   readonly lastProgressAt: number
   /** A snapshot being streamed: at log position `cursor`, next page `page` after `afterKey`. */
@@ -71,8 +96,13 @@ export interface HubSessionState {
   readonly phase: 'awaiting-hello' | 'authenticating' | 'ready' | 'closed'
   readonly replicaId: ReplicaId | null
   readonly pendingHello: HelloMessage | null
+  /** The optional features negotiated in `hello`: what the peer offered and this hub speaks. */
+  readonly features: readonly Feature[]
   readonly streams: { readonly [space: string]: HubStream }
 }
+
+/** The features this hub side speaks, answered to a `hello` that offers them. */
+export const HUB_FEATURES: readonly Feature[] = [Feature.Compact]
 
 /** Inputs to the hub session. */
 export type HubSessionInput =
@@ -138,7 +168,14 @@ export interface HubStep {
 
 /** The state of a freshly accepted connection. */
 export function initialHubSession(config: HubSessionConfig = DEFAULT_HUB_SESSION): HubSessionState {
-  return { config, phase: 'awaiting-hello', replicaId: null, pendingHello: null, streams: {} }
+  return {
+    config,
+    phase: 'awaiting-hello',
+    replicaId: null,
+    pendingHello: null,
+    features: noFeatures,
+    streams: {},
+  }
 }
 
 /**
@@ -157,6 +194,25 @@ export function stepHubSession(state: HubSessionState, input: HubSessionInput, f
 /** A session's stream for a space; own properties only, so `constructor` is just a name. */
 function streamOf(state: HubSessionState, space: string): HubStream | undefined {
   return Object.hasOwn(state.streams, space) ? state.streams[space] : undefined
+}
+
+/** Nothing in flight: spelled out where a stream is built, so its fields stay in one shape. */
+const noneInFlight: readonly InFlight[] = []
+const noFeatures: readonly Feature[] = []
+
+/** What stays in flight once the peer has acknowledged up to `acked`. */
+function settle(stream: HubStream, acked: number): Pick<HubStream, 'inFlight' | 'bytesInFlight'> {
+  const { inFlight } = stream
+  let settled = 0
+  let bytes = stream.bytesInFlight
+  for (; settled < inFlight.length; settled++) {
+    const [to, size] = inFlight[settled] as InFlight
+    if (to > acked) break
+    bytes -= size
+  }
+  return settled === 0
+    ? { inFlight, bytesInFlight: bytes }
+    : { inFlight: inFlight.slice(settled), bytesInFlight: bytes }
 }
 
 function setStream(state: HubSessionState, space: SpaceId, stream: HubStream): HubSessionState {
@@ -209,7 +265,16 @@ function reduce(
       const stream = streamOf(state, input.space)
       if (stream === undefined) return state
       const snapshot = { cursor: facts.head(input.space), page: 0, afterKey: null }
-      const next = { ...stream, reading: false, sent: 0, acked: 0, lastProgressAt: input.now, snapshot }
+      const next = {
+        ...stream,
+        inFlight: noneInFlight,
+        bytesInFlight: 0,
+        reading: false,
+        sent: 0,
+        acked: 0,
+        lastProgressAt: input.now,
+        snapshot,
+      }
       return pump(setStream(state, input.space, next), input.space, facts, effects)
     }
     case 'tick':
@@ -261,9 +326,11 @@ function receive(
       if (stream === undefined) return unknownSpace(state, message.space, effects)
       const upTo = Math.min(message.upTo, facts.head(message.space))
       if (upTo <= stream.acked && upTo <= stream.sent) return state
+      const acked = Math.max(stream.acked, upTo)
       const next = {
         ...stream,
-        acked: Math.max(stream.acked, upTo),
+        ...settle(stream, acked),
+        acked,
         sent: Math.max(stream.sent, upTo),
         lastProgressAt: now,
       }
@@ -312,6 +379,8 @@ function authenticated(
       accepting: 0,
       sent: 0,
       acked: 0,
+      inFlight: noneInFlight,
+      bytesInFlight: 0,
       reading: false,
       lastProgressAt: now,
       snapshot: null,
@@ -345,6 +414,8 @@ function welcome(
       accepting: received,
       sent: needsSnapshot ? 0 : position,
       acked: needsSnapshot ? 0 : position,
+      inFlight: noneInFlight,
+      bytesInFlight: 0,
       reading: false,
       lastProgressAt: now,
       snapshot: needsSnapshot ? { cursor: head, page: 0, afterKey: null } : null,
@@ -352,10 +423,22 @@ function welcome(
   }
   const heads: Record<string, number> = {}
   for (const space of hello.spaces) heads[space] = facts.head(space)
+  const offered =
+    hello.features === undefined ? [] : HUB_FEATURES.filter((feature) => hello.features?.includes(feature))
+  const features = offered.length === 0 ? noFeatures : offered
   effects.push({
     type: 'send',
-    message: { type: 'hello', protocol: PROTOCOL_VERSION, replicaId, spaces: hello.spaces, have, heads },
+    message: {
+      type: 'hello',
+      protocol: PROTOCOL_VERSION,
+      replicaId,
+      spaces: hello.spaces,
+      have,
+      heads,
+      ...(features.length === 0 ? {} : { features }),
+    },
   })
+  next = { ...next, features }
   for (const space of hello.spaces) next = pump(next, space, facts, effects)
   return next
 }
@@ -421,7 +504,8 @@ function pump(
   }
   if (stream.sent >= facts.head(space)) return state
   const room = state.config.window - (stream.sent - stream.acked)
-  if (room <= 0) return state
+  if (room <= 0 || stream.bytesInFlight >= (state.config.windowBytes ?? Number.POSITIVE_INFINITY))
+    return state
   effects.push({ type: 'read-log', space, after: stream.sent, limit: Math.min(room, state.config.batchSize) })
   return setStream(state, space, { ...stream, reading: true })
 }
@@ -439,9 +523,15 @@ function logRead(
   if (input.after !== stream.sent || stream.snapshot !== null || last === undefined) {
     return pump(setStream(state, input.space, idle), input.space, facts, effects)
   }
-  const batch = input.entries
-    .filter((entry) => entry.change.dot[0] !== state.replicaId)
-    .map((entry) => entry.change)
+  // The receiver's own changes are not sent, and cost no bytes of the window.
+  const compact = state.features.includes(Feature.Compact)
+  const batch: Change[] = []
+  let bytes = 0
+  for (const { change } of input.entries) {
+    if (change.dot[0] === state.replicaId) continue
+    batch.push(change)
+    if (facts.size !== undefined) bytes += facts.size(change, compact)
+  }
   effects.push({
     type: 'send',
     message: {
@@ -454,7 +544,13 @@ function logRead(
     },
   })
   const lastProgressAt = stream.sent === stream.acked ? input.now : stream.lastProgressAt
-  const next = setStream(state, input.space, { ...idle, sent: last.seq, lastProgressAt })
+  const next = setStream(state, input.space, {
+    ...idle,
+    sent: last.seq,
+    inFlight: bytes === 0 ? stream.inFlight : [...stream.inFlight, [last.seq, bytes]],
+    bytesInFlight: stream.bytesInFlight + bytes,
+    lastProgressAt,
+  })
   return pump(next, input.space, facts, effects)
 }
 
@@ -507,6 +603,8 @@ function tick(
       const restart = stream.acked === 0 && facts.head(space) > 0
       next = setStream(next, space, {
         ...stream,
+        inFlight: noneInFlight,
+        bytesInFlight: 0,
         sent: stream.acked,
         reading: false,
         lastProgressAt: now,

@@ -28,7 +28,28 @@ export interface HelloMessage {
    * hub's head; the hub reports a replica's upload backlog from it.
    */
   readonly heads?: { readonly [space: string]: number }
+  /**
+   * Optional features the sender speaks (see {@link Feature}). A replica offers them; the hub
+   * answers with those it speaks too, and only those are used on the session. Names this
+   * build does not know are dropped when decoding, so a newer peer may offer more.
+   */
+  readonly features?: readonly Feature[]
 }
+
+/**
+ * Optional protocol features, negotiated in `hello`; a peer that offers none gets protocol 1
+ * exactly as it was first specified.
+ *
+ * - `compact`: the hub may send `changes` and `snapshot` batches as compact rows (a table of
+ *   collection names and replica ids per frame, one array per change) instead of change
+ *   objects. Every decoder of this build reads both forms, whoever sends them.
+ */
+export const Feature = {
+  Compact: 'compact',
+} as const
+
+/** A feature name (see {@link Feature}). */
+export type Feature = (typeof Feature)[keyof typeof Feature]
 
 /**
  * Everything in the sender's stream for this space after position `from`, up to `to`.

@@ -2,7 +2,7 @@ import type { Change } from '../change.js'
 import { ErrorCode } from '../errors.js'
 import type { ReplicaId, SpaceId } from '../ids.js'
 import { ownNumber } from '../json.js'
-import { type Message, PROTOCOL_VERSION } from './messages.js'
+import { Feature, type Message, PROTOCOL_VERSION } from './messages.js'
 
 /** Tunables of the replica side of the protocol. */
 export interface ReplicaSessionConfig {
@@ -30,6 +30,12 @@ export interface ReplicaSessionConfig {
    * the first batch continues from `acked`, which the hub holds durably. Absent: wait.
    */
   readonly pipeline?: boolean
+  /**
+   * Optional protocol features to offer in `hello` (see {@link Feature}); the hub uses those
+   * it speaks too. Every feature a replica can offer is one its decoder always reads, so
+   * nothing here depends on the hub's answer. Absent: none.
+   */
+  readonly features?: readonly Feature[]
 }
 
 /** Defaults for {@link ReplicaSessionConfig}'s tunables. */
@@ -40,6 +46,7 @@ export const DEFAULT_REPLICA_SESSION = {
   ackIntervalMs: 50,
   ackEvery: 500,
   pipeline: true,
+  features: [Feature.Compact],
 } as const
 
 /** Where the session is: no transport, hello sent, or streaming. */
@@ -162,7 +169,7 @@ const fatalCodes: ReadonlySet<ErrorCode> = new Set([
 ])
 
 function hello(state: ReplicaSessionState): ReplicaSessionEffect {
-  const { replicaId, space, token } = state.config
+  const { replicaId, space, token, features } = state.config
   return {
     type: 'send',
     message: {
@@ -173,6 +180,7 @@ function hello(state: ReplicaSessionState): ReplicaSessionEffect {
       spaces: [space],
       have: { [space]: state.cursor },
       heads: { [space]: state.local },
+      ...(features === undefined || features.length === 0 ? {} : { features }),
     },
   }
 }

@@ -1,0 +1,206 @@
+import { describe, expect, it } from 'vitest'
+import type { Change } from '../src/change.js'
+import { formatHlc } from '../src/hlc.js'
+import { asRecordId, asReplicaId, asSpaceId, type ReplicaId } from '../src/ids.js'
+import {
+  type HubFacts,
+  type HubSessionConfig,
+  type HubSessionInput,
+  type HubSessionState,
+  initialHubSession,
+  stepHubSession,
+} from '../src/protocol/hub-session.js'
+import { Feature, type HelloMessage, PROTOCOL_VERSION } from '../src/protocol/messages.js'
+import {
+  DEFAULT_REPLICA_SESSION,
+  initialReplicaSession,
+  stepReplicaSession,
+} from '../src/protocol/replica-session.js'
+
+const alice = asReplicaId('alice')
+const bob = asReplicaId('bob')
+const space = asSpaceId('team')
+
+function change(replica: ReplicaId, counter: number): Change {
+  return {
+    collection: 'notes',
+    id: asRecordId(`r${counter}`),
+    dot: [replica, counter],
+    context: {},
+    hlc: formatHlc({ wall: 1_700_000_000_000, counter: 0, replica }),
+    op: { type: 'put', value: { n: counter } },
+  }
+}
+
+/** A space with log positions 1…head; every change "costs" 100 bytes. */
+function facts(head: number, size?: (change: Change) => number): HubFacts {
+  return {
+    head: () => head,
+    floor: () => 0,
+    received: () => 0,
+    ...(size === undefined ? {} : { size }),
+  }
+}
+
+const config: HubSessionConfig = {
+  batchSize: 3,
+  window: 100,
+  windowBytes: 500,
+  snapshotPage: 2,
+  retransmitMs: 1000,
+}
+
+function hello(features?: HelloMessage['features']): HelloMessage {
+  return {
+    type: 'hello',
+    protocol: PROTOCOL_VERSION,
+    replicaId: alice,
+    spaces: [space],
+    have: { [space]: 1 },
+    ...(features === undefined ? {} : { features }),
+  }
+}
+
+function run(hubFacts: HubFacts, inputs: readonly HubSessionInput[], state = initialHubSession(config)) {
+  let current: { state: HubSessionState; effects: ReturnType<typeof stepHubSession>['effects'] } = {
+    state,
+    effects: [],
+  }
+  const effects = []
+  for (const input of inputs) {
+    current = stepHubSession(current.state, input, hubFacts)
+    effects.push(...current.effects)
+  }
+  return { state: current.state, effects, last: current.effects }
+}
+
+function ready(hubFacts: HubFacts, features?: HelloMessage['features']) {
+  return run(hubFacts, [
+    { type: 'message', now: 0, message: hello(features) },
+    { type: 'authenticated', now: 1, result: { ok: true, access: () => 'write' } },
+  ])
+}
+
+const entries = (after: number, count: number) =>
+  Array.from({ length: count }, (_, i) => ({ seq: after + i + 1, change: change(bob, after + i + 1) }))
+
+describe('hub session: features', () => {
+  it('answers a hello that offers compact with compact, and keeps it for the session', () => {
+    const { state, effects } = ready(facts(1), [Feature.Compact])
+    expect(effects[1]).toMatchObject({
+      type: 'send',
+      message: { type: 'hello', features: [Feature.Compact] },
+    })
+    expect(state.features).toEqual([Feature.Compact])
+  })
+
+  it('offers nothing to a peer that offered nothing, as protocol 1 always did', () => {
+    const { state, effects } = ready(facts(1))
+    expect(effects[1]).toMatchObject({ type: 'send', message: { type: 'hello' } })
+    expect(effects[1]?.type === 'send' && 'features' in effects[1].message).toBe(false)
+    expect(state.features).toEqual([])
+  })
+
+  it('renegotiates on a later hello of the same replica', () => {
+    const { state } = ready(facts(1), [Feature.Compact])
+    const again = stepHubSession(state, { type: 'message', now: 2, message: hello() }, facts(1))
+    expect(again.state.features).toEqual([])
+  })
+
+  it('is offered by a replica with the engine defaults', () => {
+    const replica = initialReplicaSession(
+      { ...DEFAULT_REPLICA_SESSION, replicaId: alice, space },
+      { cursor: 0, acked: 0, local: 0 },
+    )
+    const { effects } = stepReplicaSession(replica, { type: 'connected', now: 0 })
+    expect(effects[0]).toMatchObject({
+      type: 'send',
+      message: { type: 'hello', features: [Feature.Compact] },
+    })
+  })
+})
+
+describe('hub session: byte window', () => {
+  const costly = facts(100, () => 100)
+
+  it('stops reading once the estimated bytes in flight reach windowBytes', () => {
+    const start = ready(costly)
+    expect(start.last.at(-1)).toEqual({ type: 'read-log', space, after: 1, limit: 3 })
+    const { state, effects } = run(
+      costly,
+      [
+        { type: 'log-read', now: 2, space, after: 1, entries: entries(1, 3) },
+        { type: 'log-read', now: 3, space, after: 4, entries: entries(4, 3) },
+      ],
+      start.state,
+    )
+    expect(effects.filter((effect) => effect.type === 'read-log')).toEqual([
+      { type: 'read-log', space, after: 4, limit: 3 },
+    ])
+    expect(state.streams[space]).toMatchObject({
+      sent: 7,
+      bytesInFlight: 600,
+      inFlight: [
+        [4, 300],
+        [7, 300],
+      ],
+      reading: false,
+    })
+  })
+
+  it('releases what an ack covers and reads on', () => {
+    const start = ready(costly)
+    const { state, last } = run(
+      costly,
+      [
+        { type: 'log-read', now: 2, space, after: 1, entries: entries(1, 3) },
+        { type: 'log-read', now: 3, space, after: 4, entries: entries(4, 3) },
+        { type: 'message', now: 4, message: { type: 'ack', space, upTo: 4 } },
+      ],
+      start.state,
+    )
+    expect(last).toEqual([{ type: 'read-log', space, after: 7, limit: 3 }])
+    expect(state.streams[space]).toMatchObject({ acked: 4, bytesInFlight: 300, inFlight: [[7, 300]] })
+  })
+
+  it('does not count the receiver’s own changes, which are not sent', () => {
+    const own = (after: number, count: number) =>
+      Array.from({ length: count }, (_, i) => ({ seq: after + i + 1, change: change(alice, after + i + 1) }))
+    const { state, effects } = run(
+      costly,
+      [
+        { type: 'log-read', now: 2, space, after: 1, entries: own(1, 3) },
+        { type: 'log-read', now: 3, space, after: 4, entries: own(4, 3) },
+      ],
+      ready(costly).state,
+    )
+    expect(state.streams[space]).toMatchObject({ sent: 7, bytesInFlight: 0 })
+    expect(effects.at(-1)).toEqual({ type: 'read-log', space, after: 7, limit: 3 })
+  })
+
+  it('forgets what was in flight when it goes back to the last ack', () => {
+    const { state } = run(
+      costly,
+      [
+        { type: 'log-read', now: 2, space, after: 1, entries: entries(1, 3) },
+        { type: 'log-read', now: 3, space, after: 4, entries: entries(4, 3) },
+        { type: 'tick', now: 5000 },
+      ],
+      ready(costly).state,
+    )
+    expect(state.streams[space]).toMatchObject({ sent: 1, acked: 1, inFlight: [], bytesInFlight: 0 })
+  })
+
+  it('counts positions only when the runtime gives no sizes', () => {
+    const sizeless = facts(100)
+    const { effects } = run(
+      sizeless,
+      [
+        { type: 'log-read', now: 2, space, after: 1, entries: entries(1, 3) },
+        { type: 'log-read', now: 3, space, after: 4, entries: entries(4, 3) },
+      ],
+      ready(sizeless).state,
+    )
+    expect(effects.at(-1)).toEqual({ type: 'read-log', space, after: 7, limit: 3 })
+  })
+})
