@@ -79,7 +79,8 @@ async function buildPage(outDir: string): Promise<void> {
       mode: 'production',
       logLevel: 'warn',
       resolve: { conditions: ['@chorus/source', ...defaultClientConditions] },
-      build: { outDir, emptyOutDir: true, target: 'es2022' },
+      // Profiles keep their function names: unminified when `CHORUS_BENCH_PROFILE` is set.
+      build: { outDir, emptyOutDir: true, target: 'es2022', minify: profileDir() === null },
     })
   } finally {
     process.env.NODE_ENV = previous
@@ -131,10 +132,16 @@ function freshDb(prefix: string): string {
   return `${prefix}-${dbCount}`
 }
 
+/** Where `CHORUS_BENCH_PROFILE` asks for CPU profiles to go; null without it. */
+function profileDir(): string | null {
+  const dir = process.env.CHORUS_BENCH_PROFILE
+  return dir === undefined || dir === '' ? null : dir
+}
+
 /** With `CHORUS_BENCH_PROFILE=dir`, runs `work` under Chromium's CPU profiler and saves the profile there. */
 async function profiled<TResult>(page: Page, name: string, work: () => Promise<TResult>): Promise<TResult> {
-  const dir = process.env.CHORUS_BENCH_PROFILE
-  if (dir === undefined || dir === '') return work()
+  const dir = profileDir()
+  if (dir === null) return work()
   const cdp = await page.context().newCDPSession(page)
   await cdp.send('Profiler.enable')
   await cdp.send('Profiler.setSamplingInterval', { interval: 100 })

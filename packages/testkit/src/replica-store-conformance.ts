@@ -313,6 +313,77 @@ export function runReplicaStoreConformance(name: string, open: () => Promise<Rep
       })
     })
 
+    describe('commitLocalBatch (optional)', () => {
+      /** `count` puts made and committed as one batch, as the engine makes them. */
+      async function commitBatch(prefix: string, count: number, value: (i: number) => JsonObject) {
+        const commitBatch = store.commitLocalBatch?.bind(store)
+        if (commitBatch === undefined) throw new Error('conformance: the store has no commitLocalBatch')
+        const meta = await store.loadMeta()
+        if (meta === undefined) throw new Error('conformance: initMeta must run before a local write')
+        const writes: { record: StoredRecord; change: Change }[] = []
+        const states = new Map<string, StoredRecord['state'] | undefined>()
+        for (let i = 0; i < count; i++) {
+          const counter = meta.counter + i + 1
+          // Every fifth write goes to a record written earlier in the batch.
+          const id = asRecordId(`${prefix}${String(i % 5 === 4 ? i - 1 : i).padStart(4, '0')}`)
+          const current = states.has(id) ? states.get(id) : await store.getRecord('notes', id)
+          const change = makeChange({
+            collection: 'notes',
+            id,
+            record: current,
+            resolver: lww,
+            intent: put(value(i)),
+            dot: [ME, counter],
+            hlc: formatHlc({ wall: 1_000_000 + counter, counter: 0, replica: ME }),
+          })
+          const state = applyChange(current, change).state
+          states.set(id, state)
+          writes.push({ record: { collection: 'notes', id, state }, change })
+        }
+        const clock: HlcState = { wall: 1_000_000 + meta.counter + count, counter: 0 }
+        await commitBatch({ writes, clock })
+        return { changes: writes.map((write) => write.change), states, clock }
+      }
+
+      it('stores long batches: every record, and an outbox read and dropped at any point', async (context) => {
+        if (store.commitLocalBatch === undefined) return context.skip('the store has no commitLocalBatch')
+        await store.initMeta(META)
+        const small = (i: number) => ({ i, text: `note ${i}` })
+        const first = await commitBatch('a', 300, small)
+        // Values large enough that a store grouping changes by size must split often.
+        const big = (i: number) => ({ i, text: 'ü'.repeat(1_500 + i) })
+        const second = await commitBatch('b', 40, big)
+        const changes = [...first.changes, ...second.changes]
+        expect(await store.loadMeta()).toEqual({ ...META, counter: 340, clock: second.clock })
+        for (const [id, state] of [...first.states, ...second.states])
+          expect(await store.getRecord('notes', asRecordId(id))).toEqual(state)
+        expect(await store.listRecords('notes')).toHaveLength(first.states.size + second.states.size)
+        expect(await store.readOutbox(0, ALL)).toEqual(changes)
+        expect(await store.outboxSize()).toBe(340)
+        for (const [after, limit] of [
+          [0, 1],
+          [126, 5],
+          [127, 130],
+          [255, 2],
+          [299, 3],
+          [333, 100],
+        ] as const)
+          expect(await store.readOutbox(after, limit)).toEqual(changes.slice(after, after + limit))
+        for (const upTo of [1, 127, 128, 200, 301, 315]) {
+          await store.dropOutbox(upTo)
+          expect(counters(await store.readOutbox(0, ALL))).toEqual(counters(changes.slice(upTo)))
+          expect(await store.readOutbox(upTo + 3, 4)).toEqual(changes.slice(upTo + 3, upTo + 7))
+          expect(await store.outboxSize()).toBe(340 - upTo)
+        }
+        const next = await commit(store, 'notes', 'after', put({ after: true }))
+        expect(next.change.dot).toEqual([ME, 341])
+        expect(await store.readOutbox(339, ALL)).toEqual([changes[339], next.change])
+        await store.dropOutbox(341)
+        expect(await store.outboxSize()).toBe(0)
+        expect(await store.readOutbox(0, ALL)).toEqual([])
+      })
+    })
+
     describe('applyRemote', () => {
       it('writes every record, the clock and the cursor, and leaves counter and outbox alone', async () => {
         await store.initMeta(META)

@@ -11,21 +11,35 @@ import {
   type ReplicaStore,
   type StoredRecord,
 } from '@chorus/core'
-import { frozen } from './frozen.js'
 import { errorName, fencedFailure, idbFailure, TabFencedError } from './idb-errors.js'
+import {
+  chunkOutbox,
+  decodeOutboxChunk,
+  decodeRecord,
+  encodeOutboxItem,
+  encodeRecord,
+  encodeVersion,
+  type OutboxChunk,
+  type RecordEntry,
+} from './idb-layout.js'
 import { getAllInDirection, requestResult, transactionDone, walk } from './idb-request.js'
 
-/** The schema version; raised (with a migration in `createSchema`) when stores change. */
-const DB_VERSION = 1
+/**
+ * The schema version; raised (with a migration in `upgradeSchema`) when the layout changes.
+ * 1: records and changes as plain objects, one outbox entry per change. 2: the compact
+ * layout of `idb-layout.ts`.
+ */
+const DB_VERSION = 2
 const META_KEY = 'replica'
 /** Under this key of `meta`: the epoch of the tab that last took over the connection. */
 const LEADER_KEY = 'leader'
 
 /**
  * The database layout. `meta` holds the {@link ReplicaMeta} under one key. `records` holds
- * {@link StoredRecord}s keyed by `[collection, id]`, so one collection is one contiguous run
+ * {@link RecordEntry}s keyed by `[collection, id]`, so one collection is one contiguous run
  * of keys, in IndexedDB key order — UTF-16 code units, as JavaScript compares strings.
- * `outbox` holds changes keyed by their counter.
+ * `outbox` holds {@link OutboxChunk}s keyed by the counter of their last change; together
+ * they hold consecutive counters, from the oldest change not yet dropped to the last one.
  */
 const STORE_NAMES = ['meta', 'records', 'outbox'] as const
 type StoreName = (typeof STORE_NAMES)[number]
@@ -148,9 +162,9 @@ export class IdbReplicaStore implements ReplicaStore {
 
   async getRecord(collection: string, id: RecordId): Promise<RecordState | undefined> {
     const record = await this.#read('reading a record', 'records', (store) =>
-      requestResult<StoredRecord | undefined>(store.get([collection, id])),
+      requestResult<RecordEntry | undefined>(store.get([collection, id])),
     )
-    return record === undefined ? undefined : frozen(record).state
+    return record === undefined ? undefined : decodeRecord(record).state
   }
 
   async getRecords(
@@ -163,23 +177,20 @@ export class IdbReplicaStore implements ReplicaStore {
         keys.map(({ collection, id }) =>
           absent?.get(collection)?.has(id) === true
             ? undefined
-            : requestResult<StoredRecord | undefined>(store.get([collection, id])),
+            : requestResult<RecordEntry | undefined>(store.get([collection, id])),
         ),
       )
     })
-    return records.map((record) => (record === undefined ? undefined : frozen(record).state))
+    return records.map((record) => (record === undefined ? undefined : decodeRecord(record).state))
   }
 
   async listRecords(collection: string): Promise<StoredRecord[]> {
     const keyRange = this.#keyRange
     if (keyRange !== null) {
-      // Every key [collection, id] lies between [collection] and [collection, []] (an array
-      // sorts after every string).
-      const range = keyRange.bound([collection], [collection, []], false, true)
       const records = await this.#read('listing records', 'records', (store) =>
-        requestResult(store.getAll(range) as IDBRequest<StoredRecord[]>),
+        readPage(store, keyRange, collection, { order: 'asc' }),
       )
-      return records.map(frozen)
+      if (records !== null) return records
     }
     const start = [collection]
     return this.#read('listing records', 'records', async (store) => {
@@ -190,9 +201,9 @@ export class IdbReplicaStore implements ReplicaStore {
           cursor.continue(start)
           return 'moved'
         }
-        const record = cursor.value as StoredRecord
+        const record = cursor.value as RecordEntry
         if (record.collection !== collection) return 'stop'
-        records.push(frozen(record))
+        records.push(decodeRecord(record))
         return 'next'
       })
       return records
@@ -211,42 +222,30 @@ export class IdbReplicaStore implements ReplicaStore {
           : ordered.filter((record) => (order === 'asc' ? record.id > after : record.id < after))
       return limit === undefined ? rest : rest.slice(0, limit)
     }
-    const range =
-      order === 'asc'
-        ? keyRange.bound(
-            [collection, ...(after === undefined ? [] : [after])],
-            [collection, []],
-            after !== undefined,
-            true,
-          )
-        : keyRange.bound(
-            [collection],
-            after === undefined ? [collection, []] : [collection, after],
-            false,
-            true,
-          )
-    const records = await this.#read('listing records', 'records', async (store) => {
-      const direct = getAllInDirection<StoredRecord>(store, range, limit, order === 'asc' ? 'next' : 'prev')
-      if (direct !== null) return requestResult(direct)
-      if (order === 'asc') return requestResult(store.getAll(range, limit) as IDBRequest<StoredRecord[]>)
+    return this.#read('listing records', 'records', async (store) => {
+      const direct = await readPage(store, keyRange, collection, page)
+      if (direct !== null) return direct
+      // Newest first without IndexedDB 3: all of it reversed, or a backward cursor, one
+      // request per record.
+      const range = collectionRange(keyRange, collection, order, after)
       if (limit === undefined)
-        return (await requestResult(store.getAll(range) as IDBRequest<StoredRecord[]>)).reverse()
-      // Newest first without IndexedDB 3: a backward cursor, one request per record.
+        return (await requestResult(store.getAll(range) as IDBRequest<RecordEntry[]>))
+          .reverse()
+          .map(decodeRecord)
       const found: StoredRecord[] = []
       await walk(store.openCursor(range, 'prev'), (cursor) => {
-        found.push(cursor.value as StoredRecord)
+        found.push(decodeRecord(cursor.value as RecordEntry))
         return found.length >= limit ? 'stop' : 'next'
       })
       return found
     })
-    return records.map(frozen)
   }
 
   async allRecords(): Promise<StoredRecord[]> {
     const records = await this.#read('listing records', 'records', (store) =>
-      requestResult(store.getAll() as IDBRequest<StoredRecord[]>),
+      requestResult(store.getAll() as IDBRequest<RecordEntry[]>),
     )
-    return records.map(frozen)
+    return records.map(decodeRecord)
   }
 
   async commitLocal(write: {
@@ -254,47 +253,52 @@ export class IdbReplicaStore implements ReplicaStore {
     readonly change: Change
     readonly clock: HlcState
   }): Promise<void> {
-    const { record, change, clock } = write
-    const counter = change.dot[1]
-    await this.#write('saving a local write', ['meta', 'records', 'outbox'], 'strict', async (tx) => {
-      const meta = await requireMeta(tx)
-      if (counter !== meta.counter + 1) {
-        throw new ChorusError(
-          ErrorCode.StorageFailed,
-          `saving a local write failed: another replica instance (a second tab or process) writes to the IndexedDB database ${JSON.stringify(this.name)} — its counter is at ${meta.counter}, this write has ${counter}. Nothing was written. Open one replica per database at a time, and reload to continue from what is stored.`,
-        )
-      }
-      // A failed put aborts the transaction, which `#write` reports: no promise per request.
-      tx.objectStore('records').put(record)
-      tx.objectStore('outbox').put(change, counter)
-      tx.objectStore('meta').put({ ...meta, counter, clock: laterHlcState(meta.clock, clock) }, META_KEY)
-    })
+    await this.#commitLocal('saving a local write', [write], write.clock)
   }
 
   async commitLocalBatch(batch: {
     readonly writes: readonly { readonly record: StoredRecord; readonly change: Change }[]
     readonly clock: HlcState
   }): Promise<void> {
-    const last = batch.writes[batch.writes.length - 1]
+    await this.#commitLocal('saving local writes', batch.writes, batch.clock)
+  }
+
+  /**
+   * Stores local writes in one transaction: each record, the changes as outbox chunks, and
+   * counter and clock as after the last. Everything is encoded before the transaction
+   * starts, so it stays open only for the requests.
+   */
+  async #commitLocal(
+    what: string,
+    writes: readonly { readonly record: StoredRecord; readonly change: Change }[],
+    clock: HlcState,
+  ): Promise<void> {
+    const last = writes[writes.length - 1]
     if (last === undefined) return
-    await this.#write('saving local writes', ['meta', 'records', 'outbox'], 'strict', async (tx) => {
+    const first = writes[0]?.change.dot[1] ?? 0
+    const entries: RecordEntry[] = []
+    const items: { counter: number; text: string }[] = []
+    for (const { record, change } of writes) {
+      const text = encodeVersion(change)
+      entries.push(encodeRecord(record, { change, text }))
+      items.push({ counter: change.dot[1], text: encodeOutboxItem(change, text) })
+    }
+    const chunks = chunkOutbox(items)
+    await this.#write(what, ['meta', 'records', 'outbox'], 'strict', async (tx) => {
       const meta = await requireMeta(tx)
-      const first = batch.writes[0]?.change.dot[1] ?? 0
-      if (first !== meta.counter + 1 || last.change.dot[1] !== meta.counter + batch.writes.length) {
+      if (first !== meta.counter + 1 || last.change.dot[1] !== meta.counter + writes.length) {
         throw new ChorusError(
           ErrorCode.StorageFailed,
-          `saving local writes failed: another replica instance (a second tab or process) writes to the IndexedDB database ${JSON.stringify(this.name)} — its counter is at ${meta.counter}, these writes start at ${first}. Nothing was written. Open one replica per database at a time, and reload to continue from what is stored.`,
+          `${what} failed: another replica instance (a second tab or process) writes to the IndexedDB database ${JSON.stringify(this.name)} — its counter is at ${meta.counter}, ${writes.length === 1 ? 'this write has' : 'these writes start at'} ${first}. Nothing was written. Open one replica per database at a time, and reload to continue from what is stored.`,
         )
       }
       const records = tx.objectStore('records')
       const outbox = tx.objectStore('outbox')
       // A failed put aborts the transaction, which `#write` reports: no promise per request.
-      for (const { record, change } of batch.writes) {
-        records.put(record)
-        outbox.put(change, change.dot[1])
-      }
+      for (const entry of entries) records.put(entry)
+      for (const { key, chunk } of chunks) outbox.put(chunk, key)
       tx.objectStore('meta').put(
-        { ...meta, counter: last.change.dot[1], clock: laterHlcState(meta.clock, batch.clock) },
+        { ...meta, counter: last.change.dot[1], clock: laterHlcState(meta.clock, clock) },
         META_KEY,
       )
     })
@@ -305,12 +309,13 @@ export class IdbReplicaStore implements ReplicaStore {
     readonly clock: HlcState
     readonly cursor: number | null
   }): Promise<void> {
+    const entries = batch.records.map((record) => encodeRecord(record))
     await this.#write('applying remote changes', ['meta', 'records'], 'relaxed', async (tx) => {
       await this.#checkFence(tx)
       const meta = await requireMeta(tx)
       const records = tx.objectStore('records')
       // A failed put aborts the transaction, which `#write` reports: no promise per request.
-      for (const record of batch.records) records.put(record)
+      for (const entry of entries) records.put(entry)
       tx.objectStore('meta').put(
         { ...meta, clock: laterHlcState(meta.clock, batch.clock), cursor: batch.cursor ?? meta.cursor },
         META_KEY,
@@ -324,29 +329,50 @@ export class IdbReplicaStore implements ReplicaStore {
     return this.#readFenced('reading the outbox', 'outbox', async (store) => {
       const changes: Change[] = []
       if (limit <= 0) return changes
+      // A chunk is keyed by its last counter: the first key ≥ `first` is the chunk holding it.
       await walk(store.openCursor(), (cursor) => {
         if ((cursor.primaryKey as number) < first) {
           cursor.continue(first)
           return 'moved'
         }
-        changes.push(frozen(cursor.value as Change))
-        return changes.length >= limit ? 'stop' : 'next'
+        for (const change of decodeOutboxChunk(cursor.value as OutboxChunk)) {
+          if (change.dot[1] < first) continue
+          changes.push(change)
+          if (changes.length >= limit) return 'stop'
+        }
+        return 'next'
       })
       return changes
     })
   }
 
   async outboxSize(): Promise<number> {
-    return this.#read('counting the outbox', 'outbox', (store) => requestResult(store.count()))
+    return this.#read('counting the outbox', 'outbox', async (store) => {
+      let size = 0
+      await walk(store.openCursor(), (cursor) => {
+        size += (cursor.primaryKey as number) - (cursor.value as OutboxChunk).first + 1
+        return 'next'
+      })
+      return size
+    })
   }
 
   async dropOutbox(upTo: number): Promise<void> {
     await this.#write('dropping acknowledged changes', ['meta', 'outbox'], 'relaxed', async (tx) => {
       await this.#checkFence(tx)
       await walk(tx.objectStore('outbox').openCursor(), (cursor) => {
-        if ((cursor.primaryKey as number) > upTo) return 'stop'
-        cursor.delete()
-        return 'next'
+        const chunk = cursor.value as OutboxChunk
+        if (chunk.first > upTo) return 'stop'
+        if ((cursor.primaryKey as number) <= upTo) {
+          cursor.delete()
+          return 'next'
+        }
+        // The chunk straddles `upTo`: keep its later changes, under the same key.
+        const kept = (JSON.parse(chunk.changes) as [string, string, [string, number]][]).filter(
+          (item) => item[2][1] > upTo,
+        )
+        cursor.update({ first: Math.floor(upTo) + 1, changes: JSON.stringify(kept) } satisfies OutboxChunk)
+        return 'stop'
       })
     })
   }
@@ -472,6 +498,45 @@ export class IdbReplicaStore implements ReplicaStore {
 }
 
 /**
+ * The keys of `collection`'s records after `after` in `order`. Every key `[collection, id]`
+ * lies between `[collection]` and `[collection, []]` (an array sorts after every string).
+ */
+function collectionRange(
+  keyRange: KeyRangeLike,
+  collection: string,
+  order: 'asc' | 'desc',
+  after: string | undefined,
+): IDBKeyRange {
+  return order === 'asc'
+    ? keyRange.bound(
+        [collection, ...(after === undefined ? [] : [after])],
+        [collection, []],
+        after !== undefined,
+        true,
+      )
+    : keyRange.bound([collection], after === undefined ? [collection, []] : [collection, after], false, true)
+}
+
+/**
+ * A page of a collection's records in one request. Null when the page is newest first and
+ * IndexedDB cannot read backwards in one request (before IndexedDB 3).
+ */
+async function readPage(
+  store: IDBObjectStore,
+  keyRange: KeyRangeLike,
+  collection: string,
+  page: RecordPage,
+): Promise<StoredRecord[] | null> {
+  const { order, after, limit } = page
+  const range = collectionRange(keyRange, collection, order, after)
+  const request =
+    order === 'asc'
+      ? (store.getAll(range, limit) as IDBRequest<RecordEntry[]>)
+      : getAllInDirection<RecordEntry>(store, range, limit, 'prev')
+  return request === null ? null : (await requestResult(request)).map(decodeRecord)
+}
+
+/**
  * For each collection among `keys`, the ids of `keys` that have no record, found with one
  * `getAllKeys` over the span of the asked ids, so that a batch of new records costs one
  * request rather than one each. A collection is left out (its records are read one by one)
@@ -526,10 +591,64 @@ function abort(tx: IDBTransaction): void {
   }
 }
 
-function createSchema(db: IDBDatabase): void {
-  db.createObjectStore('meta')
-  db.createObjectStore('records', { keyPath: ['collection', 'id'] })
-  db.createObjectStore('outbox')
+/** Why an upgrade was given up: not a Chorus database, or its data could not be converted. */
+type UpgradeFailure =
+  | { readonly kind: 'foreign'; readonly missing: readonly string[] }
+  | { readonly kind: 'migration'; readonly cause: unknown }
+
+/**
+ * Creates the stores of a new database, or brings one of an older schema up to date, inside
+ * the upgrade transaction. On `fail` the upgrade is aborted: the database keeps its version
+ * and its data, as for a database some other code made.
+ */
+function upgradeSchema(
+  db: IDBDatabase,
+  tx: IDBTransaction,
+  oldVersion: number,
+  fail: (failure: UpgradeFailure) => void,
+): void {
+  if (oldVersion === 0) {
+    db.createObjectStore('meta')
+    db.createObjectStore('records', { keyPath: ['collection', 'id'] })
+    db.createObjectStore('outbox')
+    return
+  }
+  const missing = STORE_NAMES.filter((store) => !db.objectStoreNames.contains(store))
+  if (missing.length > 0) {
+    fail({ kind: 'foreign', missing })
+    tx.abort()
+    return
+  }
+  if (oldVersion < 2) migrateFromVersion1(tx, (cause) => fail({ kind: 'migration', cause }))
+}
+
+/**
+ * Version 1 → 2: each record's versions become JSON text of tuples, and each outbox entry (a
+ * change under its counter) a chunk of that one change, under the same key.
+ */
+function migrateFromVersion1(tx: IDBTransaction, fail: (cause: unknown) => void): void {
+  const rewrite = (store: StoreName, convert: (value: unknown) => unknown) => {
+    const request = tx.objectStore(store).openCursor()
+    request.onsuccess = () => {
+      const cursor = request.result
+      if (cursor === null) return
+      try {
+        cursor.update(convert(cursor.value))
+        cursor.continue()
+      } catch (error) {
+        fail(error)
+        tx.abort()
+      }
+    }
+  }
+  rewrite('records', (value) => encodeRecord(value as StoredRecord))
+  rewrite('outbox', (value) => {
+    const change = value as Change
+    return {
+      first: change.dot[1],
+      changes: `[${encodeOutboxItem(change, encodeVersion(change))}]`,
+    } satisfies OutboxChunk
+  })
 }
 
 function openDatabase(factory: IDBFactory, name: string): Promise<IDBDatabase> {
@@ -543,8 +662,13 @@ function openDatabase(factory: IDBFactory, name: string): Promise<IDBDatabase> {
       return
     }
     let gaveUp = false
+    let upgrade: UpgradeFailure | null = null
     request.onupgradeneeded = (event) => {
-      if (event.oldVersion === 0) createSchema(request.result)
+      const tx = request.transaction
+      if (tx === null) return
+      upgradeSchema(request.result, tx, event.oldVersion, (failure) => {
+        upgrade ??= failure
+      })
     }
     request.onblocked = () => {
       gaveUp = true
@@ -565,18 +689,32 @@ function openDatabase(factory: IDBFactory, name: string): Promise<IDBDatabase> {
       const missing = STORE_NAMES.filter((store) => !db.objectStoreNames.contains(store))
       if (missing.length > 0) {
         db.close()
-        reject(
-          new ChorusError(
-            ErrorCode.StorageFailed,
-            `${what} failed: the database exists but is not a Chorus replica database (no ${missing.join(', ')} store). Pass another dbName.`,
-          ),
-        )
+        reject(foreignDatabase(what, missing))
         return
       }
       resolve(db)
     }
     request.onerror = () => {
-      if (!gaveUp) reject(idbFailure(request.error, what, false))
+      if (gaveUp) return
+      const failure = upgrade as UpgradeFailure | null
+      if (failure === null) reject(idbFailure(request.error, what, false))
+      else if (failure.kind === 'foreign') reject(foreignDatabase(what, failure.missing))
+      else {
+        reject(
+          new ChorusError(
+            ErrorCode.StorageFailed,
+            `${what} failed: its data, stored by an older version of Chorus, could not be brought up to date, so it was left as it was. An older version of the app can still read it; otherwise pass another dbName, or clear this site's data.`,
+            { cause: failure.cause },
+          ),
+        )
+      }
     }
   })
+}
+
+function foreignDatabase(what: string, missing: readonly string[]): ChorusError {
+  return new ChorusError(
+    ErrorCode.StorageFailed,
+    `${what} failed: the database exists but is not a Chorus replica database (no ${missing.join(', ')} store). Pass another dbName.`,
+  )
 }

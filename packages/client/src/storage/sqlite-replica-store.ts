@@ -230,6 +230,29 @@ export class SqliteReplicaStore implements ReplicaStore {
     })
   }
 
+  async commitLocalBatch(batch: {
+    readonly writes: readonly { readonly record: StoredRecord; readonly change: Change }[]
+    readonly clock: HlcState
+  }): Promise<void> {
+    const last = batch.writes[batch.writes.length - 1]
+    if (last === undefined) return
+    this.#write('saving local writes', () => {
+      const meta = this.#requireMeta()
+      const first = batch.writes[0]?.change.dot[1] ?? 0
+      if (first !== meta.counter + 1 || last.change.dot[1] !== meta.counter + batch.writes.length) {
+        throw new ChorusError(
+          ErrorCode.StorageFailed,
+          `saving local writes failed: another replica instance writes to ${JSON.stringify(this.path)} — its counter is at ${meta.counter}, these writes start at ${first}. Nothing was written. Open one replica per file at a time, and restart to continue from what is stored.`,
+        )
+      }
+      for (const { record, change } of batch.writes) {
+        this.#sql.putRecord.run(record.collection, idKey(record.id), JSON.stringify(record.state))
+        this.#sql.insertOutbox.run(change.dot[1], JSON.stringify(change))
+      }
+      this.#sql.updateCounter.run(last.change.dot[1], batch.clock.wall, batch.clock.counter)
+    })
+  }
+
   async applyRemote(batch: {
     readonly records: readonly StoredRecord[]
     readonly clock: HlcState

@@ -1,0 +1,180 @@
+import {
+  applyChange,
+  asRecordId,
+  asReplicaId,
+  asSpaceId,
+  type Change,
+  ErrorCode,
+  isChorusError,
+  type ReplicaMeta,
+  type StoredRecord,
+} from '@chorus/core'
+import { IDBFactory, IDBKeyRange } from 'fake-indexeddb'
+import { describe, expect, it } from 'vitest'
+import { createReplica } from '../src/replica.js'
+import { openIdbReplicaStore } from '../src/storage/idb-replica-store.js'
+
+const me = asReplicaId('replica-me')
+const peer = asReplicaId('replica-peer')
+
+function change(replica: typeof me, counter: number, id: string, op: Change['op'], context = {}): Change {
+  return {
+    collection: 'notes',
+    id: asRecordId(id),
+    dot: [replica, counter],
+    context,
+    hlc: `000001700000000.0000${counter}@${replica}` as Change['hlc'],
+    op,
+  }
+}
+
+/** What Chorus stored in schema version 1: a conflict, a patch, a tombstone, two changes not yet acknowledged. */
+function version1Data() {
+  const first = change(me, 1, 'a', { type: 'put', value: { title: 'first', tags: ['x'] } })
+  const mine = change(me, 2, 'a', { type: 'put', value: { title: 'mine' } }, { [me]: 1 })
+  const theirs = change(peer, 1, 'a', { type: 'put', value: { title: 'theirs' } }, { [me]: 1 })
+  const patch = change(me, 3, 'b', {
+    type: 'patch',
+    fields: { done: true },
+    base: { title: 'b' },
+    stamps: { title: `000001700000000.00001@${peer}` as Change['hlc'] },
+    floor: null,
+  })
+  const gone = change(peer, 2, 'c', { type: 'delete' })
+  let a = applyChange(undefined, first).state
+  a = applyChange(a, mine).state
+  a = applyChange(a, theirs).state
+  const records: StoredRecord[] = [
+    { collection: 'notes', id: asRecordId('a'), state: a },
+    { collection: 'notes', id: asRecordId('b'), state: { versions: [patch] } },
+    { collection: 'notes', id: asRecordId('c'), state: { versions: [gone] } },
+  ]
+  const meta: ReplicaMeta = {
+    replicaId: me,
+    space: asSpaceId('team'),
+    counter: 3,
+    clock: { wall: 1_700_000_000_000, counter: 3 },
+    cursor: 2,
+  }
+  // Change 1 was acknowledged and dropped; 2 and 3 wait in the outbox, one entry each.
+  return { meta, records, outbox: [mine, patch] }
+}
+
+/** Writes `data` the way schema version 1 laid it out. */
+function writeVersion1(
+  factory: IDBFactory,
+  name: string,
+  data: ReturnType<typeof version1Data>,
+  record: (stored: StoredRecord) => unknown = (stored) => stored,
+): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const request = factory.open(name, 1)
+    request.onupgradeneeded = () => {
+      const db = request.result
+      db.createObjectStore('meta').put(data.meta, 'replica')
+      const records = db.createObjectStore('records', { keyPath: ['collection', 'id'] })
+      for (const stored of data.records) records.put(record(stored))
+      const outbox = db.createObjectStore('outbox')
+      for (const queued of data.outbox) outbox.put(queued, queued.dot[1])
+    }
+    request.onsuccess = () => {
+      request.result.close()
+      resolve()
+    }
+    request.onerror = () => reject(request.error)
+  })
+}
+
+function databaseVersion(factory: IDBFactory, name: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const request = factory.open(name)
+    request.onsuccess = () => {
+      const { version } = request.result
+      request.result.close()
+      resolve(version)
+    }
+    request.onerror = () => reject(request.error)
+  })
+}
+
+describe('IdbReplicaStore opens a database of schema version 1', () => {
+  for (const withKeyRange of [false, true]) {
+    it(`reads what it holds and keeps writing${withKeyRange ? ' (with IDBKeyRange)' : ''}`, async () => {
+      const factory = new IDBFactory()
+      const data = version1Data()
+      await writeVersion1(factory, 'old', data)
+      const store = await openIdbReplicaStore({
+        name: 'old',
+        indexedDB: factory,
+        ...(withKeyRange ? { IDBKeyRange } : {}),
+      })
+      expect(await store.loadMeta()).toEqual(data.meta)
+      for (const stored of data.records)
+        expect(await store.getRecord(stored.collection, stored.id)).toEqual(stored.state)
+      expect(await store.listRecords('notes')).toEqual(data.records)
+      expect(await store.listRecordsPage('notes', { order: 'desc', limit: 2 })).toEqual(
+        [...data.records].reverse().slice(0, 2),
+      )
+      expect(await store.readOutbox(0, 10)).toEqual(data.outbox)
+      expect(await store.readOutbox(2, 10)).toEqual([data.outbox[1]])
+      expect(await store.outboxSize()).toBe(2)
+
+      const a = data.records[0] as StoredRecord
+      const settle = change(me, 4, 'a', { type: 'put', value: { title: 'settled' } }, { [me]: 2, [peer]: 1 })
+      const settled = applyChange(a.state, settle).state
+      await store.commitLocal({
+        record: { collection: 'notes', id: a.id, state: settled },
+        change: settle,
+        clock: { wall: 1_700_000_000_001, counter: 0 },
+      })
+      expect(await store.getRecord('notes', a.id)).toEqual(settled)
+      expect(await store.readOutbox(0, 10)).toEqual([...data.outbox, settle])
+      await store.dropOutbox(3)
+      expect(await store.readOutbox(0, 10)).toEqual([settle])
+      expect(await store.outboxSize()).toBe(1)
+      expect((await store.loadMeta())?.counter).toBe(4)
+      await store.close()
+    })
+  }
+
+  it('a replica on it shows the notes and the conflict, counts the changes waiting to upload, and settles', async () => {
+    const factory = new IDBFactory()
+    await writeVersion1(factory, 'old-replica', version1Data())
+    const replica = await createReplica({
+      space: 'team',
+      dbName: 'old-replica',
+      indexedDB: factory,
+      tabs: false,
+      resolvers: { notes: 'manual' },
+    })
+    const notes = replica.collection<{ title?: string; done?: boolean }>('notes')
+    expect((await notes.list()).map((row) => [row.id, row.value])).toEqual([
+      ['a', { title: 'mine' }],
+      ['b', { title: 'b', done: true }],
+    ])
+    expect(await replica.conflicts()).toHaveLength(1)
+    expect(replica.pending).toBe(2)
+    await notes.resolve('a', { title: 'settled' })
+    await notes.put('d', { title: 'new' })
+    expect(replica.pending).toBe(4)
+    expect(await replica.conflicts()).toEqual([])
+    expect(await notes.get('a')).toEqual({ title: 'settled' })
+    await replica.close()
+    expect(await databaseVersion(factory, 'old-replica')).toBe(2)
+  })
+
+  it('refuses data it cannot convert with storage-failed, and leaves the database at version 1', async () => {
+    const factory = new IDBFactory()
+    const data = version1Data()
+    await writeVersion1(factory, 'damaged', data, (stored) =>
+      stored.id === 'b' ? { collection: stored.collection, id: stored.id } : stored,
+    )
+    const error = await openIdbReplicaStore({ name: 'damaged', indexedDB: factory }).then(
+      () => new Error('expected a rejection'),
+      (failure: unknown) => failure,
+    )
+    expect(isChorusError(error, ErrorCode.StorageFailed)).toBe(true)
+    expect((error as Error).message).toMatch(/older version of Chorus.*left as it was/)
+    expect(await databaseVersion(factory, 'damaged')).toBe(1)
+  })
+})
