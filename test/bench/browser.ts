@@ -50,6 +50,7 @@ import { type BrowserContext, chromium, type Page } from 'playwright-core'
 import { build, defaultClientConditions } from 'vite'
 import { CHROMIUM_ARGS, requireChromium } from '../support/chromium.js'
 import type { LoadKind, LoadTimes } from './browser/main.js'
+import { renderTable } from './table.js'
 import { median } from './workload.js'
 
 const NOTES = 10_000
@@ -450,19 +451,11 @@ if (reload !== null) {
   )
 }
 const head: TableRow = ['', 'Chorus', 'floor', 'ratio', 'goal', '']
-const widths = head.map((cell, i) => Math.max(cell.length, ...rows.map((row) => row[i]?.length ?? 0)))
-const line = (cells: TableRow) =>
-  cells
-    .map((cell, i) => (i === 0 ? cell.padEnd(widths[i] as number) : cell.padStart(widths[i] as number)))
-    .join('  ')
 console.log(
-  [
+  renderTable(
     `Chorus browser benchmark — Chromium ${results.meta.browser}, ${results.meta.cores} cores (${results.meta.cpu}), ${results.meta.date}`,
-    '',
-    line(head),
-    widths.map((w) => '-'.repeat(w)).join('  '),
-    ...rows.map(line),
-    '',
+    head,
+    rows,
     `wrote ${fileURLToPath(resultsFile)} in ${fixed(results.meta.durationSec)} s`,
-  ].join('\n'),
+  ),
 )

@@ -76,6 +76,7 @@ import { IDBFactory } from 'fake-indexeddb'
 import { dexieBulkPut, openDexie } from './floors.js'
 import { type HostedRelay, startHostedRelay } from './relay-client.js'
 import { Meter, meteredWebSocket, WireClient } from './sockets.js'
+import { renderTable } from './table.js'
 import {
   COLLECTION,
   jsonPayloadBytes,
@@ -961,19 +962,11 @@ if (local !== null) {
   )
 }
 const head: Row = ['', 'Chorus', 'floor', 'goal', '']
-const widths = head.map((cell, i) => Math.max(cell.length, ...rows.map((row) => row[i]?.length ?? 0)))
-const line = (cells: Row) =>
-  cells
-    .map((cell, i) => (i === 0 ? cell.padEnd(widths[i] as number) : cell.padStart(widths[i] as number)))
-    .join('  ')
 console.log(
-  [
+  renderTable(
     `Chorus sync benchmark — node ${results.meta.node}, ${results.meta.cores} cores (${results.meta.cpu}), ${results.meta.date}`,
-    '',
-    line(head),
-    widths.map((w) => '-'.repeat(w)).join('  '),
-    ...rows.map(line),
-    '',
+    head,
+    rows,
     `wrote ${resultsFile.pathname} in ${fixed(results.meta.durationSec)} s`,
-  ].join('\n'),
+  ),
 )
