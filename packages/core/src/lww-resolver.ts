@@ -1,6 +1,6 @@
 import { absentStampOf, type Change, type FieldStamps, fieldStampOf, versionValue } from './change.js'
 import type { HlcStamp } from './hlc.js'
-import { latestVersion, type Resolution, type Resolver, ResolverKind } from './resolver.js'
+import { latestValue, latestVersion, type Resolution, type Resolver, ResolverKind } from './resolver.js'
 
 /** The value and field stamps of one version, as a resolution. */
 export function resolveToVersion(version: Change): Resolution {
@@ -25,5 +25,6 @@ export function createLwwResolver(): Resolver {
   return {
     kind: ResolverKind.Lww,
     resolve: (versions) => resolveToVersion(latestVersion(versions)),
+    resolveValue: latestValue,
   }
 }

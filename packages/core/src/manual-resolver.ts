@@ -1,5 +1,5 @@
 import { resolveToVersion } from './lww-resolver.js'
-import { latestVersion, type Resolver, ResolverKind, toConflictVersions } from './resolver.js'
+import { latestValue, latestVersion, type Resolver, ResolverKind, toConflictVersions } from './resolver.js'
 
 /**
  * Record-for-user: the application shows the conflict and the user decides.
@@ -16,5 +16,6 @@ export function createManualResolver(): Resolver {
       if (versions.length === 1) return provisional
       return { ...provisional, conflict: toConflictVersions(versions) }
     },
+    resolveValue: latestValue,
   }
 }

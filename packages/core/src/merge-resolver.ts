@@ -5,6 +5,7 @@ import { assertJsonObject, type JsonObject, type JsonValue } from './json.js'
 import { resolveToVersion } from './lww-resolver.js'
 import {
   type ConflictVersion,
+  latestValue,
   latestVersion,
   type Resolution,
   type Resolver,
@@ -40,7 +41,7 @@ function newer(a: HlcStamp | null, b: HlcStamp | null): boolean {
  */
 export function createMergeResolver(options: MergeResolverOptions = {}): Resolver {
   const userMerge = options.merge
-  return {
+  const resolver: Resolver = {
     kind: ResolverKind.Merge,
     resolve(versions) {
       if (versions.length === 1) return resolveToVersion(latestVersion(versions))
@@ -50,7 +51,10 @@ export function createMergeResolver(options: MergeResolverOptions = {}): Resolve
       const live = versions.filter((version) => version.op.type !== 'delete')
       return mergeFields(live)
     },
+    resolveValue: (versions) =>
+      versions.length === 1 ? latestValue(versions) : resolver.resolve(versions).value,
   }
+  return resolver
 }
 
 function mergeFields(versions: readonly Change[]): Resolution {

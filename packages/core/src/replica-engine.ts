@@ -22,7 +22,7 @@ import {
   stepReplicaSession,
 } from './protocol/replica-session.js'
 import { applyChange, type RecordState } from './record.js'
-import type { ConflictVersion } from './resolver.js'
+import { type ConflictVersion, resolveValueWith } from './resolver.js'
 import { createResolverLookup, type ResolverConfig, type ResolverLookup } from './resolvers.js'
 import { SerialQueue } from './serial-queue.js'
 import type { RecordPage, ReplicaMeta, ReplicaStore, StoredRecord } from './storage.js'
@@ -220,7 +220,7 @@ class Engine implements ReplicaEngine {
   async get(collection: string, id: string): Promise<JsonObject | undefined> {
     const state = await this.record(collection, id)
     if (state === undefined) return undefined
-    return this.#resolvers(collection).resolve(state.versions).value
+    return resolveValueWith(this.#resolvers(collection), state.versions)
   }
 
   async list(collection: string, options?: ListOptions): Promise<{ id: RecordId; value: JsonObject }[]> {
@@ -234,7 +234,7 @@ class Engine implements ReplicaEngine {
     const add = (records: readonly StoredRecord[]): boolean => {
       for (const record of records) {
         if (rows.length >= limit) return false
-        const value = resolver.resolve(record.state.versions).value
+        const value = resolveValueWith(resolver, record.state.versions)
         if (value !== undefined) rows.push({ id: record.id, value })
       }
       return rows.length < limit

@@ -38,6 +38,24 @@ export interface Resolution {
 export interface Resolver {
   readonly kind: string
   resolve(versions: readonly Change[]): Resolution
+  /**
+   * Optional: `resolve(versions).value` alone, for reads that need no stamps (`get`, `list`).
+   * It must return exactly that value; it exists so a read of many records does not build
+   * field stamps it drops.
+   */
+  resolveValue?(versions: readonly Change[]): JsonObject | undefined
+}
+
+/** The value a resolver reads from `versions`: `resolveValue` where it has one. */
+export function resolveValueWith(resolver: Resolver, versions: readonly Change[]): JsonObject | undefined {
+  return resolver.resolveValue !== undefined
+    ? resolver.resolveValue(versions)
+    : resolver.resolve(versions).value
+}
+
+/** The value of the latest version (versions are in canonical order): last write wins. */
+export function latestValue(versions: readonly Change[]): JsonObject | undefined {
+  return versionValue(latestVersion(versions)) ?? undefined
 }
 
 /** The built-in resolver names, for configuration by string. */

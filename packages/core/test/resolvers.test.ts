@@ -362,3 +362,39 @@ describe('resolver configuration', () => {
     expect(error.message).toContain("'lww', 'merge', 'manual'")
   })
 })
+
+describe('resolveValue of the built-in resolvers', () => {
+  const resolvers: Resolver[] = [
+    createLwwResolver(),
+    createMergeResolver(),
+    createMergeResolver({ merge: (versions) => versions[0]?.value ?? null }),
+    createManualResolver(),
+  ]
+
+  it('reads exactly the value of resolve, for single versions, patches, deletions and conflicts', () => {
+    for (const resolver of resolvers) {
+      const put = writeOn(
+        undefined,
+        resolver,
+        { type: 'put', value: { title: 'a', body: 'b' } },
+        alice,
+        1,
+        10,
+      )
+      const patch = writeOn(stateOf(put), resolver, { type: 'patch', fields: { title: 'A' } }, bob, 1, 20)
+      const gone = writeOn(stateOf(put), resolver, { type: 'delete' }, carol, 1, 30)
+      const rival = writeOn(undefined, resolver, { type: 'put', value: { body: 'c' } }, carol, 2, 15)
+      for (const versions of [
+        versionsOf(put),
+        versionsOf(put, patch),
+        versionsOf(put, gone),
+        versionsOf(gone),
+        versionsOf(put, rival),
+        versionsOf(patch, rival),
+        versionsOf(patch, gone, rival),
+      ]) {
+        expect(resolver.resolveValue?.(versions)).toEqual(resolver.resolve(versions).value)
+      }
+    }
+  })
+})

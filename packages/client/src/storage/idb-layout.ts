@@ -118,9 +118,12 @@ export function chunkOutbox(
 function freezeParsed(value: unknown): void {
   if (typeof value !== 'object' || value === null) return
   if (Array.isArray(value)) {
-    for (const item of value) freezeParsed(item)
+    for (const item of value) if (typeof item === 'object') freezeParsed(item)
   } else {
-    for (const key in value) freezeParsed((value as Record<string, unknown>)[key])
+    for (const key in value) {
+      const item = (value as Record<string, unknown>)[key]
+      if (typeof item === 'object') freezeParsed(item)
+    }
   }
   Object.freeze(value)
 }
