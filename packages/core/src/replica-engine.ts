@@ -543,7 +543,8 @@ class Engine implements ReplicaEngine {
   async #perform(effect: ReplicaSessionEffect): Promise<void> {
     switch (effect.type) {
       case 'send':
-        this.#transmit(encodeMessage(effect.message))
+        // Batches go compact once the hub has accepted it in this session's hello.
+        this.#transmit(encodeMessage(effect.message, { compact: this.#session.compact }))
         return
       case 'read-outbox': {
         let changes: Change[]

@@ -78,6 +78,11 @@ export interface ReplicaSessionState {
   readonly snapshot: { readonly cursor: number; readonly nextPage: number } | null
   /** The hub's log head as last reported: caught up means `cursor` has reached it. */
   readonly hubHead: number
+  /**
+   * The hub answered this session's hello accepting `compact` (see `Feature`): own batches
+   * may then be sent in the compact form. False until that answer, and after a disconnect.
+   */
+  readonly compact: boolean
   /** The position last acknowledged to the hub in this session, and when. */
   readonly ackSent: number
   readonly ackAt: number
@@ -155,6 +160,7 @@ export function initialReplicaSession(
     lastProgressAt: 0,
     snapshot: null,
     hubHead: 0,
+    compact: false,
     ackSent: positions.cursor,
     ackAt: Number.NEGATIVE_INFINITY,
     fatal: null,
@@ -246,7 +252,7 @@ function reduce(
       return pump({ ...next, sent: next.acked, reading: false }, effects)
     }
     case 'disconnected':
-      return { ...state, phase: 'offline', sent: state.acked, reading: false, snapshot: null }
+      return { ...state, phase: 'offline', sent: state.acked, reading: false, snapshot: null, compact: false }
     case 'local-write': {
       const next = { ...state, local: Math.max(state.local, input.counter) }
       return pump(next, effects)
@@ -329,7 +335,9 @@ function receive(
         state.hubHead,
         message.heads === undefined ? 0 : ownNumber(message.heads, space),
       )
-      let next: ReplicaSessionState = { ...state, phase: 'ready', lastProgressAt: now, hubHead }
+      const offered = state.config.features ?? []
+      const compact = offered.includes(Feature.Compact) && (message.features ?? []).includes(Feature.Compact)
+      let next: ReplicaSessionState = { ...state, phase: 'ready', lastProgressAt: now, hubHead, compact }
       if (have > next.acked) {
         next = { ...next, acked: have }
         effects.push({ type: 'drop-outbox', upTo: have })
