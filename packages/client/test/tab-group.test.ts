@@ -1,0 +1,258 @@
+import { describe, expect, it } from 'vitest'
+import {
+  type ChannelLike,
+  type LockManagerLike,
+  TabGroup,
+  type TabGroupOptions,
+} from '../src/tabs/tab-group.js'
+import type { Timers } from '../src/timers.js'
+
+// The group's logic against deterministic stand-ins: an exclusive lock manager with `steal`
+// and `signal` as the Web Locks API has them, channels that deliver to every other member,
+// and timers each "tab" owns, so one tab can be frozen while the clock moves on. The real
+// APIs are exercised in Chromium (test/browser/tabs.test.ts, test/e2e).
+
+/** Exclusive locks only: a FIFO of waiters per name; `steal` aborts the holder's request. */
+class FakeLocks implements LockManagerLike {
+  readonly #held = new Map<string, { reject: (error: unknown) => void; done: Promise<void> }>()
+  readonly #waiting = new Map<string, (() => void)[]>()
+
+  request<TResult>(
+    name: string,
+    options: { readonly mode?: 'exclusive'; readonly steal?: boolean; readonly signal?: AbortSignal },
+    callback: (lock: unknown) => Promise<TResult> | TResult,
+  ): Promise<TResult> {
+    return new Promise<TResult>((resolve, reject) => {
+      const grant = () => {
+        let release!: () => void
+        const done = new Promise<void>((r) => {
+          release = r
+        })
+        this.#held.set(name, { reject, done })
+        Promise.resolve()
+          .then(() => callback({ name }))
+          .then(resolve, reject)
+          .finally(() => {
+            if (this.#held.get(name)?.done === done) {
+              this.#held.delete(name)
+              this.#waiting.get(name)?.shift()?.()
+            }
+            release()
+          })
+      }
+      if (options.steal === true) {
+        const holder = this.#held.get(name)
+        this.#held.delete(name)
+        holder?.reject(new DOMException('stolen', 'AbortError'))
+        grant()
+        return
+      }
+      if (!this.#held.has(name)) {
+        grant()
+        return
+      }
+      const queue = this.#waiting.get(name) ?? []
+      const wait = () => grant()
+      queue.push(wait)
+      this.#waiting.set(name, queue)
+      options.signal?.addEventListener('abort', () => {
+        const index = queue.indexOf(wait)
+        if (index >= 0) queue.splice(index, 1)
+        reject(new DOMException('aborted', 'AbortError'))
+      })
+    })
+  }
+}
+
+/** Channels of one name that deliver to every other open one, asynchronously. */
+function channels() {
+  const open = new Set<ChannelLike>()
+  return (_name: string): ChannelLike => {
+    const channel: ChannelLike = {
+      onmessage: null,
+      postMessage(message) {
+        for (const other of open) {
+          if (other !== channel) queueMicrotask(() => other.onmessage?.({ data: message }))
+        }
+      },
+      close() {
+        open.delete(channel)
+      },
+    }
+    open.add(channel)
+    return channel
+  }
+}
+
+/** Manual time shared by every tab; each tab's timers fire only while it is not frozen. */
+class Clock {
+  now = 0
+  readonly #tabs: TabTimers[] = []
+
+  timers(): TabTimers {
+    const timers = new TabTimers(this)
+    this.#tabs.push(timers)
+    return timers
+  }
+
+  async advance(ms: number, step = 100): Promise<void> {
+    for (let passed = 0; passed < ms; passed += step) {
+      this.now += step
+      for (const tab of this.#tabs) tab.fire(this.now)
+      await settle()
+    }
+  }
+}
+
+class TabTimers implements Timers {
+  frozen = false
+  #next = 1
+  readonly #intervals = new Map<number, { callback: () => void; ms: number; due: number }>()
+  readonly #clock: Clock
+
+  constructor(clock: Clock) {
+    this.#clock = clock
+  }
+
+  setTimeout(): unknown {
+    throw new Error('the group uses intervals only')
+  }
+
+  clearTimeout(): void {}
+
+  setInterval(callback: () => void, ms: number): unknown {
+    const id = this.#next++
+    this.#intervals.set(id, { callback, ms, due: this.#clock.now + ms })
+    return id
+  }
+
+  clearInterval(handle: unknown): void {
+    this.#intervals.delete(handle as number)
+  }
+
+  fire(now: number): void {
+    if (this.frozen) return
+    for (const interval of [...this.#intervals.values()]) {
+      while (interval.due <= now) {
+        interval.due += interval.ms
+        interval.callback()
+      }
+    }
+  }
+}
+
+async function settle(): Promise<void> {
+  for (let i = 0; i < 20; i++) await Promise.resolve()
+}
+
+function tab(clock: Clock, locks: FakeLocks, openChannel: (name: string) => ChannelLike, name: string) {
+  const log: string[] = []
+  const timers = clock.timers()
+  const options: TabGroupOptions = {
+    name: 'db',
+    locks,
+    openChannel,
+    timers,
+    now: () => clock.now,
+    random: () => 0,
+    heartbeatMs: 500,
+    takeoverMs: 3_000,
+    onLead: async () => {
+      log.push('lead')
+    },
+    onFollow: () => log.push('follow'),
+    onMessage: () => undefined,
+    onError: (error) => log.push(`error ${String(error)}`),
+  }
+  const group = new TabGroup(options)
+  group.start(() => ({ type: 'leader', from: name }))
+  return { group, log, timers }
+}
+
+describe('TabGroup: one tab leads, another takes over when it closes or goes silent', () => {
+  it('the first tab leads; the second waits and leads once the first closes', async () => {
+    const clock = new Clock()
+    const locks = new FakeLocks()
+    const open = channels()
+    const first = tab(clock, locks, open, 'first')
+    await settle()
+    const second = tab(clock, locks, open, 'second')
+    await clock.advance(5_000)
+    expect(first.group.leading).toBe(true)
+    expect(second.group.leading).toBe(false)
+    expect(second.log).toEqual([])
+
+    first.group.close()
+    await settle()
+    expect(second.group.leading).toBe(true)
+    expect(second.log).toEqual(['lead'])
+    second.group.close()
+  })
+
+  it('a leader that stops its heartbeat (frozen) is taken over; when it wakes it follows', async () => {
+    const clock = new Clock()
+    const locks = new FakeLocks()
+    const open = channels()
+    const first = tab(clock, locks, open, 'first')
+    await settle()
+    const second = tab(clock, locks, open, 'second')
+    await clock.advance(2_000)
+    expect(second.group.leading).toBe(false)
+
+    first.timers.frozen = true
+    await clock.advance(2_000)
+    expect(second.group.leading).toBe(false) // not silent for long enough yet
+    await clock.advance(2_000)
+    expect(second.group.leading).toBe(true)
+    expect(second.log).toEqual(['lead'])
+    // The frozen tab's lock was stolen: it was told, and it waits behind the new leader.
+    expect(first.group.leading).toBe(false)
+    expect(first.log).toEqual(['lead', 'follow'])
+
+    first.timers.frozen = false
+    await clock.advance(5_000)
+    expect(first.group.leading).toBe(false)
+    expect(second.group.leading).toBe(true)
+    first.group.close()
+    second.group.close()
+  })
+
+  it('a leader that steps down (fenced) lets the other lead, and queues behind it', async () => {
+    const clock = new Clock()
+    const locks = new FakeLocks()
+    const open = channels()
+    const first = tab(clock, locks, open, 'first')
+    await settle()
+    const second = tab(clock, locks, open, 'second')
+    await settle()
+    first.group.stepDown()
+    await settle()
+    expect(first.group.leading).toBe(false)
+    expect(second.group.leading).toBe(true)
+    second.group.close()
+    await settle()
+    expect(first.group.leading).toBe(true)
+    expect(first.log).toEqual(['lead', 'follow', 'lead'])
+    first.group.close()
+  })
+
+  it('writes of two tabs never overlap: the write lock runs them one at a time', async () => {
+    const clock = new Clock()
+    const locks = new FakeLocks()
+    const open = channels()
+    const a = tab(clock, locks, open, 'a')
+    const b = tab(clock, locks, open, 'b')
+    let inside = 0
+    let most = 0
+    const work = async () => {
+      inside += 1
+      most = Math.max(most, inside)
+      await settle()
+      inside -= 1
+    }
+    await Promise.all([a.group.exclusive(work), b.group.exclusive(work), a.group.exclusive(work)])
+    expect(most).toBe(1)
+    a.group.close()
+    b.group.close()
+  })
+})
