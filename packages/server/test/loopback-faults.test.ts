@@ -17,6 +17,35 @@ interface Status {
 }
 
 const nodes = ['n1', 'n2', 'n3']
+
+/**
+ * The real-time order of operations, for the linearizability checker: one process records
+ * every call and return, so a counter ordered by when they happen is enough (no wall clock).
+ */
+let moment = 0
+const now = () => ++moment
+
+/**
+ * Keys every client writes and reads (for linearizability). A write cut off by a kill or a
+ * freeze stays open in the history; spreading them over more keys keeps each key's search small.
+ */
+const SHARED_KEYS = 8
+
+/** Lets other work of this process run (sockets, timers) before polling again. */
+const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve))
+
+/** Polls `check` until it holds; `attempts` bounds it (each attempt is a round trip or a turn). */
+async function until(
+  what: string,
+  check: () => boolean | Promise<boolean>,
+  attempts = 20_000,
+): Promise<void> {
+  for (let attempt = 0; attempt < attempts; attempt++) {
+    if (await check()) return
+    await nextTurn()
+  }
+  throw new Error(`gave up waiting for ${what}`)
+}
 const scratch = mkdtempSync(join(tmpdir(), 'chorus-loopback-faults-'))
 let cluster: LoopbackCluster
 
@@ -33,8 +62,6 @@ afterAll(async () => {
   await cluster?.stop()
   rmSync(scratch, { recursive: true, force: true })
 })
-
-const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 
 /** Every running node's status; a node that does not answer is left out. */
 async function statuses(timeoutMs = 1_000): Promise<Status[]> {
@@ -75,7 +102,7 @@ class Workload {
     for (let n = 1; !this.stopped; n++) {
       // Shared keys (linearizability) and a key of its own per write (every acknowledged write
       // must still be readable at the end).
-      const shared = `k${(n % 3) + 1}`
+      const shared = `k${(n % SHARED_KEYS) + 1}`
       await this.write(name, n % 2 === 0 ? shared : `${name}-${n}`, `${name}.${n}`)
       await this.read(name, shared)
     }
@@ -83,11 +110,11 @@ class Workload {
 
   async write(name: string, key: string, value: string): Promise<void> {
     const epochBefore = this.highestLeaderEpoch
-    const handle = this.recorder.invoke(name, key, 'write', value, Date.now())
+    const handle = this.recorder.invoke(name, key, 'write', value, now())
     const target = this.leader
     const body = await this.send(target, { type: 'write', id: `${name}-${key}-${value}`, key, value })
     if (body?.type === 'write-ok') {
-      this.recorder.complete(handle, 'ok', Date.now())
+      this.recorder.complete(handle, 'ok', now())
       this.acknowledged.push({ key, value, epoch: body.epoch as number, invokedAfterEpoch: epochBefore })
       return
     }
@@ -95,11 +122,11 @@ class Workload {
     // A refusal that says nothing was written is a failure; anything else (deposed, timeout,
     // a connection cut by a kill) leaves the write's fate open.
     const failed = body?.type === 'rejected' && body.maybeApplied === false
-    this.recorder.complete(handle, failed ? 'failed' : 'unknown', Date.now())
+    this.recorder.complete(handle, failed ? 'failed' : 'unknown', now())
   }
 
   async read(name: string, key: string): Promise<void> {
-    const handle = this.recorder.invoke(name, key, 'read', undefined, Date.now())
+    const handle = this.recorder.invoke(name, key, 'read', undefined, now())
     const target = this.leader
     const body = await this.send(target, {
       type: 'read',
@@ -110,16 +137,16 @@ class Workload {
       waitMs: 0,
     })
     if (body?.type === 'read-ok') {
-      this.recorder.complete(handle, 'ok', Date.now(), (body.value as string | null) ?? undefined)
+      this.recorder.complete(handle, 'ok', now(), (body.value as string | null) ?? undefined)
       return
     }
     this.follow(target, body)
-    this.recorder.complete(handle, 'failed', Date.now())
+    this.recorder.complete(handle, 'failed', now())
   }
 
   private async send(node: string, request: object): Promise<Record<string, unknown> | null> {
     if (!cluster.running().includes(node)) {
-      await pause(20)
+      await nextTurn()
       return null
     }
     try {
@@ -137,22 +164,57 @@ class Workload {
   }
 }
 
-async function awaitStableLeader(workload: Workload, ms = 10_000): Promise<Status> {
-  const deadline = Date.now() + ms
-  while (Date.now() < deadline) {
-    const all = await statuses()
-    workload.observe(all)
-    const leader = all.find((status) => status.role === 'leader')
-    if (
-      leader !== undefined &&
-      all.length === cluster.running().length &&
-      all.every((status) => status.leader === leader.node && status.epoch === leader.epoch)
-    ) {
-      return leader
-    }
-    await pause(50)
-  }
-  throw new Error(`no stable leader within ${ms} ms`)
+/** Waits until every running node answers and agrees on one leader and epoch. */
+async function awaitStableLeader(workload: Workload): Promise<Status> {
+  let stable: Status | undefined
+  await until(
+    'a stable leader',
+    async () => {
+      const all = await statuses()
+      workload.observe(all)
+      const leader = all.find((status) => status.role === 'leader')
+      stable =
+        leader !== undefined &&
+        all.length === cluster.running().length &&
+        all.every((status) => status.leader === leader.node && status.epoch === leader.epoch)
+          ? leader
+          : undefined
+      return stable !== undefined
+    },
+    2_000,
+  )
+  return stable as Status
+}
+
+/**
+ * Waits until a majority of the nodes that answer follow a leader of an epoch after `epoch`:
+ * the cluster moved on without the node that led `epoch` (dead or frozen).
+ */
+async function awaitLeaderAfter(workload: Workload, epoch: number): Promise<Status> {
+  let found: Status | undefined
+  await until(
+    `a leader after epoch ${epoch}`,
+    async () => {
+      const all = await statuses()
+      workload.observe(all)
+      const leader = all.find((status) => status.role === 'leader' && status.epoch > epoch)
+      found =
+        leader !== undefined &&
+        all.filter((status) => status.leader === leader.node && status.epoch === leader.epoch).length * 2 >
+          nodes.length
+          ? leader
+          : undefined
+      return found !== undefined
+    },
+    2_000,
+  )
+  return found as Status
+}
+
+/** Waits until `count` more writes were acknowledged: the cluster makes progress. */
+async function awaitProgress(workload: Workload, count: number): Promise<void> {
+  const target = workload.acknowledged.length + count
+  await until(`${count} more acknowledged writes`, () => workload.acknowledged.length >= target)
 }
 
 /** Polls statuses until `done` settles, so the workload always knows the newest leader epoch. */
@@ -163,40 +225,46 @@ async function watch(workload: Workload, done: Promise<unknown>): Promise<void> 
   })
   while (!over) {
     workload.observe(await statuses())
-    await pause(30)
+    await nextTurn()
   }
 }
 
 describe('sync single-leader processes under kill -9 and zombie pauses', () => {
-  // Real processes and wall-clock pauses: on a loaded 2-core machine a run can miss its
-  // timing (about one run in ten here); a second run, on the same cluster, must pass whole.
   it('loses no acknowledged write, stays linearizable, and accepts nothing from a stale epoch', {
     timeout: 45_000,
-    retry: 1,
   }, async () => {
     const workload = new Workload()
     let leader = await awaitStableLeader(workload)
     const clients = ['c1', 'c2', 'c3', 'c4'].map((name) => workload.client(name))
+    // Each step waits for what it needs to have happened, not for a span of time.
     const script = (async () => {
-      await pause(800)
-      // 1. The leader dies with SIGKILL; it comes back from its file.
+      await awaitProgress(workload, 15)
+      // 1. The leader dies with SIGKILL; the others elect a successor and carry on; the dead
+      //    node comes back from its file.
       await cluster.kill(leader.node, 'SIGKILL')
-      await pause(1_200)
-      await cluster.restart(leader.node)
+      const killed = leader
+      leader = await awaitLeaderAfter(workload, killed.epoch)
+      await awaitProgress(workload, 10)
+      await cluster.restart(killed.node)
       leader = await awaitStableLeader(workload)
-      await pause(500)
-      // 2. The leader freezes longer than the election timeout and wakes up as a zombie, with
-      //    client requests queued at it.
-      await cluster.pause(leader.node, 1_200)
-      await pause(1_600)
+      await awaitProgress(workload, 10)
+      // 2. The leader freezes (SIGSTOP) with client requests queued at it; once the others
+      //    have elected a newer leader and committed under it, it wakes up (SIGCONT) as a zombie.
+      const zombie = leader
+      cluster.node(zombie.node).child.kill('SIGSTOP')
+      leader = await awaitLeaderAfter(workload, zombie.epoch)
+      await awaitProgress(workload, 10)
+      cluster.node(zombie.node).child.kill('SIGCONT')
       leader = await awaitStableLeader(workload)
-      await pause(500)
+      await awaitProgress(workload, 10)
       // 3. Again a kill -9, this time of the leader elected after the zombie.
       await cluster.kill(leader.node, 'SIGKILL')
-      await pause(1_000)
-      await cluster.restart(leader.node)
+      const second = leader
+      await awaitLeaderAfter(workload, second.epoch)
+      await awaitProgress(workload, 10)
+      await cluster.restart(second.node)
       await awaitStableLeader(workload)
-      await pause(500)
+      await awaitProgress(workload, 10)
     })()
     await Promise.all([script, watch(workload, script)])
     workload.stop()
@@ -222,7 +290,7 @@ describe('sync single-leader processes under kill -9 and zombie pauses', () => {
       expect(answer.body, write.key).toMatchObject({ type: 'read-ok', value: write.value })
     }
     // Final leader reads of the shared keys join the history.
-    for (const key of ['k1', 'k2', 'k3']) await workload.read('final', key)
+    for (let k = 1; k <= SHARED_KEYS; k++) await workload.read('final', `k${k}`)
 
     // Pauses leave writes in flight for a long time, which widens the search: give it room,
     // so a busy machine's longer overlaps end in a verdict rather than "inconclusive".
@@ -238,12 +306,9 @@ describe('sync single-leader processes under kill -9 and zombie pauses', () => {
     // No node ever took entries from an older epoch (polled throughout), and every node ends
     // on the same log.
     expect(workload.staleEpochAccepted).toBe(0)
-    // On a busy machine a status request can miss its second; ask until every node answered.
-    let end = await statuses(3_000)
-    for (let attempt = 0; attempt < 4 && end.length < nodes.length; attempt++) {
-      await new Promise((resolve) => setTimeout(resolve, 250))
-      end = await statuses(3_000)
-    }
+    // On a busy machine a status request can miss its deadline; ask until every node answered.
+    let end: Status[] = []
+    await until('every node to answer', async () => (end = await statuses(3_000)).length === nodes.length, 5)
     expect(end).toHaveLength(nodes.length)
     for (const status of end) {
       expect(status, status.node).toMatchObject({ epoch: final.epoch, leader: final.node })
