@@ -169,14 +169,20 @@ function tab(clock: Clock, locks: FakeLocks, openChannel: (name: string) => Chan
   return { group, log, timers }
 }
 
+/** Two tabs of one database on a shared clock; the first joined first, so it leads. */
+async function twoTabs() {
+  const clock = new Clock()
+  const locks = new FakeLocks()
+  const open = channels()
+  const first = tab(clock, locks, open, 'first')
+  await settle()
+  const second = tab(clock, locks, open, 'second')
+  return { clock, first, second }
+}
+
 describe('TabGroup: one tab leads, another takes over when it closes or goes silent', () => {
   it('the first tab leads; the second waits and leads once the first closes', async () => {
-    const clock = new Clock()
-    const locks = new FakeLocks()
-    const open = channels()
-    const first = tab(clock, locks, open, 'first')
-    await settle()
-    const second = tab(clock, locks, open, 'second')
+    const { clock, first, second } = await twoTabs()
     await clock.advance(5_000)
     expect(first.group.leading).toBe(true)
     expect(second.group.leading).toBe(false)
@@ -190,12 +196,7 @@ describe('TabGroup: one tab leads, another takes over when it closes or goes sil
   })
 
   it('a leader that stops its heartbeat (frozen) is taken over; when it wakes it follows', async () => {
-    const clock = new Clock()
-    const locks = new FakeLocks()
-    const open = channels()
-    const first = tab(clock, locks, open, 'first')
-    await settle()
-    const second = tab(clock, locks, open, 'second')
+    const { clock, first, second } = await twoTabs()
     await clock.advance(2_000)
     expect(second.group.leading).toBe(false)
 
@@ -218,12 +219,7 @@ describe('TabGroup: one tab leads, another takes over when it closes or goes sil
   })
 
   it('a leader that steps down (fenced) lets the other lead, and queues behind it', async () => {
-    const clock = new Clock()
-    const locks = new FakeLocks()
-    const open = channels()
-    const first = tab(clock, locks, open, 'first')
-    await settle()
-    const second = tab(clock, locks, open, 'second')
+    const { first, second } = await twoTabs()
     await settle()
     first.group.stepDown()
     await settle()
@@ -237,11 +233,7 @@ describe('TabGroup: one tab leads, another takes over when it closes or goes sil
   })
 
   it('writes of two tabs never overlap: the write lock runs them one at a time', async () => {
-    const clock = new Clock()
-    const locks = new FakeLocks()
-    const open = channels()
-    const a = tab(clock, locks, open, 'a')
-    const b = tab(clock, locks, open, 'b')
+    const { first: a, second: b } = await twoTabs()
     let inside = 0
     let most = 0
     const work = async () => {
