@@ -308,7 +308,14 @@ describe('sync single-leader processes under kill -9 and zombie pauses', () => {
     expect(workload.staleEpochAccepted).toBe(0)
     // On a busy machine a status request can miss its deadline; ask until every node answered.
     let end: Status[] = []
-    await until('every node to answer', async () => (end = await statuses(3_000)).length === nodes.length, 5)
+    await until(
+      'every node to answer',
+      async () => {
+        end = await statuses(3_000)
+        return end.length === nodes.length
+      },
+      5,
+    )
     expect(end).toHaveLength(nodes.length)
     for (const status of end) {
       expect(status, status.node).toMatchObject({ epoch: final.epoch, leader: final.node })
