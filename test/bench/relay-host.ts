@@ -40,6 +40,8 @@ export type HostReply =
       readonly bytesIn: number
       readonly framesOut: number
       readonly rateLimited: number
+      /** CPU time the relay process has used so far (`process.cpuUsage`), in ms. */
+      readonly cpuMs: number
     }
   | { readonly type: 'closed' }
 
@@ -108,6 +110,7 @@ async function main(): Promise<void> {
           bytesIn: metrics?.bytesIn ?? 0,
           framesOut: metrics?.framesOut ?? 0,
           rateLimited: metrics?.rateLimited ?? 0,
+          cpuMs: (process.cpuUsage().user + process.cpuUsage().system) / 1000,
         })
         return
       }

@@ -49,7 +49,8 @@
  *    Memory: the relay process's heap + external memory (after `gc()`) with 500 more idle
  *    connections minus before, per connection. Every idle connection has exchanged one
  *    message each way: a Chorus one said hello to an empty space and was answered; a raw one
- *    sent a hello that the raw relay echoed (Chorus ÷ raw ≤ 1.2×).
+ *    sent a hello that the raw relay echoed (Chorus ÷ raw ≤ 1.2×). The CPU time each relay
+ *    process used per run is in the JSON too: on a busy machine it varies less than the rate.
  * 5. **local writes** — 10k puts into a fresh replica on fake-indexeddb (no relay), issued
  *    together (`Promise.all`) and awaited one by one, vs one Dexie `bulkPut` of the same 10k
  *    values on a fresh fake-indexeddb (goal for the former ≤ 1.25×); 10k Dexie `put`s awaited
@@ -610,7 +611,20 @@ function fanoutFrames(space: string): string[] {
 
 let fanoutSpaces = 0
 
-async function fanoutRun(relay: HostedRelay): Promise<number> {
+interface FanoutRun {
+  /** Changes delivered per second. */
+  readonly rate: number
+  /** CPU time the relay process used for the run (user + system): less noisy than the rate on a busy machine. */
+  readonly relayCpuMs: number
+}
+
+async function relayCpuMs(relay: HostedRelay): Promise<number> {
+  const reply = await relay.request({ type: 'metrics' })
+  if (reply.type !== 'metrics') throw new Error(`the relay host answered ${reply.type} to metrics`)
+  return reply.cpuMs
+}
+
+async function fanoutRun(relay: HostedRelay): Promise<FanoutRun> {
   gc()
   fanoutSpaces += 1
   const space = `fanout-${fanoutSpaces}`
@@ -636,13 +650,15 @@ async function fanoutRun(relay: HostedRelay): Promise<number> {
     replicaId: writerId(999),
     space,
   })
+  const cpuBefore = await relayCpuMs(relay)
   const start = performance.now()
   for (const frame of frames) writer.send(frame)
   await until(() => counts.every((count) => count >= FANOUT_CHANGES), 'every subscriber to get every change')
   const ms = performance.now() - start
+  const cpuAfter = await relayCpuMs(relay)
   writer.close()
   for (const subscriber of subscribers) subscriber.close()
-  return (FANOUT_CHANGES * FANOUT_SUBSCRIBERS) / (ms / 1000)
+  return { rate: (FANOUT_CHANGES * FANOUT_SUBSCRIBERS) / (ms / 1000), relayCpuMs: cpuAfter - cpuBefore }
 }
 
 async function idleMemory(
@@ -685,17 +701,23 @@ async function benchFanout() {
   const raw = await startHostedRelay({ kind: 'raw' })
   await fanoutRun(chorus)
   await fanoutRun(raw)
-  const chorusRuns: number[] = []
-  const rawRuns: number[] = []
+  const chorusRuns: FanoutRun[] = []
+  const rawRuns: FanoutRun[] = []
   for (let i = 0; i < 3; i++) {
-    chorusRuns.push(await fanoutRun(chorus))
-    rawRuns.push(await fanoutRun(raw))
-    log(`   chorus ${Math.round(chorusRuns.at(-1) ?? 0)} changes/s, raw ${Math.round(rawRuns.at(-1) ?? 0)}`)
+    const chorusRun = await fanoutRun(chorus)
+    const rawRun = await fanoutRun(raw)
+    chorusRuns.push(chorusRun)
+    rawRuns.push(rawRun)
+    log(
+      `   chorus ${Math.round(chorusRun.rate)} changes/s (relay CPU ${Math.round(chorusRun.relayCpuMs)} ms), raw ${Math.round(rawRun.rate)} (${Math.round(rawRun.relayCpuMs)} ms)`,
+    )
   }
   await chorus.close()
   await raw.close()
-  const chorusRate = median(chorusRuns)
-  const rawRate = median(rawRuns)
+  const chorusRate = median(chorusRuns.map((run) => run.rate))
+  const rawRate = median(rawRuns.map((run) => run.rate))
+  const chorusCpu = median(chorusRuns.map((run) => run.relayCpuMs))
+  const rawCpu = median(rawRuns.map((run) => run.relayCpuMs))
   const chorusMemory = await idleMemory('chorus')
   const rawMemory = await idleMemory('raw')
   const memoryRatio = chorusMemory.bytesPerConnection / rawMemory.bytesPerConnection
@@ -711,8 +733,14 @@ async function benchFanout() {
       chorus: chorusRate,
       floor: rawRate,
       ratio: chorusRate / rawRate,
-      samples: { chorus: chorusRuns, floor: rawRuns },
+      samples: { chorus: chorusRuns.map((run) => run.rate), floor: rawRuns.map((run) => run.rate) },
       goal: { minRatio: 0.7, met: chorusRate / rawRate >= 0.7 },
+    },
+    relayCpuMsPerRun: {
+      chorus: chorusCpu,
+      floor: rawCpu,
+      ratio: chorusCpu / rawCpu,
+      samples: { chorus: chorusRuns.map((run) => run.relayCpuMs), floor: rawRuns.map((run) => run.relayCpuMs) },
     },
     idleMemory: {
       connections: IDLE_CONNECTIONS,

@@ -17,6 +17,8 @@ import {
   type HubSessionInput,
   type HubSessionState,
   initialHubSession,
+  type Outgoing,
+  outgoing,
   stepHubSession,
 } from './protocol/hub-session.js'
 import { type ChangesMessage, DEFAULT_LIMITS, Feature, type ProtocolLimits } from './protocol/messages.js'
@@ -151,6 +153,37 @@ export function createHubEngine(options: HubEngineOptions): HubEngine {
     // From the text the change is about to be sent as (encoded once, however many peers).
     size: (change, compact) =>
       compact ? rowOp(change).length + change.id.length + ROW_OVERHEAD : changeText(change).length,
+    outgoing: (entries, receiver, compact) => sharedOutgoing(entries, receiver, compact),
+  }
+
+  /**
+   * Per array of log entries (the sessions of a space share one, see {@link readRecent}):
+   * the replicas that wrote them, and what every other receiver gets, per form.
+   */
+  const outgoingMemo = new WeakMap<
+    readonly LogEntry[],
+    { readonly writers: ReadonlySet<string>; plain?: Outgoing; compact?: Outgoing }
+  >()
+  function sharedOutgoing(
+    entries: readonly LogEntry[],
+    receiver: ReplicaId | null,
+    compact: boolean,
+  ): Outgoing {
+    let memo = outgoingMemo.get(entries)
+    if (memo === undefined) {
+      memo = { writers: new Set(entries.map((entry) => entry.change.dot[0])) }
+      outgoingMemo.set(entries, memo)
+    }
+    if (receiver !== null && memo.writers.has(receiver)) {
+      return outgoing(entries, receiver, compact, facts.size)
+    }
+    const form = compact ? 'compact' : 'plain'
+    let shared = memo[form]
+    if (shared === undefined) {
+      shared = outgoing(entries, null, compact, facts.size)
+      memo[form] = shared
+    }
+    return shared
   }
 
   function report(error: unknown, what: string): void {
@@ -388,7 +421,7 @@ export function createHubEngine(options: HubEngineOptions): HubEngine {
       last.to === message.to &&
       last.head === message.head &&
       last.batch.length === message.batch.length &&
-      last.batch.every((change, i) => change === message.batch[i])
+      (last.batch === message.batch || last.batch.every((change, i) => change === message.batch[i]))
     ) {
       return lastFrame.text
     }
@@ -569,16 +602,19 @@ export function createHubEngine(options: HubEngineOptions): HubEngine {
         case 'read-log': {
           try {
             const checked = this.#checked?.get(effect.space)
-            let entries =
-              checked !== undefined && effect.after >= checked
-                ? readRecent(effect.space, effect.after, effect.limit)
-                : null
+            if (checked === undefined || effect.after < checked) {
+              // One entry is enough for the store to say whether the position is still above
+              // the floor; the entries themselves come from memory when they are there, the
+              // same objects for every session (one encoding of each for all of them).
+              await store.readLog(effect.space, effect.after, 1)
+              this.#checked ??= new Map()
+              this.#checked.set(effect.space, Math.min(checked ?? effect.after, effect.after))
+            }
+            let entries = readRecent(effect.space, effect.after, effect.limit)
             if (entries === null) {
               entries = await store.readLog(effect.space, effect.after, effect.limit)
               const cache = spaces.get(effect.space)
               if (cache !== undefined) remember(cache, entries)
-              this.#checked ??= new Map()
-              this.#checked.set(effect.space, Math.min(checked ?? effect.after, effect.after))
             }
             await this.#handle({
               type: 'log-read',

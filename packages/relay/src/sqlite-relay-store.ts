@@ -66,6 +66,8 @@ export class SqliteRelayStore implements RelayStore {
   readonly #beforeCommit: ((write: SqliteWrite) => void) | undefined
   readonly #pendingAcks = new Map<string, PendingAck>()
   readonly #knownAcks = new Set<string>()
+  /** The pending write of first-seen replicas' acknowledgements (see `noteAck`). */
+  #ackWrite: Promise<void> | null = null
   #closed = false
 
   constructor(path: string, options: SqliteRelayStoreOptions = {}) {
@@ -216,27 +218,45 @@ export class SqliteRelayStore implements RelayStore {
         `an acknowledged position must be ≥ 0, got ${position}`,
       )
     }
-    this.#run('recording an acknowledgement', () => {
+    const firstSeen = this.#run('recording an acknowledgement', () => {
       const key = ackKey(space, replica)
       const pending = this.#pendingAcks.get(key)
       if (pending !== undefined) {
         pending.position = Math.max(pending.position, position)
         pending.seenAt = Math.max(pending.seenAt, now)
-        return
+        return false
       }
-      if (this.#knownAcks.has(key) || this.#sql.ackExists.get(space, replica) !== undefined) {
-        this.#knownAcks.add(key)
-        this.#pendingAcks.set(key, { space, replica, position, seenAt: now })
-        return
-      }
-      // A replica seen for the first time is written through: until it is durable, a crash
-      // could let compaction collect tombstones this replica has not seen.
-      this.#db.transaction(() => {
-        this.#sql.upsertAck.run(space, replica, position, now)
-        this.#beforeCommit?.('acks')
-      })()
+      const known = this.#knownAcks.has(key) || this.#sql.ackExists.get(space, replica) !== undefined
       this.#knownAcks.add(key)
+      this.#pendingAcks.set(key, { space, replica, position, seenAt: now })
+      return !known
     })
+    // A replica seen for the first time is written through: until it is durable, a crash
+    // could let compaction collect tombstones this replica has not seen. The replicas first
+    // seen in one turn of the event loop share that write (a space's subscribers all
+    // acknowledge their first batch together); a compaction meanwhile writes them first.
+    if (firstSeen) await this.#writeAcksSoon()
+  }
+
+  /** Writes every buffered acknowledgement after the frames already read: one commit for all. */
+  #writeAcksSoon(): Promise<void> {
+    this.#ackWrite ??= new Promise<void>((resolve, reject) => {
+      setImmediate(() => {
+        this.#ackWrite = null
+        // `close` wrote them.
+        if (this.#closed && this.#pendingAcks.size === 0) {
+          resolve()
+          return
+        }
+        try {
+          this.#run('recording an acknowledgement', () => this.#flushAcks())
+          resolve()
+        } catch (error) {
+          reject(error)
+        }
+      })
+    })
+    return this.#ackWrite
   }
 
   async flushAcks(): Promise<void> {

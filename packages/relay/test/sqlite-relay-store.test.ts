@@ -44,10 +44,12 @@ describe('SqliteRelayStore beyond the HubStore contract', () => {
   let file: string
   let store: SqliteRelayStore
   let failOn: SqliteWrite | null
+  let ackCommits = 0
 
   function open(): SqliteRelayStore {
     return new SqliteRelayStore(file, {
       beforeCommit: (write) => {
+        if (write === 'acks') ackCommits++
         if (write === failOn) {
           failOn = null
           throw new Error(`${write} failed (simulated)`)
@@ -60,6 +62,7 @@ describe('SqliteRelayStore beyond the HubStore contract', () => {
     temp = makeTempDir()
     file = join(temp.dir, 'relay.db')
     failOn = null
+    ackCommits = 0
     store = open()
   })
 
@@ -178,6 +181,24 @@ describe('SqliteRelayStore beyond the HubStore contract', () => {
       await store.close()
       store = open()
       expect(committed("SELECT position AS n FROM acks WHERE replica = 'bob'")).toBe(5)
+    })
+
+    it('writes the replicas first seen together in one commit, before any of their acks resolves', async () => {
+      await store.append(SPACE, A, makeRun(A, 1, 5))
+      const readers = Array.from({ length: 20 }, (_, i) => asReplicaId(`reader-${i}`))
+      ackCommits = 0
+      await Promise.all(readers.map((reader, i) => store.noteAck(SPACE, reader, i % 5, T0)))
+      expect(committed('SELECT count(*) AS n FROM acks')).toBe(20)
+      expect(ackCommits).toBe(1)
+    })
+
+    it('rejects the acks of first-seen replicas whose write failed, and writes them with the next flush', async () => {
+      failOn = 'acks'
+      const outcome = await store.noteAck(SPACE, B, 2, T0).catch((error: unknown) => error)
+      expect(isChorusError(outcome, ErrorCode.StorageFailed)).toBe(true)
+      expect(committed('SELECT count(*) AS n FROM acks')).toBe(0)
+      await store.flushAcks()
+      expect(committed("SELECT position AS n FROM acks WHERE replica = 'bob'")).toBe(2)
     })
 
     it('a failing compaction changes nothing', async () => {

@@ -2,6 +2,7 @@ import type { Change } from '../change.js'
 import { ErrorCode } from '../errors.js'
 import type { ReplicaId, SpaceId } from '../ids.js'
 import { ownNumber } from '../json.js'
+import type { LogEntry } from '../storage.js'
 import {
   type ChangesMessage,
   Feature,
@@ -64,6 +65,38 @@ export interface HubFacts {
    * text; without it, only positions count.
    */
   size?(change: Change, compact: boolean): number
+  /**
+   * What {@link outgoing} computes, from a runtime that can share it (optional): the sessions
+   * of a space stream the same entries one after another, and all but their writers send
+   * every change, so one array and one byte count serve them all.
+   */
+  outgoing?(entries: readonly LogEntry[], receiver: ReplicaId | null, compact: boolean): Outgoing
+}
+
+/** The changes of some log entries a session sends, and their estimated bytes. */
+export interface Outgoing {
+  readonly batch: readonly Change[]
+  readonly bytes: number
+}
+
+/**
+ * The changes of `entries` to send to `receiver` (its own are not sent), and their bytes by
+ * `facts.size` (0 without it).
+ */
+export function outgoing(
+  entries: readonly LogEntry[],
+  receiver: ReplicaId | null,
+  compact: boolean,
+  size: HubFacts['size'],
+): Outgoing {
+  const batch: Change[] = []
+  let bytes = 0
+  for (const { change } of entries) {
+    if (change.dot[0] === receiver) continue
+    batch.push(change)
+    if (size !== undefined) bytes += size(change, compact)
+  }
+  return { batch, bytes }
 }
 
 /** A `changes` frame sent and not yet acknowledged: its last position and its estimated bytes. */
@@ -525,13 +558,9 @@ function logRead(
   }
   // The receiver's own changes are not sent, and cost no bytes of the window.
   const compact = state.features.includes(Feature.Compact)
-  const batch: Change[] = []
-  let bytes = 0
-  for (const { change } of input.entries) {
-    if (change.dot[0] === state.replicaId) continue
-    batch.push(change)
-    if (facts.size !== undefined) bytes += facts.size(change, compact)
-  }
+  const { batch, bytes } =
+    facts.outgoing?.(input.entries, state.replicaId, compact) ??
+    outgoing(input.entries, state.replicaId, compact, facts.size?.bind(facts))
   effects.push({
     type: 'send',
     message: {
