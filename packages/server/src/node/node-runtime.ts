@@ -58,11 +58,14 @@ export interface NodePorts {
  *
  * Inputs (peer frames, client requests, ticks) are handled in arrival order, and an effect is
  * never performed before every `persist` emitted ahead of it is durable, as the machine
- * contract requires. **Group commit:** the inputs that arrived while the previous commit was
- * being written are stepped together and, when the storage offers `appendAll`, their appends
- * go to it as one commit (one fsync); the batch's sends and replies follow that commit, in
- * order. If storage refuses the group, the batch is replayed from the state before it one input
- * at a time, so the refusal lands on the step that caused it. A refused append (fenced, failed)
+ * contract requires. **Group commit:** every input that arrived while the previous commit was
+ * being written, or in the same turn of the event loop, is stepped in one batch and, when the
+ * storage offers `appendAll`, their appends go to it as one commit (one fsync). The effects
+ * ahead of the batch's first `persist` are performed at once (sends leave before the commit
+ * blocks the process); the rest follow the commit, in order. If storage refuses the group, the
+ * batch is replayed from the state before it one input at a time, so the refusal lands on the
+ * step that caused it (the early effects are then performed again, which at-most-once sends
+ * and answered clients tolerate). A refused append (fenced, failed)
  * drops the rest of that step and rebuilds the machine from its storage. A pause stops handling inputs (they queue) and ticks,
  * then resumes with the state the node had: a zombie.
  *
@@ -181,7 +184,19 @@ export class NodeRuntime<TState, TInput, TMessage, TReply, TRecord> {
 
   private enqueue(item: QueuedInput<TInput>): void {
     this.queue.push(item)
-    this.draining ??= this.drain()
+    this.wake()
+  }
+
+  /**
+   * Starts draining the queue at the end of this turn of the event loop (if it is not draining
+   * already), so every input that arrives in the same turn — all the frames and requests read
+   * from the sockets in one go — joins the first batch instead of the first of them being
+   * committed alone.
+   */
+  private wake(): void {
+    if (this.draining !== null || this.stopped) return
+    this.draining = nextTurn()
+      .then(() => this.drain())
       .catch((error: unknown) => {
         process.stderr.write(
           `${JSON.stringify({ event: 'step-failed', node: this.id, message: messageOf(error) })}\n`,
@@ -189,7 +204,7 @@ export class NodeRuntime<TState, TInput, TMessage, TReply, TRecord> {
       })
       .finally(() => {
         this.draining = null
-        if (this.queue.length > 0 && !this.stopped) this.draining = this.drain()
+        if (this.queue.length > 0) this.wake()
       })
   }
 
@@ -212,11 +227,15 @@ export class NodeRuntime<TState, TInput, TMessage, TReply, TRecord> {
       if (inputs.length === 1 || this.options.storage.appendAll === undefined) {
         for (const { input, source } of inputs) await this.apply(input, source)
       } else if (inputs.length > 1) await this.applyBatch(inputs)
-      await new Promise<void>((resolve) => setImmediate(resolve))
+      await nextTurn()
     }
   }
 
-  /** Steps the machine over `inputs` and commits their appends at once (see the class doc). */
+  /**
+   * Steps the machine over `inputs` and commits their appends at once (see the class doc). The
+   * effects that come before the batch's first `persist` depend on no append of it: they are
+   * performed at once, before the commit, just as one input at a time would have performed them.
+   */
   private async applyBatch(inputs: readonly { readonly input: TInput; readonly source: InputSource }[]) {
     const { machine, storage } = this.options
     const before = this.state
@@ -237,10 +256,12 @@ export class NodeRuntime<TState, TInput, TMessage, TReply, TRecord> {
       state = result.state
       for (const effect of result.effects) {
         if (effect.type === 'persist') appends.push({ records: effect.records, epoch: effect.epoch })
+        else if (appends.length === 0) this.perform(effect)
         else effects.push(effect)
       }
     }
     if (appends.length > 0) {
+      this.transport.flush()
       const outcome = await storage.appendAll(appends)
       if (!outcome.ok) {
         // Replay one input at a time from the state before the batch: the same steps (inputs
@@ -256,10 +277,12 @@ export class NodeRuntime<TState, TInput, TMessage, TReply, TRecord> {
     }
     this.counters.steps += stepped.length
     this.state = state
-    for (const effect of effects) {
-      if (effect.type === 'send') this.sendToPeer(effect.to, JSON.stringify(effect.message))
-      else this.answer(effect.client, effect.reply)
-    }
+    for (const effect of effects) this.perform(effect)
+  }
+
+  private perform(effect: Exclude<NodeEffect<TMessage, TReply, TRecord>, { type: 'persist' }>): void {
+    if (effect.type === 'send') this.sendToPeer(effect.to, JSON.stringify(effect.message))
+    else this.answer(effect.client, effect.reply)
   }
 
   private refuse(error: unknown, source: InputSource): void {
@@ -287,6 +310,7 @@ export class NodeRuntime<TState, TInput, TMessage, TReply, TRecord> {
     for (const effect of result.effects) {
       switch (effect.type) {
         case 'persist': {
+          this.transport.flush()
           const outcome = await storage.append(effect.records, effect.epoch)
           if (!outcome.ok) {
             this.counters.storageRefusals++
@@ -466,6 +490,11 @@ export class NodeRuntime<TState, TInput, TMessage, TReply, TRecord> {
     this.pause = { resumed, resume: end }
     setTimeout(end, ms).unref()
   }
+}
+
+/** Resolves in the check phase of the event loop, after the sockets have been read. */
+function nextTurn(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve))
 }
 
 /** Most inputs stepped and committed together. */
