@@ -1,4 +1,5 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import { performance } from 'node:perf_hooks'
 import { ChorusError, ErrorCode, isChorusError } from '@chorus/core'
 import { messageOf } from '../error-message.js'
 import type { ErrorReply, NodeEffect, NodeMachine } from '../machine.js'
@@ -44,6 +45,11 @@ export interface NodeRuntimeStats {
   readonly groupedInputs: number
   /** Batches that storage refused as a whole and that were replayed one input at a time. */
   readonly batchReplays: number
+  /**
+   * Milliseconds spent waiting for storage appends (commits and their fsyncs). With a
+   * synchronous storage such as `SqliteNodeStorage` the process does nothing else meanwhile.
+   */
+  readonly storageMs: number
 }
 
 /** The ports a started node listens on (both on 127.0.0.1). */
@@ -78,7 +84,9 @@ export interface NodePorts {
  * - `POST /control/faults` `{ "peer": "n2" | null, "latencyMs"?, "jitterMs"?, "loss"?, "blocked"? }`.
  * - `POST /control/partition` `{ "groups": [["n1"], ["n2", "n3"]] }` — blocks links to nodes
  *   outside this node's group (send it to every node for a symmetric split).
- * - `POST /control/heal`, `POST /control/pause` `{ "ms": 500 }`, `GET /control/stats`.
+ * - `POST /control/heal`, `POST /control/pause` `{ "ms": 500 }`, `GET /control/stats` (the
+ *   counters, the transport's and the fault layer's, and the process's CPU time,
+ *   `cpu: { user, system }` in µs).
  */
 export class NodeRuntime<TState, TInput, TMessage, TReply, TRecord> {
   readonly id: NodeId
@@ -105,6 +113,7 @@ export class NodeRuntime<TState, TInput, TMessage, TReply, TRecord> {
     groupCommits: 0,
     groupedInputs: 0,
     batchReplays: 0,
+    storageMs: 0,
   }
 
   constructor(options: NodeRuntimeOptions<TState, TInput, TMessage, TReply, TRecord>) {
@@ -262,7 +271,9 @@ export class NodeRuntime<TState, TInput, TMessage, TReply, TRecord> {
     }
     if (appends.length > 0) {
       this.transport.flush()
+      const started = performance.now()
       const outcome = await storage.appendAll(appends)
+      this.counters.storageMs += performance.now() - started
       if (!outcome.ok) {
         // Replay one input at a time from the state before the batch: the same steps (inputs
         // carry their own time), with the refusal now falling on the step that caused it.
@@ -311,7 +322,9 @@ export class NodeRuntime<TState, TInput, TMessage, TReply, TRecord> {
       switch (effect.type) {
         case 'persist': {
           this.transport.flush()
+          const started = performance.now()
           const outcome = await storage.append(effect.records, effect.epoch)
+          this.counters.storageMs += performance.now() - started
           if (!outcome.ok) {
             this.counters.storageRefusals++
             this.state = machine.recover(await storage.load(), this.now())
@@ -360,6 +373,7 @@ export class NodeRuntime<TState, TInput, TMessage, TReply, TRecord> {
         transport: this.transport.stats,
         faults: this.faults.stats,
         paused: this.pause !== null,
+        cpu: process.cpuUsage(),
       })
       return
     }
