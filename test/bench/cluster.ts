@@ -9,7 +9,12 @@
  * temp dir), warms it up, then runs 1, 16 and 64 concurrent writers for a fixed time each.
  * A writer sends one write at a time over HTTP (`POST /request`; single-leader writes go to
  * the leader, quorum puts to a home replica of their key, so no hand-over hop) and sends the
- * next when the answer comes. Figures per row:
+ * next when the answer comes. The writers call through `LoopbackCluster.request`, which uses
+ * `node:http` with one keep-alive agent (a connection per writer, opened once). It used to
+ * use `fetch`, whose per-request CPU (about 0.5–0.8 ms on a 2-core VM, in the benchmark process
+ * that shares the cores with the nodes) capped every 16- and 64-writer row: results recorded
+ * before that change measured the client as much as the cluster and are not comparable.
+ * Figures per row:
  *
  * - **p50 / p99 ms** — commit latency as the writer sees it: from sending the request to its
  *   acknowledgement (HTTP included), over every write of the timed window.
@@ -17,6 +22,12 @@
  * - **commits/write** — SQLite commits on all three nodes ÷ acknowledged writes. Without
  *   batching a single-leader write costs 3 (leader and two followers); the runtime's group
  *   commit (inputs that arrive while a commit is being written share the next one) lowers it.
+ * - **node cpu µs/write**, **client cpu µs/write** — CPU time (user + system) of the three
+ *   node processes together (`process.cpuUsage()`, from `GET /control/stats`) and of the
+ *   benchmark process, over the window, ÷ acknowledged writes: what a write costs the 2 cores.
+ * - **storage wait %** — time the nodes spent inside storage appends (commit and fsync; with
+ *   better-sqlite3 the process does nothing else meanwhile), summed over the three nodes, as a
+ *   share of the window (up to 300 %).
  *
  * Goals (issue 5), reported, never asserted: semi-sync p50 ≤ async p50 + 0.2 ms; quorum p99
  * ≤ 2× async p99; at 64 writers semi-sync ≥ 0.8× and quorum ≥ 0.7× async throughput; with
@@ -76,10 +87,24 @@ interface Row {
   readonly writesPerSecond: number
   /** SQLite commits on all nodes ÷ acknowledged writes. */
   readonly commitsPerWrite: number | null
+  /** CPU µs of the three nodes together ÷ acknowledged writes. */
+  readonly nodeCpuUsPerWrite: number | null
+  /** CPU µs of the benchmark process ÷ acknowledged writes. */
+  readonly clientCpuUsPerWrite: number | null
+  /** Time the nodes spent in storage appends, summed, in % of the window. */
+  readonly storageWaitPercent: number
 }
 
 interface Stats {
-  readonly runtime: { readonly commits: number }
+  readonly runtime: { readonly commits: number; readonly storageMs: number }
+  readonly cpu: { readonly user: number; readonly system: number }
+}
+
+interface Totals {
+  readonly commits: number
+  readonly storageMs: number
+  readonly nodeCpuUs: number
+  readonly clientCpuUs: number
 }
 
 const ring = createHashRing(asNodeList([...NODES], 'nodes'), VNODES)
@@ -101,9 +126,11 @@ async function main(): Promise<void> {
         const route = await ready(cluster, mode)
         await run(cluster, route, 8, { count: WARMUP_WRITES })
         for (const writers of WRITERS) {
-          const before = await commitStats(cluster)
+          const before = await totals(cluster)
           const result = await run(cluster, route, writers, { ms: WINDOW_MS })
-          const after = await commitStats(cluster)
+          const after = await totals(cluster)
+          const writes = result.latencies.length
+          const perWrite = (value: number) => (writes === 0 ? null : Math.round(value / writes))
           const row: Row = {
             mode: mode.name,
             fsync,
@@ -113,8 +140,10 @@ async function main(): Promise<void> {
             p50Ms: round(percentile(result.latencies, 50)),
             p99Ms: round(percentile(result.latencies, 99)),
             writesPerSecond: Math.round(result.latencies.length / (result.elapsedMs / 1_000)),
-            commitsPerWrite:
-              result.latencies.length === 0 ? null : round((after - before) / result.latencies.length),
+            commitsPerWrite: writes === 0 ? null : round((after.commits - before.commits) / writes),
+            nodeCpuUsPerWrite: perWrite(after.nodeCpuUs - before.nodeCpuUs),
+            clientCpuUsPerWrite: perWrite(after.clientCpuUs - before.clientCpuUs),
+            storageWaitPercent: Math.round((100 * (after.storageMs - before.storageMs)) / result.elapsedMs),
           }
           rows.push(row)
           process.stderr.write(
@@ -218,11 +247,18 @@ async function run(
   return { latencies, failed, elapsedMs: performance.now() - start }
 }
 
-async function commitStats(cluster: LoopbackCluster): Promise<number> {
-  let commits = 0
-  for (const id of NODES)
-    commits += ((await cluster.call(id, 'GET', '/control/stats')).body as Stats).runtime.commits
-  return commits
+/** Commits, storage time and CPU time so far, over the three nodes, and the client's CPU time. */
+async function totals(cluster: LoopbackCluster): Promise<Totals> {
+  const client = process.cpuUsage()
+  const all = await Promise.all(
+    NODES.map(async (id) => (await cluster.call(id, 'GET', '/control/stats')).body as Stats),
+  )
+  return {
+    commits: all.reduce((sum, stats) => sum + stats.runtime.commits, 0),
+    storageMs: all.reduce((sum, stats) => sum + stats.runtime.storageMs, 0),
+    nodeCpuUs: all.reduce((sum, stats) => sum + stats.cpu.user + stats.cpu.system, 0),
+    clientCpuUs: client.user + client.system,
+  }
 }
 
 function percentile(values: readonly number[], p: number): number {
@@ -285,12 +321,12 @@ function evaluateGoals(rows: readonly Row[]) {
 
 function formatTable(rows: readonly Row[]): string {
   const lines = [
-    '| mode | fsync | writers | p50 ms | p99 ms | writes/s | commits/write | failed |',
-    '|---|---|--:|--:|--:|--:|--:|--:|',
+    '| mode | fsync | writers | p50 ms | p99 ms | writes/s | commits/write | node cpu µs/write | client cpu µs/write | storage wait % | failed |',
+    '|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|',
   ]
   for (const row of rows) {
     lines.push(
-      `| ${row.mode} | ${row.fsync ? 'on' : 'off'} | ${row.writers} | ${row.p50Ms} | ${row.p99Ms} | ${row.writesPerSecond} | ${row.commitsPerWrite ?? '—'} | ${row.failed} |`,
+      `| ${row.mode} | ${row.fsync ? 'on' : 'off'} | ${row.writers} | ${row.p50Ms} | ${row.p99Ms} | ${row.writesPerSecond} | ${row.commitsPerWrite ?? '—'} | ${row.nodeCpuUsPerWrite ?? '—'} | ${row.clientCpuUsPerWrite ?? '—'} | ${row.storageWaitPercent} | ${row.failed} |`,
     )
   }
   return lines.join('\n')

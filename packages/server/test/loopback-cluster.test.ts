@@ -166,6 +166,12 @@ describe('a single-leader cluster of real processes on loopback', () => {
     })
     expect(notJson.status).toBe(400)
     expect(await notJson.json()).toMatchObject({ type: 'error', code: 'malformed-frame' })
+    const tooLarge = await fetch(`http://127.0.0.1:${cluster.node(id).httpPort}/request`, {
+      method: 'POST',
+      body: JSON.stringify({ type: 'write', id: 'big', key: 'k', value: 'x'.repeat(2 * 1024 * 1024) }),
+    })
+    expect(tooLarge.status).toBe(413)
+    expect(await tooLarge.json()).toMatchObject({ type: 'error', code: 'frame-too-large' })
     expect(await cluster.request(id, { type: 'launch', id: 'x' })).toMatchObject({
       status: 400,
       body: { type: 'error', id: 'x', code: 'unknown-message' },

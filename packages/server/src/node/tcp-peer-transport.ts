@@ -28,10 +28,14 @@ interface Outbound {
   readonly socket: Socket
   connected: boolean
   queue: string[]
+  /** Frames written in this turn are held (corked) and leave in one write when it ends. */
+  corked: boolean
 }
 
 /**
  * Frames between nodes over TCP: newline-delimited JSON text, one connection per direction.
+ * The frames sent to a peer in one run of code (one step's or one batch's sends) leave in one
+ * write, at its end or at {@link TcpPeerTransport.flush}.
  *
  * A connection opens with a hello line naming the sender (`{"node":"n1"}`); every later line
  * is one frame from it. Delivery is at most once, like the network the machines are written
@@ -44,6 +48,7 @@ export class TcpPeerTransport {
   private readonly addresses = new Map<string, PeerAddress>()
   private readonly outbound = new Map<string, Outbound>()
   private readonly inbound = new Set<Socket>()
+  private readonly corked: Outbound[] = []
   private readonly onFrame: (from: string, frame: string) => void
   private readonly counters = { sent: 0, received: 0, dropped: 0, refused: 0 }
   private closed = false
@@ -102,7 +107,25 @@ export class TcpPeerTransport {
       return
     }
     this.counters.sent++
+    if (!link.corked) {
+      link.corked = true
+      link.socket.cork()
+      this.corked.push(link)
+      if (this.corked.length === 1) process.nextTick(() => this.flush())
+    }
     link.socket.write(`${frame}\n`)
+  }
+
+  /**
+   * Writes out the frames held since the last flush now (it happens by itself at the end of the
+   * current run of code). A node calls it before blocking on its disk, so the frames it sent
+   * travel while it commits.
+   */
+  flush(): void {
+    for (const link of this.corked.splice(0)) {
+      link.corked = false
+      link.socket.uncork()
+    }
   }
 
   /** Closes the listener and every connection. */
@@ -117,7 +140,7 @@ export class TcpPeerTransport {
   private dial(peer: string, address: PeerAddress): Outbound {
     const socket = connect({ host: address.host, port: address.port })
     socket.setNoDelay(true)
-    const link: Outbound = { socket, connected: false, queue: [] }
+    const link: Outbound = { socket, connected: false, queue: [], corked: false }
     this.outbound.set(peer, link)
     socket.on('connect', () => {
       link.connected = true

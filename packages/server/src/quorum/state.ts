@@ -1,6 +1,7 @@
 import { ChorusError, ErrorCode, HLC_ZERO, type HlcState, parseHlc, receiveHlc } from '@chorus/core'
 import type { NodeEffect } from '../machine.js'
 import type { NodeId } from '../node-id.js'
+import { ShardedMap } from '../sharded-map.js'
 import type { QuorumConfig, ReadRepairMode } from './config.js'
 import type { QuorumMessage, QuorumRecord, QuorumReply, QuorumStats, QuorumStatus } from './messages.js'
 import { createHashRing, type HashRing, preferenceList } from './ring.js'
@@ -72,7 +73,7 @@ export interface QuorumState {
   readonly config: QuorumConfig
   readonly ring: HashRing
   /** Versions of the keys this node is a home replica for. */
-  readonly store: ReadonlyMap<string, readonly Version[]>
+  readonly store: ShardedMap<readonly Version[]>
   /** Hints this node keeps for others, by id. */
   readonly hints: ReadonlyMap<string, Hint>
   readonly clock: HlcState
@@ -151,7 +152,7 @@ export function recoverQuorumState(
     id,
     config,
     ring: createHashRing(config.nodes, config.vnodes),
-    store,
+    store: ShardedMap.from(store),
     hints,
     clock,
     seenAt: new Map(config.nodes.map((node) => [node, now])),
@@ -281,8 +282,7 @@ export function storeVersions(
     records: accepted.map((version) => ({ type: 'version', key, version })),
     epoch: null,
   })
-  const store = new Map(state.store)
-  store.set(key, current)
+  const store = state.store.with(key, current)
   return { state: bumpStat({ ...state, store, clock }, 'lwwDiscarded', discarded), changed: true }
 }
 

@@ -15,6 +15,7 @@ import {
   otherMembers,
   type PendingWrite,
   refuseNotLeader,
+  type SingleLeaderEffect,
   type SingleLeaderState,
 } from './state.js'
 
@@ -35,6 +36,7 @@ export function becomeLeader(state: SingleLeaderState, out: Out, now: number): S
         match: 0,
         lastSentAt: Number.NEGATIVE_INFINITY,
         ackedSentAt: Number.NEGATIVE_INFINITY,
+        inFlight: 0,
       },
     ]),
   )
@@ -64,6 +66,16 @@ export function becomeLeader(state: SingleLeaderState, out: Out, now: number): S
  * condition (see `ReplicationMode`). Refused with `not-leader` when this node does not lead
  * or (with fencing) its lease has lapsed, so a deposed leader that does not know it yet
  * accepts nothing.
+ *
+ * When the acknowledgement waits for followers (`semi-sync`, `sync`, `chain`), the entry is
+ * sent to them *before* the leader's own append (the effects are in that order), so their
+ * commits overlap the leader's instead of following it. That is safe: a follower holding an
+ * entry its leader lost in a crash holds an uncommitted entry, which any log may; the message
+ * carries the commit point from before the entry, so no follower serves it before the leader
+ * has it on disk (it learns the new commit point with the next append or heartbeat); and
+ * nothing is acknowledged before the leader's append is durable, because the reply follows it.
+ * In `async` the reply waits for the leader alone, so the entry follows the append and carries
+ * the commit point that includes it.
  */
 export function handleWrite(
   state: SingleLeaderState,
@@ -81,16 +93,26 @@ export function handleWrite(
     epoch: state.epoch,
     write: { key: request.key, value: request.value, id: writeIdOf(client, request.id) },
   }
-  out.push({ type: 'persist', records: [{ type: 'entries', entries: [entry] }], epoch: fenceEpoch(state) })
   const pending: PendingWrite = { lsn: entry.lsn, client, requestId: request.id, appendedAt: now }
   let next: SingleLeaderState = {
     ...state,
     log: appendEntries(state.log, [entry]),
     pending: [...state.pending, pending],
   }
+  const persist: SingleLeaderEffect = {
+    type: 'persist',
+    records: [{ type: 'entries', entries: [entry] }],
+    epoch: fenceEpoch(state),
+  }
   next = bump(next, 'writesAccepted')
-  next = advanceCommit(next, out, now)
-  return replicate(next, out, now)
+  if (state.config.replication.mode === 'async') {
+    out.push(persist)
+    next = advanceCommit(next, out, now)
+    return replicate(next, out, now)
+  }
+  next = replicate(next, out, now)
+  out.push(persist)
+  return advanceCommit(next, out, now)
 }
 
 /** The id a write's log entry carries: its client and request id, unique per client. */
@@ -256,6 +278,7 @@ export function handleJoin(state: SingleLeaderState, out: Out, from: NodeId, now
       match: 0,
       lastSentAt: Number.NEGATIVE_INFINITY,
       ackedSentAt: Number.NEGATIVE_INFINITY,
+      inFlight: 0,
     })
   }
   return resendStale(next, out, now)

@@ -15,10 +15,21 @@ import {
  *
  * A leader streams to every other member (or, in chain mode, to its successor) and to its
  * learners; a chain member streams to its successor whatever its own log verifiably shares
- * with the leader's. Sends are pipelined: `next` moves on as soon as entries are sent, and an
- * acknowledgement that reports a mismatch moves it back. After `resendMs` without progress the
- * sender probes with an empty append at its own last LSN, and the answer says where to resume.
+ * with the leader's. Sends are pipelined up to {@link MAX_IN_FLIGHT} unacknowledged appends per
+ * target; beyond that, entries wait and go together in the next append, sent as soon as an
+ * acknowledgement arrives (or, if they were lost, after `resendMs`), so a busy leader sends a
+ * few messages per round trip, not one per entry. An acknowledgement that reports a mismatch
+ * moves `next` back. After `resendMs` without progress
+ * the sender probes with an empty append at its own last LSN, and the answer says where to
+ * resume.
  */
+
+/**
+ * Most appends (or snapshots) a node has in flight to one target. Enough that a few clients'
+ * writes each go out at once; under load, entries appended while the pipe is full share the
+ * next message.
+ */
+export const MAX_IN_FLIGHT = 4
 
 /** Whom this node streams to. */
 export function replicationTargets(state: SingleLeaderState): NodeId[] {
@@ -48,6 +59,7 @@ export function progressOf(state: SingleLeaderState, target: NodeId): FollowerPr
       match: 0,
       lastSentAt: Number.NEGATIVE_INFINITY,
       ackedSentAt: Number.NEGATIVE_INFINITY,
+      inFlight: 0,
     }
   )
 }
@@ -90,7 +102,12 @@ export function sendTo(state: SingleLeaderState, out: Out, target: NodeId, now: 
         sentAt: now,
       },
     })
-    const sent = withProgress(state, target, { ...progress, next: log.base.lsn + 1, lastSentAt: now })
+    const sent = withProgress(state, target, {
+      ...progress,
+      next: log.base.lsn + 1,
+      lastSentAt: now,
+      inFlight: progress.inFlight + 1,
+    })
     return { ...sent, stats: { ...sent.stats, snapshotsSent: sent.stats.snapshotsSent + 1 } }
   }
   const entries = entriesBetween(log, next, limit, state.config.maxBatch)
@@ -109,15 +126,21 @@ export function sendTo(state: SingleLeaderState, out: Out, target: NodeId, now: 
       sentAt: now,
     },
   })
-  return withProgress(state, target, { ...progress, next: next + entries.length, lastSentAt: now })
+  return withProgress(state, target, {
+    ...progress,
+    next: next + entries.length,
+    lastSentAt: now,
+    inFlight: progress.inFlight + 1,
+  })
 }
 
-/** Streams whatever each target has not been sent yet. */
+/** Streams whatever each target has not been sent yet, to every target whose pipe has room. */
 export function replicate(state: SingleLeaderState, out: Out, now: number): SingleLeaderState {
   let next = state
   const limit = streamLimit(state)
   for (const target of replicationTargets(state)) {
-    if (progressOf(next, target).next <= limit) next = sendTo(next, out, target, now)
+    const progress = progressOf(next, target)
+    if (progress.next <= limit && progress.inFlight < MAX_IN_FLIGHT) next = sendTo(next, out, target, now)
   }
   return next
 }
@@ -129,7 +152,13 @@ export function resendStale(state: SingleLeaderState, out: Out, now: number): Si
   for (const target of replicationTargets(state)) {
     const progress = progressOf(next, target)
     if (progress.match < limit && now - progress.lastSentAt >= state.config.resendMs) {
-      next = sendTo(withProgress(next, target, { ...progress, next: limit + 1 }), out, target, now)
+      // What was in flight for so long is taken as lost: the probe starts the pipe afresh.
+      next = sendTo(
+        withProgress(next, target, { ...progress, next: limit + 1, inFlight: 0 }),
+        out,
+        target,
+        now,
+      )
     }
   }
   return next
@@ -155,8 +184,15 @@ export function onStreamAck(
         match: Math.max(progress.match, ack.lsn),
         next: Math.max(progress.next, ack.lsn + 1),
         ackedSentAt,
+        inFlight: Math.max(0, progress.inFlight - 1),
       }
-    : { ...progress, match: Math.min(progress.match, ack.lsn), next: ack.lsn + 1, ackedSentAt }
+    : {
+        ...progress,
+        match: Math.min(progress.match, ack.lsn),
+        next: ack.lsn + 1,
+        ackedSentAt,
+        inFlight: 0,
+      }
   const next = withProgress(state, from, updated)
   if (!ack.ok || updated.next <= streamLimit(next)) return sendTo(next, out, from, now)
   return next
@@ -164,10 +200,15 @@ export function onStreamAck(
 
 /**
  * Folds applied entries into a snapshot once `compactEvery` of them follow the last one.
- * Only readable (committed) entries are compacted.
+ * Only readable (committed) entries are compacted, and none that a target this node streams to
+ * still lacks unless it lags more than `compactEvery` behind: a follower that keeps up is sent
+ * entries, never a snapshot of the whole data.
  */
 export function maybeCompact(state: SingleLeaderState, out: Out): SingleLeaderState {
-  const through = readableLsn(state)
+  const readable = readableLsn(state)
+  let slowest = readable
+  for (const target of replicationTargets(state)) slowest = Math.min(slowest, progressOf(state, target).match)
+  const through = Math.max(slowest, readable - state.config.compactEvery)
   if (through - state.log.base.lsn < state.config.compactEvery) return state
   const log = compact(state.log, through)
   out.push({

@@ -30,6 +30,13 @@ export interface FollowerProgress {
   readonly lastSentAt: number
   /** The latest `sentAt` the follower echoed in this epoch: it heard us then (lease timing). */
   readonly ackedSentAt: number
+  /**
+   * Appends and snapshots sent to the follower that await their acknowledgement. At
+   * `MAX_IN_FLIGHT` new entries wait rather than going out one message each: everything appended
+   * meanwhile travels in the next append, so under load a message (and the follower's commit)
+   * carries many entries.
+   */
+  readonly inFlight: number
 }
 
 /** A write appended by the leader and not yet acknowledged to its client. */
