@@ -33,7 +33,8 @@ export type NodeReply = Readonly<Record<string, unknown>> | null
  *   and status calls of the harness go straight to the nodes and are not counted;
  * - **faults done for real**: a partition and link latency or loss through the nodes' fault
  *   layer (messages between nodes blocked, delayed or dropped), plus the client side of a
- *   partition in the proxies (a cut-off client's requests get no answer); a stall blocks
+ *   partition and of loss in the proxies (a cut-off client's requests get no answer; see
+ *   {@link LoopbackTarget.setLoss}); a stall blocks
  *   everything the node sends to its peers (it still answers clients, as in simulation), a
  *   crash kills its process (SIGKILL, its SQLite file stays) and a restart starts a new
  *   process on that file.
@@ -192,8 +193,14 @@ export abstract class LoopbackTarget implements CompareTarget {
     await this.cluster.faults(far, central, { latencyMs: extraMs })
   }
 
+  /**
+   * Peer messages are dropped by the nodes' fault layer (their protocol is built for a lossy
+   * network); the clients' TCP connections lose no bytes, so there a loss is a retransmission
+   * delay in the proxies (see `TcpProxyFaults.loss`).
+   */
   async setLoss(rate: number): Promise<void> {
     await Promise.all(this.cluster.running().map((id) => this.cluster.faults(id, null, { loss: rate })))
+    for (const proxy of this.clientProxies.values()) proxy.setFaults({ loss: rate })
   }
 
   bytesOnWire(): number {
