@@ -1,8 +1,9 @@
 import type { CompareRow } from './run.js'
 import { compareScenarios } from './scenarios.js'
 
-const ms = (value: number | null) =>
-  value === null ? '—' : Number.isInteger(value) ? String(value) : value.toFixed(1)
+/** Milliseconds: whole virtual ones as they are, wall-clock ones to 0.1 ms. */
+const msOf = (row: CompareRow) => (value: number | null) =>
+  value === null ? '—' : row.clock === 'wall' ? value.toFixed(1) : String(value)
 const pct = (value: number | null) => (value === null ? '—' : `${(value * 100).toFixed(1)}%`)
 
 /** Stale reads; with reads on the `nearest` route, how many of those were stale, of how many. */
@@ -33,6 +34,7 @@ export function formatCompareTable(
       '|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|',
     )
     for (const row of group) {
+      const ms = msOf(row)
       out.push(
         `| ${row.design} | ${row.settings} | ${row.operations} | ${pct(row.availability)} | ${pct(row.minorityAvailability)} | ${ms(row.writeP50Ms)} / ${ms(row.writeP99Ms)} | ${ms(row.readP50Ms)} / ${ms(row.readP99Ms)} | ${ms(row.serverAckP50Ms)} / ${ms(row.serverAckP99Ms)} | ${staleCell(row)} | ${row.acceptedDuringFault} | ${row.lostAcknowledged} | ${row.conflicts} / ${row.conflictsResolved} | ${ms(row.convergenceMs)} | ${(row.bytesOnWire / 1024).toFixed(0)} |`,
       )
