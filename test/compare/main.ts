@@ -15,6 +15,7 @@ import { parseArgs } from 'node:util'
 import {
   type CompareDesign,
   type CompareRow,
+  type CompareScenario,
   compareDesigns,
   compareScenario,
   formatCompareTable,
@@ -25,8 +26,40 @@ import { REAL_NOTES, realDesigns, runRealComparison } from './real/real-comparis
 
 const USAGE = `Usage: main.ts both|real [--scenario NAME]... [--design NAME]... [--seed 1] [--json FILE]`
 
-async function main(argv: readonly string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
+/** A bad command line: reported with the usage, exit code 2. */
+class UsageError extends Error {}
+
+function parse(argv: readonly string[]) {
+  let parsed: ReturnType<typeof parseOptions>
+  try {
+    parsed = parseOptions(argv)
+  } catch (error) {
+    throw new UsageError(error instanceof Error ? error.message : String(error))
+  }
+  const { values, positionals } = parsed
+  const which = positionals[0]
+  if (values.help !== true && ((which !== 'both' && which !== 'real') || positionals.length > 1)) {
+    throw new UsageError('say which comparison to run: both or real')
+  }
+  let scenarios: CompareScenario[] | undefined
+  try {
+    scenarios = values.scenario?.map(compareScenario)
+  } catch (error) {
+    throw new UsageError(error instanceof Error ? error.message : String(error))
+  }
+  const seed = Number(values.seed ?? 1)
+  if (!Number.isSafeInteger(seed)) throw new UsageError(`--seed must be an integer, got ${values.seed}`)
+  if (values.json === '') throw new UsageError('--json needs a file name')
+  const known = new Set([...compareDesigns, ...realDesigns].map((design) => design.name))
+  for (const name of values.design ?? []) {
+    if (!known.has(name))
+      throw new UsageError(`unknown design ${JSON.stringify(name)}; use one of ${[...known].join(', ')}`)
+  }
+  return { help: values.help === true, which, scenarios, seed, json: values.json, designs: values.design }
+}
+
+function parseOptions(argv: readonly string[]) {
+  return parseArgs({
     args: [...argv],
     strict: true,
     allowPositionals: true,
@@ -38,22 +71,24 @@ async function main(argv: readonly string[]): Promise<number> {
       help: { type: 'boolean', short: 'h' },
     },
   })
-  const which = positionals[0]
-  if (values.help === true || (which !== 'both' && which !== 'real') || positionals.length > 1) {
+}
+
+async function main(argv: readonly string[]): Promise<number> {
+  let options: ReturnType<typeof parse>
+  try {
+    options = parse(argv)
+  } catch (error) {
+    if (!(error instanceof UsageError)) throw error
+    console.error(`compare: ${error.message}\n${USAGE}`)
+    return 2
+  }
+  if (options.help) {
     console.log(USAGE)
-    return values.help === true ? 0 : 2
+    return 0
   }
-  const scenarios = values.scenario?.map(compareScenario)
-  const seed = Number(values.seed ?? 1)
-  if (!Number.isSafeInteger(seed)) throw new RangeError(`--seed must be an integer, got ${values.seed}`)
-  if (values.json === '') throw new RangeError('--json needs a file name')
+  const { which, scenarios, seed } = options
   const pick = (all: readonly CompareDesign[]) =>
-    values.design === undefined ? all : all.filter((design) => values.design?.includes(design.name))
-  const known = new Set([...compareDesigns, ...realDesigns].map((design) => design.name))
-  for (const name of values.design ?? []) {
-    if (!known.has(name))
-      throw new RangeError(`unknown design ${JSON.stringify(name)}; use one of ${[...known].join(', ')}`)
-  }
+    options.designs === undefined ? all : all.filter((design) => options.designs?.includes(design.name))
   const progress = (row: CompareRow) =>
     console.error(
       `compare (${row.clock === 'wall' ? 'real' : 'simulated'}): ${row.scenario} / ${row.design}: ${row.operations} operations`,
@@ -78,9 +113,9 @@ async function main(argv: readonly string[]): Promise<number> {
   console.log('## Real processes: one design per mode on loopback (wall clock)\n')
   console.log(formatCompareTable(real, REAL_NOTES))
   console.error(`compare: the real comparison took ${Math.round((performance.now() - started) / 1_000)} s`)
-  if (values.json !== undefined) {
-    writeFileSync(values.json, `${JSON.stringify(rows, null, 2)}\n`)
-    console.error(`compare: wrote ${rows.length} rows to ${values.json}`)
+  if (options.json !== undefined) {
+    writeFileSync(options.json, `${JSON.stringify(rows, null, 2)}\n`)
+    console.error(`compare: wrote ${rows.length} rows to ${options.json}`)
   }
   return 0
 }
