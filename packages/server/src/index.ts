@@ -1,3 +1,4 @@
+export * from './compare/clock.js'
 export * from './compare/designs.js'
 export * from './compare/multi-leader-target.js'
 export * from './compare/quorum-target.js'

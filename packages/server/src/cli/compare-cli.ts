@@ -23,6 +23,8 @@ const USAGE = `Usage:
 Runs one seeded workload (clients reading and writing shared keys) under one fault script
 against every design, in simulation (virtual time: deterministic, a few seconds for all), and
 prints a Markdown table per scenario. --json writes the rows as a JSON array.
+The same comparison on real processes and the wall clock (Chorus's relay and clients
+included) runs from the repository: pnpm compare:real (pnpm compare runs both).
 Scenarios: ${compareScenarios.map((scenario) => scenario.name).join(', ')} (default: all)
 Designs:   ${compareDesigns.map((design) => design.name).join(', ')} (default: all)
 Exit codes: 0 done, 1 a runtime failure (the JSON file cannot be written), 2 a bad command line.`

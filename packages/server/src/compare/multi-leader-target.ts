@@ -1,5 +1,6 @@
 import { coversDot, type JsonObject, recordContext, recordKey, type VersionVector } from '@chorus/core'
 import { createSimCluster, type Scheduler, type SimCluster, type SimEnvelope } from '@chorus/testkit'
+import { type CompareClock, virtualClock } from './clock.js'
 import type { CompareTarget, OperationOutcome } from './target.js'
 import { TargetNetwork } from './target-network.js'
 
@@ -33,12 +34,19 @@ export class MultiLeaderTarget implements CompareTarget {
   private readonly options: MultiLeaderTargetOptions
   private pending: PendingAck[] = []
   private readonly ackLatencies: number[] = []
+  private virtual: CompareClock | null = null
 
   constructor(options: MultiLeaderTargetOptions) {
     this.options = options
   }
 
-  get scheduler(): Scheduler {
+  /** The simulation's virtual time (after {@link start}). */
+  get clock(): CompareClock {
+    this.virtual ??= virtualClock(this.scheduler)
+    return this.virtual
+  }
+
+  private get scheduler(): Scheduler {
     return this.sim.net.scheduler
   }
 

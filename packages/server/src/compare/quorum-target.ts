@@ -1,6 +1,6 @@
-import type { Scheduler } from '@chorus/testkit'
 import { digestOf } from '../quorum/versions.js'
 import { QuorumSim } from '../sim/quorum-sim.js'
+import { type CompareClock, virtualClock } from './clock.js'
 import type { CompareTarget, OperationOutcome } from './target.js'
 import { TargetNetwork } from './target-network.js'
 
@@ -33,6 +33,7 @@ export class QuorumTarget implements CompareTarget {
   /** Siblings in each client's last answer for a key (`client/key`). */
   private readonly shown = new Map<string, number>()
   private readonly wire: TargetNetwork<string>
+  private virtual: CompareClock | null = null
 
   constructor(options: QuorumTargetOptions) {
     this.options = options
@@ -58,8 +59,9 @@ export class QuorumTarget implements CompareTarget {
     })
   }
 
-  get scheduler(): Scheduler {
-    return this.sim.scheduler
+  get clock(): CompareClock {
+    this.virtual ??= virtualClock(this.sim.scheduler)
+    return this.virtual
   }
 
   async start(): Promise<void> {

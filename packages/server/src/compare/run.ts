@@ -1,17 +1,19 @@
 import { ChorusError, ErrorCode } from '@chorus/core'
-import { createPrng, findStaleReads, type Scheduler } from '@chorus/testkit'
+import { createPrng, findStaleReads } from '@chorus/testkit'
 import { HistoryRecorder } from '../sim/sim-client.js'
+import type { CompareClock } from './clock.js'
 import { type CompareDesign, type CompareMode, compareDesigns } from './designs.js'
 import {
   type CompareScenario,
   compareScenarios,
+  type FaultStep,
   type FaultWindow,
   ROUND_MS,
   type ScenarioName,
 } from './scenarios.js'
-import { type CompareTarget, clientNames, type ReadRoute, sleep } from './target.js'
+import { type CompareTarget, clientNames, type ReadRoute } from './target.js'
 
-/** The workload and timeline of a comparison (every time in virtual ms). */
+/** The workload and timeline of a comparison (every time in ms of the targets' clock). */
 export interface CompareOptions {
   readonly seed: number
   readonly scenarios?: readonly CompareScenario[]
@@ -35,10 +37,15 @@ export interface CompareOptions {
 /** The key both sites write in the `contended` workload. */
 const SHARED_KEY = 'shared'
 
-/** One design under one scenario: what the comparison measured. Latencies are virtual ms. */
+/**
+ * One design under one scenario: what the comparison measured. Latencies and times are ms of
+ * the target's clock ({@link clock}).
+ */
 export interface CompareRow {
   readonly scenario: ScenarioName
   readonly mode: CompareMode
+  /** `virtual`: a simulation's time (deterministic per seed); `wall`: real processes, real time. */
+  readonly clock: CompareClock['kind']
   /** The design's name (`quorum-n3w2r2`, …) and its settings for people. */
   readonly design: string
   readonly settings: string
@@ -58,7 +65,7 @@ export interface CompareRow {
   /**
    * From a write to a server holding it durably. Equal to the write latency where the client's
    * acknowledgement comes from a server; for multi-leader (acknowledged locally) the time until
-   * the relay acknowledged it, sampled every 5 ms.
+   * the relay acknowledged it.
    */
   readonly serverAckP50Ms: number | null
   readonly serverAckP99Ms: number | null
@@ -100,8 +107,9 @@ interface OperationRecord {
 }
 
 /**
- * Runs every design under every scenario with the same seeded workload and fault script, in
- * simulation (virtual time), and returns one row per pair. The same options give the same rows.
+ * Runs every design under every scenario with the same seeded workload and fault script, and
+ * returns one row per pair. Designs run on their targets' clocks: in simulation (virtual
+ * time) the same options give the same rows; real processes give rows of one measured run.
  */
 export async function runComparison(
   options: CompareOptions,
@@ -127,12 +135,32 @@ export async function runOne(
   const settings = checkOptions(options)
   const clients = clientNames(settings.clients)
   const target = design.create(options.seed, clients)
+  try {
+    return await measure(design, scenario, options, settings, clients, target)
+  } finally {
+    await target.finish?.()
+  }
+}
+
+async function measure(
+  design: CompareDesign,
+  scenario: CompareScenario,
+  options: CompareOptions,
+  settings: ReturnType<typeof checkOptions>,
+  clients: readonly string[],
+  target: CompareTarget,
+): Promise<CompareRow> {
   await target.start()
-  const scheduler = target.scheduler
+  const clock = target.clock
   target.countBytesFromNow()
-  const t0 = scheduler.now()
+  const t0 = clock.now()
   const window = settings.fault
-  scenario.schedule(target, t0, window)
+  let faultsOver = false
+  const faults = runFaultScript(target, t0, scenario.steps(window)).then(() => {
+    faultsOver = true
+  })
+  // A failed step is reported below, once the workload is over.
+  faults.catch(() => undefined)
   const recorder = new HistoryRecorder()
   const operations: OperationRecord[] = []
   const stopAt = t0 + settings.durationMs
@@ -143,11 +171,11 @@ export async function runOne(
     value: string,
     route: ReadRoute,
   ) => {
-    const invokedAt = scheduler.now()
+    const invokedAt = clock.now()
     const handle = recorder.invoke(client, key, kind, kind === 'write' ? value : undefined, invokedAt)
     const outcome =
       kind === 'write' ? await target.write(client, key, value) : await target.read(client, key, route)
-    const completedAt = scheduler.now()
+    const completedAt = clock.now()
     if (outcome.ok) recorder.complete(handle, 'ok', completedAt, outcome.value ?? undefined)
     else recorder.complete(handle, outcome.maybeApplied ? 'unknown' : 'failed', completedAt)
     operations.push({
@@ -166,13 +194,13 @@ export async function runOne(
   const workload = createPrng(options.seed).fork('workload')
   const loops = clients.map(async (client, index) => {
     const prng = workload.fork(client)
-    for (let n = 1; scheduler.now() < stopAt; n++) {
+    for (let n = 1; clock.now() < stopAt; n++) {
       const value = `${client}.${n}`
       if (scenario.workload === 'contended') {
         // Both sites start each round at the same moment; the others only watch the key.
-        const round = t0 + Math.ceil((scheduler.now() - t0 + 1) / ROUND_MS) * ROUND_MS
-        await sleep(scheduler, round - scheduler.now())
-        if (scheduler.now() >= stopAt) break
+        const round = t0 + Math.ceil((clock.now() - t0 + 1) / ROUND_MS) * ROUND_MS
+        await clock.sleep(round - clock.now())
+        if (clock.now() >= stopAt) break
         await operate(client, 'read', SHARED_KEY, value, 'primary')
         if (index < 2) await operate(client, 'write', SHARED_KEY, value, 'primary')
         continue
@@ -186,19 +214,24 @@ export async function runOne(
       } else {
         await operate(client, prng.bool(settings.writeRatio) ? 'write' : 'read', key, value, 'primary')
       }
-      await sleep(scheduler, prng.int(0, 2 * settings.thinkMs))
+      await clock.sleep(prng.int(0, 2 * settings.thinkMs))
     }
   })
-  await drive(scheduler, Promise.all(loops))
+  await clock.drive(Promise.all(loops))
+  // The last step (a restart of real processes, say) may still be under way.
+  if (!faultsOver) await clock.drive(faults)
+  await faults
   const lastOperation = t0 + Math.max(0, ...operations.map((op) => op.completedAt))
   let convergenceMs: number | null = null
-  for (let waited = 0; waited <= settings.convergeWithinMs; waited += 10) {
+  const deadline = clock.now() + settings.convergeWithinMs
+  while (clock.now() <= deadline) {
     if (await target.converged()) {
-      convergenceMs = scheduler.now() - lastOperation
+      convergenceMs = clock.now() - lastOperation
       break
     }
-    await scheduler.runFor(10)
+    await clock.pass(clock.pollMs)
   }
+  await target.finish?.()
   const lostAcknowledged = await target.lostAcknowledged()
   return summarize(design, scenario, options.seed, window, operations, recorder, target, {
     convergenceMs,
@@ -233,6 +266,7 @@ function summarize(
   return {
     scenario: scenario.name,
     mode: design.mode,
+    clock: target.clock.kind,
     design: design.name,
     settings: design.settings,
     seed,
@@ -264,28 +298,54 @@ function summarize(
   }
 }
 
-/** The nearest-rank percentile `p` of `values`; null for none. */
+/** The nearest-rank percentile `p` of `values` (to 0.01); null for none. */
 export function percentile(values: readonly number[], p: number): number | null {
   if (values.length === 0) return null
   const sorted = [...values].sort((a, b) => a - b)
   const rank = Math.max(1, Math.ceil((p / 100) * sorted.length))
-  return sorted[rank - 1] ?? null
+  const value = sorted[rank - 1]
+  return value === undefined ? null : round(value, 2)
+}
+
+/**
+ * Runs the fault script on the target's clock from `t0`: each step at its time, and not
+ * before the step ahead of it has taken effect (a real crash must be over before its restart
+ * begins). Resolves when every step is done.
+ */
+function runFaultScript(target: CompareTarget, t0: number, steps: readonly FaultStep[]): Promise<void> {
+  const clock = target.clock
+  let pending: Promise<void> | null = null
+  const done = steps.map(
+    (step) =>
+      new Promise<void>((resolve, reject) => {
+        clock.at(t0 + step.atMs, () => {
+          // A step that takes effect at once (every simulated one) runs inside the clock's
+          // task, as if the fault script were part of the simulation.
+          const run = () => Promise.resolve(step.act(target))
+          if (pending === null) {
+            const result = step.act(target)
+            if (result === undefined) {
+              resolve()
+              return
+            }
+            pending = result
+          } else {
+            pending = pending.then(run)
+          }
+          const mine: Promise<void> = pending
+          mine.then(() => {
+            if (pending === mine) pending = null
+            resolve()
+          }, reject)
+        })
+      }),
+  )
+  return Promise.all(done).then(() => undefined)
 }
 
 function round(value: number, digits: number): number {
   const scale = 10 ** digits
   return Math.round(value * scale) / scale
-}
-
-/** Steps the scheduler until `promise` settles (every client operation does, by its timeout). */
-async function drive<T>(scheduler: Scheduler, promise: Promise<T>): Promise<T> {
-  let done = false
-  const settle = () => {
-    done = true
-  }
-  promise.then(settle, settle)
-  while (!done) if (!(await scheduler.step())) break
-  return promise
 }
 
 function checkOptions(options: CompareOptions) {

@@ -16,27 +16,36 @@ export type ScenarioName = 'none' | 'partition' | 'leader-crash' | 'lossy-link' 
  */
 export type Workload = 'mixed' | 'read-after-write' | 'contended'
 
-/** The period of a `contended` round (virtual ms). */
+/** The period of a `contended` round (ms). */
 export const ROUND_MS = 100
 
-/** Extra one-way latency of the slow link in `lag` (virtual ms). */
+/** Extra one-way latency of the slow link in `lag` (ms). */
 export const SLOW_LINK_MS = 150
 
-/** When the fault of a scenario is in force, relative to the start of the workload (virtual ms). */
+/** When the fault of a scenario is in force, relative to the start of the workload (ms). */
 export interface FaultWindow {
   readonly startMs: number
   readonly endMs: number
+}
+
+/** One step of a fault script: what to do to the target, and when (ms after the workload starts). */
+export interface FaultStep {
+  readonly atMs: number
+  act(target: CompareTarget): void | Promise<void>
 }
 
 /** A fault script, run against every design alike. */
 export interface CompareScenario {
   readonly name: ScenarioName
   readonly description: string
-  /** Schedules the faults on the target's clock, from `t0`; the window is null without a fault. */
-  schedule(target: CompareTarget, t0: number, window: FaultWindow): void
+  /** The fault script for a fault in force during `window`, in time order (none without a fault). */
+  steps(window: FaultWindow): readonly FaultStep[]
   readonly faulty: boolean
   readonly workload: Workload
 }
+
+/** The share of messages a lossy link drops in `lossy-link`. */
+export const LOSS_RATE = 0.3
 
 /** How long the central node is stalled before it crashes in `leader-crash`. */
 export const STALL_MS = 150
@@ -48,7 +57,7 @@ export const compareScenarios: readonly CompareScenario[] = [
     description: 'no fault',
     faulty: false,
     workload: 'mixed',
-    schedule: () => {},
+    steps: () => [],
   },
   {
     name: 'partition',
@@ -56,48 +65,48 @@ export const compareScenarios: readonly CompareScenario[] = [
       'c1 and two of five servers (the leader among them; the relay stays with the majority) are cut off from the rest, then healed',
     faulty: true,
     workload: 'mixed',
-    schedule: (target, t0, window) => {
-      target.scheduler.at(t0 + window.startMs, () => target.partition())
-      target.scheduler.at(t0 + window.endMs, () => target.heal())
-    },
+    steps: (window) => [
+      { atMs: window.startMs, act: (target) => target.partition() },
+      { atMs: window.endMs, act: (target) => target.heal() },
+    ],
   },
   {
     name: 'leader-crash',
     description: `the leader (single-leader), node n1 (quorum) or the relay (multi-leader) stops sending to its peers, crashes ${STALL_MS} ms later and restarts from its disk at the end of the window`,
     faulty: true,
     workload: 'mixed',
-    schedule: (target, t0, window) => {
-      target.scheduler.at(t0 + window.startMs, () => target.stall())
-      target.scheduler.at(t0 + window.startMs + STALL_MS, () => target.crash())
-      target.scheduler.at(t0 + window.endMs, () => target.restart())
-    },
+    steps: (window) => [
+      { atMs: window.startMs, act: (target) => target.stall() },
+      { atMs: window.startMs + STALL_MS, act: (target) => target.crash() },
+      { atMs: window.endMs, act: (target) => target.restart() },
+    ],
   },
   {
     name: 'lossy-link',
-    description: 'every link (client links included) drops 30% of messages, then recovers',
+    description: `every link (client links included) drops ${LOSS_RATE * 100}% of messages, then recovers`,
     faulty: true,
     workload: 'mixed',
-    schedule: (target, t0, window) => {
-      target.scheduler.at(t0 + window.startMs, () => target.setLoss(0.3))
-      target.scheduler.at(t0 + window.endMs, () => target.heal())
-    },
+    steps: (window) => [
+      { atMs: window.startMs, act: (target) => target.setLoss(LOSS_RATE) },
+      { atMs: window.endMs, act: (target) => target.heal() },
+    ],
   },
   {
     name: 'lag',
     description: `read-after-write: every write is read back at once from the nearest copy, then from the primary; the link between the central node and c1’s copy (its follower, n2, its replica) is ${SLOW_LINK_MS} ms slower each way during the fault`,
     faulty: true,
     workload: 'read-after-write',
-    schedule: (target, t0, window) => {
-      target.scheduler.at(t0 + window.startMs, () => target.slowLink(SLOW_LINK_MS))
-      target.scheduler.at(t0 + window.endMs, () => target.heal())
-    },
+    steps: (window) => [
+      { atMs: window.startMs, act: (target) => target.slowLink(SLOW_LINK_MS) },
+      { atMs: window.endMs, act: (target) => target.heal() },
+    ],
   },
   {
     name: 'concurrent-writes',
     description: `two sites (c1 and c2, bound to different servers) read one shared key and write it at the same moment, every ${ROUND_MS} ms; the others read it`,
     faulty: false,
     workload: 'contended',
-    schedule: () => {},
+    steps: () => [],
   },
 ]
 

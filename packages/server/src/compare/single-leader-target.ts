@@ -1,7 +1,7 @@
-import type { Scheduler } from '@chorus/testkit'
 import { SingleLeaderSim } from '../sim/single-leader-sim.js'
 import type { ReplicationMode } from '../single-leader/config.js'
 import { readableData } from '../single-leader/state.js'
+import { type CompareClock, virtualClock } from './clock.js'
 import type { CompareTarget, OperationOutcome, ReadRoute } from './target.js'
 import { TargetNetwork } from './target-network.js'
 
@@ -25,6 +25,7 @@ export class SingleLeaderTarget implements CompareTarget {
   private victim: string | null = null
   private firstLeader: string | null = null
   private readonly wire: TargetNetwork<string>
+  private virtual: CompareClock | null = null
 
   constructor(options: SingleLeaderTargetOptions) {
     this.options = options
@@ -37,8 +38,9 @@ export class SingleLeaderTarget implements CompareTarget {
     this.wire = new TargetNetwork(this.sim.network, (frame) => frame)
   }
 
-  get scheduler(): Scheduler {
-    return this.sim.scheduler
+  get clock(): CompareClock {
+    this.virtual ??= virtualClock(this.sim.scheduler)
+    return this.virtual
   }
 
   async start(): Promise<void> {
