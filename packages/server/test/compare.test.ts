@@ -9,6 +9,7 @@ import { runCompareCli } from '../src/cli/compare-cli.js'
 import {
   type CompareRow,
   compareDesign,
+  compareDesigns,
   compareScenario,
   formatCompareTable,
   percentile,
@@ -110,6 +111,12 @@ describe.each(seeds)('chorus-compare, SEED=%i (replay with SEED=n)', (seed) => {
     expect(row(seed, 'lag', 'single-leader-chain').writeP99Ms).toBeGreaterThan(async.writeP99Ms ?? Infinity)
   })
 
+  it('concurrent-writes: a last-write-wins quorum drops acknowledged writes, and the row counts them', () => {
+    const lww = row(seed, 'concurrent-writes', 'quorum-lww-n3w2r2')
+    expect(lww.lostAcknowledged).toBeGreaterThan(0)
+    expect(row(seed, 'concurrent-writes', 'quorum-n3w2r2').lostAcknowledged).toBe(0)
+  })
+
   it('concurrent-writes: multi-leader and quorum surface the conflict and settle it; single-leader serialises', () => {
     for (const design of ['multi-leader', 'quorum-n3w2r2', 'quorum-sloppy-n3w2r2']) {
       const r = row(seed, 'concurrent-writes', design)
@@ -142,7 +149,7 @@ describe.each(seeds)('chorus-compare, SEED=%i (replay with SEED=n)', (seed) => {
       expect(r.bytesOnWire, label).toBeGreaterThan(0)
       if (r.scenario === 'none') expect(r.availability, label).toBe(1)
     }
-    expect(runs.get(seed)).toHaveLength(6 * 9)
+    expect(runs.get(seed)).toHaveLength(6 * compareDesigns.length)
     const modes = [
       'multi-leader',
       'single-leader-async',

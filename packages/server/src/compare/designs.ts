@@ -50,12 +50,19 @@ function singleLeader(mode: 'async' | 'semi-sync' | 'sync' | 'chain', settings: 
   }
 }
 
-function quorum(n: number, w: number, r: number, sloppy: boolean): CompareDesign {
+function quorum(
+  n: number,
+  w: number,
+  r: number,
+  sloppy: boolean,
+  conflicts: 'siblings' | 'lww' = 'siblings',
+): CompareDesign {
   const label = `n${n}w${w}r${r}`
+  const lww = conflicts === 'lww'
   return {
-    name: sloppy ? `quorum-sloppy-${label}` : `quorum-${label}`,
+    name: `quorum-${sloppy ? 'sloppy-' : ''}${lww ? 'lww-' : ''}${label}`,
     mode: sloppy ? 'quorum-sloppy' : 'quorum',
-    settings: `N${n} W${w} R${r}${sloppy ? ', sloppy, hinted handoff' : ''}`,
+    settings: `N${n} W${w} R${r}${sloppy ? ', sloppy, hinted handoff' : ''}${lww ? ', last write wins' : ''}`,
     create: (seed, clients) =>
       new QuorumTarget({
         seed,
@@ -67,6 +74,7 @@ function quorum(n: number, w: number, r: number, sloppy: boolean): CompareDesign
         sloppy,
         clientTimeoutMs: CLIENT_TIMEOUT_MS,
         antiEntropyMs: 200,
+        conflicts,
       }),
   }
 }
@@ -86,6 +94,8 @@ export const compareDesigns: readonly CompareDesign[] = [
   quorum(3, 2, 2, false),
   quorum(3, 1, 1, false),
   quorum(3, 3, 1, false),
+  // Concurrent puts are settled by timestamp on the replicas: the losers' acknowledged writes are gone.
+  quorum(3, 2, 2, false, 'lww'),
   quorum(3, 2, 2, true),
 ]
 

@@ -16,6 +16,8 @@ export interface QuorumTargetOptions {
   readonly clientTimeoutMs: number
   /** Merkle anti-entropy period (ms); the comparison turns it on so replicas can converge. */
   readonly antiEntropyMs: number
+  /** How concurrent puts are kept: as siblings (the default), or last-write-wins, which drops all but one. */
+  readonly conflicts?: 'siblings' | 'lww'
 }
 
 /**
@@ -46,6 +48,7 @@ export class QuorumTarget implements CompareTarget {
         readQuorum: options.readQuorum,
         sloppy: options.sloppy,
         antiEntropyMs: options.antiEntropyMs,
+        ...(options.conflicts === undefined ? {} : { conflicts: options.conflicts }),
       },
       clientTimeoutMs: options.clientTimeoutMs,
     })
