@@ -100,6 +100,12 @@ export function openIdbReplicaStore(options: IdbReplicaStoreOptions): Promise<Id
 export class IdbReplicaStore implements ReplicaStore {
   /** The database name. */
   readonly name: string
+  /**
+   * Writes issued together commit in batches of up to this many: IndexedDB costs a browser
+   * far more per transaction than per put, and everything is encoded before a transaction
+   * starts, so a large batch keeps none open for long.
+   */
+  readonly maxLocalBatch = 10_000
   readonly #keyRange: KeyRangeLike | null
   readonly #db: IDBDatabase
   #closed = false
