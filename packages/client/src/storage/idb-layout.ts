@@ -143,7 +143,10 @@ export function chunkOutbox(
 function freezeParsed(value: unknown): void {
   if (typeof value !== 'object' || value === null) return
   if (Array.isArray(value)) {
-    for (const item of value) if (typeof item === 'object') freezeParsed(item)
+    for (let i = 0; i < value.length; i++) {
+      const item: unknown = value[i]
+      if (typeof item === 'object') freezeParsed(item)
+    }
   } else {
     for (const key in value) {
       const item = (value as Record<string, unknown>)[key]
@@ -162,13 +165,20 @@ function corrupt(what: string): ChorusError {
 
 /** A version tuple back as a frozen change of `collection` and `id`. */
 function decodeVersion(collection: string, id: RecordId, tuple: unknown): Change {
-  if (!Array.isArray(tuple) || typeof tuple[0] !== 'string' || typeof tuple[1] !== 'number')
+  if (
+    !Array.isArray(tuple) ||
+    typeof tuple[0] !== 'string' ||
+    typeof tuple[1] !== 'number' ||
+    typeof tuple[2] !== 'string' ||
+    typeof tuple[3] !== 'object' ||
+    tuple[3] === null
+  )
     throw corrupt(`record ${JSON.stringify(id)} of ${JSON.stringify(collection)}`)
   const replica = tuple[0] as ReplicaId
   const stamp = tuple[2] as string
   const hlc = (stamp.includes('@') ? stamp : `${stamp}@${replica}`) as HlcStamp
-  const context = tuple[3] as VersionVector
-  freezeParsed(context)
+  // A version vector holds only numbers: freezing it is freezing it deeply.
+  const context = Object.freeze(tuple[3] as VersionVector)
   let op: Op
   switch (tuple[4]) {
     case 'put': {
