@@ -111,32 +111,36 @@ export function encodeOutboxItem(change: Change, version: string): string {
 }
 
 /**
- * Groups the outbox triples of consecutive changes into chunks (see {@link CHUNK_CHANGES},
- * {@link CHUNK_CHARS}), each with the counter it is stored under.
+ * Groups the outbox triples of consecutive changes into chunks as they come (see
+ * {@link CHUNK_CHANGES}, {@link CHUNK_CHARS}): `add` each in counter order, then `close`;
+ * `store` receives each chunk with the counter it is stored under, as soon as it is full.
  */
-export function chunkOutbox(
-  items: readonly { readonly counter: number; readonly text: string }[],
-): { readonly key: number; readonly chunk: OutboxChunk }[] {
-  const chunks: { key: number; chunk: OutboxChunk }[] = []
-  let open: string[] = []
-  let chars = 0
+export function createOutboxChunker(store: (key: number, chunk: OutboxChunk) => void): {
+  add(counter: number, text: string): void
+  close(): void
+} {
+  let open = ''
+  let count = 0
   let first = 0
   let last = 0
   const close = () => {
-    if (open.length === 0) return
-    chunks.push({ key: last, chunk: { first, changes: `[${open.join(',')}]` } })
-    open = []
-    chars = 0
+    if (count === 0) return
+    store(last, { first, changes: `${open}]` })
+    open = ''
+    count = 0
   }
-  for (const { counter, text } of items) {
-    if (open.length === 0) first = counter
-    open.push(text)
-    chars += text.length
-    last = counter
-    if (open.length >= CHUNK_CHANGES || chars >= CHUNK_CHARS) close()
+  return {
+    add(counter, text) {
+      if (count === 0) {
+        first = counter
+        open = `[${text}`
+      } else open += `,${text}`
+      count += 1
+      last = counter
+      if (count >= CHUNK_CHANGES || open.length >= CHUNK_CHARS) close()
+    },
+    close,
   }
-  close()
-  return chunks
 }
 
 /** Deep-freezes what `JSON.parse` just made: nothing in it can be frozen or shared yet. */

@@ -14,9 +14,9 @@ import {
 } from '@chorus/core'
 import { errorName, fencedFailure, idbFailure, TabFencedError } from './idb-errors.js'
 import {
-  chunkOutbox,
   collectionEnd,
   collectionStart,
+  createOutboxChunker,
   decodeOutboxChunk,
   decodeRecord,
   encodeOutboxItem,
@@ -280,8 +280,9 @@ export class IdbReplicaStore implements ReplicaStore {
 
   /**
    * Stores local writes in one transaction: each record, the changes as outbox chunks, and
-   * counter and clock as after the last. Everything is encoded before the transaction
-   * starts, so it stays open only for the requests.
+   * counter and clock as after the last. Each write is encoded just before its `put`, so
+   * the browser stores the first while the rest are encoded, and each encoded text can be
+   * collected as soon as IndexedDB has copied it.
    */
   async #commitLocal(
     what: string,
@@ -291,16 +292,6 @@ export class IdbReplicaStore implements ReplicaStore {
     const last = writes[writes.length - 1]
     if (last === undefined) return
     const first = writes[0]?.change.dot[1] ?? 0
-    const keys: string[] = []
-    const values: string[] = []
-    const items: { counter: number; text: string }[] = []
-    for (const { record, change } of writes) {
-      const text = encodeVersion(change)
-      keys.push(recordKey(record.collection, record.id))
-      values.push(encodeRecord(record.id, record.state.versions, { change, text }))
-      items.push({ counter: change.dot[1], text: encodeOutboxItem(change, text) })
-    }
-    const chunks = chunkOutbox(items)
     await this.#write(what, ['meta', 'records', 'outbox'], 'strict', async (tx) => {
       const meta = await requireMeta(tx)
       if (first !== meta.counter + 1 || last.change.dot[1] !== meta.counter + writes.length) {
@@ -312,8 +303,16 @@ export class IdbReplicaStore implements ReplicaStore {
       const records = tx.objectStore('records')
       const outbox = tx.objectStore('outbox')
       // A failed put aborts the transaction, which `#write` reports: no promise per request.
-      for (let i = 0; i < keys.length; i++) records.put(values[i], keys[i])
-      for (const { key, chunk } of chunks) outbox.put(chunk, key)
+      const chunker = createOutboxChunker((key, chunk) => outbox.put(chunk, key))
+      for (const { record, change } of writes) {
+        const text = encodeVersion(change)
+        records.put(
+          encodeRecord(record.id, record.state.versions, { change, text }),
+          recordKey(record.collection, record.id),
+        )
+        chunker.add(change.dot[1], encodeOutboxItem(change, text))
+      }
+      chunker.close()
       tx.objectStore('meta').put(
         { ...meta, counter: last.change.dot[1], clock: laterHlcState(meta.clock, clock) },
         META_KEY,
