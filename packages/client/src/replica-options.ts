@@ -8,6 +8,7 @@ import {
   type ResolverConfig,
   type SpaceId,
 } from '@chorus/core'
+import type { KeyRangeLike } from './storage/idb-replica-store.js'
 import type { ChannelLike, LockManagerLike, OpenChannel } from './tabs/tab-group.js'
 import { systemTimers, type Timers } from './timers.js'
 import { DEFAULT_RECONNECT, type ReconnectPolicy } from './transport/reconnect.js'
@@ -41,6 +42,12 @@ export interface ReplicaOptions {
   readonly dbName?: string
   /** The IndexedDB to use; default `globalThis.indexedDB`. */
   readonly indexedDB?: IDBFactory
+  /**
+   * That IndexedDB's `IDBKeyRange`; default the global one when `indexedDB` is the global
+   * factory. Pass fake-indexeddb's with its factory: without it, a batch of writes reads its
+   * records one request each, and a collection is read with a cursor.
+   */
+  readonly IDBKeyRange?: KeyRangeLike
   /** The WebSocket constructor; default `globalThis.WebSocket`. In Node 20, pass `WebSocket` from `ws`. */
   readonly WebSocket?: WebSocketConstructorLike
   /** Conflict resolvers per collection (`'lww'` for any collection not named), or a function. */
@@ -86,6 +93,7 @@ export interface ReplicaConfig {
   readonly storage: StorageChoice
   readonly dbName: string
   readonly indexedDB: IDBFactory | undefined
+  readonly IDBKeyRange: KeyRangeLike | undefined
   readonly WebSocket: WebSocketConstructorLike | null
   readonly resolvers: ResolverConfig | undefined
   readonly autoConnect: boolean
@@ -108,6 +116,7 @@ const knownOptions: ReadonlySet<string> = new Set([
   'storage',
   'dbName',
   'indexedDB',
+  'IDBKeyRange',
   'WebSocket',
   'resolvers',
   'autoConnect',
@@ -186,6 +195,16 @@ export function parseReplicaOptions(options: unknown): ReplicaConfig {
   const indexedDB = get('indexedDB')
   if (indexedDB !== undefined && !(isObject(indexedDB) && typeof indexedDB.open === 'function'))
     throw invalid('option indexedDB must be an IDBFactory (an object with open())')
+
+  const keyRange = get('IDBKeyRange')
+  if (
+    keyRange !== undefined &&
+    !(
+      (typeof keyRange === 'function' || isObject(keyRange)) &&
+      typeof (keyRange as { bound?: unknown }).bound === 'function'
+    )
+  )
+    throw invalid('option IDBKeyRange must be the IDBKeyRange class of that IndexedDB (with bound())')
 
   const WebSocket = get('WebSocket') ?? (globalThis as { WebSocket?: unknown }).WebSocket
   if (get('WebSocket') !== undefined && typeof WebSocket !== 'function')
@@ -269,6 +288,7 @@ export function parseReplicaOptions(options: unknown): ReplicaConfig {
     storage: storage as StorageChoice,
     dbName: (dbName as string | undefined) ?? `chorus:${space}`,
     indexedDB: indexedDB as IDBFactory | undefined,
+    IDBKeyRange: keyRange as KeyRangeLike | undefined,
     WebSocket: url === undefined ? null : (WebSocket as WebSocketConstructorLike),
     resolvers: resolvers as ResolverConfig | undefined,
     autoConnect,

@@ -114,6 +114,7 @@ function openStore(config: ReplicaConfig): Promise<ReplicaStore> {
     return openIdbReplicaStore({
       name: config.dbName,
       ...(config.indexedDB === undefined ? {} : { indexedDB: config.indexedDB }),
+      ...(config.IDBKeyRange === undefined ? {} : { IDBKeyRange: config.IDBKeyRange }),
     })
   }
   return Promise.resolve(config.storage)

@@ -49,6 +49,7 @@ describe('createReplica refuses bad options with invalid-argument, before openin
     ['a negative backoff', { space: 'ok', reconnect: { baseMs: -1 } }],
     ['a WebSocket that is not a constructor', { space: 'ok', url: 'ws://127.0.0.1:1', WebSocket: 'ws' }],
     ['an empty dbName', { space: 'ok', dbName: '' }],
+    ['an IDBKeyRange without bound()', { space: 'ok', IDBKeyRange: { only: () => null } }],
     ['autoConnect that is not a boolean', { space: 'ok', autoConnect: 'yes' }],
   ]
 

@@ -1,5 +1,5 @@
 import { asRecordId, asReplicaId, asSpaceId, type Change, HLC_ZERO, isChorusError } from '@chorus/core'
-import { IDBFactory } from 'fake-indexeddb'
+import { IDBFactory, IDBKeyRange, IDBObjectStore } from 'fake-indexeddb'
 import { describe, expect, it } from 'vitest'
 import { createReplica } from '../src/replica.js'
 import { openIdbReplicaStore } from '../src/storage/idb-replica-store.js'
@@ -71,6 +71,28 @@ describe('IdbReplicaStore batches', () => {
     expect(batches).toEqual([50])
     expect(replica.pending).toBe(50)
     expect(await notes.list()).toHaveLength(50)
+    await replica.close()
+  })
+
+  it("a replica given IDBKeyRange finds a batch's absent records with one key read, not a get each", async () => {
+    const factory = new IDBFactory()
+    const replica = await createReplica({ space: 'team', indexedDB: factory, IDBKeyRange, tabs: false })
+    const notes = replica.collection('notes')
+    await Promise.all(Array.from({ length: 20 }, (_, n) => notes.put(`a${n}`, { n })))
+    const gets: unknown[] = []
+    const store = IDBObjectStore.prototype
+    const get = store.get
+    store.get = function (this: IDBObjectStore, query: IDBValidKey | IDBKeyRange) {
+      if (this.name === 'records') gets.push(query)
+      return get.call(this, query)
+    }
+    try {
+      await Promise.all(Array.from({ length: 20 }, (_, n) => notes.put(`b${n}`, { n })))
+    } finally {
+      store.get = get
+    }
+    expect(gets).toEqual([])
+    expect((await notes.list()).map((row) => row.id)).toHaveLength(40)
     await replica.close()
   })
 })

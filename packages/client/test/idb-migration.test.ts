@@ -85,6 +85,56 @@ function writeVersion1(
   })
 }
 
+/**
+ * What Chorus stored in schema version 2 for {@link version1Data}: records keyed by
+ * `[collection, id]` inside the value, versions as JSON text of tuples, the outbox as one
+ * chunk of changes 2 and 3. Written out literally, as a build of that layout wrote it.
+ */
+const VERSION2_RECORDS = [
+  {
+    collection: 'notes',
+    id: 'a',
+    versions:
+      '[["replica-peer",1,"000001700000000.00001",{"replica-me":1},"put",{"title":"theirs"}],["replica-me",2,"000001700000000.00002",{"replica-me":1},"put",{"title":"mine"}]]',
+  },
+  {
+    collection: 'notes',
+    id: 'b',
+    versions:
+      '[["replica-me",3,"000001700000000.00003",{},"patch",{"done":true},{"title":"b"},{"title":"000001700000000.00001@replica-peer"},null]]',
+  },
+  { collection: 'notes', id: 'c', versions: '[["replica-peer",2,"000001700000000.00002",{},"delete"]]' },
+]
+const VERSION2_OUTBOX = {
+  first: 2,
+  changes:
+    '[["notes","a",["replica-me",2,"000001700000000.00002",{"replica-me":1},"put",{"title":"mine"}]],["notes","b",["replica-me",3,"000001700000000.00003",{},"patch",{"done":true},{"title":"b"},{"title":"000001700000000.00001@replica-peer"},null]]]',
+}
+
+/** Writes {@link version1Data} the way schema version 2 laid it out; `records` replaces its records. */
+function writeVersion2(
+  factory: IDBFactory,
+  name: string,
+  meta: ReplicaMeta,
+  records: readonly unknown[] = VERSION2_RECORDS,
+): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const request = factory.open(name, 2)
+    request.onupgradeneeded = () => {
+      const db = request.result
+      db.createObjectStore('meta').put(meta, 'replica')
+      const store = db.createObjectStore('records', { keyPath: ['collection', 'id'] })
+      for (const record of records) store.put(record)
+      db.createObjectStore('outbox').put(VERSION2_OUTBOX, 3)
+    }
+    request.onsuccess = () => {
+      request.result.close()
+      resolve()
+    }
+    request.onerror = () => reject(request.error)
+  })
+}
+
 function databaseVersion(factory: IDBFactory, name: string): Promise<number> {
   return new Promise((resolve, reject) => {
     const request = factory.open(name)
@@ -160,7 +210,7 @@ describe('IdbReplicaStore opens a database of schema version 1', () => {
     expect(await replica.conflicts()).toEqual([])
     expect(await notes.get('a')).toEqual({ title: 'settled' })
     await replica.close()
-    expect(await databaseVersion(factory, 'old-replica')).toBe(2)
+    expect(await databaseVersion(factory, 'old-replica')).toBe(3)
   })
 
   it('refuses data it cannot convert with storage-failed, and leaves the database at version 1', async () => {
@@ -176,5 +226,93 @@ describe('IdbReplicaStore opens a database of schema version 1', () => {
     expect(isChorusError(error, ErrorCode.StorageFailed)).toBe(true)
     expect((error as Error).message).toMatch(/older version of Chorus.*left as it was/)
     expect(await databaseVersion(factory, 'damaged')).toBe(1)
+  })
+})
+
+describe('IdbReplicaStore opens a database of schema version 2', () => {
+  for (const withKeyRange of [false, true]) {
+    it(`reads what it holds and keeps writing${withKeyRange ? ' (with IDBKeyRange)' : ''}`, async () => {
+      const factory = new IDBFactory()
+      const data = version1Data()
+      await writeVersion2(factory, 'old', data.meta)
+      const store = await openIdbReplicaStore({
+        name: 'old',
+        indexedDB: factory,
+        ...(withKeyRange ? { IDBKeyRange } : {}),
+      })
+      expect(await store.loadMeta()).toEqual(data.meta)
+      for (const stored of data.records)
+        expect(await store.getRecord(stored.collection, stored.id)).toEqual(stored.state)
+      expect(await store.listRecords('notes')).toEqual(data.records)
+      expect(await store.allRecords()).toEqual(data.records)
+      expect(await store.listRecordsPage('notes', { order: 'desc', limit: 2 })).toEqual(
+        [...data.records].reverse().slice(0, 2),
+      )
+      expect(await store.listRecordsPage('notes', { order: 'asc', after: asRecordId('a') })).toEqual(
+        data.records.slice(1),
+      )
+      expect(await store.readOutbox(0, 10)).toEqual(data.outbox)
+      expect(await store.outboxSize()).toBe(2)
+
+      const a = data.records[0] as StoredRecord
+      const settle = change(me, 4, 'a', { type: 'put', value: { title: 'settled' } }, { [me]: 2, [peer]: 1 })
+      const settled = applyChange(a.state, settle).state
+      await store.commitLocal({
+        record: { collection: 'notes', id: a.id, state: settled },
+        change: settle,
+        clock: { wall: 1_700_000_000_001, counter: 0 },
+      })
+      expect(await store.getRecord('notes', a.id)).toEqual(settled)
+      await store.dropOutbox(3)
+      expect(await store.readOutbox(0, 10)).toEqual([settle])
+      await store.close()
+      expect(await databaseVersion(factory, 'old')).toBe(3)
+    })
+  }
+
+  it('a replica on it shows the notes and the conflict, and counts the changes waiting to upload', async () => {
+    const factory = new IDBFactory()
+    await writeVersion2(factory, 'old-replica', version1Data().meta)
+    const replica = await createReplica({
+      space: 'team',
+      dbName: 'old-replica',
+      indexedDB: factory,
+      tabs: false,
+      resolvers: { notes: 'manual' },
+    })
+    const notes = replica.collection<{ title?: string; done?: boolean }>('notes')
+    expect((await notes.list({ order: 'desc' })).map((row) => [row.id, row.value])).toEqual([
+      ['b', { title: 'b', done: true }],
+      ['a', { title: 'mine' }],
+    ])
+    expect(await replica.conflicts()).toHaveLength(1)
+    expect(replica.pending).toBe(2)
+    await notes.put('d', { title: 'new' })
+    expect((await notes.list()).map((row) => row.id)).toEqual(['a', 'b', 'd'])
+    await replica.close()
+  })
+
+  it('refuses records it cannot read with storage-failed, and leaves the database at version 2', async () => {
+    const factory = new IDBFactory()
+    const [a, b] = VERSION2_RECORDS
+    await writeVersion2(factory, 'damaged', version1Data().meta, [a, { ...b, versions: '[["replica-me"' }])
+    const error = await openIdbReplicaStore({ name: 'damaged', indexedDB: factory }).then(
+      () => new Error('expected a rejection'),
+      (failure: unknown) => failure,
+    )
+    expect(isChorusError(error, ErrorCode.StorageFailed)).toBe(true)
+    expect((error as Error).message).toMatch(/older version of Chorus.*left as it was/)
+    expect(await databaseVersion(factory, 'damaged')).toBe(2)
+    const reopened = await new Promise<IDBDatabase>((resolve, reject) => {
+      const request = factory.open('damaged')
+      request.onsuccess = () => resolve(request.result)
+      request.onerror = () => reject(request.error)
+    })
+    expect(
+      Array.from({ length: reopened.objectStoreNames.length }, (_, i) =>
+        reopened.objectStoreNames.item(i),
+      ).sort(),
+    ).toEqual(['meta', 'outbox', 'records'])
+    reopened.close()
   })
 })

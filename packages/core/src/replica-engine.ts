@@ -377,7 +377,10 @@ class Engine implements ReplicaEngine {
       // Writes issued while their batch still waits at the end of the queue join it: they
       // commit together, in one store transaction where the store offers one. A write never
       // overtakes a task queued before it.
-      if (this.#openBatch !== null && this.#openBatch.length < MAX_WRITE_BATCH) {
+      if (
+        this.#openBatch !== null &&
+        this.#openBatch.length < (this.#store.maxLocalBatch ?? MAX_WRITE_BATCH)
+      ) {
         this.#openBatch.push(write)
         return
       }
@@ -700,7 +703,7 @@ function pageOf(records: StoredRecord[], page: RecordPage): StoredRecord[] {
   return ordered.filter((record) => (order === 'asc' ? record.id > after : record.id < after))
 }
 
-/** Most writes committed in one batch (one store transaction). */
+/** Most writes committed in one batch (one store transaction), unless the store says otherwise. */
 const MAX_WRITE_BATCH = 1000
 
 /** Freezes a received change's values, as local writes are, before it is stored. */

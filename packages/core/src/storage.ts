@@ -89,6 +89,12 @@ export interface ReplicaStore {
     readonly writes: readonly { readonly record: StoredRecord; readonly change: Change }[]
     readonly clock: HlcState
   }): Promise<void>
+  /**
+   * Most writes the engine gives one `commitLocalBatch` (a positive integer). Optional:
+   * without it the engine's default (1,000). A store whose commits cost much more per
+   * transaction than per write (IndexedDB in a browser) asks for more.
+   */
+  readonly maxLocalBatch?: number
   /** Remote changes applied: their records, the clock and (when set) the cursor, atomically. */
   applyRemote(batch: {
     readonly records: readonly StoredRecord[]

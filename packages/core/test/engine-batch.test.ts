@@ -54,6 +54,24 @@ describe('ReplicaEngine commits writes issued together in one batch', () => {
     expect((await store.readOutbox(0, 10)).map((change: Change) => change.dot[1])).toEqual([1, 2, 3])
   })
 
+  it('a batch holds at most 1,000 writes, or as many as the store asks for (maxLocalBatch)', async () => {
+    const puts = (replica: Awaited<ReturnType<typeof open>>, count: number) =>
+      Promise.all(Array.from({ length: count }, (_, n) => replica.put('notes', `n${n}`, { n })))
+    const plain = new CountingStore()
+    await puts(await open(plain), 2500)
+    expect(plain.batches).toEqual([1000, 1000, 500])
+    const asking = new (class extends CountingStore {
+      readonly maxLocalBatch = 3
+    })()
+    const replica = await open(asking)
+    const changes = await puts(replica, 7)
+    // The seventh write is a batch of its own: a single commit.
+    expect(asking.batches).toEqual([3, 3])
+    expect(asking.singles).toBe(1)
+    expect(changes.map((change) => change.dot[1])).toEqual([1, 2, 3, 4, 5, 6, 7])
+    expect(replica.pending()).toBe(7)
+  })
+
   it('writes awaited one by one are committed one by one', async () => {
     const store = new CountingStore()
     const replica = await open(store)

@@ -15,24 +15,36 @@ import {
 } from '@chorus/core'
 
 /**
- * How {@link IdbReplicaStore} lays data out in IndexedDB (schema version 2), and the
+ * How {@link IdbReplicaStore} lays data out in IndexedDB (schema version 3), and the
  * conversions to and from it.
  *
- * IndexedDB's cost is per object and per byte it structured-clones, on both sides of the
- * browser's process boundary. So a record holds its versions as one JSON text of compact
- * tuples — one string to clone instead of a tree of a dozen objects — and the outbox holds
- * changes in chunks, one entry per run of consecutive counters instead of one per change.
+ * IndexedDB's cost is per request, per key it compares and per object and byte it
+ * structured-clones, on both sides of the browser's process boundary. So a record is one
+ * string under one string key: the key is core's `recordKey(collection, id)` (collection,
+ * U+0000, id — collection names have no U+0000, so one collection is one contiguous run of
+ * keys, ids in order), and the value is the JSON text `[id, version, …]` of its id and its
+ * versions as compact tuples. The id is in the value although the key has it: reading a
+ * collection is then one `getAll` of values, where a second `getAllKeys` would cost
+ * Chromium about a fifth more than the values themselves. The collection is not repeated.
+ * The outbox holds changes in chunks, one entry per run of consecutive counters instead of
+ * one per change.
  *
  * A version is the tuple `[replica, counter, hlc, context, type, ...payload]`: `put` adds the
  * value; `patch` adds fields, base, stamps and floor; `delete` adds nothing. Its `hlc` leaves
  * out `@replica` when that is the dot's replica, as it is for every change made by a replica.
  */
 
-/** A `records` entry: the key (`[collection, id]`) and the versions as JSON text of tuples. */
-export interface RecordEntry {
+/**
+ * A `records` entry of schema versions 1 and 2, keyed by `[collection, id]` inside it: in
+ * version 2 `versions` is JSON text of version tuples (as {@link encodeRecord} writes them
+ * after the id); in version 1 the record held its `state` as plain objects instead. Read
+ * only by the migration.
+ */
+export interface LegacyRecordEntry {
   readonly collection: string
   readonly id: RecordId
-  readonly versions: string
+  readonly versions?: unknown
+  readonly state?: unknown
 }
 
 /**
@@ -42,6 +54,16 @@ export interface RecordEntry {
 export interface OutboxChunk {
   readonly first: number
   readonly changes: string
+}
+
+/** The smallest key of `collection`'s records: every one is after it. */
+export function collectionStart(collection: string): string {
+  return `${collection}\u0000`
+}
+
+/** The key just past `collection`'s records: every one is before it. */
+export function collectionEnd(collection: string): string {
+  return `${collection}\u0001`
 }
 
 /** Most changes in one outbox chunk. */
@@ -68,16 +90,19 @@ export function encodeVersion(change: Change): string {
   }
 }
 
-/** A record as stored: its versions encoded, `known` (the text of one of them) reused. */
-export function encodeRecord(record: StoredRecord, known?: { change: Change; text: string }): RecordEntry {
-  const versions = record.state.versions
-  let text = '['
-  for (let i = 0; i < versions.length; i++) {
-    const version = versions[i] as Change
-    if (i > 0) text += ','
-    text += known !== undefined && version === known.change ? known.text : encodeVersion(version)
-  }
-  return { collection: record.collection, id: record.id, versions: `${text}]` }
+/**
+ * A record as stored: the JSON text `[id, version, …]`, `known` (the text of one of the
+ * versions) reused.
+ */
+export function encodeRecord(
+  id: string,
+  versions: readonly Change[],
+  known?: { change: Change; text: string },
+): string {
+  let text = `[${JSON.stringify(id)}`
+  for (const version of versions)
+    text += `,${known !== undefined && version === known.change ? known.text : encodeVersion(version)}`
+  return `${text}]`
 }
 
 /** The outbox triple of a change whose version text is `version`. */
@@ -86,39 +111,46 @@ export function encodeOutboxItem(change: Change, version: string): string {
 }
 
 /**
- * Groups the outbox triples of consecutive changes into chunks (see {@link CHUNK_CHANGES},
- * {@link CHUNK_CHARS}), each with the counter it is stored under.
+ * Groups the outbox triples of consecutive changes into chunks as they come (see
+ * {@link CHUNK_CHANGES}, {@link CHUNK_CHARS}): `add` each in counter order, then `close`;
+ * `store` receives each chunk with the counter it is stored under, as soon as it is full.
  */
-export function chunkOutbox(
-  items: readonly { readonly counter: number; readonly text: string }[],
-): { readonly key: number; readonly chunk: OutboxChunk }[] {
-  const chunks: { key: number; chunk: OutboxChunk }[] = []
-  let open: string[] = []
-  let chars = 0
+export function createOutboxChunker(store: (key: number, chunk: OutboxChunk) => void): {
+  add(counter: number, text: string): void
+  close(): void
+} {
+  let open = ''
+  let count = 0
   let first = 0
   let last = 0
   const close = () => {
-    if (open.length === 0) return
-    chunks.push({ key: last, chunk: { first, changes: `[${open.join(',')}]` } })
-    open = []
-    chars = 0
+    if (count === 0) return
+    store(last, { first, changes: `${open}]` })
+    open = ''
+    count = 0
   }
-  for (const { counter, text } of items) {
-    if (open.length === 0) first = counter
-    open.push(text)
-    chars += text.length
-    last = counter
-    if (open.length >= CHUNK_CHANGES || chars >= CHUNK_CHARS) close()
+  return {
+    add(counter, text) {
+      if (count === 0) {
+        first = counter
+        open = `[${text}`
+      } else open += `,${text}`
+      count += 1
+      last = counter
+      if (count >= CHUNK_CHANGES || open.length >= CHUNK_CHARS) close()
+    },
+    close,
   }
-  close()
-  return chunks
 }
 
 /** Deep-freezes what `JSON.parse` just made: nothing in it can be frozen or shared yet. */
 function freezeParsed(value: unknown): void {
   if (typeof value !== 'object' || value === null) return
   if (Array.isArray(value)) {
-    for (const item of value) if (typeof item === 'object') freezeParsed(item)
+    for (let i = 0; i < value.length; i++) {
+      const item: unknown = value[i]
+      if (typeof item === 'object') freezeParsed(item)
+    }
   } else {
     for (const key in value) {
       const item = (value as Record<string, unknown>)[key]
@@ -137,13 +169,20 @@ function corrupt(what: string): ChorusError {
 
 /** A version tuple back as a frozen change of `collection` and `id`. */
 function decodeVersion(collection: string, id: RecordId, tuple: unknown): Change {
-  if (!Array.isArray(tuple) || typeof tuple[0] !== 'string' || typeof tuple[1] !== 'number')
+  if (
+    !Array.isArray(tuple) ||
+    typeof tuple[0] !== 'string' ||
+    typeof tuple[1] !== 'number' ||
+    typeof tuple[2] !== 'string' ||
+    typeof tuple[3] !== 'object' ||
+    tuple[3] === null
+  )
     throw corrupt(`record ${JSON.stringify(id)} of ${JSON.stringify(collection)}`)
   const replica = tuple[0] as ReplicaId
   const stamp = tuple[2] as string
   const hlc = (stamp.includes('@') ? stamp : `${stamp}@${replica}`) as HlcStamp
-  const context = tuple[3] as VersionVector
-  freezeParsed(context)
+  // A version vector holds only numbers: freezing it is freezing it deeply.
+  const context = Object.freeze(tuple[3] as VersionVector)
   let op: Op
   switch (tuple[4]) {
     case 'put': {
@@ -180,15 +219,22 @@ function decodeVersion(collection: string, id: RecordId, tuple: unknown): Change
   return Object.freeze({ collection, id, dot, context, hlc, op })
 }
 
-/** A stored record back as a frozen {@link StoredRecord}. */
-export function decodeRecord(entry: RecordEntry): StoredRecord {
-  const { collection, id } = entry
-  if (typeof entry.versions !== 'string')
-    throw corrupt(`record ${JSON.stringify(id)} of ${JSON.stringify(collection)}`)
-  const tuples = JSON.parse(entry.versions) as unknown[]
+/** A stored record of `collection` (its value `text`) back as a frozen {@link StoredRecord}. */
+export function decodeRecord(collection: string, text: unknown): StoredRecord {
+  const parsed: unknown = typeof text === 'string' ? JSON.parse(text) : undefined
+  if (!Array.isArray(parsed) || typeof parsed[0] !== 'string')
+    throw corrupt(`a record of ${JSON.stringify(collection)}`)
+  const id = parsed[0] as RecordId
   const versions: Change[] = []
-  for (const tuple of tuples) versions.push(decodeVersion(collection, id, tuple))
+  for (let i = 1; i < parsed.length; i++) versions.push(decodeVersion(collection, id, parsed[i]))
   return Object.freeze({ collection, id, state: Object.freeze({ versions: Object.freeze(versions) }) })
+}
+
+/** The collection of a `records` key (see {@link collectionStart}). */
+export function keyCollection(key: IDBValidKey): string {
+  const end = typeof key === 'string' ? key.indexOf('\u0000') : -1
+  if (end < 0) throw corrupt('a record key')
+  return (key as string).slice(0, end)
 }
 
 /** An outbox chunk's changes, frozen, in counter order. */
