@@ -18,7 +18,8 @@
  *    framing included) ÷ the JSON payload of the records: the UTF-8 length of one JSON array
  *    of `{ id, value }`, what a plain REST endpoint would send (≤ 1.15×). The floor: the same
  *    records as JSON pages of 200 through the raw relay to a client that parses them into a
- *    `Map`, or `bulkPut`s each page into Dexie on fake-indexeddb.
+ *    `Map`, or `bulkPut`s each page into Dexie on fake-indexeddb. The replica gets
+ *    fake-indexeddb's `IDBKeyRange` beside its factory, as the Dexie floor does.
  * 2. **latency** — 10 replicas (memory storage), each writing every 10 ms (1,000 writes/s in
  *    total) for `LATENCY_SECONDS` after a warm-up second. Commit-to-visible-everywhere is, per
  *    write, the time from its `put()` resolving (committed locally) to the last of the other 9
@@ -150,6 +151,7 @@ async function chorusInitialSync(relay: HostedRelay, storage: 'memory' | 'indexe
     storage,
     dbName: freshDbName(),
     indexedDB: new IDBFactory(),
+    IDBKeyRange,
     tickMs: 100,
   })
   await replica.synced()
