@@ -9,7 +9,7 @@ import {
   type ReplicaId,
   type SpaceId,
 } from './ids.js'
-import { assertJsonObject, freezeJson, type JsonObject, snapshotJson } from './json.js'
+import { copyJsonObject, freezeJson, type JsonObject } from './json.js'
 import { decodeMessage, encodeMessage } from './protocol/codec.js'
 import { DEFAULT_LIMITS, type ProtocolLimits } from './protocol/messages.js'
 import {
@@ -198,14 +198,14 @@ class Engine implements ReplicaEngine {
   put(collection: string, id: string, value: JsonObject): Promise<Change> {
     return this.#write(collection, id, () => ({
       type: 'put',
-      value: snapshotJson(assertJsonObject(value, 'a put value')),
+      value: copyJsonObject(value, 'a put value'),
     }))
   }
 
   patch(collection: string, id: string, fields: JsonObject): Promise<Change> {
     return this.#write(collection, id, () => ({
       type: 'patch',
-      fields: snapshotJson(assertJsonObject(fields, 'patch fields')),
+      fields: copyJsonObject(fields, 'patch fields'),
     }))
   }
 

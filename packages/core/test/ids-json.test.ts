@@ -15,6 +15,7 @@ import {
 import {
   assertJsonObject,
   canonicalJson,
+  copyJsonObject,
   explainNonJson,
   isJsonObject,
   isJsonValue,
@@ -216,6 +217,63 @@ describe('explainNonJson', () => {
     expect(isJsonObject([])).toBe(false)
     expect(isJsonObject(null)).toBe(false)
     expect(isJsonObject({ a: new Date(0) })).toBe(false)
+  })
+})
+
+describe('copyJsonObject', () => {
+  /** True when `value` and everything inside it is frozen. */
+  function deeplyFrozen(value: unknown): boolean {
+    if (value === null || typeof value !== 'object') return true
+    return Object.isFrozen(value) && Object.values(value).every(deeplyFrozen)
+  }
+
+  it('gives what a JSON round trip gives, deeply frozen, never the caller’s objects', () => {
+    fc.assert(
+      fc.property(jsonArb, (inner) => {
+        const value = { inner, list: [inner] }
+        const copy = copyJsonObject(value, 'the value')
+        expect(copy).toStrictEqual(JSON.parse(JSON.stringify(value)))
+        expect(Object.keys(copy)).toEqual(Object.keys(value))
+        expect(deeplyFrozen(copy)).toBe(true)
+        if (inner !== null && typeof inner === 'object') expect(copy.inner).not.toBe(inner)
+      }),
+      runs,
+    )
+    const bare = Object.create(null) as Record<string, unknown>
+    bare.zero = -0
+    const copy = copyJsonObject({ bare, shared: [bare, bare] }, 'the value')
+    expect(Object.is((copy.bare as { zero: number }).zero, 0)).toBe(true)
+    expect(Object.getPrototypeOf(copy.bare)).toBe(Object.prototype)
+  })
+
+  it('refuses what assertJsonObject refuses, with the same error', () => {
+    class Point {
+      x = 1
+    }
+    const cycle: Record<string, unknown> = {}
+    cycle.self = cycle
+    for (const value of [
+      [1],
+      null,
+      'text',
+      { a: undefined },
+      { n: [1, Number.NaN] },
+      { d: new Date(0) },
+      { p: new Point() },
+      cycle,
+      // biome-ignore lint/suspicious/noSparseArray: the hole is the point of this case
+      { list: [1, , 3] },
+      JSON.parse('{"a":{"__proto__":1}}'),
+      { deep: nested(MAX_JSON_DEPTH) },
+    ]) {
+      const expected = expectChorusError(
+        () => assertJsonObject(value, 'the value'),
+        ErrorCode.InvalidArgument,
+      )
+      const actual = expectChorusError(() => copyJsonObject(value, 'the value'), ErrorCode.InvalidArgument)
+      expect(actual.message).toBe(expected.message)
+    }
+    expect(copyJsonObject(nested(MAX_JSON_DEPTH - 1), 'the value')).toEqual(nested(MAX_JSON_DEPTH - 1))
   })
 })
 
