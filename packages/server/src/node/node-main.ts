@@ -14,6 +14,7 @@ import { ChorusError, ErrorCode, isChorusError } from '@chorus/core'
 import { messageOf } from '../error-message.js'
 import type { NodeMachine } from '../machine.js'
 import { asNodeId, asNodeList } from '../node-id.js'
+import { batchQuorumMessages } from '../quorum/batch.js'
 import { createQuorumConfig, type QuorumConfigInput } from '../quorum/config.js'
 import { createQuorumMachine } from '../quorum/node.js'
 import { createSingleLeaderConfig, type SingleLeaderConfigInput } from '../single-leader/config.js'
@@ -76,6 +77,7 @@ function readConfig(text: string | undefined): NodeProcessConfig {
 async function serve<TState, TInput, TMessage, TReply, TRecord>(
   config: NodeProcessConfig,
   machine: NodeMachine<TState, TInput, TMessage, TReply, TRecord>,
+  batchMessages?: (messages: readonly TMessage[]) => readonly TMessage[],
 ): Promise<void> {
   const id = asNodeId(config.id)
   const nodes = asNodeList(config.nodes, 'nodes')
@@ -87,6 +89,7 @@ async function serve<TState, TInput, TMessage, TReply, TRecord>(
     storage,
     tickMs: config.tickMs,
     seed: `${config.seed}:${id}`,
+    ...(batchMessages === undefined ? {} : { batchMessages }),
   })
   const ports = await runtime.start()
   process.stdout.write(`${JSON.stringify({ event: 'listening', node: id, ...ports })}\n`)
@@ -124,6 +127,7 @@ try {
     await serve(
       config,
       createQuorumMachine(config.id, createQuorumConfig(settings as unknown as QuorumConfigInput)),
+      batchQuorumMessages,
     )
   }
 } catch (error) {
