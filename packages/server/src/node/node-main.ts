@@ -3,8 +3,9 @@
  *
  * The config is `{ "design": "single-leader" | "quorum", "id": "n1", "nodes": ["n1", …],
  * "data": "<SQLite file>", "settings"?: { …the design's config without nodes }, "tickMs"?: 10,
- * "seed"?: 1, "fsync"?: true }` (`fsync: false` opens the SQLite file with
- * `synchronous = OFF`). The node binds 127.0.0.1 on free ports and prints one line,
+ * "seed"?: 1, "fsync"?: true, "storageThread"?: false }` (`fsync: false` opens the SQLite file
+ * with `synchronous = OFF`; `storageThread: true` commits on a worker thread, `WorkerNodeStorage`,
+ * instead of blocking the event loop with `SqliteNodeStorage`). The node binds 127.0.0.1 on free ports and prints one line,
  * `{"event":"listening","node":…,"peerPort":…,"httpPort":…}`; its peers' addresses arrive
  * later through `POST /control/peers`. SIGTERM or SIGINT stops it cleanly, and so does the end
  * of the process that started it (checked twice a second); a bad config
@@ -21,6 +22,7 @@ import { createSingleLeaderConfig, type SingleLeaderConfigInput } from '../singl
 import { createSingleLeaderMachine } from '../single-leader/node.js'
 import { NodeRuntime } from './node-runtime.js'
 import { SqliteNodeStorage } from './sqlite-node-storage.js'
+import { WorkerNodeStorage } from './worker-node-storage.js'
 
 interface NodeProcessConfig {
   readonly design: 'single-leader' | 'quorum'
@@ -31,6 +33,7 @@ interface NodeProcessConfig {
   readonly tickMs: number
   readonly seed: number
   readonly fsync: boolean
+  readonly storageThread: boolean
 }
 
 function readConfig(text: string | undefined): NodeProcessConfig {
@@ -62,6 +65,8 @@ function readConfig(text: string | undefined): NodeProcessConfig {
   if (typeof seed !== 'number' || !Number.isSafeInteger(seed)) fail('seed must be an integer')
   const fsync = fields.fsync ?? true
   if (typeof fsync !== 'boolean') fail('fsync must be true or false')
+  const storageThread = fields.storageThread ?? false
+  if (typeof storageThread !== 'boolean') fail('storageThread must be true or false')
   return {
     design: design as NodeProcessConfig['design'],
     id: fields.id as string,
@@ -71,6 +76,7 @@ function readConfig(text: string | undefined): NodeProcessConfig {
     tickMs: tickMs as number,
     seed: seed as number,
     fsync: fsync as boolean,
+    storageThread: storageThread as boolean,
   }
 }
 
@@ -81,7 +87,9 @@ async function serve<TState, TInput, TMessage, TReply, TRecord>(
 ): Promise<void> {
   const id = asNodeId(config.id)
   const nodes = asNodeList(config.nodes, 'nodes')
-  const storage = new SqliteNodeStorage<TRecord>(config.data, { fsync: config.fsync })
+  const storage = config.storageThread
+    ? await WorkerNodeStorage.open<TRecord>(config.data, { fsync: config.fsync })
+    : new SqliteNodeStorage<TRecord>(config.data, { fsync: config.fsync })
   const runtime = new NodeRuntime({
     id,
     nodes,
@@ -97,13 +105,13 @@ async function serve<TState, TInput, TMessage, TReply, TRecord>(
   const stop = () => {
     if (stopping) return
     stopping = true
-    runtime.stop().then(
-      () => {
-        storage.close()
-        process.exit(0)
-      },
-      () => process.exit(1),
-    )
+    runtime
+      .stop()
+      .then(() => storage.close())
+      .then(
+        () => process.exit(0),
+        () => process.exit(1),
+      )
   }
   process.once('SIGTERM', stop)
   process.once('SIGINT', stop)
