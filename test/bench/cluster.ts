@@ -38,7 +38,9 @@
  * about 2 minutes); it prints a table and writes `test/bench/results/cluster.json`.
  * `WINDOW_MS=…` changes the timed window per writer count (default 2500); `MODES=async,quorum`
  * runs only the modes named and `FSYNC=on` (or `off`) only that setting (goals whose rows were
- * not run are left out).
+ * not run are left out); `STORAGE_THREAD=1` makes the nodes commit on a worker thread
+ * (`WorkerNodeStorage`) instead of blocking their event loop (storage wait % then counts the
+ * time the event loop waited for the worker's answer, while it kept taking inputs).
  */
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { availableParallelism, cpus, tmpdir, totalmem } from 'node:os'
@@ -81,6 +83,8 @@ const ALL_MODES: readonly Mode[] = [
 const MODES = ALL_MODES.filter(
   (mode) => process.env.MODES === undefined || process.env.MODES.split(',').includes(mode.name),
 )
+/** `STORAGE_THREAD=1`: the nodes commit on a worker thread (`WorkerNodeStorage`). */
+const STORAGE_THREAD = process.env.STORAGE_THREAD === '1'
 const FSYNC = [true, false].filter(
   (fsync) => process.env.FSYNC === undefined || process.env.FSYNC === (fsync ? 'on' : 'off'),
 )
@@ -130,6 +134,7 @@ async function main(): Promise<void> {
         settings: mode.settings,
         dataDir: dir,
         fsync,
+        storageThread: STORAGE_THREAD,
       })
       try {
         const route = await ready(cluster, mode)
@@ -182,6 +187,7 @@ async function main(): Promise<void> {
           node: process.version,
         },
         windowMs: WINDOW_MS,
+        storageThread: STORAGE_THREAD,
         durationS: Math.round((performance.now() - started) / 1_000),
         rows,
         goals,
