@@ -238,4 +238,52 @@ describe('a quorum cluster of real processes on loopback', () => {
       rmSync(dir, { recursive: true, force: true })
     }
   }, 60_000)
+  it('commits on worker threads: concurrent puts, batched to the replicas, are all acknowledged and read back', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'chorus-loopback-thread-'))
+    const quorum = await LoopbackCluster.start({
+      design: 'quorum',
+      nodes,
+      settings: { replicas: 3, writeQuorum: 2, readQuorum: 2 },
+      dataDir: dir,
+      storageThread: true,
+    })
+    try {
+      // Until the nodes have heard from each other they believe their peers down; each status
+      // call is a round trip, so asking again paces itself.
+      const upEverywhere = async () => {
+        for (const id of nodes) {
+          const body = (await quorum.status(id)).body as { status: { up: string[] } }
+          if (body.status.up.length < nodes.length - 1) return false
+        }
+        return true
+      }
+      let up = false
+      for (let attempt = 0; attempt < 2_000 && !up; attempt++) up = await upEverywhere()
+      expect(up).toBe(true)
+      const puts = await Promise.all(
+        Array.from({ length: 60 }, (_, i) =>
+          quorum.request(nodes[i % 3] as string, { type: 'put', id: `p${i}`, key: `k${i}`, value: i }),
+        ),
+      )
+      for (const put of puts) expect(put.body).toMatchObject({ type: 'put-ok' })
+      for (let i = 0; i < 60; i++) {
+        const get = await quorum.request(nodes[(i + 1) % 3] as string, {
+          type: 'get',
+          id: `g${i}`,
+          key: `k${i}`,
+        })
+        expect(get.body).toMatchObject({ type: 'get-ok', value: i })
+      }
+      const stats = await Promise.all(
+        nodes.map(
+          async (id) =>
+            (await quorum.call(id, 'GET', '/control/stats')).body as { runtime: { commits: number } },
+        ),
+      )
+      for (const node of stats) expect(node.runtime.commits).toBeGreaterThan(0)
+    } finally {
+      await quorum.stop()
+      rmSync(dir, { recursive: true, force: true })
+    }
+  }, 60_000)
 })

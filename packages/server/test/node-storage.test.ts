@@ -4,6 +4,7 @@ import { join } from 'node:path'
 import { afterAll } from 'vitest'
 import { MemoryNodeStorage } from '../src/memory-node-storage.js'
 import { SqliteNodeStorage } from '../src/node/sqlite-node-storage.js'
+import { WorkerNodeStorage } from '../src/node/worker-node-storage.js'
 import { runNodeStorageConformance, type TestRecord } from './support/node-storage-conformance.js'
 
 const scratch = mkdtempSync(join(tmpdir(), 'chorus-node-storage-'))
@@ -28,6 +29,24 @@ runNodeStorageConformance('SqliteNodeStorage (real files)', async () => {
     },
     cleanup: async () => {
       for (const handle of handles) handle.close()
+      for (const suffix of ['', '-wal', '-shm']) rmSync(`${path}${suffix}`, { force: true })
+    },
+  }
+})
+
+runNodeStorageConformance('WorkerNodeStorage (real files, a worker thread)', async () => {
+  const path = join(scratch, `conformance-${++files}.sqlite`)
+  const handles = [await WorkerNodeStorage.open<TestRecord>(path)]
+  return {
+    storage: handles[0] as WorkerNodeStorage<TestRecord>,
+    reopen: async () => {
+      for (const handle of handles) await handle.close()
+      const next = await WorkerNodeStorage.open<TestRecord>(path)
+      handles.push(next)
+      return next
+    },
+    cleanup: async () => {
+      for (const handle of handles) await handle.close()
       for (const suffix of ['', '-wal', '-shm']) rmSync(`${path}${suffix}`, { force: true })
     },
   }

@@ -138,69 +138,77 @@ describe('SqliteNodeStorage', () => {
     }
   })
 
-  it('keeps every acknowledged append when its process is killed with SIGKILL mid-stream', async () => {
-    const path = freshPath()
-    const child = spawn(
-      process.execPath,
-      [
-        '--import',
-        'tsx',
-        '--conditions=@chorus/source',
-        'packages/server/test/fixtures/node-storage-writer.ts',
-        path,
-        '1000000',
-      ],
-      { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] },
-    )
-    const exit = new Promise<NodeJS.Signals | null>((done) =>
-      child.once('exit', (_code, signal) => done(signal)),
-    )
-    let stderr = ''
-    child.stderr.on('data', (chunk: Buffer) => {
-      stderr += String(chunk)
-    })
-    const acknowledged = await new Promise<number>((done, fail) => {
-      let highest = 0
-      let partial = ''
-      const timer = setTimeout(() => {
-        child.kill('SIGKILL')
-        fail(new Error(`the writer acknowledged only ${highest} appends in 20 s; stderr: ${stderr}`))
-      }, 20_000)
-      child.stdout.on('data', (chunk: Buffer) => {
-        const lines = (partial + String(chunk)).split('\n')
-        partial = lines.pop() ?? ''
-        for (const line of lines) {
-          const match = /^appended (\d+)$/.exec(line)
-          if (match !== null) highest = Math.max(highest, Number(match[1]))
-        }
-        if (highest >= 300) {
-          clearTimeout(timer)
+  it.each([
+    ['on the event loop', 'direct'],
+    ['on a worker thread (WorkerNodeStorage)', 'worker'],
+  ])(
+    'keeps every acknowledged append when its process is killed with SIGKILL mid-stream, committing %s',
+    async (_, kind) => {
+      const path = freshPath()
+      const child = spawn(
+        process.execPath,
+        [
+          '--import',
+          'tsx',
+          '--conditions=@chorus/source',
+          'packages/server/test/fixtures/node-storage-writer.ts',
+          path,
+          '1000000',
+          kind,
+        ],
+        { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] },
+      )
+      const exit = new Promise<NodeJS.Signals | null>((done) =>
+        child.once('exit', (_code, signal) => done(signal)),
+      )
+      let stderr = ''
+      child.stderr.on('data', (chunk: Buffer) => {
+        stderr += String(chunk)
+      })
+      const acknowledged = await new Promise<number>((done, fail) => {
+        let highest = 0
+        let partial = ''
+        const timer = setTimeout(() => {
           child.kill('SIGKILL')
-          done(highest)
-        }
+          fail(new Error(`the writer acknowledged only ${highest} appends in 20 s; stderr: ${stderr}`))
+        }, 20_000)
+        child.stdout.on('data', (chunk: Buffer) => {
+          const lines = (partial + String(chunk)).split('\n')
+          partial = lines.pop() ?? ''
+          for (const line of lines) {
+            const match = /^appended (\d+)$/.exec(line)
+            if (match !== null) highest = Math.max(highest, Number(match[1]))
+          }
+          if (highest >= 300) {
+            clearTimeout(timer)
+            child.kill('SIGKILL')
+            done(highest)
+          }
+        })
+        child.once('exit', (code) => {
+          clearTimeout(timer)
+          if (highest < 300)
+            fail(new Error(`the writer exited (${code}) after ${highest} appends; stderr: ${stderr}`))
+        })
       })
-      child.once('exit', (code) => {
-        clearTimeout(timer)
-        if (highest < 300)
-          fail(new Error(`the writer exited (${code}) after ${highest} appends; stderr: ${stderr}`))
-      })
-    })
-    expect(await exit).toBe('SIGKILL')
+      expect(await exit).toBe('SIGKILL')
 
-    const storage = new SqliteNodeStorage<TestRecord>(path)
-    try {
-      const numbers = (await storage.load()).map((record) => record.n)
-      // Every acknowledged append is there, in order, with nothing half-written after it.
-      expect(numbers.length).toBeGreaterThanOrEqual(acknowledged)
-      expect(numbers).toEqual(Array.from({ length: numbers.length }, (_, i) => i + 1))
-      expect(storage.epoch).toBe(1)
-      expect(await storage.append([{ type: 'entry', n: 0 }], 0)).toEqual({
-        ok: false,
-        reason: 'fenced',
-        epoch: 1,
-      })
-    } finally {
-      storage.close()
-    }
-  }, 30_000)
+      const storage = new SqliteNodeStorage<TestRecord>(path)
+      try {
+        const numbers = (await storage.load()).map((record) => record.n)
+        // Every acknowledged append is there, in order, with nothing half-written after it.
+        expect(numbers.length).toBeGreaterThanOrEqual(acknowledged)
+        expect(numbers).toEqual(Array.from({ length: numbers.length }, (_, i) => i + 1))
+        expect(storage.epoch).toBe(1)
+        expect(await storage.append([{ type: 'entry', n: 0 }], 0)).toEqual({
+          ok: false,
+          reason: 'fenced',
+          epoch: 1,
+        })
+      } finally {
+        storage.close()
+      }
+    },
+    30_000,
+  )
 })

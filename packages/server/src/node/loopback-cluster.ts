@@ -17,6 +17,8 @@ export interface LoopbackClusterOptions {
   readonly seed?: number
   /** Fsync every commit (default true); false opens the nodes' files with `synchronous = OFF`. */
   readonly fsync?: boolean
+  /** Commit on a worker thread of each node (`WorkerNodeStorage`) instead of its event loop (default false). */
+  readonly storageThread?: boolean
   /** Extra Node.js flags for every node process (for example `--cpu-prof` to profile them). */
   readonly execArgv?: readonly string[]
   /** How long a node may take to print its ports (default 20000 ms). */
@@ -230,6 +232,7 @@ export class LoopbackCluster {
       tickMs: options.tickMs ?? 10,
       seed: options.seed ?? 1,
       fsync: options.fsync ?? true,
+      storageThread: options.storageThread ?? false,
     }
     const fromSource = import.meta.url.endsWith('.ts')
     const main = fileURLToPath(new URL(fromSource ? './node-main.ts' : './node-main.js', import.meta.url))

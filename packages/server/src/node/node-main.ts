@@ -3,8 +3,9 @@
  *
  * The config is `{ "design": "single-leader" | "quorum", "id": "n1", "nodes": ["n1", …],
  * "data": "<SQLite file>", "settings"?: { …the design's config without nodes }, "tickMs"?: 10,
- * "seed"?: 1, "fsync"?: true }` (`fsync: false` opens the SQLite file with
- * `synchronous = OFF`). The node binds 127.0.0.1 on free ports and prints one line,
+ * "seed"?: 1, "fsync"?: true, "storageThread"?: false }` (`fsync: false` opens the SQLite file
+ * with `synchronous = OFF`; `storageThread: true` commits on a worker thread, `WorkerNodeStorage`,
+ * instead of blocking the event loop with `SqliteNodeStorage`). The node binds 127.0.0.1 on free ports and prints one line,
  * `{"event":"listening","node":…,"peerPort":…,"httpPort":…}`; its peers' addresses arrive
  * later through `POST /control/peers`. SIGTERM or SIGINT stops it cleanly, and so does the end
  * of the process that started it (checked twice a second); a bad config
@@ -14,12 +15,14 @@ import { ChorusError, ErrorCode, isChorusError } from '@chorus/core'
 import { messageOf } from '../error-message.js'
 import type { NodeMachine } from '../machine.js'
 import { asNodeId, asNodeList } from '../node-id.js'
+import { batchQuorumMessages } from '../quorum/batch.js'
 import { createQuorumConfig, type QuorumConfigInput } from '../quorum/config.js'
 import { createQuorumMachine } from '../quorum/node.js'
 import { createSingleLeaderConfig, type SingleLeaderConfigInput } from '../single-leader/config.js'
 import { createSingleLeaderMachine } from '../single-leader/node.js'
 import { NodeRuntime } from './node-runtime.js'
 import { SqliteNodeStorage } from './sqlite-node-storage.js'
+import { WorkerNodeStorage } from './worker-node-storage.js'
 
 interface NodeProcessConfig {
   readonly design: 'single-leader' | 'quorum'
@@ -30,6 +33,7 @@ interface NodeProcessConfig {
   readonly tickMs: number
   readonly seed: number
   readonly fsync: boolean
+  readonly storageThread: boolean
 }
 
 function readConfig(text: string | undefined): NodeProcessConfig {
@@ -61,6 +65,8 @@ function readConfig(text: string | undefined): NodeProcessConfig {
   if (typeof seed !== 'number' || !Number.isSafeInteger(seed)) fail('seed must be an integer')
   const fsync = fields.fsync ?? true
   if (typeof fsync !== 'boolean') fail('fsync must be true or false')
+  const storageThread = fields.storageThread ?? false
+  if (typeof storageThread !== 'boolean') fail('storageThread must be true or false')
   return {
     design: design as NodeProcessConfig['design'],
     id: fields.id as string,
@@ -70,16 +76,20 @@ function readConfig(text: string | undefined): NodeProcessConfig {
     tickMs: tickMs as number,
     seed: seed as number,
     fsync: fsync as boolean,
+    storageThread: storageThread as boolean,
   }
 }
 
 async function serve<TState, TInput, TMessage, TReply, TRecord>(
   config: NodeProcessConfig,
   machine: NodeMachine<TState, TInput, TMessage, TReply, TRecord>,
+  batchMessages?: (messages: readonly TMessage[]) => readonly TMessage[],
 ): Promise<void> {
   const id = asNodeId(config.id)
   const nodes = asNodeList(config.nodes, 'nodes')
-  const storage = new SqliteNodeStorage<TRecord>(config.data, { fsync: config.fsync })
+  const storage = config.storageThread
+    ? await WorkerNodeStorage.open<TRecord>(config.data, { fsync: config.fsync })
+    : new SqliteNodeStorage<TRecord>(config.data, { fsync: config.fsync })
   const runtime = new NodeRuntime({
     id,
     nodes,
@@ -87,6 +97,7 @@ async function serve<TState, TInput, TMessage, TReply, TRecord>(
     storage,
     tickMs: config.tickMs,
     seed: `${config.seed}:${id}`,
+    ...(batchMessages === undefined ? {} : { batchMessages }),
   })
   const ports = await runtime.start()
   process.stdout.write(`${JSON.stringify({ event: 'listening', node: id, ...ports })}\n`)
@@ -94,13 +105,13 @@ async function serve<TState, TInput, TMessage, TReply, TRecord>(
   const stop = () => {
     if (stopping) return
     stopping = true
-    runtime.stop().then(
-      () => {
-        storage.close()
-        process.exit(0)
-      },
-      () => process.exit(1),
-    )
+    runtime
+      .stop()
+      .then(() => storage.close())
+      .then(
+        () => process.exit(0),
+        () => process.exit(1),
+      )
   }
   process.once('SIGTERM', stop)
   process.once('SIGINT', stop)
@@ -124,6 +135,7 @@ try {
     await serve(
       config,
       createQuorumMachine(config.id, createQuorumConfig(settings as unknown as QuorumConfigInput)),
+      batchQuorumMessages,
     )
   }
 } catch (error) {

@@ -26,6 +26,13 @@ export interface NodeRuntimeOptions<TState, TInput, TMessage, TReply, TRecord> {
   readonly requestTimeoutMs?: number
   /** The clock (default `Date.now`): the only source of time the machine sees. */
   readonly now?: () => number
+  /**
+   * Joins the messages for one peer that a batch of inputs produced into fewer (the quorum
+   * design's `batchQuorumMessages`); called with them in order, just before they are sent.
+   * The receiver must handle what it returns as it would the messages given. Without it every
+   * message travels as its own frame.
+   */
+  readonly batchMessages?: (messages: readonly TMessage[]) => readonly TMessage[]
 }
 
 /** Counters of a {@link NodeRuntime}. */
@@ -251,6 +258,7 @@ export class NodeRuntime<TState, TInput, TMessage, TReply, TRecord> {
     if (before === null || storage.appendAll === undefined) return
     let state: TState = before
     const appends: PendingAppend<TRecord>[] = []
+    const early: Exclude<NodeEffect<TMessage, TReply, TRecord>, { type: 'persist' }>[] = []
     const effects: Exclude<NodeEffect<TMessage, TReply, TRecord>, { type: 'persist' }>[] = []
     const stepped: { readonly input: TInput; readonly source: InputSource }[] = []
     for (const item of inputs) {
@@ -265,10 +273,11 @@ export class NodeRuntime<TState, TInput, TMessage, TReply, TRecord> {
       state = result.state
       for (const effect of result.effects) {
         if (effect.type === 'persist') appends.push({ records: effect.records, epoch: effect.epoch })
-        else if (appends.length === 0) this.perform(effect)
+        else if (appends.length === 0) early.push(effect)
         else effects.push(effect)
       }
     }
+    this.performAll(early)
     if (appends.length > 0) {
       this.transport.flush()
       const started = performance.now()
@@ -288,7 +297,34 @@ export class NodeRuntime<TState, TInput, TMessage, TReply, TRecord> {
     }
     this.counters.steps += stepped.length
     this.state = state
-    for (const effect of effects) this.perform(effect)
+    this.performAll(effects)
+  }
+
+  /**
+   * Performs a batch's effects: replies in order, and the messages for each peer in order,
+   * joined by `batchMessages` when the design offers it.
+   */
+  private performAll(
+    effects: readonly Exclude<NodeEffect<TMessage, TReply, TRecord>, { type: 'persist' }>[],
+  ) {
+    const batch = this.options.batchMessages
+    if (batch === undefined) {
+      for (const effect of effects) this.perform(effect)
+      return
+    }
+    const byPeer = new Map<NodeId, TMessage[]>()
+    for (const effect of effects) {
+      if (effect.type === 'reply') this.answer(effect.client, effect.reply)
+      else {
+        const list = byPeer.get(effect.to)
+        if (list === undefined) byPeer.set(effect.to, [effect.message])
+        else list.push(effect.message)
+      }
+    }
+    for (const [to, messages] of byPeer) {
+      const joined = messages.length === 1 ? messages : batch(messages)
+      for (const message of joined) this.sendToPeer(to, JSON.stringify(message))
+    }
   }
 
   private perform(effect: Exclude<NodeEffect<TMessage, TReply, TRecord>, { type: 'persist' }>): void {

@@ -33,6 +33,13 @@ export type QuorumMessage =
       readonly hintFor: NodeId | null
     }
   | { readonly type: 'stored'; readonly op: string }
+  /**
+   * Several `store`s at once: what a coordinator sends one replica for the puts of one batch
+   * of its inputs (see {@link batchQuorumMessages}). Each item is handled as its own `store`.
+   */
+  | { readonly type: 'store-batch'; readonly items: readonly StoreItem[] }
+  /** Several `stored`s at once: a replica's answer to the stores of one batch of its inputs. */
+  | { readonly type: 'stored-batch'; readonly ops: readonly string[] }
   | { readonly type: 'fetch'; readonly op: string; readonly key: string }
   | {
       readonly type: 'fetched'
@@ -81,12 +88,17 @@ export type QuorumMessage =
       readonly want: readonly string[]
     }
 
+/** One put's `store`, as an item of a `store-batch`. */
+export type StoreItem = Omit<Extract<QuorumMessage, { type: 'store' }>, 'type'>
+
 /** The `type` of every {@link QuorumMessage}. */
 export const quorumMessageTypes = [
   'coordinate',
   'coordinated',
   'store',
   'stored',
+  'store-batch',
+  'stored-batch',
   'fetch',
   'fetched',
   'repair',

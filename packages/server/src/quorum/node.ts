@@ -4,13 +4,14 @@ import { handleDigests, handleSync, handleTree, startAntiEntropy } from './anti-
 import type { QuorumConfig } from './config.js'
 import { expireRequests, handleFetched, handleGet, handleRepaired } from './coordinator.js'
 import type { QuorumInput, QuorumMessage, QuorumRecord, QuorumReply, QuorumRequest } from './messages.js'
-import { handleCoordinate, handleCoordinated, handlePut, handleStored } from './put.js'
+import { handleCoordinate, handleCoordinated, handlePut, handleStored, handleStoredBatch } from './put.js'
 import {
   handleFetch,
   handleHandoff,
   handleHandoffAck,
   handleRepair,
   handleStore,
+  handleStoreBatch,
   offerHints,
 } from './replica.js'
 import {
@@ -102,6 +103,10 @@ function message(
       return handleStore(state, out, from, message, now)
     case 'stored':
       return handleStored(state, out, from, message.op)
+    case 'store-batch':
+      return handleStoreBatch(state, out, from, message, now)
+    case 'stored-batch':
+      return handleStoredBatch(state, out, from, message.ops)
     case 'fetch':
       return handleFetch(state, out, from, message)
     case 'fetched':

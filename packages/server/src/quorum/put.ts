@@ -100,6 +100,18 @@ export function handleStored(state: QuorumState, out: QuorumOut, from: NodeId, o
   return finishPut(withPending(state, op, updated), out, op, updated)
 }
 
+/** A replica stored the puts of a `stored-batch`: each counts as its own `stored`. */
+export function handleStoredBatch(
+  state: QuorumState,
+  out: QuorumOut,
+  from: NodeId,
+  ops: readonly string[],
+): QuorumState {
+  let next = state
+  for (const op of ops) next = handleStored(next, out, from, op)
+  return next
+}
+
 /** Answers a put to whoever asked: the client, or the node that handed it over. */
 export function answer(out: QuorumOut, client: string, origin: PutOrigin, reply: PutReply): void {
   if (origin.kind === 'client') out.push({ type: 'reply', client, reply })

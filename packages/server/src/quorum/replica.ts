@@ -1,5 +1,5 @@
 import type { NodeId } from '../node-id.js'
-import type { QuorumMessage } from './messages.js'
+import type { QuorumMessage, QuorumRecord, StoreItem } from './messages.js'
 import {
   believedUp,
   bumpStat,
@@ -29,19 +29,41 @@ export function handleStore(
   message: Extract<QuorumMessage, { type: 'store' }>,
   now: number,
 ): QuorumState {
-  const next =
-    message.hintFor === null || message.hintFor === state.id
-      ? storeVersions(state, out, message.key, message.versions, now).state
-      : storeHint(
-          state,
-          out,
-          `${message.op}:${message.hintFor}`,
-          message.hintFor,
-          message.key,
-          message.versions,
-        )
+  const next = storeItem(state, out, message, now)
   out.push({ type: 'send', to: from, message: { type: 'stored', op: message.op } })
   return next
+}
+
+/**
+ * A coordinator's stores of one batch: each item is stored as a `store` would be, their records
+ * go to the disk as one `persist`, and one `stored-batch` acknowledges them all after it.
+ */
+export function handleStoreBatch(
+  state: QuorumState,
+  out: QuorumOut,
+  from: NodeId,
+  message: Extract<QuorumMessage, { type: 'store-batch' }>,
+  now: number,
+): QuorumState {
+  const effects: QuorumOut = []
+  let next = state
+  for (const item of message.items) next = storeItem(next, effects, item, now)
+  const records: QuorumRecord[] = []
+  for (const effect of effects) if (effect.type === 'persist') records.push(...effect.records)
+  if (records.length > 0) out.push({ type: 'persist', records, epoch: null })
+  out.push({
+    type: 'send',
+    to: from,
+    message: { type: 'stored-batch', ops: message.items.map((item) => item.op) },
+  })
+  return next
+}
+
+/** Stores one put's sibling set, or keeps it as a hint for its `hintFor` home node. */
+function storeItem(state: QuorumState, out: QuorumOut, item: StoreItem, now: number): QuorumState {
+  return item.hintFor === null || item.hintFor === state.id
+    ? storeVersions(state, out, item.key, item.versions, now).state
+    : storeHint(state, out, `${item.op}:${item.hintFor}`, item.hintFor, item.key, item.versions)
 }
 
 /** Keeps a put's sibling set as a hint for `home` (idempotent by hint id). */

@@ -9,6 +9,7 @@ import {
   idAt,
   invalid,
   keyAt,
+  MAX_ID_LENGTH,
   nodeOrNullAt,
   objectAt,
   own,
@@ -20,6 +21,7 @@ import {
   valueAt,
   vectorAt,
 } from '../wire.js'
+import { MAX_MESSAGE_BATCH } from './batch.js'
 import type { ReadRepairMode } from './config.js'
 import {
   type PutReply,
@@ -60,6 +62,30 @@ export function readQuorumMessage(value: unknown, path: string): QuorumMessage {
         key: key(),
         versions: arrayAt(fields, 'versions', path, readVersion),
         hintFor: nodeOrNullAt(fields, 'hintFor', path),
+      }
+    case 'store-batch':
+      return {
+        type,
+        items: arrayAt(
+          fields,
+          'items',
+          path,
+          (item, itemPath) => {
+            const entry = objectAt(item, itemPath)
+            return {
+              op: idAt(entry, 'op', itemPath),
+              key: keyAt(entry, 'key', itemPath),
+              versions: arrayAt(entry, 'versions', itemPath, readVersion),
+              hintFor: nodeOrNullAt(entry, 'hintFor', itemPath),
+            }
+          },
+          MAX_MESSAGE_BATCH,
+        ),
+      }
+    case 'stored-batch':
+      return {
+        type,
+        ops: arrayAt(fields, 'ops', path, opOf, MAX_MESSAGE_BATCH),
       }
     case 'stored':
     case 'repaired':
@@ -223,6 +249,12 @@ function optionalBoolean(fields: Fields, key: string, path: string): boolean | n
   const value = own(fields, key)
   if (value === undefined || value === null) return null
   if (typeof value !== 'boolean') invalid(`${path}.${key}`, 'a boolean or null', value)
+  return value
+}
+
+function opOf(value: unknown, path: string): string {
+  if (typeof value !== 'string' || value.length === 0 || value.length > MAX_ID_LENGTH)
+    invalid(path, `a non-empty string of at most ${MAX_ID_LENGTH} characters`, value)
   return value
 }
 
