@@ -39,7 +39,7 @@ function failure(id: number, error: unknown): WorkerReply {
   }
 }
 
-async function answer(request: WorkerRequest): Promise<unknown> {
+async function answer(request: Exclude<WorkerRequest, { op: 'close' }>): Promise<unknown> {
   switch (request.op) {
     case 'loadSpace':
       return store.loadSpace(request.space)
@@ -69,18 +69,24 @@ async function answer(request: WorkerRequest): Promise<unknown> {
     case 'injectFault':
       faults.add(request.write)
       return undefined
-    case 'close':
-      return store.close()
   }
 }
 
+/** Requests answered but not yet settled (a first-seen acknowledgement waits a turn): `close` lets them finish. */
+const inFlight = new Set<Promise<unknown>>()
+
 port.on('message', (request: WorkerRequest) => {
-  answer(request).then(
+  const answering =
+    request.op === 'close' ? Promise.allSettled(inFlight).then(() => store.close()) : answer(request)
+  inFlight.add(answering)
+  answering.then(
     (value) => {
+      inFlight.delete(answering)
       port.postMessage({ id: request.id, ok: true, value } satisfies WorkerReply)
       if (request.op === 'close') port.close()
     },
     (error: unknown) => {
+      inFlight.delete(answering)
       port.postMessage(failure(request.id, error))
       if (request.op === 'close') port.close()
     },
