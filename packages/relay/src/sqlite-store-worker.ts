@@ -54,6 +54,10 @@ async function answer(request: Exclude<WorkerRequest, { op: 'close' }>): Promise
       return store.readSnapshotJson(request.space, request.afterKey, request.limit)
     case 'noteAck':
       return store.noteAck(request.space, request.replica, request.position, request.now)
+    case 'noteAcks':
+      return Promise.all(
+        request.acks.map((ack) => store.noteAck(ack.space, ack.replica, ack.position, ack.now)),
+      )
     case 'flushAcks':
       return store.flushAcks()
     case 'compact':

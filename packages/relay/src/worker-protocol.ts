@@ -1,6 +1,14 @@
 import type { ErrorCode, ReplicaId, SpaceId } from '@chorus/core'
 import type { SqliteWrite } from './sqlite-relay-store.js'
 
+/** One replica's acknowledged position in a space, at time `now`. */
+export interface AckUpdate {
+  readonly space: SpaceId
+  readonly replica: ReplicaId
+  readonly position: number
+  readonly now: number
+}
+
 /** What the SQLite worker is started with (`workerData`). */
 export interface WorkerStart {
   /** The module the bootstrap imports: the worker's own code, `.ts` from source or `.js` from dist. */
@@ -38,6 +46,8 @@ export type WorkerRequest = { readonly id: number } & (
       readonly position: number
       readonly now: number
     }
+  /** Acknowledgements of replicas the store already tracks, buffered on the main thread. */
+  | { readonly op: 'noteAcks'; readonly acks: readonly AckUpdate[] }
   | { readonly op: 'flushAcks' }
   | { readonly op: 'compact'; readonly space: SpaceId; readonly now: number; readonly horizonMs: number }
   | { readonly op: 'listSpaces' }

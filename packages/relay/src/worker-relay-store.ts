@@ -11,7 +11,7 @@ import {
 } from '@chorus/core'
 import type { CompactOptions, CompactResult, RelayStore, RelayStoreStats } from './relay-store.js'
 import type { SqliteWrite } from './sqlite-relay-store.js'
-import type { WorkerReply, WorkerRequest, WorkerStart } from './worker-protocol.js'
+import type { AckUpdate, WorkerReply, WorkerRequest, WorkerStart } from './worker-protocol.js'
 
 /** The monorepo's export condition that resolves workspace packages to their TypeScript source. */
 const SOURCE_CONDITION = '--conditions=@chorus/source'
@@ -24,6 +24,10 @@ type Request = WorkerRequest extends infer TRequest
 
 /** How many log entries {@link WorkerRelayStore} keeps for readers that trail the hub's memory. */
 export const LOG_CACHE_ENTRIES = 8192
+
+function ackKey(space: SpaceId, replica: ReplicaId): string {
+  return `${space}\u0000${replica}`
+}
 
 function logKey(space: SpaceId, seq: number): string {
   return `${seq}\u0000${space}`
@@ -72,6 +76,13 @@ export class WorkerRelayStore implements RelayStore {
   readonly #pending = new Map<number, Pending>()
   /** Log entries read, by `logKey`, oldest first. */
   readonly #log = new Map<string, LogEntry>()
+  /** Replicas (by `ackKey`) whose first acknowledgement the worker has written. */
+  readonly #knownAcks = new Set<string>()
+  /** Acknowledgements of known replicas not yet posted, by `ackKey`. */
+  readonly #pendingAcks = new Map<string, AckUpdate>()
+  #acksScheduled = false
+  /** Why buffered acknowledgements were lost, for the next `flushAcks`. */
+  #ackFailure: unknown = null
   /** Log reads on their way, by their arguments: callers asking the same share one. */
   readonly #reads = new Map<string, Promise<LogEntry[]>>()
   #nextId = 1
@@ -177,21 +188,56 @@ export class WorkerRelayStore implements RelayStore {
     return JSON.parse(page) as { changes: Change[]; nextKey: string | null }
   }
 
+  /**
+   * A replica seen for the first time goes to the worker at once and resolves once it is
+   * written durably. The acknowledgements of replicas the store already tracks are buffered
+   * here, as the worker would buffer them, and go to it together, one message for all of
+   * them, ahead of the next request (or after the frames already read): a busy space
+   * acknowledges thousands of times a second.
+   */
   async noteAck(space: SpaceId, replica: ReplicaId, position: number, now: number): Promise<void> {
+    if (!Number.isSafeInteger(position) || position < 0) {
+      throw new ChorusError(
+        ErrorCode.InvalidArgument,
+        `an acknowledged position must be ≥ 0, got ${position}`,
+      )
+    }
+    const key = ackKey(space, replica)
+    if (this.#closing === null && this.#dead === null && this.#knownAcks.has(key)) {
+      const pending = this.#pendingAcks.get(key)
+      if (pending === undefined) this.#pendingAcks.set(key, { space, replica, position, now })
+      else
+        this.#pendingAcks.set(key, {
+          space,
+          replica,
+          position: Math.max(pending.position, position),
+          now: Math.max(pending.now, now),
+        })
+      this.#sendAcksSoon()
+      return
+    }
     await this.#call({ op: 'noteAck', space, replica, position, now })
+    this.#knownAcks.add(key)
   }
 
   async flushAcks(): Promise<void> {
     await this.#call({ op: 'flushAcks' })
+    const failure = this.#ackFailure
+    this.#ackFailure = null
+    if (failure !== null) throw failure
   }
 
   async compact(space: SpaceId, options: CompactOptions): Promise<CompactResult> {
-    return (await this.#call({
+    const result = (await this.#call({
       op: 'compact',
       space,
       now: options.now,
       horizonMs: options.horizonMs,
     })) as CompactResult
+    if (result.replicasForgotten > 0) {
+      for (const key of this.#knownAcks) if (key.startsWith(`${space}\u0000`)) this.#knownAcks.delete(key)
+    }
+    return result
   }
 
   async listSpaces(): Promise<SpaceId[]> {
@@ -243,7 +289,37 @@ export class WorkerRelayStore implements RelayStore {
     return this.#send(request)
   }
 
+  #sendAcksSoon(): void {
+    if (this.#acksScheduled) return
+    this.#acksScheduled = true
+    setImmediate(() => {
+      this.#acksScheduled = false
+      if (this.#pendingAcks.size > 0 && this.#dead === null) this.#postAcks()
+    })
+  }
+
+  /**
+   * Posts the buffered acknowledgements as one request. A failure (the worker found one of
+   * them forgotten and could not write it through) drops them, which only lowers the floor,
+   * and rejects the next `flushAcks`.
+   */
+  #postAcks(): void {
+    const acks = [...this.#pendingAcks.values()]
+    this.#pendingAcks.clear()
+    this.#post({ op: 'noteAcks', acks }).catch((error: unknown) => {
+      for (const ack of acks) this.#knownAcks.delete(ackKey(ack.space, ack.replica))
+      this.#ackFailure ??= error
+    })
+  }
+
   #send(request: Request): Promise<unknown> {
+    if (this.#dead !== null) return Promise.reject(this.#dead)
+    // Buffered acknowledgements reach the worker before anything asked after them.
+    if (this.#pendingAcks.size > 0) this.#postAcks()
+    return this.#post(request)
+  }
+
+  #post(request: Request): Promise<unknown> {
     if (this.#dead !== null) return Promise.reject(this.#dead)
     const id = this.#nextId++
     const reply = new Promise<unknown>((resolve, reject) => this.#pending.set(id, { resolve, reject }))
