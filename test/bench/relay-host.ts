@@ -2,7 +2,8 @@
  * A relay in its own process, as operators run one, driven by the sync benchmark over IPC.
  *
  * `argv[2]` is a JSON {@link HostConfig}: the Chorus relay (`startRelay`: SQLite in a temp
- * dir, `ws` on 127.0.0.1 port 0) or the raw forwarding floor. The host answers `seed`
+ * dir, `ws` on 127.0.0.1 port 0) or the raw forwarding floor. `CHORUS_BENCH_STORE=worker` or
+ * `in-thread` picks where the relay's store runs (default: `startRelay`'s), to compare them. The host answers `seed`
  * (append records straight into the relay's store), `memory` (heap after `gc()`), `metrics`
  * and `close`.
  */
@@ -11,7 +12,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { writeHeapSnapshot } from 'node:v8'
 import { asSpaceId, type Change } from '@chorus/core'
-import { type RunningRelay, startRelay } from '@chorus/relay'
+import { type RelayStoreThread, type RunningRelay, startRelay } from '@chorus/relay'
 import { type RawRelay, startRawRelay } from './floors.js'
 import { putChange, writerId } from './workload.js'
 
@@ -46,6 +47,7 @@ export type HostReply =
   | { readonly type: 'closed' }
 
 const config = JSON.parse(process.argv[2] ?? '{}') as HostConfig
+const storeThread = process.env.CHORUS_BENCH_STORE as RelayStoreThread | undefined
 const collect = globalThis.gc
 let snapshots = 0
 
@@ -64,6 +66,7 @@ async function main(): Promise<void> {
       host: '127.0.0.1',
       compaction: { intervalMs: 0 },
       heartbeatMs: 0,
+      ...(storeThread === undefined ? {} : { store: storeThread }),
       ...(config.window === undefined ? {} : { session: { window: config.window } }),
       onError: (error) => console.error('relay host:', error.code, error.message),
     })

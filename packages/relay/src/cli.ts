@@ -28,6 +28,7 @@ export const SECRET_ENV = 'CHORUS_RELAY_SECRET'
 const USAGE = `Usage:
   chorus-relay [serve] [--port 8787] [--host 127.0.0.1] [--data ./data] [--auth-secret S]
                        [--compact-every 5m] [--horizon 30d] [--static ./apps/notes/dist]
+                       [--store in-thread | worker]
   chorus-relay token --secret S --sub alice --space team-notes:write [--space other:read]
                      [--expires 30d | never]
   chorus-relay backup --data ./data --out ./relay-backup.db
@@ -96,9 +97,14 @@ async function serve(args: readonly string[], io: CliIo): Promise<number> {
       'compact-every': { type: 'string' },
       horizon: { type: 'string' },
       static: { type: 'string' },
+      store: { type: 'string' },
     },
   })
   const port = parsePort(values.port ?? '8787')
+  const store = values.store
+  if (store !== undefined && store !== 'in-thread' && store !== 'worker') {
+    throw new UsageError(`--store must be in-thread or worker, got ${JSON.stringify(store)}`)
+  }
   const host = values.host ?? '127.0.0.1'
   const dataDir = values.data ?? './data'
   const secret = values['auth-secret'] ?? io.env[SECRET_ENV]
@@ -121,6 +127,7 @@ async function serve(args: readonly string[], io: CliIo): Promise<number> {
     host,
     compaction,
     ...(values.static === undefined ? {} : { staticDir: values.static }),
+    ...(store === undefined ? {} : { store }),
     ...(secret === undefined || secret === '' ? {} : { authSecret: secret }),
     onError: (error) => io.err(`error: ${error.code}: ${error.message}`),
   })

@@ -13,7 +13,13 @@ export {
   type RelayOptions,
 } from './relay-options.js'
 export type { CompactOptions, CompactResult, RelayStore, RelayStoreStats } from './relay-store.js'
-export { DATABASE_FILE, type RunningRelay, type StartRelayOptions, startRelay } from './serve.js'
+export {
+  DATABASE_FILE,
+  type RelayStoreThread,
+  type RunningRelay,
+  type StartRelayOptions,
+  startRelay,
+} from './serve.js'
 export { CloseCode, type RelaySocket, type RelaySocketServer } from './socket.js'
 export { backupDatabase } from './sqlite-backup.js'
 export { SqliteRelayStore, type SqliteRelayStoreOptions, type SqliteWrite } from './sqlite-relay-store.js'
@@ -26,3 +32,4 @@ export {
   type TokenAuthenticatorOptions,
 } from './token-auth.js'
 export { decodeUtf16Key, encodeUtf16Key } from './utf16-key.js'
+export { WorkerRelayStore } from './worker-relay-store.js'

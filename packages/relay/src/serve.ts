@@ -10,6 +10,7 @@ import { DEFAULT_RELAY_LIMITS, type RelayOptions } from './relay-options.js'
 import { SqliteRelayStore } from './sqlite-relay-store.js'
 import { createStaticHandler } from './static-files.js'
 import { createTokenAuthenticator } from './token-auth.js'
+import { WorkerRelayStore } from './worker-relay-store.js'
 
 /** The database's file name inside the data directory (with SQLite's `-wal` and `-shm` beside it). */
 export const DATABASE_FILE = 'relay.db'
@@ -26,7 +27,16 @@ export interface StartRelayOptions extends Omit<RelayOptions, 'server' | 'store'
   readonly authSecret?: string
   /** A built web app to serve at `/` (a directory with `index.html`), beside `/sync`. */
   readonly staticDir?: string
+  /**
+   * Where the SQLite store runs: on a worker thread ({@link WorkerRelayStore}), so commits
+   * and their fsyncs do not block the event loop, or `in-thread` ({@link SqliteRelayStore}).
+   * Default `in-thread`.
+   */
+  readonly store?: RelayStoreThread
 }
+
+/** Where {@link startRelay} runs the SQLite store. */
+export type RelayStoreThread = 'worker' | 'in-thread'
 
 /** A relay listening on HTTP: WebSocket at `/sync`, `/healthz`, `/metrics`. */
 export interface RunningRelay {
@@ -36,7 +46,7 @@ export interface RunningRelay {
   readonly httpUrl: string
   readonly port: number
   readonly relay: Relay
-  readonly store: SqliteRelayStore
+  readonly store: SqliteRelayStore | WorkerRelayStore
   /** Stops listening, closes every socket (1001) after pending appends commit, closes the store. */
   close(): Promise<void>
 }
@@ -51,11 +61,20 @@ function hostForUrl(host: string): string {
  * frame limit, and token authentication when `authSecret` is given.
  */
 export async function startRelay(options: StartRelayOptions): Promise<RunningRelay> {
-  const { dataDir, port = 8787, host = '127.0.0.1', authSecret, staticDir, ...relayOptions } = options
+  const {
+    dataDir,
+    port = 8787,
+    host = '127.0.0.1',
+    authSecret,
+    staticDir,
+    store: storeThread = 'in-thread',
+    ...relayOptions
+  } = options
   // A missing app fails before anything is opened.
   const serveFile = staticDir === undefined ? undefined : createStaticHandler(staticDir)
   mkdirSync(dataDir, { recursive: true })
-  const store = new SqliteRelayStore(join(dataDir, DATABASE_FILE))
+  const file = join(dataDir, DATABASE_FILE)
+  const store = storeThread === 'worker' ? await WorkerRelayStore.open(file) : new SqliteRelayStore(file)
   const maxPayload = relayOptions.limits?.maxFrameBytes ?? DEFAULT_RELAY_LIMITS.maxFrameBytes
   // The relay tracks its own connections; `ws`'s set of them would cost a listener per socket.
   const sockets = new WebSocketServer({ noServer: true, maxPayload, clientTracking: false })

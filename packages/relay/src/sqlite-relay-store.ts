@@ -175,16 +175,34 @@ export class SqliteRelayStore implements RelayStore {
   }
 
   async readLog(space: SpaceId, after: number, limit: number): Promise<LogEntry[]> {
+    return this.#run('reading the log', () =>
+      this.#logRows(space, after, limit).map((row) => ({
+        seq: row.seq,
+        change: JSON.parse(row.change) as Change,
+      })),
+    )
+  }
+
+  /**
+   * `readLog`'s entries as one JSON array, built from the stored text without parsing it: for
+   * handing a page to another thread as a single string. With `skip`, the first `skip`
+   * entries (which the caller holds) are left out, but the floor is still checked at `after`.
+   */
+  readLogJson(space: SpaceId, after: number, limit: number, skip = 0): string {
     return this.#run('reading the log', () => {
-      const floor = this.#sql.space.get(space)?.floor ?? 0
-      if (after < floor) {
-        throw new ChorusError(ErrorCode.ResyncRequired, `log entries up to ${floor} were compacted`)
-      }
-      if (limit < 1) return []
-      return this.#sql.readLog
-        .all(space, after, limit)
-        .map((row) => ({ seq: row.seq, change: JSON.parse(row.change) as Change }))
+      const rows = this.#logRows(space, after, limit, skip)
+      const parts = rows.map((row) => `{"seq":${row.seq},"change":${row.change}}`)
+      return `[${parts.join(',')}]`
     })
+  }
+
+  #logRows(space: SpaceId, after: number, limit: number, skip = 0): { seq: number; change: string }[] {
+    const floor = this.#sql.space.get(space)?.floor ?? 0
+    if (after < floor) {
+      throw new ChorusError(ErrorCode.ResyncRequired, `log entries up to ${floor} were compacted`)
+    }
+    if (limit - skip < 1) return []
+    return this.#sql.readLog.all(space, after + skip, limit - skip)
   }
 
   async readSnapshot(
@@ -192,23 +210,44 @@ export class SqliteRelayStore implements RelayStore {
     afterKey: string | null,
     limit: number,
   ): Promise<{ changes: Change[]; nextKey: string | null }> {
+    return this.#run('reading a snapshot', () => {
+      const { rows, nextKey } = this.#snapshotRows(space, afterKey, limit)
+      return { changes: rows.flatMap((row) => JSON.parse(row.versions) as Change[]), nextKey }
+    })
+  }
+
+  /**
+   * `readSnapshot`'s page as one JSON object, built from the stored text without parsing it:
+   * for handing a page to another thread as a single string.
+   */
+  readSnapshotJson(space: SpaceId, afterKey: string | null, limit: number): string {
+    return this.#run('reading a snapshot', () => {
+      const { rows, nextKey } = this.#snapshotRows(space, afterKey, limit)
+      // Each row holds a JSON array of versions: their elements joined make the page's array.
+      const versions = rows.map((row) => row.versions.slice(1, -1)).filter((inner) => inner.length > 0)
+      return `{"changes":[${versions.join(',')}],"nextKey":${JSON.stringify(nextKey)}}`
+    })
+  }
+
+  #snapshotRows(
+    space: SpaceId,
+    afterKey: string | null,
+    limit: number,
+  ): { rows: { versions: string }[]; nextKey: string | null } {
     if (!Number.isSafeInteger(limit) || limit < 1) {
       throw new ChorusError(
         ErrorCode.InvalidArgument,
         `a snapshot page needs a limit of at least 1, got ${limit}`,
       )
     }
-    return this.#run('reading a snapshot', () => {
-      const rows =
-        afterKey === null
-          ? this.#sql.snapshotFirst.all(space, limit + 1)
-          : this.#sql.snapshotAfter.all(space, encodeUtf16Key(afterKey), limit + 1)
-      const page = rows.slice(0, limit)
-      const changes = page.flatMap((row) => JSON.parse(row.versions) as Change[])
-      const last = page[page.length - 1]
-      const nextKey = rows.length > limit && last !== undefined ? decodeUtf16Key(last.key) : null
-      return { changes, nextKey }
-    })
+    const rows =
+      afterKey === null
+        ? this.#sql.snapshotFirst.all(space, limit + 1)
+        : this.#sql.snapshotAfter.all(space, encodeUtf16Key(afterKey), limit + 1)
+    const page = rows.slice(0, limit)
+    const last = page[page.length - 1]
+    const nextKey = rows.length > limit && last !== undefined ? decodeUtf16Key(last.key) : null
+    return { rows: page, nextKey }
   }
 
   async noteAck(space: SpaceId, replica: ReplicaId, position: number, now: number): Promise<void> {

@@ -102,26 +102,39 @@ describe('chorus-relay as a real process', () => {
     temp.remove()
   })
 
-  it('prints its URL, warns when open, serves, and exits 0 on SIGTERM with the store closed', async () => {
-    const relay = runCliProcess(['--port', '0', '--host', '127.0.0.1', '--data', temp.dir])
-    const [, url, port] = await relay.line(URL_LINE)
-    expect(relay.stderr.join('\n')).toMatch(/WARNING: .*this relay is OPEN/)
-    const health = await fetch(`http://127.0.0.1:${port}/healthz`)
-    expect(health.status).toBe(200)
-    const client = await connectClient(url as string)
-    client.send(hello('alice', { [SPACE]: 0 }))
-    client.send(changes(SPACE, 0, makeRun(A, 1, 3)))
-    await client.waitFor(is.ack(3), 'ack 3')
+  it.each(['in-thread', 'worker'] as const)(
+    'prints its URL, warns when open, serves, and exits 0 on SIGTERM with the store (%s) closed',
+    async (store) => {
+      const relay = runCliProcess([
+        '--port',
+        '0',
+        '--host',
+        '127.0.0.1',
+        '--data',
+        temp.dir,
+        '--store',
+        store,
+      ])
+      const [, url, port] = await relay.line(URL_LINE)
+      expect(relay.stderr.join('\n')).toMatch(/WARNING: .*this relay is OPEN/)
+      const health = await fetch(`http://127.0.0.1:${port}/healthz`)
+      expect(health.status).toBe(200)
+      const client = await connectClient(url as string)
+      client.send(hello('alice', { [SPACE]: 0 }))
+      client.send(changes(SPACE, 0, makeRun(A, 1, 3)))
+      await client.waitFor(is.ack(3), 'ack 3')
 
-    relay.child.kill('SIGTERM')
-    expect(await within(relay.exited, 20_000, 'the relay to exit')).toEqual({ code: 0, signal: null })
-    expect((await client.closed).code).toBe(1001)
-    const file = join(temp.dir, DATABASE_FILE)
-    expect(existsSync(`${file}-wal`), 'a clean close checkpoints and removes the WAL').toBe(false)
-    const store = new SqliteRelayStore(file)
-    expect(await store.loadSpace(SPACE as never)).toMatchObject({ head: 3, received: { alice: 3 } })
-    await store.close()
-  }, 30_000)
+      relay.child.kill('SIGTERM')
+      expect(await within(relay.exited, 20_000, 'the relay to exit')).toEqual({ code: 0, signal: null })
+      expect((await client.closed).code).toBe(1001)
+      const file = join(temp.dir, DATABASE_FILE)
+      expect(existsSync(`${file}-wal`), 'a clean close checkpoints and removes the WAL').toBe(false)
+      const check = new SqliteRelayStore(file)
+      expect(await check.loadSpace(SPACE as never)).toMatchObject({ head: 3, received: { alice: 3 } })
+      await check.close()
+    },
+    30_000,
+  )
 
   it('prints a token that the relay accepts', async () => {
     const minter = runCliProcess(['token', '--secret', SECRET, '--sub', 'alice', '--space', `${SPACE}:write`])
@@ -146,84 +159,93 @@ describe('chorus-relay as a real process', () => {
   it('exits 2 with the usage on a bad flag', async () => {
     const relay = runCliProcess(['--port', '70000'])
     expect(await within(relay.exited, 20_000, 'the process to exit')).toEqual({ code: 2, signal: null })
+    const unknownStore = runCliProcess(['--port', '0', '--store', 'elsewhere'])
+    expect(await within(unknownStore.exited, 20_000, 'the process to exit')).toEqual({
+      code: 2,
+      signal: null,
+    })
   }, 30_000)
 
-  it('loses no acknowledged change when killed with SIGKILL mid-stream, and the client resumes', async () => {
-    const TOTAL = 2000
-    const BATCH = 20
-    const first = runCliProcess(['--port', '0', '--data', temp.dir])
-    const [, firstUrl] = await first.line(URL_LINE)
-    const client = await connectClient(firstUrl as string)
-    client.send(hello('alice', { [SPACE]: 0 }))
-    await client.waitFor(is.hello, 'hello')
+  it.each(['in-thread', 'worker'] as const)(
+    'loses no acknowledged change when killed with SIGKILL mid-stream (store %s), and the client resumes',
+    async (store) => {
+      const TOTAL = 2000
+      const BATCH = 20
+      const first = runCliProcess(['--port', '0', '--data', temp.dir, '--store', store])
+      const [, firstUrl] = await first.line(URL_LINE)
+      const client = await connectClient(firstUrl as string)
+      client.send(hello('alice', { [SPACE]: 0 }))
+      await client.waitFor(is.hello, 'hello')
 
-    // Keep several batches in flight, so the kill lands between commits and acks.
-    let acked = 0
-    let sent = 0
-    const pump = (target: TestClient) => {
-      while (sent < TOTAL && sent - acked < BATCH * 5) {
-        const batch = makeRun(A, sent + 1, Math.min(TOTAL, sent + BATCH))
-        target.send(changes(SPACE, sent, batch))
-        sent += batch.length
+      // Keep several batches in flight, so the kill lands between commits and acks.
+      let acked = 0
+      let sent = 0
+      const pump = (target: TestClient) => {
+        while (sent < TOTAL && sent - acked < BATCH * 5) {
+          const batch = makeRun(A, sent + 1, Math.min(TOTAL, sent + BATCH))
+          target.send(changes(SPACE, sent, batch))
+          sent += batch.length
+        }
       }
-    }
-    const killed = new Promise<void>((resolve) => {
-      client.onMessage((message: Message) => {
+      const killed = new Promise<void>((resolve) => {
+        client.onMessage((message: Message) => {
+          if (message.type !== 'ack' || message.upTo <= acked) return
+          acked = message.upTo
+          if (acked >= TOTAL / 4 && first.child.exitCode === null && first.child.signalCode === null) {
+            // Batches committed together are acknowledged together, so what was in flight may
+            // all be acknowledged by now: send more first, so the kill lands with changes the
+            // relay has not acknowledged (acks already on the wire may still arrive).
+            pump(client)
+            first.child.kill('SIGKILL')
+            resolve()
+            return
+          }
+          pump(client)
+        })
+      })
+      pump(client)
+      await within(killed, 20_000, 'a quarter of the changes acknowledged')
+      expect(await within(first.exited, 20_000, 'the killed relay to exit')).toEqual({
+        code: null,
+        signal: 'SIGKILL',
+      })
+      await client.closed
+      expect(sent).toBeGreaterThan(acked)
+
+      const file = join(temp.dir, DATABASE_FILE)
+      expect(existsSync(`${file}-wal`), 'the killed relay left its WAL to recover from').toBe(true)
+      const check = new SqliteRelayStore(file)
+      const { received } = await check.loadSpace(SPACE as never)
+      expect(received.alice).toBeGreaterThanOrEqual(acked)
+      const log = await check.readLog(SPACE as never, 0, TOTAL)
+      expect(log.map((entry) => entry.change.dot[1])).toEqual(
+        Array.from({ length: received.alice ?? 0 }, (_, i) => i + 1),
+      )
+      await check.close()
+
+      const second = runCliProcess(['--port', '0', '--data', temp.dir, '--store', store])
+      const [, secondUrl] = await second.line(URL_LINE)
+      const resumed = await connectClient(secondUrl as string)
+      resumed.send(hello('alice', { [SPACE]: 0 }))
+      const reply = await resumed.waitFor(is.hello, 'hello after the restart')
+      expect(reply.have[SPACE]).toBe(received.alice)
+      acked = reply.have[SPACE] ?? 0
+      sent = acked
+      resumed.onMessage((message: Message) => {
         if (message.type !== 'ack' || message.upTo <= acked) return
         acked = message.upTo
-        if (acked >= TOTAL / 4 && first.child.exitCode === null && first.child.signalCode === null) {
-          // Batches committed together are acknowledged together, so what was in flight may
-          // all be acknowledged by now: send more first, so the kill lands with changes the
-          // relay has not acknowledged (acks already on the wire may still arrive).
-          pump(client)
-          first.child.kill('SIGKILL')
-          resolve()
-          return
-        }
-        pump(client)
+        pump(resumed)
       })
-    })
-    pump(client)
-    await within(killed, 20_000, 'a quarter of the changes acknowledged')
-    expect(await within(first.exited, 20_000, 'the killed relay to exit')).toEqual({
-      code: null,
-      signal: 'SIGKILL',
-    })
-    await client.closed
-    expect(sent).toBeGreaterThan(acked)
-
-    const file = join(temp.dir, DATABASE_FILE)
-    expect(existsSync(`${file}-wal`), 'the killed relay left its WAL to recover from').toBe(true)
-    const check = new SqliteRelayStore(file)
-    const { received } = await check.loadSpace(SPACE as never)
-    expect(received.alice).toBeGreaterThanOrEqual(acked)
-    const log = await check.readLog(SPACE as never, 0, TOTAL)
-    expect(log.map((entry) => entry.change.dot[1])).toEqual(
-      Array.from({ length: received.alice ?? 0 }, (_, i) => i + 1),
-    )
-    await check.close()
-
-    const second = runCliProcess(['--port', '0', '--data', temp.dir])
-    const [, secondUrl] = await second.line(URL_LINE)
-    const resumed = await connectClient(secondUrl as string)
-    resumed.send(hello('alice', { [SPACE]: 0 }))
-    const reply = await resumed.waitFor(is.hello, 'hello after the restart')
-    expect(reply.have[SPACE]).toBe(received.alice)
-    acked = reply.have[SPACE] ?? 0
-    sent = acked
-    resumed.onMessage((message: Message) => {
-      if (message.type !== 'ack' || message.upTo <= acked) return
-      acked = message.upTo
       pump(resumed)
-    })
-    pump(resumed)
-    await resumed.waitFor(is.ack(TOTAL), 'every change acknowledged after the restart', { ms: 20_000 })
-    second.child.kill('SIGTERM')
-    expect(await within(second.exited, 20_000, 'the relay to exit')).toEqual({ code: 0, signal: null })
+      await resumed.waitFor(is.ack(TOTAL), 'every change acknowledged after the restart', { ms: 20_000 })
+      second.child.kill('SIGTERM')
+      expect(await within(second.exited, 20_000, 'the relay to exit')).toEqual({ code: 0, signal: null })
 
-    const final = new SqliteRelayStore(file)
-    const all = await final.readLog(SPACE as never, 0, TOTAL + 1)
-    expect(all.map((entry) => entry.change.dot[1])).toEqual(Array.from({ length: TOTAL }, (_, i) => i + 1))
-    await final.close()
-  }, 60_000)
+      const final = new SqliteRelayStore(file)
+      const all = await final.readLog(SPACE as never, 0, TOTAL + 1)
+      expect(all.map((entry) => entry.change.dot[1])).toEqual(Array.from({ length: TOTAL }, (_, i) => i + 1))
+      await final.close()
+    },
+    60_000,
+  )
 })
