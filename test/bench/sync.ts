@@ -747,7 +747,10 @@ async function benchFanout() {
       chorus: chorusCpu,
       floor: rawCpu,
       ratio: chorusCpu / rawCpu,
-      samples: { chorus: chorusRuns.map((run) => run.relayCpuMs), floor: rawRuns.map((run) => run.relayCpuMs) },
+      samples: {
+        chorus: chorusRuns.map((run) => run.relayCpuMs),
+        floor: rawRuns.map((run) => run.relayCpuMs),
+      },
     },
     idleMemory: {
       connections: IDLE_CONNECTIONS,
