@@ -1,20 +1,7 @@
-import { type CompareRow, compareScenario } from '@chorus/server'
+import { COMPARE_JSON_FIELDS, type CompareRow, compareScenario } from '@chorus/server'
 import { loopbackDesigns } from '@chorus/server/node'
 import { beforeAll, describe, expect, it } from 'vitest'
 import { relayReplicasDesign, runRealComparison } from '../compare/real/real-comparison.js'
-
-/** The fields every row has, as the comparison's JSON promises them. */
-const ISSUE_FIELDS = [
-  'scenario',
-  'mode',
-  'writeP50Ms',
-  'writeP99Ms',
-  'staleReads',
-  'acceptedDuringPartition',
-  'lostAcknowledged',
-  'conflicts',
-  'bytesOnWire',
-] as const
 
 const singleLeaderSync = loopbackDesigns.find((design) => design.name === 'single-leader-sync')
 let rows: CompareRow[] = []
@@ -38,7 +25,7 @@ describe('the comparison on real processes (a relay and client replicas; five no
   it('rows have the issue’s shape, with figures measured on the wall clock', () => {
     expect(rows.map((r) => r.mode)).toEqual(['multi-leader', 'single-leader-sync'])
     for (const r of rows) {
-      for (const field of ISSUE_FIELDS) expect(r, `${r.mode}.${field}`).toHaveProperty(field)
+      for (const field of COMPARE_JSON_FIELDS) expect(r, `${r.mode}.${field}`).toHaveProperty(field)
       expect(r.clock).toBe('wall')
       expect(r.scenario).toBe('leader-crash')
       expect(r.operations, r.mode).toBeGreaterThan(0)

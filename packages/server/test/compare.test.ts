@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { CliIo } from '../src/cli/cli-io.js'
 import { runCompareCli } from '../src/cli/compare-cli.js'
 import {
+  COMPARE_JSON_FIELDS,
   type CompareRow,
   compareDesign,
   compareDesigns,
@@ -237,19 +238,7 @@ describe('chorus-compare command line', () => {
       ['leader-crash', 'multi-leader'],
     ])
     for (const r of rows) {
-      for (const field of [
-        'scenario',
-        'mode',
-        'writeP50Ms',
-        'writeP99Ms',
-        'staleReads',
-        'acceptedDuringPartition',
-        'lostAcknowledged',
-        'conflicts',
-        'bytesOnWire',
-      ]) {
-        expect(r, field).toHaveProperty(field)
-      }
+      for (const field of COMPARE_JSON_FIELDS) expect(r, field).toHaveProperty(field)
       expect([
         'multi-leader',
         'single-leader-async',

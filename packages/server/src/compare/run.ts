@@ -37,6 +37,19 @@ export interface CompareOptions {
 /** The key both sites write in the `contended` workload. */
 const SHARED_KEY = 'shared'
 
+/** The fields every row of the comparison's JSON has, as the issue that asked for it names them. */
+export const COMPARE_JSON_FIELDS = [
+  'scenario',
+  'mode',
+  'writeP50Ms',
+  'writeP99Ms',
+  'staleReads',
+  'acceptedDuringPartition',
+  'lostAcknowledged',
+  'conflicts',
+  'bytesOnWire',
+] as const
+
 /**
  * One design under one scenario: what the comparison measured. Latencies and times are ms of
  * the target's clock ({@link clock}).
