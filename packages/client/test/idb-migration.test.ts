@@ -147,6 +147,26 @@ function databaseVersion(factory: IDBFactory, name: string): Promise<number> {
   })
 }
 
+/**
+ * A local write on a migrated store that settles the first record's two siblings: it lands in
+ * the record as in the outbox. Returns the change.
+ */
+async function settleFirstRecord(
+  store: Awaited<ReturnType<typeof openIdbReplicaStore>>,
+  records: readonly StoredRecord[],
+): Promise<Change> {
+  const a = records[0] as StoredRecord
+  const settle = change(me, 4, 'a', { type: 'put', value: { title: 'settled' } }, { [me]: 2, [peer]: 1 })
+  const settled = applyChange(a.state, settle).state
+  await store.commitLocal({
+    record: { collection: 'notes', id: a.id, state: settled },
+    change: settle,
+    clock: { wall: 1_700_000_000_001, counter: 0 },
+  })
+  expect(await store.getRecord('notes', a.id)).toEqual(settled)
+  return settle
+}
+
 describe('IdbReplicaStore opens a database of schema version 1', () => {
   for (const withKeyRange of [false, true]) {
     it(`reads what it holds and keeps writing${withKeyRange ? ' (with IDBKeyRange)' : ''}`, async () => {
@@ -169,15 +189,7 @@ describe('IdbReplicaStore opens a database of schema version 1', () => {
       expect(await store.readOutbox(2, 10)).toEqual([data.outbox[1]])
       expect(await store.outboxSize()).toBe(2)
 
-      const a = data.records[0] as StoredRecord
-      const settle = change(me, 4, 'a', { type: 'put', value: { title: 'settled' } }, { [me]: 2, [peer]: 1 })
-      const settled = applyChange(a.state, settle).state
-      await store.commitLocal({
-        record: { collection: 'notes', id: a.id, state: settled },
-        change: settle,
-        clock: { wall: 1_700_000_000_001, counter: 0 },
-      })
-      expect(await store.getRecord('notes', a.id)).toEqual(settled)
+      const settle = await settleFirstRecord(store, data.records)
       expect(await store.readOutbox(0, 10)).toEqual([...data.outbox, settle])
       await store.dropOutbox(3)
       expect(await store.readOutbox(0, 10)).toEqual([settle])
@@ -254,15 +266,7 @@ describe('IdbReplicaStore opens a database of schema version 2', () => {
       expect(await store.readOutbox(0, 10)).toEqual(data.outbox)
       expect(await store.outboxSize()).toBe(2)
 
-      const a = data.records[0] as StoredRecord
-      const settle = change(me, 4, 'a', { type: 'put', value: { title: 'settled' } }, { [me]: 2, [peer]: 1 })
-      const settled = applyChange(a.state, settle).state
-      await store.commitLocal({
-        record: { collection: 'notes', id: a.id, state: settled },
-        change: settle,
-        clock: { wall: 1_700_000_000_001, counter: 0 },
-      })
-      expect(await store.getRecord('notes', a.id)).toEqual(settled)
+      const settle = await settleFirstRecord(store, data.records)
       await store.dropOutbox(3)
       expect(await store.readOutbox(0, 10)).toEqual([settle])
       await store.close()
