@@ -26,10 +26,15 @@ let moment = 0
 const now = () => ++moment
 
 /**
- * Keys every client writes and reads (for linearizability). A write cut off by a kill or a
- * freeze stays open in the history; spreading them over more keys keeps each key's search small.
+ * Keys every client writes and reads (for linearizability), per step of the fault script. A
+ * write cut off by a kill or a freeze stays open in the history; spreading them over more keys,
+ * and moving to fresh keys at every step, keeps each key's history short however fast the
+ * cluster runs, so the search ends in a verdict.
  */
 const SHARED_KEYS = 16
+
+/** A shared key's name: `p<step>-k<slot>-<generation>`. */
+const SHARED_KEY = /^p\d+-k\d+-\d+$/
 
 /** Lets other work of this process run (sockets, timers) before polling again. */
 const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve))
@@ -87,6 +92,29 @@ class Workload {
   private leader: string = nodes[0] as string
   private stopped = false
   private readonly waiters: { readonly target: number; readonly resolve: () => void }[] = []
+  /** The fault script's step: shared keys are fresh at every step. */
+  step = 0
+  /** Every shared key used so far. */
+  readonly sharedKeys = new Set<string>()
+  /** Per shared slot, how many of its keys were retired (see {@link retire}). */
+  private readonly retired = new Map<number, number>()
+
+  /** The key of shared slot `slot` now: `p<step>-k<slot>-<generation>`. */
+  sharedKey(slot: number): string {
+    const key = `p${this.step}-k${slot}-${this.retired.get(slot) ?? 0}`
+    this.sharedKeys.add(key)
+    return key
+  }
+
+  /**
+   * A write whose fate is open may take effect at any later moment, which multiplies the
+   * checker's search for every later operation on its key: after one, its slot moves to a
+   * fresh key.
+   */
+  retire(key: string): void {
+    const slot = Number(/-k(\d+)-/.exec(key)?.[1])
+    this.retired.set(slot, (this.retired.get(slot) ?? 0) + 1)
+  }
 
   /** Resolves once `target` writes in all have been acknowledged. */
   acknowledgedReach(target: number): Promise<void> {
@@ -109,7 +137,7 @@ class Workload {
     for (let n = 1; !this.stopped; n++) {
       // Shared keys (linearizability) and a key of its own per write (every acknowledged write
       // must still be readable at the end).
-      const shared = `k${(n % SHARED_KEYS) + 1}`
+      const shared = this.sharedKey(n % SHARED_KEYS)
       await this.write(name, n % 2 === 0 ? shared : `${name}-${n}`, `${name}.${n}`)
       await this.read(name, shared)
     }
@@ -134,6 +162,7 @@ class Workload {
     // a connection cut by a kill) leaves the write's fate open.
     const failed = body?.type === 'rejected' && body.maybeApplied === false
     this.recorder.complete(handle, failed ? 'failed' : 'unknown', now())
+    if (!failed && SHARED_KEY.test(key)) this.retire(key)
   }
 
   async read(name: string, key: string): Promise<void> {
@@ -228,6 +257,7 @@ async function awaitLeaderAfter(workload: Workload, epoch: number): Promise<Stat
  * the event loop, which pass faster or slower with the machine.
  */
 async function awaitProgress(workload: Workload, count: number): Promise<void> {
+  workload.step += 1
   await workload.acknowledgedReach(workload.acknowledged.length + count)
 }
 
@@ -290,7 +320,7 @@ describe('sync single-leader processes under kill -9 and zombie pauses', () => {
     expect(workload.acknowledged.length).toBeGreaterThan(50)
 
     // Every acknowledged write on a key of its own is still there, read at the final leader.
-    const own = workload.acknowledged.filter((write) => !/^k\d+$/.test(write.key))
+    const own = workload.acknowledged.filter((write) => !SHARED_KEY.test(write.key))
     expect(own.length).toBeGreaterThan(20)
     for (const write of own) {
       const answer = await cluster.request(final.node, {
@@ -304,7 +334,7 @@ describe('sync single-leader processes under kill -9 and zombie pauses', () => {
       expect(answer.body, write.key).toMatchObject({ type: 'read-ok', value: write.value })
     }
     // Final leader reads of the shared keys join the history.
-    for (let k = 1; k <= SHARED_KEYS; k++) await workload.read('final', `k${k}`)
+    for (const key of workload.sharedKeys) await workload.read('final', key)
 
     // Pauses leave writes in flight for a long time, which widens the search: give it room,
     // so a busy machine's longer overlaps end in a verdict rather than "inconclusive".
