@@ -148,6 +148,32 @@ function databaseVersion(factory: IDBFactory, name: string): Promise<number> {
 }
 
 /**
+ * Opens the database `old` that an earlier layout wrote and checks that it reads as `data`:
+ * meta, records, a page, the outbox.
+ */
+async function openMigrated(
+  factory: IDBFactory,
+  withKeyRange: boolean,
+  data: ReturnType<typeof version1Data>,
+): Promise<Awaited<ReturnType<typeof openIdbReplicaStore>>> {
+  const store = await openIdbReplicaStore({
+    name: 'old',
+    indexedDB: factory,
+    ...(withKeyRange ? { IDBKeyRange } : {}),
+  })
+  expect(await store.loadMeta()).toEqual(data.meta)
+  for (const stored of data.records)
+    expect(await store.getRecord(stored.collection, stored.id)).toEqual(stored.state)
+  expect(await store.listRecords('notes')).toEqual(data.records)
+  expect(await store.listRecordsPage('notes', { order: 'desc', limit: 2 })).toEqual(
+    [...data.records].reverse().slice(0, 2),
+  )
+  expect(await store.readOutbox(0, 10)).toEqual(data.outbox)
+  expect(await store.outboxSize()).toBe(2)
+  return store
+}
+
+/**
  * A local write on a migrated store that settles the first record's two siblings: it lands in
  * the record as in the outbox. Returns the change.
  */
@@ -173,21 +199,8 @@ describe('IdbReplicaStore opens a database of schema version 1', () => {
       const factory = new IDBFactory()
       const data = version1Data()
       await writeVersion1(factory, 'old', data)
-      const store = await openIdbReplicaStore({
-        name: 'old',
-        indexedDB: factory,
-        ...(withKeyRange ? { IDBKeyRange } : {}),
-      })
-      expect(await store.loadMeta()).toEqual(data.meta)
-      for (const stored of data.records)
-        expect(await store.getRecord(stored.collection, stored.id)).toEqual(stored.state)
-      expect(await store.listRecords('notes')).toEqual(data.records)
-      expect(await store.listRecordsPage('notes', { order: 'desc', limit: 2 })).toEqual(
-        [...data.records].reverse().slice(0, 2),
-      )
-      expect(await store.readOutbox(0, 10)).toEqual(data.outbox)
+      const store = await openMigrated(factory, withKeyRange, data)
       expect(await store.readOutbox(2, 10)).toEqual([data.outbox[1]])
-      expect(await store.outboxSize()).toBe(2)
 
       const settle = await settleFirstRecord(store, data.records)
       expect(await store.readOutbox(0, 10)).toEqual([...data.outbox, settle])
@@ -247,24 +260,11 @@ describe('IdbReplicaStore opens a database of schema version 2', () => {
       const factory = new IDBFactory()
       const data = version1Data()
       await writeVersion2(factory, 'old', data.meta)
-      const store = await openIdbReplicaStore({
-        name: 'old',
-        indexedDB: factory,
-        ...(withKeyRange ? { IDBKeyRange } : {}),
-      })
-      expect(await store.loadMeta()).toEqual(data.meta)
-      for (const stored of data.records)
-        expect(await store.getRecord(stored.collection, stored.id)).toEqual(stored.state)
-      expect(await store.listRecords('notes')).toEqual(data.records)
+      const store = await openMigrated(factory, withKeyRange, data)
       expect(await store.allRecords()).toEqual(data.records)
-      expect(await store.listRecordsPage('notes', { order: 'desc', limit: 2 })).toEqual(
-        [...data.records].reverse().slice(0, 2),
-      )
       expect(await store.listRecordsPage('notes', { order: 'asc', after: asRecordId('a') })).toEqual(
         data.records.slice(1),
       )
-      expect(await store.readOutbox(0, 10)).toEqual(data.outbox)
-      expect(await store.outboxSize()).toBe(2)
 
       const settle = await settleFirstRecord(store, data.records)
       await store.dropOutbox(3)
