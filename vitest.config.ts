@@ -33,6 +33,7 @@ export default defineConfig({
         test: { name: 'react', root: 'packages/react', include: ['test/**/*.test.{ts,tsx}'] },
       },
       { extends: true, test: { name: 'notes-app', root: 'apps/notes', include: ['test/**/*.test.ts'] } },
+      { extends: true, test: { name: 'lab', root: 'apps/lab', include: ['test/**/*.test.ts'] } },
       { extends: true, test: { name: 'sim', root: 'test', include: ['sim/**/*.test.ts'] } },
       { extends: true, test: { name: 'integration', root: 'test', include: ['integration/**/*.test.ts'] } },
       {
