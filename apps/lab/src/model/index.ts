@@ -1,3 +1,5 @@
+import { MultiLeaderLab } from './multi-leader-lab.js'
+import { QuorumLab } from './quorum-lab.js'
 import { checkSettings } from './settings.js'
 import { SingleLeaderLab } from './single-leader-lab.js'
 import type { Lab, LabSettings, TimedAction } from './types.js'
@@ -14,8 +16,10 @@ export async function createLab(settings: LabSettings): Promise<Lab> {
   switch (settings.design) {
     case 'single-leader':
       return SingleLeaderLab.create(settings)
-    default:
-      throw new Error(`${settings.design} is not built yet`)
+    case 'quorum':
+      return QuorumLab.create(settings)
+    case 'multi-leader':
+      return MultiLeaderLab.create(settings)
   }
 }
 

@@ -236,7 +236,7 @@ export abstract class LabBase<TMessage> implements Lab {
   }
 
   /** Runs `task` on the virtual scheduler after `ms` (a lab task, deterministic like any other). */
-  protected later(ms: number, task: () => void): void {
+  protected later(ms: number, task: () => void | Promise<void>): void {
     this.scheduler.after(ms, task)
   }
 
