@@ -1,9 +1,11 @@
 import { MultiLeaderLab } from './multi-leader-lab.js'
+import { presetEndMs } from './presets.js'
 import { QuorumLab } from './quorum-lab.js'
 import { checkSettings } from './settings.js'
 import { SingleLeaderLab } from './single-leader-lab.js'
-import type { Lab, LabSettings, TimedAction } from './types.js'
+import type { Lab, LabSettings, Preset, TimedAction } from './types.js'
 
+export { presetEndMs, presets } from './presets.js'
 export { defaultSettings, labTimings } from './settings.js'
 export type * from './types.js'
 
@@ -39,4 +41,9 @@ export async function replayLab(
   }
   if (untilMs > lab.now()) await lab.advance(untilMs - lab.now())
   return lab
+}
+
+/** Plays a preset at once: a new lab, the whole script at its times, then `durationMs`. */
+export function runPreset(preset: Preset): Promise<Lab> {
+  return replayLab(preset.settings, preset.script, presetEndMs(preset))
 }

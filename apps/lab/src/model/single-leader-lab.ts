@@ -286,7 +286,12 @@ export class SingleLeaderLab extends LabBase<string> {
     } else if (after.role === 'candidate') {
       this.event('role', `${node} stands for election (epoch ${after.epoch})`)
     } else if (before.role === 'leader' && after.role !== 'leader') {
-      this.event('role', `${node} steps down: it saw epoch ${after.epoch}`)
+      this.event(
+        'role',
+        after.epoch > before.epoch
+          ? `${node} steps down: it saw epoch ${after.epoch}`
+          : `${node} steps down: no majority has answered it for a while`,
+      )
     } else if (before.role !== after.role) {
       this.event('role', `${node} is now ${after.role} (epoch ${after.epoch})`)
     } else {
