@@ -222,6 +222,11 @@ export class MultiLeaderLab extends LabBase<SimEnvelope> {
     }
   }
 
+  /** The engines keep working after a task returns (commits, sends): see {@link LabBase.drainTurns}. */
+  protected override drainTurns(): number {
+    return 200
+  }
+
   protected override async afterRun(): Promise<void> {
     await this.look(false)
   }
