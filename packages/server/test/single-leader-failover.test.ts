@@ -163,7 +163,8 @@ describe('ClusterSim.onStep', () => {
     const sim = new SingleLeaderSim({ seed: 7 })
     const changes: string[] = []
     sim.onStep = (node, before, after) => {
-      if (before.role !== after.role) changes.push(`${sim.network.now()} ${node} ${before.role}->${after.role}`)
+      if (before.role !== after.role)
+        changes.push(`${sim.network.now()} ${node} ${before.role}->${after.role}`)
     }
     await sim.start()
     const leader = await sim.awaitLeader()
