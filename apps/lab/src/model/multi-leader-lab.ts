@@ -117,6 +117,7 @@ export class MultiLeaderLab extends LabBase<SimEnvelope> {
       invalid(`${action.node} is up; kill it before restarting it`)
     }
     if (action.type === 'resolve') {
+      if (this.cluster.engine(action.node) === null) invalid(`${action.node} is down; restart it first`)
       const conflicted = this.conflicted.get(action.node)
       if (conflicted === undefined || !conflicted.has(action.key)) {
         invalid(`${action.node} has no open conflict on ${action.key}; resolve a key listed as a conflict`)
