@@ -27,7 +27,12 @@ function Facts(props: { readonly node: NodeView }): ReactNode {
   )
 }
 
-function Values(props: { readonly node: NodeView; readonly differs: Map<string, Set<string>> }): ReactNode {
+function Values(props: {
+  readonly node: NodeView
+  readonly differs: Map<string, Set<string>>
+  readonly disabled: boolean
+  readonly onAction: (action: LabAction) => void
+}): ReactNode {
   const { node, differs } = props
   if (node.values.length === 0) return <p className="muted small">no data</p>
   return (
@@ -54,6 +59,29 @@ function Values(props: { readonly node: NodeView; readonly differs: Map<string, 
                 ))}
                 {conflict ? <span className="tag warning">conflict</span> : null}
                 {odd ? <span className="tag danger">differs</span> : null}
+                {conflict && entry.resolved !== undefined ? (
+                  <span className="reads-as small">
+                    reads as <strong>{entry.resolved}</strong>
+                  </span>
+                ) : null}
+                {entry.conflict === true && node.up ? (
+                  <span className="keep-buttons">
+                    {[...new Set(entry.values)].map((value) => (
+                      <button
+                        key={value}
+                        type="button"
+                        className="button small"
+                        disabled={props.disabled}
+                        aria-label={`Keep ${value} for ${entry.key} at ${node.id}`}
+                        onClick={() =>
+                          props.onAction({ type: 'resolve', node: node.id, key: entry.key, value })
+                        }
+                      >
+                        Keep {value}
+                      </button>
+                    ))}
+                  </span>
+                ) : null}
               </td>
             </tr>
           )
@@ -94,7 +122,7 @@ export function NodeList(props: {
               {node.paused ? <span className="tag warning">paused</span> : null}
             </header>
             <Facts node={node} />
-            <Values node={node} differs={differs} />
+            <Values node={node} differs={differs} disabled={props.disabled} onAction={props.onAction} />
             <div className="actions">
               {node.up ? (
                 <button
