@@ -407,15 +407,16 @@ export abstract class LabBase<TMessage> implements Lab {
   }
 
   /**
-   * Microtask turns to let pass after every scheduler task, for designs whose nodes leave
-   * work running in the background of a task (0: none, run the scheduler straight through).
+   * True for designs whose nodes leave work running in the background of a scheduler task
+   * (promise chains that outlive the task): the run then goes task by task and waits for
+   * that work after each (see {@link drained}).
    */
-  protected drainTurns(): number {
-    return 0
+  protected backgroundWork(): boolean {
+    return false
   }
 
   /**
-   * Runs `ms` of virtual time. With {@link drainTurns}, it runs task by task and lets the
+   * Runs `ms` of virtual time. With {@link backgroundWork}, it runs task by task and lets the
    * background work of each finish before the next, so a run split into many short advances
    * and one long advance do exactly the same work in the same order. (The end of an advance
    * lets background work finish too; without this, a long advance would start the next task
@@ -423,8 +424,7 @@ export abstract class LabBase<TMessage> implements Lab {
    * so they change no order among the real tasks.
    */
   private async run(ms: number): Promise<void> {
-    const turns = this.drainTurns()
-    if (turns === 0) {
+    if (!this.backgroundWork()) {
       await this.scheduler.runFor(ms)
       return
     }
@@ -438,7 +438,7 @@ export abstract class LabBase<TMessage> implements Lab {
       while (!reached) {
         await this.scheduler.step()
         if (!reached) ran++
-        for (let turn = 0; turn < turns; turn++) await Promise.resolve()
+        await drained()
       }
       if (ran === 0 || this.scheduler.now() < end) return
     }
@@ -605,4 +605,25 @@ export abstract class LabBase<TMessage> implements Lab {
     }
     return links
   }
+}
+
+/**
+ * Resolves on the next macrotask. Every store in the lab is in memory, so nodes never wait on
+ * real I/O: once a macrotask runs, the microtask queue is empty and every promise chain a
+ * scheduler task started has run to its end (or to a virtual timer). Waiting for this after
+ * each task makes a run independent of how `advance` is chunked, without guessing how long
+ * the chains are.
+ */
+export function drained(): Promise<void> {
+  return new Promise((resolve) => {
+    if (typeof setImmediate === 'function') setImmediate(resolve)
+    else {
+      const channel = new MessageChannel()
+      channel.port1.onmessage = () => {
+        channel.port1.close()
+        resolve()
+      }
+      channel.port2.postMessage(null)
+    }
+  })
 }

@@ -11,7 +11,7 @@ import {
 } from '@chorus/testkit'
 import { invalid, LabBase } from './lab.js'
 import { multiLeaderLabel } from './message-label.js'
-import { labTimings, nodeNames } from './settings.js'
+import { labTimings, nodeNames, startFaults } from './settings.js'
 import type { KeyValueView, LabAction, LabSettings, NodeView, Scoreboard } from './types.js'
 
 /** The collection every lab record lives in; a record is `{ value }`, keyed by the lab key. */
@@ -77,7 +77,7 @@ export class MultiLeaderLab extends LabBase<SimEnvelope> {
       replicas: settings.nodes,
       names: nodeNames(settings),
       resolvers: { [LAB_COLLECTION]: settings.multiLeader.resolver },
-      faults: { latencyMs: labTimings.latencyMs },
+      faults: startFaults(settings),
       tickMs: labTimings.replicaTickMs,
       retransmitMs: labTimings.retransmitMs,
     })
@@ -223,9 +223,9 @@ export class MultiLeaderLab extends LabBase<SimEnvelope> {
     }
   }
 
-  /** The engines keep working after a task returns (commits, sends): see {@link LabBase.drainTurns}. */
-  protected override drainTurns(): number {
-    return 200
+  /** The engines keep working after a task returns (commits, sends): see {@link LabBase.backgroundWork}. */
+  protected override backgroundWork(): boolean {
+    return true
   }
 
   protected override async afterRun(): Promise<void> {

@@ -11,7 +11,7 @@ import {
 import { findStaleReads } from '@chorus/testkit'
 import { invalid, LabBase, type OperationRecord } from './lab.js'
 import { quorumLabel } from './message-label.js'
-import { labTimings, nodeNames } from './settings.js'
+import { labTimings, nodeNames, startFaults } from './settings.js'
 import type { LabAction, LabSettings, NodeView, ReadMode, Scoreboard } from './types.js'
 
 function text(value: JsonValue | null | undefined): string {
@@ -68,7 +68,7 @@ export class QuorumLab extends LabBase<string> {
     const sim = new QuorumSim({
       seed: settings.seed,
       nodes: nodeNames(settings),
-      faults: { latencyMs: labTimings.latencyMs },
+      faults: startFaults(settings),
       tickMs: labTimings.tickMs,
       clientTimeoutMs: labTimings.clientTimeoutMs,
       config: {

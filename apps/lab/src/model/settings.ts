@@ -50,6 +50,10 @@ export function checkSettings(settings: LabSettings): void {
     invalid(`unknown design ${JSON.stringify(design)}; use single-leader, quorum or multi-leader`)
   }
   if (!Number.isSafeInteger(seed)) invalid(`the seed is a whole number, got ${seed}`)
+  const jitter = settings.jitterMs ?? 0
+  if (!Number.isSafeInteger(jitter) || jitter < 0 || jitter > 1_000) {
+    invalid(`jitter is a whole number of ms from 0 to 1000, got ${jitter}`)
+  }
   const [min, max] = design === 'multi-leader' ? [2, 5] : design === 'quorum' ? [3, 7] : [2, 7]
   if (!Number.isSafeInteger(nodes) || nodes < min || nodes > max) {
     invalid(`${design} runs ${min} to ${max} nodes, got ${nodes}`)
@@ -73,6 +77,11 @@ export function checkSettings(settings: LabSettings): void {
   if (design === 'multi-leader' && !['lww', 'merge', 'manual'].includes(settings.multiLeader.resolver)) {
     invalid(`resolver ${JSON.stringify(settings.multiLeader.resolver)} is unknown; use lww, merge or manual`)
   }
+}
+
+/** The network's faults at the start: the lab's latency, and the settings' jitter. */
+export function startFaults(settings: LabSettings): { latencyMs: number; jitterMs: number } {
+  return { latencyMs: labTimings.latencyMs, jitterMs: settings.jitterMs ?? 0 }
 }
 
 /** Node names of a design: n1…nN, or r1…rN for multi-leader replicas. */

@@ -11,7 +11,7 @@ import {
 import { findStaleReads } from '@chorus/testkit'
 import { invalid, LabBase, type OperationRecord } from './lab.js'
 import { singleLeaderLabel } from './message-label.js'
-import { labTimings, nodeNames } from './settings.js'
+import { labTimings, nodeNames, startFaults } from './settings.js'
 import type { LabAction, LabSettings, NodeView, Scoreboard } from './types.js'
 
 /** What the lab remembers of each client: the LSN tokens its reads carry. */
@@ -61,7 +61,7 @@ export class SingleLeaderLab extends LabBase<string> {
     const sim = new SingleLeaderSim({
       seed: settings.seed,
       nodes: nodeNames(settings),
-      faults: { latencyMs: labTimings.latencyMs },
+      faults: startFaults(settings),
       tickMs: labTimings.tickMs,
       clientTimeoutMs: labTimings.clientTimeoutMs,
       config: {

@@ -43,6 +43,11 @@ export interface MultiLeaderSettings {
 export interface LabSettings {
   readonly design: Design
   readonly seed: number
+  /**
+   * Extra one-way delay drawn per message from 0…`jitterMs`, from the seed (default 0, when
+   * every seed gives the same run). With jitter, messages on one link may overtake each other.
+   */
+  readonly jitterMs?: number
   /** Server nodes (single-leader, quorum) or replicas (multi-leader; the relay is extra). */
   readonly nodes: number
   readonly singleLeader: SingleLeaderSettings

@@ -65,3 +65,29 @@ describe('replay', () => {
     },
   )
 })
+
+describe('seed and jitter', () => {
+  const timelineText = (lab: Lab) => lab.view().timeline.map((event) => `${event.at} ${event.text}`)
+
+  it.each(byDesign)(
+    '$id: with jitter, another seed gives another run and the same seed the same run',
+    async (preset) => {
+      const jittery = { ...preset.settings, jitterMs: 30 }
+      const first = await playInChunks({ ...preset, settings: jittery }, 29)
+      const again = await playInChunks({ ...preset, settings: jittery }, Number.POSITIVE_INFINITY)
+      const other = await playInChunks({ ...preset, settings: { ...jittery, seed: jittery.seed + 1 } }, 29)
+      expect(again.view()).toEqual(first.view())
+      expect(timelineText(other)).not.toEqual(timelineText(first))
+      const replayed = await replayLab(first.settings, first.actions(), first.now())
+      expect(replayed.view()).toEqual(first.view())
+    },
+  )
+
+  it('refuses jitter that is not a whole number of ms from 0 to 1000', async () => {
+    for (const jitterMs of [-1, 1.5, 1_001]) {
+      await expect(createLab({ ...byDesign[0]!.settings, jitterMs })).rejects.toMatchObject({
+        code: 'invalid-argument',
+      })
+    }
+  })
+})
