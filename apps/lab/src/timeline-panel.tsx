@@ -1,11 +1,29 @@
-import { memo, type ReactNode } from 'react'
+import { memo, type ReactNode, useLayoutEffect, useRef } from 'react'
 import { formatTime } from './format.js'
 import type { TimelineEvent } from './model/index.js'
 
+/** How close to the bottom (px) the list must be scrolled to keep following new events. */
+const FOLLOW_SLACK = 40
+
 function Events(props: { readonly events: readonly TimelineEvent[]; readonly lab: number }): ReactNode {
-  if (props.events.length === 0) return <p className="muted small">Nothing has happened yet.</p>
+  const list = useRef<HTMLOListElement>(null)
+  const following = useRef(true)
+  const count = props.events.length
+  useLayoutEffect(() => {
+    const element = list.current
+    if (element !== null && following.current && count > 0) element.scrollTop = element.scrollHeight
+  }, [count])
+  if (count === 0) return <p className="muted small">Nothing has happened yet.</p>
   return (
-    <ol className="timeline-list" data-events={props.events.length}>
+    <ol
+      ref={list}
+      className="timeline-list"
+      data-events={count}
+      onScroll={(event) => {
+        const element = event.currentTarget
+        following.current = element.scrollHeight - element.scrollTop - element.clientHeight < FOLLOW_SLACK
+      }}
+    >
       {props.events.map((event) => (
         <li key={event.seq} className={`event kind-${event.kind}`}>
           <time className="event-time">{formatTime(event.at)}</time>
