@@ -58,10 +58,10 @@ async function skipToEnd(page: Page): Promise<void> {
   await idle(page)
 }
 
-/** Changes a setting (a radio or switch in the Design panel) and waits for the fresh lab. */
-async function changeSetting(page: Page, control: Locator, check: boolean): Promise<void> {
+/** Changes a setting in the Design panel and waits for the fresh lab it starts. */
+async function changeSetting(page: Page, change: () => Promise<void>): Promise<void> {
   const before = Number(await lab(page).getAttribute('data-lab'))
-  await control.setChecked(check)
+  await change()
   await expect
     .poll(async () => Number(await lab(page).getAttribute('data-lab')), WAIT)
     .toBeGreaterThan(before)
@@ -126,7 +126,7 @@ describe('the replication lab, built and served by a relay process at /lab', () 
     await shot(page, 'lab-async-leader-crash')
 
     // The same story, switched to synchronous replication in the Design panel.
-    await changeSetting(page, page.getByRole('radio', { name: 'Sync', exact: true }), true)
+    await changeSetting(page, () => page.getByRole('radio', { name: 'Sync', exact: true }).check())
     expect(await lab(page).getAttribute('data-ended')).toBe('false')
     await skipToEnd(page)
     expect(await metric(page, 'lostAcknowledgedWrites')).toBe(0)
@@ -151,7 +151,7 @@ describe('the replication lab, built and served by a relay process at /lab', () 
     expect(await page.locator('[data-node] tr.differs').count()).toBeGreaterThan(0)
     await shot(page, 'lab-partition-split-brain')
 
-    await changeSetting(page, fencing, true)
+    await changeSetting(page, () => fencing.check())
     await skipToEnd(page)
     await expectMetric(page, 'rejectedWrites', (value) => value >= 1)
     expect(await metric(page, 'divergentReplicas')).toBe(0)
@@ -202,6 +202,8 @@ describe('the replication lab, built and served by a relay process at /lab', () 
   it('replays to the same timeline from the same seed, after playing and acting by hand', async () => {
     await openLab(page, url)
     await loadPreset(page, 'lagging-follower-read')
+    // With jitter every message's delay is drawn from the seed: replay must draw the same.
+    await changeSetting(page, () => page.getByRole('slider', { name: 'Jitter' }).fill('30'))
     await page.getByRole('combobox', { name: 'Speed' }).selectOption({ label: '1/4×' })
     await page.getByRole('button', { name: 'Play', exact: true }).click()
     await expect
@@ -216,6 +218,7 @@ describe('the replication lab, built and served by a relay process at /lab', () 
     await skipToEnd(page)
     const before = await timelineText(page)
     expect(before).toContain('42')
+    expect(await page.getByRole('slider', { name: 'Jitter' }).inputValue()).toBe('30')
 
     const number = Number(await lab(page).getAttribute('data-lab'))
     await page.getByRole('button', { name: 'Replay' }).click()

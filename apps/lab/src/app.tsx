@@ -86,7 +86,11 @@ export function App(props: { readonly model: LabModel }): ReactNode {
     void session.load(freePlay(next))
   }
   const changeDesign = (design: Design) =>
-    changeSettings({ ...model.defaultSettings(design), seed: settings.seed })
+    changeSettings({
+      ...model.defaultSettings(design),
+      seed: settings.seed,
+      ...(settings.jitterMs === undefined ? {} : { jitterMs: settings.jitterMs }),
+    })
 
   return (
     <div

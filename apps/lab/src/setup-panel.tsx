@@ -34,6 +34,9 @@ function Slider(props: {
   readonly value: number
   readonly min: number
   readonly max: number
+  readonly step?: number
+  /** Shown after the value, e.g. ` ms`. */
+  readonly unit?: string
   readonly disabled?: boolean
   readonly onChange: (value: number) => void
 }): ReactNode {
@@ -44,15 +47,21 @@ function Slider(props: {
         type="range"
         min={props.min}
         max={props.max}
-        step={1}
+        step={props.step ?? 1}
         value={props.value}
         disabled={props.disabled}
         onChange={(event) => props.onChange(Number(event.target.value))}
       />
-      <output className="slider-value">{props.value}</output>
+      <output className="slider-value">
+        {props.value}
+        {props.unit}
+      </output>
     </label>
   )
 }
+
+/** The jitter slider's range: up to this many ms of extra delay per message. */
+const JITTER_MAX = 200
 
 /** The seed field: applied when the person leaves it or presses Enter, not on every key. */
 function SeedField(props: { readonly seed: number; readonly onChange: (seed: number) => void }): ReactNode {
@@ -215,6 +224,21 @@ export function SetupPanel(props: {
           onChange={(resolver) => onChange({ ...settings, multiLeader: { resolver } })}
         />
       ) : null}
+      <Slider
+        label="Jitter"
+        value={settings.jitterMs ?? 0}
+        min={0}
+        max={JITTER_MAX}
+        step={10}
+        unit=" ms"
+        disabled={props.disabled}
+        onChange={(jitterMs) => onChange({ ...settings, jitterMs })}
+      />
+      <p className="muted small">
+        {(settings.jitterMs ?? 0) === 0
+          ? 'No jitter: every seed gives the same run.'
+          : 'Each message waits up to this much longer, drawn from the seed: another seed, another run.'}
+      </p>
       <SeedField seed={settings.seed} onChange={(seed) => onChange({ ...settings, seed })} />
     </section>
   )
