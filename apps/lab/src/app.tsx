@@ -129,6 +129,23 @@ export function App(props: { readonly model: LabModel }): ReactNode {
             ) : (
               <ClusterDiagram view={view} />
             )}
+            <ul className="legend small muted">
+              <li>
+                <span className="legend-dot" aria-hidden="true" /> message in flight
+              </li>
+              <li>
+                <span className="legend-dropped" aria-hidden="true">
+                  ✕
+                </span>{' '}
+                dropped
+              </li>
+              <li>
+                <span className="legend-cut" aria-hidden="true" /> cut link
+              </li>
+              <li>
+                <span className="legend-leader" aria-hidden="true" /> leader
+              </li>
+            </ul>
           </section>
           {view === null ? null : (
             <>
