@@ -105,6 +105,8 @@ export function createLabSession(model: LabModel, story: Story): LabSession {
   let expectedGeneration = 0
   /** Which of those `lab` is. */
   let labGeneration = -1
+  /** Operations queued for an older lab than this are dropped: a later load replaced it. */
+  let oldestLive = 0
   let queue: Promise<void> = Promise.resolve()
   let ticking = false
   const listeners = new Set<() => void>()
@@ -122,12 +124,13 @@ export function createLabSession(model: LabModel, story: Story): LabSession {
 
   /**
    * Queues `task` for the lab the queue will have reached by then; it is skipped if a load
-   * queued later replaces that lab before it runs, or if that lab failed to start.
+   * was asked for after it (that load's story is already the session's), or if that lab
+   * failed to start. A replay asked for after it does not skip it: the replay includes it.
    */
   function enqueue(task: (current: Lab) => Promise<void>): Promise<void> {
     const generation = expectedGeneration
     const run = async () => {
-      if (lab === null || labGeneration !== generation) return
+      if (lab === null || labGeneration !== generation || generation < oldestLive) return
       try {
         await task(lab)
       } catch (error) {
@@ -148,6 +151,7 @@ export function createLabSession(model: LabModel, story: Story): LabSession {
       set({ story: next, busy: 'loading', playing: false, cursor: 0, ended: false, error: null })
       expectedGeneration += 1
       const generation = expectedGeneration
+      oldestLive = generation
       queue = queue.then(async () => {
         try {
           const created = await model.createLab(next.settings)

@@ -133,6 +133,19 @@ describe('a lab session', () => {
     expect(after.view?.now).toBe(750)
   })
 
+  it('drops what was queued for a lab that a later load replaces, and keeps what a replay follows', async () => {
+    const session = createLabSession(fakeModel, freePlay(SETTINGS))
+    const stale = session.apply(kill('n1'))
+    const loaded = session.load(freePlay(SETTINGS))
+    await Promise.all([stale, loaded])
+    expect(session.getState().view?.timeline).toEqual([])
+    const kept = session.apply(kill('n2'))
+    const replayed = session.replay()
+    const after = session.apply(kill('n3'))
+    await Promise.all([kept, replayed, after])
+    expect(session.getState().view?.timeline.map((event) => event.text)).toEqual(['0 kill', '0 kill'])
+  })
+
   it('reports a failing action and carries on', async () => {
     const failing: LabModel = {
       ...fakeModel,
