@@ -329,6 +329,14 @@ export abstract class LabBase<TMessage> implements Lab {
 
   private pair(a: string, b: string): void {
     if (this.node(a) === this.node(b)) invalid(`a link joins two different nodes; got ${a} twice`)
+    if (!this.carries(this.node(a), this.node(b))) {
+      invalid(`no messages travel between ${a} and ${b} in this design; pick a link the diagram shows`)
+    }
+  }
+
+  /** True when the design's messages can travel between network nodes `a` and `b` (default: every pair). */
+  protected carries(_a: string, _b: string): boolean {
+    return true
   }
 
   /** Applies the network actions every design shares; returns false for the others. */
@@ -595,6 +603,7 @@ export abstract class LabBase<TMessage> implements Lab {
     const links: LinkView[] = []
     for (const [i, a] of this.nodeIds.entries()) {
       for (const b of this.nodeIds.slice(i + 1)) {
+        if (!this.carries(a, b)) continue
         links.push({
           a: this.viewName(a),
           b: this.viewName(b),

@@ -223,6 +223,11 @@ export class MultiLeaderLab extends LabBase<SimEnvelope> {
     }
   }
 
+  /** Replicas talk only to the relay: the replica–relay links are the only ones. */
+  protected override carries(a: string, b: string): boolean {
+    return a === HUB || b === HUB
+  }
+
   /** The engines keep working after a task returns (commits, sends): see {@link LabBase.backgroundWork}. */
   protected override backgroundWork(): boolean {
     return true

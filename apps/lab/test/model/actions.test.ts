@@ -26,13 +26,14 @@ const designs: readonly [Design, string, string][] = [
 ]
 
 describe.each(designs)('%s actions', (design, a, b) => {
-  it('start at lab time 0 with every node up and every link listed', async () => {
+  it('start at lab time 0 with every node up and every link that carries messages listed', async () => {
     const lab = await createLab(defaultSettings(design))
     const view = lab.view()
     expect(view.now).toBe(0)
     expect(view.nodes.every((n) => n.up && !n.paused)).toBe(true)
     const n = view.nodes.length
-    expect(view.links).toHaveLength((n * (n - 1)) / 2)
+    // Multi-leader replicas talk only to the relay: one link each. Server nodes: every pair.
+    expect(view.links).toHaveLength(design === 'multi-leader' ? n - 1 : (n * (n - 1)) / 2)
     expect(view.links.every((link) => link.latencyMs === 40 && !link.cut)).toBe(true)
   })
 
@@ -209,6 +210,14 @@ describe('multi-leader actions', () => {
     expect(await rejects(manual, { type: 'resolve', node: 'r1', key: 'x', value: '1' })).toContain(
       'no open conflict',
     )
+  })
+
+  it('refuses latency and cuts between two replicas, which never talk directly', async () => {
+    const lab = await createLab(defaultSettings('multi-leader'))
+    expect(lab.view().links.every((link) => link.a === 'relay' || link.b === 'relay')).toBe(true)
+    expect(await rejects(lab, { type: 'cut', a: 'r1', b: 'r2' })).toContain('no messages travel')
+    expect(await rejects(lab, { type: 'latency', a: 'r1', b: 'r2', ms: 100 })).toContain('no messages travel')
+    expect(lab.actions()).toEqual([])
   })
 
   it('kills and restarts the relay; replicas keep writing meanwhile', async () => {
