@@ -99,6 +99,11 @@ export function HomeScreen(): ReactNode {
           </p>
         )}
       </section>
+
+      <p className="muted small home-footer">
+        Curious what happens to your notes when the network fails? Break a cluster yourself in the{' '}
+        <a href="/lab/">replication lab</a>.
+      </p>
     </main>
   )
 }

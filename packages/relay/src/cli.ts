@@ -6,6 +6,7 @@ import { type Access, isChorusError, isSpaceId } from '@chorus/core'
 import { parseDuration } from './duration.js'
 import { DATABASE_FILE, startRelay } from './serve.js'
 import { backupDatabase } from './sqlite-backup.js'
+import { checkMountPath, type StaticMount } from './static-files.js'
 import { mintToken, type SpaceGrants } from './token-auth.js'
 
 /** Where the CLI writes and what it reads from its environment; injectable for tests. */
@@ -27,12 +28,13 @@ export const SECRET_ENV = 'CHORUS_RELAY_SECRET'
 
 const USAGE = `Usage:
   chorus-relay [serve] [--port 8787] [--host 127.0.0.1] [--data ./data] [--auth-secret S]
-                       [--compact-every 5m] [--horizon 30d] [--static ./apps/notes/dist]
-                       [--store in-thread | worker]
+                       [--compact-every 5m] [--horizon 30d] [--store in-thread | worker]
+                       [--static ./apps/notes/dist] [--static /lab=./apps/lab/dist]
   chorus-relay token --secret S --sub alice --space team-notes:write [--space other:read]
                      [--expires 30d | never]
   chorus-relay backup --data ./data --out ./relay-backup.db
 
+--static DIR serves a built app at /; --static /PATH=DIR serves one at /PATH (repeatable).
 The secret may come from ${SECRET_ENV} instead of --auth-secret / --secret.
 Durations: 250ms, 30s, 15m, 12h, 7d, 2w.`
 
@@ -54,6 +56,20 @@ function durationFlag(flag: string, text: string | undefined, fallback: number):
   } catch (error) {
     throw new UsageError(`--${flag}: ${error instanceof Error ? error.message : String(error)}`)
   }
+}
+
+/** Reads `DIR` (an app at `/`) or `/PATH=DIR` (an app at `/PATH`). */
+function parseMount(text: string): StaticMount {
+  const at = text.indexOf('=')
+  if (!text.startsWith('/') || at < 0) return { path: '/', dir: text }
+  const mount = { path: text.slice(0, at), dir: text.slice(at + 1) }
+  if (mount.dir === '') throw new UsageError(`--static ${text} names no directory after "="`)
+  try {
+    checkMountPath(mount.path)
+  } catch (error) {
+    throw new UsageError(`--static: ${error instanceof Error ? error.message : String(error)}`)
+  }
+  return mount
 }
 
 /** Reads `name:read` / `name:write`; the access follows the last colon, as space names may hold colons. */
@@ -96,11 +112,12 @@ async function serve(args: readonly string[], io: CliIo): Promise<number> {
       'auth-secret': { type: 'string' },
       'compact-every': { type: 'string' },
       horizon: { type: 'string' },
-      static: { type: 'string' },
+      static: { type: 'string', multiple: true },
       store: { type: 'string' },
     },
   })
   const port = parsePort(values.port ?? '8787')
+  const mounts = (values.static ?? []).map(parseMount)
   const store = values.store
   if (store !== undefined && store !== 'in-thread' && store !== 'worker') {
     throw new UsageError(`--store must be in-thread or worker, got ${JSON.stringify(store)}`)
@@ -126,13 +143,15 @@ async function serve(args: readonly string[], io: CliIo): Promise<number> {
     port,
     host,
     compaction,
-    ...(values.static === undefined ? {} : { staticDir: values.static }),
+    staticMounts: mounts,
     ...(store === undefined ? {} : { store }),
     ...(secret === undefined || secret === '' ? {} : { authSecret: secret }),
     onError: (error) => io.err(`error: ${error.code}: ${error.message}`),
   })
   io.out(`chorus-relay listening on ${running.url}`)
-  if (values.static !== undefined) io.out(`serving ${values.static} at ${running.httpUrl}/`)
+  for (const mount of mounts) {
+    io.out(`serving ${mount.dir} at ${running.httpUrl}${mount.path === '/' ? '/' : `${mount.path}/`}`)
+  }
   io.err(
     `health: ${running.httpUrl}/healthz  metrics: ${running.httpUrl}/metrics  data: ${join(dataDir, DATABASE_FILE)}`,
   )

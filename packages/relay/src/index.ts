@@ -23,6 +23,7 @@ export {
 export { CloseCode, type RelaySocket, type RelaySocketServer } from './socket.js'
 export { backupDatabase } from './sqlite-backup.js'
 export { SqliteRelayStore, type SqliteRelayStoreOptions, type SqliteWrite } from './sqlite-relay-store.js'
+export type { StaticMount } from './static-files.js'
 export {
   createTokenAuthenticator,
   type MintTokenOptions,

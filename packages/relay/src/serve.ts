@@ -8,7 +8,7 @@ import { createHttpHandler, createUpgradeHandler, SYNC_PATH } from './http.js'
 import { createRelay, type Relay } from './relay.js'
 import { DEFAULT_RELAY_LIMITS, type RelayOptions } from './relay-options.js'
 import { SqliteRelayStore } from './sqlite-relay-store.js'
-import { createStaticHandler } from './static-files.js'
+import { createStaticMounts, type StaticMount } from './static-files.js'
 import { createTokenAuthenticator } from './token-auth.js'
 import { WorkerRelayStore } from './worker-relay-store.js'
 
@@ -27,6 +27,11 @@ export interface StartRelayOptions extends Omit<RelayOptions, 'server' | 'store'
   readonly authSecret?: string
   /** A built web app to serve at `/` (a directory with `index.html`), beside `/sync`. */
   readonly staticDir?: string
+  /**
+   * More built web apps, each under its own path (`{ path: '/lab', dir: 'apps/lab/dist' }`);
+   * `staticDir` is the same as a mount at `/`. See `createStaticMounts`.
+   */
+  readonly staticMounts?: readonly StaticMount[]
   /**
    * Where the SQLite store runs: on a worker thread ({@link WorkerRelayStore}), so commits
    * and their fsyncs do not block the event loop, or `in-thread` ({@link SqliteRelayStore}).
@@ -67,11 +72,13 @@ export async function startRelay(options: StartRelayOptions): Promise<RunningRel
     host = '127.0.0.1',
     authSecret,
     staticDir,
+    staticMounts = [],
     store: storeThread = 'in-thread',
     ...relayOptions
   } = options
-  // A missing app fails before anything is opened.
-  const serveFile = staticDir === undefined ? undefined : createStaticHandler(staticDir)
+  // A missing app or a bad mount fails before anything is opened.
+  const mounts = staticDir === undefined ? staticMounts : [{ path: '/', dir: staticDir }, ...staticMounts]
+  const serveFile = mounts.length === 0 ? undefined : createStaticMounts(mounts)
   mkdirSync(dataDir, { recursive: true })
   const file = join(dataDir, DATABASE_FILE)
   const store = storeThread === 'worker' ? await WorkerRelayStore.open(file) : new SqliteRelayStore(file)

@@ -21,8 +21,97 @@ const CONTENT_TYPES: Readonly<Record<string, string>> = {
   '.txt': 'text/plain; charset=utf-8',
 }
 
-/** Serves one request, or returns false when the request is not for a static file. */
-export type StaticHandler = (request: IncomingMessage, response: ServerResponse) => Promise<boolean>
+/**
+ * Serves one request, or returns false when the request is not for a static file. `url`, when
+ * given, replaces the request's own path and query (a mounted app sees only its part of it).
+ */
+export type StaticHandler = (
+  request: IncomingMessage,
+  response: ServerResponse,
+  url?: string,
+) => Promise<boolean>
+
+/** A built web app and the URL path it is served under (`/` for the site's root, `/lab` below it). */
+export interface StaticMount {
+  /** `/`, or `/` followed by segments of letters, digits, `-`, `_` and `.`, without a trailing `/`. */
+  readonly path: string
+  /** The app's directory: it must hold `index.html`. */
+  readonly dir: string
+}
+
+/** Paths the relay answers itself; no app may be mounted over them. */
+const RESERVED_PATHS = ['/sync', '/healthz', '/metrics']
+
+const MOUNT_PATH = /^\/(?:[A-Za-z0-9_-][A-Za-z0-9._-]*(?:\/[A-Za-z0-9_-][A-Za-z0-9._-]*)*)?$/
+
+/** Throws `invalid-argument` unless `path` is a well-formed mount path the relay does not answer itself. */
+export function checkMountPath(path: string): void {
+  const dots = path.split('/').some((segment) => segment === '.' || segment === '..')
+  if (!MOUNT_PATH.test(path) || dots) {
+    throw new ChorusError(
+      ErrorCode.InvalidArgument,
+      `cannot mount an app at ${JSON.stringify(path)}: use "/" or a path like "/lab" (letters, digits, "-", "_", "."; no trailing "/")`,
+    )
+  }
+  if (RESERVED_PATHS.some((reserved) => path === reserved || path.startsWith(`${reserved}/`))) {
+    throw new ChorusError(ErrorCode.InvalidArgument, `cannot mount an app at ${path}: the relay answers it`)
+  }
+}
+
+/** The part of `path` below `mount`, starting with `/`, or undefined when `path` is not below it. */
+function below(mount: string, path: string): string | undefined {
+  if (mount === '/') return path
+  if (path === mount) return ''
+  return path.startsWith(`${mount}/`) ? path.slice(mount.length) : undefined
+}
+
+/**
+ * Serves several built web apps on one origin, each under its own path (see
+ * {@link createStaticHandler} for how one app is served). A request goes to the app with the
+ * longest mount path it falls under, and only to that one: a file missing under `/lab/` is a
+ * 404, never a file of the app at `/`. `/lab` itself redirects to `/lab/`, so the app's
+ * relative URLs resolve inside it.
+ *
+ * Throws `invalid-argument` at once for a malformed or reserved mount path, the same path
+ * twice, or a directory without `index.html`.
+ */
+export function createStaticMounts(mounts: readonly StaticMount[]): StaticHandler {
+  const seen = new Set<string>()
+  for (const mount of mounts) {
+    checkMountPath(mount.path)
+    if (seen.has(mount.path)) {
+      throw new ChorusError(
+        ErrorCode.InvalidArgument,
+        `two apps are mounted at ${mount.path}: give each its own path`,
+      )
+    }
+    seen.add(mount.path)
+  }
+  const handlers = [...mounts]
+    .sort((a, b) => b.path.length - a.path.length)
+    .map((mount) => ({ path: mount.path, serve: createStaticHandler(mount.dir) }))
+
+  return async (request, response) => {
+    if (request.method !== 'GET' && request.method !== 'HEAD') return false
+    let url: URL
+    try {
+      url = new URL(request.url ?? '/', 'http://relay.invalid')
+    } catch {
+      return false
+    }
+    for (const handler of handlers) {
+      const rest = below(handler.path, url.pathname)
+      if (rest === undefined) continue
+      if (rest === '') {
+        response.writeHead(301, { location: `${handler.path}/${url.search}`, 'cache-control': 'no-cache' })
+        response.end()
+        return true
+      }
+      return handler.serve(request, response, rest + url.search)
+    }
+    return false
+  }
+}
 
 /**
  * Serves the files of a built web app (such as `apps/notes/dist`) from `root`: `GET` and
@@ -49,11 +138,11 @@ export function createStaticHandler(root: string): StaticHandler {
     throw new ChorusError(ErrorCode.InvalidArgument, `${join(base, 'index.html')} is not a file`)
   }
 
-  return async (request, response) => {
+  return async (request, response, url = request.url ?? '/') => {
     if (request.method !== 'GET' && request.method !== 'HEAD') return false
     let path: string
     try {
-      path = decodeURIComponent(new URL(request.url ?? '/', 'http://relay.invalid').pathname)
+      path = decodeURIComponent(new URL(url, 'http://relay.invalid').pathname)
     } catch {
       return false
     }

@@ -1,8 +1,8 @@
-import { existsSync } from 'node:fs'
+import { existsSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { asReplicaId, type Message } from '@chorus/core'
 import { jwtVerify } from 'jose'
-import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import { type CliIo, runCli } from '../src/cli.js'
 import { DATABASE_FILE } from '../src/serve.js'
 import { SqliteRelayStore } from '../src/sqlite-relay-store.js'
@@ -38,6 +38,9 @@ describe('chorus-relay command line (in process)', () => {
     [['token', '--secret', SECRET, '--sub', 'alice', '--space', 'team-notes'], /NAME:read or NAME:write/],
     [['token', '--secret', SECRET, '--sub', 'alice', '--space', 'has space:read'], /is not a space name/],
     [['backup', '--data', 'somewhere'], /backup needs --out/],
+    [['--static', '/sync=somewhere'], /--static: cannot mount an app at \/sync: the relay answers it/],
+    [['--static', '/lab/=somewhere'], /--static: cannot mount an app at "\/lab\/"/],
+    [['--static', '/lab='], /--static \/lab= names no directory/],
   ])('%j is a usage error (exit 2)', async (args, message) => {
     const io = captureIo()
     expect(await runCli(args, io)).toBe(2)
@@ -82,6 +85,35 @@ describe('chorus-relay command line (in process)', () => {
     expect(await copy.readLog(SPACE as never, 0, 10)).toHaveLength(3)
     await copy.close()
     temp.remove()
+  })
+
+  it('serves one app at / and another at the path --static /PATH=DIR names', async () => {
+    const data = makeTempDir()
+    const notes = makeTempDir()
+    const lab = makeTempDir()
+    writeFileSync(join(notes.dir, 'index.html'), '<title>Notes</title>')
+    writeFileSync(join(lab.dir, 'index.html'), '<title>Lab</title>')
+    let stop = (_reason: string) => {}
+    const io = {
+      ...captureIo(),
+      waitForStop: () =>
+        new Promise<string>((resolve) => {
+          stop = resolve
+        }),
+    }
+    const args = ['--port', '0', '--data', data.dir, '--static', notes.dir, '--static', `/lab=${lab.dir}`]
+    const exit = runCli(args, io)
+    await vi.waitFor(() => expect(io.lines.out).toHaveLength(3))
+    const http = (/ws:\/\/(127\.0\.0\.1:\d+)\/sync/.exec(io.lines.out[0] as string) ?? [])[1]
+    expect(io.lines.out.slice(1)).toEqual([
+      `serving ${notes.dir} at http://${http}/`,
+      `serving ${lab.dir} at http://${http}/lab/`,
+    ])
+    expect(await (await fetch(`http://${http}/`)).text()).toBe('<title>Notes</title>')
+    expect(await (await fetch(`http://${http}/lab`)).text()).toBe('<title>Lab</title>')
+    stop('test')
+    expect(await exit).toBe(0)
+    for (const dir of [data, notes, lab]) dir.remove()
   })
 
   it('prints the usage for --help', async () => {

@@ -107,3 +107,89 @@ describe('a relay serving a built web app', () => {
     }
   })
 })
+
+describe('a relay serving two apps, one at / and one at /lab', () => {
+  const notes = makeTempDir()
+  const lab = makeTempDir()
+  const outside = makeTempDir()
+  let relay: TestRelay
+
+  beforeAll(async () => {
+    writeFileSync(join(notes.dir, 'index.html'), '<!doctype html><title>Notes</title>')
+    writeFileSync(join(notes.dir, 'only-notes.js'), 'console.log("notes")')
+    mkdirSync(join(lab.dir, 'assets'))
+    writeFileSync(join(lab.dir, 'index.html'), '<!doctype html><title>Lab</title>')
+    writeFileSync(join(lab.dir, 'assets', 'index-def456.js'), 'console.log("lab")')
+    writeFileSync(join(outside.dir, 'secret.txt'), 'not for the web')
+    relay = await startTestRelay({ staticDir: notes.dir, staticMounts: [{ path: '/lab', dir: lab.dir }] })
+  })
+
+  afterAll(async () => {
+    await relay.stop()
+    notes.remove()
+    lab.remove()
+    outside.remove()
+  })
+
+  it('serves each app under its own path, and redirects /lab to /lab/', async () => {
+    expect((await rawGet(relay.port, '/')).body).toContain('<title>Notes</title>')
+    expect((await rawGet(relay.port, '/labs')).body).toContain('<title>Notes</title>')
+    for (const path of ['/lab/', '/lab/presets/x', '/lab/?seed=3']) {
+      const response = await rawGet(relay.port, path)
+      expect(response.status, path).toBe(200)
+      expect(response.body, path).toContain('<title>Lab</title>')
+    }
+    const asset = await rawGet(relay.port, '/lab/assets/index-def456.js')
+    expect(asset.body).toBe('console.log("lab")')
+    expect(asset.headers['cache-control']).toContain('immutable')
+    const bare = await rawGet(relay.port, '/lab?seed=3')
+    expect(bare.status).toBe(301)
+    expect(bare.headers.location).toBe('/lab/?seed=3')
+    const followed = await fetch(`${relay.httpUrl}/lab`)
+    expect(followed.url).toBe(`${relay.httpUrl}/lab/`)
+    expect(await followed.text()).toContain('<title>Lab</title>')
+  })
+
+  it("keeps a mounted app's missing files and escapes to 404s, never the other app's files", async () => {
+    const relative = join('..', '..', outside.dir.split('/').pop() as string, 'secret.txt')
+    for (const path of [
+      '/lab/only-notes.js',
+      '/lab/assets/missing.js',
+      `/lab/${relative}`,
+      `/lab/%2e%2e/%2e%2e/${relative}`,
+      `/lab/..%2f..%2f${relative}`,
+      '/lab/%00.js',
+    ]) {
+      const response = await rawGet(relay.port, path)
+      expect(response.status, path).toBe(404)
+      expect(response.body).not.toContain('not for the web')
+      expect(response.body).not.toContain('console.log("notes")')
+    }
+    expect((await rawGet(relay.port, '/only-notes.js')).body).toBe('console.log("notes")')
+    expect((await rawGet(relay.port, '/lab/', 'POST')).status).toBe(404)
+    expect((await get(relay, '/healthz')).status).toBe(200)
+  })
+
+  it.each([
+    ['lab', /use "\/" or a path like "\/lab"/],
+    ['/lab/', /use "\/" or a path like "\/lab"/],
+    ['/a/../b', /use "\/" or a path like "\/lab"/],
+    ['/lab%2f', /use "\/" or a path like "\/lab"/],
+    ['/sync', /the relay answers it/],
+    ['/metrics/app', /the relay answers it/],
+  ])('refuses to mount an app at %j', async (path, message) => {
+    await expect(startTestRelay({ staticMounts: [{ path, dir: lab.dir }] })).rejects.toMatchObject({
+      code: ErrorCode.InvalidArgument,
+      message: expect.stringMatching(message),
+    })
+  })
+
+  it('refuses two apps at one path', async () => {
+    await expect(
+      startTestRelay({
+        staticDir: notes.dir,
+        staticMounts: [{ path: '/', dir: lab.dir }],
+      }),
+    ).rejects.toMatchObject({ code: ErrorCode.InvalidArgument, message: expect.stringMatching(/two apps/) })
+  })
+})

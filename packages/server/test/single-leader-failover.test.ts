@@ -157,3 +157,23 @@ describe('single-leader manual promotion', () => {
     expect(readOld.ok && readNew.ok && readOld.value !== readNew.value).toBe(true)
   })
 })
+
+describe('ClusterSim.onStep', () => {
+  it('sees every role change at the virtual time it happens, on every node', async () => {
+    const sim = new SingleLeaderSim({ seed: 7 })
+    const changes: string[] = []
+    sim.onStep = (node, before, after) => {
+      if (before.role !== after.role)
+        changes.push(`${sim.network.now()} ${node} ${before.role}->${after.role}`)
+    }
+    await sim.start()
+    const leader = await sim.awaitLeader()
+    expect(changes.some((change) => change.endsWith(`${leader} candidate->leader`))).toBe(true)
+    const at = sim.network.now()
+    sim.crash(leader as string)
+    const next = await sim.awaitLeader()
+    const elected = changes.filter((change) => change.endsWith(`${next} candidate->leader`)).at(-1)
+    expect(Number(elected?.split(' ')[0])).toBeGreaterThan(at)
+    expect(Number(elected?.split(' ')[0])).toBeLessThanOrEqual(sim.network.now())
+  })
+})

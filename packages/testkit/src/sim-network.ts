@@ -287,7 +287,9 @@ export class SimNetwork<TMessage = string> {
     incarnation: number,
     delayMs: number,
   ): void {
-    this.scheduler.after(delayMs, () => {
+    const deliverAt = this.now() + delayMs
+    this.emit({ type: 'schedule', time: this.now(), id, from, to, deliverAt })
+    this.scheduler.at(deliverAt, () => {
       const target = this.state(to)
       const reason =
         !target.up || target.incarnation !== incarnation ? 'target-down' : this.blockReason(from, to)

@@ -16,6 +16,19 @@ export type SimTraceEvent<TMessage = unknown> =
       readonly to: string
       readonly message: TMessage
     }
+  /**
+   * A copy was put on the wire (after the send passed every check, once per copy of a
+   * duplicate): it is due at `deliverAt`, when it is delivered unless a partition, a cut or
+   * the target's crash blocks it then.
+   */
+  | {
+      readonly type: 'schedule'
+      readonly time: number
+      readonly id: number
+      readonly from: string
+      readonly to: string
+      readonly deliverAt: number
+    }
   | {
       readonly type: 'deliver'
       readonly time: number

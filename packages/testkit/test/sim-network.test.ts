@@ -44,6 +44,36 @@ describe(`SimNetwork (SEED=${seed})`, () => {
     expect(network.stats).toEqual({ sent: 1, delivered: 1, lost: 0, duplicated: 0, blocked: 0 })
   })
 
+  it('traces when each copy is due, and delivers it exactly then', async () => {
+    const scheduler = new Scheduler({ startMs: 0 })
+    const trace: SimTraceEvent<string>[] = []
+    const network = new SimNetwork<string>({
+      prng: createPrng(seed),
+      scheduler,
+      faults: { latencyMs: 10, jitterMs: 20, duplicate: 0.5 },
+      onTrace: (event) => trace.push(event),
+    })
+    network.addNode('a', { deliver: () => undefined })
+    network.addNode('b', { deliver: () => undefined })
+    for (let i = 0; i < 50; i++) network.send('a', 'b', `m${i}`)
+    network.cut('a', 'b')
+    network.send('a', 'b', 'blocked at send')
+    network.heal()
+    await scheduler.runUntilIdle()
+    const due = trace.flatMap((event) => (event.type === 'schedule' ? [event] : []))
+    const delivered = trace.flatMap((event) => (event.type === 'deliver' ? [event] : []))
+    expect(due).toHaveLength(50 + network.stats.duplicated)
+    expect(delivered).toHaveLength(due.length)
+    for (const copy of due) {
+      expect(copy.deliverAt).toBeGreaterThanOrEqual(copy.time + 10)
+      expect(copy.deliverAt).toBeLessThanOrEqual(copy.time + 30)
+    }
+    const dueTimes = (id: number) => due.filter((copy) => copy.id === id).map((copy) => copy.deliverAt)
+    for (const event of delivered) expect(dueTimes(event.id)).toContain(event.time)
+    const blocked = trace.find((event) => event.type === 'blocked')
+    expect(blocked === undefined ? [] : dueTimes(blocked.id)).toEqual([])
+  })
+
   it('keeps delays within latency + jitter and preserves link order without jitter', async () => {
     const { network, scheduler, inbox, messages } = setup({ latencyMs: 10, jitterMs: 20 })
     for (let i = 0; i < 200; i++) network.send('a', 'b', `j${i}`)

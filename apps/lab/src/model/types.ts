@@ -43,6 +43,11 @@ export interface MultiLeaderSettings {
 export interface LabSettings {
   readonly design: Design
   readonly seed: number
+  /**
+   * Extra one-way delay drawn per message from 0…`jitterMs`, from the seed (default 0, when
+   * every seed gives the same run). With jitter, messages on one link may overtake each other.
+   */
+  readonly jitterMs?: number
   /** Server nodes (single-leader, quorum) or replicas (multi-leader; the relay is extra). */
   readonly nodes: number
   readonly singleLeader: SingleLeaderSettings
@@ -61,7 +66,13 @@ export type ReadMode =
 
 /** Everything a person (or a preset) can do; the lab records each with its virtual time. */
 export type LabAction =
-  | { readonly type: 'write'; readonly client: string; readonly node: string; readonly key: string; readonly value: string }
+  | {
+      readonly type: 'write'
+      readonly client: string
+      readonly node: string
+      readonly key: string
+      readonly value: string
+    }
   | {
       readonly type: 'read'
       readonly client: string
@@ -115,6 +126,10 @@ export interface KeyValueView {
   readonly key: string
   /** One entry, or several when the node holds concurrent versions. */
   readonly values: readonly string[]
+  /** What a read returns when `values` has several: the resolver's pick (multi-leader, quorum). */
+  readonly resolved?: string
+  /** True while the versions wait for a person to choose (multi-leader, `manual` resolver). */
+  readonly conflict?: boolean
 }
 
 export interface LinkView {
@@ -133,6 +148,13 @@ export interface MessageView {
   readonly label: string
   readonly sentAt: number
   readonly arrivesAt: number
+  /**
+   * Set when the message will never be handled: `lost` (the link dropped it), `cut` or
+   * `partition` (no route), `target-down`, `sender-down`. A copy blocked on arrival keeps its
+   * `arrivesAt`; one dropped at send has `arrivesAt = sentAt`. Dropped messages stay listed for
+   * a short while after they are dropped, so the page can show where they died.
+   */
+  readonly dropped?: 'lost' | 'cut' | 'partition' | 'target-down' | 'sender-down'
 }
 
 /** A client operation, in flight or finished. */
@@ -174,6 +196,8 @@ export interface Scoreboard {
   readonly rejectedWrites: number
   /** Nodes that currently believe they lead (single-leader). */
   readonly leaders: number
+  /** Keys with a conflict still waiting for a `resolve` (multi-leader, `manual` resolver). */
+  readonly openConflicts?: number
 }
 
 export interface LabView {
@@ -185,6 +209,8 @@ export interface LabView {
   readonly operations: readonly OperationView[]
   readonly timeline: readonly TimelineEvent[]
   readonly scoreboard: Scoreboard
+  /** Clients that have made requests (single-leader, quorum: they are network endpoints too, and send and receive messages). */
+  readonly clients?: readonly string[]
 }
 
 export interface Lab {

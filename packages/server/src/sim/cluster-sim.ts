@@ -34,6 +34,12 @@ export abstract class ClusterSim<
   readonly network: SimNetwork<string>
   readonly scheduler: Scheduler
   readonly recorder = new HistoryRecorder()
+  /**
+   * Observer of every step of every node, called after the design's own measurements and
+   * before the step's effects are performed; may be set or replaced at any time (a view that
+   * reports role changes at the moment they happen, say).
+   */
+  onStep: ((node: NodeId, before: TState, after: TState) => void) | undefined
   protected readonly hosts = new Map<NodeId, SimNodeHost<TState, TInput, TMessage, TReply, TRecord>>()
   private readonly clients = new Map<string, TClient>()
   private readonly tickMs: number
@@ -123,7 +129,12 @@ export abstract class ClusterSim<
       machine,
       tickMs: this.tickMs,
       isNode: (name) => this.hosts.has(name as NodeId),
-      observer,
+      observer: {
+        onStep: (node, before, after, effects) => {
+          observer.onStep?.(node, before, after, effects)
+          this.onStep?.(node, before, after)
+        },
+      },
     })
     this.hosts.set(id, host)
     this.network.addNode(id, host)

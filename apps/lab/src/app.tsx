@@ -1,0 +1,174 @@
+import { type ReactNode, useCallback, useState, useSyncExternalStore } from 'react'
+import { ClientPanel } from './client-panel.js'
+import { ClusterDiagram } from './cluster-diagram.js'
+import { createLabSession, freePlay, type LabModel, presetStory, type Story } from './lab-session.js'
+import type { Design, LabAction, LabSettings, Preset } from './model/index.js'
+import { NetworkPanel } from './network-panel.js'
+import { NodeList } from './node-list.js'
+import { PresetList } from './preset-list.js'
+import { presetFromHash, presetHash } from './route.js'
+import { ScoreboardPanel } from './scoreboard-panel.js'
+import { keepsScript } from './settings-edit.js'
+import { SetupPanel } from './setup-panel.js'
+import { TimelinePanel } from './timeline-panel.js'
+import { TransportBar } from './transport-bar.js'
+import { usePlayback } from './use-playback.js'
+
+/** The design the lab opens on when no preset is linked. */
+const FIRST_DESIGN: Design = 'single-leader'
+
+function initialStory(model: LabModel, hash: string): Story {
+  const id = presetFromHash(hash)
+  const preset = model.presets.find((candidate) => candidate.id === id)
+  return preset === undefined ? freePlay(model.defaultSettings(FIRST_DESIGN)) : presetStory(preset)
+}
+
+function setHash(hash: string): void {
+  window.history.replaceState(null, '', hash === '' ? window.location.pathname : hash)
+}
+
+function sameSettings(a: LabSettings, b: LabSettings): boolean {
+  return JSON.stringify(a) === JSON.stringify(b)
+}
+
+function StoryCard(props: {
+  readonly preset: Preset | undefined
+  readonly settings: LabSettings
+}): ReactNode {
+  const { preset } = props
+  if (preset === undefined) {
+    return (
+      <section className="story" aria-label="Story">
+        <h2>Free play</h2>
+        <p>
+          Write at one node and read at another, slow a link down, cut the network, kill the leader or promote
+          a follower, and watch what each design does about it. Or load one of the stories.
+        </p>
+      </section>
+    )
+  }
+  return (
+    <section className="story" aria-label="Story">
+      <h2>{preset.title}</h2>
+      <p>{preset.story}</p>
+      {sameSettings(preset.settings, props.settings) ? null : (
+        <p className="small story-changed">
+          Played with changed settings: the script is the story's, the rules are yours.
+        </p>
+      )}
+    </section>
+  )
+}
+
+/** The replication lab: a cluster of real Chorus nodes in the page, and the controls to break it. */
+export function App(props: { readonly model: LabModel }): ReactNode {
+  const { model } = props
+  const [session] = useState(() => createLabSession(model, initialStory(model, window.location.hash)))
+  const state = useSyncExternalStore(session.subscribe, session.getState)
+  usePlayback(session, state.playing)
+  const onAction = useCallback((action: LabAction) => void session.apply(action), [session])
+
+  const { story, view } = state
+  const settings = story.settings
+  const busy = state.busy !== null
+  const preset = model.presets.find((candidate) => candidate.id === story.presetId)
+
+  const loadPreset = (chosen: Preset) => {
+    setHash(presetHash(chosen.id))
+    void session.load(presetStory(chosen))
+  }
+  const changeSettings = (next: LabSettings) => {
+    if (keepsScript(settings, next)) {
+      void session.load({ ...story, settings: next })
+      return
+    }
+    setHash('')
+    void session.load(freePlay(next))
+  }
+  const changeDesign = (design: Design) =>
+    changeSettings({
+      ...model.defaultSettings(design),
+      seed: settings.seed,
+      ...(settings.jitterMs === undefined ? {} : { jitterMs: settings.jitterMs }),
+    })
+
+  return (
+    <div
+      className="lab"
+      data-busy={state.busy ?? 'no'}
+      data-ended={state.ended}
+      data-lab={state.labNumber}
+      data-design={settings.design}
+    >
+      <header className="lab-header">
+        <span className="logo" aria-hidden="true" />
+        <div>
+          <h1>Replication lab</h1>
+          <p className="tagline">Real Chorus nodes on a simulated network, in virtual time. Break them.</p>
+        </div>
+        <a className="button subtle" href="/">
+          Notes app
+        </a>
+      </header>
+      <TransportBar state={state} session={session} onStartOver={() => void session.load(story)} />
+      {state.error === null ? null : (
+        <p className="error-banner" role="alert">
+          {state.error}
+        </p>
+      )}
+      <div className="lab-grid">
+        <div className="lab-side">
+          <PresetList presets={model.presets} current={story.presetId} disabled={busy} onLoad={loadPreset} />
+          <SetupPanel settings={settings} disabled={busy} onDesign={changeDesign} onChange={changeSettings} />
+        </div>
+        <main className="lab-main">
+          <StoryCard preset={preset} settings={settings} />
+          <section className="card diagram-card" aria-label="Cluster">
+            {view === null ? (
+              <p className="muted pad">Starting the cluster…</p>
+            ) : (
+              <ClusterDiagram view={view} />
+            )}
+            <ul className="legend small muted">
+              <li>
+                <span className="legend-dot" aria-hidden="true" /> message in flight
+              </li>
+              <li>
+                <span className="legend-dropped" aria-hidden="true">
+                  ✕
+                </span>{' '}
+                dropped
+              </li>
+              <li>
+                <span className="legend-cut" aria-hidden="true" /> cut link
+              </li>
+              <li>
+                <span className="legend-leader" aria-hidden="true" /> leader
+              </li>
+            </ul>
+          </section>
+          {view === null ? null : (
+            <>
+              <NodeList nodes={view.nodes} design={settings.design} disabled={busy} onAction={onAction} />
+              <NetworkPanel links={view.links} disabled={busy} onAction={onAction} />
+            </>
+          )}
+        </main>
+        <div className="lab-info">
+          {view === null ? null : (
+            <>
+              <ScoreboardPanel scoreboard={view.scoreboard} design={settings.design} />
+              <ClientPanel
+                nodes={view.nodes}
+                operations={view.operations}
+                disabled={busy}
+                onAction={onAction}
+              />
+              <TimelinePanel events={view.timeline} seed={view.settings.seed} lab={state.labNumber} />
+            </>
+          )}
+        </div>
+      </div>
+    </div>
+  )
+}

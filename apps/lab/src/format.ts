@@ -1,0 +1,54 @@
+import type { Scoreboard } from './model/index.js'
+
+/** `850 ms`, `12.35 s`: a virtual time or duration, precise enough to tell messages apart. */
+export function formatTime(ms: number): string {
+  if (Math.abs(ms) < 1000) return `${Math.round(ms)} ms`
+  return `${(ms / 1000).toFixed(2)} s`
+}
+
+/** `n1–n2`: how a link is named on the page, in its controls' accessible names too. */
+export function linkName(a: string, b: string): string {
+  return `${a}–${b}`
+}
+
+/** `1/10×`, `1×`, `4×`: a playback speed (virtual ms per wall-clock ms). */
+export function formatSpeed(speed: number): string {
+  if (speed >= 1) return `${Number(speed.toFixed(2))}×`
+  return `1/${Math.round(1 / speed)}×`
+}
+
+/** A figure of the scoreboard: its label, and whether a non-zero value is a failure to notice. */
+export interface MetricSpec {
+  readonly key: keyof Scoreboard
+  readonly label: string
+  /** The figure is bad when above this (leaders: more than one). */
+  readonly badAbove?: number
+  readonly help: string
+}
+
+/** The scoreboard's figures, in the order the page shows them. */
+export const METRICS: readonly MetricSpec[] = [
+  { key: 'acknowledgedWrites', label: 'Acknowledged writes', help: 'writes a client was told succeeded' },
+  {
+    key: 'lostAcknowledgedWrites',
+    label: 'Acknowledged writes lost',
+    badAbove: 0,
+    help: 'acknowledged, then gone from every replica',
+  },
+  { key: 'staleReads', label: 'Stale reads', badAbove: 0, help: 'reads that missed a finished write' },
+  { key: 'conflicts', label: 'Conflicts', badAbove: 0, help: 'concurrent versions of one key' },
+  {
+    key: 'divergentReplicas',
+    label: 'Divergent replicas',
+    badAbove: 0,
+    help: 'replicas whose data differs from the reference',
+  },
+  { key: 'leaders', label: 'Leaders', badAbove: 1, help: 'nodes that believe they lead' },
+  { key: 'rejectedWrites', label: 'Rejected writes', help: 'fenced, no leader, or no quorum' },
+  { key: 'openConflicts', label: 'Open conflicts', help: 'conflicts waiting for a person to choose' },
+]
+
+/** Whether `value` of `metric` is a failure the page should make stand out. */
+export function isBad(metric: MetricSpec, value: number): boolean {
+  return metric.badAbove !== undefined && value > metric.badAbove
+}

@@ -1,0 +1,301 @@
+import type { JsonValue } from '@chorus/core'
+import {
+  lastLsn,
+  type ReplicationMode,
+  readableData,
+  readableLsn,
+  type SingleLeaderReply,
+  SingleLeaderSim,
+  type SingleLeaderState,
+} from '@chorus/server'
+import { findStaleReads } from '@chorus/testkit'
+import { invalid, LabBase, type OperationRecord } from './lab.js'
+import { singleLeaderLabel } from './message-label.js'
+import { labTimings, nodeNames, startFaults } from './settings.js'
+import type { LabAction, LabSettings, NodeView, Scoreboard } from './types.js'
+
+/** What the lab remembers of each client: the LSN tokens its reads carry. */
+interface ClientTokens {
+  /** The LSN of its last acknowledged write (read-your-writes). */
+  lastWriteLsn: number
+  /** The highest LSN it has read (monotonic reads). */
+  highestReadLsn: number
+}
+
+function replicationOf(settings: LabSettings): ReplicationMode {
+  const { replication, chain } = settings.singleLeader
+  if (chain) return { mode: 'chain' }
+  if (replication === 'semi-sync')
+    return { mode: 'semi-sync', acks: 1, timeoutMs: labTimings.semiSyncTimeoutMs }
+  return { mode: replication }
+}
+
+function text(value: JsonValue | null | undefined): string | undefined {
+  if (value === null || value === undefined) return undefined
+  return typeof value === 'string' ? value : JSON.stringify(value)
+}
+
+/**
+ * The single-leader lab: a {@link SingleLeaderSim} of n1…nN running the real node machine.
+ *
+ * Writes go to the node the person picks (a follower refuses with `not-leader`). Reads are
+ * replica reads at the chosen node: `any` takes whatever it has (minLsn 0);
+ * `read-your-writes` carries the client's last acknowledged write LSN and `monotonic` the
+ * highest LSN it has read, and a node that is behind waits up to a second for it, then
+ * refuses with `not-yet`.
+ */
+export class SingleLeaderLab extends LabBase<string> {
+  private readonly sim: SingleLeaderSim
+  private readonly tokens = new Map<string, ClientTokens>()
+  /** The last state seen of every node, shown while it is down. */
+  private readonly lastSeen = new Map<string, SingleLeaderState>()
+
+  private constructor(settings: LabSettings, sim: SingleLeaderSim) {
+    super({ settings, network: sim.network, nodes: sim.config.nodes, label: singleLeaderLabel })
+    this.sim = sim
+  }
+
+  /** Starts the cluster and runs it until a leader is elected; that moment is lab time 0. */
+  static async create(settings: LabSettings): Promise<SingleLeaderLab> {
+    const { fencing, autoFailover } = settings.singleLeader
+    const sim = new SingleLeaderSim({
+      seed: settings.seed,
+      nodes: nodeNames(settings),
+      faults: startFaults(settings),
+      tickMs: labTimings.tickMs,
+      clientTimeoutMs: labTimings.clientTimeoutMs,
+      config: {
+        replication: replicationOf(settings),
+        fencing,
+        autoFailover,
+        heartbeatMs: labTimings.heartbeatMs,
+        electionTimeoutMs: labTimings.electionTimeoutMs,
+        leaseMs: labTimings.leaseMs,
+        resendMs: labTimings.resendMs,
+      },
+    })
+    await sim.start()
+    if (!autoFailover) await sim.promote(sim.config.nodes[0] as string)
+    const leader = await sim.awaitLeader(30_000)
+    await sim.run(labTimings.heartbeatMs * 2)
+    const lab = new SingleLeaderLab(settings, sim)
+    lab.begin()
+    for (const state of sim.states()) lab.lastSeen.set(state.id, state)
+    sim.onStep = (node, before, after) => lab.onStep(node, before, after)
+    const epoch = leader === undefined ? 0 : (sim.host(leader).state?.epoch ?? 0)
+    lab.event(
+      'role',
+      leader === undefined
+        ? 'cluster started; no leader yet'
+        : `cluster started: ${leader} leads epoch ${epoch}, ${replicationOf(settings).mode} replication, fencing ${fencing ? 'on' : 'off'}`,
+    )
+    return lab
+  }
+
+  protected override validateForDesign(action: LabAction): void {
+    if (action.type === 'resolve') {
+      invalid(
+        'resolve settles multi-leader conflicts; a single-leader cluster has none (its leader orders every write)',
+      )
+    }
+    if (action.type === 'kill' || action.type === 'pause' || action.type === 'promote') {
+      if (this.sim.host(action.node).state === null) invalid(`${action.node} is down; restart it first`)
+    }
+    if (action.type === 'restart' && this.sim.host(action.node).state !== null) {
+      invalid(`${action.node} is up; kill it before restarting it`)
+    }
+    if (action.type === 'promote' && this.sim.host(action.node).state?.role === 'leader') {
+      invalid(`${action.node} already leads; promote a follower`)
+    }
+  }
+
+  protected override async perform(action: LabAction): Promise<void> {
+    if (this.performNetwork(action)) return
+    switch (action.type) {
+      case 'write': {
+        this.ensureClient(action.client)
+        this.event('action', `${action.client} writes ${action.key} = ${action.value} at ${action.node}`)
+        const client = this.sim.client(action.client)
+        this.startOperation(
+          { client: action.client, node: action.node, kind: 'write', key: action.key, value: action.value },
+          labTimings.clientTimeoutMs,
+          () => client.write(action.key, action.value, { node: action.node }),
+        )
+        return
+      }
+      case 'read': {
+        this.ensureClient(action.client)
+        const tokens = this.tokensOf(action.client)
+        const minLsn =
+          action.mode === 'read-your-writes'
+            ? tokens.lastWriteLsn
+            : action.mode === 'monotonic'
+              ? tokens.highestReadLsn
+              : 0
+        this.event(
+          'action',
+          `${action.client} reads ${action.key} at ${action.node} (${action.mode}${minLsn > 0 ? `, needs LSN ${minLsn}` : ''})`,
+        )
+        const client = this.sim.client(action.client)
+        this.startOperation(
+          { client: action.client, node: action.node, kind: 'read', key: action.key, mode: action.mode },
+          labTimings.clientTimeoutMs,
+          () =>
+            client.read(action.key, {
+              node: action.node,
+              consistency: 'replica',
+              minLsn,
+              waitMs: minLsn > 0 ? labTimings.readWaitMs : 0,
+            }),
+        )
+        return
+      }
+      case 'kill': {
+        const state = this.sim.host(action.node).state
+        if (state !== null) this.lastSeen.set(action.node, state)
+        this.sim.crash(action.node)
+        this.event('node', `${action.node} killed (its disk survives)`)
+        return
+      }
+      case 'restart':
+        this.event('node', `${action.node} restarts from its disk`)
+        await this.sim.restart(action.node)
+        return
+      case 'pause':
+        this.sim.pause(action.node, action.ms)
+        this.event('node', `${action.node} paused for ${action.ms} ms`)
+        this.later(action.ms, () => {
+          if (this.sim.host(action.node).state !== null) this.event('node', `${action.node} resumes`)
+        })
+        return
+      case 'promote':
+        this.event('action', `operator promotes ${action.node}`)
+        await this.sim.promote(action.node)
+        return
+      default:
+        return
+    }
+  }
+
+  protected override requestIdOf(message: string): string | undefined {
+    try {
+      const frame = JSON.parse(message) as { id?: unknown }
+      return typeof frame.id === 'string' ? frame.id : undefined
+    } catch {
+      return undefined
+    }
+  }
+
+  protected override onReply(op: OperationRecord, message: string): void {
+    const reply = JSON.parse(message) as SingleLeaderReply
+    const tokens = this.tokensOf(op.client)
+    switch (reply.type) {
+      case 'write-ok':
+        tokens.lastWriteLsn = Math.max(tokens.lastWriteLsn, reply.lsn)
+        this.finish(
+          op,
+          'ok',
+          `epoch ${reply.epoch}, LSN ${reply.lsn}${reply.durability === 'leader' ? ', on the leader only' : ', replicated'}`,
+        )
+        return
+      case 'read-ok': {
+        tokens.highestReadLsn = Math.max(tokens.highestReadLsn, reply.lsn)
+        const value = text(reply.value)
+        if (value !== undefined) op.value = value
+        this.finish(op, 'ok', `LSN ${reply.lsn}`)
+        return
+      }
+      case 'rejected': {
+        const why =
+          reply.reason === 'not-yet'
+            ? `not-yet: ${op.node} has only LSN ${reply.lsn}`
+            : reply.reason === 'not-leader'
+              ? `not-leader${reply.leader === null ? '' : `: ask ${reply.leader}`}`
+              : 'deposed: the write may or may not survive'
+        this.finish(op, 'rejected', why)
+        return
+      }
+      case 'error':
+        this.finish(op, 'rejected', `${reply.code}: ${reply.message}`)
+        return
+      default:
+        return
+    }
+  }
+
+  protected override nodeViews(): NodeView[] {
+    return this.sim.config.nodes.map((id) => {
+      const host = this.sim.host(id)
+      const live = host.state
+      const state = live ?? this.lastSeen.get(id)
+      if (state === undefined) return { id, role: 'follower', up: false, paused: false, values: [] }
+      const data = readableData(state)
+      return {
+        id,
+        role: state.role,
+        up: live !== null,
+        paused: host.paused,
+        epoch: state.epoch,
+        lsn: lastLsn(state.log),
+        commitLsn: state.commitLsn,
+        ...(state.role === 'leader' ? {} : { lag: Math.max(0, state.leaderCommitLsn - readableLsn(state)) }),
+        values: [...data.keys()].sort().flatMap((key) => {
+          const value = text(data.get(key))
+          return value === undefined ? [] : [{ key, values: [value] }]
+        }),
+      }
+    })
+  }
+
+  protected override scoreboard(): Scoreboard {
+    const report = this.sim.report()
+    return {
+      acknowledgedWrites: report.acknowledgedWrites,
+      lostAcknowledgedWrites: report.lostAcknowledgedWrites,
+      staleReads: report.staleReads,
+      conflicts: 0,
+      divergentReplicas: report.divergentNodes,
+      rejectedWrites: this.operations.filter((op) => op.kind === 'write' && op.outcome === 'rejected').length,
+      leaders: this.sim.states().filter((state) => state.role === 'leader').length,
+    }
+  }
+
+  protected override staleOperations(): ReadonlySet<number> {
+    const history = this.sim.history()
+    return new Set(findStaleReads(history).map((stale) => history.indexOf(stale.read)))
+  }
+
+  private ensureClient(name: string): void {
+    if (!this.clientNames.includes(name)) this.clientNames.push(name)
+  }
+
+  private tokensOf(client: string): ClientTokens {
+    let tokens = this.tokens.get(client)
+    if (tokens === undefined) {
+      tokens = { lastWriteLsn: 0, highestReadLsn: 0 }
+      this.tokens.set(client, tokens)
+    }
+    return tokens
+  }
+
+  private onStep(node: string, before: SingleLeaderState, after: SingleLeaderState): void {
+    this.lastSeen.set(node, after)
+    if (before.role === after.role && before.epoch === after.epoch) return
+    if (after.role === 'leader' && before.role !== 'leader') {
+      this.event('role', `${node} leads epoch ${after.epoch}`)
+    } else if (after.role === 'candidate') {
+      this.event('role', `${node} stands for election (epoch ${after.epoch})`)
+    } else if (before.role === 'leader' && after.role !== 'leader') {
+      this.event(
+        'role',
+        after.epoch > before.epoch
+          ? `${node} steps down: it saw epoch ${after.epoch}`
+          : `${node} steps down: no majority has answered it for a while`,
+      )
+    } else if (before.role !== after.role) {
+      this.event('role', `${node} is now ${after.role} (epoch ${after.epoch})`)
+    } else {
+      this.event('role', `${node} moves to epoch ${after.epoch}`)
+    }
+  }
+}

@@ -1,0 +1,162 @@
+import type { ReactNode } from 'react'
+import { disagreements } from './divergence.js'
+import type { Design, LabAction, NodeView } from './model/index.js'
+
+function Facts(props: { readonly node: NodeView }): ReactNode {
+  const { node } = props
+  const facts: [string, string][] = []
+  if (node.epoch !== undefined) facts.push(['epoch', String(node.epoch)])
+  if (node.lsn !== undefined) {
+    facts.push([
+      'LSN',
+      node.commitLsn === undefined ? String(node.lsn) : `${node.lsn} (commit ${node.commitLsn})`,
+    ])
+  }
+  if (node.lag !== undefined) facts.push(['lag', `${node.lag} behind`])
+  if (node.clock !== undefined) facts.push(['clock', node.clock === '' ? '—' : node.clock])
+  if (facts.length === 0) return null
+  return (
+    <dl className="facts">
+      {facts.map(([term, value]) => (
+        <div key={term} data-fact={term}>
+          <dt>{term}</dt>
+          <dd>{value}</dd>
+        </div>
+      ))}
+    </dl>
+  )
+}
+
+function Values(props: {
+  readonly node: NodeView
+  readonly differs: Map<string, Set<string>>
+  readonly disabled: boolean
+  readonly onAction: (action: LabAction) => void
+}): ReactNode {
+  const { node, differs } = props
+  if (node.values.length === 0) return <p className="muted small">no data</p>
+  return (
+    <table className="values">
+      <thead>
+        <tr>
+          <th scope="col">key</th>
+          <th scope="col">value</th>
+        </tr>
+      </thead>
+      <tbody>
+        {node.values.map((entry) => {
+          const odd = differs.get(entry.key)?.has(node.id) === true
+          const conflict = entry.values.length > 1
+          return (
+            <tr key={entry.key} data-key={entry.key} className={odd ? 'differs' : undefined}>
+              <th scope="row">{entry.key}</th>
+              <td data-value={entry.values.join(' | ')}>
+                {entry.values.map((value, index) => (
+                  // biome-ignore lint/suspicious/noArrayIndexKey: siblings may repeat a value; only their position tells them apart.
+                  <span key={index} className={conflict ? 'chip sibling' : 'chip'}>
+                    {value}
+                  </span>
+                ))}
+                {conflict ? <span className="tag warning">conflict</span> : null}
+                {odd ? <span className="tag danger">differs</span> : null}
+                {conflict && entry.resolved !== undefined ? (
+                  <span className="reads-as small">
+                    reads as <strong>{entry.resolved}</strong>
+                  </span>
+                ) : null}
+                {entry.conflict === true && node.up ? (
+                  <span className="keep-buttons">
+                    {[...new Set(entry.values)].map((value) => (
+                      <button
+                        key={value}
+                        type="button"
+                        className="button small"
+                        disabled={props.disabled}
+                        aria-label={`Keep ${value} for ${entry.key} at ${node.id}`}
+                        onClick={() =>
+                          props.onAction({ type: 'resolve', node: node.id, key: entry.key, value })
+                        }
+                      >
+                        Keep {value}
+                      </button>
+                    ))}
+                  </span>
+                ) : null}
+              </td>
+            </tr>
+          )
+        })}
+      </tbody>
+    </table>
+  )
+}
+
+/**
+ * One card per node: role, epoch, log position or version vector, lag, every key it holds
+ * (values that differ from most nodes are marked), and its Kill / Restart / Promote buttons.
+ */
+export function NodeList(props: {
+  readonly nodes: readonly NodeView[]
+  readonly design: Design
+  readonly disabled: boolean
+  readonly onAction: (action: LabAction) => void
+}): ReactNode {
+  const differs = disagreements(props.nodes)
+  return (
+    <section className="node-list" aria-label="Nodes">
+      {props.nodes.map((node) => {
+        const promotable = props.design === 'single-leader' && node.role !== 'leader' && node.role !== 'relay'
+        return (
+          <article
+            key={node.id}
+            className={node.up ? 'card node-card' : 'card node-card is-down'}
+            data-node={node.id}
+            data-role={node.role}
+            data-up={node.up}
+            aria-labelledby={`node-${node.id}`}
+          >
+            <header className="node-header">
+              <h3 id={`node-${node.id}`}>{node.id}</h3>
+              <span className={`role role-${node.role}`}>{node.role}</span>
+              {!node.up ? <span className="tag danger">down</span> : null}
+              {node.paused ? <span className="tag warning">paused</span> : null}
+            </header>
+            <Facts node={node} />
+            <Values node={node} differs={differs} disabled={props.disabled} onAction={props.onAction} />
+            <div className="actions">
+              {node.up ? (
+                <button
+                  type="button"
+                  className="button small danger"
+                  disabled={props.disabled}
+                  onClick={() => props.onAction({ type: 'kill', node: node.id })}
+                >
+                  Kill {node.id}
+                </button>
+              ) : (
+                <button
+                  type="button"
+                  className="button small"
+                  disabled={props.disabled}
+                  onClick={() => props.onAction({ type: 'restart', node: node.id })}
+                >
+                  Restart {node.id}
+                </button>
+              )}
+              {promotable ? (
+                <button
+                  type="button"
+                  className="button small"
+                  disabled={props.disabled || !node.up}
+                  onClick={() => props.onAction({ type: 'promote', node: node.id })}
+                >
+                  Promote follower {node.id}
+                </button>
+              ) : null}
+            </div>
+          </article>
+        )
+      })}
+    </section>
+  )
+}

@@ -1,0 +1,91 @@
+import type { ReactNode } from 'react'
+import { formatSpeed, formatTime } from './format.js'
+import { isScripted, type LabSession, type SessionState } from './lab-session.js'
+import { SPEEDS } from './pace.js'
+import { storyEnd } from './script-runner.js'
+
+const BUSY_TEXT = {
+  loading: 'Starting the cluster…',
+  skipping: 'Running to the end…',
+  replaying: 'Replaying…',
+}
+
+/** Play and pause, speed, virtual time, skip to the story's end, replay, start over. */
+export function TransportBar(props: {
+  readonly state: SessionState
+  readonly session: LabSession
+  readonly onStartOver: () => void
+}): ReactNode {
+  const { state, session } = props
+  const now = state.view?.now ?? 0
+  const scripted = isScripted(state.story)
+  const end = storyEnd(state.story.script, state.story.durationMs)
+  const idle = state.busy === null && state.view !== null
+  return (
+    <div className="transport" role="toolbar" aria-label="Playback">
+      <button
+        type="button"
+        className="button primary play"
+        disabled={!idle || state.ended}
+        onClick={() => (state.playing ? session.pause() : session.play())}
+      >
+        <span aria-hidden="true">{state.playing ? '❚❚' : '▶'}</span>
+        {state.playing ? 'Pause' : 'Play'}
+      </button>
+      <label className="speed">
+        <span>Speed</span>
+        <select value={state.speed} onChange={(event) => session.setSpeed(Number(event.target.value))}>
+          {SPEEDS.map((speed) => (
+            <option key={speed} value={speed}>
+              {formatSpeed(speed)}
+            </option>
+          ))}
+        </select>
+      </label>
+      <div className="clock">
+        <span className="muted small">virtual time</span>
+        <output aria-label="Virtual time" data-now={now}>
+          {formatTime(now)}
+        </output>
+        {scripted ? (
+          <progress
+            aria-label="Story progress"
+            max={end}
+            value={Math.min(now, end)}
+            className="story-progress"
+          />
+        ) : null}
+      </div>
+      <div className="transport-actions">
+        <button
+          type="button"
+          className="button"
+          disabled={!idle || !scripted || state.ended}
+          onClick={() => void session.skipToEnd()}
+        >
+          Skip to end
+        </button>
+        <button
+          type="button"
+          className="button"
+          disabled={!idle}
+          title="Run every action so far again on a fresh cluster with the same seed"
+          onClick={() => void session.replay()}
+        >
+          Replay
+        </button>
+        <button
+          type="button"
+          className="button subtle"
+          disabled={state.busy === 'loading'}
+          onClick={props.onStartOver}
+        >
+          Start over
+        </button>
+      </div>
+      <p className="busy" role="status">
+        {state.busy === null ? (state.ended ? 'The story has played out.' : '') : BUSY_TEXT[state.busy]}
+      </p>
+    </div>
+  )
+}

@@ -1,0 +1,280 @@
+import { join } from 'node:path'
+import type { Browser, Locator, Page } from 'playwright-core'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { type RelayProcess, ROOT, startRelay, tempDir } from '../integration/relay-process.js'
+import { launchChromium, screenshot } from './support/browser.js'
+
+const NOTES = join(ROOT, 'apps/notes/dist')
+const LAB = join(ROOT, 'apps/lab/dist')
+const WAIT = { timeout: 30_000 }
+
+/** The scoreboard's figure for `metric`, as a number. */
+async function metric(page: Page, name: string): Promise<number> {
+  const text = await page
+    .getByRole('region', { name: 'Scoreboard' })
+    .locator(`[data-metric="${name}"]`)
+    .textContent()
+  return Number(text)
+}
+
+/** Polls the figure until `check` holds for it. */
+async function expectMetric(page: Page, name: string, check: (value: number) => boolean): Promise<number> {
+  await expect.poll(async () => check(await metric(page, name)), WAIT).toBe(true)
+  return metric(page, name)
+}
+
+/** The lab's root, whose data attributes say whether it is busy and whether the story ended. */
+function lab(page: Page): Locator {
+  return page.locator('.lab')
+}
+
+async function idle(page: Page): Promise<void> {
+  await expect.poll(() => lab(page).getAttribute('data-busy'), WAIT).toBe('no')
+}
+
+async function openLab(page: Page, url: string): Promise<void> {
+  await page.goto(url)
+  await page.getByRole('heading', { name: 'Replication lab' }).waitFor(WAIT)
+  await idle(page)
+}
+
+/** Loads a preset from the list, paused at virtual time 0. */
+async function loadPreset(page: Page, id: string): Promise<void> {
+  const before = Number(await lab(page).getAttribute('data-lab'))
+  await page.locator(`[data-preset="${id}"]`).click()
+  await expect
+    .poll(async () => Number(await lab(page).getAttribute('data-lab')), WAIT)
+    .toBeGreaterThan(before)
+  await idle(page)
+  await expect
+    .poll(() => page.locator(`[data-preset="${id}"]`).getAttribute('aria-pressed'), WAIT)
+    .toBe('true')
+}
+
+/** Runs the loaded story to its end at once and waits until the page says it has played out. */
+async function skipToEnd(page: Page): Promise<void> {
+  await page.getByRole('button', { name: 'Skip to end' }).click()
+  await expect.poll(() => lab(page).getAttribute('data-ended'), WAIT).toBe('true')
+  await idle(page)
+}
+
+/** Changes a setting in the Design panel and waits for the fresh lab it starts. */
+async function changeSetting(page: Page, change: () => Promise<void>): Promise<void> {
+  const before = Number(await lab(page).getAttribute('data-lab'))
+  await change()
+  await expect
+    .poll(async () => Number(await lab(page).getAttribute('data-lab')), WAIT)
+    .toBeGreaterThan(before)
+  await idle(page)
+}
+
+function nodeCard(page: Page, id: string): Locator {
+  return page.locator(`[data-node="${id}"]`)
+}
+
+/** A full-page screenshot from the top, so the sticky playback bar sits where a person sees it. */
+async function shot(page: Page, name: string): Promise<void> {
+  await page.evaluate(() => window.scrollTo(0, 0))
+  await screenshot(page, name)
+}
+
+async function timelineText(page: Page): Promise<string> {
+  return (await page.getByRole('region', { name: 'Timeline' }).locator('ol').textContent()) ?? ''
+}
+
+describe('the replication lab, built and served by a relay process at /lab', () => {
+  const data = tempDir('chorus-e2e-lab-')
+  let relay: RelayProcess
+  let browser: Browser
+  let page: Page
+  let url = ''
+
+  beforeAll(async () => {
+    relay = await startRelay({ dataDir: data.path, args: ['--static', NOTES, '--static', `/lab=${LAB}`] })
+    browser = await launchChromium()
+    const context = await browser.newContext({ viewport: { width: 1400, height: 900 } })
+    page = await context.newPage()
+    page.on('pageerror', (error) => {
+      throw error
+    })
+    url = `${relay.http}/lab/`
+  })
+
+  afterAll(async () => {
+    await browser?.close()
+    await relay?.stop('SIGTERM')
+    data.remove()
+  })
+
+  it('is linked from the notes app and opens at /lab as well as /lab/', async () => {
+    await page.goto(`${relay.http}/`)
+    await page.getByRole('link', { name: 'replication lab' }).click()
+    await page.waitForURL(`${relay.http}/lab/`, WAIT)
+    await idle(page)
+    await page.goto(`${relay.http}/lab`)
+    await page.waitForURL(`${relay.http}/lab/`, WAIT)
+    await idle(page)
+    await expect.poll(() => page.getByRole('link', { name: 'Notes app' }).getAttribute('href')).toBe('/')
+  })
+
+  it('loses exactly the acknowledged write of an asynchronous leader crash, and none with sync replication', async () => {
+    await openLab(page, url)
+    await loadPreset(page, 'async-leader-crash')
+    await skipToEnd(page)
+    await expectMetric(page, 'lostAcknowledgedWrites', (value) => value === 1)
+    expect(await metric(page, 'acknowledgedWrites')).toBeGreaterThanOrEqual(2)
+    await shot(page, 'lab-async-leader-crash')
+
+    // The same story, switched to synchronous replication in the Design panel.
+    await changeSetting(page, () => page.getByRole('radio', { name: 'Sync', exact: true }).check())
+    expect(await lab(page).getAttribute('data-ended')).toBe('false')
+    await skipToEnd(page)
+    expect(await metric(page, 'lostAcknowledgedWrites')).toBe(0)
+
+    await loadPreset(page, 'sync-leader-crash')
+    await skipToEnd(page)
+    expect(await metric(page, 'lostAcknowledgedWrites')).toBe(0)
+    expect(await metric(page, 'acknowledgedWrites')).toBeGreaterThanOrEqual(1)
+    await shot(page, 'lab-sync-leader-crash')
+  })
+
+  it('shows split brain with fencing off, and a rejected write and no divergence with it on', async () => {
+    await openLab(page, url)
+    await loadPreset(page, 'partition-split-brain')
+    const fencing = page.getByRole('switch', { name: 'Fencing' })
+    expect(await fencing.isChecked()).toBe(false)
+    await skipToEnd(page)
+    await expectMetric(page, 'leaders', (value) => value === 2)
+    expect(await metric(page, 'divergentReplicas')).toBeGreaterThan(0)
+    expect(await page.locator('[data-node][data-role="leader"]').count()).toBe(2)
+    // The diverged replica's value is marked on its card.
+    expect(await page.locator('[data-node] tr.differs').count()).toBeGreaterThan(0)
+    await shot(page, 'lab-partition-split-brain')
+
+    await changeSetting(page, () => fencing.check())
+    await skipToEnd(page)
+    await expectMetric(page, 'rejectedWrites', (value) => value >= 1)
+    expect(await metric(page, 'divergentReplicas')).toBe(0)
+    expect(await metric(page, 'leaders')).toBe(1)
+    expect(await page.locator('[data-outcome="rejected"]').count()).toBeGreaterThan(0)
+
+    await loadPreset(page, 'partition-fenced')
+    await skipToEnd(page)
+    await expectMetric(page, 'rejectedWrites', (value) => value >= 1)
+    expect(await metric(page, 'divergentReplicas')).toBe(0)
+    await shot(page, 'lab-partition-fenced')
+
+    await loadPreset(page, 'manual-promote-split-brain')
+    await skipToEnd(page)
+    await expectMetric(page, 'leaders', (value) => value === 2)
+    expect(await metric(page, 'divergentReplicas')).toBeGreaterThan(0)
+    await shot(page, 'lab-manual-promote-split-brain')
+  })
+
+  it('reads no stale value when W + R > N with blocking read repair, and some when W + R ≤ N', async () => {
+    await openLab(page, url)
+    await loadPreset(page, 'quorum-strict')
+    await skipToEnd(page)
+    await expectMetric(page, 'acknowledgedWrites', (value) => value > 0)
+    expect(await metric(page, 'staleReads')).toBe(0)
+    await shot(page, 'lab-quorum-strict')
+
+    await loadPreset(page, 'quorum-weak')
+    await skipToEnd(page)
+    await expectMetric(page, 'staleReads', (value) => value > 0)
+    await shot(page, 'lab-quorum-weak')
+  })
+
+  it('shows the stale read from a lagging follower and the multi-leader conflict', async () => {
+    await openLab(page, url)
+    await loadPreset(page, 'lagging-follower-read')
+    await skipToEnd(page)
+    await expectMetric(page, 'staleReads', (value) => value > 0)
+    expect(await page.locator('[data-outcome="stale"]').count()).toBeGreaterThan(0)
+    await shot(page, 'lab-lagging-follower-read')
+
+    await loadPreset(page, 'multi-leader-conflict')
+    await skipToEnd(page)
+    await expectMetric(page, 'conflicts', (value) => value > 0)
+    await shot(page, 'lab-multi-leader-conflict')
+  })
+
+  it('replays to the same timeline from the same seed, after playing and acting by hand', async () => {
+    await openLab(page, url)
+    await loadPreset(page, 'lagging-follower-read')
+    // With jitter every message's delay is drawn from the seed: replay must draw the same.
+    await changeSetting(page, () => page.getByRole('slider', { name: 'Jitter' }).fill('30'))
+    await page.getByRole('combobox', { name: 'Speed' }).selectOption({ label: '1/4×' })
+    await page.getByRole('button', { name: 'Play', exact: true }).click()
+    await expect
+      .poll(
+        async () => Number(await page.getByRole('status', { name: 'Virtual time' }).getAttribute('data-now')),
+        WAIT,
+      )
+      .toBeGreaterThan(200)
+    await page.getByRole('button', { name: 'Pause', exact: true }).click()
+    await page.getByRole('textbox', { name: 'Value' }).fill('42')
+    await page.getByRole('button', { name: 'Write', exact: true }).click()
+    await skipToEnd(page)
+    const before = await timelineText(page)
+    expect(before).toContain('42')
+    expect(await page.getByRole('slider', { name: 'Jitter' }).inputValue()).toBe('30')
+
+    const number = Number(await lab(page).getAttribute('data-lab'))
+    await page.getByRole('button', { name: 'Replay' }).click()
+    await expect.poll(async () => Number(await lab(page).getAttribute('data-lab')), WAIT).toBe(number + 1)
+    await idle(page)
+    expect(await timelineText(page)).toBe(before)
+  })
+
+  it('names every control as written: Latency, Cut network, Heal, Promote follower, Fencing, Kill, Restart, Replay', async () => {
+    await openLab(page, url)
+    expect(await page.getByRole('radio', { name: 'Single-leader' }).isChecked()).toBe(true)
+    await page.getByRole('combobox', { name: 'Speed' }).selectOption({ label: '4×' })
+
+    const latency = page.getByRole('slider', { name: 'Latency n1–n2' })
+    await latency.fill('500')
+    await expect.poll(() => timelineText(page), WAIT).toMatch(/500/)
+
+    await page.getByRole('button', { name: 'Cut network n1–n3' }).click()
+    await page.locator('[data-link="n1–n3"] .tag').waitFor(WAIT)
+    await page.getByRole('button', { name: 'Heal' }).click()
+    await page.getByRole('button', { name: 'Cut network n1–n3' }).waitFor(WAIT)
+
+    await page.getByRole('button', { name: 'Kill n3' }).click()
+    await expect.poll(() => nodeCard(page, 'n3').getAttribute('data-up'), WAIT).toBe('false')
+    await page.getByRole('button', { name: 'Restart n3' }).click()
+    await expect.poll(() => nodeCard(page, 'n3').getAttribute('data-up'), WAIT).toBe('true')
+
+    await page.getByRole('button', { name: 'Promote follower n2' }).click()
+    await page.getByRole('button', { name: 'Play', exact: true }).click()
+    await expect.poll(() => nodeCard(page, 'n2').getAttribute('data-role'), WAIT).toBe('leader')
+    await page.getByRole('button', { name: 'Pause', exact: true }).click()
+
+    for (const [role, name] of [
+      ['switch', 'Fencing'],
+      ['button', 'Replay'],
+      ['button', 'Heal'],
+      ['slider', 'Latency n2–n3'],
+      ['button', 'Kill n1'],
+    ] as const) {
+      expect(await page.getByRole(role, { name }).count(), name).toBe(1)
+    }
+    await shot(page, 'lab-free-play')
+  })
+
+  it('fits a phone screen with the diagram, scoreboard and controls reachable', async () => {
+    const phone = await browser.newContext({ viewport: { width: 390, height: 844 }, isMobile: true })
+    const small = await phone.newPage()
+    await openLab(small, `${url}#preset=partition-split-brain`)
+    await skipToEnd(small)
+    await expectMetric(small, 'leaders', (value) => value === 2)
+    for (const name of ['Play', 'Skip to end', 'Replay', 'Heal']) {
+      await small.getByRole('button', { name, exact: true }).waitFor(WAIT)
+    }
+    const width = await small.evaluate(() => document.documentElement.scrollWidth)
+    expect(width).toBeLessThanOrEqual(390)
+    await shot(small, 'lab-phone')
+    await phone.close()
+  })
+})
