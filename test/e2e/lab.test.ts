@@ -123,6 +123,12 @@ describe('the replication lab, built and served by a relay process at /lab', () 
     await skipToEnd(page)
     await expectMetric(page, 'lostAcknowledgedWrites', (value) => value === 1)
     expect(await metric(page, 'acknowledgedWrites')).toBeGreaterThanOrEqual(2)
+    // The scoreboard names the write that was lost: x = 5, and nothing else.
+    const lost = page
+      .getByRole('region', { name: 'Scoreboard' })
+      .getByRole('list', { name: 'Lost after acknowledgement' })
+      .getByRole('listitem')
+    expect(await lost.allTextContents()).toEqual(['x = 5 (c1, epoch 1, LSN 3)'])
     await shot(page, 'lab-async-leader-crash')
 
     // The same story, switched to synchronous replication in the Design panel.

@@ -19,7 +19,8 @@ export function formatSpeed(speed: number): string {
 
 /** A figure of the scoreboard: its label, and whether a non-zero value is a failure to notice. */
 export interface MetricSpec {
-  readonly key: keyof Scoreboard
+  /** A numeric figure (the list of lost writes is shown apart). */
+  readonly key: Exclude<keyof Scoreboard, 'lostWrites'>
   readonly label: string
   /** The figure is bad when above this (leaders: more than one). */
   readonly badAbove?: number

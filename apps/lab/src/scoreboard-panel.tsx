@@ -28,6 +28,16 @@ export function ScoreboardPanel(props: {
           },
         )}
       </dl>
+      {props.scoreboard.lostWrites !== undefined && props.scoreboard.lostWrites.length > 0 ? (
+        <div className="lost-writes">
+          <h3 id="lost-writes-heading">Lost after acknowledgement</h3>
+          <ul aria-labelledby="lost-writes-heading">
+            {props.scoreboard.lostWrites.map((write) => (
+              <li key={write}>{write}</li>
+            ))}
+          </ul>
+        </div>
+      ) : null}
     </section>
   )
 }

@@ -249,7 +249,14 @@ export class SingleLeaderLab extends LabBase<string> {
 
   protected override scoreboard(): Scoreboard {
     const report = this.sim.report()
+    const leader = this.sim.leader()
+    const reference = leader === undefined ? null : this.sim.host(leader).state
+    const lost = reference === null ? [] : this.sim.lostWrites(reference)
     return {
+      lostWrites: lost.map(
+        (write) =>
+          `${write.key} = ${typeof write.value === 'string' ? write.value : JSON.stringify(write.value)} (${write.client}, epoch ${write.epoch}, LSN ${write.lsn})`,
+      ),
       acknowledgedWrites: report.acknowledgedWrites,
       lostAcknowledgedWrites: report.lostAcknowledgedWrites,
       staleReads: report.staleReads,

@@ -198,6 +198,8 @@ export interface Scoreboard {
   readonly leaders: number
   /** Keys with a conflict still waiting for a `resolve` (multi-leader, `manual` resolver). */
   readonly openConflicts?: number
+  /** Which acknowledged writes were lost, e.g. `x = 5 (c1, epoch 1, LSN 3)` (single-leader). */
+  readonly lostWrites?: readonly string[]
 }
 
 export interface LabView {

@@ -22,6 +22,9 @@ const zero: Scoreboard = {
   leaders: 0,
 }
 
+/** Single-leader scoreboards also name the lost writes: none unless a test says which. */
+const zeroSingle: Scoreboard = { ...zero, lostWrites: [] }
+
 describe('presets', () => {
   it('lists every id the page uses, each with a story and a script inside its duration', () => {
     expect(presets.map((p) => p.id)).toEqual([
@@ -48,6 +51,7 @@ describe('presets', () => {
       ...zero,
       acknowledgedWrites: 2,
       lostAcknowledgedWrites: 1,
+      lostWrites: ['x = 5 (c1, epoch 1, LSN 3)'],
       staleReads: 1,
       leaders: 1,
     })
@@ -61,14 +65,14 @@ describe('presets', () => {
 
   it('sync-leader-crash: x = 5 is never acknowledged, so nothing is lost', async () => {
     const view = (await runPreset(preset('sync-leader-crash'))).view()
-    expect(view.scoreboard).toEqual({ ...zero, acknowledgedWrites: 1, leaders: 1 })
+    expect(view.scoreboard).toEqual({ ...zeroSingle, acknowledgedWrites: 1, leaders: 1 })
     expect(operations(view, 'write').find((op) => op.value === '5')?.outcome).toBe('timeout')
     expect(operations(view, 'read')[0]).toMatchObject({ value: '4', outcome: 'ok' })
   })
 
   it('lagging-follower-read: a read at the slow follower is stale; read-your-writes waits', async () => {
     const view = (await runPreset(preset('lagging-follower-read'))).view()
-    expect(view.scoreboard).toEqual({ ...zero, acknowledgedWrites: 2, staleReads: 1, leaders: 1 })
+    expect(view.scoreboard).toEqual({ ...zeroSingle, acknowledgedWrites: 2, staleReads: 1, leaders: 1 })
     const [any, own] = operations(view, 'read')
     expect(any).toMatchObject({ mode: 'any', value: '1', outcome: 'stale' })
     expect(own).toMatchObject({ mode: 'read-your-writes', value: '2', outcome: 'ok' })
@@ -93,6 +97,7 @@ describe('presets', () => {
       ...zero,
       acknowledgedWrites: 3,
       lostAcknowledgedWrites: 1,
+      lostWrites: ['x = 3 (c1, epoch 1, LSN 3)'],
       staleReads: 1,
       divergentReplicas: 1,
       leaders: 2,
@@ -104,7 +109,7 @@ describe('presets', () => {
 
   it('partition-fenced: the old leader’s write is rejected and nothing diverges', async () => {
     const view = (await runPreset(preset('partition-fenced'))).view()
-    expect(view.scoreboard).toEqual({ ...zero, acknowledgedWrites: 2, rejectedWrites: 1, leaders: 1 })
+    expect(view.scoreboard).toEqual({ ...zeroSingle, acknowledgedWrites: 2, rejectedWrites: 1, leaders: 1 })
     const old = operations(view, 'write').find((op) => op.node === 'n1' && op.value === '3')
     expect(old).toMatchObject({ outcome: 'rejected' })
     expect(old?.detail).toContain('not-leader')
@@ -117,6 +122,7 @@ describe('presets', () => {
       ...zero,
       acknowledgedWrites: 3,
       lostAcknowledgedWrites: 1,
+      lostWrites: ['x = 3 (c1, epoch 1, LSN 3)'],
       divergentReplicas: 1,
       leaders: 2,
     })
