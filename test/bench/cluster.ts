@@ -9,7 +9,13 @@
  * temp dir), warms it up, then runs 1, 16 and 64 concurrent writers for a fixed time each.
  * A writer sends one write at a time over HTTP (`POST /request`; single-leader writes go to
  * the leader, quorum puts to a home replica of their key, so no hand-over hop) and sends the
- * next when the answer comes. The writers call through `LoopbackCluster.request`, which uses
+ * next when the answer comes. Each writer has keys of its own, so no two writers race on a
+ * key. A quorum writer puts with the context its last `put-ok` of the key returned, as a
+ * client that overwrites what it wrote does: each put supersedes the key's previous version,
+ * as a single-leader write replaces the previous value. (Until this was so, the puts were
+ * blind: every put of a key became one more sibling, each put shipped, merged and answered
+ * the key's whole growing sibling set, and the cost per write grew with the length of the run;
+ * `BLIND_PUTS=1` still runs that workload.) The writers call through `LoopbackCluster.request`, which uses
  * `node:http` with one keep-alive agent (a connection per writer, opened once). It used to
  * use `fetch`, whose per-request CPU (about 0.5–0.8 ms on a 2-core VM, in the benchmark process
  * that shares the cores with the nodes) capped every 16- and 64-writer row: results recorded
@@ -41,6 +47,9 @@
  * not run are left out); `STORAGE_THREAD=1` makes the nodes commit on a worker thread
  * (`WorkerNodeStorage`) instead of blocking their event loop (storage wait % then counts the
  * time the event loop waited for the worker's answer, while it kept taking inputs).
+ * `WRITERS=64` runs only the writer counts named. `CPU_PROF_DIR=<dir>` starts every node with `--cpu-prof`, so each writes a `.cpuprofile` of
+ * its whole run into that directory when it stops (run one mode and one fsync setting at a
+ * time to tell the profiles apart).
  */
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { availableParallelism, cpus, tmpdir, totalmem } from 'node:os'
@@ -51,7 +60,10 @@ import { asNodeList } from '../../packages/server/src/node-id.js'
 import { createHashRing, preferenceList } from '../../packages/server/src/quorum/ring.js'
 
 const NODES = ['n1', 'n2', 'n3'] as const
-const WRITERS = [1, 16, 64] as const
+/** `WRITERS=64` (or `1,64`, …) runs only those writer counts. */
+const WRITERS = [1, 16, 64].filter(
+  (count) => process.env.WRITERS === undefined || process.env.WRITERS.split(',').includes(String(count)),
+)
 const WINDOW_MS = Number(process.env.WINDOW_MS ?? 2_500)
 const WARMUP_WRITES = 300
 const VNODES = 16
@@ -85,6 +97,10 @@ const MODES = ALL_MODES.filter(
 )
 /** `STORAGE_THREAD=1`: the nodes commit on a worker thread (`WorkerNodeStorage`). */
 const STORAGE_THREAD = process.env.STORAGE_THREAD === '1'
+/** `BLIND_PUTS=1`: quorum writers put without the context of their last put (siblings pile up). */
+const BLIND_PUTS = process.env.BLIND_PUTS === '1'
+/** `CPU_PROF_DIR=<dir>`: every node process writes a CPU profile there when it stops. */
+const CPU_PROF_DIR = process.env.CPU_PROF_DIR
 const FSYNC = [true, false].filter(
   (fsync) => process.env.FSYNC === undefined || process.env.FSYNC === (fsync ? 'on' : 'off'),
 )
@@ -135,6 +151,7 @@ async function main(): Promise<void> {
         dataDir: dir,
         fsync,
         storageThread: STORAGE_THREAD,
+        ...(CPU_PROF_DIR === undefined ? {} : { execArgv: ['--cpu-prof', `--cpu-prof-dir=${CPU_PROF_DIR}`] }),
       })
       try {
         const route = await ready(cluster, mode)
@@ -188,6 +205,7 @@ async function main(): Promise<void> {
         },
         windowMs: WINDOW_MS,
         storageThread: STORAGE_THREAD,
+        blindPuts: BLIND_PUTS,
         durationS: Math.round((performance.now() - started) / 1_000),
         rows,
         goals,
@@ -242,20 +260,23 @@ async function run(
     limit.count !== undefined ? issued < limit.count : performance.now() - start < (limit.ms ?? 0)
   await Promise.all(
     Array.from({ length: writers }, async (_, writer) => {
+      const contexts = new Map<string, unknown>()
       while (more()) {
         issued++
         const n = ++sequence
         const key = `w${writer}-${n % 97}`
         const design = cluster.options.design
+        const context = BLIND_PUTS ? undefined : contexts.get(key)
         const request =
           design === 'quorum'
-            ? { type: 'put', id: `p${n}`, key, value: n }
+            ? { type: 'put', id: `p${n}`, key, value: n, ...(context === undefined ? {} : { context }) }
             : { type: 'write', id: `w${n}`, key, value: n }
         const sent = performance.now()
         const answer = await cluster.request(route(key), request, 10_000).catch(() => null)
-        const type = (answer?.body as { type?: string } | undefined)?.type
-        if (type === 'write-ok' || type === 'put-ok') latencies.push(performance.now() - sent)
+        const body = answer?.body as { type?: string; context?: unknown } | undefined
+        if (body?.type === 'write-ok' || body?.type === 'put-ok') latencies.push(performance.now() - sent)
         else failed++
+        if (body?.type === 'put-ok') contexts.set(key, body.context)
       }
     }),
   )

@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest'
 import { asNodeId } from '../src/node-id.js'
-import { batchQuorumMessages, MAX_MESSAGE_BATCH } from '../src/quorum/batch.js'
+import { batchQuorumMessages, isQuorumAcknowledgement, MAX_MESSAGE_BATCH } from '../src/quorum/batch.js'
 import { createQuorumConfig } from '../src/quorum/config.js'
-import type { QuorumMessage } from '../src/quorum/messages.js'
+import type { QuorumInput, QuorumMessage } from '../src/quorum/messages.js'
 import { createQuorumMachine } from '../src/quorum/node.js'
 import type { QuorumEffect, QuorumState } from '../src/quorum/state.js'
 
@@ -113,5 +113,35 @@ describe('quorum replication in batches', () => {
     expect(() =>
       n2.step(state, n2.messageInput(2, asNodeId('n1'), { type: 'stored-batch', ops: [7] })),
     ).toThrow(/ops\[0\]/)
+  })
+
+  it('stepped ahead of the puts that arrived with it, an acknowledgement is answered before any persist of the batch', () => {
+    const { state, toN2 } = coordinate(['a'])
+    const ops = toN2.map((message) => (message.type === 'store' ? message.op : ''))
+    const put = n1.requestInput(3, 'c9', { type: 'put', id: 'p9', key: 'b', value: 9 })
+    const ack = n1.messageInput(3, asNodeId('n2'), { type: 'stored-batch', ops })
+    expect([put, ack, n1.tickInput(3)].map(isQuorumAcknowledgement)).toEqual([false, true, false])
+    const run = (inputs: readonly QuorumInput[]) => {
+      let current = state
+      const effects: QuorumEffect[] = []
+      for (const input of inputs) {
+        const result = n1.step(current, input)
+        current = result.state
+        effects.push(...result.effects)
+      }
+      const kinds = effects.map((effect) =>
+        effect.type === 'reply' ? `reply ${effect.reply.id}` : effect.type,
+      )
+      return { state: current, kinds }
+    }
+    const arrival = run([put, ack])
+    const acksFirst = run([ack, put])
+    // In arrival order the answer to p0 follows p9's persist, so a runtime holds it until that
+    // commit (and its fsync); stepped first, it precedes every persist and leaves at once.
+    expect(arrival.kinds.indexOf('reply p0')).toBeGreaterThan(arrival.kinds.indexOf('persist'))
+    expect(acksFirst.kinds.indexOf('reply p0')).toBeLessThan(acksFirst.kinds.indexOf('persist'))
+    expect([...acksFirst.kinds].sort()).toEqual([...arrival.kinds].sort())
+    expect(new Map(acksFirst.state.store)).toEqual(new Map(arrival.state.store))
+    expect([...acksFirst.state.pending.keys()]).toEqual([...arrival.state.pending.keys()])
   })
 })

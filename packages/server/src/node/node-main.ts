@@ -15,7 +15,7 @@ import { ChorusError, ErrorCode, isChorusError } from '@chorus/core'
 import { messageOf } from '../error-message.js'
 import type { NodeMachine } from '../machine.js'
 import { asNodeId, asNodeList } from '../node-id.js'
-import { batchQuorumMessages } from '../quorum/batch.js'
+import { batchQuorumMessages, isQuorumAcknowledgement } from '../quorum/batch.js'
 import { createQuorumConfig, type QuorumConfigInput } from '../quorum/config.js'
 import { createQuorumMachine } from '../quorum/node.js'
 import { createSingleLeaderConfig, type SingleLeaderConfigInput } from '../single-leader/config.js'
@@ -84,6 +84,7 @@ async function serve<TState, TInput, TMessage, TReply, TRecord>(
   config: NodeProcessConfig,
   machine: NodeMachine<TState, TInput, TMessage, TReply, TRecord>,
   batchMessages?: (messages: readonly TMessage[]) => readonly TMessage[],
+  stepFirst?: (input: TInput) => boolean,
 ): Promise<void> {
   const id = asNodeId(config.id)
   const nodes = asNodeList(config.nodes, 'nodes')
@@ -98,6 +99,7 @@ async function serve<TState, TInput, TMessage, TReply, TRecord>(
     tickMs: config.tickMs,
     seed: `${config.seed}:${id}`,
     ...(batchMessages === undefined ? {} : { batchMessages }),
+    ...(stepFirst === undefined ? {} : { stepFirst }),
   })
   const ports = await runtime.start()
   process.stdout.write(`${JSON.stringify({ event: 'listening', node: id, ...ports })}\n`)
@@ -136,6 +138,7 @@ try {
       config,
       createQuorumMachine(config.id, createQuorumConfig(settings as unknown as QuorumConfigInput)),
       batchQuorumMessages,
+      isQuorumAcknowledgement,
     )
   }
 } catch (error) {

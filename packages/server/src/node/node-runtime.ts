@@ -33,6 +33,16 @@ export interface NodeRuntimeOptions<TState, TInput, TMessage, TReply, TRecord> {
    * message travels as its own frame.
    */
   readonly batchMessages?: (messages: readonly TMessage[]) => readonly TMessage[]
+  /**
+   * Inputs of a batch to step before the others (each group keeps its arrival order): the
+   * quorum design's acknowledgements (`isQuorumAcknowledgement`). The inputs of one batch
+   * arrived together and none has been answered, so any order of them is one the network could
+   * have delivered; the design must accept every such order, as a design whose messages may be
+   * reordered does. Effects that precede a batch's first `persist` leave before its commit, so
+   * a reply that an acknowledgement completes then no longer waits for the commit (and fsync)
+   * of the unrelated writes that arrived with it. Without it, inputs are stepped in arrival order.
+   */
+  readonly stepFirst?: (input: TInput) => boolean
 }
 
 /** Counters of a {@link NodeRuntime}. */
@@ -71,7 +81,7 @@ export interface NodePorts {
  *
  * Inputs (peer frames, client requests, ticks) are handled in arrival order, and an effect is
  * never performed before every `persist` emitted ahead of it is durable, as the machine
- * contract requires. **Group commit:** every input that arrived while the previous commit was
+ * contract requires (a design may have some inputs of a batch stepped first: `stepFirst`). **Group commit:** every input that arrived while the previous commit was
  * being written, or in the same turn of the event loop, is stepped in one batch and, when the
  * storage offers `appendAll`, their appends go to it as one commit (one fsync). The effects
  * ahead of the batch's first `persist` are performed at once (sends leave before the commit
@@ -235,11 +245,14 @@ export class NodeRuntime<TState, TInput, TMessage, TReply, TRecord> {
       if (this.stopped) return
       const batch = this.queue.splice(0, MAX_BATCH)
       const now = this.now()
-      const inputs: { readonly input: TInput; readonly source: InputSource }[] = []
+      const first: { readonly input: TInput; readonly source: InputSource }[] = []
+      const rest: { readonly input: TInput; readonly source: InputSource }[] = []
+      const stepFirst = this.options.stepFirst
       for (const item of batch) {
         const input = item.input(now)
-        if (input !== null) inputs.push({ input, source: item.source })
+        if (input !== null) (stepFirst?.(input) === true ? first : rest).push({ input, source: item.source })
       }
+      const inputs = first.length === 0 ? rest : first.concat(rest)
       if (inputs.length === 1 || this.options.storage.appendAll === undefined) {
         for (const { input, source } of inputs) await this.apply(input, source)
       } else if (inputs.length > 1) await this.applyBatch(inputs)

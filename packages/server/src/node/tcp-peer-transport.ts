@@ -25,17 +25,20 @@ export interface PeerTransportStats {
 }
 
 interface Outbound {
+  readonly peer: string
   readonly socket: Socket
   connected: boolean
   queue: string[]
-  /** Frames written in this turn are held (corked) and leave in one write when it ends. */
-  corked: boolean
+  /** Frames sent in this run of code, held to leave as one write (one string) at the flush. */
+  held: string[]
 }
 
 /**
  * Frames between nodes over TCP: newline-delimited JSON text, one connection per direction.
  * The frames sent to a peer in one run of code (one step's or one batch's sends) leave in one
- * write, at its end or at {@link TcpPeerTransport.flush}.
+ * write of one string, at its end or at {@link TcpPeerTransport.flush}: a corked socket would
+ * hand the kernel the same bytes, but as one buffer per frame (a `writev` of many small
+ * chunks, each with its own encoding and bookkeeping).
  *
  * A connection opens with a hello line naming the sender (`{"node":"n1"}`); every later line
  * is one frame from it. Delivery is at most once, like the network the machines are written
@@ -48,7 +51,8 @@ export class TcpPeerTransport {
   private readonly addresses = new Map<string, PeerAddress>()
   private readonly outbound = new Map<string, Outbound>()
   private readonly inbound = new Set<Socket>()
-  private readonly corked: Outbound[] = []
+  /** Links with frames held since the last flush. */
+  private readonly holding: Outbound[] = []
   private readonly onFrame: (from: string, frame: string) => void
   private readonly counters = { sent: 0, received: 0, dropped: 0, refused: 0 }
   private closed = false
@@ -107,13 +111,11 @@ export class TcpPeerTransport {
       return
     }
     this.counters.sent++
-    if (!link.corked) {
-      link.corked = true
-      link.socket.cork()
-      this.corked.push(link)
-      if (this.corked.length === 1) process.nextTick(() => this.flush())
+    if (link.held.length === 0) {
+      this.holding.push(link)
+      if (this.holding.length === 1) process.nextTick(() => this.flush())
     }
-    link.socket.write(`${frame}\n`)
+    link.held.push(frame)
   }
 
   /**
@@ -122,9 +124,10 @@ export class TcpPeerTransport {
    * travel while it commits.
    */
   flush(): void {
-    for (const link of this.corked.splice(0)) {
-      link.corked = false
-      link.socket.uncork()
+    for (const link of this.holding.splice(0)) {
+      const frames = link.held
+      link.held = []
+      if (this.outbound.get(link.peer) === link) link.socket.write(`${frames.join('\n')}\n`)
     }
   }
 
@@ -140,7 +143,7 @@ export class TcpPeerTransport {
   private dial(peer: string, address: PeerAddress): Outbound {
     const socket = connect({ host: address.host, port: address.port })
     socket.setNoDelay(true)
-    const link: Outbound = { socket, connected: false, queue: [], corked: false }
+    const link: Outbound = { peer, socket, connected: false, queue: [], held: [] }
     this.outbound.set(peer, link)
     socket.on('connect', () => {
       link.connected = true

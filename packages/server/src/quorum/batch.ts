@@ -1,4 +1,4 @@
-import type { QuorumMessage, StoreItem } from './messages.js'
+import type { QuorumInput, QuorumMessage, StoreItem } from './messages.js'
 
 /**
  * Joins the messages a node sends one peer after a batch of its inputs: every `store` into one
@@ -41,4 +41,22 @@ export function batchQuorumMessages(messages: readonly QuorumMessage[]): QuorumM
     } else batched.push(message)
   }
   return batched
+}
+
+/**
+ * True for an acknowledgement a coordinator is waiting for (`stored`, `stored-batch`,
+ * `coordinated`): what a runtime may step ahead of the other inputs of a batch (`stepFirst`).
+ *
+ * Handling one persists nothing and may complete puts, so stepped first its replies leave
+ * before the batch's commit instead of after the fsync of puts and stores that arrived with it.
+ * The machine takes its messages in any order (the network may reorder them), and the inputs
+ * of one batch are concurrent, so stepping these first is an order the network could have
+ * given. The input is not validated yet: a malformed one is merely stepped first, and refused.
+ */
+export function isQuorumAcknowledgement(input: QuorumInput): boolean {
+  if (input.type !== 'message') return false
+  const message: unknown = input.message
+  if (typeof message !== 'object' || message === null) return false
+  const type = (message as { readonly type?: unknown }).type
+  return type === 'stored-batch' || type === 'stored' || type === 'coordinated'
 }

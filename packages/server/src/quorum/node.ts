@@ -45,8 +45,9 @@ export function stepQuorum(state: QuorumState, input: QuorumInput): StepResult<Q
   return { state: next, effects: out }
 }
 
+/** Notes that `from` was heard at `now` (no copy when it was already: the inputs of a batch share a time). */
 function heard(state: QuorumState, from: NodeId, now: number): QuorumState {
-  if (!state.config.nodes.includes(from)) return state
+  if (!state.config.nodes.includes(from) || state.seenAt.get(from) === now) return state
   const seenAt = new Map(state.seenAt)
   seenAt.set(from, now)
   return { ...state, seenAt }

@@ -93,23 +93,33 @@ export function handleCoordinated(
 
 /** A replica stored (or hinted) a put's sibling set. */
 export function handleStored(state: QuorumState, out: QuorumOut, from: NodeId, op: string): QuorumState {
-  const pending = state.pending.get(op)
-  if (pending?.kind !== 'put' || pending.acked.includes(from)) return state
-  if (!pending.targets.some((target) => target.node === from)) return state
-  const updated: PendingPut = { ...pending, acked: [...pending.acked, from] }
-  return finishPut(withPending(state, op, updated), out, op, updated)
+  return handleStoredBatch(state, out, from, [op])
 }
 
-/** A replica stored the puts of a `stored-batch`: each counts as its own `stored`. */
+/**
+ * A replica stored the puts of a `stored-batch`: each counts as its own `stored`. The pending
+ * requests are copied once for the whole batch, not once per acknowledgement.
+ */
 export function handleStoredBatch(
   state: QuorumState,
   out: QuorumOut,
   from: NodeId,
   ops: readonly string[],
 ): QuorumState {
-  let next = state
-  for (const op of ops) next = handleStored(next, out, from, op)
-  return next
+  let pending: Map<string, PendingOp> | null = null
+  for (const op of ops) {
+    const put = (pending ?? state.pending).get(op)
+    if (put?.kind !== 'put' || put.acked.includes(from)) continue
+    if (!put.targets.some((target) => target.node === from)) continue
+    const updated: PendingPut = { ...put, acked: [...put.acked, from] }
+    pending ??= new Map(state.pending)
+    if (updated.acked.length < updated.need) pending.set(op, updated)
+    else {
+      answerPut(out, updated)
+      pending.delete(op)
+    }
+  }
+  return pending === null ? state : { ...state, pending }
 }
 
 /** Answers a put to whoever asked: the client, or the node that handed it over. */
@@ -186,6 +196,11 @@ function coordinatePut(
 
 function finishPut(state: QuorumState, out: QuorumOut, op: string, pending: PendingPut): QuorumState {
   if (pending.acked.length < pending.need) return state
+  answerPut(out, pending)
+  return withoutPending(state, op)
+}
+
+function answerPut(out: QuorumOut, pending: PendingPut): void {
   answer(out, pending.client, pending.origin, {
     type: 'put-ok',
     id: pending.requestId,
@@ -195,7 +210,6 @@ function finishPut(state: QuorumState, out: QuorumOut, op: string, pending: Pend
     dots: pending.siblings.map((version) => version.dot),
     sloppy: pending.targets.some((target) => target.hintFor !== null),
   })
-  return withoutPending(state, op)
 }
 
 function unavailable(id: string): PutReply {
