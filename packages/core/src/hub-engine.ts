@@ -340,6 +340,7 @@ export function createHubEngine(options: HubEngineOptions): HubEngine {
         results = await many(
           space,
           jobs.map(({ replicaId, changes }) => ({ replica: replicaId, changes })),
+          changeText,
         )
       } catch (error) {
         report(error, 'appending changes failed; nothing was acknowledged')
@@ -347,7 +348,7 @@ export function createHubEngine(options: HubEngineOptions): HubEngine {
     } else if (cache !== null) {
       for (const [i, job] of jobs.entries()) {
         try {
-          results[i] = await store.append(space, job.replicaId, job.changes)
+          results[i] = await store.append(space, job.replicaId, job.changes, changeText)
         } catch (error) {
           report(error, 'appending changes failed; nothing was acknowledged')
         }
@@ -378,7 +379,11 @@ export function createHubEngine(options: HubEngineOptions): HubEngine {
     }
   }
 
-  /** Each change's wire text, encoded once however many connections it is streamed to. */
+  /**
+   * Each change's wire text, encoded once however many connections it is streamed to. The
+   * store gets it too (see `ChangeText`): an appended change is encoded once, for its log
+   * row, its record and every frame it goes out in.
+   */
   const changeTexts = new WeakMap<Change, string>()
   function changeText(change: Change): string {
     let text = changeTexts.get(change)
