@@ -394,6 +394,11 @@ export function createHubEngine(options: HubEngineOptions): HubEngine {
     return text
   }
 
+  /** Takes a change's text from a store that read it as text (see `HubStore.readLog`). */
+  function keepText(change: Change, text: string): void {
+    if (!changeTexts.has(change)) changeTexts.set(change, text)
+  }
+
   /** Each change's op as a compact row writes it: nearly all of the row, encoded once too. */
   const rowOps = new WeakMap<Change, string>()
   function rowOp(change: Change): string {
@@ -617,7 +622,7 @@ export function createHubEngine(options: HubEngineOptions): HubEngine {
             }
             let entries = readRecent(effect.space, effect.after, effect.limit)
             if (entries === null) {
-              entries = await store.readLog(effect.space, effect.after, effect.limit)
+              entries = await store.readLog(effect.space, effect.after, effect.limit, keepText)
               const cache = spaces.get(effect.space)
               if (cache !== undefined) remember(cache, entries)
             }

@@ -174,8 +174,17 @@ export interface HubStore {
     appends: readonly { readonly replica: ReplicaId; readonly changes: readonly Change[] }[],
     text?: ChangeText,
   ): Promise<AppendResult[]>
-  /** Entries with seq > `after`, in order, at most `limit`. */
-  readLog(space: SpaceId, after: number, limit: number): Promise<LogEntry[]>
+  /**
+   * Entries with seq > `after`, in order, at most `limit`. A store that reads each change as
+   * its `encodeChange` text may hand that text to `onText` (optional), so that a hub streams
+   * it as is instead of encoding the parsed change again.
+   */
+  readLog(
+    space: SpaceId,
+    after: number,
+    limit: number,
+    onText?: (change: Change, text: string) => void,
+  ): Promise<LogEntry[]>
   /** Up to `limit` records' versions after `afterKey`; `nextKey` null on the last page. */
   readSnapshot(
     space: SpaceId,

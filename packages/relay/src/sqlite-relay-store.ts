@@ -266,12 +266,23 @@ export class SqliteRelayStore implements RelayStore {
     }
   }
 
-  async readLog(space: SpaceId, after: number, limit: number): Promise<LogEntry[]> {
+  /**
+   * Each row's text goes to `onText`. Rows this build wrote hold `encodeChange`'s text; older
+   * builds wrote `JSON.stringify` of the change the hub decoded, whose fields the codec builds
+   * in wire order, so their text is the same.
+   */
+  async readLog(
+    space: SpaceId,
+    after: number,
+    limit: number,
+    onText?: (change: Change, text: string) => void,
+  ): Promise<LogEntry[]> {
     return this.#run('reading the log', () =>
-      this.#logRows(space, after, limit).map((row) => ({
-        seq: row.seq,
-        change: JSON.parse(row.change) as Change,
-      })),
+      this.#logRows(space, after, limit).map((row) => {
+        const change = JSON.parse(row.change) as Change
+        onText?.(change, row.change)
+        return { seq: row.seq, change }
+      }),
     )
   }
 
