@@ -80,6 +80,12 @@ export class SqliteRelayStore implements RelayStore {
   readonly #db: Database.Database
   readonly #sql: ReturnType<typeof prepareStatements>
   readonly #bulkSql: ReturnType<typeof prepareBulkStatements>
+  /** `#appendRows` in one transaction, wrapped once: a busy relay appends a thousand times a second. */
+  readonly #appendTransaction: (
+    space: SpaceId,
+    appends: readonly { readonly replica: ReplicaId; readonly changes: readonly Change[] }[],
+    text: ChangeText,
+  ) => AppendResult[]
   readonly #beforeCommit: ((write: SqliteWrite) => void) | undefined
   readonly #pendingAcks = new Map<string, PendingAck>()
   readonly #knownAcks = new Set<string>()
@@ -120,6 +126,11 @@ export class SqliteRelayStore implements RelayStore {
       })
     }
     this.#db = db
+    this.#appendTransaction = db.transaction((space, appends, text) => {
+      const results = this.#appendRows(space, appends, text)
+      this.#beforeCommit?.('append')
+      return results
+    })
   }
 
   async loadSpace(space: SpaceId): Promise<SpaceMeta> {
@@ -155,13 +166,7 @@ export class SqliteRelayStore implements RelayStore {
     appends: readonly { readonly replica: ReplicaId; readonly changes: readonly Change[] }[],
     text: ChangeText,
   ): AppendResult[] {
-    return this.#run('appending changes', () =>
-      this.#db.transaction(() => {
-        const results = this.#appendRows(space, appends, text)
-        this.#beforeCommit?.('append')
-        return results
-      })(),
-    )
+    return this.#run('appending changes', () => this.#appendTransaction(space, appends, text))
   }
 
   /**
