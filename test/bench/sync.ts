@@ -28,7 +28,8 @@
  *    as one-change `changes` frames through the Chorus relay and through the raw relay; the
  *    figure per change is its send → received by the last of the 9 others. Goal: the Chorus
  *    relay's p99 ≤ 1.5× the raw relay's. The Chorus relay fsyncs each commit before it
- *    forwards; the floor stores nothing.
+ *    forwards; the floor stores nothing. The CPU time each relay process used for its run is
+ *    in the JSON (and printed) too.
  * 3. **reconnect** — 10 replicas (memory storage) each write 1,000 records offline, then all
  *    connect at once: time until every replica holds all 10,000 records and has none pending
  *    (≤ 1 s). Round trips: every run is repeated with each message delayed by `DELAY_MS` each
@@ -383,8 +384,14 @@ async function chorusEndToEnd(relay: HostedRelay): Promise<number[]> {
   return latencies
 }
 
-/** The relay alone: bare clients send one-change frames; send → last of the others received. */
-async function relayForwarding(relay: HostedRelay, space: string): Promise<number[]> {
+/**
+ * The relay alone: bare clients send one-change frames; send → last of the others received,
+ * and the CPU time the relay process used meanwhile.
+ */
+async function relayForwarding(
+  relay: HostedRelay,
+  space: string,
+): Promise<{ latencies: number[]; relayCpuMs: number }> {
   gc()
   const mode = relay.kind === 'chorus' ? 'chorus' : 'raw'
   const sentAt = new Map<string, number>()
@@ -410,6 +417,7 @@ async function relayForwarding(relay: HostedRelay, space: string): Promise<numbe
   )
   const warmupMs = 1000
   const totalMs = warmupMs + LATENCY_SECONDS * 1000
+  const cpuBefore = await relayCpuMs(relay)
   const started = performance.now()
   const measuredKeys: string[] = []
   const timers: NodeJS.Timeout[] = []
@@ -453,9 +461,15 @@ async function relayForwarding(relay: HostedRelay, space: string): Promise<numbe
     'every frame to reach every other client',
     30_000,
   )
+  const relayCpu = (await relayCpuMs(relay)) - cpuBefore
   for (const timer of timers) clearTimeout(timer)
   for (const client of clients) client.close()
-  return measuredKeys.map((key) => Math.max(...(arrivals.get(key) as number[])) - (sentAt.get(key) as number))
+  return {
+    latencies: measuredKeys.map(
+      (key) => Math.max(...(arrivals.get(key) as number[])) - (sentAt.get(key) as number),
+    ),
+    relayCpuMs: relayCpu,
+  }
 }
 
 async function benchLatency() {
@@ -464,9 +478,16 @@ async function benchLatency() {
   const raw = await startHostedRelay({ kind: 'raw' })
   const endToEnd = summariseLatency(await chorusEndToEnd(chorus))
   log(`   end to end: p50 ${endToEnd.p50Ms.toFixed(2)} ms, p99 ${endToEnd.p99Ms.toFixed(2)} ms`)
-  const relayChorus = summariseLatency(await relayForwarding(chorus, 'forwarding'))
-  const relayRaw = summariseLatency(await relayForwarding(raw, 'forwarding'))
-  log(`   relay: chorus p99 ${relayChorus.p99Ms.toFixed(2)} ms, raw p99 ${relayRaw.p99Ms.toFixed(2)} ms`)
+  const forwardedChorus = await relayForwarding(chorus, 'forwarding')
+  const forwardedRaw = await relayForwarding(raw, 'forwarding')
+  const relayChorus = {
+    ...summariseLatency(forwardedChorus.latencies),
+    relayCpuMs: forwardedChorus.relayCpuMs,
+  }
+  const relayRaw = { ...summariseLatency(forwardedRaw.latencies), relayCpuMs: forwardedRaw.relayCpuMs }
+  log(
+    `   relay: chorus p99 ${relayChorus.p99Ms.toFixed(2)} ms (relay CPU ${Math.round(relayChorus.relayCpuMs)} ms), raw p99 ${relayRaw.p99Ms.toFixed(2)} ms (${Math.round(relayRaw.relayCpuMs)} ms)`,
+  )
   await chorus.close()
   await raw.close()
   const ratio = relayChorus.p99Ms / relayRaw.p99Ms

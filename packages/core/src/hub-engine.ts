@@ -340,6 +340,7 @@ export function createHubEngine(options: HubEngineOptions): HubEngine {
         results = await many(
           space,
           jobs.map(({ replicaId, changes }) => ({ replica: replicaId, changes })),
+          changeText,
         )
       } catch (error) {
         report(error, 'appending changes failed; nothing was acknowledged')
@@ -347,7 +348,7 @@ export function createHubEngine(options: HubEngineOptions): HubEngine {
     } else if (cache !== null) {
       for (const [i, job] of jobs.entries()) {
         try {
-          results[i] = await store.append(space, job.replicaId, job.changes)
+          results[i] = await store.append(space, job.replicaId, job.changes, changeText)
         } catch (error) {
           report(error, 'appending changes failed; nothing was acknowledged')
         }
@@ -378,7 +379,11 @@ export function createHubEngine(options: HubEngineOptions): HubEngine {
     }
   }
 
-  /** Each change's wire text, encoded once however many connections it is streamed to. */
+  /**
+   * Each change's wire text, encoded once however many connections it is streamed to. The
+   * store gets it too (see `ChangeText`): an appended change is encoded once, for its log
+   * row, its record and every frame it goes out in.
+   */
   const changeTexts = new WeakMap<Change, string>()
   function changeText(change: Change): string {
     let text = changeTexts.get(change)
@@ -387,6 +392,11 @@ export function createHubEngine(options: HubEngineOptions): HubEngine {
       changeTexts.set(change, text)
     }
     return text
+  }
+
+  /** Takes a change's text from a store that read it as text (see `HubStore.readLog`). */
+  function keepText(change: Change, text: string): void {
+    if (!changeTexts.has(change)) changeTexts.set(change, text)
   }
 
   /** Each change's op as a compact row writes it: nearly all of the row, encoded once too. */
@@ -612,7 +622,7 @@ export function createHubEngine(options: HubEngineOptions): HubEngine {
             }
             let entries = readRecent(effect.space, effect.after, effect.limit)
             if (entries === null) {
-              entries = await store.readLog(effect.space, effect.after, effect.limit)
+              entries = await store.readLog(effect.space, effect.after, effect.limit, keepText)
               const cache = spaces.get(effect.space)
               if (cache !== undefined) remember(cache, entries)
             }

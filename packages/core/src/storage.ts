@@ -133,6 +133,15 @@ export interface AppendResult {
 }
 
 /**
+ * A change's JSON text exactly as `encodeChange` writes it, from a caller that has it anyway.
+ *
+ * A hub encodes every change it streams; passing that text to the store lets a store that
+ * keeps changes as JSON write it as is rather than stringify the change again (once for the
+ * log, once more for the record). It must return what `encodeChange(change)` returns.
+ */
+export type ChangeText = (change: Change) => string
+
+/**
  * Where a hub (the relay) keeps each space: its log of changes and their compacted state.
  *
  * Contract (checked by `@chorus/testkit`'s `runHubStoreConformance`):
@@ -148,7 +157,13 @@ export interface AppendResult {
  */
 export interface HubStore {
   loadSpace(space: SpaceId): Promise<SpaceMeta>
-  append(space: SpaceId, replica: ReplicaId, changes: readonly Change[]): Promise<AppendResult>
+  /** `text`, when given, is each change's wire text (see {@link ChangeText}); a store may ignore it. */
+  append(
+    space: SpaceId,
+    replica: ReplicaId,
+    changes: readonly Change[],
+    text?: ChangeText,
+  ): Promise<AppendResult>
   /**
    * Several replicas' appends in one atomic, durable commit (group commit: one disk flush
    * instead of one each). Each behaves as its own `append`, in order; results in the same
@@ -157,9 +172,19 @@ export interface HubStore {
   appendMany?(
     space: SpaceId,
     appends: readonly { readonly replica: ReplicaId; readonly changes: readonly Change[] }[],
+    text?: ChangeText,
   ): Promise<AppendResult[]>
-  /** Entries with seq > `after`, in order, at most `limit`. */
-  readLog(space: SpaceId, after: number, limit: number): Promise<LogEntry[]>
+  /**
+   * Entries with seq > `after`, in order, at most `limit`. A store that reads each change as
+   * its `encodeChange` text may hand that text to `onText` (optional), so that a hub streams
+   * it as is instead of encoding the parsed change again.
+   */
+  readLog(
+    space: SpaceId,
+    after: number,
+    limit: number,
+    onText?: (change: Change, text: string) => void,
+  ): Promise<LogEntry[]>
   /** Up to `limit` records' versions after `afterKey`; `nextKey` null on the last page. */
   readSnapshot(
     space: SpaceId,

@@ -2,8 +2,10 @@ import {
   type AppendResult,
   applyChange,
   type Change,
+  type ChangeText,
   ChorusError,
   ErrorCode,
+  encodeChange,
   isChorusError,
   isDeleted,
   type LogEntry,
@@ -15,7 +17,14 @@ import {
 } from '@chorus/core'
 import Database from 'better-sqlite3'
 import type { CompactOptions, CompactResult, RelayStore, RelayStoreStats } from './relay-store.js'
-import { prepareStatements, SCHEMA, SCHEMA_VERSION } from './sqlite-schema.js'
+import {
+  MAX_BULK_ROWS,
+  prepareBulkStatements,
+  prepareStatements,
+  type Query,
+  SCHEMA,
+  SCHEMA_VERSION,
+} from './sqlite-schema.js'
 import { decodeUtf16Key, encodeUtf16Key } from './utf16-key.js'
 
 /** The write transactions of {@link SqliteRelayStore}, as its `beforeCommit` hook names them. */
@@ -28,6 +37,13 @@ export interface SqliteRelayStoreOptions {
    * throw rolls the whole transaction back. For fault-injection tests (a full disk).
    */
   readonly beforeCommit?: (write: SqliteWrite) => void
+}
+
+/** A record an append touches: its key as stored, its state, and the position that last changed it (0: none yet). */
+interface TouchedRecord {
+  readonly key: Buffer
+  state: RecordState | undefined
+  seq: number
 }
 
 interface PendingAck {
@@ -63,6 +79,13 @@ export class SqliteRelayStore implements RelayStore {
   readonly path: string
   readonly #db: Database.Database
   readonly #sql: ReturnType<typeof prepareStatements>
+  readonly #bulkSql: ReturnType<typeof prepareBulkStatements>
+  /** `#appendRows` in one transaction, wrapped once: a busy relay appends a thousand times a second. */
+  readonly #appendTransaction: (
+    space: SpaceId,
+    appends: readonly { readonly replica: ReplicaId; readonly changes: readonly Change[] }[],
+    text: ChangeText,
+  ) => AppendResult[]
   readonly #beforeCommit: ((write: SqliteWrite) => void) | undefined
   readonly #pendingAcks = new Map<string, PendingAck>()
   readonly #knownAcks = new Set<string>()
@@ -94,6 +117,7 @@ export class SqliteRelayStore implements RelayStore {
       db.exec(SCHEMA)
       db.pragma(`user_version = ${SCHEMA_VERSION}`)
       this.#sql = prepareStatements(db)
+      this.#bulkSql = prepareBulkStatements(db)
     } catch (error) {
       db.close()
       if (isChorusError(error)) throw error
@@ -102,6 +126,11 @@ export class SqliteRelayStore implements RelayStore {
       })
     }
     this.#db = db
+    this.#appendTransaction = db.transaction((space, appends, text) => {
+      const results = this.#appendRows(space, appends, text)
+      this.#beforeCommit?.('append')
+      return results
+    })
   }
 
   async loadSpace(space: SpaceId): Promise<SpaceMeta> {
@@ -113,73 +142,152 @@ export class SqliteRelayStore implements RelayStore {
     })
   }
 
-  async append(space: SpaceId, replica: ReplicaId, changes: readonly Change[]): Promise<AppendResult> {
-    return this.#run('appending changes', () =>
-      this.#db.transaction(() => {
-        const result = this.#appendRows(space, replica, changes)
-        this.#beforeCommit?.('append')
-        return result
-      })(),
-    )
+  async append(
+    space: SpaceId,
+    replica: ReplicaId,
+    changes: readonly Change[],
+    text: ChangeText = encodeChange,
+  ): Promise<AppendResult> {
+    const [result] = this.#appendAll(space, [{ replica, changes }], text)
+    return result as AppendResult
   }
 
   /** Several replicas' appends in one transaction: one fsync for all of them. */
   async appendMany(
     space: SpaceId,
     appends: readonly { readonly replica: ReplicaId; readonly changes: readonly Change[] }[],
+    text: ChangeText = encodeChange,
   ): Promise<AppendResult[]> {
-    return this.#run('appending changes', () =>
-      this.#db.transaction(() => {
-        const results = appends.map(({ replica, changes }) => this.#appendRows(space, replica, changes))
-        this.#beforeCommit?.('append')
-        return results
-      })(),
-    )
+    return this.#appendAll(space, appends, text)
   }
 
-  /** An append's writes, inside the caller's transaction. */
-  #appendRows(space: SpaceId, replica: ReplicaId, changes: readonly Change[]): AppendResult {
-    let head = this.#sql.space.get(space)?.head ?? 0
-    let received = this.#sql.receivedOne.get(space, replica)?.counter ?? 0
+  #appendAll(
+    space: SpaceId,
+    appends: readonly { readonly replica: ReplicaId; readonly changes: readonly Change[] }[],
+    text: ChangeText,
+  ): AppendResult[] {
+    return this.#run('appending changes', () => this.#appendTransaction(space, appends, text))
+  }
+
+  /**
+   * The appends' writes, inside the caller's transaction, each append behaving as its own
+   * `append` in order. The statements go over all of them at once: the log rows and the
+   * records in multi-row statements, the records they touch read with one lookup (none in a
+   * space with no changes yet, which has no records), and each change stored as the text
+   * the hub sends it as.
+   */
+  #appendRows(
+    space: SpaceId,
+    appends: readonly { readonly replica: ReplicaId; readonly changes: readonly Change[] }[],
+    text: ChangeText,
+  ): AppendResult[] {
+    const previousHead = this.#sql.space.get(space)?.head ?? 0
+    let head = previousHead
+    /** Each replica's stored counter as the appends so far leave it. */
+    const received = new Map<string, number>()
+    const advanced = new Set<string>()
     const fresh: Change[] = []
-    for (const change of changes) {
-      if (change.dot[0] !== replica) {
-        throw new ChorusError(
-          ErrorCode.ReplicaMismatch,
-          `a change from ${change.dot[0]} was appended as ${replica}`,
-        )
+    const results = appends.map(({ replica, changes }): AppendResult => {
+      let counter = received.get(replica) ?? this.#sql.receivedOne.get(space, replica)?.counter ?? 0
+      let appended = 0
+      for (const change of changes) {
+        if (change.dot[0] !== replica) {
+          throw new ChorusError(
+            ErrorCode.ReplicaMismatch,
+            `a change from ${change.dot[0]} was appended as ${replica}`,
+          )
+        }
+        if (change.dot[1] <= counter) continue
+        if (change.dot[1] !== counter + 1) break
+        fresh.push(change)
+        counter = change.dot[1]
+        appended += 1
       }
-      if (change.dot[1] <= received) continue
-      if (change.dot[1] !== received + 1) break
-      fresh.push(change)
-      received = change.dot[1]
+      received.set(replica, counter)
+      if (appended > 0) advanced.add(replica)
+      head += appended
+      return { head, received: counter, appended }
+    })
+    if (fresh.length === 0) return results
+    const texts = new Map<Change, string>()
+    const logParams: unknown[] = []
+    for (const [i, change] of fresh.entries()) {
+      const json = text(change)
+      texts.set(change, json)
+      logParams.push(space, previousHead + i + 1, json)
     }
-    if (fresh.length === 0) return { head, received, appended: 0 }
-    const touched = new Map<string, { key: Buffer; state: RecordState; seq: number }>()
-    for (const change of fresh) {
-      head += 1
-      this.#sql.insertLog.run(space, head, JSON.stringify(change))
-      const text = recordKey(change.collection, change.id)
-      const known = touched.get(text)
-      const key = known?.key ?? encodeUtf16Key(text)
-      const current = known === undefined ? this.#readRecord(space, key) : known.state
-      const { state, applied } = applyChange(current, change)
-      if (applied) touched.set(text, { key, state, seq: head })
+    this.#bulk(this.#bulkSql.insertLog, logParams, 3)
+    const touched = this.#touchedRecords(space, fresh, previousHead > 0)
+    for (const [i, change] of fresh.entries()) {
+      const record = touched.get(recordKey(change.collection, change.id)) as TouchedRecord
+      const { state, applied } = applyChange(record.state, change)
+      if (!applied) continue
+      record.state = state
+      record.seq = previousHead + i + 1
     }
+    const recordParams: unknown[] = []
     for (const { key, state, seq } of touched.values()) {
-      this.#sql.upsertRecord.run(space, key, JSON.stringify(state.versions), seq, isDeleted(state) ? 1 : 0)
+      if (state === undefined || seq === 0) continue
+      const versions = state.versions.map((version) => texts.get(version) ?? encodeChange(version))
+      recordParams.push(space, key, `[${versions.join(',')}]`, seq, isDeleted(state) ? 1 : 0)
     }
-    this.#sql.upsertReceived.run(space, replica, received)
+    if (recordParams.length > 0) this.#bulk(this.#bulkSql.upsertRecords, recordParams, 5)
+    for (const replica of advanced) {
+      this.#sql.upsertReceived.run(space, replica, received.get(replica) as number)
+    }
     this.#sql.upsertSpace.run(space, head)
-    return { head, received, appended: fresh.length }
+    return results
   }
 
-  async readLog(space: SpaceId, after: number, limit: number): Promise<LogEntry[]> {
+  /**
+   * The records `changes` touch, by record key, with their stored state: one lookup per
+   * hundred keys, none when `stored` is false (the space has no records yet).
+   */
+  #touchedRecords(space: SpaceId, changes: readonly Change[], stored: boolean): Map<string, TouchedRecord> {
+    const touched = new Map<string, TouchedRecord>()
+    for (const change of changes) {
+      const text = recordKey(change.collection, change.id)
+      if (!touched.has(text)) touched.set(text, { key: encodeUtf16Key(text), state: undefined, seq: 0 })
+    }
+    if (!stored) return touched
+    const keys = [...touched.values()].map((record) => record.key)
+    for (let at = 0; at < keys.length; at += MAX_BULK_ROWS) {
+      const chunk = keys.slice(at, at + MAX_BULK_ROWS)
+      const rows = this.#bulkSql.records<{ key: Buffer; versions: string }>(chunk.length).all(space, ...chunk)
+      for (const row of rows) {
+        const record = touched.get(decodeUtf16Key(row.key))
+        if (record !== undefined) record.state = { versions: JSON.parse(row.versions) as Change[] }
+      }
+    }
+    return touched
+  }
+
+  /** Runs a multi-row statement over `params` (`width` per row), a hundred rows at a time. */
+  #bulk(statement: (rows: number) => Query<unknown[], unknown>, params: unknown[], width: number): void {
+    const chunk = MAX_BULK_ROWS * width
+    for (let at = 0; at < params.length; at += chunk) {
+      const part = at === 0 && params.length <= chunk ? params : params.slice(at, at + chunk)
+      statement(part.length / width).run(...part)
+    }
+  }
+
+  /**
+   * Each row's text goes to `onText`. Rows this build wrote hold `encodeChange`'s text; older
+   * builds wrote `JSON.stringify` of the change the hub decoded, whose fields the codec builds
+   * in wire order, so their text is the same.
+   */
+  async readLog(
+    space: SpaceId,
+    after: number,
+    limit: number,
+    onText?: (change: Change, text: string) => void,
+  ): Promise<LogEntry[]> {
     return this.#run('reading the log', () =>
-      this.#logRows(space, after, limit).map((row) => ({
-        seq: row.seq,
-        change: JSON.parse(row.change) as Change,
-      })),
+      this.#logRows(space, after, limit).map((row) => {
+        const change = JSON.parse(row.change) as Change
+        onText?.(change, row.change)
+        return { seq: row.seq, change }
+      }),
     )
   }
 
@@ -385,11 +493,6 @@ export class SqliteRelayStore implements RelayStore {
         cause: failure,
       })
     }
-  }
-
-  #readRecord(space: SpaceId, key: Buffer): RecordState | undefined {
-    const row = this.#sql.record.get(space, key)
-    return row === undefined ? undefined : { versions: JSON.parse(row.versions) as Change[] }
   }
 
   #flushAcks(): void {

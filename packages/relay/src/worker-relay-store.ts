@@ -2,8 +2,10 @@ import { Worker } from 'node:worker_threads'
 import {
   type AppendResult,
   type Change,
+  type ChangeText,
   ChorusError,
   ErrorCode,
+  encodeChange,
   type LogEntry,
   type ReplicaId,
   type SpaceId,
@@ -121,17 +123,31 @@ export class WorkerRelayStore implements RelayStore {
     return (await this.#call({ op: 'loadSpace', space })) as SpaceMeta
   }
 
-  async append(space: SpaceId, replica: ReplicaId, changes: readonly Change[]): Promise<AppendResult> {
-    const [result] = await this.appendMany(space, [{ replica, changes }])
+  async append(
+    space: SpaceId,
+    replica: ReplicaId,
+    changes: readonly Change[],
+    text: ChangeText = encodeChange,
+  ): Promise<AppendResult> {
+    const [result] = await this.appendMany(space, [{ replica, changes }], text)
     return result as AppendResult
   }
 
-  /** Several replicas' appends in one transaction: one fsync for all of them. */
+  /**
+   * Several replicas' appends in one transaction: one fsync for all of them. The batch goes
+   * to the worker as one JSON string joined from the changes' texts (the hub's, when it
+   * passes them), not stringified again here.
+   */
   async appendMany(
     space: SpaceId,
     appends: readonly { readonly replica: ReplicaId; readonly changes: readonly Change[] }[],
+    text: ChangeText = encodeChange,
   ): Promise<AppendResult[]> {
-    return (await this.#call({ op: 'appendMany', space, appends: JSON.stringify(appends) })) as AppendResult[]
+    const parts = appends.map(
+      ({ replica, changes }) =>
+        `{"replica":${JSON.stringify(replica)},"changes":[${changes.map((change) => text(change)).join(',')}]}`,
+    )
+    return (await this.#call({ op: 'appendMany', space, appends: `[${parts.join(',')}]` })) as AppendResult[]
   }
 
   /**

@@ -1,5 +1,12 @@
 import { join } from 'node:path'
-import { asReplicaId, asSpaceId, type Change, createHubEngine, encodeMessage } from '@chorus/core'
+import {
+  asReplicaId,
+  asSpaceId,
+  type Change,
+  createHubEngine,
+  encodeChange,
+  encodeMessage,
+} from '@chorus/core'
 import { describe, expect, it } from 'vitest'
 import { SqliteRelayStore } from '../src/sqlite-relay-store.js'
 import { makeChange, makeTempDir } from './support/fixtures.js'
@@ -38,6 +45,53 @@ describe('SqliteRelayStore.appendMany', () => {
       [2, [A, 2]],
       [3, [B, 1]],
     ])
+    await store.close()
+    temp.remove()
+  })
+
+  it('writes and reads more rows than one statement takes, records updated by later changes included', async () => {
+    const { store, temp } = openStore()
+    const texts = new Map<Change, string>()
+    const text = (change: Change): string => {
+      expect(texts.has(change)).toBe(false)
+      const json = encodeChange(change)
+      texts.set(change, json)
+      return json
+    }
+    // 250 new records from A in two appends; then B, having seen them, overwrites 150 (one a delete).
+    const puts = Array.from({ length: 250 }, (_, i) => makeChange(A, i + 1, { id: `note-${i}` }))
+    await store.appendMany(
+      SPACE,
+      [
+        { replica: A, changes: puts.slice(0, 120) },
+        { replica: A, changes: puts.slice(120) },
+      ],
+      text,
+    )
+    const overwrites = Array.from({ length: 150 }, (_, i) =>
+      makeChange(B, i + 1, { id: `note-${i + 50}`, context: { [A]: 250 } }, i === 0 ? null : { n: -i }),
+    )
+    expect(await store.append(SPACE, B, overwrites, text)).toEqual({
+      head: 400,
+      received: 150,
+      appended: 150,
+    })
+    expect(texts.size).toBe(400)
+    const read = new Map<Change, string>()
+    const log = await store.readLog(SPACE, 0, 400, (change, json) => read.set(change, json))
+    expect(log.map((entry) => entry.change)).toEqual([...puts, ...overwrites])
+    expect([...read.values()]).toEqual([...puts, ...overwrites].map((change) => encodeChange(change)))
+    const snapshot = await store.readSnapshot(SPACE, null, 1000)
+    const latest = new Map<string, Change>()
+    for (const change of [...puts, ...overwrites]) latest.set(change.id, change)
+    expect(snapshot.changes).toHaveLength(250)
+    expect(new Set(snapshot.changes)).toEqual(new Set(latest.values()))
+    // The delete left a tombstone, which compaction collects once every replica is past it.
+    await store.noteAck(SPACE, A, 400, 0)
+    expect(await store.compact(SPACE, { now: 0, horizonMs: Number.POSITIVE_INFINITY })).toMatchObject({
+      floor: 400,
+      tombstonesDeleted: 1,
+    })
     await store.close()
     temp.remove()
   })
