@@ -44,7 +44,10 @@ export interface SimNodeHostOptions<TState, TInput, TMessage, TReply, TRecord> {
  * feeds it frames, ticks and operator inputs, and performs its effects in order.
  *
  * Frames on the wire are JSON text, as they will be between processes. A `persist` is awaited
- * before any later effect. A crash drops the state and keeps the storage; a restart rebuilds
+ * before any later effect, and the next input waits for the step before it (the scheduler
+ * awaits each delivery); an `early` send is performed where the machine put it, which for the
+ * quorum design's stores is ahead of the coordinator's own `persist`, so a failing append
+ * (`MemoryNodeStorage.failWrites`) leaves a node whose stores left and whose commit did not. A crash drops the state and keeps the storage; a restart rebuilds
  * the state from storage. A pause models a process that stops (a long GC, a SIGSTOP, a VM
  * migration) and later resumes with the state it had: frames that arrive meanwhile queue up
  * and ticks are skipped, and on resume the queued frames are handled at the new time — the
