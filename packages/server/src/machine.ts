@@ -12,8 +12,8 @@ import type { NodeId } from './node-id.js'
  *   append).
  * - `send` delivers a message to another node (at most once, in any order: machines tolerate
  *   loss, duplication and reordering). An `early` send is the one exception to the order: the
- *   runtime may perform it before the persists emitted ahead of it (in its step or earlier
- *   ones) are durable — it never waits for a commit. A machine marks a send early only when
+ *   runtime performs it without waiting for any persist, of its step or an earlier one, to be
+ *   durable (the runtimes perform a step's early sends first). A machine marks a send early only when
  *   a crash that loses those persists after the message left leaves nothing it says false
  *   (the quorum design's stores: see `Incarnation`).
  * - `reply` answers a client on the connection its request came in.

@@ -62,6 +62,8 @@ export interface NodeRuntimeStats {
   readonly groupedInputs: number
   /** Batches that storage refused as a whole and that were replayed one input at a time. */
   readonly batchReplays: number
+  /** Inputs waiting for their batch now (a gauge, not a counter). */
+  readonly queuedInputs: number
   /**
    * Milliseconds spent waiting for storage appends (commits and their fsyncs). With a
    * synchronous storage such as `SqliteNodeStorage` the process does nothing else meanwhile.
@@ -85,7 +87,8 @@ export interface NodePorts {
  * being written, or in the same turn of the event loop, is stepped in one batch and, when the
  * storage offers `appendAll`, their appends go to it as one commit (one fsync). The effects
  * ahead of the batch's first `persist` are performed at once (sends leave before the commit
- * blocks the process), and so are `early` sends wherever they stand; the rest follow the commit, in order. If storage refuses the group, the
+ * blocks the process), and so are `early` sends wherever they stand (one input alone: its early
+ * sends go first, then its effects in order); the rest follow the commit, in order. If storage refuses the group, the
  * batch is replayed from the state before it one input at a time, so the refusal lands on the
  * step that caused it (the early effects are then performed again, which at-most-once sends
  * and answered clients tolerate). A refused append (fenced, failed)
@@ -148,7 +151,7 @@ export class NodeRuntime<TState, TInput, TMessage, TReply, TRecord> {
 
   /** A snapshot of the counters. */
   get stats(): NodeRuntimeStats {
-    return { ...this.counters }
+    return { ...this.counters, queuedInputs: this.queue.length }
   }
 
   /** Recovers the machine from storage, starts listening (port 0) and ticking. */
@@ -368,6 +371,8 @@ export class NodeRuntime<TState, TInput, TMessage, TReply, TRecord> {
     }
     this.counters.steps++
     this.state = result.state
+    for (const effect of result.effects)
+      if (effect.type === 'send' && effect.early === true) this.perform(effect)
     for (const effect of result.effects) {
       switch (effect.type) {
         case 'persist': {
@@ -384,7 +389,7 @@ export class NodeRuntime<TState, TInput, TMessage, TReply, TRecord> {
           break
         }
         case 'send':
-          this.sendToPeer(effect.to, JSON.stringify(effect.message))
+          if (effect.early !== true) this.sendToPeer(effect.to, JSON.stringify(effect.message))
           break
         case 'reply':
           this.answer(effect.client, effect.reply)
