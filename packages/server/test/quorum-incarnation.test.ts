@@ -143,12 +143,12 @@ describe('a coordinator changes identity at every start', () => {
       {
         type: 'version',
         key,
-        version: { dot: ['n1', 1] as never, context: {}, stamp: stamp(10), value: 'old1' },
+        version: { dot: [asNodeId('n1'), 1], context: {}, stamp: stamp(10), value: 'old1' },
       },
       {
         type: 'version',
         key,
-        version: { dot: ['n1', 2] as never, context: { n1: 1 }, stamp: stamp(20), value: 'old2' },
+        version: { dot: [asNodeId('n1'), 2], context: { n1: 1 }, stamp: stamp(20), value: 'old2' },
       },
     ]
     const disks = new Map<string, MemoryNodeStorage<QuorumRecord>>()
