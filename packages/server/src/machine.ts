@@ -2,22 +2,27 @@ import type { ErrorCode } from '@chorus/core'
 import type { NodeId } from './node-id.js'
 
 /**
- * What a node machine asks its runtime to do, performed strictly in order.
+ * What a node machine asks its runtime to do, performed in order.
  *
  * - `persist` appends records to the node's {@link NodeStorage}. The runtime must wait until
- *   the append is durable before performing any later effect of the same step: a follower's
- *   acknowledgement, a leader's reply to a client, a vote all follow the record that makes
- *   them true. If the append is fenced or fails, the runtime drops the remaining effects and
- *   restarts the node from its storage (its in-memory state assumed the append).
+ *   the append is durable before performing any later effect of the same step, or of a later
+ *   step: a follower's acknowledgement, a leader's reply to a client, a vote all follow the
+ *   record that makes them true. If the append is fenced or fails, the runtime drops the
+ *   remaining effects and restarts the node from its storage (its in-memory state assumed the
+ *   append).
  * - `send` delivers a message to another node (at most once, in any order: machines tolerate
- *   loss, duplication and reordering).
+ *   loss, duplication and reordering). An `early` send is the one exception to the order: the
+ *   runtime performs it without waiting for any persist, of its step or an earlier one, to be
+ *   durable (the runtimes perform a step's early sends first). A machine marks a send early only when
+ *   a crash that loses those persists after the message left leaves nothing it says false
+ *   (the quorum design's stores: see `Incarnation`).
  * - `reply` answers a client on the connection its request came in.
  *
  * @see NodeStorage in `storage.ts` for the durability and fencing contract.
  */
 export type NodeEffect<TMessage, TReply, TRecord> =
   | { readonly type: 'persist'; readonly records: readonly TRecord[]; readonly epoch: number | null }
-  | { readonly type: 'send'; readonly to: NodeId; readonly message: TMessage }
+  | { readonly type: 'send'; readonly to: NodeId; readonly message: TMessage; readonly early?: boolean }
   | { readonly type: 'reply'; readonly client: string; readonly reply: TReply }
 
 /**

@@ -1,6 +1,9 @@
 import { createPrng, type LinkFaults, type Prng } from '@chorus/testkit'
+import { MemoryNodeStorage } from '../src/memory-node-storage.js'
 import type { QuorumConfigInput } from '../src/quorum/config.js'
+import type { QuorumRecord } from '../src/quorum/messages.js'
 import { type QuorumClient, type QuorumReport, QuorumSim } from '../src/sim/quorum-sim.js'
+import type { AppendResult } from '../src/storage.js'
 
 /** Options of one seeded quorum run. */
 export interface QuorumRunOptions {
@@ -16,6 +19,29 @@ export interface QuorumRunOptions {
   readonly keys?: number
   /** Virtual ms to run after the workload, with every fault ended (default 2000). */
   readonly settleMs?: number
+  /**
+   * Chance that a node's append of new versions fails (default 0): the node rebuilds itself
+   * from its storage, as a process that died after its stores left and before its own commit.
+   */
+  readonly failingCommits?: number
+}
+
+/**
+ * A simulated disk whose appends of versions fail when `fails` says so: what a node sent
+ * ahead of such an append is out, and what it appended is not.
+ */
+export class FailingStorage extends MemoryNodeStorage<QuorumRecord> {
+  fails: (records: readonly QuorumRecord[]) => boolean
+
+  constructor(fails: (records: readonly QuorumRecord[]) => boolean = () => false) {
+    super()
+    this.fails = fails
+  }
+
+  override async append(records: readonly QuorumRecord[], epoch: number | null): Promise<AppendResult> {
+    if (this.fails(records)) return { ok: false, reason: 'failed', message: 'the commit failed (test)' }
+    return super.append(records, epoch)
+  }
 }
 
 /** What one run produced. */
@@ -36,14 +62,24 @@ export function pause(sim: QuorumSim, ms: number): Promise<void> {
  * and the cluster runs on for `settleMs`.
  */
 export async function runQuorum(options: QuorumRunOptions): Promise<QuorumRun> {
+  const plan = createPrng(`quorum:${options.seed}`)
+  const failing = options.failingCommits ?? 0
+  const disks = plan.fork('disks')
   const sim = new QuorumSim({
     seed: options.seed,
     config: options.config,
     clientTimeoutMs: 600,
     ...(options.links === undefined ? {} : { faults: options.links }),
+    ...(failing === 0
+      ? {}
+      : {
+          storage: () =>
+            new FailingStorage(
+              (records) => records.some((record) => record.type === 'version') && disks.bool(failing),
+            ),
+        }),
   })
   await sim.start()
-  const plan = createPrng(`quorum:${options.seed}`)
   const durationMs = options.durationMs ?? 3_000
   const stopAt = sim.network.now() + durationMs
   const actions: string[] = []

@@ -62,6 +62,8 @@ export interface NodeRuntimeStats {
   readonly groupedInputs: number
   /** Batches that storage refused as a whole and that were replayed one input at a time. */
   readonly batchReplays: number
+  /** Inputs waiting for their batch now (a gauge, not a counter). */
+  readonly queuedInputs: number
   /**
    * Milliseconds spent waiting for storage appends (commits and their fsyncs). With a
    * synchronous storage such as `SqliteNodeStorage` the process does nothing else meanwhile.
@@ -81,11 +83,12 @@ export interface NodePorts {
  *
  * Inputs (peer frames, client requests, ticks) are handled in arrival order, and an effect is
  * never performed before every `persist` emitted ahead of it is durable, as the machine
- * contract requires (a design may have some inputs of a batch stepped first: `stepFirst`). **Group commit:** every input that arrived while the previous commit was
+ * contract requires (save an `early` send, which never waits for a commit) (a design may have some inputs of a batch stepped first: `stepFirst`). **Group commit:** every input that arrived while the previous commit was
  * being written, or in the same turn of the event loop, is stepped in one batch and, when the
  * storage offers `appendAll`, their appends go to it as one commit (one fsync). The effects
  * ahead of the batch's first `persist` are performed at once (sends leave before the commit
- * blocks the process); the rest follow the commit, in order. If storage refuses the group, the
+ * blocks the process), and so are `early` sends wherever they stand (one input alone: its early
+ * sends go first, then its effects in order); the rest follow the commit, in order. If storage refuses the group, the
  * batch is replayed from the state before it one input at a time, so the refusal lands on the
  * step that caused it (the early effects are then performed again, which at-most-once sends
  * and answered clients tolerate). A refused append (fenced, failed)
@@ -148,7 +151,7 @@ export class NodeRuntime<TState, TInput, TMessage, TReply, TRecord> {
 
   /** A snapshot of the counters. */
   get stats(): NodeRuntimeStats {
-    return { ...this.counters }
+    return { ...this.counters, queuedInputs: this.queue.length }
   }
 
   /** Recovers the machine from storage, starts listening (port 0) and ticking. */
@@ -262,8 +265,9 @@ export class NodeRuntime<TState, TInput, TMessage, TReply, TRecord> {
 
   /**
    * Steps the machine over `inputs` and commits their appends at once (see the class doc). The
-   * effects that come before the batch's first `persist` depend on no append of it: they are
-   * performed at once, before the commit, just as one input at a time would have performed them.
+   * effects that come before the batch's first `persist` depend on no append of it, and `early`
+   * sends wait for no append by the machine's word: both are performed at once, before the
+   * commit (the quorum design's stores so overlap the coordinator's fsync with the replicas').
    */
   private async applyBatch(inputs: readonly { readonly input: TInput; readonly source: InputSource }[]) {
     const { machine, storage } = this.options
@@ -286,7 +290,7 @@ export class NodeRuntime<TState, TInput, TMessage, TReply, TRecord> {
       state = result.state
       for (const effect of result.effects) {
         if (effect.type === 'persist') appends.push({ records: effect.records, epoch: effect.epoch })
-        else if (appends.length === 0) early.push(effect)
+        else if (appends.length === 0 || (effect.type === 'send' && effect.early === true)) early.push(effect)
         else effects.push(effect)
       }
     }
@@ -367,6 +371,8 @@ export class NodeRuntime<TState, TInput, TMessage, TReply, TRecord> {
     }
     this.counters.steps++
     this.state = result.state
+    for (const effect of result.effects)
+      if (effect.type === 'send' && effect.early === true) this.perform(effect)
     for (const effect of result.effects) {
       switch (effect.type) {
         case 'persist': {
@@ -383,7 +389,7 @@ export class NodeRuntime<TState, TInput, TMessage, TReply, TRecord> {
           break
         }
         case 'send':
-          this.sendToPeer(effect.to, JSON.stringify(effect.message))
+          if (effect.early !== true) this.sendToPeer(effect.to, JSON.stringify(effect.message))
           break
         case 'reply':
           this.answer(effect.client, effect.reply)

@@ -1,5 +1,6 @@
 import { ChorusError, ErrorCode } from '@chorus/core'
 import { asNodeList, type NodeId } from '../node-id.js'
+import { MAX_QUORUM_NODE_ID } from './incarnation.js'
 import type { ConflictMode } from './versions.js'
 
 /**
@@ -70,12 +71,24 @@ export interface QuorumConfigInput {
 
 /**
  * Checks and completes a quorum cluster's settings; throws `invalid-argument` on a bad one
- * (N larger than the cluster, W or R outside 1..N, an unknown mode).
+ * (N larger than the cluster, W or R outside 1..N, an unknown mode, a node id that leaves no
+ * room for, or could be mistaken for, the actor id `<node>_<incarnation>` of a node's dots).
  */
 export function createQuorumConfig(input: QuorumConfigInput): QuorumConfig {
   const nodes = asNodeList(input.nodes, 'nodes')
   const fail = (message: string): never => {
     throw new ChorusError(ErrorCode.InvalidArgument, message)
+  }
+  for (const node of nodes) {
+    if (node.length > MAX_QUORUM_NODE_ID)
+      fail(
+        `node id ${node} is longer than ${MAX_QUORUM_NODE_ID} characters (its dots' actor ids add an incarnation)`,
+      )
+    const owner = nodes.find((other) => other !== node && new RegExp(`^${other}_[0-9]+$`).test(node))
+    if (owner !== undefined)
+      fail(
+        `node id ${node} reads as an incarnation of ${owner} (<node>_<number> names a node's dots); rename it`,
+      )
   }
   const replicas = count('replicas', input.replicas ?? Math.min(3, nodes.length), 1)
   if (replicas > nodes.length) fail(`replicas (N=${replicas}) cannot exceed the node count (${nodes.length})`)

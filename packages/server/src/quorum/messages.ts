@@ -233,6 +233,11 @@ export type QuorumRecord =
       readonly versions: readonly Version[]
     }
   | { readonly type: 'hint-done'; readonly ids: readonly string[] }
+  /**
+   * The node started its life `number` as a coordinator (see `Incarnation`); durable before
+   * any of that life's dots leaves ahead of its commit.
+   */
+  | { readonly type: 'incarnation'; readonly number: number }
 
 /** Inputs of a quorum node. */
 export type QuorumInput = NodeInput<QuorumMessage, QuorumRequest>

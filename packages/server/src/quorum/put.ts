@@ -1,6 +1,7 @@
 import { formatHlc, tickHlc } from '@chorus/core'
 import type { NodeId } from '../node-id.js'
-import type { PutReply, QuorumMessage, QuorumRequest } from './messages.js'
+import { afterAcknowledgement } from './incarnation.js'
+import type { PutReply, QuorumMessage, QuorumRecord, QuorumRequest } from './messages.js'
 import { storeHint } from './replica.js'
 import {
   believedUp,
@@ -98,7 +99,8 @@ export function handleStored(state: QuorumState, out: QuorumOut, from: NodeId, o
 
 /**
  * A replica stored the puts of a `stored-batch`: each counts as its own `stored`. The pending
- * requests are copied once for the whole batch, not once per acknowledgement.
+ * requests are copied once for the whole batch, not once per acknowledgement. An
+ * acknowledgement may also prove this life's incarnation record durable (see `Incarnation`).
  */
 export function handleStoredBatch(
   state: QuorumState,
@@ -107,7 +109,9 @@ export function handleStoredBatch(
   ops: readonly string[],
 ): QuorumState {
   let pending: Map<string, PendingOp> | null = null
+  let incarnation = state.incarnation
   for (const op of ops) {
+    incarnation = afterAcknowledgement(incarnation, state.opPrefix, op)
     const put = (pending ?? state.pending).get(op)
     if (put?.kind !== 'put' || put.acked.includes(from)) continue
     if (!put.targets.some((target) => target.node === from)) continue
@@ -119,7 +123,8 @@ export function handleStoredBatch(
       pending.delete(op)
     }
   }
-  return pending === null ? state : { ...state, pending }
+  const next = incarnation === state.incarnation ? state : { ...state, incarnation }
+  return pending === null ? next : { ...next, pending }
 }
 
 /** Answers a put to whoever asked: the client, or the node that handed it over. */
@@ -131,10 +136,17 @@ export function answer(out: QuorumOut, client: string, origin: PutOrigin, reply:
 /**
  * Makes the put's version at this home replica and replicates it.
  *
- * The dot is this node's next for the key (past what it holds and what the client's context
- * names, so a context from elsewhere can never cover the new dot); the version is stored here
- * first, then this node's whole sibling set of the key goes to the other targets. The put is
- * acknowledged once W targets (this one included) stored it.
+ * The dot is this life's next for the key (past what it holds and what the client's context
+ * names, so a context from elsewhere can never cover the new dot). The version goes into this
+ * node's memory at once, and this node's whole sibling set of the key goes to the other
+ * targets. Once this life's incarnation record is known durable, the stores are `early`: they
+ * leave before this node's own commit of the version, so the coordinator's fsync and the
+ * replicas' overlap (a crash between them is what `Incarnation` makes safe). Before that —
+ * the first puts of a life — they leave after the commit, which also carries the record.
+ *
+ * The put is acknowledged once W targets stored it durably. This node counts itself at once:
+ * the answer is a later effect than its `persist`, in this step or a later one, and a runtime
+ * performs it only once that persist is durable.
  */
 function coordinatePut(
   state: QuorumState,
@@ -152,30 +164,40 @@ function coordinatePut(
     return bumpStat(state, 'unavailable')
   }
   const clock = tickHlc(state.clock, now)
+  const incarnation = state.incarnation
   const version: Version = {
-    dot: nextDot(state.store.get(key) ?? [], state.id, request.context),
+    dot: nextDot(state.store.get(key) ?? [], incarnation.actor, request.context),
     context: request.context,
     stamp: formatHlc({ ...clock, replica: state.id }),
     value: request.value,
   }
+  const commit: QuorumOut = []
   const taken = takeOpId({ ...state, clock })
   const op = taken.op
-  let next = storeVersions(taken.state, out, key, [version], now).state
+  let next = storeVersions(taken.state, commit, key, [version], now).state
+  if (incarnation.recordedFrom === null) {
+    recordIncarnation(commit, incarnation.number)
+    next = { ...next, incarnation: { ...incarnation, recordedFrom: state.nextOp } }
+  }
   const siblings = next.store.get(key) ?? [version]
   const acked: NodeId[] = []
+  const sends: QuorumOut = []
   for (const target of targets) {
     if (target.node === next.id) {
       if (target.hintFor !== null)
-        next = storeHint(next, out, `${op}:${target.hintFor}`, target.hintFor, key, siblings)
+        next = storeHint(next, commit, `${op}:${target.hintFor}`, target.hintFor, key, siblings)
       acked.push(next.id)
     } else {
-      out.push({
-        type: 'send',
-        to: target.node,
-        message: { type: 'store', op, key, versions: siblings, hintFor: target.hintFor },
-      })
+      const message: QuorumMessage = { type: 'store', op, key, versions: siblings, hintFor: target.hintFor }
+      sends.push(
+        incarnation.durable
+          ? { type: 'send', to: target.node, message, early: true }
+          : { type: 'send', to: target.node, message },
+      )
     }
   }
+  if (incarnation.durable) out.push(...sends, ...commit)
+  else out.push(...commit, ...sends)
   next = bumpStat(next, 'putsCoordinated')
   if (targets.some((target) => target.hintFor !== null)) next = bumpStat(next, 'sloppyPuts')
   const pending: PendingPut = {
@@ -192,6 +214,14 @@ function coordinatePut(
     deadline: now + next.config.requestTimeoutMs,
   }
   return finishPut(withPending(next, op, pending), out, op, pending)
+}
+
+/** Puts this life's incarnation record first in the put's commit (one append, one fsync). */
+function recordIncarnation(commit: QuorumOut, number: number): void {
+  const record: QuorumRecord = { type: 'incarnation', number }
+  const first = commit[0]
+  if (first?.type === 'persist') commit[0] = { ...first, records: [record, ...first.records] }
+  else commit.unshift({ type: 'persist', records: [record], epoch: null })
 }
 
 function finishPut(state: QuorumState, out: QuorumOut, op: string, pending: PendingPut): QuorumState {

@@ -3,6 +3,7 @@ import type { NodeEffect } from '../machine.js'
 import type { NodeId } from '../node-id.js'
 import { ShardedMap } from '../sharded-map.js'
 import type { QuorumConfig, ReadRepairMode } from './config.js'
+import { type Incarnation, nextIncarnation } from './incarnation.js'
 import type { QuorumMessage, QuorumRecord, QuorumReply, QuorumStats, QuorumStatus } from './messages.js'
 import { createHashRing, type HashRing, preferenceList } from './ring.js'
 import { applyVersion, mergeVersions, type Version } from './versions.js'
@@ -77,6 +78,8 @@ export interface QuorumState {
   /** Hints this node keeps for others, by id. */
   readonly hints: ReadonlyMap<string, Hint>
   readonly clock: HlcState
+  /** This life as a coordinator: the actor id of its dots, and whether its record is durable. */
+  readonly incarnation: Incarnation
   /** Last time each peer was heard from (any message). */
   readonly seenAt: ReadonlyMap<NodeId, number>
   readonly pending: ReadonlyMap<string, PendingOp>
@@ -113,9 +116,10 @@ const zeroStats: QuorumStats = {
 
 /**
  * Rebuilds a quorum node from its records: stored versions (re-merged, which gives the same
- * result in any order) and hints not yet handed off. Dot counters need no record of their
- * own: a key's next dot follows from the versions held (see `nextDot`). The clock restarts no
- * earlier than the latest stamp this node issued, so its stamps stay monotonic.
+ * result in any order) and hints not yet handed off. Every rebuild is a new incarnation, one
+ * past the highest recorded (see `Incarnation`), whose dots start from 1 per key under an actor
+ * id of their own; a key's next dot follows from the versions held (see `nextDot`). The clock
+ * restarts no earlier than the latest stamp this node issued, so its stamps stay monotonic.
  */
 export function recoverQuorumState(
   id: NodeId,
@@ -146,8 +150,11 @@ export function recoverQuorumState(
       case 'hint-done':
         for (const hint of record.ids) hints.delete(hint)
         break
+      case 'incarnation':
+        break
     }
   }
+  const incarnation = nextIncarnation(id, records)
   return {
     id,
     config,
@@ -155,9 +162,10 @@ export function recoverQuorumState(
     store: ShardedMap.from(store),
     hints,
     clock,
+    incarnation,
     seenAt: new Map(config.nodes.map((node) => [node, now])),
     pending: new Map(),
-    opPrefix: `${id}.${now}`,
+    opPrefix: `${incarnation.actor}.${now}`,
     nextOp: 1,
     lastPingAt: Number.NEGATIVE_INFINITY,
     lastHandoffAt: now,

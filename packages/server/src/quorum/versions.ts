@@ -16,20 +16,23 @@ import type { NodeId } from '../node-id.js'
 /**
  * One version of a key's value.
  *
- * `dot` names the write: the home replica that coordinated it and that replica's counter for
- * this key. `context` is what the client had read before writing — the versions this one
+ * `dot` names the write: the actor id of the home replica's life that coordinated it
+ * (`<node>_<incarnation>`, see `Incarnation`; the plain node id in data written before
+ * incarnations) and that actor's counter for this key. `context` is what the client had read before writing — the versions this one
  * supersedes. Versions neither of which has seen the other are siblings, and all of them are
  * kept. `stamp` is the coordinator's hybrid clock at the write, used only by last-write-wins.
  *
- * **Why the counter is per key and the coordinator a home replica.** A context is a version
- * vector: `{ n1: 5 }` claims every one of n1's dots 1…5 *for this key*. That claim is true only
- * if whoever holds n1's dot 5 also knows n1's dots 1…4 (holds them, or a version that
- * superseded them). So n1 numbers a key's versions from what it holds of that key
- * ({@link nextDot}), stores each new version before it leaves, and ships its whole sibling
- * set, never the new version alone: every copy of dot 5 travels with dot 4 or with what
- * superseded it. A counter shared by all keys (or a coordinator that does not hold the key)
- * breaks this: a read could see n1's dot 5 but not an earlier concurrent dot 3, return a
- * context claiming both, and the next put would supersede a version its writer never saw.
+ * **Why the counter is per key and per life, and the coordinator a home replica.** A context
+ * is a version vector: `{ n1_2: 5 }` claims every one of `n1_2`'s dots 1…5 *for this key*.
+ * That claim is true only if whoever holds dot 5 also knows dots 1…4 (holds them, or a version
+ * that superseded them). So a life of n1 numbers a key's versions from what it holds of that
+ * key in memory ({@link nextDot}) and ships its whole sibling set, never the new version
+ * alone: every copy of dot 5 travels with dot 4 or with what superseded it. Its stores may
+ * leave before its own commit; a crash in between loses dots that replicas may hold, which is
+ * why the next life numbers under a new actor id instead of from what its storage kept. A
+ * counter shared by all keys (or a coordinator that does not hold the key) breaks this: a read
+ * could see dot 5 but not an earlier concurrent dot 3, return a context claiming both, and the
+ * next put would supersede a version its writer never saw.
  */
 export interface Version {
   readonly dot: Dot
@@ -123,13 +126,13 @@ export function mergeVersions(
 }
 
 /**
- * The dot a home replica gives its next version of a key: one past the highest of its own
- * dots that `versions` (all it holds of the key) or the writer's `context` know of. It never
- * repeats a dot, because the replica stores every version it makes before sending it and
- * what it holds only grows; and no context, even a forged one, covers the new dot.
+ * The dot a home replica's life `actor` gives its next version of a key: one past the highest
+ * of its own dots that `versions` (all it holds of the key, in memory) or the writer's
+ * `context` know of. It never repeats a dot, because within one life what it holds only
+ * grows, and a new life is a new actor; and no context, even a forged one, covers the new dot.
  */
-export function nextDot(versions: readonly Version[], node: NodeId, context: VersionVector): Dot {
-  return [node, Math.max(counterOf(contextOf(versions), node), counterOf(context, node)) + 1]
+export function nextDot(versions: readonly Version[], actor: NodeId, context: VersionVector): Dot {
+  return [actor, Math.max(counterOf(contextOf(versions), actor), counterOf(context, actor)) + 1]
 }
 
 /** Everything the versions have seen, their own dots included: the context a reader writes back. */

@@ -1,5 +1,6 @@
 import { createPrng, type LinkFaults, type RegisterOperation, Scheduler, SimNetwork } from '@chorus/testkit'
 import type { NodeMachine } from '../machine.js'
+import type { MemoryNodeStorage } from '../memory-node-storage.js'
 import type { NodeId } from '../node-id.js'
 import { HistoryRecorder, SimClientEndpoint } from './sim-client.js'
 import { type SimHostObserver, SimNodeHost } from './sim-host.js'
@@ -117,16 +118,18 @@ export abstract class ClusterSim<
     return this.recorder.history()
   }
 
-  /** Adds node `id` running `machine`, and starts it from its (new) storage. */
+  /** Adds node `id` running `machine`, and starts it from `storage` (a new one by default). */
   protected async addHost(
     id: NodeId,
     machine: NodeMachine<TState, TInput, TMessage, TReply, TRecord>,
     observer: SimHostObserver<TState, TMessage, TReply, TRecord>,
+    storage?: MemoryNodeStorage<TRecord>,
   ): Promise<void> {
     const host = new SimNodeHost({
       id,
       network: this.network,
       machine,
+      ...(storage === undefined ? {} : { storage }),
       tickMs: this.tickMs,
       isNode: (name) => this.hosts.has(name as NodeId),
       observer: {

@@ -1,5 +1,6 @@
-import type { Dot, JsonValue, VersionVector } from '@chorus/core'
+import { canonicalJson, type Dot, type JsonValue, type VersionVector } from '@chorus/core'
 import { findStaleReads } from '@chorus/testkit'
+import type { MemoryNodeStorage } from '../memory-node-storage.js'
 import type { NodeId } from '../node-id.js'
 import {
   createQuorumConfig,
@@ -26,6 +27,11 @@ export interface QuorumSimOptions extends ClusterSimOptions {
   readonly nodes?: readonly string[]
   /** Cluster settings other than `nodes`. */
   readonly config?: Omit<QuorumConfigInput, 'nodes'>
+  /**
+   * The simulated disk each node starts from (a new, empty one when this returns undefined):
+   * a storage written by an earlier build, or one whose appends a test makes fail.
+   */
+  readonly storage?: (node: string) => MemoryNodeStorage<QuorumRecord> | undefined
 }
 
 /** What the harness measured over a run. */
@@ -50,6 +56,19 @@ export interface QuorumReport {
   readonly lwwDiscarded: number
   /** Keys whose home replicas (those up) do not hold identical versions. */
   readonly divergentKeys: number
+  /**
+   * Versions some node stored durably (acknowledged or not) that no node that is up still
+   * reflects, judged like {@link QuorumReport.lostAcknowledgedPuts}: dropped by a put whose
+   * client had not seen them. Only versions made while the harness watched count (it knows no
+   * other's past). Zero under `siblings` whatever crashes happened; under last-write-wins it
+   * counts what that mode drops by design.
+   */
+  readonly lostStoredVersions: number
+  /**
+   * Dots of a key that name two different versions in the nodes' storage: a coordinator
+   * issued a dot twice and both copies got somewhere durably.
+   */
+  readonly reissuedDots: number
 }
 
 /** Outcome of a client put: on success, the siblings the coordinator holds after it (see `PutReply`). */
@@ -113,6 +132,7 @@ export class QuorumSim extends ClusterSim<
     string,
     { readonly key: string; readonly seen: ReadonlySet<VersionId> }
   >()
+  private readonly storageFor: QuorumSimOptions['storage']
   private sloppyAcks = 0
   private siblingReads = 0
   private readonly totals = { hintsStored: 0, hintsDelivered: 0, lwwDiscarded: 0 }
@@ -123,14 +143,18 @@ export class QuorumSim extends ClusterSim<
       ...options.config,
       nodes: options.nodes ?? ['n1', 'n2', 'n3', 'n4', 'n5'],
     })
+    this.storageFor = options.storage
   }
 
   /** Starts every node. */
   async start(): Promise<void> {
     for (const id of this.config.nodes) {
-      await this.addHost(id, createQuorumMachine(id, this.config), {
-        onStep: (_node, before, after, effects) => this.observe(before, after, effects),
-      })
+      await this.addHost(
+        id,
+        createQuorumMachine(id, this.config),
+        { onStep: (_node, before, after, effects) => this.observe(before, after, effects) },
+        this.storageFor?.(id),
+      )
     }
   }
 
@@ -176,6 +200,7 @@ export class QuorumSim extends ClusterSim<
       hintsPending: this.states().reduce((sum, state) => sum + state.hints.size, 0),
       lwwDiscarded: this.totals.lwwDiscarded,
       divergentKeys: divergent,
+      ...this.storedVersionChecks(),
     }
   }
 
@@ -239,6 +264,39 @@ export class QuorumSim extends ClusterSim<
    * a concurrent put that lost is counted here: nobody saw it, it is gone.
    */
   private lostPuts(): number {
+    const reflected = this.reflected()
+    return this.acknowledged.filter((put) => !reflected.has(versionId(put.key, put.dot))).length
+  }
+
+  /**
+   * Checks every version any node ever stored durably (every record still in the simulated
+   * disks): those the harness saw made and no node that is up reflects, and dots that name two
+   * different versions.
+   */
+  private storedVersionChecks(): Pick<QuorumReport, 'lostStoredVersions' | 'reissuedDots'> {
+    const named = new Map<VersionId, string>()
+    let reissuedDots = 0
+    const note = (key: string, version: Version) => {
+      const id = versionId(key, version.dot)
+      const text = `${version.stamp} ${canonicalJson(version.value)}`
+      const known = named.get(id)
+      if (known === undefined) named.set(id, text)
+      else if (known !== text) reissuedDots++
+    }
+    for (const node of this.config.nodes) {
+      for (const record of this.host(node).storage.records()) {
+        if (record.type === 'version') note(record.key, record.version)
+        else if (record.type === 'hint') for (const version of record.versions) note(record.key, version)
+      }
+    }
+    const reflected = this.reflected()
+    let lostStoredVersions = 0
+    for (const id of named.keys()) if (this.pasts.has(id) && !reflected.has(id)) lostStoredVersions++
+    return { lostStoredVersions, reissuedDots }
+  }
+
+  /** The versions nodes that are up hold (stored or hinted), and every version their writers had seen. */
+  private reflected(): Set<VersionId> {
     const held = new Set<VersionId>()
     for (const state of this.states()) {
       for (const [key, versions] of state.store)
@@ -252,7 +310,7 @@ export class QuorumSim extends ClusterSim<
       reflected.add(id)
       for (const earlier of this.pasts.get(id) ?? []) reflected.add(earlier)
     }
-    return this.acknowledged.filter((put) => !reflected.has(versionId(put.key, put.dot))).length
+    return reflected
   }
 
   /**

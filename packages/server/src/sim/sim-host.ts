@@ -44,7 +44,10 @@ export interface SimNodeHostOptions<TState, TInput, TMessage, TReply, TRecord> {
  * feeds it frames, ticks and operator inputs, and performs its effects in order.
  *
  * Frames on the wire are JSON text, as they will be between processes. A `persist` is awaited
- * before any later effect. A crash drops the state and keeps the storage; a restart rebuilds
+ * before any later effect, and the next input waits for the step before it (the scheduler
+ * awaits each delivery); a step's `early` sends are performed first, ahead of its `persist`
+ * (the quorum design's stores, ahead of the coordinator's own commit), so a failing append
+ * (`MemoryNodeStorage.failWrites`) leaves a node whose stores left and whose commit did not. A crash drops the state and keeps the storage; a restart rebuilds
  * the state from storage. A pause models a process that stops (a long GC, a SIGSTOP, a VM
  * migration) and later resumes with the state it had: frames that arrive meanwhile queue up
  * and ticks are skipped, and on resume the queued frames are handled at the new time — the
@@ -178,6 +181,10 @@ export class SimNodeHost<TState, TInput, TMessage, TReply, TRecord> implements S
     this.currentState = result.state
     observer?.onStep?.(this.id, before, result.state, result.effects)
     for (const effect of result.effects) {
+      if (effect.type === 'send' && effect.early === true)
+        network.send(this.id, effect.to, JSON.stringify(effect.message))
+    }
+    for (const effect of result.effects) {
       switch (effect.type) {
         case 'persist': {
           const outcome = await this.storage.append(effect.records, effect.epoch)
@@ -189,7 +196,7 @@ export class SimNodeHost<TState, TInput, TMessage, TReply, TRecord> implements S
           break
         }
         case 'send':
-          network.send(this.id, effect.to, JSON.stringify(effect.message))
+          if (effect.early !== true) network.send(this.id, effect.to, JSON.stringify(effect.message))
           break
         case 'reply':
           network.send(this.id, effect.client, JSON.stringify(effect.reply))

@@ -1,0 +1,150 @@
+import { afterEach, describe, expect, it } from 'vitest'
+import type { NodeEffect, NodeInput, NodeMachine } from '../src/machine.js'
+import { MemoryNodeStorage } from '../src/memory-node-storage.js'
+import { NodeRuntime } from '../src/node/node-runtime.js'
+import { asNodeId, type NodeId } from '../src/node-id.js'
+import type { AppendResult, PendingAppend } from '../src/storage.js'
+
+type Message = { readonly id: string }
+type Reply = { readonly id: string }
+type Input = NodeInput<Message, Message>
+type Effect = NodeEffect<Message, Reply, string>
+
+/**
+ * A machine that, for a request `{ id }`, persists `id`, sends `{ id }` to n2 as an `early`
+ * send when the id starts with `early`, and answers; it tells `received` every message it gets.
+ */
+function machine(received: (message: Message) => void): NodeMachine<number, Input, Message, Reply, string> {
+  return {
+    recover: () => 0,
+    step: (state, input) => {
+      if (input.type === 'message') received(input.message)
+      if (input.type !== 'request') return { state, effects: [] }
+      const id = input.request.id
+      const send: Effect = {
+        type: 'send',
+        to: asNodeId('n2'),
+        message: { id },
+        early: id.startsWith('early'),
+      }
+      const effects: Effect[] = [
+        { type: 'persist', records: [id], epoch: null },
+        send,
+        { type: 'reply', client: input.client, reply: { id } },
+      ]
+      return { state, effects }
+    },
+    messageInput: (now, from, message) => ({ type: 'message', now, from, message: message as Message }),
+    requestInput: (now, client, request) => ({ type: 'request', now, client, request: request as Message }),
+    tickInput: (now) => ({ type: 'tick', now }),
+  }
+}
+
+/** A disk whose commits wait until the test lets them through, one `release` each. */
+class GatedStorage extends MemoryNodeStorage<string> {
+  private readonly gates: (() => void)[] = []
+  private waiters: (() => void)[] = []
+
+  /** Resolves once a commit is waiting at the gate. */
+  waiting(): Promise<void> {
+    if (this.gates.length > 0) return Promise.resolve()
+    return new Promise((resolve) => this.waiters.push(resolve))
+  }
+
+  /** Lets the oldest waiting commit through. */
+  release(): void {
+    this.gates.shift()?.()
+  }
+
+  override async append(records: readonly string[], epoch: number | null): Promise<AppendResult> {
+    await this.gate()
+    return super.append(records, epoch)
+  }
+
+  async appendAll(appends: readonly PendingAppend<string>[]): Promise<AppendResult> {
+    await this.gate()
+    for (const append of appends) await super.append(append.records, append.epoch)
+    return { ok: true }
+  }
+
+  private gate(): Promise<void> {
+    const passed = new Promise<void>((resolve) => this.gates.push(resolve))
+    const waiters = this.waiters
+    this.waiters = []
+    for (const wake of waiters) wake()
+    return passed
+  }
+}
+
+const runtimes: NodeRuntime<number, Input, Message, Reply, string>[] = []
+
+afterEach(async () => {
+  await Promise.all(runtimes.splice(0).map((runtime) => runtime.stop()))
+})
+
+async function post(port: number, id: string): Promise<Reply> {
+  const response = await fetch(`http://127.0.0.1:${port}/request`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ id }),
+  })
+  return (await response.json()) as Reply
+}
+
+describe('NodeRuntime and early sends', () => {
+  it('sends an early message before the commit it follows, alone or in a group commit; other effects wait', async () => {
+    const nodes: NodeId[] = [asNodeId('n1'), asNodeId('n2')]
+    const arrivals = new Map<string, () => void>()
+    const arrived = (id: string) => new Promise<void>((resolve) => arrivals.set(id, resolve))
+    const disk = new GatedStorage()
+    const n1 = new NodeRuntime({
+      id: nodes[0] as NodeId,
+      nodes,
+      machine: machine(() => {}),
+      storage: disk,
+      tickMs: 60_000,
+      seed: 1,
+    })
+    const n2 = new NodeRuntime({
+      id: nodes[1] as NodeId,
+      nodes,
+      machine: machine((message) => arrivals.get(message.id)?.()),
+      storage: new MemoryNodeStorage<string>(),
+      tickMs: 60_000,
+      seed: 2,
+    })
+    runtimes.push(n1, n2)
+    const [p1, p2] = await Promise.all([n1.start(), n2.start()])
+    n1.transport.setPeers(new Map([['n2', { host: '127.0.0.1', port: p2.peerPort }]]))
+    let answered = 0
+    const ask = (id: string) =>
+      post(p1.httpPort, id).then((reply) => {
+        answered++
+        return reply
+      })
+
+    // One input: its commit is held, its early send is out, its answer is not.
+    const sentEarly = arrived('early-1')
+    const first = ask('early-1')
+    await disk.waiting()
+    await sentEarly
+    expect(answered).toBe(0)
+
+    // Two more arrive during that commit and are committed together; the late one's send
+    // (after the other's persist in the batch) still waits, the early one's does not.
+    const sentEarly2 = arrived('early-2')
+    const late = ask('late-1')
+    const second = ask('early-2')
+    while (n1.stats.queuedInputs < 2) await new Promise<void>((resolve) => setImmediate(resolve))
+    disk.release()
+    expect(await first).toEqual({ id: 'early-1' })
+    await disk.waiting()
+    await sentEarly2
+    expect(answered).toBe(1)
+    const sentLate = arrived('late-1')
+    disk.release()
+    await sentLate
+    expect(await Promise.all([late, second])).toEqual([{ id: 'late-1' }, { id: 'early-2' }])
+    expect(n1.stats.groupCommits).toBe(1)
+  })
+})
