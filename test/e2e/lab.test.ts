@@ -252,6 +252,10 @@ describe('the replication lab, built and served by a relay process at /lab', () 
     await page.getByRole('button', { name: 'Restart n3' }).click()
     await expect.poll(() => nodeCard(page, 'n3').getAttribute('data-up'), WAIT).toBe('true')
 
+    // Pause stops a node with its state kept; it stays paused while the lab is paused.
+    await page.getByRole('button', { name: 'Pause n3' }).click()
+    await expect.poll(() => nodeCard(page, 'n3').getAttribute('data-paused'), WAIT).toBe('true')
+
     await page.getByRole('button', { name: 'Promote follower n2' }).click()
     await page.getByRole('button', { name: 'Play', exact: true }).click()
     await expect.poll(() => nodeCard(page, 'n2').getAttribute('data-role'), WAIT).toBe('leader')

@@ -2,6 +2,9 @@ import type { ReactNode } from 'react'
 import { disagreements } from './divergence.js'
 import type { Design, LabAction, NodeView } from './model/index.js'
 
+/** How long **Pause** stops a node: longer than an election timeout, so a paused leader comes back a zombie. */
+const PAUSE_MS = 2_000
+
 function Facts(props: { readonly node: NodeView }): ReactNode {
   const { node } = props
   const facts: [string, string][] = []
@@ -106,6 +109,7 @@ export function NodeList(props: {
     <section className="node-list" aria-label="Nodes">
       {props.nodes.map((node) => {
         const promotable = props.design === 'single-leader' && node.role !== 'leader' && node.role !== 'relay'
+        const pausable = props.design !== 'multi-leader'
         return (
           <article
             key={node.id}
@@ -113,6 +117,7 @@ export function NodeList(props: {
             data-node={node.id}
             data-role={node.role}
             data-up={node.up}
+            data-paused={node.paused}
             aria-labelledby={`node-${node.id}`}
           >
             <header className="node-header">
@@ -143,6 +148,17 @@ export function NodeList(props: {
                   Restart {node.id}
                 </button>
               )}
+              {pausable ? (
+                <button
+                  type="button"
+                  className="button small"
+                  disabled={props.disabled || !node.up || node.paused}
+                  title="Stop the node for 2 s of lab time (a long GC pause, a SIGSTOP): it resumes with the state it had, as a zombie if others moved on"
+                  onClick={() => props.onAction({ type: 'pause', node: node.id, ms: PAUSE_MS })}
+                >
+                  Pause {node.id}
+                </button>
+              ) : null}
               {promotable ? (
                 <button
                   type="button"
