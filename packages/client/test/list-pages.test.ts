@@ -69,8 +69,52 @@ for (const [name, make] of Object.entries(stores)) {
         'n01',
       ])
     })
+
+    it('pages read puts, patched records and rewritten records alike, as get reads them, frozen', async () => {
+      const replica = await make()
+      open.push(replica)
+      const notes = replica.collection<{ n: number; tag?: string }>('notes')
+      await notes.put('a', { n: 1 })
+      await notes.put('b', { n: 2 })
+      await notes.patch('b', { tag: 'patched' })
+      await notes.put('c', { n: 3 })
+      await notes.put('c', { n: 4 })
+      const rows = await notes.list({ order: 'desc', limit: 10 })
+      expect(rows).toEqual([
+        { id: 'c', value: { n: 4 } },
+        { id: 'b', value: { n: 2, tag: 'patched' } },
+        { id: 'a', value: { n: 1 } },
+      ])
+      for (const row of rows) {
+        expect(row.value).toEqual(await notes.get(row.id))
+        expect(Object.isFrozen(row.value)).toBe(true)
+      }
+    })
   })
 }
+
+describe('collection.list with a resolver of its own', () => {
+  it('hands every record whole to a custom resolver, single-version ones too', async () => {
+    const replica = await createReplica({
+      space: 'pages',
+      storage: await openIdbReplicaStore({ name: 'custom', indexedDB: new IDBFactory(), IDBKeyRange }),
+      resolvers: {
+        notes: {
+          kind: 'shout',
+          resolve: (versions) => {
+            const last = versions[versions.length - 1]
+            const value = last?.op.type === 'put' ? { ...last.op.value, loud: true } : undefined
+            return { value, stamps: {}, floor: null }
+          },
+        },
+      },
+    })
+    open.push(replica)
+    const notes = replica.collection<{ n: number; loud?: boolean }>('notes')
+    await notes.put('a', { n: 1 })
+    expect(await notes.list({ order: 'desc', limit: 5 })).toEqual([{ id: 'a', value: { n: 1, loud: true } }])
+  })
+})
 
 describe('collection.list options', () => {
   it('rejects a limit that is not a positive integer, an unknown order and an empty after', async () => {

@@ -22,10 +22,10 @@ import {
   stepReplicaSession,
 } from './protocol/replica-session.js'
 import { applyChange, type RecordState } from './record.js'
-import { type ConflictVersion, resolveValueWith } from './resolver.js'
+import { type ConflictVersion, ResolverKind, resolveValueWith } from './resolver.js'
 import { createResolverLookup, type ResolverConfig, type ResolverLookup } from './resolvers.js'
 import { SerialQueue } from './serial-queue.js'
-import type { RecordPage, ReplicaMeta, ReplicaStore, StoredRecord } from './storage.js'
+import type { ListedRecord, RecordPage, ReplicaMeta, ReplicaStore, StoredRecord } from './storage.js'
 import { makeChange, type WriteIntent } from './write.js'
 
 /** Sync status as an application shows it. */
@@ -231,15 +231,21 @@ class Engine implements ReplicaEngine {
     const rows: { id: RecordId; value: JsonObject }[] = []
     const limit = page.limit ?? Number.POSITIVE_INFINITY
     /** Adds the rows of `records` up to the limit; false once it is reached. */
-    const add = (records: readonly StoredRecord[]): boolean => {
+    const add = (records: readonly ListedRecord[]): boolean => {
       for (const record of records) {
         if (rows.length >= limit) return false
-        const value = resolveValueWith(resolver, record.state.versions)
+        const value =
+          record.state === undefined ? record.value : resolveValueWith(resolver, record.state.versions)
         if (value !== undefined) rows.push({ id: record.id, value })
       }
       return rows.length < limit
     }
-    const readPage = this.#store.listRecordsPage?.bind(this.#store)
+    // A record with one put version reads as that put's value under every built-in resolver
+    // (there is nothing to settle); a custom resolver sees every record whole.
+    const builtIn = (Object.values(ResolverKind) as string[]).includes(resolver.kind)
+    const readPage = builtIn
+      ? (this.#store.listValuesPage?.bind(this.#store) ?? this.#store.listRecordsPage?.bind(this.#store))
+      : this.#store.listRecordsPage?.bind(this.#store)
     if (options === undefined || readPage === undefined) {
       add(pageOf(await this.#store.listRecords(collection), page))
       return rows

@@ -1,6 +1,7 @@
 import type { Change } from './change.js'
 import type { HlcState } from './hlc.js'
 import type { RecordId, ReplicaId, SpaceId } from './ids.js'
+import type { JsonObject } from './json.js'
 import type { RecordState } from './record.js'
 
 /** What a replica keeps about itself besides records. */
@@ -34,6 +35,15 @@ export interface RecordPage {
   /** At most this many records (a positive integer); all the rest without it. */
   readonly limit?: number
 }
+
+/**
+ * A record as {@link ReplicaStore.listValuesPage} gives it: when its only version is a put,
+ * just that value (frozen) — the value every built-in resolver reads from one version — and
+ * otherwise the whole record, for the resolver to read.
+ */
+export type ListedRecord =
+  | { readonly id: RecordId; readonly value: JsonObject; readonly state?: undefined }
+  | StoredRecord
 
 /**
  * Where a replica keeps its data: IndexedDB in browsers, SQLite or memory elsewhere.
@@ -70,6 +80,12 @@ export interface ReplicaStore {
    * large collection is read in full.
    */
   listRecordsPage?(collection: string, page: RecordPage): Promise<StoredRecord[]>
+  /**
+   * `listRecordsPage`, with each record whose only version is a put given as that value alone
+   * (see {@link ListedRecord}). Optional: a store that keeps records as text implements it so
+   * a list does not build a version object per record only to read its value back.
+   */
+  listValuesPage?(collection: string, page: RecordPage): Promise<ListedRecord[]>
   /** Every record, for checkers and exports. */
   allRecords(): Promise<StoredRecord[]>
   /** A local write: the record, the change into the outbox, counter and clock, atomically. */

@@ -7,6 +7,7 @@ import {
   type HlcStamp,
   type JsonObject,
   type JsonValue,
+  type ListedRecord,
   type Op,
   type RecordId,
   type ReplicaId,
@@ -221,9 +222,43 @@ function decodeVersion(collection: string, id: RecordId, tuple: unknown): Change
 
 /** A stored record of `collection` (its value `text`) back as a frozen {@link StoredRecord}. */
 export function decodeRecord(collection: string, text: unknown): StoredRecord {
+  return recordFrom(collection, parseRecord(collection, text))
+}
+
+/**
+ * A stored record as a list reads it (see `ListedRecord`): a record whose only version is a
+ * put gives its id and frozen value, without the version objects `decodeRecord` builds; any
+ * other record is decoded whole.
+ */
+export function decodeListed(collection: string, text: unknown): ListedRecord {
+  const parsed = parseRecord(collection, text)
+  const only: unknown = parsed.length === 2 ? parsed[1] : undefined
+  if (
+    Array.isArray(only) &&
+    only[4] === 'put' &&
+    typeof only[0] === 'string' &&
+    typeof only[1] === 'number' &&
+    typeof only[2] === 'string' &&
+    typeof only[3] === 'object' &&
+    only[3] !== null &&
+    typeof only[5] === 'object' &&
+    only[5] !== null
+  ) {
+    const value = only[5] as JsonObject
+    freezeParsed(value)
+    return { id: parsed[0] as RecordId, value }
+  }
+  return recordFrom(collection, parsed)
+}
+
+function parseRecord(collection: string, text: unknown): unknown[] {
   const parsed: unknown = typeof text === 'string' ? JSON.parse(text) : undefined
   if (!Array.isArray(parsed) || typeof parsed[0] !== 'string')
     throw corrupt(`a record of ${JSON.stringify(collection)}`)
+  return parsed
+}
+
+function recordFrom(collection: string, parsed: unknown[]): StoredRecord {
   const id = parsed[0] as RecordId
   const versions: Change[] = []
   for (let i = 1; i < parsed.length; i++) versions.push(decodeVersion(collection, id, parsed[i]))

@@ -3,6 +3,7 @@ import {
   ChorusError,
   ErrorCode,
   type HlcState,
+  type ListedRecord,
   laterHlcState,
   type RecordId,
   type RecordPage,
@@ -17,6 +18,7 @@ import {
   collectionEnd,
   collectionStart,
   createOutboxChunker,
+  decodeListed,
   decodeOutboxChunk,
   decodeRecord,
   encodeOutboxItem,
@@ -202,7 +204,7 @@ export class IdbReplicaStore implements ReplicaStore {
     const keyRange = this.#keyRange
     if (keyRange !== null) {
       const records = await this.#read('listing records', 'records', (store) =>
-        readPage(store, keyRange, collection, { order: 'asc' }),
+        readPage(store, keyRange, collection, { order: 'asc' }, decodeRecord),
       )
       if (records !== null) return records
     }
@@ -226,30 +228,45 @@ export class IdbReplicaStore implements ReplicaStore {
   }
 
   async listRecordsPage(collection: string, page: RecordPage): Promise<StoredRecord[]> {
+    return (await this.#listPage(collection, page, decodeRecord)) ?? this.#pageOfAll(collection, page)
+  }
+
+  async listValuesPage(collection: string, page: RecordPage): Promise<ListedRecord[]> {
+    return (await this.#listPage(collection, page, decodeListed)) ?? this.#pageOfAll(collection, page)
+  }
+
+  /** A page cut from the whole collection: for a store without `IDBKeyRange`, which cannot read a range. */
+  async #pageOfAll(collection: string, page: RecordPage): Promise<StoredRecord[]> {
+    const { order, after, limit } = page
+    const all = await this.listRecords(collection)
+    const ordered = order === 'asc' ? all : all.reverse()
+    const rest =
+      after === undefined
+        ? ordered
+        : ordered.filter((record) => (order === 'asc' ? record.id > after : record.id < after))
+    return limit === undefined ? rest : rest.slice(0, limit)
+  }
+
+  /** A page read as a key range, each record decoded by `decode`; null without `IDBKeyRange`. */
+  async #listPage<TRecord>(
+    collection: string,
+    page: RecordPage,
+    decode: (collection: string, text: unknown) => TRecord,
+  ): Promise<TRecord[] | null> {
     const { order, after, limit } = page
     const keyRange = this.#keyRange
-    if (keyRange === null) {
-      const all = await this.listRecords(collection)
-      const ordered = order === 'asc' ? all : all.reverse()
-      const rest =
-        after === undefined
-          ? ordered
-          : ordered.filter((record) => (order === 'asc' ? record.id > after : record.id < after))
-      return limit === undefined ? rest : rest.slice(0, limit)
-    }
+    if (keyRange === null) return null
     return this.#read('listing records', 'records', async (store) => {
-      const direct = await readPage(store, keyRange, collection, page)
+      const direct = await readPage(store, keyRange, collection, page, decode)
       if (direct !== null) return direct
       // Newest first without IndexedDB 3: all of it reversed, or a backward cursor, one
       // request per record.
       const range = collectionRange(keyRange, collection, order, after)
       if (limit === undefined)
-        return (await requestResult(store.getAll(range)))
-          .reverse()
-          .map((text) => decodeRecord(collection, text))
-      const found: StoredRecord[] = []
+        return (await requestResult(store.getAll(range))).reverse().map((text) => decode(collection, text))
+      const found: TRecord[] = []
       await walk(store.openCursor(range, 'prev'), (cursor) => {
-        found.push(decodeRecord(collection, cursor.value))
+        found.push(decode(collection, cursor.value))
         return found.length >= limit ? 'stop' : 'next'
       })
       return found
@@ -537,12 +554,13 @@ function collectionRange(
  * A page of a collection's records in one request. Null when the page is newest first and
  * IndexedDB cannot read backwards in one request (before IndexedDB 3).
  */
-async function readPage(
+async function readPage<TRecord>(
   store: IDBObjectStore,
   keyRange: KeyRangeLike,
   collection: string,
   page: RecordPage,
-): Promise<StoredRecord[] | null> {
+  decode: (collection: string, text: unknown) => TRecord,
+): Promise<TRecord[] | null> {
   const { order, after, limit } = page
   const range = collectionRange(keyRange, collection, order, after)
   const request =
@@ -551,8 +569,8 @@ async function readPage(
       : getAllInDirection<unknown>(store, range, limit, 'prev')
   if (request === null) return null
   const texts = await requestResult(request)
-  const records: StoredRecord[] = []
-  for (const text of texts) records.push(decodeRecord(collection, text))
+  const records: TRecord[] = []
+  for (const text of texts) records.push(decode(collection, text))
   return records
 }
 
