@@ -8,9 +8,9 @@ import {
   type ReadRepairMode,
   type Version,
 } from '@chorus/server'
-import { findStaleReads } from '@chorus/testkit'
-import { invalid, LabBase, type OperationRecord } from './lab.js'
+import { invalid, type OperationRecord } from './lab.js'
 import { quorumLabel } from './message-label.js'
+import { ServerLab } from './server-lab.js'
 import { labTimings, nodeNames, startFaults } from './settings.js'
 import type { LabAction, LabSettings, NodeView, ReadMode, Scoreboard } from './types.js'
 
@@ -53,12 +53,11 @@ function siblingCounts(state: QuorumState): Map<string, number> {
  * - `monotonic` reads with that R' and blocking read repair, so what a read returned is on a
  *   write quorum before the client sees it and no later read can go back.
  */
-export class QuorumLab extends LabBase<string> {
-  private readonly sim: QuorumSim
-  private readonly lastSeen = new Map<string, QuorumState>()
+export class QuorumLab extends ServerLab<QuorumState> {
+  protected override readonly sim: QuorumSim
 
   private constructor(settings: LabSettings, sim: QuorumSim) {
-    super({ settings, network: sim.network, nodes: sim.config.nodes, label: quorumLabel })
+    super({ settings, network: sim.network, nodes: sim.config.nodes, label: quorumLabel }, sim)
     this.sim = sim
   }
 
@@ -105,16 +104,11 @@ export class QuorumLab extends LabBase<string> {
         'resolve is for multi-leader with the manual resolver; in a quorum cluster, write the key again to supersede its siblings',
       )
     }
-    if ((action.type === 'kill' || action.type === 'pause') && this.sim.host(action.node).state === null) {
-      invalid(`${action.node} is down; restart it first`)
-    }
-    if (action.type === 'restart' && this.sim.host(action.node).state !== null) {
-      invalid(`${action.node} is up; kill it before restarting it`)
-    }
+    this.checkNodeAction(action)
   }
 
   protected override async perform(action: LabAction): Promise<void> {
-    if (this.performNetwork(action)) return
+    if (this.performNetwork(action) || (await this.performNode(action))) return
     switch (action.type) {
       case 'write': {
         this.ensureClient(action.client)
@@ -142,24 +136,6 @@ export class QuorumLab extends LabBase<string> {
         )
         return
       }
-      case 'kill': {
-        const state = this.sim.host(action.node).state
-        if (state !== null) this.lastSeen.set(action.node, state)
-        this.sim.crash(action.node)
-        this.event('node', `${action.node} killed (its disk survives)`)
-        return
-      }
-      case 'restart':
-        this.event('node', `${action.node} restarts from its disk`)
-        await this.sim.restart(action.node)
-        return
-      case 'pause':
-        this.sim.host(action.node).pause(action.ms)
-        this.event('node', `${action.node} paused for ${action.ms} ms`)
-        this.later(action.ms, () => {
-          if (this.sim.host(action.node).state !== null) this.event('node', `${action.node} resumes`)
-        })
-        return
       default:
         return
     }
@@ -171,15 +147,6 @@ export class QuorumLab extends LabBase<string> {
     if (mode === 'any') return { r }
     const overlapping = Math.max(r, n - w + 1)
     return mode === 'monotonic' ? { r: overlapping, repair: 'blocking' } : { r: overlapping }
-  }
-
-  protected override requestIdOf(message: string): string | undefined {
-    try {
-      const frame = JSON.parse(message) as { id?: unknown }
-      return typeof frame.id === 'string' ? frame.id : undefined
-    } catch {
-      return undefined
-    }
   }
 
   protected override onReply(op: OperationRecord, message: string): void {
@@ -252,11 +219,6 @@ export class QuorumLab extends LabBase<string> {
     }
   }
 
-  protected override staleOperations(): ReadonlySet<number> {
-    const history = this.sim.history()
-    return new Set(findStaleReads(history).map((stale) => history.indexOf(stale.read)))
-  }
-
   /**
    * Nodes that are up and hold, for some key, versions other than what most of the key's home
    * replicas that are up hold (the majority view; ties go to the first home's view).
@@ -277,10 +239,6 @@ export class QuorumLab extends LabBase<string> {
       })
     }
     return divergent.size
-  }
-
-  private ensureClient(name: string): void {
-    if (!this.clientNames.includes(name)) this.clientNames.push(name)
   }
 
   private onStep(node: string, before: QuorumState, after: QuorumState): void {

@@ -8,9 +8,9 @@ import {
   SingleLeaderSim,
   type SingleLeaderState,
 } from '@chorus/server'
-import { findStaleReads } from '@chorus/testkit'
-import { invalid, LabBase, type OperationRecord } from './lab.js'
+import { invalid, type OperationRecord } from './lab.js'
 import { singleLeaderLabel } from './message-label.js'
+import { ServerLab } from './server-lab.js'
 import { labTimings, nodeNames, startFaults } from './settings.js'
 import type { LabAction, LabSettings, NodeView, Scoreboard } from './types.js'
 
@@ -44,14 +44,12 @@ function text(value: JsonValue | null | undefined): string | undefined {
  * highest LSN it has read, and a node that is behind waits up to a second for it, then
  * refuses with `not-yet`.
  */
-export class SingleLeaderLab extends LabBase<string> {
-  private readonly sim: SingleLeaderSim
+export class SingleLeaderLab extends ServerLab<SingleLeaderState> {
+  protected override readonly sim: SingleLeaderSim
   private readonly tokens = new Map<string, ClientTokens>()
-  /** The last state seen of every node, shown while it is down. */
-  private readonly lastSeen = new Map<string, SingleLeaderState>()
 
   private constructor(settings: LabSettings, sim: SingleLeaderSim) {
-    super({ settings, network: sim.network, nodes: sim.config.nodes, label: singleLeaderLabel })
+    super({ settings, network: sim.network, nodes: sim.config.nodes, label: singleLeaderLabel }, sim)
     this.sim = sim
   }
 
@@ -98,11 +96,9 @@ export class SingleLeaderLab extends LabBase<string> {
         'resolve settles multi-leader conflicts; a single-leader cluster has none (its leader orders every write)',
       )
     }
-    if (action.type === 'kill' || action.type === 'pause' || action.type === 'promote') {
-      if (this.sim.host(action.node).state === null) invalid(`${action.node} is down; restart it first`)
-    }
-    if (action.type === 'restart' && this.sim.host(action.node).state !== null) {
-      invalid(`${action.node} is up; kill it before restarting it`)
+    this.checkNodeAction(action)
+    if (action.type === 'promote' && this.sim.host(action.node).state === null) {
+      invalid(`${action.node} is down; restart it first`)
     }
     if (action.type === 'promote' && this.sim.host(action.node).state?.role === 'leader') {
       invalid(`${action.node} already leads; promote a follower`)
@@ -110,7 +106,7 @@ export class SingleLeaderLab extends LabBase<string> {
   }
 
   protected override async perform(action: LabAction): Promise<void> {
-    if (this.performNetwork(action)) return
+    if (this.performNetwork(action) || (await this.performNode(action))) return
     switch (action.type) {
       case 'write': {
         this.ensureClient(action.client)
@@ -150,39 +146,12 @@ export class SingleLeaderLab extends LabBase<string> {
         )
         return
       }
-      case 'kill': {
-        const state = this.sim.host(action.node).state
-        if (state !== null) this.lastSeen.set(action.node, state)
-        this.sim.crash(action.node)
-        this.event('node', `${action.node} killed (its disk survives)`)
-        return
-      }
-      case 'restart':
-        this.event('node', `${action.node} restarts from its disk`)
-        await this.sim.restart(action.node)
-        return
-      case 'pause':
-        this.sim.pause(action.node, action.ms)
-        this.event('node', `${action.node} paused for ${action.ms} ms`)
-        this.later(action.ms, () => {
-          if (this.sim.host(action.node).state !== null) this.event('node', `${action.node} resumes`)
-        })
-        return
       case 'promote':
         this.event('action', `operator promotes ${action.node}`)
         await this.sim.promote(action.node)
         return
       default:
         return
-    }
-  }
-
-  protected override requestIdOf(message: string): string | undefined {
-    try {
-      const frame = JSON.parse(message) as { id?: unknown }
-      return typeof frame.id === 'string' ? frame.id : undefined
-    } catch {
-      return undefined
     }
   }
 
@@ -265,15 +234,6 @@ export class SingleLeaderLab extends LabBase<string> {
       rejectedWrites: this.operations.filter((op) => op.kind === 'write' && op.outcome === 'rejected').length,
       leaders: this.sim.states().filter((state) => state.role === 'leader').length,
     }
-  }
-
-  protected override staleOperations(): ReadonlySet<number> {
-    const history = this.sim.history()
-    return new Set(findStaleReads(history).map((stale) => history.indexOf(stale.read)))
-  }
-
-  private ensureClient(name: string): void {
-    if (!this.clientNames.includes(name)) this.clientNames.push(name)
   }
 
   private tokensOf(client: string): ClientTokens {

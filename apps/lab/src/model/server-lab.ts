@@ -1,0 +1,84 @@
+import type { RegisterOperation } from '@chorus/testkit'
+import { findStaleReads } from '@chorus/testkit'
+import { invalid, LabBase, type LabParts } from './lab.js'
+import type { LabAction } from './types.js'
+
+/** What the server labs need of their simulation (`SingleLeaderSim`, `QuorumSim`). */
+export interface ServerSim<TState> {
+  host(node: string): { readonly state: TState | null; pause(ms: number): void }
+  crash(node: string): void
+  restart(node: string): Promise<void>
+  history(): RegisterOperation[]
+}
+
+/**
+ * What the labs of the two server designs share: nodes that are killed, restarted and paused
+ * through their simulation's hosts, the last state each node was seen in (shown while it is
+ * down), clients whose frames carry request ids, and stale reads judged on the simulation's
+ * recorded history.
+ */
+export abstract class ServerLab<TState> extends LabBase<string> {
+  protected readonly sim: ServerSim<TState>
+  /** Each node's state at its last step, kept while it is down. */
+  protected readonly lastSeen = new Map<string, TState>()
+
+  protected constructor(parts: LabParts<string>, sim: ServerSim<TState>) {
+    super(parts)
+    this.sim = sim
+  }
+
+  /** Refuses to kill or pause a node that is down, or to restart one that is up. */
+  protected checkNodeAction(action: LabAction): void {
+    if ((action.type === 'kill' || action.type === 'pause') && this.sim.host(action.node).state === null) {
+      invalid(`${action.node} is down; restart it first`)
+    }
+    if (action.type === 'restart' && this.sim.host(action.node).state !== null) {
+      invalid(`${action.node} is up; kill it before restarting it`)
+    }
+  }
+
+  /** Performs a kill, restart or pause; false for any other action. */
+  protected async performNode(action: LabAction): Promise<boolean> {
+    switch (action.type) {
+      case 'kill': {
+        const state = this.sim.host(action.node).state
+        if (state !== null) this.lastSeen.set(action.node, state)
+        this.sim.crash(action.node)
+        this.event('node', `${action.node} killed (its disk survives)`)
+        return true
+      }
+      case 'restart':
+        this.event('node', `${action.node} restarts from its disk`)
+        await this.sim.restart(action.node)
+        return true
+      case 'pause':
+        this.sim.host(action.node).pause(action.ms)
+        this.event('node', `${action.node} paused for ${action.ms} ms`)
+        this.later(action.ms, () => {
+          if (this.sim.host(action.node).state !== null) this.event('node', `${action.node} resumes`)
+        })
+        return true
+      default:
+        return false
+    }
+  }
+
+  protected override requestIdOf(message: string): string | undefined {
+    try {
+      const frame = JSON.parse(message) as { id?: unknown }
+      return typeof frame.id === 'string' ? frame.id : undefined
+    } catch {
+      return undefined
+    }
+  }
+
+  protected override staleOperations(): ReadonlySet<number> {
+    const history = this.sim.history()
+    return new Set(findStaleReads(history).map((stale) => history.indexOf(stale.read)))
+  }
+
+  /** Lists a client among the lab's clients once it makes a request. */
+  protected ensureClient(name: string): void {
+    if (!this.clientNames.includes(name)) this.clientNames.push(name)
+  }
+}
