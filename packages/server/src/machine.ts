@@ -15,7 +15,8 @@ import type { NodeId } from './node-id.js'
  *   runtime performs it without waiting for any persist, of its step or an earlier one, to be
  *   durable (the runtimes perform a step's early sends first). A machine marks a send early only when
  *   a crash that loses those persists after the message left leaves nothing it says false
- *   (the quorum design's stores: see `Incarnation`).
+ *   (the quorum design's stores: see `Incarnation`; a single-leader leader's appends, which
+ *   claim no commit beyond what `settle` said is durable).
  * - `reply` answers a client on the connection its request came in.
  *
  * @see NodeStorage in `storage.ts` for the durability and fencing contract.
@@ -66,6 +67,12 @@ export interface NodeMachine<TState, TInput, TMessage, TReply, TRecord> extends 
   /** Rebuilds a node from its durable records after a start or a crash; `now` starts its timers. */
   recover(records: readonly TRecord[], now: number): TState
   step(state: TState, input: TInput): StepResult<TState, NodeEffect<TMessage, TReply, TRecord>>
+  /**
+   * The state once every `persist` emitted so far is durable. Runtimes call it after each
+   * commit (pure, like `step`); a design whose early sends depend on what is on its disk
+   * learns it here. Optional: without it nothing is told.
+   */
+  settle?(state: TState): TState
 }
 
 /** How a runtime builds a machine's inputs from what arrives. */

@@ -18,6 +18,7 @@ import { asNodeId, asNodeList } from '../node-id.js'
 import { batchQuorumMessages, isQuorumAcknowledgement } from '../quorum/batch.js'
 import { createQuorumConfig, type QuorumConfigInput } from '../quorum/config.js'
 import { createQuorumMachine } from '../quorum/node.js'
+import { batchSingleLeaderMessages, isSingleLeaderAcknowledgement } from '../single-leader/batch.js'
 import { createSingleLeaderConfig, type SingleLeaderConfigInput } from '../single-leader/config.js'
 import { createSingleLeaderMachine } from '../single-leader/node.js'
 import { NodeRuntime } from './node-runtime.js'
@@ -132,7 +133,12 @@ try {
   const settings = { ...config.settings, nodes: config.nodes }
   if (config.design === 'single-leader') {
     const checked = createSingleLeaderConfig(settings as unknown as SingleLeaderConfigInput)
-    await serve(config, createSingleLeaderMachine(config.id, checked))
+    await serve(
+      config,
+      createSingleLeaderMachine(config.id, checked),
+      batchSingleLeaderMessages,
+      isSingleLeaderAcknowledgement,
+    )
   } else {
     await serve(
       config,

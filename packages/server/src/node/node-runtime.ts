@@ -64,6 +64,8 @@ export interface NodeRuntimeStats {
   readonly batchReplays: number
   /** Inputs waiting for their batch now (a gauge, not a counter). */
   readonly queuedInputs: number
+  /** Client requests received and not answered yet (a gauge). */
+  readonly openRequests: number
   /**
    * Milliseconds spent waiting for storage appends (commits and their fsyncs). With a
    * synchronous storage such as `SqliteNodeStorage` the process does nothing else meanwhile.
@@ -151,7 +153,7 @@ export class NodeRuntime<TState, TInput, TMessage, TReply, TRecord> {
 
   /** A snapshot of the counters. */
   get stats(): NodeRuntimeStats {
-    return { ...this.counters, queuedInputs: this.queue.length }
+    return { ...this.counters, queuedInputs: this.queue.length, openRequests: this.waiting.size }
   }
 
   /** Recovers the machine from storage, starts listening (port 0) and ticking. */
@@ -313,7 +315,7 @@ export class NodeRuntime<TState, TInput, TMessage, TReply, TRecord> {
       this.counters.groupedInputs += stepped.length
     }
     this.counters.steps += stepped.length
-    this.state = state
+    this.state = machine.settle === undefined ? state : machine.settle(state)
     this.performAll(effects)
   }
 
@@ -396,6 +398,7 @@ export class NodeRuntime<TState, TInput, TMessage, TReply, TRecord> {
           break
       }
     }
+    if (machine.settle !== undefined && this.state !== null) this.state = machine.settle(this.state)
   }
 
   private sendToPeer(to: NodeId, frame: string): void {

@@ -203,6 +203,8 @@ export class SimNodeHost<TState, TInput, TMessage, TReply, TRecord> implements S
           break
       }
     }
+    if (machine.settle !== undefined && this.currentState !== null)
+      this.currentState = machine.settle(this.currentState)
   }
 
   private refuse(to: string, fromNode: boolean, id: string | null, code: ErrorCode, message: string): void {

@@ -78,7 +78,14 @@ export function handleAppend(
     out.push({
       type: 'send',
       to: from,
-      message: { type: 'append-ack', epoch: next.epoch, ok, lsn, sentAt: message.sentAt },
+      message: {
+        type: 'append-ack',
+        epoch: next.epoch,
+        ok,
+        lsn,
+        sentAt: message.sentAt,
+        ...(message.parts === undefined ? {} : { parts: message.parts }),
+      },
     })
   let log = next.log
   if (message.prevLsn > lastLsn(log)) {
@@ -97,6 +104,7 @@ export function handleAppend(
   const records: SingleLeaderRecord[] = []
   const fresh: LogEntry[] = []
   let commitLsn = next.commitLsn
+  let durableLsn = next.durableLsn
   let matchedLsn = next.matchedLsn
   let truncated = 0
   for (const entry of message.entries) {
@@ -107,6 +115,7 @@ export function handleAppend(
       log = truncateAfter(log, entry.lsn - 1)
       records.push({ type: 'truncate', after: entry.lsn - 1 })
       commitLsn = Math.min(commitLsn, entry.lsn - 1)
+      durableLsn = Math.min(durableLsn, entry.lsn - 1)
       matchedLsn = Math.min(matchedLsn, entry.lsn - 1)
     }
     fresh.push(entry)
@@ -122,6 +131,7 @@ export function handleAppend(
     ...next,
     log,
     matchedLsn,
+    durableLsn,
     commitLsn: Math.max(commitLsn, Math.min(message.commitLsn, matchedLsn)),
     leaderCommitLsn: Math.max(next.leaderCommitLsn, message.commitLsn),
   }
@@ -183,6 +193,7 @@ export function handleSnapshot(
       ...next,
       log,
       matchedLsn,
+      durableLsn: keepSuffix ? next.durableLsn : 0,
       commitLsn: keepSuffix ? Math.max(next.commitLsn, message.lsn) : message.lsn,
       leaderCommitLsn: Math.max(next.leaderCommitLsn, message.commitLsn),
     },
@@ -262,5 +273,5 @@ function resetLog(state: SingleLeaderState, out: Out): SingleLeaderState {
     epoch: fenceEpoch(state),
   })
   const removed = lastLsn(state.log)
-  return bump({ ...state, log, commitLsn: 0, matchedLsn: 0 }, 'entriesTruncated', removed)
+  return bump({ ...state, log, commitLsn: 0, durableLsn: 0, matchedLsn: 0 }, 'entriesTruncated', removed)
 }

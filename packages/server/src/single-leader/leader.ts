@@ -68,14 +68,15 @@ export function becomeLeader(state: SingleLeaderState, out: Out, now: number): S
  * accepts nothing.
  *
  * When the acknowledgement waits for followers (`semi-sync`, `sync`, `chain`), the entry is
- * sent to them *before* the leader's own append (the effects are in that order), so their
- * commits overlap the leader's instead of following it. That is safe: a follower holding an
- * entry its leader lost in a crash holds an uncommitted entry, which any log may; the message
- * carries the commit point from before the entry, so no follower serves it before the leader
- * has it on disk (it learns the new commit point with the next append or heartbeat); and
- * nothing is acknowledged before the leader's append is durable, because the reply follows it.
- * In `async` the reply waits for the leader alone, so the entry follows the append and carries
- * the commit point that includes it.
+ * sent to them as an *early* send, ahead of the leader's own append and of any append a runtime
+ * is still committing for the writes batched with this one, so their commits overlap the
+ * leader's instead of following it. That is safe: a follower holding an entry its leader lost
+ * in a crash holds an uncommitted entry, which any log may; the message carries no commit point
+ * beyond what the leader knows is on its disk (`durableLsn`), so no follower serves an entry
+ * before the leader has it (it learns the new commit point with a later append or heartbeat);
+ * and nothing is acknowledged before the leader's append is durable, because the reply follows
+ * it. In `async` the reply waits for the leader alone, so the entry follows the append and
+ * carries the commit point that includes it.
  */
 export function handleWrite(
   state: SingleLeaderState,
@@ -110,7 +111,7 @@ export function handleWrite(
     next = advanceCommit(next, out, now)
     return replicate(next, out, now)
   }
-  next = replicate(next, out, now)
+  next = replicate(next, out, now, true)
   out.push(persist)
   return advanceCommit(next, out, now)
 }

@@ -35,14 +35,24 @@ export type SingleLeaderMessage =
       readonly entries: readonly LogEntry[]
       readonly commitLsn: number
       readonly sentAt: number
+      /**
+       * How many appends a runtime joined into this one (`batchSingleLeaderMessages`); 1 when
+       * absent. The acknowledgement echoes it, so the sender's count of appends in flight
+       * stays true.
+       */
+      readonly parts?: number
     }
-  /** `ok`: the receiver's log matches through `lsn`; otherwise retry from `lsn + 1`. */
+  /**
+   * `ok`: the receiver's log matches through `lsn`; otherwise retry from `lsn + 1`. `parts`
+   * echoes the append's (or sums those of joined acknowledgements); 1 when absent.
+   */
   | {
       readonly type: 'append-ack'
       readonly epoch: number
       readonly ok: boolean
       readonly lsn: number
       readonly sentAt: number
+      readonly parts?: number
     }
   /** The sender's compacted state through `lsn`, for a receiver behind the sender's log. */
   | {

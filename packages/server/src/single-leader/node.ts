@@ -24,6 +24,7 @@ import {
   recoverSingleLeaderState,
   type SingleLeaderEffect,
   type SingleLeaderState,
+  settleSingleLeader,
   statusOf,
 } from './state.js'
 import { readSingleLeaderInput } from './validate.js'
@@ -149,6 +150,7 @@ export function createSingleLeaderMachine(id: string, config: SingleLeaderConfig
   return {
     recover: (records, now) => recoverSingleLeaderState(node, config, records, now),
     step: stepSingleLeader,
+    settle: settleSingleLeader,
     ...nodeInputs<SingleLeaderInput>(),
   }
 }

@@ -25,11 +25,12 @@ import {
  */
 
 /**
- * Most appends (or snapshots) a node has in flight to one target. Enough that a few clients'
- * writes each go out at once; under load, entries appended while the pipe is full share the
- * next message.
+ * Most appends (or snapshots) a node has in flight to one target, counted per part when a
+ * runtime joins them (`batchSingleLeaderMessages`). Enough that the writes of a runtime's batch
+ * — as many as its clients have outstanding — each go out at once and, joined, reach a follower
+ * as one message; entries appended while the pipe is full share the next message.
  */
-export const MAX_IN_FLIGHT = 4
+export const MAX_IN_FLIGHT = 64
 
 /** Whom this node streams to. */
 export function replicationTargets(state: SingleLeaderState): NodeId[] {
@@ -78,8 +79,19 @@ export function withProgress(
 /**
  * Sends `target` the next batch from its `next` LSN (possibly none: a probe), or a snapshot
  * when that LSN has been compacted away.
+ *
+ * `early` marks the append an early send (see `NodeEffect`): the runtime may send it before
+ * this node's pending persists are durable, so it carries no commit point beyond the log this
+ * node knows durable (`durableLsn`). A follower holding entries its leader then loses in a
+ * crash holds uncommitted entries, which any log may; nothing it was told is false.
  */
-export function sendTo(state: SingleLeaderState, out: Out, target: NodeId, now: number): SingleLeaderState {
+export function sendTo(
+  state: SingleLeaderState,
+  out: Out,
+  target: NodeId,
+  now: number,
+  early = false,
+): SingleLeaderState {
   const progress = progressOf(state, target)
   const limit = streamLimit(state)
   const leader = state.role === 'leader' ? state.id : state.leader
@@ -122,9 +134,10 @@ export function sendTo(state: SingleLeaderState, out: Out, target: NodeId, now: 
       prevLsn,
       prevEpoch: epochAt(log, prevLsn) ?? 0,
       entries,
-      commitLsn: state.commitLsn,
+      commitLsn: early ? Math.min(state.commitLsn, state.durableLsn) : state.commitLsn,
       sentAt: now,
     },
+    ...(early ? { early: true } : {}),
   })
   return withProgress(state, target, {
     ...progress,
@@ -134,13 +147,17 @@ export function sendTo(state: SingleLeaderState, out: Out, target: NodeId, now: 
   })
 }
 
-/** Streams whatever each target has not been sent yet, to every target whose pipe has room. */
-export function replicate(state: SingleLeaderState, out: Out, now: number): SingleLeaderState {
+/**
+ * Streams whatever each target has not been sent yet, to every target whose pipe has room
+ * (`early`: as early sends, see {@link sendTo}).
+ */
+export function replicate(state: SingleLeaderState, out: Out, now: number, early = false): SingleLeaderState {
   let next = state
   const limit = streamLimit(state)
   for (const target of replicationTargets(state)) {
     const progress = progressOf(next, target)
-    if (progress.next <= limit && progress.inFlight < MAX_IN_FLIGHT) next = sendTo(next, out, target, now)
+    if (progress.next <= limit && progress.inFlight < MAX_IN_FLIGHT)
+      next = sendTo(next, out, target, now, early)
   }
   return next
 }
@@ -172,7 +189,7 @@ export function onStreamAck(
   state: SingleLeaderState,
   out: Out,
   from: NodeId,
-  ack: { readonly ok: boolean; readonly lsn: number; readonly sentAt: number },
+  ack: { readonly ok: boolean; readonly lsn: number; readonly sentAt: number; readonly parts?: number },
   now: number,
 ): SingleLeaderState {
   const progress = state.progress.get(from)
@@ -184,7 +201,7 @@ export function onStreamAck(
         match: Math.max(progress.match, ack.lsn),
         next: Math.max(progress.next, ack.lsn + 1),
         ackedSentAt,
-        inFlight: Math.max(0, progress.inFlight - 1),
+        inFlight: Math.max(0, progress.inFlight - (ack.parts ?? 1)),
       }
     : {
         ...progress,

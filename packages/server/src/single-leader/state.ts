@@ -76,6 +76,13 @@ export interface SingleLeaderState {
    * verified to match the leader's.
    */
   readonly commitLsn: number
+  /**
+   * The LSN through which this node's log, as it is now, is known to be on its disk: set when
+   * the runtime reports its persists durable (`settleSingleLeader`), lowered at once when the
+   * log loses entries. A leader's early appends (sent before its own append is durable) carry
+   * no commit point beyond it.
+   */
+  readonly durableLsn: number
   /** Follower: the leader's commit LSN as last heard (for lag). */
   readonly leaderCommitLsn: number
   /** Follower: our log matches the current leader's through this LSN. */
@@ -175,6 +182,7 @@ export function recoverSingleLeaderState(
     leader: null,
     log,
     commitLsn: log.base.lsn,
+    durableLsn: lastLsn(log),
     leaderCommitLsn: log.base.lsn,
     matchedLsn: 0,
     lastHeardAt: now,
@@ -192,6 +200,15 @@ export function recoverSingleLeaderState(
     lastJoinAt: Number.NEGATIVE_INFINITY,
     stats: zeroStats,
   }
+}
+
+/**
+ * The state once every persist this node has emitted is durable (see `NodeMachine.settle`):
+ * its whole log is on its disk.
+ */
+export function settleSingleLeader(state: SingleLeaderState): SingleLeaderState {
+  const last = lastLsn(state.log)
+  return state.durableLsn === last ? state : { ...state, durableLsn: last }
 }
 
 /** Adds `delta` to one counter. */

@@ -54,6 +54,7 @@ export function readSingleLeaderMessage(value: unknown, path: string): SingleLea
         entries: readEntries(fields, path),
         commitLsn: count('commitLsn'),
         sentAt: timeAt(fields, 'sentAt', path),
+        ...partsAt(fields, path),
       }
     case 'append-ack':
       return {
@@ -62,6 +63,7 @@ export function readSingleLeaderMessage(value: unknown, path: string): SingleLea
         ok: booleanAt(fields, 'ok', path),
         lsn: count('lsn'),
         sentAt: timeAt(fields, 'sentAt', path),
+        ...partsAt(fields, path),
       }
     case 'snapshot':
       return {
@@ -163,4 +165,12 @@ function readEntries(fields: Fields, path: string): LogEntry[] {
     invalid(`${path}.entries[0].lsn`, `prevLsn + 1 (${(prevLsn as number) + 1})`, first.lsn)
   }
   return entries
+}
+
+/** The optional `parts` of an append or its acknowledgement: a positive count, left out when 1. */
+function partsAt(fields: Fields, path: string): { readonly parts?: number } {
+  if (own(fields, 'parts') === undefined) return {}
+  const parts = countAt(fields, 'parts', path)
+  if (parts === 0) invalid(`${path}.parts`, 'a positive safe integer', parts)
+  return parts === 1 ? {} : { parts }
 }
