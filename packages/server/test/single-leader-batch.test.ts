@@ -134,6 +134,7 @@ function follower(): SingleLeaderState {
 describe('a joined append on the wire', () => {
   it('is persisted once and acknowledged once, echoing its parts', () => {
     const [joined] = batchSingleLeaderMessages([append(0, 2, 0), append(2, 1, 0)])
+    if (joined === undefined) throw new Error('nothing joined')
     const { effects } = stepSingleLeader(follower(), { type: 'message', now: 1, from: n1, message: joined })
     expect(effects.filter((effect) => effect.type === 'persist')).toHaveLength(1)
     const acks = effects.filter((effect) => effect.type === 'send').map((effect) => effect.message)
@@ -142,7 +143,7 @@ describe('a joined append on the wire', () => {
 
   it('refuses a parts count that is not a positive integer', () => {
     for (const parts of [0, -1, 1.5, '2']) {
-      const message = { ...append(0, 1, 0), parts }
+      const message = { ...append(0, 1, 0), parts } as unknown as SingleLeaderMessage
       let thrown: unknown
       try {
         stepSingleLeader(follower(), { type: 'message', now: 1, from: n1, message })
