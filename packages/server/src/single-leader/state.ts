@@ -31,10 +31,9 @@ export interface FollowerProgress {
   /** The latest `sentAt` the follower echoed in this epoch: it heard us then (lease timing). */
   readonly ackedSentAt: number
   /**
-   * Appends and snapshots sent to the follower that await their acknowledgement. At
-   * `MAX_IN_FLIGHT` new entries wait rather than going out one message each: everything appended
-   * meanwhile travels in the next append, so under load a message (and the follower's commit)
-   * carries many entries.
+   * Appends and snapshots sent to the follower that await their acknowledgement, counted per
+   * part of a joined append (`parts`). At `MAX_IN_FLIGHT` new entries wait rather than going out
+   * one message each: everything appended meanwhile travels in the next append.
    */
   readonly inFlight: number
 }
