@@ -10,6 +10,7 @@ import {
   type SpaceId,
 } from './ids.js'
 import { copyJsonObject, freezeJson, type JsonObject } from './json.js'
+import { makeCheckedChange, type WriteIntent } from './local-change.js'
 import { decodeMessage, encodeMessage } from './protocol/codec.js'
 import { DEFAULT_LIMITS, type ProtocolLimits } from './protocol/messages.js'
 import {
@@ -26,7 +27,6 @@ import { type ConflictVersion, ResolverKind, resolveValueWith } from './resolver
 import { createResolverLookup, type ResolverConfig, type ResolverLookup } from './resolvers.js'
 import { SerialQueue } from './serial-queue.js'
 import type { ListedRecord, RecordPage, ReplicaMeta, ReplicaStore, StoredRecord } from './storage.js'
-import { makeChange, type WriteIntent } from './write.js'
 
 /** Sync status as an application shows it. */
 export type SyncStatus = 'offline' | 'connecting' | 'syncing' | 'synced'
@@ -196,21 +196,15 @@ class Engine implements ReplicaEngine {
   }
 
   put(collection: string, id: string, value: JsonObject): Promise<Change> {
-    return this.#write(collection, id, () => ({
-      type: 'put',
-      value: copyJsonObject(value, 'a put value'),
-    }))
+    return this.#write(collection, id, 'put', value)
   }
 
   patch(collection: string, id: string, fields: JsonObject): Promise<Change> {
-    return this.#write(collection, id, () => ({
-      type: 'patch',
-      fields: copyJsonObject(fields, 'patch fields'),
-    }))
+    return this.#write(collection, id, 'patch', fields)
   }
 
   delete(collection: string, id: string): Promise<Change> {
-    return this.#write(collection, id, () => ({ type: 'delete' }))
+    return this.#write(collection, id, 'delete', undefined)
   }
 
   resolve(collection: string, id: string, value: JsonObject): Promise<Change> {
@@ -368,32 +362,54 @@ class Engine implements ReplicaEngine {
     if (this.#closed) throw new ChorusError(ErrorCode.Closed, 'this replica is closed')
   }
 
+  /** The last collection name a write checked: a burst of writes to one collection checks it once. */
+  #checkedCollection: string | null = null
+
   /**
    * Validates and copies the value when called — not when the queue gets to it, or an app
    * that reuses its object would write what it holds then — and reports every problem
-   * through the promise, never by throwing.
+   * through the promise, never by throwing. Not an async function: a write is one promise,
+   * settled when its batch commits, without the frames an `await` would keep per write
+   * while thousands issued together wait for their batch.
    */
-  async #write(collection: string, id: string, makeIntent: () => WriteIntent): Promise<Change> {
-    this.#assertOpen()
-    const name = assertCollectionName(collection)
-    const recordId = asRecordId(id)
-    const intent = makeIntent()
-    return await new Promise<Change>((resolve, reject) => {
-      const write: PendingWrite = { collection: name, id: recordId, intent, resolve, reject }
-      // Writes issued while their batch still waits at the end of the queue join it: they
-      // commit together, in one store transaction where the store offers one. A write never
-      // overtakes a task queued before it.
-      if (
-        this.#openBatch !== null &&
-        this.#openBatch.length < (this.#store.maxLocalBatch ?? MAX_WRITE_BATCH)
-      ) {
-        this.#openBatch.push(write)
-        return
+  #write(collection: string, id: string, type: WriteIntent['type'], payload: unknown): Promise<Change> {
+    let intent: WriteIntent
+    let recordId: RecordId
+    try {
+      this.#assertOpen()
+      if (collection !== this.#checkedCollection) {
+        assertCollectionName(collection)
+        this.#checkedCollection = collection
       }
-      const batch = [write]
-      this.#openBatch = batch
-      void this.#queue.run(() => this.#commitWrites(batch))
+      recordId = asRecordId(id)
+      intent =
+        type === 'put'
+          ? { type, value: copyJsonObject(payload, 'a put value') }
+          : type === 'patch'
+            ? { type, fields: copyJsonObject(payload, 'patch fields') }
+            : DELETE_INTENT
+    } catch (error) {
+      return Promise.reject(error)
+    }
+    return new Promise<Change>((resolve, reject) => {
+      this.#enqueue({ collection, id: recordId, intent, resolve, reject })
     })
+  }
+
+  /**
+   * Writes issued while their batch still waits at the end of the queue join it: they
+   * commit together, in one store transaction where the store offers one. A write never
+   * overtakes a task queued before it.
+   */
+  #enqueue(write: PendingWrite): void {
+    const open = this.#openBatch
+    if (open !== null && open.length < (this.#store.maxLocalBatch ?? MAX_WRITE_BATCH)) {
+      open.push(write)
+      return
+    }
+    const batch = [write]
+    this.#openBatch = batch
+    void this.#queue.run(() => this.#commitWrites(batch))
   }
 
   /** Makes and commits a batch of writes; each write's promise settles with its own outcome. */
@@ -459,33 +475,37 @@ class Engine implements ReplicaEngine {
     batch: readonly PendingWrite[],
   ): Promise<{ write: PendingWrite; record: StoredRecord; change: Change }[]> {
     const made: { write: PendingWrite; record: StoredRecord; change: Change }[] = []
-    const states = new Map<string, RecordState | undefined>()
+    let states: RecordStates
     try {
-      for (const [key, state] of (await this.#readRecords(batch)) ?? []) states.set(key, state)
+      states = (await this.#readRecords(batch)) ?? new Map()
     } catch (error) {
       for (const write of batch) write.reject(error)
       return made
     }
     let counter = this.#meta.counter
+    let collection: string | null = null
+    let byId = new Map<RecordId, RecordState | undefined>()
     for (const write of batch) {
       try {
-        const key = `${write.collection}\u0000${write.id}`
-        const record = states.has(key)
-          ? states.get(key)
-          : await this.#store.getRecord(write.collection, write.id)
-        const change = makeChange({
-          collection: write.collection,
-          id: write.id,
+        if (write.collection !== collection) {
+          collection = write.collection
+          byId = statesOf(states, collection)
+        }
+        const { id } = write
+        const record = byId.has(id) ? byId.get(id) : await this.#store.getRecord(collection, id)
+        const change = makeCheckedChange({
+          collection,
+          id,
           record,
-          resolver: this.#resolvers(write.collection),
+          resolver: this.#resolvers(collection),
           intent: write.intent,
           dot: [this.replicaId, counter + 1],
           hlc: this.#hlc.tick(),
         })
-        const { state } = applyChange(record, change)
-        states.set(key, state)
+        const state = record === undefined ? { versions: [change] } : applyChange(record, change).state
+        byId.set(id, state)
         counter += 1
-        made.push({ write, record: { collection: write.collection, id: write.id, state }, change })
+        made.push({ write, record: { collection, id, state }, change })
       } catch (error) {
         write.reject(error)
       }
@@ -613,7 +633,9 @@ class Engine implements ReplicaEngine {
         const key = `${change.collection}\u0000${change.id}`
         const current =
           touched.get(key)?.state ??
-          (stored === null ? await this.#store.getRecord(change.collection, change.id) : stored.get(key))
+          (stored === null
+            ? await this.#store.getRecord(change.collection, change.id)
+            : stored.get(change.collection)?.get(change.id))
         const { state, applied } = applyChange(current, freezeChange(change))
         if (!applied) continue
         touched.set(key, { collection: change.collection, id: change.id, state })
@@ -643,25 +665,59 @@ class Engine implements ReplicaEngine {
 
   /**
    * The stored records a batch touches, read at once where the store can (`getRecords`),
-   * keyed by collection and id; null when it cannot.
+   * by collection, then id; null when it cannot. Maps by collection, not by a joined key,
+   * so a batch of thousands builds no key strings.
    */
   async #readRecords(
     batch: readonly { readonly collection: string; readonly id: RecordId }[],
-  ): Promise<Map<string, RecordState | undefined> | null> {
+  ): Promise<RecordStates | null> {
     if (batch.length < 2 || this.#store.getRecords === undefined) return null
-    const keys = new Map<string, { collection: string; id: RecordId }>()
-    for (const { collection, id } of batch) keys.set(`${collection}\u0000${id}`, { collection, id })
-    const records = await this.#store.getRecords([...keys.values()])
-    const out = new Map<string, RecordState | undefined>()
-    let i = 0
-    for (const key of keys.keys()) out.set(key, records[i++])
-    return out
+    const states: RecordStates = new Map()
+    const keys: { readonly collection: string; readonly id: RecordId }[] = []
+    let collection: string | null = null
+    let byId = new Map<RecordId, RecordState | undefined>()
+    for (const key of batch) {
+      if (key.collection !== collection) {
+        collection = key.collection
+        byId = statesOf(states, collection)
+      }
+      if (byId.has(key.id)) continue
+      byId.set(key.id, undefined)
+      keys.push(key)
+    }
+    const records = await this.#store.getRecords(keys)
+    collection = null
+    for (let i = 0; i < keys.length; i++) {
+      const key = keys[i] as { readonly collection: string; readonly id: RecordId }
+      if (key.collection !== collection) {
+        collection = key.collection
+        byId = statesOf(states, collection)
+      }
+      byId.set(key.id, records[i])
+    }
+    return states
   }
 
   #transmit(frame: string): void {
     this.#send?.(frame)
   }
 }
+
+/** Record states by collection, then id: what a batch has read and made so far. */
+type RecordStates = Map<string, Map<RecordId, RecordState | undefined>>
+
+/** The states of `collection` in `states`, added empty if absent. */
+function statesOf(states: RecordStates, collection: string): Map<RecordId, RecordState | undefined> {
+  let byId = states.get(collection)
+  if (byId === undefined) {
+    byId = new Map()
+    states.set(collection, byId)
+  }
+  return byId
+}
+
+/** Every delete's intent: it holds nothing. */
+const DELETE_INTENT: WriteIntent = Object.freeze({ type: 'delete' })
 
 /** A write waiting for its batch to be made and committed. */
 interface PendingWrite {
