@@ -17,6 +17,7 @@ import { errorName, fencedFailure, idbFailure, TabFencedError } from './idb-erro
 import {
   collectionEnd,
   collectionStart,
+  createLocalWriteEncoder,
   createOutboxChunker,
   decodeListed,
   decodeOutboxChunk,
@@ -321,13 +322,11 @@ export class IdbReplicaStore implements ReplicaStore {
       const outbox = tx.objectStore('outbox')
       // A failed put aborts the transaction, which `#write` reports: no promise per request.
       const chunker = createOutboxChunker((key, chunk) => outbox.put(chunk, key))
+      const encode = createLocalWriteEncoder()
       for (const { record, change } of writes) {
-        const text = encodeVersion(change)
-        records.put(
-          encodeRecord(record.id, record.state.versions, { change, text }),
-          recordKey(record.collection, record.id),
-        )
-        chunker.add(change.dot[1], encodeOutboxItem(change, text))
+        const text = encode(record, change)
+        records.put(text.record, recordKey(record.collection, record.id))
+        chunker.add(change.dot[1], text.outbox)
       }
       chunker.close()
       tx.objectStore('meta').put(
