@@ -475,24 +475,23 @@ class Engine implements ReplicaEngine {
     batch: readonly PendingWrite[],
   ): Promise<{ write: PendingWrite; record: StoredRecord; change: Change }[]> {
     const made: { write: PendingWrite; record: StoredRecord; change: Change }[] = []
-    let states: RecordStates
+    const { keys, slots } = distinctRecords(batch)
+    // Each distinct record's state as the batch goes: read, then as its last write left it.
+    let states: (RecordState | undefined | typeof UNREAD)[]
     try {
-      states = (await this.#readRecords(batch)) ?? new Map()
+      states = (await this.#readRecords(keys)) ?? new Array(keys.length).fill(UNREAD)
     } catch (error) {
       for (const write of batch) write.reject(error)
       return made
     }
     let counter = this.#meta.counter
-    let collection: string | null = null
-    let byId = new Map<RecordId, RecordState | undefined>()
-    for (const write of batch) {
+    for (let i = 0; i < batch.length; i++) {
+      const write = batch[i] as PendingWrite
+      const slot = slots[i] as number
       try {
-        if (write.collection !== collection) {
-          collection = write.collection
-          byId = statesOf(states, collection)
-        }
-        const { id } = write
-        const record = byId.has(id) ? byId.get(id) : await this.#store.getRecord(collection, id)
+        const { collection, id } = write
+        const known = states[slot]
+        const record = known === UNREAD ? await this.#store.getRecord(collection, id) : known
         const change = makeCheckedChange({
           collection,
           id,
@@ -503,7 +502,7 @@ class Engine implements ReplicaEngine {
           hlc: this.#hlc.tick(),
         })
         const state = record === undefined ? { versions: [change] } : applyChange(record, change).state
-        byId.set(id, state)
+        states[slot] = state
         counter += 1
         made.push({ write, record: { collection, id, state }, change })
       } catch (error) {
@@ -628,14 +627,16 @@ class Engine implements ReplicaEngine {
     const touched = new Map<string, StoredRecord>()
     const nextCursor = cursor === null ? null : Math.max(cursor, this.#meta.cursor)
     try {
-      const stored = await this.#readRecords(batch)
-      for (const change of batch) {
+      const { keys, slots } = distinctRecords(batch)
+      const stored = await this.#readRecords(keys)
+      for (let i = 0; i < batch.length; i++) {
+        const change = batch[i] as Change
         const key = `${change.collection}\u0000${change.id}`
         const current =
           touched.get(key)?.state ??
           (stored === null
             ? await this.#store.getRecord(change.collection, change.id)
-            : stored.get(change.collection)?.get(change.id))
+            : stored[slots[i] as number])
         const { state, applied } = applyChange(current, freezeChange(change))
         if (!applied) continue
         touched.set(key, { collection: change.collection, id: change.id, state })
@@ -664,38 +665,14 @@ class Engine implements ReplicaEngine {
   }
 
   /**
-   * The stored records a batch touches, read at once where the store can (`getRecords`),
-   * by collection, then id; null when it cannot. Maps by collection, not by a joined key,
-   * so a batch of thousands builds no key strings.
+   * The stored records of `keys` (distinct), in their order, read at once where the store
+   * can (`getRecords`); null when it cannot or there is only one.
    */
   async #readRecords(
-    batch: readonly { readonly collection: string; readonly id: RecordId }[],
-  ): Promise<RecordStates | null> {
-    if (batch.length < 2 || this.#store.getRecords === undefined) return null
-    const states: RecordStates = new Map()
-    const keys: { readonly collection: string; readonly id: RecordId }[] = []
-    let collection: string | null = null
-    let byId = new Map<RecordId, RecordState | undefined>()
-    for (const key of batch) {
-      if (key.collection !== collection) {
-        collection = key.collection
-        byId = statesOf(states, collection)
-      }
-      if (byId.has(key.id)) continue
-      byId.set(key.id, undefined)
-      keys.push(key)
-    }
-    const records = await this.#store.getRecords(keys)
-    collection = null
-    for (let i = 0; i < keys.length; i++) {
-      const key = keys[i] as { readonly collection: string; readonly id: RecordId }
-      if (key.collection !== collection) {
-        collection = key.collection
-        byId = statesOf(states, collection)
-      }
-      byId.set(key.id, records[i])
-    }
-    return states
+    keys: readonly { readonly collection: string; readonly id: RecordId }[],
+  ): Promise<(RecordState | undefined)[] | null> {
+    if (keys.length < 2 || this.#store.getRecords === undefined) return null
+    return this.#store.getRecords(keys)
   }
 
   #transmit(frame: string): void {
@@ -703,17 +680,42 @@ class Engine implements ReplicaEngine {
   }
 }
 
-/** Record states by collection, then id: what a batch has read and made so far. */
-type RecordStates = Map<string, Map<RecordId, RecordState | undefined>>
+/** In a batch's list of record states: not read from the store yet. */
+const UNREAD: unique symbol = Symbol('unread')
 
-/** The states of `collection` in `states`, added empty if absent. */
-function statesOf(states: RecordStates, collection: string): Map<RecordId, RecordState | undefined> {
-  let byId = states.get(collection)
-  if (byId === undefined) {
-    byId = new Map()
-    states.set(collection, byId)
+/**
+ * The distinct records of a batch, in order of first appearance, and for each item the
+ * index (slot) of its record among them: a batch keeps its records' states in an array by
+ * slot, and a record written twice in one batch is read once. By collection, then id, so a
+ * batch of thousands builds no key strings.
+ */
+function distinctRecords<TItem extends { readonly collection: string; readonly id: RecordId }>(
+  items: readonly TItem[],
+): { keys: TItem[]; slots: Uint32Array } {
+  const keys: TItem[] = []
+  const slots = new Uint32Array(items.length)
+  const byCollection = new Map<string, Map<RecordId, number>>()
+  let collection: string | null = null
+  let byId = new Map<RecordId, number>()
+  for (let i = 0; i < items.length; i++) {
+    const item = items[i] as TItem
+    if (item.collection !== collection) {
+      collection = item.collection
+      const known = byCollection.get(collection)
+      if (known === undefined) {
+        byId = new Map()
+        byCollection.set(collection, byId)
+      } else byId = known
+    }
+    let slot = byId.get(item.id)
+    if (slot === undefined) {
+      slot = keys.length
+      byId.set(item.id, slot)
+      keys.push(item)
+    }
+    slots[i] = slot
   }
-  return byId
+  return { keys, slots }
 }
 
 /** Every delete's intent: it holds nothing. */
