@@ -683,6 +683,9 @@ class Engine implements ReplicaEngine {
 /** In a batch's list of record states: not read from the store yet. */
 const UNREAD: unique symbol = Symbol('unread')
 
+/** The slots of a batch of one (never written: slots are only read once made). */
+const ONE_SLOT = new Uint32Array(1)
+
 /**
  * The distinct records of a batch, in order of first appearance, and for each item the
  * index (slot) of its record among them: a batch keeps its records' states in an array by
@@ -691,7 +694,8 @@ const UNREAD: unique symbol = Symbol('unread')
  */
 function distinctRecords<TItem extends { readonly collection: string; readonly id: RecordId }>(
   items: readonly TItem[],
-): { keys: TItem[]; slots: Uint32Array } {
+): { keys: TItem[]; slots: Readonly<Uint32Array> } {
+  if (items.length === 1) return { keys: [items[0] as TItem], slots: ONE_SLOT }
   const keys: TItem[] = []
   const slots = new Uint32Array(items.length)
   const byCollection = new Map<string, Map<RecordId, number>>()
