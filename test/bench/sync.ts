@@ -56,7 +56,9 @@
  * 5. **local writes** — 10k puts into a fresh replica on fake-indexeddb (no relay), issued
  *    together (`Promise.all`) and awaited one by one, vs one Dexie `bulkPut` of the same 10k
  *    values on a fresh fake-indexeddb (goal for the former ≤ 1.25×); 10k Dexie `put`s awaited
- *    one by one are the floor for the latter. A Chorus write also stores its change in the
+ *    one by one are the floor for the latter. The ids and values are made before the clock
+ *    starts, for Chorus as for Dexie (runs before this build made each note inside Chorus's
+ *    timed loop, about 20 ms of 10k). A Chorus write also stores its change in the
  *    outbox and its clock. For reference, the same 10k puts issued together into a replica
  *    with `storage: 'memory'`: what the engine costs (validating, copying and freezing each
  *    value, stamping it, making its change) before any IndexedDB work. Chorus is given
@@ -73,7 +75,8 @@
  * Run with `pnpm bench:sync` (`tsx --expose-gc --conditions=@chorus/source test/bench/sync.ts`,
  * about 3 minutes); it prints a table and writes `test/bench/results/sync.json`. `ONLY=1,3`
  * runs some sections (and writes `sync-partial.json`); `CHORUS_BENCH_PROFILE=dir` writes CPU
- * profiles of the relay processes there.
+ * profiles of the relay processes there, and of each timed Chorus run of section 5 (which runs
+ * in this process: `local-writes-<kind>-<run>.cpuprofile`; profiling slows those runs).
  */
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { availableParallelism, cpus, totalmem } from 'node:os'
@@ -785,10 +788,19 @@ async function benchFanout() {
 
 // 5. local writes -----------------------------------------------------------------------------
 
+/** The notes section 5 writes, made before any clock starts (as the Dexie floor's rows are). */
+interface LocalNotes {
+  readonly ids: readonly string[]
+  readonly values: readonly JsonObject[]
+}
+
 async function chorusLocalWrites(
+  notesToWrite: LocalNotes,
   together: boolean,
   storage: 'indexeddb' | 'memory' = 'indexeddb',
+  profileAs: string | null = null,
 ): Promise<number> {
+  const { ids, values } = notesToWrite
   gc()
   const replica = await createReplica({
     space: SPACE,
@@ -798,16 +810,41 @@ async function chorusLocalWrites(
     IDBKeyRange,
   })
   const notes = replica.collection(COLLECTION)
+  const profile = profileAs === null ? null : await startProfile()
   const start = performance.now()
   if (together) {
-    await Promise.all(Array.from({ length: LOCAL_WRITES }, (_, n) => notes.put(noteId(n), noteValue(n))))
+    await Promise.all(ids.map((id, n) => notes.put(id, values[n] as JsonObject)))
   } else {
-    for (let n = 0; n < LOCAL_WRITES; n++) await notes.put(noteId(n), noteValue(n))
+    for (let n = 0; n < ids.length; n++) await notes.put(ids[n] as string, values[n] as JsonObject)
   }
   const ms = performance.now() - start
-  if (replica.pending !== LOCAL_WRITES) throw new Error('local writes: a write is missing from the outbox')
+  if (profile !== null && profileAs !== null) await profile.stop(profileAs)
+  if (replica.pending !== ids.length) throw new Error('local writes: a write is missing from the outbox')
   await replica.close()
   return ms
+}
+
+/**
+ * With `CHORUS_BENCH_PROFILE=dir`, a CPU profile of this process (section 5 runs here, not in
+ * a relay process); `stop(name)` writes it there as `name.cpuprofile`. Null without it.
+ */
+async function startProfile(): Promise<{ stop(name: string): Promise<void> } | null> {
+  const dir = process.env.CHORUS_BENCH_PROFILE
+  if (dir === undefined || dir === '') return null
+  const { Session } = await import('node:inspector/promises')
+  const session = new Session()
+  session.connect()
+  await session.post('Profiler.enable')
+  await session.post('Profiler.setSamplingInterval', { interval: 100 })
+  await session.post('Profiler.start')
+  return {
+    async stop(name) {
+      const { profile } = await session.post('Profiler.stop')
+      session.disconnect()
+      mkdirSync(dir, { recursive: true })
+      writeFileSync(`${dir}/${name}.cpuprofile`, JSON.stringify(profile))
+    },
+  }
 }
 
 async function dexiePuts(rows: readonly { id: string }[]): Promise<number> {
@@ -823,6 +860,11 @@ async function dexiePuts(rows: readonly { id: string }[]): Promise<number> {
 async function benchLocalWrites() {
   log('5. local writes…')
   const rows = Array.from({ length: LOCAL_WRITES }, (_, n) => ({ id: noteId(n), ...noteValue(n) }))
+  // Made once, outside every timed run: the runs time writing, not making up notes.
+  const localNotes: LocalNotes = {
+    ids: Array.from({ length: LOCAL_WRITES }, (_, n) => noteId(n)),
+    values: Array.from({ length: LOCAL_WRITES }, (_, n) => noteValue(n)),
+  }
   const samples = {
     sequential: [] as number[],
     together: [] as number[],
@@ -832,9 +874,9 @@ async function benchLocalWrites() {
   }
   const runs = 3
   for (let i = 0; i <= runs; i++) {
-    const sequential = await chorusLocalWrites(false)
-    const together = await chorusLocalWrites(true)
-    const memory = await chorusLocalWrites(true, 'memory')
+    const sequential = await chorusLocalWrites(localNotes, false, 'indexeddb', `local-writes-sequential-${i}`)
+    const together = await chorusLocalWrites(localNotes, true, 'indexeddb', `local-writes-together-${i}`)
+    const memory = await chorusLocalWrites(localNotes, true, 'memory', `local-writes-memory-${i}`)
     gc()
     const bulkPut = await dexieBulkPut(rows)
     const puts = await dexiePuts(rows)

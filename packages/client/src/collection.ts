@@ -86,16 +86,37 @@ export class EngineCollection<TValue extends object> implements Collection<TValu
     this.#host = host
   }
 
-  async put(id: string, value: TValue): Promise<void> {
-    await this.#host.engine().put(this.name, id, value as unknown as JsonObject)
+  // Writes are not async functions: an app may issue thousands together, and each would
+  // keep a suspended frame until its batch commits. One derived promise per write instead.
+
+  put(id: string, value: TValue): Promise<void> {
+    let written: Promise<unknown>
+    try {
+      written = this.#host.engine().put(this.name, id, value as unknown as JsonObject)
+    } catch (error) {
+      return Promise.reject(error)
+    }
+    return written.then(toVoid)
   }
 
-  async patch(id: string, fields: Partial<TValue>): Promise<void> {
-    await this.#host.engine().patch(this.name, id, fields as unknown as JsonObject)
+  patch(id: string, fields: Partial<TValue>): Promise<void> {
+    let written: Promise<unknown>
+    try {
+      written = this.#host.engine().patch(this.name, id, fields as unknown as JsonObject)
+    } catch (error) {
+      return Promise.reject(error)
+    }
+    return written.then(toVoid)
   }
 
-  async delete(id: string): Promise<void> {
-    await this.#host.engine().delete(this.name, id)
+  delete(id: string): Promise<void> {
+    let written: Promise<unknown>
+    try {
+      written = this.#host.engine().delete(this.name, id)
+    } catch (error) {
+      return Promise.reject(error)
+    }
+    return written.then(toVoid)
   }
 
   async get(id: string): Promise<Frozen<TValue> | undefined> {
@@ -114,3 +135,6 @@ export class EngineCollection<TValue extends object> implements Collection<TValu
     await this.#host.engine().resolve(this.name, id, value as unknown as JsonObject)
   }
 }
+
+/** What a write resolves with: nothing (the change it made stays inside the replica). */
+function toVoid(): void {}

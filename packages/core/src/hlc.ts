@@ -160,11 +160,24 @@ export function createHlc(options: HlcOptions): Hlc {
   const { replicaId, now } = options
   const maxDriftMs = options.maxDriftMs ?? DEFAULT_MAX_DRIFT_MS
   let state = options.state ?? HLC_ZERO
+  // A burst of local events shares one wall time: its digits are formatted once, and each
+  // stamp only adds its counter (the check `formatHlc` makes runs once per wall time too;
+  // `tickHlc` keeps the counter in range).
+  let prefixWall = -1
+  let prefix = ''
+  const suffix = `@${replicaId}`
   return {
     replicaId,
     tick() {
       state = tickHlc(state, now())
-      return formatHlc({ ...state, replica: replicaId })
+      const { wall, counter } = state
+      if (wall !== prefixWall) {
+        const stamp = formatHlc({ wall, counter, replica: replicaId })
+        prefix = stamp.slice(0, WALL_DIGITS + 1)
+        prefixWall = wall
+        return stamp
+      }
+      return `${prefix}${String(counter).padStart(COUNTER_DIGITS, '0')}${suffix}` as HlcStamp
     },
     receive(stamp) {
       const remote = parseHlc(stamp)

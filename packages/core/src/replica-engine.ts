@@ -10,6 +10,7 @@ import {
   type SpaceId,
 } from './ids.js'
 import { copyJsonObject, freezeJson, type JsonObject } from './json.js'
+import { makeCheckedChange, type WriteIntent } from './local-change.js'
 import { decodeMessage, encodeMessage } from './protocol/codec.js'
 import { DEFAULT_LIMITS, type ProtocolLimits } from './protocol/messages.js'
 import {
@@ -26,7 +27,6 @@ import { type ConflictVersion, ResolverKind, resolveValueWith } from './resolver
 import { createResolverLookup, type ResolverConfig, type ResolverLookup } from './resolvers.js'
 import { SerialQueue } from './serial-queue.js'
 import type { ListedRecord, RecordPage, ReplicaMeta, ReplicaStore, StoredRecord } from './storage.js'
-import { makeChange, type WriteIntent } from './write.js'
 
 /** Sync status as an application shows it. */
 export type SyncStatus = 'offline' | 'connecting' | 'syncing' | 'synced'
@@ -196,21 +196,15 @@ class Engine implements ReplicaEngine {
   }
 
   put(collection: string, id: string, value: JsonObject): Promise<Change> {
-    return this.#write(collection, id, () => ({
-      type: 'put',
-      value: copyJsonObject(value, 'a put value'),
-    }))
+    return this.#write(collection, id, 'put', value)
   }
 
   patch(collection: string, id: string, fields: JsonObject): Promise<Change> {
-    return this.#write(collection, id, () => ({
-      type: 'patch',
-      fields: copyJsonObject(fields, 'patch fields'),
-    }))
+    return this.#write(collection, id, 'patch', fields)
   }
 
   delete(collection: string, id: string): Promise<Change> {
-    return this.#write(collection, id, () => ({ type: 'delete' }))
+    return this.#write(collection, id, 'delete', undefined)
   }
 
   resolve(collection: string, id: string, value: JsonObject): Promise<Change> {
@@ -368,32 +362,54 @@ class Engine implements ReplicaEngine {
     if (this.#closed) throw new ChorusError(ErrorCode.Closed, 'this replica is closed')
   }
 
+  /** The last collection name a write checked: a burst of writes to one collection checks it once. */
+  #checkedCollection: string | null = null
+
   /**
    * Validates and copies the value when called — not when the queue gets to it, or an app
    * that reuses its object would write what it holds then — and reports every problem
-   * through the promise, never by throwing.
+   * through the promise, never by throwing. Not an async function: a write is one promise,
+   * settled when its batch commits, without the frames an `await` would keep per write
+   * while thousands issued together wait for their batch.
    */
-  async #write(collection: string, id: string, makeIntent: () => WriteIntent): Promise<Change> {
-    this.#assertOpen()
-    const name = assertCollectionName(collection)
-    const recordId = asRecordId(id)
-    const intent = makeIntent()
-    return await new Promise<Change>((resolve, reject) => {
-      const write: PendingWrite = { collection: name, id: recordId, intent, resolve, reject }
-      // Writes issued while their batch still waits at the end of the queue join it: they
-      // commit together, in one store transaction where the store offers one. A write never
-      // overtakes a task queued before it.
-      if (
-        this.#openBatch !== null &&
-        this.#openBatch.length < (this.#store.maxLocalBatch ?? MAX_WRITE_BATCH)
-      ) {
-        this.#openBatch.push(write)
-        return
+  #write(collection: string, id: string, type: WriteIntent['type'], payload: unknown): Promise<Change> {
+    let intent: WriteIntent
+    let recordId: RecordId
+    try {
+      this.#assertOpen()
+      if (collection !== this.#checkedCollection) {
+        assertCollectionName(collection)
+        this.#checkedCollection = collection
       }
-      const batch = [write]
-      this.#openBatch = batch
-      void this.#queue.run(() => this.#commitWrites(batch))
+      recordId = asRecordId(id)
+      intent =
+        type === 'put'
+          ? { type, value: copyJsonObject(payload, 'a put value') }
+          : type === 'patch'
+            ? { type, fields: copyJsonObject(payload, 'patch fields') }
+            : DELETE_INTENT
+    } catch (error) {
+      return Promise.reject(error)
+    }
+    return new Promise<Change>((resolve, reject) => {
+      this.#enqueue({ collection, id: recordId, intent, resolve, reject })
     })
+  }
+
+  /**
+   * Writes issued while their batch still waits at the end of the queue join it: they
+   * commit together, in one store transaction where the store offers one. A write never
+   * overtakes a task queued before it.
+   */
+  #enqueue(write: PendingWrite): void {
+    const open = this.#openBatch
+    if (open !== null && open.length < (this.#store.maxLocalBatch ?? MAX_WRITE_BATCH)) {
+      open.push(write)
+      return
+    }
+    const batch = [write]
+    this.#openBatch = batch
+    void this.#queue.run(() => this.#commitWrites(batch))
   }
 
   /** Makes and commits a batch of writes; each write's promise settles with its own outcome. */
@@ -459,33 +475,36 @@ class Engine implements ReplicaEngine {
     batch: readonly PendingWrite[],
   ): Promise<{ write: PendingWrite; record: StoredRecord; change: Change }[]> {
     const made: { write: PendingWrite; record: StoredRecord; change: Change }[] = []
-    const states = new Map<string, RecordState | undefined>()
+    const { keys, slots } = distinctRecords(batch)
+    // Each distinct record's state as the batch goes: read, then as its last write left it.
+    let states: (RecordState | undefined | typeof UNREAD)[]
     try {
-      for (const [key, state] of (await this.#readRecords(batch)) ?? []) states.set(key, state)
+      states = (await this.#readRecords(keys)) ?? new Array(keys.length).fill(UNREAD)
     } catch (error) {
       for (const write of batch) write.reject(error)
       return made
     }
     let counter = this.#meta.counter
-    for (const write of batch) {
+    for (let i = 0; i < batch.length; i++) {
+      const write = batch[i] as PendingWrite
+      const slot = slots[i] as number
       try {
-        const key = `${write.collection}\u0000${write.id}`
-        const record = states.has(key)
-          ? states.get(key)
-          : await this.#store.getRecord(write.collection, write.id)
-        const change = makeChange({
-          collection: write.collection,
-          id: write.id,
+        const { collection, id } = write
+        const known = states[slot]
+        const record = known === UNREAD ? await this.#store.getRecord(collection, id) : known
+        const change = makeCheckedChange({
+          collection,
+          id,
           record,
-          resolver: this.#resolvers(write.collection),
+          resolver: this.#resolvers(collection),
           intent: write.intent,
           dot: [this.replicaId, counter + 1],
           hlc: this.#hlc.tick(),
         })
-        const { state } = applyChange(record, change)
-        states.set(key, state)
+        const state = record === undefined ? { versions: [change] } : applyChange(record, change).state
+        states[slot] = state
         counter += 1
-        made.push({ write, record: { collection: write.collection, id: write.id, state }, change })
+        made.push({ write, record: { collection, id, state }, change })
       } catch (error) {
         write.reject(error)
       }
@@ -608,12 +627,16 @@ class Engine implements ReplicaEngine {
     const touched = new Map<string, StoredRecord>()
     const nextCursor = cursor === null ? null : Math.max(cursor, this.#meta.cursor)
     try {
-      const stored = await this.#readRecords(batch)
-      for (const change of batch) {
+      const { keys, slots } = distinctRecords(batch)
+      const stored = await this.#readRecords(keys)
+      for (let i = 0; i < batch.length; i++) {
+        const change = batch[i] as Change
         const key = `${change.collection}\u0000${change.id}`
         const current =
           touched.get(key)?.state ??
-          (stored === null ? await this.#store.getRecord(change.collection, change.id) : stored.get(key))
+          (stored === null
+            ? await this.#store.getRecord(change.collection, change.id)
+            : stored[slots[i] as number])
         const { state, applied } = applyChange(current, freezeChange(change))
         if (!applied) continue
         touched.set(key, { collection: change.collection, id: change.id, state })
@@ -642,26 +665,65 @@ class Engine implements ReplicaEngine {
   }
 
   /**
-   * The stored records a batch touches, read at once where the store can (`getRecords`),
-   * keyed by collection and id; null when it cannot.
+   * The stored records of `keys` (distinct), in their order, read at once where the store
+   * can (`getRecords`); null when it cannot or there is only one.
    */
   async #readRecords(
-    batch: readonly { readonly collection: string; readonly id: RecordId }[],
-  ): Promise<Map<string, RecordState | undefined> | null> {
-    if (batch.length < 2 || this.#store.getRecords === undefined) return null
-    const keys = new Map<string, { collection: string; id: RecordId }>()
-    for (const { collection, id } of batch) keys.set(`${collection}\u0000${id}`, { collection, id })
-    const records = await this.#store.getRecords([...keys.values()])
-    const out = new Map<string, RecordState | undefined>()
-    let i = 0
-    for (const key of keys.keys()) out.set(key, records[i++])
-    return out
+    keys: readonly { readonly collection: string; readonly id: RecordId }[],
+  ): Promise<(RecordState | undefined)[] | null> {
+    if (keys.length < 2 || this.#store.getRecords === undefined) return null
+    return this.#store.getRecords(keys)
   }
 
   #transmit(frame: string): void {
     this.#send?.(frame)
   }
 }
+
+/** In a batch's list of record states: not read from the store yet. */
+const UNREAD: unique symbol = Symbol('unread')
+
+/** The slots of a batch of one (never written: slots are only read once made). */
+const ONE_SLOT = new Uint32Array(1)
+
+/**
+ * The distinct records of a batch, in order of first appearance, and for each item the
+ * index (slot) of its record among them: a batch keeps its records' states in an array by
+ * slot, and a record written twice in one batch is read once. By collection, then id, so a
+ * batch of thousands builds no key strings.
+ */
+function distinctRecords<TItem extends { readonly collection: string; readonly id: RecordId }>(
+  items: readonly TItem[],
+): { keys: TItem[]; slots: Readonly<Uint32Array> } {
+  if (items.length === 1) return { keys: [items[0] as TItem], slots: ONE_SLOT }
+  const keys: TItem[] = []
+  const slots = new Uint32Array(items.length)
+  const byCollection = new Map<string, Map<RecordId, number>>()
+  let collection: string | null = null
+  let byId = new Map<RecordId, number>()
+  for (let i = 0; i < items.length; i++) {
+    const item = items[i] as TItem
+    if (item.collection !== collection) {
+      collection = item.collection
+      const known = byCollection.get(collection)
+      if (known === undefined) {
+        byId = new Map()
+        byCollection.set(collection, byId)
+      } else byId = known
+    }
+    let slot = byId.get(item.id)
+    if (slot === undefined) {
+      slot = keys.length
+      byId.set(item.id, slot)
+      keys.push(item)
+    }
+    slots[i] = slot
+  }
+  return { keys, slots }
+}
+
+/** Every delete's intent: it holds nothing. */
+const DELETE_INTENT: WriteIntent = Object.freeze({ type: 'delete' })
 
 /** A write waiting for its batch to be made and committed. */
 interface PendingWrite {

@@ -1,3 +1,4 @@
+import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import type { Change } from '../src/change.js'
 import { ErrorCode, isChorusError } from '../src/errors.js'
@@ -107,6 +108,64 @@ describe('ReplicaEngine commits writes issued together in one batch', () => {
     ])
     expect(outcomes.map((outcome) => outcome.status)).toEqual(['fulfilled', 'rejected', 'fulfilled'])
     expect(replica.pending()).toBe(2)
+  })
+})
+
+/** Fixed so runs repeat; `SEED=… pnpm test` replays the seed a failing property prints. */
+const seed = Number(process.env.SEED ?? 20_240_601)
+
+/** A memory store without `getRecords`: the engine reads each record of a batch alone. */
+function withoutGetRecords<TStore extends MemoryReplicaStore>(store: TStore): TStore {
+  Object.defineProperty(store, 'getRecords', { value: undefined })
+  return store
+}
+
+type Write =
+  | { type: 'put'; collection: string; id: string; n: number }
+  | { type: 'patch'; collection: string; id: string; n: number }
+  | { type: 'delete'; collection: string; id: string }
+
+const writeArb: fc.Arbitrary<Write> = fc.record({
+  type: fc.constantFrom('put' as const, 'patch' as const, 'delete' as const),
+  collection: fc.constantFrom('notes', 'tags'),
+  id: fc.constantFrom('a', 'b', 'c'),
+  n: fc.integer({ min: 0, max: 9 }),
+}) as fc.Arbitrary<Write>
+
+function issue(replica: Awaited<ReturnType<typeof open>>, write: Write): Promise<Change> {
+  if (write.type === 'delete') return replica.delete(write.collection, write.id)
+  if (write.type === 'put') return replica.put(write.collection, write.id, { n: write.n })
+  return replica.patch(write.collection, write.id, { [`f${write.n % 3}`]: write.n })
+}
+
+describe('a batch of writes makes what the same writes awaited one by one make', () => {
+  it('over several collections, records written more than once, stored before or not, with or without getRecords', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(writeArb, { maxLength: 6 }),
+        fc.array(writeArb, { minLength: 1, maxLength: 12 }),
+        fc.boolean(),
+        async (before, writes, readsOneByOne) => {
+          const one = new MemoryReplicaStore()
+          const batched = readsOneByOne ? withoutGetRecords(new CountingStore()) : new CountingStore()
+          const awaited = await open(one)
+          const together = await open(batched)
+          for (const write of before) {
+            await issue(awaited, write)
+            await issue(together, write)
+          }
+          const expected: Change[] = []
+          for (const write of writes) expected.push(await issue(awaited, write))
+          const made = await Promise.all(writes.map((write) => issue(together, write)))
+          expect(made).toEqual(expected)
+          if (writes.length > 1) expect(batched.batches).toEqual([writes.length])
+          for (const collection of ['notes', 'tags'])
+            for (const id of ['a', 'b', 'c'])
+              expect(await together.record(collection, id)).toEqual(await awaited.record(collection, id))
+        },
+      ),
+      { seed, numRuns: 200 },
+    )
   })
 })
 

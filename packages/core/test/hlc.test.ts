@@ -246,6 +246,36 @@ describe('hybrid logical clock: local time', () => {
   })
 })
 
+describe('hybrid logical clock: stamps of a running clock', () => {
+  it('tick() is formatHlc of the state it moved to, whatever came before', () => {
+    // The clock reuses the formatted wall time of a burst of ticks; each stamp must still be
+    // exactly what formatHlc gives, through clock moves, receives and restored states.
+    const stepArb = fc.oneof(
+      fc.record({ kind: fc.constant('tick' as const), advance: fc.integer({ min: -5, max: 5 }) }),
+      fc.record({ kind: fc.constant('receive' as const), ahead: fc.integer({ min: -3, max: 3 }) }),
+      fc.record({ kind: fc.constant('observe' as const), ahead: fc.integer({ min: 0, max: 3 }) }),
+    )
+    fc.assert(
+      fc.property(fc.array(stepArb, { maxLength: 40 }), (steps) => {
+        let now = t0
+        const clock = createHlc({ replicaId: local, now: () => now })
+        for (const step of steps) {
+          if (step.kind === 'tick') {
+            now += step.advance
+            const stamp = clock.tick()
+            expect(stamp).toBe(formatHlc({ ...clock.state(), replica: local }))
+          } else if (step.kind === 'receive') {
+            clock.receive(formatHlc({ wall: now + step.ahead, counter: 7, replica: remote }))
+          } else {
+            clock.observe({ wall: clock.state().wall + step.ahead, counter: 2 })
+          }
+        }
+      }),
+      { seed, numRuns: 300 },
+    )
+  })
+})
+
 describe('hybrid logical clock: stamp encoding', () => {
   it('formatHlc / parseHlc round-trip', () => {
     fc.assert(

@@ -75,21 +75,38 @@ export const CHUNK_CHANGES = 128
  */
 export const CHUNK_CHARS = 24_000
 
-/** The JSON text of one version tuple. */
+/**
+ * The JSON text of one version tuple: one `JSON.stringify` of the whole tuple, which costs
+ * less than stringifying its parts and joining them.
+ */
 export function encodeVersion(change: Change): string {
   const { dot, hlc, context, op } = change
   const replica = dot[0]
-  const stamp = hlc.endsWith(`@${replica}`) ? hlc.slice(0, hlc.length - replica.length - 1) : hlc
-  const head = `${JSON.stringify(replica)},${dot[1]},${JSON.stringify(stamp)},${JSON.stringify(context)}`
+  // Drop `@replica` from the stamp without building that suffix to compare with.
+  const cut = hlc.length - replica.length - 1
+  const stamp = cut >= 0 && hlc.charCodeAt(cut) === AT && hlc.endsWith(replica) ? hlc.slice(0, cut) : hlc
   switch (op.type) {
     case 'put':
-      return `[${head},"put",${JSON.stringify(op.value)}]`
+      return JSON.stringify([replica, dot[1], stamp, context, 'put', op.value])
     case 'patch':
-      return `[${head},"patch",${JSON.stringify(op.fields)},${JSON.stringify(op.base)},${JSON.stringify(op.stamps)},${JSON.stringify(op.floor)}]`
+      return JSON.stringify([
+        replica,
+        dot[1],
+        stamp,
+        context,
+        'patch',
+        op.fields,
+        op.base,
+        op.stamps,
+        op.floor,
+      ])
     case 'delete':
-      return `[${head},"delete"]`
+      return JSON.stringify([replica, dot[1], stamp, context, 'delete'])
   }
 }
+
+/** `@`, between a stamp and its replica id. */
+const AT = 0x40
 
 /**
  * A record as stored: the JSON text `[id, version, …]`, `known` (the text of one of the
@@ -109,6 +126,33 @@ export function encodeRecord(
 /** The outbox triple of a change whose version text is `version`. */
 export function encodeOutboxItem(change: Change, version: string): string {
   return `[${JSON.stringify(change.collection)},${JSON.stringify(change.id)},${version}]`
+}
+
+/**
+ * Encodes a batch of local writes as {@link encodeRecord} and {@link encodeOutboxItem}
+ * would, each text made once: the version's for both the record and the outbox, the id's
+ * JSON for both, the collection's once per run of writes to it.
+ */
+export function createLocalWriteEncoder(): (
+  record: { readonly id: string; readonly state: { readonly versions: readonly Change[] } },
+  change: Change,
+) => { readonly record: string; readonly outbox: string } {
+  let collection: string | null = null
+  let quotedCollection = ''
+  return (record, change) => {
+    const version = encodeVersion(change)
+    const quotedId = JSON.stringify(change.id)
+    if (change.collection !== collection) {
+      collection = change.collection
+      quotedCollection = JSON.stringify(collection)
+    }
+    const { versions } = record.state
+    const text =
+      versions.length === 1 && versions[0] === change && record.id === change.id
+        ? `[${quotedId},${version}]`
+        : encodeRecord(record.id, versions, { change, text: version })
+    return { record: text, outbox: `[${quotedCollection},${quotedId},${version}]` }
+  }
 }
 
 /**

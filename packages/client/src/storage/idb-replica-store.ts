@@ -17,6 +17,7 @@ import { errorName, fencedFailure, idbFailure, TabFencedError } from './idb-erro
 import {
   collectionEnd,
   collectionStart,
+  createLocalWriteEncoder,
   createOutboxChunker,
   decodeListed,
   decodeOutboxChunk,
@@ -185,13 +186,21 @@ export class IdbReplicaStore implements ReplicaStore {
     const keyRange = this.#keyRange
     const records = await this.#read('reading records', 'records', async (store) => {
       const absent = keyRange === null ? null : await absentKeys(store, keyRange, keys)
-      return Promise.all(
-        keys.map(({ collection, id }) =>
-          absent?.get(collection)?.has(id) === true
-            ? undefined
-            : requestResult<unknown>(store.get(recordKey(collection, id))),
-        ),
-      )
+      // A request (and a promise) only for a record that may exist: a batch of new records,
+      // thousands at once, makes none.
+      const texts: unknown[] = new Array(keys.length).fill(undefined)
+      const reads: Promise<void>[] = []
+      for (let i = 0; i < keys.length; i++) {
+        const { collection, id } = keys[i] as { readonly collection: string; readonly id: RecordId }
+        if (absent?.get(collection)?.has(id) === true) continue
+        reads.push(
+          requestResult<unknown>(store.get(recordKey(collection, id))).then((text) => {
+            texts[i] = text
+          }),
+        )
+      }
+      await Promise.all(reads)
+      return texts
     })
     return records.map((text, i) =>
       text === undefined
@@ -321,13 +330,11 @@ export class IdbReplicaStore implements ReplicaStore {
       const outbox = tx.objectStore('outbox')
       // A failed put aborts the transaction, which `#write` reports: no promise per request.
       const chunker = createOutboxChunker((key, chunk) => outbox.put(chunk, key))
+      const encode = createLocalWriteEncoder()
       for (const { record, change } of writes) {
-        const text = encodeVersion(change)
-        records.put(
-          encodeRecord(record.id, record.state.versions, { change, text }),
-          recordKey(record.collection, record.id),
-        )
-        chunker.add(change.dot[1], encodeOutboxItem(change, text))
+        const text = encode(record, change)
+        records.put(text.record, recordKey(record.collection, record.id))
+        chunker.add(change.dot[1], text.outbox)
       }
       chunker.close()
       tx.objectStore('meta').put(
@@ -585,14 +592,14 @@ async function absentKeys(
   store: IDBObjectStore,
   keyRange: KeyRangeLike,
   keys: readonly { readonly collection: string; readonly id: RecordId }[],
-): Promise<Map<string, Set<string>>> {
+): Promise<Map<string, { has(id: string): boolean }>> {
   const asked = new Map<string, string[]>()
   for (const { collection, id } of keys) {
     const ids = asked.get(collection)
     if (ids === undefined) asked.set(collection, [id])
     else ids.push(id)
   }
-  const absent = new Map<string, Set<string>>()
+  const absent = new Map<string, { has(id: string): boolean }>()
   await Promise.all(
     [...asked].map(async ([collection, ids]) => {
       let low = ids[0] as string
@@ -606,6 +613,11 @@ async function absentKeys(
         store.getAllKeys(keyRange.bound(recordKey(collection, low), recordKey(collection, high)), most),
       )
       if (stored.length >= most) return
+      if (stored.length === 0) {
+        // Nothing stored in the span (new records): no set of the ids needed.
+        absent.set(collection, ALL_ABSENT)
+        return
+      }
       const missing = new Set(ids)
       const skip = collection.length + 1
       for (const key of stored) missing.delete((key as string).slice(skip))
@@ -617,6 +629,9 @@ async function absentKeys(
 
 /** See {@link absentKeys}. */
 const ABSENT_SPAN_FACTOR = 16
+
+/** What {@link absentKeys} gives a collection none of whose asked ids is stored. */
+const ALL_ABSENT = { has: (_id: string) => true }
 
 async function requireMeta(tx: IDBTransaction): Promise<ReplicaMeta> {
   const meta = await requestResult<ReplicaMeta | undefined>(tx.objectStore('meta').get(META_KEY))
