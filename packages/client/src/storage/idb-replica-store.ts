@@ -23,6 +23,7 @@ import {
   decodeRecord,
   encodeOutboxItem,
   encodeRecord,
+  encodeRecordText,
   encodeVersion,
   keyCollection,
   type LegacyRecordEntry,
@@ -34,16 +35,17 @@ import { getAllInDirection, requestResult, transactionDone, walk } from './idb-r
  * The schema version; raised (with a migration in `upgradeSchema`) when the layout changes.
  * 1: records and changes as plain objects, one outbox entry per change. 2: versions and
  * outbox chunks as compact JSON text, records keyed by `[collection, id]` inside the value.
- * 3: the layout of `idb-layout.ts`, each record one string under one string key.
+ * 3: each record one JSON string under one string key. 4: the layout of `idb-layout.ts`, a
+ * record whose only version is a put stored as a flat array holding its value, not as text.
  */
-const DB_VERSION = 3
+const DB_VERSION = 4
 const META_KEY = 'replica'
 /** Under this key of `meta`: the epoch of the tab that last took over the connection. */
 const LEADER_KEY = 'leader'
 
 /**
  * The database layout. `meta` holds the {@link ReplicaMeta} under one key. `records` holds
- * each record's id and versions as one string (see `idb-layout.ts`) under the key
+ * each record's id and versions as one entry (see `idb-layout.ts`) under the key
  * `recordKey(collection, id)`, so one collection is one contiguous run of keys, in IndexedDB
  * key order — UTF-16 code units, as JavaScript compares strings.
  * `outbox` holds {@link OutboxChunk}s keyed by the counter of their last change; together
@@ -671,6 +673,7 @@ function upgradeSchema(
   }
   if (oldVersion < 2) migrateOutboxFromVersion1(tx, failMigration)
   if (oldVersion < 3) migrateRecords(db, tx, failMigration)
+  else if (oldVersion === 3) migrateRecordsFromVersion3(tx, failMigration)
 }
 
 /** Rewrites every entry of `store` with `convert`, one cursor step at a time; `done` at the end. */
@@ -698,8 +701,8 @@ function rewrite(
 }
 
 /**
- * Versions 1 and 2 → 3: each record moves from a value keyed by `[collection, id]` inside it
- * (version 1: plain objects; version 2: its versions as JSON text) to that text alone under
+ * Versions 1 and 2 → 4: each record moves from a value keyed by `[collection, id]` inside it
+ * (version 1: plain objects; version 2: its versions as JSON text) to its entry alone under
  * `recordKey(collection, id)`. A key path cannot change, so the records are copied into a
  * new store, which then replaces the old one.
  */
@@ -710,20 +713,39 @@ function migrateRecords(db: IDBDatabase, tx: IDBTransaction, fail: (cause: unkno
     'records',
     (cursor) => {
       const entry = cursor.value as LegacyRecordEntry
-      const versions =
+      const text =
         typeof entry.versions === 'string'
           ? // Version 2's text is `[version, …]`: the id goes in front.
             `[${JSON.stringify(entry.id)}${entry.versions.length > 2 ? ',' : ''}${entry.versions.slice(1)}`
-          : encodeRecord(entry.id, (entry as unknown as StoredRecord).state.versions)
+          : encodeRecordText(entry.id, (entry as unknown as StoredRecord).state.versions)
       // Decoding checks that the text is what this version reads.
-      decodeRecord(entry.collection, versions)
-      target.put(versions, recordKey(entry.collection, entry.id))
+      const { versions } = decodeRecord(entry.collection, text).state
+      target.put(encodeRecord(entry.id, versions), recordKey(entry.collection, entry.id))
     },
     fail,
     () => {
       db.deleteObjectStore('records')
       target.name = 'records'
     },
+  )
+}
+
+/**
+ * Version 3 → 4: a record whose only version is a put becomes its array entry; the others
+ * keep their text, which version 4 stores as it is. Every record is decoded, as a check.
+ * Done in the upgrade transaction, like the migrations before it: the database is
+ * converted entirely or not at all, and reads at version 4's speed from the first open.
+ */
+function migrateRecordsFromVersion3(tx: IDBTransaction, fail: (cause: unknown) => void): void {
+  rewrite(
+    tx,
+    'records',
+    (cursor) => {
+      const record = decodeRecord(keyCollection(cursor.primaryKey), cursor.value)
+      const entry = encodeRecord(record.id, record.state.versions)
+      if (typeof entry !== 'string') cursor.update(entry)
+    },
+    fail,
   )
 }
 
