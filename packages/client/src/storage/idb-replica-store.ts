@@ -255,17 +255,15 @@ export class IdbReplicaStore implements ReplicaStore {
     page: RecordPage,
     decode: (collection: string, text: unknown) => TRecord,
   ): Promise<TRecord[] | null> {
-    const { order, after, limit } = page
+    const { order, after, limit = Number.POSITIVE_INFINITY } = page
     const keyRange = this.#keyRange
     if (keyRange === null) return null
     return this.#read('listing records', 'records', async (store) => {
       const direct = await readPage(store, keyRange, collection, page, decode)
       if (direct !== null) return direct
-      // Newest first without IndexedDB 3: all of it reversed, or a backward cursor, one
-      // request per record.
+      // The newest few without IndexedDB 3 (`readPage` reads any other page): a backward
+      // cursor, one request per record.
       const range = collectionRange(keyRange, collection, order, after)
-      if (limit === undefined)
-        return (await requestResult(store.getAll(range))).reverse().map((text) => decode(collection, text))
       const found: TRecord[] = []
       await walk(store.openCursor(range, 'prev'), (cursor) => {
         found.push(decode(collection, cursor.value))
@@ -553,8 +551,13 @@ function collectionRange(
 }
 
 /**
- * A page of a collection's records in one request. Null when the page is newest first and
- * IndexedDB cannot read backwards in one request (before IndexedDB 3).
+ * A page of a collection's records in one request. Null when the page is the newest few
+ * (newest first, with a limit) and IndexedDB cannot read backwards in one request (before
+ * IndexedDB 3).
+ *
+ * Newest first without a limit, the page is the whole range: it is read forwards and
+ * reversed here, since Chromium reads a large range backwards more slowly (listing the
+ * older 9,900 of 10k notes took about 4% longer).
  */
 async function readPage<TRecord>(
   store: IDBObjectStore,
@@ -565,12 +568,13 @@ async function readPage<TRecord>(
 ): Promise<TRecord[] | null> {
   const { order, after, limit } = page
   const range = collectionRange(keyRange, collection, order, after)
-  const request =
-    order === 'asc'
-      ? (store.getAll(range, limit) as IDBRequest<unknown[]>)
-      : getAllInDirection<unknown>(store, range, limit, 'prev')
+  const backward = order === 'desc' && limit !== undefined
+  const request = backward
+    ? getAllInDirection<unknown>(store, range, limit, 'prev')
+    : (store.getAll(range, limit) as IDBRequest<unknown[]>)
   if (request === null) return null
   const texts = await requestResult(request)
+  if (order === 'desc' && !backward) texts.reverse()
   const records: TRecord[] = []
   for (const text of texts) records.push(decode(collection, text))
   return records
