@@ -33,3 +33,66 @@ describe('collection.list pages on Chromium IndexedDB', () => {
     }
   })
 })
+
+/** A database as schema version 3 left it: every record one JSON text. */
+function writeVersion3(name: string, records: Record<string, string>): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const request = indexedDB.open(name, 3)
+    request.onupgradeneeded = () => {
+      const db = request.result
+      db.createObjectStore('meta').put(
+        { replicaId: 'replica-me', space: 'pages', counter: 3, clock: { wall: 0, counter: 0 }, cursor: 0 },
+        'replica',
+      )
+      const store = db.createObjectStore('records')
+      for (const [key, text] of Object.entries(records)) store.put(text, key)
+      db.createObjectStore('outbox')
+    }
+    request.onsuccess = () => {
+      request.result.close()
+      resolve()
+    }
+    request.onerror = () => reject(request.error)
+  })
+}
+
+describe('a schema version 3 database on Chromium IndexedDB', () => {
+  it('is brought to version 4 when opened, and lists its notes as before, frozen', async () => {
+    const dbName = `v3-${Date.now().toString(36)}`
+    await writeVersion3(dbName, {
+      'notes\u0000a': '["a",["replica-me",1,"000001700000000.000001",{},"put",{"title":"a","tags":["x"]}]]',
+      'notes\u0000b':
+        '["b",["replica-me",2,"000001700000000.000002",{},"patch",{"done":true},{"title":"b"},{},null]]',
+      'notes\u0000c': '["c",["replica-me",3,"000001700000000.000003",{"replica-me":1},"put",{"title":"c"}]]',
+    })
+    const replica = await createReplica({ space: 'pages', dbName, resolvers: { notes: 'manual' } })
+    try {
+      const notes = replica.collection<{ title: string; done?: boolean; tags?: string[] }>('notes')
+      const rows = await notes.list({ order: 'desc' })
+      expect(rows).toEqual([
+        { id: 'c', value: { title: 'c' } },
+        { id: 'b', value: { title: 'b', done: true } },
+        { id: 'a', value: { title: 'a', tags: ['x'] } },
+      ])
+      expect(Object.isFrozen(rows[2]?.value.tags)).toBe(true)
+      await notes.put('a', { title: 'a2' })
+      expect(await notes.list({ order: 'asc', limit: 1 })).toEqual([{ id: 'a', value: { title: 'a2' } }])
+    } finally {
+      await replica.close()
+    }
+    const version = await new Promise<number>((resolve, reject) => {
+      const request = indexedDB.open(dbName)
+      request.onsuccess = () => {
+        resolve(request.result.version)
+        request.result.close()
+      }
+      request.onerror = () => reject(request.error)
+    })
+    expect(version).toBe(4)
+    await new Promise<void>((resolve, reject) => {
+      const request = indexedDB.deleteDatabase(dbName)
+      request.onsuccess = () => resolve()
+      request.onerror = () => reject(request.error)
+    })
+  })
+})

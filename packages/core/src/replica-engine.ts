@@ -240,7 +240,10 @@ class Engine implements ReplicaEngine {
     const readPage = builtIn
       ? (this.#store.listValuesPage?.bind(this.#store) ?? this.#store.listRecordsPage?.bind(this.#store))
       : this.#store.listRecordsPage?.bind(this.#store)
-    if (options === undefined || readPage === undefined) {
+    // Every row, too, is read as a page when the store can: a live query lists the whole
+    // collection after every change, and a page gives the values of single-put records
+    // without versions being built for them.
+    if (readPage === undefined) {
       add(pageOf(await this.#store.listRecords(collection), page))
       return rows
     }

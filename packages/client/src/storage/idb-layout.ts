@@ -2,6 +2,7 @@ import {
   type Change,
   ChorusError,
   type Dot,
+  EMPTY_VV,
   ErrorCode,
   type FieldStamps,
   type HlcStamp,
@@ -16,19 +17,31 @@ import {
 } from '@chorus/core'
 
 /**
- * How {@link IdbReplicaStore} lays data out in IndexedDB (schema version 3), and the
+ * How {@link IdbReplicaStore} lays data out in IndexedDB (schema version 4), and the
  * conversions to and from it.
  *
  * IndexedDB's cost is per request, per key it compares and per object and byte it
  * structured-clones, on both sides of the browser's process boundary. So a record is one
- * string under one string key: the key is core's `recordKey(collection, id)` (collection,
+ * entry under one string key: the key is core's `recordKey(collection, id)` (collection,
  * U+0000, id — collection names have no U+0000, so one collection is one contiguous run of
- * keys, ids in order), and the value is the JSON text `[id, version, …]` of its id and its
- * versions as compact tuples. The id is in the value although the key has it: reading a
- * collection is then one `getAll` of values, where a second `getAllKeys` would cost
- * Chromium about a fifth more than the values themselves. The collection is not repeated.
- * The outbox holds changes in chunks, one entry per run of consecutive counters instead of
- * one per change.
+ * keys, ids in order). The entry takes one of two forms (see {@link RecordEntry}):
+ *
+ * - a record whose only version is a `put` — nearly every record — is the flat array
+ *   {@link PutEntry} `[id, replica, counter, hlc, value]` (`context` appended when it is not
+ *   empty), the value as itself. A list hands that value out as the browser's structured
+ *   clone made it (frozen, see `decodeListed`): as JSON text it also cost a `JSON.parse` of
+ *   the whole record and the garbage of its version head, which made a cold read of 10k
+ *   notes in Chromium take about a tenth longer. The array is flat because every nested
+ *   array or object costs deserialisation time. A value is plain JSON (writes and remote
+ *   changes refuse anything else), so its clone reads back as the same JSON its text did.
+ * - any other record (siblings of a conflict, a patch, a tombstone) is the JSON text
+ *   `[id, version, …]` of its id and its versions as compact tuples, as schema version 3
+ *   stored every record.
+ *
+ * The id is in the entry although the key has it: reading a collection is then one `getAll`
+ * of values, where a second `getAllKeys` would cost Chromium about a fifth more than the
+ * values themselves. The collection is not repeated. The outbox holds changes in chunks,
+ * one entry per run of consecutive counters instead of one per change.
  *
  * A version is the tuple `[replica, counter, hlc, context, type, ...payload]`: `put` adds the
  * value; `patch` adds fields, base, stamps and floor; `delete` adds nothing. Its `hlc` leaves
@@ -36,9 +49,21 @@ import {
  */
 
 /**
+ * A `records` entry whose only version is a put: id, the version's replica, counter and hlc
+ * (without `@replica` when that is the replica), the value, and the context only when it has
+ * entries (a new record's is empty).
+ */
+export type PutEntry =
+  | readonly [RecordId, ReplicaId, number, string, JsonObject]
+  | readonly [RecordId, ReplicaId, number, string, JsonObject, VersionVector]
+
+/** A `records` entry: a {@link PutEntry}, or the JSON text of any record (see above). */
+export type RecordEntry = PutEntry | string
+
+/**
  * A `records` entry of schema versions 1 and 2, keyed by `[collection, id]` inside it: in
- * version 2 `versions` is JSON text of version tuples (as {@link encodeRecord} writes them
- * after the id); in version 1 the record held its `state` as plain objects instead. Read
+ * version 2 `versions` is JSON text of version tuples (as {@link encodeRecordText} writes
+ * them after the id); in version 1 the record held its `state` as plain objects instead. Read
  * only by the migration.
  */
 export interface LegacyRecordEntry {
@@ -76,15 +101,24 @@ export const CHUNK_CHANGES = 128
 export const CHUNK_CHARS = 24_000
 
 /**
+ * A change's hlc as stored: without `@replica` when that is its dot's replica (checked without
+ * building that suffix to compare with).
+ */
+function storedStamp(change: Change): string {
+  const { dot, hlc } = change
+  const replica = dot[0]
+  const cut = hlc.length - replica.length - 1
+  return cut >= 0 && hlc.charCodeAt(cut) === AT && hlc.endsWith(replica) ? hlc.slice(0, cut) : hlc
+}
+
+/**
  * The JSON text of one version tuple: one `JSON.stringify` of the whole tuple, which costs
  * less than stringifying its parts and joining them.
  */
 export function encodeVersion(change: Change): string {
-  const { dot, hlc, context, op } = change
+  const { dot, context, op } = change
   const replica = dot[0]
-  // Drop `@replica` from the stamp without building that suffix to compare with.
-  const cut = hlc.length - replica.length - 1
-  const stamp = cut >= 0 && hlc.charCodeAt(cut) === AT && hlc.endsWith(replica) ? hlc.slice(0, cut) : hlc
+  const stamp = storedStamp(change)
   switch (op.type) {
     case 'put':
       return JSON.stringify([replica, dot[1], stamp, context, 'put', op.value])
@@ -109,10 +143,10 @@ export function encodeVersion(change: Change): string {
 const AT = 0x40
 
 /**
- * A record as stored: the JSON text `[id, version, …]`, `known` (the text of one of the
- * versions) reused.
+ * A record as JSON text `[id, version, …]`, `known` (the text of one of the versions)
+ * reused: the form of a record that is not one put (see {@link RecordEntry}).
  */
-export function encodeRecord(
+export function encodeRecordText(
   id: string,
   versions: readonly Change[],
   known?: { change: Change; text: string },
@@ -121,6 +155,23 @@ export function encodeRecord(
   for (const version of versions)
     text += `,${known !== undefined && version === known.change ? known.text : encodeVersion(version)}`
   return `${text}]`
+}
+
+/**
+ * A record as stored: a {@link PutEntry} when its only version is a put, else its JSON text
+ * (`known`, the text of one of the versions, reused).
+ */
+export function encodeRecord(
+  id: RecordId,
+  versions: readonly Change[],
+  known?: { change: Change; text: string },
+): RecordEntry {
+  const only = versions.length === 1 ? versions[0] : undefined
+  if (only === undefined || only.op.type !== 'put') return encodeRecordText(id, versions, known)
+  const stamp = storedStamp(only)
+  const [replica, counter] = only.dot
+  for (const _ in only.context) return [id, replica, counter, stamp, only.op.value, only.context]
+  return [id, replica, counter, stamp, only.op.value]
 }
 
 /** The outbox triple of a change whose version text is `version`. */
@@ -134,9 +185,9 @@ export function encodeOutboxItem(change: Change, version: string): string {
  * JSON for both, the collection's once per run of writes to it.
  */
 export function createLocalWriteEncoder(): (
-  record: { readonly id: string; readonly state: { readonly versions: readonly Change[] } },
+  record: { readonly id: RecordId; readonly state: { readonly versions: readonly Change[] } },
   change: Change,
-) => { readonly record: string; readonly outbox: string } {
+) => { readonly record: RecordEntry; readonly outbox: string } {
   let collection: string | null = null
   let quotedCollection = ''
   return (record, change) => {
@@ -147,11 +198,11 @@ export function createLocalWriteEncoder(): (
       quotedCollection = JSON.stringify(collection)
     }
     const { versions } = record.state
-    const text =
-      versions.length === 1 && versions[0] === change && record.id === change.id
+    const entry =
+      versions.length === 1 && versions[0] === change && record.id === change.id && change.op.type !== 'put'
         ? `[${quotedId},${version}]`
         : encodeRecord(record.id, versions, { change, text: version })
-    return { record: text, outbox: `[${quotedCollection},${quotedId},${version}]` }
+    return { record: entry, outbox: `[${quotedCollection},${quotedId},${version}]` }
   }
 }
 
@@ -188,7 +239,10 @@ export function createOutboxChunker(store: (key: number, chunk: OutboxChunk) => 
   }
 }
 
-/** Deep-freezes what `JSON.parse` just made: nothing in it can be frozen or shared yet. */
+/**
+ * Deep-freezes what `JSON.parse` or IndexedDB's structured clone just made: nothing in it can
+ * be frozen or shared yet.
+ */
 function freezeParsed(value: unknown): void {
   if (typeof value !== 'object' || value === null) return
   if (Array.isArray(value)) {
@@ -212,6 +266,11 @@ function corrupt(what: string): ChorusError {
   )
 }
 
+/** A stored hlc back whole: `@replica` added when it was left out. */
+function storedHlc(stamp: string, replica: ReplicaId): HlcStamp {
+  return (stamp.includes('@') ? stamp : `${stamp}@${replica}`) as HlcStamp
+}
+
 /** A version tuple back as a frozen change of `collection` and `id`. */
 function decodeVersion(collection: string, id: RecordId, tuple: unknown): Change {
   if (
@@ -224,8 +283,7 @@ function decodeVersion(collection: string, id: RecordId, tuple: unknown): Change
   )
     throw corrupt(`record ${JSON.stringify(id)} of ${JSON.stringify(collection)}`)
   const replica = tuple[0] as ReplicaId
-  const stamp = tuple[2] as string
-  const hlc = (stamp.includes('@') ? stamp : `${stamp}@${replica}`) as HlcStamp
+  const hlc = storedHlc(tuple[2] as string, replica)
   // A version vector holds only numbers: freezing it is freezing it deeply.
   const context = Object.freeze(tuple[3] as VersionVector)
   let op: Op
@@ -264,18 +322,27 @@ function decodeVersion(collection: string, id: RecordId, tuple: unknown): Change
   return Object.freeze({ collection, id, dot, context, hlc, op })
 }
 
-/** A stored record of `collection` (its value `text`) back as a frozen {@link StoredRecord}. */
-export function decodeRecord(collection: string, text: unknown): StoredRecord {
-  return recordFrom(collection, parseRecord(collection, text))
+/** A stored record of `collection` (its {@link RecordEntry}) back as a frozen {@link StoredRecord}. */
+export function decodeRecord(collection: string, entry: unknown): StoredRecord {
+  if (Array.isArray(entry)) return decodePutEntry(collection, entry)
+  return recordFrom(collection, parseRecord(collection, entry))
 }
 
 /**
  * A stored record as a list reads it (see `ListedRecord`): a record whose only version is a
  * put gives its id and frozen value, without the version objects `decodeRecord` builds; any
- * other record is decoded whole.
+ * other record is decoded whole. The value is the one IndexedDB just deserialised for this
+ * read, so handing it out shares nothing with the store or with another read.
  */
-export function decodeListed(collection: string, text: unknown): ListedRecord {
-  const parsed = parseRecord(collection, text)
+export function decodeListed(collection: string, entry: unknown): ListedRecord {
+  if (Array.isArray(entry)) {
+    // A list reads thousands of these: the entry checked in place, nothing else allocated.
+    if (!isPutEntry(entry)) throw corrupt(`a record of ${JSON.stringify(collection)}`)
+    const value = entry[4] as JsonObject
+    freezeParsed(value)
+    return { id: entry[0] as RecordId, value }
+  }
+  const parsed = parseRecord(collection, entry)
   const only: unknown = parsed.length === 2 ? parsed[1] : undefined
   if (
     Array.isArray(only) &&
@@ -307,6 +374,45 @@ function recordFrom(collection: string, parsed: unknown[]): StoredRecord {
   const versions: Change[] = []
   for (let i = 1; i < parsed.length; i++) versions.push(decodeVersion(collection, id, parsed[i]))
   return Object.freeze({ collection, id, state: Object.freeze({ versions: Object.freeze(versions) }) })
+}
+
+/** Whether a stored array is a {@link PutEntry}. */
+function isPutEntry(entry: readonly unknown[]): boolean {
+  const value = entry[4]
+  return (
+    typeof entry[0] === 'string' &&
+    typeof entry[1] === 'string' &&
+    typeof entry[2] === 'number' &&
+    typeof entry[3] === 'string' &&
+    typeof value === 'object' &&
+    value !== null &&
+    !Array.isArray(value) &&
+    (entry.length === 5 || (entry.length === 6 && typeof entry[5] === 'object' && entry[5] !== null))
+  )
+}
+
+/** A {@link PutEntry} back as a frozen record. */
+function decodePutEntry(collection: string, entry: readonly unknown[]): StoredRecord {
+  if (!isPutEntry(entry)) throw corrupt(`a record of ${JSON.stringify(collection)}`)
+  const [id, replica, counter, stamp, value, context] = entry as readonly [
+    RecordId,
+    ReplicaId,
+    number,
+    string,
+    JsonObject,
+    VersionVector?,
+  ]
+  freezeParsed(value)
+  const change: Change = Object.freeze({
+    collection,
+    id,
+    dot: Object.freeze<Dot>([replica, counter]),
+    // A version vector holds only numbers: freezing it is freezing it deeply.
+    context: context === undefined ? EMPTY_VV : Object.freeze(context),
+    hlc: storedHlc(stamp, replica),
+    op: Object.freeze({ type: 'put', value }),
+  })
+  return Object.freeze({ collection, id, state: Object.freeze({ versions: Object.freeze([change]) }) })
 }
 
 /** The collection of a `records` key (see {@link collectionStart}). */

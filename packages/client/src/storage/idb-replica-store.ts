@@ -24,6 +24,7 @@ import {
   decodeRecord,
   encodeOutboxItem,
   encodeRecord,
+  encodeRecordText,
   encodeVersion,
   keyCollection,
   type LegacyRecordEntry,
@@ -35,16 +36,17 @@ import { getAllInDirection, requestResult, transactionDone, walk } from './idb-r
  * The schema version; raised (with a migration in `upgradeSchema`) when the layout changes.
  * 1: records and changes as plain objects, one outbox entry per change. 2: versions and
  * outbox chunks as compact JSON text, records keyed by `[collection, id]` inside the value.
- * 3: the layout of `idb-layout.ts`, each record one string under one string key.
+ * 3: each record one JSON string under one string key. 4: the layout of `idb-layout.ts`, a
+ * record whose only version is a put stored as a flat array holding its value, not as text.
  */
-const DB_VERSION = 3
+const DB_VERSION = 4
 const META_KEY = 'replica'
 /** Under this key of `meta`: the epoch of the tab that last took over the connection. */
 const LEADER_KEY = 'leader'
 
 /**
  * The database layout. `meta` holds the {@link ReplicaMeta} under one key. `records` holds
- * each record's id and versions as one string (see `idb-layout.ts`) under the key
+ * each record's id and versions as one entry (see `idb-layout.ts`) under the key
  * `recordKey(collection, id)`, so one collection is one contiguous run of keys, in IndexedDB
  * key order — UTF-16 code units, as JavaScript compares strings.
  * `outbox` holds {@link OutboxChunk}s keyed by the counter of their last change; together
@@ -262,17 +264,15 @@ export class IdbReplicaStore implements ReplicaStore {
     page: RecordPage,
     decode: (collection: string, text: unknown) => TRecord,
   ): Promise<TRecord[] | null> {
-    const { order, after, limit } = page
+    const { order, after, limit = Number.POSITIVE_INFINITY } = page
     const keyRange = this.#keyRange
     if (keyRange === null) return null
     return this.#read('listing records', 'records', async (store) => {
       const direct = await readPage(store, keyRange, collection, page, decode)
       if (direct !== null) return direct
-      // Newest first without IndexedDB 3: all of it reversed, or a backward cursor, one
-      // request per record.
+      // The newest few without IndexedDB 3 (`readPage` reads any other page): a backward
+      // cursor, one request per record.
       const range = collectionRange(keyRange, collection, order, after)
-      if (limit === undefined)
-        return (await requestResult(store.getAll(range))).reverse().map((text) => decode(collection, text))
       const found: TRecord[] = []
       await walk(store.openCursor(range, 'prev'), (cursor) => {
         found.push(decode(collection, cursor.value))
@@ -558,8 +558,13 @@ function collectionRange(
 }
 
 /**
- * A page of a collection's records in one request. Null when the page is newest first and
- * IndexedDB cannot read backwards in one request (before IndexedDB 3).
+ * A page of a collection's records in one request. Null when the page is the newest few
+ * (newest first, with a limit) and IndexedDB cannot read backwards in one request (before
+ * IndexedDB 3).
+ *
+ * Newest first without a limit, the page is the whole range: it is read forwards and
+ * reversed here, since Chromium reads a large range backwards more slowly (listing the
+ * older 9,900 of 10k notes took about 4% longer).
  */
 async function readPage<TRecord>(
   store: IDBObjectStore,
@@ -570,12 +575,13 @@ async function readPage<TRecord>(
 ): Promise<TRecord[] | null> {
   const { order, after, limit } = page
   const range = collectionRange(keyRange, collection, order, after)
-  const request =
-    order === 'asc'
-      ? (store.getAll(range, limit) as IDBRequest<unknown[]>)
-      : getAllInDirection<unknown>(store, range, limit, 'prev')
+  const backward = order === 'desc' && limit !== undefined
+  const request = backward
+    ? getAllInDirection<unknown>(store, range, limit, 'prev')
+    : (store.getAll(range, limit) as IDBRequest<unknown[]>)
   if (request === null) return null
   const texts = await requestResult(request)
+  if (order === 'desc' && !backward) texts.reverse()
   const records: TRecord[] = []
   for (const text of texts) records.push(decode(collection, text))
   return records
@@ -686,6 +692,7 @@ function upgradeSchema(
   }
   if (oldVersion < 2) migrateOutboxFromVersion1(tx, failMigration)
   if (oldVersion < 3) migrateRecords(db, tx, failMigration)
+  else if (oldVersion === 3) migrateRecordsFromVersion3(tx, failMigration)
 }
 
 /** Rewrites every entry of `store` with `convert`, one cursor step at a time; `done` at the end. */
@@ -713,8 +720,8 @@ function rewrite(
 }
 
 /**
- * Versions 1 and 2 → 3: each record moves from a value keyed by `[collection, id]` inside it
- * (version 1: plain objects; version 2: its versions as JSON text) to that text alone under
+ * Versions 1 and 2 → 4: each record moves from a value keyed by `[collection, id]` inside it
+ * (version 1: plain objects; version 2: its versions as JSON text) to its entry alone under
  * `recordKey(collection, id)`. A key path cannot change, so the records are copied into a
  * new store, which then replaces the old one.
  */
@@ -725,20 +732,39 @@ function migrateRecords(db: IDBDatabase, tx: IDBTransaction, fail: (cause: unkno
     'records',
     (cursor) => {
       const entry = cursor.value as LegacyRecordEntry
-      const versions =
+      const text =
         typeof entry.versions === 'string'
           ? // Version 2's text is `[version, …]`: the id goes in front.
             `[${JSON.stringify(entry.id)}${entry.versions.length > 2 ? ',' : ''}${entry.versions.slice(1)}`
-          : encodeRecord(entry.id, (entry as unknown as StoredRecord).state.versions)
+          : encodeRecordText(entry.id, (entry as unknown as StoredRecord).state.versions)
       // Decoding checks that the text is what this version reads.
-      decodeRecord(entry.collection, versions)
-      target.put(versions, recordKey(entry.collection, entry.id))
+      const { versions } = decodeRecord(entry.collection, text).state
+      target.put(encodeRecord(entry.id, versions), recordKey(entry.collection, entry.id))
     },
     fail,
     () => {
       db.deleteObjectStore('records')
       target.name = 'records'
     },
+  )
+}
+
+/**
+ * Version 3 → 4: a record whose only version is a put becomes its array entry; the others
+ * keep their text, which version 4 stores as it is. Every record is decoded, as a check.
+ * Done in the upgrade transaction, like the migrations before it: the database is
+ * converted entirely or not at all, and reads at version 4's speed from the first open.
+ */
+function migrateRecordsFromVersion3(tx: IDBTransaction, fail: (cause: unknown) => void): void {
+  rewrite(
+    tx,
+    'records',
+    (cursor) => {
+      const record = decodeRecord(keyCollection(cursor.primaryKey), cursor.value)
+      const entry = encodeRecord(record.id, record.state.versions)
+      if (typeof entry !== 'string') cursor.update(entry)
+    },
+    fail,
   )
 }
 
