@@ -18,7 +18,7 @@ import { asNodeId, asNodeList } from '../node-id.js'
 import { batchQuorumMessages, isQuorumAcknowledgement } from '../quorum/batch.js'
 import { createQuorumConfig, type QuorumConfigInput } from '../quorum/config.js'
 import { createQuorumMachine } from '../quorum/node.js'
-import { batchSingleLeaderMessages, isSingleLeaderAcknowledgement } from '../single-leader/batch.js'
+import { batchSingleLeaderMessages, singleLeaderStepFirst } from '../single-leader/batch.js'
 import { createSingleLeaderConfig, type SingleLeaderConfigInput } from '../single-leader/config.js'
 import { createSingleLeaderMachine } from '../single-leader/node.js'
 import { NodeRuntime } from './node-runtime.js'
@@ -137,7 +137,7 @@ try {
       config,
       createSingleLeaderMachine(config.id, checked),
       batchSingleLeaderMessages,
-      isSingleLeaderAcknowledgement,
+      singleLeaderStepFirst(checked),
     )
   } else {
     await serve(

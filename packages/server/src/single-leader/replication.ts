@@ -26,11 +26,22 @@ import {
 
 /**
  * Most appends (or snapshots) a node has in flight to one target, counted per part when a
- * runtime joins them (`batchSingleLeaderMessages`). Enough that the writes of a runtime's batch
- * — as many as its clients have outstanding — each go out at once and, joined, reach a follower
- * as one message; entries appended while the pipe is full share the next message.
+ * runtime joins them (`batchSingleLeaderMessages`), when a client's answer waits for the
+ * followers (`semi-sync`, `sync`, `chain`): enough that the writes of a runtime's batch — as
+ * many as its clients have outstanding — each go out at once and, joined, reach a follower as
+ * one message. Entries appended while the pipe is full share the next message.
  */
 export const MAX_IN_FLIGHT = 64
+
+/**
+ * The same limit in `async`, where no answer waits for a follower, so the pipe need not hold a
+ * whole batch: entries appended while it is full travel together in the next append.
+ */
+export const MAX_IN_FLIGHT_ASYNC = 4
+
+function inFlightLimit(state: SingleLeaderState): number {
+  return state.config.replication.mode === 'async' ? MAX_IN_FLIGHT_ASYNC : MAX_IN_FLIGHT
+}
 
 /** Whom this node streams to. */
 export function replicationTargets(state: SingleLeaderState): NodeId[] {
@@ -156,7 +167,7 @@ export function replicate(state: SingleLeaderState, out: Out, now: number, early
   const limit = streamLimit(state)
   for (const target of replicationTargets(state)) {
     const progress = progressOf(next, target)
-    if (progress.next <= limit && progress.inFlight < MAX_IN_FLIGHT)
+    if (progress.next <= limit && progress.inFlight < inFlightLimit(next))
       next = sendTo(next, out, target, now, early)
   }
   return next
