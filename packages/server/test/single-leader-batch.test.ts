@@ -9,8 +9,9 @@ import {
   batchSingleLeaderMessages,
   isSingleLeaderAcknowledgement,
   MAX_JOINED_ENTRIES,
+  singleLeaderStepFirst,
 } from '../src/single-leader/batch.js'
-import { createSingleLeaderConfig } from '../src/single-leader/config.js'
+import { createSingleLeaderConfig, type ReplicationMode } from '../src/single-leader/config.js'
 import { lastLsn } from '../src/single-leader/log.js'
 import type {
   LogEntry,
@@ -122,6 +123,18 @@ describe('batchSingleLeaderMessages', () => {
     expect(isSingleLeaderAcknowledgement(message({ type: 'append' }))).toBe(false)
     expect(isSingleLeaderAcknowledgement(message(null))).toBe(false)
     expect(isSingleLeaderAcknowledgement({ type: 'tick', now: 0 })).toBe(false)
+  })
+
+  it('has acknowledgements stepped first only where an answer waits for followers', () => {
+    const config = (replication: ReplicationMode) =>
+      createSingleLeaderConfig({ nodes: ['n1', 'n2', 'n3'], replication })
+    expect(singleLeaderStepFirst(config({ mode: 'async' }))).toBeUndefined()
+    for (const mode of [
+      { mode: 'sync' },
+      { mode: 'chain' },
+      { mode: 'semi-sync', acks: 1, timeoutMs: 50 },
+    ] as const)
+      expect(singleLeaderStepFirst(config(mode))).toBe(isSingleLeaderAcknowledgement)
   })
 })
 
