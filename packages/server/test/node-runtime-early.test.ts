@@ -3,7 +3,7 @@ import type { NodeEffect, NodeInput, NodeMachine } from '../src/machine.js'
 import { MemoryNodeStorage } from '../src/memory-node-storage.js'
 import { NodeRuntime } from '../src/node/node-runtime.js'
 import { asNodeId, type NodeId } from '../src/node-id.js'
-import type { AppendResult, PendingAppend } from '../src/storage.js'
+import { GatedStorage } from './gated-storage.js'
 
 type Message = { readonly id: string }
 type Reply = { readonly id: string }
@@ -40,42 +40,6 @@ function machine(received: (message: Message) => void): NodeMachine<number, Inpu
   }
 }
 
-/** A disk whose commits wait until the test lets them through, one `release` each. */
-class GatedStorage extends MemoryNodeStorage<string> {
-  private readonly gates: (() => void)[] = []
-  private waiters: (() => void)[] = []
-
-  /** Resolves once a commit is waiting at the gate. */
-  waiting(): Promise<void> {
-    if (this.gates.length > 0) return Promise.resolve()
-    return new Promise((resolve) => this.waiters.push(resolve))
-  }
-
-  /** Lets the oldest waiting commit through. */
-  release(): void {
-    this.gates.shift()?.()
-  }
-
-  override async append(records: readonly string[], epoch: number | null): Promise<AppendResult> {
-    await this.gate()
-    return super.append(records, epoch)
-  }
-
-  async appendAll(appends: readonly PendingAppend<string>[]): Promise<AppendResult> {
-    await this.gate()
-    for (const append of appends) await super.append(append.records, append.epoch)
-    return { ok: true }
-  }
-
-  private gate(): Promise<void> {
-    const passed = new Promise<void>((resolve) => this.gates.push(resolve))
-    const waiters = this.waiters
-    this.waiters = []
-    for (const wake of waiters) wake()
-    return passed
-  }
-}
-
 const runtimes: NodeRuntime<number, Input, Message, Reply, string>[] = []
 
 afterEach(async () => {
@@ -96,7 +60,7 @@ describe('NodeRuntime and early sends', () => {
     const nodes: NodeId[] = [asNodeId('n1'), asNodeId('n2')]
     const arrivals = new Map<string, () => void>()
     const arrived = (id: string) => new Promise<void>((resolve) => arrivals.set(id, resolve))
-    const disk = new GatedStorage()
+    const disk = new GatedStorage<string>()
     const n1 = new NodeRuntime({
       id: nodes[0] as NodeId,
       nodes,

@@ -1,7 +1,6 @@
 import { isChorusError } from '@chorus/core'
 import { afterEach, describe, expect, it } from 'vitest'
 import type { NodeInput } from '../src/machine.js'
-import { MemoryNodeStorage } from '../src/memory-node-storage.js'
 import { NodeRuntime } from '../src/node/node-runtime.js'
 import { asNodeId, type NodeId } from '../src/node-id.js'
 import { SingleLeaderSim } from '../src/sim/single-leader-sim.js'
@@ -26,7 +25,7 @@ import {
   stepSingleLeader,
 } from '../src/single-leader/node.js'
 import { type SingleLeaderState, settleSingleLeader } from '../src/single-leader/state.js'
-import type { AppendResult, PendingAppend } from '../src/storage.js'
+import { GatedStorage } from './gated-storage.js'
 
 const n1 = asNodeId('n1')
 const n2 = asNodeId('n2')
@@ -187,45 +186,6 @@ function observed(
   }
 }
 
-/** A disk that, once closed, holds every commit until `release`. */
-class GatedStorage extends MemoryNodeStorage<SingleLeaderRecord> {
-  closed = false
-  private readonly gates: (() => void)[] = []
-  private waiters: (() => void)[] = []
-
-  waiting(): Promise<void> {
-    if (this.gates.length > 0) return Promise.resolve()
-    return new Promise((resolve) => this.waiters.push(resolve))
-  }
-
-  release(): void {
-    this.gates.shift()?.()
-  }
-
-  override async append(records: readonly SingleLeaderRecord[], epoch: number | null): Promise<AppendResult> {
-    await this.gate()
-    return super.append(records, epoch)
-  }
-
-  async appendAll(appends: readonly PendingAppend<SingleLeaderRecord>[]): Promise<AppendResult> {
-    await this.gate()
-    for (const pending of appends) {
-      const outcome = await super.append(pending.records, pending.epoch)
-      if (!outcome.ok) return outcome
-    }
-    return { ok: true }
-  }
-
-  private gate(): Promise<void> {
-    if (!this.closed) return Promise.resolve()
-    const passed = new Promise<void>((resolve) => this.gates.push(resolve))
-    const waiters = this.waiters
-    this.waiters = []
-    for (const wake of waiters) wake()
-    return passed
-  }
-}
-
 type Runtime = NodeRuntime<
   SingleLeaderState,
   NodeInput<SingleLeaderMessage, SingleLeaderRequest>,
@@ -262,14 +222,14 @@ describe('semi-sync writes batched by a NodeRuntime', () => {
       state: null as SingleLeaderState | null,
       appends: [] as SingleLeaderMessage[],
     }))
-    const disks = nodes.map(() => new GatedStorage())
+    const disks = nodes.map(() => new GatedStorage<SingleLeaderRecord>(false))
     for (const [index, id] of nodes.entries()) {
       runtimes.push(
         new NodeRuntime({
           id,
           nodes,
           machine: observed(createSingleLeaderMachine(id, config), seen[index] as (typeof seen)[number]),
-          storage: disks[index] as GatedStorage,
+          storage: disks[index] as GatedStorage<SingleLeaderRecord>,
           tickMs: 10,
           seed: index,
           batchMessages: batchSingleLeaderMessages,
@@ -285,10 +245,10 @@ describe('semi-sync writes batched by a NodeRuntime', () => {
     await until(() => seen.some((node) => node.state?.role === 'leader'), 'a leader')
     const leaderIndex = seen.findIndex((node) => node.state?.role === 'leader')
     const leader = seen[leaderIndex] as (typeof seen)[number]
-    const leaderDisk = disks[leaderIndex] as GatedStorage
+    const leaderDisk = disks[leaderIndex] as GatedStorage<SingleLeaderRecord>
     const httpPort = ports[leaderIndex]?.httpPort ?? 0
     const followerIndex = leaderIndex === 0 ? 1 : 0
-    const followerDisk = disks[followerIndex] as GatedStorage
+    const followerDisk = disks[followerIndex] as GatedStorage<SingleLeaderRecord>
     const followerSeen = seen[followerIndex] as (typeof seen)[number]
     // The leader's no-op is replicated and its commit point known everywhere before we start.
     await until(
