@@ -185,17 +185,12 @@ export class QuorumLab extends ServerLab<QuorumState> {
   }
 
   protected override nodeViews(): NodeView[] {
-    return this.sim.config.nodes.map((id) => {
-      const host = this.sim.host(id)
-      const live = host.state
-      const state = live ?? this.lastSeen.get(id)
-      if (state === undefined) return { id, role: 'node', up: false, paused: false, values: [] }
+    return this.viewNodes(this.sim.config.nodes, 'node', (id, state, status) => {
       const keys = [...state.store].map(([key]) => key).sort()
       return {
         id,
         role: 'node',
-        up: live !== null,
-        paused: host.paused,
+        ...status,
         clock: clockOf(state),
         values: keys.map((key) => {
           const versions = state.store.get(key) ?? []

@@ -1,11 +1,11 @@
 import type { RegisterOperation } from '@chorus/testkit'
 import { findStaleReads } from '@chorus/testkit'
 import { invalid, LabBase, type LabParts } from './lab.js'
-import type { LabAction } from './types.js'
+import type { LabAction, NodeView } from './types.js'
 
 /** What the server labs need of their simulation (`SingleLeaderSim`, `QuorumSim`). */
 export interface ServerSim<TState> {
-  host(node: string): { readonly state: TState | null; pause(ms: number): void }
+  host(node: string): { readonly state: TState | null; readonly paused: boolean; pause(ms: number): void }
   crash(node: string): void
   restart(node: string): Promise<void>
   history(): RegisterOperation[]
@@ -25,6 +25,23 @@ export abstract class ServerLab<TState> extends LabBase<string> {
   protected constructor(parts: LabParts<string>, sim: ServerSim<TState>) {
     super(parts)
     this.sim = sim
+  }
+
+  /**
+   * A view of each of `nodes`, made by `view` from its live state, or from the state it was
+   * last seen in while it is down; a node never seen yet shows as down with `downRole`.
+   */
+  protected viewNodes(
+    nodes: readonly string[],
+    downRole: NodeView['role'],
+    view: (id: string, state: TState, status: { readonly up: boolean; readonly paused: boolean }) => NodeView,
+  ): NodeView[] {
+    return nodes.map((id) => {
+      const host = this.sim.host(id)
+      const state = host.state ?? this.lastSeen.get(id)
+      if (state === undefined) return { id, role: downRole, up: false, paused: false, values: [] }
+      return view(id, state, { up: host.state !== null, paused: host.paused })
+    })
   }
 
   /** Refuses to kill or pause a node that is down, or to restart one that is up. */

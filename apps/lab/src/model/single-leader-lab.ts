@@ -193,17 +193,12 @@ export class SingleLeaderLab extends ServerLab<SingleLeaderState> {
   }
 
   protected override nodeViews(): NodeView[] {
-    return this.sim.config.nodes.map((id) => {
-      const host = this.sim.host(id)
-      const live = host.state
-      const state = live ?? this.lastSeen.get(id)
-      if (state === undefined) return { id, role: 'follower', up: false, paused: false, values: [] }
+    return this.viewNodes(this.sim.config.nodes, 'follower', (id, state, status) => {
       const data = readableData(state)
       return {
         id,
         role: state.role,
-        up: live !== null,
-        paused: host.paused,
+        ...status,
         epoch: state.epoch,
         lsn: lastLsn(state.log),
         commitLsn: state.commitLsn,
