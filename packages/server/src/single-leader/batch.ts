@@ -1,5 +1,5 @@
 import type { SingleLeaderConfig } from './config.js'
-import type { SingleLeaderInput, SingleLeaderMessage } from './messages.js'
+import type { LogEntry, SingleLeaderInput, SingleLeaderMessage } from './messages.js'
 
 type Append = Extract<SingleLeaderMessage, { type: 'append' }>
 
@@ -26,17 +26,26 @@ export const MAX_JOINED_ENTRIES = 256
  */
 export function batchSingleLeaderMessages(messages: readonly SingleLeaderMessage[]): SingleLeaderMessage[] {
   const joined: SingleLeaderMessage[] = []
+  // The entries of the append being joined, when this function made it: later parts are pushed
+  // onto it rather than copied with every part before them.
+  let growing: LogEntry[] | null = null
   for (const message of messages) {
     const last = joined[joined.length - 1]
     if (last?.type === 'append' && message.type === 'append' && continues(last, message)) {
+      const entries: LogEntry[] = growing ?? [...last.entries]
+      entries.push(...message.entries)
+      growing = entries
       joined[joined.length - 1] = {
         ...last,
-        entries: [...last.entries, ...message.entries],
+        entries,
         commitLsn: Math.max(last.commitLsn, message.commitLsn),
         sentAt: Math.max(last.sentAt, message.sentAt),
         parts: (last.parts ?? 1) + (message.parts ?? 1),
       }
-    } else if (
+      continue
+    }
+    growing = null
+    if (
       last?.type === 'append-ack' &&
       message.type === 'append-ack' &&
       last.ok &&
