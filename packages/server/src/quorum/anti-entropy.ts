@@ -1,3 +1,4 @@
+import { splitWithinBudget } from '../message-budget.js'
 import type { NodeId } from '../node-id.js'
 import { buildMerkleTree, type MerkleTree, nodeHash } from './merkle.js'
 import type { QuorumMessage } from './messages.js'
@@ -107,7 +108,7 @@ export function handleDigests(
     }
   }
   if (items.length === 0 && want.length === 0) return state
-  out.push({ type: 'send', to: from, message: { type: 'ae-sync', items, want } })
+  sendSync(out, from, items, want)
   return bumpStat(state, 'antiEntropyKeysSent', items.length)
 }
 
@@ -130,6 +131,23 @@ export function handleSync(
     if (versions !== undefined) items.push([key, versions])
   }
   if (items.length === 0) return next
-  out.push({ type: 'send', to: from, message: { type: 'ae-sync', items, want: [] } })
+  sendSync(out, from, items, [])
   return bumpStat(next, 'antiEntropyKeysSent', items.length)
+}
+
+/**
+ * Sends `items` and `want` as `ae-sync` messages that each fit a peer frame (see
+ * `MAX_BATCH_CHARS`): `want` with the first, the items spread over as many as they need.
+ */
+function sendSync(
+  out: QuorumOut,
+  to: NodeId,
+  items: readonly (readonly [string, readonly Version[]])[],
+  want: readonly string[],
+): void {
+  const runs = splitWithinBudget(items, Number.POSITIVE_INFINITY)
+  if (runs.length === 0) runs.push([])
+  runs.forEach((run, i) => {
+    out.push({ type: 'send', to, message: { type: 'ae-sync', items: run, want: i === 0 ? want : [] } })
+  })
 }

@@ -1,3 +1,4 @@
+import { jsonChars, MAX_BATCH_CHARS } from '../message-budget.js'
 import type { QuorumInput, QuorumMessage, StoreItem } from './messages.js'
 
 /**
@@ -8,7 +9,8 @@ import type { QuorumInput, QuorumMessage, StoreItem } from './messages.js'
  * Nothing is sent earlier than it would have been (a runtime calls this with messages it is
  * about to send), and the receiver handles a batch's items exactly as the separate messages, so
  * every put is still acknowledged to its client only after W replicas stored it. A batch holds
- * at most {@link MAX_MESSAGE_BATCH} items; more start another. Quorum
+ * at most {@link MAX_MESSAGE_BATCH} items, and no more versions than `MAX_BATCH_CHARS` of JSON
+ * (an item longer than that goes alone); more start another. Quorum
  * messages may be lost, duplicated and reordered, so a batch lost as a whole is no new case.
  */
 /** Most items of one `store-batch` or ops of one `stored-batch` (what a receiver accepts). */
@@ -23,14 +25,19 @@ export function batchQuorumMessages(messages: readonly QuorumMessage[]): QuorumM
   }
   if (stores < 2 && acks < 2) return [...messages]
   let items: StoreItem[] = []
+  let chars = 0
   let ops: string[] = []
   const batched: QuorumMessage[] = []
   for (const message of messages) {
     if (message.type === 'store' && stores > 1) {
-      if (items.length === 0 || items.length === MAX_MESSAGE_BATCH) {
+      // The versions array is shared by the stores of one put to its replicas: measured once.
+      const adding = jsonChars(message.versions) + message.key.length
+      if (items.length === 0 || items.length === MAX_MESSAGE_BATCH || chars + adding > MAX_BATCH_CHARS) {
         items = []
+        chars = 0
         batched.push({ type: 'store-batch', items })
       }
+      chars += adding
       items.push({ op: message.op, key: message.key, versions: message.versions, hintFor: message.hintFor })
     } else if (message.type === 'stored' && acks > 1) {
       if (ops.length === 0 || ops.length === MAX_MESSAGE_BATCH) {

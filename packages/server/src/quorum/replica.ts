@@ -1,3 +1,4 @@
+import { jsonChars, MAX_BATCH_CHARS } from '../message-budget.js'
 import type { NodeId } from '../node-id.js'
 import type { QuorumMessage, QuorumRecord, StoreItem } from './messages.js'
 import {
@@ -158,11 +159,17 @@ export function handleHandoffAck(
 export function offerHints(state: QuorumState, out: QuorumOut, now: number): QuorumState {
   if (state.hints.size === 0 || now - state.lastHandoffAt < state.config.handoffMs) return state
   const byHome = new Map<NodeId, { hint: string; key: string; versions: readonly Version[] }[]>()
+  // Per home, the JSON length of the versions batched so far (see `MAX_BATCH_CHARS`): the
+  // rest wait for the next handoff, as those beyond `maxBatch` do.
+  const chars = new Map<NodeId, number>()
   for (const hint of state.hints.values()) {
     if (!believedUp(state, hint.home, now)) continue
     const batch = byHome.get(hint.home) ?? []
-    if (batch.length < state.config.maxBatch)
+    const total = (chars.get(hint.home) ?? 0) + jsonChars(hint.versions) + hint.key.length
+    if (batch.length < state.config.maxBatch && (batch.length === 0 || total <= MAX_BATCH_CHARS)) {
       batch.push({ hint: hint.id, key: hint.key, versions: hint.versions })
+      chars.set(hint.home, total)
+    }
     byHome.set(hint.home, batch)
   }
   for (const [home, items] of byHome)

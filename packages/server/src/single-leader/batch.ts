@@ -1,9 +1,13 @@
+import { jsonChars, MAX_BATCH_CHARS } from '../message-budget.js'
 import type { SingleLeaderConfig } from './config.js'
 import type { LogEntry, SingleLeaderInput, SingleLeaderMessage } from './messages.js'
 
 type Append = Extract<SingleLeaderMessage, { type: 'append' }>
 
-/** Most entries one joined append carries; a longer run starts another. */
+/**
+ * Most entries one joined append carries; a longer run, or one whose entries outgrow
+ * `MAX_BATCH_CHARS` of JSON, starts another.
+ */
 export const MAX_JOINED_ENTRIES = 256
 
 /**
@@ -29,12 +33,21 @@ export function batchSingleLeaderMessages(messages: readonly SingleLeaderMessage
   // The entries of the append being joined, when this function made it: later parts are pushed
   // onto it rather than copied with every part before them.
   let growing: LogEntry[] | null = null
+  // The JSON length of the last message's entries, when it is an append.
+  let chars = 0
   for (const message of messages) {
     const last = joined[joined.length - 1]
-    if (last?.type === 'append' && message.type === 'append' && continues(last, message)) {
+    const adding = message.type === 'append' ? entriesChars(message.entries) : 0
+    if (
+      last?.type === 'append' &&
+      message.type === 'append' &&
+      continues(last, message) &&
+      chars + adding <= MAX_BATCH_CHARS
+    ) {
       const entries: LogEntry[] = growing ?? [...last.entries]
       entries.push(...message.entries)
       growing = entries
+      chars += adding
       joined[joined.length - 1] = {
         ...last,
         entries,
@@ -45,6 +58,7 @@ export function batchSingleLeaderMessages(messages: readonly SingleLeaderMessage
       continue
     }
     growing = null
+    chars = adding
     if (
       last?.type === 'append-ack' &&
       message.type === 'append-ack' &&
@@ -61,6 +75,12 @@ export function batchSingleLeaderMessages(messages: readonly SingleLeaderMessage
     } else joined.push(message)
   }
   return joined
+}
+
+function entriesChars(entries: readonly LogEntry[]): number {
+  let chars = 0
+  for (const entry of entries) chars += jsonChars(entry)
+  return chars
 }
 
 function continues(first: Append, next: Append): boolean {

@@ -1,4 +1,5 @@
 import type { JsonValue } from '@chorus/core'
+import { countWithinBudget } from '../message-budget.js'
 import type { EpochStart, LogEntry } from './messages.js'
 
 /** The compacted part of a log: the state through `lsn`, whose last entry had `epoch`. */
@@ -106,11 +107,15 @@ export function readAt(log: ReplicationLog, key: string, lsn: number): JsonValue
   return log.base.data.get(key)
 }
 
-/** Up to `max` entries from `from` through `through`, inclusive. */
+/**
+ * Entries from `from` through `through`, inclusive, for one append: up to `max`, and no more
+ * than fit one peer message ({@link countWithinBudget}; at least one).
+ */
 export function entriesBetween(log: ReplicationLog, from: number, through: number, max: number): LogEntry[] {
   const start = Math.max(from, log.base.lsn + 1) - log.base.lsn - 1
   const end = Math.min(through, lastLsn(log)) - log.base.lsn
-  return log.entries.slice(start, Math.min(end, start + max))
+  if (end <= start) return []
+  return log.entries.slice(start, start + countWithinBudget(log.entries, start, Math.min(max, end - start)))
 }
 
 /** Folds the entries through `lsn` into the base; later entries stay. */

@@ -1,0 +1,56 @@
+/**
+ * How much a node puts in one peer message when it batches entries, items or versions.
+ *
+ * A peer frame holds at most 8 Mi UTF-16 code units (`MAX_PEER_FRAME` of the TCP transport;
+ * a longer one closes the connection), and the node API takes values of up to 1 MiB, so a
+ * batch counted only in items could outgrow a frame: refused at every retry, it would stall
+ * the stream for good. Batches are therefore also bounded by the JSON length of what they
+ * carry, at half a frame, so the message's own fields never take a full batch over. An item
+ * longer than the bound still goes, alone.
+ */
+export const MAX_BATCH_CHARS = 4 * 1024 * 1024
+
+const lengths = new WeakMap<object, number>()
+
+/**
+ * The length of `item` as JSON text, in UTF-16 code units. Measured once per object: the
+ * entries and versions batched are never changed after they are made, and one is often sent
+ * to several peers.
+ */
+export function jsonChars(item: object): number {
+  let length = lengths.get(item)
+  if (length === undefined) {
+    length = JSON.stringify(item)?.length ?? 0
+    lengths.set(item, length)
+  }
+  return length
+}
+
+/**
+ * How many of `items`, from `start`, one message carries: at most `max`, and no more than
+ * {@link MAX_BATCH_CHARS} of JSON between them, but always at least one.
+ */
+export function countWithinBudget(items: readonly object[], start: number, max: number): number {
+  let chars = 0
+  let count = 0
+  while (count < max && start + count < items.length) {
+    chars += jsonChars(items[start + count] as object)
+    if (count > 0 && chars > MAX_BATCH_CHARS) break
+    count++
+  }
+  return count
+}
+
+/**
+ * Splits `items` into runs that each fit one message ({@link countWithinBudget}, at most `max`
+ * items). No items, no runs.
+ */
+export function splitWithinBudget<T extends object>(items: readonly T[], max: number): T[][] {
+  const runs: T[][] = []
+  for (let start = 0; start < items.length; ) {
+    const count = countWithinBudget(items, start, max)
+    runs.push(items.slice(start, start + count))
+    start += count
+  }
+  return runs
+}
