@@ -1,43 +1,57 @@
-import { mkdtempSync, rmSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, afterEach, describe, expect, it } from 'vitest'
 import { LoopbackCluster } from '../src/node/loopback-cluster.js'
 import { MAX_PEER_FRAME } from '../src/node/tcp-peer-transport.js'
 
 // Values near the node API's 1 MiB request limit: a few of them together outgrow one peer
 // frame, so a follower can only catch up if no append carries more than a frame holds.
 const VALUE_CHARS = 900_000
-const WRITES = 12
+const WRITES = 16
 
 interface Status {
   readonly node: string
   readonly role: string
   readonly lastLsn: number
   readonly commitLsn: number
+  readonly snapshotLsn: number
+  readonly stats: { readonly snapshotsInstalled: number }
 }
 
 const nodes = ['n1', 'n2', 'n3']
 const scratch = mkdtempSync(join(tmpdir(), 'chorus-large-values-'))
-let cluster: LoopbackCluster
+let cluster: LoopbackCluster | undefined
 
-beforeAll(async () => {
-  cluster = await LoopbackCluster.start({
-    design: 'single-leader',
-    nodes,
-    settings: { replication: { mode: 'async' }, heartbeatMs: 50, electionTimeoutMs: 1_000, leaseMs: 600 },
-    dataDir: scratch,
-    fsync: false,
-  })
-}, 30_000)
-
-afterAll(async () => {
+afterEach(async () => {
   await cluster?.stop()
+  cluster = undefined
+})
+
+afterAll(() => {
   rmSync(scratch, { recursive: true, force: true })
 })
 
-async function statusOf(id: string): Promise<Status | undefined> {
-  const answer = await cluster.status(id).catch(() => null)
+async function start(name: string, settings: Record<string, unknown>): Promise<LoopbackCluster> {
+  mkdirSync(join(scratch, name))
+  cluster = await LoopbackCluster.start({
+    design: 'single-leader',
+    nodes,
+    settings: {
+      replication: { mode: 'async' },
+      heartbeatMs: 50,
+      electionTimeoutMs: 1_000,
+      leaseMs: 600,
+      ...settings,
+    },
+    dataDir: join(scratch, name),
+    fsync: false,
+  })
+  return cluster
+}
+
+async function statusOf(running: LoopbackCluster, id: string): Promise<Status | undefined> {
+  const answer = await running.status(id).catch(() => null)
   return (answer?.body as { status?: Status } | undefined)?.status
 }
 
@@ -51,44 +65,59 @@ async function until<T>(what: string, probe: () => Promise<T | undefined>, ms = 
   throw new Error(`timed out waiting for ${what}`)
 }
 
+/**
+ * Kills a follower, writes `WRITES` large values at the leader, restarts the follower, and
+ * checks that it catches up to the leader's last LSN and serves the last value.
+ */
+async function catchUpAfterLargeWrites(running: LoopbackCluster): Promise<Status> {
+  expect(VALUE_CHARS * WRITES).toBeGreaterThan(MAX_PEER_FRAME)
+  const leader = await until('a leader', async () => {
+    for (const id of nodes) {
+      const status = await statusOf(running, id)
+      if (status?.role === 'leader') return status
+    }
+    return undefined
+  })
+  const follower = nodes.find((id) => id !== leader.node) as string
+  await running.kill(follower, 'SIGKILL')
+  const answers = await Promise.all(
+    Array.from({ length: WRITES }, (_, i) =>
+      running.request(
+        leader.node,
+        { type: 'write', id: `big-${i}`, key: `big-${i}`, value: String(i % 10).repeat(VALUE_CHARS) },
+        20_000,
+      ),
+    ),
+  )
+  for (const answer of answers) expect((answer.body as { type: string }).type).toBe('write-ok')
+  const target = (await statusOf(running, leader.node))?.lastLsn ?? 0
+  await running.restart(follower)
+  const caughtUp = await until(`${follower} to reach lsn ${target}`, async () => {
+    const status = await statusOf(running, follower)
+    return status !== undefined && status.lastLsn >= target ? status : undefined
+  })
+  const read = await running.request(follower, {
+    type: 'read',
+    id: 'read-big',
+    key: `big-${WRITES - 1}`,
+    consistency: 'replica',
+    minLsn: target,
+  })
+  const body = read.body as { type: string; value?: unknown }
+  expect(body.type).toBe('read-ok')
+  expect(body.value).toBe(String((WRITES - 1) % 10).repeat(VALUE_CHARS))
+  return caughtUp
+}
+
 describe('single-leader replication of large values', () => {
   it('catches a restarted follower up on more large writes than one peer frame holds', async () => {
-    expect(VALUE_CHARS * WRITES).toBeGreaterThan(MAX_PEER_FRAME)
-    const leader = await until('a leader', async () => {
-      for (const id of nodes) {
-        const status = await statusOf(id)
-        if (status?.role === 'leader') return status
-      }
-      return undefined
-    })
-    const follower = nodes.find((id) => id !== leader.node) as string
-    await cluster.kill(follower, 'SIGKILL')
-    const answers = await Promise.all(
-      Array.from({ length: WRITES }, (_, i) =>
-        cluster.request(
-          leader.node,
-          { type: 'write', id: `big-${i}`, key: `big-${i}`, value: String(i % 10).repeat(VALUE_CHARS) },
-          20_000,
-        ),
-      ),
-    )
-    for (const answer of answers) expect((answer.body as { type: string }).type).toBe('write-ok')
-    const target = (await statusOf(leader.node))?.lastLsn ?? 0
-    await cluster.restart(follower)
-    const caughtUp = await until(`${follower} to reach lsn ${target}`, async () => {
-      const status = await statusOf(follower)
-      return status !== undefined && status.lastLsn >= target ? status : undefined
-    })
-    expect(caughtUp.lastLsn).toBeGreaterThanOrEqual(target)
-    const read = await cluster.request(follower, {
-      type: 'read',
-      id: 'read-big',
-      key: `big-${WRITES - 1}`,
-      consistency: 'replica',
-      minLsn: target,
-    })
-    const body = read.body as { type: string; value?: unknown }
-    expect(body.type).toBe('read-ok')
-    expect(body.value).toBe(String((WRITES - 1) % 10).repeat(VALUE_CHARS))
+    const caughtUp = await catchUpAfterLargeWrites(await start('entries', {}))
+    expect(caughtUp.snapshotLsn).toBe(0)
+  }, 60_000)
+
+  it('bootstraps a follower from a snapshot longer than one peer frame, sent in chunks', async () => {
+    const caughtUp = await catchUpAfterLargeWrites(await start('snapshot', { compactEvery: 4 }))
+    expect(caughtUp.snapshotLsn).toBeGreaterThan(0)
+    expect(caughtUp.stats.snapshotsInstalled).toBeGreaterThanOrEqual(1)
   }, 60_000)
 })

@@ -8,9 +8,14 @@ import type { QuorumMessage } from '../src/quorum/messages.js'
 import { createQuorumMachine } from '../src/quorum/node.js'
 import { offerHints } from '../src/quorum/replica.js'
 import type { QuorumEffect, QuorumState } from '../src/quorum/state.js'
+import { SingleLeaderSim } from '../src/sim/single-leader-sim.js'
 import { batchSingleLeaderMessages } from '../src/single-leader/batch.js'
-import { entriesBetween, type ReplicationLog } from '../src/single-leader/log.js'
+import { createSingleLeaderConfig } from '../src/single-leader/config.js'
+import { entriesBetween, lastLsn, type ReplicationLog } from '../src/single-leader/log.js'
 import type { LogEntry, SingleLeaderMessage } from '../src/single-leader/messages.js'
+import { createSingleLeaderMachine } from '../src/single-leader/node.js'
+import { sendTo } from '../src/single-leader/replication.js'
+import type { SingleLeaderEffect, SingleLeaderState } from '../src/single-leader/state.js'
 
 // A value of a quarter of the budget: four of them with their keys and fields exceed it.
 const QUARTER = 'q'.repeat(MAX_BATCH_CHARS / 4)
@@ -153,5 +158,126 @@ describe('message budget', () => {
     const handoff = messages[0]
     if (handoff?.type !== 'handoff') throw new Error('expected a handoff')
     expect(handoff.items.map((item) => item.hint)).toEqual(['h0', 'h1', 'h2'])
+  })
+
+  it('single-leader: a learner bootstraps from a snapshot too long for one message, sent in chunks', async () => {
+    const sim = new SingleLeaderSim({
+      seed: 5,
+      config: { replication: { mode: 'sync' }, compactEvery: 4 },
+      clientTimeoutMs: 5_000,
+    })
+    await sim.start()
+    if ((await sim.awaitLeader()) === undefined) throw new Error('no leader elected')
+    const client = sim.client('c1')
+    // Six keys of a quarter-budget value each: the compacted data needs two messages.
+    for (let i = 1; i <= 12; i++)
+      await sim.until(client.write(`k${i % 6}`, `${i}`.padEnd(MAX_BATCH_CHARS / 4, '.')))
+    const leaderId = sim.leader() as string
+    const leader = sim.host(leaderId).state as SingleLeaderState
+    expect(leader.log.base.data.size).toBe(6)
+    const out: Parameters<typeof sendTo>[1] = []
+    const learnerId = asNodeId('learner')
+    const behind = { next: 1, match: 0, lastSentAt: 0, ackedSentAt: 0, inFlight: 0 }
+    sendTo({ ...leader, progress: new Map([[learnerId, behind]]) }, out, learnerId, 0)
+    const chunks = out.flatMap((effect) =>
+      effect.type === 'send' && effect.message.type === 'snapshot' ? [effect.message] : [],
+    )
+    expect(chunks.length).toBe(2)
+    expect(chunks.map((chunk) => [chunk.chunk, chunk.chunks])).toEqual([
+      [0, 2],
+      [1, 2],
+    ])
+    for (const chunk of chunks) expect(charsOf(chunk.data)).toBeLessThanOrEqual(MAX_BATCH_CHARS)
+
+    await sim.addLearner('learner')
+    await sim.run(2_000)
+    const learner = sim.host('learner').state as SingleLeaderState
+    expect(learner.stats.snapshotsInstalled).toBeGreaterThanOrEqual(1)
+    expect(learner.snapshotChunks).toBeNull()
+    expect(lastLsn(learner.log)).toBe(lastLsn((sim.host(leaderId).state as SingleLeaderState).log))
+    const read = await sim.until(client.read('k0', { node: 'learner', consistency: 'replica' }))
+    expect(read).toMatchObject({ ok: true, value: '12'.padEnd(MAX_BATCH_CHARS / 4, '.') })
+  })
+
+  it('single-leader: a follower installs a chunked snapshot once it holds every chunk of one sending', () => {
+    const config = createSingleLeaderConfig({ nodes: ['n1', 'n2', 'n3'], replication: { mode: 'sync' } })
+    const machine = createSingleLeaderMachine('n2', config)
+    const snapshot = (chunk: number, data: [string, string][], sentAt = 10): SingleLeaderMessage => ({
+      type: 'snapshot',
+      epoch: 1,
+      leader: n1,
+      lsn: 30,
+      lastEpoch: 1,
+      epochs: [[1, 1]],
+      data,
+      commitLsn: 30,
+      sentAt,
+      chunk,
+      chunks: 3,
+    })
+    const installs = (effects: readonly SingleLeaderEffect[]) =>
+      effects.filter((effect) => effect.type === 'persist').length
+    const acks = (effects: readonly SingleLeaderEffect[]) =>
+      effects.filter((effect) => effect.type === 'send' && effect.message.type === 'append-ack').length
+    let state = machine.recover([], 0)
+    const step = (message: SingleLeaderMessage) => {
+      const result = machine.step(state, machine.messageInput(1, n1, message))
+      state = result.state
+      return result.effects
+    }
+    // Out of order, with a duplicate and a chunk of an older sending in between: nothing yet.
+    expect(acks(step(snapshot(2, [['c', 'C']])))).toBe(0)
+    expect(acks(step(snapshot(0, [['a', 'A']], 5)))).toBe(0)
+    expect(acks(step(snapshot(0, [['a', 'A']])))).toBe(0)
+    expect(acks(step(snapshot(2, [['c', 'C']])))).toBe(0)
+    expect(state.stats.snapshotsInstalled).toBe(0)
+    expect(acks(step(snapshot(0, [['a', 'A']])))).toBe(0)
+    // The older sending's chunk restarted the gathering: the newer one's chunks all come again.
+    expect(acks(step(snapshot(2, [['c', 'C']])))).toBe(0)
+    const done = step(snapshot(1, [['b', 'B']]))
+    expect(acks(done)).toBe(1)
+    expect(installs(done)).toBeGreaterThanOrEqual(1)
+    expect(state.stats.snapshotsInstalled).toBe(1)
+    expect(state.snapshotChunks).toBeNull()
+    expect([...state.log.base.data]).toEqual([
+      ['a', 'A'],
+      ['b', 'B'],
+      ['c', 'C'],
+    ])
+    expect(state.log.base.lsn).toBe(30)
+  })
+
+  it('single-leader: refuses malformed snapshot chunk fields before anything changes', () => {
+    const config = createSingleLeaderConfig({ nodes: ['n1', 'n2', 'n3'], replication: { mode: 'sync' } })
+    const machine = createSingleLeaderMachine('n2', config)
+    const state = machine.recover([], 0)
+    const base = {
+      type: 'snapshot',
+      epoch: 1,
+      leader: 'n1',
+      lsn: 3,
+      lastEpoch: 1,
+      epochs: [],
+      data: [],
+      commitLsn: 3,
+      sentAt: 1,
+    }
+    for (const fields of [
+      { chunk: 0 },
+      { chunks: 2 },
+      { chunk: 2, chunks: 2 },
+      { chunk: 0, chunks: 1 },
+      { chunk: -1, chunks: 2 },
+      { chunk: 0, chunks: 5000 },
+      { chunk: '0', chunks: 2 },
+    ]) {
+      let error: unknown
+      try {
+        machine.step(state, machine.messageInput(1, n1, { ...base, ...fields }))
+      } catch (caught) {
+        error = caught
+      }
+      expect((error as { code?: string } | undefined)?.code, JSON.stringify(fields)).toBe('invalid-message')
+    }
   })
 })

@@ -13,7 +13,14 @@ import type { LogEntry, SingleLeaderMessage, SingleLeaderRecord } from './messag
 import { serveParked } from './reads.js'
 import { maybeCompact, replicate, resendStale } from './replication.js'
 import { followLeader } from './roles.js'
-import { bump, fenceEpoch, isChainTail, type Out, type SingleLeaderState } from './state.js'
+import {
+  bump,
+  fenceEpoch,
+  isChainTail,
+  type Out,
+  type SingleLeaderState,
+  type SnapshotChunks,
+} from './state.js'
 
 type Append = Extract<SingleLeaderMessage, { type: 'append' }>
 type Snapshot = Extract<SingleLeaderMessage, { type: 'snapshot' }>
@@ -157,6 +164,55 @@ export function handleSnapshot(
     return state.config.fencing ? bump(state, 'staleEpochRefused') : state
   }
   let next = followLeader(state, out, message.epoch, message.leader, now)
+  if (message.chunks !== undefined) {
+    // A chunk: kept until every chunk of its sending is here; only then is the whole installed.
+    const chunks = gatherChunk(next.snapshotChunks, from, message)
+    if (chunks.received < chunks.data.length) return { ...next, snapshotChunks: chunks }
+    next = { ...next, snapshotChunks: null }
+    return installWhole(next, out, from, { ...message, data: chunks.data.flat() as Snapshot['data'] }, now)
+  }
+  return installWhole(next, out, from, message, now)
+}
+
+/**
+ * Adds a snapshot chunk to those gathered from its sending; a chunk of another sending (another
+ * sender, epoch, `lsn` or `sentAt`: a resend) starts over. A chunk already held changes nothing.
+ */
+function gatherChunk(gathered: SnapshotChunks | null, from: NodeId, message: Snapshot): SnapshotChunks {
+  const count = message.chunks ?? 1
+  const same =
+    gathered !== null &&
+    gathered.from === from &&
+    gathered.epoch === message.epoch &&
+    gathered.lsn === message.lsn &&
+    gathered.sentAt === message.sentAt &&
+    gathered.data.length === count
+  const base: SnapshotChunks = same
+    ? gathered
+    : {
+        from,
+        epoch: message.epoch,
+        lsn: message.lsn,
+        sentAt: message.sentAt,
+        data: new Array(count).fill(undefined),
+        received: 0,
+      }
+  const chunk = message.chunk ?? 0
+  if (base.data[chunk] !== undefined) return base
+  const data = [...base.data]
+  data[chunk] = message.data
+  return { ...base, data, received: base.received + 1 }
+}
+
+/** Installs a whole snapshot (one message, or every chunk of one sending) and acknowledges it. */
+function installWhole(
+  state: SingleLeaderState,
+  out: Out,
+  from: NodeId,
+  message: Snapshot,
+  now: number,
+): SingleLeaderState {
+  let next = state
   const ack = () =>
     out.push({
       type: 'send',

@@ -54,7 +54,12 @@ export type SingleLeaderMessage =
       readonly sentAt: number
       readonly parts?: number
     }
-  /** The sender's compacted state through `lsn`, for a receiver behind the sender's log. */
+  /**
+   * The sender's compacted state through `lsn`, for a receiver behind the sender's log. Data
+   * longer than one message carries (`MAX_BATCH_CHARS`) goes as `chunks` messages, `chunk`
+   * numbering each from 0, alike in every other field: the receiver installs the snapshot once it
+   * holds every chunk of one sending (same sender, epoch, `lsn` and `sentAt`).
+   */
   | {
       readonly type: 'snapshot'
       readonly epoch: number
@@ -65,6 +70,8 @@ export type SingleLeaderMessage =
       readonly data: readonly (readonly [string, JsonValue])[]
       readonly commitLsn: number
       readonly sentAt: number
+      readonly chunk?: number
+      readonly chunks?: number
     }
   /**
    * `lastLsn`/`lastEpoch` name the leader's last entry: a follower holding it knows its log

@@ -1,3 +1,4 @@
+import { splitWithinBudget } from '../message-budget.js'
 import type { NodeId } from '../node-id.js'
 import { compact, entriesBetween, epochAt, epochsThrough, lastLsn } from './log.js'
 import {
@@ -110,21 +111,25 @@ export function sendTo(
   const log = state.log
   const next = Math.min(progress.next, limit + 1)
   if (next <= log.base.lsn) {
-    out.push({
-      type: 'send',
-      to: target,
-      message: {
-        type: 'snapshot',
-        epoch: state.epoch,
-        leader,
-        lsn: log.base.lsn,
-        lastEpoch: log.base.epoch,
-        epochs: epochsThrough(log, log.base.lsn),
-        data: [...log.base.data],
-        commitLsn: state.commitLsn,
-        sentAt: now,
-      },
-    })
+    const snapshot = {
+      type: 'snapshot',
+      epoch: state.epoch,
+      leader,
+      lsn: log.base.lsn,
+      lastEpoch: log.base.epoch,
+      epochs: epochsThrough(log, log.base.lsn),
+      commitLsn: state.commitLsn,
+      sentAt: now,
+    } as const
+    // Data longer than one message carries goes in chunks (see the `snapshot` message).
+    const chunks = splitWithinBudget([...log.base.data], Number.POSITIVE_INFINITY)
+    if (chunks.length <= 1) {
+      out.push({ type: 'send', to: target, message: { ...snapshot, data: chunks[0] ?? [] } })
+    } else {
+      chunks.forEach((data, chunk) => {
+        out.push({ type: 'send', to: target, message: { ...snapshot, data, chunk, chunks: chunks.length } })
+      })
+    }
     const sent = withProgress(state, target, {
       ...progress,
       next: log.base.lsn + 1,

@@ -109,7 +109,19 @@ export interface SingleLeaderState {
   readonly chainTailLsn: number
   /** Learner: last time it asked to join. */
   readonly lastJoinAt: number
+  /** The chunks of a snapshot being received, until it holds them all (see `handleSnapshot`). */
+  readonly snapshotChunks: SnapshotChunks | null
   readonly stats: SingleLeaderStats
+}
+
+/** A chunked snapshot's chunks received so far, from one sending. */
+export interface SnapshotChunks {
+  readonly from: NodeId
+  readonly epoch: number
+  readonly lsn: number
+  readonly sentAt: number
+  readonly data: readonly (readonly (readonly [string, JsonValue])[] | undefined)[]
+  readonly received: number
 }
 
 /** Effects of a single-leader node. */
@@ -197,6 +209,7 @@ export function recoverSingleLeaderState(
     lastHeartbeatAt: now,
     chainTailLsn: 0,
     lastJoinAt: Number.NEGATIVE_INFINITY,
+    snapshotChunks: null,
     stats: zeroStats,
   }
 }

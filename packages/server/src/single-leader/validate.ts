@@ -76,6 +76,7 @@ export function readSingleLeaderMessage(value: unknown, path: string): SingleLea
         data: arrayAt(fields, 'data', path, keyValuePair),
         commitLsn: count('commitLsn'),
         sentAt: timeAt(fields, 'sentAt', path),
+        ...chunkAt(fields, path),
       }
     case 'heartbeat':
       return {
@@ -168,6 +169,20 @@ function readEntries(fields: Fields, path: string): LogEntry[] {
 }
 
 /** The optional `parts` of an append or its acknowledgement: a positive count, left out when 1. */
+/** Most chunks one snapshot is sent in (at `MAX_BATCH_CHARS` each, far beyond any node's data). */
+export const MAX_SNAPSHOT_CHUNKS = 4096
+
+/** A snapshot's optional `chunk` of `chunks`: both or neither, `0 ≤ chunk < chunks`, 2 or more chunks. */
+function chunkAt(fields: Fields, path: string): { readonly chunk?: number; readonly chunks?: number } {
+  if (own(fields, 'chunk') === undefined && own(fields, 'chunks') === undefined) return {}
+  const chunks = countAt(fields, 'chunks', path)
+  if (chunks < 2 || chunks > MAX_SNAPSHOT_CHUNKS)
+    invalid(`${path}.chunks`, `an integer from 2 to ${MAX_SNAPSHOT_CHUNKS}`, chunks)
+  const chunk = countAt(fields, 'chunk', path)
+  if (chunk >= chunks) invalid(`${path}.chunk`, `an integer below chunks (${chunks})`, chunk)
+  return { chunk, chunks }
+}
+
 function partsAt(fields: Fields, path: string): { readonly parts?: number } {
   if (own(fields, 'parts') === undefined) return {}
   const parts = countAt(fields, 'parts', path)
