@@ -44,6 +44,14 @@ export interface SingleLeaderConfig {
   readonly fencing: boolean
   /** Followers elect a new leader when heartbeats stop (default true). */
   readonly autoFailover: boolean
+  /**
+   * When true (the default), a member whose election timer runs out first asks the others
+   * whether they would vote for it (a *pre-vote*, which changes nothing anywhere) and moves to
+   * a new epoch only when the election quorum would. A member cut off by a partition then keeps
+   * its epoch instead of raising it at every timeout, and on its return does not depose a
+   * healthy leader with that higher epoch. When false, a timed-out member stands at once.
+   */
+  readonly preVote: boolean
   /** How often a leader heartbeats its followers. */
   readonly heartbeatMs: number
   /**
@@ -72,6 +80,7 @@ export interface SingleLeaderConfigInput {
   readonly replication?: ReplicationMode
   readonly fencing?: boolean
   readonly autoFailover?: boolean
+  readonly preVote?: boolean
   readonly heartbeatMs?: number
   readonly electionTimeoutMs?: number
   readonly leaseMs?: number
@@ -118,6 +127,7 @@ export function createSingleLeaderConfig(input: SingleLeaderConfigInput): Single
     replication: { ...replication },
     fencing: input.fencing ?? true,
     autoFailover: input.autoFailover ?? true,
+    preVote: flag('preVote', input.preVote, true),
     heartbeatMs: positive('heartbeatMs', input.heartbeatMs ?? 50),
     electionTimeoutMs: positive('electionTimeoutMs', input.electionTimeoutMs ?? 300),
     leaseMs: positive('leaseMs', input.leaseMs ?? 200),
@@ -145,6 +155,17 @@ export function electionQuorumOf(config: Pick<SingleLeaderConfig, 'nodes' | 'rep
   const majority = majorityOf(config.nodes.length)
   const mode = config.replication
   return mode.mode === 'semi-sync' ? Math.max(majority, config.nodes.length - mode.acks) : majority
+}
+
+function flag(name: string, value: boolean | undefined, fallback: boolean): boolean {
+  if (value === undefined) return fallback
+  if (typeof value !== 'boolean') {
+    throw new ChorusError(
+      ErrorCode.InvalidArgument,
+      `${name} must be true or false, got ${JSON.stringify(value)}`,
+    )
+  }
+  return value
 }
 
 function positive(name: string, value: number): number {

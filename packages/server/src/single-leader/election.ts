@@ -35,8 +35,73 @@ export function electionDeadline(state: SingleLeaderState): number {
   const index = Math.max(0, state.config.nodes.indexOf(state.id))
   const timeout = state.config.electionTimeoutMs
   const stagger = ((index + state.epoch) % size) * Math.floor(timeout / size)
-  const from = state.role === 'candidate' ? state.electionStartedAt : state.lastHeardAt
+  const from =
+    state.role === 'candidate' || state.preVotes !== null ? state.electionStartedAt : state.lastHeardAt
   return from + timeout + stagger
+}
+
+/**
+ * The election timer ran out: with `preVote`, ask for pre-votes first; without, stand at once.
+ */
+export function electionTimedOut(state: SingleLeaderState, out: Out, now: number): SingleLeaderState {
+  return state.config.preVote ? startPreVote(state, out, now) : startElection(state, out, now, false)
+}
+
+/**
+ * Asks the other members whether they would vote for this node in the next epoch, changing
+ * nothing but this node's count of answers (a candidate whose election timed out stays a
+ * candidate of its epoch meanwhile). With the election quorum's yes it stands for real.
+ */
+export function startPreVote(state: SingleLeaderState, out: Out, now: number): SingleLeaderState {
+  const next = bump({ ...state, preVotes: [state.id], electionStartedAt: now }, 'preVoteRounds')
+  if (1 >= electionQuorum(next)) return startElection(next, out, now, false)
+  const message: SingleLeaderMessage = {
+    type: 'pre-vote-request',
+    epoch: next.epoch + 1,
+    lastLsn: lastLsn(next.log),
+    lastEpoch: lastEpoch(next.log),
+  }
+  for (const node of otherMembers(next)) out.push({ type: 'send', to: node, message })
+  return next
+}
+
+/**
+ * Would this node vote for the sender in `epoch`? Yes when it would grant that vote: the epoch
+ * is newer than its own, the sender's log is at least as up to date, and it hears no leader.
+ * The answer carries this node's epoch, so a sender that is behind catches up. Nothing changes
+ * here: no epoch is adopted and no vote is given.
+ */
+export function handlePreVoteRequest(
+  state: SingleLeaderState,
+  out: Out,
+  from: NodeId,
+  message: Extract<SingleLeaderMessage, { type: 'pre-vote-request' }>,
+  now: number,
+): SingleLeaderState {
+  if (!state.member || !state.config.nodes.includes(from)) return state
+  const granted = message.epoch > state.epoch && !hearsLeader(state, now) && upToDate(state, message)
+  out.push({
+    type: 'send',
+    to: from,
+    message: { type: 'pre-vote', epoch: message.epoch, granted, current: state.epoch },
+  })
+  return state
+}
+
+/** A pre-vote came back: a newer epoch is adopted; the election quorum's yes starts an election. */
+export function handlePreVote(
+  state: SingleLeaderState,
+  out: Out,
+  from: NodeId,
+  message: Extract<SingleLeaderMessage, { type: 'pre-vote' }>,
+  now: number,
+): SingleLeaderState {
+  if (message.current > state.epoch) return adoptEpoch(state, out, message.current, now)
+  const votes = state.preVotes
+  if (votes === null || !message.granted || message.epoch !== state.epoch + 1 || votes.includes(from))
+    return state
+  const next = { ...state, preVotes: [...votes, from] }
+  return next.preVotes.length >= electionQuorum(next) ? startElection(next, out, now, false) : next
 }
 
 /** Stands for election in the next epoch; `force` marks a manual promotion. */
@@ -56,6 +121,7 @@ export function startElection(
       leader: null,
       votes: [next.id],
       electionStartedAt: now,
+      preVotes: null,
     },
     'electionsStarted',
   )
@@ -92,10 +158,7 @@ export function handleVoteRequest(
     return state
   }
   let next = adoptEpoch(state, out, message.epoch, now)
-  const mineEpoch = lastEpoch(next.log)
-  const upToDate =
-    message.lastEpoch > mineEpoch || (message.lastEpoch === mineEpoch && message.lastLsn >= lastLsn(next.log))
-  const granted = upToDate && (next.votedFor === null || next.votedFor === from)
+  const granted = upToDate(next, message) && (next.votedFor === null || next.votedFor === from)
   if (granted && next.votedFor !== from) {
     next = { ...next, votedFor: from, lastHeardAt: now }
     persistTerm(next, out)
@@ -136,6 +199,17 @@ export function promote(state: SingleLeaderState, out: Out, now: number): Single
   const declared = { ...next, epoch: next.epoch + 1, votedFor: next.id }
   persistTerm(declared, out)
   return becomeLeader(declared, out, now)
+}
+
+/** True when a candidate whose last entry is (`lastEpoch`, `lastLsn`) is at least as up to date as this node. */
+function upToDate(
+  state: SingleLeaderState,
+  candidate: { readonly lastEpoch: number; readonly lastLsn: number },
+): boolean {
+  const mine = lastEpoch(state.log)
+  return (
+    candidate.lastEpoch > mine || (candidate.lastEpoch === mine && candidate.lastLsn >= lastLsn(state.log))
+  )
 }
 
 function hearsLeader(state: SingleLeaderState, now: number): boolean {

@@ -103,6 +103,18 @@ export type SingleLeaderMessage =
       readonly force: boolean
     }
   | { readonly type: 'vote'; readonly epoch: number; readonly granted: boolean }
+  /**
+   * Would the receiver vote for the sender in `epoch` (the sender's next)? Asked before an
+   * election (see `preVote`); answering changes nothing on either side.
+   */
+  | {
+      readonly type: 'pre-vote-request'
+      readonly epoch: number
+      readonly lastLsn: number
+      readonly lastEpoch: number
+    }
+  /** The answer to a `pre-vote-request` for `epoch`; `current` is the answering node's epoch. */
+  | { readonly type: 'pre-vote'; readonly epoch: number; readonly granted: boolean; readonly current: number }
   /** A learner (a non-voting follower) asks the leader to stream the log to it. */
   | { readonly type: 'join' }
 
@@ -116,6 +128,8 @@ export const singleLeaderMessageTypes = [
   'chain-ack',
   'vote-request',
   'vote',
+  'pre-vote-request',
+  'pre-vote',
   'join',
 ] as const
 
@@ -163,6 +177,8 @@ export interface SingleLeaderStats {
   /** Semi-sync writes acknowledged on the leader's disk alone after the timeout. */
   readonly semiSyncFallbacks: number
   readonly electionsStarted: number
+  /** Pre-vote rounds this member started (see `preVote`); each that won began an election. */
+  readonly preVoteRounds: number
   readonly becameLeader: number
   readonly promotions: number
   /** Messages refused because they came from an older epoch (fencing at work). */

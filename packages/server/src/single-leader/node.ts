@@ -1,7 +1,15 @@
 import { type NodeMachine, nodeInputs, type StepResult } from '../machine.js'
 import { asNodeId, type NodeId } from '../node-id.js'
 import type { SingleLeaderConfig } from './config.js'
-import { electionDeadline, handleVote, handleVoteRequest, promote, startElection } from './election.js'
+import {
+  electionDeadline,
+  electionTimedOut,
+  handlePreVote,
+  handlePreVoteRequest,
+  handleVote,
+  handleVoteRequest,
+  promote,
+} from './election.js'
 import { followerTick, handleAppend, handleHeartbeat, handleSnapshot } from './follower.js'
 import {
   handleAppendAck,
@@ -69,7 +77,7 @@ function tick(state: SingleLeaderState, out: Out, now: number): SingleLeaderStat
     case 'follower':
     case 'candidate':
       if (state.config.autoFailover && now >= electionDeadline(state))
-        next = startElection(state, out, now, false)
+        next = electionTimedOut(state, out, now)
       else next = followerTick(state, out, now)
       break
     case 'learner':
@@ -127,6 +135,10 @@ function message(
       return handleVoteRequest(state, out, from, message, now)
     case 'vote':
       return handleVote(state, out, from, message, now)
+    case 'pre-vote-request':
+      return handlePreVoteRequest(state, out, from, message, now)
+    case 'pre-vote':
+      return handlePreVote(state, out, from, message, now)
     case 'join':
       return handleJoin(state, out, from, now)
   }

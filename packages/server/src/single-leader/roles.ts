@@ -60,7 +60,7 @@ export function adoptEpoch(
   now: number,
 ): SingleLeaderState {
   if (epoch <= state.epoch) return state
-  const next = stepDown({ ...state, epoch, votedFor: null }, out, now)
+  const next = stepDown({ ...state, epoch, votedFor: null, preVotes: null }, out, now)
   persistTerm(next, out)
   return next
 }
@@ -80,5 +80,5 @@ export function followLeader(
   if (next.role === 'candidate' || (next.role === 'leader' && leader !== next.id))
     next = stepDown(next, out, now)
   if (next.leader !== leader) next = { ...next, leader, matchedLsn: 0, progress: new Map() }
-  return { ...next, lastHeardAt: now, leaderContactAt: now }
+  return { ...next, lastHeardAt: now, leaderContactAt: now, preVotes: null }
 }

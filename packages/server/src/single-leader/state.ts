@@ -94,6 +94,11 @@ export interface SingleLeaderState {
    */
   readonly leaderContactAt: number
   readonly electionStartedAt: number
+  /**
+   * A member asking for pre-votes (see `preVote`): those that would vote for it in the next
+   * epoch, itself included; null when it is not asking.
+   */
+  readonly preVotes: readonly NodeId[] | null
   readonly votes: readonly NodeId[]
   /** Leader: every other member and every learner. Chain follower: its successor only. */
   readonly progress: ReadonlyMap<NodeId, FollowerProgress>
@@ -135,6 +140,7 @@ const zeroStats: SingleLeaderStats = {
   writesAcknowledged: 0,
   semiSyncFallbacks: 0,
   electionsStarted: 0,
+  preVoteRounds: 0,
   becameLeader: 0,
   promotions: 0,
   staleEpochRefused: 0,
@@ -199,6 +205,7 @@ export function recoverSingleLeaderState(
     lastHeardAt: now,
     leaderContactAt: now,
     electionStartedAt: now,
+    preVotes: null,
     votes: [],
     progress: new Map(),
     learners: [],

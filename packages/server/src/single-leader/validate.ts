@@ -107,6 +107,15 @@ export function readSingleLeaderMessage(value: unknown, path: string): SingleLea
       }
     case 'vote':
       return { type, epoch: count('epoch'), granted: booleanAt(fields, 'granted', path) }
+    case 'pre-vote':
+      return {
+        type,
+        epoch: count('epoch'),
+        granted: booleanAt(fields, 'granted', path),
+        current: count('current'),
+      }
+    case 'pre-vote-request':
+      return { type, epoch: count('epoch'), lastLsn: count('lastLsn'), lastEpoch: count('lastEpoch') }
     case 'join':
       return { type }
   }
