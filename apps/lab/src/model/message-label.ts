@@ -49,13 +49,19 @@ export function singleLeaderLabel(text: string): string {
     case 'heartbeat-ack':
       return 'heartbeat ack'
     case 'snapshot':
-      return `snapshot ${String(frame?.lsn)}`
+      return typeof frame?.chunks === 'number'
+        ? `snapshot ${String(frame?.lsn)} (${Number(frame?.chunk) + 1}/${frame.chunks})`
+        : `snapshot ${String(frame?.lsn)}`
     case 'chain-ack':
       return `chain ack ${String(frame?.lsn)}`
     case 'vote-request':
       return frame?.force === true ? 'vote? (promote)' : 'vote?'
     case 'vote':
       return frame?.granted === true ? 'vote yes' : 'vote no'
+    case 'pre-vote-request':
+      return 'pre-vote?'
+    case 'pre-vote':
+      return frame?.granted === true ? 'pre-vote yes' : 'pre-vote no'
     case 'write':
       return `write ${String(frame?.key)}=${shown(frame?.value)}`
     case 'read':
