@@ -31,6 +31,14 @@ function sent(effects: readonly QuorumEffect[]): QuorumMessage[] {
   return effects.flatMap((effect) => (effect.type === 'send' ? [effect.message] : []))
 }
 
+/** Node n1 of a 3-node N3 W2 R2 quorum cluster. */
+function quorumN1() {
+  return createQuorumMachine(
+    'n1',
+    createQuorumConfig({ nodes: ['n1', 'n2', 'n3'], replicas: 3, writeQuorum: 2, readQuorum: 2 }),
+  )
+}
+
 function charsOf(values: readonly object[]): number {
   return values.reduce((sum, value) => sum + jsonChars(value), 0)
 }
@@ -105,13 +113,7 @@ describe('message budget', () => {
   })
 
   it('quorum: anti-entropy answers a long want list in several ae-sync messages, want on the first', () => {
-    const config = createQuorumConfig({
-      nodes: ['n1', 'n2', 'n3'],
-      replicas: 3,
-      writeQuorum: 2,
-      readQuorum: 2,
-    })
-    const machine = createQuorumMachine('n1', config)
+    const machine = quorumN1()
     let state = machine.recover([], 0)
     const keys = Array.from({ length: 7 }, (_, i) => `big-${i}`)
     keys.forEach((key, i) => {
@@ -135,13 +137,7 @@ describe('message budget', () => {
   })
 
   it('quorum: a handoff carries no more hinted versions than fit the budget; the rest wait', () => {
-    const config = createQuorumConfig({
-      nodes: ['n1', 'n2', 'n3'],
-      replicas: 3,
-      writeQuorum: 2,
-      readQuorum: 2,
-    })
-    const machine = createQuorumMachine('n1', config)
+    const machine = quorumN1()
     const base = machine.recover([], 0)
     const home: NodeId = n2
     const hints = new Map(
