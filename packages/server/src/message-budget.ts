@@ -1,3 +1,5 @@
+import type { JsonValue } from '@chorus/core'
+
 /**
  * How much a node puts in one peer message when it batches entries, items or versions.
  *
@@ -27,14 +29,42 @@ export function jsonChars(item: object): number {
 }
 
 /**
- * How many of `items`, from `start`, one message carries: at most `max`, and no more than
- * {@link MAX_BATCH_CHARS} of JSON between them, but always at least one.
+ * No less than the length of `value` as JSON, found cheaply for the small values most writes
+ * carry: a number, boolean or null by its text, a short string at six characters per code unit
+ * (the longest escape), so nothing is serialised for them; anything else is measured exactly
+ * ({@link jsonChars} for objects).
  */
-export function countWithinBudget(items: readonly object[], start: number, max: number): number {
+export function jsonCharsBound(value: JsonValue): number {
+  switch (typeof value) {
+    case 'number':
+      return 24
+    case 'boolean':
+      return 5
+    case 'string':
+      return value.length <= SHORT_STRING ? value.length * 6 + 2 : (JSON.stringify(value) as string).length
+    default:
+      return value === null ? 4 : jsonChars(value)
+  }
+}
+
+/** Strings up to this long are bounded, not measured, by {@link jsonCharsBound}. */
+const SHORT_STRING = 1024
+
+/**
+ * How many of `items`, from `start`, one message carries: at most `max`, and no more than
+ * {@link MAX_BATCH_CHARS} of JSON between them (as `measure` reckons it: the exact length by
+ * default, or a bound no lower), but always at least one.
+ */
+export function countWithinBudget<T extends object>(
+  items: readonly T[],
+  start: number,
+  max: number,
+  measure: (item: T) => number = jsonChars,
+): number {
   let chars = 0
   let count = 0
   while (count < max && start + count < items.length) {
-    chars += jsonChars(items[start + count] as object)
+    chars += measure(items[start + count] as T)
     if (count > 0 && chars > MAX_BATCH_CHARS) break
     count++
   }

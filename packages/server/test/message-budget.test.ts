@@ -1,5 +1,12 @@
+import type { JsonValue } from '@chorus/core'
 import { describe, expect, it } from 'vitest'
-import { countWithinBudget, jsonChars, MAX_BATCH_CHARS, splitWithinBudget } from '../src/message-budget.js'
+import {
+  countWithinBudget,
+  jsonChars,
+  jsonCharsBound,
+  MAX_BATCH_CHARS,
+  splitWithinBudget,
+} from '../src/message-budget.js'
 import { asNodeId, type NodeId } from '../src/node-id.js'
 import { handleSync } from '../src/quorum/anti-entropy.js'
 import { batchQuorumMessages } from '../src/quorum/batch.js'
@@ -11,7 +18,7 @@ import type { QuorumEffect, QuorumState } from '../src/quorum/state.js'
 import { SingleLeaderSim } from '../src/sim/single-leader-sim.js'
 import { batchSingleLeaderMessages } from '../src/single-leader/batch.js'
 import { createSingleLeaderConfig } from '../src/single-leader/config.js'
-import { entriesBetween, lastLsn, type ReplicationLog } from '../src/single-leader/log.js'
+import { entriesBetween, entryChars, lastLsn, type ReplicationLog } from '../src/single-leader/log.js'
 import type { LogEntry, SingleLeaderMessage } from '../src/single-leader/messages.js'
 import { createSingleLeaderMachine } from '../src/single-leader/node.js'
 import { sendTo } from '../src/single-leader/replication.js'
@@ -55,6 +62,34 @@ describe('message budget', () => {
     expect(countWithinBudget(huge, 0, 100)).toBe(1)
     expect(splitWithinBudget(items, 100).map((run) => run.length)).toEqual([3, 2])
     expect(splitWithinBudget([], 100)).toEqual([])
+  })
+
+  it('bounds an entry or value from above, however its text escapes', () => {
+    const values: JsonValue[] = [
+      0,
+      -1.5e-300,
+      Number.MAX_SAFE_INTEGER,
+      true,
+      null,
+      '',
+      '"\\\n\u0000\u001f',
+      '\u0001'.repeat(1024),
+      'x'.repeat(5000),
+      '\u0002'.repeat(5000),
+      { nested: ['a', 1, null, { deep: '"' }] },
+      [],
+    ]
+    for (const value of values) {
+      expect(jsonCharsBound(value)).toBeGreaterThanOrEqual(JSON.stringify(value).length)
+      const entry: LogEntry = {
+        lsn: 123_456_789,
+        epoch: 98_765,
+        write: { key: '"k\n', value, id: 'client"/\u0003' },
+      }
+      expect(entryChars(entry)).toBeGreaterThanOrEqual(JSON.stringify(entry).length)
+    }
+    const noop: LogEntry = { lsn: Number.MAX_SAFE_INTEGER, epoch: Number.MAX_SAFE_INTEGER, write: null }
+    expect(entryChars(noop)).toBeGreaterThanOrEqual(JSON.stringify(noop).length)
   })
 
   it('single-leader: an append carries no more entries than fit the budget, and joining stops there', () => {

@@ -1,5 +1,6 @@
-import { jsonChars, MAX_BATCH_CHARS } from '../message-budget.js'
+import { MAX_BATCH_CHARS } from '../message-budget.js'
 import type { SingleLeaderConfig } from './config.js'
+import { entryChars } from './log.js'
 import type { LogEntry, SingleLeaderInput, SingleLeaderMessage } from './messages.js'
 
 type Append = Extract<SingleLeaderMessage, { type: 'append' }>
@@ -79,7 +80,7 @@ export function batchSingleLeaderMessages(messages: readonly SingleLeaderMessage
 
 function entriesChars(entries: readonly LogEntry[]): number {
   let chars = 0
-  for (const entry of entries) chars += jsonChars(entry)
+  for (const entry of entries) chars += entryChars(entry)
   return chars
 }
 

@@ -1,5 +1,5 @@
 import type { JsonValue } from '@chorus/core'
-import { countWithinBudget } from '../message-budget.js'
+import { countWithinBudget, jsonCharsBound } from '../message-budget.js'
 import type { EpochStart, LogEntry } from './messages.js'
 
 /** The compacted part of a log: the state through `lsn`, whose last entry had `epoch`. */
@@ -115,7 +115,30 @@ export function entriesBetween(log: ReplicationLog, from: number, through: numbe
   const start = Math.max(from, log.base.lsn + 1) - log.base.lsn - 1
   const end = Math.min(through, lastLsn(log)) - log.base.lsn
   if (end <= start) return []
-  return log.entries.slice(start, start + countWithinBudget(log.entries, start, Math.min(max, end - start)))
+  const count = countWithinBudget(log.entries, start, Math.min(max, end - start), entryChars)
+  return log.entries.slice(start, start + count)
+}
+
+const entryLengths = new WeakMap<LogEntry, number>()
+
+/** Its fields and brackets: `{"lsn":…,"epoch":…,"write":{"key":"","value":,"id":""}}`, generously. */
+const ENTRY_OVERHEAD = 96
+
+/**
+ * No less than the length of `entry` as JSON (see `jsonCharsBound`), reckoned once per entry:
+ * what appends are bounded by, without serialising the small entries most writes make.
+ */
+export function entryChars(entry: LogEntry): number {
+  let length = entryLengths.get(entry)
+  if (length === undefined) {
+    const write = entry.write
+    length =
+      write === null
+        ? ENTRY_OVERHEAD
+        : ENTRY_OVERHEAD + write.key.length * 6 + write.id.length * 6 + jsonCharsBound(write.value)
+    entryLengths.set(entry, length)
+  }
+  return length
 }
 
 /** Folds the entries through `lsn` into the base; later entries stay. */
