@@ -173,19 +173,26 @@ export class TcpPeerTransport {
     socket.setNoDelay(true)
     socket.setEncoding('utf8')
     let from: string | null = null
-    let partial = ''
+    // The start of a frame whose end has not arrived yet, as the chunks it came in: joined once
+    // the newline comes, so a long frame costs its length once, not once per chunk.
+    let held: string[] = []
+    let heldLength = 0
     const refuse = () => {
       this.counters.refused++
       socket.destroy()
     }
     socket.on('data', (chunk: string) => {
-      const lines = (partial + chunk).split('\n')
-      partial = lines.pop() ?? ''
-      if (partial.length > MAX_PEER_FRAME) {
-        refuse()
-        return
-      }
-      for (const line of lines) {
+      let start = 0
+      for (let end = chunk.indexOf('\n'); end !== -1; end = chunk.indexOf('\n', start)) {
+        const tail = chunk.slice(start, end)
+        const line = held.length === 0 ? tail : held.join('') + tail
+        held = []
+        heldLength = 0
+        start = end + 1
+        if (line.length > MAX_PEER_FRAME) {
+          refuse()
+          return
+        }
         if (from === null) {
           from = helloOf(line)
           if (from === null) {
@@ -196,6 +203,11 @@ export class TcpPeerTransport {
         }
         this.counters.received++
         this.onFrame(from, line)
+      }
+      if (start < chunk.length) {
+        held.push(chunk.slice(start))
+        heldLength += chunk.length - start
+        if (heldLength > MAX_PEER_FRAME) refuse()
       }
     })
     socket.on('error', () => socket.destroy())
