@@ -65,32 +65,44 @@ async function until<T>(what: string, probe: () => Promise<T | undefined>, ms = 
   throw new Error(`timed out waiting for ${what}`)
 }
 
+/** The running node that says it leads, if any. */
+async function leaderOf(running: LoopbackCluster): Promise<Status | undefined> {
+  for (const id of running.running()) {
+    const status = await statusOf(running, id)
+    if (status?.role === 'leader') return status
+  }
+  return undefined
+}
+
 /**
  * Kills a follower, writes `WRITES` large values at the leader, restarts the follower, and
  * checks that it catches up to the leader's last LSN and serves the last value.
  */
 async function catchUpAfterLargeWrites(running: LoopbackCluster): Promise<Status> {
   expect(VALUE_CHARS * WRITES).toBeGreaterThan(MAX_PEER_FRAME)
-  const leader = await until('a leader', async () => {
-    for (const id of nodes) {
-      const status = await statusOf(running, id)
-      if (status?.role === 'leader') return status
-    }
-    return undefined
-  })
+  const leader = await until('a leader', () => leaderOf(running))
   const follower = nodes.find((id) => id !== leader.node) as string
   await running.kill(follower, 'SIGKILL')
-  const answers = await Promise.all(
+  // A write that lands while leadership moves (a loaded machine can delay heartbeats past the
+  // election timeout) is rejected; it is retried at whichever node leads then.
+  await Promise.all(
     Array.from({ length: WRITES }, (_, i) =>
-      running.request(
-        leader.node,
-        { type: 'write', id: `big-${i}`, key: `big-${i}`, value: String(i % 10).repeat(VALUE_CHARS) },
-        20_000,
-      ),
+      until(`write ${i}`, async () => {
+        const current = await leaderOf(running)
+        if (current === undefined) return undefined
+        const answer = await running
+          .request(
+            current.node,
+            { type: 'write', id: `big-${i}`, key: `big-${i}`, value: String(i % 10).repeat(VALUE_CHARS) },
+            20_000,
+          )
+          .catch(() => null)
+        return (answer?.body as { type?: string } | undefined)?.type === 'write-ok' ? true : undefined
+      }),
     ),
   )
-  for (const answer of answers) expect((answer.body as { type: string }).type).toBe('write-ok')
-  const target = (await statusOf(running, leader.node))?.lastLsn ?? 0
+  const current = (await leaderOf(running)) ?? leader
+  const target = (await statusOf(running, current.node))?.lastLsn ?? 0
   await running.restart(follower)
   const caughtUp = await until(`${follower} to reach lsn ${target}`, async () => {
     const status = await statusOf(running, follower)
