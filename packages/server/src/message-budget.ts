@@ -47,6 +47,11 @@ export function jsonCharsBound(value: JsonValue): number {
   }
 }
 
+/** No less than the JSON length of a key or id string: six characters per code unit, quotes. */
+export function stringCharsBound(text: string): number {
+  return text.length * 6 + 3
+}
+
 /** Strings up to this long are bounded, not measured, by {@link jsonCharsBound}. */
 const SHORT_STRING = 1024
 
@@ -55,11 +60,11 @@ const SHORT_STRING = 1024
  * {@link MAX_BATCH_CHARS} of JSON between them (as `measure` reckons it: the exact length by
  * default, or a bound no lower), but always at least one.
  */
-export function countWithinBudget<T extends object>(
+export function countWithinBudget<T>(
   items: readonly T[],
   start: number,
   max: number,
-  measure: (item: T) => number = jsonChars,
+  measure: (item: T) => number = jsonChars as (item: T) => number,
 ): number {
   let chars = 0
   let count = 0
@@ -73,12 +78,16 @@ export function countWithinBudget<T extends object>(
 
 /**
  * Splits `items` into runs that each fit one message ({@link countWithinBudget}, at most `max`
- * items). No items, no runs.
+ * items, measured by `measure`). No items, no runs.
  */
-export function splitWithinBudget<T extends object>(items: readonly T[], max: number): T[][] {
+export function splitWithinBudget<T>(
+  items: readonly T[],
+  max: number,
+  measure: (item: T) => number = jsonChars as (item: T) => number,
+): T[][] {
   const runs: T[][] = []
   for (let start = 0; start < items.length; ) {
-    const count = countWithinBudget(items, start, max)
+    const count = countWithinBudget(items, start, max, measure)
     runs.push(items.slice(start, start + count))
     start += count
   }

@@ -6,9 +6,10 @@ import {
   jsonCharsBound,
   MAX_BATCH_CHARS,
   splitWithinBudget,
+  stringCharsBound,
 } from '../src/message-budget.js'
 import { asNodeId, type NodeId } from '../src/node-id.js'
-import { handleSync } from '../src/quorum/anti-entropy.js'
+import { handleDigests, handleSync } from '../src/quorum/anti-entropy.js'
 import { batchQuorumMessages } from '../src/quorum/batch.js'
 import { createQuorumConfig } from '../src/quorum/config.js'
 import type { QuorumMessage } from '../src/quorum/messages.js'
@@ -169,6 +170,31 @@ describe('message budget', () => {
       answered.push(...message.items.map(([key]) => key))
     }
     expect(answered).toEqual(keys)
+  })
+
+  it('quorum: asks for many differing keys in several ae-sync messages, each key once', () => {
+    const machine = quorumN1()
+    const state = machine.recover([], 0)
+    // Keys n1 does not hold: it wants every one back. Bounded at six characters a unit, 40,000
+    // keys of 40 characters need several messages.
+    const keys = Array.from({ length: 40_000 }, (_, i) => `key-${String(i).padStart(36, '0')}`)
+    const out: QuorumEffect[] = []
+    handleDigests(state, out, n2, {
+      type: 'ae-digests',
+      leaves: [{ index: 0, keys: keys.map((key) => [key, 1]) }],
+    })
+    const messages = sent(out)
+    expect(messages.length).toBeGreaterThan(1)
+    const wanted: string[] = []
+    for (const message of messages) {
+      if (message.type !== 'ae-sync') throw new Error('expected ae-sync only')
+      expect(message.items).toEqual([])
+      expect(message.want.reduce((sum, key) => sum + stringCharsBound(key), 0)).toBeLessThanOrEqual(
+        MAX_BATCH_CHARS,
+      )
+      wanted.push(...message.want)
+    }
+    expect(wanted).toEqual(keys)
   })
 
   it('quorum: a handoff carries no more hinted versions than fit the budget; the rest wait', () => {

@@ -1,4 +1,4 @@
-import { splitWithinBudget } from '../message-budget.js'
+import { splitWithinBudget, stringCharsBound } from '../message-budget.js'
 import type { NodeId } from '../node-id.js'
 import { buildMerkleTree, type MerkleTree, nodeHash } from './merkle.js'
 import type { QuorumMessage } from './messages.js'
@@ -79,7 +79,9 @@ export function handleTree(
     return state
   }
   const leaves = differing.map((index) => ({ index, keys: tree.leaves[index] ?? [] }))
-  out.push({ type: 'send', to: from, message: { type: 'ae-digests', leaves } })
+  // The receiver answers each message's leaves on their own: many keys go as several.
+  for (const run of splitWithinBudget(leaves, Number.POSITIVE_INFINITY))
+    out.push({ type: 'send', to: from, message: { type: 'ae-digests', leaves: run } })
   return state
 }
 
@@ -137,7 +139,8 @@ export function handleSync(
 
 /**
  * Sends `items` and `want` as `ae-sync` messages that each fit a peer frame (see
- * `MAX_BATCH_CHARS`): `want` with the first, the items spread over as many as they need.
+ * `MAX_BATCH_CHARS`): the items and the keys wanted each spread over as many as they need
+ * (the receiver handles every message on its own).
  */
 function sendSync(
   out: QuorumOut,
@@ -145,9 +148,14 @@ function sendSync(
   items: readonly (readonly [string, readonly Version[]])[],
   want: readonly string[],
 ): void {
-  const runs = splitWithinBudget(items, Number.POSITIVE_INFINITY)
-  if (runs.length === 0) runs.push([])
-  runs.forEach((run, i) => {
-    out.push({ type: 'send', to, message: { type: 'ae-sync', items: run, want: i === 0 ? want : [] } })
-  })
+  const itemRuns = splitWithinBudget(items, Number.POSITIVE_INFINITY)
+  const wantRuns = splitWithinBudget(want, Number.POSITIVE_INFINITY, stringCharsBound)
+  const count = Math.max(1, itemRuns.length, wantRuns.length)
+  for (let i = 0; i < count; i++) {
+    out.push({
+      type: 'send',
+      to,
+      message: { type: 'ae-sync', items: itemRuns[i] ?? [], want: wantRuns[i] ?? [] },
+    })
+  }
 }
