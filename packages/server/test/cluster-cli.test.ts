@@ -74,6 +74,12 @@ describe('chorus-cluster command line', () => {
       nodes: ['n1', 'n2', 'n3', 'n4', 'n5'],
       settings: { replicas: 3, writeQuorum: 1, readQuorum: 3, sloppy: true },
     })
+    const bare = parseClusterArgs(['--mode', 'single-leader', '--no-fencing', '--no-pre-vote'])
+    expect(bare.settings).toMatchObject({ fencing: false, preVote: false })
+    expect(bare.summary).toMatch(/fencing OFF .*, no pre-vote$/)
+    expect(() => parseClusterArgs(['--mode', 'quorum', '--no-pre-vote'])).toThrow(
+      /--no-pre-vote does not apply/,
+    )
   })
 
   it('prints its usage for --help and exits 0', async () => {

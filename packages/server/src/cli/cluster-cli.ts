@@ -21,7 +21,7 @@ import { ClusterControl, controlRoutes } from './cluster-control.js'
 
 const USAGE = `Usage:
   chorus-cluster --mode single-leader [--nodes 3] [--replication sync|semi-sync|async|chain]
-                 [--acks 1] [--ack-timeout-ms 200] [--no-fencing]
+                 [--acks 1] [--ack-timeout-ms 200] [--no-fencing] [--no-pre-vote]
   chorus-cluster --mode quorum [--nodes 5] [--n 3] [--w 2] [--r 2] [--sloppy]
                  [--read-repair off|async|blocking] [--conflicts siblings|lww] [--anti-entropy-ms 0]
 Common options:
@@ -67,6 +67,7 @@ export function parseClusterArgs(argv: readonly string[]): ClusterPlan {
       acks: { type: 'string' },
       'ack-timeout-ms': { type: 'string' },
       'no-fencing': { type: 'boolean' },
+      'no-pre-vote': { type: 'boolean' },
       n: { type: 'string' },
       w: { type: 'string' },
       r: { type: 'string' },
@@ -84,7 +85,7 @@ export function parseClusterArgs(argv: readonly string[]): ClusterPlan {
   if (design !== 'single-leader' && design !== 'quorum') {
     throw new UsageError(`--mode must be single-leader or quorum, got ${JSON.stringify(design ?? null)}`)
   }
-  const singleOnly = ['replication', 'acks', 'ack-timeout-ms', 'no-fencing'] as const
+  const singleOnly = ['replication', 'acks', 'ack-timeout-ms', 'no-fencing', 'no-pre-vote'] as const
   const quorumOnly = ['n', 'w', 'r', 'sloppy', 'read-repair', 'conflicts', 'anti-entropy-ms'] as const
   for (const flag of design === 'quorum' ? singleOnly : quorumOnly) {
     if (values[flag] !== undefined) throw new UsageError(`--${flag} does not apply to --mode ${design}`)
@@ -107,9 +108,13 @@ export function parseClusterArgs(argv: readonly string[]): ClusterPlan {
             }
           : { mode }
       ) as ReplicationMode
-      settings = { replication, ...(values['no-fencing'] === true ? { fencing: false } : {}) }
+      settings = {
+        replication,
+        ...(values['no-fencing'] === true ? { fencing: false } : {}),
+        ...(values['no-pre-vote'] === true ? { preVote: false } : {}),
+      }
       const checked = createSingleLeaderConfig({ nodes, ...settings })
-      summary = `single-leader, ${count} nodes, ${mode}${mode === 'semi-sync' ? ` (${(replication as { acks: number }).acks} acks)` : ''}, elections need ${electionQuorumOf(checked)} of ${count} votes${values['no-fencing'] === true ? ', fencing OFF (split brain possible)' : ''}`
+      summary = `single-leader, ${count} nodes, ${mode}${mode === 'semi-sync' ? ` (${(replication as { acks: number }).acks} acks)` : ''}, elections need ${electionQuorumOf(checked)} of ${count} votes${values['no-fencing'] === true ? ', fencing OFF (split brain possible)' : ''}${values['no-pre-vote'] === true ? ', no pre-vote' : ''}`
     } else {
       const input: Omit<QuorumConfigInput, 'nodes'> = {
         ...(values.n === undefined ? {} : { replicas: intFlag('n', values.n, 3, 1, 32) }),
