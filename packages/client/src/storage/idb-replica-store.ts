@@ -17,11 +17,10 @@ import { errorName, fencedFailure, idbFailure, TabFencedError } from './idb-erro
 import {
   collectionEnd,
   collectionStart,
-  createLocalWriteEncoder,
-  createOutboxChunker,
   decodeListed,
   decodeOutboxChunk,
   decodeRecord,
+  encodeOutbox,
   encodeOutboxItem,
   encodeRecord,
   encodeRecordText,
@@ -306,9 +305,9 @@ export class IdbReplicaStore implements ReplicaStore {
 
   /**
    * Stores local writes in one transaction: each record, the changes as outbox chunks, and
-   * counter and clock as after the last. Each write is encoded just before its `put`, so
-   * the browser stores the first while the rest are encoded, and each encoded text can be
-   * collected as soon as IndexedDB has copied it.
+   * counter and clock as after the last. Each record is encoded just before its `put`, so
+   * the browser stores the first while the rest are encoded; the outbox chunks, made after
+   * them, while it stores the records.
    */
   async #commitLocal(
     what: string,
@@ -329,14 +328,12 @@ export class IdbReplicaStore implements ReplicaStore {
       const records = tx.objectStore('records')
       const outbox = tx.objectStore('outbox')
       // A failed put aborts the transaction, which `#write` reports: no promise per request.
-      const chunker = createOutboxChunker((key, chunk) => outbox.put(chunk, key))
-      const encode = createLocalWriteEncoder()
+      const changes: Change[] = []
       for (const { record, change } of writes) {
-        const text = encode(record, change)
-        records.put(text.record, recordKey(record.collection, record.id))
-        chunker.add(change.dot[1], text.outbox)
+        records.put(encodeRecord(record.id, record.state.versions), recordKey(record.collection, record.id))
+        changes.push(change)
       }
-      chunker.close()
+      encodeOutbox(changes, (key, chunk) => outbox.put(chunk, key))
       tx.objectStore('meta').put(
         { ...meta, counter: last.change.dot[1], clock: laterHlcState(meta.clock, clock) },
         META_KEY,
