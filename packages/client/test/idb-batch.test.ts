@@ -26,12 +26,13 @@ async function freshStore() {
 describe('IdbReplicaStore batches', () => {
   it('commitLocalBatch stores every record and outbox entry and the last counter, in one transaction', async () => {
     const store = await freshStore()
-    const writes = [put(1, 'a'), put(2, 'b')].map((change) => ({
-      record: { collection: 'notes', id: change.id, state: { versions: [change] } },
-      change,
-    }))
+    const changes = [put(1, 'a'), put(2, 'b')]
     const clock = { wall: 1_700_000_000_000, counter: 2 }
-    await store.commitLocalBatch({ writes, clock })
+    await store.commitLocalBatch({
+      changes,
+      states: [undefined, { versions: [changes[1] as Change] }],
+      clock,
+    })
     expect((await store.readOutbox(0, 10)).map((change) => change.dot[1])).toEqual([1, 2])
     expect(await store.loadMeta()).toMatchObject({ counter: 2, clock })
     const records = await store.getRecords([
@@ -47,10 +48,7 @@ describe('IdbReplicaStore batches', () => {
     const store = await freshStore()
     const change = put(2, 'a')
     const failure = await store
-      .commitLocalBatch({
-        writes: [{ record: { collection: 'notes', id: change.id, state: { versions: [change] } }, change }],
-        clock: HLC_ZERO,
-      })
+      .commitLocalBatch({ changes: [change], states: [undefined], clock: HLC_ZERO })
       .catch((error: unknown) => error)
     expect(isChorusError(failure, 'storage-failed')).toBe(true)
     expect(await store.outboxSize()).toBe(0)
@@ -62,7 +60,7 @@ describe('IdbReplicaStore batches', () => {
     const batches: number[] = []
     const commit = store.commitLocalBatch.bind(store)
     store.commitLocalBatch = (batch) => {
-      batches.push(batch.writes.length)
+      batches.push(batch.changes.length)
       return commit(batch)
     }
     const replica = await createReplica({ space: 'team', storage: store })

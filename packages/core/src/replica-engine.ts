@@ -479,12 +479,12 @@ class Engine implements ReplicaEngine {
       for (const write of batch) {
         try {
           const made = await this.#make([write])
-          const entry = made[0]
-          if (entry === undefined) continue
-          await this.#guard(() =>
-            this.#store.commitLocal({ record: entry.record, change: entry.change, clock: this.#hlc.state() }),
-          )
-          this.#meta = { ...this.#meta, counter: entry.change.dot[1], clock: this.#hlc.state() }
+          const change = made.changes[0]
+          if (change === undefined) continue
+          const state = made.states[0] ?? { versions: [change] }
+          const record = { collection: change.collection, id: change.id, state }
+          await this.#guard(() => this.#store.commitLocal({ record, change, clock: this.#hlc.state() }))
+          this.#meta = { ...this.#meta, counter: change.dot[1], clock: this.#hlc.state() }
           await this.#committed(made)
         } catch (error) {
           write.reject(error)
@@ -493,16 +493,17 @@ class Engine implements ReplicaEngine {
       return
     }
     const made = await this.#make(batch)
-    const last = made[made.length - 1]
+    const { changes, states } = made
+    const last = changes[changes.length - 1]
     if (last === undefined) return
     const clock = this.#hlc.state()
     try {
-      await this.#guard(() => commitBatch({ writes: made, clock }))
+      await this.#guard(() => commitBatch({ changes, states, clock }))
     } catch (error) {
-      for (const { write } of made) write.reject(error)
+      for (const write of made.writes) write.reject(error)
       return
     }
-    this.#meta = { ...this.#meta, counter: last.change.dot[1], clock }
+    this.#meta = { ...this.#meta, counter: last.dot[1], clock }
     await this.#committed(made)
   }
 
@@ -510,14 +511,13 @@ class Engine implements ReplicaEngine {
    * Makes the changes of `batch` on top of the stored records (and of each other), with
    * consecutive counters; a write whose change cannot be made is rejected and left out.
    */
-  async #make(
-    batch: readonly PendingWrite[],
-  ): Promise<{ write: PendingWrite; record: StoredRecord; change: Change }[]> {
-    const made: { write: PendingWrite; record: StoredRecord; change: Change }[] = []
+  async #make(batch: readonly PendingWrite[]): Promise<MadeWrites> {
+    const made: MadeWrites = { writes: [], changes: [], states: [] }
     if (batch.length === 0) return made
     const { keys, slots } = distinctRecords(batch)
-    // Each distinct record's state as the batch goes: read, then as its last write left it.
-    let states: (RecordState | undefined | typeof UNREAD)[]
+    // Each distinct record's state as the batch goes: read, then as its last write left it
+    // (a change alone: the record holds just that one, its state not made unless needed).
+    let states: (RecordState | Change | undefined | typeof UNREAD)[]
     try {
       states = (await this.#readRecords(keys)) ?? new Array(keys.length).fill(UNREAD)
     } catch (error) {
@@ -531,7 +531,12 @@ class Engine implements ReplicaEngine {
       try {
         const { collection, id } = write
         const known = states[slot]
-        const record = known === UNREAD ? await this.#store.getRecord(collection, id) : known
+        const record =
+          known === UNREAD
+            ? await this.#store.getRecord(collection, id)
+            : known === undefined || isRecordState(known)
+              ? known
+              : { versions: [known] }
         const change = makeCheckedChange({
           collection,
           id,
@@ -541,18 +546,20 @@ class Engine implements ReplicaEngine {
           dot: [this.replicaId, counter + 1],
           hlc: this.#hlc.tick(),
         })
-        const state = record === undefined ? { versions: [change] } : applyChange(record, change).state
-        states[slot] = state
+        const state = record === undefined ? undefined : applyChange(record, change).state
+        const only = state === undefined || (state.versions.length === 1 && state.versions[0] === change)
+        states[slot] = only ? change : state
         counter += 1
-        made.push({ write, record: { collection, id, state }, change })
+        made.writes.push(write)
+        made.changes.push(change)
+        made.states.push(only ? undefined : state)
       } catch (error) {
         write.reject(error)
         if (write.shared) {
           // A write sharing the batch's promise failed, so they all do: make the others
           // again without them (the changes made so far may build on theirs), and without
           // those that failed already.
-          const kept = new Set<PendingWrite>()
-          for (const entry of made) kept.add(entry.write)
+          const kept = new Set(made.writes)
           return this.#make(batch.filter((other, j) => !other.shared && (j > i || kept.has(other))))
         }
       }
@@ -560,22 +567,31 @@ class Engine implements ReplicaEngine {
     return made
   }
 
-  /** Announces committed writes, lets the session send them, and settles their promises. */
-  async #committed(made: readonly { write: PendingWrite; change: Change }[]): Promise<void> {
+  /**
+   * Announces committed writes, lets the session send them, and settles their promises (a
+   * shared one once: its writes all committed).
+   */
+  async #committed({ writes, changes }: MadeWrites): Promise<void> {
     const byCollection = new Map<string, RecordId[]>()
-    for (const { change } of made) {
+    for (const change of changes) {
       const ids = byCollection.get(change.collection) ?? []
       ids.push(change.id)
       byCollection.set(change.collection, ids)
     }
     for (const [collection, ids] of byCollection)
       this.#options.onChange?.({ collection, ids, origin: 'local' })
-    const last = made[made.length - 1]
+    const last = changes[changes.length - 1]
     try {
       if (last !== undefined)
-        await this.#handle({ type: 'local-write', now: this.#options.now(), counter: last.change.dot[1] })
+        await this.#handle({ type: 'local-write', now: this.#options.now(), counter: last.dot[1] })
     } finally {
-      for (const { write, change } of made) write.resolve(change)
+      let shared: PendingWrite | null = null
+      for (let i = 0; i < writes.length; i++) {
+        const write = writes[i] as PendingWrite
+        if (!write.shared) write.resolve(changes[i] as Change)
+        else shared ??= write
+      }
+      shared?.resolve(changes[0] as Change)
     }
   }
 
@@ -796,6 +812,21 @@ class WriteBatch {
 
   readonly resolveShared = (): void => this.#resolve()
   readonly rejectShared = (error: unknown): void => this.#reject(error)
+}
+
+/**
+ * The writes of a batch whose changes were made, each change, and its record's state after
+ * it (`undefined` where the record holds that change alone), by index.
+ */
+interface MadeWrites {
+  readonly writes: PendingWrite[]
+  readonly changes: Change[]
+  readonly states: (RecordState | undefined)[]
+}
+
+/** Whether a batch's entry for a record is a state rather than the change it holds alone. */
+function isRecordState(known: RecordState | Change): known is RecordState {
+  return (known as Partial<Change>).dot === undefined
 }
 
 /** A write waiting for its batch to be made and committed. */

@@ -22,7 +22,7 @@ class CountingStore extends MemoryReplicaStore {
   override async commitLocalBatch(
     batch: Parameters<MemoryReplicaStore['commitLocalBatch']>[0],
   ): Promise<void> {
-    this.batches.push(batch.writes.length)
+    this.batches.push(batch.changes.length)
     await super.commitLocalBatch(batch)
   }
 }

@@ -155,10 +155,16 @@ export function encodeRecordText(id: string, versions: readonly Change[]): strin
 export function encodeRecord(id: RecordId, versions: readonly Change[]): RecordEntry {
   const only = versions.length === 1 ? versions[0] : undefined
   if (only === undefined || only.op.type !== 'put') return encodeRecordText(id, versions)
-  const stamp = storedStamp(only)
-  const [replica, counter] = only.dot
-  for (const _ in only.context) return [id, replica, counter, stamp, only.op.value, only.context]
-  return [id, replica, counter, stamp, only.op.value]
+  return encodeSoleVersion(only)
+}
+
+/** The record of `change`'s id whose only version is `change`, as stored (see {@link encodeRecord}). */
+export function encodeSoleVersion(change: Change): RecordEntry {
+  const { id, dot, op, context } = change
+  if (op.type !== 'put') return encodeRecordText(id, [change])
+  const stamp = storedStamp(change)
+  for (const _ in context) return [id, dot[0], dot[1], stamp, op.value, context]
+  return [id, dot[0], dot[1], stamp, op.value]
 }
 
 /** The outbox triple of a change whose version text is `version`. */
