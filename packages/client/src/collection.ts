@@ -32,6 +32,10 @@ export interface Row<TValue extends object = JsonObject> {
  * instances, cycles, non-finite numbers or `__proto__` keys) and an id a non-empty string of
  * at most 256 characters, or the call rejects with `invalid-argument`. A write copies its
  * value when called, so changing the object afterwards does not change what was written.
+ *
+ * Writes issued together (not awaited one by one) commit together, in one transaction where
+ * the storage offers one: if it fails, none of them is stored and all of them reject. Puts
+ * and deletes issued together may return one and the same promise.
  */
 export interface Collection<TValue extends object = JsonObject> {
   readonly name: string
@@ -87,16 +91,15 @@ export class EngineCollection<TValue extends object> implements Collection<TValu
   }
 
   // Writes are not async functions: an app may issue thousands together, and each would
-  // keep a suspended frame until its batch commits. One derived promise per write instead.
+  // keep a suspended frame until its batch commits. A put or a delete returns the promise
+  // its batch shares (`ReplicaEngine.write`); a patch, one derived promise.
 
   put(id: string, value: TValue): Promise<void> {
-    let written: Promise<unknown>
     try {
-      written = this.#host.engine().put(this.name, id, value as unknown as JsonObject)
+      return this.#host.engine().write(this.name, id, 'put', value as unknown as JsonObject)
     } catch (error) {
       return Promise.reject(error)
     }
-    return written.then(toVoid)
   }
 
   patch(id: string, fields: Partial<TValue>): Promise<void> {
@@ -110,13 +113,11 @@ export class EngineCollection<TValue extends object> implements Collection<TValu
   }
 
   delete(id: string): Promise<void> {
-    let written: Promise<unknown>
     try {
-      written = this.#host.engine().delete(this.name, id)
+      return this.#host.engine().write(this.name, id, 'delete')
     } catch (error) {
       return Promise.reject(error)
     }
-    return written.then(toVoid)
   }
 
   async get(id: string): Promise<Frozen<TValue> | undefined> {

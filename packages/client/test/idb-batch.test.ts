@@ -1,4 +1,14 @@
-import { asRecordId, asReplicaId, asSpaceId, type Change, HLC_ZERO, isChorusError } from '@chorus/core'
+import {
+  asRecordId,
+  asReplicaId,
+  asSpaceId,
+  type Change,
+  HLC_ZERO,
+  isChorusError,
+  MemoryReplicaStore,
+  openReplicaEngine,
+  type ReplicaStore,
+} from '@chorus/core'
 import { IDBFactory, IDBKeyRange, IDBObjectStore } from 'fake-indexeddb'
 import { describe, expect, it } from 'vitest'
 import { createReplica } from '../src/replica.js'
@@ -26,12 +36,13 @@ async function freshStore() {
 describe('IdbReplicaStore batches', () => {
   it('commitLocalBatch stores every record and outbox entry and the last counter, in one transaction', async () => {
     const store = await freshStore()
-    const writes = [put(1, 'a'), put(2, 'b')].map((change) => ({
-      record: { collection: 'notes', id: change.id, state: { versions: [change] } },
-      change,
-    }))
+    const changes = [put(1, 'a'), put(2, 'b')]
     const clock = { wall: 1_700_000_000_000, counter: 2 }
-    await store.commitLocalBatch({ writes, clock })
+    await store.commitLocalBatch({
+      changes,
+      states: [undefined, { versions: [changes[1] as Change] }],
+      clock,
+    })
     expect((await store.readOutbox(0, 10)).map((change) => change.dot[1])).toEqual([1, 2])
     expect(await store.loadMeta()).toMatchObject({ counter: 2, clock })
     const records = await store.getRecords([
@@ -47,10 +58,7 @@ describe('IdbReplicaStore batches', () => {
     const store = await freshStore()
     const change = put(2, 'a')
     const failure = await store
-      .commitLocalBatch({
-        writes: [{ record: { collection: 'notes', id: change.id, state: { versions: [change] } }, change }],
-        clock: HLC_ZERO,
-      })
+      .commitLocalBatch({ changes: [change], states: [undefined], clock: HLC_ZERO })
       .catch((error: unknown) => error)
     expect(isChorusError(failure, 'storage-failed')).toBe(true)
     expect(await store.outboxSize()).toBe(0)
@@ -62,7 +70,7 @@ describe('IdbReplicaStore batches', () => {
     const batches: number[] = []
     const commit = store.commitLocalBatch.bind(store)
     store.commitLocalBatch = (batch) => {
-      batches.push(batch.writes.length)
+      batches.push(batch.changes.length)
       return commit(batch)
     }
     const replica = await createReplica({ space: 'team', storage: store })
@@ -94,5 +102,46 @@ describe('IdbReplicaStore batches', () => {
     expect(gets).toEqual([])
     expect((await notes.list()).map((row) => row.id)).toHaveLength(40)
     await replica.close()
+  })
+
+  it('a batch of puts, patches and deletes over new and stored records reads back as the same writes in memory', async () => {
+    const factory = new IDBFactory()
+    const open = (store: ReplicaStore) =>
+      openReplicaEngine({ store, space: 'team', now: () => 1_700_000_000_000, createReplicaId: () => alice })
+    const idb = await open(await openIdbReplicaStore({ name: 'mixed', indexedDB: factory, IDBKeyRange }))
+    const memory = await open(new MemoryReplicaStore())
+    for (const engine of [idb, memory]) {
+      await engine.put('notes', 'stored', { n: 0 })
+      await engine.put('notes', 'gone', { n: 0 })
+    }
+    const writes = (engine: typeof idb) => [
+      engine.write('notes', 'new', 'put', { n: 1 }),
+      engine.patch('notes', 'stored', { done: true }),
+      engine.write('notes', 'gone', 'delete'),
+      engine.patch('notes', 'patched', { n: 2 }),
+      engine.write('notes', 'removed', 'delete'),
+      engine.write('notes', 'twice', 'put', { n: 3 }),
+      engine.patch('notes', 'twice', { n: 4 }),
+      engine.write('tags', 'stored', 'put', { tag: 'x' }),
+    ]
+    await Promise.all(writes(idb))
+    await Promise.all(writes(memory))
+    await idb.close()
+    const reopened = await open(await openIdbReplicaStore({ name: 'mixed', indexedDB: factory, IDBKeyRange }))
+    for (const [collection, id] of [
+      ['notes', 'new'],
+      ['notes', 'stored'],
+      ['notes', 'gone'],
+      ['notes', 'patched'],
+      ['notes', 'removed'],
+      ['notes', 'twice'],
+      ['tags', 'stored'],
+    ] as const) {
+      expect(await reopened.record(collection, id)).toEqual(await memory.record(collection, id))
+      expect(await reopened.get(collection, id)).toEqual(await memory.get(collection, id))
+    }
+    expect(await reopened.get('notes', 'twice')).toEqual({ n: 4 })
+    expect(reopened.pending()).toBe(10)
+    await reopened.close()
   })
 })

@@ -160,17 +160,40 @@ export function createHlc(options: HlcOptions): Hlc {
   const { replicaId, now } = options
   const maxDriftMs = options.maxDriftMs ?? DEFAULT_MAX_DRIFT_MS
   let state = options.state ?? HLC_ZERO
+  // Between ticks the state is its two numbers; the object is made when asked for.
+  let wall = state.wall
+  let counter = state.counter
+  let stale = false
   // A burst of local events shares one wall time: its digits are formatted once, and each
   // stamp only adds its counter (the check `formatHlc` makes runs once per wall time too;
-  // `tickHlc` keeps the counter in range).
+  // the counter is kept in range as `tickHlc` keeps it).
   let prefixWall = -1
   let prefix = ''
   const suffix = `@${replicaId}`
+  const set = (next: HlcState) => {
+    state = next
+    wall = next.wall
+    counter = next.counter
+    stale = false
+  }
+  const current = (): HlcState => {
+    if (stale) set({ wall, counter })
+    return state
+  }
   return {
     replicaId,
     tick() {
-      state = tickHlc(state, now())
-      const { wall, counter } = state
+      // `tickHlc`, without an object per tick.
+      const nowMs = Math.floor(now())
+      if (nowMs > wall) {
+        wall = nowMs
+        counter = 0
+      } else if (counter < MAX_COUNTER) counter += 1
+      else {
+        wall += 1
+        counter = 0
+      }
+      stale = true
       if (wall !== prefixWall) {
         const stamp = formatHlc({ wall, counter, replica: replicaId })
         prefix = stamp.slice(0, WALL_DIGITS + 1)
@@ -181,14 +204,14 @@ export function createHlc(options: HlcOptions): Hlc {
     },
     receive(stamp) {
       const remote = parseHlc(stamp)
-      const receipt = receiveHlc(state, remote, now(), maxDriftMs)
-      state = receipt.state
+      const receipt = receiveHlc(current(), remote, now(), maxDriftMs)
+      set(receipt.state)
       if (receipt.clamped) options.onSkew?.(receipt.skewMs, remote.replica)
       return receipt
     },
     observe(stored) {
-      state = laterHlcState(state, stored)
+      set(laterHlcState(current(), stored))
     },
-    state: () => state,
+    state: current,
   }
 }

@@ -4,6 +4,8 @@ import type { HlcState } from './hlc.js'
 import type { RecordId } from './ids.js'
 import type { RecordState } from './record.js'
 import {
+  type LocalBatch,
+  localBatchRecord,
   type RecordPage,
   type ReplicaMeta,
   type ReplicaStore,
@@ -95,13 +97,11 @@ export class MemoryReplicaStore implements ReplicaStore {
     this.#meta = { ...meta, counter: change.dot[1], clock }
   }
 
-  async commitLocalBatch(batch: {
-    writes: readonly { record: StoredRecord; change: Change }[]
-    clock: HlcState
-  }): Promise<void> {
+  async commitLocalBatch(batch: LocalBatch): Promise<void> {
     this.#check(true)
     const meta = this.#requireMeta()
-    batch.writes.forEach(({ change }, i) => {
+    const { changes } = batch
+    changes.forEach((change, i) => {
       if (change.dot[1] !== meta.counter + 1 + i) {
         throw new ChorusError(
           ErrorCode.Internal,
@@ -109,13 +109,14 @@ export class MemoryReplicaStore implements ReplicaStore {
         )
       }
     })
-    const last = batch.writes[batch.writes.length - 1]
+    const last = changes[changes.length - 1]
     if (last === undefined) return
-    for (const { record, change } of batch.writes) {
+    for (let i = 0; i < changes.length; i++) {
+      const record = localBatchRecord(batch, i)
       this.#records.set(recordKey(record.collection, record.id), record)
-      this.#outbox.push(change)
+      this.#outbox.push(changes[i] as Change)
     }
-    this.#meta = { ...meta, counter: last.change.dot[1], clock: batch.clock }
+    this.#meta = { ...meta, counter: last.dot[1], clock: batch.clock }
   }
 
   async applyRemote(batch: {

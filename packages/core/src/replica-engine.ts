@@ -105,6 +105,13 @@ export interface ReplicaEngine {
   put(collection: string, id: string, value: JsonObject): Promise<Change>
   patch(collection: string, id: string, fields: JsonObject): Promise<Change>
   delete(collection: string, id: string): Promise<Change>
+  /**
+   * A put (of `value`) or a delete for a caller that needs no change back, as a collection's
+   * writes: those issued together into a store that commits batches share one promise, so
+   * thousands cost one. It resolves once they committed, or rejects when any of them failed
+   * — none of them is stored then (they commit in one transaction).
+   */
+  write(collection: string, id: string, type: 'put' | 'delete', value?: JsonObject): Promise<void>
   /** Settles a conflict: a put whose context covers every version. */
   resolve(collection: string, id: string, value: JsonObject): Promise<Change>
   get(collection: string, id: string): Promise<JsonObject | undefined>
@@ -164,7 +171,7 @@ class Engine implements ReplicaEngine {
   #meta: ReplicaMeta
   #session: ReplicaSessionState
   /** Writes waiting for their batch's turn in the queue; null once another task was queued after it. */
-  #openBatch: PendingWrite[] | null = null
+  #openBatch: WriteBatch | null = null
   #send: ((frame: string) => void) | null = null
   #closed = false
 
@@ -205,6 +212,13 @@ class Engine implements ReplicaEngine {
 
   delete(collection: string, id: string): Promise<Change> {
     return this.#write(collection, id, 'delete', undefined)
+  }
+
+  write(collection: string, id: string, type: 'put' | 'delete', value?: JsonObject): Promise<void> {
+    // A store without batches commits each write alone: each then gets its own promise.
+    if (this.#store.commitLocalBatch === undefined)
+      return this.#write(collection, id, type, value).then(toVoid)
+    return this.#writeShared(collection, id, type, value)
   }
 
   resolve(collection: string, id: string, value: JsonObject): Promise<Change> {
@@ -377,47 +391,69 @@ class Engine implements ReplicaEngine {
    */
   #write(collection: string, id: string, type: WriteIntent['type'], payload: unknown): Promise<Change> {
     let intent: WriteIntent
-    let recordId: RecordId
     try {
-      this.#assertOpen()
-      if (collection !== this.#checkedCollection) {
-        assertCollectionName(collection)
-        this.#checkedCollection = collection
-      }
-      recordId = asRecordId(id)
-      intent =
-        type === 'put'
-          ? { type, value: copyJsonObject(payload, 'a put value') }
-          : type === 'patch'
-            ? { type, fields: copyJsonObject(payload, 'patch fields') }
-            : DELETE_INTENT
+      intent = this.#intent(collection, id, type, payload)
     } catch (error) {
       return Promise.reject(error)
     }
+    const recordId = id as RecordId
     return new Promise<Change>((resolve, reject) => {
-      this.#enqueue({ collection, id: recordId, intent, resolve, reject })
+      this.#batchFor().writes.push({ collection, id: recordId, intent, shared: false, resolve, reject })
     })
   }
 
-  /**
-   * Writes issued while their batch still waits at the end of the queue join it: they
-   * commit together, in one store transaction where the store offers one. A write never
-   * overtakes a task queued before it.
-   */
-  #enqueue(write: PendingWrite): void {
-    const open = this.#openBatch
-    if (open !== null && open.length < (this.#store.maxLocalBatch ?? MAX_WRITE_BATCH)) {
-      open.push(write)
-      return
+  /** `#write` for writes that share their batch's promise (see {@link ReplicaEngine.write}). */
+  #writeShared(collection: string, id: string, type: WriteIntent['type'], payload: unknown): Promise<void> {
+    let intent: WriteIntent
+    try {
+      intent = this.#intent(collection, id, type, payload)
+    } catch (error) {
+      return Promise.reject(error)
     }
-    const batch = [write]
-    this.#openBatch = batch
-    void this.#queue.run(() => this.#commitWrites(batch))
+    const recordId = id as RecordId
+    const batch = this.#batchFor()
+    const { resolveShared: resolve, rejectShared: reject } = batch
+    batch.writes.push({ collection, id: recordId, intent, shared: true, resolve, reject })
+    return batch.shared()
   }
 
-  /** Makes and commits a batch of writes; each write's promise settles with its own outcome. */
-  async #commitWrites(batch: PendingWrite[]): Promise<void> {
-    if (this.#openBatch === batch) this.#openBatch = null
+  /**
+   * A write's intent, its value checked and copied, once its collection and id are checked
+   * (the id may then be used as a `RecordId`); throws when the replica is closed or the
+   * write is bad.
+   */
+  #intent(collection: string, id: string, type: WriteIntent['type'], payload: unknown): WriteIntent {
+    this.#assertOpen()
+    if (collection !== this.#checkedCollection) {
+      assertCollectionName(collection)
+      this.#checkedCollection = collection
+    }
+    asRecordId(id)
+    if (type === 'put') return { type, value: copyJsonObject(payload, 'a put value') }
+    if (type === 'patch') return { type, fields: copyJsonObject(payload, 'patch fields') }
+    return DELETE_INTENT
+  }
+
+  /**
+   * The batch the next write joins: writes issued while their batch still waits at the end
+   * of the queue join it, and commit together, in one store transaction where the store
+   * offers one. A write never overtakes a task queued before it.
+   */
+  #batchFor(): WriteBatch {
+    const open = this.#openBatch
+    if (open !== null && open.writes.length < (this.#store.maxLocalBatch ?? MAX_WRITE_BATCH)) return open
+    const batch = new WriteBatch()
+    this.#openBatch = batch
+    void this.#queue.run(() => this.#commitWrites(batch))
+    return batch
+  }
+
+  /**
+   * Makes and commits a batch of writes; each write's promise settles with its own outcome
+   * (a shared one, with the first of its writes to settle: they commit together).
+   */
+  async #commitWrites({ writes: batch }: WriteBatch): Promise<void> {
+    if (this.#openBatch?.writes === batch) this.#openBatch = null
     const { exclusive } = this.#options
     if (exclusive === undefined) return this.#commitOwnWrites(batch)
     try {
@@ -443,12 +479,12 @@ class Engine implements ReplicaEngine {
       for (const write of batch) {
         try {
           const made = await this.#make([write])
-          const entry = made[0]
-          if (entry === undefined) continue
-          await this.#guard(() =>
-            this.#store.commitLocal({ record: entry.record, change: entry.change, clock: this.#hlc.state() }),
-          )
-          this.#meta = { ...this.#meta, counter: entry.change.dot[1], clock: this.#hlc.state() }
+          const change = made.changes[0]
+          if (change === undefined) continue
+          const state = made.states[0] ?? { versions: [change] }
+          const record = { collection: change.collection, id: change.id, state }
+          await this.#guard(() => this.#store.commitLocal({ record, change, clock: this.#hlc.state() }))
+          this.#meta = { ...this.#meta, counter: change.dot[1], clock: this.#hlc.state() }
           await this.#committed(made)
         } catch (error) {
           write.reject(error)
@@ -457,16 +493,17 @@ class Engine implements ReplicaEngine {
       return
     }
     const made = await this.#make(batch)
-    const last = made[made.length - 1]
+    const { changes, states } = made
+    const last = changes[changes.length - 1]
     if (last === undefined) return
     const clock = this.#hlc.state()
     try {
-      await this.#guard(() => commitBatch({ writes: made, clock }))
+      await this.#guard(() => commitBatch({ changes, states, clock }))
     } catch (error) {
-      for (const { write } of made) write.reject(error)
+      for (const write of made.writes) write.reject(error)
       return
     }
-    this.#meta = { ...this.#meta, counter: last.change.dot[1], clock }
+    this.#meta = { ...this.#meta, counter: last.dot[1], clock }
     await this.#committed(made)
   }
 
@@ -474,13 +511,13 @@ class Engine implements ReplicaEngine {
    * Makes the changes of `batch` on top of the stored records (and of each other), with
    * consecutive counters; a write whose change cannot be made is rejected and left out.
    */
-  async #make(
-    batch: readonly PendingWrite[],
-  ): Promise<{ write: PendingWrite; record: StoredRecord; change: Change }[]> {
-    const made: { write: PendingWrite; record: StoredRecord; change: Change }[] = []
+  async #make(batch: readonly PendingWrite[]): Promise<MadeWrites> {
+    const made: MadeWrites = { writes: [], changes: [], states: [] }
+    if (batch.length === 0) return made
     const { keys, slots } = distinctRecords(batch)
-    // Each distinct record's state as the batch goes: read, then as its last write left it.
-    let states: (RecordState | undefined | typeof UNREAD)[]
+    // Each distinct record's state as the batch goes: read, then as its last write left it
+    // (a change alone: the record holds just that one, its state not made unless needed).
+    let states: (RecordState | Change | undefined | typeof UNREAD)[]
     try {
       states = (await this.#readRecords(keys)) ?? new Array(keys.length).fill(UNREAD)
     } catch (error) {
@@ -494,7 +531,12 @@ class Engine implements ReplicaEngine {
       try {
         const { collection, id } = write
         const known = states[slot]
-        const record = known === UNREAD ? await this.#store.getRecord(collection, id) : known
+        const record =
+          known === UNREAD
+            ? await this.#store.getRecord(collection, id)
+            : known === undefined || isRecordState(known)
+              ? known
+              : { versions: [known] }
         const change = makeCheckedChange({
           collection,
           id,
@@ -504,33 +546,52 @@ class Engine implements ReplicaEngine {
           dot: [this.replicaId, counter + 1],
           hlc: this.#hlc.tick(),
         })
-        const state = record === undefined ? { versions: [change] } : applyChange(record, change).state
-        states[slot] = state
+        const state = record === undefined ? undefined : applyChange(record, change).state
+        const only = state === undefined || (state.versions.length === 1 && state.versions[0] === change)
+        states[slot] = only ? change : state
         counter += 1
-        made.push({ write, record: { collection, id, state }, change })
+        made.writes.push(write)
+        made.changes.push(change)
+        made.states.push(only ? undefined : state)
       } catch (error) {
         write.reject(error)
+        if (write.shared) {
+          // A write sharing the batch's promise failed, so they all do: make the others
+          // again without them (the changes made so far may build on theirs), and without
+          // those that failed already.
+          const kept = new Set(made.writes)
+          return this.#make(batch.filter((other, j) => !other.shared && (j > i || kept.has(other))))
+        }
       }
     }
     return made
   }
 
-  /** Announces committed writes, lets the session send them, and settles their promises. */
-  async #committed(made: readonly { write: PendingWrite; change: Change }[]): Promise<void> {
+  /**
+   * Announces committed writes, lets the session send them, and settles their promises (a
+   * shared one once: its writes all committed).
+   */
+  async #committed({ writes, changes }: MadeWrites): Promise<void> {
     const byCollection = new Map<string, RecordId[]>()
-    for (const { change } of made) {
+    for (const change of changes) {
       const ids = byCollection.get(change.collection) ?? []
       ids.push(change.id)
       byCollection.set(change.collection, ids)
     }
     for (const [collection, ids] of byCollection)
       this.#options.onChange?.({ collection, ids, origin: 'local' })
-    const last = made[made.length - 1]
+    const last = changes[changes.length - 1]
     try {
       if (last !== undefined)
-        await this.#handle({ type: 'local-write', now: this.#options.now(), counter: last.change.dot[1] })
+        await this.#handle({ type: 'local-write', now: this.#options.now(), counter: last.dot[1] })
     } finally {
-      for (const { write, change } of made) write.resolve(change)
+      let shared: PendingWrite | null = null
+      for (let i = 0; i < writes.length; i++) {
+        const write = writes[i] as PendingWrite
+        if (!write.shared) write.resolve(changes[i] as Change)
+        else shared ??= write
+      }
+      shared?.resolve(changes[0] as Change)
     }
   }
 
@@ -728,11 +789,53 @@ function distinctRecords<TItem extends { readonly collection: string; readonly i
 /** Every delete's intent: it holds nothing. */
 const DELETE_INTENT: WriteIntent = Object.freeze({ type: 'delete' })
 
+function toVoid(): void {}
+
+/**
+ * Writes committed together, and the one promise its shared writes return (made with the
+ * first of them). Each shared write settles it: they commit together, so the first to
+ * commit says so for all; a failure rejects it (see `#make`).
+ */
+class WriteBatch {
+  readonly writes: PendingWrite[] = []
+  #shared: Promise<void> | null = null
+  #resolve: () => void = toVoid
+  #reject: (error: unknown) => void = toVoid
+
+  shared(): Promise<void> {
+    this.#shared ??= new Promise<void>((resolve, reject) => {
+      this.#resolve = resolve
+      this.#reject = reject
+    })
+    return this.#shared
+  }
+
+  readonly resolveShared = (): void => this.#resolve()
+  readonly rejectShared = (error: unknown): void => this.#reject(error)
+}
+
+/**
+ * The writes of a batch whose changes were made, each change, and its record's state after
+ * it (`undefined` where the record holds that change alone), by index.
+ */
+interface MadeWrites {
+  readonly writes: PendingWrite[]
+  readonly changes: Change[]
+  readonly states: (RecordState | undefined)[]
+}
+
+/** Whether a batch's entry for a record is a state rather than the change it holds alone. */
+function isRecordState(known: RecordState | Change): known is RecordState {
+  return (known as Partial<Change>).dot === undefined
+}
+
 /** A write waiting for its batch to be made and committed. */
 interface PendingWrite {
   readonly collection: string
   readonly id: RecordId
   readonly intent: WriteIntent
+  /** Whether it shares its batch's promise (`resolve` and `reject` settle that). */
+  readonly shared: boolean
   readonly resolve: (change: Change) => void
   readonly reject: (error: unknown) => void
 }

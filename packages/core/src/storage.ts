@@ -95,16 +95,13 @@ export interface ReplicaStore {
     readonly clock: HlcState
   }): Promise<void>
   /**
-   * Several local writes in one atomic commit: for each, in order, the record and the change
-   * into the outbox; then counter and clock as after the last. Counters are consecutive from
-   * the stored counter + 1. Optional: without it the engine calls `commitLocal` per write.
-   * The engine uses it for writes an app issues together (a loop of `put`s not awaited one
-   * by one), so they cost one transaction instead of one each.
+   * Several local writes in one atomic commit: for each change, in order, its record and the
+   * change into the outbox; then counter and clock as after the last. Counters are
+   * consecutive from the stored counter + 1. Optional: without it the engine calls
+   * `commitLocal` per write. The engine uses it for writes an app issues together (a loop of
+   * `put`s not awaited one by one), so they cost one transaction instead of one each.
    */
-  commitLocalBatch?(writes: {
-    readonly writes: readonly { readonly record: StoredRecord; readonly change: Change }[]
-    readonly clock: HlcState
-  }): Promise<void>
+  commitLocalBatch?(batch: LocalBatch): Promise<void>
   /**
    * Most writes the engine gives one `commitLocalBatch` (a positive integer). Optional:
    * without it the engine's default (1,000). A store whose commits cost much more per
@@ -123,6 +120,26 @@ export interface ReplicaStore {
   outboxSize(): Promise<number>
   dropOutbox(upTo: number): Promise<void>
   close(): Promise<void>
+}
+
+/**
+ * Local writes committed together (see {@link ReplicaStore.commitLocalBatch}): the changes
+ * in counter order and, by index, the state of each change's record once it is applied —
+ * `undefined` where the record holds that change alone (a new record, or a put over every
+ * version it held: nearly every write), so that a batch of thousands carries no state
+ * object for them. {@link localBatchRecord} gives the record either way.
+ */
+export interface LocalBatch {
+  readonly changes: readonly Change[]
+  readonly states: readonly (RecordState | undefined)[]
+  readonly clock: HlcState
+}
+
+/** The record `batch.changes[index]` leaves, as {@link LocalBatch} describes it. */
+export function localBatchRecord(batch: LocalBatch, index: number): StoredRecord {
+  const change = batch.changes[index] as Change
+  const state = batch.states[index] ?? { versions: [change] }
+  return { collection: change.collection, id: change.id, state }
 }
 
 /** What the hub knows durably about a space. */

@@ -22,7 +22,7 @@ class CountingStore extends MemoryReplicaStore {
   override async commitLocalBatch(
     batch: Parameters<MemoryReplicaStore['commitLocalBatch']>[0],
   ): Promise<void> {
-    this.batches.push(batch.writes.length)
+    this.batches.push(batch.changes.length)
     await super.commitLocalBatch(batch)
   }
 }
@@ -108,6 +108,116 @@ describe('ReplicaEngine commits writes issued together in one batch', () => {
     ])
     expect(outcomes.map((outcome) => outcome.status)).toEqual(['fulfilled', 'rejected', 'fulfilled'])
     expect(replica.pending()).toBe(2)
+  })
+})
+
+/**
+ * A counting store whose reads of `bad` (every time) and of `flaky` (the first time) give a
+ * record no change can be made on: its versions are not a list.
+ */
+class CorruptStore extends CountingStore {
+  #flaky = true
+
+  override async getRecords(
+    keys: Parameters<MemoryReplicaStore['getRecords']>[0],
+  ): ReturnType<MemoryReplicaStore['getRecords']> {
+    const states = await super.getRecords(keys)
+    return keys.map(({ id }, i) => {
+      if (id === 'bad' || (id === 'flaky' && this.#flaky)) {
+        if (id === 'flaky') this.#flaky = false
+        return { versions: null } as never
+      }
+      return states[i]
+    })
+  }
+}
+
+describe('ReplicaEngine.write: writes that share one promise', () => {
+  it('puts and deletes issued together share one promise and one commit, resolved once it is done', async () => {
+    const store = new CountingStore()
+    const replica = await open(store)
+    await replica.put('notes', 'old', { n: 0 })
+    const written = [
+      replica.write('notes', 'a', 'put', { n: 1 }),
+      replica.write('notes', 'b', 'put', { n: 2 }),
+      replica.write('notes', 'old', 'delete'),
+    ]
+    expect(new Set(written).size).toBe(1)
+    await expect(written[0]).resolves.toBeUndefined()
+    expect(store.batches).toEqual([3])
+    expect(await replica.get('notes', 'a')).toEqual({ n: 1 })
+    expect(await replica.get('notes', 'old')).toBeUndefined()
+    expect(replica.pending()).toBe(4)
+    // The next burst is a batch of its own, with a promise of its own.
+    const next = replica.write('notes', 'c', 'put', { n: 3 })
+    expect(next).not.toBe(written[0])
+    await next
+  })
+
+  it('a bad value rejects alone, when called; the writes issued with it commit', async () => {
+    const replica = await open(new CountingStore())
+    const good = replica.write('notes', 'a', 'put', { n: 1 })
+    const bad = replica.write('notes', 'b', 'put', { n: Number.NaN })
+    await expect(bad).rejects.toSatisfy((error) => isChorusError(error, ErrorCode.InvalidArgument))
+    await good
+    expect(replica.pending()).toBe(1)
+  })
+
+  it('when one of them cannot be made, all of them reject and none is stored; writes with their own promise commit', async () => {
+    const store = new CorruptStore()
+    const replica = await open(store)
+    const outcomes = await Promise.allSettled([
+      replica.put('notes', 'flaky', { n: 0 }),
+      replica.write('notes', 'a', 'put', { n: 1 }),
+      replica.put('notes', 'own', { n: 2 }),
+      replica.write('notes', 'bad', 'put', { n: 3 }),
+      replica.write('notes', 'c', 'put', { n: 4 }),
+      replica.put('notes', 'later', { n: 5 }),
+    ])
+    expect(outcomes.map((outcome) => outcome.status)).toEqual([
+      'rejected',
+      'rejected',
+      'fulfilled',
+      'rejected',
+      'rejected',
+      'fulfilled',
+    ])
+    // The shared writes all report the failure of the one that could not be made.
+    expect((outcomes[1] as PromiseRejectedResult).reason).toBe((outcomes[3] as PromiseRejectedResult).reason)
+    expect(store.batches).toEqual([2])
+    const outbox = await store.readOutbox(0, 10)
+    expect(outbox.map((change) => [change.id, change.dot[1]])).toEqual([
+      ['own', 1],
+      ['later', 2],
+    ])
+    // `flaky` failed once and was not made again (it would have succeeded): not stored.
+    for (const id of ['flaky', 'a', 'c']) expect(await replica.get('notes', id)).toBeUndefined()
+  })
+
+  it('a batch that fails to commit rejects their promise, and stores none of them', async () => {
+    const store = new CountingStore()
+    const replica = await open(store)
+    store.failNextWrite()
+    const written = [
+      replica.write('notes', 'a', 'put', { n: 1 }),
+      replica.write('notes', 'b', 'put', { n: 2 }),
+    ]
+    await expect(written[0]).rejects.toSatisfy((error) => isChorusError(error, ErrorCode.StorageFailed))
+    expect(await store.outboxSize()).toBe(0)
+  })
+
+  it('into a store without batches, each write commits alone with a promise of its own', async () => {
+    const store = new CountingStore()
+    Object.defineProperty(store, 'commitLocalBatch', { value: undefined })
+    const replica = await open(store)
+    store.failNextWrite()
+    const outcomes = await Promise.allSettled([
+      replica.write('notes', 'a', 'put', { n: 1 }),
+      replica.write('notes', 'b', 'put', { n: 2 }),
+    ])
+    expect(outcomes.map((outcome) => outcome.status)).toEqual(['rejected', 'fulfilled'])
+    expect(store.singles).toBe(2)
+    expect(await replica.get('notes', 'b')).toEqual({ n: 2 })
   })
 })
 

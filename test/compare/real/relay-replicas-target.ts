@@ -49,7 +49,7 @@ class WatchedStore extends MemoryReplicaStore {
     batch: Parameters<MemoryReplicaStore['commitLocalBatch']>[0],
   ): Promise<void> {
     await super.commitLocalBatch(batch)
-    for (const { change } of batch.writes) this.local.push(change)
+    this.local.push(...batch.changes)
   }
 }
 

@@ -95,10 +95,17 @@ export function collectionEnd(collection: string): string {
 /** Most changes in one outbox chunk. */
 export const CHUNK_CHANGES = 128
 /**
- * A chunk is closed once its text is this long. Chromium moves values over 64 KiB out of
- * the database into a file of their own, which costs far more than a second entry.
+ * Most characters in one outbox chunk's text, unless it holds a single change. Chromium moves
+ * values over 64 KiB out of the database into a file of their own, which costs far more than
+ * a second entry (and a character may take two bytes).
  */
 export const CHUNK_CHARS = 24_000
+/**
+ * The length a chunk is aimed at: each chunk's number of changes is reckoned from the length
+ * per change of the chunk before, and this margin keeps one that comes out longer than
+ * {@link CHUNK_CHARS}, and is then made again with fewer, rare.
+ */
+const CHUNK_AIM = 20_000
 
 /**
  * A change's hlc as stored: without `@replica` when that is its dot's replica (checked without
@@ -111,67 +118,53 @@ function storedStamp(change: Change): string {
   return cut >= 0 && hlc.charCodeAt(cut) === AT && hlc.endsWith(replica) ? hlc.slice(0, cut) : hlc
 }
 
-/**
- * The JSON text of one version tuple: one `JSON.stringify` of the whole tuple, which costs
- * less than stringifying its parts and joining them.
- */
-export function encodeVersion(change: Change): string {
+/** A change's version tuple (see above), for `JSON.stringify`. */
+function versionTuple(change: Change): readonly unknown[] {
   const { dot, context, op } = change
   const replica = dot[0]
   const stamp = storedStamp(change)
   switch (op.type) {
     case 'put':
-      return JSON.stringify([replica, dot[1], stamp, context, 'put', op.value])
+      return [replica, dot[1], stamp, context, 'put', op.value]
     case 'patch':
-      return JSON.stringify([
-        replica,
-        dot[1],
-        stamp,
-        context,
-        'patch',
-        op.fields,
-        op.base,
-        op.stamps,
-        op.floor,
-      ])
+      return [replica, dot[1], stamp, context, 'patch', op.fields, op.base, op.stamps, op.floor]
     case 'delete':
-      return JSON.stringify([replica, dot[1], stamp, context, 'delete'])
+      return [replica, dot[1], stamp, context, 'delete']
   }
+}
+
+/**
+ * The JSON text of one version tuple: one `JSON.stringify` of the whole tuple, which costs
+ * less than stringifying its parts and joining them.
+ */
+export function encodeVersion(change: Change): string {
+  return JSON.stringify(versionTuple(change))
 }
 
 /** `@`, between a stamp and its replica id. */
 const AT = 0x40
 
-/**
- * A record as JSON text `[id, version, …]`, `known` (the text of one of the versions)
- * reused: the form of a record that is not one put (see {@link RecordEntry}).
- */
-export function encodeRecordText(
-  id: string,
-  versions: readonly Change[],
-  known?: { change: Change; text: string },
-): string {
-  let text = `[${JSON.stringify(id)}`
-  for (const version of versions)
-    text += `,${known !== undefined && version === known.change ? known.text : encodeVersion(version)}`
-  return `${text}]`
+/** A record as JSON text `[id, version, …]`: the form of a record that is not one put (see {@link RecordEntry}). */
+export function encodeRecordText(id: string, versions: readonly Change[]): string {
+  const tuples: unknown[] = [id]
+  for (const version of versions) tuples.push(versionTuple(version))
+  return JSON.stringify(tuples)
 }
 
-/**
- * A record as stored: a {@link PutEntry} when its only version is a put, else its JSON text
- * (`known`, the text of one of the versions, reused).
- */
-export function encodeRecord(
-  id: RecordId,
-  versions: readonly Change[],
-  known?: { change: Change; text: string },
-): RecordEntry {
+/** A record as stored: a {@link PutEntry} when its only version is a put, else its JSON text. */
+export function encodeRecord(id: RecordId, versions: readonly Change[]): RecordEntry {
   const only = versions.length === 1 ? versions[0] : undefined
-  if (only === undefined || only.op.type !== 'put') return encodeRecordText(id, versions, known)
-  const stamp = storedStamp(only)
-  const [replica, counter] = only.dot
-  for (const _ in only.context) return [id, replica, counter, stamp, only.op.value, only.context]
-  return [id, replica, counter, stamp, only.op.value]
+  if (only === undefined || only.op.type !== 'put') return encodeRecordText(id, versions)
+  return encodeSoleVersion(only)
+}
+
+/** The record of `change`'s id whose only version is `change`, as stored (see {@link encodeRecord}). */
+export function encodeSoleVersion(change: Change): RecordEntry {
+  const { id, dot, op, context } = change
+  if (op.type !== 'put') return encodeRecordText(id, [change])
+  const stamp = storedStamp(change)
+  for (const _ in context) return [id, dot[0], dot[1], stamp, op.value, context]
+  return [id, dot[0], dot[1], stamp, op.value]
 }
 
 /** The outbox triple of a change whose version text is `version`. */
@@ -180,62 +173,36 @@ export function encodeOutboxItem(change: Change, version: string): string {
 }
 
 /**
- * Encodes a batch of local writes as {@link encodeRecord} and {@link encodeOutboxItem}
- * would, each text made once: the version's for both the record and the outbox, the id's
- * JSON for both, the collection's once per run of writes to it.
+ * Stores `changes` (consecutive counters, in order) as outbox chunks: `store` receives each
+ * chunk with the counter it is stored under. Each chunk's text is one `JSON.stringify` of its
+ * `[collection, id, version]` triples — what {@link encodeOutboxItem} would make of each,
+ * joined — which costs far less than a text per change joined. A chunk holds at most
+ * {@link CHUNK_CHANGES}, and its text at most {@link CHUNK_CHARS} characters unless it holds
+ * one change: how many it holds is reckoned from the length per change of the chunk before
+ * (see {@link CHUNK_AIM}); one that comes out too long is made again with fewer.
  */
-export function createLocalWriteEncoder(): (
-  record: { readonly id: RecordId; readonly state: { readonly versions: readonly Change[] } },
-  change: Change,
-) => { readonly record: RecordEntry; readonly outbox: string } {
-  let collection: string | null = null
-  let quotedCollection = ''
-  return (record, change) => {
-    const version = encodeVersion(change)
-    const quotedId = JSON.stringify(change.id)
-    if (change.collection !== collection) {
-      collection = change.collection
-      quotedCollection = JSON.stringify(collection)
+export function encodeOutbox(
+  changes: readonly Change[],
+  store: (key: number, chunk: OutboxChunk) => void,
+): void {
+  let size = CHUNK_CHANGES
+  let start = 0
+  while (start < changes.length) {
+    const end = Math.min(changes.length, start + size)
+    const items: unknown[] = []
+    for (let i = start; i < end; i++) {
+      const change = changes[i] as Change
+      items.push([change.collection, change.id, versionTuple(change)])
     }
-    const { versions } = record.state
-    const entry =
-      versions.length === 1 && versions[0] === change && record.id === change.id && change.op.type !== 'put'
-        ? `[${quotedId},${version}]`
-        : encodeRecord(record.id, versions, { change, text: version })
-    return { record: entry, outbox: `[${quotedCollection},${quotedId},${version}]` }
-  }
-}
-
-/**
- * Groups the outbox triples of consecutive changes into chunks as they come (see
- * {@link CHUNK_CHANGES}, {@link CHUNK_CHARS}): `add` each in counter order, then `close`;
- * `store` receives each chunk with the counter it is stored under, as soon as it is full.
- */
-export function createOutboxChunker(store: (key: number, chunk: OutboxChunk) => void): {
-  add(counter: number, text: string): void
-  close(): void
-} {
-  let open = ''
-  let count = 0
-  let first = 0
-  let last = 0
-  const close = () => {
-    if (count === 0) return
-    store(last, { first, changes: `${open}]` })
-    open = ''
-    count = 0
-  }
-  return {
-    add(counter, text) {
-      if (count === 0) {
-        first = counter
-        open = `[${text}`
-      } else open += `,${text}`
-      count += 1
-      last = counter
-      if (count >= CHUNK_CHANGES || open.length >= CHUNK_CHARS) close()
-    },
-    close,
+    const text = JSON.stringify(items)
+    const count = end - start
+    if (text.length > CHUNK_CHARS && count > 1) {
+      size = Math.max(1, Math.floor((count * CHUNK_CHARS) / text.length))
+      continue
+    }
+    store((changes[end - 1] as Change).dot[1], { first: (changes[start] as Change).dot[1], changes: text })
+    start = end
+    size = Math.min(CHUNK_CHANGES, Math.max(1, Math.floor((count * CHUNK_AIM) / text.length)))
   }
 }
 

@@ -4,6 +4,7 @@ import {
   ErrorCode,
   type HlcState,
   type ListedRecord,
+  type LocalBatch,
   laterHlcState,
   type RecordId,
   type RecordPage,
@@ -17,14 +18,14 @@ import { errorName, fencedFailure, idbFailure, TabFencedError } from './idb-erro
 import {
   collectionEnd,
   collectionStart,
-  createLocalWriteEncoder,
-  createOutboxChunker,
   decodeListed,
   decodeOutboxChunk,
   decodeRecord,
+  encodeOutbox,
   encodeOutboxItem,
   encodeRecord,
   encodeRecordText,
+  encodeSoleVersion,
   encodeVersion,
   keyCollection,
   type LegacyRecordEntry,
@@ -294,51 +295,50 @@ export class IdbReplicaStore implements ReplicaStore {
     readonly change: Change
     readonly clock: HlcState
   }): Promise<void> {
-    await this.#commitLocal('saving a local write', [write], write.clock)
+    await this.#commitLocal('saving a local write', {
+      changes: [write.change],
+      states: [write.record.state],
+      clock: write.clock,
+    })
   }
 
-  async commitLocalBatch(batch: {
-    readonly writes: readonly { readonly record: StoredRecord; readonly change: Change }[]
-    readonly clock: HlcState
-  }): Promise<void> {
-    await this.#commitLocal('saving local writes', batch.writes, batch.clock)
+  async commitLocalBatch(batch: LocalBatch): Promise<void> {
+    await this.#commitLocal('saving local writes', batch)
   }
 
   /**
    * Stores local writes in one transaction: each record, the changes as outbox chunks, and
-   * counter and clock as after the last. Each write is encoded just before its `put`, so
-   * the browser stores the first while the rest are encoded, and each encoded text can be
-   * collected as soon as IndexedDB has copied it.
+   * counter and clock as after the last. Each record is encoded just before its `put`, so
+   * the browser stores the first while the rest are encoded; the outbox chunks, made after
+   * them, while it stores the records.
    */
-  async #commitLocal(
-    what: string,
-    writes: readonly { readonly record: StoredRecord; readonly change: Change }[],
-    clock: HlcState,
-  ): Promise<void> {
-    const last = writes[writes.length - 1]
+  async #commitLocal(what: string, batch: LocalBatch): Promise<void> {
+    const { changes, states, clock } = batch
+    const last = changes[changes.length - 1]
     if (last === undefined) return
-    const first = writes[0]?.change.dot[1] ?? 0
+    const first = changes[0]?.dot[1] ?? 0
     await this.#write(what, ['meta', 'records', 'outbox'], 'strict', async (tx) => {
       const meta = await requireMeta(tx)
-      if (first !== meta.counter + 1 || last.change.dot[1] !== meta.counter + writes.length) {
+      if (first !== meta.counter + 1 || last.dot[1] !== meta.counter + changes.length) {
         throw new ChorusError(
           ErrorCode.StorageFailed,
-          `${what} failed: another replica instance (a second tab or process) writes to the IndexedDB database ${JSON.stringify(this.name)} — its counter is at ${meta.counter}, ${writes.length === 1 ? 'this write has' : 'these writes start at'} ${first}. Nothing was written. Open one replica per database at a time, and reload to continue from what is stored.`,
+          `${what} failed: another replica instance (a second tab or process) writes to the IndexedDB database ${JSON.stringify(this.name)} — its counter is at ${meta.counter}, ${changes.length === 1 ? 'this write has' : 'these writes start at'} ${first}. Nothing was written. Open one replica per database at a time, and reload to continue from what is stored.`,
         )
       }
       const records = tx.objectStore('records')
       const outbox = tx.objectStore('outbox')
       // A failed put aborts the transaction, which `#write` reports: no promise per request.
-      const chunker = createOutboxChunker((key, chunk) => outbox.put(chunk, key))
-      const encode = createLocalWriteEncoder()
-      for (const { record, change } of writes) {
-        const text = encode(record, change)
-        records.put(text.record, recordKey(record.collection, record.id))
-        chunker.add(change.dot[1], text.outbox)
+      for (let i = 0; i < changes.length; i++) {
+        const change = changes[i] as Change
+        const state = states[i]
+        records.put(
+          state === undefined ? encodeSoleVersion(change) : encodeRecord(change.id, state.versions),
+          recordKey(change.collection, change.id),
+        )
       }
-      chunker.close()
+      encodeOutbox(changes, (key, chunk) => outbox.put(chunk, key))
       tx.objectStore('meta').put(
-        { ...meta, counter: last.change.dot[1], clock: laterHlcState(meta.clock, clock) },
+        { ...meta, counter: last.dot[1], clock: laterHlcState(meta.clock, clock) },
         META_KEY,
       )
     })

@@ -3,6 +3,8 @@ import {
   ChorusError,
   ErrorCode,
   type HlcState,
+  type LocalBatch,
+  localBatchRecord,
   type RecordId,
   type RecordPage,
   type RecordState,
@@ -230,26 +232,26 @@ export class SqliteReplicaStore implements ReplicaStore {
     })
   }
 
-  async commitLocalBatch(batch: {
-    readonly writes: readonly { readonly record: StoredRecord; readonly change: Change }[]
-    readonly clock: HlcState
-  }): Promise<void> {
-    const last = batch.writes[batch.writes.length - 1]
+  async commitLocalBatch(batch: LocalBatch): Promise<void> {
+    const { changes } = batch
+    const last = changes[changes.length - 1]
     if (last === undefined) return
     this.#write('saving local writes', () => {
       const meta = this.#requireMeta()
-      const first = batch.writes[0]?.change.dot[1] ?? 0
-      if (first !== meta.counter + 1 || last.change.dot[1] !== meta.counter + batch.writes.length) {
+      const first = changes[0]?.dot[1] ?? 0
+      if (first !== meta.counter + 1 || last.dot[1] !== meta.counter + changes.length) {
         throw new ChorusError(
           ErrorCode.StorageFailed,
           `saving local writes failed: another replica instance writes to ${JSON.stringify(this.path)} — its counter is at ${meta.counter}, these writes start at ${first}. Nothing was written. Open one replica per file at a time, and restart to continue from what is stored.`,
         )
       }
-      for (const { record, change } of batch.writes) {
+      for (let i = 0; i < changes.length; i++) {
+        const record = localBatchRecord(batch, i)
+        const change = changes[i] as Change
         this.#sql.putRecord.run(record.collection, idKey(record.id), JSON.stringify(record.state))
         this.#sql.insertOutbox.run(change.dot[1], JSON.stringify(change))
       }
-      this.#sql.updateCounter.run(last.change.dot[1], batch.clock.wall, batch.clock.counter)
+      this.#sql.updateCounter.run(last.dot[1], batch.clock.wall, batch.clock.counter)
     })
   }
 
