@@ -517,7 +517,14 @@ export function createHubEngine(options: HubEngineOptions): HubEngine {
       const step = stepHubSession(before, input, facts)
       this.#state = step.state
       const replica = step.state.replicaId
-      if (options.onAcked !== undefined && replica !== null && step.state.streams !== before.streams) {
+      // Only an ack, or a hello once authenticated (the position it has), moves what a replica
+      // has acknowledged: the steps that stream the log (several per frame sent) are not looked at.
+      if (
+        options.onAcked !== undefined &&
+        (input.type === 'message' || input.type === 'authenticated') &&
+        replica !== null &&
+        step.state.streams !== before.streams
+      ) {
         for (const [space, stream] of Object.entries(step.state.streams)) {
           const previous = Object.hasOwn(before.streams, space) ? before.streams[space]?.acked : undefined
           if (stream.acked !== previous && stream.acked > 0)

@@ -2,9 +2,11 @@ import { MemoryReplicaStore } from '@chorus/core'
 import { MemoryHubStore } from '@chorus/testkit'
 import { describe, expect, it } from 'vitest'
 import type { Change } from '../src/change.js'
+import { formatHlc } from '../src/hlc.js'
 import { createHubEngine } from '../src/hub-engine.js'
-import { asReplicaId } from '../src/ids.js'
-import { decodeMessage } from '../src/protocol/codec.js'
+import { asRecordId, asReplicaId, asSpaceId } from '../src/ids.js'
+import { decodeMessage, encodeMessage } from '../src/protocol/codec.js'
+import { PROTOCOL_VERSION } from '../src/protocol/messages.js'
 import { openReplicaEngine, type ReplicaEngine } from '../src/replica-engine.js'
 
 describe('hub fan-out', () => {
@@ -55,5 +57,48 @@ describe('hub fan-out', () => {
     expect(ids('reader-c')).toEqual([...from('a'), ...from('b')].sort())
     expect(ids('reader-d')).toEqual(ids('reader-c'))
     for (const engine of engines) expect(await engine.list('notes')).toHaveLength(60)
+  })
+
+  it('reports acknowledged positions from an authenticated hello and from acks, once each', async () => {
+    const space = asSpaceId('team')
+    const writer = asReplicaId('writer')
+    const reader = asReplicaId('reader')
+    const acked: [string, string, number][] = []
+    const hub = createHubEngine({
+      store: new MemoryHubStore(),
+      now: () => 1_700_000_000_000,
+      onAcked: (ackedSpace, replica, position) => acked.push([ackedSpace, replica, position]),
+    })
+    const changes: Change[] = Array.from({ length: 5 }, (_, i) => ({
+      collection: 'notes',
+      id: asRecordId(`n${i}`),
+      dot: [writer, i + 1],
+      context: {},
+      hlc: formatHlc({ wall: 1_700_000_000_000 + i, counter: 0, replica: writer }),
+      op: { type: 'put', value: { i } },
+    }))
+    const hello = (replicaId: string, have: number) =>
+      encodeMessage({
+        type: 'hello',
+        protocol: PROTOCOL_VERSION,
+        replicaId: asReplicaId(replicaId),
+        spaces: [space],
+        have: { [space]: have },
+      })
+    const frames: string[] = []
+    const writing = hub.accept({ send: () => undefined, close: () => undefined })
+    await writing.receive(hello('writer', 0))
+    await writing.receive(encodeMessage({ type: 'changes', space, from: 0, to: 5, batch: changes }))
+    await hub.idle()
+    const reading = hub.accept({ send: (frame) => frames.push(frame), close: () => undefined })
+    await reading.receive(hello('reader', 2))
+    await hub.idle()
+    expect(frames.some((frame) => frame.includes('"to":5'))).toBe(true)
+    await reading.receive(encodeMessage({ type: 'ack', space, upTo: 5 }))
+    await hub.idle()
+    expect(acked).toEqual([
+      [space, reader, 2],
+      [space, reader, 5],
+    ])
   })
 })
