@@ -155,14 +155,17 @@ export function createRelay(options: RelayOptions): Relay {
   // The hub hands the same frame text to every connection of a space in a row (fan-out):
   // encode it to UTF-8 once, not once per connection.
   const frameBytes = createFrameBytes()
+  // One options object and one callback for every frame sent, not a pair per frame.
+  const textFrame = { binary: false } as const
+  function onSent(error?: Error | null): void {
+    if (error !== undefined && error !== null) counters.socketErrors++
+  }
   function send(client: ClientState, frame: string): void {
     if (client.socket.readyState !== OPEN) return
     const bytes = frameBytes(frame)
     counters.framesOut++
     counters.bytesOut += bytes.byteLength
-    client.socket.send(bytes, { binary: false }, (error) => {
-      if (error !== undefined && error !== null) counters.socketErrors++
-    })
+    client.socket.send(bytes, textFrame, onSent)
   }
 
   function hangUp(client: ClientState, code: number, reason: string): void {
