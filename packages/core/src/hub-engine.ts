@@ -113,6 +113,8 @@ interface SpaceCache {
    * first read it here (and share its change objects, encoded once). Oldest out first.
    */
   recent: Map<number, LogEntry>
+  /** The characters of the recent entries' change texts. */
+  recentChars: number
 }
 
 /** An append a connection asked for, waiting for its space's queue. */
@@ -125,8 +127,15 @@ interface AppendJob {
 /** An already settled promise: where an idle connection's next input starts. */
 const settled: Promise<void> = Promise.resolve()
 
-/** Most log entries a space keeps in memory (a few MB for notes-sized changes). */
-const RECENT_ENTRIES = 8192
+/**
+ * Most log entries a space keeps in memory, and most characters of their texts. Subscribers
+ * of a busy space stream up to their window behind its head, so the entries they still need
+ * are tens of thousands of positions back: when they are gone, each stretch is read and
+ * parsed from the store again. About 30 MB for notes-sized changes; the characters bound
+ * keeps large changes from holding more.
+ */
+const RECENT_ENTRIES = 32_768
+const RECENT_CHARS = 16 * 1024 * 1024
 
 /** A compact row's bytes beside its op and id: indexes, counter, context, stamp, brackets. */
 const ROW_OVERHEAD = 40
@@ -204,6 +213,7 @@ export function createHubEngine(options: HubEngineOptions): HubEngine {
           floor: meta.floor,
           received: new Map(Object.entries(meta.received)),
           recent: new Map(),
+          recentChars: 0,
         }
         spaces.set(space, cache)
         loading.delete(space)
@@ -235,15 +245,22 @@ export function createHubEngine(options: HubEngineOptions): HubEngine {
     return queue
   }
 
-  /** Keeps `entries` among the space's recent ones, dropping the oldest beyond the bound. */
+  /** Keeps `entries` among the space's recent ones, dropping the oldest beyond the bounds. */
   function remember(cache: SpaceCache, entries: readonly LogEntry[]): void {
+    const { recent } = cache
     for (const entry of entries) {
-      cache.recent.delete(entry.seq)
-      cache.recent.set(entry.seq, entry)
+      const held = recent.get(entry.seq)
+      if (held !== undefined) {
+        recent.delete(entry.seq)
+        cache.recentChars -= changeText(held.change).length
+      }
+      recent.set(entry.seq, entry)
+      cache.recentChars += changeText(entry.change).length
     }
-    for (const seq of cache.recent.keys()) {
-      if (cache.recent.size <= RECENT_ENTRIES) break
-      cache.recent.delete(seq)
+    for (const [seq, entry] of recent) {
+      if (recent.size <= RECENT_ENTRIES && cache.recentChars <= RECENT_CHARS) break
+      recent.delete(seq)
+      cache.recentChars -= changeText(entry.change).length
     }
   }
 
@@ -517,7 +534,14 @@ export function createHubEngine(options: HubEngineOptions): HubEngine {
       const step = stepHubSession(before, input, facts)
       this.#state = step.state
       const replica = step.state.replicaId
-      if (options.onAcked !== undefined && replica !== null && step.state.streams !== before.streams) {
+      // Only an ack, or a hello once authenticated (the position it has), moves what a replica
+      // has acknowledged: the steps that stream the log (several per frame sent) are not looked at.
+      if (
+        options.onAcked !== undefined &&
+        (input.type === 'message' || input.type === 'authenticated') &&
+        replica !== null &&
+        step.state.streams !== before.streams
+      ) {
         for (const [space, stream] of Object.entries(step.state.streams)) {
           const previous = Object.hasOwn(before.streams, space) ? before.streams[space]?.acked : undefined
           if (stream.acked !== previous && stream.acked > 0)

@@ -4,6 +4,7 @@ import type { Change } from '../src/change.js'
 import { ChorusError, ErrorCode } from '../src/errors.js'
 import { formatHlc, type HlcStamp } from '../src/hlc.js'
 import { asRecordId, asReplicaId, asSpaceId, type ReplicaId } from '../src/ids.js'
+import type { JsonObject } from '../src/json.js'
 import {
   type DecodeResult,
   decodeMessage,
@@ -626,6 +627,37 @@ describe(`codec (SEED=${seed})`, () => {
       const deep = `${'['.repeat(100_000)}${']'.repeat(100_000)}`
       const frame = encodeMessage(samples.changes).replace('"title":"Groceries"', `"title":${deep}`)
       expectRejected(decodeMessage(frame), ErrorCode.InvalidMessage, 'nested deeper than 64 levels')
+    })
+
+    it('refuses a put value that is not plain JSON, naming where, and copies one that is', () => {
+      const withValue = (value: unknown): Message => ({
+        type: 'changes',
+        space,
+        from: 0,
+        to: 1,
+        batch: [{ ...put, op: { type: 'put', value: value as JsonObject } }],
+      })
+      const sparse: unknown[] = [1]
+      sparse[2] = 3
+      const cyclic: Record<string, unknown> = { title: 'loop' }
+      cyclic.self = { again: cyclic }
+      const cases: [unknown, string][] = [
+        [cyclic, 'changes.batch[0].op.value.self.again is a cycle back to an enclosing value'],
+        [{ n: Number.NaN }, 'changes.batch[0].op.value.n is NaN, which JSON cannot represent'],
+        [{ list: sparse }, 'changes.batch[0].op.value.list[1] is a hole in a sparse array'],
+        [{ at: new Date(0) }, 'changes.batch[0].op.value.at is a Date instance'],
+        [{ gone: undefined }, 'changes.batch[0].op.value.gone is a undefined'],
+      ]
+      for (const [value, why] of cases) {
+        expectRejected(validateMessage(withValue(value)), ErrorCode.InvalidMessage, why)
+      }
+      const value = { title: 'x', tags: ['a', { b: [null, -0, true] }] }
+      const result = validateMessage(withValue(value))
+      if (!result.ok || result.message.type !== 'changes') throw new Error('expected changes')
+      const copied = result.message.batch[0]?.op
+      expect(copied).toEqual({ type: 'put', value })
+      expect(copied?.type === 'put' && copied.value).not.toBe(value)
+      expect(copied?.type === 'put' && (copied.value.tags as unknown[])[1]).not.toBe(value.tags[1])
     })
 
     it('accepts valid changes through validateChange', () => {

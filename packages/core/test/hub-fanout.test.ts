@@ -2,9 +2,11 @@ import { MemoryReplicaStore } from '@chorus/core'
 import { MemoryHubStore } from '@chorus/testkit'
 import { describe, expect, it } from 'vitest'
 import type { Change } from '../src/change.js'
+import { formatHlc } from '../src/hlc.js'
 import { createHubEngine } from '../src/hub-engine.js'
-import { asReplicaId } from '../src/ids.js'
-import { decodeMessage } from '../src/protocol/codec.js'
+import { asRecordId, asReplicaId, asSpaceId } from '../src/ids.js'
+import { decodeMessage, encodeMessage } from '../src/protocol/codec.js'
+import { DEFAULT_LIMITS, PROTOCOL_VERSION } from '../src/protocol/messages.js'
 import { openReplicaEngine, type ReplicaEngine } from '../src/replica-engine.js'
 
 describe('hub fan-out', () => {
@@ -55,5 +57,120 @@ describe('hub fan-out', () => {
     expect(ids('reader-c')).toEqual([...from('a'), ...from('b')].sort())
     expect(ids('reader-d')).toEqual(ids('reader-c'))
     for (const engine of engines) expect(await engine.list('notes')).toHaveLength(60)
+  })
+
+  it('reports acknowledged positions from an authenticated hello and from acks, once each', async () => {
+    const space = asSpaceId('team')
+    const writer = asReplicaId('writer')
+    const reader = asReplicaId('reader')
+    const acked: [string, string, number][] = []
+    const hub = createHubEngine({
+      store: new MemoryHubStore(),
+      now: () => 1_700_000_000_000,
+      onAcked: (ackedSpace, replica, position) => acked.push([ackedSpace, replica, position]),
+    })
+    const changes: Change[] = Array.from({ length: 5 }, (_, i) => ({
+      collection: 'notes',
+      id: asRecordId(`n${i}`),
+      dot: [writer, i + 1],
+      context: {},
+      hlc: formatHlc({ wall: 1_700_000_000_000 + i, counter: 0, replica: writer }),
+      op: { type: 'put', value: { i } },
+    }))
+    const hello = (replicaId: string, have: number) =>
+      encodeMessage({
+        type: 'hello',
+        protocol: PROTOCOL_VERSION,
+        replicaId: asReplicaId(replicaId),
+        spaces: [space],
+        have: { [space]: have },
+      })
+    const frames: string[] = []
+    const writing = hub.accept({ send: () => undefined, close: () => undefined })
+    await writing.receive(hello('writer', 0))
+    await writing.receive(encodeMessage({ type: 'changes', space, from: 0, to: 5, batch: changes }))
+    await hub.idle()
+    const reading = hub.accept({ send: (frame) => frames.push(frame), close: () => undefined })
+    await reading.receive(hello('reader', 2))
+    await hub.idle()
+    expect(frames.some((frame) => frame.includes('"to":5'))).toBe(true)
+    await reading.receive(encodeMessage({ type: 'ack', space, upTo: 5 }))
+    await hub.idle()
+    expect(acked).toEqual([
+      [space, reader, 2],
+      [space, reader, 5],
+    ])
+  })
+
+  describe('log entries kept in memory', () => {
+    const space = asSpaceId('team')
+    const writer = asReplicaId('writer')
+
+    /** A store that counts the log reads a hub makes beyond its one-entry floor checks. */
+    class CountingStore extends MemoryHubStore {
+      pageReads = 0
+      override readLog(...args: Parameters<MemoryHubStore['readLog']>) {
+        if (args[2] > 1) this.pageReads++
+        return super.readLog(...args)
+      }
+    }
+
+    function note(counter: number, chars: number): Change {
+      return {
+        collection: 'notes',
+        id: asRecordId(`n${counter}`),
+        dot: [writer, counter],
+        context: {},
+        hlc: formatHlc({ wall: 1_700_000_000_000 + counter, counter: 0, replica: writer }),
+        op: { type: 'put', value: { text: 'x'.repeat(chars) } },
+      }
+    }
+
+    /** Writes `count` changes through a hub, then streams them to a reader that has the first. */
+    async function writeThenRead(count: number, chars: number, perFrame: number) {
+      const store = new CountingStore()
+      const hub = createHubEngine({ store, now: () => 1_700_000_000_000 })
+      const hello = (replicaId: string) =>
+        encodeMessage({
+          type: 'hello',
+          protocol: PROTOCOL_VERSION,
+          replicaId: asReplicaId(replicaId),
+          spaces: [space],
+          have: { [space]: 1 },
+        })
+      const writing = hub.accept({ send: () => undefined, close: () => undefined })
+      await writing.receive(hello('writer'))
+      for (let from = 0; from < count; from += perFrame) {
+        const batch = Array.from({ length: Math.min(perFrame, count - from) }, (_, i) =>
+          note(from + i + 1, chars),
+        )
+        await writing.receive(encodeMessage({ type: 'changes', space, from, to: from + batch.length, batch }))
+        await hub.idle()
+      }
+      let streamed = 1
+      const reading = hub.accept({
+        send: (frame) => {
+          const decoded = decodeMessage(frame, { ...DEFAULT_LIMITS, maxFrameBytes: 1e9 })
+          if (decoded.ok && decoded.message.type === 'changes') {
+            streamed = decoded.message.to
+            void reading.receive(encodeMessage({ type: 'ack', space, upTo: streamed }))
+          }
+        },
+        close: () => undefined,
+      })
+      await reading.receive(hello('reader'))
+      for (let round = 0; round < 1000 && streamed < count; round++) await hub.idle()
+      expect(streamed).toBe(count)
+      return store.pageReads
+    }
+
+    it('serves a reader 12,000 positions behind the head from memory', async () => {
+      expect(await writeThenRead(12_000, 20, 1000)).toBe(0)
+    })
+
+    it('keeps at most about 16M characters of change text per space', async () => {
+      // 40 changes of 1M characters: the oldest are read from the store again.
+      expect(await writeThenRead(40, 1_000_000, 2)).toBeGreaterThan(0)
+    })
   })
 })

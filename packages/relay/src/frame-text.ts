@@ -28,3 +28,35 @@ export function textOf(data: unknown, isBinary: boolean): string | null {
     return null
   }
 }
+
+/**
+ * A frame's UTF-8 bytes, encoded once for frames sent again and again in a row.
+ *
+ * The hub hands every connection of a space the same frame text one after another (fan-out),
+ * with now and then another frame in between (the writer's own, which leaves its changes
+ * out): the last two texts are kept, so that such a frame does not cost the next peers of
+ * the run a fresh encoding. Texts are compared by value, which for the same string is one
+ * pointer comparison.
+ */
+export function createFrameBytes(
+  encode: (text: string) => Buffer = (text) => Buffer.from(text, 'utf8'),
+): (text: string) => Buffer {
+  let lastText = ''
+  let lastBytes = encode('')
+  let otherText = ''
+  let otherBytes = lastBytes
+  return (text) => {
+    if (text === lastText) return lastBytes
+    if (text !== otherText) {
+      otherText = text
+      otherBytes = encode(text)
+    }
+    // The two swap: the one asked for now is the last.
+    const bytes = otherBytes
+    otherText = lastText
+    otherBytes = lastBytes
+    lastText = text
+    lastBytes = bytes
+    return bytes
+  }
+}

@@ -10,7 +10,7 @@ import {
   isChorusError,
   type SpaceId,
 } from '@chorus/core'
-import { byteLength, textOf } from './frame-text.js'
+import { byteLength, createFrameBytes, textOf } from './frame-text.js'
 import type { RelayMetrics, ReplicaLag } from './metrics.js'
 import { type RateLimits, type TokenBuckets, takeTokens } from './rate-limit.js'
 import {
@@ -154,19 +154,18 @@ export function createRelay(options: RelayOptions): Relay {
 
   // The hub hands the same frame text to every connection of a space in a row (fan-out):
   // encode it to UTF-8 once, not once per connection.
-  let lastText = ''
-  let lastBytes: Buffer = Buffer.alloc(0)
+  const frameBytes = createFrameBytes()
+  // One options object and one callback for every frame sent, not a pair per frame.
+  const textFrame = { binary: false } as const
+  function onSent(error?: Error | null): void {
+    if (error !== undefined && error !== null) counters.socketErrors++
+  }
   function send(client: ClientState, frame: string): void {
     if (client.socket.readyState !== OPEN) return
-    if (frame !== lastText) {
-      lastText = frame
-      lastBytes = Buffer.from(frame, 'utf8')
-    }
+    const bytes = frameBytes(frame)
     counters.framesOut++
-    counters.bytesOut += lastBytes.byteLength
-    client.socket.send(lastBytes, { binary: false }, (error) => {
-      if (error !== undefined && error !== null) counters.socketErrors++
-    })
+    counters.bytesOut += bytes.byteLength
+    client.socket.send(bytes, textFrame, onSent)
   }
 
   function hangUp(client: ClientState, code: number, reason: string): void {

@@ -39,11 +39,11 @@ export interface SqliteRelayStoreOptions {
   readonly beforeCommit?: (write: SqliteWrite) => void
 }
 
-/** A record an append touches: its key as stored, its state, and the position that last changed it (0: none yet). */
+/** A record an append touches: its key as stored, its state, and which fresh change last changed it (-1: none). */
 interface TouchedRecord {
   readonly key: Buffer
   state: RecordState | undefined
-  seq: number
+  last: number
 }
 
 interface PendingAck {
@@ -209,27 +209,37 @@ export class SqliteRelayStore implements RelayStore {
       return { head, received: counter, appended }
     })
     if (fresh.length === 0) return results
-    const texts = new Map<Change, string>()
+    const texts: string[] = []
     const logParams: unknown[] = []
-    for (const [i, change] of fresh.entries()) {
-      const json = text(change)
-      texts.set(change, json)
+    for (let i = 0; i < fresh.length; i++) {
+      const json = text(fresh[i] as Change)
+      texts.push(json)
       logParams.push(space, previousHead + i + 1, json)
     }
     this.#bulk(this.#bulkSql.insertLog, logParams, 3)
-    const touched = this.#touchedRecords(space, fresh, previousHead > 0)
-    for (const [i, change] of fresh.entries()) {
-      const record = touched.get(recordKey(change.collection, change.id)) as TouchedRecord
-      const { state, applied } = applyChange(record.state, change)
+    const { records, byChange } = this.#touchedRecords(space, fresh, previousHead > 0)
+    for (let i = 0; i < fresh.length; i++) {
+      const record = byChange[i] as TouchedRecord
+      const { state, applied } = applyChange(record.state, fresh[i] as Change)
       if (!applied) continue
       record.state = state
-      record.seq = previousHead + i + 1
+      record.last = i
     }
+    /** Each fresh change's text by change, built only for a record left with several versions. */
+    let textOf: Map<Change, string> | null = null
     const recordParams: unknown[] = []
-    for (const { key, state, seq } of touched.values()) {
-      if (state === undefined || seq === 0) continue
-      const versions = state.versions.map((version) => texts.get(version) ?? encodeChange(version))
-      recordParams.push(space, key, `[${versions.join(',')}]`, seq, isDeleted(state) ? 1 : 0)
+    for (const { key, state, last } of records) {
+      if (state === undefined || last < 0) continue
+      // The statement wraps the versions in brackets: a record's one version is its text as is.
+      let versions: string
+      if (state.versions.length === 1 && state.versions[0] === fresh[last]) {
+        versions = texts[last] as string
+      } else {
+        textOf ??= new Map(fresh.map((change, i) => [change, texts[i] as string]))
+        const known = textOf
+        versions = state.versions.map((version) => known.get(version) ?? encodeChange(version)).join(',')
+      }
+      recordParams.push(space, key, versions, previousHead + last + 1, isDeleted(state) ? 1 : 0)
     }
     if (recordParams.length > 0) this.#bulk(this.#bulkSql.upsertRecords, recordParams, 5)
     for (const replica of advanced) {
@@ -240,26 +250,40 @@ export class SqliteRelayStore implements RelayStore {
   }
 
   /**
-   * The records `changes` touch, by record key, with their stored state: one lookup per
-   * hundred keys, none when `stored` is false (the space has no records yet).
+   * The records `changes` touch, each once (`records`) and per change (`byChange`), with
+   * their stored state: one lookup per hundred keys, none when `stored` is false (the space
+   * has no records yet).
    */
-  #touchedRecords(space: SpaceId, changes: readonly Change[], stored: boolean): Map<string, TouchedRecord> {
+  #touchedRecords(
+    space: SpaceId,
+    changes: readonly Change[],
+    stored: boolean,
+  ): { records: TouchedRecord[]; byChange: TouchedRecord[] } {
     const touched = new Map<string, TouchedRecord>()
+    const records: TouchedRecord[] = []
+    const byChange: TouchedRecord[] = []
     for (const change of changes) {
       const text = recordKey(change.collection, change.id)
-      if (!touched.has(text)) touched.set(text, { key: encodeUtf16Key(text), state: undefined, seq: 0 })
+      let record = touched.get(text)
+      if (record === undefined) {
+        record = { key: encodeUtf16Key(text), state: undefined, last: -1 }
+        touched.set(text, record)
+        records.push(record)
+      }
+      byChange.push(record)
     }
-    if (!stored) return touched
-    const keys = [...touched.values()].map((record) => record.key)
-    for (let at = 0; at < keys.length; at += MAX_BULK_ROWS) {
-      const chunk = keys.slice(at, at + MAX_BULK_ROWS)
-      const rows = this.#bulkSql.records<{ key: Buffer; versions: string }>(chunk.length).all(space, ...chunk)
+    if (!stored) return { records, byChange }
+    for (let at = 0; at < records.length; at += MAX_BULK_ROWS) {
+      const count = Math.min(MAX_BULK_ROWS, records.length - at)
+      const params: unknown[] = [space]
+      for (let i = at; i < at + count; i++) params.push((records[i] as TouchedRecord).key)
+      const rows = this.#bulkSql.records<{ key: Buffer; versions: string }>(count).all(...params)
       for (const row of rows) {
         const record = touched.get(decodeUtf16Key(row.key))
         if (record !== undefined) record.state = { versions: JSON.parse(row.versions) as Change[] }
       }
     }
-    return touched
+    return { records, byChange }
   }
 
   /** Runs a multi-row statement over `params` (`width` per row), a hundred rows at a time. */

@@ -124,9 +124,12 @@ export function prepareBulkStatements(db: Database.Database) {
   return {
     /** Parameters per row: space, seq, change. */
     insertLog: cached('(?, ?, ?)', (rows) => `INSERT INTO log (space, seq, change) VALUES ${rows}`),
-    /** Parameters per row: space, key, versions, last_seq, tombstone. */
+    /**
+     * Parameters per row: space, key, versions, last_seq, tombstone. `versions` is the
+     * versions' texts joined by commas, without the brackets of the JSON array it is stored as.
+     */
     upsertRecords: cached(
-      '(?, ?, ?, ?, ?)',
+      "(?, ?, '[' || ? || ']', ?, ?)",
       (rows) =>
         `INSERT INTO records (space, key, versions, last_seq, tombstone) VALUES ${rows} ON CONFLICT (space, key) DO UPDATE SET versions = excluded.versions, last_seq = excluded.last_seq, tombstone = excluded.tombstone`,
     ),

@@ -1,6 +1,6 @@
 import type { Change, Op } from '../change.js'
 import { ChorusError, ErrorCode, isErrorCode } from '../errors.js'
-import { parseHlc } from '../hlc.js'
+import { isHlcStamp } from '../hlc.js'
 import { isName, isRecordId, isReplicaId, isSpaceId, MAX_RECORD_ID_LENGTH, type SpaceId } from '../ids.js'
 import {
   counterOf,
@@ -27,6 +27,7 @@ import {
   clip,
   describe,
   expectedReplica,
+  expectedStamp,
   type Fields,
   invalid,
   objectAt,
@@ -34,7 +35,6 @@ import {
   Rejection,
   readOp,
   reject,
-  stampAt,
 } from './read-fields.js'
 
 export { encodeRowOp, MAX_TABLE_ENTRIES, RowOp } from './compact-batch.js'
@@ -526,12 +526,13 @@ function readChange(value: unknown, path: string, limits: ProtocolLimits): Chang
       `${path}.context: covers the change's own dot [${dot[0]}, ${dot[1]}] (${dot[0]}: ${seen}); expected only what the writer had seen before`,
     )
   }
-  const hlc = stampAt(own(fields, 'hlc'), `${path}.hlc`)
-  const stamper = parseHlc(hlc).replica
-  if (stamper !== dot[0]) {
+  const hlc = own(fields, 'hlc')
+  if (!isHlcStamp(hlc)) invalid(`${path}.hlc`, expectedStamp, hlc)
+  // A well-formed stamp holds one "@", before its replica: compared in place, not parsed.
+  if (!hlc.endsWith(dot[0]) || hlc.length - dot[0].length - 1 !== hlc.indexOf('@')) {
     reject(
       ErrorCode.InvalidMessage,
-      `${path}.hlc: stamped by ${stamper}, but the dot names ${dot[0]}; expected the writer's own stamp`,
+      `${path}.hlc: stamped by ${hlc.slice(hlc.indexOf('@') + 1)}, but the dot names ${dot[0]}; expected the writer's own stamp`,
     )
   }
   return { collection, id, dot, context, hlc, op: readOp(own(fields, 'op'), `${path}.op`) }
