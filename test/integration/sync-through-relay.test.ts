@@ -120,6 +120,37 @@ describe('Node replicas through a real relay process', () => {
       }
     },
   )
+
+  it('syncs changes too large to travel together: uploads, streams and snapshots in frames under the limit', async () => {
+    const space = `${SPACE}-large`
+    const writer = await device(relay.url, 'lww', space)
+    const reader = await device(relay.url, 'lww', space)
+    try {
+      // 30 notes of 200,000 characters: 6 MB together, past the 4 MiB frame limit both ways.
+      const body = (i: number) => `${i}`.padEnd(200_000, '.')
+      await Promise.all(
+        Array.from({ length: 30 }, (_, i) =>
+          writer.collection('notes').put(`big-${i}`, { title: `n${i}`, body: body(i) }),
+        ),
+      )
+      await within(writer.synced(), WAIT_MS, 'the writer to upload')
+      await eventually(async () => (await rows(reader)).length === 30, 'the reader to receive all 30 notes')
+      // A replica that joins now bootstraps from snapshot pages of the same notes.
+      const late = await device(relay.url, 'lww', space)
+      try {
+        await eventually(
+          async () => (await rows(late)).length === 30,
+          'a new replica to bootstrap all 30 notes',
+        )
+        const read = (await late.collection('notes').get('big-29')) as { body: string }
+        expect(read.body).toBe(body(29))
+      } finally {
+        await late.close()
+      }
+    } finally {
+      await Promise.all([writer.close(), reader.close()])
+    }
+  }, 60_000)
 })
 
 describe('a relay killed with SIGKILL mid-stream', () => {

@@ -11,7 +11,7 @@ import {
 } from './ids.js'
 import { copyJsonObject, freezeJson, type JsonObject } from './json.js'
 import { makeCheckedChange, type WriteIntent } from './local-change.js'
-import { decodeMessage, encodeMessage } from './protocol/codec.js'
+import { decodeMessage, encodeChange, encodeMessage } from './protocol/codec.js'
 import { DEFAULT_LIMITS, type ProtocolLimits } from './protocol/messages.js'
 import {
   DEFAULT_REPLICA_SESSION,
@@ -641,7 +641,7 @@ class Engine implements ReplicaEngine {
       case 'read-outbox': {
         let changes: Change[]
         try {
-          changes = await this.#store.readOutbox(effect.after, effect.limit)
+          changes = uploadWithin(await this.#store.readOutbox(effect.after, effect.limit), this.#limits)
         } catch (error) {
           this.#report(error, 'reading the outbox failed; sending resumes on the next tick')
           await this.#handle({ type: 'outbox-failed', now: this.#options.now() })
@@ -889,4 +889,19 @@ function freezeChange(change: Change): Change {
     freezeJson(op.base)
   }
   return change
+}
+
+/**
+ * The changes, from the first, that one upload frame carries: no more than a quarter of the
+ * frame limit of their encoded text (so even 3 bytes of UTF-8 per character leave room for the
+ * frame's own fields), and at least one. The rest are read again for the next frame.
+ */
+export function uploadWithin(changes: Change[], limits: ProtocolLimits): Change[] {
+  const budget = limits.maxFrameBytes / 4
+  let chars = 0
+  for (let i = 0; i < changes.length; i++) {
+    chars += encodeChange(changes[i] as Change).length
+    if (chars > budget && i > 0) return changes.slice(0, i)
+  }
+  return changes
 }

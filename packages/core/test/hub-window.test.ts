@@ -204,3 +204,101 @@ describe('hub session: byte window', () => {
     expect(effects.at(-1)).toEqual({ type: 'read-log', space, after: 7, limit: 3 })
   })
 })
+
+describe('hub session: frame bytes', () => {
+  const bounded: HubSessionConfig = { ...config, batchSize: 10, windowBytes: 10_000, frameBytes: 250 }
+  const costly = facts(100, () => 100)
+
+  function changesSent(effects: ReturnType<typeof run>['effects']) {
+    return effects.flatMap((effect) =>
+      effect.type === 'send' && effect.message.type === 'changes' ? [effect.message] : [],
+    )
+  }
+
+  it('cuts a read into frames of at most frameBytes, reading the rest again', () => {
+    const start = ready(costly)
+    const state = run(costly, [], initialHubSession(bounded)).state
+    const opened = run(
+      costly,
+      [
+        { type: 'message', now: 0, message: hello() },
+        { type: 'authenticated', now: 1, result: { ok: true, access: () => 'write' } },
+      ],
+      state,
+    )
+    expect(start.last.at(-1)).toMatchObject({ type: 'read-log' })
+    const { effects, state: after } = run(
+      costly,
+      [{ type: 'log-read', now: 2, space, after: 1, entries: entries(1, 5) }],
+      opened.state,
+    )
+    const frames = changesSent(effects)
+    expect(frames.map((frame) => [frame.from, frame.to, frame.batch.length])).toEqual([[1, 3, 2]])
+    expect(after.streams[space]).toMatchObject({ sent: 3, bytesInFlight: 200 })
+    expect(effects.at(-1)).toEqual({ type: 'read-log', space, after: 3, limit: 10 })
+  })
+
+  it('sends a change larger than frameBytes alone, and never an empty cut', () => {
+    const huge = facts(100, (c) => (c.dot[1] === 2 ? 1_000 : 100))
+    const opened = run(
+      huge,
+      [
+        { type: 'message', now: 0, message: hello() },
+        { type: 'authenticated', now: 1, result: { ok: true, access: () => 'write' } },
+      ],
+      initialHubSession(bounded),
+    )
+    const first = run(
+      huge,
+      [{ type: 'log-read', now: 2, space, after: 1, entries: entries(1, 3) }],
+      opened.state,
+    )
+    expect(changesSent(first.effects).map((frame) => [frame.from, frame.to])).toEqual([[1, 2]])
+    const second = run(
+      huge,
+      [{ type: 'log-read', now: 3, space, after: 2, entries: entries(2, 3) }],
+      first.state,
+    )
+    expect(changesSent(second.effects).map((frame) => [frame.from, frame.to, frame.batch.length])).toEqual([
+      [2, 4, 2],
+    ])
+  })
+
+  it('cuts a snapshot page at a record boundary within frameBytes, and goes on after it', () => {
+    const snapshotting: HubSessionConfig = { ...bounded, snapshotPage: 10 }
+    const floorFacts: HubFacts = { ...facts(100, () => 100), floor: () => 50 }
+    const opened = run(
+      floorFacts,
+      [
+        { type: 'message', now: 0, message: { ...hello(), have: { [space]: 0 } } },
+        { type: 'authenticated', now: 1, result: { ok: true, access: () => 'write' } },
+      ],
+      initialHubSession(snapshotting),
+    )
+    const read = opened.last.at(-1)
+    expect(read).toMatchObject({ type: 'read-snapshot', page: 0, afterKey: null })
+    // Record r1 has two versions (siblings): they stay on one page.
+    const versions: Change[] = [
+      change(bob, 1),
+      { ...change(alice, 9), id: asRecordId('r1') },
+      change(bob, 2),
+      change(bob, 3),
+    ]
+    const page = run(
+      floorFacts,
+      [{ type: 'snapshot-read', now: 2, space, page: 0, changes: versions, nextKey: 'notes\u0000r9' }],
+      opened.state,
+    )
+    const sent = page.effects.flatMap((effect) =>
+      effect.type === 'send' && effect.message.type === 'snapshot' ? [effect.message] : [],
+    )
+    expect(sent.map((message) => [message.page, message.last, message.batch.length])).toEqual([[0, false, 2]])
+    expect(page.last.at(-1)).toEqual({
+      type: 'read-snapshot',
+      space,
+      page: 1,
+      afterKey: 'notes\u0000r1',
+      limit: 10,
+    })
+  })
+})

@@ -2,7 +2,7 @@ import type { Change } from '../change.js'
 import { ErrorCode } from '../errors.js'
 import type { ReplicaId, SpaceId } from '../ids.js'
 import { ownNumber } from '../json.js'
-import type { LogEntry } from '../storage.js'
+import { type LogEntry, recordKey } from '../storage.js'
 import {
   type ChangesMessage,
   Feature,
@@ -31,6 +31,14 @@ export interface HubSessionConfig {
    * what it costs, not by a count of changes of any size; the last batch read may pass it.
    */
   readonly windowBytes?: number
+  /**
+   * Most bytes of changes one `changes` frame or snapshot page carries, as
+   * {@link HubFacts.size} estimates them (absent, or without `size`: counts only). A frame
+   * starts with its first change whatever its size; a snapshot page keeps a record's versions
+   * together. The default, 1 MiB of text, stays under a receiver's 4 MiB frame limit even when
+   * every character takes 3 bytes of UTF-8.
+   */
+  readonly frameBytes?: number
   /** Records per snapshot page. */
   readonly snapshotPage: number
   /** Resend what is unacknowledged after this long without progress. */
@@ -42,6 +50,7 @@ export const DEFAULT_HUB_SESSION: HubSessionConfig = {
   batchSize: 200,
   window: 20_000,
   windowBytes: 4 * 1024 * 1024,
+  frameBytes: 1024 * 1024,
   snapshotPage: 200,
   retransmitMs: 3000,
 }
@@ -562,15 +571,25 @@ function logRead(
 ): HubSessionState {
   const stream = streamOf(state, input.space)
   if (stream === undefined || state.phase !== 'ready') return state
-  const last = input.entries[input.entries.length - 1]
-  if (input.after !== stream.sent || stream.snapshot !== null || last === undefined) {
+  if (input.after !== stream.sent || stream.snapshot !== null || input.entries.length === 0) {
     return pump(setStream(state, input.space, { ...stream, reading: false }), input.space, facts, effects)
   }
   // The receiver's own changes are not sent, and cost no bytes of the window.
   const compact = state.features.includes(Feature.Compact)
-  const { batch, bytes } =
-    facts.outgoing?.(input.entries, state.replicaId, compact) ??
-    outgoing(input.entries, state.replicaId, compact, facts.size?.bind(facts))
+  let entries = input.entries
+  let { batch, bytes } =
+    facts.outgoing?.(entries, state.replicaId, compact) ??
+    outgoing(entries, state.replicaId, compact, facts.size?.bind(facts))
+  const limit = state.config.frameBytes
+  if (limit !== undefined && bytes > limit && facts.size !== undefined) {
+    // Too much for one frame: the rest is read again for the next one.
+    entries = entries.slice(
+      0,
+      entriesWithin(entries, state.replicaId, compact, limit, facts.size.bind(facts)),
+    )
+    ;({ batch, bytes } = outgoing(entries, state.replicaId, compact, facts.size.bind(facts)))
+  }
+  const last = entries[entries.length - 1] as LogEntry
   effects.push({
     type: 'send',
     message: {
@@ -601,6 +620,54 @@ function logRead(
   return setStream(state, input.space, next)
 }
 
+/**
+ * How many of `entries`, from the first, one frame carries: those whose changes (not the
+ * receiver's own, which are not sent) fit in `limit` bytes, and at least one.
+ */
+function entriesWithin(
+  entries: readonly LogEntry[],
+  receiver: ReplicaId | null,
+  compact: boolean,
+  limit: number,
+  size: NonNullable<HubFacts['size']>,
+): number {
+  let bytes = 0
+  for (let i = 0; i < entries.length; i++) {
+    const change = (entries[i] as LogEntry).change
+    if (change.dot[0] === receiver) continue
+    bytes += size(change, compact)
+    if (bytes > limit && i > 0) return i
+  }
+  return entries.length
+}
+
+/**
+ * The changes of a snapshot page read that one page carries: whole records (a record's
+ * versions are consecutive and stay together) within `limit` bytes, and at least one record;
+ * with the key to continue after when the page was cut.
+ */
+function pageWithin(
+  changes: readonly Change[],
+  nextKey: string | null,
+  compact: boolean,
+  limit: number,
+  size: NonNullable<HubFacts['size']>,
+): { readonly changes: readonly Change[]; readonly nextKey: string | null } {
+  let bytes = 0
+  for (let i = 0; i < changes.length; i++) {
+    const change = changes[i] as Change
+    const previous = changes[i - 1]
+    const newRecord =
+      previous === undefined || previous.collection !== change.collection || previous.id !== change.id
+    if (newRecord && i > 0 && bytes + size(change, compact) > limit) {
+      const kept = previous as Change
+      return { changes: changes.slice(0, i), nextKey: recordKey(kept.collection, kept.id) }
+    }
+    bytes += size(change, compact)
+  }
+  return { changes, nextKey }
+}
+
 function snapshotRead(
   state: HubSessionState,
   input: Extract<HubSessionInput, { type: 'snapshot-read' }>,
@@ -612,7 +679,18 @@ function snapshotRead(
   if (stream === undefined || snapshot === null || snapshot === undefined || snapshot.page !== input.page) {
     return stream === undefined ? state : setStream(state, input.space, { ...stream, reading: false })
   }
-  const last = input.nextKey === null
+  const limit = state.config.frameBytes
+  const { changes, nextKey } =
+    limit === undefined || facts.size === undefined
+      ? input
+      : pageWithin(
+          input.changes,
+          input.nextKey,
+          state.features.includes(Feature.Compact),
+          limit,
+          facts.size.bind(facts),
+        )
+  const last = nextKey === null
   effects.push({
     type: 'send',
     message: {
@@ -621,7 +699,7 @@ function snapshotRead(
       cursor: snapshot.cursor,
       page: snapshot.page,
       last,
-      batch: input.changes,
+      batch: changes,
     },
   })
   const next: HubStream = last
@@ -629,7 +707,7 @@ function snapshotRead(
     : {
         ...stream,
         reading: false,
-        snapshot: { ...snapshot, page: snapshot.page + 1, afterKey: input.nextKey },
+        snapshot: { ...snapshot, page: snapshot.page + 1, afterKey: nextKey },
       }
   return pump(setStream(state, input.space, next), input.space, facts, effects)
 }
