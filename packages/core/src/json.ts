@@ -204,3 +204,32 @@ export function copyJsonObject(value: unknown, what: string): JsonObject {
   // Not plain: the check explains why, as a typed error.
   return snapshotJson(assertJsonObject(value, what))
 }
+
+/**
+ * About how long `value` is as JSON: its strings' lengths plus a few characters per number,
+ * key and bracket, found by a walk that allocates nothing. Escapes are not counted, so text
+ * that needs many (control characters, quotes) is underestimated; callers leave room for that.
+ */
+export function approximateJsonLength(value: JsonValue): number {
+  switch (typeof value) {
+    case 'string':
+      return value.length + 2
+    case 'number':
+      return 12
+    case 'boolean':
+      return 5
+    default: {
+      if (value === null) return 4
+      let length = 2
+      if (Array.isArray(value)) {
+        for (const item of value) length += approximateJsonLength(item) + 1
+        return length
+      }
+      for (const key in value) {
+        if (!Object.hasOwn(value, key)) continue
+        length += key.length + 4 + approximateJsonLength((value as JsonObject)[key] as JsonValue)
+      }
+      return length
+    }
+  }
+}

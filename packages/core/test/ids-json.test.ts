@@ -13,6 +13,7 @@ import {
   replicaIdFromBytes,
 } from '../src/ids.js'
 import {
+  approximateJsonLength,
   assertJsonObject,
   canonicalJson,
   copyJsonObject,
@@ -326,5 +327,27 @@ describe('canonicalJson and jsonEqual', () => {
     expect(jsonEqual(null, {})).toBe(false)
     expect(jsonEqual('1', 1)).toBe(false)
     expect(jsonEqual({ a: [1, { b: null }] }, { a: [1, { b: null }] })).toBe(true)
+  })
+})
+
+describe('approximateJsonLength', () => {
+  it('comes close to the JSON length of values without escapes', () => {
+    const values: JsonValue[] = [
+      'plain text',
+      12345.678,
+      true,
+      null,
+      [],
+      {},
+      [1, 'two', { three: [3] }],
+      { title: 'Groceries', body: 'milk, eggs, bread', done: false, tags: ['home', 'weekly'], n: 7 },
+      { nested: { deeper: { deepest: 'x'.repeat(1000) } } },
+    ]
+    for (const value of values) {
+      const exact = JSON.stringify(value).length
+      const approximate = approximateJsonLength(value)
+      expect(approximate, JSON.stringify(value).slice(0, 40)).toBeGreaterThanOrEqual(exact * 0.8)
+      expect(approximate).toBeLessThanOrEqual(exact * 2 + 16)
+    }
   })
 })

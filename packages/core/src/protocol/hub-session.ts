@@ -1,7 +1,7 @@
 import type { Change } from '../change.js'
 import { ErrorCode } from '../errors.js'
 import type { ReplicaId, SpaceId } from '../ids.js'
-import { ownNumber } from '../json.js'
+import { approximateJsonLength, ownNumber } from '../json.js'
 import { type LogEntry, recordKey } from '../storage.js'
 import {
   type ChangesMessage,
@@ -643,29 +643,42 @@ function entriesWithin(
 
 /**
  * The changes of a snapshot page read that one page carries: whole records (a record's
- * versions are consecutive and stay together) within `limit` bytes, and at least one record;
- * with the key to continue after when the page was cut.
+ * versions are consecutive and stay together) within about `limit` bytes, and at least one
+ * record; with the key to continue after when the page was cut. Sized by
+ * {@link approximateJsonLength}, not `HubFacts.size`: a page's changes are read once and sent
+ * once, and caching their texts to size them cost more than encoding them.
  */
 function pageWithin(
   changes: readonly Change[],
   nextKey: string | null,
-  compact: boolean,
   limit: number,
-  size: NonNullable<HubFacts['size']>,
 ): { readonly changes: readonly Change[]; readonly nextKey: string | null } {
   let bytes = 0
   for (let i = 0; i < changes.length; i++) {
     const change = changes[i] as Change
+    const size = approximateChangeLength(change)
     const previous = changes[i - 1]
     const newRecord =
       previous === undefined || previous.collection !== change.collection || previous.id !== change.id
-    if (newRecord && i > 0 && bytes + size(change, compact) > limit) {
+    if (newRecord && i > 0 && bytes + size > limit) {
       const kept = previous as Change
       return { changes: changes.slice(0, i), nextKey: recordKey(kept.collection, kept.id) }
     }
-    bytes += size(change, compact)
+    bytes += size
   }
   return { changes, nextKey }
+}
+
+/** About how long a change is on the wire: its op's value or fields, its id, and its metadata. */
+function approximateChangeLength(change: Change): number {
+  const op = change.op
+  const body =
+    op.type === 'put'
+      ? approximateJsonLength(op.value)
+      : op.type === 'patch'
+        ? approximateJsonLength(op.fields)
+        : 0
+  return body + change.id.length + change.collection.length + 120
 }
 
 function snapshotRead(
@@ -680,16 +693,7 @@ function snapshotRead(
     return stream === undefined ? state : setStream(state, input.space, { ...stream, reading: false })
   }
   const limit = state.config.frameBytes
-  const { changes, nextKey } =
-    limit === undefined || facts.size === undefined
-      ? input
-      : pageWithin(
-          input.changes,
-          input.nextKey,
-          state.features.includes(Feature.Compact),
-          limit,
-          facts.size.bind(facts),
-        )
+  const { changes, nextKey } = limit === undefined ? input : pageWithin(input.changes, input.nextKey, limit)
   const last = nextKey === null
   effects.push({
     type: 'send',
