@@ -146,49 +146,51 @@ export function snapshotJson<TValue extends JsonValue>(value: TValue): TValue {
   return freezeJson(JSON.parse(JSON.stringify(value)) as TValue)
 }
 
-/** What {@link copyPlain} returns for anything {@link explainNonJson} would explain. */
-const NOT_PLAIN: unique symbol = Symbol('not plain JSON')
+/** What {@link copyJsonValue} returns for anything {@link explainNonJson} would explain. */
+export const NOT_JSON: unique symbol = Symbol('not JSON')
 
 /**
- * A frozen deep copy of a plain JSON value, in one walk, or {@link NOT_PLAIN}. It refuses
- * what `explainNonJson` refuses (a cycle shows up as too deep) and copies what JSON would
- * give back: `-0` becomes `0`, as it does through text.
+ * A deep copy of a JSON value, in one walk, or {@link NOT_JSON}: it refuses what
+ * `explainNonJson` refuses (a cycle shows up as too deep). `frozen`: the copy is deep-frozen
+ * and is what JSON would give back (`-0` becomes `0`, as it does through text), as a write
+ * takes an application's value; otherwise numbers are copied as they are, as a decoded frame
+ * already is what its text says.
  */
-function copyPlain(value: unknown, depth: number): unknown {
+export function copyJsonValue(value: unknown, depth: number, frozen: boolean): unknown {
   if (value === null) return null
   switch (typeof value) {
     case 'string':
     case 'boolean':
       return value
     case 'number':
-      if (!Number.isFinite(value)) return NOT_PLAIN
-      return value === 0 ? 0 : value
+      if (!Number.isFinite(value)) return NOT_JSON
+      return frozen && value === 0 ? 0 : value
     case 'object':
       break
     default:
-      return NOT_PLAIN
+      return NOT_JSON
   }
-  if (depth >= MAX_JSON_DEPTH) return NOT_PLAIN
+  if (depth >= MAX_JSON_DEPTH) return NOT_JSON
   if (Array.isArray(value)) {
     const items: unknown[] = []
     for (let i = 0; i < value.length; i++) {
-      if (!(i in value)) return NOT_PLAIN
-      const item = copyPlain(value[i], depth + 1)
-      if (item === NOT_PLAIN) return NOT_PLAIN
+      if (!(i in value)) return NOT_JSON
+      const item = copyJsonValue(value[i], depth + 1, frozen)
+      if (item === NOT_JSON) return NOT_JSON
       items.push(item)
     }
-    return Object.freeze(items)
+    return frozen ? Object.freeze(items) : items
   }
   const proto: unknown = Object.getPrototypeOf(value)
-  if (proto !== Object.prototype && proto !== null) return NOT_PLAIN
+  if (proto !== Object.prototype && proto !== null) return NOT_JSON
   const copy: Record<string, unknown> = {}
   for (const key of Object.keys(value)) {
-    if (key === '__proto__') return NOT_PLAIN
-    const item = copyPlain((value as Record<string, unknown>)[key], depth + 1)
-    if (item === NOT_PLAIN) return NOT_PLAIN
+    if (key === '__proto__') return NOT_JSON
+    const item = copyJsonValue((value as Record<string, unknown>)[key], depth + 1, frozen)
+    if (item === NOT_JSON) return NOT_JSON
     copy[key] = item
   }
-  return Object.freeze(copy)
+  return frozen ? Object.freeze(copy) : copy
 }
 
 /**
@@ -198,8 +200,8 @@ function copyPlain(value: unknown, depth: number): unknown {
  */
 export function copyJsonObject(value: unknown, what: string): JsonObject {
   if (typeof value === 'object' && value !== null && !Array.isArray(value)) {
-    const copy = copyPlain(value, 0)
-    if (copy !== NOT_PLAIN) return copy as JsonObject
+    const copy = copyJsonValue(value, 0, true)
+    if (copy !== NOT_JSON) return copy as JsonObject
   }
   // Not plain: the check explains why, as a typed error.
   return snapshotJson(assertJsonObject(value, what))

@@ -8,7 +8,7 @@
 import type { FieldStamps, Op } from '../change.js'
 import { ErrorCode } from '../errors.js'
 import { type HlcStamp, isHlcStamp } from '../hlc.js'
-import { explainNonJson, type JsonObject, MAX_JSON_DEPTH } from '../json.js'
+import { copyJsonValue, explainNonJson, type JsonObject, NOT_JSON } from '../json.js'
 
 /** A decoded JSON object, read through its own properties only. */
 export type Fields = { readonly [key: string]: unknown }
@@ -147,50 +147,7 @@ export function readOp(value: unknown, path: string): Op {
 export function readJsonObject(value: unknown, path: string): JsonObject {
   if (typeof value !== 'object' || value === null || Array.isArray(value))
     invalid(path, 'a JSON object', value)
-  const copy = copyJson(value, 0)
+  const copy = copyJsonValue(value, 0, false)
   if (copy !== NOT_JSON) return copy as JsonObject
   return reject(ErrorCode.InvalidMessage, explainNonJson(value, path) ?? `${path}: expected a JSON object`)
-}
-
-/** What {@link copyJson} returns for anything `explainNonJson` would explain. */
-const NOT_JSON: unique symbol = Symbol('not JSON')
-
-/**
- * A deep copy of a JSON value, or {@link NOT_JSON}: it refuses what `explainNonJson` refuses
- * (a cycle shows up as too deep) and copies numbers as they are.
- */
-function copyJson(value: unknown, depth: number): unknown {
-  if (value === null) return null
-  switch (typeof value) {
-    case 'string':
-    case 'boolean':
-      return value
-    case 'number':
-      return Number.isFinite(value) ? value : NOT_JSON
-    case 'object':
-      break
-    default:
-      return NOT_JSON
-  }
-  if (depth >= MAX_JSON_DEPTH) return NOT_JSON
-  if (Array.isArray(value)) {
-    const items: unknown[] = []
-    for (let i = 0; i < value.length; i++) {
-      if (!(i in value)) return NOT_JSON
-      const item = copyJson(value[i], depth + 1)
-      if (item === NOT_JSON) return NOT_JSON
-      items.push(item)
-    }
-    return items
-  }
-  const proto: unknown = Object.getPrototypeOf(value)
-  if (proto !== Object.prototype && proto !== null) return NOT_JSON
-  const copy: Record<string, unknown> = {}
-  for (const key of Object.keys(value)) {
-    if (key === '__proto__') return NOT_JSON
-    const item = copyJson((value as Record<string, unknown>)[key], depth + 1)
-    if (item === NOT_JSON) return NOT_JSON
-    copy[key] = item
-  }
-  return copy
 }
