@@ -1,4 +1,5 @@
 import type { Change } from './change.js'
+import { assertChangeFits, assertValueFits } from './change-size.js'
 import { ChorusError, ErrorCode, isChorusError } from './errors.js'
 import { createHlc, HLC_ZERO, type Hlc } from './hlc.js'
 import {
@@ -429,8 +430,16 @@ class Engine implements ReplicaEngine {
       this.#checkedCollection = collection
     }
     asRecordId(id)
-    if (type === 'put') return { type, value: copyJsonObject(payload, 'a put value') }
-    if (type === 'patch') return { type, fields: copyJsonObject(payload, 'patch fields') }
+    if (type === 'put') {
+      const value = copyJsonObject(payload, 'a put value')
+      assertValueFits(value, this.#limits.maxFrameBytes, 'a put value')
+      return { type, value }
+    }
+    if (type === 'patch') {
+      const fields = copyJsonObject(payload, 'patch fields')
+      assertValueFits(fields, this.#limits.maxFrameBytes, 'patch fields')
+      return { type, fields }
+    }
     return DELETE_INTENT
   }
 
@@ -546,6 +555,9 @@ class Engine implements ReplicaEngine {
           dot: [this.replicaId, counter + 1],
           hlc: this.#hlc.tick(),
         })
+        // A patch carries the record's other fields too: checked whole. A put's value was
+        // checked when the write was made, so that it fails alone.
+        if (change.op.type === 'patch') assertChangeFits(change, this.#limits.maxFrameBytes)
         const state = record === undefined ? undefined : applyChange(record, change).state
         const only = state === undefined || (state.versions.length === 1 && state.versions[0] === change)
         states[slot] = only ? change : state

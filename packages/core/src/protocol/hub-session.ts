@@ -1,7 +1,8 @@
 import type { Change } from '../change.js'
+import { approximateChangeLength } from '../change-size.js'
 import { ErrorCode } from '../errors.js'
 import type { ReplicaId, SpaceId } from '../ids.js'
-import { approximateJsonLength, ownNumber } from '../json.js'
+import { ownNumber } from '../json.js'
 import { type LogEntry, recordKey } from '../storage.js'
 import {
   type ChangesMessage,
@@ -667,18 +668,6 @@ function pageWithin(
     bytes += size
   }
   return { changes, nextKey }
-}
-
-/** About how long a change is on the wire: its op's value or fields, its id, and its metadata. */
-function approximateChangeLength(change: Change): number {
-  const op = change.op
-  const body =
-    op.type === 'put'
-      ? approximateJsonLength(op.value)
-      : op.type === 'patch'
-        ? approximateJsonLength(op.fields)
-        : 0
-  return body + change.id.length + change.collection.length + 120
 }
 
 function snapshotRead(

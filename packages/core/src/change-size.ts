@@ -1,0 +1,69 @@
+import type { Change } from './change.js'
+import { ChorusError, ErrorCode } from './errors.js'
+import { approximateJsonLength, type JsonValue } from './json.js'
+import { encodeChange } from './protocol/codec.js'
+
+/** Room a `changes` frame needs beyond its changes' text: its own fields and brackets. */
+const FRAME_ENVELOPE = 1024
+
+/**
+ * About how long a change is on the wire: its op's value (or a patch's fields and base), its
+ * context, its id and collection, and the rest of its metadata (see `approximateJsonLength`,
+ * which does not count escapes).
+ */
+export function approximateChangeLength(change: Change): number {
+  const op = change.op
+  const body =
+    op.type === 'put'
+      ? approximateJsonLength(op.value)
+      : op.type === 'patch'
+        ? approximateJsonLength(op.fields) +
+          approximateJsonLength(op.base) +
+          64 * Object.keys(op.stamps).length
+        : 0
+  return body + 48 * Object.keys(change.context).length + change.id.length + change.collection.length + 160
+}
+
+/** The length of `text` in UTF-8 bytes, counted without encoding it. */
+export function utf8Length(text: string): number {
+  let bytes = 0
+  for (let i = 0; i < text.length; i++) {
+    const code = text.charCodeAt(i)
+    if (code < 0x80) bytes += 1
+    else if (code < 0x800) bytes += 2
+    else if (code >= 0xd800 && code <= 0xdbff && i + 1 < text.length) {
+      bytes += 4
+      i++
+    } else bytes += 3
+  }
+  return bytes
+}
+
+/**
+ * Refuses a value that could never be sent: a change travels whole in one frame of at most
+ * `maxFrameBytes`, so a larger one would be refused by every receiver, and every later change
+ * would wait behind it. Cheap for the values most writes carry: only one whose estimate,
+ * allowing six bytes for each character counted, could come near the limit is encoded to be
+ * measured.
+ */
+export function assertValueFits(value: JsonValue, maxFrameBytes: number, what: string): void {
+  const estimate = approximateJsonLength(value)
+  if (estimate * 6 + FRAME_ENVELOPE <= maxFrameBytes) return
+  const bytes = utf8Length(JSON.stringify(value))
+  if (bytes + FRAME_ENVELOPE > maxFrameBytes) throw tooLarge(what, bytes, maxFrameBytes)
+}
+
+/** As {@link assertValueFits}, for a whole change (a patch carries the record's other fields). */
+export function assertChangeFits(change: Change, maxFrameBytes: number): void {
+  if (approximateChangeLength(change) * 6 + FRAME_ENVELOPE <= maxFrameBytes) return
+  const bytes = utf8Length(encodeChange(change))
+  if (bytes + FRAME_ENVELOPE > maxFrameBytes)
+    throw tooLarge(`the ${change.op.type} of ${change.id}`, bytes, maxFrameBytes)
+}
+
+function tooLarge(what: string, bytes: number, maxFrameBytes: number): ChorusError {
+  return new ChorusError(
+    ErrorCode.InvalidArgument,
+    `${what} is ${bytes} bytes as JSON; a change must fit one ${maxFrameBytes}-byte frame with room to spare, so split the data over several records`,
+  )
+}
