@@ -646,7 +646,7 @@ function entriesWithin(
  * The changes of a snapshot page read that one page carries: whole records (a record's
  * versions are consecutive and stay together) within about `limit` bytes, and at least one
  * record; with the key to continue after when the page was cut. Sized by
- * {@link approximateJsonLength}, not `HubFacts.size`: a page's changes are read once and sent
+ * `approximateChangeLength`, not `HubFacts.size`: a page's changes are read once and sent
  * once, and caching their texts to size them cost more than encoding them.
  */
 function pageWithin(
