@@ -1,4 +1,5 @@
 export * from './change.js'
+export { utf8Length } from './change-size.js'
 export * from './errors.js'
 export * from './hlc.js'
 export * from './hub-engine.js'

@@ -83,19 +83,7 @@ export interface CompareTarget {
 }
 
 /** The length of `text` in UTF-8 bytes (what a frame of it costs on the wire). */
-export function utf8Length(text: string): number {
-  let bytes = 0
-  for (let i = 0; i < text.length; i++) {
-    const code = text.charCodeAt(i)
-    if (code < 0x80) bytes += 1
-    else if (code < 0x800) bytes += 2
-    else if (code >= 0xd800 && code <= 0xdbff && i + 1 < text.length) {
-      bytes += 4
-      i++
-    } else bytes += 3
-  }
-  return bytes
-}
+export { utf8Length } from '@chorus/core'
 
 /** The client names, `c1`…`cN`. */
 export function clientNames(count: number): string[] {
