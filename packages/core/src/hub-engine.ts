@@ -58,6 +58,12 @@ export interface HubEngineOptions {
    * from the sockets joins; the default runs it as a microtask (no timers in core).
    */
   readonly defer?: (task: () => void) => void
+  /**
+   * Most characters of change text the hub keeps in memory for recent log entries, over all
+   * spaces in use (default 64 Mi, about 128 MB of strings): each space keeps at most an equal
+   * share of it, and at most 16 Mi characters, so a relay with many busy spaces stays bounded.
+   */
+  readonly recentChars?: number
 }
 
 /** One connection's view, for metrics: who it is and how far each stream has got. */
@@ -136,6 +142,7 @@ const settled: Promise<void> = Promise.resolve()
  */
 const RECENT_ENTRIES = 32_768
 const RECENT_CHARS = 16 * 1024 * 1024
+const RECENT_TOTAL_CHARS = 64 * 1024 * 1024
 
 /** A compact row's bytes beside its op and id: indexes, counter, context, stamp, brackets. */
 const ROW_OVERHEAD = 40
@@ -151,6 +158,7 @@ export function createHubEngine(options: HubEngineOptions): HubEngine {
   const appendQueues = new Map<string, SerialQueue>()
   const pendingAppends = new Map<string, number>()
   const waitingAppends = new Map<string, AppendJob[]>()
+  const recentBudget = options.recentChars ?? RECENT_TOTAL_CHARS
   const defer = options.defer ?? ((task: () => void) => void Promise.resolve().then(task))
   const connections = new Set<Connection>()
   const pendingWork = new Set<Promise<unknown>>()
@@ -257,8 +265,10 @@ export function createHubEngine(options: HubEngineOptions): HubEngine {
       recent.set(entry.seq, entry)
       cache.recentChars += changeText(entry.change).length
     }
+    // This space's share of the hub's budget: the spaces in use split it evenly.
+    const chars = Math.min(RECENT_CHARS, Math.floor(recentBudget / Math.max(1, spaces.size)))
     for (const [seq, entry] of recent) {
-      if (recent.size <= RECENT_ENTRIES && cache.recentChars <= RECENT_CHARS) break
+      if (recent.size <= RECENT_ENTRIES && cache.recentChars <= chars) break
       recent.delete(seq)
       cache.recentChars -= changeText(entry.change).length
     }

@@ -126,10 +126,36 @@ describe('hub fan-out', () => {
       }
     }
 
-    /** Writes `count` changes through a hub, then streams them to a reader that has the first. */
-    async function writeThenRead(count: number, chars: number, perFrame: number) {
+    /**
+     * Writes `count` changes through a hub, then streams them to a reader that has the first;
+     * `otherSpaces` more spaces are held in use meanwhile by another connection.
+     */
+    async function writeThenRead(
+      count: number,
+      chars: number,
+      perFrame: number,
+      options: { readonly recentChars?: number; readonly otherSpaces?: number } = {},
+    ) {
       const store = new CountingStore()
-      const hub = createHubEngine({ store, now: () => 1_700_000_000_000 })
+      const hub = createHubEngine({
+        store,
+        now: () => 1_700_000_000_000,
+        ...(options.recentChars === undefined ? {} : { recentChars: options.recentChars }),
+      })
+      if ((options.otherSpaces ?? 0) > 0) {
+        const others = Array.from({ length: options.otherSpaces ?? 0 }, (_, i) => asSpaceId(`other-${i}`))
+        const idle = hub.accept({ send: () => undefined, close: () => undefined })
+        await idle.receive(
+          encodeMessage({
+            type: 'hello',
+            protocol: PROTOCOL_VERSION,
+            replicaId: asReplicaId('idle'),
+            spaces: others,
+            have: Object.fromEntries(others.map((other) => [other, 0])),
+          }),
+        )
+        await hub.idle()
+      }
       const hello = (replicaId: string) =>
         encodeMessage({
           type: 'hello',
@@ -171,6 +197,15 @@ describe('hub fan-out', () => {
     it('keeps at most about 16M characters of change text per space', async () => {
       // 40 changes of 1M characters: the oldest are read from the store again.
       expect(await writeThenRead(40, 1_000_000, 2)).toBeGreaterThan(0)
+    })
+
+    it('splits the hub-wide budget between the spaces in use', async () => {
+      // 40 changes of 10,000 characters: 400,000 fit a budget of 1M for one space…
+      expect(await writeThenRead(40, 10_000, 2, { recentChars: 1_000_000 })).toBe(0)
+      // …but not the quarter of it that each of four spaces in use gets.
+      expect(await writeThenRead(40, 10_000, 2, { recentChars: 1_000_000, otherSpaces: 3 })).toBeGreaterThan(
+        0,
+      )
     })
   })
 })
