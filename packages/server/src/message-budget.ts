@@ -1,4 +1,4 @@
-import type { JsonValue } from '@chorus/core'
+import { approximateJsonLength, type JsonValue } from '@chorus/core'
 
 /**
  * How much a node puts in one peer message when it batches entries, items or versions.
@@ -29,42 +29,32 @@ export function jsonChars(item: object): number {
 }
 
 /**
- * No less than the length of `value` as JSON, found cheaply for the small values most writes
- * carry: a number, boolean or null by its text, a short string at six characters per code unit
- * (the longest escape), so nothing is serialised for them; anything else is measured exactly
- * ({@link jsonChars} for objects).
+ * No less than the length of `value` as JSON: six times core's allocation-free estimate
+ * (`approximateJsonLength` counts no escapes, and an escape is at most six characters) while
+ * that is small, so the small values most writes carry are never serialised to be measured;
+ * a larger one is measured exactly ({@link jsonChars} for objects).
  */
 export function jsonCharsBound(value: JsonValue): number {
-  switch (typeof value) {
-    case 'number':
-      return 24
-    case 'boolean':
-      return 5
-    case 'string':
-      return value.length <= SHORT_STRING ? value.length * 6 + 2 : (JSON.stringify(value) as string).length
-    default:
-      return value === null ? 4 : jsonChars(value)
-  }
+  const bound = approximateJsonLength(value) * 6
+  if (bound <= MEASURED_ABOVE) return bound
+  return typeof value === 'object' && value !== null
+    ? jsonChars(value)
+    : (JSON.stringify(value) as string).length
 }
 
-/** No less than the JSON length of a key or id string: six characters per code unit, quotes. */
-export function stringCharsBound(text: string): number {
-  return text.length * 6 + 3
-}
-
-/** Strings up to this long are bounded, not measured, by {@link jsonCharsBound}. */
-const SHORT_STRING = 1024
+/** Values whose bound is at most this are bounded, not measured, by {@link jsonCharsBound}. */
+const MEASURED_ABOVE = 8 * 1024
 
 /**
  * How many of `items`, from `start`, one message carries: at most `max`, and no more than
- * {@link MAX_BATCH_CHARS} of JSON between them (as `measure` reckons it: the exact length by
- * default, or a bound no lower), but always at least one.
+ * {@link MAX_BATCH_CHARS} of JSON between them (as `measure` reckons it: {@link jsonCharsBound}
+ * by default, or any other bound no lower), but always at least one.
  */
 export function countWithinBudget<T>(
   items: readonly T[],
   start: number,
   max: number,
-  measure: (item: T) => number = jsonChars as (item: T) => number,
+  measure: (item: T) => number = jsonCharsBound as (item: T) => number,
 ): number {
   let chars = 0
   let count = 0
@@ -83,7 +73,7 @@ export function countWithinBudget<T>(
 export function splitWithinBudget<T>(
   items: readonly T[],
   max: number,
-  measure: (item: T) => number = jsonChars as (item: T) => number,
+  measure: (item: T) => number = jsonCharsBound as (item: T) => number,
 ): T[][] {
   const runs: T[][] = []
   for (let start = 0; start < items.length; ) {

@@ -6,7 +6,6 @@ import {
   jsonCharsBound,
   MAX_BATCH_CHARS,
   splitWithinBudget,
-  stringCharsBound,
 } from '../src/message-budget.js'
 import { asNodeId, type NodeId } from '../src/node-id.js'
 import { handleDigests, handleSync } from '../src/quorum/anti-entropy.js'
@@ -189,7 +188,7 @@ describe('message budget', () => {
     for (const message of messages) {
       if (message.type !== 'ae-sync') throw new Error('expected ae-sync only')
       expect(message.items).toEqual([])
-      expect(message.want.reduce((sum, key) => sum + stringCharsBound(key), 0)).toBeLessThanOrEqual(
+      expect(message.want.reduce((sum, key) => sum + jsonCharsBound(key), 0)).toBeLessThanOrEqual(
         MAX_BATCH_CHARS,
       )
       wanted.push(...message.want)

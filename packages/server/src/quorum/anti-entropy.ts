@@ -1,4 +1,4 @@
-import { splitWithinBudget, stringCharsBound } from '../message-budget.js'
+import { splitWithinBudget } from '../message-budget.js'
 import type { NodeId } from '../node-id.js'
 import { buildMerkleTree, type MerkleTree, nodeHash } from './merkle.js'
 import type { QuorumMessage } from './messages.js'
@@ -149,7 +149,7 @@ function sendSync(
   want: readonly string[],
 ): void {
   const itemRuns = splitWithinBudget(items, Number.POSITIVE_INFINITY)
-  const wantRuns = splitWithinBudget(want, Number.POSITIVE_INFINITY, stringCharsBound)
+  const wantRuns = splitWithinBudget(want, Number.POSITIVE_INFINITY)
   const count = Math.max(1, itemRuns.length, wantRuns.length)
   for (let i = 0; i < count; i++) {
     out.push({

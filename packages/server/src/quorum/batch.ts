@@ -1,4 +1,5 @@
-import { jsonChars, MAX_BATCH_CHARS } from '../message-budget.js'
+import type { JsonValue } from '@chorus/core'
+import { jsonCharsBound, MAX_BATCH_CHARS } from '../message-budget.js'
 import type { QuorumInput, QuorumMessage, StoreItem } from './messages.js'
 
 /**
@@ -30,8 +31,7 @@ export function batchQuorumMessages(messages: readonly QuorumMessage[]): QuorumM
   const batched: QuorumMessage[] = []
   for (const message of messages) {
     if (message.type === 'store' && stores > 1) {
-      // The versions array is shared by the stores of one put to its replicas: measured once.
-      const adding = jsonChars(message.versions) + message.key.length
+      const adding = jsonCharsBound(message.versions as unknown as JsonValue) + message.key.length
       if (items.length === 0 || items.length === MAX_MESSAGE_BATCH || chars + adding > MAX_BATCH_CHARS) {
         items = []
         chars = 0

@@ -1,4 +1,5 @@
-import { jsonChars, MAX_BATCH_CHARS } from '../message-budget.js'
+import type { JsonValue } from '@chorus/core'
+import { jsonCharsBound, MAX_BATCH_CHARS } from '../message-budget.js'
 import type { NodeId } from '../node-id.js'
 import type { QuorumMessage, QuorumRecord, StoreItem } from './messages.js'
 import {
@@ -165,7 +166,8 @@ export function offerHints(state: QuorumState, out: QuorumOut, now: number): Quo
   for (const hint of state.hints.values()) {
     if (!believedUp(state, hint.home, now)) continue
     const batch = byHome.get(hint.home) ?? []
-    const total = (chars.get(hint.home) ?? 0) + jsonChars(hint.versions) + hint.key.length
+    const total =
+      (chars.get(hint.home) ?? 0) + jsonCharsBound(hint.versions as unknown as JsonValue) + hint.key.length
     if (batch.length < state.config.maxBatch && (batch.length === 0 || total <= MAX_BATCH_CHARS)) {
       batch.push({ hint: hint.id, key: hint.key, versions: hint.versions })
       chars.set(hint.home, total)

@@ -119,26 +119,12 @@ export function entriesBetween(log: ReplicationLog, from: number, through: numbe
   return log.entries.slice(start, start + count)
 }
 
-const entryLengths = new WeakMap<LogEntry, number>()
-
-/** Its fields and brackets: `{"lsn":…,"epoch":…,"write":{"key":"","value":,"id":""}}`, generously. */
-const ENTRY_OVERHEAD = 96
-
 /**
- * No less than the length of `entry` as JSON (see `jsonCharsBound`), reckoned once per entry:
- * what appends are bounded by, without serialising the small entries most writes make.
+ * No less than the length of `entry` as JSON (`jsonCharsBound`): what appends are bounded by,
+ * without serialising the small entries most writes make.
  */
 export function entryChars(entry: LogEntry): number {
-  let length = entryLengths.get(entry)
-  if (length === undefined) {
-    const write = entry.write
-    length =
-      write === null
-        ? ENTRY_OVERHEAD
-        : ENTRY_OVERHEAD + write.key.length * 6 + write.id.length * 6 + jsonCharsBound(write.value)
-    entryLengths.set(entry, length)
-  }
-  return length
+  return jsonCharsBound(entry as unknown as JsonValue)
 }
 
 /** Folds the entries through `lsn` into the base; later entries stay. */
