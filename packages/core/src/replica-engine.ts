@@ -1,5 +1,5 @@
 import type { Change } from './change.js'
-import { assertChangeFits, assertValueFits } from './change-size.js'
+import { approximateChangeLength, assertChangeFits, assertValueFits } from './change-size.js'
 import { ChorusError, ErrorCode, isChorusError } from './errors.js'
 import { createHlc, HLC_ZERO, type Hlc } from './hlc.js'
 import {
@@ -906,10 +906,15 @@ function freezeChange(change: Change): Change {
 /**
  * The changes, from the first, that one upload frame carries: no more than a quarter of the
  * frame limit of their encoded text (so even 3 bytes of UTF-8 per character leave room for the
- * frame's own fields), and at least one. The rest are read again for the next frame.
+ * frame's own fields), and at least one. The rest are read again for the next frame. Only a
+ * batch whose allocation-free estimate could come near that (six characters for each counted,
+ * the longest escape) is encoded to be measured: the frame encodes the changes anyway.
  */
 export function uploadWithin(changes: Change[], limits: ProtocolLimits): Change[] {
   const budget = limits.maxFrameBytes / 4
+  let estimate = 0
+  for (const change of changes) estimate += approximateChangeLength(change)
+  if (estimate * 6 <= budget) return changes
   let chars = 0
   for (let i = 0; i < changes.length; i++) {
     chars += encodeChange(changes[i] as Change).length

@@ -4,6 +4,7 @@ import { approximateChangeLength, assertValueFits, utf8Length } from '../src/cha
 import { ErrorCode } from '../src/errors.js'
 import { formatHlc } from '../src/hlc.js'
 import { asRecordId, asReplicaId } from '../src/ids.js'
+import { encodeChange } from '../src/protocol/codec.js'
 import { expectChorusError } from './expect-chorus-error.js'
 
 describe('change size', () => {
@@ -34,6 +35,21 @@ describe('change size', () => {
     }
     const exact = JSON.stringify(change).length
     expect(approximateChangeLength(change)).toBeGreaterThanOrEqual(exact * 0.8)
+    // Six characters for each counted (the longest escape) bound it from above, escapes and all.
+    const escaped: Change = {
+      ...change,
+      id: asRecordId('n"\\1'),
+      op: {
+        type: 'patch',
+        fields: { ['"\u0001']: '\u0002'.repeat(500) },
+        base: { title: '"quoted"\n' },
+        stamps: {},
+        floor: change.hlc,
+      },
+    }
+    for (const each of [change, escaped, { ...change, op: { type: 'delete' } } as Change]) {
+      expect(approximateChangeLength(each) * 6).toBeGreaterThanOrEqual(encodeChange(each).length)
+    }
   })
 
   it('refuses a value that could not fit one frame, and passes one that does', () => {
