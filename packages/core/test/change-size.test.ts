@@ -41,7 +41,7 @@ describe('change size', () => {
       id: asRecordId('n"\\1'),
       op: {
         type: 'patch',
-        fields: { ['"\u0001']: '\u0002'.repeat(500) },
+        fields: { '"\u0001': '\u0002'.repeat(500) },
         base: { title: '"quoted"\n' },
         stamps: {},
         floor: change.hlc,
