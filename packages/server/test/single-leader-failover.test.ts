@@ -2,20 +2,10 @@ import { describe, expect, it } from 'vitest'
 import { SingleLeaderSim } from '../src/sim/single-leader-sim.js'
 import type { ReplicationMode } from '../src/single-leader/config.js'
 import { lastLsn } from '../src/single-leader/log.js'
-import type { SingleLeaderState } from '../src/single-leader/state.js'
+import { electedSim, state } from './support/single-leader-sim.js'
 
-async function cluster(replication: ReplicationMode, seed: number, fencing = true): Promise<SingleLeaderSim> {
-  const sim = new SingleLeaderSim({ seed, config: { replication, fencing }, clientTimeoutMs: 3_000 })
-  await sim.start()
-  if ((await sim.awaitLeader()) === undefined) throw new Error(`seed ${seed}: no leader elected`)
-  await sim.run(100)
-  return sim
-}
-
-function state(sim: SingleLeaderSim, node: string): SingleLeaderState {
-  const current = sim.host(node).state
-  if (current === null) throw new Error(`${node} is down`)
-  return current
+function cluster(replication: ReplicationMode, seed: number, fencing = true): Promise<SingleLeaderSim> {
+  return electedSim({ seed, config: { replication, fencing }, clientTimeoutMs: 3_000 })
 }
 
 function leaders(sim: SingleLeaderSim): string[] {

@@ -1,28 +1,15 @@
 import { isChorusError } from '@chorus/core'
 import { describe, expect, it } from 'vitest'
 import { asNodeId } from '../src/node-id.js'
-import { SingleLeaderSim } from '../src/sim/single-leader-sim.js'
+import type { SingleLeaderSim } from '../src/sim/single-leader-sim.js'
 import { createSingleLeaderConfig } from '../src/single-leader/config.js'
 import type { SingleLeaderMessage } from '../src/single-leader/messages.js'
 import { createSingleLeaderMachine } from '../src/single-leader/node.js'
-import type { SingleLeaderEffect, SingleLeaderState } from '../src/single-leader/state.js'
+import type { SingleLeaderEffect } from '../src/single-leader/state.js'
+import { electedSim, state } from './support/single-leader-sim.js'
 
-async function cluster(seed: number, preVote: boolean): Promise<SingleLeaderSim> {
-  const sim = new SingleLeaderSim({
-    seed,
-    config: { replication: { mode: 'sync' }, preVote },
-    clientTimeoutMs: 3_000,
-  })
-  await sim.start()
-  if ((await sim.awaitLeader()) === undefined) throw new Error(`seed ${seed}: no leader elected`)
-  await sim.run(100)
-  return sim
-}
-
-function state(sim: SingleLeaderSim, node: string): SingleLeaderState {
-  const current = sim.host(node).state
-  if (current === null) throw new Error(`${node} is down`)
-  return current
+function cluster(seed: number, preVote: boolean): Promise<SingleLeaderSim> {
+  return electedSim({ seed, config: { replication: { mode: 'sync' }, preVote }, clientTimeoutMs: 3_000 })
 }
 
 /** Cuts `node` off from every other node, both ways, runs for `ms`, and heals. */

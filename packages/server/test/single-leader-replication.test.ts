@@ -1,22 +1,11 @@
 import { describe, expect, it } from 'vitest'
-import { SingleLeaderSim } from '../src/sim/single-leader-sim.js'
+import type { SingleLeaderSim } from '../src/sim/single-leader-sim.js'
 import type { ReplicationMode } from '../src/single-leader/config.js'
 import { lastLsn } from '../src/single-leader/log.js'
-import type { SingleLeaderState } from '../src/single-leader/state.js'
+import { electedSim, state } from './support/single-leader-sim.js'
 
-async function cluster(replication: ReplicationMode, seed = 1, config = {}): Promise<SingleLeaderSim> {
-  const sim = new SingleLeaderSim({ seed, config: { replication, ...config }, clientTimeoutMs: 2_000 })
-  await sim.start()
-  const leader = await sim.awaitLeader()
-  if (leader === undefined) throw new Error('no leader elected')
-  await sim.run(100)
-  return sim
-}
-
-function state(sim: SingleLeaderSim, node: string): SingleLeaderState {
-  const current = sim.host(node).state
-  if (current === null) throw new Error(`${node} is down`)
-  return current
+function cluster(replication: ReplicationMode, seed = 1, config = {}): Promise<SingleLeaderSim> {
+  return electedSim({ seed, config: { replication, ...config }, clientTimeoutMs: 2_000 })
 }
 
 function followers(sim: SingleLeaderSim): string[] {
