@@ -151,6 +151,35 @@ describe('Node replicas through a real relay process', () => {
       await Promise.all([writer.close(), reader.close()])
     }
   }, 60_000)
+  it('bootstraps from snapshot pages of text that JSON escapes to six times its length', async () => {
+    const space = `${SPACE}-escaped`
+    const writer = await device(relay.url, 'lww', space)
+    try {
+      // Control characters: each becomes six (\\u0001) in JSON. 24 notes of 100,000 of them
+      // are 2.4 MB of text and 14.4 MB of JSON, so a page cut by counting characters alone
+      // would be a frame far past the 4 MiB limit, refused by the new replica on every retry.
+      const body = (i: number) => `${i}`.padEnd(100_000, '\u0001')
+      await Promise.all(
+        Array.from({ length: 24 }, (_, i) =>
+          writer.collection('notes').put(`escaped-${i}`, { title: `n${i}`, body: body(i) }),
+        ),
+      )
+      await within(writer.synced(), WAIT_MS, 'the writer to upload')
+      const late = await device(relay.url, 'lww', space)
+      try {
+        await eventually(
+          async () => (await rows(late)).length === 24,
+          'a new replica to bootstrap all 24 notes',
+        )
+        const read = (await late.collection('notes').get('escaped-23')) as { body: string }
+        expect(read.body).toBe(body(23))
+      } finally {
+        await late.close()
+      }
+    } finally {
+      await writer.close()
+    }
+  }, 60_000)
 })
 
 describe('a relay killed with SIGKILL mid-stream', () => {

@@ -9,16 +9,17 @@ const FRAME_ENVELOPE = 1024
 /**
  * About how long a change is on the wire: its op's value (or a patch's fields and base), its
  * context, its id and collection, and the rest of its metadata (see `approximateJsonLength`,
- * which does not count escapes).
+ * which counts escapes only with `escapes`: the id and collection are counted as their length
+ * either way, and are short).
  */
-export function approximateChangeLength(change: Change): number {
+export function approximateChangeLength(change: Change, escapes = false): number {
   const op = change.op
   const body =
     op.type === 'put'
-      ? approximateJsonLength(op.value)
+      ? approximateJsonLength(op.value, escapes)
       : op.type === 'patch'
-        ? approximateJsonLength(op.fields) +
-          approximateJsonLength(op.base) +
+        ? approximateJsonLength(op.fields, escapes) +
+          approximateJsonLength(op.base, escapes) +
           64 * Object.keys(op.stamps).length
         : 0
   return body + 48 * Object.keys(change.context).length + change.id.length + change.collection.length + 160

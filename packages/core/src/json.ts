@@ -210,12 +210,14 @@ export function copyJsonObject(value: unknown, what: string): JsonObject {
 /**
  * About how long `value` is as JSON: its strings' lengths plus a few characters per number,
  * key and bracket, found by a walk that allocates nothing. Escapes are not counted, so text
- * that needs many (control characters, quotes) is underestimated; callers leave room for that.
+ * that needs many (a control character takes six) is underestimated; callers leave room for
+ * that — or pass `escapes`, which measures exactly each string (or key) that needs an escape:
+ * one test per string, and a `JSON.stringify` only of those.
  */
-export function approximateJsonLength(value: JsonValue): number {
+export function approximateJsonLength(value: JsonValue, escapes = false): number {
   switch (typeof value) {
     case 'string':
-      return value.length + 2
+      return escapes ? quotedLength(value) : value.length + 2
     case 'number':
       return 12
     case 'boolean':
@@ -224,14 +226,29 @@ export function approximateJsonLength(value: JsonValue): number {
       if (value === null) return 4
       let length = 2
       if (Array.isArray(value)) {
-        for (const item of value) length += approximateJsonLength(item) + 1
+        for (const item of value) length += approximateJsonLength(item, escapes) + 1
         return length
       }
       for (const key in value) {
         if (!Object.hasOwn(value, key)) continue
-        length += key.length + 4 + approximateJsonLength((value as JsonObject)[key] as JsonValue)
+        length +=
+          (escapes ? quotedLength(key) : key.length + 2) +
+          2 +
+          approximateJsonLength((value as JsonObject)[key] as JsonValue, escapes)
       }
       return length
     }
   }
+}
+
+/**
+ * Characters JSON may write as more than themselves: quote, backslash, control characters, and
+ * surrogates (a lone one is escaped; a pair is not, and measuring it exactly costs only time).
+ */
+// biome-ignore lint/suspicious/noControlCharactersInRegex: the control characters are what it looks for
+const NEEDS_ESCAPE = /["\\\u0000-\u001f\ud800-\udfff]/
+
+/** `text`'s length as a JSON string, quotes and escapes included. */
+function quotedLength(text: string): number {
+  return NEEDS_ESCAPE.test(text) ? JSON.stringify(text).length : text.length + 2
 }

@@ -301,4 +301,35 @@ describe('hub session: frame bytes', () => {
       limit: 10,
     })
   })
+
+  it('sizes snapshot pages by their text with escapes: control characters take six', () => {
+    const snapshotting: HubSessionConfig = { ...bounded, snapshotPage: 10, frameBytes: 4_000 }
+    const floorFacts: HubFacts = { ...facts(100, () => 100), floor: () => 50 }
+    const opened = run(
+      floorFacts,
+      [
+        { type: 'message', now: 0, message: { ...hello(), have: { [space]: 0 } } },
+        { type: 'authenticated', now: 1, result: { ok: true, access: () => 'write' } },
+      ],
+      initialHubSession(snapshotting),
+    )
+    // Ten records of 300 control characters: 300 counted, 1,800 as JSON.
+    const escaped = Array.from({ length: 10 }, (_, i) => ({
+      ...change(bob, i + 1),
+      op: { type: 'put' as const, value: { text: '\u0001'.repeat(300) } },
+    }))
+    const page = run(
+      floorFacts,
+      [{ type: 'snapshot-read', now: 2, space, page: 0, changes: escaped, nextKey: null }],
+      opened.state,
+    )
+    const sent = page.effects.flatMap((effect) =>
+      effect.type === 'send' && effect.message.type === 'snapshot' ? [effect.message] : [],
+    )
+    expect(sent).toHaveLength(1)
+    const batch = sent[0]?.batch ?? []
+    // Counting characters alone would have sent all ten, 19 KB of JSON in a 4 KB frame.
+    expect(batch.length).toBe(2)
+    expect(JSON.stringify(batch).length).toBeLessThanOrEqual(4_000)
+  })
 })

@@ -350,4 +350,29 @@ describe('approximateJsonLength', () => {
       expect(approximate).toBeLessThanOrEqual(exact * 2 + 16)
     }
   })
+
+  it('with escapes, is at least the JSON length of values whose numbers are short', () => {
+    // Numbers count 12 characters; every other part is measured or over-counted.
+    const short = fc.oneof(fc.integer({ min: -1e9, max: 1e9 }), fc.constant(0.5))
+    const json = fc.letrec((tie) => ({
+      value: fc.oneof(
+        fc.string({ unit: 'binary' }),
+        fc.string({ unit: fc.constantFrom('\u0000', '\u001f', '"', '\\', '\n', '\ud800', 'a', '😀') }),
+        short,
+        fc.boolean(),
+        fc.constant(null),
+        fc.array(tie('value'), { maxLength: 4 }),
+        fc.dictionary(fc.string({ unit: fc.constantFrom('\u0001', '"', 'k') }), tie('value'), { maxKeys: 4 }),
+      ),
+    })).value as fc.Arbitrary<JsonValue>
+    fc.assert(
+      fc.property(json, (value) => {
+        expect(approximateJsonLength(value, true)).toBeGreaterThanOrEqual(JSON.stringify(value).length)
+      }),
+    )
+    // Without escapes, text of control characters is counted at a sixth of its JSON length.
+    const controls = '\u0001'.repeat(1000)
+    expect(approximateJsonLength(controls)).toBe(1002)
+    expect(approximateJsonLength(controls, true)).toBe(JSON.stringify(controls).length)
+  })
 })

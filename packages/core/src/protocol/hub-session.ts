@@ -646,8 +646,10 @@ function entriesWithin(
  * The changes of a snapshot page read that one page carries: whole records (a record's
  * versions are consecutive and stay together) within about `limit` bytes, and at least one
  * record; with the key to continue after when the page was cut. Sized by
- * `approximateChangeLength`, not `HubFacts.size`: a page's changes are read once and sent
- * once, and caching their texts to size them cost more than encoding them.
+ * `approximateChangeLength` with escapes counted, not `HubFacts.size`: a page's changes are
+ * read once and sent once, and caching their texts to size them cost more than encoding them.
+ * Escapes must count: text of control characters is six times as long as JSON, which would
+ * make a page of about `limit` characters a frame no receiver accepts.
  */
 function pageWithin(
   changes: readonly Change[],
@@ -657,7 +659,7 @@ function pageWithin(
   let bytes = 0
   for (let i = 0; i < changes.length; i++) {
     const change = changes[i] as Change
-    const size = approximateChangeLength(change)
+    const size = approximateChangeLength(change, true)
     const previous = changes[i - 1]
     const newRecord =
       previous === undefined || previous.collection !== change.collection || previous.id !== change.id
