@@ -47,7 +47,7 @@
  * not run are left out); `STORAGE_THREAD=1` makes the nodes commit on a worker thread
  * (`WorkerNodeStorage`) instead of blocking their event loop (storage wait % then counts the
  * time the event loop waited for the worker's answer, while it kept taking inputs).
- * `WRITERS=64` runs only the writer counts named. `CPU_PROF_DIR=<dir>` starts every node with `--cpu-prof`, so each writes a `.cpuprofile` of
+ * `WRITERS=64` runs only the writer counts named. `CPU_PROF_DIR=<dir>` starts every node with `--cpu-prof` (sampling every 500 µs), so each writes a `.cpuprofile` of
  * its whole run into that directory when it stops (run one mode and one fsync setting at a
  * time to tell the profiles apart).
  */
@@ -151,7 +151,9 @@ async function main(): Promise<void> {
         dataDir: dir,
         fsync,
         storageThread: STORAGE_THREAD,
-        ...(CPU_PROF_DIR === undefined ? {} : { execArgv: ['--cpu-prof', `--cpu-prof-dir=${CPU_PROF_DIR}`] }),
+        ...(CPU_PROF_DIR === undefined
+          ? {}
+          : { execArgv: ['--cpu-prof', '--cpu-prof-interval=500', `--cpu-prof-dir=${CPU_PROF_DIR}`] }),
       })
       try {
         const route = await ready(cluster, mode)
