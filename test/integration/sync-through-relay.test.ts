@@ -151,6 +151,43 @@ describe('Node replicas through a real relay process', () => {
       await Promise.all([writer.close(), reader.close()])
     }
   }, 60_000)
+  it('bootstraps a conflicted record whose siblings together are larger than one frame', async () => {
+    const space = `${SPACE}-siblings`
+    const [alice, bob] = await Promise.all([
+      device(relay.url, 'manual', space),
+      device(relay.url, 'manual', space),
+    ])
+    try {
+      // Two offline edits of one note, 2.5 MB each: each change fits a frame, the record's
+      // two versions together (5 MB) do not, so its snapshot goes over two pages.
+      alice.disconnect()
+      bob.disconnect()
+      const body = (who: string) => who.padEnd(2_500_000, who)
+      await alice.collection('notes').put('poster', { title: 'from alice', body: body('a') })
+      await bob.collection('notes').put('poster', { title: 'from bob', body: body('b') })
+      alice.connect()
+      bob.connect()
+      await eventually(
+        async () => (await alice.conflicts()).length === 1 && (await bob.conflicts()).length === 1,
+        'both writers to see the conflict',
+      )
+      await allSynced([alice, bob])
+      const late = await device(relay.url, 'manual', space)
+      try {
+        await eventually(
+          async () => (await late.conflicts())[0]?.versions.length === 2,
+          'a new replica to bootstrap both versions of the note',
+        )
+        const titles = (await late.conflicts())[0]?.versions.map((v) => (v.value as { title: string }).title)
+        expect(titles?.sort()).toEqual(['from alice', 'from bob'])
+      } finally {
+        await late.close()
+      }
+    } finally {
+      await Promise.all([alice.close(), bob.close()])
+    }
+  }, 60_000)
+
   it('bootstraps from snapshot pages of text that JSON escapes to six times its length', async () => {
     const space = `${SPACE}-escaped`
     const writer = await device(relay.url, 'lww', space)

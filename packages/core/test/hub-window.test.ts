@@ -265,7 +265,8 @@ describe('hub session: frame bytes', () => {
   })
 
   it('cuts a snapshot page at a record boundary within frameBytes, and goes on after it', () => {
-    const snapshotting: HubSessionConfig = { ...bounded, snapshotPage: 10 }
+    // Each version is reckoned at about 186 characters: r1's two fit, a third does not.
+    const snapshotting: HubSessionConfig = { ...bounded, snapshotPage: 10, frameBytes: 450 }
     const floorFacts: HubFacts = { ...facts(100, () => 100), floor: () => 50 }
     const opened = run(
       floorFacts,
@@ -300,6 +301,68 @@ describe('hub session: frame bytes', () => {
       afterKey: 'notes\u0000r1',
       limit: 10,
     })
+  })
+
+  it('cuts a record between its versions when they alone pass frameBytes, sending each once', () => {
+    const snapshotting: HubSessionConfig = { ...bounded, snapshotPage: 10 }
+    const floorFacts: HubFacts = { ...facts(100, () => 100), floor: () => 50 }
+    const carol = asReplicaId('carol')
+    // Record r1 has three versions of about 186 characters each; a 250-byte frame holds one.
+    const r1 = (replica: ReplicaId, counter: number): Change => ({
+      ...change(replica, counter),
+      id: asRecordId('r1'),
+    })
+    const whole = [r1(bob, 1), r1(alice, 9), r1(carol, 4), change(bob, 2)]
+
+    /** Streams a snapshot whose page `page` reads `stored(page)`: each page's afterKey and dots. */
+    function pages(stored: (page: number) => Change[]) {
+      const opened = run(
+        floorFacts,
+        [
+          { type: 'message', now: 0, message: { ...hello(), have: { [space]: 0 } } },
+          { type: 'authenticated', now: 1, result: { ok: true, access: () => 'write' } },
+        ],
+        initialHubSession(snapshotting),
+      )
+      const sent: (readonly [string | null, boolean, string[]])[] = []
+      let state = opened.state
+      let read = opened.last.at(-1)
+      for (let page = 0; read?.type === 'read-snapshot' && page < 10; page++) {
+        const afterKey = read.afterKey
+        // The store reads the records after afterKey.
+        const after = stored(page).filter((c) => afterKey === null || `notes\u0000${c.id}` > afterKey)
+        const step = run(
+          floorFacts,
+          [{ type: 'snapshot-read', now: 2 + page, space, page, changes: after, nextKey: null }],
+          state,
+        )
+        for (const effect of step.effects) {
+          if (effect.type === 'send' && effect.message.type === 'snapshot') {
+            const { last, batch } = effect.message
+            sent.push([afterKey, last, batch.map((c) => c.dot.join(':'))])
+          }
+        }
+        state = step.state
+        read = step.last.at(-1)
+      }
+      return sent
+    }
+
+    // Cut twice inside r1 (read again from the same key), then at its end.
+    expect(pages(() => whole)).toEqual([
+      [null, false, ['bob:1']],
+      [null, false, ['alice:9']],
+      [null, false, ['carol:4']],
+      ['notes\u0000r1', true, ['bob:2']],
+    ])
+    // Carol's version is superseded between the second read and the third: what is left of
+    // the record is sent, and nothing twice.
+    const later = whole.filter((c) => c.dot[0] !== carol)
+    expect(pages((page) => (page < 2 ? whole : later))).toEqual([
+      [null, false, ['bob:1']],
+      [null, false, ['alice:9']],
+      [null, true, ['bob:2']],
+    ])
   })
 
   it('sizes snapshot pages by their text with escapes: control characters take six', () => {

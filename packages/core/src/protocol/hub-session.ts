@@ -4,6 +4,7 @@ import { ErrorCode } from '../errors.js'
 import type { ReplicaId, SpaceId } from '../ids.js'
 import { ownNumber } from '../json.js'
 import { type LogEntry, recordKey } from '../storage.js'
+import type { Dot } from '../version-vector.js'
 import {
   type ChangesMessage,
   Feature,
@@ -36,7 +37,7 @@ export interface HubSessionConfig {
    * Most bytes of changes one `changes` frame or snapshot page carries, as
    * {@link HubFacts.size} estimates them (absent, or without `size`: counts only). A frame
    * starts with its first change whatever its size; a snapshot page keeps a record's versions
-   * together. The default, 1 MiB of text, stays under a receiver's 4 MiB frame limit even when
+   * together unless they alone pass it (see {@link SnapshotSplit}). The default, 1 MiB of text, stays under a receiver's 4 MiB frame limit even when
    * every character takes 3 bytes of UTF-8.
    */
   readonly frameBytes?: number
@@ -125,12 +126,27 @@ export interface HubStream {
   readonly bytesInFlight: number
   readonly reading: boolean
   readonly lastProgressAt: number
-  /** A snapshot being streamed: at log position `cursor`, next page `page` after `afterKey`. */
+  /**
+   * A snapshot being streamed: at log position `cursor`, next page `page` after `afterKey`;
+   * `split` when the page before ended inside a record (see {@link SnapshotSplit}).
+   */
   readonly snapshot: {
     readonly cursor: number
     readonly page: number
     readonly afterKey: string | null
+    readonly split: SnapshotSplit | null
   } | null
+}
+
+/**
+ * A record whose versions were too long for one snapshot page together: the next page reads
+ * it again (from the same `afterKey`) and leaves out the versions already sent, by dot — not
+ * by position, as the record may have changed in between. A replica merges the versions of
+ * several pages as it would one page's: applying changes is order-free.
+ */
+export interface SnapshotSplit {
+  readonly key: string
+  readonly sent: readonly Dot[]
 }
 
 /** The hub side of one connection. */
@@ -307,7 +323,7 @@ function reduce(
     case 'log-compacted': {
       const stream = streamOf(state, input.space)
       if (stream === undefined) return state
-      const snapshot = { cursor: facts.head(input.space), page: 0, afterKey: null }
+      const snapshot = { cursor: facts.head(input.space), page: 0, afterKey: null, split: null }
       const next = {
         ...stream,
         inFlight: noneInFlight,
@@ -461,7 +477,7 @@ function welcome(
       bytesInFlight: 0,
       reading: false,
       lastProgressAt: now,
-      snapshot: needsSnapshot ? { cursor: head, page: 0, afterKey: null } : null,
+      snapshot: needsSnapshot ? { cursor: head, page: 0, afterKey: null, split: null } : null,
     })
   }
   const heads: Record<string, number> = {}
@@ -645,31 +661,58 @@ function entriesWithin(
 /**
  * The changes of a snapshot page read that one page carries: whole records (a record's
  * versions are consecutive and stay together) within about `limit` bytes, and at least one
- * record; with the key to continue after when the page was cut. Sized by
- * `approximateChangeLength` with escapes counted, not `HubFacts.size`: a page's changes are
- * read once and sent once, and caching their texts to size them cost more than encoding them.
- * Escapes must count: text of control characters is six times as long as JSON, which would
- * make a page of about `limit` characters a frame no receiver accepts.
+ * version; with the key to continue after when the page was cut between records, or the
+ * {@link SnapshotSplit} to continue with when the page's first record alone is longer than
+ * `limit` and was cut between its versions (a conflict of large values: each version fits a
+ * frame, as writes are refused otherwise, but together they may not). Versions `split` names
+ * as sent are left out first.
+ *
+ * Sized by `approximateChangeLength` with escapes counted, not `HubFacts.size`: a page's
+ * changes are read once and sent once, and caching their texts to size them cost more than
+ * encoding them. Escapes must count: text of control characters is six times as long as
+ * JSON, which would make a page of about `limit` characters a frame no receiver accepts.
  */
 function pageWithin(
-  changes: readonly Change[],
+  read: readonly Change[],
   nextKey: string | null,
   limit: number,
-): { readonly changes: readonly Change[]; readonly nextKey: string | null } {
+  split: SnapshotSplit | null,
+): {
+  readonly changes: readonly Change[]
+  readonly nextKey: string | null
+  readonly split: SnapshotSplit | null
+} {
+  const changes = split === null ? read : read.filter((change) => !sentBefore(change, split))
   let bytes = 0
+  let recordStart = 0
   for (let i = 0; i < changes.length; i++) {
     const change = changes[i] as Change
     const size = approximateChangeLength(change, true)
     const previous = changes[i - 1]
     const newRecord =
       previous === undefined || previous.collection !== change.collection || previous.id !== change.id
-    if (newRecord && i > 0 && bytes + size > limit) {
+    if (newRecord) recordStart = i
+    if (i > 0 && bytes + size > limit) {
       const kept = previous as Change
-      return { changes: changes.slice(0, i), nextKey: recordKey(kept.collection, kept.id) }
+      if (newRecord)
+        return { changes: changes.slice(0, i), nextKey: recordKey(kept.collection, kept.id), split: null }
+      if (recordStart === 0) {
+        const key = recordKey(change.collection, change.id)
+        const before = split?.key === key ? split.sent : []
+        const sent = [...before, ...changes.slice(0, i).map((version) => version.dot)]
+        return { changes: changes.slice(0, i), nextKey, split: { key, sent } }
+      }
     }
     bytes += size
   }
-  return { changes, nextKey }
+  return { changes, nextKey, split: null }
+}
+
+/** True for a version of the split record that an earlier page sent. */
+function sentBefore(change: Change, split: SnapshotSplit): boolean {
+  const [replica, counter] = change.dot
+  if (!split.sent.some((dot) => dot[0] === replica && dot[1] === counter)) return false
+  return recordKey(change.collection, change.id) === split.key
 }
 
 function snapshotRead(
@@ -684,8 +727,11 @@ function snapshotRead(
     return stream === undefined ? state : setStream(state, input.space, { ...stream, reading: false })
   }
   const limit = state.config.frameBytes
-  const { changes, nextKey } = limit === undefined ? input : pageWithin(input.changes, input.nextKey, limit)
-  const last = nextKey === null
+  const { changes, nextKey, split } =
+    limit === undefined
+      ? { ...input, split: null }
+      : pageWithin(input.changes, input.nextKey, limit, snapshot.split)
+  const last = nextKey === null && split === null
   effects.push({
     type: 'send',
     message: {
@@ -702,7 +748,13 @@ function snapshotRead(
     : {
         ...stream,
         reading: false,
-        snapshot: { ...snapshot, page: snapshot.page + 1, afterKey: nextKey },
+        // Cut inside a record: read from the same key again, that record first.
+        snapshot: {
+          ...snapshot,
+          page: snapshot.page + 1,
+          afterKey: split === null ? nextKey : snapshot.afterKey,
+          split,
+        },
       }
   return pump(setStream(state, input.space, next), input.space, facts, effects)
 }
@@ -728,7 +780,7 @@ function tick(
         sent: stream.acked,
         reading: false,
         lastProgressAt: now,
-        snapshot: restart ? { cursor: facts.head(space), page: 0, afterKey: null } : null,
+        snapshot: restart ? { cursor: facts.head(space), page: 0, afterKey: null, split: null } : null,
       })
     }
     // Also resumes a stream whose last read failed.
