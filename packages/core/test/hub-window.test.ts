@@ -208,6 +208,20 @@ describe('hub session: byte window', () => {
 describe('hub session: frame bytes', () => {
   const bounded: HubSessionConfig = { ...config, batchSize: 10, windowBytes: 10_000, frameBytes: 250 }
   const costly = facts(100, () => 100)
+  /** A space whose log was compacted: a new replica is sent a snapshot. */
+  const floorFacts: HubFacts = { ...facts(100, () => 100), floor: () => 50 }
+
+  /** A session that has said hello with nothing and starts a snapshot of pages of 10 records. */
+  function openSnapshot(overrides: Partial<HubSessionConfig> = {}) {
+    return run(
+      floorFacts,
+      [
+        { type: 'message', now: 0, message: { ...hello(), have: { [space]: 0 } } },
+        { type: 'authenticated', now: 1, result: { ok: true, access: () => 'write' } },
+      ],
+      initialHubSession({ ...bounded, snapshotPage: 10, ...overrides }),
+    )
+  }
 
   function changesSent(effects: ReturnType<typeof run>['effects']) {
     return effects.flatMap((effect) =>
@@ -266,16 +280,7 @@ describe('hub session: frame bytes', () => {
 
   it('cuts a snapshot page at a record boundary within frameBytes, and goes on after it', () => {
     // Each version is reckoned at about 186 characters: r1's two fit, a third does not.
-    const snapshotting: HubSessionConfig = { ...bounded, snapshotPage: 10, frameBytes: 450 }
-    const floorFacts: HubFacts = { ...facts(100, () => 100), floor: () => 50 }
-    const opened = run(
-      floorFacts,
-      [
-        { type: 'message', now: 0, message: { ...hello(), have: { [space]: 0 } } },
-        { type: 'authenticated', now: 1, result: { ok: true, access: () => 'write' } },
-      ],
-      initialHubSession(snapshotting),
-    )
+    const opened = openSnapshot({ frameBytes: 450 })
     const read = opened.last.at(-1)
     expect(read).toMatchObject({ type: 'read-snapshot', page: 0, afterKey: null })
     // Record r1 has two versions (siblings): they stay on one page.
@@ -304,8 +309,6 @@ describe('hub session: frame bytes', () => {
   })
 
   it('cuts a record between its versions when they alone pass frameBytes, sending each once', () => {
-    const snapshotting: HubSessionConfig = { ...bounded, snapshotPage: 10 }
-    const floorFacts: HubFacts = { ...facts(100, () => 100), floor: () => 50 }
     const carol = asReplicaId('carol')
     // Record r1 has three versions of about 186 characters each; a 250-byte frame holds one.
     const r1 = (replica: ReplicaId, counter: number): Change => ({
@@ -316,14 +319,7 @@ describe('hub session: frame bytes', () => {
 
     /** Streams a snapshot whose page `page` reads `stored(page)`: each page's afterKey and dots. */
     function pages(stored: (page: number) => Change[]) {
-      const opened = run(
-        floorFacts,
-        [
-          { type: 'message', now: 0, message: { ...hello(), have: { [space]: 0 } } },
-          { type: 'authenticated', now: 1, result: { ok: true, access: () => 'write' } },
-        ],
-        initialHubSession(snapshotting),
-      )
+      const opened = openSnapshot()
       const sent: (readonly [string | null, boolean, string[]])[] = []
       let state = opened.state
       let read = opened.last.at(-1)
@@ -366,16 +362,7 @@ describe('hub session: frame bytes', () => {
   })
 
   it('sizes snapshot pages by their text with escapes: control characters take six', () => {
-    const snapshotting: HubSessionConfig = { ...bounded, snapshotPage: 10, frameBytes: 4_000 }
-    const floorFacts: HubFacts = { ...facts(100, () => 100), floor: () => 50 }
-    const opened = run(
-      floorFacts,
-      [
-        { type: 'message', now: 0, message: { ...hello(), have: { [space]: 0 } } },
-        { type: 'authenticated', now: 1, result: { ok: true, access: () => 'write' } },
-      ],
-      initialHubSession(snapshotting),
-    )
+    const opened = openSnapshot({ frameBytes: 4_000 })
     // Ten records of 300 control characters: 300 counted, 1,800 as JSON.
     const escaped = Array.from({ length: 10 }, (_, i) => ({
       ...change(bob, i + 1),
