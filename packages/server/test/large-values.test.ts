@@ -32,18 +32,25 @@ afterAll(() => {
   rmSync(scratch, { recursive: true, force: true })
 })
 
-async function start(name: string, settings: Record<string, unknown>): Promise<LoopbackCluster> {
+async function start(
+  name: string,
+  settings: Record<string, unknown>,
+  design: 'single-leader' | 'quorum' = 'single-leader',
+): Promise<LoopbackCluster> {
   mkdirSync(join(scratch, name))
   cluster = await LoopbackCluster.start({
-    design: 'single-leader',
+    design,
     nodes,
-    settings: {
-      replication: { mode: 'async' },
-      heartbeatMs: 50,
-      electionTimeoutMs: 1_000,
-      leaseMs: 600,
-      ...settings,
-    },
+    settings:
+      design === 'quorum'
+        ? settings
+        : {
+            replication: { mode: 'async' },
+            heartbeatMs: 50,
+            electionTimeoutMs: 1_000,
+            leaseMs: 600,
+            ...settings,
+          },
     dataDir: join(scratch, name),
     fsync: false,
   })
@@ -131,5 +138,54 @@ describe('single-leader replication of large values', () => {
     const caughtUp = await catchUpAfterLargeWrites(await start('snapshot', { compactEvery: 4 }))
     expect(caughtUp.snapshotLsn).toBeGreaterThan(0)
     expect(caughtUp.stats.snapshotsInstalled).toBeGreaterThanOrEqual(1)
+  }, 60_000)
+})
+
+describe('quorum replication of large values', () => {
+  interface PutAnswer {
+    readonly type: string
+    readonly reason?: string
+    readonly context?: Record<string, number>
+    readonly values?: readonly unknown[]
+  }
+
+  async function put(running: LoopbackCluster, id: string, key: string, value: unknown, context = {}) {
+    const answer = await running.request('n1', { type: 'put', id, key, value, context }, 20_000)
+    return answer.body as PutAnswer
+  }
+
+  it('refuses a put whose sibling set would outgrow a peer message, and keeps replicating', async () => {
+    const running = await start('quorum', { replicas: 3, writeQuorum: 3, readQuorum: 1 }, 'quorum')
+    await until('every node to see the others', async () => {
+      for (const id of nodes) {
+        const body = (await running.status(id)).body as { status: { up: string[] } }
+        if (body.status.up.length < nodes.length - 1) return undefined
+      }
+      return true
+    })
+    // Blind puts (no context) of one key: each is one more sibling, shipped whole to every
+    // replica. Ten of 900,000 characters would be a store message past a peer frame.
+    expect(VALUE_CHARS * 10).toBeGreaterThan(MAX_PEER_FRAME)
+    const answers: PutAnswer[] = []
+    for (let i = 0; i < 10; i++)
+      answers.push(await put(running, `blind-${i}`, 'poster', String(i).repeat(VALUE_CHARS)))
+    const accepted = answers.filter((answer) => answer.type === 'put-ok')
+    const refused = answers.filter((answer) => answer.type !== 'put-ok')
+    expect(accepted.length).toBeGreaterThanOrEqual(2)
+    expect(refused.length).toBeGreaterThan(0)
+    expect(refused).toEqual(
+      refused.map(() => ({
+        type: 'rejected',
+        id: expect.any(String),
+        reason: 'too-large',
+        maybeApplied: false,
+      })),
+    )
+    // Every accepted put reached all three replicas (W = 3), and the links still carry writes:
+    // a put that supersedes every sibling is accepted and leaves one version.
+    const last = accepted.at(-1) as PutAnswer
+    const settled = await put(running, 'settle', 'poster', 'settled', last.context)
+    expect(settled).toMatchObject({ type: 'put-ok', values: ['settled'] })
+    expect(await put(running, 'other', 'other-key', 'small')).toMatchObject({ type: 'put-ok' })
   }, 60_000)
 })

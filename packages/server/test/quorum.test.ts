@@ -220,6 +220,32 @@ describe('quorum reads and writes', () => {
   })
 })
 
+describe('sibling sets too large to replicate', () => {
+  it('refuses the put that would make one, at a home replica or through a hand-over, and takes one that settles it', async () => {
+    const sim = await cluster({ replicas: 3, writeQuorum: 2, readQuorum: 2 })
+    const client = sim.client('c')
+    const homes = sim.homes('poster')
+    const elsewhere = sim.config.nodes.find((node) => !homes.includes(node)) as string
+    // Blind puts (an empty context) of 1,000,000 characters: each is one more sibling, and the
+    // fifth would take the set past 4 Mi characters.
+    const big = (i: number) => String(i).repeat(1_000_000)
+    const blind = { context: {} }
+    const accepted = []
+    for (let i = 0; i < 4; i++)
+      accepted.push(await sim.until(client.put(homes[0] as string, 'poster', big(i), blind)))
+    expect(accepted.every((outcome) => outcome.ok)).toBe(true)
+    const refused = { ok: false, reason: 'too-large', maybeApplied: false }
+    expect(await sim.until(client.put(homes[0] as string, 'poster', big(4), blind))).toEqual(refused)
+    expect(await sim.until(client.put(elsewhere, 'poster', big(5), blind))).toEqual(refused)
+    const last = accepted.at(-1)
+    const context = last?.ok === true ? last.context : {}
+    expect(await sim.until(client.put(homes[0] as string, 'poster', 'one', { context }))).toMatchObject({
+      ok: true,
+      values: ['one'],
+    })
+  })
+})
+
 describe('sloppy quorum and hinted handoff', () => {
   it('a stand-in takes the write for a down home node and hands it over when it returns', async () => {
     const sim = await cluster({ replicas: 3, writeQuorum: 3, readQuorum: 1, sloppy: true, handoffMs: 50 })

@@ -2,6 +2,7 @@ import type { JsonValue } from '@chorus/core'
 import {
   digestOf,
   pickValue,
+  type QuorumRejectReason,
   type QuorumReply,
   QuorumSim,
   type QuorumState,
@@ -39,6 +40,13 @@ function siblingCounts(state: QuorumState): Map<string, number> {
   const counts = new Map<string, number>()
   for (const [key, versions] of state.store) counts.set(key, versions.length)
   return counts
+}
+
+/** How the lab words a coordinator's refusal. */
+const QUORUM_REJECTIONS: Record<QuorumRejectReason, string> = {
+  unavailable: 'unavailable: too few replicas up',
+  timeout: 'timeout at the coordinator',
+  'too-large': 'too large: the siblings would not fit one message; write with the context of a read',
 }
 
 /**
@@ -170,11 +178,7 @@ export class QuorumLab extends ServerLab<QuorumState> {
         )
         return
       case 'rejected':
-        this.finish(
-          op,
-          'rejected',
-          reply.reason === 'unavailable' ? 'unavailable: too few replicas up' : 'timeout at the coordinator',
-        )
+        this.finish(op, 'rejected', QUORUM_REJECTIONS[reply.reason])
         return
       case 'error':
         this.finish(op, 'rejected', `${reply.code}: ${reply.message}`)

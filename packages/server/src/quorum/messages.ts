@@ -173,8 +173,13 @@ export interface QuorumStatus {
   readonly stats: QuorumStats
 }
 
-/** Why a coordinator gave up. `unavailable`: too few replicas up to try (nothing written). */
-export type QuorumRejectReason = 'unavailable' | 'timeout'
+/**
+ * Why a coordinator gave up. `unavailable`: too few replicas up to try (nothing written).
+ * `too-large`: the key's sibling set with this put would be longer than one peer message
+ * carries (`MAX_BATCH_CHARS` of JSON), so it could never be replicated; nothing was written.
+ * Settle the siblings first: put with the context a `get` (or the last `put-ok`) returned.
+ */
+export type QuorumRejectReason = 'unavailable' | 'timeout' | 'too-large'
 
 /**
  * The answer to a put.

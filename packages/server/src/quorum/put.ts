@@ -1,4 +1,5 @@
-import { formatHlc, tickHlc } from '@chorus/core'
+import { formatHlc, type JsonValue, tickHlc } from '@chorus/core'
+import { jsonCharsBound, MAX_BATCH_CHARS } from '../message-budget.js'
 import type { NodeId } from '../node-id.js'
 import { afterAcknowledgement } from './incarnation.js'
 import type { PutReply, QuorumMessage, QuorumRecord, QuorumRequest } from './messages.js'
@@ -180,6 +181,16 @@ function coordinatePut(
     next = { ...next, incarnation: { ...incarnation, recordedFrom: state.nextOp } }
   }
   const siblings = next.store.get(key) ?? [version]
+  if (siblings.length > 1 && siblingChars(siblings) > MAX_BATCH_CHARS) {
+    // Nothing of this step has left yet: answer, and keep the state before the put.
+    answer(out, client, origin, {
+      type: 'rejected',
+      id: request.id,
+      reason: 'too-large',
+      maybeApplied: false,
+    })
+    return state
+  }
   const acked: NodeId[] = []
   const sends: QuorumOut = []
   for (const target of targets) {
@@ -240,6 +251,17 @@ function answerPut(out: QuorumOut, pending: PendingPut): void {
     dots: pending.siblings.map((version) => version.dot),
     sloppy: pending.targets.some((target) => target.hintFor !== null),
   })
+}
+
+/**
+ * No less than the JSON length of a key's versions as a `store` carries them. A single version
+ * always goes (the node API bounds a value well under a peer frame); several concurrent ones
+ * may together outgrow one.
+ */
+function siblingChars(siblings: readonly Version[]): number {
+  let chars = 0
+  for (const version of siblings) chars += jsonCharsBound(version as unknown as JsonValue)
+  return chars
 }
 
 function unavailable(id: string): PutReply {

@@ -201,8 +201,8 @@ export function readPutReply(value: unknown, path: string): PutReply {
   const id = idAt(fields, 'id', path)
   if (type === 'rejected') {
     const reason = own(fields, 'reason')
-    if (reason !== 'unavailable' && reason !== 'timeout') {
-      invalid(`${path}.reason`, '"unavailable" or "timeout"', reason)
+    if (reason !== 'unavailable' && reason !== 'timeout' && reason !== 'too-large') {
+      invalid(`${path}.reason`, '"unavailable", "timeout" or "too-large"', reason)
     }
     return { type, id, reason, maybeApplied: booleanAt(fields, 'maybeApplied', path) }
   }
