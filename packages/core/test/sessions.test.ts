@@ -220,7 +220,7 @@ describe('replica session: handshake', () => {
     expect(again.state.phase).toBe('offline')
   })
 
-  it('ignores a passing error such as rate-limited', () => {
+  it('ignores a passing error such as rate-limited while nothing of its own is unacknowledged', () => {
     const ready = readyReplica()
     const { state, effects } = stepReplicaSession(ready, {
       type: 'message',
@@ -313,6 +313,35 @@ describe('replica session: sending own changes', () => {
       { type: 'read-outbox', after: 5, limit: 2 },
     ])
     expect(state.sent).toBe(5)
+  })
+
+  it('sends again from its last acknowledged change at the next tick after the hub dropped frames', () => {
+    const sent = stepAll(readyReplica(), [
+      { type: 'outbox-read', now: 11, after: 5, changes: run(alice, 5, 7) },
+      { type: 'outbox-read', now: 12, after: 7, changes: run(alice, 7, 8) },
+    ]).state
+    // The hub refused 8 for going too fast; the ack of 6 and 7, accepted before it, follows.
+    const dropped = stepAll(sent, [
+      {
+        type: 'message',
+        now: 13,
+        message: { type: 'error', code: ErrorCode.RateLimited, message: 'slow down' },
+      },
+      { type: 'message', now: 14, message: { type: 'ack', space, upTo: 7 } },
+    ]).state
+    expect(dropped).toMatchObject({ sent: 8, acked: 7, dropped: true, lastProgressAt: 14 })
+    // Not a whole retransmitMs later: the next tick.
+    const { state, effects } = stepReplicaSession(dropped, { type: 'tick', now: 15 })
+    expect(effects).toEqual([{ type: 'read-outbox', after: 7, limit: 2 }])
+    expect(state).toMatchObject({ sent: 7, dropped: false, lastProgressAt: 15 })
+    // Once only: the tick after is an ordinary one.
+    const sending = stepReplicaSession(state, {
+      type: 'outbox-read',
+      now: 16,
+      after: 7,
+      changes: run(alice, 7, 8),
+    })
+    expect(stepReplicaSession(sending.state, { type: 'tick', now: 17 }).effects).toEqual([])
   })
 
   it('resumes sending on the next retransmission tick after a failed outbox read', () => {

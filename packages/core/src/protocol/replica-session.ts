@@ -88,6 +88,12 @@ export interface ReplicaSessionState {
   readonly ackAt: number
   /** Set when the hub refused the session for good (bad token, forbidden, protocol). */
   readonly fatal: { readonly code: ErrorCode; readonly message: string } | null
+  /**
+   * The hub said it dropped frames of ours (`rate-limited`): the next tick sends again from
+   * the last acknowledged position, whatever acknowledgements came meanwhile (those of the
+   * frames before the dropped one do), instead of after `retransmitMs` of silence.
+   */
+  readonly dropped: boolean
 }
 
 /** What the runtime tells the session. */
@@ -164,6 +170,7 @@ export function initialReplicaSession(
     ackSent: positions.cursor,
     ackAt: Number.NEGATIVE_INFINITY,
     fatal: null,
+    dropped: false,
   }
 }
 
@@ -252,7 +259,15 @@ function reduce(
       return pump({ ...next, sent: next.acked, reading: false }, effects)
     }
     case 'disconnected':
-      return { ...state, phase: 'offline', sent: state.acked, reading: false, snapshot: null, compact: false }
+      return {
+        ...state,
+        phase: 'offline',
+        sent: state.acked,
+        reading: false,
+        snapshot: null,
+        compact: false,
+        dropped: false,
+      }
     case 'local-write': {
       const next = { ...state, local: Math.max(state.local, input.counter) }
       return pump(next, effects)
@@ -304,6 +319,11 @@ function reduce(
 }
 
 function tick(state: ReplicaSessionState, now: number, effects: ReplicaSessionEffect[]): ReplicaSessionState {
+  if (state.dropped && state.phase === 'ready') {
+    // The hub refilled its buckets for a tick's time: send what it dropped again.
+    const rewound = { ...state, dropped: false, sent: state.acked, reading: false, lastProgressAt: now }
+    return pump(rewound, effects)
+  }
   if (now - state.lastProgressAt < state.config.retransmitMs) {
     // A coalesced ack still owed goes out now.
     return state.phase === 'ready' && state.cursor > state.ackSent ? ackNow(state, now, effects) : state
@@ -393,6 +413,9 @@ function receive(
         effects.push({ type: 'fail', code: message.code, message: message.message })
         return { ...state, phase: 'offline', fatal: { code: message.code, message: message.message } }
       }
+      // Dropped for going too fast: wait a tick, not a whole retransmit period.
+      if (message.code === ErrorCode.RateLimited && state.sent > state.acked)
+        return { ...state, dropped: true }
       return state
     }
   }
