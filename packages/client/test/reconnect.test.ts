@@ -76,6 +76,13 @@ describe('the connection machine', () => {
     expect(state).toEqual({ phase: 'waiting', attempt: 1, socket: 3 })
   })
 
+  it('keeps the same state for a ready that has nothing to reset (it follows every frame)', () => {
+    const open = run([{ type: 'start' }, { type: 'opened', socket: 1 }]).state
+    expect(open).toEqual({ phase: 'open', attempt: 0, socket: 1 })
+    expect(stepLink(open, { type: 'ready' })).toEqual({ state: open, effects: [] })
+    expect(stepLink(open, { type: 'ready' }).state).toBe(open)
+  })
+
   it('ignores events from a socket it replaced, and a second start', () => {
     const { state, effects } = run([
       { type: 'start' },

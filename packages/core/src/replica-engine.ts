@@ -632,15 +632,16 @@ class Engine implements ReplicaEngine {
     for (const effect of step.effects) await this.#perform(effect)
   }
 
-  #lastAnnounced = ''
+  #announcedStatus: SyncStatus | null = null
+  #announcedPending = -1
 
-  /** Tells `onStatus` when status or backlog changed since it was last told. */
+  /** Tells `onStatus` when status or backlog changed since it was last told (every input asks). */
   #announce(): void {
     const status = this.status()
     const pending = this.pending()
-    const key = `${status}:${pending}`
-    if (key === this.#lastAnnounced) return
-    this.#lastAnnounced = key
+    if (status === this.#announcedStatus && pending === this.#announcedPending) return
+    this.#announcedStatus = status
+    this.#announcedPending = pending
     this.#options.onStatus?.(status, pending)
   }
 

@@ -109,7 +109,10 @@ export function stepLink(state: LinkState, input: LinkInput): { state: LinkState
       effects.push({ type: 'attach' })
       return { state: { ...state, phase: 'open' }, effects }
     case 'ready':
-      return { state: state.phase === 'open' ? { ...state, attempt: 0 } : state, effects }
+      return {
+        state: state.phase === 'open' && state.attempt !== 0 ? { ...state, attempt: 0 } : state,
+        effects,
+      }
     case 'closed':
       if (input.socket !== state.socket || (state.phase !== 'open' && state.phase !== 'opening'))
         return { state, effects }

@@ -71,6 +71,8 @@ export class SocketLink {
 
   /** The hub answered hello: the next drop backs off from the first step again. */
   ready(): void {
+    // Called after every frame once the session is up: nothing to reset then, so no step.
+    if (this.#state.phase === 'open' && this.#state.attempt === 0) return
     this.#input({ type: 'ready' })
   }
 
