@@ -24,7 +24,13 @@
  *    total) for `LATENCY_SECONDS` after a warm-up second. Commit-to-visible-everywhere is, per
  *    write, the time from its `put()` resolving (committed locally) to the last of the other 9
  *    replicas emitting its remote `change` event (applied to its store): p50 ≤ 2 ms, p99 ≤
- *    10 ms. Then the relay alone: 10 bare protocol clients (`WireClient`) send the same load
+ *    10 ms. The tail is this process's major garbage collections: the ten replicas' records
+ *    grow its heap from about 20 to 95 MB during the run (every write is a new note, held ten
+ *    times), and V8 collects at each step of that growth, pausing all ten replicas at once
+ *    (9–13 ms pauses and marking steps of up to 12 ms in a `--trace-gc` run). With 60 MB of
+ *    unrelated objects held before the run, V8 sized the heap larger from the start and p99
+ *    came out at 4.8–5.3 ms against 11.5–13.6 ms without, alternated (an experiment, not
+ *    how the benchmark runs). Then the relay alone: 10 bare protocol clients (`WireClient`) send the same load
  *    as one-change `changes` frames through the Chorus relay and through the raw relay; the
  *    figure per change is its send → received by the last of the 9 others. Goal: the Chorus
  *    relay's p99 ≤ 1.5× the raw relay's. The Chorus relay fsyncs each commit before it
