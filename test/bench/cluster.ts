@@ -6,7 +6,8 @@
  * `sync` (majority ack) and `quorum` (N3 W2 R2) — and for fsync on (`synchronous = FULL`,
  * every commit is on the disk before it is acknowledged) and off (`synchronous = OFF`), the
  * benchmark starts a fresh 3-node cluster (`LoopbackCluster`, one SQLite file per node in a
- * temp dir), warms it up, then runs 1, 16 and 64 concurrent writers for a fixed time each.
+ * temp dir), warms it up (64 writers for `WARMUP_MS`, 5 s), then runs 1, 16 and 64 concurrent
+ * writers for a fixed time each.
  * A writer sends one write at a time over HTTP (`POST /request`; single-leader writes go to
  * the leader, quorum puts to a home replica of their key, so no hand-over hop) and sends the
  * next when the answer comes. Each writer has keys of its own, so no two writers race on a
@@ -41,7 +42,7 @@
  * share the machine's cores, so the client's own HTTP work is part of every figure.
  *
  * Run with `pnpm bench:cluster` (`tsx --conditions=@chorus/source test/bench/cluster.ts`,
- * about 2 minutes); it prints a table and writes `test/bench/results/cluster.json`.
+ * about 3 minutes); it prints a table and writes `test/bench/results/cluster.json`.
  * `WINDOW_MS=…` changes the timed window per writer count (default 2500); `MODES=async,quorum`
  * runs only the modes named and `FSYNC=on` (or `off`) only that setting (goals whose rows were
  * not run are left out); `STORAGE_THREAD=1` makes the nodes commit on a worker thread
@@ -65,7 +66,15 @@ const WRITERS = [1, 16, 64].filter(
   (count) => process.env.WRITERS === undefined || process.env.WRITERS.split(',').includes(String(count)),
 )
 const WINDOW_MS = Number(process.env.WINDOW_MS ?? 2_500)
-const WARMUP_WRITES = 300
+/**
+ * Every cluster is first written to by 64 writers for this long (`WARMUP_MS=…` changes it):
+ * until its processes' JIT has compiled the hot paths. It used to be 300 writes by 8 writers,
+ * which left a run of the 64-writer row alone (`WRITERS=64`) measuring half-compiled code: quorum
+ * at 278 µs of node CPU per write and 5,456 writes/s, against 159 µs and 8,554 writes/s when
+ * the 1- and 16-writer rows ran first (async: 124 against 95 µs). After 3 s of warm-up the
+ * row alone gave quorum 181 µs and 7,781 writes/s, after 6 s 171 µs and 8,212 writes/s.
+ */
+const WARMUP_MS = Number(process.env.WARMUP_MS ?? 5_000)
 const VNODES = 16
 
 type ModeName = 'async' | 'semi-sync' | 'sync' | 'quorum'
@@ -157,7 +166,7 @@ async function main(): Promise<void> {
       })
       try {
         const route = await ready(cluster, mode)
-        await run(cluster, route, 8, { count: WARMUP_WRITES })
+        await run(cluster, route, 64, { ms: WARMUP_MS })
         for (const writers of WRITERS) {
           const before = await totals(cluster)
           const result = await run(cluster, route, writers, { ms: WINDOW_MS })
