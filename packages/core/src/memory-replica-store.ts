@@ -9,7 +9,6 @@ import {
   type RecordPage,
   type ReplicaMeta,
   type ReplicaStore,
-  recordKey,
   type StoredRecord,
 } from './storage.js'
 
@@ -23,7 +22,12 @@ import {
  */
 export class MemoryReplicaStore implements ReplicaStore {
   #meta: ReplicaMeta | undefined
-  readonly #records = new Map<string, StoredRecord>()
+  /**
+   * Records by collection, then id: keyed by the record's own id string, not by a joined
+   * `recordKey` string, which cost about 90 bytes more per record (a replica holding a space in
+   * memory holds every record).
+   */
+  readonly #records = new Map<string, Map<RecordId, StoredRecord>>()
   readonly #outbox: Change[] = []
   #closed = false
   #failNext = false
@@ -47,21 +51,19 @@ export class MemoryReplicaStore implements ReplicaStore {
 
   async getRecord(collection: string, id: RecordId): Promise<RecordState | undefined> {
     this.#check(false)
-    return this.#records.get(recordKey(collection, id))?.state
+    return this.#records.get(collection)?.get(id)?.state
   }
 
   async listRecords(collection: string): Promise<StoredRecord[]> {
     this.#check(false)
-    return [...this.#records.values()]
-      .filter((record) => record.collection === collection)
-      .sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
+    return [...(this.#records.get(collection)?.values() ?? [])].sort(byId)
   }
 
   async getRecords(
     keys: readonly { readonly collection: string; readonly id: RecordId }[],
   ): Promise<(RecordState | undefined)[]> {
     this.#check(false)
-    return keys.map(({ collection, id }) => this.#records.get(recordKey(collection, id))?.state)
+    return keys.map(({ collection, id }) => this.#records.get(collection)?.get(id)?.state)
   }
 
   async listRecordsPage(collection: string, page: RecordPage): Promise<StoredRecord[]> {
@@ -77,9 +79,11 @@ export class MemoryReplicaStore implements ReplicaStore {
 
   async allRecords(): Promise<StoredRecord[]> {
     this.#check(false)
-    return [...this.#records.entries()]
-      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
-      .map(([, record]) => record)
+    // In `recordKey` order: by collection, then id (a collection name has no U+0000).
+    const records: StoredRecord[] = []
+    for (const collection of [...this.#records.keys()].sort(byText))
+      records.push(...[...(this.#records.get(collection)?.values() ?? [])].sort(byId))
+    return records
   }
 
   async commitLocal(write: { record: StoredRecord; change: Change; clock: HlcState }): Promise<void> {
@@ -92,7 +96,7 @@ export class MemoryReplicaStore implements ReplicaStore {
         `outbox counter ${change.dot[1]} does not follow ${meta.counter}`,
       )
     }
-    this.#records.set(recordKey(record.collection, record.id), record)
+    this.#put(record)
     this.#outbox.push(change)
     this.#meta = { ...meta, counter: change.dot[1], clock }
   }
@@ -113,7 +117,7 @@ export class MemoryReplicaStore implements ReplicaStore {
     if (last === undefined) return
     for (let i = 0; i < changes.length; i++) {
       const record = localBatchRecord(batch, i)
-      this.#records.set(recordKey(record.collection, record.id), record)
+      this.#put(record)
       this.#outbox.push(changes[i] as Change)
     }
     this.#meta = { ...meta, counter: last.dot[1], clock: batch.clock }
@@ -126,7 +130,7 @@ export class MemoryReplicaStore implements ReplicaStore {
   }): Promise<void> {
     const meta = this.#requireMeta()
     this.#check(true)
-    for (const record of batch.records) this.#records.set(recordKey(record.collection, record.id), record)
+    for (const record of batch.records) this.#put(record)
     this.#meta = { ...meta, clock: batch.clock, cursor: batch.cursor ?? meta.cursor }
   }
 
@@ -162,6 +166,12 @@ export class MemoryReplicaStore implements ReplicaStore {
     return this
   }
 
+  #put(record: StoredRecord): void {
+    const byId = this.#records.get(record.collection)
+    if (byId === undefined) this.#records.set(record.collection, new Map([[record.id, record]]))
+    else byId.set(record.id, record)
+  }
+
   #requireMeta(): ReplicaMeta {
     if (this.#meta === undefined)
       throw new ChorusError(ErrorCode.Internal, 'the store has no replica metadata yet')
@@ -175,4 +185,12 @@ export class MemoryReplicaStore implements ReplicaStore {
       throw new ChorusError(ErrorCode.StorageFailed, 'the store refused the write (simulated full disk)')
     }
   }
+}
+
+function byText(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0
+}
+
+function byId(a: StoredRecord, b: StoredRecord): number {
+  return byText(a.id, b.id)
 }
