@@ -24,6 +24,7 @@ import {
   PROTOCOL_VERSION,
   type SnapshotMessage,
 } from '../src/protocol/messages.js'
+import { EMPTY_VV } from '../src/version-vector.js'
 
 const seed = seedFromEnv()
 const runs = { seed, numRuns: 300 }
@@ -175,6 +176,17 @@ describe(`compact batches (SEED=${seed})`, () => {
         const compact = roundTrip(message)
         expect(compact).toStrictEqual(decodeMessage(encodeMessage(message)))
         expect(compact).toStrictEqual({ ok: true, message })
+      }
+    })
+
+    it('decodes every empty context, compact or plain, to the one shared frozen EMPTY_VV', () => {
+      for (const compact of [true, false]) {
+        const decoded = decodeMessage(encodeMessage(changes, { compact }))
+        if (!decoded.ok || decoded.message.type !== 'changes') throw new Error('expected a changes message')
+        const [first, , last] = decoded.message.batch
+        expect(last?.context).toBe(EMPTY_VV)
+        expect(Object.isFrozen(last?.context)).toBe(true)
+        expect(first?.context).toEqual({ alice: 2, bob: 5 })
       }
     })
 

@@ -5,6 +5,7 @@ import { isName, isRecordId, isReplicaId, isSpaceId, MAX_RECORD_ID_LENGTH, type 
 import {
   counterOf,
   type Dot,
+  EMPTY_VV,
   isCounter,
   isDot,
   isVersionVector,
@@ -555,6 +556,9 @@ function readContext(value: unknown, path: string, limits: ProtocolLimits): Vers
     }
     invalid(path, 'a version vector', vv)
   }
+  // An empty one (every new record's) is the shared frozen one: a replica keeps its
+  // records' versions, contexts and all.
+  if (replicas.length === 0) return EMPTY_VV
   const context: Record<string, number> = {}
   for (const replica of replicas) context[replica] = vv[replica] as number
   return context

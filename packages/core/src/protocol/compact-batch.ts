@@ -24,7 +24,7 @@ import type { Change, Op } from '../change.js'
 import { ErrorCode } from '../errors.js'
 import { formatHlc } from '../hlc.js'
 import { isName, isRecordId, isReplicaId, MAX_RECORD_ID_LENGTH, type ReplicaId } from '../ids.js'
-import { counterOf, isCounter } from '../version-vector.js'
+import { counterOf, EMPTY_VV, isCounter, type VersionVector } from '../version-vector.js'
 import type { ProtocolLimits } from './messages.js'
 import {
   describe,
@@ -272,7 +272,7 @@ function readPairs(
   path: string,
   replicas: readonly ReplicaId[],
   limits: ProtocolLimits,
-): Record<string, number> {
+): VersionVector {
   if (!Array.isArray(value) || value.length % 2 !== 0) {
     invalid(
       path,
@@ -287,6 +287,8 @@ function readPairs(
       `${path}: has ${pairs.length / 2} entries; this side accepts at most ${limits.maxVectorEntries}`,
     )
   }
+  // An empty one (every new record's) is the shared frozen one, as in a change object.
+  if (pairs.length === 0) return EMPTY_VV
   const context: Record<string, number> = {}
   for (let i = 0; i < pairs.length; i += 2) {
     const replica = entryAt(replicas, pairs[i], `${path}[${i}]`, 'replicas')
