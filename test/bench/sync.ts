@@ -19,7 +19,11 @@
  *    of `{ id, value }`, what a plain REST endpoint would send (≤ 1.15×). The floor: the same
  *    records as JSON pages of 200 through the raw relay to a client that parses them into a
  *    `Map`, or `bulkPut`s each page into Dexie on fake-indexeddb. The replica gets
- *    fake-indexeddb's `IDBKeyRange` beside its factory, as the Dexie floor does.
+ *    fake-indexeddb's `IDBKeyRange` beside its factory, as the Dexie floor does. For
+ *    reference, with memory storage: the heap this process holds per record once synced
+ *    (after `gc()`, less the heap after the run, when all of it is garbage), the replica's
+ *    against the floor's `Map` of parsed values — each record's versions, dot, stamp and
+ *    context against the bare value.
  * 2. **latency** — 10 replicas (memory storage), each writing every 10 ms (1,000 writes/s in
  *    total) for `LATENCY_SECONDS` after a warm-up second. Commit-to-visible-everywhere is, per
  *    write, the time from its `put()` resolving (committed locally) to the last of the other 9
@@ -148,6 +152,18 @@ interface InitialRun {
   readonly ms: number
   readonly wireBytes: number
   readonly payloadBytes: number
+  /** This process's heap once synced (after `gc()`), in bytes; see {@link heldBytes}. */
+  readonly heapSynced: number
+}
+
+/**
+ * What a run's replica (or floor client) held once synced: the heap then, less the heap
+ * once the run is over and all it made is garbage (measured after the run's function
+ * returned, so nothing of it is still referenced; garbage of earlier runs cannot count).
+ */
+function heldBytes(run: InitialRun): number {
+  gc()
+  return run.heapSynced - process.memoryUsage().heapUsed
 }
 
 async function chorusInitialSync(relay: HostedRelay, storage: 'memory' | 'indexeddb'): Promise<InitialRun> {
@@ -166,11 +182,13 @@ async function chorusInitialSync(relay: HostedRelay, storage: 'memory' | 'indexe
   })
   await replica.synced()
   const ms = performance.now() - start
+  gc()
+  const heapSynced = process.memoryUsage().heapUsed
   const rows = await replica.collection(COLLECTION).list()
   if (rows.length !== INITIAL_RECORDS)
     throw new Error(`initial sync: ${rows.length} records, expected ${INITIAL_RECORDS}`)
   await replica.close()
-  return { ms, wireBytes: meter.wireBytes(), payloadBytes: meter.payloadIn + meter.payloadOut }
+  return { ms, wireBytes: meter.wireBytes(), payloadBytes: meter.payloadIn + meter.payloadOut, heapSynced }
 }
 
 /** The floor: the records as JSON pages of 200 through the raw relay, parsed (and stored). */
@@ -214,11 +232,16 @@ async function floorInitialSync(
   for (const page of pages) sender.send(page)
   await until(() => stored >= INITIAL_RECORDS, 'the floor receiver to store every record')
   const ms = performance.now() - start
-  if (received !== INITIAL_RECORDS) throw new Error('initial sync floor: records were lost')
+  gc()
+  const heapSynced = process.memoryUsage().heapUsed
+  if (received !== INITIAL_RECORDS || records.size !== (db === null ? INITIAL_RECORDS : 0))
+    throw new Error('initial sync floor: records were lost')
   sender.close()
   receiver.close()
   db?.close()
-  return { ms, wireBytes: Number.NaN, payloadBytes: meter.payloadIn }
+  // The socket's listener (and so the map) may outlive this call while the socket closes.
+  records.clear()
+  return { ms, wireBytes: Number.NaN, payloadBytes: meter.payloadIn, heapSynced }
 }
 
 async function benchInitialSync() {
@@ -243,9 +266,12 @@ async function benchInitialSync() {
     await floorInitialSync(raw, pages, storage)
     const chorusRuns: InitialRun[] = []
     const floorRuns: InitialRun[] = []
+    const held = { chorus: [] as number[], floor: [] as number[] }
     for (let i = 0; i < runs; i++) {
       chorusRuns.push(await chorusInitialSync(chorus, storage))
+      held.chorus.push(heldBytes(chorusRuns.at(-1) as InitialRun))
       floorRuns.push(await floorInitialSync(raw, pages, storage))
+      held.floor.push(heldBytes(floorRuns.at(-1) as InitialRun))
       log(
         `   ${storage}: chorus ${chorusRuns.at(-1)?.ms.toFixed(0)} ms, floor ${floorRuns.at(-1)?.ms.toFixed(0)} ms`,
       )
@@ -259,6 +285,11 @@ async function benchInitialSync() {
       floorMs,
       ratio: ms / floorMs,
       samplesMs: { chorus: chorusRuns.map((run) => run.ms), floor: floorRuns.map((run) => run.ms) },
+      // Memory storage only: with fake-indexeddb the heap holds its copy as well.
+      heldBytesPerRecord:
+        storage === 'memory'
+          ? { chorus: median(held.chorus) / INITIAL_RECORDS, floor: median(held.floor) / INITIAL_RECORDS }
+          : null,
       goal: { maxMs: goalMs, met: ms <= goalMs },
     }
     if (storage === 'memory') {
@@ -287,6 +318,7 @@ interface StorageFigures {
   readonly floorMs: number
   readonly ratio: number
   readonly samplesMs: { readonly chorus: number[]; readonly floor: number[] }
+  readonly heldBytesPerRecord: { readonly chorus: number; readonly floor: number } | null
   readonly goal: { readonly maxMs: number; readonly met: boolean }
 }
 
@@ -963,6 +995,13 @@ if (initial !== null) {
       fixed(memory.floorMs, 0),
       `≤ ${memory.goal.maxMs}`,
       verdict(memory.goal.met),
+    ],
+    [
+      '1. …heap held per record, memory (B)',
+      fixed(memory.heldBytesPerRecord?.chorus ?? Number.NaN, 0),
+      fixed(memory.heldBytesPerRecord?.floor ?? Number.NaN, 0),
+      '(reference)',
+      '',
     ],
     [
       '1. initial sync 100k, fake-indexeddb (ms)',
