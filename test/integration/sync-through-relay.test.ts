@@ -32,6 +32,37 @@ async function rows(replica: Replica) {
   return replica.collection('notes').list()
 }
 
+/** Writes `count` notes `<prefix>-<i>` with `body(i)` at once, and waits for their upload. */
+async function putNotes(writer: Replica, count: number, prefix: string, body: (i: number) => string) {
+  await Promise.all(
+    Array.from({ length: count }, (_, i) =>
+      writer.collection('notes').put(`${prefix}-${i}`, { title: `n${i}`, body: body(i) }),
+    ),
+  )
+  await within(writer.synced(), WAIT_MS, 'the writer to upload')
+}
+
+/**
+ * Opens a replica that joins `space` now, so it bootstraps from the relay's snapshot pages;
+ * waits until `ready` holds for it, runs `check` on it, and closes it.
+ */
+async function lateJoiner(
+  url: string,
+  space: string,
+  resolver: ResolverKind,
+  what: string,
+  ready: (late: Replica) => Promise<boolean>,
+  check: (late: Replica) => Promise<void>,
+): Promise<void> {
+  const late = await device(url, resolver, space)
+  try {
+    await eventually(() => ready(late), what)
+    await check(late)
+  } finally {
+    await late.close()
+  }
+}
+
 /** Every replica synced and reading the same rows. */
 async function converged(replicas: readonly Replica[]): Promise<void> {
   await allSynced(replicas)
@@ -128,29 +159,25 @@ describe('Node replicas through a real relay process', () => {
     try {
       // 30 notes of 200,000 characters: 6 MB together, past the 4 MiB frame limit both ways.
       const body = (i: number) => `${i}`.padEnd(200_000, '.')
-      await Promise.all(
-        Array.from({ length: 30 }, (_, i) =>
-          writer.collection('notes').put(`big-${i}`, { title: `n${i}`, body: body(i) }),
-        ),
-      )
-      await within(writer.synced(), WAIT_MS, 'the writer to upload')
+      await putNotes(writer, 30, 'big', body)
       await eventually(async () => (await rows(reader)).length === 30, 'the reader to receive all 30 notes')
       // A replica that joins now bootstraps from snapshot pages of the same notes.
-      const late = await device(relay.url, 'lww', space)
-      try {
-        await eventually(
-          async () => (await rows(late)).length === 30,
-          'a new replica to bootstrap all 30 notes',
-        )
-        const read = (await late.collection('notes').get('big-29')) as { body: string }
-        expect(read.body).toBe(body(29))
-      } finally {
-        await late.close()
-      }
+      await lateJoiner(
+        relay.url,
+        space,
+        'lww',
+        'a new replica to bootstrap all 30 notes',
+        async (late) => (await rows(late)).length === 30,
+        async (late) => {
+          const read = (await late.collection('notes').get('big-29')) as { body: string }
+          expect(read.body).toBe(body(29))
+        },
+      )
     } finally {
       await Promise.all([writer.close(), reader.close()])
     }
   }, 60_000)
+
   it('bootstraps a conflicted record whose siblings together are larger than one frame', async () => {
     const space = `${SPACE}-siblings`
     const [alice, bob] = await Promise.all([
@@ -172,17 +199,18 @@ describe('Node replicas through a real relay process', () => {
         'both writers to see the conflict',
       )
       await allSynced([alice, bob])
-      const late = await device(relay.url, 'manual', space)
-      try {
-        await eventually(
-          async () => (await late.conflicts())[0]?.versions.length === 2,
-          'a new replica to bootstrap both versions of the note',
-        )
-        const titles = (await late.conflicts())[0]?.versions.map((v) => (v.value as { title: string }).title)
-        expect(titles?.sort()).toEqual(['from alice', 'from bob'])
-      } finally {
-        await late.close()
-      }
+      await lateJoiner(
+        relay.url,
+        space,
+        'manual',
+        'a new replica to bootstrap both versions of the note',
+        async (late) => (await late.conflicts())[0]?.versions.length === 2,
+        async (late) => {
+          const versions = (await late.conflicts())[0]?.versions ?? []
+          const titles = versions.map((v) => (v.value as { title: string }).title)
+          expect(titles.sort()).toEqual(['from alice', 'from bob'])
+        },
+      )
     } finally {
       await Promise.all([alice.close(), bob.close()])
     }
@@ -196,23 +224,18 @@ describe('Node replicas through a real relay process', () => {
       // are 2.4 MB of text and 14.4 MB of JSON, so a page cut by counting characters alone
       // would be a frame far past the 4 MiB limit, refused by the new replica on every retry.
       const body = (i: number) => `${i}`.padEnd(100_000, '\u0001')
-      await Promise.all(
-        Array.from({ length: 24 }, (_, i) =>
-          writer.collection('notes').put(`escaped-${i}`, { title: `n${i}`, body: body(i) }),
-        ),
+      await putNotes(writer, 24, 'escaped', body)
+      await lateJoiner(
+        relay.url,
+        space,
+        'lww',
+        'a new replica to bootstrap all 24 notes',
+        async (late) => (await rows(late)).length === 24,
+        async (late) => {
+          const read = (await late.collection('notes').get('escaped-23')) as { body: string }
+          expect(read.body).toBe(body(23))
+        },
       )
-      await within(writer.synced(), WAIT_MS, 'the writer to upload')
-      const late = await device(relay.url, 'lww', space)
-      try {
-        await eventually(
-          async () => (await rows(late)).length === 24,
-          'a new replica to bootstrap all 24 notes',
-        )
-        const read = (await late.collection('notes').get('escaped-23')) as { body: string }
-        expect(read.body).toBe(body(23))
-      } finally {
-        await late.close()
-      }
     } finally {
       await writer.close()
     }
