@@ -74,7 +74,10 @@
  *    value, stamping it, making its change) before any IndexedDB work. Chorus is given
  *    fake-indexeddb's `IDBKeyRange` with its factory, as the Dexie floor is (and as the client
  *    README tells Node users); runs before this build's `IDBKeyRange` option gave it none, so
- *    its batches read their records with one request each.
+ *    its batches read their records with one request each. Also for reference: the records,
+ *    outbox chunks and metadata those writes store, made by the client's own layout encoders
+ *    from changes made beforehand and written in one transaction of raw IndexedDB calls —
+ *    what the layout costs before any engine work (on its own above 1.25× `bulkPut`).
  *
  * Replicas offer the protocol's optional `compact` feature, as every replica of this build
  * does, so the relay sends them batches as compact rows (see docs/PROTOCOL.md).
@@ -92,8 +95,9 @@ import { mkdirSync, writeFileSync } from 'node:fs'
 import { availableParallelism, cpus, totalmem } from 'node:os'
 import { performance } from 'node:perf_hooks'
 import { createReplica, type Replica } from '@chorus/client'
-import { type Change, encodeMessage, type JsonObject, type SpaceId } from '@chorus/core'
+import { type Change, encodeMessage, type JsonObject, recordKey, type SpaceId } from '@chorus/core'
 import { IDBFactory, IDBKeyRange } from 'fake-indexeddb'
+import { encodeOutbox, encodeSoleVersion } from '../../packages/client/src/storage/idb-layout.js'
 import { dexieBulkPut, openDexie } from './floors.js'
 import { type HostedRelay, startHostedRelay } from './relay-client.js'
 import { Meter, meteredWebSocket, WireClient } from './sockets.js'
@@ -895,6 +899,39 @@ async function dexiePuts(rows: readonly { id: string }[]): Promise<number> {
   return ms
 }
 
+/**
+ * What Chorus's IndexedDB layout alone costs the same 10k puts: the records, outbox chunks and
+ * metadata a Chorus write stores, made by the client's own encoders (`encodeSoleVersion`,
+ * `encodeOutbox`) from changes made before the clock starts, in one transaction of raw
+ * IndexedDB calls on a fresh fake-indexeddb — no engine, no validation, no reads.
+ */
+async function layoutWrites(changes: readonly Change[]): Promise<number> {
+  gc()
+  const db = await new Promise<IDBDatabase>((resolve, reject) => {
+    const request = new IDBFactory().open(freshDbName(), 1)
+    request.onupgradeneeded = () => {
+      for (const store of ['meta', 'records', 'outbox']) request.result.createObjectStore(store)
+    }
+    request.onsuccess = () => resolve(request.result)
+    request.onerror = () => reject(request.error)
+  })
+  const start = performance.now()
+  await new Promise<void>((resolve, reject) => {
+    const tx = db.transaction(['meta', 'records', 'outbox'], 'readwrite')
+    const records = tx.objectStore('records')
+    for (const change of changes)
+      records.put(encodeSoleVersion(change), recordKey(change.collection, change.id))
+    const outbox = tx.objectStore('outbox')
+    encodeOutbox(changes, (key, chunk) => outbox.put(chunk, key))
+    tx.objectStore('meta').put({ counter: changes.length }, 'replica')
+    tx.oncomplete = () => resolve()
+    tx.onerror = () => reject(tx.error)
+  })
+  const ms = performance.now() - start
+  db.close()
+  return ms
+}
+
 async function benchLocalWrites() {
   log('5. local writes…')
   const rows = Array.from({ length: LOCAL_WRITES }, (_, n) => ({ id: noteId(n), ...noteValue(n) }))
@@ -903,12 +940,14 @@ async function benchLocalWrites() {
     ids: Array.from({ length: LOCAL_WRITES }, (_, n) => noteId(n)),
     values: Array.from({ length: LOCAL_WRITES }, (_, n) => noteValue(n)),
   }
+  const changes = Array.from({ length: LOCAL_WRITES }, (_, n) => putChange(writerId(5), n + 1, n))
   const samples = {
     sequential: [] as number[],
     together: [] as number[],
     memory: [] as number[],
     bulkPut: [] as number[],
     puts: [] as number[],
+    layout: [] as number[],
   }
   const runs = 3
   for (let i = 0; i <= runs; i++) {
@@ -918,14 +957,16 @@ async function benchLocalWrites() {
     gc()
     const bulkPut = await dexieBulkPut(rows)
     const puts = await dexiePuts(rows)
+    const layout = await layoutWrites(changes)
     if (i === 0) continue
     samples.sequential.push(sequential)
     samples.together.push(together)
     samples.memory.push(memory)
     samples.bulkPut.push(bulkPut)
     samples.puts.push(puts)
+    samples.layout.push(layout)
     log(
-      `   chorus ${sequential.toFixed(0)} / ${together.toFixed(0)} ms (memory ${memory.toFixed(0)} ms), bulkPut ${bulkPut.toFixed(0)} ms, puts ${puts.toFixed(0)} ms`,
+      `   chorus ${sequential.toFixed(0)} / ${together.toFixed(0)} ms (memory ${memory.toFixed(0)} ms, layout alone ${layout.toFixed(0)} ms), bulkPut ${bulkPut.toFixed(0)} ms, puts ${puts.toFixed(0)} ms`,
     )
   }
   const together = median(samples.together)
@@ -938,6 +979,7 @@ async function benchLocalWrites() {
     chorusMemoryTogetherMs: median(samples.memory),
     dexieBulkPutMs: bulkPut,
     dexiePutsMs: median(samples.puts),
+    layoutAloneMs: median(samples.layout),
     ratio: together / bulkPut,
     sequentialRatio: median(samples.sequential) / median(samples.puts),
     samplesMs: samples,
@@ -1109,6 +1151,13 @@ if (local !== null) {
     [
       '5. …the same into memory storage (ms)',
       fixed(local.chorusMemoryTogetherMs, 0),
+      fixed(local.dexieBulkPutMs, 0),
+      '(reference)',
+      '',
+    ],
+    [
+      '5. …its IndexedDB layout alone, raw (ms)',
+      fixed(local.layoutAloneMs, 0),
       fixed(local.dexieBulkPutMs, 0),
       '(reference)',
       '',
