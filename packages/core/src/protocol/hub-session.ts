@@ -37,8 +37,9 @@ export interface HubSessionConfig {
    * Most bytes of changes one `changes` frame or snapshot page carries, as
    * {@link HubFacts.size} estimates them (absent, or without `size`: counts only). A frame
    * starts with its first change whatever its size; a snapshot page keeps a record's versions
-   * together unless they alone pass it (see {@link SnapshotSplit}). The default, 1 MiB of text, stays under a receiver's 4 MiB frame limit even when
-   * every character takes 3 bytes of UTF-8.
+   * together unless they alone pass it (see {@link SnapshotSplit}). The default, 1 MiB of
+   * text, stays under a receiver's 4 MiB frame limit even when every character takes 3 bytes
+   * of UTF-8.
    */
   readonly frameBytes?: number
   /** Records per snapshot page. */
