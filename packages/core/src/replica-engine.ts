@@ -391,26 +391,36 @@ class Engine implements ReplicaEngine {
    * while thousands issued together wait for their batch.
    */
   #write(collection: string, id: string, type: WriteIntent['type'], payload: unknown): Promise<Change> {
-    let intent: WriteIntent
-    try {
-      intent = this.#intent(collection, id, type, payload)
-    } catch (error) {
-      return Promise.reject(error)
-    }
+    const intent = this.#intentOrRefusal(collection, id, type, payload)
+    if (intent instanceof Promise) return intent
     const recordId = id as RecordId
     return new Promise<Change>((resolve, reject) => {
       this.#batchFor().writes.push({ collection, id: recordId, intent, shared: false, resolve, reject })
     })
   }
 
-  /** `#write` for writes that share their batch's promise (see {@link ReplicaEngine.write}). */
-  #writeShared(collection: string, id: string, type: WriteIntent['type'], payload: unknown): Promise<void> {
-    let intent: WriteIntent
+  /**
+   * The write's checked intent, or a rejected promise that says why: a write reports every
+   * problem through its promise and never throws. (An intent is a plain object, never a
+   * promise, and success allocates nothing more.)
+   */
+  #intentOrRefusal(
+    collection: string,
+    id: string,
+    type: WriteIntent['type'],
+    payload: unknown,
+  ): WriteIntent | Promise<never> {
     try {
-      intent = this.#intent(collection, id, type, payload)
+      return this.#intent(collection, id, type, payload)
     } catch (error) {
       return Promise.reject(error)
     }
+  }
+
+  /** `#write` for writes that share their batch's promise (see {@link ReplicaEngine.write}). */
+  #writeShared(collection: string, id: string, type: WriteIntent['type'], payload: unknown): Promise<void> {
+    const intent = this.#intentOrRefusal(collection, id, type, payload)
+    if (intent instanceof Promise) return intent
     const recordId = id as RecordId
     const batch = this.#batchFor()
     const { resolveShared: resolve, rejectShared: reject } = batch
