@@ -31,13 +31,17 @@ function open(url: string): Promise<WebSocket> {
   )
 }
 
-/** Waits until the relay has read everything sent on `socket` so far (a ping is answered in order). */
-function drained(socket: WebSocket): Promise<void> {
+/**
+ * Waits until the relay has read everything sent on `socket` so far (a ping is answered in
+ * order). True when it answered with the socket still open: then it read, and counted, every
+ * frame sent before the ping; false when it hung up instead.
+ */
+function drained(socket: WebSocket): Promise<boolean> {
   return within(
-    new Promise<void>((resolve) => {
-      if (socket.readyState !== WebSocket.OPEN) return resolve()
-      socket.once('pong', () => resolve())
-      socket.once('close', () => resolve())
+    new Promise<boolean>((resolve) => {
+      if (socket.readyState !== WebSocket.OPEN) return resolve(false)
+      socket.once('pong', () => resolve(socket.readyState === WebSocket.OPEN))
+      socket.once('close', () => resolve(false))
       socket.ping()
     }),
     WAIT_MS,
@@ -45,23 +49,35 @@ function drained(socket: WebSocket): Promise<void> {
   )
 }
 
-/** Sends `count` hostile frames, reopening the socket whenever the relay hangs up; returns the reopen count. */
-async function storm(url: string, prng: Prng, count: number): Promise<number> {
+/**
+ * Sends `count` hostile frames, reopening the socket whenever the relay hangs up. Returns the
+ * reopen count, and how many frames the relay certainly read: those a pong on a still-open
+ * socket answered. (Frames sent into a socket the relay is closing are lost, as many as the
+ * timing makes, so the frames sent are no measure of the frames read.)
+ */
+async function storm(url: string, prng: Prng, count: number): Promise<{ reopened: number; read: number }> {
   let reopened = 0
+  let read = 0
+  let unconfirmed = 0
   let socket = await open(url)
   socket.on('error', () => {})
   for (let sent = 0; sent < count; sent++) {
     if (socket.readyState !== WebSocket.OPEN) {
       reopened++
+      unconfirmed = 0
       socket = await open(url)
       socket.on('error', () => {})
     }
     const frame = hostileFrame(prng, SPACE)
     socket.send(frame.data, { binary: frame.binary })
-    if (sent % 50 === 49) await drained(socket)
+    unconfirmed++
+    if (sent % 50 === 49) {
+      if (await drained(socket)) read += unconfirmed
+      unconfirmed = 0
+    }
   }
   socket.close()
-  return reopened
+  return { reopened, read }
 }
 
 function device(url: string): Promise<Replica> {
@@ -107,9 +123,9 @@ describe(`a malformed-frame storm against a relay process (seed ${seed}; replay 
           await new Promise((resolve) => setTimeout(resolve, 10))
         }
       })()
-      const reopened = (await within(Promise.all(storms), 120_000, 'the storm to finish')).reduce(
-        (a, b) => a + b,
-      )
+      const results = await within(Promise.all(storms), 120_000, 'the storm to finish')
+      const reopened = results.reduce((sum, result) => sum + result.reopened, 0)
+      const read = results.reduce((sum, result) => sum + result.read, 0)
       await writing
 
       await alice.collection('notes').put('after', { round: -1 })
@@ -127,7 +143,13 @@ describe(`a malformed-frame storm against a relay process (seed ${seed}; replay 
       expect(health.status).toBe(200)
       const metrics = await (await fetch(`${relay.http}/metrics`)).text()
       const framesIn = Number(/^chorus_relay_frames_in_total (\d+)/m.exec(metrics)?.[1])
-      expect(framesIn).toBeGreaterThan(SOCKETS * FRAMES_PER_SOCKET * 0.5)
+      // The storm reached the relay: it counted at least every frame a pong confirmed it read
+      // (600-750 in runs of the default seed; how many go unconfirmed or lost in a closing
+      // socket depends on timing), and a good part of all that was sent (1,455-1,708 of 3,000
+      // counted in those runs; the bound used to be half, which a run missed).
+      expect(read).toBeGreaterThan(0)
+      expect(framesIn).toBeGreaterThanOrEqual(read)
+      expect(framesIn).toBeGreaterThan(SOCKETS * FRAMES_PER_SOCKET * 0.3)
       // The relay hung up on some of the storm (bad UTF-8, wrong protocol) and took new sockets.
       expect(reopened).toBeGreaterThan(0)
       const growth = residentBytes(pid) - rssBefore
