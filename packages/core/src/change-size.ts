@@ -22,7 +22,18 @@ export function approximateChangeLength(change: Change, escapes = false): number
           approximateJsonLength(op.base, escapes) +
           64 * Object.keys(op.stamps).length
         : 0
-  return body + 48 * Object.keys(change.context).length + change.id.length + change.collection.length + 160
+  return body + approximateHeadLength(change)
+}
+
+/**
+ * About how long a change is on the wire without its op's payload: its context, id,
+ * collection and the rest of its metadata. Six times this bounds their UTF-8 JSON: a replica
+ * id is at most 64 ASCII characters, so a context entry is under 48 × 6.
+ */
+function approximateHeadLength(change: Change): number {
+  let entries = 0
+  for (const _ in change.context) entries++
+  return 48 * entries + change.id.length + change.collection.length + 160
 }
 
 /** The length of `text` in UTF-8 bytes, counted without encoding it. */
@@ -45,13 +56,27 @@ export function utf8Length(text: string): number {
  * `maxFrameBytes`, so a larger one would be refused by every receiver, and every later change
  * would wait behind it. Cheap for the values most writes carry: only one whose estimate,
  * allowing six bytes for each character counted, could come near the limit is encoded to be
- * measured.
+ * measured. Returns a bound of the value's UTF-8 JSON length: that estimate × 6, or the
+ * length measured.
  */
-export function assertValueFits(value: JsonValue, maxFrameBytes: number, what: string): void {
+export function assertValueFits(value: JsonValue, maxFrameBytes: number, what: string): number {
   const estimate = approximateJsonLength(value)
-  if (estimate * 6 + FRAME_ENVELOPE <= maxFrameBytes) return
+  if (estimate * 6 + FRAME_ENVELOPE <= maxFrameBytes) return estimate * 6
   const bytes = utf8Length(JSON.stringify(value))
   if (bytes + FRAME_ENVELOPE > maxFrameBytes) throw tooLarge(what, bytes, maxFrameBytes)
+  return bytes
+}
+
+/**
+ * As {@link assertChangeFits}, for a put whose value {@link assertValueFits} passed and
+ * bounded by `valueBytes`. The value left room for a frame's own fields, but the change also
+ * carries the record's context — an entry for every replica that wrote it — which that room
+ * may not hold. Cheap for nearly every put: the value is not walked again unless the value
+ * and six times the rest could come near the limit.
+ */
+export function assertPutFits(change: Change, valueBytes: number, maxFrameBytes: number): void {
+  if (valueBytes + approximateHeadLength(change) * 6 + FRAME_ENVELOPE <= maxFrameBytes) return
+  assertChangeFits(change, maxFrameBytes)
 }
 
 /** As {@link assertValueFits}, for a whole change (a patch carries the record's other fields). */

@@ -1,5 +1,5 @@
 import type { Change } from './change.js'
-import { approximateChangeLength, assertChangeFits, assertValueFits } from './change-size.js'
+import { approximateChangeLength, assertChangeFits, assertPutFits, assertValueFits } from './change-size.js'
 import { ChorusError, ErrorCode, isChorusError } from './errors.js'
 import { createHlc, HLC_ZERO, type Hlc } from './hlc.js'
 import {
@@ -173,6 +173,11 @@ class Engine implements ReplicaEngine {
   #session: ReplicaSessionState
   /** Writes waiting for their batch's turn in the queue; null once another task was queued after it. */
   #openBatch: WriteBatch | null = null
+  /**
+   * What the last put `#intent` checked bounds its value's JSON length at, for the pending
+   * write it becomes (kept here, not in the intent, which becomes the change's op as it is).
+   */
+  #valueBytes = 0
   #send: ((frame: string) => void) | null = null
   #closed = false
 
@@ -395,7 +400,16 @@ class Engine implements ReplicaEngine {
     if (intent instanceof Promise) return intent
     const recordId = id as RecordId
     return new Promise<Change>((resolve, reject) => {
-      this.#batchFor().writes.push({ collection, id: recordId, intent, shared: false, resolve, reject })
+      const valueBytes = this.#valueBytes
+      this.#batchFor().writes.push({
+        collection,
+        id: recordId,
+        intent,
+        valueBytes,
+        shared: false,
+        resolve,
+        reject,
+      })
     })
   }
 
@@ -424,7 +438,8 @@ class Engine implements ReplicaEngine {
     const recordId = id as RecordId
     const batch = this.#batchFor()
     const { resolveShared: resolve, rejectShared: reject } = batch
-    batch.writes.push({ collection, id: recordId, intent, shared: true, resolve, reject })
+    const valueBytes = this.#valueBytes
+    batch.writes.push({ collection, id: recordId, intent, valueBytes, shared: true, resolve, reject })
     return batch.shared()
   }
 
@@ -442,7 +457,7 @@ class Engine implements ReplicaEngine {
     asRecordId(id)
     if (type === 'put') {
       const value = copyJsonObject(payload, 'a put value')
-      assertValueFits(value, this.#limits.maxFrameBytes, 'a put value')
+      this.#valueBytes = assertValueFits(value, this.#limits.maxFrameBytes, 'a put value')
       return { type, value }
     }
     if (type === 'patch') {
@@ -566,8 +581,10 @@ class Engine implements ReplicaEngine {
           hlc: this.#hlc.tick(),
         })
         // A patch carries the record's other fields too: checked whole. A put's value was
-        // checked when the write was made, so that it fails alone.
+        // checked when the write was made, so that it fails alone; the put is checked again
+        // with the record's context, which only now is known.
         if (change.op.type === 'patch') assertChangeFits(change, this.#limits.maxFrameBytes)
+        else if (change.op.type === 'put') assertPutFits(change, write.valueBytes, this.#limits.maxFrameBytes)
         const state = record === undefined ? undefined : applyChange(record, change).state
         const only = state === undefined || (state.versions.length === 1 && state.versions[0] === change)
         states[slot] = only ? change : state
@@ -857,6 +874,8 @@ interface PendingWrite {
   readonly collection: string
   readonly id: RecordId
   readonly intent: WriteIntent
+  /** For a put, a bound of its value's UTF-8 JSON length (see `assertValueFits`). */
+  readonly valueBytes: number
   /** Whether it shares its batch's promise (`resolve` and `reject` settle that). */
   readonly shared: boolean
   readonly resolve: (change: Change) => void
