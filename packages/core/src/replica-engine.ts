@@ -24,6 +24,7 @@ import {
   stepReplicaSession,
 } from './protocol/replica-session.js'
 import { applyChange, type RecordState } from './record.js'
+import { recordsInPage } from './record-page.js'
 import { type ConflictVersion, ResolverKind, resolveValueWith } from './resolver.js'
 import { createResolverLookup, type ResolverConfig, type ResolverLookup } from './resolvers.js'
 import { SerialQueue } from './serial-queue.js'
@@ -264,7 +265,7 @@ class Engine implements ReplicaEngine {
     // collection after every change, and a page gives the values of single-put records
     // without versions being built for them.
     if (readPage === undefined) {
-      add(pageOf(await this.#store.listRecords(collection), page))
+      add(recordsInPage(await this.#store.listRecords(collection), page, true))
       return rows
     }
     // A deleted record takes a place in a page but gives no row: read on until the limit.
@@ -909,14 +910,6 @@ function recordPage(options: ListOptions | undefined): RecordPage {
     ...(after === undefined ? {} : { after: asRecordId(after) }),
     ...(limit === undefined ? {} : { limit }),
   }
-}
-
-/** The records of `page` out of all of a collection's, which are in id order. */
-function pageOf(records: StoredRecord[], page: RecordPage): StoredRecord[] {
-  const { after, order } = page
-  const ordered = order === 'asc' ? records : records.reverse()
-  if (after === undefined) return ordered
-  return ordered.filter((record) => (order === 'asc' ? record.id > after : record.id < after))
 }
 
 /** Most writes committed in one batch (one store transaction), unless the store says otherwise. */
