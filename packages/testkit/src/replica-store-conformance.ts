@@ -548,6 +548,43 @@ export function runReplicaStoreConformance(name: string, open: () => Promise<Rep
         expect((await listPage('note', { order: 'desc' })).map((record) => record.id)).toEqual(['x'])
         expect(await listPage('tags', { order: 'asc', limit: 5 })).toEqual([])
       })
+
+      it('listValuesPage (optional) pages as listRecordsPage, a single put as its value alone or whole, any other record whole', async (context) => {
+        const listValues = store.listValuesPage?.bind(store)
+        if (listValues === undefined) return context.skip('the store has no listValuesPage')
+        await store.initMeta(META)
+        const ids = ['m', 'b', 'Z', 'a', '日本']
+        for (const id of ids) await commit(store, 'notes', id, put({ id, nested: { list: [1, 'two'] } }))
+        // Records that are not one put: a patch, a tombstone, and siblings of a conflict.
+        await commit(store, 'notes', 'patched', { type: 'patch', fields: { done: true } })
+        await commit(store, 'notes', 'gone', put({ id: 'gone' }))
+        await commit(store, 'notes', 'gone', { type: 'delete' })
+        const theirs = await remoteChange(store, PEER, 1, 'notes', 'both', put({ by: 'them' }))
+        await commit(store, 'notes', 'both', put({ by: 'me' }))
+        const records = await remoteRecords(store, [theirs])
+        await store.applyRemote({ records, clock: { wall: 9, counter: 0 }, cursor: null })
+        await commit(store, 'lists', 'a', put({}))
+        const all = [...ids, 'patched', 'gone', 'both'].sort()
+        const listed = await listValues('notes', { order: 'asc' })
+        expect(listed.map((record) => record.id)).toEqual(all)
+        for (const record of listed) {
+          const state = await store.getRecord('notes', record.id)
+          const only = state?.versions.length === 1 ? state.versions[0] : undefined
+          // A single put may come whole too (a store that reads whole records anyway).
+          if (only?.op.type === 'put' && record.state === undefined) {
+            expect('value' in record && record.value).toEqual(only.op.value)
+          } else {
+            expect(record.state).toEqual(state)
+            expect(record.state?.versions.length).toBe(record.id === 'both' ? 2 : 1)
+          }
+        }
+        const page = async (options: Parameters<typeof listValues>[1]) =>
+          (await listValues('notes', options)).map((record) => record.id)
+        expect(await page({ order: 'desc', limit: 3 })).toEqual([...all].reverse().slice(0, 3))
+        expect(await page({ order: 'asc', after: asRecordId('a'), limit: 2 })).toEqual(all.slice(2, 4))
+        expect(await page({ order: 'desc', after: asRecordId('a') })).toEqual(['Z'])
+        expect(await listValues('tags', { order: 'asc' })).toEqual([])
+      })
     })
 
     describe('values', () => {
