@@ -2,7 +2,9 @@ import {
   type Change,
   ChorusError,
   ErrorCode,
+  freezeJson,
   type HlcState,
+  type ListedRecord,
   type LocalBatch,
   localBatchRecord,
   type RecordId,
@@ -176,23 +178,33 @@ export class SqliteReplicaStore implements ReplicaStore {
   }
 
   async listRecordsPage(collection: string, page: RecordPage): Promise<StoredRecord[]> {
-    return this.#read('listing a page of records', () => {
-      const limit = page.limit ?? -1 // SQLite: a negative LIMIT means none
-      const statement =
-        page.order === 'asc'
-          ? page.after === undefined
-            ? this.#sql.pageAsc
-            : this.#sql.pageAscAfter
-          : page.after === undefined
-            ? this.#sql.pageDesc
-            : this.#sql.pageDescAfter
-      const rows = (
-        page.after === undefined
-          ? statement.all(collection, limit)
-          : statement.all(collection, idKey(page.after), limit)
-      ) as { id: Uint8Array; state: string }[]
-      return rows.map((row) => toRecord(collection, row))
-    })
+    return this.#read('listing a page of records', () =>
+      this.#pageRows(collection, page).map((row) => toRecord(collection, row)),
+    )
+  }
+
+  /** `listRecordsPage`, with a record whose only version is a put given as its value alone. */
+  async listValuesPage(collection: string, page: RecordPage): Promise<ListedRecord[]> {
+    return this.#read('listing a page of records', () =>
+      this.#pageRows(collection, page).map((row) => toListed(collection, row)),
+    )
+  }
+
+  #pageRows(collection: string, page: RecordPage): { id: Uint8Array; state: string }[] {
+    const limit = page.limit ?? -1 // SQLite: a negative LIMIT means none
+    const statement =
+      page.order === 'asc'
+        ? page.after === undefined
+          ? this.#sql.pageAsc
+          : this.#sql.pageAscAfter
+        : page.after === undefined
+          ? this.#sql.pageDesc
+          : this.#sql.pageDescAfter
+    return (
+      page.after === undefined
+        ? statement.all(collection, limit)
+        : statement.all(collection, idKey(page.after), limit)
+    ) as { id: Uint8Array; state: string }[]
   }
 
   async listRecords(collection: string): Promise<StoredRecord[]> {
@@ -408,6 +420,16 @@ function migrate(db: SqliteDatabase, path: string): void {
 
 function toRecord(collection: string, row: { id: Uint8Array; state: string }): StoredRecord {
   return frozen({ collection, id: idFromKey(row.id), state: JSON.parse(row.state) as RecordState })
+}
+
+/** {@link toRecord}, or only the value (frozen) of a record whose only version is a put. */
+function toListed(collection: string, row: { id: Uint8Array; state: string }): ListedRecord {
+  const state = JSON.parse(row.state) as RecordState
+  const only = state.versions.length === 1 ? state.versions[0] : undefined
+  if (only === undefined || only.op.type !== 'put')
+    return frozen({ collection, id: idFromKey(row.id), state })
+  freezeJson(only.op.value)
+  return { id: idFromKey(row.id), value: only.op.value }
 }
 
 /** A record id as UTF-16BE bytes: byte order is code-unit order, and every string round-trips. */
