@@ -12,6 +12,7 @@ import {
   type ReplicaMeta,
   type ReplicaStore,
   recordKey,
+  recordsInPage,
   type StoredRecord,
 } from '@chorus/core'
 import { errorName, fencedFailure, idbFailure, TabFencedError } from './idb-errors.js'
@@ -249,14 +250,7 @@ export class IdbReplicaStore implements ReplicaStore {
 
   /** A page cut from the whole collection: for a store without `IDBKeyRange`, which cannot read a range. */
   async #pageOfAll(collection: string, page: RecordPage): Promise<StoredRecord[]> {
-    const { order, after, limit } = page
-    const all = await this.listRecords(collection)
-    const ordered = order === 'asc' ? all : all.reverse()
-    const rest =
-      after === undefined
-        ? ordered
-        : ordered.filter((record) => (order === 'asc' ? record.id > after : record.id < after))
-    return limit === undefined ? rest : rest.slice(0, limit)
+    return recordsInPage(await this.listRecords(collection), page)
   }
 
   /** A page read as a key range, each record decoded by `decode`; null without `IDBKeyRange`. */
