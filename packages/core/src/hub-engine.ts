@@ -128,6 +128,8 @@ interface AppendJob {
   readonly connection: { input(input: HubSessionInput): Promise<void> }
   readonly replicaId: ReplicaId
   readonly changes: readonly Change[]
+  /** A sparse batch's end (see `ChangesMessage.sparse`). */
+  readonly through?: number
 }
 
 /** An already settled promise: where an idle connection's next input starts. */
@@ -366,7 +368,11 @@ export function createHubEngine(options: HubEngineOptions): HubEngine {
       try {
         results = await many(
           space,
-          jobs.map(({ replicaId, changes }) => ({ replica: replicaId, changes })),
+          jobs.map(({ replicaId, changes, through }) =>
+            through === undefined
+              ? { replica: replicaId, changes }
+              : { replica: replicaId, changes, through },
+          ),
           changeText,
         )
       } catch (error) {
@@ -375,7 +381,7 @@ export function createHubEngine(options: HubEngineOptions): HubEngine {
     } else if (cache !== null) {
       for (const [i, job] of jobs.entries()) {
         try {
-          results[i] = await store.append(space, job.replicaId, job.changes, changeText)
+          results[i] = await store.append(space, job.replicaId, job.changes, changeText, job.through)
         } catch (error) {
           report(error, 'appending changes failed; nothing was acknowledged')
         }
@@ -641,6 +647,7 @@ export function createHubEngine(options: HubEngineOptions): HubEngine {
             connection: this,
             replicaId: effect.replicaId,
             changes: effect.changes,
+            ...(effect.through === undefined ? {} : { through: effect.through }),
           })
           return
         case 'read-log': {

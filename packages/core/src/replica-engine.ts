@@ -181,6 +181,8 @@ class Engine implements ReplicaEngine {
   #valueBytes = 0
   #send: ((frame: string) => void) | null = null
   #closed = false
+  /** Own versions found for `#readLost`, kept while the hub is sent them again. */
+  #lost: { readonly upTo: number; readonly versions: readonly Change[] } | null = null
 
   constructor(options: ReplicaEngineOptions, meta: ReplicaMeta, acked: number) {
     this.#options = options
@@ -691,6 +693,24 @@ class Engine implements ReplicaEngine {
         await this.#handle({ type: 'outbox-read', now: this.#options.now(), after: effect.after, changes })
         return
       }
+      case 'read-lost': {
+        let read: { changes: Change[]; to: number }
+        try {
+          read = await this.#readLost(effect.after, effect.upTo, effect.limit)
+        } catch (error) {
+          this.#report(error, 'reading own changes the hub lost failed; sending resumes on the next tick')
+          await this.#handle({ type: 'outbox-failed', now: this.#options.now() })
+          return
+        }
+        await this.#handle({
+          type: 'outbox-read',
+          now: this.#options.now(),
+          after: effect.after,
+          changes: read.changes,
+          to: read.to,
+        })
+        return
+      }
       case 'drop-outbox':
         // The hub holds these durably whether or not the local cleanup succeeds; a change
         // left behind is never resent (reads start after `sent`) and goes with the next drop.
@@ -713,6 +733,35 @@ class Engine implements ReplicaEngine {
         this.#options.onError?.(new ChorusError(effect.code, effect.message))
         return
     }
+  }
+
+  /**
+   * Own changes numbered `after + 1 … upTo` that the records still hold as versions, for a
+   * hub that lost them after acknowledging them (see `ReplicaSessionState.lostUpTo`): at most
+   * `limit`, within an upload's size, in counter order, and the counter the read covers up to.
+   * The records are scanned once per loss and the versions kept until the last one is read.
+   */
+  async #readLost(after: number, upTo: number, limit: number): Promise<{ changes: Change[]; to: number }> {
+    if (this.#lost === null || this.#lost.upTo !== upTo) {
+      const own: Change[] = []
+      for (const { state } of await this.#guard(() => this.#store.allRecords())) {
+        for (const version of state.versions) {
+          if (version.dot[0] === this.replicaId && version.dot[1] <= upTo) own.push(version)
+        }
+      }
+      own.sort((a, b) => a.dot[1] - b.dot[1])
+      this.#lost = { upTo, versions: own }
+    }
+    const { versions } = this.#lost
+    let start = 0
+    while (start < versions.length && (versions[start] as Change).dot[1] <= after) start++
+    const changes = uploadWithin(versions.slice(start, start + limit), this.#limits)
+    const rest = versions.length - start
+    if (changes.length === rest) {
+      this.#lost = null
+      return { changes, to: upTo }
+    }
+    return { changes, to: (changes[changes.length - 1] as Change).dot[1] }
   }
 
   #report(error: unknown, message: string): void {

@@ -142,6 +142,43 @@ export function localBatchRecord(batch: LocalBatch, index: number): StoredRecord
   return { collection: change.collection, id: change.id, state }
 }
 
+/**
+ * One replica's changes for {@link HubStore.appendMany}.
+ *
+ * `through`, when set, marks a sparse batch: the replica sent again those of its changes up
+ * to `through` that it still holds, after the hub lost changes it had acknowledged (a relay
+ * restored from a backup), and the others are gone for good. Its changes need not be
+ * consecutive; each one above what is stored is taken in rising order, and then every
+ * counter up to `through` counts as received, so the replica's stream continues after it.
+ */
+export interface HubAppend {
+  readonly replica: ReplicaId
+  readonly changes: readonly Change[]
+  readonly through?: number
+}
+
+/**
+ * The changes of `changes` an append takes after counter `received` (see {@link HubAppend}):
+ * the gap-free continuation, or with `through` every one above it in rising order; and the
+ * received counter after them. Changes of another replica are the caller's to refuse.
+ */
+export function appendable(
+  changes: readonly Change[],
+  received: number,
+  through?: number,
+): { readonly fresh: Change[]; readonly received: number } {
+  const fresh: Change[] = []
+  let counter = received
+  for (const change of changes) {
+    const at = change.dot[1]
+    if (at <= counter) continue
+    if (through === undefined ? at !== counter + 1 : at > through) break
+    fresh.push(change)
+    counter = at
+  }
+  return { fresh, received: through === undefined ? counter : Math.max(counter, through) }
+}
+
 /** What the hub knows durably about a space. */
 export interface SpaceMeta {
   readonly head: number
@@ -179,7 +216,9 @@ export type ChangeText = (change: Change) => string
  *
  * Contract (checked by `@chorus/testkit`'s `runHubStoreConformance`):
  * - `append` stores only the gap-free continuation of what it holds for that replica
- *   (counters received+1, received+2, …), skipping duplicates and stopping at a gap. Log
+ *   (counters received+1, received+2, …), skipping duplicates and stopping at a gap — or,
+ *   given `through` (a sparse batch, see {@link HubAppend}), every change above what it holds
+ *   in rising order, and then counts every counter up to `through` as received. Log
  *   entries and the compacted records are updated in one atomic, durable commit: once the
  *   promise resolves the hub may acknowledge, and a crash must not lose it.
  * - Positions are 1, 2, 3, … per space, without gaps, in append order.
@@ -190,23 +229,23 @@ export type ChangeText = (change: Change) => string
  */
 export interface HubStore {
   loadSpace(space: SpaceId): Promise<SpaceMeta>
-  /** `text`, when given, is each change's wire text (see {@link ChangeText}); a store may ignore it. */
+  /**
+   * `text`, when given, is each change's wire text (see {@link ChangeText}); a store may
+   * ignore it. `through`, when given, makes the append sparse (see {@link HubAppend}).
+   */
   append(
     space: SpaceId,
     replica: ReplicaId,
     changes: readonly Change[],
     text?: ChangeText,
+    through?: number,
   ): Promise<AppendResult>
   /**
    * Several replicas' appends in one atomic, durable commit (group commit: one disk flush
    * instead of one each). Each behaves as its own `append`, in order; results in the same
    * order. If any fails, none is stored. Optional: without it the hub appends one by one.
    */
-  appendMany?(
-    space: SpaceId,
-    appends: readonly { readonly replica: ReplicaId; readonly changes: readonly Change[] }[],
-    text?: ChangeText,
-  ): Promise<AppendResult[]>
+  appendMany?(space: SpaceId, appends: readonly HubAppend[], text?: ChangeText): Promise<AppendResult[]>
   /**
    * Entries with seq > `after`, in order, at most `limit`. A store that reads each change as
    * its `encodeChange` text may hand that text to `onText` (optional), so that a hub streams

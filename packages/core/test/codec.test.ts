@@ -96,6 +96,7 @@ const samples = {
   helloWithoutToken: { type: 'hello', protocol: PROTOCOL_VERSION, replicaId: bob, spaces: [space], have: {} },
   changes: { type: 'changes', space, from: 2, to: 6, batch: [put, patch, remove] },
   emptyChanges: { type: 'changes', space, from: 6, to: 9, batch: [] },
+  sparseChanges: { type: 'changes', space, from: 1, to: 9, batch: [put, remove], sparse: true },
   ack: { type: 'ack', space, upTo: 6 },
   snapshot: { type: 'snapshot', space, cursor: 42, page: 0, last: true, batch: [put, firstPatch] },
   error: errorMessage(
@@ -564,6 +565,11 @@ describe(`codec (SEED=${seed})`, () => {
   })
 
   describe('changes', () => {
+    it.each([false, 'true', 1, null])('refuses sparse %j: the field is true or absent', (sparse) => {
+      const frame = edited(samples.sparseChanges, ['sparse'], sparse)
+      expectRejected(decodeMessage(frame), ErrorCode.InvalidMessage, 'changes.sparse: expected true')
+    })
+
     it('refuses a context that covers the change its own dot', () => {
       const frame = edited(samples.changes, ['batch', 1, 'context', 'bob'], 6)
       expectRejected(

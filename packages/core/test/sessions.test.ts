@@ -157,10 +157,74 @@ describe('replica session: handshake', () => {
     expect(state.acked).toBe(8)
   })
 
-  it('resends from its own acknowledged position when the hub has less', () => {
+  it('sends again from the records what a hub that has less lost, as sparse batches, then the outbox', () => {
+    // Acknowledged up to 2, but the hub (restored from a backup) holds only 1: counter 2 left
+    // the outbox when it was acknowledged, so what is left of it comes from the records.
     const connected = stepReplicaSession(offlineReplica(), { type: 'connected', now: 0 }).state
-    const { effects } = stepReplicaSession(connected, { type: 'message', now: 10, message: hubHello(1) })
-    expect(effects).toEqual([{ type: 'read-outbox', after: 2, limit: 2 }])
+    const answered = stepReplicaSession(connected, { type: 'message', now: 10, message: hubHello(1) })
+    expect(answered.effects).toEqual([{ type: 'read-lost', after: 1, upTo: 2, limit: 2 }])
+    expect(answered.state).toMatchObject({ acked: 1, sent: 1, lostUpTo: 2 })
+
+    // The records no longer hold change 2 (a later write replaced it): an empty sparse batch.
+    const lostRead = stepReplicaSession(answered.state, {
+      type: 'outbox-read',
+      now: 11,
+      after: 1,
+      changes: [],
+      to: 2,
+    })
+    expect(lostRead.effects).toEqual([
+      { type: 'send', message: { type: 'changes', space, from: 1, to: 2, batch: [], sparse: true } },
+      { type: 'read-outbox', after: 2, limit: 2 },
+    ])
+    expect(lostRead.state.sent).toBe(2)
+
+    // The hub's ack of the sparse batch moves `acked` past the loss; a restart's `acked`
+    // (from the outbox) is then what the hub holds again.
+    const acked = stepReplicaSession(lostRead.state, {
+      type: 'message',
+      now: 12,
+      message: { type: 'ack', space, upTo: 2 },
+    })
+    expect(acked.state.acked).toBe(2)
+  })
+
+  it('reads lost changes in batches within the window, each covering up to its last change', () => {
+    const state = initialReplicaSession(replicaConfig, { cursor: 0, acked: 10, local: 10 })
+    const connected = stepReplicaSession(state, { type: 'connected', now: 0 }).state
+    const answered = stepReplicaSession(connected, { type: 'message', now: 1, message: hubHello(0) })
+    expect(answered.effects).toEqual([{ type: 'read-lost', after: 0, upTo: 10, limit: 2 }])
+    const first = stepReplicaSession(answered.state, {
+      type: 'outbox-read',
+      now: 2,
+      after: 0,
+      changes: [change(alice, 3), change(alice, 7)],
+      to: 7,
+    })
+    expect(first.effects).toEqual([
+      {
+        type: 'send',
+        message: {
+          type: 'changes',
+          space,
+          from: 0,
+          to: 7,
+          batch: [change(alice, 3), change(alice, 7)],
+          sparse: true,
+        },
+      },
+    ])
+    // 7 counters sent of a window of 4: nothing more until the hub acknowledges.
+    expect(first.state).toMatchObject({ sent: 7, reading: false })
+    const acked = stepReplicaSession(first.state, {
+      type: 'message',
+      now: 3,
+      message: { type: 'ack', space, upTo: 7 },
+    })
+    expect(acked.effects).toEqual([
+      { type: 'drop-outbox', upTo: 7 },
+      { type: 'read-lost', after: 7, upTo: 10, limit: 2 },
+    ])
   })
 
   it('reads a space named like an Object.prototype member as have 0 when the hub omits it', () => {
@@ -179,8 +243,8 @@ describe('replica session: handshake', () => {
       now: 1,
       message: hello,
     })
-    expect(effects).toEqual([{ type: 'read-outbox', after: 2, limit: 2 }])
-    expect(next.acked).toBe(2)
+    expect(effects).toEqual([{ type: 'read-lost', after: 0, upTo: 2, limit: 2 }])
+    expect(next.acked).toBe(0)
   })
 
   it('says hello again when the hub answers hello-required', () => {
@@ -827,6 +891,48 @@ describe('hub session: receiving a replica’s changes', () => {
     )
     expect(effects).toHaveLength(1)
     expect(effects[0]).toMatchObject({ type: 'close', code: ErrorCode.ReplicaMismatch })
+    expect(state.phase).toBe('closed')
+  })
+
+  it('stores a sparse batch with `through`, so the counters it lacks count as received', () => {
+    const facts = factsOf(standardFacts())
+    const batch = [change(alice, 3), change(alice, 6), change(alice, 9)]
+    const taken = stepHubSession(
+      readyHub(facts),
+      { type: 'message', now: 5, message: { type: 'changes', space, from: 2, to: 10, batch, sparse: true } },
+      facts,
+    )
+    // Counter 3 is held already (received 4): only 6 and 9 are new.
+    expect(taken.effects).toEqual([
+      { type: 'store', space, replicaId: alice, changes: [change(alice, 6), change(alice, 9)], through: 10 },
+    ])
+    expect(taken.state.streams[space]?.accepting).toBe(10)
+    const empty = stepHubSession(
+      readyHub(facts),
+      {
+        type: 'message',
+        now: 5,
+        message: { type: 'changes', space, from: 4, to: 8, batch: [], sparse: true },
+      },
+      facts,
+    )
+    expect(empty.effects).toEqual([{ type: 'store', space, replicaId: alice, changes: [], through: 8 }])
+  })
+
+  it.each([
+    ['a change of another replica', [change(alice, 5), change(bob, 6)]],
+    ['counters out of order', [change(alice, 7), change(alice, 5)]],
+    ['a counter repeated', [change(alice, 5), change(alice, 5)]],
+    ['a counter past to', [change(alice, 5), change(alice, 9)]],
+    ['a counter at from', [change(alice, 4), change(alice, 5)]],
+  ])('closes with replica-mismatch on a sparse batch with %s', (_, batch) => {
+    const facts = factsOf(standardFacts())
+    const { state, effects } = stepHubSession(
+      readyHub(facts),
+      { type: 'message', now: 5, message: { type: 'changes', space, from: 4, to: 8, batch, sparse: true } },
+      facts,
+    )
+    expect(effects).toMatchObject([{ type: 'close', code: ErrorCode.ReplicaMismatch }])
     expect(state.phase).toBe('closed')
   })
 

@@ -1,11 +1,13 @@
 import {
   type AppendResult,
+  appendable,
   applyChange,
   type Change,
   type ChangeText,
   ChorusError,
   ErrorCode,
   encodeChange,
+  type HubAppend,
   isChorusError,
   isDeleted,
   type LogEntry,
@@ -83,7 +85,7 @@ export class SqliteRelayStore implements RelayStore {
   /** `#appendRows` in one transaction, wrapped once: a busy relay appends a thousand times a second. */
   readonly #appendTransaction: (
     space: SpaceId,
-    appends: readonly { readonly replica: ReplicaId; readonly changes: readonly Change[] }[],
+    appends: readonly HubAppend[],
     text: ChangeText,
   ) => AppendResult[]
   readonly #beforeCommit: ((write: SqliteWrite) => void) | undefined
@@ -147,25 +149,23 @@ export class SqliteRelayStore implements RelayStore {
     replica: ReplicaId,
     changes: readonly Change[],
     text: ChangeText = encodeChange,
+    through?: number,
   ): Promise<AppendResult> {
-    const [result] = this.#appendAll(space, [{ replica, changes }], text)
+    const append = through === undefined ? { replica, changes } : { replica, changes, through }
+    const [result] = this.#appendAll(space, [append], text)
     return result as AppendResult
   }
 
   /** Several replicas' appends in one transaction: one fsync for all of them. */
   async appendMany(
     space: SpaceId,
-    appends: readonly { readonly replica: ReplicaId; readonly changes: readonly Change[] }[],
+    appends: readonly HubAppend[],
     text: ChangeText = encodeChange,
   ): Promise<AppendResult[]> {
     return this.#appendAll(space, appends, text)
   }
 
-  #appendAll(
-    space: SpaceId,
-    appends: readonly { readonly replica: ReplicaId; readonly changes: readonly Change[] }[],
-    text: ChangeText,
-  ): AppendResult[] {
+  #appendAll(space: SpaceId, appends: readonly HubAppend[], text: ChangeText): AppendResult[] {
     return this.#run('appending changes', () => this.#appendTransaction(space, appends, text))
   }
 
@@ -176,20 +176,14 @@ export class SqliteRelayStore implements RelayStore {
    * space with no changes yet, which has no records), and each change stored as the text
    * the hub sends it as.
    */
-  #appendRows(
-    space: SpaceId,
-    appends: readonly { readonly replica: ReplicaId; readonly changes: readonly Change[] }[],
-    text: ChangeText,
-  ): AppendResult[] {
+  #appendRows(space: SpaceId, appends: readonly HubAppend[], text: ChangeText): AppendResult[] {
     const previousHead = this.#sql.space.get(space)?.head ?? 0
     let head = previousHead
     /** Each replica's stored counter as the appends so far leave it. */
     const received = new Map<string, number>()
     const advanced = new Set<string>()
     const fresh: Change[] = []
-    const results = appends.map(({ replica, changes }): AppendResult => {
-      let counter = received.get(replica) ?? this.#sql.receivedOne.get(space, replica)?.counter ?? 0
-      let appended = 0
+    const results = appends.map(({ replica, changes, through }): AppendResult => {
       for (const change of changes) {
         if (change.dot[0] !== replica) {
           throw new ChorusError(
@@ -197,18 +191,21 @@ export class SqliteRelayStore implements RelayStore {
             `a change from ${change.dot[0]} was appended as ${replica}`,
           )
         }
-        if (change.dot[1] <= counter) continue
-        if (change.dot[1] !== counter + 1) break
-        fresh.push(change)
-        counter = change.dot[1]
-        appended += 1
       }
-      received.set(replica, counter)
-      if (appended > 0) advanced.add(replica)
-      head += appended
-      return { head, received: counter, appended }
+      const before = received.get(replica) ?? this.#sql.receivedOne.get(space, replica)?.counter ?? 0
+      const taken = appendable(changes, before, through)
+      for (const change of taken.fresh) fresh.push(change)
+      received.set(replica, taken.received)
+      if (taken.received > before) advanced.add(replica)
+      head += taken.fresh.length
+      return { head, received: taken.received, appended: taken.fresh.length }
     })
-    if (fresh.length === 0) return results
+    if (fresh.length === 0) {
+      // A sparse batch of changes all gone still moves the replica's received counter.
+      for (const replica of advanced)
+        this.#sql.upsertReceived.run(space, replica, received.get(replica) as number)
+      return results
+    }
     const texts: string[] = []
     const logParams: unknown[] = []
     for (let i = 0; i < fresh.length; i++) {

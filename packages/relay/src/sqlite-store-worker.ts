@@ -3,7 +3,7 @@
  * main thread's requests in the order they arrive. Started by `worker/sqlite-worker.mjs`.
  */
 import { parentPort, workerData } from 'node:worker_threads'
-import { type Change, ChorusError, ErrorCode, isChorusError, type ReplicaId } from '@chorus/core'
+import { ChorusError, ErrorCode, type HubAppend, isChorusError } from '@chorus/core'
 import { SqliteRelayStore, type SqliteWrite } from './sqlite-relay-store.js'
 import type { WorkerReply, WorkerRequest, WorkerStart } from './worker-protocol.js'
 
@@ -44,10 +44,7 @@ async function answer(request: Exclude<WorkerRequest, { op: 'close' }>): Promise
     case 'loadSpace':
       return store.loadSpace(request.space)
     case 'appendMany':
-      return store.appendMany(
-        request.space,
-        JSON.parse(request.appends) as { replica: ReplicaId; changes: Change[] }[],
-      )
+      return store.appendMany(request.space, JSON.parse(request.appends) as HubAppend[])
     case 'readLog':
       return store.readLogJson(request.space, request.after, request.limit, request.skip)
     case 'readSnapshot':

@@ -23,7 +23,7 @@ export interface WorkerStart {
  */
 export type WorkerRequest = { readonly id: number } & (
   | { readonly op: 'loadSpace'; readonly space: SpaceId }
-  /** `appends` is the JSON of `{ replica, changes }[]`. */
+  /** `appends` is the JSON of `{ replica, changes, through? }[]` (see `HubAppend`). */
   | { readonly op: 'appendMany'; readonly space: SpaceId; readonly appends: string }
   /** The entries after `after + skip` (the caller holds the first `skip`); the floor is checked at `after`. */
   | {

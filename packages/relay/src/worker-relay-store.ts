@@ -6,6 +6,7 @@ import {
   ChorusError,
   ErrorCode,
   encodeChange,
+  type HubAppend,
   type LogEntry,
   type ReplicaId,
   type SpaceId,
@@ -128,8 +129,10 @@ export class WorkerRelayStore implements RelayStore {
     replica: ReplicaId,
     changes: readonly Change[],
     text: ChangeText = encodeChange,
+    through?: number,
   ): Promise<AppendResult> {
-    const [result] = await this.appendMany(space, [{ replica, changes }], text)
+    const append = through === undefined ? { replica, changes } : { replica, changes, through }
+    const [result] = await this.appendMany(space, [append], text)
     return result as AppendResult
   }
 
@@ -140,12 +143,12 @@ export class WorkerRelayStore implements RelayStore {
    */
   async appendMany(
     space: SpaceId,
-    appends: readonly { readonly replica: ReplicaId; readonly changes: readonly Change[] }[],
+    appends: readonly HubAppend[],
     text: ChangeText = encodeChange,
   ): Promise<AppendResult[]> {
     const parts = appends.map(
-      ({ replica, changes }) =>
-        `{"replica":${JSON.stringify(replica)},"changes":[${changes.map((change) => text(change)).join(',')}]}`,
+      ({ replica, changes, through }) =>
+        `{"replica":${JSON.stringify(replica)},"changes":[${changes.map((change) => text(change)).join(',')}]${through === undefined ? '' : `,"through":${JSON.stringify(through)}`}}`,
     )
     return (await this.#call({ op: 'appendMany', space, appends: `[${parts.join(',')}]` })) as AppendResult[]
   }

@@ -208,6 +208,40 @@ export function runHubStoreConformance(name: string, open: () => Promise<HubStor
         expect(dots(await store.readLog(SPACE, 0, ALL))).toEqual([`${A}:1`])
       })
 
+      it('takes a sparse batch in rising order and counts every counter up to `through` as received', async () => {
+        await store.append(SPACE, A, run(A, 1, 2))
+        const sparse = [...run(A, 2, 2), ...run(A, 5, 5), ...run(A, 7, 7)]
+        expect(await store.append(SPACE, A, sparse, undefined, 9)).toEqual({
+          head: 4,
+          received: 9,
+          appended: 2,
+        })
+        expect(dots(await store.readLog(SPACE, 0, ALL))).toEqual([`${A}:1`, `${A}:2`, `${A}:5`, `${A}:7`])
+        // The stream goes on after `through`, gap-free again.
+        expect(await store.append(SPACE, A, run(A, 10, 11))).toEqual({ head: 6, received: 11, appended: 2 })
+        // A sparse batch of changes all gone moves only the received counter.
+        expect(await store.append(SPACE, B, [], undefined, 4)).toEqual({ head: 6, received: 4, appended: 0 })
+        // Nothing past `through` is taken.
+        expect(await store.append(SPACE, C, run(C, 1, 3), undefined, 2)).toEqual({
+          head: 8,
+          received: 2,
+          appended: 2,
+        })
+        expect(await meta(store, SPACE)).toEqual({ head: 8, floor: 0, received: { [A]: 11, [B]: 4, [C]: 2 } })
+        expect([...(await snapshot(store, SPACE)).keys()]).toHaveLength(8)
+        if (store.appendMany !== undefined) {
+          expect(
+            await store.appendMany(SPACE, [
+              { replica: B, changes: run(B, 6, 6), through: 6 },
+              { replica: C, changes: run(C, 3, 3) },
+            ]),
+          ).toEqual([
+            { head: 9, received: 6, appended: 1 },
+            { head: 10, received: 3, appended: 1 },
+          ])
+        }
+      })
+
       it('numbers entries 1, 2, 3… in append order, across replicas', async () => {
         await store.append(SPACE, A, run(A, 1, 2))
         await store.append(SPACE, B, run(B, 1, 1))

@@ -1,7 +1,9 @@
 import {
   type AppendResult,
+  appendable,
   applyChange,
   type Change,
+  type ChangeText,
   ChorusError,
   ErrorCode,
   type HubStore,
@@ -54,14 +56,18 @@ export class MemoryHubStore implements HubStore {
     return { head: found.head, floor: found.floor, received: Object.fromEntries(found.received) }
   }
 
-  async append(space: SpaceId, replica: ReplicaId, changes: readonly Change[]): Promise<AppendResult> {
+  async append(
+    space: SpaceId,
+    replica: ReplicaId,
+    changes: readonly Change[],
+    _text?: ChangeText,
+    through?: number,
+  ): Promise<AppendResult> {
     const found = this.#space(space)
     if (this.failWrites || this.#failNext) {
       this.#failNext = false
       throw new ChorusError(ErrorCode.StorageFailed, 'the store refused the append (simulated)')
     }
-    let received = found.received.get(replica) ?? 0
-    const fresh: Change[] = []
     for (const change of changes) {
       if (change.dot[0] !== replica) {
         throw new ChorusError(
@@ -69,18 +75,16 @@ export class MemoryHubStore implements HubStore {
           `change from ${change.dot[0]} appended as ${replica}`,
         )
       }
-      if (change.dot[1] <= received) continue
-      if (change.dot[1] !== received + 1) break
-      fresh.push(change)
-      received = change.dot[1]
     }
+    const before = found.received.get(replica) ?? 0
+    const { fresh, received } = appendable(changes, before, through)
     for (const change of fresh) {
       found.head += 1
       found.log.push({ seq: found.head, change })
       const key = recordKey(change.collection, change.id)
       found.records.set(key, applyChange(found.records.get(key), change).state)
     }
-    if (fresh.length > 0) found.received.set(replica, received)
+    if (received > before) found.received.set(replica, received)
     return { head: found.head, received, appended: fresh.length }
   }
 

@@ -131,8 +131,8 @@ export function encodeChangesMessage(
   message: ChangesMessage,
   texts: BatchTexts | ((change: Change) => string) = {},
 ): string {
-  const { space, from, to, batch, head } = message
-  const tail = head === undefined ? '' : `,"head":${JSON.stringify(head)}`
+  const { space, from, to, batch, head, sparse } = message
+  const tail = `${head === undefined ? '' : `,"head":${JSON.stringify(head)}`}${sparse === true ? ',"sparse":true' : ''}`
   return `{"type":"changes","space":${JSON.stringify(space)},"from":${JSON.stringify(from)},"to":${JSON.stringify(to)},${batchText(batch, typeof texts === 'function' ? { changeText: texts } : texts)}${tail}}`
 }
 
@@ -171,7 +171,7 @@ function wireForm(message: Message): Message {
       }
     }
     case 'changes': {
-      const { type, space, from, to, batch, head } = message
+      const { type, space, from, to, batch, head, sparse } = message
       return {
         type,
         space,
@@ -179,6 +179,7 @@ function wireForm(message: Message): Message {
         to,
         batch: batch.map(changeWireForm),
         ...(head === undefined ? {} : { head }),
+        ...(sparse === true ? { sparse } : {}),
       }
     }
     case 'ack':
@@ -312,11 +313,15 @@ function readMessage(value: unknown, limits: ProtocolLimits): Message {
         reject(ErrorCode.InvalidMessage, `changes.to: expected a position after from (${from}), got ${to}`)
       }
       const batch = readAnyBatch(fields, where, limits)
-      if (own(fields, 'head') === undefined) return { type, space, from, to, batch }
+      const sparse = own(fields, 'sparse')
+      if (sparse !== undefined && sparse !== true) invalid('changes.sparse', 'true (or no field)', sparse)
+      const message: ChangesMessage =
+        sparse === true ? { type, space, from, to, batch, sparse } : { type, space, from, to, batch }
+      if (own(fields, 'head') === undefined) return message
       const head = positionAt(fields, 'head', where)
       if (head < to)
         reject(ErrorCode.InvalidMessage, `changes.head: expected at least to (${to}), got ${head}`)
-      return { type, space, from, to, batch, head }
+      return { ...message, head }
     }
     case MessageType.Ack:
       return { type, space: spaceAt(fields, 'space', 'ack'), upTo: positionAt(fields, 'upTo', 'ack') }

@@ -202,12 +202,17 @@ export type HubSessionEffect =
       readonly replicaId: ReplicaId
       readonly spaces: readonly SpaceId[]
     }
-  /** Append the peer's changes durably (only the gap-free continuation of what is stored), then report `stored`. */
+  /**
+   * Append the peer's changes durably (only the gap-free continuation of what is stored, or
+   * with `through`, the changes of a sparse batch and every counter up to `through` counted
+   * as received), then report `stored`.
+   */
   | {
       readonly type: 'store'
       readonly space: SpaceId
       readonly replicaId: ReplicaId
       readonly changes: readonly Change[]
+      readonly through?: number
     }
   | { readonly type: 'read-log'; readonly space: SpaceId; readonly after: number; readonly limit: number }
   | {
@@ -525,18 +530,24 @@ function changes(
     })
     return state
   }
+  const sparse = message.sparse === true
+  let previous = message.from
   for (let i = 0; i < message.batch.length; i++) {
     const dot = (message.batch[i] as Change).dot
-    if (dot[0] !== replicaId || dot[1] !== message.from + i + 1) {
+    const numbered = sparse ? dot[1] > previous && dot[1] <= message.to : dot[1] === message.from + i + 1
+    if (dot[0] !== replicaId || !numbered) {
       return refuse(
         state,
         ErrorCode.ReplicaMismatch,
-        `changes must be this replica's own, numbered ${message.from + 1}…${message.to} in order`,
+        sparse
+          ? `changes must be this replica's own, numbered within ${message.from + 1}…${message.to} in rising order`
+          : `changes must be this replica's own, numbered ${message.from + 1}…${message.to} in order`,
         effects,
       )
     }
+    previous = dot[1]
   }
-  if (message.from + message.batch.length !== message.to) {
+  if (!sparse && message.from + message.batch.length !== message.to) {
     return refuse(state, ErrorCode.InvalidMessage, 'a changes batch must hold exactly from+1…to', effects)
   }
   if (message.from > stream.accepting || message.to <= stream.accepting) {
@@ -544,8 +555,15 @@ function changes(
     effects.push({ type: 'send', message: { type: 'ack', space, upTo: facts.received(space, replicaId) } })
     return state
   }
-  const fresh = message.batch.slice(stream.accepting - message.from)
-  effects.push({ type: 'store', space, replicaId, changes: fresh })
+  const accepting = stream.accepting
+  const fresh = sparse
+    ? message.batch.filter((change) => change.dot[1] > accepting)
+    : message.batch.slice(accepting - message.from)
+  effects.push(
+    sparse
+      ? { type: 'store', space, replicaId, changes: fresh, through: message.to }
+      : { type: 'store', space, replicaId, changes: fresh },
+  )
   return setStream(state, space, { ...stream, accepting: message.to })
 }
 

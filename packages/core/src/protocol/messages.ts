@@ -54,7 +54,8 @@ export type Feature = (typeof Feature)[keyof typeof Feature]
 /**
  * Everything in the sender's stream for this space after position `from`, up to `to`.
  *
- * From a replica: its own changes with counters `from + 1 … to`, gap-free, in order. From the
+ * From a replica: its own changes with counters `from + 1 … to`, gap-free, in order (unless
+ * `sparse`). From the
  * hub: the log entries after `from` up to and including `to`, minus the receiver's own
  * changes (so `batch` may be empty while `to` still advances). A receiver takes a batch only
  * when `from` is at or behind its position and `to` ahead of it; anything else is a gap or a
@@ -68,6 +69,14 @@ export interface ChangesMessage {
   readonly batch: readonly Change[]
   /** The sender's stream length when it sent this (optional; at least `to`). */
   readonly head?: number
+  /**
+   * From a replica only: `batch` holds those of its changes `from + 1 … to` it still has, in
+   * counter order, and the others are gone for good. A replica sends this when the hub has
+   * lost changes it had acknowledged (a relay restored from a backup): it no longer keeps
+   * them in its outbox, so it sends again the versions of them its records still hold; the
+   * rest were superseded there. The hub stores the batch and counts `to` as received.
+   */
+  readonly sparse?: true
 }
 
 /** The receiver has durably stored (hub) or applied (replica) the stream up to `upTo`. */

@@ -94,6 +94,14 @@ export interface ReplicaSessionState {
    * frames before the dropped one do), instead of after `retransmitMs` of silence.
    */
   readonly dropped: boolean
+  /**
+   * Own counters up to this one (above `acked`) were acknowledged by a hub that has since
+   * lost them — a relay restored from a backup answered `hello` with less than we knew it
+   * held. They are no longer in the outbox, so they are read from the records instead
+   * (`read-lost`) and sent as sparse batches: the versions of them the records still hold.
+   * 0 when nothing was lost.
+   */
+  readonly lostUpTo: number
 }
 
 /** What the runtime tells the session. */
@@ -107,6 +115,8 @@ export type ReplicaSessionInput =
       readonly now: number
       readonly after: number
       readonly changes: readonly Change[]
+      /** Set for what `read-lost` read: the counter the batch covers up to (it may be empty). */
+      readonly to?: number
     }
   /** Reading the outbox failed; the next tick tries again. */
   | { readonly type: 'outbox-failed'; readonly now: number }
@@ -119,6 +129,12 @@ export type ReplicaSessionEffect =
   | { readonly type: 'send'; readonly message: Message }
   /** Read own unacknowledged changes with counters > `after`, at most `limit`, in order. */
   | { readonly type: 'read-outbox'; readonly after: number; readonly limit: number }
+  /**
+   * Read, from the records, the versions they still hold of own changes with counters in
+   * `after + 1 … upTo` (at most `limit`, in counter order); answer with `outbox-read` and
+   * `to`, the counter that read covers up to (`upTo` when it took the rest).
+   */
+  | { readonly type: 'read-lost'; readonly after: number; readonly upTo: number; readonly limit: number }
   /** The hub has durably stored own changes up to `upTo`: drop them from the outbox. */
   | { readonly type: 'drop-outbox'; readonly upTo: number }
   /**
@@ -171,6 +187,7 @@ export function initialReplicaSession(
     ackAt: Number.NEGATIVE_INFINITY,
     fatal: null,
     dropped: false,
+    lostUpTo: 0,
   }
 }
 
@@ -222,7 +239,12 @@ function pump(state: ReplicaSessionState, effects: ReplicaSessionEffect[]): Repl
   if (!streaming(state) || state.reading || state.sent >= state.local) return state
   const room = state.config.window - (state.sent - state.acked)
   if (room <= 0) return state
-  effects.push({ type: 'read-outbox', after: state.sent, limit: Math.min(room, state.config.batchSize) })
+  const limit = Math.min(room, state.config.batchSize)
+  effects.push(
+    state.sent < state.lostUpTo
+      ? { type: 'read-lost', after: state.sent, upTo: state.lostUpTo, limit }
+      : { type: 'read-outbox', after: state.sent, limit },
+  )
   return { ...state, reading: true }
 }
 
@@ -275,21 +297,19 @@ function reduce(
     case 'outbox-read': {
       let next: ReplicaSessionState = { ...state, reading: false }
       if (!streaming(next) || input.after !== next.sent) return pump(next, effects)
-      const last = input.changes[input.changes.length - 1]
-      if (last === undefined) return next
+      const to = input.to ?? input.changes[input.changes.length - 1]?.dot[1]
+      if (to === undefined || to <= input.after) return next
+      const space = next.config.space
       effects.push({
         type: 'send',
-        message: {
-          type: 'changes',
-          space: next.config.space,
-          from: input.after,
-          to: last.dot[1],
-          batch: input.changes,
-        },
+        message:
+          input.to === undefined
+            ? { type: 'changes', space, from: input.after, to, batch: input.changes }
+            : { type: 'changes', space, from: input.after, to, batch: input.changes, sparse: true },
       })
       next = {
         ...next,
-        sent: last.dot[1],
+        sent: to,
         lastProgressAt: next.sent === next.acked ? input.now : next.lastProgressAt,
       }
       return pump(next, effects)
@@ -361,6 +381,13 @@ function receive(
       if (have > next.acked) {
         next = { ...next, acked: have }
         effects.push({ type: 'drop-outbox', upTo: have })
+      }
+      if (have < next.acked) {
+        // The hub no longer holds changes it acknowledged (restored from a backup, or its
+        // data lost): send again what the records hold of them, then the outbox as before.
+        // Whatever was pipelined behind our hello continued from `acked`: a gap to the hub.
+        next = { ...next, lostUpTo: Math.max(next.lostUpTo, next.acked), acked: have }
+        return pump({ ...next, sent: have, reading: false }, effects)
       }
       // Without pipelining nothing was sent yet: start from what the hub holds. Pipelined
       // batches are already on their way, behind our hello, and the hub takes them in order.
