@@ -310,79 +310,91 @@ describe('a relay killed with SIGKILL mid-stream', () => {
 })
 
 describe('a relay restored from a backup', () => {
-  it('gets back from the replicas what it had acknowledged after the backup; every replica converges', async () => {
-    const data = tempDir('chorus-relay-restore-')
-    const saved = tempDir('chorus-relay-backup-')
-    const backupFile = join(saved.path, 'relay-backup.db')
-    let relay = await startRelay({ dataDir: data.path })
-    const port = relay.port
-    const [alice, bob] = await Promise.all([device(relay.url, 'lww'), device(relay.url, 'lww')])
-    const everyone = [alice, bob]
-    try {
-      await Promise.all([
-        putNotes(alice, 5, 'alice', (i) => `before ${i}`),
-        putNotes(bob, 5, 'bob', (i) => `before ${i}`),
-      ])
-      await converged(everyone)
-      expect((await runRelayCli(['backup', '--data', data.path, '--out', backupFile])).code).toBe(0)
-
-      // Acknowledged by the relay after the backup, so gone from the relay once it is restored
-      // (and from the writers' outboxes): new notes, an edit that replaces a note written
-      // after the backup, and a deletion.
-      await putNotes(alice, 8, 'alice-after', (i) => `after ${i}`)
-      await alice.collection('notes').put('alice-after-6', { title: 'n6', body: 'edited after the backup' })
-      await bob.collection('notes').delete('bob-0')
-      await bob.collection('notes').put('bob-late', { title: 'late', body: 'after the backup' })
-      await converged(everyone)
-      expect(everyone.map((replica) => replica.pending)).toEqual([0, 0])
-      const before = await rows(alice)
-      expect(before).toHaveLength(18)
-
-      // The operator stops the relay and puts the backup in place, as the README says.
-      for (const replica of everyone) replica.disconnect()
-      expect(await relay.stop('SIGTERM')).toBe(0)
-      copyFileSync(backupFile, join(data.path, DATABASE_FILE))
-      for (const suffix of ['-wal', '-shm'])
-        rmSync(join(data.path, `${DATABASE_FILE}${suffix}`), { force: true })
-      relay = await startRelay({ dataDir: data.path, port })
-
-      // Writing goes on: bob writes before he reconnects, alice once she is back.
-      await bob.collection('notes').put('bob-offline', { title: 'offline', body: 'while the relay was down' })
-      bob.connect()
-      await allSynced([bob])
-      alice.connect()
-      await alice.collection('notes').put('alice-restored', { title: 'back', body: 'after the restore' })
-      const late = await device(relay.url, 'lww')
+  it.each(['bob', 'alice'] as const)(
+    'gets back from the replicas what it had acknowledged after the backup; every replica converges (%s reconnects first)',
+    async (first) => {
+      const data = tempDir('chorus-relay-restore-')
+      const saved = tempDir('chorus-relay-backup-')
+      const backupFile = join(saved.path, 'relay-backup.db')
+      let relay = await startRelay({ dataDir: data.path })
+      const port = relay.port
+      const [alice, bob] = await Promise.all([device(relay.url, 'lww'), device(relay.url, 'lww')])
+      const everyone = [alice, bob]
       try {
-        await converged([...everyone, late])
-        const expected = [
-          ...before,
-          { id: 'alice-restored', value: { title: 'back', body: 'after the restore' } },
-          { id: 'bob-offline', value: { title: 'offline', body: 'while the relay was down' } },
-        ].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
-        // The newcomer has only what the relay holds: everything, the deletion included.
-        expect(await rows(late)).toEqual(expected)
-        expect(await rows(bob)).toEqual(expected)
+        await Promise.all([
+          putNotes(alice, 5, 'alice', (i) => `before ${i}`),
+          putNotes(bob, 5, 'bob', (i) => `before ${i}`),
+        ])
+        await converged(everyone)
+        expect((await runRelayCli(['backup', '--data', data.path, '--out', backupFile])).code).toBe(0)
+
+        // Acknowledged by the relay after the backup, so gone from the relay once it is restored
+        // (and from the writers' outboxes): new notes, an edit that replaces a note written
+        // after the backup, and a deletion.
+        await putNotes(alice, 8, 'alice-after', (i) => `after ${i}`)
+        await alice.collection('notes').put('alice-after-6', { title: 'n6', body: 'edited after the backup' })
+        await bob.collection('notes').delete('bob-0')
+        await bob.collection('notes').put('bob-late', { title: 'late', body: 'after the backup' })
+        await converged(everyone)
         expect(everyone.map((replica) => replica.pending)).toEqual([0, 0])
-      } finally {
-        await late.close()
-      }
+        const before = await rows(alice)
+        expect(before).toHaveLength(18)
 
-      // And the relay's own store counts every counter of both writers as received again.
-      expect(await relay.stop('SIGTERM')).toBe(0)
-      const store = new SqliteRelayStore(join(data.path, DATABASE_FILE))
-      try {
-        const { received } = await store.loadSpace(SPACE as SpaceId)
-        expect(received[alice.replicaId]).toBe(15)
-        expect(received[bob.replicaId]).toBe(8)
+        // The operator stops the relay and puts the backup in place, as the README says.
+        for (const replica of everyone) replica.disconnect()
+        expect(await relay.stop('SIGTERM')).toBe(0)
+        copyFileSync(backupFile, join(data.path, DATABASE_FILE))
+        for (const suffix of ['-wal', '-shm'])
+          rmSync(join(data.path, `${DATABASE_FILE}${suffix}`), { force: true })
+        relay = await startRelay({ dataDir: data.path, port })
+
+        // Writing goes on: bob writes before he reconnects. The first one back writes five notes,
+        // which take the restored log's head past the position the other had read up to: the
+        // positions he held mean other changes now.
+        await bob
+          .collection('notes')
+          .put('bob-offline', { title: 'offline', body: 'while the relay was down' })
+        const [early, later] = first === 'bob' ? [bob, alice] : [alice, bob]
+        early.connect()
+        await allSynced([early])
+        await putNotes(early, 5, 'restored', () => 'after the restore')
+        later.connect()
+        const late = await device(relay.url, 'lww')
+        try {
+          await converged([...everyone, late])
+          const expected = [
+            ...before,
+            { id: 'bob-offline', value: { title: 'offline', body: 'while the relay was down' } },
+            ...Array.from({ length: 5 }, (_, i) => ({
+              id: `restored-${i}`,
+              value: { title: `n${i}`, body: 'after the restore' },
+            })),
+          ].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
+          // The newcomer has only what the relay holds: everything, the deletion included.
+          expect(await rows(late)).toEqual(expected)
+          expect(await rows(later)).toEqual(expected)
+          expect(everyone.map((replica) => replica.pending)).toEqual([0, 0])
+        } finally {
+          await late.close()
+        }
+
+        // And the relay's own store counts every counter of both writers as received again.
+        expect(await relay.stop('SIGTERM')).toBe(0)
+        const store = new SqliteRelayStore(join(data.path, DATABASE_FILE))
+        try {
+          const { received } = await store.loadSpace(SPACE as SpaceId)
+          expect(received[alice.replicaId]).toBe(first === 'alice' ? 19 : 14)
+          expect(received[bob.replicaId]).toBe(first === 'bob' ? 13 : 8)
+        } finally {
+          await store.close()
+        }
       } finally {
-        await store.close()
+        await Promise.all(everyone.map((replica) => replica.close()))
+        await relay.stop('SIGTERM')
+        data.remove()
+        saved.remove()
       }
-    } finally {
-      await Promise.all(everyone.map((replica) => replica.close()))
-      await relay.stop('SIGTERM')
-      data.remove()
-      saved.remove()
-    }
-  }, 60_000)
+    },
+    60_000,
+  )
 })

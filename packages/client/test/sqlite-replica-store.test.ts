@@ -5,6 +5,7 @@ import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { asRecordId, ErrorCode, isChorusError } from '@chorus/core'
 import { runReplicaStoreConformance } from '@chorus/testkit/conformance'
+import Database from 'better-sqlite3'
 import { afterAll, describe, expect, it } from 'vitest'
 import { openSqliteReplicaStore } from '../src/storage/sqlite-replica-store.js'
 
@@ -30,6 +31,45 @@ runReplicaStoreConformance('SqliteReplicaStore (real files)', async () => {
 })
 
 describe('SqliteReplicaStore', () => {
+  it('opens a schema-1 database (before the hub log name) and upgrades it, data kept', async () => {
+    const path = join(scratch, 'schema-1.sqlite')
+    // Schema 1 as the first release wrote it: `meta` without the `log` column.
+    const old = new Database(path)
+    old.exec(`
+      CREATE TABLE meta (only INTEGER PRIMARY KEY CHECK (only = 1), replica_id TEXT NOT NULL, space TEXT NOT NULL,
+        counter INTEGER NOT NULL, clock_wall INTEGER NOT NULL, clock_counter INTEGER NOT NULL, cursor INTEGER NOT NULL);
+      CREATE TABLE records (collection TEXT NOT NULL, id BLOB NOT NULL, state TEXT NOT NULL,
+        PRIMARY KEY (collection, id)) WITHOUT ROWID;
+      CREATE TABLE outbox (counter INTEGER PRIMARY KEY, change TEXT NOT NULL);
+      INSERT INTO meta VALUES (1, 'alice', 'team-notes', 0, 1700000000000, 0, 12);
+      PRAGMA user_version = 1;
+    `)
+    old.close()
+    const store = await openSqliteReplicaStore({ path })
+    try {
+      const meta = await store.loadMeta()
+      expect(meta).toEqual({
+        replicaId: 'alice',
+        space: 'team-notes',
+        counter: 0,
+        clock: { wall: 1_700_000_000_000, counter: 0 },
+        cursor: 12,
+      })
+      await store.applyRemote({
+        records: [],
+        clock: { wall: 1_700_000_000_001, counter: 0 },
+        cursor: null,
+        log: 'log-1',
+      })
+      expect(await store.loadMeta()).toMatchObject({ cursor: 12, log: 'log-1' })
+    } finally {
+      await store.close()
+    }
+    const reopened = await openSqliteReplicaStore({ path })
+    expect(await reopened.loadMeta()).toMatchObject({ cursor: 12, log: 'log-1' })
+    await reopened.close()
+  })
+
   it('refuses a file that is not a Chorus replica database, with storage-failed', async () => {
     const path = join(scratch, 'not-a-database.sqlite')
     writeFileSync(path, 'this is a text file, not SQLite '.repeat(100))

@@ -113,6 +113,8 @@ interface SpaceCache {
   head: number
   floor: number
   received: Map<string, number>
+  /** The store's name for the log (see `SpaceMeta.log`). */
+  readonly log?: string
   /**
    * Log entries by position, as appended through this hub or read from the store: the
    * connections of a space read the same stretch of log one after another, so all but the
@@ -169,6 +171,7 @@ export function createHubEngine(options: HubEngineOptions): HubEngine {
     head: (space) => spaces.get(space)?.head ?? 0,
     floor: (space) => spaces.get(space)?.floor ?? 0,
     received: (space, replica) => spaces.get(space)?.received.get(replica) ?? 0,
+    log: (space) => spaces.get(space)?.log,
     // From the text the change is about to be sent as (encoded once, however many peers).
     size: (change, compact) =>
       compact ? rowOp(change).length + change.id.length + ROW_OVERHEAD : changeText(change).length,
@@ -224,6 +227,7 @@ export function createHubEngine(options: HubEngineOptions): HubEngine {
           received: new Map(Object.entries(meta.received)),
           recent: new Map(),
           recentChars: 0,
+          ...(meta.log === undefined ? {} : { log: meta.log }),
         }
         spaces.set(space, cache)
         loading.delete(space)

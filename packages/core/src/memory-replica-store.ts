@@ -128,11 +128,17 @@ export class MemoryReplicaStore implements ReplicaStore {
     records: readonly StoredRecord[]
     clock: HlcState
     cursor: number | null
+    log?: string
   }): Promise<void> {
     const meta = this.#requireMeta()
     this.#check(true)
     for (const record of batch.records) this.#put(record)
-    this.#meta = { ...meta, clock: batch.clock, cursor: batch.cursor ?? meta.cursor }
+    this.#meta = {
+      ...meta,
+      clock: batch.clock,
+      cursor: batch.cursor ?? meta.cursor,
+      ...(batch.log === undefined ? {} : { log: batch.log }),
+    }
   }
 
   async readOutbox(after: number, limit: number): Promise<Change[]> {

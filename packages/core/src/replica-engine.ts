@@ -207,7 +207,12 @@ class Engine implements ReplicaEngine {
         ...DEFAULT_REPLICA_SESSION,
         ...options.session,
       },
-      { cursor: meta.cursor, acked, local: meta.counter },
+      {
+        cursor: meta.cursor,
+        acked,
+        local: meta.counter,
+        ...(meta.log === undefined ? {} : { log: meta.log }),
+      },
     )
   }
 
@@ -362,6 +367,7 @@ class Engine implements ReplicaEngine {
         cursor: stored.cursor,
         acked,
         local: stored.counter,
+        ...(stored.log === undefined ? {} : { log: stored.log }),
       })
       this.#announce()
       return
@@ -727,6 +733,19 @@ class Engine implements ReplicaEngine {
       case 'apply':
         await this.#apply(effect.batch, effect.from, effect.cursor)
         return
+      case 'set-log': {
+        const cursor = effect.reset ? 0 : null
+        try {
+          await this.#store.applyRemote({ records: [], clock: this.#hlc.state(), cursor, log: effect.log })
+        } catch (error) {
+          // Not stored: the next session's hello names the old log again, and the hub (named
+          // otherwise) reads us its log from the start again, so nothing is skipped.
+          this.#report(error, 'storing the hub log name failed; it is stored on the next connection')
+          return
+        }
+        this.#meta = { ...this.#meta, cursor: cursor ?? this.#meta.cursor, log: effect.log }
+        return
+      }
       case 'fail':
         this.#send = null
         this.#announce()

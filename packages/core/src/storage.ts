@@ -14,6 +14,12 @@ export interface ReplicaMeta {
   readonly clock: HlcState
   /** The hub log position applied here (0: nothing yet). */
   readonly cursor: number
+  /**
+   * Which hub log `cursor` is a position in, as the hub named it in its `hello` (absent
+   * until a hub named one). A relay restored from a backup has a new one: positions past
+   * the copy's head then mean other changes than the replica read there.
+   */
+  readonly log?: string
 }
 
 /** A record with its key. */
@@ -108,11 +114,16 @@ export interface ReplicaStore {
    * transaction than per write (IndexedDB in a browser) asks for more.
    */
   readonly maxLocalBatch?: number
-  /** Remote changes applied: their records, the clock and (when set) the cursor, atomically. */
+  /**
+   * Remote changes applied: their records, the clock and (when set) the cursor, atomically.
+   * With `log`, the metadata's `log` becomes it, and `cursor` is stored as given even when
+   * lower (0 after a hub restored from a backup: the replica reads that log from its start).
+   */
   applyRemote(batch: {
     readonly records: readonly StoredRecord[]
     readonly clock: HlcState
     readonly cursor: number | null
+    readonly log?: string
   }): Promise<void>
   /** Own changes with counter > `after`, in counter order, at most `limit`. */
   readOutbox(after: number, limit: number): Promise<Change[]>
@@ -184,6 +195,12 @@ export interface SpaceMeta {
   readonly head: number
   readonly floor: number
   readonly received: { readonly [replica: string]: number }
+  /**
+   * The name of this log (optional): a store whose log can be replaced by an older copy (a
+   * restored backup) names each copy differently, so that replicas holding positions in the
+   * log it replaced read it from the start instead of skipping what now has those positions.
+   */
+  readonly log?: string
 }
 
 /** A log entry: a change and the position the hub gave it. */

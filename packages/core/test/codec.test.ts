@@ -92,6 +92,7 @@ const samples = {
     token: 'eyJhbGciOiJIUzI1NiJ9.e30.signature',
     spaces: [space, otherSpace],
     have: { [space]: 12 },
+    logs: { [space]: '0b7e3c2a-51d4-4f0e-9a3b-6f1c2d8e4a90' },
   },
   helloWithoutToken: { type: 'hello', protocol: PROTOCOL_VERSION, replicaId: bob, spaces: [space], have: {} },
   changes: { type: 'changes', space, from: 2, to: 6, batch: [put, patch, remove] },
@@ -495,6 +496,11 @@ describe(`codec (SEED=${seed})`, () => {
         [['have'], { [space]: -1 }, 'hello.have.team:board-1: expected a non-negative safe integer'],
         [['have'], [], 'hello.have: expected an object'],
         [['replicaId'], 'not a replica!', 'hello.replicaId'],
+        [['logs'], { elsewhere: 'log-1' }, 'hello.logs: names "elsewhere"'],
+        [['logs'], { [space]: '' }, 'hello.logs.team:board-1: expected a log name of 1 to 64 characters'],
+        [['logs'], { [space]: 'x'.repeat(65) }, 'expected a log name of 1 to 64 characters'],
+        [['logs'], { [space]: 7 }, 'expected a log name'],
+        [['logs'], 'log-1', 'hello.logs: expected an object'],
       ]
       for (const [path, value, fragment] of cases) {
         expectRejected(

@@ -640,6 +640,85 @@ function readyHub(facts: HubFacts, access: AuthResult = writeAccess, have = 7): 
   ]).state
 }
 
+describe('hub session: a log named anew (a relay restored from a backup)', () => {
+  const named = (log: string): HubFacts => ({ ...factsOf(standardFacts()), log: () => log })
+  function answer(facts: HubFacts, theirs: string | undefined): HubStep {
+    const hello = replicaHello(7)
+    return hubSteps(facts, [
+      {
+        type: 'message',
+        now: 0,
+        message: theirs === undefined ? hello : { ...hello, logs: { [space]: theirs } },
+      },
+      { type: 'authenticated', now: 1, result: writeAccess },
+    ])
+  }
+
+  it('names its log in its hello, and resumes a replica whose position is in that log', () => {
+    const { state, effects } = answer(named('log-2'), 'log-2')
+    expect(effects[0]).toMatchObject({ type: 'send', message: { type: 'hello', logs: { [space]: 'log-2' } } })
+    expect(state.streams[space]).toMatchObject({ sent: 7, acked: 7, snapshot: null })
+  })
+
+  it('reads a replica whose position is in another log its log from the start: a snapshot', () => {
+    const { state } = answer(named('log-2'), 'log-1')
+    expect(state.streams[space]).toMatchObject({ acked: 0, snapshot: { cursor: 10, page: 0 } })
+  })
+
+  it('resumes a replica that names no log, and names none itself when its store does not', () => {
+    expect(answer(named('log-2'), undefined).state.streams[space]).toMatchObject({ sent: 7, snapshot: null })
+    const unnamed = answer(factsOf(standardFacts()), 'log-1')
+    expect(unnamed.state.streams[space]).toMatchObject({ sent: 7, snapshot: null })
+    expect(unnamed.effects[0]).toMatchObject({ type: 'send', message: { type: 'hello' } })
+    expect((unnamed.effects[0] as { message: HelloMessage }).message.logs).toBeUndefined()
+  })
+})
+
+describe('replica session: the hub names its log', () => {
+  const named = (log: string, head = 12): HelloMessage => ({
+    ...hubHello(2),
+    heads: { [space]: head },
+    logs: { [space]: log },
+  })
+  it('stores the name the first time, without touching its cursor, and names it in later hellos', () => {
+    const connected = stepReplicaSession(offlineReplica(), { type: 'connected', now: 0 }).state
+    const { state, effects } = stepReplicaSession(connected, {
+      type: 'message',
+      now: 1,
+      message: named('log-1'),
+    })
+    expect(effects[0]).toEqual({ type: 'set-log', log: 'log-1', reset: false })
+    expect(state).toMatchObject({ log: 'log-1', cursor: 3, hubHead: 12 })
+    const again = stepReplicaSession(stepReplicaSession(state, { type: 'disconnected', now: 2 }).state, {
+      type: 'connected',
+      now: 3,
+    })
+    expect(again.effects[0]).toMatchObject({
+      type: 'send',
+      message: { type: 'hello', logs: { [space]: 'log-1' } },
+    })
+    // The same name again: nothing to store.
+    const same = stepReplicaSession(again.state, { type: 'message', now: 4, message: named('log-1') })
+    expect(same.effects.some((effect) => effect.type === 'set-log')).toBe(false)
+  })
+
+  it('starts over at position 0 of a log named otherwise, its head the new one', () => {
+    const state = initialReplicaSession(replicaConfig, { cursor: 30, acked: 2, local: 2, log: 'log-1' })
+    const connected = stepReplicaSession(state, { type: 'connected', now: 0 }).state
+    const { state: next, effects } = stepReplicaSession(connected, {
+      type: 'message',
+      now: 1,
+      message: named('log-2', 12),
+    })
+    expect(effects[0]).toEqual({ type: 'set-log', log: 'log-2', reset: true })
+    expect(next).toMatchObject({ log: 'log-2', cursor: 0, applyingTo: 0, hubHead: 12 })
+    // The hub's snapshot then takes it to the new log's head.
+    const page: Message = { type: 'snapshot', space, cursor: 12, page: 0, last: true, batch: [] }
+    const snapshot = stepReplicaSession(next, { type: 'message', now: 2, message: page })
+    expect(snapshot.effects).toEqual([{ type: 'apply', batch: [], from: null, cursor: 12 }])
+  })
+})
+
 describe('hub session: handshake', () => {
   it('answers anything before hello with hello-required and keeps waiting', () => {
     const facts = factsOf(standardFacts())

@@ -1,5 +1,6 @@
 import { ChorusError, ErrorCode } from '@chorus/core'
 import Database from 'better-sqlite3'
+import { renameLog } from './sqlite-schema.js'
 
 /**
  * Writes a consistent copy of a relay database to `destination` with `VACUUM INTO`, through
@@ -12,6 +13,10 @@ export function backupDatabase(source: string, destination: string): void {
   try {
     db = new Database(source, { readonly: true, fileMustExist: true })
     db.prepare('VACUUM INTO ?').run(destination)
+    db.close()
+    // The copy's log gets its own name (see `renameLog`).
+    db = new Database(destination, { fileMustExist: true })
+    renameLog(db)
   } catch (error) {
     const detail = error instanceof Error ? error.message : String(error)
     throw new ChorusError(

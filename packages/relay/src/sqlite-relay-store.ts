@@ -20,10 +20,12 @@ import {
 import Database from 'better-sqlite3'
 import type { CompactOptions, CompactResult, RelayStore, RelayStoreStats } from './relay-store.js'
 import {
+  logName,
   MAX_BULK_ROWS,
   prepareBulkStatements,
   prepareStatements,
   type Query,
+  renameLog,
   SCHEMA,
   SCHEMA_VERSION,
 } from './sqlite-schema.js'
@@ -80,6 +82,8 @@ export class SqliteRelayStore implements RelayStore {
   /** Where the database lives (`:memory:` for a throwaway one). */
   readonly path: string
   readonly #db: Database.Database
+  /** The log's name (see `logName`). */
+  readonly #log: string
   readonly #sql: ReturnType<typeof prepareStatements>
   readonly #bulkSql: ReturnType<typeof prepareBulkStatements>
   /** `#appendRows` in one transaction, wrapped once: a busy relay appends a thousand times a second. */
@@ -118,6 +122,7 @@ export class SqliteRelayStore implements RelayStore {
       db.pragma('synchronous = FULL')
       db.exec(SCHEMA)
       db.pragma(`user_version = ${SCHEMA_VERSION}`)
+      this.#log = logName(db)
       this.#sql = prepareStatements(db)
       this.#bulkSql = prepareBulkStatements(db)
     } catch (error) {
@@ -140,7 +145,7 @@ export class SqliteRelayStore implements RelayStore {
       const row = this.#sql.space.get(space)
       const received: Record<string, number> = {}
       for (const entry of this.#sql.received.all(space)) received[entry.replica] = entry.counter
-      return { head: row?.head ?? 0, floor: row?.floor ?? 0, received }
+      return { head: row?.head ?? 0, floor: row?.floor ?? 0, received, log: this.#log }
     })
   }
 
@@ -493,6 +498,13 @@ export class SqliteRelayStore implements RelayStore {
     if (this.#closed) throw new ChorusError(ErrorCode.Closed, 'this store is closed')
     try {
       await this.#db.backup(destination)
+      // The copy's log gets its own name (see `renameLog`).
+      const copy = new Database(destination, { fileMustExist: true })
+      try {
+        renameLog(copy)
+      } finally {
+        copy.close()
+      }
     } catch (error) {
       throw new ChorusError(ErrorCode.StorageFailed, `backing up to ${destination} failed`, { cause: error })
     }

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto'
 import type Database from 'better-sqlite3'
 
 /** The schema version this build writes, kept in SQLite's `user_version`. */
@@ -33,7 +34,36 @@ CREATE TABLE IF NOT EXISTS acks (
 CREATE TABLE IF NOT EXISTS replica_owners (
   replica TEXT PRIMARY KEY, subject TEXT NOT NULL
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS relay_meta (
+  key TEXT PRIMARY KEY, value TEXT NOT NULL
+) WITHOUT ROWID;
 `
+
+/**
+ * The name of the database's log (`SpaceMeta.log`), made when the database is first opened.
+ * A backup copy is given a new one (see {@link renameLog}): restored, its positions past the
+ * copy's head mean other changes than those replicas read there before.
+ */
+export function logName(db: Database.Database): string {
+  db.exec(SCHEMA_LOG_TABLE)
+  const row = db.prepare("SELECT value FROM relay_meta WHERE key = 'log'").get() as
+    | { value: string }
+    | undefined
+  return row?.value ?? renameLog(db)
+}
+
+/** Gives the database's log a new random name, and returns it. */
+export function renameLog(db: Database.Database): string {
+  db.exec(SCHEMA_LOG_TABLE)
+  const name = randomUUID()
+  db.prepare(
+    "INSERT INTO relay_meta (key, value) VALUES ('log', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+  ).run(name)
+  return name
+}
+
+const SCHEMA_LOG_TABLE =
+  'CREATE TABLE IF NOT EXISTS relay_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID'
 
 /** What the store uses of a prepared statement. */
 export interface Query<TParams extends unknown[], TRow> {

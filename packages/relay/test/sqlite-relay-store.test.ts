@@ -308,7 +308,7 @@ describe.each(['SqliteRelayStore', 'WorkerRelayStore'] as const)(
     })
 
     describe('backups', () => {
-      it('copies a database in use, online or with VACUUM INTO, into files that open as the same data', async () => {
+      it('copies a database in use, online or with VACUUM INTO, into files that open as the same data under a new log name', async () => {
         await store.append(SPACE, A, makeRun(A, 1, 3))
         await store.append(SPACE, B, makeRun(B, 1, 2))
         const online = join(temp.dir, 'online.db')
@@ -316,12 +316,25 @@ describe.each(['SqliteRelayStore', 'WorkerRelayStore'] as const)(
         await store.backup(online)
         backupDatabase(file, vacuumed)
         expect(() => backupDatabase(file, vacuumed)).toThrow(/backing up/)
+        const names = new Set<string | undefined>([(await store.loadSpace(SPACE)).log])
         for (const copy of [online, vacuumed]) {
           const restored = new SqliteRelayStore(copy)
-          expect(await restored.loadSpace(SPACE)).toEqual(await store.loadSpace(SPACE))
+          const { log, ...copied } = await restored.loadSpace(SPACE)
+          const { log: _, ...original } = await store.loadSpace(SPACE)
+          expect(copied).toEqual(original)
+          // Restored, the copy's positions past its head would mean other changes than those
+          // replicas read from the original: it names its log anew.
+          names.add(log)
           expect(await restored.readLog(SPACE, 0, 100)).toEqual(await store.readLog(SPACE, 0, 100))
           await restored.close()
         }
+        expect([...names].every((name) => typeof name === 'string' && name.length > 0)).toBe(true)
+        expect(names.size).toBe(3)
+        // And the name lasts: the original opens again under its own.
+        const name = (await store.loadSpace(SPACE)).log
+        await store.close()
+        store = await open()
+        expect((await store.loadSpace(SPACE)).log).toBe(name)
       })
     })
 

@@ -54,7 +54,7 @@ describe('WorkerRelayStore', () => {
       ]),
     )
     expect(isChorusError(failed, ErrorCode.StorageFailed)).toBe(true)
-    expect(await store.loadSpace(SPACE)).toEqual({ head: 3, floor: 0, received: { [A]: 2, [B]: 1 } })
+    expect(await store.loadSpace(SPACE)).toMatchObject({ head: 3, floor: 0, received: { [A]: 2, [B]: 1 } })
   })
 
   it('rejects with the same error codes as the in-thread store', async () => {

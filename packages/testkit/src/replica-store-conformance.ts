@@ -420,6 +420,27 @@ export function runReplicaStoreConformance(name: string, open: () => Promise<Rep
         expect(await store.getRecord('notes', asRecordId('a'))).toEqual(records[0]?.state)
       })
 
+      it("stores the hub log's name with `log`, and then the cursor as given, even lower; later writes keep the name", async () => {
+        await store.initMeta(META)
+        await store.applyRemote({ records: [], clock: { wall: 5, counter: 0 }, cursor: 40, log: 'log-1' })
+        expect(await store.loadMeta()).toEqual({
+          ...META,
+          clock: { wall: 5, counter: 0 },
+          cursor: 40,
+          log: 'log-1',
+        })
+        // A relay restored from a backup named its log anew: the replica starts over at 0.
+        await store.applyRemote({ records: [], clock: { wall: 6, counter: 0 }, cursor: 0, log: 'log-2' })
+        await commit(store, 'notes', 'a', put({ title: 'a' }))
+        const change = await remoteChange(store, PEER, 1, 'notes', 'b', put({ title: 'b' }))
+        await store.applyRemote({
+          records: await remoteRecords(store, [change]),
+          clock: { wall: 9, counter: 0 },
+          cursor: 3,
+        })
+        expect(await store.loadMeta()).toMatchObject({ cursor: 3, counter: 1, log: 'log-2' })
+      })
+
       it('replaces records the replica holds: superseded, and concurrent versions kept side by side', async () => {
         await store.initMeta(META)
         await commit(store, 'notes', 'a', put({ title: 'local a' }))
@@ -644,8 +665,14 @@ export function runReplicaStoreConformance(name: string, open: () => Promise<Rep
           await remoteChange(store, PEER, 1, 'lists', 'l', put({ remote: true })),
           await remoteChange(store, PEER, 2, 'notes', 'n3', put({ remote: true })),
         ])
-        await store.applyRemote({ records: remote, clock: { wall: 2_000_002, counter: 4 }, cursor: 17 })
+        await store.applyRemote({
+          records: remote,
+          clock: { wall: 2_000_002, counter: 4 },
+          cursor: 17,
+          log: 'log-1',
+        })
         const before = await contents(store)
+        expect(before.meta?.log).toBe('log-1')
         await store.close()
         store = await reopen()
         expect(await contents(store)).toEqual(before)

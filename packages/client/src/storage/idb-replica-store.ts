@@ -342,6 +342,7 @@ export class IdbReplicaStore implements ReplicaStore {
     readonly records: readonly StoredRecord[]
     readonly clock: HlcState
     readonly cursor: number | null
+    readonly log?: string
   }): Promise<void> {
     const entries = batch.records.map((record) => ({
       key: recordKey(record.collection, record.id),
@@ -354,7 +355,12 @@ export class IdbReplicaStore implements ReplicaStore {
       // A failed put aborts the transaction, which `#write` reports: no promise per request.
       for (const { key, text } of entries) records.put(text, key)
       tx.objectStore('meta').put(
-        { ...meta, clock: laterHlcState(meta.clock, batch.clock), cursor: batch.cursor ?? meta.cursor },
+        {
+          ...meta,
+          clock: laterHlcState(meta.clock, batch.clock),
+          cursor: batch.cursor ?? meta.cursor,
+          ...(batch.log === undefined ? {} : { log: batch.log }),
+        },
         META_KEY,
       )
     })

@@ -19,8 +19,8 @@ import {
 import { frozen } from './frozen.js'
 import { sqliteFailure } from './sqlite-errors.js'
 
-/** The schema version, kept in SQLite's `user_version`. */
-const SCHEMA_VERSION = 1
+/** The schema version, kept in SQLite's `user_version`. Version 2 added `meta.log`. */
+const SCHEMA_VERSION = 2
 
 const SCHEMA = `
   CREATE TABLE meta (
@@ -30,7 +30,8 @@ const SCHEMA = `
     counter INTEGER NOT NULL,
     clock_wall INTEGER NOT NULL,
     clock_counter INTEGER NOT NULL,
-    cursor INTEGER NOT NULL
+    cursor INTEGER NOT NULL,
+    log TEXT
   );
   -- id is the record id in UTF-16BE: byte order is then JavaScript's string order (UTF-16
   -- code units), which SQLite's text collation (UTF-8 bytes) is not, and lone surrogates
@@ -72,6 +73,7 @@ interface MetaRow {
   readonly clock_wall: number
   readonly clock_counter: number
   readonly cursor: number
+  readonly log: string | null
 }
 
 /** Options for {@link openSqliteReplicaStore}. */
@@ -271,12 +273,14 @@ export class SqliteReplicaStore implements ReplicaStore {
     readonly records: readonly StoredRecord[]
     readonly clock: HlcState
     readonly cursor: number | null
+    readonly log?: string
   }): Promise<void> {
     this.#write('applying remote changes', () => {
       const meta = this.#requireMeta()
       for (const record of batch.records)
         this.#sql.putRecord.run(record.collection, idKey(record.id), JSON.stringify(record.state))
       this.#sql.updateClock.run(batch.clock.wall, batch.clock.counter, batch.cursor ?? meta.cursor)
+      if (batch.log !== undefined) this.#sql.updateLog.run(batch.log)
     })
   }
 
@@ -315,6 +319,7 @@ export class SqliteReplicaStore implements ReplicaStore {
       counter: row.counter,
       clock: { wall: row.clock_wall, counter: row.clock_counter },
       cursor: row.cursor,
+      ...(row.log === null ? {} : { log: row.log }),
     }
   }
 
@@ -372,6 +377,7 @@ function prepare(db: SqliteDatabase) {
       'UPDATE meta SET counter = ?, clock_wall = ?, clock_counter = ? WHERE only = 1',
     ),
     updateClock: db.prepare('UPDATE meta SET clock_wall = ?, clock_counter = ?, cursor = ? WHERE only = 1'),
+    updateLog: db.prepare('UPDATE meta SET log = ? WHERE only = 1'),
     getRecord: db.prepare('SELECT state FROM records WHERE collection = ? AND id = ?'),
     listRecords: db.prepare('SELECT id, state FROM records WHERE collection = ? ORDER BY id'),
     pageAsc: db.prepare('SELECT id, state FROM records WHERE collection = ? ORDER BY id LIMIT ?'),
@@ -397,6 +403,13 @@ function migrate(db: SqliteDatabase, path: string): void {
   db.pragma('synchronous = FULL')
   const version = db.pragma('user_version', { simple: true })
   if (version === SCHEMA_VERSION) return
+  if (version === 1) {
+    db.transaction(() => {
+      db.exec('ALTER TABLE meta ADD COLUMN log TEXT')
+      db.pragma(`user_version = ${SCHEMA_VERSION}`)
+    }).immediate()
+    return
+  }
   if (typeof version === 'number' && version > SCHEMA_VERSION) {
     throw new ChorusError(
       ErrorCode.StorageFailed,

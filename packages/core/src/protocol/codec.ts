@@ -158,7 +158,7 @@ export function encodeChange(change: Change): string {
 function wireForm(message: Message): Message {
   switch (message.type) {
     case 'hello': {
-      const { type, protocol, replicaId, token, spaces, have, heads, features } = message
+      const { type, protocol, replicaId, token, spaces, have, heads, features, logs } = message
       return {
         type,
         protocol,
@@ -168,6 +168,7 @@ function wireForm(message: Message): Message {
         have,
         ...(heads === undefined ? {} : { heads }),
         ...(features === undefined || features.length === 0 ? {} : { features }),
+        ...(logs === undefined ? {} : { logs }),
       }
     }
     case 'changes': {
@@ -377,6 +378,8 @@ function readHello(fields: Fields, limits: ProtocolLimits): HelloMessage {
   const rawHeads = own(fields, 'heads')
   const heads = rawHeads === undefined ? undefined : readPositions(rawHeads, listed, 'hello.heads')
   const features = readFeatures(own(fields, 'features'))
+  const rawLogs = own(fields, 'logs')
+  const logs = rawLogs === undefined ? undefined : readLogNames(rawLogs, listed)
   return {
     type: MessageType.Hello,
     protocol,
@@ -386,7 +389,31 @@ function readHello(fields: Fields, limits: ProtocolLimits): HelloMessage {
     have,
     ...(heads === undefined ? {} : { heads }),
     ...(features.length === 0 ? {} : { features }),
+    ...(logs === undefined ? {} : { logs }),
   }
+}
+
+/** Longest log name `hello.logs` takes. */
+const MAX_LOG_NAME = 64
+
+function readLogNames(value: unknown, listed: ReadonlySet<string>): Record<string, string> {
+  const path = 'hello.logs'
+  const raw = objectAt(value, path, 'an object mapping listed spaces to log names')
+  const out: Record<string, string> = {}
+  for (const space of Object.keys(raw)) {
+    if (!listed.has(space)) {
+      reject(
+        ErrorCode.InvalidMessage,
+        `${path}: names ${describe(space)}, which hello.spaces does not list; expected only listed spaces`,
+      )
+    }
+    const name = raw[space]
+    if (typeof name !== 'string' || name === '' || name.length > MAX_LOG_NAME) {
+      invalid(`${path}.${space}`, `a log name of 1 to ${MAX_LOG_NAME} characters`, name)
+    }
+    out[space] = name
+  }
+  return out
 }
 
 /** Most names in `hello.features`; a peer has no reason to offer more. */

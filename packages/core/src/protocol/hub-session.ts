@@ -71,6 +71,8 @@ export interface HubFacts {
   floor(space: SpaceId): number
   /** The highest counter of `replica`'s changes stored in the space (gap-free from 1). */
   received(space: SpaceId, replica: ReplicaId): number
+  /** The name of the space's log (see `SpaceMeta.log`); optional, and undefined when unnamed. */
+  log?(space: SpaceId): string | undefined
   /**
    * About how many bytes `change` takes in a frame, in the compact form or as a change object
    * (optional; for `windowBytes`). A runtime that encodes each change once answers from that
@@ -464,6 +466,7 @@ function welcome(
 ): HubSessionState {
   const replicaId = state.replicaId as ReplicaId
   const have: Record<string, number> = {}
+  const logs: Record<string, string> = {}
   let next = state
   for (const space of hello.spaces) {
     const stream = streamOf(next, space)
@@ -471,7 +474,14 @@ function welcome(
       return refuse(next, ErrorCode.UnknownSpace, `space ${space} was not authorised`, effects)
     const received = facts.received(space, replicaId)
     have[space] = received
-    const position = ownNumber(hello.have, space)
+    const log = facts.log?.(space)
+    if (log !== undefined) logs[space] = log
+    // A position in another log than ours (we were restored from a backup) says nothing of
+    // what the replica holds of ours: it is read our log from the start.
+    const theirs =
+      hello.logs !== undefined && Object.hasOwn(hello.logs, space) ? hello.logs[space] : undefined
+    const position =
+      theirs !== undefined && log !== undefined && theirs !== log ? 0 : ownNumber(hello.have, space)
     const head = facts.head(space)
     const needsSnapshot = head > 0 && (position === 0 || position < facts.floor(space) || position > head)
     next = setStream(next, space, {
@@ -501,6 +511,7 @@ function welcome(
       have,
       heads,
       ...(features.length === 0 ? {} : { features }),
+      ...(Object.keys(logs).length === 0 ? {} : { logs }),
     },
   })
   next = { ...next, features }

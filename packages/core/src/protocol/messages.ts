@@ -34,6 +34,13 @@ export interface HelloMessage {
    * build does not know are dropped when decoding, so a newer peer may offer more.
    */
   readonly features?: readonly Feature[]
+  /**
+   * Per space, the name of the hub's log that `have` is a position in (optional): the hub
+   * sends its own; a replica sends back the one it was last sent. A relay restored from a
+   * backup names its log anew, and a replica whose position is in another log than the
+   * hub's is read the log from its start (a snapshot) and resets its cursor.
+   */
+  readonly logs?: { readonly [space: string]: string }
 }
 
 /**

@@ -102,6 +102,8 @@ export interface ReplicaSessionState {
    * 0 when nothing was lost.
    */
   readonly lostUpTo: number
+  /** The hub log `cursor` is a position in, as the hub last named it (null: never named). */
+  readonly log: string | null
 }
 
 /** What the runtime tells the session. */
@@ -151,6 +153,11 @@ export type ReplicaSessionEffect =
     }
   /** The hub refused the session for good; the runtime closes the transport and reports it. */
   | { readonly type: 'fail'; readonly code: ErrorCode; readonly message: string }
+  /**
+   * The hub named its log `log`: store the name, and with `reset` the cursor 0 as well (the
+   * cursor was a position in another log, one a restored relay replaced), in one write.
+   */
+  | { readonly type: 'set-log'; readonly log: string; readonly reset: boolean }
 
 /** A step's outcome. */
 export interface ReplicaStep {
@@ -163,6 +170,8 @@ export interface ReplicaPositions {
   readonly cursor: number
   readonly acked: number
   readonly local: number
+  /** The hub log the cursor is a position in, when a hub named it. */
+  readonly log?: string
 }
 
 /** The session of a replica that has just started, offline. */
@@ -188,6 +197,7 @@ export function initialReplicaSession(
     fatal: null,
     dropped: false,
     lostUpTo: 0,
+    log: positions.log ?? null,
   }
 }
 
@@ -211,6 +221,7 @@ function hello(state: ReplicaSessionState): ReplicaSessionEffect {
       have: { [space]: state.cursor },
       heads: { [space]: state.local },
       ...(features === undefined || features.length === 0 ? {} : { features }),
+      ...(state.log === null ? {} : { logs: { [space]: state.log } }),
     },
   }
 }
@@ -378,6 +389,19 @@ function receive(
       const offered = state.config.features ?? []
       const compact = offered.includes(Feature.Compact) && (message.features ?? []).includes(Feature.Compact)
       let next: ReplicaSessionState = { ...state, phase: 'ready', lastProgressAt: now, hubHead, compact }
+      const log =
+        message.logs !== undefined && Object.hasOwn(message.logs, space) ? message.logs[space] : undefined
+      if (log !== undefined && log !== state.log) {
+        // Our cursor is a position in the log we last heard named, and the hub (which got
+        // that name in our hello) reads us its log from the start when it has another.
+        const reset = state.log !== null
+        effects.push({ type: 'set-log', log, reset })
+        // The old log's head, like its positions, says nothing of this one.
+        const head = message.heads === undefined ? 0 : ownNumber(message.heads, space)
+        next = reset
+          ? { ...next, log, cursor: 0, applyingTo: 0, ackSent: 0, snapshot: null, hubHead: head }
+          : { ...next, log }
+      }
       if (have > next.acked) {
         next = { ...next, acked: have }
         effects.push({ type: 'drop-outbox', upTo: have })
