@@ -93,7 +93,25 @@ export async function runScenario(
   const actions: string[] = []
   const phases = plan.int(6, 14)
   let wiped = false
+  // A third of the runs back the hub up after one phase and restore it after a later one
+  // (drawn apart from `plan`, so each seed's other actions are those it always had).
+  const restorePlan = (await import('@chorus/testkit')).createPrng(`restore:${resolver}:${seed}`)
+  const backupAfter = restorePlan.bool(1 / 3) ? restorePlan.int(0, phases - 2) : -1
+  const restoreAfter = backupAfter < 0 ? -1 : restorePlan.int(backupAfter + 1, phases - 1)
+  let backup: ReturnType<SimCluster['backupHub']> | null = null
+  // A replica wiped after the backup could never send again what the restore takes from the
+  // hub: its writes would stay only on the replicas that had them (a documented limit, see
+  // docs/PROTOCOL.md). So runs with a restore wipe no replica before it has settled.
+  if (backupAfter >= 0) wiped = true
   for (let phase = 0; phase < phases; phase++) {
+    if (phase === backupAfter + 1) {
+      backup = cluster.backupHub()
+      actions.push('back the hub up')
+    }
+    if (phase === restoreAfter + 1 && backup !== null) {
+      cluster.restoreHub(backup)
+      actions.push('restore the hub from its backup')
+    }
     const roll = plan.next()
     if (roll < 0.12) {
       const groups = splitRandomly(plan, ['hub', ...names])
@@ -148,9 +166,21 @@ export async function runScenario(
     }
     await cluster.run(plan.int(200, 4000))
   }
+  if (restoreAfter === phases - 1 && backup !== null) {
+    cluster.restoreHub(backup)
+    actions.push('restore the hub from its backup')
+  }
   cluster.hubStore.failWrites = false
   for (const name of names) cluster.store(name).failWrites = false
-  const settled = await cluster.settle()
+  let settled = await cluster.settle()
+  if (backup !== null && settled) {
+    // The restored hub must hold everything again: a replica that starts over with nothing
+    // has only the hub to learn it from, and must end up equal to the others.
+    const name = plan.pick(names)
+    await cluster.wipe(name)
+    actions.push(`wipe ${name} after the restore`)
+    settled = await cluster.settle()
+  }
   for (const name of names) for (const id of ids) await cluster.read(name, COLLECTION, id)
   const verdict = await cluster.check()
   const problems = [...(settled ? [] : ['did not settle within 10 virtual minutes']), ...verdict.problems]

@@ -181,6 +181,8 @@ class Engine implements ReplicaEngine {
   #valueBytes = 0
   #send: ((frame: string) => void) | null = null
   #closed = false
+  /** The hub's log name the session took (`set-log`) and the store does not hold yet. */
+  #logUnsaved = false
   /** Own versions found for `#readLost`, kept while the hub is sent them again. */
   #lost: { readonly upTo: number; readonly versions: readonly Change[] } | null = null
 
@@ -735,15 +737,18 @@ class Engine implements ReplicaEngine {
         return
       case 'set-log': {
         const cursor = effect.reset ? 0 : null
+        // The session has moved to the new log whatever the store does: so does the engine,
+        // or a later apply would take the old log's cursor for a position in the new one.
+        this.#meta = { ...this.#meta, cursor: cursor ?? this.#meta.cursor, log: effect.log }
+        this.#logUnsaved = true
         try {
           await this.#store.applyRemote({ records: [], clock: this.#hlc.state(), cursor, log: effect.log })
+          this.#logUnsaved = false
         } catch (error) {
-          // Not stored: the next session's hello names the old log again, and the hub (named
-          // otherwise) reads us its log from the start again, so nothing is skipped.
-          this.#report(error, 'storing the hub log name failed; it is stored on the next connection')
-          return
+          // The next apply that is stored stores the name too; until then a restart names the
+          // old log in its hello, and the hub reads us its log from the start: nothing skipped.
+          this.#report(error, 'storing the hub log name failed; it goes with the next remote changes stored')
         }
-        this.#meta = { ...this.#meta, cursor: cursor ?? this.#meta.cursor, log: effect.log }
         return
       }
       case 'fail':
@@ -815,11 +820,14 @@ class Engine implements ReplicaEngine {
         touched.set(key, { collection: change.collection, id: change.id, state })
         this.#hlc.receive(change.hlc)
       }
+      const log = this.#logUnsaved ? this.#meta.log : undefined
       await this.#store.applyRemote({
         records: [...touched.values()],
         clock: this.#hlc.state(),
         cursor: nextCursor,
+        ...(log === undefined ? {} : { log }),
       })
+      if (log !== undefined) this.#logUnsaved = false
     } catch (error) {
       this.#report(error, 'applying remote changes failed; they will be fetched again')
       await this.#handle({ type: 'apply-failed', now })

@@ -665,12 +665,37 @@ describe('hub session: a log named anew (a relay restored from a backup)', () =>
     expect(state.streams[space]).toMatchObject({ acked: 0, snapshot: { cursor: 10, page: 0 } })
   })
 
+  it('starts a stream over with a snapshot when the replica acknowledges 0 after more', () => {
+    // The replica answered a hello naming another log (its older hello reached us first and
+    // was taken by position): it started over at 0, which its acks now say.
+    const facts = named('log-2')
+    const resumed = answer(facts, 'log-2')
+    const { state } = stepHubSession(
+      resumed.state,
+      { type: 'message', now: 5, message: { type: 'ack', space, upTo: 0 } },
+      facts,
+    )
+    expect(state.streams[space]).toMatchObject({ acked: 0, snapshot: { cursor: 10 } })
+  })
+
   it('resumes a replica that names no log, and names none itself when its store does not', () => {
     expect(answer(named('log-2'), undefined).state.streams[space]).toMatchObject({ sent: 7, snapshot: null })
     const unnamed = answer(factsOf(standardFacts()), 'log-1')
     expect(unnamed.state.streams[space]).toMatchObject({ sent: 7, snapshot: null })
     expect(unnamed.effects[0]).toMatchObject({ type: 'send', message: { type: 'hello' } })
     expect((unnamed.effects[0] as { message: HelloMessage }).message.logs).toBeUndefined()
+  })
+})
+
+describe('replica session: frames before the hub’s hello', () => {
+  it('leaves changes and snapshot pages that overtake the hub’s hello to be sent again', () => {
+    const connected = stepReplicaSession(offlineReplica(), { type: 'connected', now: 0 }).state
+    const page: Message = { type: 'snapshot', space, cursor: 12, page: 0, last: true, batch: [] }
+    const early = stepReplicaSession(connected, { type: 'message', now: 1, message: page })
+    expect(early.effects).toEqual([])
+    expect(early.state).toBe(connected)
+    const batch: Message = { type: 'changes', space, from: 3, to: 5, batch: [change(bob, 1), change(bob, 2)] }
+    expect(stepReplicaSession(connected, { type: 'message', now: 1, message: batch }).effects).toEqual([])
   })
 })
 

@@ -28,13 +28,38 @@ interface MemorySpace {
  *
  * It keeps the log and the compacted records per space. `truncateLog` drops old entries
  * the way a compacting relay would, so tests can send a lagging replica to a snapshot.
+ * Given a `log` name, it reports it in `loadSpace`, and `copy` makes a backup of it under
+ * another name, as the relay's backups are (see `SpaceMeta.log`).
  */
 export class MemoryHubStore implements HubStore {
   readonly #spaces = new Map<string, MemorySpace>()
+  readonly #log: string | undefined
   #closed = false
   #failNext = false
   /** When true, every append rejects with `storage-failed` and changes nothing. */
   failWrites = false
+
+  constructor(options: { readonly log?: string } = {}) {
+    this.#log = options.log
+  }
+
+  /**
+   * A copy of everything stored, as a backup made now holds it, under the log name `log`:
+   * put in place of this store, it is a relay restored from that backup.
+   */
+  copy(log: string): MemoryHubStore {
+    const copy = new MemoryHubStore({ log })
+    for (const [space, found] of this.#spaces) {
+      copy.#spaces.set(space, {
+        log: [...found.log],
+        floor: found.floor,
+        head: found.head,
+        received: new Map(found.received),
+        records: new Map(found.records),
+      })
+    }
+    return copy
+  }
 
   /** Makes only the next append reject with `storage-failed`, changing nothing. */
   failNextWrite(): void {
@@ -53,7 +78,8 @@ export class MemoryHubStore implements HubStore {
 
   async loadSpace(space: SpaceId): Promise<SpaceMeta> {
     const found = this.#space(space)
-    return { head: found.head, floor: found.floor, received: Object.fromEntries(found.received) }
+    const meta = { head: found.head, floor: found.floor, received: Object.fromEntries(found.received) }
+    return this.#log === undefined ? meta : { ...meta, log: this.#log }
   }
 
   async append(

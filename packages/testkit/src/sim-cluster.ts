@@ -88,7 +88,9 @@ export class SimCluster {
   readonly prng: Prng
   readonly space: SpaceId
   readonly resolvers: ResolverLookup
-  readonly hubStore = new MemoryHubStore()
+  /** The hub's disk; `restoreHub` puts a backup in its place. */
+  hubStore = new MemoryHubStore({ log: 'hub-log-0' })
+  #backups = 0
   /** Every change written, in order. */
   readonly writes: Change[] = []
   /** Highest acknowledged counter per replica id. */
@@ -103,6 +105,9 @@ export class SimCluster {
   #hub: HubEngine | null = null
   #hubConnections = new Map<string, HubConnection>()
   #nextConn = 1
+  /** Every connection id handed out, and those a hub restore closed. */
+  readonly #allConns = new Set<number>()
+  #closedConns = new Set<number>()
 
   private constructor(options: SimClusterOptions) {
     this.#options = options
@@ -185,7 +190,7 @@ export class SimCluster {
 
   async #hubDeliver(from: string, envelope: SimEnvelope): Promise<void> {
     const hub = this.#hub
-    if (hub === null) return
+    if (hub === null || this.#closedConns.has(envelope.conn)) return
     const key = `${from}/${envelope.conn}`
     let connection = this.#hubConnections.get(key)
     if (connection === undefined) {
@@ -220,12 +225,7 @@ export class SimCluster {
       onError: (error) => this.errors.push(error),
     })
     slot.engine = engine
-    slot.conn = this.#nextConn++
-    const conn = slot.conn
-    engine.attach((frame) => {
-      if (slot.incarnation === incarnation && slot.engine === engine)
-        this.net.send(slot.name, HUB, { conn, frame })
-    })
+    this.#connect(slot, engine, incarnation)
     const tick = async (): Promise<void> => {
       if (slot.engine !== engine) return
       await engine.tick()
@@ -233,6 +233,17 @@ export class SimCluster {
     }
     this.net.setTimer(slot.name, this.#tickMs(), tick)
     await engine.idle()
+  }
+
+  /** Gives a replica's engine a new connection to the hub. */
+  #connect(slot: ReplicaSlot, engine: ReplicaEngine, incarnation: number): void {
+    slot.conn = this.#nextConn++
+    this.#allConns.add(slot.conn)
+    const conn = slot.conn
+    engine.attach((frame) => {
+      if (slot.incarnation === incarnation && slot.engine === engine && slot.conn === conn)
+        this.net.send(slot.name, HUB, { conn, frame })
+    })
   }
 
   async #replicaDeliver(slot: ReplicaSlot, envelope: SimEnvelope): Promise<void> {
@@ -309,6 +320,32 @@ export class SimCluster {
     if (this.#hub !== null) return
     if (!this.net.isUp(HUB)) this.net.restart(HUB)
     this.#startHub()
+  }
+
+  /** A backup of the hub's store as it is now, under a log name of its own. */
+  backupHub(): MemoryHubStore {
+    this.#backups += 1
+    return this.hubStore.copy(`hub-log-${this.#backups}`)
+  }
+
+  /**
+   * Restores the hub from `backup`: the hub goes down, the backup takes its store's place
+   * (everything stored after the backup is gone from the hub), and the hub starts again.
+   * As a relay's restart closes every socket, each live replica connects anew, and frames
+   * still in flight on the old connections are gone with them (`crashHub` alone models a
+   * transport that outlives the hub, with their frames arriving later).
+   */
+  restoreHub(backup: MemoryHubStore): void {
+    this.crashHub()
+    this.hubStore = backup
+    this.#closedConns = new Set(this.#allConns)
+    this.restartHub()
+    for (const slot of this.#slots.values()) {
+      const engine = slot.engine
+      if (engine === null) continue
+      engine.detach()
+      this.#connect(slot, engine, slot.incarnation)
+    }
   }
 
   isUp(name: string): boolean {

@@ -392,6 +392,17 @@ function receive(
       const stream = streamOf(state, message.space)
       if (stream === undefined) return unknownSpace(state, message.space, effects)
       const upTo = Math.min(message.upTo, facts.head(message.space))
+      if (upTo === 0 && stream.acked > 0 && stream.snapshot === null) {
+        // The replica holds none of our log although it had said it held part: it started
+        // over, finding its position was in another log (we were restored from a backup) in
+        // a hello answer we sent for an older hello of it. Read it our log from the start.
+        return pump(
+          setStream(state, message.space, restarted(stream, facts.head(message.space), now)),
+          message.space,
+          facts,
+          effects,
+        )
+      }
       if (upTo <= stream.acked && upTo <= stream.sent) return state
       const acked = Math.max(stream.acked, upTo)
       const next = {
@@ -411,6 +422,20 @@ function receive(
       return state
     case 'error':
       return state
+  }
+}
+
+/** A stream started again from position 0: a snapshot of the log at `head` first, if any. */
+function restarted(stream: HubStream, head: number, now: number): HubStream {
+  return {
+    ...stream,
+    sent: 0,
+    acked: 0,
+    inFlight: noneInFlight,
+    bytesInFlight: 0,
+    reading: false,
+    lastProgressAt: now,
+    snapshot: head > 0 ? { cursor: head, page: 0, afterKey: null, split: null } : null,
   }
 }
 

@@ -429,7 +429,9 @@ function receive(
       return pump({ ...state, acked: upTo, sent: Math.max(state.sent, upTo), lastProgressAt: now }, effects)
     }
     case 'changes': {
-      if (message.space !== space) return state
+      // Before the hub's hello, we cannot know our position is in its log (see `set-log`):
+      // a frame overtaking that answer is left for the hub to send again.
+      if (message.space !== space || state.phase !== 'ready') return state
       const next = { ...state, hubHead: Math.max(state.hubHead, message.head ?? message.to) }
       if (message.from <= next.applyingTo && message.to > next.applyingTo) {
         effects.push({ type: 'apply', batch: message.batch, from: message.from, cursor: message.to })
@@ -439,7 +441,7 @@ function receive(
       return next
     }
     case 'snapshot': {
-      if (message.space !== space) return state
+      if (message.space !== space || state.phase !== 'ready') return state
       const current = message.page === 0 ? { cursor: message.cursor, nextPage: 0 } : state.snapshot
       if (current === null || current.cursor !== message.cursor || current.nextPage !== message.page) {
         return state
