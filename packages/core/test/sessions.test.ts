@@ -13,7 +13,7 @@ import {
   initialHubSession,
   stepHubSession,
 } from '../src/protocol/hub-session.js'
-import { type HelloMessage, type Message, PROTOCOL_VERSION } from '../src/protocol/messages.js'
+import { Feature, type HelloMessage, type Message, PROTOCOL_VERSION } from '../src/protocol/messages.js'
 import {
   initialReplicaSession,
   isReplicaSynced,
@@ -69,6 +69,12 @@ const replicaConfig: ReplicaSessionConfig = {
 }
 
 /** A replica that has applied the hub log up to 3, had its changes acknowledged up to 2, and wrote up to 8. */
+/** A replica that offers `sparse`, and a hub's hello that accepts it. */
+const sparseConfig: ReplicaSessionConfig = { ...replicaConfig, features: [Feature.Sparse] }
+function sparseHub(have: number): HelloMessage {
+  return { ...hubHello(have), features: [Feature.Sparse] }
+}
+
 function offlineReplica(config: ReplicaSessionConfig = replicaConfig): ReplicaSessionState {
   return initialReplicaSession(config, { cursor: 3, acked: 2, local: 8 })
 }
@@ -160,8 +166,8 @@ describe('replica session: handshake', () => {
   it('sends again from the records what a hub that has less lost, as sparse batches, then the outbox', () => {
     // Acknowledged up to 2, but the hub (restored from a backup) holds only 1: counter 2 left
     // the outbox when it was acknowledged, so what is left of it comes from the records.
-    const connected = stepReplicaSession(offlineReplica(), { type: 'connected', now: 0 }).state
-    const answered = stepReplicaSession(connected, { type: 'message', now: 10, message: hubHello(1) })
+    const connected = stepReplicaSession(offlineReplica(sparseConfig), { type: 'connected', now: 0 }).state
+    const answered = stepReplicaSession(connected, { type: 'message', now: 10, message: sparseHub(1) })
     expect(answered.effects).toEqual([{ type: 'read-lost', after: 1, upTo: 2, limit: 2 }])
     expect(answered.state).toMatchObject({ acked: 1, sent: 1, lostUpTo: 2 })
 
@@ -190,9 +196,9 @@ describe('replica session: handshake', () => {
   })
 
   it('reads lost changes in batches within the window, each covering up to its last change', () => {
-    const state = initialReplicaSession(replicaConfig, { cursor: 0, acked: 10, local: 10 })
+    const state = initialReplicaSession(sparseConfig, { cursor: 0, acked: 10, local: 10 })
     const connected = stepReplicaSession(state, { type: 'connected', now: 0 }).state
-    const answered = stepReplicaSession(connected, { type: 'message', now: 1, message: hubHello(0) })
+    const answered = stepReplicaSession(connected, { type: 'message', now: 1, message: sparseHub(0) })
     expect(answered.effects).toEqual([{ type: 'read-lost', after: 0, upTo: 10, limit: 2 }])
     const first = stepReplicaSession(answered.state, {
       type: 'outbox-read',
@@ -227,9 +233,22 @@ describe('replica session: handshake', () => {
     ])
   })
 
+  it('stops with unsupported-protocol when a hub that lost acknowledged changes cannot take them back', () => {
+    // Without `sparse` the hub would refuse every batch after the gap, for good: say so once.
+    const connected = stepReplicaSession(offlineReplica(sparseConfig), { type: 'connected', now: 0 }).state
+    const { state, effects } = stepReplicaSession(connected, {
+      type: 'message',
+      now: 10,
+      message: hubHello(1),
+    })
+    expect(effects).toMatchObject([{ type: 'fail', code: ErrorCode.UnsupportedProtocol }])
+    expect(state.phase).toBe('offline')
+    expect(state.fatal?.message).toMatch(/lost own changes 2…2/)
+  })
+
   it('reads a space named like an Object.prototype member as have 0 when the hub omits it', () => {
     const odd = asSpaceId('constructor')
-    const state = initialReplicaSession({ ...replicaConfig, space: odd }, { cursor: 0, acked: 2, local: 3 })
+    const state = initialReplicaSession({ ...sparseConfig, space: odd }, { cursor: 0, acked: 2, local: 3 })
     const connected = stepReplicaSession(state, { type: 'connected', now: 0 }).state
     const hello: Message = {
       type: 'hello',
@@ -237,6 +256,7 @@ describe('replica session: handshake', () => {
       replicaId: bob,
       spaces: [odd],
       have: {},
+      features: [Feature.Sparse],
     }
     const { state: next, effects } = stepReplicaSession(connected, {
       type: 'message',
@@ -633,6 +653,14 @@ function standardFacts(): FactsData {
   return { head: { [space]: 10 }, floor: { [space]: 0 }, received: { [space]: { alice: 4 } } }
 }
 
+/** {@link readyHub} for a replica that offered `sparse`. */
+function sparseReadyHub(facts: HubFacts): HubSessionState {
+  return hubSteps(facts, [
+    { type: 'message', now: 0, message: { ...replicaHello(7), features: [Feature.Sparse] } },
+    { type: 'authenticated', now: 1, result: writeAccess },
+  ]).state
+}
+
 function readyHub(facts: HubFacts, access: AuthResult = writeAccess, have = 7): HubSessionState {
   return hubSteps(facts, [
     { type: 'message', now: 0, message: replicaHello(have) },
@@ -1002,7 +1030,7 @@ describe('hub session: receiving a replica’s changes', () => {
     const facts = factsOf(standardFacts())
     const batch = [change(alice, 3), change(alice, 6), change(alice, 9)]
     const taken = stepHubSession(
-      readyHub(facts),
+      sparseReadyHub(facts),
       { type: 'message', now: 5, message: { type: 'changes', space, from: 2, to: 10, batch, sparse: true } },
       facts,
     )
@@ -1012,7 +1040,7 @@ describe('hub session: receiving a replica’s changes', () => {
     ])
     expect(taken.state.streams[space]?.accepting).toBe(10)
     const empty = stepHubSession(
-      readyHub(facts),
+      sparseReadyHub(facts),
       {
         type: 'message',
         now: 5,
@@ -1032,12 +1060,26 @@ describe('hub session: receiving a replica’s changes', () => {
   ])('closes with replica-mismatch on a sparse batch with %s', (_, batch) => {
     const facts = factsOf(standardFacts())
     const { state, effects } = stepHubSession(
-      readyHub(facts),
+      sparseReadyHub(facts),
       { type: 'message', now: 5, message: { type: 'changes', space, from: 4, to: 8, batch, sparse: true } },
       facts,
     )
     expect(effects).toMatchObject([{ type: 'close', code: ErrorCode.ReplicaMismatch }])
     expect(state.phase).toBe('closed')
+  })
+
+  it('closes with invalid-message on a sparse batch from a replica that did not offer sparse', () => {
+    const facts = factsOf(standardFacts())
+    const { effects } = stepHubSession(
+      readyHub(facts),
+      {
+        type: 'message',
+        now: 5,
+        message: { type: 'changes', space, from: 4, to: 8, batch: [], sparse: true },
+      },
+      facts,
+    )
+    expect(effects).toMatchObject([{ type: 'close', code: ErrorCode.InvalidMessage }])
   })
 
   it('closes with invalid-message when a batch does not fill from+1…to', () => {

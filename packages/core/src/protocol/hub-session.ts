@@ -164,7 +164,7 @@ export interface HubSessionState {
 }
 
 /** The features this hub side speaks, answered to a `hello` that offers them. */
-export const HUB_FEATURES: readonly Feature[] = [Feature.Compact]
+export const HUB_FEATURES: readonly Feature[] = [Feature.Compact, Feature.Sparse]
 
 /** Inputs to the hub session. */
 export type HubSessionInput =
@@ -567,6 +567,14 @@ function changes(
     return state
   }
   const sparse = message.sparse === true
+  if (sparse && !state.features.includes(Feature.Sparse)) {
+    return refuse(
+      state,
+      ErrorCode.InvalidMessage,
+      'a sparse batch needs the sparse feature, offered in hello',
+      effects,
+    )
+  }
   let previous = message.from
   for (let i = 0; i < message.batch.length; i++) {
     const dot = (message.batch[i] as Change).dot

@@ -50,9 +50,12 @@ export interface HelloMessage {
  * - `compact`: the hub may send `changes` and `snapshot` batches as compact rows (a table of
  *   collection names and replica ids per frame, one array per change) instead of change
  *   objects. Every decoder of this build reads both forms, whoever sends them.
+ * - `sparse`: the replica may send `changes` marked `sparse` (see {@link ChangesMessage}),
+ *   to give a hub that lost changes it had acknowledged what is left of them.
  */
 export const Feature = {
   Compact: 'compact',
+  Sparse: 'sparse',
 } as const
 
 /** A feature name (see {@link Feature}). */
@@ -77,7 +80,8 @@ export interface ChangesMessage {
   /** The sender's stream length when it sent this (optional; at least `to`). */
   readonly head?: number
   /**
-   * From a replica only: `batch` holds those of its changes `from + 1 … to` it still has, in
+   * From a replica only, on a session that negotiated `sparse` (see {@link Feature}): `batch`
+   * holds those of its changes `from + 1 … to` it still has, in
    * counter order, and the others are gone for good. A replica sends this when the hub has
    * lost changes it had acknowledged (a relay restored from a backup): it no longer keeps
    * them in its outbox, so it sends again the versions of them its records still hold; the

@@ -46,7 +46,7 @@ export const DEFAULT_REPLICA_SESSION = {
   ackIntervalMs: 50,
   ackEvery: 500,
   pipeline: true,
-  features: [Feature.Compact],
+  features: [Feature.Compact, Feature.Sparse],
 } as const
 
 /** Where the session is: no transport, hello sent, or streaming. */
@@ -410,6 +410,13 @@ function receive(
         // The hub no longer holds changes it acknowledged (restored from a backup, or its
         // data lost): send again what the records hold of them, then the outbox as before.
         // Whatever was pipelined behind our hello continued from `acked`: a gap to the hub.
+        const sparse = offered.includes(Feature.Sparse) && (message.features ?? []).includes(Feature.Sparse)
+        if (!sparse) {
+          // A hub that cannot take them back would refuse every batch after the gap for good.
+          const why = `the hub lost own changes ${have + 1}…${next.acked} it had acknowledged and does not take them back (no sparse feature): upgrade the relay`
+          effects.push({ type: 'fail', code: ErrorCode.UnsupportedProtocol, message: why })
+          return { ...next, phase: 'offline', fatal: { code: ErrorCode.UnsupportedProtocol, message: why } }
+        }
         next = { ...next, lostUpTo: Math.max(next.lostUpTo, next.acked), acked: have }
         return pump({ ...next, sent: have, reading: false }, effects)
       }
