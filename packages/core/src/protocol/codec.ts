@@ -398,22 +398,13 @@ const MAX_LOG_NAME = 64
 
 function readLogNames(value: unknown, listed: ReadonlySet<string>): Record<string, string> {
   const path = 'hello.logs'
-  const raw = objectAt(value, path, 'an object mapping listed spaces to log names')
-  const out: Record<string, string> = {}
-  for (const space of Object.keys(raw)) {
-    if (!listed.has(space)) {
-      reject(
-        ErrorCode.InvalidMessage,
-        `${path}: names ${describe(space)}, which hello.spaces does not list; expected only listed spaces`,
-      )
-    }
+  return readPerSpace(value, listed, path, 'log names', (raw, space) => {
     const name = raw[space]
     if (typeof name !== 'string' || name === '' || name.length > MAX_LOG_NAME) {
       invalid(`${path}.${space}`, `a log name of 1 to ${MAX_LOG_NAME} characters`, name)
     }
-    out[space] = name
-  }
-  return out
+    return name
+  })
 }
 
 /** Most names in `hello.features`; a peer has no reason to offer more. */
@@ -442,8 +433,19 @@ function readFeatures(value: unknown): Feature[] {
 
 /** Reads an object mapping spaces listed in `hello.spaces` to stream positions. */
 function readPositions(value: unknown, listed: ReadonlySet<string>, path: string): Record<string, number> {
-  const raw = objectAt(value, path, 'an object mapping listed spaces to positions')
-  const out: Record<string, number> = {}
+  return readPerSpace(value, listed, path, 'positions', (raw, space) => positionAt(raw, space, path))
+}
+
+/** Reads an object mapping spaces listed in `hello.spaces` to what `read` takes from each. */
+function readPerSpace<TValue>(
+  value: unknown,
+  listed: ReadonlySet<string>,
+  path: string,
+  what: string,
+  read: (raw: Fields, space: string) => TValue,
+): Record<string, TValue> {
+  const raw = objectAt(value, path, `an object mapping listed spaces to ${what}`)
+  const out: Record<string, TValue> = {}
   for (const space of Object.keys(raw)) {
     if (!listed.has(space)) {
       reject(
@@ -451,7 +453,7 @@ function readPositions(value: unknown, listed: ReadonlySet<string>, path: string
         `${path}: names ${describe(space)}, which hello.spaces does not list; expected only listed spaces`,
       )
     }
-    out[space] = positionAt(raw, space, path)
+    out[space] = read(raw, space)
   }
   return out
 }
