@@ -374,6 +374,10 @@ describe('a relay restored from a backup', () => {
           expect(await rows(late)).toEqual(expected)
           expect(await rows(later)).toEqual(expected)
           expect(everyone.map((replica) => replica.pending)).toEqual([0, 0])
+          // What the writers sent again: the versions of the lost changes their records held,
+          // not the put that the edit of alice-after-6 replaced (11 counters, 10 versions).
+          const metrics = await (await fetch(`${relay.http}/metrics`)).text()
+          expect(metrics).toMatch(/^chorus_relay_changes_recovered_total 10$/m)
         } finally {
           await late.close()
         }

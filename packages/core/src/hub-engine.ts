@@ -46,8 +46,11 @@ export interface HubEngineOptions {
   readonly authenticate?: Authenticate
   readonly limits?: ProtocolLimits
   readonly session?: Partial<HubSessionConfig>
-  /** Called when an append commits: the space, the replica, how many changes were new. */
-  readonly onStored?: (space: SpaceId, replica: ReplicaId, appended: number) => void
+  /**
+   * Called when an append commits: the space, the replica, how many changes were new, and
+   * whether they came in a sparse batch (changes the hub had lost, sent again by their writer).
+   */
+  readonly onStored?: (space: SpaceId, replica: ReplicaId, appended: number, recovered: boolean) => void
   /** Called when a replica acknowledges the space's log up to `position` (for compaction). */
   readonly onAcked?: (space: SpaceId, replica: ReplicaId, position: number) => void
   /** Called with failures that have no caller to reject (a failed append, a failed read). */
@@ -403,7 +406,8 @@ export function createHubEngine(options: HubEngineOptions): HubEngine {
         }
         cache.head = result.head
         cache.received.set(job.replicaId, result.received)
-        if (result.appended > 0) options.onStored?.(space, job.replicaId, result.appended)
+        if (result.appended > 0)
+          options.onStored?.(space, job.replicaId, result.appended, job.through !== undefined)
         stored = true
       }
       writers.add(job.connection)

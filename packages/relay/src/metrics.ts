@@ -20,6 +20,11 @@ export interface RelayMetrics {
   readonly logEntries: number
   /** Changes appended (newly stored) since start. */
   readonly changesStored: number
+  /**
+   * Of those, changes their writers sent again because this relay had lost them after
+   * acknowledging them (it was restored from a backup).
+   */
+  readonly changesRecovered: number
   readonly framesIn: number
   readonly framesOut: number
   /** Payload bytes received and sent. */
@@ -58,6 +63,13 @@ export function renderPrometheus(metrics: RelayMetrics): string {
   metric(lines, `${p}spaces`, 'gauge', 'Spaces with stored changes.', metrics.spaces)
   metric(lines, `${p}log_entries`, 'gauge', 'Log entries retained over all spaces.', metrics.logEntries)
   metric(lines, `${p}changes_stored_total`, 'counter', 'Changes durably appended.', metrics.changesStored)
+  metric(
+    lines,
+    `${p}changes_recovered_total`,
+    'counter',
+    'Changes appended again from their writers after the relay lost them (a restored backup).',
+    metrics.changesRecovered,
+  )
   metric(lines, `${p}frames_in_total`, 'counter', 'WebSocket frames received.', metrics.framesIn)
   metric(lines, `${p}frames_out_total`, 'counter', 'WebSocket frames sent.', metrics.framesOut)
   metric(lines, `${p}bytes_in_total`, 'counter', 'Payload bytes received.', metrics.bytesIn)

@@ -87,6 +87,7 @@ export function createRelay(options: RelayOptions): Relay {
   const clients = new Map<RelaySocket, Client>()
   const counters = {
     changesStored: 0,
+    changesRecovered: 0,
     framesIn: 0,
     framesOut: 0,
     bytesIn: 0,
@@ -141,8 +142,9 @@ export function createRelay(options: RelayOptions): Relay {
     limits,
     ...(authenticate === undefined ? {} : { authenticate }),
     ...(options.session === undefined ? {} : { session: options.session }),
-    onStored: (_space, _replica, appended) => {
+    onStored: (_space, _replica, appended, recovered) => {
       counters.changesStored += appended
+      if (recovered) counters.changesRecovered += appended
     },
     onAcked: (space, replica, position) => {
       store.noteAck(space, replica, position, now()).catch((error: unknown) => report(error))
