@@ -397,7 +397,7 @@ function receive(
         // over, finding its position was in another log (we were restored from a backup) in
         // a hello answer we sent for an older hello of it. Read it our log from the start.
         return pump(
-          setStream(state, message.space, restarted(stream, facts.head(message.space), now)),
+          setStream(state, message.space, startedAt(stream, 0, facts.head(message.space), now)),
           message.space,
           facts,
           effects,
@@ -425,17 +425,20 @@ function receive(
   }
 }
 
-/** A stream started again from position 0: a snapshot of the log at `head` first, if any. */
-function restarted(stream: HubStream, head: number, now: number): HubStream {
+/**
+ * A stream (re)started at `position`, nothing in flight; with `snapshotAt` above 0 it first
+ * sends a snapshot of the log at that head.
+ */
+function startedAt(stream: HubStream, position: number, snapshotAt: number, now: number): HubStream {
   return {
     ...stream,
-    sent: 0,
-    acked: 0,
+    sent: position,
+    acked: position,
     inFlight: noneInFlight,
     bytesInFlight: 0,
     reading: false,
     lastProgressAt: now,
-    snapshot: head > 0 ? { cursor: head, page: 0, afterKey: null, split: null } : null,
+    snapshot: snapshotAt > 0 ? { cursor: snapshotAt, page: 0, afterKey: null, split: null } : null,
   }
 }
 
@@ -510,15 +513,8 @@ function welcome(
     const head = facts.head(space)
     const needsSnapshot = head > 0 && (position === 0 || position < facts.floor(space) || position > head)
     next = setStream(next, space, {
-      ...stream,
+      ...(needsSnapshot ? startedAt(stream, 0, head, now) : startedAt(stream, position, 0, now)),
       accepting: received,
-      sent: needsSnapshot ? 0 : position,
-      acked: needsSnapshot ? 0 : position,
-      inFlight: noneInFlight,
-      bytesInFlight: 0,
-      reading: false,
-      lastProgressAt: now,
-      snapshot: needsSnapshot ? { cursor: head, page: 0, afterKey: null, split: null } : null,
     })
   }
   const heads: Record<string, number> = {}
