@@ -126,7 +126,15 @@ export function jsonEqual(a: JsonValue, b: JsonValue): boolean {
 
 /** A number stored under an own property of `map`, or 0: safe for keys like `constructor`. */
 export function ownNumber(map: { readonly [key: string]: number }, key: string): number {
-  return Object.hasOwn(map, key) ? (map[key] as number) : 0
+  return ownValue(map, key) ?? 0
+}
+
+/** The value under an own property of `map` (which may be absent), or undefined: as {@link ownNumber}. */
+export function ownValue<TValue>(
+  map: { readonly [key: string]: TValue } | undefined,
+  key: string,
+): TValue | undefined {
+  return map !== undefined && Object.hasOwn(map, key) ? map[key] : undefined
 }
 
 /**

@@ -34,9 +34,6 @@ CREATE TABLE IF NOT EXISTS acks (
 CREATE TABLE IF NOT EXISTS replica_owners (
   replica TEXT PRIMARY KEY, subject TEXT NOT NULL
 ) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS relay_meta (
-  key TEXT PRIMARY KEY, value TEXT NOT NULL
-) WITHOUT ROWID;
 `
 
 /**
@@ -45,7 +42,7 @@ CREATE TABLE IF NOT EXISTS relay_meta (
  * copy's head mean other changes than those replicas read there before.
  */
 export function logName(db: Database.Database): string {
-  db.exec(SCHEMA_LOG_TABLE)
+  db.exec(LOG_TABLE)
   const row = db.prepare("SELECT value FROM relay_meta WHERE key = 'log'").get() as
     | { value: string }
     | undefined
@@ -54,7 +51,7 @@ export function logName(db: Database.Database): string {
 
 /** Gives the database's log a new random name, and returns it. */
 export function renameLog(db: Database.Database): string {
-  db.exec(SCHEMA_LOG_TABLE)
+  db.exec(LOG_TABLE)
   const name = randomUUID()
   db.prepare(
     "INSERT INTO relay_meta (key, value) VALUES ('log', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
@@ -62,7 +59,11 @@ export function renameLog(db: Database.Database): string {
   return name
 }
 
-const SCHEMA_LOG_TABLE =
+/**
+ * Where the log's name is kept: created by {@link logName} on open and by {@link renameLog} on
+ * a backup copy (whose database an older build may have made without it).
+ */
+const LOG_TABLE =
   'CREATE TABLE IF NOT EXISTS relay_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID'
 
 /** What the store uses of a prepared statement. */

@@ -2,7 +2,7 @@ import type { Change } from '../change.js'
 import { approximateChangeLength } from '../change-size.js'
 import { ErrorCode } from '../errors.js'
 import type { ReplicaId, SpaceId } from '../ids.js'
-import { ownNumber } from '../json.js'
+import { ownNumber, ownValue } from '../json.js'
 import { type LogEntry, recordKey } from '../storage.js'
 import type { Dot } from '../version-vector.js'
 import {
@@ -506,8 +506,7 @@ function welcome(
     if (log !== undefined) logs[space] = log
     // A position in another log than ours (we were restored from a backup) says nothing of
     // what the replica holds of ours: it is read our log from the start.
-    const theirs =
-      hello.logs !== undefined && Object.hasOwn(hello.logs, space) ? hello.logs[space] : undefined
+    const theirs = ownValue(hello.logs, space)
     const position =
       theirs !== undefined && log !== undefined && theirs !== log ? 0 : ownNumber(hello.have, space)
     const head = facts.head(space)

@@ -1,7 +1,7 @@
 import type { Change } from '../change.js'
 import { ErrorCode } from '../errors.js'
 import type { ReplicaId, SpaceId } from '../ids.js'
-import { ownNumber } from '../json.js'
+import { ownNumber, ownValue } from '../json.js'
 import { Feature, type Message, PROTOCOL_VERSION } from './messages.js'
 
 /** Tunables of the replica side of the protocol. */
@@ -389,8 +389,7 @@ function receive(
       const offered = state.config.features ?? []
       const compact = offered.includes(Feature.Compact) && (message.features ?? []).includes(Feature.Compact)
       let next: ReplicaSessionState = { ...state, phase: 'ready', lastProgressAt: now, hubHead, compact }
-      const log =
-        message.logs !== undefined && Object.hasOwn(message.logs, space) ? message.logs[space] : undefined
+      const log = ownValue(message.logs, space)
       if (log !== undefined && log !== state.log) {
         // Our cursor is a position in the log we last heard named, and the hub (which got
         // that name in our hello) reads us its log from the start when it has another.
