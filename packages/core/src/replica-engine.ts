@@ -777,8 +777,15 @@ class Engine implements ReplicaEngine {
       this.#lost = { upTo, versions: own }
     }
     const { versions } = this.#lost
+    // The first version after `after` (they are in counter order): each batch's read costs
+    // its own size, not the size of what came before it.
     let start = 0
-    while (start < versions.length && (versions[start] as Change).dot[1] <= after) start++
+    let end = versions.length
+    while (start < end) {
+      const middle = (start + end) >>> 1
+      if ((versions[middle] as Change).dot[1] <= after) start = middle + 1
+      else end = middle
+    }
     const changes = uploadWithin(versions.slice(start, start + limit), this.#limits)
     const rest = versions.length - start
     if (changes.length === rest) {
