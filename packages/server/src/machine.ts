@@ -9,7 +9,8 @@ import type { NodeId } from './node-id.js'
  *   step: a follower's acknowledgement, a leader's reply to a client, a vote all follow the
  *   record that makes them true. If the append is fenced or fails, the runtime drops the
  *   remaining effects and restarts the node from its storage (its in-memory state assumed the
- *   append).
+ *   append). With `replace`, the records are a checkpoint: with the records that follow them,
+ *   they rebuild the node by themselves, so storage drops everything stored before them.
  * - `send` delivers a message to another node (at most once, in any order: machines tolerate
  *   loss, duplication and reordering). An `early` send is the one exception to the order: the
  *   runtime performs it without waiting for any persist, of its step or an earlier one, to be
@@ -22,7 +23,12 @@ import type { NodeId } from './node-id.js'
  * @see NodeStorage in `storage.ts` for the durability and fencing contract.
  */
 export type NodeEffect<TMessage, TReply, TRecord> =
-  | { readonly type: 'persist'; readonly records: readonly TRecord[]; readonly epoch: number | null }
+  | {
+      readonly type: 'persist'
+      readonly records: readonly TRecord[]
+      readonly epoch: number | null
+      readonly replace?: boolean
+    }
   | { readonly type: 'send'; readonly to: NodeId; readonly message: TMessage; readonly early?: boolean }
   | { readonly type: 'reply'; readonly client: string; readonly reply: TReply }
 

@@ -6,6 +6,8 @@ export interface MemoryNodeStorageStats {
   readonly appends: number
   /** Records stored. */
   readonly records: number
+  /** Checkpoints stored (appends with `replace`), each of which dropped the records before it. */
+  readonly checkpoints: number
   /** Appends refused because they carried an epoch older than one already stored. */
   readonly fenced: number
   /** Appends refused by {@link MemoryNodeStorage.failWrites}. */
@@ -26,7 +28,7 @@ export class MemoryNodeStorage<TRecord> implements NodeStorage<TRecord> {
 
   private readonly log: string[] = []
   private highestEpoch = Number.NEGATIVE_INFINITY
-  private readonly counters = { appends: 0, records: 0, fenced: 0, failed: 0 }
+  private readonly counters = { appends: 0, records: 0, checkpoints: 0, fenced: 0, failed: 0 }
 
   /** A snapshot of the counters. */
   get stats(): MemoryNodeStorageStats {
@@ -42,7 +44,7 @@ export class MemoryNodeStorage<TRecord> implements NodeStorage<TRecord> {
     return this.records()
   }
 
-  async append(records: readonly TRecord[], epoch: number | null): Promise<AppendResult> {
+  async append(records: readonly TRecord[], epoch: number | null, replace = false): Promise<AppendResult> {
     if (this.failWrites) {
       this.counters.failed++
       return { ok: false, reason: 'failed', message: 'MemoryNodeStorage.failWrites is set' }
@@ -61,6 +63,10 @@ export class MemoryNodeStorage<TRecord> implements NodeStorage<TRecord> {
       texts.push(text)
     }
     if (epoch !== null) this.highestEpoch = Math.max(this.highestEpoch, epoch)
+    if (replace) {
+      this.log.length = 0
+      this.counters.checkpoints++
+    }
     this.log.push(...texts)
     this.counters.appends++
     this.counters.records += records.length

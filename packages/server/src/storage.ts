@@ -18,17 +18,25 @@
  *   fencing off, and the quorum design, which has no epochs).
  * - A storage failure resolves `failed`; nothing is stored and the runtime must not perform the
  *   effects that followed the append.
+ * - **Checkpoints.** An append made with `replace` holds everything the node needs (its
+ *   machine says so): once it is durable, `load` returns its records and what follows them,
+ *   and nothing stored before them, so a node's log stays bounded however long it runs. The
+ *   old records go in the same atomic unit: a refused or failed checkpoint leaves them all.
  */
 export interface NodeStorage<TRecord> {
   /** Every record appended so far, in order. */
   load(): Promise<readonly TRecord[]>
-  /** Appends `records` atomically; see the fencing rule for `epoch`. */
-  append(records: readonly TRecord[], epoch: number | null): Promise<AppendResult>
+  /**
+   * Appends `records` atomically; see the fencing rule for `epoch`, and the checkpoint rule for
+   * `replace` (default false).
+   */
+  append(records: readonly TRecord[], epoch: number | null, replace?: boolean): Promise<AppendResult>
   /**
    * Optional group commit: the appends, in order, as one atomic and durable unit — all stored
    * or none. The fencing rule applies to each in turn (an earlier one's epoch counts for a later
-   * one); if any would be refused, nothing is stored and the result is that refusal. A runtime
-   * uses it to make one commit (one fsync) of the appends of several inputs.
+   * one); if any would be refused, nothing is stored and the result is that refusal. An append
+   * with `replace` drops every record stored before it, the group's earlier appends included.
+   * A runtime uses it to make one commit (one fsync) of the appends of several inputs.
    */
   appendAll?(appends: readonly PendingAppend<TRecord>[]): Promise<AppendResult>
 }
@@ -37,6 +45,8 @@ export interface NodeStorage<TRecord> {
 export interface PendingAppend<TRecord> {
   readonly records: readonly TRecord[]
   readonly epoch: number | null
+  /** A checkpoint: the records replace everything stored before them (see `NodeStorage`). */
+  readonly replace?: boolean
 }
 
 /** The outcome of {@link NodeStorage.append}. */

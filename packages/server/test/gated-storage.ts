@@ -26,15 +26,19 @@ export class GatedStorage<TRecord> extends MemoryNodeStorage<TRecord> {
     this.gates.shift()?.()
   }
 
-  override async append(records: readonly TRecord[], epoch: number | null): Promise<AppendResult> {
+  override async append(
+    records: readonly TRecord[],
+    epoch: number | null,
+    replace = false,
+  ): Promise<AppendResult> {
     await this.gate()
-    return super.append(records, epoch)
+    return super.append(records, epoch, replace)
   }
 
   async appendAll(appends: readonly PendingAppend<TRecord>[]): Promise<AppendResult> {
     await this.gate()
     for (const pending of appends) {
-      const outcome = await super.append(pending.records, pending.epoch)
+      const outcome = await super.append(pending.records, pending.epoch, pending.replace)
       if (!outcome.ok) return outcome
     }
     return { ok: true }

@@ -38,9 +38,13 @@ export class FailingStorage extends MemoryNodeStorage<QuorumRecord> {
     this.fails = fails
   }
 
-  override async append(records: readonly QuorumRecord[], epoch: number | null): Promise<AppendResult> {
+  override async append(
+    records: readonly QuorumRecord[],
+    epoch: number | null,
+    replace = false,
+  ): Promise<AppendResult> {
     if (this.fails(records)) return { ok: false, reason: 'failed', message: 'the commit failed (test)' }
-    return super.append(records, epoch)
+    return super.append(records, epoch, replace)
   }
 }
 

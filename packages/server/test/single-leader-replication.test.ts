@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import type { SingleLeaderSim } from '../src/sim/single-leader-sim.js'
 import type { ReplicationMode } from '../src/single-leader/config.js'
-import { lastLsn } from '../src/single-leader/log.js'
+import { lastLsn, readAt } from '../src/single-leader/log.js'
 import { electedSim, state } from './support/single-leader-sim.js'
 
 function cluster(replication: ReplicationMode, seed = 1, config = {}): Promise<SingleLeaderSim> {
@@ -260,5 +260,48 @@ describe('single-leader catch-up', () => {
     expect(lastLsn(learner.log)).toBe(lastLsn(state(sim, sim.leader() as string).log))
     const read = await sim.until(client.read('k0', { node: 'learner', consistency: 'replica' }))
     expect(read).toMatchObject({ ok: true, value: 24 })
+  })
+
+  it("keeps every node's storage bounded by checkpoints, and a node restarts from one with its whole log", async () => {
+    const sim = await cluster({ mode: 'sync' }, 5, { compactEvery: 8 })
+    const client = sim.client('c1')
+    for (let i = 1; i <= 200; i++) await sim.until(client.write(`k${i % 4}`, i))
+    await sim.run(200)
+    const [follower] = followers(sim) as [string]
+    for (const node of sim.config.nodes) {
+      const storage = sim.host(node).storage
+      expect(storage.stats.checkpoints).toBeGreaterThan(0)
+      // Without checkpoints every write would be a record of its own, 200 and more.
+      expect(storage.records().length).toBeLessThan(40)
+    }
+    const before = state(sim, follower)
+    const values = ['k0', 'k1', 'k2', 'k3'].map((key) => readAt(before.log, key, lastLsn(before.log)))
+    expect(values).toEqual([200, 197, 198, 199])
+    sim.crash(follower)
+    await sim.restart(follower)
+    const after = state(sim, follower)
+    expect(lastLsn(after.log)).toBe(lastLsn(before.log))
+    expect(after.log.epochs).toEqual(before.log.epochs)
+    expect(['k0', 'k1', 'k2', 'k3'].map((key) => readAt(after.log, key, lastLsn(after.log)))).toEqual(values)
+    for (let i = 201; i <= 204; i++) await sim.until(client.write(`k${i % 4}`, i))
+    await sim.run(200)
+    expect(await sim.until(client.read('k3', { node: follower, consistency: 'replica' }))).toMatchObject({
+      ok: true,
+      value: 203,
+    })
+  })
+
+  it('writes a checkpoint only once the entries since the last one are as many as the keys', async () => {
+    const sim = await cluster({ mode: 'sync' }, 6, { compactEvery: 8 })
+    const client = sim.client('c1')
+    for (let i = 1; i <= 400; i++) await sim.until(client.write(`k${i % 100}`, i))
+    await sim.run(200)
+    const leader = sim.leader() as string
+    const checkpoints = sim.host(leader).storage.stats.checkpoints
+    // Folding in memory happened every 8 entries; a checkpoint rewrites 100 keys, so at most
+    // one per 100 entries.
+    expect(state(sim, leader).log.base.lsn).toBeGreaterThan(380)
+    expect(checkpoints).toBeGreaterThanOrEqual(2)
+    expect(checkpoints).toBeLessThanOrEqual(4)
   })
 })

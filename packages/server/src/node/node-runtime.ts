@@ -291,7 +291,8 @@ export class NodeRuntime<TState, TInput, TMessage, TReply, TRecord> {
       stepped.push(item)
       state = result.state
       for (const effect of result.effects) {
-        if (effect.type === 'persist') appends.push({ records: effect.records, epoch: effect.epoch })
+        if (effect.type === 'persist')
+          appends.push({ records: effect.records, epoch: effect.epoch, replace: effect.replace === true })
         else if (appends.length === 0 || (effect.type === 'send' && effect.early === true)) early.push(effect)
         else effects.push(effect)
       }
@@ -380,7 +381,7 @@ export class NodeRuntime<TState, TInput, TMessage, TReply, TRecord> {
         case 'persist': {
           this.transport.flush()
           const started = performance.now()
-          const outcome = await storage.append(effect.records, effect.epoch)
+          const outcome = await storage.append(effect.records, effect.epoch, effect.replace)
           this.counters.storageMs += performance.now() - started
           if (!outcome.ok) {
             this.counters.storageRefusals++

@@ -43,6 +43,8 @@ export interface SqliteNodeStorageStats {
   /** Transactions committed: fewer than `appends` when group commits joined them. */
   readonly commits: number
   readonly records: number
+  /** Checkpoints stored (appends with `replace`), each of which deleted the rows before it. */
+  readonly checkpoints: number
   readonly fenced: number
   readonly failed: number
 }
@@ -71,7 +73,11 @@ export class SqliteNodeStorage<TRecord> implements NodeStorage<TRecord> {
   readonly path: string
   readonly #db: Database.Database
   readonly #sql: ReturnType<typeof prepare>
-  readonly #counters = { appends: 0, commits: 0, records: 0, fenced: 0, failed: 0 }
+  /** The append transaction, made once (better-sqlite3 builds a wrapper per `transaction` call). */
+  readonly #commit: Database.Transaction<
+    (appends: readonly PendingAppend<TRecord>[], bodies: readonly string[][]) => AppendResult
+  >
+  readonly #counters = { appends: 0, commits: 0, records: 0, checkpoints: 0, fenced: 0, failed: 0 }
   #failNext: string | null = null
   #closed = false
 
@@ -107,6 +113,7 @@ export class SqliteNodeStorage<TRecord> implements NodeStorage<TRecord> {
       db.exec(SCHEMA)
       db.pragma(`user_version = ${SCHEMA_VERSION}`)
       this.#sql = prepare(db)
+      this.#commit = db.transaction((appends, bodies) => this.#store(appends, bodies))
     } catch (error) {
       db.close()
       if (isChorusError(error)) throw error
@@ -165,11 +172,14 @@ export class SqliteNodeStorage<TRecord> implements NodeStorage<TRecord> {
     })
   }
 
-  async append(records: readonly TRecord[], epoch: number | null): Promise<AppendResult> {
-    return this.appendAll([{ records, epoch }])
+  async append(records: readonly TRecord[], epoch: number | null, replace = false): Promise<AppendResult> {
+    return this.appendAll([{ records, epoch, replace }])
   }
 
-  /** A group commit: every append in one transaction (one fsync); all stored or none. */
+  /**
+   * A group commit: every append in one transaction (one fsync); all stored or none. A
+   * checkpoint (`replace`) deletes the rows before it in the same transaction.
+   */
   async appendAll(appends: readonly PendingAppend<TRecord>[]): Promise<AppendResult> {
     this.#assertOpen()
     for (const { epoch } of appends) {
@@ -197,30 +207,35 @@ export class SqliteNodeStorage<TRecord> implements NodeStorage<TRecord> {
       return { ok: false, reason: 'failed', message: `cannot serialise the records: ${messageOf(error)}` }
     }
     try {
-      const outcome = this.#db
-        .transaction((): AppendResult => {
-          const stored = this.#sql.epoch.get()?.epoch ?? null
-          let fence = stored
-          for (const { epoch } of appends) {
-            if (epoch === null) continue
-            if (fence !== null && epoch < fence) return { ok: false, reason: 'fenced', epoch: fence }
-            fence = epoch
-          }
-          if (fence !== null && fence !== stored) this.#sql.setEpoch.run(fence)
-          for (const group of bodies) for (const body of group) this.#sql.insert.run(body, hash32(body))
-          return { ok: true }
-        })
-        .immediate()
+      const outcome = this.#commit.immediate(appends, bodies)
       if (outcome.ok) {
         this.#counters.appends += appends.length
         this.#counters.commits++
         this.#counters.records += bodies.reduce((sum, group) => sum + group.length, 0)
+        this.#counters.checkpoints += appends.filter((append) => append.replace === true).length
       } else this.#counters.fenced++
       return outcome
     } catch (error) {
       this.#counters.failed++
       return { ok: false, reason: 'failed', message: `the append failed: ${messageOf(error)}` }
     }
+  }
+
+  /** The body of an append's transaction: the fence check, then the rows. */
+  #store(appends: readonly PendingAppend<TRecord>[], bodies: readonly string[][]): AppendResult {
+    const stored = this.#sql.epoch.get()?.epoch ?? null
+    let fence = stored
+    for (const { epoch } of appends) {
+      if (epoch === null) continue
+      if (fence !== null && epoch < fence) return { ok: false, reason: 'fenced', epoch: fence }
+      fence = epoch
+    }
+    if (fence !== null && fence !== stored) this.#sql.setEpoch.run(fence)
+    appends.forEach((append, index) => {
+      if (append.replace === true) this.#sql.clear.run()
+      for (const body of bodies[index] as string[]) this.#sql.insert.run(body, hash32(body))
+    })
+    return { ok: true }
   }
 
   /** Makes the next append fail as a broken disk would (for tests of the runtime's handling). */
@@ -246,6 +261,7 @@ function prepare(db: Database.Database) {
   return {
     all: db.prepare<[], RecordRow>('SELECT seq, body, checksum FROM records ORDER BY seq'),
     insert: db.prepare<[string, number]>('INSERT INTO records (body, checksum) VALUES (?, ?)'),
+    clear: db.prepare<[]>('DELETE FROM records'),
     epoch: db.prepare<[], { epoch: number }>('SELECT epoch FROM fence WHERE only = 1'),
     setEpoch: db.prepare<[number]>('INSERT OR REPLACE INTO fence (only, epoch) VALUES (1, ?)'),
   }

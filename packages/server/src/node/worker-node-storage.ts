@@ -105,8 +105,8 @@ export class WorkerNodeStorage<TRecord> implements NodeStorage<TRecord> {
     return (await this.#call({ id: this.#nextId++, type: 'load' })) as readonly TRecord[]
   }
 
-  append(records: readonly TRecord[], epoch: number | null): Promise<AppendResult> {
-    return this.appendAll([{ records, epoch }])
+  append(records: readonly TRecord[], epoch: number | null, replace = false): Promise<AppendResult> {
+    return this.appendAll([{ records, epoch, replace }])
   }
 
   /** A group commit on the worker: every append in one transaction (one fsync); all stored or none. */

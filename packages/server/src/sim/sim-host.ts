@@ -187,7 +187,7 @@ export class SimNodeHost<TState, TInput, TMessage, TReply, TRecord> implements S
     for (const effect of result.effects) {
       switch (effect.type) {
         case 'persist': {
-          const outcome = await this.storage.append(effect.records, effect.epoch)
+          const outcome = await this.storage.append(effect.records, effect.epoch, effect.replace)
           if (!outcome.ok) {
             this.counters.storageRefusals++
             this.currentState = machine.recover(await this.storage.load(), network.now())

@@ -70,7 +70,10 @@ export interface SingleLeaderConfig {
   readonly resendMs: number
   /** Most entries per append message. */
   readonly maxBatch: number
-  /** Compact the log into a snapshot once this many applied entries follow the last one. */
+  /**
+   * Compact the log into a snapshot (in memory) once this many applied entries follow the last
+   * one; a checkpoint on disk follows at most this often (see `maybeCompact`).
+   */
   readonly compactEvery: number
 }
 

@@ -15,6 +15,7 @@ import { maybeCompact, replicate, resendStale } from './replication.js'
 import { followLeader } from './roles.js'
 import {
   bump,
+  checkpoint,
   fenceEpoch,
   isChainTail,
   type Out,
@@ -229,25 +230,13 @@ function installWhole(
     { lsn: message.lsn, lastEpoch: message.lastEpoch, epochs: message.epochs, data: new Map(message.data) },
     keepSuffix,
   )
-  out.push({
-    type: 'persist',
-    records: [
-      {
-        type: 'snapshot',
-        lsn: message.lsn,
-        lastEpoch: message.lastEpoch,
-        epochs: message.epochs,
-        data: message.data,
-        keepSuffix,
-      },
-    ],
-    epoch: fenceEpoch(next),
-  })
+  out.push(checkpoint(next, log))
   const matchedLsn = keepSuffix ? Math.max(next.matchedLsn, message.lsn) : message.lsn
   next = bump(
     {
       ...next,
       log,
+      checkpointLsn: log.base.lsn,
       matchedLsn,
       durableLsn: keepSuffix ? next.durableLsn : 0,
       commitLsn: keepSuffix ? Math.max(next.commitLsn, message.lsn) : message.lsn,
@@ -323,11 +312,11 @@ export function followerTick(state: SingleLeaderState, out: Out, now: number): S
  */
 function resetLog(state: SingleLeaderState, out: Out): SingleLeaderState {
   const log: ReplicationLog = EMPTY_LOG
-  out.push({
-    type: 'persist',
-    records: [{ type: 'snapshot', lsn: 0, lastEpoch: 0, epochs: [], data: [], keepSuffix: false }],
-    epoch: fenceEpoch(state),
-  })
+  out.push(checkpoint(state, log))
   const removed = lastLsn(state.log)
-  return bump({ ...state, log, commitLsn: 0, durableLsn: 0, matchedLsn: 0 }, 'entriesTruncated', removed)
+  return bump(
+    { ...state, log, checkpointLsn: 0, commitLsn: 0, durableLsn: 0, matchedLsn: 0 },
+    'entriesTruncated',
+    removed,
+  )
 }

@@ -3,8 +3,8 @@ import type { NodeId } from '../node-id.js'
 import { compact, entriesBetween, epochAt, epochsThrough, lastLsn } from './log.js'
 import {
   chainSuccessor,
+  checkpoint,
   type FollowerProgress,
-  fenceEpoch,
   type Out,
   otherMembers,
   readableLsn,
@@ -232,10 +232,16 @@ export function onStreamAck(
 }
 
 /**
- * Folds applied entries into a snapshot once `compactEvery` of them follow the last one.
- * Only readable (committed) entries are compacted, and none that a target this node streams to
- * still lacks unless it lags more than `compactEvery` behind: a follower that keeps up is sent
- * entries, never a snapshot of the whole data.
+ * Folds applied entries into the log's base once `compactEvery` of them follow it. Only readable
+ * (committed) entries are folded, and none that a target this node streams to still lacks
+ * unless it lags more than `compactEvery` behind: a follower that keeps up is sent entries,
+ * never a snapshot of the whole data.
+ *
+ * Folding is in memory. The base reaches the disk as a checkpoint (see `checkpoint`), which
+ * rewrites the whole data and lets storage drop every older record, once the entries since the
+ * last checkpoint number at least as many as the keys (and `compactEvery`): writing checkpoints
+ * then costs about one entry's worth per entry, however large the data, and a node's storage
+ * holds about twice its data at most. Until then a restart replays those entries.
  */
 export function maybeCompact(state: SingleLeaderState, out: Out): SingleLeaderState {
   const readable = readableLsn(state)
@@ -244,19 +250,8 @@ export function maybeCompact(state: SingleLeaderState, out: Out): SingleLeaderSt
   const through = Math.max(slowest, readable - state.config.compactEvery)
   if (through - state.log.base.lsn < state.config.compactEvery) return state
   const log = compact(state.log, through)
-  out.push({
-    type: 'persist',
-    records: [
-      {
-        type: 'snapshot',
-        lsn: log.base.lsn,
-        lastEpoch: log.base.epoch,
-        epochs: epochsThrough(log, log.base.lsn),
-        data: [...log.base.data],
-        keepSuffix: true,
-      },
-    ],
-    epoch: fenceEpoch(state),
-  })
-  return { ...state, log }
+  if (through - state.checkpointLsn < Math.max(state.config.compactEvery, log.base.data.size))
+    return { ...state, log }
+  out.push(checkpoint(state, log))
+  return { ...state, log, checkpointLsn: log.base.lsn }
 }

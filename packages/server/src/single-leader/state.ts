@@ -6,12 +6,14 @@ import {
   appendEntries,
   EMPTY_LOG,
   epochAt,
+  epochsThrough,
   installSnapshot,
   lastLsn,
   type ReplicationLog,
   truncateAfter,
 } from './log.js'
 import type {
+  LogEntry,
   SingleLeaderMessage,
   SingleLeaderRecord,
   SingleLeaderReply,
@@ -69,6 +71,11 @@ export interface SingleLeaderState {
   readonly votedFor: NodeId | null
   readonly leader: NodeId | null
   readonly log: ReplicationLog
+  /**
+   * The base LSN of the last checkpoint this node persisted (see `maybeCompact`): its storage
+   * holds that snapshot and the records after it, nothing older.
+   */
+  readonly checkpointLsn: number
   /**
    * The LSN through which this node's log is known committed and may be read: on a leader,
    * per the replication mode; on a follower, the leader's commit as far as its own log is
@@ -167,14 +174,23 @@ export function recoverSingleLeaderState(
   let epoch = 0
   let votedFor: NodeId | null = null
   let log = EMPTY_LOG
+  // Runs of entries records are appended at once: one copy of the entries per run, not per
+  // record (a log holds up to a checkpoint's worth of them).
+  let entries: LogEntry[] = []
+  const flush = () => {
+    log = appendEntries(log, entries)
+    entries = []
+  }
   for (const record of records) {
+    if (record.type === 'entries') {
+      for (const entry of record.entries) entries.push(entry)
+      continue
+    }
+    flush()
     switch (record.type) {
       case 'term':
         epoch = record.epoch
         votedFor = record.votedFor
-        break
-      case 'entries':
-        log = appendEntries(log, record.entries)
         break
       case 'truncate':
         log = truncateAfter(log, record.after)
@@ -188,6 +204,7 @@ export function recoverSingleLeaderState(
         break
     }
   }
+  flush()
   const member = config.nodes.includes(id)
   return {
     id,
@@ -198,6 +215,7 @@ export function recoverSingleLeaderState(
     votedFor,
     leader: null,
     log,
+    checkpointLsn: log.base.lsn,
     commitLsn: log.base.lsn,
     durableLsn: lastLsn(log),
     leaderCommitLsn: log.base.lsn,
@@ -276,6 +294,27 @@ export function persistTerm(state: SingleLeaderState, out: Out): void {
     records: [{ type: 'term', epoch: state.epoch, votedFor: state.votedFor }],
     epoch: fenceEpoch(state),
   })
+}
+
+/**
+ * A checkpoint of this node with `log` as its log: its term, the log's base as a snapshot that
+ * replaces any log, and the entries after the base. Persisted with `replace`, so the node's
+ * storage drops every record before it (see `NodeStorage`): these records alone rebuild it.
+ */
+export function checkpoint(state: SingleLeaderState, log: ReplicationLog): SingleLeaderEffect {
+  const records: SingleLeaderRecord[] = [
+    { type: 'term', epoch: state.epoch, votedFor: state.votedFor },
+    {
+      type: 'snapshot',
+      lsn: log.base.lsn,
+      lastEpoch: log.base.epoch,
+      epochs: epochsThrough(log, log.base.lsn),
+      data: [...log.base.data],
+      keepSuffix: false,
+    },
+  ]
+  if (log.entries.length > 0) records.push({ type: 'entries', entries: log.entries })
+  return { type: 'persist', records, epoch: fenceEpoch(state), replace: true }
 }
 
 /** Every voting member but this node. */

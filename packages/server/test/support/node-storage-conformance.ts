@@ -15,8 +15,8 @@ export interface NodeStorageFixture {
 
 /**
  * The `NodeStorage` contract (see `storage.ts`) as tests every implementation must pass:
- * ordered durable appends, atomic batches, copies in and out, and epoch fencing that survives
- * a reopen.
+ * ordered durable appends, atomic batches, copies in and out, epoch fencing that survives
+ * a reopen, and checkpoints (`replace`) that drop what came before them, or nothing.
  */
 export function runNodeStorageConformance(name: string, open: () => Promise<NodeStorageFixture>): void {
   const withFixture = (test: (fixture: NodeStorageFixture) => Promise<void>) => async () => {
@@ -121,6 +121,57 @@ export function runNodeStorageConformance(name: string, open: () => Promise<Node
         expect(await again.append([record(2)], 2)).toEqual({ ok: false, reason: 'fenced', epoch: 3 })
         expect(await again.append([record(3)], 3)).toEqual({ ok: true })
         expect((await again.load()).map((item) => item.n)).toEqual([1, 3])
+      }),
+    )
+
+    it(
+      'a checkpoint replaces every record before it, across a reopen; a refused or failed one drops nothing',
+      withFixture(async (fixture) => {
+        for (let n = 1; n <= 20; n++) await fixture.storage.append([record(n)], 2)
+        expect(await fixture.storage.append([record(21)], 1, true)).toEqual({
+          ok: false,
+          reason: 'fenced',
+          epoch: 2,
+        })
+        const bad = { type: 'entry', n: 22, big: 10n } as unknown as TestRecord
+        expect(await fixture.storage.append([record(21), bad], 2, true)).toMatchObject({
+          ok: false,
+          reason: 'failed',
+        })
+        expect((await fixture.storage.load()).map((item) => item.n)).toEqual(
+          Array.from({ length: 20 }, (_, i) => i + 1),
+        )
+        expect(await fixture.storage.append([record(100), record(101)], 2, true)).toEqual({ ok: true })
+        expect(await fixture.storage.append([record(102)], null)).toEqual({ ok: true })
+        const again = await fixture.reopen()
+        expect((await again.load()).map((item) => item.n)).toEqual([100, 101, 102])
+        expect(await again.append([record(103)], 1)).toEqual({ ok: false, reason: 'fenced', epoch: 2 })
+        expect(await again.append([record(200)], null, true)).toEqual({ ok: true })
+        expect((await again.load()).map((item) => item.n)).toEqual([200])
+      }),
+    )
+
+    it(
+      'a group commit with a checkpoint keeps the checkpoint and what follows it, the group included',
+      withFixture(async ({ storage }) => {
+        if (storage.appendAll === undefined) return
+        await storage.append([record(1), record(2)], null)
+        expect(
+          await storage.appendAll([
+            { records: [record(3)], epoch: null },
+            { records: [record(10)], epoch: null, replace: true },
+            { records: [record(11)], epoch: null },
+          ]),
+        ).toEqual({ ok: true })
+        expect((await storage.load()).map((item) => item.n)).toEqual([10, 11])
+        // Refused as a whole: the checkpoint inside it drops nothing.
+        expect(
+          await storage.appendAll([
+            { records: [record(20)], epoch: 5, replace: true },
+            { records: [record(21)], epoch: 4 },
+          ]),
+        ).toEqual({ ok: false, reason: 'fenced', epoch: 5 })
+        expect((await storage.load()).map((item) => item.n)).toEqual([10, 11])
       }),
     )
   })
