@@ -179,3 +179,41 @@ describe('a coordinator changes identity at every start', () => {
     expect(sim.report()).toMatchObject({ lostAcknowledgedPuts: 0, lostStoredVersions: 0, reissuedDots: 0 })
   })
 })
+
+describe('a checkpoint', () => {
+  it('keeps the incarnation and the clock: the next life takes the next number, and no stamp goes back', async () => {
+    const config = createQuorumConfig({ nodes: ['n1', 'n2', 'n3'], ...strict, checkpointRecords: 1 })
+    const machine = createQuorumMachine(asNodeId('n1'), config)
+    // A life (3) whose clock ran ahead of the wall clock, taken from a stamp it received.
+    const ahead = { wall: 9_000_000, counter: 4 }
+    const before = { ...machine.recover([{ type: 'incarnation', number: 3 }], 1_000), clock: ahead }
+    const stamp = `000000000500000.000000@n2` as HlcStamp
+    const version = { dot: ['n2_1', 1], context: {}, stamp, value: 'v' } as const
+    const { state, effects } = machine.step(before, {
+      type: 'message',
+      now: 1_000,
+      from: asNodeId('n2'),
+      message: { type: 'store', op: 'n2.1', key: 'k', versions: [version], hintFor: null },
+    } as never)
+    const checkpoint = effects.find(
+      (effect): effect is Extract<QuorumEffect, { type: 'persist' }> =>
+        effect.type === 'persist' && effect.replace === true,
+    )
+    expect(checkpoint?.records).toEqual([
+      { type: 'incarnation', number: 4 },
+      {
+        type: 'snapshot',
+        clock: { wall: state.clock.wall, counter: state.clock.counter },
+        store: [['k', [version]]],
+        hints: [],
+      },
+    ])
+    expect(state.clock.wall).toBe(ahead.wall)
+    expect(state.sinceCheckpoint).toBe(0)
+    const after = machine.recover(checkpoint?.records ?? [], 2_000)
+    expect(after.incarnation.number).toBe(5)
+    expect(after.clock.wall).toBe(ahead.wall)
+    expect(after.clock.counter).toBeGreaterThan(state.clock.counter)
+    expect(after.store.get('k')).toEqual([version])
+  })
+})

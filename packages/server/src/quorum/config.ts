@@ -48,6 +48,11 @@ export interface QuorumConfig {
   readonly merkleDepth: number
   /** Most hints per handoff message. */
   readonly maxBatch: number
+  /**
+   * A node writes a checkpoint (see `maybeCheckpoint`) once it has persisted this many records
+   * since the last, and at least twice as many as it holds keys and hints.
+   */
+  readonly checkpointRecords: number
 }
 
 /** What {@link createQuorumConfig} accepts: everything but `nodes` has a default. */
@@ -67,6 +72,7 @@ export interface QuorumConfigInput {
   readonly antiEntropyMs?: number
   readonly merkleDepth?: number
   readonly maxBatch?: number
+  readonly checkpointRecords?: number
 }
 
 /**
@@ -123,6 +129,7 @@ export function createQuorumConfig(input: QuorumConfigInput): QuorumConfig {
     antiEntropyMs: count('antiEntropyMs', input.antiEntropyMs ?? 0, 0),
     merkleDepth,
     maxBatch: count('maxBatch', input.maxBatch ?? 64, 1),
+    checkpointRecords: count('checkpointRecords', input.checkpointRecords ?? 1024, 1),
   })
 }
 

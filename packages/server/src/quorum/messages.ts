@@ -2,6 +2,7 @@ import type { Dot, JsonValue, VersionVector } from '@chorus/core'
 import type { ErrorReply, NodeInput } from '../machine.js'
 import type { NodeId } from '../node-id.js'
 import type { ReadRepairMode } from './config.js'
+import type { Hint } from './state.js'
 import type { Version } from './versions.js'
 
 /**
@@ -243,6 +244,17 @@ export type QuorumRecord =
    * any of that life's dots leaves ahead of its commit.
    */
   | { readonly type: 'incarnation'; readonly number: number }
+  /**
+   * A checkpoint's body (see `maybeCheckpoint`): every version and hint the node held, and its
+   * clock, since the stamps it issued may all have been superseded and its clock must not
+   * restart behind them. One record, so one row to write.
+   */
+  | {
+      readonly type: 'snapshot'
+      readonly clock: { readonly wall: number; readonly counter: number }
+      readonly store: readonly (readonly [string, readonly Version[]])[]
+      readonly hints: readonly Hint[]
+    }
 
 /** Inputs of a quorum node. */
 export type QuorumInput = NodeInput<QuorumMessage, QuorumRequest>

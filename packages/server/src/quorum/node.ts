@@ -15,6 +15,7 @@ import {
   offerHints,
 } from './replica.js'
 import {
+  maybeCheckpoint,
   type QuorumEffect,
   type QuorumOut,
   type QuorumState,
@@ -42,7 +43,7 @@ export function stepQuorum(state: QuorumState, input: QuorumInput): StepResult<Q
       next = message(heard(state, checked.from, checked.now), out, checked.from, checked.message, checked.now)
       break
   }
-  return { state: next, effects: out }
+  return { state: maybeCheckpoint(next, out), effects: out }
 }
 
 /** Notes that `from` was heard at `now` (no copy when it was already: the inputs of a batch share a time). */

@@ -90,6 +90,8 @@ export interface QuorumState {
   readonly lastHandoffAt: number
   readonly lastAntiEntropyAt: number
   readonly antiEntropyCursor: number
+  /** Records persisted since the last checkpoint (all that were loaded, after a start). */
+  readonly sinceCheckpoint: number
   readonly stats: QuorumStats
 }
 
@@ -150,6 +152,17 @@ export function recoverQuorumState(
       case 'hint-done':
         for (const hint of record.ids) hints.delete(hint)
         break
+      case 'snapshot':
+        clock = receiveHlc(
+          clock,
+          { wall: record.clock.wall, counter: record.clock.counter, replica: id },
+          now,
+          Number.POSITIVE_INFINITY,
+        ).state
+        for (const [key, versions] of record.store)
+          store.set(key, mergeVersions(store.get(key) ?? [], versions, config.conflicts).versions)
+        for (const hint of record.hints) hints.set(hint.id, hint)
+        break
       case 'incarnation':
         break
     }
@@ -171,6 +184,7 @@ export function recoverQuorumState(
     lastHandoffAt: now,
     lastAntiEntropyAt: now,
     antiEntropyCursor: config.nodes.indexOf(id) + 1,
+    sinceCheckpoint: records.length,
     stats: zeroStats,
   }
 }
@@ -292,6 +306,35 @@ export function storeVersions(
   })
   const store = state.store.with(key, current)
   return { state: bumpStat({ ...state, store, clock }, 'lwwDiscarded', discarded), changed: true }
+}
+
+/**
+ * Writes a checkpoint after a step that persisted records, once the records since the last
+ * are at least `checkpointRecords` and twice the keys and hints the node holds: the node's
+ * incarnation, clock, versions and hints, appended with `replace`, so storage drops every
+ * older record (see `NodeStorage`). Rewriting the data so costs at most about half a record per
+ * record persisted, and a node's storage holds about three times its data at most; a restart
+ * re-merges the records since the last checkpoint. The incarnation written is this life's, so
+ * the next life still takes a number past every one recorded.
+ */
+export function maybeCheckpoint(state: QuorumState, out: QuorumOut): QuorumState {
+  let persisted = 0
+  for (const effect of out) if (effect.type === 'persist') persisted += effect.records.length
+  if (persisted === 0) return state
+  const since = state.sinceCheckpoint + persisted
+  if (since < Math.max(state.config.checkpointRecords, 2 * (state.store.size + state.hints.size)))
+    return { ...state, sinceCheckpoint: since }
+  const records: QuorumRecord[] = [
+    { type: 'incarnation', number: state.incarnation.number },
+    {
+      type: 'snapshot',
+      clock: { wall: state.clock.wall, counter: state.clock.counter },
+      store: [...state.store],
+      hints: [...state.hints.values()],
+    },
+  ]
+  out.push({ type: 'persist', records, epoch: null, replace: true })
+  return { ...state, sinceCheckpoint: 0 }
 }
 
 /** The snapshot `status` reports. */
