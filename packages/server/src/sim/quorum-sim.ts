@@ -270,8 +270,8 @@ export class QuorumSim extends ClusterSim<
 
   /**
    * Checks every version any node ever stored durably (every record still in the simulated
-   * disks): those the harness saw made and no node that is up reflects, and dots that name two
-   * different versions.
+   * disks; a checkpoint drops the versions it superseded): those the harness saw made and no
+   * node that is up reflects, and dots that name two different versions.
    */
   private storedVersionChecks(): Pick<QuorumReport, 'lostStoredVersions' | 'reissuedDots'> {
     const named = new Map<VersionId, string>()
@@ -287,6 +287,10 @@ export class QuorumSim extends ClusterSim<
       for (const record of this.host(node).storage.records()) {
         if (record.type === 'version') note(record.key, record.version)
         else if (record.type === 'hint') for (const version of record.versions) note(record.key, version)
+        else if (record.type === 'snapshot') {
+          for (const [key, versions] of record.store) for (const version of versions) note(key, version)
+          for (const hint of record.hints) for (const version of hint.versions) note(hint.key, version)
+        }
       }
     }
     const reflected = this.reflected()
