@@ -72,7 +72,9 @@ describe('a coordinator changes identity at every start', () => {
 
   it('survives seeded runs where commits fail after the stores left, with crashes and lossy links', async () => {
     let failed = 0
-    for (const seed of replay === 0 ? [1, 2, 3, 4, 5, 6] : [replay]) {
+    // 18, 28, 39, 101, 135 and 136 reissue a dot whose first version never left its node (the
+    // first commit of a life failed); the harness once judged the survivor by the dead one's past.
+    for (const seed of replay === 0 ? [1, 2, 3, 4, 5, 6, 18, 28, 39, 101, 135, 136] : [replay]) {
       const run = await runQuorum({
         seed,
         config: strict,

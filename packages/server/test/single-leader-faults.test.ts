@@ -77,6 +77,17 @@ describe('single-leader under faults (seeded)', () => {
     }
   }
 
+  it('sync, chaos and leader crashes, with a checkpoint every few entries: still safe', async () => {
+    for (const faults of ['chaos', 'leader-crash'] as FaultScript[]) {
+      const totals = await sweep(
+        20,
+        { replication: { mode: 'sync' }, faults, config: { compactEvery: 3 } },
+        expectSafe,
+      )
+      if (fullSweep) expect(totals.acknowledged).toBeGreaterThan(200)
+    }
+  })
+
   it('sync, 5 nodes, 20 % loss with partitions, pauses and crashes: still safe', async () => {
     const totals = await sweep(
       20,

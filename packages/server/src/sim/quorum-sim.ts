@@ -204,11 +204,18 @@ export class QuorumSim extends ClusterSim<
     }
   }
 
+  /**
+   * The latest put to make a dot names it: a coordinator numbers a dot again only when the
+   * version that had it never left the node (its life's first commit failed, or it crashed
+   * before, so the life started over under the same number). Keeping the first put's past
+   * instead judged the surviving version by what the dead one's client had seen, and counted
+   * what its own client had seen and superseded as lost. A dot reissued after its version did
+   * leave is what `reissuedDots` counts.
+   */
   private learnDot(requestId: string, dot: Dot): void {
     const sent = this.putPasts.get(requestId)
     if (sent === undefined) return
-    const id = versionId(sent.key, dot)
-    if (!this.pasts.has(id)) this.pasts.set(id, sent.seen)
+    this.pasts.set(versionId(sent.key, dot), sent.seen)
   }
 
   /** @internal Called by clients. */
