@@ -2,6 +2,7 @@ import { ChorusError, isChorusError } from '@chorus/core'
 import { describe, expect, it } from 'vitest'
 import { MemoryNodeStorage } from '../src/memory-node-storage.js'
 import { asNodeId } from '../src/node-id.js'
+import { ShardedMap } from '../src/sharded-map.js'
 import { createSingleLeaderConfig } from '../src/single-leader/config.js'
 import {
   appendEntries,
@@ -196,6 +197,23 @@ describe('replication log', () => {
     expect(readAt(compacted, 'a', 2)).toBe(1)
     expect(readAt(compacted, 'a', 3)).toBe(3)
     expect(readAt(compacted, 'missing', 3)).toBeUndefined()
+  })
+
+  it('compacts into a shared map: the log before keeps its data, and a Map base is taken over', () => {
+    const snapshot = { lsn: 2, lastEpoch: 1, epochs: [[1, 1] as const], data: new Map([['x', 2]]) }
+    const installed = installSnapshot(EMPTY_LOG, snapshot, false)
+    const first = compact(appendEntries(installed, [entry(3, 1, 'a', 3), entry(4, 1, 'x', 4)]), 4)
+    expect(first.base.data).toBeInstanceOf(ShardedMap)
+    expect([...first.base.data].sort()).toEqual([
+      ['a', 3],
+      ['x', 4],
+    ])
+    const second = compact(appendEntries(first, [entry(5, 1, 'a', 5)]), 5)
+    expect(readAt(second, 'a', 5)).toBe(5)
+    // The earlier bases are unchanged: compaction shares structure, it does not write through.
+    expect(first.base.data.get('a')).toBe(3)
+    expect(snapshot.data.get('x')).toBe(2)
+    expect(second.base.data.size).toBe(2)
   })
 
   it('installs a snapshot, keeping the suffix only when it holds the snapshot’s last entry', () => {
