@@ -159,7 +159,12 @@ export function createHubEngine(options: HubEngineOptions): HubEngine {
   const { store, now } = options
   const authenticate = options.authenticate ?? allowAll
   const limits = options.limits ?? DEFAULT_LIMITS
-  const config: HubSessionConfig = { ...DEFAULT_HUB_SESSION, ...options.session }
+  // The hub names the frames it reads in its hello, so replicas size their uploads to them.
+  const config: HubSessionConfig = {
+    ...DEFAULT_HUB_SESSION,
+    maxFrame: limits.maxFrameBytes,
+    ...options.session,
+  }
   const spaces = new Map<string, SpaceCache>()
   const loading = new Map<string, Promise<SpaceCache>>()
   const appendQueues = new Map<string, SerialQueue>()
@@ -513,7 +518,16 @@ export function createHubEngine(options: HubEngineOptions): HubEngine {
     receive(frame: string): Promise<void> {
       const decoded = decodeMessage(frame, limits)
       if (!decoded.ok) {
-        this.#send(encodeMessage({ type: 'error', ...decoded.error }))
+        // A frame over our limit is refused naming it, as our hello does: a replica that sent
+        // it before our hello arrived sizes what it sends next to it.
+        const tooLarge = decoded.error.code === ErrorCode.FrameTooLarge
+        this.#send(
+          encodeMessage({
+            type: 'error',
+            ...decoded.error,
+            ...(tooLarge ? { maxFrame: limits.maxFrameBytes } : {}),
+          }),
+        )
         // A peer on another protocol version cannot be talked to; anything else may be a one-off.
         if (decoded.error.code === ErrorCode.UnsupportedProtocol) {
           const { code, message } = decoded.error

@@ -468,12 +468,12 @@ class Engine implements ReplicaEngine {
     asRecordId(id)
     if (type === 'put') {
       const value = copyJsonObject(payload, 'a put value')
-      this.#valueBytes = assertValueFits(value, this.#limits.maxFrameBytes, 'a put value')
+      this.#valueBytes = assertValueFits(value, this.#frameLimit(), 'a put value')
       return { type, value }
     }
     if (type === 'patch') {
       const fields = copyJsonObject(payload, 'patch fields')
-      assertValueFits(fields, this.#limits.maxFrameBytes, 'patch fields')
+      assertValueFits(fields, this.#frameLimit(), 'patch fields')
       return { type, fields }
     }
     return DELETE_INTENT
@@ -594,8 +594,8 @@ class Engine implements ReplicaEngine {
         // A patch carries the record's other fields too: checked whole. A put's value was
         // checked when the write was made, so that it fails alone; the put is checked again
         // with the record's context, which only now is known.
-        if (change.op.type === 'patch') assertChangeFits(change, this.#limits.maxFrameBytes)
-        else if (change.op.type === 'put') assertPutFits(change, write.valueBytes, this.#limits.maxFrameBytes)
+        if (change.op.type === 'patch') assertChangeFits(change, this.#frameLimit())
+        else if (change.op.type === 'put') assertPutFits(change, write.valueBytes, this.#frameLimit())
         const state = record === undefined ? undefined : applyChange(record, change).state
         const only = state === undefined || (state.versions.length === 1 && state.versions[0] === change)
         states[slot] = only ? change : state
@@ -692,10 +692,15 @@ class Engine implements ReplicaEngine {
       case 'read-outbox': {
         let changes: Change[]
         try {
-          changes = uploadWithin(await this.#store.readOutbox(effect.after, effect.limit), this.#limits)
+          changes = uploadWithin(await this.#store.readOutbox(effect.after, effect.limit), this.#frameLimit())
         } catch (error) {
           this.#report(error, 'reading the outbox failed; sending resumes on the next tick')
           await this.#handle({ type: 'outbox-failed', now: this.#options.now() })
+          return
+        }
+        const unsendable = changes.length === 1 ? this.#unsendable(changes[0] as Change) : null
+        if (unsendable !== null) {
+          await this.#handle({ type: 'fail', now: this.#options.now(), ...unsendable })
           return
         }
         await this.#handle({ type: 'outbox-read', now: this.#options.now(), after: effect.after, changes })
@@ -760,6 +765,34 @@ class Engine implements ReplicaEngine {
   }
 
   /**
+   * The longest frame this replica sends or takes a write for: its own limit, or the hub's
+   * when the hub named a smaller one (`ReplicaSessionState.maxFrame`).
+   */
+  #frameLimit(): number {
+    const hub = this.#session.maxFrame
+    return hub === null ? this.#limits.maxFrameBytes : Math.min(hub, this.#limits.maxFrameBytes)
+  }
+
+  /**
+   * Why `change`, next in the outbox, can never be sent (a frame of it alone is longer than
+   * the hub reads), or null. Only a hub that named a limit below this replica's own makes one:
+   * writes are refused above the limit known when they are made.
+   */
+  #unsendable(change: Change): { code: ErrorCode; message: string } | null {
+    const limit = this.#frameLimit()
+    try {
+      assertChangeFits(change, limit)
+      return null
+    } catch (error) {
+      if (!isChorusError(error)) throw error
+      return {
+        code: ErrorCode.FrameTooLarge,
+        message: `${error.message}. The hub reads frames of at most ${limit} bytes, less than this replica's ${this.#limits.maxFrameBytes}, so this change and every later one can never be uploaded; sync stops. Give the relay a frame limit at least the clients' (maxFrameBytes).`,
+      }
+    }
+  }
+
+  /**
    * Own changes numbered `after + 1 … upTo` that the records still hold as versions, for a
    * hub that lost them after acknowledging them (see `ReplicaSessionState.lostUpTo`): at most
    * `limit`, within an upload's size, in counter order, and the counter the read covers up to.
@@ -786,7 +819,7 @@ class Engine implements ReplicaEngine {
       if ((versions[middle] as Change).dot[1] <= after) start = middle + 1
       else end = middle
     }
-    const changes = uploadWithin(versions.slice(start, start + limit), this.#limits)
+    const changes = uploadWithin(versions.slice(start, start + limit), this.#frameLimit())
     const rest = versions.length - start
     if (changes.length === rest) {
       this.#lost = null
@@ -1016,8 +1049,8 @@ function freezeChange(change: Change): Change {
  * batch whose allocation-free estimate could come near that (six characters for each counted,
  * the longest escape) is encoded to be measured: the frame encodes the changes anyway.
  */
-export function uploadWithin(changes: Change[], limits: ProtocolLimits): Change[] {
-  const budget = limits.maxFrameBytes / 4
+export function uploadWithin(changes: Change[], maxFrameBytes: number): Change[] {
+  const budget = maxFrameBytes / 4
   let estimate = 0
   for (const change of changes) estimate += approximateChangeLength(change)
   if (estimate * 6 <= budget) return changes

@@ -93,6 +93,7 @@ const samples = {
     spaces: [space, otherSpace],
     have: { [space]: 12 },
     logs: { [space]: '0b7e3c2a-51d4-4f0e-9a3b-6f1c2d8e4a90' },
+    maxFrame: 4 * 1024 * 1024,
   },
   helloWithoutToken: { type: 'hello', protocol: PROTOCOL_VERSION, replicaId: bob, spaces: [space], have: {} },
   changes: { type: 'changes', space, from: 2, to: 6, batch: [put, patch, remove] },
@@ -106,6 +107,10 @@ const samples = {
     space,
   ),
   errorWithoutSpace: errorMessage(ErrorCode.RateLimited, 'slow down: at most 50 frames per second'),
+  errorNamingLimit: {
+    ...errorMessage(ErrorCode.FrameTooLarge, 'frames are limited to 65536 bytes'),
+    maxFrame: 65_536,
+  },
 } satisfies Record<string, Message>
 
 const sampleList: readonly [string, Message][] = Object.entries(samples)
@@ -501,6 +506,11 @@ describe(`codec (SEED=${seed})`, () => {
         [['logs'], { [space]: 'x'.repeat(65) }, 'expected a log name of 1 to 64 characters'],
         [['logs'], { [space]: 7 }, 'expected a log name'],
         [['logs'], 'log-1', 'hello.logs: expected an object'],
+        [['maxFrame'], 0, 'hello.maxFrame: expected a whole number of bytes, at least 1024'],
+        [['maxFrame'], 1023, 'hello.maxFrame'],
+        [['maxFrame'], 65_536.5, 'hello.maxFrame'],
+        [['maxFrame'], '65536', 'hello.maxFrame'],
+        [['maxFrame'], null, 'hello.maxFrame'],
       ]
       for (const [path, value, fragment] of cases) {
         expectRejected(
@@ -756,6 +766,11 @@ describe(`codec (SEED=${seed})`, () => {
         decodeMessage('{"type":"error","code":"forbidden","message":"x","space":""}'),
         ErrorCode.InvalidMessage,
         'error.space',
+      )
+      expectRejected(
+        decodeMessage('{"type":"error","code":"frame-too-large","message":"x","maxFrame":12}'),
+        ErrorCode.InvalidMessage,
+        'error.maxFrame: expected a whole number of bytes, at least 1024',
       )
     })
 

@@ -4,6 +4,7 @@ import type { Change } from '../src/change.js'
 import { ErrorCode } from '../src/errors.js'
 import { formatHlc } from '../src/hlc.js'
 import { asRecordId, asReplicaId, asSpaceId, type ReplicaId, type SpaceId } from '../src/ids.js'
+import { errorMessage } from '../src/protocol/codec.js'
 import {
   type AuthResult,
   type HubFacts,
@@ -769,6 +770,76 @@ describe('replica session: the hub names its log', () => {
     const page: Message = { type: 'snapshot', space, cursor: 12, page: 0, last: true, batch: [] }
     const snapshot = stepReplicaSession(next, { type: 'message', now: 2, message: page })
     expect(snapshot.effects).toEqual([{ type: 'apply', batch: [], from: null, cursor: 12 }])
+  })
+})
+
+describe('the hub names the frames it reads', () => {
+  it('a hub with `maxFrame` in its config names it in its hello', () => {
+    const facts = factsOf(standardFacts())
+    const { effects } = hubSteps(
+      facts,
+      [
+        { type: 'message', now: 0, message: replicaHello(7) },
+        { type: 'authenticated', now: 1, result: writeAccess },
+      ],
+      initialHubSession({ ...hubConfig, maxFrame: 65_536 }),
+    )
+    expect(effects[0]).toMatchObject({ type: 'send', message: { type: 'hello', maxFrame: 65_536 } })
+    // Without it, none is named (a replica then goes by its own limit).
+    const plain = hubSteps(facts, [
+      { type: 'message', now: 0, message: replicaHello(7) },
+      { type: 'authenticated', now: 1, result: writeAccess },
+    ])
+    expect(plain.effects[0]).toMatchObject({ type: 'send', message: { type: 'hello' } })
+    expect('maxFrame' in ((plain.effects[0] as { message: object }).message ?? {})).toBe(false)
+  })
+
+  it('a replica keeps what the hub named across reconnects, and learns it from a refusal too', () => {
+    const connected = stepReplicaSession(offlineReplica(), { type: 'connected', now: 0 }).state
+    expect(connected.maxFrame).toBeNull()
+    const greeted = stepReplicaSession(connected, {
+      type: 'message',
+      now: 1,
+      message: { ...hubHello(2), maxFrame: 65_536 },
+    }).state
+    expect(greeted.maxFrame).toBe(65_536)
+    const back = stepAll(greeted, [
+      { type: 'disconnected', now: 2 },
+      { type: 'connected', now: 3 },
+    ]).state
+    expect(back.maxFrame).toBe(65_536)
+    // A refusal of a frame sent before the hub's hello names it as well, and what was sent
+    // goes again, sized to it, from the last acknowledged change at the next tick.
+    const sent = { ...connected, sent: 6 }
+    const refused = stepReplicaSession(sent, {
+      type: 'message',
+      now: 2,
+      message: {
+        ...errorMessage(ErrorCode.FrameTooLarge, 'frames are limited to 2048 bytes'),
+        maxFrame: 2_048,
+      },
+    }).state
+    expect(refused).toMatchObject({ maxFrame: 2_048, dropped: true })
+    // A refusal naming nothing changes nothing.
+    const unnamed = stepReplicaSession(sent, {
+      type: 'message',
+      now: 2,
+      message: errorMessage(ErrorCode.FrameTooLarge, 'too long'),
+    })
+    expect(unnamed.state).toBe(sent)
+  })
+
+  it('stops for good when the runtime says what comes next can never be sent', () => {
+    const { state, effects } = stepReplicaSession(readyReplica(), {
+      type: 'fail',
+      now: 20,
+      code: ErrorCode.FrameTooLarge,
+      message: 'the put of big is 200000 bytes',
+    })
+    expect(effects).toEqual([
+      { type: 'fail', code: ErrorCode.FrameTooLarge, message: 'the put of big is 200000 bytes' },
+    ])
+    expect(state).toMatchObject({ phase: 'offline', fatal: { code: ErrorCode.FrameTooLarge } })
   })
 })
 

@@ -11,6 +11,7 @@ export {
   DEFAULT_RELAY_LIMITS,
   type RelayLimits,
   type RelayOptions,
+  socketMaxPayload,
 } from './relay-options.js'
 export type { CompactOptions, CompactResult, RelayStore, RelayStoreStats } from './relay-store.js'
 export {

@@ -20,6 +20,17 @@ export const DEFAULT_RELAY_LIMITS: RelayLimits = {
   maxStrikes: 100,
 }
 
+/**
+ * The `maxPayload` to give the `WebSocketServer` for a relay with `limits`: its frame limit,
+ * and no less than the clients' default one (4 MiB). `ws` closes a longer frame (1009) before
+ * the relay sees it; a frame between the relay's limit and this is read, and refused with a
+ * `frame-too-large` error naming the limit before the close, so a replica that sent it before
+ * it learnt the limit from the relay's `hello` sizes its next uploads to it.
+ */
+export function socketMaxPayload(limits: Partial<RelayLimits> = {}): number {
+  return Math.max(limits.maxFrameBytes ?? DEFAULT_RELAY_LIMITS.maxFrameBytes, DEFAULT_LIMITS.maxFrameBytes)
+}
+
 /** When the relay compacts its spaces. */
 export interface CompactionOptions {
   /** How often to compact every space; 0 runs compaction only when `compact()` is called. */
@@ -35,8 +46,9 @@ export const DEFAULT_COMPACTION: CompactionOptions = { intervalMs: 5 * 60_000, h
 export interface RelayOptions {
   /**
    * Accepts the WebSocket connections, e.g. `new WebSocketServer({ noServer: true, maxPayload })`.
-   * Set `maxPayload` to `limits.maxFrameBytes`: `ws` then refuses a larger frame (close 1009)
-   * before buffering it; the relay checks again in case it was not set.
+   * Set `maxPayload` to {@link socketMaxPayload}`(limits)`: `ws` then refuses a longer frame
+   * (close 1009) before buffering it, and the relay refuses one over `limits.maxFrameBytes`
+   * with an error frame naming its limit, then the same close.
    */
   readonly server: RelaySocketServer
   /** Where spaces live; the relay does not close it (its owner does). */

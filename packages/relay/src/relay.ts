@@ -191,6 +191,13 @@ export function createRelay(options: RelayOptions): Relay {
     counters.bytesIn += size
     if (size > limits.maxFrameBytes) {
       counters.framesRefused++
+      // Named in the refusal as in our hello: a replica that sent this before our hello told
+      // it sizes its uploads to it after the reconnect, instead of sending it again for good.
+      const refusal = errorMessage(
+        ErrorCode.FrameTooLarge,
+        `frames are limited to ${limits.maxFrameBytes} bytes`,
+      )
+      send(client, encodeMessage({ ...refusal, maxFrame: limits.maxFrameBytes }))
       hangUp(client, CloseCode.MessageTooBig, `frames are limited to ${limits.maxFrameBytes} bytes`)
       return
     }

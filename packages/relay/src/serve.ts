@@ -6,7 +6,7 @@ import { ChorusError, ErrorCode } from '@chorus/core'
 import { WebSocketServer } from 'ws'
 import { createHttpHandler, createUpgradeHandler, SYNC_PATH } from './http.js'
 import { createRelay, type Relay } from './relay.js'
-import { DEFAULT_RELAY_LIMITS, type RelayOptions } from './relay-options.js'
+import { type RelayOptions, socketMaxPayload } from './relay-options.js'
 import { SqliteRelayStore } from './sqlite-relay-store.js'
 import { createStaticMounts, type StaticMount } from './static-files.js'
 import { createTokenAuthenticator } from './token-auth.js'
@@ -82,7 +82,7 @@ export async function startRelay(options: StartRelayOptions): Promise<RunningRel
   mkdirSync(dataDir, { recursive: true })
   const file = join(dataDir, DATABASE_FILE)
   const store = storeThread === 'worker' ? await WorkerRelayStore.open(file) : new SqliteRelayStore(file)
-  const maxPayload = relayOptions.limits?.maxFrameBytes ?? DEFAULT_RELAY_LIMITS.maxFrameBytes
+  const maxPayload = socketMaxPayload(relayOptions.limits)
   // The relay tracks its own connections; `ws`'s set of them would cost a listener per socket.
   const sockets = new WebSocketServer({ noServer: true, maxPayload, clientTracking: false })
   const authenticate =

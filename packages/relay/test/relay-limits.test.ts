@@ -1,7 +1,7 @@
 import { once } from 'node:events'
 import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
-import { asReplicaId, type ChorusError, ErrorCode } from '@chorus/core'
+import { asReplicaId, type ChorusError, DEFAULT_LIMITS, ErrorCode } from '@chorus/core'
 import { afterEach, describe, expect, it } from 'vitest'
 import WebSocket, { WebSocketServer } from 'ws'
 import { createRelay, type Relay } from '../src/relay.js'
@@ -58,13 +58,23 @@ describe('frame limits', () => {
     relay = undefined
   })
 
-  it('closes a connection that sends an oversized frame with 1009 and keeps serving others', async () => {
+  it('refuses an oversized frame naming its limit, closes with 1009, and keeps serving others', async () => {
     relay = await startTestRelay({ limits: { maxFrameBytes: 64 * 1024 } })
     const big = await connectClient(relay.url)
     big.sendRaw('x'.repeat(100 * 1024))
+    // Read (ws takes frames up to the clients' 4 MiB) and refused by the relay, which names
+    // its limit: a replica that sent it before the relay's hello sizes its uploads to it.
+    const refusal = await big.waitFor(is.error(ErrorCode.FrameTooLarge), 'frame-too-large')
+    expect(refusal).toMatchObject({ maxFrame: 64 * 1024 })
     expect((await big.closed).code).toBe(1009)
+    // Past the clients' limit, ws closes the connection before the relay sees the frame.
+    const huge = await connectClient(relay.url)
+    huge.sendRaw('x'.repeat(DEFAULT_LIMITS.maxFrameBytes + 1))
+    expect((await huge.closed).code).toBe(1009)
     await syncs(relay.url, 'other-1')
-    expect(sample((await get(relay, '/metrics')).body, 'chorus_relay_socket_errors_total')).toBe(1)
+    const metrics = (await get(relay, '/metrics')).body
+    expect(sample(metrics, 'chorus_relay_frames_refused_total')).toBe(1)
+    expect(sample(metrics, 'chorus_relay_socket_errors_total')).toBe(1)
     expect(relay.errors).toEqual([])
   })
 

@@ -158,7 +158,7 @@ export function encodeChange(change: Change): string {
 function wireForm(message: Message): Message {
   switch (message.type) {
     case 'hello': {
-      const { type, protocol, replicaId, token, spaces, have, heads, features, logs } = message
+      const { type, protocol, replicaId, token, spaces, have, heads, features, logs, maxFrame } = message
       return {
         type,
         protocol,
@@ -169,6 +169,7 @@ function wireForm(message: Message): Message {
         ...(heads === undefined ? {} : { heads }),
         ...(features === undefined || features.length === 0 ? {} : { features }),
         ...(logs === undefined ? {} : { logs }),
+        ...(maxFrame === undefined ? {} : { maxFrame }),
       }
     }
     case 'changes': {
@@ -190,10 +191,14 @@ function wireForm(message: Message): Message {
       return { type, space, cursor, page, last, batch: batch.map(changeWireForm) }
     }
     case 'error': {
-      const { type, code, space } = message
-      return space === undefined
-        ? { type, code, message: message.message }
-        : { type, code, message: message.message, space }
+      const { type, code, space, maxFrame } = message
+      return {
+        type,
+        code,
+        message: message.message,
+        ...(space === undefined ? {} : { space }),
+        ...(maxFrame === undefined ? {} : { maxFrame }),
+      }
     }
     default: {
       const type = (message as { readonly type: unknown }).type
@@ -380,6 +385,7 @@ function readHello(fields: Fields, limits: ProtocolLimits): HelloMessage {
   const features = readFeatures(own(fields, 'features'))
   const rawLogs = own(fields, 'logs')
   const logs = rawLogs === undefined ? undefined : readLogNames(rawLogs, listed)
+  const maxFrame = readMaxFrame(own(fields, 'maxFrame'), 'hello.maxFrame')
   return {
     type: MessageType.Hello,
     protocol,
@@ -390,8 +396,23 @@ function readHello(fields: Fields, limits: ProtocolLimits): HelloMessage {
     ...(heads === undefined ? {} : { heads }),
     ...(features.length === 0 ? {} : { features }),
     ...(logs === undefined ? {} : { logs }),
+    ...(maxFrame === undefined ? {} : { maxFrame }),
   }
 }
+
+/**
+ * Reads a frame size a peer says it reads (`hello.maxFrame`, `error.maxFrame`): absent, or a
+ * whole number of bytes from 1 KiB up. A peer that read less could not take a `hello`.
+ */
+function readMaxFrame(value: unknown, path: string): number | undefined {
+  if (value === undefined) return undefined
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < MIN_MAX_FRAME)
+    invalid(path, `a whole number of bytes, at least ${MIN_MAX_FRAME}`, value)
+  return value
+}
+
+/** The least `maxFrame` a peer may name. */
+const MIN_MAX_FRAME = 1024
 
 /** Longest log name `hello.logs` takes. */
 const MAX_LOG_NAME = 64
@@ -498,12 +519,14 @@ function readError(fields: Fields): ErrorMessage {
   if (typeof text !== 'string') invalid('error.message', 'a string', text)
   const space = own(fields, 'space')
   if (space !== undefined && !isSpaceId(space)) invalid('error.space', expectedSpace, space)
+  const maxFrame = readMaxFrame(own(fields, 'maxFrame'), 'error.maxFrame')
   const known = isErrorCode(code)
-  return errorMessage(
+  const message = errorMessage(
     known ? code : ErrorCode.Internal,
     known ? text : `${clip(code, MAX_FOREIGN_CODE_LENGTH)}: ${text}`,
     space,
   )
+  return maxFrame === undefined ? message : { ...message, maxFrame }
 }
 
 /** Reads a batch in either form: change objects, or rows when the frame carries the tables. */

@@ -42,6 +42,11 @@ export interface HubSessionConfig {
    * of UTF-8.
    */
   readonly frameBytes?: number
+  /**
+   * The longest frame the hub reads, in bytes: named in its `hello` (`maxFrame`) so replicas
+   * size their uploads to it (absent: not named, and replicas go by their own limit).
+   */
+  readonly maxFrame?: number
   /** Records per snapshot page. */
   readonly snapshotPage: number
   /** Resend what is unacknowledged after this long without progress. */
@@ -532,6 +537,7 @@ function welcome(
       heads,
       ...(features.length === 0 ? {} : { features }),
       ...(Object.keys(logs).length === 0 ? {} : { logs }),
+      ...(state.config.maxFrame === undefined ? {} : { maxFrame: state.config.maxFrame }),
     },
   })
   next = { ...next, features }

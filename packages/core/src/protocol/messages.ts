@@ -41,6 +41,11 @@ export interface HelloMessage {
    * hub's is read the log from its start (a snapshot) and resets its cursor.
    */
   readonly logs?: { readonly [space: string]: string }
+  /**
+   * The longest frame the sender reads, in bytes (optional): the hub sends its own. A replica
+   * sizes its uploads to it, and refuses a write whose change could never fit it.
+   */
+  readonly maxFrame?: number
 }
 
 /**
@@ -119,6 +124,8 @@ export interface ErrorMessage {
   readonly code: ErrorCode
   readonly message: string
   readonly space?: SpaceId
+  /** With `frame-too-large`: the longest frame the sender reads, in bytes (optional). */
+  readonly maxFrame?: number
 }
 
 /** Every message of the sync protocol. */

@@ -104,6 +104,12 @@ export interface ReplicaSessionState {
   readonly lostUpTo: number
   /** The hub log `cursor` is a position in, as the hub last named it (null: never named). */
   readonly log: string | null
+  /**
+   * The longest frame the hub said it reads, in bytes (its `hello`, or its `frame-too-large`
+   * refusal of a frame sent before that hello); null until it says. Kept across reconnects:
+   * uploads, and the writes this replica takes, are sized to it.
+   */
+  readonly maxFrame: number | null
 }
 
 /** What the runtime tells the session. */
@@ -120,6 +126,11 @@ export type ReplicaSessionInput =
       /** Set for what `read-lost` read: the counter the batch covers up to (it may be empty). */
       readonly to?: number
     }
+  /**
+   * The runtime cannot send what comes next (an own change larger than the hub reads): the
+   * session stops for good, as on a fatal refusal.
+   */
+  | { readonly type: 'fail'; readonly now: number; readonly code: ErrorCode; readonly message: string }
   /** Reading the outbox failed; the next tick tries again. */
   | { readonly type: 'outbox-failed'; readonly now: number }
   | { readonly type: 'applied'; readonly now: number; readonly cursor: number | null }
@@ -198,6 +209,7 @@ export function initialReplicaSession(
     dropped: false,
     lostUpTo: 0,
     log: positions.log ?? null,
+    maxFrame: null,
   }
 }
 
@@ -327,6 +339,8 @@ function reduce(
     }
     case 'outbox-failed':
       return { ...state, reading: false }
+    case 'fail':
+      return fail({ ...state, reading: false }, input.code, input.message, effects)
     case 'applied': {
       if (input.cursor === null) return state
       // Acknowledge even when the cursor did not move (a re-sent snapshot or batch), or the
@@ -388,7 +402,14 @@ function receive(
       )
       const offered = state.config.features ?? []
       const compact = offered.includes(Feature.Compact) && (message.features ?? []).includes(Feature.Compact)
-      let next: ReplicaSessionState = { ...state, phase: 'ready', lastProgressAt: now, hubHead, compact }
+      let next: ReplicaSessionState = {
+        ...state,
+        phase: 'ready',
+        lastProgressAt: now,
+        hubHead,
+        compact,
+        maxFrame: message.maxFrame ?? state.maxFrame,
+      }
       const log = ownValue(message.logs, space)
       if (log !== undefined && log !== state.log) {
         // Our cursor is a position in the log we last heard named, and the hub (which got
@@ -413,8 +434,7 @@ function receive(
         if (!sparse) {
           // A hub that cannot take them back would refuse every batch after the gap for good.
           const why = `the hub lost own changes ${have + 1}…${next.acked} it had acknowledged and does not take them back (no sparse feature): upgrade the relay`
-          effects.push({ type: 'fail', code: ErrorCode.UnsupportedProtocol, message: why })
-          return { ...next, phase: 'offline', fatal: { code: ErrorCode.UnsupportedProtocol, message: why } }
+          return fail(next, ErrorCode.UnsupportedProtocol, why, effects)
         }
         next = { ...next, lostUpTo: Math.max(next.lostUpTo, next.acked), acked: have }
         return pump({ ...next, sent: have, reading: false }, effects)
@@ -468,16 +488,29 @@ function receive(
         effects.push(hello(state))
         return { ...state, phase: 'connecting', sent: state.acked, reading: false, lastProgressAt: now }
       }
-      if (fatalCodes.has(message.code)) {
-        effects.push({ type: 'fail', code: message.code, message: message.message })
-        return { ...state, phase: 'offline', fatal: { code: message.code, message: message.message } }
-      }
+      if (fatalCodes.has(message.code)) return fail(state, message.code, message.message, effects)
+      // A frame of ours passed the hub's limit (sent before its hello named it): what follows
+      // is sized to what it named — from the last acknowledged change at the next tick, or
+      // after the reconnect when the hub closes the connection, as a relay does.
+      if (message.code === ErrorCode.FrameTooLarge && message.maxFrame !== undefined)
+        return { ...state, maxFrame: message.maxFrame, dropped: state.dropped || state.sent > state.acked }
       // Dropped for going too fast: wait a tick, not a whole retransmit period.
       if (message.code === ErrorCode.RateLimited && state.sent > state.acked)
         return { ...state, dropped: true }
       return state
     }
   }
+}
+
+/** Stops the session for good: a refusal no retry can change. */
+function fail(
+  state: ReplicaSessionState,
+  code: ErrorCode,
+  message: string,
+  effects: ReplicaSessionEffect[],
+): ReplicaSessionState {
+  effects.push({ type: 'fail', code, message })
+  return { ...state, phase: 'offline', fatal: { code, message } }
 }
 
 /**
