@@ -243,6 +243,80 @@ describe('Node replicas through a real relay process', () => {
   }, 60_000)
 })
 
+describe('a relay that reads shorter frames than its clients (--max-frame-bytes)', () => {
+  const data = tempDir('chorus-relay-frames-')
+  let relay: RelayProcess
+
+  beforeAll(async () => {
+    relay = await startRelay({ dataDir: data.path, args: ['--max-frame-bytes', String(64 * 1024)] })
+  })
+
+  afterAll(async () => {
+    await relay.stop()
+    data.remove()
+  })
+
+  /** A replica on its own fake IndexedDB database, online when `url` is given. */
+  function onDisk(indexedDB: IDBFactory, url?: string): Promise<Replica> {
+    return createReplica({
+      space: 'short-frames',
+      ...(url === undefined ? {} : { url }),
+      storage: 'indexeddb',
+      indexedDB,
+      WebSocket: WebSocket as never,
+      resolvers: { notes: 'lww' },
+    })
+  }
+
+  it('names its limit: replicas upload in frames that fit it, and one whose queued change never can says so', async () => {
+    // 300 notes of 1 KB written offline: by a client's own limit (4 MiB) they would go in one
+    // frame of about 330 KB, which this relay refuses.
+    const disk = new IDBFactory()
+    const offline = await onDisk(disk)
+    const body = 'w'.repeat(1_000)
+    await Promise.all(
+      Array.from({ length: 300 }, (_, i) =>
+        offline.collection('notes').put(`note-${i}`, { title: `n${i}`, body }),
+      ),
+    )
+    await offline.close()
+    const writer = await onDisk(disk, relay.url)
+    const reader = await onDisk(new IDBFactory(), relay.url)
+    await converged([writer, reader])
+    expect((await rows(reader)).length).toBe(300)
+    // The batch sent behind the writer's first hello was refused, naming the limit, and the
+    // writer sent the rest in frames that fit it.
+    const metrics = await (await fetch(`${relay.http}/metrics`)).text()
+    expect(Number(/^chorus_relay_frames_refused_total (\d+)$/m.exec(metrics)?.[1])).toBeGreaterThanOrEqual(1)
+
+    // A replica that wrote a 100 KB note before it ever heard the relay's limit: the note can
+    // never be uploaded, and the replica stops saying so instead of retrying for good.
+    const stuckDisk = new IDBFactory()
+    const before = await onDisk(stuckDisk)
+    await before.collection('notes').put('small', { title: 'fits', body: 'x' })
+    await before.collection('notes').put('huge', { title: 'too big', body: 'h'.repeat(100_000) })
+    await before.close()
+    const stuck = await onDisk(stuckDisk, relay.url)
+    const errors: { code: string; message: string }[] = []
+    stuck.on('error', (error) => errors.push({ code: error.code, message: error.message }))
+    await eventually(async () => errors.some((error) => error.code === 'frame-too-large'), 'frame-too-large')
+    expect(errors.find((error) => error.code === 'frame-too-large')?.message).toMatch(
+      /at most 65536 bytes.*can never be uploaded/,
+    )
+    expect(stuck.status).toBe('offline')
+    // What it wrote before the huge note got through; the others were never disturbed.
+    await eventually(async () => (await rows(reader)).some((row) => row.id === 'small'), 'the small note')
+    expect((await rows(reader)).some((row) => row.id === 'huge')).toBe(false)
+    // Knowing the limit, it refuses a new write of that size when it is made.
+    await expect(stuck.collection('notes').put('again', { body: 'h'.repeat(100_000) })).rejects.toMatchObject(
+      {
+        code: 'invalid-argument',
+      },
+    )
+    await within(Promise.all([stuck.close(), writer.close(), reader.close()]), WAIT_MS, 'closing')
+  })
+})
+
 describe('a relay killed with SIGKILL mid-stream', () => {
   it('keeps every acknowledged change; replicas resume and converge after a restart on the same data', async () => {
     const data = tempDir('chorus-relay-kill-')

@@ -29,6 +29,7 @@ export const SECRET_ENV = 'CHORUS_RELAY_SECRET'
 const USAGE = `Usage:
   chorus-relay [serve] [--port 8787] [--host 127.0.0.1] [--data ./data] [--auth-secret S]
                        [--compact-every 5m] [--horizon 30d] [--store in-thread | worker]
+                       [--max-frame-bytes 4194304]
                        [--static ./apps/notes/dist] [--static /lab=./apps/lab/dist]
   chorus-relay token --secret S --sub alice --space team-notes:write [--space other:read]
                      [--expires 30d | never]
@@ -47,6 +48,20 @@ function parsePort(text: string): number {
     throw new UsageError(`--port must be a whole number from 0 to 65535, got ${JSON.stringify(text)}`)
   }
   return port
+}
+
+/** Fewest and most bytes `--max-frame-bytes` takes: a hello with a token fits the least. */
+const FRAME_BYTES_RANGE = [16 * 1024, 256 * 1024 * 1024] as const
+
+function parseFrameBytes(text: string): number {
+  const bytes = Number(text)
+  const [least, most] = FRAME_BYTES_RANGE
+  if (!/^\d+$/.test(text) || bytes < least || bytes > most) {
+    throw new UsageError(
+      `--max-frame-bytes must be a whole number of bytes from ${least} to ${most}, got ${JSON.stringify(text)}`,
+    )
+  }
+  return bytes
 }
 
 function durationFlag(flag: string, text: string | undefined, fallback: number): number {
@@ -114,9 +129,12 @@ async function serve(args: readonly string[], io: CliIo): Promise<number> {
       horizon: { type: 'string' },
       static: { type: 'string', multiple: true },
       store: { type: 'string' },
+      'max-frame-bytes': { type: 'string' },
     },
   })
   const port = parsePort(values.port ?? '8787')
+  const frameText = values['max-frame-bytes']
+  const maxFrameBytes = frameText === undefined ? undefined : parseFrameBytes(frameText)
   const mounts = (values.static ?? []).map(parseMount)
   const store = values.store
   if (store !== undefined && store !== 'in-thread' && store !== 'worker') {
@@ -145,6 +163,7 @@ async function serve(args: readonly string[], io: CliIo): Promise<number> {
     compaction,
     staticMounts: mounts,
     ...(store === undefined ? {} : { store }),
+    ...(maxFrameBytes === undefined ? {} : { limits: { maxFrameBytes } }),
     ...(secret === undefined || secret === '' ? {} : { authSecret: secret }),
     onError: (error) => io.err(`error: ${error.code}: ${error.message}`),
   })

@@ -32,6 +32,8 @@ describe('chorus-relay command line (in process)', () => {
     [['serve', 'extra'], /Unexpected argument 'extra'/],
     [['launch'], /unknown command "launch"/],
     [['--horizon', 'forever'], /--horizon: cannot read the duration "forever"/],
+    [['--max-frame-bytes', '4MiB'], /--max-frame-bytes must be a whole number of bytes from 16384/],
+    [['--max-frame-bytes', '1000'], /--max-frame-bytes must be a whole number of bytes from 16384/],
     [['token', '--secret', SECRET, '--space', 'a:write'], /token needs --sub/],
     [['token', '--secret', SECRET, '--sub', 'alice'], /at least one --space/],
     [['token', '--sub', 'alice', '--space', 'a:write'], /token needs --secret/],
