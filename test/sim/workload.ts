@@ -75,10 +75,16 @@ export async function runScenario(
 ): Promise<RunReport> {
   const plan = (await import('@chorus/testkit')).createPrng(`${resolver}:${seed}`)
   const replicas = plan.int(3, 8)
+  // A quarter of the runs have a hub that reads frames of a few KiB, so replicas size their
+  // uploads to what it names (drawn apart from `plan`, as the restores are).
+  const framePlan = (await import('@chorus/testkit')).createPrng(`frames:${resolver}:${seed}`)
+  const hubMaxFrameBytes =
+    process.env.SMALL_FRAMES === '1' || framePlan.bool(1 / 4) ? framePlan.int(4, 16) * 1024 : undefined
   const cluster = await createSimCluster({
     seed,
     replicas,
     resolvers: { [COLLECTION]: resolver },
+    ...(hubMaxFrameBytes === undefined ? {} : { hubMaxFrameBytes }),
     maxSkewMs: severity.maxSkewMs,
     faults: {
       latencyMs: plan.int(1, 40),

@@ -3,6 +3,7 @@ import {
   type ChorusError,
   createHubEngine,
   createResolverLookup,
+  DEFAULT_LIMITS,
   type HubConnection,
   type HubEngine,
   type JsonObject,
@@ -52,6 +53,11 @@ export interface SimClusterOptions {
   readonly tickMs?: number
   readonly retransmitMs?: number
   readonly maxDriftMs?: number
+  /**
+   * The longest frame the hub reads (default: the protocol's 4 MiB, as the replicas'). A
+   * smaller one has the replicas size their uploads to what the hub names.
+   */
+  readonly hubMaxFrameBytes?: number
 }
 
 /** All checks over a settled cluster. */
@@ -177,6 +183,9 @@ export class SimCluster {
       store: this.hubStore.reopen(),
       now: () => this.net.now(),
       session: { retransmitMs: this.#options.retransmitMs ?? 1500 },
+      ...(this.#options.hubMaxFrameBytes === undefined
+        ? {}
+        : { limits: { ...DEFAULT_LIMITS, maxFrameBytes: this.#options.hubMaxFrameBytes } }),
       onError: (error) => this.errors.push(error),
     })
     const hub = this.#hub
