@@ -698,12 +698,7 @@ class Engine implements ReplicaEngine {
           await this.#handle({ type: 'outbox-failed', now: this.#options.now() })
           return
         }
-        const unsendable = changes.length === 1 ? this.#unsendable(changes[0] as Change) : null
-        if (unsendable !== null) {
-          await this.#handle({ type: 'fail', now: this.#options.now(), ...unsendable })
-          return
-        }
-        await this.#handle({ type: 'outbox-read', now: this.#options.now(), after: effect.after, changes })
+        await this.#offer({ type: 'outbox-read', now: this.#options.now(), after: effect.after, changes })
         return
       }
       case 'read-lost': {
@@ -715,7 +710,7 @@ class Engine implements ReplicaEngine {
           await this.#handle({ type: 'outbox-failed', now: this.#options.now() })
           return
         }
-        await this.#handle({
+        await this.#offer({
           type: 'outbox-read',
           now: this.#options.now(),
           after: effect.after,
@@ -771,6 +766,16 @@ class Engine implements ReplicaEngine {
   #frameLimit(): number {
     const hub = this.#session.maxFrame
     return hub === null ? this.#limits.maxFrameBytes : Math.min(hub, this.#limits.maxFrameBytes)
+  }
+
+  /**
+   * Gives the session what was read to send, or stops it when that is one change that can
+   * never fit the hub's frames (see `#unsendable`): such a change is read alone, being larger
+   * than an upload's budget.
+   */
+  #offer(read: Extract<ReplicaSessionInput, { type: 'outbox-read' }>): Promise<void> {
+    const unsendable = read.changes.length === 1 ? this.#unsendable(read.changes[0] as Change) : null
+    return this.#handle(unsendable === null ? read : { type: 'fail', now: read.now, ...unsendable })
   }
 
   /**

@@ -506,8 +506,8 @@ describe(`codec (SEED=${seed})`, () => {
         [['logs'], { [space]: 'x'.repeat(65) }, 'expected a log name of 1 to 64 characters'],
         [['logs'], { [space]: 7 }, 'expected a log name'],
         [['logs'], 'log-1', 'hello.logs: expected an object'],
-        [['maxFrame'], 0, 'hello.maxFrame: expected a whole number of bytes, at least 1024'],
-        [['maxFrame'], 1023, 'hello.maxFrame'],
+        [['maxFrame'], 0, 'hello.maxFrame: expected a positive whole number of bytes'],
+        [['maxFrame'], -4096, 'hello.maxFrame'],
         [['maxFrame'], 65_536.5, 'hello.maxFrame'],
         [['maxFrame'], '65536', 'hello.maxFrame'],
         [['maxFrame'], null, 'hello.maxFrame'],
@@ -768,9 +768,9 @@ describe(`codec (SEED=${seed})`, () => {
         'error.space',
       )
       expectRejected(
-        decodeMessage('{"type":"error","code":"frame-too-large","message":"x","maxFrame":12}'),
+        decodeMessage('{"type":"error","code":"frame-too-large","message":"x","maxFrame":0.5}'),
         ErrorCode.InvalidMessage,
-        'error.maxFrame: expected a whole number of bytes, at least 1024',
+        'error.maxFrame: expected a positive whole number of bytes',
       )
     })
 

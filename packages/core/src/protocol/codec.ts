@@ -402,17 +402,14 @@ function readHello(fields: Fields, limits: ProtocolLimits): HelloMessage {
 
 /**
  * Reads a frame size a peer says it reads (`hello.maxFrame`, `error.maxFrame`): absent, or a
- * whole number of bytes from 1 KiB up. A peer that read less could not take a `hello`.
+ * positive whole number of bytes.
  */
 function readMaxFrame(value: unknown, path: string): number | undefined {
   if (value === undefined) return undefined
-  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < MIN_MAX_FRAME)
-    invalid(path, `a whole number of bytes, at least ${MIN_MAX_FRAME}`, value)
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 1)
+    invalid(path, 'a positive whole number of bytes', value)
   return value
 }
-
-/** The least `maxFrame` a peer may name. */
-const MIN_MAX_FRAME = 1024
 
 /** Longest log name `hello.logs` takes. */
 const MAX_LOG_NAME = 64
