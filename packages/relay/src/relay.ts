@@ -193,12 +193,12 @@ export function createRelay(options: RelayOptions): Relay {
       counters.framesRefused++
       // Named in the refusal as in our hello: a replica that sent this before our hello told
       // it sizes its uploads to it after the reconnect, instead of sending it again for good.
-      const refusal = errorMessage(
-        ErrorCode.FrameTooLarge,
-        `frames are limited to ${limits.maxFrameBytes} bytes`,
+      const why = `frames are limited to ${limits.maxFrameBytes} bytes`
+      send(
+        client,
+        encodeMessage({ ...errorMessage(ErrorCode.FrameTooLarge, why), maxFrame: limits.maxFrameBytes }),
       )
-      send(client, encodeMessage({ ...refusal, maxFrame: limits.maxFrameBytes }))
-      hangUp(client, CloseCode.MessageTooBig, `frames are limited to ${limits.maxFrameBytes} bytes`)
+      hangUp(client, CloseCode.MessageTooBig, why)
       return
     }
     if (!takeTokens(client, rateLimits, size, now())) {

@@ -212,7 +212,7 @@ export class SqliteNodeStorage<TRecord> implements NodeStorage<TRecord> {
         this.#counters.appends += appends.length
         this.#counters.commits++
         this.#counters.records += bodies.reduce((sum, group) => sum + group.length, 0)
-        this.#counters.checkpoints += appends.filter((append) => append.replace === true).length
+        for (const append of appends) if (append.replace === true) this.#counters.checkpoints++
       } else this.#counters.fenced++
       return outcome
     } catch (error) {
