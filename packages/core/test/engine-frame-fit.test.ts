@@ -8,6 +8,7 @@ import { createHubEngine } from '../src/hub-engine.js'
 import { asRecordId, asReplicaId } from '../src/ids.js'
 import { DEFAULT_LIMITS } from '../src/protocol/messages.js'
 import { openReplicaEngine } from '../src/replica-engine.js'
+import { wireToHub } from './wire-hub.js'
 
 const limits = { ...DEFAULT_LIMITS, maxFrameBytes: 64 * 1024 }
 const WALL = 1_700_000_000_000
@@ -51,14 +52,9 @@ describe('a write whose change would not fit one frame with its context', () => 
     })
     const hub = createHubEngine({ store: new MemoryHubStore(), now, limits })
     const refused: string[] = []
-    const connection = hub.accept({
-      send: (frame) => {
-        if (frame.includes('"error"')) refused.push(frame)
-        void replica.receive(frame)
-      },
-      close: () => replica.detach(),
+    wireToHub(hub, replica, (frame) => {
+      if (frame.includes('"error"')) refused.push(frame)
     })
-    replica.attach((frame) => void connection.receive(frame))
 
     // The value leaves room for the 1 KiB a frame's own fields may need and for a change's id
     // and stamps, but not for 2 KB of context as well.

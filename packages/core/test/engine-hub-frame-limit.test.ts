@@ -7,6 +7,7 @@ import { createHubEngine, type HubEngine } from '../src/hub-engine.js'
 import { asReplicaId } from '../src/ids.js'
 import { DEFAULT_LIMITS } from '../src/protocol/messages.js'
 import { openReplicaEngine, type ReplicaEngine } from '../src/replica-engine.js'
+import { wireToHub } from './wire-hub.js'
 
 // A hub that reads frames of at most 64 KiB, and replicas with the default 4 MiB: the hub names
 // its limit (in its hello, and in refusing a frame over it), and the replicas go by it.
@@ -49,14 +50,9 @@ async function replicaOf(
 }
 
 function connect({ hub }: Setup, replica: ReplicaEngine, refused: string[]): void {
-  const connection = hub.accept({
-    send: (frame) => {
-      if (frame.includes('"frame-too-large"')) refused.push(frame)
-      void replica.receive(frame)
-    },
-    close: () => replica.detach(),
+  wireToHub(hub, replica, (frame) => {
+    if (frame.includes('"frame-too-large"')) refused.push(frame)
   })
-  replica.attach((frame) => void connection.receive(frame))
 }
 
 /** Lets hub and replica run, with ticks 100 ms apart, until `done` or 200 rounds. */

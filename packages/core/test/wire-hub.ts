@@ -1,0 +1,21 @@
+import type { HubEngine } from '../src/hub-engine.js'
+import type { ReplicaEngine } from '../src/replica-engine.js'
+
+/**
+ * Connects `replica` to `hub` in this process: frames go both ways at once, and each frame the
+ * hub sends is shown to `onHubFrame` first.
+ */
+export function wireToHub(
+  hub: HubEngine,
+  replica: ReplicaEngine,
+  onHubFrame: (frame: string) => void = () => {},
+): void {
+  const connection = hub.accept({
+    send: (frame) => {
+      onHubFrame(frame)
+      void replica.receive(frame)
+    },
+    close: () => replica.detach(),
+  })
+  replica.attach((frame) => void connection.receive(frame))
+}
