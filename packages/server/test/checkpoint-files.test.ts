@@ -51,24 +51,26 @@ interface Answer {
   readonly context?: Record<string, number>
 }
 
+/** Starts three nodes of `design` (fsync off) with their files in a directory of their own. */
+async function start(
+  design: 'single-leader' | 'quorum',
+  settings: Record<string, unknown>,
+): Promise<{ dir: string; running: LoopbackCluster }> {
+  const dir = join(scratch, design)
+  mkdirSync(dir)
+  cluster = await LoopbackCluster.start({ design, nodes, settings, dataDir: dir, fsync: false })
+  return { dir, running: cluster }
+}
+
 describe('checkpoints on real files', () => {
   it('single-leader: every node keeps a checkpoint and the entries since, and restarts from it', async () => {
-    const dir = join(scratch, 'single-leader')
-    mkdirSync(dir)
-    cluster = await LoopbackCluster.start({
-      design: 'single-leader',
-      nodes,
-      settings: {
-        replication: { mode: 'sync' },
-        heartbeatMs: 50,
-        electionTimeoutMs: 1_000,
-        leaseMs: 600,
-        compactEvery: 8,
-      },
-      dataDir: dir,
-      fsync: false,
+    const { dir, running } = await start('single-leader', {
+      replication: { mode: 'sync' },
+      heartbeatMs: 50,
+      electionTimeoutMs: 1_000,
+      leaseMs: 600,
+      compactEvery: 8,
     })
-    const running = cluster
     const leaderOf = async () => {
       for (const id of running.running()) {
         const body = (await running.status(id)).body as { status?: { role: string } }
@@ -117,16 +119,12 @@ describe('checkpoints on real files', () => {
   }, 90_000)
 
   it('quorum: every node keeps a checkpoint and the records since, and restarts from it', async () => {
-    const dir = join(scratch, 'quorum')
-    mkdirSync(dir)
-    cluster = await LoopbackCluster.start({
-      design: 'quorum',
-      nodes,
-      settings: { replicas: 3, writeQuorum: 2, readQuorum: 2, checkpointRecords: 16 },
-      dataDir: dir,
-      fsync: false,
+    const { dir, running } = await start('quorum', {
+      replicas: 3,
+      writeQuorum: 2,
+      readQuorum: 2,
+      checkpointRecords: 16,
     })
-    const running = cluster
     await until('every node to see the others', async () => {
       for (const id of nodes) {
         const body = (await running.status(id)).body as { status: { up: string[] } }
