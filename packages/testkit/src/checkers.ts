@@ -34,23 +34,33 @@ function versionsFingerprint(state: RecordState): string {
   return state.versions.map((version) => `${version.dot[0]}:${version.dot[1]}`).join('|')
 }
 
+/** How {@link checkConvergence} describes a record that reads as deleted. */
+const DELETED = '<deleted>'
+
 /**
  * Convergence: every replica holds the same records, with the same versions (siblings),
- * and reads the same resolved value from each.
+ * and reads the same resolved value from each — save a record of deletions only that the
+ * hub collected (`collected`, by record key): a replica that bootstrapped after that does
+ * not hold it at all.
  */
 export function checkConvergence(
   replicas: readonly ReplicaSnapshot[],
   resolvers: ResolverLookup,
+  collected: ReadonlyMap<string, VersionVector> = new Map(),
 ): CheckResult {
   const problems: string[] = []
   const reference = replicas[0]
   if (reference === undefined) return verdict(problems)
   const describe = (snapshot: ReplicaSnapshot) => {
-    const out = new Map<string, { versions: string; value: string }>()
+    const out = new Map<string, { versions: string; value: string; deletesOnly: boolean }>()
     for (const record of snapshot.records) {
       const resolved = resolvers(record.collection).resolve(record.state.versions)
-      const value = resolved.value === undefined ? '<deleted>' : canonicalJson(resolved.value as JsonValue)
-      out.set(recordKey(record.collection, record.id), { versions: versionsFingerprint(record.state), value })
+      const value = resolved.value === undefined ? DELETED : canonicalJson(resolved.value as JsonValue)
+      out.set(recordKey(record.collection, record.id), {
+        versions: versionsFingerprint(record.state),
+        value,
+        deletesOnly: record.state.versions.every((version) => version.op.type === 'delete'),
+      })
     }
     return out
   }
@@ -63,6 +73,9 @@ export function checkConvergence(
       const b = actual.get(key)
       const label = key.replace('\u0000', '/')
       if (a === undefined || b === undefined) {
+        // A deletion the hub collected is gone from a replica that bootstrapped after it, and
+        // stays with the replicas that applied it: both read the record as deleted.
+        if (collected.has(key) && (a ?? b)?.deletesOnly === true) continue
         problems.push(`${label}: present on ${a === undefined ? replica.name : reference.name} only`)
       } else if (a.versions !== b.versions) {
         problems.push(`${label}: versions ${reference.name}=[${a.versions}] ${replica.name}=[${b.versions}]`)
@@ -80,12 +93,15 @@ export function checkConvergence(
  *
  * `acked` maps a replica id to the highest counter the hub acknowledged; `writes` are all
  * changes made, so each acknowledged dot can be found. This is the right check for every
- * resolver: `lww` keeps losing versions as siblings, it only reads the winner.
+ * resolver: `lww` keeps losing versions as siblings, it only reads the winner. A record a
+ * replica does not hold, and whose deletion the hub collected (`collected`: the context of
+ * what it collected, by record key), was superseded by that deletion.
  */
 export function checkAcknowledgedWrites(
   replicas: readonly ReplicaSnapshot[],
   writes: readonly Change[],
   acked: ReadonlyMap<string, number>,
+  collected: ReadonlyMap<string, VersionVector> = new Map(),
 ): CheckResult {
   const problems: string[] = []
   for (const replica of replicas) {
@@ -95,7 +111,8 @@ export function checkAcknowledgedWrites(
     }
     for (const write of writes) {
       if (write.dot[1] > (acked.get(write.dot[0]) ?? 0)) continue
-      const context = contexts.get(recordKey(write.collection, write.id))
+      const key = recordKey(write.collection, write.id)
+      const context = contexts.get(key) ?? collected.get(key)
       if (context === undefined || !coversDot(context, write.dot)) {
         problems.push(
           `${replica.name}: acknowledged write ${write.dot[0]}:${write.dot[1]} to ${write.collection}/${write.id} is lost`,

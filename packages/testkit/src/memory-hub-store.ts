@@ -7,6 +7,7 @@ import {
   ChorusError,
   ErrorCode,
   type HubStore,
+  isDeleted,
   type LogEntry,
   type RecordState,
   type ReplicaId,
@@ -21,13 +22,17 @@ interface MemorySpace {
   head: number
   readonly received: Map<string, number>
   readonly records: Map<string, RecordState>
+  /** Each record's last change's log position. */
+  readonly lastSeq: Map<string, number>
 }
 
 /**
  * A {@link HubStore} in memory, for tests and simulations.
  *
  * It keeps the log and the compacted records per space. `truncateLog` drops old entries
- * the way a compacting relay would, so tests can send a lagging replica to a snapshot.
+ * the way a compacting relay would, so tests can send a lagging replica to a snapshot, and
+ * `compact` also collects the deleted records at or below the new floor, as a relay does
+ * once every replica it still knows has seen them.
  * Given a `log` name, it reports it in `loadSpace`, and `copy` makes a backup of it under
  * another name, as the relay's backups are (see `SpaceMeta.log`).
  */
@@ -56,6 +61,7 @@ export class MemoryHubStore implements HubStore {
         head: found.head,
         received: new Map(found.received),
         records: new Map(found.records),
+        lastSeq: new Map(found.lastSeq),
       })
     }
     return copy
@@ -70,7 +76,7 @@ export class MemoryHubStore implements HubStore {
     if (this.#closed) throw new ChorusError(ErrorCode.Closed, 'this store is closed')
     let found = this.#spaces.get(space)
     if (found === undefined) {
-      found = { log: [], floor: 0, head: 0, received: new Map(), records: new Map() }
+      found = { log: [], floor: 0, head: 0, received: new Map(), records: new Map(), lastSeq: new Map() }
       this.#spaces.set(space, found)
     }
     return found
@@ -108,7 +114,9 @@ export class MemoryHubStore implements HubStore {
       found.head += 1
       found.log.push({ seq: found.head, change })
       const key = recordKey(change.collection, change.id)
-      found.records.set(key, applyChange(found.records.get(key), change).state)
+      const { state, applied } = applyChange(found.records.get(key), change)
+      found.records.set(key, state)
+      if (applied) found.lastSeq.set(key, found.head)
     }
     if (received > before) found.received.set(replica, received)
     return { head: found.head, received, appended: fresh.length }
@@ -148,6 +156,24 @@ export class MemoryHubStore implements HubStore {
     const cut = Math.min(upTo, found.head)
     while (found.log.length > 0 && (found.log[0] as LogEntry).seq <= cut) found.log.shift()
     found.floor = Math.max(found.floor, cut)
+  }
+
+  /**
+   * `truncateLog`, then drops every deleted record whose last change is at or below the new
+   * floor: a replica that had not seen the deletion bootstraps without it. Returns the
+   * records dropped, by key.
+   */
+  compact(space: SpaceId, upTo: number): Map<string, RecordState> {
+    this.truncateLog(space, upTo)
+    const found = this.#space(space)
+    const dropped = new Map<string, RecordState>()
+    for (const [key, state] of found.records) {
+      if (!isDeleted(state) || (found.lastSeq.get(key) ?? 0) > found.floor) continue
+      found.records.delete(key)
+      found.lastSeq.delete(key)
+      dropped.set(key, state)
+    }
+    return dropped
   }
 
   async close(): Promise<void> {

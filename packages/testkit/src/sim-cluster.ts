@@ -8,6 +8,7 @@ import {
   type HubEngine,
   type JsonObject,
   MemoryReplicaStore,
+  mergeVv,
   openReplicaEngine,
   type ReplicaEngine,
   type ReplicaId,
@@ -15,6 +16,7 @@ import {
   type ResolverLookup,
   recordContext,
   type SpaceId,
+  type VersionVector,
   type WriteIntent,
 } from '@chorus/core'
 import {
@@ -101,6 +103,8 @@ export class SimCluster {
   readonly writes: Change[] = []
   /** Highest acknowledged counter per replica id. */
   readonly acked = new Map<string, number>()
+  /** The deleted records `compactHub` collected, by record key, with the deletions' context. */
+  readonly collected = new Map<string, VersionVector>()
   readonly history: CausalEvent[] = []
   /** Conflicts a test settled by writing (for reports). */
   conflictsSettled = 0
@@ -317,6 +321,19 @@ export class SimCluster {
     await this.restart(name)
   }
 
+  /**
+   * Compacts the hub's log up to `upTo` and collects the deletions at or below it, as a
+   * relay does once no replica it still knows lacks them (`MemoryHubStore.compact`): a
+   * replica behind the new floor is one the hub forgot. Returns how many records went.
+   */
+  compactHub(upTo: number): number {
+    const dropped = this.hubStore.compact(this.space, upTo)
+    for (const [key, state] of dropped) {
+      this.collected.set(key, mergeVv(this.collected.get(key) ?? {}, recordContext(state)))
+    }
+    return dropped.size
+  }
+
   /** Crashes the hub: sessions are lost, its store stays. */
   crashHub(): void {
     this.#hub = null
@@ -411,8 +428,8 @@ export class SimCluster {
   /** Runs every checker over the current state. */
   async check(): Promise<ClusterVerdict> {
     const snapshots = await this.snapshots()
-    const convergence = checkConvergence(snapshots, this.resolvers)
-    const acknowledged = checkAcknowledgedWrites(snapshots, this.writes, this.acked)
+    const convergence = checkConvergence(snapshots, this.resolvers, this.collected)
+    const acknowledged = checkAcknowledgedWrites(snapshots, this.writes, this.acked, this.collected)
     const causality = checkCausality(this.history)
     const problems = [
       ...convergence.problems.map((p) => `divergence: ${p}`),
