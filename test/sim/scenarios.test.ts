@@ -83,6 +83,38 @@ describe('recovery', () => {
   })
 })
 
+describe('a replica forgotten past the horizon', () => {
+  it('drops the records deleted while it was away once it bootstraps, and keeps its offline edit', async () => {
+    const cluster = await createSimCluster({ seed: 14, replicas: 3, resolvers: { notes: 'lww' } })
+    const space = cluster.space as SpaceId
+    for (const id of ['a', 'b', 'c']) await cluster.write('r1', 'notes', id, { type: 'put', value: { id } })
+    for (const id of ['mine', 'kept']) await cluster.write('r3', 'notes', id, { type: 'put', value: { id } })
+    expect(await cluster.settle()).toBe(true)
+
+    // r3 edits a record offline and goes away; meanwhile r1 deletes records of both writers.
+    cluster.net.partition([['r3'], ['hub', 'r1', 'r2']])
+    await cluster.write('r3', 'notes', 'kept', { type: 'put', value: { id: 'kept', offline: true } })
+    cluster.crash('r3')
+    for (const id of ['a', 'mine']) await cluster.write('r1', 'notes', id, { type: 'delete' })
+    await cluster.write('r2', 'notes', 'b', { type: 'put', value: { id: 'b', by: 'r2' } })
+    await cluster.run(5000)
+
+    // Past the horizon: the hub forgets r3, compacts its log and collects both deletions.
+    const { head } = await cluster.hubStore.loadSpace(space)
+    expect(cluster.compactHub(head)).toBe(2)
+    expect(await cluster.settle()).toBe(true)
+
+    for (const name of ['r1', 'r2', 'r3']) {
+      const rows = await cluster.engine(name)?.list('notes')
+      expect(rows?.map((row) => row.id)).toEqual(['b', 'c', 'kept'])
+      expect(rows?.find((row) => row.id === 'kept')?.value).toEqual({ id: 'kept', offline: true })
+    }
+    // Gone from r3's store, not only from its lists: its versions were superseded at the hub.
+    for (const id of ['a', 'mine']) expect(await cluster.engine('r3')?.record('notes', id)).toBeUndefined()
+    expect((await cluster.check()).problems).toEqual([])
+  })
+})
+
 describe('clock skew', () => {
   it('a replica ten minutes ahead cannot drag the others further than the drift limit', async () => {
     const maxDriftMs = 60_000

@@ -179,6 +179,12 @@ export function createHubEngine(options: HubEngineOptions): HubEngine {
     head: (space) => spaces.get(space)?.head ?? 0,
     floor: (space) => spaces.get(space)?.floor ?? 0,
     received: (space, replica) => spaces.get(space)?.received.get(replica) ?? 0,
+    receivedAll: (space) => {
+      const all: Record<string, number> = {}
+      for (const [replica, counter] of spaces.get(space)?.received ?? [])
+        if (counter > 0) all[replica] = counter
+      return all
+    },
     log: (space) => spaces.get(space)?.log,
     // From the text the change is about to be sent as (encoded once, however many peers).
     size: (change, compact) =>

@@ -132,13 +132,22 @@ export class MemoryReplicaStore implements ReplicaStore {
   }): Promise<void> {
     const meta = this.#requireMeta()
     this.#check(true)
-    for (const record of batch.records) this.#put(record)
+    for (const record of batch.records) {
+      if (record.state.versions.length > 0) this.#put(record)
+      else this.#records.get(record.collection)?.delete(record.id)
+    }
     this.#meta = {
       ...meta,
       clock: batch.clock,
       cursor: batch.cursor ?? meta.cursor,
       ...(batch.log === undefined ? {} : { log: batch.log }),
     }
+  }
+
+  async hasRecords(): Promise<boolean> {
+    this.#check(false)
+    for (const byId of this.#records.values()) if (byId.size > 0) return true
+    return false
   }
 
   async readOutbox(after: number, limit: number): Promise<Change[]> {

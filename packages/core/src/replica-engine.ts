@@ -10,7 +10,7 @@ import {
   type ReplicaId,
   type SpaceId,
 } from './ids.js'
-import { copyJsonObject, freezeJson, type JsonObject } from './json.js'
+import { copyJsonObject, freezeJson, type JsonObject, ownNumber } from './json.js'
 import { makeCheckedChange, type WriteIntent } from './local-change.js'
 import { decodeMessage, encodeChange, encodeMessage } from './protocol/codec.js'
 import { DEFAULT_LIMITS, type ProtocolLimits } from './protocol/messages.js'
@@ -21,6 +21,7 @@ import {
   type ReplicaSessionEffect,
   type ReplicaSessionInput,
   type ReplicaSessionState,
+  type SnapshotPage,
   stepReplicaSession,
 } from './protocol/replica-session.js'
 import { applyChange, type RecordState } from './record.js'
@@ -185,6 +186,11 @@ class Engine implements ReplicaEngine {
   #logUnsaved = false
   /** Own versions found for `#readLost`, kept while the hub is sent them again. */
   #lost: { readonly upTo: number; readonly versions: readonly Change[] } | null = null
+  /**
+   * The snapshot being applied over records this replica already held: the counters its
+   * first page named, and the keys of the records its pages carried so far (see `#sweep`).
+   */
+  #sweeping: { readonly received: Readonly<Record<string, number>>; readonly seen: Set<string> } | null = null
 
   constructor(options: ReplicaEngineOptions, meta: ReplicaMeta, acked: number) {
     this.#options = options
@@ -733,7 +739,7 @@ class Engine implements ReplicaEngine {
         }
         return
       case 'apply':
-        await this.#apply(effect.batch, effect.from, effect.cursor)
+        await this.#apply(effect.batch, effect.from, effect.cursor, effect.snapshot)
         return
       case 'set-log': {
         const cursor = effect.reset ? 0 : null
@@ -841,7 +847,12 @@ class Engine implements ReplicaEngine {
     )
   }
 
-  async #apply(batch: readonly Change[], from: number | null, cursor: number | null): Promise<void> {
+  async #apply(
+    batch: readonly Change[],
+    from: number | null,
+    cursor: number | null,
+    page?: SnapshotPage,
+  ): Promise<void> {
     const now = this.#options.now()
     if (from !== null && from > this.#meta.cursor) {
       await this.#handle({ type: 'apply-failed', now })
@@ -850,6 +861,7 @@ class Engine implements ReplicaEngine {
     const touched = new Map<string, StoredRecord>()
     const nextCursor = cursor === null ? null : Math.max(cursor, this.#meta.cursor)
     try {
+      if (page !== undefined) await this.#trackSnapshot(batch, page)
       const { keys, slots } = distinctRecords(batch)
       const stored = await this.#readRecords(keys)
       for (let i = 0; i < batch.length; i++) {
@@ -865,6 +877,11 @@ class Engine implements ReplicaEngine {
         touched.set(key, { collection: change.collection, id: change.id, state })
         this.#hlc.receive(change.hlc)
       }
+      if (page?.last === true && this.#sweeping !== null) {
+        for (const record of await this.#sweep(this.#sweeping)) {
+          touched.set(`${record.collection}\u0000${record.id}`, record)
+        }
+      }
       const log = this.#logUnsaved ? this.#meta.log : undefined
       await this.#store.applyRemote({
         records: [...touched.values()],
@@ -874,10 +891,13 @@ class Engine implements ReplicaEngine {
       })
       if (log !== undefined) this.#logUnsaved = false
     } catch (error) {
+      // The session takes the snapshot again from its first page, if this was one.
+      this.#sweeping = null
       this.#report(error, 'applying remote changes failed; they will be fetched again')
       await this.#handle({ type: 'apply-failed', now })
       return
     }
+    if (page?.last === true) this.#sweeping = null
     this.#meta = { ...this.#meta, clock: this.#hlc.state(), cursor: nextCursor ?? this.#meta.cursor }
     const byCollection = new Map<string, RecordId[]>()
     for (const record of touched.values()) {
@@ -888,6 +908,46 @@ class Engine implements ReplicaEngine {
     for (const [collection, ids] of byCollection)
       this.#options.onChange?.({ collection, ids, origin: 'remote' })
     await this.#handle({ type: 'applied', now, cursor: nextCursor })
+  }
+
+  /**
+   * Notes what a snapshot page carries. From page 0 on, when the hub named the counters the
+   * snapshot covers and this replica holds records already, the keys of every page are kept
+   * for `#sweep` at the last.
+   */
+  async #trackSnapshot(batch: readonly Change[], page: SnapshotPage): Promise<void> {
+    if (page.page === 0) {
+      this.#sweeping = null
+      const held = page.received !== undefined && (await (this.#store.hasRecords?.() ?? true))
+      if (held) this.#sweeping = { received: page.received as Record<string, number>, seen: new Set() }
+    }
+    const seen = this.#sweeping?.seen
+    if (seen === undefined) return
+    for (const change of batch) seen.add(`${change.collection}\u0000${change.id}`)
+  }
+
+  /**
+   * At a snapshot's last page: the records this replica holds that no page carried, less
+   * the versions the hub had stored when the snapshot began (`received`). A record the hub
+   * no longer has at all was deleted, and the deletion collected once every replica it still
+   * knew had seen it: this one was away longer than the hub's horizon. Its versions the hub
+   * had are gone there, so they go here too; a version the hub had not stored (an own
+   * change still in the outbox, or one a hub restored from a backup lost) stays. A record
+   * left with no version is removed.
+   */
+  async #sweep(sweeping: {
+    readonly received: Readonly<Record<string, number>>
+    readonly seen: ReadonlySet<string>
+  }): Promise<StoredRecord[]> {
+    const { received, seen } = sweeping
+    const swept: StoredRecord[] = []
+    for (const record of await this.#store.allRecords()) {
+      if (seen.has(`${record.collection}\u0000${record.id}`)) continue
+      const versions = record.state.versions
+      const kept = versions.filter(({ dot }) => dot[1] > ownNumber(received, dot[0]))
+      if (kept.length < versions.length) swept.push({ ...record, state: { versions: kept } })
+    }
+    return swept
   }
 
   /**

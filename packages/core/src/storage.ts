@@ -94,6 +94,12 @@ export interface ReplicaStore {
   listValuesPage?(collection: string, page: RecordPage): Promise<ListedRecord[]>
   /** Every record, for checkers and exports. */
   allRecords(): Promise<StoredRecord[]>
+  /**
+   * Whether the store holds any record (optional: without it the engine assumes it may). A
+   * snapshot applied to a store with none cannot leave stale records behind, so the engine
+   * skips looking for them.
+   */
+  hasRecords?(): Promise<boolean>
   /** A local write: the record, the change into the outbox, counter and clock, atomically. */
   commitLocal(write: {
     readonly record: StoredRecord
@@ -116,8 +122,10 @@ export interface ReplicaStore {
   readonly maxLocalBatch?: number
   /**
    * Remote changes applied: their records, the clock and (when set) the cursor, atomically.
-   * With `log`, the metadata's `log` becomes it, and `cursor` is stored as given even when
-   * lower (0 after a hub restored from a backup: the replica reads that log from its start).
+   * A record whose state has no versions is removed (a deletion the hub collected while this
+   * replica was away, see `SnapshotMessage.received`). With `log`, the metadata's `log`
+   * becomes it, and `cursor` is stored as given even when lower (0 after a hub restored
+   * from a backup: the replica reads that log from its start).
    */
   applyRemote(batch: {
     readonly records: readonly StoredRecord[]

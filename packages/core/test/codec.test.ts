@@ -101,6 +101,15 @@ const samples = {
   sparseChanges: { type: 'changes', space, from: 1, to: 9, batch: [put, remove], sparse: true },
   ack: { type: 'ack', space, upTo: 6 },
   snapshot: { type: 'snapshot', space, cursor: 42, page: 0, last: true, batch: [put, firstPatch] },
+  snapshotNamingReceived: {
+    type: 'snapshot',
+    space,
+    cursor: 42,
+    page: 0,
+    last: false,
+    batch: [put],
+    received: { [alice]: 7, [bob]: 35 },
+  },
   error: errorMessage(
     ErrorCode.Forbidden,
     'alice may not write to team:board-1; ask an owner for access',
@@ -577,6 +586,37 @@ describe(`codec (SEED=${seed})`, () => {
         ErrorCode.InvalidMessage,
         'snapshot.last: expected true or false, got "yes"',
       )
+    })
+  })
+
+  describe('snapshot', () => {
+    it.each([
+      ['a list', [7], 'snapshot.received: expected an object mapping replica ids to counters'],
+      ['a number', 7, 'snapshot.received: expected an object'],
+      ['null', null, 'snapshot.received: expected an object'],
+      [
+        'a key that is no replica id',
+        { 'not a replica!': 1 },
+        'snapshot.received: expected only replica ids',
+      ],
+      ['a negative counter', { alice: -1 }, 'snapshot.received.alice: expected a non-negative safe integer'],
+      ['a fraction', { alice: 1.5 }, 'snapshot.received.alice'],
+      ['a string counter', { alice: '7' }, 'snapshot.received.alice'],
+    ])('refuses a received that is %s', (_, received, fragment) => {
+      const frame = edited(samples.snapshotNamingReceived, ['received'], received)
+      expectRejected(decodeMessage(frame), ErrorCode.InvalidMessage, fragment)
+    })
+
+    it('refuses a received naming more replicas than a version vector may', () => {
+      const limits = { ...DEFAULT_LIMITS, maxVectorEntries: 1 }
+      const received = { ...samples.snapshotNamingReceived, batch: [] }
+      expectRejected(
+        decodeMessage(encodeMessage(received), limits),
+        ErrorCode.InvalidMessage,
+        'snapshot.received: has 2 entries; this side accepts at most 1',
+      )
+      const one = { ...received, received: { [alice]: 7 } }
+      expect(decodeMessage(encodeMessage(one), limits)).toEqual({ ok: true, message: one })
     })
   })
 

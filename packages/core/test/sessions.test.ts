@@ -565,14 +565,41 @@ describe('replica session: receiving the hub stream', () => {
       batch: [change(bob, n + 1)],
     })
     const first = stepReplicaSession(ready, { type: 'message', now: 20, message: page(0, false) })
-    expect(first.effects).toEqual([{ type: 'apply', batch: [change(bob, 1)], from: null, cursor: null }])
+    expect(first.effects).toEqual([
+      {
+        type: 'apply',
+        batch: [change(bob, 1)],
+        from: null,
+        cursor: null,
+        snapshot: { page: 0, last: false },
+      },
+    ])
     const skipped = stepReplicaSession(first.state, { type: 'message', now: 21, message: page(2, true) })
     expect(skipped.effects).toEqual([])
     const last = stepReplicaSession(first.state, { type: 'message', now: 21, message: page(1, true) })
-    expect(last.effects).toEqual([{ type: 'apply', batch: [change(bob, 2)], from: null, cursor: 40 }])
+    expect(last.effects).toEqual([
+      { type: 'apply', batch: [change(bob, 2)], from: null, cursor: 40, snapshot: { page: 1, last: true } },
+    ])
     expect(last.state).toMatchObject({ applyingTo: 40, snapshot: null })
     const done = stepReplicaSession(last.state, { type: 'applied', now: 22, cursor: 40 })
     expect(done.effects).toEqual([{ type: 'send', message: { type: 'ack', space, upTo: 40 } }])
+  })
+
+  it("hands the runtime the counters a snapshot's first page names, with that page", () => {
+    const received = { [alice]: 3, [bob]: 9 }
+    const message: Message = {
+      type: 'snapshot',
+      space,
+      cursor: 40,
+      page: 0,
+      last: false,
+      batch: [],
+      received,
+    }
+    const { effects } = stepReplicaSession(readyReplica(), { type: 'message', now: 20, message })
+    expect(effects).toEqual([
+      { type: 'apply', batch: [], from: null, cursor: null, snapshot: { page: 0, last: false, received } },
+    ])
   })
 
   it('is synced once everything written is acknowledged and the hub head it reported is applied', () => {
@@ -769,7 +796,9 @@ describe('replica session: the hub names its log', () => {
     // The hub's snapshot then takes it to the new log's head.
     const page: Message = { type: 'snapshot', space, cursor: 12, page: 0, last: true, batch: [] }
     const snapshot = stepReplicaSession(next, { type: 'message', now: 2, message: page })
-    expect(snapshot.effects).toEqual([{ type: 'apply', batch: [], from: null, cursor: 12 }])
+    expect(snapshot.effects).toEqual([
+      { type: 'apply', batch: [], from: null, cursor: 12, snapshot: { page: 0, last: true } },
+    ])
   })
 })
 
@@ -1305,6 +1334,85 @@ describe('hub session: streaming the log to the replica', () => {
       },
     ])
     expect(last.state.streams[space]).toMatchObject({ sent: 10, snapshot: null })
+  })
+
+  it("names on the first page only the counters the hub had at the snapshot's start", () => {
+    const data = standardFacts()
+    const facts: HubFacts = {
+      ...factsOf(data),
+      receivedAll: (at) => ({ ...(data.received[at] ?? {}) }),
+    }
+    const ready = readyHub(facts, writeAccess, 0)
+    // Appends land while the first page is read: the snapshot still names what it began at.
+    data.head[space] = 12
+    data.received[space] = { alice: 4, bob: 2 }
+    const first = stepHubSession(
+      ready,
+      { type: 'snapshot-read', now: 5, space, page: 0, changes: [change(bob, 1)], nextKey: 'k1' },
+      facts,
+    )
+    expect(first.effects[0]).toEqual({
+      type: 'send',
+      message: {
+        type: 'snapshot',
+        space,
+        cursor: 10,
+        page: 0,
+        last: false,
+        batch: [change(bob, 1)],
+        received: { alice: 4 },
+      },
+    })
+    const last = stepHubSession(
+      first.state,
+      { type: 'snapshot-read', now: 6, space, page: 1, changes: [change(bob, 2)], nextKey: null },
+      facts,
+    )
+    expect(last.effects[0]).toMatchObject({ message: { page: 1, last: true } })
+    expect(last.effects[0]).not.toHaveProperty('message.received')
+    // A snapshot started over (the replica acknowledged none of it) takes the counters anew.
+    const restarted = stepHubSession(last.state, { type: 'tick', now: 6 + hubConfig.retransmitMs }, facts)
+    expect(restarted.state.streams[space]?.snapshot).toMatchObject({
+      cursor: 12,
+      received: { alice: 4, bob: 2 },
+    })
+  })
+
+  it("fits the counters into the first page's bytes", () => {
+    const data = standardFacts()
+    const received = Object.fromEntries(Array.from({ length: 40 }, (_, i) => [`replica-${i}`, 1_000 + i]))
+    const facts: HubFacts = { ...factsOf(data), receivedAll: () => received }
+    const frameBytes = JSON.stringify(received).length + 400
+    const config = { ...hubConfig, snapshotPage: 4, frameBytes }
+    const ready = hubSteps(
+      facts,
+      [
+        { type: 'message', now: 0, message: replicaHello(0) },
+        { type: 'authenticated', now: 1, result: writeAccess },
+      ],
+      initialHubSession(config),
+    ).state
+    const changes = [1, 2, 3, 4].map((counter) => change(bob, counter))
+    const page = (n: number) =>
+      stepHubSession(ready, { type: 'snapshot-read', now: 5, space, page: n, changes, nextKey: null }, facts)
+    const sent = (step: HubStep) =>
+      (step.effects[0] as unknown as { message: { batch: unknown[] } }).message.batch.length
+    // Without the counters, the same read fills a page of 400 bytes more.
+    const withCounters = sent(page(0))
+    const withoutThem = stepHubSession(
+      hubSteps(
+        factsOf(data),
+        [
+          { type: 'message', now: 0, message: replicaHello(0) },
+          { type: 'authenticated', now: 1, result: writeAccess },
+        ],
+        initialHubSession({ ...config, frameBytes: 400 }),
+      ).state,
+      { type: 'snapshot-read', now: 5, space, page: 0, changes, nextKey: null },
+      factsOf(data),
+    )
+    expect(withCounters).toBe(sent(withoutThem))
+    expect(withCounters).toBeLessThan(changes.length)
   })
 
   it('switches a replica to a snapshot when the log it needs was compacted', () => {

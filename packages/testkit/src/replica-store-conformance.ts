@@ -441,6 +441,40 @@ export function runReplicaStoreConformance(name: string, open: () => Promise<Rep
         expect(await store.loadMeta()).toMatchObject({ cursor: 3, counter: 1, log: 'log-2' })
       })
 
+      it('removes a record given with no versions, in the same commit as the rest', async () => {
+        await store.initMeta(META)
+        await commit(store, 'notes', 'gone', put({ title: 'gone' }))
+        await commit(store, 'notes', 'stays', put({ title: 'stays' }))
+        const change = await remoteChange(store, PEER, 1, 'notes', 'new', put({ title: 'new' }))
+        const records = [
+          ...(await remoteRecords(store, [change])),
+          { collection: 'notes', id: asRecordId('gone'), state: { versions: [] } },
+          { collection: 'notes', id: asRecordId('never'), state: { versions: [] } },
+        ]
+        await store.applyRemote({ records, clock: { wall: 9, counter: 0 }, cursor: 7 })
+        expect(await store.getRecord('notes', asRecordId('gone'))).toBeUndefined()
+        expect(await store.getRecord('notes', asRecordId('never'))).toBeUndefined()
+        expect((await store.listRecords('notes')).map((record) => record.id)).toEqual(['new', 'stays'])
+        expect((await store.allRecords()).map((record) => record.id).sort()).toEqual(['new', 'stays'])
+        expect(await store.loadMeta()).toMatchObject({ cursor: 7 })
+        // The outbox is the store's own business: the change that wrote `gone` stays in it.
+        expect(await store.outboxSize()).toBe(2)
+      })
+
+      it('hasRecords (optional) tells whether any record is held', async (context) => {
+        if (store.hasRecords === undefined) return context.skip('the store has no hasRecords')
+        await store.initMeta(META)
+        expect(await store.hasRecords?.()).toBe(false)
+        await commit(store, 'notes', 'a', put({ title: 'a' }))
+        expect(await store.hasRecords?.()).toBe(true)
+        await store.applyRemote({
+          records: [{ collection: 'notes', id: asRecordId('a'), state: { versions: [] } }],
+          clock: { wall: 9, counter: 0 },
+          cursor: null,
+        })
+        expect(await store.hasRecords?.()).toBe(false)
+      })
+
       it('replaces records the replica holds: superseded, and concurrent versions kept side by side', async () => {
         await store.initMeta(META)
         await commit(store, 'notes', 'a', put({ title: 'local a' }))

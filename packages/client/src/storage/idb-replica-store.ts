@@ -284,6 +284,13 @@ export class IdbReplicaStore implements ReplicaStore {
     return values.map((text, i) => decodeRecord(keyCollection(keys[i] as IDBValidKey), text))
   }
 
+  async hasRecords(): Promise<boolean> {
+    const keys = await this.#read('looking for records', 'records', (store) =>
+      requestResult(store.getAllKeys(null, 1)),
+    )
+    return keys.length > 0
+  }
+
   async commitLocal(write: {
     readonly record: StoredRecord
     readonly change: Change
@@ -344,16 +351,20 @@ export class IdbReplicaStore implements ReplicaStore {
     readonly cursor: number | null
     readonly log?: string
   }): Promise<void> {
+    // A record with no versions left is removed (see `ReplicaStore.applyRemote`).
     const entries = batch.records.map((record) => ({
       key: recordKey(record.collection, record.id),
-      text: encodeRecord(record.id, record.state.versions),
+      text: record.state.versions.length === 0 ? null : encodeRecord(record.id, record.state.versions),
     }))
     await this.#write('applying remote changes', ['meta', 'records'], 'relaxed', async (tx) => {
       await this.#checkFence(tx)
       const meta = await requireMeta(tx)
       const records = tx.objectStore('records')
       // A failed put aborts the transaction, which `#write` reports: no promise per request.
-      for (const { key, text } of entries) records.put(text, key)
+      for (const { key, text } of entries) {
+        if (text === null) records.delete(key)
+        else records.put(text, key)
+      }
       tx.objectStore('meta').put(
         {
           ...meta,

@@ -225,6 +225,10 @@ export class SqliteReplicaStore implements ReplicaStore {
     )
   }
 
+  async hasRecords(): Promise<boolean> {
+    return this.#read('looking for records', () => this.#sql.anyRecord.get() !== undefined)
+  }
+
   async commitLocal(write: {
     readonly record: StoredRecord
     readonly change: Change
@@ -277,8 +281,12 @@ export class SqliteReplicaStore implements ReplicaStore {
   }): Promise<void> {
     this.#write('applying remote changes', () => {
       const meta = this.#requireMeta()
-      for (const record of batch.records)
-        this.#sql.putRecord.run(record.collection, idKey(record.id), JSON.stringify(record.state))
+      for (const record of batch.records) {
+        // A record with no versions left is removed (see `ReplicaStore.applyRemote`).
+        if (record.state.versions.length === 0)
+          this.#sql.deleteRecord.run(record.collection, idKey(record.id))
+        else this.#sql.putRecord.run(record.collection, idKey(record.id), JSON.stringify(record.state))
+      }
       this.#sql.updateClock.run(batch.clock.wall, batch.clock.counter, batch.cursor ?? meta.cursor)
       if (batch.log !== undefined) this.#sql.updateLog.run(batch.log)
     })
@@ -390,6 +398,8 @@ function prepare(db: SqliteDatabase) {
     ),
     allRecords: db.prepare('SELECT collection, id, state FROM records ORDER BY collection, id'),
     putRecord: db.prepare('INSERT OR REPLACE INTO records (collection, id, state) VALUES (?, ?, ?)'),
+    deleteRecord: db.prepare('DELETE FROM records WHERE collection = ? AND id = ?'),
+    anyRecord: db.prepare('SELECT 1 AS one FROM records LIMIT 1'),
     insertOutbox: db.prepare('INSERT INTO outbox (counter, change) VALUES (?, ?)'),
     readOutbox: db.prepare('SELECT change FROM outbox WHERE counter > ? ORDER BY counter LIMIT ?'),
     outboxSize: db.prepare('SELECT count(*) AS n FROM outbox'),

@@ -138,8 +138,9 @@ export function encodeChangesMessage(
 
 /** Encodes a `snapshot` message as {@link encodeMessage} does, byte for byte (see {@link encodeChangesMessage}). */
 export function encodeSnapshotMessage(message: SnapshotMessage, texts: BatchTexts = {}): string {
-  const { space, cursor, page, last, batch } = message
-  return `{"type":"snapshot","space":${JSON.stringify(space)},"cursor":${JSON.stringify(cursor)},"page":${JSON.stringify(page)},"last":${JSON.stringify(last)},${batchText(batch, texts)}}`
+  const { space, cursor, page, last, batch, received } = message
+  const tail = received === undefined ? '' : `,"received":${JSON.stringify(received)}`
+  return `{"type":"snapshot","space":${JSON.stringify(space)},"cursor":${JSON.stringify(cursor)},"page":${JSON.stringify(page)},"last":${JSON.stringify(last)},${batchText(batch, texts)}${tail}}`
 }
 
 function batchText(batch: readonly Change[], texts: BatchTexts): string {
@@ -187,8 +188,16 @@ function wireForm(message: Message): Message {
     case 'ack':
       return { type: message.type, space: message.space, upTo: message.upTo }
     case 'snapshot': {
-      const { type, space, cursor, page, last, batch } = message
-      return { type, space, cursor, page, last, batch: batch.map(changeWireForm) }
+      const { type, space, cursor, page, last, batch, received } = message
+      return {
+        type,
+        space,
+        cursor,
+        page,
+        last,
+        batch: batch.map(changeWireForm),
+        ...(received === undefined ? {} : { received }),
+      }
     }
     case 'error': {
       const { type, code, space, maxFrame } = message
@@ -338,7 +347,16 @@ function readMessage(value: unknown, limits: ProtocolLimits): Message {
       const page = positionAt(fields, 'page', where)
       const last = own(fields, 'last')
       if (typeof last !== 'boolean') invalid('snapshot.last', 'true or false', last)
-      return { type, space, cursor, page, last, batch: readAnyBatch(fields, where, limits) }
+      const message: SnapshotMessage = {
+        type,
+        space,
+        cursor,
+        page,
+        last,
+        batch: readAnyBatch(fields, where, limits),
+      }
+      const received = own(fields, 'received')
+      return received === undefined ? message : { ...message, received: readReceived(received, limits) }
     }
     case MessageType.Error:
       return readError(fields)
@@ -472,6 +490,25 @@ function readPerSpace<TValue>(
       )
     }
     out[space] = read(raw, space)
+  }
+  return out
+}
+
+/** Reads `snapshot.received`: replica ids to counters (≥ 0), at most `maxVectorEntries` of them. */
+function readReceived(value: unknown, limits: ProtocolLimits): Record<string, number> {
+  const path = 'snapshot.received'
+  const raw = objectAt(value, path, 'an object mapping replica ids to counters')
+  const replicas = Object.keys(raw)
+  if (replicas.length > limits.maxVectorEntries) {
+    reject(
+      ErrorCode.InvalidMessage,
+      `${path}: has ${replicas.length} entries; this side accepts at most ${limits.maxVectorEntries}`,
+    )
+  }
+  const out: Record<string, number> = {}
+  for (const replica of replicas) {
+    if (!isReplicaId(replica)) invalid(path, `only replica ids as keys, i.e. ${expectedReplica}`, replica)
+    out[replica] = positionAt(raw, replica, path)
   }
   return out
 }

@@ -7,6 +7,7 @@ import { type LogEntry, recordKey } from '../storage.js'
 import type { Dot } from '../version-vector.js'
 import {
   type ChangesMessage,
+  DEFAULT_LIMITS,
   Feature,
   type HelloMessage,
   type Message,
@@ -76,6 +77,12 @@ export interface HubFacts {
   floor(space: SpaceId): number
   /** The highest counter of `replica`'s changes stored in the space (gap-free from 1). */
   received(space: SpaceId, replica: ReplicaId): number
+  /**
+   * `received` of every replica with changes in the space (optional): a snapshot's first
+   * page names them (see `SnapshotMessage.received`), so a replica can tell which records it
+   * holds were deleted and collected while it was away.
+   */
+  receivedAll?(space: SpaceId): Readonly<Record<string, number>>
   /** The name of the space's log (see `SpaceMeta.log`); optional, and undefined when unnamed. */
   log?(space: SpaceId): string | undefined
   /**
@@ -134,16 +141,36 @@ export interface HubStream {
   readonly bytesInFlight: number
   readonly reading: boolean
   readonly lastProgressAt: number
-  /**
-   * A snapshot being streamed: at log position `cursor`, next page `page` after `afterKey`;
-   * `split` when the page before ended inside a record (see {@link SnapshotSplit}).
-   */
-  readonly snapshot: {
-    readonly cursor: number
-    readonly page: number
-    readonly afterKey: string | null
-    readonly split: SnapshotSplit | null
-  } | null
+  /** A snapshot being streamed, if any. */
+  readonly snapshot: HubSnapshot | null
+}
+
+/**
+ * A snapshot being streamed: at log position `cursor`, next page `page` after `afterKey`;
+ * `split` when the page before ended inside a record (see {@link SnapshotSplit}); `received`,
+ * the counters its first page names, taken when it started (at `cursor`).
+ */
+export interface HubSnapshot {
+  readonly cursor: number
+  readonly page: number
+  readonly afterKey: string | null
+  readonly split: SnapshotSplit | null
+  readonly received?: Readonly<Record<string, number>>
+}
+
+/**
+ * Most replicas a snapshot's first page names in `received`: a receiver's default
+ * `maxVectorEntries`. A space with more writers sends none, and its replicas keep the
+ * records no page carries (see `SnapshotMessage.received`).
+ */
+const MAX_RECEIVED_ENTRIES = DEFAULT_LIMITS.maxVectorEntries
+
+/** A snapshot of `space` starting now, at its head. */
+function startSnapshot(space: SpaceId, facts: HubFacts): HubSnapshot {
+  const snapshot = { cursor: facts.head(space), page: 0, afterKey: null, split: null }
+  const received = facts.receivedAll?.(space)
+  if (received === undefined || Object.keys(received).length > MAX_RECEIVED_ENTRIES) return snapshot
+  return { ...snapshot, received }
 }
 
 /**
@@ -336,7 +363,7 @@ function reduce(
     case 'log-compacted': {
       const stream = streamOf(state, input.space)
       if (stream === undefined) return state
-      const snapshot = { cursor: facts.head(input.space), page: 0, afterKey: null, split: null }
+      const snapshot = startSnapshot(input.space, facts)
       const next = {
         ...stream,
         inFlight: noneInFlight,
@@ -402,7 +429,7 @@ function receive(
         // over, finding its position was in another log (we were restored from a backup) in
         // a hello answer we sent for an older hello of it. Read it our log from the start.
         return pump(
-          setStream(state, message.space, startedAt(stream, 0, facts.head(message.space), now)),
+          setStream(state, message.space, startedAt(stream, 0, startSnapshot(message.space, facts), now)),
           message.space,
           facts,
           effects,
@@ -431,10 +458,15 @@ function receive(
 }
 
 /**
- * A stream (re)started at `position`, nothing in flight; with `snapshotAt` above 0 it first
- * sends a snapshot of the log at that head.
+ * A stream (re)started at `position`, nothing in flight; with `snapshot` (of a space that
+ * has a log) it first sends that snapshot.
  */
-function startedAt(stream: HubStream, position: number, snapshotAt: number, now: number): HubStream {
+function startedAt(
+  stream: HubStream,
+  position: number,
+  snapshot: HubSnapshot | null,
+  now: number,
+): HubStream {
   return {
     ...stream,
     sent: position,
@@ -443,7 +475,7 @@ function startedAt(stream: HubStream, position: number, snapshotAt: number, now:
     bytesInFlight: 0,
     reading: false,
     lastProgressAt: now,
-    snapshot: snapshotAt > 0 ? { cursor: snapshotAt, page: 0, afterKey: null, split: null } : null,
+    snapshot: snapshot !== null && snapshot.cursor > 0 ? snapshot : null,
   }
 }
 
@@ -517,7 +549,9 @@ function welcome(
     const head = facts.head(space)
     const needsSnapshot = head > 0 && (position === 0 || position < facts.floor(space) || position > head)
     next = setStream(next, space, {
-      ...(needsSnapshot ? startedAt(stream, 0, head, now) : startedAt(stream, position, 0, now)),
+      ...(needsSnapshot
+        ? startedAt(stream, 0, startSnapshot(space, facts), now)
+        : startedAt(stream, position, null, now)),
       accepting: received,
     })
   }
@@ -790,7 +824,13 @@ function snapshotRead(
   if (stream === undefined || snapshot === null || snapshot === undefined || snapshot.page !== input.page) {
     return stream === undefined ? state : setStream(state, input.space, { ...stream, reading: false })
   }
-  const limit = state.config.frameBytes
+  // The first page names the counters the snapshot covers, in its budget.
+  const received = snapshot.page === 0 ? snapshot.received : undefined
+  const frameBytes = state.config.frameBytes
+  const limit =
+    frameBytes === undefined || received === undefined
+      ? frameBytes
+      : Math.max(1, frameBytes - JSON.stringify(received).length)
   const { changes, nextKey, split } =
     limit === undefined
       ? { ...input, split: null }
@@ -805,6 +845,7 @@ function snapshotRead(
       page: snapshot.page,
       last,
       batch: changes,
+      ...(received === undefined ? {} : { received }),
     },
   })
   const next: HubStream = last
@@ -844,7 +885,7 @@ function tick(
         sent: stream.acked,
         reading: false,
         lastProgressAt: now,
-        snapshot: restart ? { cursor: facts.head(space), page: 0, afterKey: null, split: null } : null,
+        snapshot: restart ? startSnapshot(space, facts) : null,
       })
     }
     // Also resumes a stream whose last read failed.

@@ -116,6 +116,13 @@ export interface SnapshotMessage {
   readonly page: number
   readonly last: boolean
   readonly batch: readonly Change[]
+  /**
+   * On page 0 (optional): per replica, the highest counter of its changes the hub had stored
+   * at `cursor`. A record the replica holds that no page carries, and whose versions these
+   * cover, was deleted and its deletion collected while the replica was away: it drops those
+   * versions. Without it, the replica keeps what no page carries.
+   */
+  readonly received?: Readonly<Record<string, number>>
 }
 
 /** A refusal or failure, with a stable code. `space` is set when it concerns one space. */

@@ -137,6 +137,17 @@ export type ReplicaSessionInput =
   | { readonly type: 'apply-failed'; readonly now: number }
   | { readonly type: 'tick'; readonly now: number }
 
+/**
+ * A snapshot page being applied. Pages reach the runtime in order, from 0, each once, and a
+ * page that fails to apply ends the snapshot (the hub sends it again from page 0).
+ */
+export interface SnapshotPage {
+  readonly page: number
+  readonly last: boolean
+  /** Page 0's `SnapshotMessage.received`, if the hub sent it. */
+  readonly received?: Readonly<Record<string, number>>
+}
+
 /** What the session asks the runtime to do, in order. */
 export type ReplicaSessionEffect =
   | { readonly type: 'send'; readonly message: Message }
@@ -161,6 +172,8 @@ export type ReplicaSessionEffect =
       readonly batch: readonly Change[]
       readonly from: number | null
       readonly cursor: number | null
+      /** For a snapshot page: which one, and its `received` (page 0). */
+      readonly snapshot?: SnapshotPage
     }
   /** The hub refused the session for good; the runtime closes the transport and reports it. */
   | { readonly type: 'fail'; readonly code: ErrorCode; readonly message: string }
@@ -473,11 +486,17 @@ function receive(
         return state
       }
       const next = { ...state, hubHead: Math.max(state.hubHead, message.cursor) }
+      const page: SnapshotPage = {
+        page: message.page,
+        last: message.last,
+        ...(message.received === undefined ? {} : { received: message.received }),
+      }
       effects.push({
         type: 'apply',
         batch: message.batch,
         from: null,
         cursor: message.last ? message.cursor : null,
+        snapshot: page,
       })
       if (!message.last)
         return { ...next, snapshot: { cursor: current.cursor, nextPage: current.nextPage + 1 } }
