@@ -138,15 +138,35 @@ describe('a relay process started with --auth-secret, and real replicas', () => 
       expect((await refusal(elsewhere.replica))?.code).toBe(ErrorCode.Forbidden)
       await elsewhere.replica.close()
 
-      // Read-only: the relay answers the upload with forbidden and stores nothing.
+      // Read-only: the relay's hello says so. A note the reader wrote offline before it knew
+      // stays with it, unsent; later writes are refused; everyone else's notes still arrive.
       const readToken = await mintToken({ secret: SECRET, sub: 'rita', spaces: { [SPACE]: 'read' } })
-      const rita = await device(relay.url, { token: readToken })
-      await within(rita.replica.synced(), WAIT_MS, 'the reader to sync')
-      await rita.replica.collection('notes').put('graffiti', { title: 'read-only writes' })
-      await eventually(() => rita.errors.length > 0, 'the read-only write to be refused')
-      expect(rita.errors.map((error) => error.code)).toEqual([ErrorCode.Forbidden])
-      expect(rita.replica.pending).toBe(1)
-      await rita.replica.close()
+      const ritaDisk = new IDBFactory()
+      const offline = await createReplica({ space: SPACE, indexedDB: ritaDisk })
+      await offline.collection('notes').put('graffiti', { title: 'read-only writes' })
+      await offline.close()
+      const rita = await createReplica({
+        space: SPACE,
+        url: relay.url,
+        indexedDB: ritaDisk,
+        WebSocket,
+        token: readToken,
+      })
+      const ritaErrors: ChorusError[] = []
+      rita.on('error', (error) => ritaErrors.push(error))
+      await alice.replica.collection('notes').put('for-rita', { title: 'read me' })
+      await eventually(
+        async () => (await rita.collection('notes').list()).some((row) => row.id === 'for-rita'),
+        'the reader to receive alice’s note',
+      )
+      await expect(rita.collection('notes').put('more', { title: 'refused' })).rejects.toMatchObject({
+        code: ErrorCode.Forbidden,
+      })
+      expect(rita.pending).toBe(1)
+      expect(rita.status).not.toBe('offline')
+      expect(ritaErrors.map((error) => error.code)).toEqual([ErrorCode.Forbidden])
+      expect(ritaErrors[0]?.message).toMatch(/its 1 own change not uploaded stay here/)
+      await rita.close()
 
       // Spoofing: bob's valid token, alice's replica id.
       const bobToken = await mintToken({ secret: SECRET, sub: 'bob', spaces: { [SPACE]: 'write' } })

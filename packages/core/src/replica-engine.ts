@@ -467,6 +467,12 @@ class Engine implements ReplicaEngine {
    */
   #intent(collection: string, id: string, type: WriteIntent['type'], payload: unknown): WriteIntent {
     this.#assertOpen()
+    if (this.#session.readOnly) {
+      throw new ChorusError(
+        ErrorCode.Forbidden,
+        `this replica may only read space ${this.space}: the relay refuses its writes`,
+      )
+    }
     if (collection !== this.#checkedCollection) {
       assertCollectionName(collection)
       this.#checkedCollection = collection
@@ -761,6 +767,10 @@ class Engine implements ReplicaEngine {
         this.#send = null
         this.#announce()
         this.#options.onError?.(new ChorusError(effect.code, effect.message))
+        return
+      case 'read-only':
+        // Not fatal: the session keeps receiving; writes are refused from now on.
+        this.#options.onError?.(new ChorusError(ErrorCode.Forbidden, effect.message))
         return
     }
   }

@@ -94,6 +94,7 @@ const samples = {
     have: { [space]: 12 },
     logs: { [space]: '0b7e3c2a-51d4-4f0e-9a3b-6f1c2d8e4a90' },
     maxFrame: 4 * 1024 * 1024,
+    readOnly: [otherSpace],
   },
   helloWithoutToken: { type: 'hello', protocol: PROTOCOL_VERSION, replicaId: bob, spaces: [space], have: {} },
   changes: { type: 'changes', space, from: 2, to: 6, batch: [put, patch, remove] },
@@ -520,6 +521,10 @@ describe(`codec (SEED=${seed})`, () => {
         [['maxFrame'], 65_536.5, 'hello.maxFrame'],
         [['maxFrame'], '65536', 'hello.maxFrame'],
         [['maxFrame'], null, 'hello.maxFrame'],
+        [['readOnly'], space, 'hello.readOnly: expected a list of spaces that hello.spaces lists'],
+        [['readOnly'], ['elsewhere'], 'hello.readOnly[0]: expected a space that hello.spaces lists'],
+        [['readOnly'], [space, space], 'hello.readOnly[1]: "team:board-1" is listed twice'],
+        [['readOnly'], [7], 'hello.readOnly[0]'],
       ]
       for (const [path, value, fragment] of cases) {
         expectRejected(

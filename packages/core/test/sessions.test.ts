@@ -305,6 +305,56 @@ describe('replica session: handshake', () => {
     expect(again.state.phase).toBe('offline')
   })
 
+  it('uploads nothing in a space the hub lets it only read, and says its own changes stay', () => {
+    const connected = stepReplicaSession(offlineReplica(), { type: 'connected', now: 0 }).state
+    const answer: Message = { ...hubHello(2), readOnly: [space] }
+    const { state, effects } = stepReplicaSession(connected, { type: 'message', now: 10, message: answer })
+    expect(state).toMatchObject({ phase: 'ready', readOnly: true, sent: 2, reading: false })
+    expect(effects).toEqual([
+      {
+        type: 'read-only',
+        message: `this replica may only read space ${space}: its 6 own changes not uploaded stay here, and new writes are refused`,
+      },
+    ])
+    // Still nothing after a retransmit period; and changes from the others are applied.
+    const tick = stepReplicaSession(state, { type: 'tick', now: 10_000 }).effects
+    expect(tick.filter((effect) => effect.type !== 'send' || effect.message.type !== 'ack')).toEqual([])
+    const batch: Message = { type: 'changes', space, from: 3, to: 4, batch: [change(bob, 1)] }
+    expect(stepReplicaSession(state, { type: 'message', now: 11, message: batch }).effects).toMatchObject([
+      { type: 'apply', cursor: 4 },
+    ])
+    // Access given back: the next hello answer says nothing, and uploading resumes.
+    const reconnected = stepAll(state, [
+      { type: 'disconnected', now: 20 },
+      { type: 'connected', now: 21 },
+    ]).state
+    const resumed = stepReplicaSession(reconnected, { type: 'message', now: 30, message: hubHello(2) })
+    expect(resumed.state.readOnly).toBe(false)
+    expect(resumed.effects).toContainEqual({ type: 'read-outbox', after: 2, limit: replicaConfig.batchSize })
+  })
+
+  it('takes a forbidden naming its space (a hub whose hello does not say) as read-only, not the end', () => {
+    const ready = readyReplica()
+    const { state, effects } = stepReplicaSession(ready, {
+      type: 'message',
+      now: 20,
+      message: {
+        type: 'error',
+        code: ErrorCode.Forbidden,
+        message: `read-only access to space ${space}`,
+        space,
+      },
+    })
+    expect(state).toMatchObject({ phase: 'ready', readOnly: true, fatal: null, sent: state.acked })
+    expect(effects).toMatchObject([{ type: 'read-only' }])
+    const again = stepReplicaSession(state, {
+      type: 'message',
+      now: 21,
+      message: { type: 'error', code: ErrorCode.Forbidden, message: 'again', space },
+    })
+    expect(again.effects).toEqual([])
+  })
+
   it('ignores a passing error such as rate-limited while nothing of its own is unacknowledged', () => {
     const ready = readyReplica()
     const { state, effects } = stepReplicaSession(ready, {
@@ -1194,6 +1244,18 @@ describe('hub session: receiving a replica’s changes', () => {
       facts,
     )
     expect(effects).toMatchObject([{ type: 'close', code: ErrorCode.InvalidMessage }])
+  })
+
+  it('names in its hello answer the spaces a connection may only read', () => {
+    const facts = factsOf(standardFacts())
+    const answer = (result: AuthResult) =>
+      hubSteps(facts, [
+        { type: 'message', now: 0, message: replicaHello(7, [space, otherSpace]) },
+        { type: 'authenticated', now: 1, result },
+      ]).effects.find((effect) => effect.type === 'send' && effect.message.type === 'hello')
+    const mixed: AuthResult = { ok: true, access: (at) => (at === otherSpace ? 'read' : 'write') }
+    expect(answer(mixed)).toMatchObject({ message: { readOnly: [otherSpace] } })
+    expect(answer(writeAccess)).not.toHaveProperty('message.readOnly')
   })
 
   it('refuses changes from a read-only connection and stores nothing', () => {

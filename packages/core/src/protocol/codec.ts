@@ -159,7 +159,8 @@ export function encodeChange(change: Change): string {
 function wireForm(message: Message): Message {
   switch (message.type) {
     case 'hello': {
-      const { type, protocol, replicaId, token, spaces, have, heads, features, logs, maxFrame } = message
+      const { type, protocol, replicaId, token, spaces, have, heads, features, logs, maxFrame, readOnly } =
+        message
       return {
         type,
         protocol,
@@ -171,6 +172,7 @@ function wireForm(message: Message): Message {
         ...(features === undefined || features.length === 0 ? {} : { features }),
         ...(logs === undefined ? {} : { logs }),
         ...(maxFrame === undefined ? {} : { maxFrame }),
+        ...(readOnly === undefined ? {} : { readOnly }),
       }
     }
     case 'changes': {
@@ -404,6 +406,9 @@ function readHello(fields: Fields, limits: ProtocolLimits): HelloMessage {
   const rawLogs = own(fields, 'logs')
   const logs = rawLogs === undefined ? undefined : readLogNames(rawLogs, listed)
   const maxFrame = readMaxFrame(own(fields, 'maxFrame'), 'hello.maxFrame')
+  const rawReadOnly = own(fields, 'readOnly')
+  const readOnly =
+    rawReadOnly === undefined ? undefined : readListedSpaces(rawReadOnly, listed, 'hello.readOnly')
   return {
     type: MessageType.Hello,
     protocol,
@@ -415,7 +420,22 @@ function readHello(fields: Fields, limits: ProtocolLimits): HelloMessage {
     ...(features.length === 0 ? {} : { features }),
     ...(logs === undefined ? {} : { logs }),
     ...(maxFrame === undefined ? {} : { maxFrame }),
+    ...(readOnly === undefined ? {} : { readOnly }),
   }
+}
+
+/** Reads a list of spaces `hello.spaces` lists, each once. */
+function readListedSpaces(value: unknown, listed: ReadonlySet<string>, path: string): SpaceId[] {
+  if (!Array.isArray(value)) invalid(path, 'a list of spaces that hello.spaces lists', value)
+  const seen = new Set<string>()
+  value.forEach((space: unknown, i) => {
+    if (typeof space !== 'string' || !listed.has(space)) {
+      invalid(`${path}[${i}]`, 'a space that hello.spaces lists', space)
+    }
+    if (seen.has(space)) reject(ErrorCode.InvalidMessage, `${path}[${i}]: ${describe(space)} is listed twice`)
+    seen.add(space)
+  })
+  return [...(value as SpaceId[])]
 }
 
 /**

@@ -557,6 +557,7 @@ function welcome(
   }
   const heads: Record<string, number> = {}
   for (const space of hello.spaces) heads[space] = facts.head(space)
+  const readOnly = hello.spaces.filter((space) => streamOf(next, space)?.access === 'read')
   const offered =
     hello.features === undefined ? [] : HUB_FEATURES.filter((feature) => hello.features?.includes(feature))
   const features = offered.length === 0 ? noFeatures : offered
@@ -572,6 +573,7 @@ function welcome(
       ...(features.length === 0 ? {} : { features }),
       ...(Object.keys(logs).length === 0 ? {} : { logs }),
       ...(state.config.maxFrame === undefined ? {} : { maxFrame: state.config.maxFrame }),
+      ...(readOnly.length === 0 ? {} : { readOnly }),
     },
   })
   next = { ...next, features }

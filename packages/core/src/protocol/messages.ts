@@ -46,6 +46,13 @@ export interface HelloMessage {
    * sizes its uploads to it, and refuses a write whose change could never fit it.
    */
   readonly maxFrame?: number
+  /**
+   * The spaces the hub's `hello` answers in which this connection may only read (optional;
+   * none when absent). A replica then keeps its own changes of such a space (it does not
+   * upload them, as the hub would refuse them) and refuses new writes to it, while it keeps
+   * receiving everyone else's.
+   */
+  readonly readOnly?: readonly SpaceId[]
 }
 
 /**

@@ -110,6 +110,13 @@ export interface ReplicaSessionState {
    * uploads, and the writes this replica takes, are sized to it.
    */
   readonly maxFrame: number | null
+  /**
+   * The hub lets this replica only read the space: its hello answer said so, or it refused
+   * a batch of ours (`forbidden`, naming the space) on a hub that does not say. Nothing is
+   * uploaded meanwhile — own changes stay in the outbox — and the engine refuses new writes;
+   * changes from the others still arrive. Each hello answer says again (access can change).
+   */
+  readonly readOnly: boolean
 }
 
 /** What the runtime tells the session. */
@@ -177,6 +184,8 @@ export type ReplicaSessionEffect =
     }
   /** The hub refused the session for good; the runtime closes the transport and reports it. */
   | { readonly type: 'fail'; readonly code: ErrorCode; readonly message: string }
+  /** The hub lets this replica only read the space (see `readOnly`), and own changes are left unsent: the runtime reports it. */
+  | { readonly type: 'read-only'; readonly message: string }
   /**
    * The hub named its log `log`: store the name, and with `reset` the cursor 0 as well (the
    * cursor was a position in another log, one a restored relay replaced), in one write.
@@ -223,6 +232,7 @@ export function initialReplicaSession(
     lostUpTo: 0,
     log: positions.log ?? null,
     maxFrame: null,
+    readOnly: false,
   }
 }
 
@@ -232,6 +242,20 @@ const fatalCodes: ReadonlySet<ErrorCode> = new Set([
   ErrorCode.UnsupportedProtocol,
   ErrorCode.ReplicaMismatch,
 ])
+
+/**
+ * Tells the runtime, when the replica holds own changes the hub will not take, that they
+ * stay here: the hub lets it only read. (Without any, there is nothing to report: a write
+ * is refused when it is made.)
+ */
+function readOnlyNotice(state: ReplicaSessionState, effects: ReplicaSessionEffect[]): void {
+  const pending = state.local - state.acked
+  if (pending === 0) return
+  effects.push({
+    type: 'read-only',
+    message: `this replica may only read space ${state.config.space}: its ${pending} own change${pending === 1 ? '' : 's'} not uploaded stay here, and new writes are refused`,
+  })
+}
 
 function hello(state: ReplicaSessionState): ReplicaSessionEffect {
   const { replicaId, space, token, features } = state.config
@@ -272,7 +296,7 @@ function streaming(state: ReplicaSessionState): boolean {
 
 /** Asks for the next outbox batch when the window allows. */
 function pump(state: ReplicaSessionState, effects: ReplicaSessionEffect[]): ReplicaSessionState {
-  if (!streaming(state) || state.reading || state.sent >= state.local) return state
+  if (!streaming(state) || state.reading || state.readOnly || state.sent >= state.local) return state
   const room = state.config.window - (state.sent - state.acked)
   if (room <= 0) return state
   const limit = Math.min(room, state.config.batchSize)
@@ -332,7 +356,7 @@ function reduce(
     }
     case 'outbox-read': {
       let next: ReplicaSessionState = { ...state, reading: false }
-      if (!streaming(next) || input.after !== next.sent) return pump(next, effects)
+      if (!streaming(next) || next.readOnly || input.after !== next.sent) return pump(next, effects)
       const to = input.to ?? input.changes[input.changes.length - 1]?.dot[1]
       if (to === undefined || to <= input.after) return next
       const space = next.config.space
@@ -422,7 +446,9 @@ function receive(
         hubHead,
         compact,
         maxFrame: message.maxFrame ?? state.maxFrame,
+        readOnly: message.readOnly?.includes(space) === true,
       }
+      if (next.readOnly && !state.readOnly) readOnlyNotice(next, effects)
       const log = ownValue(message.logs, space)
       if (log !== undefined && log !== state.log) {
         // Our cursor is a position in the log we last heard named, and the hub (which got
@@ -506,6 +532,14 @@ function receive(
       if (message.code === ErrorCode.HelloRequired) {
         effects.push(hello(state))
         return { ...state, phase: 'connecting', sent: state.acked, reading: false, lastProgressAt: now }
+      }
+      // A batch of ours refused in a space we may only read (by a hub whose hello did not
+      // say so): stop uploading, and keep receiving.
+      if (message.code === ErrorCode.Forbidden && message.space === state.config.space) {
+        if (state.readOnly) return state
+        const next = { ...state, readOnly: true, sent: state.acked }
+        readOnlyNotice(next, effects)
+        return next
       }
       if (fatalCodes.has(message.code)) return fail(state, message.code, message.message, effects)
       // A frame of ours passed the hub's limit (sent before its hello named it): what follows
