@@ -164,6 +164,8 @@ describe('a relay process started with --auth-secret, and real replicas', () => 
       })
       expect(rita.pending).toBe(1)
       expect(rita.status).not.toBe('offline')
+      // It cannot sync what it may not upload: `synced()` says so instead of waiting forever.
+      await expect(rita.synced()).rejects.toMatchObject({ code: ErrorCode.Forbidden })
       expect(ritaErrors.map((error) => error.code)).toEqual([ErrorCode.Forbidden])
       expect(ritaErrors[0]?.message).toMatch(/its 1 own change not uploaded stay here/)
       await rita.close()

@@ -394,7 +394,22 @@ class ReplicaRuntime implements Replica {
       )
     }
     if (this.status === 'synced') return Promise.resolve()
+    const stuck = this.#readOnlyBacklog()
+    if (stuck !== null) return Promise.reject(stuck)
     return new Promise((resolve, reject) => this.#waiters.add({ resolve, reject }))
+  }
+
+  /**
+   * Own changes that can never be uploaded — the relay lets this replica only read — as the
+   * error `synced()` rejects with; null when there are none.
+   */
+  #readOnlyBacklog(): ChorusError | null {
+    const pending = this.#engine.pending()
+    if (!this.#engine.session().readOnly || pending === 0) return null
+    return new ChorusError(
+      ErrorCode.Forbidden,
+      `this replica may only read space ${this.space}: its ${pending} own change${pending === 1 ? '' : 's'} not uploaded cannot sync`,
+    )
   }
 
   connect(): void {
@@ -480,6 +495,10 @@ class ReplicaRuntime implements Replica {
     if (this.#engine.session().fatal !== null && this.#refusal === null) {
       this.#refusal = error
       this.#link?.refused()
+      for (const waiter of this.#waiters) waiter.reject(error)
+      this.#waiters.clear()
+    } else if (this.#readOnlyBacklog() !== null) {
+      // Not the end of the session (it keeps receiving), but of waiting for it to sync.
       for (const waiter of this.#waiters) waiter.reject(error)
       this.#waiters.clear()
     }
