@@ -97,6 +97,48 @@ describe('tabs that share one replica (real Chromium: IndexedDB, Web Locks, Broa
     expect(first.pending).toBe(0)
   })
 
+  it('on read-only access, a write in the tab without the connection is refused too; both tabs keep receiving', async () => {
+    // The space the setup minted its tokens for (`READ_ONLY_SPACE` in relay-setup.ts).
+    const space = 'read-only-tabs'
+    const authUrl = inject('authRelayUrl')
+    const reader = (dbName: string) =>
+      createReplica({ space, url: authUrl, dbName, token: inject('readToken'), resolvers: { notes: 'lww' } })
+    const db = unique('db')
+    const first = await reader(db)
+    open.push(first)
+    await first.synced()
+    const second = await reader(db)
+    open.push(second)
+    const writer = await createReplica({
+      space,
+      url: authUrl,
+      dbName: unique('writer'),
+      token: inject('writeToken'),
+      resolvers: { notes: 'lww' },
+    })
+    open.push(writer)
+
+    await expect(first.collection('notes').put('no', { n: 1 })).rejects.toMatchObject({ code: 'forbidden' })
+    // The connected tab tells the other with its next report (every 500 ms).
+    await until(async () => {
+      try {
+        await second.collection('notes').delete('never-written')
+        return false
+      } catch (error) {
+        return (error as { code?: string }).code === 'forbidden'
+      }
+    }, 'the second tab to refuse writes')
+    await expect(second.collection('notes').put('no', { n: 2 })).rejects.toMatchObject({ code: 'forbidden' })
+
+    await writer.collection('notes').put('from-writer', { n: 3 })
+    for (const tab of [first, second]) {
+      await until(
+        async () => (await tab.collection('notes').get('from-writer')) !== undefined,
+        'both tabs to receive the writer’s note',
+      )
+    }
+  })
+
   it('tabs: false keeps the old rule: a second replica on the database fails its first write loudly', async () => {
     const space = unique('exclusive')
     const db = unique('db')

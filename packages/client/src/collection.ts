@@ -72,6 +72,11 @@ export interface Collection<TValue extends object = JsonObject> {
 export interface CollectionHost {
   /** The engine; throws `closed` once the replica is closed. */
   engine(): ReplicaEngine
+  /**
+   * The engine, for a write: also throws `forbidden` where the relay lets the replica only
+   * read and the engine cannot know (a tab that does not hold the connection).
+   */
+  writer(): ReplicaEngine
   subscribe(collection: string, listener: (rows: readonly Row<JsonObject>[]) => void): () => void
 }
 
@@ -96,7 +101,7 @@ export class EngineCollection<TValue extends object> implements Collection<TValu
 
   put(id: string, value: TValue): Promise<void> {
     try {
-      return this.#host.engine().write(this.name, id, 'put', value as unknown as JsonObject)
+      return this.#host.writer().write(this.name, id, 'put', value as unknown as JsonObject)
     } catch (error) {
       return Promise.reject(error)
     }
@@ -105,7 +110,7 @@ export class EngineCollection<TValue extends object> implements Collection<TValu
   patch(id: string, fields: Partial<TValue>): Promise<void> {
     let written: Promise<unknown>
     try {
-      written = this.#host.engine().patch(this.name, id, fields as unknown as JsonObject)
+      written = this.#host.writer().patch(this.name, id, fields as unknown as JsonObject)
     } catch (error) {
       return Promise.reject(error)
     }
@@ -114,7 +119,7 @@ export class EngineCollection<TValue extends object> implements Collection<TValu
 
   delete(id: string): Promise<void> {
     try {
-      return this.#host.engine().write(this.name, id, 'delete')
+      return this.#host.writer().write(this.name, id, 'delete')
     } catch (error) {
       return Promise.reject(error)
     }
@@ -133,7 +138,7 @@ export class EngineCollection<TValue extends object> implements Collection<TValu
   }
 
   async resolve(id: string, value: TValue): Promise<void> {
-    await this.#host.engine().resolve(this.name, id, value as unknown as JsonObject)
+    await this.#host.writer().resolve(this.name, id, value as unknown as JsonObject)
   }
 }
 

@@ -153,6 +153,16 @@ class ReplicaRuntime implements Replica {
   readonly #onOffline = (): void => this.#link?.offline()
   readonly #host: CollectionHost = {
     engine: () => this.#openEngine(),
+    writer: () => {
+      const engine = this.#openEngine()
+      if (this.#following() && this.#leader?.readOnly === true) {
+        throw new ChorusError(
+          ErrorCode.Forbidden,
+          `this replica may only read space ${this.space}: the relay refuses its writes`,
+        )
+      }
+      return engine
+    },
     subscribe: (collection, listener) => this.#subscribe(collection, listener),
   }
 
@@ -294,6 +304,7 @@ class ReplicaRuntime implements Replica {
       lag: Math.max(0, session.hubHead - session.cursor),
       acked: session.acked,
       online: this.#wantOnline,
+      readOnly: session.readOnly,
     }
   }
 
@@ -581,6 +592,8 @@ interface LeaderReport {
   /** The highest own counter the relay acknowledged. */
   readonly acked: number
   readonly online: boolean
+  /** The relay lets the replica only read the space (absent from tabs of older builds). */
+  readonly readOnly?: boolean
 }
 
 type TabMessage =
@@ -603,7 +616,8 @@ function isTabMessage(value: unknown): value is TabMessage {
         typeof message.status === 'string' &&
         typeof message.pending === 'number' &&
         typeof message.lag === 'number' &&
-        typeof message.acked === 'number'
+        typeof message.acked === 'number' &&
+        (message.readOnly === undefined || typeof message.readOnly === 'boolean')
       )
     case 'changed':
       return (
