@@ -1,6 +1,5 @@
-import { mintToken } from '@chorus/relay'
 import type { TestProject } from 'vitest/node'
-import { startRelay, tempDir } from '../integration/relay-process.js'
+import { runRelayCli, startRelay, tempDir } from '../integration/relay-process.js'
 
 /** The space the tokens of the relay with auth name. */
 export const READ_ONLY_SPACE = 'read-only-tabs'
@@ -29,14 +28,15 @@ export default async function setup(project: TestProject): Promise<() => Promise
   const authRelay = await startRelay({ dataDir: authData.path, authSecret: secret })
   project.provide('relayUrl', relay.url)
   project.provide('authRelayUrl', authRelay.url)
-  project.provide(
-    'readToken',
-    await mintToken({ secret, sub: 'reader', spaces: { [READ_ONLY_SPACE]: 'read' } }),
-  )
-  project.provide(
-    'writeToken',
-    await mintToken({ secret, sub: 'writer', spaces: { [READ_ONLY_SPACE]: 'write' } }),
-  )
+  // The operator's way to mint them: the CLI.
+  const token = async (sub: string, access: 'read' | 'write') => {
+    const args = ['token', '--secret', secret, '--sub', sub, '--space', `${READ_ONLY_SPACE}:${access}`]
+    const minted = await runRelayCli(args)
+    if (minted.code !== 0) throw new Error(`chorus-relay token failed: ${minted.stderr}`)
+    return minted.stdout.trim()
+  }
+  project.provide('readToken', await token('reader', 'read'))
+  project.provide('writeToken', await token('writer', 'write'))
   return async () => {
     await Promise.all([relay.stop('SIGTERM'), authRelay.stop('SIGTERM')])
     data.remove()
