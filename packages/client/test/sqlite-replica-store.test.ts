@@ -60,13 +60,52 @@ describe('SqliteReplicaStore', () => {
         clock: { wall: 1_700_000_000_001, counter: 0 },
         cursor: null,
         log: 'log-1',
+        maxFrame: 65_536,
       })
-      expect(await store.loadMeta()).toMatchObject({ cursor: 12, log: 'log-1' })
+      expect(await store.loadMeta()).toMatchObject({ cursor: 12, log: 'log-1', maxFrame: 65_536 })
     } finally {
       await store.close()
     }
     const reopened = await openSqliteReplicaStore({ path })
-    expect(await reopened.loadMeta()).toMatchObject({ cursor: 12, log: 'log-1' })
+    expect(await reopened.loadMeta()).toMatchObject({ cursor: 12, log: 'log-1', maxFrame: 65_536 })
+    await reopened.close()
+  })
+
+  it('opens a schema-2 database (before the hub frame limit) and upgrades it, data kept', async () => {
+    const path = join(scratch, 'schema-2.sqlite')
+    const old = new Database(path)
+    old.exec(`
+      CREATE TABLE meta (only INTEGER PRIMARY KEY CHECK (only = 1), replica_id TEXT NOT NULL, space TEXT NOT NULL,
+        counter INTEGER NOT NULL, clock_wall INTEGER NOT NULL, clock_counter INTEGER NOT NULL, cursor INTEGER NOT NULL,
+        log TEXT);
+      CREATE TABLE records (collection TEXT NOT NULL, id BLOB NOT NULL, state TEXT NOT NULL,
+        PRIMARY KEY (collection, id)) WITHOUT ROWID;
+      CREATE TABLE outbox (counter INTEGER PRIMARY KEY, change TEXT NOT NULL);
+      INSERT INTO meta VALUES (1, 'alice', 'team-notes', 3, 1700000000000, 0, 12, 'log-1');
+      PRAGMA user_version = 2;
+    `)
+    old.close()
+    const store = await openSqliteReplicaStore({ path })
+    try {
+      expect(await store.loadMeta()).toEqual({
+        replicaId: 'alice',
+        space: 'team-notes',
+        counter: 3,
+        clock: { wall: 1_700_000_000_000, counter: 0 },
+        cursor: 12,
+        log: 'log-1',
+      })
+      await store.applyRemote({
+        records: [],
+        clock: { wall: 1_700_000_000_001, counter: 0 },
+        cursor: null,
+        maxFrame: 4096,
+      })
+    } finally {
+      await store.close()
+    }
+    const reopened = await openSqliteReplicaStore({ path })
+    expect(await reopened.loadMeta()).toMatchObject({ cursor: 12, log: 'log-1', maxFrame: 4096 })
     await reopened.close()
   })
 

@@ -129,6 +129,7 @@ export class MemoryReplicaStore implements ReplicaStore {
     clock: HlcState
     cursor: number | null
     log?: string
+    maxFrame?: number
   }): Promise<void> {
     const meta = this.#requireMeta()
     this.#check(true)
@@ -141,6 +142,7 @@ export class MemoryReplicaStore implements ReplicaStore {
       clock: batch.clock,
       cursor: batch.cursor ?? meta.cursor,
       ...(batch.log === undefined ? {} : { log: batch.log }),
+      ...(batch.maxFrame === undefined ? {} : { maxFrame: batch.maxFrame }),
     }
   }
 

@@ -220,6 +220,7 @@ class Engine implements ReplicaEngine {
         acked,
         local: meta.counter,
         ...(meta.log === undefined ? {} : { log: meta.log }),
+        ...(meta.maxFrame === undefined ? {} : { maxFrame: meta.maxFrame }),
       },
     )
   }
@@ -376,6 +377,7 @@ class Engine implements ReplicaEngine {
         acked,
         local: stored.counter,
         ...(stored.log === undefined ? {} : { log: stored.log }),
+        ...(stored.maxFrame === undefined ? {} : { maxFrame: stored.maxFrame }),
       })
       this.#announce()
       return
@@ -763,6 +765,21 @@ class Engine implements ReplicaEngine {
         }
         return
       }
+      case 'set-max-frame':
+        this.#meta = { ...this.#meta, maxFrame: effect.maxFrame }
+        try {
+          await this.#store.applyRemote({
+            records: [],
+            clock: this.#hlc.state(),
+            cursor: null,
+            maxFrame: effect.maxFrame,
+          })
+        } catch (error) {
+          // This run goes by it anyway; a restart before it is stored goes by its own limit
+          // until the hub names it again.
+          this.#report(error, "storing the hub's frame limit failed")
+        }
+        return
       case 'fail':
         this.#send = null
         this.#announce()

@@ -20,6 +20,12 @@ export interface ReplicaMeta {
    * the copy's head then mean other changes than the replica read there.
    */
   readonly log?: string
+  /**
+   * The longest frame, in bytes, the hub last named (in its `hello`, or refusing a longer
+   * frame); absent until one did. Kept so that a replica restarted offline still refuses a
+   * write that hub could never take, instead of finding out once it is back online.
+   */
+  readonly maxFrame?: number
 }
 
 /** A record with its key. */
@@ -125,13 +131,15 @@ export interface ReplicaStore {
    * A record whose state has no versions is removed (a deletion the hub collected while this
    * replica was away, see `SnapshotMessage.received`). With `log`, the metadata's `log`
    * becomes it, and `cursor` is stored as given even when lower (0 after a hub restored
-   * from a backup: the replica reads that log from its start).
+   * from a backup: the replica reads that log from its start). With `maxFrame`, the
+   * metadata's `maxFrame` becomes it.
    */
   applyRemote(batch: {
     readonly records: readonly StoredRecord[]
     readonly clock: HlcState
     readonly cursor: number | null
     readonly log?: string
+    readonly maxFrame?: number
   }): Promise<void>
   /** Own changes with counter > `after`, in counter order, at most `limit`. */
   readOutbox(after: number, limit: number): Promise<Change[]>

@@ -38,9 +38,10 @@ async function replicaOf(
   { now }: Setup,
   name: string,
   errors: ChorusError[] = [],
+  store = new MemoryReplicaStore(),
 ): Promise<{ replica: ReplicaEngine; refused: string[] }> {
   const replica = await openReplicaEngine({
-    store: new MemoryReplicaStore(),
+    store,
     space: 'team',
     now,
     createReplicaId: () => asReplicaId(name),
@@ -87,6 +88,25 @@ describe('a hub that reads shorter frames than the replica', () => {
       message: expect.stringMatching(/must fit one 65536-byte frame/),
     })
     expect(replica.pending()).toBe(0)
+  })
+
+  it('keeps the limit it learnt: reopened offline, it still refuses a write the hub could never take', async () => {
+    const s = setup()
+    const store = new MemoryReplicaStore()
+    const first = await replicaOf(s, 'restarted', [], store)
+    connect(s, first.replica, first.refused)
+    await settle(s, first.replica, () => first.replica.session().maxFrame !== null)
+    expect(first.replica.session().maxFrame).toBe(HUB_FRAME)
+    await first.replica.close()
+
+    const { replica } = await replicaOf(s, 'restarted', [], store.reopen())
+    expect(replica.session().maxFrame).toBe(HUB_FRAME)
+    await expect(replica.put('notes', 'big', { body: 'b'.repeat(HUB_FRAME) })).rejects.toMatchObject({
+      code: ErrorCode.InvalidArgument,
+      message: expect.stringMatching(/must fit one 65536-byte frame/),
+    })
+    await replica.put('notes', 'small', { body: 'fits' })
+    expect(replica.pending()).toBe(1)
   })
 
   it('stops with frame-too-large, saying why, when a change written before it knew the limit can never fit', async () => {

@@ -305,6 +305,32 @@ describe('replica session: handshake', () => {
     expect(again.state.phase).toBe('offline')
   })
 
+  it('asks the runtime to store the frame limit the hub names, once per new value', () => {
+    const connected = stepReplicaSession(offlineReplica(), { type: 'connected', now: 0 }).state
+    const named = stepReplicaSession(connected, {
+      type: 'message',
+      now: 10,
+      message: { ...hubHello(2), maxFrame: 65_536 },
+    })
+    expect(named.effects).toContainEqual({ type: 'set-max-frame', maxFrame: 65_536 })
+    const again = stepReplicaSession(named.state, {
+      type: 'message',
+      now: 11,
+      message: { type: 'error', code: ErrorCode.FrameTooLarge, message: 'too long', maxFrame: 65_536 },
+    })
+    expect(again.effects).toEqual([])
+    const smaller = stepReplicaSession(again.state, {
+      type: 'message',
+      now: 12,
+      message: { type: 'error', code: ErrorCode.FrameTooLarge, message: 'too long', maxFrame: 16_384 },
+    })
+    expect(smaller.effects).toEqual([{ type: 'set-max-frame', maxFrame: 16_384 }])
+    expect(smaller.state.maxFrame).toBe(16_384)
+    // A replica opened over a store that kept it starts from it.
+    const reopened = initialReplicaSession(replicaConfig, { cursor: 3, acked: 2, local: 8, maxFrame: 16_384 })
+    expect(reopened.maxFrame).toBe(16_384)
+  })
+
   it('uploads nothing in a space the hub lets it only read, and says its own changes stay', () => {
     const connected = stepReplicaSession(offlineReplica(), { type: 'connected', now: 0 }).state
     const answer: Message = { ...hubHello(2), readOnly: [space] }

@@ -441,6 +441,22 @@ export function runReplicaStoreConformance(name: string, open: () => Promise<Rep
         expect(await store.loadMeta()).toMatchObject({ cursor: 3, counter: 1, log: 'log-2' })
       })
 
+      it("stores the hub's frame limit with `maxFrame`; later writes keep it", async () => {
+        await store.initMeta(META)
+        expect(await store.loadMeta()).not.toHaveProperty('maxFrame')
+        await store.applyRemote({ records: [], clock: { wall: 5, counter: 0 }, cursor: 4, maxFrame: 65_536 })
+        await commit(store, 'notes', 'a', put({ title: 'a' }))
+        await store.applyRemote({ records: [], clock: { wall: 9, counter: 0 }, cursor: 5 })
+        expect(await store.loadMeta()).toMatchObject({ cursor: 5, counter: 1, maxFrame: 65_536 })
+        await store.applyRemote({
+          records: [],
+          clock: { wall: 9, counter: 0 },
+          cursor: null,
+          maxFrame: 1_048_576,
+        })
+        expect(await store.loadMeta()).toMatchObject({ maxFrame: 1_048_576 })
+      })
+
       it('removes a record given with no versions, in the same commit as the rest', async () => {
         await store.initMeta(META)
         await commit(store, 'notes', 'gone', put({ title: 'gone' }))

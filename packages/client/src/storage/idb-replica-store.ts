@@ -350,6 +350,7 @@ export class IdbReplicaStore implements ReplicaStore {
     readonly clock: HlcState
     readonly cursor: number | null
     readonly log?: string
+    readonly maxFrame?: number
   }): Promise<void> {
     // A record with no versions left is removed (see `ReplicaStore.applyRemote`).
     const entries = batch.records.map((record) => ({
@@ -371,6 +372,7 @@ export class IdbReplicaStore implements ReplicaStore {
           clock: laterHlcState(meta.clock, batch.clock),
           cursor: batch.cursor ?? meta.cursor,
           ...(batch.log === undefined ? {} : { log: batch.log }),
+          ...(batch.maxFrame === undefined ? {} : { maxFrame: batch.maxFrame }),
         },
         META_KEY,
       )

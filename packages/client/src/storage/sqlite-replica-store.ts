@@ -19,8 +19,11 @@ import {
 import { frozen } from './frozen.js'
 import { sqliteFailure } from './sqlite-errors.js'
 
-/** The schema version, kept in SQLite's `user_version`. Version 2 added `meta.log`. */
-const SCHEMA_VERSION = 2
+/**
+ * The schema version, kept in SQLite's `user_version`. Version 2 added `meta.log`, version 3
+ * `meta.max_frame`.
+ */
+const SCHEMA_VERSION = 3
 
 const SCHEMA = `
   CREATE TABLE meta (
@@ -31,7 +34,8 @@ const SCHEMA = `
     clock_wall INTEGER NOT NULL,
     clock_counter INTEGER NOT NULL,
     cursor INTEGER NOT NULL,
-    log TEXT
+    log TEXT,
+    max_frame INTEGER
   );
   -- id is the record id in UTF-16BE: byte order is then JavaScript's string order (UTF-16
   -- code units), which SQLite's text collation (UTF-8 bytes) is not, and lone surrogates
@@ -74,6 +78,7 @@ interface MetaRow {
   readonly clock_counter: number
   readonly cursor: number
   readonly log: string | null
+  readonly max_frame: number | null
 }
 
 /** Options for {@link openSqliteReplicaStore}. */
@@ -278,6 +283,7 @@ export class SqliteReplicaStore implements ReplicaStore {
     readonly clock: HlcState
     readonly cursor: number | null
     readonly log?: string
+    readonly maxFrame?: number
   }): Promise<void> {
     this.#write('applying remote changes', () => {
       const meta = this.#requireMeta()
@@ -289,6 +295,7 @@ export class SqliteReplicaStore implements ReplicaStore {
       }
       this.#sql.updateClock.run(batch.clock.wall, batch.clock.counter, batch.cursor ?? meta.cursor)
       if (batch.log !== undefined) this.#sql.updateLog.run(batch.log)
+      if (batch.maxFrame !== undefined) this.#sql.updateMaxFrame.run(batch.maxFrame)
     })
   }
 
@@ -328,6 +335,7 @@ export class SqliteReplicaStore implements ReplicaStore {
       clock: { wall: row.clock_wall, counter: row.clock_counter },
       cursor: row.cursor,
       ...(row.log === null ? {} : { log: row.log }),
+      ...(row.max_frame === null ? {} : { maxFrame: row.max_frame }),
     }
   }
 
@@ -386,6 +394,7 @@ function prepare(db: SqliteDatabase) {
     ),
     updateClock: db.prepare('UPDATE meta SET clock_wall = ?, clock_counter = ?, cursor = ? WHERE only = 1'),
     updateLog: db.prepare('UPDATE meta SET log = ? WHERE only = 1'),
+    updateMaxFrame: db.prepare('UPDATE meta SET max_frame = ? WHERE only = 1'),
     getRecord: db.prepare('SELECT state FROM records WHERE collection = ? AND id = ?'),
     listRecords: db.prepare('SELECT id, state FROM records WHERE collection = ? ORDER BY id'),
     pageAsc: db.prepare('SELECT id, state FROM records WHERE collection = ? ORDER BY id LIMIT ?'),
@@ -413,9 +422,10 @@ function migrate(db: SqliteDatabase, path: string): void {
   db.pragma('synchronous = FULL')
   const version = db.pragma('user_version', { simple: true })
   if (version === SCHEMA_VERSION) return
-  if (version === 1) {
+  if (version === 1 || version === 2) {
     db.transaction(() => {
-      db.exec('ALTER TABLE meta ADD COLUMN log TEXT')
+      if (version === 1) db.exec('ALTER TABLE meta ADD COLUMN log TEXT')
+      db.exec('ALTER TABLE meta ADD COLUMN max_frame INTEGER')
       db.pragma(`user_version = ${SCHEMA_VERSION}`)
     }).immediate()
     return

@@ -191,6 +191,8 @@ export type ReplicaSessionEffect =
    * cursor was a position in another log, one a restored relay replaced), in one write.
    */
   | { readonly type: 'set-log'; readonly log: string; readonly reset: boolean }
+  /** The hub named the longest frame it reads (another than before): store it. */
+  | { readonly type: 'set-max-frame'; readonly maxFrame: number }
 
 /** A step's outcome. */
 export interface ReplicaStep {
@@ -205,6 +207,8 @@ export interface ReplicaPositions {
   readonly local: number
   /** The hub log the cursor is a position in, when a hub named it. */
   readonly log?: string
+  /** The longest frame the hub last named, if one did (see `ReplicaSessionState.maxFrame`). */
+  readonly maxFrame?: number
 }
 
 /** The session of a replica that has just started, offline. */
@@ -231,7 +235,7 @@ export function initialReplicaSession(
     dropped: false,
     lostUpTo: 0,
     log: positions.log ?? null,
-    maxFrame: null,
+    maxFrame: positions.maxFrame ?? null,
     readOnly: false,
   }
 }
@@ -242,6 +246,17 @@ const fatalCodes: ReadonlySet<ErrorCode> = new Set([
   ErrorCode.UnsupportedProtocol,
   ErrorCode.ReplicaMismatch,
 ])
+
+/** The hub's frame limit after it named `named` (if it did), asking to store one it changed. */
+function limitFrom(
+  named: number | undefined,
+  state: ReplicaSessionState,
+  effects: ReplicaSessionEffect[],
+): number | null {
+  if (named === undefined || named === state.maxFrame) return state.maxFrame
+  effects.push({ type: 'set-max-frame', maxFrame: named })
+  return named
+}
 
 /**
  * Tells the runtime, when the replica holds own changes the hub will not take, that they
@@ -445,7 +460,7 @@ function receive(
         lastProgressAt: now,
         hubHead,
         compact,
-        maxFrame: message.maxFrame ?? state.maxFrame,
+        maxFrame: limitFrom(message.maxFrame, state, effects),
         readOnly: message.readOnly?.includes(space) === true,
       }
       if (next.readOnly && !state.readOnly) readOnlyNotice(next, effects)
@@ -545,8 +560,10 @@ function receive(
       // A frame of ours passed the hub's limit (sent before its hello named it): what follows
       // is sized to what it named — from the last acknowledged change at the next tick, or
       // after the reconnect when the hub closes the connection, as a relay does.
-      if (message.code === ErrorCode.FrameTooLarge && message.maxFrame !== undefined)
-        return { ...state, maxFrame: message.maxFrame, dropped: state.dropped || state.sent > state.acked }
+      if (message.code === ErrorCode.FrameTooLarge && message.maxFrame !== undefined) {
+        const maxFrame = limitFrom(message.maxFrame, state, effects)
+        return { ...state, maxFrame, dropped: state.dropped || state.sent > state.acked }
+      }
       // Dropped for going too fast: wait a tick, not a whole retransmit period.
       if (message.code === ErrorCode.RateLimited && state.sent > state.acked)
         return { ...state, dropped: true }
