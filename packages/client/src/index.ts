@@ -2,6 +2,7 @@ export {
   type ChangeEvent,
   ChorusError,
   type Conflict,
+  type ConflictFilter,
   type ConflictVersion,
   ErrorCode,
   isChorusError,

@@ -2,6 +2,7 @@ import {
   type ChangeEvent,
   ChorusError,
   type Conflict,
+  type ConflictFilter,
   ErrorCode,
   isChorusError,
   type JsonObject,
@@ -65,8 +66,12 @@ export interface Replica {
   readonly lag: number
   /** The collection named `name` (letters, digits, `_ . : -`); the same object on every call. */
   collection<TValue extends object = JsonObject>(name: string): Collection<TValue>
-  /** Every record whose resolver leaves a conflict to the user (`'manual'`), with its versions. */
-  conflicts(): Promise<Conflict[]>
+  /**
+   * Every record whose resolver leaves a conflict to the user (`'manual'`), with its
+   * versions, in collection then id order; with `filter`, only among the records it names
+   * (the ids of a change event, say), which reads those alone.
+   */
+  conflicts(filter?: ConflictFilter): Promise<Conflict[]>
   /** Subscribes to an event; returns the function that unsubscribes. */
   on<TName extends keyof ReplicaEvents>(
     name: TName,
@@ -382,8 +387,8 @@ class ReplicaRuntime implements Replica {
     return collection as unknown as Collection<TValue>
   }
 
-  async conflicts(): Promise<Conflict[]> {
-    return this.#openEngine().conflicts()
+  async conflicts(filter?: ConflictFilter): Promise<Conflict[]> {
+    return this.#openEngine().conflicts(filter)
   }
 
   on<TName extends keyof ReplicaEvents>(

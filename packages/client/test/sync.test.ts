@@ -228,10 +228,20 @@ describe('concurrent edits converge under each resolver', () => {
         [alice.replicaId, bob.replicaId].sort(),
       )
     }
+    // Only among the records named: the ids of a change event, say (unknown ids and repeats
+    // are fine; a bad collection name is refused as everywhere).
+    const all = await alice.conflicts()
+    expect(await alice.conflicts({ collection: 'notes', ids: ['n1', 'n1', 'nothing-here'] })).toEqual(all)
+    expect(await alice.conflicts({ collection: 'notes', ids: ['nothing-here'] })).toEqual([])
+    expect(await alice.conflicts({ collection: 'tags', ids: ['n1'] })).toEqual([])
+    await expect(alice.conflicts({ collection: '', ids: ['n1'] })).rejects.toMatchObject({
+      code: ErrorCode.InvalidArgument,
+    })
     await bob.collection('notes').resolve('n1', { title: 'agreed' })
     await settled(alice, bob)
     for (const replica of [alice, bob]) {
       expect(await replica.conflicts()).toEqual([])
+      expect(await replica.conflicts({ collection: 'notes', ids: ['n1'] })).toEqual([])
       expect(await replica.collection('notes').get('n1')).toEqual({ title: 'agreed' })
     }
   })

@@ -41,6 +41,15 @@ export interface Conflict {
   readonly versions: readonly ConflictVersion[]
 }
 
+/**
+ * Which records {@link ReplicaEngine.conflicts} looks at: those of `collection` with these
+ * ids, as a change event names them, instead of every record.
+ */
+export interface ConflictFilter {
+  readonly collection: string
+  readonly ids: readonly string[]
+}
+
 /** What changed, for live queries. */
 export interface ChangeEvent {
   readonly collection: string
@@ -120,7 +129,11 @@ export interface ReplicaEngine {
   get(collection: string, id: string): Promise<JsonObject | undefined>
   /** The collection's rows (records with a value: not deleted), as `options` select them. */
   list(collection: string, options?: ListOptions): Promise<{ id: RecordId; value: JsonObject }[]>
-  conflicts(): Promise<Conflict[]>
+  /**
+   * The records whose resolver leaves a conflict to the user, in collection then id order:
+   * of every record, or only of those `filter` names (a read of those alone).
+   */
+  conflicts(filter?: ConflictFilter): Promise<Conflict[]>
   /** The raw record state (versions), for checkers and debugging. */
   record(collection: string, id: string): Promise<RecordState | undefined>
   attach(send: (frame: string) => void): void
@@ -299,15 +312,31 @@ class Engine implements ReplicaEngine {
     }
   }
 
-  async conflicts(): Promise<Conflict[]> {
+  async conflicts(filter?: ConflictFilter): Promise<Conflict[]> {
     this.#assertOpen()
+    const records = filter === undefined ? await this.#store.allRecords() : await this.#recordsOf(filter)
     const out: Conflict[] = []
-    for (const record of await this.#store.allRecords()) {
+    for (const record of records) {
       if (record.state.versions.length < 2) continue
       const conflict = this.#resolvers(record.collection).resolve(record.state.versions).conflict
       if (conflict !== undefined)
         out.push({ collection: record.collection, id: record.id, versions: conflict })
     }
+    return out.sort(byCollectionThenId)
+  }
+
+  /** The stored records `filter` names (each once; none where there is no record). */
+  async #recordsOf(filter: ConflictFilter): Promise<StoredRecord[]> {
+    const collection = assertCollectionName(filter.collection)
+    const keys = [...new Set(filter.ids)].map((id) => ({ collection, id: asRecordId(id) }))
+    const states =
+      (await this.#readRecords(keys)) ??
+      (await Promise.all(keys.map((key) => this.#store.getRecord(key.collection, key.id))))
+    const out: StoredRecord[] = []
+    keys.forEach((key, i) => {
+      const state = states[i]
+      if (state !== undefined) out.push({ ...key, state })
+    })
     return out
   }
 
@@ -1152,4 +1181,10 @@ export function uploadWithin(changes: Change[], maxFrameBytes: number): Change[]
     if (chars > budget && i > 0) return changes.slice(0, i)
   }
   return changes
+}
+
+/** Conflicts in collection order, then id order (UTF-16 code units, as JavaScript compares strings). */
+function byCollectionThenId(a: Conflict, b: Conflict): number {
+  if (a.collection !== b.collection) return a.collection < b.collection ? -1 : 1
+  return a.id < b.id ? -1 : a.id > b.id ? 1 : 0
 }

@@ -5,12 +5,14 @@ import { useReplica } from './provider.js'
 import { LoadFailure, type SnapshotSink, sharedSnapshot } from './shared-snapshot.js'
 
 /**
- * The records whose resolver (`'manual'`) leaves a conflict for the user, with their versions;
- * only those of `collection` when it is given. `undefined` until the first load.
+ * The records whose resolver (`'manual'`) leaves a conflict for the user, with their versions,
+ * in collection then id order; only those of `collection` when it is given. `undefined` until
+ * the first load.
  *
- * Reloaded after remote changes, and after local ones to a record in conflict (a local write
- * covers every version it has seen, so it can settle a conflict but never start one). Changes
- * arriving during a load cost one more load, not one each.
+ * Loaded whole once. After that, a change reads only the records it names: remote changes,
+ * and local ones to a record in conflict (a local write covers every version it has seen, so
+ * it can settle a conflict but never start one) — a remote change to one note in a notebook
+ * of thousands costs one record's read, not a scan.
  */
 export function useConflicts(collection?: string): readonly Conflict[] | undefined {
   const replica = useReplica()
@@ -30,40 +32,49 @@ function watchConflicts(
   sink: SnapshotSink<readonly Conflict[]>,
 ): () => void {
   let current: readonly Conflict[] = []
-  let loading = false
-  let again = false
-
-  const load = async (): Promise<void> => {
-    if (loading) {
-      again = true
-      return
-    }
-    loading = true
-    try {
-      do {
-        again = false
-        const all = await replica.conflicts()
-        current = collection === undefined ? all : all.filter((item) => item.collection === collection)
-        sink.set(current)
-      } while (again)
-    } catch (error) {
+  let loaded = false
+  // Loads and updates run one after another, in the order their changes happened. After a
+  // failure the next change loads everything again.
+  let queue: Promise<void> = Promise.resolve()
+  const run = (task: () => Promise<void>): void => {
+    queue = queue.then(task).catch((error: unknown) => {
+      loaded = false
       sink.fail(error)
-    } finally {
-      loading = false
-    }
+    })
+  }
+  const loadAll = async (): Promise<void> => {
+    const all = await replica.conflicts()
+    current = collection === undefined ? all : all.filter((item) => item.collection === collection)
+    loaded = true
+    sink.set(current)
   }
 
   const concerns = (event: ChangeEvent): boolean => {
     if (collection !== undefined && event.collection !== collection) return false
-    if (loading || event.origin === 'remote') return true
+    // Before the first load has finished, what it read may predate this change.
+    if (!loaded || event.origin === 'remote') return true
     return current.some(
       (item) => item.collection === event.collection && event.ids.some((id) => id === item.id),
     )
   }
 
   const stop = replica.on('change', (event) => {
-    if (concerns(event)) void load()
+    if (!concerns(event)) return
+    run(async () => {
+      if (!loaded) return loadAll()
+      const found = await replica.conflicts({ collection: event.collection, ids: event.ids })
+      const named = new Set<string>(event.ids)
+      const others = current.filter((item) => item.collection !== event.collection || !named.has(item.id))
+      current = [...others, ...found].sort(byCollectionThenId)
+      sink.set(current)
+    })
   })
-  void load()
+  run(loadAll)
   return stop
+}
+
+/** The order `Replica.conflicts` gives: by collection, then id. */
+function byCollectionThenId(a: Conflict, b: Conflict): number {
+  if (a.collection !== b.collection) return a.collection < b.collection ? -1 : 1
+  return a.id < b.id ? -1 : a.id > b.id ? 1 : 0
 }

@@ -112,6 +112,30 @@ describe('useConflicts', () => {
     await a.collection<Note>('notes').put('n1', { title: 'settled by editing' })
     await until('the conflict to go', () => view.text() === 'no conflicts')
     expect(conflicts).toHaveBeenCalledTimes(2)
+    expect(conflicts).toHaveBeenLastCalledWith({ collection: 'notes', ids: ['n1'] })
     expect(renders.count).toBe(loaded + 1)
+  })
+
+  it('after its first load, reads only the records a remote change names, and keeps them in id order', async () => {
+    const [a, b] = await conflictOnTwoDevices()
+    const conflicts = vi.spyOn(a, 'conflicts')
+    const view = await mount(a, <Conflicts />)
+    await until('the first conflict', () => view.text().startsWith('notes/n1'))
+    expect(conflicts).toHaveBeenCalledTimes(1)
+    expect(conflicts).toHaveBeenLastCalledWith()
+
+    // A second conflict, on a record that sorts before the first: both devices edit n0 apart.
+    a.disconnect()
+    b.disconnect()
+    await a.collection<Note>('notes').put('n0', { title: 'A again' })
+    await b.collection<Note>('notes').put('n0', { title: 'B again' })
+    a.connect()
+    b.connect()
+    await until('both conflicts', () => view.container.querySelectorAll('li').length === 2)
+    const items = [...view.container.querySelectorAll('li')].map((item) => item.textContent?.split(':')[0])
+    expect(items).toEqual(['notes/n0', 'notes/n1'])
+    // Every call after the first named the records its change touched: no scan of them all.
+    for (const call of conflicts.mock.calls.slice(1)) expect(call[0]?.ids.length).toBeGreaterThan(0)
+    expect(await a.conflicts()).toHaveLength(2)
   })
 })
