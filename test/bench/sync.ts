@@ -78,6 +78,11 @@
  *    outbox chunks and metadata those writes store, made by the client's own layout encoders
  *    from changes made beforehand and written in one transaction of raw IndexedDB calls —
  *    what the layout costs before any engine work (on its own above 1.25× `bulkPut`).
+ * 6. **conflicts after a change** — a replica on fake-indexeddb holding `CONFLICT_RECORDS`
+ *    notes (resolver `manual`): `conflicts()` over every record, which `useConflicts` ran after
+ *    each remote change before this build, against `conflicts({ collection, ids })` over the
+ *    one record a change names, which it runs now. No goal: the figure is the price of a
+ *    change in a large notebook.
  *
  * Replicas offer the protocol's optional `compact` feature, as every replica of this build
  * does, so the relay sends them batches as compact rows (see docs/PROTOCOL.md).
@@ -129,7 +134,8 @@ const FANOUT_SUBSCRIBERS = 100
 const FANOUT_CHANGES = 20_000
 const IDLE_CONNECTIONS = 500
 const LOCAL_WRITES = 10_000
-const only = new Set((process.env.ONLY ?? '1,2,3,4,5').split(',').map(Number))
+const CONFLICT_RECORDS = 10_000
+const only = new Set((process.env.ONLY ?? '1,2,3,4,5,6').split(',').map(Number))
 
 const collect = globalThis.gc
 if (typeof collect !== 'function') {
@@ -987,6 +993,45 @@ async function benchLocalWrites() {
   }
 }
 
+// 6. conflicts after a change --------------------------------------------------------------
+
+async function benchConflicts() {
+  log('6. conflicts after a change…')
+  const replica = await createReplica({
+    space: SPACE,
+    storage: 'indexeddb',
+    dbName: freshDbName(),
+    indexedDB: new IDBFactory(),
+    IDBKeyRange,
+    resolvers: { [COLLECTION]: 'manual' },
+  })
+  const notes = replica.collection(COLLECTION)
+  await Promise.all(Array.from({ length: CONFLICT_RECORDS }, (_, n) => notes.put(noteId(n), noteValue(n))))
+  const samples = { all: [] as number[], named: [] as number[] }
+  const runs = 5
+  for (let i = 0; i <= runs; i++) {
+    gc()
+    let start = performance.now()
+    await replica.conflicts()
+    const all = performance.now() - start
+    start = performance.now()
+    await replica.conflicts({ collection: COLLECTION, ids: [noteId(i * 997)] })
+    const named = performance.now() - start
+    if (i === 0) continue
+    samples.all.push(all)
+    samples.named.push(named)
+  }
+  await replica.close()
+  log(`   every record ${fixed(median(samples.all))} ms, the one named ${fixed(median(samples.named), 2)} ms`)
+  return {
+    records: CONFLICT_RECORDS,
+    runs,
+    everyRecordMs: median(samples.all),
+    recordsNamedMs: median(samples.named),
+    samplesMs: samples,
+  }
+}
+
 // report --------------------------------------------------------------------------------------
 
 function fixed(value: number, digits = 1): string {
@@ -1003,6 +1048,7 @@ const latency = only.has(2) ? await benchLatency() : null
 const reconnect = only.has(3) ? await benchReconnect() : null
 const fanout = only.has(4) ? await benchFanout() : null
 const local = only.has(5) ? await benchLocalWrites() : null
+const conflicts = only.has(6) ? await benchConflicts() : null
 
 const results = {
   meta: {
@@ -1019,11 +1065,12 @@ const results = {
   reconnect,
   fanout,
   localWrites: local,
+  conflicts,
 }
 
 const resultsDir = new URL('./results/', import.meta.url)
 mkdirSync(resultsDir, { recursive: true })
-const resultsFile = new URL(only.size === 5 ? 'sync.json' : 'sync-partial.json', resultsDir)
+const resultsFile = new URL(only.size === 6 ? 'sync.json' : 'sync-partial.json', resultsDir)
 writeFileSync(resultsFile, `${JSON.stringify(results, null, 2)}\n`)
 
 type Row = readonly [string, string, string, string, string]
@@ -1170,6 +1217,15 @@ if (local !== null) {
       '',
     ],
   )
+}
+if (conflicts !== null) {
+  rows.push([
+    `6. conflicts after a change, ${conflicts.records.toLocaleString('en')} records (ms)`,
+    fixed(conflicts.recordsNamedMs, 2),
+    fixed(conflicts.everyRecordMs, 1),
+    '(scan: former)',
+    '',
+  ])
 }
 const head: Row = ['', 'Chorus', 'floor', 'goal', '']
 console.log(
