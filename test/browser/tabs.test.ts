@@ -101,12 +101,27 @@ describe('tabs that share one replica (real Chromium: IndexedDB, Web Locks, Broa
     // The space the setup minted its tokens for (`READ_ONLY_SPACE` in relay-setup.ts).
     const space = 'read-only-tabs'
     const authUrl = inject('authRelayUrl')
-    const reader = (dbName: string) =>
-      createReplica({ space, url: authUrl, dbName, token: inject('readToken'), resolvers: { notes: 'lww' } })
+    const errors: string[] = []
+    const reader = async (dbName: string) => {
+      const replica = await createReplica({
+        space,
+        url: authUrl,
+        dbName,
+        token: inject('readToken'),
+        resolvers: { notes: 'lww' },
+      })
+      replica.on('error', (error) => errors.push(error.code))
+      return replica
+    }
     const db = unique('db')
+    // A note written on this device before it ever connected: it can never be uploaded.
+    const offline = await createReplica({ space, dbName: db, tabs: false })
+    await offline.collection('notes').put('written-offline', { n: 0 })
+    await offline.close()
     const first = await reader(db)
     open.push(first)
-    await first.synced()
+    await expect(first.synced()).rejects.toMatchObject({ code: 'forbidden' })
+    expect(errors).toEqual(['forbidden'])
     const second = await reader(db)
     open.push(second)
     const writer = await createReplica({
@@ -129,6 +144,9 @@ describe('tabs that share one replica (real Chromium: IndexedDB, Web Locks, Broa
       }
     }, 'the second tab to refuse writes')
     await expect(second.collection('notes').put('no', { n: 2 })).rejects.toMatchObject({ code: 'forbidden' })
+    // Nor does the tab without the connection wait forever for what cannot sync.
+    await expect(second.synced()).rejects.toMatchObject({ code: 'forbidden' })
+    expect(first.pending).toBeGreaterThanOrEqual(1)
 
     await writer.collection('notes').put('from-writer', { n: 3 })
     for (const tab of [first, second]) {

@@ -316,11 +316,17 @@ class ReplicaRuntime implements Replica {
   #tabMessage(message: unknown): void {
     if (this.#closed || !isTabMessage(message)) return
     switch (message.type) {
-      case 'leader':
+      case 'leader': {
         if (this.#shared?.group.leading) return
         this.#leader = message
         this.#publish()
+        const stuck = this.#readOnlyBacklog()
+        if (stuck !== null) {
+          for (const waiter of this.#waiters) waiter.reject(stuck)
+          this.#waiters.clear()
+        }
         return
+      }
       case 'changed': {
         const event: ChangeEvent = {
           collection: message.collection,
@@ -420,8 +426,10 @@ class ReplicaRuntime implements Replica {
    * error `synced()` rejects with; null when there are none.
    */
   #readOnlyBacklog(): ChorusError | null {
-    const pending = this.#engine.pending()
-    if (!this.#engine.session().readOnly || pending === 0) return null
+    // A tab without the connection knows it from the connected tab's report.
+    const readOnly = this.#following() ? this.#leader?.readOnly === true : this.#engine.session().readOnly
+    const pending = this.pending
+    if (!readOnly || pending === 0) return null
     return new ChorusError(
       ErrorCode.Forbidden,
       `this replica may only read space ${this.space}: its ${pending} own change${pending === 1 ? '' : 's'} not uploaded cannot sync`,
