@@ -1,9 +1,8 @@
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import Database from 'better-sqlite3'
-import { afterAll, afterEach, describe, expect, it } from 'vitest'
-import { LoopbackCluster } from '../src/node/loopback-cluster.js'
+import { describe, expect, it } from 'vitest'
+import type { LoopbackCluster } from '../src/node/loopback-cluster.js'
+import { scratchClusters } from './support/scratch-clusters.js'
 
 // Real node processes writing many times to a few keys: each node's SQLite file must stay a
 // checkpoint plus the records since, and a node killed with SIGKILL restarts from it whole.
@@ -11,17 +10,7 @@ import { LoopbackCluster } from '../src/node/loopback-cluster.js'
 const nodes = ['n1', 'n2', 'n3']
 const KEYS = 5
 const WRITES = 300
-const scratch = mkdtempSync(join(tmpdir(), 'chorus-checkpoint-files-'))
-let cluster: LoopbackCluster | undefined
-
-afterEach(async () => {
-  await cluster?.stop()
-  cluster = undefined
-})
-
-afterAll(() => {
-  rmSync(scratch, { recursive: true, force: true })
-})
+const clusters = scratchClusters('chorus-checkpoint-files-', nodes)
 
 /** Rows in a node's records table, read from its file beside the running process (WAL). */
 function rowsOf(dir: string, node: string): number {
@@ -52,14 +41,11 @@ interface Answer {
 }
 
 /** Starts three nodes of `design` (fsync off) with their files in a directory of their own. */
-async function start(
+function start(
   design: 'single-leader' | 'quorum',
   settings: Record<string, unknown>,
 ): Promise<{ dir: string; running: LoopbackCluster }> {
-  const dir = join(scratch, design)
-  mkdirSync(dir)
-  cluster = await LoopbackCluster.start({ design, nodes, settings, dataDir: dir, fsync: false })
-  return { dir, running: cluster }
+  return clusters.start(design, design, settings)
 }
 
 describe('checkpoints on real files', () => {

@@ -1,9 +1,7 @@
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
-import { afterAll, afterEach, describe, expect, it } from 'vitest'
-import { LoopbackCluster } from '../src/node/loopback-cluster.js'
+import { describe, expect, it } from 'vitest'
+import type { LoopbackCluster } from '../src/node/loopback-cluster.js'
 import { MAX_PEER_FRAME } from '../src/node/tcp-peer-transport.js'
+import { scratchClusters } from './support/scratch-clusters.js'
 
 // Values near the node API's 1 MiB request limit: a few of them together outgrow one peer
 // frame, so a follower can only catch up if no append carries more than a frame holds.
@@ -20,41 +18,20 @@ interface Status {
 }
 
 const nodes = ['n1', 'n2', 'n3']
-const scratch = mkdtempSync(join(tmpdir(), 'chorus-large-values-'))
-let cluster: LoopbackCluster | undefined
-
-afterEach(async () => {
-  await cluster?.stop()
-  cluster = undefined
-})
-
-afterAll(() => {
-  rmSync(scratch, { recursive: true, force: true })
-})
+const clusters = scratchClusters('chorus-large-values-', nodes)
 
 async function start(
   name: string,
   settings: Record<string, unknown>,
   design: 'single-leader' | 'quorum' = 'single-leader',
 ): Promise<LoopbackCluster> {
-  mkdirSync(join(scratch, name))
-  cluster = await LoopbackCluster.start({
+  const single = { replication: { mode: 'async' }, heartbeatMs: 50, electionTimeoutMs: 1_000, leaseMs: 600 }
+  const { running } = await clusters.start(
+    name,
     design,
-    nodes,
-    settings:
-      design === 'quorum'
-        ? settings
-        : {
-            replication: { mode: 'async' },
-            heartbeatMs: 50,
-            electionTimeoutMs: 1_000,
-            leaseMs: 600,
-            ...settings,
-          },
-    dataDir: join(scratch, name),
-    fsync: false,
-  })
-  return cluster
+    design === 'quorum' ? settings : { ...single, ...settings },
+  )
+  return running
 }
 
 async function statusOf(running: LoopbackCluster, id: string): Promise<Status | undefined> {
