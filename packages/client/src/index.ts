@@ -4,6 +4,7 @@ export {
   type Conflict,
   type ConflictFilter,
   type ConflictVersion,
+  compareConflicts,
   ErrorCode,
   isChorusError,
   type JsonObject,

@@ -12,6 +12,7 @@ import {
   type ReplicaEngine,
   type ReplicaId,
   type ReplicaStore,
+  readOnlyWrite,
   replicaIdFromBytes,
   type SpaceId,
   type SyncStatus,
@@ -160,12 +161,7 @@ class ReplicaRuntime implements Replica {
     engine: () => this.#openEngine(),
     writer: () => {
       const engine = this.#openEngine()
-      if (this.#following() && this.#leader?.readOnly === true) {
-        throw new ChorusError(
-          ErrorCode.Forbidden,
-          `this replica may only read space ${this.space}: the relay refuses its writes`,
-        )
-      }
+      if (this.#following() && this.#leader?.readOnly === true) throw readOnlyWrite(this.space)
       return engine
     },
     subscribe: (collection, listener) => this.#subscribe(collection, listener),

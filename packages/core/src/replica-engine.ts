@@ -322,7 +322,7 @@ class Engine implements ReplicaEngine {
       if (conflict !== undefined)
         out.push({ collection: record.collection, id: record.id, versions: conflict })
     }
-    return out.sort(byCollectionThenId)
+    return out.sort(compareConflicts)
   }
 
   /** The stored records `filter` names (each once; none where there is no record). */
@@ -498,12 +498,7 @@ class Engine implements ReplicaEngine {
    */
   #intent(collection: string, id: string, type: WriteIntent['type'], payload: unknown): WriteIntent {
     this.#assertOpen()
-    if (this.#session.readOnly) {
-      throw new ChorusError(
-        ErrorCode.Forbidden,
-        `this replica may only read space ${this.space}: the relay refuses its writes`,
-      )
-    }
+    if (this.#session.readOnly) throw readOnlyWrite(this.space)
     if (collection !== this.#checkedCollection) {
       assertCollectionName(collection)
       this.#checkedCollection = collection
@@ -1183,8 +1178,22 @@ export function uploadWithin(changes: Change[], maxFrameBytes: number): Change[]
   return changes
 }
 
-/** Conflicts in collection order, then id order (UTF-16 code units, as JavaScript compares strings). */
-function byCollectionThenId(a: Conflict, b: Conflict): number {
+/**
+ * The error a write gets where the relay lets the replica only read the space (see
+ * `ReplicaSessionState.readOnly`).
+ */
+export function readOnlyWrite(space: string): ChorusError {
+  return new ChorusError(
+    ErrorCode.Forbidden,
+    `this replica may only read space ${space}: the relay refuses its writes`,
+  )
+}
+
+/**
+ * The order of {@link ReplicaEngine.conflicts}: by collection, then id (UTF-16 code units, as
+ * JavaScript compares strings).
+ */
+export function compareConflicts(a: Conflict, b: Conflict): number {
   if (a.collection !== b.collection) return a.collection < b.collection ? -1 : 1
   return a.id < b.id ? -1 : a.id > b.id ? 1 : 0
 }

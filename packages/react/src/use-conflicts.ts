@@ -1,4 +1,4 @@
-import type { ChangeEvent, Conflict, Replica } from '@chorus/client'
+import { type ChangeEvent, type Conflict, compareConflicts, type Replica } from '@chorus/client'
 import { useSyncExternalStore } from 'react'
 import { reuseItems } from './json-equal.js'
 import { useReplica } from './provider.js'
@@ -65,16 +65,10 @@ function watchConflicts(
       const found = await replica.conflicts({ collection: event.collection, ids: event.ids })
       const named = new Set<string>(event.ids)
       const others = current.filter((item) => item.collection !== event.collection || !named.has(item.id))
-      current = [...others, ...found].sort(byCollectionThenId)
+      current = [...others, ...found].sort(compareConflicts)
       sink.set(current)
     })
   })
   run(loadAll)
   return stop
-}
-
-/** The order `Replica.conflicts` gives: by collection, then id. */
-function byCollectionThenId(a: Conflict, b: Conflict): number {
-  if (a.collection !== b.collection) return a.collection < b.collection ? -1 : 1
-  return a.id < b.id ? -1 : a.id > b.id ? 1 : 0
 }
