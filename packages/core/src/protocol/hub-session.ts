@@ -5,6 +5,7 @@ import type { ReplicaId, SpaceId } from '../ids.js'
 import { ownNumber, ownValue } from '../json.js'
 import { type LogEntry, recordKey } from '../storage.js'
 import type { Dot } from '../version-vector.js'
+import { type FramesInFlight, NO_FRAMES_IN_FLIGHT, pushFrame, settleFrames } from './frames-in-flight.js'
 import {
   type ChangesMessage,
   DEFAULT_LIMITS,
@@ -125,9 +126,6 @@ export function outgoing(
   return { batch, bytes }
 }
 
-/** A `changes` frame sent and not yet acknowledged: its last position and its estimated bytes. */
-export type InFlight = readonly [to: number, bytes: number]
-
 /** Per-space stream state of one session. */
 export interface HubStream {
   readonly access: Access
@@ -137,7 +135,7 @@ export interface HubStream {
   readonly sent: number
   readonly acked: number
   /** The `changes` frames after `acked`, oldest first, and the sum of their bytes. */
-  readonly inFlight: readonly InFlight[]
+  readonly inFlight: FramesInFlight
   readonly bytesInFlight: number
   readonly reading: boolean
   readonly lastProgressAt: number
@@ -296,22 +294,13 @@ function streamOf(state: HubSessionState, space: string): HubStream | undefined 
 }
 
 /** Nothing in flight: spelled out where a stream is built, so its fields stay in one shape. */
-const noneInFlight: readonly InFlight[] = []
+const noneInFlight = NO_FRAMES_IN_FLIGHT
 const noFeatures: readonly Feature[] = []
 
 /** What stays in flight once the peer has acknowledged up to `acked`. */
 function settle(stream: HubStream, acked: number): Pick<HubStream, 'inFlight' | 'bytesInFlight'> {
-  const { inFlight } = stream
-  let settled = 0
-  let bytes = stream.bytesInFlight
-  for (; settled < inFlight.length; settled++) {
-    const [to, size] = inFlight[settled] as InFlight
-    if (to > acked) break
-    bytes -= size
-  }
-  return settled === 0
-    ? { inFlight, bytesInFlight: bytes }
-    : { inFlight: inFlight.slice(settled), bytesInFlight: bytes }
+  const { left, released } = settleFrames(stream.inFlight, acked)
+  return { inFlight: left, bytesInFlight: stream.bytesInFlight - released }
 }
 
 function setStream(state: HubSessionState, space: SpaceId, stream: HubStream): HubSessionState {
@@ -725,7 +714,7 @@ function logRead(
     ...stream,
     reading: false,
     sent: last.seq,
-    inFlight: bytes === 0 ? stream.inFlight : [...stream.inFlight, [last.seq, bytes]],
+    inFlight: bytes === 0 ? stream.inFlight : pushFrame(stream.inFlight, last.seq, bytes),
     bytesInFlight: stream.bytesInFlight + bytes,
     lastProgressAt,
   }
