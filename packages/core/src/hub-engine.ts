@@ -53,6 +53,15 @@ export interface HubEngineOptions {
   readonly onStored?: (space: SpaceId, replica: ReplicaId, appended: number, recovered: boolean) => void
   /** Called when a replica acknowledges the space's log up to `position` (for compaction). */
   readonly onAcked?: (space: SpaceId, replica: ReplicaId, position: number) => void
+  /**
+   * Called after each commit of appends to the store (one transaction and one disk flush,
+   * however many appends it held), with its duration by `elapsed`: what a change waits for
+   * between arriving and being acknowledged and streamed on (for metrics). Failed commits
+   * are not counted.
+   */
+  readonly onCommitted?: (space: SpaceId, appends: number, ms: number) => void
+  /** A monotonic clock in milliseconds for `onCommitted` (default `now`). */
+  readonly elapsed?: () => number
   /** Called with failures that have no caller to reject (a failed append, a failed read). */
   readonly onError?: (error: ChorusError) => void
   /**
@@ -157,6 +166,7 @@ const ROW_OVERHEAD = 40
 /** Creates a hub over a store. */
 export function createHubEngine(options: HubEngineOptions): HubEngine {
   const { store, now } = options
+  const elapsed = options.elapsed ?? now
   const authenticate = options.authenticate ?? allowAll
   const limits = options.limits ?? DEFAULT_LIMITS
   // The hub names the frames it reads in its hello, so replicas size their uploads to them.
@@ -384,6 +394,7 @@ export function createHubEngine(options: HubEngineOptions): HubEngine {
     const many = store.appendMany?.bind(store)
     if (cache !== null && jobs.length > 1 && many !== undefined) {
       try {
+        const started = elapsed()
         results = await many(
           space,
           jobs.map(({ replicaId, changes, through }) =>
@@ -393,13 +404,16 @@ export function createHubEngine(options: HubEngineOptions): HubEngine {
           ),
           changeText,
         )
+        options.onCommitted?.(space, jobs.length, elapsed() - started)
       } catch (error) {
         report(error, 'appending changes failed; nothing was acknowledged')
       }
     } else if (cache !== null) {
       for (const [i, job] of jobs.entries()) {
         try {
+          const started = elapsed()
           results[i] = await store.append(space, job.replicaId, job.changes, changeText, job.through)
+          options.onCommitted?.(space, 1, elapsed() - started)
         } catch (error) {
           report(error, 'appending changes failed; nothing was acknowledged')
         }

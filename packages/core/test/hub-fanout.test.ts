@@ -102,6 +102,48 @@ describe('hub fan-out', () => {
     ])
   })
 
+  it('reports each commit of appends once, with its duration by the elapsed clock, and no failed one', async () => {
+    const space = asSpaceId('team')
+    const writer = asReplicaId('writer')
+    const commits: [string, number, number][] = []
+    let clock = 0
+    const store = new MemoryHubStore()
+    const hub = createHubEngine({
+      store,
+      now: () => 1_700_000_000_000,
+      // Each reading moves the clock on by 3 ms: a commit read twice took 3 ms.
+      elapsed: () => (clock += 3),
+      onCommitted: (committedSpace, appends, ms) => commits.push([committedSpace, appends, ms]),
+    })
+    const change = (counter: number): Change => ({
+      collection: 'notes',
+      id: asRecordId(`n${counter}`),
+      dot: [writer, counter],
+      context: {},
+      hlc: formatHlc({ wall: 1_700_000_000_000 + counter, counter: 0, replica: writer }),
+      op: { type: 'put', value: { counter } },
+    })
+    const connection = hub.accept({ send: () => undefined, close: () => undefined })
+    await connection.receive(
+      encodeMessage({
+        type: 'hello',
+        protocol: PROTOCOL_VERSION,
+        replicaId: writer,
+        spaces: [space],
+        have: { [space]: 0 },
+      }),
+    )
+    await connection.receive(
+      encodeMessage({ type: 'changes', space, from: 0, to: 2, batch: [change(1), change(2)] }),
+    )
+    await hub.idle()
+    expect(commits).toEqual([[space, 1, 3]])
+    store.failNextWrite()
+    await connection.receive(encodeMessage({ type: 'changes', space, from: 2, to: 3, batch: [change(3)] }))
+    await hub.idle()
+    expect(commits).toHaveLength(1)
+  })
+
   describe('log entries kept in memory', () => {
     const space = asSpaceId('team')
     const writer = asReplicaId('writer')

@@ -2,7 +2,15 @@ export type { RelayAuthenticate, RelayAuthResult } from './authenticate.js'
 export { type CliIo, ExitCode, runCli, SECRET_ENV } from './cli.js'
 export { parseDuration } from './duration.js'
 export { createHttpHandler, createUpgradeHandler, SYNC_PATH, type UpgradeTarget } from './http.js'
-export { PROMETHEUS_CONTENT_TYPE, type RelayMetrics, type ReplicaLag, renderPrometheus } from './metrics.js'
+export {
+  COMMIT_BUCKETS_MS,
+  CommitHistogram,
+  type CommitTimes,
+  PROMETHEUS_CONTENT_TYPE,
+  type RelayMetrics,
+  type ReplicaLag,
+  renderPrometheus,
+} from './metrics.js'
 export { createRateLimiter, DEFAULT_RATE_LIMITS, type RateLimiter, type RateLimits } from './rate-limit.js'
 export { createRelay, type Relay, type RelayHealth } from './relay.js'
 export {

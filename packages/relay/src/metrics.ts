@@ -10,6 +10,44 @@ export interface ReplicaLag {
   readonly lag: number
 }
 
+/** Upper bounds of the commit-time histogram's buckets, in milliseconds. */
+export const COMMIT_BUCKETS_MS: readonly number[] = [0.5, 1, 2, 5, 10, 25, 50, 100, 250, 1000]
+
+/**
+ * How long the store's commits of appends took since start: one transaction and one disk
+ * flush each, however many appends joined it. A change is acknowledged and streamed on only
+ * after its commit, so this is the disk's share of every change's latency; a relay whose
+ * commits pass tens of milliseconds waits on its disk.
+ */
+export interface CommitTimes {
+  /** For each bound of {@link COMMIT_BUCKETS_MS}, the commits that took at most that long. */
+  readonly atMost: readonly number[]
+  readonly count: number
+  readonly sumMs: number
+  /** The slowest commit. */
+  readonly maxMs: number
+}
+
+/** Counts commit durations into a {@link CommitTimes}. */
+export class CommitHistogram {
+  readonly #atMost = COMMIT_BUCKETS_MS.map(() => 0)
+  #count = 0
+  #sumMs = 0
+  #maxMs = 0
+
+  observe(ms: number): void {
+    this.#count++
+    this.#sumMs += ms
+    if (ms > this.#maxMs) this.#maxMs = ms
+    for (let i = COMMIT_BUCKETS_MS.length - 1; i >= 0 && ms <= (COMMIT_BUCKETS_MS[i] as number); i--)
+      this.#atMost[i] = (this.#atMost[i] as number) + 1
+  }
+
+  times(): CommitTimes {
+    return { atMost: [...this.#atMost], count: this.#count, sumMs: this.#sumMs, maxMs: this.#maxMs }
+  }
+}
+
 /** A relay's counters and gauges, as `/metrics` exposes them. Counters run since start. */
 export interface RelayMetrics {
   /** Open WebSocket connections. */
@@ -41,6 +79,8 @@ export interface RelayMetrics {
   /** Compaction runs that completed, and what they removed. */
   readonly compactions: number
   readonly tombstonesCollected: number
+  /** How long the store's commits of appends took. */
+  readonly commits: CommitTimes
   readonly lag: readonly ReplicaLag[]
 }
 
@@ -97,6 +137,19 @@ export function renderPrometheus(metrics: RelayMetrics): string {
     'counter',
     'Deleted records removed by compaction.',
     metrics.tombstonesCollected,
+  )
+  const commits = metrics.commits
+  lines.push(
+    `# HELP ${p}append_commit_seconds Time each store commit of appends took (a transaction and its disk flush).`,
+    `# TYPE ${p}append_commit_seconds histogram`,
+  )
+  COMMIT_BUCKETS_MS.forEach((bound, i) => {
+    lines.push(`${p}append_commit_seconds_bucket{le="${bound / 1000}"} ${commits.atMost[i] ?? 0}`)
+  })
+  lines.push(
+    `${p}append_commit_seconds_bucket{le="+Inf"} ${commits.count}`,
+    `${p}append_commit_seconds_sum ${commits.sumMs / 1000}`,
+    `${p}append_commit_seconds_count ${commits.count}`,
   )
   lines.push(
     `# HELP ${p}replica_lag Log positions a connected replica has not yet acknowledged.`,

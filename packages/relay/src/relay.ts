@@ -11,7 +11,7 @@ import {
   type SpaceId,
 } from '@chorus/core'
 import { byteLength, createFrameBytes, textOf } from './frame-text.js'
-import type { RelayMetrics, ReplicaLag } from './metrics.js'
+import { CommitHistogram, type RelayMetrics, type ReplicaLag } from './metrics.js'
 import { type RateLimits, type TokenBuckets, takeTokens } from './rate-limit.js'
 import {
   type CompactionOptions,
@@ -99,6 +99,7 @@ export function createRelay(options: RelayOptions): Relay {
     compactions: 0,
     tombstonesCollected: 0,
   }
+  const commits = new CommitHistogram()
   let closing = false
   let closePromise: Promise<void> | null = null
 
@@ -146,6 +147,8 @@ export function createRelay(options: RelayOptions): Relay {
       counters.changesStored += appended
       if (recovered) counters.changesRecovered += appended
     },
+    onCommitted: (_space, _appends, ms) => commits.observe(ms),
+    elapsed: () => performance.now(),
     onAcked: (space, replica, position) => {
       store.noteAck(space, replica, position, now()).catch((error: unknown) => report(error))
     },
@@ -446,6 +449,7 @@ export function createRelay(options: RelayOptions): Relay {
         spaces: stats.spaces,
         logEntries: stats.logEntries,
         ...counters,
+        commits: commits.times(),
         lag: lag(),
       }
     },

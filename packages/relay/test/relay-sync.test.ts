@@ -94,6 +94,7 @@ describe('the relay over real sockets', () => {
     const before = (await get(relay, '/metrics')).body
     expect(sample(before, 'chorus_relay_changes_stored_total')).toBe(0)
     expect(sample(before, 'chorus_relay_connections')).toBe(0)
+    expect(sample(before, 'chorus_relay_append_commit_seconds_count')).toBe(0)
 
     const alice = await connectClient(relay.url)
     alice.send(hello('alice', { [SPACE]: 0 }))
@@ -111,6 +112,11 @@ describe('the relay over real sockets', () => {
     expect(sample(after, 'chorus_relay_spaces')).toBe(1)
     expect(sample(after, 'chorus_relay_log_entries')).toBe(4)
     expect(sample(after, 'chorus_relay_changes_stored_total')).toBe(4)
+    // One append, one commit: counted in the histogram, in every bucket it fits under.
+    expect(sample(after, 'chorus_relay_append_commit_seconds_count')).toBe(1)
+    expect(sample(after, 'chorus_relay_append_commit_seconds_bucket{le="+Inf"}')).toBe(1)
+    expect(sample(after, 'chorus_relay_append_commit_seconds_bucket{le="1"}')).toBe(1)
+    expect(sample(after, 'chorus_relay_append_commit_seconds_sum')).toBeGreaterThan(0)
     expect(sample(after, 'chorus_relay_frames_in_total')).toBe(3)
     expect(sample(after, 'chorus_relay_bytes_in_total')).toBeGreaterThan(500)
     expect(sample(after, 'chorus_relay_bytes_out_total')).toBeGreaterThan(
