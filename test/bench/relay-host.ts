@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { writeHeapSnapshot } from 'node:v8'
 import { asSpaceId, type Change } from '@chorus/core'
-import { type RelayStoreThread, type RunningRelay, startRelay } from '@chorus/relay'
+import { type CommitTimes, type RelayStoreThread, type RunningRelay, startRelay } from '@chorus/relay'
 import { type RawRelay, startRawRelay } from './floors.js'
 import { putChange, writerId } from './workload.js'
 
@@ -43,6 +43,8 @@ export type HostReply =
       readonly rateLimited: number
       /** CPU time the relay process has used so far (`process.cpuUsage`), in ms. */
       readonly cpuMs: number
+      /** How long the store's commits took so far (null for the raw relay, which stores nothing). */
+      readonly commits: CommitTimes | null
     }
   | { readonly type: 'closed' }
 
@@ -114,6 +116,7 @@ async function main(): Promise<void> {
           framesOut: metrics?.framesOut ?? 0,
           rateLimited: metrics?.rateLimited ?? 0,
           cpuMs: (process.cpuUsage().user + process.cpuUsage().system) / 1000,
+          commits: metrics?.commits ?? null,
         })
         return
       }

@@ -14,6 +14,11 @@ export class Meter {
   payloadIn = 0
   framesOut = 0
   framesIn = 0
+  /**
+   * With a pattern, when each record id matching it was last sent in a `changes` frame, and
+   * when each frame holding it arrived: where a change's time goes between writer and readers.
+   */
+  trace: FrameTrace | null = null
 
   track(socket: Socket): void {
     this.#sockets.push(socket)
@@ -22,6 +27,25 @@ export class Meter {
   /** TCP payload bytes in both directions: HTTP upgrade, WebSocket framing, compressed payloads. */
   wireBytes(): number {
     return this.#sockets.reduce((sum, socket) => sum + socket.bytesRead + socket.bytesWritten, 0)
+  }
+}
+
+/** See {@link Meter.trace}. */
+export interface FrameTrace {
+  readonly ids: RegExp
+  readonly sent: Map<string, number>
+  readonly arrived: Map<string, number[]>
+}
+
+function traceFrame(trace: FrameTrace | null, text: string, at: number, into: 'sent' | 'arrived'): void {
+  if (trace === null || !text.startsWith('{"type":"changes"')) return
+  for (const [id] of text.matchAll(trace.ids)) {
+    if (into === 'sent') trace.sent.set(id, at)
+    else {
+      const times = trace.arrived.get(id)
+      if (times === undefined) trace.arrived.set(id, [at])
+      else times.push(at)
+    }
   }
 }
 
@@ -53,6 +77,7 @@ export function meteredWebSocket(
         const data = event.data
         meter.framesIn++
         meter.payloadIn += typeof data === 'string' ? Buffer.byteLength(data) : (data as Buffer).byteLength
+        if (meter.trace !== null) traceFrame(meter.trace, String(data), performance.now(), 'arrived')
         later(() => this.onmessage?.(event))
       }
     }
@@ -62,6 +87,7 @@ export function meteredWebSocket(
     }
 
     send(data: string): void {
+      if (meter.trace !== null) traceFrame(meter.trace, data, performance.now(), 'sent')
       meter.framesOut++
       meter.payloadOut += Buffer.byteLength(data)
       later(() => {

@@ -95,22 +95,27 @@
  * runs some sections (and writes `sync-partial.json`); `CHORUS_BENCH_PROFILE=dir` writes CPU
  * profiles of the relay processes there, and of each timed Chorus run of section 5 (which runs
  * in this process: `local-writes-<kind>-<run>.cpuprofile`; profiling slows those runs).
+ * `CHORUS_BENCH_TRACE=1` splits section 2's end-to-end times (see `LatencySegments`); its
+ * JSON also gives, always, how long the relay's commits took during each timed run.
  */
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { availableParallelism, cpus, totalmem } from 'node:os'
 import { performance } from 'node:perf_hooks'
 import { createReplica, type Replica } from '@chorus/client'
 import { type Change, encodeMessage, type JsonObject, recordKey, type SpaceId } from '@chorus/core'
+import { COMMIT_BUCKETS_MS } from '@chorus/relay'
 import { IDBFactory, IDBKeyRange } from 'fake-indexeddb'
 import { encodeOutbox, encodeSoleVersion } from '../../packages/client/src/storage/idb-layout.js'
 import { dexieBulkPut, openDexie } from './floors.js'
 import { type HostedRelay, startHostedRelay } from './relay-client.js'
+import type { HostReply } from './relay-host.js'
 import { Meter, meteredWebSocket, WireClient } from './sockets.js'
 import { renderTable } from './table.js'
 import {
   COLLECTION,
   jsonPayloadBytes,
   median,
+  NOTE_IDS,
   noteId,
   noteValue,
   percentile,
@@ -374,9 +379,53 @@ function summariseLatency(samples: readonly number[]) {
   }
 }
 
-async function chorusEndToEnd(relay: HostedRelay): Promise<number[]> {
+/**
+ * Where a write's time to visible everywhere goes, per measured write (`CHORUS_BENCH_TRACE=1`):
+ * from its commit to its upload leaving the writer's socket (negative: the upload leaves
+ * before the write's promise settles), from there to the last reader's socket taking the
+ * frame (the relay's commit and forwarding, the network, and any pause of this process,
+ * which hosts all ten replicas), and from that to the last reader's change event.
+ */
+const TRACE = process.env.CHORUS_BENCH_TRACE === '1'
+
+interface LatencySegments {
+  readonly toUpload: number[]
+  readonly throughRelay: number[]
+  readonly toEvent: number[]
+}
+
+/** The relay's commits between two `metrics` replies: how many, and how many took longer than 5 and 10 ms. */
+function commitsBetween(before: HostReply, after: HostReply) {
+  if (
+    before.type !== 'metrics' ||
+    after.type !== 'metrics' ||
+    before.commits === null ||
+    after.commits === null
+  )
+    return null
+  const over = (ms: number) => {
+    const i = COMMIT_BUCKETS_MS.indexOf(ms)
+    const within = (after.commits?.atMost[i] ?? 0) - (before.commits?.atMost[i] ?? 0)
+    return count - within
+  }
+  const count = after.commits.count - before.commits.count
+  return {
+    count,
+    meanMs: count === 0 ? 0 : (after.commits.sumMs - before.commits.sumMs) / count,
+    over5Ms: over(5),
+    over10Ms: over(10),
+  }
+}
+
+async function chorusEndToEnd(
+  relay: HostedRelay,
+): Promise<{ latencies: number[]; segments: LatencySegments }> {
   gc()
-  const replicas = await openReplicas(relay, LATENCY_REPLICAS, new Meter(), {
+  const meter = new Meter()
+  const trace = { ids: NOTE_IDS, sent: new Map<string, number>(), arrived: new Map<string, number[]>() }
+  // Matching ids in every frame costs the benchmark's process some time: only when asked.
+  if (TRACE) meter.trace = trace
+  const replicas = await openReplicas(relay, LATENCY_REPLICAS, meter, {
     space: 'latency',
     autoConnect: true,
   })
@@ -428,11 +477,23 @@ async function chorusEndToEnd(relay: HostedRelay): Promise<number[]> {
   )
   for (const timer of timers) clearTimeout(timer)
   const latencies: number[] = []
-  for (const [id, at] of committed) latencies.push(Math.max(...(seen.get(id) as number[])) - at)
+  const segments: LatencySegments = { toUpload: [], throughRelay: [], toEvent: [] }
+  for (const [id, at] of committed) {
+    const visible = Math.max(...(seen.get(id) as number[]))
+    latencies.push(visible - at)
+    const sent = trace.sent.get(id)
+    const arrived = trace.arrived.get(id)
+    if (sent === undefined || arrived === undefined) continue
+    const last = Math.max(...arrived)
+    segments.toUpload.push(sent - at)
+    segments.throughRelay.push(last - sent)
+    segments.toEvent.push(visible - last)
+  }
   if (writes < LATENCY_REPLICAS * LATENCY_SECONDS * (1000 / LATENCY_INTERVAL_MS) * 0.8)
     log(`   note: only ${writes} writes were issued (timers fell behind)`)
   await Promise.all(replicas.map((replica) => replica.close()))
-  return latencies
+  meter.trace = null
+  return { latencies, segments }
 }
 
 /**
@@ -527,9 +588,29 @@ async function benchLatency() {
   log('2. latency…')
   const chorus = await startHostedRelay({ kind: 'chorus' })
   const raw = await startHostedRelay({ kind: 'raw' })
-  const endToEnd = summariseLatency(await chorusEndToEnd(chorus))
+  const commitsAtStart = await chorus.request({ type: 'metrics' })
+  const measured = await chorusEndToEnd(chorus)
+  const commitsAfterEndToEnd = await chorus.request({ type: 'metrics' })
+  const endToEnd = summariseLatency(measured.latencies)
+  const segments = TRACE
+    ? {
+        toUploadMs: summariseLatency(measured.segments.toUpload),
+        throughRelayMs: summariseLatency(measured.segments.throughRelay),
+        toEventMs: summariseLatency(measured.segments.toEvent),
+      }
+    : null
+  const endToEndCommits = commitsBetween(commitsAtStart, commitsAfterEndToEnd)
   log(`   end to end: p50 ${endToEnd.p50Ms.toFixed(2)} ms, p99 ${endToEnd.p99Ms.toFixed(2)} ms`)
+  log(
+    `   relay commits: ${endToEndCommits?.count}, mean ${endToEndCommits?.meanMs.toFixed(2)} ms, over 5 ms: ${endToEndCommits?.over5Ms}, over 10 ms: ${endToEndCommits?.over10Ms}`,
+  )
+  if (segments !== null) {
+    log(
+      `   writer socket → last reader socket: p50 ${segments.throughRelayMs.p50Ms.toFixed(2)} ms, p99 ${segments.throughRelayMs.p99Ms.toFixed(2)} ms`,
+    )
+  }
   const forwardedChorus = await relayForwarding(chorus, 'forwarding')
+  const forwardingCommits = commitsBetween(commitsAfterEndToEnd, await chorus.request({ type: 'metrics' }))
   const forwardedRaw = await relayForwarding(raw, 'forwarding')
   const relayChorus = {
     ...summariseLatency(forwardedChorus.latencies),
@@ -548,10 +629,12 @@ async function benchLatency() {
     seconds: LATENCY_SECONDS,
     endToEnd: {
       ...endToEnd,
+      segments,
+      relayCommits: endToEndCommits,
       goal: { maxP50Ms: 2, maxP99Ms: 10, met: endToEnd.p50Ms <= 2 && endToEnd.p99Ms <= 10 },
     },
     relay: {
-      chorus: relayChorus,
+      chorus: { ...relayChorus, relayCommits: forwardingCommits },
       floor: relayRaw,
       p99Ratio: ratio,
       goal: { maxRatio: 1.5, met: ratio <= 1.5 },

@@ -53,6 +53,9 @@ function words(draw: () => number, length: number): string {
 }
 
 /** The id of note `n` of writer `prefix`: uuid v7-shaped (36 characters), random after a time prefix. */
+/** Matches the ids {@link noteId} makes, wherever they appear in a frame's text. */
+export const NOTE_IDS = /0197a3c2-[0-9a-f]{4}-7[0-9a-f]{3}-8[0-9a-f]{3}-[0-9a-f]{12}/g
+
 export function noteId(n: number, prefix = 0): string {
   const draw = prng(n * 7919 + prefix * 104_729 + 1)
   let hex = ''
