@@ -7,9 +7,11 @@ export {
   CommitHistogram,
   type CommitTimes,
   PROMETHEUS_CONTENT_TYPE,
+  type RelayCounters,
   type RelayMetrics,
   type ReplicaLag,
   renderPrometheus,
+  zeroCounters,
 } from './metrics.js'
 export { createRateLimiter, DEFAULT_RATE_LIMITS, type RateLimiter, type RateLimits } from './rate-limit.js'
 export { createRelay, type Relay, type RelayHealth } from './relay.js'

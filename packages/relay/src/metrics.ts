@@ -48,6 +48,32 @@ export class CommitHistogram {
   }
 }
 
+/** The counters of {@link RelayMetrics}: what a relay counts as it runs. */
+export type RelayCounters = {
+  -readonly [K in Exclude<
+    keyof RelayMetrics,
+    'connections' | 'spaces' | 'logEntries' | 'commits' | 'lag'
+  >]: number
+}
+
+/** Every counter at zero, as a relay starts. */
+export function zeroCounters(): RelayCounters {
+  return {
+    changesStored: 0,
+    changesRecovered: 0,
+    framesIn: 0,
+    framesOut: 0,
+    bytesIn: 0,
+    bytesOut: 0,
+    rateLimited: 0,
+    framesRefused: 0,
+    socketErrors: 0,
+    relayErrors: 0,
+    compactions: 0,
+    tombstonesCollected: 0,
+  }
+}
+
 /** A relay's counters and gauges, as `/metrics` exposes them. Counters run since start. */
 export interface RelayMetrics {
   /** Open WebSocket connections. */

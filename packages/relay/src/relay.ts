@@ -11,7 +11,7 @@ import {
   type SpaceId,
 } from '@chorus/core'
 import { byteLength, createFrameBytes, textOf } from './frame-text.js'
-import { CommitHistogram, type RelayMetrics, type ReplicaLag } from './metrics.js'
+import { CommitHistogram, type RelayMetrics, type ReplicaLag, zeroCounters } from './metrics.js'
 import { type RateLimits, type TokenBuckets, takeTokens } from './rate-limit.js'
 import {
   type CompactionOptions,
@@ -85,20 +85,7 @@ export function createRelay(options: RelayOptions): Relay {
   const startedAt = now()
   /** Every open connection, by its socket: the socket listeners are shared and look it up. */
   const clients = new Map<RelaySocket, Client>()
-  const counters = {
-    changesStored: 0,
-    changesRecovered: 0,
-    framesIn: 0,
-    framesOut: 0,
-    bytesIn: 0,
-    bytesOut: 0,
-    rateLimited: 0,
-    framesRefused: 0,
-    socketErrors: 0,
-    relayErrors: 0,
-    compactions: 0,
-    tombstonesCollected: 0,
-  }
+  const counters = zeroCounters()
   const commits = new CommitHistogram()
   let closing = false
   let closePromise: Promise<void> | null = null

@@ -1,27 +1,15 @@
 import { describe, expect, it } from 'vitest'
-import { COMMIT_BUCKETS_MS, CommitHistogram, type RelayMetrics, renderPrometheus } from '../src/index.js'
+import {
+  COMMIT_BUCKETS_MS,
+  CommitHistogram,
+  type RelayMetrics,
+  renderPrometheus,
+  zeroCounters,
+} from '../src/index.js'
 import { sample } from './support/harness.js'
 
 function metricsWith(commits: CommitHistogram): RelayMetrics {
-  return {
-    connections: 0,
-    spaces: 0,
-    logEntries: 0,
-    changesStored: 0,
-    changesRecovered: 0,
-    framesIn: 0,
-    framesOut: 0,
-    bytesIn: 0,
-    bytesOut: 0,
-    rateLimited: 0,
-    framesRefused: 0,
-    socketErrors: 0,
-    relayErrors: 0,
-    compactions: 0,
-    tombstonesCollected: 0,
-    commits: commits.times(),
-    lag: [],
-  }
+  return { connections: 0, spaces: 0, logEntries: 0, ...zeroCounters(), commits: commits.times(), lag: [] }
 }
 
 describe('commit times', () => {
