@@ -30,11 +30,6 @@ export const NO_FRAMES_IN_FLIGHT: FramesInFlight = Object.freeze({
 /** Settled pairs kept at the front of a backing array before it is copied down. */
 const COMPACT_AFTER = 256
 
-/** How many frames are in flight. */
-export function framesInFlight(frames: FramesInFlight): number {
-  return (frames.end - frames.start) / 2
-}
-
 /** `frames` and one more, sent after them, ending at position `to`. */
 export function pushFrame(frames: FramesInFlight, to: number, bytes: number): FramesInFlight {
   const { pairs, start, end } = frames

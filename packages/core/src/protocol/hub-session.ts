@@ -293,8 +293,6 @@ function streamOf(state: HubSessionState, space: string): HubStream | undefined 
   return Object.hasOwn(state.streams, space) ? state.streams[space] : undefined
 }
 
-/** Nothing in flight: spelled out where a stream is built, so its fields stay in one shape. */
-const noneInFlight = NO_FRAMES_IN_FLIGHT
 const noFeatures: readonly Feature[] = []
 
 /** What stays in flight once the peer has acknowledged up to `acked`. */
@@ -355,7 +353,7 @@ function reduce(
       const snapshot = startSnapshot(input.space, facts)
       const next = {
         ...stream,
-        inFlight: noneInFlight,
+        inFlight: NO_FRAMES_IN_FLIGHT,
         bytesInFlight: 0,
         reading: false,
         sent: 0,
@@ -460,7 +458,7 @@ function startedAt(
     ...stream,
     sent: position,
     acked: position,
-    inFlight: noneInFlight,
+    inFlight: NO_FRAMES_IN_FLIGHT,
     bytesInFlight: 0,
     reading: false,
     lastProgressAt: now,
@@ -500,7 +498,7 @@ function authenticated(
       accepting: 0,
       sent: 0,
       acked: 0,
-      inFlight: noneInFlight,
+      inFlight: NO_FRAMES_IN_FLIGHT,
       bytesInFlight: 0,
       reading: false,
       lastProgressAt: now,
@@ -871,7 +869,7 @@ function tick(
       const restart = stream.acked === 0 && facts.head(space) > 0
       next = setStream(next, space, {
         ...stream,
-        inFlight: noneInFlight,
+        inFlight: NO_FRAMES_IN_FLIGHT,
         bytesInFlight: 0,
         sent: stream.acked,
         reading: false,
