@@ -45,7 +45,54 @@ function status(page: Page) {
 
 async function expectSynced(page: Page): Promise<void> {
   await attribute(status(page), 'data-status', 'synced')
-  await attribute(status(page), 'data-pending', '0')
+  await pending(page, 0)
+}
+
+/**
+ * Waits for the status to show `count` changes waiting to upload. When it does not, the
+ * failure lists the changes in the page's outboxes, read from its IndexedDB databases, so that
+ * a wrong count says which change was extra or missing.
+ */
+async function pending(page: Page, count: number): Promise<void> {
+  try {
+    await attribute(status(page), 'data-pending', String(count))
+  } catch (error) {
+    const outbox = await outboxOf(page).catch((reason: unknown) => [`(unreadable: ${String(reason)})`])
+    throw new Error(`${(error as Error).message}\nchanges in the outbox:\n${outbox.join('\n') || '(none)'}`, {
+      cause: error,
+    })
+  }
+}
+
+/**
+ * The changes in every Chorus database of the page's origin, one line each: database,
+ * collection/id, operation and counter (the client's IndexedDB layout: outbox chunks hold
+ * JSON text of `[collection, id, [replica, counter, hlc, context, type, …]]` triples).
+ */
+function outboxOf(page: Page): Promise<string[]> {
+  return page.evaluate(async () => {
+    const request = <T>(req: IDBRequest<T>) =>
+      new Promise<T>((resolve, reject) => {
+        req.onsuccess = () => resolve(req.result)
+        req.onerror = () => reject(req.error)
+      })
+    const lines: string[] = []
+    for (const { name } of await indexedDB.databases()) {
+      if (name === undefined || !name.startsWith('chorus:')) continue
+      const db = await request(indexedDB.open(name))
+      try {
+        if (!db.objectStoreNames.contains('outbox')) continue
+        const chunks = await request(db.transaction('outbox').objectStore('outbox').getAll())
+        for (const chunk of chunks as { changes: string }[]) {
+          for (const [collection, id, version] of JSON.parse(chunk.changes) as [string, string, unknown[]][])
+            lines.push(`${name}: ${collection}/${id} ${String(version[4])} #${String(version[1])}`)
+        }
+      } finally {
+        db.close()
+      }
+    }
+    return lines
+  })
 }
 
 /** The note list's entry whose text contains `title`. */
@@ -150,8 +197,8 @@ describe('the notes app on two devices, served by a relay process', () => {
       await goOffline(bob)
       await editBody(alice.page, `milk, eggs (${how})`)
       await editBody(bob.page, `milk, bread (${how})`)
-      await attribute(status(alice.page), 'data-pending', '1')
-      await attribute(status(bob.page), 'data-pending', '1')
+      await pending(alice.page, 1)
+      await pending(bob.page, 1)
       if (how === 'switch') await screenshot(alice.page, 'notes-offline')
 
       await goOnline(alice)
@@ -227,7 +274,9 @@ describe('the notes app on two devices, served by a relay process', () => {
     await visible(noteInList(alice.page, 'Groceries'))
     await openNote(alice.page, 'Groceries')
     await editBody(alice.page, 'written while the relay was down')
-    await attribute(status(alice.page), 'data-pending', '1')
+    await pending(alice.page, 1)
+    // The one change waiting is the edit: a patch of the note, in the notebook's database.
+    expect(await outboxOf(alice.page)).toEqual([expect.stringMatching(/^chorus:\S+: notes\/\S+ patch #\d+$/)])
     await screenshot(alice.page, 'notes-relay-down')
 
     relay = await startRelay({ dataDir: data.path, port, args: ['--static', APP] })
