@@ -17,11 +17,13 @@
  * as a single-leader write replaces the previous value. (Until this was so, the puts were
  * blind: every put of a key became one more sibling, each put shipped, merged and answered
  * the key's whole growing sibling set, and the cost per write grew with the length of the run;
- * `BLIND_PUTS=1` still runs that workload.) The writers call through `LoopbackCluster.request`, which uses
- * `node:http` with one keep-alive agent (a connection per writer, opened once). It used to
- * use `fetch`, whose per-request CPU (about 0.5–0.8 ms on a 2-core VM, in the benchmark process
- * that shares the cores with the nodes) capped every 16- and 64-writer row: results recorded
- * before that change measured the client as much as the cluster and are not comparable.
+ * `BLIND_PUTS=1` still runs that workload.) Each writer keeps one keep-alive connection per
+ * node it writes to ({@link HttpWriter}: one string written per request, the answer read by its
+ * `content-length`), which costs the benchmark process 13–24 µs of CPU per write at 64 writers.
+ * The writers used to call through `LoopbackCluster.request` (`node:http`, one keep-alive agent:
+ * 34–46 µs, `CLIENT=node-http` still does), and before that `fetch` (0.5–0.8 ms, which capped
+ * every 16- and 64-writer row). The benchmark process shares the 2 cores with the nodes, so a
+ * client's CPU is taken from them: rows recorded with another client are not comparable.
  * Figures per row:
  *
  * - **p50 / p99 ms** — commit latency as the writer sees it: from sending the request to its
@@ -49,7 +51,7 @@
  * not run are left out); `STORAGE_THREAD=1` makes the nodes commit on a worker thread
  * (`WorkerNodeStorage`) instead of blocking their event loop (storage wait % then counts the
  * time the event loop waited for the worker's answer, while it kept taking inputs).
- * `WRITERS=64` runs only the writer counts named. `CPU_PROF_DIR=<dir>` starts every node with `--cpu-prof` (sampling every 500 µs), so each writes a `.cpuprofile` of
+ * `WRITERS=64` runs only the writer counts named; `CLIENT=node-http` puts the writers on `node:http`. `CPU_PROF_DIR=<dir>` starts every node with `--cpu-prof` (sampling every 500 µs), so each writes a `.cpuprofile` of
  * its whole run into that directory when it stops (run one mode and one fsync setting at a
  * time to tell the profiles apart).
  */
@@ -60,6 +62,7 @@ import { performance } from 'node:perf_hooks'
 import { LoopbackCluster } from '../../packages/server/src/node/loopback-cluster.js'
 import { asNodeList } from '../../packages/server/src/node-id.js'
 import { createHashRing, preferenceList } from '../../packages/server/src/quorum/ring.js'
+import { HttpWriter } from './http-writer.js'
 
 const NODES = ['n1', 'n2', 'n3'] as const
 /** `WRITERS=64` (or `1,64`, …) runs only those writer counts. */
@@ -112,6 +115,12 @@ const ALL_MODES: readonly Mode[] = [
 const MODES = ALL_MODES.filter(
   (mode) => process.env.MODES === undefined || process.env.MODES.split(',').includes(mode.name),
 )
+/**
+ * How the writers speak HTTP: `raw` (the default), {@link HttpWriter}'s keep-alive connection
+ * per writer and node; or `node-http` (`CLIENT=node-http`), `LoopbackCluster.request` through
+ * `node:http` with one keep-alive agent, as every run before this option did.
+ */
+const CLIENT = process.env.CLIENT === 'node-http' ? 'node-http' : 'raw'
 /** `STORAGE_THREAD=1`: the nodes commit on a worker thread (`WorkerNodeStorage`). */
 const STORAGE_THREAD = process.env.STORAGE_THREAD === '1'
 /** `BLIND_PUTS=1`: quorum writers put without the context of their last put (siblings pile up). */
@@ -219,6 +228,7 @@ async function main(): Promise<void> {
         },
         windowMs: WINDOW_MS,
         repeats: REPEATS,
+        client: CLIENT,
         storageThread: STORAGE_THREAD,
         blindPuts: BLIND_PUTS,
         durationS: Math.round((performance.now() - started) / 1_000),
@@ -276,6 +286,16 @@ async function run(
   await Promise.all(
     Array.from({ length: writers }, async (_, writer) => {
       const contexts = new Map<string, unknown>()
+      const connections = new Map<string, HttpWriter>()
+      const send = (node: string, request: unknown): Promise<{ body: unknown } | null> => {
+        if (CLIENT === 'node-http') return cluster.request(node, request, 10_000).catch(() => null)
+        let connection = connections.get(node)
+        if (connection === undefined) {
+          connection = new HttpWriter(cluster.node(node).httpPort)
+          connections.set(node, connection)
+        }
+        return connection.request(JSON.stringify(request), 10_000).catch(() => null)
+      }
       while (more()) {
         issued++
         const n = ++sequence
@@ -287,12 +307,13 @@ async function run(
             ? { type: 'put', id: `p${n}`, key, value: n, ...(context === undefined ? {} : { context }) }
             : { type: 'write', id: `w${n}`, key, value: n }
         const sent = performance.now()
-        const answer = await cluster.request(route(key), request, 10_000).catch(() => null)
+        const answer = await send(route(key), request)
         const body = answer?.body as { type?: string; context?: unknown } | undefined
         if (body?.type === 'write-ok' || body?.type === 'put-ok') latencies.push(performance.now() - sent)
         else failed++
         if (body?.type === 'put-ok') contexts.set(key, body.context)
       }
+      for (const connection of connections.values()) connection.close()
     }),
   )
   return { latencies, failed, elapsedMs: performance.now() - start }
