@@ -63,6 +63,7 @@ import { LoopbackCluster } from '../../packages/server/src/node/loopback-cluster
 import { asNodeList } from '../../packages/server/src/node-id.js'
 import { createHashRing, preferenceList } from '../../packages/server/src/quorum/ring.js'
 import { HttpWriter } from './http-writer.js'
+import { median, percentile } from './workload.js'
 
 const NODES = ['n1', 'n2', 'n3'] as const
 /** `WRITERS=64` (or `1,64`, …) runs only those writer counts. */
@@ -369,18 +370,6 @@ function medianOf(samples: readonly Sample[]): Sample {
     clientCpuUsPerWrite: orNull((sample) => sample.clientCpuUsPerWrite),
     storageWaitPercent: of((sample) => sample.storageWaitPercent),
   }
-}
-
-/** The middle value (the lower of the two middle ones for an even count). */
-function median(values: readonly number[]): number {
-  const sorted = [...values].sort((a, b) => a - b)
-  return sorted[Math.floor((sorted.length - 1) / 2)] as number
-}
-
-function percentile(values: readonly number[], p: number): number {
-  if (values.length === 0) return Number.NaN
-  const sorted = [...values].sort((a, b) => a - b)
-  return sorted[Math.max(0, Math.ceil((p / 100) * sorted.length) - 1)] as number
 }
 
 function round(value: number): number {
