@@ -26,6 +26,13 @@ export interface ReplicaMeta {
    * write that hub could never take, instead of finding out once it is back online.
    */
   readonly maxFrame?: number
+  /**
+   * The deletions the hub collected, as far as this replica has reached them (see
+   * {@link CollectedMark}): per replica, the highest counter covered. A record whose versions
+   * are all deletes with dots this covers is as good as absent (see `isCollected`). Absent
+   * until the hub's first `collected` reached the replica.
+   */
+  readonly collected?: Readonly<Record<string, number>>
 }
 
 /** A record with its key. */
@@ -217,6 +224,23 @@ export interface SpaceMeta {
    * log it replaced read it from the start instead of skipping what now has those positions.
    */
   readonly log?: string
+  /**
+   * The space's latest {@link CollectedMark} (optional; absent until a compaction collected a
+   * deletion). A store that has one collects no more deletions until every replica it still
+   * knows has acknowledged a position past its `at`, so a replica is never owed two marks.
+   */
+  readonly collected?: CollectedMark
+}
+
+/**
+ * The deletions a hub collected in its latest compaction that collected any (see
+ * PROTOCOL.md, `collected`): at log position `at` (the head when it compacted), every record
+ * whose versions were all deletes, each stored at or below the floor — that is, with a dot
+ * `received` covers (per replica, the highest counter it had stored at or below the floor).
+ */
+export interface CollectedMark {
+  readonly at: number
+  readonly received: Readonly<Record<string, number>>
 }
 
 /** A log entry: a change and the position the hub gave it. */

@@ -1,4 +1,4 @@
-import type { HubStore, ReplicaId, SpaceId } from '@chorus/core'
+import type { CollectedMark, HubStore, ReplicaId, SpaceId } from '@chorus/core'
 
 /** When a compaction may forget replicas and raise a space's floor. */
 export interface CompactOptions {
@@ -21,6 +21,12 @@ export interface CompactResult {
   readonly tombstonesDeleted: number
   /** Replicas not seen within the horizon, no longer tracked. */
   readonly replicasForgotten: number
+  /**
+   * The space's latest mark of collected deletions after this compaction (see
+   * `CollectedMark`): a new one when it collected any (`tombstonesDeleted > 0`), else the one
+   * it had, if any. The relay hands it to its hub, which tells every replica at `at`.
+   */
+  readonly collected?: CollectedMark
 }
 
 /** Totals for metrics. */
@@ -43,7 +49,10 @@ export interface RelayStoreStats {
  * - `compact` raises the floor to the lowest acknowledged position among the replicas
  *   acknowledged within the horizon (to the head when there are none), never lowers it, and
  *   in one transaction deletes the log entries at or below it and the records whose every
- *   version is a delete and whose last change is at or below it. `readLog` below the floor
+ *   version is a delete and whose last change is at or below it — the latter only when the
+ *   space has no {@link CollectedMark} yet or the new floor is past its `at` (so every replica
+ *   still known has been told of the deletions collected before), and then it stores a new
+ *   mark at the head, which `loadSpace` returns as `collected`. `readLog` below the floor
  *   rejects with `resync-required`.
  * - `claimReplica` binds a replica id to the first subject that claims it, durably.
  */

@@ -5,6 +5,7 @@ import {
   type Change,
   type ChangeText,
   ChorusError,
+  type CollectedMark,
   ErrorCode,
   encodeChange,
   type HubAppend,
@@ -22,12 +23,13 @@ import type { CompactOptions, CompactResult, RelayStore, RelayStoreStats } from 
 import {
   logName,
   MAX_BULK_ROWS,
+  migrate,
   prepareBulkStatements,
   prepareStatements,
   type Query,
   renameLog,
-  SCHEMA,
   SCHEMA_VERSION,
+  type SpaceRow,
 } from './sqlite-schema.js'
 import { decodeUtf16Key, encodeUtf16Key } from './utf16-key.js'
 
@@ -59,6 +61,20 @@ interface PendingAck {
 
 function ackKey(space: SpaceId, replica: ReplicaId): string {
   return `${space}\u0000${replica}`
+}
+
+/** The space's collected-deletion mark as its row stores it, if it has one. */
+function markOf(row: SpaceRow): CollectedMark | undefined {
+  if (row.collected === null) return undefined
+  return { at: row.collected_at, received: JSON.parse(row.collected) as Record<string, number> }
+}
+
+/** `value` with its `collected` mark, or without the key when there is none. */
+function withMark<TValue extends object>(
+  value: TValue,
+  mark: CollectedMark | undefined,
+): TValue & { collected?: CollectedMark } {
+  return mark === undefined ? value : { ...value, collected: mark }
 }
 
 /**
@@ -120,8 +136,7 @@ export class SqliteRelayStore implements RelayStore {
       }
       db.pragma('journal_mode = WAL')
       db.pragma('synchronous = FULL')
-      db.exec(SCHEMA)
-      db.pragma(`user_version = ${SCHEMA_VERSION}`)
+      migrate(db, version)
       this.#log = logName(db)
       this.#sql = prepareStatements(db)
       this.#bulkSql = prepareBulkStatements(db)
@@ -142,10 +157,11 @@ export class SqliteRelayStore implements RelayStore {
 
   async loadSpace(space: SpaceId): Promise<SpaceMeta> {
     return this.#run('loading a space', () => {
-      const row = this.#sql.space.get(space)
+      const row = this.#sql.spaceWithMark.get(space)
       const received: Record<string, number> = {}
       for (const entry of this.#sql.received.all(space)) received[entry.replica] = entry.counter
-      return { head: row?.head ?? 0, floor: row?.floor ?? 0, received, log: this.#log }
+      const meta = { head: row?.head ?? 0, floor: row?.floor ?? 0, received, log: this.#log }
+      return withMark(meta, row === undefined ? undefined : markOf(row))
     })
   }
 
@@ -439,10 +455,11 @@ export class SqliteRelayStore implements RelayStore {
   async compact(space: SpaceId, options: CompactOptions): Promise<CompactResult> {
     return this.#run('compacting a space', () => {
       this.#flushAcks()
-      const row = this.#sql.space.get(space)
+      const row = this.#sql.spaceWithMark.get(space)
       if (row === undefined) {
         return { floor: 0, logEntriesDeleted: 0, tombstonesDeleted: 0, replicasForgotten: 0 }
       }
+      const mark = markOf(row)
       const cutoff = Number.isFinite(options.horizonMs) ? options.now - options.horizonMs : null
       const stale = cutoff === null ? 0 : (this.#sql.countStale.get(space, cutoff)?.n ?? 0)
       const lowest = this.#sql.lowestAck.get(space, cutoff ?? Number.MIN_SAFE_INTEGER)?.lowest ?? null
@@ -450,21 +467,47 @@ export class SqliteRelayStore implements RelayStore {
       // Every append lands above the floor, so while the floor stays put there is nothing to
       // delete: skip the write (and its fsync) for the many spaces that did not move.
       if (stale === 0 && floor === row.floor) {
-        return { floor, logEntriesDeleted: 0, tombstonesDeleted: 0, replicasForgotten: 0 }
+        return withMark({ floor, logEntriesDeleted: 0, tombstonesDeleted: 0, replicasForgotten: 0 }, mark)
       }
       const result = this.#db.transaction(() => {
         const replicasForgotten = cutoff === null ? 0 : this.#sql.forget.run(space, cutoff).changes
         if (floor > row.floor) this.#sql.setFloor.run(floor, space)
         const logEntriesDeleted = this.#sql.deleteLog.run(space, floor).changes
-        const tombstonesDeleted = this.#sql.deleteTombstones.run(space, floor).changes
+        const { tombstonesDeleted, collected } = this.#collect(space, floor, row.head, mark)
         this.#beforeCommit?.('compact')
-        return { floor, logEntriesDeleted, tombstonesDeleted, replicasForgotten }
+        return withMark({ floor, logEntriesDeleted, tombstonesDeleted, replicasForgotten }, collected)
       })()
       if (result.replicasForgotten > 0) {
         for (const key of this.#knownAcks) if (key.startsWith(`${space}\u0000`)) this.#knownAcks.delete(key)
       }
       return result
     })
+  }
+
+  /**
+   * Inside `compact`'s transaction: deletes the tombstones at or below `floor` and, if there
+   * were any, marks them collected at `head`. Not while the space's mark stands (`floor` not
+   * past its `at`): a replica still known may not have reached that mark yet, and a replica
+   * is never owed two. Returns the space's mark after it.
+   */
+  #collect(
+    space: SpaceId,
+    floor: number,
+    head: number,
+    mark: CollectedMark | undefined,
+  ): { tombstonesDeleted: number; collected: CollectedMark | undefined } {
+    if (mark !== undefined && floor <= mark.at) return { tombstonesDeleted: 0, collected: mark }
+    // The mark names only the replicas that wrote what it collected: few, however many wrote
+    // to the space (a receiver takes at most `maxVectorEntries`).
+    const writers = new Set(this.#sql.tombstoneWriters.all(space, floor).map((row) => row.replica))
+    const tombstonesDeleted = this.#sql.deleteTombstones.run(space, floor).changes
+    if (tombstonesDeleted === 0) return { tombstonesDeleted, collected: mark }
+    const received: Record<string, number> = {}
+    for (const entry of this.#sql.collectedCounters.all(space, floor, space)) {
+      if (writers.has(entry.replica)) received[entry.replica] = entry.counter
+    }
+    this.#sql.setCollected.run(head, JSON.stringify(received), space)
+    return { tombstonesDeleted, collected: { at: head, received } }
   }
 
   async listSpaces(): Promise<SpaceId[]> {

@@ -1,8 +1,11 @@
 import { randomUUID } from 'node:crypto'
 import type Database from 'better-sqlite3'
 
-/** The schema version this build writes, kept in SQLite's `user_version`. */
-export const SCHEMA_VERSION = 1
+/**
+ * The schema version this build writes, kept in SQLite's `user_version`. Version 2 added the
+ * spaces' collected-deletion marks (`spaces.collected_at` and `spaces.collected`).
+ */
+export const SCHEMA_VERSION = 2
 
 /**
  * The relay database's tables.
@@ -10,11 +13,14 @@ export const SCHEMA_VERSION = 1
  * `log` and `records` rows can be large (a change, a record's versions), so they keep rowid
  * tables with a unique index; the small bookkeeping tables are clustered on their key.
  * `records.key` is the record key encoded by `encodeUtf16Key`, so that SQLite's byte order
- * is JavaScript's string order (see there).
+ * is JavaScript's string order (see there). `spaces.collected` is the `received` of the
+ * space's latest `CollectedMark` as JSON, and `collected_at` its `at`; NULL (and 0) until a
+ * compaction collects a deletion.
  */
 export const SCHEMA = `
 CREATE TABLE IF NOT EXISTS spaces (
-  space TEXT PRIMARY KEY, head INTEGER NOT NULL, floor INTEGER NOT NULL
+  space TEXT PRIMARY KEY, head INTEGER NOT NULL, floor INTEGER NOT NULL,
+  collected_at INTEGER NOT NULL DEFAULT 0, collected TEXT
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS received (
   space TEXT NOT NULL, replica TEXT NOT NULL, counter INTEGER NOT NULL, PRIMARY KEY (space, replica)
@@ -35,6 +41,26 @@ CREATE TABLE IF NOT EXISTS replica_owners (
   replica TEXT PRIMARY KEY, subject TEXT NOT NULL
 ) WITHOUT ROWID;
 `
+
+/** Brings a version 1 database to version 2: the columns of the collected-deletion marks. */
+const ADD_COLLECTED_MARKS = `
+ALTER TABLE spaces ADD COLUMN collected_at INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE spaces ADD COLUMN collected TEXT;
+`
+
+/**
+ * Brings a database at `version` (its `user_version`, at most {@link SCHEMA_VERSION}; 0 for a
+ * new one) to {@link SCHEMA_VERSION}, creating any table it lacks, in one transaction: a crash
+ * midway leaves the database as it was, to be upgraded on the next open, rather than with
+ * some columns added under the old version number.
+ */
+export function migrate(db: Database.Database, version: number): void {
+  db.transaction(() => {
+    if (version === 1) db.exec(ADD_COLLECTED_MARKS)
+    db.exec(SCHEMA)
+    db.pragma(`user_version = ${SCHEMA_VERSION}`)
+  })()
+}
 
 /**
  * The name of the database's log (`SpaceMeta.log`), made when the database is first opened.
@@ -73,12 +99,24 @@ export interface Query<TParams extends unknown[], TRow> {
   run(...params: TParams): { readonly changes: number }
 }
 
+/** A row of `spaces`. */
+export interface SpaceRow {
+  readonly head: number
+  readonly floor: number
+  readonly collected_at: number
+  readonly collected: string | null
+}
+
 /** Every statement the store runs, prepared once per connection. */
 export function prepareStatements(db: Database.Database) {
   const q = <TParams extends unknown[], TRow = unknown>(sql: string): Query<TParams, TRow> =>
     db.prepare<TParams, TRow>(sql)
   return {
     space: q<[string], { head: number; floor: number }>('SELECT head, floor FROM spaces WHERE space = ?'),
+    /** `space` with the mark: for loading and compacting, not for every append and read. */
+    spaceWithMark: q<[string], SpaceRow>(
+      'SELECT head, floor, collected_at, collected FROM spaces WHERE space = ?',
+    ),
     received: q<[string], { replica: string; counter: number }>(
       'SELECT replica, counter FROM received WHERE space = ?',
     ),
@@ -117,6 +155,33 @@ export function prepareStatements(db: Database.Database) {
     deleteLog: q<[string, number]>('DELETE FROM log WHERE space = ? AND seq <= ?'),
     deleteTombstones: q<[string, number]>(
       'DELETE FROM records WHERE space = ? AND tombstone = 1 AND last_seq <= ?',
+    ),
+    setCollected: q<[number, string, string]>(
+      'UPDATE spaces SET collected_at = ?, collected = ? WHERE space = ?',
+    ),
+    /**
+     * Per replica, the highest counter of its changes stored at or below the floor (the
+     * second parameter), where above 0, found without the log entries compaction deleted. A
+     * replica's changes are stored in counter order, each above the replica's received
+     * counter: the lowest counter it has above the floor, less one, covers every change it has
+     * at or below it (and only counters it skipped besides); with nothing above the floor,
+     * its received counter does.
+     */
+    collectedCounters: q<[string, number, string], { replica: string; counter: number }>(
+      `SELECT replica, counter FROM (
+        SELECT received.replica AS replica, coalesce(above.lowest - 1, received.counter) AS counter
+        FROM received LEFT JOIN (
+          SELECT json_extract(change, '$.dot[0]') AS replica, min(json_extract(change, '$.dot[1]')) AS lowest
+          FROM log WHERE space = ? AND seq > ? GROUP BY json_extract(change, '$.dot[0]')
+        ) AS above ON above.replica = received.replica
+        WHERE received.space = ?
+      ) WHERE counter > 0`,
+    ),
+    /** The replicas whose changes are versions of the tombstones `deleteTombstones` takes. */
+    tombstoneWriters: q<[string, number], { replica: string }>(
+      `SELECT DISTINCT json_extract(version.value, '$.dot[0]') AS replica
+      FROM records, json_each(records.versions) AS version
+      WHERE records.space = ? AND records.tombstone = 1 AND records.last_seq <= ?`,
     ),
     listSpaces: q<[], { space: string }>('SELECT space FROM spaces ORDER BY space'),
     stats: q<[], { spaces: number; entries: number }>(

@@ -1,11 +1,12 @@
 import { existsSync } from 'node:fs'
 import { join } from 'node:path'
-import { asReplicaId, asSpaceId, ErrorCode, isChorusError, recordKey } from '@chorus/core'
+import { asReplicaId, asSpaceId, ErrorCode, isChorusError, type LogEntry, recordKey } from '@chorus/core'
 import { runHubStoreConformance } from '@chorus/testkit/conformance'
 import Database from 'better-sqlite3'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { backupDatabase } from '../src/sqlite-backup.js'
 import { SqliteRelayStore, type SqliteWrite } from '../src/sqlite-relay-store.js'
+import { SCHEMA_VERSION } from '../src/sqlite-schema.js'
 import { decodeUtf16Key, encodeUtf16Key } from '../src/utf16-key.js'
 import { WorkerRelayStore } from '../src/worker-relay-store.js'
 import { makeChange, makeRun, makeTempDir } from './support/fixtures.js'
@@ -53,6 +54,32 @@ const B = asReplicaId('bob')
 const C = asReplicaId('carol')
 const DAY = 86_400_000
 const T0 = 1_700_000_000_000
+
+/** The tables as schema version 1 made them, before the spaces' collected-deletion marks. */
+const SCHEMA_V1 = `
+CREATE TABLE spaces (
+  space TEXT PRIMARY KEY, head INTEGER NOT NULL, floor INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE received (
+  space TEXT NOT NULL, replica TEXT NOT NULL, counter INTEGER NOT NULL, PRIMARY KEY (space, replica)
+) WITHOUT ROWID;
+CREATE TABLE log (
+  space TEXT NOT NULL, seq INTEGER NOT NULL, change TEXT NOT NULL, UNIQUE (space, seq)
+);
+CREATE TABLE records (
+  space TEXT NOT NULL, key BLOB NOT NULL, versions TEXT NOT NULL,
+  last_seq INTEGER NOT NULL, tombstone INTEGER NOT NULL, UNIQUE (space, key)
+);
+CREATE INDEX records_tombstones ON records (space, last_seq) WHERE tombstone = 1;
+CREATE TABLE acks (
+  space TEXT NOT NULL, replica TEXT NOT NULL, position INTEGER NOT NULL, seen_at INTEGER NOT NULL,
+  PRIMARY KEY (space, replica)
+) WITHOUT ROWID;
+CREATE TABLE replica_owners (
+  replica TEXT PRIMARY KEY, subject TEXT NOT NULL
+) WITHOUT ROWID;
+PRAGMA user_version = 1;
+`
 
 describe.each(['SqliteRelayStore', 'WorkerRelayStore'] as const)(
   '%s beyond the HubStore contract',
@@ -243,6 +270,180 @@ describe.each(['SqliteRelayStore', 'WorkerRelayStore'] as const)(
           logEntriesDeleted: 3,
           tombstonesDeleted: 1,
         })
+      })
+    })
+
+    describe('collected-deletion marks', () => {
+      /** Per replica, the counter of its last change in the log at or below `floor`. */
+      function lastCountersAtOrBelow(entries: readonly LogEntry[], floor: number): Record<string, number> {
+        const last: Record<string, number> = {}
+        for (const { seq, change } of entries) if (seq <= floor) last[change.dot[0]] = change.dot[1]
+        return last
+      }
+
+      /**
+       * Alice writes and deletes `gone` (positions 1 and 2) and writes `kept` (3); Bob writes a
+       * record (4) and deletes `gone` too, not having seen Alice's deletion (5); Alice writes
+       * and deletes `later` (6 and 7).
+       */
+      async function writeTwoDeletions(): Promise<void> {
+        await store.append(SPACE, A, [
+          makeChange(A, 1, { id: 'gone' }),
+          makeChange(A, 2, { id: 'gone', context: { [A]: 1 } }, null),
+          makeChange(A, 3, { id: 'kept' }),
+        ])
+        await store.append(SPACE, B, [
+          makeChange(B, 1, { id: 'bobs' }),
+          makeChange(B, 2, { id: 'gone', context: { [A]: 1 } }, null),
+        ])
+        await store.append(SPACE, A, [
+          makeChange(A, 4, { id: 'later' }),
+          makeChange(A, 5, { id: 'later', context: { [A]: 4 } }, null),
+        ])
+      }
+
+      /** Alice, Bob and Carol (who only reads) acknowledge `position`; the floor rises to it. */
+      async function everyoneAcks(position: number, now: number): Promise<void> {
+        for (const replica of [A, B, C]) await store.noteAck(SPACE, replica, position, now)
+      }
+
+      it('marks a compaction that collects a deletion at the head, with each writer’s last counter at or below the floor', async () => {
+        await writeTwoDeletions()
+        const history = await store.readLog(SPACE, 0, 100)
+        await everyoneAcks(5, T0)
+        const result = await store.compact(SPACE, { now: T0, horizonMs: DAY })
+        // `gone` holds a deletion of each: Alice has changes above the floor (counters 4 and
+        // 5) and Bob none, so each way of finding a writer's counter is used; Carol, who wrote
+        // nothing, has no counter.
+        const mark = { at: 7, received: { [A]: 3, [B]: 2 } }
+        expect(result).toEqual({
+          floor: 5,
+          logEntriesDeleted: 5,
+          tombstonesDeleted: 1,
+          replicasForgotten: 0,
+          collected: mark,
+        })
+        expect(mark.received).toEqual(lastCountersAtOrBelow(history, 5))
+        expect(await store.loadSpace(SPACE)).toMatchObject({ head: 7, floor: 5, collected: mark })
+        await store.close()
+        store = await open()
+        expect(await store.loadSpace(SPACE)).toEqual({
+          head: 7,
+          floor: 5,
+          received: { [A]: 5, [B]: 2 },
+          log: expect.any(String),
+          collected: mark,
+        })
+      })
+
+      it('collects no more deletions until the floor passes the mark, and then marks them anew', async () => {
+        await writeTwoDeletions()
+        const history = await store.readLog(SPACE, 0, 100)
+        await everyoneAcks(5, T0)
+        const first = (await store.compact(SPACE, { now: T0, horizonMs: DAY })).collected
+        expect(first).toEqual({ at: 7, received: { [A]: 3, [B]: 2 } })
+        // `later` (deleted at 7) is at the floor now, but replicas may not have been told of
+        // the first mark yet: the log goes, the tombstone stays.
+        await everyoneAcks(7, T0 + 1)
+        expect(await store.compact(SPACE, { now: T0 + 1, horizonMs: DAY })).toEqual({
+          floor: 7,
+          logEntriesDeleted: 2,
+          tombstonesDeleted: 0,
+          replicasForgotten: 0,
+          collected: first,
+        })
+        expect(await recordKeys()).toContain(recordKey('notes', 'later'))
+        // Nothing moved: the early return still reports the mark.
+        expect(await store.compact(SPACE, { now: T0 + 1, horizonMs: DAY })).toEqual({
+          floor: 7,
+          logEntriesDeleted: 0,
+          tombstonesDeleted: 0,
+          replicasForgotten: 0,
+          collected: first,
+        })
+        await store.append(SPACE, B, makeRun(B, 3, 3))
+        history.push(...(await store.readLog(SPACE, 7, 100)))
+        await everyoneAcks(8, T0 + 2)
+        // Only Alice wrote what this one collects (`later`): only she is named.
+        const second = { at: 8, received: { [A]: 5 } }
+        expect(await store.compact(SPACE, { now: T0 + 2, horizonMs: DAY })).toEqual({
+          floor: 8,
+          logEntriesDeleted: 1,
+          tombstonesDeleted: 1,
+          replicasForgotten: 0,
+          collected: second,
+        })
+        expect(second.received[A]).toBe(lastCountersAtOrBelow(history, 8)[A])
+        expect(await recordKeys()).not.toContain(recordKey('notes', 'later'))
+        expect((await store.loadSpace(SPACE)).collected).toEqual(second)
+      })
+
+      it('makes no mark when a compaction collects nothing', async () => {
+        await store.append(SPACE, A, makeRun(A, 1, 3))
+        const result = await store.compact(SPACE, { now: T0, horizonMs: DAY })
+        expect(result).toEqual({ floor: 3, logEntriesDeleted: 3, tombstonesDeleted: 0, replicasForgotten: 0 })
+        expect(await store.loadSpace(SPACE)).not.toHaveProperty('collected')
+      })
+    })
+
+    describe('schema versions', () => {
+      /** Closes the store and makes a version 1 database by hand at a new `file`, which `setUp` then changes. */
+      async function replaceWithVersion1(setUp: (db: Database.Database) => void): Promise<void> {
+        await store.close()
+        temp.remove()
+        temp = makeTempDir()
+        file = join(temp.dir, 'relay.db')
+        const db = new Database(file)
+        try {
+          db.exec(SCHEMA_V1)
+          setUp(db)
+        } finally {
+          db.close()
+        }
+      }
+
+      it('upgrades a version 1 database in place, keeping its data, with no mark until a compaction collects', async () => {
+        const gone = makeChange(A, 2, { id: 'gone', context: { [A]: 1 } }, null)
+        const kept = makeChange(A, 3, { id: 'kept' })
+        await replaceWithVersion1((db) => {
+          db.prepare('INSERT INTO spaces (space, head, floor) VALUES (?, 3, 1)').run(SPACE)
+          db.prepare('INSERT INTO received (space, replica, counter) VALUES (?, ?, 3)').run(SPACE, A)
+          const log = db.prepare('INSERT INTO log (space, seq, change) VALUES (?, ?, ?)')
+          log.run(SPACE, 2, JSON.stringify(gone))
+          log.run(SPACE, 3, JSON.stringify(kept))
+          const record = db.prepare(
+            'INSERT INTO records (space, key, versions, last_seq, tombstone) VALUES (?, ?, ?, ?, ?)',
+          )
+          record.run(SPACE, encodeUtf16Key(recordKey('notes', 'gone')), JSON.stringify([gone]), 2, 1)
+          record.run(SPACE, encodeUtf16Key(recordKey('notes', 'kept')), JSON.stringify([kept]), 3, 0)
+        })
+        store = await open()
+        expect(committed('SELECT user_version AS n FROM pragma_user_version')).toBe(SCHEMA_VERSION)
+        const meta = await store.loadSpace(SPACE)
+        expect(meta).toEqual({ head: 3, floor: 1, received: { [A]: 3 }, log: expect.any(String) })
+        expect(meta).not.toHaveProperty('collected')
+        expect(await store.readLog(SPACE, 1, 100)).toEqual([
+          { seq: 2, change: gone },
+          { seq: 3, change: kept },
+        ])
+        expect(await recordKeys()).toEqual([recordKey('notes', 'gone'), recordKey('notes', 'kept')])
+        await store.append(SPACE, B, makeRun(B, 1, 1))
+        await store.noteAck(SPACE, B, 3, T0)
+        // Bob's only change is above the floor: he has no counter at or below it.
+        expect(await store.compact(SPACE, { now: T0, horizonMs: DAY })).toEqual({
+          floor: 3,
+          logEntriesDeleted: 2,
+          tombstonesDeleted: 1,
+          replicasForgotten: 0,
+          collected: { at: 4, received: { [A]: 3 } },
+        })
+      })
+
+      it('refuses a database a newer relay made', async () => {
+        await replaceWithVersion1((db) => db.pragma(`user_version = ${SCHEMA_VERSION + 1}`))
+        const outcome = await open().catch((error: unknown) => error)
+        expect(isChorusError(outcome, ErrorCode.StorageFailed)).toBe(true)
+        expect((outcome as Error).message).toMatch(/upgrade the relay/)
       })
     })
 

@@ -1,6 +1,7 @@
 import { join } from 'node:path'
 import { asReplicaId, asSpaceId, ErrorCode, isChorusError } from '@chorus/core'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { SqliteRelayStore } from '../src/sqlite-relay-store.js'
 import { WorkerRelayStore } from '../src/worker-relay-store.js'
 import { makeChange, makeRun, makeTempDir } from './support/fixtures.js'
 
@@ -98,5 +99,29 @@ describe('WorkerRelayStore', () => {
     const below = await rejection(store.readLog(SPACE, 2, 10))
     expect(isChorusError(below, ErrorCode.ResyncRequired)).toBe(true)
     expect((await store.readLog(SPACE, 4, 10)).map((entry) => entry.seq)).toEqual([5, 6])
+  })
+
+  it('hands back the collected-deletion mark of compact and loadSpace as the in-thread store makes it', async () => {
+    const inThread = new SqliteRelayStore(join(temp.dir, 'in-thread.db'))
+    try {
+      for (const relayStore of [store, inThread]) {
+        await relayStore.append(SPACE, A, [
+          makeChange(A, 1, { id: 'gone' }),
+          makeChange(A, 2, { id: 'gone', context: { [A]: 1 } }, null),
+        ])
+        await relayStore.append(SPACE, B, makeRun(B, 1, 2))
+        await relayStore.noteAck(SPACE, B, 3, T0)
+      }
+      const compacted = await store.compact(SPACE, { now: T0, horizonMs: Infinity })
+      // Only Alice wrote what was collected: only she is named.
+      expect(compacted.collected).toEqual({ at: 4, received: { [A]: 2 } })
+      expect(compacted).toEqual(await inThread.compact(SPACE, { now: T0, horizonMs: Infinity }))
+      const { log: _, ...loaded } = await store.loadSpace(SPACE)
+      const { log: __, ...expected } = await inThread.loadSpace(SPACE)
+      expect(loaded).toEqual(expected)
+      expect(loaded.collected).toEqual(compacted.collected)
+    } finally {
+      await inThread.close()
+    }
   })
 })
