@@ -13,14 +13,14 @@ const WAIT_MS = 20_000
 type Replica = Awaited<ReturnType<typeof createReplica>>
 
 /** A replica on `indexedDB`, which stays the device's disk across a close and a reopen. */
-function device(url: string, indexedDB: IDBFactory): Promise<Replica> {
+function device(url: string, indexedDB: IDBFactory, notes: 'lww' | 'manual' = 'lww'): Promise<Replica> {
   return createReplica({
     space: SPACE,
     url,
     storage: 'indexeddb',
     indexedDB,
     WebSocket: WebSocket as never,
-    resolvers: { notes: 'lww' },
+    resolvers: { notes },
   })
 }
 
@@ -103,5 +103,68 @@ describe('a device away longer than the relay’s horizon', () => {
       'the offline edit to reach alice',
     )
     expect(await ids(alice)).toEqual(['b', 'c', 'd', 'kept'])
+  })
+
+  it('edited offline while deleted elsewhere: the edit stands alone on every device, with no conflict', async () => {
+    let clock = 1_700_000_000_000
+    const dir = tempDir('chorus-horizon-')
+    cleanup.push(dir.remove)
+    const relay: RunningRelay = await startRelay({
+      dataDir: dir.path,
+      port: 0,
+      host: '127.0.0.1',
+      heartbeatMs: 0,
+      now: () => clock,
+      compaction: { intervalMs: 0, horizonMs: DAY },
+    })
+    cleanup.push(() => relay.close())
+    const alice = await device(relay.url, new IDBFactory(), 'manual')
+    cleanup.push(() => alice.close())
+    const bob = await device(relay.url, new IDBFactory(), 'manual')
+    cleanup.push(() => bob.close())
+    const phoneDisk = new IDBFactory()
+    let phone = await device(relay.url, phoneDisk, 'manual')
+    await alice.collection('notes').put('a', { title: 'a' })
+    await within(alice.synced(), WAIT_MS, 'alice to sync')
+    await eventually(async () => (await ids(phone)).includes('a'), 'the phone to hold the note')
+    await phone.close()
+
+    // Offline, the phone edits the note that alice deletes meanwhile; two days later the relay
+    // has forgotten the phone and collects the deletion, and tells alice and bob.
+    phone = await createReplica({
+      space: SPACE,
+      storage: 'indexeddb',
+      indexedDB: phoneDisk,
+      resolvers: { notes: 'manual' },
+    })
+    await phone.collection('notes').put('a', { title: 'a', edited: 'offline' })
+    await phone.close()
+    await alice.collection('notes').delete('a')
+    clock += 2 * DAY
+    await alice.collection('notes').put('c', { title: 'c' })
+    await eventually(async () => (await ids(bob)).includes('c'), 'bob to read the new note')
+    let tombstonesDeleted = 0
+    await eventually(async () => {
+      tombstonesDeleted += (await relay.relay.compact()).get(SPACE as SpaceId)?.tombstonesDeleted ?? 0
+      return tombstonesDeleted >= 1
+    }, 'the relay to collect the deletion')
+
+    // The phone returns: its edit is the note now, on every device, and nobody sees a conflict.
+    phone = await device(relay.url, phoneDisk, 'manual')
+    cleanup.push(() => phone.close())
+    await within(phone.synced(), WAIT_MS, 'the phone to sync again')
+    for (const [name, replica] of [
+      ['alice', alice],
+      ['bob', bob],
+    ] as const) {
+      await eventually(
+        async () => (await replica.collection('notes').get('a'))?.edited === 'offline',
+        `the offline edit to reach ${name}`,
+      )
+    }
+    for (const replica of [alice, bob, phone]) {
+      expect(await replica.collection('notes').get('a')).toEqual({ title: 'a', edited: 'offline' })
+      expect(await replica.conflicts()).toEqual([])
+    }
   })
 })

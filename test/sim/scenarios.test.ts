@@ -115,6 +115,124 @@ describe('a replica forgotten past the horizon', () => {
   })
 })
 
+describe('a deletion the hub collected, and a write that never saw it', () => {
+  for (const resolver of ['manual', 'lww'] as const) {
+    it(`is gone from every replica, and the write stands alone everywhere (${resolver})`, async () => {
+      const cluster = await createSimCluster({ seed: 15, replicas: 3, resolvers: { notes: resolver } })
+      const space = cluster.space as SpaceId
+      for (const id of ['a', 'c']) await cluster.write('r1', 'notes', id, { type: 'put', value: { id } })
+      expect(await cluster.settle()).toBe(true)
+
+      // r3 edits `a` offline and goes away past the horizon; meanwhile r1 deletes `a`, and the
+      // hub, which forgets r3, collects the deletion: r1 and r2 are told with the next change
+      // they get, and drop it too.
+      cluster.net.partition([['r3'], ['hub', 'r1', 'r2']])
+      await cluster.write('r3', 'notes', 'a', { type: 'put', value: { id: 'a', offline: true } })
+      cluster.crash('r3')
+      await cluster.write('r1', 'notes', 'a', { type: 'delete' })
+      await cluster.run(5000)
+      const { head } = await cluster.hubStore.loadSpace(space)
+      expect(cluster.compactHub(head)).toBe(1)
+      await cluster.write('r2', 'notes', 'c', { type: 'put', value: { id: 'c', again: true } })
+      await cluster.run(5000)
+      for (const name of ['r1', 'r2'])
+        expect(await cluster.engine(name)?.record('notes', 'a')).toBeUndefined()
+
+      // r3 comes back: its edit is taken alone by the hub, and so by r1 and r2.
+      expect(await cluster.settle()).toBe(true)
+      for (const name of ['r1', 'r2', 'r3']) {
+        const record = await cluster.engine(name)?.record('notes', 'a')
+        expect(record?.versions.map((version) => version.dot)).toEqual([['r3', 1]])
+        expect(await cluster.engine(name)?.conflicts()).toEqual([])
+      }
+      expect((await cluster.check()).problems).toEqual([])
+    })
+  }
+
+  it('a replica that reads a snapshot over a collected deletion drops it from beside the write the hub took', async () => {
+    const cluster = await createSimCluster({ seed: 17, replicas: 3, resolvers: { notes: 'manual' } })
+    const space = cluster.space as SpaceId
+    await cluster.write('r1', 'notes', 'a', { type: 'put', value: { id: 'a' } })
+    expect(await cluster.settle()).toBe(true)
+    // r3 goes away; r2 deletes `a`, r1 sees it and stops; r3 edits `a` offline.
+    cluster.net.partition([['r3'], ['hub', 'r1', 'r2']])
+    await cluster.write('r2', 'notes', 'a', { type: 'delete' })
+    await cluster.run(3000)
+    expect((await cluster.engine('r1')?.record('notes', 'a'))?.versions.map((v) => v.op.type)).toEqual([
+      'delete',
+    ])
+    cluster.crash('r1')
+    await cluster.write('r2', 'notes', 'b', { type: 'put', value: { id: 'b' } })
+    await cluster.write('r3', 'notes', 'a', { type: 'put', value: { id: 'a', offline: true } })
+    await cluster.run(3000)
+    // The hub collects the deletion, forgetting r1 and r3, which are behind its new floor.
+    const { head } = await cluster.hubStore.loadSpace(space)
+    expect(cluster.compactHub(head)).toBe(1)
+    // r3's edit reaches the hub first; then r1 comes back and reads a snapshot that carries it.
+    cluster.net.heal()
+    await cluster.run(3000)
+    await cluster.restart('r1')
+    expect(await cluster.settle()).toBe(true)
+    for (const name of ['r1', 'r2', 'r3']) {
+      const record = await cluster.engine(name)?.record('notes', 'a')
+      expect(record?.versions.map((version) => version.dot)).toEqual([['r3', 1]])
+      expect(await cluster.engine(name)?.conflicts()).toEqual([])
+    }
+    expect((await cluster.check()).problems).toEqual([])
+  })
+
+  it('a replica unsure whether its own write outlived a collected deletion reads a snapshot, and agrees', async () => {
+    const cluster = await createSimCluster({ seed: 18, replicas: 3, resolvers: { notes: 'manual' } })
+    const space = cluster.space as SpaceId
+    await cluster.write('r1', 'notes', 'a', { type: 'put', value: { id: 'a' } })
+    expect(await cluster.settle()).toBe(true)
+    // r1 deletes `a` while r2 is away; r2 edits it offline, comes back and gets the deletion,
+    // but its edit cannot reach the hub (its disk is full) before the hub collects the deletion.
+    cluster.net.partition([['r2'], ['hub', 'r1', 'r3']])
+    await cluster.write('r1', 'notes', 'a', { type: 'delete' })
+    await cluster.write('r2', 'notes', 'a', { type: 'put', value: { id: 'a', offline: true } })
+    await cluster.run(3000)
+    cluster.hubStore.failWrites = true
+    cluster.net.heal()
+    await cluster.run(3000)
+    expect((await cluster.engine('r2')?.record('notes', 'a'))?.versions).toHaveLength(2)
+    const { head } = await cluster.hubStore.loadSpace(space)
+    expect(cluster.compactHub(head)).toBe(1)
+    cluster.hubStore.failWrites = false
+    await cluster.write('r3', 'notes', 'b', { type: 'put', value: { id: 'b' } })
+    expect(await cluster.settle()).toBe(true)
+    for (const name of ['r1', 'r2', 'r3']) {
+      const record = await cluster.engine(name)?.record('notes', 'a')
+      expect(record?.versions.map((version) => version.dot)).toEqual([['r2', 1]])
+      expect(await cluster.engine(name)?.conflicts()).toEqual([])
+    }
+    expect((await cluster.check()).problems).toEqual([])
+  })
+
+  it('a new replica that reuses a collected id is taken alone by the replicas that saw the deletion', async () => {
+    const cluster = await createSimCluster({ seed: 16, replicas: 3, resolvers: { settings: 'manual' } })
+    const space = cluster.space as SpaceId
+    await cluster.write('r1', 'settings', 'theme', { type: 'put', value: { dark: true } })
+    expect(await cluster.settle()).toBe(true)
+    await cluster.write('r2', 'settings', 'theme', { type: 'delete' })
+    expect(await cluster.settle()).toBe(true)
+    // Every replica has seen the deletion: the hub collects it and tells them.
+    const { head } = await cluster.hubStore.loadSpace(space)
+    expect(cluster.compactHub(head)).toBe(1)
+    expect(await cluster.settle()).toBe(true)
+    // r3 starts over (a new device): it never saw the deletion, and sets the id again.
+    await cluster.wipe('r3')
+    expect(await cluster.settle()).toBe(true)
+    await cluster.write('r3', 'settings', 'theme', { type: 'put', value: { dark: false } })
+    expect(await cluster.settle()).toBe(true)
+    for (const name of ['r1', 'r2', 'r3']) {
+      expect(await cluster.engine(name)?.conflicts()).toEqual([])
+      expect(await cluster.engine(name)?.get('settings', 'theme')).toEqual({ dark: false })
+    }
+    expect((await cluster.check()).problems).toEqual([])
+  })
+})
+
 describe('clock skew', () => {
   it('a replica ten minutes ahead cannot drag the others further than the drift limit', async () => {
     const maxDriftMs = 60_000

@@ -105,6 +105,9 @@ export async function runScenario(
   const backupAfter = restorePlan.bool(1 / 3) ? restorePlan.int(0, phases - 2) : -1
   const restoreAfter = backupAfter < 0 ? -1 : restorePlan.int(backupAfter + 1, phases - 1)
   let backup: ReturnType<SimCluster['backupHub']> | null = null
+  // Half the compactions also collect the deletions at or below the new floor, and the hub
+  // tells the replicas (drawn apart from `plan`, as the restores are).
+  const collectPlan = (await import('@chorus/testkit')).createPrng(`collect:${resolver}:${seed}`)
   // A replica wiped after the backup could never send again what the restore takes from the
   // hub: its writes would stay only on the replicas that had them (a documented limit, see
   // docs/PROTOCOL.md). So runs with a restore wipe no replica before it has settled.
@@ -155,8 +158,13 @@ export async function runScenario(
     } else if (roll < 0.54) {
       const { head } = await cluster.hubStore.loadSpace(cluster.space as SpaceId)
       const upTo = plan.int(0, head)
-      cluster.hubStore.truncateLog(cluster.space as SpaceId, upTo)
-      actions.push(`compact log to ${upTo}`)
+      if (collectPlan.bool(1 / 2)) {
+        const collected = cluster.compactHub(upTo)
+        actions.push(`compact log to ${upTo}, collecting ${collected} deletions`)
+      } else {
+        cluster.hubStore.truncateLog(cluster.space as SpaceId, upTo)
+        actions.push(`compact log to ${upTo}`)
+      }
     } else {
       const writes = plan.int(1, 12)
       for (let i = 0; i < writes; i++) {

@@ -23,7 +23,7 @@ import {
 } from './protocol/hub-session.js'
 import { type ChangesMessage, DEFAULT_LIMITS, Feature, type ProtocolLimits } from './protocol/messages.js'
 import { SerialQueue } from './serial-queue.js'
-import type { AppendResult, HubStore, LogEntry } from './storage.js'
+import type { AppendResult, CollectedMark, HubStore, LogEntry } from './storage.js'
 
 /** A peer connection as the hub sees it: a way to send frames and to hang up. */
 export interface HubPeer {
@@ -110,6 +110,13 @@ export interface HubConnection {
 export interface HubEngine {
   accept(peer: HubPeer): HubConnection
   tick(): Promise<void>
+  /**
+   * The store's compaction of `space` left `mark` as its mark of collected deletions (see
+   * `CollectedMark`): the connections on the space tell their replicas at its position. Call
+   * it as soon as the compaction returns, before any later append is reported, so that no
+   * connection has streamed past the mark unaware of it (one that has is sent a snapshot).
+   */
+  collected(space: SpaceId, mark: CollectedMark): Promise<void>
   /** How many connections are open. */
   connections(): number
   /** How many spaces have their facts cached (those in use). */
@@ -127,6 +134,8 @@ interface SpaceCache {
   received: Map<string, number>
   /** The store's name for the log (see `SpaceMeta.log`). */
   readonly log?: string
+  /** The store's latest mark of collected deletions (see `SpaceMeta.collected`). */
+  collected?: CollectedMark
   /**
    * Log entries by position, as appended through this hub or read from the store: the
    * connections of a space read the same stretch of log one after another, so all but the
@@ -196,6 +205,7 @@ export function createHubEngine(options: HubEngineOptions): HubEngine {
       return all
     },
     log: (space) => spaces.get(space)?.log,
+    collected: (space) => spaces.get(space)?.collected,
     // From the text the change is about to be sent as (encoded once, however many peers).
     size: (change, compact) =>
       compact ? rowOp(change).length + change.id.length + ROW_OVERHEAD : changeText(change).length,
@@ -252,6 +262,7 @@ export function createHubEngine(options: HubEngineOptions): HubEngine {
           recent: new Map(),
           recentChars: 0,
           ...(meta.log === undefined ? {} : { log: meta.log }),
+          ...(meta.collected === undefined ? {} : { collected: meta.collected }),
         }
         spaces.set(space, cache)
         loading.delete(space)
@@ -496,6 +507,7 @@ export function createHubEngine(options: HubEngineOptions): HubEngine {
       last.from === message.from &&
       last.to === message.to &&
       last.head === message.head &&
+      last.collected === message.collected &&
       last.batch.length === message.batch.length &&
       (last.batch === message.batch || last.batch.every((change, i) => change === message.batch[i]))
     ) {
@@ -755,6 +767,18 @@ export function createHubEngine(options: HubEngineOptions): HubEngine {
     async tick() {
       const time = now()
       await Promise.all([...connections].map((connection) => connection.input({ type: 'tick', now: time })))
+    },
+    async collected(space, mark) {
+      // A space not cached has no connection streaming it, and loads the mark with the rest.
+      const cache = spaces.get(space)
+      if (cache === undefined || (cache.collected?.at ?? 0) >= mark.at) return
+      cache.collected = mark
+      const time = now()
+      await Promise.all(
+        [...connections]
+          .filter((connection) => connection.uses(space))
+          .map((connection) => connection.input({ type: 'collected', now: time, space })),
+      )
     },
     connections: () => connections.size,
     cachedSpaces: () => spaces.size,

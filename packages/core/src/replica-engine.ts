@@ -201,9 +201,18 @@ class Engine implements ReplicaEngine {
   #lost: { readonly upTo: number; readonly versions: readonly Change[] } | null = null
   /**
    * The snapshot being applied over records this replica already held: the counters its
-   * first page named, and the keys of the records its pages carried so far (see `#sweep`).
+   * first page named, and, by record key, the dots of the versions its pages carried so far
+   * (see `#sweep`).
    */
-  #sweeping: { readonly received: Readonly<Record<string, number>>; readonly seen: Set<string> } | null = null
+  #sweeping: {
+    readonly received: Readonly<Record<string, number>>
+    readonly seen: Map<string, Set<string>>
+  } | null = null
+  /**
+   * Deletions the hub collected at a position, to remove before anything past it is applied
+   * (see `#collect`); kept until that is done, and the apply fails until it is.
+   */
+  #collectOwed: { readonly at: number; readonly received: Readonly<Record<string, number>> } | null = null
 
   constructor(options: ReplicaEngineOptions, meta: ReplicaMeta, acked: number) {
     this.#options = options
@@ -771,6 +780,8 @@ class Engine implements ReplicaEngine {
         }
         return
       case 'apply':
+        if (effect.collected !== undefined && effect.from === this.#meta.cursor)
+          this.#collectOwed = { at: effect.from, received: effect.collected }
         await this.#apply(effect.batch, effect.from, effect.cursor, effect.snapshot)
         return
       case 'set-log': {
@@ -909,6 +920,17 @@ class Engine implements ReplicaEngine {
       await this.#handle({ type: 'apply-failed', now })
       return
     }
+    if (from !== null && this.#collectOwed !== null) {
+      const outcome = await this.#collect()
+      if (outcome === 'failed') {
+        await this.#handle({ type: 'apply-failed', now })
+        return
+      }
+      if (outcome === 'resync') {
+        await this.#resync(now)
+        return
+      }
+    }
     const touched = new Map<string, StoredRecord>()
     const nextCursor = cursor === null ? null : Math.max(cursor, this.#meta.cursor)
     try {
@@ -929,7 +951,7 @@ class Engine implements ReplicaEngine {
         this.#hlc.receive(change.hlc)
       }
       if (page?.last === true && this.#sweeping !== null) {
-        for (const record of await this.#sweep(this.#sweeping)) {
+        for (const record of await this.#sweep(this.#sweeping, touched)) {
           touched.set(`${record.collection}\u0000${record.id}`, record)
         }
       }
@@ -948,7 +970,11 @@ class Engine implements ReplicaEngine {
       await this.#handle({ type: 'apply-failed', now })
       return
     }
-    if (page?.last === true) this.#sweeping = null
+    if (page?.last === true) {
+      this.#sweeping = null
+      // The snapshot left out whatever the hub had collected.
+      this.#collectOwed = null
+    }
     this.#meta = { ...this.#meta, clock: this.#hlc.state(), cursor: nextCursor ?? this.#meta.cursor }
     const byCollection = new Map<string, RecordId[]>()
     for (const record of touched.values()) {
@@ -962,40 +988,118 @@ class Engine implements ReplicaEngine {
   }
 
   /**
+   * Removes the deletions the hub collected (`#collectOwed`): every record whose versions are
+   * all deletes, each with a dot the hub's `received` covers. At the position this replica is
+   * at, such a record is one the hub removed (the replica holds what the hub's log held up to
+   * there), so a later write to it — made by a replica that never saw the deletion — is taken
+   * alone here as it is there, instead of beside a deletion the hub and that writer no longer
+   * know. Done at that position only: one past it may hold a deletion beside a write the hub
+   * took after it.
+   *
+   * A record with a collected-looking deletion beside an own version the hub may not have had
+   * there (not covered) cannot be told apart: the hub may have held the deletion alone, and
+   * dropped it, or beside a version the own one replaced since, and kept it. Then the replica
+   * reads the hub's state afresh instead (`resync`: a snapshot, whose sweep settles it).
+   * `failed` when the store failed: it stays owed, and nothing past it is applied.
+   */
+  async #collect(): Promise<'done' | 'failed' | 'resync'> {
+    const owed = this.#collectOwed
+    if (owed === null) return 'done'
+    if (owed.at !== this.#meta.cursor) {
+      this.#collectOwed = null
+      return 'done'
+    }
+    try {
+      const removed: StoredRecord[] = []
+      for (const record of await this.#store.allRecords()) {
+        const verdict = collectedBy(record.state, owed.received, this.replicaId)
+        if (verdict === 'unsure') {
+          this.#collectOwed = null
+          return 'resync'
+        }
+        if (verdict === 'collected') removed.push({ ...record, state: { versions: [] } })
+      }
+      if (removed.length > 0) {
+        await this.#store.applyRemote({ records: removed, clock: this.#hlc.state(), cursor: null })
+      }
+    } catch (error) {
+      this.#report(
+        error,
+        'removing the deletions the hub collected failed; the remote changes after them will be fetched again',
+      )
+      return 'failed'
+    }
+    this.#collectOwed = null
+    return 'done'
+  }
+
+  /**
+   * Reads the hub's state afresh: the cursor goes back to 0 (stored, so a restart does too),
+   * and the session asks the hub for its log from the start, which it sends as a snapshot.
+   */
+  async #resync(now: number): Promise<void> {
+    try {
+      await this.#store.applyRemote({ records: [], clock: this.#hlc.state(), cursor: 0 })
+    } catch (error) {
+      // The hub is asked anyway; a restart before the snapshot lands here again.
+      this.#report(error, 'storing the cursor failed; the hub is asked for a snapshot anyway')
+    }
+    this.#meta = { ...this.#meta, cursor: 0 }
+    await this.#handle({ type: 'resync', now })
+  }
+
+  /**
    * Notes what a snapshot page carries. From page 0 on, when the hub named the counters the
-   * snapshot covers and this replica holds records already, the keys of every page are kept
-   * for `#sweep` at the last.
+   * snapshot covers and this replica holds records already, the dots of every page's versions
+   * are kept, by record, for `#sweep` at the last.
    */
   async #trackSnapshot(batch: readonly Change[], page: SnapshotPage): Promise<void> {
     if (page.page === 0) {
       this.#sweeping = null
       const held = page.received !== undefined && (await (this.#store.hasRecords?.() ?? true))
-      if (held) this.#sweeping = { received: page.received as Record<string, number>, seen: new Set() }
+      if (held) this.#sweeping = { received: page.received as Record<string, number>, seen: new Map() }
     }
     const seen = this.#sweeping?.seen
     if (seen === undefined) return
-    for (const change of batch) seen.add(`${change.collection}\u0000${change.id}`)
+    for (const change of batch) {
+      const key = `${change.collection}\u0000${change.id}`
+      let dots = seen.get(key)
+      if (dots === undefined) {
+        dots = new Set()
+        seen.set(key, dots)
+      }
+      dots.add(`${change.dot[1]}@${change.dot[0]}`)
+    }
   }
 
   /**
-   * At a snapshot's last page: the records this replica holds that no page carried, less
-   * the versions the hub had stored when the snapshot began (`received`). A record the hub
-   * no longer has at all was deleted, and the deletion collected once every replica it still
-   * knew had seen it: this one was away longer than the hub's horizon. Its versions the hub
-   * had are gone there, so they go here too; a version the hub had not stored (an own
-   * change still in the outbox, or one a hub restored from a backup lost) stays. A record
-   * left with no version is removed.
+   * At a snapshot's last page: the records this replica holds, less the versions the hub had
+   * stored when the snapshot began (`received`) that no page carried. Such a version was
+   * replaced at the hub, or deleted and the deletion collected — once every replica the hub
+   * still knew had seen it, or at once for a replica away longer than the hub's horizon, like
+   * this one may have been. Gone there, it goes here too, also from beside a version the
+   * pages carried (a write the hub took after it collected the deletion); a version the hub
+   * had not stored (an own change still in the outbox, or one a hub restored from a backup
+   * lost) stays. A record left with no version is removed. `touched` holds the records the
+   * last page changed, not stored yet: they are swept as they now stand.
    */
-  async #sweep(sweeping: {
-    readonly received: Readonly<Record<string, number>>
-    readonly seen: ReadonlySet<string>
-  }): Promise<StoredRecord[]> {
+  async #sweep(
+    sweeping: {
+      readonly received: Readonly<Record<string, number>>
+      readonly seen: ReadonlyMap<string, ReadonlySet<string>>
+    },
+    touched: ReadonlyMap<string, StoredRecord>,
+  ): Promise<StoredRecord[]> {
     const { received, seen } = sweeping
     const swept: StoredRecord[] = []
-    for (const record of await this.#store.allRecords()) {
-      if (seen.has(`${record.collection}\u0000${record.id}`)) continue
+    for (const stored of await this.#store.allRecords()) {
+      const key = `${stored.collection}\u0000${stored.id}`
+      const record = touched.get(key) ?? stored
+      const carried = seen.get(key)
       const versions = record.state.versions
-      const kept = versions.filter(({ dot }) => dot[1] > ownNumber(received, dot[0]))
+      const kept = versions.filter(
+        ({ dot }) => dot[1] > ownNumber(received, dot[0]) || carried?.has(`${dot[1]}@${dot[0]}`) === true,
+      )
       if (kept.length < versions.length) swept.push({ ...record, state: { versions: kept } })
     }
     return swept
@@ -1015,6 +1119,31 @@ class Engine implements ReplicaEngine {
   #transmit(frame: string): void {
     this.#send?.(frame)
   }
+}
+
+/**
+ * Whether the hub's mark of collected deletions `received` took this record (see `#collect`):
+ * `collected` when every version is a delete with a dot it covers; `unsure` when a delete it
+ * covers stands beside an own version it does not cover (`self`'s); `kept` otherwise.
+ */
+function collectedBy(
+  state: RecordState,
+  received: Readonly<Record<string, number>>,
+  self: ReplicaId,
+): 'collected' | 'unsure' | 'kept' {
+  const { versions } = state
+  let coveredDelete = false
+  let ownAfter = false
+  let other = false
+  for (const { op, dot } of versions) {
+    const covered = dot[1] <= ownNumber(received, dot[0])
+    if (covered && op.type === 'delete') coveredDelete = true
+    else if (!covered && dot[0] === self) ownAfter = true
+    else other = true
+  }
+  if (!coveredDelete) return 'kept'
+  if (ownAfter) return 'unsure'
+  return other ? 'kept' : 'collected'
 }
 
 /** In a batch's list of record states: not read from the store yet. */

@@ -364,6 +364,8 @@ export function createRelay(options: RelayOptions): Relay {
     const results = new Map<SpaceId, CompactResult>()
     for (const space of await store.listSpaces()) {
       const result = await store.compact(space, { now: time, horizonMs: compaction.horizonMs })
+      // At once, before a later append is streamed: the replicas are told at the mark.
+      if (result.collected !== undefined) await hub.collected(space, result.collected)
       counters.tombstonesCollected += result.tombstonesDeleted
       results.set(space, result)
     }

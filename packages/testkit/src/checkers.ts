@@ -6,6 +6,7 @@ import {
   descends,
   encodeVv,
   type JsonValue,
+  mergeVv,
   type RecordState,
   type ResolverLookup,
   recordContext,
@@ -94,8 +95,9 @@ export function checkConvergence(
  * `acked` maps a replica id to the highest counter the hub acknowledged; `writes` are all
  * changes made, so each acknowledged dot can be found. This is the right check for every
  * resolver: `lww` keeps losing versions as siblings, it only reads the winner. A record a
- * replica does not hold, and whose deletion the hub collected (`collected`: the context of
- * what it collected, by record key), was superseded by that deletion.
+ * replica does not hold, or holds again after a write that never saw the deletion, whose
+ * deletion the hub collected (`collected`: the context of what it collected, by record key),
+ * was superseded by that deletion.
  */
 export function checkAcknowledgedWrites(
   replicas: readonly ReplicaSnapshot[],
@@ -112,8 +114,14 @@ export function checkAcknowledgedWrites(
     for (const write of writes) {
       if (write.dot[1] > (acked.get(write.dot[0]) ?? 0)) continue
       const key = recordKey(write.collection, write.id)
-      const context = contexts.get(key) ?? collected.get(key)
-      if (context === undefined || !coversDot(context, write.dot)) {
+      // Superseded where the record is now, or by a deletion the hub collected (which a
+      // write that never saw it may have outlived: the record is back, without it).
+      const context = contexts.get(key)
+      const gone = collected.get(key)
+      const covered =
+        (context !== undefined && coversDot(context, write.dot)) ||
+        (gone !== undefined && coversDot(gone, write.dot))
+      if (!covered) {
         problems.push(
           `${replica.name}: acknowledged write ${write.dot[0]}:${write.dot[1]} to ${write.collection}/${write.id} is lost`,
         )
@@ -140,36 +148,59 @@ export type CausalEvent =
       /** The record's context as the read saw it. */
       readonly context: VersionVector
     }
+  | {
+      /** The hub collected the deletion of a record (by `recordKey`), whose context this is. */
+      readonly kind: 'collect'
+      readonly key: string
+      readonly context: VersionVector
+    }
 
 /**
  * Session guarantees over a history of reads and writes.
  *
  * Read-your-writes: a read in a session sees every earlier write of that session to the
  * record. Monotonic reads: a session's reads of a record never go back in causal history.
- * A session is one replica incarnation: a wiped replica starts a new session.
+ * A session is one replica incarnation: a wiped replica starts a new session. Once the hub
+ * collected a record's deletion, what that deletion covered is history no read need keep:
+ * a write that never saw it may bring the record back without it.
  */
 export function checkCausality(history: readonly CausalEvent[]): CheckResult {
   const problems: string[] = []
   const lastWrite = new Map<string, Dot>()
   const lastRead = new Map<string, VersionVector>()
+  const collected = new Map<string, VersionVector>()
   for (const event of history) {
-    const key = `${event.session}\u0000${recordKey(event.collection, event.id)}`
+    if (event.kind === 'collect') {
+      collected.set(event.key, mergeVv(collected.get(event.key) ?? {}, event.context))
+      continue
+    }
+    const record = recordKey(event.collection, event.id)
+    const key = `${event.session}\u0000${record}`
     const label = `${event.session} ${event.collection}/${event.id}`
     if (event.kind === 'write') {
       lastWrite.set(key, event.dot)
       continue
     }
+    const gone = collected.get(record) ?? {}
     const written = lastWrite.get(key)
-    if (written !== undefined && !coversDot(event.context, written)) {
+    if (written !== undefined && !coversDot(event.context, written) && !coversDot(gone, written)) {
       problems.push(
         `${label}: read [${encodeVv(event.context)}] misses own write ${written[0]}:${written[1]}`,
       )
     }
     const previous = lastRead.get(key)
-    if (previous !== undefined && !descends(event.context, previous)) {
+    if (previous !== undefined && !descends(event.context, beyond(previous, gone))) {
       problems.push(`${label}: read [${encodeVv(event.context)}] went back from [${encodeVv(previous)}]`)
     }
     lastRead.set(key, event.context)
   }
   return verdict(problems)
+}
+
+/** `vv` without the replicas whose counter in it `gone` covers. */
+function beyond(vv: VersionVector, gone: VersionVector): VersionVector {
+  const out: Record<string, number> = {}
+  for (const [replica, counter] of Object.entries(vv))
+    if (counter > (gone[replica] ?? 0)) out[replica] = counter
+  return out
 }

@@ -65,6 +65,14 @@ function validFrame(prng: Prng, space: SpaceId): string {
     },
     { type: 'ack', space, upTo: prng.int(0, 10) },
     { type: 'snapshot', space, cursor: 1, page: 0, last: true, batch: [] },
+    {
+      type: 'changes',
+      space,
+      from: 0,
+      to: 1,
+      batch: [change(replica, 1)],
+      collected: { [replica]: prng.int(0, 10) },
+    },
     { type: 'error', code: 'internal', message: 'storm' },
   ]
   return encodeMessage(prng.pick(messages))

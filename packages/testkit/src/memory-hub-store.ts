@@ -5,6 +5,7 @@ import {
   type Change,
   type ChangeText,
   ChorusError,
+  type CollectedMark,
   ErrorCode,
   type HubStore,
   isDeleted,
@@ -24,6 +25,8 @@ interface MemorySpace {
   readonly records: Map<string, RecordState>
   /** Each record's last change's log position. */
   readonly lastSeq: Map<string, number>
+  /** The latest mark of collected deletions (see `SpaceMeta.collected`). */
+  collected?: CollectedMark
 }
 
 /**
@@ -62,6 +65,7 @@ export class MemoryHubStore implements HubStore {
         received: new Map(found.received),
         records: new Map(found.records),
         lastSeq: new Map(found.lastSeq),
+        ...(found.collected === undefined ? {} : { collected: found.collected }),
       })
     }
     return copy
@@ -84,8 +88,13 @@ export class MemoryHubStore implements HubStore {
 
   async loadSpace(space: SpaceId): Promise<SpaceMeta> {
     const found = this.#space(space)
-    const meta = { head: found.head, floor: found.floor, received: Object.fromEntries(found.received) }
-    return this.#log === undefined ? meta : { ...meta, log: this.#log }
+    return {
+      head: found.head,
+      floor: found.floor,
+      received: Object.fromEntries(found.received),
+      ...(this.#log === undefined ? {} : { log: this.#log }),
+      ...(found.collected === undefined ? {} : { collected: found.collected }),
+    }
   }
 
   async append(
@@ -150,6 +159,11 @@ export class MemoryHubStore implements HubStore {
     return { changes, nextKey }
   }
 
+  /** The space's latest mark of collected deletions, as `loadSpace` gives it. */
+  collectedMark(space: SpaceId): CollectedMark | undefined {
+    return this.#space(space).collected
+  }
+
   /** Drops log entries at or below `upTo`; replicas behind it will bootstrap from a snapshot. */
   truncateLog(space: SpaceId, upTo: number): void {
     const found = this.#space(space)
@@ -160,18 +174,29 @@ export class MemoryHubStore implements HubStore {
 
   /**
    * `truncateLog`, then drops every deleted record whose last change is at or below the new
-   * floor: a replica that had not seen the deletion bootstraps without it. Returns the
-   * records dropped, by key.
+   * floor: a replica that had not seen the deletion bootstraps without it. As a relay's store
+   * does, it drops none while the floor is not past the space's mark of collected deletions
+   * (`loadSpace`'s `collected`), and makes a new mark at the head when it drops any. Returns
+   * the records dropped, by key.
    */
   compact(space: SpaceId, upTo: number): Map<string, RecordState> {
     this.truncateLog(space, upTo)
     const found = this.#space(space)
     const dropped = new Map<string, RecordState>()
+    if (found.collected !== undefined && found.floor <= found.collected.at) return dropped
     for (const [key, state] of found.records) {
       if (!isDeleted(state) || (found.lastSeq.get(key) ?? 0) > found.floor) continue
       found.records.delete(key)
       found.lastSeq.delete(key)
       dropped.set(key, state)
+    }
+    if (dropped.size > 0) {
+      // Named: only the replicas that wrote what was collected, as a relay's store names them.
+      const writers = new Set<string>(
+        [...dropped.values()].flatMap((state) => state.versions.map((version) => version.dot[0])),
+      )
+      const received = Object.entries(receivedAtFloor(found)).filter(([replica]) => writers.has(replica))
+      found.collected = { at: found.head, received: Object.fromEntries(received) }
     }
     return dropped
   }
@@ -185,4 +210,22 @@ export class MemoryHubStore implements HubStore {
     this.#closed = false
     return this
   }
+}
+
+/**
+ * Per replica, the highest counter of its changes stored at or below the floor: one below the
+ * first of its changes the log still holds above the floor, or all it has stored when none is.
+ */
+function receivedAtFloor(found: MemorySpace): Record<string, number> {
+  const above = new Map<string, number>()
+  for (const { seq, change } of found.log) {
+    const [replica, counter] = change.dot
+    if (seq > found.floor && !above.has(replica)) above.set(replica, counter)
+  }
+  const received: Record<string, number> = {}
+  for (const [replica, counter] of found.received) {
+    const covered = above.has(replica) ? (above.get(replica) as number) - 1 : counter
+    if (covered > 0) received[replica] = covered
+  }
+  return received
 }

@@ -15,6 +15,7 @@ import {
   type ResolverConfig,
   type ResolverLookup,
   recordContext,
+  recordKey,
   type SpaceId,
   type VersionVector,
   type WriteIntent,
@@ -287,12 +288,14 @@ export class SimCluster {
     const engine = this.#slot(name).engine
     if (engine === null) return undefined
     const state = await engine.record(collection, id)
+    // A record gone because the hub collected its deletion reads as that deletion did.
+    const collected = state === undefined ? this.collected.get(recordKey(collection, id)) : undefined
     this.history.push({
       kind: 'read',
       session: engine.replicaId,
       collection,
       id,
-      context: recordContext(state),
+      context: collected ?? recordContext(state),
     })
     return state === undefined ? undefined : this.resolvers(collection).resolve(state.versions).value
   }
@@ -330,7 +333,11 @@ export class SimCluster {
     const dropped = this.hubStore.compact(this.space, upTo)
     for (const [key, state] of dropped) {
       this.collected.set(key, mergeVv(this.collected.get(key) ?? {}, recordContext(state)))
+      this.history.push({ kind: 'collect', key, context: recordContext(state) })
     }
+    // As a relay does once its store's compaction returns: the hub tells the replicas.
+    const mark = this.hubStore.collectedMark(this.space)
+    if (dropped.size > 0 && mark !== undefined) void this.#hub?.collected(this.space, mark)
     return dropped.size
   }
 

@@ -131,8 +131,8 @@ export function encodeChangesMessage(
   message: ChangesMessage,
   texts: BatchTexts | ((change: Change) => string) = {},
 ): string {
-  const { space, from, to, batch, head, sparse } = message
-  const tail = `${head === undefined ? '' : `,"head":${JSON.stringify(head)}`}${sparse === true ? ',"sparse":true' : ''}`
+  const { space, from, to, batch, head, sparse, collected } = message
+  const tail = `${head === undefined ? '' : `,"head":${JSON.stringify(head)}`}${sparse === true ? ',"sparse":true' : ''}${collected === undefined ? '' : `,"collected":${JSON.stringify(collected)}`}`
   return `{"type":"changes","space":${JSON.stringify(space)},"from":${JSON.stringify(from)},"to":${JSON.stringify(to)},${batchText(batch, typeof texts === 'function' ? { changeText: texts } : texts)}${tail}}`
 }
 
@@ -176,7 +176,7 @@ function wireForm(message: Message): Message {
       }
     }
     case 'changes': {
-      const { type, space, from, to, batch, head, sparse } = message
+      const { type, space, from, to, batch, head, sparse, collected } = message
       return {
         type,
         space,
@@ -185,6 +185,7 @@ function wireForm(message: Message): Message {
         batch: batch.map(changeWireForm),
         ...(head === undefined ? {} : { head }),
         ...(sparse === true ? { sparse } : {}),
+        ...(collected === undefined ? {} : { collected }),
       }
     }
     case 'ack':
@@ -332,8 +333,13 @@ function readMessage(value: unknown, limits: ProtocolLimits): Message {
       const batch = readAnyBatch(fields, where, limits)
       const sparse = own(fields, 'sparse')
       if (sparse !== undefined && sparse !== true) invalid('changes.sparse', 'true (or no field)', sparse)
-      const message: ChangesMessage =
+      const plain: ChangesMessage =
         sparse === true ? { type, space, from, to, batch, sparse } : { type, space, from, to, batch }
+      const collected = own(fields, 'collected')
+      const message: ChangesMessage =
+        collected === undefined
+          ? plain
+          : { ...plain, collected: readReceived(collected, 'changes.collected', limits) }
       if (own(fields, 'head') === undefined) return message
       const head = positionAt(fields, 'head', where)
       if (head < to)
@@ -358,7 +364,9 @@ function readMessage(value: unknown, limits: ProtocolLimits): Message {
         batch: readAnyBatch(fields, where, limits),
       }
       const received = own(fields, 'received')
-      return received === undefined ? message : { ...message, received: readReceived(received, limits) }
+      return received === undefined
+        ? message
+        : { ...message, received: readReceived(received, 'snapshot.received', limits) }
     }
     case MessageType.Error:
       return readError(fields)
@@ -514,9 +522,11 @@ function readPerSpace<TValue>(
   return out
 }
 
-/** Reads `snapshot.received`: replica ids to counters (≥ 0), at most `maxVectorEntries` of them. */
-function readReceived(value: unknown, limits: ProtocolLimits): Record<string, number> {
-  const path = 'snapshot.received'
+/**
+ * Reads `snapshot.received` or `changes.collected` (`path`): replica ids to counters (≥ 0),
+ * at most `maxVectorEntries` of them.
+ */
+function readReceived(value: unknown, path: string, limits: ProtocolLimits): Record<string, number> {
   const raw = objectAt(value, path, 'an object mapping replica ids to counters')
   const replicas = Object.keys(raw)
   if (replicas.length > limits.maxVectorEntries) {

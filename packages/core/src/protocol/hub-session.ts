@@ -3,7 +3,7 @@ import { approximateChangeLength } from '../change-size.js'
 import { ErrorCode } from '../errors.js'
 import type { ReplicaId, SpaceId } from '../ids.js'
 import { ownNumber, ownValue } from '../json.js'
-import { type LogEntry, recordKey } from '../storage.js'
+import { type CollectedMark, type LogEntry, recordKey } from '../storage.js'
 import type { Dot } from '../version-vector.js'
 import { type FramesInFlight, NO_FRAMES_IN_FLIGHT, pushFrame, settleFrames } from './frames-in-flight.js'
 import {
@@ -86,6 +86,12 @@ export interface HubFacts {
   receivedAll?(space: SpaceId): Readonly<Record<string, number>>
   /** The name of the space's log (see `SpaceMeta.log`); optional, and undefined when unnamed. */
   log?(space: SpaceId): string | undefined
+  /**
+   * The space's latest mark of collected deletions (see `SpaceMeta.collected`); optional, and
+   * undefined when there is none. A session that negotiated `collect` tells its replica of it
+   * at the mark's position (see `ChangesMessage.collected`).
+   */
+  collected?(space: SpaceId): CollectedMark | undefined
   /**
    * About how many bytes `change` takes in a frame, in the compact form or as a change object
    * (optional; for `windowBytes`). A runtime that encodes each change once answers from that
@@ -194,7 +200,7 @@ export interface HubSessionState {
 }
 
 /** The features this hub side speaks, answered to a `hello` that offers them. */
-export const HUB_FEATURES: readonly Feature[] = [Feature.Compact, Feature.Sparse]
+export const HUB_FEATURES: readonly Feature[] = [Feature.Compact, Feature.Sparse, Feature.Collect]
 
 /** Inputs to the hub session. */
 export type HubSessionInput =
@@ -221,6 +227,8 @@ export type HubSessionInput =
   | { readonly type: 'read-failed'; readonly now: number; readonly space: SpaceId }
   /** The log no longer holds what the peer needs next: switch it to a snapshot. */
   | { readonly type: 'log-compacted'; readonly now: number; readonly space: SpaceId }
+  /** The space has a new mark of collected deletions (`HubFacts.collected`). */
+  | { readonly type: 'collected'; readonly now: number; readonly space: SpaceId }
   | { readonly type: 'tick'; readonly now: number }
   | { readonly type: 'closed' }
 
@@ -363,6 +371,8 @@ function reduce(
       }
       return pump(setStream(state, input.space, next), input.space, facts, effects)
     }
+    case 'collected':
+      return collected(state, input.space, input.now, facts, effects)
     case 'tick':
       return tick(state, input.now, facts, effects)
   }
@@ -568,6 +578,74 @@ function welcome(
   return next
 }
 
+/**
+ * The space's mark of collected deletions, on a session that negotiated `collect`, if the
+ * replica can take it: one naming more replicas than a receiver reads by default, or too long
+ * to ride along a batch (over a quarter of a frame), is neither told nor waited for (those
+ * replicas keep the deletions, as one without `collect` does).
+ */
+function markFor(state: HubSessionState, space: SpaceId, facts: HubFacts): CollectedMark | undefined {
+  if (!state.features.includes(Feature.Collect)) return undefined
+  const mark = facts.collected?.(space)
+  if (mark === undefined) return undefined
+  const { entries, length } = markSize(mark)
+  const frameBytes = state.config.frameBytes
+  if (entries > MAX_RECEIVED_ENTRIES || (frameBytes !== undefined && length > frameBytes / 4))
+    return undefined
+  return mark
+}
+
+/** Each mark's counters and the length of their text, reckoned once: every read asks. */
+const markSizes = new WeakMap<CollectedMark, { readonly entries: number; readonly length: number }>()
+function markSize(mark: CollectedMark): { readonly entries: number; readonly length: number } {
+  let size = markSizes.get(mark)
+  if (size === undefined) {
+    size = { entries: Object.keys(mark.received).length, length: JSON.stringify(mark.received).length }
+    markSizes.set(mark, size)
+  }
+  return size
+}
+
+/**
+ * The position a stream behind the space's mark may send up to: its replica is told of the
+ * mark with the first batch from there (see `ChangesMessage.collected`), none across it.
+ */
+function stopAt(state: HubSessionState, stream: HubStream, space: SpaceId, facts: HubFacts): number {
+  const mark = markFor(state, space, facts)
+  return mark === undefined || stream.sent >= mark.at ? Number.POSITIVE_INFINITY : mark.at
+}
+
+/**
+ * The space has a new mark of collected deletions. A stream at it or behind it tells its
+ * replica with its first batch from the mark (see `logRead`). A stream already past the mark
+ * — which the runtime's order of commits and compactions rules out — cannot be told at it any
+ * more: it is read a snapshot, which leaves out what was collected.
+ */
+function collected(
+  state: HubSessionState,
+  space: SpaceId,
+  now: number,
+  facts: HubFacts,
+  effects: HubSessionEffect[],
+): HubSessionState {
+  const stream = streamOf(state, space)
+  const mark = markFor(state, space, facts)
+  if (stream === undefined || mark === undefined || state.phase !== 'ready' || stream.snapshot !== null)
+    return state
+  if (stream.sent <= mark.at) return state
+  const next: HubStream = {
+    ...stream,
+    inFlight: NO_FRAMES_IN_FLIGHT,
+    bytesInFlight: 0,
+    reading: false,
+    sent: 0,
+    acked: 0,
+    lastProgressAt: now,
+    snapshot: startSnapshot(space, facts),
+  }
+  return pump(setStream(state, space, next), space, facts, effects)
+}
+
 function changes(
   state: HubSessionState,
   replicaId: ReplicaId,
@@ -664,7 +742,8 @@ function nextRead(
   if (stream.sent >= facts.head(space)) return null
   const room = state.config.window - (stream.sent - stream.acked)
   if (room <= 0 || stream.bytesInFlight >= (state.config.windowBytes ?? Number.POSITIVE_INFINITY)) return null
-  return { type: 'read-log', space, after: stream.sent, limit: Math.min(room, state.config.batchSize) }
+  const limit = Math.min(room, state.config.batchSize, stopAt(state, stream, space, facts) - stream.sent)
+  return { type: 'read-log', space, after: stream.sent, limit }
 }
 
 function logRead(
@@ -681,10 +760,19 @@ function logRead(
   // The receiver's own changes are not sent, and cost no bytes of the window.
   const compact = state.features.includes(Feature.Compact)
   let entries = input.entries
+  const mark = markFor(state, input.space, facts)
+  const stop = stopAt(state, stream, input.space, facts)
+  if ((entries[entries.length - 1] as LogEntry).seq > stop)
+    entries = entries.filter((entry) => entry.seq <= stop)
   let { batch, bytes } =
     facts.outgoing?.(entries, state.replicaId, compact) ??
     outgoing(entries, state.replicaId, compact, facts.size?.bind(facts))
-  const limit = state.config.frameBytes
+  const frameBytes = state.config.frameBytes
+  // The batch that carries the mark has that much less room for changes.
+  const limit =
+    frameBytes === undefined || mark === undefined || mark.at !== input.after
+      ? frameBytes
+      : Math.max(1, frameBytes - markSize(mark).length)
   if (limit !== undefined && bytes > limit && facts.size !== undefined) {
     // Too much for one frame: the rest is read again for the next one.
     entries = entries.slice(
@@ -703,6 +791,7 @@ function logRead(
       to: last.seq,
       batch,
       head: Math.max(last.seq, facts.head(input.space)),
+      ...(mark !== undefined && mark.at === input.after ? { collected: mark.received } : {}),
     },
   })
   const lastProgressAt = stream.sent === stream.acked ? input.now : stream.lastProgressAt

@@ -64,10 +64,13 @@ export interface HelloMessage {
  *   objects. Every decoder of this build reads both forms, whoever sends them.
  * - `sparse`: the replica may send `changes` marked `sparse` (see {@link ChangesMessage}),
  *   to give a hub that lost changes it had acknowledged what is left of them.
+ * - `collect`: the hub tells the replica which deletions it collected (see
+ *   `ChangesMessage.collected`), and the replica removes them too.
  */
 export const Feature = {
   Compact: 'compact',
   Sparse: 'sparse',
+  Collect: 'collect',
 } as const
 
 /** A feature name (see {@link Feature}). */
@@ -100,6 +103,16 @@ export interface ChangesMessage {
    * rest were superseded there. The hub stores the batch and counts `to` as received.
    */
   readonly sparse?: true
+  /**
+   * From the hub only, on a session that negotiated `collect` (see {@link Feature}): at
+   * position `from`, the hub's compaction collected deletions — every record whose versions
+   * were all deletes, each with a dot this covers (per replica, the highest counter covered).
+   * The receiver removes those records too before it applies the batch, so that a later
+   * write to one of them, by a replica that never saw the deletion, is taken alone there as
+   * it is at the hub. The hub sends no batch across such a position: the first batch from it
+   * carries this, and a batch sent again from it carries it again.
+   */
+  readonly collected?: Readonly<Record<string, number>>
 }
 
 /** The receiver has durably stored (hub) or applied (replica) the stream up to `upTo`. */

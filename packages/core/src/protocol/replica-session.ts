@@ -46,7 +46,7 @@ export const DEFAULT_REPLICA_SESSION = {
   ackIntervalMs: 50,
   ackEvery: 500,
   pipeline: true,
-  features: [Feature.Compact, Feature.Sparse],
+  features: [Feature.Compact, Feature.Sparse, Feature.Collect],
 } as const
 
 /** Where the session is: no transport, hello sent, or streaming. */
@@ -142,6 +142,11 @@ export type ReplicaSessionInput =
   | { readonly type: 'outbox-failed'; readonly now: number }
   | { readonly type: 'applied'; readonly now: number; readonly cursor: number | null }
   | { readonly type: 'apply-failed'; readonly now: number }
+  /**
+   * The runtime dropped its cursor to 0 to read the hub's state afresh: the session asks the
+   * hub for its log from the start (an `ack` of 0, which the hub answers with a snapshot).
+   */
+  | { readonly type: 'resync'; readonly now: number }
   | { readonly type: 'tick'; readonly now: number }
 
 /**
@@ -181,6 +186,12 @@ export type ReplicaSessionEffect =
       readonly cursor: number | null
       /** For a snapshot page: which one, and its `received` (page 0). */
       readonly snapshot?: SnapshotPage
+      /**
+       * The hub collected deletions at `from` (see `ChangesMessage.collected`): if the durable
+       * cursor is `from`, first remove every record whose versions are all deletes with dots
+       * this covers.
+       */
+      readonly collected?: Readonly<Record<string, number>>
     }
   /** The hub refused the session for good; the runtime closes the transport and reports it. */
   | { readonly type: 'fail'; readonly code: ErrorCode; readonly message: string }
@@ -408,6 +419,11 @@ function reduce(
     case 'apply-failed':
       // Nothing was stored: forget what was queued so the hub's retransmission is taken again.
       return { ...state, applyingTo: state.cursor, snapshot: null }
+    case 'resync': {
+      const next = { ...state, cursor: 0, applyingTo: 0, ackSent: 0, snapshot: null }
+      if (next.phase === 'ready') effects.push(ack(next))
+      return next
+    }
     case 'tick':
       return tick(state, input.now, effects)
     case 'message':
@@ -514,7 +530,12 @@ function receive(
       if (message.space !== space || state.phase !== 'ready') return state
       const next = { ...state, hubHead: Math.max(state.hubHead, message.head ?? message.to) }
       if (message.from <= next.applyingTo && message.to > next.applyingTo) {
-        effects.push({ type: 'apply', batch: message.batch, from: message.from, cursor: message.to })
+        const { collected } = message
+        effects.push(
+          collected === undefined
+            ? { type: 'apply', batch: message.batch, from: message.from, cursor: message.to }
+            : { type: 'apply', batch: message.batch, from: message.from, cursor: message.to, collected },
+        )
         return { ...next, applyingTo: message.to }
       }
       effects.push(ack(next))
