@@ -34,19 +34,25 @@ describe('a device away longer than the relay’s horizon', () => {
     for (const step of cleanup.splice(0).reverse()) await step()
   })
 
-  it('comes back without the notes deleted and collected meanwhile, and keeps its offline edit', async () => {
-    let clock = 1_700_000_000_000
+  /** A relay on a fresh data dir whose clock is `clock.now`, with a horizon of one day, compacting only when asked. */
+  async function relayWithHorizon(clock: { now: number }): Promise<RunningRelay> {
     const dir = tempDir('chorus-horizon-')
     cleanup.push(dir.remove)
-    const relay: RunningRelay = await startRelay({
+    const relay = await startRelay({
       dataDir: dir.path,
       port: 0,
       host: '127.0.0.1',
       heartbeatMs: 0,
-      now: () => clock,
+      now: () => clock.now,
       compaction: { intervalMs: 0, horizonMs: DAY },
     })
     cleanup.push(() => relay.close())
+    return relay
+  }
+
+  it('comes back without the notes deleted and collected meanwhile, and keeps its offline edit', async () => {
+    const clock = { now: 1_700_000_000_000 }
+    const relay = await relayWithHorizon(clock)
     const alice = await device(relay.url, new IDBFactory())
     cleanup.push(() => alice.close())
     const bob = await device(relay.url, new IDBFactory())
@@ -73,7 +79,7 @@ describe('a device away longer than the relay’s horizon', () => {
     // from alice and bob since, not from the phone: it forgets the phone and collects both.
     await alice.collection('notes').delete('a')
     await alice.collection('notes').delete('mine')
-    clock += 2 * DAY
+    clock.now += 2 * DAY
     await alice.collection('notes').put('c', { title: 'c' })
     await bob.collection('notes').put('d', { title: 'd' })
     await eventually(
@@ -106,18 +112,8 @@ describe('a device away longer than the relay’s horizon', () => {
   })
 
   it('edited offline while deleted elsewhere: the edit stands alone on every device, with no conflict', async () => {
-    let clock = 1_700_000_000_000
-    const dir = tempDir('chorus-horizon-')
-    cleanup.push(dir.remove)
-    const relay: RunningRelay = await startRelay({
-      dataDir: dir.path,
-      port: 0,
-      host: '127.0.0.1',
-      heartbeatMs: 0,
-      now: () => clock,
-      compaction: { intervalMs: 0, horizonMs: DAY },
-    })
-    cleanup.push(() => relay.close())
+    const clock = { now: 1_700_000_000_000 }
+    const relay = await relayWithHorizon(clock)
     const alice = await device(relay.url, new IDBFactory(), 'manual')
     cleanup.push(() => alice.close())
     const bob = await device(relay.url, new IDBFactory(), 'manual')
@@ -140,7 +136,7 @@ describe('a device away longer than the relay’s horizon', () => {
     await phone.collection('notes').put('a', { title: 'a', edited: 'offline' })
     await phone.close()
     await alice.collection('notes').delete('a')
-    clock += 2 * DAY
+    clock.now += 2 * DAY
     await alice.collection('notes').put('c', { title: 'c' })
     await eventually(async () => (await ids(bob)).includes('c'), 'bob to read the new note')
     let tombstonesDeleted = 0

@@ -1,5 +1,5 @@
 import type { SpaceId } from '@chorus/core'
-import { createSimCluster } from '@chorus/testkit'
+import { createSimCluster, type SimCluster } from '@chorus/testkit'
 import { describe, expect, it } from 'vitest'
 import { runPartitionStory } from '../../scripts/partition-story.js'
 
@@ -116,6 +116,16 @@ describe('a replica forgotten past the horizon', () => {
 })
 
 describe('a deletion the hub collected, and a write that never saw it', () => {
+  /** Every replica holds note `id` as the one version `dot`, and sees no conflict; the checks pass. */
+  async function expectAlone(cluster: SimCluster, id: string, dot: readonly [string, number]): Promise<void> {
+    for (const name of ['r1', 'r2', 'r3']) {
+      const record = await cluster.engine(name)?.record('notes', id)
+      expect(record?.versions.map((version) => version.dot)).toEqual([dot])
+      expect(await cluster.engine(name)?.conflicts()).toEqual([])
+    }
+    expect((await cluster.check()).problems).toEqual([])
+  }
+
   for (const resolver of ['manual', 'lww'] as const) {
     it(`is gone from every replica, and the write stands alone everywhere (${resolver})`, async () => {
       const cluster = await createSimCluster({ seed: 15, replicas: 3, resolvers: { notes: resolver } })
@@ -140,12 +150,7 @@ describe('a deletion the hub collected, and a write that never saw it', () => {
 
       // r3 comes back: its edit is taken alone by the hub, and so by r1 and r2.
       expect(await cluster.settle()).toBe(true)
-      for (const name of ['r1', 'r2', 'r3']) {
-        const record = await cluster.engine(name)?.record('notes', 'a')
-        expect(record?.versions.map((version) => version.dot)).toEqual([['r3', 1]])
-        expect(await cluster.engine(name)?.conflicts()).toEqual([])
-      }
-      expect((await cluster.check()).problems).toEqual([])
+      await expectAlone(cluster, 'a', ['r3', 1])
     })
   }
 
@@ -173,12 +178,7 @@ describe('a deletion the hub collected, and a write that never saw it', () => {
     await cluster.run(3000)
     await cluster.restart('r1')
     expect(await cluster.settle()).toBe(true)
-    for (const name of ['r1', 'r2', 'r3']) {
-      const record = await cluster.engine(name)?.record('notes', 'a')
-      expect(record?.versions.map((version) => version.dot)).toEqual([['r3', 1]])
-      expect(await cluster.engine(name)?.conflicts()).toEqual([])
-    }
-    expect((await cluster.check()).problems).toEqual([])
+    await expectAlone(cluster, 'a', ['r3', 1])
   })
 
   it('a replica unsure whether its own write outlived a collected deletion reads a snapshot, and agrees', async () => {
@@ -201,12 +201,7 @@ describe('a deletion the hub collected, and a write that never saw it', () => {
     cluster.hubStore.failWrites = false
     await cluster.write('r3', 'notes', 'b', { type: 'put', value: { id: 'b' } })
     expect(await cluster.settle()).toBe(true)
-    for (const name of ['r1', 'r2', 'r3']) {
-      const record = await cluster.engine(name)?.record('notes', 'a')
-      expect(record?.versions.map((version) => version.dot)).toEqual([['r2', 1]])
-      expect(await cluster.engine(name)?.conflicts()).toEqual([])
-    }
-    expect((await cluster.check()).problems).toEqual([])
+    await expectAlone(cluster, 'a', ['r2', 1])
   })
 
   it('a new replica that reuses a collected id is taken alone by the replicas that saw the deletion', async () => {

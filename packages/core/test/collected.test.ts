@@ -1,7 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import type { Change } from '../src/change.js'
-import { formatHlc } from '../src/hlc.js'
-import { asRecordId, asReplicaId, asSpaceId, type ReplicaId } from '../src/ids.js'
+import { asReplicaId, asSpaceId } from '../src/ids.js'
 import { decodeMessage, encodeChangesMessage, encodeMessage } from '../src/protocol/codec.js'
 import {
   type HubFacts,
@@ -25,24 +23,13 @@ import {
   stepReplicaSession,
 } from '../src/protocol/replica-session.js'
 import type { CollectedMark } from '../src/storage.js'
+import { change, logEntries } from './log-fixtures.js'
 
 const alice = asReplicaId('alice')
 const bob = asReplicaId('bob')
 const space = asSpaceId('team')
 
-function change(replica: ReplicaId, counter: number): Change {
-  return {
-    collection: 'notes',
-    id: asRecordId(`r${counter}`),
-    dot: [replica, counter],
-    context: {},
-    hlc: formatHlc({ wall: 1_700_000_000_000, counter: 0, replica }),
-    op: { type: 'put', value: { n: counter } },
-  }
-}
-
-const entries = (after: number, count: number) =>
-  Array.from({ length: count }, (_, i) => ({ seq: after + i + 1, change: change(bob, after + i + 1) }))
+const entries = (after: number, count: number) => logEntries(bob, after, count)
 
 const config: HubSessionConfig = {
   batchSize: 10,

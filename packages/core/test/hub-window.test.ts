@@ -1,6 +1,5 @@
 import { describe, expect, it } from 'vitest'
 import type { Change } from '../src/change.js'
-import { formatHlc } from '../src/hlc.js'
 import { asRecordId, asReplicaId, asSpaceId, type ReplicaId } from '../src/ids.js'
 import { framesToArray, NO_FRAMES_IN_FLIGHT } from '../src/protocol/frames-in-flight.js'
 import {
@@ -17,21 +16,11 @@ import {
   initialReplicaSession,
   stepReplicaSession,
 } from '../src/protocol/replica-session.js'
+import { change, logEntries } from './log-fixtures.js'
 
 const alice = asReplicaId('alice')
 const bob = asReplicaId('bob')
 const space = asSpaceId('team')
-
-function change(replica: ReplicaId, counter: number): Change {
-  return {
-    collection: 'notes',
-    id: asRecordId(`r${counter}`),
-    dot: [replica, counter],
-    context: {},
-    hlc: formatHlc({ wall: 1_700_000_000_000, counter: 0, replica }),
-    op: { type: 'put', value: { n: counter } },
-  }
-}
 
 /** A space with log positions 1…head; every change "costs" 100 bytes. */
 function facts(head: number, size?: (change: Change) => number): HubFacts {
@@ -82,8 +71,7 @@ function ready(hubFacts: HubFacts, features?: HelloMessage['features']) {
   ])
 }
 
-const entries = (after: number, count: number) =>
-  Array.from({ length: count }, (_, i) => ({ seq: after + i + 1, change: change(bob, after + i + 1) }))
+const entries = (after: number, count: number) => logEntries(bob, after, count)
 
 describe('hub session: features', () => {
   it('answers a hello that offers compact with compact, and keeps it for the session', () => {

@@ -358,17 +358,7 @@ function reduce(
     case 'log-compacted': {
       const stream = streamOf(state, input.space)
       if (stream === undefined) return state
-      const snapshot = startSnapshot(input.space, facts)
-      const next = {
-        ...stream,
-        inFlight: NO_FRAMES_IN_FLIGHT,
-        bytesInFlight: 0,
-        reading: false,
-        sent: 0,
-        acked: 0,
-        lastProgressAt: input.now,
-        snapshot,
-      }
+      const next = overSnapshot(stream, input.space, input.now, facts)
       return pump(setStream(state, input.space, next), input.space, facts, effects)
     }
     case 'collected':
@@ -633,7 +623,12 @@ function collected(
   if (stream === undefined || mark === undefined || state.phase !== 'ready' || stream.snapshot !== null)
     return state
   if (stream.sent <= mark.at) return state
-  const next: HubStream = {
+  return pump(setStream(state, space, overSnapshot(stream, space, now, facts)), space, facts, effects)
+}
+
+/** `stream` started over with a snapshot of `space` as it is now, nothing in flight. */
+function overSnapshot(stream: HubStream, space: SpaceId, now: number, facts: HubFacts): HubStream {
+  return {
     ...stream,
     inFlight: NO_FRAMES_IN_FLIGHT,
     bytesInFlight: 0,
@@ -643,7 +638,6 @@ function collected(
     lastProgressAt: now,
     snapshot: startSnapshot(space, facts),
   }
-  return pump(setStream(state, space, next), space, facts, effects)
 }
 
 function changes(
