@@ -12,16 +12,17 @@ const WAIT_MS = 20_000
 
 type Replica = Awaited<ReturnType<typeof createReplica>>
 
-/** A replica on `indexedDB`, which stays the device's disk across a close and a reopen. */
-function device(url: string, indexedDB: IDBFactory, notes: 'lww' | 'manual' = 'lww'): Promise<Replica> {
-  return createReplica({
-    space: SPACE,
-    url,
-    storage: 'indexeddb',
-    indexedDB,
-    WebSocket: WebSocket as never,
-    resolvers: { notes },
-  })
+/**
+ * A replica on `indexedDB`, which stays the device's disk across a close and a reopen;
+ * offline without a `url`.
+ */
+function device(
+  url: string | null,
+  indexedDB: IDBFactory,
+  notes: 'lww' | 'manual' = 'lww',
+): Promise<Replica> {
+  const online = url === null ? {} : { url, WebSocket: WebSocket as never }
+  return createReplica({ space: SPACE, ...online, storage: 'indexeddb', indexedDB, resolvers: { notes } })
 }
 
 async function ids(replica: Replica): Promise<string[]> {
@@ -66,12 +67,7 @@ describe('a device away longer than the relay’s horizon', () => {
 
     // The phone goes offline, edits a note there, and is put away.
     await phone.close()
-    phone = await createReplica({
-      space: SPACE,
-      storage: 'indexeddb',
-      indexedDB: phoneDisk,
-      resolvers: { notes: 'lww' },
-    })
+    phone = await device(null, phoneDisk)
     await phone.collection('notes').put('kept', { title: 'kept', edited: 'offline' })
     await phone.close()
 
@@ -127,12 +123,7 @@ describe('a device away longer than the relay’s horizon', () => {
 
     // Offline, the phone edits the note that alice deletes meanwhile; two days later the relay
     // has forgotten the phone and collects the deletion, and tells alice and bob.
-    phone = await createReplica({
-      space: SPACE,
-      storage: 'indexeddb',
-      indexedDB: phoneDisk,
-      resolvers: { notes: 'manual' },
-    })
+    phone = await device(null, phoneDisk, 'manual')
     await phone.collection('notes').put('a', { title: 'a', edited: 'offline' })
     await phone.close()
     await alice.collection('notes').delete('a')
