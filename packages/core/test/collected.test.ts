@@ -195,6 +195,35 @@ describe('hub session: collected deletions', () => {
   })
 })
 
+describe('hub session: a replica that says which deletions were collected', () => {
+  it('is refused, and the connection closed', () => {
+    const facts = space10(4, { current: undefined })
+    const opened = connect(facts, 4)
+    const { state, effects } = run(
+      facts,
+      [
+        {
+          type: 'message',
+          now: 2,
+          message: {
+            type: 'changes',
+            space,
+            from: 0,
+            to: 1,
+            batch: [change(alice, 1)],
+            collected: { bob: 1 },
+          },
+        },
+      ],
+      opened.state,
+    )
+    expect(effects).toEqual([
+      { type: 'close', code: 'invalid-message', message: 'only the hub says which deletions it collected' },
+    ])
+    expect(state.phase).toBe('closed')
+  })
+})
+
 describe('replica session: collected deletions', () => {
   function readyReplica(cursor: number): ReplicaSessionState {
     const state = initialReplicaSession(

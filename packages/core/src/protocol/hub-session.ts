@@ -662,6 +662,9 @@ function changes(
     })
     return state
   }
+  if (message.collected !== undefined) {
+    return refuse(state, ErrorCode.InvalidMessage, 'only the hub says which deletions it collected', effects)
+  }
   const sparse = message.sparse === true
   if (sparse && !state.features.includes(Feature.Sparse)) {
     return refuse(
