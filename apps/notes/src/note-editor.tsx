@@ -1,7 +1,7 @@
 import { useConflicts, useRecord, useReplica } from '@chorus/react'
 import { type ReactNode, useCallback, useEffect, useRef, useState } from 'react'
 import { timeAgo, useMinute } from './format.js'
-import { Collections, changedFields, type Note } from './notes.js'
+import { Collections, type Note } from './notes.js'
 import { notify, notifyFailure } from './notices.js'
 import { notebookHash } from './route.js'
 
@@ -40,20 +40,15 @@ export function NoteEditor({
   const timer = useRef<ReturnType<typeof setTimeout> | null>(null)
   /** The draft last written, so that a blur followed by leaving writes it once. */
   const written = useRef<Partial<Fields> | null>(null)
-  /** The note as stored, for `save` to leave out what the draft does not change. */
-  const storedNow = useRef(stored)
-  storedNow.current = stored
 
   const save = useCallback(() => {
     if (timer.current !== null) clearTimeout(timer.current)
     timer.current = null
     const fields = latest.current
-    if (fields === written.current) return
+    if (Object.keys(fields).length === 0 || fields === written.current) return
     written.current = fields
-    const changed = changedFields(fields, storedNow.current)
-    if (Object.keys(changed).length === 0) return
     notes
-      .patch(id, { ...changed, updatedAt: Date.now() })
+      .patch(id, { ...fields, updatedAt: Date.now() })
       .catch((error: unknown) => notifyFailure('Saving the note failed', error))
   }, [notes, id])
 

@@ -64,19 +64,3 @@ export function asNote(value: unknown): Note {
     updatedAt: time('updatedAt'),
   }
 }
-
-/**
- * The fields of `draft` that differ from `stored`: what saving the draft must write. Empty
- * when the store already holds the draft (saved just before, or typed the same elsewhere).
- */
-export function changedFields(
-  draft: Partial<Pick<Note, 'title' | 'body'>>,
-  stored: Pick<Note, 'title' | 'body'> | null | undefined,
-): Partial<Pick<Note, 'title' | 'body'>> {
-  const changed: Partial<Pick<Note, 'title' | 'body'>> = {}
-  for (const field of ['title', 'body'] as const) {
-    const value = draft[field]
-    if (value !== undefined && value !== stored?.[field]) changed[field] = value
-  }
-  return changed
-}

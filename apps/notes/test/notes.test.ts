@@ -4,7 +4,7 @@ import { guessDeviceName } from '../src/device.js'
 import { timeAgo } from '../src/format.js'
 import { isSpaceId, newSpaceId, uuidV7 } from '../src/ids.js'
 import { mergeDraft } from '../src/merge-draft.js'
-import { changedFields, displayTitle, type Note, newestFirst, search } from '../src/notes.js'
+import { displayTitle, type Note, newestFirst, search } from '../src/notes.js'
 import { parseRoute, spaceFromInput } from '../src/route.js'
 
 const row = (id: string, title: string, body: string, createdAt: number): Row<Note> => ({
@@ -77,17 +77,6 @@ describe('the note list', () => {
   it('titles an untitled note by its first line', () => {
     expect(displayTitle({ title: '', body: 'Call the bank\nabout the card' })).toBe('Call the bank')
     expect(displayTitle({ title: ' ', body: '' })).toBe('Untitled')
-  })
-})
-
-describe('saving a draft', () => {
-  it('writes only the fields that differ from the stored note, and nothing when none does', () => {
-    const stored = { title: 'Groceries', body: 'milk' }
-    expect(changedFields({ title: 'Groceries', body: 'milk, eggs' }, stored)).toEqual({ body: 'milk, eggs' })
-    expect(changedFields({ title: 'Groceries', body: 'milk' }, stored)).toEqual({})
-    expect(changedFields({}, stored)).toEqual({})
-    expect(changedFields({ title: '' }, stored)).toEqual({ title: '' })
-    expect(changedFields({ title: 'New' }, null)).toEqual({ title: 'New' })
   })
 })
 
