@@ -115,6 +115,16 @@ async function writeNote(page: Page, title: string, body: string): Promise<void>
   await page.getByLabel('Body').fill(body)
   // Autosave fires when typing stops; leaving the field saves at once.
   await page.getByLabel('Title').focus()
+  await saved(page)
+}
+
+/**
+ * Waits until the open note's edits are stored (the editor no longer says it is saving): a
+ * save that leaving a field starts is written a moment later, so a check of the outbox or
+ * of the sync status made before then would not see it yet.
+ */
+async function saved(page: Page): Promise<void> {
+  await expect.poll(() => page.locator('.save-state').textContent(), WAIT).toMatch(/^Edited /)
 }
 
 async function openNote(page: Page, title: string): Promise<void> {
@@ -125,6 +135,7 @@ async function openNote(page: Page, title: string): Promise<void> {
 async function editBody(page: Page, body: string): Promise<void> {
   await page.getByLabel('Body').fill(body)
   await page.getByLabel('Title').focus()
+  await saved(page)
 }
 
 function workOffline(page: Page) {
