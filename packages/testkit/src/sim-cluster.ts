@@ -15,7 +15,6 @@ import {
   type ResolverConfig,
   type ResolverLookup,
   recordContext,
-  recordKey,
   type SpaceId,
   type VersionVector,
   type WriteIntent,
@@ -288,14 +287,12 @@ export class SimCluster {
     const engine = this.#slot(name).engine
     if (engine === null) return undefined
     const state = await engine.record(collection, id)
-    // A record gone because the hub collected its deletion reads as that deletion did.
-    const collected = state === undefined ? this.collected.get(recordKey(collection, id)) : undefined
     this.history.push({
       kind: 'read',
       session: engine.replicaId,
       collection,
       id,
-      context: collected ?? recordContext(state),
+      context: recordContext(state),
     })
     return state === undefined ? undefined : this.resolvers(collection).resolve(state.versions).value
   }

@@ -600,9 +600,8 @@ function markSize(mark: CollectedMark): { readonly entries: number; readonly len
  * The position a stream behind the space's mark may send up to: its replica is told of the
  * mark with the first batch from there (see `ChangesMessage.collected`), none across it.
  */
-function stopAt(state: HubSessionState, stream: HubStream, space: SpaceId, facts: HubFacts): number {
-  const mark = markFor(state, space, facts)
-  return mark === undefined || stream.sent >= mark.at ? Number.POSITIVE_INFINITY : mark.at
+function stopAt(mark: CollectedMark | undefined, sent: number): number {
+  return mark === undefined || sent >= mark.at ? Number.POSITIVE_INFINITY : mark.at
 }
 
 /**
@@ -739,7 +738,8 @@ function nextRead(
   if (stream.sent >= facts.head(space)) return null
   const room = state.config.window - (stream.sent - stream.acked)
   if (room <= 0 || stream.bytesInFlight >= (state.config.windowBytes ?? Number.POSITIVE_INFINITY)) return null
-  const limit = Math.min(room, state.config.batchSize, stopAt(state, stream, space, facts) - stream.sent)
+  const stop = stopAt(markFor(state, space, facts), stream.sent)
+  const limit = Math.min(room, state.config.batchSize, stop - stream.sent)
   return { type: 'read-log', space, after: stream.sent, limit }
 }
 
@@ -758,7 +758,7 @@ function logRead(
   const compact = state.features.includes(Feature.Compact)
   let entries = input.entries
   const mark = markFor(state, input.space, facts)
-  const stop = stopAt(state, stream, input.space, facts)
+  const stop = stopAt(mark, stream.sent)
   if ((entries[entries.length - 1] as LogEntry).seq > stop)
     entries = entries.filter((entry) => entry.seq <= stop)
   let { batch, bytes } =
