@@ -139,6 +139,12 @@ export interface Hlc {
   observe(stored: HlcState): void
   /** Merges a remote stamp; returns the skew it showed. */
   receive(stamp: HlcStamp): HlcReceipt
+  /**
+   * Merges the stamps of a batch of remote changes. The clock ends past every one of them, as
+   * receiving each in turn leaves it, but only the latest (stamps order as strings) and any
+   * further ahead than the drift limit (each reported, as `receive` does) are taken apart.
+   */
+  receiveAll(stamps: readonly HlcStamp[]): void
   /** The durable state to persist alongside the writes it stamped. */
   state(): HlcState
 }
@@ -180,6 +186,13 @@ export function createHlc(options: HlcOptions): Hlc {
     if (stale) set({ wall, counter })
     return state
   }
+  function receive(stamp: HlcStamp): HlcReceipt {
+    const remote = parseHlc(stamp)
+    const receipt = receiveHlc(current(), remote, now(), maxDriftMs)
+    set(receipt.state)
+    if (receipt.clamped) options.onSkew?.(receipt.skewMs, remote.replica)
+    return receipt
+  }
   return {
     replicaId,
     tick() {
@@ -202,12 +215,19 @@ export function createHlc(options: HlcOptions): Hlc {
       }
       return `${prefix}${String(counter).padStart(COUNTER_DIGITS, '0')}${suffix}` as HlcStamp
     },
-    receive(stamp) {
-      const remote = parseHlc(stamp)
-      const receipt = receiveHlc(current(), remote, now(), maxDriftMs)
-      set(receipt.state)
-      if (receipt.clamped) options.onSkew?.(receipt.skewMs, remote.replica)
-      return receipt
+    receive,
+    receiveAll(stamps) {
+      // A stamp later than this one has a wall time past the drift limit (the wall digits
+      // compare first; a replica id sorts below U+FFFF).
+      const limit = Math.floor(now()) + maxDriftMs
+      const beyond =
+        limit < MAX_WALL ? `${String(limit).padStart(WALL_DIGITS, '0')}.${String(MAX_COUNTER)}@\uffff` : null
+      let latest: HlcStamp | null = null
+      for (const stamp of stamps) {
+        if (beyond !== null && stamp > beyond) receive(stamp)
+        else if (latest === null || stamp > latest) latest = stamp
+      }
+      if (latest !== null) receive(latest)
     },
     observe(stored) {
       set(laterHlcState(current(), stored))

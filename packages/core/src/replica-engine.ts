@@ -1,7 +1,7 @@
 import type { Change } from './change.js'
 import { approximateChangeLength, assertChangeFits, assertPutFits, assertValueFits } from './change-size.js'
 import { ChorusError, ErrorCode, isChorusError } from './errors.js'
-import { createHlc, HLC_ZERO, type Hlc } from './hlc.js'
+import { createHlc, HLC_ZERO, type Hlc, type HlcStamp } from './hlc.js'
 import {
   asRecordId,
   asSpaceId,
@@ -937,6 +937,7 @@ class Engine implements ReplicaEngine {
       if (page !== undefined) await this.#trackSnapshot(batch, page)
       const { keys, slots } = distinctRecords(batch)
       const stored = await this.#readRecords(keys)
+      const stamps: HlcStamp[] = []
       for (let i = 0; i < batch.length; i++) {
         const change = batch[i] as Change
         const key = `${change.collection}\u0000${change.id}`
@@ -948,8 +949,9 @@ class Engine implements ReplicaEngine {
         const { state, applied } = applyChange(current, freezeChange(change))
         if (!applied) continue
         touched.set(key, { collection: change.collection, id: change.id, state })
-        this.#hlc.receive(change.hlc)
+        stamps.push(change.hlc)
       }
+      this.#hlc.receiveAll(stamps)
       if (page?.last === true && this.#sweeping !== null) {
         for (const record of await this.#sweep(this.#sweeping, touched)) {
           touched.set(`${record.collection}\u0000${record.id}`, record)

@@ -204,6 +204,81 @@ describe('hybrid logical clock: remote stamps', () => {
   })
 })
 
+describe('hybrid logical clock: a batch of remote stamps', () => {
+  const batchStampArb = fc.record({
+    wall: fc.oneof(nowArb, fc.integer({ min: t0 - 10_000, max: t0 + 7_200_000 })),
+    counter: fc.oneof(fc.integer({ min: 0, max: 3 }), fc.integer({ min: 0, max: MAX_COUNTER })),
+    replica: replicaIdArb,
+  })
+
+  it('leaves the clock where receiving each stamp would have it: past every one within the drift, never past the limit', () => {
+    fc.assert(
+      fc.property(
+        fc.array(batchStampArb, { maxLength: 20 }),
+        nowArb,
+        fc.integer({ min: 0, max: 120_000 }),
+        (parts, now, drift) => {
+          const stamps = parts.map(formatHlc)
+          const skews: [number, ReplicaId][] = []
+          const batch = createHlc({
+            replicaId: local,
+            now: () => now,
+            maxDriftMs: drift,
+            onSkew: (ms, from) => skews.push([ms, from]),
+          })
+          batch.receiveAll(stamps)
+          const oneByOne = createHlc({ replicaId: local, now: () => now, maxDriftMs: drift })
+          for (const stamp of stamps) oneByOne.receive(stamp)
+          const state = batch.state()
+          // Both end at the same wall time; the counter may differ, never below a stamp's.
+          expect(state.wall).toBe(oneByOne.state().wall)
+          for (const stamp of stamps) {
+            if (parseHlc(stamp).wall <= now + drift)
+              expect(compareState(state, stateOf(stamp))).toBeGreaterThan(0)
+          }
+          // Every stamp past the limit is reported, once, with its own skew.
+          const beyond = parts.filter((stamp) => stamp.wall > now + drift)
+          expect(skews).toEqual(beyond.map((stamp) => [stamp.wall - now, stamp.replica]))
+          const next = batch.tick()
+          for (const stamp of stamps) {
+            if (parseHlc(stamp).wall <= now + drift) expect(compareHlc(next, stamp)).toBe(1)
+          }
+        },
+      ),
+      { seed, numRuns: 300 },
+    )
+  })
+
+  it('reports each replica whose clock is past the limit, not only the one furthest ahead', () => {
+    const skews: [number, ReplicaId][] = []
+    const clock = createHlc({
+      replicaId: local,
+      now: () => t0,
+      maxDriftMs: 1_000,
+      onSkew: (ms, from) => skews.push([ms, from]),
+    })
+    const other = asReplicaId('other')
+    clock.receiveAll([
+      formatHlc({ wall: t0 + 5_000, counter: 0, replica: remote }),
+      formatHlc({ wall: t0 + 1_000, counter: 5, replica: other }),
+      formatHlc({ wall: t0 + 1_001, counter: 0, replica: other }),
+      formatHlc({ wall: t0 + 200, counter: 3, replica: other }),
+    ])
+    expect(skews).toEqual([
+      [5_000, remote],
+      [1_001, other],
+    ])
+    // At the limit, past the latest stamp within it.
+    expect(clock.state()).toEqual({ wall: t0 + 1_000, counter: 6 })
+  })
+
+  it('changes nothing for an empty batch', () => {
+    const clock = createHlc({ replicaId: local, now: () => t0 })
+    clock.receiveAll([])
+    expect(clock.state()).toEqual(HLC_ZERO)
+  })
+})
+
 describe('hybrid logical clock: local time', () => {
   it('uses the wall clock when it moves forward and the counter when it does not', () => {
     let now = t0
