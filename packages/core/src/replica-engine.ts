@@ -98,7 +98,10 @@ export interface ReplicaEngineOptions {
    * For a store shared with other instances of this replica (browser tabs on one IndexedDB
    * database): runs `work` while no other instance writes. Every local write then runs
    * inside it and first catches up with the stored counter and clock, so instances never
-   * reuse a counter. Without it the engine assumes it is the store's only writer.
+   * reuse a counter; so does every remote apply (and removal of collected deletions), from
+   * reading the records it changes to storing them, so that no instance's local write to a
+   * record lands in between and is overwritten. Without it the engine assumes it is the
+   * store's only writer.
    */
   readonly exclusive?: <TResult>(work: () => Promise<TResult>) => Promise<TResult>
 }
@@ -921,7 +924,7 @@ class Engine implements ReplicaEngine {
       return
     }
     if (from !== null && this.#collectOwed !== null) {
-      const outcome = await this.#collect()
+      const outcome = await this.#exclusively(() => this.#collect())
       if (outcome === 'failed') {
         await this.#handle({ type: 'apply-failed', now })
         return
@@ -934,37 +937,9 @@ class Engine implements ReplicaEngine {
     const touched = new Map<string, StoredRecord>()
     const nextCursor = cursor === null ? null : Math.max(cursor, this.#meta.cursor)
     try {
-      if (page !== undefined) await this.#trackSnapshot(batch, page)
-      const { keys, slots } = distinctRecords(batch)
-      const stored = await this.#readRecords(keys)
-      const stamps: HlcStamp[] = []
-      for (let i = 0; i < batch.length; i++) {
-        const change = batch[i] as Change
-        const key = `${change.collection}\u0000${change.id}`
-        const current =
-          touched.get(key)?.state ??
-          (stored === null
-            ? await this.#store.getRecord(change.collection, change.id)
-            : stored[slots[i] as number])
-        const { state, applied } = applyChange(current, freezeChange(change))
-        if (!applied) continue
-        touched.set(key, { collection: change.collection, id: change.id, state })
-        stamps.push(change.hlc)
-      }
-      this.#hlc.receiveAll(stamps)
-      if (page?.last === true && this.#sweeping !== null) {
-        for (const record of await this.#sweep(this.#sweeping, touched)) {
-          touched.set(`${record.collection}\u0000${record.id}`, record)
-        }
-      }
-      const log = this.#logUnsaved ? this.#meta.log : undefined
-      await this.#store.applyRemote({
-        records: [...touched.values()],
-        clock: this.#hlc.state(),
-        cursor: nextCursor,
-        ...(log === undefined ? {} : { log }),
-      })
-      if (log !== undefined) this.#logUnsaved = false
+      // Read, merge and store as one step no other instance of this replica writes into: a
+      // tab's local write to a record between this read and this store would be overwritten.
+      await this.#exclusively(() => this.#merge(batch, page, touched, nextCursor))
     } catch (error) {
       // The session takes the snapshot again from its first page, if this was one.
       this.#sweeping = null
@@ -987,6 +962,59 @@ class Engine implements ReplicaEngine {
     for (const [collection, ids] of byCollection)
       this.#options.onChange?.({ collection, ids, origin: 'remote' })
     await this.#handle({ type: 'applied', now, cursor: nextCursor })
+  }
+
+  /**
+   * The store's part of `#apply`: takes the snapshot page's dots into account, reads the
+   * records the batch touches, applies it to them (each applied one in `touched`), sweeps at
+   * a snapshot's last page, and stores the records with the clock and `cursor`.
+   */
+  async #merge(
+    batch: readonly Change[],
+    page: SnapshotPage | undefined,
+    touched: Map<string, StoredRecord>,
+    cursor: number | null,
+  ): Promise<void> {
+    if (page !== undefined) await this.#trackSnapshot(batch, page)
+    const { keys, slots } = distinctRecords(batch)
+    const stored = await this.#readRecords(keys)
+    const stamps: HlcStamp[] = []
+    for (let i = 0; i < batch.length; i++) {
+      const change = batch[i] as Change
+      const key = `${change.collection}\u0000${change.id}`
+      const current =
+        touched.get(key)?.state ??
+        (stored === null
+          ? await this.#store.getRecord(change.collection, change.id)
+          : stored[slots[i] as number])
+      const { state, applied } = applyChange(current, freezeChange(change))
+      if (!applied) continue
+      touched.set(key, { collection: change.collection, id: change.id, state })
+      stamps.push(change.hlc)
+    }
+    this.#hlc.receiveAll(stamps)
+    if (page?.last === true && this.#sweeping !== null) {
+      for (const record of await this.#sweep(this.#sweeping, touched)) {
+        touched.set(`${record.collection}\u0000${record.id}`, record)
+      }
+    }
+    const log = this.#logUnsaved ? this.#meta.log : undefined
+    await this.#store.applyRemote({
+      records: [...touched.values()],
+      clock: this.#hlc.state(),
+      cursor,
+      ...(log === undefined ? {} : { log }),
+    })
+    if (log !== undefined) this.#logUnsaved = false
+  }
+
+  /**
+   * Runs `work` — a read, then a write based on it — while no other instance of this replica
+   * writes to the store (see `ReplicaEngineOptions.exclusive`); at once without one.
+   */
+  #exclusively<TResult>(work: () => Promise<TResult>): Promise<TResult> {
+    const { exclusive } = this.#options
+    return exclusive === undefined ? work() : exclusive(work)
   }
 
   /**

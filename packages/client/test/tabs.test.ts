@@ -1,0 +1,176 @@
+import { type Conflict, createReplica, type Replica } from '@chorus/client'
+import type { SpaceId } from '@chorus/core'
+import { createPrng } from '@chorus/testkit'
+import { IDBFactory, IDBKeyRange } from 'fake-indexeddb'
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { WebSocket } from 'ws'
+import { FakeLocks } from './helpers/fake-locks.js'
+import { startTestHub, type TestHub } from './helpers/test-hub.js'
+
+// Tabs of one origin in Node: one fake-indexeddb factory is the origin's IndexedDB, Node's
+// BroadcastChannel delivers between instances of one process, and `navigator.locks` is an
+// exclusive lock manager with the Web Locks API's `steal` and `signal`. Two replicas opened on
+// one database name are then two tabs, as in a browser (test/browser/tabs.test.ts runs the
+// real APIs in Chromium).
+
+let hub: TestHub
+const open: Replica[] = []
+const hadNavigator = Object.getOwnPropertyDescriptor(globalThis, 'navigator')
+
+beforeAll(async () => {
+  Object.defineProperty(globalThis, 'navigator', {
+    value: { locks: new FakeLocks() },
+    configurable: true,
+    writable: true,
+  })
+  hub = await startTestHub()
+})
+
+afterAll(async () => {
+  await hub.close()
+  if (hadNavigator === undefined) Reflect.deleteProperty(globalThis, 'navigator')
+  else Object.defineProperty(globalThis, 'navigator', hadNavigator)
+})
+
+afterEach(async () => {
+  await Promise.all(open.splice(0).map((replica) => replica.close()))
+})
+
+let spaces = 0
+
+async function replica(space: string, indexedDB: IDBFactory, dbName: string): Promise<Replica> {
+  const opened = await createReplica({
+    space,
+    url: hub.url,
+    WebSocket,
+    storage: 'indexeddb',
+    indexedDB,
+    IDBKeyRange,
+    dbName,
+    resolvers: { notes: 'manual' },
+    reconnect: { baseMs: 20, maxMs: 200 },
+    networkEvents: null,
+    tickMs: 50,
+  })
+  open.push(opened)
+  return opened
+}
+
+async function until(check: () => boolean | Promise<boolean>, what: string, ms = 15_000): Promise<void> {
+  const deadline = Date.now() + ms
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
+    await new Promise((resolve) => setTimeout(resolve, 10))
+  }
+}
+
+/** What a replica shows of a record: its versions (as conflicts lists them), in one order. */
+async function versionsOf(replica: Replica, id: string): Promise<string[]> {
+  const conflict = (await replica.conflicts()).find((c: Conflict) => c.id === id)
+  if (conflict !== undefined) {
+    return conflict.versions.map((v) => `${v.replicaId}@${v.hlc}=${JSON.stringify(v.value)}`).sort()
+  }
+  const value = await replica.collection('notes').get(id)
+  return value === undefined ? [] : [JSON.stringify(value)]
+}
+
+describe('tabs sharing one replica, in Node', () => {
+  it('a write in a tab without the connection and a remote write to the same record, at once, end the same in both tabs and on the other device', async () => {
+    spaces += 1
+    const space = `tabs-race-${spaces}`
+    const origin = new IDBFactory()
+    const leader = await replica(space, origin, 'shared')
+    await leader.synced()
+    const follower = await replica(space, origin, 'shared')
+    const device = await replica(space, new IDBFactory(), 'device')
+    await device.synced()
+    expect(follower.replicaId).toBe(leader.replicaId)
+
+    // The device's writes reach the connected tab through the hub while the other tab writes
+    // the same records: two streams, neither waiting for the other.
+    const writes: Promise<void>[] = []
+    for (let round = 0; round < 200; round++) {
+      const id = `note-${round % 4}`
+      writes.push(device.collection('notes').put(id, { by: 'device', round }))
+      writes.push(follower.collection('notes').put(id, { by: 'tab', round }))
+      if (round % 10 === 9) await new Promise((resolve) => setTimeout(resolve, 2))
+    }
+    await Promise.all(writes)
+    await until(() => leader.pending === 0 && device.pending === 0, 'every write to be uploaded')
+    await Promise.all([leader.synced(), device.synced()])
+    const ids = ['note-0', 'note-1', 'note-2', 'note-3']
+    const shown = async (replica: Replica) =>
+      Object.fromEntries(await Promise.all(ids.map(async (id) => [id, await versionsOf(replica, id)])))
+    await until(
+      async () => JSON.stringify(await shown(leader)) === JSON.stringify(await shown(device)),
+      'the tabs to show what the device shows',
+      3_000,
+    ).catch(() => undefined)
+    const onDevice = await shown(device)
+    expect(await shown(leader)).toEqual(onDevice)
+    expect(await shown(follower)).toEqual(onDevice)
+  }, 30_000)
+
+  for (const seed of [1, 2, 3]) {
+    it(`seeded tabs (seed ${seed}): writes from any tab and a device, tabs closing and opening, going offline and back — the tabs end as the device does, and every acknowledged write reached the hub`, async () => {
+      const prng = createPrng(seed)
+      spaces += 1
+      const space = `tabs-seeded-${spaces}`
+      const origin = new IDBFactory()
+      const tabs: Replica[] = [await replica(space, origin, 'shared')]
+      await tabs[0]?.synced()
+      tabs.push(await replica(space, origin, 'shared'))
+      const device = await replica(space, new IDBFactory(), 'device')
+      const ids = ['a', 'b', 'c']
+      const writes: Promise<string | null>[] = []
+      let token = 0
+      const write = (writer: Replica) => {
+        const id = prng.pick(ids)
+        const value = `${seed}-${++token}`
+        const notes = writer.collection('notes')
+        const done = prng.bool(0.15)
+          ? notes.delete(id).then(() => null)
+          : notes.put(id, { value }).then(() => value)
+        // A write refused because its tab closed meanwhile was never acknowledged.
+        writes.push(done.catch(() => null))
+      }
+      for (let step = 0; step < 120; step++) {
+        const roll = prng.next()
+        if (roll < 0.45) write(prng.pick(tabs))
+        else if (roll < 0.75) write(device)
+        else if (roll < 0.83 && tabs.length > 1) {
+          const closing = tabs.splice(prng.int(0, tabs.length - 1), 1)[0] as Replica
+          void closing.close()
+        } else if (roll < 0.9 && tabs.length < 4) tabs.push(await replica(space, origin, 'shared'))
+        else if (roll < 0.95) prng.pick(tabs).disconnect()
+        else prng.pick(tabs).connect()
+        await new Promise((resolve) => setTimeout(resolve, prng.int(0, 3)))
+      }
+      const acknowledged = (await Promise.all(writes)).filter((value): value is string => value !== null)
+      ;(tabs[0] as Replica).connect()
+      await until(
+        () => tabs.every((tab) => tab.pending === 0 && tab.status === 'synced') && device.pending === 0,
+        'every tab and the device to upload everything',
+      )
+      const shown = async (replica: Replica) =>
+        Object.fromEntries(await Promise.all(ids.map(async (id) => [id, await versionsOf(replica, id)])))
+      await until(
+        async () => {
+          const want = JSON.stringify(await shown(device))
+          for (const tab of tabs) if (JSON.stringify(await shown(tab)) !== want) return false
+          return true
+        },
+        'the tabs to show what the device shows',
+        5_000,
+      ).catch(() => undefined)
+      const onDevice = await shown(device)
+      for (const tab of tabs) expect(await shown(tab)).toEqual(onDevice)
+      const logged = new Set(
+        (await hub.store.readLog(space as SpaceId, 0, 100_000)).flatMap(({ change }) =>
+          change.op.type === 'put' ? [String((change.op.value as { value?: unknown }).value)] : [],
+        ),
+      )
+      expect(acknowledged.filter((value) => !logged.has(value))).toEqual([])
+    }, 60_000)
+  }
+})
