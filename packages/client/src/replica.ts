@@ -262,10 +262,15 @@ class ReplicaRuntime implements Replica {
   #start(): void {
     const { timers } = this.#config
     this.#tick = timers.setInterval(() => {
-      this.#engine.tick().then(
-        () => this.#refresh(),
-        (error: unknown) => this.#report(error),
-      )
+      // The connected tab also looks for writes of other tabs it was not told of (a tab that
+      // closed or crashed between its commit and its notice): they are uploaded all the same.
+      const catchUp = this.#shared?.group.leading === true ? this.#engine.refresh() : Promise.resolve()
+      catchUp
+        .then(() => this.#engine.tick())
+        .then(
+          () => this.#refresh(),
+          (error: unknown) => this.#report(error),
+        )
     }, this.#config.tickMs)
     unrefTimer(this.#tick)
     if (this.#link !== null) {
@@ -560,8 +565,11 @@ class ReplicaRuntime implements Replica {
   }
 
   async #shutdown(): Promise<void> {
-    this.#shared?.group.close()
     this.#closed = true
+    // Writes already issued finish first, and the other tabs hear of them (the connected
+    // one uploads them) before this tab leaves the group.
+    if (this.#shared !== null) await this.#engine.idle()
+    this.#shared?.group.close()
     const { timers } = this.#config
     if (this.#tick !== null) timers.clearInterval(this.#tick)
     this.#tick = null

@@ -111,7 +111,52 @@ describe('tabs sharing one replica, in Node', () => {
     expect(await shown(follower)).toEqual(onDevice)
   }, 30_000)
 
-  for (const seed of [1, 2, 3]) {
+  it('a tab closed right after a write still tells the others: their live queries show it', async () => {
+    spaces += 1
+    const space = `tabs-close-${spaces}`
+    const origin = new IDBFactory()
+    const leader = await replica(space, origin, 'shared')
+    await leader.synced()
+    const closing = await replica(space, origin, 'shared')
+    const seen: string[][] = []
+    leader.collection('notes').subscribe((rows) => seen.push(rows.map((row) => row.id)))
+    const written = closing.collection('notes').put('last-words', { title: 'typed, then the tab closed' })
+    await closing.close()
+    await written
+    await until(
+      () => seen.some((ids) => ids.includes('last-words')),
+      "the other tab's live query to show it",
+      2_000,
+    )
+  })
+
+  it('a write from a tab whose notice never reaches the others (it crashed right after its commit) is uploaded all the same', async () => {
+    spaces += 1
+    const space = `tabs-mute-${spaces}`
+    const origin = new IDBFactory()
+    const leader = await replica(space, origin, 'shared')
+    await leader.synced()
+    const device = await replica(space, new IDBFactory(), 'device')
+    // This tab's channel delivers nothing: the others never hear of its writes.
+    const Channel = globalThis.BroadcastChannel
+    globalThis.BroadcastChannel = class extends Channel {
+      override postMessage(): void {}
+    }
+    let mute: Replica
+    try {
+      mute = await replica(space, origin, 'shared')
+    } finally {
+      globalThis.BroadcastChannel = Channel
+    }
+    await mute.collection('notes').put('unannounced', { title: 'written, then the tab died' })
+    await until(
+      async () => (await device.collection('notes').get('unannounced')) !== undefined,
+      'the device to receive the write',
+    )
+    await until(() => leader.pending === 0 && leader.status === 'synced', 'the connected tab to be synced')
+  })
+
+  for (const seed of [1, 2, 3, 35]) {
     it(`seeded tabs (seed ${seed}): writes from any tab and a device, tabs closing and opening, going offline and back — the tabs end as the device does, and every acknowledged write reached the hub`, async () => {
       const prng = createPrng(seed)
       spaces += 1
