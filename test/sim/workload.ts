@@ -78,6 +78,11 @@ export async function runScenario(
   // A quarter of the runs have a hub that reads frames of a few KiB, so replicas size their
   // uploads to what it names (drawn apart from `plan`, as the restores are).
   const framePlan = (await import('@chorus/testkit')).createPrng(`frames:${resolver}:${seed}`)
+  // Half the runs make one or two replicas two instances over one store, as two browser tabs
+  // share one database; half the writes there go to the instance without the connection,
+  // running on while the network delivers to the other (drawn apart from `plan`).
+  const twinPlan = (await import('@chorus/testkit')).createPrng(`twins:${resolver}:${seed}`)
+  const twins = twinPlan.bool(1 / 2) ? twinPlan.int(1, 2) : 0
   const hubMaxFrameBytes =
     process.env.SMALL_FRAMES === '1' || framePlan.bool(1 / 4) ? framePlan.int(4, 16) * 1024 : undefined
   const cluster = await createSimCluster({
@@ -85,6 +90,7 @@ export async function runScenario(
     replicas,
     resolvers: { [COLLECTION]: resolver },
     ...(hubMaxFrameBytes === undefined ? {} : { hubMaxFrameBytes }),
+    twins,
     maxSkewMs: severity.maxSkewMs,
     faults: {
       latencyMs: plan.int(1, 40),
@@ -171,7 +177,10 @@ export async function runScenario(
         const name = plan.pick(names)
         const id = plan.pick(ids)
         await cluster.read(name, COLLECTION, id)
-        await writeOrRefused(cluster, name, id, randomIntent(plan, name))
+        const intent = randomIntent(plan, name)
+        const atTwin = cluster.hasTwin(name) && twinPlan.bool(1 / 2)
+        if (!(atTwin && cluster.writeAtTwin(name, COLLECTION, id, intent, twinPlan.int(0, 60))))
+          await writeOrRefused(cluster, name, id, intent)
         await cluster.read(name, COLLECTION, id)
         await settleConflict(cluster, plan, name)
         await cluster.run(plan.int(0, 300))

@@ -12,9 +12,11 @@ import {
   openReplicaEngine,
   type ReplicaEngine,
   type ReplicaId,
+  type ReplicaStore,
   type ResolverConfig,
   type ResolverLookup,
   recordContext,
+  SerialQueue,
   type SpaceId,
   type VersionVector,
   type WriteIntent,
@@ -60,6 +62,13 @@ export interface SimClusterOptions {
    * smaller one has the replicas size their uploads to what the hub names.
    */
   readonly hubMaxFrameBytes?: number
+  /**
+   * How many replicas (the first ones) are two instances over one store, as two browser tabs
+   * share one IndexedDB database: the connected one, and a second that only writes (see
+   * {@link SimCluster.write}). They share a lock (`ReplicaEngineOptions.exclusive`); the
+   * connected one catches up with the other's writes when told and on every tick.
+   */
+  readonly twins?: number
 }
 
 /** All checks over a settled cluster. */
@@ -76,6 +85,15 @@ interface ReplicaSlot {
   readonly name: string
   store: MemoryReplicaStore
   engine: ReplicaEngine | null
+  /** The second instance over the same store, for a replica with a twin; null otherwise or while crashed. */
+  twin: ReplicaEngine | null
+  readonly twinned: boolean
+  /** The instances' shared write lock. */
+  readonly lock: SerialQueue
+  /** The twin's writes still under way. */
+  readonly twinWrites: Set<Promise<void>>
+  /** The twin's writes waiting to start with the next delivery (see `writeAtTwin`). */
+  readonly twinStarts: Set<() => void>
   conn: number
   incarnation: number
   wipes: number
@@ -108,6 +126,8 @@ export class SimCluster {
   readonly history: CausalEvent[] = []
   /** Conflicts a test settled by writing (for reports). */
   conflictsSettled = 0
+  /** Writes a replica's second instance stored (see `writeAtTwin`). */
+  twinWritesStored = 0
   /** Errors engines reported with no caller to reject. */
   readonly errors: ChorusError[] = []
   readonly #options: SimClusterOptions
@@ -145,6 +165,11 @@ export class SimCluster {
         name,
         store: new MemoryReplicaStore(),
         engine: null,
+        twin: null,
+        twinned: i <= (this.#options.twins ?? 0),
+        lock: new SerialQueue(),
+        twinWrites: new Set(),
+        twinStarts: new Set(),
         conn: 0,
         incarnation: 0,
         wipes: 0,
@@ -223,24 +248,37 @@ export class SimCluster {
   async #startReplica(slot: ReplicaSlot): Promise<void> {
     slot.incarnation += 1
     const incarnation = slot.incarnation
-    const engine = await openReplicaEngine({
-      store: slot.store.reopen(),
+    const store = slot.store.reopen()
+    // The two instances' calls into their shared store take seeded, uneven numbers of turns,
+    // so that one's read-then-write can straddle the other's (see `jittered`).
+    const jitter = this.prng.fork(`store-jitter:${slot.name}:${slot.incarnation}`)
+    const options = {
+      store: slot.twinned ? jittered(store, jitter.fork('connected')) : store,
       space: this.space,
       now: () => this.net.now() + slot.skewMs,
       createReplicaId: () => (slot.wipes === 0 ? slot.name : `${slot.name}w${slot.wipes}`) as ReplicaId,
       resolvers: this.#options.resolvers,
       session: { retransmitMs: this.#options.retransmitMs ?? 1500 },
       ...(this.#options.maxDriftMs === undefined ? {} : { maxDriftMs: this.#options.maxDriftMs }),
+      ...(slot.twinned ? { exclusive: <T>(work: () => Promise<T>) => slot.lock.run(work) } : {}),
+      onError: (error: ChorusError) => this.errors.push(error),
+    }
+    const engine = await openReplicaEngine({
+      ...options,
       onAcked: (upTo) => {
         const id = engine.replicaId
         this.acked.set(id, Math.max(this.acked.get(id) ?? 0, upTo))
       },
-      onError: (error) => this.errors.push(error),
     })
     slot.engine = engine
+    slot.twin = slot.twinned
+      ? await openReplicaEngine({ ...options, store: jittered(store, jitter.fork('twin')) })
+      : null
     this.#connect(slot, engine, incarnation)
     const tick = async (): Promise<void> => {
       if (slot.engine !== engine) return
+      // As a connected tab does: writes of the other instance it was not told of go up too.
+      if (slot.twinned) await engine.refresh()
       await engine.tick()
       this.net.setTimer(slot.name, this.#tickMs(), tick)
     }
@@ -261,6 +299,7 @@ export class SimCluster {
 
   async #replicaDeliver(slot: ReplicaSlot, envelope: SimEnvelope): Promise<void> {
     if (slot.engine === null || envelope.conn !== slot.conn) return
+    for (const start of [...slot.twinStarts]) start()
     await slot.engine.receive(envelope.frame)
   }
 
@@ -273,10 +312,61 @@ export class SimCluster {
   ): Promise<Change | undefined> {
     const engine = this.#slot(name).engine
     if (engine === null) return undefined
-    let change: Change
-    if (intent.type === 'put') change = await engine.put(collection, id, intent.value)
-    else if (intent.type === 'patch') change = await engine.patch(collection, id, intent.fields)
-    else change = await engine.delete(collection, id)
+    return this.#record(engine, collection, id, await writeWith(engine, collection, id, intent))
+  }
+
+  /** Whether `name` is two instances over one store (see `SimClusterOptions.twins`). */
+  hasTwin(name: string): boolean {
+    return this.#slot(name).twinned
+  }
+
+  /**
+   * A write at a replica's second instance. It starts with the next frame delivered to the
+   * connected instance, just before that instance handles it (or `delayMs` of virtual time
+   * from now, if none comes first), and runs on meanwhile — as a tab writes a record while
+   * the connected tab applies what just arrived. It is recorded once stored, and the
+   * connected instance is told then, as a tab's notice tells it. A write refused (a full
+   * disk) or never started (the replica crashed first) is not recorded. False when the
+   * replica is down or has no twin.
+   */
+  writeAtTwin(name: string, collection: string, id: string, intent: WriteIntent, delayMs = 0): boolean {
+    const slot = this.#slot(name)
+    const twin = slot.twin
+    if (twin === null || slot.engine === null) return false
+    let finish!: () => void
+    const done = new Promise<void>((resolve) => {
+      finish = resolve
+    })
+    slot.twinWrites.add(done)
+    void done.then(() => slot.twinWrites.delete(done))
+    let started = false
+    const start = () => {
+      if (started) return
+      started = true
+      slot.twinStarts.delete(start)
+      if (slot.twin !== twin) {
+        finish()
+        return
+      }
+      // Not awaited: the connected instance goes on meanwhile.
+      void writeWith(twin, collection, id, intent)
+        .then(
+          (change) => {
+            this.twinWritesStored += 1
+            this.#record(twin, collection, id, change)
+            if (slot.twin === twin) void slot.engine?.refresh()
+          },
+          () => undefined,
+        )
+        .then(finish)
+    }
+    slot.twinStarts.add(start)
+    // Dropped with the replica's other timers if it crashes first.
+    this.net.setTimer(name, delayMs, start)
+    return true
+  }
+
+  #record(engine: ReplicaEngine, collection: string, id: string, change: Change): Change {
     this.writes.push(change)
     this.history.push({ kind: 'write', session: engine.replicaId, collection, id, dot: change.dot })
     return change
@@ -301,6 +391,10 @@ export class SimCluster {
   crash(name: string): void {
     const slot = this.#slot(name)
     slot.engine = null
+    slot.twin = null
+    // Twin writes not yet started never will be.
+    slot.twinWrites.clear()
+    slot.twinStarts.clear()
     if (this.net.isUp(name)) this.net.crash(name)
   }
 
@@ -396,6 +490,9 @@ export class SimCluster {
       if (engine === null) return false
       const session = engine.session()
       if (session.phase !== 'ready' || session.acked < session.local) return false
+      // A twin's writes: all stored, and all known to the connected instance.
+      if (slot.twinWrites.size > 0) return false
+      if (slot.twinned && ((await slot.store.loadMeta())?.counter ?? 0) > session.local) return false
       if (session.cursor !== head || session.applyingTo !== head) return false
     }
     return true
@@ -442,6 +539,35 @@ export class SimCluster {
     ]
     return { convergence, acknowledged, causality, ok: problems.length === 0, problems }
   }
+}
+
+/**
+ * `store` with every method call put off by 0–8 microtask turns, drawn from `prng`: a disk
+ * answers two tabs' requests in no fixed order, and without this the in-memory store would
+ * always answer them in the same lockstep.
+ */
+function jittered(store: MemoryReplicaStore, prng: Prng): ReplicaStore {
+  return new Proxy(store, {
+    get(target, property, receiver) {
+      const value: unknown = Reflect.get(target, property, receiver)
+      if (typeof value !== 'function') return value
+      return async (...args: unknown[]) => {
+        for (let turns = prng.int(0, 8); turns > 0; turns--) await Promise.resolve()
+        return (value as (...args: unknown[]) => unknown).apply(target, args)
+      }
+    },
+  }) as unknown as ReplicaStore
+}
+
+async function writeWith(
+  engine: ReplicaEngine,
+  collection: string,
+  id: string,
+  intent: WriteIntent,
+): Promise<Change> {
+  if (intent.type === 'put') return engine.put(collection, id, intent.value)
+  if (intent.type === 'patch') return engine.patch(collection, id, intent.fields)
+  return engine.delete(collection, id)
 }
 
 /** Builds and starts a {@link SimCluster}. */
