@@ -120,6 +120,21 @@ describe('SqliteReplicaStore', () => {
     expect((error as Error).message).toMatch(/not a SQLite database/)
   })
 
+  it('a file another store has open is refused with storage-failed, and opens once that store closes', async () => {
+    const path = join(scratch, 'locked.sqlite')
+    const first = await openSqliteReplicaStore({ path })
+    const refused = await openSqliteReplicaStore({ path }).then(
+      () => null,
+      (error: unknown) => error,
+    )
+    expect(isChorusError(refused, ErrorCode.StorageFailed)).toBe(true)
+    expect((refused as Error).message).toMatch(/locked.*one replica per file/)
+    await first.close()
+    const second = await openSqliteReplicaStore({ path })
+    expect(await second.loadMeta()).toBeUndefined()
+    await second.close()
+  })
+
   it('a directory that does not exist fails with storage-failed saying so', async () => {
     const error = await openSqliteReplicaStore({ path: join(scratch, 'missing', 'dir', 'r.sqlite') }).then(
       () => new Error('expected a rejection'),

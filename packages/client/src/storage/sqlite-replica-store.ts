@@ -68,7 +68,14 @@ interface SqliteDatabase {
   close(): unknown
 }
 
-type SqliteConstructor = new (filename: string) => SqliteDatabase
+type SqliteConstructor = new (filename: string, options?: { readonly timeout?: number }) => SqliteDatabase
+
+/**
+ * How long opening waits for a file another connection has locked, in ms: time for a process
+ * that is shutting down to let go, not for one that keeps running (it holds the lock until it
+ * closes the store).
+ */
+const OPEN_WAIT_MS = 1_000
 
 interface MetaRow {
   readonly replica_id: string
@@ -102,9 +109,11 @@ export function openSqliteReplicaStore(options: SqliteReplicaStoreOptions): Prom
  *
  * WAL journal with `synchronous = FULL`: a write's promise resolves only once its commit is
  * on disk, so a process killed at any point (kill -9, power loss) keeps every write whose
- * promise resolved, and none half-done. Each write is one immediate transaction; a local
- * write checks the stored counter, so a second process writing to the same file fails loudly
- * instead of reusing counters.
+ * promise resolved, and none half-done. Each write is one immediate transaction. The store
+ * holds the file locked (`locking_mode = EXCLUSIVE`) from opening until it is closed, so a
+ * second process — or a second store in this one — fails to open it with `storage-failed`:
+ * two replicas on one file would each apply and write behind the other's back. The lock goes
+ * with the process, kill -9 included.
  */
 export class SqliteReplicaStore implements ReplicaStore {
   /** The database file. */
@@ -130,8 +139,11 @@ export class SqliteReplicaStore implements ReplicaStore {
     const what = `opening the SQLite database ${JSON.stringify(path)}`
     let db: SqliteDatabase | undefined
     try {
-      db = new Database(path)
+      db = new Database(path, { timeout: OPEN_WAIT_MS })
       migrate(db, path)
+      // Take the write lock now, and (exclusive locking) keep it until the store closes.
+      db.exec('BEGIN IMMEDIATE')
+      db.exec('COMMIT')
       return new SqliteReplicaStore(path, db)
     } catch (error) {
       db?.close()
@@ -418,6 +430,8 @@ function prepare(db: SqliteDatabase) {
 
 /** Sets durability and creates (or checks) the schema. */
 function migrate(db: SqliteDatabase, path: string): void {
+  // Before WAL: the WAL index then lives in this process, and no other connection gets in.
+  db.pragma('locking_mode = EXCLUSIVE')
   db.pragma('journal_mode = WAL')
   db.pragma('synchronous = FULL')
   const version = db.pragma('user_version', { simple: true })
