@@ -1,0 +1,212 @@
+import { createServer, type Server, type Socket, connect as tcpConnect } from 'node:net'
+import { join } from 'node:path'
+import { type Conflict, createReplica } from '@chorus/client'
+import type { SpaceId } from '@chorus/core'
+import { DATABASE_FILE, SqliteRelayStore } from '@chorus/relay'
+import { createPrng, type Prng } from '@chorus/testkit'
+import { IDBFactory, IDBKeyRange } from 'fake-indexeddb'
+import { describe, expect, it } from 'vitest'
+import { WebSocket } from 'ws'
+import { eventually, startRelay, tempDir } from './relay-process.js'
+
+type Replica = Awaited<ReturnType<typeof createReplica>>
+
+/**
+ * A TCP proxy in front of the relay that, while `chaos` is on, hands bytes on in pieces of
+ * random sizes after random short delays, and cuts each connection (both sides, at once,
+ * wherever the stream is — mid-frame included) after a random lifetime. Off, it passes bytes
+ * straight through. Its decisions come from a seeded stream; their timing is real.
+ */
+class ChaosProxy {
+  readonly #server: Server
+  readonly #prng: Prng
+  readonly #open = new Set<Socket>()
+  chaos = true
+  cuts = 0
+  port = 0
+
+  constructor(target: number, prng: Prng) {
+    this.#prng = prng
+    this.#server = createServer((client) => {
+      const relay = tcpConnect(target, '127.0.0.1')
+      this.#open.add(client).add(relay)
+      const cut = () => {
+        client.destroy()
+        relay.destroy()
+        this.#open.delete(client)
+        this.#open.delete(relay)
+      }
+      client.on('error', cut).on('close', cut)
+      relay.on('error', cut).on('close', cut)
+      this.#pipe(client, relay)
+      this.#pipe(relay, client)
+      if (this.chaos) {
+        setTimeout(
+          () => {
+            if (!this.chaos) return
+            this.cuts++
+            cut()
+          },
+          this.#prng.int(30, 600),
+        )
+      }
+    })
+  }
+
+  /** Bytes from `from` to `to`, in order, in random pieces and after random delays while chaos is on. */
+  #pipe(from: Socket, to: Socket): void {
+    let queue = Promise.resolve()
+    from.on('data', (chunk: Buffer) => {
+      if (!this.chaos) {
+        queue = queue.then(() => void to.write(chunk))
+        return
+      }
+      const pieces: Buffer[] = []
+      for (let at = 0; at < chunk.length; ) {
+        const size = this.#prng.int(1, Math.max(1, chunk.length - at))
+        pieces.push(chunk.subarray(at, at + size))
+        at += size
+      }
+      for (const piece of pieces) {
+        const delay = this.#prng.bool(0.3) ? this.#prng.int(0, 15) : 0
+        queue = queue.then(
+          () =>
+            new Promise<void>((resolve) =>
+              setTimeout(() => {
+                if (!to.destroyed) to.write(piece)
+                resolve()
+              }, delay),
+            ),
+        )
+      }
+    })
+  }
+
+  async listen(): Promise<void> {
+    await new Promise<void>((resolve) => this.#server.listen(0, '127.0.0.1', resolve))
+    const address = this.#server.address()
+    this.port = typeof address === 'object' && address !== null ? address.port : 0
+  }
+
+  async close(): Promise<void> {
+    for (const socket of this.#open) socket.destroy()
+    await new Promise<void>((resolve) => this.#server.close(() => resolve()))
+  }
+}
+
+/** What a replica shows of each record: its versions, as `conflicts()` lists them, or its value. */
+async function shown(replica: Replica, ids: readonly string[]): Promise<Record<string, string[]>> {
+  const conflicts = await replica.conflicts()
+  const out: Record<string, string[]> = {}
+  for (const id of ids) {
+    const conflict = conflicts.find((c: Conflict) => c.id === id)
+    if (conflict !== undefined) {
+      out[id] = conflict.versions.map((v) => `${v.replicaId}@${v.hlc}=${JSON.stringify(v.value)}`).sort()
+    } else {
+      const value = await replica.collection('notes').get(id)
+      out[id] = value === undefined ? [] : [JSON.stringify(value)]
+    }
+  }
+  return out
+}
+
+describe('replicas through a proxy that cuts and slices their connections to a relay process', () => {
+  for (const seed of [1, 2]) {
+    it(`seed ${seed}: every replica ends showing the same, and every write a replica stored reached the relay`, async () => {
+      const prng = createPrng(`chaos:${seed}`)
+      const data = tempDir('chorus-chaos-')
+      const relay = await startRelay({ dataDir: data.path })
+      const proxy = new ChaosProxy(relay.port, prng.fork('proxy'))
+      await proxy.listen()
+      const space = `chaos-${seed}`
+      const url = `ws://127.0.0.1:${proxy.port}/sync`
+      const replicas: Replica[] = []
+      try {
+        for (let i = 0; i < 4; i++) {
+          replicas.push(
+            await createReplica({
+              space,
+              url,
+              storage: 'indexeddb',
+              indexedDB: new IDBFactory(),
+              IDBKeyRange,
+              WebSocket: WebSocket as never,
+              resolvers: { notes: 'manual' },
+              reconnect: { baseMs: 10, maxMs: 100 },
+              networkEvents: null,
+              tickMs: 100,
+            }),
+          )
+        }
+        const ids = ['a', 'b', 'c', 'd']
+        const writes: Promise<string | null>[] = []
+        const plan = prng.fork('writes')
+        let token = 0
+        const until = Date.now() + 3_000
+        while (Date.now() < until) {
+          const writer = plan.pick(replicas)
+          const id = plan.pick(ids)
+          const value = `${seed}-${++token}`
+          const notes = writer.collection('notes')
+          const roll = plan.next()
+          writes.push(
+            (roll < 0.1
+              ? notes.delete(id).then(() => null)
+              : roll < 0.4 && (await notes.get(id)) !== undefined
+                ? notes.patch(id, { value }).then(() => value)
+                : notes.put(id, { value, by: token }).then(() => value)
+            ).catch(() => null),
+          )
+          await new Promise((resolve) => setTimeout(resolve, plan.int(0, 8)))
+        }
+        const stored = (await Promise.all(writes)).filter((value): value is string => value !== null)
+        proxy.chaos = false
+        await eventually(
+          () => replicas.every((replica) => replica.pending === 0 && replica.status === 'synced'),
+          'every replica to upload everything and catch up',
+          30_000,
+        )
+        await eventually(
+          async () => {
+            const first = JSON.stringify(await shown(replicas[0] as Replica, ids))
+            for (const replica of replicas.slice(1))
+              if (JSON.stringify(await shown(replica, ids)) !== first) return false
+            return true
+          },
+          'the replicas to show the same versions',
+          10_000,
+        ).catch(() => undefined)
+        const first = await shown(replicas[0] as Replica, ids)
+        for (const replica of replicas.slice(1)) expect(await shown(replica, ids)).toEqual(first)
+        // The connections were really cut, and writes really went through them.
+        expect(proxy.cuts).toBeGreaterThan(5)
+        expect(stored.length).toBeGreaterThan(50)
+        await Promise.all(replicas.splice(0).map((replica) => replica.close()))
+        await relay.stop()
+        const store = new SqliteRelayStore(join(data.path, DATABASE_FILE))
+        try {
+          const logged = new Set(
+            (await store.readLog(space as SpaceId, 0, 1_000_000)).flatMap(({ change }) => {
+              const op = change.op
+              const value =
+                op.type === 'put'
+                  ? (op.value as { value?: string }).value
+                  : op.type === 'patch'
+                    ? (op.fields as { value?: string }).value
+                    : undefined
+              return value === undefined ? [] : [value]
+            }),
+          )
+          expect(stored.filter((value) => !logged.has(value))).toEqual([])
+        } finally {
+          await store.close()
+        }
+      } finally {
+        await Promise.all(replicas.map((replica) => replica.close()))
+        await proxy.close()
+        await relay.stop()
+        data.remove()
+      }
+    }, 60_000)
+  }
+})
