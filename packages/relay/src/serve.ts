@@ -4,6 +4,7 @@ import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
 import { ChorusError, ErrorCode } from '@chorus/core'
 import { WebSocketServer } from 'ws'
+import { lockDataDir } from './data-dir-lock.js'
 import { createHttpHandler, createUpgradeHandler, SYNC_PATH } from './http.js'
 import { createRelay, type Relay } from './relay.js'
 import { type RelayOptions, socketMaxPayload } from './relay-options.js'
@@ -80,8 +81,16 @@ export async function startRelay(options: StartRelayOptions): Promise<RunningRel
   const mounts = staticDir === undefined ? staticMounts : [{ path: '/', dir: staticDir }, ...staticMounts]
   const serveFile = mounts.length === 0 ? undefined : createStaticMounts(mounts)
   mkdirSync(dataDir, { recursive: true })
+  // One relay per data directory: a second one fails here, before it opens the database.
+  const lock = lockDataDir(dataDir)
   const file = join(dataDir, DATABASE_FILE)
-  const store = storeThread === 'worker' ? await WorkerRelayStore.open(file) : new SqliteRelayStore(file)
+  let store: SqliteRelayStore | WorkerRelayStore
+  try {
+    store = storeThread === 'worker' ? await WorkerRelayStore.open(file) : new SqliteRelayStore(file)
+  } catch (error) {
+    lock.release()
+    throw error
+  }
   const maxPayload = socketMaxPayload(relayOptions.limits)
   // The relay tracks its own connections; `ws`'s set of them would cost a listener per socket.
   const sockets = new WebSocketServer({ noServer: true, maxPayload, clientTracking: false })
@@ -110,6 +119,7 @@ export async function startRelay(options: StartRelayOptions): Promise<RunningRel
     await relay.close()
     sockets.close()
     await store.close()
+    lock.release()
     const detail = error instanceof Error ? error.message : String(error)
     throw new ChorusError(ErrorCode.InvalidArgument, `cannot listen on ${host}:${port}: ${detail}`, {
       cause: error,
@@ -129,7 +139,11 @@ export async function startRelay(options: StartRelayOptions): Promise<RunningRel
     http.closeAllConnections()
     await stopped
     await new Promise<void>((resolve) => sockets.close(() => resolve()))
-    await store.close()
+    try {
+      await store.close()
+    } finally {
+      lock.release()
+    }
   }
   return {
     url: `ws://${base}${SYNC_PATH}`,

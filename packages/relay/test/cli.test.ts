@@ -190,6 +190,23 @@ describe('chorus-relay as a real process', () => {
     expect(await within(relay.exited, 20_000, 'the relay to exit')).toEqual({ code: 0, signal: null })
   }, 30_000)
 
+  it('a second relay on the same data directory exits 1 saying so; after the first is killed with SIGKILL, one starts', async () => {
+    const first = runCliProcess(['--port', '0', '--data', temp.dir])
+    await first.line(URL_LINE)
+    const second = runCliProcess(['--port', '0', '--data', temp.dir])
+    expect(await within(second.exited, 20_000, 'the second relay to exit')).toEqual({ code: 1, signal: null })
+    expect(second.stderr.join('\n')).toMatch(/another relay is serving the data directory .* stop it first/)
+    expect(second.stdout.join('\n')).not.toMatch(URL_LINE)
+
+    first.child.kill('SIGKILL')
+    await within(first.exited, 20_000, 'the first relay to die')
+    const third = runCliProcess(['--port', '0', '--data', temp.dir])
+    const [, port] = (await third.line(URL_LINE)).slice(1)
+    expect((await fetch(`http://127.0.0.1:${port}/healthz`)).status).toBe(200)
+    third.child.kill('SIGTERM')
+    expect(await within(third.exited, 20_000, 'the relay to exit')).toEqual({ code: 0, signal: null })
+  }, 40_000)
+
   it('exits 2 with the usage on a bad flag', async () => {
     const relay = runCliProcess(['--port', '70000'])
     expect(await within(relay.exited, 20_000, 'the process to exit')).toEqual({ code: 2, signal: null })
