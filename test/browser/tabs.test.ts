@@ -157,13 +157,17 @@ describe('tabs that share one replica (real Chromium: IndexedDB, Web Locks, Broa
     }
   })
 
-  it('tabs: false keeps the old rule: a second replica on the database fails its first write loudly', async () => {
+  it('tabs: false: a replica opened later on the database takes it over, and the earlier one is refused loudly', async () => {
     const space = unique('exclusive')
     const db = unique('db')
     const a = await createReplica({ space, url, dbName: db, tabs: false })
-    const b = await createReplica({ space, url, dbName: db, tabs: false })
-    open.push(a, b)
+    open.push(a)
     await a.collection('notes').put('x', { n: 1 })
-    await expect(b.collection('notes').put('y', { n: 2 })).rejects.toMatchObject({ code: 'storage-failed' })
+    const b = await createReplica({ space, url, dbName: db, tabs: false })
+    open.push(b)
+    await b.collection('notes').put('y', { n: 2 })
+    await expect(a.collection('notes').put('z', { n: 3 })).rejects.toMatchObject({ code: 'storage-failed' })
+    await b.synced()
+    expect(await b.collection('notes').get('z')).toBeUndefined()
   })
 })

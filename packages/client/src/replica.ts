@@ -196,6 +196,8 @@ class ReplicaRuntime implements Replica {
             }),
           }
         : null
+    // No tabs share the database: this instance takes it, and one opened later takes it over.
+    if (shared === null && store instanceof IdbReplicaStore) await store.claimSoleUse()
     const engine = await openReplicaEngine({
       store,
       space: config.space,
@@ -513,8 +515,23 @@ class ReplicaRuntime implements Replica {
 
   #handleError(error: ChorusError): void {
     if (isTabFenced(error)) {
-      // Another tab took over while this one was frozen or slow: follow it, quietly.
-      this.#shared?.group.stepDown()
+      if (this.#shared !== null) {
+        // Another tab took over while this one was frozen or slow: follow it, quietly.
+        this.#shared.group.stepDown()
+        return
+      }
+      // With no tabs sharing the database, a replica opened later on it took it over: stop.
+      if (this.#refusal !== null) return
+      const stopped = new ChorusError(
+        ErrorCode.StorageFailed,
+        'this replica stopped syncing: another replica instance opened its database since (a second tab with tabs off, or another process). Reload to use the database from here again, or leave the tabs option on so tabs share it.',
+        { cause: error },
+      )
+      this.#refusal = stopped
+      this.#link?.refused()
+      for (const waiter of this.#waiters) waiter.reject(stopped)
+      this.#waiters.clear()
+      this.#report(stopped)
       return
     }
     if (this.#engine.session().fatal !== null && this.#refusal === null) {

@@ -176,15 +176,15 @@ describe('storage failures surface as storage-failed and are never acknowledged 
     expect((await store.readOutbox(0, 100)).map((change) => change.dot[1])).toEqual([1, 2])
   })
 
-  it('two replicas on one IndexedDB database (two tabs) fail loudly instead of reusing counters', async () => {
+  it('two replicas on one IndexedDB database with no tabs sharing it: the later one takes it over, the earlier one fails loudly', async () => {
     const factory = new IDBFactory()
     const first = await replica({ storage: 'indexeddb', indexedDB: factory, dbName: 'shared' })
     const second = await replica({ storage: 'indexeddb', indexedDB: factory, dbName: 'shared' })
     expect(second.replicaId).toBe(first.replicaId)
-    await first.collection('notes').put('a', { title: 'first tab' })
-    const error = await second
+    await second.collection('notes').put('a', { title: 'second tab' })
+    const error = await first
       .collection('notes')
-      .put('b', { title: 'second tab' })
+      .put('b', { title: 'first tab' })
       .then(
         () => new Error('expected a rejection'),
         (reason: unknown) => reason,

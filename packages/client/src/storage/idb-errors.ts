@@ -48,12 +48,19 @@ export function idbFailure(error: unknown, what: string, write: boolean): Chorus
 export class TabFencedError extends Error {
   readonly mine: number
   readonly current: number
+  /** True when this instance had the database to itself (tabs off), and another took it over. */
+  readonly sole: boolean
 
-  constructor(mine: number, current: number) {
-    super(`another tab took over this replica's connection (epoch ${current}; this tab had ${mine})`)
+  constructor(mine: number, current: number, sole = false) {
+    super(
+      sole
+        ? `another replica instance opened this database since (a second tab with tabs off, or another process: epoch ${current}; this one had ${mine})`
+        : `another tab took over this replica's connection (epoch ${current}; this tab had ${mine})`,
+    )
     this.name = 'TabFencedError'
     this.mine = mine
     this.current = current
+    this.sole = sole
   }
 }
 
@@ -61,7 +68,9 @@ export class TabFencedError extends Error {
 export function fencedFailure(error: TabFencedError, what: string): ChorusError {
   return new ChorusError(
     ErrorCode.StorageFailed,
-    `${what} was refused: ${error.message}. Nothing was written; this tab now follows the one that leads.`,
+    error.sole
+      ? `${what} was refused: ${error.message}. Nothing was written; this replica has stopped. Reload to use the database from here again, or leave the tabs option on so tabs share it.`
+      : `${what} was refused: ${error.message}. Nothing was written; this tab now follows the one that leads.`,
     { cause: error },
   )
 }

@@ -117,6 +117,8 @@ export class IdbReplicaStore implements ReplicaStore {
   readonly #db: IDBDatabase
   #closed = false
   #fence: number | null = null
+  /** Set by {@link IdbReplicaStore.claimSoleUse}: local writes check the fence too. */
+  #sole = false
   #lost: string | null = null
   #fault: { readonly cause: unknown } | null = null
 
@@ -319,6 +321,7 @@ export class IdbReplicaStore implements ReplicaStore {
     if (last === undefined) return
     const first = changes[0]?.dot[1] ?? 0
     await this.#write(what, ['meta', 'records', 'outbox'], 'strict', async (tx) => {
+      if (this.#sole) await this.#checkFence(tx)
       const meta = await requireMeta(tx)
       if (first !== meta.counter + 1 || last.dot[1] !== meta.counter + changes.length) {
         throw new ChorusError(
@@ -453,6 +456,18 @@ export class IdbReplicaStore implements ReplicaStore {
     return epoch
   }
 
+  /**
+   * Takes the database for this instance alone, when no tabs share it (`tabs: false`, or no
+   * Web Locks): claims the leader epoch as {@link claimLeadership} does, and from then on
+   * local writes check it too. So an instance opened later on the same database takes it
+   * over: everything this one would store after that — uploads, remote applies, acknowledged
+   * drops and local writes — is refused instead of landing beside the other's work.
+   */
+  async claimSoleUse(): Promise<void> {
+    await this.claimLeadership()
+    this.#sole = true
+  }
+
   /** This instance no longer leads: leader-only operations are no longer checked (nor expected). */
   releaseLeadership(): void {
     this.#fence = null
@@ -464,7 +479,7 @@ export class IdbReplicaStore implements ReplicaStore {
     if (mine === null) return
     const stored = await requestResult<{ epoch: number } | undefined>(tx.objectStore('meta').get(LEADER_KEY))
     const current = stored?.epoch ?? 0
-    if (current !== mine) throw new TabFencedError(mine, current)
+    if (current !== mine) throw new TabFencedError(mine, current, this.#sole)
   }
 
   /** Like `#read`, with the leader epoch checked in the same transaction. */
