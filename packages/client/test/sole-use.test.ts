@@ -1,14 +1,16 @@
-import { type ChorusError, createReplica, type Replica } from '@chorus/client'
-import { IDBFactory, IDBKeyRange } from 'fake-indexeddb'
+import type { ChorusError } from '@chorus/client'
+import { IDBFactory } from 'fake-indexeddb'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
-import { WebSocket } from 'ws'
+import { idbReplicas, poll } from './helpers/idb-replicas.js'
 import { startTestHub, type TestHub } from './helpers/test-hub.js'
 
 // Without tabs sharing a database (Node has no Web Locks; a browser with `tabs: false`), a
 // replica opened on it takes it: one opened later on the same database takes it over.
 
 let hub: TestHub
-const open: Replica[] = []
+const replicas = idbReplicas(() => hub, 'lww')
+const replica = replicas.open
+const until = poll
 
 beforeAll(async () => {
   hub = await startTestHub()
@@ -19,34 +21,8 @@ afterAll(async () => {
 })
 
 afterEach(async () => {
-  await Promise.all(open.splice(0).map((replica) => replica.close()))
+  await replicas.closeAll()
 })
-
-async function replica(space: string, indexedDB: IDBFactory, dbName: string): Promise<Replica> {
-  const opened = await createReplica({
-    space,
-    url: hub.url,
-    WebSocket,
-    storage: 'indexeddb',
-    indexedDB,
-    IDBKeyRange,
-    dbName,
-    resolvers: { notes: 'lww' },
-    reconnect: { baseMs: 20, maxMs: 200 },
-    networkEvents: null,
-    tickMs: 50,
-  })
-  open.push(opened)
-  return opened
-}
-
-async function until(check: () => boolean | Promise<boolean>, what: string, ms = 10_000): Promise<void> {
-  const deadline = Date.now() + ms
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((resolve) => setTimeout(resolve, 10))
-  }
-}
 
 describe('a replica database with no tabs sharing it', () => {
   it('a replica opened later takes it over: the earlier one refuses to write, stops syncing and says why; the later one syncs', {

@@ -1,10 +1,10 @@
-import { type Conflict, createReplica, type Replica } from '@chorus/client'
+import type { Replica } from '@chorus/client'
 import type { SpaceId } from '@chorus/core'
 import { createPrng } from '@chorus/testkit'
-import { IDBFactory, IDBKeyRange } from 'fake-indexeddb'
+import { IDBFactory } from 'fake-indexeddb'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
-import { WebSocket } from 'ws'
 import { FakeLocks } from './helpers/fake-locks.js'
+import { idbReplicas, poll, shown } from './helpers/idb-replicas.js'
 import { startTestHub, type TestHub } from './helpers/test-hub.js'
 
 // Tabs of one origin in Node: one fake-indexeddb factory is the origin's IndexedDB, Node's
@@ -14,7 +14,6 @@ import { startTestHub, type TestHub } from './helpers/test-hub.js'
 // real APIs in Chromium).
 
 let hub: TestHub
-const open: Replica[] = []
 const hadNavigator = Object.getOwnPropertyDescriptor(globalThis, 'navigator')
 
 beforeAll(async () => {
@@ -33,45 +32,24 @@ afterAll(async () => {
 })
 
 afterEach(async () => {
-  await Promise.all(open.splice(0).map((replica) => replica.close()))
+  await replicas.closeAll()
 })
 
 let spaces = 0
+const replicas = idbReplicas(() => hub, 'manual')
+const replica = replicas.open
+const until = poll
 
-async function replica(space: string, indexedDB: IDBFactory, dbName: string): Promise<Replica> {
-  const opened = await createReplica({
-    space,
-    url: hub.url,
-    WebSocket,
-    storage: 'indexeddb',
-    indexedDB,
-    IDBKeyRange,
-    dbName,
-    resolvers: { notes: 'manual' },
-    reconnect: { baseMs: 20, maxMs: 200 },
-    networkEvents: null,
-    tickMs: 50,
-  })
-  open.push(opened)
-  return opened
-}
-
-async function until(check: () => boolean | Promise<boolean>, what: string, ms = 15_000): Promise<void> {
-  const deadline = Date.now() + ms
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((resolve) => setTimeout(resolve, 10))
+/** Once they have had time to, the `others` show every one of `ids` as `model` does. */
+async function expectSame(model: Replica, others: readonly Replica[], ids: readonly string[]): Promise<void> {
+  const same = async () => {
+    const want = JSON.stringify(await shown(model, ids))
+    for (const other of others) if (JSON.stringify(await shown(other, ids)) !== want) return false
+    return true
   }
-}
-
-/** What a replica shows of a record: its versions (as conflicts lists them), in one order. */
-async function versionsOf(replica: Replica, id: string): Promise<string[]> {
-  const conflict = (await replica.conflicts()).find((c: Conflict) => c.id === id)
-  if (conflict !== undefined) {
-    return conflict.versions.map((v) => `${v.replicaId}@${v.hlc}=${JSON.stringify(v.value)}`).sort()
-  }
-  const value = await replica.collection('notes').get(id)
-  return value === undefined ? [] : [JSON.stringify(value)]
+  await poll(same, 'every replica to show the same', 5_000).catch(() => undefined)
+  const expected = await shown(model, ids)
+  for (const other of others) expect(await shown(other, ids)).toEqual(expected)
 }
 
 describe('tabs sharing one replica, in Node', () => {
@@ -98,17 +76,7 @@ describe('tabs sharing one replica, in Node', () => {
     await Promise.all(writes)
     await until(() => leader.pending === 0 && device.pending === 0, 'every write to be uploaded')
     await Promise.all([leader.synced(), device.synced()])
-    const ids = ['note-0', 'note-1', 'note-2', 'note-3']
-    const shown = async (replica: Replica) =>
-      Object.fromEntries(await Promise.all(ids.map(async (id) => [id, await versionsOf(replica, id)])))
-    await until(
-      async () => JSON.stringify(await shown(leader)) === JSON.stringify(await shown(device)),
-      'the tabs to show what the device shows',
-      3_000,
-    ).catch(() => undefined)
-    const onDevice = await shown(device)
-    expect(await shown(leader)).toEqual(onDevice)
-    expect(await shown(follower)).toEqual(onDevice)
+    await expectSame(device, [leader, follower], ['note-0', 'note-1', 'note-2', 'note-3'])
   }, 30_000)
 
   it('a tab closed right after a write still tells the others: their live queries show it', async () => {
@@ -197,19 +165,7 @@ describe('tabs sharing one replica, in Node', () => {
         () => tabs.every((tab) => tab.pending === 0 && tab.status === 'synced') && device.pending === 0,
         'every tab and the device to upload everything',
       )
-      const shown = async (replica: Replica) =>
-        Object.fromEntries(await Promise.all(ids.map(async (id) => [id, await versionsOf(replica, id)])))
-      await until(
-        async () => {
-          const want = JSON.stringify(await shown(device))
-          for (const tab of tabs) if (JSON.stringify(await shown(tab)) !== want) return false
-          return true
-        },
-        'the tabs to show what the device shows',
-        5_000,
-      ).catch(() => undefined)
-      const onDevice = await shown(device)
-      for (const tab of tabs) expect(await shown(tab)).toEqual(onDevice)
+      await expectSame(device, tabs, ids)
       const logged = new Set(
         (await hub.store.readLog(space as SpaceId, 0, 100_000)).flatMap(({ change }) =>
           change.op.type === 'put' ? [String((change.op.value as { value?: unknown }).value)] : [],
