@@ -527,24 +527,26 @@ class ReplicaRuntime implements Replica {
         'this replica stopped syncing: another replica instance opened its database since (a second tab with tabs off, or another process). Reload to use the database from here again, or leave the tabs option on so tabs share it.',
         { cause: error },
       )
-      this.#refusal = stopped
-      this.#link?.refused()
-      for (const waiter of this.#waiters) waiter.reject(stopped)
-      this.#waiters.clear()
+      this.#refuse(stopped)
       this.#report(stopped)
       return
     }
     if (this.#engine.session().fatal !== null && this.#refusal === null) {
-      this.#refusal = error
-      this.#link?.refused()
-      for (const waiter of this.#waiters) waiter.reject(error)
-      this.#waiters.clear()
+      this.#refuse(error)
     } else if (this.#readOnlyBacklog() !== null) {
       // Not the end of the session (it keeps receiving), but of waiting for it to sync.
       for (const waiter of this.#waiters) waiter.reject(error)
       this.#waiters.clear()
     }
     this.#report(error)
+  }
+
+  /** Stops syncing for good: no reconnect, and `synced()` rejects with `error` from now on. */
+  #refuse(error: ChorusError): void {
+    this.#refusal = error
+    this.#link?.refused()
+    for (const waiter of this.#waiters) waiter.reject(error)
+    this.#waiters.clear()
   }
 
   /** Re-reads status, pending and lag; tells listeners and `synced()` waiters what changed. */

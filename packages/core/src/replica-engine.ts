@@ -934,12 +934,12 @@ class Engine implements ReplicaEngine {
         return
       }
     }
-    const touched = new Map<string, StoredRecord>()
     const nextCursor = cursor === null ? null : Math.max(cursor, this.#meta.cursor)
+    let touched: Map<string, StoredRecord>
     try {
       // Read, merge and store as one step no other instance of this replica writes into: a
       // tab's local write to a record between this read and this store would be overwritten.
-      await this.#exclusively(() => this.#merge(batch, page, touched, nextCursor))
+      touched = await this.#exclusively(() => this.#merge(batch, page, nextCursor))
     } catch (error) {
       // The session takes the snapshot again from its first page, if this was one.
       this.#sweeping = null
@@ -966,15 +966,15 @@ class Engine implements ReplicaEngine {
 
   /**
    * The store's part of `#apply`: takes the snapshot page's dots into account, reads the
-   * records the batch touches, applies it to them (each applied one in `touched`), sweeps at
-   * a snapshot's last page, and stores the records with the clock and `cursor`.
+   * records the batch touches, applies it to them, sweeps at a snapshot's last page, and
+   * stores the records with the clock and `cursor`. Returns the records it stored, by key.
    */
   async #merge(
     batch: readonly Change[],
     page: SnapshotPage | undefined,
-    touched: Map<string, StoredRecord>,
     cursor: number | null,
-  ): Promise<void> {
+  ): Promise<Map<string, StoredRecord>> {
+    const touched = new Map<string, StoredRecord>()
     if (page !== undefined) await this.#trackSnapshot(batch, page)
     const { keys, slots } = distinctRecords(batch)
     const stored = await this.#readRecords(keys)
@@ -1006,6 +1006,7 @@ class Engine implements ReplicaEngine {
       ...(log === undefined ? {} : { log }),
     })
     if (log !== undefined) this.#logUnsaved = false
+    return touched
   }
 
   /**

@@ -65,7 +65,7 @@ export interface SimClusterOptions {
   /**
    * How many replicas (the first ones) are two instances over one store, as two browser tabs
    * share one IndexedDB database: the connected one, and a second that only writes (see
-   * {@link SimCluster.write}). They share a lock (`ReplicaEngineOptions.exclusive`); the
+   * {@link SimCluster.writeAtTwin}). They share a lock (`ReplicaEngineOptions.exclusive`); the
    * connected one catches up with the other's writes when told and on every tick.
    */
   readonly twins?: number
@@ -339,11 +339,9 @@ export class SimCluster {
     })
     slot.twinWrites.add(done)
     void done.then(() => slot.twinWrites.delete(done))
-    let started = false
     const start = () => {
-      if (started) return
-      started = true
-      slot.twinStarts.delete(start)
+      // Started already (by a delivery or the timer), or dropped by a crash.
+      if (!slot.twinStarts.delete(start)) return
       if (slot.twin !== twin) {
         finish()
         return
