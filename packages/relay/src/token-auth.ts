@@ -102,7 +102,8 @@ function explainJoseError(error: unknown): string {
  *
  * No token, a malformed, badly signed or expired one → `unauthenticated`. A space not in
  * the token → no access (the session is refused with `forbidden`). The subject is returned
- * so the relay can bind replica ids to users.
+ * so the relay can bind replica ids to users, and the token's expiry (`exp`, plus the clock
+ * tolerance) as `expiresAt`, so a connection does not outlive its token.
  */
 export function createTokenAuthenticator(
   secret: string,
@@ -137,6 +138,8 @@ export function createTokenAuthenticator(
       ok: true,
       subject,
       access: (space: SpaceId) => (Object.hasOwn(granted, space) ? (granted[space] as Access) : null),
+      // The session ends when verifying the token would fail: its expiry plus the tolerance.
+      ...(typeof payload.exp === 'number' ? { expiresAt: (payload.exp + clockTolerance) * 1000 } : {}),
     }
   }
 }

@@ -128,6 +128,46 @@ describe('a relay started with an auth secret', () => {
   })
 })
 
+describe('a connection whose token expires', () => {
+  it('is closed with unauthenticated once the token expires, and a new token lets the replica back', async () => {
+    let clock = Date.parse('2026-01-05T09:00:00Z')
+    const relay = await startTestRelay({ authSecret: SECRET, now: () => clock, tickMs: 20 })
+    try {
+      // One minute, and the relay's 30 s of tolerance for clock skew.
+      const short = await token('alice', { [SPACE]: 'write' }, { now: clock, expiresIn: 60 })
+      const client = await connectClient(relay.url)
+      client.send(hello(A, { [SPACE]: 0 }, short))
+      await client.waitFor(is.hello, 'the hello for alice')
+      client.send(changes(SPACE, 0, makeRun(A, 1, 2)))
+      await client.waitFor(is.ack(2), 'the ack before the expiry')
+
+      clock += 89_000
+      await new Promise((resolve) => setTimeout(resolve, 100))
+      expect(client.messages.some(is.error(ErrorCode.Unauthenticated))).toBe(false)
+
+      clock += 1_000
+      const refusal = await client.waitFor(is.error(ErrorCode.Unauthenticated), 'the refusal at expiry')
+      expect(refusal.message).toMatch(/expired/)
+      expect(await within(client.closed, 5000, 'the close at expiry')).toEqual({
+        code: 1008,
+        reason: ErrorCode.Unauthenticated,
+      })
+
+      const stale = await connectClient(relay.url)
+      stale.send(hello(A, { [SPACE]: 0 }, short))
+      await expectRefused(stale, ErrorCode.Unauthenticated, /expired/)
+
+      const renewed = await connectClient(relay.url)
+      renewed.send(hello(A, { [SPACE]: 0 }, await token('alice', { [SPACE]: 'write' }, { now: clock })))
+      const answer = await renewed.waitFor(is.hello, 'the hello with a new token')
+      expect(answer.have).toEqual({ [SPACE]: 2 })
+      await renewed.close()
+    } finally {
+      await relay.stop()
+    }
+  })
+})
+
 describe('a hello being authenticated', () => {
   it('loads no space for a refused hello, and holds frames sent behind a hello until it passes', async () => {
     const temp = makeTempDir()

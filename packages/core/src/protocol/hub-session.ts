@@ -18,9 +18,18 @@ import {
 /** What a connection may do in a space. */
 export type Access = 'read' | 'write'
 
-/** The outcome of authenticating a `hello`'s token. */
+/**
+ * The outcome of authenticating a `hello`'s token. `expiresAt`, when the token expires, is
+ * the time (on the clock of the session's `now`) from which the session is over: its first
+ * input at or after it closes the connection with `unauthenticated`, and the replica must
+ * come back with a new token.
+ */
 export type AuthResult =
-  | { readonly ok: true; readonly access: (space: SpaceId) => Access | null }
+  | {
+      readonly ok: true
+      readonly access: (space: SpaceId) => Access | null
+      readonly expiresAt?: number
+    }
   | { readonly ok: false; readonly code: ErrorCode; readonly message: string }
 
 /** Tunables of the hub side. */
@@ -197,6 +206,8 @@ export interface HubSessionState {
   /** The optional features negotiated in `hello`: what the peer offered and this hub speaks. */
   readonly features: readonly Feature[]
   readonly streams: { readonly [space: string]: HubStream }
+  /** When the token this session was authenticated with expires (`AuthResult.expiresAt`), or null. */
+  readonly expiresAt: number | null
 }
 
 /** The features this hub side speaks, answered to a `hello` that offers them. */
@@ -280,6 +291,7 @@ export function initialHubSession(config: HubSessionConfig = DEFAULT_HUB_SESSION
     pendingHello: null,
     features: noFeatures,
     streams: {},
+    expiresAt: null,
   }
 }
 
@@ -323,6 +335,16 @@ function refuse(
   return { ...state, phase: 'closed' }
 }
 
+/** Ends a session whose token has expired (see `AuthResult.expiresAt`). */
+function expired(state: HubSessionState, effects: HubSessionEffect[]): HubSessionState {
+  return refuse(
+    state,
+    ErrorCode.Unauthenticated,
+    'the token has expired: connect again with a new one',
+    effects,
+  )
+}
+
 function reduce(
   state: HubSessionState,
   input: HubSessionInput,
@@ -330,9 +352,10 @@ function reduce(
   effects: HubSessionEffect[],
 ): HubSessionState {
   if (state.phase === 'closed') return state
+  if (input.type === 'closed') return { ...state, phase: 'closed' }
+  // Nothing flows on a token past its expiry: not a frame received, nor one sent.
+  if (state.expiresAt !== null && input.now >= state.expiresAt) return expired(state, effects)
   switch (input.type) {
-    case 'closed':
-      return { ...state, phase: 'closed' }
     case 'message':
       return receive(state, input.message, input.now, facts, effects)
     case 'authenticated':
@@ -489,7 +512,9 @@ function authenticated(
   const hello = state.pendingHello
   if (state.phase !== 'authenticating' || hello === null) return state
   if (!result.ok) return refuse(state, result.code, result.message, effects)
-  let next: HubSessionState = { ...state, phase: 'ready', pendingHello: null }
+  const expiresAt = result.expiresAt ?? null
+  if (expiresAt !== null && now >= expiresAt) return expired(state, effects)
+  let next: HubSessionState = { ...state, phase: 'ready', pendingHello: null, expiresAt }
   for (const space of hello.spaces) {
     const access = result.access(space)
     if (access === null) return refuse(next, ErrorCode.Forbidden, `no access to space ${space}`, effects)
