@@ -1,4 +1,4 @@
-import { ChorusError, createReplica, ErrorCode, type Replica } from '@chorus/client'
+import { ChorusError, createReplica, ErrorCode, type Replica, type TokenOption } from '@chorus/client'
 import { mintToken } from '@chorus/relay'
 import { IDBFactory } from 'fake-indexeddb'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -10,7 +10,7 @@ const SPACE = 'team-notes'
 const WAIT_MS = 20_000
 
 /** A replica on its own fake IndexedDB, collecting the errors it reports. */
-async function device(url: string, options: { token?: string; space?: string } = {}) {
+async function device(url: string, options: { token?: TokenOption; space?: string } = {}) {
   const errors: ChorusError[] = []
   const replica = await createReplica({
     space: options.space ?? SPACE,
@@ -18,8 +18,11 @@ async function device(url: string, options: { token?: string; space?: string } =
     indexedDB: new IDBFactory(),
     WebSocket,
     ...(options.token === undefined ? {} : { token: options.token }),
+    // Listening before it connects: a failure of its first attempt is reported too.
+    autoConnect: false,
   })
   replica.on('error', (error) => errors.push(error))
+  replica.connect()
   return { replica, errors }
 }
 
@@ -125,6 +128,103 @@ describe('a relay process started with --auth-secret, and real replicas', () => 
       } finally {
         await replica.close()
       }
+    }
+  })
+
+  /**
+   * A token the relay takes now and whose session ends about a second from now: it expired
+   * 29 s ago, within the relay's 30 s of tolerance for clock skew.
+   */
+  function expiringSoon(sub: string): Promise<string> {
+    return mintToken({
+      secret: SECRET,
+      sub,
+      spaces: { [SPACE]: 'write' },
+      expiresIn: 60,
+      now: Date.now() - 89_000,
+    })
+  }
+
+  it('closes a connection whose token expires, and a replica with a token function renews it and syncs on', async () => {
+    const issued: string[] = []
+    const provide = async () => {
+      const token =
+        issued.length === 0
+          ? await expiringSoon('alice')
+          : await mintToken({ secret: SECRET, sub: 'alice', spaces: { [SPACE]: 'write' } })
+      issued.push(token)
+      return token
+    }
+    const alice = await device(relay.url, { token: provide })
+    const bob = await device(relay.url, { token: writeToken })
+    try {
+      await alice.replica.collection('notes').put('before', { title: 'before the expiry' })
+      await within(alice.replica.synced(), WAIT_MS, 'alice to sync on her first token')
+      // The relay's tick (every second) finds the session past its token's expiry.
+      await eventually(() => alice.errors.length > 0, 'the relay to close the expired session')
+      expect(alice.errors.map((error) => error.code)).toEqual([ErrorCode.Unauthenticated])
+      expect(alice.errors[0]?.message).toMatch(/expired/)
+      await eventually(() => issued.length === 2, 'alice to ask for a new token')
+      await alice.replica.collection('notes').put('after', { title: 'after the expiry' })
+      await within(alice.replica.synced(), WAIT_MS, 'alice to sync on her new token')
+      await eventually(
+        async () => (await bob.replica.collection('notes').list()).length === 2,
+        'bob to receive both notes',
+      )
+      expect(alice.replica.status).toBe('synced')
+      expect(alice.errors).toHaveLength(1)
+    } finally {
+      await Promise.all([alice.replica.close(), bob.replica.close()])
+    }
+  })
+
+  it('stops for good when the token function gives back the token the relay refused', async () => {
+    const token = await expiringSoon('alice')
+    let asked = 0
+    const { replica, errors } = await device(relay.url, {
+      token: () => {
+        asked++
+        return token
+      },
+    })
+    try {
+      await within(replica.synced(), WAIT_MS, 'the replica to sync before its token expires')
+      await eventually(() => errors.length === 2, 'the refusal and the end of syncing')
+      expect(errors.map((error) => error.code)).toEqual([
+        ErrorCode.Unauthenticated,
+        ErrorCode.Unauthenticated,
+      ])
+      expect(errors[1]?.message).toMatch(/gave the same one again/)
+      expect(asked).toBe(2)
+      expect(replica.status).toBe('offline')
+      await expect(replica.synced()).rejects.toMatchObject({ code: ErrorCode.Unauthenticated })
+    } finally {
+      await replica.close()
+    }
+  })
+
+  it('reports a token function that fails or gives no token, and connects once it gives one', async () => {
+    let asked = 0
+    const { replica, errors } = await device(relay.url, {
+      token: async () => {
+        asked++
+        if (asked === 1) throw new Error('the sign-in service is down')
+        if (asked === 2) return ''
+        return writeToken
+      },
+    })
+    try {
+      await within(replica.synced(), WAIT_MS, 'the replica to sync on its third try')
+      expect(asked).toBe(3)
+      expect(errors.map((error) => error.code)).toEqual([
+        ErrorCode.Unauthenticated,
+        ErrorCode.InvalidArgument,
+      ])
+      expect(errors[0]?.message).toMatch(/token function failed/)
+      expect(errors[0]?.cause).toMatchObject({ message: 'the sign-in service is down' })
+      expect(errors[1]?.message).toMatch(/must give a non-empty string, got an empty one/)
+    } finally {
+      await replica.close()
     }
   })
 

@@ -19,7 +19,7 @@ export {
 } from '@chorus/core'
 export type { Collection, Frozen, Row } from './collection.js'
 export { createReplica, type Replica, type ReplicaEvents, type StatusEvent } from './replica.js'
-export type { NetworkEventsLike, ReplicaOptions, StorageChoice } from './replica-options.js'
+export type { NetworkEventsLike, ReplicaOptions, StorageChoice, TokenOption } from './replica-options.js'
 export {
   IdbReplicaStore,
   type IdbReplicaStoreOptions,

@@ -23,14 +23,24 @@ export interface NetworkEventsLike {
   removeEventListener(type: 'online' | 'offline', listener: () => void): void
 }
 
+/** A token, or where to get the next one (see {@link ReplicaOptions.token}). */
+export type TokenOption = string | (() => string | Promise<string>)
+
 /** Options for `createReplica`. Only `space` is required. */
 export interface ReplicaOptions {
   /** The space to replicate: the unit of sync and of permission. */
   readonly space: string
   /** The relay's WebSocket URL (`ws:` or `wss:`). Without it the replica works offline only. */
   readonly url?: string
-  /** Sent to the relay in `hello`; its `authenticate` hook decides. */
-  readonly token?: string
+  /**
+   * Sent to the relay in `hello`; its `authenticate` hook decides. A string is the token of
+   * every connection, and its refusal (`unauthenticated`: expired or bad) is final. A function
+   * is asked for the token before each connection is opened (a rejection counts as one more
+   * failed attempt, retried with backoff), and after a refusal the replica connects again with
+   * the next token it gives: tokens that expire are renewed without the app creating the
+   * replica again. Giving back the very token just refused makes the refusal final.
+   */
+  readonly token?: TokenOption
   /**
    * `'indexeddb'` (default): one database per replica, named `dbName`. `'memory'`: nothing
    * survives the process (tests, server-side rendering). A store instance (such as
@@ -89,7 +99,7 @@ export interface ReplicaOptions {
 export interface ReplicaConfig {
   readonly space: SpaceId
   readonly url: string | null
-  readonly token: string | undefined
+  readonly token: TokenOption | undefined
   readonly storage: StorageChoice
   readonly dbName: string
   readonly indexedDB: IDBFactory | undefined
@@ -173,7 +183,8 @@ export function parseReplicaOptions(options: unknown): ReplicaConfig {
   if (url !== undefined) checkUrl(url)
 
   const token = get('token')
-  if (token !== undefined && typeof token !== 'string') throw invalid('option token must be a string')
+  if (token !== undefined && typeof token !== 'string' && typeof token !== 'function')
+    throw invalid('option token must be a string or a function that returns one')
 
   const storage = get('storage') ?? 'indexeddb'
   if (typeof storage === 'string') {
@@ -284,7 +295,7 @@ export function parseReplicaOptions(options: unknown): ReplicaConfig {
   return {
     space,
     url: url === undefined ? null : (url as string),
-    token: token as string | undefined,
+    token: token as TokenOption | undefined,
     storage: storage as StorageChoice,
     dbName: (dbName as string | undefined) ?? `chorus:${space}`,
     indexedDB: indexedDB as IDBFactory | undefined,

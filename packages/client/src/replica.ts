@@ -148,6 +148,10 @@ class ReplicaRuntime implements Replica {
   #closed = false
   #closing: Promise<void> | null = null
   #refusal: ChorusError | null = null
+  /** The token the current (or next) connection presents, when `token` is a function. */
+  #token: string | undefined = undefined
+  /** The relay refused `#token`: the next connection needs another. */
+  #tokenRefused = false
   #last: StatusEvent
   /** Set when tabs share this replica's database. */
   readonly #shared: SharedTabs | null
@@ -214,7 +218,8 @@ class ReplicaRuntime implements Replica {
         if (runtime !== null) runtime.#refresh()
       },
       ...(config.resolvers === undefined ? {} : { resolvers: config.resolvers }),
-      ...(config.token === undefined ? {} : { token: config.token }),
+      ...(typeof config.token === 'string' ? { token: config.token } : {}),
+      ...(typeof config.token === 'function' ? { renewToken: true } : {}),
       ...(config.session === undefined ? {} : { session: config.session }),
       ...(config.maxDriftMs === undefined ? {} : { maxDriftMs: config.maxDriftMs }),
       ...(shared === null ? {} : { exclusive: (work) => shared.group.exclusive(work) }),
@@ -243,8 +248,11 @@ class ReplicaRuntime implements Replica {
             timers: config.timers,
             random: config.random,
             policy: config.reconnect,
+            ...(typeof config.token === 'function'
+              ? { prepare: () => this.#nextToken(config.token as () => string | Promise<string>) }
+              : {}),
             onOpen: (send) => {
-              engine.attach(send)
+              engine.attach(send, this.#token)
               this.#refresh()
             },
             onClose: () => {
@@ -531,6 +539,10 @@ class ReplicaRuntime implements Replica {
       this.#report(stopped)
       return
     }
+    if (error.code === ErrorCode.Unauthenticated && typeof this.#config.token === 'function') {
+      // Not final (the session renews tokens): the next connection asks for another.
+      this.#tokenRefused = true
+    }
     if (this.#engine.session().fatal !== null && this.#refusal === null) {
       this.#refuse(error)
     } else if (this.#readOnlyBacklog() !== null) {
@@ -539,6 +551,41 @@ class ReplicaRuntime implements Replica {
       this.#waiters.clear()
     }
     this.#report(error)
+  }
+
+  /**
+   * Asks the app's token function for the token of the connection about to open. A failure
+   * rejects (the link reports it and tries again with backoff); the token the relay just
+   * refused, given again, ends syncing for good, as a refused fixed token does.
+   */
+  async #nextToken(provide: () => string | Promise<string>): Promise<void> {
+    let token: unknown
+    try {
+      token = await provide()
+    } catch (error) {
+      throw new ChorusError(
+        ErrorCode.Unauthenticated,
+        'the token function failed, so the replica cannot connect: it asks again at the next attempt',
+        { cause: error },
+      )
+    }
+    if (typeof token !== 'string' || token === '') {
+      throw new ChorusError(
+        ErrorCode.InvalidArgument,
+        `the token function must give a non-empty string, got ${token === '' ? 'an empty one' : typeof token}`,
+      )
+    }
+    if (this.#tokenRefused && token === this.#token) {
+      const refused = new ChorusError(
+        ErrorCode.Unauthenticated,
+        'the relay refused the token, and the token function gave the same one again: the replica stays offline until it is created again',
+      )
+      this.#refuse(refused)
+      this.#report(refused)
+      return
+    }
+    this.#token = token
+    this.#tokenRefused = false
   }
 
   /** Stops syncing for good: no reconnect, and `synced()` rejects with `error` from now on. */

@@ -42,7 +42,7 @@ describe('createReplica refuses bad options with invalid-argument, before openin
     ['a url that is not a string', { space: 'ok', url: 8787, WebSocket }],
     ['a url that is not absolute', { space: 'ok', url: '/sync', WebSocket }],
     ['an http url', { space: 'ok', url: 'http://127.0.0.1:8787/sync', WebSocket }],
-    ['a token that is not a string', { space: 'ok', token: 12 }],
+    ['a token that is not a string or a function', { space: 'ok', token: 12 }],
     ['an unknown resolver name', { space: 'ok', resolvers: { notes: 'newest' } }],
     ['a resolver that is not a name or resolver', { space: 'ok', resolvers: { notes: 3 } }],
     ['resolvers that are not a map', { space: 'ok', resolvers: 'lww' }],

@@ -71,7 +71,7 @@ function manualTimers(): Timers & { pending(): number; fire(): void } {
   }
 }
 
-function link() {
+function link(prepare?: () => Promise<void>) {
   FakeSocket.made = []
   const timers = manualTimers()
   const frames: string[] = []
@@ -91,6 +91,7 @@ function link() {
     timers,
     random: () => 0.5,
     policy: DEFAULT_RECONNECT,
+    ...(prepare === undefined ? {} : { prepare }),
     onOpen: (send) => sends.push(send),
     onClose: () => closes++,
     onFrame: async (text) => {
@@ -212,5 +213,44 @@ describe('SocketLink', () => {
     t.timers.fire()
     await done
     expect(released).toBe(true)
+  })
+
+  it('opens a socket only once prepare resolved, and not at all when stopped meanwhile', async () => {
+    const gates: (() => void)[] = []
+    const t = link(() => new Promise<void>((resolve) => gates.push(resolve)))
+    t.link.start()
+    await flush()
+    expect(FakeSocket.made).toHaveLength(0)
+    gates[0]?.()
+    await flush()
+    expect(FakeSocket.made).toHaveLength(1)
+    t.socket(0).closed()
+    t.timers.fire()
+    await flush()
+    expect(gates).toHaveLength(2)
+    t.link.stop()
+    gates[1]?.()
+    await flush()
+    expect(FakeSocket.made).toHaveLength(1)
+    expect(t.link.phase).toBe('stopped')
+  })
+
+  it('a prepare that fails is reported and retried after the backoff', async () => {
+    let calls = 0
+    const t = link(async () => {
+      calls++
+      if (calls === 1) throw new Error('no token to be had')
+    })
+    t.link.start()
+    await flush()
+    expect(FakeSocket.made).toHaveLength(0)
+    expect(t.errors.map((error) => error.code)).toEqual(['internal'])
+    expect(t.link.phase).toBe('waiting')
+    t.timers.fire()
+    await flush()
+    expect(calls).toBe(2)
+    expect(FakeSocket.made).toHaveLength(1)
+    t.socket(0).open()
+    expect(t.sends).toHaveLength(1)
   })
 })

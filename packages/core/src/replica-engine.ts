@@ -81,6 +81,12 @@ export interface ReplicaEngineOptions {
   readonly createReplicaId: () => ReplicaId
   readonly resolvers?: ResolverConfig
   readonly token?: string
+  /**
+   * The runtime renews tokens: the hub's `unauthenticated` ends the connection only (reported
+   * through `onError`), and the runtime attaches the next one with a new token
+   * (`attach(send, token)`). Absent: that refusal stops the session for good.
+   */
+  readonly renewToken?: boolean
   readonly maxDriftMs?: number
   readonly limits?: ProtocolLimits
   readonly session?: Partial<Pick<ReplicaSessionState['config'], 'batchSize' | 'window' | 'retransmitMs'>>
@@ -139,7 +145,8 @@ export interface ReplicaEngine {
   conflicts(filter?: ConflictFilter): Promise<Conflict[]>
   /** The raw record state (versions), for checkers and debugging. */
   record(collection: string, id: string): Promise<RecordState | undefined>
-  attach(send: (frame: string) => void): void
+  /** A transport is up: `send` writes to it; `token`, when given, is presented from now on. */
+  attach(send: (frame: string) => void, token?: string): void
   detach(): void
   receive(frame: string): Promise<void>
   tick(): Promise<void>
@@ -237,6 +244,7 @@ class Engine implements ReplicaEngine {
         replicaId: meta.replicaId,
         space: meta.space,
         ...(options.token === undefined ? {} : { token: options.token }),
+        ...(options.renewToken === true ? { renewToken: true } : {}),
         ...DEFAULT_REPLICA_SESSION,
         ...options.session,
       },
@@ -357,10 +365,14 @@ class Engine implements ReplicaEngine {
     return this.#store.getRecord(assertCollectionName(collection), asRecordId(id))
   }
 
-  attach(send: (frame: string) => void): void {
+  attach(send: (frame: string) => void, token?: string): void {
     this.#assertOpen()
     this.#send = send
-    void this.#input({ type: 'connected', now: this.#options.now() })
+    void this.#input({
+      type: 'connected',
+      now: this.#options.now(),
+      ...(token === undefined ? {} : { token }),
+    })
   }
 
   detach(): void {
@@ -822,6 +834,9 @@ class Engine implements ReplicaEngine {
         this.#send = null
         this.#announce()
         this.#options.onError?.(new ChorusError(effect.code, effect.message))
+        return
+      case 'token-refused':
+        this.#options.onError?.(new ChorusError(ErrorCode.Unauthenticated, effect.message))
         return
       case 'read-only':
         // Not fatal: the session keeps receiving; writes are refused from now on.

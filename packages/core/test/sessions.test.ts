@@ -305,6 +305,43 @@ describe('replica session: handshake', () => {
     expect(again.state.phase).toBe('offline')
   })
 
+  it('with renewToken, ends only the connection on unauthenticated, and the next one presents its new token', () => {
+    const renewing = stepAll(offlineReplica({ ...replicaConfig, renewToken: true }), [
+      { type: 'connected', now: 0 },
+      { type: 'message', now: 10, message: hubHello(5) },
+    ]).state
+    const refused = stepReplicaSession(renewing, {
+      type: 'message',
+      now: 20,
+      message: { type: 'error', code: ErrorCode.Unauthenticated, message: 'the token has expired' },
+    })
+    expect(refused.effects).toEqual([{ type: 'token-refused', message: 'the token has expired' }])
+    expect(refused.state.fatal).toBeNull()
+    expect(refused.state.phase).toBe('offline')
+    // Nothing more goes out on the refused connection, not even on a tick.
+    expect(stepReplicaSession(refused.state, { type: 'tick', now: 5_000 }).effects).toEqual([])
+    const again = stepAll(refused.state, [
+      { type: 'disconnected', now: 30 },
+      { type: 'connected', now: 40, token: 'renewed-token' },
+    ])
+    expect(again.effects[0]).toMatchObject({
+      type: 'send',
+      message: { type: 'hello', token: 'renewed-token', have: { [space]: 3 } },
+    })
+    // Forbidden is still final: another token is no answer to a space it may not use.
+    const forbidden = stepReplicaSession(renewing, {
+      type: 'message',
+      now: 20,
+      message: { type: 'error', code: ErrorCode.Forbidden, message: 'no' },
+    })
+    expect(forbidden.state.fatal).toEqual({ code: ErrorCode.Forbidden, message: 'no' })
+  })
+
+  it("presents the token a connection brings instead of the config's", () => {
+    const { effects } = stepReplicaSession(offlineReplica(), { type: 'connected', now: 0, token: 'fresh' })
+    expect(effects[0]).toMatchObject({ type: 'send', message: { type: 'hello', token: 'fresh' } })
+  })
+
   it('asks the runtime to store the frame limit the hub names, once per new value', () => {
     const connected = stepReplicaSession(offlineReplica(), { type: 'connected', now: 0 }).state
     const named = stepReplicaSession(connected, {
@@ -1123,6 +1160,61 @@ describe('hub session: handshake', () => {
   })
 })
 
+describe('hub session: a token that expires', () => {
+  const expiring: AuthResult = { ok: true, access: () => 'write', expiresAt: 100 }
+  const expiredClose = {
+    type: 'close',
+    code: ErrorCode.Unauthenticated,
+    message: 'the token has expired: connect again with a new one',
+  }
+
+  it('serves the connection until the expiry, then closes it at the first input from then on', () => {
+    const facts = factsOf(standardFacts())
+    const ready = readyHub(facts, expiring)
+    expect(ready.phase).toBe('ready')
+    expect(ready.expiresAt).toBe(100)
+    const before = stepHubSession(ready, { type: 'tick', now: 99 }, facts)
+    expect(before.state.phase).toBe('ready')
+    expect(before.effects).not.toContainEqual(expect.objectContaining({ type: 'close' }))
+    const tick = stepHubSession(ready, { type: 'tick', now: 100 }, facts)
+    expect(tick.effects).toEqual([expiredClose])
+    expect(tick.state.phase).toBe('closed')
+  })
+
+  it('takes no changes, and acknowledges none, once the token has expired', () => {
+    const facts = factsOf(standardFacts())
+    const ready = readyHub(facts, expiring)
+    const upload = stepHubSession(
+      ready,
+      {
+        type: 'message',
+        now: 150,
+        message: { type: 'changes', space, from: 4, to: 6, batch: run(alice, 4, 6) },
+      },
+      facts,
+    )
+    expect(upload.effects).toEqual([expiredClose])
+    const stored = stepHubSession(ready, { type: 'stored', now: 150, space, ok: true }, facts)
+    expect(stored.effects).toEqual([expiredClose])
+  })
+
+  it('refuses a hello whose token expires before it is authenticated', () => {
+    const { state, effects } = hubSteps(factsOf(standardFacts()), [
+      { type: 'message', now: 0, message: replicaHello(7) },
+      { type: 'authenticated', now: 100, result: expiring },
+    ])
+    expect(effects).toEqual([expiredClose])
+    expect(state.phase).toBe('closed')
+  })
+
+  it('never closes a session whose token has no expiry', () => {
+    const facts = factsOf(standardFacts())
+    const { state, effects } = stepHubSession(readyHub(facts), { type: 'tick', now: 10 ** 15 }, facts)
+    expect(state.phase).toBe('ready')
+    expect(effects).not.toContainEqual(expect.objectContaining({ type: 'close' }))
+  })
+})
+
 describe('hub session: receiving a replica’s changes', () => {
   it('stores the continuation of what it holds and acknowledges only once stored', () => {
     const data = standardFacts()
@@ -1572,11 +1664,16 @@ const hubInputArb: fc.Arbitrary<HubSessionInput> = fc.oneof(
   fc
     .record({
       now: small,
-      result: fc.constantFrom<AuthResult>(writeAccess, readAccess, {
-        ok: false,
-        code: ErrorCode.Unauthenticated,
-        message: 'no',
-      }),
+      result: fc.constantFrom<AuthResult>(
+        writeAccess,
+        readAccess,
+        { ...writeAccess, expiresAt: 6 },
+        {
+          ok: false,
+          code: ErrorCode.Unauthenticated,
+          message: 'no',
+        },
+      ),
     })
     .map(({ now, result }) => ({ type: 'authenticated' as const, now, result })),
   fc

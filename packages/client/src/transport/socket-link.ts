@@ -23,6 +23,12 @@ export interface SocketLinkOptions {
   /** A uniform draw in [0, 1) for the backoff's jitter. */
   readonly random: () => number
   readonly policy: ReconnectPolicy
+  /**
+   * Runs before each socket is opened (fetching the token the next connection presents); the
+   * socket opens once it resolves, if it is still wanted. A rejection counts as one more
+   * failed attempt: reported through `onError` and retried with backoff.
+   */
+  readonly prepare?: () => Promise<void>
   /** A socket opened; `send` writes a text frame to it (and does nothing once it is gone). */
   readonly onOpen: (send: (frame: string) => void) => void
   /** The open socket went away. */
@@ -117,7 +123,8 @@ export class SocketLink {
     const { timers } = this.#options
     switch (effect.type) {
       case 'open-socket':
-        this.#open(effect.socket)
+        if (this.#options.prepare === undefined) this.#open(effect.socket)
+        else this.#prepareAndOpen(effect.socket, this.#options.prepare)
         return
       case 'close-socket':
         this.#close()
@@ -143,6 +150,31 @@ export class SocketLink {
         this.#timer = null
         return
     }
+  }
+
+  #prepareAndOpen(id: number, prepare: () => Promise<void>): void {
+    // Still wanted: no newer attempt, no stop, no refusal while it ran.
+    const wanted = () => this.#state.socket === id && this.#state.phase === 'opening'
+    let preparing: Promise<void>
+    try {
+      preparing = prepare()
+    } catch (error) {
+      preparing = Promise.reject(error)
+    }
+    preparing.then(
+      () => {
+        if (wanted()) this.#open(id)
+      },
+      (error: unknown) => {
+        if (!wanted()) return
+        this.#options.onError(
+          isChorusError(error)
+            ? error
+            : new ChorusError(ErrorCode.Internal, 'preparing the connection failed', { cause: error }),
+        )
+        this.#input({ type: 'closed', socket: id })
+      },
+    )
   }
 
   #open(id: number): void {

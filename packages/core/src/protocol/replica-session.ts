@@ -9,6 +9,12 @@ export interface ReplicaSessionConfig {
   readonly replicaId: ReplicaId
   readonly space: SpaceId
   readonly token?: string
+  /**
+   * The runtime can fetch a new token: the hub's `unauthenticated` (an expired or refused
+   * token) ends this connection only, and the next one presents the token it brings
+   * (`connected`'s `token`). Absent: the refusal is final, as `forbidden` always is.
+   */
+  readonly renewToken?: boolean
   /** Most own changes per `changes` frame. */
   readonly batchSize: number
   /** Most own changes sent and not yet acknowledged. */
@@ -121,7 +127,8 @@ export interface ReplicaSessionState {
 
 /** What the runtime tells the session. */
 export type ReplicaSessionInput =
-  | { readonly type: 'connected'; readonly now: number }
+  /** A transport is up; `token`, when given, is presented from now on instead of the config's. */
+  | { readonly type: 'connected'; readonly now: number; readonly token?: string }
   | { readonly type: 'disconnected'; readonly now: number }
   | { readonly type: 'message'; readonly now: number; readonly message: Message }
   | { readonly type: 'local-write'; readonly now: number; readonly counter: number }
@@ -195,6 +202,11 @@ export type ReplicaSessionEffect =
     }
   /** The hub refused the session for good; the runtime closes the transport and reports it. */
   | { readonly type: 'fail'; readonly code: ErrorCode; readonly message: string }
+  /**
+   * The hub refused the token (`unauthenticated`) of a session whose runtime renews tokens
+   * (`renewToken`): the runtime reports it, and its next connection brings a new token.
+   */
+  | { readonly type: 'token-refused'; readonly message: string }
   /** The hub lets this replica only read the space (see `readOnly`), and own changes are left unsent: the runtime reports it. */
   | { readonly type: 'read-only'; readonly message: string }
   /**
@@ -357,6 +369,7 @@ function reduce(
       if (state.fatal !== null) return state
       const next: ReplicaSessionState = {
         ...state,
+        config: input.token === undefined ? state.config : { ...state.config, token: input.token },
         phase: 'connecting',
         lastProgressAt: input.now,
         snapshot: null,
@@ -576,6 +589,11 @@ function receive(
         const next = { ...state, readOnly: true, sent: state.acked }
         readOnlyNotice(next, effects)
         return next
+      }
+      if (message.code === ErrorCode.Unauthenticated && state.config.renewToken === true) {
+        // The hub hangs up after this; nothing more goes out on this connection.
+        effects.push({ type: 'token-refused', message: message.message })
+        return { ...state, phase: 'offline', sent: state.acked, reading: false, snapshot: null }
       }
       if (fatalCodes.has(message.code)) return fail(state, message.code, message.message, effects)
       // A frame of ours passed the hub's limit (sent before its hello named it): what follows
