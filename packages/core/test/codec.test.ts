@@ -1,9 +1,9 @@
+import { seedFromEnv } from '@chorus/testkit'
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import type { Change } from '../src/change.js'
 import { ChorusError, ErrorCode } from '../src/errors.js'
-import { formatHlc, type HlcStamp } from '../src/hlc.js'
-import { asRecordId, asReplicaId, asSpaceId, type ReplicaId } from '../src/ids.js'
+import { asRecordId, asSpaceId } from '../src/ids.js'
 import type { JsonObject } from '../src/json.js'
 import {
   type DecodeResult,
@@ -15,29 +15,13 @@ import {
   validateMessage,
 } from '../src/protocol/codec.js'
 import { DEFAULT_LIMITS, type Message, PROTOCOL_VERSION } from '../src/protocol/messages.js'
+import { alice, bob, carol, space, stamp, t0 } from './codec-fixtures.js'
 
-const seed = seedFromEnv()
+const seed = seedFromEnv(process.env, 20_240_601)
 const runs = { seed, numRuns: 300 }
 
-function seedFromEnv(): number {
-  const raw = process.env.SEED?.trim()
-  if (raw === undefined || raw === '') return 20_240_601
-  if (!/^[+-]?\d+$/.test(raw))
-    throw new RangeError(`SEED must be a decimal integer, got ${JSON.stringify(raw)}`)
-  return Number(raw)
-}
-
-const alice = asReplicaId('alice')
-const bob = asReplicaId('bob')
-const carol = asReplicaId('carol')
-const space = asSpaceId('team:board-1')
 const otherSpace = asSpaceId('alice.notes')
 const recordId = asRecordId('018f4e1c-7a2b-7000-8000-000000000001')
-const t0 = 1_700_000_000_000
-
-function stamp(wall: number, counter: number, replica: ReplicaId): HlcStamp {
-  return formatHlc({ wall, counter, replica })
-}
 
 const put: Change = {
   collection: 'notes',
