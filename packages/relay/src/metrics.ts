@@ -52,7 +52,7 @@ export class CommitHistogram {
 export type RelayCounters = {
   -readonly [K in Exclude<
     keyof RelayMetrics,
-    'connections' | 'spaces' | 'logEntries' | 'commits' | 'lag'
+    'connections' | 'spaces' | 'logEntries' | 'commits' | 'lag' | 'sessionsRefused'
   >]: number
 }
 
@@ -105,6 +105,12 @@ export interface RelayMetrics {
   /** Compaction runs that completed, and what they removed. */
   readonly compactions: number
   readonly tombstonesCollected: number
+  /**
+   * Connections the relay refused and closed, by the error code it gave: `unauthenticated` (a
+   * missing, bad or expired token, or one that expired while connected), `forbidden`,
+   * `replica-mismatch`, `unsupported-protocol`, …
+   */
+  readonly sessionsRefused: Readonly<Record<string, number>>
   /** How long the store's commits of appends took. */
   readonly commits: CommitTimes
   readonly lag: readonly ReplicaLag[]
@@ -164,6 +170,13 @@ export function renderPrometheus(metrics: RelayMetrics): string {
     'Deleted records removed by compaction.',
     metrics.tombstonesCollected,
   )
+  lines.push(
+    `# HELP ${p}sessions_refused_total Connections refused and closed, by the error code given.`,
+    `# TYPE ${p}sessions_refused_total counter`,
+  )
+  for (const code of Object.keys(metrics.sessionsRefused).sort()) {
+    lines.push(`${p}sessions_refused_total{code="${escapeLabel(code)}"} ${metrics.sessionsRefused[code]}`)
+  }
   const commits = metrics.commits
   lines.push(
     `# HELP ${p}append_commit_seconds Time each store commit of appends took (a transaction and its disk flush).`,

@@ -86,6 +86,8 @@ export function createRelay(options: RelayOptions): Relay {
   /** Every open connection, by its socket: the socket listeners are shared and look it up. */
   const clients = new Map<RelaySocket, Client>()
   const counters = zeroCounters()
+  /** Connections refused and closed, by the code given (`sessionsRefused`). */
+  const refusals = new Map<string, number>()
   const commits = new CommitHistogram()
   let closing = false
   let closePromise: Promise<void> | null = null
@@ -167,6 +169,10 @@ export function createRelay(options: RelayOptions): Relay {
   }
 
   function refused(client: ClientState, why: ErrorCode | undefined): void {
+    if (client.open) {
+      const code = why ?? 'refused'
+      refusals.set(code, (refusals.get(code) ?? 0) + 1)
+    }
     hangUp(
       client,
       why === ErrorCode.UnsupportedProtocol ? CloseCode.ProtocolError : CloseCode.PolicyViolation,
@@ -438,6 +444,7 @@ export function createRelay(options: RelayOptions): Relay {
         spaces: stats.spaces,
         logEntries: stats.logEntries,
         ...counters,
+        sessionsRefused: Object.fromEntries(refusals),
         commits: commits.times(),
         lag: lag(),
       }

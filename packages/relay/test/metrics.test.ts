@@ -9,7 +9,15 @@ import {
 import { sample } from './support/harness.js'
 
 function metricsWith(commits: CommitHistogram): RelayMetrics {
-  return { connections: 0, spaces: 0, logEntries: 0, ...zeroCounters(), commits: commits.times(), lag: [] }
+  return {
+    connections: 0,
+    spaces: 0,
+    logEntries: 0,
+    ...zeroCounters(),
+    sessionsRefused: {},
+    commits: commits.times(),
+    lag: [],
+  }
 }
 
 describe('commit times', () => {
@@ -46,5 +54,19 @@ describe('commit times', () => {
     expect(sample(text, 'chorus_relay_append_commit_seconds_bucket{le="+Inf"}')).toBe(3)
     expect(sample(text, 'chorus_relay_append_commit_seconds_count')).toBe(3)
     expect(sample(text, 'chorus_relay_append_commit_seconds_sum')).toBeCloseTo(0.0484)
+  })
+})
+
+describe('refused sessions', () => {
+  it('renders one counter sample per refusal code, in code order', () => {
+    const metrics = {
+      ...metricsWith(new CommitHistogram()),
+      sessionsRefused: { unauthenticated: 3, forbidden: 1 },
+    }
+    const text = renderPrometheus(metrics)
+    expect(text).toContain('# TYPE chorus_relay_sessions_refused_total counter')
+    expect(sample(text, 'chorus_relay_sessions_refused_total{code="forbidden"}')).toBe(1)
+    expect(sample(text, 'chorus_relay_sessions_refused_total{code="unauthenticated"}')).toBe(3)
+    expect(text.indexOf('code="forbidden"')).toBeLessThan(text.indexOf('code="unauthenticated"'))
   })
 })

@@ -8,7 +8,7 @@ import { createRelay } from '../src/relay.js'
 import { SqliteRelayStore } from '../src/sqlite-relay-store.js'
 import { createTokenAuthenticator, mintToken, type SpaceGrants } from '../src/token-auth.js'
 import { makeChange, makeRun, makeTempDir, within } from './support/fixtures.js'
-import { startTestRelay, type TestRelay } from './support/harness.js'
+import { get, sample, startTestRelay, type TestRelay } from './support/harness.js'
 import { changes, connectClient, hello, is, type TestClient } from './support/test-client.js'
 
 const SECRET = 'relay-test-secret-0123456789-abcdefghijklmnop'
@@ -162,6 +162,9 @@ describe('a connection whose token expires', () => {
       const answer = await renewed.waitFor(is.hello, 'the hello with a new token')
       expect(answer.have).toEqual({ [SPACE]: 2 })
       await renewed.close()
+      // Both closes are counted: the session that expired, and the hello with the old token.
+      const metrics = await get(relay, '/metrics')
+      expect(sample(metrics.body, 'chorus_relay_sessions_refused_total{code="unauthenticated"}')).toBe(2)
     } finally {
       await relay.stop()
     }
