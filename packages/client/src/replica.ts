@@ -25,7 +25,7 @@ import { isTabFenced } from './storage/idb-errors.js'
 import { IdbReplicaStore, openIdbReplicaStore } from './storage/idb-replica-store.js'
 import { TabGroup } from './tabs/tab-group.js'
 import { unrefTimer } from './timers.js'
-import { SocketLink } from './transport/socket-link.js'
+import { PREPARE_TIMEOUT_MS, SocketLink } from './transport/socket-link.js'
 
 /** Sync status with its two numbers, as `on('status')` reports it. */
 export interface StatusEvent {
@@ -152,6 +152,8 @@ class ReplicaRuntime implements Replica {
   #token: string | undefined = undefined
   /** The relay refused `#token`: the next connection needs another. */
   #tokenRefused = false
+  /** Calls of the token function so far: only the latest one's token is kept (see `#nextToken`). */
+  #tokenCalls = 0
   #last: StatusEvent
   /** Set when tabs share this replica's database. */
   readonly #shared: SharedTabs | null
@@ -249,7 +251,14 @@ class ReplicaRuntime implements Replica {
             random: config.random,
             policy: config.reconnect,
             ...(typeof config.token === 'function'
-              ? { prepare: () => this.#nextToken(config.token as () => string | Promise<string>) }
+              ? {
+                  prepare: () => this.#nextToken(config.token as () => string | Promise<string>),
+                  prepareTimedOut: () =>
+                    new ChorusError(
+                      ErrorCode.Unauthenticated,
+                      `the token function gave no token within ${PREPARE_TIMEOUT_MS / 1000} s: it is asked again at the next attempt`,
+                    ),
+                }
               : {}),
             onOpen: (send) => {
               engine.attach(send, this.#token)
@@ -559,6 +568,8 @@ class ReplicaRuntime implements Replica {
    * refused, given again, ends syncing for good, as a refused fixed token does.
    */
   async #nextToken(provide: () => string | Promise<string>): Promise<void> {
+    // An attempt given up on (its call took too long) may still answer: only the latest counts.
+    const call = ++this.#tokenCalls
     let token: unknown
     try {
       token = await provide()
@@ -569,6 +580,7 @@ class ReplicaRuntime implements Replica {
         { cause: error },
       )
     }
+    if (call !== this.#tokenCalls) return
     if (typeof token !== 'string' || token === '') {
       throw new ChorusError(
         ErrorCode.InvalidArgument,

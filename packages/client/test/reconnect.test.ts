@@ -341,4 +341,34 @@ describe('reconnecting over real sockets', () => {
     await unreachable.close()
     expect(timers.live()).toBe(0)
   })
+
+  it('a token function that never answers is given up on after 30 s and asked again; close() leaves nothing behind', async () => {
+    hub = await startTestHub()
+    const tracked = trackedTimers()
+    // The same timers, with the 30 s wait for a token cut short.
+    const timers = {
+      ...tracked,
+      setTimeout: (callback: () => void, ms: number) => tracked.setTimeout(callback, ms >= 30_000 ? 20 : ms),
+    }
+    let asked = 0
+    const replica = await pool.create(hub, {
+      timers,
+      autoConnect: false,
+      token: () => {
+        asked++
+        return new Promise<string>(() => undefined)
+      },
+    })
+    const errors: ChorusError[] = []
+    replica.on('error', (error) => errors.push(error))
+    replica.connect()
+    for (let turn = 0; asked < 2 && turn < 500; turn++)
+      await new Promise((resolve) => setTimeout(resolve, 10))
+    expect(asked).toBeGreaterThanOrEqual(2)
+    expect(errors[0]).toMatchObject({ code: ErrorCode.Unauthenticated })
+    expect(errors[0]?.message).toMatch(/no token within 30 s/)
+    expect(hub.accepted()).toBe(0)
+    await replica.close()
+    expect(tracked.live()).toBe(0)
+  })
 })

@@ -253,4 +253,35 @@ describe('SocketLink', () => {
     t.socket(0).open()
     expect(t.sends).toHaveLength(1)
   })
+
+  it('gives up on a prepare that never settles, retries after the backoff, and ignores its late outcome', async () => {
+    const gates: (() => void)[] = []
+    const t = link(() => new Promise<void>((resolve) => gates.push(resolve)))
+    t.link.start()
+    await flush()
+    expect(t.timers.pending()).toBe(1)
+    t.timers.fire() // the prepare's timeout
+    await flush()
+    expect(t.errors.map((error) => error.message)).toEqual([expect.stringMatching(/took longer than 30 s/)])
+    expect(t.link.phase).toBe('waiting')
+    gates[0]?.() // too late: nothing opens for it
+    await flush()
+    expect(FakeSocket.made).toHaveLength(0)
+    t.timers.fire() // the backoff
+    await flush()
+    expect(gates).toHaveLength(2)
+    gates[1]?.()
+    await flush()
+    expect(FakeSocket.made).toHaveLength(1)
+    expect(t.timers.pending()).toBe(0)
+  })
+
+  it('a stop while prepare runs leaves no timer behind', async () => {
+    const t = link(() => new Promise<void>(() => undefined))
+    t.link.start()
+    await flush()
+    expect(t.timers.pending()).toBe(1)
+    t.link.stop()
+    expect(t.timers.pending()).toBe(0)
+  })
 })

@@ -14,6 +14,8 @@ import { frameText, ReadyState, type WebSocketConstructorLike, type WebSocketLik
 
 /** How long a closing socket may take to finish its closing handshake before it is dropped. */
 const RELEASE_TIMEOUT_MS = 2_000
+/** How long `prepare` (an app's token function) may take before the attempt counts as failed. */
+export const PREPARE_TIMEOUT_MS = 30_000
 
 /** Options for {@link SocketLink}. */
 export interface SocketLinkOptions {
@@ -29,6 +31,11 @@ export interface SocketLinkOptions {
    * failed attempt: reported through `onError` and retried with backoff.
    */
   readonly prepare?: () => Promise<void>
+  /**
+   * What a `prepare` that has not settled after {@link PREPARE_TIMEOUT_MS} is reported as (it
+   * then counts as a failed attempt, and its late outcome is ignored). Default: `internal`.
+   */
+  readonly prepareTimedOut?: () => ChorusError
   /** A socket opened; `send` writes a text frame to it (and does nothing once it is gone). */
   readonly onOpen: (send: (frame: string) => void) => void
   /** The open socket went away. */
@@ -56,6 +63,8 @@ export class SocketLink {
   readonly #queued: LinkInput[] = []
   #stepping = false
   readonly #releasing = new Set<Promise<void>>()
+  /** The timeout of the `prepare` being waited for, if any. */
+  #preparing: unknown = null
 
   constructor(options: SocketLinkOptions) {
     this.#options = options
@@ -153,8 +162,28 @@ export class SocketLink {
   }
 
   #prepareAndOpen(id: number, prepare: () => Promise<void>): void {
-    // Still wanted: no newer attempt, no stop, no refusal while it ran.
-    const wanted = () => this.#state.socket === id && this.#state.phase === 'opening'
+    const { timers } = this.#options
+    // Still wanted: no newer attempt, no stop, no refusal while it ran, and not given up on
+    // (`#close` and the timeout end the wait).
+    const wanted = () =>
+      this.#preparing === timer && this.#state.socket === id && this.#state.phase === 'opening'
+    const fail = (error: ChorusError) => {
+      if (!wanted()) return
+      this.#endPreparing()
+      this.#options.onError(error)
+      this.#input({ type: 'closed', socket: id })
+    }
+    this.#endPreparing()
+    const timer: unknown = timers.setTimeout(() => {
+      fail(
+        this.#options.prepareTimedOut?.() ??
+          new ChorusError(
+            ErrorCode.Internal,
+            `preparing the connection took longer than ${PREPARE_TIMEOUT_MS / 1000} s; trying again`,
+          ),
+      )
+    }, PREPARE_TIMEOUT_MS)
+    this.#preparing = timer
     let preparing: Promise<void>
     try {
       preparing = prepare()
@@ -163,18 +192,24 @@ export class SocketLink {
     }
     preparing.then(
       () => {
-        if (wanted()) this.#open(id)
-      },
-      (error: unknown) => {
         if (!wanted()) return
-        this.#options.onError(
+        this.#endPreparing()
+        this.#open(id)
+      },
+      (error: unknown) =>
+        fail(
           isChorusError(error)
             ? error
             : new ChorusError(ErrorCode.Internal, 'preparing the connection failed', { cause: error }),
-        )
-        this.#input({ type: 'closed', socket: id })
-      },
+        ),
     )
+  }
+
+  /** Stops waiting for `prepare`: its timeout is cleared, and a late outcome is ignored. */
+  #endPreparing(): void {
+    if (this.#preparing === null) return
+    this.#options.timers.clearTimeout(this.#preparing)
+    this.#preparing = null
   }
 
   #open(id: number): void {
@@ -242,6 +277,7 @@ export class SocketLink {
 
   /** Closes the current socket; its late events are ignored, and `released()` waits for it. */
   #close(): void {
+    this.#endPreparing()
     const socket = this.#socket
     this.#socket = null
     if (socket === null) return
