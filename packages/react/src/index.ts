@@ -1,5 +1,6 @@
 export { ChorusProvider, type ChorusProviderProps, useReplica } from './provider.js'
 export { useCollection } from './use-collection.js'
 export { useConflicts } from './use-conflicts.js'
+export { useQuery } from './use-query.js'
 export { useRecord } from './use-record.js'
 export { useSyncStatus } from './use-sync-status.js'
