@@ -16,6 +16,7 @@ import {
   type HubSessionEffect,
   type HubSessionInput,
   type HubSessionState,
+  type HubStep,
   initialHubSession,
   type Outgoing,
   outgoing,
@@ -30,6 +31,12 @@ export interface HubPeer {
   send(frame: string): void
   /** Hangs up; when the hub refused the peer, `code` and `message` say why (already sent as an error frame). */
   close(code?: ErrorCode, message?: string): void
+  /**
+   * Bytes sent and not yet written out to the network (optional). With it, the session reads
+   * nothing more to send while it is at or above `HubSessionConfig.sendBuffer`; the runtime
+   * then calls {@link HubConnection.writable} once it has fallen below again.
+   */
+  backlog?(): number
 }
 
 /** Decides who may connect and what they may do; the default lets everyone write. */
@@ -95,6 +102,8 @@ export interface HubSessionInfo {
 /** One accepted connection. */
 export interface HubConnection {
   receive(frame: string): Promise<void>
+  /** The peer's backlog fell below `sendBuffer` again (see {@link HubPeer.backlog}). */
+  writable(): Promise<void>
   /** The transport closed. */
   closed(): Promise<void>
   session(): HubSessionState
@@ -194,6 +203,8 @@ export function createHubEngine(options: HubEngineOptions): HubEngine {
   const connections = new Set<Connection>()
   const pendingWork = new Set<Promise<unknown>>()
 
+  /** The peer whose session is stepping now (see `facts.backlog`). */
+  let stepping: HubPeer | null = null
   const facts: HubFacts = {
     head: (space) => spaces.get(space)?.head ?? 0,
     floor: (space) => spaces.get(space)?.floor ?? 0,
@@ -210,6 +221,7 @@ export function createHubEngine(options: HubEngineOptions): HubEngine {
     size: (change, compact) =>
       compact ? rowOp(change).length + change.id.length + ROW_OVERHEAD : changeText(change).length,
     outgoing: (entries, receiver, compact) => sharedOutgoing(entries, receiver, compact),
+    backlog: () => stepping?.backlog?.() ?? 0,
   }
 
   /**
@@ -543,6 +555,10 @@ export function createHubEngine(options: HubEngineOptions): HubEngine {
       this.#peer = peer
     }
 
+    writable(): Promise<void> {
+      return this.input({ type: 'writable', now: now() })
+    }
+
     session(): HubSessionState {
       return this.#state
     }
@@ -601,7 +617,15 @@ export function createHubEngine(options: HubEngineOptions): HubEngine {
     async #handle(input: HubSessionInput): Promise<void> {
       if (input.type === 'message' && input.message.type === 'hello') this.#checked = null
       const before = this.#state
-      const step = stepHubSession(before, input, facts)
+      // `facts.backlog` answers for the peer being stepped (steps are synchronous): one facts
+      // object serves every connection, so an idle one costs no object of its own.
+      stepping = this.#peer
+      let step: HubStep
+      try {
+        step = stepHubSession(before, input, facts)
+      } finally {
+        stepping = null
+      }
       this.#state = step.state
       const replica = step.state.replicaId
       // Only an ack, or a hello once authenticated (the position it has), moves what a replica

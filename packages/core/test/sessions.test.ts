@@ -1487,6 +1487,61 @@ describe('hub session: streaming the log to the replica', () => {
     expect(acked.state.streams[space]).toMatchObject({ acked: 12, sent: 12 })
   })
 
+  it('reads nothing more while the transport holds sendBuffer bytes, and goes on when it is writable', () => {
+    let backlog = 0
+    const facts: HubFacts = { ...factsOf(standardFacts()), backlog: () => backlog }
+    const config = { ...hubConfig, sendBuffer: 1_000 }
+    const ready = hubSteps(
+      facts,
+      [
+        { type: 'message', now: 0, message: replicaHello(0) },
+        { type: 'authenticated', now: 1, result: writeAccess },
+      ],
+      initialHubSession(config),
+    ).state
+    // The first page went out and filled the transport: the next is not read.
+    backlog = 1_000
+    const first = stepHubSession(
+      ready,
+      { type: 'snapshot-read', now: 5, space, page: 0, changes: [change(bob, 1)], nextKey: 'k1' },
+      facts,
+    )
+    expect(first.effects).toEqual([
+      {
+        type: 'send',
+        message: { type: 'snapshot', space, cursor: 10, page: 0, last: false, batch: [change(bob, 1)] },
+      },
+    ])
+    expect(first.state.streams[space]).toMatchObject({ reading: false })
+    // Nor on a tick, nor when told of new entries, while it stays full.
+    expect(stepHubSession(first.state, { type: 'tick', now: 6 }, facts).effects).toEqual([])
+    expect(stepHubSession(first.state, { type: 'head-advanced', now: 6, space }, facts).effects).toEqual([])
+    backlog = 999
+    const resumed = stepHubSession(first.state, { type: 'writable', now: 7 }, facts)
+    expect(resumed.effects).toEqual([{ type: 'read-snapshot', space, page: 1, afterKey: 'k1', limit: 2 }])
+  })
+
+  it('holds the log stream too while the transport is full', () => {
+    let backlog = 5_000
+    const facts: HubFacts = {
+      ...factsOf({ ...standardFacts(), head: { [space]: 20 } }),
+      backlog: () => backlog,
+    }
+    const ready = hubSteps(
+      facts,
+      [
+        { type: 'message', now: 0, message: replicaHello(7) },
+        { type: 'authenticated', now: 1, result: writeAccess },
+      ],
+      initialHubSession({ ...hubConfig, sendBuffer: 1_000 }),
+    )
+    expect(ready.effects.filter((effect) => effect.type === 'read-log')).toEqual([])
+    backlog = 0
+    expect(stepHubSession(ready.state, { type: 'writable', now: 2 }, facts).effects).toEqual([
+      { type: 'read-log', space, after: 7, limit: 3 },
+    ])
+  })
+
   it('streams a snapshot page by page, then continues from its cursor', () => {
     const facts = factsOf(standardFacts())
     const ready = readyHub(facts, writeAccess, 0)
@@ -1721,6 +1776,7 @@ const hubInputArb: fc.Arbitrary<HubSessionInput> = fc.oneof(
   fc.record({ type: fc.constant('read-failed' as const), now: small, space: spaceArb }),
   fc.record({ type: fc.constant('log-compacted' as const), now: small, space: spaceArb }),
   fc.record({ type: fc.constant('tick' as const), now: fc.integer({ min: 0, max: 5_000 }) }),
+  fc.record({ type: fc.constant('writable' as const), now: small }),
 )
 
 describe('session machines are pure', () => {

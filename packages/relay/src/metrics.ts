@@ -52,7 +52,7 @@ export class CommitHistogram {
 export type RelayCounters = {
   -readonly [K in Exclude<
     keyof RelayMetrics,
-    'connections' | 'spaces' | 'logEntries' | 'commits' | 'lag' | 'sessionsRefused'
+    'connections' | 'spaces' | 'logEntries' | 'commits' | 'lag' | 'sessionsRefused' | 'sendBacklog'
   >]: number
 }
 
@@ -78,6 +78,11 @@ export function zeroCounters(): RelayCounters {
 export interface RelayMetrics {
   /** Open WebSocket connections. */
   readonly connections: number
+  /**
+   * Bytes sent to open connections and not yet written out to the network: what slow readers
+   * cost in memory (each connection holds about `sendBuffer` at most, plus a frame).
+   */
+  readonly sendBacklog: number
   /** Spaces with at least one stored change. */
   readonly spaces: number
   /** Log entries retained over all spaces (compaction removes older ones). */
@@ -132,6 +137,13 @@ export function renderPrometheus(metrics: RelayMetrics): string {
   const lines: string[] = []
   const p = 'chorus_relay_'
   metric(lines, `${p}connections`, 'gauge', 'Open WebSocket connections.', metrics.connections)
+  metric(
+    lines,
+    `${p}send_backlog_bytes`,
+    'gauge',
+    'Bytes sent to open connections and not yet written to the network.',
+    metrics.sendBacklog,
+  )
   metric(lines, `${p}spaces`, 'gauge', 'Spaces with stored changes.', metrics.spaces)
   metric(lines, `${p}log_entries`, 'gauge', 'Log entries retained over all spaces.', metrics.logEntries)
   metric(lines, `${p}changes_stored_total`, 'counter', 'Changes durably appended.', metrics.changesStored)

@@ -2,6 +2,7 @@ import {
   type Authenticate,
   ChorusError,
   createHubEngine,
+  DEFAULT_HUB_SESSION,
   ErrorCode,
   encodeMessage,
   errorMessage,
@@ -154,12 +155,26 @@ export function createRelay(options: RelayOptions): Relay {
   function onSent(error?: Error | null): void {
     if (error !== undefined && error !== null) counters.socketErrors++
   }
+  /** Bytes a socket may hold unsent before its session stops reading more to send (`sendBuffer`). */
+  const sendBuffer = options.session?.sendBuffer ?? DEFAULT_HUB_SESSION.sendBuffer ?? Number.POSITIVE_INFINITY
   function send(client: ClientState, frame: string): void {
-    if (client.socket.readyState !== OPEN) return
+    const socket = client.socket
+    if (socket.readyState !== OPEN) return
     const bytes = frameBytes(frame)
     counters.framesOut++
     counters.bytesOut += bytes.byteLength
-    client.socket.send(bytes, textFrame, onSent)
+    // A frame that takes the socket past the bound, after which its session reads nothing more
+    // to send, says when it is written out: then the socket may have room again (a closure
+    // only on this rare path).
+    if (socket.bufferedAmount + bytes.byteLength < sendBuffer) socket.send(bytes, textFrame, onSent)
+    else socket.send(bytes, textFrame, (error) => drained(client, error))
+  }
+
+  /** A socket over `sendBuffer` wrote out what it held when it went over: its session goes on if it has room. */
+  function drained(client: ClientState, error?: Error | null): void {
+    onSent(error)
+    if (!client.open || client.socket.bufferedAmount >= sendBuffer) return
+    client.connection.writable().catch((failure: unknown) => report(failure, 'resuming a session failed'))
   }
 
   function hangUp(client: ClientState, code: number, reason: string): void {
@@ -263,6 +278,10 @@ export function createRelay(options: RelayOptions): Relay {
 
     close(code?: ErrorCode): void {
       guard('closing a connection', () => refused(this, code))
+    }
+
+    backlog(): number {
+      return this.socket.bufferedAmount
     }
   }
 
@@ -439,8 +458,11 @@ export function createRelay(options: RelayOptions): Relay {
   return {
     async metrics() {
       const stats = await store.stats()
+      let sendBacklog = 0
+      for (const client of clients.values()) sendBacklog += client.socket.bufferedAmount
       return {
         connections: clients.size,
+        sendBacklog,
         spaces: stats.spaces,
         logEntries: stats.logEntries,
         ...counters,

@@ -10,6 +10,8 @@
 export interface RelaySocket {
   /** 1 while open (the WebSocket `OPEN` state). */
   readonly readyState: number
+  /** Bytes sent and not yet written out to the network. */
+  readonly bufferedAmount: number
   /** Sends `data` (UTF-8 JSON text) as a text frame (`binary: false`), as `ws` does. */
   send(data: Uint8Array, options: { readonly binary: boolean }, callback?: (error?: Error) => void): void
   close(code?: number, reason?: string): void

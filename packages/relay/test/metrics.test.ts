@@ -11,6 +11,7 @@ import { sample } from './support/harness.js'
 function metricsWith(commits: CommitHistogram): RelayMetrics {
   return {
     connections: 0,
+    sendBacklog: 0,
     spaces: 0,
     logEntries: 0,
     ...zeroCounters(),

@@ -62,6 +62,15 @@ export interface HubSessionConfig {
   readonly snapshotPage: number
   /** Resend what is unacknowledged after this long without progress. */
   readonly retransmitMs: number
+  /**
+   * Most bytes the connection's transport may hold unsent (as {@link HubFacts.backlog} reports
+   * them) before the session reads more to send: at or above it every stream waits — a log
+   * batch or a snapshot page alike — until the runtime reports the transport `writable`. It
+   * bounds what a slow or stalled reader costs the hub in memory per connection, whatever
+   * the number of its spaces, and a snapshot, which no acknowledgement paces. Absent, or
+   * without `backlog`: unbounded.
+   */
+  readonly sendBuffer?: number
 }
 
 /** Defaults for {@link HubSessionConfig}. */
@@ -72,6 +81,7 @@ export const DEFAULT_HUB_SESSION: HubSessionConfig = {
   frameBytes: 1024 * 1024,
   snapshotPage: 200,
   retransmitMs: 3000,
+  sendBuffer: 4 * 1024 * 1024,
 }
 
 /**
@@ -113,6 +123,11 @@ export interface HubFacts {
    * every change, so one array and one byte count serve them all.
    */
   outgoing?(entries: readonly LogEntry[], receiver: ReplicaId | null, compact: boolean): Outgoing
+  /**
+   * Bytes this connection has handed its transport that are not written out yet (optional;
+   * for `sendBuffer`). A runtime that reports it reports `writable` once it falls again.
+   */
+  backlog?(): number
 }
 
 /** The changes of some log entries a session sends, and their estimated bytes. */
@@ -234,6 +249,8 @@ export type HubSessionInput =
       readonly nextKey: string | null
     }
   | { readonly type: 'head-advanced'; readonly now: number; readonly space: SpaceId }
+  /** The transport's backlog fell below `sendBuffer` again: the streams that waited go on. */
+  | { readonly type: 'writable'; readonly now: number }
   /** A log or snapshot read failed; the next tick tries again. */
   | { readonly type: 'read-failed'; readonly now: number; readonly space: SpaceId }
   /** The log no longer holds what the peer needs next: switch it to a snapshot. */
@@ -374,6 +391,11 @@ function reduce(
       return snapshotRead(state, input, facts, effects)
     case 'head-advanced':
       return pump(state, input.space, facts, effects)
+    case 'writable': {
+      let next = state
+      for (const space of Object.keys(state.streams) as SpaceId[]) next = pump(next, space, facts, effects)
+      return next
+    }
     case 'read-failed': {
       const stream = streamOf(state, input.space)
       return stream === undefined ? state : setStream(state, input.space, { ...stream, reading: false })
@@ -756,6 +778,9 @@ function nextRead(
   facts: HubFacts,
 ): HubSessionEffect | null {
   if (state.phase !== 'ready') return null
+  // The transport holds enough already: nothing more is read until it is `writable` again.
+  if (facts.backlog !== undefined && facts.backlog() >= (state.config.sendBuffer ?? Number.POSITIVE_INFINITY))
+    return null
   if (stream.snapshot !== null) {
     const { page, afterKey } = stream.snapshot
     return { type: 'read-snapshot', space, page, afterKey, limit: state.config.snapshotPage }
