@@ -33,10 +33,18 @@
  *    API. Beside it, *subscribe*: what a live list does (`collection.subscribe`, sort,
  *    render the first 100), reported for reference.
  *
+ * 3. **a live list after one edit** — 10k notes already stored; a live list of them
+ *    (Chorus `collection.subscribe`; Dexie `liveQuery(() => table.toArray())`), then
+ *    `LIVE_EDITS` single-note edits one at a time (Chorus `patch`, Dexie `update` of the title):
+ *    time from the edit issued to the list delivering it, median over the runs' edits. No
+ *    goal: it is what a notes list costs while someone types. Chorus used to list the whole
+ *    collection again after every change (118.8 ms median here); a live query now reads
+ *    only the records a change names and patches its rows.
+ *
  * Timed figures are medians of `RUNS` runs after a warm-up run (every sample is in the JSON).
  * Goals are reported, never asserted: this is a benchmark, not a test.
  *
- * Run with `pnpm bench:browser` (`tsx test/bench/browser.ts`, about 2 minutes); it prints a
+ * Run with `pnpm bench:browser` (`tsx test/bench/browser.ts`, about 2 minutes; `ONLY=3` runs one section); it prints a
  * table and writes `test/bench/results/browser.json`.
  */
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
@@ -60,7 +68,9 @@ const WRITE_RUNS = 3
 const ONE_BY_ONE_RUNS = Number(process.env.ONE_BY_ONE_RUNS ?? 1)
 const GOAL_RATIO = 1.25
 const GOAL_FIRST_MS = 50
-const only = new Set((process.env.ONLY ?? '1,2').split(',').map(Number))
+const only = new Set((process.env.ONLY ?? '1,2,3').split(',').map(Number))
+/** Single-note edits timed in section 3, per run. */
+const LIVE_EDITS = 20
 
 function log(line: string): void {
   process.stderr.write(`${line}\n`)
@@ -326,6 +336,55 @@ async function benchColdReload(context: BrowserContext, page: Page, base: string
   }
 }
 
+// 3. a live list after one edit ----------------------------------------------------------------
+
+async function benchLiveEdits(page: Page) {
+  log('3. a live list after one edit…')
+  const chorusDb = freshDb('live-chorus')
+  const dexieDb = freshDb('live-dexie')
+  await page.evaluate(
+    ({ chorusDb, dexieDb, count }) =>
+      Promise.all([
+        window.bench.writeChorus(chorusDb, count, true),
+        window.bench.writeDexie(dexieDb, count, true),
+      ]),
+    { chorusDb, dexieDb, count: NOTES },
+  )
+  const samples = { chorus: [] as number[], dexie: [] as number[] }
+  for (let i = 0; i <= WRITE_RUNS; i++) {
+    const chorus = await profiled(page, `live-chorus-${i}`, () =>
+      page.evaluate(({ db, count, edits }) => window.bench.liveChorus(db, count, edits), {
+        db: chorusDb,
+        count: NOTES,
+        edits: LIVE_EDITS,
+      }),
+    )
+    const dexie = await page.evaluate(({ db, count, edits }) => window.bench.liveDexie(db, count, edits), {
+      db: dexieDb,
+      count: NOTES,
+      edits: LIVE_EDITS,
+    })
+    log(
+      `   ${i === 0 ? 'warm-up ' : ''}chorus median ${median(chorus).toFixed(1)} ms, Dexie liveQuery median ${median(dexie).toFixed(1)} ms`,
+    )
+    if (i === 0) continue
+    samples.chorus.push(...chorus)
+    samples.dexie.push(...dexie)
+  }
+  await page.evaluate(
+    ({ chorusDb, dexieDb }) =>
+      Promise.all([window.bench.deleteDatabase(chorusDb), window.bench.deleteDatabase(dexieDb)]),
+    { chorusDb, dexieDb },
+  )
+  return {
+    notes: NOTES,
+    edits: samples.chorus.length,
+    chorusMs: median(samples.chorus),
+    floorMs: median(samples.dexie),
+    samplesMs: samples,
+  }
+}
+
 // run -----------------------------------------------------------------------------------------
 
 const started = performance.now()
@@ -341,6 +400,7 @@ const context = await chromium.launchPersistentContext(profile, {
 })
 let writes: Awaited<ReturnType<typeof benchWrites>> | null = null
 let reload: Awaited<ReturnType<typeof benchColdReload>> | null = null
+let live: Awaited<ReturnType<typeof benchLiveEdits>> | null = null
 let browserVersion: string
 try {
   const page = await context.newPage()
@@ -349,6 +409,7 @@ try {
   browserVersion = context.browser()?.version() ?? (await page.evaluate(() => navigator.userAgent))
   if (only.has(1)) writes = await benchWrites(page)
   if (only.has(2)) reload = await benchColdReload(context, page, url)
+  if (only.has(3)) live = await benchLiveEdits(page)
 } finally {
   await context.close()
   server.close()
@@ -368,11 +429,12 @@ const results = {
   },
   localWrites: writes,
   coldReload: reload,
+  liveEdits: live,
 }
 
 const resultsDir = new URL('./results/', import.meta.url)
 mkdirSync(resultsDir, { recursive: true })
-const resultsFile = new URL(only.size === 2 ? 'browser.json' : 'browser-partial.json', resultsDir)
+const resultsFile = new URL(only.size === 3 ? 'browser.json' : 'browser-partial.json', resultsDir)
 writeFileSync(resultsFile, `${JSON.stringify(results, null, 2)}\n`)
 
 function fixed(value: number, digits = 1): string {
@@ -449,6 +511,16 @@ if (reload !== null) {
       '',
     ],
   )
+}
+if (live !== null) {
+  rows.push([
+    '3. live list of 10k, one edit → shown (ms)',
+    fixed(live.chorusMs),
+    fixed(live.floorMs),
+    fixed(live.chorusMs / live.floorMs, 2),
+    '(Dexie liveQuery)',
+    '',
+  ])
 }
 const head: TableRow = ['', 'Chorus', 'floor', 'ratio', 'goal', '']
 console.log(

@@ -4,6 +4,12 @@ import type { Timers } from './timers.js'
 /** Options for {@link LiveQuery}. */
 export interface LiveQueryOptions<TResult> {
   readonly load: () => Promise<TResult>
+  /**
+   * Brings the last result up to date after changes to the named keys alone (optional): the
+   * result `load` would give now, or null when a whole `load` is the better way (too many
+   * keys). Without it, every change costs a `load`.
+   */
+  readonly update?: (previous: TResult, keys: ReadonlySet<string>) => Promise<TResult | null>
   /** Receives each result; an error it throws is reported as uncaught, and the query goes on. */
   readonly deliver: (result: TResult) => void
   /** Receives a failed load; the query goes on and loads again on the next change. */
@@ -19,6 +25,10 @@ export interface LiveQueryOptions<TResult> {
  * writes of one turn cost one reload), and while a load runs, further changes only mark it
  * stale — one more load follows. Results are delivered in order, and the last one delivered
  * always reflects every change announced before it started.
+ *
+ * A change that names its keys, with `update` given, costs an update of the last result from
+ * those keys alone rather than a whole load; a change that does not, or a failed read, makes
+ * the next read a whole load.
  */
 export class LiveQuery<TResult> {
   readonly #options: LiveQueryOptions<TResult>
@@ -26,6 +36,10 @@ export class LiveQuery<TResult> {
   #loading = false
   #stale = false
   #stopped = false
+  /** The last result read (not necessarily delivered: a listener may have thrown). */
+  #last: { readonly result: TResult } | null = null
+  /** Keys changed since the last read began, or null when the next read must be a whole load. */
+  #changed: Set<string> | null = new Set()
 
   constructor(options: LiveQueryOptions<TResult>) {
     this.#options = options
@@ -36,9 +50,11 @@ export class LiveQuery<TResult> {
     void this.#run()
   }
 
-  /** Something the query reads changed. */
-  invalidate(): void {
+  /** Something the query reads changed: the records `keys` names, or anything when absent. */
+  invalidate(keys?: readonly string[]): void {
     if (this.#stopped) return
+    if (keys === undefined) this.#changed = null
+    else if (this.#changed !== null) for (const key of keys) this.#changed.add(key)
     this.#stale = true
     if (!this.#loading) this.#schedule()
   }
@@ -62,9 +78,11 @@ export class LiveQuery<TResult> {
     if (this.#stopped || this.#loading) return
     this.#loading = true
     this.#stale = false
+    const changed = this.#changed
+    this.#changed = new Set()
     let outcome: { ok: true; result: TResult } | { ok: false; error: unknown }
     try {
-      outcome = { ok: true, result: await this.#options.load() }
+      outcome = { ok: true, result: await this.#read(changed) }
     } catch (error) {
       outcome = { ok: false, error }
     } finally {
@@ -72,14 +90,27 @@ export class LiveQuery<TResult> {
     }
     if (this.#stopped) return
     if (outcome.ok) {
+      this.#last = { result: outcome.result }
       try {
         this.#options.deliver(outcome.result)
       } catch (error) {
         rethrowLater(error)
       }
     } else {
+      // Whatever changed meanwhile is unknown to the last result now: read it whole.
+      this.#last = null
       this.#options.onError(outcome.error)
     }
     if (this.#stale) this.#schedule()
+  }
+
+  async #read(changed: ReadonlySet<string> | null): Promise<TResult> {
+    const { update, load } = this.#options
+    const last = this.#last
+    if (update !== undefined && last !== null && changed !== null) {
+      const updated = await update(last.result, changed)
+      if (updated !== null) return updated
+    }
+    return load()
   }
 }

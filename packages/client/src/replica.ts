@@ -20,6 +20,7 @@ import {
 import { type Collection, type CollectionHost, EngineCollection, type Row } from './collection.js'
 import { Emitter } from './events.js'
 import { LiveQuery } from './live-query.js'
+import { freezeRow, LIVE_UPDATE_MIN, LIVE_UPDATE_SHARE, patchRows } from './live-rows.js'
 import { parseReplicaOptions, type ReplicaConfig, type ReplicaOptions } from './replica-options.js'
 import { isTabFenced } from './storage/idb-errors.js'
 import { IdbReplicaStore, openIdbReplicaStore } from './storage/idb-replica-store.js'
@@ -142,7 +143,7 @@ class ReplicaRuntime implements Replica {
   readonly #link: SocketLink | null
   readonly #events = new Emitter<ReplicaEvents>(['status', 'error', 'change'])
   readonly #collections = new Map<string, EngineCollection<object>>()
-  readonly #queries = new Map<string, Set<LiveQuery<Row<JsonObject>[]>>>()
+  readonly #queries = new Map<string, Set<LiveQuery<readonly Row<JsonObject>[]>>>()
   readonly #waiters = new Set<{ resolve: () => void; reject: (error: ChorusError) => void }>()
   #tick: unknown = null
   #closed = false
@@ -353,7 +354,7 @@ class ReplicaRuntime implements Replica {
           ids: message.ids,
           origin: message.origin,
         }
-        for (const query of this.#queries.get(event.collection) ?? []) query.invalidate()
+        for (const query of this.#queries.get(event.collection) ?? []) query.invalidate(event.ids)
         this.#events.emit('change', event)
         // Another tab wrote: the leader uploads it.
         if (message.origin === 'local' && this.#shared?.group.leading) {
@@ -505,9 +506,15 @@ class ReplicaRuntime implements Replica {
     if (typeof listener !== 'function') {
       throw new ChorusError(ErrorCode.InvalidArgument, 'subscribe needs a function to call with the rows')
     }
-    const query = new LiveQuery<Row<JsonObject>[]>({
-      load: () => this.#engine.list(collection),
-      deliver: listener,
+    // The query keeps its rows; each listener call gets its own array of the same frozen rows.
+    const query = new LiveQuery<readonly Row<JsonObject>[]>({
+      load: async () => (await this.#engine.list(collection)).map(freezeRow),
+      update: async (previous, ids) => {
+        // Past a few, one read of the whole collection costs less than reading each.
+        if (ids.size > Math.max(LIVE_UPDATE_MIN, previous.length / LIVE_UPDATE_SHARE)) return null
+        return patchRows(previous, ids, ids.size === 0 ? [] : await this.#engine.rows(collection, [...ids]))
+      },
+      deliver: (rows) => listener(rows.slice()),
       onError: (error) => this.#report(error),
       timers: this.#config.timers,
     })
@@ -525,7 +532,7 @@ class ReplicaRuntime implements Replica {
   }
 
   #handleChange(event: ChangeEvent): void {
-    for (const query of this.#queries.get(event.collection) ?? []) query.invalidate()
+    for (const query of this.#queries.get(event.collection) ?? []) query.invalidate(event.ids)
     this.#events.emit('change', event)
     this.#shared?.group.post({ type: 'changed', ...event })
   }

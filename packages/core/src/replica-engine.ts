@@ -139,6 +139,12 @@ export interface ReplicaEngine {
   /** The collection's rows (records with a value: not deleted), as `options` select them. */
   list(collection: string, options?: ListOptions): Promise<{ id: RecordId; value: JsonObject }[]>
   /**
+   * The rows of the records `ids` names, as `list` reads them (those with a value), in no
+   * particular order: one read of those records alone, for bringing a list up to date after
+   * a change to a few of them.
+   */
+  rows(collection: string, ids: readonly string[]): Promise<{ id: RecordId; value: JsonObject }[]>
+  /**
    * The records whose resolver leaves a conflict to the user, in collection then id order:
    * of every record, or only of those `filter` names (a read of those alone).
    */
@@ -343,6 +349,17 @@ class Engine implements ReplicaEngine {
         out.push({ collection: record.collection, id: record.id, versions: conflict })
     }
     return out.sort(compareConflicts)
+  }
+
+  async rows(collection: string, ids: readonly string[]): Promise<{ id: RecordId; value: JsonObject }[]> {
+    this.#assertOpen()
+    const resolver = this.#resolvers(assertCollectionName(collection))
+    const rows: { id: RecordId; value: JsonObject }[] = []
+    for (const record of await this.#recordsOf({ collection, ids })) {
+      const value = resolveValueWith(resolver, record.state.versions)
+      if (value !== undefined) rows.push({ id: record.id, value })
+    }
+    return rows
   }
 
   /** The stored records `filter` names (each once; none where there is no record). */

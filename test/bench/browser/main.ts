@@ -8,7 +8,7 @@
  *   as soon as its script runs and leaves the figures in `window.benchLoad`.
  */
 import { createReplica, type Row } from '@chorus/client'
-import { Dexie } from 'dexie'
+import { Dexie, liveQuery } from 'dexie'
 import { type NoteRow, type NoteValue, notes, noteValue } from './notes.js'
 
 /** The notes collection's resolver, as the notes app has it. */
@@ -35,6 +35,9 @@ export interface LoadTimes {
 export type LoadKind = 'dexie' | 'chorus' | 'chorus-subscribe'
 
 export interface BenchApi {
+  /** Opens `db` (holding `count` notes) with a live list, then edits `edits` notes one at a time: ms from each write to the list showing it. */
+  liveChorus(db: string, count: number, edits: number): Promise<number[]>
+  liveDexie(db: string, count: number, edits: number): Promise<number[]>
   writeChorus(db: string, count: number, together: boolean): Promise<number>
   writeDexie(db: string, count: number, bulk: boolean, strict?: boolean): Promise<number>
   deleteDatabase(name: string): Promise<void>
@@ -90,6 +93,81 @@ async function writeDexie(db: string, count: number, bulk: boolean, strict = fal
   dexie.close()
   if (stored !== count) throw new Error(`${stored} notes in Dexie, expected ${count}`)
   return ms
+}
+
+/** Edits made so far, so that every edit of a run writes a title no earlier one wrote. */
+let edited = 0
+
+/** The note edited `n`th: spread over the collection. */
+function editedId(count: number, n: number): string {
+  return (notesFor(count)[(n * 997) % count] as NoteRow).id
+}
+
+/**
+ * Resolves with the next result a live list delivers that passes `check`; `listen` registers
+ * the list's one listener for the run.
+ */
+function liveRun<TRows>(listen: (deliver: (rows: TRows) => void) => void) {
+  let waiting: { check: (rows: TRows) => boolean; resolve: () => void } | null = null
+  listen((rows) => {
+    if (waiting?.check(rows) === true) {
+      const { resolve } = waiting
+      waiting = null
+      resolve()
+    }
+  })
+  return (check: (rows: TRows) => boolean) =>
+    new Promise<void>((resolve) => {
+      waiting = { check, resolve }
+    })
+}
+
+async function liveChorus(db: string, count: number, edits: number): Promise<number[]> {
+  const replica = await createReplica({ space: 'bench', dbName: db, resolvers: RESOLVERS })
+  const collection = replica.collection<NoteValue>('notes')
+  let stop = () => {}
+  const next = liveRun<readonly Row<NoteValue>[]>((deliver) => {
+    stop = collection.subscribe(deliver)
+  })
+  await next((rows) => rows.length === count)
+  const times: number[] = []
+  for (let n = 0; n < edits; n++) {
+    const id = editedId(count, n)
+    const title = `edited ${++edited}`
+    const shown = next((rows) => rows.some((row) => row.id === id && row.value.title === title))
+    const start = performance.now()
+    await collection.patch(id, { title })
+    await shown
+    times.push(performance.now() - start)
+  }
+  stop()
+  await replica.close()
+  return times
+}
+
+async function liveDexie(db: string, count: number, edits: number): Promise<number[]> {
+  const dexie = openDexie(db)
+  await dexie.open()
+  const table = dexie.table<NoteRow, string>('notes')
+  let stop = () => {}
+  const next = liveRun<NoteRow[]>((deliver) => {
+    const subscription = liveQuery(() => table.toArray()).subscribe(deliver)
+    stop = () => subscription.unsubscribe()
+  })
+  await next((rows) => rows.length === count)
+  const times: number[] = []
+  for (let n = 0; n < edits; n++) {
+    const id = editedId(count, n)
+    const title = `edited ${++edited}`
+    const shown = next((rows) => rows.some((row) => row.id === id && row.title === title))
+    const start = performance.now()
+    await table.update(id, { title })
+    await shown
+    times.push(performance.now() - start)
+  }
+  stop()
+  dexie.close()
+  return times
 }
 
 function deleteDatabase(name: string): Promise<void> {
@@ -183,7 +261,7 @@ const loaders: Record<LoadKind, (db: string) => Promise<LoadTimes>> = {
   'chorus-subscribe': loadChorusSubscribe,
 }
 
-window.bench = { writeChorus, writeDexie, deleteDatabase }
+window.bench = { liveChorus, liveDexie, writeChorus, writeDexie, deleteDatabase }
 
 const params = new URLSearchParams(location.search)
 const load = params.get('load')

@@ -1,0 +1,193 @@
+import { type JsonObject, MemoryReplicaStore, type RecordId } from '@chorus/core'
+import { createPrng } from '@chorus/testkit'
+import fc from 'fast-check'
+import { describe, expect, it } from 'vitest'
+import { createReplica, type Replica, type Row } from '../src/index.js'
+import { LiveQuery } from '../src/live-query.js'
+import { freezeRow, patchRows } from '../src/live-rows.js'
+
+const row = (id: string, n: number): Row<JsonObject> => freezeRow({ id: id as RecordId, value: { n } })
+
+describe('patchRows', () => {
+  it('inserts, replaces and removes the changed rows in id order, and keeps the others as they were', () => {
+    const rows = [row('b', 1), row('d', 2), row('f', 3)]
+    const patched = patchRows(rows, new Set(['a', 'd', 'e', 'f', 'z', 'gone']), [
+      { id: 'a' as RecordId, value: { n: 10 } },
+      { id: 'd' as RecordId, value: { n: 20 } },
+      { id: 'e' as RecordId, value: { n: 30 } },
+      { id: 'z' as RecordId, value: { n: 40 } },
+    ])
+    expect(patched.map((r) => [r.id, r.value.n])).toEqual([
+      ['a', 10],
+      ['b', 1],
+      ['d', 20],
+      ['e', 30],
+      ['z', 40],
+    ])
+    expect(patched[1]).toBe(rows[0])
+    expect(Object.isFrozen(patched[0])).toBe(true)
+  })
+
+  it('gives what a whole read gives, for any rows and any changes', () => {
+    const ids = fc.constantFrom('a', 'ab', 'b', 'B', 'é', 'z', '0', 'a0', 'Ω', '')
+    fc.assert(
+      fc.property(
+        fc.uniqueArray(ids),
+        fc.array(fc.tuple(ids, fc.option(fc.integer({ min: 0, max: 9 }), { nil: null }))),
+        (present, changes) => {
+          const before = new Map(present.map((id, n) => [id, n]))
+          const after = new Map(before)
+          for (const [id, n] of changes) {
+            if (n === null) after.delete(id)
+            else after.set(id, n)
+          }
+          const sorted = (map: Map<string, number>) =>
+            [...map].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([id, n]) => row(id, n))
+          const changed = new Set(changes.map(([id]) => id))
+          const fresh = [...changed].flatMap((id) =>
+            after.has(id) ? [{ id: id as RecordId, value: { n: after.get(id) as number } }] : [],
+          )
+          expect(patchRows(sorted(before), changed, fresh)).toEqual(sorted(after))
+        },
+      ),
+      { seed: 20_261_124, numRuns: 500 },
+    )
+  })
+})
+
+/** Timers that run a timeout when the test says so. */
+function manualTimers() {
+  const due: (() => void)[] = []
+  return {
+    setTimeout: (callback: () => void) => due.push(callback),
+    clearTimeout: () => undefined,
+    setInterval: () => 0,
+    clearInterval: () => undefined,
+    async fire(): Promise<void> {
+      for (const callback of due.splice(0)) callback()
+      for (let i = 0; i < 10; i++) await Promise.resolve()
+    },
+  }
+}
+
+describe('LiveQuery with update', () => {
+  it('updates from the keys changed since its last read, and loads whole on a change without keys or after a failure', async () => {
+    const timers = manualTimers()
+    const calls: string[] = []
+    let failNext = false
+    const delivered: string[] = []
+    const query = new LiveQuery<string>({
+      load: async () => {
+        calls.push('load')
+        return 'loaded'
+      },
+      update: async (previous, keys) => {
+        calls.push(`update ${[...keys].sort().join(',')}`)
+        if (failNext) {
+          failNext = false
+          throw new Error('read failed')
+        }
+        return keys.has('big') ? null : `${previous}+${[...keys].sort().join('')}`
+      },
+      deliver: (result) => delivered.push(result),
+      onError: () => delivered.push('error'),
+      timers,
+    })
+    query.start()
+    await timers.fire()
+    query.invalidate(['b'])
+    query.invalidate(['a', 'b'])
+    await timers.fire()
+    query.invalidate()
+    query.invalidate(['c'])
+    await timers.fire()
+    query.invalidate(['big'])
+    await timers.fire()
+    failNext = true
+    query.invalidate(['d'])
+    await timers.fire()
+    query.invalidate(['e'])
+    await timers.fire()
+    expect(calls).toEqual(['load', 'update a,b', 'load', 'update big', 'load', 'update d', 'load'])
+    expect(delivered).toEqual(['loaded', 'loaded+ab', 'loaded', 'loaded', 'error', 'loaded'])
+  })
+})
+
+/** A memory store that counts whole-collection reads. */
+class CountingStore extends MemoryReplicaStore {
+  pages = 0
+  override async listRecordsPage(...args: Parameters<MemoryReplicaStore['listRecordsPage']>) {
+    this.pages++
+    return super.listRecordsPage(...args)
+  }
+  override async listValuesPage(...args: Parameters<MemoryReplicaStore['listValuesPage']>) {
+    this.pages++
+    return super.listValuesPage(...args)
+  }
+}
+
+describe('a live query over a replica', () => {
+  it('after a write to one record of many, reads that record, not the collection', async () => {
+    const store = new CountingStore()
+    const replica = await createReplica({ space: 'team-notes', storage: store })
+    try {
+      const notes = replica.collection('notes')
+      await Promise.all(
+        Array.from({ length: 500 }, (_, n) => notes.put(`n${String(n).padStart(3, '0')}`, { n })),
+      )
+      const seen: (readonly Row[])[] = []
+      const waiters: (() => void)[] = []
+      const stop = notes.subscribe((rows) => {
+        seen.push(rows)
+        for (const wake of waiters.splice(0)) wake()
+      })
+      const next = () => new Promise<void>((resolve) => waiters.push(resolve))
+      await next()
+      const whole = store.pages
+      expect(whole).toBeGreaterThan(0)
+      await notes.put('n250', { n: -1 })
+      await next()
+      await notes.delete('n001')
+      await next()
+      await notes.put('n999', { n: 999 })
+      await next()
+      expect(store.pages).toBe(whole)
+      const last = seen.at(-1) as readonly Row[]
+      expect(last).toEqual(await notes.list())
+      expect(last).toHaveLength(500)
+      // Each delivery is an array of its own; the rows that did not change are the same objects.
+      expect(last).not.toBe(seen.at(-2))
+      expect(last[0]).toBe(seen[0]?.[0])
+      stop()
+    } finally {
+      await replica.close()
+    }
+  })
+
+  it('delivers what list() reads after any sequence of writes', async () => {
+    for (const seed of [1, 2, 3, 4, 5]) {
+      const draw = createPrng(seed)
+      const replica: Replica = await createReplica({ space: 'team-notes', storage: 'memory' })
+      try {
+        const notes = replica.collection('notes')
+        let latest: readonly Row[] = []
+        const stop = notes.subscribe((rows) => {
+          latest = rows
+        })
+        for (let round = 0; round < 30; round++) {
+          const writes = Array.from({ length: 1 + draw.int(0, 6) }, () => {
+            const id = `k${draw.int(0, 40)}`
+            return draw.next() < 0.3 ? notes.delete(id) : notes.patch(id, { n: draw.int(0, 100) })
+          })
+          await Promise.all(writes)
+          if (draw.next() < 0.5) await new Promise((resolve) => setTimeout(resolve, 0))
+        }
+        await new Promise((resolve) => setTimeout(resolve, 20))
+        expect(latest, `seed ${seed}`).toEqual(await notes.list())
+        stop()
+      } finally {
+        await replica.close()
+      }
+    }
+  })
+})
