@@ -284,7 +284,7 @@ class ReplicaRuntime implements Replica {
     this.#tick = timers.setInterval(() => {
       // The connected tab also looks for writes of other tabs it was not told of (a tab that
       // closed or crashed between its commit and its notice): they are uploaded all the same.
-      const catchUp = this.#shared?.group.leading === true ? this.#engine.refresh() : Promise.resolve()
+      const catchUp = this.#shared?.group.leading === true ? this.#catchUp() : Promise.resolve()
       catchUp
         .then(() => this.#engine.tick())
         .then(
@@ -302,13 +302,36 @@ class ReplicaRuntime implements Replica {
     this.#shared?.group.start(() => this.#leaderReport())
   }
 
+  /**
+   * The leading tab looks for writes of other tabs it was not told of (a tab that closed or
+   * crashed between its commit and its notice): they are uploaded all the same, and every
+   * tab's live queries, which missed them too, read their collections whole.
+   */
+  async #catchUp(): Promise<void> {
+    const before = this.#engine.session().local
+    await this.#engine.refresh()
+    if (this.#engine.session().local > before) this.#reloadEverywhere()
+  }
+
+  /** Every live query of this tab reads its collection whole, and every other tab's too. */
+  #reloadEverywhere(): void {
+    this.#reloadQueries()
+    this.#shared?.group.post({ type: 'reload' })
+  }
+
+  #reloadQueries(): void {
+    for (const set of this.#queries.values()) for (const query of set) query.invalidate()
+  }
+
   /** This tab leads its group: take over the database's connection. */
   async #lead(): Promise<void> {
     const shared = this.#shared
     if (shared === null || this.#closed) return
     await shared.store.claimLeadership()
-    // Other tabs wrote and applied while this one followed: start from what is stored.
+    // Other tabs wrote and applied while this one followed: start from what is stored. The
+    // tab that led before may have gone between a commit and its notice: reload the lists.
     await this.#engine.refresh()
+    this.#reloadEverywhere()
     this.#leader = null
     if (this.#wantOnline) this.#link?.start()
     this.#refresh()
@@ -337,6 +360,9 @@ class ReplicaRuntime implements Replica {
   #tabMessage(message: unknown): void {
     if (this.#closed || !isTabMessage(message)) return
     switch (message.type) {
+      case 'reload':
+        this.#reloadQueries()
+        return
       case 'leader': {
         if (this.#shared?.group.leading) return
         this.#leader = message
@@ -707,6 +733,12 @@ type TabMessage =
       readonly origin: 'local' | 'remote'
     }
   | { readonly type: 'online'; readonly on: boolean }
+  /**
+   * Every live query reads its collection whole: a tab took the lead, or found writes it was
+   * not told of, so notices of a tab that vanished between its commit and its notice may be
+   * missing everywhere.
+   */
+  | { readonly type: 'reload' }
 
 /** Messages come from other tabs of the same app, but a channel is shared by name: check. */
 function isTabMessage(value: unknown): value is TabMessage {
@@ -730,6 +762,8 @@ function isTabMessage(value: unknown): value is TabMessage {
       )
     case 'online':
       return typeof message.on === 'boolean'
+    case 'reload':
+      return true
     default:
       return false
   }

@@ -98,12 +98,14 @@ describe('tabs sharing one replica, in Node', () => {
     )
   })
 
-  it('a write from a tab whose notice never reaches the others (it crashed right after its commit) is uploaded all the same', async () => {
+  it('a write from a tab whose notice never reaches the others (it crashed right after its commit) is uploaded all the same, and the live lists show it', async () => {
     spaces += 1
     const space = `tabs-mute-${spaces}`
     const origin = new IDBFactory()
     const leader = await replica(space, origin, 'shared')
     await leader.synced()
+    const listed: string[][] = []
+    const stop = leader.collection('notes').subscribe((rows) => listed.push(rows.map((row) => row.id)))
     const device = await replica(space, new IDBFactory(), 'device')
     // This tab's channel delivers nothing: the others never hear of its writes.
     const Channel = globalThis.BroadcastChannel
@@ -122,6 +124,12 @@ describe('tabs sharing one replica, in Node', () => {
       'the device to receive the write',
     )
     await until(() => leader.pending === 0 && leader.status === 'synced', 'the connected tab to be synced')
+    // Told of nothing, the live list still shows it: the connected tab found the write itself.
+    await until(
+      () => listed.some((ids) => ids.includes('unannounced')),
+      "the connected tab's live list to show it",
+    )
+    stop()
   })
 
   for (const seed of [1, 2, 3, 35]) {
