@@ -1,6 +1,6 @@
-import { connect, type Socket } from 'node:net'
+import { connect, createServer, type Server, type Socket } from 'node:net'
 import { afterEach, describe, expect, it } from 'vitest'
-import { MAX_PEER_FRAME, TcpPeerTransport } from '../src/node/tcp-peer-transport.js'
+import { MAX_PEER_FRAME, MAX_UNSENT_BYTES, TcpPeerTransport } from '../src/node/tcp-peer-transport.js'
 
 const open: TcpPeerTransport[] = []
 
@@ -80,5 +80,42 @@ describe('TcpPeerTransport framing', () => {
     await closed
     expect(frames).toEqual([])
     expect(transport.stats.refused).toBe(1)
+  })
+})
+
+describe('TcpPeerTransport towards a peer that stops reading', () => {
+  it('drops frames past MAX_UNSENT_BYTES instead of holding them, and delivers again once the peer reads', async () => {
+    // A peer that accepts and then reads nothing (a paused process), until told to.
+    const sockets: Socket[] = []
+    let received = 0
+    const server: Server = createServer((socket) => {
+      sockets.push(socket)
+      socket.pause()
+      socket.on('data', (chunk) => {
+        received += chunk.length
+      })
+    })
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+    const port = (server.address() as { port: number }).port
+    const { transport } = await listening()
+    transport.setPeers(new Map([['n2', { host: '127.0.0.1', port }]]))
+    transport.send('n2', 'first')
+    await until(() => sockets.length === 1, 'the connection')
+    const frame = 'x'.repeat(64 * 1024)
+    for (let i = 0; i < 1_000; i++) {
+      transport.send('n2', frame)
+      transport.flush()
+      if (i % 50 === 0) await new Promise((resolve) => setTimeout(resolve, 1))
+    }
+    const { sent, dropped } = transport.stats
+    expect(dropped).toBeGreaterThan(0)
+    // What was let through is the bound, the kernel's buffers, and a frame past the bound.
+    expect((sent - 1) * frame.length).toBeLessThan(MAX_UNSENT_BYTES + 32 * 1024 * 1024)
+    for (const socket of sockets) socket.resume()
+    await until(() => received >= (sent - 1) * frame.length, 'the peer to read what was sent')
+    transport.send('n2', 'after')
+    await until(() => transport.stats.sent === sent + 1, 'a frame sent once the peer reads again')
+    for (const socket of sockets) socket.destroy()
+    await new Promise<void>((resolve) => server.close(() => resolve()))
   })
 })

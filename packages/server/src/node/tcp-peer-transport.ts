@@ -8,6 +8,13 @@ export const MAX_PEER_FRAME = 8 * 1024 * 1024
 /** Frames queued for a peer while its connection opens; beyond this they are dropped. */
 const MAX_QUEUED = 10_000
 
+/**
+ * Bytes a connection may hold unwritten (its peer reads slowly, or not at all: paused or
+ * partitioned) before frames to that peer are dropped rather than queued: delivery is at most
+ * once anyway, and a node must not grow without bound behind a peer that stopped reading.
+ */
+export const MAX_UNSENT_BYTES = 16 * 1024 * 1024
+
 /** A peer's address on loopback (or any host). */
 export interface PeerAddress {
   readonly host: string
@@ -18,7 +25,7 @@ export interface PeerAddress {
 export interface PeerTransportStats {
   readonly sent: number
   readonly received: number
-  /** Frames dropped: no address yet, a queue full, or a connection that failed. */
+  /** Frames dropped: no address yet, a queue full, a peer that stopped reading, or a connection that failed. */
   readonly dropped: number
   /** Inbound connections closed for a bad hello or an oversized frame. */
   readonly refused: number
@@ -43,7 +50,7 @@ interface Outbound {
  * A connection opens with a hello line naming the sender (`{"node":"n1"}`); every later line
  * is one frame from it. Delivery is at most once, like the network the machines are written
  * for: a frame sent while a connection is down or opening is lost with it, and the next send
- * dials again. The listener binds `127.0.0.1` on the port given (0: any free one).
+ * dials again; so is one sent while the peer has {@link MAX_UNSENT_BYTES} unread. The listener binds `127.0.0.1` on the port given (0: any free one).
  */
 export class TcpPeerTransport {
   readonly id: string
@@ -108,6 +115,10 @@ export class TcpPeerTransport {
     if (!link.connected) {
       if (link.queue.length >= MAX_QUEUED) this.counters.dropped++
       else link.queue.push(frame)
+      return
+    }
+    if (link.socket.writableLength > MAX_UNSENT_BYTES) {
+      this.counters.dropped++
       return
     }
     this.counters.sent++
