@@ -236,6 +236,29 @@ async function benchWrites(page: Page) {
 
 // 2. cold reload ------------------------------------------------------------------------------
 
+/** A Chorus database and a Dexie one, each holding the same {@link NOTES} notes. */
+async function storedNotes(page: Page, prefix: string): Promise<{ chorusDb: string; dexieDb: string }> {
+  const chorusDb = freshDb(`${prefix}-chorus`)
+  const dexieDb = freshDb(`${prefix}-dexie`)
+  await page.evaluate(
+    ({ chorusDb, dexieDb, count }) =>
+      Promise.all([
+        window.bench.writeChorus(chorusDb, count, true),
+        window.bench.writeDexie(dexieDb, count, true),
+      ]),
+    { chorusDb, dexieDb, count: NOTES },
+  )
+  return { chorusDb, dexieDb }
+}
+
+async function dropDatabases(page: Page, dbs: { chorusDb: string; dexieDb: string }): Promise<void> {
+  await page.evaluate(
+    ({ chorusDb, dexieDb }) =>
+      Promise.all([window.bench.deleteDatabase(chorusDb), window.bench.deleteDatabase(dexieDb)]),
+    dbs,
+  )
+}
+
 interface LoadFigures {
   readonly openMs: number
   readonly firstMs: number
@@ -273,16 +296,7 @@ async function coldLoad(
 
 async function benchColdReload(context: BrowserContext, page: Page, base: string) {
   log('2. cold reload…')
-  const chorusDb = freshDb('load-chorus')
-  const dexieDb = freshDb('load-dexie')
-  await page.evaluate(
-    ({ chorusDb, dexieDb, count }) =>
-      Promise.all([
-        window.bench.writeChorus(chorusDb, count, true),
-        window.bench.writeDexie(dexieDb, count, true),
-      ]),
-    { chorusDb, dexieDb, count: NOTES },
-  )
+  const { chorusDb, dexieDb } = await storedNotes(page, 'load')
   const kinds: readonly LoadKind[] = ['dexie', 'chorus', 'chorus-subscribe']
   const samples: Record<LoadKind, LoadFigures[]> = { dexie: [], chorus: [], 'chorus-subscribe': [] }
   for (let i = 0; i <= RUNS; i++) {
@@ -314,11 +328,7 @@ async function benchColdReload(context: BrowserContext, page: Page, base: string
   const floor = summary('dexie')
   const chorus = summary('chorus')
   const subscribe = summary('chorus-subscribe')
-  await page.evaluate(
-    ({ chorusDb, dexieDb }) =>
-      Promise.all([window.bench.deleteDatabase(chorusDb), window.bench.deleteDatabase(dexieDb)]),
-    { chorusDb, dexieDb },
-  )
+  await dropDatabases(page, { chorusDb, dexieDb })
   return {
     notes: NOTES,
     runs: RUNS,
@@ -340,16 +350,7 @@ async function benchColdReload(context: BrowserContext, page: Page, base: string
 
 async function benchLiveEdits(page: Page) {
   log('3. a live list after one edit…')
-  const chorusDb = freshDb('live-chorus')
-  const dexieDb = freshDb('live-dexie')
-  await page.evaluate(
-    ({ chorusDb, dexieDb, count }) =>
-      Promise.all([
-        window.bench.writeChorus(chorusDb, count, true),
-        window.bench.writeDexie(dexieDb, count, true),
-      ]),
-    { chorusDb, dexieDb, count: NOTES },
-  )
+  const { chorusDb, dexieDb } = await storedNotes(page, 'live')
   const samples = { chorus: [] as number[], dexie: [] as number[] }
   for (let i = 0; i <= WRITE_RUNS; i++) {
     const chorus = await profiled(page, `live-chorus-${i}`, () =>
@@ -371,11 +372,7 @@ async function benchLiveEdits(page: Page) {
     samples.chorus.push(...chorus)
     samples.dexie.push(...dexie)
   }
-  await page.evaluate(
-    ({ chorusDb, dexieDb }) =>
-      Promise.all([window.bench.deleteDatabase(chorusDb), window.bench.deleteDatabase(dexieDb)]),
-    { chorusDb, dexieDb },
-  )
+  await dropDatabases(page, { chorusDb, dexieDb })
   return {
     notes: NOTES,
     edits: samples.chorus.length,

@@ -1487,18 +1487,21 @@ describe('hub session: streaming the log to the replica', () => {
     expect(acked.state.streams[space]).toMatchObject({ acked: 12, sent: 12 })
   })
 
+  /** A session with a 1,000-byte `sendBuffer`, after the hello of a replica at `have`. */
+  const boundedHub = (facts: HubFacts, have: number) =>
+    hubSteps(
+      facts,
+      [
+        { type: 'message', now: 0, message: replicaHello(have) },
+        { type: 'authenticated', now: 1, result: writeAccess },
+      ],
+      initialHubSession({ ...hubConfig, sendBuffer: 1_000 }),
+    )
+
   it('reads nothing more while the transport holds sendBuffer bytes, and goes on when it is writable', () => {
     let backlog = 0
     const facts: HubFacts = { ...factsOf(standardFacts()), backlog: () => backlog }
-    const config = { ...hubConfig, sendBuffer: 1_000 }
-    const ready = hubSteps(
-      facts,
-      [
-        { type: 'message', now: 0, message: replicaHello(0) },
-        { type: 'authenticated', now: 1, result: writeAccess },
-      ],
-      initialHubSession(config),
-    ).state
+    const ready = boundedHub(facts, 0).state
     // The first page went out and filled the transport: the next is not read.
     backlog = 1_000
     const first = stepHubSession(
@@ -1527,14 +1530,7 @@ describe('hub session: streaming the log to the replica', () => {
       ...factsOf({ ...standardFacts(), head: { [space]: 20 } }),
       backlog: () => backlog,
     }
-    const ready = hubSteps(
-      facts,
-      [
-        { type: 'message', now: 0, message: replicaHello(7) },
-        { type: 'authenticated', now: 1, result: writeAccess },
-      ],
-      initialHubSession({ ...hubConfig, sendBuffer: 1_000 }),
-    )
+    const ready = boundedHub(facts, 7)
     expect(ready.effects.filter((effect) => effect.type === 'read-log')).toEqual([])
     backlog = 0
     expect(stepHubSession(ready.state, { type: 'writable', now: 2 }, facts).effects).toEqual([

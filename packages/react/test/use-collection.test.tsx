@@ -3,8 +3,8 @@ import type { Replica, Row } from '@chorus/client'
 import { useCollection } from '@chorus/react'
 import { memo, StrictMode } from 'react'
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
-import { act, mount, unmountAll, until } from './helpers/dom.js'
-import { closeReplicas, memoryReplica, nextDelivery } from './helpers/replicas.js'
+import { mount, unmountAll, until } from './helpers/dom.js'
+import { closeReplicas, memoryReplica, writeAndRender } from './helpers/replicas.js'
 
 interface Note {
   title: string
@@ -87,18 +87,10 @@ describe('useCollection', () => {
     const loaded = renders.count
 
     // The component's query delivers before this later one, and act renders what it caused.
-    await act(async () => {
-      const delivered = nextDelivery(replica, 'notes')
-      await notes.put('n1', { title: 'Groceries' })
-      await delivered
-    })
+    await writeAndRender(replica, 'notes', () => notes.put('n1', { title: 'Groceries' }))
     expect(renders.count).toBe(loaded)
 
-    await act(async () => {
-      const delivered = nextDelivery(replica, 'notes')
-      await notes.put('n1', { title: 'Groceries', done: true })
-      await delivered
-    })
+    await writeAndRender(replica, 'notes', () => notes.put('n1', { title: 'Groceries', done: true }))
     expect(renders.count).toBe(loaded + 1)
     expect(items(view)).toEqual(['Groceries (done)'])
   })

@@ -3,8 +3,8 @@ import type { Replica, Row } from '@chorus/client'
 import { useQuery } from '@chorus/react'
 import { memo, StrictMode } from 'react'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import { act, mount, unmountAll, until } from './helpers/dom.js'
-import { closeReplicas, memoryReplica, nextDelivery } from './helpers/replicas.js'
+import { mount, unmountAll, until } from './helpers/dom.js'
+import { closeReplicas, memoryReplica, writeAndRender } from './helpers/replicas.js'
 
 interface Task {
   title: string
@@ -133,19 +133,11 @@ describe('useQuery', () => {
 
     // A finished task changes: the open tasks are the same rows, so the list is not rendered.
     const tasks = replica.collection<Task>('tasks')
-    await act(async () => {
-      const delivered = nextDelivery(replica, 'tasks')
-      await tasks.patch('c', { title: 'buy more stamps' })
-      await delivered
-    })
+    await writeAndRender(replica, 'tasks', () => tasks.patch('c', { title: 'buy more stamps' }))
     expect(listRenders.count).toBe(loaded)
 
     // One open task changes: the list renders again, and only that row's item with it.
-    await act(async () => {
-      const delivered = nextDelivery(replica, 'tasks')
-      await tasks.patch('d', { title: 'water the plants' })
-      await delivered
-    })
+    await writeAndRender(replica, 'tasks', () => tasks.patch('d', { title: 'water the plants' }))
     expect(listRenders.count).toBeGreaterThan(loaded)
     expect(items(view)).toEqual(['call the bank', 'water the plants', 'buy milk'])
     expect(renders.get('d')).toBeGreaterThan(itemRenders.d as number)

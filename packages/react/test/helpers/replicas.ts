@@ -1,4 +1,5 @@
 import { createReplica, type Replica, type ReplicaOptions, type Row } from '@chorus/client'
+import { act } from './dom.js'
 
 const open: Replica[] = []
 
@@ -33,6 +34,23 @@ export function nextDelivery(replica: Replica, collection: string): Promise<read
       stop()
       resolve(rows)
     })
+  })
+}
+
+/**
+ * Runs `write` under `act` and waits for a live query on `collection` started before it to
+ * deliver after it: once it returns, the components reading the collection have rendered what
+ * the write caused (see {@link nextDelivery}).
+ */
+export async function writeAndRender(
+  replica: Replica,
+  collection: string,
+  write: () => Promise<unknown>,
+): Promise<void> {
+  await act(async () => {
+    const delivered = nextDelivery(replica, collection)
+    await write()
+    await delivered
   })
 }
 
