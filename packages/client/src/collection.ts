@@ -58,9 +58,11 @@ export interface Collection<TValue extends object = JsonObject> {
   /**
    * Calls `listener` with the collection's rows at once, then again whenever a local or
    * remote change touches the collection; the changes of one event-loop turn give one call.
-   * Returns the function that stops it.
+   * With `options`, the rows are that page (as `list` reads it: `{ order: 'desc', limit: 100 }`
+   * is a live first screen, read without the rest of the collection). Returns the function
+   * that stops it. Throws `invalid-argument` for bad options.
    */
-  subscribe(listener: (rows: readonly Row<TValue>[]) => void): () => void
+  subscribe(listener: (rows: readonly Row<TValue>[]) => void, options?: ListOptions): () => void
   /**
    * Settles a conflict on every replica: writes `value` over every version this replica
    * holds of the record (a put whose context covers them all).
@@ -77,7 +79,11 @@ export interface CollectionHost {
    * read and the engine cannot know (a tab that does not hold the connection).
    */
   writer(): ReplicaEngine
-  subscribe(collection: string, listener: (rows: readonly Row<JsonObject>[]) => void): () => void
+  subscribe(
+    collection: string,
+    listener: (rows: readonly Row<JsonObject>[]) => void,
+    options?: ListOptions,
+  ): () => void
 }
 
 /**
@@ -133,8 +139,12 @@ export class EngineCollection<TValue extends object> implements Collection<TValu
     return (await this.#host.engine().list(this.name, options)) as Row<TValue>[]
   }
 
-  subscribe(listener: (rows: readonly Row<TValue>[]) => void): () => void {
-    return this.#host.subscribe(this.name, listener as unknown as (rows: readonly Row<JsonObject>[]) => void)
+  subscribe(listener: (rows: readonly Row<TValue>[]) => void, options?: ListOptions): () => void {
+    return this.#host.subscribe(
+      this.name,
+      listener as unknown as (rows: readonly Row<JsonObject>[]) => void,
+      options,
+    )
   }
 
   async resolve(id: string, value: TValue): Promise<void> {

@@ -6,6 +6,7 @@ import {
   ErrorCode,
   isChorusError,
   type JsonObject,
+  type ListOptions,
   MemoryReplicaStore,
   openReplicaEngine,
   type RecordId,
@@ -13,6 +14,7 @@ import {
   type ReplicaId,
   type ReplicaStore,
   readOnlyWrite,
+  recordPage,
   replicaIdFromBytes,
   type SpaceId,
   type SyncStatus,
@@ -171,7 +173,7 @@ class ReplicaRuntime implements Replica {
       if (this.#following() && this.#leader?.readOnly === true) throw readOnlyWrite(this.space)
       return engine
     },
-    subscribe: (collection, listener) => this.#subscribe(collection, listener),
+    subscribe: (collection, listener, options) => this.#subscribe(collection, listener, options),
   }
 
   /** Opens the engine over `store`, then starts the tick and (unless told not to) the connection. */
@@ -527,15 +529,23 @@ class ReplicaRuntime implements Replica {
   }
 
   /** A live query on `collection`, for its {@link Collection}. */
-  #subscribe(collection: string, listener: (rows: readonly Row<JsonObject>[]) => void): () => void {
+  #subscribe(
+    collection: string,
+    listener: (rows: readonly Row<JsonObject>[]) => void,
+    options?: ListOptions,
+  ): () => void {
     if (this.#closed) throw closedError()
     if (typeof listener !== 'function') {
       throw new ChorusError(ErrorCode.InvalidArgument, 'subscribe needs a function to call with the rows')
     }
+    if (options !== undefined) recordPage(options)
     // The query keeps its rows; each listener call gets its own array of the same frozen rows.
     const query = new LiveQuery<readonly Row<JsonObject>[]>({
-      load: async () => (await this.#engine.list(collection)).map(freezeRow),
+      load: async () => (await this.#engine.list(collection, options)).map(freezeRow),
+      // A page reads itself again after a change (a row leaving it lets the next one in); the
+      // whole collection is patched.
       update: async (previous, ids) => {
+        if (options !== undefined) return null
         // Past a few, one read of the whole collection costs less than reading each.
         if (ids.size > Math.max(LIVE_UPDATE_MIN, previous.length / LIVE_UPDATE_SHARE)) return null
         return patchRows(previous, ids, ids.size === 0 ? [] : await this.#engine.rows(collection, [...ids]))

@@ -190,4 +190,37 @@ describe('a live query over a replica', () => {
       }
     }
   })
+
+  it('with a page, delivers that page as list() reads it after every change, and refuses bad options at once', async () => {
+    const replica = await createReplica({ space: 'team-notes', storage: 'memory' })
+    try {
+      const notes = replica.collection('notes')
+      for (const id of ['a', 'b', 'c', 'd']) await notes.put(id, { title: id })
+      const page = { order: 'desc', limit: 2 } as const
+      const seen: string[][] = []
+      const waiters: (() => void)[] = []
+      const stop = notes.subscribe((rows) => {
+        seen.push(rows.map((row) => `${row.id}:${row.value.title}`))
+        for (const wake of waiters.splice(0)) wake()
+      }, page)
+      const next = () => new Promise<void>((resolve) => waiters.push(resolve))
+      await next()
+      expect(seen.at(-1)).toEqual(['d:d', 'c:c'])
+      await notes.put('e', { title: 'e' })
+      await next()
+      expect(seen.at(-1)).toEqual(['e:e', 'd:d'])
+      // A row leaving the page lets the next one in.
+      await notes.delete('d')
+      await next()
+      expect(seen.at(-1)).toEqual(['e:e', 'c:c'])
+      await notes.patch('c', { title: 'c, edited' })
+      await next()
+      expect(seen.at(-1)).toEqual((await notes.list(page)).map((row) => `${row.id}:${row.value.title}`))
+      stop()
+      expect(() => notes.subscribe(() => undefined, { limit: 0 })).toThrow(/limit must be a positive integer/)
+      expect(() => notes.subscribe(() => undefined, { order: 'sideways' as never })).toThrow(/order/)
+    } finally {
+      await replica.close()
+    }
+  })
 })

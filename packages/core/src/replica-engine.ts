@@ -1307,8 +1307,11 @@ interface PendingWrite {
   readonly reject: (error: unknown) => void
 }
 
-/** Checks list options, as a store's {@link RecordPage} (all rows in id order without any). */
-function recordPage(options: ListOptions | undefined): RecordPage {
+/**
+ * Checks list options (throws `invalid-argument` for bad ones), as a store's
+ * {@link RecordPage}: all rows in id order without any.
+ */
+export function recordPage(options: ListOptions | undefined): RecordPage {
   if (options === undefined) return { order: 'asc' }
   if (typeof options !== 'object' || options === null) {
     throw new ChorusError(

@@ -1,4 +1,4 @@
-import type { JsonObject, Row } from '@chorus/client'
+import type { JsonObject, ListOptions, Row } from '@chorus/client'
 import { useSyncExternalStore } from 'react'
 import { reuseItems } from './json-equal.js'
 import { useReplica } from './provider.js'
@@ -6,7 +6,8 @@ import { LoadFailure, sharedSnapshot } from './shared-snapshot.js'
 
 /**
  * The rows of collection `name`, kept current through `collection.subscribe`: `undefined`
- * until the first load, then every record in id order.
+ * until the first load, then every record in id order — or, with `options`, that page of them
+ * (`{ order: 'desc', limit: 100 }`: a live first screen that reads only its own records).
  *
  * Components reading one collection share one live query. A change that leaves the rows as
  * they were (same ids, equal values) renders nothing, and unchanged rows keep their identity
@@ -14,12 +15,18 @@ import { LoadFailure, sharedSnapshot } from './shared-snapshot.js'
  */
 export function useCollection<TValue extends object = JsonObject>(
   name: string,
+  options?: ListOptions,
 ): readonly Row<TValue>[] | undefined {
   const replica = useReplica()
-  const store = sharedSnapshot<readonly Row<TValue>[]>(replica, `collection\u0000${name}`, () => ({
-    start: (sink) => replica.collection<TValue>(name).subscribe((rows) => sink.set(rows)),
-    reconcile: (previous, next) => reuseItems(previous, next, (row) => row.id),
-  }))
+  const page = options === undefined ? '' : JSON.stringify([options.order, options.after, options.limit])
+  const store = sharedSnapshot<readonly Row<TValue>[]>(
+    replica,
+    `collection\u0000${name}\u0000${page}`,
+    () => ({
+      start: (sink) => replica.collection<TValue>(name).subscribe((rows) => sink.set(rows), options),
+      reconcile: (previous, next) => reuseItems(previous, next, (row) => row.id),
+    }),
+  )
   const snapshot = useSyncExternalStore(store.subscribe, store.getSnapshot, store.getSnapshot)
   if (snapshot instanceof LoadFailure) throw snapshot.error
   return snapshot

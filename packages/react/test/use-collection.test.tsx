@@ -55,6 +55,20 @@ function MemoList({ rowRenders }: { rowRenders: Map<string, number> }) {
   )
 }
 
+/** The two newest notes (the last ids), live. */
+function Newest() {
+  const rows = useCollection<Note>('notes', { order: 'desc', limit: 2 })
+  return rows === undefined ? (
+    <p>loading</p>
+  ) : (
+    <ul>
+      {rows.map((row) => (
+        <li key={row.id}>{row.value.title}</li>
+      ))}
+    </ul>
+  )
+}
+
 const items = (view: { container: HTMLElement }) =>
   [...view.container.querySelectorAll('li')].map((item) => item.textContent)
 
@@ -76,6 +90,17 @@ describe('useCollection', () => {
     await notes.delete('n2')
     await until('the deletion', () => items(view).length === 1)
     expect(items(view)).toEqual(['Groceries (done)'])
+  })
+
+  it('with a page, shows that page and keeps it current', async () => {
+    const notes = replica.collection<Note>('notes')
+    for (const id of ['a', 'b', 'c']) await notes.put(id, { title: `note ${id}` })
+    const view = await mount(replica, <Newest />)
+    await until('the newest two', () => items(view).length === 2)
+    expect(items(view)).toEqual(['note c', 'note b'])
+    await notes.put('d', { title: 'note d' })
+    await until('the new newest', () => items(view)[0] === 'note d')
+    expect(items(view)).toEqual(['note d', 'note c'])
   })
 
   it('renders again only when the rows changed', async () => {

@@ -59,7 +59,7 @@ export interface RelayOptions {
   readonly now?: () => number
   /** Overrides of {@link DEFAULT_RELAY_LIMITS}. */
   readonly limits?: Partial<RelayLimits>
-  /** Overrides of the hub session's batch, window, snapshot page and retransmission settings. */
+  /** Overrides of the hub session's batch, window, snapshot page, retransmission and send-buffer (`sendBuffer`) settings. */
   readonly session?: Partial<HubSessionConfig>
   /** How often the hub's sessions are ticked (retransmission, retries); default 1000 ms. */
   readonly tickMs?: number
