@@ -1,12 +1,13 @@
 import { createServer, type Server, type Socket, connect as tcpConnect } from 'node:net'
 import { join } from 'node:path'
-import { type Conflict, createReplica } from '@chorus/client'
+import { createReplica } from '@chorus/client'
 import type { SpaceId } from '@chorus/core'
 import { DATABASE_FILE, SqliteRelayStore } from '@chorus/relay'
 import { createPrng, type Prng } from '@chorus/testkit'
 import { IDBFactory, IDBKeyRange } from 'fake-indexeddb'
 import { describe, expect, it } from 'vitest'
 import { WebSocket } from 'ws'
+import { shown } from '../../packages/client/test/helpers/idb-replicas.js'
 import { eventually, startRelay, tempDir } from './relay-process.js'
 
 type Replica = Awaited<ReturnType<typeof createReplica>>
@@ -92,22 +93,6 @@ class ChaosProxy {
     for (const socket of this.#open) socket.destroy()
     await new Promise<void>((resolve) => this.#server.close(() => resolve()))
   }
-}
-
-/** What a replica shows of each record: its versions, as `conflicts()` lists them, or its value. */
-async function shown(replica: Replica, ids: readonly string[]): Promise<Record<string, string[]>> {
-  const conflicts = await replica.conflicts()
-  const out: Record<string, string[]> = {}
-  for (const id of ids) {
-    const conflict = conflicts.find((c: Conflict) => c.id === id)
-    if (conflict !== undefined) {
-      out[id] = conflict.versions.map((v) => `${v.replicaId}@${v.hlc}=${JSON.stringify(v.value)}`).sort()
-    } else {
-      const value = await replica.collection('notes').get(id)
-      out[id] = value === undefined ? [] : [JSON.stringify(value)]
-    }
-  }
-  return out
 }
 
 describe('replicas through a proxy that cuts and slices their connections to a relay process', () => {
