@@ -126,6 +126,15 @@ export interface HubEngine {
    * connection has streamed past the mark unaware of it (one that has is sent a snapshot).
    */
   collected(space: SpaceId, mark: CollectedMark): Promise<void>
+  /**
+   * Another hub sharing the store appended to `space`: its log now reaches `head`, and the
+   * replicas in `received` have their changes stored up to those counters. The connections
+   * on the space stream the new entries from the store. A space not in use is ignored (it is
+   * read afresh when next used), as is anything behind what this hub already knows.
+   */
+  advanced(space: SpaceId, head: number, received?: Readonly<Record<string, number>>): Promise<void>
+  /** The spaces whose facts are cached (those in use). */
+  spacesInUse(): SpaceId[]
   /** How many connections are open. */
   connections(): number
   /** How many spaces have their facts cached (those in use). */
@@ -452,8 +461,9 @@ export function createHubEngine(options: HubEngineOptions): HubEngine {
         if (spaces.get(space) === cache) {
           remember(cache, appendedEntries(cache.head, previousReceived, job.changes, result))
         }
-        cache.head = result.head
-        cache.received.set(job.replicaId, result.received)
+        // Another hub on a shared store may have moved both further meanwhile (see `advanced`).
+        cache.head = Math.max(cache.head, result.head)
+        cache.received.set(job.replicaId, Math.max(cache.received.get(job.replicaId) ?? 0, result.received))
         if (result.appended > 0)
           options.onStored?.(space, job.replicaId, result.appended, job.through !== undefined)
         stored = true
@@ -804,8 +814,24 @@ export function createHubEngine(options: HubEngineOptions): HubEngine {
           .map((connection) => connection.input({ type: 'collected', now: time, space })),
       )
     },
+    async advanced(space, head, received = {}) {
+      const cache = spaces.get(space)
+      if (cache === undefined) return
+      for (const [replica, counter] of Object.entries(received)) {
+        if (counter > (cache.received.get(replica) ?? 0)) cache.received.set(replica, counter)
+      }
+      if (!(head > cache.head)) return
+      cache.head = head
+      const time = now()
+      await Promise.all(
+        [...connections]
+          .filter((connection) => connection.uses(space))
+          .map((connection) => connection.input({ type: 'head-advanced', now: time, space })),
+      )
+    },
     connections: () => connections.size,
     cachedSpaces: () => spaces.size,
+    spacesInUse: () => [...spaces.keys()] as SpaceId[],
     sessions: () => [...connections].map((connection) => connection.info()),
     async idle() {
       while (pendingWork.size > 0) await Promise.all([...pendingWork])

@@ -13,6 +13,11 @@ export {
   renderPrometheus,
   zeroCounters,
 } from './metrics.js'
+export {
+  PostgresRelayStore,
+  type PostgresRelayStoreOptions,
+  type PostgresWrite,
+} from './postgres-relay-store.js'
 export { createRateLimiter, DEFAULT_RATE_LIMITS, type RateLimiter, type RateLimits } from './rate-limit.js'
 export { createRelay, type Relay, type RelayHealth } from './relay.js'
 export {
@@ -23,7 +28,7 @@ export {
   type RelayOptions,
   socketMaxPayload,
 } from './relay-options.js'
-export type { CompactOptions, CompactResult, RelayStore, RelayStoreStats } from './relay-store.js'
+export type { CompactOptions, CompactResult, RelayStore, RelayStoreStats, StoreEvent } from './relay-store.js'
 export {
   DATABASE_FILE,
   type RelayStoreThread,

@@ -67,4 +67,29 @@ export interface RelayStore extends HubStore {
   stats(): Promise<RelayStoreStats>
   /** True when `replica` is unclaimed (and now claimed by `subject`) or already `subject`'s. */
   claimReplica(replica: ReplicaId, subject: string): Promise<boolean>
+  /**
+   * For a store that several relays share (optional): calls `listener` with what the other
+   * relays stored, so that this relay streams it to its own connections. Returns a function
+   * that stops it. A store without it belongs to one relay.
+   */
+  watch?(listener: (event: StoreEvent) => void): () => void
 }
+
+/**
+ * What another relay did to a shared store (see {@link RelayStore.watch}).
+ * - `appended`: the space's log now reaches `head`, and the replicas named in `received`
+ *   (when given) have their changes stored up to those counters. Without `received` the
+ *   counters may have moved too: read them again (`loadSpace`).
+ * - `collected`: a compaction left this mark of collected deletions on the space.
+ * - `resync`: events may have been missed (the store lost its connection and got it back):
+ *   every space in use may have moved.
+ */
+export type StoreEvent =
+  | {
+      readonly type: 'appended'
+      readonly space: SpaceId
+      readonly head: number
+      readonly received?: Readonly<Record<string, number>>
+    }
+  | { readonly type: 'collected'; readonly space: SpaceId; readonly mark: CollectedMark }
+  | { readonly type: 'resync' }

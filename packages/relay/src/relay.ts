@@ -21,7 +21,7 @@ import {
   type RelayLimits,
   type RelayOptions,
 } from './relay-options.js'
-import type { CompactResult } from './relay-store.js'
+import type { CompactResult, StoreEvent } from './relay-store.js'
 import { CloseCode, type RelaySocket } from './socket.js'
 
 /** The relay's health, as `/healthz` reports it. */
@@ -146,6 +146,31 @@ export function createRelay(options: RelayOptions): Relay {
     // After the frames already read: appends from many connections share one commit.
     defer: (task) => setImmediate(task),
   })
+
+  // A store shared with other relays tells this one what they stored: its connections on
+  // those spaces stream it from the store.
+  const unwatch = store.watch?.((event) => {
+    otherRelay(event).catch((error: unknown) => report(error))
+  })
+  async function otherRelay(event: StoreEvent): Promise<void> {
+    switch (event.type) {
+      case 'appended':
+        if (event.received !== undefined) await hub.advanced(event.space, event.head, event.received)
+        else if (hub.spacesInUse().includes(event.space)) await reloadSpace(event.space)
+        return
+      case 'collected':
+        await hub.collected(event.space, event.mark)
+        return
+      case 'resync':
+        for (const space of hub.spacesInUse()) await reloadSpace(space)
+        return
+    }
+  }
+  async function reloadSpace(space: SpaceId): Promise<void> {
+    const meta = await store.loadSpace(space)
+    if (meta.collected !== undefined) await hub.collected(space, meta.collected)
+    await hub.advanced(space, meta.head, meta.received)
+  }
 
   // The hub hands the same frame text to every connection of a space in a row (fan-out):
   // encode it to UTF-8 once, not once per connection.
@@ -438,6 +463,7 @@ export function createRelay(options: RelayOptions): Relay {
   async function shutDown(): Promise<void> {
     // The connection listener stays: a socket that arrives from now on is closed with 1001.
     for (const timer of timers) clearInterval(timer)
+    unwatch?.()
     await hub.idle()
     const pending = [...clients.values()].map(
       (client) =>

@@ -1,0 +1,850 @@
+import { randomUUID } from 'node:crypto'
+import {
+  type AppendResult,
+  appendable,
+  applyChange,
+  type Change,
+  type ChangeText,
+  ChorusError,
+  type CollectedMark,
+  ErrorCode,
+  encodeChange,
+  type HubAppend,
+  isChorusError,
+  isDeleted,
+  isSpaceId,
+  type LogEntry,
+  type RecordState,
+  type ReplicaId,
+  recordKey,
+  type SpaceId,
+  type SpaceMeta,
+} from '@chorus/core'
+import pg from 'pg'
+import {
+  MIGRATION_LOCK,
+  NOTIFY_CHANNEL,
+  POSTGRES_SCHEMA,
+  POSTGRES_SCHEMA_VERSION,
+  SQL,
+} from './postgres-schema.js'
+import type { CompactOptions, CompactResult, RelayStore, RelayStoreStats, StoreEvent } from './relay-store.js'
+import { decodeUtf16Key, encodeUtf16Key } from './utf16-key.js'
+
+/** The write transactions of {@link PostgresRelayStore}, as its `beforeCommit` hook names them. */
+export type PostgresWrite = 'append' | 'acks' | 'compact' | 'claim'
+
+/** Options for {@link PostgresRelayStore.open}. */
+export interface PostgresRelayStoreOptions {
+  /** Most connections the store opens to the database for its work (default 10; one more listens). */
+  readonly maxConnections?: number
+  /**
+   * Called inside every write transaction, after its writes and just before it commits; a
+   * throw rolls the whole transaction back. For fault-injection tests (a full disk).
+   */
+  readonly beforeCommit?: (write: PostgresWrite) => void
+  /** Failures with no caller to tell: a dropped idle connection, a lost listener. */
+  readonly onError?: (error: ChorusError) => void
+}
+
+/**
+ * PostgreSQL's `bigint` and `numeric` as numbers. Positions and counters stay far below 2^53;
+ * the parsers are the store's own, not pg's global ones, which would change other code's
+ * results in the same process.
+ */
+const types = {
+  getTypeParser: ((oid: number, format?: 'text' | 'binary') => {
+    if (oid === pg.types.builtins.INT8 || oid === pg.types.builtins.NUMERIC) return Number
+    return format === undefined ? pg.types.getTypeParser(oid) : pg.types.getTypeParser(oid, format)
+  }) as typeof pg.types.getTypeParser,
+}
+
+/** PostgreSQL's codes for a transaction that lost a deadlock or a serialisation race: run it again. */
+const RETRY_CODES = new Set(['40P01', '40001'])
+const MAX_ATTEMPTS = 5
+
+/** The longest `NOTIFY` payload PostgreSQL takes is 8000 bytes; an append's event beyond it drops `received`. */
+const MAX_NOTIFY_BYTES = 7_900
+
+/** How long the listener waits before connecting again after losing its connection, at most. */
+const MAX_RELISTEN_MS = 5_000
+
+/** A record an append touches: its key as stored, its state, and which fresh change last changed it (-1: none). */
+interface TouchedRecord {
+  readonly key: Buffer
+  state: RecordState | undefined
+  last: number
+}
+
+interface PendingAck {
+  readonly space: SpaceId
+  readonly replica: ReplicaId
+  position: number
+  seenAt: number
+}
+
+/** A row of `chorus_spaces` as read. */
+interface SpaceRow {
+  readonly head: number
+  readonly floor: number
+  readonly collected_at: number
+  readonly collected: string | null
+}
+
+/** An event as sent between relays: the sending store's id, so that it ignores its own. */
+type Notice =
+  | {
+      readonly from: string
+      readonly type: 'appended'
+      readonly space: string
+      readonly head: number
+      readonly received?: Record<string, number>
+    }
+  | {
+      readonly from: string
+      readonly type: 'collected'
+      readonly space: string
+      readonly mark: CollectedMark
+    }
+
+function ackKey(space: SpaceId, replica: ReplicaId): string {
+  return `${space}\u0000${replica}`
+}
+
+function markOf(row: SpaceRow): CollectedMark | undefined {
+  if (row.collected === null) return undefined
+  return { at: row.collected_at, received: JSON.parse(row.collected) as Record<string, number> }
+}
+
+function withMark<TValue extends object>(
+  value: TValue,
+  mark: CollectedMark | undefined,
+): TValue & { collected?: CollectedMark } {
+  return mark === undefined ? value : { ...value, collected: mark }
+}
+
+/** Where a connection string points, without its password: for error messages. */
+function describeTarget(connectionString: string): string {
+  try {
+    const url = new URL(connectionString)
+    const host = url.searchParams.get('host') ?? url.host
+    return `${host || 'localhost'}${url.pathname}`
+  } catch {
+    return 'the configured database'
+  }
+}
+
+/** A notice's text as sent, or null when it is not one (another program on the channel). */
+function parseNotice(payload: string | undefined): Notice | null {
+  if (payload === undefined) return null
+  let value: unknown
+  try {
+    value = JSON.parse(payload)
+  } catch {
+    return null
+  }
+  if (typeof value !== 'object' || value === null) return null
+  const notice = value as Record<string, unknown>
+  if (typeof notice.from !== 'string' || !isSpaceId(notice.space)) return null
+  if (notice.type === 'appended' && Number.isSafeInteger(notice.head)) return notice as Notice
+  if (notice.type === 'collected' && typeof notice.mark === 'object' && notice.mark !== null)
+    return notice as Notice
+  return null
+}
+
+/**
+ * A relay store in PostgreSQL, which several relays can share: when one machine is not
+ * enough, run more relays on the same database behind a load balancer.
+ *
+ * The tables mirror the SQLite store's. Each append is one transaction holding the space's
+ * advisory lock (so appends to one space from every relay are numbered in one order), and it
+ * sends a `NOTIFY` with the new head and received counters: the other relays' stores, which
+ * `LISTEN`, hand it to their relay (see {@link RelayStore.watch}), which streams the new
+ * entries to its connections. A compaction that collects deletions sends its mark the same way.
+ *
+ * Durability is PostgreSQL's: a commit returns once its WAL is flushed (with the server's
+ * default `synchronous_commit = on`), and the hub acknowledges only after that.
+ */
+export class PostgresRelayStore implements RelayStore {
+  readonly #pool: pg.Pool
+  readonly #connectionString: string
+  /** This store's id in the notices it sends. */
+  readonly #id = randomUUID()
+  /** The log's name (see `SpaceMeta.log`): one per database. */
+  readonly #log: string
+  readonly #beforeCommit: ((write: PostgresWrite) => void) | undefined
+  readonly #onError: ((error: ChorusError) => void) | undefined
+  readonly #pendingAcks = new Map<string, PendingAck>()
+  readonly #knownAcks = new Set<string>()
+  #ackWrite: Promise<void> | null = null
+  /** Acknowledgements looking up whether their replica is known (see `noteAck`). */
+  #lookups = 0
+  /** The write of first-seen replicas, waiting for those lookups to end. */
+  #afterLookups: (() => void) | null = null
+  readonly #listeners = new Set<(event: StoreEvent) => void>()
+  #listener: pg.Client | null = null
+  #relisten: NodeJS.Timeout | null = null
+  #relistenMs = 100
+  #closed = false
+
+  private constructor(
+    pool: pg.Pool,
+    connectionString: string,
+    log: string,
+    options: PostgresRelayStoreOptions,
+  ) {
+    this.#pool = pool
+    this.#connectionString = connectionString
+    this.#log = log
+    this.#beforeCommit = options.beforeCommit
+    this.#onError = options.onError
+  }
+
+  /**
+   * Connects to the database at `connectionString` (a `postgres://` URL), creating the tables
+   * it lacks. Rejects with `storage-failed` when the database cannot be reached or was
+   * written by a newer build.
+   */
+  static async open(
+    connectionString: string,
+    options: PostgresRelayStoreOptions = {},
+  ): Promise<PostgresRelayStore> {
+    const where = describeTarget(connectionString)
+    const pool = new pg.Pool({ connectionString, max: options.maxConnections ?? 10, types })
+    // An idle connection the server drops emits here; unheard, it would end the process.
+    pool.on('error', (error) => {
+      options.onError?.(
+        new ChorusError(ErrorCode.StorageFailed, `a PostgreSQL connection failed: ${error.message}`, {
+          cause: error,
+        }),
+      )
+    })
+    try {
+      const log = await migrate(pool)
+      return new PostgresRelayStore(pool, connectionString, log, options)
+    } catch (error) {
+      await pool.end().catch(() => undefined)
+      if (isChorusError(error)) throw error
+      const detail = error instanceof Error ? error.message : String(error)
+      throw new ChorusError(
+        ErrorCode.StorageFailed,
+        `cannot open the relay database at ${where}: ${detail}`,
+        {
+          cause: error,
+        },
+      )
+    }
+  }
+
+  async loadSpace(space: SpaceId): Promise<SpaceMeta> {
+    return this.#run('loading a space', async () => {
+      const { rows } = await this.#pool.query<SpaceRow & { head: number | null; received: string | null }>(
+        SQL.loadSpace,
+        [space],
+      )
+      const row = rows[0]
+      const received = row?.received == null ? {} : (JSON.parse(row.received) as Record<string, number>)
+      const meta = { head: row?.head ?? 0, floor: row?.floor ?? 0, received, log: this.#log }
+      return withMark(meta, row === undefined || row.head === null ? undefined : markOf(row))
+    })
+  }
+
+  async append(
+    space: SpaceId,
+    replica: ReplicaId,
+    changes: readonly Change[],
+    text: ChangeText = encodeChange,
+    through?: number,
+  ): Promise<AppendResult> {
+    const append = through === undefined ? { replica, changes } : { replica, changes, through }
+    const [result] = await this.appendMany(space, [append], text)
+    return result as AppendResult
+  }
+
+  /** Several replicas' appends in one transaction: one commit for all of them. */
+  async appendMany(
+    space: SpaceId,
+    appends: readonly HubAppend[],
+    text: ChangeText = encodeChange,
+  ): Promise<AppendResult[]> {
+    return this.#run('appending changes', () =>
+      this.#transaction('append', async (client) => {
+        await client.query(SQL.lockSpace, [space])
+        return this.#appendRows(client, space, appends, text)
+      }),
+    )
+  }
+
+  /** The appends' writes, inside the caller's transaction (see the SQLite store's `#appendRows`). */
+  async #appendRows(
+    client: pg.PoolClient,
+    space: SpaceId,
+    appends: readonly HubAppend[],
+    text: ChangeText,
+  ): Promise<AppendResult[]> {
+    const previousHead = (await client.query<{ head: number }>(SQL.head, [space])).rows[0]?.head ?? 0
+    const replicas = [...new Set(appends.map((append) => append.replica))]
+    const stored = new Map<string, number>()
+    for (const row of (
+      await client.query<{ replica: string; counter: number }>(SQL.receivedOf, [space, replicas])
+    ).rows)
+      stored.set(row.replica, row.counter)
+    let head = previousHead
+    const received = new Map<string, number>()
+    const advanced = new Set<string>()
+    const fresh: Change[] = []
+    const results = appends.map(({ replica, changes, through }): AppendResult => {
+      for (const change of changes) {
+        if (change.dot[0] !== replica) {
+          throw new ChorusError(
+            ErrorCode.ReplicaMismatch,
+            `a change from ${change.dot[0]} was appended as ${replica}`,
+          )
+        }
+      }
+      const before = received.get(replica) ?? stored.get(replica) ?? 0
+      const taken = appendable(changes, before, through)
+      for (const change of taken.fresh) fresh.push(change)
+      received.set(replica, taken.received)
+      if (taken.received > before) advanced.add(replica)
+      head += taken.fresh.length
+      return { head, received: taken.received, appended: taken.fresh.length }
+    })
+    if (advanced.size > 0) {
+      const names = [...advanced]
+      await client.query(SQL.upsertReceived, [
+        space,
+        names,
+        names.map((name) => received.get(name) as number),
+      ])
+    }
+    if (fresh.length === 0) return results
+    const texts = fresh.map((change) => text(change))
+    await client.query(SQL.insertLog, [
+      space,
+      texts.map((_, i) => previousHead + i + 1),
+      fresh.map((change) => change.dot[0]),
+      fresh.map((change) => change.dot[1]),
+      texts,
+    ])
+    const { records, byChange } = await this.#touchedRecords(client, space, fresh, previousHead > 0)
+    for (let i = 0; i < fresh.length; i++) {
+      const record = byChange[i] as TouchedRecord
+      const { state, applied } = applyChange(record.state, fresh[i] as Change)
+      if (!applied) continue
+      record.state = state
+      record.last = i
+    }
+    let textOf: Map<Change, string> | null = null
+    const keys: Buffer[] = []
+    const versions: string[] = []
+    const writers: string[] = []
+    const lastSeqs: number[] = []
+    const tombstones: boolean[] = []
+    for (const { key, state, last } of records) {
+      if (state === undefined || last < 0) continue
+      keys.push(key)
+      if (state.versions.length === 1 && state.versions[0] === fresh[last]) {
+        versions.push(texts[last] as string)
+      } else {
+        textOf ??= new Map(fresh.map((change, i) => [change, texts[i] as string]))
+        const known = textOf
+        versions.push(state.versions.map((version) => known.get(version) ?? encodeChange(version)).join(','))
+      }
+      writers.push(state.versions.map((version) => version.dot[0]).join(','))
+      lastSeqs.push(previousHead + last + 1)
+      tombstones.push(isDeleted(state))
+    }
+    if (keys.length > 0)
+      await client.query(SQL.upsertRecords, [space, keys, versions, writers, lastSeqs, tombstones])
+    await client.query(SQL.upsertSpace, [space, head])
+    const counters = Object.fromEntries([...advanced].map((name) => [name, received.get(name) as number]))
+    await this.#notify(client, { from: this.#id, type: 'appended', space, head, received: counters })
+    return results
+  }
+
+  /** The records `changes` touch, each once and per change, with their stored state. */
+  async #touchedRecords(
+    client: pg.PoolClient,
+    space: SpaceId,
+    changes: readonly Change[],
+    stored: boolean,
+  ): Promise<{ records: TouchedRecord[]; byChange: TouchedRecord[] }> {
+    const touched = new Map<string, TouchedRecord>()
+    const records: TouchedRecord[] = []
+    const byChange: TouchedRecord[] = []
+    for (const change of changes) {
+      const text = recordKey(change.collection, change.id)
+      let record = touched.get(text)
+      if (record === undefined) {
+        record = { key: encodeUtf16Key(text), state: undefined, last: -1 }
+        touched.set(text, record)
+        records.push(record)
+      }
+      byChange.push(record)
+    }
+    if (!stored) return { records, byChange }
+    const { rows } = await client.query<{ key: Buffer; versions: string }>(SQL.records, [
+      space,
+      records.map((record) => record.key),
+    ])
+    for (const row of rows) {
+      const record = touched.get(decodeUtf16Key(row.key))
+      if (record !== undefined) record.state = { versions: JSON.parse(row.versions) as Change[] }
+    }
+    return { records, byChange }
+  }
+
+  async readLog(
+    space: SpaceId,
+    after: number,
+    limit: number,
+    onText?: (change: Change, text: string) => void,
+  ): Promise<LogEntry[]> {
+    return this.#run('reading the log', async () => {
+      const { rows } = await this.#pool.query<{ floor: number; seq: number | null; change: string | null }>(
+        SQL.readLog,
+        [space, after, Math.max(0, limit)],
+      )
+      const floor = rows[0]?.floor ?? 0
+      if (after < floor) {
+        throw new ChorusError(ErrorCode.ResyncRequired, `log entries up to ${floor} were compacted`)
+      }
+      const entries: LogEntry[] = []
+      for (const row of rows) {
+        if (row.seq === null || row.change === null) continue
+        const change = JSON.parse(row.change) as Change
+        onText?.(change, row.change)
+        entries.push({ seq: row.seq, change })
+      }
+      return entries
+    })
+  }
+
+  async readSnapshot(
+    space: SpaceId,
+    afterKey: string | null,
+    limit: number,
+  ): Promise<{ changes: Change[]; nextKey: string | null }> {
+    if (!Number.isSafeInteger(limit) || limit < 1) {
+      throw new ChorusError(
+        ErrorCode.InvalidArgument,
+        `a snapshot page needs a limit of at least 1, got ${limit}`,
+      )
+    }
+    return this.#run('reading a snapshot', async () => {
+      const { rows } =
+        afterKey === null
+          ? await this.#pool.query<{ key: Buffer; versions: string }>(SQL.snapshotFirst, [space, limit + 1])
+          : await this.#pool.query<{ key: Buffer; versions: string }>(SQL.snapshotAfter, [
+              space,
+              encodeUtf16Key(afterKey),
+              limit + 1,
+            ])
+      const page = rows.slice(0, limit)
+      const last = page[page.length - 1]
+      const nextKey = rows.length > limit && last !== undefined ? decodeUtf16Key(last.key) : null
+      return { changes: page.flatMap((row) => JSON.parse(row.versions) as Change[]), nextKey }
+    })
+  }
+
+  async noteAck(space: SpaceId, replica: ReplicaId, position: number, now: number): Promise<void> {
+    if (!Number.isSafeInteger(position) || position < 0) {
+      throw new ChorusError(
+        ErrorCode.InvalidArgument,
+        `an acknowledged position must be ≥ 0, got ${position}`,
+      )
+    }
+    const firstSeen = await this.#run('recording an acknowledgement', async () => {
+      const key = ackKey(space, replica)
+      const pending = this.#pendingAcks.get(key)
+      if (pending !== undefined) {
+        pending.position = Math.max(pending.position, position)
+        pending.seenAt = Math.max(pending.seenAt, now)
+        return false
+      }
+      let known = this.#knownAcks.has(key)
+      if (!known) {
+        this.#lookups++
+        try {
+          known = (await this.#pool.query(SQL.ackExists, [space, replica])).rows.length > 0
+        } finally {
+          this.#lookups--
+          // The write waiting for the lookups goes once this one's acknowledgement is pending
+          // (the rest of this turn), even when the lookup failed.
+          if (this.#lookups === 0) queueMicrotask(() => this.#writeAfterLookups())
+        }
+      }
+      this.#knownAcks.add(key)
+      const again = this.#pendingAcks.get(key)
+      if (again !== undefined) {
+        // Another acknowledgement of the replica arrived while this one looked it up.
+        again.position = Math.max(again.position, position)
+        again.seenAt = Math.max(again.seenAt, now)
+        return !known
+      }
+      this.#pendingAcks.set(key, { space, replica, position, seenAt: now })
+      return !known
+    })
+    // As in the SQLite store: a replica seen for the first time is written through, with the
+    // others first seen together (whose lookups are still out).
+    if (firstSeen) await this.#writeAcksSoon()
+  }
+
+  #writeAfterLookups(): void {
+    if (this.#lookups > 0) return
+    const write = this.#afterLookups
+    this.#afterLookups = null
+    write?.()
+  }
+
+  #writeAcksSoon(): Promise<void> {
+    this.#ackWrite ??= new Promise<void>((resolve, reject) => {
+      const write = (): void => {
+        if (this.#lookups > 0) {
+          this.#afterLookups = write
+          return
+        }
+        this.#ackWrite = null
+        if (this.#closed && this.#pendingAcks.size === 0) {
+          resolve()
+          return
+        }
+        this.#run('recording an acknowledgement', () => this.#flushAcks()).then(resolve, reject)
+      }
+      setImmediate(write)
+    })
+    return this.#ackWrite
+  }
+
+  async flushAcks(): Promise<void> {
+    await this.#run('writing acknowledgements', () => this.#flushAcks())
+  }
+
+  async #flushAcks(): Promise<void> {
+    if (this.#pendingAcks.size === 0) return
+    const taken = [...this.#pendingAcks.values()].sort((a, b) =>
+      a.space === b.space ? (a.replica < b.replica ? -1 : 1) : a.space < b.space ? -1 : 1,
+    )
+    this.#pendingAcks.clear()
+    try {
+      await this.#transaction('acks', (client) =>
+        client.query(SQL.upsertAcks, [
+          taken.map((ack) => ack.space),
+          taken.map((ack) => ack.replica),
+          taken.map((ack) => ack.position),
+          taken.map((ack) => ack.seenAt),
+        ]),
+      )
+    } catch (error) {
+      // Keep them for the next flush, merged with any that arrived meanwhile.
+      for (const ack of taken) {
+        const key = ackKey(ack.space, ack.replica)
+        const newer = this.#pendingAcks.get(key)
+        if (newer === undefined) this.#pendingAcks.set(key, ack)
+        else {
+          newer.position = Math.max(newer.position, ack.position)
+          newer.seenAt = Math.max(newer.seenAt, ack.seenAt)
+        }
+      }
+      throw error
+    }
+  }
+
+  async compact(space: SpaceId, options: CompactOptions): Promise<CompactResult> {
+    return this.#run('compacting a space', async () => {
+      await this.#flushAcks()
+      const result = await this.#transaction('compact', async (client) => {
+        await client.query(SQL.lockSpace, [space])
+        const row = (await client.query<SpaceRow>(SQL.spaceWithMark, [space])).rows[0]
+        if (row === undefined) {
+          return { floor: 0, logEntriesDeleted: 0, tombstonesDeleted: 0, replicasForgotten: 0 }
+        }
+        const mark = markOf(row)
+        const cutoff = Number.isFinite(options.horizonMs) ? options.now - options.horizonMs : null
+        const stale =
+          cutoff === null
+            ? 0
+            : ((await client.query<{ n: number }>(SQL.countStale, [space, cutoff])).rows[0]?.n ?? 0)
+        const lowest =
+          (
+            await client.query<{ lowest: number | null }>(SQL.lowestAck, [
+              space,
+              cutoff ?? Number.MIN_SAFE_INTEGER,
+            ])
+          ).rows[0]?.lowest ?? null
+        const floor = Math.max(row.floor, Math.min(lowest ?? row.head, row.head))
+        if (stale === 0 && floor === row.floor) {
+          return withMark({ floor, logEntriesDeleted: 0, tombstonesDeleted: 0, replicasForgotten: 0 }, mark)
+        }
+        const replicasForgotten =
+          cutoff === null ? 0 : ((await client.query(SQL.forget, [space, cutoff])).rowCount ?? 0)
+        if (floor > row.floor) await client.query(SQL.setFloor, [floor, space])
+        const logEntriesDeleted = (await client.query(SQL.deleteLog, [space, floor])).rowCount ?? 0
+        const { tombstonesDeleted, collected } = await this.#collect(client, space, floor, row.head, mark)
+        if (collected !== undefined && collected !== mark) {
+          await this.#notify(client, { from: this.#id, type: 'collected', space, mark: collected })
+        }
+        return withMark({ floor, logEntriesDeleted, tombstonesDeleted, replicasForgotten }, collected)
+      })
+      if (result.replicasForgotten > 0) {
+        for (const key of this.#knownAcks) if (key.startsWith(`${space}\u0000`)) this.#knownAcks.delete(key)
+      }
+      return result
+    })
+  }
+
+  /** Inside `compact`'s transaction, as the SQLite store's `#collect` (see there). */
+  async #collect(
+    client: pg.PoolClient,
+    space: SpaceId,
+    floor: number,
+    head: number,
+    mark: CollectedMark | undefined,
+  ): Promise<{ tombstonesDeleted: number; collected: CollectedMark | undefined }> {
+    if (mark !== undefined && floor <= mark.at) return { tombstonesDeleted: 0, collected: mark }
+    const writers = new Set(
+      (await client.query<{ replica: string }>(SQL.tombstoneWriters, [space, floor])).rows.map(
+        (row) => row.replica,
+      ),
+    )
+    const tombstonesDeleted = (await client.query(SQL.deleteTombstones, [space, floor])).rowCount ?? 0
+    if (tombstonesDeleted === 0) return { tombstonesDeleted, collected: mark }
+    const received: Record<string, number> = {}
+    for (const entry of (
+      await client.query<{ replica: string; counter: number }>(SQL.collectedCounters, [space, floor])
+    ).rows) {
+      if (writers.has(entry.replica)) received[entry.replica] = entry.counter
+    }
+    await client.query(SQL.setCollected, [head, JSON.stringify(received), space])
+    return { tombstonesDeleted, collected: { at: head, received } }
+  }
+
+  async listSpaces(): Promise<SpaceId[]> {
+    return this.#run('listing spaces', async () =>
+      (await this.#pool.query<{ space: string }>(SQL.listSpaces)).rows.map((row) => row.space as SpaceId),
+    )
+  }
+
+  async stats(): Promise<RelayStoreStats> {
+    return this.#run('reading statistics', async () => {
+      const row = (await this.#pool.query<{ spaces: number; entries: number }>(SQL.stats)).rows[0]
+      return { spaces: row?.spaces ?? 0, logEntries: row?.entries ?? 0 }
+    })
+  }
+
+  async claimReplica(replica: ReplicaId, subject: string): Promise<boolean> {
+    return this.#run('claiming a replica id', async () => {
+      const owner = (await this.#pool.query<{ subject: string }>(SQL.owner, [replica])).rows[0]?.subject
+      if (owner !== undefined) return owner === subject
+      await this.#transaction('claim', (client) => client.query(SQL.claim, [replica, subject]))
+      // Another relay may have claimed it first: the row that stands decides.
+      const winner = (await this.#pool.query<{ subject: string }>(SQL.owner, [replica])).rows[0]?.subject
+      return winner === subject
+    })
+  }
+
+  watch(listener: (event: StoreEvent) => void): () => void {
+    this.#listeners.add(listener)
+    if (this.#listener === null && this.#relisten === null && !this.#closed) void this.#listen(false)
+    return () => {
+      this.#listeners.delete(listener)
+    }
+  }
+
+  /**
+   * Opens the listening connection. After a lost one (`again`), the listeners are told to
+   * `resync`, since notices sent meanwhile are gone.
+   */
+  async #listen(again: boolean): Promise<void> {
+    const client = new pg.Client({ connectionString: this.#connectionString, types })
+    this.#listener = client
+    const lost = (error?: Error): void => {
+      if (this.#listener !== client) return
+      this.#listener = null
+      client.removeAllListeners('notification')
+      void client.end().catch(() => undefined)
+      if (this.#closed) return
+      if (error !== undefined) {
+        this.#onError?.(
+          new ChorusError(
+            ErrorCode.StorageFailed,
+            `listening for other relays' changes failed: ${error.message}`,
+            {
+              cause: error,
+            },
+          ),
+        )
+      }
+      const delay = this.#relistenMs
+      this.#relistenMs = Math.min(MAX_RELISTEN_MS, this.#relistenMs * 2)
+      this.#relisten = setTimeout(() => {
+        this.#relisten = null
+        void this.#listen(true)
+      }, delay)
+      this.#relisten.unref()
+    }
+    client.on('error', lost)
+    client.on('end', () => lost())
+    client.on('notification', (message) => {
+      if (message.channel === NOTIFY_CHANNEL) this.#deliver(message.payload)
+    })
+    try {
+      await client.connect()
+      await client.query(`LISTEN ${NOTIFY_CHANNEL}`)
+    } catch (error) {
+      lost(error instanceof Error ? error : new Error(String(error)))
+      return
+    }
+    if (this.#listener !== client) return
+    this.#relistenMs = 100
+    if (again) this.#emit({ type: 'resync' })
+  }
+
+  #deliver(payload: string | undefined): void {
+    const notice = parseNotice(payload)
+    if (notice === null || notice.from === this.#id) return
+    const space = notice.space as SpaceId
+    if (notice.type === 'appended') {
+      this.#emit(
+        notice.received === undefined
+          ? { type: 'appended', space, head: notice.head }
+          : { type: 'appended', space, head: notice.head, received: notice.received },
+      )
+    } else {
+      this.#emit({ type: 'collected', space, mark: notice.mark })
+    }
+  }
+
+  #emit(event: StoreEvent): void {
+    for (const listener of this.#listeners) {
+      try {
+        listener(event)
+      } catch (error) {
+        this.#onError?.(new ChorusError(ErrorCode.Internal, 'a store listener threw', { cause: error }))
+      }
+    }
+  }
+
+  /** Sends `notice` when the transaction of `client` commits; too long, an append's drops its counters. */
+  async #notify(client: pg.PoolClient, notice: Notice): Promise<void> {
+    let payload = JSON.stringify(notice)
+    if (Buffer.byteLength(payload) > MAX_NOTIFY_BYTES && notice.type === 'appended') {
+      const { received: _dropped, ...rest } = notice
+      payload = JSON.stringify(rest)
+    }
+    await client.query(SQL.notify, [payload])
+  }
+
+  /** Writes buffered acknowledgements, stops listening and closes every connection; later calls reject with `closed`. */
+  async close(): Promise<void> {
+    if (this.#closed) return
+    let failure: unknown
+    try {
+      await this.#flushAcks()
+    } catch (error) {
+      failure = error
+    }
+    this.#closed = true
+    if (this.#relisten !== null) clearTimeout(this.#relisten)
+    this.#relisten = null
+    const listener = this.#listener
+    this.#listener = null
+    this.#listeners.clear()
+    await listener?.end().catch(() => undefined)
+    await this.#pool.end()
+    if (failure !== undefined) {
+      throw new ChorusError(ErrorCode.StorageFailed, 'writing buffered acknowledgements failed at close', {
+        cause: failure,
+      })
+    }
+  }
+
+  /**
+   * Runs `work` in a transaction on one connection, committing after `beforeCommit`; one that
+   * lost a deadlock or a serialisation race is run again from the start.
+   */
+  async #transaction<TResult>(
+    write: PostgresWrite,
+    work: (client: pg.PoolClient) => Promise<TResult>,
+  ): Promise<TResult> {
+    for (let attempt = 1; ; attempt++) {
+      const client = await this.#pool.connect()
+      let broken = false
+      try {
+        await client.query('BEGIN')
+        const result = await work(client)
+        this.#beforeCommit?.(write)
+        await client.query('COMMIT')
+        return result
+      } catch (error) {
+        try {
+          await client.query('ROLLBACK')
+        } catch {
+          broken = true
+        }
+        const code = (error as { code?: unknown }).code
+        if (attempt < MAX_ATTEMPTS && typeof code === 'string' && RETRY_CODES.has(code)) continue
+        throw error
+      } finally {
+        client.release(broken)
+      }
+    }
+  }
+
+  /** Runs a storage operation: `closed` after close, `storage-failed` for the database's errors. */
+  async #run<TResult>(what: string, operation: () => Promise<TResult>): Promise<TResult> {
+    if (this.#closed) throw new ChorusError(ErrorCode.Closed, 'this store is closed')
+    try {
+      return await operation()
+    } catch (error) {
+      if (isChorusError(error)) throw error
+      const detail = error instanceof Error ? error.message : String(error)
+      throw new ChorusError(ErrorCode.StorageFailed, `${what} failed: ${detail}`, { cause: error })
+    }
+  }
+}
+
+/**
+ * Creates the tables a database lacks, under a lock so that relays starting together take
+ * turns, and returns the log's name (made on first use).
+ */
+async function migrate(pool: pg.Pool): Promise<string> {
+  const client = await pool.connect()
+  try {
+    await client.query(`SELECT pg_advisory_lock(${MIGRATION_LOCK})`)
+    try {
+      const exists = await client.query<{ name: string | null }>(
+        "SELECT to_regclass('chorus_meta')::text AS name",
+      )
+      const meta = new Map<string, string>()
+      if (exists.rows[0]?.name != null) {
+        for (const row of (await client.query<{ key: string; value: string }>(SQL.readMeta)).rows)
+          meta.set(row.key, row.value)
+      }
+      const version = Number(meta.get('schema') ?? 0)
+      if (version > POSTGRES_SCHEMA_VERSION) {
+        throw new ChorusError(
+          ErrorCode.StorageFailed,
+          `the relay database has schema ${version}; this relay reads up to ${POSTGRES_SCHEMA_VERSION}: upgrade the relay`,
+        )
+      }
+      await client.query('BEGIN')
+      try {
+        await client.query(POSTGRES_SCHEMA)
+        await client.query(SQL.writeMeta, ['schema', String(POSTGRES_SCHEMA_VERSION)])
+        const log = meta.get('log') ?? randomUUID()
+        if (!meta.has('log')) await client.query(SQL.writeMeta, ['log', log])
+        await client.query('COMMIT')
+        return log
+      } catch (error) {
+        await client.query('ROLLBACK').catch(() => undefined)
+        throw error
+      }
+    } finally {
+      await client.query(`SELECT pg_advisory_unlock(${MIGRATION_LOCK})`)
+    }
+  } finally {
+    client.release()
+  }
+}

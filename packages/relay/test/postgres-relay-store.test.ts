@@ -1,0 +1,275 @@
+import { ErrorCode, isChorusError, type ReplicaId, recordKey } from '@chorus/core'
+import { runHubStoreConformance } from '@chorus/testkit/conformance'
+import pg from 'pg'
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest'
+import { PostgresRelayStore, type PostgresWrite } from '../src/postgres-relay-store.js'
+import { POSTGRES_SCHEMA_VERSION } from '../src/postgres-schema.js'
+import type { StoreEvent } from '../src/relay-store.js'
+import { makeChange, makeRun, within } from './support/fixtures.js'
+import { type PostgresServer, startPostgres } from './support/postgres-server.js'
+import { A, B, C, DAY, runRelayStoreSuite, SPACE, T0 } from './support/relay-store-suite.js'
+
+let server: PostgresServer
+
+beforeAll(async () => {
+  server = await startPostgres()
+}, 60_000)
+
+afterAll(async () => {
+  await server?.stop()
+}, 30_000)
+
+/** A store over a fresh database, with its fault hook and commit count. */
+async function postgresStore() {
+  const url = await server.createDatabase()
+  let failOn: PostgresWrite | null = null
+  let ackCommits = 0
+  const open = () =>
+    PostgresRelayStore.open(url, {
+      beforeCommit: (write) => {
+        if (write === 'acks') ackCommits++
+        if (write === failOn) {
+          failOn = null
+          throw new Error(`${write} failed (simulated)`)
+        }
+      },
+    })
+  /** A number read through a connection of its own: what is committed. */
+  async function committed(sql: string, ...params: unknown[]): Promise<number | undefined> {
+    const client = new pg.Client({ connectionString: url })
+    await client.connect()
+    try {
+      const row = (await client.query<{ n: string | number }>(sql, params)).rows[0]
+      return row === undefined ? undefined : Number(row.n)
+    } finally {
+      await client.end()
+    }
+  }
+  return {
+    url,
+    open,
+    committed,
+    fail: (write: PostgresWrite) => {
+      failOn = write
+    },
+    ackCommits: () => ackCommits,
+  }
+}
+
+runHubStoreConformance('PostgresRelayStore', async () => {
+  const postgres = await postgresStore()
+  return {
+    store: await postgres.open(),
+    reopen: postgres.open,
+    failNextWrite: () => postgres.fail('append'),
+  }
+})
+
+runRelayStoreSuite('PostgresRelayStore', async () => {
+  const postgres = await postgresStore()
+  return {
+    store: await postgres.open(),
+    reopen: postgres.open,
+    fail: async (write) => postgres.fail(write),
+    committedLogRows: async () => (await postgres.committed('SELECT count(*) AS n FROM chorus_log')) ?? 0,
+    committedAck: (replica: ReplicaId) =>
+      postgres.committed('SELECT position AS n FROM chorus_acks WHERE replica = $1', replica),
+    committedAckRows: async () => (await postgres.committed('SELECT count(*) AS n FROM chorus_acks')) ?? 0,
+    ackCommits: postgres.ackCommits,
+    cleanup: async () => undefined,
+  }
+})
+
+describe('PostgresRelayStore shared by several relays', () => {
+  let url: string
+  let first: PostgresRelayStore
+  let second: PostgresRelayStore
+
+  beforeEach(async () => {
+    const postgres = await postgresStore()
+    url = postgres.url
+    first = await postgres.open()
+    second = await postgres.open()
+  })
+
+  afterEach(async () => {
+    await first.close()
+    await second.close()
+  })
+
+  /** Resolves with the first event `store` hands its listener that `match` accepts. */
+  function nextEvent(store: PostgresRelayStore, match: (event: StoreEvent) => boolean): Promise<StoreEvent> {
+    return within(
+      new Promise<StoreEvent>((resolve) => {
+        const stop = store.watch((event) => {
+          if (!match(event)) return
+          stop()
+          resolve(event)
+        })
+      }),
+      10_000,
+      'a store event',
+    )
+  }
+
+  /** Waits until `store` listens (its first event can only be one sent after that). */
+  async function listening(store: PostgresRelayStore): Promise<void> {
+    const stop = store.watch(() => undefined)
+    await within(
+      (async () => {
+        for (;;) {
+          const client = new pg.Client({ connectionString: url })
+          await client.connect()
+          try {
+            const { rows } = await client.query<{ n: string }>(
+              "SELECT count(*) AS n FROM pg_stat_activity WHERE query LIKE 'LISTEN chorus_relay%' AND datname = current_database()",
+            )
+            if (Number(rows[0]?.n) > 0) return
+          } finally {
+            await client.end()
+          }
+        }
+      })(),
+      10_000,
+      'the listening connection',
+    )
+    stop()
+  }
+
+  it('tells the other store of an append with the new head and received counters, and not itself', async () => {
+    const own: StoreEvent[] = []
+    first.watch((event) => own.push(event))
+    await listening(second)
+    const told = nextEvent(second, (event) => event.type === 'appended')
+    await first.append(SPACE, A, makeRun(A, 1, 3))
+    expect(await told).toEqual({ type: 'appended', space: SPACE, head: 3, received: { [A]: 3 } })
+    // The other store reads what it was told of at once.
+    expect((await second.readLog(SPACE, 0, 10)).map((entry) => entry.seq)).toEqual([1, 2, 3])
+    const back = nextEvent(first, (event) => event.type === 'appended')
+    await second.append(SPACE, B, makeRun(B, 1, 1))
+    expect(await back).toEqual({ type: 'appended', space: SPACE, head: 4, received: { [B]: 1 } })
+    // Its own appends are not among the events the first store heard.
+    expect(own.filter((event) => event.type === 'appended')).toEqual([
+      { type: 'appended', space: SPACE, head: 4, received: { [B]: 1 } },
+    ])
+  })
+
+  it('numbers concurrent appends from both stores 1, 2, 3… without a gap or a repeat', async () => {
+    const writers = [A, B, C]
+    await Promise.all(
+      writers.flatMap((replica, w) =>
+        Array.from({ length: 10 }, (_, i) =>
+          (w % 2 === 0 ? first : second).append(SPACE, replica, makeRun(replica, i * 3 + 1, i * 3 + 3)),
+        ),
+      ),
+    )
+    // Appends of one replica may land out of order and stop at a gap; the writer sends again.
+    for (const replica of writers) {
+      for (let round = 0; round < 10; round++) {
+        await (round % 2 === 0 ? first : second).append(SPACE, replica, makeRun(replica, 1, 30))
+      }
+    }
+    const log = await first.readLog(SPACE, 0, 1000)
+    expect(log.map((entry) => entry.seq)).toEqual(Array.from({ length: 90 }, (_, i) => i + 1))
+    const dots = new Set(log.map((entry) => entry.change.dot.join(':')))
+    expect(dots.size).toBe(90)
+    expect(await second.loadSpace(SPACE)).toMatchObject({ head: 90, received: { [A]: 30, [B]: 30, [C]: 30 } })
+  })
+
+  it('tells the other store of a compaction’s collected-deletion mark', async () => {
+    await first.append(SPACE, A, [
+      makeChange(A, 1, { id: 'gone' }),
+      makeChange(A, 2, { id: 'gone', context: { [A]: 1 } }, null),
+    ])
+    await first.noteAck(SPACE, A, 2, T0)
+    await listening(second)
+    const told = nextEvent(second, (event) => event.type === 'collected')
+    const result = await first.compact(SPACE, { now: T0, horizonMs: DAY })
+    expect(result.tombstonesDeleted).toBe(1)
+    expect(await told).toEqual({ type: 'collected', space: SPACE, mark: { at: 2, received: { [A]: 2 } } })
+  })
+
+  it('listens again after losing its connection, and says events may have been missed', async () => {
+    await listening(second)
+    const resync = nextEvent(second, (event) => event.type === 'resync')
+    const admin = new pg.Client({ connectionString: url })
+    await admin.connect()
+    try {
+      await admin.query(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE 'LISTEN chorus_relay%' AND datname = current_database()",
+      )
+    } finally {
+      await admin.end()
+    }
+    expect(await resync).toEqual({ type: 'resync' })
+    const told = nextEvent(second, (event) => event.type === 'appended')
+    await first.append(SPACE, A, makeRun(A, 1, 1))
+    expect(await told).toMatchObject({ type: 'appended', head: 1 })
+  })
+
+  it('gives one replica id to the first subject to claim it, whichever store each claim goes through', async () => {
+    const subjects = ['alice', 'mallory', 'eve', 'trudy']
+    const claims = await Promise.all(
+      subjects.map((subject, i) => (i % 2 === 0 ? first : second).claimReplica(A, subject)),
+    )
+    expect(claims.filter(Boolean)).toHaveLength(1)
+    const owner = subjects[claims.indexOf(true)] as string
+    for (const store of [first, second]) {
+      expect(await store.claimReplica(A, owner)).toBe(true)
+      for (const subject of subjects)
+        if (subject !== owner) expect(await store.claimReplica(A, subject)).toBe(false)
+    }
+  })
+})
+
+describe('PostgresRelayStore bad input and failures', () => {
+  it('keeps record ids and values with NUL and lone surrogates, and compacts them', async () => {
+    const postgres = await postgresStore()
+    const store = await postgres.open()
+    try {
+      const odd = 'a\u0000b\uD800c'
+      await store.append(SPACE, A, [
+        makeChange(A, 1, { id: odd }, { text: odd }),
+        makeChange(A, 2, { id: odd, context: { [A]: 1 } }, null),
+        makeChange(A, 3, { id: 'kept' }, { text: odd }),
+      ])
+      const log = await store.readLog(SPACE, 0, 10)
+      expect(log[0]?.change).toMatchObject({ id: odd, op: { type: 'put', value: { text: odd } } })
+      await store.noteAck(SPACE, A, 3, T0)
+      expect(await store.compact(SPACE, { now: T0, horizonMs: DAY })).toMatchObject({ tombstonesDeleted: 1 })
+      const page = await store.readSnapshot(SPACE, null, 10)
+      expect(page.changes.map((change) => recordKey(change.collection, change.id))).toEqual([
+        recordKey('notes', 'kept'),
+      ])
+    } finally {
+      await store.close()
+    }
+  })
+
+  it('refuses a database a newer relay made, and one it cannot reach, with storage-failed', async () => {
+    const postgres = await postgresStore()
+    await (await postgres.open()).close()
+    const client = new pg.Client({ connectionString: postgres.url })
+    await client.connect()
+    await client.query("UPDATE chorus_meta SET value = $1 WHERE key = 'schema'", [
+      String(POSTGRES_SCHEMA_VERSION + 1),
+    ])
+    await client.end()
+    const newer = await postgres.open().catch((error: unknown) => error)
+    expect(isChorusError(newer, ErrorCode.StorageFailed)).toBe(true)
+    expect((newer as Error).message).toMatch(/upgrade the relay/)
+    const missing = await PostgresRelayStore.open(
+      `${server.url.replace('/postgres?', '/no_such_database?')}`,
+    ).catch((error: unknown) => error)
+    expect(isChorusError(missing, ErrorCode.StorageFailed)).toBe(true)
+    expect((missing as Error).message).toMatch(/cannot open the relay database/)
+  })
+
+  it('rejects calls after close with closed', async () => {
+    const postgres = await postgresStore()
+    const store = await postgres.open()
+    await store.close()
+    const outcome = await store.loadSpace(SPACE).catch((error: unknown) => error)
+    expect(isChorusError(outcome, ErrorCode.Closed)).toBe(true)
+  })
+})

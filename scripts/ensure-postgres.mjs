@@ -1,0 +1,93 @@
+#!/usr/bin/env node
+// Makes sure the PostgreSQL relay store tests have server binaries (initdb and postgres) to start
+// their own throwaway servers with, so `pnpm test` works on a fresh Debian machine: Debian's
+// `postgresql` package is installed with apt-get when they are missing (as root, or through
+// passwordless sudo). With neither, it stops with what to do: these tests never skip silently.
+// The binaries are looked for in PG_BIN, else in the newest /usr/lib/postgresql/<version>/bin,
+// the same lookup as packages/relay/test/support/postgres-server.ts.
+import { execFileSync, spawnSync } from 'node:child_process'
+import { existsSync, readdirSync } from 'node:fs'
+import { join } from 'node:path'
+
+const debianRoot = '/usr/lib/postgresql'
+
+/** Whether `dir` holds both server binaries the tests run. */
+const hasServerBinaries = (dir) => existsSync(join(dir, 'initdb')) && existsSync(join(dir, 'postgres'))
+
+/** Orders version directory names ("9.6", "15", "16") newest first. */
+const byVersionDescending = (a, b) => {
+  const left = a.split('.').map(Number)
+  const right = b.split('.').map(Number)
+  for (let i = 0; i < Math.max(left.length, right.length); i++) {
+    const difference = (right[i] ?? 0) - (left[i] ?? 0)
+    if (difference !== 0) return difference
+  }
+  return 0
+}
+
+/** The newest Debian PostgreSQL bin directory holding the server binaries, or undefined. */
+const findDebianBinDir = () => {
+  if (!existsSync(debianRoot)) return undefined
+  const version = readdirSync(debianRoot)
+    .filter((name) => /^\d+(\.\d+)*$/.test(name) && hasServerBinaries(join(debianRoot, name, 'bin')))
+    .sort(byVersionDescending)[0]
+  return version === undefined ? undefined : join(debianRoot, version, 'bin')
+}
+
+const isRoot = typeof process.getuid === 'function' && process.getuid() === 0
+
+/** As root the tests run the server as the `postgres` OS user (PostgreSQL refuses root). */
+const checkServerUser = () => {
+  if (!isRoot) return
+  if (spawnSync('id', ['-u', 'postgres'], { stdio: 'ignore' }).status === 0) return
+  console.error(
+    'The PostgreSQL tests run as root here, and PostgreSQL refuses to run as root: they start it as the ' +
+      '`postgres` OS user, which does not exist. Create it (`useradd --system postgres`) or run the ' +
+      'tests as a non-root user.',
+  )
+  process.exit(1)
+}
+
+if (process.env.PG_BIN !== undefined) {
+  if (!hasServerBinaries(process.env.PG_BIN)) {
+    console.error(
+      `PG_BIN=${process.env.PG_BIN} holds no initdb and postgres: point it at a PostgreSQL server bin directory`,
+    )
+    process.exit(1)
+  }
+  checkServerUser()
+  process.exit(0)
+}
+if (findDebianBinDir() !== undefined) {
+  checkServerUser()
+  process.exit(0)
+}
+
+const hasAptGet = spawnSync('sh', ['-c', 'command -v apt-get'], { stdio: 'ignore' }).status === 0
+const hasSudo = !isRoot && spawnSync('sudo', ['-n', 'true'], { stdio: 'ignore' }).status === 0
+if (!hasAptGet || (!isRoot && !hasSudo)) {
+  console.error(
+    'The PostgreSQL relay store tests need PostgreSQL server binaries (initdb and postgres) under ' +
+      `${debianRoot}/<version>/bin (or PG_BIN). Install them with \`sudo apt-get install postgresql\` ` +
+      '(Debian/Ubuntu) or point PG_BIN at the bin directory of a PostgreSQL installation.',
+  )
+  process.exit(1)
+}
+
+// Debian's package may also create and start a system cluster on port 5432: harmless, the tests
+// start their own servers on unix sockets in temporary directories.
+console.error('Installing Debian postgresql for the PostgreSQL relay store tests…')
+const run = (args) => {
+  const [command, ...rest] = isRoot ? args : ['sudo', '-n', ...args]
+  execFileSync(command, rest, {
+    stdio: ['ignore', 'inherit', 'inherit'],
+    env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' },
+  })
+}
+run(['apt-get', 'update', '-qq'])
+run(['apt-get', 'install', '-y', '-qq', 'postgresql'])
+if (findDebianBinDir() === undefined) {
+  console.error(`apt-get finished but ${debianRoot}/<version>/bin still holds no initdb and postgres`)
+  process.exit(1)
+}
+checkServerUser()
