@@ -16,7 +16,8 @@ export interface RelayProcess {
   readonly url: string
   /** `http://127.0.0.1:PORT` */
   readonly http: string
-  readonly dataDir: string
+  /** The SQLite data directory, or undefined for a relay on PostgreSQL. */
+  readonly dataDir: string | undefined
   readonly child: ChildProcess
   /** Everything the process printed so far. */
   output(): string
@@ -39,9 +40,14 @@ export function within<TValue>(promise: Promise<TValue>, ms: number, what: strin
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer))
 }
 
-/** Runs the relay CLI with its arguments and waits until it prints where it listens. */
+/**
+ * Runs the relay CLI with its arguments and waits until it prints where it listens: on the
+ * SQLite database in `dataDir`, or on the PostgreSQL database at `postgres` (handed over in
+ * the environment, as an operator keeps a password out of the command line).
+ */
 export async function startRelay(options: {
-  dataDir: string
+  dataDir?: string
+  postgres?: string
   port?: number
   authSecret?: string
   args?: readonly string[]
@@ -52,12 +58,13 @@ export async function startRelay(options: {
     '127.0.0.1',
     '--port',
     String(options.port ?? 0),
-    '--data',
-    options.dataDir,
+    ...(options.dataDir === undefined ? [] : ['--data', options.dataDir]),
     ...(options.authSecret === undefined ? [] : ['--auth-secret', options.authSecret]),
     ...(options.args ?? []),
   ]
-  const child = spawn(process.execPath, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] })
+  const env =
+    options.postgres === undefined ? process.env : { ...process.env, CHORUS_RELAY_POSTGRES: options.postgres }
+  const child = spawn(process.execPath, args, { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] })
   let output = ''
   const exited = new Promise<number | null>((resolveExit) => child.once('exit', (code) => resolveExit(code)))
   const listening = new Promise<number>((resolvePort, reject) => {

@@ -423,6 +423,7 @@ export function createHubEngine(options: HubEngineOptions): HubEngine {
     })
     // Each job keeps its own result, so each batch is acknowledged as it was before batching.
     let results: (AppendResult | null)[] = jobs.map(() => null)
+    const headBefore = cache?.head ?? 0
     const many = store.appendMany?.bind(store)
     if (cache !== null && jobs.length > 1 && many !== undefined) {
       try {
@@ -454,6 +455,7 @@ export function createHubEngine(options: HubEngineOptions): HubEngine {
     pendingAppends.set(space, (pendingAppends.get(space) ?? jobs.length) - jobs.length)
     const writers = new Set<AppendJob['connection']>()
     let stored = false
+    let appended = 0
     for (const [i, job] of jobs.entries()) {
       const result = results[i] ?? null
       if (cache !== null && result !== null) {
@@ -464,6 +466,7 @@ export function createHubEngine(options: HubEngineOptions): HubEngine {
         // Another hub on a shared store may have moved both further meanwhile (see `advanced`).
         cache.head = Math.max(cache.head, result.head)
         cache.received.set(job.replicaId, Math.max(cache.received.get(job.replicaId) ?? 0, result.received))
+        appended += result.appended
         if (result.appended > 0)
           options.onStored?.(space, job.replicaId, result.appended, job.through !== undefined)
         stored = true
@@ -472,8 +475,11 @@ export function createHubEngine(options: HubEngineOptions): HubEngine {
       await job.connection.input({ type: 'stored', now: now(), space, ok: result !== null })
     }
     if (!stored) return
+    // A lone writer has nothing new to read but its own changes, unless the log also moved
+    // by other hubs' appends on a shared store (see `advanced`).
+    const onlyOwn = writers.size === 1 && cache?.head === headBefore + appended
     for (const other of connections) {
-      if (writers.size === 1 && writers.has(other)) continue
+      if (onlyOwn && writers.has(other)) continue
       track(other.input({ type: 'head-advanced', now: now(), space }))
     }
   }

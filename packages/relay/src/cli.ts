@@ -4,6 +4,7 @@ import { pathToFileURL } from 'node:url'
 import { parseArgs } from 'node:util'
 import { type Access, isChorusError, isSpaceId } from '@chorus/core'
 import { parseDuration } from './duration.js'
+import { postgresTarget } from './postgres-relay-store.js'
 import { DATABASE_FILE, startRelay } from './serve.js'
 import { backupDatabase } from './sqlite-backup.js'
 import { checkMountPath, type StaticMount } from './static-files.js'
@@ -26,9 +27,16 @@ export const ExitCode = { Ok: 0, Failed: 1, Usage: 2 } as const
 /** The environment variable read when `--auth-secret` / `--secret` is not given. */
 export const SECRET_ENV = 'CHORUS_RELAY_SECRET'
 
+/**
+ * The environment variable read when `--postgres` is not given: a connection string with a
+ * password is better kept out of the command line, which other users of the machine can see.
+ */
+export const POSTGRES_ENV = 'CHORUS_RELAY_POSTGRES'
+
 const USAGE = `Usage:
   chorus-relay [serve] [--port 8787] [--host 127.0.0.1] [--data ./data] [--auth-secret S]
                        [--compact-every 5m] [--horizon 30d] [--store in-thread | worker]
+                       [--postgres postgres://user:password@host:5432/db]
                        [--max-frame-bytes 4194304]
                        [--static ./apps/notes/dist] [--static /lab=./apps/lab/dist]
   chorus-relay token --secret S --sub alice --space team-notes:write [--space other:read]
@@ -36,7 +44,9 @@ const USAGE = `Usage:
   chorus-relay backup --data ./data --out ./relay-backup.db
 
 --static DIR serves a built app at /; --static /PATH=DIR serves one at /PATH (repeatable).
-The secret may come from ${SECRET_ENV} instead of --auth-secret / --secret.
+--postgres keeps the data in PostgreSQL instead of --data (SQLite); relays may share it.
+The secret may come from ${SECRET_ENV} instead of --auth-secret / --secret,
+and the PostgreSQL URL from ${POSTGRES_ENV} instead of --postgres.
 Durations: 250ms, 30s, 15m, 12h, 7d, 2w.`
 
 /** A problem with the command line: reported with the usage and exit code 2. */
@@ -129,6 +139,7 @@ async function serve(args: readonly string[], io: CliIo): Promise<number> {
       horizon: { type: 'string' },
       static: { type: 'string', multiple: true },
       store: { type: 'string' },
+      postgres: { type: 'string' },
       'max-frame-bytes': { type: 'string' },
     },
   })
@@ -141,6 +152,14 @@ async function serve(args: readonly string[], io: CliIo): Promise<number> {
     throw new UsageError(`--store must be in-thread or worker, got ${JSON.stringify(store)}`)
   }
   const host = values.host ?? '127.0.0.1'
+  const postgres = values.postgres ?? (io.env[POSTGRES_ENV] || undefined)
+  if (postgres !== undefined) {
+    if (!/^postgres(ql)?:\/\//.test(postgres)) {
+      throw new UsageError('--postgres must be a postgres:// or postgresql:// connection URL')
+    }
+    if (values.data !== undefined) throw new UsageError('give --data (SQLite) or --postgres, not both')
+    if (store !== undefined) throw new UsageError('--store applies to the SQLite store, not to --postgres')
+  }
   const dataDir = values.data ?? './data'
   const secret = values['auth-secret'] ?? io.env[SECRET_ENV]
   const compaction = {
@@ -157,7 +176,7 @@ async function serve(args: readonly string[], io: CliIo): Promise<number> {
   // Listen for the stop signal before starting, so an early SIGTERM still shuts down cleanly.
   const stop = (io.waitForStop ?? waitForSignal)()
   const running = await startRelay({
-    dataDir,
+    ...(postgres === undefined ? { dataDir } : { postgres }),
     port,
     host,
     compaction,
@@ -171,9 +190,9 @@ async function serve(args: readonly string[], io: CliIo): Promise<number> {
   for (const mount of mounts) {
     io.out(`serving ${mount.dir} at ${running.httpUrl}${mount.path === '/' ? '/' : `${mount.path}/`}`)
   }
-  io.err(
-    `health: ${running.httpUrl}/healthz  metrics: ${running.httpUrl}/metrics  data: ${join(dataDir, DATABASE_FILE)}`,
-  )
+  const data =
+    postgres === undefined ? join(dataDir, DATABASE_FILE) : `PostgreSQL at ${postgresTarget(postgres)}`
+  io.err(`health: ${running.httpUrl}/healthz  metrics: ${running.httpUrl}/metrics  data: ${data}`)
   const reason = await stop
   io.err(`${reason}: closing connections, finishing pending writes`)
   await running.close()

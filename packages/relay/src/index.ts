@@ -1,5 +1,5 @@
 export type { RelayAuthenticate, RelayAuthResult } from './authenticate.js'
-export { type CliIo, ExitCode, runCli, SECRET_ENV } from './cli.js'
+export { type CliIo, ExitCode, POSTGRES_ENV, runCli, SECRET_ENV } from './cli.js'
 export { parseDuration } from './duration.js'
 export { createHttpHandler, createUpgradeHandler, SYNC_PATH, type UpgradeTarget } from './http.js'
 export {

@@ -123,15 +123,18 @@ function withMark<TValue extends object>(
   return mark === undefined ? value : { ...value, collected: mark }
 }
 
-/** Where a connection string points, without its password: for error messages. */
-function describeTarget(connectionString: string): string {
+/** Where a connection string points (host and database), without its user and password: for messages. */
+export function postgresTarget(connectionString: string): string {
+  const match = /^postgres(?:ql)?:\/\/(?:[^@/?]*@)?([^/?]*)(\/[^?]*)?(?:\?(.*))?$/.exec(connectionString)
+  if (match === null) return 'the configured database'
+  const [, authority = '', path = '', query = ''] = match
+  let host = authority
   try {
-    const url = new URL(connectionString)
-    const host = url.searchParams.get('host') ?? url.host
-    return `${host || 'localhost'}${url.pathname}`
+    host = new URLSearchParams(query).get('host') ?? decodeURIComponent(authority)
   } catch {
-    return 'the configured database'
+    // A malformed escape: the authority as written.
   }
+  return `${host || 'localhost'}${path}`
 }
 
 /** A notice's text as sent, or null when it is not one (another program on the channel). */
@@ -209,7 +212,7 @@ export class PostgresRelayStore implements RelayStore {
     connectionString: string,
     options: PostgresRelayStoreOptions = {},
   ): Promise<PostgresRelayStore> {
-    const where = describeTarget(connectionString)
+    const where = postgresTarget(connectionString)
     const pool = new pg.Pool({ connectionString, max: options.maxConnections ?? 10, types })
     // An idle connection the server drops emits here; unheard, it would end the process.
     pool.on('error', (error) => {

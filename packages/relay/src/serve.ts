@@ -6,6 +6,7 @@ import { ChorusError, ErrorCode } from '@chorus/core'
 import { WebSocketServer } from 'ws'
 import { lockDataDir } from './data-dir-lock.js'
 import { createHttpHandler, createUpgradeHandler, SYNC_PATH } from './http.js'
+import { PostgresRelayStore } from './postgres-relay-store.js'
 import { createRelay, type Relay } from './relay.js'
 import { type RelayOptions, socketMaxPayload } from './relay-options.js'
 import { SqliteRelayStore } from './sqlite-relay-store.js'
@@ -18,8 +19,17 @@ export const DATABASE_FILE = 'relay.db'
 
 /** Options for {@link startRelay}: where to listen and keep data, and the relay's own options. */
 export interface StartRelayOptions extends Omit<RelayOptions, 'server' | 'store'> {
-  /** Directory for the database; created if missing. */
-  readonly dataDir: string
+  /**
+   * Directory for the embedded SQLite database; created if missing. One relay per directory.
+   * Give this or `postgres`, not both.
+   */
+  readonly dataDir?: string
+  /**
+   * A PostgreSQL connection string (`postgres://user:password@host:5432/chorus`): the relay
+   * keeps its data there ({@link PostgresRelayStore}) instead of in `dataDir`, and any number
+   * of relays may share the database, each streaming to its clients what the others store.
+   */
+  readonly postgres?: string
   /** TCP port (default 8787; 0 picks a free one). */
   readonly port?: number
   /** Interface to bind (default 127.0.0.1). */
@@ -36,7 +46,7 @@ export interface StartRelayOptions extends Omit<RelayOptions, 'server' | 'store'
   /**
    * Where the SQLite store runs: on a worker thread ({@link WorkerRelayStore}), so commits
    * and their fsyncs do not block the event loop, or `in-thread` ({@link SqliteRelayStore}).
-   * Default `in-thread`.
+   * Default `in-thread`. Not for `postgres`.
    */
   readonly store?: RelayStoreThread
 }
@@ -52,7 +62,7 @@ export interface RunningRelay {
   readonly httpUrl: string
   readonly port: number
   readonly relay: Relay
-  readonly store: SqliteRelayStore | WorkerRelayStore
+  readonly store: SqliteRelayStore | WorkerRelayStore | PostgresRelayStore
   /** Stops listening, closes every socket (1001) after pending appends commit, closes the store. */
   close(): Promise<void>
 }
@@ -61,36 +71,68 @@ function hostForUrl(host: string): string {
   return host.includes(':') ? `[${host}]` : host
 }
 
+/** The store {@link startRelay} opens, and how to give up its data directory. */
+async function openStore(
+  options: Pick<StartRelayOptions, 'dataDir' | 'postgres' | 'store' | 'onError'>,
+): Promise<{ store: RunningRelay['store']; release: () => void }> {
+  const { dataDir, postgres, store: thread = 'in-thread', onError } = options
+  if ((dataDir === undefined) === (postgres === undefined)) {
+    throw new ChorusError(
+      ErrorCode.InvalidArgument,
+      'a relay needs either a data directory or a PostgreSQL URL, not both',
+    )
+  }
+  if (postgres !== undefined) {
+    if (options.store !== undefined) {
+      throw new ChorusError(
+        ErrorCode.InvalidArgument,
+        'the SQLite store thread does not apply to a PostgreSQL store',
+      )
+    }
+    const store = await PostgresRelayStore.open(postgres, onError === undefined ? {} : { onError })
+    return { store, release: () => undefined }
+  }
+  const dir = dataDir as string
+  mkdirSync(dir, { recursive: true })
+  // One relay per data directory: a second one fails here, before it opens the database.
+  const lock = lockDataDir(dir)
+  const file = join(dir, DATABASE_FILE)
+  try {
+    const store = thread === 'worker' ? await WorkerRelayStore.open(file) : new SqliteRelayStore(file)
+    return { store, release: () => lock.release() }
+  } catch (error) {
+    lock.release()
+    throw error
+  }
+}
+
 /**
- * Starts a relay the way the `chorus-relay` command does: a SQLite store in `dataDir`, an
- * HTTP server on `host:port`, WebSocket upgrades only on `/sync` with `maxPayload` set to the
- * frame limit, and token authentication when `authSecret` is given.
+ * Starts a relay the way the `chorus-relay` command does: a SQLite store in `dataDir` (or a
+ * PostgreSQL store at `postgres`), an HTTP server on `host:port`, WebSocket upgrades only on
+ * `/sync` with `maxPayload` set to the frame limit, and token authentication when
+ * `authSecret` is given.
  */
 export async function startRelay(options: StartRelayOptions): Promise<RunningRelay> {
   const {
     dataDir,
+    postgres,
     port = 8787,
     host = '127.0.0.1',
     authSecret,
     staticDir,
     staticMounts = [],
-    store: storeThread = 'in-thread',
+    store: storeThread,
     ...relayOptions
   } = options
   // A missing app or a bad mount fails before anything is opened.
   const mounts = staticDir === undefined ? staticMounts : [{ path: '/', dir: staticDir }, ...staticMounts]
   const serveFile = mounts.length === 0 ? undefined : createStaticMounts(mounts)
-  mkdirSync(dataDir, { recursive: true })
-  // One relay per data directory: a second one fails here, before it opens the database.
-  const lock = lockDataDir(dataDir)
-  const file = join(dataDir, DATABASE_FILE)
-  let store: SqliteRelayStore | WorkerRelayStore
-  try {
-    store = storeThread === 'worker' ? await WorkerRelayStore.open(file) : new SqliteRelayStore(file)
-  } catch (error) {
-    lock.release()
-    throw error
-  }
+  const { store, release } = await openStore({
+    ...(dataDir === undefined ? {} : { dataDir }),
+    ...(postgres === undefined ? {} : { postgres }),
+    ...(storeThread === undefined ? {} : { store: storeThread }),
+    ...(relayOptions.onError === undefined ? {} : { onError: relayOptions.onError }),
+  })
   const maxPayload = socketMaxPayload(relayOptions.limits)
   // The relay tracks its own connections; `ws`'s set of them would cost a listener per socket.
   const sockets = new WebSocketServer({ noServer: true, maxPayload, clientTracking: false })
@@ -119,7 +161,7 @@ export async function startRelay(options: StartRelayOptions): Promise<RunningRel
     await relay.close()
     sockets.close()
     await store.close()
-    lock.release()
+    release()
     const detail = error instanceof Error ? error.message : String(error)
     throw new ChorusError(ErrorCode.InvalidArgument, `cannot listen on ${host}:${port}: ${detail}`, {
       cause: error,
@@ -142,7 +184,7 @@ export async function startRelay(options: StartRelayOptions): Promise<RunningRel
     try {
       await store.close()
     } finally {
-      lock.release()
+      release()
     }
   }
   return {

@@ -43,6 +43,15 @@ describe('chorus-relay command line (in process)', () => {
     [['--static', '/sync=somewhere'], /--static: cannot mount an app at \/sync: the relay answers it/],
     [['--static', '/lab/=somewhere'], /--static: cannot mount an app at "\/lab\/"/],
     [['--static', '/lab='], /--static \/lab= names no directory/],
+    [
+      ['--postgres', 'mysql://db/chorus'],
+      /--postgres must be a postgres:\/\/ or postgresql:\/\/ connection URL/,
+    ],
+    [
+      ['--postgres', 'postgres://db/chorus', '--data', 'here'],
+      /give --data \(SQLite\) or --postgres, not both/,
+    ],
+    [['--postgres', 'postgres://db/chorus', '--store', 'worker'], /--store applies to the SQLite store/],
   ])('%j is a usage error (exit 2)', async (args, message) => {
     const io = captureIo()
     expect(await runCli(args, io)).toBe(2)
@@ -116,6 +125,15 @@ describe('chorus-relay command line (in process)', () => {
     stop('test')
     expect(await exit).toBe(0)
     for (const dir of [data, notes, lab]) dir.remove()
+  })
+
+  it('exits 1 naming the database it cannot reach, without its password', async () => {
+    const io = captureIo()
+    const env = { CHORUS_RELAY_POSTGRES: 'postgresql://relay:s3cret@/chorus?host=%2Fno%2Fsuch%2Fdir&port=5' }
+    expect(await runCli(['--port', '0'], { ...io, env })).toBe(1)
+    const printed = [...io.lines.out, ...io.lines.err].join('\n')
+    expect(printed).toMatch(/cannot open the relay database at \/no\/such\/dir\/chorus/)
+    expect(printed).not.toContain('s3cret')
   })
 
   it('prints the usage for --help', async () => {

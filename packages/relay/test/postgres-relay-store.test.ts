@@ -2,7 +2,7 @@ import { ErrorCode, isChorusError, type ReplicaId, recordKey } from '@chorus/cor
 import { runHubStoreConformance } from '@chorus/testkit/conformance'
 import pg from 'pg'
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest'
-import { PostgresRelayStore, type PostgresWrite } from '../src/postgres-relay-store.js'
+import { PostgresRelayStore, type PostgresWrite, postgresTarget } from '../src/postgres-relay-store.js'
 import { POSTGRES_SCHEMA_VERSION } from '../src/postgres-schema.js'
 import type { StoreEvent } from '../src/relay-store.js'
 import { makeChange, makeRun, within } from './support/fixtures.js'
@@ -263,6 +263,17 @@ describe('PostgresRelayStore bad input and failures', () => {
     ).catch((error: unknown) => error)
     expect(isChorusError(missing, ErrorCode.StorageFailed)).toBe(true)
     expect((missing as Error).message).toMatch(/cannot open the relay database/)
+  })
+
+  it('names where a connection string points without its user or password', () => {
+    expect(postgresTarget('postgres://relay:s3cret@db.internal:5432/chorus?sslmode=require')).toBe(
+      'db.internal:5432/chorus',
+    )
+    expect(postgresTarget('postgresql://relay@/chorus?host=%2Fvar%2Frun%2Fpostgresql')).toBe(
+      '/var/run/postgresql/chorus',
+    )
+    expect(postgresTarget('postgres:///chorus')).toBe('localhost/chorus')
+    expect(postgresTarget('not a url with s3cret')).toBe('the configured database')
   })
 
   it('rejects calls after close with closed', async () => {

@@ -1,0 +1,122 @@
+import { MemoryReplicaStore } from '@chorus/core'
+import { MemoryHubStore } from '@chorus/testkit'
+import { describe, expect, it } from 'vitest'
+import { createHubEngine, type HubEngine } from '../src/hub-engine.js'
+import { asReplicaId, asSpaceId } from '../src/ids.js'
+import { openReplicaEngine, type ReplicaEngine } from '../src/replica-engine.js'
+import type { HubStore } from '../src/storage.js'
+import { wireToHub } from './wire-hub.js'
+
+const SPACE = asSpaceId('team')
+let time = 1_700_000_000_000
+const now = () => time++
+
+/** A replica named `name`, connected to `hub`. */
+async function replicaOn(hub: HubEngine, name: string): Promise<ReplicaEngine> {
+  const engine = await openReplicaEngine({
+    store: new MemoryReplicaStore(),
+    space: SPACE,
+    now,
+    createReplicaId: () => asReplicaId(name),
+  })
+  wireToHub(hub, engine)
+  return engine
+}
+
+/** Lets every hub and replica finish what it is doing. */
+async function settle(hubs: readonly HubEngine[], replicas: readonly ReplicaEngine[]): Promise<void> {
+  for (let round = 0; round < 5; round++) {
+    await Promise.all(hubs.map((hub) => hub.idle()))
+    await Promise.all(replicas.map((replica) => replica.idle()))
+  }
+}
+
+async function ids(replica: ReplicaEngine): Promise<string[]> {
+  return (await replica.list('notes')).map((row) => row.id).sort()
+}
+
+describe('hubs sharing one store', () => {
+  it('stream another hub’s appends to their connections once told of them, and not before', async () => {
+    const store = new MemoryHubStore()
+    const first = createHubEngine({ store, now })
+    const second = createHubEngine({ store, now })
+    const writer = await replicaOn(first, 'writer')
+    const reader = await replicaOn(second, 'reader')
+    await settle([first, second], [writer, reader])
+    await Promise.all(Array.from({ length: 10 }, (_, i) => writer.put('notes', `n${i}`, { i })))
+    await settle([first, second], [writer, reader])
+    expect(writer.pending()).toBe(0)
+    // The second hub has not heard of the appends: its reader has nothing yet.
+    expect(await ids(reader)).toEqual([])
+    const meta = await store.loadSpace(SPACE)
+    await second.advanced(SPACE, meta.head, meta.received)
+    await settle([first, second], [writer, reader])
+    expect(await ids(reader)).toEqual(Array.from({ length: 10 }, (_, i) => `n${i}`).sort())
+    expect(second.sessions().find((info) => info.replicaId === 'reader')?.spaces[0]).toMatchObject({
+      head: 10,
+      acked: 10,
+    })
+  })
+
+  it('ignore news of a space nobody uses here, and news older than what they know', async () => {
+    const store = new MemoryHubStore()
+    const hub = createHubEngine({ store, now })
+    await hub.advanced(asSpaceId('elsewhere'), 5, { someone: 5 })
+    expect(hub.cachedSpaces()).toBe(0)
+    expect(hub.spacesInUse()).toEqual([])
+    const writer = await replicaOn(hub, 'writer')
+    await settle([hub], [writer])
+    expect(hub.spacesInUse()).toEqual([SPACE])
+    await Promise.all([writer.put('notes', 'a', {}), writer.put('notes', 'b', {})])
+    await settle([hub], [writer])
+    await hub.advanced(SPACE, 1, { writer: 1 })
+    expect(hub.sessions()[0]?.spaces[0]).toMatchObject({ head: 2, received: 2 })
+  })
+
+  it('never move a head back when their own append returns after news of later ones, and send a writer what its append jumped over', async () => {
+    const shared = new MemoryHubStore()
+    let release: () => void = () => {}
+    const gate = new Promise<void>((resolve) => {
+      release = resolve
+    })
+    let gated = 0
+    // The first hub's store: its append commits at once, and its result comes back only later.
+    const slow: HubStore = {
+      loadSpace: (space) => shared.loadSpace(space),
+      append: async (...args) => {
+        const result = await shared.append(...args)
+        gated++
+        await gate
+        return result
+      },
+      readLog: (space, after, limit) => shared.readLog(space, after, limit),
+      readSnapshot: (...args) => shared.readSnapshot(...args),
+      close: () => shared.close(),
+    }
+    const first = createHubEngine({ store: slow, now })
+    const second = createHubEngine({ store: shared, now })
+    const writer = await replicaOn(first, 'writer')
+    const reader = await replicaOn(first, 'reader')
+    const other = await replicaOn(second, 'other')
+    await settle([second], [writer, reader, other])
+    const written = writer.put('notes', 'w', {})
+    for (let turn = 0; turn < 100 && gated === 0; turn++)
+      await new Promise((resolve) => setImmediate(resolve))
+    expect(gated).toBe(1)
+    // The second hub appends after the first one's commit, and the first hears of it first.
+    await Promise.all([other.put('notes', 'o1', {}), other.put('notes', 'o2', {})])
+    await settle([second], [other])
+    const meta = await shared.loadSpace(SPACE)
+    expect(meta.head).toBe(3)
+    await first.advanced(SPACE, meta.head, meta.received)
+    release()
+    await written
+    await settle([first, second], [writer, reader, other])
+    const heads = first.sessions().map((info) => info.spaces[0]?.head)
+    expect(heads).toEqual([3, 3])
+    expect(await ids(reader)).toEqual(['o1', 'o2', 'w'])
+    // The second hub's append moved the log past its own changes (over the first hub's):
+    // its writer is sent what it jumped over, though nobody told the second hub of it.
+    expect(await ids(other)).toEqual(['o1', 'o2', 'w'])
+  })
+})

@@ -1,0 +1,167 @@
+import { createReplica, type Replica } from '@chorus/client'
+import type { ResolverKind } from '@chorus/core'
+import { IDBFactory } from 'fake-indexeddb'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { WebSocket } from 'ws'
+import { type PostgresServer, startPostgres } from '../../packages/relay/test/support/postgres-server.js'
+import { eventually, type RelayProcess, startRelay, within } from './relay-process.js'
+
+const WAIT_MS = 20_000
+
+/** A Node replica of `space` on the fake IndexedDB `indexedDB`, syncing through `url`. */
+function device(
+  url: string,
+  space: string,
+  resolver: ResolverKind,
+  indexedDB = new IDBFactory(),
+): Promise<Replica> {
+  return createReplica({
+    space,
+    url,
+    indexedDB,
+    dbName: `chorus-${space}`,
+    WebSocket: WebSocket as never,
+    resolvers: { notes: resolver },
+  })
+}
+
+async function titles(replica: Replica): Promise<Record<string, unknown>> {
+  const rows = await replica.collection('notes').list()
+  return Object.fromEntries(rows.map((row) => [row.id, (row.value as { title?: unknown }).title]))
+}
+
+/** The entries of `titles` in id order, as text: equal for equal notes whatever their key order. */
+function sorted(titles: Record<string, unknown>): string {
+  return JSON.stringify(Object.entries(titles).sort(([x], [y]) => (x < y ? -1 : x > y ? 1 : 0)))
+}
+
+/** Waits until every replica lists the same notes as `expected`. */
+async function allShow(
+  replicas: readonly Replica[],
+  expected: Record<string, unknown>,
+  what: string,
+): Promise<void> {
+  await eventually(async () => {
+    for (const replica of replicas) if (sorted(await titles(replica)) !== sorted(expected)) return false
+    return true
+  }, what)
+}
+
+describe('two relay processes on one PostgreSQL database', () => {
+  let postgres: PostgresServer
+  let database: string
+  let first: RelayProcess
+  let second: RelayProcess
+  const open: Replica[] = []
+
+  beforeAll(async () => {
+    postgres = await startPostgres()
+    database = await postgres.createDatabase('chorus')
+    // Started together: the first start creates the tables while the other waits its turn.
+    ;[first, second] = await Promise.all([
+      startRelay({ postgres: database }),
+      startRelay({ postgres: database }),
+    ])
+  }, 60_000)
+
+  afterAll(async () => {
+    await Promise.all(open.map((replica) => replica.close()))
+    await first?.stop()
+    await second?.stop()
+    await postgres?.stop()
+  }, 60_000)
+
+  async function on(relay: RelayProcess, space: string, resolver: ResolverKind, indexedDB?: IDBFactory) {
+    const replica = await device(relay.url, space, resolver, indexedDB)
+    open.push(replica)
+    return replica
+  }
+
+  it('says where its data is, and a change written through either relay reaches replicas on both at once', async () => {
+    // Printed on stderr after the URL (which `startRelay` waits for) on stdout.
+    await eventually(() => /data: PostgreSQL/.test(first.output()), 'the relay to say where its data is')
+    expect(first.output()).toMatch(/data: PostgreSQL at \/tmp\/chorus-pg-\w+\/chorus\n/)
+    expect(first.output()).not.toMatch(/--data|relay\.db/)
+    const space = 'shared-live'
+    const alice = await on(first, space, 'lww')
+    const bob = await on(second, space, 'lww')
+    const carol = await on(second, space, 'lww')
+    await within(Promise.all([alice.synced(), bob.synced(), carol.synced()]), WAIT_MS, 'all three to connect')
+    // Live: the readers are connected and caught up before the write, so only forwarding
+    // between the relays can bring it to them.
+    await alice.collection('notes').put('n1', { title: 'from the first relay' })
+    await allShow(
+      [alice, bob, carol],
+      { n1: 'from the first relay' },
+      'the first relay’s write on the second',
+    )
+    await bob.collection('notes').put('n2', { title: 'from the second relay' })
+    await allShow(
+      [alice, bob, carol],
+      { n1: 'from the first relay', n2: 'from the second relay' },
+      'the second relay’s write on the first',
+    )
+  }, 60_000)
+
+  it('settles concurrent offline edits made on either side under each resolver, and shows a manual conflict everywhere', async () => {
+    for (const resolver of ['lww', 'merge', 'manual'] as const) {
+      const space = `shared-${resolver}`
+      const alice = await on(first, space, resolver)
+      const bob = await on(second, space, resolver)
+      await alice.collection('notes').put('doc', { title: 'v0', body: 'start' })
+      await allShow([alice, bob], { doc: 'v0' }, `${resolver}: the first version on both`)
+      alice.disconnect()
+      bob.disconnect()
+      await alice.collection('notes').patch('doc', { title: 'alice’s title' })
+      await bob.collection('notes').patch('doc', { body: 'bob’s body' })
+      alice.connect()
+      bob.connect()
+      await eventually(async () => {
+        const [a, b] = await Promise.all([
+          alice.collection('notes').get('doc'),
+          bob.collection('notes').get('doc'),
+        ])
+        const [ca, cb] = await Promise.all([alice.conflicts(), bob.conflicts()])
+        return (
+          JSON.stringify([a, ca]) === JSON.stringify([b, cb]) && (resolver !== 'manual' || ca.length === 1)
+        )
+      }, `${resolver}: both replicas to agree`)
+      if (resolver === 'merge') {
+        expect(await bob.collection('notes').get('doc')).toEqual({
+          title: 'alice’s title',
+          body: 'bob’s body',
+        })
+      }
+      if (resolver === 'manual') {
+        const [conflict] = await alice.conflicts()
+        expect(conflict?.versions).toHaveLength(2)
+        await bob.collection('notes').resolve('doc', { title: 'settled', body: 'both' })
+        await eventually(
+          async () => (await alice.conflicts()).length === 0 && (await titles(alice)).doc === 'settled',
+          'manual: the resolution to reach the first relay’s replica',
+        )
+      }
+    }
+  }, 60_000)
+
+  it('loses nothing acknowledged when a relay is killed: its replica moves to the other relay and both hold every acknowledged write', async () => {
+    const space = 'shared-failover'
+    const aliceDb = new IDBFactory()
+    let alice = await on(first, space, 'lww', aliceDb)
+    const bob = await on(second, space, 'lww')
+    const notes = Array.from({ length: 50 }, (_, i) => [`a${i}`, `alice ${i}`] as const)
+    for (const [id, title] of notes) await alice.collection('notes').put(id, { title })
+    await within(alice.synced(), WAIT_MS, 'alice’s writes to be acknowledged')
+    expect(await first.stop('SIGKILL')).toBeNull()
+    // Written while alice has no relay: the second relay stores them.
+    await bob.collection('notes').put('b0', { title: 'bob while the first relay is down' })
+    await alice.close()
+    // The same device again (its IndexedDB kept), now pointed at the other relay.
+    alice = await on(second, space, 'lww', aliceDb)
+    await alice.collection('notes').put('a-after', { title: 'after the move' })
+    const expected: Record<string, unknown> = Object.fromEntries(notes)
+    expected.b0 = 'bob while the first relay is down'
+    expected['a-after'] = 'after the move'
+    await allShow([alice, bob], expected, 'both replicas to hold every acknowledged write')
+  }, 60_000)
+})
