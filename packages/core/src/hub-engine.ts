@@ -130,7 +130,8 @@ export interface HubEngine {
    * Another hub sharing the store appended to `space`: its log now reaches `head`, and the
    * replicas in `received` have their changes stored up to those counters. The connections
    * on the space stream the new entries from the store. A space not in use is ignored (it is
-   * read afresh when next used), as is anything behind what this hub already knows.
+   * read afresh when next used), as is anything behind what this hub already knows; news of
+   * a space being loaded waits for the load.
    */
   advanced(space: SpaceId, head: number, received?: Readonly<Record<string, number>>): Promise<void>
   /** The spaces whose facts are cached (those in use). */
@@ -821,7 +822,9 @@ export function createHubEngine(options: HubEngineOptions): HubEngine {
       )
     },
     async advanced(space, head, received = {}) {
-      const cache = spaces.get(space)
+      // A space being loaded may have been read before this append committed: apply the
+      // news once it is in.
+      const cache = spaces.get(space) ?? (await loading.get(space)?.catch(() => undefined))
       if (cache === undefined) return
       for (const [replica, counter] of Object.entries(received)) {
         if (counter > (cache.received.get(replica) ?? 0)) cache.received.set(replica, counter)

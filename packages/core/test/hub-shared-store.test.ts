@@ -119,4 +119,41 @@ describe('hubs sharing one store', () => {
     // its writer is sent what it jumped over, though nobody told the second hub of it.
     expect(await ids(other)).toEqual(['o1', 'o2', 'w'])
   })
+  it('apply news that arrives while the space is being loaded, from a read made before it', async () => {
+    const shared = new MemoryHubStore()
+    let release: () => void = () => {}
+    const gate = new Promise<void>((resolve) => {
+      release = resolve
+    })
+    let loads = 0
+    // The first hub's store reads a space's facts at once and hands them over only later.
+    const slow: HubStore = {
+      loadSpace: async (space) => {
+        const meta = await shared.loadSpace(space)
+        loads++
+        await gate
+        return meta
+      },
+      append: (...args) => shared.append(...args),
+      readLog: (space, after, limit) => shared.readLog(space, after, limit),
+      readSnapshot: (...args) => shared.readSnapshot(...args),
+      close: () => shared.close(),
+    }
+    const first = createHubEngine({ store: slow, now })
+    const second = createHubEngine({ store: shared, now })
+    const reader = await replicaOn(first, 'reader')
+    const writer = await replicaOn(second, 'writer')
+    for (let turn = 0; turn < 100 && loads === 0; turn++)
+      await new Promise((resolve) => setImmediate(resolve))
+    expect(loads).toBe(1)
+    await writer.put('notes', 'w', {})
+    await settle([second], [writer])
+    const meta = await shared.loadSpace(SPACE)
+    expect(meta.head).toBe(1)
+    const told = first.advanced(SPACE, meta.head, meta.received)
+    release()
+    await told
+    await settle([first, second], [reader, writer])
+    expect(await ids(reader)).toEqual(['w'])
+  })
 })
