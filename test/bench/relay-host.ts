@@ -3,7 +3,8 @@
  *
  * `argv[2]` is a JSON {@link HostConfig}: the Chorus relay (`startRelay`: SQLite in a temp
  * dir, `ws` on 127.0.0.1 port 0) or the raw forwarding floor. `CHORUS_BENCH_STORE=worker` or
- * `in-thread` picks where the relay's store runs (default: `startRelay`'s), to compare them. The host answers `seed`
+ * `in-thread` picks where the relay's store runs (default: `startRelay`'s), to compare them;
+ * `postgres` in the config puts its data in PostgreSQL instead. The host answers `seed`
  * (append records straight into the relay's store), `memory` (heap after `gc()`), `metrics`
  * and `close`.
  */
@@ -21,6 +22,8 @@ export interface HostConfig {
   readonly kind: 'chorus' | 'raw'
   /** The Chorus relay's per-connection stream window (positions in flight); default the hub's. */
   readonly window?: number
+  /** A PostgreSQL connection string: the Chorus relay keeps its data there instead of in SQLite. */
+  readonly postgres?: string
 }
 
 /** A request from the benchmark. */
@@ -63,7 +66,7 @@ async function main(): Promise<void> {
   const dataDir = mkdtempSync(join(tmpdir(), 'chorus-bench-'))
   if (config.kind === 'chorus') {
     chorus = await startRelay({
-      dataDir,
+      ...(config.postgres === undefined ? { dataDir } : { postgres: config.postgres }),
       port: 0,
       host: '127.0.0.1',
       compaction: { intervalMs: 0 },

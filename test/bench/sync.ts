@@ -83,6 +83,10 @@
  *    each remote change before this build, against `conflicts({ collection, ids })` over the
  *    one record a change names, which it runs now. No goal: the figure is the price of a
  *    change in a large notebook.
+ * 7. **relays on PostgreSQL** — section 2's relay forwarding against a relay on SQLite, one on
+ *    PostgreSQL, and two relays sharing one PostgreSQL database with the clients spread over
+ *    both, beside the raw floor (a throwaway PostgreSQL server the benchmark starts). No goal:
+ *    the figures are what the shared store costs.
  *
  * Replicas offer the protocol's optional `compact` feature, as every replica of this build
  * does, so the relay sends them batches as compact rows (see docs/PROTOCOL.md).
@@ -106,6 +110,7 @@ import { type Change, encodeMessage, type JsonObject, recordKey, type SpaceId } 
 import { COMMIT_BUCKETS_MS } from '@chorus/relay'
 import { IDBFactory, IDBKeyRange } from 'fake-indexeddb'
 import { encodeOutbox, encodeSoleVersion } from '../../packages/client/src/storage/idb-layout.js'
+import { startPostgres } from '../../packages/relay/test/support/postgres-server.js'
 import { dexieBulkPut, openDexie } from './floors.js'
 import { type HostedRelay, startHostedRelay } from './relay-client.js'
 import type { HostReply } from './relay-host.js'
@@ -140,7 +145,10 @@ const FANOUT_CHANGES = 20_000
 const IDLE_CONNECTIONS = 500
 const LOCAL_WRITES = 10_000
 const CONFLICT_RECORDS = 10_000
-const only = new Set((process.env.ONLY ?? '1,2,3,4,5,6').split(',').map(Number))
+const SECTIONS = 7
+const only = new Set(
+  (process.env.ONLY ?? Array.from({ length: SECTIONS }, (_, i) => i + 1).join(',')).split(',').map(Number),
+)
 
 const collect = globalThis.gc
 if (typeof collect !== 'function') {
@@ -503,14 +511,18 @@ async function chorusEndToEnd(
 async function relayForwarding(
   relay: HostedRelay,
   space: string,
+  others: readonly HostedRelay[] = [],
 ): Promise<{ latencies: number[]; relayCpuMs: number }> {
   gc()
   const mode = relay.kind === 'chorus' ? 'chorus' : 'raw'
+  // With `others`, the clients are spread over the relays in turn (relays sharing a store).
+  const relays = [relay, ...others]
+  const cpu = async () => (await Promise.all(relays.map(relayCpuMs))).reduce((sum, ms) => sum + ms, 0)
   const sentAt = new Map<string, number>()
   const arrivals = new Map<string, number[]>()
   const clients = await Promise.all(
     Array.from({ length: LATENCY_REPLICAS }, (_, r) =>
-      WireClient.open(relay.url, {
+      WireClient.open((relays[r % relays.length] as HostedRelay).url, {
         mode,
         replicaId: writerId(r),
         space,
@@ -529,7 +541,7 @@ async function relayForwarding(
   )
   const warmupMs = 1000
   const totalMs = warmupMs + LATENCY_SECONDS * 1000
-  const cpuBefore = await relayCpuMs(relay)
+  const cpuBefore = await cpu()
   const started = performance.now()
   const measuredKeys: string[] = []
   const timers: NodeJS.Timeout[] = []
@@ -573,7 +585,7 @@ async function relayForwarding(
     'every frame to reach every other client',
     30_000,
   )
-  const relayCpu = (await relayCpuMs(relay)) - cpuBefore
+  const relayCpu = (await cpu()) - cpuBefore
   for (const timer of timers) clearTimeout(timer)
   for (const client of clients) client.close()
   return {
@@ -1076,6 +1088,82 @@ async function benchLocalWrites() {
   }
 }
 
+// 7. relays on PostgreSQL -------------------------------------------------------------------
+
+/** How many alternated runs of each relay setup section 7 times. */
+const POSTGRES_RUNS = 2
+
+/**
+ * Section 2's forwarding run (10 clients, 1,000 one-change frames a second) against a relay
+ * on SQLite, a relay on PostgreSQL, and two relays sharing one PostgreSQL database with the
+ * clients spread over both (every frame reaches half its readers through the other relay,
+ * told by the database's `NOTIFY`), beside the raw floor; the relays' mean commit time.
+ */
+async function benchPostgres() {
+  log('7. relays on PostgreSQL…')
+  const postgres = await startPostgres()
+  try {
+    const setups = {
+      sqlite: [await startHostedRelay({ kind: 'chorus' })],
+      postgres: [await startHostedRelay({ kind: 'chorus', postgres: await postgres.createDatabase() })],
+      twoRelays: await (async () => {
+        const shared = await postgres.createDatabase()
+        return [
+          await startHostedRelay({ kind: 'chorus', postgres: shared }),
+          await startHostedRelay({ kind: 'chorus', postgres: shared }),
+        ]
+      })(),
+      raw: [await startHostedRelay({ kind: 'raw' })],
+    }
+    const runs: Record<
+      keyof typeof setups,
+      { p50: number[]; p99: number[]; cpu: number[]; commitMs: number[] }
+    > = {
+      sqlite: { p50: [], p99: [], cpu: [], commitMs: [] },
+      postgres: { p50: [], p99: [], cpu: [], commitMs: [] },
+      twoRelays: { p50: [], p99: [], cpu: [], commitMs: [] },
+      raw: { p50: [], p99: [], cpu: [], commitMs: [] },
+    }
+    for (let run = 0; run < POSTGRES_RUNS; run++) {
+      for (const [name, relays] of Object.entries(setups) as [keyof typeof setups, HostedRelay[]][]) {
+        const [first, ...others] = relays as [HostedRelay, ...HostedRelay[]]
+        const before = await Promise.all(relays.map((relay) => relay.request({ type: 'metrics' })))
+        const forwarded = await relayForwarding(first, `postgres-${run}`, others)
+        const after = await Promise.all(relays.map((relay) => relay.request({ type: 'metrics' })))
+        const commits = relays.map((_, i) => commitsBetween(before[i] as HostReply, after[i] as HostReply))
+        const counted = commits.reduce((sum, c) => sum + (c?.count ?? 0), 0)
+        const total = commits.reduce((sum, c) => sum + (c === null ? 0 : c.meanMs * c.count), 0)
+        const latency = summariseLatency(forwarded.latencies)
+        runs[name].p50.push(latency.p50Ms)
+        runs[name].p99.push(latency.p99Ms)
+        runs[name].cpu.push(forwarded.relayCpuMs)
+        if (counted > 0) runs[name].commitMs.push(total / counted)
+      }
+    }
+    for (const relays of Object.values(setups)) for (const relay of relays) await relay.close()
+    const figures = (name: keyof typeof setups) => ({
+      p50Ms: median(runs[name].p50),
+      p99Ms: median(runs[name].p99),
+      relayCpuMs: median(runs[name].cpu),
+      commitMeanMs: runs[name].commitMs.length === 0 ? null : median(runs[name].commitMs),
+      runs: runs[name],
+    })
+    const result = {
+      runs: POSTGRES_RUNS,
+      sqlite: figures('sqlite'),
+      postgres: figures('postgres'),
+      twoRelays: figures('twoRelays'),
+      floor: figures('raw'),
+    }
+    log(
+      `   forwarding p50 / p99: SQLite ${fixed(result.sqlite.p50Ms, 2)} / ${fixed(result.sqlite.p99Ms, 2)} ms, PostgreSQL ${fixed(result.postgres.p50Ms, 2)} / ${fixed(result.postgres.p99Ms, 2)} ms, two relays ${fixed(result.twoRelays.p50Ms, 2)} / ${fixed(result.twoRelays.p99Ms, 2)} ms, raw ${fixed(result.floor.p50Ms, 2)} / ${fixed(result.floor.p99Ms, 2)} ms`,
+    )
+    return result
+  } finally {
+    await postgres.stop()
+  }
+}
+
 // 6. conflicts after a change --------------------------------------------------------------
 
 async function benchConflicts() {
@@ -1132,6 +1220,7 @@ const reconnect = only.has(3) ? await benchReconnect() : null
 const fanout = only.has(4) ? await benchFanout() : null
 const local = only.has(5) ? await benchLocalWrites() : null
 const conflicts = only.has(6) ? await benchConflicts() : null
+const postgresRelays = only.has(7) ? await benchPostgres() : null
 
 const results = {
   meta: {
@@ -1149,11 +1238,12 @@ const results = {
   fanout,
   localWrites: local,
   conflicts,
+  postgresRelays,
 }
 
 const resultsDir = new URL('./results/', import.meta.url)
 mkdirSync(resultsDir, { recursive: true })
-const resultsFile = new URL(only.size === 6 ? 'sync.json' : 'sync-partial.json', resultsDir)
+const resultsFile = new URL(only.size === SECTIONS ? 'sync.json' : 'sync-partial.json', resultsDir)
 writeFileSync(resultsFile, `${JSON.stringify(results, null, 2)}\n`)
 
 type Row = readonly [string, string, string, string, string]
@@ -1309,6 +1399,16 @@ if (conflicts !== null) {
     '(scan: former)',
     '',
   ])
+}
+if (postgresRelays !== null) {
+  const pair = (figures: { p50Ms: number; p99Ms: number }) =>
+    `${fixed(figures.p50Ms, 2)} / ${fixed(figures.p99Ms, 2)}`
+  const floor = pair(postgresRelays.floor)
+  rows.push(
+    ['7. forwarding p50 / p99, relay on SQLite (ms)', pair(postgresRelays.sqlite), floor, '(reference)', ''],
+    ['7. …relay on PostgreSQL (ms)', pair(postgresRelays.postgres), floor, '(reference)', ''],
+    ['7. …two relays, one PostgreSQL (ms)', pair(postgresRelays.twoRelays), floor, '(reference)', ''],
+  )
 }
 const head: Row = ['', 'Chorus', 'floor', 'goal', '']
 console.log(

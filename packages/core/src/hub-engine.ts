@@ -99,6 +99,14 @@ export interface HubSessionInfo {
   }[]
 }
 
+/** A log entry another hub appended, with its change's wire text when the news carried it. */
+export interface AdvancedEntry extends LogEntry {
+  readonly text?: string
+}
+
+/** Most entries {@link HubEngine.advanced} reads ahead for its connections; they read the rest. */
+const ADVANCED_READ = 1_000
+
 /** One accepted connection. */
 export interface HubConnection {
   receive(frame: string): Promise<void>
@@ -131,9 +139,16 @@ export interface HubEngine {
    * replicas in `received` have their changes stored up to those counters. The connections
    * on the space stream the new entries from the store. A space not in use is ignored (it is
    * read afresh when next used), as is anything behind what this hub already knows; news of
-   * a space being loaded waits for the load.
+   * a space being loaded waits for the load. `entries`, when the news carried them, are the
+   * new log entries (all of them, from this hub's head on); without them the hub reads them
+   * from the store once, for every connection.
    */
-  advanced(space: SpaceId, head: number, received?: Readonly<Record<string, number>>): Promise<void>
+  advanced(
+    space: SpaceId,
+    head: number,
+    received?: Readonly<Record<string, number>>,
+    entries?: readonly AdvancedEntry[],
+  ): Promise<void>
   /** The spaces whose facts are cached (those in use). */
   spacesInUse(): SpaceId[]
   /** How many connections are open. */
@@ -821,7 +836,7 @@ export function createHubEngine(options: HubEngineOptions): HubEngine {
           .map((connection) => connection.input({ type: 'collected', now: time, space })),
       )
     },
-    async advanced(space, head, received = {}) {
+    async advanced(space, head, received = {}, entries) {
       // A space being loaded may have been read before this append committed: apply the
       // news once it is in.
       const cache = spaces.get(space) ?? (await loading.get(space)?.catch(() => undefined))
@@ -830,7 +845,25 @@ export function createHubEngine(options: HubEngineOptions): HubEngine {
         if (counter > (cache.received.get(replica) ?? 0)) cache.received.set(replica, counter)
       }
       if (!(head > cache.head)) return
+      const from = cache.head
       cache.head = head
+      // The connections on the space all read the new entries: read them once, here, and
+      // they find them in memory.
+      let news: readonly LogEntry[] | undefined =
+        entries !== undefined && entries.length === head - from && entries[0]?.seq === from + 1
+          ? entries
+          : undefined
+      if (news === undefined) {
+        try {
+          news = await store.readLog(space, from, Math.min(head - from, ADVANCED_READ), keepText)
+        } catch {
+          // The connections read for themselves (and meet the failure there).
+          news = []
+        }
+      } else {
+        for (const entry of entries ?? []) if (entry.text !== undefined) keepText(entry.change, entry.text)
+      }
+      if (spaces.get(space) === cache) remember(cache, news)
       const time = now()
       await Promise.all(
         [...connections]

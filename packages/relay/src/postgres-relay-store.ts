@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto'
 import {
+  type AdvancedEntry,
   type AppendResult,
   appendable,
   applyChange,
@@ -99,6 +100,8 @@ type Notice =
       readonly space: string
       readonly head: number
       readonly received?: Record<string, number>
+      /** The appended changes' texts, ending at `head`, when they fit in the notice. */
+      readonly texts?: readonly string[]
     }
   | {
       readonly from: string
@@ -153,6 +156,23 @@ function parseNotice(payload: string | undefined): Notice | null {
   if (notice.type === 'collected' && typeof notice.mark === 'object' && notice.mark !== null)
     return notice as Notice
   return null
+}
+
+/** The entries a notice carries, or undefined when it carries none (or not all of them readably). */
+function entriesOf(notice: Notice & { type: 'appended' }): AdvancedEntry[] | undefined {
+  const texts = notice.texts
+  if (!Array.isArray(texts) || texts.length === 0 || texts.length > notice.head) return undefined
+  const first = notice.head - texts.length + 1
+  const entries: AdvancedEntry[] = []
+  for (const [i, text] of texts.entries()) {
+    if (typeof text !== 'string') return undefined
+    try {
+      entries.push({ seq: first + i, change: JSON.parse(text) as Change, text })
+    } catch {
+      return undefined
+    }
+  }
+  return entries
 }
 
 /**
@@ -362,7 +382,7 @@ export class PostgresRelayStore implements RelayStore {
       await client.query(SQL.upsertRecords, [space, keys, versions, writers, lastSeqs, tombstones])
     await client.query(SQL.upsertSpace, [space, head])
     const counters = Object.fromEntries([...advanced].map((name) => [name, received.get(name) as number]))
-    await this.#notify(client, { from: this.#id, type: 'appended', space, head, received: counters })
+    await this.#notify(client, { from: this.#id, type: 'appended', space, head, received: counters, texts })
     return results
   }
 
@@ -709,11 +729,14 @@ export class PostgresRelayStore implements RelayStore {
     if (notice === null || notice.from === this.#id) return
     const space = notice.space as SpaceId
     if (notice.type === 'appended') {
-      this.#emit(
-        notice.received === undefined
-          ? { type: 'appended', space, head: notice.head }
-          : { type: 'appended', space, head: notice.head, received: notice.received },
-      )
+      const entries = entriesOf(notice)
+      this.#emit({
+        type: 'appended',
+        space,
+        head: notice.head,
+        ...(notice.received === undefined ? {} : { received: notice.received }),
+        ...(entries === undefined ? {} : { entries }),
+      })
     } else {
       this.#emit({ type: 'collected', space, mark: notice.mark })
     }
@@ -729,12 +752,19 @@ export class PostgresRelayStore implements RelayStore {
     }
   }
 
-  /** Sends `notice` when the transaction of `client` commits; too long, an append's drops its counters. */
+  /**
+   * Sends `notice` when the transaction of `client` commits. Too long, an append's drops its
+   * changes' texts (the other relays read them from the log), then its counters.
+   */
   async #notify(client: pg.PoolClient, notice: Notice): Promise<void> {
     let payload = JSON.stringify(notice)
     if (Buffer.byteLength(payload) > MAX_NOTIFY_BYTES && notice.type === 'appended') {
-      const { received: _dropped, ...rest } = notice
-      payload = JSON.stringify(rest)
+      const { texts: _texts, ...withoutTexts } = notice
+      payload = JSON.stringify(withoutTexts)
+      if (Buffer.byteLength(payload) > MAX_NOTIFY_BYTES) {
+        const { received: _received, ...bare } = withoutTexts
+        payload = JSON.stringify(bare)
+      }
     }
     await client.query(SQL.notify, [payload])
   }

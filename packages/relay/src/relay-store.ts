@@ -1,4 +1,4 @@
-import type { CollectedMark, HubStore, ReplicaId, SpaceId } from '@chorus/core'
+import type { AdvancedEntry, CollectedMark, HubStore, ReplicaId, SpaceId } from '@chorus/core'
 
 /** When a compaction may forget replicas and raise a space's floor. */
 export interface CompactOptions {
@@ -78,8 +78,8 @@ export interface RelayStore extends HubStore {
 /**
  * What another relay did to a shared store (see {@link RelayStore.watch}).
  * - `appended`: the space's log now reaches `head`, and the replicas named in `received`
- *   (when given) have their changes stored up to those counters. Without `received` the
- *   counters may have moved too: read them again (`loadSpace`).
+ *   (when given) have their changes stored up to those counters (without it, others' may
+ *   have moved too); `entries`, when given, are what was appended.
  * - `collected`: a compaction left this mark of collected deletions on the space.
  * - `resync`: events may have been missed (the store lost its connection and got it back):
  *   every space in use may have moved.
@@ -90,6 +90,8 @@ export type StoreEvent =
       readonly space: SpaceId
       readonly head: number
       readonly received?: Readonly<Record<string, number>>
+      /** The appended entries, when they fitted in the news: up to `head`, in order. */
+      readonly entries?: readonly AdvancedEntry[]
     }
   | { readonly type: 'collected'; readonly space: SpaceId; readonly mark: CollectedMark }
   | { readonly type: 'resync' }

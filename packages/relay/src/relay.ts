@@ -158,7 +158,7 @@ export function createRelay(options: RelayOptions): Relay {
         // Without the counters (too many for one notice), the hub's may lag behind the store:
         // a replica that connects here then takes its changes above the hub's counter for lost
         // and sends them again from its records, and the store skips what it holds.
-        await hub.advanced(event.space, event.head, event.received)
+        await hub.advanced(event.space, event.head, event.received, event.entries)
         return
       case 'collected':
         await hub.collected(event.space, event.mark)

@@ -1,4 +1,4 @@
-import { ErrorCode, isChorusError, type ReplicaId, recordKey } from '@chorus/core'
+import { asReplicaId, ErrorCode, encodeChange, isChorusError, type ReplicaId, recordKey } from '@chorus/core'
 import { runHubStoreConformance } from '@chorus/testkit/conformance'
 import pg from 'pg'
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest'
@@ -136,22 +136,45 @@ describe('PostgresRelayStore shared by several relays', () => {
     stop()
   }
 
-  it('tells the other store of an append with the new head and received counters, and not itself', async () => {
+  it('tells the other store of an append with the new head, received counters and entries, and not itself', async () => {
     const own: StoreEvent[] = []
     first.watch((event) => own.push(event))
     await listening(second)
     const told = nextEvent(second, (event) => event.type === 'appended')
-    await first.append(SPACE, A, makeRun(A, 1, 3))
-    expect(await told).toEqual({ type: 'appended', space: SPACE, head: 3, received: { [A]: 3 } })
-    // The other store reads what it was told of at once.
+    const written = makeRun(A, 1, 3)
+    await first.append(SPACE, A, written)
+    const event = await told
+    expect(event).toMatchObject({ type: 'appended', space: SPACE, head: 3, received: { [A]: 3 } })
+    // The entries came with the news: the other relay need not read them.
+    expect(event.type === 'appended' ? event.entries : undefined).toEqual(
+      written.map((change, i) => ({ seq: i + 1, change, text: encodeChange(change) })),
+    )
     expect((await second.readLog(SPACE, 0, 10)).map((entry) => entry.seq)).toEqual([1, 2, 3])
     const back = nextEvent(first, (event) => event.type === 'appended')
     await second.append(SPACE, B, makeRun(B, 1, 1))
-    expect(await back).toEqual({ type: 'appended', space: SPACE, head: 4, received: { [B]: 1 } })
+    expect(await back).toMatchObject({ type: 'appended', space: SPACE, head: 4, received: { [B]: 1 } })
     // Its own appends are not among the events the first store heard.
-    expect(own.filter((event) => event.type === 'appended')).toEqual([
-      { type: 'appended', space: SPACE, head: 4, received: { [B]: 1 } },
-    ])
+    expect(own.map((event) => event.type === 'appended' && event.head)).toEqual([4])
+  })
+
+  it('leaves out of the news what does not fit in a notice: the entries first, then the counters', async () => {
+    await listening(second)
+    // About 20 KB of changes: no room for their texts.
+    const big = nextEvent(second, (event) => event.type === 'appended')
+    await first.append(
+      SPACE,
+      A,
+      Array.from({ length: 20 }, (_, i) => makeChange(A, i + 1, {}, { text: 'x'.repeat(1_000) })),
+    )
+    expect(await big).toEqual({ type: 'appended', space: SPACE, head: 20, received: { [A]: 20 } })
+    // 200 replicas' counters at once: no room for them either.
+    const many = nextEvent(second, (event) => event.type === 'appended')
+    const writers = Array.from({ length: 200 }, (_, i) => asReplicaId(`replica-with-a-rather-long-name-to-fill-the-notice-${i}`))
+    await first.appendMany(
+      SPACE,
+      writers.map((replica) => ({ replica, changes: makeRun(replica, 1, 1) })),
+    )
+    expect(await many).toEqual({ type: 'appended', space: SPACE, head: 220 })
   })
 
   it('numbers concurrent appends from both stores 1, 2, 3… without a gap or a repeat', async () => {
