@@ -40,8 +40,9 @@ export interface PostgresRelayStoreOptions {
   /** Most connections the store opens to the database for its work (default 10; one more listens). */
   readonly maxConnections?: number
   /**
-   * Called inside every write transaction, after its writes and just before it commits; a
-   * throw rolls the whole transaction back. For fault-injection tests (a full disk).
+   * Called for every write transaction before it commits; a throw makes the transaction fail
+   * after its writes (an append's inside the database), rolling all of them back. For
+   * fault-injection tests (a full disk).
    */
   readonly beforeCommit?: (write: PostgresWrite) => void
   /** Failures with no caller to tell: a dropped idle connection, a lost listener. */
@@ -156,6 +157,38 @@ function parseNotice(payload: string | undefined): Notice | null {
   if (notice.type === 'collected' && typeof notice.mark === 'object' && notice.mark !== null)
     return notice as Notice
   return null
+}
+
+/** How often an append is tried against other relays' appends to the same space before it fails. */
+const MAX_APPEND_ATTEMPTS = 50
+
+/** A row of `SQL.appendRead`: the space (`s`: head, version), a received counter (`r`) or a record (`k`). */
+interface AppendReadRow {
+  readonly kind: 's' | 'r' | 'k'
+  readonly name: string | null
+  readonly a: number | null
+  readonly b: number | null
+  readonly key: Buffer | null
+  readonly versions: string | null
+}
+
+/** The records an append touches, each once, by record key. */
+function touchedRecords(appends: readonly HubAppend[]): {
+  records: TouchedRecord[]
+  byKey: Map<string, TouchedRecord>
+} {
+  const byKey = new Map<string, TouchedRecord>()
+  const records: TouchedRecord[] = []
+  for (const { changes } of appends) {
+    for (const change of changes) {
+      const text = recordKey(change.collection, change.id)
+      if (byKey.has(text)) continue
+      const record: TouchedRecord = { key: encodeUtf16Key(text), state: undefined, last: -1 }
+      byKey.set(text, record)
+      records.push(record)
+    }
+  }
+  return { records, byKey }
 }
 
 /** The entries a notice carries, or undefined when it carries none (or not all of them readably). */
@@ -290,33 +323,32 @@ export class PostgresRelayStore implements RelayStore {
     appends: readonly HubAppend[],
     text: ChangeText = encodeChange,
   ): Promise<AppendResult[]> {
-    return this.#run('appending changes', () =>
-      this.#transaction('append', async (client) => {
-        await client.query(SQL.lockSpace, [space])
-        return this.#appendRows(client, space, appends, text)
-      }),
-    )
+    return this.#run('appending changes', async () => {
+      for (let attempt = 1; ; attempt++) {
+        const results = await this.#tryAppend(space, appends, text)
+        if (results !== null) return results
+        if (attempt >= MAX_APPEND_ATTEMPTS) {
+          throw new ChorusError(
+            ErrorCode.StorageFailed,
+            `appending to ${space} lost to other relays' appends ${attempt} times in a row`,
+          )
+        }
+      }
+    })
   }
 
-  /** The appends' writes, inside the caller's transaction (see the SQLite store's `#appendRows`). */
-  async #appendRows(
-    client: pg.PoolClient,
+  /**
+   * One attempt at an append, in two round trips: one statement reads what the append
+   * depends on (the space's head and version, the replicas' counters, the records it
+   * touches), and `chorus_append` writes it all in one transaction, unless the space's
+   * version moved meanwhile (another relay appended or compacted): then null, to try again.
+   */
+  async #tryAppend(
     space: SpaceId,
     appends: readonly HubAppend[],
     text: ChangeText,
-  ): Promise<AppendResult[]> {
-    const previousHead = (await client.query<{ head: number }>(SQL.head, [space])).rows[0]?.head ?? 0
-    const replicas = [...new Set(appends.map((append) => append.replica))]
-    const stored = new Map<string, number>()
-    for (const row of (
-      await client.query<{ replica: string; counter: number }>(SQL.receivedOf, [space, replicas])
-    ).rows)
-      stored.set(row.replica, row.counter)
-    let head = previousHead
-    const received = new Map<string, number>()
-    const advanced = new Set<string>()
-    const fresh: Change[] = []
-    const results = appends.map(({ replica, changes, through }): AppendResult => {
+  ): Promise<AppendResult[] | null> {
+    for (const { replica, changes } of appends) {
       for (const change of changes) {
         if (change.dot[0] !== replica) {
           throw new ChorusError(
@@ -325,6 +357,33 @@ export class PostgresRelayStore implements RelayStore {
           )
         }
       }
+    }
+    const touched = touchedRecords(appends)
+    const replicas = [...new Set(appends.map((append) => append.replica))]
+    const { rows } = await this.#pool.query<AppendReadRow>(SQL.appendRead, [
+      space,
+      replicas,
+      touched.records.map((record) => record.key),
+    ])
+    let previousHead = 0
+    let version = 0
+    const stored = new Map<string, number>()
+    for (const row of rows) {
+      if (row.kind === 's') {
+        previousHead = row.a ?? 0
+        version = row.b ?? 0
+      } else if (row.kind === 'r' && row.name !== null) {
+        stored.set(row.name, row.a ?? 0)
+      } else if (row.kind === 'k' && row.key !== null && row.versions !== null) {
+        const record = touched.byKey.get(decodeUtf16Key(row.key))
+        if (record !== undefined) record.state = { versions: JSON.parse(row.versions) as Change[] }
+      }
+    }
+    let head = previousHead
+    const received = new Map<string, number>()
+    const advanced = new Set<string>()
+    const fresh: Change[] = []
+    const results = appends.map(({ replica, changes, through }): AppendResult => {
       const before = received.get(replica) ?? stored.get(replica) ?? 0
       const taken = appendable(changes, before, through)
       for (const change of taken.fresh) fresh.push(change)
@@ -333,27 +392,13 @@ export class PostgresRelayStore implements RelayStore {
       head += taken.fresh.length
       return { head, received: taken.received, appended: taken.fresh.length }
     })
-    if (advanced.size > 0) {
-      const names = [...advanced]
-      await client.query(SQL.upsertReceived, [
-        space,
-        names,
-        names.map((name) => received.get(name) as number),
-      ])
-    }
-    if (fresh.length === 0) return results
+    // Nothing new: nothing to write.
+    if (advanced.size === 0) return results
     const texts = fresh.map((change) => text(change))
-    await client.query(SQL.insertLog, [
-      space,
-      texts.map((_, i) => previousHead + i + 1),
-      fresh.map((change) => change.dot[0]),
-      fresh.map((change) => change.dot[1]),
-      texts,
-    ])
-    const { records, byChange } = await this.#touchedRecords(client, space, fresh, previousHead > 0)
     for (let i = 0; i < fresh.length; i++) {
-      const record = byChange[i] as TouchedRecord
-      const { state, applied } = applyChange(record.state, fresh[i] as Change)
+      const change = fresh[i] as Change
+      const record = touched.byKey.get(recordKey(change.collection, change.id)) as TouchedRecord
+      const { state, applied } = applyChange(record.state, change)
       if (!applied) continue
       record.state = state
       record.last = i
@@ -364,7 +409,7 @@ export class PostgresRelayStore implements RelayStore {
     const writers: string[] = []
     const lastSeqs: number[] = []
     const tombstones: boolean[] = []
-    for (const { key, state, last } of records) {
+    for (const { key, state, last } of touched.records) {
       if (state === undefined || last < 0) continue
       keys.push(key)
       if (state.versions.length === 1 && state.versions[0] === fresh[last]) {
@@ -378,44 +423,45 @@ export class PostgresRelayStore implements RelayStore {
       lastSeqs.push(previousHead + last + 1)
       tombstones.push(isDeleted(state))
     }
-    if (keys.length > 0)
-      await client.query(SQL.upsertRecords, [space, keys, versions, writers, lastSeqs, tombstones])
-    await client.query(SQL.upsertSpace, [space, head])
-    const counters = Object.fromEntries([...advanced].map((name) => [name, received.get(name) as number]))
-    await this.#notify(client, { from: this.#id, type: 'appended', space, head, received: counters, texts })
-    return results
-  }
-
-  /** The records `changes` touch, each once and per change, with their stored state. */
-  async #touchedRecords(
-    client: pg.PoolClient,
-    space: SpaceId,
-    changes: readonly Change[],
-    stored: boolean,
-  ): Promise<{ records: TouchedRecord[]; byChange: TouchedRecord[] }> {
-    const touched = new Map<string, TouchedRecord>()
-    const records: TouchedRecord[] = []
-    const byChange: TouchedRecord[] = []
-    for (const change of changes) {
-      const text = recordKey(change.collection, change.id)
-      let record = touched.get(text)
-      if (record === undefined) {
-        record = { key: encodeUtf16Key(text), state: undefined, last: -1 }
-        touched.set(text, record)
-        records.push(record)
-      }
-      byChange.push(record)
+    const names = [...advanced]
+    const counters = names.map((name) => received.get(name) as number)
+    const notice =
+      fresh.length === 0
+        ? null
+        : this.#notice({
+            from: this.#id,
+            type: 'appended',
+            space,
+            head,
+            received: Object.fromEntries(names.map((name, i) => [name, counters[i] as number])),
+            texts,
+          })
+    // The fault hook: a throw makes the transaction fail after its writes, rolling them back.
+    let failure: string | null = null
+    try {
+      this.#beforeCommit?.('append')
+    } catch (error) {
+      failure = error instanceof Error ? error.message : String(error)
     }
-    if (!stored) return { records, byChange }
-    const { rows } = await client.query<{ key: Buffer; versions: string }>(SQL.records, [
+    const written = await this.#pool.query<{ ok: boolean }>(SQL.append, [
       space,
-      records.map((record) => record.key),
+      version,
+      head,
+      texts.map((_, i) => previousHead + i + 1),
+      fresh.map((change) => change.dot[0]),
+      fresh.map((change) => change.dot[1]),
+      texts,
+      keys,
+      versions,
+      writers,
+      lastSeqs,
+      tombstones,
+      names,
+      counters,
+      notice,
+      failure,
     ])
-    for (const row of rows) {
-      const record = touched.get(decodeUtf16Key(row.key))
-      if (record !== undefined) record.state = { versions: JSON.parse(row.versions) as Change[] }
-    }
-    return { records, byChange }
+    return written.rows[0]?.ok === true ? results : null
   }
 
   async readLog(
@@ -603,10 +649,14 @@ export class PostgresRelayStore implements RelayStore {
         const replicasForgotten =
           cutoff === null ? 0 : ((await client.query(SQL.forget, [space, cutoff])).rowCount ?? 0)
         if (floor > row.floor) await client.query(SQL.setFloor, [floor, space])
+        // An append that read the records before this deletes some must read them again.
+        await client.query(SQL.bumpVersion, [space])
         const logEntriesDeleted = (await client.query(SQL.deleteLog, [space, floor])).rowCount ?? 0
         const { tombstonesDeleted, collected } = await this.#collect(client, space, floor, row.head, mark)
         if (collected !== undefined && collected !== mark) {
-          await this.#notify(client, { from: this.#id, type: 'collected', space, mark: collected })
+          await client.query(SQL.notify, [
+            this.#notice({ from: this.#id, type: 'collected', space, mark: collected }),
+          ])
         }
         return withMark({ floor, logEntriesDeleted, tombstonesDeleted, replicasForgotten }, collected)
       })
@@ -753,10 +803,10 @@ export class PostgresRelayStore implements RelayStore {
   }
 
   /**
-   * Sends `notice` when the transaction of `client` commits. Too long, an append's drops its
-   * changes' texts (the other relays read them from the log), then its counters.
+   * `notice` as the text to send. Too long for a notice, an append's drops its changes'
+   * texts (the other relays read them from the log), then its counters.
    */
-  async #notify(client: pg.PoolClient, notice: Notice): Promise<void> {
+  #notice(notice: Notice): string {
     let payload = JSON.stringify(notice)
     if (Buffer.byteLength(payload) > MAX_NOTIFY_BYTES && notice.type === 'appended') {
       const { texts: _texts, ...withoutTexts } = notice
@@ -766,7 +816,7 @@ export class PostgresRelayStore implements RelayStore {
         payload = JSON.stringify(bare)
       }
     }
-    await client.query(SQL.notify, [payload])
+    return payload
   }
 
   /** Writes buffered acknowledgements, stops listening and closes every connection; later calls reject with `closed`. */

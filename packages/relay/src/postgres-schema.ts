@@ -34,6 +34,7 @@ export const POSTGRES_SCHEMA = `
 CREATE TABLE IF NOT EXISTS chorus_meta (key text PRIMARY KEY, value text NOT NULL);
 CREATE TABLE IF NOT EXISTS chorus_spaces (
   space text PRIMARY KEY, head bigint NOT NULL, floor bigint NOT NULL,
+  version bigint NOT NULL DEFAULT 0,
   collected_at bigint NOT NULL DEFAULT 0, collected text
 );
 CREATE TABLE IF NOT EXISTS chorus_received (
@@ -53,6 +54,49 @@ CREATE TABLE IF NOT EXISTS chorus_acks (
   PRIMARY KEY (space, replica)
 );
 CREATE TABLE IF NOT EXISTS chorus_replica_owners (replica text PRIMARY KEY, subject text NOT NULL);
+
+-- An append's writes, computed by the relay from what it read of the space at \`version\`:
+-- all of them in the one transaction of this call, under the space's lock, or none when the
+-- version moved since (another relay appended or compacted; the relay reads again). Log rows,
+-- records (versions without their array's brackets, writers joined by commas), received
+-- counters, the head; then the notice to the other relays, sent when it commits.
+-- \`fail\`, when not null, fails the call after its writes (fault-injection tests).
+CREATE OR REPLACE FUNCTION chorus_append(
+  p_space text, p_version bigint, p_head bigint,
+  log_seq bigint[], log_replica text[], log_counter bigint[], log_change text[],
+  record_key bytea[], record_versions text[], record_writers text[], record_last bigint[],
+  record_tombstone boolean[],
+  received_replica text[], received_counter bigint[],
+  notice text, fail text
+) RETURNS boolean LANGUAGE plpgsql AS $$
+BEGIN
+  PERFORM pg_advisory_xact_lock(${SPACE_LOCK}, hashtext(p_space));
+  IF coalesce((SELECT version FROM chorus_spaces WHERE space = p_space), 0) <> p_version THEN
+    RETURN false;
+  END IF;
+  INSERT INTO chorus_log (space, seq, replica, counter, change)
+    SELECT p_space, seq, replica, counter, change
+    FROM unnest(log_seq, log_replica, log_counter, log_change) AS t (seq, replica, counter, change);
+  INSERT INTO chorus_records (space, key, versions, writers, last_seq, tombstone)
+    SELECT p_space, key, '[' || versions || ']', string_to_array(writers, ','), last_seq, tombstone
+    FROM unnest(record_key, record_versions, record_writers, record_last, record_tombstone)
+      AS t (key, versions, writers, last_seq, tombstone)
+    ON CONFLICT (space, key) DO UPDATE SET versions = excluded.versions, writers = excluded.writers,
+      last_seq = excluded.last_seq, tombstone = excluded.tombstone;
+  INSERT INTO chorus_received (space, replica, counter)
+    SELECT p_space, replica, counter FROM unnest(received_replica, received_counter) AS t (replica, counter)
+    ON CONFLICT (space, replica) DO UPDATE SET counter = excluded.counter;
+  INSERT INTO chorus_spaces (space, head, floor, version) VALUES (p_space, p_head, 0, p_version + 1)
+    ON CONFLICT (space) DO UPDATE SET head = excluded.head, version = excluded.version;
+  IF notice IS NOT NULL THEN
+    PERFORM pg_notify('${NOTIFY_CHANNEL}', notice);
+  END IF;
+  IF fail IS NOT NULL THEN
+    RAISE EXCEPTION '%', fail;
+  END IF;
+  RETURN true;
+END
+$$;
 `
 
 /** Every statement the store runs, by what it does. Parameters are positional (`$1` …). */
@@ -60,37 +104,32 @@ export const SQL = {
   readMeta: "SELECT key, value FROM chorus_meta WHERE key IN ('schema', 'log')",
   writeMeta:
     'INSERT INTO chorus_meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value',
-  lockSpace: `SELECT pg_advisory_xact_lock(${SPACE_LOCK}, hashtext($1))`,
   /**
    * The space's row and every replica's received counter, read in one statement (one
    * snapshot): a space never written gives head 0, floor 0.
    */
+  lockSpace: `SELECT pg_advisory_xact_lock(${SPACE_LOCK}, hashtext($1))`,
+  /**
+   * What an append depends on, in one statement (one snapshot): the space's head and version
+   * (`s`, always one row), the counters of the replicas in `$2` (`r`), and the records whose
+   * keys are in `$3` (`k`).
+   */
+  appendRead: `SELECT 's' AS kind, NULL::text AS name, coalesce(s.head, 0) AS a, coalesce(s.version, 0) AS b,
+      NULL::bytea AS key, NULL::text AS versions
+    FROM (SELECT 1) AS one LEFT JOIN chorus_spaces AS s ON s.space = $1
+    UNION ALL
+    SELECT 'r', replica, counter, NULL, NULL, NULL FROM chorus_received WHERE space = $1 AND replica = ANY($2::text[])
+    UNION ALL
+    SELECT 'k', NULL, NULL, NULL, key, versions FROM chorus_records WHERE space = $1 AND key = ANY($3::bytea[])`,
+  append: `SELECT chorus_append($1, $2, $3, $4::bigint[], $5::text[], $6::bigint[], $7::text[], $8::bytea[],
+    $9::text[], $10::text[], $11::bigint[], $12::boolean[], $13::text[], $14::bigint[], $15, $16) AS ok`,
+  /** A compaction that changes a space's records or counters moves its version (see `chorus_append`). */
+  bumpVersion: 'UPDATE chorus_spaces SET version = version + 1 WHERE space = $1',
   loadSpace: `SELECT s.head, s.floor, s.collected_at, s.collected,
       (SELECT json_object_agg(replica, counter) FROM chorus_received WHERE space = $1)::text AS received
     FROM (SELECT 1) AS one
     LEFT JOIN chorus_spaces AS s ON s.space = $1`,
-  head: 'SELECT head FROM chorus_spaces WHERE space = $1',
   spaceWithMark: 'SELECT head, floor, collected_at, collected FROM chorus_spaces WHERE space = $1',
-  receivedOf: 'SELECT replica, counter FROM chorus_received WHERE space = $1 AND replica = ANY($2::text[])',
-  upsertReceived: `INSERT INTO chorus_received (space, replica, counter)
-    SELECT $1, replica, counter FROM unnest($2::text[], $3::bigint[]) AS t (replica, counter)
-    ON CONFLICT (space, replica) DO UPDATE SET counter = excluded.counter`,
-  upsertSpace: `INSERT INTO chorus_spaces (space, head, floor) VALUES ($1, $2, 0)
-    ON CONFLICT (space) DO UPDATE SET head = excluded.head`,
-  insertLog: `INSERT INTO chorus_log (space, seq, replica, counter, change)
-    SELECT $1, seq, replica, counter, change
-    FROM unnest($2::bigint[], $3::text[], $4::bigint[], $5::text[]) AS t (seq, replica, counter, change)`,
-  records: 'SELECT key, versions FROM chorus_records WHERE space = $1 AND key = ANY($2::bytea[])',
-  /**
-   * `versions` is the versions' texts joined by commas, without the brackets of its JSON
-   * array; `writers` their replicas joined by commas (replica ids hold none).
-   */
-  upsertRecords: `INSERT INTO chorus_records (space, key, versions, writers, last_seq, tombstone)
-    SELECT $1, key, '[' || versions || ']', string_to_array(writers, ','), last_seq, tombstone
-    FROM unnest($2::bytea[], $3::text[], $4::text[], $5::bigint[], $6::boolean[])
-      AS t (key, versions, writers, last_seq, tombstone)
-    ON CONFLICT (space, key) DO UPDATE SET versions = excluded.versions, writers = excluded.writers,
-      last_seq = excluded.last_seq, tombstone = excluded.tombstone`,
   /**
    * The floor and the log entries after `$2`, at most `$3`, in one statement: a compaction
    * between reading the floor and the entries could otherwise delete some of them unseen.

@@ -169,7 +169,9 @@ describe('PostgresRelayStore shared by several relays', () => {
     expect(await big).toEqual({ type: 'appended', space: SPACE, head: 20, received: { [A]: 20 } })
     // 200 replicas' counters at once: no room for them either.
     const many = nextEvent(second, (event) => event.type === 'appended')
-    const writers = Array.from({ length: 200 }, (_, i) => asReplicaId(`replica-with-a-rather-long-name-to-fill-the-notice-${i}`))
+    const writers = Array.from({ length: 200 }, (_, i) =>
+      asReplicaId(`replica-with-a-rather-long-name-to-fill-the-notice-${i}`),
+    )
     await first.appendMany(
       SPACE,
       writers.map((replica) => ({ replica, changes: makeRun(replica, 1, 1) })),
