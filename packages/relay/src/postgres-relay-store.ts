@@ -2,8 +2,6 @@ import { randomUUID } from 'node:crypto'
 import {
   type AdvancedEntry,
   type AppendResult,
-  appendable,
-  applyChange,
   type Change,
   type ChangeText,
   ChorusError,
@@ -12,16 +10,22 @@ import {
   encodeChange,
   type HubAppend,
   isChorusError,
-  isDeleted,
   isSpaceId,
   type LogEntry,
-  type RecordState,
   type ReplicaId,
-  recordKey,
   type SpaceId,
   type SpaceMeta,
 } from '@chorus/core'
 import pg from 'pg'
+import {
+  ackKey,
+  markOf,
+  type PendingAck,
+  planAppend,
+  recordWrites,
+  touchedRecords,
+  withMark,
+} from './append-plan.js'
 import {
   MIGRATION_LOCK,
   NOTIFY_CHANNEL,
@@ -71,20 +75,6 @@ const MAX_NOTIFY_BYTES = 7_900
 /** How long the listener waits before connecting again after losing its connection, at most. */
 const MAX_RELISTEN_MS = 5_000
 
-/** A record an append touches: its key as stored, its state, and which fresh change last changed it (-1: none). */
-interface TouchedRecord {
-  readonly key: Buffer
-  state: RecordState | undefined
-  last: number
-}
-
-interface PendingAck {
-  readonly space: SpaceId
-  readonly replica: ReplicaId
-  position: number
-  seenAt: number
-}
-
 /** A row of `chorus_spaces` as read. */
 interface SpaceRow {
   readonly head: number
@@ -110,22 +100,6 @@ type Notice =
       readonly space: string
       readonly mark: CollectedMark
     }
-
-function ackKey(space: SpaceId, replica: ReplicaId): string {
-  return `${space}\u0000${replica}`
-}
-
-function markOf(row: SpaceRow): CollectedMark | undefined {
-  if (row.collected === null) return undefined
-  return { at: row.collected_at, received: JSON.parse(row.collected) as Record<string, number> }
-}
-
-function withMark<TValue extends object>(
-  value: TValue,
-  mark: CollectedMark | undefined,
-): TValue & { collected?: CollectedMark } {
-  return mark === undefined ? value : { ...value, collected: mark }
-}
 
 /** Where a connection string points (host and database), without its user and password: for messages. */
 export function postgresTarget(connectionString: string): string {
@@ -170,25 +144,6 @@ interface AppendReadRow {
   readonly b: number | null
   readonly key: Buffer | null
   readonly versions: string | null
-}
-
-/** The records an append touches, each once, by record key. */
-function touchedRecords(appends: readonly HubAppend[]): {
-  records: TouchedRecord[]
-  byKey: Map<string, TouchedRecord>
-} {
-  const byKey = new Map<string, TouchedRecord>()
-  const records: TouchedRecord[] = []
-  for (const { changes } of appends) {
-    for (const change of changes) {
-      const text = recordKey(change.collection, change.id)
-      if (byKey.has(text)) continue
-      const record: TouchedRecord = { key: encodeUtf16Key(text), state: undefined, last: -1 }
-      byKey.set(text, record)
-      records.push(record)
-    }
-  }
-  return { records, byKey }
 }
 
 /** The entries a notice carries, or undefined when it carries none (or not all of them readably). */
@@ -348,17 +303,7 @@ export class PostgresRelayStore implements RelayStore {
     appends: readonly HubAppend[],
     text: ChangeText,
   ): Promise<AppendResult[] | null> {
-    for (const { replica, changes } of appends) {
-      for (const change of changes) {
-        if (change.dot[0] !== replica) {
-          throw new ChorusError(
-            ErrorCode.ReplicaMismatch,
-            `a change from ${change.dot[0]} was appended as ${replica}`,
-          )
-        }
-      }
-    }
-    const touched = touchedRecords(appends)
+    const touched = touchedRecords(appends.flatMap((append) => append.changes))
     const replicas = [...new Set(appends.map((append) => append.replica))]
     const { rows } = await this.#pool.query<AppendReadRow>(SQL.appendRead, [
       space,
@@ -379,52 +324,17 @@ export class PostgresRelayStore implements RelayStore {
         if (record !== undefined) record.state = { versions: JSON.parse(row.versions) as Change[] }
       }
     }
-    let head = previousHead
-    const received = new Map<string, number>()
-    const advanced = new Set<string>()
-    const fresh: Change[] = []
-    const results = appends.map(({ replica, changes, through }): AppendResult => {
-      const before = received.get(replica) ?? stored.get(replica) ?? 0
-      const taken = appendable(changes, before, through)
-      for (const change of taken.fresh) fresh.push(change)
-      received.set(replica, taken.received)
-      if (taken.received > before) advanced.add(replica)
-      head += taken.fresh.length
-      return { head, received: taken.received, appended: taken.fresh.length }
-    })
+    const { results, fresh, advanced, head } = planAppend(
+      appends,
+      previousHead,
+      (replica) => stored.get(replica) ?? 0,
+    )
     // Nothing new: nothing to write.
     if (advanced.size === 0) return results
     const texts = fresh.map((change) => text(change))
-    for (let i = 0; i < fresh.length; i++) {
-      const change = fresh[i] as Change
-      const record = touched.byKey.get(recordKey(change.collection, change.id)) as TouchedRecord
-      const { state, applied } = applyChange(record.state, change)
-      if (!applied) continue
-      record.state = state
-      record.last = i
-    }
-    let textOf: Map<Change, string> | null = null
-    const keys: Buffer[] = []
-    const versions: string[] = []
-    const writers: string[] = []
-    const lastSeqs: number[] = []
-    const tombstones: boolean[] = []
-    for (const { key, state, last } of touched.records) {
-      if (state === undefined || last < 0) continue
-      keys.push(key)
-      if (state.versions.length === 1 && state.versions[0] === fresh[last]) {
-        versions.push(texts[last] as string)
-      } else {
-        textOf ??= new Map(fresh.map((change, i) => [change, texts[i] as string]))
-        const known = textOf
-        versions.push(state.versions.map((version) => known.get(version) ?? encodeChange(version)).join(','))
-      }
-      writers.push(state.versions.map((version) => version.dot[0]).join(','))
-      lastSeqs.push(previousHead + last + 1)
-      tombstones.push(isDeleted(state))
-    }
-    const names = [...advanced]
-    const counters = names.map((name) => received.get(name) as number)
+    const writes = recordWrites(touched, fresh, texts, previousHead)
+    const names = [...advanced.keys()]
+    const counters = [...advanced.values()]
     const notice =
       fresh.length === 0
         ? null
@@ -433,7 +343,7 @@ export class PostgresRelayStore implements RelayStore {
             type: 'appended',
             space,
             head,
-            received: Object.fromEntries(names.map((name, i) => [name, counters[i] as number])),
+            received: Object.fromEntries(advanced),
             texts,
           })
     // The fault hook: a throw makes the transaction fail after its writes, rolling them back.
@@ -451,11 +361,12 @@ export class PostgresRelayStore implements RelayStore {
       fresh.map((change) => change.dot[0]),
       fresh.map((change) => change.dot[1]),
       texts,
-      keys,
-      versions,
-      writers,
-      lastSeqs,
-      tombstones,
+      writes.map((write) => write.key),
+      writes.map((write) => write.versions),
+      // Replica ids hold no commas.
+      writes.map((write) => write.writers.join(',')),
+      writes.map((write) => write.lastSeq),
+      writes.map((write) => write.tombstone),
       names,
       counters,
       notice,

@@ -1,7 +1,5 @@
 import {
   type AppendResult,
-  appendable,
-  applyChange,
   type Change,
   type ChangeText,
   ChorusError,
@@ -10,15 +8,22 @@ import {
   encodeChange,
   type HubAppend,
   isChorusError,
-  isDeleted,
   type LogEntry,
-  type RecordState,
   type ReplicaId,
-  recordKey,
   type SpaceId,
   type SpaceMeta,
 } from '@chorus/core'
 import Database from 'better-sqlite3'
+import {
+  ackKey,
+  markOf,
+  type PendingAck,
+  planAppend,
+  recordWrites,
+  type TouchedRecord,
+  touchedRecords,
+  withMark,
+} from './append-plan.js'
 import type { CompactOptions, CompactResult, RelayStore, RelayStoreStats } from './relay-store.js'
 import {
   logName,
@@ -29,7 +34,6 @@ import {
   type Query,
   renameLog,
   SCHEMA_VERSION,
-  type SpaceRow,
 } from './sqlite-schema.js'
 import { decodeUtf16Key, encodeUtf16Key } from './utf16-key.js'
 
@@ -43,38 +47,6 @@ export interface SqliteRelayStoreOptions {
    * throw rolls the whole transaction back. For fault-injection tests (a full disk).
    */
   readonly beforeCommit?: (write: SqliteWrite) => void
-}
-
-/** A record an append touches: its key as stored, its state, and which fresh change last changed it (-1: none). */
-interface TouchedRecord {
-  readonly key: Buffer
-  state: RecordState | undefined
-  last: number
-}
-
-interface PendingAck {
-  readonly space: SpaceId
-  readonly replica: ReplicaId
-  position: number
-  seenAt: number
-}
-
-function ackKey(space: SpaceId, replica: ReplicaId): string {
-  return `${space}\u0000${replica}`
-}
-
-/** The space's collected-deletion mark as its row stores it, if it has one. */
-function markOf(row: SpaceRow): CollectedMark | undefined {
-  if (row.collected === null) return undefined
-  return { at: row.collected_at, received: JSON.parse(row.collected) as Record<string, number> }
-}
-
-/** `value` with its `collected` mark, or without the key when there is none. */
-function withMark<TValue extends object>(
-  value: TValue,
-  mark: CollectedMark | undefined,
-): TValue & { collected?: CollectedMark } {
-  return mark === undefined ? value : { ...value, collected: mark }
 }
 
 /**
@@ -199,32 +171,14 @@ export class SqliteRelayStore implements RelayStore {
    */
   #appendRows(space: SpaceId, appends: readonly HubAppend[], text: ChangeText): AppendResult[] {
     const previousHead = this.#sql.space.get(space)?.head ?? 0
-    let head = previousHead
-    /** Each replica's stored counter as the appends so far leave it. */
-    const received = new Map<string, number>()
-    const advanced = new Set<string>()
-    const fresh: Change[] = []
-    const results = appends.map(({ replica, changes, through }): AppendResult => {
-      for (const change of changes) {
-        if (change.dot[0] !== replica) {
-          throw new ChorusError(
-            ErrorCode.ReplicaMismatch,
-            `a change from ${change.dot[0]} was appended as ${replica}`,
-          )
-        }
-      }
-      const before = received.get(replica) ?? this.#sql.receivedOne.get(space, replica)?.counter ?? 0
-      const taken = appendable(changes, before, through)
-      for (const change of taken.fresh) fresh.push(change)
-      received.set(replica, taken.received)
-      if (taken.received > before) advanced.add(replica)
-      head += taken.fresh.length
-      return { head, received: taken.received, appended: taken.fresh.length }
-    })
+    const { results, fresh, advanced, head } = planAppend(
+      appends,
+      previousHead,
+      (replica) => this.#sql.receivedOne.get(space, replica)?.counter ?? 0,
+    )
     if (fresh.length === 0) {
       // A sparse batch of changes all gone still moves the replica's received counter.
-      for (const replica of advanced)
-        this.#sql.upsertReceived.run(space, replica, received.get(replica) as number)
+      for (const [replica, counter] of advanced) this.#sql.upsertReceived.run(space, replica, counter)
       return results
     }
     const texts: string[] = []
@@ -235,73 +189,35 @@ export class SqliteRelayStore implements RelayStore {
       logParams.push(space, previousHead + i + 1, json)
     }
     this.#bulk(this.#bulkSql.insertLog, logParams, 3)
-    const { records, byChange } = this.#touchedRecords(space, fresh, previousHead > 0)
-    for (let i = 0; i < fresh.length; i++) {
-      const record = byChange[i] as TouchedRecord
-      const { state, applied } = applyChange(record.state, fresh[i] as Change)
-      if (!applied) continue
-      record.state = state
-      record.last = i
-    }
-    /** Each fresh change's text by change, built only for a record left with several versions. */
-    let textOf: Map<Change, string> | null = null
+    const touched = touchedRecords(fresh)
+    // A space with no changes yet has no records to read.
+    if (previousHead > 0) this.#readRecords(space, touched.records, touched.byKey)
     const recordParams: unknown[] = []
-    for (const { key, state, last } of records) {
-      if (state === undefined || last < 0) continue
-      // The statement wraps the versions in brackets: a record's one version is its text as is.
-      let versions: string
-      if (state.versions.length === 1 && state.versions[0] === fresh[last]) {
-        versions = texts[last] as string
-      } else {
-        textOf ??= new Map(fresh.map((change, i) => [change, texts[i] as string]))
-        const known = textOf
-        versions = state.versions.map((version) => known.get(version) ?? encodeChange(version)).join(',')
-      }
-      recordParams.push(space, key, versions, previousHead + last + 1, isDeleted(state) ? 1 : 0)
+    for (const write of recordWrites(touched, fresh, texts, previousHead)) {
+      recordParams.push(space, write.key, write.versions, write.lastSeq, write.tombstone ? 1 : 0)
     }
     if (recordParams.length > 0) this.#bulk(this.#bulkSql.upsertRecords, recordParams, 5)
-    for (const replica of advanced) {
-      this.#sql.upsertReceived.run(space, replica, received.get(replica) as number)
-    }
+    for (const [replica, counter] of advanced) this.#sql.upsertReceived.run(space, replica, counter)
     this.#sql.upsertSpace.run(space, head)
     return results
   }
 
-  /**
-   * The records `changes` touch, each once (`records`) and per change (`byChange`), with
-   * their stored state: one lookup per hundred keys, none when `stored` is false (the space
-   * has no records yet).
-   */
-  #touchedRecords(
+  /** Reads the stored state of `records` into them: one lookup per hundred keys. */
+  #readRecords(
     space: SpaceId,
-    changes: readonly Change[],
-    stored: boolean,
-  ): { records: TouchedRecord[]; byChange: TouchedRecord[] } {
-    const touched = new Map<string, TouchedRecord>()
-    const records: TouchedRecord[] = []
-    const byChange: TouchedRecord[] = []
-    for (const change of changes) {
-      const text = recordKey(change.collection, change.id)
-      let record = touched.get(text)
-      if (record === undefined) {
-        record = { key: encodeUtf16Key(text), state: undefined, last: -1 }
-        touched.set(text, record)
-        records.push(record)
-      }
-      byChange.push(record)
-    }
-    if (!stored) return { records, byChange }
+    records: readonly TouchedRecord[],
+    byKey: ReadonlyMap<string, TouchedRecord>,
+  ): void {
     for (let at = 0; at < records.length; at += MAX_BULK_ROWS) {
       const count = Math.min(MAX_BULK_ROWS, records.length - at)
       const params: unknown[] = [space]
       for (let i = at; i < at + count; i++) params.push((records[i] as TouchedRecord).key)
       const rows = this.#bulkSql.records<{ key: Buffer; versions: string }>(count).all(...params)
       for (const row of rows) {
-        const record = touched.get(decodeUtf16Key(row.key))
+        const record = byKey.get(decodeUtf16Key(row.key))
         if (record !== undefined) record.state = { versions: JSON.parse(row.versions) as Change[] }
       }
     }
-    return { records, byChange }
   }
 
   /** Runs a multi-row statement over `params` (`width` per row), a hundred rows at a time. */
