@@ -144,6 +144,36 @@ describe('two relay processes on one PostgreSQL database', () => {
     }
   }, 60_000)
 
+  it('rides out a PostgreSQL crash: writes wait unacknowledged while it is down, then every one arrives on both relays', async () => {
+    const space = 'shared-database-crash'
+    const alice = await on(first, space, 'lww')
+    const bob = await on(second, space, 'lww')
+    const expected: Record<string, unknown> = {}
+    for (let i = 0; i < 20; i++) {
+      await alice.collection('notes').put(`before-${i}`, { title: `before ${i}` })
+      expected[`before-${i}`] = `before ${i}`
+    }
+    await within(alice.synced(), WAIT_MS, 'the writes before the crash to be acknowledged')
+    await postgres.crashAndRestart(async () => {
+      for (let i = 0; i < 5; i++) {
+        await alice.collection('notes').put(`during-${i}`, { title: `during ${i}` })
+        expected[`during-${i}`] = `during ${i}`
+      }
+      // Nothing can be acknowledged while the database is down.
+      await eventually(() => alice.pending > 0, 'the writes to wait in the outbox')
+    })
+    // The second relay heard of the first one's appends after the restart: its listening
+    // connection, broken by the crash, came back (bob writes nothing that could bring them).
+    await allShow([alice, bob], expected, 'both replicas to hold the writes made while the database was down')
+    await bob.collection('notes').put('after', { title: 'after the restart' })
+    expected.after = 'after the restart'
+    await allShow([alice, bob], expected, 'both replicas to hold every write')
+    await within(Promise.all([alice.synced(), bob.synced()]), WAIT_MS, 'both outboxes to empty')
+    // Neither relay went down with the database; the first said why it acknowledged nothing.
+    expect([first.child.exitCode, second.child.exitCode]).toEqual([null, null])
+    expect(first.output()).toMatch(/error: storage-failed/)
+  }, 90_000)
+
   it('loses nothing acknowledged when a relay is killed: its replica moves to the other relay and both hold every acknowledged write', async () => {
     const space = 'shared-failover'
     const aliceDb = new IDBFactory()

@@ -26,6 +26,12 @@ export interface PostgresServer {
   readonly config: { host: string; port: number; user: string; database: string }
   /** Creates a fresh empty database (a random name unless given) and returns its connection string. */
   createDatabase(name?: string): Promise<string>
+  /**
+   * Crashes the server (SIGKILL: what was committed must survive, what was not is rolled back
+   * at the restart) and starts it again on the same data, once `down` (optional) has run
+   * while it is down. Every connection to it is broken.
+   */
+  crashAndRestart(down?: () => Promise<void>): Promise<void>
   /** Shuts the server down (killing it if that takes too long) and removes its directory. */
   stop(): Promise<void>
 }
@@ -235,15 +241,19 @@ export async function startPostgres(): Promise<PostgresServer> {
       ['-D', dataDir, '-U', USER, '--auth=trust', '-E', 'UTF8', '--locale=C', '--no-sync'],
       { cwd: dir, user },
     )
-    const server = spawn(
-      join(bin, 'postgres'),
-      ['-D', dataDir, '-k', dir, '-c', 'listen_addresses=', '-p', String(port)],
-      { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'], ...(user ?? {}) },
-    )
-    child = server
-    const output = collectOutput(server)
-    const exited = exitOf(server)
-    await waitUntilAccepting(config, server, output)
+    const launch = async () => {
+      const server = spawn(
+        join(bin, 'postgres'),
+        ['-D', dataDir, '-k', dir, '-c', 'listen_addresses=', '-p', String(port)],
+        { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'], ...(user ?? {}) },
+      )
+      child = server
+      const output = collectOutput(server)
+      const exited = exitOf(server)
+      await waitUntilAccepting(config, server, output)
+      return { server, exited }
+    }
+    let { server, exited } = await launch()
 
     let stopping: Promise<void> | undefined
     const stop = async (): Promise<void> => {
@@ -277,6 +287,12 @@ export async function startPostgres(): Promise<PostgresServer> {
       stop() {
         stopping ??= stop()
         return stopping
+      },
+      async crashAndRestart(down) {
+        server.kill('SIGKILL')
+        await exited
+        await down?.()
+        ;({ server, exited } = await launch())
       },
     }
   } catch (error) {
