@@ -83,6 +83,10 @@ export async function runScenario(
   // running on while the network delivers to the other (drawn apart from `plan`).
   const twinPlan = (await import('@chorus/testkit')).createPrng(`twins:${resolver}:${seed}`)
   const twins = twinPlan.bool(1 / 2) ? twinPlan.int(1, 2) : 0
+  // A third of the runs have two hubs over one store, as two relays share one PostgreSQL
+  // database: replicas connect to either, and each hub hears of the other's appends late.
+  const hubPlan = (await import('@chorus/testkit')).createPrng(`hubs:${resolver}:${seed}`)
+  const hubs = process.env.SIM_HUBS !== undefined ? Number(process.env.SIM_HUBS) : hubPlan.bool(1 / 3) ? 2 : 1
   const hubMaxFrameBytes =
     process.env.SMALL_FRAMES === '1' || framePlan.bool(1 / 4) ? framePlan.int(4, 16) * 1024 : undefined
   const cluster = await createSimCluster({
@@ -91,6 +95,7 @@ export async function runScenario(
     resolvers: { [COLLECTION]: resolver },
     ...(hubMaxFrameBytes === undefined ? {} : { hubMaxFrameBytes }),
     twins,
+    hubs,
     maxSkewMs: severity.maxSkewMs,
     faults: {
       latencyMs: plan.int(1, 40),
@@ -101,6 +106,7 @@ export async function runScenario(
     },
   })
   const names = cluster.names()
+  const hubNames = cluster.hubNames()
   const ids = Array.from({ length: plan.int(3, 8) }, (_, i) => `note-${i}`)
   const actions: string[] = []
   const phases = plan.int(6, 14)
@@ -129,11 +135,11 @@ export async function runScenario(
     }
     const roll = plan.next()
     if (roll < 0.12) {
-      const groups = splitRandomly(plan, ['hub', ...names])
+      const groups = splitRandomly(plan, [...hubNames, ...names])
       cluster.net.partition(groups)
       actions.push(`partition ${groups.map((g) => g.join('+')).join(' | ')}`)
     } else if (roll < 0.18) {
-      const [from, to] = plan.shuffle(['hub', ...names]) as [string, string]
+      const [from, to] = plan.shuffle([...hubNames, ...names]) as [string, string]
       cluster.net.cut(from, to)
       actions.push(`cut ${from}->${to}`)
     } else if (roll < 0.26) {
@@ -145,9 +151,10 @@ export async function runScenario(
       else await cluster.restart(name)
       actions.push(`${cluster.isUp(name) ? 'restart' : 'crash'} ${name}`)
     } else if (roll < 0.42) {
-      if (cluster.isUp('hub')) cluster.crashHub()
-      else cluster.restartHub()
-      actions.push(`${cluster.isUp('hub') ? 'restart' : 'crash'} hub`)
+      const hub = hubs === 1 ? 'hub' : hubPlan.pick(hubNames)
+      if (cluster.isUp(hub)) cluster.crashHub(hub)
+      else cluster.restartHub(hub)
+      actions.push(`${cluster.isUp(hub) ? 'restart' : 'crash'} ${hub}`)
     } else if (roll < 0.45 && !wiped) {
       wiped = true
       const name = plan.pick(names)
@@ -270,7 +277,7 @@ export function seedsFromEnv(count: number): number[] {
 /** The failure message: what broke, how to replay it, and what the run did. */
 export function describeFailure(report: RunReport): string {
   return [
-    `seed ${report.seed} (${report.resolver}, ${report.replicas} replicas) failed:`,
+    `seed ${report.seed} (${report.resolver}, ${report.replicas} replicas, ${report.cluster.hubNames().length} hubs) failed:`,
     ...report.problems.slice(0, 20).map((p) => `  ${p}`),
     `replay: SEED=${report.seed} pnpm exec vitest run --project sim`,
     `actions: ${report.actions.join('; ')}`,

@@ -1267,6 +1267,37 @@ describe('hub session: receiving a replica’s changes', () => {
     }
   })
 
+  it('continues from what the store holds when another hub stored more of the replica than this session took in', () => {
+    const data = standardFacts()
+    const facts = factsOf(data)
+    const ready = readyHub(facts)
+    // The replica's changes 5…7 were stored through another hub sharing the store (its
+    // previous connection went there), and it was acknowledged up to 7 by it.
+    ;(data.received[space] as Record<string, number>).alice = 7
+    const { effects } = stepHubSession(
+      ready,
+      {
+        type: 'message',
+        now: 5,
+        message: { type: 'changes', space, from: 7, to: 9, batch: run(alice, 7, 9) },
+      },
+      facts,
+    )
+    expect(effects).toEqual([{ type: 'store', space, replicaId: alice, changes: run(alice, 7, 9) }])
+    // A batch past a real gap is answered with that position, which the session now takes from.
+    const gap = stepHubSession(
+      ready,
+      {
+        type: 'message',
+        now: 5,
+        message: { type: 'changes', space, from: 8, to: 9, batch: run(alice, 8, 9) },
+      },
+      facts,
+    )
+    expect(gap.effects).toEqual([{ type: 'send', message: { type: 'ack', space, upTo: 7 } }])
+    expect(gap.state.streams[space]?.accepting).toBe(7)
+  })
+
   it('takes a retransmission again after a failed append', () => {
     const facts = factsOf(standardFacts())
     const message: Message = { type: 'changes', space, from: 4, to: 6, batch: run(alice, 4, 6) }

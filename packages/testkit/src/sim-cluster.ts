@@ -1,4 +1,5 @@
 import {
+  type AppendResult,
   type Change,
   type ChorusError,
   createHubEngine,
@@ -6,6 +7,7 @@ import {
   DEFAULT_LIMITS,
   type HubConnection,
   type HubEngine,
+  type HubStore,
   type JsonObject,
   MemoryReplicaStore,
   mergeVv,
@@ -69,6 +71,13 @@ export interface SimClusterOptions {
    * connected one catches up with the other's writes when told and on every tick.
    */
   readonly twins?: number
+  /**
+   * How many hubs (default 1), named `hub`, `hub2`, …: relays sharing one store, as relays
+   * share one PostgreSQL database. Each append a hub commits is told to the others after a
+   * seeded delay, as the database's notices are (`HubEngine.advanced`), with its entries half
+   * the time; a replica connects to a seeded one of them each time it starts.
+   */
+  readonly hubs?: number
 }
 
 /** All checks over a settled cluster. */
@@ -102,6 +111,18 @@ interface ReplicaSlot {
 
 const HUB = 'hub'
 
+/** The name of hub `index` (0-based): `hub`, `hub2`, `hub3`, … */
+function hubName(index: number): string {
+  return index === 0 ? HUB : `hub${index + 1}`
+}
+
+/** One hub: its engine while up, and its connections by replica and connection id. */
+interface HubSlot {
+  readonly name: string
+  engine: HubEngine | null
+  connections: Map<string, HubConnection>
+}
+
 /**
  * A hub and N replicas of the real engines, on a {@link SimNetwork} in virtual time.
  *
@@ -132,8 +153,9 @@ export class SimCluster {
   readonly errors: ChorusError[] = []
   readonly #options: SimClusterOptions
   readonly #slots = new Map<string, ReplicaSlot>()
-  #hub: HubEngine | null = null
-  #hubConnections = new Map<string, HubConnection>()
+  readonly #hubs: HubSlot[]
+  /** Which hub a replica connects to, and the delays of the news between hubs (see `hubs`). */
+  readonly #hubPlan: Prng
   #nextConn = 1
   /** Every connection id handed out, and those a hub restore closed. */
   readonly #allConns = new Set<number>()
@@ -145,6 +167,12 @@ export class SimCluster {
     this.net = new SimNetwork<SimEnvelope>({ prng: this.prng.fork('network'), faults: options.faults ?? {} })
     this.space = (options.space ?? 'sim-space') as SpaceId
     this.resolvers = createResolverLookup(options.resolvers)
+    this.#hubs = Array.from({ length: Math.max(1, options.hubs ?? 1) }, (_, i) => ({
+      name: hubName(i),
+      engine: null,
+      connections: new Map(),
+    }))
+    this.#hubPlan = this.prng.fork('hubs')
   }
 
   /** Builds and starts a cluster. */
@@ -155,8 +183,10 @@ export class SimCluster {
   }
 
   async #start(): Promise<void> {
-    this.net.addNode(HUB, { deliver: (from, envelope) => this.#hubDeliver(from, envelope) })
-    this.#startHub()
+    for (const hub of this.#hubs) {
+      this.net.addNode(hub.name, { deliver: (from, envelope) => this.#hubDeliver(hub, from, envelope) })
+      this.#startHub(hub)
+    }
     const skews = this.prng.fork('skew')
     const maxSkew = this.#options.maxSkewMs ?? 0
     for (let i = 1; i <= this.#options.replicas; i++) {
@@ -206,10 +236,15 @@ export class SimCluster {
     return this.#options.tickMs ?? 250
   }
 
-  #startHub(): void {
-    this.#hubConnections = new Map()
-    this.#hub = createHubEngine({
-      store: this.hubStore.reopen(),
+  /** The names of the hubs: `hub`, then `hub2`, … (see `SimClusterOptions.hubs`). */
+  hubNames(): string[] {
+    return this.#hubs.map((hub) => hub.name)
+  }
+
+  #startHub(slot: HubSlot): void {
+    slot.connections = new Map()
+    const engine = createHubEngine({
+      store: this.#hubs.length === 1 ? this.hubStore.reopen() : this.#telling(slot),
       now: () => this.net.now(),
       session: { retransmitMs: this.#options.retransmitMs ?? 1500 },
       ...(this.#options.hubMaxFrameBytes === undefined
@@ -217,30 +252,66 @@ export class SimCluster {
         : { limits: { ...DEFAULT_LIMITS, maxFrameBytes: this.#options.hubMaxFrameBytes } }),
       onError: (error) => this.errors.push(error),
     })
-    const hub = this.#hub
+    slot.engine = engine
     const tick = async (): Promise<void> => {
-      if (this.#hub !== hub) return
-      await hub.tick()
-      this.net.setTimer(HUB, this.#tickMs(), tick)
+      if (slot.engine !== engine) return
+      await engine.tick()
+      this.net.setTimer(slot.name, this.#tickMs(), tick)
     }
-    this.net.setTimer(HUB, this.#tickMs(), tick)
+    this.net.setTimer(slot.name, this.#tickMs(), tick)
   }
 
-  async #hubDeliver(from: string, envelope: SimEnvelope): Promise<void> {
-    const hub = this.#hub
+  /**
+   * The shared store as hub `slot` uses it: each append it commits is told to every other hub
+   * after a seeded delay, as a database's notices are; news for a hub that is down is lost with
+   * its timers (it reads the space afresh when it starts).
+   */
+  #telling(slot: HubSlot): HubStore {
+    const store = this.hubStore.reopen()
+    const tell = async (space: SpaceId, results: readonly AppendResult[]): Promise<void> => {
+      const appended = results.reduce((sum, result) => sum + result.appended, 0)
+      const last = results[results.length - 1]
+      if (appended === 0 || last === undefined) return
+      const { head, received } = await store.loadSpace(space)
+      const entries = this.#hubPlan.bool(1 / 2)
+        ? await store.readLog(space, head - appended, appended)
+        : undefined
+      for (const other of this.#hubs) {
+        if (other === slot) continue
+        const engine = other.engine
+        this.net.setTimer(other.name, this.#hubPlan.int(0, 50), () => {
+          if (other.engine === engine) void engine?.advanced(space, head, received, entries)
+        })
+      }
+    }
+    return {
+      loadSpace: (space) => store.loadSpace(space),
+      append: async (space, replica, changes, text, through) => {
+        const result = await store.append(space, replica, changes, text, through)
+        await tell(space, [result])
+        return result
+      },
+      readLog: (space, after, limit) => store.readLog(space, after, limit),
+      readSnapshot: (space, afterKey, limit) => store.readSnapshot(space, afterKey, limit),
+      close: () => store.close(),
+    }
+  }
+
+  async #hubDeliver(slot: HubSlot, from: string, envelope: SimEnvelope): Promise<void> {
+    const hub = slot.engine
     if (hub === null || this.#closedConns.has(envelope.conn)) return
     const key = `${from}/${envelope.conn}`
-    let connection = this.#hubConnections.get(key)
+    let connection = slot.connections.get(key)
     if (connection === undefined) {
       connection = hub.accept({
         send: (frame) => {
-          if (this.#hub === hub) this.net.send(HUB, from, { conn: envelope.conn, frame })
+          if (slot.engine === hub) this.net.send(slot.name, from, { conn: envelope.conn, frame })
         },
         close: () => {
-          this.#hubConnections.delete(key)
+          slot.connections.delete(key)
         },
       })
-      this.#hubConnections.set(key, connection)
+      slot.connections.set(key, connection)
     }
     await connection.receive(envelope.frame)
   }
@@ -286,14 +357,15 @@ export class SimCluster {
     await engine.idle()
   }
 
-  /** Gives a replica's engine a new connection to the hub. */
+  /** Gives a replica's engine a new connection to a hub (a seeded one, when there are several). */
   #connect(slot: ReplicaSlot, engine: ReplicaEngine, incarnation: number): void {
     slot.conn = this.#nextConn++
     this.#allConns.add(slot.conn)
     const conn = slot.conn
+    const hub = this.#hubs.length === 1 ? HUB : hubName(this.#hubPlan.int(0, this.#hubs.length - 1))
     engine.attach((frame) => {
       if (slot.incarnation === incarnation && slot.engine === engine && slot.conn === conn)
-        this.net.send(slot.name, HUB, { conn, frame })
+        this.net.send(slot.name, hub, { conn, frame })
     })
   }
 
@@ -424,24 +496,36 @@ export class SimCluster {
       this.collected.set(key, mergeVv(this.collected.get(key) ?? {}, recordContext(state)))
       this.history.push({ kind: 'collect', key, context: recordContext(state) })
     }
-    // As a relay does once its store's compaction returns: the hub tells the replicas.
+    // As a relay does once its store's compaction returns: the hub tells the replicas (and,
+    // sharing the store, the other hubs theirs).
     const mark = this.hubStore.collectedMark(this.space)
-    if (dropped.size > 0 && mark !== undefined) void this.#hub?.collected(this.space, mark)
+    if (dropped.size > 0 && mark !== undefined) {
+      for (const hub of this.#hubs) void hub.engine?.collected(this.space, mark)
+    }
     return dropped.size
   }
 
-  /** Crashes the hub: sessions are lost, its store stays. */
-  crashHub(): void {
-    this.#hub = null
-    this.#hubConnections = new Map()
-    if (this.net.isUp(HUB)) this.net.crash(HUB)
+  /** Crashes a hub (the first, unless named): sessions are lost, its store stays. */
+  crashHub(name = HUB): void {
+    const slot = this.#hubSlot(name)
+    slot.engine = null
+    slot.connections = new Map()
+    if (this.net.isUp(name)) this.net.crash(name)
   }
 
-  /** Restarts a crashed hub over its store. */
-  restartHub(): void {
-    if (this.#hub !== null) return
-    if (!this.net.isUp(HUB)) this.net.restart(HUB)
-    this.#startHub()
+  /** Restarts a crashed hub (each one that is down, unless named) over its store. */
+  restartHub(name?: string): void {
+    for (const slot of this.#hubs) {
+      if ((name !== undefined && slot.name !== name) || slot.engine !== null) continue
+      if (!this.net.isUp(slot.name)) this.net.restart(slot.name)
+      this.#startHub(slot)
+    }
+  }
+
+  #hubSlot(name: string): HubSlot {
+    const slot = this.#hubs.find((hub) => hub.name === name)
+    if (slot === undefined) throw new RangeError(`no hub named ${name}`)
+    return slot
   }
 
   /** A backup of the hub's store as it is now, under a log name of its own. */
@@ -458,7 +542,7 @@ export class SimCluster {
    * transport that outlives the hub, with their frames arriving later).
    */
   restoreHub(backup: MemoryHubStore): void {
-    this.crashHub()
+    for (const hub of this.#hubs) this.crashHub(hub.name)
     this.hubStore = backup
     this.#closedConns = new Set(this.#allConns)
     this.restartHub()
@@ -471,7 +555,8 @@ export class SimCluster {
   }
 
   isUp(name: string): boolean {
-    return name === HUB ? this.#hub !== null : this.#slot(name).engine !== null
+    const hub = this.#hubs.find((slot) => slot.name === name)
+    return hub !== undefined ? hub.engine !== null : this.#slot(name).engine !== null
   }
 
   /** Advances virtual time. */
@@ -481,7 +566,7 @@ export class SimCluster {
 
   /** True when every replica is up, connected, fully acknowledged and at the hub's head. */
   async settled(): Promise<boolean> {
-    if (this.#hub === null) return false
+    if (this.#hubs.some((hub) => hub.engine === null)) return false
     const { head } = await this.hubStore.loadSpace(this.space)
     for (const slot of this.#slots.values()) {
       const engine = slot.engine

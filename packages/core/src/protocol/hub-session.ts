@@ -739,12 +739,15 @@ function changes(
   if (!sparse && message.from + message.batch.length !== message.to) {
     return refuse(state, ErrorCode.InvalidMessage, 'a changes batch must hold exactly from+1…to', effects)
   }
-  if (message.from > stream.accepting || message.to <= stream.accepting) {
+  // What the store holds of the replica may be past what this session took in: another hub
+  // sharing the store stored it (the replica wrote through it before), or this replica's
+  // previous connection did. Batches continue from there.
+  const accepting = Math.max(stream.accepting, facts.received(space, replicaId))
+  if (message.from > accepting || message.to <= accepting) {
     // A gap (an earlier batch was lost) or a duplicate: say where we really are.
     effects.push({ type: 'send', message: { type: 'ack', space, upTo: facts.received(space, replicaId) } })
-    return state
+    return accepting === stream.accepting ? state : setStream(state, space, { ...stream, accepting })
   }
-  const accepting = stream.accepting
   const fresh = sparse
     ? message.batch.filter((change) => change.dot[1] > accepting)
     : message.batch.slice(accepting - message.from)
