@@ -159,8 +159,9 @@ describe('two relay processes on one PostgreSQL database', () => {
         await alice.collection('notes').put(`during-${i}`, { title: `during ${i}` })
         expected[`during-${i}`] = `during ${i}`
       }
-      // Nothing can be acknowledged while the database is down.
+      // Nothing can be acknowledged while the database is down, and the relays say so.
       await eventually(() => alice.pending > 0, 'the writes to wait in the outbox')
+      expect((await fetch(`${first.http}/healthz`)).status).toBe(503)
     })
     // The second relay heard of the first one's appends after the restart: its listening
     // connection, broken by the crash, came back (bob writes nothing that could bring them).
@@ -172,6 +173,11 @@ describe('two relay processes on one PostgreSQL database', () => {
     // Neither relay went down with the database; the first said why it acknowledged nothing.
     expect([first.child.exitCode, second.child.exitCode]).toEqual([null, null])
     expect(first.output()).toMatch(/error: storage-failed/)
+    const health = await (await fetch(`${second.http}/healthz`)).json()
+    expect(health).toMatchObject({ status: 'ok', listening: true })
+    const metrics = await (await fetch(`${second.http}/metrics`)).text()
+    expect(metrics).toMatch(/^chorus_relay_store_listening 1$/m)
+    expect(Number(/^chorus_relay_remote_appends_total (\d+)$/m.exec(metrics)?.[1])).toBeGreaterThan(0)
   }, 90_000)
 
   it('loses nothing acknowledged when a relay is killed: its replica moves to the other relay and both hold every acknowledged write', async () => {

@@ -52,7 +52,14 @@ export class CommitHistogram {
 export type RelayCounters = {
   -readonly [K in Exclude<
     keyof RelayMetrics,
-    'connections' | 'spaces' | 'logEntries' | 'commits' | 'lag' | 'sessionsRefused' | 'sendBacklog'
+    | 'connections'
+    | 'spaces'
+    | 'logEntries'
+    | 'commits'
+    | 'lag'
+    | 'sessionsRefused'
+    | 'sendBacklog'
+    | 'storeListening'
   >]: number
 }
 
@@ -71,6 +78,7 @@ export function zeroCounters(): RelayCounters {
     relayErrors: 0,
     compactions: 0,
     tombstonesCollected: 0,
+    remoteAppends: 0,
   }
 }
 
@@ -83,6 +91,14 @@ export interface RelayMetrics {
    * cost in memory (each connection holds about `sendBuffer` at most, plus a frame).
    */
   readonly sendBacklog: number
+  /**
+   * For a store shared with other relays (PostgreSQL): 1 while this relay hears of their
+   * appends, 0 while it does not (its clients then miss them until it hears again); absent for
+   * a store of its own.
+   */
+  readonly storeListening?: number
+  /** News of appends other relays made to a shared store. */
+  readonly remoteAppends: number
   /** Spaces with at least one stored change. */
   readonly spaces: number
   /** Log entries retained over all spaces (compaction removes older ones). */
@@ -143,6 +159,22 @@ export function renderPrometheus(metrics: RelayMetrics): string {
     'gauge',
     'Bytes sent to open connections and not yet written to the network.',
     metrics.sendBacklog,
+  )
+  if (metrics.storeListening !== undefined) {
+    metric(
+      lines,
+      `${p}store_listening`,
+      'gauge',
+      '1 while the relay hears of the appends of other relays sharing its store, else 0.',
+      metrics.storeListening,
+    )
+  }
+  metric(
+    lines,
+    `${p}remote_appends_total`,
+    'counter',
+    'News of appends other relays made to the shared store.',
+    metrics.remoteAppends,
   )
   metric(lines, `${p}spaces`, 'gauge', 'Spaces with stored changes.', metrics.spaces)
   metric(lines, `${p}log_entries`, 'gauge', 'Log entries retained over all spaces.', metrics.logEntries)

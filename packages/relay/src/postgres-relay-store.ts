@@ -196,6 +196,8 @@ export class PostgresRelayStore implements RelayStore {
   #listener: pg.Client | null = null
   #relisten: NodeJS.Timeout | null = null
   #relistenMs = 100
+  /** Whether the listening connection has its `LISTEN` in place. */
+  #listening = false
   #closed = false
 
   private constructor(
@@ -628,6 +630,10 @@ export class PostgresRelayStore implements RelayStore {
     })
   }
 
+  listening(): boolean {
+    return this.#listening
+  }
+
   watch(listener: (event: StoreEvent) => void): () => void {
     this.#listeners.add(listener)
     if (this.#listener === null && this.#relisten === null && !this.#closed) void this.#listen(false)
@@ -646,6 +652,7 @@ export class PostgresRelayStore implements RelayStore {
     const lost = (error?: Error): void => {
       if (this.#listener !== client) return
       this.#listener = null
+      this.#listening = false
       client.removeAllListeners('notification')
       void client.end().catch(() => undefined)
       if (this.#closed) return
@@ -681,6 +688,7 @@ export class PostgresRelayStore implements RelayStore {
       return
     }
     if (this.#listener !== client) return
+    this.#listening = true
     this.#relistenMs = 100
     if (again) this.#emit({ type: 'resync' })
   }
@@ -744,6 +752,7 @@ export class PostgresRelayStore implements RelayStore {
     this.#relisten = null
     const listener = this.#listener
     this.#listener = null
+    this.#listening = false
     this.#listeners.clear()
     await listener?.end().catch(() => undefined)
     await this.#pool.end()

@@ -73,6 +73,8 @@ export interface RelayStore extends HubStore {
    * that stops it. A store without it belongs to one relay.
    */
   watch?(listener: (event: StoreEvent) => void): () => void
+  /** With `watch`: whether the store hears the other relays now (false while its connection for that is down). */
+  listening?(): boolean
 }
 
 /**

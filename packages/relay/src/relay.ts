@@ -26,11 +26,16 @@ import { CloseCode, type RelaySocket } from './socket.js'
 
 /** The relay's health, as `/healthz` reports it. */
 export interface RelayHealth {
-  /** `ok` while the store answers and the relay is not shutting down. */
+  /**
+   * `ok` while the store answers and the relay is not shutting down (and, on a shared store,
+   * hears of the other relays' appends).
+   */
   readonly status: 'ok' | 'failing' | 'closing'
   readonly connections: number
   readonly spaces: number
   readonly uptimeSeconds: number
+  /** For a store shared with other relays: whether this relay hears of their appends (`failing` while not). */
+  readonly listening?: boolean
 }
 
 /** A running relay. */
@@ -155,6 +160,7 @@ export function createRelay(options: RelayOptions): Relay {
   async function otherRelay(event: StoreEvent): Promise<void> {
     switch (event.type) {
       case 'appended':
+        counters.remoteAppends++
         // Without the counters (too many for one notice), the hub's may lag behind the store:
         // a replica that connects here then takes its changes above the hub's counter for lost
         // and sends them again from its records, and the store skips what it holds.
@@ -497,14 +503,24 @@ export function createRelay(options: RelayOptions): Relay {
         sessionsRefused: Object.fromEntries(refusals),
         commits: commits.times(),
         lag: lag(),
+        ...(unwatch === undefined ? {} : { storeListening: store.listening?.() === false ? 0 : 1 }),
       }
     },
     async health() {
       const uptimeSeconds = Math.max(0, Math.round((now() - startedAt) / 1000))
       try {
         const stats = await store.stats()
-        const status = closing ? 'closing' : 'ok'
-        return { status, connections: clients.size, spaces: stats.spaces, uptimeSeconds }
+        // A relay that does not hear the other relays sharing its store would serve its
+        // clients a stale view: a load balancer should send them elsewhere meanwhile.
+        const listening = unwatch === undefined ? undefined : store.listening?.() !== false
+        const status = closing ? 'closing' : listening === false ? 'failing' : 'ok'
+        return {
+          status,
+          connections: clients.size,
+          spaces: stats.spaces,
+          uptimeSeconds,
+          ...(listening === undefined ? {} : { listening }),
+        }
       } catch (error) {
         report(error, 'the store did not answer a health check')
         return { status: 'failing', connections: clients.size, spaces: 0, uptimeSeconds }

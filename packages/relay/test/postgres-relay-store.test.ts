@@ -227,6 +227,7 @@ describe('PostgresRelayStore shared by several relays', () => {
       await admin.end()
     }
     expect(await resync).toEqual({ type: 'resync' })
+    expect(second.listening()).toBe(true)
     const told = nextEvent(second, (event) => event.type === 'appended')
     await first.append(SPACE, A, makeRun(A, 1, 1))
     expect(await told).toMatchObject({ type: 'appended', head: 1 })

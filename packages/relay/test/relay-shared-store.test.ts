@@ -1,0 +1,86 @@
+import { once } from 'node:events'
+import type { AddressInfo } from 'node:net'
+import { join } from 'node:path'
+import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { WebSocketServer } from 'ws'
+import { createRelay, type Relay } from '../src/relay.js'
+import type { RelayStore, StoreEvent } from '../src/relay-store.js'
+import { SqliteRelayStore } from '../src/sqlite-relay-store.js'
+import { makeRun, makeTempDir } from './support/fixtures.js'
+import { A, B, SPACE } from './support/relay-store-suite.js'
+import { changes, connectClient, hello, is } from './support/test-client.js'
+
+/**
+ * The relay's side of a store shared with other relays, over a real SQLite store: the other
+ * relays' appends are written to it here, and told through `watch` as the PostgreSQL store's
+ * listener tells them; whether it hears them is `listening`.
+ */
+describe('a relay on a store shared with other relays', () => {
+  let temp: ReturnType<typeof makeTempDir>
+  let sqlite: SqliteRelayStore
+  let listener: ((event: StoreEvent) => void) | null
+  let hearing: boolean
+  let server: WebSocketServer
+  let relay: Relay
+
+  beforeEach(async () => {
+    temp = makeTempDir()
+    sqlite = new SqliteRelayStore(join(temp.dir, 'relay.db'))
+    listener = null
+    hearing = true
+    const shared = new Proxy(sqlite, {
+      get(target, property) {
+        if (property === 'watch') {
+          return (next: (event: StoreEvent) => void) => {
+            listener = next
+            return () => {
+              listener = null
+            }
+          }
+        }
+        if (property === 'listening') return () => hearing
+        const value: unknown = Reflect.get(target, property, target)
+        return typeof value === 'function' ? value.bind(target) : value
+      },
+    }) as RelayStore
+    server = new WebSocketServer({ port: 0, host: '127.0.0.1' })
+    await once(server, 'listening')
+    relay = createRelay({ server, store: shared, heartbeatMs: 0 })
+  })
+
+  afterEach(async () => {
+    await relay.close()
+    server.close()
+    await sqlite.close()
+    temp.remove()
+  })
+
+  it('streams another relay’s append to its clients once told, and counts the news', async () => {
+    const client = await connectClient(`ws://127.0.0.1:${(server.address() as AddressInfo).port}`)
+    client.send(hello('bob', { [SPACE]: 0 }))
+    await client.waitFor(is.hello, 'hello')
+    // Another relay appends Alice's changes to the store this one shares.
+    const written = makeRun(A, 1, 3)
+    const { head } = await sqlite.append(SPACE, A, written)
+    expect(listener).not.toBeNull()
+    listener?.({ type: 'appended', space: SPACE, head, received: { [A]: 3 } })
+    const frame = await client.waitFor(is.changesTo(3), 'the other relay’s changes')
+    expect(frame).toMatchObject({ type: 'changes', space: SPACE, from: 0, to: 3 })
+    expect((await relay.metrics()).remoteAppends).toBe(1)
+    // Its own writer's batch continues after them.
+    client.send(changes(SPACE, 0, makeRun(B, 1, 1)))
+    await client.waitFor(is.ack(1), 'bob’s change acknowledged')
+    expect((await sqlite.loadSpace(SPACE)).head).toBe(4)
+    await client.close()
+  })
+
+  it('is failing on /healthz, and says so in /metrics, while it does not hear the other relays', async () => {
+    expect(await relay.health()).toMatchObject({ status: 'ok', listening: true })
+    expect((await relay.metrics()).storeListening).toBe(1)
+    hearing = false
+    expect(await relay.health()).toMatchObject({ status: 'failing', listening: false })
+    expect((await relay.metrics()).storeListening).toBe(0)
+    hearing = true
+    expect(await relay.health()).toMatchObject({ status: 'ok', listening: true })
+  })
+})
