@@ -199,5 +199,9 @@ describe('two relay processes on one PostgreSQL database', () => {
     expected.b0 = 'bob while the first relay is down'
     expected['a-after'] = 'after the move'
     await allShow([alice, bob], expected, 'both replicas to hold every acknowledged write')
+    // And the relay left stops cleanly on SIGTERM: pending writes finished, its database
+    // connections closed.
+    expect(await second.stop('SIGTERM')).toBe(0)
+    expect(second.output()).toMatch(/chorus-relay stopped/)
   }, 60_000)
 })
