@@ -512,7 +512,7 @@ async function relayForwarding(
   relay: HostedRelay,
   space: string,
   others: readonly HostedRelay[] = [],
-): Promise<{ latencies: number[]; relayCpuMs: number }> {
+): Promise<{ latencies: number[]; relayCpuMs: number; hops: { sameRelay: number[]; otherRelay: number[] } }> {
   gc()
   const mode = relay.kind === 'chorus' ? 'chorus' : 'raw'
   // With `others`, the clients are spread over the relays in turn (relays sharing a store).
@@ -520,6 +520,10 @@ async function relayForwarding(
   const cpu = async () => (await Promise.all(relays.map(relayCpuMs))).reduce((sum, ms) => sum + ms, 0)
   const sentAt = new Map<string, number>()
   const arrivals = new Map<string, number[]>()
+  // With several relays: each frame's last arrival at a client of its writer's relay, and at
+  // one of another relay (through the database's notice).
+  const writers = new Map(Array.from({ length: LATENCY_REPLICAS }, (_, r) => [writerId(r) as string, r]))
+  const lastOn = { same: new Map<string, number>(), other: new Map<string, number>() }
   const clients = await Promise.all(
     Array.from({ length: LATENCY_REPLICAS }, (_, r) =>
       WireClient.open((relays[r % relays.length] as HostedRelay).url, {
@@ -534,6 +538,9 @@ async function relayForwarding(
             const times = arrivals.get(key) ?? []
             times.push(at)
             arrivals.set(key, times)
+            const writer = writers.get(change.dot[0]) ?? 0
+            const hop = writer % relays.length === r % relays.length ? lastOn.same : lastOn.other
+            hop.set(key, Math.max(hop.get(key) ?? 0, at))
           }
         },
       }),
@@ -593,7 +600,25 @@ async function relayForwarding(
       (key) => Math.max(...(arrivals.get(key) as number[])) - (sentAt.get(key) as number),
     ),
     relayCpuMs: relayCpu,
+    hops: {
+      sameRelay: hopLatencies(lastOn.same, measuredKeys, sentAt),
+      otherRelay: hopLatencies(lastOn.other, measuredKeys, sentAt),
+    },
   }
+}
+
+/** Send → last arrival in `last`, for the keys measured that have one. */
+function hopLatencies(
+  last: ReadonlyMap<string, number>,
+  keys: readonly string[],
+  sentAt: ReadonlyMap<string, number>,
+): number[] {
+  const out: number[] = []
+  for (const key of keys) {
+    const at = last.get(key)
+    if (at !== undefined) out.push(at - (sentAt.get(key) as number))
+  }
+  return out
 }
 
 async function benchLatency() {
@@ -1115,6 +1140,8 @@ async function benchPostgres() {
       })(),
       raw: [await startHostedRelay({ kind: 'raw' })],
     }
+    /** Two relays: send → last reader on the writer's relay, and on the other one (p50s per run). */
+    const hops = { sameRelayP50: [] as number[], otherRelayP50: [] as number[] }
     const runs: Record<
       keyof typeof setups,
       { p50: number[]; p99: number[]; cpu: number[]; commitMs: number[] }
@@ -1138,6 +1165,10 @@ async function benchPostgres() {
         runs[name].p99.push(latency.p99Ms)
         runs[name].cpu.push(forwarded.relayCpuMs)
         if (counted > 0) runs[name].commitMs.push(total / counted)
+        if (name === 'twoRelays') {
+          hops.sameRelayP50.push(percentile(forwarded.hops.sameRelay, 50))
+          hops.otherRelayP50.push(percentile(forwarded.hops.otherRelay, 50))
+        }
       }
     }
     for (const relays of Object.values(setups)) for (const relay of relays) await relay.close()
@@ -1152,9 +1183,17 @@ async function benchPostgres() {
       runs: POSTGRES_RUNS,
       sqlite: figures('sqlite'),
       postgres: figures('postgres'),
-      twoRelays: figures('twoRelays'),
+      twoRelays: {
+        ...figures('twoRelays'),
+        sameRelayP50Ms: median(hops.sameRelayP50),
+        otherRelayP50Ms: median(hops.otherRelayP50),
+        hops,
+      },
       floor: figures('raw'),
     }
+    log(
+      `   two relays, p50 to the last reader on the writer's relay ${fixed(result.twoRelays.sameRelayP50Ms, 2)} ms, on the other ${fixed(result.twoRelays.otherRelayP50Ms, 2)} ms`,
+    )
     log(
       `   forwarding p50 / p99: SQLite ${fixed(result.sqlite.p50Ms, 2)} / ${fixed(result.sqlite.p99Ms, 2)} ms, PostgreSQL ${fixed(result.postgres.p50Ms, 2)} / ${fixed(result.postgres.p99Ms, 2)} ms, two relays ${fixed(result.twoRelays.p50Ms, 2)} / ${fixed(result.twoRelays.p99Ms, 2)} ms, raw ${fixed(result.floor.p50Ms, 2)} / ${fixed(result.floor.p99Ms, 2)} ms`,
     )

@@ -60,6 +60,7 @@ export type RelayCounters = {
     | 'sessionsRefused'
     | 'sendBacklog'
     | 'storeListening'
+    | 'appendRetries'
   >]: number
 }
 
@@ -99,6 +100,8 @@ export interface RelayMetrics {
   readonly storeListening?: number
   /** News of appends other relays made to a shared store. */
   readonly remoteAppends: number
+  /** For a shared store: appends tried again because another relay changed what they read. */
+  readonly appendRetries?: number
   /** Spaces with at least one stored change. */
   readonly spaces: number
   /** Log entries retained over all spaces (compaction removes older ones). */
@@ -167,6 +170,15 @@ export function renderPrometheus(metrics: RelayMetrics): string {
       'gauge',
       '1 while the relay hears of the appends of other relays sharing its store, else 0.',
       metrics.storeListening,
+    )
+  }
+  if (metrics.appendRetries !== undefined) {
+    metric(
+      lines,
+      `${p}append_retries_total`,
+      'counter',
+      'Appends tried again because another relay sharing the store changed what they read.',
+      metrics.appendRetries,
     )
   }
   metric(

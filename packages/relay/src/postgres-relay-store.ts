@@ -23,6 +23,7 @@ import {
   type PendingAck,
   planAppend,
   recordWrites,
+  type TouchedRecord,
   touchedRecords,
   withMark,
 } from './append-plan.js'
@@ -133,15 +134,24 @@ function parseNotice(payload: string | undefined): Notice | null {
   return null
 }
 
+/** A notice's JSON text without its leading `"head"` field, which `chorus_append` puts back with the real head. */
+function withoutHead(notice: string): string {
+  const prefix = '{"head":0,'
+  if (!notice.startsWith(prefix)) throw new Error('a notice starts with its head')
+  return `{${notice.slice(prefix.length)}`
+}
+
 /** How often an append is tried against other relays' appends to the same space before it fails. */
 const MAX_APPEND_ATTEMPTS = 50
 
-/** A row of `SQL.appendRead`: the space (`s`: head, version), a received counter (`r`) or a record (`k`). */
+/**
+ * A row of `SQL.appendRead`: the space (`s`, its head in `a`), a replica's received counter
+ * (`r`: `name`, `a`) or a record (`k`: `key`, `versions`, its `last_seq` in `a`).
+ */
 interface AppendReadRow {
   readonly kind: 's' | 'r' | 'k'
   readonly name: string | null
   readonly a: number | null
-  readonly b: number | null
   readonly key: Buffer | null
   readonly versions: string | null
 }
@@ -199,6 +209,8 @@ export class PostgresRelayStore implements RelayStore {
   /** Whether the listening connection has its `LISTEN` in place. */
   #listening = false
   #closed = false
+  /** Appends tried again (see `RelayStoreStats.appendRetries`). */
+  #appendRetries = 0
 
   private constructor(
     pool: pg.Pool,
@@ -284,6 +296,7 @@ export class PostgresRelayStore implements RelayStore {
       for (let attempt = 1; ; attempt++) {
         const results = await this.#tryAppend(space, appends, text)
         if (results !== null) return results
+        this.#appendRetries++
         if (attempt >= MAX_APPEND_ATTEMPTS) {
           throw new ChorusError(
             ErrorCode.StorageFailed,
@@ -296,9 +309,10 @@ export class PostgresRelayStore implements RelayStore {
 
   /**
    * One attempt at an append, in two round trips: one statement reads what the append
-   * depends on (the space's head and version, the replicas' counters, the records it
-   * touches), and `chorus_append` writes it all in one transaction, unless the space's
-   * version moved meanwhile (another relay appended or compacted): then null, to try again.
+   * depends on (the replicas' counters, the records it touches), and `chorus_append` writes it
+   * all in one transaction at the positions after the head as it is then, unless one of those
+   * records or counters moved meanwhile (another relay appended to them, or compacted them
+   * away): then null, to try again.
    */
   async #tryAppend(
     space: SpaceId,
@@ -306,45 +320,44 @@ export class PostgresRelayStore implements RelayStore {
     text: ChangeText,
   ): Promise<AppendResult[] | null> {
     const touched = touchedRecords(appends.flatMap((append) => append.changes))
-    const replicas = [...new Set(appends.map((append) => append.replica))]
+    const replicas = [...new Set(appends.map((append) => append.replica as string))]
     const { rows } = await this.#pool.query<AppendReadRow>(SQL.appendRead, [
       space,
       replicas,
       touched.records.map((record) => record.key),
     ])
-    let previousHead = 0
-    let version = 0
+    let readHead = 0
     const stored = new Map<string, number>()
+    const lastSeqs = new Map<TouchedRecord, number>()
     for (const row of rows) {
       if (row.kind === 's') {
-        previousHead = row.a ?? 0
-        version = row.b ?? 0
+        readHead = row.a ?? 0
       } else if (row.kind === 'r' && row.name !== null) {
         stored.set(row.name, row.a ?? 0)
       } else if (row.kind === 'k' && row.key !== null && row.versions !== null) {
         const record = touched.byKey.get(decodeUtf16Key(row.key))
-        if (record !== undefined) record.state = { versions: JSON.parse(row.versions) as Change[] }
+        if (record === undefined) continue
+        record.state = { versions: JSON.parse(row.versions) as Change[] }
+        lastSeqs.set(record, row.a ?? 0)
       }
     }
-    const { results, fresh, advanced, head } = planAppend(
-      appends,
-      previousHead,
-      (replica) => stored.get(replica) ?? 0,
-    )
+    // Planned from position 0: the positions are offsets from the head the write finds.
+    const plan = planAppend(appends, 0, (replica) => stored.get(replica) ?? 0)
+    const { fresh, advanced } = plan
     // Nothing new: nothing to write.
-    if (advanced.size === 0) return results
+    if (advanced.size === 0)
+      return plan.results.map((result) => ({ ...result, head: result.head + readHead }))
     const texts = fresh.map((change) => text(change))
-    const writes = recordWrites(touched, fresh, texts, previousHead)
-    const names = [...advanced.keys()]
-    const counters = [...advanced.values()]
+    const writes = recordWrites(touched, fresh, texts, 0)
+    // The notice gets its head in front, in the database (see `chorus_append`).
     const notice =
       fresh.length === 0
         ? null
         : this.#notice({
+            head: 0,
             from: this.#id,
             type: 'appended',
             space,
-            head,
             received: Object.fromEntries(advanced),
             texts,
           })
@@ -355,11 +368,13 @@ export class PostgresRelayStore implements RelayStore {
     } catch (error) {
       failure = error instanceof Error ? error.message : String(error)
     }
-    const written = await this.#pool.query<{ ok: boolean }>(SQL.append, [
+    const written = await this.#pool.query<{ base: number | null }>(SQL.append, [
       space,
-      version,
-      head,
-      texts.map((_, i) => previousHead + i + 1),
+      touched.records.map((record) => record.key),
+      touched.records.map((record) => lastSeqs.get(record) ?? null),
+      replicas,
+      replicas.map((replica) => stored.get(replica) ?? 0),
+      fresh.map((_, i) => i + 1),
       fresh.map((change) => change.dot[0]),
       fresh.map((change) => change.dot[1]),
       texts,
@@ -369,12 +384,14 @@ export class PostgresRelayStore implements RelayStore {
       writes.map((write) => write.writers.join(',')),
       writes.map((write) => write.lastSeq),
       writes.map((write) => write.tombstone),
-      names,
-      counters,
-      notice,
+      [...advanced.keys()],
+      [...advanced.values()],
+      notice === null ? null : withoutHead(notice),
       failure,
     ])
-    return written.rows[0]?.ok === true ? results : null
+    const base = written.rows[0]?.base ?? null
+    if (base === null) return null
+    return plan.results.map((result) => ({ ...result, head: result.head + base }))
   }
 
   async readLog(
@@ -562,8 +579,6 @@ export class PostgresRelayStore implements RelayStore {
         const replicasForgotten =
           cutoff === null ? 0 : ((await client.query(SQL.forget, [space, cutoff])).rowCount ?? 0)
         if (floor > row.floor) await client.query(SQL.setFloor, [floor, space])
-        // An append that read the records before this deletes some must read them again.
-        await client.query(SQL.bumpVersion, [space])
         const logEntriesDeleted = (await client.query(SQL.deleteLog, [space, floor])).rowCount ?? 0
         const { tombstonesDeleted, collected } = await this.#collect(client, space, floor, row.head, mark)
         if (collected !== undefined && collected !== mark) {
@@ -615,7 +630,7 @@ export class PostgresRelayStore implements RelayStore {
   async stats(): Promise<RelayStoreStats> {
     return this.#run('reading statistics', async () => {
       const row = (await this.#pool.query<{ spaces: number; entries: number }>(SQL.stats)).rows[0]
-      return { spaces: row?.spaces ?? 0, logEntries: row?.entries ?? 0 }
+      return { spaces: row?.spaces ?? 0, logEntries: row?.entries ?? 0, appendRetries: this.#appendRetries }
     })
   }
 

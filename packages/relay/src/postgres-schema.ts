@@ -34,7 +34,6 @@ export const POSTGRES_SCHEMA = `
 CREATE TABLE IF NOT EXISTS chorus_meta (key text PRIMARY KEY, value text NOT NULL);
 CREATE TABLE IF NOT EXISTS chorus_spaces (
   space text PRIMARY KEY, head bigint NOT NULL, floor bigint NOT NULL,
-  version bigint NOT NULL DEFAULT 0,
   collected_at bigint NOT NULL DEFAULT 0, collected text
 );
 CREATE TABLE IF NOT EXISTS chorus_received (
@@ -55,46 +54,72 @@ CREATE TABLE IF NOT EXISTS chorus_acks (
 );
 CREATE TABLE IF NOT EXISTS chorus_replica_owners (replica text PRIMARY KEY, subject text NOT NULL);
 
--- An append's writes, computed by the relay from what it read of the space at \`version\`:
--- all of them in the one transaction of this call, under the space's lock, or none when the
--- version moved since (another relay appended or compacted; the relay reads again). Log rows,
--- records (versions without their array's brackets, writers joined by commas), received
--- counters, the head; then the notice to the other relays, sent when it commits.
--- \`fail\`, when not null, fails the call after its writes (fault-injection tests).
+-- An append's writes, computed by the relay from what it read of the space: in the one
+-- transaction of this call, under the space's lock, all of them, or none (NULL) when what the
+-- append depends on moved since the read — a record it touches (its \`last_seq\`, NULL for
+-- one absent) or the counter of a replica it appends for — because another relay appended or
+-- compacted meanwhile; the relay then reads again. Appends by other relays to other records
+-- and replicas do not stand in its way: its entries take the positions after the head as it
+-- is now (offsets 1, 2, … from it), and it returns that head. Then the notice to the other
+-- relays, sent when it commits: \`notice\` is a JSON object, which gets the new head as its
+-- first field. \`fail\`, when not null, fails the call after its writes (fault-injection tests).
 CREATE OR REPLACE FUNCTION chorus_append(
-  p_space text, p_version bigint, p_head bigint,
-  log_seq bigint[], log_replica text[], log_counter bigint[], log_change text[],
-  record_key bytea[], record_versions text[], record_writers text[], record_last bigint[],
+  p_space text,
+  read_key bytea[], read_last bigint[], read_replica text[], read_counter bigint[],
+  log_offset bigint[], log_replica text[], log_counter bigint[], log_change text[],
+  record_key bytea[], record_versions text[], record_writers text[], record_offset bigint[],
   record_tombstone boolean[],
   received_replica text[], received_counter bigint[],
   notice text, fail text
-) RETURNS boolean LANGUAGE plpgsql AS $$
+) RETURNS bigint LANGUAGE plpgsql AS $$
+DECLARE
+  base bigint;
+  found_last bigint;
+  found_counter bigint;
 BEGIN
   PERFORM pg_advisory_xact_lock(${SPACE_LOCK}, hashtext(p_space));
-  IF coalesce((SELECT version FROM chorus_spaces WHERE space = p_space), 0) <> p_version THEN
-    RETURN false;
-  END IF;
+  -- One index lookup each (a join with the arrays could scan the tables).
+  FOR i IN 1 .. coalesce(cardinality(read_key), 0) LOOP
+    found_last := (SELECT r.last_seq FROM chorus_records AS r WHERE r.space = p_space AND r.key = read_key[i]);
+    IF found_last IS DISTINCT FROM read_last[i] THEN
+      RETURN NULL;
+    END IF;
+  END LOOP;
+  FOR i IN 1 .. coalesce(cardinality(read_replica), 0) LOOP
+    found_counter := coalesce(
+      (SELECT c.counter FROM chorus_received AS c WHERE c.space = p_space AND c.replica = read_replica[i]),
+      0
+    );
+    IF found_counter <> read_counter[i] THEN
+      RETURN NULL;
+    END IF;
+  END LOOP;
+  base := coalesce((SELECT head FROM chorus_spaces WHERE space = p_space), 0);
   INSERT INTO chorus_log (space, seq, replica, counter, change)
-    SELECT p_space, seq, replica, counter, change
-    FROM unnest(log_seq, log_replica, log_counter, log_change) AS t (seq, replica, counter, change);
+    SELECT p_space, base + o, replica, counter, change
+    FROM unnest(log_offset, log_replica, log_counter, log_change) AS t (o, replica, counter, change);
   INSERT INTO chorus_records (space, key, versions, writers, last_seq, tombstone)
-    SELECT p_space, key, '[' || versions || ']', string_to_array(writers, ','), last_seq, tombstone
-    FROM unnest(record_key, record_versions, record_writers, record_last, record_tombstone)
-      AS t (key, versions, writers, last_seq, tombstone)
+    SELECT p_space, key, '[' || versions || ']', string_to_array(writers, ','), base + o, tombstone
+    FROM unnest(record_key, record_versions, record_writers, record_offset, record_tombstone)
+      AS t (key, versions, writers, o, tombstone)
     ON CONFLICT (space, key) DO UPDATE SET versions = excluded.versions, writers = excluded.writers,
       last_seq = excluded.last_seq, tombstone = excluded.tombstone;
   INSERT INTO chorus_received (space, replica, counter)
     SELECT p_space, replica, counter FROM unnest(received_replica, received_counter) AS t (replica, counter)
     ON CONFLICT (space, replica) DO UPDATE SET counter = excluded.counter;
-  INSERT INTO chorus_spaces (space, head, floor, version) VALUES (p_space, p_head, 0, p_version + 1)
-    ON CONFLICT (space) DO UPDATE SET head = excluded.head, version = excluded.version;
+  INSERT INTO chorus_spaces (space, head, floor)
+    VALUES (p_space, base + coalesce(cardinality(log_offset), 0), 0)
+    ON CONFLICT (space) DO UPDATE SET head = excluded.head;
   IF notice IS NOT NULL THEN
-    PERFORM pg_notify('${NOTIFY_CHANNEL}', notice);
+    PERFORM pg_notify(
+      '${NOTIFY_CHANNEL}',
+      '{"head":' || (base + coalesce(cardinality(log_offset), 0)) || ',' || substr(notice, 2)
+    );
   END IF;
   IF fail IS NOT NULL THEN
     RAISE EXCEPTION '%', fail;
   END IF;
-  RETURN true;
+  RETURN base;
 END
 $$;
 `
@@ -110,21 +135,20 @@ export const SQL = {
    */
   lockSpace: `SELECT pg_advisory_xact_lock(${SPACE_LOCK}, hashtext($1))`,
   /**
-   * What an append depends on, in one statement (one snapshot): the space's head and version
-   * (`s`, always one row), the counters of the replicas in `$2` (`r`), and the records whose
-   * keys are in `$3` (`k`).
+   * What an append depends on, in one statement (one snapshot): the space's head (`s`,
+   * always one row), the counters of the replicas in `$2` (`r`), and the records whose keys
+   * are in `$3` with their `last_seq` (`k`).
    */
-  appendRead: `SELECT 's' AS kind, NULL::text AS name, coalesce(s.head, 0) AS a, coalesce(s.version, 0) AS b,
-      NULL::bytea AS key, NULL::text AS versions
+  appendRead: `SELECT 's' AS kind, NULL::text AS name, coalesce(s.head, 0) AS a, NULL::bytea AS key,
+      NULL::text AS versions
     FROM (SELECT 1) AS one LEFT JOIN chorus_spaces AS s ON s.space = $1
     UNION ALL
-    SELECT 'r', replica, counter, NULL, NULL, NULL FROM chorus_received WHERE space = $1 AND replica = ANY($2::text[])
+    SELECT 'r', replica, counter, NULL, NULL FROM chorus_received WHERE space = $1 AND replica = ANY($2::text[])
     UNION ALL
-    SELECT 'k', NULL, NULL, NULL, key, versions FROM chorus_records WHERE space = $1 AND key = ANY($3::bytea[])`,
-  append: `SELECT chorus_append($1, $2, $3, $4::bigint[], $5::text[], $6::bigint[], $7::text[], $8::bytea[],
-    $9::text[], $10::text[], $11::bigint[], $12::boolean[], $13::text[], $14::bigint[], $15, $16) AS ok`,
-  /** A compaction that changes a space's records or counters moves its version (see `chorus_append`). */
-  bumpVersion: 'UPDATE chorus_spaces SET version = version + 1 WHERE space = $1',
+    SELECT 'k', NULL, last_seq, key, versions FROM chorus_records WHERE space = $1 AND key = ANY($3::bytea[])`,
+  append: `SELECT chorus_append($1, $2::bytea[], $3::bigint[], $4::text[], $5::bigint[], $6::bigint[],
+    $7::text[], $8::bigint[], $9::text[], $10::bytea[], $11::text[], $12::text[], $13::bigint[],
+    $14::boolean[], $15::text[], $16::bigint[], $17, $18) AS base`,
   loadSpace: `SELECT s.head, s.floor, s.collected_at, s.collected,
       (SELECT json_object_agg(replica, counter) FROM chorus_received WHERE space = $1)::text AS received
     FROM (SELECT 1) AS one

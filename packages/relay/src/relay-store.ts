@@ -35,6 +35,11 @@ export interface RelayStoreStats {
   readonly spaces: number
   /** Log entries retained (appended and not yet compacted away), over all spaces. */
   readonly logEntries: number
+  /**
+   * For a store shared with other relays: appends tried again since it opened because another
+   * relay changed what they had read (the same records, or the same replica's counter).
+   */
+  readonly appendRetries?: number
 }
 
 /**

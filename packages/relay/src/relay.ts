@@ -504,6 +504,7 @@ export function createRelay(options: RelayOptions): Relay {
         commits: commits.times(),
         lag: lag(),
         ...(unwatch === undefined ? {} : { storeListening: store.listening?.() === false ? 0 : 1 }),
+        ...(stats.appendRetries === undefined ? {} : { appendRetries: stats.appendRetries }),
       }
     },
     async health() {

@@ -201,6 +201,37 @@ describe('PostgresRelayStore shared by several relays', () => {
     expect(await second.loadSpace(SPACE)).toMatchObject({ head: 90, received: { [A]: 30, [B]: 30, [C]: 30 } })
   })
 
+  it('lets both stores append to one space at once without retries while they touch other records', async () => {
+    await Promise.all(
+      [A, B].map(async (replica, w) => {
+        const store = w === 0 ? first : second
+        for (let counter = 1; counter <= 20; counter++) {
+          await store.append(SPACE, replica, [makeChange(replica, counter, { id: `${replica}-${counter}` })])
+        }
+      }),
+    )
+    expect((await first.loadSpace(SPACE)).head).toBe(40)
+    expect((await first.stats()).appendRetries).toBe(0)
+    expect((await second.stats()).appendRetries).toBe(0)
+    // On the same records they may have to try again, and still lose nothing.
+    await Promise.all(
+      [A, B].map(async (replica, w) => {
+        const store = w === 0 ? first : second
+        for (let counter = 21; counter <= 40; counter++) {
+          await store.append(SPACE, replica, [makeChange(replica, counter, { id: `shared-${counter % 3}` })])
+        }
+      }),
+    )
+    const log = await first.readLog(SPACE, 0, 1000)
+    expect(log.map((entry) => entry.seq)).toEqual(Array.from({ length: 80 }, (_, i) => i + 1))
+    const page = await first.readSnapshot(SPACE, null, 1000)
+    // None of the writes to a shared record saw another (their contexts are empty): each
+    // record keeps every version, whichever store appended it and however often it retried.
+    const shared = page.changes.filter((change) => change.id.startsWith('shared-'))
+    expect(shared).toHaveLength(40)
+    expect(new Set(shared.map((change) => change.id)).size).toBe(3)
+  })
+
   it('tells the other store of a compaction’s collected-deletion mark', async () => {
     await first.append(SPACE, A, [
       makeChange(A, 1, { id: 'gone' }),
