@@ -5,9 +5,10 @@
 // passwordless sudo). With neither, it stops with what to do: these tests never skip silently.
 // The binaries are looked for in PG_BIN, else in the newest /usr/lib/postgresql/<version>/bin,
 // the same lookup as packages/relay/test/support/postgres-server.ts.
-import { execFileSync, spawnSync } from 'node:child_process'
+import { spawnSync } from 'node:child_process'
 import { existsSync, readdirSync } from 'node:fs'
 import { join } from 'node:path'
+import { canInstall, installDebianPackage, isRoot } from './debian-install.mjs'
 
 const debianRoot = '/usr/lib/postgresql'
 
@@ -33,8 +34,6 @@ const findDebianBinDir = () => {
     .sort(byVersionDescending)[0]
   return version === undefined ? undefined : join(debianRoot, version, 'bin')
 }
-
-const isRoot = typeof process.getuid === 'function' && process.getuid() === 0
 
 /** As root the tests run the server as the `postgres` OS user (PostgreSQL refuses root). */
 const checkServerUser = () => {
@@ -63,9 +62,7 @@ if (findDebianBinDir() !== undefined) {
   process.exit(0)
 }
 
-const hasAptGet = spawnSync('sh', ['-c', 'command -v apt-get'], { stdio: 'ignore' }).status === 0
-const hasSudo = !isRoot && spawnSync('sudo', ['-n', 'true'], { stdio: 'ignore' }).status === 0
-if (!hasAptGet || (!isRoot && !hasSudo)) {
+if (!canInstall()) {
   console.error(
     'The PostgreSQL relay store tests need PostgreSQL server binaries (initdb and postgres) under ' +
       `${debianRoot}/<version>/bin (or PG_BIN). Install them with \`sudo apt-get install postgresql\` ` +
@@ -77,15 +74,7 @@ if (!hasAptGet || (!isRoot && !hasSudo)) {
 // Debian's package may also create and start a system cluster on port 5432: harmless, the tests
 // start their own servers on unix sockets in temporary directories.
 console.error('Installing Debian postgresql for the PostgreSQL relay store tests…')
-const run = (args) => {
-  const [command, ...rest] = isRoot ? args : ['sudo', '-n', ...args]
-  execFileSync(command, rest, {
-    stdio: ['ignore', 'inherit', 'inherit'],
-    env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' },
-  })
-}
-run(['apt-get', 'update', '-qq'])
-run(['apt-get', 'install', '-y', '-qq', 'postgresql'])
+installDebianPackage('postgresql')
 if (findDebianBinDir() === undefined) {
   console.error(`apt-get finished but ${debianRoot}/<version>/bin still holds no initdb and postgres`)
   process.exit(1)
