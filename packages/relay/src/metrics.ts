@@ -163,6 +163,7 @@ export function renderPrometheus(metrics: RelayMetrics): string {
     'Bytes sent to open connections and not yet written to the network.',
     metrics.sendBacklog,
   )
+  // The shared store's figures, for a relay on one (the gauge is there only then).
   if (metrics.storeListening !== undefined) {
     metric(
       lines,
@@ -170,6 +171,13 @@ export function renderPrometheus(metrics: RelayMetrics): string {
       'gauge',
       '1 while the relay hears of the appends of other relays sharing its store, else 0.',
       metrics.storeListening,
+    )
+    metric(
+      lines,
+      `${p}remote_appends_total`,
+      'counter',
+      'News of appends other relays made to the shared store.',
+      metrics.remoteAppends,
     )
   }
   if (metrics.appendRetries !== undefined) {
@@ -181,13 +189,6 @@ export function renderPrometheus(metrics: RelayMetrics): string {
       metrics.appendRetries,
     )
   }
-  metric(
-    lines,
-    `${p}remote_appends_total`,
-    'counter',
-    'News of appends other relays made to the shared store.',
-    metrics.remoteAppends,
-  )
   metric(lines, `${p}spaces`, 'gauge', 'Spaces with stored changes.', metrics.spaces)
   metric(lines, `${p}log_entries`, 'gauge', 'Log entries retained over all spaces.', metrics.logEntries)
   metric(lines, `${p}changes_stored_total`, 'counter', 'Changes durably appended.', metrics.changesStored)

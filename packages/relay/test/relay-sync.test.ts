@@ -108,6 +108,9 @@ describe('the relay over real sockets', () => {
     expect(metrics.status).toBe(200)
     expect(metrics.type).toContain('text/plain; version=0.0.4')
     const after = metrics.body
+    // A relay on a store of its own shows no figures of a shared one, and its health no `listening`.
+    expect(after).not.toMatch(/store_listening|remote_appends|append_retries/)
+    expect(JSON.parse((await get(relay, '/healthz')).body)).not.toHaveProperty('listening')
     expect(sample(after, 'chorus_relay_connections')).toBe(2)
     expect(sample(after, 'chorus_relay_spaces')).toBe(1)
     expect(sample(after, 'chorus_relay_log_entries')).toBe(4)
