@@ -161,10 +161,14 @@ export function createRelay(options: RelayOptions): Relay {
     switch (event.type) {
       case 'appended':
         counters.remoteAppends++
-        // Without the counters (too many for one notice), the hub's may lag behind the store:
-        // a replica that connects here then takes its changes above the hub's counter for lost
-        // and sends them again from its records, and the store skips what it holds.
         await hub.advanced(event.space, event.head, event.received, event.entries)
+        // Without the counters (too many for one notice), read them for a space in use: a
+        // replica that connects here would otherwise take its changes above a lagging counter
+        // for lost, and send them all again from its records.
+        if (event.received === undefined && hub.spacesInUse().includes(event.space)) {
+          const meta = await store.loadSpace(event.space)
+          await hub.advanced(event.space, meta.head, meta.received)
+        }
         return
       case 'collected':
         await hub.collected(event.space, event.mark)

@@ -74,6 +74,22 @@ describe('a relay on a store shared with other relays', () => {
     await client.close()
   })
 
+  it('reads the counters a notice had no room for, so a writer that connects here is not taken for one the relay lost', async () => {
+    const reader = await connectClient(`ws://127.0.0.1:${(server.address() as AddressInfo).port}`)
+    reader.send(hello('bob', { [SPACE]: 0 }))
+    await reader.waitFor(is.hello, 'hello')
+    // Alice wrote through another relay, whose notice carried no counters.
+    const { head } = await sqlite.append(SPACE, A, makeRun(A, 1, 3))
+    listener?.({ type: 'appended', space: SPACE, head })
+    await reader.waitFor(is.changesTo(3), 'the other relay’s changes')
+    const writer = await connectClient(`ws://127.0.0.1:${(server.address() as AddressInfo).port}`)
+    writer.send(hello('alice', { [SPACE]: 3 }))
+    const answer = await writer.waitFor(is.hello, 'hello')
+    expect(answer.have).toEqual({ [SPACE]: 3 })
+    await writer.close()
+    await reader.close()
+  })
+
   it('is failing on /healthz, and says so in /metrics, while it does not hear the other relays', async () => {
     expect(await relay.health()).toMatchObject({ status: 'ok', listening: true })
     expect((await relay.metrics()).storeListening).toBe(1)
