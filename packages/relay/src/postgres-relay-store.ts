@@ -18,16 +18,6 @@ import {
 } from '@chorus/core'
 import pg from 'pg'
 import {
-  ackKey,
-  markOf,
-  type PendingAck,
-  planAppend,
-  recordWrites,
-  type TouchedRecord,
-  touchedRecords,
-  withMark,
-} from './append-plan.js'
-import {
   MIGRATION_LOCK,
   NOTIFY_CHANNEL,
   POSTGRES_SCHEMA,
@@ -35,6 +25,20 @@ import {
   SQL,
 } from './postgres-schema.js'
 import type { CompactOptions, CompactResult, RelayStore, RelayStoreStats, StoreEvent } from './relay-store.js'
+import {
+  ackKey,
+  checkAckPosition,
+  checkSnapshotLimit,
+  compactionFloor,
+  markOf,
+  type PendingAck,
+  planAppend,
+  raiseAck,
+  recordWrites,
+  type TouchedRecord,
+  touchedRecords,
+  withMark,
+} from './store-parts.js'
 import { decodeUtf16Key, encodeUtf16Key } from './utf16-key.js'
 
 /** The write transactions of {@link PostgresRelayStore}, as its `beforeCommit` hook names them. */
@@ -381,7 +385,7 @@ export class PostgresRelayStore implements RelayStore {
       writes.map((write) => write.key),
       writes.map((write) => write.versions),
       // Replica ids hold no commas.
-      writes.map((write) => write.writers.join(',')),
+      writes.map((write) => write.kept.map((version) => version.dot[0]).join(',')),
       writes.map((write) => write.lastSeq),
       writes.map((write) => write.tombstone),
       [...advanced.keys()],
@@ -425,12 +429,7 @@ export class PostgresRelayStore implements RelayStore {
     afterKey: string | null,
     limit: number,
   ): Promise<{ changes: Change[]; nextKey: string | null }> {
-    if (!Number.isSafeInteger(limit) || limit < 1) {
-      throw new ChorusError(
-        ErrorCode.InvalidArgument,
-        `a snapshot page needs a limit of at least 1, got ${limit}`,
-      )
-    }
+    checkSnapshotLimit(limit)
     return this.#run('reading a snapshot', async () => {
       const { rows } =
         afterKey === null
@@ -448,18 +447,12 @@ export class PostgresRelayStore implements RelayStore {
   }
 
   async noteAck(space: SpaceId, replica: ReplicaId, position: number, now: number): Promise<void> {
-    if (!Number.isSafeInteger(position) || position < 0) {
-      throw new ChorusError(
-        ErrorCode.InvalidArgument,
-        `an acknowledged position must be ≥ 0, got ${position}`,
-      )
-    }
+    checkAckPosition(position)
     const firstSeen = await this.#run('recording an acknowledgement', async () => {
       const key = ackKey(space, replica)
       const pending = this.#pendingAcks.get(key)
       if (pending !== undefined) {
-        pending.position = Math.max(pending.position, position)
-        pending.seenAt = Math.max(pending.seenAt, now)
+        raiseAck(pending, position, now)
         return false
       }
       let known = this.#knownAcks.has(key)
@@ -478,8 +471,7 @@ export class PostgresRelayStore implements RelayStore {
       const again = this.#pendingAcks.get(key)
       if (again !== undefined) {
         // Another acknowledgement of the replica arrived while this one looked it up.
-        again.position = Math.max(again.position, position)
-        again.seenAt = Math.max(again.seenAt, now)
+        raiseAck(again, position, now)
         return !known
       }
       this.#pendingAcks.set(key, { space, replica, position, seenAt: now })
@@ -541,10 +533,7 @@ export class PostgresRelayStore implements RelayStore {
         const key = ackKey(ack.space, ack.replica)
         const newer = this.#pendingAcks.get(key)
         if (newer === undefined) this.#pendingAcks.set(key, ack)
-        else {
-          newer.position = Math.max(newer.position, ack.position)
-          newer.seenAt = Math.max(newer.seenAt, ack.seenAt)
-        }
+        else raiseAck(newer, ack.position, ack.seenAt)
       }
       throw error
     }
@@ -572,7 +561,7 @@ export class PostgresRelayStore implements RelayStore {
               cutoff ?? Number.MIN_SAFE_INTEGER,
             ])
           ).rows[0]?.lowest ?? null
-        const floor = Math.max(row.floor, Math.min(lowest ?? row.head, row.head))
+        const floor = compactionFloor(row, lowest)
         if (stale === 0 && floor === row.floor) {
           return withMark({ floor, logEntriesDeleted: 0, tombstonesDeleted: 0, replicasForgotten: 0 }, mark)
         }

@@ -14,16 +14,6 @@ import {
   type SpaceMeta,
 } from '@chorus/core'
 import Database from 'better-sqlite3'
-import {
-  ackKey,
-  markOf,
-  type PendingAck,
-  planAppend,
-  recordWrites,
-  type TouchedRecord,
-  touchedRecords,
-  withMark,
-} from './append-plan.js'
 import type { CompactOptions, CompactResult, RelayStore, RelayStoreStats } from './relay-store.js'
 import {
   logName,
@@ -35,6 +25,20 @@ import {
   renameLog,
   SCHEMA_VERSION,
 } from './sqlite-schema.js'
+import {
+  ackKey,
+  checkAckPosition,
+  checkSnapshotLimit,
+  compactionFloor,
+  markOf,
+  type PendingAck,
+  planAppend,
+  raiseAck,
+  recordWrites,
+  type TouchedRecord,
+  touchedRecords,
+  withMark,
+} from './store-parts.js'
 import { decodeUtf16Key, encodeUtf16Key } from './utf16-key.js'
 
 /** The write transactions of {@link SqliteRelayStore}, as its `beforeCommit` hook names them. */
@@ -300,12 +304,7 @@ export class SqliteRelayStore implements RelayStore {
     afterKey: string | null,
     limit: number,
   ): { rows: { versions: string }[]; nextKey: string | null } {
-    if (!Number.isSafeInteger(limit) || limit < 1) {
-      throw new ChorusError(
-        ErrorCode.InvalidArgument,
-        `a snapshot page needs a limit of at least 1, got ${limit}`,
-      )
-    }
+    checkSnapshotLimit(limit)
     const rows =
       afterKey === null
         ? this.#sql.snapshotFirst.all(space, limit + 1)
@@ -317,18 +316,12 @@ export class SqliteRelayStore implements RelayStore {
   }
 
   async noteAck(space: SpaceId, replica: ReplicaId, position: number, now: number): Promise<void> {
-    if (!Number.isSafeInteger(position) || position < 0) {
-      throw new ChorusError(
-        ErrorCode.InvalidArgument,
-        `an acknowledged position must be ≥ 0, got ${position}`,
-      )
-    }
+    checkAckPosition(position)
     const firstSeen = this.#run('recording an acknowledgement', () => {
       const key = ackKey(space, replica)
       const pending = this.#pendingAcks.get(key)
       if (pending !== undefined) {
-        pending.position = Math.max(pending.position, position)
-        pending.seenAt = Math.max(pending.seenAt, now)
+        raiseAck(pending, position, now)
         return false
       }
       const known = this.#knownAcks.has(key) || this.#sql.ackExists.get(space, replica) !== undefined
@@ -379,7 +372,7 @@ export class SqliteRelayStore implements RelayStore {
       const cutoff = Number.isFinite(options.horizonMs) ? options.now - options.horizonMs : null
       const stale = cutoff === null ? 0 : (this.#sql.countStale.get(space, cutoff)?.n ?? 0)
       const lowest = this.#sql.lowestAck.get(space, cutoff ?? Number.MIN_SAFE_INTEGER)?.lowest ?? null
-      const floor = Math.max(row.floor, Math.min(lowest ?? row.head, row.head))
+      const floor = compactionFloor(row, lowest)
       // Every append lands above the floor, so while the floor stays put there is nothing to
       // delete: skip the write (and its fsync) for the many spaces that did not move.
       if (stale === 0 && floor === row.floor) {

@@ -14,6 +14,7 @@ import {
 } from '@chorus/core'
 import type { CompactOptions, CompactResult, RelayStore, RelayStoreStats } from './relay-store.js'
 import type { SqliteWrite } from './sqlite-relay-store.js'
+import { ackKey, checkAckPosition } from './store-parts.js'
 import type { AckUpdate, WorkerReply, WorkerRequest, WorkerStart } from './worker-protocol.js'
 
 /** The monorepo's export condition that resolves workspace packages to their TypeScript source. */
@@ -27,10 +28,6 @@ type Request = WorkerRequest extends infer TRequest
 
 /** How many log entries {@link WorkerRelayStore} keeps for readers that trail the hub's memory. */
 export const LOG_CACHE_ENTRIES = 8192
-
-function ackKey(space: SpaceId, replica: ReplicaId): string {
-  return `${space}\u0000${replica}`
-}
 
 function logKey(space: SpaceId, seq: number): string {
   return `${seq}\u0000${space}`
@@ -215,12 +212,7 @@ export class WorkerRelayStore implements RelayStore {
    * acknowledges thousands of times a second.
    */
   async noteAck(space: SpaceId, replica: ReplicaId, position: number, now: number): Promise<void> {
-    if (!Number.isSafeInteger(position) || position < 0) {
-      throw new ChorusError(
-        ErrorCode.InvalidArgument,
-        `an acknowledged position must be ≥ 0, got ${position}`,
-      )
-    }
+    checkAckPosition(position)
     const key = ackKey(space, replica)
     if (this.#closing === null && this.#dead === null && this.#knownAcks.has(key)) {
       const pending = this.#pendingAcks.get(key)

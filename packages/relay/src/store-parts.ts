@@ -17,9 +17,10 @@ import {
 import { encodeUtf16Key } from './utf16-key.js'
 
 /**
- * What the relay's SQL stores share: planning an append from what they read (which changes
- * are new, each replica's counter after it, the records it leaves), and the small shapes of
- * acknowledgements and collected-deletion marks. Each store reads and writes its own way.
+ * What the relay's stores share: planning an append from what they read (which changes are
+ * new, each replica's counter after it, the records it leaves), the checks of their
+ * arguments, buffered acknowledgements, the compaction floor, and collected-deletion marks.
+ * Each store reads and writes its own way.
  */
 
 /** A record an append touches: its key as stored, its state, and which fresh change last changed it (-1: none). */
@@ -100,7 +101,8 @@ export interface RecordWrite {
   readonly key: Buffer
   /** Its versions' texts joined by commas, without the brackets of the JSON array it is stored as. */
   readonly versions: string
-  readonly writers: readonly string[]
+  /** The versions themselves (a store that keeps their writers reads them here). */
+  readonly kept: readonly Change[]
   /** The log position of the change that last changed it. */
   readonly lastSeq: number
   readonly tombstone: boolean
@@ -140,12 +142,46 @@ export function recordWrites(
     writes.push({
       key,
       versions,
-      writers: state.versions.map((version) => version.dot[0]),
+      kept: state.versions,
       lastSeq: previousHead + last + 1,
       tombstone: isDeleted(state),
     })
   }
   return writes
+}
+
+/** Refuses a snapshot page limit below 1 (`invalid-argument`). */
+export function checkSnapshotLimit(limit: number): void {
+  if (!Number.isSafeInteger(limit) || limit < 1) {
+    throw new ChorusError(
+      ErrorCode.InvalidArgument,
+      `a snapshot page needs a limit of at least 1, got ${limit}`,
+    )
+  }
+}
+
+/** Refuses an acknowledged position below 0 (`invalid-argument`). */
+export function checkAckPosition(position: number): void {
+  if (!Number.isSafeInteger(position) || position < 0) {
+    throw new ChorusError(ErrorCode.InvalidArgument, `an acknowledged position must be ≥ 0, got ${position}`)
+  }
+}
+
+/** Raises a buffered acknowledgement to `position` and `seenAt`, never lowering either. */
+export function raiseAck(ack: PendingAck, position: number, seenAt: number): void {
+  ack.position = Math.max(ack.position, position)
+  ack.seenAt = Math.max(ack.seenAt, seenAt)
+}
+
+/**
+ * The floor a compaction raises a space to: the lowest position acknowledged by the
+ * replicas it still counts (the head when there are none), never below the floor it had.
+ */
+export function compactionFloor(
+  space: { readonly floor: number; readonly head: number },
+  lowest: number | null,
+): number {
+  return Math.max(space.floor, Math.min(lowest ?? space.head, space.head))
 }
 
 /** An acknowledgement buffered until the next flush. */
