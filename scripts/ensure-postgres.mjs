@@ -4,36 +4,10 @@
 // `postgresql` package is installed with apt-get when they are missing (as root, or through
 // passwordless sudo). With neither, it stops with what to do: these tests never skip silently.
 // The binaries are looked for in PG_BIN, else in the newest /usr/lib/postgresql/<version>/bin,
-// the same lookup as packages/relay/test/support/postgres-server.ts.
+// through scripts/pg-bin.mjs, as the tests' servers do.
 import { spawnSync } from 'node:child_process'
-import { existsSync, readdirSync } from 'node:fs'
-import { join } from 'node:path'
 import { canInstall, installDebianPackage, isRoot } from './debian-install.mjs'
-
-const debianRoot = '/usr/lib/postgresql'
-
-/** Whether `dir` holds both server binaries the tests run. */
-const hasServerBinaries = (dir) => existsSync(join(dir, 'initdb')) && existsSync(join(dir, 'postgres'))
-
-/** Orders version directory names ("9.6", "15", "16") newest first. */
-const byVersionDescending = (a, b) => {
-  const left = a.split('.').map(Number)
-  const right = b.split('.').map(Number)
-  for (let i = 0; i < Math.max(left.length, right.length); i++) {
-    const difference = (right[i] ?? 0) - (left[i] ?? 0)
-    if (difference !== 0) return difference
-  }
-  return 0
-}
-
-/** The newest Debian PostgreSQL bin directory holding the server binaries, or undefined. */
-const findDebianBinDir = () => {
-  if (!existsSync(debianRoot)) return undefined
-  const version = readdirSync(debianRoot)
-    .filter((name) => /^\d+(\.\d+)*$/.test(name) && hasServerBinaries(join(debianRoot, name, 'bin')))
-    .sort(byVersionDescending)[0]
-  return version === undefined ? undefined : join(debianRoot, version, 'bin')
-}
+import { DEBIAN_ROOT, findDebianBinDir, hasServerBinaries } from './pg-bin.mjs'
 
 /** As root the tests run the server as the `postgres` OS user (PostgreSQL refuses root). */
 const checkServerUser = () => {
@@ -65,7 +39,7 @@ if (findDebianBinDir() !== undefined) {
 if (!canInstall()) {
   console.error(
     'The PostgreSQL relay store tests need PostgreSQL server binaries (initdb and postgres) under ' +
-      `${debianRoot}/<version>/bin (or PG_BIN). Install them with \`sudo apt-get install postgresql\` ` +
+      `${DEBIAN_ROOT}/<version>/bin (or PG_BIN). Install them with \`sudo apt-get install postgresql\` ` +
       '(Debian/Ubuntu) or point PG_BIN at the bin directory of a PostgreSQL installation.',
   )
   process.exit(1)
@@ -76,7 +50,7 @@ if (!canInstall()) {
 console.error('Installing Debian postgresql for the PostgreSQL relay store tests…')
 installDebianPackage('postgresql')
 if (findDebianBinDir() === undefined) {
-  console.error(`apt-get finished but ${debianRoot}/<version>/bin still holds no initdb and postgres`)
+  console.error(`apt-get finished but ${DEBIAN_ROOT}/<version>/bin still holds no initdb and postgres`)
   process.exit(1)
 }
 checkServerUser()

@@ -1,12 +1,11 @@
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process'
 import { randomBytes, randomInt } from 'node:crypto'
-import { chownSync, existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs'
+import { chownSync, mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Client, escapeIdentifier } from 'pg'
+import { DEBIAN_ROOT, findDebianBinDir, hasServerBinaries } from '../../../../scripts/pg-bin.mjs'
 
-/** Where Debian installs PostgreSQL: one `<version>/bin` directory per installed major version. */
-const DEBIAN_ROOT = '/usr/lib/postgresql'
 /** The superuser initdb creates; trust authentication, so no password. */
 const USER = 'chorus'
 /** How long the server may take to accept connections before starting counts as failed. */
@@ -36,22 +35,6 @@ export interface PostgresServer {
   stop(): Promise<void>
 }
 
-/** Whether `dir` holds both server binaries: initdb and postgres. */
-function hasServerBinaries(dir: string): boolean {
-  return existsSync(join(dir, 'initdb')) && existsSync(join(dir, 'postgres'))
-}
-
-/** Orders version directory names ("9.6", "15", "16") newest first. */
-function byVersionDescending(a: string, b: string): number {
-  const left = a.split('.').map(Number)
-  const right = b.split('.').map(Number)
-  for (let i = 0; i < Math.max(left.length, right.length); i++) {
-    const difference = (right[i] ?? 0) - (left[i] ?? 0)
-    if (difference !== 0) return difference
-  }
-  return 0
-}
-
 /**
  * The directory holding the PostgreSQL server binaries: `PG_BIN` when set, else the newest
  * `/usr/lib/postgresql/<version>/bin`. Throws when there is none.
@@ -64,17 +47,14 @@ export function pgBinDir(): string {
       `PG_BIN=${fromEnv} holds no initdb and postgres: point it at a PostgreSQL server bin directory`,
     )
   }
-  const versions = existsSync(DEBIAN_ROOT) ? readdirSync(DEBIAN_ROOT) : []
-  const newest = versions
-    .filter((name) => /^\d+(\.\d+)*$/.test(name) && hasServerBinaries(join(DEBIAN_ROOT, name, 'bin')))
-    .sort(byVersionDescending)[0]
+  const newest = findDebianBinDir()
   if (newest === undefined) {
     throw new Error(
       `No PostgreSQL server binaries (initdb and postgres) under ${DEBIAN_ROOT}/<version>/bin and PG_BIN ` +
         'is not set: run `node scripts/ensure-postgres.mjs` (or `sudo apt-get install postgresql`).',
     )
   }
-  return join(DEBIAN_ROOT, newest, 'bin')
+  return newest
 }
 
 /** The user and group the server processes run as. */
