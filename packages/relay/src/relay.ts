@@ -165,10 +165,8 @@ export function createRelay(options: RelayOptions): Relay {
         // Without the counters (too many for one notice), read them for a space in use: a
         // replica that connects here would otherwise take its changes above a lagging counter
         // for lost, and send them all again from its records.
-        if (event.received === undefined && hub.spacesInUse().includes(event.space)) {
-          const meta = await store.loadSpace(event.space)
-          await hub.advanced(event.space, meta.head, meta.received)
-        }
+        if (event.received === undefined && hub.spacesInUse().includes(event.space))
+          await reloadSpace(event.space)
         return
       case 'collected':
         await hub.collected(event.space, event.mark)
@@ -177,6 +175,10 @@ export function createRelay(options: RelayOptions): Relay {
         for (const space of hub.spacesInUse()) await reloadSpace(space)
         return
     }
+  }
+  /** For a shared store: whether this relay hears the others now; undefined for a store of its own. */
+  function listening(): boolean | undefined {
+    return unwatch === undefined ? undefined : store.listening?.() !== false
   }
   async function reloadSpace(space: SpaceId): Promise<void> {
     const meta = await store.loadSpace(space)
@@ -507,7 +509,7 @@ export function createRelay(options: RelayOptions): Relay {
         sessionsRefused: Object.fromEntries(refusals),
         commits: commits.times(),
         lag: lag(),
-        ...(unwatch === undefined ? {} : { storeListening: store.listening?.() === false ? 0 : 1 }),
+        ...(listening() === undefined ? {} : { storeListening: listening() ? 1 : 0 }),
         ...(stats.appendRetries === undefined ? {} : { appendRetries: stats.appendRetries }),
       }
     },
@@ -517,14 +519,14 @@ export function createRelay(options: RelayOptions): Relay {
         const stats = await store.stats()
         // A relay that does not hear the other relays sharing its store would serve its
         // clients a stale view: a load balancer should send them elsewhere meanwhile.
-        const listening = unwatch === undefined ? undefined : store.listening?.() !== false
-        const status = closing ? 'closing' : listening === false ? 'failing' : 'ok'
+        const hearing = listening()
+        const status = closing ? 'closing' : hearing === false ? 'failing' : 'ok'
         return {
           status,
           connections: clients.size,
           spaces: stats.spaces,
           uptimeSeconds,
-          ...(listening === undefined ? {} : { listening }),
+          ...(hearing === undefined ? {} : { listening: hearing }),
         }
       } catch (error) {
         report(error, 'the store did not answer a health check')
