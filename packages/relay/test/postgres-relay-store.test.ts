@@ -245,6 +245,32 @@ describe('PostgresRelayStore shared by several relays', () => {
     expect(await told).toEqual({ type: 'collected', space: SPACE, mark: { at: 2, received: { [A]: 2 } } })
   })
 
+  it('ignores what other programs send on its channel: not JSON, not an object, not a relay’s notice', async () => {
+    await listening(second)
+    const heard: StoreEvent[] = []
+    second.watch((event) => heard.push(event))
+    const admin = new pg.Client({ connectionString: url })
+    await admin.connect()
+    try {
+      for (const payload of [
+        'not json',
+        '42',
+        'null',
+        '{"from":"x","type":"appended","space":"bad space","head":1}',
+        '{"type":"appended"}',
+      ]) {
+        await admin.query("SELECT pg_notify('chorus_relay', $1)", [payload])
+      }
+    } finally {
+      await admin.end()
+    }
+    // A real notice after them arrives, and is the only event heard.
+    const told = nextEvent(second, (event) => event.type === 'appended')
+    await first.append(SPACE, A, makeRun(A, 1, 1))
+    await told
+    expect(heard.map((event) => event.type)).toEqual(['appended'])
+  })
+
   it('listens again after losing its connection, and says events may have been missed', async () => {
     await listening(second)
     const resync = nextEvent(second, (event) => event.type === 'resync')
