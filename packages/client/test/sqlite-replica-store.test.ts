@@ -1,8 +1,9 @@
 import { type ChildProcess, spawn } from 'node:child_process'
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { createReplica } from '@chorus/client'
 import { asRecordId, ErrorCode, isChorusError } from '@chorus/core'
 import { runReplicaStoreConformance } from '@chorus/testkit/conformance'
 import Database from 'better-sqlite3'
@@ -31,6 +32,30 @@ runReplicaStoreConformance('SqliteReplicaStore (real files)', async () => {
 })
 
 describe('SqliteReplicaStore', () => {
+  it("a replica's destroy deletes the file and its journals; a replica made there again is new", async () => {
+    const path = join(scratch, 'destroyed.sqlite')
+    const replica = await createReplica({
+      space: 'destroyed',
+      storage: await openSqliteReplicaStore({ path }),
+      networkEvents: null,
+    })
+    await replica.collection('notes').put('a', { title: 'only here' })
+    expect(existsSync(path)).toBe(true)
+    await expect(replica.destroy()).rejects.toMatchObject({ code: ErrorCode.PendingChanges })
+    expect(await replica.collection('notes').get('a')).toEqual({ title: 'only here' })
+
+    await replica.destroy({ discardPending: true })
+    for (const suffix of ['', '-wal', '-shm', '-journal']) expect(existsSync(`${path}${suffix}`)).toBe(false)
+    const again = await createReplica({
+      space: 'destroyed',
+      storage: await openSqliteReplicaStore({ path }),
+      networkEvents: null,
+    })
+    expect(again.replicaId).not.toBe(replica.replicaId)
+    expect(await again.collection('notes').list()).toEqual([])
+    await again.close()
+  })
+
   it('opens a schema-1 database (before the hub log name) and upgrades it, data kept', async () => {
     const path = join(scratch, 'schema-1.sqlite')
     // Schema 1 as the first release wrote it: `meta` without the `log` column.

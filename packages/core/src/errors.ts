@@ -37,6 +37,11 @@ export const ErrorCode = {
   ResyncRequired: 'resync-required',
   /** The object was used after it was closed. */
   Closed: 'closed',
+  /**
+   * Deleting a replica's data would delete own changes the relay has not acknowledged, which
+   * exist nowhere else (local API only).
+   */
+  PendingChanges: 'pending-changes',
   /** An invariant inside Chorus did not hold: a bug, please report it. */
   Internal: 'internal',
 } as const

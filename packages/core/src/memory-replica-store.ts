@@ -178,6 +178,14 @@ export class MemoryReplicaStore implements ReplicaStore {
     this.#closed = true
   }
 
+  /** Forgets everything and closes; {@link reopen} then gives an empty store. */
+  async destroy(): Promise<void> {
+    this.#closed = true
+    this.#meta = undefined
+    this.#records.clear()
+    this.#outbox.splice(0)
+  }
+
   /** Opens the store again after `close`, as a process restart reopens its database. */
   reopen(): this {
     this.#closed = false

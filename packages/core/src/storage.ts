@@ -154,6 +154,14 @@ export interface ReplicaStore {
   outboxSize(): Promise<number>
   dropOutbox(upTo: number): Promise<void>
   close(): Promise<void>
+  /**
+   * Deletes everything the store holds, for good, closing it first if it is still open (it
+   * may also be called after `close`): opened again at the same place (the same database
+   * name or file), it is a new, empty store. Optional: a replica on a store without it cannot
+   * be destroyed (`Replica.destroy` rejects with `invalid-argument`). Failures reject with
+   * `storage-failed`.
+   */
+  destroy?(): Promise<void>
 }
 
 /**

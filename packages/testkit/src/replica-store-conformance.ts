@@ -745,6 +745,66 @@ export function runReplicaStoreConformance(name: string, open: () => Promise<Rep
       })
     })
 
+    describe('destroy', () => {
+      /** Calls the store's `destroy` (a test of a store without one is skipped before). */
+      function destroy(): Promise<void> {
+        return (store.destroy as () => Promise<void>).call(store)
+      }
+
+      async function seeded(): Promise<void> {
+        await store.initMeta(META)
+        await commit(store, 'notes', 'a', put({ title: 'a' }))
+        await commit(store, 'notes', 'b', put({ title: 'b' }))
+        const remote = await remoteRecords(store, [
+          await remoteChange(store, PEER, 1, 'notes', 'c', put({ title: 'c' })),
+        ])
+        await store.applyRemote({
+          records: remote,
+          clock: { wall: 2_000_001, counter: 1 },
+          cursor: 5,
+          log: 'log-1',
+        })
+      }
+
+      it('deletes everything: opened again, the store is new and empty', async (context) => {
+        if (store.destroy === undefined) return context.skip('the store has no destroy')
+        const { reopen } = fixture
+        if (reopen === undefined) return context.skip('no reopen given')
+        await seeded()
+        await destroy()
+        store = await reopen()
+        expect(await contents(store)).toEqual({ meta: undefined, records: [], outbox: [], outboxSize: 0 })
+        expect(await store.listRecords('notes')).toEqual([])
+        // A new replica starts there from counter 1.
+        await store.initMeta(META)
+        const write = await prepareLocal(store, 'notes', 'a', put({ title: 'again' }))
+        expect(write.change.dot).toEqual([ME, 1])
+      })
+
+      it('deletes a store that was closed first', async (context) => {
+        if (store.destroy === undefined) return context.skip('the store has no destroy')
+        const { reopen } = fixture
+        if (reopen === undefined) return context.skip('no reopen given')
+        await seeded()
+        await store.close()
+        await destroy()
+        store = await reopen()
+        expect(await store.loadMeta()).toBeUndefined()
+        expect(await store.allRecords()).toEqual([])
+      })
+
+      it('closes the store: later calls reject with closed', async (context) => {
+        if (store.destroy === undefined) return context.skip('the store has no destroy')
+        await seeded()
+        await destroy()
+        const outcome = await store.loadMeta().then(
+          () => 'resolved',
+          (error: unknown) => error,
+        )
+        expect(isChorusError(outcome, ErrorCode.Closed), `got ${String(outcome)}`).toBe(true)
+      })
+    })
+
     describe('failures', () => {
       async function seeded(): Promise<void> {
         await store.initMeta(META)

@@ -114,6 +114,7 @@ export class IdbReplicaStore implements ReplicaStore {
    */
   readonly maxLocalBatch = 10_000
   readonly #keyRange: KeyRangeLike | null
+  readonly #factory: IDBFactory
   readonly #db: IDBDatabase
   #closed = false
   #fence: number | null = null
@@ -122,9 +123,10 @@ export class IdbReplicaStore implements ReplicaStore {
   #lost: string | null = null
   #fault: { readonly cause: unknown } | null = null
 
-  private constructor(name: string, keyRange: KeyRangeLike | null, db: IDBDatabase) {
+  private constructor(name: string, keyRange: KeyRangeLike | null, factory: IDBFactory, db: IDBDatabase) {
     this.name = name
     this.#keyRange = keyRange
+    this.#factory = factory
     this.#db = db
     db.onversionchange = () => {
       this.#lost = `the IndexedDB database ${JSON.stringify(name)} was deleted or upgraded by another tab or version of the app, so this replica let go of it. Reload to continue.`
@@ -153,7 +155,7 @@ export class IdbReplicaStore implements ReplicaStore {
     }
     const global = globalThis as { indexedDB?: IDBFactory; IDBKeyRange?: KeyRangeLike }
     const keyRange = options.IDBKeyRange ?? (factory === global.indexedDB ? global.IDBKeyRange : undefined)
-    return new IdbReplicaStore(name, keyRange ?? null, await openDatabase(factory, name))
+    return new IdbReplicaStore(name, keyRange ?? null, factory, await openDatabase(factory, name))
   }
 
   /**
@@ -506,6 +508,18 @@ export class IdbReplicaStore implements ReplicaStore {
     this.#db.close()
   }
 
+  /**
+   * Closes the store and deletes its database. Other connections to it (other tabs) are told
+   * with a `versionchange` event and let go (see the class comment), once their transactions
+   * finish; one that does not let go within 10 s — a tab of an app that holds its own
+   * connection — makes this reject with `storage-failed`, and the browser deletes the
+   * database once that tab closes it.
+   */
+  async destroy(): Promise<void> {
+    await this.close()
+    await deleteDatabase(this.#factory, this.name)
+  }
+
   #check(): void {
     if (this.#closed) throw new ChorusError(ErrorCode.Closed, 'this store is closed')
     if (this.#lost !== null) throw new ChorusError(ErrorCode.StorageFailed, this.#lost)
@@ -810,6 +824,46 @@ function migrateOutboxFromVersion1(tx: IDBTransaction, fail: (cause: unknown) =>
     },
     fail,
   )
+}
+
+/** How long deleting a database waits for other connections to let go before saying so. */
+const DELETE_WAIT_MS = 10_000
+
+function deleteDatabase(factory: IDBFactory, name: string): Promise<void> {
+  const what = `deleting the IndexedDB database ${JSON.stringify(name)}`
+  return new Promise((resolve, reject) => {
+    let request: IDBOpenDBRequest
+    try {
+      request = factory.deleteDatabase(name)
+    } catch (error) {
+      reject(idbFailure(error, what, false))
+      return
+    }
+    // Other connections were told to let go; one that is still finishing a transaction holds
+    // the deletion up (the browser says so with `blocked`) until it has. One that does not
+    // let go at all is reported after a while, but the deletion still waits for it.
+    let stuck: ReturnType<typeof setTimeout> | undefined
+    request.onblocked = () => {
+      stuck ??= setTimeout(
+        () =>
+          reject(
+            new ChorusError(
+              ErrorCode.StorageFailed,
+              `${what} is waiting for another tab that keeps it open: the browser deletes it once that tab closes. Close this app's other tabs.`,
+            ),
+          ),
+        DELETE_WAIT_MS,
+      )
+    }
+    request.onsuccess = () => {
+      clearTimeout(stuck)
+      resolve()
+    }
+    request.onerror = () => {
+      clearTimeout(stuck)
+      reject(idbFailure(request.error, what, false))
+    }
+  })
 }
 
 function openDatabase(factory: IDBFactory, name: string): Promise<IDBDatabase> {

@@ -337,6 +337,29 @@ export class SqliteReplicaStore implements ReplicaStore {
     this.#db.close()
   }
 
+  /**
+   * Closes the store and deletes its file, with the journal files SQLite keeps beside it
+   * (`-wal`, `-shm`). Opening the path again makes a new replica.
+   */
+  async destroy(): Promise<void> {
+    await this.close()
+    if (this.path === ':memory:') return
+    const what = `deleting the SQLite database ${JSON.stringify(this.path)}`
+    try {
+      const { rm } = (await import(/* @vite-ignore */ FS_PROMISES)) as NodeFsPromises
+      // The journals first: a crash part way leaves the database whole, not a journal that a
+      // new database at this path would take for its own.
+      for (const suffix of ['-wal', '-shm', '-journal', ''])
+        await rm(`${this.path}${suffix}`, { force: true })
+    } catch (error) {
+      throw new ChorusError(
+        ErrorCode.StorageFailed,
+        `${what} failed: check that this process may write to its directory.`,
+        { cause: error },
+      )
+    }
+  }
+
   #meta(): ReplicaMeta | undefined {
     const row = this.#sql.getMeta.get() as MetaRow | undefined
     if (row === undefined) return undefined
@@ -502,6 +525,14 @@ function idFromKey(bytes: Uint8Array): RecordId {
  * package's compilation does not pull in better-sqlite3's types (and all of Node's with
  * them), and so bundlers do not try to follow a native module.
  */
+/** Node's `fs/promises`, loaded like better-sqlite3 so browser bundles never see it. */
+const FS_PROMISES = 'node:fs/promises'
+
+/** The part of Node's `fs/promises` the store uses. */
+interface NodeFsPromises {
+  rm(path: string, options: { readonly force: boolean }): Promise<void>
+}
+
 async function loadBetterSqlite3(): Promise<SqliteConstructor> {
   const specifier = 'better-sqlite3'
   let loaded: unknown
