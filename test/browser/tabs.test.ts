@@ -1,4 +1,4 @@
-import { createReplica, type Replica } from '@chorus/client'
+import { createReplica, deleteReplica, type Replica } from '@chorus/client'
 import { afterEach, describe, expect, inject, it } from 'vitest'
 
 // Two replicas on one database in one page are two tabs as far as IndexedDB, Web Locks and
@@ -169,5 +169,50 @@ describe('tabs that share one replica (real Chromium: IndexedDB, Web Locks, Broa
     await expect(a.collection('notes').put('z', { n: 3 })).rejects.toMatchObject({ code: 'storage-failed' })
     await b.synced()
     expect(await b.collection('notes').get('z')).toBeUndefined()
+  })
+
+  it("destroy in one tab deletes the database: the other tab's replica closes and says why, and the space comes back from the relay", async () => {
+    const space = unique('destroy')
+    const db = unique('db')
+    const first = await tab(space, db)
+    const second = await tab(space, db)
+    await second.collection('notes').put('kept', { n: 1 })
+    await until(() => first.pending === 0 && second.pending === 0, 'the write to be uploaded')
+    const errors: { code: string; message: string }[] = []
+    second.on('error', (error) => errors.push(error))
+    const names = async () => (await indexedDB.databases()).map((entry) => entry.name)
+    expect(await names()).toContain(db)
+
+    await first.destroy()
+    expect(await names()).not.toContain(db)
+    await until(() => errors.length > 0, 'the other tab to close')
+    expect(errors[0]?.code).toBe('closed')
+    await expect(second.collection('notes').get('kept')).rejects.toMatchObject({ code: 'closed' })
+
+    const again = await tab(space, db)
+    expect(again.replicaId).not.toBe(first.replicaId)
+    await again.synced()
+    expect(await again.collection('notes').get('kept')).toEqual({ n: 1 })
+  })
+
+  it('deleteReplica refuses while a tab holds unsynced changes, then deletes with discardPending', async () => {
+    const space = unique('delete')
+    const db = unique('db')
+    const opened = await tab(space, db)
+    opened.disconnect()
+    await opened.collection('notes').put('local', { n: 1 })
+    await expect(deleteReplica({ space, dbName: db })).rejects.toMatchObject({ code: 'pending-changes' })
+    expect(await opened.collection('notes').get('local')).toEqual({ n: 1 })
+
+    await deleteReplica({ space, dbName: db, discardPending: true })
+    expect((await indexedDB.databases()).map((entry) => entry.name)).not.toContain(db)
+    await until(async () => {
+      try {
+        await opened.collection('notes').get('local')
+        return false
+      } catch (error) {
+        return (error as { code?: string }).code === 'closed'
+      }
+    }, 'the open tab to close')
   })
 })

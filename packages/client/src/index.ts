@@ -18,7 +18,15 @@ export {
   type SyncStatus,
 } from '@chorus/core'
 export type { Collection, Frozen, Row } from './collection.js'
-export { createReplica, type Replica, type ReplicaEvents, type StatusEvent } from './replica.js'
+export {
+  createReplica,
+  type DeleteReplicaOptions,
+  type DestroyOptions,
+  deleteReplica,
+  type Replica,
+  type ReplicaEvents,
+  type StatusEvent,
+} from './replica.js'
 export type { NetworkEventsLike, ReplicaOptions, StorageChoice, TokenOption } from './replica-options.js'
 export {
   IdbReplicaStore,

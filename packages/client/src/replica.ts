@@ -25,8 +25,8 @@ import { LiveQuery } from './live-query.js'
 import { freezeRow, LIVE_UPDATE_MIN, LIVE_UPDATE_SHARE, patchRows } from './live-rows.js'
 import { parseReplicaOptions, type ReplicaConfig, type ReplicaOptions } from './replica-options.js'
 import { isTabFenced } from './storage/idb-errors.js'
-import { IdbReplicaStore, openIdbReplicaStore } from './storage/idb-replica-store.js'
-import { TabGroup } from './tabs/tab-group.js'
+import { IdbReplicaStore, type KeyRangeLike, openIdbReplicaStore } from './storage/idb-replica-store.js'
+import { exclusiveWrite, TabGroup, tabChannelName } from './tabs/tab-group.js'
 import { unrefTimer } from './timers.js'
 import { PREPARE_TIMEOUT_MS, SocketLink } from './transport/socket-link.js'
 
@@ -96,6 +96,37 @@ export interface Replica {
    * the storage. Later calls reject with `closed`.
    */
   close(): Promise<void>
+  /**
+   * Closes the replica and deletes its data on this device: its IndexedDB database (or its
+   * store's data, such as a SQLite file). Tabs sharing the database close their replica too,
+   * reporting an `error` with code `closed`. The space stays on the relay and on other
+   * devices; a replica created here again starts afresh, under a new id.
+   *
+   * Own changes the relay has not acknowledged exist only here: while there are any, this
+   * rejects with `pending-changes` and deletes nothing (the replica stays open), unless
+   * `discardPending` is true. Writes issued after the call may be deleted with the rest. When
+   * tabs share the database, the count is taken again while no tab writes; if another tab
+   * wrote meanwhile, this replica is closed but nothing is deleted. Rejects with
+   * `invalid-argument` for a store without `destroy`, and with `closed` once closed.
+   */
+  destroy(options?: DestroyOptions): Promise<void>
+}
+
+/** Options of {@link Replica.destroy}. */
+export interface DestroyOptions {
+  /** Delete own changes the relay has not acknowledged too (default false: refuse while any remain). */
+  readonly discardPending?: boolean
+}
+
+/** Options of {@link deleteReplica}: which IndexedDB database, as `createReplica` names it. */
+export interface DeleteReplicaOptions extends DestroyOptions {
+  /** The space: the database is `chorus:<space>` unless `dbName` says otherwise. */
+  readonly space: string
+  readonly dbName?: string
+  readonly indexedDB?: IDBFactory
+  readonly IDBKeyRange?: KeyRangeLike
+  /** Whether tabs may share the database (see `ReplicaOptions.tabs`): then they are told, and closed. */
+  readonly tabs?: boolean
 }
 
 /**
@@ -115,6 +146,76 @@ export async function createReplica(options: ReplicaOptions): Promise<Replica> {
     if (typeof config.storage === 'string') await store.close()
     throw error
   }
+}
+
+/**
+ * Deletes the IndexedDB data of a replica that need not be open here, as
+ * {@link Replica.destroy} does (for signing out, say): the database `createReplica` would open
+ * with the same `space`, `dbName` and `indexedDB`. Tabs that have the replica open close it,
+ * reporting an `error` with code `closed`. A database that does not exist is no error.
+ *
+ * Rejects with `pending-changes`, deleting nothing, while the database holds own changes the
+ * relay has not acknowledged, unless `discardPending` is true; with `invalid-argument` for
+ * bad options, and `storage-failed` when IndexedDB fails.
+ */
+export async function deleteReplica(options: DeleteReplicaOptions): Promise<void> {
+  if (typeof options !== 'object' || options === null)
+    throw new ChorusError(
+      ErrorCode.InvalidArgument,
+      'deleteReplica needs an options object: deleteReplica({ space: … })',
+    )
+  const { discardPending, ...replicaOptions } = options
+  const discard = parseDiscardPending(discardPending)
+  const config = parseReplicaOptions({ ...replicaOptions, storage: 'indexeddb' })
+  await deleteIdbReplica(config, discard)
+}
+
+function parseDiscardPending(value: unknown): boolean {
+  if (value !== undefined && typeof value !== 'boolean')
+    throw new ChorusError(ErrorCode.InvalidArgument, 'option discardPending must be a boolean')
+  return value === true
+}
+
+function pendingChanges(count: number, space: SpaceId): ChorusError {
+  return new ChorusError(
+    ErrorCode.PendingChanges,
+    `${count} own change${count === 1 ? '' : 's'} in space ${space} not yet acknowledged by the relay would be deleted, and exist nowhere else: wait for synced() first, or pass { discardPending: true } to delete them too. Nothing was deleted.`,
+  )
+}
+
+/**
+ * Deletes the replica database `config` names: counts its outbox and deletes it while no tab
+ * writes (holding the tabs' write lock where tabs share databases), telling the tabs that
+ * have it open first.
+ */
+async function deleteIdbReplica(config: ReplicaConfig, discardPending: boolean): Promise<void> {
+  const store = (await openStore(config)) as IdbReplicaStore
+  const remove = async (): Promise<void> => {
+    if (!discardPending) {
+      let pending: number
+      try {
+        pending = await store.outboxSize()
+      } catch (error) {
+        await store.close()
+        throw error
+      }
+      if (pending > 0) {
+        await store.close()
+        throw pendingChanges(pending, config.space)
+      }
+    }
+    if (config.tabs !== null) {
+      const channel = config.tabs.openChannel(tabChannelName(store.name))
+      try {
+        channel.postMessage({ type: 'destroyed' } satisfies TabMessage)
+      } finally {
+        channel.close()
+      }
+    }
+    await store.destroy()
+  }
+  if (config.tabs === null) return remove()
+  return exclusiveWrite(config.tabs.locks, store.name, remove)
 }
 
 function openStore(config: ReplicaConfig): Promise<ReplicaStore> {
@@ -142,6 +243,8 @@ class ReplicaRuntime implements Replica {
   readonly space: SpaceId
   readonly #config: ReplicaConfig
   readonly #engine: ReplicaEngine
+  /** The engine's store: `destroy` deletes it. */
+  readonly #store: ReplicaStore
   readonly #link: SocketLink | null
   readonly #events = new Emitter<ReplicaEvents>(['status', 'error', 'change'])
   readonly #collections = new Map<string, EngineCollection<object>>()
@@ -150,6 +253,7 @@ class ReplicaRuntime implements Replica {
   #tick: unknown = null
   #closed = false
   #closing: Promise<void> | null = null
+  #destroying: Promise<void> | null = null
   #refusal: ChorusError | null = null
   /** The token the current (or next) connection presents, when `token` is a function. */
   #token: string | undefined = undefined
@@ -232,14 +336,20 @@ class ReplicaRuntime implements Replica {
       shared?.group.close()
       throw error
     })
-    runtime = new ReplicaRuntime(config, engine, shared)
+    runtime = new ReplicaRuntime(config, engine, store, shared)
     runtime.#start()
     return runtime
   }
 
-  private constructor(config: ReplicaConfig, engine: ReplicaEngine, shared: SharedTabs | null) {
+  private constructor(
+    config: ReplicaConfig,
+    engine: ReplicaEngine,
+    store: ReplicaStore,
+    shared: SharedTabs | null,
+  ) {
     this.#config = config
     this.#engine = engine
+    this.#store = store
     this.#shared = shared
     this.#wantOnline = config.autoConnect
     this.replicaId = engine.replicaId
@@ -401,6 +511,16 @@ class ReplicaRuntime implements Replica {
         }
         this.#publish()
         return
+      case 'destroyed':
+        // Reported before closing, which drops the listeners.
+        this.#report(
+          new ChorusError(
+            ErrorCode.Closed,
+            `this replica's data was deleted in another tab (destroy or deleteReplica), so it closed: create the replica again to start afresh`,
+          ),
+        )
+        void this.close()
+        return
     }
   }
 
@@ -520,6 +640,46 @@ class ReplicaRuntime implements Replica {
   close(): Promise<void> {
     this.#closing ??= this.#shutdown()
     return this.#closing
+  }
+
+  destroy(options?: DestroyOptions): Promise<void> {
+    if (this.#closed) return Promise.reject(closedError())
+    if (options !== undefined && (typeof options !== 'object' || options === null))
+      return Promise.reject(
+        new ChorusError(ErrorCode.InvalidArgument, 'destroy takes an options object { discardPending? }'),
+      )
+    let discardPending: boolean
+    try {
+      discardPending = parseDiscardPending(options?.discardPending)
+    } catch (error) {
+      return Promise.reject(error)
+    }
+    if (typeof this.#store.destroy !== 'function') {
+      return Promise.reject(
+        new ChorusError(
+          ErrorCode.InvalidArgument,
+          "this replica's storage cannot delete its data: its ReplicaStore has no destroy method",
+        ),
+      )
+    }
+    this.#destroying ??= this.#destroy(discardPending).finally(() => {
+      this.#destroying = null
+    })
+    return this.#destroying
+  }
+
+  async #destroy(discardPending: boolean): Promise<void> {
+    // Writes already issued commit first: what is unacknowledged then would be lost.
+    await this.#engine.idle()
+    if (!discardPending) {
+      const pending = await this.#store.outboxSize()
+      if (pending > 0) throw pendingChanges(pending, this.space)
+    }
+    const shared = this.#shared
+    await this.close()
+    // Tabs share the database: count again, and delete, while none of them writes.
+    if (shared !== null) await deleteIdbReplica(this.#config, discardPending)
+    else await (this.#store.destroy as () => Promise<void>).call(this.#store)
   }
 
   /** The engine while the replica is open. */
@@ -749,6 +909,8 @@ type TabMessage =
    * missing everywhere.
    */
   | { readonly type: 'reload' }
+  /** The database is being deleted (`destroy`, `deleteReplica`): every tab closes its replica. */
+  | { readonly type: 'destroyed' }
 
 /** Messages come from other tabs of the same app, but a channel is shared by name: check. */
 function isTabMessage(value: unknown): value is TabMessage {
@@ -773,6 +935,7 @@ function isTabMessage(value: unknown): value is TabMessage {
     case 'online':
       return typeof message.on === 'boolean'
     case 'reload':
+    case 'destroyed':
       return true
     default:
       return false

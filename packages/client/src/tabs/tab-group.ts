@@ -44,6 +44,20 @@ export interface TabGroupOptions {
   readonly onError: (error: unknown) => void
 }
 
+/** The channel the tabs sharing database `name` talk over. */
+export function tabChannelName(name: string): string {
+  return `chorus:${name}`
+}
+
+/** Runs `work` while no tab sharing database `name` writes to it (see {@link TabGroup.exclusive}). */
+export function exclusiveWrite<TResult>(
+  locks: LockManagerLike,
+  name: string,
+  work: () => Promise<TResult>,
+): Promise<TResult> {
+  return locks.request(`chorus:${name}:write`, { mode: 'exclusive' }, work)
+}
+
 /**
  * The tabs of one origin that share one replica database: at most one of them leads — holds
  * the relay connection — chosen with a Web Lock, and all of them talk over a BroadcastChannel.
@@ -71,7 +85,7 @@ export class TabGroup {
 
   constructor(options: TabGroupOptions) {
     this.#options = options
-    this.#channel = options.openChannel(`chorus:${options.name}`)
+    this.#channel = options.openChannel(tabChannelName(options.name))
     this.#channel.onmessage = (event) => this.#receive(event.data)
     this.#lastHeartbeat = options.now()
   }
@@ -90,7 +104,7 @@ export class TabGroup {
 
   /** Runs `work` while no other tab of the group writes to the database. */
   exclusive<TResult>(work: () => Promise<TResult>): Promise<TResult> {
-    return this.#options.locks.request(`chorus:${this.#options.name}:write`, { mode: 'exclusive' }, work)
+    return exclusiveWrite(this.#options.locks, this.#options.name, work)
   }
 
   /** Tells every other tab of the group. */

@@ -5,6 +5,11 @@ export class FakeLocks implements LockManagerLike {
   readonly #held = new Map<string, { reject: (error: unknown) => void; done: Promise<void> }>()
   readonly #waiting = new Map<string, (() => void)[]>()
 
+  /** How many requests for `name` wait for it (not counting its holder). */
+  waiting(name: string): number {
+    return this.#waiting.get(name)?.length ?? 0
+  }
+
   request<TResult>(
     name: string,
     options: { readonly mode?: 'exclusive'; readonly steal?: boolean; readonly signal?: AbortSignal },
