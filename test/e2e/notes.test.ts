@@ -296,4 +296,52 @@ describe('the notes app on two devices, served by a relay process', () => {
     await openNote(bob.page, 'Groceries')
     await value(bob.page.getByLabel('Body'), 'written while the relay was down')
   })
+
+  it("removing a notebook deletes this browser's copy: changes not yet synced are confirmed first, and a tab that has it open goes back to the list", async () => {
+    const page = alice.page
+    await page.goto(notebook)
+    await expectSynced(page)
+    const other = await alice.context.newPage()
+    await other.goto(notebook)
+    await expectSynced(other)
+    const database = `chorus:${decodeURIComponent(notebook.split('#/notebook/')[1] ?? '')}`
+    const databases = () =>
+      page.evaluate(async () => (await indexedDB.databases()).map((entry) => entry.name ?? ''))
+    expect(await databases()).toContain(database)
+
+    await workOffline(page).check()
+    await writeNote(page, 'Never synced', 'only in this browser')
+    await expect.poll(() => status(page).getAttribute('data-pending'), WAIT).not.toBe('0')
+    await page.getByRole('link', { name: 'Your notebooks' }).click()
+    const remove = page.getByRole('button', { name: 'Remove Team notes from this browser' })
+    const warning = page.getByRole('alert').filter({ hasText: 'have not reached the server' })
+
+    // Changes only this browser has: the app asks first, and keeping them deletes nothing.
+    await remove.click()
+    await visible(warning)
+    await screenshot(page, 'notes-remove-unsynced')
+    await warning.getByRole('button', { name: 'Keep it' }).click()
+    await count(warning, 0)
+    expect(await databases()).toContain(database)
+    await visible(page.getByRole('link', { name: /Team notes/ }))
+
+    await remove.click()
+    await warning.getByRole('button', { name: 'Remove anyway' }).click()
+    await count(page.getByRole('link', { name: /Team notes/ }), 0)
+    await expect.poll(databases, WAIT).not.toContain(database)
+    // The other tab had the notebook open: it closed it and went back to the list.
+    await other.waitForURL(/#\/$/, WAIT)
+    await visible(other.getByText('This notebook was removed from this browser in another tab.'))
+    await other.close()
+
+    // The notebook is still on the relay: its link brings it back, without the discarded note.
+    await page.goto(notebook)
+    await expectSynced(page)
+    await visible(noteInList(page, 'Groceries'))
+    await count(noteInList(page, 'Never synced'), 0)
+    expect(await databases()).toContain(database)
+    await bob.page.goto(notebook)
+    await expectSynced(bob.page)
+    await visible(noteInList(bob.page, 'Groceries'))
+  })
 })

@@ -1,7 +1,10 @@
+import { isChorusError } from '@chorus/client'
 import { type FormEvent, type ReactNode, useState } from 'react'
 import { timeAgo } from './format.js'
 import { newSpaceId } from './ids.js'
-import { forgetNotebook, rememberNotebook, useKnownNotebooks } from './notebooks.js'
+import { forgetNotebook, type KnownNotebook, rememberNotebook, useKnownNotebooks } from './notebooks.js'
+import { notifyFailure } from './notices.js'
+import { removeNotebookData } from './replica.js'
 import { navigate, notebookHash, spaceFromInput } from './route.js'
 
 /** The start page: this browser's notebooks, a new one, or one opened from a link. */
@@ -41,24 +44,17 @@ export function HomeScreen(): ReactNode {
         {notebooks.length === 0 ? (
           <p className="muted">No notebooks in this browser yet. Create one, or open one from a link.</p>
         ) : (
-          <ul className="notebook-list">
-            {notebooks.map((notebook) => (
-              <li key={notebook.space}>
-                <a href={notebookHash(notebook.space)}>
-                  <span className="notebook-name">{notebook.name || 'Untitled notebook'}</span>
-                  <span className="muted small">opened {timeAgo(notebook.openedAt)}</span>
-                </a>
-                <button
-                  type="button"
-                  className="link-button small"
-                  aria-label={`Remove ${notebook.name || 'Untitled notebook'} from this list`}
-                  onClick={() => forgetNotebook(notebook.space)}
-                >
-                  Remove
-                </button>
-              </li>
-            ))}
-          </ul>
+          <>
+            <ul className="notebook-list">
+              {notebooks.map((notebook) => (
+                <NotebookItem key={notebook.space} notebook={notebook} />
+              ))}
+            </ul>
+            <p className="muted small">
+              Remove deletes a notebook from this browser only: it stays on the server and on your other
+              devices, and opening its link again brings it back.
+            </p>
+          </>
         )}
         <form className="inline-form" onSubmit={create}>
           <input
@@ -105,5 +101,63 @@ export function HomeScreen(): ReactNode {
         <a href="/lab/">replication lab</a>.
       </p>
     </main>
+  )
+}
+
+/**
+ * A notebook of the list, and its removal from this browser: its data is deleted, after the
+ * user confirms when it holds changes that have not reached the server (they would be lost).
+ */
+function NotebookItem({ notebook }: { notebook: KnownNotebook }): ReactNode {
+  const [state, setState] = useState<'idle' | 'removing' | 'unsynced'>('idle')
+  const name = notebook.name || 'Untitled notebook'
+
+  const remove = (discardPending: boolean) => {
+    setState('removing')
+    removeNotebookData(notebook.space, discardPending).then(
+      () => forgetNotebook(notebook.space),
+      (error: unknown) => {
+        if (isChorusError(error, 'pending-changes')) setState('unsynced')
+        else {
+          setState('idle')
+          notifyFailure(`Removing ${name} failed`, error)
+        }
+      },
+    )
+  }
+
+  return (
+    <li>
+      <div className="notebook-row">
+        <a href={notebookHash(notebook.space)}>
+          <span className="notebook-name">{name}</span>
+          <span className="muted small">opened {timeAgo(notebook.openedAt)}</span>
+        </a>
+        <button
+          type="button"
+          className="link-button small"
+          aria-label={`Remove ${name} from this browser`}
+          disabled={state !== 'idle'}
+          onClick={() => remove(false)}
+        >
+          {state === 'removing' ? 'Removing…' : 'Remove'}
+        </button>
+      </div>
+      {state === 'unsynced' ? (
+        <div className="notebook-confirm" role="alert">
+          <p>
+            {name} has changes that have not reached the server yet. Removing it from this browser loses them.
+          </p>
+          <div className="actions">
+            <button type="button" className="button danger" onClick={() => remove(true)}>
+              Remove anyway
+            </button>
+            <button type="button" className="button" onClick={() => setState('idle')}>
+              Keep it
+            </button>
+          </div>
+        </div>
+      ) : null}
+    </li>
   )
 }

@@ -6,9 +6,9 @@ import { guessDeviceName } from './device.js'
 import { rememberNotebook, renameKnownNotebook, useKnownNotebooks } from './notebooks.js'
 import { Collections } from './notes.js'
 import { NotesView } from './notes-view.js'
-import { notifyFailure } from './notices.js'
+import { notify, notifyFailure } from './notices.js'
 import { openNotebook } from './replica.js'
-import { notebookHash, notebookLink } from './route.js'
+import { navigate, notebookHash, notebookLink } from './route.js'
 import { OfflineSwitch, SyncStatus } from './sync-status.js'
 
 type Opening =
@@ -259,7 +259,20 @@ function useDeviceName(replica: Replica): void {
   }, [replica])
 }
 
-/** Shows what the replica reports with nobody to tell: a refused connection, a failed apply. */
+/**
+ * Shows what the replica reports with nobody to tell: a refused connection, a failed apply.
+ * A replica that closed because another tab removed the notebook from this browser goes back
+ * to the notebook list, saying so.
+ */
 function useRelayErrors(replica: Replica): void {
-  useEffect(() => replica.on('error', (error) => notifyFailure('Sync problem', error)), [replica])
+  useEffect(
+    () =>
+      replica.on('error', (error) => {
+        if (isChorusError(error, 'closed')) {
+          notify({ tone: 'info', message: 'This notebook was removed from this browser in another tab.' })
+          navigate('#/')
+        } else notifyFailure('Sync problem', error)
+      }),
+    [replica],
+  )
 }

@@ -1,4 +1,4 @@
-import { createReplica, type Replica } from '@chorus/client'
+import { createReplica, deleteReplica, isChorusError, type Replica } from '@chorus/client'
 import { newestNotes } from './newest-notes.js'
 
 /**
@@ -42,10 +42,18 @@ export function openNotebook(space: string): NotebookHandle {
   let entry = open.get(space)
   if (entry === undefined) {
     const created: OpenEntry = { opened: startNotebook(space), users: 0, closing: null }
-    // A failed open is forgotten at once, so that trying again really tries again.
-    created.opened.catch(() => {
+    const forget = () => {
       if (open.get(space) === created) open.delete(space)
-    })
+    }
+    // A failed open is forgotten at once, so that trying again really tries again; so is a
+    // replica that closed itself because another tab removed the notebook from this browser.
+    created.opened.then(
+      (replica) =>
+        replica.on('error', (error) => {
+          if (isChorusError(error, 'closed')) forget()
+        }),
+      forget,
+    )
     open.set(space, created)
     entry = created
   }
@@ -78,4 +86,23 @@ async function startNotebook(space: string): Promise<Replica> {
   // reads the same records), so it is not reported twice.
   newestNotes(replica).read.catch(() => undefined)
   return replica
+}
+
+/**
+ * Deletes this browser's copy of notebook `space`, closing it here first if it is still open
+ * (every other tab that has it open closes it too). The notebook stays on the relay and on
+ * other devices. Rejects with `pending-changes`, deleting nothing, while it holds changes that
+ * have not reached the relay, unless `discardPending`.
+ */
+export async function removeNotebookData(space: string, discardPending: boolean): Promise<void> {
+  const entry = open.get(space)
+  if (entry !== undefined) {
+    open.delete(space)
+    if (entry.closing !== null) clearTimeout(entry.closing)
+    await entry.opened.then(
+      (replica) => replica.close(),
+      () => undefined,
+    )
+  }
+  await deleteReplica({ space, discardPending })
 }
