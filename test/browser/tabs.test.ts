@@ -27,6 +27,18 @@ async function until(check: () => boolean | Promise<boolean>, what: string, ms =
   }
 }
 
+/** Calls `call` until it rejects with `code`. */
+function untilRefused(call: () => Promise<unknown>, code: string, what: string): Promise<void> {
+  return until(
+    () =>
+      call().then(
+        () => false,
+        (error: unknown) => (error as { code?: string }).code === code,
+      ),
+    what,
+  )
+}
+
 afterEach(async () => {
   await Promise.all(open.splice(0).map((replica) => replica.close()))
 })
@@ -135,14 +147,11 @@ describe('tabs that share one replica (real Chromium: IndexedDB, Web Locks, Broa
 
     await expect(first.collection('notes').put('no', { n: 1 })).rejects.toMatchObject({ code: 'forbidden' })
     // The connected tab tells the other with its next report (every 500 ms).
-    await until(async () => {
-      try {
-        await second.collection('notes').delete('never-written')
-        return false
-      } catch (error) {
-        return (error as { code?: string }).code === 'forbidden'
-      }
-    }, 'the second tab to refuse writes')
+    await untilRefused(
+      () => second.collection('notes').delete('never-written'),
+      'forbidden',
+      'the second tab to refuse writes',
+    )
     await expect(second.collection('notes').put('no', { n: 2 })).rejects.toMatchObject({ code: 'forbidden' })
     // Nor does the tab without the connection wait forever for what cannot sync.
     await expect(second.synced()).rejects.toMatchObject({ code: 'forbidden' })
@@ -206,13 +215,6 @@ describe('tabs that share one replica (real Chromium: IndexedDB, Web Locks, Broa
 
     await deleteReplica({ space, dbName: db, discardPending: true })
     expect((await indexedDB.databases()).map((entry) => entry.name)).not.toContain(db)
-    await until(async () => {
-      try {
-        await opened.collection('notes').get('local')
-        return false
-      } catch (error) {
-        return (error as { code?: string }).code === 'closed'
-      }
-    }, 'the open tab to close')
+    await untilRefused(() => opened.collection('notes').get('local'), 'closed', 'the open tab to close')
   })
 })

@@ -206,6 +206,17 @@ describe('deleteReplica', () => {
 })
 
 describe('destroying a replica tabs share', () => {
+  /** Two tabs on database `dbName`, synced once, then offline (the switch is shared). */
+  async function offlineTabs(dbName: string) {
+    const space = nextSpace()
+    const origin = new IDBFactory()
+    const first = await replicas.open(space, origin, dbName)
+    const second = await replicas.open(space, origin, dbName)
+    await first.synced()
+    second.disconnect()
+    return { first, second, origin }
+  }
+
   it('every tab closes its replica and says why', async () => {
     const space = nextSpace()
     const origin = new IDBFactory()
@@ -226,12 +237,7 @@ describe('destroying a replica tabs share', () => {
   })
 
   it("another tab's unacknowledged writes are counted", async () => {
-    const space = nextSpace()
-    const origin = new IDBFactory()
-    const first = await replicas.open(space, origin, 'shared-pending')
-    const second = await replicas.open(space, origin, 'shared-pending')
-    await first.synced()
-    second.disconnect()
+    const { first, second } = await offlineTabs('shared-pending')
     await second.collection('notes').put('b', { by: 'the other tab' })
 
     expect((await rejection(first.destroy())).code).toBe(ErrorCode.PendingChanges)
@@ -239,12 +245,7 @@ describe('destroying a replica tabs share', () => {
   })
 
   it('a write another tab commits while this one closes is counted again: nothing is deleted', async () => {
-    const space = nextSpace()
-    const origin = new IDBFactory()
-    const first = await replicas.open(space, origin, 'shared-race')
-    const second = await replicas.open(space, origin, 'shared-race')
-    await first.synced()
-    second.disconnect()
+    const { first, second, origin } = await offlineTabs('shared-race')
     const lock = 'chorus:shared-race:write'
     // Hold the tabs' write lock, so the other tab's write waits for it first, then the deletion.
     let release!: () => void

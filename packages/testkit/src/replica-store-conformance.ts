@@ -206,6 +206,17 @@ export function runReplicaStoreConformance(name: string, open: () => Promise<Rep
       await fixture.cleanup?.()
     })
 
+    /** A store with metadata, two own writes and a remote one. */
+    async function seeded(): Promise<void> {
+      await store.initMeta(META)
+      await commit(store, 'notes', 'a', put({ title: 'a' }))
+      await commit(store, 'notes', 'b', put({ title: 'b' }))
+      const remote = await remoteRecords(store, [
+        await remoteChange(store, PEER, 1, 'notes', 'c', put({ title: 'c' })),
+      ])
+      await store.applyRemote({ records: remote, clock: { wall: 2_000_001, counter: 1 }, cursor: 5 })
+    }
+
     describe('metadata', () => {
       it('loadMeta of a new store is undefined', async () => {
         expect(await store.loadMeta()).toBeUndefined()
@@ -751,21 +762,6 @@ export function runReplicaStoreConformance(name: string, open: () => Promise<Rep
         return (store.destroy as () => Promise<void>).call(store)
       }
 
-      async function seeded(): Promise<void> {
-        await store.initMeta(META)
-        await commit(store, 'notes', 'a', put({ title: 'a' }))
-        await commit(store, 'notes', 'b', put({ title: 'b' }))
-        const remote = await remoteRecords(store, [
-          await remoteChange(store, PEER, 1, 'notes', 'c', put({ title: 'c' })),
-        ])
-        await store.applyRemote({
-          records: remote,
-          clock: { wall: 2_000_001, counter: 1 },
-          cursor: 5,
-          log: 'log-1',
-        })
-      }
-
       it('deletes everything: opened again, the store is new and empty', async (context) => {
         if (store.destroy === undefined) return context.skip('the store has no destroy')
         const { reopen } = fixture
@@ -806,16 +802,6 @@ export function runReplicaStoreConformance(name: string, open: () => Promise<Rep
     })
 
     describe('failures', () => {
-      async function seeded(): Promise<void> {
-        await store.initMeta(META)
-        await commit(store, 'notes', 'a', put({ title: 'a' }))
-        await commit(store, 'notes', 'b', put({ title: 'b' }))
-        const remote = await remoteRecords(store, [
-          await remoteChange(store, PEER, 1, 'notes', 'c', put({ title: 'c' })),
-        ])
-        await store.applyRemote({ records: remote, clock: { wall: 2_000_001, counter: 1 }, cursor: 5 })
-      }
-
       it('a failing commitLocal rejects with storage-failed and changes nothing', async (context) => {
         const { failNextWrite } = fixture
         if (failNextWrite === undefined) return context.skip('no failNextWrite given')
