@@ -443,6 +443,8 @@ class ReplicaRuntime implements Replica {
     // Other tabs wrote and applied while this one followed: start from what is stored. The
     // tab that led before may have gone between a commit and its notice: reload the lists.
     await this.#engine.refresh()
+    // Closed meanwhile: its shutdown stopped the link already, and must not find it started.
+    if (this.#closed) return
     this.#reloadEverywhere()
     this.#leader = null
     if (this.#wantOnline) this.#link?.start()

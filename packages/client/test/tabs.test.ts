@@ -53,6 +53,28 @@ async function expectSame(model: Replica, others: readonly Replica[], ids: reado
 }
 
 describe('tabs sharing one replica, in Node', () => {
+  it('a tab that closes while it takes over the connection does not connect afterwards', async () => {
+    // The first tab's close hands the connection over; the second closes at a different
+    // moment of taking it over each round. A takeover that went on after its tab's shutdown
+    // started the link again, and the socket's open then found the engine closed.
+    for (let round = 0; round < 48; round++) {
+      spaces += 1
+      const space = `tabs-close-${spaces}`
+      const origin = new IDBFactory()
+      const first = await replica(space, origin, 'handover')
+      const second = await replica(space, origin, 'handover')
+      await first.synced()
+      const closing = first.close()
+      for (let turn = 0; turn < round % 12; turn++) await new Promise((resolve) => setImmediate(resolve))
+      await second.close()
+      await closing
+      await until(
+        () => hub.engine.sessions().every((session) => session.replicaId !== first.replicaId),
+        'no connection of the closed tabs',
+      )
+    }
+  }, 60_000)
+
   it('a write in a tab without the connection and a remote write to the same record, at once, end the same in both tabs and on the other device', async () => {
     spaces += 1
     const space = `tabs-race-${spaces}`
