@@ -35,6 +35,8 @@ export const ErrorCode = {
   StorageFailed: 'storage-failed',
   /** The replica's cursor is older than the retained history: it must bootstrap again. */
   ResyncRequired: 'resync-required',
+  /** The space was deleted on the relay: it can never be synced again. */
+  SpaceDeleted: 'space-deleted',
   /** The object was used after it was closed. */
   Closed: 'closed',
   /**

@@ -149,6 +149,18 @@ export interface HubEngine {
     received?: Readonly<Record<string, number>>,
     entries?: readonly AdvancedEntry[],
   ): Promise<void>
+  /**
+   * Deletes `space` through the store's `deleteSpace` (see there), then ends every session on
+   * it as {@link spaceDeleted} does. Resolves true when the space was deleted now, false when
+   * it was already; rejects with `invalid-argument` over a store without `deleteSpace`.
+   */
+  deleteSpace(space: SpaceId): Promise<boolean>
+  /**
+   * The space was deleted from the store (by another hub sharing it, say): every session on
+   * it is ended with `space-deleted`, and its cached facts are dropped. A hello naming it from
+   * then on is refused so too, since the store says it is deleted.
+   */
+  spaceDeleted(space: SpaceId): Promise<void>
   /** The spaces whose facts are cached (those in use). */
   spacesInUse(): SpaceId[]
   /** How many connections are open. */
@@ -170,6 +182,8 @@ interface SpaceCache {
   readonly log?: string
   /** The store's latest mark of collected deletions (see `SpaceMeta.collected`). */
   collected?: CollectedMark
+  /** The store says the space was deleted (see `SpaceMeta.deleted`): never cached. */
+  readonly deleted?: true
   /**
    * Log entries by position, as appended through this hub or read from the store: the
    * connections of a space read the same stretch of log one after another, so all but the
@@ -202,6 +216,15 @@ const settled: Promise<void> = Promise.resolve()
 const RECENT_ENTRIES = 32_768
 const RECENT_CHARS = 16 * 1024 * 1024
 const RECENT_TOTAL_CHARS = 64 * 1024 * 1024
+
+/** The refusal of a session naming a deleted space. */
+function spaceDeletedRefusal(space: SpaceId): Extract<AuthResult, { readonly ok: false }> {
+  return {
+    ok: false,
+    code: ErrorCode.SpaceDeleted,
+    message: `space ${space} was deleted on the relay: it cannot be synced any more; delete its local data (destroy)`,
+  }
+}
 
 /** A compact row's bytes beside its op and id: indexes, counter, context, stamp, brackets. */
 const ROW_OVERHEAD = 40
@@ -300,8 +323,10 @@ export function createHubEngine(options: HubEngineOptions): HubEngine {
           recentChars: 0,
           ...(meta.log === undefined ? {} : { log: meta.log }),
           ...(meta.collected === undefined ? {} : { collected: meta.collected }),
+          ...(meta.deleted === true ? { deleted: true as const } : {}),
         }
-        spaces.set(space, cache)
+        // A deleted space is refused, not used: nothing of it is kept.
+        if (cache.deleted !== true) spaces.set(space, cache)
         loading.delete(space)
         return cache
       })
@@ -430,13 +455,21 @@ export function createHubEngine(options: HubEngineOptions): HubEngine {
     jobs.push(job)
   }
 
+  /** A failed append, but not one to a space deleted meanwhile: its sessions are ending. */
+  function reportAppendFailure(error: unknown): void {
+    if (!isChorusError(error, ErrorCode.SpaceDeleted))
+      report(error, 'appending changes failed; nothing was acknowledged')
+  }
+
   async function runAppends(space: SpaceId): Promise<void> {
     const jobs = waitingAppends.get(space) ?? []
     waitingAppends.delete(space)
-    const cache = await loadSpace(space).catch((error: unknown) => {
+    const loaded = await loadSpace(space).catch((error: unknown) => {
       report(error, 'loading a space failed; nothing was acknowledged')
       return null
     })
+    // Deleted meanwhile: its sessions are being ended, and nothing more is stored.
+    const cache = loaded?.deleted === true ? null : loaded
     // Each job keeps its own result, so each batch is acknowledged as it was before batching.
     let results: (AppendResult | null)[] = jobs.map(() => null)
     const headBefore = cache?.head ?? 0
@@ -455,7 +488,7 @@ export function createHubEngine(options: HubEngineOptions): HubEngine {
         )
         options.onCommitted?.(space, jobs.length, elapsed() - started)
       } catch (error) {
-        report(error, 'appending changes failed; nothing was acknowledged')
+        reportAppendFailure(error)
       }
     } else if (cache !== null) {
       for (const [i, job] of jobs.entries()) {
@@ -464,7 +497,7 @@ export function createHubEngine(options: HubEngineOptions): HubEngine {
           results[i] = await store.append(space, job.replicaId, job.changes, changeText, job.through)
           options.onCommitted?.(space, 1, elapsed() - started)
         } catch (error) {
-          report(error, 'appending changes failed; nothing was acknowledged')
+          reportAppendFailure(error)
         }
       }
     }
@@ -706,6 +739,16 @@ export function createHubEngine(options: HubEngineOptions): HubEngine {
       for (const space of Object.keys(this.#state.streams)) release(space as SpaceId)
     }
 
+    /** Ends the session from the hub's side: an error frame saying why, then the hang-up. */
+    end(code: ErrorCode, message: string): Promise<void> {
+      return this.#run(async () => {
+        if (this.#state.phase === 'closed') return
+        this.#send(encodeMessage({ type: 'error', code, message }))
+        await this.#handle({ type: 'closed' })
+        this.#hangUp(code, message)
+      })
+    }
+
     async #perform(effect: HubSessionEffect): Promise<void> {
       switch (effect.type) {
         case 'send': {
@@ -737,7 +780,9 @@ export function createHubEngine(options: HubEngineOptions): HubEngine {
             // A hello naming any space it may not use is refused whole, so it loads nothing.
             const allowed = effect.spaces.every((space) => access(space) !== null)
             try {
-              if (allowed) await Promise.all(effect.spaces.map(loadSpace))
+              const loaded = allowed ? await Promise.all(effect.spaces.map(loadSpace)) : []
+              const deleted = effect.spaces.find((_, i) => loaded[i]?.deleted === true)
+              if (deleted !== undefined) result = spaceDeletedRefusal(deleted)
             } catch (error) {
               report(error, 'loading a space failed')
               result = {
@@ -814,6 +859,17 @@ export function createHubEngine(options: HubEngineOptions): HubEngine {
     }
   }
 
+  async function spaceDeleted(space: SpaceId): Promise<void> {
+    const { message } = spaceDeletedRefusal(space)
+    await Promise.all(
+      [...connections]
+        .filter((connection) => connection.uses(space))
+        .map((connection) => connection.end(ErrorCode.SpaceDeleted, message)),
+    )
+    spaces.delete(space)
+    lastRecent = null
+  }
+
   return {
     accept(peer) {
       const connection = new Connection(peer)
@@ -871,6 +927,18 @@ export function createHubEngine(options: HubEngineOptions): HubEngine {
           .map((connection) => connection.input({ type: 'head-advanced', now: time, space })),
       )
     },
+    async deleteSpace(space) {
+      if (store.deleteSpace === undefined) {
+        throw new ChorusError(
+          ErrorCode.InvalidArgument,
+          'this hub’s store cannot delete spaces (it has no deleteSpace)',
+        )
+      }
+      const deleted = await store.deleteSpace(space)
+      await spaceDeleted(space)
+      return deleted
+    },
+    spaceDeleted,
     connections: () => connections.size,
     cachedSpaces: () => spaces.size,
     spacesInUse: () => [...spaces.keys()] as SpaceId[],

@@ -238,6 +238,11 @@ export interface SpaceMeta {
    * knows has acknowledged a position past its `at`, so a replica is never owed two marks.
    */
   readonly collected?: CollectedMark
+  /**
+   * True for a space deleted with {@link HubStore.deleteSpace} (absent otherwise): it holds
+   * nothing, and the hub refuses every session that names it.
+   */
+  readonly deleted?: boolean
 }
 
 /**
@@ -328,6 +333,14 @@ export interface HubStore {
     afterKey: string | null,
     limit: number,
   ): Promise<{ readonly changes: Change[]; readonly nextKey: string | null }>
+  /**
+   * Deletes everything the space holds (its log, records and counters, and the replicas'
+   * positions in it) in one atomic, durable commit, and keeps its name as deleted for good:
+   * `loadSpace` then says `deleted`, and an append to it rejects with `space-deleted`.
+   * Resolves true when it deleted the space, false when it was deleted already. Optional: a
+   * hub over a store without it cannot delete spaces.
+   */
+  deleteSpace?(space: SpaceId): Promise<boolean>
   close(): Promise<void>
 }
 

@@ -370,6 +370,50 @@ export function runHubStoreConformance(name: string, open: () => Promise<HubStor
       })
     })
 
+    describe('deleteSpace', () => {
+      it('deletes everything of the space and only of it; the name stays deleted', async (context) => {
+        if (store.deleteSpace === undefined) return context.skip('the store has no deleteSpace')
+        await store.append(SPACE, A, run(A, 1, 3))
+        await store.append(SPACE, B, [change(B, 1, { id: `${A}-1`, context: { [A]: 1 } })])
+        await store.append(OTHER, B, run(B, 1, 2))
+        const other = await contents(store, OTHER)
+
+        expect(await store.deleteSpace(SPACE)).toBe(true)
+        const loaded = await store.loadSpace(SPACE)
+        expect(loaded.deleted).toBe(true)
+        expect({ head: loaded.head, floor: loaded.floor, received: loaded.received }).toEqual({
+          head: 0,
+          floor: 0,
+          received: {},
+        })
+        expect(await contents(store, OTHER)).toEqual(other)
+        expect((await store.loadSpace(OTHER)).deleted).not.toBe(true)
+        expect(await store.deleteSpace(SPACE)).toBe(false)
+
+        const refused = await store.append(SPACE, A, run(A, 4, 4)).then(
+          () => 'stored',
+          (error: unknown) => error,
+        )
+        expect(isChorusError(refused, ErrorCode.SpaceDeleted), `got ${String(refused)}`).toBe(true)
+        expect((await store.loadSpace(SPACE)).head).toBe(0)
+        // A space never written can be deleted too, and is then refused the same way.
+        expect(await store.deleteSpace(asSpaceId('never-written'))).toBe(true)
+        expect((await store.loadSpace(asSpaceId('never-written'))).deleted).toBe(true)
+      })
+
+      it('a deleted space stays deleted across close and reopen', async (context) => {
+        const { reopen } = fixture
+        if (store.deleteSpace === undefined) return context.skip('the store has no deleteSpace')
+        if (reopen === undefined) return context.skip('no reopen given')
+        await store.append(SPACE, A, run(A, 1, 2))
+        await store.deleteSpace(SPACE)
+        await store.close()
+        store = await reopen()
+        expect((await store.loadSpace(SPACE)).deleted).toBe(true)
+        expect((await store.loadSpace(SPACE)).head).toBe(0)
+      })
+    })
+
     describe('durability', () => {
       it('keeps log, received counters and records across close and reopen', async (context) => {
         const { reopen } = fixture

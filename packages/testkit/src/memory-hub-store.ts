@@ -41,6 +41,8 @@ interface MemorySpace {
  */
 export class MemoryHubStore implements HubStore {
   readonly #spaces = new Map<string, MemorySpace>()
+  /** Spaces deleted with `deleteSpace`: their names stay taken. */
+  readonly #deleted = new Set<string>()
   readonly #log: string | undefined
   #closed = false
   #failNext = false
@@ -57,6 +59,7 @@ export class MemoryHubStore implements HubStore {
    */
   copy(log: string): MemoryHubStore {
     const copy = new MemoryHubStore({ log })
+    for (const space of this.#deleted) copy.#deleted.add(space)
     for (const [space, found] of this.#spaces) {
       copy.#spaces.set(space, {
         log: [...found.log],
@@ -78,6 +81,7 @@ export class MemoryHubStore implements HubStore {
 
   #space(space: SpaceId): MemorySpace {
     if (this.#closed) throw new ChorusError(ErrorCode.Closed, 'this store is closed')
+    if (this.#deleted.has(space)) throw new ChorusError(ErrorCode.SpaceDeleted, `space ${space} was deleted`)
     let found = this.#spaces.get(space)
     if (found === undefined) {
       found = { log: [], floor: 0, head: 0, received: new Map(), records: new Map(), lastSeq: new Map() }
@@ -86,7 +90,24 @@ export class MemoryHubStore implements HubStore {
     return found
   }
 
+  async deleteSpace(space: SpaceId): Promise<boolean> {
+    if (this.#closed) throw new ChorusError(ErrorCode.Closed, 'this store is closed')
+    if (this.#deleted.has(space)) return false
+    this.#spaces.delete(space)
+    this.#deleted.add(space)
+    return true
+  }
+
   async loadSpace(space: SpaceId): Promise<SpaceMeta> {
+    if (!this.#closed && this.#deleted.has(space)) {
+      return {
+        head: 0,
+        floor: 0,
+        received: {},
+        deleted: true,
+        ...(this.#log === undefined ? {} : { log: this.#log }),
+      }
+    }
     const found = this.#space(space)
     return {
       head: found.head,

@@ -268,6 +268,7 @@ const fatalCodes: ReadonlySet<ErrorCode> = new Set([
   ErrorCode.Forbidden,
   ErrorCode.UnsupportedProtocol,
   ErrorCode.ReplicaMismatch,
+  ErrorCode.SpaceDeleted,
 ])
 
 /** The hub's frame limit after it named `named` (if it did), asking to store one it changed. */
