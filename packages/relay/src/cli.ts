@@ -1,12 +1,14 @@
-import { realpathSync } from 'node:fs'
+import { existsSync, realpathSync } from 'node:fs'
 import { join } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { parseArgs } from 'node:util'
-import { type Access, isChorusError, isSpaceId } from '@chorus/core'
+import { type Access, ChorusError, ErrorCode, isChorusError, isSpaceId } from '@chorus/core'
+import { lockDataDir } from './data-dir-lock.js'
 import { parseDuration } from './duration.js'
-import { postgresTarget } from './postgres-relay-store.js'
+import { PostgresRelayStore, postgresTarget } from './postgres-relay-store.js'
 import { DATABASE_FILE, startRelay } from './serve.js'
 import { backupDatabase } from './sqlite-backup.js'
+import { SqliteRelayStore } from './sqlite-relay-store.js'
 import { checkMountPath, type StaticMount } from './static-files.js'
 import { mintToken, type SpaceGrants } from './token-auth.js'
 
@@ -42,8 +44,11 @@ const USAGE = `Usage:
   chorus-relay token --secret S --sub alice --space team-notes:write [--space other:read]
                      [--expires 30d | never]
   chorus-relay backup --data ./data --out ./relay-backup.db
+  chorus-relay delete-space --space team-notes (--data ./data | --postgres URL)
 
 --static DIR serves a built app at /; --static /PATH=DIR serves one at /PATH (repeatable).
+delete-space deletes a space's data for good and refuses its name from then on; with --data
+the relay must be stopped, with --postgres the running relays close its connections.
 --postgres keeps the data in PostgreSQL instead of --data (SQLite); relays may share it.
 The secret may come from ${SECRET_ENV} instead of --auth-secret / --secret,
 and the PostgreSQL URL from ${POSTGRES_ENV} instead of --postgres.
@@ -249,6 +254,57 @@ async function backup(args: readonly string[], io: CliIo): Promise<number> {
   return ExitCode.Ok
 }
 
+async function deleteSpace(args: readonly string[], io: CliIo): Promise<number> {
+  const { values } = parseArgs({
+    args: [...args],
+    strict: true,
+    allowPositionals: false,
+    options: { space: { type: 'string' }, data: { type: 'string' }, postgres: { type: 'string' } },
+  })
+  const space = values.space
+  if (space === undefined || !isSpaceId(space)) {
+    throw new UsageError(
+      `delete-space needs --space NAME${space === undefined ? '' : `, got ${JSON.stringify(space)}, which is not a space name`}`,
+    )
+  }
+  const postgres = values.postgres ?? (io.env[POSTGRES_ENV] || undefined)
+  if (postgres !== undefined && !/^postgres(ql)?:\/\//.test(postgres)) {
+    throw new UsageError('--postgres must be a postgres:// or postgresql:// connection URL')
+  }
+  if (postgres !== undefined && values.data !== undefined)
+    throw new UsageError('give --data or --postgres, not both')
+  let deleted: boolean
+  if (postgres !== undefined) {
+    const store = await PostgresRelayStore.open(postgres)
+    try {
+      deleted = await store.deleteSpace(space)
+    } finally {
+      await store.close()
+    }
+  } else {
+    const dataDir = values.data ?? './data'
+    const file = join(dataDir, DATABASE_FILE)
+    if (!existsSync(file))
+      throw new ChorusError(ErrorCode.StorageFailed, `there is no relay database at ${file}`)
+    const lock = lockDataDir(
+      dataDir,
+      'stop it first (a running relay deletes a space through its deleteSpace method)',
+    )
+    try {
+      const store = new SqliteRelayStore(file)
+      try {
+        deleted = await store.deleteSpace(space)
+      } finally {
+        await store.close()
+      }
+    } finally {
+      lock.release()
+    }
+  }
+  io.err(deleted ? `deleted space ${space}` : `space ${space} was deleted already`)
+  return ExitCode.Ok
+}
+
 const defaultIo: CliIo = {
   out: (line) => process.stdout.write(`${line}\n`),
   err: (line) => process.stderr.write(`${line}\n`),
@@ -276,6 +332,8 @@ export async function runCli(argv: readonly string[], io: CliIo = defaultIo): Pr
         return await token(args, io)
       case 'backup':
         return await backup(args, io)
+      case 'delete-space':
+        return await deleteSpace(args, io)
       default:
         throw new UsageError(`unknown command ${JSON.stringify(command)}`)
     }

@@ -20,9 +20,13 @@ export interface DataDirLock {
  *
  * The lock is a small SQLite file written in exclusive locking mode, so the operating
  * system's file lock does the work: it goes with the process (kill -9 included), and a
- * process id that is reused later holds nothing. `chorus-relay backup` does not take it.
+ * process id that is reused later holds nothing. `chorus-relay backup` does not take it;
+ * `chorus-relay delete-space` does. `busy` ends the message when another process holds it.
  */
-export function lockDataDir(dataDir: string): DataDirLock {
+export function lockDataDir(
+  dataDir: string,
+  busy = 'stop it first, or give this one another --data directory',
+): DataDirLock {
   const path = join(dataDir, LOCK_FILE)
   let db: Database.Database | undefined
   try {
@@ -42,7 +46,7 @@ export function lockDataDir(dataDir: string): DataDirLock {
     if (code === 'SQLITE_BUSY' || code === 'SQLITE_LOCKED') {
       throw new ChorusError(
         ErrorCode.StorageFailed,
-        `another relay is serving the data directory ${dataDir} (it holds ${path}): stop it first, or give this one another --data directory`,
+        `another relay is serving the data directory ${dataDir} (it holds ${path}): ${busy}`,
         { cause: error },
       )
     }

@@ -22,6 +22,7 @@ import {
   NOTIFY_CHANNEL,
   POSTGRES_SCHEMA,
   POSTGRES_SCHEMA_VERSION,
+  SPACE_DELETED_STATE,
   SQL,
 } from './postgres-schema.js'
 import type { CompactOptions, CompactResult, RelayStore, RelayStoreStats, StoreEvent } from './relay-store.js'
@@ -35,6 +36,7 @@ import {
   planAppend,
   raiseAck,
   recordWrites,
+  spaceDeleted,
   type TouchedRecord,
   touchedRecords,
   withMark,
@@ -42,7 +44,7 @@ import {
 import { decodeUtf16Key, encodeUtf16Key } from './utf16-key.js'
 
 /** The write transactions of {@link PostgresRelayStore}, as its `beforeCommit` hook names them. */
-export type PostgresWrite = 'append' | 'acks' | 'compact' | 'claim'
+export type PostgresWrite = 'append' | 'acks' | 'compact' | 'claim' | 'delete'
 
 /** Options for {@link PostgresRelayStore.open}. */
 export interface PostgresRelayStoreOptions {
@@ -105,6 +107,7 @@ type Notice =
       readonly space: string
       readonly mark: CollectedMark
     }
+  | { readonly from: string; readonly type: 'deleted'; readonly space: string }
 
 /** Where a connection string points (host and database), without its user and password: for messages. */
 export function postgresTarget(connectionString: string): string {
@@ -135,6 +138,7 @@ function parseNotice(payload: string | undefined): Notice | null {
   if (notice.type === 'appended' && Number.isSafeInteger(notice.head)) return notice as Notice
   if (notice.type === 'collected' && typeof notice.mark === 'object' && notice.mark !== null)
     return notice as Notice
+  if (notice.type === 'deleted') return notice as Notice
   return null
 }
 
@@ -153,7 +157,7 @@ const MAX_APPEND_ATTEMPTS = 50
  * (`r`: `name`, `a`) or a record (`k`: `key`, `versions`, its `last_seq` in `a`).
  */
 interface AppendReadRow {
-  readonly kind: 's' | 'r' | 'k'
+  readonly kind: 's' | 'r' | 'k' | 'd'
   readonly name: string | null
   readonly a: number | null
   readonly key: Buffer | null
@@ -267,11 +271,11 @@ export class PostgresRelayStore implements RelayStore {
 
   async loadSpace(space: SpaceId): Promise<SpaceMeta> {
     return this.#run('loading a space', async () => {
-      const { rows } = await this.#pool.query<SpaceRow & { head: number | null; received: string | null }>(
-        SQL.loadSpace,
-        [space],
-      )
+      const { rows } = await this.#pool.query<
+        SpaceRow & { head: number | null; received: string | null; deleted: boolean }
+      >(SQL.loadSpace, [space])
       const row = rows[0]
+      if (row?.deleted === true) return { head: 0, floor: 0, received: {}, log: this.#log, deleted: true }
       const received = row?.received == null ? {} : (JSON.parse(row.received) as Record<string, number>)
       const meta = { head: row?.head ?? 0, floor: row?.floor ?? 0, received, log: this.#log }
       return withMark(meta, row === undefined || row.head === null ? undefined : markOf(row))
@@ -334,6 +338,7 @@ export class PostgresRelayStore implements RelayStore {
     const stored = new Map<string, number>()
     const lastSeqs = new Map<TouchedRecord, number>()
     for (const row of rows) {
+      if (row.kind === 'd') throw spaceDeleted(space)
       if (row.kind === 's') {
         readHead = row.a ?? 0
       } else if (row.kind === 'r' && row.name !== null) {
@@ -610,6 +615,25 @@ export class PostgresRelayStore implements RelayStore {
     return { tombstonesDeleted, collected: { at: head, received } }
   }
 
+  async deleteSpace(space: SpaceId): Promise<boolean> {
+    return this.#run('deleting a space', async () => {
+      const deleted = await this.#transaction('delete', async (client) => {
+        // Under the space's lock, so that no append of another relay is half through.
+        await client.query(SQL.lockSpace, [space])
+        if ((await client.query(SQL.isDeleted, [space])).rows.length > 0) return false
+        await client.query(SQL.deleteOwners, [space])
+        for (const statement of SQL.deleteSpaceData) await client.query(statement, [space])
+        await client.query(SQL.markDeleted, [space, Date.now()])
+        await client.query(SQL.notify, [this.#notice({ from: this.#id, type: 'deleted', space })])
+        return true
+      })
+      const prefix = ackKey(space, '' as ReplicaId)
+      for (const key of this.#pendingAcks.keys()) if (key.startsWith(prefix)) this.#pendingAcks.delete(key)
+      for (const key of this.#knownAcks) if (key.startsWith(prefix)) this.#knownAcks.delete(key)
+      return deleted
+    })
+  }
+
   async listSpaces(): Promise<SpaceId[]> {
     return this.#run('listing spaces', async () =>
       (await this.#pool.query<{ space: string }>(SQL.listSpaces)).rows.map((row) => row.space as SpaceId),
@@ -710,8 +734,10 @@ export class PostgresRelayStore implements RelayStore {
         ...(notice.received === undefined ? {} : { received: notice.received }),
         ...(entries === undefined ? {} : { entries }),
       })
-    } else {
+    } else if (notice.type === 'collected') {
       this.#emit({ type: 'collected', space, mark: notice.mark })
+    } else {
+      this.#emit({ type: 'deleted', space })
     }
   }
 
@@ -807,6 +833,10 @@ export class PostgresRelayStore implements RelayStore {
     } catch (error) {
       if (isChorusError(error)) throw error
       const detail = error instanceof Error ? error.message : String(error)
+      // Deleted between the append's read and its write (see `chorus_append`).
+      if ((error as { code?: unknown }).code === SPACE_DELETED_STATE) {
+        throw new ChorusError(ErrorCode.SpaceDeleted, `${what} failed: ${detail}`, { cause: error })
+      }
       throw new ChorusError(ErrorCode.StorageFailed, `${what} failed: ${detail}`, { cause: error })
     }
   }

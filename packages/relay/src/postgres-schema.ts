@@ -1,8 +1,12 @@
 /**
  * The schema version this build writes, kept in `chorus_meta` under `schema`. A database
- * written by a newer build is refused rather than misread.
+ * written by a newer build is refused rather than misread. Version 2 added the deleted
+ * spaces (`chorus_deleted_spaces`, and `chorus_append` refusing them).
  */
-export const POSTGRES_SCHEMA_VERSION = 1
+export const POSTGRES_SCHEMA_VERSION = 2
+
+/** The SQLSTATE `chorus_append` raises for a space that was deleted. */
+export const SPACE_DELETED_STATE = 'CHDEL'
 
 /**
  * The channel on which relays sharing one database tell each other what they stored (see
@@ -53,6 +57,7 @@ CREATE TABLE IF NOT EXISTS chorus_acks (
   PRIMARY KEY (space, replica)
 );
 CREATE TABLE IF NOT EXISTS chorus_replica_owners (replica text PRIMARY KEY, subject text NOT NULL);
+CREATE TABLE IF NOT EXISTS chorus_deleted_spaces (space text PRIMARY KEY, deleted_at bigint NOT NULL);
 
 -- An append's writes, computed by the relay from what it read of the space: in the one
 -- transaction of this call, under the space's lock, all of them, or none (NULL) when what the
@@ -78,6 +83,9 @@ DECLARE
   found_counter bigint;
 BEGIN
   PERFORM pg_advisory_xact_lock(${SPACE_LOCK}, hashtext(p_space));
+  IF EXISTS (SELECT 1 FROM chorus_deleted_spaces WHERE space = p_space) THEN
+    RAISE EXCEPTION 'space % was deleted', p_space USING ERRCODE = '${SPACE_DELETED_STATE}';
+  END IF;
   -- One index lookup each (a join with the arrays could scan the tables).
   FOR i IN 1 .. coalesce(cardinality(read_key), 0) LOOP
     found_last := (SELECT r.last_seq FROM chorus_records AS r WHERE r.space = p_space AND r.key = read_key[i]);
@@ -145,12 +153,15 @@ export const SQL = {
     UNION ALL
     SELECT 'r', replica, counter, NULL, NULL FROM chorus_received WHERE space = $1 AND replica = ANY($2::text[])
     UNION ALL
-    SELECT 'k', NULL, last_seq, key, versions FROM chorus_records WHERE space = $1 AND key = ANY($3::bytea[])`,
+    SELECT 'k', NULL, last_seq, key, versions FROM chorus_records WHERE space = $1 AND key = ANY($3::bytea[])
+    UNION ALL
+    SELECT 'd', NULL, NULL, NULL, NULL FROM chorus_deleted_spaces WHERE space = $1`,
   append: `SELECT chorus_append($1, $2::bytea[], $3::bigint[], $4::text[], $5::bigint[], $6::bigint[],
     $7::text[], $8::bigint[], $9::text[], $10::bytea[], $11::text[], $12::text[], $13::bigint[],
     $14::boolean[], $15::text[], $16::bigint[], $17, $18) AS base`,
   loadSpace: `SELECT s.head, s.floor, s.collected_at, s.collected,
-      (SELECT json_object_agg(replica, counter) FROM chorus_received WHERE space = $1)::text AS received
+      (SELECT json_object_agg(replica, counter) FROM chorus_received WHERE space = $1)::text AS received,
+      EXISTS (SELECT 1 FROM chorus_deleted_spaces WHERE space = $1) AS deleted
     FROM (SELECT 1) AS one
     LEFT JOIN chorus_spaces AS s ON s.space = $1`,
   spaceWithMark: 'SELECT head, floor, collected_at, collected FROM chorus_spaces WHERE space = $1',
@@ -174,6 +185,7 @@ export const SQL = {
   upsertAcks: `INSERT INTO chorus_acks (space, replica, position, seen_at)
     SELECT space, replica, position, seen_at
     FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[]) AS t (space, replica, position, seen_at)
+    WHERE NOT EXISTS (SELECT 1 FROM chorus_deleted_spaces AS d WHERE d.space = t.space)
     ON CONFLICT (space, replica) DO UPDATE SET
       position = greatest(chorus_acks.position, excluded.position),
       seen_at = greatest(chorus_acks.seen_at, excluded.seen_at)`,
@@ -202,4 +214,20 @@ export const SQL = {
     'INSERT INTO chorus_replica_owners (replica, subject) VALUES ($1, $2) ON CONFLICT (replica) DO NOTHING',
   owner: 'SELECT subject FROM chorus_replica_owners WHERE replica = $1',
   notify: `SELECT pg_notify('${NOTIFY_CHANNEL}', $1)`,
+  isDeleted: 'SELECT 1 AS one FROM chorus_deleted_spaces WHERE space = $1',
+  markDeleted: 'INSERT INTO chorus_deleted_spaces (space, deleted_at) VALUES ($1, $2)',
+  /** As the SQLite store's `deleteOwners` (see there). */
+  deleteOwners: `DELETE FROM chorus_replica_owners WHERE replica IN (
+      SELECT replica FROM chorus_received WHERE space = $1 UNION SELECT replica FROM chorus_acks WHERE space = $1
+    ) AND replica NOT IN (
+      SELECT replica FROM chorus_received WHERE space <> $1 UNION SELECT replica FROM chorus_acks WHERE space <> $1
+    )`,
+  /** Everything a space holds (its name then stays among the deleted). */
+  deleteSpaceData: [
+    'DELETE FROM chorus_log WHERE space = $1',
+    'DELETE FROM chorus_records WHERE space = $1',
+    'DELETE FROM chorus_received WHERE space = $1',
+    'DELETE FROM chorus_acks WHERE space = $1',
+    'DELETE FROM chorus_spaces WHERE space = $1',
+  ],
 } as const

@@ -69,6 +69,12 @@ export interface RelayStore extends HubStore {
   compact(space: SpaceId, options: CompactOptions): Promise<CompactResult>
   /** Every space with stored changes. */
   listSpaces(): Promise<SpaceId[]>
+  /**
+   * See `HubStore.deleteSpace`; here it also forgets the space's replicas (their
+   * acknowledged positions, and their bindings to users unless another space knows them),
+   * and drops acknowledgements of it noted later.
+   */
+  deleteSpace(space: SpaceId): Promise<boolean>
   stats(): Promise<RelayStoreStats>
   /** True when `replica` is unclaimed (and now claimed by `subject`) or already `subject`'s. */
   claimReplica(replica: ReplicaId, subject: string): Promise<boolean>
@@ -88,6 +94,7 @@ export interface RelayStore extends HubStore {
  *   (when given) have their changes stored up to those counters (without it, others' may
  *   have moved too); `entries`, when given, are what was appended.
  * - `collected`: a compaction left this mark of collected deletions on the space.
+ * - `deleted`: the space was deleted (see `RelayStore.deleteSpace`).
  * - `resync`: events may have been missed (the store lost its connection and got it back):
  *   every space in use may have moved.
  */
@@ -101,4 +108,5 @@ export type StoreEvent =
       readonly entries?: readonly AdvancedEntry[]
     }
   | { readonly type: 'collected'; readonly space: SpaceId; readonly mark: CollectedMark }
+  | { readonly type: 'deleted'; readonly space: SpaceId }
   | { readonly type: 'resync' }

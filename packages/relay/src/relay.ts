@@ -1,5 +1,6 @@
 import {
   type Authenticate,
+  asSpaceId,
   ChorusError,
   createHubEngine,
   DEFAULT_HUB_SESSION,
@@ -44,6 +45,13 @@ export interface Relay {
   health(): Promise<RelayHealth>
   /** Compacts every space now (it also runs every `compaction.intervalMs`). */
   compact(): Promise<Map<SpaceId, CompactResult>>
+  /**
+   * Deletes a space for good (`RelayStore.deleteSpace`): its data is gone, every connection
+   * on it is closed with `space-deleted`, and so is every later one that names it (on every
+   * relay sharing the store). Resolves true when it deleted the space, false when the space
+   * was deleted already.
+   */
+  deleteSpace(space: string): Promise<boolean>
   /** Resolves when every frame received so far has been handled and its appends settled. */
   idle(): Promise<void>
   /**
@@ -171,6 +179,9 @@ export function createRelay(options: RelayOptions): Relay {
       case 'collected':
         await hub.collected(event.space, event.mark)
         return
+      case 'deleted':
+        await hub.spaceDeleted(event.space)
+        return
       case 'resync':
         for (const space of hub.spacesInUse()) await reloadSpace(space)
         return
@@ -182,6 +193,8 @@ export function createRelay(options: RelayOptions): Relay {
   }
   async function reloadSpace(space: SpaceId): Promise<void> {
     const meta = await store.loadSpace(space)
+    // Deleted by another relay while this one did not hear it.
+    if (meta.deleted === true) return hub.spaceDeleted(space)
     if (meta.collected !== undefined) await hub.collected(space, meta.collected)
     await hub.advanced(space, meta.head, meta.received)
   }
@@ -534,6 +547,7 @@ export function createRelay(options: RelayOptions): Relay {
       }
     },
     compact,
+    deleteSpace: async (space) => hub.deleteSpace(asSpaceId(space)),
     idle: () => hub.idle(),
     close() {
       closing = true

@@ -35,6 +35,7 @@ import {
   planAppend,
   raiseAck,
   recordWrites,
+  spaceDeleted,
   type TouchedRecord,
   touchedRecords,
   withMark,
@@ -42,7 +43,7 @@ import {
 import { decodeUtf16Key, encodeUtf16Key } from './utf16-key.js'
 
 /** The write transactions of {@link SqliteRelayStore}, as its `beforeCommit` hook names them. */
-export type SqliteWrite = 'append' | 'acks' | 'compact' | 'claim'
+export type SqliteWrite = 'append' | 'acks' | 'compact' | 'claim' | 'delete'
 
 /** Options for {@link SqliteRelayStore}. */
 export interface SqliteRelayStoreOptions {
@@ -87,6 +88,8 @@ export class SqliteRelayStore implements RelayStore {
   readonly #beforeCommit: ((write: SqliteWrite) => void) | undefined
   readonly #pendingAcks = new Map<string, PendingAck>()
   readonly #knownAcks = new Set<string>()
+  /** Spaces deleted with `deleteSpace`, read at open: one process owns the file. */
+  readonly #deleted = new Set<string>()
   /** The pending write of first-seen replicas' acknowledgements (see `noteAck`). */
   #ackWrite: Promise<void> | null = null
   #closed = false
@@ -124,6 +127,7 @@ export class SqliteRelayStore implements RelayStore {
       })
     }
     this.#db = db
+    for (const row of this.#sql.deletedSpaces.all()) this.#deleted.add(row.space)
     this.#appendTransaction = db.transaction((space, appends, text) => {
       const results = this.#appendRows(space, appends, text)
       this.#beforeCommit?.('append')
@@ -133,6 +137,7 @@ export class SqliteRelayStore implements RelayStore {
 
   async loadSpace(space: SpaceId): Promise<SpaceMeta> {
     return this.#run('loading a space', () => {
+      if (this.#deleted.has(space)) return { head: 0, floor: 0, received: {}, log: this.#log, deleted: true }
       const row = this.#sql.spaceWithMark.get(space)
       const received: Record<string, number> = {}
       for (const entry of this.#sql.received.all(space)) received[entry.replica] = entry.counter
@@ -174,6 +179,7 @@ export class SqliteRelayStore implements RelayStore {
    * the hub sends it as.
    */
   #appendRows(space: SpaceId, appends: readonly HubAppend[], text: ChangeText): AppendResult[] {
+    if (this.#deleted.has(space)) throw spaceDeleted(space)
     const previousHead = this.#sql.space.get(space)?.head ?? 0
     const { results, fresh, advanced, head } = planAppend(
       appends,
@@ -317,6 +323,8 @@ export class SqliteRelayStore implements RelayStore {
 
   async noteAck(space: SpaceId, replica: ReplicaId, position: number, now: number): Promise<void> {
     checkAckPosition(position)
+    // Sent before the space was deleted: nothing of it is kept.
+    if (this.#deleted.has(space)) return
     const firstSeen = this.#run('recording an acknowledgement', () => {
       const key = ackKey(space, replica)
       const pending = this.#pendingAcks.get(key)
@@ -417,6 +425,27 @@ export class SqliteRelayStore implements RelayStore {
     }
     this.#sql.setCollected.run(head, JSON.stringify(received), space)
     return { tombstonesDeleted, collected: { at: head, received } }
+  }
+
+  async deleteSpace(space: SpaceId): Promise<boolean> {
+    return this.#run('deleting a space', () => {
+      if (this.#deleted.has(space)) return false
+      this.#db.transaction(() => {
+        this.#sql.deleteOwners.run({ space })
+        this.#sql.deleteAllLog.run(space)
+        this.#sql.deleteRecords.run(space)
+        this.#sql.deleteReceived.run(space)
+        this.#sql.deleteAcks.run(space)
+        this.#sql.deleteSpaceRow.run(space)
+        this.#sql.markDeleted.run(space, Date.now())
+        this.#beforeCommit?.('delete')
+      })()
+      this.#deleted.add(space)
+      const prefix = ackKey(space, '' as ReplicaId)
+      for (const key of this.#pendingAcks.keys()) if (key.startsWith(prefix)) this.#pendingAcks.delete(key)
+      for (const key of this.#knownAcks) if (key.startsWith(prefix)) this.#knownAcks.delete(key)
+      return true
+    })
   }
 
   async listSpaces(): Promise<SpaceId[]> {

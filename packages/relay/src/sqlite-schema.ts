@@ -3,9 +3,11 @@ import type Database from 'better-sqlite3'
 
 /**
  * The schema version this build writes, kept in SQLite's `user_version`. Version 2 added the
- * spaces' collected-deletion marks (`spaces.collected_at` and `spaces.collected`).
+ * spaces' collected-deletion marks (`spaces.collected_at` and `spaces.collected`), version 3
+ * the deleted spaces (`deleted_spaces`): a build that did not know them would take a
+ * deleted space's name for a new space.
  */
-export const SCHEMA_VERSION = 2
+export const SCHEMA_VERSION = 3
 
 /**
  * The relay database's tables.
@@ -39,6 +41,9 @@ CREATE TABLE IF NOT EXISTS acks (
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS replica_owners (
   replica TEXT PRIMARY KEY, subject TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS deleted_spaces (
+  space TEXT PRIMARY KEY, deleted_at INTEGER NOT NULL
 ) WITHOUT ROWID;
 `
 
@@ -191,6 +196,24 @@ export function prepareStatements(db: Database.Database) {
       'INSERT INTO replica_owners (replica, subject) VALUES (?, ?) ON CONFLICT (replica) DO NOTHING',
     ),
     owner: q<[string], { subject: string }>('SELECT subject FROM replica_owners WHERE replica = ?'),
+    deletedSpaces: q<[], { space: string }>('SELECT space FROM deleted_spaces'),
+    markDeleted: q<[string, number]>('INSERT INTO deleted_spaces (space, deleted_at) VALUES (?, ?)'),
+    /**
+     * The owners of the space's replicas that no other space knows: a replica id writes in
+     * one space, and its binding to a user goes with it.
+     */
+    deleteOwners: q<[{ space: string }]>(
+      `DELETE FROM replica_owners WHERE replica IN (
+        SELECT replica FROM received WHERE space = @space UNION SELECT replica FROM acks WHERE space = @space
+      ) AND replica NOT IN (
+        SELECT replica FROM received WHERE space <> @space UNION SELECT replica FROM acks WHERE space <> @space
+      )`,
+    ),
+    deleteAllLog: q<[string]>('DELETE FROM log WHERE space = ?'),
+    deleteRecords: q<[string]>('DELETE FROM records WHERE space = ?'),
+    deleteReceived: q<[string]>('DELETE FROM received WHERE space = ?'),
+    deleteAcks: q<[string]>('DELETE FROM acks WHERE space = ?'),
+    deleteSpaceRow: q<[string]>('DELETE FROM spaces WHERE space = ?'),
   }
 }
 

@@ -193,6 +193,11 @@ export interface PendingAck {
 }
 
 /** The key of a space's replica among buffered acknowledgements. */
+/** What an append to a deleted space rejects with. */
+export function spaceDeleted(space: SpaceId): ChorusError {
+  return new ChorusError(ErrorCode.SpaceDeleted, `space ${space} was deleted: nothing more is stored in it`)
+}
+
 export function ackKey(space: SpaceId, replica: ReplicaId): string {
   return `${space}\u0000${replica}`
 }

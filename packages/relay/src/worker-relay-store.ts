@@ -255,6 +255,14 @@ export class WorkerRelayStore implements RelayStore {
     return (await this.#call({ op: 'listSpaces' })) as SpaceId[]
   }
 
+  async deleteSpace(space: SpaceId): Promise<boolean> {
+    // Acknowledgements buffered here for the space would only be dropped by the worker.
+    const prefix = ackKey(space, '' as ReplicaId)
+    for (const key of this.#pendingAcks.keys()) if (key.startsWith(prefix)) this.#pendingAcks.delete(key)
+    for (const key of this.#knownAcks) if (key.startsWith(prefix)) this.#knownAcks.delete(key)
+    return (await this.#call({ op: 'deleteSpace', space })) as boolean
+  }
+
   async stats(): Promise<RelayStoreStats> {
     return (await this.#call({ op: 'stats' })) as RelayStoreStats
   }

@@ -52,6 +52,13 @@ describe('chorus-relay command line (in process)', () => {
       /give --data \(SQLite\) or --postgres, not both/,
     ],
     [['--postgres', 'postgres://db/chorus', '--store', 'worker'], /--store applies to the SQLite store/],
+    [['delete-space', '--data', 'here'], /delete-space needs --space NAME$/m],
+    [['delete-space', '--space', 'has space'], /delete-space needs --space NAME, got "has space"/],
+    [['delete-space', '--space', 's', '--postgres', 'mysql://db'], /--postgres must be a postgres:\/\//],
+    [
+      ['delete-space', '--space', 's', '--postgres', 'postgres://db/chorus', '--data', 'here'],
+      /give --data or --postgres, not both/,
+    ],
   ])('%j is a usage error (exit 2)', async (args, message) => {
     const io = captureIo()
     expect(await runCli(args, io)).toBe(2)
@@ -95,6 +102,25 @@ describe('chorus-relay command line (in process)', () => {
     const copy = new SqliteRelayStore(out)
     expect(await copy.readLog(SPACE as never, 0, 10)).toHaveLength(3)
     await copy.close()
+    temp.remove()
+  })
+
+  it('deletes a space from a data directory no relay serves, and exits 1 where there is none', async () => {
+    const temp = makeTempDir()
+    const store = new SqliteRelayStore(join(temp.dir, DATABASE_FILE))
+    await store.append(SPACE as never, A, makeRun(A, 1, 3))
+    await store.close()
+    const io = captureIo()
+    expect(await runCli(['delete-space', '--data', temp.dir, '--space', SPACE], io)).toBe(0)
+    expect(io.lines.err).toEqual([`deleted space ${SPACE}`])
+    const reopened = new SqliteRelayStore(join(temp.dir, DATABASE_FILE))
+    expect(await reopened.loadSpace(SPACE as never)).toMatchObject({ deleted: true, head: 0 })
+    await reopened.close()
+    const missing = captureIo()
+    expect(
+      await runCli(['delete-space', '--data', join(temp.dir, 'nowhere'), '--space', SPACE], missing),
+    ).toBe(1)
+    expect(missing.lines.err.join('\n')).toMatch(/there is no relay database at .*nowhere/)
     temp.remove()
   })
 

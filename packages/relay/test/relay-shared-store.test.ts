@@ -1,14 +1,17 @@
 import { once } from 'node:events'
 import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
+import { asSpaceId, ErrorCode, type SpaceId } from '@chorus/core'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { WebSocketServer } from 'ws'
 import { createRelay, type Relay } from '../src/relay.js'
 import type { RelayStore, StoreEvent } from '../src/relay-store.js'
 import { SqliteRelayStore } from '../src/sqlite-relay-store.js'
-import { makeRun, makeTempDir } from './support/fixtures.js'
+import { makeRun, makeTempDir, within } from './support/fixtures.js'
 import { A, B, SPACE } from './support/relay-store-suite.js'
 import { changes, connectClient, hello, is } from './support/test-client.js'
+
+const OTHER = asSpaceId('other-notes')
 
 /**
  * The relay's side of a store shared with other relays, over a real SQLite store: the other
@@ -98,5 +101,53 @@ describe('a relay on a store shared with other relays', () => {
     expect((await relay.metrics()).storeListening).toBe(0)
     hearing = true
     expect(await relay.health()).toMatchObject({ status: 'ok', listening: true })
+  })
+
+  it.each([
+    ['told of it', (space: SpaceId) => listener?.({ type: 'deleted', space })],
+    ['finding it on a resync, after missing the news', () => listener?.({ type: 'resync' })],
+  ] as const)('closes its connections on a space another relay deleted, %s', async (_, tell) => {
+    const url = `ws://127.0.0.1:${(server.address() as AddressInfo).port}`
+    const client = await connectClient(url)
+    client.send(hello('bob', { [SPACE]: 0 }))
+    await client.waitFor(is.hello, 'hello')
+    const bystander = await connectClient(url)
+    bystander.send(hello('carol', { [OTHER]: 0 }))
+    await bystander.waitFor(is.hello, 'hello')
+    // Another relay deletes the space in the store this one shares.
+    expect(await sqlite.deleteSpace(SPACE)).toBe(true)
+    tell(SPACE)
+    await client.waitFor(is.error(ErrorCode.SpaceDeleted), 'the refusal')
+    expect((await client.closed).code).toBe(1008)
+    await within(
+      (async () => {
+        while ((await relay.metrics()).connections !== 1)
+          await new Promise((resolve) => setTimeout(resolve, 10))
+      })(),
+      5000,
+      'only the bystander to stay connected',
+    )
+    // Its own deletion of the space finds it done.
+    expect(await relay.deleteSpace(SPACE)).toBe(false)
+    await bystander.close()
+  })
+
+  it('deletes a space itself: its connections close, and one that names it later is refused', async () => {
+    const url = `ws://127.0.0.1:${(server.address() as AddressInfo).port}`
+    const client = await connectClient(url)
+    client.send(hello('bob', { [SPACE]: 0 }))
+    await client.waitFor(is.hello, 'hello')
+    client.send(changes(SPACE, 0, makeRun(B, 1, 2)))
+    await client.waitFor(is.ack(2), 'bob’s changes acknowledged')
+    expect(await relay.deleteSpace(SPACE)).toBe(true)
+    await client.waitFor(is.error(ErrorCode.SpaceDeleted), 'the refusal')
+    expect((await client.closed).code).toBe(1008)
+    expect(await sqlite.loadSpace(SPACE)).toMatchObject({ deleted: true, head: 0 })
+    const later = await connectClient(url)
+    later.send(hello('alice', { [SPACE]: 0 }))
+    await later.waitFor(is.error(ErrorCode.SpaceDeleted), 'the refusal of a later hello')
+    expect((await later.closed).code).toBe(1008)
+    expect((await relay.metrics()).sessionsRefused).toMatchObject({ [ErrorCode.SpaceDeleted]: 2 })
+    await expect(relay.deleteSpace('not a space')).rejects.toMatchObject({ code: ErrorCode.InvalidArgument })
   })
 })

@@ -13,7 +13,7 @@ import { decodeUtf16Key, encodeUtf16Key } from '../../src/utf16-key.js'
 import { makeChange, makeRun } from './fixtures.js'
 
 /** The write transactions a relay store's fault hook can fail. */
-export type RelayWrite = 'append' | 'acks' | 'compact' | 'claim'
+export type RelayWrite = 'append' | 'acks' | 'compact' | 'claim' | 'delete'
 
 /** A relay store under test, as {@link runRelayStoreSuite} receives it. */
 export interface RelayStoreFixture {
@@ -365,6 +365,54 @@ export function runRelayStoreSuite(name: string, open: () => Promise<RelayStoreF
         expect(seen).toEqual(expected)
         await reopen()
         expect(await recordKeys()).toEqual(expected)
+      })
+    })
+
+    describe('deleting a space', () => {
+      const OTHER = asSpaceId('other-notes')
+
+      it("forgets the space's replicas: their positions, and their owners unless another space knows them", async () => {
+        await store.append(SPACE, A, makeRun(A, 1, 3))
+        await store.append(OTHER, B, makeRun(B, 1, 2))
+        await store.noteAck(SPACE, A, 3, T0)
+        await store.noteAck(SPACE, B, 3, T0)
+        await store.noteAck(OTHER, B, 2, T0)
+        for (const replica of [A, B]) await store.claimReplica(replica, `${replica}@example.com`)
+        await store.flushAcks()
+
+        expect(await store.deleteSpace(SPACE)).toBe(true)
+        expect(await fixture.committedAck(A)).toBeUndefined()
+        expect(await fixture.committedAckRows()).toBe(1)
+        expect(await store.listSpaces()).toEqual([OTHER])
+        expect((await store.stats()).spaces).toBe(1)
+        // Alice wrote only in the deleted space: her id is free again. Bob's is still his.
+        expect(await store.claimReplica(A, 'mallory')).toBe(true)
+        expect(await store.claimReplica(B, 'mallory')).toBe(false)
+        // An acknowledgement that comes late, buffered or not, keeps nothing of it.
+        await store.noteAck(SPACE, C, 3, T0)
+        await store.noteAck(SPACE, A, 3, T0)
+        await store.flushAcks()
+        expect(await fixture.committedAckRows()).toBe(1)
+        expect(await store.compact(SPACE, { now: T0, horizonMs: DAY })).toMatchObject({
+          floor: 0,
+          logEntriesDeleted: 0,
+        })
+        await reopen()
+        expect((await store.loadSpace(SPACE)).deleted).toBe(true)
+        expect(await store.listSpaces()).toEqual([OTHER])
+      })
+
+      it('a failed deletion deletes nothing', async () => {
+        await store.append(SPACE, A, makeRun(A, 1, 3))
+        await fixture.fail('delete')
+        const failed = await store.deleteSpace(SPACE).then(
+          () => 'deleted',
+          (error: unknown) => error,
+        )
+        expect(isChorusError(failed, ErrorCode.StorageFailed), `got ${String(failed)}`).toBe(true)
+        expect(await fixture.committedLogRows()).toBe(3)
+        expect((await store.loadSpace(SPACE)).deleted).not.toBe(true)
+        expect((await store.append(SPACE, A, makeRun(A, 4, 4))).head).toBe(4)
       })
     })
 
