@@ -1,10 +1,10 @@
 import { createReplica, type Replica } from '@chorus/client'
-import type { ResolverKind } from '@chorus/core'
+import { ErrorCode, type ResolverKind } from '@chorus/core'
 import { IDBFactory } from 'fake-indexeddb'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { WebSocket } from 'ws'
 import { type PostgresServer, startPostgres } from '../../packages/relay/test/support/postgres-server.js'
-import { eventually, type RelayProcess, startRelay, within } from './relay-process.js'
+import { eventually, type RelayProcess, runRelayCli, startRelay, within } from './relay-process.js'
 
 const WAIT_MS = 20_000
 
@@ -179,6 +179,38 @@ describe('two relay processes on one PostgreSQL database', () => {
     expect(metrics).toMatch(/^chorus_relay_store_listening 1$/m)
     expect(Number(/^chorus_relay_remote_appends_total (\d+)$/m.exec(metrics)?.[1])).toBeGreaterThan(0)
   }, 90_000)
+
+  it('deletes a space with chorus-relay delete-space while both relays run: replicas on both are refused, other spaces go on', async () => {
+    const space = 'shared-deleted'
+    const alice = await on(first, space, 'lww')
+    const bob = await on(second, space, 'lww')
+    const carol = await on(second, 'shared-kept', 'lww')
+    await alice.collection('notes').put('n1', { title: 'soon gone' })
+    await allShow([alice, bob], { n1: 'soon gone' }, 'both to hold the note')
+    const refusals = [alice, bob].map(
+      (replica) =>
+        new Promise<string>((resolve) =>
+          replica.on('error', (error) => {
+            if (error.code === ErrorCode.SpaceDeleted) resolve(error.code)
+          }),
+        ),
+    )
+    const deleted = await runRelayCli(['delete-space', '--postgres', database, '--space', space])
+    expect(deleted).toMatchObject({ code: 0 })
+    expect(deleted.stderr).toContain(`deleted space ${space}`)
+    // The relay that did not delete it hears of it and closes its connections too.
+    expect(await within(Promise.all(refusals), WAIT_MS, 'both replicas to be refused')).toEqual([
+      ErrorCode.SpaceDeleted,
+      ErrorCode.SpaceDeleted,
+    ])
+    await expect(bob.synced()).rejects.toMatchObject({ code: ErrorCode.SpaceDeleted })
+    const newcomer = await on(first, space, 'lww')
+    await expect(within(newcomer.synced(), WAIT_MS, 'the refusal')).rejects.toMatchObject({
+      code: ErrorCode.SpaceDeleted,
+    })
+    await carol.collection('notes').put('k1', { title: 'kept' })
+    await within(carol.synced(), WAIT_MS, 'the other space to sync')
+  }, 60_000)
 
   it('loses nothing acknowledged when a relay is killed: its replica moves to the other relay and both hold every acknowledged write', async () => {
     const space = 'shared-failover'
