@@ -1,7 +1,7 @@
 import { join } from 'node:path'
 import type { Browser, BrowserContext, Locator, Page } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { type RelayProcess, ROOT, startRelay, tempDir } from '../integration/relay-process.js'
+import { type RelayProcess, ROOT, runRelayCli, startRelay, tempDir } from '../integration/relay-process.js'
 import { launchChromium, screenshot } from './support/browser.js'
 
 const APP = join(ROOT, 'apps/notes/dist')
@@ -343,5 +343,41 @@ describe('the notes app on two devices, served by a relay process', () => {
     await bob.page.goto(notebook)
     await expectSynced(bob.page)
     await visible(noteInList(bob.page, 'Groceries'))
+  })
+
+  it('a notebook deleted on the server says so on every device, and one click removes it from the browser', async () => {
+    const doomed = await createNotebook(alice.page, `${relay.http}/`, 'Doomed notes')
+    await writeNote(alice.page, 'Last words', 'soon gone')
+    await expectSynced(alice.page)
+    await bob.page.goto(doomed)
+    await expectSynced(bob.page)
+    const space = decodeURIComponent(doomed.split('#/notebook/')[1] ?? '')
+
+    // The operator deletes it: the relay is stopped for that, then serves on.
+    const port = relay.port
+    expect(await relay.stop('SIGTERM')).toBe(0)
+    const deleted = await runRelayCli(['delete-space', '--data', data.path, '--space', space])
+    expect(deleted.code).toBe(0)
+    relay = await startRelay({ dataDir: data.path, port, args: ['--static', APP] })
+
+    const banner = (page: Page) => page.getByRole('alert').filter({ hasText: 'deleted on the server' })
+    for (const { page } of [alice, bob]) await visible(banner(page))
+    await screenshot(bob.page, 'notes-deleted-on-server')
+    // A device that opens it afresh is told too.
+    await bob.page.reload()
+    await visible(banner(bob.page))
+
+    await banner(alice.page).getByRole('button', { name: 'Remove it from this browser' }).click()
+    await alice.page.waitForURL(/#\/$/, WAIT)
+    await count(alice.page.getByRole('link', { name: /Doomed notes/ }), 0)
+    await expect
+      .poll(
+        () => alice.page.evaluate(async () => (await indexedDB.databases()).map((entry) => entry.name)),
+        WAIT,
+      )
+      .not.toContain(`chorus:${space}`)
+    // The other notebooks are untouched.
+    await alice.page.goto(notebook)
+    await expectSynced(alice.page)
   })
 })

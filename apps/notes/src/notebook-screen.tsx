@@ -3,11 +3,11 @@ import { ChorusProvider, useConflicts, useRecord, useReplica } from '@chorus/rea
 import { type ReactNode, useEffect, useState } from 'react'
 import { ConflictsView } from './conflicts-view.js'
 import { guessDeviceName } from './device.js'
-import { rememberNotebook, renameKnownNotebook, useKnownNotebooks } from './notebooks.js'
+import { forgetNotebook, rememberNotebook, renameKnownNotebook, useKnownNotebooks } from './notebooks.js'
 import { Collections } from './notes.js'
 import { NotesView } from './notes-view.js'
 import { notify, notifyFailure } from './notices.js'
-import { openNotebook } from './replica.js'
+import { openNotebook, removeNotebookData } from './replica.js'
 import { navigate, notebookHash, notebookLink } from './route.js'
 import { OfflineSwitch, SyncStatus } from './sync-status.js'
 
@@ -103,10 +103,11 @@ function Notebook({ space, view }: { space: string; view: 'notes' | 'conflicts' 
   const conflicts = useConflicts(Collections.notes)
   const conflictCount = conflicts?.length ?? 0
   useDeviceName(replica)
-  useRelayErrors(replica)
+  const deleted = useRelayErrors(replica)
 
   return (
     <div className="notebook">
+      {deleted ? <DeletedOnServer space={space} /> : null}
       <header className="topbar">
         <div className="topbar-title">
           <a className="back-link" href="#/">
@@ -262,17 +263,56 @@ function useDeviceName(replica: Replica): void {
 /**
  * Shows what the replica reports with nobody to tell: a refused connection, a failed apply.
  * A replica that closed because another tab removed the notebook from this browser goes back
- * to the notebook list, saying so.
+ * to the notebook list, saying so. True once the relay said the notebook was deleted there
+ * (reported when it happens, or found from `synced()` when it happened before this screen).
  */
-function useRelayErrors(replica: Replica): void {
-  useEffect(
-    () =>
-      replica.on('error', (error) => {
-        if (isChorusError(error, 'closed')) {
-          notify({ tone: 'info', message: 'This notebook was removed from this browser in another tab.' })
-          navigate('#/')
-        } else notifyFailure('Sync problem', error)
-      }),
-    [replica],
+function useRelayErrors(replica: Replica): boolean {
+  const [deleted, setDeleted] = useState(false)
+  useEffect(() => {
+    let current = true
+    replica.synced().catch((error: unknown) => {
+      if (current && isChorusError(error, 'space-deleted')) setDeleted(true)
+    })
+    const stop = replica.on('error', (error) => {
+      if (isChorusError(error, 'space-deleted')) setDeleted(true)
+      else if (isChorusError(error, 'closed')) {
+        notify({ tone: 'info', message: 'This notebook was removed from this browser in another tab.' })
+        navigate('#/')
+      } else notifyFailure('Sync problem', error)
+    })
+    return () => {
+      current = false
+      stop()
+    }
+  }, [replica])
+  return deleted
+}
+
+/** The notebook was deleted on the server: this copy no longer syncs, and can be removed. */
+function DeletedOnServer({ space }: { space: string }): ReactNode {
+  const [removing, setRemoving] = useState(false)
+  const remove = () => {
+    setRemoving(true)
+    removeNotebookData(space, true).then(
+      () => {
+        forgetNotebook(space)
+        navigate('#/')
+      },
+      (error: unknown) => {
+        setRemoving(false)
+        notifyFailure('Removing the notebook failed', error)
+      },
+    )
+  }
+  return (
+    <div className="deleted-banner" role="alert">
+      <p>
+        This notebook was deleted on the server. The copy in this browser no longer syncs: what you change
+        here stays here.
+      </p>
+      <button type="button" className="button danger" disabled={removing} onClick={remove}>
+        {removing ? 'Removing…' : 'Remove it from this browser'}
+      </button>
+    </div>
   )
 }
