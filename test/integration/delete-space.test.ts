@@ -92,4 +92,67 @@ describe('deleting a space on a relay (chorus-relay delete-space)', () => {
       data.remove()
     }
   }, 60_000)
+
+  it('deletes a space on a running relay through its administration API (--relay): its replicas are refused at once', async () => {
+    const data = tempDir('chorus-relay-delete-live-')
+    const secret = 'delete-space-secret-0123456789-abcdefghijklmnop'
+    const relay = await startRelay({ dataDir: data.path, authSecret: secret })
+    const space = 'live-doomed'
+    const minted = await runRelayCli([
+      'token',
+      '--secret',
+      secret,
+      '--sub',
+      'alice',
+      '--space',
+      `${space}:write`,
+    ])
+    const alice = await createReplica({
+      space,
+      url: relay.url,
+      token: minted.stdout.trim(),
+      indexedDB: new IDBFactory(),
+      WebSocket: WebSocket as never,
+    })
+    try {
+      await alice.collection('notes').put('a', { title: 'soon gone' })
+      await synced([alice])
+      const refused = new Promise<string>((resolve) =>
+        alice.on('error', (error) => {
+          if (error.code === ErrorCode.SpaceDeleted) resolve(error.code)
+        }),
+      )
+      // A wrong secret mints a token the relay does not take: nothing is deleted.
+      const wrong = await runRelayCli([
+        'delete-space',
+        '--relay',
+        relay.http,
+        '--secret',
+        `${secret}-no`,
+        '--space',
+        space,
+      ])
+      expect(wrong.code).toBe(1)
+      expect(wrong.stderr).toContain('refused')
+      expect(alice.status).toBe('synced')
+
+      const deleted = await runRelayCli([
+        'delete-space',
+        '--relay',
+        relay.http,
+        '--secret',
+        secret,
+        '--space',
+        space,
+      ])
+      expect(deleted).toMatchObject({ code: 0 })
+      expect(deleted.stderr).toContain(`deleted space ${space}`)
+      expect(await within(refused, WAIT_MS, 'the refusal')).toBe(ErrorCode.SpaceDeleted)
+      await expect(alice.synced()).rejects.toMatchObject({ code: ErrorCode.SpaceDeleted })
+    } finally {
+      await alice.close()
+      await relay.stop('SIGTERM')
+      data.remove()
+    }
+  }, 60_000)
 })

@@ -5,7 +5,6 @@ import { ErrorCode } from '../src/errors.js'
 import { createHubEngine, type HubEngine } from '../src/hub-engine.js'
 import { asReplicaId, asSpaceId } from '../src/ids.js'
 import { openReplicaEngine, type ReplicaEngine } from '../src/replica-engine.js'
-import { wireToHub } from './wire-hub.js'
 
 const SPACE = asSpaceId('doomed')
 const OTHER = asSpaceId('kept')

@@ -42,13 +42,16 @@ const USAGE = `Usage:
                        [--max-frame-bytes 4194304]
                        [--static ./apps/notes/dist] [--static /lab=./apps/lab/dist]
   chorus-relay token --secret S --sub alice --space team-notes:write [--space other:read]
-                     [--expires 30d | never]
+                     [--expires 30d | never] [--admin]
   chorus-relay backup --data ./data --out ./relay-backup.db
-  chorus-relay delete-space --space team-notes (--data ./data | --postgres URL)
+  chorus-relay delete-space --space team-notes (--data ./data | --postgres URL
+                            | --relay http://127.0.0.1:8787 --secret S)
 
 --static DIR serves a built app at /; --static /PATH=DIR serves one at /PATH (repeatable).
-delete-space deletes a space's data for good and refuses its name from then on; with --data
-the relay must be stopped, with --postgres the running relays close its connections.
+--admin mints a token for the relay's administration API (DELETE /admin/spaces/NAME).
+delete-space deletes a space's data for good and refuses its name from then on: with --data
+the relay must be stopped; with --postgres, or --relay (a running relay's HTTP address and its
+secret), the relays close its connections at once.
 --postgres keeps the data in PostgreSQL instead of --data (SQLite); relays may share it.
 The secret may come from ${SECRET_ENV} instead of --auth-secret / --secret,
 and the PostgreSQL URL from ${POSTGRES_ENV} instead of --postgres.
@@ -215,6 +218,7 @@ async function token(args: readonly string[], io: CliIo): Promise<number> {
       sub: { type: 'string' },
       space: { type: 'string', multiple: true },
       expires: { type: 'string' },
+      admin: { type: 'boolean' },
     },
   })
   const secret = values.secret ?? io.env[SECRET_ENV]
@@ -222,7 +226,8 @@ async function token(args: readonly string[], io: CliIo): Promise<number> {
   if (values.sub === undefined || values.sub === '')
     throw new UsageError('token needs --sub, the user it names')
   const grants = values.space ?? []
-  if (grants.length === 0) throw new UsageError('token needs at least one --space NAME:read or NAME:write')
+  if (grants.length === 0 && values.admin !== true)
+    throw new UsageError('token needs at least one --space NAME:read or NAME:write (or --admin)')
   const spaces: Record<string, Access> = {}
   for (const grant of grants) {
     const [space, access] = parseGrant(grant)
@@ -235,6 +240,7 @@ async function token(args: readonly string[], io: CliIo): Promise<number> {
     sub: values.sub,
     spaces: spaces as SpaceGrants,
     ...(expiresIn === undefined ? {} : { expiresIn: Math.max(1, expiresIn) }),
+    ...(values.admin === true ? { admin: true } : {}),
   })
   io.out(minted)
   return ExitCode.Ok
@@ -259,7 +265,13 @@ async function deleteSpace(args: readonly string[], io: CliIo): Promise<number> 
     args: [...args],
     strict: true,
     allowPositionals: false,
-    options: { space: { type: 'string' }, data: { type: 'string' }, postgres: { type: 'string' } },
+    options: {
+      space: { type: 'string' },
+      data: { type: 'string' },
+      postgres: { type: 'string' },
+      relay: { type: 'string' },
+      secret: { type: 'string' },
+    },
   })
   const space = values.space
   if (space === undefined || !isSpaceId(space)) {
@@ -267,14 +279,22 @@ async function deleteSpace(args: readonly string[], io: CliIo): Promise<number> 
       `delete-space needs --space NAME${space === undefined ? '' : `, got ${JSON.stringify(space)}, which is not a space name`}`,
     )
   }
-  const postgres = values.postgres ?? (io.env[POSTGRES_ENV] || undefined)
+  if ([values.data, values.postgres, values.relay].filter((value) => value !== undefined).length > 1)
+    throw new UsageError('give one of --data, --postgres and --relay')
+  const postgres =
+    values.relay === undefined && values.data === undefined
+      ? (values.postgres ?? (io.env[POSTGRES_ENV] || undefined))
+      : undefined
   if (postgres !== undefined && !/^postgres(ql)?:\/\//.test(postgres)) {
     throw new UsageError('--postgres must be a postgres:// or postgresql:// connection URL')
   }
-  if (postgres !== undefined && values.data !== undefined)
-    throw new UsageError('give --data or --postgres, not both')
   let deleted: boolean
-  if (postgres !== undefined) {
+  if (values.relay !== undefined) {
+    const secret = values.secret ?? io.env[SECRET_ENV]
+    if (secret === undefined || secret === '')
+      throw new UsageError(`delete-space --relay needs the relay's --secret (or ${SECRET_ENV})`)
+    deleted = await deleteThroughRelay(values.relay, space, secret)
+  } else if (postgres !== undefined) {
     const store = await PostgresRelayStore.open(postgres)
     try {
       deleted = await store.deleteSpace(space)
@@ -303,6 +323,43 @@ async function deleteSpace(args: readonly string[], io: CliIo): Promise<number> 
   }
   io.err(deleted ? `deleted space ${space}` : `space ${space} was deleted already`)
   return ExitCode.Ok
+}
+
+/** Deletes `space` through a running relay's administration API, with a short-lived admin token. */
+async function deleteThroughRelay(base: string, space: string, secret: string): Promise<boolean> {
+  let url: URL
+  try {
+    url = new URL(`/admin/spaces/${encodeURIComponent(space)}`, base)
+  } catch {
+    throw new UsageError(
+      `--relay must be the relay's HTTP address, such as http://127.0.0.1:8787, got ${JSON.stringify(base)}`,
+    )
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+    throw new UsageError(`--relay must be an http:// or https:// address, got ${JSON.stringify(base)}`)
+  }
+  const token = await mintToken({
+    secret,
+    sub: 'chorus-relay delete-space',
+    spaces: {},
+    admin: true,
+    expiresIn: '5m',
+  })
+  let response: Response
+  try {
+    response = await fetch(url, { method: 'DELETE', headers: { authorization: `Bearer ${token}` } })
+  } catch (error) {
+    throw new ChorusError(
+      ErrorCode.StorageFailed,
+      `cannot reach the relay at ${url.origin}: ${String(error)}`,
+    )
+  }
+  const body = (await response.json().catch(() => ({}))) as { deleted?: unknown; error?: unknown }
+  if (response.status !== 200 || typeof body.deleted !== 'boolean') {
+    const why = typeof body.error === 'string' ? body.error : `HTTP ${response.status}`
+    throw new ChorusError(ErrorCode.Forbidden, `the relay at ${url.origin} refused: ${why}`)
+  }
+  return body.deleted
 }
 
 const defaultIo: CliIo = {

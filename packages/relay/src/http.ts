@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Duplex } from 'node:stream'
+import { ErrorCode, isSpaceId } from '@chorus/core'
 import { PROMETHEUS_CONTENT_TYPE, renderPrometheus } from './metrics.js'
 import type { Relay } from './relay.js'
 import type { StaticHandler } from './static-files.js'
@@ -32,18 +33,85 @@ function reply(response: ServerResponse, status: number, type: string, body: str
 }
 
 /**
+ * Who may use the administration API: resolves with the subject of an administrator's bearer
+ * token, or with why it is refused (`unauthenticated` → 401, `forbidden` → 403).
+ */
+export type AdminCheck = (
+  token: string | undefined,
+) => Promise<{ ok: true; subject: string } | { ok: false; code: ErrorCode; message: string }>
+
+/** Where the administration API answers. */
+export const ADMIN_PATH = '/admin'
+
+const SPACE_PATH = /^\/admin\/spaces\/([^/]+)$/
+
+/**
  * The relay's HTTP side: `GET /healthz` (200 JSON while healthy, 503 otherwise), `GET
- * /metrics` (Prometheus text), 405 for other methods on those; then, with `serveFile`, the
- * files of a web app (see `createStaticHandler`); 404 for anything else.
+ * /metrics` (Prometheus text), 405 for other methods on those; the administration API under
+ * `/admin` (`DELETE /admin/spaces/NAME`, for a bearer token `admin` lets through; off, 403,
+ * without it); then, with `serveFile`, the files of a web app (see `createStaticHandler`); 404
+ * for anything else.
  */
 export function createHttpHandler(
-  relay: Pick<Relay, 'health' | 'metrics'>,
+  relay: Pick<Relay, 'health' | 'metrics' | 'deleteSpace'>,
   serveFile?: StaticHandler,
+  admin?: AdminCheck,
 ): (request: IncomingMessage, response: ServerResponse) => void {
   const json = 'application/json; charset=utf-8'
   const text = 'text/plain; charset=utf-8'
+  const answer = (response: ServerResponse, status: number, body: unknown) =>
+    reply(response, status, json, `${JSON.stringify(body)}\n`)
+
+  async function administer(request: IncomingMessage, response: ServerResponse, path: string): Promise<void> {
+    const match = SPACE_PATH.exec(path)
+    if (match === null) {
+      answer(response, 404, { error: 'not found: the administration API has DELETE /admin/spaces/NAME' })
+      return
+    }
+    if (request.method !== 'DELETE') {
+      response.setHeader('allow', 'DELETE')
+      answer(response, 405, { error: 'method not allowed: use DELETE' })
+      return
+    }
+    if (admin === undefined) {
+      answer(response, 403, {
+        code: ErrorCode.Forbidden,
+        error:
+          'this relay runs without an auth secret, so its administration API is off: start it with --auth-secret',
+      })
+      return
+    }
+    const header = request.headers.authorization
+    const token = header?.startsWith('Bearer ') === true ? header.slice('Bearer '.length).trim() : undefined
+    const checked = await admin(token)
+    if (!checked.ok) {
+      if (checked.code === ErrorCode.Unauthenticated) response.setHeader('www-authenticate', 'Bearer')
+      answer(response, checked.code === ErrorCode.Unauthenticated ? 401 : 403, {
+        code: checked.code,
+        error: checked.message,
+      })
+      return
+    }
+    let space: string
+    try {
+      space = decodeURIComponent(match[1] as string)
+    } catch {
+      space = ''
+    }
+    if (!isSpaceId(space)) {
+      answer(response, 400, { code: ErrorCode.InvalidArgument, error: `not a space name: ${match[1]}` })
+      return
+    }
+    const deleted = await relay.deleteSpace(space)
+    answer(response, 200, { space, deleted })
+  }
+
   async function handle(request: IncomingMessage, response: ServerResponse): Promise<void> {
     const path = pathOf(request)
+    if (path !== null && (path === ADMIN_PATH || path.startsWith(`${ADMIN_PATH}/`))) {
+      await administer(request, response, path)
+      return
+    }
     if (path !== '/healthz' && path !== '/metrics') {
       if (serveFile !== undefined && (await serveFile(request, response))) return
       reply(response, 404, text, `not found: WebSocket clients connect to ${SYNC_PATH}\n`)

@@ -1,7 +1,14 @@
 export type { RelayAuthenticate, RelayAuthResult } from './authenticate.js'
 export { type CliIo, ExitCode, POSTGRES_ENV, runCli, SECRET_ENV } from './cli.js'
 export { parseDuration } from './duration.js'
-export { createHttpHandler, createUpgradeHandler, SYNC_PATH, type UpgradeTarget } from './http.js'
+export {
+  ADMIN_PATH,
+  type AdminCheck,
+  createHttpHandler,
+  createUpgradeHandler,
+  SYNC_PATH,
+  type UpgradeTarget,
+} from './http.js'
 export {
   COMMIT_BUCKETS_MS,
   CommitHistogram,
@@ -47,6 +54,7 @@ export {
   type SpaceGrants,
   TOKEN_ALGORITHM,
   type TokenAuthenticatorOptions,
+  verifyAdminToken,
 } from './token-auth.js'
 export { decodeUtf16Key, encodeUtf16Key } from './utf16-key.js'
 export { WorkerRelayStore } from './worker-relay-store.js'

@@ -11,7 +11,7 @@ import { createRelay, type Relay } from './relay.js'
 import { type RelayOptions, socketMaxPayload } from './relay-options.js'
 import { SqliteRelayStore } from './sqlite-relay-store.js'
 import { createStaticMounts, type StaticMount } from './static-files.js'
-import { createTokenAuthenticator } from './token-auth.js'
+import { createTokenAuthenticator, verifyAdminToken } from './token-auth.js'
 import { WorkerRelayStore } from './worker-relay-store.js'
 
 /** The database's file name inside the data directory (with SQLite's `-wal` and `-shm` beside it). */
@@ -147,7 +147,13 @@ export async function startRelay(options: StartRelayOptions): Promise<RunningRel
     server: sockets,
     store,
   })
-  const http = createServer(createHttpHandler(relay, serveFile))
+  // The administration API takes tokens signed with the relay's secret that claim `admin`.
+  const admin =
+    authSecret === undefined
+      ? undefined
+      : (token: string | undefined) =>
+          verifyAdminToken(authSecret, token, relayOptions.now === undefined ? {} : { now: relayOptions.now })
+  const http = createServer(createHttpHandler(relay, serveFile, admin))
   http.on('upgrade', createUpgradeHandler(sockets))
   try {
     await new Promise<void>((resolve, reject) => {

@@ -40,7 +40,7 @@ export interface StaticMount {
 }
 
 /** Paths the relay answers itself; no app may be mounted over them. */
-const RESERVED_PATHS = ['/sync', '/healthz', '/metrics']
+const RESERVED_PATHS = ['/sync', '/healthz', '/metrics', '/admin']
 
 const MOUNT_PATH = /^\/(?:[A-Za-z0-9_-][A-Za-z0-9._-]*(?:\/[A-Za-z0-9_-][A-Za-z0-9._-]*)*)?$/
 

@@ -23,6 +23,11 @@ export interface MintTokenOptions {
   readonly expiresIn?: string | number
   /** Wall-clock milliseconds of issue (defaults to now). */
   readonly now?: number
+  /**
+   * Lets the holder use the relay's administration API (`DELETE /admin/spaces/NAME`): the
+   * claim `admin: true`. Such a token may grant no space.
+   */
+  readonly admin?: boolean
 }
 
 /** Options for {@link createTokenAuthenticator}. */
@@ -64,7 +69,10 @@ export async function mintToken(options: MintTokenOptions): Promise<string> {
   const why = explainGrants(options.spaces)
   if (why !== undefined) throw new ChorusError(ErrorCode.InvalidArgument, why)
   const issuedAt = Math.floor((options.now ?? Date.now()) / 1000)
-  const jwt = new SignJWT({ spaces: { ...options.spaces } })
+  const jwt = new SignJWT({
+    spaces: { ...options.spaces },
+    ...(options.admin === true ? { admin: true } : {}),
+  })
     .setProtectedHeader({ alg: TOKEN_ALGORITHM, typ: 'JWT' })
     .setSubject(options.sub)
     .setIssuedAt(issuedAt)
@@ -142,4 +150,41 @@ export function createTokenAuthenticator(
       ...(typeof payload.exp === 'number' ? { expiresAt: (payload.exp + clockTolerance) * 1000 } : {}),
     }
   }
+}
+
+/**
+ * Checks a token for the relay's administration API: HS256 with `secret`, not expired (within
+ * the clock tolerance), and claiming `admin: true` (see {@link MintTokenOptions.admin}).
+ * Resolves with its subject, or with why it is refused: `unauthenticated` for no token or
+ * one that does not verify, `forbidden` for a good token without the claim.
+ */
+export async function verifyAdminToken(
+  secret: string,
+  token: string | undefined,
+  options: TokenAuthenticatorOptions = {},
+): Promise<{ ok: true; subject: string } | { ok: false; code: ErrorCode; message: string }> {
+  if (token === undefined || token === '') {
+    return refusal('the administration API needs a token: mint one with chorus-relay token --admin')
+  }
+  let payload: JWTPayload
+  try {
+    payload = (
+      await jwtVerify(token, keyOf(secret), {
+        algorithms: [TOKEN_ALGORITHM],
+        currentDate: new Date((options.now ?? Date.now)()),
+        clockTolerance: options.clockToleranceSeconds ?? 30,
+        requiredClaims: ['sub'],
+      })
+    ).payload
+  } catch (error) {
+    return refusal(explainJoseError(error))
+  }
+  if (payload.admin !== true) {
+    return {
+      ok: false,
+      code: ErrorCode.Forbidden,
+      message: 'the token does not allow administration: mint one with chorus-relay token --admin',
+    }
+  }
+  return { ok: true, subject: String(payload.sub) }
 }

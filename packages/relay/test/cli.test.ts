@@ -53,11 +53,18 @@ describe('chorus-relay command line (in process)', () => {
     ],
     [['--postgres', 'postgres://db/chorus', '--store', 'worker'], /--store applies to the SQLite store/],
     [['delete-space', '--data', 'here'], /delete-space needs --space NAME$/m],
+    [['delete-space', '--space', 's', '--relay', 'http://127.0.0.1:1'], /--relay needs the relay's --secret/],
+    [['delete-space', '--space', 's', '--relay', 'ftp://x', '--secret', SECRET], /--relay must be an http/],
+    [
+      ['delete-space', '--space', 's', '--relay', 'http://x', '--data', 'here'],
+      /give one of --data, --postgres and --relay/,
+    ],
+    [['--static', '/admin=somewhere'], /--static: cannot mount an app at \/admin: the relay answers it/],
     [['delete-space', '--space', 'has space'], /delete-space needs --space NAME, got "has space"/],
     [['delete-space', '--space', 's', '--postgres', 'mysql://db'], /--postgres must be a postgres:\/\//],
     [
       ['delete-space', '--space', 's', '--postgres', 'postgres://db/chorus', '--data', 'here'],
-      /give --data or --postgres, not both/,
+      /give one of --data, --postgres and --relay/,
     ],
   ])('%j is a usage error (exit 2)', async (args, message) => {
     const io = captureIo()
@@ -103,6 +110,15 @@ describe('chorus-relay command line (in process)', () => {
     expect(await copy.readLog(SPACE as never, 0, 10)).toHaveLength(3)
     await copy.close()
     temp.remove()
+  })
+
+  it('mints an admin token, which needs no space', async () => {
+    const io = captureIo()
+    expect(
+      await runCli(['token', '--secret', SECRET, '--sub', 'ops', '--admin', '--expires', '1h'], io),
+    ).toBe(0)
+    const { payload } = await jwtVerify(io.lines.out[0] as string, new TextEncoder().encode(SECRET))
+    expect(payload).toMatchObject({ sub: 'ops', admin: true, spaces: {} })
   })
 
   it('deletes a space from a data directory no relay serves, and exits 1 where there is none', async () => {

@@ -1,0 +1,132 @@
+import { asReplicaId, ErrorCode } from '@chorus/core'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { mintToken, verifyAdminToken } from '../src/token-auth.js'
+import { makeRun, within } from './support/fixtures.js'
+import { startTestRelay, type TestRelay } from './support/harness.js'
+import { changes, connectClient, hello, is } from './support/test-client.js'
+
+const SECRET = 'relay-admin-secret-0123456789-abcdefghijklmnop'
+const SPACE = 'team:notes'
+const A = asReplicaId('alice-laptop')
+
+function adminToken(options: { admin?: boolean; secret?: string; expiresIn?: number } = {}) {
+  return mintToken({
+    secret: options.secret ?? SECRET,
+    sub: 'ops',
+    spaces: {},
+    expiresIn: options.expiresIn ?? 60,
+    ...(options.admin === false ? {} : { admin: true }),
+  })
+}
+
+async function deleteSpace(relay: TestRelay, space: string, token?: string, method = 'DELETE') {
+  const response = await fetch(`${relay.httpUrl}/admin/spaces/${encodeURIComponent(space)}`, {
+    method,
+    headers: token === undefined ? {} : { authorization: `Bearer ${token}` },
+  })
+  return {
+    status: response.status,
+    headers: response.headers,
+    body: (await response.json()) as Record<string, unknown>,
+  }
+}
+
+describe('the administration API of a relay with an auth secret', () => {
+  let relay: TestRelay
+
+  beforeAll(async () => {
+    relay = await startTestRelay({ authSecret: SECRET })
+  })
+
+  afterAll(async () => {
+    await relay.stop()
+  })
+
+  it('deletes a space for an admin token: its connections are refused at once, and a second call finds it done', async () => {
+    const alice = await connectClient(relay.url)
+    alice.send(
+      hello(
+        A,
+        { [SPACE]: 0 },
+        await mintToken({ secret: SECRET, sub: 'alice', spaces: { [SPACE]: 'write' } }),
+      ),
+    )
+    await alice.waitFor(is.hello, 'the hello for alice')
+    alice.send(changes(SPACE, 0, makeRun(A, 1, 2)))
+    await alice.waitFor(is.ack(2), 'ack 2')
+
+    expect(await deleteSpace(relay, SPACE, await adminToken())).toEqual(
+      expect.objectContaining({ status: 200, body: { space: SPACE, deleted: true } }),
+    )
+    await alice.waitFor(is.error(ErrorCode.SpaceDeleted), 'the refusal')
+    expect(await within(alice.closed, 5000, 'the hang-up')).toEqual({
+      code: 1008,
+      reason: ErrorCode.SpaceDeleted,
+    })
+    expect((await deleteSpace(relay, SPACE, await adminToken())).body).toEqual({
+      space: SPACE,
+      deleted: false,
+    })
+    expect(await relay.store.loadSpace(SPACE as never)).toMatchObject({ deleted: true, head: 0 })
+  })
+
+  it('refuses a request without a token (401), with a token that is not an admin’s or not this relay’s, and a bad name', async () => {
+    const none = await deleteSpace(relay, 'other')
+    expect(none.status).toBe(401)
+    expect(none.headers.get('www-authenticate')).toBe('Bearer')
+    expect(none.body).toMatchObject({ code: ErrorCode.Unauthenticated })
+    const user = await deleteSpace(relay, 'other', await adminToken({ admin: false }))
+    expect(user).toMatchObject({ status: 403, body: { code: ErrorCode.Forbidden } })
+    const forged = await deleteSpace(relay, 'other', await adminToken({ secret: `${SECRET}-not` }))
+    expect(forged).toMatchObject({ status: 401, body: { code: ErrorCode.Unauthenticated } })
+    expect(await deleteSpace(relay, 'not a name', await adminToken())).toMatchObject({
+      status: 400,
+      body: { code: ErrorCode.InvalidArgument },
+    })
+    expect((await relay.store.loadSpace('other' as never)).deleted).not.toBe(true)
+  })
+
+  it('answers only DELETE on /admin/spaces/NAME', async () => {
+    const get = await deleteSpace(relay, 'other', await adminToken(), 'GET')
+    expect(get.status).toBe(405)
+    expect(get.headers.get('allow')).toBe('DELETE')
+    const response = await fetch(`${relay.httpUrl}/admin/users`, { method: 'DELETE' })
+    expect(response.status).toBe(404)
+  })
+})
+
+describe('the administration API of an open relay', () => {
+  it('is off (403), whatever the token', async () => {
+    const relay = await startTestRelay()
+    try {
+      const answer = await deleteSpace(relay, SPACE, await adminToken())
+      expect(answer.status).toBe(403)
+      expect(String(answer.body.error)).toContain('start it with --auth-secret')
+    } finally {
+      await relay.stop()
+    }
+  })
+})
+
+describe('verifyAdminToken', () => {
+  it('lets through an admin token of this secret, and says why it refuses others', async () => {
+    expect(await verifyAdminToken(SECRET, await adminToken())).toEqual({ ok: true, subject: 'ops' })
+    expect(await verifyAdminToken(SECRET, undefined)).toMatchObject({
+      ok: false,
+      code: ErrorCode.Unauthenticated,
+    })
+    expect(await verifyAdminToken(SECRET, await adminToken({ admin: false }))).toMatchObject({
+      ok: false,
+      code: ErrorCode.Forbidden,
+    })
+    const expired = await mintToken({
+      secret: SECRET,
+      sub: 'ops',
+      spaces: {},
+      admin: true,
+      now: 0,
+      expiresIn: 60,
+    })
+    expect(await verifyAdminToken(SECRET, expired)).toMatchObject({ ok: false, message: /expired/ })
+  })
+})
