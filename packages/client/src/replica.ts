@@ -45,8 +45,9 @@ export interface ReplicaEvents {
   readonly status: StatusEvent
   /**
    * A failure with no caller to reject: the relay refused the replica (`unauthenticated`,
-   * `forbidden`, `unsupported-protocol`, `replica-mismatch` — it then stays offline), or
-   * storing remote changes failed (they are fetched again).
+   * `forbidden`, `unsupported-protocol`, `replica-mismatch`, `space-deleted` — it then stays
+   * offline), storing remote changes failed (they are fetched again), or another tab deleted
+   * the replica's data (`closed`: this one closed too).
    */
   readonly error: ChorusError
   /** Records changed, locally or remotely. */
