@@ -136,6 +136,9 @@ describe('deleting a space on a relay (chorus-relay delete-space)', () => {
       expect(wrong.stderr).toContain('refused')
       expect(alice.status).toBe('synced')
 
+      const listed = await runRelayCli(['spaces', '--relay', relay.http, '--secret', secret])
+      expect(listed.code).toBe(0)
+      expect(listed.stdout).toMatch(new RegExp(`^${space}\t1\t1\t1\t1$`, 'm'))
       const deleted = await runRelayCli([
         'delete-space',
         '--relay',
@@ -148,6 +151,9 @@ describe('deleting a space on a relay (chorus-relay delete-space)', () => {
       expect(deleted).toMatchObject({ code: 0 })
       expect(deleted.stderr).toContain(`deleted space ${space}`)
       expect(await within(refused, WAIT_MS, 'the refusal')).toBe(ErrorCode.SpaceDeleted)
+      expect((await runRelayCli(['spaces', '--relay', relay.http, '--secret', secret])).stdout).not.toContain(
+        space,
+      )
       await expect(alice.synced()).rejects.toMatchObject({ code: ErrorCode.SpaceDeleted })
     } finally {
       await alice.close()

@@ -6,9 +6,10 @@ import { type Access, ChorusError, ErrorCode, isChorusError, isSpaceId } from '@
 import { lockDataDir } from './data-dir-lock.js'
 import { parseDuration } from './duration.js'
 import { PostgresRelayStore, postgresTarget } from './postgres-relay-store.js'
+import type { SpaceSummary } from './relay-store.js'
 import { DATABASE_FILE, startRelay } from './serve.js'
-import { backupDatabase } from './sqlite-backup.js'
 import { SqliteRelayStore } from './sqlite-relay-store.js'
+import { backupDatabase, describeSpacesIn } from './sqlite-tools.js'
 import { checkMountPath, type StaticMount } from './static-files.js'
 import { mintToken, type SpaceGrants } from './token-auth.js'
 
@@ -46,9 +47,11 @@ const USAGE = `Usage:
   chorus-relay backup --data ./data --out ./relay-backup.db
   chorus-relay delete-space --space team-notes (--data ./data | --postgres URL
                             | --relay http://127.0.0.1:8787 --secret S)
+  chorus-relay spaces (--data ./data | --postgres URL | --relay http://127.0.0.1:8787 --secret S)
 
 --static DIR serves a built app at /; --static /PATH=DIR serves one at /PATH (repeatable).
---admin mints a token for the relay's administration API (DELETE /admin/spaces/NAME).
+--admin mints a token for the relay's administration API (GET /admin/spaces,
+DELETE /admin/spaces/NAME). spaces lists the spaces with their sizes, tab-separated.
 delete-space deletes a space's data for good and refuses its name from then on: with --data
 the relay must be stopped; with --postgres, or --relay (a running relay's HTTP address and its
 secret), the relays close its connections at once.
@@ -260,18 +263,66 @@ async function backup(args: readonly string[], io: CliIo): Promise<number> {
   return ExitCode.Ok
 }
 
+/** Where an operator command acts: a running relay, a PostgreSQL database, or a data directory. */
+type Target =
+  | { readonly kind: 'relay'; readonly base: string; readonly secret: string }
+  | { readonly kind: 'postgres'; readonly url: string }
+  | { readonly kind: 'data'; readonly dir: string }
+
+const TARGET_OPTIONS = {
+  data: { type: 'string' },
+  postgres: { type: 'string' },
+  relay: { type: 'string' },
+  secret: { type: 'string' },
+} as const
+
+/** Reads `--data`, `--postgres` or `--relay` (with `--secret`) of `command`; `--data ./data` by default. */
+function parseTarget(
+  command: string,
+  values: { data?: string; postgres?: string; relay?: string; secret?: string },
+  io: CliIo,
+): Target {
+  if ([values.data, values.postgres, values.relay].filter((value) => value !== undefined).length > 1)
+    throw new UsageError('give one of --data, --postgres and --relay')
+  if (values.relay !== undefined) {
+    const secret = values.secret ?? io.env[SECRET_ENV]
+    if (secret === undefined || secret === '')
+      throw new UsageError(`${command} --relay needs the relay's --secret (or ${SECRET_ENV})`)
+    return { kind: 'relay', base: values.relay, secret }
+  }
+  const postgres =
+    values.data === undefined ? (values.postgres ?? (io.env[POSTGRES_ENV] || undefined)) : undefined
+  if (postgres !== undefined) {
+    if (!/^postgres(ql)?:\/\//.test(postgres))
+      throw new UsageError('--postgres must be a postgres:// or postgresql:// connection URL')
+    return { kind: 'postgres', url: postgres }
+  }
+  return { kind: 'data', dir: values.data ?? './data' }
+}
+
+/** The relay database of a data directory, which must exist. */
+function databaseIn(dir: string): string {
+  const file = join(dir, DATABASE_FILE)
+  if (!existsSync(file))
+    throw new ChorusError(ErrorCode.StorageFailed, `there is no relay database at ${file}`)
+  return file
+}
+
+async function withPostgres<TResult>(url: string, work: (store: PostgresRelayStore) => Promise<TResult>) {
+  const store = await PostgresRelayStore.open(url)
+  try {
+    return await work(store)
+  } finally {
+    await store.close()
+  }
+}
+
 async function deleteSpace(args: readonly string[], io: CliIo): Promise<number> {
   const { values } = parseArgs({
     args: [...args],
     strict: true,
     allowPositionals: false,
-    options: {
-      space: { type: 'string' },
-      data: { type: 'string' },
-      postgres: { type: 'string' },
-      relay: { type: 'string' },
-      secret: { type: 'string' },
-    },
+    options: { space: { type: 'string' }, ...TARGET_OPTIONS },
   })
   const space = values.space
   if (space === undefined || !isSpaceId(space)) {
@@ -279,37 +330,18 @@ async function deleteSpace(args: readonly string[], io: CliIo): Promise<number> 
       `delete-space needs --space NAME${space === undefined ? '' : `, got ${JSON.stringify(space)}, which is not a space name`}`,
     )
   }
-  if ([values.data, values.postgres, values.relay].filter((value) => value !== undefined).length > 1)
-    throw new UsageError('give one of --data, --postgres and --relay')
-  const postgres =
-    values.relay === undefined && values.data === undefined
-      ? (values.postgres ?? (io.env[POSTGRES_ENV] || undefined))
-      : undefined
-  if (postgres !== undefined && !/^postgres(ql)?:\/\//.test(postgres)) {
-    throw new UsageError('--postgres must be a postgres:// or postgresql:// connection URL')
-  }
+  const target = parseTarget('delete-space', values, io)
   let deleted: boolean
-  if (values.relay !== undefined) {
-    const secret = values.secret ?? io.env[SECRET_ENV]
-    if (secret === undefined || secret === '')
-      throw new UsageError(`delete-space --relay needs the relay's --secret (or ${SECRET_ENV})`)
-    deleted = await deleteThroughRelay(values.relay, space, secret)
-  } else if (postgres !== undefined) {
-    const store = await PostgresRelayStore.open(postgres)
-    try {
-      deleted = await store.deleteSpace(space)
-    } finally {
-      await store.close()
-    }
+  if (target.kind === 'relay') {
+    const answer = await askRelay(target, 'DELETE', `/admin/spaces/${encodeURIComponent(space)}`)
+    if (typeof (answer as { deleted?: unknown }).deleted !== 'boolean')
+      throw new ChorusError(ErrorCode.Internal, `the relay at ${target.base} answered what is not a deletion`)
+    deleted = (answer as { deleted: boolean }).deleted
+  } else if (target.kind === 'postgres') {
+    deleted = await withPostgres(target.url, (store) => store.deleteSpace(space))
   } else {
-    const dataDir = values.data ?? './data'
-    const file = join(dataDir, DATABASE_FILE)
-    if (!existsSync(file))
-      throw new ChorusError(ErrorCode.StorageFailed, `there is no relay database at ${file}`)
-    const lock = lockDataDir(
-      dataDir,
-      'stop it first (a running relay deletes a space through its deleteSpace method)',
-    )
+    const file = databaseIn(target.dir)
+    const lock = lockDataDir(target.dir, 'stop it first, or give --relay and the secret to delete through it')
     try {
       const store = new SqliteRelayStore(file)
       try {
@@ -325,41 +357,69 @@ async function deleteSpace(args: readonly string[], io: CliIo): Promise<number> 
   return ExitCode.Ok
 }
 
-/** Deletes `space` through a running relay's administration API, with a short-lived admin token. */
-async function deleteThroughRelay(base: string, space: string, secret: string): Promise<boolean> {
+async function spaces(args: readonly string[], io: CliIo): Promise<number> {
+  const { values } = parseArgs({
+    args: [...args],
+    strict: true,
+    allowPositionals: false,
+    options: TARGET_OPTIONS,
+  })
+  const target = parseTarget('spaces', values, io)
+  let listed: readonly SpaceSummary[]
+  if (target.kind === 'relay') {
+    const answer = await askRelay(target, 'GET', '/admin/spaces')
+    if (!Array.isArray(answer))
+      throw new ChorusError(ErrorCode.Internal, `the relay at ${target.base} answered what is not a list`)
+    listed = answer as SpaceSummary[]
+  } else if (target.kind === 'postgres') {
+    listed = await withPostgres(target.url, (store) => store.describeSpaces())
+  } else {
+    // Read-only, beside the relay that may be serving the directory.
+    listed = describeSpacesIn(databaseIn(target.dir))
+  }
+  io.out(['space', 'head', 'log entries', 'writers', 'readers'].join('\t'))
+  for (const row of listed) io.out([row.space, row.head, row.logEntries, row.writers, row.readers].join('\t'))
+  return ExitCode.Ok
+}
+
+/** Calls a running relay's administration API with a short-lived admin token; resolves with its JSON answer. */
+async function askRelay(target: Target & { kind: 'relay' }, method: string, path: string): Promise<unknown> {
   let url: URL
   try {
-    url = new URL(`/admin/spaces/${encodeURIComponent(space)}`, base)
+    url = new URL(path, target.base)
   } catch {
     throw new UsageError(
-      `--relay must be the relay's HTTP address, such as http://127.0.0.1:8787, got ${JSON.stringify(base)}`,
+      `--relay must be the relay's HTTP address, such as http://127.0.0.1:8787, got ${JSON.stringify(target.base)}`,
     )
   }
   if (url.protocol !== 'http:' && url.protocol !== 'https:') {
-    throw new UsageError(`--relay must be an http:// or https:// address, got ${JSON.stringify(base)}`)
+    throw new UsageError(`--relay must be an http:// or https:// address, got ${JSON.stringify(target.base)}`)
   }
   const token = await mintToken({
-    secret,
-    sub: 'chorus-relay delete-space',
+    secret: target.secret,
+    sub: 'chorus-relay',
     spaces: {},
     admin: true,
     expiresIn: '5m',
   })
   let response: Response
   try {
-    response = await fetch(url, { method: 'DELETE', headers: { authorization: `Bearer ${token}` } })
+    response = await fetch(url, { method, headers: { authorization: `Bearer ${token}` } })
   } catch (error) {
     throw new ChorusError(
       ErrorCode.StorageFailed,
       `cannot reach the relay at ${url.origin}: ${String(error)}`,
     )
   }
-  const body = (await response.json().catch(() => ({}))) as { deleted?: unknown; error?: unknown }
-  if (response.status !== 200 || typeof body.deleted !== 'boolean') {
-    const why = typeof body.error === 'string' ? body.error : `HTTP ${response.status}`
-    throw new ChorusError(ErrorCode.Forbidden, `the relay at ${url.origin} refused: ${why}`)
+  const body: unknown = await response.json().catch(() => undefined)
+  if (response.status !== 200) {
+    const why = (body as { error?: unknown } | undefined)?.error
+    throw new ChorusError(
+      ErrorCode.Forbidden,
+      `the relay at ${url.origin} refused: ${typeof why === 'string' ? why : `HTTP ${response.status}`}`,
+    )
   }
-  return body.deleted
+  return body
 }
 
 const defaultIo: CliIo = {
@@ -391,6 +451,8 @@ export async function runCli(argv: readonly string[], io: CliIo = defaultIo): Pr
         return await backup(args, io)
       case 'delete-space':
         return await deleteSpace(args, io)
+      case 'spaces':
+        return await spaces(args, io)
       default:
         throw new UsageError(`unknown command ${JSON.stringify(command)}`)
     }

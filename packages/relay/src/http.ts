@@ -43,17 +43,18 @@ export type AdminCheck = (
 /** Where the administration API answers. */
 export const ADMIN_PATH = '/admin'
 
+const SPACES_PATH = '/admin/spaces'
 const SPACE_PATH = /^\/admin\/spaces\/([^/]+)$/
 
 /**
  * The relay's HTTP side: `GET /healthz` (200 JSON while healthy, 503 otherwise), `GET
  * /metrics` (Prometheus text), 405 for other methods on those; the administration API under
- * `/admin` (`DELETE /admin/spaces/NAME`, for a bearer token `admin` lets through; off, 403,
- * without it); then, with `serveFile`, the files of a web app (see `createStaticHandler`); 404
+ * `/admin` (`GET /admin/spaces`, `DELETE /admin/spaces/NAME`, for a bearer token `admin` lets
+ * through; off, 403, without it); then, with `serveFile`, the files of a web app (see `createStaticHandler`); 404
  * for anything else.
  */
 export function createHttpHandler(
-  relay: Pick<Relay, 'health' | 'metrics' | 'deleteSpace'>,
+  relay: Pick<Relay, 'health' | 'metrics' | 'deleteSpace' | 'describeSpaces'>,
   serveFile?: StaticHandler,
   admin?: AdminCheck,
 ): (request: IncomingMessage, response: ServerResponse) => void {
@@ -64,13 +65,17 @@ export function createHttpHandler(
 
   async function administer(request: IncomingMessage, response: ServerResponse, path: string): Promise<void> {
     const match = SPACE_PATH.exec(path)
-    if (match === null) {
-      answer(response, 404, { error: 'not found: the administration API has DELETE /admin/spaces/NAME' })
+    const listing = path === SPACES_PATH
+    if (match === null && !listing) {
+      answer(response, 404, {
+        error: 'not found: the administration API has GET /admin/spaces and DELETE /admin/spaces/NAME',
+      })
       return
     }
-    if (request.method !== 'DELETE') {
-      response.setHeader('allow', 'DELETE')
-      answer(response, 405, { error: 'method not allowed: use DELETE' })
+    const method = listing ? 'GET' : 'DELETE'
+    if (request.method !== method) {
+      response.setHeader('allow', method)
+      answer(response, 405, { error: `method not allowed: use ${method}` })
       return
     }
     if (admin === undefined) {
@@ -90,6 +95,10 @@ export function createHttpHandler(
         code: checked.code,
         error: checked.message,
       })
+      return
+    }
+    if (match === null) {
+      answer(response, 200, await relay.describeSpaces())
       return
     }
     let space: string

@@ -35,7 +35,14 @@ export {
   type RelayOptions,
   socketMaxPayload,
 } from './relay-options.js'
-export type { CompactOptions, CompactResult, RelayStore, RelayStoreStats, StoreEvent } from './relay-store.js'
+export type {
+  CompactOptions,
+  CompactResult,
+  RelayStore,
+  RelayStoreStats,
+  SpaceSummary,
+  StoreEvent,
+} from './relay-store.js'
 export {
   DATABASE_FILE,
   type RelayStoreThread,
@@ -44,8 +51,8 @@ export {
   startRelay,
 } from './serve.js'
 export { CloseCode, type RelaySocket, type RelaySocketServer } from './socket.js'
-export { backupDatabase } from './sqlite-backup.js'
 export { SqliteRelayStore, type SqliteRelayStoreOptions, type SqliteWrite } from './sqlite-relay-store.js'
+export { backupDatabase, describeSpacesIn } from './sqlite-tools.js'
 export type { StaticMount } from './static-files.js'
 export {
   createTokenAuthenticator,

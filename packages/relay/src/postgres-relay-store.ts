@@ -25,7 +25,14 @@ import {
   SPACE_DELETED_STATE,
   SQL,
 } from './postgres-schema.js'
-import type { CompactOptions, CompactResult, RelayStore, RelayStoreStats, StoreEvent } from './relay-store.js'
+import type {
+  CompactOptions,
+  CompactResult,
+  RelayStore,
+  RelayStoreStats,
+  SpaceSummary,
+  StoreEvent,
+} from './relay-store.js'
 import {
   ackKey,
   checkAckPosition,
@@ -613,6 +620,13 @@ export class PostgresRelayStore implements RelayStore {
     }
     await client.query(SQL.setCollected, [head, JSON.stringify(received), space])
     return { tombstonesDeleted, collected: { at: head, received } }
+  }
+
+  async describeSpaces(): Promise<SpaceSummary[]> {
+    return this.#run('describing spaces', async () => {
+      await this.#flushAcks()
+      return (await this.#pool.query<SpaceSummary>(SQL.describeSpaces)).rows
+    })
   }
 
   async deleteSpace(space: SpaceId): Promise<boolean> {

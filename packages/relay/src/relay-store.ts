@@ -29,6 +29,19 @@ export interface CompactResult {
   readonly collected?: CollectedMark
 }
 
+/** One space as `describeSpaces` lists it, for operators. */
+export interface SpaceSummary {
+  readonly space: SpaceId
+  /** Changes stored in it so far: its log's head. */
+  readonly head: number
+  /** Log entries kept, above the compacted floor. */
+  readonly logEntries: number
+  /** Replicas whose changes it holds. */
+  readonly writers: number
+  /** Replicas whose acknowledged position it keeps (heard from within the horizon). */
+  readonly readers: number
+}
+
 /** Totals for metrics. */
 export interface RelayStoreStats {
   /** Spaces with at least one stored change. */
@@ -69,6 +82,8 @@ export interface RelayStore extends HubStore {
   compact(space: SpaceId, options: CompactOptions): Promise<CompactResult>
   /** Every space with stored changes. */
   listSpaces(): Promise<SpaceId[]>
+  /** Every space with stored changes, with its sizes, in name order (UTF-8 bytes). */
+  describeSpaces(): Promise<SpaceSummary[]>
   /**
    * See `HubStore.deleteSpace`; here it also forgets the space's replicas (their
    * acknowledged positions, and their bindings to users unless another space knows them),

@@ -22,7 +22,7 @@ import {
   type RelayLimits,
   type RelayOptions,
 } from './relay-options.js'
-import type { CompactResult, StoreEvent } from './relay-store.js'
+import type { CompactResult, SpaceSummary, StoreEvent } from './relay-store.js'
 import { CloseCode, type RelaySocket } from './socket.js'
 
 /** The relay's health, as `/healthz` reports it. */
@@ -52,6 +52,8 @@ export interface Relay {
    * was deleted already.
    */
   deleteSpace(space: string): Promise<boolean>
+  /** Every space the store holds changes of, with its sizes (`RelayStore.describeSpaces`). */
+  describeSpaces(): Promise<SpaceSummary[]>
   /** Resolves when every frame received so far has been handled and its appends settled. */
   idle(): Promise<void>
   /**
@@ -548,6 +550,7 @@ export function createRelay(options: RelayOptions): Relay {
     },
     compact,
     deleteSpace: async (space) => hub.deleteSpace(asSpaceId(space)),
+    describeSpaces: () => store.describeSpaces(),
     idle: () => hub.idle(),
     close() {
       closing = true

@@ -14,7 +14,13 @@ import {
   type SpaceMeta,
 } from '@chorus/core'
 import Database from 'better-sqlite3'
-import type { CompactOptions, CompactResult, RelayStore, RelayStoreStats } from './relay-store.js'
+import type {
+  CompactOptions,
+  CompactResult,
+  RelayStore,
+  RelayStoreStats,
+  SpaceSummary,
+} from './relay-store.js'
 import {
   logName,
   MAX_BULK_ROWS,
@@ -425,6 +431,14 @@ export class SqliteRelayStore implements RelayStore {
     }
     this.#sql.setCollected.run(head, JSON.stringify(received), space)
     return { tombstonesDeleted, collected: { at: head, received } }
+  }
+
+  async describeSpaces(): Promise<SpaceSummary[]> {
+    return this.#run('describing spaces', () => {
+      // Acknowledgements still buffered count too.
+      this.#flushAcks()
+      return this.#sql.describeSpaces.all().map((row) => ({ ...row, space: row.space as SpaceId }))
+    })
   }
 
   async deleteSpace(space: SpaceId): Promise<boolean> {

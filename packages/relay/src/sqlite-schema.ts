@@ -112,6 +112,21 @@ export interface SpaceRow {
   readonly collected: string | null
 }
 
+/** A row of {@link DESCRIBE_SPACES}. */
+export interface SpaceSummaryRow {
+  readonly space: string
+  readonly head: number
+  readonly logEntries: number
+  readonly writers: number
+  readonly readers: number
+}
+
+/** Every space with its sizes (see `RelayStore.describeSpaces`); read-only, so `chorus-relay spaces` runs it beside a relay. */
+export const DESCRIBE_SPACES = `SELECT s.space AS space, s.head AS head, s.head - s.floor AS logEntries,
+    (SELECT count(*) FROM received AS r WHERE r.space = s.space) AS writers,
+    (SELECT count(*) FROM acks AS a WHERE a.space = s.space) AS readers
+  FROM spaces AS s ORDER BY s.space`
+
 /** Every statement the store runs, prepared once per connection. */
 export function prepareStatements(db: Database.Database) {
   const q = <TParams extends unknown[], TRow = unknown>(sql: string): Query<TParams, TRow> =>
@@ -189,6 +204,7 @@ export function prepareStatements(db: Database.Database) {
       WHERE records.space = ? AND records.tombstone = 1 AND records.last_seq <= ?`,
     ),
     listSpaces: q<[], { space: string }>('SELECT space FROM spaces ORDER BY space'),
+    describeSpaces: q<[], SpaceSummaryRow>(DESCRIBE_SPACES),
     stats: q<[], { spaces: number; entries: number }>(
       'SELECT count(*) AS spaces, coalesce(sum(head - floor), 0) AS entries FROM spaces',
     ),

@@ -61,6 +61,8 @@ async function answer(request: Exclude<WorkerRequest, { op: 'close' }>): Promise
       return store.compact(request.space, { now: request.now, horizonMs: request.horizonMs })
     case 'listSpaces':
       return store.listSpaces()
+    case 'describeSpaces':
+      return store.describeSpaces()
     case 'deleteSpace':
       return store.deleteSpace(request.space)
     case 'stats':

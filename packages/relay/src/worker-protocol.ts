@@ -51,6 +51,7 @@ export type WorkerRequest = { readonly id: number } & (
   | { readonly op: 'flushAcks' }
   | { readonly op: 'compact'; readonly space: SpaceId; readonly now: number; readonly horizonMs: number }
   | { readonly op: 'listSpaces' }
+  | { readonly op: 'describeSpaces' }
   | { readonly op: 'deleteSpace'; readonly space: SpaceId }
   | { readonly op: 'stats' }
   | { readonly op: 'claimReplica'; readonly replica: ReplicaId; readonly subject: string }

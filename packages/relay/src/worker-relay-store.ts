@@ -12,7 +12,13 @@ import {
   type SpaceId,
   type SpaceMeta,
 } from '@chorus/core'
-import type { CompactOptions, CompactResult, RelayStore, RelayStoreStats } from './relay-store.js'
+import type {
+  CompactOptions,
+  CompactResult,
+  RelayStore,
+  RelayStoreStats,
+  SpaceSummary,
+} from './relay-store.js'
 import type { SqliteWrite } from './sqlite-relay-store.js'
 import { ackKey, checkAckPosition } from './store-parts.js'
 import type { AckUpdate, WorkerReply, WorkerRequest, WorkerStart } from './worker-protocol.js'
@@ -253,6 +259,10 @@ export class WorkerRelayStore implements RelayStore {
 
   async listSpaces(): Promise<SpaceId[]> {
     return (await this.#call({ op: 'listSpaces' })) as SpaceId[]
+  }
+
+  async describeSpaces(): Promise<SpaceSummary[]> {
+    return (await this.#call({ op: 'describeSpaces' })) as SpaceSummary[]
   }
 
   async deleteSpace(space: SpaceId): Promise<boolean> {

@@ -60,6 +60,11 @@ describe('chorus-relay command line (in process)', () => {
       /give one of --data, --postgres and --relay/,
     ],
     [['--static', '/admin=somewhere'], /--static: cannot mount an app at \/admin: the relay answers it/],
+    [['spaces', '--relay', 'http://x'], /spaces --relay needs the relay's --secret/],
+    [
+      ['spaces', '--data', 'here', '--postgres', 'postgres://db/chorus'],
+      /give one of --data, --postgres and --relay/,
+    ],
     [['delete-space', '--space', 'has space'], /delete-space needs --space NAME, got "has space"/],
     [['delete-space', '--space', 's', '--postgres', 'mysql://db'], /--postgres must be a postgres:\/\//],
     [
@@ -121,17 +126,24 @@ describe('chorus-relay command line (in process)', () => {
     expect(payload).toMatchObject({ sub: 'ops', admin: true, spaces: {} })
   })
 
-  it('deletes a space from a data directory no relay serves, and exits 1 where there is none', async () => {
+  it('lists and deletes the spaces of a data directory no relay serves, and exits 1 where there is none', async () => {
     const temp = makeTempDir()
     const store = new SqliteRelayStore(join(temp.dir, DATABASE_FILE))
     await store.append(SPACE as never, A, makeRun(A, 1, 3))
     await store.close()
+    const before = captureIo()
+    expect(await runCli(['spaces', '--data', temp.dir], before)).toBe(0)
+    expect(before.lines.out).toEqual(['space\thead\tlog entries\twriters\treaders', `${SPACE}\t3\t3\t1\t0`])
     const io = captureIo()
     expect(await runCli(['delete-space', '--data', temp.dir, '--space', SPACE], io)).toBe(0)
     expect(io.lines.err).toEqual([`deleted space ${SPACE}`])
     const reopened = new SqliteRelayStore(join(temp.dir, DATABASE_FILE))
     expect(await reopened.loadSpace(SPACE as never)).toMatchObject({ deleted: true, head: 0 })
     await reopened.close()
+    // The spaces left, read beside whatever relay may serve the directory.
+    const listed = captureIo()
+    expect(await runCli(['spaces', '--data', temp.dir], listed)).toBe(0)
+    expect(listed.lines.out).toEqual(['space\thead\tlog entries\twriters\treaders'])
     const missing = captureIo()
     expect(
       await runCli(['delete-space', '--data', join(temp.dir, 'nowhere'), '--space', SPACE], missing),

@@ -86,12 +86,42 @@ describe('the administration API of a relay with an auth secret', () => {
     expect((await relay.store.loadSpace('other' as never)).deleted).not.toBe(true)
   })
 
-  it('answers only DELETE on /admin/spaces/NAME', async () => {
+  it('lists the spaces for an admin token', async () => {
+    const bob = await connectClient(relay.url)
+    bob.send(
+      hello(
+        'bob-phone',
+        { kept: 0 },
+        await mintToken({ secret: SECRET, sub: 'bob', spaces: { kept: 'write' } }),
+      ),
+    )
+    await bob.waitFor(is.hello, 'the hello for bob')
+    bob.send(changes('kept', 0, makeRun(asReplicaId('bob-phone'), 1, 3)))
+    await bob.waitFor(is.ack(3), 'ack 3')
+    const response = await fetch(`${relay.httpUrl}/admin/spaces`, {
+      headers: { authorization: `Bearer ${await adminToken()}` },
+    })
+    expect(response.status).toBe(200)
+    expect(await response.json()).toContainEqual({
+      space: 'kept',
+      head: 3,
+      logEntries: 3,
+      writers: 1,
+      readers: 0,
+    })
+    expect((await fetch(`${relay.httpUrl}/admin/spaces`)).status).toBe(401)
+    await bob.close()
+  })
+
+  it('answers only DELETE on /admin/spaces/NAME, and GET on /admin/spaces', async () => {
     const get = await deleteSpace(relay, 'other', await adminToken(), 'GET')
     expect(get.status).toBe(405)
     expect(get.headers.get('allow')).toBe('DELETE')
     const response = await fetch(`${relay.httpUrl}/admin/users`, { method: 'DELETE' })
     expect(response.status).toBe(404)
+    const post = await fetch(`${relay.httpUrl}/admin/spaces`, { method: 'POST' })
+    expect(post.status).toBe(405)
+    expect(post.headers.get('allow')).toBe('GET')
   })
 })
 

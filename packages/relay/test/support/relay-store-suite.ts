@@ -402,6 +402,22 @@ export function runRelayStoreSuite(name: string, open: () => Promise<RelayStoreF
         expect(await store.listSpaces()).toEqual([OTHER])
       })
 
+      it('lists the spaces with their sizes, in name order, and no deleted one', async () => {
+        await store.append(SPACE, A, makeRun(A, 1, 3))
+        await store.append(SPACE, B, makeRun(B, 1, 1))
+        await store.append(OTHER, B, makeRun(B, 1, 2))
+        await store.noteAck(SPACE, C, 4, T0)
+        await store.noteAck(OTHER, C, 1, T0)
+        await store.noteAck(OTHER, A, 2, T0)
+        await store.compact(OTHER, { now: T0, horizonMs: DAY })
+        expect(await store.describeSpaces()).toEqual([
+          { space: OTHER, head: 2, logEntries: 1, writers: 1, readers: 2 },
+          { space: SPACE, head: 4, logEntries: 4, writers: 2, readers: 1 },
+        ])
+        await store.deleteSpace(OTHER)
+        expect((await store.describeSpaces()).map((row) => row.space)).toEqual([SPACE])
+      })
+
       it('a failed deletion deletes nothing', async () => {
         await store.append(SPACE, A, makeRun(A, 1, 3))
         await fixture.fail('delete')

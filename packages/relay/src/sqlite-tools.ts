@@ -1,6 +1,8 @@
+/** What an operator runs on a relay's SQLite file beside the relay: a consistent copy, and the spaces it holds. */
 import { ChorusError, ErrorCode } from '@chorus/core'
 import Database from 'better-sqlite3'
-import { renameLog } from './sqlite-schema.js'
+import type { SpaceSummary } from './relay-store.js'
+import { DESCRIBE_SPACES, renameLog, type SpaceSummaryRow } from './sqlite-schema.js'
 
 /**
  * Writes a consistent copy of a relay database to `destination` with `VACUUM INTO`, through
@@ -26,6 +28,29 @@ export function backupDatabase(source: string, destination: string): void {
         cause: error,
       },
     )
+  } finally {
+    db?.close()
+  }
+}
+
+/**
+ * `RelayStore.describeSpaces` of the relay database `file`, read through a read-only
+ * connection: safe while a relay is running on it (acknowledgements it still buffers are not
+ * counted yet).
+ */
+export function describeSpacesIn(file: string): SpaceSummary[] {
+  let db: Database.Database | undefined
+  try {
+    db = new Database(file, { readonly: true, fileMustExist: true })
+    return db
+      .prepare<[], SpaceSummaryRow>(DESCRIBE_SPACES)
+      .all()
+      .map((row) => ({ ...row, space: row.space as SpaceSummary['space'] }))
+  } catch (error) {
+    const detail = error instanceof Error ? error.message : String(error)
+    throw new ChorusError(ErrorCode.StorageFailed, `reading the spaces of ${file} failed: ${detail}`, {
+      cause: error,
+    })
   } finally {
     db?.close()
   }
