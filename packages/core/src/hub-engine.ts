@@ -243,6 +243,11 @@ export function createHubEngine(options: HubEngineOptions): HubEngine {
   }
   const spaces = new Map<string, SpaceCache>()
   const loading = new Map<string, Promise<SpaceCache>>()
+  /**
+   * Spaces this hub knows were deleted (deletion is for good): a load that read one before
+   * its deletion, and finishes after it, is taken for deleted all the same.
+   */
+  const deletedSpaces = new Set<string>()
   const appendQueues = new Map<string, SerialQueue>()
   const pendingAppends = new Map<string, number>()
   const waitingAppends = new Map<string, AppendJob[]>()
@@ -323,7 +328,7 @@ export function createHubEngine(options: HubEngineOptions): HubEngine {
           recentChars: 0,
           ...(meta.log === undefined ? {} : { log: meta.log }),
           ...(meta.collected === undefined ? {} : { collected: meta.collected }),
-          ...(meta.deleted === true ? { deleted: true as const } : {}),
+          ...(meta.deleted === true || deletedSpaces.has(space) ? { deleted: true as const } : {}),
         }
         // A deleted space is refused, not used: nothing of it is kept.
         if (cache.deleted !== true) spaces.set(space, cache)
@@ -739,10 +744,13 @@ export function createHubEngine(options: HubEngineOptions): HubEngine {
       for (const space of Object.keys(this.#state.streams)) release(space as SpaceId)
     }
 
-    /** Ends the session from the hub's side: an error frame saying why, then the hang-up. */
-    end(code: ErrorCode, message: string): Promise<void> {
+    /**
+     * Ends the session from the hub's side if it streams `space` once its inputs so far are
+     * handled (a hello being answered included): an error frame saying why, then the hang-up.
+     */
+    endIfUses(space: SpaceId, code: ErrorCode, message: string): Promise<void> {
       return this.#run(async () => {
-        if (this.#state.phase === 'closed') return
+        if (this.#state.phase === 'closed' || !this.uses(space)) return
         this.#send(encodeMessage({ type: 'error', code, message }))
         await this.#handle({ type: 'closed' })
         this.#hangUp(code, message)
@@ -860,14 +868,15 @@ export function createHubEngine(options: HubEngineOptions): HubEngine {
   }
 
   async function spaceDeleted(space: SpaceId): Promise<void> {
-    const { message } = spaceDeletedRefusal(space)
-    await Promise.all(
-      [...connections]
-        .filter((connection) => connection.uses(space))
-        .map((connection) => connection.end(ErrorCode.SpaceDeleted, message)),
-    )
+    deletedSpaces.add(space)
     spaces.delete(space)
     lastRecent = null
+    const { message } = spaceDeletedRefusal(space)
+    // Every connection looks once what it has in hand is done: a hello answered meanwhile
+    // may have taken the space.
+    await Promise.all(
+      [...connections].map((connection) => connection.endIfUses(space, ErrorCode.SpaceDeleted, message)),
+    )
   }
 
   return {

@@ -105,6 +105,29 @@ describe('a hub deleting a space', () => {
     expect(failures).toEqual([])
   })
 
+  it('refuses a hello whose load of the space read it before the deletion and finished after', async () => {
+    const store = new MemoryHubStore()
+    const gates: (() => void)[] = []
+    const load = store.loadSpace.bind(store)
+    // A load reads the store at once, then takes its time to come back.
+    store.loadSpace = async (space) => {
+      const meta = await load(space)
+      await new Promise<void>((resolve) => gates.push(resolve))
+      return meta
+    }
+    const hub = createHubEngine({ store, now })
+    const late = await replicaOn(hub, 'late')
+    while (gates.length === 0) await new Promise((resolve) => setTimeout(resolve, 1))
+    const deleting = hub.deleteSpace(SPACE)
+    for (const open of gates.splice(0)) open()
+    await deleting
+    await settle(hub, [late.engine])
+    expect(late.closes).toEqual([ErrorCode.SpaceDeleted])
+    expect(late.engine.session().fatal?.code).toBe(ErrorCode.SpaceDeleted)
+    expect(hub.cachedSpaces()).toBe(0)
+    expect(hub.sessions()).toEqual([])
+  })
+
   it('says so over a store that cannot delete', async () => {
     const store = new MemoryHubStore()
     Object.defineProperty(store, 'deleteSpace', { value: undefined })
