@@ -5,6 +5,7 @@ import {
   type ConflictFilter,
   ErrorCode,
   isChorusError,
+  isErrorCode,
   type JsonObject,
   type ListOptions,
   MemoryReplicaStore,
@@ -469,6 +470,9 @@ class ReplicaRuntime implements Replica {
       acked: session.acked,
       online: this.#wantOnline,
       readOnly: session.readOnly,
+      ...(this.#refusal === null
+        ? {}
+        : { refused: { code: this.#refusal.code, message: this.#refusal.message } }),
     }
   }
 
@@ -481,6 +485,13 @@ class ReplicaRuntime implements Replica {
       case 'leader': {
         if (this.#shared?.group.leading) return
         this.#leader = message
+        // The relay refused the replica for good: this tab stops waiting for it, and says so.
+        if (message.refused !== undefined && this.#refusal === null) {
+          const { code, message: why } = message.refused
+          const refusal = new ChorusError(isErrorCode(code) ? code : ErrorCode.Internal, why)
+          this.#refuse(refusal)
+          this.#report(refusal)
+        }
         this.#publish()
         const stuck = this.#readOnlyBacklog()
         if (stuck !== null) {
@@ -895,6 +906,8 @@ interface LeaderReport {
   readonly online: boolean
   /** The relay lets the replica only read the space (absent from tabs of older builds). */
   readonly readOnly?: boolean
+  /** The relay refused the replica for good (see `Replica.synced`): why. */
+  readonly refused?: { readonly code: string; readonly message: string }
 }
 
 type TabMessage =
@@ -926,7 +939,8 @@ function isTabMessage(value: unknown): value is TabMessage {
         typeof message.pending === 'number' &&
         typeof message.lag === 'number' &&
         typeof message.acked === 'number' &&
-        (message.readOnly === undefined || typeof message.readOnly === 'boolean')
+        (message.readOnly === undefined || typeof message.readOnly === 'boolean') &&
+        (message.refused === undefined || isRefusal(message.refused))
       )
     case 'changed':
       return (
@@ -943,6 +957,12 @@ function isTabMessage(value: unknown): value is TabMessage {
     default:
       return false
   }
+}
+
+function isRefusal(value: unknown): value is LeaderReport['refused'] {
+  if (typeof value !== 'object' || value === null) return false
+  const refusal = value as Record<string, unknown>
+  return typeof refusal.code === 'string' && typeof refusal.message === 'string'
 }
 
 function asChorusError(error: unknown): ChorusError {

@@ -1,5 +1,5 @@
 import type { Replica } from '@chorus/client'
-import type { SpaceId } from '@chorus/core'
+import { ErrorCode, type SpaceId } from '@chorus/core'
 import { createPrng } from '@chorus/testkit'
 import { IDBFactory } from 'fake-indexeddb'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
@@ -53,6 +53,30 @@ async function expectSame(model: Replica, others: readonly Replica[], ids: reado
 }
 
 describe('tabs sharing one replica, in Node', () => {
+  it('a refusal the connected tab meets (the space deleted on the relay) reaches the other tab: it says so and stops waiting', async () => {
+    spaces += 1
+    const space = `tabs-refused-${spaces}`
+    const origin = new IDBFactory()
+    const leader = await replica(space, origin, 'refused')
+    await leader.synced()
+    const follower = await replica(space, origin, 'refused')
+    const errors: string[] = []
+    follower.on('error', (error) => errors.push(error.code))
+    await follower.collection('notes').put('n', { by: 'the other tab' })
+    // Not synced before its write is uploaded, which the refusal stops for good.
+    const waiting = follower.synced().then(
+      () => 'synced',
+      (error: { code?: string }) => error.code,
+    )
+
+    expect(await hub.engine.deleteSpace(space as SpaceId)).toBe(true)
+    await until(() => errors.length > 0, 'the other tab to hear of the refusal')
+    expect(errors).toEqual([ErrorCode.SpaceDeleted])
+    expect(await waiting).toBe(ErrorCode.SpaceDeleted)
+    await expect(follower.synced()).rejects.toMatchObject({ code: ErrorCode.SpaceDeleted })
+    await expect(leader.synced()).rejects.toMatchObject({ code: ErrorCode.SpaceDeleted })
+  })
+
   it('a tab that closes while it takes over the connection does not connect afterwards', async () => {
     // The first tab's close hands the connection over; the second closes at a different
     // moment of taking it over each round. A takeover that went on after its tab's shutdown
