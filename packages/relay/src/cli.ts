@@ -196,6 +196,10 @@ async function serve(args: readonly string[], io: CliIo): Promise<number> {
     ...(maxFrameBytes === undefined ? {} : { limits: { maxFrameBytes } }),
     ...(secret === undefined || secret === '' ? {} : { authSecret: secret }),
     onError: (error) => io.err(`error: ${error.code}: ${error.message}`),
+    onAdmin: (event) =>
+      io.err(
+        `admin: ${event.subject} ${event.deleted ? 'deleted' : 'asked to delete (deleted already)'} space ${event.space}`,
+      ),
   })
   io.out(`chorus-relay listening on ${running.url}`)
   for (const mount of mounts) {

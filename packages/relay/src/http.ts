@@ -40,6 +40,16 @@ export type AdminCheck = (
   token: string | undefined,
 ) => Promise<{ ok: true; subject: string } | { ok: false; code: ErrorCode; message: string }>
 
+/** What the administration API did, for the operator's log. */
+export interface AdminEvent {
+  readonly action: 'delete-space'
+  readonly space: string
+  /** Whose admin token asked. */
+  readonly subject: string
+  /** False when the space had been deleted already. */
+  readonly deleted: boolean
+}
+
 /** Where the administration API answers. */
 export const ADMIN_PATH = '/admin'
 
@@ -57,6 +67,7 @@ export function createHttpHandler(
   relay: Pick<Relay, 'health' | 'metrics' | 'deleteSpace' | 'describeSpaces'>,
   serveFile?: StaticHandler,
   admin?: AdminCheck,
+  onAdmin?: (event: AdminEvent) => void,
 ): (request: IncomingMessage, response: ServerResponse) => void {
   const json = 'application/json; charset=utf-8'
   const text = 'text/plain; charset=utf-8'
@@ -112,6 +123,7 @@ export function createHttpHandler(
       return
     }
     const deleted = await relay.deleteSpace(space)
+    onAdmin?.({ action: 'delete-space', space, subject: checked.subject, deleted })
     answer(response, 200, { space, deleted })
   }
 

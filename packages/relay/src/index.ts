@@ -4,6 +4,7 @@ export { parseDuration } from './duration.js'
 export {
   ADMIN_PATH,
   type AdminCheck,
+  type AdminEvent,
   createHttpHandler,
   createUpgradeHandler,
   SYNC_PATH,

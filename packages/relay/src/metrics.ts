@@ -79,6 +79,7 @@ export function zeroCounters(): RelayCounters {
     relayErrors: 0,
     compactions: 0,
     tombstonesCollected: 0,
+    spacesDeleted: 0,
     remoteAppends: 0,
   }
 }
@@ -129,6 +130,8 @@ export interface RelayMetrics {
   /** Compaction runs that completed, and what they removed. */
   readonly compactions: number
   readonly tombstonesCollected: number
+  /** Spaces this relay deleted (`Relay.deleteSpace`, the administration API). */
+  readonly spacesDeleted: number
   /**
    * Connections the relay refused and closed, by the error code it gave: `unauthenticated` (a
    * missing, bad or expired token, or one that expired while connected), `forbidden`,
@@ -226,6 +229,13 @@ export function renderPrometheus(metrics: RelayMetrics): string {
     'counter',
     'Deleted records removed by compaction.',
     metrics.tombstonesCollected,
+  )
+  metric(
+    lines,
+    `${p}spaces_deleted_total`,
+    'counter',
+    'Spaces this relay deleted for good.',
+    metrics.spacesDeleted,
   )
   lines.push(
     `# HELP ${p}sessions_refused_total Connections refused and closed, by the error code given.`,

@@ -549,7 +549,11 @@ export function createRelay(options: RelayOptions): Relay {
       }
     },
     compact,
-    deleteSpace: async (space) => hub.deleteSpace(asSpaceId(space)),
+    async deleteSpace(space) {
+      const deleted = await hub.deleteSpace(asSpaceId(space))
+      if (deleted) counters.spacesDeleted++
+      return deleted
+    },
     describeSpaces: () => store.describeSpaces(),
     idle: () => hub.idle(),
     close() {

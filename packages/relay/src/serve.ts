@@ -5,7 +5,7 @@ import { join } from 'node:path'
 import { ChorusError, ErrorCode } from '@chorus/core'
 import { WebSocketServer } from 'ws'
 import { lockDataDir } from './data-dir-lock.js'
-import { createHttpHandler, createUpgradeHandler, SYNC_PATH } from './http.js'
+import { type AdminEvent, createHttpHandler, createUpgradeHandler, SYNC_PATH } from './http.js'
 import { PostgresRelayStore } from './postgres-relay-store.js'
 import { createRelay, type Relay } from './relay.js'
 import { type RelayOptions, socketMaxPayload } from './relay-options.js'
@@ -49,6 +49,8 @@ export interface StartRelayOptions extends Omit<RelayOptions, 'server' | 'store'
    * Default `in-thread`. Not for `postgres`.
    */
   readonly store?: RelayStoreThread
+  /** Told what the administration API did (see `createHttpHandler`), for the operator's log. */
+  readonly onAdmin?: (event: AdminEvent) => void
 }
 
 /** Where {@link startRelay} runs the SQLite store. */
@@ -122,6 +124,7 @@ export async function startRelay(options: StartRelayOptions): Promise<RunningRel
     staticDir,
     staticMounts = [],
     store: storeThread,
+    onAdmin,
     ...relayOptions
   } = options
   // A missing app or a bad mount fails before anything is opened.
@@ -153,7 +156,7 @@ export async function startRelay(options: StartRelayOptions): Promise<RunningRel
       ? undefined
       : (token: string | undefined) =>
           verifyAdminToken(authSecret, token, relayOptions.now === undefined ? {} : { now: relayOptions.now })
-  const http = createServer(createHttpHandler(relay, serveFile, admin))
+  const http = createServer(createHttpHandler(relay, serveFile, admin, onAdmin))
   http.on('upgrade', createUpgradeHandler(sockets))
   try {
     await new Promise<void>((resolve, reject) => {

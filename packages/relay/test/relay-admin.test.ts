@@ -1,5 +1,6 @@
 import { asReplicaId, ErrorCode } from '@chorus/core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import type { AdminEvent } from '../src/http.js'
 import { mintToken, verifyAdminToken } from '../src/token-auth.js'
 import { makeRun, within } from './support/fixtures.js'
 import { startTestRelay, type TestRelay } from './support/harness.js'
@@ -33,9 +34,10 @@ async function deleteSpace(relay: TestRelay, space: string, token?: string, meth
 
 describe('the administration API of a relay with an auth secret', () => {
   let relay: TestRelay
+  const events: AdminEvent[] = []
 
   beforeAll(async () => {
-    relay = await startTestRelay({ authSecret: SECRET })
+    relay = await startTestRelay({ authSecret: SECRET, onAdmin: (event) => events.push(event) })
   })
 
   afterAll(async () => {
@@ -67,6 +69,14 @@ describe('the administration API of a relay with an auth secret', () => {
       space: SPACE,
       deleted: false,
     })
+    // The operator's log says who did it; the metrics count the deletion once.
+    expect(events).toEqual([
+      { action: 'delete-space', space: SPACE, subject: 'ops', deleted: true },
+      { action: 'delete-space', space: SPACE, subject: 'ops', deleted: false },
+    ])
+    expect((await relay.relay.metrics()).spacesDeleted).toBe(1)
+    const metrics = await (await fetch(`${relay.httpUrl}/metrics`)).text()
+    expect(metrics).toMatch(/^chorus_relay_spaces_deleted_total 1$/m)
     expect(await relay.store.loadSpace(SPACE as never)).toMatchObject({ deleted: true, head: 0 })
   })
 
