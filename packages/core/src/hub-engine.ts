@@ -9,6 +9,7 @@ import {
   encodeRowOp,
 } from './protocol/codec.js'
 import {
+  type AuthRefusal,
   type AuthResult,
   DEFAULT_HUB_SESSION,
   type HubFacts,
@@ -218,7 +219,7 @@ const RECENT_CHARS = 16 * 1024 * 1024
 const RECENT_TOTAL_CHARS = 64 * 1024 * 1024
 
 /** The refusal of a session naming a deleted space. */
-function spaceDeletedRefusal(space: SpaceId): Extract<AuthResult, { readonly ok: false }> {
+function spaceDeletedRefusal(space: SpaceId): AuthRefusal {
   return {
     ok: false,
     code: ErrorCode.SpaceDeleted,
@@ -791,6 +792,7 @@ export function createHubEngine(options: HubEngineOptions): HubEngine {
               const loaded = allowed ? await Promise.all(effect.spaces.map(loadSpace)) : []
               const deleted = effect.spaces.find((_, i) => loaded[i]?.deleted === true)
               if (deleted !== undefined) result = spaceDeletedRefusal(deleted)
+              else if (allowed && result.confirm !== undefined) result = (await result.confirm()) ?? result
             } catch (error) {
               report(error, 'loading a space failed')
               result = {

@@ -134,11 +134,19 @@ export function createRelay(options: RelayOptions): Relay {
       : async (token, replicaId) => {
           const result = await hookAuth(token, replicaId)
           if (!result.ok || result.subject === undefined) return result
-          if (await store.claimReplica(replicaId, result.subject)) return result
+          const subject = result.subject
+          // Bound once the hub has found the hello's spaces usable: a hello refused anyway (a
+          // deleted space) leaves no binding behind.
           return {
-            ok: false,
-            code: ErrorCode.Forbidden,
-            message: `replica id ${replicaId} belongs to another user: use a replica id of your own`,
+            ...result,
+            confirm: async () =>
+              (await store.claimReplica(replicaId, subject))
+                ? undefined
+                : {
+                    ok: false,
+                    code: ErrorCode.Forbidden,
+                    message: `replica id ${replicaId} belongs to another user: use a replica id of your own`,
+                  },
           }
         }
 

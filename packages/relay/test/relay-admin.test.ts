@@ -78,6 +78,19 @@ describe('the administration API of a relay with an auth secret', () => {
     const metrics = await (await fetch(`${relay.httpUrl}/metrics`)).text()
     expect(metrics).toMatch(/^chorus_relay_spaces_deleted_total 1$/m)
     expect(await relay.store.loadSpace(SPACE as never)).toMatchObject({ deleted: true, head: 0 })
+
+    // Alice's device comes back: refused, and her replica id is bound to nobody again, so the
+    // deletion left nothing of her in the relay.
+    const back = await connectClient(relay.url)
+    back.send(
+      hello(
+        A,
+        { [SPACE]: 2 },
+        await mintToken({ secret: SECRET, sub: 'alice', spaces: { [SPACE]: 'write' } }),
+      ),
+    )
+    await back.waitFor(is.error(ErrorCode.SpaceDeleted), 'the refusal of her return')
+    expect(await relay.store.claimReplica(A, 'someone-else')).toBe(true)
   })
 
   it('refuses a request without a token (401), with a token that is not an admin’s or not this relay’s, and a bad name', async () => {

@@ -29,8 +29,22 @@ export type AuthResult =
       readonly ok: true
       readonly access: (space: SpaceId) => Access | null
       readonly expiresAt?: number
+      /**
+       * A last step the hub runs once the hello's spaces are loaded and none of them is
+       * refused (deleted, say), before the session starts: a refusal it resolves with refuses
+       * the hello instead. For what should not happen for a hello refused anyway, such as
+       * binding the replica id to its user.
+       */
+      readonly confirm?: () => Promise<AuthRefusal | undefined>
     }
-  | { readonly ok: false; readonly code: ErrorCode; readonly message: string }
+  | AuthRefusal
+
+/** A refused authentication: the code and message the session is closed with. */
+export interface AuthRefusal {
+  readonly ok: false
+  readonly code: ErrorCode
+  readonly message: string
+}
 
 /** Tunables of the hub side. */
 export interface HubSessionConfig {
