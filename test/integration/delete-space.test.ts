@@ -71,6 +71,7 @@ describe('deleting a space on a relay (chorus-relay delete-space)', () => {
         )
         await expect(device.replica.synced()).rejects.toMatchObject({ code: ErrorCode.SpaceDeleted })
         expect(device.replica.status).toBe('offline')
+        expect(device.replica.refusal?.code).toBe(ErrorCode.SpaceDeleted)
       }
       expect(bob.replica.pending).toBe(1)
       // The space's other replica goes on, and a newcomer to the deleted space is refused too.

@@ -1,5 +1,5 @@
 import { isChorusError, type Replica } from '@chorus/client'
-import { ChorusProvider, useConflicts, useRecord, useReplica } from '@chorus/react'
+import { ChorusProvider, useConflicts, useRecord, useReplica, useSyncStatus } from '@chorus/react'
 import { type ReactNode, useEffect, useState } from 'react'
 import { ConflictsView } from './conflicts-view.js'
 import { guessDeviceName } from './device.js'
@@ -103,7 +103,8 @@ function Notebook({ space, view }: { space: string; view: 'notes' | 'conflicts' 
   const conflicts = useConflicts(Collections.notes)
   const conflictCount = conflicts?.length ?? 0
   useDeviceName(replica)
-  const deleted = useRelayErrors(replica)
+  useRelayErrors(replica)
+  const deleted = useSyncStatus().refusal?.code === 'space-deleted'
 
   return (
     <div className="notebook">
@@ -263,29 +264,21 @@ function useDeviceName(replica: Replica): void {
 /**
  * Shows what the replica reports with nobody to tell: a refused connection, a failed apply.
  * A replica that closed because another tab removed the notebook from this browser goes back
- * to the notebook list, saying so. True once the relay said the notebook was deleted there
- * (reported when it happens, or found from `synced()` when it happened before this screen).
+ * to the notebook list, saying so. A notebook deleted on the relay has its own banner (see
+ * `DeletedOnServer`).
  */
-function useRelayErrors(replica: Replica): boolean {
-  const [deleted, setDeleted] = useState(false)
-  useEffect(() => {
-    let current = true
-    replica.synced().catch((error: unknown) => {
-      if (current && isChorusError(error, 'space-deleted')) setDeleted(true)
-    })
-    const stop = replica.on('error', (error) => {
-      if (isChorusError(error, 'space-deleted')) setDeleted(true)
-      else if (isChorusError(error, 'closed')) {
-        notify({ tone: 'info', message: 'This notebook was removed from this browser in another tab.' })
-        navigate('#/')
-      } else notifyFailure('Sync problem', error)
-    })
-    return () => {
-      current = false
-      stop()
-    }
-  }, [replica])
-  return deleted
+function useRelayErrors(replica: Replica): void {
+  useEffect(
+    () =>
+      replica.on('error', (error) => {
+        if (isChorusError(error, 'space-deleted')) return
+        if (isChorusError(error, 'closed')) {
+          notify({ tone: 'info', message: 'This notebook was removed from this browser in another tab.' })
+          navigate('#/')
+        } else notifyFailure('Sync problem', error)
+      }),
+    [replica],
+  )
 }
 
 /** The notebook was deleted on the server: this copy no longer syncs, and can be removed. */

@@ -38,6 +38,8 @@ export interface StatusEvent {
   readonly pending: number
   /** Relay log positions not yet applied here (the relay's last reported head minus the cursor). */
   readonly lag: number
+  /** The relay's final refusal (see {@link Replica.refusal}); null while it has not refused. */
+  readonly refusal: ChorusError | null
 }
 
 /** The events of a {@link Replica}. */
@@ -70,6 +72,12 @@ export interface Replica {
   readonly pending: number
   /** Relay log positions not yet applied here. */
   readonly lag: number
+  /**
+   * Why the relay refused this replica for good — `space-deleted`, `forbidden`,
+   * `unauthenticated` (a token it will not take), … — after which it no longer syncs and
+   * `synced()` rejects with it; null while it has not. Reported as an `error` event too.
+   */
+  readonly refusal: ChorusError | null
   /** The collection named `name` (letters, digits, `_ . : -`); the same object on every call. */
   collection<TValue extends object = JsonObject>(name: string): Collection<TValue>
   /**
@@ -823,6 +831,11 @@ class ReplicaRuntime implements Replica {
     this.#link?.refused()
     for (const waiter of this.#waiters) waiter.reject(error)
     this.#waiters.clear()
+    this.#publish()
+  }
+
+  get refusal(): ChorusError | null {
+    return this.#refusal
   }
 
   /** Re-reads status, pending and lag; tells listeners and `synced()` waiters what changed. */
@@ -835,7 +848,12 @@ class ReplicaRuntime implements Replica {
   #publish(): void {
     const next = this.#snapshot()
     const last = this.#last
-    if (next.status !== last.status || next.pending !== last.pending || next.lag !== last.lag) {
+    if (
+      next.status !== last.status ||
+      next.pending !== last.pending ||
+      next.lag !== last.lag ||
+      next.refusal !== last.refusal
+    ) {
       this.#last = next
       this.#events.emit('status', next)
       this.#shared?.group.beat()
@@ -847,7 +865,7 @@ class ReplicaRuntime implements Replica {
   }
 
   #snapshot(): StatusEvent {
-    return { status: this.status, pending: this.pending, lag: this.lag }
+    return { status: this.status, pending: this.pending, lag: this.lag, refusal: this.#refusal }
   }
 
   #report(error: unknown): void {

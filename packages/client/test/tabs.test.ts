@@ -74,6 +74,7 @@ describe('tabs sharing one replica, in Node', () => {
     expect(errors).toEqual([ErrorCode.SpaceDeleted])
     expect(await waiting).toBe(ErrorCode.SpaceDeleted)
     await expect(follower.synced()).rejects.toMatchObject({ code: ErrorCode.SpaceDeleted })
+    expect(follower.refusal?.code).toBe(ErrorCode.SpaceDeleted)
     await expect(leader.synced()).rejects.toMatchObject({ code: ErrorCode.SpaceDeleted })
   })
 

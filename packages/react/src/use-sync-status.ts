@@ -6,18 +6,25 @@ const last = new WeakMap<Replica, StatusEvent>()
 
 /** The replica's status, pending and lag, as one object that stays the same until one of them changes. */
 function readStatus(replica: Replica): StatusEvent {
-  const { status, pending, lag } = replica
+  const { status, pending, lag, refusal } = replica
   const previous = last.get(replica)
-  if (previous?.status === status && previous.pending === pending && previous.lag === lag) return previous
-  const next: StatusEvent = Object.freeze({ status, pending, lag })
+  if (
+    previous?.status === status &&
+    previous.pending === pending &&
+    previous.lag === lag &&
+    previous.refusal === refusal
+  )
+    return previous
+  const next: StatusEvent = Object.freeze({ status, pending, lag, refusal })
   last.set(replica, next)
   return next
 }
 
 /**
- * `{ status, pending, lag }` of the replica: `'offline' | 'connecting' | 'syncing' | 'synced'`,
- * own changes waiting to upload, and relay log positions not yet applied here. Renders again
- * only when one of the three changes.
+ * `{ status, pending, lag, refusal }` of the replica: `'offline' | 'connecting' | 'syncing' |
+ * 'synced'`, own changes waiting to upload, relay log positions not yet applied here, and the
+ * relay's final refusal (`Replica.refusal`, null while there is none). Renders again only
+ * when one of them changes.
  */
 export function useSyncStatus(): StatusEvent {
   const replica = useReplica()

@@ -1,5 +1,6 @@
 // @vitest-environment happy-dom
 import type { Replica } from '@chorus/client'
+import { asSpaceId } from '@chorus/core'
 import { useSyncStatus } from '@chorus/react'
 import { afterEach, describe, expect, it } from 'vitest'
 import { act, mount, unmountAll, until } from './helpers/dom.js'
@@ -55,4 +56,20 @@ describe('useSyncStatus', () => {
     replica.disconnect()
     await until('offline', () => view.text() === 'offline pending=0')
   })
+
+  it('gives the relay’s final refusal once it comes, the space deleted on the relay here', async () => {
+    const hub = createInProcessHub()
+    const replica = await memoryReplica({ url: hub.url, WebSocket: hub.WebSocket, space: 'doomed' })
+    replica.on('error', () => undefined)
+    const view = await mount(replica, <Refusal />)
+    await until('synced', () => view.text() === 'synced refusal=none')
+    await act(() => hub.engine.deleteSpace(asSpaceId('doomed')))
+    await until('the refusal', () => view.text() === 'offline refusal=space-deleted')
+    expect(replica.refusal?.code).toBe('space-deleted')
+  })
 })
+
+function Refusal() {
+  const { status, refusal } = useSyncStatus()
+  return <p>{`${status} refusal=${refusal?.code ?? 'none'}`}</p>
+}

@@ -23,16 +23,22 @@ export function createInProcessHub(): InProcessHub {
     onclose: ((event: unknown) => void) | null = null
     onerror: ((event: unknown) => void) | null = null
     #connection: HubConnection | null = null
+    /** Closed by this side (the replica): nothing more is delivered to it. */
+    #closedHere = false
     #inbound: Promise<void> = Promise.resolve()
 
     constructor(_url: string) {
       setTimeout(() => {
         if (this.readyState !== 0) return
         this.#connection = engine.accept({
-          send: (frame) =>
+          // A frame the hub sent before it hung up still arrives (its refusal, say), as on a
+          // socket; one sent after this side closed does not.
+          send: (frame) => {
+            if (this.readyState !== 1) return
             setTimeout(() => {
-              if (this.readyState === 1) this.onmessage?.({ data: frame })
-            }, 0),
+              if (!this.#closedHere) this.onmessage?.({ data: frame })
+            }, 0)
+          },
           close: () => this.#hangUp(),
         })
         this.readyState = 1
@@ -48,6 +54,7 @@ export function createInProcessHub(): InProcessHub {
     }
 
     close(): void {
+      this.#closedHere = true
       this.#hangUp()
     }
 
