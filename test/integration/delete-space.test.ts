@@ -146,13 +146,15 @@ describe('deleting a space on a relay (chorus-relay delete-space)', () => {
         relay.http,
         '--secret',
         secret,
+        '--sub',
+        'ops',
         '--space',
         space,
       ])
       expect(deleted).toMatchObject({ code: 0 })
       expect(deleted.stderr).toContain(`deleted space ${space}`)
       expect(await within(refused, WAIT_MS, 'the refusal')).toBe(ErrorCode.SpaceDeleted)
-      expect(relay.output()).toContain(`admin: chorus-relay deleted space ${space}`)
+      expect(relay.output()).toContain(`admin: ops deleted space ${space}`)
       expect((await runRelayCli(['spaces', '--relay', relay.http, '--secret', secret])).stdout).not.toContain(
         space,
       )

@@ -46,7 +46,7 @@ const USAGE = `Usage:
                      [--expires 30d | never] [--admin]
   chorus-relay backup --data ./data --out ./relay-backup.db
   chorus-relay delete-space --space team-notes (--data ./data | --postgres URL
-                            | --relay http://127.0.0.1:8787 --secret S)
+                            | --relay http://127.0.0.1:8787 --secret S [--sub ops])
   chorus-relay spaces (--data ./data | --postgres URL | --relay http://127.0.0.1:8787 --secret S)
 
 --static DIR serves a built app at /; --static /PATH=DIR serves one at /PATH (repeatable).
@@ -54,7 +54,8 @@ const USAGE = `Usage:
 DELETE /admin/spaces/NAME). spaces lists the spaces with their sizes, tab-separated.
 delete-space deletes a space's data for good and refuses its name from then on: with --data
 the relay must be stopped; with --postgres, or --relay (a running relay's HTTP address and its
-secret), the relays close its connections at once.
+secret; --sub names who asks in the relay's log, default $USER), the relays close its
+connections at once.
 --postgres keeps the data in PostgreSQL instead of --data (SQLite); relays may share it.
 The secret may come from ${SECRET_ENV} instead of --auth-secret / --secret,
 and the PostgreSQL URL from ${POSTGRES_ENV} instead of --postgres.
@@ -269,7 +270,7 @@ async function backup(args: readonly string[], io: CliIo): Promise<number> {
 
 /** Where an operator command acts: a running relay, a PostgreSQL database, or a data directory. */
 type Target =
-  | { readonly kind: 'relay'; readonly base: string; readonly secret: string }
+  | { readonly kind: 'relay'; readonly base: string; readonly secret: string; readonly sub: string }
   | { readonly kind: 'postgres'; readonly url: string }
   | { readonly kind: 'data'; readonly dir: string }
 
@@ -278,12 +279,13 @@ const TARGET_OPTIONS = {
   postgres: { type: 'string' },
   relay: { type: 'string' },
   secret: { type: 'string' },
+  sub: { type: 'string' },
 } as const
 
 /** Reads `--data`, `--postgres` or `--relay` (with `--secret`) of `command`; `--data ./data` by default. */
 function parseTarget(
   command: string,
-  values: { data?: string; postgres?: string; relay?: string; secret?: string },
+  values: { data?: string; postgres?: string; relay?: string; secret?: string; sub?: string },
   io: CliIo,
 ): Target {
   if ([values.data, values.postgres, values.relay].filter((value) => value !== undefined).length > 1)
@@ -292,7 +294,8 @@ function parseTarget(
     const secret = values.secret ?? io.env[SECRET_ENV]
     if (secret === undefined || secret === '')
       throw new UsageError(`${command} --relay needs the relay's --secret (or ${SECRET_ENV})`)
-    return { kind: 'relay', base: values.relay, secret }
+    // The admin token names who asks: the relay's log says so.
+    return { kind: 'relay', base: values.relay, secret, sub: values.sub || io.env.USER || 'chorus-relay' }
   }
   const postgres =
     values.data === undefined ? (values.postgres ?? (io.env[POSTGRES_ENV] || undefined)) : undefined
@@ -401,7 +404,7 @@ async function askRelay(target: Target & { kind: 'relay' }, method: string, path
   }
   const token = await mintToken({
     secret: target.secret,
-    sub: 'chorus-relay',
+    sub: target.sub,
     spaces: {},
     admin: true,
     expiresIn: '5m',
