@@ -86,6 +86,11 @@ function parseFrameBytes(text: string): number {
   return bytes
 }
 
+function checkPostgresUrl(url: string): void {
+  if (!/^postgres(ql)?:\/\//.test(url))
+    throw new UsageError('--postgres must be a postgres:// or postgresql:// connection URL')
+}
+
 function durationFlag(flag: string, text: string | undefined, fallback: number): number {
   if (text === undefined) return fallback
   try {
@@ -166,9 +171,7 @@ async function serve(args: readonly string[], io: CliIo): Promise<number> {
   const host = values.host ?? '127.0.0.1'
   const postgres = values.postgres ?? (io.env[POSTGRES_ENV] || undefined)
   if (postgres !== undefined) {
-    if (!/^postgres(ql)?:\/\//.test(postgres)) {
-      throw new UsageError('--postgres must be a postgres:// or postgresql:// connection URL')
-    }
+    checkPostgresUrl(postgres)
     if (values.data !== undefined) throw new UsageError('give --data (SQLite) or --postgres, not both')
     if (store !== undefined) throw new UsageError('--store applies to the SQLite store, not to --postgres')
   }
@@ -300,8 +303,7 @@ function parseTarget(
   const postgres =
     values.data === undefined ? (values.postgres ?? (io.env[POSTGRES_ENV] || undefined)) : undefined
   if (postgres !== undefined) {
-    if (!/^postgres(ql)?:\/\//.test(postgres))
-      throw new UsageError('--postgres must be a postgres:// or postgresql:// connection URL')
+    checkPostgresUrl(postgres)
     return { kind: 'postgres', url: postgres }
   }
   return { kind: 'data', dir: values.data ?? './data' }

@@ -38,6 +38,8 @@ import {
   checkAckPosition,
   checkSnapshotLimit,
   compactionFloor,
+  forgetSpaceAcks,
+  hubAppend,
   markOf,
   type PendingAck,
   planAppend,
@@ -296,7 +298,7 @@ export class PostgresRelayStore implements RelayStore {
     text: ChangeText = encodeChange,
     through?: number,
   ): Promise<AppendResult> {
-    const append = through === undefined ? { replica, changes } : { replica, changes, through }
+    const append = hubAppend(replica, changes, through)
     const [result] = await this.appendMany(space, [append], text)
     return result as AppendResult
   }
@@ -590,7 +592,7 @@ export class PostgresRelayStore implements RelayStore {
         return withMark({ floor, logEntriesDeleted, tombstonesDeleted, replicasForgotten }, collected)
       })
       if (result.replicasForgotten > 0) {
-        for (const key of this.#knownAcks) if (key.startsWith(`${space}\u0000`)) this.#knownAcks.delete(key)
+        forgetSpaceAcks(space, this.#knownAcks)
       }
       return result
     })
@@ -641,9 +643,7 @@ export class PostgresRelayStore implements RelayStore {
         await client.query(SQL.notify, [this.#notice({ from: this.#id, type: 'deleted', space })])
         return true
       })
-      const prefix = ackKey(space, '' as ReplicaId)
-      for (const key of this.#pendingAcks.keys()) if (key.startsWith(prefix)) this.#pendingAcks.delete(key)
-      for (const key of this.#knownAcks) if (key.startsWith(prefix)) this.#knownAcks.delete(key)
+      forgetSpaceAcks(space, this.#pendingAcks, this.#knownAcks)
       return deleted
     })
   }

@@ -36,6 +36,8 @@ import {
   checkAckPosition,
   checkSnapshotLimit,
   compactionFloor,
+  forgetSpaceAcks,
+  hubAppend,
   markOf,
   type PendingAck,
   planAppend,
@@ -159,7 +161,7 @@ export class SqliteRelayStore implements RelayStore {
     text: ChangeText = encodeChange,
     through?: number,
   ): Promise<AppendResult> {
-    const append = through === undefined ? { replica, changes } : { replica, changes, through }
+    const append = hubAppend(replica, changes, through)
     const [result] = this.#appendAll(space, [append], text)
     return result as AppendResult
   }
@@ -401,7 +403,7 @@ export class SqliteRelayStore implements RelayStore {
         return withMark({ floor, logEntriesDeleted, tombstonesDeleted, replicasForgotten }, collected)
       })()
       if (result.replicasForgotten > 0) {
-        for (const key of this.#knownAcks) if (key.startsWith(`${space}\u0000`)) this.#knownAcks.delete(key)
+        forgetSpaceAcks(space, this.#knownAcks)
       }
       return result
     })
@@ -455,9 +457,7 @@ export class SqliteRelayStore implements RelayStore {
         this.#beforeCommit?.('delete')
       })()
       this.#deleted.add(space)
-      const prefix = ackKey(space, '' as ReplicaId)
-      for (const key of this.#pendingAcks.keys()) if (key.startsWith(prefix)) this.#pendingAcks.delete(key)
-      for (const key of this.#knownAcks) if (key.startsWith(prefix)) this.#knownAcks.delete(key)
+      forgetSpaceAcks(space, this.#pendingAcks, this.#knownAcks)
       return true
     })
   }

@@ -198,6 +198,23 @@ export function spaceDeleted(space: SpaceId): ChorusError {
   return new ChorusError(ErrorCode.SpaceDeleted, `space ${space} was deleted: nothing more is stored in it`)
 }
 
+/**
+ * Drops from each of `held` (buffered acknowledgements, known replicas: maps or sets keyed by
+ * {@link ackKey}) the keys of `space`'s replicas: for a space compacted or deleted.
+ */
+export function forgetSpaceAcks(
+  space: SpaceId,
+  ...held: readonly { keys(): Iterable<string>; delete(key: string): boolean }[]
+): void {
+  const prefix = ackKey(space, '' as ReplicaId)
+  for (const keys of held) for (const key of [...keys.keys()]) if (key.startsWith(prefix)) keys.delete(key)
+}
+
+/** One replica's append as `appendMany` takes it (`through` only for a sparse batch). */
+export function hubAppend(replica: ReplicaId, changes: readonly Change[], through?: number): HubAppend {
+  return through === undefined ? { replica, changes } : { replica, changes, through }
+}
+
 export function ackKey(space: SpaceId, replica: ReplicaId): string {
   return `${space}\u0000${replica}`
 }

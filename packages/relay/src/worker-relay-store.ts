@@ -20,7 +20,7 @@ import type {
   SpaceSummary,
 } from './relay-store.js'
 import type { SqliteWrite } from './sqlite-relay-store.js'
-import { ackKey, checkAckPosition } from './store-parts.js'
+import { ackKey, checkAckPosition, forgetSpaceAcks, hubAppend } from './store-parts.js'
 import type { AckUpdate, WorkerReply, WorkerRequest, WorkerStart } from './worker-protocol.js'
 
 /** The monorepo's export condition that resolves workspace packages to their TypeScript source. */
@@ -134,7 +134,7 @@ export class WorkerRelayStore implements RelayStore {
     text: ChangeText = encodeChange,
     through?: number,
   ): Promise<AppendResult> {
-    const append = through === undefined ? { replica, changes } : { replica, changes, through }
+    const append = hubAppend(replica, changes, through)
     const [result] = await this.appendMany(space, [append], text)
     return result as AppendResult
   }
@@ -252,7 +252,7 @@ export class WorkerRelayStore implements RelayStore {
       horizonMs: options.horizonMs,
     })) as CompactResult
     if (result.replicasForgotten > 0) {
-      for (const key of this.#knownAcks) if (key.startsWith(`${space}\u0000`)) this.#knownAcks.delete(key)
+      forgetSpaceAcks(space, this.#knownAcks)
     }
     return result
   }
@@ -267,9 +267,7 @@ export class WorkerRelayStore implements RelayStore {
 
   async deleteSpace(space: SpaceId): Promise<boolean> {
     // Acknowledgements buffered here for the space would only be dropped by the worker.
-    const prefix = ackKey(space, '' as ReplicaId)
-    for (const key of this.#pendingAcks.keys()) if (key.startsWith(prefix)) this.#pendingAcks.delete(key)
-    for (const key of this.#knownAcks) if (key.startsWith(prefix)) this.#knownAcks.delete(key)
+    forgetSpaceAcks(space, this.#pendingAcks, this.#knownAcks)
     return (await this.#call({ op: 'deleteSpace', space })) as boolean
   }
 
