@@ -1,6 +1,6 @@
 import type { Change } from './change.js'
 import { ChorusError, ErrorCode, isChorusError } from './errors.js'
-import type { ReplicaId, SpaceId } from './ids.js'
+import { isReplicaId, isSpaceId, type ReplicaId, type SpaceId } from './ids.js'
 import {
   decodeMessage,
   encodeChange,
@@ -18,6 +18,7 @@ import {
   type HubSessionInput,
   type HubSessionState,
   type HubStep,
+  initialDialSession,
   initialHubSession,
   type Outgoing,
   outgoing,
@@ -25,7 +26,7 @@ import {
 } from './protocol/hub-session.js'
 import { type ChangesMessage, DEFAULT_LIMITS, Feature, type ProtocolLimits } from './protocol/messages.js'
 import { SerialQueue } from './serial-queue.js'
-import type { AppendResult, CollectedMark, HubStore, LogEntry } from './storage.js'
+import type { AppendResult, CollectedMark, HubAppend, HubStore, LogEntry } from './storage.js'
 
 /** A peer connection as the hub sees it: a way to send frames and to hang up. */
 export interface HubPeer {
@@ -90,12 +91,14 @@ export interface HubEngineOptions {
 export interface HubSessionInfo {
   readonly replicaId: ReplicaId | null
   readonly phase: HubSessionState['phase']
+  /** A session linking another hub: `accepted` when it connected here, `dialed` when this hub did. */
+  readonly relay?: 'accepted' | 'dialed'
   readonly spaces: readonly {
     readonly space: SpaceId
     readonly head: number
     /** Log positions the replica has acknowledged applying. */
     readonly acked: number
-    /** The replica's changes stored here. */
+    /** The replica's changes stored here (for a linked hub: the positions of its log). */
     readonly received: number
   }[]
 }
@@ -107,6 +110,22 @@ export interface AdvancedEntry extends LogEntry {
 
 /** Most entries {@link HubEngine.advanced} reads ahead for its connections; they read the rest. */
 const ADVANCED_READ = 1_000
+
+/** Options for {@link HubEngine.dial}. */
+export interface DialOptions {
+  /** The spaces to link (at least one). */
+  readonly spaces: readonly SpaceId[]
+  /** The token the other hub authenticates (it must allow relaying). */
+  readonly token?: string
+  /**
+   * This hub's id on the other (it keys what the other holds of this hub's log); default the
+   * name of this hub's log, which must then be the same for every space and a valid replica
+   * id (a relay's store names one log for all its spaces).
+   */
+  readonly replicaId?: ReplicaId
+  /** Called with each error frame the other hub sends (a refusal among them). */
+  readonly onError?: (error: ChorusError) => void
+}
 
 /** One accepted connection. */
 export interface HubConnection {
@@ -127,6 +146,14 @@ export interface HubConnection {
  */
 export interface HubEngine {
   accept(peer: HubPeer): HubConnection
+  /**
+   * Links this hub to another over a connection this side opened (relay↔relay, see
+   * `Feature.Relay`): the two stream their logs to each other for `options.spaces`, each
+   * taking the other's changes into its own log and acknowledging them once stored. The
+   * connection's first hello is sent once the spaces are loaded; frames received meanwhile
+   * wait. A space that cannot be loaded, or is deleted, hangs up with why.
+   */
+  dial(peer: HubPeer, options: DialOptions): HubConnection
   tick(): Promise<void>
   /**
    * The store's compaction of `space` left `mark` as its mark of collected deletions (see
@@ -173,7 +200,7 @@ export interface HubEngine {
   idle(): Promise<void>
 }
 
-const allowAll: Authenticate = () => ({ ok: true, access: () => 'write' })
+const allowAll: Authenticate = () => ({ ok: true, access: () => 'write', relay: true })
 
 interface SpaceCache {
   head: number
@@ -202,6 +229,49 @@ interface AppendJob {
   readonly changes: readonly Change[]
   /** A sparse batch's end (see `ChangesMessage.sparse`). */
   readonly through?: number
+  /** A linked hub's changes (see the `store` effect's `relayed`). */
+  readonly relayed?: 'log' | 'snapshot'
+}
+
+/**
+ * The store appends of a job: one for a replica's; for a linked hub's, one sparse append per
+ * run of a writer's changes (per writer, by counter, for a snapshot's), each taking what is
+ * new of that writer, then the linked hub's position as an empty sparse append of its own.
+ */
+function storeAppends(job: AppendJob): HubAppend[] {
+  const { replicaId, changes, through, relayed } = job
+  if (relayed === undefined) {
+    return [
+      through === undefined ? { replica: replicaId, changes } : { replica: replicaId, changes, through },
+    ]
+  }
+  const runs: Change[][] = []
+  if (relayed === 'log') {
+    let run: Change[] = []
+    for (const change of changes) {
+      if (run.length > 0 && (run[0] as Change).dot[0] !== change.dot[0]) {
+        runs.push(run)
+        run = []
+      }
+      run.push(change)
+    }
+    if (run.length > 0) runs.push(run)
+  } else {
+    const byWriter = new Map<string, Change[]>()
+    for (const change of changes) {
+      const run = byWriter.get(change.dot[0])
+      if (run === undefined) byWriter.set(change.dot[0], [change])
+      else run.push(change)
+    }
+    for (const run of byWriter.values()) runs.push(run.sort((a, b) => a.dot[1] - b.dot[1]))
+  }
+  const appends: HubAppend[] = runs.map((run) => {
+    let highest = 0
+    for (const change of run) highest = Math.max(highest, change.dot[1])
+    return { replica: (run[0] as Change).dot[0], changes: run, through: highest }
+  })
+  appends.push({ replica: replicaId, changes: [], through: through ?? 0 })
+  return appends
 }
 
 /** An already settled promise: where an idle connection's next input starts. */
@@ -257,6 +327,8 @@ export function createHubEngine(options: HubEngineOptions): HubEngine {
   const connections = new Set<Connection>()
   const pendingWork = new Set<Promise<unknown>>()
 
+  /** The linked hub each change taken from one came from, by stream id (see `facts.origin`). */
+  const origins = new WeakMap<Change, ReplicaId>()
   /** The peer whose session is stepping now (see `facts.backlog`). */
   let stepping: HubPeer | null = null
   const facts: HubFacts = {
@@ -275,6 +347,7 @@ export function createHubEngine(options: HubEngineOptions): HubEngine {
     size: (change, compact) =>
       compact ? rowOp(change).length + change.id.length + ROW_OVERHEAD : changeText(change).length,
     outgoing: (entries, receiver, compact) => sharedOutgoing(entries, receiver, compact),
+    origin: (change) => origins.get(change),
     backlog: () => stepping?.backlog?.() ?? 0,
   }
 
@@ -476,34 +549,40 @@ export function createHubEngine(options: HubEngineOptions): HubEngine {
     })
     // Deleted meanwhile: its sessions are being ended, and nothing more is stored.
     const cache = loaded?.deleted === true ? null : loaded
-    // Each job keeps its own result, so each batch is acknowledged as it was before batching.
-    let results: (AppendResult | null)[] = jobs.map(() => null)
+    // Each job keeps its own results, so each batch is acknowledged as it was before batching.
+    const plans = jobs.map(storeAppends)
+    let results: (AppendResult | null)[][] = plans.map((plan) => plan.map(() => null))
     const headBefore = cache?.head ?? 0
     const many = store.appendMany?.bind(store)
-    if (cache !== null && jobs.length > 1 && many !== undefined) {
+    const count = plans.reduce((sum, plan) => sum + plan.length, 0)
+    if (cache !== null && count > 1 && many !== undefined) {
       try {
         const started = elapsed()
-        results = await many(
-          space,
-          jobs.map(({ replicaId, changes, through }) =>
-            through === undefined
-              ? { replica: replicaId, changes }
-              : { replica: replicaId, changes, through },
-          ),
-          changeText,
-        )
+        const flat = await many(space, plans.flat(), changeText)
+        let at = 0
+        results = plans.map((plan) => plan.map(() => flat[at++] ?? null))
         options.onCommitted?.(space, jobs.length, elapsed() - started)
       } catch (error) {
         reportAppendFailure(error)
       }
     } else if (cache !== null) {
-      for (const [i, job] of jobs.entries()) {
-        try {
-          const started = elapsed()
-          results[i] = await store.append(space, job.replicaId, job.changes, changeText, job.through)
-          options.onCommitted?.(space, 1, elapsed() - started)
-        } catch (error) {
-          reportAppendFailure(error)
+      for (const [i, plan] of plans.entries()) {
+        for (const [k, append] of plan.entries()) {
+          try {
+            const started = elapsed()
+            ;(results[i] as (AppendResult | null)[])[k] = await store.append(
+              space,
+              append.replica,
+              append.changes,
+              changeText,
+              append.through,
+            )
+            options.onCommitted?.(space, 1, elapsed() - started)
+          } catch (error) {
+            reportAppendFailure(error)
+            // Not the rest of this job: a linked hub's position must not pass a writer's failed append.
+            break
+          }
         }
       }
     }
@@ -512,22 +591,33 @@ export function createHubEngine(options: HubEngineOptions): HubEngine {
     let stored = false
     let appended = 0
     for (const [i, job] of jobs.entries()) {
-      const result = results[i] ?? null
-      if (cache !== null && result !== null) {
-        const previousReceived = cache.received.get(job.replicaId) ?? 0
+      const plan = plans[i] as HubAppend[]
+      const jobResults = results[i] as (AppendResult | null)[]
+      const ok = jobResults.every((result) => result !== null)
+      for (const [k, append] of plan.entries()) {
+        const result = jobResults[k] ?? null
+        if (cache === null || result === null) continue
+        const previousReceived = cache.received.get(append.replica) ?? 0
         if (spaces.get(space) === cache) {
-          remember(cache, appendedEntries(cache.head, previousReceived, job.changes, result))
+          remember(cache, appendedEntries(cache.head, previousReceived, append.changes, result))
         }
         // Another hub on a shared store may have moved both further meanwhile (see `advanced`).
         cache.head = Math.max(cache.head, result.head)
-        cache.received.set(job.replicaId, Math.max(cache.received.get(job.replicaId) ?? 0, result.received))
+        cache.received.set(append.replica, Math.max(previousReceived, result.received))
         appended += result.appended
         if (result.appended > 0)
-          options.onStored?.(space, job.replicaId, result.appended, job.through !== undefined)
+          options.onStored?.(
+            space,
+            append.replica,
+            result.appended,
+            job.relayed === undefined && job.through !== undefined,
+          )
         stored = true
       }
+      if (ok && job.relayed !== undefined)
+        for (const change of job.changes) origins.set(change, job.replicaId)
       writers.add(job.connection)
-      await job.connection.input({ type: 'stored', now: now(), space, ok: result !== null })
+      await job.connection.input({ type: 'stored', now: now(), space, ok })
     }
     if (!stored) return
     // A lone writer has nothing new to read but its own changes, unless the log also moved
@@ -622,8 +712,50 @@ export function createHubEngine(options: HubEngineOptions): HubEngine {
      */
     #checked: Map<string, number> | null = null
 
-    constructor(peer: HubPeer) {
+    /** Set on a connection this hub dialed (see `HubEngine.dial`). */
+    readonly #dial: DialOptions | undefined
+
+    constructor(peer: HubPeer, dial?: DialOptions) {
       this.#peer = peer
+      this.#dial = dial
+      if (dial !== undefined) void this.#run(() => this.#startDial(dial))
+    }
+
+    /** Loads the spaces to link, then sends the first hello (see `initialDialSession`). */
+    async #startDial(dial: DialOptions): Promise<void> {
+      let logs: (string | undefined)[]
+      try {
+        const loaded = await Promise.all(dial.spaces.map(loadSpace))
+        const deleted = dial.spaces.find((_, i) => loaded[i]?.deleted === true)
+        if (deleted !== undefined) {
+          const { code, message } = spaceDeletedRefusal(deleted)
+          this.#hangUp(code, message)
+          return
+        }
+        logs = loaded.map((cache) => cache.log)
+      } catch (error) {
+        report(error, 'loading a space to link failed')
+        this.#hangUp(ErrorCode.StorageFailed, 'the hub could not load the spaces to link; try again')
+        return
+      }
+      const replicaId = dial.replicaId ?? logs[0]
+      if (replicaId === undefined || !isReplicaId(replicaId) || logs.some((log) => log !== logs[0])) {
+        this.#hangUp(
+          ErrorCode.InvalidArgument,
+          'this hub’s store names no single log that can be its id on the other hub: pass a replicaId',
+        )
+        return
+      }
+      this.#state = initialDialSession(
+        config,
+        {
+          replicaId,
+          spaces: dial.spaces,
+          ...(dial.token === undefined ? {} : { token: dial.token }),
+        },
+        now(),
+      )
+      await this.#handle({ type: 'dial', now: now() })
     }
 
     writable(): Promise<void> {
@@ -655,6 +787,13 @@ export function createHubEngine(options: HubEngineOptions): HubEngine {
         return Promise.resolve()
       }
       const message = decoded.message
+      if (message.type === 'error' && this.#dial?.onError !== undefined) {
+        try {
+          this.#dial.onError(new ChorusError(message.code, message.message))
+        } catch (error) {
+          report(error, 'the onError hook of a link threw')
+        }
+      }
       return this.#run(() => this.#handle({ type: 'message', now: now(), message }))
     }
 
@@ -709,8 +848,9 @@ export function createHubEngine(options: HubEngineOptions): HubEngine {
       ) {
         for (const [space, stream] of Object.entries(step.state.streams)) {
           const previous = Object.hasOwn(before.streams, space) ? before.streams[space]?.acked : undefined
+          // Keyed by the stream's source: on a link this hub dialed, the other hub's log name.
           if (stream.acked !== previous && stream.acked > 0)
-            options.onAcked(space as SpaceId, replica, stream.acked)
+            options.onAcked(space as SpaceId, stream.source, stream.acked)
         }
       }
       for (const effect of step.effects) await this.#perform(effect)
@@ -722,11 +862,12 @@ export function createHubEngine(options: HubEngineOptions): HubEngine {
       return {
         replicaId: replica,
         phase: state.phase,
+        ...(state.relay ? { relay: state.dial === null ? ('accepted' as const) : ('dialed' as const) } : {}),
         spaces: Object.entries(state.streams).map(([space, stream]) => ({
           space: space as SpaceId,
           head: facts.head(space as SpaceId),
           acked: stream.acked,
-          received: replica === null ? 0 : facts.received(space as SpaceId, replica),
+          received: replica === null ? 0 : facts.received(space as SpaceId, stream.source),
         })),
       }
     }
@@ -813,6 +954,7 @@ export function createHubEngine(options: HubEngineOptions): HubEngine {
             replicaId: effect.replicaId,
             changes: effect.changes,
             ...(effect.through === undefined ? {} : { through: effect.through }),
+            ...(effect.relayed === undefined ? {} : { relayed: effect.relayed }),
           })
           return
         case 'read-log': {
@@ -884,6 +1026,24 @@ export function createHubEngine(options: HubEngineOptions): HubEngine {
   return {
     accept(peer) {
       const connection = new Connection(peer)
+      connections.add(connection)
+      return connection
+    },
+    dial(peer, dialOptions) {
+      const { spaces: linked } = dialOptions
+      if (!Array.isArray(linked) || linked.length === 0 || !linked.every(isSpaceId)) {
+        throw new ChorusError(
+          ErrorCode.InvalidArgument,
+          'dial needs spaces: a non-empty array of space names',
+        )
+      }
+      if (new Set(linked).size !== linked.length) {
+        throw new ChorusError(ErrorCode.InvalidArgument, 'dial names a space twice')
+      }
+      if (dialOptions.replicaId !== undefined && !isReplicaId(dialOptions.replicaId)) {
+        throw new ChorusError(ErrorCode.InvalidArgument, 'dial’s replicaId is not a valid replica id')
+      }
+      const connection = new Connection(peer, dialOptions)
       connections.add(connection)
       return connection
     },

@@ -1,7 +1,7 @@
 import type { Change } from '../change.js'
 import { approximateChangeLength } from '../change-size.js'
 import { ErrorCode } from '../errors.js'
-import type { ReplicaId, SpaceId } from '../ids.js'
+import { isReplicaId, type ReplicaId, type SpaceId } from '../ids.js'
 import { ownNumber, ownValue } from '../json.js'
 import { type CollectedMark, type LogEntry, recordKey } from '../storage.js'
 import type { Dot } from '../version-vector.js'
@@ -13,6 +13,7 @@ import {
   type HelloMessage,
   type Message,
   PROTOCOL_VERSION,
+  type SnapshotMessage,
 } from './messages.js'
 
 /** What a connection may do in a space. */
@@ -36,6 +37,12 @@ export type AuthResult =
        * binding the replica id to its user.
        */
       readonly confirm?: () => Promise<AuthRefusal | undefined>
+      /**
+       * The connection may link another hub to this one (the `relay` feature): upload changes
+       * of every writer, as that hub's log holds them. Without it, a hello offering `relay`
+       * is refused with `forbidden`.
+       */
+      readonly relay?: boolean
     }
   | AuthRefusal
 
@@ -138,6 +145,13 @@ export interface HubFacts {
    */
   outgoing?(entries: readonly LogEntry[], receiver: ReplicaId | null, compact: boolean): Outgoing
   /**
+   * The stream a change came in on, when it came from a linked hub (optional): the id its
+   * positions count under (see {@link HubStream.source}). A relay session does not send a
+   * change back to the hub it came from; without it, or when unknown, it is sent (and dropped
+   * there as one it holds).
+   */
+  origin?(change: Change): ReplicaId | undefined
+  /**
    * Bytes this connection has handed its transport that are not written out yet (optional;
    * for `sendBuffer`). A runtime that reports it reports `writable` once it falls again.
    */
@@ -173,6 +187,18 @@ export function outgoing(
 /** Per-space stream state of one session. */
 export interface HubStream {
   readonly access: Access
+  /**
+   * The id the peer's stream positions are stored under (`HubFacts.received`): the replica's
+   * own id; on a relay session, the dialing hub's id or the accepting hub's log name.
+   */
+  readonly source: ReplicaId
+  /**
+   * Nothing is sent on this stream: a linked hub has not yet said where to start (its first
+   * hello leaves the space out of `have`), or, dialing, the other hub takes no changes from it.
+   */
+  readonly waiting: boolean
+  /** On a relay session, the pages of a snapshot being received, kept until its last. */
+  readonly incoming: IncomingSnapshot | null
   /** Own counter of the peer queued for storing (≥ the durable `received`). */
   readonly accepting: number
   /** Log position sent to the peer, and acknowledged by it. */
@@ -185,6 +211,13 @@ export interface HubStream {
   readonly lastProgressAt: number
   /** A snapshot being streamed, if any. */
   readonly snapshot: HubSnapshot | null
+}
+
+/** A snapshot another hub is sending over a relay session: its position and the pages so far. */
+export interface IncomingSnapshot {
+  readonly cursor: number
+  readonly page: number
+  readonly changes: readonly Change[]
 }
 
 /**
@@ -226,11 +259,27 @@ export interface SnapshotSplit {
   readonly sent: readonly Dot[]
 }
 
+/**
+ * The dialing side of a relay session: this hub opened the connection to another hub. Its
+ * first hello asks for the other's log names (`hello`); its second says where to start in
+ * each (`join`); then both stream (`linked`).
+ */
+export interface DialState {
+  readonly token?: string
+  readonly spaces: readonly SpaceId[]
+  readonly stage: 'hello' | 'join' | 'linked'
+}
+
 /** The hub side of one connection. */
 export interface HubSessionState {
   readonly config: HubSessionConfig
-  readonly phase: 'awaiting-hello' | 'authenticating' | 'ready' | 'closed'
+  readonly phase: 'awaiting-hello' | 'authenticating' | 'dialing' | 'ready' | 'closed'
+  /** The replica's id; on a session this hub dialed, this hub's own. */
   readonly replicaId: ReplicaId | null
+  /** True for a session linking two hubs (see `Feature.Relay`). */
+  readonly relay: boolean
+  /** Set on a session this hub dialed (see {@link DialState}). */
+  readonly dial: DialState | null
   readonly pendingHello: HelloMessage | null
   /** The optional features negotiated in `hello`: what the peer offered and this hub speaks. */
   readonly features: readonly Feature[]
@@ -272,6 +321,8 @@ export type HubSessionInput =
   /** The space has a new mark of collected deletions (`HubFacts.collected`). */
   | { readonly type: 'collected'; readonly now: number; readonly space: SpaceId }
   | { readonly type: 'tick'; readonly now: number }
+  /** A session made by {@link initialDialSession} starts: it sends its first hello. */
+  | { readonly type: 'dial'; readonly now: number }
   | { readonly type: 'closed' }
 
 /** Effects of the hub session, performed in order by the runtime. */
@@ -295,6 +346,13 @@ export type HubSessionEffect =
       readonly replicaId: ReplicaId
       readonly changes: readonly Change[]
       readonly through?: number
+      /**
+       * On a relay session: the changes are another hub's, of any writers, up to position
+       * `through` of its stream, counted under `replicaId` (see {@link HubStream.source}).
+       * Each writer's are stored as a sparse append of its own: in the order of the other
+       * hub's log (`log`), or sorted by counter (`snapshot`, whose pages go by record).
+       */
+      readonly relayed?: 'log' | 'snapshot'
     }
   | { readonly type: 'read-log'; readonly space: SpaceId; readonly after: number; readonly limit: number }
   | {
@@ -319,12 +377,63 @@ export function initialHubSession(config: HubSessionConfig = DEFAULT_HUB_SESSION
     config,
     phase: 'awaiting-hello',
     replicaId: null,
+    relay: false,
+    dial: null,
     pendingHello: null,
     features: noFeatures,
     streams: {},
     expiresAt: null,
   }
 }
+
+/**
+ * The state of a connection this hub opened to another hub, to link the two (see
+ * `Feature.Relay`): `replicaId` is this hub's id on the other, under which the other counts
+ * what it has of this hub's log. The `dial` input sends its first hello.
+ */
+export function initialDialSession(
+  config: HubSessionConfig,
+  dial: { readonly replicaId: ReplicaId; readonly token?: string; readonly spaces: readonly SpaceId[] },
+  now: number,
+): HubSessionState {
+  const streams: Record<string, HubStream> = {}
+  for (const space of dial.spaces) {
+    streams[space] = { ...freshStream('write', dial.replicaId, now), waiting: true }
+  }
+  return {
+    ...initialHubSession(config),
+    phase: 'dialing',
+    replicaId: dial.replicaId,
+    relay: true,
+    dial: {
+      spaces: dial.spaces,
+      stage: 'hello',
+      ...(dial.token === undefined ? {} : { token: dial.token }),
+    },
+    streams,
+  }
+}
+
+/** A stream before its first hello answer: nothing sent, nothing received. */
+function freshStream(access: Access, source: ReplicaId, now: number): HubStream {
+  return {
+    access,
+    source,
+    waiting: false,
+    incoming: null,
+    accepting: 0,
+    sent: 0,
+    acked: 0,
+    inFlight: NO_FRAMES_IN_FLIGHT,
+    bytesInFlight: 0,
+    reading: false,
+    lastProgressAt: now,
+    snapshot: null,
+  }
+}
+
+/** The features a relay session uses, of those offered. */
+const RELAY_FEATURES: readonly Feature[] = [Feature.Relay, Feature.Compact]
 
 /**
  * Advances the hub side of one connection by one input.
@@ -394,7 +503,7 @@ function reduce(
     case 'stored': {
       const stream = streamOf(state, input.space)
       if (stream === undefined || state.replicaId === null) return state
-      const received = facts.received(input.space, state.replicaId)
+      const received = facts.received(input.space, stream.source)
       effects.push({ type: 'send', message: { type: 'ack', space: input.space, upTo: received } })
       // A failed append stored nothing past `received`: take retransmissions from there again.
       return input.ok ? state : setStream(state, input.space, { ...stream, accepting: received })
@@ -424,6 +533,8 @@ function reduce(
       return collected(state, input.space, input.now, facts, effects)
     case 'tick':
       return tick(state, input.now, facts, effects)
+    case 'dial':
+      return dialed(state, effects)
   }
 }
 
@@ -434,6 +545,7 @@ function receive(
   facts: HubFacts,
   effects: HubSessionEffect[],
 ): HubSessionState {
+  if (message.type === 'hello' && state.dial !== null) return dialHello(state, message, now, facts, effects)
   if (message.type === 'hello') {
     if (message.protocol !== PROTOCOL_VERSION) {
       return refuse(
@@ -465,7 +577,9 @@ function receive(
   }
   switch (message.type) {
     case 'changes':
-      return changes(state, state.replicaId, message, facts, effects)
+      return state.relay
+        ? relayChanges(state, message, facts, effects)
+        : changes(state, state.replicaId, message, facts, effects)
     case 'ack': {
       const stream = streamOf(state, message.space)
       if (stream === undefined) return unknownSpace(state, message.space, effects)
@@ -493,6 +607,7 @@ function receive(
       return pump(setStream(state, message.space, next), message.space, facts, effects)
     }
     case 'snapshot':
+      if (state.relay) return snapshotIn(state, message, facts, effects)
       effects.push({
         type: 'send',
         message: { type: 'error', code: ErrorCode.InvalidMessage, message: 'only the hub sends snapshots' },
@@ -550,21 +665,20 @@ function authenticated(
   if (!result.ok) return refuse(state, result.code, result.message, effects)
   const expiresAt = result.expiresAt ?? null
   if (expiresAt !== null && now >= expiresAt) return expired(state, effects)
-  let next: HubSessionState = { ...state, phase: 'ready', pendingHello: null, expiresAt }
+  const relay = hello.features?.includes(Feature.Relay) === true
+  if (relay && result.relay !== true) {
+    return refuse(
+      state,
+      ErrorCode.Forbidden,
+      'this token may not link a relay: relaying other replicas’ changes needs a token with the relay claim',
+      effects,
+    )
+  }
+  let next: HubSessionState = { ...state, phase: 'ready', pendingHello: null, expiresAt, relay }
   for (const space of hello.spaces) {
     const access = result.access(space)
     if (access === null) return refuse(next, ErrorCode.Forbidden, `no access to space ${space}`, effects)
-    next = setStream(next, space, {
-      access,
-      accepting: 0,
-      sent: 0,
-      acked: 0,
-      inFlight: NO_FRAMES_IN_FLIGHT,
-      bytesInFlight: 0,
-      reading: false,
-      lastProgressAt: now,
-      snapshot: null,
-    })
+    next = setStream(next, space, freshStream(access, hello.replicaId, now))
   }
   return welcome(next, hello, now, facts, effects)
 }
@@ -594,20 +708,20 @@ function welcome(
     const theirs = ownValue(hello.logs, space)
     const position =
       theirs !== undefined && log !== undefined && theirs !== log ? 0 : ownNumber(hello.have, space)
-    const head = facts.head(space)
-    const needsSnapshot = head > 0 && (position === 0 || position < facts.floor(space) || position > head)
     next = setStream(next, space, {
-      ...(needsSnapshot
-        ? startedAt(stream, 0, startSnapshot(space, facts), now)
-        : startedAt(stream, position, null, now)),
+      ...streamFrom(stream, space, position, state.relay, now, facts),
       accepting: received,
+      incoming: null,
+      // A linked hub that did not say where it is in our log asks for our log names first.
+      waiting: state.relay && ownValue(hello.have, space) === undefined,
     })
   }
   const heads: Record<string, number> = {}
   for (const space of hello.spaces) heads[space] = facts.head(space)
   const readOnly = hello.spaces.filter((space) => streamOf(next, space)?.access === 'read')
+  const speaks = state.relay ? RELAY_FEATURES : HUB_FEATURES
   const offered =
-    hello.features === undefined ? [] : HUB_FEATURES.filter((feature) => hello.features?.includes(feature))
+    hello.features === undefined ? [] : speaks.filter((feature) => hello.features?.includes(feature))
   const features = offered.length === 0 ? noFeatures : offered
   effects.push({
     type: 'send',
@@ -627,6 +741,224 @@ function welcome(
   next = { ...next, features }
   for (const space of hello.spaces) next = pump(next, space, facts, effects)
   return next
+}
+
+/**
+ * `stream` restarted to send `space` from `position` of our log, or from a snapshot when the
+ * log no longer holds what follows it (or never held it). A replica at 0 is sent a snapshot
+ * too, which is shorter than the log; a linked hub is sent the log from its start while it
+ * is all there, since its own records are not replaced by a snapshot's (see PROTOCOL.md).
+ */
+function streamFrom(
+  stream: HubStream,
+  space: SpaceId,
+  position: number,
+  relay: boolean,
+  now: number,
+  facts: HubFacts,
+): HubStream {
+  const head = facts.head(space)
+  const needsSnapshot =
+    head > 0 && ((position === 0 && !relay) || position < facts.floor(space) || position > head)
+  return needsSnapshot
+    ? startedAt(stream, 0, startSnapshot(space, facts), now)
+    : startedAt(stream, position, null, now)
+}
+
+/** A dialing session starts: its first hello names the spaces and asks for their log names. */
+function dialed(state: HubSessionState, effects: HubSessionEffect[]): HubSessionState {
+  const dial = state.dial
+  if (dial === null || state.phase !== 'dialing' || dial.stage !== 'hello' || state.replicaId === null)
+    return state
+  effects.push({
+    type: 'send',
+    message: {
+      type: 'hello',
+      protocol: PROTOCOL_VERSION,
+      replicaId: state.replicaId,
+      ...(dial.token === undefined ? {} : { token: dial.token }),
+      spaces: dial.spaces,
+      have: {},
+      features: RELAY_FEATURES,
+    },
+  })
+  return state
+}
+
+/**
+ * The other hub answered a hello of this dialing session. To the first: its log names say
+ * which of our counters hold our positions in its logs, and our second hello says them. To
+ * the second: where it is in our log, from which we stream.
+ */
+function dialHello(
+  state: HubSessionState,
+  hello: HelloMessage,
+  now: number,
+  facts: HubFacts,
+  effects: HubSessionEffect[],
+): HubSessionState {
+  const dial = state.dial as DialState
+  if (state.phase === 'closed' || dial.stage === 'linked') return state
+  if (hello.protocol !== PROTOCOL_VERSION) {
+    return refuse(
+      state,
+      ErrorCode.UnsupportedProtocol,
+      `this hub speaks protocol ${PROTOCOL_VERSION}`,
+      effects,
+    )
+  }
+  if (hello.features?.includes(Feature.Relay) !== true) {
+    return refuse(state, ErrorCode.Forbidden, 'the other hub did not take this one as a relay', effects)
+  }
+  for (const space of dial.spaces) {
+    if (!hello.spaces.includes(space)) {
+      return refuse(
+        state,
+        ErrorCode.InvalidMessage,
+        `the other hub's hello leaves out space ${space}`,
+        effects,
+      )
+    }
+  }
+  const replicaId = state.replicaId as ReplicaId
+  const features = RELAY_FEATURES.filter((feature) => hello.features?.includes(feature))
+  if (dial.stage === 'hello') {
+    let next: HubSessionState = state
+    const have: Record<string, number> = {}
+    const logs: Record<string, string> = {}
+    for (const space of dial.spaces) {
+      const log = ownValue(hello.logs, space)
+      if (log === undefined || !isReplicaId(log)) {
+        return refuse(
+          state,
+          ErrorCode.InvalidMessage,
+          `the other hub names no log for space ${space} that can key positions in it: it cannot be linked`,
+          effects,
+        )
+      }
+      const stream = streamOf(next, space) as HubStream
+      const received = facts.received(space, log)
+      have[space] = received
+      logs[space] = log
+      next = setStream(next, space, {
+        ...stream,
+        source: log,
+        accepting: received,
+        // The other hub takes nothing from a read-only link: we only read from it.
+        access: hello.readOnly?.includes(space) === true ? 'read' : 'write',
+      })
+    }
+    effects.push({
+      type: 'send',
+      message: {
+        type: 'hello',
+        protocol: PROTOCOL_VERSION,
+        replicaId,
+        spaces: dial.spaces,
+        have,
+        logs,
+        features: RELAY_FEATURES,
+      },
+    })
+    return { ...next, dial: { ...dial, stage: 'join' } }
+  }
+  let next: HubSessionState = { ...state, phase: 'ready', features, dial: { ...dial, stage: 'linked' } }
+  for (const space of dial.spaces) {
+    const stream = streamOf(next, space) as HubStream
+    next = setStream(next, space, {
+      ...streamFrom(stream, space, ownNumber(hello.have, space), true, now, facts),
+      waiting: stream.access === 'read',
+    })
+  }
+  for (const space of dial.spaces) next = pump(next, space, facts, effects)
+  return next
+}
+
+/**
+ * A linked hub's `changes`: its log from `from` to `to`, any writers' changes. Taken when it
+ * continues what we hold of that log, and acknowledged once stored.
+ */
+function relayChanges(
+  state: HubSessionState,
+  message: ChangesMessage,
+  facts: HubFacts,
+  effects: HubSessionEffect[],
+): HubSessionState {
+  const space = message.space
+  const stream = streamOf(state, space)
+  if (stream === undefined) return unknownSpace(state, space, effects)
+  if (state.dial === null && stream.access !== 'write') return readOnly(state, space, effects)
+  if (message.collected !== undefined || message.sparse === true) {
+    return refuse(
+      state,
+      ErrorCode.InvalidMessage,
+      'a linked hub sends its log as it is: neither sparse nor with collected deletions',
+      effects,
+    )
+  }
+  const received = facts.received(space, stream.source)
+  const accepting = Math.max(stream.accepting, received)
+  if (message.from > accepting || message.to <= accepting) {
+    effects.push({ type: 'send', message: { type: 'ack', space, upTo: received } })
+    return accepting === stream.accepting ? state : setStream(state, space, { ...stream, accepting })
+  }
+  effects.push({
+    type: 'store',
+    space,
+    replicaId: stream.source,
+    changes: message.batch,
+    through: message.to,
+    relayed: 'log',
+  })
+  return setStream(state, space, { ...stream, accepting: message.to })
+}
+
+/**
+ * A page of a linked hub's snapshot: kept until the last, then stored at once (its writers'
+ * counters are only right for the whole of it), up to the snapshot's position.
+ */
+function snapshotIn(
+  state: HubSessionState,
+  message: SnapshotMessage,
+  facts: HubFacts,
+  effects: HubSessionEffect[],
+): HubSessionState {
+  const space = message.space
+  const stream = streamOf(state, space)
+  if (stream === undefined) return unknownSpace(state, space, effects)
+  if (state.dial === null && stream.access !== 'write') return readOnly(state, space, effects)
+  const held = stream.incoming
+  let incoming: IncomingSnapshot
+  if (message.page === 0) incoming = { cursor: message.cursor, page: 0, changes: message.batch }
+  else if (held !== null && held.cursor === message.cursor && held.page + 1 === message.page)
+    incoming = { cursor: held.cursor, page: message.page, changes: [...held.changes, ...message.batch] }
+  // A page out of turn (one was lost): the other hub starts the snapshot again.
+  else return held === null ? state : setStream(state, space, { ...stream, incoming: null })
+  if (!message.last) return setStream(state, space, { ...stream, incoming })
+  effects.push({
+    type: 'store',
+    space,
+    replicaId: stream.source,
+    changes: incoming.changes,
+    through: incoming.cursor,
+    relayed: 'snapshot',
+  })
+  const accepting = Math.max(stream.accepting, facts.received(space, stream.source), incoming.cursor)
+  return setStream(state, space, { ...stream, incoming: null, accepting })
+}
+
+/** Refuses changes on a space the connection may only read. */
+function readOnly(state: HubSessionState, space: SpaceId, effects: HubSessionEffect[]): HubSessionState {
+  effects.push({
+    type: 'send',
+    message: {
+      type: 'error',
+      code: ErrorCode.Forbidden,
+      message: `read-only access to space ${space}`,
+      space,
+    },
+  })
+  return state
 }
 
 /**
@@ -710,18 +1042,7 @@ function changes(
   const space = message.space
   const stream = streamOf(state, space)
   if (stream === undefined) return unknownSpace(state, space, effects)
-  if (stream.access !== 'write') {
-    effects.push({
-      type: 'send',
-      message: {
-        type: 'error',
-        code: ErrorCode.Forbidden,
-        message: `read-only access to space ${space}`,
-        space,
-      },
-    })
-    return state
-  }
+  if (stream.access !== 'write') return readOnly(state, space, effects)
   if (message.collected !== undefined) {
     return refuse(state, ErrorCode.InvalidMessage, 'only the hub says which deletions it collected', effects)
   }
@@ -794,7 +1115,7 @@ function nextRead(
   stream: HubStream,
   facts: HubFacts,
 ): HubSessionEffect | null {
-  if (state.phase !== 'ready') return null
+  if (state.phase !== 'ready' || stream.waiting) return null
   // The transport holds enough already: nothing more is read until it is `writable` again.
   if (facts.backlog !== undefined && facts.backlog() >= (state.config.sendBuffer ?? Number.POSITIVE_INFINITY))
     return null
@@ -831,6 +1152,8 @@ function logRead(
   let { batch, bytes } =
     facts.outgoing?.(entries, state.replicaId, compact) ??
     outgoing(entries, state.replicaId, compact, facts.size?.bind(facts))
+  if (state.relay && facts.origin !== undefined)
+    ({ batch, bytes } = notEchoed(batch, stream.source, compact, facts))
   const frameBytes = state.config.frameBytes
   // The batch that carries the mark has that much less room for changes.
   const limit =
@@ -844,6 +1167,8 @@ function logRead(
       entriesWithin(entries, state.replicaId, compact, limit, facts.size.bind(facts)),
     )
     ;({ batch, bytes } = outgoing(entries, state.replicaId, compact, facts.size.bind(facts)))
+    if (state.relay && facts.origin !== undefined)
+      ({ batch, bytes } = notEchoed(batch, stream.source, compact, facts))
   }
   const last = entries[entries.length - 1] as LogEntry
   effects.push({
@@ -875,6 +1200,14 @@ function logRead(
     next.reading = true
   }
   return setStream(state, input.space, next)
+}
+
+/** `batch` without the changes that came from `source` (a linked hub), and their bytes. */
+function notEchoed(batch: readonly Change[], source: ReplicaId, compact: boolean, facts: HubFacts): Outgoing {
+  const kept = batch.filter((change) => facts.origin?.(change) !== source)
+  let bytes = 0
+  if (facts.size !== undefined) for (const change of kept) bytes += facts.size(change, compact)
+  return { batch: kept, bytes }
 }
 
 /**

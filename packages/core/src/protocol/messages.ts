@@ -66,11 +66,16 @@ export interface HelloMessage {
  *   to give a hub that lost changes it had acknowledged what is left of them.
  * - `collect`: the hub tells the replica which deletions it collected (see
  *   `ChangesMessage.collected`), and the replica removes them too.
+ * - `relay`: the session links two hubs (relay↔relay). Each streams its log to the other,
+ *   changes of every writer, and takes the other's log into its own; positions in the
+ *   other's log count under the id the other names (the dialing hub's `replicaId`, the
+ *   accepting hub's log name). The accepting hub answers it only to a token that may relay.
  */
 export const Feature = {
   Compact: 'compact',
   Sparse: 'sparse',
   Collect: 'collect',
+  Relay: 'relay',
 } as const
 
 /** A feature name (see {@link Feature}). */

@@ -1,0 +1,330 @@
+import { MemoryReplicaStore } from '@chorus/core'
+import { MemoryHubStore } from '@chorus/testkit'
+import { describe, expect, it } from 'vitest'
+import { type ChorusError, ErrorCode } from '../src/errors.js'
+import { type Authenticate, createHubEngine, type HubConnection, type HubEngine } from '../src/hub-engine.js'
+import { asReplicaId, asSpaceId, type SpaceId } from '../src/ids.js'
+import { decodeMessage } from '../src/protocol/codec.js'
+import { openReplicaEngine, type ReplicaEngine } from '../src/replica-engine.js'
+import type { HubStore } from '../src/storage.js'
+import { wireToHub } from './wire-hub.js'
+
+const SPACE = asSpaceId('team')
+let time = 1_700_000_000_000
+const now = () => time++
+
+function hubOn(store: HubStore, authenticate?: Authenticate): HubEngine {
+  return createHubEngine({ store, now, ...(authenticate === undefined ? {} : { authenticate }) })
+}
+
+/** A replica named `name`, connected to `hub`. */
+async function replicaOn(hub: HubEngine, name: string, space: SpaceId = SPACE): Promise<ReplicaEngine> {
+  const engine = await openReplicaEngine({
+    store: new MemoryReplicaStore(),
+    space,
+    now,
+    createReplicaId: () => asReplicaId(name),
+  })
+  wireToHub(hub, engine)
+  return engine
+}
+
+interface Link {
+  /** Every frame each side sent, decoded. */
+  readonly sent: { readonly dialer: string[]; readonly acceptor: string[] }
+  readonly errors: ChorusError[]
+  /** Hangs the connection up on both sides. */
+  cut(): Promise<void>
+}
+
+/** Links `dialer` to `acceptor` in this process, as a relay dialing another would. */
+function link(
+  dialer: HubEngine,
+  acceptor: HubEngine,
+  options: { readonly spaces?: readonly SpaceId[]; readonly token?: string; readonly id?: string } = {},
+): Link {
+  const sent = { dialer: [] as string[], acceptor: [] as string[] }
+  const errors: ChorusError[] = []
+  let open = true
+  let dialed: HubConnection | null = null
+  const accepted = acceptor.accept({
+    send: (frame) => {
+      sent.acceptor.push(frame)
+      if (open) void dialed?.receive(frame)
+    },
+    close: () => {
+      if (!open) return
+      open = false
+      void dialed?.closed()
+    },
+  })
+  dialed = dialer.dial(
+    {
+      send: (frame) => {
+        sent.dialer.push(frame)
+        if (open) void accepted.receive(frame)
+      },
+      close: () => {
+        if (!open) return
+        open = false
+        void accepted.closed()
+      },
+    },
+    {
+      spaces: options.spaces ?? [SPACE],
+      replicaId: asReplicaId(options.id ?? 'hub-a'),
+      ...(options.token === undefined ? {} : { token: options.token }),
+      onError: (error) => errors.push(error),
+    },
+  )
+  return {
+    sent,
+    errors,
+    async cut() {
+      if (!open) return
+      open = false
+      await Promise.all([accepted.closed(), dialed?.closed()])
+    },
+  }
+}
+
+async function settle(hubs: readonly HubEngine[], replicas: readonly ReplicaEngine[]): Promise<void> {
+  for (let round = 0; round < 8; round++) {
+    await Promise.all(hubs.map((hub) => hub.idle()))
+    await Promise.all(replicas.map((replica) => replica.idle()))
+  }
+}
+
+async function rows(replica: ReplicaEngine): Promise<[string, unknown][]> {
+  return (await replica.list('notes')).map((row) => [row.id, row.value] as [string, unknown])
+}
+
+/** The changes a side's `changes` frames carried, over the link's life. */
+function changesSent(frames: readonly string[]): number {
+  let count = 0
+  for (const frame of frames) {
+    const decoded = decodeMessage(frame)
+    if (decoded.ok && (decoded.message.type === 'changes' || decoded.message.type === 'snapshot'))
+      count += decoded.message.batch.length
+  }
+  return count
+}
+
+/** Each dot in a store's log, and how often. */
+async function dotsIn(store: HubStore, space: SpaceId = SPACE): Promise<Map<string, number>> {
+  const dots = new Map<string, number>()
+  for (const entry of await store.readLog(space, 0, 1_000_000)) {
+    const key = entry.change.dot.join(':')
+    dots.set(key, (dots.get(key) ?? 0) + 1)
+  }
+  return dots
+}
+
+describe('linked hubs (relay↔relay)', () => {
+  it('carry each hub’s changes to the other’s replicas, both ways, each stored once', async () => {
+    const storeA = new MemoryHubStore({ log: 'log-a' })
+    const storeB = new MemoryHubStore({ log: 'log-b' })
+    const a = hubOn(storeA)
+    const b = hubOn(storeB)
+    const alice = await replicaOn(a, 'alice')
+    const bob = await replicaOn(b, 'bob')
+    await alice.put('notes', 'a1', { by: 'alice' })
+    await bob.put('notes', 'b1', { by: 'bob' })
+    link(a, b)
+    await settle([a, b], [alice, bob])
+    const expected = [
+      ['a1', { by: 'alice' }],
+      ['b1', { by: 'bob' }],
+    ]
+    expect(await rows(alice)).toEqual(expected)
+    expect(await rows(bob)).toEqual(expected)
+    // Live writes after linking flow too.
+    await alice.put('notes', 'a2', { by: 'alice' })
+    await bob.patch('notes', 'a1', { seen: true })
+    await settle([a, b], [alice, bob])
+    expect(await rows(alice)).toEqual(await rows(bob))
+    expect(await bob.get('notes', 'a2')).toEqual({ by: 'alice' })
+    expect(await alice.get('notes', 'a1')).toEqual({ by: 'alice', seen: true })
+    // Each hub stored every change once: what came back over the link was dropped.
+    for (const store of [storeA, storeB]) {
+      const dots = await dotsIn(store)
+      expect([...dots.keys()].sort()).toEqual(['alice:1', 'alice:2', 'bob:1', 'bob:2'])
+      expect([...dots.values()].every((count) => count === 1)).toBe(true)
+    }
+    expect(alice.pending()).toBe(0)
+    expect(bob.pending()).toBe(0)
+  })
+
+  it('settles concurrent edits of one record on both sides to the same state', async () => {
+    const a = hubOn(new MemoryHubStore({ log: 'log-a' }))
+    const b = hubOn(new MemoryHubStore({ log: 'log-b' }))
+    const alice = await replicaOn(a, 'alice')
+    const bob = await replicaOn(b, 'bob')
+    await alice.put('notes', 'n', { title: 'from alice' })
+    await bob.put('notes', 'n', { title: 'from bob' })
+    await bob.put('notes', 'gone', { x: 1 })
+    await settle([a, b], [alice, bob])
+    link(a, b)
+    await settle([a, b], [alice, bob])
+    await alice.delete('notes', 'gone')
+    await settle([a, b], [alice, bob])
+    expect(await rows(alice)).toEqual(await rows(bob))
+    expect(await alice.get('notes', 'gone')).toBeUndefined()
+    const [left, right] = [await alice.conflicts(), await bob.conflicts()]
+    expect(left).toEqual(right)
+    expect(await alice.get('notes', 'n')).toEqual(await bob.get('notes', 'n'))
+  })
+
+  it('resumes where it stopped after the link is cut: only what is new crosses', async () => {
+    const a = hubOn(new MemoryHubStore({ log: 'log-a' }))
+    const b = hubOn(new MemoryHubStore({ log: 'log-b' }))
+    const alice = await replicaOn(a, 'alice')
+    const bob = await replicaOn(b, 'bob')
+    for (let i = 0; i < 50; i++) await alice.put('notes', `a${i}`, { i })
+    for (let i = 0; i < 30; i++) await bob.put('notes', `b${i}`, { i })
+    const first = link(a, b)
+    await settle([a, b], [alice, bob])
+    expect((await rows(bob)).length).toBe(80)
+    await first.cut()
+    await alice.put('notes', 'a-late', { late: true })
+    await bob.put('notes', 'b-late', { late: true })
+    await settle([a, b], [alice, bob])
+    expect(await bob.get('notes', 'a-late')).toBeUndefined()
+    const second = link(a, b)
+    await settle([a, b], [alice, bob])
+    expect(await bob.get('notes', 'a-late')).toEqual({ late: true })
+    expect(await alice.get('notes', 'b-late')).toEqual({ late: true })
+    // Each side sends its one new change, and not the other's back.
+    expect(changesSent(second.sent.dialer)).toBe(1)
+    expect(changesSent(second.sent.acceptor)).toBe(1)
+    expect(await rows(alice)).toEqual(await rows(bob))
+  })
+
+  it('sends a snapshot to a hub whose position the other compacted away, and loses nothing', async () => {
+    const storeB = new MemoryHubStore({ log: 'log-b' })
+    const a = hubOn(new MemoryHubStore({ log: 'log-a' }))
+    const b = hubOn(storeB)
+    const bob = await replicaOn(b, 'bob')
+    for (let i = 0; i < 40; i++) await bob.put('notes', `b${i % 25}`, { i })
+    await settle([b], [bob])
+    storeB.truncateLog(SPACE, 30)
+    const alice = await replicaOn(a, 'alice')
+    await alice.put('notes', 'a0', { mine: true })
+    const linked = link(a, b)
+    await settle([a, b], [alice, bob])
+    expect(await rows(alice)).toEqual(await rows(bob))
+    expect((await rows(alice)).length).toBe(26)
+    const snapshot = linked.sent.acceptor
+      .map((frame) => decodeMessage(frame))
+      .find((decoded) => decoded.ok && decoded.message.type === 'snapshot')
+    expect(snapshot).toBeDefined()
+    // Later changes continue from the snapshot's position.
+    await bob.put('notes', 'after', { ok: true })
+    await settle([a, b], [alice, bob])
+    expect(await alice.get('notes', 'after')).toEqual({ ok: true })
+  })
+
+  it('converge around a ring of three without sending changes round forever', async () => {
+    const stores = ['x', 'y', 'z'].map((name) => new MemoryHubStore({ log: `log-${name}` }))
+    const hubs = stores.map((store) => hubOn(store))
+    const [x, y, z] = hubs as [HubEngine, HubEngine, HubEngine]
+    const replicas = [await replicaOn(x, 'rx'), await replicaOn(y, 'ry'), await replicaOn(z, 'rz')]
+    const links = [link(x, y, { id: 'hub-x' }), link(y, z, { id: 'hub-y' }), link(z, x, { id: 'hub-z' })]
+    for (const [i, replica] of replicas.entries()) {
+      for (let k = 0; k < 10; k++) await replica.put('notes', `r${i}-${k}`, { i, k })
+      await replica.put('notes', 'shared', { by: i })
+    }
+    await settle(hubs, replicas)
+    const first = await rows(replicas[0] as ReplicaEngine)
+    expect(first.length).toBe(31)
+    for (const replica of replicas) expect(await rows(replica)).toEqual(first)
+    for (const store of stores) {
+      const dots = await dotsIn(store)
+      expect(dots.size).toBe(33)
+      expect([...dots.values()].every((count) => count === 1)).toBe(true)
+    }
+    // Quiet once converged: a tick resends nothing.
+    const before = links.map((each) => each.sent.dialer.length + each.sent.acceptor.length)
+    await Promise.all(hubs.map((hub) => hub.tick()))
+    await settle(hubs, replicas)
+    expect(links.map((each) => each.sent.dialer.length + each.sent.acceptor.length)).toEqual(before)
+  })
+
+  it('refuses a link whose token may not relay, and tells the dialer why', async () => {
+    const writeOnly: Authenticate = () => ({ ok: true, access: () => 'write' })
+    const storeB = new MemoryHubStore({ log: 'log-b' })
+    const a = hubOn(new MemoryHubStore({ log: 'log-a' }))
+    const b = hubOn(storeB, writeOnly)
+    const alice = await replicaOn(a, 'alice')
+    await alice.put('notes', 'a1', { x: 1 })
+    const linked = link(a, b, { token: 't' })
+    await settle([a, b], [alice])
+    expect(linked.errors.map((error) => error.code)).toEqual([ErrorCode.Forbidden])
+    expect(linked.errors[0]?.message).toMatch(/relay claim/)
+    expect((await storeB.loadSpace(SPACE)).head).toBe(0)
+  })
+
+  it('only reads over a link the other hub grants read access to', async () => {
+    const readOnly: Authenticate = (_token, replica) =>
+      replica === 'hub-a'
+        ? { ok: true, access: () => 'read', relay: true }
+        : { ok: true, access: () => 'write' }
+    const storeB = new MemoryHubStore({ log: 'log-b' })
+    const a = hubOn(new MemoryHubStore({ log: 'log-a' }))
+    const b = hubOn(storeB, readOnly)
+    const alice = await replicaOn(a, 'alice')
+    const bob = await replicaOn(b, 'bob')
+    await alice.put('notes', 'a1', { x: 1 })
+    await bob.put('notes', 'b1', { x: 2 })
+    const linked = link(a, b)
+    await settle([a, b], [alice, bob])
+    expect(await alice.get('notes', 'b1')).toEqual({ x: 2 })
+    expect(await bob.get('notes', 'a1')).toBeUndefined()
+    expect(linked.errors).toEqual([])
+    expect(changesSent(linked.sent.dialer)).toBe(0)
+  })
+
+  it('keeps positions per log: a hub restored from a backup is read from its start again', async () => {
+    const storeB = new MemoryHubStore({ log: 'log-b' })
+    const a = hubOn(new MemoryHubStore({ log: 'log-a' }))
+    let b = hubOn(storeB)
+    const bob = await replicaOn(b, 'bob')
+    await bob.put('notes', 'b1', { x: 1 })
+    await settle([b], [bob])
+    const backup = storeB.copy('log-b-restored')
+    await bob.put('notes', 'b2', { x: 2 })
+    const first = link(a, b)
+    const alice = await replicaOn(a, 'alice')
+    await settle([a, b], [alice, bob])
+    expect((await rows(alice)).length).toBe(2)
+    await first.cut()
+    // B comes back from the backup: it lacks b2 (which a still holds and gives back), and its
+    // position 2 is now another change, which a must not take for the one it read there.
+    b = hubOn(backup)
+    const carol = await replicaOn(b, 'carol')
+    await carol.put('notes', 'c1', { x: 3 })
+    await settle([b], [carol])
+    expect((await backup.loadSpace(SPACE)).head).toBe(2)
+    link(a, b)
+    await settle([a, b], [alice, carol])
+    expect((await dotsIn(backup)).has('bob:2')).toBe(true)
+    expect(await alice.get('notes', 'c1')).toEqual({ x: 3 })
+    expect(await rows(alice)).toEqual(await rows(carol))
+  })
+
+  it('refuses bad dial options', () => {
+    const a = hubOn(new MemoryHubStore({ log: 'log-a' }))
+    const peer = { send: () => {}, close: () => {} }
+    expect(() => a.dial(peer, { spaces: [] })).toThrow(/non-empty/)
+    expect(() => a.dial(peer, { spaces: [SPACE, SPACE] })).toThrow(/twice/)
+    expect(() => a.dial(peer, { spaces: [SPACE], replicaId: asReplicaId('ok') })).not.toThrow()
+  })
+
+  it('hangs up when its store names no log to be its id and none is given', async () => {
+    const a = hubOn(new MemoryHubStore())
+    const closed: string[] = []
+    a.dial({ send: () => {}, close: (code) => closed.push(String(code)) }, { spaces: [SPACE] })
+    await a.idle()
+    expect(closed).toEqual([ErrorCode.InvalidArgument])
+  })
+})
