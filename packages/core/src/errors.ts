@@ -44,6 +44,11 @@ export const ErrorCode = {
    * exist nowhere else (local API only).
    */
   PendingChanges: 'pending-changes',
+  /**
+   * A relay's link to another relay is down: it cannot connect, or the other relay refused it
+   * (the message says why). The relay reports it and dials again later; never sent on the wire.
+   */
+  LinkFailed: 'link-failed',
   /** An invariant inside Chorus did not hold: a bug, please report it. */
   Internal: 'internal',
 } as const

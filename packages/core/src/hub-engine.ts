@@ -100,6 +100,8 @@ export interface HubSessionInfo {
     readonly acked: number
     /** The replica's changes stored here (for a linked hub: the positions of its log). */
     readonly received: number
+    /** Whose stream `received` counts: the replica's id, or for a linked hub its id here. */
+    readonly source: ReplicaId
   }[]
 }
 
@@ -868,6 +870,7 @@ export function createHubEngine(options: HubEngineOptions): HubEngine {
           head: facts.head(space as SpaceId),
           acked: stream.acked,
           received: replica === null ? 0 : facts.received(space as SpaceId, stream.source),
+          source: stream.source,
         })),
       }
     }

@@ -6,6 +6,7 @@ import { type Access, ChorusError, ErrorCode, isChorusError, isSpaceId } from '@
 import { lockDataDir } from './data-dir-lock.js'
 import { parseDuration } from './duration.js'
 import { PostgresRelayStore, postgresTarget } from './postgres-relay-store.js'
+import type { RelayLinkOptions } from './relay-options.js'
 import type { SpaceSummary } from './relay-store.js'
 import { DATABASE_FILE, startRelay } from './serve.js'
 import { SqliteRelayStore } from './sqlite-relay-store.js'
@@ -36,20 +37,26 @@ export const SECRET_ENV = 'CHORUS_RELAY_SECRET'
  */
 export const POSTGRES_ENV = 'CHORUS_RELAY_POSTGRES'
 
+/** The environment variable read when `--link-token` is not given. */
+export const LINK_TOKEN_ENV = 'CHORUS_RELAY_LINK_TOKEN'
+
 const USAGE = `Usage:
   chorus-relay [serve] [--port 8787] [--host 127.0.0.1] [--data ./data] [--auth-secret S]
                        [--compact-every 5m] [--horizon 30d] [--store in-thread | worker]
                        [--postgres postgres://user:password@host:5432/db]
                        [--max-frame-bytes 4194304]
                        [--static ./apps/notes/dist] [--static /lab=./apps/lab/dist]
+                       [--link ws://10.0.0.2:8787/sync --link-space team-notes [--link-token T]]
   chorus-relay token --secret S --sub alice --space team-notes:write [--space other:read]
-                     [--expires 30d | never] [--admin]
+                     [--expires 30d | never] [--admin | --relay]
   chorus-relay backup --data ./data --out ./relay-backup.db
   chorus-relay delete-space --space team-notes (--data ./data | --postgres URL
                             | --relay http://127.0.0.1:8787 --secret S [--sub ops])
   chorus-relay spaces (--data ./data | --postgres URL | --relay http://127.0.0.1:8787 --secret S)
 
 --static DIR serves a built app at /; --static /PATH=DIR serves one at /PATH (repeatable).
+--link URL links this relay to another (repeatable): the two keep each other's changes of the
+--link-space spaces (repeatable), through a token the other relay signed with --relay.
 --admin mints a token for the relay's administration API (GET /admin/spaces,
 DELETE /admin/spaces/NAME). spaces lists the spaces with their sizes, tab-separated.
 delete-space deletes a space's data for good and refuses its name from then on: with --data
@@ -58,7 +65,8 @@ secret; --sub names who asks in the relay's log, default $USER), the relays clos
 connections at once.
 --postgres keeps the data in PostgreSQL instead of --data (SQLite); relays may share it.
 The secret may come from ${SECRET_ENV} instead of --auth-secret / --secret,
-and the PostgreSQL URL from ${POSTGRES_ENV} instead of --postgres.
+the PostgreSQL URL from ${POSTGRES_ENV} instead of --postgres,
+and the link token from ${LINK_TOKEN_ENV} instead of --link-token.
 Durations: 250ms, 30s, 15m, 12h, 7d, 2w.`
 
 /** A problem with the command line: reported with the usage and exit code 2. */
@@ -158,8 +166,12 @@ async function serve(args: readonly string[], io: CliIo): Promise<number> {
       store: { type: 'string' },
       postgres: { type: 'string' },
       'max-frame-bytes': { type: 'string' },
+      link: { type: 'string', multiple: true },
+      'link-space': { type: 'string', multiple: true },
+      'link-token': { type: 'string' },
     },
   })
+  const links = parseLinks(values, io)
   const port = parsePort(values.port ?? '8787')
   const frameText = values['max-frame-bytes']
   const maxFrameBytes = frameText === undefined ? undefined : parseFrameBytes(frameText)
@@ -199,6 +211,7 @@ async function serve(args: readonly string[], io: CliIo): Promise<number> {
     ...(store === undefined ? {} : { store }),
     ...(maxFrameBytes === undefined ? {} : { limits: { maxFrameBytes } }),
     ...(secret === undefined || secret === '' ? {} : { authSecret: secret }),
+    ...(links.length === 0 ? {} : { links }),
     onError: (error) => io.err(`error: ${error.code}: ${error.message}`),
     onAdmin: (event) =>
       io.err(
@@ -206,6 +219,7 @@ async function serve(args: readonly string[], io: CliIo): Promise<number> {
       ),
   })
   io.out(`chorus-relay listening on ${running.url}`)
+  for (const link of links) io.err(`linking to ${link.url} for ${link.spaces.join(', ')}`)
   for (const mount of mounts) {
     io.out(`serving ${mount.dir} at ${running.httpUrl}${mount.path === '/' ? '/' : `${mount.path}/`}`)
   }
@@ -219,6 +233,38 @@ async function serve(args: readonly string[], io: CliIo): Promise<number> {
   return ExitCode.Ok
 }
 
+/** Reads `--link`, `--link-space` and `--link-token`: every link gets the same spaces and token. */
+function parseLinks(
+  values: { link?: string[]; 'link-space'?: string[]; 'link-token'?: string },
+  io: CliIo,
+): RelayLinkOptions[] {
+  const urls = values.link ?? []
+  const spaces = values['link-space'] ?? []
+  const token = values['link-token'] ?? (io.env[LINK_TOKEN_ENV] || undefined)
+  if (urls.length === 0) {
+    if (spaces.length > 0 || values['link-token'] !== undefined)
+      throw new UsageError('--link-space and --link-token go with --link URL')
+    return []
+  }
+  if (spaces.length === 0) throw new UsageError('--link needs --link-space NAME: the spaces to keep in step')
+  for (const space of spaces) {
+    if (!isSpaceId(space)) throw new UsageError(`--link-space: ${JSON.stringify(space)} is not a space name`)
+  }
+  return urls.map((url) => {
+    let parsed: URL | undefined
+    try {
+      parsed = new URL(url)
+    } catch {
+      parsed = undefined
+    }
+    if (parsed === undefined || (parsed.protocol !== 'ws:' && parsed.protocol !== 'wss:'))
+      throw new UsageError(
+        `--link must be a ws:// or wss:// URL such as ws://10.0.0.2:8787/sync, got ${JSON.stringify(url)}`,
+      )
+    return { url, spaces, ...(token === undefined ? {} : { token }) }
+  })
+}
+
 async function token(args: readonly string[], io: CliIo): Promise<number> {
   const { values } = parseArgs({
     args: [...args],
@@ -230,8 +276,11 @@ async function token(args: readonly string[], io: CliIo): Promise<number> {
       space: { type: 'string', multiple: true },
       expires: { type: 'string' },
       admin: { type: 'boolean' },
+      relay: { type: 'boolean' },
     },
   })
+  if (values.admin === true && values.relay === true)
+    throw new UsageError('a token is for --admin or for --relay, not both')
   const secret = values.secret ?? io.env[SECRET_ENV]
   if (secret === undefined || secret === '') throw new UsageError(`token needs --secret (or ${SECRET_ENV})`)
   if (values.sub === undefined || values.sub === '')
@@ -252,6 +301,7 @@ async function token(args: readonly string[], io: CliIo): Promise<number> {
     spaces: spaces as SpaceGrants,
     ...(expiresIn === undefined ? {} : { expiresIn: Math.max(1, expiresIn) }),
     ...(values.admin === true ? { admin: true } : {}),
+    ...(values.relay === true ? { relay: true } : {}),
   })
   io.out(minted)
   return ExitCode.Ok

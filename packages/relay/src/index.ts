@@ -1,5 +1,5 @@
 export type { RelayAuthenticate, RelayAuthResult } from './authenticate.js'
-export { type CliIo, ExitCode, POSTGRES_ENV, runCli, SECRET_ENV } from './cli.js'
+export { type CliIo, ExitCode, LINK_TOKEN_ENV, POSTGRES_ENV, runCli, SECRET_ENV } from './cli.js'
 export { parseDuration } from './duration.js'
 export {
   ADMIN_PATH,
@@ -14,6 +14,7 @@ export {
   COMMIT_BUCKETS_MS,
   CommitHistogram,
   type CommitTimes,
+  type LinkStatus,
   PROMETHEUS_CONTENT_TYPE,
   type RelayCounters,
   type RelayMetrics,
@@ -32,7 +33,10 @@ export {
   type CompactionOptions,
   DEFAULT_COMPACTION,
   DEFAULT_RELAY_LIMITS,
+  type LinkSocket,
+  type LinkSocketConstructor,
   type RelayLimits,
+  type RelayLinkOptions,
   type RelayOptions,
   socketMaxPayload,
 } from './relay-options.js'

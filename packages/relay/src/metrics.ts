@@ -10,6 +10,13 @@ export interface ReplicaLag {
   readonly lag: number
 }
 
+/** One link this relay dials to another relay (see `RelayOptions.links`). */
+export interface LinkStatus {
+  readonly url: string
+  /** 1 while linked (both hellos exchanged), else 0 (connecting, refused, or waiting to retry). */
+  readonly up: number
+}
+
 /** Upper bounds of the commit-time histogram's buckets, in milliseconds. */
 export const COMMIT_BUCKETS_MS: readonly number[] = [0.5, 1, 2, 5, 10, 25, 50, 100, 250, 1000]
 
@@ -61,6 +68,7 @@ export type RelayCounters = {
     | 'sendBacklog'
     | 'storeListening'
     | 'appendRetries'
+    | 'links'
   >]: number
 }
 
@@ -141,6 +149,8 @@ export interface RelayMetrics {
   /** How long the store's commits of appends took. */
   readonly commits: CommitTimes
   readonly lag: readonly ReplicaLag[]
+  /** The links this relay dials to other relays, if any. */
+  readonly links?: readonly LinkStatus[]
 }
 
 /** The content type of {@link renderPrometheus}'s output (Prometheus text format 0.0.4). */
@@ -265,6 +275,13 @@ export function renderPrometheus(metrics: RelayMetrics): string {
     lines.push(
       `${p}replica_lag{space="${escapeLabel(entry.space)}",replica="${escapeLabel(entry.replica)}"} ${entry.lag}`,
     )
+  }
+  if (metrics.links !== undefined && metrics.links.length > 0) {
+    lines.push(
+      `# HELP ${p}link_up 1 while the link this relay dials to another relay is up, else 0.`,
+      `# TYPE ${p}link_up gauge`,
+    )
+    for (const link of metrics.links) lines.push(`${p}link_up{url="${escapeLabel(link.url)}"} ${link.up}`)
   }
   return `${lines.join('\n')}\n`
 }

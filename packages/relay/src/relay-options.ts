@@ -2,7 +2,7 @@ import { type ChorusError, DEFAULT_LIMITS, type HubSessionConfig, type ProtocolL
 import type { RelayAuthenticate } from './authenticate.js'
 import { DEFAULT_RATE_LIMITS, type RateLimits } from './rate-limit.js'
 import type { RelayStore } from './relay-store.js'
-import type { RelaySocketServer } from './socket.js'
+import type { RelaySocket, RelaySocketServer } from './socket.js'
 
 /** Every bound the relay enforces on a connection: the protocol's and the rate limits. */
 export interface RelayLimits extends ProtocolLimits, RateLimits {
@@ -42,6 +42,32 @@ export interface CompactionOptions {
 /** Defaults: compact every 5 minutes, forget replicas after 30 days. */
 export const DEFAULT_COMPACTION: CompactionOptions = { intervalMs: 5 * 60_000, horizonMs: 30 * 86_400_000 }
 
+/**
+ * A link this relay keeps to another relay (relay↔relay): it dials `url`, and the two stream
+ * their logs of `spaces` to each other, so that replicas on either see every change. It
+ * reconnects with backoff whenever the connection drops or is refused.
+ */
+export interface RelayLinkOptions {
+  /** The other relay's sync endpoint, e.g. `ws://10.0.0.2:8787/sync`. */
+  readonly url: string
+  /** The spaces to link (at least one). */
+  readonly spaces: readonly string[]
+  /** A token the other relay accepts with the relay claim (`chorus-relay token --relay`). */
+  readonly token?: string
+}
+
+/** What dials a link: `ws`'s `WebSocket` constructor, or anything alike. */
+export type LinkSocketConstructor = new (url: string, options: { readonly maxPayload: number }) => LinkSocket
+
+/** A dialing WebSocket: a relay socket that also tells when it opens. */
+export interface LinkSocket extends RelaySocket {
+  on(event: 'open', listener: () => void): unknown
+  on(event: 'message', listener: (data: unknown, isBinary: boolean) => void): unknown
+  on(event: 'close', listener: (code: number, reason: unknown) => void): unknown
+  on(event: 'error', listener: (error: Error) => void): unknown
+  on(event: 'pong', listener: () => void): unknown
+}
+
 /** Options for `createRelay`. */
 export interface RelayOptions {
   /**
@@ -69,6 +95,12 @@ export interface RelayOptions {
   readonly compaction?: Partial<CompactionOptions>
   /** How long `close()` waits for clients to finish the closing handshake; default 2000 ms. */
   readonly closeTimeoutMs?: number
+  /** Links to other relays this relay dials and keeps up (see {@link RelayLinkOptions}). */
+  readonly links?: readonly RelayLinkOptions[]
+  /** Dials the links (required with `links`): `WebSocket` from `ws`. */
+  readonly WebSocket?: LinkSocketConstructor
+  /** Backoff between attempts to dial a link: from `min` doubling to `max` ms, with jitter (default 500 and 30,000). */
+  readonly linkBackoffMs?: { readonly min: number; readonly max: number }
   /** Failures with no caller to tell (a failed append, a throwing hook); default: stderr. */
   readonly onError?: (error: ChorusError) => void
 }

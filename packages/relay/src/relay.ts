@@ -4,23 +4,34 @@ import {
   ChorusError,
   createHubEngine,
   DEFAULT_HUB_SESSION,
+  type DialOptions,
   ErrorCode,
   encodeMessage,
   errorMessage,
   type HubConnection,
   type HubPeer,
   isChorusError,
+  isSpaceId,
   type SpaceId,
 } from '@chorus/core'
 import { byteLength, createFrameBytes, textOf } from './frame-text.js'
-import { CommitHistogram, type RelayMetrics, type ReplicaLag, zeroCounters } from './metrics.js'
+import {
+  CommitHistogram,
+  type LinkStatus,
+  type RelayMetrics,
+  type ReplicaLag,
+  zeroCounters,
+} from './metrics.js'
 import { type RateLimits, type TokenBuckets, takeTokens } from './rate-limit.js'
 import {
   type CompactionOptions,
   DEFAULT_COMPACTION,
   DEFAULT_RELAY_LIMITS,
+  type LinkSocket,
   type RelayLimits,
+  type RelayLinkOptions,
   type RelayOptions,
+  socketMaxPayload,
 } from './relay-options.js'
 import type { CompactResult, SpaceSummary, StoreEvent } from './relay-store.js'
 import { CloseCode, type RelaySocket } from './socket.js'
@@ -37,6 +48,12 @@ export interface RelayHealth {
   readonly uptimeSeconds: number
   /** For a store shared with other relays: whether this relay hears of their appends (`failing` while not). */
   readonly listening?: boolean
+  /**
+   * With links to other relays: how many are up, of how many. A link that is down does not
+   * make the relay `failing`: its clients sync through it all the same, and the other relay
+   * gets their changes once the link is back.
+   */
+  readonly links?: { readonly up: number; readonly total: number }
 }
 
 /** A running relay. */
@@ -73,6 +90,55 @@ interface ClientState extends TokenBuckets {
   open: boolean
   /** Set while the relay waits for the socket to close (shutting down); called once it has. */
   onClosed: (() => void) | null
+  /** True for a connection linking another relay (either way): no rate limit applies. */
+  relay: boolean
+}
+
+/** A link this relay dials (see `RelayOptions.links`), and where it is. */
+interface Link {
+  readonly url: string
+  readonly spaces: readonly SpaceId[]
+  readonly token?: string
+  /** Attempts since it was last up (for the backoff). */
+  attempts: number
+  /** The socket dialing or connected, if any. */
+  socket: LinkSocket | null
+  /** Whether its session got past both hellos. */
+  up: boolean
+  retry: NodeJS.Timeout | null
+  /** The last failure reported, so that one repeated at every retry is reported once. */
+  lastFailure: string | null
+}
+
+/** Checks the links' options: each with a URL and at least one space. */
+function checkLinks(links: readonly RelayLinkOptions[]): Link[] {
+  return links.map((link) => {
+    let url: URL
+    try {
+      url = new URL(link.url)
+    } catch {
+      throw new ChorusError(ErrorCode.InvalidArgument, `link URL ${JSON.stringify(link.url)} is not a URL`)
+    }
+    if (url.protocol !== 'ws:' && url.protocol !== 'wss:') {
+      throw new ChorusError(ErrorCode.InvalidArgument, `link URL ${link.url} must be ws:// or wss://`)
+    }
+    if (!Array.isArray(link.spaces) || link.spaces.length === 0 || !link.spaces.every(isSpaceId)) {
+      throw new ChorusError(
+        ErrorCode.InvalidArgument,
+        `link to ${link.url} needs spaces: space names, at least one`,
+      )
+    }
+    return {
+      url: link.url,
+      spaces: [...new Set(link.spaces)] as SpaceId[],
+      ...(link.token === undefined ? {} : { token: link.token }),
+      attempts: 0,
+      socket: null,
+      up: false,
+      retry: null,
+      lastFailure: null,
+    }
+  })
 }
 
 const OPEN = 1
@@ -98,6 +164,12 @@ export function createRelay(options: RelayOptions): Relay {
   const rateLimits: RateLimits = { ...limits, byteBurst: Math.max(limits.byteBurst, limits.maxFrameBytes) }
   const compaction: CompactionOptions = { ...DEFAULT_COMPACTION, ...options.compaction }
   const onError = options.onError ?? defaultOnError
+  const links = checkLinks(options.links ?? [])
+  const LinkWebSocket = options.WebSocket
+  if (links.length > 0 && LinkWebSocket === undefined) {
+    throw new ChorusError(ErrorCode.InvalidArgument, 'links need a WebSocket constructor (WebSocket from ws)')
+  }
+  const backoff = options.linkBackoffMs ?? { min: 500, max: 30_000 }
   const startedAt = now()
   /** Every open connection, by its socket: the socket listeners are shared and look it up. */
   const clients = new Map<RelaySocket, Client>()
@@ -274,7 +346,9 @@ export function createRelay(options: RelayOptions): Relay {
       hangUp(client, CloseCode.MessageTooBig, why)
       return
     }
-    if (!takeTokens(client, rateLimits, size, now())) {
+    // A linked relay catching up sends as fast as it reads: its frames are not rate limited.
+    if (!client.relay) client.relay = client.connection.session().relay
+    if (!client.relay && !takeTokens(client, rateLimits, size, now())) {
       counters.rateLimited++
       client.strikes++
       if (client.strikes === 1) {
@@ -323,15 +397,17 @@ export function createRelay(options: RelayOptions): Relay {
     strikes = 0
     alive = true
     open = true
+    relay = false
     onClosed: (() => void) | null = null
 
-    constructor(socket: RelaySocket) {
+    constructor(socket: RelaySocket, dial?: DialOptions) {
       this.socket = socket
       this.frames = rateLimits.frameBurst
       this.bytes = rateLimits.byteBurst
       this.updatedAt = now()
-      // The hub calls `send` and `close` only after `accept` returns.
-      this.connection = hub.accept(this)
+      // The hub calls `send` and `close` only after `accept` (or `dial`) returns.
+      this.connection = dial === undefined ? hub.accept(this) : hub.dial(this, dial)
+      this.relay = dial !== undefined
     }
 
     send(frame: string): void {
@@ -403,6 +479,81 @@ export function createRelay(options: RelayOptions): Relay {
 
   server.on('connection', (socket) => guard('accepting a connection', () => accept(socket)))
 
+  /** Reports a link's failure, unless it is the one reported last for it. */
+  function linkFailed(link: Link, why: string): void {
+    if (link.lastFailure === why) return
+    link.lastFailure = why
+    report(new ChorusError(ErrorCode.LinkFailed, `link to ${link.url}: ${why}`))
+  }
+
+  /** Dials a link; once open, its session runs as any connection's, its hello sent first. */
+  function dialLink(link: Link): void {
+    link.retry = null
+    if (closing || LinkWebSocket === undefined) return
+    let socket: LinkSocket
+    try {
+      socket = new LinkWebSocket(link.url, { maxPayload: socketMaxPayload(limits) })
+    } catch (error) {
+      linkFailed(link, error instanceof Error ? error.message : String(error))
+      retryLink(link)
+      return
+    }
+    link.socket = socket
+    socket.on('error', (error: Error) => {
+      if (!clients.has(socket)) linkFailed(link, `cannot connect: ${error.message}`)
+    })
+    socket.on('open', () =>
+      guard('opening a link', () => {
+        if (closing) {
+          socket.close(CloseCode.GoingAway, 'the relay is shutting down')
+          return
+        }
+        const client = new Client(socket, {
+          spaces: link.spaces,
+          ...(link.token === undefined ? {} : { token: link.token }),
+          onError: (error) => linkFailed(link, `the other relay said ${error.code}: ${error.message}`),
+        })
+        clients.set(socket, client)
+        socket.on('error', onSocketError)
+        socket.on('close', onSocketClose)
+        socket.on('message', onSocketMessage)
+        socket.on('pong', onSocketPong)
+      }),
+    )
+    socket.on('close', () =>
+      guard('closing a link', () => {
+        if (link.socket === socket) link.socket = null
+        retryLink(link)
+      }),
+    )
+  }
+
+  /** Dials a link again after a backoff that doubles with each attempt since it was last up. */
+  function retryLink(link: Link): void {
+    if (closing || link.retry !== null) return
+    link.up = false
+    const delay = Math.min(backoff.max, backoff.min * 2 ** Math.min(link.attempts, 20))
+    link.attempts++
+    link.retry = setTimeout(() => dialLink(link), delay * (0.5 + Math.random() / 2))
+    link.retry.unref()
+  }
+
+  /** Whether each link's session is up now; one that came up starts its backoff afresh. */
+  function linkStatus(): LinkStatus[] {
+    return links.map((link) => {
+      const client = link.socket === null ? undefined : clients.get(link.socket)
+      const up = client?.open === true && client.connection.session().phase === 'ready'
+      if (up && !link.up) {
+        link.attempts = 0
+        link.lastFailure = null
+      }
+      link.up = up
+      return { url: link.url, up: up ? 1 : 0 }
+    })
+  }
+
+  for (const link of links) dialLink(link)
+
   const timers: NodeJS.Timeout[] = []
   function every(ms: number, task: () => Promise<void>): void {
     if (!(ms > 0)) return
@@ -421,6 +572,7 @@ export function createRelay(options: RelayOptions): Relay {
   }
 
   every(options.tickMs ?? 1000, async () => {
+    linkStatus()
     await hub.tick()
     await store.flushAcks()
   })
@@ -445,7 +597,7 @@ export function createRelay(options: RelayOptions): Relay {
     for (const info of hub.sessions()) {
       if (info.replicaId === null || info.phase !== 'ready') continue
       for (const stream of info.spaces) {
-        if (stream.acked > 0) await store.noteAck(stream.space, info.replicaId, stream.acked, time)
+        if (stream.acked > 0) await store.noteAck(stream.space, stream.source, stream.acked, time)
       }
     }
     const results = new Map<SpaceId, CompactResult>()
@@ -478,7 +630,7 @@ export function createRelay(options: RelayOptions): Relay {
       for (const stream of info.spaces) {
         out.push({
           space: stream.space,
-          replica: info.replicaId,
+          replica: stream.source,
           head: stream.head,
           acked: stream.acked,
           lag: Math.max(0, stream.head - stream.acked),
@@ -500,6 +652,12 @@ export function createRelay(options: RelayOptions): Relay {
   async function shutDown(): Promise<void> {
     // The connection listener stays: a socket that arrives from now on is closed with 1001.
     for (const timer of timers) clearInterval(timer)
+    for (const link of links) {
+      if (link.retry !== null) clearTimeout(link.retry)
+      // Still dialing: there is no session to close.
+      if (link.socket !== null && !clients.has(link.socket))
+        guard('ending a link', () => link.socket?.terminate())
+    }
     unwatch?.()
     await hub.idle()
     const pending = [...clients.values()].map(
@@ -534,6 +692,7 @@ export function createRelay(options: RelayOptions): Relay {
         lag: lag(),
         ...(listening() === undefined ? {} : { storeListening: listening() ? 1 : 0 }),
         ...(stats.appendRetries === undefined ? {} : { appendRetries: stats.appendRetries }),
+        ...(links.length === 0 ? {} : { links: linkStatus() }),
       }
     },
     async health() {
@@ -550,6 +709,9 @@ export function createRelay(options: RelayOptions): Relay {
           spaces: stats.spaces,
           uptimeSeconds,
           ...(hearing === undefined ? {} : { listening: hearing }),
+          ...(links.length === 0
+            ? {}
+            : { links: { up: linkStatus().filter((link) => link.up === 1).length, total: links.length } }),
         }
       } catch (error) {
         report(error, 'the store did not answer a health check')

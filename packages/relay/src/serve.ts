@@ -3,12 +3,12 @@ import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
 import { ChorusError, ErrorCode } from '@chorus/core'
-import { WebSocketServer } from 'ws'
+import { WebSocket, WebSocketServer } from 'ws'
 import { lockDataDir } from './data-dir-lock.js'
 import { type AdminEvent, createHttpHandler, createUpgradeHandler, SYNC_PATH } from './http.js'
 import { PostgresRelayStore } from './postgres-relay-store.js'
 import { createRelay, type Relay } from './relay.js'
-import { type RelayOptions, socketMaxPayload } from './relay-options.js'
+import { type LinkSocketConstructor, type RelayOptions, socketMaxPayload } from './relay-options.js'
 import { SqliteRelayStore } from './sqlite-relay-store.js'
 import { createStaticMounts, type StaticMount } from './static-files.js'
 import { createTokenAuthenticator, verifyAdminToken } from './token-auth.js'
@@ -144,12 +144,22 @@ export async function startRelay(options: StartRelayOptions): Promise<RunningRel
     (authSecret === undefined
       ? undefined
       : createTokenAuthenticator(authSecret, relayOptions.now === undefined ? {} : { now: relayOptions.now }))
-  const relay = createRelay({
-    ...relayOptions,
-    ...(authenticate === undefined ? {} : { authenticate }),
-    server: sockets,
-    store,
-  })
+  let relay: Relay
+  try {
+    relay = createRelay({
+      // Links to other relays dial with `ws`'s client.
+      WebSocket: WebSocket as unknown as LinkSocketConstructor,
+      ...relayOptions,
+      ...(authenticate === undefined ? {} : { authenticate }),
+      server: sockets,
+      store,
+    })
+  } catch (error) {
+    sockets.close()
+    await store.close()
+    release()
+    throw error
+  }
   // The administration API takes tokens signed with the relay's secret that claim `admin`.
   const admin =
     authSecret === undefined

@@ -28,6 +28,12 @@ export interface MintTokenOptions {
    * claim `admin: true`. Such a token may grant no space.
    */
   readonly admin?: boolean
+  /**
+   * Lets the holder link another relay to this one (the claim `relay: true`): its connection
+   * uploads changes of every writer, as the other relay's log holds them, in the spaces it
+   * may write. Give it only to relays you run.
+   */
+  readonly relay?: boolean
 }
 
 /** Options for {@link createTokenAuthenticator}. */
@@ -72,6 +78,7 @@ export async function mintToken(options: MintTokenOptions): Promise<string> {
   const jwt = new SignJWT({
     spaces: { ...options.spaces },
     ...(options.admin === true ? { admin: true } : {}),
+    ...(options.relay === true ? { relay: true } : {}),
   })
     .setProtectedHeader({ alg: TOKEN_ALGORITHM, typ: 'JWT' })
     .setSubject(options.sub)
@@ -109,7 +116,8 @@ function explainJoseError(error: unknown): string {
  * the shared secret and grants exactly the spaces it names.
  *
  * No token, a malformed, badly signed or expired one → `unauthenticated`. A space not in
- * the token → no access (the session is refused with `forbidden`). The subject is returned
+ * the token → no access (the session is refused with `forbidden`). A token claiming
+ * `relay: true` may link another relay (see {@link MintTokenOptions.relay}). The subject is returned
  * so the relay can bind replica ids to users, and the token's expiry (`exp`, plus the clock
  * tolerance) as `expiresAt`, so a connection does not outlive its token.
  */
@@ -146,6 +154,7 @@ export function createTokenAuthenticator(
       ok: true,
       subject,
       access: (space: SpaceId) => (Object.hasOwn(granted, space) ? (granted[space] as Access) : null),
+      ...(payload.relay === true ? { relay: true } : {}),
       // The session ends when verifying the token would fail: its expiry plus the tolerance.
       ...(typeof payload.exp === 'number' ? { expiresAt: (payload.exp + clockTolerance) * 1000 } : {}),
     }

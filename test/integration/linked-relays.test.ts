@@ -1,0 +1,159 @@
+import { createReplica, type Replica } from '@chorus/client'
+import { mintToken } from '@chorus/relay'
+import { IDBFactory } from 'fake-indexeddb'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { WebSocket } from 'ws'
+import { eventually, type RelayProcess, startRelay, tempDir } from './relay-process.js'
+
+const SPACE = 'team-notes'
+const SECRET = 'the-secret-of-relay-b-which-is-long-enough'
+
+/** A Node replica of the space on its own fake IndexedDB, syncing through `url`. */
+function device(url: string, token?: string, indexedDB = new IDBFactory()): Promise<Replica> {
+  return createReplica({
+    space: SPACE,
+    url,
+    indexedDB,
+    dbName: 'chorus-linked',
+    WebSocket: WebSocket as never,
+    resolvers: { notes: 'manual' },
+    ...(token === undefined ? {} : { token }),
+  })
+}
+
+async function notes(replica: Replica): Promise<string> {
+  const rows = await replica.collection('notes').list()
+  return JSON.stringify(rows.map((row) => [row.id, row.value]))
+}
+
+async function metricsOf(relay: RelayProcess): Promise<string> {
+  return (await fetch(`${relay.http}/metrics`)).text()
+}
+
+describe('two relays linked over the protocol (relay↔relay)', () => {
+  const dirs = [tempDir('chorus-link-a-'), tempDir('chorus-link-b-')]
+  let a: RelayProcess
+  let b: RelayProcess
+  let linkArgs: string[]
+  const open: Replica[] = []
+
+  beforeAll(async () => {
+    // B requires tokens; A links to it with one that may relay, and runs open for its clients.
+    b = await startRelay({ dataDir: dirs[1]?.path as string, authSecret: SECRET })
+    const linkToken = await mintToken({
+      secret: SECRET,
+      sub: 'relay-a',
+      spaces: { [SPACE]: 'write' },
+      relay: true,
+    })
+    linkArgs = ['--link', b.url, '--link-space', SPACE, '--link-token', linkToken]
+    a = await startRelay({ dataDir: dirs[0]?.path as string, args: linkArgs })
+  }, 60_000)
+
+  afterAll(async () => {
+    await Promise.all(open.map((replica) => replica.close()))
+    await a?.stop()
+    await b?.stop()
+    for (const dir of dirs) dir.remove()
+  }, 60_000)
+
+  async function onA(indexedDB?: IDBFactory): Promise<Replica> {
+    const replica = await device(a.url, undefined, indexedDB)
+    open.push(replica)
+    return replica
+  }
+  async function onB(): Promise<Replica> {
+    const token = await mintToken({ secret: SECRET, sub: 'bob', spaces: { [SPACE]: 'write' } })
+    const replica = await device(b.url, token)
+    open.push(replica)
+    return replica
+  }
+
+  it('carries writes both ways, and a conflict shows on both sides and is settled by one resolve', async () => {
+    const alice = await onA()
+    const bob = await onB()
+    await alice.collection('notes').put('a1', { title: 'from A' })
+    await bob.collection('notes').put('b1', { title: 'from B' })
+    await eventually(
+      async () => (await notes(alice)) === (await notes(bob)) && (await notes(alice)).includes('b1'),
+      'both sides to see both notes',
+    )
+    expect(JSON.parse(await notes(bob))).toEqual([
+      ['a1', { title: 'from A' }],
+      ['b1', { title: 'from B' }],
+    ])
+    // The link is up on A's metrics and health.
+    expect(await metricsOf(a)).toContain(`chorus_relay_link_up{url="${b.url}"} 1`)
+    expect(await (await fetch(`${a.http}/healthz`)).json()).toMatchObject({ links: { up: 1, total: 1 } })
+
+    // Both edit one note while A's side is offline: a conflict on both sides once they meet.
+    alice.disconnect()
+    await alice.collection('notes').put('shared', { title: 'alice’s' })
+    await bob.collection('notes').put('shared', { title: 'bob’s' })
+    await bob.synced()
+    alice.connect()
+    const conflicted = async (replica: Replica) =>
+      (await replica.conflicts()).some(
+        (conflict) => conflict.id === 'shared' && conflict.versions.length === 2,
+      )
+    await eventually(
+      async () => (await conflicted(alice)) && (await conflicted(bob)),
+      'the conflict on both sides',
+    )
+    await bob.collection('notes').resolve('shared', { title: 'both' })
+    await eventually(
+      async () =>
+        (await alice.conflicts()).length === 0 &&
+        (await alice.collection('notes').get('shared'))?.title === 'both',
+      'the resolution to reach A',
+    )
+  }, 60_000)
+
+  it('loses nothing acknowledged when the dialing relay is killed mid-stream, and both converge after its restart', async () => {
+    const idb = new IDBFactory()
+    const writer = await onA(idb)
+    const reader = await onB()
+    const writes: Promise<void>[] = []
+    for (let i = 0; i < 300; i++)
+      writes.push(writer.collection('notes').put(`burst-${i}`, { title: `burst ${i}` }))
+    await Promise.all(writes)
+    // Some of the burst has been acknowledged by A, maybe not yet passed on to B.
+    await eventually(() => writer.pending < 300, 'A to acknowledge part of the burst', 20_000)
+    await a.stop('SIGKILL')
+    a = await startRelay({ dataDir: dirs[0]?.path as string, port: a.port, args: linkArgs })
+    await writer.synced()
+    await eventually(
+      async () => {
+        const rows = await reader.collection('notes').list()
+        return rows.filter((row) => row.id.startsWith('burst-')).length === 300
+      },
+      'B’s replica to hold the whole burst',
+      30_000,
+    )
+    expect(await notes(reader)).toBe(await notes(writer))
+  }, 90_000)
+
+  it('refuses a link whose token may not relay; its relay reports it and keeps serving', async () => {
+    const plain = await mintToken({ secret: SECRET, sub: 'relay-c', spaces: { [SPACE]: 'write' } })
+    const dir = tempDir('chorus-link-c-')
+    const c = await startRelay({
+      dataDir: dir.path,
+      args: ['--link', b.url, '--link-space', SPACE, '--link-token', plain],
+    })
+    try {
+      await eventually(
+        () => /link-failed: link to .*forbidden.*relay claim/.test(c.output()),
+        'C to report the refusal',
+      )
+      expect(await metricsOf(c)).toContain(`chorus_relay_link_up{url="${b.url}"} 0`)
+      expect(await (await fetch(`${c.http}/healthz`)).json()).toMatchObject({
+        status: 'ok',
+        links: { up: 0, total: 1 },
+      })
+      expect(await metricsOf(b)).toMatch(/chorus_relay_sessions_refused_total\{code="forbidden"\} [1-9]/)
+    } finally {
+      await c.stop()
+      dir.remove()
+    }
+  }, 60_000)
+})
