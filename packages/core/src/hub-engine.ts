@@ -113,6 +113,17 @@ export interface AdvancedEntry extends LogEntry {
 /** Most entries {@link HubEngine.advanced} reads ahead for its connections; they read the rest. */
 const ADVANCED_READ = 1_000
 
+/**
+ * How the id of a hub that dials another starts, by default (see {@link DialOptions.replicaId}):
+ * a store can tell from its counters that a space is linked to another hub (see {@link isRelayId}).
+ */
+export const RELAY_ID_PREFIX = 'relay-'
+
+/** True for the id a hub dials another with by default: its log name after {@link RELAY_ID_PREFIX}. */
+export function isRelayId(id: string): boolean {
+  return id.startsWith(RELAY_ID_PREFIX)
+}
+
 /** Options for {@link HubEngine.dial}. */
 export interface DialOptions {
   /** The spaces to link (at least one). */
@@ -120,9 +131,9 @@ export interface DialOptions {
   /** The token the other hub authenticates (it must allow relaying). */
   readonly token?: string
   /**
-   * This hub's id on the other (it keys what the other holds of this hub's log); default the
-   * name of this hub's log, which must then be the same for every space and a valid replica
-   * id (a relay's store names one log for all its spaces).
+   * This hub's id on the other (it keys what the other holds of this hub's log); default
+   * {@link RELAY_ID_PREFIX} and the name of this hub's log, which must then be the same for
+   * every space (a relay's store names one log for all its spaces).
    */
   readonly replicaId?: ReplicaId
   /** Called with each error frame the other hub sends (a refusal among them). */
@@ -726,6 +737,7 @@ export function createHubEngine(options: HubEngineOptions): HubEngine {
     /** Loads the spaces to link, then sends the first hello (see `initialDialSession`). */
     async #startDial(dial: DialOptions): Promise<void> {
       let logs: (string | undefined)[]
+      this.#loading = dial.spaces
       try {
         const loaded = await Promise.all(dial.spaces.map(loadSpace))
         const deleted = dial.spaces.find((_, i) => loaded[i]?.deleted === true)
@@ -736,12 +748,14 @@ export function createHubEngine(options: HubEngineOptions): HubEngine {
         }
         logs = loaded.map((cache) => cache.log)
       } catch (error) {
+        this.#loading = null
         report(error, 'loading a space to link failed')
         this.#hangUp(ErrorCode.StorageFailed, 'the hub could not load the spaces to link; try again')
         return
       }
-      const replicaId = dial.replicaId ?? logs[0]
+      const replicaId = dial.replicaId ?? (logs[0] === undefined ? undefined : `${RELAY_ID_PREFIX}${logs[0]}`)
       if (replicaId === undefined || !isReplicaId(replicaId) || logs.some((log) => log !== logs[0])) {
+        this.#loading = null
         this.#hangUp(
           ErrorCode.InvalidArgument,
           'this hub’s store names no single log that can be its id on the other hub: pass a replicaId',
@@ -757,6 +771,7 @@ export function createHubEngine(options: HubEngineOptions): HubEngine {
         },
         now(),
       )
+      this.#loading = null
       await this.#handle({ type: 'dial', now: now() })
     }
 
@@ -807,9 +822,15 @@ export function createHubEngine(options: HubEngineOptions): HubEngine {
       })
     }
 
-    /** True when this connection streams `space`. */
+    /**
+     * The spaces a hello (or a dial) of this connection loaded and its session has no stream
+     * of yet: their facts must stay cached until it has, or its answer would read them empty.
+     */
+    #loading: readonly string[] | null = null
+
+    /** True when this connection streams `space`, or is about to. */
     uses(space: string): boolean {
-      return Object.hasOwn(this.#state.streams, space)
+      return Object.hasOwn(this.#state.streams, space) || this.#loading?.includes(space) === true
     }
 
     input(input: HubSessionInput): Promise<void> {
@@ -932,6 +953,7 @@ export function createHubEngine(options: HubEngineOptions): HubEngine {
             const { access } = result
             // A hello naming any space it may not use is refused whole, so it loads nothing.
             const allowed = effect.spaces.every((space) => access(space) !== null)
+            if (allowed) this.#loading = effect.spaces
             try {
               const loaded = allowed ? await Promise.all(effect.spaces.map(loadSpace)) : []
               const deleted = effect.spaces.find((_, i) => loaded[i]?.deleted === true)
@@ -946,7 +968,15 @@ export function createHubEngine(options: HubEngineOptions): HubEngine {
               }
             }
           }
-          await this.#handle({ type: 'authenticated', now: now(), result })
+          try {
+            await this.#handle({ type: 'authenticated', now: now(), result })
+          } finally {
+            // The session streams them now, or was refused (and releases nothing it did not use).
+            const loaded = this.#loading
+            this.#loading = null
+            if (loaded !== null && this.#state.phase === 'closed')
+              for (const space of loaded) release(space as SpaceId)
+          }
           return
         }
         case 'store':

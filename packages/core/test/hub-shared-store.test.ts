@@ -157,3 +157,45 @@ describe('hubs sharing one store', () => {
     expect(await ids(reader)).toEqual(['w'])
   })
 })
+
+describe('a hello answered while another connection on its space closes', () => {
+  it('still reads the space’s head, counters and log name', async () => {
+    const store = new MemoryHubStore({ log: 'the-log' })
+    let letIn: (() => void) | null = null
+    const hub = createHubEngine({
+      store,
+      now,
+      // The second hello's last step (binding its id, say) waits until the test lets it in:
+      // its spaces are loaded by then.
+      authenticate: (_token, replica) => ({
+        ok: true,
+        access: () => 'write',
+        ...(replica === 'late'
+          ? { confirm: () => new Promise<undefined>((resolve) => (letIn = () => resolve(undefined))) }
+          : {}),
+      }),
+    })
+    const writer = await openReplicaEngine({
+      store: new MemoryReplicaStore(),
+      space: SPACE,
+      now,
+      createReplicaId: () => asReplicaId('writer'),
+    })
+    const writerConnection = wireToHub(hub, writer)
+    await Promise.all(Array.from({ length: 3 }, (_, i) => writer.put('notes', `n${i}`, { i })))
+    await settle([hub], [writer])
+    const answers: string[] = []
+    const late = hub.accept({ send: (frame) => answers.push(frame), close: () => {} })
+    const hello = { type: 'hello', protocol: 1, replicaId: 'late', spaces: [SPACE], have: { [SPACE]: 0 } }
+    const received = late.receive(JSON.stringify(hello))
+    while (letIn === null) await new Promise((resolve) => setTimeout(resolve, 1))
+    // The only connection streaming the space goes away while the hello is being authenticated.
+    writer.detach()
+    await writerConnection.closed()
+    ;(letIn as () => void)()
+    await received
+    await hub.idle()
+    const answer = JSON.parse(answers[0] ?? '{}')
+    expect(answer).toMatchObject({ type: 'hello', heads: { [SPACE]: 3 }, logs: { [SPACE]: 'the-log' } })
+  })
+})
