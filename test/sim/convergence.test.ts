@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest'
 import { describeFailure, runScenario, seedsFromEnv } from './workload.js'
 
 const SEEDS_PER_RESOLVER = 100
+const LINKED_SEEDS_PER_RESOLVER = 40
 const resolvers: ResolverKind[] = ['lww', 'merge', 'manual']
 
 describe.each(resolvers)('simulation with the %s resolver', (resolver) => {
@@ -22,6 +23,22 @@ describe.each(resolvers)('simulation with the %s resolver', (resolver) => {
     expect(writes).toBeGreaterThan(seeds.length * 5)
     if (seeds.length >= 20) expect(twinWrites).toBeGreaterThan(seeds.length)
     if (process.env.SIM_STATS === '1') console.log(`${resolver}: ${writes} writes, ${twinWrites} at a twin`)
+  })
+})
+
+describe.each(resolvers)('simulation with the %s resolver and linked hubs', (resolver) => {
+  // Hubs over stores of their own, linked over the faulty network (relay↔relay).
+  const seeds = seedsFromEnv(LINKED_SEEDS_PER_RESOLVER)
+  it(`converges with no lost acknowledged write over ${seeds.length} seeds`, {
+    timeout: 600_000,
+  }, async () => {
+    let writes = 0
+    for (const seed of seeds) {
+      const report = await runScenario(seed, resolver, undefined, { linked: true })
+      if (report.problems.length > 0) expect.fail(describeFailure(report))
+      writes += report.cluster.writes.length
+    }
+    expect(writes).toBeGreaterThan(seeds.length * 5)
   })
 })
 

@@ -60,6 +60,8 @@ export interface RunReport {
   readonly settled: boolean
   readonly problems: readonly string[]
   readonly cluster: SimCluster
+  /** Whether the hubs were linked, each over its own store (see `runScenario`'s `topology`). */
+  readonly linked: boolean
 }
 
 /**
@@ -72,6 +74,7 @@ export async function runScenario(
   seed: number,
   resolver: ResolverKind,
   severity = FULL_SEVERITY,
+  topology: { readonly linked?: boolean } = {},
 ): Promise<RunReport> {
   const plan = (await import('@chorus/testkit')).createPrng(`${resolver}:${seed}`)
   const replicas = plan.int(3, 8)
@@ -86,7 +89,17 @@ export async function runScenario(
   // A third of the runs have two hubs over one store, as two relays share one PostgreSQL
   // database: replicas connect to either, and each hub hears of the other's appends late.
   const hubPlan = (await import('@chorus/testkit')).createPrng(`hubs:${resolver}:${seed}`)
-  const hubs = process.env.SIM_HUBS !== undefined ? Number(process.env.SIM_HUBS) : hubPlan.bool(1 / 3) ? 2 : 1
+  // Or, linked, two or three hubs each over a store of its own, linked in a chain over the
+  // network as relays linked with --link are; replicas connect to either.
+  const linked = topology.linked === true
+  const hubs =
+    process.env.SIM_HUBS !== undefined
+      ? Number(process.env.SIM_HUBS)
+      : linked
+        ? hubPlan.int(2, 3)
+        : hubPlan.bool(1 / 3)
+          ? 2
+          : 1
   const hubMaxFrameBytes =
     process.env.SMALL_FRAMES === '1' || framePlan.bool(1 / 4) ? framePlan.int(4, 16) * 1024 : undefined
   const cluster = await createSimCluster({
@@ -96,6 +109,7 @@ export async function runScenario(
     ...(hubMaxFrameBytes === undefined ? {} : { hubMaxFrameBytes }),
     twins,
     hubs,
+    linked,
     maxSkewMs: severity.maxSkewMs,
     faults: {
       latencyMs: plan.int(1, 40),
@@ -213,8 +227,11 @@ export async function runScenario(
   }
   for (const name of names) for (const id of ids) await cluster.read(name, COLLECTION, id)
   const verdict = await cluster.check()
-  const problems = [...(settled ? [] : ['did not settle within 10 virtual minutes']), ...verdict.problems]
-  return { seed, resolver, replicas, actions, settled, problems, cluster }
+  const problems = [
+    ...(settled ? [] : ['did not settle within 10 virtual minutes', ...(await cluster.describeHubs())]),
+    ...verdict.problems,
+  ]
+  return { seed, resolver, replicas, actions, settled, problems, cluster, linked }
 }
 
 /** A write on a full disk must be refused with `storage-failed` and leave nothing behind. */
@@ -277,7 +294,7 @@ export function seedsFromEnv(count: number): number[] {
 /** The failure message: what broke, how to replay it, and what the run did. */
 export function describeFailure(report: RunReport): string {
   return [
-    `seed ${report.seed} (${report.resolver}, ${report.replicas} replicas, ${report.cluster.hubNames().length} hubs) failed:`,
+    `seed ${report.seed} (${report.resolver}, ${report.replicas} replicas, ${report.cluster.hubNames().length} hubs${report.linked ? ' linked' : ''}) failed:`,
     ...report.problems.slice(0, 20).map((p) => `  ${p}`),
     `replay: SEED=${report.seed} pnpm exec vitest run --project sim`,
     `actions: ${report.actions.join('; ')}`,

@@ -583,7 +583,10 @@ export class PostgresRelayStore implements RelayStore {
           cutoff === null ? 0 : ((await client.query(SQL.forget, [space, cutoff])).rowCount ?? 0)
         if (floor > row.floor) await client.query(SQL.setFloor, [floor, space])
         const logEntriesDeleted = (await client.query(SQL.deleteLog, [space, floor])).rowCount ?? 0
-        const { tombstonesDeleted, collected } = await this.#collect(client, space, floor, row.head, mark)
+        const { tombstonesDeleted, collected } =
+          options.collect === false
+            ? { tombstonesDeleted: 0, collected: mark }
+            : await this.#collect(client, space, floor, row.head, mark)
         if (collected !== undefined && collected !== mark) {
           await client.query(SQL.notify, [
             this.#notice({ from: this.#id, type: 'collected', space, mark: collected }),

@@ -10,6 +10,12 @@ export interface CompactOptions {
    * `Infinity` keeps every replica until it catches up.
    */
   readonly horizonMs: number
+  /**
+   * Whether to collect deletions (default true). A relay passes false for a space it keeps in
+   * step with other relays (see `RelayOptions.links`): their stores hold the same records,
+   * and one that collected a deletion the others keep would diverge from them.
+   */
+  readonly collect?: boolean
 }
 
 /** What one compaction did. */

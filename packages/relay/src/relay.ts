@@ -11,6 +11,7 @@ import {
   type HubConnection,
   type HubPeer,
   isChorusError,
+  isRelayId,
   isSpaceId,
   type SpaceId,
 } from '@chorus/core'
@@ -170,6 +171,7 @@ export function createRelay(options: RelayOptions): Relay {
     throw new ChorusError(ErrorCode.InvalidArgument, 'links need a WebSocket constructor (WebSocket from ws)')
   }
   const backoff = options.linkBackoffMs ?? { min: 500, max: 30_000 }
+  const linkedSpaces = new Set<string>(links.flatMap((link) => link.spaces))
   const startedAt = now()
   /** Every open connection, by its socket: the socket listeners are shared and look it up. */
   const clients = new Map<RelaySocket, Client>()
@@ -602,7 +604,15 @@ export function createRelay(options: RelayOptions): Relay {
     }
     const results = new Map<SpaceId, CompactResult>()
     for (const space of await store.listSpaces()) {
-      const result = await store.compact(space, { now: time, horizonMs: compaction.horizonMs })
+      // A space kept in step with other relays collects no deletions: it would diverge from
+      // theirs. It is linked when this relay links it, or another relay's stream is counted in it.
+      const linked =
+        linkedSpaces.has(space) || Object.keys((await store.loadSpace(space)).received).some(isRelayId)
+      const result = await store.compact(space, {
+        now: time,
+        horizonMs: compaction.horizonMs,
+        ...(linked ? { collect: false } : {}),
+      })
       // At once, before a later append is streamed: the replicas are told at the mark.
       if (result.collected !== undefined) await hub.collected(space, result.collected)
       counters.tombstonesCollected += result.tombstonesDeleted

@@ -398,7 +398,10 @@ export class SqliteRelayStore implements RelayStore {
         const replicasForgotten = cutoff === null ? 0 : this.#sql.forget.run(space, cutoff).changes
         if (floor > row.floor) this.#sql.setFloor.run(floor, space)
         const logEntriesDeleted = this.#sql.deleteLog.run(space, floor).changes
-        const { tombstonesDeleted, collected } = this.#collect(space, floor, row.head, mark)
+        const { tombstonesDeleted, collected } =
+          options.collect === false
+            ? { tombstonesDeleted: 0, collected: mark }
+            : this.#collect(space, floor, row.head, mark)
         this.#beforeCommit?.('compact')
         return withMark({ floor, logEntriesDeleted, tombstonesDeleted, replicasForgotten }, collected)
       })()

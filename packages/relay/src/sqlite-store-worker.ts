@@ -58,7 +58,11 @@ async function answer(request: Exclude<WorkerRequest, { op: 'close' }>): Promise
     case 'flushAcks':
       return store.flushAcks()
     case 'compact':
-      return store.compact(request.space, { now: request.now, horizonMs: request.horizonMs })
+      return store.compact(request.space, {
+        now: request.now,
+        horizonMs: request.horizonMs,
+        ...(request.collect === undefined ? {} : { collect: request.collect }),
+      })
     case 'listSpaces':
       return store.listSpaces()
     case 'describeSpaces':

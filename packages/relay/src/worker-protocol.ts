@@ -49,7 +49,13 @@ export type WorkerRequest = { readonly id: number } & (
   /** Acknowledgements of replicas the store already tracks, buffered on the main thread. */
   | { readonly op: 'noteAcks'; readonly acks: readonly AckUpdate[] }
   | { readonly op: 'flushAcks' }
-  | { readonly op: 'compact'; readonly space: SpaceId; readonly now: number; readonly horizonMs: number }
+  | {
+      readonly op: 'compact'
+      readonly space: SpaceId
+      readonly now: number
+      readonly horizonMs: number
+      readonly collect?: boolean
+    }
   | { readonly op: 'listSpaces' }
   | { readonly op: 'describeSpaces' }
   | { readonly op: 'deleteSpace'; readonly space: SpaceId }

@@ -250,6 +250,7 @@ export class WorkerRelayStore implements RelayStore {
       space,
       now: options.now,
       horizonMs: options.horizonMs,
+      ...(options.collect === undefined ? {} : { collect: options.collect }),
     })) as CompactResult
     if (result.replicasForgotten > 0) {
       forgetSpaceAcks(space, this.#knownAcks)

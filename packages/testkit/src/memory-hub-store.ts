@@ -74,6 +74,11 @@ export class MemoryHubStore implements HubStore {
     return copy
   }
 
+  /** The log name it was given (see `SpaceMeta.log`), or undefined. */
+  logName(): string | undefined {
+    return this.#log
+  }
+
   /** Makes only the next append reject with `storage-failed`, changing nothing. */
   failNextWrite(): void {
     this.#failNext = true

@@ -12,6 +12,7 @@ import {
   MemoryReplicaStore,
   mergeVv,
   openReplicaEngine,
+  RELAY_ID_PREFIX,
   type ReplicaEngine,
   type ReplicaId,
   type ReplicaStore,
@@ -78,6 +79,15 @@ export interface SimClusterOptions {
    * the time; a replica connects to a seeded one of them each time it starts.
    */
   readonly hubs?: number
+  /**
+   * With several hubs: each over a store of its own, linked in a chain (`hub2` dials `hub`,
+   * `hub3` dials `hub2`, …) over the simulated network and its faults, as relays linked with
+   * `--link` (`HubEngine.dial`), instead of sharing one store. A link whose session is lost (a
+   * hub crashed or restarted, or its hello was lost) is dialed again. `hubStore` is the first
+   * hub's store; `compactHub` collects no deletions there, as a relay does not on a linked
+   * space (a hub behind its floor is sent a snapshot, as a replica is).
+   */
+  readonly linked?: boolean
 }
 
 /** All checks over a settled cluster. */
@@ -104,6 +114,8 @@ interface ReplicaSlot {
   /** The twin's writes waiting to start with the next delivery (see `writeAtTwin`). */
   readonly twinStarts: Set<() => void>
   conn: number
+  /** The hub its connection goes to. */
+  hub: string
   incarnation: number
   wipes: number
   readonly skewMs: number
@@ -119,8 +131,15 @@ function hubName(index: number): string {
 /** One hub: its engine while up, and its connections by replica and connection id. */
 interface HubSlot {
   readonly name: string
+  readonly index: number
   engine: HubEngine | null
   connections: Map<string, HubConnection>
+  /** Linked: its own store (the first hub's is `hubStore`). */
+  readonly store: MemoryHubStore | null
+  /** Linked: the link this hub dialed to the one before it, while it has one. */
+  dial: { readonly conn: number; readonly connection: HubConnection; readonly at: number } | null
+  /** Linked: every connection id this hub dialed with (frames of old ones are dropped). */
+  readonly dialed: Set<number>
 }
 
 /**
@@ -169,8 +188,12 @@ export class SimCluster {
     this.resolvers = createResolverLookup(options.resolvers)
     this.#hubs = Array.from({ length: Math.max(1, options.hubs ?? 1) }, (_, i) => ({
       name: hubName(i),
+      index: i,
       engine: null,
       connections: new Map(),
+      store: options.linked === true && i > 0 ? new MemoryHubStore({ log: `${hubName(i)}-log` }) : null,
+      dial: null,
+      dialed: new Set<number>(),
     }))
     this.#hubPlan = this.prng.fork('hubs')
   }
@@ -201,6 +224,7 @@ export class SimCluster {
         twinWrites: new Set(),
         twinStarts: new Set(),
         conn: 0,
+        hub: HUB,
         incarnation: 0,
         wipes: 0,
         skewMs: this.#options.skewsMs?.[name] ?? (maxSkew === 0 ? 0 : skews.int(-maxSkew, maxSkew)),
@@ -241,10 +265,22 @@ export class SimCluster {
     return this.#hubs.map((hub) => hub.name)
   }
 
+  /** Whether the hubs are linked, each over its own store (see `SimClusterOptions.linked`). */
+  #linked(): boolean {
+    return this.#options.linked === true && this.#hubs.length > 1
+  }
+
+  /** A hub's own store, when linked (the first hub's is `hubStore`). */
+  #storeOf(slot: HubSlot): MemoryHubStore {
+    return slot.store ?? this.hubStore
+  }
+
   #startHub(slot: HubSlot): void {
     slot.connections = new Map()
+    slot.dial = null
+    const linked = this.#linked()
     const engine = createHubEngine({
-      store: this.#hubs.length === 1 ? this.hubStore.reopen() : this.#telling(slot),
+      store: this.#hubs.length === 1 || linked ? this.#storeOf(slot).reopen() : this.#telling(slot),
       now: () => this.net.now(),
       session: { retransmitMs: this.#options.retransmitMs ?? 1500 },
       ...(this.#options.hubMaxFrameBytes === undefined
@@ -255,10 +291,46 @@ export class SimCluster {
     slot.engine = engine
     const tick = async (): Promise<void> => {
       if (slot.engine !== engine) return
+      // A link lost, or not up a while after dialing (its hello lost): dial again.
+      if (linked && slot.index > 0) {
+        const dial = slot.dial
+        if (dial === null || (dial.connection.session().phase !== 'ready' && this.net.now() - dial.at > 5000))
+          this.#dialLink(slot, engine)
+      }
       await engine.tick()
       this.net.setTimer(slot.name, this.#tickMs(), tick)
     }
     this.net.setTimer(slot.name, this.#tickMs(), tick)
+    if (linked && slot.index > 0) this.#dialLink(slot, engine)
+  }
+
+  /** Linked: hub `slot` dials the hub before it over a new connection (see `HubEngine.dial`). */
+  #dialLink(slot: HubSlot, engine: HubEngine): void {
+    const target = this.#hubs[slot.index - 1] as HubSlot
+    const previous = slot.dial
+    if (previous !== null) void previous.connection.closed()
+    const conn = this.#nextConn++
+    this.#allConns.add(conn)
+    slot.dialed.add(conn)
+    const connection = engine.dial(
+      {
+        send: (frame) => {
+          if (slot.engine === engine && slot.dial?.conn === conn)
+            this.net.send(slot.name, target.name, { conn, frame })
+        },
+        close: () => {
+          if (slot.dial?.conn === conn) slot.dial = null
+        },
+      },
+      {
+        spaces: [this.space],
+        // The other hub lost the session (it restarted): dial again at the next tick.
+        onError: (error) => {
+          if (error.code === 'hello-required' && slot.dial?.conn === conn) slot.dial = null
+        },
+      },
+    )
+    slot.dial = { conn, connection, at: this.net.now() }
   }
 
   /**
@@ -300,6 +372,11 @@ export class SimCluster {
   async #hubDeliver(slot: HubSlot, from: string, envelope: SimEnvelope): Promise<void> {
     const hub = slot.engine
     if (hub === null || this.#closedConns.has(envelope.conn)) return
+    if (slot.dialed.has(envelope.conn)) {
+      // The answer on a link this hub dialed; one of an older dial is gone with it.
+      if (slot.dial?.conn === envelope.conn) await slot.dial.connection.receive(envelope.frame)
+      return
+    }
     const key = `${from}/${envelope.conn}`
     let connection = slot.connections.get(key)
     if (connection === undefined) {
@@ -363,6 +440,7 @@ export class SimCluster {
     this.#allConns.add(slot.conn)
     const conn = slot.conn
     const hub = this.#hubs.length === 1 ? HUB : hubName(this.#hubPlan.int(0, this.#hubs.length - 1))
+    slot.hub = hub
     engine.attach((frame) => {
       if (slot.incarnation === incarnation && slot.engine === engine && slot.conn === conn)
         this.net.send(slot.name, hub, { conn, frame })
@@ -491,6 +569,11 @@ export class SimCluster {
    * replica behind the new floor is one the hub forgot. Returns how many records went.
    */
   compactHub(upTo: number): number {
+    // A linked relay collects no deletions (see `RelayStore.compact`'s `collect`).
+    if (this.#linked()) {
+      this.hubStore.truncateLog(this.space, upTo)
+      return 0
+    }
     const dropped = this.hubStore.compact(this.space, upTo)
     for (const [key, state] of dropped) {
       this.collected.set(key, mergeVv(this.collected.get(key) ?? {}, recordContext(state)))
@@ -510,7 +593,21 @@ export class SimCluster {
     const slot = this.#hubSlot(name)
     slot.engine = null
     slot.connections = new Map()
+    slot.dial = null
     if (this.net.isUp(name)) this.net.crash(name)
+    // A link is a connection of its own, which the crash closes at the other end too.
+    for (const other of this.#hubs) {
+      if (other === slot || other.engine === null) continue
+      if (other.dial !== null && this.#hubs[other.index - 1] === slot) {
+        void other.dial.connection.closed()
+        other.dial = null
+      }
+      for (const [key, connection] of other.connections) {
+        if (!key.startsWith(`${name}/`)) continue
+        other.connections.delete(key)
+        void connection.closed()
+      }
+    }
   }
 
   /** Restarts a crashed hub (each one that is down, unless named) over its store. */
@@ -567,10 +664,24 @@ export class SimCluster {
   /** True when every replica is up, connected, fully acknowledged and at the hub's head. */
   async settled(): Promise<boolean> {
     if (this.#hubs.some((hub) => hub.engine === null)) return false
-    const { head } = await this.hubStore.loadSpace(this.space)
+    const linked = this.#linked()
+    const heads = new Map<string, number>()
+    for (const hub of this.#hubs) {
+      heads.set(hub.name, (await this.#storeOf(hub).loadSpace(this.space)).head)
+      if (!linked || hub.index === 0) continue
+      // Each link up, and each side holding all of the other's log.
+      if (hub.dial?.connection.session().phase !== 'ready') return false
+      const target = this.#hubs[hub.index - 1] as HubSlot
+      const [mine, theirs] = [this.#storeOf(hub), this.#storeOf(target)]
+      const [own, other] = [await mine.loadSpace(this.space), await theirs.loadSpace(this.space)]
+      if ((own.received[theirs.logName() ?? ''] ?? 0) !== other.head) return false
+      // The hub that dials is counted under its id there: its log name after the relay prefix.
+      if ((other.received[`${RELAY_ID_PREFIX}${mine.logName() ?? ''}`] ?? 0) !== own.head) return false
+    }
     for (const slot of this.#slots.values()) {
       const engine = slot.engine
       if (engine === null) return false
+      const head = heads.get(slot.hub) ?? 0
       const session = engine.session()
       if (session.phase !== 'ready' || session.acked < session.local) return false
       // A twin's writes: all stored, and all known to the connected instance.
@@ -597,6 +708,25 @@ export class SimCluster {
       await this.run(step)
     }
     return this.settled()
+  }
+
+  /** Each hub's head, counters and link, one line each: for failure messages. */
+  async describeHubs(): Promise<string[]> {
+    const lines: string[] = []
+    for (const hub of this.#hubs) {
+      const meta = await this.#storeOf(hub).loadSpace(this.space)
+      const link = hub.dial === null ? 'no link' : `link ${hub.dial.connection.session().phase}`
+      lines.push(
+        `${hub.name}${hub.engine === null ? ' (down)' : ''}: head ${meta.head}, floor ${meta.floor}, log ${meta.log}, ${link}, received ${JSON.stringify(meta.received)}`,
+      )
+    }
+    for (const slot of this.#slots.values()) {
+      const session = slot.engine?.session()
+      lines.push(
+        `${slot.name} on ${slot.hub}: ${session === undefined ? 'down' : `${session.phase}, cursor ${session.cursor} of ${session.log}, hub head ${session.hubHead}, acked ${session.acked}/${session.local}`}`,
+      )
+    }
+    return lines
   }
 
   /** Every replica's records, for the checkers. */

@@ -213,11 +213,14 @@ export interface HubStream {
   readonly snapshot: HubSnapshot | null
 }
 
-/** A snapshot another hub is sending over a relay session: its position and the pages so far. */
+/**
+ * A snapshot another hub is sending over a relay session: its position, the pages received
+ * so far by number (they may arrive in any order), and how many it has once its last arrived.
+ */
 export interface IncomingSnapshot {
   readonly cursor: number
-  readonly page: number
-  readonly changes: readonly Change[]
+  readonly pages: ReadonlyMap<number, readonly Change[]>
+  readonly count: number | null
 }
 
 /**
@@ -286,6 +289,12 @@ export interface HubSessionState {
   readonly streams: { readonly [space: string]: HubStream }
   /** When the token this session was authenticated with expires (`AuthResult.expiresAt`), or null. */
   readonly expiresAt: number | null
+  /**
+   * On a relay session, the longest frame the other hub reads (its hello's `maxFrame`), or
+   * null: what this side sends it is sized to a quarter of it (a character of JSON text may
+   * take up to 3 bytes of UTF-8), as replicas size their uploads.
+   */
+  readonly peerMaxFrame: number | null
 }
 
 /** The features this hub side speaks, answered to a `hello` that offers them. */
@@ -379,6 +388,7 @@ export function initialHubSession(config: HubSessionConfig = DEFAULT_HUB_SESSION
     replicaId: null,
     relay: false,
     dial: null,
+    peerMaxFrame: null,
     pendingHello: null,
     features: noFeatures,
     streams: {},
@@ -412,6 +422,14 @@ export function initialDialSession(
     },
     streams,
   }
+}
+
+/** The most bytes of changes one frame carries (see `HubSessionConfig.frameBytes` and `peerMaxFrame`). */
+function frameBudget(state: HubSessionState): number | undefined {
+  const own = state.config.frameBytes
+  if (state.peerMaxFrame === null) return own
+  const theirs = Math.max(1, Math.floor(state.peerMaxFrame / 4))
+  return own === undefined ? theirs : Math.min(own, theirs)
 }
 
 /** A stream before its first hello answer: nothing sent, nothing received. */
@@ -558,7 +576,7 @@ function receive(
     if (state.replicaId !== null && state.replicaId !== message.replicaId) {
       return refuse(state, ErrorCode.ReplicaMismatch, 'a connection cannot change its replica id', effects)
     }
-    if (state.phase === 'ready') return welcome(state, message, now, facts, effects)
+    if (state.phase === 'ready') return welcome(state, message, now, facts, effects, false)
     effects.push({
       type: 'authenticate',
       token: message.token,
@@ -674,13 +692,20 @@ function authenticated(
       effects,
     )
   }
-  let next: HubSessionState = { ...state, phase: 'ready', pendingHello: null, expiresAt, relay }
+  let next: HubSessionState = {
+    ...state,
+    phase: 'ready',
+    pendingHello: null,
+    expiresAt,
+    relay,
+    peerMaxFrame: relay ? (hello.maxFrame ?? null) : null,
+  }
   for (const space of hello.spaces) {
     const access = result.access(space)
     if (access === null) return refuse(next, ErrorCode.Forbidden, `no access to space ${space}`, effects)
     next = setStream(next, space, freshStream(access, hello.replicaId, now))
   }
-  return welcome(next, hello, now, facts, effects)
+  return welcome(next, hello, now, facts, effects, true)
 }
 
 /** Answers a hello: tells the peer what we have of its stream, then starts ours. */
@@ -690,6 +715,7 @@ function welcome(
   now: number,
   facts: HubFacts,
   effects: HubSessionEffect[],
+  first: boolean,
 ): HubSessionState {
   const replicaId = state.replicaId as ReplicaId
   const have: Record<string, number> = {}
@@ -700,7 +726,10 @@ function welcome(
     if (stream === undefined)
       return refuse(next, ErrorCode.UnknownSpace, `space ${space} was not authorised`, effects)
     const received = facts.received(space, replicaId)
-    have[space] = received
+    // A linked hub that did not say where it is in our log asks for our log names first: it
+    // is answered without `have`, so that it cannot take this answer for the next one's.
+    const asking = state.relay && ownValue(hello.have, space) === undefined
+    if (!asking) have[space] = received
     const log = facts.log?.(space)
     if (log !== undefined) logs[space] = log
     // A position in another log than ours (we were restored from a backup) says nothing of
@@ -708,12 +737,14 @@ function welcome(
     const theirs = ownValue(hello.logs, space)
     const position =
       theirs !== undefined && log !== undefined && theirs !== log ? 0 : ownNumber(hello.have, space)
+    // A linked hub's first hello, again (a copy the network delayed): it is answered, and
+    // the stream a later hello started goes on.
+    if (asking && !first) continue
     next = setStream(next, space, {
       ...streamFrom(stream, space, position, state.relay, now, facts),
       accepting: received,
       incoming: null,
-      // A linked hub that did not say where it is in our log asks for our log names first.
-      waiting: state.relay && ownValue(hello.have, space) === undefined,
+      waiting: asking,
     })
   }
   const heads: Record<string, number> = {}
@@ -780,6 +811,7 @@ function dialed(state: HubSessionState, effects: HubSessionEffect[]): HubSession
       spaces: dial.spaces,
       have: {},
       features: RELAY_FEATURES,
+      ...(state.config.maxFrame === undefined ? {} : { maxFrame: state.config.maxFrame }),
     },
   })
   return state
@@ -858,10 +890,13 @@ function dialHello(
         have,
         logs,
         features: RELAY_FEATURES,
+        ...(state.config.maxFrame === undefined ? {} : { maxFrame: state.config.maxFrame }),
       },
     })
-    return { ...next, dial: { ...dial, stage: 'join' } }
+    return { ...next, dial: { ...dial, stage: 'join' }, peerMaxFrame: hello.maxFrame ?? null }
   }
+  // A copy of the answer to our first hello (no `have`) is not the answer to our second.
+  if (dial.spaces.some((space) => ownValue(hello.have, space) === undefined)) return state
   let next: HubSessionState = { ...state, phase: 'ready', features, dial: { ...dial, stage: 'linked' } }
   for (const space of dial.spaces) {
     const stream = streamOf(next, space) as HubStream
@@ -927,19 +962,25 @@ function snapshotIn(
   const stream = streamOf(state, space)
   if (stream === undefined) return unknownSpace(state, space, effects)
   if (state.dial === null && stream.access !== 'write') return readOnly(state, space, effects)
-  const held = stream.incoming
-  let incoming: IncomingSnapshot
-  if (message.page === 0) incoming = { cursor: message.cursor, page: 0, changes: message.batch }
-  else if (held !== null && held.cursor === message.cursor && held.page + 1 === message.page)
-    incoming = { cursor: held.cursor, page: message.page, changes: [...held.changes, ...message.batch] }
-  // A page out of turn (one was lost): the other hub starts the snapshot again.
-  else return held === null ? state : setStream(state, space, { ...stream, incoming: null })
-  if (!message.last) return setStream(state, space, { ...stream, incoming })
+  // Pages of another snapshot (the other hub started again) replace those held.
+  const held = stream.incoming !== null && stream.incoming.cursor === message.cursor ? stream.incoming : null
+  const pages = new Map(held?.pages)
+  pages.set(message.page, message.batch)
+  const count = message.last ? message.page + 1 : (held?.count ?? null)
+  const incoming: IncomingSnapshot = { cursor: message.cursor, pages, count }
+  if (count === null || pages.size < count) return setStream(state, space, { ...stream, incoming })
+  const changes: Change[] = []
+  for (let page = 0; page < count; page++) {
+    const batch = pages.get(page)
+    // A page numbered past the last (not from this hub's snapshots): wait for the start again.
+    if (batch === undefined) return setStream(state, space, { ...stream, incoming: null })
+    for (const change of batch) changes.push(change)
+  }
   effects.push({
     type: 'store',
     space,
     replicaId: stream.source,
-    changes: incoming.changes,
+    changes,
     through: incoming.cursor,
     relayed: 'snapshot',
   })
@@ -972,7 +1013,7 @@ function markFor(state: HubSessionState, space: SpaceId, facts: HubFacts): Colle
   const mark = facts.collected?.(space)
   if (mark === undefined) return undefined
   const { entries, length } = markSize(mark)
-  const frameBytes = state.config.frameBytes
+  const frameBytes = frameBudget(state)
   if (entries > MAX_RECEIVED_ENTRIES || (frameBytes !== undefined && length > frameBytes / 4))
     return undefined
   return mark
@@ -1154,7 +1195,7 @@ function logRead(
     outgoing(entries, state.replicaId, compact, facts.size?.bind(facts))
   if (state.relay && facts.origin !== undefined)
     ({ batch, bytes } = notEchoed(batch, stream.source, compact, facts))
-  const frameBytes = state.config.frameBytes
+  const frameBytes = frameBudget(state)
   // The batch that carries the mark has that much less room for changes.
   const limit =
     frameBytes === undefined || mark === undefined || mark.at !== input.after
@@ -1301,7 +1342,7 @@ function snapshotRead(
   }
   // The first page names the counters the snapshot covers, in its budget.
   const received = snapshot.page === 0 ? snapshot.received : undefined
-  const frameBytes = state.config.frameBytes
+  const frameBytes = frameBudget(state)
   const limit =
     frameBytes === undefined || received === undefined
       ? frameBytes
@@ -1351,8 +1392,9 @@ function tick(
     const stream = streamOf(next, space) as HubStream
     const stalled = stream.sent > stream.acked && now - stream.lastProgressAt >= state.config.retransmitMs
     if (stalled && stream.snapshot === null) {
-      // Go-back-N. A snapshot the replica never confirmed is restarted from its first page.
-      const restart = stream.acked === 0 && facts.head(space) > 0
+      // Go-back-N. A snapshot the replica never confirmed is restarted from its first page;
+      // a linked hub is read the log from its start again while the log is all there.
+      const restart = stream.acked === 0 && facts.head(space) > 0 && (!state.relay || facts.floor(space) > 0)
       next = setStream(next, space, {
         ...stream,
         inFlight: NO_FRAMES_IN_FLIGHT,

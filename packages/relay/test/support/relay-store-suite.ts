@@ -118,6 +118,17 @@ export function runRelayStoreSuite(name: string, open: () => Promise<RelayStoreF
         expect(await recordKeys()).toEqual([recordKey('notes', 'kept')])
       })
 
+      it('collects no deletion when told not to (a linked space), and drops the log all the same', async () => {
+        const put = makeChange(A, 1, { id: 'gone' })
+        const remove = makeChange(A, 2, { id: 'gone', context: { [A]: 1 } }, null)
+        await store.append(SPACE, A, [put, remove])
+        await store.noteAck(SPACE, A, 2, T0)
+        const result = await store.compact(SPACE, { now: T0, horizonMs: DAY, collect: false })
+        expect(result).toEqual({ floor: 2, logEntriesDeleted: 2, tombstonesDeleted: 0, replicasForgotten: 0 })
+        expect(await recordKeys()).toEqual([recordKey('notes', 'gone')])
+        expect((await store.loadSpace(SPACE)).collected).toBeUndefined()
+      })
+
       it('keeps a deletion that has a concurrent edit beside it, and a record written again', async () => {
         const base = makeChange(A, 1, { id: 'x' })
         const deleteX = makeChange(A, 2, { id: 'x', context: { [A]: 1 } }, null)

@@ -1,0 +1,132 @@
+import { asReplicaId, type ChorusError, ErrorCode } from '@chorus/core'
+import { afterEach, describe, expect, it } from 'vitest'
+import { WebSocket, WebSocketServer } from 'ws'
+import { createRelay } from '../src/relay.js'
+import { startRelay } from '../src/serve.js'
+import { SqliteRelayStore } from '../src/sqlite-relay-store.js'
+import { makeChange, makeTempDir } from './support/fixtures.js'
+import { get, startTestRelay, type TestRelay } from './support/harness.js'
+import { changes, connectClient, hello, is } from './support/test-client.js'
+
+const SPACE = 'team-notes'
+const A = asReplicaId('alice')
+const DAY = 86_400_000
+const COMPACTION = { intervalMs: 0, horizonMs: DAY }
+
+/** Waits until `check` holds, for at most 10 s. */
+async function until(check: () => Promise<boolean>, what: string): Promise<void> {
+  const deadline = Date.now() + 10_000
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
+    await new Promise((resolve) => setTimeout(resolve, 20))
+  }
+}
+
+async function headOf(relay: TestRelay): Promise<number> {
+  return (await relay.relay.describeSpaces()).find((summary) => summary.space === SPACE)?.head ?? 0
+}
+
+/** Writes a note and deletes it through `relay`, as replica alice, and waits for the acks. */
+async function writeAndDelete(relay: TestRelay): Promise<void> {
+  const client = await connectClient(relay.url)
+  client.send(hello('alice', { [SPACE]: 0 }))
+  await client.waitFor(is.hello, 'the hello answer')
+  const put = makeChange(A, 1, { id: 'gone' })
+  const remove = makeChange(A, 2, { id: 'gone', context: { [A]: 1 } }, null)
+  client.send(changes(SPACE, 0, [put, remove]))
+  await client.waitFor(is.ack(2), 'the ack of both')
+  client.send({ type: 'ack', space: SPACE as never, upTo: 2 })
+  await relay.relay.idle()
+  client.close()
+}
+
+describe('relays linked to each other', () => {
+  const relays: TestRelay[] = []
+  afterEach(async () => {
+    for (const relay of relays.splice(0)) await relay.stop()
+  })
+
+  it('keep each other’s changes, and neither collects the deletions of a linked space', async () => {
+    const b = await startTestRelay({ compaction: COMPACTION })
+    relays.push(b)
+    const a = await startTestRelay({
+      compaction: COMPACTION,
+      links: [{ url: b.url, spaces: [SPACE] }],
+      linkBackoffMs: { min: 20, max: 200 },
+    })
+    relays.push(a)
+    // A relay on its own, for comparison: it collects the same deletion.
+    const alone = await startTestRelay({ compaction: COMPACTION })
+    relays.push(alone)
+    await writeAndDelete(a)
+    await writeAndDelete(alone)
+    await until(async () => (await headOf(b)) === 2, 'b to hold both changes')
+    await until(
+      async () => (await get(a, '/metrics')).body.includes(`chorus_relay_link_up{url="${b.url}"} 1`),
+      'the link to be up',
+    )
+    const collected = async (relay: TestRelay) =>
+      (await relay.relay.compact()).get(SPACE as never)?.tombstonesDeleted ?? 0
+    expect(await collected(alone)).toBe(1)
+    // a links the space; b counts a's stream (a relay id) in it.
+    expect(await collected(a)).toBe(0)
+    expect(await collected(b)).toBe(0)
+    expect(a.errors).toEqual([])
+    expect(b.errors).toEqual([])
+  })
+
+  it('report a link that cannot connect, once, and dial again until it can', async () => {
+    // A port nothing listens on, for now: the link fails, is reported once, and is retried.
+    const placeholder = await startTestRelay({ compaction: COMPACTION })
+    const { url, port } = placeholder
+    await placeholder.stop()
+    const a = await startTestRelay({
+      compaction: COMPACTION,
+      links: [{ url, spaces: [SPACE] }],
+      linkBackoffMs: { min: 20, max: 100 },
+    })
+    relays.push(a)
+    await until(async () => a.errors.length > 0, 'the failure to be reported')
+    await new Promise((resolve) => setTimeout(resolve, 400))
+    const failures = a.errors.filter((error: ChorusError) => error.code === ErrorCode.LinkFailed)
+    expect(failures).toHaveLength(1)
+    expect(failures[0]?.message).toContain(url)
+    expect(await (await fetch(`${a.httpUrl}/healthz`)).json()).toMatchObject({
+      status: 'ok',
+      links: { up: 0, total: 1 },
+    })
+    // The other relay comes up on that port: the link follows, and a's change reaches it.
+    const temp = makeTempDir()
+    const b = await startRelay({ dataDir: temp.dir, port, host: '127.0.0.1', heartbeatMs: 0 })
+    try {
+      await writeAndDelete(a)
+      await until(async () => (await b.relay.describeSpaces())[0]?.head === 2, 'b to get a’s changes')
+      expect(await (await fetch(`${a.httpUrl}/healthz`)).json()).toMatchObject({ links: { up: 1, total: 1 } })
+    } finally {
+      await b.close()
+      temp.remove()
+    }
+  })
+
+  it('refuse links without spaces, with a URL that is not ws://, or without a WebSocket to dial with', async () => {
+    const temp = makeTempDir()
+    const store = new SqliteRelayStore(`${temp.dir}/relay.db`)
+    const server = new WebSocketServer({ noServer: true })
+    try {
+      const base = { server, store, WebSocket: WebSocket as never }
+      expect(() => createRelay({ ...base, links: [{ url: 'ws://127.0.0.1:1/sync', spaces: [] }] })).toThrow(
+        /needs spaces/,
+      )
+      expect(() =>
+        createRelay({ ...base, links: [{ url: 'http://127.0.0.1:1/sync', spaces: [SPACE] }] }),
+      ).toThrow(/ws:\/\/ or wss:\/\//)
+      expect(() =>
+        createRelay({ server, store, links: [{ url: 'ws://127.0.0.1:1/sync', spaces: [SPACE] }] }),
+      ).toThrow(/WebSocket/)
+    } finally {
+      server.close()
+      await store.close()
+      temp.remove()
+    }
+  })
+})
