@@ -22,6 +22,8 @@ import {
   initialHubSession,
   type Outgoing,
   outgoing,
+  RELAY_ID_PREFIX,
+  relayIdOf,
   stepHubSession,
 } from './protocol/hub-session.js'
 import { type ChangesMessage, DEFAULT_LIMITS, Feature, type ProtocolLimits } from './protocol/messages.js'
@@ -112,17 +114,6 @@ export interface AdvancedEntry extends LogEntry {
 
 /** Most entries {@link HubEngine.advanced} reads ahead for its connections; they read the rest. */
 const ADVANCED_READ = 1_000
-
-/**
- * How the id of a hub that dials another starts, by default (see {@link DialOptions.replicaId}):
- * a store can tell from its counters that a space is linked to another hub (see {@link isRelayId}).
- */
-export const RELAY_ID_PREFIX = 'relay-'
-
-/** True for the id a hub dials another with by default: its log name after {@link RELAY_ID_PREFIX}. */
-export function isRelayId(id: string): boolean {
-  return id.startsWith(RELAY_ID_PREFIX)
-}
 
 /** Options for {@link HubEngine.dial}. */
 export interface DialOptions {
@@ -753,7 +744,7 @@ export function createHubEngine(options: HubEngineOptions): HubEngine {
         this.#hangUp(ErrorCode.StorageFailed, 'the hub could not load the spaces to link; try again')
         return
       }
-      const replicaId = dial.replicaId ?? (logs[0] === undefined ? undefined : `${RELAY_ID_PREFIX}${logs[0]}`)
+      const replicaId = dial.replicaId ?? (logs[0] === undefined ? undefined : relayIdOf(logs[0]))
       if (replicaId === undefined || !isReplicaId(replicaId) || logs.some((log) => log !== logs[0])) {
         this.#loading = null
         this.#hangUp(

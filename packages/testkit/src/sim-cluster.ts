@@ -674,7 +674,7 @@ export class SimCluster {
       const target = this.#hubs[hub.index - 1] as HubSlot
       const [mine, theirs] = [this.#storeOf(hub), this.#storeOf(target)]
       const [own, other] = [await mine.loadSpace(this.space), await theirs.loadSpace(this.space)]
-      if ((own.received[theirs.logName() ?? ''] ?? 0) !== other.head) return false
+      if ((own.received[`${RELAY_ID_PREFIX}${theirs.logName() ?? ''}`] ?? 0) !== other.head) return false
       // The hub that dials is counted under its id there: its log name after the relay prefix.
       if ((other.received[`${RELAY_ID_PREFIX}${mine.logName() ?? ''}`] ?? 0) !== own.head) return false
     }

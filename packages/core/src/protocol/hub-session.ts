@@ -450,6 +450,27 @@ function freshStream(access: Access, source: ReplicaId, now: number): HubStream 
   }
 }
 
+/**
+ * How the ids that count linked hubs' streams start (see {@link HubStream.source}): the id a
+ * hub dials another with, by default (`HubEngine.dial`), and the id it counts the other's log
+ * under. A store can tell from its counters that a space is linked (see {@link isRelayId}).
+ */
+export const RELAY_ID_PREFIX = 'relay-'
+
+/** True for an id that counts a linked hub's stream: a log name after {@link RELAY_ID_PREFIX}. */
+export function isRelayId(id: string): boolean {
+  return id.startsWith(RELAY_ID_PREFIX)
+}
+
+/**
+ * The id a linked hub whose log is named `log` is known by: {@link RELAY_ID_PREFIX} and the
+ * name, when that makes a valid replica id (a name of up to 58 characters), else the name.
+ */
+export function relayIdOf(log: string): ReplicaId {
+  const prefixed = `${RELAY_ID_PREFIX}${log}`
+  return isReplicaId(prefixed) ? prefixed : (log as ReplicaId)
+}
+
 /** The features a relay session uses, of those offered. */
 const RELAY_FEATURES: readonly Feature[] = [Feature.Relay, Feature.Compact]
 
@@ -869,12 +890,13 @@ function dialHello(
         )
       }
       const stream = streamOf(next, space) as HubStream
-      const received = facts.received(space, log)
+      const source = relayIdOf(log)
+      const received = facts.received(space, source)
       have[space] = received
       logs[space] = log
       next = setStream(next, space, {
         ...stream,
-        source: log,
+        source,
         accepting: received,
         // The other hub takes nothing from a read-only link: we only read from it.
         access: hello.readOnly?.includes(space) === true ? 'read' : 'write',
