@@ -133,6 +133,31 @@ describe('two relays linked over the protocol (relay↔relay)', () => {
     expect(await notes(reader)).toBe(await notes(writer))
   }, 90_000)
 
+  it('loses nothing when the accepting relay is killed while the link carries a burst, and resumes after its restart', async () => {
+    const writer = await onA()
+    const reader = await onB()
+    const writes: Promise<void>[] = []
+    for (let i = 0; i < 300; i++)
+      writes.push(writer.collection('notes').put(`wave-${i}`, { title: `wave ${i}` }))
+    await Promise.all(writes)
+    await eventually(async () => {
+      const rows = await reader.collection('notes').list()
+      return rows.some((row) => row.id.startsWith('wave-'))
+    }, 'the first of the wave to reach B')
+    await b.stop('SIGKILL')
+    b = await startRelay({ dataDir: dirs[1]?.path as string, authSecret: SECRET, port: b.port })
+    await writer.synced()
+    await eventually(
+      async () => {
+        const rows = await reader.collection('notes').list()
+        return rows.filter((row) => row.id.startsWith('wave-')).length === 300
+      },
+      'B’s replica to hold the whole wave',
+      30_000,
+    )
+    expect(await notes(reader)).toBe(await notes(writer))
+  }, 90_000)
+
   it('refuses a link whose token may not relay; its relay reports it and keeps serving', async () => {
     const plain = await mintToken({ secret: SECRET, sub: 'relay-c', spaces: { [SPACE]: 'write' } })
     const dir = tempDir('chorus-link-c-')

@@ -91,3 +91,22 @@ describe('seeds that once failed the soak', () => {
     expect(report.settled).toBe(true)
   })
 })
+
+describe('seeds that once failed the soak with linked hubs', () => {
+  // 11: a copy of the answer to a link's first hello was taken for the answer to its second,
+  // which the network had lost: the dialing hub streamed while the other waited for good
+  // (an answer to a first hello now carries no `have`). 258: a replica's hello was answered
+  // while another connection on its space closed, which emptied the space's cached facts: the
+  // answer named no log and head 0. 753: a link's frames were sized to this hub's limit, not
+  // to the other's (they now are), and its snapshot pages, arriving out of order, were dropped.
+  const regressions: [number, ResolverKind][] = [
+    [11, 'lww'],
+    [258, 'manual'],
+    [753, 'manual'],
+  ]
+  it.each(regressions)('seed %i with %s converges', async (seed, resolver) => {
+    const report = await runScenario(seed, resolver, undefined, { linked: true })
+    if (report.problems.length > 0) expect.fail(describeFailure(report))
+    expect(report.settled).toBe(true)
+  })
+})

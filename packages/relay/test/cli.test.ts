@@ -71,6 +71,17 @@ describe('chorus-relay command line (in process)', () => {
       ['delete-space', '--space', 's', '--postgres', 'postgres://db/chorus', '--data', 'here'],
       /give one of --data, --postgres and --relay/,
     ],
+    [['--link', 'ws://127.0.0.1:1/sync'], /--link needs --link-space NAME/],
+    [['--link', 'http://127.0.0.1:1/sync', '--link-space', 's'], /--link must be a ws:\/\/ or wss:\/\/ URL/],
+    [
+      ['--link', 'ws://127.0.0.1:1/sync', '--link-space', 'has space'],
+      /--link-space: "has space" is not a space name/,
+    ],
+    [['--link-space', 's'], /--link-space and --link-token go with --link URL/],
+    [
+      ['token', '--secret', SECRET, '--sub', 'r', '--admin', '--relay'],
+      /for --admin or for --relay, not both/,
+    ],
   ])('%j is a usage error (exit 2)', async (args, message) => {
     const io = captureIo()
     expect(await runCli(args, io)).toBe(2)
@@ -124,6 +135,18 @@ describe('chorus-relay command line (in process)', () => {
     ).toBe(0)
     const { payload } = await jwtVerify(io.lines.out[0] as string, new TextEncoder().encode(SECRET))
     expect(payload).toMatchObject({ sub: 'ops', admin: true, spaces: {} })
+  })
+
+  it('mints a relay token, for linking another relay to this one', async () => {
+    const io = captureIo()
+    expect(
+      await runCli(
+        ['token', '--secret', SECRET, '--sub', 'edge-1', '--space', `${SPACE}:write`, '--relay'],
+        io,
+      ),
+    ).toBe(0)
+    const { payload } = await jwtVerify(io.lines.out[0] as string, new TextEncoder().encode(SECRET))
+    expect(payload).toMatchObject({ sub: 'edge-1', relay: true, spaces: { [SPACE]: 'write' } })
   })
 
   it('lists and deletes the spaces of a data directory no relay serves, and exits 1 where there is none', async () => {
