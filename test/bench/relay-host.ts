@@ -5,8 +5,8 @@
  * dir, `ws` on 127.0.0.1 port 0) or the raw forwarding floor. `CHORUS_BENCH_STORE=worker` or
  * `in-thread` picks where the relay's store runs (default: `startRelay`'s), to compare them;
  * `postgres` in the config puts its data in PostgreSQL instead. The host answers `seed`
- * (append records straight into the relay's store), `memory` (heap after `gc()`), `metrics`
- * and `close`.
+ * (append records straight into the relay's store), `memory` (heap after `gc()`), `metrics`,
+ * `head` (a space's log head) and `close`; `links` links it to other hosts' relays.
  */
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -24,6 +24,8 @@ export interface HostConfig {
   readonly window?: number
   /** A PostgreSQL connection string: the Chorus relay keeps its data there instead of in SQLite. */
   readonly postgres?: string
+  /** Other Chorus relays this one links to (`--link`), and the spaces each keeps in step. */
+  readonly links?: readonly { readonly url: string; readonly spaces: readonly string[] }[]
 }
 
 /** A request from the benchmark. */
@@ -31,6 +33,7 @@ export type HostRequest =
   | { readonly type: 'seed'; readonly space: string; readonly records: number }
   | { readonly type: 'memory' }
   | { readonly type: 'metrics' }
+  | { readonly type: 'head'; readonly space: string }
   | { readonly type: 'close' }
 
 /** The host's answers, in request order. */
@@ -49,6 +52,7 @@ export type HostReply =
       /** How long the store's commits took so far (null for the raw relay, which stores nothing). */
       readonly commits: CommitTimes | null
     }
+  | { readonly type: 'head'; readonly head: number }
   | { readonly type: 'closed' }
 
 const config = JSON.parse(process.argv[2] ?? '{}') as HostConfig
@@ -73,6 +77,7 @@ async function main(): Promise<void> {
       heartbeatMs: 0,
       ...(storeThread === undefined ? {} : { store: storeThread }),
       ...(config.window === undefined ? {} : { session: { window: config.window } }),
+      ...(config.links === undefined ? {} : { links: config.links }),
       onError: (error) => console.error('relay host:', error.code, error.message),
     })
   } else {
@@ -121,6 +126,12 @@ async function main(): Promise<void> {
           cpuMs: (process.cpuUsage().user + process.cpuUsage().system) / 1000,
           commits: metrics?.commits ?? null,
         })
+        return
+      }
+      case 'head': {
+        // The space's metadata alone: listing the spaces would count their log rows each time.
+        const head = chorus === null ? 0 : (await chorus.store.loadSpace(asSpaceId(request.space))).head
+        reply({ type: 'head', head })
         return
       }
       case 'close':

@@ -87,6 +87,13 @@
  *    PostgreSQL, and two relays sharing one PostgreSQL database with the clients spread over
  *    both, beside the raw floor (a throwaway PostgreSQL server the benchmark starts). No goal:
  *    the figures are what the shared store costs.
+ * 8. **linked relays** — section 2's relay forwarding against one relay on SQLite and two
+ *    relays with SQLite files of their own, one linked to the other (`--link`), the clients
+ *    spread over both, beside the raw floor; and a catch-up: a relay holding `LINK_RECORDS`
+ *    records, and a new relay linked to it, timed from the new relay's start (listening) to
+ *    its log holding them all, against a fresh replica (memory storage) syncing the same
+ *    records from the first relay, from `createReplica` to `synced()`. No goal: the figures
+ *    are what a link costs.
  *
  * Replicas offer the protocol's optional `compact` feature, as every replica of this build
  * does, so the relay sends them batches as compact rows (see docs/PROTOCOL.md).
@@ -145,7 +152,7 @@ const FANOUT_CHANGES = 20_000
 const IDLE_CONNECTIONS = 500
 const LOCAL_WRITES = 10_000
 const CONFLICT_RECORDS = 10_000
-const SECTIONS = 7
+const SECTIONS = 8
 const only = new Set(
   (process.env.ONLY ?? Array.from({ length: SECTIONS }, (_, i) => i + 1).join(',')).split(',').map(Number),
 )
@@ -1203,6 +1210,108 @@ async function benchPostgres() {
   }
 }
 
+// 8. linked relays -------------------------------------------------------------------------
+
+/** How many alternated runs of each relay setup section 8 times. */
+const LINK_RUNS = 2
+/** Records the catch-up of section 8 carries over a link. */
+const LINK_RECORDS = 20_000
+
+/**
+ * Section 2's forwarding run against one relay, two linked relays (clients spread over both:
+ * every frame reaches half its readers over the link) and the raw floor; then a new relay
+ * linked to one holding `LINK_RECORDS` records, against a fresh replica syncing them.
+ */
+async function benchLinked() {
+  log('8. linked relays…')
+  const spaces = [...Array.from({ length: LINK_RUNS }, (_, run) => `linked-${run}`), 'catch-up']
+  const hub = await startHostedRelay({ kind: 'chorus' })
+  const setups = {
+    one: [await startHostedRelay({ kind: 'chorus' })],
+    linked: [await startHostedRelay({ kind: 'chorus', links: [{ url: hub.url, spaces }] }), hub],
+    raw: [await startHostedRelay({ kind: 'raw' })],
+  }
+  const hops = { sameRelayP50: [] as number[], otherRelayP50: [] as number[] }
+  const runs: Record<keyof typeof setups, { p50: number[]; p99: number[]; cpu: number[] }> = {
+    one: { p50: [], p99: [], cpu: [] },
+    linked: { p50: [], p99: [], cpu: [] },
+    raw: { p50: [], p99: [], cpu: [] },
+  }
+  for (let run = 0; run < LINK_RUNS; run++) {
+    for (const [name, relays] of Object.entries(setups) as [keyof typeof setups, HostedRelay[]][]) {
+      const [first, ...others] = relays as [HostedRelay, ...HostedRelay[]]
+      const forwarded = await relayForwarding(first, `linked-${run}`, others)
+      const latency = summariseLatency(forwarded.latencies)
+      runs[name].p50.push(latency.p50Ms)
+      runs[name].p99.push(latency.p99Ms)
+      runs[name].cpu.push(forwarded.relayCpuMs)
+      if (name === 'linked') {
+        hops.sameRelayP50.push(percentile(forwarded.hops.sameRelay, 50))
+        hops.otherRelayP50.push(percentile(forwarded.hops.otherRelay, 50))
+      }
+    }
+  }
+  for (const relays of [setups.one, setups.raw]) for (const relay of relays) await relay.close()
+  await (setups.linked[0] as HostedRelay).close()
+
+  // Catch-up: the hub holds the records; a new relay links to it and reads them all.
+  await hub.request({ type: 'seed', space: 'catch-up', records: LINK_RECORDS })
+  const startedAt = performance.now()
+  const follower = await startHostedRelay({ kind: 'chorus', links: [{ url: hub.url, spaces }] })
+  const listeningMs = performance.now() - startedAt
+  const linkStart = performance.now()
+  const deadline = performance.now() + 120_000
+  for (;;) {
+    const reply = (await follower.request({ type: 'head', space: 'catch-up' })) as { head: number }
+    if (reply.head >= LINK_RECORDS) break
+    if (performance.now() > deadline)
+      throw new Error('timed out waiting for the linked relay to hold every record')
+    await sleep(10)
+  }
+  const linkMs = performance.now() - linkStart
+  await follower.close()
+  const replicaStart = performance.now()
+  const replica = await createReplica({
+    space: 'catch-up',
+    url: hub.url,
+    storage: 'memory',
+    WebSocket: meteredWebSocket(new Meter()) as never,
+  })
+  await replica.synced()
+  const replicaMs = performance.now() - replicaStart
+  await replica.close()
+  await hub.close()
+
+  const figures = (name: keyof typeof setups) => ({
+    p50Ms: median(runs[name].p50),
+    p99Ms: median(runs[name].p99),
+    relayCpuMs: median(runs[name].cpu),
+    runs: runs[name],
+  })
+  const result = {
+    runs: LINK_RUNS,
+    one: figures('one'),
+    linked: {
+      ...figures('linked'),
+      sameRelayP50Ms: median(hops.sameRelayP50),
+      otherRelayP50Ms: median(hops.otherRelayP50),
+      hops,
+    },
+    floor: figures('raw'),
+    catchUp: { records: LINK_RECORDS, linkedRelayMs: linkMs, relayStartMs: listeningMs, replicaMs },
+  }
+  log(
+    `   linked, p50 to the last reader on the writer's relay ${fixed(result.linked.sameRelayP50Ms, 2)} ms, on the other ${fixed(result.linked.otherRelayP50Ms, 2)} ms`,
+  )
+  log(
+    `   forwarding p50 / p99: one relay ${fixed(result.one.p50Ms, 2)} / ${fixed(result.one.p99Ms, 2)} ms, linked ${fixed(result.linked.p50Ms, 2)} / ${fixed(result.linked.p99Ms, 2)} ms, raw ${fixed(result.floor.p50Ms, 2)} / ${fixed(result.floor.p99Ms, 2)} ms`,
+  )
+  log(
+    `   catch-up of ${LINK_RECORDS} records: linked relay ${fixed(linkMs, 0)} ms after listening, fresh replica ${fixed(replicaMs, 0)} ms`,
+  )
+  return result
+}
+
 // 6. conflicts after a change --------------------------------------------------------------
 
 async function benchConflicts() {
@@ -1260,6 +1369,7 @@ const fanout = only.has(4) ? await benchFanout() : null
 const local = only.has(5) ? await benchLocalWrites() : null
 const conflicts = only.has(6) ? await benchConflicts() : null
 const postgresRelays = only.has(7) ? await benchPostgres() : null
+const linkedRelays = only.has(8) ? await benchLinked() : null
 
 const results = {
   meta: {
@@ -1278,6 +1388,7 @@ const results = {
   localWrites: local,
   conflicts,
   postgresRelays,
+  linkedRelays,
 }
 
 const resultsDir = new URL('./results/', import.meta.url)
@@ -1447,6 +1558,23 @@ if (postgresRelays !== null) {
     ['7. forwarding p50 / p99, relay on SQLite (ms)', pair(postgresRelays.sqlite), floor, '(reference)', ''],
     ['7. …relay on PostgreSQL (ms)', pair(postgresRelays.postgres), floor, '(reference)', ''],
     ['7. …two relays, one PostgreSQL (ms)', pair(postgresRelays.twoRelays), floor, '(reference)', ''],
+  )
+}
+if (linkedRelays !== null) {
+  const pair = (figures: { p50Ms: number; p99Ms: number }) =>
+    `${fixed(figures.p50Ms, 2)} / ${fixed(figures.p99Ms, 2)}`
+  const floor = pair(linkedRelays.floor)
+  const { catchUp } = linkedRelays
+  rows.push(
+    ['8. forwarding p50 / p99, one relay (ms)', pair(linkedRelays.one), floor, '(reference)', ''],
+    ['8. …two linked relays (ms)', pair(linkedRelays.linked), floor, '(reference)', ''],
+    [
+      `8. catch-up of ${catchUp.records / 1000}k: linked relay vs replica (ms)`,
+      fixed(catchUp.linkedRelayMs, 0),
+      fixed(catchUp.replicaMs, 0),
+      '(reference)',
+      '',
+    ],
   )
 }
 const head: Row = ['', 'Chorus', 'floor', 'goal', '']

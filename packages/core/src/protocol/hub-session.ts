@@ -1212,11 +1212,14 @@ function logRead(
   const stop = stopAt(mark, stream.sent)
   if ((entries[entries.length - 1] as LogEntry).seq > stop)
     entries = entries.filter((entry) => entry.seq <= stop)
+  // To a linked hub, not what came from it: left out before anything is sized or encoded.
+  const origin = state.relay ? facts.origin?.bind(facts) : undefined
+  const echoed = origin === undefined ? undefined : (change: Change) => origin(change) === stream.source
+  const sendable = (list: readonly LogEntry[]) =>
+    echoed === undefined ? list : list.filter((entry) => !echoed(entry.change))
   let { batch, bytes } =
-    facts.outgoing?.(entries, state.replicaId, compact) ??
-    outgoing(entries, state.replicaId, compact, facts.size?.bind(facts))
-  if (state.relay && facts.origin !== undefined)
-    ({ batch, bytes } = notEchoed(batch, stream.source, compact, facts))
+    facts.outgoing?.(sendable(entries), state.replicaId, compact) ??
+    outgoing(sendable(entries), state.replicaId, compact, facts.size?.bind(facts))
   const frameBytes = frameBudget(state)
   // The batch that carries the mark has that much less room for changes.
   const limit =
@@ -1227,11 +1230,9 @@ function logRead(
     // Too much for one frame: the rest is read again for the next one.
     entries = entries.slice(
       0,
-      entriesWithin(entries, state.replicaId, compact, limit, facts.size.bind(facts)),
+      entriesWithin(entries, state.replicaId, compact, limit, facts.size.bind(facts), echoed),
     )
-    ;({ batch, bytes } = outgoing(entries, state.replicaId, compact, facts.size.bind(facts)))
-    if (state.relay && facts.origin !== undefined)
-      ({ batch, bytes } = notEchoed(batch, stream.source, compact, facts))
+    ;({ batch, bytes } = outgoing(sendable(entries), state.replicaId, compact, facts.size.bind(facts)))
   }
   const last = entries[entries.length - 1] as LogEntry
   effects.push({
@@ -1265,17 +1266,10 @@ function logRead(
   return setStream(state, input.space, next)
 }
 
-/** `batch` without the changes that came from `source` (a linked hub), and their bytes. */
-function notEchoed(batch: readonly Change[], source: ReplicaId, compact: boolean, facts: HubFacts): Outgoing {
-  const kept = batch.filter((change) => facts.origin?.(change) !== source)
-  let bytes = 0
-  if (facts.size !== undefined) for (const change of kept) bytes += facts.size(change, compact)
-  return { batch: kept, bytes }
-}
-
 /**
  * How many of `entries`, from the first, one frame carries: those whose changes (not the
- * receiver's own, which are not sent) fit in `limit` bytes, and at least one.
+ * receiver's own, nor those `skip` leaves out, which are not sent) fit in `limit` bytes, and
+ * at least one.
  */
 function entriesWithin(
   entries: readonly LogEntry[],
@@ -1283,11 +1277,12 @@ function entriesWithin(
   compact: boolean,
   limit: number,
   size: NonNullable<HubFacts['size']>,
+  skip?: (change: Change) => boolean,
 ): number {
   let bytes = 0
   for (let i = 0; i < entries.length; i++) {
     const change = (entries[i] as LogEntry).change
-    if (change.dot[0] === receiver) continue
+    if (change.dot[0] === receiver || skip?.(change) === true) continue
     bytes += size(change, compact)
     if (bytes > limit && i > 0) return i
   }
