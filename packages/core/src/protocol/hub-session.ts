@@ -953,12 +953,8 @@ function relayChanges(
       effects,
     )
   }
-  const received = facts.received(space, stream.source)
-  const accepting = Math.max(stream.accepting, received)
-  if (message.from > accepting || message.to <= accepting) {
-    effects.push({ type: 'send', message: { type: 'ack', space, upTo: received } })
-    return accepting === stream.accepting ? state : setStream(state, space, { ...stream, accepting })
-  }
+  const accepting = takesFrom(state, stream, stream.source, message, facts, effects)
+  if (typeof accepting !== 'number') return accepting
   effects.push({
     type: 'store',
     space,
@@ -1137,15 +1133,8 @@ function changes(
   if (!sparse && message.from + message.batch.length !== message.to) {
     return refuse(state, ErrorCode.InvalidMessage, 'a changes batch must hold exactly from+1…to', effects)
   }
-  // What the store holds of the replica may be past what this session took in: another hub
-  // sharing the store stored it (the replica wrote through it before), or this replica's
-  // previous connection did. Batches continue from there.
-  const accepting = Math.max(stream.accepting, facts.received(space, replicaId))
-  if (message.from > accepting || message.to <= accepting) {
-    // A gap (an earlier batch was lost) or a duplicate: say where we really are.
-    effects.push({ type: 'send', message: { type: 'ack', space, upTo: facts.received(space, replicaId) } })
-    return accepting === stream.accepting ? state : setStream(state, space, { ...stream, accepting })
-  }
+  const accepting = takesFrom(state, stream, replicaId, message, facts, effects)
+  if (typeof accepting !== 'number') return accepting
   const fresh = sparse
     ? message.batch.filter((change) => change.dot[1] > accepting)
     : message.batch.slice(accepting - message.from)
@@ -1155,6 +1144,29 @@ function changes(
       : { type: 'store', space, replicaId, changes: fresh },
   )
   return setStream(state, space, { ...stream, accepting: message.to })
+}
+
+/**
+ * Where a batch of `source`'s stream must start to be taken: the position it continues from,
+ * or, for a gap (an earlier batch was lost) or a duplicate, the state after saying where we
+ * really are. What the store holds of the source may be past what this session took in:
+ * another hub sharing the store stored it (the replica wrote through it before), or the
+ * source's previous connection did. Batches continue from there.
+ */
+function takesFrom(
+  state: HubSessionState,
+  stream: HubStream,
+  source: ReplicaId,
+  message: ChangesMessage,
+  facts: HubFacts,
+  effects: HubSessionEffect[],
+): number | HubSessionState {
+  const { space } = message
+  const received = facts.received(space, source)
+  const accepting = Math.max(stream.accepting, received)
+  if (message.from <= accepting && message.to > accepting) return accepting
+  effects.push({ type: 'send', message: { type: 'ack', space, upTo: received } })
+  return accepting === stream.accepting ? state : setStream(state, space, { ...stream, accepting })
 }
 
 function pump(
