@@ -127,8 +127,13 @@ export interface DialOptions {
    * every space (a relay's store names one log for all its spaces).
    */
   readonly replicaId?: ReplicaId
-  /** Called with each error frame the other hub sends (a refusal among them). */
-  readonly onError?: (error: ChorusError) => void
+  /**
+   * Called with each error frame the other hub sends (a refusal among them), and the space it
+   * names, if any; and with `space-deleted` for each space to link that is deleted here, which
+   * the link leaves out (it hangs up when none is left). A space the other hub deleted ends
+   * the session (`space-deleted`, naming it): dial again without it.
+   */
+  readonly onError?: (error: ChorusError, space?: SpaceId) => void
 }
 
 /** One accepted connection. */
@@ -298,6 +303,7 @@ function spaceDeletedRefusal(space: SpaceId): AuthRefusal {
     ok: false,
     code: ErrorCode.SpaceDeleted,
     message: `space ${space} was deleted on the relay: it cannot be synced any more; delete its local data (destroy)`,
+    space,
   }
 }
 
@@ -728,16 +734,27 @@ export function createHubEngine(options: HubEngineOptions): HubEngine {
     /** Loads the spaces to link, then sends the first hello (see `initialDialSession`). */
     async #startDial(dial: DialOptions): Promise<void> {
       let logs: (string | undefined)[]
+      let spaces: SpaceId[]
       this.#loading = dial.spaces
       try {
         const loaded = await Promise.all(dial.spaces.map(loadSpace))
-        const deleted = dial.spaces.find((_, i) => loaded[i]?.deleted === true)
-        if (deleted !== undefined) {
-          const { code, message } = spaceDeletedRefusal(deleted)
-          this.#hangUp(code, message)
+        // A space deleted here is left out of the link, and said so; the rest are linked.
+        spaces = dial.spaces.filter((_, i) => loaded[i]?.deleted !== true)
+        for (const space of dial.spaces) {
+          if (spaces.includes(space)) continue
+          const { code, message } = spaceDeletedRefusal(space)
+          try {
+            dial.onError?.(new ChorusError(code, message), space)
+          } catch (error) {
+            report(error, 'the onError hook of a link threw')
+          }
+        }
+        if (spaces.length === 0) {
+          this.#loading = null
+          this.#hangUp(ErrorCode.SpaceDeleted, 'every space to link is deleted here')
           return
         }
-        logs = loaded.map((cache) => cache.log)
+        logs = loaded.filter((cache) => cache.deleted !== true).map((cache) => cache.log)
       } catch (error) {
         this.#loading = null
         report(error, 'loading a space to link failed')
@@ -757,7 +774,7 @@ export function createHubEngine(options: HubEngineOptions): HubEngine {
         config,
         {
           replicaId,
-          spaces: dial.spaces,
+          spaces,
           ...(dial.token === undefined ? {} : { token: dial.token }),
         },
         now(),
@@ -797,7 +814,7 @@ export function createHubEngine(options: HubEngineOptions): HubEngine {
       const message = decoded.message
       if (message.type === 'error' && this.#dial?.onError !== undefined) {
         try {
-          this.#dial.onError(new ChorusError(message.code, message.message))
+          this.#dial.onError(new ChorusError(message.code, message.message), message.space)
         } catch (error) {
           report(error, 'the onError hook of a link threw')
         }
@@ -908,7 +925,7 @@ export function createHubEngine(options: HubEngineOptions): HubEngine {
     endIfUses(space: SpaceId, code: ErrorCode, message: string): Promise<void> {
       return this.#run(async () => {
         if (this.#state.phase === 'closed' || !this.uses(space)) return
-        this.#send(encodeMessage({ type: 'error', code, message }))
+        this.#send(encodeMessage({ type: 'error', code, message, space }))
         await this.#handle({ type: 'closed' })
         this.#hangUp(code, message)
       })
@@ -927,7 +944,14 @@ export function createHubEngine(options: HubEngineOptions): HubEngine {
           return
         }
         case 'close':
-          this.#peer.send(encodeMessage({ type: 'error', code: effect.code, message: effect.message }))
+          this.#peer.send(
+            encodeMessage({
+              type: 'error',
+              code: effect.code,
+              message: effect.message,
+              ...(effect.space === undefined ? {} : { space: effect.space }),
+            }),
+          )
           this.#hangUp(effect.code, effect.message)
           return
         case 'authenticate': {

@@ -33,6 +33,10 @@ interface Link {
   /** Every frame each side sent, decoded. */
   readonly sent: { readonly dialer: string[]; readonly acceptor: string[] }
   readonly errors: ChorusError[]
+  /** The space each error frame named, by index in `errors` (undefined where none). */
+  readonly errorSpaces: (string | undefined)[]
+  /** Whether the link was hung up (by either side). */
+  closed(): boolean
   /** Hangs the connection up on both sides. */
   cut(): Promise<void>
 }
@@ -45,6 +49,7 @@ function link(
 ): Link {
   const sent = { dialer: [] as string[], acceptor: [] as string[] }
   const errors: ChorusError[] = []
+  const errorSpaces: (string | undefined)[] = []
   let open = true
   let dialed: HubConnection | null = null
   const accepted = acceptor.accept({
@@ -74,12 +79,17 @@ function link(
       spaces: options.spaces ?? [SPACE],
       replicaId: asReplicaId(options.id ?? 'hub-a'),
       ...(options.token === undefined ? {} : { token: options.token }),
-      onError: (error) => errors.push(error),
+      onError: (error, space) => {
+        errors.push(error)
+        errorSpaces.push(space)
+      },
     },
   )
   return {
     sent,
     errors,
+    errorSpaces,
+    closed: () => !open,
     async cut() {
       if (!open) return
       open = false
@@ -326,5 +336,38 @@ describe('linked hubs (relay↔relay)', () => {
     a.dial({ send: () => {}, close: (code) => closed.push(String(code)) }, { spaces: [SPACE] })
     await a.idle()
     expect(closed).toEqual([ErrorCode.InvalidArgument])
+  })
+
+  it('leave out a space deleted on either hub, naming it, and link the rest', async () => {
+    const other = asSpaceId('other')
+    const storeA = new MemoryHubStore({ log: 'log-a' })
+    const storeB = new MemoryHubStore({ log: 'log-b' })
+    const a = hubOn(storeA)
+    const b = hubOn(storeB)
+    const bob = await replicaOn(b, 'bob')
+    await bob.put('notes', 'b1', { x: 1 })
+    await settle([b], [bob])
+    // Deleted on the accepting hub: the hello naming it is refused, naming it.
+    await b.deleteSpace(other)
+    const refused = link(a, b, { spaces: [SPACE, other] })
+    await settle([a, b], [bob])
+    expect(refused.errors.map((error) => error.code)).toEqual([ErrorCode.SpaceDeleted])
+    expect(refused.errorSpaces).toEqual([other])
+    expect(refused.closed()).toBe(true)
+    // Deleted on the dialing hub: left out of the dial, said so, and the rest linked.
+    await a.deleteSpace(other)
+    const linked = link(a, b, { spaces: [SPACE, other] })
+    const alice = await replicaOn(a, 'alice')
+    await settle([a, b], [alice, bob])
+    expect(linked.errors.map((error) => error.code)).toEqual([ErrorCode.SpaceDeleted])
+    expect(linked.errorSpaces).toEqual([other])
+    expect(linked.closed()).toBe(false)
+    expect(await alice.get('notes', 'b1')).toEqual({ x: 1 })
+    // A space the accepting hub deletes while linked ends the session, naming it.
+    await b.deleteSpace(SPACE)
+    await settle([a, b], [alice])
+    expect(linked.errors.map((error) => error.code)).toEqual([ErrorCode.SpaceDeleted, ErrorCode.SpaceDeleted])
+    expect(linked.errorSpaces).toEqual([other, SPACE])
+    expect(linked.closed()).toBe(true)
   })
 })

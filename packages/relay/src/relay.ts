@@ -98,7 +98,8 @@ interface ClientState extends TokenBuckets {
 /** A link this relay dials (see `RelayOptions.links`), and where it is. */
 interface Link {
   readonly url: string
-  readonly spaces: readonly SpaceId[]
+  /** The spaces it keeps: those to link, less any deleted on either relay. */
+  spaces: readonly SpaceId[]
   readonly token?: string
   /** Attempts since it was last up (for the backoff). */
   attempts: number
@@ -513,7 +514,13 @@ export function createRelay(options: RelayOptions): Relay {
         const client = new Client(socket, {
           spaces: link.spaces,
           ...(link.token === undefined ? {} : { token: link.token }),
-          onError: (error) => linkFailed(link, `the other relay said ${error.code}: ${error.message}`),
+          onError: (error, space) => {
+            if (error.code === ErrorCode.SpaceDeleted && space !== undefined && link.spaces.includes(space)) {
+              dropLinkSpace(link, space)
+              return
+            }
+            linkFailed(link, `the other relay said ${error.code}: ${error.message}`)
+          },
         })
         clients.set(socket, client)
         socket.on('error', onSocketError)
@@ -530,9 +537,19 @@ export function createRelay(options: RelayOptions): Relay {
     )
   }
 
+  /**
+   * A space to link was deleted, here or on the other relay: the link keeps the others (it
+   * stops when none is left). Deleting is for good on each relay, and not carried over a link.
+   */
+  function dropLinkSpace(link: Link, space: SpaceId): void {
+    link.spaces = link.spaces.filter((kept) => kept !== space)
+    const rest = link.spaces.length === 0 ? 'no space is left to link: the link stops' : 'it links the others'
+    report(new ChorusError(ErrorCode.LinkFailed, `link to ${link.url}: space ${space} is deleted; ${rest}`))
+  }
+
   /** Dials a link again after a backoff that doubles with each attempt since it was last up. */
   function retryLink(link: Link): void {
-    if (closing || link.retry !== null) return
+    if (closing || link.retry !== null || link.spaces.length === 0) return
     link.up = false
     const delay = Math.min(backoff.max, backoff.min * 2 ** Math.min(link.attempts, 20))
     link.attempts++

@@ -75,6 +75,33 @@ describe('relays linked to each other', () => {
     expect(b.errors).toEqual([])
   })
 
+  it('keep linking the other spaces when one is deleted on the relay the link goes to', async () => {
+    const other = 'other-notes'
+    const b = await startTestRelay({ compaction: COMPACTION })
+    relays.push(b)
+    const a = await startTestRelay({
+      compaction: COMPACTION,
+      links: [{ url: b.url, spaces: [SPACE, other] }],
+      linkBackoffMs: { min: 20, max: 200 },
+    })
+    relays.push(a)
+    await until(
+      async () => (await get(a, '/metrics')).body.includes(`chorus_relay_link_up{url="${b.url}"} 1`),
+      'the link to be up',
+    )
+    expect(await b.relay.deleteSpace(other)).toBe(true)
+    await until(
+      async () => a.errors.some((error) => error.message.includes(`space ${other} is deleted`)),
+      'the link to drop the space',
+    )
+    expect(a.errors.map((error) => error.message)).toEqual([
+      `link to ${b.url}: space ${other} is deleted; it links the others`,
+    ])
+    // The link comes back without it, and still carries the other space.
+    await writeAndDelete(a)
+    await until(async () => (await headOf(b)) === 2, 'b to hold a’s changes')
+  })
+
   it('report a link that cannot connect, once, and dial again until it can', async () => {
     // A port nothing listens on, for now: the link fails, is reported once, and is retried.
     const placeholder = await startTestRelay({ compaction: COMPACTION })

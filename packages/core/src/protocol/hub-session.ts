@@ -51,6 +51,8 @@ export interface AuthRefusal {
   readonly ok: false
   readonly code: ErrorCode
   readonly message: string
+  /** The space the refusal is about, when it is about one (a deleted space): named in the error frame. */
+  readonly space?: SpaceId
 }
 
 /** Tunables of the hub side. */
@@ -372,7 +374,7 @@ export type HubSessionEffect =
       readonly limit: number
     }
   /** Send the error, then close the connection. */
-  | { readonly type: 'close'; readonly code: ErrorCode; readonly message: string }
+  | { readonly type: 'close'; readonly code: ErrorCode; readonly message: string; readonly space?: SpaceId }
 
 /** A step's outcome. */
 export interface HubStep {
@@ -509,8 +511,11 @@ function refuse(
   code: ErrorCode,
   message: string,
   effects: HubSessionEffect[],
+  space?: SpaceId,
 ): HubSessionState {
-  effects.push({ type: 'close', code, message })
+  effects.push(
+    space === undefined ? { type: 'close', code, message } : { type: 'close', code, message, space },
+  )
   return { ...state, phase: 'closed' }
 }
 
@@ -701,7 +706,7 @@ function authenticated(
 ): HubSessionState {
   const hello = state.pendingHello
   if (state.phase !== 'authenticating' || hello === null) return state
-  if (!result.ok) return refuse(state, result.code, result.message, effects)
+  if (!result.ok) return refuse(state, result.code, result.message, effects, result.space)
   const expiresAt = result.expiresAt ?? null
   if (expiresAt !== null && now >= expiresAt) return expired(state, effects)
   const relay = hello.features?.includes(Feature.Relay) === true
