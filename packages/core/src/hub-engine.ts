@@ -240,6 +240,8 @@ interface AppendJob {
   readonly through?: number
   /** A linked hub's changes (see the `store` effect's `relayed`). */
   readonly relayed?: 'log' | 'snapshot'
+  /** A linked hub's snapshot's counters (see the `store` effect's `counters`). */
+  readonly counters?: Readonly<Record<string, number>>
 }
 
 /**
@@ -274,11 +276,18 @@ function storeAppends(job: AppendJob): HubAppend[] {
     }
     for (const run of byWriter.values()) runs.push(run.sort((a, b) => a.dot[1] - b.dot[1]))
   }
+  const counters = job.counters ?? {}
   const appends: HubAppend[] = runs.map((run) => {
-    let highest = 0
+    const writer = (run[0] as Change).dot[0]
+    let highest = Object.hasOwn(counters, writer) ? (counters[writer] as number) : 0
     for (const change of run) highest = Math.max(highest, change.dot[1])
-    return { replica: (run[0] as Change).dot[0], changes: run, through: highest }
+    return { replica: writer, changes: run, through: highest }
   })
+  // A writer the snapshot names whose changes it covers without holding any of them.
+  for (const [writer, counter] of Object.entries(counters)) {
+    if (isReplicaId(writer) && !runs.some((run) => (run[0] as Change).dot[0] === writer))
+      appends.push({ replica: writer, changes: [], through: counter })
+  }
   appends.push({ replica: replicaId, changes: [], through: through ?? 0 })
   return appends
 }
@@ -1003,6 +1012,7 @@ export function createHubEngine(options: HubEngineOptions): HubEngine {
             changes: effect.changes,
             ...(effect.through === undefined ? {} : { through: effect.through }),
             ...(effect.relayed === undefined ? {} : { relayed: effect.relayed }),
+            ...(effect.counters === undefined ? {} : { counters: effect.counters }),
           })
           return
         case 'read-log': {

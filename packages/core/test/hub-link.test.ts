@@ -212,18 +212,26 @@ describe('linked hubs (relay↔relay)', () => {
 
   it('sends a snapshot to a hub whose position the other compacted away, and loses nothing', async () => {
     const storeB = new MemoryHubStore({ log: 'log-b' })
-    const a = hubOn(new MemoryHubStore({ log: 'log-a' }))
     const b = hubOn(storeB)
     const bob = await replicaOn(b, 'bob')
     for (let i = 0; i < 40; i++) await bob.put('notes', `b${i % 25}`, { i })
-    await settle([b], [bob])
+    // Bob's last change is replaced by carol's: the snapshot holds none of bob's 40.
+    const carol = await replicaOn(b, 'carol')
+    await settle([b], [bob, carol])
+    await carol.put('notes', 'b14', { over: true })
+    await settle([b], [bob, carol])
     storeB.truncateLog(SPACE, 30)
+    const storeA = new MemoryHubStore({ log: 'log-a' })
+    const a = hubOn(storeA)
     const alice = await replicaOn(a, 'alice')
     await alice.put('notes', 'a0', { mine: true })
     const linked = link(a, b)
     await settle([a, b], [alice, bob])
     expect(await rows(alice)).toEqual(await rows(bob))
     expect((await rows(alice)).length).toBe(26)
+    // Every counter of bob's the snapshot covers counts as held, the replaced last one too:
+    // bob would otherwise be taken, on the linking hub, for a writer whose changes it lost.
+    expect((await storeA.loadSpace(SPACE)).received.bob).toBe(40)
     const snapshot = linked.sent.acceptor
       .map((frame) => decodeMessage(frame))
       .find((decoded) => decoded.ok && decoded.message.type === 'snapshot')

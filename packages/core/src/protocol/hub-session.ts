@@ -223,6 +223,8 @@ export interface IncomingSnapshot {
   readonly cursor: number
   readonly pages: ReadonlyMap<number, readonly Change[]>
   readonly count: number | null
+  /** The counters the first page named (`SnapshotMessage.received`), once it arrived. */
+  readonly received?: Readonly<Record<string, number>>
 }
 
 /**
@@ -364,6 +366,12 @@ export type HubSessionEffect =
        * hub's log (`log`), or sorted by counter (`snapshot`, whose pages go by record).
        */
       readonly relayed?: 'log' | 'snapshot'
+      /**
+       * With a snapshot: the counters it covers, per writer (`SnapshotMessage.received`): each
+       * writer's changes up to them are in it or replaced by one that is, so they count as
+       * received, whether the snapshot holds that writer's last change or not.
+       */
+      readonly counters?: Readonly<Record<string, number>>
     }
   | { readonly type: 'read-log'; readonly space: SpaceId; readonly after: number; readonly limit: number }
   | {
@@ -804,7 +812,9 @@ function welcome(
  * `stream` restarted to send `space` from `position` of our log, or from a snapshot when the
  * log no longer holds what follows it (or never held it). A replica at 0 is sent a snapshot
  * too, which is shorter than the log; a linked hub is sent the log from its start while it
- * is all there, since its own records are not replaced by a snapshot's (see PROTOCOL.md).
+ * is all there, since its own records are not replaced by a snapshot's (see PROTOCOL.md), and
+ * since stored as it arrives, batch by batch, it is no slower than a snapshot held until its
+ * last page.
  */
 function streamFrom(
   stream: HubStream,
@@ -990,7 +1000,13 @@ function snapshotIn(
   const pages = new Map(held?.pages)
   pages.set(message.page, message.batch)
   const count = message.last ? message.page + 1 : (held?.count ?? null)
-  const incoming: IncomingSnapshot = { cursor: message.cursor, pages, count }
+  const received = message.page === 0 ? message.received : held?.received
+  const incoming: IncomingSnapshot = {
+    cursor: message.cursor,
+    pages,
+    count,
+    ...(received === undefined ? {} : { received }),
+  }
   if (count === null || pages.size < count) return setStream(state, space, { ...stream, incoming })
   const changes: Change[] = []
   for (let page = 0; page < count; page++) {
@@ -1006,6 +1022,7 @@ function snapshotIn(
     changes,
     through: incoming.cursor,
     relayed: 'snapshot',
+    ...(incoming.received === undefined ? {} : { counters: incoming.received }),
   })
   const accepting = Math.max(stream.accepting, facts.received(space, stream.source), incoming.cursor)
   return setStream(state, space, { ...stream, incoming: null, accepting })
