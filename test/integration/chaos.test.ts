@@ -195,3 +195,93 @@ describe('replicas through a proxy that cuts and slices their connections to a r
     }, 60_000)
   }
 })
+
+describe('two relay processes linked through a proxy that cuts and slices the link', () => {
+  it('every replica on either relay ends showing the same, and every stored write reached both relays', async () => {
+    const prng = createPrng('chaos:link')
+    const dataA = tempDir('chorus-chaos-link-a-')
+    const dataB = tempDir('chorus-chaos-link-b-')
+    const space = 'chaos-link'
+    const relayB = await startRelay({ dataDir: dataB.path })
+    const proxy = new ChaosProxy(relayB.port, prng.fork('proxy'))
+    await proxy.listen()
+    const relayA = await startRelay({
+      dataDir: dataA.path,
+      args: ['--link', `ws://127.0.0.1:${proxy.port}/sync`, '--link-space', space],
+    })
+    const replicas: Replica[] = []
+    try {
+      for (const relay of [relayA, relayA, relayB, relayB]) {
+        replicas.push(
+          await createReplica({
+            space,
+            url: relay.url,
+            storage: 'indexeddb',
+            indexedDB: new IDBFactory(),
+            IDBKeyRange,
+            WebSocket: WebSocket as never,
+            resolvers: { notes: 'manual' },
+            networkEvents: null,
+            tickMs: 100,
+          }),
+        )
+      }
+      const ids = ['a', 'b', 'c', 'd']
+      const writes: Promise<string | null>[] = []
+      const plan = prng.fork('writes')
+      let token = 0
+      const until = Date.now() + 3_000
+      while (Date.now() < until) {
+        const writer = plan.pick(replicas)
+        const id = plan.pick(ids)
+        const value = `link-${++token}`
+        const notes = writer.collection('notes')
+        writes.push(
+          (plan.bool(0.1)
+            ? notes.delete(id).then(() => null)
+            : notes.put(id, { value, by: token }).then(() => value)
+          ).catch(() => null),
+        )
+        await new Promise((resolve) => setTimeout(resolve, plan.int(0, 8)))
+      }
+      const stored = (await Promise.all(writes)).filter((value): value is string => value !== null)
+      proxy.chaos = false
+      await eventually(
+        async () => {
+          const first = JSON.stringify(await shown(replicas[0] as Replica, ids))
+          for (const replica of replicas.slice(1))
+            if (replica.pending > 0 || JSON.stringify(await shown(replica, ids)) !== first) return false
+          return true
+        },
+        'the replicas on both relays to show the same versions',
+        45_000,
+      )
+      // The link was really cut, and writes really crossed it.
+      expect(proxy.cuts).toBeGreaterThan(3)
+      expect(stored.length).toBeGreaterThan(50)
+      await Promise.all(replicas.splice(0).map((replica) => replica.close()))
+      await relayA.stop()
+      await relayB.stop()
+      for (const data of [dataA, dataB]) {
+        const store = new SqliteRelayStore(join(data.path, DATABASE_FILE))
+        try {
+          const logged = new Set(
+            (await store.readLog(space as SpaceId, 0, 1_000_000)).flatMap(({ change }) =>
+              change.op.type === 'put' ? [(change.op.value as { value: string }).value] : [],
+            ),
+          )
+          expect(stored.filter((value) => !logged.has(value))).toEqual([])
+        } finally {
+          await store.close()
+        }
+      }
+    } finally {
+      await Promise.all(replicas.map((replica) => replica.close()))
+      await proxy.close()
+      await relayA.stop()
+      await relayB.stop()
+      dataA.remove()
+      dataB.remove()
+    }
+  }, 90_000)
+})

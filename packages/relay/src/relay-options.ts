@@ -66,6 +66,7 @@ export interface LinkSocket extends RelaySocket {
   on(event: 'close', listener: (code: number, reason: unknown) => void): unknown
   on(event: 'error', listener: (error: Error) => void): unknown
   on(event: 'pong', listener: () => void): unknown
+  off(event: 'message', listener: (data: unknown, isBinary: boolean) => void): unknown
 }
 
 /** Options for `createRelay`. */

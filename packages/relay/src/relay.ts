@@ -527,6 +527,14 @@ export function createRelay(options: RelayOptions): Relay {
         socket.on('close', onSocketClose)
         socket.on('message', onSocketMessage)
         socket.on('pong', onSocketPong)
+        // Up once both hellos are answered: its backoff starts afresh (checked at each frame
+        // until then, since a link cut soon after would never be seen up at a tick).
+        const linked = (): void => {
+          if (client.connection.session().phase !== 'ready') return
+          socket.off('message', linked)
+          linkStatus()
+        }
+        socket.on('message', linked)
       }),
     )
     socket.on('close', () =>
