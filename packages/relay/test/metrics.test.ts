@@ -71,3 +71,20 @@ describe('refused sessions', () => {
     expect(text.indexOf('code="forbidden"')).toBeLessThan(text.indexOf('code="unauthenticated"'))
   })
 })
+
+describe('links', () => {
+  it('renders a link_up gauge per link, labelled by URL and escaped, and none without links', () => {
+    const base = metricsWith(new CommitHistogram())
+    expect(renderPrometheus(base)).not.toContain('chorus_relay_link_up')
+    const text = renderPrometheus({
+      ...base,
+      links: [
+        { url: 'ws://10.0.0.2:8787/sync', up: 1 },
+        { url: 'wss://x.example/sync?a="b"', up: 0 },
+      ],
+    })
+    expect(text).toContain('# TYPE chorus_relay_link_up gauge')
+    expect(text).toContain('chorus_relay_link_up{url="ws://10.0.0.2:8787/sync"} 1')
+    expect(text).toContain('chorus_relay_link_up{url="wss://x.example/sync?a=\\"b\\""} 0')
+  })
+})
