@@ -118,6 +118,36 @@ export function runRelayStoreSuite(name: string, open: () => Promise<RelayStoreF
         expect(await recordKeys()).toEqual([recordKey('notes', 'kept')])
       })
 
+      it('takes a linked relay’s batch: one writer’s runs apart in one commit, and the relay’s position', async () => {
+        // As a hub appends another relay's log: each run of a writer sparse, in log order, then
+        // the other relay's position as an empty sparse append under its relay id.
+        const relay = asReplicaId('relay-other')
+        const results = await store.appendMany?.(SPACE, [
+          { replica: A, changes: makeRun(A, 1, 2), through: 2 },
+          { replica: B, changes: makeRun(B, 1, 1), through: 1 },
+          { replica: A, changes: makeRun(A, 3, 4), through: 4 },
+          { replica: A, changes: makeRun(A, 2, 4), through: 4 },
+          { replica: relay, changes: [], through: 9 },
+        ])
+        if (results === undefined) return
+        expect(results.map((result) => [result.head, result.received, result.appended])).toEqual([
+          [2, 2, 2],
+          [3, 1, 1],
+          [5, 4, 2],
+          [5, 4, 0],
+          [5, 9, 0],
+        ])
+        const meta = await store.loadSpace(SPACE)
+        expect(meta.received).toEqual({ [A]: 4, [B]: 1, [relay]: 9 })
+        expect((await store.readLog(SPACE, 0, 100)).map((entry) => entry.change.dot.join(':'))).toEqual([
+          `${A}:1`,
+          `${A}:2`,
+          `${B}:1`,
+          `${A}:3`,
+          `${A}:4`,
+        ])
+      })
+
       it('collects no deletion when told not to (a linked space), and drops the log all the same', async () => {
         const put = makeChange(A, 1, { id: 'gone' })
         const remove = makeChange(A, 2, { id: 'gone', context: { [A]: 1 } }, null)
