@@ -112,8 +112,8 @@ interface Link {
   lastFailure: string | null
 }
 
-/** Checks the links' options: each with a URL and at least one space. */
-function checkLinks(links: readonly RelayLinkOptions[]): Link[] {
+/** Checks the links' options: each with a URL and one to `maxSpaces` spaces (one hello's worth). */
+function checkLinks(links: readonly RelayLinkOptions[], maxSpaces: number): Link[] {
   return links.map((link) => {
     let url: URL
     try {
@@ -130,9 +130,16 @@ function checkLinks(links: readonly RelayLinkOptions[]): Link[] {
         `link to ${link.url} needs spaces: space names, at least one`,
       )
     }
+    const spaces = [...new Set(link.spaces)] as SpaceId[]
+    if (spaces.length > maxSpaces) {
+      throw new ChorusError(
+        ErrorCode.InvalidArgument,
+        `link to ${link.url} names ${spaces.length} spaces; one link carries at most ${maxSpaces} (the spaces of one hello): split them over several links`,
+      )
+    }
     return {
       url: link.url,
-      spaces: [...new Set(link.spaces)] as SpaceId[],
+      spaces,
       ...(link.token === undefined ? {} : { token: link.token }),
       attempts: 0,
       socket: null,
@@ -166,7 +173,7 @@ export function createRelay(options: RelayOptions): Relay {
   const rateLimits: RateLimits = { ...limits, byteBurst: Math.max(limits.byteBurst, limits.maxFrameBytes) }
   const compaction: CompactionOptions = { ...DEFAULT_COMPACTION, ...options.compaction }
   const onError = options.onError ?? defaultOnError
-  const links = checkLinks(options.links ?? [])
+  const links = checkLinks(options.links ?? [], limits.maxSpaces)
   const LinkWebSocket = options.WebSocket
   if (links.length > 0 && LinkWebSocket === undefined) {
     throw new ChorusError(ErrorCode.InvalidArgument, 'links need a WebSocket constructor (WebSocket from ws)')

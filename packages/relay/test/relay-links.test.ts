@@ -135,7 +135,7 @@ describe('relays linked to each other', () => {
     }
   })
 
-  it('refuse links without spaces, with a URL that is not ws://, or without a WebSocket to dial with', async () => {
+  it('refuse links without spaces or with more than one hello takes, with a URL that is not ws://, or without a WebSocket to dial with', async () => {
     const temp = makeTempDir()
     const store = new SqliteRelayStore(`${temp.dir}/relay.db`)
     const server = new WebSocketServer({ noServer: true })
@@ -147,6 +147,10 @@ describe('relays linked to each other', () => {
       expect(() =>
         createRelay({ ...base, links: [{ url: 'http://127.0.0.1:1/sync', spaces: [SPACE] }] }),
       ).toThrow(/ws:\/\/ or wss:\/\//)
+      const many = Array.from({ length: 65 }, (_, i) => `space-${i}`)
+      expect(() => createRelay({ ...base, links: [{ url: 'ws://127.0.0.1:1/sync', spaces: many }] })).toThrow(
+        /names 65 spaces; one link carries at most 64/,
+      )
       expect(() =>
         createRelay({ server, store, links: [{ url: 'ws://127.0.0.1:1/sync', spaces: [SPACE] }] }),
       ).toThrow(/WebSocket/)
