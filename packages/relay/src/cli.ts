@@ -2,7 +2,7 @@ import { existsSync, realpathSync } from 'node:fs'
 import { join } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { parseArgs } from 'node:util'
-import { type Access, ChorusError, ErrorCode, isChorusError, isSpaceId } from '@chorus/core'
+import { type Access, ChorusError, DEFAULT_LIMITS, ErrorCode, isChorusError, isSpaceId } from '@chorus/core'
 import { lockDataDir } from './data-dir-lock.js'
 import { parseDuration } from './duration.js'
 import { PostgresRelayStore, postgresTarget } from './postgres-relay-store.js'
@@ -247,6 +247,8 @@ function parseLinks(
     return []
   }
   if (spaces.length === 0) throw new UsageError('--link needs --link-space NAME: the spaces to keep in step')
+  if (new Set(spaces).size > DEFAULT_LIMITS.maxSpaces)
+    throw new UsageError(`--link-space: at most ${DEFAULT_LIMITS.maxSpaces} spaces (the spaces of one hello)`)
   for (const space of spaces) {
     if (!isSpaceId(space)) throw new UsageError(`--link-space: ${JSON.stringify(space)} is not a space name`)
   }

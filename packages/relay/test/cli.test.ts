@@ -79,6 +79,14 @@ describe('chorus-relay command line (in process)', () => {
     ],
     [['--link-space', 's'], /--link-space and --link-token go with --link URL/],
     [
+      [
+        '--link',
+        'ws://127.0.0.1:1/sync',
+        ...Array.from({ length: 65 }, (_, i) => ['--link-space', `s${i}`]).flat(),
+      ],
+      /--link-space: at most 64 spaces/,
+    ],
+    [
       ['token', '--secret', SECRET, '--sub', 'r', '--admin', '--relay'],
       /for --admin or for --relay, not both/,
     ],
