@@ -12,7 +12,7 @@ import { DATABASE_FILE, startRelay } from './serve.js'
 import { SqliteRelayStore } from './sqlite-relay-store.js'
 import { backupDatabase, describeSpacesIn } from './sqlite-tools.js'
 import { checkMountPath, type StaticMount } from './static-files.js'
-import { mintToken, type SpaceGrants } from './token-auth.js'
+import { EVERY_SPACE, mintToken, type SpaceGrants } from './token-auth.js'
 
 /** Where the CLI writes and what it reads from its environment; injectable for tests. */
 export interface CliIo {
@@ -46,7 +46,7 @@ const USAGE = `Usage:
                        [--postgres postgres://user:password@host:5432/db]
                        [--max-frame-bytes 4194304]
                        [--static ./apps/notes/dist] [--static /lab=./apps/lab/dist]
-                       [--link ws://10.0.0.2:8787/sync --link-space team-notes [--link-token T]]
+                       [--link ws://10.0.0.2:8787/sync --link-space team-notes | '*' [--link-token T]]
   chorus-relay token --secret S --sub alice --space team-notes:write [--space other:read]
                      [--expires 30d | never] [--admin | --relay]
   chorus-relay backup --data ./data --out ./relay-backup.db
@@ -56,7 +56,8 @@ const USAGE = `Usage:
 
 --static DIR serves a built app at /; --static /PATH=DIR serves one at /PATH (repeatable).
 --link URL links this relay to another (repeatable): the two keep each other's changes of the
---link-space spaces (repeatable), through a token the other relay signed with --relay.
+--link-space spaces (repeatable; '*' for every space it holds or serves, linked as they come),
+through a token the other relay signed with --relay (--space '*:write' grants every space).
 --admin mints a token for the relay's administration API (GET /admin/spaces,
 DELETE /admin/spaces/NAME). spaces lists the spaces with their sizes, tab-separated.
 delete-space deletes a space's data for good and refuses its name from then on: with --data
@@ -130,9 +131,9 @@ function parseGrant(text: string): [string, Access] {
   if (at <= 0 || (access !== 'read' && access !== 'write')) {
     throw new UsageError(`--space must be NAME:read or NAME:write, got ${JSON.stringify(text)}`)
   }
-  if (!isSpaceId(space)) {
+  if (space !== EVERY_SPACE && !isSpaceId(space)) {
     throw new UsageError(
-      `--space ${JSON.stringify(space)} is not a space name: use 1–128 letters, digits, "_", ".", ":" or "-", starting with a letter or digit`,
+      `--space ${JSON.stringify(space)} is not a space name: use 1–128 letters, digits, "_", ".", ":" or "-", starting with a letter or digit (or * for every space)`,
     )
   }
   return [space, access]
@@ -219,7 +220,8 @@ async function serve(args: readonly string[], io: CliIo): Promise<number> {
       ),
   })
   io.out(`chorus-relay listening on ${running.url}`)
-  for (const link of links) io.err(`linking to ${link.url} for ${link.spaces.join(', ')}`)
+  for (const link of links)
+    io.err(`linking to ${link.url} for ${link.spaces === '*' ? 'every space' : link.spaces.join(', ')}`)
   for (const mount of mounts) {
     io.out(`serving ${mount.dir} at ${running.httpUrl}${mount.path === '/' ? '/' : `${mount.path}/`}`)
   }
@@ -246,11 +248,18 @@ function parseLinks(
       throw new UsageError('--link-space and --link-token go with --link URL')
     return []
   }
-  if (spaces.length === 0) throw new UsageError('--link needs --link-space NAME: the spaces to keep in step')
+  if (spaces.length === 0)
+    throw new UsageError(
+      "--link needs --link-space NAME: the spaces to keep in step (or '*' for every space)",
+    )
+  if (spaces.includes(EVERY_SPACE)) {
+    if (spaces.length > 1) throw new UsageError("--link-space '*' links every space: give it alone")
+  }
   if (new Set(spaces).size > DEFAULT_LIMITS.maxSpaces)
     throw new UsageError(`--link-space: at most ${DEFAULT_LIMITS.maxSpaces} spaces (the spaces of one hello)`)
   for (const space of spaces) {
-    if (!isSpaceId(space)) throw new UsageError(`--link-space: ${JSON.stringify(space)} is not a space name`)
+    if (space !== EVERY_SPACE && !isSpaceId(space))
+      throw new UsageError(`--link-space: ${JSON.stringify(space)} is not a space name`)
   }
   return urls.map((url) => {
     let parsed: URL | undefined
@@ -263,7 +272,11 @@ function parseLinks(
       throw new UsageError(
         `--link must be a ws:// or wss:// URL such as ws://10.0.0.2:8787/sync, got ${JSON.stringify(url)}`,
       )
-    return { url, spaces, ...(token === undefined ? {} : { token }) }
+    return {
+      url,
+      spaces: spaces.includes(EVERY_SPACE) ? ('*' as const) : spaces,
+      ...(token === undefined ? {} : { token }),
+    }
   })
 }
 

@@ -61,6 +61,7 @@ export { backupDatabase, describeSpacesIn } from './sqlite-tools.js'
 export type { StaticMount } from './static-files.js'
 export {
   createTokenAuthenticator,
+  EVERY_SPACE,
   type MintTokenOptions,
   mintToken,
   type SpaceGrants,

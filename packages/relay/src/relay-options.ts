@@ -50,8 +50,12 @@ export const DEFAULT_COMPACTION: CompactionOptions = { intervalMs: 5 * 60_000, h
 export interface RelayLinkOptions {
   /** The other relay's sync endpoint, e.g. `ws://10.0.0.2:8787/sync`. */
   readonly url: string
-  /** The spaces to link (at least one). */
-  readonly spaces: readonly string[]
+  /**
+   * The spaces to link (1 to 64), or `'*'` for every space this relay holds or its clients
+   * open, linked as they come (the other relay's token must grant them all: `*:write`). With
+   * `'*'` the spaces go over as many connections as it takes, 64 to each.
+   */
+  readonly spaces: readonly string[] | '*'
   /** A token the other relay accepts with the relay claim (`chorus-relay token --relay`). */
   readonly token?: string
 }

@@ -101,6 +101,8 @@ interface Link {
   /** The spaces it keeps: those to link, less any deleted on either relay. */
   spaces: readonly SpaceId[]
   readonly token?: string
+  /** For one of the connections of a link of every space: its link (see {@link LinkGroup}). */
+  readonly group: LinkGroup | null
   /** Attempts since it was last up (for the backoff). */
   attempts: number
   /** The socket dialing or connected, if any. */
@@ -112,42 +114,91 @@ interface Link {
   lastFailure: string | null
 }
 
-/** Checks the links' options: each with a URL and one to `maxSpaces` spaces (one hello's worth). */
-function checkLinks(links: readonly RelayLinkOptions[], maxSpaces: number): Link[] {
-  return links.map((link) => {
-    let url: URL
-    try {
-      url = new URL(link.url)
-    } catch {
-      throw new ChorusError(ErrorCode.InvalidArgument, `link URL ${JSON.stringify(link.url)} is not a URL`)
+/**
+ * A link of every space (`spaces: '*'`): its spaces go over connections of its own (`Link`s
+ * with this group), up to `maxSpaces` each, added as the relay holds or serves new ones.
+ */
+interface LinkGroup {
+  readonly url: string
+  readonly token?: string
+  /** Spaces deleted on either relay: not linked again. */
+  readonly dropped: Set<string>
+}
+
+/** Checks a link's URL: ws:// or wss://. */
+function checkLinkUrl(url: string): void {
+  let parsed: URL
+  try {
+    parsed = new URL(url)
+  } catch {
+    throw new ChorusError(ErrorCode.InvalidArgument, `link URL ${JSON.stringify(url)} is not a URL`)
+  }
+  if (parsed.protocol !== 'ws:' && parsed.protocol !== 'wss:') {
+    throw new ChorusError(ErrorCode.InvalidArgument, `link URL ${url} must be ws:// or wss://`)
+  }
+}
+
+/** A link's state before its first dial. */
+function newLink(
+  url: string,
+  spaces: readonly SpaceId[],
+  token: string | undefined,
+  group: LinkGroup | null,
+): Link {
+  return {
+    url,
+    spaces,
+    ...(token === undefined ? {} : { token }),
+    group,
+    attempts: 0,
+    socket: null,
+    up: false,
+    retry: null,
+    lastFailure: null,
+  }
+}
+
+/**
+ * Checks the links' options: each with a URL and one to `maxSpaces` spaces (one hello's
+ * worth), or `'*'`; a link of every space is a {@link LinkGroup}, with no connection yet.
+ */
+function checkLinks(
+  links: readonly RelayLinkOptions[],
+  maxSpaces: number,
+): { readonly links: Link[]; readonly groups: LinkGroup[] } {
+  const fixed: Link[] = []
+  const groups: LinkGroup[] = []
+  for (const link of links) {
+    checkLinkUrl(link.url)
+    if (link.spaces === '*') {
+      groups.push({
+        url: link.url,
+        ...(link.token === undefined ? {} : { token: link.token }),
+        dropped: new Set(),
+      })
+      continue
     }
-    if (url.protocol !== 'ws:' && url.protocol !== 'wss:') {
-      throw new ChorusError(ErrorCode.InvalidArgument, `link URL ${link.url} must be ws:// or wss://`)
-    }
-    if (!Array.isArray(link.spaces) || link.spaces.length === 0 || !link.spaces.every(isSpaceId)) {
-      throw new ChorusError(
-        ErrorCode.InvalidArgument,
-        `link to ${link.url} needs spaces: space names, at least one`,
-      )
-    }
-    const spaces = [...new Set(link.spaces)] as SpaceId[]
-    if (spaces.length > maxSpaces) {
-      throw new ChorusError(
-        ErrorCode.InvalidArgument,
-        `link to ${link.url} names ${spaces.length} spaces; one link carries at most ${maxSpaces} (the spaces of one hello): split them over several links`,
-      )
-    }
-    return {
-      url: link.url,
-      spaces,
-      ...(link.token === undefined ? {} : { token: link.token }),
-      attempts: 0,
-      socket: null,
-      up: false,
-      retry: null,
-      lastFailure: null,
-    }
-  })
+    fixed.push(checkFixedLink(link, link.spaces, maxSpaces))
+  }
+  return { links: fixed, groups }
+}
+
+/** A link of the spaces it names. */
+function checkFixedLink(link: RelayLinkOptions, named: readonly string[], maxSpaces: number): Link {
+  if (!Array.isArray(named) || named.length === 0 || !named.every(isSpaceId)) {
+    throw new ChorusError(
+      ErrorCode.InvalidArgument,
+      `link to ${link.url} needs spaces: space names, at least one (or '*' for every space)`,
+    )
+  }
+  const spaces = [...new Set(named)] as SpaceId[]
+  if (spaces.length > maxSpaces) {
+    throw new ChorusError(
+      ErrorCode.InvalidArgument,
+      `link to ${link.url} names ${spaces.length} spaces; one link carries at most ${maxSpaces} (the spaces of one hello): split them over several links, or link every space ('*')`,
+    )
+  }
+  return newLink(link.url, spaces, link.token, null)
 }
 
 const OPEN = 1
@@ -173,13 +224,15 @@ export function createRelay(options: RelayOptions): Relay {
   const rateLimits: RateLimits = { ...limits, byteBurst: Math.max(limits.byteBurst, limits.maxFrameBytes) }
   const compaction: CompactionOptions = { ...DEFAULT_COMPACTION, ...options.compaction }
   const onError = options.onError ?? defaultOnError
-  const links = checkLinks(options.links ?? [], limits.maxSpaces)
+  const { links, groups } = checkLinks(options.links ?? [], limits.maxSpaces)
   const LinkWebSocket = options.WebSocket
-  if (links.length > 0 && LinkWebSocket === undefined) {
+  if ((links.length > 0 || groups.length > 0) && LinkWebSocket === undefined) {
     throw new ChorusError(ErrorCode.InvalidArgument, 'links need a WebSocket constructor (WebSocket from ws)')
   }
   const backoff = options.linkBackoffMs ?? { min: 500, max: 30_000 }
   const linkedSpaces = new Set<string>(links.flatMap((link) => link.spaces))
+  /** The spaces links of every space have been given (see `growGroups`). */
+  const offered = new Set<string>()
   const startedAt = now()
   /** Every open connection, by its socket: the socket listeners are shared and look it up. */
   const clients = new Map<RelaySocket, Client>()
@@ -238,9 +291,11 @@ export function createRelay(options: RelayOptions): Relay {
     limits,
     ...(authenticate === undefined ? {} : { authenticate }),
     ...(options.session === undefined ? {} : { session: options.session }),
-    onStored: (_space, _replica, appended, recovered) => {
+    onStored: (space, _replica, appended, recovered) => {
       counters.changesStored += appended
       if (recovered) counters.changesRecovered += appended
+      // A space written for the first time since start: a link of every space takes it.
+      if (groups.length > 0 && !offered.has(space)) growGroups([space])
     },
     onCommitted: (_space, _appends, ms) => commits.observe(ms),
     elapsed: () => performance.now(),
@@ -558,6 +613,7 @@ export function createRelay(options: RelayOptions): Relay {
    */
   function dropLinkSpace(link: Link, space: SpaceId): void {
     link.spaces = link.spaces.filter((kept) => kept !== space)
+    link.group?.dropped.add(space)
     const rest = link.spaces.length === 0 ? 'no space is left to link: the link stops' : 'it links the others'
     report(new ChorusError(ErrorCode.LinkFailed, `link to ${link.url}: space ${space} is deleted; ${rest}`))
   }
@@ -572,21 +628,78 @@ export function createRelay(options: RelayOptions): Relay {
     link.retry.unref()
   }
 
-  /** Whether each link's session is up now; one that came up starts its backoff afresh. */
+  /** Whether a link's session is up now; one that came up starts its backoff afresh. */
+  function isUp(link: Link): boolean {
+    const client = link.socket === null ? undefined : clients.get(link.socket)
+    const up = client?.open === true && client.connection.session().phase === 'ready'
+    if (up && !link.up) {
+      link.attempts = 0
+      link.lastFailure = null
+    }
+    link.up = up
+    return up
+  }
+
+  /**
+   * Each link's state: a link of named spaces is up with its connection; a link of every
+   * space, when it has spaces to link and each of its connections is up.
+   */
   function linkStatus(): LinkStatus[] {
-    return links.map((link) => {
-      const client = link.socket === null ? undefined : clients.get(link.socket)
-      const up = client?.open === true && client.connection.session().phase === 'ready'
-      if (up && !link.up) {
-        link.attempts = 0
-        link.lastFailure = null
-      }
-      link.up = up
-      return { url: link.url, up: up ? 1 : 0 }
+    const named = links
+      .filter((link) => link.group === null)
+      .map((link) => ({ url: link.url, up: isUp(link) ? 1 : 0 }))
+    const every = groups.map((group) => {
+      const parts = links.filter((link) => link.group === group && link.spaces.length > 0)
+      const up = parts.map(isUp).every(Boolean) && parts.length > 0
+      return { url: group.url, up: up ? 1 : 0 }
     })
+    return [...named, ...every]
+  }
+
+  /**
+   * Links of every space take `spaces` they do not link yet (nor dropped): onto a connection
+   * with room, which dials again with them, or onto a new one.
+   */
+  function growGroups(spaces: Iterable<SpaceId>): void {
+    if (closing || groups.length === 0) return
+    const fresh = [...spaces].filter((space) => !offered.has(space))
+    if (fresh.length === 0) return
+    for (const space of fresh) offered.add(space)
+    for (const group of groups) {
+      const parts = links.filter((link) => link.group === group)
+      const linked = new Set(parts.flatMap((link) => link.spaces))
+      const grown = new Set<Link>()
+      for (const space of fresh) {
+        if (linked.has(space) || group.dropped.has(space)) continue
+        linked.add(space)
+        let part = parts.find((link) => link.spaces.length < limits.maxSpaces)
+        if (part === undefined) {
+          part = newLink(group.url, [], group.token, group)
+          parts.push(part)
+          links.push(part)
+        }
+        part.spaces = [...part.spaces, space]
+        grown.add(part)
+      }
+      for (const part of grown) {
+        const client = part.socket === null ? undefined : clients.get(part.socket)
+        if (client !== undefined) {
+          // Its session names the spaces it had: it hangs up and dials again, at once.
+          part.attempts = 0
+          hangUp(client, CloseCode.GoingAway, 'linking more spaces')
+        } else if (part.socket === null && part.retry === null) dialLink(part)
+      }
+    }
+  }
+
+  /** The spaces a link of every space takes: those the store holds (and, each tick, those in use). */
+  async function storedSpaces(): Promise<void> {
+    if (groups.length === 0) return
+    growGroups(await store.listSpaces())
   }
 
   for (const link of links) dialLink(link)
+  void storedSpaces().catch((error: unknown) => report(error, 'listing the spaces to link failed'))
 
   const timers: NodeJS.Timeout[] = []
   function every(ms: number, task: () => Promise<void>): void {
@@ -606,6 +719,7 @@ export function createRelay(options: RelayOptions): Relay {
   }
 
   every(options.tickMs ?? 1000, async () => {
+    growGroups(hub.spacesInUse())
     linkStatus()
     await hub.tick()
     await store.flushAcks()
@@ -635,11 +749,16 @@ export function createRelay(options: RelayOptions): Relay {
       }
     }
     const results = new Map<SpaceId, CompactResult>()
-    for (const space of await store.listSpaces()) {
+    const spaces = await store.listSpaces()
+    // Spaces other relays sharing the store made: a link of every space takes them too.
+    growGroups(spaces)
+    for (const space of spaces) {
       // A space kept in step with other relays collects no deletions: it would diverge from
       // theirs. It is linked when this relay links it, or another relay's stream is counted in it.
       const linked =
-        linkedSpaces.has(space) || Object.keys((await store.loadSpace(space)).received).some(isRelayId)
+        groups.length > 0 ||
+        linkedSpaces.has(space) ||
+        Object.keys((await store.loadSpace(space)).received).some(isRelayId)
       const result = await store.compact(space, {
         now: time,
         horizonMs: compaction.horizonMs,
@@ -734,7 +853,7 @@ export function createRelay(options: RelayOptions): Relay {
         lag: lag(),
         ...(listening() === undefined ? {} : { storeListening: listening() ? 1 : 0 }),
         ...(stats.appendRetries === undefined ? {} : { appendRetries: stats.appendRetries }),
-        ...(links.length === 0 ? {} : { links: linkStatus() }),
+        ...(links.length === 0 && groups.length === 0 ? {} : { links: linkStatus() }),
       }
     },
     async health() {
@@ -751,9 +870,12 @@ export function createRelay(options: RelayOptions): Relay {
           spaces: stats.spaces,
           uptimeSeconds,
           ...(hearing === undefined ? {} : { listening: hearing }),
-          ...(links.length === 0
+          ...(links.length === 0 && groups.length === 0
             ? {}
-            : { links: { up: linkStatus().filter((link) => link.up === 1).length, total: links.length } }),
+            : (() => {
+                const status = linkStatus()
+                return { links: { up: status.filter((link) => link.up === 1).length, total: status.length } }
+              })()),
         }
       } catch (error) {
         report(error, 'the store did not answer a health check')

@@ -6,8 +6,14 @@ import { parseDuration } from './duration.js'
 /** The only signing algorithm tokens use: HMAC with SHA-256 over a shared secret. */
 export const TOKEN_ALGORITHM = 'HS256'
 
-/** Per space, what the token's holder may do there. */
+/**
+ * Per space, what the token's holder may do there; the key `*` grants every space the token
+ * does not name (for a relay linking every space, say: `{ "*": "write" }`).
+ */
 export type SpaceGrants = { readonly [space: string]: Access }
+
+/** The grant key that stands for every space a token does not name. */
+export const EVERY_SPACE = '*'
 
 /** Options for {@link mintToken}. */
 export interface MintTokenOptions {
@@ -55,7 +61,7 @@ function explainGrants(value: unknown): string | undefined {
     return 'expected "spaces" to map space names to "read" or "write"'
   }
   for (const [space, access] of Object.entries(value)) {
-    if (!isSpaceId(space)) return `${JSON.stringify(space)} is not a space name`
+    if (space !== EVERY_SPACE && !isSpaceId(space)) return `${JSON.stringify(space)} is not a space name`
     if (access !== 'read' && access !== 'write') {
       return `space ${space} has access ${JSON.stringify(access)}; expected "read" or "write"`
     }
@@ -116,7 +122,7 @@ function explainJoseError(error: unknown): string {
  * the shared secret and grants exactly the spaces it names.
  *
  * No token, a malformed, badly signed or expired one → `unauthenticated`. A space not in
- * the token → no access (the session is refused with `forbidden`). A token claiming
+ * the token (and no `*` grant) → no access (the session is refused with `forbidden`). A token claiming
  * `relay: true` may link another relay (see {@link MintTokenOptions.relay}). The subject is returned
  * so the relay can bind replica ids to users, and the token's expiry (`exp`, plus the clock
  * tolerance) as `expiresAt`, so a connection does not outlive its token.
@@ -153,7 +159,12 @@ export function createTokenAuthenticator(
     return {
       ok: true,
       subject,
-      access: (space: SpaceId) => (Object.hasOwn(granted, space) ? (granted[space] as Access) : null),
+      access: (space: SpaceId) =>
+        Object.hasOwn(granted, space)
+          ? (granted[space] as Access)
+          : Object.hasOwn(granted, EVERY_SPACE)
+            ? (granted[EVERY_SPACE] as Access)
+            : null,
       ...(payload.relay === true ? { relay: true } : {}),
       // The session ends when verifying the token would fail: its expiry plus the tolerance.
       ...(typeof payload.exp === 'number' ? { expiresAt: (payload.exp + clockTolerance) * 1000 } : {}),

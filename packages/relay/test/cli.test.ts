@@ -79,6 +79,10 @@ describe('chorus-relay command line (in process)', () => {
     ],
     [['--link-space', 's'], /--link-space and --link-token go with --link URL/],
     [
+      ['--link', 'ws://127.0.0.1:1/sync', '--link-space', '*', '--link-space', 'x'],
+      /'\*' links every space: give it alone/,
+    ],
+    [
       [
         '--link',
         'ws://127.0.0.1:1/sync',
@@ -155,6 +159,15 @@ describe('chorus-relay command line (in process)', () => {
     ).toBe(0)
     const { payload } = await jwtVerify(io.lines.out[0] as string, new TextEncoder().encode(SECRET))
     expect(payload).toMatchObject({ sub: 'edge-1', relay: true, spaces: { [SPACE]: 'write' } })
+  })
+
+  it('mints a token for every space with --space *:write', async () => {
+    const io = captureIo()
+    expect(
+      await runCli(['token', '--secret', SECRET, '--sub', 'edge-2', '--space', '*:write', '--relay'], io),
+    ).toBe(0)
+    const { payload } = await jwtVerify(io.lines.out[0] as string, new TextEncoder().encode(SECRET))
+    expect(payload).toMatchObject({ sub: 'edge-2', relay: true, spaces: { '*': 'write' } })
   })
 
   it('lists and deletes the spaces of a data directory no relay serves, and exits 1 where there is none', async () => {

@@ -4,6 +4,7 @@ import { WebSocket, WebSocketServer } from 'ws'
 import { createRelay } from '../src/relay.js'
 import { startRelay } from '../src/serve.js'
 import { SqliteRelayStore } from '../src/sqlite-relay-store.js'
+import { mintToken } from '../src/token-auth.js'
 import { makeChange, makeTempDir } from './support/fixtures.js'
 import { get, startTestRelay, type TestRelay } from './support/harness.js'
 import { changes, connectClient, hello, is } from './support/test-client.js'
@@ -22,20 +23,21 @@ async function until(check: () => Promise<boolean>, what: string): Promise<void>
   }
 }
 
-async function headOf(relay: TestRelay): Promise<number> {
-  return (await relay.relay.describeSpaces()).find((summary) => summary.space === SPACE)?.head ?? 0
+async function headOf(relay: TestRelay, space = SPACE): Promise<number> {
+  return (await relay.relay.describeSpaces()).find((summary) => summary.space === space)?.head ?? 0
 }
 
-/** Writes a note and deletes it through `relay`, as replica alice, and waits for the acks. */
-async function writeAndDelete(relay: TestRelay): Promise<void> {
+/** Writes a note and deletes it through `relay`, as replica `replica`, and waits for the acks. */
+async function writeAndDelete(relay: TestRelay, space = SPACE, replica = 'alice'): Promise<void> {
+  const writer = asReplicaId(replica)
   const client = await connectClient(relay.url)
-  client.send(hello('alice', { [SPACE]: 0 }))
+  client.send(hello(replica, { [space]: 0 }))
   await client.waitFor(is.hello, 'the hello answer')
-  const put = makeChange(A, 1, { id: 'gone' })
-  const remove = makeChange(A, 2, { id: 'gone', context: { [A]: 1 } }, null)
-  client.send(changes(SPACE, 0, [put, remove]))
+  const put = makeChange(writer, 1, { id: 'gone' })
+  const remove = makeChange(writer, 2, { id: 'gone', context: { [writer]: 1 } }, null)
+  client.send(changes(space, 0, [put, remove]))
   await client.waitFor(is.ack(2), 'the ack of both')
-  client.send({ type: 'ack', space: SPACE as never, upTo: 2 })
+  client.send({ type: 'ack', space: space as never, upTo: 2 })
   await relay.relay.idle()
   client.close()
 }
@@ -100,6 +102,45 @@ describe('relays linked to each other', () => {
     // The link comes back without it, and still carries the other space.
     await writeAndDelete(a)
     await until(async () => (await headOf(b)) === 2, 'b to hold a’s changes')
+  })
+
+  it('link every space (`*`): those held, those written, and one only the other relay holds once a client opens it', async () => {
+    const secret = 'a-secret-for-the-relay-that-is-linked-to-0123456789'
+    const b = await startTestRelay({ compaction: COMPACTION, authSecret: secret })
+    relays.push(b)
+    // Held by b alone, before anything links to it.
+    const bOnly = 'only-on-b'
+    const seeder = await connectClient(b.url)
+    const seederToken = await mintToken({ secret, sub: 's', spaces: { [bOnly]: 'write' } })
+    seeder.send(hello('seeder', { [bOnly]: 0 }, seederToken))
+    await seeder.waitFor(is.hello, 'the hello answer')
+    seeder.send(changes(bOnly, 0, [makeChange(asReplicaId('seeder'), 1, { id: 'from-b' })]))
+    await seeder.waitFor(is.ack(1), 'the ack')
+    seeder.close()
+    // A token for every space; two spaces to a connection at most, so three take two.
+    const token = await mintToken({ secret, sub: 'edge', spaces: { '*': 'write' }, relay: true })
+    const a = await startTestRelay({
+      compaction: COMPACTION,
+      tickMs: 50,
+      limits: { maxSpaces: 2 },
+      links: [{ url: b.url, spaces: '*', token }],
+      linkBackoffMs: { min: 20, max: 200 },
+    })
+    relays.push(a)
+    const spaces = ['first', 'second', 'third']
+    for (const [i, space] of spaces.entries()) await writeAndDelete(a, space, `writer-${i}`)
+    for (const space of spaces) await until(async () => (await headOf(b, space)) === 2, `b to get ${space}`)
+    // A client on a opens the space only b holds: a links it and gets its change.
+    const reader = await connectClient(a.url)
+    reader.send(hello('reader', { [bOnly]: 0 }))
+    await reader.waitFor(is.hello, 'the hello answer')
+    await until(async () => (await headOf(a, bOnly)) === 1, 'a to get the space only b held')
+    reader.close()
+    // Four spaces, two to a connection: b has two connections from a.
+    await until(async () => (await b.relay.metrics()).connections === 2, 'two link connections')
+    expect((await a.relay.metrics()).links).toEqual([{ url: b.url, up: 1 }])
+    expect(await (await fetch(`${a.httpUrl}/healthz`)).json()).toMatchObject({ links: { up: 1, total: 1 } })
+    expect(a.errors).toEqual([])
   })
 
   it('report a link that cannot connect, once, and dial again until it can', async () => {
