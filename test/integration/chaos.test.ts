@@ -95,6 +95,79 @@ class ChaosProxy {
   }
 }
 
+/** A replica of `space` for these runs: its own fake IndexedDB, `manual` conflicts, quick ticks. */
+function chaosReplica(
+  space: string,
+  url: string,
+  reconnect?: { baseMs: number; maxMs: number },
+): Promise<Replica> {
+  return createReplica({
+    space,
+    url,
+    storage: 'indexeddb',
+    indexedDB: new IDBFactory(),
+    IDBKeyRange,
+    WebSocket: WebSocket as never,
+    resolvers: { notes: 'manual' },
+    ...(reconnect === undefined ? {} : { reconnect }),
+    networkEvents: null,
+    tickMs: 100,
+  })
+}
+
+/**
+ * Writes for three seconds at replicas drawn from `plan` (puts, patches of notes they show,
+ * a tenth deletes), a few milliseconds apart; resolves with the values of the writes stored.
+ */
+async function writeForAWhile(
+  replicas: readonly Replica[],
+  ids: readonly string[],
+  plan: Prng,
+  label: string,
+) {
+  const writes: Promise<string | null>[] = []
+  let token = 0
+  const until = Date.now() + 3_000
+  while (Date.now() < until) {
+    const writer = plan.pick(replicas)
+    const id = plan.pick(ids)
+    const value = `${label}-${++token}`
+    const notes = writer.collection('notes')
+    const roll = plan.next()
+    writes.push(
+      (roll < 0.1
+        ? notes.delete(id).then(() => null)
+        : roll < 0.4 && (await notes.get(id)) !== undefined
+          ? notes.patch(id, { value }).then(() => value)
+          : notes.put(id, { value, by: token }).then(() => value)
+      ).catch(() => null),
+    )
+    await new Promise((resolve) => setTimeout(resolve, plan.int(0, 8)))
+  }
+  return (await Promise.all(writes)).filter((value): value is string => value !== null)
+}
+
+/** The values the puts and patches in the log of a (stopped) relay's SQLite file hold for `space`. */
+async function loggedValues(dataDir: string, space: string): Promise<Set<string>> {
+  const store = new SqliteRelayStore(join(dataDir, DATABASE_FILE))
+  try {
+    return new Set(
+      (await store.readLog(space as SpaceId, 0, 1_000_000)).flatMap(({ change }) => {
+        const op = change.op
+        const value =
+          op.type === 'put'
+            ? (op.value as { value?: string }).value
+            : op.type === 'patch'
+              ? (op.fields as { value?: string }).value
+              : undefined
+        return value === undefined ? [] : [value]
+      }),
+    )
+  } finally {
+    await store.close()
+  }
+}
+
 describe('replicas through a proxy that cuts and slices their connections to a relay process', () => {
   for (const seed of [1, 2]) {
     it(`seed ${seed}: every replica ends showing the same, and every write a replica stored reached the relay`, async () => {
@@ -107,44 +180,9 @@ describe('replicas through a proxy that cuts and slices their connections to a r
       const url = `ws://127.0.0.1:${proxy.port}/sync`
       const replicas: Replica[] = []
       try {
-        for (let i = 0; i < 4; i++) {
-          replicas.push(
-            await createReplica({
-              space,
-              url,
-              storage: 'indexeddb',
-              indexedDB: new IDBFactory(),
-              IDBKeyRange,
-              WebSocket: WebSocket as never,
-              resolvers: { notes: 'manual' },
-              reconnect: { baseMs: 10, maxMs: 100 },
-              networkEvents: null,
-              tickMs: 100,
-            }),
-          )
-        }
+        for (let i = 0; i < 4; i++) replicas.push(await chaosReplica(space, url, { baseMs: 10, maxMs: 100 }))
         const ids = ['a', 'b', 'c', 'd']
-        const writes: Promise<string | null>[] = []
-        const plan = prng.fork('writes')
-        let token = 0
-        const until = Date.now() + 3_000
-        while (Date.now() < until) {
-          const writer = plan.pick(replicas)
-          const id = plan.pick(ids)
-          const value = `${seed}-${++token}`
-          const notes = writer.collection('notes')
-          const roll = plan.next()
-          writes.push(
-            (roll < 0.1
-              ? notes.delete(id).then(() => null)
-              : roll < 0.4 && (await notes.get(id)) !== undefined
-                ? notes.patch(id, { value }).then(() => value)
-                : notes.put(id, { value, by: token }).then(() => value)
-            ).catch(() => null),
-          )
-          await new Promise((resolve) => setTimeout(resolve, plan.int(0, 8)))
-        }
-        const stored = (await Promise.all(writes)).filter((value): value is string => value !== null)
+        const stored = await writeForAWhile(replicas, ids, prng.fork('writes'), String(seed))
         proxy.chaos = false
         await eventually(
           () => replicas.every((replica) => replica.pending === 0 && replica.status === 'synced'),
@@ -168,24 +206,8 @@ describe('replicas through a proxy that cuts and slices their connections to a r
         expect(stored.length).toBeGreaterThan(50)
         await Promise.all(replicas.splice(0).map((replica) => replica.close()))
         await relay.stop()
-        const store = new SqliteRelayStore(join(data.path, DATABASE_FILE))
-        try {
-          const logged = new Set(
-            (await store.readLog(space as SpaceId, 0, 1_000_000)).flatMap(({ change }) => {
-              const op = change.op
-              const value =
-                op.type === 'put'
-                  ? (op.value as { value?: string }).value
-                  : op.type === 'patch'
-                    ? (op.fields as { value?: string }).value
-                    : undefined
-              return value === undefined ? [] : [value]
-            }),
-          )
-          expect(stored.filter((value) => !logged.has(value))).toEqual([])
-        } finally {
-          await store.close()
-        }
+        const logged = await loggedValues(data.path, space)
+        expect(stored.filter((value) => !logged.has(value))).toEqual([])
       } finally {
         await Promise.all(replicas.map((replica) => replica.close()))
         await proxy.close()
@@ -211,40 +233,10 @@ describe('two relay processes linked through a proxy that cuts and slices the li
     })
     const replicas: Replica[] = []
     try {
-      for (const relay of [relayA, relayA, relayB, relayB]) {
-        replicas.push(
-          await createReplica({
-            space,
-            url: relay.url,
-            storage: 'indexeddb',
-            indexedDB: new IDBFactory(),
-            IDBKeyRange,
-            WebSocket: WebSocket as never,
-            resolvers: { notes: 'manual' },
-            networkEvents: null,
-            tickMs: 100,
-          }),
-        )
-      }
+      for (const relay of [relayA, relayA, relayB, relayB])
+        replicas.push(await chaosReplica(space, relay.url))
       const ids = ['a', 'b', 'c', 'd']
-      const writes: Promise<string | null>[] = []
-      const plan = prng.fork('writes')
-      let token = 0
-      const until = Date.now() + 3_000
-      while (Date.now() < until) {
-        const writer = plan.pick(replicas)
-        const id = plan.pick(ids)
-        const value = `link-${++token}`
-        const notes = writer.collection('notes')
-        writes.push(
-          (plan.bool(0.1)
-            ? notes.delete(id).then(() => null)
-            : notes.put(id, { value, by: token }).then(() => value)
-          ).catch(() => null),
-        )
-        await new Promise((resolve) => setTimeout(resolve, plan.int(0, 8)))
-      }
-      const stored = (await Promise.all(writes)).filter((value): value is string => value !== null)
+      const stored = await writeForAWhile(replicas, ids, prng.fork('writes'), 'link')
       proxy.chaos = false
       await eventually(
         async () => {
@@ -263,17 +255,8 @@ describe('two relay processes linked through a proxy that cuts and slices the li
       await relayA.stop()
       await relayB.stop()
       for (const data of [dataA, dataB]) {
-        const store = new SqliteRelayStore(join(data.path, DATABASE_FILE))
-        try {
-          const logged = new Set(
-            (await store.readLog(space as SpaceId, 0, 1_000_000)).flatMap(({ change }) =>
-              change.op.type === 'put' ? [(change.op.value as { value: string }).value] : [],
-            ),
-          )
-          expect(stored.filter((value) => !logged.has(value))).toEqual([])
-        } finally {
-          await store.close()
-        }
+        const logged = await loggedValues(data.path, space)
+        expect(stored.filter((value) => !logged.has(value))).toEqual([])
       }
     } finally {
       await Promise.all(replicas.map((replica) => replica.close()))
