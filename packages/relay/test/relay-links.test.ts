@@ -10,7 +10,6 @@ import { get, startTestRelay, type TestRelay } from './support/harness.js'
 import { changes, connectClient, hello, is } from './support/test-client.js'
 
 const SPACE = 'team-notes'
-const A = asReplicaId('alice')
 const DAY = 86_400_000
 const COMPACTION = { intervalMs: 0, horizonMs: DAY }
 
