@@ -139,7 +139,7 @@ describe('deleting a space on a relay (chorus-relay delete-space)', () => {
 
       const listed = await runRelayCli(['spaces', '--relay', relay.http, '--secret', secret])
       expect(listed.code).toBe(0)
-      expect(listed.stdout).toMatch(new RegExp(`^${space}\t1\t1\t1\t1$`, 'm'))
+      expect(listed.stdout).toMatch(new RegExp(`^${space}\t1\t1\t1\t1\t0$`, 'm'))
       const deleted = await runRelayCli([
         'delete-space',
         '--relay',

@@ -451,8 +451,9 @@ async function spaces(args: readonly string[], io: CliIo): Promise<number> {
     // Read-only, beside the relay that may be serving the directory.
     listed = describeSpacesIn(databaseIn(target.dir))
   }
-  io.out(['space', 'head', 'log entries', 'writers', 'readers'].join('\t'))
-  for (const row of listed) io.out([row.space, row.head, row.logEntries, row.writers, row.readers].join('\t'))
+  io.out(['space', 'head', 'log entries', 'writers', 'readers', 'links'].join('\t'))
+  for (const row of listed)
+    io.out([row.space, row.head, row.logEntries, row.writers, row.readers, row.links].join('\t'))
   return ExitCode.Ok
 }
 

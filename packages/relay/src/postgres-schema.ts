@@ -209,8 +209,9 @@ export const SQL = {
     FROM chorus_records WHERE space = $1 AND tombstone AND last_seq <= $2`,
   listSpaces: 'SELECT space FROM chorus_spaces WHERE head > 0 ORDER BY space COLLATE "C"',
   describeSpaces: `SELECT s.space, s.head, s.head - s.floor AS "logEntries",
-      (SELECT count(*)::int FROM chorus_received AS r WHERE r.space = s.space) AS writers,
-      (SELECT count(*)::int FROM chorus_acks AS a WHERE a.space = s.space) AS readers
+      (SELECT count(*)::int FROM chorus_received AS r WHERE r.space = s.space AND left(r.replica, 6) <> 'relay-') AS writers,
+      (SELECT count(*)::int FROM chorus_acks AS a WHERE a.space = s.space AND left(a.replica, 6) <> 'relay-') AS readers,
+      (SELECT count(*)::int FROM chorus_received AS r WHERE r.space = s.space AND left(r.replica, 6) = 'relay-') AS links
     FROM chorus_spaces AS s WHERE s.head > 0 ORDER BY s.space COLLATE "C"`,
   stats: `SELECT count(*)::int AS spaces, coalesce(sum(head - floor), 0)::float8 AS entries
     FROM chorus_spaces WHERE head > 0`,

@@ -42,10 +42,12 @@ export interface SpaceSummary {
   readonly head: number
   /** Log entries kept, above the compacted floor. */
   readonly logEntries: number
-  /** Replicas whose changes it holds. */
+  /** Replicas whose changes it holds (linked relays apart). */
   readonly writers: number
-  /** Replicas whose acknowledged position it keeps (heard from within the horizon). */
+  /** Replicas whose acknowledged position it keeps (heard from within the horizon; linked relays apart). */
   readonly readers: number
+  /** Relays linked to it (see `RelayOptions.links`): those whose log it holds a position in. */
+  readonly links: number
 }
 
 /** Totals for metrics. */

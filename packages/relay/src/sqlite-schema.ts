@@ -119,12 +119,14 @@ export interface SpaceSummaryRow {
   readonly logEntries: number
   readonly writers: number
   readonly readers: number
+  readonly links: number
 }
 
 /** Every space with its sizes (see `RelayStore.describeSpaces`); read-only, so `chorus-relay spaces` runs it beside a relay. */
 export const DESCRIBE_SPACES = `SELECT s.space AS space, s.head AS head, s.head - s.floor AS logEntries,
-    (SELECT count(*) FROM received AS r WHERE r.space = s.space) AS writers,
-    (SELECT count(*) FROM acks AS a WHERE a.space = s.space) AS readers
+    (SELECT count(*) FROM received AS r WHERE r.space = s.space AND substr(r.replica, 1, 6) <> 'relay-') AS writers,
+    (SELECT count(*) FROM acks AS a WHERE a.space = s.space AND substr(a.replica, 1, 6) <> 'relay-') AS readers,
+    (SELECT count(*) FROM received AS r WHERE r.space = s.space AND substr(r.replica, 1, 6) = 'relay-') AS links
   FROM spaces AS s ORDER BY s.space`
 
 /** Every statement the store runs, prepared once per connection. */

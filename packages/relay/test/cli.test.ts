@@ -177,7 +177,10 @@ describe('chorus-relay command line (in process)', () => {
     await store.close()
     const before = captureIo()
     expect(await runCli(['spaces', '--data', temp.dir], before)).toBe(0)
-    expect(before.lines.out).toEqual(['space\thead\tlog entries\twriters\treaders', `${SPACE}\t3\t3\t1\t0`])
+    expect(before.lines.out).toEqual([
+      'space\thead\tlog entries\twriters\treaders\tlinks',
+      `${SPACE}\t3\t3\t1\t0\t0`,
+    ])
     const io = captureIo()
     expect(await runCli(['delete-space', '--data', temp.dir, '--space', SPACE], io)).toBe(0)
     expect(io.lines.err).toEqual([`deleted space ${SPACE}`])
@@ -187,7 +190,7 @@ describe('chorus-relay command line (in process)', () => {
     // The spaces left, read beside whatever relay may serve the directory.
     const listed = captureIo()
     expect(await runCli(['spaces', '--data', temp.dir], listed)).toBe(0)
-    expect(listed.lines.out).toEqual(['space\thead\tlog entries\twriters\treaders'])
+    expect(listed.lines.out).toEqual(['space\thead\tlog entries\twriters\treaders\tlinks'])
     const missing = captureIo()
     expect(
       await runCli(['delete-space', '--data', join(temp.dir, 'nowhere'), '--space', SPACE], missing),

@@ -131,6 +131,7 @@ describe('the administration API of a relay with an auth secret', () => {
       logEntries: 3,
       writers: 1,
       readers: 0,
+      links: 0,
     })
     expect((await fetch(`${relay.httpUrl}/admin/spaces`)).status).toBe(401)
     await bob.close()

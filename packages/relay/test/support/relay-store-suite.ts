@@ -450,10 +450,14 @@ export function runRelayStoreSuite(name: string, open: () => Promise<RelayStoreF
         await store.noteAck(SPACE, C, 4, T0)
         await store.noteAck(OTHER, C, 1, T0)
         await store.noteAck(OTHER, A, 2, T0)
+        // A linked relay's position, and its acknowledgement, count as a link only.
+        const linked = asReplicaId('relay-other-log')
+        await store.append(SPACE, linked, [], undefined, 7)
+        await store.noteAck(SPACE, linked, 4, T0)
         await store.compact(OTHER, { now: T0, horizonMs: DAY })
         expect(await store.describeSpaces()).toEqual([
-          { space: OTHER, head: 2, logEntries: 1, writers: 1, readers: 2 },
-          { space: SPACE, head: 4, logEntries: 4, writers: 2, readers: 1 },
+          { space: OTHER, head: 2, logEntries: 1, writers: 1, readers: 2, links: 0 },
+          { space: SPACE, head: 4, logEntries: 4, writers: 2, readers: 1, links: 1 },
         ])
         await store.deleteSpace(OTHER)
         expect((await store.describeSpaces()).map((row) => row.space)).toEqual([SPACE])
