@@ -142,6 +142,52 @@ function workOffline(page: Page) {
   return page.getByRole('switch', { name: 'Work offline' })
 }
 
+describe('the notes app on two devices, each served by its own relay process, the relays linked', () => {
+  const dataA = tempDir('chorus-e2e-link-a-')
+  const dataB = tempDir('chorus-e2e-link-b-')
+  let relayA: RelayProcess
+  let relayB: RelayProcess
+  let browser: Browser
+  let alice: Device
+  let bob: Device
+
+  beforeAll(async () => {
+    relayB = await startRelay({ dataDir: dataB.path, args: ['--static', APP] })
+    // A site relay that links every notebook its users open to the other one.
+    relayA = await startRelay({
+      dataDir: dataA.path,
+      args: ['--static', APP, '--link', relayB.url, '--link-space', '*'],
+    })
+    browser = await launchChromium()
+    alice = await device(browser)
+    bob = await device(browser)
+  })
+
+  afterAll(async () => {
+    await browser?.close()
+    await relayA?.stop('SIGTERM')
+    await relayB?.stop('SIGTERM')
+    dataA.remove()
+    dataB.remove()
+  })
+
+  it('a note written through one relay shows on the device of the other, and an edit there comes back', async () => {
+    const notebook = await createNotebook(alice.page, `${relayA.http}/`, 'Linked notes')
+    await writeNote(alice.page, 'Through relay A', 'written on the site relay')
+    await expectSynced(alice.page)
+    // Bob opens the same notebook at the other relay.
+    await bob.page.goto(notebook.replace(relayA.http, relayB.http))
+    await expectSynced(bob.page)
+    await visible(noteInList(bob.page, 'Through relay A'))
+    await openNote(bob.page, 'Through relay A')
+    await value(bob.page.getByLabel('Body'), 'written on the site relay')
+    await editBody(bob.page, 'edited through relay B')
+    await expectSynced(bob.page)
+    await openNote(alice.page, 'Through relay A')
+    await value(alice.page.getByLabel('Body'), 'edited through relay B')
+  })
+})
+
 describe('the notes app on two devices, served by a relay process', () => {
   const data = tempDir('chorus-e2e-')
   let relay: RelayProcess
