@@ -1,3 +1,5 @@
+import type { AddressInfo } from 'node:net'
+import { createServer } from 'node:net'
 import { asReplicaId, type ChorusError, ErrorCode } from '@chorus/core'
 import { afterEach, describe, expect, it } from 'vitest'
 import { WebSocket, WebSocketServer } from 'ws'
@@ -15,11 +17,7 @@ const COMPACTION = { intervalMs: 0, horizonMs: DAY }
 
 /** Waits until `check` holds, for at most 10 s. */
 async function until(check: () => Promise<boolean>, what: string): Promise<void> {
-  const deadline = Date.now() + 10_000
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((resolve) => setTimeout(resolve, 20))
-  }
+  await expect.poll(check, { timeout: 10_000, message: `waiting for ${what}` }).toBe(true)
 }
 
 async function headOf(relay: TestRelay, space = SPACE): Promise<number> {
@@ -143,18 +141,27 @@ describe('relays linked to each other', () => {
   })
 
   it('report a link that cannot connect, once, and dial again until it can', async () => {
-    // A port nothing listens on, for now: the link fails, is reported once, and is retried.
-    const placeholder = await startTestRelay({ compaction: COMPACTION })
-    const { url, port } = placeholder
-    await placeholder.stop()
+    // A port where no relay answers, for now: each dial is cut as it connects, the failure is
+    // reported once, and the link dials again (three dials counted before looking).
+    const dials = { count: 0, third: () => {} }
+    const thirdDial = new Promise<void>((resolve) => {
+      dials.third = resolve
+    })
+    const refuser = createServer((socket) => {
+      socket.destroy()
+      if (++dials.count === 3) dials.third()
+    })
+    await new Promise<void>((resolve) => refuser.listen(0, '127.0.0.1', resolve))
+    const port = (refuser.address() as AddressInfo).port
+    const url = `ws://127.0.0.1:${port}/sync`
     const a = await startTestRelay({
       compaction: COMPACTION,
       links: [{ url, spaces: [SPACE] }],
       linkBackoffMs: { min: 20, max: 100 },
     })
     relays.push(a)
-    await until(async () => a.errors.length > 0, 'the failure to be reported')
-    await new Promise((resolve) => setTimeout(resolve, 400))
+    await thirdDial
+    await new Promise<void>((resolve) => refuser.close(() => resolve()))
     const failures = a.errors.filter((error: ChorusError) => error.code === ErrorCode.LinkFailed)
     expect(failures).toHaveLength(1)
     expect(failures[0]?.message).toContain(url)
