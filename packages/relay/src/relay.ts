@@ -864,18 +864,16 @@ export function createRelay(options: RelayOptions): Relay {
         // clients a stale view: a load balancer should send them elsewhere meanwhile.
         const hearing = listening()
         const status = closing ? 'closing' : hearing === false ? 'failing' : 'ok'
+        const linked = links.length === 0 && groups.length === 0 ? null : linkStatus()
         return {
           status,
           connections: clients.size,
           spaces: stats.spaces,
           uptimeSeconds,
           ...(hearing === undefined ? {} : { listening: hearing }),
-          ...(links.length === 0 && groups.length === 0
+          ...(linked === null
             ? {}
-            : (() => {
-                const status = linkStatus()
-                return { links: { up: status.filter((link) => link.up === 1).length, total: status.length } }
-              })()),
+            : { links: { up: linked.filter((link) => link.up === 1).length, total: linked.length } }),
         }
       } catch (error) {
         report(error, 'the store did not answer a health check')
