@@ -279,7 +279,10 @@ function splitRandomly(prng: Prng, nodes: readonly string[]): string[][] {
   return [shuffled.slice(0, cut), shuffled.slice(cut)]
 }
 
-/** Seeds for this run: `SEED` replays one; `SOAK` runs many more. */
+/**
+ * Seeds for this run: `SEED` replays one; `SOAK` runs 25 times as many; `SEEDS_FROM` starts
+ * them at another seed than 1, so a soak can try seeds no run has tried.
+ */
 export function seedsFromEnv(count: number): number[] {
   const fixed = process.env.SEED
   if (fixed !== undefined && fixed.trim() !== '') {
@@ -288,7 +291,10 @@ export function seedsFromEnv(count: number): number[] {
     return [seed]
   }
   const soak = process.env.SOAK !== undefined && process.env.SOAK !== '' ? 25 : 1
-  return Array.from({ length: count * soak }, (_, i) => i + 1)
+  const from = process.env.SEEDS_FROM
+  const first = from !== undefined && from.trim() !== '' ? Number(from) : 1
+  if (!Number.isSafeInteger(first)) throw new RangeError(`SEEDS_FROM must be an integer, got ${from}`)
+  return Array.from({ length: count * soak }, (_, i) => first + i)
 }
 
 /** The failure message: what broke, how to replay it, and what the run did. */
