@@ -158,6 +158,73 @@ describe('two relays linked over the protocol (relay↔relay)', () => {
     expect(await notes(reader)).toBe(await notes(writer))
   }, 90_000)
 
+  it('gives a standby relay that links every space all of the other’s before any client asks, and it serves them once the other is lost', async () => {
+    const spaces = ['standby-one', 'standby-two']
+    for (const space of spaces) {
+      const writer = await createReplica({
+        space,
+        url: b.url,
+        indexedDB: new IDBFactory(),
+        WebSocket: WebSocket as never,
+        token: await mintToken({ secret: SECRET, sub: 'carol', spaces: { [space]: 'write' } }),
+      })
+      await Promise.all(
+        Array.from({ length: 20 }, (_, i) =>
+          writer.collection('notes').put(`${space}-${i}`, { title: `${i}` }),
+        ),
+      )
+      await writer.synced()
+      await writer.close()
+    }
+    // One way: the standby reads every space of B, and no client of its own opens any.
+    const standbySecret = 'the-secret-of-the-standby-relay-long-enough'
+    const dir = tempDir('chorus-link-standby-')
+    const standbyLink = await mintToken({
+      secret: SECRET,
+      sub: 'standby',
+      spaces: { '*': 'read' },
+      relay: true,
+    })
+    const standby = await startRelay({
+      dataDir: dir.path,
+      authSecret: standbySecret,
+      args: ['--link', b.url, '--link-space', '*', '--link-token', standbyLink],
+    })
+    const admin = await mintToken({ secret: standbySecret, sub: 'ops', spaces: {}, admin: true })
+    const heads = async (): Promise<Record<string, number>> => {
+      const response = await fetch(`${standby.http}/admin/spaces`, {
+        headers: { authorization: `Bearer ${admin}` },
+      })
+      const rows = (await response.json()) as { space: string; head: number }[]
+      return Object.fromEntries(rows.map((row) => [row.space, row.head]))
+    }
+    try {
+      await eventually(async () => {
+        const held = await heads()
+        return held['standby-one'] === 20 && held['standby-two'] === 20
+      }, 'the standby to hold both spaces')
+      // B is lost; a device of the standby's gets a space it never asked B for.
+      await b.stop('SIGKILL')
+      const reader = await createReplica({
+        space: 'standby-two',
+        url: standby.url,
+        indexedDB: new IDBFactory(),
+        WebSocket: WebSocket as never,
+        token: await mintToken({ secret: standbySecret, sub: 'carol', spaces: { 'standby-two': 'read' } }),
+      })
+      open.push(reader)
+      await reader.synced()
+      expect((await reader.collection('notes').list()).map((row) => row.id).sort()).toEqual(
+        Array.from({ length: 20 }, (_, i) => `standby-two-${i}`).sort(),
+      )
+      expect(standby.output()).not.toMatch(/link-failed: .*listing/)
+    } finally {
+      b = await startRelay({ dataDir: dirs[1]?.path as string, authSecret: SECRET, port: b.port })
+      await standby.stop()
+      dir.remove()
+    }
+  }, 90_000)
+
   it('refuses a link whose token may not relay; its relay reports it and keeps serving', async () => {
     const plain = await mintToken({ secret: SECRET, sub: 'relay-c', spaces: { [SPACE]: 'write' } })
     const dir = tempDir('chorus-link-c-')

@@ -56,8 +56,9 @@ const USAGE = `Usage:
 
 --static DIR serves a built app at /; --static /PATH=DIR serves one at /PATH (repeatable).
 --link URL links this relay to another (repeatable): the two keep each other's changes of the
---link-space spaces (repeatable; '*' for every space it holds or serves, linked as they come),
-through a token the other relay signed with --relay (--space '*:write' grants every space).
+--link-space spaces (repeatable; '*' for every space it holds or serves, and every one the
+other relay lists for the token, every 10s; linked as they come), through a token the other
+relay signed with --relay (--space '*:write' grants every space).
 --admin mints a token for the relay's administration API (GET /admin/spaces,
 DELETE /admin/spaces/NAME). spaces lists the spaces with their sizes, tab-separated.
 delete-space deletes a space's data for good and refuses its name from then on: with --data

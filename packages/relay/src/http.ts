@@ -27,6 +27,12 @@ function pathOf(request: IncomingMessage): string | null {
   }
 }
 
+/** The bearer token of a request's `Authorization` header, if it has one. */
+function bearerToken(request: IncomingMessage): string | undefined {
+  const header = request.headers.authorization
+  return header?.startsWith('Bearer ') === true ? header.slice('Bearer '.length).trim() : undefined
+}
+
 function reply(response: ServerResponse, status: number, type: string, body: string): void {
   response.writeHead(status, { 'content-type': type, 'cache-control': 'no-store' })
   response.end(body)
@@ -53,6 +59,9 @@ export interface AdminEvent {
 /** Where the administration API answers. */
 export const ADMIN_PATH = '/admin'
 
+/** Where a relay lists its spaces to relays that link every space (see `Relay.listSpacesFor`). */
+export const LINK_SPACES_PATH = `${SYNC_PATH}/spaces`
+
 const SPACES_PATH = '/admin/spaces'
 const SPACE_PATH = /^\/admin\/spaces\/([^/]+)$/
 
@@ -60,11 +69,12 @@ const SPACE_PATH = /^\/admin\/spaces\/([^/]+)$/
  * The relay's HTTP side: `GET /healthz` (200 JSON while healthy, 503 otherwise), `GET
  * /metrics` (Prometheus text), 405 for other methods on those; the administration API under
  * `/admin` (`GET /admin/spaces`, `DELETE /admin/spaces/NAME`, for a bearer token `admin` lets
- * through; off, 403, without it); then, with `serveFile`, the files of a web app (see `createStaticHandler`); 404
- * for anything else.
+ * through; off, 403, without it); `GET /sync/spaces`, the spaces a relay linking every space
+ * may take (for its relay token, see `Relay.listSpacesFor`); then, with `serveFile`, the files
+ * of a web app (see `createStaticHandler`); 404 for anything else.
  */
 export function createHttpHandler(
-  relay: Pick<Relay, 'health' | 'metrics' | 'deleteSpace' | 'describeSpaces'>,
+  relay: Pick<Relay, 'health' | 'metrics' | 'deleteSpace' | 'describeSpaces' | 'listSpacesFor'>,
   serveFile?: StaticHandler,
   admin?: AdminCheck,
   onAdmin?: (event: AdminEvent) => void,
@@ -97,9 +107,7 @@ export function createHttpHandler(
       })
       return
     }
-    const header = request.headers.authorization
-    const token = header?.startsWith('Bearer ') === true ? header.slice('Bearer '.length).trim() : undefined
-    const checked = await admin(token)
+    const checked = await admin(bearerToken(request))
     if (!checked.ok) {
       if (checked.code === ErrorCode.Unauthenticated) response.setHeader('www-authenticate', 'Bearer')
       answer(response, checked.code === ErrorCode.Unauthenticated ? 401 : 403, {
@@ -127,8 +135,31 @@ export function createHttpHandler(
     answer(response, 200, { space, deleted })
   }
 
+  /** `GET /sync/spaces`: 200 `{ spaces }`, 401 or 403 `{ code, error }` for a token refused. */
+  async function listSpaces(request: IncomingMessage, response: ServerResponse): Promise<void> {
+    if (request.method !== 'GET') {
+      response.setHeader('allow', 'GET')
+      answer(response, 405, { error: 'method not allowed: use GET' })
+      return
+    }
+    const listing = await relay.listSpacesFor(bearerToken(request))
+    if (!listing.ok) {
+      if (listing.code === ErrorCode.Unauthenticated) response.setHeader('www-authenticate', 'Bearer')
+      answer(response, listing.code === ErrorCode.Unauthenticated ? 401 : 403, {
+        code: listing.code,
+        error: listing.message,
+      })
+      return
+    }
+    answer(response, 200, { spaces: listing.spaces })
+  }
+
   async function handle(request: IncomingMessage, response: ServerResponse): Promise<void> {
     const path = pathOf(request)
+    if (path === LINK_SPACES_PATH) {
+      await listSpaces(request, response)
+      return
+    }
     if (path !== null && (path === ADMIN_PATH || path.startsWith(`${ADMIN_PATH}/`))) {
       await administer(request, response, path)
       return

@@ -7,6 +7,7 @@ export {
   type AdminEvent,
   createHttpHandler,
   createUpgradeHandler,
+  LINK_SPACES_PATH,
   SYNC_PATH,
   type UpgradeTarget,
 } from './http.js'
@@ -28,7 +29,7 @@ export {
   type PostgresWrite,
 } from './postgres-relay-store.js'
 export { createRateLimiter, DEFAULT_RATE_LIMITS, type RateLimiter, type RateLimits } from './rate-limit.js'
-export { createRelay, type Relay, type RelayHealth } from './relay.js'
+export { createRelay, LISTING_REPLICA_ID, type Relay, type RelayHealth, type SpaceListing } from './relay.js'
 export {
   type CompactionOptions,
   DEFAULT_COMPACTION,

@@ -106,6 +106,13 @@ export interface RelayOptions {
   readonly WebSocket?: LinkSocketConstructor
   /** Backoff between attempts to dial a link: from `min` doubling to `max` ms, with jitter (default 500 and 30,000). */
   readonly linkBackoffMs?: { readonly min: number; readonly max: number }
+  /**
+   * How often a link of every space (`spaces: '*'`) asks the other relay which spaces it
+   * holds (`GET` the link's URL + `/spaces`, see `Relay.listSpacesFor`), to link those this
+   * relay lacks; default 10,000 ms, 0 never (spaces only the other relay holds then come when a
+   * client here opens them). It asks once at start too.
+   */
+  readonly linkListMs?: number
   /** Failures with no caller to tell (a failed append, a throwing hook); default: stderr. */
   readonly onError?: (error: ChorusError) => void
 }

@@ -13,6 +13,8 @@ import {
   isChorusError,
   isRelayId,
   isSpaceId,
+  RELAY_ID_PREFIX,
+  type ReplicaId,
   type SpaceId,
 } from '@chorus/core'
 import { byteLength, createFrameBytes, textOf } from './frame-text.js'
@@ -72,6 +74,13 @@ export interface Relay {
   deleteSpace(space: string): Promise<boolean>
   /** Every space the store holds changes of, with its sizes (`RelayStore.describeSpaces`). */
   describeSpaces(): Promise<SpaceSummary[]>
+  /**
+   * The spaces another relay linking every space may take from this one, for its token: the
+   * spaces the store holds that the token grants, to a token that claims `relay` (checked by
+   * the relay's `authenticate` hook). Refused on an open relay (no hook), where knowing a
+   * space's name is what it takes to read it.
+   */
+  listSpacesFor(token: string | undefined): Promise<SpaceListing>
   /** Resolves when every frame received so far has been handled and its appends settled. */
   idle(): Promise<void>
   /**
@@ -80,6 +89,24 @@ export interface Relay {
    * neither the server nor the store: their owner does.
    */
   close(): Promise<void>
+}
+
+/** What {@link Relay.listSpacesFor} answers: the spaces, or why the token may not list them. */
+export type SpaceListing =
+  | { readonly ok: true; readonly spaces: readonly SpaceId[] }
+  | { readonly ok: false; readonly code: ErrorCode; readonly message: string }
+
+/** The replica id a token is checked under when it asks for the spaces (no session has one). */
+export const LISTING_REPLICA_ID = `${RELAY_ID_PREFIX}listing` as ReplicaId
+
+/** Where a link's other relay lists its spaces: the link's URL over HTTP(S), with `/spaces` after its path. */
+export function spacesUrlOf(linkUrl: string): string {
+  const url = new URL(linkUrl)
+  url.protocol = url.protocol === 'wss:' ? 'https:' : 'http:'
+  url.pathname = `${url.pathname.replace(/\/+$/, '')}/spaces`
+  url.search = ''
+  url.hash = ''
+  return url.toString()
 }
 
 /** What the relay keeps per connection (see `Client` in {@link createRelay}). */
@@ -123,6 +150,8 @@ interface LinkGroup {
   readonly token?: string
   /** Spaces deleted on either relay: not linked again. */
   readonly dropped: Set<string>
+  /** The last failure to list the other relay's spaces reported, so that one repeated is reported once. */
+  listFailure: string | null
 }
 
 /** Checks a link's URL: ws:// or wss://. */
@@ -175,6 +204,7 @@ function checkLinks(
         url: link.url,
         ...(link.token === undefined ? {} : { token: link.token }),
         dropped: new Set(),
+        listFailure: null,
       })
       continue
     }
@@ -202,6 +232,9 @@ function checkFixedLink(link: RelayLinkOptions, named: readonly string[], maxSpa
 }
 
 const OPEN = 1
+
+/** How long a link waits for the other relay to list its spaces. */
+const LIST_TIMEOUT_MS = 10_000
 
 function defaultOnError(error: ChorusError): void {
   console.error(`chorus-relay: ${error.code}: ${error.message}`, error.cause ?? '')
@@ -698,8 +731,65 @@ export function createRelay(options: RelayOptions): Relay {
     growGroups(await store.listSpaces())
   }
 
+  /** Reports a failure to list a link's other relay's spaces, unless it is the one reported last. */
+  function listingFailed(group: LinkGroup, why: string): void {
+    if (group.listFailure === why) return
+    group.listFailure = why
+    report(new ChorusError(ErrorCode.LinkFailed, `link to ${group.url}: listing its spaces failed: ${why}`))
+  }
+
+  /**
+   * Asks the other relay of each link of every space which spaces it holds (see
+   * `Relay.listSpacesFor`), and links those: so a space only the other relay holds comes
+   * before any client here opens it.
+   */
+  async function listedSpaces(): Promise<void> {
+    await Promise.all(
+      groups.map(async (group) => {
+        const spaces = await fetchSpaceList(group)
+        if (spaces !== null && !closing) growGroups(spaces)
+      }),
+    )
+  }
+
+  async function fetchSpaceList(group: LinkGroup): Promise<SpaceId[] | null> {
+    let response: Response
+    let body: string
+    try {
+      response = await fetch(spacesUrlOf(group.url), {
+        headers: group.token === undefined ? {} : { authorization: `Bearer ${group.token}` },
+        signal: AbortSignal.timeout(LIST_TIMEOUT_MS),
+      })
+      body = await response.text()
+    } catch (error) {
+      listingFailed(group, `cannot reach it: ${error instanceof Error ? error.message : String(error)}`)
+      return null
+    }
+    let parsed: unknown
+    try {
+      parsed = JSON.parse(body)
+    } catch {
+      parsed = undefined
+    }
+    const answer = typeof parsed === 'object' && parsed !== null ? (parsed as Record<string, unknown>) : {}
+    if (!response.ok) {
+      const said = typeof answer.error === 'string' ? answer.error : body.slice(0, 200).trim()
+      listingFailed(group, `it answered ${response.status}: ${said}`)
+      return null
+    }
+    const spaces = answer.spaces
+    if (!Array.isArray(spaces) || !spaces.every(isSpaceId)) {
+      listingFailed(group, 'its answer is not a list of space names')
+      return null
+    }
+    group.listFailure = null
+    return spaces
+  }
+
   for (const link of links) dialLink(link)
   void storedSpaces().catch((error: unknown) => report(error, 'listing the spaces to link failed'))
+  const linkListMs = options.linkListMs ?? 10_000
+  if (linkListMs > 0 && groups.length > 0) void listedSpaces()
 
   const timers: NodeJS.Timeout[] = []
   function every(ms: number, task: () => Promise<void>): void {
@@ -724,6 +814,7 @@ export function createRelay(options: RelayOptions): Relay {
     await hub.tick()
     await store.flushAcks()
   })
+  if (groups.length > 0) every(linkListMs, listedSpaces)
   every(options.heartbeatMs ?? 30_000, async () => {
     for (const client of clients.values()) {
       guard('pinging a socket', () => {
@@ -887,6 +978,42 @@ export function createRelay(options: RelayOptions): Relay {
       return deleted
     },
     describeSpaces: () => store.describeSpaces(),
+    async listSpacesFor(token) {
+      if (hookAuth === undefined) {
+        return {
+          ok: false,
+          code: ErrorCode.Forbidden,
+          message:
+            'this relay runs open (no auth secret), so it lists its spaces to no one: a space name is all it takes to read one. Start it with --auth-secret',
+        }
+      }
+      if (token === undefined || token === '') {
+        return {
+          ok: false,
+          code: ErrorCode.Unauthenticated,
+          message:
+            'listing spaces needs a relay token as a bearer token: mint one with chorus-relay token --relay',
+        }
+      }
+      let result: Awaited<ReturnType<typeof hookAuth>>
+      try {
+        result = await hookAuth(token, LISTING_REPLICA_ID)
+      } catch (error) {
+        report(error, 'the authenticate hook threw')
+        return { ok: false, code: ErrorCode.Unauthenticated, message: 'the token could not be checked' }
+      }
+      if (!result.ok) return { ok: false, code: result.code, message: result.message }
+      if (result.relay !== true) {
+        return {
+          ok: false,
+          code: ErrorCode.Forbidden,
+          message: 'the token does not claim relay: only relays list spaces (chorus-relay token --relay)',
+        }
+      }
+      const access = result.access
+      const spaces = (await store.listSpaces()).filter((space) => access(space) !== null)
+      return { ok: true, spaces }
+    },
     idle: () => hub.idle(),
     close() {
       closing = true

@@ -1,3 +1,4 @@
+import { createServer as createHttpServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { createServer } from 'node:net'
 import { asReplicaId, type ChorusError, ErrorCode } from '@chorus/core'
@@ -101,7 +102,7 @@ describe('relays linked to each other', () => {
     await until(async () => (await headOf(b)) === 2, 'b to hold a’s changes')
   })
 
-  it('link every space (`*`): those held, those written, and one only the other relay holds once a client opens it', async () => {
+  it('link every space (`*`), not listing the other relay’s: those held, those written, and one only the other relay holds once a client opens it', async () => {
     const secret = 'a-secret-for-the-relay-that-is-linked-to-0123456789'
     const b = await startTestRelay({ compaction: COMPACTION, authSecret: secret })
     relays.push(b)
@@ -122,6 +123,7 @@ describe('relays linked to each other', () => {
       limits: { maxSpaces: 2 },
       links: [{ url: b.url, spaces: '*', token }],
       linkBackoffMs: { min: 20, max: 200 },
+      linkListMs: 0,
     })
     relays.push(a)
     const spaces = ['first', 'second', 'third']
@@ -138,6 +140,134 @@ describe('relays linked to each other', () => {
     expect((await a.relay.metrics()).links).toEqual([{ url: b.url, up: 1 }])
     expect(await (await fetch(`${a.httpUrl}/healthz`)).json()).toMatchObject({ links: { up: 1, total: 1 } })
     expect(a.errors).toEqual([])
+  })
+
+  it('link every space (`*`) the other relay lists for the link’s token, as it holds them', async () => {
+    const secret = 'a-secret-for-the-relay-that-is-linked-to-0123456789'
+    const b = await startTestRelay({ compaction: COMPACTION, authSecret: secret })
+    relays.push(b)
+    const seed = async (space: string, replica: string): Promise<void> => {
+      const client = await connectClient(b.url)
+      const seedToken = await mintToken({ secret, sub: replica, spaces: { [space]: 'write' } })
+      client.send(hello(replica, { [space]: 0 }, seedToken))
+      await client.waitFor(is.hello, 'the hello answer')
+      client.send(changes(space, 0, [makeChange(asReplicaId(replica), 1, { id: `from-${replica}` })]))
+      await client.waitFor(is.ack(1), 'the ack')
+      client.close()
+    }
+    await seed('listed', 'seeder-1')
+    await seed('not-granted', 'seeder-2')
+    // The token grants two spaces, one of them not on b yet; and it may relay.
+    const token = await mintToken({
+      secret,
+      sub: 'edge',
+      spaces: { listed: 'write', 'listed-later': 'read' },
+      relay: true,
+    })
+    const listing = await fetch(`${b.httpUrl}/sync/spaces`, { headers: { authorization: `Bearer ${token}` } })
+    expect(listing.status).toBe(200)
+    expect(await listing.json()).toEqual({ spaces: ['listed'] })
+    const a = await startTestRelay({
+      compaction: COMPACTION,
+      tickMs: 50,
+      links: [{ url: b.url, spaces: '*', token }],
+      linkBackoffMs: { min: 20, max: 200 },
+      linkListMs: 50,
+    })
+    relays.push(a)
+    // No client of a asked for it: a takes it from b's list.
+    await until(async () => (await headOf(a, 'listed')) === 1, 'a to get the space b lists')
+    // One b holds from now on comes at a later listing.
+    await seed('listed-later', 'seeder-3')
+    await until(async () => (await headOf(a, 'listed-later')) === 1, 'a to get the space b holds later')
+    expect((await a.relay.describeSpaces()).map((summary) => summary.space).sort()).toEqual([
+      'listed',
+      'listed-later',
+    ])
+    expect(a.errors).toEqual([])
+  })
+
+  it('list spaces only to a relay token, over GET, and say so to a link whose listing is refused', async () => {
+    const secret = 'a-secret-for-the-relay-that-is-linked-to-0123456789'
+    const b = await startTestRelay({ compaction: COMPACTION, authSecret: secret })
+    relays.push(b)
+    const url = `${b.httpUrl}/sync/spaces`
+    const bearer = (token: string) => ({ headers: { authorization: `Bearer ${token}` } })
+    const none = await fetch(url)
+    expect(none.status).toBe(401)
+    expect(none.headers.get('www-authenticate')).toBe('Bearer')
+    expect(await none.json()).toMatchObject({ code: ErrorCode.Unauthenticated })
+    const wrong = await fetch(url, bearer('not-a-token'))
+    expect(wrong.status).toBe(401)
+    const user = await mintToken({ secret, sub: 'alice', spaces: { '*': 'write' } })
+    const notRelay = await fetch(url, bearer(user))
+    expect(notRelay.status).toBe(403)
+    expect(await notRelay.json()).toMatchObject({
+      code: ErrorCode.Forbidden,
+      error: expect.stringMatching(/relay/),
+    })
+    const relayToken = await mintToken({ secret, sub: 'edge', spaces: { '*': 'write' }, relay: true })
+    const posted = await fetch(url, { method: 'POST', ...bearer(relayToken) })
+    expect(posted.status).toBe(405)
+    expect(posted.headers.get('allow')).toBe('GET')
+    expect(await (await fetch(url, bearer(relayToken))).json()).toEqual({ spaces: [] })
+    // An open relay lists to no one: a relay linking every space to it says so once, and
+    // still links the spaces it holds itself.
+    const open = await startTestRelay({ compaction: COMPACTION })
+    relays.push(open)
+    const openListing = await fetch(`${open.httpUrl}/sync/spaces`, bearer(relayToken))
+    expect(openListing.status).toBe(403)
+    expect(await openListing.json()).toMatchObject({ error: expect.stringMatching(/open/) })
+    const a = await startTestRelay({
+      compaction: COMPACTION,
+      tickMs: 50,
+      links: [{ url: open.url, spaces: '*' }],
+      linkBackoffMs: { min: 20, max: 200 },
+      linkListMs: 50,
+    })
+    relays.push(a)
+    await writeAndDelete(a)
+    await until(async () => (await headOf(open)) === 2, 'the open relay to get a’s changes')
+    await until(async () => a.errors.length > 0, 'a to report the refused listing')
+    expect(a.errors.map((error) => [error.code, error.message])).toEqual([
+      [
+        ErrorCode.LinkFailed,
+        expect.stringMatching(/^link to .*: listing its spaces failed: it answered 403: .*open/),
+      ],
+    ])
+  })
+
+  it('report a listing refused again and again once', async () => {
+    // Answers every listing with 403, counting them, and every dial by hanging up.
+    const asked = { count: 0, third: () => {} }
+    const thirdListing = new Promise<void>((resolve) => {
+      asked.third = resolve
+    })
+    const server = createHttpServer((request, response) => {
+      response.writeHead(request.url === '/sync/spaces' ? 403 : 404, { 'content-type': 'application/json' })
+      response.end(JSON.stringify({ code: 'forbidden', error: 'not for you' }))
+      if (request.url === '/sync/spaces' && ++asked.count === 3) asked.third()
+    })
+    server.on('upgrade', (_request, socket) => socket.destroy())
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+    const url = `ws://127.0.0.1:${(server.address() as AddressInfo).port}/sync`
+    try {
+      const a = await startTestRelay({
+        compaction: COMPACTION,
+        links: [{ url, spaces: '*' }],
+        linkBackoffMs: { min: 20, max: 100 },
+        linkListMs: 20,
+      })
+      relays.push(a)
+      await thirdListing
+      const listings = a.errors.filter((error) => error.message.includes('listing its spaces'))
+      expect(listings.map((error) => error.message)).toEqual([
+        `link to ${url}: listing its spaces failed: it answered 403: not for you`,
+      ])
+    } finally {
+      server.closeAllConnections()
+      await new Promise<void>((resolve) => server.close(() => resolve()))
+    }
   })
 
   it('report a link that cannot connect, once, and dial again until it can', async () => {
