@@ -391,6 +391,45 @@ describe('the notes app on two devices, served by a relay process', () => {
     await visible(noteInList(bob.page, 'Groceries'))
   })
 
+  it('asks the browser to keep the notebooks, and says whether it agreed', async () => {
+    const carol = await device(browser)
+    try {
+      const page = carol.page
+      await createNotebook(page, `${relay.http}/`, 'Kept notes')
+      await page.getByRole('link', { name: 'Your notebooks' }).click()
+      const keep = page.getByRole('button', { name: 'Keep my notebooks in this browser' })
+      const note = page.locator('.storage-note')
+      // Chromium keeps a site's data for good only for a site it trusts; this one it does not yet.
+      await expect.poll(() => note.textContent(), WAIT).toMatch(/may clear notebooks to free space/)
+      await keep.click()
+      await expect.poll(() => note.textContent(), WAIT).toMatch(/said no for now/)
+      // As a bookmarked or installed site is: the browser grants persistent storage.
+      const cdp = await carol.context.newCDPSession(page)
+      const { targetInfo } = await cdp.send('Target.getTargetInfo')
+      await cdp.send('Browser.grantPermissions', {
+        permissions: ['durableStorage'],
+        origin: relay.http,
+        ...(targetInfo.browserContextId === undefined
+          ? {}
+          : { browserContextId: targetInfo.browserContextId }),
+      })
+      await keep.click()
+      await expect
+        .poll(() => note.textContent(), WAIT)
+        .toBe('This browser keeps your notebooks until you remove them.')
+      await count(keep, 0)
+      await screenshot(page, 'notes-storage-kept')
+      // Found so at the next visit, without asking.
+      await page.reload()
+      await expect
+        .poll(() => note.textContent(), WAIT)
+        .toBe('This browser keeps your notebooks until you remove them.')
+      expect(await page.evaluate(() => navigator.storage.persisted())).toBe(true)
+    } finally {
+      await carol.context.close()
+    }
+  })
+
   it('a notebook deleted on the server says so on every device, and one click removes it from the browser', async () => {
     const doomed = await createNotebook(alice.page, `${relay.http}/`, 'Doomed notes')
     await writeNote(alice.page, 'Last words', 'soon gone')

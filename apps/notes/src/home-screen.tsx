@@ -1,5 +1,5 @@
-import { isChorusError } from '@chorus/client'
-import { type FormEvent, type ReactNode, useState } from 'react'
+import { isChorusError, persistStorage, type StoragePersistence, storagePersistence } from '@chorus/client'
+import { type FormEvent, type ReactNode, useEffect, useState } from 'react'
 import { timeAgo } from './format.js'
 import { newSpaceId } from './ids.js'
 import { forgetNotebook, type KnownNotebook, rememberNotebook, useKnownNotebooks } from './notebooks.js'
@@ -54,6 +54,7 @@ export function HomeScreen(): ReactNode {
               Remove deletes a notebook from this browser only: it stays on the server and on your other
               devices, and opening its link again brings it back.
             </p>
+            <StorageNote />
           </>
         )}
         <form className="inline-form" onSubmit={create}>
@@ -101,6 +102,65 @@ export function HomeScreen(): ReactNode {
         <a href="/lab/">replication lab</a>.
       </p>
     </main>
+  )
+}
+
+/**
+ * Whether the browser may clear the notebooks to free space (unsynced changes with them), and
+ * a button that asks it not to: browsers grant it in their own way, some by asking the user.
+ */
+function StorageNote(): ReactNode {
+  const [persistence, setPersistence] = useState<StoragePersistence | 'asking' | null>(null)
+  const [refused, setRefused] = useState(false)
+
+  useEffect(() => {
+    let live = true
+    storagePersistence().then(
+      (found) => {
+        if (live) setPersistence(found)
+      },
+      () => {
+        if (live) setPersistence('unsupported')
+      },
+    )
+    return () => {
+      live = false
+    }
+  }, [])
+
+  const keep = () => {
+    setPersistence('asking')
+    persistStorage().then(
+      (granted) => {
+        setPersistence(granted)
+        setRefused(granted === 'best-effort')
+      },
+      (error: unknown) => {
+        setPersistence('best-effort')
+        notifyFailure('Asking the browser to keep your notebooks failed', error)
+      },
+    )
+  }
+
+  if (persistence === null || persistence === 'unsupported') return null
+  if (persistence === 'persistent') {
+    return (
+      <p className="muted small storage-note" role="status">
+        This browser keeps your notebooks until you remove them.
+      </p>
+    )
+  }
+  return (
+    <div className="storage-note" role="status">
+      <p className="muted small">
+        {refused
+          ? 'The browser said no for now. Browsers agree more readily for a site you bookmark or install.'
+          : 'This browser may clear notebooks to free space when the device runs low, changes not yet synced included.'}
+      </p>
+      <button type="button" className="button small" disabled={persistence === 'asking'} onClick={keep}>
+        Keep my notebooks in this browser
+      </button>
+    </div>
   )
 }
 

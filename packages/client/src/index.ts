@@ -34,6 +34,12 @@ export {
   type KeyRangeLike,
   openIdbReplicaStore,
 } from './storage/idb-replica-store.js'
+export {
+  persistStorage,
+  type StorageManagerLike,
+  type StoragePersistence,
+  storagePersistence,
+} from './storage/persistence.js'
 export type { Timers } from './timers.js'
 export { backoffDelay, DEFAULT_RECONNECT, type ReconnectPolicy } from './transport/reconnect.js'
 export type {
