@@ -1,6 +1,7 @@
 import type { Change } from './change.js'
 import { ChorusError, ErrorCode, isChorusError } from './errors.js'
 import { isReplicaId, isSpaceId, type ReplicaId, type SpaceId } from './ids.js'
+import type { JsonObject } from './json.js'
 import {
   decodeMessage,
   encodeChange,
@@ -26,7 +27,13 @@ import {
   relayIdOf,
   stepHubSession,
 } from './protocol/hub-session.js'
-import { type ChangesMessage, DEFAULT_LIMITS, Feature, type ProtocolLimits } from './protocol/messages.js'
+import {
+  type ChangesMessage,
+  DEFAULT_LIMITS,
+  Feature,
+  MAX_PRESENCE_KEYS,
+  type ProtocolLimits,
+} from './protocol/messages.js'
 import { SerialQueue } from './serial-queue.js'
 import type { AppendResult, CollectedMark, HubAppend, HubStore, LogEntry } from './storage.js'
 
@@ -715,8 +722,28 @@ export function createHubEngine(options: HubEngineOptions): HubEngine {
     void work.finally(() => pendingWork.delete(work))
   }
 
+  /**
+   * Presence (`Feature.Presence`): per space, each connection's current state per key. Held
+   * in memory while the connection lasts, never stored.
+   */
+  const presence = new Map<SpaceId, Map<Connection, Map<string, JsonObject>>>()
+
+  /** Sends one presence change to every other connection on the space that takes presence. */
+  function broadcastPresence(space: SpaceId, from: Connection, key: string, state: JsonObject | null): void {
+    const replicaId = from.session().replicaId
+    if (replicaId === null) return
+    let frame: string | null = null
+    for (const connection of connections) {
+      if (connection === from || !connection.hearsPresence(space)) continue
+      frame ??= encodeMessage({ type: 'presence', space, key, state, replicaId })
+      connection.sendPresence(frame)
+    }
+  }
+
   class Connection implements HubConnection {
     readonly #peer: HubPeer
+    /** The spaces this connection has been sent everyone's presence in (see `#introduce`). */
+    #introduced: Set<string> | null = null
     /**
      * This connection's inputs run one at a time, in order: each waits for the one before to
      * settle. Null while none is pending, so an idle connection holds no promise.
@@ -833,6 +860,7 @@ export function createHubEngine(options: HubEngineOptions): HubEngine {
 
     closed(): Promise<void> {
       connections.delete(this)
+      this.#leavePresence()
       const spacesUsed = Object.keys(this.#state.streams)
       return this.input({ type: 'closed' }).then(() => {
         for (const space of spacesUsed) release(space as SpaceId)
@@ -894,6 +922,84 @@ export function createHubEngine(options: HubEngineOptions): HubEngine {
         }
       }
       for (const effect of step.effects) await this.#perform(effect)
+      // A hello answered: the spaces it joined get everyone's presence.
+      if (input.type === 'authenticated' || (input.type === 'message' && input.message.type === 'hello'))
+        this.#introduce()
+    }
+
+    /** True when this connection is ready on `space` and takes presence (`Feature.Presence`). */
+    hearsPresence(space: SpaceId): boolean {
+      const state = this.#state
+      return (
+        state.phase === 'ready' &&
+        this.#introduced?.has(space) === true &&
+        state.features.includes(Feature.Presence)
+      )
+    }
+
+    sendPresence(frame: string): void {
+      this.#send(frame)
+    }
+
+    /** Sends, for each space newly joined, every other connection's current presence there. */
+    #introduce(): void {
+      const state = this.#state
+      if (state.phase !== 'ready' || !state.features.includes(Feature.Presence)) return
+      for (const space of Object.keys(state.streams) as SpaceId[]) {
+        this.#introduced ??= new Set()
+        if (this.#introduced.has(space)) continue
+        this.#introduced.add(space)
+        for (const [other, keys] of presence.get(space) ?? []) {
+          const replicaId = other.session().replicaId
+          if (other === this || replicaId === null) continue
+          for (const [key, held] of keys)
+            this.#send(encodeMessage({ type: 'presence', space, key, state: held, replicaId }))
+        }
+      }
+    }
+
+    /** Takes this connection's presence in `space` under `key` (null: clears it), and tells the others. */
+    #setPresence(space: SpaceId, key: string, state: JsonObject | null): void {
+      let bySpace = presence.get(space)
+      let keys = bySpace?.get(this)
+      if (state === null) {
+        if (keys?.delete(key) !== true) return
+        if (keys.size === 0) bySpace?.delete(this)
+        if (bySpace?.size === 0) presence.delete(space)
+      } else {
+        if (keys === undefined) {
+          if (bySpace === undefined) {
+            bySpace = new Map()
+            presence.set(space, bySpace)
+          }
+          keys = new Map()
+          bySpace.set(this, keys)
+        }
+        if (!keys.has(key) && keys.size >= MAX_PRESENCE_KEYS) {
+          this.#send(
+            encodeMessage({
+              type: 'error',
+              code: ErrorCode.InvalidMessage,
+              message: `a connection holds at most ${MAX_PRESENCE_KEYS} presence keys in a space: clear one (state null) first`,
+              space,
+            }),
+          )
+          return
+        }
+        keys.set(key, state)
+      }
+      broadcastPresence(space, this, key, state)
+    }
+
+    /** The connection ended: its presence goes, and the others are told. */
+    #leavePresence(): void {
+      for (const [space, bySpace] of presence) {
+        const keys = bySpace.get(this)
+        if (keys === undefined) continue
+        bySpace.delete(this)
+        if (bySpace.size === 0) presence.delete(space)
+        for (const key of keys.keys()) broadcastPresence(space, this, key, null)
+      }
     }
 
     info(): HubSessionInfo {
@@ -924,6 +1030,7 @@ export function createHubEngine(options: HubEngineOptions): HubEngine {
     #hangUp(code: ErrorCode, message: string): void {
       this.#peer.close(code, message)
       connections.delete(this)
+      this.#leavePresence()
       for (const space of Object.keys(this.#state.streams)) release(space as SpaceId)
     }
 
@@ -962,6 +1069,9 @@ export function createHubEngine(options: HubEngineOptions): HubEngine {
             }),
           )
           this.#hangUp(effect.code, effect.message)
+          return
+        case 'presence':
+          this.#setPresence(effect.space, effect.key, effect.state)
           return
         case 'authenticate': {
           let result: AuthResult

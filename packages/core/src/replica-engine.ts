@@ -13,7 +13,13 @@ import {
 import { copyJsonObject, freezeJson, type JsonObject, ownNumber } from './json.js'
 import { makeCheckedChange, type WriteIntent } from './local-change.js'
 import { decodeMessage, encodeChange, encodeMessage } from './protocol/codec.js'
-import { DEFAULT_LIMITS, type ProtocolLimits } from './protocol/messages.js'
+import {
+  DEFAULT_LIMITS,
+  MAX_PRESENCE_CHARS,
+  MAX_PRESENCE_KEY_LENGTH,
+  MAX_PRESENCE_KEYS,
+  type ProtocolLimits,
+} from './protocol/messages.js'
 import {
   DEFAULT_REPLICA_SESSION,
   initialReplicaSession,
@@ -101,6 +107,12 @@ export interface ReplicaEngineOptions {
   /** Called when a remote clock is further ahead than the drift limit. */
   readonly onSkew?: (skewMs: number, from: ReplicaId) => void
   /**
+   * Called with other replicas' presence (`Feature.Presence`): each change, and `reset` when
+   * what was heard no longer holds (the connection ended, or a new one starts, whose hub
+   * sends everyone's again).
+   */
+  readonly onPresence?: (event: PresenceEvent) => void
+  /**
    * For a store shared with other instances of this replica (browser tabs on one IndexedDB
    * database): runs `work` while no other instance writes. Every local write then runs
    * inside it and first catches up with the stored counter and clock, so instances never
@@ -111,6 +123,17 @@ export interface ReplicaEngineOptions {
    */
   readonly exclusive?: <TResult>(work: () => Promise<TResult>) => Promise<TResult>
 }
+
+/** What {@link ReplicaEngineOptions.onPresence} is told. */
+export type PresenceEvent =
+  | {
+      readonly type: 'peer'
+      readonly replicaId: ReplicaId
+      readonly key: string
+      /** Null: that replica cleared it, or went away. */
+      readonly state: JsonObject | null
+    }
+  | { readonly type: 'reset' }
 
 /**
  * A replica: a full leader over a {@link ReplicaStore}, and the replica side of sync.
@@ -167,6 +190,13 @@ export interface ReplicaEngine {
    * picks up local writes other instances made, so they are uploaded.
    */
   refresh(): Promise<void>
+  /**
+   * Sets this replica's presence in the space under `key` (null clears it): ephemeral state
+   * the hub passes to the other replicas on the space while this connection lasts, and that
+   * is sent again on each new connection. Not stored. `key` is 1–64 characters; `state` a
+   * JSON object of at most 4,096 characters; at most 32 keys. Throws `invalid-argument`.
+   */
+  setPresence(key: string, state: JsonObject | null): void
   /** Resolves when every queued operation has finished. */
   idle(): Promise<void>
   close(): Promise<void>
@@ -210,6 +240,8 @@ class Engine implements ReplicaEngine {
    */
   #valueBytes = 0
   #send: ((frame: string) => void) | null = null
+  /** This replica's own presence, by key (see `setPresence`): sent again on each new connection. */
+  readonly #presence = new Map<string, JsonObject>()
   #closed = false
   /** The hub's log name the session took (`set-log`) and the store does not hold yet. */
   #logUnsaved = false
@@ -394,8 +426,44 @@ class Engine implements ReplicaEngine {
 
   detach(): void {
     this.#send = null
+    this.#options.onPresence?.({ type: 'reset' })
     this.#announce()
     void this.#input({ type: 'disconnected', now: this.#options.now() })
+  }
+
+  setPresence(key: string, state: JsonObject | null): void {
+    this.#assertOpen()
+    if (typeof key !== 'string' || key.length === 0 || key.length > MAX_PRESENCE_KEY_LENGTH) {
+      throw new ChorusError(
+        ErrorCode.InvalidArgument,
+        `a presence key is a string of 1–${MAX_PRESENCE_KEY_LENGTH} characters`,
+      )
+    }
+    if (state === null) {
+      if (!this.#presence.delete(key)) return
+    } else {
+      const copy = freezeJson(copyJsonObject(state, 'presence state'))
+      const length = JSON.stringify(copy).length
+      if (length > MAX_PRESENCE_CHARS) {
+        throw new ChorusError(
+          ErrorCode.InvalidArgument,
+          `presence state is ${length} characters of JSON; at most ${MAX_PRESENCE_CHARS}: keep it to who and where, not data`,
+        )
+      }
+      if (!this.#presence.has(key) && this.#presence.size >= MAX_PRESENCE_KEYS) {
+        throw new ChorusError(
+          ErrorCode.InvalidArgument,
+          `a replica holds at most ${MAX_PRESENCE_KEYS} presence keys: clear one (null) first`,
+        )
+      }
+      this.#presence.set(key, copy)
+    }
+    if (this.#session.presence)
+      this.#sendPresence(key, state === null ? null : (this.#presence.get(key) ?? null))
+  }
+
+  #sendPresence(key: string, state: JsonObject | null): void {
+    this.#transmit(encodeMessage({ type: 'presence', space: this.space, key, state }))
   }
 
   receive(frame: string): Promise<void> {
@@ -854,6 +922,19 @@ class Engine implements ReplicaEngine {
         return
       case 'token-refused':
         this.#options.onError?.(new ChorusError(ErrorCode.Unauthenticated, effect.message))
+        return
+      case 'presence-joined':
+        // A new connection: what was heard on the last one no longer holds.
+        this.#options.onPresence?.({ type: 'reset' })
+        for (const [key, state] of this.#presence) this.#sendPresence(key, state)
+        return
+      case 'presence':
+        this.#options.onPresence?.({
+          type: 'peer',
+          replicaId: effect.replicaId,
+          key: effect.key,
+          state: effect.state,
+        })
         return
       case 'read-only':
         // Not fatal: the session keeps receiving; writes are refused from now on.

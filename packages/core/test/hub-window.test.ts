@@ -104,7 +104,10 @@ describe('hub session: features', () => {
     const { effects } = stepReplicaSession(replica, { type: 'connected', now: 0 })
     expect(effects[0]).toMatchObject({
       type: 'send',
-      message: { type: 'hello', features: [Feature.Compact, Feature.Sparse, Feature.Collect] },
+      message: {
+        type: 'hello',
+        features: [Feature.Compact, Feature.Sparse, Feature.Collect, Feature.Presence],
+      },
     })
   })
 })

@@ -2,6 +2,7 @@ import type { Change, Op } from '../change.js'
 import { ChorusError, ErrorCode, isErrorCode } from '../errors.js'
 import { isHlcStamp } from '../hlc.js'
 import { isName, isRecordId, isReplicaId, isSpaceId, MAX_RECORD_ID_LENGTH, type SpaceId } from '../ids.js'
+import type { JsonObject } from '../json.js'
 import {
   counterOf,
   type Dot,
@@ -18,9 +19,12 @@ import {
   type ErrorMessage,
   Feature,
   type HelloMessage,
+  MAX_PRESENCE_CHARS,
+  MAX_PRESENCE_KEY_LENGTH,
   type Message,
   MessageType,
   PROTOCOL_VERSION,
+  type PresenceMessage,
   type ProtocolLimits,
   type SnapshotMessage,
 } from './messages.js'
@@ -34,6 +38,7 @@ import {
   objectAt,
   own,
   Rejection,
+  readJsonObject,
   readOp,
   reject,
 } from './read-fields.js'
@@ -212,6 +217,10 @@ function wireForm(message: Message): Message {
         ...(maxFrame === undefined ? {} : { maxFrame }),
       }
     }
+    case 'presence': {
+      const { type, space, key, state, replicaId } = message
+      return { type, space, key, state, ...(replicaId === undefined ? {} : { replicaId }) }
+    }
     default: {
       const type = (message as { readonly type: unknown }).type
       throw new ChorusError(ErrorCode.InvalidArgument, `cannot encode a message of type ${describe(type)}`)
@@ -370,6 +379,8 @@ function readMessage(value: unknown, limits: ProtocolLimits): Message {
     }
     case MessageType.Error:
       return readError(fields)
+    case MessageType.Presence:
+      return readPresence(fields)
     default:
       return reject(
         ErrorCode.UnknownMessage,
@@ -591,6 +602,37 @@ function readError(fields: Fields): ErrorMessage {
     space,
   )
   return maxFrame === undefined ? message : { ...message, maxFrame }
+}
+
+/** Reads a `presence`: a key, a JSON object of bounded size or null, and maybe whose it is. */
+function readPresence(fields: Fields): PresenceMessage {
+  const where = 'presence'
+  const space = spaceAt(fields, 'space', where)
+  const key = own(fields, 'key')
+  if (typeof key !== 'string' || key.length === 0 || key.length > MAX_PRESENCE_KEY_LENGTH)
+    invalid(`${where}.key`, `a string of 1–${MAX_PRESENCE_KEY_LENGTH} characters`, key)
+  const raw = own(fields, 'state')
+  let state: JsonObject | null = null
+  if (raw !== null) {
+    state = readJsonObject(raw, `${where}.state`)
+    const length = JSON.stringify(state).length
+    if (length > MAX_PRESENCE_CHARS)
+      invalid(
+        `${where}.state`,
+        `a JSON object of at most ${MAX_PRESENCE_CHARS} characters`,
+        `${length} characters`,
+      )
+  }
+  const replicaId = own(fields, 'replicaId')
+  if (replicaId !== undefined && !isReplicaId(replicaId))
+    invalid(`${where}.replicaId`, expectedReplica, replicaId)
+  return {
+    type: MessageType.Presence,
+    space,
+    key,
+    state,
+    ...(replicaId === undefined ? {} : { replicaId }),
+  }
 }
 
 /** Reads a batch in either form: change objects, or rows when the frame carries the tables. */

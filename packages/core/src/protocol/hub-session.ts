@@ -2,7 +2,7 @@ import type { Change } from '../change.js'
 import { approximateChangeLength } from '../change-size.js'
 import { ErrorCode } from '../errors.js'
 import { isReplicaId, type ReplicaId, type SpaceId } from '../ids.js'
-import { ownNumber, ownValue } from '../json.js'
+import { type JsonObject, ownNumber, ownValue } from '../json.js'
 import { type CollectedMark, type LogEntry, recordKey } from '../storage.js'
 import type { Dot } from '../version-vector.js'
 import { type FramesInFlight, NO_FRAMES_IN_FLIGHT, pushFrame, settleFrames } from './frames-in-flight.js'
@@ -302,7 +302,12 @@ export interface HubSessionState {
 }
 
 /** The features this hub side speaks, answered to a `hello` that offers them. */
-export const HUB_FEATURES: readonly Feature[] = [Feature.Compact, Feature.Sparse, Feature.Collect]
+export const HUB_FEATURES: readonly Feature[] = [
+  Feature.Compact,
+  Feature.Sparse,
+  Feature.Collect,
+  Feature.Presence,
+]
 
 /** Inputs to the hub session. */
 export type HubSessionInput =
@@ -383,6 +388,16 @@ export type HubSessionEffect =
     }
   /** Send the error, then close the connection. */
   | { readonly type: 'close'; readonly code: ErrorCode; readonly message: string; readonly space?: SpaceId }
+  /**
+   * The replica's presence in a space changed (`PresenceMessage`): keep it for the connection
+   * and tell the others on the space.
+   */
+  | {
+      readonly type: 'presence'
+      readonly space: SpaceId
+      readonly key: string
+      readonly state: JsonObject | null
+    }
 
 /** A step's outcome. */
 export interface HubStep {
@@ -667,6 +682,23 @@ function receive(
       return state
     case 'error':
       return state
+    case 'presence': {
+      if (streamOf(state, message.space) === undefined) return unknownSpace(state, message.space, effects)
+      if (state.relay || !state.features.includes(Feature.Presence)) {
+        effects.push({
+          type: 'send',
+          message: {
+            type: 'error',
+            code: ErrorCode.InvalidMessage,
+            message: 'presence needs the presence feature, offered in hello',
+            space: message.space,
+          },
+        })
+        return state
+      }
+      effects.push({ type: 'presence', space: message.space, key: message.key, state: message.state })
+      return state
+    }
   }
 }
 

@@ -1,6 +1,7 @@
 import type { Change } from '../change.js'
 import type { ErrorCode } from '../errors.js'
 import type { ReplicaId, SpaceId } from '../ids.js'
+import type { JsonObject } from '../json.js'
 
 /**
  * The protocol version this build speaks. A peer that sends another version in `hello` is
@@ -70,12 +71,15 @@ export interface HelloMessage {
  *   changes of every writer, and takes the other's log into its own; positions in the
  *   other's log count under the id the other names (the dialing hub's `replicaId`, the
  *   accepting hub's log name). The accepting hub answers it only to a token that may relay.
+ * - `presence`: both sides may send `presence` (see {@link PresenceMessage}): the replica its
+ *   own ephemeral state in a space, the hub everyone else's.
  */
 export const Feature = {
   Compact: 'compact',
   Sparse: 'sparse',
   Collect: 'collect',
   Relay: 'relay',
+  Presence: 'presence',
 } as const
 
 /** A feature name (see {@link Feature}). */
@@ -160,8 +164,41 @@ export interface ErrorMessage {
   readonly maxFrame?: number
 }
 
+/**
+ * Ephemeral state in a space (optional feature `presence`): who is here, what they look at.
+ * Not stored, not acknowledged, not sent again: a hub keeps the latest `state` per connection
+ * and `key` while the connection lasts, and a replica sends its own again on reconnecting.
+ *
+ * From a replica: its state under `key` (one per tab, say), null to clear it; `replicaId`
+ * absent. From the hub: another connection's, naming its replica (`replicaId`); null when it
+ * cleared it or went away. A hub sends a replica everyone's current state once it joins the
+ * space, then each change.
+ */
+export interface PresenceMessage {
+  readonly type: 'presence'
+  readonly space: SpaceId
+  /** 1–{@link MAX_PRESENCE_KEY_LENGTH} characters. */
+  readonly key: string
+  /** At most {@link MAX_PRESENCE_CHARS} characters of JSON; null: gone. */
+  readonly state: JsonObject | null
+  readonly replicaId?: ReplicaId
+}
+
+/** Longest presence `key`. */
+export const MAX_PRESENCE_KEY_LENGTH = 64
+/** Longest presence `state`, in characters of its JSON text. */
+export const MAX_PRESENCE_CHARS = 4096
+/** Most presence keys one connection holds in a space at once; more are refused. */
+export const MAX_PRESENCE_KEYS = 32
+
 /** Every message of the sync protocol. */
-export type Message = HelloMessage | ChangesMessage | AckMessage | SnapshotMessage | ErrorMessage
+export type Message =
+  | HelloMessage
+  | ChangesMessage
+  | AckMessage
+  | SnapshotMessage
+  | ErrorMessage
+  | PresenceMessage
 
 /** The message type names. */
 export const MessageType = {
@@ -170,6 +207,7 @@ export const MessageType = {
   Ack: 'ack',
   Snapshot: 'snapshot',
   Error: 'error',
+  Presence: 'presence',
 } as const
 
 /** Bounds a receiver enforces on inbound frames. */

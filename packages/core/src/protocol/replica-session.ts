@@ -1,7 +1,7 @@
 import type { Change } from '../change.js'
 import { ErrorCode } from '../errors.js'
 import type { ReplicaId, SpaceId } from '../ids.js'
-import { ownNumber, ownValue } from '../json.js'
+import { type JsonObject, ownNumber, ownValue } from '../json.js'
 import { Feature, type Message, PROTOCOL_VERSION } from './messages.js'
 
 /** Tunables of the replica side of the protocol. */
@@ -52,7 +52,7 @@ export const DEFAULT_REPLICA_SESSION = {
   ackIntervalMs: 50,
   ackEvery: 500,
   pipeline: true,
-  features: [Feature.Compact, Feature.Sparse, Feature.Collect],
+  features: [Feature.Compact, Feature.Sparse, Feature.Collect, Feature.Presence],
 } as const
 
 /** Where the session is: no transport, hello sent, or streaming. */
@@ -89,6 +89,11 @@ export interface ReplicaSessionState {
    * may then be sent in the compact form. False until that answer, and after a disconnect.
    */
   readonly compact: boolean
+  /**
+   * The hub answered this session's hello accepting `presence`: own presence may be sent,
+   * and the hub sends everyone else's. False until that answer, and after a disconnect.
+   */
+  readonly presence: boolean
   /** The position last acknowledged to the hub in this session, and when. */
   readonly ackSent: number
   readonly ackAt: number
@@ -207,6 +212,18 @@ export type ReplicaSessionEffect =
    * (`renewToken`): the runtime reports it, and its next connection brings a new token.
    */
   | { readonly type: 'token-refused'; readonly message: string }
+  /**
+   * The hub accepted `presence` in its hello answer: it holds none of this replica's presence
+   * (a new connection), so the runtime sends its current state for each of its keys.
+   */
+  | { readonly type: 'presence-joined' }
+  /** Another replica's presence under `key` changed (null: gone); the runtime reports it. */
+  | {
+      readonly type: 'presence'
+      readonly replicaId: ReplicaId
+      readonly key: string
+      readonly state: JsonObject | null
+    }
   /** The hub lets this replica only read the space (see `readOnly`), and own changes are left unsent: the runtime reports it. */
   | { readonly type: 'read-only'; readonly message: string }
   /**
@@ -252,6 +269,7 @@ export function initialReplicaSession(
     snapshot: null,
     hubHead: 0,
     compact: false,
+    presence: false,
     ackSent: positions.cursor,
     ackAt: Number.NEGATIVE_INFINITY,
     fatal: null,
@@ -388,6 +406,7 @@ function reduce(
         reading: false,
         snapshot: null,
         compact: false,
+        presence: false,
         dropped: false,
       }
     case 'local-write': {
@@ -484,12 +503,17 @@ function receive(
       )
       const offered = state.config.features ?? []
       const compact = offered.includes(Feature.Compact) && (message.features ?? []).includes(Feature.Compact)
+      const presence =
+        offered.includes(Feature.Presence) && (message.features ?? []).includes(Feature.Presence)
+      // The hub forgets a connection's presence when it ends: the runtime sends its own again.
+      if (presence) effects.push({ type: 'presence-joined' })
       let next: ReplicaSessionState = {
         ...state,
         phase: 'ready',
         lastProgressAt: now,
         hubHead,
         compact,
+        presence,
         maxFrame: limitFrom(message.maxFrame, state, effects),
         readOnly: message.readOnly?.includes(space) === true,
       }
@@ -577,6 +601,11 @@ function receive(
       if (!message.last)
         return { ...next, snapshot: { cursor: current.cursor, nextPage: current.nextPage + 1 } }
       return { ...next, snapshot: null, applyingTo: Math.max(next.applyingTo, message.cursor) }
+    }
+    case 'presence': {
+      if (message.space !== space || !state.presence || message.replicaId === undefined) return state
+      effects.push({ type: 'presence', replicaId: message.replicaId, key: message.key, state: message.state })
+      return state
     }
     case 'error': {
       if (message.code === ErrorCode.HelloRequired) {
