@@ -18,6 +18,7 @@ export {
   type SyncStatus,
 } from '@chorus/core'
 export type { Collection, Frozen, Row } from './collection.js'
+export type { PresencePeer } from './presence.js'
 export {
   createReplica,
   type DeleteReplicaOptions,

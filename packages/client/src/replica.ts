@@ -10,6 +10,7 @@ import {
   type ListOptions,
   MemoryReplicaStore,
   openReplicaEngine,
+  type PresenceEvent,
   type RecordId,
   type ReplicaEngine,
   type ReplicaId,
@@ -24,6 +25,7 @@ import { type Collection, type CollectionHost, EngineCollection, type Row } from
 import { Emitter } from './events.js'
 import { LiveQuery } from './live-query.js'
 import { freezeRow, LIVE_UPDATE_MIN, LIVE_UPDATE_SHARE, patchRows } from './live-rows.js'
+import { isPeerList, PresenceBoard, type PresencePeer, type PresencePeerWire } from './presence.js'
 import { parseReplicaOptions, type ReplicaConfig, type ReplicaOptions } from './replica-options.js'
 import { isTabFenced } from './storage/idb-errors.js'
 import { IdbReplicaStore, type KeyRangeLike, openIdbReplicaStore } from './storage/idb-replica-store.js'
@@ -55,6 +57,8 @@ export interface ReplicaEvents {
   readonly error: ChorusError
   /** Records changed, locally or remotely. */
   readonly change: ChangeEvent
+  /** What the other replicas' presence is now changed (see {@link Replica.presence}). */
+  readonly presence: readonly PresencePeer[]
 }
 
 /**
@@ -78,6 +82,19 @@ export interface Replica {
    * `synced()` rejects with it; null while it has not. Reported as an `error` event too.
    */
   readonly refusal: ChorusError | null
+  /**
+   * The other replicas' presence in the space, as they set it (`setPresence`): one entry per
+   * replica and tab, ordered by replica id then key, while they are connected to the relay
+   * this replica is connected to. Empty while offline. A `presence` event says when it changes.
+   */
+  readonly presence: readonly PresencePeer[]
+  /**
+   * Sets this tab's presence — who is here, what they look at — for the other replicas
+   * (`presence`), or clears it with null. Ephemeral: never stored, sent again on each
+   * connection, gone when this tab closes or loses its connection. A JSON object of at most
+   * 4,096 characters; throws `invalid-argument` otherwise.
+   */
+  setPresence(state: JsonObject | null): void
   /** The collection named `name` (letters, digits, `_ . : -`); the same object on every call. */
   collection<TValue extends object = JsonObject>(name: string): Collection<TValue>
   /**
@@ -256,7 +273,18 @@ class ReplicaRuntime implements Replica {
   /** The engine's store: `destroy` deletes it. */
   readonly #store: ReplicaStore
   readonly #link: SocketLink | null
-  readonly #events = new Emitter<ReplicaEvents>(['status', 'error', 'change'])
+  readonly #events = new Emitter<ReplicaEvents>(['status', 'error', 'change', 'presence'])
+  /** This tab's key for its presence (one per replica instance). */
+  readonly #presenceKey = randomKey()
+  /** This tab's presence, and how many times it was set (the other tabs' leader echoes it). */
+  #ownPresence: JsonObject | null = null
+  #ownPresenceSeq = 0
+  /** When a following tab last posted its presence to the leading one. */
+  #presencePostedAt = Number.NEGATIVE_INFINITY
+  /** The others' presence, as heard. */
+  readonly #board = new PresenceBoard()
+  /** While this tab leads: the other tabs' presence it holds in the engine, with their seq and when last heard. */
+  readonly #tabPresence = new Map<string, { readonly seq: number; readonly at: number }>()
   readonly #collections = new Map<string, EngineCollection<object>>()
   readonly #queries = new Map<string, Set<LiveQuery<readonly Row<JsonObject>[]>>>()
   readonly #waiters = new Set<{ resolve: () => void; reject: (error: ChorusError) => void }>()
@@ -336,6 +364,9 @@ class ReplicaRuntime implements Replica {
       onStatus: () => {
         if (runtime !== null) runtime.#refresh()
       },
+      onPresence: (event) => {
+        if (runtime !== null) runtime.#presenceEvent(event)
+      },
       ...(config.resolvers === undefined ? {} : { resolvers: config.resolvers }),
       ...(typeof config.token === 'string' ? { token: config.token } : {}),
       ...(typeof config.token === 'function' ? { renewToken: true } : {}),
@@ -406,6 +437,7 @@ class ReplicaRuntime implements Replica {
     this.#tick = timers.setInterval(() => {
       // The connected tab also looks for writes of other tabs it was not told of (a tab that
       // closed or crashed between its commit and its notice): they are uploaded all the same.
+      if (this.#shared?.group.leading === true) this.#expireTabPresence()
       const catchUp = this.#shared?.group.leading === true ? this.#catchUp() : Promise.resolve()
       catchUp
         .then(() => this.#engine.tick())
@@ -463,6 +495,9 @@ class ReplicaRuntime implements Replica {
 
   /** Another tab leads now (or this one gave up): stop uploading and applying. */
   #follow(): void {
+    // The other tabs' presence goes with the connection; the next leader takes it from them.
+    for (const key of this.#tabPresence.keys()) this.#engine.setPresence(key, null)
+    this.#tabPresence.clear()
     this.#shared?.store.releaseLeadership()
     this.#link?.stop()
     this.#refresh()
@@ -478,6 +513,10 @@ class ReplicaRuntime implements Replica {
       acked: session.acked,
       online: this.#wantOnline,
       readOnly: session.readOnly,
+      presence: {
+        peers: this.#board.list as readonly PresencePeerWire[],
+        tabs: Object.fromEntries([...this.#tabPresence].map(([key, held]) => [key, held.seq])),
+      },
       ...(this.#refusal === null
         ? {}
         : { refused: { code: this.#refusal.code, message: this.#refusal.message } }),
@@ -501,6 +540,7 @@ class ReplicaRuntime implements Replica {
           this.#report(refusal)
         }
         this.#publish()
+        if (message.presence !== undefined) this.#leaderPresence(message.presence)
         const stuck = this.#readOnlyBacklog()
         if (stuck !== null) {
           for (const waiter of this.#waiters) waiter.reject(stuck)
@@ -532,6 +572,18 @@ class ReplicaRuntime implements Replica {
           else this.#link?.stop()
         }
         this.#publish()
+        return
+      case 'presence':
+        if (!this.#shared?.group.leading) return
+        try {
+          this.#engine.setPresence(message.key, message.state)
+        } catch {
+          // Another tab's state this build cannot send: it is left out.
+          return
+        }
+        if (message.state === null) this.#tabPresence.delete(message.key)
+        else this.#tabPresence.set(message.key, { seq: message.seq, at: this.#config.now() })
+        this.#shared.group.beat()
         return
       case 'destroyed':
         // Reported before closing, which drops the listeners.
@@ -567,6 +619,63 @@ class ReplicaRuntime implements Replica {
   get pending(): number {
     if (this.#following()) return Math.max(this.#leader?.pending ?? 0, this.#ownUnconfirmed())
     return this.#engine.pending()
+  }
+
+  get presence(): readonly PresencePeer[] {
+    return this.#board.list
+  }
+
+  setPresence(state: JsonObject | null): void {
+    if (this.#closed) throw closedError()
+    // Checked, kept and (when this tab holds the connection) sent by the engine, which sends
+    // it again on each connection this tab makes.
+    this.#engine.setPresence(this.#presenceKey, state)
+    this.#ownPresence = state === null ? null : structuredClone(state)
+    this.#ownPresenceSeq++
+    if (this.#following()) this.#postPresence()
+  }
+
+  /** A following tab gives the leading one its presence. */
+  #postPresence(): void {
+    this.#presencePostedAt = this.#config.now()
+    this.#shared?.group.post({
+      type: 'presence',
+      key: this.#presenceKey,
+      seq: this.#ownPresenceSeq,
+      state: this.#ownPresence,
+    } satisfies TabMessage)
+  }
+
+  /** What the engine heard of the others (this tab holds the connection, or no tabs share it). */
+  #presenceEvent(event: PresenceEvent): void {
+    if (!this.#board.apply(event)) return
+    this.#events.emit('presence', this.#board.list)
+    this.#shared?.group.beat()
+  }
+
+  /**
+   * A following tab takes the others' presence from the leading tab's report, and gives it
+   * its own again when the report shows the leader lacks it (a new leader, a lost message), or
+   * every few seconds, so that the leader forgets tabs that went without a word.
+   */
+  #leaderPresence(presence: NonNullable<LeaderReport['presence']>): void {
+    if (this.#board.replace(presence.peers)) this.#events.emit('presence', this.#board.list)
+    const held = Object.hasOwn(presence.tabs, this.#presenceKey)
+      ? presence.tabs[this.#presenceKey]
+      : undefined
+    const stale = this.#config.now() - this.#presencePostedAt > TAB_PRESENCE_REFRESH_MS
+    if (this.#ownPresence !== null ? held !== this.#ownPresenceSeq || stale : held !== undefined)
+      this.#postPresence()
+  }
+
+  /** The leading tab forgets other tabs' presence not heard of lately: such a tab closed without a word. */
+  #expireTabPresence(): void {
+    const limit = this.#config.now() - TAB_PRESENCE_EXPIRY_MS
+    for (const [key, held] of this.#tabPresence) {
+      if (held.at >= limit) continue
+      this.#tabPresence.delete(key)
+      this.#engine.setPresence(key, null)
+    }
   }
 
   get lag(): number {
@@ -882,6 +991,12 @@ class ReplicaRuntime implements Replica {
     // Writes already issued finish first, and the other tabs hear of them (the connected
     // one uploads them) before this tab leaves the group.
     if (this.#shared !== null) await this.#engine.idle()
+    // The leading tab forgets this one's presence now rather than when it expires.
+    if (this.#ownPresence !== null && this.#following()) {
+      this.#ownPresence = null
+      this.#ownPresenceSeq++
+      this.#postPresence()
+    }
     this.#shared?.group.close()
     const { timers } = this.#config
     if (this.#tick !== null) timers.clearInterval(this.#tick)
@@ -907,6 +1022,17 @@ class ReplicaRuntime implements Replica {
 const TAB_HEARTBEAT_MS = 500
 /** How long followers wait without a report before one takes over (plus up to as much jitter). */
 const TAB_TAKEOVER_MS = 3_000
+/** How often a following tab gives the leading one its presence again, at the latest. */
+const TAB_PRESENCE_REFRESH_MS = 5_000
+/** How long the leading tab keeps another tab's presence without hearing it again. */
+const TAB_PRESENCE_EXPIRY_MS = 15_000
+
+/** A random key for a tab's presence. */
+function randomKey(): string {
+  return [...crypto.getRandomValues(new Uint8Array(8))]
+    .map((byte) => byte.toString(16).padStart(2, '0'))
+    .join('')
+}
 
 interface SharedTabs {
   readonly store: IdbReplicaStore
@@ -926,6 +1052,14 @@ interface LeaderReport {
   readonly readOnly?: boolean
   /** The relay refused the replica for good (see `Replica.synced`): why. */
   readonly refused?: { readonly code: string; readonly message: string }
+  /**
+   * The other replicas' presence the leading tab hears, and the seq of each other tab's own
+   * presence it holds (absent from tabs of older builds).
+   */
+  readonly presence?: {
+    readonly peers: readonly PresencePeerWire[]
+    readonly tabs: Readonly<Record<string, number>>
+  }
 }
 
 type TabMessage =
@@ -945,6 +1079,13 @@ type TabMessage =
   | { readonly type: 'reload' }
   /** The database is being deleted (`destroy`, `deleteReplica`): every tab closes its replica. */
   | { readonly type: 'destroyed' }
+  /** A following tab's presence, for the leading tab to hold (null: cleared). */
+  | {
+      readonly type: 'presence'
+      readonly key: string
+      readonly seq: number
+      readonly state: JsonObject | null
+    }
 
 /** Messages come from other tabs of the same app, but a channel is shared by name: check. */
 function isTabMessage(value: unknown): value is TabMessage {
@@ -958,7 +1099,14 @@ function isTabMessage(value: unknown): value is TabMessage {
         typeof message.lag === 'number' &&
         typeof message.acked === 'number' &&
         (message.readOnly === undefined || typeof message.readOnly === 'boolean') &&
-        (message.refused === undefined || isRefusal(message.refused))
+        (message.refused === undefined || isRefusal(message.refused)) &&
+        (message.presence === undefined || isReportedPresence(message.presence))
+      )
+    case 'presence':
+      return (
+        typeof message.key === 'string' &&
+        typeof message.seq === 'number' &&
+        (message.state === null || (typeof message.state === 'object' && !Array.isArray(message.state)))
       )
     case 'changed':
       return (
@@ -975,6 +1123,17 @@ function isTabMessage(value: unknown): value is TabMessage {
     default:
       return false
   }
+}
+
+function isReportedPresence(value: unknown): value is LeaderReport['presence'] {
+  if (typeof value !== 'object' || value === null) return false
+  const presence = value as Record<string, unknown>
+  return (
+    isPeerList(presence.peers) &&
+    typeof presence.tabs === 'object' &&
+    presence.tabs !== null &&
+    Object.values(presence.tabs).every((seq) => typeof seq === 'number')
+  )
 }
 
 function isRefusal(value: unknown): value is LeaderReport['refused'] {

@@ -1,8 +1,9 @@
-import type { Replica } from '@chorus/client'
+import { createReplica, type Replica } from '@chorus/client'
 import { ErrorCode, type SpaceId } from '@chorus/core'
 import { createPrng } from '@chorus/testkit'
-import { IDBFactory } from 'fake-indexeddb'
+import { IDBFactory, IDBKeyRange } from 'fake-indexeddb'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { WebSocket } from 'ws'
 import { FakeLocks } from './helpers/fake-locks.js'
 import { idbReplicas, poll, shown } from './helpers/idb-replicas.js'
 import { startTestHub, type TestHub } from './helpers/test-hub.js'
@@ -124,6 +125,96 @@ describe('tabs sharing one replica, in Node', () => {
     await until(() => leader.pending === 0 && device.pending === 0, 'every write to be uploaded')
     await Promise.all([leader.synced(), device.synced()])
     await expectSame(device, [leader, follower], ['note-0', 'note-1', 'note-2', 'note-3'])
+  }, 30_000)
+
+  it('presence: each tab’s reaches another device through the connected tab, the others’ reaches every tab, and a tab’s goes when it closes', async () => {
+    spaces += 1
+    const space = `tabs-presence-${spaces}`
+    const origin = new IDBFactory()
+    const leader = await replica(space, origin, 'shared')
+    await leader.synced()
+    const follower = await replica(space, origin, 'shared')
+    const device = await replica(space, new IDBFactory(), 'device')
+    await device.synced()
+    const states = (of: Replica) => of.presence.map((peer) => JSON.stringify(peer.state)).sort()
+
+    // The tab without the connection gives its presence to the one with it, which sends it on.
+    follower.setPresence({ tab: 'follower' })
+    leader.setPresence({ tab: 'leader' })
+    device.setPresence({ tab: 'device' })
+    await until(() => states(device).length === 2, 'the device to see both tabs')
+    expect(states(device)).toEqual(['{"tab":"follower"}', '{"tab":"leader"}'])
+    expect(device.presence.every((peer) => peer.replicaId === leader.replicaId)).toBe(true)
+    // Both tabs show the device, and not each other (they are one replica).
+    await until(
+      () => states(follower).length === 1 && states(leader).length === 1,
+      'both tabs to see the device',
+    )
+    expect(states(follower)).toEqual(['{"tab":"device"}'])
+
+    follower.setPresence({ tab: 'follower', note: 'n7' })
+    await until(
+      () => states(device).includes('{"tab":"follower","note":"n7"}'),
+      'the change to reach the device',
+    )
+
+    // The connected tab closes: one of the other two takes the connection and sends its own
+    // presence again, and the third gives the new leader its own.
+    const second = await replica(space, origin, 'shared')
+    second.setPresence({ tab: 'second' })
+    await until(() => states(device).length === 3, 'the device to see three tabs')
+    await leader.close()
+    const remaining = JSON.stringify(['{"tab":"follower","note":"n7"}', '{"tab":"second"}'])
+    await until(
+      () => JSON.stringify(states(device)) === remaining,
+      'the device to see only the remaining tabs',
+    )
+    await until(
+      () => states(follower).length === 1 && states(second).length === 1,
+      'the remaining tabs to see the device again',
+    )
+    await second.close()
+    await until(() => states(device).length === 1, 'the second tab’s presence to go')
+
+    // A third tab joins and then closes: the device sees it come and go.
+    const third = await replica(space, origin, 'shared')
+    third.setPresence({ tab: 'third' })
+    await until(() => states(device).length === 2, 'the device to see the third tab')
+    await third.close()
+    await until(() => states(device).length === 1, 'the third tab’s presence to go')
+  }, 30_000)
+
+  it('presence: the connected tab forgets a tab that went without a word once it stops hearing from it', async () => {
+    spaces += 1
+    const space = `tabs-ghost-${spaces}`
+    const origin = new IDBFactory()
+    let skew = 0
+    const leader = await createReplica({
+      space,
+      url: hub.url,
+      WebSocket,
+      indexedDB: origin,
+      IDBKeyRange,
+      dbName: 'ghostly',
+      reconnect: { baseMs: 20, maxMs: 200 },
+      networkEvents: null,
+      tickMs: 50,
+      now: () => Date.now() + skew,
+    })
+    const device = await replica(space, new IDBFactory(), 'device')
+    try {
+      await leader.synced()
+      // A tab that gives its presence and is never heard from again (it crashed).
+      const channel = new BroadcastChannel('chorus:ghostly')
+      channel.postMessage({ type: 'presence', key: 'ghost', seq: 1, state: { tab: 'ghost' } })
+      channel.close()
+      await until(() => device.presence.some((peer) => peer.key === 'ghost'), 'the device to see the tab')
+      // Past the time a live tab would have given it again: the connected tab forgets it.
+      skew = 20_000
+      await until(() => device.presence.length === 0, 'the ghost’s presence to go')
+    } finally {
+      await leader.close()
+    }
   }, 30_000)
 
   it('a tab closed right after a write still tells the others: their live queries show it', async () => {
