@@ -1,6 +1,7 @@
 export { ChorusProvider, type ChorusProviderProps, useReplica } from './provider.js'
 export { useCollection } from './use-collection.js'
 export { useConflicts } from './use-conflicts.js'
+export { usePresence } from './use-presence.js'
 export { useQuery } from './use-query.js'
 export { useRecord } from './use-record.js'
 export { useSyncStatus } from './use-sync-status.js'

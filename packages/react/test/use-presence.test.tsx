@@ -1,0 +1,44 @@
+// @vitest-environment happy-dom
+import type { JsonObject } from '@chorus/client'
+import { usePresence } from '@chorus/react'
+import { useMemo } from 'react'
+import { afterEach, describe, expect, it } from 'vitest'
+import { mount, unmountAll, until } from './helpers/dom.js'
+import { createInProcessHub } from './helpers/in-process-hub.js'
+import { closeReplicas, memoryReplica } from './helpers/replicas.js'
+
+afterEach(async () => {
+  await unmountAll()
+  await closeReplicas()
+})
+
+/** Shows the others' names; with `name`, is present under it. */
+function Here({ name, renders }: { name?: string; renders?: { count: number } }) {
+  const state = useMemo<JsonObject | undefined>(() => (name === undefined ? undefined : { name }), [name])
+  const peers = usePresence(state)
+  if (renders !== undefined) renders.count++
+  return <p>{peers.map((peer) => String(peer.state.name)).join(',') || 'alone'}</p>
+}
+
+describe('usePresence', () => {
+  it('shows the others, sets this tab’s while mounted, and clears it on unmount', async () => {
+    const hub = createInProcessHub()
+    const alice = await memoryReplica({ url: hub.url, WebSocket: hub.WebSocket })
+    const bob = await memoryReplica({ url: hub.url, WebSocket: hub.WebSocket })
+    await Promise.all([alice.synced(), bob.synced()])
+    const renders = { count: 0 }
+    const bobView = await mount(bob, <Here renders={renders} />)
+    expect(bobView.text()).toBe('alone')
+
+    const aliceView = await mount(alice, <Here name="Alice" />)
+    await until('bob to see alice', () => bobView.text() === 'Alice')
+    expect(aliceView.text()).toBe('alone')
+    const rendered = renders.count
+
+    // Unmounting clears alice's presence: bob is alone again.
+    await aliceView.unmount()
+    await until('alice’s presence to go', () => bobView.text() === 'alone')
+    expect(renders.count).toBe(rendered + 1)
+    expect(alice.presence).toEqual([])
+  })
+})
