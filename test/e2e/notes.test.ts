@@ -391,6 +391,31 @@ describe('the notes app on two devices, served by a relay process', () => {
     await visible(noteInList(bob.page, 'Groceries'))
   })
 
+  it('shows who else has the notebook open and which note, and stops when they go offline', async () => {
+    const link = await createNotebook(alice.page, `${relay.http}/`, 'Together')
+    await writeNote(alice.page, 'Agenda', 'items for Monday')
+    await bob.page.goto(link)
+    await expectSynced(bob.page)
+    const alsoHere = (page: Page) => page.getByLabel('Also here')
+    await expect.poll(() => alsoHere(bob.page).textContent(), WAIT).toBe('Also here: Chromium on Linux')
+    await expect.poll(() => alsoHere(alice.page).textContent(), WAIT).toBe('Also here: Chromium on Linux')
+    // Bob opens the note: alice's list says so beside it.
+    await openNote(bob.page, 'Agenda')
+    await expect
+      .poll(() => noteInList(alice.page, 'Agenda').locator('.note-item-viewers').textContent(), WAIT)
+      .toBe('open on Chromium on Linux')
+    await screenshot(alice.page, 'notes-presence')
+    // Bob works offline: alice no longer sees him, and he sees no one.
+    await workOffline(bob.page).check()
+    await count(alsoHere(alice.page), 0)
+    await count(alsoHere(bob.page), 0)
+    await workOffline(bob.page).uncheck()
+    await expect.poll(() => alsoHere(alice.page).textContent(), WAIT).toBe('Also here: Chromium on Linux')
+    await expect
+      .poll(() => noteInList(alice.page, 'Agenda').locator('.note-item-viewers').textContent(), WAIT)
+      .toBe('open on Chromium on Linux')
+  })
+
   it('asks the browser to keep the notebooks, and says whether it agreed', async () => {
     const carol = await device(browser)
     try {

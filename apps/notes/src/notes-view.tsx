@@ -1,6 +1,7 @@
-import type { Row } from '@chorus/client'
-import { useCollection, useConflicts, useReplica } from '@chorus/react'
+import type { PresencePeer, Row } from '@chorus/client'
+import { useCollection, useConflicts, usePresence, useReplica } from '@chorus/react'
 import { memo, type ReactNode, useEffect, useMemo, useState } from 'react'
+import { guessDeviceName, shortReplicaId } from './device.js'
 import { timeAgo, useMinute } from './format.js'
 import { uuidV7 } from './ids.js'
 import { newestNotes } from './newest-notes.js'
@@ -17,6 +18,10 @@ export function NotesView({ space }: { space: string }): ReactNode {
   const [query, setQuery] = useState('')
   const now = useMinute()
   const [selected, setSelected] = useState<{ id: string; fresh: boolean } | null>(null)
+  // Who else has the notebook open, and which note: this tab says so too.
+  const openNote = selected?.id ?? null
+  const here = useMemo(() => ({ device: guessDeviceName(), note: openNote }), [openNote])
+  const others = useOthers(usePresence(here))
 
   // Until every note is loaded, the newest ones (ids are UUID v7: id order is creation order).
   const sorted = useMemo(
@@ -58,6 +63,12 @@ export function NotesView({ space }: { space: string }): ReactNode {
             New note
           </button>
         </div>
+        {others.length === 0 ? null : (
+          <p className="presence-line" aria-label="Also here">
+            <span className="presence-dot" aria-hidden="true" />
+            Also here: {others.map((other) => other.name).join(', ')}
+          </p>
+        )}
         {shown === undefined ? (
           <p className="muted pad">Loading notes…</p>
         ) : shown.length === 0 ? (
@@ -74,6 +85,7 @@ export function NotesView({ space }: { space: string }): ReactNode {
                 row={row}
                 active={row.id === selected?.id}
                 conflicted={conflicted.has(row.id)}
+                viewers={viewersOf(others, row.id)}
                 now={now}
                 onSelect={setSelected}
               />
@@ -98,6 +110,40 @@ export function NotesView({ space }: { space: string }): ReactNode {
       </section>
     </div>
   )
+}
+
+/** Another device with the notebook open: its name, and the notes its tabs show. */
+interface Other {
+  readonly replicaId: string
+  readonly name: string
+  readonly notes: readonly string[]
+}
+
+/** The other devices present, one per replica however many of its tabs are, by name. */
+function useOthers(peers: readonly PresencePeer[]): readonly Other[] {
+  return useMemo(() => {
+    const byReplica = new Map<string, { name: string; notes: string[] }>()
+    for (const peer of peers) {
+      const device = typeof peer.state.device === 'string' ? peer.state.device.slice(0, 60) : ''
+      const other = byReplica.get(peer.replicaId) ?? {
+        name: device || `device ${shortReplicaId(peer.replicaId)}`,
+        notes: [],
+      }
+      if (typeof peer.state.note === 'string') other.notes.push(peer.state.note)
+      byReplica.set(peer.replicaId, other)
+    }
+    return [...byReplica]
+      .map(([replicaId, other]) => ({ replicaId, ...other }))
+      .sort((a, b) => (a.name < b.name ? -1 : 1))
+  }, [peers])
+}
+
+/** The names of the other devices that show note `id`, joined; empty when none does. */
+function viewersOf(others: readonly Other[], id: string): string {
+  return others
+    .filter((other) => other.notes.includes(id))
+    .map((other) => other.name)
+    .join(', ')
 }
 
 /** While `loading`, the notebook's newest notes (see {@link newestNotes}), once read. */
@@ -129,12 +175,15 @@ const NoteItem = memo(function NoteItem({
   row,
   active,
   conflicted,
+  viewers,
   now,
   onSelect,
 }: {
   row: Row<Note>
   active: boolean
   conflicted: boolean
+  /** The other devices that have this note open, by name (empty: none). */
+  viewers: string
   now: number
   onSelect: (selected: { id: string; fresh: boolean }) => void
 }): ReactNode {
@@ -153,6 +202,7 @@ const NoteItem = memo(function NoteItem({
         </span>
         {text === '' ? null : <span className="note-item-preview">{text}</span>}
         <span className="note-item-time">{timeAgo(row.value.updatedAt, now)}</span>
+        {viewers === '' ? null : <span className="note-item-viewers">open on {viewers}</span>}
       </button>
     </li>
   )
