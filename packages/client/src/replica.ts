@@ -3,6 +3,7 @@ import {
   ChorusError,
   type Conflict,
   type ConflictFilter,
+  checkPresence,
   ErrorCode,
   isChorusError,
   isErrorCode,
@@ -283,6 +284,10 @@ class ReplicaRuntime implements Replica {
   #presencePostedAt = Number.NEGATIVE_INFINITY
   /** The others' presence, as heard. */
   readonly #board = new PresenceBoard()
+  /** Presence changes waiting for the engine (see `#pushPresence`), by key, and the timer that sends them. */
+  readonly #presenceDue = new Map<string, JsonObject | null>()
+  #presenceTimer: unknown = null
+  #presenceSentAt = Number.NEGATIVE_INFINITY
   /** While this tab leads: the other tabs' presence it holds in the engine, with their seq and when last heard. */
   readonly #tabPresence = new Map<string, { readonly seq: number; readonly at: number }>()
   readonly #collections = new Map<string, EngineCollection<object>>()
@@ -496,7 +501,10 @@ class ReplicaRuntime implements Replica {
   /** Another tab leads now (or this one gave up): stop uploading and applying. */
   #follow(): void {
     // The other tabs' presence goes with the connection; the next leader takes it from them.
-    for (const key of this.#tabPresence.keys()) this.#engine.setPresence(key, null)
+    for (const key of this.#tabPresence.keys()) {
+      this.#presenceDue.delete(key)
+      this.#engine.setPresence(key, null)
+    }
     this.#tabPresence.clear()
     this.#shared?.store.releaseLeadership()
     this.#link?.stop()
@@ -576,7 +584,7 @@ class ReplicaRuntime implements Replica {
       case 'presence':
         if (!this.#shared?.group.leading) return
         try {
-          this.#engine.setPresence(message.key, message.state)
+          this.#pushPresence(message.key, checkPresence(message.key, message.state))
         } catch {
           // Another tab's state this build cannot send: it is left out.
           return
@@ -627,12 +635,48 @@ class ReplicaRuntime implements Replica {
 
   setPresence(state: JsonObject | null): void {
     if (this.#closed) throw closedError()
-    // Checked, kept and (when this tab holds the connection) sent by the engine, which sends
-    // it again on each connection this tab makes.
-    this.#engine.setPresence(this.#presenceKey, state)
-    this.#ownPresence = state === null ? null : structuredClone(state)
+    const checked = checkPresence(this.#presenceKey, state)
+    this.#ownPresence = checked
     this.#ownPresenceSeq++
+    // Kept and (when this tab holds the connection) sent by the engine, which sends it again
+    // on each connection this tab makes.
+    this.#pushPresence(this.#presenceKey, checked)
     if (this.#following()) this.#postPresence()
+  }
+
+  /**
+   * Gives the engine a presence change: at once, unless one went less than
+   * `PRESENCE_INTERVAL_MS` ago; then with the others due, when that time is up, each key's
+   * latest only. A pointer or a selection can change many times a second, and each change is
+   * a frame through the relay, which rate-limits frames.
+   */
+  #pushPresence(key: string, state: JsonObject | null): void {
+    this.#presenceDue.set(key, state)
+    if (this.#presenceTimer !== null) return
+    const wait = this.#presenceSentAt + PRESENCE_INTERVAL_MS - this.#config.now()
+    if (wait <= 0) {
+      this.#flushPresence()
+      return
+    }
+    this.#presenceTimer = this.#config.timers.setTimeout(() => {
+      this.#presenceTimer = null
+      this.#flushPresence()
+    }, wait)
+    unrefTimer(this.#presenceTimer)
+  }
+
+  #flushPresence(): void {
+    if (this.#closed || this.#presenceDue.size === 0) return
+    this.#presenceSentAt = this.#config.now()
+    for (const [key, state] of this.#presenceDue) {
+      try {
+        this.#engine.setPresence(key, state)
+      } catch (error) {
+        // Another tab's state beyond what the engine holds (too many tabs): left out.
+        if (key === this.#presenceKey) this.#report(error)
+      }
+    }
+    this.#presenceDue.clear()
   }
 
   /** A following tab gives the leading one its presence. */
@@ -674,7 +718,7 @@ class ReplicaRuntime implements Replica {
     for (const [key, held] of this.#tabPresence) {
       if (held.at >= limit) continue
       this.#tabPresence.delete(key)
-      this.#engine.setPresence(key, null)
+      this.#pushPresence(key, null)
     }
   }
 
@@ -1001,6 +1045,8 @@ class ReplicaRuntime implements Replica {
     const { timers } = this.#config
     if (this.#tick !== null) timers.clearInterval(this.#tick)
     this.#tick = null
+    if (this.#presenceTimer !== null) timers.clearTimeout(this.#presenceTimer)
+    this.#presenceTimer = null
     this.#config.networkEvents?.removeEventListener('online', this.#onOnline)
     this.#config.networkEvents?.removeEventListener('offline', this.#onOffline)
     for (const set of this.#queries.values()) for (const query of set) query.stop()
@@ -1022,6 +1068,8 @@ class ReplicaRuntime implements Replica {
 const TAB_HEARTBEAT_MS = 500
 /** How long followers wait without a report before one takes over (plus up to as much jitter). */
 const TAB_TAKEOVER_MS = 3_000
+/** The shortest time between two presence frames this replica sends (see `#pushPresence`). */
+const PRESENCE_INTERVAL_MS = 100
 /** How often a following tab gives the leading one its presence again, at the latest. */
 const TAB_PRESENCE_REFRESH_MS = 5_000
 /** How long the leading tab keeps another tab's presence without hearing it again. */

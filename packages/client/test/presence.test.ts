@@ -64,6 +64,18 @@ describe('presence between replicas, through a relay over real sockets', () => {
     )
   })
 
+  it('sends a burst of changes as at most two frames, the last state winning', async () => {
+    const alice = await pool.create(hub)
+    const bob = await pool.create(hub)
+    await Promise.all([alice.synced(), bob.synced()])
+    const seen: unknown[] = []
+    bob.on('presence', (peers) => seen.push(peers[0]?.state))
+    // A pointer moving: fifty changes in one go.
+    for (let n = 0; n < 50; n++) alice.setPresence({ x: n })
+    await poll(() => JSON.stringify(bob.presence[0]?.state) === '{"x":49}', 'bob to see the last state')
+    expect(seen).toEqual([{ x: 0 }, { x: 49 }])
+  })
+
   it('refuses a state that is not a small JSON object', async () => {
     const alice = await pool.create(null)
     for (const bad of [{ big: 'x'.repeat(5000) }, { when: new Date() }, [1, 2], 'text'] as unknown[]) {

@@ -124,6 +124,30 @@ export interface ReplicaEngineOptions {
   readonly exclusive?: <TResult>(work: () => Promise<TResult>) => Promise<TResult>
 }
 
+/**
+ * Checks a presence key and state as `ReplicaEngine.setPresence` takes them, and returns a
+ * frozen copy of the state (null stays null); throws `invalid-argument` for a key that is not
+ * 1–64 characters, or a state that is not a JSON object of at most 4,096 characters.
+ */
+export function checkPresence(key: string, state: JsonObject | null): JsonObject | null {
+  if (typeof key !== 'string' || key.length === 0 || key.length > MAX_PRESENCE_KEY_LENGTH) {
+    throw new ChorusError(
+      ErrorCode.InvalidArgument,
+      `a presence key is a string of 1–${MAX_PRESENCE_KEY_LENGTH} characters`,
+    )
+  }
+  if (state === null) return null
+  const copy = freezeJson(copyJsonObject(state, 'presence state'))
+  const length = JSON.stringify(copy).length
+  if (length > MAX_PRESENCE_CHARS) {
+    throw new ChorusError(
+      ErrorCode.InvalidArgument,
+      `presence state is ${length} characters of JSON; at most ${MAX_PRESENCE_CHARS}: keep it to who and where, not data`,
+    )
+  }
+  return copy
+}
+
 /** What {@link ReplicaEngineOptions.onPresence} is told. */
 export type PresenceEvent =
   | {
@@ -433,23 +457,10 @@ class Engine implements ReplicaEngine {
 
   setPresence(key: string, state: JsonObject | null): void {
     this.#assertOpen()
-    if (typeof key !== 'string' || key.length === 0 || key.length > MAX_PRESENCE_KEY_LENGTH) {
-      throw new ChorusError(
-        ErrorCode.InvalidArgument,
-        `a presence key is a string of 1–${MAX_PRESENCE_KEY_LENGTH} characters`,
-      )
-    }
-    if (state === null) {
+    const copy = checkPresence(key, state)
+    if (copy === null) {
       if (!this.#presence.delete(key)) return
     } else {
-      const copy = freezeJson(copyJsonObject(state, 'presence state'))
-      const length = JSON.stringify(copy).length
-      if (length > MAX_PRESENCE_CHARS) {
-        throw new ChorusError(
-          ErrorCode.InvalidArgument,
-          `presence state is ${length} characters of JSON; at most ${MAX_PRESENCE_CHARS}: keep it to who and where, not data`,
-        )
-      }
       if (!this.#presence.has(key) && this.#presence.size >= MAX_PRESENCE_KEYS) {
         throw new ChorusError(
           ErrorCode.InvalidArgument,
