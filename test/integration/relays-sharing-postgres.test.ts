@@ -212,6 +212,48 @@ describe('two relay processes on one PostgreSQL database', () => {
     await within(carol.synced(), WAIT_MS, 'the other space to sync')
   }, 60_000)
 
+  it('passes presence between replicas on either relay; a replica that leaves is gone at once, one whose relay is killed within three refreshes', async () => {
+    const args = ['--presence-refresh', '200ms']
+    const [near, far] = await Promise.all([
+      startRelay({ postgres: database, args }),
+      startRelay({ postgres: database, args }),
+    ])
+    try {
+      const space = 'shared-presence'
+      const alice = await on(near, space, 'lww')
+      const bob = await on(far, space, 'lww')
+      const carol = await on(far, space, 'lww')
+      await within(
+        Promise.all([alice.synced(), bob.synced(), carol.synced()]),
+        WAIT_MS,
+        'all three to connect',
+      )
+      const names = (replica: Replica) =>
+        replica.presence
+          .map((peer) => String(peer.state.name))
+          .sort()
+          .join(',')
+      alice.setPresence({ name: 'alice' })
+      bob.setPresence({ name: 'bob' })
+      await eventually(
+        () => names(carol) === 'alice,bob',
+        'carol to see alice (other relay) and bob (same relay)',
+      )
+      await eventually(() => names(alice) === 'bob', 'alice to see bob across the relays')
+      // A replica that changes its state, then leaves.
+      bob.setPresence({ name: 'bob', note: 'n1' })
+      await eventually(() => alice.presence.some((peer) => peer.state.note === 'n1'), 'the change to cross')
+      bob.disconnect()
+      await eventually(() => names(alice) === '' && names(carol) === 'alice', 'bob to be gone everywhere')
+      // Alice's relay dies without a word: her presence goes once it is not heard again.
+      expect(await near.stop('SIGKILL')).toBeNull()
+      await eventually(() => names(carol) === '', 'alice’s presence to expire on the other relay')
+    } finally {
+      await near.stop()
+      await far.stop()
+    }
+  }, 60_000)
+
   it('loses nothing acknowledged when a relay is killed: its replica moves to the other relay and both hold every acknowledged write', async () => {
     const space = 'shared-failover'
     const aliceDb = new IDBFactory()

@@ -94,6 +94,20 @@ export interface HubEngineOptions {
    * share of it, and at most 16 Mi characters, so a relay with many busy spaces stays bounded.
    */
   readonly recentChars?: number
+  /**
+   * Called when a connection's presence changes here (`Feature.Presence`: set, cleared, or
+   * gone with its connection): for hubs that pass presence to each other (relays sharing a
+   * store; see {@link HubEngine.remotePresence}).
+   */
+  readonly onPresence?: (entry: HubPresence) => void
+}
+
+/** One connection's presence in a space under one key (`state` null: cleared, or gone). */
+export interface HubPresence {
+  readonly space: SpaceId
+  readonly replicaId: ReplicaId
+  readonly key: string
+  readonly state: JsonObject | null
 }
 
 /** One connection's view, for metrics: who it is and how far each stream has got. */
@@ -205,6 +219,14 @@ export interface HubEngine {
    * then on is refused so too, since the store says it is deleted.
    */
   spaceDeleted(space: SpaceId): Promise<void>
+  /**
+   * Presence held elsewhere (another hub, `source`), passed to this hub's connections as
+   * their own connections' is; null clears it. Whoever forwards presence between hubs clears
+   * an entry its source stopped giving (see `localPresence`).
+   */
+  remotePresence(source: string, entry: HubPresence): void
+  /** The presence of this hub's own connections, every space and key. */
+  localPresence(): HubPresence[]
   /** The spaces whose facts are cached (those in use). */
   spacesInUse(): SpaceId[]
   /** How many connections are open. */
@@ -727,11 +749,20 @@ export function createHubEngine(options: HubEngineOptions): HubEngine {
    * in memory while the connection lasts, never stored.
    */
   const presence = new Map<SpaceId, Map<Connection, Map<string, JsonObject>>>()
+  /** Presence other hubs gave (`remotePresence`): per source, per space, by `replicaId` and key. */
+  const remote = new Map<string, Map<SpaceId, Map<string, HubPresence>>>()
 
-  /** Sends one presence change to every other connection on the space that takes presence. */
-  function broadcastPresence(space: SpaceId, from: Connection, key: string, state: JsonObject | null): void {
-    const replicaId = from.session().replicaId
-    if (replicaId === null) return
+  /**
+   * Sends one presence change to every connection on the space that takes presence, but
+   * `from` (the connection it is of; null for another hub's).
+   */
+  function broadcastPresence(
+    space: SpaceId,
+    from: Connection | null,
+    replicaId: ReplicaId,
+    key: string,
+    state: JsonObject | null,
+  ): void {
     let frame: string | null = null
     for (const connection of connections) {
       if (connection === from || !connection.hearsPresence(space)) continue
@@ -933,6 +964,7 @@ export function createHubEngine(options: HubEngineOptions): HubEngine {
       return (
         state.phase === 'ready' &&
         this.#introduced?.has(space) === true &&
+        Object.hasOwn(state.streams, space) &&
         state.features.includes(Feature.Presence)
       )
     }
@@ -954,6 +986,18 @@ export function createHubEngine(options: HubEngineOptions): HubEngine {
           if (other === this || replicaId === null) continue
           for (const [key, held] of keys)
             this.#send(encodeMessage({ type: 'presence', space, key, state: held, replicaId }))
+        }
+        for (const bySpace of remote.values()) {
+          for (const entry of bySpace.get(space)?.values() ?? [])
+            this.#send(
+              encodeMessage({
+                type: 'presence',
+                space,
+                key: entry.key,
+                state: entry.state,
+                replicaId: entry.replicaId,
+              }),
+            )
         }
       }
     }
@@ -988,7 +1032,10 @@ export function createHubEngine(options: HubEngineOptions): HubEngine {
         }
         keys.set(key, state)
       }
-      broadcastPresence(space, this, key, state)
+      const replicaId = this.#state.replicaId
+      if (replicaId === null) return
+      broadcastPresence(space, this, replicaId, key, state)
+      options.onPresence?.({ space, replicaId, key, state })
     }
 
     /** The connection ended: its presence goes, and the others are told. */
@@ -998,7 +1045,12 @@ export function createHubEngine(options: HubEngineOptions): HubEngine {
         if (keys === undefined) continue
         bySpace.delete(this)
         if (bySpace.size === 0) presence.delete(space)
-        for (const key of keys.keys()) broadcastPresence(space, this, key, null)
+        const replicaId = this.#state.replicaId
+        if (replicaId === null) continue
+        for (const key of keys.keys()) {
+          broadcastPresence(space, this, replicaId, key, null)
+          options.onPresence?.({ space, replicaId, key, state: null })
+        }
       }
     }
 
@@ -1278,6 +1330,41 @@ export function createHubEngine(options: HubEngineOptions): HubEngine {
       return deleted
     },
     spaceDeleted,
+    remotePresence(source, entry) {
+      const { space, replicaId, key, state } = entry
+      let bySpace = remote.get(source)
+      const id = `${replicaId}\u0000${key}`
+      if (state === null) {
+        if (bySpace?.get(space)?.delete(id) !== true) return
+        if (bySpace.get(space)?.size === 0) bySpace.delete(space)
+        if (bySpace.size === 0) remote.delete(source)
+      } else {
+        const held = bySpace?.get(space)?.get(id)
+        if (held !== undefined && JSON.stringify(held.state) === JSON.stringify(state)) return
+        if (bySpace === undefined) {
+          bySpace = new Map()
+          remote.set(source, bySpace)
+        }
+        let entries = bySpace.get(space)
+        if (entries === undefined) {
+          entries = new Map()
+          bySpace.set(space, entries)
+        }
+        entries.set(id, entry)
+      }
+      broadcastPresence(space, null, replicaId, key, state)
+    },
+    localPresence() {
+      const out: HubPresence[] = []
+      for (const [space, bySpace] of presence) {
+        for (const [connection, keys] of bySpace) {
+          const replicaId = connection.session().replicaId
+          if (replicaId === null) continue
+          for (const [key, state] of keys) out.push({ space, replicaId, key, state })
+        }
+      }
+      return out
+    },
     connections: () => connections.size,
     cachedSpaces: () => spaces.size,
     spacesInUse: () => [...spaces.keys()] as SpaceId[],

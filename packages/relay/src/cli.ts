@@ -43,7 +43,7 @@ export const LINK_TOKEN_ENV = 'CHORUS_RELAY_LINK_TOKEN'
 const USAGE = `Usage:
   chorus-relay [serve] [--port 8787] [--host 127.0.0.1] [--data ./data] [--auth-secret S]
                        [--compact-every 5m] [--horizon 30d] [--store in-thread | worker]
-                       [--postgres postgres://user:password@host:5432/db]
+                       [--postgres postgres://user:password@host:5432/db [--presence-refresh 5s]]
                        [--max-frame-bytes 4194304]
                        [--static ./apps/notes/dist] [--static /lab=./apps/lab/dist]
                        [--link ws://10.0.0.2:8787/sync --link-space team-notes | '*' [--link-token T]]
@@ -65,7 +65,8 @@ delete-space deletes a space's data for good and refuses its name from then on: 
 the relay must be stopped; with --postgres, or --relay (a running relay's HTTP address and its
 secret; --sub names who asks in the relay's log, default $USER), the relays close its
 connections at once.
---postgres keeps the data in PostgreSQL instead of --data (SQLite); relays may share it.
+--postgres keeps the data in PostgreSQL instead of --data (SQLite); relays may share it, and
+pass each other their clients' presence, all of it again every --presence-refresh (5s).
 The secret may come from ${SECRET_ENV} instead of --auth-secret / --secret,
 the PostgreSQL URL from ${POSTGRES_ENV} instead of --postgres,
 and the link token from ${LINK_TOKEN_ENV} instead of --link-token.
@@ -171,6 +172,7 @@ async function serve(args: readonly string[], io: CliIo): Promise<number> {
       link: { type: 'string', multiple: true },
       'link-space': { type: 'string', multiple: true },
       'link-token': { type: 'string' },
+      'presence-refresh': { type: 'string' },
     },
   })
   const links = parseLinks(values, io)
@@ -189,6 +191,10 @@ async function serve(args: readonly string[], io: CliIo): Promise<number> {
     if (values.data !== undefined) throw new UsageError('give --data (SQLite) or --postgres, not both')
     if (store !== undefined) throw new UsageError('--store applies to the SQLite store, not to --postgres')
   }
+  const presenceText = values['presence-refresh']
+  if (presenceText !== undefined && postgres === undefined)
+    throw new UsageError('--presence-refresh applies to relays sharing --postgres')
+  const presenceRefreshMs = durationFlag('presence-refresh', presenceText, 5_000)
   const dataDir = values.data ?? './data'
   const secret = values['auth-secret'] ?? io.env[SECRET_ENV]
   const compaction = {
@@ -214,6 +220,7 @@ async function serve(args: readonly string[], io: CliIo): Promise<number> {
     ...(maxFrameBytes === undefined ? {} : { limits: { maxFrameBytes } }),
     ...(secret === undefined || secret === '' ? {} : { authSecret: secret }),
     ...(links.length === 0 ? {} : { links }),
+    ...(presenceText === undefined ? {} : { presenceRefreshMs }),
     onError: (error) => io.err(`error: ${error.code}: ${error.message}`),
     onAdmin: (event) =>
       io.err(

@@ -9,9 +9,12 @@ import {
   ErrorCode,
   encodeChange,
   type HubAppend,
+  type HubPresence,
   isChorusError,
+  isReplicaId,
   isSpaceId,
   type LogEntry,
+  MAX_PRESENCE_KEY_LENGTH,
   type ReplicaId,
   type SpaceId,
   type SpaceMeta,
@@ -117,6 +120,7 @@ type Notice =
       readonly mark: CollectedMark
     }
   | { readonly from: string; readonly type: 'deleted'; readonly space: string }
+  | { readonly from: string; readonly type: 'presence'; readonly entries: readonly unknown[] }
 
 /** Where a connection string points (host and database), without its user and password: for messages. */
 export function postgresTarget(connectionString: string): string {
@@ -143,12 +147,28 @@ function parseNotice(payload: string | undefined): Notice | null {
   }
   if (typeof value !== 'object' || value === null) return null
   const notice = value as Record<string, unknown>
-  if (typeof notice.from !== 'string' || !isSpaceId(notice.space)) return null
+  if (typeof notice.from !== 'string') return null
+  if (notice.type === 'presence' && Array.isArray(notice.entries)) return notice as Notice
+  if (!isSpaceId(notice.space)) return null
   if (notice.type === 'appended' && Number.isSafeInteger(notice.head)) return notice as Notice
   if (notice.type === 'collected' && typeof notice.mark === 'object' && notice.mark !== null)
     return notice as Notice
   if (notice.type === 'deleted') return notice as Notice
   return null
+}
+
+/** A presence entry as another relay's notice carries it, checked. */
+function isPresenceEntry(value: unknown): value is HubPresence {
+  if (typeof value !== 'object' || value === null) return false
+  const entry = value as Record<string, unknown>
+  return (
+    isSpaceId(entry.space) &&
+    isReplicaId(entry.replicaId) &&
+    typeof entry.key === 'string' &&
+    entry.key.length > 0 &&
+    entry.key.length <= MAX_PRESENCE_KEY_LENGTH &&
+    (entry.state === null || (typeof entry.state === 'object' && !Array.isArray(entry.state)))
+  )
 }
 
 /** A notice's JSON text without its leading `"head"` field, which `chorus_append` puts back with the real head. */
@@ -741,6 +761,11 @@ export class PostgresRelayStore implements RelayStore {
   #deliver(payload: string | undefined): void {
     const notice = parseNotice(payload)
     if (notice === null || notice.from === this.#id) return
+    if (notice.type === 'presence') {
+      const entries = notice.entries.filter(isPresenceEntry)
+      if (entries.length > 0) this.#emit({ type: 'presence', from: notice.from, entries })
+      return
+    }
     const space = notice.space as SpaceId
     if (notice.type === 'appended') {
       const entries = entriesOf(notice)
@@ -783,6 +808,33 @@ export class PostgresRelayStore implements RelayStore {
       }
     }
     return payload
+  }
+
+  /**
+   * Tells the other relays of presence changes here: as notices of at most `MAX_NOTIFY_BYTES`
+   * (an entry too large for one alone is left out).
+   */
+  async publishPresence(entries: readonly HubPresence[]): Promise<void> {
+    const payloads: string[] = []
+    let batch: string[] = []
+    let bytes = 0
+    const head = `{"from":${JSON.stringify(this.#id)},"type":"presence","entries":[`
+    for (const entry of entries) {
+      const text = JSON.stringify(entry)
+      const size = Buffer.byteLength(text) + 1
+      if (Buffer.byteLength(head) + size + 2 > MAX_NOTIFY_BYTES) continue
+      if (Buffer.byteLength(head) + bytes + size + 2 > MAX_NOTIFY_BYTES) {
+        payloads.push(`${head}${batch.join(',')}]}`)
+        batch = []
+        bytes = 0
+      }
+      batch.push(text)
+      bytes += size
+    }
+    if (batch.length > 0) payloads.push(`${head}${batch.join(',')}]}`)
+    for (const payload of payloads) {
+      await this.#run('publishing presence', () => this.#pool.query(SQL.notify, [payload]))
+    }
   }
 
   /** Writes buffered acknowledgements, stops listening and closes every connection; later calls reject with `closed`. */

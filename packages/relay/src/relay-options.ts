@@ -113,6 +113,12 @@ export interface RelayOptions {
    * client here opens them). It asks once at start too.
    */
   readonly linkListMs?: number
+  /**
+   * On a store shared with other relays (`publishPresence`): how often this relay tells the
+   * others of all its connections' presence again (default 5,000 ms); an entry heard from
+   * another relay and not again within three times this is cleared.
+   */
+  readonly presenceRefreshMs?: number
   /** Failures with no caller to tell (a failed append, a throwing hook); default: stderr. */
   readonly onError?: (error: ChorusError) => void
 }

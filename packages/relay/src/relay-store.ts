@@ -1,4 +1,4 @@
-import type { AdvancedEntry, CollectedMark, HubStore, ReplicaId, SpaceId } from '@chorus/core'
+import type { AdvancedEntry, CollectedMark, HubPresence, HubStore, ReplicaId, SpaceId } from '@chorus/core'
 
 /** When a compaction may forget replicas and raise a space's floor. */
 export interface CompactOptions {
@@ -109,6 +109,11 @@ export interface RelayStore extends HubStore {
   watch?(listener: (event: StoreEvent) => void): () => void
   /** With `watch`: whether the store hears the other relays now (false while its connection for that is down). */
   listening?(): boolean
+  /**
+   * With `watch`: tells the other relays sharing the store of presence changes here (they
+   * hear them as a `presence` event). Best effort, stored nowhere.
+   */
+  publishPresence?(entries: readonly HubPresence[]): Promise<void>
 }
 
 /**
@@ -120,6 +125,7 @@ export interface RelayStore extends HubStore {
  * - `deleted`: the space was deleted (see `RelayStore.deleteSpace`).
  * - `resync`: events may have been missed (the store lost its connection and got it back):
  *   every space in use may have moved.
+ * - `presence`: presence changes at the relay whose store is `from` (see `publishPresence`).
  */
 export type StoreEvent =
   | {
@@ -133,3 +139,4 @@ export type StoreEvent =
   | { readonly type: 'collected'; readonly space: SpaceId; readonly mark: CollectedMark }
   | { readonly type: 'deleted'; readonly space: SpaceId }
   | { readonly type: 'resync' }
+  | { readonly type: 'presence'; readonly from: string; readonly entries: readonly HubPresence[] }

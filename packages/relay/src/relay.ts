@@ -10,6 +10,7 @@ import {
   errorMessage,
   type HubConnection,
   type HubPeer,
+  type HubPresence,
   isChorusError,
   isRelayId,
   isSpaceId,
@@ -338,7 +339,55 @@ export function createRelay(options: RelayOptions): Relay {
     onError: (error) => report(error),
     // After the frames already read: appends from many connections share one commit.
     defer: (task) => setImmediate(task),
+    ...(store.publishPresence === undefined
+      ? {}
+      : { onPresence: (entry: HubPresence) => sharePresence(entry) }),
   })
+
+  // Presence between relays sharing a store: each tells the others of its connections'
+  // changes at once and of all of them every `presenceRefreshMs`; an entry not heard again
+  // within three of those (its relay stopped, or its clearing was lost) is cleared.
+  const presenceRefreshMs = options.presenceRefreshMs ?? 5_000
+  const presenceOut: HubPresence[] = []
+  /** Per relay (its store's id), the entries heard from it, by space, replica and key, and when. */
+  const presenceHeard = new Map<string, Map<string, { entry: HubPresence; at: number }>>()
+  function sharePresence(entry: HubPresence): void {
+    if (closing) return
+    presenceOut.push(entry)
+    if (presenceOut.length === 1) setImmediate(publishPresence)
+  }
+  function publishPresence(): void {
+    const entries = presenceOut.splice(0)
+    if (entries.length === 0 || store.publishPresence === undefined) return
+    store
+      .publishPresence(entries)
+      .catch((error: unknown) => report(error, 'telling other relays of presence failed'))
+  }
+  function heardPresence(from: string, entries: readonly HubPresence[]): void {
+    let heard = presenceHeard.get(from)
+    if (heard === undefined) {
+      heard = new Map()
+      presenceHeard.set(from, heard)
+    }
+    const at = now()
+    for (const entry of entries) {
+      const id = `${entry.space}\u0000${entry.replicaId}\u0000${entry.key}`
+      if (entry.state === null) heard.delete(id)
+      else heard.set(id, { entry, at })
+      hub.remotePresence(from, entry)
+    }
+  }
+  function expirePresence(): void {
+    const limit = now() - 3 * presenceRefreshMs
+    for (const [from, heard] of presenceHeard) {
+      for (const [id, { entry, at }] of heard) {
+        if (at >= limit) continue
+        heard.delete(id)
+        hub.remotePresence(from, { ...entry, state: null })
+      }
+      if (heard.size === 0) presenceHeard.delete(from)
+    }
+  }
 
   // A store shared with other relays tells this one what they stored: its connections on
   // those spaces stream it from the store.
@@ -364,6 +413,9 @@ export function createRelay(options: RelayOptions): Relay {
         return
       case 'resync':
         for (const space of hub.spacesInUse()) await reloadSpace(space)
+        return
+      case 'presence':
+        heardPresence(event.from, event.entries)
         return
     }
   }
@@ -815,6 +867,12 @@ export function createRelay(options: RelayOptions): Relay {
     await store.flushAcks()
   })
   if (groups.length > 0) every(linkListMs, listedSpaces)
+  if (store.publishPresence !== undefined)
+    every(presenceRefreshMs, async () => {
+      const local = hub.localPresence()
+      if (local.length > 0) await store.publishPresence?.(local)
+      expirePresence()
+    })
   every(options.heartbeatMs ?? 30_000, async () => {
     for (const client of clients.values()) {
       guard('pinging a socket', () => {

@@ -52,6 +52,11 @@ describe('chorus-relay command line (in process)', () => {
       /give --data \(SQLite\) or --postgres, not both/,
     ],
     [['--postgres', 'postgres://db/chorus', '--store', 'worker'], /--store applies to the SQLite store/],
+    [['--presence-refresh', '1s'], /--presence-refresh applies to relays sharing --postgres/],
+    [
+      ['--postgres', 'postgres://db/chorus', '--presence-refresh', 'often'],
+      /--presence-refresh: cannot read the duration/,
+    ],
     [['delete-space', '--data', 'here'], /delete-space needs --space NAME$/m],
     [['delete-space', '--space', 's', '--relay', 'http://127.0.0.1:1'], /--relay needs the relay's --secret/],
     [['delete-space', '--space', 's', '--relay', 'ftp://x', '--secret', SECRET], /--relay must be an http/],

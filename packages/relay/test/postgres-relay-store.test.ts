@@ -245,6 +245,38 @@ describe('PostgresRelayStore shared by several relays', () => {
     expect(await told).toEqual({ type: 'collected', space: SPACE, mark: { at: 2, received: { [A]: 2 } } })
   })
 
+  it('passes presence to the other store, in notices that fit, and not to itself', async () => {
+    const own: StoreEvent[] = []
+    first.watch((event) => own.push(event))
+    await listening(second)
+    const heard: StoreEvent[] = []
+    const count = () => heard.flatMap((event) => (event.type === 'presence' ? event.entries : [])).length
+    let allHeard = () => {}
+    const all = new Promise<void>((resolve) => {
+      allHeard = resolve
+    })
+    const stop = second.watch((event) => {
+      if (event.type !== 'presence') return
+      heard.push(event)
+      if (count() >= 20) allHeard()
+    })
+    // Enough entries of about 1 KB for several notices of at most 8000 bytes.
+    const entries = Array.from({ length: 20 }, (_, n) => ({
+      space: SPACE,
+      replicaId: A,
+      key: `tab-${n}`,
+      state: n === 19 ? null : { name: `${n}`, pad: 'x'.repeat(1000) },
+    }))
+    await first.publishPresence(entries)
+    await within(all, 10_000, 'every entry')
+    stop()
+    expect(heard.length).toBeGreaterThan(2)
+    const got = heard.flatMap((event) => (event.type === 'presence' ? event.entries : []))
+    expect(got).toEqual(entries)
+    expect(heard.every((event) => event.type === 'presence' && event.from !== '')).toBe(true)
+    expect(own).toEqual([])
+  })
+
   it('ignores what other programs send on its channel: not JSON, not an object, not a relay’s notice', async () => {
     await listening(second)
     const heard: StoreEvent[] = []
@@ -258,6 +290,9 @@ describe('PostgresRelayStore shared by several relays', () => {
         'null',
         '{"from":"x","type":"appended","space":"bad space","head":1}',
         '{"type":"appended"}',
+        '{"from":"x","type":"presence","entries":[{"space":"bad space","replicaId":"a","key":"k","state":null}]}',
+        '{"from":"x","type":"presence","entries":[{"space":"s","replicaId":"a","key":"","state":null}]}',
+        '{"from":"x","type":"presence","entries":"none"}',
       ]) {
         await admin.query("SELECT pg_notify('chorus_relay', $1)", [payload])
       }
