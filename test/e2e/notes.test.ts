@@ -396,7 +396,7 @@ describe('the notes app on two devices, served by a relay process', () => {
     await writeNote(alice.page, 'Agenda', 'items for Monday')
     await bob.page.goto(link)
     await expectSynced(bob.page)
-    const alsoHere = (page: Page) => page.getByLabel('Also here')
+    const alsoHere = (page: Page) => page.locator('.presence-line')
     await expect.poll(() => alsoHere(bob.page).textContent(), WAIT).toBe('Also here: Chromium on Linux')
     await expect.poll(() => alsoHere(alice.page).textContent(), WAIT).toBe('Also here: Chromium on Linux')
     // Bob opens the note: alice's list says so beside it.

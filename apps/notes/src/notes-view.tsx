@@ -64,7 +64,7 @@ export function NotesView({ space }: { space: string }): ReactNode {
           </button>
         </div>
         {others.length === 0 ? null : (
-          <p className="presence-line" aria-label="Also here">
+          <p className="presence-line">
             <span className="presence-dot" aria-hidden="true" />
             Also here: {others.map((other) => other.name).join(', ')}
           </p>
