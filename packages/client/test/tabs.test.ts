@@ -53,6 +53,22 @@ async function expectSame(model: Replica, others: readonly Replica[], ids: reado
   for (const other of others) expect(await shown(other, ids)).toEqual(expected)
 }
 
+/**
+ * A fresh space with two tabs of one replica — the first holding the connection, synced — and
+ * another device on it, synced.
+ */
+async function twoTabsAndADevice(name: string) {
+  spaces += 1
+  const space = `tabs-${name}-${spaces}`
+  const origin = new IDBFactory()
+  const leader = await replica(space, origin, 'shared')
+  await leader.synced()
+  const follower = await replica(space, origin, 'shared')
+  const device = await replica(space, new IDBFactory(), 'device')
+  await device.synced()
+  return { space, origin, leader, follower, device }
+}
+
 describe('tabs sharing one replica, in Node', () => {
   it('a refusal the connected tab meets (the space deleted on the relay) reaches the other tab: it says so and stops waiting', async () => {
     spaces += 1
@@ -102,14 +118,7 @@ describe('tabs sharing one replica, in Node', () => {
   }, 60_000)
 
   it('a write in a tab without the connection and a remote write to the same record, at once, end the same in both tabs and on the other device', async () => {
-    spaces += 1
-    const space = `tabs-race-${spaces}`
-    const origin = new IDBFactory()
-    const leader = await replica(space, origin, 'shared')
-    await leader.synced()
-    const follower = await replica(space, origin, 'shared')
-    const device = await replica(space, new IDBFactory(), 'device')
-    await device.synced()
+    const { leader, follower, device } = await twoTabsAndADevice('race')
     expect(follower.replicaId).toBe(leader.replicaId)
 
     // The device's writes reach the connected tab through the hub while the other tab writes
@@ -128,14 +137,7 @@ describe('tabs sharing one replica, in Node', () => {
   }, 30_000)
 
   it('presence: each tab’s reaches another device through the connected tab, the others’ reaches every tab, and a tab’s goes when it closes', async () => {
-    spaces += 1
-    const space = `tabs-presence-${spaces}`
-    const origin = new IDBFactory()
-    const leader = await replica(space, origin, 'shared')
-    await leader.synced()
-    const follower = await replica(space, origin, 'shared')
-    const device = await replica(space, new IDBFactory(), 'device')
-    await device.synced()
+    const { space, origin, leader, follower, device } = await twoTabsAndADevice('presence')
     const states = (of: Replica) => of.presence.map((peer) => JSON.stringify(peer.state)).sort()
 
     // The tab without the connection gives its presence to the one with it, which sends it on.

@@ -5,6 +5,7 @@ import { ErrorCode } from '../src/errors.js'
 import { createHubEngine, type HubEngine } from '../src/hub-engine.js'
 import { asReplicaId, asSpaceId } from '../src/ids.js'
 import { openReplicaEngine, type ReplicaEngine } from '../src/replica-engine.js'
+import { settle } from './wire-hub.js'
 
 const SPACE = asSpaceId('doomed')
 const OTHER = asSpaceId('kept')
@@ -31,13 +32,6 @@ async function replicaOn(hub: HubEngine, name: string, space = SPACE) {
   })
   engine.attach((frame) => void connection.receive(frame))
   return { engine, errors, closes }
-}
-
-async function settle(hub: HubEngine, replicas: readonly ReplicaEngine[]): Promise<void> {
-  for (let round = 0; round < 5; round++) {
-    await hub.idle()
-    await Promise.all(replicas.map((replica) => replica.idle()))
-  }
 }
 
 describe('a hub deleting a space', () => {

@@ -9,6 +9,7 @@ import { decodeMessage, encodeMessage } from '../src/protocol/codec.js'
 import { Feature, MAX_PRESENCE_CHARS, MAX_PRESENCE_KEYS } from '../src/protocol/messages.js'
 import { openReplicaEngine, type PresenceEvent, type ReplicaEngine } from '../src/replica-engine.js'
 import { expectChorusError } from './expect-chorus-error.js'
+import { settle, wireToHub } from './wire-hub.js'
 
 const SPACE = asSpaceId('team-notes')
 const OTHER = asSpaceId('other-notes')
@@ -44,22 +45,8 @@ async function replicaOn(hub: HubEngine, name: string, space: SpaceId = SPACE) {
     onError: (error) => errors.push(error.code),
   })
   const frames: string[] = []
-  const connection = hub.accept({
-    send: (frame) => {
-      frames.push(frame)
-      void engine.receive(frame)
-    },
-    close: () => engine.detach(),
-  })
-  engine.attach((frame) => void connection.receive(frame))
+  const connection = wireToHub(hub, engine, (frame) => frames.push(frame))
   return { engine, connection, frames, errors, ...ears }
-}
-
-async function settle(hub: HubEngine, replicas: readonly ReplicaEngine[]): Promise<void> {
-  for (let round = 0; round < 5; round++) {
-    await hub.idle()
-    await Promise.all(replicas.map((replica) => replica.idle()))
-  }
 }
 
 describe('presence', () => {
@@ -111,11 +98,7 @@ describe('presence', () => {
     await settle(hub, [bob.engine])
     expect(bob.peers.size).toBe(0)
     bob.engine.setPresence('tab', { name: 'Bob', note: 'n9' })
-    const again = hub.accept({
-      send: (frame) => void alice.engine.receive(frame),
-      close: () => alice.engine.detach(),
-    })
-    alice.engine.attach((frame) => void again.receive(frame))
+    wireToHub(hub, alice.engine)
     await settle(hub, [alice.engine, bob.engine])
     expect(Object.fromEntries(alice.peers)).toEqual({ 'bob/tab': { name: 'Bob', note: 'n9' } })
     expect(Object.fromEntries(bob.peers)).toEqual({ 'alice/tab': { name: 'Alice' } })
@@ -133,14 +116,7 @@ describe('presence', () => {
       session: { features: [Feature.Compact, Feature.Sparse, Feature.Collect] } as never,
     })
     const oldFrames: string[] = []
-    const oldConnection = hub.accept({
-      send: (frame) => {
-        oldFrames.push(frame)
-        void old.receive(frame)
-      },
-      close: () => old.detach(),
-    })
-    old.attach((frame) => void oldConnection.receive(frame))
+    wireToHub(hub, old, (frame) => oldFrames.push(frame))
     await settle(hub, [alice.engine, old])
     alice.engine.setPresence('tab', { name: 'Alice' })
     await settle(hub, [alice.engine, old])

@@ -20,3 +20,11 @@ export function wireToHub(
   replica.attach((frame) => void connection.receive(frame))
   return connection
 }
+
+/** Lets the hub and the replicas finish what they were handed, a few rounds over (frames cross in between). */
+export async function settle(hub: HubEngine, replicas: readonly ReplicaEngine[]): Promise<void> {
+  for (let round = 0; round < 5; round++) {
+    await hub.idle()
+    await Promise.all(replicas.map((replica) => replica.idle()))
+  }
+}

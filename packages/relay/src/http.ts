@@ -84,6 +84,16 @@ export function createHttpHandler(
   const answer = (response: ServerResponse, status: number, body: unknown) =>
     reply(response, status, json, `${JSON.stringify(body)}\n`)
 
+  /** A bearer token refused: 401 (asking for a token) when it did not verify, 403 when it may not. */
+  function refuseToken(
+    response: ServerResponse,
+    refusal: { readonly code: ErrorCode; readonly message: string },
+  ): void {
+    const unauthenticated = refusal.code === ErrorCode.Unauthenticated
+    if (unauthenticated) response.setHeader('www-authenticate', 'Bearer')
+    answer(response, unauthenticated ? 401 : 403, { code: refusal.code, error: refusal.message })
+  }
+
   async function administer(request: IncomingMessage, response: ServerResponse, path: string): Promise<void> {
     const match = SPACE_PATH.exec(path)
     const listing = path === SPACES_PATH
@@ -109,11 +119,7 @@ export function createHttpHandler(
     }
     const checked = await admin(bearerToken(request))
     if (!checked.ok) {
-      if (checked.code === ErrorCode.Unauthenticated) response.setHeader('www-authenticate', 'Bearer')
-      answer(response, checked.code === ErrorCode.Unauthenticated ? 401 : 403, {
-        code: checked.code,
-        error: checked.message,
-      })
+      refuseToken(response, checked)
       return
     }
     if (match === null) {
@@ -144,11 +150,7 @@ export function createHttpHandler(
     }
     const listing = await relay.listSpacesFor(bearerToken(request))
     if (!listing.ok) {
-      if (listing.code === ErrorCode.Unauthenticated) response.setHeader('www-authenticate', 'Bearer')
-      answer(response, listing.code === ErrorCode.Unauthenticated ? 401 : 403, {
-        code: listing.code,
-        error: listing.message,
-      })
+      refuseToken(response, listing)
       return
     }
     answer(response, 200, { spaces: listing.spaces })
