@@ -109,6 +109,27 @@ describe('two relays linked over the protocol (relay↔relay)', () => {
     )
   }, 60_000)
 
+  it('passes presence over the link both ways, and clears it when a replica leaves', async () => {
+    const alice = await onA()
+    const bob = await onB()
+    await Promise.all([alice.synced(), bob.synced()])
+    alice.setPresence({ name: 'alice' })
+    bob.setPresence({ name: 'bob' })
+    const names = (replica: Replica) => replica.presence.map((peer) => String(peer.state.name)).join(',')
+    await eventually(
+      () => names(alice) === 'bob' && names(bob) === 'alice',
+      'each to see the other across the link',
+    )
+    alice.setPresence({ name: 'alice', note: 'n1' })
+    await eventually(() => bob.presence[0]?.state.note === 'n1', 'the change to cross')
+    alice.disconnect()
+    await eventually(() => names(bob) === '', 'alice to be gone on the other relay')
+    alice.connect()
+    await eventually(() => names(bob) === 'alice', 'alice back on the other relay')
+    await alice.close()
+    await bob.close()
+  }, 60_000)
+
   it('loses nothing acknowledged when the dialing relay is killed mid-stream, and both converge after its restart', async () => {
     const idb = new IDBFactory()
     const writer = await onA(idb)

@@ -100,6 +100,12 @@ export interface HubEngineOptions {
    * store; see {@link HubEngine.remotePresence}).
    */
   readonly onPresence?: (entry: HubPresence) => void
+  /**
+   * This hub's name for presence passed over links (relay sessions, `Feature.Presence`): its
+   * connections' presence goes to linked hubs, which pass it on, under this name. Unique
+   * among linked hubs; 1–64 characters. Absent: no presence over links.
+   */
+  readonly presenceOrigin?: string
 }
 
 /** One connection's presence in a space under one key (`state` null: cleared, or gone). */
@@ -227,6 +233,12 @@ export interface HubEngine {
   remotePresence(source: string, entry: HubPresence): void
   /** The presence of this hub's own connections, every space and key. */
   localPresence(): HubPresence[]
+  /**
+   * Over links (see `HubEngineOptions.presenceOrigin`): sends linked hubs this hub's
+   * connections' presence again, and clears presence that came over links and was not heard
+   * again within `maxAgeMs`. Call it now and then, with `maxAgeMs` a few times the period.
+   */
+  refreshPresence(maxAgeMs: number): void
   /** The spaces whose facts are cached (those in use). */
   spacesInUse(): SpaceId[]
   /** How many connections are open. */
@@ -751,6 +763,73 @@ export function createHubEngine(options: HubEngineOptions): HubEngine {
   const presence = new Map<SpaceId, Map<Connection, Map<string, JsonObject>>>()
   /** Presence other hubs gave (`remotePresence`): per source, per space, by `replicaId` and key. */
   const remote = new Map<string, Map<SpaceId, Map<string, HubPresence>>>()
+  const presenceOrigin = options.presenceOrigin
+  /** How many presence changes of this hub's connections went over links (their `seq`). */
+  let presenceSeq = 0
+  /**
+   * Presence that came over links, per origin hub, by space, replica and key: the latest
+   * change (a cleared one too, so that a copy arriving by another path is known), its `seq`,
+   * when it was heard, and over which link.
+   */
+  const linked = new Map<string, Map<string, LinkedPresence>>()
+  interface LinkedPresence {
+    readonly entry: HubPresence
+    readonly seq: number
+    readonly at: number
+    readonly via: Connection
+  }
+
+  /** Sends one presence change, of a connection of hub `origin`, to the links that take presence but `except`. */
+  function presenceOverLinks(
+    entry: HubPresence,
+    origin: string,
+    seq: number,
+    except: Connection | null,
+  ): void {
+    let frame: string | null = null
+    for (const connection of connections) {
+      if (connection === except || !connection.relaysPresence(entry.space)) continue
+      frame ??= encodeMessage({ type: 'presence', ...entry, origin, seq })
+      connection.sendPresence(frame)
+    }
+  }
+
+  /** A change of one of this hub's connections' presence: to its other connections, the store's hook, and the links. */
+  function localPresenceChanged(from: Connection, entry: HubPresence): void {
+    broadcastPresence(entry.space, from, entry.replicaId, entry.key, entry.state)
+    options.onPresence?.(entry)
+    if (presenceOrigin !== undefined) presenceOverLinks(entry, presenceOrigin, ++presenceSeq, null)
+  }
+
+  /** Presence a link passed on: kept unless a later change of it is held, told here, and passed on. */
+  function relayedPresence(via: Connection, entry: HubPresence, origin: string, seq: number): void {
+    if (presenceOrigin === undefined || origin === presenceOrigin) return
+    let held = linked.get(origin)
+    const id = `${entry.space}\u0000${entry.replicaId}\u0000${entry.key}`
+    const before = held?.get(id)
+    if (before !== undefined && before.seq >= seq) return
+    if (held === undefined) {
+      held = new Map()
+      linked.set(origin, held)
+    }
+    held.set(id, { entry, seq, at: now(), via })
+    if (JSON.stringify(before?.entry.state ?? null) !== JSON.stringify(entry.state))
+      broadcastPresence(entry.space, null, entry.replicaId, entry.key, entry.state)
+    presenceOverLinks(entry, origin, seq, via)
+  }
+
+  /** Clears presence that came over links and `drop` picks: told here, not passed on. */
+  function dropLinkedPresence(drop: (held: LinkedPresence) => boolean): void {
+    for (const [origin, held] of linked) {
+      for (const [id, item] of held) {
+        if (!drop(item)) continue
+        held.delete(id)
+        const { space, replicaId, key, state } = item.entry
+        if (state !== null) broadcastPresence(space, null, replicaId, key, null)
+      }
+      if (held.size === 0) linked.delete(origin)
+    }
+  }
 
   /**
    * Sends one presence change to every connection on the space that takes presence, but
@@ -958,8 +1037,26 @@ export function createHubEngine(options: HubEngineOptions): HubEngine {
         this.#introduce()
     }
 
-    /** True when this connection is ready on `space` and takes presence (`Feature.Presence`). */
+    /** True when this replica's connection is ready on `space` and takes presence (`Feature.Presence`). */
     hearsPresence(space: SpaceId): boolean {
+      return !this.#state.relay && this.#takesPresence(space)
+    }
+
+    /**
+     * True when this link to another hub is ready on `space` and takes presence: once the
+     * other hub has said where it is in our log (a stream waiting for that, or one the other
+     * hub takes nothing on, carries no presence either).
+     */
+    relaysPresence(space: SpaceId): boolean {
+      return (
+        this.#state.relay &&
+        presenceOrigin !== undefined &&
+        this.#takesPresence(space) &&
+        this.#state.streams[space]?.waiting !== true
+      )
+    }
+
+    #takesPresence(space: SpaceId): boolean {
       const state = this.#state
       return (
         state.phase === 'ready' &&
@@ -973,20 +1070,45 @@ export function createHubEngine(options: HubEngineOptions): HubEngine {
       this.#send(frame)
     }
 
-    /** Sends, for each space newly joined, every other connection's current presence there. */
+    /**
+     * Sends, for each space newly joined, every other connection's current presence there:
+     * to a link, this hub's connections' and what came over other links.
+     */
     #introduce(): void {
       const state = this.#state
       if (state.phase !== 'ready' || !state.features.includes(Feature.Presence)) return
+      if (state.relay && presenceOrigin === undefined) return
       for (const space of Object.keys(state.streams) as SpaceId[]) {
         this.#introduced ??= new Set()
-        if (this.#introduced.has(space)) continue
+        if (this.#introduced.has(space) || (state.relay && state.streams[space]?.waiting === true)) continue
         this.#introduced.add(space)
         for (const [other, keys] of presence.get(space) ?? []) {
           const replicaId = other.session().replicaId
           if (other === this || replicaId === null) continue
-          for (const [key, held] of keys)
-            this.#send(encodeMessage({ type: 'presence', space, key, state: held, replicaId }))
+          for (const [key, held] of keys) {
+            const entry = { space, replicaId, key, state: held }
+            this.#send(
+              encodeMessage(
+                state.relay
+                  ? { type: 'presence', ...entry, origin: presenceOrigin as string, seq: ++presenceSeq }
+                  : { type: 'presence', ...entry },
+              ),
+            )
+          }
         }
+        for (const [origin, held] of linked) {
+          for (const item of held.values()) {
+            if (item.entry.space !== space || item.entry.state === null || item.via === this) continue
+            this.#send(
+              encodeMessage(
+                state.relay
+                  ? { type: 'presence', ...item.entry, origin, seq: item.seq }
+                  : { type: 'presence', ...item.entry },
+              ),
+            )
+          }
+        }
+        if (state.relay) continue
         for (const bySpace of remote.values()) {
           for (const entry of bySpace.get(space)?.values() ?? [])
             this.#send(
@@ -1034,12 +1156,15 @@ export function createHubEngine(options: HubEngineOptions): HubEngine {
       }
       const replicaId = this.#state.replicaId
       if (replicaId === null) return
-      broadcastPresence(space, this, replicaId, key, state)
-      options.onPresence?.({ space, replicaId, key, state })
+      localPresenceChanged(this, { space, replicaId, key, state })
     }
 
-    /** The connection ended: its presence goes, and the others are told. */
+    /**
+     * The connection ended: its presence goes, and the others are told; a link's end clears
+     * here what came over it.
+     */
     #leavePresence(): void {
+      if (this.#state.relay) dropLinkedPresence((item) => item.via === this)
       for (const [space, bySpace] of presence) {
         const keys = bySpace.get(this)
         if (keys === undefined) continue
@@ -1047,10 +1172,7 @@ export function createHubEngine(options: HubEngineOptions): HubEngine {
         if (bySpace.size === 0) presence.delete(space)
         const replicaId = this.#state.replicaId
         if (replicaId === null) continue
-        for (const key of keys.keys()) {
-          broadcastPresence(space, this, replicaId, key, null)
-          options.onPresence?.({ space, replicaId, key, state: null })
-        }
+        for (const key of keys.keys()) localPresenceChanged(this, { space, replicaId, key, state: null })
       }
     }
 
@@ -1125,6 +1247,11 @@ export function createHubEngine(options: HubEngineOptions): HubEngine {
         case 'presence':
           this.#setPresence(effect.space, effect.key, effect.state)
           return
+        case 'presence-relayed': {
+          const { space, replicaId, key, state, origin, seq } = effect
+          relayedPresence(this, { space, replicaId, key, state }, origin, seq)
+          return
+        }
         case 'authenticate': {
           let result: AuthResult
           try {
@@ -1353,6 +1480,19 @@ export function createHubEngine(options: HubEngineOptions): HubEngine {
         entries.set(id, entry)
       }
       broadcastPresence(space, null, replicaId, key, state)
+    },
+    refreshPresence(maxAgeMs) {
+      if (presenceOrigin === undefined) return
+      for (const [space, bySpace] of presence) {
+        for (const [connection, keys] of bySpace) {
+          const replicaId = connection.session().replicaId
+          if (replicaId === null) continue
+          for (const [key, state] of keys)
+            presenceOverLinks({ space, replicaId, key, state }, presenceOrigin, ++presenceSeq, null)
+        }
+      }
+      const limit = now() - maxAgeMs
+      dropLinkedPresence((item) => item.at < limit)
     },
     localPresence() {
       const out: HubPresence[] = []

@@ -5,7 +5,7 @@ import { type ChorusError, ErrorCode } from '../src/errors.js'
 import { type Authenticate, createHubEngine, type HubConnection, type HubEngine } from '../src/hub-engine.js'
 import { asReplicaId, asSpaceId, type SpaceId } from '../src/ids.js'
 import { decodeMessage } from '../src/protocol/codec.js'
-import { openReplicaEngine, type ReplicaEngine } from '../src/replica-engine.js'
+import { openReplicaEngine, type PresenceEvent, type ReplicaEngine } from '../src/replica-engine.js'
 import type { HubStore } from '../src/storage.js'
 import { wireToHub } from './wire-hub.js'
 
@@ -13,17 +13,36 @@ const SPACE = asSpaceId('team')
 let time = 1_700_000_000_000
 const now = () => time++
 
-function hubOn(store: HubStore, authenticate?: Authenticate): HubEngine {
-  return createHubEngine({ store, now, ...(authenticate === undefined ? {} : { authenticate }) })
+function hubOn(store: HubStore, authenticate?: Authenticate, presenceOrigin?: string): HubEngine {
+  return createHubEngine({
+    store,
+    now,
+    ...(authenticate === undefined ? {} : { authenticate }),
+    ...(presenceOrigin === undefined ? {} : { presenceOrigin }),
+  })
 }
 
-/** A replica named `name`, connected to `hub`. */
-async function replicaOn(hub: HubEngine, name: string, space: SpaceId = SPACE): Promise<ReplicaEngine> {
+/** A replica named `name`, connected to `hub`; `peers` keeps the others' presence it hears. */
+async function replicaOn(
+  hub: HubEngine,
+  name: string,
+  space: SpaceId = SPACE,
+  peers?: Map<string, unknown>,
+): Promise<ReplicaEngine> {
   const engine = await openReplicaEngine({
     store: new MemoryReplicaStore(),
     space,
     now,
     createReplicaId: () => asReplicaId(name),
+    ...(peers === undefined
+      ? {}
+      : {
+          onPresence: (event: PresenceEvent) => {
+            if (event.type === 'reset') peers.clear()
+            else if (event.state === null) peers.delete(`${event.replicaId}/${event.key}`)
+            else peers.set(`${event.replicaId}/${event.key}`, event.state)
+          },
+        }),
   })
   wireToHub(hub, engine)
   return engine
@@ -266,6 +285,100 @@ describe('linked hubs (relay↔relay)', () => {
     await Promise.all(hubs.map((hub) => hub.tick()))
     await settle(hubs, replicas)
     expect(links.map((each) => each.sent.dialer.length + each.sent.acceptor.length)).toEqual(before)
+  })
+
+  it('pass presence along a chain, both ways; a connection’s goes with it, and a cut link’s with the link or its expiry', async () => {
+    const hubs = ['x', 'y', 'z'].map((name) =>
+      hubOn(new MemoryHubStore({ log: `log-${name}` }), undefined, `hub-${name}`),
+    )
+    const [x, y, z] = hubs as [HubEngine, HubEngine, HubEngine]
+    const heard = {
+      rx: new Map<string, unknown>(),
+      ry: new Map<string, unknown>(),
+      rz: new Map<string, unknown>(),
+    }
+    const rx = await replicaOn(x, 'rx', SPACE, heard.rx)
+    const ry = await replicaOn(y, 'ry', SPACE, heard.ry)
+    const rz = await replicaOn(z, 'rz', SPACE, heard.rz)
+    const xy = link(x, y, { id: 'hub-x' })
+    link(y, z, { id: 'hub-y' })
+    const replicas = [rx, ry, rz]
+    await settle(hubs, replicas)
+    rx.setPresence('tab', { at: 'x' })
+    rz.setPresence('tab', { at: 'z' })
+    await settle(hubs, replicas)
+    // Two hops each way, and to the hub between.
+    expect(Object.fromEntries(heard.rz)).toEqual({ 'rx/tab': { at: 'x' } })
+    expect(Object.fromEntries(heard.rx)).toEqual({ 'rz/tab': { at: 'z' } })
+    expect(Object.fromEntries(heard.ry)).toEqual({ 'rx/tab': { at: 'x' }, 'rz/tab': { at: 'z' } })
+    rx.setPresence('tab', { at: 'x', note: 'n2' })
+    await settle(hubs, replicas)
+    expect(heard.rz.get('rx/tab')).toEqual({ at: 'x', note: 'n2' })
+
+    // A replica joining late hears what holds, over both links.
+    const late = new Map<string, unknown>()
+    const rz2 = await replicaOn(z, 'rz2', SPACE, late)
+    await settle(hubs, [...replicas, rz2])
+    expect([...late.keys()].sort()).toEqual(['rx/tab', 'rz/tab'])
+
+    // The link x–y is cut: y forgets at once what came over it; z, one link further, once
+    // it is not heard again within the age it is given.
+    await xy.cut()
+    await settle(hubs, [...replicas, rz2])
+    expect([...heard.ry.keys()]).toEqual(['rz/tab'])
+    expect([...heard.rz.keys()]).toEqual(['rx/tab'])
+    z.refreshPresence(0)
+    await settle(hubs, [...replicas, rz2])
+    expect([...heard.rz.keys()]).toEqual([])
+    // x gives its own again on a refresh, over a new link: back everywhere.
+    link(x, y, { id: 'hub-x' })
+    await settle(hubs, [...replicas, rz2])
+    x.refreshPresence(60_000)
+    await settle(hubs, [...replicas, rz2])
+    expect(heard.rz.get('rx/tab')).toEqual({ at: 'x', note: 'n2' })
+    // rx goes: gone everywhere.
+    rx.setPresence('tab', null)
+    await settle(hubs, [...replicas, rz2])
+    expect([...heard.rz.keys()]).toEqual([])
+    expect([...heard.ry.keys()]).toEqual(['rz/tab'])
+  })
+
+  it('pass presence into a ring from a hub outside it, keeping each hub’s latest change, and go quiet', async () => {
+    const hubs = ['w', 'x', 'y', 'z'].map((name) =>
+      hubOn(new MemoryHubStore({ log: `log-${name}` }), undefined, `hub-${name}`),
+    )
+    const [w, x, y, z] = hubs as [HubEngine, HubEngine, HubEngine, HubEngine]
+    const heardY = new Map<string, unknown>()
+    const heardZ = new Map<string, unknown>()
+    const rw = await replicaOn(w, 'rw')
+    const ry = await replicaOn(y, 'ry', SPACE, heardY)
+    const rz = await replicaOn(z, 'rz', SPACE, heardZ)
+    // w hangs off a ring of x, y and z: every change of w's enters the ring at x and could go
+    // round it for ever, were a change heard twice passed on twice.
+    const links = [
+      link(w, x, { id: 'hub-w' }),
+      link(x, y, { id: 'hub-x' }),
+      link(y, z, { id: 'hub-y' }),
+      link(z, x, { id: 'hub-z' }),
+    ]
+    const replicas = [rw, ry, rz]
+    const sent = () =>
+      links.reduce((sum, each) => sum + each.sent.dialer.length + each.sent.acceptor.length, 0)
+    await settle(hubs, replicas)
+    const quiet = sent()
+    for (let n = 1; n <= 5; n++) rw.setPresence('tab', { n })
+    await settle(hubs, replicas)
+    expect(heardY.get('rw/tab')).toEqual({ n: 5 })
+    expect(heardZ.get('rw/tab')).toEqual({ n: 5 })
+    // Each of the five changes crossed each of the four links at most twice (once each way).
+    const after = sent()
+    expect(after - quiet).toBeLessThanOrEqual(5 * 4 * 2)
+    await settle(hubs, replicas)
+    expect(sent()).toBe(after)
+    rw.setPresence('tab', null)
+    await settle(hubs, replicas)
+    expect(heardY.size).toBe(0)
+    expect(heardZ.size).toBe(0)
   })
 
   it('refuses a link whose token may not relay, and tells the dialer why', async () => {

@@ -65,8 +65,9 @@ delete-space deletes a space's data for good and refuses its name from then on: 
 the relay must be stopped; with --postgres, or --relay (a running relay's HTTP address and its
 secret; --sub names who asks in the relay's log, default $USER), the relays close its
 connections at once.
---postgres keeps the data in PostgreSQL instead of --data (SQLite); relays may share it, and
-pass each other their clients' presence, all of it again every --presence-refresh (5s).
+--postgres keeps the data in PostgreSQL instead of --data (SQLite); relays may share it.
+Relays sharing it, or linked, pass each other their clients' presence, all of it again every
+--presence-refresh (5s).
 The secret may come from ${SECRET_ENV} instead of --auth-secret / --secret,
 the PostgreSQL URL from ${POSTGRES_ENV} instead of --postgres,
 and the link token from ${LINK_TOKEN_ENV} instead of --link-token.
@@ -192,8 +193,8 @@ async function serve(args: readonly string[], io: CliIo): Promise<number> {
     if (store !== undefined) throw new UsageError('--store applies to the SQLite store, not to --postgres')
   }
   const presenceText = values['presence-refresh']
-  if (presenceText !== undefined && postgres === undefined)
-    throw new UsageError('--presence-refresh applies to relays sharing --postgres')
+  if (presenceText !== undefined && postgres === undefined && links.length === 0)
+    throw new UsageError('--presence-refresh applies to relays sharing --postgres or linked with --link')
   const presenceRefreshMs = durationFlag('presence-refresh', presenceText, 5_000)
   const dataDir = values.data ?? './data'
   const secret = values['auth-secret'] ?? io.env[SECRET_ENV]

@@ -114,9 +114,9 @@ export interface RelayOptions {
    */
   readonly linkListMs?: number
   /**
-   * On a store shared with other relays (`publishPresence`): how often this relay tells the
-   * others of all its connections' presence again (default 5,000 ms); an entry heard from
-   * another relay and not again within three times this is cleared.
+   * How often this relay tells the relays sharing its store (`publishPresence`) and the
+   * relays linked to it (either way) all its connections' presence again (default 5,000 ms);
+   * an entry heard from another relay and not again within three times this is cleared.
    */
   readonly presenceRefreshMs?: number
   /** Failures with no caller to tell (a failed append, a throwing hook); default: stderr. */

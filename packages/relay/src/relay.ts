@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto'
 import {
   type Authenticate,
   asSpaceId,
@@ -339,6 +340,8 @@ export function createRelay(options: RelayOptions): Relay {
     onError: (error) => report(error),
     // After the frames already read: appends from many connections share one commit.
     defer: (task) => setImmediate(task),
+    // Unique per run: a restarted relay's changes are numbered afresh (see `PresenceMessage.seq`).
+    presenceOrigin: randomUUID(),
     ...(store.publishPresence === undefined
       ? {}
       : { onPresence: (entry: HubPresence) => sharePresence(entry) }),
@@ -867,12 +870,15 @@ export function createRelay(options: RelayOptions): Relay {
     await store.flushAcks()
   })
   if (groups.length > 0) every(linkListMs, listedSpaces)
-  if (store.publishPresence !== undefined)
-    every(presenceRefreshMs, async () => {
-      const local = hub.localPresence()
-      if (local.length > 0) await store.publishPresence?.(local)
-      expirePresence()
-    })
+  // Presence over links (either way: a relay linked to may be dialed) and a shared store.
+  every(presenceRefreshMs, async () => {
+    // Over links: given again, and what a link stopped giving cleared.
+    hub.refreshPresence(3 * presenceRefreshMs)
+    if (store.publishPresence === undefined) return
+    const local = hub.localPresence()
+    if (local.length > 0) await store.publishPresence(local)
+    expirePresence()
+  })
   every(options.heartbeatMs ?? 30_000, async () => {
     for (const client of clients.values()) {
       guard('pinging a socket', () => {

@@ -52,7 +52,10 @@ describe('chorus-relay command line (in process)', () => {
       /give --data \(SQLite\) or --postgres, not both/,
     ],
     [['--postgres', 'postgres://db/chorus', '--store', 'worker'], /--store applies to the SQLite store/],
-    [['--presence-refresh', '1s'], /--presence-refresh applies to relays sharing --postgres/],
+    [
+      ['--presence-refresh', '1s'],
+      /--presence-refresh applies to relays sharing --postgres or linked with --link/,
+    ],
     [
       ['--postgres', 'postgres://db/chorus', '--presence-refresh', 'often'],
       /--presence-refresh: cannot read the duration/,

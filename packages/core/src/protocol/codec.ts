@@ -218,8 +218,16 @@ function wireForm(message: Message): Message {
       }
     }
     case 'presence': {
-      const { type, space, key, state, replicaId } = message
-      return { type, space, key, state, ...(replicaId === undefined ? {} : { replicaId }) }
+      const { type, space, key, state, replicaId, origin, seq } = message
+      return {
+        type,
+        space,
+        key,
+        state,
+        ...(replicaId === undefined ? {} : { replicaId }),
+        ...(origin === undefined ? {} : { origin }),
+        ...(seq === undefined ? {} : { seq }),
+      }
     }
     default: {
       const type = (message as { readonly type: unknown }).type
@@ -626,12 +634,21 @@ function readPresence(fields: Fields): PresenceMessage {
   const replicaId = own(fields, 'replicaId')
   if (replicaId !== undefined && !isReplicaId(replicaId))
     invalid(`${where}.replicaId`, expectedReplica, replicaId)
+  const origin = own(fields, 'origin')
+  if (
+    origin !== undefined &&
+    (typeof origin !== 'string' || origin.length === 0 || origin.length > MAX_PRESENCE_KEY_LENGTH)
+  )
+    invalid(`${where}.origin`, `a string of 1–${MAX_PRESENCE_KEY_LENGTH} characters`, origin)
+  const seq = own(fields, 'seq') === undefined ? undefined : positionAt(fields, 'seq', where)
   return {
     type: MessageType.Presence,
     space,
     key,
     state,
     ...(replicaId === undefined ? {} : { replicaId }),
+    ...(origin === undefined ? {} : { origin }),
+    ...(seq === undefined ? {} : { seq }),
   }
 }
 

@@ -398,6 +398,19 @@ export type HubSessionEffect =
       readonly key: string
       readonly state: JsonObject | null
     }
+  /**
+   * On a relay session: presence the other hub passed on, of a connection of the hub `origin`
+   * (its `seq`-th change there): keep it unless a later one is held, and pass it on.
+   */
+  | {
+      readonly type: 'presence-relayed'
+      readonly space: SpaceId
+      readonly replicaId: ReplicaId
+      readonly key: string
+      readonly state: JsonObject | null
+      readonly origin: string
+      readonly seq: number
+    }
 
 /** A step's outcome. */
 export interface HubStep {
@@ -497,7 +510,7 @@ export function relayIdOf(log: string): ReplicaId {
 }
 
 /** The features a relay session uses, of those offered. */
-const RELAY_FEATURES: readonly Feature[] = [Feature.Relay, Feature.Compact]
+const RELAY_FEATURES: readonly Feature[] = [Feature.Relay, Feature.Compact, Feature.Presence]
 
 /**
  * Advances the hub side of one connection by one input.
@@ -684,15 +697,28 @@ function receive(
       return state
     case 'presence': {
       if (streamOf(state, message.space) === undefined) return unknownSpace(state, message.space, effects)
-      if (state.relay || !state.features.includes(Feature.Presence)) {
+      const { replicaId, origin, seq } = message
+      const why = !state.features.includes(Feature.Presence)
+        ? 'presence needs the presence feature, offered in hello'
+        : state.relay && (replicaId === undefined || origin === undefined || seq === undefined)
+          ? 'presence between hubs names its replicaId, origin and seq'
+          : null
+      if (why !== null) {
         effects.push({
           type: 'send',
-          message: {
-            type: 'error',
-            code: ErrorCode.InvalidMessage,
-            message: 'presence needs the presence feature, offered in hello',
-            space: message.space,
-          },
+          message: { type: 'error', code: ErrorCode.InvalidMessage, message: why, space: message.space },
+        })
+        return state
+      }
+      if (state.relay) {
+        effects.push({
+          type: 'presence-relayed',
+          space: message.space,
+          replicaId: replicaId as ReplicaId,
+          key: message.key,
+          state: message.state,
+          origin: origin as string,
+          seq: seq as number,
         })
         return state
       }

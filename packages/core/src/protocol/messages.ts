@@ -182,6 +182,13 @@ export interface PresenceMessage {
   /** At most {@link MAX_PRESENCE_CHARS} characters of JSON; null: gone. */
   readonly state: JsonObject | null
   readonly replicaId?: ReplicaId
+  /**
+   * Between linked hubs only: the hub whose connection the presence is (its presence id, at
+   * most {@link MAX_PRESENCE_KEY_LENGTH} characters), and that hub's count of its changes, so
+   * that a hub reached by two paths keeps the latest.
+   */
+  readonly origin?: string
+  readonly seq?: number
 }
 
 /** Longest presence `key`. */
