@@ -227,16 +227,16 @@ export interface HubEngine {
   spaceDeleted(space: SpaceId): Promise<void>
   /**
    * Presence held elsewhere (another hub, `source`), passed to this hub's connections as
-   * their own connections' is; null clears it. Whoever forwards presence between hubs clears
-   * an entry its source stopped giving (see `localPresence`).
+   * their own connections' is; null clears it. Its source gives it again now and then (see
+   * `localPresence`); `refreshPresence` clears what it stopped giving.
    */
   remotePresence(source: string, entry: HubPresence): void
   /** The presence of this hub's own connections, every space and key. */
   localPresence(): HubPresence[]
   /**
-   * Over links (see `HubEngineOptions.presenceOrigin`): sends linked hubs this hub's
-   * connections' presence again, and clears presence that came over links and was not heard
-   * again within `maxAgeMs`. Call it now and then, with `maxAgeMs` a few times the period.
+   * Sends linked hubs (see `HubEngineOptions.presenceOrigin`) this hub's connections'
+   * presence again, and clears other hubs' presence (over links, or `remotePresence`) not
+   * heard again within `maxAgeMs`. Call it now and then, with `maxAgeMs` a few times the period.
    */
   refreshPresence(maxAgeMs: number): void
   /** The spaces whose facts are cached (those in use). */
@@ -761,92 +761,98 @@ export function createHubEngine(options: HubEngineOptions): HubEngine {
    * in memory while the connection lasts, never stored.
    */
   const presence = new Map<SpaceId, Map<Connection, Map<string, JsonObject>>>()
-  /** Presence other hubs gave (`remotePresence`): per source, per space, by `replicaId` and key. */
-  const remote = new Map<string, Map<SpaceId, Map<string, HubPresence>>>()
   const presenceOrigin = options.presenceOrigin
   /** How many presence changes of this hub's connections went over links (their `seq`). */
   let presenceSeq = 0
   /**
-   * Presence that came over links, per origin hub, by space, replica and key: the latest
-   * change (a cleared one too, so that a copy arriving by another path is known), its `seq`,
-   * when it was heard, and over which link.
+   * Presence of other hubs' connections, per source — a linked hub (its presence origin) or a
+   * hub sharing the store (`remotePresence`) — by space, replica and key, with when it was
+   * last heard. Over a link, the latest change is kept, a cleared one too (so that a copy
+   * arriving by another path is known), with its `seq` and the link it came over.
    */
-  const linked = new Map<string, Map<string, LinkedPresence>>()
-  interface LinkedPresence {
+  const others = new Map<string, Map<string, OtherPresence>>()
+  interface OtherPresence {
     readonly entry: HubPresence
-    readonly seq: number
     readonly at: number
-    readonly via: Connection
+    readonly seq?: number
+    readonly via?: Connection
   }
 
-  /** Sends one presence change, of a connection of hub `origin`, to the links that take presence but `except`. */
-  function presenceOverLinks(
+  function presenceId(entry: HubPresence): string {
+    return `${entry.space}\u0000${entry.replicaId}\u0000${entry.key}`
+  }
+
+  /**
+   * Sends one presence change to the connections on its space that take presence, but
+   * `except`: to replicas' when `replicas`, and with `over` (its origin and seq) to links.
+   */
+  function sendPresence(
     entry: HubPresence,
-    origin: string,
-    seq: number,
     except: Connection | null,
+    replicas: boolean,
+    over: { readonly origin: string; readonly seq: number } | null,
   ): void {
-    let frame: string | null = null
+    let toReplica: string | null = null
+    let toLink: string | null = null
     for (const connection of connections) {
-      if (connection === except || !connection.relaysPresence(entry.space)) continue
-      frame ??= encodeMessage({ type: 'presence', ...entry, origin, seq })
-      connection.sendPresence(frame)
+      if (connection === except) continue
+      if (replicas && connection.hearsPresence(entry.space)) {
+        toReplica ??= encodeMessage({ type: 'presence', ...entry })
+        connection.sendPresence(toReplica)
+      } else if (over !== null && connection.relaysPresence(entry.space)) {
+        toLink ??= encodeMessage({ type: 'presence', ...entry, ...over })
+        connection.sendPresence(toLink)
+      }
     }
   }
 
   /** A change of one of this hub's connections' presence: to its other connections, the store's hook, and the links. */
   function localPresenceChanged(from: Connection, entry: HubPresence): void {
-    broadcastPresence(entry.space, from, entry.replicaId, entry.key, entry.state)
     options.onPresence?.(entry)
-    if (presenceOrigin !== undefined) presenceOverLinks(entry, presenceOrigin, ++presenceSeq, null)
+    sendPresence(
+      entry,
+      from,
+      true,
+      presenceOrigin === undefined ? null : { origin: presenceOrigin, seq: ++presenceSeq },
+    )
+  }
+
+  /** Keeps another hub's presence change (a cleared one too, with `keepCleared`); true when the state it shows changed. */
+  function holdOther(source: string, item: OtherPresence, keepCleared: boolean): boolean {
+    const id = presenceId(item.entry)
+    let held = others.get(source)
+    const before = held?.get(id)
+    if (item.entry.state === null && !keepCleared) {
+      held?.delete(id)
+      if (held?.size === 0) others.delete(source)
+    } else {
+      if (held === undefined) {
+        held = new Map()
+        others.set(source, held)
+      }
+      held.set(id, item)
+    }
+    return JSON.stringify(before?.entry.state ?? null) !== JSON.stringify(item.entry.state)
   }
 
   /** Presence a link passed on: kept unless a later change of it is held, told here, and passed on. */
   function relayedPresence(via: Connection, entry: HubPresence, origin: string, seq: number): void {
     if (presenceOrigin === undefined || origin === presenceOrigin) return
-    let held = linked.get(origin)
-    const id = `${entry.space}\u0000${entry.replicaId}\u0000${entry.key}`
-    const before = held?.get(id)
-    if (before !== undefined && before.seq >= seq) return
-    if (held === undefined) {
-      held = new Map()
-      linked.set(origin, held)
-    }
-    held.set(id, { entry, seq, at: now(), via })
-    if (JSON.stringify(before?.entry.state ?? null) !== JSON.stringify(entry.state))
-      broadcastPresence(entry.space, null, entry.replicaId, entry.key, entry.state)
-    presenceOverLinks(entry, origin, seq, via)
+    const before = others.get(origin)?.get(presenceId(entry))
+    if (before?.seq !== undefined && before.seq >= seq) return
+    const changed = holdOther(origin, { entry, at: now(), seq, via }, true)
+    sendPresence(entry, via, changed, { origin, seq })
   }
 
-  /** Clears presence that came over links and `drop` picks: told here, not passed on. */
-  function dropLinkedPresence(drop: (held: LinkedPresence) => boolean): void {
-    for (const [origin, held] of linked) {
+  /** Clears other hubs' presence that `drop` picks: told here, not passed on. */
+  function dropOthers(drop: (held: OtherPresence) => boolean): void {
+    for (const [source, held] of others) {
       for (const [id, item] of held) {
         if (!drop(item)) continue
         held.delete(id)
-        const { space, replicaId, key, state } = item.entry
-        if (state !== null) broadcastPresence(space, null, replicaId, key, null)
+        if (item.entry.state !== null) sendPresence({ ...item.entry, state: null }, null, true, null)
       }
-      if (held.size === 0) linked.delete(origin)
-    }
-  }
-
-  /**
-   * Sends one presence change to every connection on the space that takes presence, but
-   * `from` (the connection it is of; null for another hub's).
-   */
-  function broadcastPresence(
-    space: SpaceId,
-    from: Connection | null,
-    replicaId: ReplicaId,
-    key: string,
-    state: JsonObject | null,
-  ): void {
-    let frame: string | null = null
-    for (const connection of connections) {
-      if (connection === from || !connection.hearsPresence(space)) continue
-      frame ??= encodeMessage({ type: 'presence', space, key, state, replicaId })
-      connection.sendPresence(frame)
+      if (held.size === 0) others.delete(source)
     }
   }
 
@@ -1096,30 +1102,14 @@ export function createHubEngine(options: HubEngineOptions): HubEngine {
             )
           }
         }
-        for (const [origin, held] of linked) {
+        for (const [source, held] of others) {
           for (const item of held.values()) {
-            if (item.entry.space !== space || item.entry.state === null || item.via === this) continue
-            this.#send(
-              encodeMessage(
-                state.relay
-                  ? { type: 'presence', ...item.entry, origin, seq: item.seq }
-                  : { type: 'presence', ...item.entry },
-              ),
-            )
+            const { entry } = item
+            if (entry.space !== space || entry.state === null || item.via === this) continue
+            if (!state.relay) this.#send(encodeMessage({ type: 'presence', ...entry }))
+            else if (item.seq !== undefined)
+              this.#send(encodeMessage({ type: 'presence', ...entry, origin: source, seq: item.seq }))
           }
-        }
-        if (state.relay) continue
-        for (const bySpace of remote.values()) {
-          for (const entry of bySpace.get(space)?.values() ?? [])
-            this.#send(
-              encodeMessage({
-                type: 'presence',
-                space,
-                key: entry.key,
-                state: entry.state,
-                replicaId: entry.replicaId,
-              }),
-            )
         }
       }
     }
@@ -1164,7 +1154,7 @@ export function createHubEngine(options: HubEngineOptions): HubEngine {
      * here what came over it.
      */
     #leavePresence(): void {
-      if (this.#state.relay) dropLinkedPresence((item) => item.via === this)
+      if (this.#state.relay) dropOthers((item) => item.via === this)
       for (const [space, bySpace] of presence) {
         const keys = bySpace.get(this)
         if (keys === undefined) continue
@@ -1458,41 +1448,24 @@ export function createHubEngine(options: HubEngineOptions): HubEngine {
     },
     spaceDeleted,
     remotePresence(source, entry) {
-      const { space, replicaId, key, state } = entry
-      let bySpace = remote.get(source)
-      const id = `${replicaId}\u0000${key}`
-      if (state === null) {
-        if (bySpace?.get(space)?.delete(id) !== true) return
-        if (bySpace.get(space)?.size === 0) bySpace.delete(space)
-        if (bySpace.size === 0) remote.delete(source)
-      } else {
-        const held = bySpace?.get(space)?.get(id)
-        if (held !== undefined && JSON.stringify(held.state) === JSON.stringify(state)) return
-        if (bySpace === undefined) {
-          bySpace = new Map()
-          remote.set(source, bySpace)
-        }
-        let entries = bySpace.get(space)
-        if (entries === undefined) {
-          entries = new Map()
-          bySpace.set(space, entries)
-        }
-        entries.set(id, entry)
-      }
-      broadcastPresence(space, null, replicaId, key, state)
+      if (holdOther(source, { entry, at: now() }, false)) sendPresence(entry, null, true, null)
     },
     refreshPresence(maxAgeMs) {
-      if (presenceOrigin === undefined) return
-      for (const [space, bySpace] of presence) {
-        for (const [connection, keys] of bySpace) {
-          const replicaId = connection.session().replicaId
-          if (replicaId === null) continue
-          for (const [key, state] of keys)
-            presenceOverLinks({ space, replicaId, key, state }, presenceOrigin, ++presenceSeq, null)
+      if (presenceOrigin !== undefined && [...connections].some((connection) => connection.session().relay)) {
+        for (const [space, bySpace] of presence) {
+          for (const [connection, keys] of bySpace) {
+            const replicaId = connection.session().replicaId
+            if (replicaId === null) continue
+            for (const [key, state] of keys)
+              sendPresence({ space, replicaId, key, state }, null, false, {
+                origin: presenceOrigin,
+                seq: ++presenceSeq,
+              })
+          }
         }
       }
       const limit = now() - maxAgeMs
-      dropLinkedPresence((item) => item.at < limit)
+      dropOthers((item) => item.at < limit)
     },
     localPresence() {
       const out: HubPresence[] = []

@@ -349,11 +349,10 @@ export function createRelay(options: RelayOptions): Relay {
 
   // Presence between relays sharing a store: each tells the others of its connections'
   // changes at once and of all of them every `presenceRefreshMs`; an entry not heard again
-  // within three of those (its relay stopped, or its clearing was lost) is cleared.
+  // within three of those (its relay stopped, or its clearing was lost) is cleared by the hub
+  // (`refreshPresence`), as presence over links is.
   const presenceRefreshMs = options.presenceRefreshMs ?? 5_000
   const presenceOut: HubPresence[] = []
-  /** Per relay (its store's id), the entries heard from it, by space, replica and key, and when. */
-  const presenceHeard = new Map<string, Map<string, { entry: HubPresence; at: number }>>()
   function sharePresence(entry: HubPresence): void {
     if (closing) return
     presenceOut.push(entry)
@@ -366,32 +365,6 @@ export function createRelay(options: RelayOptions): Relay {
       .publishPresence(entries)
       .catch((error: unknown) => report(error, 'telling other relays of presence failed'))
   }
-  function heardPresence(from: string, entries: readonly HubPresence[]): void {
-    let heard = presenceHeard.get(from)
-    if (heard === undefined) {
-      heard = new Map()
-      presenceHeard.set(from, heard)
-    }
-    const at = now()
-    for (const entry of entries) {
-      const id = `${entry.space}\u0000${entry.replicaId}\u0000${entry.key}`
-      if (entry.state === null) heard.delete(id)
-      else heard.set(id, { entry, at })
-      hub.remotePresence(from, entry)
-    }
-  }
-  function expirePresence(): void {
-    const limit = now() - 3 * presenceRefreshMs
-    for (const [from, heard] of presenceHeard) {
-      for (const [id, { entry, at }] of heard) {
-        if (at >= limit) continue
-        heard.delete(id)
-        hub.remotePresence(from, { ...entry, state: null })
-      }
-      if (heard.size === 0) presenceHeard.delete(from)
-    }
-  }
-
   // A store shared with other relays tells this one what they stored: its connections on
   // those spaces stream it from the store.
   const unwatch = store.watch?.((event) => {
@@ -418,7 +391,7 @@ export function createRelay(options: RelayOptions): Relay {
         for (const space of hub.spacesInUse()) await reloadSpace(space)
         return
       case 'presence':
-        heardPresence(event.from, event.entries)
+        for (const entry of event.entries) hub.remotePresence(event.from, entry)
         return
     }
   }
@@ -872,12 +845,10 @@ export function createRelay(options: RelayOptions): Relay {
   if (groups.length > 0) every(linkListMs, listedSpaces)
   // Presence over links (either way: a relay linked to may be dialed) and a shared store.
   every(presenceRefreshMs, async () => {
-    // Over links: given again, and what a link stopped giving cleared.
+    // Given again over links, and what other relays stopped giving cleared.
     hub.refreshPresence(3 * presenceRefreshMs)
-    if (store.publishPresence === undefined) return
-    const local = hub.localPresence()
-    if (local.length > 0) await store.publishPresence(local)
-    expirePresence()
+    const local = store.publishPresence === undefined ? [] : hub.localPresence()
+    if (local.length > 0) await store.publishPresence?.(local)
   })
   every(options.heartbeatMs ?? 30_000, async () => {
     for (const client of clients.values()) {
