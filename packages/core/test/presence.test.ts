@@ -152,6 +152,11 @@ describe('presence', () => {
         '{"type":"presence","space":"team-notes","key":"k","state":{},"replicaId":"no spaces allowed"}',
         /replicaId/,
       ],
+      ['{"type":"presence","space":"team-notes","key":"k","state":null,"origin":""}', /presence\.origin/],
+      [
+        '{"type":"presence","space":"team-notes","key":"k","state":null,"origin":"o","seq":-1}',
+        /presence\.seq/,
+      ],
     ] as const) {
       const decoded = decodeMessage(frame)
       expect(decoded.ok).toBe(false)
