@@ -266,6 +266,14 @@ class Engine implements ReplicaEngine {
   #send: ((frame: string) => void) | null = null
   /** This replica's own presence, by key (see `setPresence`): sent again on each new connection. */
   readonly #presence = new Map<string, JsonObject>()
+  /**
+   * The keys the hub may hold own presence under on this connection: each key sent since the
+   * connection began, or since presence was last sent again whole (a clear's frame may have
+   * been dropped too, leaving the key held there).
+   */
+  #presenceSent = new Set<string>()
+  /** The hub dropped frames of ours (`presence-dropped`): the next tick sends presence again. */
+  #presenceOwed = false
   #closed = false
   /** The hub's log name the session took (`set-log`) and the store does not hold yet. */
   #logUnsaved = false
@@ -474,6 +482,7 @@ class Engine implements ReplicaEngine {
   }
 
   #sendPresence(key: string, state: JsonObject | null): void {
+    this.#presenceSent.add(key)
     this.#transmit(encodeMessage({ type: 'presence', space: this.space, key, state }))
   }
 
@@ -487,7 +496,21 @@ class Engine implements ReplicaEngine {
   }
 
   tick(): Promise<void> {
+    if (this.#presenceOwed) this.#resendPresence()
     return this.#input({ type: 'tick', now: this.#options.now() })
+  }
+
+  /**
+   * Sends own presence again after the hub dropped frames (see `#presenceOwed`): the current
+   * state of each key, and a clear for each key sent on this connection that holds nothing
+   * now. The cleared keys are then forgotten, so the set stays within the keys in use.
+   */
+  #resendPresence(): void {
+    this.#presenceOwed = false
+    if (!this.#session.presence || this.#send === null) return
+    for (const key of this.#presenceSent) if (!this.#presence.has(key)) this.#sendPresence(key, null)
+    this.#presenceSent = new Set()
+    for (const [key, state] of this.#presence) this.#sendPresence(key, state)
   }
 
   status(): SyncStatus {
@@ -937,7 +960,12 @@ class Engine implements ReplicaEngine {
       case 'presence-joined':
         // A new connection: what was heard on the last one no longer holds.
         this.#options.onPresence?.({ type: 'reset' })
+        this.#presenceSent = new Set()
+        this.#presenceOwed = false
         for (const [key, state] of this.#presence) this.#sendPresence(key, state)
+        return
+      case 'presence-dropped':
+        this.#presenceOwed = true
         return
       case 'presence':
         this.#options.onPresence?.({

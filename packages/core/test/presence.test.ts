@@ -104,6 +104,44 @@ describe('presence', () => {
     expect(Object.fromEntries(bob.peers)).toEqual({ 'alice/tab': { name: 'Alice' } })
   })
 
+  it('is sent again at the next tick when the hub dropped frames for going too fast, clears included', async () => {
+    const hub = createHubEngine({ store: new MemoryHubStore(), now })
+    const bob = await replicaOn(hub, 'bob')
+    const alice = await openReplicaEngine({
+      store: new MemoryReplicaStore(),
+      space: SPACE,
+      now,
+      createReplicaId: () => asReplicaId('alice'),
+    })
+    // Between Alice and the hub, a rate limiter as a relay's: while `limited`, her frames are
+    // dropped, and the first dropped one is answered with `rate-limited`.
+    let limited = false
+    let told = false
+    const connection = hub.accept({ send: (frame) => void alice.receive(frame), close: () => alice.detach() })
+    alice.attach((frame) => {
+      if (!limited) return void connection.receive(frame)
+      if (told) return
+      told = true
+      void alice.receive(encodeMessage({ type: 'error', code: ErrorCode.RateLimited, message: 'slow down' }))
+    })
+    alice.setPresence('tab', { note: 'n1' })
+    alice.setPresence('side', { open: true })
+    await settle(hub, [alice, bob.engine])
+    expect(Object.fromEntries(bob.peers)).toEqual({ 'alice/tab': { note: 'n1' }, 'alice/side': { open: true } })
+
+    limited = true
+    alice.setPresence('tab', { note: 'n2' })
+    alice.setPresence('side', null)
+    await settle(hub, [alice, bob.engine])
+    limited = false
+    // Both frames were dropped: Bob still sees what was.
+    expect(Object.fromEntries(bob.peers)).toEqual({ 'alice/tab': { note: 'n1' }, 'alice/side': { open: true } })
+
+    await alice.tick()
+    await settle(hub, [alice, bob.engine])
+    expect(Object.fromEntries(bob.peers)).toEqual({ 'alice/tab': { note: 'n2' } })
+  })
+
   it('is neither sent to nor taken from a replica that did not offer the feature', async () => {
     const hub = createHubEngine({ store: new MemoryHubStore(), now })
     const alice = await replicaOn(hub, 'alice')

@@ -217,6 +217,12 @@ export type ReplicaSessionEffect =
    * (a new connection), so the runtime sends its current state for each of its keys.
    */
   | { readonly type: 'presence-joined' }
+  /**
+   * The hub dropped frames of this session for going too fast (`rate-limited`), presence
+   * among them perhaps: the runtime sends its presence again at its next tick (changes are
+   * sent again by the session itself, see `dropped`).
+   */
+  | { readonly type: 'presence-dropped' }
   /** Another replica's presence under `key` changed (null: gone); the runtime reports it. */
   | {
       readonly type: 'presence'
@@ -634,8 +640,10 @@ function receive(
         return { ...state, maxFrame, dropped: state.dropped || state.sent > state.acked }
       }
       // Dropped for going too fast: wait a tick, not a whole retransmit period.
-      if (message.code === ErrorCode.RateLimited && state.sent > state.acked)
-        return { ...state, dropped: true }
+      if (message.code === ErrorCode.RateLimited) {
+        if (state.presence) effects.push({ type: 'presence-dropped' })
+        if (state.sent > state.acked) return { ...state, dropped: true }
+      }
       return state
     }
   }
