@@ -4,7 +4,7 @@ import { IDBFactory } from 'fake-indexeddb'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { WebSocket } from 'ws'
 import { type PostgresServer, startPostgres } from '../../packages/relay/test/support/postgres-server.js'
-import { eventually, type RelayProcess, runRelayCli, startRelay, within } from './relay-process.js'
+import { eventually, type RelayProcess, runRelayCli, startRelay, tempDir, within } from './relay-process.js'
 
 const WAIT_MS = 20_000
 
@@ -251,6 +251,50 @@ describe('two relay processes on one PostgreSQL database', () => {
     } finally {
       await near.stop()
       await far.stop()
+    }
+  }, 60_000)
+
+  it('passes presence on between relays sharing the database and a relay linked to one of them, both ways', async () => {
+    const args = ['--presence-refresh', '200ms']
+    const space = 'shared-linked-presence'
+    const [near, far] = await Promise.all([
+      startRelay({ postgres: database, args }),
+      startRelay({ postgres: database, args }),
+    ])
+    // `edge` keeps its own data, and links to `far` only: what `near` says reaches it through
+    // the database and then the link, and the other way round.
+    const dir = tempDir('chorus-edge-')
+    const edge = await startRelay({
+      dataDir: dir.path,
+      args: [...args, '--link', far.url, '--link-space', space],
+    })
+    try {
+      const alice = await on(near, space, 'lww')
+      const erin = await on(edge, space, 'lww')
+      await within(Promise.all([alice.synced(), erin.synced()]), WAIT_MS, 'both to connect')
+      const names = (replica: Replica) =>
+        replica.presence
+          .map((peer) => String(peer.state.name))
+          .sort()
+          .join(',')
+      alice.setPresence({ name: 'alice' })
+      erin.setPresence({ name: 'erin' })
+      await eventually(
+        () => names(alice) === 'erin' && names(erin) === 'alice',
+        'each to see the other through the database and the link',
+      )
+      alice.setPresence({ name: 'alice', note: 'n1' })
+      await eventually(() => erin.presence[0]?.state.note === 'n1', 'the change to cross both')
+      erin.setPresence(null)
+      await eventually(() => names(alice) === '', 'erin’s clear to reach alice')
+      // Alice's relay dies without a word: her presence expires on the linked relay too.
+      expect(await near.stop('SIGKILL')).toBeNull()
+      await eventually(() => names(erin) === '', 'alice’s presence to expire on the linked relay')
+    } finally {
+      await edge.stop()
+      await near.stop()
+      await far.stop()
+      dir.remove()
     }
   }, 60_000)
 

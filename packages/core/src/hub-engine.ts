@@ -96,10 +96,13 @@ export interface HubEngineOptions {
   readonly recentChars?: number
   /**
    * Called when a connection's presence changes here (`Feature.Presence`: set, cleared, or
-   * gone with its connection): for hubs that pass presence to each other (relays sharing a
-   * store; see {@link HubEngine.remotePresence}).
+   * gone with its connection), for each of them again at `refreshPresence`, and — with
+   * `presenceOrigin` — for presence a link brought that was new here: for hubs that pass
+   * presence to each other (relays sharing a store; see {@link HubEngine.remotePresence}).
+   * With `presenceOrigin`, each entry carries its origin and seq, so that a hub hearing it
+   * passes it on over its own links.
    */
-  readonly onPresence?: (entry: HubPresence) => void
+  readonly onPresence?: (entry: SharedPresence) => void
   /**
    * This hub's name for presence passed over links (relay sessions, `Feature.Presence`): its
    * connections' presence goes to linked hubs, which pass it on, under this name. Unique
@@ -114,6 +117,17 @@ export interface HubPresence {
   readonly replicaId: ReplicaId
   readonly key: string
   readonly state: JsonObject | null
+}
+
+/**
+ * A presence change as hubs pass it to each other outside links (see
+ * `HubEngineOptions.onPresence`): with the name of the hub whose connection it is and that
+ * hub's count of changes (`PresenceMessage.origin`, `seq`) when the hub that told it has a
+ * `presenceOrigin`.
+ */
+export interface SharedPresence extends HubPresence {
+  readonly origin?: string
+  readonly seq?: number
 }
 
 /** One connection's view, for metrics: who it is and how far each stream has got. */
@@ -228,14 +242,16 @@ export interface HubEngine {
   /**
    * Presence held elsewhere (another hub, `source`), passed to this hub's connections as
    * their own connections' is; null clears it. Its source gives it again now and then (see
-   * `localPresence`); `refreshPresence` clears what it stopped giving.
+   * `onPresence`); `refreshPresence` clears what it stopped giving. An entry with `origin`
+   * and `seq` is kept by origin like presence over a link — an older change than one held is
+   * ignored — and passed on over this hub's links (with `presenceOrigin`).
    */
-  remotePresence(source: string, entry: HubPresence): void
+  remotePresence(source: string, entry: SharedPresence): void
   /** The presence of this hub's own connections, every space and key. */
   localPresence(): HubPresence[]
   /**
-   * Sends linked hubs (see `HubEngineOptions.presenceOrigin`) this hub's connections'
-   * presence again, and clears other hubs' presence (over links, or `remotePresence`) not
+   * Gives linked hubs (see `HubEngineOptions.presenceOrigin`) and `onPresence` this hub's
+   * connections' presence again, and clears other hubs' presence (over links, or `remotePresence`) not
    * heard again within `maxAgeMs`. Call it now and then, with `maxAgeMs` a few times the period.
    */
   refreshPresence(maxAgeMs: number): void
@@ -808,13 +824,9 @@ export function createHubEngine(options: HubEngineOptions): HubEngine {
 
   /** A change of one of this hub's connections' presence: to its other connections, the store's hook, and the links. */
   function localPresenceChanged(from: Connection, entry: HubPresence): void {
-    options.onPresence?.(entry)
-    sendPresence(
-      entry,
-      from,
-      true,
-      presenceOrigin === undefined ? null : { origin: presenceOrigin, seq: ++presenceSeq },
-    )
+    const over = presenceOrigin === undefined ? null : { origin: presenceOrigin, seq: ++presenceSeq }
+    options.onPresence?.(over === null ? entry : { ...entry, ...over })
+    sendPresence(entry, from, true, over)
   }
 
   /** Keeps another hub's presence change (a cleared one too, with `keepCleared`); true when the state it shows changed. */
@@ -835,13 +847,35 @@ export function createHubEngine(options: HubEngineOptions): HubEngine {
     return JSON.stringify(before?.entry.state ?? null) !== JSON.stringify(item.entry.state)
   }
 
-  /** Presence a link passed on: kept unless a later change of it is held, told here, and passed on. */
-  function relayedPresence(via: Connection, entry: HubPresence, origin: string, seq: number): void {
+  /**
+   * Presence another hub passed on, over a link (`via`) or as `remotePresence` (null): kept
+   * unless a later change of it is held, told here, and passed on over links — and, from a
+   * link, to `onPresence`.
+   */
+  function relayedPresence(via: Connection | null, entry: HubPresence, origin: string, seq: number): void {
     if (presenceOrigin === undefined || origin === presenceOrigin) return
     const before = others.get(origin)?.get(presenceId(entry))
     if (before?.seq !== undefined && before.seq >= seq) return
-    const changed = holdOther(origin, { entry, at: now(), seq, via }, true)
+    const changed = holdOther(
+      origin,
+      via === null ? { entry, at: now(), seq } : { entry, at: now(), seq, via },
+      true,
+    )
+    if (via !== null) options.onPresence?.({ ...entry, origin, seq })
     sendPresence(entry, via, changed, { origin, seq })
+  }
+
+  /** The presence of this hub's own connections, every space and key. */
+  function localPresence(): HubPresence[] {
+    const out: HubPresence[] = []
+    for (const [space, bySpace] of presence) {
+      for (const [connection, keys] of bySpace) {
+        const replicaId = connection.session().replicaId
+        if (replicaId === null) continue
+        for (const [key, state] of keys) out.push({ space, replicaId, key, state })
+      }
+    }
+    return out
   }
 
   /** Clears other hubs' presence that `drop` picks: told here, not passed on. */
@@ -1448,36 +1482,27 @@ export function createHubEngine(options: HubEngineOptions): HubEngine {
     },
     spaceDeleted,
     remotePresence(source, entry) {
-      if (holdOther(source, { entry, at: now() }, false)) sendPresence(entry, null, true, null)
+      const { origin, seq, ...plain } = entry
+      if (origin !== undefined && seq !== undefined && presenceOrigin !== undefined) {
+        relayedPresence(null, plain, origin, seq)
+        return
+      }
+      if (holdOther(source, { entry: plain, at: now() }, false)) sendPresence(plain, null, true, null)
     },
     refreshPresence(maxAgeMs) {
-      if (presenceOrigin !== undefined && [...connections].some((connection) => connection.session().relay)) {
-        for (const [space, bySpace] of presence) {
-          for (const [connection, keys] of bySpace) {
-            const replicaId = connection.session().replicaId
-            if (replicaId === null) continue
-            for (const [key, state] of keys)
-              sendPresence({ space, replicaId, key, state }, null, false, {
-                origin: presenceOrigin,
-                seq: ++presenceSeq,
-              })
-          }
+      const links =
+        presenceOrigin !== undefined && [...connections].some((connection) => connection.session().relay)
+      if (links || options.onPresence !== undefined) {
+        for (const entry of localPresence()) {
+          const over = presenceOrigin === undefined ? null : { origin: presenceOrigin, seq: ++presenceSeq }
+          options.onPresence?.(over === null ? entry : { ...entry, ...over })
+          if (links) sendPresence(entry, null, false, over)
         }
       }
       const limit = now() - maxAgeMs
       dropOthers((item) => item.at < limit)
     },
-    localPresence() {
-      const out: HubPresence[] = []
-      for (const [space, bySpace] of presence) {
-        for (const [connection, keys] of bySpace) {
-          const replicaId = connection.session().replicaId
-          if (replicaId === null) continue
-          for (const [key, state] of keys) out.push({ space, replicaId, key, state })
-        }
-      }
-      return out
-    },
+    localPresence,
     connections: () => connections.size,
     cachedSpaces: () => spaces.size,
     spacesInUse: () => [...spaces.keys()] as SpaceId[],

@@ -2,7 +2,13 @@ import { MemoryReplicaStore } from '@chorus/core'
 import { MemoryHubStore } from '@chorus/testkit'
 import { describe, expect, it } from 'vitest'
 import { type ChorusError, ErrorCode } from '../src/errors.js'
-import { type Authenticate, createHubEngine, type HubConnection, type HubEngine } from '../src/hub-engine.js'
+import {
+  type Authenticate,
+  createHubEngine,
+  type HubConnection,
+  type HubEngine,
+  type SharedPresence,
+} from '../src/hub-engine.js'
 import { asReplicaId, asSpaceId, type SpaceId } from '../src/ids.js'
 import { decodeMessage } from '../src/protocol/codec.js'
 import { openReplicaEngine, type PresenceEvent, type ReplicaEngine } from '../src/replica-engine.js'
@@ -378,6 +384,67 @@ describe('linked hubs (relay↔relay)', () => {
     rw.setPresence('tab', null)
     await settle(hubs, replicas)
     expect(heardY.size).toBe(0)
+    expect(heardZ.size).toBe(0)
+  })
+
+  it('pass presence between hubs sharing a store and on over their links, both ways, with refresh and expiry', async () => {
+    // x and y share a store, and tell each other of presence as relays do over it
+    // (`onPresence` to `remotePresence`, while `shared`); y is linked to z.
+    let shared = true
+    const told: SharedPresence[] = []
+    const sharing = (name: string, to: () => HubEngine) =>
+      createHubEngine({
+        store: new MemoryHubStore({ log: `log-${name}` }),
+        now,
+        presenceOrigin: `hub-${name}`,
+        onPresence: (entry) => {
+          if (name === 'x') told.push(entry)
+          if (shared) to().remotePresence(`store-${name}`, entry)
+        },
+      })
+    const x: HubEngine = sharing('x', () => y)
+    const y: HubEngine = sharing('y', () => x)
+    const z = hubOn(new MemoryHubStore({ log: 'log-z' }), undefined, 'hub-z')
+    const hubs = [x, y, z]
+    const heardX = new Map<string, unknown>()
+    const heardZ = new Map<string, unknown>()
+    const rx = await replicaOn(x, 'rx', SPACE, heardX)
+    const rz = await replicaOn(z, 'rz', SPACE, heardZ)
+    link(y, z, { id: 'hub-y' })
+    const replicas = [rx, rz]
+    await settle(hubs, replicas)
+
+    rx.setPresence('tab', { at: 'x' })
+    rz.setPresence('tab', { at: 'z' })
+    await settle(hubs, replicas)
+    // x's through the store to y and over the link to z; z's over the link to y and through
+    // the store to x.
+    expect(Object.fromEntries(heardZ)).toEqual({ 'rx/tab': { at: 'x' } })
+    expect(Object.fromEntries(heardX)).toEqual({ 'rz/tab': { at: 'z' } })
+    expect(told.map((entry) => [entry.origin, entry.seq])).toEqual([['hub-x', 1]])
+
+    // An older change heard late (a slow notice) does not undo a newer one.
+    rx.setPresence('tab', { at: 'x', note: 'n2' })
+    await settle(hubs, replicas)
+    y.remotePresence('store-x', told[0] as SharedPresence)
+    await settle(hubs, replicas)
+    expect(heardZ.get('rx/tab')).toEqual({ at: 'x', note: 'n2' })
+
+    // x goes quiet (its relay stopped without a word): y and z clear its presence once it
+    // is not heard again within the age they are given.
+    shared = false
+    y.refreshPresence(0)
+    z.refreshPresence(0)
+    await settle(hubs, replicas)
+    expect(heardZ.size).toBe(0)
+    // Heard again: x's refresh gives its own again, through the store and over the link.
+    shared = true
+    x.refreshPresence(60_000)
+    await settle(hubs, replicas)
+    expect(Object.fromEntries(heardZ)).toEqual({ 'rx/tab': { at: 'x', note: 'n2' } })
+    // And a clear goes the same way.
+    rx.setPresence('tab', null)
+    await settle(hubs, replicas)
     expect(heardZ.size).toBe(0)
   })
 

@@ -127,7 +127,10 @@ describe('presence', () => {
     alice.setPresence('tab', { note: 'n1' })
     alice.setPresence('side', { open: true })
     await settle(hub, [alice, bob.engine])
-    expect(Object.fromEntries(bob.peers)).toEqual({ 'alice/tab': { note: 'n1' }, 'alice/side': { open: true } })
+    expect(Object.fromEntries(bob.peers)).toEqual({
+      'alice/tab': { note: 'n1' },
+      'alice/side': { open: true },
+    })
 
     limited = true
     alice.setPresence('tab', { note: 'n2' })
@@ -135,7 +138,10 @@ describe('presence', () => {
     await settle(hub, [alice, bob.engine])
     limited = false
     // Both frames were dropped: Bob still sees what was.
-    expect(Object.fromEntries(bob.peers)).toEqual({ 'alice/tab': { note: 'n1' }, 'alice/side': { open: true } })
+    expect(Object.fromEntries(bob.peers)).toEqual({
+      'alice/tab': { note: 'n1' },
+      'alice/side': { open: true },
+    })
 
     await alice.tick()
     await settle(hub, [alice, bob.engine])

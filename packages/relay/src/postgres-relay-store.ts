@@ -9,13 +9,13 @@ import {
   ErrorCode,
   encodeChange,
   type HubAppend,
-  type HubPresence,
   isChorusError,
   isReplicaId,
   isSpaceId,
   type LogEntry,
   MAX_PRESENCE_KEY_LENGTH,
   type ReplicaId,
+  type SharedPresence,
   type SpaceId,
   type SpaceMeta,
 } from '@chorus/core'
@@ -157,17 +157,28 @@ function parseNotice(payload: string | undefined): Notice | null {
   return null
 }
 
-/** A presence entry as another relay's notice carries it, checked. */
-function isPresenceEntry(value: unknown): value is HubPresence {
+/**
+ * A presence entry as another relay's notice carries it, checked: with its origin and seq
+ * both or neither (see `SharedPresence`).
+ */
+function isPresenceEntry(value: unknown): value is SharedPresence {
   if (typeof value !== 'object' || value === null) return false
   const entry = value as Record<string, unknown>
+  const { origin, seq } = entry
   return (
     isSpaceId(entry.space) &&
     isReplicaId(entry.replicaId) &&
     typeof entry.key === 'string' &&
     entry.key.length > 0 &&
     entry.key.length <= MAX_PRESENCE_KEY_LENGTH &&
-    (entry.state === null || (typeof entry.state === 'object' && !Array.isArray(entry.state)))
+    (entry.state === null || (typeof entry.state === 'object' && !Array.isArray(entry.state))) &&
+    (origin === undefined
+      ? seq === undefined
+      : typeof origin === 'string' &&
+        origin.length > 0 &&
+        origin.length <= MAX_PRESENCE_KEY_LENGTH &&
+        Number.isSafeInteger(seq) &&
+        (seq as number) >= 0)
   )
 }
 
@@ -814,7 +825,7 @@ export class PostgresRelayStore implements RelayStore {
    * Tells the other relays of presence changes here: as notices of at most `MAX_NOTIFY_BYTES`
    * (an entry too large for one alone is left out).
    */
-  async publishPresence(entries: readonly HubPresence[]): Promise<void> {
+  async publishPresence(entries: readonly SharedPresence[]): Promise<void> {
     const payloads: string[] = []
     let batch: string[] = []
     let bytes = 0

@@ -1,4 +1,4 @@
-import type { AdvancedEntry, CollectedMark, HubPresence, HubStore, ReplicaId, SpaceId } from '@chorus/core'
+import type { AdvancedEntry, CollectedMark, HubStore, ReplicaId, SharedPresence, SpaceId } from '@chorus/core'
 
 /** When a compaction may forget replicas and raise a space's floor. */
 export interface CompactOptions {
@@ -113,7 +113,7 @@ export interface RelayStore extends HubStore {
    * With `watch`: tells the other relays sharing the store of presence changes here (they
    * hear them as a `presence` event). Best effort, stored nowhere.
    */
-  publishPresence?(entries: readonly HubPresence[]): Promise<void>
+  publishPresence?(entries: readonly SharedPresence[]): Promise<void>
 }
 
 /**
@@ -139,4 +139,4 @@ export type StoreEvent =
   | { readonly type: 'collected'; readonly space: SpaceId; readonly mark: CollectedMark }
   | { readonly type: 'deleted'; readonly space: SpaceId }
   | { readonly type: 'resync' }
-  | { readonly type: 'presence'; readonly from: string; readonly entries: readonly HubPresence[] }
+  | { readonly type: 'presence'; readonly from: string; readonly entries: readonly SharedPresence[] }

@@ -11,12 +11,12 @@ import {
   errorMessage,
   type HubConnection,
   type HubPeer,
-  type HubPresence,
   isChorusError,
   isRelayId,
   isSpaceId,
   RELAY_ID_PREFIX,
   type ReplicaId,
+  type SharedPresence,
   type SpaceId,
 } from '@chorus/core'
 import { byteLength, createFrameBytes, textOf } from './frame-text.js'
@@ -344,16 +344,17 @@ export function createRelay(options: RelayOptions): Relay {
     presenceOrigin: randomUUID(),
     ...(store.publishPresence === undefined
       ? {}
-      : { onPresence: (entry: HubPresence) => sharePresence(entry) }),
+      : { onPresence: (entry: SharedPresence) => sharePresence(entry) }),
   })
 
   // Presence between relays sharing a store: each tells the others of its connections'
-  // changes at once and of all of them every `presenceRefreshMs`; an entry not heard again
-  // within three of those (its relay stopped, or its clearing was lost) is cleared by the hub
-  // (`refreshPresence`), as presence over links is.
+  // changes at once, of all of them every `presenceRefreshMs`, and of what its links bring;
+  // an entry not heard again within three of those (its relay stopped, or its clearing was
+  // lost) is cleared by the hub (`refreshPresence`), as presence over links is. Entries carry
+  // their origin relay and its seq, so a relay passes them on over its own links.
   const presenceRefreshMs = options.presenceRefreshMs ?? 5_000
-  const presenceOut: HubPresence[] = []
-  function sharePresence(entry: HubPresence): void {
+  const presenceOut: SharedPresence[] = []
+  function sharePresence(entry: SharedPresence): void {
     if (closing) return
     presenceOut.push(entry)
     if (presenceOut.length === 1) setImmediate(publishPresence)
@@ -845,10 +846,9 @@ export function createRelay(options: RelayOptions): Relay {
   if (groups.length > 0) every(linkListMs, listedSpaces)
   // Presence over links (either way: a relay linked to may be dialed) and a shared store.
   every(presenceRefreshMs, async () => {
-    // Given again over links, and what other relays stopped giving cleared.
+    // Given again over links and to relays sharing the store (through `onPresence`), and
+    // what other relays stopped giving cleared.
     hub.refreshPresence(3 * presenceRefreshMs)
-    const local = store.publishPresence === undefined ? [] : hub.localPresence()
-    if (local.length > 0) await store.publishPresence?.(local)
   })
   every(options.heartbeatMs ?? 30_000, async () => {
     for (const client of clients.values()) {

@@ -266,6 +266,8 @@ describe('PostgresRelayStore shared by several relays', () => {
       replicaId: A,
       key: `tab-${n}`,
       state: n === 19 ? null : { name: `${n}`, pad: 'x'.repeat(1000) },
+      // Some with the relay they came from and its change count, as a relay with links gives them.
+      ...(n % 2 === 0 ? { origin: `relay-${n % 3}`, seq: n } : {}),
     }))
     await first.publishPresence(entries)
     await within(all, 10_000, 'every entry')
@@ -293,6 +295,11 @@ describe('PostgresRelayStore shared by several relays', () => {
         '{"from":"x","type":"presence","entries":[{"space":"bad space","replicaId":"a","key":"k","state":null}]}',
         '{"from":"x","type":"presence","entries":[{"space":"s","replicaId":"a","key":"","state":null}]}',
         '{"from":"x","type":"presence","entries":"none"}',
+        '{"from":"x","type":"presence","entries":[{"space":"s","replicaId":"a","key":"k","state":null,"origin":"o"}]}',
+        '{"from":"x","type":"presence","entries":[{"space":"s","replicaId":"a","key":"k","state":null,"seq":1}]}',
+        '{"from":"x","type":"presence","entries":[{"space":"s","replicaId":"a","key":"k","state":null,"origin":"","seq":1}]}',
+        '{"from":"x","type":"presence","entries":[{"space":"s","replicaId":"a","key":"k","state":null,"origin":"o","seq":-1}]}',
+        '{"from":"x","type":"presence","entries":[{"space":"s","replicaId":"a","key":"k","state":null,"origin":"o","seq":"1"}]}',
       ]) {
         await admin.query("SELECT pg_notify('chorus_relay', $1)", [payload])
       }
