@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Duplex } from 'node:stream'
 import { ErrorCode, isSpaceId } from '@chorus/core'
@@ -36,6 +37,15 @@ function bearerToken(request: IncomingMessage): string | undefined {
 function reply(response: ServerResponse, status: number, type: string, body: string): void {
   response.writeHead(status, { 'content-type': type, 'cache-control': 'no-store' })
   response.end(body)
+}
+
+/** Whether an `if-none-match` header names `etag` (or is `*`); weak tags compare as strong ones. */
+function matchesEtag(header: string | undefined, etag: string): boolean {
+  if (header === undefined) return false
+  return header.split(',').some((tag) => {
+    const trimmed = tag.trim()
+    return trimmed === '*' || trimmed.replace(/^W\//, '') === etag
+  })
 }
 
 /**
@@ -141,7 +151,11 @@ export function createHttpHandler(
     answer(response, 200, { space, deleted })
   }
 
-  /** `GET /sync/spaces`: 200 `{ spaces }`, 401 or 403 `{ code, error }` for a token refused. */
+  /**
+   * `GET /sync/spaces`: 200 `{ spaces }` with an `etag`, 304 without a body when the request's
+   * `if-none-match` names the listing's etag (nothing changed since the asker last listed),
+   * 401 or 403 `{ code, error }` for a token refused.
+   */
   async function listSpaces(request: IncomingMessage, response: ServerResponse): Promise<void> {
     if (request.method !== 'GET') {
       response.setHeader('allow', 'GET')
@@ -153,7 +167,15 @@ export function createHttpHandler(
       refuseToken(response, listing)
       return
     }
-    answer(response, 200, { spaces: listing.spaces })
+    const body = `${JSON.stringify({ spaces: listing.spaces })}\n`
+    const etag = `"${createHash('sha256').update(body).digest('base64url').slice(0, 27)}"`
+    if (matchesEtag(request.headers['if-none-match'], etag)) {
+      response.writeHead(304, { etag, 'cache-control': 'no-cache' })
+      response.end()
+      return
+    }
+    response.writeHead(200, { 'content-type': json, etag, 'cache-control': 'no-cache' })
+    response.end(body)
   }
 
   async function handle(request: IncomingMessage, response: ServerResponse): Promise<void> {

@@ -154,6 +154,8 @@ interface LinkGroup {
   readonly dropped: Set<string>
   /** The last failure to list the other relay's spaces reported, so that one repeated is reported once. */
   listFailure: string | null
+  /** The etag of the other relay's last listing, sent back so that an unchanged one comes as 304 without a body. */
+  listTag: string | null
 }
 
 /** Checks a link's URL: ws:// or wss://. */
@@ -207,6 +209,7 @@ function checkLinks(
         ...(link.token === undefined ? {} : { token: link.token }),
         dropped: new Set(),
         listFailure: null,
+        listTag: null,
       })
       continue
     }
@@ -785,13 +788,21 @@ export function createRelay(options: RelayOptions): Relay {
     let response: Response
     let body: string
     try {
+      const headers: Record<string, string> = {}
+      if (group.token !== undefined) headers.authorization = `Bearer ${group.token}`
+      if (group.listTag !== null) headers['if-none-match'] = group.listTag
       response = await fetch(spacesUrlOf(group.url), {
-        headers: group.token === undefined ? {} : { authorization: `Bearer ${group.token}` },
+        headers,
         signal: AbortSignal.timeout(LIST_TIMEOUT_MS),
       })
       body = await response.text()
     } catch (error) {
       listingFailed(group, `cannot reach it: ${error instanceof Error ? error.message : String(error)}`)
+      return null
+    }
+    // Nothing changed since the last listing, whose spaces are linked already.
+    if (response.status === 304 && group.listTag !== null) {
+      group.listFailure = null
       return null
     }
     let parsed: unknown
@@ -812,6 +823,7 @@ export function createRelay(options: RelayOptions): Relay {
       return null
     }
     group.listFailure = null
+    group.listTag = response.headers.get('etag')
     return spaces
   }
 

@@ -164,9 +164,24 @@ describe('relays linked to each other', () => {
       spaces: { listed: 'write', 'listed-later': 'read' },
       relay: true,
     })
-    const listing = await fetch(`${b.httpUrl}/sync/spaces`, { headers: { authorization: `Bearer ${token}` } })
+    const list = (etag?: string) =>
+      fetch(`${b.httpUrl}/sync/spaces`, {
+        headers: {
+          authorization: `Bearer ${token}`,
+          ...(etag === undefined ? {} : { 'if-none-match': etag }),
+        },
+      })
+    const listing = await list()
     expect(listing.status).toBe(200)
     expect(await listing.json()).toEqual({ spaces: ['listed'] })
+    // Listed again with its etag, unchanged: 304 and no body.
+    const first = listing.headers.get('etag') as string
+    expect(first).toMatch(/^"[\w-]{27}"$/)
+    const unchanged = await list(first)
+    expect(unchanged.status).toBe(304)
+    expect(await unchanged.text()).toBe('')
+    expect((await list(`"other", W/${first}`)).status).toBe(304)
+    expect((await list('"other"')).status).toBe(200)
     const a = await startTestRelay({
       compaction: COMPACTION,
       tickMs: 50,
@@ -180,6 +195,11 @@ describe('relays linked to each other', () => {
     // One b holds from now on comes at a later listing.
     await seed('listed-later', 'seeder-3')
     await until(async () => (await headOf(a, 'listed-later')) === 1, 'a to get the space b holds later')
+    // The listing changed: the old etag gets it whole, under a new etag.
+    const changed = await list(first)
+    expect(changed.status).toBe(200)
+    expect(changed.headers.get('etag')).not.toBe(first)
+    expect(await changed.json()).toEqual({ spaces: ['listed', 'listed-later'] })
     expect((await a.relay.describeSpaces()).map((summary) => summary.space).sort()).toEqual([
       'listed',
       'listed-later',
@@ -235,6 +255,61 @@ describe('relays linked to each other', () => {
         expect.stringMatching(/^link to .*: listing its spaces failed: it answered 403: .*open/),
       ],
     ])
+  })
+
+  it('ask for the listing with the etag of the last one, and take a 304 as nothing new', async () => {
+    // Lists one space under etag "v1", then two under "v2"; answers 304 to the current etag.
+    let version = 1
+    const asked: (string | undefined)[] = []
+    const askedFour = { count: 0, done: () => {} }
+    let fourMore = new Promise<void>((resolve) => {
+      askedFour.done = resolve
+    })
+    const server = createHttpServer((request, response) => {
+      if (request.url !== '/sync/spaces') {
+        response.writeHead(404).end()
+        return
+      }
+      const tag = request.headers['if-none-match']
+      asked.push(tag)
+      const etag = `"v${version}"`
+      if (tag === etag) response.writeHead(304, { etag }).end()
+      else {
+        const spaces = version === 1 ? ['first'] : ['first', 'second']
+        response.writeHead(200, { 'content-type': 'application/json', etag }).end(JSON.stringify({ spaces }))
+      }
+      if (++askedFour.count === 4) askedFour.done()
+    })
+    server.on('upgrade', (_request, socket) => socket.destroy())
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+    const url = `ws://127.0.0.1:${(server.address() as AddressInfo).port}/sync`
+    try {
+      const a = await startTestRelay({
+        compaction: COMPACTION,
+        links: [{ url, spaces: '*' }],
+        linkBackoffMs: { min: 20, max: 100 },
+        linkListMs: 20,
+      })
+      relays.push(a)
+      await fourMore
+      expect(asked.slice(0, 4)).toEqual([undefined, '"v1"', '"v1"', '"v1"'])
+      version = 2
+      askedFour.count = 0
+      fourMore = new Promise<void>((resolve) => {
+        askedFour.done = resolve
+      })
+      const from = asked.length
+      await fourMore
+      // The first ask after the change gets the new listing; from then on it names "v2".
+      const after = asked.slice(from, from + 4)
+      expect(after[0]).toBe('"v1"')
+      expect(after.slice(1)).toEqual(['"v2"', '"v2"', '"v2"'])
+      // A 304 is no failure.
+      expect(a.errors.filter((error) => error.message.includes('listing its spaces'))).toEqual([])
+    } finally {
+      server.closeAllConnections()
+      await new Promise<void>((resolve) => server.close(() => resolve()))
+    }
   })
 
   it('report a listing refused again and again once', async () => {
