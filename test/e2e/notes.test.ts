@@ -1,3 +1,4 @@
+import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { Browser, BrowserContext, Locator, Page } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -232,6 +233,24 @@ describe('the notes app on two devices, served by a relay process', () => {
     await visible(workOffline(small))
     await screenshot(small, 'notes-phone')
     await phone.close()
+  })
+
+  it('exports the notebook as one Markdown file, with what the other device wrote', async () => {
+    await writeNote(bob.page, 'Trip', 'Tickets\nbooked')
+    await expectSynced(bob.page)
+    await visible(noteInList(alice.page, 'Trip'))
+    const [file] = await Promise.all([
+      alice.page.waitForEvent('download', WAIT),
+      alice.page.getByRole('button', { name: 'Export' }).click(),
+    ])
+    expect(file.suggestedFilename()).toBe('team-notes.md')
+    const text = await readFile(await file.path(), 'utf8')
+    expect(text).toMatch(/^# Team notes\n\nExported on \d{4}-\d\d-\d\d \d\d:\d\d UTC: 2 notes\.\n/)
+    // Newest first: Bob's note, then Alice's.
+    expect(text.indexOf('## Trip\n')).toBeGreaterThan(0)
+    expect(text.indexOf('## Groceries\n')).toBeGreaterThan(text.indexOf('## Trip\n'))
+    expect(text).toContain('\n\nTickets\nbooked\n')
+    expect(text).toContain('\n\nmilk\n')
   })
 
   it.each([

@@ -3,8 +3,9 @@ import { ChorusProvider, useConflicts, useRecord, useReplica, useSyncStatus } fr
 import { type ReactNode, useEffect, useState } from 'react'
 import { ConflictsView } from './conflicts-view.js'
 import { guessDeviceName } from './device.js'
+import { download, exportFileName, notebookMarkdown } from './export.js'
 import { forgetNotebook, rememberNotebook, renameKnownNotebook, useKnownNotebooks } from './notebooks.js'
-import { Collections } from './notes.js'
+import { asNote, Collections } from './notes.js'
 import { NotesView } from './notes-view.js'
 import { notify, notifyFailure } from './notices.js'
 import { openNotebook, removeNotebookData } from './replica.js'
@@ -117,6 +118,7 @@ function Notebook({ space, view }: { space: string; view: 'notes' | 'conflicts' 
           </a>
           <NotebookName space={space} />
           <ShareLink space={space} />
+          <ExportButton space={space} />
         </div>
         <div className="topbar-sync">
           <SyncStatus />
@@ -245,6 +247,40 @@ function ShareLink({ space }: { space: string }): ReactNode {
         </div>
       ) : null}
     </div>
+  )
+}
+
+/** "Export": the notebook as one Markdown file, saved by the browser (what this device holds now). */
+function ExportButton({ space }: { space: string }): ReactNode {
+  const replica = useReplica()
+  const known = useKnownNotebooks().find((item) => item.space === space)
+  const [busy, setBusy] = useState(false)
+
+  const save = async () => {
+    const [meta, rows] = await Promise.all([
+      replica.collection<Meta>(Collections.meta).get('notebook'),
+      replica.collection(Collections.notes).list(),
+    ])
+    const name = meta?.name ?? known?.name ?? ''
+    const notes = rows.map((row) => ({ id: row.id, value: asNote(row.value) }))
+    download(exportFileName(name), notebookMarkdown(name, notes, Date.now()))
+  }
+
+  return (
+    <button
+      type="button"
+      className="button subtle export-button"
+      disabled={busy}
+      title="Save every note of this notebook as one Markdown file"
+      onClick={() => {
+        setBusy(true)
+        save()
+          .catch((error: unknown) => notifyFailure('Exporting the notebook failed', error))
+          .finally(() => setBusy(false))
+      }}
+    >
+      Export
+    </button>
   )
 }
 

@@ -1,6 +1,7 @@
 import type { ConflictVersion, JsonObject, ReplicaId, Row } from '@chorus/client'
 import { describe, expect, it } from 'vitest'
 import { guessDeviceName } from '../src/device.js'
+import { exportFileName, notebookMarkdown } from '../src/export.js'
 import { timeAgo } from '../src/format.js'
 import { isSpaceId, newSpaceId, uuidV7 } from '../src/ids.js'
 import { mergeDraft } from '../src/merge-draft.js'
@@ -143,5 +144,57 @@ describe('times', () => {
     expect(timeAgo(now - 5 * 60_000, now)).toBe(relative.format(-5, 'minute'))
     expect(timeAgo(now - 3 * 3_600_000, now)).toBe(relative.format(-3, 'hour'))
     expect(timeAgo(now - 24 * 3_600_000, now)).toBe(relative.format(-1, 'day'))
+  })
+})
+
+describe('export', () => {
+  const at = (text: string) => Date.parse(`${text}Z`)
+
+  it('writes a notebook as one Markdown document, newest note first, bodies as they are', () => {
+    const rows = [
+      row('n1', 'Groceries', 'milk\neggs', at('2026-11-20T09:15:00')),
+      { ...row('n2', '', 'Call Ana\nabout the trip', at('2026-11-24T18:02:00')) },
+      row('n3', '  Empty  ', '', at('2026-11-22T07:00:00')),
+    ]
+    const edited = {
+      ...rows[0],
+      value: { ...rows[0]?.value, updatedAt: at('2026-11-21T10:00:00') },
+    } as Row<Note>
+    expect(
+      notebookMarkdown(' Team notes ', [edited, rows[1], rows[2]] as Row<Note>[], at('2026-11-25T08:40:30')),
+    ).toBe(`# Team notes
+
+Exported on 2026-11-25 08:40 UTC: 3 notes.
+
+## Call Ana
+
+_Written 2026-11-24 18:02 UTC_
+
+Call Ana
+about the trip
+
+## Empty
+
+_Written 2026-11-22 07:00 UTC_
+
+## Groceries
+
+_Written 2026-11-20 09:15 UTC, edited 2026-11-21 10:00 UTC_
+
+milk
+eggs
+`)
+    expect(notebookMarkdown('', [], at('2026-11-25T08:40:00'))).toBe(
+      '# Untitled notebook\n\nExported on 2026-11-25 08:40 UTC: 0 notes.\n',
+    )
+  })
+
+  it('names the file after the notebook, in plain lower-case words', () => {
+    expect(exportFileName('Team notes')).toBe('team-notes.md')
+    expect(exportFileName('  Café & Crème: 2026 / Q4!  ')).toBe('café-crème-2026-q4.md')
+    expect(exportFileName('日本語のノート')).toBe('日本語のノート.md')
+    expect(exportFileName('')).toBe('notebook.md')
+    expect(exportFileName('***')).toBe('notebook.md')
+    expect(exportFileName('x'.repeat(100))).toBe(`${'x'.repeat(60)}.md`)
   })
 })
