@@ -476,3 +476,59 @@ describe('a relay restored from a backup', () => {
     60_000,
   )
 })
+
+describe('a relay with --hello-timeout and --max-connections', () => {
+  const data = tempDir('chorus-relay-connections-')
+  let relay: RelayProcess
+
+  beforeAll(async () => {
+    relay = await startRelay({
+      dataDir: data.path,
+      args: ['--hello-timeout', '1s', '--max-connections', '2'],
+    })
+  })
+
+  afterAll(async () => {
+    await relay.stop()
+    data.remove()
+  })
+
+  /** A socket to the relay that says nothing, with how it closed. */
+  async function silent(): Promise<{ socket: WebSocket; closed: Promise<{ code: number; reason: string }> }> {
+    const socket = new WebSocket(relay.url)
+    const closed = new Promise<{ code: number; reason: string }>((resolve) =>
+      socket.once('close', (code, reason) => resolve({ code, reason: reason.toString() })),
+    )
+    await new Promise<void>((resolve, reject) => {
+      socket.once('open', () => resolve())
+      socket.once('error', reject)
+    })
+    return { socket, closed }
+  }
+
+  it('closes sockets that say nothing, refuses one past the limit, and a replica then syncs', async () => {
+    const [first, second] = [await silent(), await silent()]
+    const third = await silent()
+    expect(await third.closed).toEqual({
+      code: 1013,
+      reason: 'the relay is at its limit of 2 connections: try again later',
+    })
+    expect((await first.closed).code).toBe(1008)
+    expect((await second.closed).code).toBe(1008)
+    const replica = await createReplica({
+      space: 'after-the-silent-ones',
+      url: relay.url,
+      storage: 'memory',
+      WebSocket: WebSocket as never,
+    })
+    try {
+      await replica.collection('notes').put('n1', { title: 'through' })
+      await within(replica.synced(), 20_000, 'the replica to sync')
+    } finally {
+      await replica.close()
+    }
+    const metrics = await (await fetch(`${relay.http}/metrics`)).text()
+    expect(metrics).toMatch(/^chorus_relay_hello_timeouts_total 2$/m)
+    expect(metrics).toMatch(/^chorus_relay_connections_refused_total 1$/m)
+  }, 60_000)
+})

@@ -44,7 +44,7 @@ const USAGE = `Usage:
   chorus-relay [serve] [--port 8787] [--host 127.0.0.1] [--data ./data] [--auth-secret S]
                        [--compact-every 5m] [--horizon 30d] [--store in-thread | worker]
                        [--postgres postgres://user:password@host:5432/db [--presence-refresh 5s]]
-                       [--max-frame-bytes 4194304]
+                       [--max-frame-bytes 4194304] [--hello-timeout 10s] [--max-connections N]
                        [--static ./apps/notes/dist] [--static /lab=./apps/lab/dist]
                        [--link ws://10.0.0.2:8787/sync --link-space team-notes | '*' [--link-token T]]
   chorus-relay token --secret S --sub alice --space team-notes:write [--space other:read]
@@ -82,6 +82,16 @@ function parsePort(text: string): number {
     throw new UsageError(`--port must be a whole number from 0 to 65535, got ${JSON.stringify(text)}`)
   }
   return port
+}
+
+function parseMaxConnections(text: string): number {
+  const count = Number(text)
+  if (!/^\d+$/.test(text) || !Number.isSafeInteger(count) || count < 1) {
+    throw new UsageError(
+      `--max-connections must be a whole number of at least 1, got ${JSON.stringify(text)}`,
+    )
+  }
+  return count
 }
 
 /** Fewest and most bytes `--max-frame-bytes` takes: a hello with a token fits the least. */
@@ -174,12 +184,22 @@ async function serve(args: readonly string[], io: CliIo): Promise<number> {
       'link-space': { type: 'string', multiple: true },
       'link-token': { type: 'string' },
       'presence-refresh': { type: 'string' },
+      'hello-timeout': { type: 'string' },
+      'max-connections': { type: 'string' },
     },
   })
   const links = parseLinks(values, io)
   const port = parsePort(values.port ?? '8787')
   const frameText = values['max-frame-bytes']
-  const maxFrameBytes = frameText === undefined ? undefined : parseFrameBytes(frameText)
+  const limits = {
+    ...(frameText === undefined ? {} : { maxFrameBytes: parseFrameBytes(frameText) }),
+    ...(values['hello-timeout'] === undefined
+      ? {}
+      : { helloTimeoutMs: durationFlag('hello-timeout', values['hello-timeout'], 10_000) }),
+    ...(values['max-connections'] === undefined
+      ? {}
+      : { maxConnections: parseMaxConnections(values['max-connections']) }),
+  }
   const mounts = (values.static ?? []).map(parseMount)
   const store = values.store
   if (store !== undefined && store !== 'in-thread' && store !== 'worker') {
@@ -218,7 +238,7 @@ async function serve(args: readonly string[], io: CliIo): Promise<number> {
     compaction,
     staticMounts: mounts,
     ...(store === undefined ? {} : { store }),
-    ...(maxFrameBytes === undefined ? {} : { limits: { maxFrameBytes } }),
+    ...(Object.keys(limits).length === 0 ? {} : { limits }),
     ...(secret === undefined || secret === '' ? {} : { authSecret: secret }),
     ...(links.length === 0 ? {} : { links }),
     ...(presenceText === undefined ? {} : { presenceRefreshMs }),

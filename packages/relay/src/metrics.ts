@@ -83,6 +83,8 @@ export function zeroCounters(): RelayCounters {
     bytesOut: 0,
     rateLimited: 0,
     framesRefused: 0,
+    helloTimeouts: 0,
+    connectionsRefused: 0,
     socketErrors: 0,
     relayErrors: 0,
     compactions: 0,
@@ -131,6 +133,10 @@ export interface RelayMetrics {
   readonly rateLimited: number
   /** Frames refused before decoding: too large, or binary frames that are not UTF-8. */
   readonly framesRefused: number
+  /** Connections closed for not having their `hello` answered in time (`helloTimeoutMs`). */
+  readonly helloTimeouts: number
+  /** Connections closed on arrival because the relay was at its limit (`maxConnections`). */
+  readonly connectionsRefused: number
   /** Transport errors on sockets (a client's fault: a bad frame, a reset connection). */
   readonly socketErrors: number
   /** Failures with no caller to tell: a failed append or read, a hook that threw. */
@@ -229,6 +235,20 @@ export function renderPrometheus(metrics: RelayMetrics): string {
     'counter',
     'Frames refused before decoding (too large, not UTF-8).',
     metrics.framesRefused,
+  )
+  metric(
+    lines,
+    `${p}hello_timeouts_total`,
+    'counter',
+    'Connections closed for not completing their hello in time.',
+    metrics.helloTimeouts,
+  )
+  metric(
+    lines,
+    `${p}connections_refused_total`,
+    'counter',
+    'Connections closed on arrival at the connection limit.',
+    metrics.connectionsRefused,
   )
   metric(lines, `${p}socket_errors_total`, 'counter', 'Transport errors on sockets.', metrics.socketErrors)
   metric(lines, `${p}errors_total`, 'counter', 'Relay failures (storage, hooks).', metrics.relayErrors)

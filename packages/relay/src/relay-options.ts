@@ -11,13 +11,31 @@ export interface RelayLimits extends ProtocolLimits, RateLimits {
    * The first drop of a run is answered with a `rate-limited` error frame.
    */
   readonly maxStrikes: number
+  /**
+   * How long a connection may take to have its `hello` answered (authenticated, its spaces
+   * loaded) before it is closed (1008, after a `hello-required` error frame): so sockets that
+   * connect and say nothing cannot pile up. 0 never closes them. Links this relay dials are
+   * not held to it.
+   */
+  readonly helloTimeoutMs: number
+  /**
+   * Most connections open at once, links included; one past it is closed at once with 1013
+   * (try again later), which clients take as a reason to reconnect with backoff. `Infinity`:
+   * no limit.
+   */
+  readonly maxConnections: number
 }
 
-/** Defaults: core's protocol limits, {@link DEFAULT_RATE_LIMITS}, 100 strikes. */
+/**
+ * Defaults: core's protocol limits, {@link DEFAULT_RATE_LIMITS}, 100 strikes, 10 s for a
+ * `hello`, and no limit on connections.
+ */
 export const DEFAULT_RELAY_LIMITS: RelayLimits = {
   ...DEFAULT_LIMITS,
   ...DEFAULT_RATE_LIMITS,
   maxStrikes: 100,
+  helloTimeoutMs: 10_000,
+  maxConnections: Number.POSITIVE_INFINITY,
 }
 
 /**

@@ -528,6 +528,8 @@ export function createRelay(options: RelayOptions): Relay {
     alive = true
     open = true
     relay = false
+    /** When it connected (see `helloTimeoutMs`); 0 for a link this relay dialed, never timed out. */
+    readonly openedAt: number
     onClosed: (() => void) | null = null
 
     constructor(socket: RelaySocket, dial?: DialOptions) {
@@ -535,6 +537,7 @@ export function createRelay(options: RelayOptions): Relay {
       this.frames = rateLimits.frameBurst
       this.bytes = rateLimits.byteBurst
       this.updatedAt = now()
+      this.openedAt = dial === undefined ? this.updatedAt : 0
       // The hub calls `send` and `close` only after `accept` (or `dial`) returns.
       this.connection = dial === undefined ? hub.accept(this) : hub.dial(this, dial)
       this.relay = dial !== undefined
@@ -598,6 +601,15 @@ export function createRelay(options: RelayOptions): Relay {
     if (closing) {
       socket.on('error', onClosingSocketError)
       socket.close(CloseCode.GoingAway, 'the relay is shutting down')
+      return
+    }
+    if (clients.size >= limits.maxConnections) {
+      counters.connectionsRefused++
+      socket.on('error', onClosingSocketError)
+      socket.close(
+        CloseCode.TryAgainLater,
+        `the relay is at its limit of ${limits.maxConnections} connections: try again later`,
+      )
       return
     }
     clients.set(socket, new Client(socket))
@@ -862,6 +874,22 @@ export function createRelay(options: RelayOptions): Relay {
     // what other relays stopped giving cleared.
     hub.refreshPresence(3 * presenceRefreshMs)
   })
+  // Connections that say nothing: closed once their hello has waited `helloTimeoutMs`.
+  if (limits.helloTimeoutMs > 0) {
+    every(Math.max(10, Math.min(1_000, limits.helloTimeoutMs / 4)), async () => {
+      const before = now() - limits.helloTimeoutMs
+      for (const client of clients.values()) {
+        if (client.openedAt === 0 || client.openedAt > before || !client.open) continue
+        if (client.connection.session().phase === 'ready') continue
+        guard('closing a connection without a hello', () => {
+          counters.helloTimeouts++
+          const why = `no hello answered within ${limits.helloTimeoutMs} ms of connecting`
+          send(client, encodeMessage(errorMessage(ErrorCode.HelloRequired, why)))
+          hangUp(client, CloseCode.PolicyViolation, why)
+        })
+      }
+    })
+  }
   every(options.heartbeatMs ?? 30_000, async () => {
     for (const client of clients.values()) {
       guard('pinging a socket', () => {

@@ -40,4 +40,6 @@ export const CloseCode = {
   PolicyViolation: 1008,
   /** A frame larger than the relay accepts. */
   MessageTooBig: 1009,
+  /** The relay is at its connection limit: try again later. */
+  TryAgainLater: 1013,
 } as const

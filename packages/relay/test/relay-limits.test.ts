@@ -150,3 +150,42 @@ describe('heartbeats', () => {
     expect(bare.errors).toEqual([])
   })
 })
+
+describe('connections that say nothing, and too many connections', () => {
+  it('closes a connection whose hello is not answered in time, and keeps one that said hello', async () => {
+    const bare = await bareRelay({ limits: { helloTimeoutMs: 200 } })
+    const talker = await connectClient(bare.url)
+    talker.send(hello('talker', { [SPACE]: 0 }))
+    await talker.waitFor(is.hello, 'the hello answer')
+    // Connected after the talker: by the time it is closed, the talker's time is up too.
+    const silent = await connectClient(bare.url)
+    const error = await silent.waitFor(is.error(ErrorCode.HelloRequired), 'hello-required', { ms: 5_000 })
+    expect(error.message).toMatch(/no hello answered within 200 ms/)
+    expect((await silent.closed).code).toBe(1008)
+    expect(talker.socket.readyState).toBe(WebSocket.OPEN)
+    talker.send(changes(SPACE, 0, makeRun(asReplicaId('talker'), 1, 2)))
+    await talker.waitFor(is.ack(2), 'the ack')
+    expect((await bare.relay.metrics()).helloTimeouts).toBe(1)
+    await talker.close()
+    await bare.stop()
+    expect(bare.errors).toEqual([])
+  })
+
+  it('closes a connection past the limit with 1013, and takes one again once another leaves', async () => {
+    const bare = await bareRelay({ limits: { maxConnections: 2 } })
+    const first = await connectClient(bare.url)
+    const second = await connectClient(bare.url)
+    const third = await connectClient(bare.url)
+    expect(await third.closed).toEqual({
+      code: 1013,
+      reason: 'the relay is at its limit of 2 connections: try again later',
+    })
+    expect((await bare.relay.metrics()).connectionsRefused).toBe(1)
+    await first.close()
+    await expect.poll(() => bare.relay.metrics().then((metrics) => metrics.connections)).toBe(1)
+    await syncs(bare.url, 'later')
+    await second.close()
+    await bare.stop()
+    expect(bare.errors).toEqual([])
+  })
+})
