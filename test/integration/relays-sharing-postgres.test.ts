@@ -187,6 +187,17 @@ describe('two relay processes on one PostgreSQL database', () => {
     const carol = await on(second, 'shared-kept', 'lww')
     await alice.collection('notes').put('n1', { title: 'soon gone' })
     await allShow([alice, bob], { n1: 'soon gone' }, 'both to hold the note')
+    // Exported from the database while both relays run: what they hold.
+    const exported = await runRelayCli(['export', '--postgres', database, '--space', space])
+    expect(exported).toMatchObject({ code: 0 })
+    expect(
+      exported.stdout
+        .trimEnd()
+        .split('\n')
+        .map((line) => JSON.parse(line)),
+    ).toMatchObject([
+      { collection: 'notes', id: 'n1', versions: [{ op: { type: 'put', value: { title: 'soon gone' } } }] },
+    ])
     const refusals = [alice, bob].map(
       (replica) =>
         new Promise<string>((resolve) =>

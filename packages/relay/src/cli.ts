@@ -1,16 +1,17 @@
-import { existsSync, realpathSync } from 'node:fs'
+import { closeSync, existsSync, openSync, realpathSync, writeSync } from 'node:fs'
 import { join } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { parseArgs } from 'node:util'
 import { type Access, ChorusError, DEFAULT_LIMITS, ErrorCode, isChorusError, isSpaceId } from '@chorus/core'
 import { lockDataDir } from './data-dir-lock.js'
 import { parseDuration } from './duration.js'
+import { exportRecords } from './export.js'
 import { PostgresRelayStore, postgresTarget } from './postgres-relay-store.js'
 import type { RelayLinkOptions } from './relay-options.js'
 import type { SpaceSummary } from './relay-store.js'
 import { DATABASE_FILE, startRelay } from './serve.js'
 import { SqliteRelayStore } from './sqlite-relay-store.js'
-import { backupDatabase, describeSpacesIn } from './sqlite-tools.js'
+import { backupDatabase, describeSpacesIn, exportSpaceIn } from './sqlite-tools.js'
 import { checkMountPath, type StaticMount } from './static-files.js'
 import { EVERY_SPACE, mintToken, type SpaceGrants } from './token-auth.js'
 
@@ -53,6 +54,8 @@ const USAGE = `Usage:
   chorus-relay delete-space --space team-notes (--data ./data | --postgres URL
                             | --relay http://127.0.0.1:8787 --secret S [--sub ops])
   chorus-relay spaces (--data ./data | --postgres URL | --relay http://127.0.0.1:8787 --secret S)
+  chorus-relay export --space team-notes [--out FILE] (--data ./data | --postgres URL
+                      | --relay http://127.0.0.1:8787 --secret S)
 
 --static DIR serves a built app at /; --static /PATH=DIR serves one at /PATH (repeatable).
 --link URL links this relay to another (repeatable): the two keep each other's changes of the
@@ -488,6 +491,19 @@ async function spaces(args: readonly string[], io: CliIo): Promise<number> {
 
 /** Calls a running relay's administration API with a short-lived admin token; resolves with its JSON answer. */
 async function askRelay(target: Target & { kind: 'relay' }, method: string, path: string): Promise<unknown> {
+  const response = await adminRequest(target, method, path)
+  return response.json().catch(() => undefined)
+}
+
+/**
+ * Sends a request to a running relay's administration API with a short-lived admin token;
+ * resolves with its answer when it is 200, and throws with the relay's reason otherwise.
+ */
+async function adminRequest(
+  target: Target & { kind: 'relay' },
+  method: string,
+  path: string,
+): Promise<Response> {
   let url: URL
   try {
     url = new URL(path, target.base)
@@ -515,15 +531,94 @@ async function askRelay(target: Target & { kind: 'relay' }, method: string, path
       `cannot reach the relay at ${url.origin}: ${String(error)}`,
     )
   }
-  const body: unknown = await response.json().catch(() => undefined)
   if (response.status !== 200) {
+    const body: unknown = await response.json().catch(() => undefined)
     const why = (body as { error?: unknown } | undefined)?.error
     throw new ChorusError(
       ErrorCode.Forbidden,
       `the relay at ${url.origin} refused: ${typeof why === 'string' ? why : `HTTP ${response.status}`}`,
     )
   }
-  return body
+  return response
+}
+
+async function exportSpace(args: readonly string[], io: CliIo): Promise<number> {
+  const { values } = parseArgs({
+    args: [...args],
+    strict: true,
+    allowPositionals: false,
+    options: { space: { type: 'string' }, out: { type: 'string' }, ...TARGET_OPTIONS },
+  })
+  const space = values.space
+  if (space === undefined || !isSpaceId(space)) {
+    throw new UsageError(
+      `export needs --space NAME${space === undefined ? '' : `, got ${JSON.stringify(space)}, which is not a space name`}`,
+    )
+  }
+  if (values.out === '') throw new UsageError('export --out needs a file name')
+  const target = parseTarget('export', values, io)
+  // Written as they are read: a large space never sits whole in memory.
+  const out = values.out === undefined ? null : openExportFile(values.out)
+  let count = 0
+  const write = (line: string) => {
+    count++
+    if (out === null) io.out(line)
+    else writeSync(out, `${line}\n`)
+  }
+  try {
+    if (target.kind === 'relay') {
+      const response = await adminRequest(target, 'GET', `/admin/spaces/${encodeURIComponent(space)}/records`)
+      for await (const line of linesOf(response)) write(line)
+    } else if (target.kind === 'postgres') {
+      await withPostgres(target.url, async (store) => {
+        if ((await store.loadSpace(space)).deleted === true)
+          throw new ChorusError(ErrorCode.SpaceDeleted, `space ${space} was deleted on this relay`)
+        for await (const line of exportRecords((afterKey, limit) =>
+          store.readSnapshot(space, afterKey, limit),
+        ))
+          write(line)
+      })
+    } else {
+      // Read-only, beside the relay that may be serving the directory.
+      for (const line of exportSpaceIn(databaseIn(target.dir), space)) write(line)
+    }
+  } finally {
+    if (out !== null) closeSync(out)
+  }
+  io.err(
+    `exported ${count} record${count === 1 ? '' : 's'} of space ${space}${values.out === undefined ? '' : ` to ${values.out}`}`,
+  )
+  return ExitCode.Ok
+}
+
+/** Opens `path` for an export, refusing to overwrite a file that exists. */
+function openExportFile(path: string): number {
+  try {
+    return openSync(path, 'wx')
+  } catch (error) {
+    const code = (error as { code?: unknown }).code
+    throw new ChorusError(
+      ErrorCode.StorageFailed,
+      code === 'EEXIST'
+        ? `${path} exists: export writes a new file, so name one that does not`
+        : `cannot create ${path}: ${error instanceof Error ? error.message : String(error)}`,
+    )
+  }
+}
+
+/** The lines of a response's body, as they arrive. */
+async function* linesOf(response: Response): AsyncGenerator<string> {
+  if (response.body === null) return
+  const decoder = new TextDecoder()
+  let rest = ''
+  for await (const chunk of response.body) {
+    rest += decoder.decode(chunk as Uint8Array, { stream: true })
+    const lines = rest.split('\n')
+    rest = lines.pop() ?? ''
+    for (const line of lines) if (line !== '') yield line
+  }
+  rest += decoder.decode()
+  if (rest !== '') yield rest
 }
 
 const defaultIo: CliIo = {
@@ -557,6 +652,8 @@ export async function runCli(argv: readonly string[], io: CliIo = defaultIo): Pr
         return await deleteSpace(args, io)
       case 'spaces':
         return await spaces(args, io)
+      case 'export':
+        return await exportSpace(args, io)
       default:
         throw new UsageError(`unknown command ${JSON.stringify(command)}`)
     }

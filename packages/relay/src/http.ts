@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Duplex } from 'node:stream'
-import { ErrorCode, isSpaceId } from '@chorus/core'
+import { ErrorCode, isChorusError, isSpaceId, type SpaceId } from '@chorus/core'
 import { PROMETHEUS_CONTENT_TYPE, renderPrometheus } from './metrics.js'
 import type { Relay } from './relay.js'
 import type { StaticHandler } from './static-files.js'
@@ -39,6 +39,19 @@ function reply(response: ServerResponse, status: number, type: string, body: str
   response.end(body)
 }
 
+/** Resolves once `response` can take more, or is closed (a reader that went away). */
+function drained(response: ServerResponse): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      response.off('drain', done)
+      response.off('close', done)
+      resolve()
+    }
+    response.once('drain', done)
+    response.once('close', done)
+  })
+}
+
 /** Whether an `if-none-match` header names `etag` (or is `*`); weak tags compare as strong ones. */
 function matchesEtag(header: string | undefined, etag: string): boolean {
   if (header === undefined) return false
@@ -74,6 +87,7 @@ export const LINK_SPACES_PATH = `${SYNC_PATH}/spaces`
 
 const SPACES_PATH = '/admin/spaces'
 const SPACE_PATH = /^\/admin\/spaces\/([^/]+)$/
+const RECORDS_PATH = /^\/admin\/spaces\/([^/]+)\/records$/
 
 /**
  * The relay's HTTP side: `GET /healthz` (200 JSON while healthy, 503 otherwise), `GET
@@ -84,7 +98,10 @@ const SPACE_PATH = /^\/admin\/spaces\/([^/]+)$/
  * of a web app (see `createStaticHandler`); 404 for anything else.
  */
 export function createHttpHandler(
-  relay: Pick<Relay, 'health' | 'metrics' | 'deleteSpace' | 'describeSpaces' | 'listSpacesFor'>,
+  relay: Pick<
+    Relay,
+    'health' | 'metrics' | 'deleteSpace' | 'describeSpaces' | 'listSpacesFor' | 'exportSpace'
+  >,
   serveFile?: StaticHandler,
   admin?: AdminCheck,
   onAdmin?: (event: AdminEvent) => void,
@@ -105,15 +122,17 @@ export function createHttpHandler(
   }
 
   async function administer(request: IncomingMessage, response: ServerResponse, path: string): Promise<void> {
-    const match = SPACE_PATH.exec(path)
+    const records = RECORDS_PATH.exec(path)
+    const match = records ?? SPACE_PATH.exec(path)
     const listing = path === SPACES_PATH
     if (match === null && !listing) {
       answer(response, 404, {
-        error: 'not found: the administration API has GET /admin/spaces and DELETE /admin/spaces/NAME',
+        error:
+          'not found: the administration API has GET /admin/spaces, DELETE /admin/spaces/NAME and GET /admin/spaces/NAME/records',
       })
       return
     }
-    const method = listing ? 'GET' : 'DELETE'
+    const method = listing || records !== null ? 'GET' : 'DELETE'
     if (request.method !== method) {
       response.setHeader('allow', method)
       answer(response, 405, { error: `method not allowed: use ${method}` })
@@ -146,9 +165,43 @@ export function createHttpHandler(
       answer(response, 400, { code: ErrorCode.InvalidArgument, error: `not a space name: ${match[1]}` })
       return
     }
+    if (records !== null) {
+      await exportSpace(space, response)
+      return
+    }
     const deleted = await relay.deleteSpace(space)
     onAdmin?.({ action: 'delete-space', space, subject: checked.subject, deleted })
     answer(response, 200, { space, deleted })
+  }
+
+  /**
+   * `GET /admin/spaces/NAME/records`: the space's records as NDJSON (see `ExportedRecord`),
+   * streamed a page at a time, waiting for the socket to drain; 404 for a deleted space.
+   */
+  async function exportSpace(space: SpaceId, response: ServerResponse): Promise<void> {
+    const lines = relay.exportSpace(space)
+    let first: IteratorResult<string>
+    try {
+      first = await lines.next()
+    } catch (error) {
+      if (!isChorusError(error, ErrorCode.SpaceDeleted)) throw error
+      answer(response, 404, { code: ErrorCode.SpaceDeleted, error: error.message })
+      return
+    }
+    response.writeHead(200, {
+      'content-type': 'application/x-ndjson; charset=utf-8',
+      'cache-control': 'no-store',
+    })
+    // A failure from here on cuts the body off (the caller destroys a response already begun):
+    // a reader learns of it from the connection reset.
+    for (let next = first; next.done !== true; next = await lines.next()) {
+      if (!response.write(`${next.value}\n`)) await drained(response)
+      if (response.destroyed) {
+        await lines.return(undefined)
+        return
+      }
+    }
+    response.end()
   }
 
   /**

@@ -1,6 +1,7 @@
 export type { RelayAuthenticate, RelayAuthResult } from './authenticate.js'
 export { type CliIo, ExitCode, LINK_TOKEN_ENV, POSTGRES_ENV, runCli, SECRET_ENV } from './cli.js'
 export { parseDuration } from './duration.js'
+export { EXPORT_PAGE, type ExportedRecord, exportLines, exportRecords } from './export.js'
 export {
   ADMIN_PATH,
   type AdminCheck,
@@ -58,7 +59,7 @@ export {
 } from './serve.js'
 export { CloseCode, type RelaySocket, type RelaySocketServer } from './socket.js'
 export { SqliteRelayStore, type SqliteRelayStoreOptions, type SqliteWrite } from './sqlite-relay-store.js'
-export { backupDatabase, describeSpacesIn } from './sqlite-tools.js'
+export { backupDatabase, describeSpacesIn, exportSpaceIn } from './sqlite-tools.js'
 export type { StaticMount } from './static-files.js'
 export {
   createTokenAuthenticator,

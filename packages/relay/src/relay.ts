@@ -19,6 +19,7 @@ import {
   type SharedPresence,
   type SpaceId,
 } from '@chorus/core'
+import { exportRecords } from './export.js'
 import { byteLength, createFrameBytes, textOf } from './frame-text.js'
 import {
   CommitHistogram,
@@ -76,6 +77,12 @@ export interface Relay {
   deleteSpace(space: string): Promise<boolean>
   /** Every space the store holds changes of, with its sizes (`RelayStore.describeSpaces`). */
   describeSpaces(): Promise<SpaceSummary[]>
+  /**
+   * The records of `space` as lines of JSON (see `ExportedRecord`), read from the store a
+   * page at a time; none for a space that holds nothing. Rejects with `space-deleted` for a
+   * deleted space.
+   */
+  exportSpace(space: SpaceId): AsyncGenerator<string>
   /**
    * The spaces another relay linking every space may take from this one, for its token: the
    * spaces the store holds that the token grants, to a token that claims `relay` (checked by
@@ -1053,6 +1060,12 @@ export function createRelay(options: RelayOptions): Relay {
       return deleted
     },
     describeSpaces: () => store.describeSpaces(),
+    async *exportSpace(space) {
+      if ((await store.loadSpace(space)).deleted === true) {
+        throw new ChorusError(ErrorCode.SpaceDeleted, `space ${space} was deleted on this relay`)
+      }
+      yield* exportRecords((afterKey, limit) => store.readSnapshot(space, afterKey, limit))
+    },
     async listSpacesFor(token) {
       if (hookAuth === undefined) {
         return {

@@ -1,4 +1,4 @@
-import { existsSync, writeFileSync } from 'node:fs'
+import { existsSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { asReplicaId, type Message } from '@chorus/core'
 import { jwtVerify } from 'jose'
@@ -6,8 +6,10 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import { type CliIo, runCli } from '../src/cli.js'
 import { DATABASE_FILE } from '../src/serve.js'
 import { SqliteRelayStore } from '../src/sqlite-relay-store.js'
+import { mintToken } from '../src/token-auth.js'
 import { runCliProcess } from './support/cli-process.js'
 import { makeRun, makeTempDir, within } from './support/fixtures.js'
+import { startTestRelay } from './support/harness.js'
 import { changes, connectClient, hello, is, type TestClient } from './support/test-client.js'
 
 const SPACE = 'team-notes'
@@ -72,6 +74,9 @@ describe('chorus-relay command line (in process)', () => {
     ],
     [['--static', '/admin=somewhere'], /--static: cannot mount an app at \/admin: the relay answers it/],
     [['spaces', '--relay', 'http://x'], /spaces --relay needs the relay's --secret/],
+    [['export', '--data', 'here'], /export needs --space NAME/],
+    [['export', '--space', 'has space'], /export needs --space NAME, got "has space"/],
+    [['export', '--space', 's', '--out', ''], /export --out needs a file name/],
     [
       ['spaces', '--data', 'here', '--postgres', 'postgres://db/chorus'],
       /give one of --data, --postgres and --relay/,
@@ -208,6 +213,70 @@ describe('chorus-relay command line (in process)', () => {
     ).toBe(1)
     expect(missing.lines.err.join('\n')).toMatch(/there is no relay database at .*nowhere/)
     temp.remove()
+  })
+
+  it('exports a space from the data directory a relay is serving, from the relay itself, and to a new file', async () => {
+    const relay = await startTestRelay({ authSecret: SECRET })
+    try {
+      const client = await connectClient(relay.url)
+      client.send(
+        hello(
+          'alice',
+          { [SPACE]: 0 },
+          await mintToken({ secret: SECRET, sub: 'a', spaces: { [SPACE]: 'write' } }),
+        ),
+      )
+      await client.waitFor(is.hello, 'the hello answer')
+      client.send(changes(SPACE, 0, makeRun(A, 1, 3)))
+      await client.waitFor(is.ack(3), 'the ack')
+      await client.close()
+      const fromData = captureIo()
+      expect(await runCli(['export', '--space', SPACE, '--data', relay.dataDir], fromData)).toBe(0)
+      expect(fromData.lines.out.map((line) => JSON.parse(line).id)).toEqual(['alice-1', 'alice-2', 'alice-3'])
+      expect(JSON.parse(fromData.lines.out[0] as string)).toEqual({
+        collection: 'notes',
+        id: 'alice-1',
+        versions: [
+          {
+            dot: ['alice', 1],
+            hlc: expect.any(String),
+            context: {},
+            op: { type: 'put', value: { by: 'alice', n: 1 } },
+          },
+        ],
+      })
+      expect(fromData.lines.err).toEqual([`exported 3 records of space ${SPACE}`])
+      const fromRelay = captureIo()
+      expect(
+        await runCli(['export', '--space', SPACE, '--relay', relay.httpUrl, '--secret', SECRET], fromRelay),
+      ).toBe(0)
+      expect(fromRelay.lines.out).toEqual(fromData.lines.out)
+      const file = join(relay.dataDir, 'export.ndjson')
+      expect(
+        await runCli(['export', '--space', SPACE, '--data', relay.dataDir, '--out', file], captureIo()),
+      ).toBe(0)
+      expect(readFileSync(file, 'utf8')).toBe(`${fromData.lines.out.join('\n')}\n`)
+      const again = captureIo()
+      expect(await runCli(['export', '--space', SPACE, '--data', relay.dataDir, '--out', file], again)).toBe(
+        1,
+      )
+      expect(again.lines.err.join('\n')).toMatch(/export\.ndjson exists/)
+      // A space never written exports nothing; a deleted one says so.
+      const empty = captureIo()
+      expect(await runCli(['export', '--space', 'nothing-here', '--data', relay.dataDir], empty)).toBe(0)
+      expect(empty.lines.out).toEqual([])
+      await relay.relay.deleteSpace(SPACE)
+      for (const target of [
+        ['--data', relay.dataDir],
+        ['--relay', relay.httpUrl, '--secret', SECRET],
+      ]) {
+        const deleted = captureIo()
+        expect(await runCli(['export', '--space', SPACE, ...target], deleted)).toBe(1)
+        expect(deleted.lines.err.join('\n')).toMatch(/was deleted/)
+      }
+    } finally {
+      await relay.stop()
+    }
   })
 
   it('serves one app at / and another at the path --static /PATH=DIR names', async () => {

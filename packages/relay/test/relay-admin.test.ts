@@ -2,7 +2,7 @@ import { asReplicaId, ErrorCode } from '@chorus/core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { AdminEvent } from '../src/http.js'
 import { mintToken, verifyAdminToken } from '../src/token-auth.js'
-import { makeRun, within } from './support/fixtures.js'
+import { makeChange, makeRun, within } from './support/fixtures.js'
 import { startTestRelay, type TestRelay } from './support/harness.js'
 import { changes, connectClient, hello, is } from './support/test-client.js'
 
@@ -135,6 +135,58 @@ describe('the administration API of a relay with an auth secret', () => {
     })
     expect((await fetch(`${relay.httpUrl}/admin/spaces`)).status).toBe(401)
     await bob.close()
+  })
+
+  it('exports a space’s records for an admin token: conflict siblings and deletions kept, in key order', async () => {
+    const writers = ['ann-laptop', 'ben-phone'].map(asReplicaId)
+    for (const [index, writer] of writers.entries()) {
+      const client = await connectClient(relay.url)
+      const token = await mintToken({ secret: SECRET, sub: writer, spaces: { exported: 'write' } })
+      client.send(hello(writer, { exported: 0 }, token))
+      await client.waitFor(is.hello, 'the hello answer')
+      // Both put n1 without having seen the other's: siblings. Ann also writes and deletes n0.
+      const batch = [makeChange(writer, 1, { id: 'n1' }, { title: `by ${writer}` })]
+      if (index === 0)
+        batch.push(
+          makeChange(writer, 2, { id: 'n0' }, { title: 'gone soon' }),
+          makeChange(writer, 3, { id: 'n0', context: { [writer]: 2 } }, null),
+        )
+      client.send(changes('exported', 0, batch))
+      await client.waitFor(is.ack(batch.length), 'the ack')
+      await client.close()
+    }
+    const exported = async (space: string, token?: string, method = 'GET') =>
+      fetch(`${relay.httpUrl}/admin/spaces/${encodeURIComponent(space)}/records`, {
+        method,
+        headers: token === undefined ? {} : { authorization: `Bearer ${token}` },
+      })
+    const response = await exported('exported', await adminToken())
+    expect(response.status).toBe(200)
+    expect(response.headers.get('content-type')).toBe('application/x-ndjson; charset=utf-8')
+    const lines = (await response.text())
+      .trimEnd()
+      .split('\n')
+      .map((line) => JSON.parse(line))
+    expect(lines.map((line) => [line.collection, line.id, line.versions.length])).toEqual([
+      ['notes', 'n0', 1],
+      ['notes', 'n1', 2],
+    ])
+    expect(lines[0].versions[0]).toMatchObject({ dot: ['ann-laptop', 3], op: { type: 'delete' } })
+    const titles = lines[1].versions.map(
+      (version: { op: { value: { title: string } } }) => version.op.value.title,
+    )
+    expect(titles.sort()).toEqual(['by ann-laptop', 'by ben-phone'])
+    // A space that holds nothing exports nothing; bad requests are refused.
+    expect(await (await exported('never-written', await adminToken())).text()).toBe('')
+    expect((await exported('exported')).status).toBe(401)
+    expect((await exported('exported', await adminToken({ admin: false }))).status).toBe(403)
+    const wrongMethod = await exported('exported', await adminToken(), 'DELETE')
+    expect(wrongMethod.status).toBe(405)
+    expect(wrongMethod.headers.get('allow')).toBe('GET')
+    expect((await deleteSpace(relay, 'exported', await adminToken())).status).toBe(200)
+    const gone = await exported('exported', await adminToken())
+    expect(gone.status).toBe(404)
+    expect(await gone.json()).toMatchObject({ code: ErrorCode.SpaceDeleted })
   })
 
   it('answers only DELETE on /admin/spaces/NAME, and GET on /admin/spaces', async () => {
