@@ -107,10 +107,11 @@ async function main(): Promise<void> {
       }
       case 'memory': {
         for (let i = 0; i < 4; i++) collect?.()
-        // CHORUS_BENCH_HEAP=prefix writes a heap snapshot per request, for finding what a connection holds.
+        // CHORUS_BENCH_HEAP=prefix writes a heap snapshot per request (prefix-KIND-N), for finding
+        // what a connection holds.
         snapshots += 1
         if (process.env.CHORUS_BENCH_HEAP !== undefined)
-          writeHeapSnapshot(`${process.env.CHORUS_BENCH_HEAP}-${snapshots}.heapsnapshot`)
+          writeHeapSnapshot(`${process.env.CHORUS_BENCH_HEAP}-${config.kind}-${snapshots}.heapsnapshot`)
         const usage = process.memoryUsage()
         reply({ type: 'memory', heapUsed: usage.heapUsed, external: usage.external, rss: usage.rss })
         return

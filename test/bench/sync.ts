@@ -59,7 +59,7 @@
  *    older builds, offer no protocol feature, so they get change objects): changes delivered per
  *    second until the last subscriber has them all, Chorus relay ÷ raw broadcast (≥ 0.7×).
  *    Memory: the relay process's heap + external memory (after `gc()`) with 500 more idle
- *    connections minus before, per connection. Every idle connection has exchanged one
+ *    connections minus before, per connection, after 500 others warmed the code paths up. Every idle connection has exchanged one
  *    message each way: a Chorus one said hello to an empty space and was answered; a raw one
  *    sent a hello that the raw relay echoed (Chorus ÷ raw ≤ 1.2×). The CPU time each relay
  *    process used per run is in the JSON too: on a busy machine it varies less than the rate.
@@ -884,11 +884,14 @@ async function idleMemory(
     }
     return clients
   }
-  // A first batch warms up the code paths and buffers every connection uses.
-  const warm = await open(50, 0)
+  // A first batch as large as the measured one warms up the code paths and buffers every
+  // connection uses: with 50 it did not, and the machine code the JIT compiled for those paths
+  // while the measured batch came in (one-time, about 200 B a connection for the raw relay and
+  // 400 for Chorus, by heap snapshot) was counted as per-connection memory.
+  const warm = await open(2 * IDLE_CONNECTIONS, 0)
   await sleep(200)
   const before = await relay.request({ type: 'memory' })
-  const idle = await open(IDLE_CONNECTIONS, 50)
+  const idle = await open(IDLE_CONNECTIONS, 2 * IDLE_CONNECTIONS)
   await sleep(200)
   const after = await relay.request({ type: 'memory' })
   for (const client of [...warm, ...idle]) client.close()

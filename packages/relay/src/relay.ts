@@ -535,8 +535,11 @@ export function createRelay(options: RelayOptions): Relay {
     alive = true
     open = true
     relay = false
-    /** When it connected (see `helloTimeoutMs`); 0 for a link this relay dialed, never timed out. */
-    readonly openedAt: number
+    /**
+     * While its hello is not answered: when it connected (see `helloTimeoutMs`). 0 once its
+     * session is ready (set as the hello answer goes out), and for a link this relay dialed.
+     */
+    openedAt: number
     onClosed: (() => void) | null = null
 
     constructor(socket: RelaySocket, dial?: DialOptions) {
@@ -544,13 +547,15 @@ export function createRelay(options: RelayOptions): Relay {
       this.frames = rateLimits.frameBurst
       this.bytes = rateLimits.byteBurst
       this.updatedAt = now()
-      this.openedAt = dial === undefined ? this.updatedAt : 0
+      this.openedAt = dial === undefined && limits.helloTimeoutMs > 0 ? this.updatedAt : 0
       // The hub calls `send` and `close` only after `accept` (or `dial`) returns.
       this.connection = dial === undefined ? hub.accept(this) : hub.dial(this, dial)
       this.relay = dial !== undefined
     }
 
     send(frame: string): void {
+      // The hub answers a hello once the session is ready: from then on no timeout applies.
+      if (this.openedAt !== 0 && this.connection.session().phase === 'ready') this.openedAt = 0
       guard('sending a frame', () => send(this, frame))
     }
 
@@ -887,7 +892,10 @@ export function createRelay(options: RelayOptions): Relay {
       const before = now() - limits.helloTimeoutMs
       for (const client of clients.values()) {
         if (client.openedAt === 0 || client.openedAt > before || !client.open) continue
-        if (client.connection.session().phase === 'ready') continue
+        if (client.connection.session().phase === 'ready') {
+          client.openedAt = 0
+          continue
+        }
         guard('closing a connection without a hello', () => {
           counters.helloTimeouts++
           const why = `no hello answered within ${limits.helloTimeoutMs} ms of connecting`
