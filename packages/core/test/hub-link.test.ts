@@ -267,6 +267,57 @@ describe('linked hubs (relay↔relay)', () => {
     expect(await alice.get('notes', 'after')).toEqual({ ok: true })
   })
 
+  it('sends a linking hub one snapshot at a time, whole, before the next space’s, under backpressure too', async () => {
+    const spaces = ['s1', 's2', 's3'].map(asSpaceId)
+    const storeA = new MemoryHubStore({ log: 'log-a' })
+    // Pages of three records, so each space's snapshot takes three; and a send buffer of one
+    // byte, so every frame waits for the transport to say it is writable again.
+    const a = createHubEngine({ store: storeA, now, session: { snapshotPage: 3, sendBuffer: 1 } })
+    const writers = await Promise.all(spaces.map((space, i) => replicaOn(a, `w${i}`, space)))
+    for (const writer of writers) for (let k = 0; k < 8; k++) await writer.put('notes', `n${k}`, { k })
+    await settle([a], writers)
+    for (const space of spaces) storeA.truncateLog(space, 8)
+    const b = hubOn(new MemoryHubStore({ log: 'log-b' }))
+    // b dials a; a's side of the link reports a backlog after each frame until it is drained.
+    const sent: string[] = []
+    let backlog = 0
+    let dialed: HubConnection | null = null
+    const accepted = a.accept({
+      send: (frame) => {
+        sent.push(frame)
+        backlog = 1
+        void dialed?.receive(frame)
+      },
+      close: () => {},
+      backlog: () => backlog,
+    })
+    dialed = b.dial(
+      { send: (frame) => void accepted.receive(frame), close: () => {} },
+      { spaces, replicaId: asReplicaId('hub-b') },
+    )
+    const readers = await Promise.all(spaces.map((space, i) => replicaOn(b, `r${i}`, space)))
+    for (let round = 0; round < 40; round++) {
+      await settle([a, b], [...writers, ...readers])
+      backlog = 0
+      await accepted.writable()
+    }
+    for (const [i, reader] of readers.entries())
+      expect(await rows(reader)).toEqual(await rows(writers[i] as ReplicaEngine))
+    // The pages as a sent them: each space's from its first to its last, then the next one's
+    // (b keeps a snapshot's pages until its last: interleaved, all three would sit there).
+    const order = sent
+      .map((frame) => decodeMessage(frame))
+      .flatMap((decoded) =>
+        decoded.ok && decoded.message.type === 'snapshot'
+          ? [`${decoded.message.space}:${decoded.message.page}${decoded.message.last ? '!' : ''}`]
+          : [],
+      )
+    const grouped = [...spaces]
+      .sort((x, y) => order.indexOf(`${x}:0`) - order.indexOf(`${y}:0`))
+      .flatMap((space) => [`${space}:0`, `${space}:1`, `${space}:2!`])
+    expect(order).toEqual(grouped)
+  })
+
   it('converge around a ring of three without sending changes round forever', async () => {
     const stores = ['x', 'y', 'z'].map((name) => new MemoryHubStore({ log: `log-${name}` }))
     const hubs = stores.map((store) => hubOn(store))

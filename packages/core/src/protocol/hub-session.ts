@@ -1276,6 +1276,9 @@ function nextRead(
     return null
   if (stream.snapshot !== null) {
     const { page, afterKey } = stream.snapshot
+    // Over a link, one snapshot at a time: the other hub keeps a snapshot's pages until its
+    // last, so snapshots of many spaces sent at once would sit in its memory together.
+    if (state.relay && page === 0 && snapshotUnderWay(state, space)) return null
     return { type: 'read-snapshot', space, page, afterKey, limit: state.config.snapshotPage }
   }
   if (stream.sent >= facts.head(space)) return null
@@ -1284,6 +1287,16 @@ function nextRead(
   const stop = stopAt(markFor(state, space, facts), stream.sent)
   const limit = Math.min(room, state.config.batchSize, stop - stream.sent)
   return { type: 'read-log', space, after: stream.sent, limit }
+}
+
+/** True when a stream of this session other than `space`'s has begun sending its snapshot (or reading its first page). */
+function snapshotUnderWay(state: HubSessionState, space: SpaceId): boolean {
+  for (const other in state.streams) {
+    if (other === space) continue
+    const stream = state.streams[other] as HubStream
+    if (stream.snapshot !== null && (stream.snapshot.page > 0 || stream.reading)) return true
+  }
+  return false
 }
 
 function logRead(
@@ -1486,7 +1499,13 @@ function snapshotRead(
           split,
         },
       }
-  return pump(setStream(state, input.space, next), input.space, facts, effects)
+  let after = pump(setStream(state, input.space, next), input.space, facts, effects)
+  // Over a link, a snapshot waiting for this one to end goes now (see `nextRead`).
+  if (last && state.relay) {
+    for (const space of Object.keys(after.streams) as SpaceId[])
+      if (space !== input.space) after = pump(after, space, facts, effects)
+  }
+  return after
 }
 
 function tick(
