@@ -47,6 +47,14 @@ async function allShow(
   }, what)
 }
 
+/** The names in the presence `replica` sees, sorted and joined. */
+function names(replica: Replica): string {
+  return replica.presence
+    .map((peer) => String(peer.state.name))
+    .sort()
+    .join(',')
+}
+
 describe('two relay processes on one PostgreSQL database', () => {
   let postgres: PostgresServer
   let database: string
@@ -239,11 +247,6 @@ describe('two relay processes on one PostgreSQL database', () => {
         WAIT_MS,
         'all three to connect',
       )
-      const names = (replica: Replica) =>
-        replica.presence
-          .map((peer) => String(peer.state.name))
-          .sort()
-          .join(',')
       alice.setPresence({ name: 'alice' })
       bob.setPresence({ name: 'bob' })
       await eventually(
@@ -283,11 +286,6 @@ describe('two relay processes on one PostgreSQL database', () => {
       const alice = await on(near, space, 'lww')
       const erin = await on(edge, space, 'lww')
       await within(Promise.all([alice.synced(), erin.synced()]), WAIT_MS, 'both to connect')
-      const names = (replica: Replica) =>
-        replica.presence
-          .map((peer) => String(peer.state.name))
-          .sort()
-          .join(',')
       alice.setPresence({ name: 'alice' })
       erin.setPresence({ name: 'erin' })
       await eventually(

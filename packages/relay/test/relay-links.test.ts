@@ -25,6 +25,35 @@ async function headOf(relay: TestRelay, space = SPACE): Promise<number> {
   return (await relay.relay.describeSpaces()).find((summary) => summary.space === space)?.head ?? 0
 }
 
+/**
+ * An HTTP server standing in for another relay: `onRequest` answers its listings, and every
+ * WebSocket dial is hung up. Returns the link URL it answers for, and how to stop it.
+ */
+async function fakeRelay(
+  onRequest: Parameters<typeof createHttpServer>[0],
+): Promise<{ url: string; stop: () => Promise<void> }> {
+  const server = createHttpServer(onRequest)
+  server.on('upgrade', (_request, socket) => socket.destroy())
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  return {
+    url: `ws://127.0.0.1:${(server.address() as AddressInfo).port}/sync`,
+    async stop() {
+      server.closeAllConnections()
+      await new Promise<void>((resolve) => server.close(() => resolve()))
+    },
+  }
+}
+
+/** A relay linking every space (`'*'`) to `url`, listing it every 20 ms. */
+function linkingEverySpace(url: string): Promise<TestRelay> {
+  return startTestRelay({
+    compaction: COMPACTION,
+    links: [{ url, spaces: '*' }],
+    linkBackoffMs: { min: 20, max: 100 },
+    linkListMs: 20,
+  })
+}
+
 /** Writes a note and deletes it through `relay`, as replica `replica`, and waits for the acks. */
 async function writeAndDelete(relay: TestRelay, space = SPACE, replica = 'alice'): Promise<void> {
   const writer = asReplicaId(replica)
@@ -265,7 +294,7 @@ describe('relays linked to each other', () => {
     let fourMore = new Promise<void>((resolve) => {
       askedFour.done = resolve
     })
-    const server = createHttpServer((request, response) => {
+    const other = await fakeRelay((request, response) => {
       if (request.url !== '/sync/spaces') {
         response.writeHead(404).end()
         return
@@ -280,16 +309,8 @@ describe('relays linked to each other', () => {
       }
       if (++askedFour.count === 4) askedFour.done()
     })
-    server.on('upgrade', (_request, socket) => socket.destroy())
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-    const url = `ws://127.0.0.1:${(server.address() as AddressInfo).port}/sync`
     try {
-      const a = await startTestRelay({
-        compaction: COMPACTION,
-        links: [{ url, spaces: '*' }],
-        linkBackoffMs: { min: 20, max: 100 },
-        linkListMs: 20,
-      })
+      const a = await linkingEverySpace(other.url)
       relays.push(a)
       await fourMore
       expect(asked.slice(0, 4)).toEqual([undefined, '"v1"', '"v1"', '"v1"'])
@@ -307,8 +328,7 @@ describe('relays linked to each other', () => {
       // A 304 is no failure.
       expect(a.errors.filter((error) => error.message.includes('listing its spaces'))).toEqual([])
     } finally {
-      server.closeAllConnections()
-      await new Promise<void>((resolve) => server.close(() => resolve()))
+      await other.stop()
     }
   })
 
@@ -318,21 +338,14 @@ describe('relays linked to each other', () => {
     const thirdListing = new Promise<void>((resolve) => {
       asked.third = resolve
     })
-    const server = createHttpServer((request, response) => {
+    const other = await fakeRelay((request, response) => {
       response.writeHead(request.url === '/sync/spaces' ? 403 : 404, { 'content-type': 'application/json' })
       response.end(JSON.stringify({ code: 'forbidden', error: 'not for you' }))
       if (request.url === '/sync/spaces' && ++asked.count === 3) asked.third()
     })
-    server.on('upgrade', (_request, socket) => socket.destroy())
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-    const url = `ws://127.0.0.1:${(server.address() as AddressInfo).port}/sync`
+    const url = other.url
     try {
-      const a = await startTestRelay({
-        compaction: COMPACTION,
-        links: [{ url, spaces: '*' }],
-        linkBackoffMs: { min: 20, max: 100 },
-        linkListMs: 20,
-      })
+      const a = await linkingEverySpace(url)
       relays.push(a)
       await thirdListing
       const listings = a.errors.filter((error) => error.message.includes('listing its spaces'))
@@ -340,8 +353,7 @@ describe('relays linked to each other', () => {
         `link to ${url}: listing its spaces failed: it answered 403: not for you`,
       ])
     } finally {
-      server.closeAllConnections()
-      await new Promise<void>((resolve) => server.close(() => resolve()))
+      await other.stop()
     }
   })
 
