@@ -1,4 +1,4 @@
-import { createServer as createHttpServer } from 'node:http'
+import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { createServer } from 'node:net'
 import { asReplicaId, type ChorusError, ErrorCode } from '@chorus/core'
@@ -30,7 +30,7 @@ async function headOf(relay: TestRelay, space = SPACE): Promise<number> {
  * WebSocket dial is hung up. Returns the link URL it answers for, and how to stop it.
  */
 async function fakeRelay(
-  onRequest: Parameters<typeof createHttpServer>[0],
+  onRequest: (request: IncomingMessage, response: ServerResponse) => void,
 ): Promise<{ url: string; stop: () => Promise<void> }> {
   const server = createHttpServer(onRequest)
   server.on('upgrade', (_request, socket) => socket.destroy())
