@@ -92,6 +92,21 @@ describe('seeds that once failed the soak', () => {
   })
 })
 
+describe('seeds that once failed the soak with two hubs over one store', () => {
+  // 141449: a restore put a backup in place of the store while an append was under way on
+  // the old one; its news (of a head the backup did not have) reached the other hub, whose
+  // sessions then read nothing past their position and read again at once, for ever, until
+  // the process ran out of memory. Such news is no longer told by the simulation (the
+  // database that would have sent it is gone), and a session that reads nothing where the
+  // head said there was more now waits for the next tick or news instead of reading again.
+  const regressions: [number, ResolverKind][] = [[141449, 'manual']]
+  it.each(regressions)('seed %i with %s converges', async (seed, resolver) => {
+    const report = await runScenario(seed, resolver, undefined, { hubs: 2 })
+    if (report.problems.length > 0) expect.fail(describeFailure(report))
+    expect(report.settled).toBe(true)
+  })
+})
+
 describe('seeds that once failed the soak with linked hubs', () => {
   // 11: a copy of the answer to a link's first hello was taken for the answer to its second,
   // which the network had lost: the dialing hub streamed while the other waited for good

@@ -74,7 +74,7 @@ export async function runScenario(
   seed: number,
   resolver: ResolverKind,
   severity = FULL_SEVERITY,
-  topology: { readonly linked?: boolean } = {},
+  topology: { readonly linked?: boolean; readonly hubs?: number } = {},
 ): Promise<RunReport> {
   const plan = (await import('@chorus/testkit')).createPrng(`${resolver}:${seed}`)
   const replicas = plan.int(3, 8)
@@ -92,14 +92,10 @@ export async function runScenario(
   // Or, linked, two or three hubs each over a store of its own, linked in a chain over the
   // network as relays linked with --link are; replicas connect to either.
   const linked = topology.linked === true
-  const hubs =
-    process.env.SIM_HUBS !== undefined
-      ? Number(process.env.SIM_HUBS)
-      : linked
-        ? hubPlan.int(2, 3)
-        : hubPlan.bool(1 / 3)
-          ? 2
-          : 1
+  // A fixed count (`topology.hubs`, or SIM_HUBS) draws nothing, so a seed replays the same.
+  const fixedHubs =
+    topology.hubs ?? (process.env.SIM_HUBS !== undefined ? Number(process.env.SIM_HUBS) : undefined)
+  const hubs = fixedHubs !== undefined ? fixedHubs : linked ? hubPlan.int(2, 3) : hubPlan.bool(1 / 3) ? 2 : 1
   const hubMaxFrameBytes =
     process.env.SMALL_FRAMES === '1' || framePlan.bool(1 / 4) ? framePlan.int(4, 16) * 1024 : undefined
   const cluster = await createSimCluster({

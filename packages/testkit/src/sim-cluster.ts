@@ -336,14 +336,16 @@ export class SimCluster {
   /**
    * The shared store as hub `slot` uses it: each append it commits is told to every other hub
    * after a seeded delay, as a database's notices are; news for a hub that is down is lost with
-   * its timers (it reads the space afresh when it starts).
+   * its timers (it reads the space afresh when it starts), and so is news from a store a
+   * restore has put a backup in place of (an append that was under way on it when it was
+   * replaced): the database that would have sent it is gone.
    */
   #telling(slot: HubSlot): HubStore {
     const store = this.hubStore.reopen()
     const tell = async (space: SpaceId, results: readonly AppendResult[]): Promise<void> => {
       const appended = results.reduce((sum, result) => sum + result.appended, 0)
       const last = results[results.length - 1]
-      if (appended === 0 || last === undefined) return
+      if (appended === 0 || last === undefined || store !== this.hubStore) return
       const { head, received } = await store.loadSpace(space)
       const entries = this.#hubPlan.bool(1 / 2)
         ? await store.readLog(space, head - appended, appended)
@@ -352,7 +354,8 @@ export class SimCluster {
         if (other === slot) continue
         const engine = other.engine
         this.net.setTimer(other.name, this.#hubPlan.int(0, 50), () => {
-          if (other.engine === engine) void engine?.advanced(space, head, received, entries)
+          if (other.engine === engine && store === this.hubStore)
+            void engine?.advanced(space, head, received, entries)
         })
       }
     }

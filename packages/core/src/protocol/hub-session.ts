@@ -1308,7 +1308,12 @@ function logRead(
   const stream = streamOf(state, input.space)
   if (stream === undefined || state.phase !== 'ready') return state
   if (input.after !== stream.sent || stream.snapshot !== null || input.entries.length === 0) {
-    return pump(setStream(state, input.space, { ...stream, reading: false }), input.space, facts, effects)
+    const idle = setStream(state, input.space, { ...stream, reading: false })
+    // Nothing past `sent`, though the head said there was: the hub's news ran ahead of its
+    // store (a store put back under it). Read again at the next tick or news, not at once,
+    // which would read nothing again, for ever, without a pause.
+    if (input.entries.length === 0 && input.after === stream.sent && stream.snapshot === null) return idle
+    return pump(idle, input.space, facts, effects)
   }
   // The receiver's own changes are not sent, and cost no bytes of the window.
   const compact = state.features.includes(Feature.Compact)
