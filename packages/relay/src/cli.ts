@@ -571,12 +571,7 @@ async function exportSpace(args: readonly string[], io: CliIo): Promise<number> 
       for await (const line of linesOf(response)) write(line)
     } else if (target.kind === 'postgres') {
       await withPostgres(target.url, async (store) => {
-        if ((await store.loadSpace(space)).deleted === true)
-          throw new ChorusError(ErrorCode.SpaceDeleted, `space ${space} was deleted on this relay`)
-        for await (const line of exportRecords((afterKey, limit) =>
-          store.readSnapshot(space, afterKey, limit),
-        ))
-          write(line)
+        for await (const line of exportRecords(store, space)) write(line)
       })
     } else {
       // Read-only, beside the relay that may be serving the directory.

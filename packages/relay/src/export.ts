@@ -1,4 +1,4 @@
-import type { Change } from '@chorus/core'
+import { type Change, ChorusError, ErrorCode, type HubStore, type SpaceId } from '@chorus/core'
 
 /**
  * A space's records as `chorus-relay export` and `GET /admin/spaces/NAME/records` give them:
@@ -35,18 +35,20 @@ export function exportLines(changes: readonly Change[]): string[] {
 }
 
 /**
- * Every record of a space as lines of {@link ExportedRecord}, read a page at a time through
- * `readPage` (a store's `readSnapshot`, whose pages hold whole records).
+ * Every record of `space` in `store` as lines of {@link ExportedRecord}, read a page at a time
+ * through `readSnapshot` (whose pages hold whole records). Rejects with `space-deleted` for a
+ * deleted space.
  */
 export async function* exportRecords(
-  readPage: (
-    afterKey: string | null,
-    limit: number,
-  ) => Promise<{ readonly changes: readonly Change[]; readonly nextKey: string | null }>,
+  store: Pick<HubStore, 'loadSpace' | 'readSnapshot'>,
+  space: SpaceId,
 ): AsyncGenerator<string> {
+  if ((await store.loadSpace(space)).deleted === true) {
+    throw new ChorusError(ErrorCode.SpaceDeleted, `space ${space} was deleted on this relay`)
+  }
   let afterKey: string | null = null
   do {
-    const page = await readPage(afterKey, EXPORT_PAGE)
+    const page = await store.readSnapshot(space, afterKey, EXPORT_PAGE)
     yield* exportLines(page.changes)
     afterKey = page.nextKey
   } while (afterKey !== null)

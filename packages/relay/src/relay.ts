@@ -1068,12 +1068,7 @@ export function createRelay(options: RelayOptions): Relay {
       return deleted
     },
     describeSpaces: () => store.describeSpaces(),
-    async *exportSpace(space) {
-      if ((await store.loadSpace(space)).deleted === true) {
-        throw new ChorusError(ErrorCode.SpaceDeleted, `space ${space} was deleted on this relay`)
-      }
-      yield* exportRecords((afterKey, limit) => store.readSnapshot(space, afterKey, limit))
-    },
+    exportSpace: (space) => exportRecords(store, space),
     async listSpacesFor(token) {
       if (hookAuth === undefined) {
         return {
