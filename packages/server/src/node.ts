@@ -1,3 +1,6 @@
+export * from './client/node-caller.js'
+export * from './client/quorum-client.js'
+export * from './client/single-leader-client.js'
 export * from './compare/loopback/loopback-designs.js'
 export * from './compare/loopback/loopback-quorum-target.js'
 export * from './compare/loopback/loopback-single-leader-target.js'

@@ -87,6 +87,19 @@ export class LoopbackCluster {
     return [...this.members.keys()]
   }
 
+  /**
+   * The running nodes' HTTP APIs by id (`http://127.0.0.1:port`), in the order of the options'
+   * `nodes`, as a cluster client takes them.
+   */
+  urls(): Record<string, string> {
+    const urls: Record<string, string> = {}
+    for (const id of this.options.nodes) {
+      const node = this.members.get(id)
+      if (node !== undefined) urls[id] = `http://127.0.0.1:${node.httpPort}`
+    }
+    return urls
+  }
+
   /** Sends a request of the design to `id`'s `POST /request`. */
   request(id: string, request: unknown, timeoutMs = 5_000): Promise<NodeAnswer> {
     return this.call(id, 'POST', '/request', request, timeoutMs)

@@ -1,0 +1,283 @@
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { isChorusError } from '@chorus/core'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { QuorumHttpClient } from '../src/client/quorum-client.js'
+import { SingleLeaderHttpClient } from '../src/client/single-leader-client.js'
+import { LoopbackCluster } from '../src/node/loopback-cluster.js'
+import type { SingleLeaderStatus } from '../src/single-leader/messages.js'
+
+const nodes = ['n1', 'n2', 'n3']
+
+/** Polls `check` every 25 ms until it gives a value, for up to `ms`. */
+async function until<T>(what: string, check: () => Promise<T | undefined>, ms = 15_000): Promise<T> {
+  const deadline = Date.now() + ms
+  while (Date.now() < deadline) {
+    const value = await check()
+    if (value !== undefined) return value
+    await new Promise((resolve) => setTimeout(resolve, 25))
+  }
+  throw new Error(`gave up waiting for ${what}`)
+}
+
+describe('SingleLeaderHttpClient against node processes', () => {
+  const scratch = mkdtempSync(join(tmpdir(), 'chorus-cluster-client-sl-'))
+  let cluster: LoopbackCluster
+
+  beforeAll(async () => {
+    cluster = await LoopbackCluster.start({
+      design: 'single-leader',
+      nodes,
+      settings: { replication: { mode: 'sync' }, heartbeatMs: 40, electionTimeoutMs: 400, leaseMs: 250 },
+      dataDir: scratch,
+    })
+  }, 30_000)
+
+  afterAll(async () => {
+    await cluster?.stop()
+    rmSync(scratch, { recursive: true, force: true })
+  })
+
+  /** A client of the running nodes, `first` listed first (so it starts out believing `first` leads). */
+  function client(first: string, options: { deadlineMs?: number; requestTimeoutMs?: number } = {}) {
+    const urls = cluster.urls()
+    const ordered: Record<string, string> = { [first]: urls[first] as string, ...urls }
+    return new SingleLeaderHttpClient({
+      nodes: ordered,
+      refreshNodes: async () => cluster.urls(),
+      ...options,
+    })
+  }
+
+  /** Waits until every running node follows one leader of an epoch above `above`. */
+  function stableLeader(above = 0): Promise<SingleLeaderStatus> {
+    const observer = client(nodes[0] as string)
+    return until('one leader every running node follows', async () => {
+      const all = Object.values(await observer.statuses()).filter((status) => status !== null)
+      const leader = all.find((status) => status.role === 'leader' && status.epoch > above)
+      if (leader === undefined || all.length !== cluster.running().length) return undefined
+      return all.every((status) => status.leader === leader.node && status.epoch === leader.epoch)
+        ? leader
+        : undefined
+    })
+  }
+
+  it('finds the leader from a follower, follows it through a kill -9, and finds a restarted node on its new port', async () => {
+    const leader = await stableLeader()
+    const follower = nodes.find((id) => id !== leader.node) as string
+    const writer = client(follower)
+    expect(writer.leader).toBe(follower)
+
+    const first = await writer.write('a', 1)
+    expect(first).toMatchObject({
+      ok: true,
+      node: leader.node,
+      epoch: leader.epoch,
+      durability: 'replicated',
+    })
+    expect(writer.leader).toBe(leader.node)
+    expect(writer.token).toBe(first.ok ? first.lsn : -1)
+
+    await cluster.kill(leader.node, 'SIGKILL')
+    // The client is not told: its next write finds the node dead, tries the others until one
+    // is elected, and lands there.
+    const second = await writer.write('a', 2)
+    expect(second).toMatchObject({ ok: true })
+    if (!second.ok) return
+    expect(second.node).not.toBe(leader.node)
+    expect(second.epoch).toBeGreaterThan(leader.epoch)
+    expect(await writer.read('a')).toMatchObject({ ok: true, value: 2, node: second.node, role: 'leader' })
+
+    const oldUrl = writer.nodes[leader.node]
+    await cluster.restart(leader.node)
+    const newUrl = cluster.urls()[leader.node]
+    expect(newUrl).not.toBe(oldUrl)
+    // A replica read that starts at the restarted node: its old port refuses the connection,
+    // the client passes it over, and asks for the nodes' URLs again.
+    const read = await writer.read('a', { consistency: 'replica', node: leader.node })
+    expect(read).toMatchObject({ ok: true, value: 2 })
+    expect(writer.nodes[leader.node]).toBe(newUrl)
+    // Now the restarted node answers at its new URL, once it has caught up with the token.
+    const back = await until('the restarted node to serve the client token', async () => {
+      const again = await writer.read('a', { consistency: 'replica', node: leader.node, waitMs: 200 })
+      return again.ok && again.node === leader.node ? again : undefined
+    })
+    expect(back).toMatchObject({ value: 2, role: 'follower' })
+  }, 60_000)
+
+  it('carries its token to followers: a follower behind it is passed over, never read', async () => {
+    const leader = await stableLeader()
+    const behind = nodes.find((id) => id !== leader.node) as string
+    const other = nodes.find((id) => id !== leader.node && id !== behind) as string
+    const writer = client(leader.node)
+    expect(await writer.write('token', 'before')).toMatchObject({ ok: true })
+    await until('every node to hold the first value', async () => {
+      const reads = await Promise.all(
+        nodes.map((node) => writer.read('token', { consistency: 'replica', node, minLsn: 0 })),
+      )
+      return reads.every((read) => read.ok && read.value === 'before') ? true : undefined
+    })
+    // `behind` is cut off; a majority (leader and `other`) still commits in sync mode.
+    await cluster.partition([[behind], [leader.node, other]])
+    try {
+      const after = await writer.write('token', 'after')
+      expect(after).toMatchObject({ ok: true })
+      // Without a token, `behind` answers with what it has: the old value.
+      expect(await writer.read('token', { consistency: 'replica', node: behind, minLsn: 0 })).toMatchObject({
+        ok: true,
+        value: 'before',
+        node: behind,
+      })
+      // With the client's token it refuses (not-yet), and the client reads elsewhere.
+      const read = await writer.read('token', { consistency: 'replica', node: behind })
+      expect(read).toMatchObject({ ok: true, value: 'after' })
+      expect(read.ok && read.node).not.toBe(behind)
+    } finally {
+      await cluster.heal()
+    }
+  }, 60_000)
+
+  it('returns a write whose fate is open as maybeApplied, and sends it nowhere else', async () => {
+    const leader = await stableLeader()
+    const writer = client(leader.node, { requestTimeoutMs: 500 })
+    const child = cluster.node(leader.node).child
+    child.kill('SIGSTOP')
+    try {
+      const frozen = await writer.write('frozen', 1)
+      expect(frozen).toMatchObject({ ok: false, reason: 'timeout', maybeApplied: true, node: leader.node })
+    } finally {
+      child.kill('SIGCONT')
+    }
+    // The write was sent once: whatever became of it, no other node took a second copy.
+    const successor = await stableLeader()
+    const reader = client(successor.node)
+    const read = await until('a leader read after the pause', async () => {
+      const answer = await reader.read('frozen')
+      return answer.ok ? answer : undefined
+    })
+    expect([null, 1]).toContain(read.value)
+  }, 60_000)
+
+  it('gives up with unavailable when no majority is left, and refuses malformed requests without retrying', async () => {
+    const leader = await stableLeader()
+    const writer = client(leader.node, { deadlineMs: 1_500, requestTimeoutMs: 500 })
+    // A key over 256 characters: the node refuses it, and the client says why at once.
+    const tooLong = await writer.write('k'.repeat(300), 1)
+    expect(tooLong).toMatchObject({ ok: false, maybeApplied: false, reason: 'invalid-argument' })
+    expect(tooLong.ok ? '' : tooLong.message).toMatch(/key/)
+
+    const survivor = nodes.find((id) => id !== leader.node) as string
+    for (const id of nodes) if (id !== survivor) await cluster.kill(id, 'SIGKILL')
+    try {
+      const lonely = client(survivor, { deadlineMs: 1_500, requestTimeoutMs: 500 })
+      const refused = await lonely.write('alone', 1)
+      expect(refused).toMatchObject({ ok: false, reason: 'unavailable', maybeApplied: false, node: null })
+      expect(refused.ok ? '' : refused.message).toMatch(/no leader took the write within 1500 ms/)
+      expect(await lonely.read('alone')).toMatchObject({ ok: false, reason: 'unavailable' })
+    } finally {
+      for (const id of nodes) if (id !== survivor) await cluster.restart(id)
+    }
+    await stableLeader()
+  }, 60_000)
+
+  it('refuses bad options with invalid-argument', () => {
+    const bad = [
+      () => new SingleLeaderHttpClient({ nodes: {} }),
+      () => new SingleLeaderHttpClient({ nodes: { n1: 'ftp://x' } }),
+      () => new SingleLeaderHttpClient({ nodes: { n1: 'http://127.0.0.1:1' }, deadlineMs: 0 }),
+      () => new SingleLeaderHttpClient({ nodes: { n1: 'http://127.0.0.1:1' }, name: '' }),
+    ]
+    for (const make of bad) expect(make).toThrow(expect.objectContaining({ code: 'invalid-argument' }))
+    const one = new SingleLeaderHttpClient({ nodes: { n1: 'http://127.0.0.1:1' } })
+    return one.write('k', 1, { node: 'n9' }).then(
+      () => expect.unreachable('a write to an unknown node was sent'),
+      (error: unknown) => expect(isChorusError(error, 'invalid-argument')).toBe(true),
+    )
+  })
+})
+
+describe('QuorumHttpClient against node processes', () => {
+  const scratch = mkdtempSync(join(tmpdir(), 'chorus-cluster-client-q-'))
+  let cluster: LoopbackCluster
+
+  beforeAll(async () => {
+    cluster = await LoopbackCluster.start({
+      design: 'quorum',
+      nodes,
+      settings: { replicas: 3, writeQuorum: 2, readQuorum: 2, readRepair: 'blocking', requestTimeoutMs: 500 },
+      dataDir: scratch,
+    })
+  }, 30_000)
+
+  afterAll(async () => {
+    await cluster?.stop()
+    rmSync(scratch, { recursive: true, force: true })
+  })
+
+  /** Waits until every node believes every other up (a node just started believes none up). */
+  function allUp(client: QuorumHttpClient): Promise<true> {
+    return until('every node to believe the others up', async () => {
+      const all = await Promise.all(nodes.map((node) => client.status(node)))
+      return all.every((status) => status !== null && status.up.length === nodes.length - 1)
+        ? true
+        : undefined
+    })
+  }
+
+  it('moves to another coordinator when its node is killed, and its context makes its next put supersede the last', async () => {
+    const client = new QuorumHttpClient({ nodes: cluster.urls(), refreshNodes: async () => cluster.urls() })
+    await allUp(client)
+    const first = await client.put('doc', 'v1')
+    expect(first).toMatchObject({ ok: true, values: ['v1'], node: 'n1' })
+    expect(client.context('doc')).toEqual(first.ok ? first.context : null)
+
+    await cluster.kill('n1', 'SIGKILL')
+    try {
+      const second = await client.put('doc', 'v2')
+      expect(second).toMatchObject({ ok: true, values: ['v2'] })
+      expect(second.ok && second.node).not.toBe('n1')
+      expect(await client.get('doc')).toMatchObject({ ok: true, values: ['v2'], value: 'v2' })
+    } finally {
+      await cluster.restart('n1')
+    }
+    await allUp(new QuorumHttpClient({ nodes: cluster.urls() }))
+  }, 60_000)
+
+  it('keeps concurrent puts of two clients as siblings, which a put over both contexts settles', async () => {
+    const urls = cluster.urls()
+    const alice = new QuorumHttpClient({ nodes: urls, name: 'alice' })
+    const bob = new QuorumHttpClient({ nodes: urls, name: 'bob' })
+    await allUp(alice)
+    expect(await alice.put('shared', 'a', { node: 'n2' })).toMatchObject({ ok: true })
+    // Bob has read nothing: his put is concurrent with Alice's.
+    const both = await bob.put('shared', 'b', { node: 'n3' })
+    expect(both).toMatchObject({ ok: true })
+    const read = await alice.get('shared')
+    expect(read).toMatchObject({ ok: true })
+    expect(read.ok ? [...read.values].sort() : []).toEqual(['a', 'b'])
+    // Alice's context now covers both: her put replaces them.
+    expect(await alice.put('shared', 'ab')).toMatchObject({ ok: true, values: ['ab'] })
+    expect(await bob.get('shared')).toMatchObject({ ok: true, values: ['ab'] })
+  }, 60_000)
+
+  it('says unavailable, with nothing stored, when too few replicas are up', async () => {
+    const client = new QuorumHttpClient({ nodes: cluster.urls(), deadlineMs: 1_500, requestTimeoutMs: 1_000 })
+    await cluster.kill('n2', 'SIGKILL')
+    await cluster.kill('n3', 'SIGKILL')
+    try {
+      // Until n1 notices, a put it coordinates is stored on its own disk and times out waiting
+      // for W: its fate is open. Once it believes both down it refuses at once.
+      await until('n1 to believe n2 and n3 down', async () => {
+        const status = await client.status('n1')
+        return status !== null && status.up.length === 0 ? true : undefined
+      })
+      const put = await client.put('lonely', 1)
+      expect(put).toMatchObject({ ok: false, maybeApplied: false, node: null, reason: 'unavailable' })
+      expect(await client.get('lonely')).toMatchObject({ ok: false, reason: 'unavailable' })
+    } finally {
+      await cluster.restart('n2')
+      await cluster.restart('n3')
+    }
+  }, 60_000)
+})
