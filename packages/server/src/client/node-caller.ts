@@ -116,9 +116,16 @@ export class NodeCaller {
     return this.call(id, 'POST', '/request', body)
   }
 
-  /** `GET /status` of node `id`. */
-  status(id: string): Promise<CallResult> {
-    return this.call(id, 'GET', '/status')
+  /**
+   * `GET /status` of node `id`. A node that cannot be reached is asked again once, when
+   * `refreshNodes` gives it a new URL (a restarted node).
+   */
+  async status(id: string): Promise<CallResult> {
+    const url = this.url(id)
+    const first = await this.call(id, 'GET', '/status')
+    if (first.kind !== 'unreached') return first
+    await this.refreshUrls()
+    return this.url(id) === url ? first : this.call(id, 'GET', '/status')
   }
 
   /** Calls one route of node `id`; never throws for what the network or the node does. */

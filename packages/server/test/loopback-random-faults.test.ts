@@ -1,0 +1,364 @@
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import type { JsonValue } from '@chorus/core'
+import { checkLinearizable, createPrng, type Prng } from '@chorus/testkit'
+import { afterEach, describe, expect, it } from 'vitest'
+import { QuorumHttpClient } from '../src/client/quorum-client.js'
+import { SingleLeaderHttpClient } from '../src/client/single-leader-client.js'
+import { LoopbackCluster } from '../src/node/loopback-cluster.js'
+import { SqliteNodeStorage } from '../src/node/sqlite-node-storage.js'
+import { createQuorumConfig } from '../src/quorum/config.js'
+import type { QuorumRecord, QuorumStatus } from '../src/quorum/messages.js'
+import { createQuorumMachine } from '../src/quorum/node.js'
+import { HistoryRecorder } from '../src/sim/sim-client.js'
+import type { SingleLeaderStatus } from '../src/single-leader/messages.js'
+
+/**
+ * Node processes under seeded random faults: each step draws a fault (kill -9, a freeze, a
+ * partition, latency, loss) for one node of three, waits for the clients to make progress
+ * under it, lifts it (restart, thaw, heal), and waits for progress again. One node at a time,
+ * so a majority is always there and progress always comes. `SEED=n` replays one seed (the
+ * fault script is in every failure message); without it, two seeds run.
+ */
+const SEEDS =
+  process.env.SEED === undefined || process.env.SEED.trim() === '' ? [1, 2] : [Number(process.env.SEED)]
+const STEPS = 5
+/** Acknowledged writes each half of a step waits for. */
+const PROGRESS = 8
+const nodes = ['n1', 'n2', 'n3']
+
+type Fault = 'kill' | 'freeze' | 'partition' | 'latency' | 'loss'
+const FAULTS: readonly Fault[] = ['kill', 'freeze', 'partition', 'latency', 'loss']
+
+let cluster: LoopbackCluster | null = null
+let scratch: string | null = null
+
+afterEach(async () => {
+  for (const id of nodes) {
+    // A frozen node stops only once thawed.
+    if (cluster?.running().includes(id)) cluster.node(id).child.kill('SIGCONT')
+  }
+  await cluster?.stop()
+  cluster = null
+  if (scratch !== null) rmSync(scratch, { recursive: true, force: true })
+  scratch = null
+})
+
+async function start(
+  design: 'single-leader' | 'quorum',
+  settings: Record<string, unknown>,
+): Promise<LoopbackCluster> {
+  scratch = mkdtempSync(join(tmpdir(), `chorus-random-faults-${design}-`))
+  cluster = await LoopbackCluster.start({ design, nodes, settings, dataDir: scratch })
+  return cluster
+}
+
+/** Polls `check` every 25 ms until it gives a value, for up to `ms`. */
+async function until<T>(what: string, check: () => Promise<T | undefined>, ms = 20_000): Promise<T> {
+  const deadline = Date.now() + ms
+  while (Date.now() < deadline) {
+    const value = await check()
+    if (value !== undefined) return value
+    await new Promise((resolve) => setTimeout(resolve, 25))
+  }
+  throw new Error(`gave up waiting for ${what}`)
+}
+
+/** Counts acknowledged writes and lets a step wait for `count` more. */
+class Progress {
+  acknowledged = 0
+  private readonly waiters: { readonly target: number; readonly resolve: () => void }[] = []
+
+  ack(): void {
+    this.acknowledged++
+    for (const waiter of this.waiters.filter((w) => w.target <= this.acknowledged)) {
+      this.waiters.splice(this.waiters.indexOf(waiter), 1)
+      waiter.resolve()
+    }
+  }
+
+  more(count: number, what: string, ms = 30_000): Promise<void> {
+    const target = this.acknowledged + count
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(
+        () => reject(new Error(`no progress ${what}: ${this.acknowledged} of ${target} writes`)),
+        ms,
+      )
+      this.waiters.push({
+        target,
+        resolve: () => {
+          clearTimeout(timer)
+          resolve()
+        },
+      })
+    })
+  }
+}
+
+/**
+ * Runs the fault script of `seed`: `STEPS` faults, each on one node, drawn from the seed. Each
+ * half of a step waits for {@link PROGRESS} more acknowledged writes. Returns the script as text.
+ */
+async function runFaults(seed: number, progress: Progress, script: string[]): Promise<void> {
+  const draw: Prng = createPrng(seed).fork('faults')
+  const live = cluster as LoopbackCluster
+  await progress.more(PROGRESS, 'before the first fault')
+  for (let step = 0; step < STEPS; step++) {
+    const fault = draw.pick(FAULTS)
+    const target = draw.pick(nodes)
+    const others = nodes.filter((id) => id !== target)
+    script.push(`${fault} ${target}`)
+    switch (fault) {
+      case 'kill':
+        await live.kill(target, 'SIGKILL')
+        break
+      case 'freeze':
+        live.node(target).child.kill('SIGSTOP')
+        break
+      case 'partition':
+        await live.partition([[target], others])
+        break
+      case 'latency':
+        await live.faults(target, null, { latencyMs: draw.int(20, 80), jitterMs: 10 })
+        break
+      case 'loss':
+        await live.faults(target, null, { loss: 0.3 })
+        break
+    }
+    await progress.more(PROGRESS, `under ${fault} ${target}`)
+    if (fault === 'kill') await live.restart(target)
+    else if (fault === 'freeze') live.node(target).child.kill('SIGCONT')
+    else await live.heal()
+    await progress.more(PROGRESS, `after ${fault} ${target}`)
+  }
+}
+
+describe('single-leader (sync) node processes under random faults', () => {
+  for (const seed of SEEDS) {
+    it(`seed ${seed}: loses no acknowledged write, stays linearizable, reads its own writes from followers`, {
+      timeout: 120_000,
+    }, async () => {
+      const live = await start('single-leader', {
+        replication: { mode: 'sync' },
+        heartbeatMs: 40,
+        electionTimeoutMs: 400,
+        leaseMs: 250,
+      })
+      const clientOptions = {
+        nodes: live.urls(),
+        refreshNodes: async () => live.urls(),
+        requestTimeoutMs: 1_000,
+        deadlineMs: 5_000,
+      }
+      const recorder = new HistoryRecorder()
+      let moment = 0
+      const now = () => ++moment
+      const progress = new Progress()
+      const acknowledged = new Map<string, JsonValue>()
+      const ownReadsMissed: string[] = []
+      let epochSeen = 0
+      const staleAcks: string[] = []
+      /** Shared keys for linearizability; a key whose write's fate is open is left for a fresh one. */
+      const generation = new Map<number, number>()
+      const sharedKeys = new Set<string>()
+      const sharedKey = (slot: number) => {
+        const key = `s${slot}-${generation.get(slot) ?? 0}`
+        sharedKeys.add(key)
+        return key
+      }
+      let stopped = false
+
+      const worker = async (name: string) => {
+        const client = new SingleLeaderHttpClient({ ...clientOptions, name })
+        for (let n = 1; !stopped; n++) {
+          const slot = n % 6
+          const shared = n % 2 === 0
+          const key = shared ? sharedKey(slot) : `${name}-${n}`
+          const value = `${name}.${n}`
+          const before = epochSeen
+          const handle = recorder.invoke(name, key, 'write', value, now())
+          const written = await client.write(key, value)
+          if (written.ok) {
+            recorder.complete(handle, 'ok', now())
+            epochSeen = Math.max(epochSeen, written.epoch)
+            if (written.epoch < before) staleAcks.push(`${key} at epoch ${written.epoch} after ${before}`)
+            acknowledged.set(key, value)
+            progress.ack()
+            if (!shared) {
+              // Read-your-writes from whichever node the client turns to next.
+              const own = await client.read(key, { consistency: 'replica', waitMs: 200 })
+              if (own.ok && own.value !== value)
+                ownReadsMissed.push(`${key} read ${String(own.value)} at ${own.node}`)
+            }
+          } else {
+            recorder.complete(handle, written.maybeApplied ? 'unknown' : 'failed', now())
+            if (written.maybeApplied && shared) generation.set(slot, (generation.get(slot) ?? 0) + 1)
+          }
+          const read = sharedKey(slot)
+          const readHandle = recorder.invoke(name, read, 'read', undefined, now())
+          const got = await client.read(read)
+          recorder.complete(
+            readHandle,
+            got.ok ? 'ok' : 'failed',
+            now(),
+            got.ok ? (got.value ?? undefined) : undefined,
+          )
+        }
+      }
+
+      const script: string[] = []
+      const workers = ['c1', 'c2', 'c3'].map(worker)
+      try {
+        await runFaults(seed, progress, script)
+      } catch (error) {
+        throw new Error(`seed ${seed}: ${script.join(', ')}: ${(error as Error).message}`)
+      } finally {
+        stopped = true
+        await Promise.all(workers)
+      }
+      const said = `seed ${seed}: ${script.join(', ')}`
+
+      const observer = new SingleLeaderHttpClient(clientOptions)
+      const leader = await until(`${said}: one leader every node follows`, async () => {
+        const all = Object.values(await observer.statuses())
+        const found = all.find((status) => status?.role === 'leader')
+        return found !== undefined &&
+          all.every(
+            (status) => status !== null && status.leader === found?.node && status.epoch === found.epoch,
+          )
+          ? (found as SingleLeaderStatus)
+          : undefined
+      })
+      expect(progress.acknowledged, said).toBeGreaterThanOrEqual(PROGRESS * (2 * STEPS + 1))
+      // Every acknowledged write on a key of its own is still there.
+      for (const [key, value] of acknowledged) {
+        if (sharedKeys.has(key)) continue
+        expect(await observer.read(key), `${said}: ${key}`).toMatchObject({ ok: true, value })
+      }
+      for (const key of sharedKeys) {
+        const handle = recorder.invoke('final', key, 'read', undefined, now())
+        const got = await observer.read(key)
+        recorder.complete(
+          handle,
+          got.ok ? 'ok' : 'failed',
+          now(),
+          got.ok ? (got.value ?? undefined) : undefined,
+        )
+      }
+      const verdict = checkLinearizable(recorder.history(), { maxSteps: 20_000_000 })
+      expect(verdict.violations, said).toEqual([])
+      expect(verdict.inconclusive, said).toEqual([])
+      expect(ownReadsMissed, said).toEqual([])
+      expect(staleAcks, said).toEqual([])
+      // Every node ends on the leader's log, and none ever took an entry of an older epoch.
+      const end = await until(`${said}: every node to hold the leader’s log`, async () => {
+        const all = Object.values(await observer.statuses())
+        return all.every((status) => status !== null && status.commitLsn === leader.commitLsn)
+          ? (all as SingleLeaderStatus[])
+          : undefined
+      })
+      for (const status of end) expect(status.stats.staleEpochAccepted, said).toBe(0)
+    })
+  }
+})
+
+const quorumSettings = {
+  replicas: 3,
+  writeQuorum: 2,
+  readQuorum: 2,
+  readRepair: 'blocking',
+  sloppy: false,
+  antiEntropyMs: 200,
+  requestTimeoutMs: 500,
+} as const
+
+describe('quorum (N=3, W=2, R=2) node processes under random faults', () => {
+  for (const seed of SEEDS) {
+    it(`seed ${seed}: every acknowledged put stays readable, hints are delivered and the replicas' files end identical`, {
+      timeout: 120_000,
+    }, async () => {
+      const live = await start('quorum', quorumSettings)
+      const clientOptions = {
+        nodes: live.urls(),
+        refreshNodes: async () => live.urls(),
+        requestTimeoutMs: 1_500,
+        deadlineMs: 5_000,
+      }
+      const observer = new QuorumHttpClient(clientOptions)
+      await until('every node to believe the others up', async () => {
+        const all = await Promise.all(nodes.map((node) => observer.status(node)))
+        return all.every((status) => status !== null && status.up.length === nodes.length - 1)
+          ? true
+          : undefined
+      })
+      const progress = new Progress()
+      const acknowledged = new Map<string, JsonValue>()
+      const ownReadsMissed: string[] = []
+      let stopped = false
+
+      const worker = async (name: string) => {
+        const client = new QuorumHttpClient({ ...clientOptions, name })
+        for (let n = 1; !stopped; n++) {
+          const key = `${name}-${n}`
+          const value = `${name}.${n}`
+          const put = await client.put(key, value)
+          if (!put.ok) continue
+          acknowledged.set(key, value)
+          progress.ack()
+          // W + R > N: a read after the put sees it.
+          const got = await client.get(key)
+          if (got.ok && !got.values.includes(value))
+            ownReadsMissed.push(`${key} read ${JSON.stringify(got.values)}`)
+        }
+      }
+
+      const script: string[] = []
+      const workers = ['c1', 'c2'].map(worker)
+      try {
+        await runFaults(seed, progress, script)
+      } catch (error) {
+        throw new Error(`seed ${seed}: ${script.join(', ')}: ${(error as Error).message}`)
+      } finally {
+        stopped = true
+        await Promise.all(workers)
+      }
+      const said = `seed ${seed}: ${script.join(', ')}`
+      expect(progress.acknowledged, said).toBeGreaterThanOrEqual(PROGRESS * (2 * STEPS + 1))
+      expect(ownReadsMissed, said).toEqual([])
+      for (const [key, value] of acknowledged) {
+        const got = await observer.get(key)
+        expect(got.ok && got.values.includes(value), `${said}: ${key} ${JSON.stringify(got)}`).toBe(true)
+      }
+      // Healed: hinted handoff empties every node's hints, and anti-entropy leaves each of the
+      // three (every one a home replica of every key, N = 3) holding every key (the same count on each).
+      const settled = await until(`${said}: hints delivered and every key on every node`, async () => {
+        const all = await Promise.all(nodes.map((node) => observer.status(node)))
+        const keys = all[0]?.keys
+        return keys !== undefined &&
+          all.every((status) => status !== null && status.hints === 0 && status.keys === keys)
+          ? (all as QuorumStatus[])
+          : undefined
+      })
+      // A put whose fate was open may have left its key too: at least every acknowledged one.
+      expect(settled[0]?.keys, said).toBeGreaterThanOrEqual(acknowledged.size)
+      // Stopped, the three SQLite files recover to the same versions of the same keys.
+      const dir = scratch as string
+      await live.stop()
+      cluster = null
+      const config = createQuorumConfig({ nodes, ...quorumSettings })
+      const stores: string[] = []
+      for (const node of nodes) {
+        const storage = new SqliteNodeStorage<QuorumRecord>(join(dir, `${node}.sqlite`))
+        try {
+          const state = createQuorumMachine(node, config).recover(await storage.load(), Date.now())
+          const entries = [...state.store].map(([key, versions]) => [key, versions.map((v) => v.dot).sort()])
+          stores.push(JSON.stringify(entries.sort()))
+        } finally {
+          storage.close()
+        }
+      }
+      expect(new Set(stores).size, said).toBe(1)
+    })
+  }
+})
