@@ -13,8 +13,11 @@ import {
   compareDesigns,
   compareScenario,
   formatCompareTable,
+  formatSpreadTable,
   percentile,
   runComparison,
+  spreadOf,
+  summarizeSeeds,
 } from '../src/index.js'
 
 const replay = seedFromEnv(process.env, 0)
@@ -206,6 +209,25 @@ describe('chorus-compare, the harness itself', () => {
     ).toBe(99)
   })
 
+  it('sums seeds up as medians and ranges, one row per scenario and design', () => {
+    expect(spreadOf([])).toBeNull()
+    expect(spreadOf([7])).toEqual({ median: 7, min: 7, max: 7 })
+    expect(spreadOf([9, 1, 5])).toEqual({ median: 5, min: 1, max: 9 })
+    // An even count: the lower middle run, a figure one run measured.
+    expect(spreadOf([4, 1, 3, 10])).toEqual({ median: 3, min: 1, max: 10 })
+    const all = [...seeds.flatMap((seed) => runs.get(seed) ?? [])]
+    const summary = summarizeSeeds(all)
+    expect(summary).toHaveLength((runs.get(seeds[0] as number) ?? []).length)
+    for (const entry of summary) {
+      expect(entry.seeds).toEqual(seeds)
+      const mine = all.filter((r) => r.scenario === entry.scenario && r.design === entry.design)
+      expect(entry.lostAcknowledged).toEqual(spreadOf(mine.map((r) => r.lostAcknowledged)))
+    }
+    const table = formatSpreadTable(all)
+    expect(table.match(/^### /gm)).toHaveLength(6)
+    expect(table).toMatch(/median over the seeds/)
+  })
+
   it('formats one table per scenario', () => {
     const table = formatCompareTable(runs.get(seeds[0] as number) ?? [])
     expect(table.match(/^### /gm)).toHaveLength(6)
@@ -250,6 +272,47 @@ describe('chorus-compare command line', () => {
     }
   })
 
+  it('with --seeds, runs each seed and prints medians with their ranges', async () => {
+    const file = join(scratch, 'seeds.json')
+    const { io, out } = capture()
+    const args = [
+      '--scenario',
+      'leader-crash',
+      '--design',
+      'single-leader-async',
+      '--design',
+      'single-leader-sync',
+    ]
+    expect(await runCompareCli([...args, '--seed', '5', '--seeds', '3', '--json', file], io)).toBe(0)
+    const rows = JSON.parse(readFileSync(file, 'utf8')) as CompareRow[]
+    expect(rows.map((r) => [r.seed, r.mode])).toEqual([
+      [5, 'single-leader-async'],
+      [5, 'single-leader-sync'],
+      [6, 'single-leader-async'],
+      [6, 'single-leader-sync'],
+      [7, 'single-leader-async'],
+      [7, 'single-leader-sync'],
+    ])
+    // Each seed's row is the one a run of that seed alone gives.
+    const alone = await runComparison({
+      seed: 6,
+      scenarios: [compareScenario('leader-crash')],
+      designs: [compareDesign('single-leader-async')],
+    })
+    expect(rows[2]).toEqual(alone[0])
+    // The table's async row: the median of the three seeds' lost writes, with their range.
+    const lost = rows.filter((r) => r.mode === 'single-leader-async').map((r) => r.lostAcknowledged)
+    const spread = spreadOf(lost)
+    const expected =
+      spread?.min === spread?.max ? `${spread?.median}` : `${spread?.median} (${spread?.min}–${spread?.max})`
+    const asyncLine = out
+      .join('\n')
+      .split('\n')
+      .find((line) => line.startsWith('| single-leader-async |'))
+    expect(asyncLine?.split(' | ')[7]).toBe(expected)
+    expect(asyncLine?.split(' | ')[1]).toBe('3')
+  })
+
   it.each([
     [['--scenario', 'meteor']],
     [['--design', 'paxos']],
@@ -257,6 +320,7 @@ describe('chorus-compare command line', () => {
     [['--duration-ms', '10']],
     [['--frobnicate']],
     [['--json', '']],
+    [['--seeds', '0']],
   ])('refuses %j with the usage and exit code 2', async (args) => {
     const { io, err } = capture()
     expect(await runCompareCli(args, io)).toBe(2)

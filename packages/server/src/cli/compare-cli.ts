@@ -2,8 +2,9 @@ import { writeFileSync } from 'node:fs'
 import { parseArgs } from 'node:util'
 import { isChorusError } from '@chorus/core'
 import { compareDesign, compareDesigns } from '../compare/designs.js'
-import { runComparison } from '../compare/run.js'
+import { type CompareRow, runComparison } from '../compare/run.js'
 import { compareScenario, compareScenarios } from '../compare/scenarios.js'
+import { formatSpreadTable } from '../compare/spread.js'
 import { formatCompareTable } from '../compare/table.js'
 import { messageOf } from '../error-message.js'
 import {
@@ -17,12 +18,14 @@ import {
 } from './cli-io.js'
 
 const USAGE = `Usage:
-  chorus-compare [--scenario NAME]... [--design NAME]... [--seed 1] [--json FILE]
+  chorus-compare [--scenario NAME]... [--design NAME]... [--seed 1] [--seeds 1] [--json FILE]
                  [--duration-ms 5000] [--clients 3] [--keys 4]
 
 Runs one seeded workload (clients reading and writing shared keys) under one fault script
 against every design, in simulation (virtual time: deterministic, a few seconds for all), and
 prints a Markdown table per scenario. --json writes the rows as a JSON array.
+--seeds N runs seeds --seed to --seed + N - 1 and prints each figure's median over them with
+its range (the JSON has every seed's rows).
 The same comparison on real processes and the wall clock (Chorus's relay and clients
 included) runs from the repository: pnpm compare:real (pnpm compare runs both).
 Scenarios: ${compareScenarios.map((scenario) => scenario.name).join(', ')} (default: all)
@@ -40,6 +43,7 @@ export async function runCompareCli(argv: readonly string[], io: CliIo = process
   }
   let options: Parameters<typeof runComparison>[0]
   let json: string | undefined
+  let seeds = 1
   try {
     const { values } = parseArgs({
       args: [...argv],
@@ -49,6 +53,7 @@ export async function runCompareCli(argv: readonly string[], io: CliIo = process
         scenario: { type: 'string', multiple: true },
         design: { type: 'string', multiple: true },
         seed: { type: 'string' },
+        seeds: { type: 'string' },
         json: { type: 'string' },
         'duration-ms': { type: 'string' },
         clients: { type: 'string' },
@@ -74,16 +79,26 @@ export async function runCompareCli(argv: readonly string[], io: CliIo = process
       ...(scenarios === undefined ? {} : { scenarios }),
       ...(designs === undefined ? {} : { designs }),
     }
+    seeds = intFlag('seeds', values.seeds, 1, 1, 1_000)
+    if (options.seed + seeds - 1 > Number.MAX_SAFE_INTEGER)
+      throw new UsageError('--seed + --seeds is too large')
     if (values.json === '') throw new UsageError('--json needs a file name')
     json = values.json
   } catch (error) {
     return usageFailure(io, 'chorus-compare', USAGE, error)
   }
   try {
-    const rows = await runComparison(options, (row) =>
-      io.err(`chorus-compare: ${row.scenario} / ${row.design}: ${row.operations} operations`),
-    )
-    io.out(formatCompareTable(rows))
+    const rows: CompareRow[] = []
+    for (let seed = options.seed; seed < options.seed + seeds; seed++) {
+      rows.push(
+        ...(await runComparison({ ...options, seed }, (row) =>
+          io.err(
+            `chorus-compare: seed ${seed}: ${row.scenario} / ${row.design}: ${row.operations} operations`,
+          ),
+        )),
+      )
+    }
+    io.out(seeds === 1 ? formatCompareTable(rows) : formatSpreadTable(rows))
     if (json !== undefined) {
       writeFileSync(json, `${JSON.stringify(rows, null, 2)}\n`)
       io.err(`chorus-compare: wrote ${rows.length} rows to ${json}`)
