@@ -12,9 +12,9 @@ const CLI = ['--import', 'tsx', '--conditions=@chorus/source', 'packages/relay/s
 /** A relay running as its own process, as an operator runs it. */
 export interface RelayProcess {
   readonly port: number
-  /** `ws://127.0.0.1:PORT/sync` */
+  /** `ws://127.0.0.1:PORT/sync` (`wss://` for a relay serving TLS) */
   readonly url: string
-  /** `http://127.0.0.1:PORT` */
+  /** `http://127.0.0.1:PORT` (`https://` for a relay serving TLS) */
   readonly http: string
   /** The SQLite data directory, or undefined for a relay on PostgreSQL. */
   readonly dataDir: string | undefined
@@ -51,6 +51,8 @@ export async function startRelay(options: {
   port?: number
   authSecret?: string
   args?: readonly string[]
+  /** More environment variables for the process. */
+  env?: Readonly<Record<string, string>>
 }): Promise<RelayProcess> {
   const args = [
     ...CLI,
@@ -62,16 +64,19 @@ export async function startRelay(options: {
     ...(options.authSecret === undefined ? [] : ['--auth-secret', options.authSecret]),
     ...(options.args ?? []),
   ]
-  const env =
-    options.postgres === undefined ? process.env : { ...process.env, CHORUS_RELAY_POSTGRES: options.postgres }
+  const env = {
+    ...process.env,
+    ...(options.postgres === undefined ? {} : { CHORUS_RELAY_POSTGRES: options.postgres }),
+    ...options.env,
+  }
   const child = spawn(process.execPath, args, { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] })
   let output = ''
   const exited = new Promise<number | null>((resolveExit) => child.once('exit', (code) => resolveExit(code)))
-  const listening = new Promise<number>((resolvePort, reject) => {
+  const listening = new Promise<{ secure: boolean; port: number }>((resolvePort, reject) => {
     const onData = (chunk: Buffer) => {
       output += chunk.toString('utf8')
-      const match = /(?:ws|http):\/\/127\.0\.0\.1:(\d+)/.exec(output)
-      if (match !== null) resolvePort(Number(match[1]))
+      const match = /(ws|http)(s?):\/\/127\.0\.0\.1:(\d+)/.exec(output)
+      if (match !== null) resolvePort({ secure: match[2] === 's', port: Number(match[3]) })
     }
     child.stdout?.on('data', onData)
     child.stderr?.on('data', (chunk: Buffer) => {
@@ -79,11 +84,12 @@ export async function startRelay(options: {
     })
     void exited.then((code) => reject(new Error(`the relay exited (${code}) before listening:\n${output}`)))
   })
-  const port = await within(listening, 20_000, 'the relay to print its URL')
+  const { secure, port } = await within(listening, 20_000, 'the relay to print its URL')
+  const s = secure ? 's' : ''
   return {
     port,
-    url: `ws://127.0.0.1:${port}/sync`,
-    http: `http://127.0.0.1:${port}`,
+    url: `ws${s}://127.0.0.1:${port}/sync`,
+    http: `http${s}://127.0.0.1:${port}`,
     dataDir: options.dataDir,
     child,
     output: () => output,

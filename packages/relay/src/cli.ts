@@ -24,6 +24,11 @@ export interface CliIo {
   readonly env: Readonly<Record<string, string | undefined>>
   /** Resolves with the name of what asked the server to stop (default: SIGTERM or SIGINT). */
   waitForStop?(): Promise<string>
+  /**
+   * Calls `reload` whenever the operator asks the server to read its TLS certificate again
+   * (default: on SIGHUP); returns what stops that.
+   */
+  onReload?(reload: () => void): () => void
 }
 
 /** Exit codes: success, a runtime failure, a usage error. */
@@ -47,6 +52,7 @@ const USAGE = `Usage:
                        [--postgres postgres://user:password@host:5432/db [--presence-refresh 5s]]
                        [--max-frame-bytes 4194304] [--hello-timeout 10s] [--max-connections N]
                        [--static ./apps/notes/dist] [--static /lab=./apps/lab/dist]
+                       [--tls-cert cert.pem --tls-key key.pem]
                        [--link ws://10.0.0.2:8787/sync --link-space team-notes | '*' [--link-token T]]
   chorus-relay token --secret S --sub alice --space team-notes:write [--space other:read]
                      [--expires 30d | never] [--admin | --relay]
@@ -68,6 +74,8 @@ delete-space deletes a space's data for good and refuses its name from then on: 
 the relay must be stopped; with --postgres, or --relay (a running relay's HTTP address and its
 secret; --sub names who asks in the relay's log, default $USER), the relays close its
 connections at once.
+--tls-cert and --tls-key serve https:// and wss:// with that certificate (PEM, chain after the
+leaf) and unencrypted key; SIGHUP reads both files again (a renewed certificate).
 --postgres keeps the data in PostgreSQL instead of --data (SQLite); relays may share it.
 Relays sharing it, or linked, pass each other their clients' presence, all of it again every
 --presence-refresh (5s).
@@ -167,6 +175,11 @@ function waitForSignal(): Promise<string> {
   })
 }
 
+function onSighup(reload: () => void): () => void {
+  process.on('SIGHUP', reload)
+  return () => process.off('SIGHUP', reload)
+}
+
 async function serve(args: readonly string[], io: CliIo): Promise<number> {
   const { values } = parseArgs({
     args: [...args],
@@ -189,9 +202,17 @@ async function serve(args: readonly string[], io: CliIo): Promise<number> {
       'presence-refresh': { type: 'string' },
       'hello-timeout': { type: 'string' },
       'max-connections': { type: 'string' },
+      'tls-cert': { type: 'string' },
+      'tls-key': { type: 'string' },
     },
   })
   const links = parseLinks(values, io)
+  const certFile = values['tls-cert']
+  const keyFile = values['tls-key']
+  if ((certFile === undefined) !== (keyFile === undefined))
+    throw new UsageError('--tls-cert and --tls-key go together: the certificate and its private key')
+  if (certFile === '' || keyFile === '') throw new UsageError('--tls-cert and --tls-key need file names')
+  const tls = certFile === undefined || keyFile === undefined ? undefined : { certFile, keyFile }
   const port = parsePort(values.port ?? '8787')
   const frameText = values['max-frame-bytes']
   const limits = {
@@ -245,6 +266,7 @@ async function serve(args: readonly string[], io: CliIo): Promise<number> {
     ...(secret === undefined || secret === '' ? {} : { authSecret: secret }),
     ...(links.length === 0 ? {} : { links }),
     ...(presenceText === undefined ? {} : { presenceRefreshMs }),
+    ...(tls === undefined ? {} : { tls }),
     onError: (error) => io.err(`error: ${error.code}: ${error.message}`),
     onAdmin: (event) =>
       io.err(
@@ -260,7 +282,20 @@ async function serve(args: readonly string[], io: CliIo): Promise<number> {
   const data =
     postgres === undefined ? join(dataDir, DATABASE_FILE) : `PostgreSQL at ${postgresTarget(postgres)}`
   io.err(`health: ${running.httpUrl}/healthz  metrics: ${running.httpUrl}/metrics  data: ${data}`)
+  const unwatch =
+    tls === undefined
+      ? () => undefined
+      : (io.onReload ?? onSighup)(() => {
+          running.reloadTls().then(
+            () => io.err(`reloaded the TLS certificate ${tls.certFile} and key ${tls.keyFile}`),
+            (error: unknown) =>
+              io.err(
+                `error: ${error instanceof Error ? error.message : String(error)}; still serving the certificate loaded before`,
+              ),
+          )
+        })
   const reason = await stop
+  unwatch()
   io.err(`${reason}: closing connections, finishing pending writes`)
   await running.close()
   io.err('chorus-relay stopped')

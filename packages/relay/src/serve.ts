@@ -1,7 +1,9 @@
-import { mkdirSync } from 'node:fs'
-import { createServer } from 'node:http'
+import { mkdirSync, readFileSync } from 'node:fs'
+import { createServer, type Server } from 'node:http'
+import { createServer as createTlsServer } from 'node:https'
 import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
+import { createSecureContext } from 'node:tls'
 import { ChorusError, ErrorCode } from '@chorus/core'
 import { WebSocket, WebSocketServer } from 'ws'
 import { lockDataDir } from './data-dir-lock.js'
@@ -51,6 +53,48 @@ export interface StartRelayOptions extends Omit<RelayOptions, 'server' | 'store'
   readonly store?: RelayStoreThread
   /** Told what the administration API did (see `createHttpHandler`), for the operator's log. */
   readonly onAdmin?: (event: AdminEvent) => void
+  /**
+   * Serve HTTPS and `wss://` with this certificate (PEM, the chain after the leaf) and its
+   * private key (PEM, unencrypted), read from their files at start and again by
+   * {@link RunningRelay.reloadTls}. Without it the relay serves plain HTTP (put TLS in front).
+   */
+  readonly tls?: RelayTlsFiles
+}
+
+/** Where {@link startRelay} reads its TLS certificate and key. */
+export interface RelayTlsFiles {
+  readonly certFile: string
+  readonly keyFile: string
+}
+
+/**
+ * Reads a certificate and its key and checks that they make a TLS context (each is PEM, the
+ * key is the certificate's); throws `invalid-argument` saying which file is wrong otherwise.
+ */
+export function readTlsFiles(files: RelayTlsFiles): { readonly cert: Buffer; readonly key: Buffer } {
+  const read = (file: string, what: string) => {
+    try {
+      return readFileSync(file)
+    } catch (error) {
+      const detail = error instanceof Error ? error.message : String(error)
+      throw new ChorusError(ErrorCode.InvalidArgument, `cannot read the TLS ${what} ${file}: ${detail}`, {
+        cause: error,
+      })
+    }
+  }
+  const cert = read(files.certFile, 'certificate')
+  const key = read(files.keyFile, 'key')
+  try {
+    createSecureContext({ cert, key })
+  } catch (error) {
+    const detail = error instanceof Error ? error.message : String(error)
+    throw new ChorusError(
+      ErrorCode.InvalidArgument,
+      `the TLS certificate ${files.certFile} and key ${files.keyFile} do not make a TLS context (each must be PEM, the key the certificate's, not encrypted): ${detail}`,
+      { cause: error },
+    )
+  }
+  return { cert, key }
 }
 
 /** Where {@link startRelay} runs the SQLite store. */
@@ -65,6 +109,12 @@ export interface RunningRelay {
   readonly port: number
   readonly relay: Relay
   readonly store: SqliteRelayStore | WorkerRelayStore | PostgresRelayStore
+  /**
+   * Reads the TLS certificate and key files again and serves the new pair to connections made
+   * from now on (a renewed certificate, without a restart). Throws `invalid-argument`, and
+   * keeps serving the pair in use, when they cannot be read or do not match; without `tls`.
+   */
+  reloadTls(): Promise<void>
   /** Stops listening, closes every socket (1001) after pending appends commit, closes the store. */
   close(): Promise<void>
 }
@@ -125,8 +175,11 @@ export async function startRelay(options: StartRelayOptions): Promise<RunningRel
     staticMounts = [],
     store: storeThread,
     onAdmin,
+    tls,
     ...relayOptions
   } = options
+  // A certificate that cannot be read fails before anything is opened.
+  const pair = tls === undefined ? undefined : readTlsFiles(tls)
   // A missing app or a bad mount fails before anything is opened.
   const mounts = staticDir === undefined ? staticMounts : [{ path: '/', dir: staticDir }, ...staticMounts]
   const serveFile = mounts.length === 0 ? undefined : createStaticMounts(mounts)
@@ -166,7 +219,9 @@ export async function startRelay(options: StartRelayOptions): Promise<RunningRel
       ? undefined
       : (token: string | undefined) =>
           verifyAdminToken(authSecret, token, relayOptions.now === undefined ? {} : { now: relayOptions.now })
-  const http = createServer(createHttpHandler(relay, serveFile, admin, onAdmin))
+  const handler = createHttpHandler(relay, serveFile, admin, onAdmin)
+  const secure = pair === undefined ? null : createTlsServer({ cert: pair.cert, key: pair.key }, handler)
+  const http: Server = secure ?? createServer(handler)
   http.on('upgrade', createUpgradeHandler(sockets))
   try {
     await new Promise<void>((resolve, reject) => {
@@ -206,12 +261,23 @@ export async function startRelay(options: StartRelayOptions): Promise<RunningRel
       release()
     }
   }
+  const scheme = secure === null ? '' : 's'
   return {
-    url: `ws://${base}${SYNC_PATH}`,
-    httpUrl: `http://${base}`,
+    url: `ws${scheme}://${base}${SYNC_PATH}`,
+    httpUrl: `http${scheme}://${base}`,
     port: bound,
     relay,
     store,
+    async reloadTls() {
+      if (secure === null || tls === undefined) {
+        throw new ChorusError(
+          ErrorCode.InvalidArgument,
+          'this relay was started without TLS: there is nothing to reload',
+        )
+      }
+      const fresh = readTlsFiles(tls)
+      secure.setSecureContext({ cert: fresh.cert, key: fresh.key })
+    },
     close() {
       closing ??= shutDown()
       return closing

@@ -7,7 +7,7 @@ import {
   type ReplicaId,
   type SpaceId,
 } from '@chorus/core'
-import WebSocket from 'ws'
+import WebSocket, { type ClientOptions } from 'ws'
 import { within } from './fixtures.js'
 
 /** How a socket closed. */
@@ -41,8 +41,8 @@ export interface TestClient {
 }
 
 /** Opens a client socket; resolves once it is open. */
-export async function connectClient(url: string): Promise<TestClient> {
-  const socket = new WebSocket(url)
+export async function connectClient(url: string, options: ClientOptions = {}): Promise<TestClient> {
+  const socket = new WebSocket(url, options)
   const messages: Message[] = []
   const undecodable: string[] = []
   const listeners: ((message: Message) => void)[] = []
