@@ -196,6 +196,57 @@ describe('single-leader reads', () => {
     })
   })
 
+  it('names the token’s entry by its epoch: a deposed semi-sync leader’s fallbacks at the same LSN do not pass for it', async () => {
+    const sim = await cluster({ mode: 'semi-sync', acks: 1, timeoutMs: 40 })
+    const old = sim.leader() as string
+    const others = followers(sim)
+    await sim.until(sim.client('c0').write('x', 'base'))
+    await sim.run(100)
+    // The leader is cut off and acknowledges writes on its own disk (counted fallbacks).
+    cutLeaderFrom(sim, others)
+    const zombie = sim.client('zombie')
+    for (let n = 1; n <= 4; n++) {
+      expect(await sim.until(zombie.write('x', `fallback ${n}`, { node: old }))).toMatchObject({
+        ok: true,
+        durability: 'leader',
+      })
+    }
+    // The other two elect a leader of a newer epoch and take a write, at an LSN the deposed
+    // leader's fallbacks already reach.
+    for (let waited = 0; waited < 5_000 && sim.leader() === old; waited += 10) await sim.run(10)
+    const fresh = sim.leader() as string
+    expect(others).toContain(fresh)
+    const writer = sim.client('writer')
+    const mine = await sim.until(writer.write('x', 'mine', { node: fresh }))
+    if (!mine.ok) throw new Error(`the write at the new leader failed: ${mine.reason}`)
+    expect(mine.lsn).toBeLessThanOrEqual(zombie.token)
+    expect(mine.epoch).toBeGreaterThan(zombie.tokenEpoch)
+    expect([writer.token, writer.tokenEpoch]).toEqual([mine.lsn, mine.epoch])
+
+    // The deposed leader reaches the LSN, but its entry there is of the older epoch: not yet.
+    expect(await sim.until(writer.read('x', { node: old, consistency: 'replica' }))).toEqual({
+      ok: false,
+      reason: 'not-yet',
+    })
+    // The LSN alone would pass, and read the deposed leader's own history.
+    expect(
+      await sim.until(writer.read('x', { node: old, consistency: 'replica', minLsn: mine.lsn })),
+    ).toMatchObject({ ok: true, value: 'fallback 4', node: old })
+    // Healed, the deposed leader takes the new leader's log, and the read waiting there sees the write.
+    const waiting = writer.read('x', { node: old, consistency: 'replica', waitMs: 2_000 })
+    await sim.run(20)
+    sim.heal()
+    expect(await sim.until(waiting)).toMatchObject({ ok: true, value: 'mine', node: old })
+    // The zombie's token names a lost fallback: a node of the newer history serves it at once
+    // (nothing will ever hold that entry), and its token moves to that history.
+    const other = others.find((node) => node !== fresh) as string
+    expect(await sim.until(zombie.read('x', { node: other, consistency: 'replica' }))).toMatchObject({
+      ok: true,
+      value: 'mine',
+    })
+    expect(zombie.tokenEpoch).toBe(mine.epoch)
+  })
+
   it('reports each follower’s lag on the leader and on the follower', async () => {
     const sim = await cluster({ mode: 'async' })
     const [lagging = '', current = ''] = followers(sim)

@@ -74,8 +74,14 @@ export interface ClusterReadOptions {
  * Outcomes are values; only bad options throw (`invalid-argument`).
  */
 export class SingleLeaderHttpClient {
-  /** The highest LSN this client wrote or read: the token its replica reads carry. */
+  /**
+   * The position of the latest entry this client wrote or read — its LSN and the epoch of that
+   * entry — the token its replica reads carry. Of two, the later is the one of the higher epoch
+   * (a newer leader's history), then the higher LSN.
+   */
   token = 0
+  /** The epoch of the entry at {@link token} (0 before the first write or read). */
+  tokenEpoch = 0
   private readonly caller: NodeCaller
   private believedLeader: string
   private nextReader = 0
@@ -120,7 +126,7 @@ export class SingleLeaderHttpClient {
       const body = call.body
       if (body.type === 'write-ok') {
         this.believedLeader = node
-        this.token = Math.max(this.token, body.lsn as number)
+        this.advance(body.lsn as number, body.epoch as number)
         return {
           done: true,
           result: {
@@ -165,6 +171,9 @@ export class SingleLeaderHttpClient {
     this.caller.url(first)
     const id = this.caller.requestId()
     const minLsn = consistency === 'replica' ? (options.minLsn ?? this.token) : 0
+    // The token's epoch goes with the client's own token only.
+    const minEpoch =
+      minLsn > 0 && options.minLsn === undefined && this.tokenEpoch > 0 ? this.tokenEpoch : null
     let last = 'no node was asked'
     const result = await this.caller.retry<ClusterReadResult>(first, async (node) => {
       const call = await this.caller.request(node, {
@@ -173,6 +182,7 @@ export class SingleLeaderHttpClient {
         key,
         consistency,
         minLsn,
+        ...(minEpoch === null ? {} : { minEpoch }),
         waitMs: options.waitMs ?? 0,
       })
       if (call.kind !== 'answer') {
@@ -182,7 +192,8 @@ export class SingleLeaderHttpClient {
       const body = call.body
       if (body.type === 'read-ok') {
         if (consistency === 'leader') this.believedLeader = node
-        this.token = Math.max(this.token, body.lsn as number)
+        if (typeof body.lsnEpoch === 'number') this.advance(body.lsn as number, body.lsnEpoch)
+        else this.token = Math.max(this.token, body.lsn as number)
         return {
           done: true,
           result: {
@@ -227,6 +238,14 @@ export class SingleLeaderHttpClient {
     const nodes = this.caller.nodes()
     const all = await Promise.all(nodes.map((node) => this.status(node)))
     return Object.fromEntries(nodes.map((node, n) => [node, all[n] ?? null]))
+  }
+
+  /** Moves the token to the entry (`lsn`, `epoch`) when that is later (see {@link token}). */
+  private advance(lsn: number, epoch: number): void {
+    if (epoch > this.tokenEpoch || (epoch === this.tokenEpoch && lsn > this.token)) {
+      this.token = lsn
+      this.tokenEpoch = epoch
+    }
   }
 
   /** The node a replica read starts at: each in turn. */

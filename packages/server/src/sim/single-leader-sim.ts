@@ -233,8 +233,13 @@ export class SingleLeaderSim extends ClusterSim<
 
 /** A client of a {@link SingleLeaderSim}: finds the leader, carries its LSN token, records history. */
 export class SingleLeaderClient {
-  /** The highest LSN this client wrote or read: sent with replica reads. */
+  /**
+   * The latest entry this client wrote or read, by LSN and the epoch of that entry: sent with
+   * replica reads (`minLsn`, `minEpoch`). Of two, the later is the one of the higher epoch,
+   * then the higher LSN (see `SingleLeaderHttpClient.token`).
+   */
   token = 0
+  tokenEpoch = 0
   private leaderHint: NodeId | null = null
   private readonly sim: SingleLeaderSim
   private readonly endpoint: SimClientEndpoint<SingleLeaderReply>
@@ -262,7 +267,7 @@ export class SingleLeaderClient {
     const now = this.sim.network.now()
     if (reply?.type === 'write-ok') {
       this.sim.recorder.complete(handle, 'ok', now)
-      this.token = Math.max(this.token, reply.lsn)
+      this.advance(reply.lsn, reply.epoch)
       this.leaderHint = node
       this.sim.recordAcknowledged({
         writeId: `${this.name}/${id}`,
@@ -304,19 +309,23 @@ export class SingleLeaderClient {
     const node = (options.node as NodeId | undefined) ?? this.target()
     const id = this.endpoint.nextId()
     const handle = this.sim.recorder.invoke(this.name, key, 'read', undefined, this.sim.network.now())
+    const minLsn = consistency === 'replica' ? (options.minLsn ?? this.token) : 0
+    // The token's epoch goes with the client's own token only.
+    const ownToken = minLsn > 0 && options.minLsn === undefined && this.tokenEpoch > 0
     const request: SingleLeaderRequest = {
       type: 'read',
       id,
       key,
       consistency,
-      minLsn: consistency === 'replica' ? (options.minLsn ?? this.token) : 0,
+      minLsn,
+      ...(ownToken ? { minEpoch: this.tokenEpoch } : {}),
       waitMs: options.waitMs ?? 0,
     }
     const reply = await this.endpoint.request(node, request)
     const now = this.sim.network.now()
     if (reply?.type === 'read-ok') {
       this.sim.recorder.complete(handle, 'ok', now, reply.value ?? undefined)
-      this.token = Math.max(this.token, reply.lsn)
+      this.advance(reply.lsn, reply.lsnEpoch)
       return { ok: true, value: reply.value, lsn: reply.lsn, node }
     }
     if (reply?.type === 'rejected') this.learn(node, reply.leader)
@@ -338,6 +347,14 @@ export class SingleLeaderClient {
   /** Sends raw frame text to a node and returns its reply (tests of malformed input). */
   async raw(node: string, frame: string, id = this.endpoint.nextId()): Promise<SingleLeaderReply | null> {
     return this.endpoint.sendRaw(node, frame, id)
+  }
+
+  /** Moves the token to the entry (`lsn`, `epoch`) when that is later (see {@link token}). */
+  private advance(lsn: number, epoch: number): void {
+    if (epoch > this.tokenEpoch || (epoch === this.tokenEpoch && lsn > this.token)) {
+      this.token = lsn
+      this.tokenEpoch = epoch
+    }
   }
 
   private target(): NodeId {

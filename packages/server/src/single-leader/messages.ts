@@ -138,7 +138,12 @@ export const singleLeaderMessageTypes = [
  *
  * Reads carry a token, `minLsn`: the highest LSN the client has written or read. A node whose
  * readable state is behind it answers `not-yet` (or waits up to `waitMs` for it), which gives
- * read-your-writes and monotonic reads on any follower. `consistency: 'leader'` asks for a
+ * read-your-writes and monotonic reads on any follower. With `minEpoch`, the epoch of the
+ * entry at `minLsn` (a write's `epoch`, a read's `lsnEpoch`), the token names that entry, not
+ * just a position: a node whose entry there is of an older epoch holds another history (a
+ * deposed semi-sync leader's fallbacks, which the new leader's log replaces) and answers
+ * `not-yet` too; one whose entry is of a newer epoch holds the history that replaced the
+ * token's (the token's entry was a lost fallback) and answers. `consistency: 'leader'` asks for a
  * linearizable read: only a leader holding its lease, with its epoch committed, answers.
  */
 export type SingleLeaderRequest =
@@ -149,6 +154,8 @@ export type SingleLeaderRequest =
       readonly key: string
       readonly consistency: 'leader' | 'replica'
       readonly minLsn: number
+      /** The epoch of the entry at `minLsn` (optional; see above). */
+      readonly minEpoch?: number
       readonly waitMs: number
     }
   | { readonly type: 'status'; readonly id: string }
@@ -226,6 +233,9 @@ export type SingleLeaderReply =
       readonly value: JsonValue | null
       /** The LSN the read reflects: the client's next token. */
       readonly lsn: number
+      /** The epoch of the entry at `lsn`: the token's `minEpoch`. */
+      readonly lsnEpoch: number
+      /** The node's epoch now. */
       readonly epoch: number
       readonly role: SingleLeaderRole
       readonly lagLsn: number

@@ -140,6 +140,7 @@ export function readSingleLeaderRequest(value: unknown, path: string): SingleLea
         key: keyAt(fields, 'key', path),
         consistency,
         minLsn: own(fields, 'minLsn') === undefined ? 0 : countAt(fields, 'minLsn', path),
+        ...(own(fields, 'minEpoch') === undefined ? {} : { minEpoch: countAt(fields, 'minEpoch', path) }),
         waitMs: own(fields, 'waitMs') === undefined ? 0 : countAt(fields, 'waitMs', path),
       }
     }
