@@ -100,8 +100,9 @@ describe('single-leader under faults (seeded)', () => {
   it('semi-sync loses acknowledged writes only after a counted fallback to the leader alone', async () => {
     const totals = await sweep(
       20,
-      { replication: { mode: 'semi-sync', acks: 1, timeoutMs: 40 }, faults: 'leader-crash' },
+      { replication: { mode: 'semi-sync', acks: 1, timeoutMs: 40 }, faults: 'leader-crash', ownReads: true },
       (run, label) => {
+        expect(run.ownReadsMissed, label).toEqual([])
         expect(run.report.lostLeaderOnlyWrites, label).toBe(run.report.lostAcknowledgedWrites)
         expect(run.report.lostAcknowledgedWrites, label).toBeLessThanOrEqual(run.report.semiSyncFallbacks)
       },
@@ -109,6 +110,20 @@ describe('single-leader under faults (seeded)', () => {
     if (!fullSweep) return
     expect(totals.fallbacks).toBeGreaterThan(0)
     expect(totals.lost).toBeGreaterThan(0)
+  })
+
+  it('semi-sync: a leader cut off from its followers lives on beside the new one; a client reads its own write by its token anywhere', async () => {
+    const totals = await sweep(
+      20,
+      { replication: { mode: 'semi-sync', acks: 1, timeoutMs: 40 }, faults: 'leader-cut', ownReads: true },
+      (run, label) => {
+        expect(run.ownReadsMissed, label).toEqual([])
+        expect(run.report.lostLeaderOnlyWrites, label).toBe(run.report.lostAcknowledgedWrites)
+        expect(run.report.lostAcknowledgedWrites, label).toBeLessThanOrEqual(run.report.semiSyncFallbacks)
+      },
+    )
+    if (!fullSweep) return
+    expect(totals.fallbacks).toBeGreaterThan(0)
   })
 
   describe('semi-sync on 5 nodes: elections need max(majority, N − acks) votes', () => {
@@ -127,8 +142,9 @@ describe('single-leader under faults (seeded)', () => {
         it(`acks ${acks}, ${faults}: no write acknowledged 'replicated' is lost`, async () => {
           const totals = await sweep(
             faults === 'chaos' ? 10 : 15,
-            { replication: { mode: 'semi-sync', acks, timeoutMs: 40 }, faults, nodes: 5 },
+            { replication: { mode: 'semi-sync', acks, timeoutMs: 40 }, faults, nodes: 5, ownReads: true },
             (run, label) => {
+              expect(run.ownReadsMissed, label).toEqual([])
               expect(run.report.lostLeaderOnlyWrites, label).toBe(run.report.lostAcknowledgedWrites)
               expect(run.report.lostAcknowledgedWrites, label).toBeLessThanOrEqual(
                 run.report.semiSyncFallbacks,

@@ -18,6 +18,12 @@ export type FaultScript =
    */
   | 'leader-crash'
   /**
+   * The leader is cut off from its followers for 0.8–1.5 s (clients still reach every node),
+   * then healed: it lives on beside the leader the followers elect (a semi-sync leader keeps
+   * acknowledging, on its own disk, and answering reads).
+   */
+  | 'leader-cut'
+  /**
    * The leader, one follower and every client are cut off from the other members for 1.5 s,
    * then healed: the minority side keeps the clients, the majority side may elect.
    */
@@ -38,6 +44,13 @@ export interface SingleLeaderRunOptions {
   readonly loss?: number
   /** Cluster settings other than the replication mode. */
   readonly config?: Omit<SingleLeaderConfigInput, 'nodes' | 'replication'>
+  /**
+   * Beside each client, one that writes keys of its own and reads each back at once from a
+   * node drawn at random, on the replica route with its token (default false: the runs of
+   * earlier rounds, draw for draw). A write acknowledged `replicated` read back as anything
+   * else is counted in `ownReadsMissed`.
+   */
+  readonly ownReads?: boolean
 }
 
 /** What one run produced. */
@@ -46,6 +59,8 @@ export interface SingleLeaderRun {
   readonly report: SingleLeaderReport
   /** The faults injected, with their virtual times, for a failure message. */
   readonly actions: readonly string[]
+  /** Own writes acknowledged `replicated` that a replica read with the token did not show. */
+  readonly ownReadsMissed: readonly string[]
 }
 
 const chaosLinks: Partial<LinkFaults> = {
@@ -82,6 +97,12 @@ export async function runSingleLeader(options: SingleLeaderRunOptions): Promise<
   const loops = Array.from({ length: options.clients ?? 3 }, (_, i) =>
     clientLoop(sim, sim.client(`c${i + 1}`), plan.fork(`client${i}`), stopAt, options.keys ?? 3),
   )
+  const ownReadsMissed: string[] = []
+  if (options.ownReads === true) {
+    for (let i = 0; i < (options.clients ?? 3); i++) {
+      loops.push(ownReadLoop(sim, sim.client(`o${i + 1}`), plan.fork(`own${i}`), stopAt, ownReadsMissed))
+    }
+  }
   const script =
     options.faults === 'chaos'
       ? chaosScript(sim, plan.fork('faults'), stopAt, actions)
@@ -89,7 +110,9 @@ export async function runSingleLeader(options: SingleLeaderRunOptions): Promise<
         ? leaderCrashScript(sim, plan.fork('faults'), actions)
         : options.faults === 'minority-leader'
           ? minorityLeaderScript(sim, plan.fork('faults'), actions)
-          : Promise.resolve()
+          : options.faults === 'leader-cut'
+            ? leaderCutScript(sim, plan.fork('faults'), actions)
+            : Promise.resolve()
   await sim.run(durationMs)
   await sim.until(script)
   sim.heal()
@@ -98,7 +121,27 @@ export async function runSingleLeader(options: SingleLeaderRunOptions): Promise<
   }
   await sim.run(3_000)
   await Promise.all(loops)
-  return { sim, report: sim.report(), actions }
+  return { sim, report: sim.report(), actions, ownReadsMissed }
+}
+
+/** Writes keys of its own and reads each back from a random node with the client's token. */
+async function ownReadLoop(
+  sim: SingleLeaderSim,
+  client: SingleLeaderClient,
+  prng: Prng,
+  stopAt: number,
+  missed: string[],
+): Promise<void> {
+  for (let n = 1; sim.network.now() < stopAt; n++) {
+    const key = `${client.name}-${n}`
+    const written = await client.write(key, n)
+    if (written.ok && written.durability === 'replicated') {
+      const node = prng.pick(sim.config.nodes)
+      const read = await client.read(key, { node, consistency: 'replica', waitMs: 50 })
+      if (read.ok && read.value !== n) missed.push(`${key} read ${String(read.value)} at ${node}`)
+    }
+    await sleep(sim, prng.int(1, 15))
+  }
 }
 
 async function clientLoop(
@@ -166,6 +209,21 @@ async function leaderCrashScript(sim: SingleLeaderSim, prng: Prng, actions: stri
   sim.heal()
   await sleep(sim, 1_000)
   await sim.restart(leader)
+}
+
+async function leaderCutScript(sim: SingleLeaderSim, prng: Prng, actions: string[]): Promise<void> {
+  await sleep(sim, prng.int(600, 1_000))
+  const leader = sim.leader()
+  if (leader === undefined) return
+  for (const node of sim.config.nodes) {
+    if (node === leader) continue
+    sim.network.cut(leader, node)
+    sim.network.cut(node, leader)
+  }
+  const lasts = prng.int(800, 1_500)
+  actions.push(`${sim.network.now()}: cut ${leader} off its followers for ${lasts} ms`)
+  await sleep(sim, lasts)
+  sim.heal()
 }
 
 async function minorityLeaderScript(sim: SingleLeaderSim, prng: Prng, actions: string[]): Promise<void> {
