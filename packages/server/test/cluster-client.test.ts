@@ -7,19 +7,9 @@ import { QuorumHttpClient } from '../src/client/quorum-client.js'
 import { SingleLeaderHttpClient } from '../src/client/single-leader-client.js'
 import { LoopbackCluster } from '../src/node/loopback-cluster.js'
 import type { SingleLeaderStatus } from '../src/single-leader/messages.js'
+import { until } from './support/poll.js'
 
 const nodes = ['n1', 'n2', 'n3']
-
-/** Polls `check` every 25 ms until it gives a value, for up to `ms`. */
-async function until<T>(what: string, check: () => Promise<T | undefined>, ms = 15_000): Promise<T> {
-  const deadline = Date.now() + ms
-  while (Date.now() < deadline) {
-    const value = await check()
-    if (value !== undefined) return value
-    await new Promise((resolve) => setTimeout(resolve, 25))
-  }
-  throw new Error(`gave up waiting for ${what}`)
-}
 
 describe('SingleLeaderHttpClient against node processes', () => {
   const scratch = mkdtempSync(join(tmpdir(), 'chorus-cluster-client-sl-'))

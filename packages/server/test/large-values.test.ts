@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import type { LoopbackCluster } from '../src/node/loopback-cluster.js'
 import { MAX_PEER_FRAME } from '../src/node/tcp-peer-transport.js'
+import { until } from './support/poll.js'
 import { scratchClusters } from './support/scratch-clusters.js'
 
 // Values near the node API's 1 MiB request limit: a few of them together outgrow one peer
@@ -37,16 +38,6 @@ async function start(
 async function statusOf(running: LoopbackCluster, id: string): Promise<Status | undefined> {
   const answer = await running.status(id).catch(() => null)
   return (answer?.body as { status?: Status } | undefined)?.status
-}
-
-async function until<T>(what: string, probe: () => Promise<T | undefined>, ms = 20_000): Promise<T> {
-  const deadline = Date.now() + ms
-  while (Date.now() < deadline) {
-    const value = await probe()
-    if (value !== undefined) return value
-    await new Promise((resolve) => setTimeout(resolve, 50))
-  }
-  throw new Error(`timed out waiting for ${what}`)
 }
 
 /** The running node that says it leads, if any. */

@@ -13,6 +13,7 @@ import type { QuorumRecord, QuorumStatus } from '../src/quorum/messages.js'
 import { createQuorumMachine } from '../src/quorum/node.js'
 import { HistoryRecorder } from '../src/sim/sim-client.js'
 import type { SingleLeaderStatus } from '../src/single-leader/messages.js'
+import { until } from './support/poll.js'
 
 /**
  * Node processes under seeded random faults: each step draws a fault (kill -9, a freeze, a
@@ -54,17 +55,6 @@ async function start(
   return cluster
 }
 
-/** Polls `check` every 25 ms until it gives a value, for up to `ms`. */
-async function until<T>(what: string, check: () => Promise<T | undefined>, ms = 20_000): Promise<T> {
-  const deadline = Date.now() + ms
-  while (Date.now() < deadline) {
-    const value = await check()
-    if (value !== undefined) return value
-    await new Promise((resolve) => setTimeout(resolve, 25))
-  }
-  throw new Error(`gave up waiting for ${what}`)
-}
-
 /** Counts acknowledged writes and lets a step wait for `count` more. */
 class Progress {
   acknowledged = 0
@@ -98,7 +88,8 @@ class Progress {
 
 /**
  * Runs the fault script of `seed`: `STEPS` faults, each on one node, drawn from the seed. Each
- * half of a step waits for {@link PROGRESS} more acknowledged writes. Returns the script as text.
+ * half of a step waits for {@link PROGRESS} more acknowledged writes. Each fault is added to
+ * `script` as it is drawn.
  */
 async function runFaults(seed: number, progress: Progress, script: string[]): Promise<void> {
   const draw: Prng = createPrng(seed).fork('faults')
@@ -132,6 +123,30 @@ async function runFaults(seed: number, progress: Progress, script: string[]): Pr
     else await live.heal()
     await progress.more(PROGRESS, `after ${fault} ${target}`)
   }
+}
+
+/**
+ * Starts `workers` (each running until `stopped()` says so), runs the fault script of `seed`
+ * under them, stops them and waits for them to finish. Resolves with the script as text; a
+ * failure says the seed and the faults drawn so far.
+ */
+async function underFaults(
+  seed: number,
+  progress: Progress,
+  workers: (stopped: () => boolean) => Promise<void>[],
+): Promise<string> {
+  let stopped = false
+  const running = workers(() => stopped)
+  const script: string[] = []
+  try {
+    await runFaults(seed, progress, script)
+  } catch (error) {
+    throw new Error(`seed ${seed}: ${script.join(', ')}: ${(error as Error).message}`)
+  } finally {
+    stopped = true
+    await Promise.all(running)
+  }
+  return script.join(', ')
 }
 
 /**
@@ -174,11 +189,9 @@ describe('single-leader node processes under random faults', () => {
           sharedKeys.add(key)
           return key
         }
-        let stopped = false
-
-        const worker = async (name: string) => {
+        const worker = async (name: string, stopped: () => boolean) => {
           const client = new SingleLeaderHttpClient({ ...clientOptions, name })
-          for (let n = 1; !stopped; n++) {
+          for (let n = 1; !stopped(); n++) {
             const slot = n % 6
             const shared = n % 2 === 0
             const key = shared ? sharedKey(slot) : `${name}-${n}`
@@ -215,17 +228,10 @@ describe('single-leader node processes under random faults', () => {
           }
         }
 
-        const script: string[] = []
-        const workers = ['c1', 'c2', 'c3'].map(worker)
-        try {
-          await runFaults(seed, progress, script)
-        } catch (error) {
-          throw new Error(`seed ${seed}: ${script.join(', ')}: ${(error as Error).message}`)
-        } finally {
-          stopped = true
-          await Promise.all(workers)
-        }
-        const said = `${replication.mode}, seed ${seed}: ${script.join(', ')}`
+        const script = await underFaults(seed, progress, (stopped) =>
+          ['c1', 'c2', 'c3'].map((name) => worker(name, stopped)),
+        )
+        const said = `${replication.mode}, seed ${seed}: ${script}`
 
         const observer = new SingleLeaderHttpClient(clientOptions)
         const leader = await until(`${said}: one leader every node follows`, async () => {
@@ -313,11 +319,9 @@ describe('quorum (N=3, W=2, R=2) node processes under random faults', () => {
       const progress = new Progress()
       const acknowledged = new Map<string, JsonValue>()
       const ownReadsMissed: string[] = []
-      let stopped = false
-
-      const worker = async (name: string) => {
+      const worker = async (name: string, stopped: () => boolean) => {
         const client = new QuorumHttpClient({ ...clientOptions, name })
-        for (let n = 1; !stopped; n++) {
+        for (let n = 1; !stopped(); n++) {
           const key = `${name}-${n}`
           const value = `${name}.${n}`
           const put = await client.put(key, value)
@@ -331,17 +335,10 @@ describe('quorum (N=3, W=2, R=2) node processes under random faults', () => {
         }
       }
 
-      const script: string[] = []
-      const workers = ['c1', 'c2'].map(worker)
-      try {
-        await runFaults(seed, progress, script)
-      } catch (error) {
-        throw new Error(`seed ${seed}: ${script.join(', ')}: ${(error as Error).message}`)
-      } finally {
-        stopped = true
-        await Promise.all(workers)
-      }
-      const said = `seed ${seed}: ${script.join(', ')}`
+      const script = await underFaults(seed, progress, (stopped) =>
+        ['c1', 'c2'].map((name) => worker(name, stopped)),
+      )
+      const said = `seed ${seed}: ${script}`
       expect(progress.acknowledged, said).toBeGreaterThanOrEqual(PROGRESS * (2 * STEPS + 1))
       expect(ownReadsMissed, said).toEqual([])
       for (const [key, value] of acknowledged) {

@@ -195,13 +195,8 @@ async function chaosScript(
 
 async function leaderCrashScript(sim: SingleLeaderSim, prng: Prng, actions: string[]): Promise<void> {
   await sleep(sim, prng.int(600, 1_000))
-  const leader = sim.leader()
+  const leader = cutLeaderOff(sim)
   if (leader === undefined) return
-  for (const node of sim.config.nodes) {
-    if (node === leader) continue
-    sim.network.cut(leader, node)
-    sim.network.cut(node, leader)
-  }
   const lasts = prng.int(50, 150)
   actions.push(`${sim.network.now()}: cut ${leader} off its followers, crash it ${lasts} ms later`)
   await sleep(sim, lasts)
@@ -211,15 +206,22 @@ async function leaderCrashScript(sim: SingleLeaderSim, prng: Prng, actions: stri
   await sim.restart(leader)
 }
 
-async function leaderCutScript(sim: SingleLeaderSim, prng: Prng, actions: string[]): Promise<void> {
-  await sleep(sim, prng.int(600, 1_000))
+/** Cuts the leader off its followers both ways (clients still reach it); returns it, if any. */
+function cutLeaderOff(sim: SingleLeaderSim): string | undefined {
   const leader = sim.leader()
-  if (leader === undefined) return
+  if (leader === undefined) return undefined
   for (const node of sim.config.nodes) {
     if (node === leader) continue
     sim.network.cut(leader, node)
     sim.network.cut(node, leader)
   }
+  return leader
+}
+
+async function leaderCutScript(sim: SingleLeaderSim, prng: Prng, actions: string[]): Promise<void> {
+  await sleep(sim, prng.int(600, 1_000))
+  const leader = cutLeaderOff(sim)
+  if (leader === undefined) return
   const lasts = prng.int(800, 1_500)
   actions.push(`${sim.network.now()}: cut ${leader} off its followers for ${lasts} ms`)
   await sleep(sim, lasts)
