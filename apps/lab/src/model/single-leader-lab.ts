@@ -14,12 +14,23 @@ import { ServerLab } from './server-lab.js'
 import { labTimings, nodeNames, startFaults } from './settings.js'
 import type { LabAction, LabSettings, NodeView, Scoreboard } from './types.js'
 
-/** What the lab remembers of each client: the LSN tokens its reads carry. */
+/** A read token: an entry's LSN and the epoch of that entry (0, 0: none). */
+interface Token {
+  lsn: number
+  epoch: number
+}
+
+/** What the lab remembers of each client: the tokens its reads carry. */
 interface ClientTokens {
-  /** The LSN of its last acknowledged write (read-your-writes). */
-  lastWriteLsn: number
-  /** The highest LSN it has read (monotonic reads). */
-  highestReadLsn: number
+  /** Its last acknowledged write (read-your-writes). */
+  lastWrite: Token
+  /** The latest entry it has read (monotonic reads). */
+  highestRead: Token
+}
+
+/** The later of a token and the entry (`lsn`, `epoch`): the higher epoch, then the higher LSN. */
+function later(token: Token, lsn: number, epoch: number): Token {
+  return epoch > token.epoch || (epoch === token.epoch && lsn > token.lsn) ? { lsn, epoch } : token
 }
 
 function replicationOf(settings: LabSettings): ReplicationMode {
@@ -40,9 +51,10 @@ function text(value: JsonValue | null | undefined): string | undefined {
  *
  * Writes go to the node the person picks (a follower refuses with `not-leader`). Reads are
  * replica reads at the chosen node: `any` takes whatever it has (minLsn 0);
- * `read-your-writes` carries the client's last acknowledged write LSN and `monotonic` the
- * highest LSN it has read, and a node that is behind waits up to a second for it, then
- * refuses with `not-yet`.
+ * `read-your-writes` carries the client's last acknowledged write and `monotonic` the latest
+ * entry it has read (each an LSN and that entry's epoch), and a node that is behind — or holds
+ * another history there, a deposed leader's — waits up to a second for it, then refuses with
+ * `not-yet`.
  */
 export class SingleLeaderLab extends ServerLab<SingleLeaderState> {
   protected override readonly sim: SingleLeaderSim
@@ -122,15 +134,16 @@ export class SingleLeaderLab extends ServerLab<SingleLeaderState> {
       case 'read': {
         this.ensureClient(action.client)
         const tokens = this.tokensOf(action.client)
-        const minLsn =
+        const token =
           action.mode === 'read-your-writes'
-            ? tokens.lastWriteLsn
+            ? tokens.lastWrite
             : action.mode === 'monotonic'
-              ? tokens.highestReadLsn
-              : 0
+              ? tokens.highestRead
+              : { lsn: 0, epoch: 0 }
+        const minLsn = token.lsn
         this.event(
           'action',
-          `${action.client} reads ${action.key} at ${action.node} (${action.mode}${minLsn > 0 ? `, needs LSN ${minLsn}` : ''})`,
+          `${action.client} reads ${action.key} at ${action.node} (${action.mode}${minLsn > 0 ? `, needs LSN ${minLsn} of epoch ${token.epoch}` : ''})`,
         )
         const client = this.sim.client(action.client)
         this.startOperation(
@@ -141,6 +154,7 @@ export class SingleLeaderLab extends ServerLab<SingleLeaderState> {
               node: action.node,
               consistency: 'replica',
               minLsn,
+              ...(minLsn > 0 ? { minEpoch: token.epoch } : {}),
               waitMs: minLsn > 0 ? labTimings.readWaitMs : 0,
             }),
         )
@@ -160,7 +174,7 @@ export class SingleLeaderLab extends ServerLab<SingleLeaderState> {
     const tokens = this.tokensOf(op.client)
     switch (reply.type) {
       case 'write-ok':
-        tokens.lastWriteLsn = Math.max(tokens.lastWriteLsn, reply.lsn)
+        tokens.lastWrite = later(tokens.lastWrite, reply.lsn, reply.epoch)
         this.finish(
           op,
           'ok',
@@ -168,7 +182,7 @@ export class SingleLeaderLab extends ServerLab<SingleLeaderState> {
         )
         return
       case 'read-ok': {
-        tokens.highestReadLsn = Math.max(tokens.highestReadLsn, reply.lsn)
+        tokens.highestRead = later(tokens.highestRead, reply.lsn, reply.lsnEpoch)
         const value = text(reply.value)
         if (value !== undefined) op.value = value
         this.finish(op, 'ok', `LSN ${reply.lsn}`)
@@ -234,7 +248,7 @@ export class SingleLeaderLab extends ServerLab<SingleLeaderState> {
   private tokensOf(client: string): ClientTokens {
     let tokens = this.tokens.get(client)
     if (tokens === undefined) {
-      tokens = { lastWriteLsn: 0, highestReadLsn: 0 }
+      tokens = { lastWrite: { lsn: 0, epoch: 0 }, highestRead: { lsn: 0, epoch: 0 } }
       this.tokens.set(client, tokens)
     }
     return tokens

@@ -303,6 +303,8 @@ export class SingleLeaderClient {
       readonly consistency?: 'leader' | 'replica'
       readonly waitMs?: number
       readonly minLsn?: number
+      /** With `minLsn`: the epoch of the entry there (see `SingleLeaderRequest`). */
+      readonly minEpoch?: number
     } = {},
   ): Promise<ReadOutcome> {
     const consistency = options.consistency ?? 'leader'
@@ -310,15 +312,20 @@ export class SingleLeaderClient {
     const id = this.endpoint.nextId()
     const handle = this.sim.recorder.invoke(this.name, key, 'read', undefined, this.sim.network.now())
     const minLsn = consistency === 'replica' ? (options.minLsn ?? this.token) : 0
-    // The token's epoch goes with the client's own token only.
-    const ownToken = minLsn > 0 && options.minLsn === undefined && this.tokenEpoch > 0
+    // The client's own token carries its epoch; a token given carries the one given with it.
+    const minEpoch =
+      minLsn === 0
+        ? undefined
+        : options.minLsn === undefined
+          ? this.tokenEpoch || undefined
+          : options.minEpoch
     const request: SingleLeaderRequest = {
       type: 'read',
       id,
       key,
       consistency,
       minLsn,
-      ...(ownToken ? { minEpoch: this.tokenEpoch } : {}),
+      ...(minEpoch === undefined ? {} : { minEpoch }),
       waitMs: options.waitMs ?? 0,
     }
     const reply = await this.endpoint.request(node, request)
