@@ -1,4 +1,6 @@
 import { mkdtempSync, rmSync } from 'node:fs'
+import { createServer, type Server } from 'node:http'
+import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { isChorusError } from '@chorus/core'
@@ -184,6 +186,61 @@ describe('SingleLeaderHttpClient against node processes', () => {
       () => expect.unreachable('a write to an unknown node was sent'),
       (error: unknown) => expect(isChorusError(error, 'invalid-argument')).toBe(true),
     )
+  })
+})
+
+describe('SingleLeaderHttpClient routing, against stand-in nodes over HTTP', () => {
+  const servers: Server[] = []
+  afterAll(async () => {
+    await Promise.all(servers.map((server) => new Promise((resolve) => server.close(resolve))))
+  })
+
+  /** An HTTP server on 127.0.0.1 answering every `POST /request` with `answer(body)`; counts the requests. */
+  async function standIn(
+    answer: (request: { id: string }) => object,
+  ): Promise<{ url: string; asked: () => number }> {
+    let asked = 0
+    const server = createServer((request, response) => {
+      let text = ''
+      request.on('data', (chunk: Buffer) => {
+        text += chunk.toString('utf8')
+      })
+      request.on('end', () => {
+        asked++
+        response.writeHead(200, { 'content-type': 'application/json' })
+        response.end(JSON.stringify(answer(JSON.parse(text) as { id: string })))
+      })
+    })
+    servers.push(server)
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+    return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, asked: () => asked }
+  }
+
+  it('asks every node once a round: two nodes that name each other as the leader do not keep a write between them', async () => {
+    const stale = (leader: string) => (request: { id: string }) => ({
+      type: 'rejected',
+      id: request.id,
+      reason: 'not-leader',
+      leader,
+      maybeApplied: false,
+      lsn: 0,
+    })
+    const n1 = await standIn(stale('n2'))
+    const n2 = await standIn(stale('n1'))
+    const n3 = await standIn((request) => ({
+      type: 'write-ok',
+      id: request.id,
+      lsn: 7,
+      epoch: 2,
+      durability: 'replicated',
+    }))
+    const client = new SingleLeaderHttpClient({
+      nodes: { n1: n1.url, n2: n2.url, n3: n3.url },
+      deadlineMs: 2_000,
+    })
+    expect(await client.write('k', 1)).toMatchObject({ ok: true, node: 'n3', lsn: 7 })
+    expect([n1.asked(), n2.asked(), n3.asked()]).toEqual([1, 1, 1])
+    expect(client.leader).toBe('n3')
   })
 })
 

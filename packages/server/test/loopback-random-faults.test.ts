@@ -36,7 +36,7 @@ let cluster: LoopbackCluster | null = null
 let scratch: string | null = null
 
 afterEach(async () => {
-  for (const id of nodes) {
+  for (const id of cluster?.options.nodes ?? []) {
     // A frozen node stops only once thawed.
     if (cluster?.running().includes(id)) cluster.node(id).child.kill('SIGCONT')
   }
@@ -49,9 +49,10 @@ afterEach(async () => {
 async function start(
   design: 'single-leader' | 'quorum',
   settings: Record<string, unknown>,
+  members: readonly string[] = nodes,
 ): Promise<LoopbackCluster> {
   scratch = mkdtempSync(join(tmpdir(), `chorus-random-faults-${design}-`))
-  cluster = await LoopbackCluster.start({ design, nodes, settings, dataDir: scratch })
+  cluster = await LoopbackCluster.start({ design, nodes: members, settings, dataDir: scratch })
   return cluster
 }
 
@@ -87,41 +88,46 @@ class Progress {
 }
 
 /**
- * Runs the fault script of `seed`: `STEPS` faults, each on one node, drawn from the seed. Each
- * half of a step waits for {@link PROGRESS} more acknowledged writes. Each fault is added to
- * `script` as it is drawn.
+ * Runs the fault script of `seed`: `STEPS` steps, each drawing `together` faults for as many
+ * distinct nodes of the cluster. Each half of a step (faults in force, then lifted) waits for
+ * {@link PROGRESS} more acknowledged writes. Each step is added to `script` as it is drawn.
  */
-async function runFaults(seed: number, progress: Progress, script: string[]): Promise<void> {
+async function runFaults(
+  seed: number,
+  progress: Progress,
+  script: string[],
+  together: number,
+): Promise<void> {
   const draw: Prng = createPrng(seed).fork('faults')
   const live = cluster as LoopbackCluster
+  const members = live.options.nodes
   await progress.more(PROGRESS, 'before the first fault')
   for (let step = 0; step < STEPS; step++) {
-    const fault = draw.pick(FAULTS)
-    const target = draw.pick(nodes)
-    const others = nodes.filter((id) => id !== target)
-    script.push(`${fault} ${target}`)
-    switch (fault) {
-      case 'kill':
-        await live.kill(target, 'SIGKILL')
-        break
-      case 'freeze':
-        live.node(target).child.kill('SIGSTOP')
-        break
-      case 'partition':
-        await live.partition([[target], others])
-        break
-      case 'latency':
-        await live.faults(target, null, { latencyMs: draw.int(20, 80), jitterMs: 10 })
-        break
-      case 'loss':
-        await live.faults(target, null, { loss: 0.3 })
-        break
+    const drawn: { fault: Fault; target: string }[] = []
+    while (drawn.length < together) {
+      const fault = draw.pick(FAULTS)
+      const target = draw.pick(members.filter((id) => !drawn.some((d) => d.target === id)))
+      drawn.push({ fault, target })
     }
-    await progress.more(PROGRESS, `under ${fault} ${target}`)
-    if (fault === 'kill') await live.restart(target)
-    else if (fault === 'freeze') live.node(target).child.kill('SIGCONT')
-    else await live.heal()
-    await progress.more(PROGRESS, `after ${fault} ${target}`)
+    const said = drawn.map(({ fault, target }) => `${fault} ${target}`).join(' + ')
+    script.push(said)
+    // Every node cut off by a partition is alone: one group each, the rest together.
+    const cut = drawn.filter((d) => d.fault === 'partition').map((d) => d.target)
+    if (cut.length > 0)
+      await live.partition([...cut.map((id) => [id]), members.filter((id) => !cut.includes(id))])
+    for (const { fault, target } of drawn) {
+      if (fault === 'kill') await live.kill(target, 'SIGKILL')
+      else if (fault === 'freeze') live.node(target).child.kill('SIGSTOP')
+      else if (fault === 'latency')
+        await live.faults(target, null, { latencyMs: draw.int(20, 80), jitterMs: 10 })
+      else if (fault === 'loss') await live.faults(target, null, { loss: 0.3 })
+    }
+    await progress.more(PROGRESS, `under ${said}`)
+    // Thawed first: a restart tells every running node where the restarted one listens.
+    for (const { fault, target } of drawn) if (fault === 'freeze') live.node(target).child.kill('SIGCONT')
+    for (const { fault, target } of drawn) if (fault === 'kill') await live.restart(target)
+    await live.heal()
+    await progress.more(PROGRESS, `after ${said}`)
   }
 }
 
@@ -134,12 +140,13 @@ async function underFaults(
   seed: number,
   progress: Progress,
   workers: (stopped: () => boolean) => Promise<void>[],
+  together = 1,
 ): Promise<string> {
   let stopped = false
   const running = workers(() => stopped)
   const script: string[] = []
   try {
-    await runFaults(seed, progress, script)
+    await runFaults(seed, progress, script, together)
   } catch (error) {
     throw new Error(`seed ${seed}: ${script.join(', ')}: ${(error as Error).message}`)
   } finally {
@@ -150,23 +157,29 @@ async function underFaults(
 }
 
 /**
- * Sync, and semi-sync with one follower's ack (a fallback to the leader's disk after 200 ms,
- * counted: the write's `durability` is `leader`).
+ * Sync and semi-sync with one follower's ack (a fallback to the leader's disk after 200 ms,
+ * counted: the write's `durability` is `leader`) on 3 nodes, one fault at a time; and sync on
+ * 5 nodes, two faults at a time (a majority is still there; semi-sync with 1 ack would need 4
+ * votes of 5 to elect, which two faults can deny).
  */
-const REPLICATIONS = [{ mode: 'sync' }, { mode: 'semi-sync', acks: 1, timeoutMs: 200 }] as const
+const SINGLE_LEADER_CASES = [
+  { replication: { mode: 'sync' }, members: nodes, together: 1 },
+  { replication: { mode: 'semi-sync', acks: 1, timeoutMs: 200 }, members: nodes, together: 1 },
+  { replication: { mode: 'sync' }, members: ['n1', 'n2', 'n3', 'n4', 'n5'], together: 2 },
+] as const
 
 describe('single-leader node processes under random faults', () => {
-  for (const replication of REPLICATIONS)
+  for (const { replication, members, together } of SINGLE_LEADER_CASES)
     for (const seed of SEEDS) {
-      it(`${replication.mode}, seed ${seed}: loses no acknowledged write but a counted fallback, stays linearizable without one, reads its own writes from followers`, {
+      const shape = `${replication.mode}, ${members.length} nodes, ${together} fault${together > 1 ? 's' : ''} at once`
+      it(`${shape}, seed ${seed}: loses no acknowledged write but a counted fallback, stays linearizable without one, reads its own writes from followers`, {
         timeout: 120_000,
       }, async () => {
-        const live = await start('single-leader', {
-          replication,
-          heartbeatMs: 40,
-          electionTimeoutMs: 400,
-          leaseMs: 250,
-        })
+        const live = await start(
+          'single-leader',
+          { replication, heartbeatMs: 40, electionTimeoutMs: 400, leaseMs: 250 },
+          members,
+        )
         const clientOptions = {
           nodes: live.urls(),
           refreshNodes: async () => live.urls(),
@@ -228,10 +241,13 @@ describe('single-leader node processes under random faults', () => {
           }
         }
 
-        const script = await underFaults(seed, progress, (stopped) =>
-          ['c1', 'c2', 'c3'].map((name) => worker(name, stopped)),
+        const script = await underFaults(
+          seed,
+          progress,
+          (stopped) => ['c1', 'c2', 'c3'].map((name) => worker(name, stopped)),
+          together,
         )
-        const said = `${replication.mode}, seed ${seed}: ${script}`
+        const said = `${shape}, seed ${seed}: ${script}`
 
         const observer = new SingleLeaderHttpClient(clientOptions)
         const leader = await until(`${said}: one leader every node follows`, async () => {

@@ -173,10 +173,13 @@ export class NodeCaller {
   }
 
   /**
-   * Runs `attempt` on node after node until it says it is done or the deadline passes: after a
-   * round as long as the node list in which nothing was done, it pauses (20 ms, doubled up to
-   * 500 ms, with jitter) and, when a node could not be reached, asks for fresh node URLs.
-   * Resolves with the attempt's result, or `null` once the deadline passed.
+   * Runs `attempt` on node after node until it says it is done or the deadline passes. The
+   * node an attempt names next is asked next unless this round asked it already; then the first
+   * node after it that this round has not asked is. So two nodes that name each other as the
+   * leader (each with a stale view) cannot keep an operation between them: a round asks every
+   * node once. After a round in which nothing was done it pauses (20 ms, doubled up to 500 ms,
+   * with jitter) and, when a node could not be reached, asks for fresh node URLs. Resolves with
+   * the attempt's result, or `null` once the deadline passed.
    */
   async retry<T>(
     first: string,
@@ -188,29 +191,44 @@ export class NodeCaller {
     >,
   ): Promise<T | null> {
     const deadline = Date.now() + this.deadlineMs
+    const asked = new Set<string>()
     let node = first
     let pause = FIRST_PAUSE_MS
-    let inRound = 0
     let unreachedInRound = false
     for (;;) {
+      asked.add(node)
       const outcome = await attempt(node)
       if (outcome.done) return outcome.result
-      node = outcome.next
       if (outcome.unreached === true) {
         unreachedInRound = true
         // Asked at once, not awaited: the next node is tried meanwhile.
         void this.refreshUrls()
       }
-      if (++inRound < this.urls.size) continue
+      const untried = this.firstUnasked(outcome.next, asked)
+      if (untried !== null) {
+        node = untried
+        continue
+      }
       if (Date.now() >= deadline) return null
       if (unreachedInRound) await this.refreshUrls()
-      inRound = 0
+      asked.clear()
       unreachedInRound = false
       const wait = Math.min(pause * (0.5 + Math.random()), Math.max(0, deadline - Date.now()))
       await new Promise((resolve) => setTimeout(resolve, wait))
       pause = Math.min(MAX_PAUSE_MS, pause * 2)
-      if (!this.urls.has(node)) node = this.nodes()[0] as string
+      node = this.urls.has(outcome.next) ? outcome.next : (this.nodes()[0] as string)
     }
+  }
+
+  /** `start`, or the first node after it in the list, that is not in `asked`; null when every node is. */
+  private firstUnasked(start: string, asked: ReadonlySet<string>): string | null {
+    const ids = this.nodes()
+    const from = Math.max(0, ids.indexOf(start))
+    for (let i = 0; i < ids.length; i++) {
+      const id = ids[(from + i) % ids.length] as string
+      if (!asked.has(id)) return id
+    }
+    return null
   }
 
   /**
