@@ -11,6 +11,7 @@ import { SqliteNodeStorage } from '../src/node/sqlite-node-storage.js'
 import { createQuorumConfig } from '../src/quorum/config.js'
 import type { QuorumRecord, QuorumStatus } from '../src/quorum/messages.js'
 import { createQuorumMachine } from '../src/quorum/node.js'
+import { createHashRing, preferenceList } from '../src/quorum/ring.js'
 import { HistoryRecorder } from '../src/sim/sim-client.js'
 import type { SingleLeaderStatus } from '../src/single-leader/messages.js'
 import { until } from './support/poll.js'
@@ -313,83 +314,128 @@ const quorumSettings = {
   requestTimeoutMs: 500,
 } as const
 
-describe('quorum (N=3, W=2, R=2) node processes under random faults', () => {
-  for (const seed of SEEDS) {
-    it(`seed ${seed}: every acknowledged put stays readable, hints are delivered and the replicas' files end identical`, {
-      timeout: 120_000,
-    }, async () => {
-      const live = await start('quorum', quorumSettings)
-      const clientOptions = {
-        nodes: live.urls(),
-        refreshNodes: async () => live.urls(),
-        requestTimeoutMs: 1_500,
-        deadlineMs: 5_000,
-      }
-      const observer = new QuorumHttpClient(clientOptions)
-      await until('every node to believe the others up', async () => {
-        const all = await Promise.all(nodes.map((node) => observer.status(node)))
-        return all.every((status) => status !== null && status.up.length === nodes.length - 1)
-          ? true
-          : undefined
-      })
-      const progress = new Progress()
-      const acknowledged = new Map<string, JsonValue>()
-      const ownReadsMissed: string[] = []
-      const worker = async (name: string, stopped: () => boolean) => {
-        const client = new QuorumHttpClient({ ...clientOptions, name })
-        for (let n = 1; !stopped(); n++) {
-          const key = `${name}-${n}`
-          const value = `${name}.${n}`
-          const put = await client.put(key, value)
-          if (!put.ok) continue
-          acknowledged.set(key, value)
-          progress.ack()
-          // W + R > N: a read after the put sees it.
-          const got = await client.get(key)
-          if (got.ok && !got.values.includes(value))
-            ownReadsMissed.push(`${key} read ${JSON.stringify(got.values)}`)
-        }
-      }
+/**
+ * N=3, W=2, R=2 with blocking read repair: strict on 3 nodes, one fault at a time (every node
+ * a home replica of every key; anti-entropy alone must leave the files identical); and sloppy
+ * on 5, two faults at a time (stand-ins keep hints for the home replicas they stood in for).
+ */
+const QUORUM_CASES = [
+  { members: nodes, together: 1, sloppy: false },
+  { members: ['n1', 'n2', 'n3', 'n4', 'n5'], together: 2, sloppy: true },
+] as const
 
-      const script = await underFaults(seed, progress, (stopped) =>
-        ['c1', 'c2'].map((name) => worker(name, stopped)),
-      )
-      const said = `seed ${seed}: ${script}`
-      expect(progress.acknowledged, said).toBeGreaterThanOrEqual(PROGRESS * (2 * STEPS + 1))
-      expect(ownReadsMissed, said).toEqual([])
-      for (const [key, value] of acknowledged) {
-        const got = await observer.get(key)
-        expect(got.ok && got.values.includes(value), `${said}: ${key} ${JSON.stringify(got)}`).toBe(true)
-      }
-      // Healed: hinted handoff empties every node's hints, and anti-entropy leaves each of the
-      // three (every one a home replica of every key, N = 3) holding every key (the same count on each).
-      const settled = await until(`${said}: hints delivered and every key on every node`, async () => {
-        const all = await Promise.all(nodes.map((node) => observer.status(node)))
-        const keys = all[0]?.keys
-        return keys !== undefined &&
-          all.every((status) => status !== null && status.hints === 0 && status.keys === keys)
-          ? (all as QuorumStatus[])
-          : undefined
-      })
-      // A put whose fate was open may have left its key too: at least every acknowledged one.
-      expect(settled[0]?.keys, said).toBeGreaterThanOrEqual(acknowledged.size)
-      // Stopped, the three SQLite files recover to the same versions of the same keys.
-      const dir = scratch as string
-      await live.stop()
-      cluster = null
-      const config = createQuorumConfig({ nodes, ...quorumSettings })
-      const stores: string[] = []
-      for (const node of nodes) {
-        const storage = new SqliteNodeStorage<QuorumRecord>(join(dir, `${node}.sqlite`))
-        try {
-          const state = createQuorumMachine(node, config).recover(await storage.load(), Date.now())
-          const entries = [...state.store].map(([key, versions]) => [key, versions.map((v) => v.dot).sort()])
-          stores.push(JSON.stringify(entries.sort()))
-        } finally {
-          storage.close()
+describe('quorum (N=3, W=2, R=2) node processes under random faults', () => {
+  for (const { members, together, sloppy } of QUORUM_CASES)
+    for (const seed of SEEDS) {
+      const shape = `${sloppy ? 'sloppy' : 'strict'}, ${members.length} nodes, ${together} fault${together > 1 ? 's' : ''} at once`
+      it(`${shape}, seed ${seed}: every acknowledged put stays readable, hints are delivered and the home replicas' files end identical`, {
+        timeout: 120_000,
+      }, async () => {
+        const settings = { ...quorumSettings, sloppy }
+        const live = await start('quorum', settings, members)
+        const clientOptions = {
+          nodes: live.urls(),
+          refreshNodes: async () => live.urls(),
+          requestTimeoutMs: 1_500,
+          deadlineMs: 5_000,
         }
-      }
-      expect(new Set(stores).size, said).toBe(1)
-    })
-  }
+        const observer = new QuorumHttpClient(clientOptions)
+        const statuses = () => Promise.all(members.map((node) => observer.status(node)))
+        await until('every node to believe the others up', async () =>
+          (await statuses()).every((status) => status !== null && status.up.length === members.length - 1)
+            ? true
+            : undefined,
+        )
+        const progress = new Progress()
+        const acknowledged = new Map<string, JsonValue>()
+        const attempted: string[] = []
+        const ownReadsMissed: string[] = []
+        const worker = async (name: string, stopped: () => boolean) => {
+          const client = new QuorumHttpClient({ ...clientOptions, name })
+          for (let n = 1; !stopped(); n++) {
+            const key = `${name}-${n}`
+            const value = `${name}.${n}`
+            attempted.push(key)
+            const put = await client.put(key, value)
+            if (!put.ok) continue
+            acknowledged.set(key, value)
+            progress.ack()
+            // W + R > N: a read after the put sees it — unless a stand-in counted toward W.
+            const got = await client.get(key)
+            if (got.ok && !got.values.includes(value) && !put.sloppy)
+              ownReadsMissed.push(`${key} read ${JSON.stringify(got.values)}`)
+          }
+        }
+
+        const script = await underFaults(
+          seed,
+          progress,
+          (stopped) => ['c1', 'c2'].map((name) => worker(name, stopped)),
+          together,
+        )
+        const said = `${shape}, seed ${seed}: ${script}`
+        expect(progress.acknowledged, said).toBeGreaterThanOrEqual(PROGRESS * (2 * STEPS + 1))
+        expect(ownReadsMissed, said).toEqual([])
+        // Healed: hinted handoff empties every node's hints.
+        await until(`${said}: every hint delivered`, async () =>
+          (await statuses()).every((status) => status !== null && status.hints === 0) ? true : undefined,
+        )
+        for (const [key, value] of acknowledged) {
+          const got = await observer.get(key)
+          expect(got.ok && got.values.includes(value), `${said}: ${key} ${JSON.stringify(got)}`).toBe(true)
+        }
+        if (members.length === 3) {
+          // Anti-entropy alone leaves each of the three (all home replicas of every key) with
+          // every key: the same count on each.
+          const settled = await until(`${said}: every key on every node`, async () => {
+            const all = await statuses()
+            const keys = all[0]?.keys
+            return keys !== undefined && all.every((status) => status?.keys === keys)
+              ? (all as QuorumStatus[])
+              : undefined
+          })
+          // A put whose fate was open may have left its key too: at least every acknowledged one.
+          expect(settled[0]?.keys, said).toBeGreaterThanOrEqual(acknowledged.size)
+        } else {
+          // Each key read from all three home replicas, repairing the ones that lack a version.
+          for (const key of attempted) {
+            const got = await observer.get(key, { r: 3, repair: 'blocking' })
+            expect(got.ok, `${said}: ${key} ${JSON.stringify(got)}`).toBe(true)
+          }
+        }
+        // Stopped, the SQLite files recover to the same versions of each key on its home
+        // replicas, and to none of it elsewhere.
+        const dir = scratch as string
+        await live.stop()
+        cluster = null
+        const config = createQuorumConfig({ nodes: members, ...settings })
+        const ring = createHashRing(config.nodes, config.vnodes)
+        const held = new Map<string, Map<string, string>>()
+        for (const node of members) {
+          const storage = new SqliteNodeStorage<QuorumRecord>(join(dir, `${node}.sqlite`))
+          try {
+            const state = createQuorumMachine(node, config).recover(await storage.load(), Date.now())
+            for (const [key, versions] of state.store) {
+              const byNode = held.get(key) ?? new Map<string, string>()
+              byNode.set(node, JSON.stringify(versions.map((v) => v.dot).sort()))
+              held.set(key, byNode)
+            }
+          } finally {
+            storage.close()
+          }
+        }
+        const wrong: string[] = []
+        for (const [key, byNode] of held) {
+          const home = preferenceList(ring, key, config.replicas)
+          const homeCopies = home.map((node) => byNode.get(node) ?? 'none')
+          if (
+            new Set(homeCopies).size !== 1 ||
+            [...byNode.keys()].some((node) => !home.includes(node as never))
+          )
+            wrong.push(`${key}: ${JSON.stringify(Object.fromEntries(byNode))} (home ${home.join(', ')})`)
+        }
+        expect(wrong, said).toEqual([])
+        for (const key of acknowledged.keys()) expect(held.has(key), `${said}: ${key}`).toBe(true)
+      })
+    }
 })
