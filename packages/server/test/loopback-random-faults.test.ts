@@ -203,6 +203,17 @@ describe('single-leader node processes under random faults', () => {
           sharedKeys.add(key)
           return key
         }
+        /** A leader read of `key` by `process`, recorded for the linearizability checker. */
+        const recordedRead = async (client: SingleLeaderHttpClient, process: string, key: string) => {
+          const handle = recorder.invoke(process, key, 'read', undefined, now())
+          const got = await client.read(key)
+          recorder.complete(
+            handle,
+            got.ok ? 'ok' : 'failed',
+            now(),
+            got.ok ? (got.value ?? undefined) : undefined,
+          )
+        }
         const worker = async (name: string, stopped: () => boolean) => {
           const client = new SingleLeaderHttpClient({ ...clientOptions, name })
           for (let n = 1; !stopped(); n++) {
@@ -230,15 +241,7 @@ describe('single-leader node processes under random faults', () => {
               recorder.complete(handle, written.maybeApplied ? 'unknown' : 'failed', now())
               if (written.maybeApplied && shared) generation.set(slot, (generation.get(slot) ?? 0) + 1)
             }
-            const read = sharedKey(slot)
-            const readHandle = recorder.invoke(name, read, 'read', undefined, now())
-            const got = await client.read(read)
-            recorder.complete(
-              readHandle,
-              got.ok ? 'ok' : 'failed',
-              now(),
-              got.ok ? (got.value ?? undefined) : undefined,
-            )
+            await recordedRead(client, name, sharedKey(slot))
           }
         }
 
@@ -276,16 +279,7 @@ describe('single-leader node processes under random faults', () => {
         ).toEqual([])
         const fallbacks = [...acknowledged.values()].filter((write) => write.durability === 'leader').length
         if (replication.mode === 'sync') expect(fallbacks, said).toBe(0)
-        for (const key of sharedKeys) {
-          const handle = recorder.invoke('final', key, 'read', undefined, now())
-          const got = await observer.read(key)
-          recorder.complete(
-            handle,
-            got.ok ? 'ok' : 'failed',
-            now(),
-            got.ok ? (got.value ?? undefined) : undefined,
-          )
-        }
+        for (const key of sharedKeys) await recordedRead(observer, 'final', key)
         // A lost fallback breaks linearizability, as it should: checked only without one.
         const verdict = checkLinearizable(recorder.history(), { maxSteps: 20_000_000 })
         if (fallbacks === 0) expect(verdict.violations, said).toEqual([])

@@ -1,5 +1,6 @@
 import type { JsonValue } from '@chorus/core'
 import {
+  isLaterEntry,
   lastLsn,
   type ReplicationMode,
   readableData,
@@ -28,9 +29,9 @@ interface ClientTokens {
   highestRead: Token
 }
 
-/** The later of a token and the entry (`lsn`, `epoch`): the higher epoch, then the higher LSN. */
+/** The later of a token and the entry (`lsn`, `epoch`) (see `isLaterEntry`). */
 function later(token: Token, lsn: number, epoch: number): Token {
-  return epoch > token.epoch || (epoch === token.epoch && lsn > token.lsn) ? { lsn, epoch } : token
+  return isLaterEntry(lsn, epoch, token.lsn, token.epoch) ? { lsn, epoch } : token
 }
 
 function replicationOf(settings: LabSettings): ReplicationMode {

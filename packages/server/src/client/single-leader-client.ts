@@ -1,4 +1,5 @@
 import type { ErrorCode, JsonValue } from '@chorus/core'
+import { isLaterEntry } from '../single-leader/log.js'
 import type { SingleLeaderRole, SingleLeaderStatus } from '../single-leader/messages.js'
 import { type ClusterClientOptions, NodeCaller, refusal } from './node-caller.js'
 
@@ -242,7 +243,7 @@ export class SingleLeaderHttpClient {
 
   /** Moves the token to the entry (`lsn`, `epoch`) when that is later (see {@link token}). */
   private advance(lsn: number, epoch: number): void {
-    if (epoch > this.tokenEpoch || (epoch === this.tokenEpoch && lsn > this.token)) {
+    if (isLaterEntry(lsn, epoch, this.token, this.tokenEpoch)) {
       this.token = lsn
       this.tokenEpoch = epoch
     }

@@ -6,7 +6,7 @@ import {
   type SingleLeaderConfig,
   type SingleLeaderConfigInput,
 } from '../single-leader/config.js'
-import { epochAt, lastLsn } from '../single-leader/log.js'
+import { epochAt, isLaterEntry, lastLsn } from '../single-leader/log.js'
 import type {
   SingleLeaderInput,
   SingleLeaderMessage,
@@ -358,7 +358,7 @@ export class SingleLeaderClient {
 
   /** Moves the token to the entry (`lsn`, `epoch`) when that is later (see {@link token}). */
   private advance(lsn: number, epoch: number): void {
-    if (epoch > this.tokenEpoch || (epoch === this.tokenEpoch && lsn > this.token)) {
+    if (isLaterEntry(lsn, epoch, this.token, this.tokenEpoch)) {
       this.token = lsn
       this.tokenEpoch = epoch
     }

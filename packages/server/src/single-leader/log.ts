@@ -62,6 +62,15 @@ export function epochAt(log: ReplicationLog, lsn: number): number | undefined {
   return undefined
 }
 
+/**
+ * True when the entry (`lsn`, `epoch`) is later than (`thanLsn`, `thanEpoch`), as read tokens
+ * order them: the higher epoch (a newer leader's history, which replaced the other's past any
+ * entry it lost), then the higher LSN.
+ */
+export function isLaterEntry(lsn: number, epoch: number, thanLsn: number, thanEpoch: number): boolean {
+  return epoch > thanEpoch || (epoch === thanEpoch && lsn > thanLsn)
+}
+
 /** The LSN where the run of entries holding `lsn`'s epoch begins (for skipping a whole epoch on a conflict). */
 export function epochRunStart(log: ReplicationLog, lsn: number): number {
   const epoch = epochAt(log, lsn)
