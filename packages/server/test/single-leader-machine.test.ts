@@ -107,6 +107,12 @@ describe('single-leader node machine', () => {
         client: 'c',
         request: { type: 'read', id: 'r', key: 'k', consistency: 'eventual' },
       },
+      {
+        type: 'request',
+        now: 1,
+        client: 'c',
+        request: { type: 'read', id: 'r', key: 'k', consistency: 'replica', minLsn: 3, minEpoch: 'two' },
+      },
       { type: 'tick', now: Number.NaN },
       appendFrom(2, 3, 2, [entry(5, 2)]),
     ]
@@ -123,6 +129,7 @@ describe('single-leader node machine', () => {
       'invalid-message',
       'unknown-message',
       'invalid-argument',
+      'invalid-message',
       'invalid-message',
       'invalid-message',
       'invalid-message',
