@@ -281,12 +281,13 @@ class Engine implements ReplicaEngine {
   #lost: { readonly upTo: number; readonly versions: readonly Change[] } | null = null
   /**
    * The snapshot being applied over records this replica already held: the counters its
-   * first page named, and, by record key, the dots of the versions its pages carried so far
-   * (see `#sweep`).
+   * first page named, by record key the dots of the versions its pages carried so far, and
+   * the carried versions a held version covered, so they were not applied (see `#sweep`).
    */
   #sweeping: {
     readonly received: Readonly<Record<string, number>>
     readonly seen: Map<string, Set<string>>
+    readonly shadowed: Map<string, Change[]>
   } | null = null
   /**
    * Deletions the hub collected at a position, to remove before anything past it is applied
@@ -1139,8 +1140,13 @@ class Engine implements ReplicaEngine {
         (stored === null
           ? await this.#store.getRecord(change.collection, change.id)
           : stored[slots[i] as number])
-      const { state, applied } = applyChange(current, freezeChange(change))
-      if (!applied) continue
+      const frozen = freezeChange(change)
+      const { state, applied } = applyChange(current, frozen)
+      if (!applied) {
+        // The sweep may yet apply it: its stamp is taken into the clock as if it had been.
+        if (page !== undefined && this.#shadow(key, current, frozen)) stamps.push(change.hlc)
+        continue
+      }
       touched.set(key, { collection: change.collection, id: change.id, state })
       stamps.push(change.hlc)
     }
@@ -1240,7 +1246,13 @@ class Engine implements ReplicaEngine {
     if (page.page === 0) {
       this.#sweeping = null
       const held = page.received !== undefined && (await (this.#store.hasRecords?.() ?? true))
-      if (held) this.#sweeping = { received: page.received as Record<string, number>, seen: new Map() }
+      if (held) {
+        this.#sweeping = {
+          received: page.received as Record<string, number>,
+          seen: new Map(),
+          shadowed: new Map(),
+        }
+      }
     }
     const seen = this.#sweeping?.seen
     if (seen === undefined) return
@@ -1256,6 +1268,22 @@ class Engine implements ReplicaEngine {
   }
 
   /**
+   * Keeps a version a snapshot page carried that `current` did not take because a version it
+   * holds covers it (not because it holds that very version): should the sweep remove the
+   * covering version, the carried one is what the hub holds of the record. True when kept.
+   */
+  #shadow(key: string, current: RecordState | undefined, change: Change): boolean {
+    const sweeping = this.#sweeping
+    if (sweeping === null || current === undefined) return false
+    const [replica, counter] = change.dot
+    if (current.versions.some(({ dot }) => dot[0] === replica && dot[1] === counter)) return false
+    const versions = sweeping.shadowed.get(key)
+    if (versions === undefined) sweeping.shadowed.set(key, [change])
+    else versions.push(change)
+    return true
+  }
+
+  /**
    * At a snapshot's last page: the records this replica holds, less the versions the hub had
    * stored when the snapshot began (`received`) that no page carried. Such a version was
    * replaced at the hub, or deleted and the deletion collected — once every replica the hub
@@ -1263,17 +1291,20 @@ class Engine implements ReplicaEngine {
    * this one may have been. Gone there, it goes here too, also from beside a version the
    * pages carried (a write the hub took after it collected the deletion); a version the hub
    * had not stored (an own change still in the outbox, or one a hub restored from a backup
-   * lost) stays. A record left with no version is removed. `touched` holds the records the
+   * lost) stays. Where versions go, the carried versions they had covered (`shadowed`) are
+   * applied to what stays: the record is then what the hub holds of it, and not absent while
+   * the hub has it. A record left with no version is removed. `touched` holds the records the
    * last page changed, not stored yet: they are swept as they now stand.
    */
   async #sweep(
     sweeping: {
       readonly received: Readonly<Record<string, number>>
       readonly seen: ReadonlyMap<string, ReadonlySet<string>>
+      readonly shadowed: ReadonlyMap<string, readonly Change[]>
     },
     touched: ReadonlyMap<string, StoredRecord>,
   ): Promise<StoredRecord[]> {
-    const { received, seen } = sweeping
+    const { received, seen, shadowed } = sweeping
     const swept: StoredRecord[] = []
     for (const stored of await this.#store.allRecords()) {
       const key = `${stored.collection}\u0000${stored.id}`
@@ -1283,7 +1314,10 @@ class Engine implements ReplicaEngine {
       const kept = versions.filter(
         ({ dot }) => dot[1] > ownNumber(received, dot[0]) || carried?.has(`${dot[1]}@${dot[0]}`) === true,
       )
-      if (kept.length < versions.length) swept.push({ ...record, state: { versions: kept } })
+      if (kept.length === versions.length) continue
+      let state: RecordState | undefined = kept.length === 0 ? undefined : { versions: kept }
+      for (const version of shadowed.get(key) ?? []) state = applyChange(state, version).state
+      swept.push({ ...record, state: state ?? { versions: [] } })
     }
     return swept
   }

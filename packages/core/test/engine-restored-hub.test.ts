@@ -1,0 +1,92 @@
+import { MemoryReplicaStore } from '@chorus/core'
+import { MemoryHubStore } from '@chorus/testkit'
+import { describe, expect, it } from 'vitest'
+import { createHubEngine, type HubEngine } from '../src/hub-engine.js'
+import { asReplicaId, asSpaceId } from '../src/ids.js'
+import { openReplicaEngine, type ReplicaEngine } from '../src/replica-engine.js'
+import { wireToHub } from './wire-hub.js'
+
+const space = asSpaceId('team')
+
+function hubOn(store: MemoryHubStore, now: () => number): HubEngine {
+  return createHubEngine({ store, now })
+}
+
+async function replicaNamed(name: string, now: () => number): Promise<ReplicaEngine> {
+  return openReplicaEngine({
+    store: new MemoryReplicaStore(),
+    space,
+    now,
+    createReplicaId: () => asReplicaId(name),
+    resolvers: { notes: 'manual' },
+  })
+}
+
+async function settle(hub: HubEngine, replicas: readonly ReplicaEngine[], tick: () => void): Promise<void> {
+  for (let round = 0; round < 20; round++) {
+    await hub.idle()
+    for (const replica of replicas) await replica.idle()
+    tick()
+    await hub.tick()
+    for (const replica of replicas) await replica.tick()
+  }
+}
+
+/** The dots of a record's versions, as `replica:counter`. */
+async function dots(replica: ReplicaEngine, id: string): Promise<string[] | undefined> {
+  return (await replica.record('notes', id))?.versions.map(({ dot }) => `${dot[0]}:${dot[1]}`)
+}
+
+describe('a replica reading the snapshot of a hub restored from a backup', () => {
+  it('keeps what the hub holds of a record whose newer version the hub lost', async () => {
+    let time = 1_700_000_000_000
+    const now = () => time
+    const tick = () => {
+      time += 100
+    }
+    const store = new MemoryHubStore({ log: 'log-1' })
+    let hub = hubOn(store, now)
+    const [alice, bob, carol, dave] = await Promise.all(
+      ['alice', 'bob', 'carol', 'dave'].map((name) => replicaNamed(name, now)),
+    )
+    const everyone = [alice, bob, carol, dave] as ReplicaEngine[]
+    for (const replica of everyone) wireToHub(hub, replica as ReplicaEngine)
+    await alice?.put('notes', 'n', { by: 'alice' })
+    await settle(hub, everyone, tick)
+    const backup = store.copy('log-2')
+
+    // Carol replaces alice's version; bob reads that, then goes away.
+    await carol?.put('notes', 'n', { by: 'carol' })
+    await settle(hub, everyone, tick)
+    expect(await dots(bob as ReplicaEngine, 'n')).toEqual(['carol:1'])
+    bob?.detach()
+    // Dave replaces carol's version; carol reads it, and dave goes away too.
+    await dave?.put('notes', 'n', { by: 'dave' })
+    await settle(hub, [alice, carol, dave] as ReplicaEngine[], tick)
+    expect(await dots(carol as ReplicaEngine, 'n')).toEqual(['dave:1'])
+    dave?.detach()
+    alice?.detach()
+    carol?.detach()
+
+    // The hub comes back from the backup: it holds alice's version alone. Carol tells it how
+    // far her changes went (she holds none of them now: dave's replaced hers), so the hub's
+    // `received` covers carol:1 without the hub holding it.
+    hub = hubOn(backup, now)
+    wireToHub(hub, carol as ReplicaEngine)
+    await settle(hub, [carol as ReplicaEngine], tick)
+    expect((await backup.loadSpace(space)).received).toMatchObject({ alice: 1, carol: 1 })
+
+    // Bob reads the restored log from the start. Carol's version goes from his copy, as the
+    // hub no longer has it; what stays is what the hub holds, alice's, not no record at all.
+    wireToHub(hub, bob as ReplicaEngine)
+    await settle(hub, [carol, bob] as ReplicaEngine[], tick)
+    expect(await dots(bob as ReplicaEngine, 'n')).toEqual(['alice:1'])
+    expect(await bob?.get('notes', 'n')).toEqual({ by: 'alice' })
+
+    // Dave comes back and sends his version again: every replica ends on it.
+    wireToHub(hub, dave as ReplicaEngine)
+    wireToHub(hub, alice as ReplicaEngine)
+    await settle(hub, everyone, tick)
+    for (const replica of everyone) expect(await dots(replica, 'n')).toEqual(['dave:1'])
+  })
+})
