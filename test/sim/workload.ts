@@ -6,7 +6,7 @@ import {
   type SpaceId,
   type WriteIntent,
 } from '@chorus/core'
-import { createSimCluster, type Prng, type SimCluster } from '@chorus/testkit'
+import { createSimCluster, type Prng, type SimCluster, sweepSeeds } from '@chorus/testkit'
 
 /** How hard a simulated run is: the ranges each seed draws from. */
 export interface Severity {
@@ -275,22 +275,9 @@ function splitRandomly(prng: Prng, nodes: readonly string[]): string[][] {
   return [shuffled.slice(0, cut), shuffled.slice(cut)]
 }
 
-/**
- * Seeds for this run: `SEED` replays one; `SOAK` runs 25 times as many; `SEEDS_FROM` starts
- * them at another seed than 1, so a soak can try seeds no run has tried.
- */
-export function seedsFromEnv(count: number): number[] {
-  const fixed = process.env.SEED
-  if (fixed !== undefined && fixed.trim() !== '') {
-    const seed = Number(fixed)
-    if (!Number.isSafeInteger(seed)) throw new RangeError(`SEED must be an integer, got ${fixed}`)
-    return [seed]
-  }
-  const soak = process.env.SOAK !== undefined && process.env.SOAK !== '' ? 25 : 1
-  const from = process.env.SEEDS_FROM
-  const first = from !== undefined && from.trim() !== '' ? Number(from) : 1
-  if (!Number.isSafeInteger(first)) throw new RangeError(`SEEDS_FROM must be an integer, got ${from}`)
-  return Array.from({ length: count * soak }, (_, i) => first + i)
+/** Seeds for this run: `SEED` replays one; `SOAK` runs 25 times as many; `SEEDS_FROM` starts elsewhere (see `sweepSeeds`). */
+export function seedsFromEnv(count: number): readonly number[] {
+  return sweepSeeds(process.env, count).seeds
 }
 
 /** The failure message: what broke, how to replay it, and what the run did. */

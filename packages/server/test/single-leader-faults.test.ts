@@ -1,4 +1,4 @@
-import { checkLinearizable, seedFromEnv } from '@chorus/testkit'
+import { checkLinearizable, sweepSeeds } from '@chorus/testkit'
 import { describe, expect, it } from 'vitest'
 import type { ReplicationMode } from '../src/single-leader/config.js'
 import { createSingleLeaderConfig, electionQuorumOf } from '../src/single-leader/config.js'
@@ -9,13 +9,12 @@ import {
   type SingleLeaderRunOptions,
 } from './single-leader-workload.js'
 
-const replay = seedFromEnv(process.env, 0)
 /** Totals over a sweep are only asserted on a full sweep, not when one seed is replayed. */
-const fullSweep = replay === 0
+const fullSweep = sweepSeeds(process.env, 1).full
 
-/** Seeds 1…count, or just the one in `SEED` (to replay a failure). */
-function seeds(count: number): number[] {
-  return fullSweep ? Array.from({ length: count }, (_, i) => i + 1) : [replay]
+/** Seeds 1…count, or the one in `SEED` (to replay a failure); `SOAK` and `SEEDS_FROM` as `sweepSeeds` reads them. */
+function seeds(count: number): readonly number[] {
+  return sweepSeeds(process.env, count).seeds
 }
 
 /** Runs every seed and returns the summed report, failing with the seed on the first broken guarantee. */

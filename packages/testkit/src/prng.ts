@@ -53,14 +53,39 @@ export function createPrng(seed: number | string): Prng {
  * decimal safe integer throws a `RangeError` rather than silently running another seed.
  */
 export function seedFromEnv(env: Readonly<Record<string, string | undefined>>, fallback: number): number {
-  const raw = env.SEED
-  if (raw === undefined || raw.trim() === '') return fallback
+  return integerFromEnv(env, 'SEED') ?? fallback
+}
+
+/** `env[name]` as a decimal safe integer; undefined when absent or blank; a `RangeError` naming it otherwise. */
+function integerFromEnv(env: Readonly<Record<string, string | undefined>>, name: string): number | undefined {
+  const raw = env[name]
+  if (raw === undefined || raw.trim() === '') return undefined
   const text = raw.trim()
   const value = Number(text)
   if (!/^[+-]?\d+$/.test(text) || !Number.isSafeInteger(value)) {
-    throw new RangeError(`SEED must be a decimal integer (e.g. SEED=12345), got ${JSON.stringify(raw)}`)
+    throw new RangeError(`${name} must be a decimal integer (e.g. ${name}=12345), got ${JSON.stringify(raw)}`)
   }
   return value
+}
+
+/** The seeds of a seeded sweep (see {@link sweepSeeds}). */
+export interface SweepSeeds {
+  readonly seeds: readonly number[]
+  /** False when `SEED` replays one run: totals over a sweep are checked only on a whole one. */
+  readonly full: boolean
+}
+
+/**
+ * The seeds a sweep of `count` seeded runs takes from the environment: `SEED` replays one
+ * (see {@link seedFromEnv}); `SOAK` (any non-empty value) runs 25 times as many; `SEEDS_FROM`
+ * starts them at another seed than 1, so that a soak can try seeds no run has tried.
+ */
+export function sweepSeeds(env: Readonly<Record<string, string | undefined>>, count: number): SweepSeeds {
+  const replay = integerFromEnv(env, 'SEED')
+  if (replay !== undefined) return { seeds: [replay], full: false }
+  const soak = env.SOAK !== undefined && env.SOAK !== '' ? 25 : 1
+  const first = integerFromEnv(env, 'SEEDS_FROM') ?? 1
+  return { seeds: Array.from({ length: count * soak }, (_, i) => first + i), full: true }
 }
 
 class Sfc32Prng implements Prng {

@@ -1,6 +1,6 @@
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
-import { createPrng, seedFromEnv } from '../src/prng.js'
+import { createPrng, seedFromEnv, sweepSeeds } from '../src/prng.js'
 
 const fcSeed = 20_240_601
 
@@ -171,5 +171,27 @@ describe('seedFromEnv', () => {
       expect(() => seedFromEnv({ SEED: bad }, 0)).toThrow(/SEED must be a decimal integer/)
       expect(() => seedFromEnv({ SEED: bad }, 0)).toThrow(RangeError)
     }
+  })
+})
+
+describe('sweepSeeds', () => {
+  it('is seeds 1 to count, a whole sweep', () => {
+    expect(sweepSeeds({}, 3)).toEqual({ seeds: [1, 2, 3], full: true })
+  })
+
+  it('replays the one SEED names, and says the sweep is not whole', () => {
+    expect(sweepSeeds({ SEED: '42', SOAK: '1', SEEDS_FROM: '7' }, 3)).toEqual({ seeds: [42], full: false })
+  })
+
+  it('runs 25 times as many under SOAK, from SEEDS_FROM', () => {
+    const { seeds, full } = sweepSeeds({ SOAK: '1', SEEDS_FROM: '1001' }, 2)
+    expect(full).toBe(true)
+    expect(seeds).toHaveLength(50)
+    expect([seeds[0], seeds[49]]).toEqual([1001, 1050])
+    expect(sweepSeeds({ SOAK: '' }, 2).seeds).toEqual([1, 2])
+  })
+
+  it('throws a RangeError naming SEEDS_FROM when it is not a decimal integer', () => {
+    expect(() => sweepSeeds({ SEEDS_FROM: '1e3' }, 2)).toThrow(/SEEDS_FROM must be a decimal integer/)
   })
 })
