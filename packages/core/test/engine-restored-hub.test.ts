@@ -89,4 +89,50 @@ describe('a replica reading the snapshot of a hub restored from a backup', () =>
     await settle(hub, everyone, tick)
     for (const replica of everyone) expect(await dots(replica, 'n')).toEqual(['dave:1'])
   })
+
+  it('gives a deletion collected after the backup back to every replica alike, once its writer said how far it went', async () => {
+    let time = 1_700_000_000_000
+    const now = () => time
+    const tick = () => {
+      time += 100
+    }
+    const store = new MemoryHubStore({ log: 'log-1' })
+    let hub = hubOn(store, now)
+    const [alice, bob, carol] = (await Promise.all(
+      ['alice', 'bob', 'carol'].map((name) => replicaNamed(name, now)),
+    )) as [ReplicaEngine, ReplicaEngine, ReplicaEngine]
+    for (const replica of [alice, bob, carol]) wireToHub(hub, replica)
+    await alice.put('notes', 'n', { by: 'alice' })
+    await settle(hub, [alice, bob, carol], tick)
+    const backup = store.copy('log-2')
+
+    await alice.delete('notes', 'n')
+    await settle(hub, [alice, bob, carol], tick)
+    expect(await dots(bob, 'n')).toEqual(['alice:2'])
+    // Bob goes away holding the deletion; the hub collects it and tells the others.
+    bob.detach()
+    const { head } = await store.loadSpace(space)
+    store.compact(space, head)
+    const mark = store.collectedMark(space)
+    expect(mark).toBeDefined()
+    await hub.collected(space, mark as NonNullable<typeof mark>)
+    await alice.put('notes', 'other', { by: 'alice' })
+    await settle(hub, [alice, carol], tick)
+    expect(await carol.record('notes', 'n')).toBeUndefined()
+    alice.detach()
+    carol.detach()
+
+    // Restored, the hub holds alice's put of n again. Alice sends her changes again up to the
+    // last (the deletion is not among them: she dropped it with the mark), then the others
+    // read the restored log: carol takes the put back, and bob, whose deletion the hub's
+    // counters now cover, drops it for the put the pages carried — as carol holds it.
+    hub = hubOn(backup, now)
+    wireToHub(hub, alice)
+    await settle(hub, [alice], tick)
+    expect((await backup.loadSpace(space)).received).toMatchObject({ alice: 3 })
+    wireToHub(hub, carol)
+    wireToHub(hub, bob)
+    await settle(hub, [alice, bob, carol], tick)
+    for (const replica of [alice, bob, carol]) expect(await dots(replica, 'n')).toEqual(['alice:1'])
+  })
 })
