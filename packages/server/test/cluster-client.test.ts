@@ -189,33 +189,44 @@ describe('SingleLeaderHttpClient against node processes', () => {
   })
 })
 
-describe('SingleLeaderHttpClient routing, against stand-in nodes over HTTP', () => {
-  const servers: Server[] = []
-  afterAll(async () => {
-    await Promise.all(servers.map((server) => new Promise((resolve) => server.close(resolve))))
-  })
-
-  /** An HTTP server on 127.0.0.1 answering every `POST /request` with `answer(body)`; counts the requests. */
-  async function standIn(
-    answer: (request: { id: string }) => object,
-  ): Promise<{ url: string; asked: () => number }> {
-    let asked = 0
-    const server = createServer((request, response) => {
-      let text = ''
-      request.on('data', (chunk: Buffer) => {
-        text += chunk.toString('utf8')
-      })
-      request.on('end', () => {
-        asked++
-        response.writeHead(200, { 'content-type': 'application/json' })
-        response.end(JSON.stringify(answer(JSON.parse(text) as { id: string })))
-      })
-    })
-    servers.push(server)
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-    return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, asked: () => asked }
+/** HTTP servers standing in for nodes, closed (with any request they left hanging) after the file. */
+const standIns: Server[] = []
+afterAll(() => {
+  for (const server of standIns) {
+    server.closeAllConnections()
+    server.close()
   }
+})
 
+/**
+ * An HTTP server on 127.0.0.1 answering every `POST /request` with `answer(body)`, or never
+ * answering it when that is null (as a frozen node does); counts the requests.
+ */
+async function standIn(
+  answer: (request: { id: string }) => object | null,
+): Promise<{ url: string; asked: () => number }> {
+  let asked = 0
+  const server = createServer((request, response) => {
+    let text = ''
+    request.on('data', (chunk: Buffer) => {
+      text += chunk.toString('utf8')
+    })
+    request.on('end', () => {
+      asked++
+      const body = answer(JSON.parse(text) as { id: string })
+      if (body === null) return
+      response.writeHead(200, { 'content-type': 'application/json' })
+      response.end(JSON.stringify(body))
+    })
+  })
+  standIns.push(server)
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, asked: () => asked }
+}
+
+const silent = () => null
+
+describe('SingleLeaderHttpClient routing, against stand-in nodes over HTTP', () => {
   it('asks every node once a round: two nodes that name each other as the leader do not keep a write between them', async () => {
     const stale = (leader: string) => (request: { id: string }) => ({
       type: 'rejected',
@@ -241,6 +252,83 @@ describe('SingleLeaderHttpClient routing, against stand-in nodes over HTTP', () 
     expect(await client.write('k', 1)).toMatchObject({ ok: true, node: 'n3', lsn: 7 })
     expect([n1.asked(), n2.asked(), n3.asked()]).toEqual([1, 1, 1])
     expect(client.leader).toBe('n3')
+  })
+
+  it('does not send a write again after a silent leader, but asks elsewhere first for the next one', async () => {
+    const n1 = await standIn(silent)
+    const n2 = await standIn((request) => ({
+      type: 'write-ok',
+      id: request.id,
+      lsn: 3,
+      epoch: 2,
+      durability: 'replicated',
+    }))
+    const client = new SingleLeaderHttpClient({
+      nodes: { n1: n1.url, n2: n2.url },
+      requestTimeoutMs: 200,
+      deadlineMs: 2_000,
+    })
+    expect(await client.write('a', 1)).toMatchObject({
+      ok: false,
+      reason: 'timeout',
+      maybeApplied: true,
+      node: 'n1',
+    })
+    expect([n1.asked(), n2.asked()]).toEqual([1, 0])
+    expect(await client.write('b', 2)).toMatchObject({ ok: true, node: 'n2' })
+    expect([n1.asked(), n2.asked()]).toEqual([1, 1])
+  })
+})
+
+describe('QuorumHttpClient routing, against stand-in nodes over HTTP', () => {
+  it('does not send a put again after a silent coordinator, but starts the next one at another node', async () => {
+    const n1 = await standIn(silent)
+    const n2 = await standIn((request) => ({
+      type: 'put-ok',
+      id: request.id,
+      dot: ['n2', 1],
+      context: { n2: 1 },
+      values: ['v'],
+    }))
+    const client = new QuorumHttpClient({
+      nodes: { n1: n1.url, n2: n2.url },
+      requestTimeoutMs: 200,
+      deadlineMs: 2_000,
+    })
+    expect(await client.put('a', 'v')).toMatchObject({
+      ok: false,
+      reason: 'timeout',
+      maybeApplied: true,
+      node: 'n1',
+    })
+    expect([n1.asked(), n2.asked()]).toEqual([1, 0])
+    expect(await client.put('b', 'v')).toMatchObject({ ok: true, node: 'n2' })
+    expect([n1.asked(), n2.asked()]).toEqual([1, 1])
+  })
+
+  it('starts the next put elsewhere after a coordinator that did not hear W replicas in time', async () => {
+    const n1 = await standIn((request) => ({
+      type: 'rejected',
+      id: request.id,
+      reason: 'timeout',
+      maybeApplied: true,
+    }))
+    const n2 = await standIn((request) => ({
+      type: 'put-ok',
+      id: request.id,
+      dot: ['n2', 1],
+      context: { n2: 1 },
+      values: ['v'],
+    }))
+    const client = new QuorumHttpClient({ nodes: { n1: n1.url, n2: n2.url }, deadlineMs: 2_000 })
+    expect(await client.put('a', 'v')).toMatchObject({
+      ok: false,
+      reason: 'timeout',
+      maybeApplied: true,
+      node: 'n1',
+    })
+    expect(await client.put('b', 'v')).toMatchObject({ ok: true, node: 'n2' })
+    expect([n1.asked(), n2.asked()]).toEqual([1, 1])
   })
 })
 

@@ -10,7 +10,8 @@ import { type ClusterClientOptions, NodeCaller, refusal } from './node-caller.js
  * A failure's `maybeApplied` says whether some replica may have stored it: `false` for
  * `unavailable` (no coordinator reached W replicas before the deadline), `too-large` or an
  * error code; `true` for `timeout` (a coordinator took it and did not hear W replicas in time,
- * or did not answer). Such a put is not sent again.
+ * or did not answer). Such a put is not sent again, and the client's next put starts at the
+ * node after that coordinator.
  */
 export type ClusterPutResult =
   | {
@@ -119,6 +120,9 @@ export class QuorumHttpClient {
         return { done: false, next: this.passOver(node), unreached: true }
       }
       if (call.kind === 'silent') {
+        // Not sent again (it may have been applied), but the next put starts elsewhere: a
+        // frozen coordinator would otherwise time out every put of a client that only writes.
+        this.passOver(node)
         return {
           done: true,
           result: { ok: false, reason: 'timeout', maybeApplied: true, message: call.message, node },
@@ -147,12 +151,15 @@ export class QuorumHttpClient {
           return { done: false, next: this.passOver(node) }
         }
         const message = `${node}: ${reason === 'too-large' ? 'the value is too large to replicate' : 'too few replicas answered in time'}`
+        // A coordinator that could not hear W replicas in time is cut off from them, or slow.
+        if (reason !== 'too-large') this.passOver(node)
         return {
           done: true,
           result: { ok: false, reason, maybeApplied: body.maybeApplied === true, message, node },
         }
       }
       if (call.status === 504) {
+        this.passOver(node)
         const message = `${node}: ${String(body.message)}`
         return { done: true, result: { ok: false, reason: 'timeout', maybeApplied: true, message, node } }
       }

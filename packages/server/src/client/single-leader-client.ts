@@ -67,7 +67,7 @@ export interface ClusterReadOptions {
  *   (`not-leader`) is followed, an unreachable node is passed over, and after a round of nodes
  *   without a leader it pauses and tries again, until `deadlineMs`. A write that a node took
  *   and did not acknowledge (a timeout, a deposed leader) is returned with `maybeApplied: true`,
- *   never sent again.
+ *   never sent again; the next write asks the node after it first.
  * - **Reads** carry the client's token, the highest LSN it wrote or read, so a `replica` read
  *   from any node sees the client's own writes and never goes back in time; a node behind the
  *   token is passed over. A read is tried again on any failure (it changes nothing).
@@ -123,7 +123,12 @@ export class SingleLeaderHttpClient {
         last = call.message
         return { done: false, next: this.passOver(node), unreached: true }
       }
-      if (call.kind === 'silent') return { done: true, result: open('timeout', call.message, node) }
+      if (call.kind === 'silent') {
+        // Not sent again (it may have been applied), but the next write asks elsewhere first: a
+        // frozen leader is deposed meanwhile, and a node that is not the leader names the one that is.
+        this.passOver(node)
+        return { done: true, result: open('timeout', call.message, node) }
+      }
       const body = call.body
       if (body.type === 'write-ok') {
         this.believedLeader = node
@@ -150,8 +155,10 @@ export class SingleLeaderHttpClient {
         last = `${node}: ${String(body.reason)}`
         return { done: false, next: this.follow(node, body.leader) }
       }
-      if (call.status === 504)
+      if (call.status === 504) {
+        this.passOver(node)
         return { done: true, result: open('timeout', `${node}: ${String(body.message)}`, node) }
+      }
       return { done: true, result: { ok: false, ...refusal(body, node), maybeApplied: false, node } }
     })
     return (
