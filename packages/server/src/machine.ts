@@ -35,7 +35,9 @@ export type NodeEffect<TMessage, TReply, TRecord> =
 /**
  * The inputs every node design takes, each carrying the node's clock `now`: a message from a
  * peer, a request from a client, a timer tick. A design may add inputs of its own (the
- * single-leader operator's `promote`).
+ * single-leader operator's `promote`). A client's request arrives once for each time the
+ * client sent it, as over its TCP connection (messages between nodes may come twice): a
+ * runtime whose transport duplicates frames drops the copies (see `SimNodeHost`).
  */
 export type NodeInput<TMessage, TRequest> =
   | { readonly type: 'message'; readonly now: number; readonly from: NodeId; readonly message: TMessage }

@@ -296,9 +296,9 @@ describe('anti-entropy', () => {
     expect(run.report.divergentKeys).toBeGreaterThan(0)
   })
 
-  it.each(seeds(5))(
-    '…and makes every replica identical after the faults end when it is on (seed %i)',
-    async (seed) => {
+  it('…and makes every replica identical after the faults end when it is on', async () => {
+    let exchanges = 0
+    for (const seed of seeds(5)) {
       const run = await runQuorum({
         seed,
         config: { ...base, antiEntropyMs: 100, merkleDepth: 3 },
@@ -307,25 +307,28 @@ describe('anti-entropy', () => {
         keys: 20,
         settleMs: 3_000,
       })
-      expect(run.report.divergentKeys).toBe(0)
-      const exchanges = run.sim.states().reduce((sum, state) => sum + state.stats.antiEntropyKeysSent, 0)
-      expect(exchanges).toBeGreaterThan(0)
-    },
-  )
+      expect(run.report.divergentKeys, `SEED=${seed}`).toBe(0)
+      exchanges += run.sim.states().reduce((sum, state) => sum + state.stats.antiEntropyKeysSent, 0)
+    }
+    // It did real work: replicas had missed writes, and exchanges filled them in. (A run in
+    // which no replica missed one needs none, so this is over the sweep.)
+    if (fullSweep) expect(exchanges).toBeGreaterThan(0)
+  })
 })
 
 describe('quorum under faults (seeded)', () => {
   const links = { latencyMs: 3, jitterMs: 6, loss: 0.05, duplicate: 0.05, reorder: 0.05 }
 
+  // Each with the soak seeds it once failed on (a copy of a refused put applied; see README).
   it.each([
-    ['W2 R2', { writeQuorum: 2, readQuorum: 2 }],
-    ['W3 R1', { writeQuorum: 3, readQuorum: 1 }],
-    ['W1 R3', { writeQuorum: 1, readQuorum: 3 }],
+    ['W2 R2', { writeQuorum: 2, readQuorum: 2 }, []],
+    ['W3 R1', { writeQuorum: 3, readQuorum: 1 }, [1275]],
+    ['W1 R3', { writeQuorum: 1, readQuorum: 3 }, [1252]],
   ] as const)(
     'N3 %s with blocking read repair: 0 acknowledged puts lost, register reads linearizable, through crashes and loss',
-    async (_name, quorums) => {
+    async (_name, quorums, regressions) => {
       let acknowledged = 0
-      for (const seed of seeds(30)) {
+      for (const seed of [...seeds(30), ...(fullSweep ? regressions : [])]) {
         const run = await runQuorum({
           seed,
           config: { replicas: 3, ...quorums, readRepair: 'blocking' },

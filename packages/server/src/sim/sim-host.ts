@@ -61,6 +61,11 @@ export class SimNodeHost<TState, TInput, TMessage, TReply, TRecord> implements S
   private queued: { readonly from: string; readonly frame: string }[] = []
   private readonly options: SimNodeHostOptions<TState, TInput, TMessage, TReply, TRecord>
   private readonly counters = { malformedFrames: 0, refusedRequests: 0, storageRefusals: 0 }
+  /**
+   * The last {@link TAKEN_REQUESTS} client requests this node took, by client and request id,
+   * across its lives: a copy the simulated network made of one is dropped (see `handleFrame`).
+   */
+  private readonly takenRequests = new Set<string>()
 
   constructor(options: SimNodeHostOptions<TState, TInput, TMessage, TReply, TRecord>) {
     this.options = options
@@ -159,10 +164,32 @@ export class SimNodeHost<TState, TInput, TMessage, TReply, TRecord> implements S
       this.refuse(from, fromNode, null, ErrorCode.MalformedFrame, 'frame is not valid JSON text')
       return
     }
+    if (!fromNode && this.isCopy(from, parsed)) return
     const input = fromNode
       ? machine.messageInput(network.now(), from as NodeId, parsed)
       : machine.requestInput(network.now(), from, parsed)
     await this.apply(input, fromNode ? { kind: 'node' } : { kind: 'client', client: from, request: parsed })
+  }
+
+  /**
+   * Whether a client's request is a copy of one this node took already. Clients reach real
+   * nodes over HTTP, whose TCP connection hands the server each request once, so a node's
+   * answer to a request is its last word on it: a `not-leader` refusal means the write was not
+   * applied. The simulated network duplicates frames, client requests too; a copy of a refused
+   * write reaching the node once it leads would apply a write its client was told failed. So
+   * the host drops copies, as TCP would. (The simulated clients send each request once.)
+   */
+  private isCopy(client: string, request: unknown): boolean {
+    const id = requestIdOf(request)
+    if (id === null) return false
+    const key = `${client}\u0000${id}`
+    if (this.takenRequests.has(key)) return true
+    this.takenRequests.add(key)
+    if (this.takenRequests.size > TAKEN_REQUESTS) {
+      const oldest = this.takenRequests.values().next().value
+      if (oldest !== undefined) this.takenRequests.delete(oldest)
+    }
+    return false
   }
 
   private async apply(input: TInput, source: InputSource): Promise<void> {
@@ -217,6 +244,9 @@ export class SimNodeHost<TState, TInput, TMessage, TReply, TRecord> implements S
     this.options.network.send(this.id, to, JSON.stringify(reply))
   }
 }
+
+/** How many client requests a host remembers taking, to drop the network's copies of them. */
+const TAKEN_REQUESTS = 4_096
 
 /** Where an input came from: a peer's frame, a client's frame, or the runtime itself. */
 type InputSource =
