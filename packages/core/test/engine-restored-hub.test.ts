@@ -32,6 +32,17 @@ async function settle(hub: HubEngine, replicas: readonly ReplicaEngine[], tick: 
   }
 }
 
+/** A virtual clock, and a tick that moves it on 100 ms. */
+function virtualClock(): { now: () => number; tick: () => void } {
+  let time = 1_700_000_000_000
+  return {
+    now: () => time,
+    tick: () => {
+      time += 100
+    },
+  }
+}
+
 /** The dots of a record's versions, as `replica:counter`. */
 async function dots(replica: ReplicaEngine, id: string): Promise<string[] | undefined> {
   return (await replica.record('notes', id))?.versions.map(({ dot }) => `${dot[0]}:${dot[1]}`)
@@ -39,11 +50,7 @@ async function dots(replica: ReplicaEngine, id: string): Promise<string[] | unde
 
 describe('a replica reading the snapshot of a hub restored from a backup', () => {
   it('keeps what the hub holds of a record whose newer version the hub lost', async () => {
-    let time = 1_700_000_000_000
-    const now = () => time
-    const tick = () => {
-      time += 100
-    }
+    const { now, tick } = virtualClock()
     const store = new MemoryHubStore({ log: 'log-1' })
     let hub = hubOn(store, now)
     const [alice, bob, carol, dave] = await Promise.all(
@@ -91,11 +98,7 @@ describe('a replica reading the snapshot of a hub restored from a backup', () =>
   })
 
   it('gives a deletion collected after the backup back to every replica alike, once its writer said how far it went', async () => {
-    let time = 1_700_000_000_000
-    const now = () => time
-    const tick = () => {
-      time += 100
-    }
+    const { now, tick } = virtualClock()
     const store = new MemoryHubStore({ log: 'log-1' })
     let hub = hubOn(store, now)
     const [alice, bob, carol] = (await Promise.all(

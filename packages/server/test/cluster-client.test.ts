@@ -281,15 +281,18 @@ describe('SingleLeaderHttpClient routing, against stand-in nodes over HTTP', () 
 })
 
 describe('QuorumHttpClient routing, against stand-in nodes over HTTP', () => {
+  /** A coordinator's answer to a put it took. */
+  const putOk = (request: { id: string }) => ({
+    type: 'put-ok',
+    id: request.id,
+    dot: ['n2', 1],
+    context: { n2: 1 },
+    values: ['v'],
+  })
+
   it('does not send a put again after a silent coordinator, but starts the next one at another node', async () => {
     const n1 = await standIn(silent)
-    const n2 = await standIn((request) => ({
-      type: 'put-ok',
-      id: request.id,
-      dot: ['n2', 1],
-      context: { n2: 1 },
-      values: ['v'],
-    }))
+    const n2 = await standIn(putOk)
     const client = new QuorumHttpClient({
       nodes: { n1: n1.url, n2: n2.url },
       requestTimeoutMs: 200,
@@ -313,13 +316,7 @@ describe('QuorumHttpClient routing, against stand-in nodes over HTTP', () => {
       reason: 'timeout',
       maybeApplied: true,
     }))
-    const n2 = await standIn((request) => ({
-      type: 'put-ok',
-      id: request.id,
-      dot: ['n2', 1],
-      context: { n2: 1 },
-      values: ['v'],
-    }))
+    const n2 = await standIn(putOk)
     const client = new QuorumHttpClient({ nodes: { n1: n1.url, n2: n2.url }, deadlineMs: 2_000 })
     expect(await client.put('a', 'v')).toMatchObject({
       ok: false,
