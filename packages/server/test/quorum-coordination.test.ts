@@ -141,6 +141,52 @@ describe('quorum machine input', () => {
     expect(state.stats.putsCoordinated).toBe(1)
   })
 
+  it('keeps a hand-over it refused refused: a copy that arrives once it could coordinate is ignored', () => {
+    const machine = createQuorumMachine(home, config)
+    let state = machine.recover([], 0)
+    const handOver = (now: number) =>
+      machine.messageInput(now, asNodeId(outsider), {
+        type: 'coordinate',
+        op: 'o1',
+        client: 'c',
+        request: put,
+      })
+    // Nothing heard from the other home replicas past the failure timeout: too few up for W.
+    const refused = machine.step(state, handOver(1_000))
+    state = refused.state
+    expect(refused.effects).toEqual([
+      {
+        type: 'send',
+        to: outsider,
+        message: {
+          type: 'coordinated',
+          op: 'o1',
+          reply: { type: 'rejected', id: 'p1', reason: 'unavailable', maybeApplied: false },
+        },
+      },
+    ])
+    // The others are heard again; then the network delivers the hand-over a second time.
+    for (const node of homes.filter((id) => id !== home))
+      state = machine.step(
+        state,
+        machine.messageInput(1_001, asNodeId(node), { type: 'ping', sentAt: 1_001 }),
+      ).state
+    const copy = machine.step(state, handOver(1_002))
+    expect(copy.effects).toEqual([])
+    expect(copy.state.stats.putsCoordinated).toBe(0)
+    // A new hand-over of the same put (another op) is coordinated: the node can.
+    const fresh = machine.step(
+      copy.state,
+      machine.messageInput(1_003, asNodeId(outsider), {
+        type: 'coordinate',
+        op: 'o2',
+        client: 'c',
+        request: put,
+      }),
+    )
+    expect(fresh.state.stats.putsCoordinated).toBe(1)
+  })
+
   it('a node that is not home relays the home replica’s answer, and only that replica’s', () => {
     const machine = createQuorumMachine(outsider, config)
     let state = machine.recover([], 0)

@@ -7,6 +7,7 @@ import { storeHint } from './replica.js'
 import {
   believedUp,
   bumpStat,
+  HAND_OVERS_KEPT,
   homeReplicas,
   type PendingOp,
   type PutOrigin,
@@ -59,20 +60,23 @@ export function handlePut(
   return bumpStat(withPending(taken, op, pending), 'putsForwarded')
 }
 
-/** Another node handed this home replica a put to coordinate (a repeated hand-over is ignored). */
+/**
+ * Another node handed this home replica a put to coordinate. A copy of a hand-over it took is
+ * ignored: one it refused (say, `unavailable`) must stay refused, as its client was told, and
+ * one it coordinated must not make a second version.
+ */
 export function handleCoordinate(
-  state: QuorumState,
+  received: QuorumState,
   out: QuorumOut,
   from: NodeId,
   message: Extract<QuorumMessage, { type: 'coordinate' }>,
   now: number,
 ): QuorumState {
+  const handOver = `${from} ${message.op}`
+  if (received.handOvers.includes(handOver)) return received
+  const kept = received.handOvers.length < HAND_OVERS_KEPT ? received.handOvers : received.handOvers.slice(1)
+  const state: QuorumState = { ...received, handOvers: [...kept, handOver] }
   const origin: PutOrigin = { kind: 'node', node: from, op: message.op }
-  for (const pending of state.pending.values()) {
-    if (pending.kind === 'put' && pending.origin.kind === 'node') {
-      if (pending.origin.node === from && pending.origin.op === message.op) return state
-    }
-  }
   if (!homeReplicas(state, message.request.key).includes(state.id)) {
     answer(out, message.client, origin, unavailable(message.request.id))
     return bumpStat(state, 'unavailable')

@@ -83,6 +83,12 @@ export interface QuorumState {
   /** Last time each peer was heard from (any message). */
   readonly seenAt: ReadonlyMap<NodeId, number>
   readonly pending: ReadonlyMap<string, PendingOp>
+  /**
+   * The puts other nodes handed this one to coordinate (`coordinate`), as `from` and op, the
+   * last {@link HAND_OVERS_KEPT}, oldest first: a copy of one the network delivers again is
+   * ignored, whether this node refused the first or coordinated it.
+   */
+  readonly handOvers: readonly string[]
   /** Prefix of this incarnation's op ids: node and start time, so ops never repeat across restarts. */
   readonly opPrefix: string
   readonly nextOp: number
@@ -94,6 +100,9 @@ export interface QuorumState {
   readonly sinceCheckpoint: number
   readonly stats: QuorumStats
 }
+
+/** How many hand-overs a node remembers taking (see `QuorumState.handOvers`). */
+export const HAND_OVERS_KEPT = 1_024
 
 /** Effects of a quorum node. */
 export type QuorumEffect = NodeEffect<QuorumMessage, QuorumReply, QuorumRecord>
@@ -178,6 +187,7 @@ export function recoverQuorumState(
     incarnation,
     seenAt: new Map(config.nodes.map((node) => [node, now])),
     pending: new Map(),
+    handOvers: [],
     opPrefix: `${incarnation.actor}.${now}`,
     nextOp: 1,
     lastPingAt: Number.NEGATIVE_INFINITY,
