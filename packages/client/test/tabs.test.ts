@@ -309,10 +309,18 @@ describe('tabs sharing one replica, in Node', () => {
       }
       const acknowledged = (await Promise.all(writes)).filter((value): value is string => value !== null)
       ;(tabs[0] as Replica).connect()
+      // A timeout says where each one stood, for whoever replays it.
+      const standing = () =>
+        [
+          ...tabs.map((tab, i) => `tab ${i}: ${tab.status}, ${tab.pending} pending`),
+          `device: ${device.status}, ${device.pending} pending`,
+        ].join('; ')
       await until(
         () => tabs.every((tab) => tab.pending === 0 && tab.status === 'synced') && device.pending === 0,
         'every tab and the device to upload everything',
-      )
+      ).catch((error: unknown) => {
+        throw new Error(`${(error as Error).message} (${standing()})`)
+      })
       await expectSame(device, tabs, ids)
       const logged = new Set(
         (await hub.store.readLog(space as SpaceId, 0, 100_000)).flatMap(({ change }) =>
