@@ -13,31 +13,41 @@ import { until } from './support/poll.js'
 
 const nodes = ['n1', 'n2', 'n3']
 
-describe('SingleLeaderHttpClient against node processes', () => {
-  const scratch = mkdtempSync(join(tmpdir(), 'chorus-cluster-client-sl-'))
-  let cluster: LoopbackCluster
-
+/**
+ * Three node processes of `design` in a scratch directory, started before the tests of the
+ * calling `describe` block and stopped after them; `cluster` is set once they run.
+ */
+function clusterOfThisBlock(
+  design: 'single-leader' | 'quorum',
+  settings: Record<string, unknown>,
+): { cluster: LoopbackCluster } {
+  const scratch = mkdtempSync(join(tmpdir(), `chorus-cluster-client-${design}-`))
+  const live = { cluster: undefined as unknown as LoopbackCluster }
   beforeAll(async () => {
-    cluster = await LoopbackCluster.start({
-      design: 'single-leader',
-      nodes,
-      settings: { replication: { mode: 'sync' }, heartbeatMs: 40, electionTimeoutMs: 400, leaseMs: 250 },
-      dataDir: scratch,
-    })
+    live.cluster = await LoopbackCluster.start({ design, nodes, settings, dataDir: scratch })
   }, 30_000)
-
   afterAll(async () => {
-    await cluster?.stop()
+    await live.cluster?.stop()
     rmSync(scratch, { recursive: true, force: true })
+  })
+  return live
+}
+
+describe('SingleLeaderHttpClient against node processes', () => {
+  const live = clusterOfThisBlock('single-leader', {
+    replication: { mode: 'sync' },
+    heartbeatMs: 40,
+    electionTimeoutMs: 400,
+    leaseMs: 250,
   })
 
   /** A client of the running nodes, `first` listed first (so it starts out believing `first` leads). */
   function client(first: string, options: { deadlineMs?: number; requestTimeoutMs?: number } = {}) {
-    const urls = cluster.urls()
+    const urls = live.cluster.urls()
     const ordered: Record<string, string> = { [first]: urls[first] as string, ...urls }
     return new SingleLeaderHttpClient({
       nodes: ordered,
-      refreshNodes: async () => cluster.urls(),
+      refreshNodes: async () => live.cluster.urls(),
       ...options,
     })
   }
@@ -48,7 +58,7 @@ describe('SingleLeaderHttpClient against node processes', () => {
     return until('one leader every running node follows', async () => {
       const all = Object.values(await observer.statuses()).filter((status) => status !== null)
       const leader = all.find((status) => status.role === 'leader' && status.epoch > above)
-      if (leader === undefined || all.length !== cluster.running().length) return undefined
+      if (leader === undefined || all.length !== live.cluster.running().length) return undefined
       return all.every((status) => status.leader === leader.node && status.epoch === leader.epoch)
         ? leader
         : undefined
@@ -71,7 +81,7 @@ describe('SingleLeaderHttpClient against node processes', () => {
     expect(writer.leader).toBe(leader.node)
     expect(writer.token).toBe(first.ok ? first.lsn : -1)
 
-    await cluster.kill(leader.node, 'SIGKILL')
+    await live.cluster.kill(leader.node, 'SIGKILL')
     // The client is not told: its next write finds the node dead, tries the others until one
     // is elected, and lands there.
     const second = await writer.write('a', 2)
@@ -82,8 +92,8 @@ describe('SingleLeaderHttpClient against node processes', () => {
     expect(await writer.read('a')).toMatchObject({ ok: true, value: 2, node: second.node, role: 'leader' })
 
     const oldUrl = writer.nodes[leader.node]
-    await cluster.restart(leader.node)
-    const newUrl = cluster.urls()[leader.node]
+    await live.cluster.restart(leader.node)
+    const newUrl = live.cluster.urls()[leader.node]
     expect(newUrl).not.toBe(oldUrl)
     // A replica read that starts at the restarted node: its old port refuses the connection,
     // the client passes it over, and asks for the nodes' URLs again.
@@ -111,7 +121,7 @@ describe('SingleLeaderHttpClient against node processes', () => {
       return reads.every((read) => read.ok && read.value === 'before') ? true : undefined
     })
     // `behind` is cut off; a majority (leader and `other`) still commits in sync mode.
-    await cluster.partition([[behind], [leader.node, other]])
+    await live.cluster.partition([[behind], [leader.node, other]])
     try {
       const after = await writer.write('token', 'after')
       expect(after).toMatchObject({ ok: true })
@@ -126,14 +136,14 @@ describe('SingleLeaderHttpClient against node processes', () => {
       expect(read).toMatchObject({ ok: true, value: 'after' })
       expect(read.ok && read.node).not.toBe(behind)
     } finally {
-      await cluster.heal()
+      await live.cluster.heal()
     }
   }, 60_000)
 
   it('returns a write whose fate is open as maybeApplied, and sends it nowhere else', async () => {
     const leader = await stableLeader()
     const writer = client(leader.node, { requestTimeoutMs: 500 })
-    const child = cluster.node(leader.node).child
+    const child = live.cluster.node(leader.node).child
     child.kill('SIGSTOP')
     try {
       const frozen = await writer.write('frozen', 1)
@@ -160,7 +170,7 @@ describe('SingleLeaderHttpClient against node processes', () => {
     expect(tooLong.ok ? '' : tooLong.message).toMatch(/key/)
 
     const survivor = nodes.find((id) => id !== leader.node) as string
-    for (const id of nodes) if (id !== survivor) await cluster.kill(id, 'SIGKILL')
+    for (const id of nodes) if (id !== survivor) await live.cluster.kill(id, 'SIGKILL')
     try {
       const lonely = client(survivor, { deadlineMs: 1_500, requestTimeoutMs: 500 })
       const refused = await lonely.write('alone', 1)
@@ -168,7 +178,7 @@ describe('SingleLeaderHttpClient against node processes', () => {
       expect(refused.ok ? '' : refused.message).toMatch(/no leader took the write within 1500 ms/)
       expect(await lonely.read('alone')).toMatchObject({ ok: false, reason: 'unavailable' })
     } finally {
-      for (const id of nodes) if (id !== survivor) await cluster.restart(id)
+      for (const id of nodes) if (id !== survivor) await live.cluster.restart(id)
     }
     await stableLeader()
   }, 60_000)
@@ -330,21 +340,12 @@ describe('QuorumHttpClient routing, against stand-in nodes over HTTP', () => {
 })
 
 describe('QuorumHttpClient against node processes', () => {
-  const scratch = mkdtempSync(join(tmpdir(), 'chorus-cluster-client-q-'))
-  let cluster: LoopbackCluster
-
-  beforeAll(async () => {
-    cluster = await LoopbackCluster.start({
-      design: 'quorum',
-      nodes,
-      settings: { replicas: 3, writeQuorum: 2, readQuorum: 2, readRepair: 'blocking', requestTimeoutMs: 500 },
-      dataDir: scratch,
-    })
-  }, 30_000)
-
-  afterAll(async () => {
-    await cluster?.stop()
-    rmSync(scratch, { recursive: true, force: true })
+  const live = clusterOfThisBlock('quorum', {
+    replicas: 3,
+    writeQuorum: 2,
+    readQuorum: 2,
+    readRepair: 'blocking',
+    requestTimeoutMs: 500,
   })
 
   /** Waits until every node believes every other up (a node just started believes none up). */
@@ -358,26 +359,29 @@ describe('QuorumHttpClient against node processes', () => {
   }
 
   it('moves to another coordinator when its node is killed, and its context makes its next put supersede the last', async () => {
-    const client = new QuorumHttpClient({ nodes: cluster.urls(), refreshNodes: async () => cluster.urls() })
+    const client = new QuorumHttpClient({
+      nodes: live.cluster.urls(),
+      refreshNodes: async () => live.cluster.urls(),
+    })
     await allUp(client)
     const first = await client.put('doc', 'v1')
     expect(first).toMatchObject({ ok: true, values: ['v1'], node: 'n1' })
     expect(client.context('doc')).toEqual(first.ok ? first.context : null)
 
-    await cluster.kill('n1', 'SIGKILL')
+    await live.cluster.kill('n1', 'SIGKILL')
     try {
       const second = await client.put('doc', 'v2')
       expect(second).toMatchObject({ ok: true, values: ['v2'] })
       expect(second.ok && second.node).not.toBe('n1')
       expect(await client.get('doc')).toMatchObject({ ok: true, values: ['v2'], value: 'v2' })
     } finally {
-      await cluster.restart('n1')
+      await live.cluster.restart('n1')
     }
-    await allUp(new QuorumHttpClient({ nodes: cluster.urls() }))
+    await allUp(new QuorumHttpClient({ nodes: live.cluster.urls() }))
   }, 60_000)
 
   it('keeps concurrent puts of two clients as siblings, which a put over both contexts settles', async () => {
-    const urls = cluster.urls()
+    const urls = live.cluster.urls()
     const alice = new QuorumHttpClient({ nodes: urls, name: 'alice' })
     const bob = new QuorumHttpClient({ nodes: urls, name: 'bob' })
     await allUp(alice)
@@ -394,9 +398,13 @@ describe('QuorumHttpClient against node processes', () => {
   }, 60_000)
 
   it('says unavailable, with nothing stored, when too few replicas are up', async () => {
-    const client = new QuorumHttpClient({ nodes: cluster.urls(), deadlineMs: 1_500, requestTimeoutMs: 1_000 })
-    await cluster.kill('n2', 'SIGKILL')
-    await cluster.kill('n3', 'SIGKILL')
+    const client = new QuorumHttpClient({
+      nodes: live.cluster.urls(),
+      deadlineMs: 1_500,
+      requestTimeoutMs: 1_000,
+    })
+    await live.cluster.kill('n2', 'SIGKILL')
+    await live.cluster.kill('n3', 'SIGKILL')
     try {
       // Until n1 notices, a put it coordinates is stored on its own disk and times out waiting
       // for W: its fate is open. Once it believes both down it refuses at once.
@@ -408,8 +416,8 @@ describe('QuorumHttpClient against node processes', () => {
       expect(put).toMatchObject({ ok: false, maybeApplied: false, node: null, reason: 'unavailable' })
       expect(await client.get('lonely')).toMatchObject({ ok: false, reason: 'unavailable' })
     } finally {
-      await cluster.restart('n2')
-      await cluster.restart('n3')
+      await live.cluster.restart('n2')
+      await live.cluster.restart('n3')
     }
   }, 60_000)
 })

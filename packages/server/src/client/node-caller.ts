@@ -4,6 +4,19 @@ import { messageOf } from '../error-message.js'
 /** The nodes of a cluster: each node's id and the base URL of its HTTP API. */
 export type ClusterNodes = Readonly<Record<string, string>>
 
+/**
+ * A write (single-leader) or put (quorum) that did not succeed: why, whether it may still take
+ * effect (`maybeApplied`: the nodes took it and did not say), and the node that last had it,
+ * or null when none was reached.
+ */
+export interface ClusterWriteFailure<TReason extends string> {
+  readonly ok: false
+  readonly reason: TReason | ErrorCode
+  readonly maybeApplied: boolean
+  readonly message: string
+  readonly node: string | null
+}
+
 /** Options every cluster client takes. */
 export interface ClusterClientOptions {
   /**

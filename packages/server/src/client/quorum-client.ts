@@ -1,7 +1,7 @@
 import type { Dot, ErrorCode, JsonValue, VersionVector } from '@chorus/core'
 import type { ReadRepairMode } from '../quorum/config.js'
 import type { QuorumStatus } from '../quorum/messages.js'
-import { type ClusterClientOptions, NodeCaller, refusal } from './node-caller.js'
+import { type ClusterClientOptions, type ClusterWriteFailure, NodeCaller, refusal } from './node-caller.js'
 
 /**
  * What became of a put. `values` are the key's siblings after it (this write's among them),
@@ -23,13 +23,7 @@ export type ClusterPutResult =
       readonly sloppy: boolean
       readonly node: string
     }
-  | {
-      readonly ok: false
-      readonly reason: 'unavailable' | 'timeout' | 'too-large' | ErrorCode
-      readonly maybeApplied: boolean
-      readonly message: string
-      readonly node: string | null
-    }
+  | ClusterWriteFailure<'unavailable' | 'timeout' | 'too-large'>
 
 /** What became of a get: every sibling's value, and the last-write-wins pick among them. */
 export type ClusterGetResult =
@@ -130,8 +124,7 @@ export class QuorumHttpClient {
       }
       const body = call.body
       if (body.type === 'put-ok') {
-        this.coordinator = node
-        this.remember(key, body.context as VersionVector)
+        this.answeredBy(node, key, body.context as VersionVector)
         return {
           done: true,
           result: {
@@ -199,8 +192,7 @@ export class QuorumHttpClient {
       }
       const body = call.body
       if (body.type === 'get-ok') {
-        this.coordinator = node
-        this.remember(key, body.context as VersionVector)
+        this.answeredBy(node, key, body.context as VersionVector)
         return {
           done: true,
           result: {
@@ -232,6 +224,12 @@ export class QuorumHttpClient {
     const call = await this.caller.status(node)
     if (call.kind !== 'answer' || call.status !== 200) return null
     return (call.body.status ?? null) as QuorumStatus | null
+  }
+
+  /** `node` coordinated an operation on `key`: the next starts there, over the `context` it returned. */
+  private answeredBy(node: string, key: string, context: VersionVector): void {
+    this.coordinator = node
+    this.remember(key, context)
   }
 
   private remember(key: string, context: VersionVector): void {

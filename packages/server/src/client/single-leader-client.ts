@@ -1,7 +1,7 @@
 import type { ErrorCode, JsonValue } from '@chorus/core'
 import { isLaterEntry } from '../single-leader/log.js'
 import type { SingleLeaderRole, SingleLeaderStatus } from '../single-leader/messages.js'
-import { type ClusterClientOptions, NodeCaller, refusal } from './node-caller.js'
+import { type ClusterClientOptions, type ClusterWriteFailure, NodeCaller, refusal } from './node-caller.js'
 
 /**
  * What became of a write.
@@ -21,14 +21,7 @@ export type ClusterWriteResult =
       readonly durability: 'leader' | 'replicated'
       readonly node: string
     }
-  | {
-      readonly ok: false
-      readonly reason: 'unavailable' | 'deposed' | 'timeout' | ErrorCode
-      readonly maybeApplied: boolean
-      readonly message: string
-      /** The node that last had the write, or null when none was reached. */
-      readonly node: string | null
-    }
+  | ClusterWriteFailure<'unavailable' | 'deposed' | 'timeout'>
 
 /** What became of a read. */
 export type ClusterReadResult =
