@@ -3,7 +3,7 @@ import { join } from 'node:path'
 import { createReplica } from '@chorus/client'
 import type { SpaceId } from '@chorus/core'
 import { DATABASE_FILE, SqliteRelayStore } from '@chorus/relay'
-import { createPrng, type Prng } from '@chorus/testkit'
+import { createPrng, type Prng, sweepSeeds } from '@chorus/testkit'
 import { IDBFactory, IDBKeyRange } from 'fake-indexeddb'
 import { describe, expect, it } from 'vitest'
 import { WebSocket } from 'ws'
@@ -168,8 +168,11 @@ async function loggedValues(dataDir: string, space: string): Promise<Set<string>
   }
 }
 
+/** Seeds 1 and 2; `SEED` replays one, `SOAK` and `SEEDS_FROM` run others (see `sweepSeeds`). */
+const SEEDS = sweepSeeds(process.env, 2).seeds
+
 describe('replicas through a proxy that cuts and slices their connections to a relay process', () => {
-  for (const seed of [1, 2]) {
+  for (const seed of SEEDS) {
     it(`seed ${seed}: every replica ends showing the same, and every write a replica stored reached the relay`, async () => {
       const prng = createPrng(`chaos:${seed}`)
       const data = tempDir('chorus-chaos-')

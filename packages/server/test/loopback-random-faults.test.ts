@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { JsonValue } from '@chorus/core'
-import { checkLinearizable, createPrng, type Prng } from '@chorus/testkit'
+import { checkLinearizable, createPrng, type Prng, sweepSeeds } from '@chorus/testkit'
 import { afterEach, describe, expect, it } from 'vitest'
 import { QuorumHttpClient } from '../src/client/quorum-client.js'
 import { SingleLeaderHttpClient } from '../src/client/single-leader-client.js'
@@ -20,11 +20,11 @@ import { until } from './support/poll.js'
  * Node processes under seeded random faults: each step draws a fault (kill -9, a freeze, a
  * partition, latency, loss) for one node of three, waits for the clients to make progress
  * under it, lifts it (restart, thaw, heal), and waits for progress again. One node at a time,
- * so a majority is always there and progress always comes. `SEED=n` replays one seed (the
- * fault script is in every failure message); without it, two seeds run.
+ * so a majority is always there and progress always comes. Two seeds run; `SEED=n` replays
+ * one (the fault script is in every failure message), and `SOAK`/`SEEDS_FROM` run others (see
+ * `sweepSeeds`).
  */
-const SEEDS =
-  process.env.SEED === undefined || process.env.SEED.trim() === '' ? [1, 2] : [Number(process.env.SEED)]
+const SEEDS = sweepSeeds(process.env, 2).seeds
 const STEPS = 5
 /** Acknowledged writes each half of a step waits for. */
 const PROGRESS = 8
