@@ -6,6 +6,7 @@ import { type Access, ChorusError, DEFAULT_LIMITS, ErrorCode, isChorusError, isS
 import { lockDataDir } from './data-dir-lock.js'
 import { parseDuration } from './duration.js'
 import { exportRecords } from './export.js'
+import { normalizeOrigin } from './origin.js'
 import { PostgresRelayStore, postgresTarget } from './postgres-relay-store.js'
 import type { RelayLinkOptions } from './relay-options.js'
 import type { SpaceSummary } from './relay-store.js'
@@ -52,7 +53,7 @@ const USAGE = `Usage:
                        [--postgres postgres://user:password@host:5432/db [--presence-refresh 5s]]
                        [--max-frame-bytes 4194304] [--hello-timeout 10s] [--max-connections N]
                        [--static ./apps/notes/dist] [--static /lab=./apps/lab/dist]
-                       [--tls-cert cert.pem --tls-key key.pem]
+                       [--tls-cert cert.pem --tls-key key.pem] [--allowed-origin https://notes.example.com]
                        [--link ws://10.0.0.2:8787/sync --link-space team-notes | '*' [--link-token T]]
   chorus-relay token --secret S --sub alice --space team-notes:write [--space other:read]
                      [--expires 30d | never] [--admin | --relay]
@@ -76,6 +77,9 @@ secret; --sub names who asks in the relay's log, default $USER), the relays clos
 connections at once.
 --tls-cert and --tls-key serve https:// and wss:// with that certificate (PEM, chain after the
 leaf) and unencrypted key; SIGHUP reads both files again (a renewed certificate).
+--allowed-origin (repeatable) refuses WebSocket connections from browser pages of any other
+origin (403); programs that send no Origin header are not affected. Without it any page may
+connect, so give it when the relay is open or serves browsers that hold tokens.
 --postgres keeps the data in PostgreSQL instead of --data (SQLite); relays may share it.
 Relays sharing it, or linked, pass each other their clients' presence, all of it again every
 --presence-refresh (5s).
@@ -103,6 +107,14 @@ function parseMaxConnections(text: string): number {
     )
   }
   return count
+}
+
+function parseOrigin(text: string): string {
+  try {
+    return normalizeOrigin(text)
+  } catch (error) {
+    throw new UsageError(`--allowed-origin: ${error instanceof Error ? error.message : String(error)}`)
+  }
 }
 
 /** Fewest and most bytes `--max-frame-bytes` takes: a hello with a token fits the least. */
@@ -204,6 +216,7 @@ async function serve(args: readonly string[], io: CliIo): Promise<number> {
       'max-connections': { type: 'string' },
       'tls-cert': { type: 'string' },
       'tls-key': { type: 'string' },
+      'allowed-origin': { type: 'string', multiple: true },
     },
   })
   const links = parseLinks(values, io)
@@ -225,6 +238,7 @@ async function serve(args: readonly string[], io: CliIo): Promise<number> {
       : { maxConnections: parseMaxConnections(values['max-connections']) }),
   }
   const mounts = (values.static ?? []).map(parseMount)
+  const allowedOrigins = values['allowed-origin']?.map(parseOrigin)
   const store = values.store
   if (store !== undefined && store !== 'in-thread' && store !== 'worker') {
     throw new UsageError(`--store must be in-thread or worker, got ${JSON.stringify(store)}`)
@@ -267,6 +281,7 @@ async function serve(args: readonly string[], io: CliIo): Promise<number> {
     ...(links.length === 0 ? {} : { links }),
     ...(presenceText === undefined ? {} : { presenceRefreshMs }),
     ...(tls === undefined ? {} : { tls }),
+    ...(allowedOrigins === undefined ? {} : { allowedOrigins }),
     onError: (error) => io.err(`error: ${error.code}: ${error.message}`),
     onAdmin: (event) =>
       io.err(

@@ -3,6 +3,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Duplex } from 'node:stream'
 import { ErrorCode, isChorusError, isSpaceId, type SpaceId } from '@chorus/core'
 import { PROMETHEUS_CONTENT_TYPE, renderPrometheus } from './metrics.js'
+import { originAllowed } from './origin.js'
 import type { Relay } from './relay.js'
 import type { StaticHandler } from './static-files.js'
 
@@ -282,16 +283,31 @@ function destroySocket(this: Duplex): void {
 
 /**
  * Hands HTTP upgrades on {@link SYNC_PATH} to the WebSocket server and answers any other
- * upgrade with 404, so a WebSocket is only ever opened on the sync path.
+ * upgrade with 404, so a WebSocket is only ever opened on the sync path. With
+ * `allowedOrigins` (normalized by `normalizeOrigin`), an upgrade whose `Origin` header names
+ * another origin is answered 403 before any WebSocket exists: a page on another site, in the
+ * browser of someone the relay trusts, cannot open a sync connection. Upgrades without the
+ * header (programs, not browsers) pass.
  */
 export function createUpgradeHandler(
   target: UpgradeTarget,
   path: string = SYNC_PATH,
+  allowedOrigins?: ReadonlySet<string>,
 ): (request: IncomingMessage, socket: Duplex, head: Buffer) => void {
   return (request, socket, head) => {
     socket.on('error', destroySocket)
     if (pathOf(request) !== path) {
       socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n')
+      return
+    }
+    if (allowedOrigins !== undefined && !originAllowed(allowedOrigins, request.headers.origin)) {
+      const body = JSON.stringify({
+        code: ErrorCode.Forbidden,
+        error: 'this relay does not take WebSocket connections from pages of that origin',
+      })
+      socket.end(
+        `HTTP/1.1 403 Forbidden\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+      )
       return
     }
     target.handleUpgrade(request, socket, head, (client) => {

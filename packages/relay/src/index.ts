@@ -24,6 +24,7 @@ export {
   renderPrometheus,
   zeroCounters,
 } from './metrics.js'
+export { normalizeOrigin, originAllowed } from './origin.js'
 export {
   PostgresRelayStore,
   type PostgresRelayStoreOptions,

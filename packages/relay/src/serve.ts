@@ -8,6 +8,7 @@ import { ChorusError, ErrorCode } from '@chorus/core'
 import { WebSocket, WebSocketServer } from 'ws'
 import { lockDataDir } from './data-dir-lock.js'
 import { type AdminEvent, createHttpHandler, createUpgradeHandler, SYNC_PATH } from './http.js'
+import { normalizeOrigin } from './origin.js'
 import { PostgresRelayStore } from './postgres-relay-store.js'
 import { createRelay, type Relay } from './relay.js'
 import { type LinkSocketConstructor, type RelayOptions, socketMaxPayload } from './relay-options.js'
@@ -51,6 +52,13 @@ export interface StartRelayOptions extends Omit<RelayOptions, 'server' | 'store'
    * Default `in-thread`. Not for `postgres`.
    */
   readonly store?: RelayStoreThread
+  /**
+   * The web origins (`https://notes.example.com`) whose pages may open a sync connection: an
+   * upgrade from a browser page of any other origin is refused with 403. Connections without
+   * an `Origin` header (Node replicas, linked relays, other programs) are not affected. Without
+   * it every origin may connect. Throws `invalid-argument` for a text that is not an origin.
+   */
+  readonly allowedOrigins?: readonly string[]
   /** Told what the administration API did (see `createHttpHandler`), for the operator's log. */
   readonly onAdmin?: (event: AdminEvent) => void
   /**
@@ -176,8 +184,11 @@ export async function startRelay(options: StartRelayOptions): Promise<RunningRel
     store: storeThread,
     onAdmin,
     tls,
+    allowedOrigins,
     ...relayOptions
   } = options
+  // An origin that is not one fails before anything is opened.
+  const origins = allowedOrigins === undefined ? undefined : new Set(allowedOrigins.map(normalizeOrigin))
   // A certificate that cannot be read fails before anything is opened.
   const pair = tls === undefined ? undefined : readTlsFiles(tls)
   // A missing app or a bad mount fails before anything is opened.
@@ -222,7 +233,7 @@ export async function startRelay(options: StartRelayOptions): Promise<RunningRel
   const handler = createHttpHandler(relay, serveFile, admin, onAdmin)
   const secure = pair === undefined ? null : createTlsServer({ cert: pair.cert, key: pair.key }, handler)
   const http: Server = secure ?? createServer(handler)
-  http.on('upgrade', createUpgradeHandler(sockets))
+  http.on('upgrade', createUpgradeHandler(sockets, SYNC_PATH, origins))
   try {
     await new Promise<void>((resolve, reject) => {
       http.once('error', reject)
