@@ -53,7 +53,8 @@ const USAGE = `Usage:
                        [--postgres postgres://user:password@host:5432/db [--presence-refresh 5s]]
                        [--max-frame-bytes 4194304] [--hello-timeout 10s] [--max-connections N]
                        [--static ./apps/notes/dist] [--static /lab=./apps/lab/dist]
-                       [--tls-cert cert.pem --tls-key key.pem] [--allowed-origin https://notes.example.com]
+                       [--tls-cert cert.pem --tls-key key.pem [--hsts 180d]]
+                       [--allowed-origin https://notes.example.com]
                        [--link ws://10.0.0.2:8787/sync --link-space team-notes | '*' [--link-token T]]
   chorus-relay token --secret S --sub alice --space team-notes:write [--space other:read]
                      [--expires 30d | never] [--admin | --relay]
@@ -76,7 +77,8 @@ the relay must be stopped; with --postgres, or --relay (a running relay's HTTP a
 secret; --sub names who asks in the relay's log, default $USER), the relays close its
 connections at once.
 --tls-cert and --tls-key serve https:// and wss:// with that certificate (PEM, chain after the
-leaf) and unencrypted key; SIGHUP reads both files again (a renewed certificate).
+leaf) and unencrypted key; SIGHUP reads both files again (a renewed certificate). --hsts
+makes every HTTPS response tell browsers to use only HTTPS for this host that long (0: forget).
 --allowed-origin (repeatable) refuses WebSocket connections from browser pages of any other
 origin (403); programs that send no Origin header are not affected. Without it any page may
 connect, so give it when the relay is open or serves browsers that hold tokens.
@@ -107,6 +109,14 @@ function parseMaxConnections(text: string): number {
     )
   }
   return count
+}
+
+/** `--hsts`: a duration of at least a second, in whole seconds; `0` tells browsers to forget it. */
+function parseHsts(text: string): number {
+  if (text === '0') return 0
+  const ms = durationFlag('hsts', text, 0)
+  if (ms < 1000) throw new UsageError(`--hsts must be at least 1s (or 0), got ${JSON.stringify(text)}`)
+  return Math.floor(ms / 1000)
 }
 
 function parseOrigin(text: string): string {
@@ -217,6 +227,7 @@ async function serve(args: readonly string[], io: CliIo): Promise<number> {
       'tls-cert': { type: 'string' },
       'tls-key': { type: 'string' },
       'allowed-origin': { type: 'string', multiple: true },
+      hsts: { type: 'string' },
     },
   })
   const links = parseLinks(values, io)
@@ -226,6 +237,9 @@ async function serve(args: readonly string[], io: CliIo): Promise<number> {
     throw new UsageError('--tls-cert and --tls-key go together: the certificate and its private key')
   if (certFile === '' || keyFile === '') throw new UsageError('--tls-cert and --tls-key need file names')
   const tls = certFile === undefined || keyFile === undefined ? undefined : { certFile, keyFile }
+  if (values.hsts !== undefined && tls === undefined)
+    throw new UsageError('--hsts goes with --tls-cert and --tls-key: browsers heed it over HTTPS only')
+  const hstsMaxAgeSeconds = values.hsts === undefined ? undefined : parseHsts(values.hsts)
   const port = parsePort(values.port ?? '8787')
   const frameText = values['max-frame-bytes']
   const limits = {
@@ -282,6 +296,7 @@ async function serve(args: readonly string[], io: CliIo): Promise<number> {
     ...(presenceText === undefined ? {} : { presenceRefreshMs }),
     ...(tls === undefined ? {} : { tls }),
     ...(allowedOrigins === undefined ? {} : { allowedOrigins }),
+    ...(hstsMaxAgeSeconds === undefined ? {} : { hstsMaxAgeSeconds }),
     onError: (error) => io.err(`error: ${error.code}: ${error.message}`),
     onAdmin: (event) =>
       io.err(

@@ -67,6 +67,13 @@ export interface StartRelayOptions extends Omit<RelayOptions, 'server' | 'store'
    * {@link RunningRelay.reloadTls}. Without it the relay serves plain HTTP (put TLS in front).
    */
   readonly tls?: RelayTlsFiles
+  /**
+   * With `tls`: every HTTPS response carries `Strict-Transport-Security: max-age=` this many
+   * seconds, so browsers that saw it reach this host over HTTPS only, until it runs out (0
+   * tells them to forget it). Throws `invalid-argument` without `tls`, or for a number that is
+   * not a whole number of seconds.
+   */
+  readonly hstsMaxAgeSeconds?: number
 }
 
 /** Where {@link startRelay} reads its TLS certificate and key. */
@@ -185,8 +192,18 @@ export async function startRelay(options: StartRelayOptions): Promise<RunningRel
     onAdmin,
     tls,
     allowedOrigins,
+    hstsMaxAgeSeconds,
     ...relayOptions
   } = options
+  if (hstsMaxAgeSeconds !== undefined) {
+    if (tls === undefined)
+      throw new ChorusError(ErrorCode.InvalidArgument, 'HSTS needs TLS: give tls with hstsMaxAgeSeconds')
+    if (!Number.isSafeInteger(hstsMaxAgeSeconds) || hstsMaxAgeSeconds < 0)
+      throw new ChorusError(
+        ErrorCode.InvalidArgument,
+        `hstsMaxAgeSeconds must be a whole number of seconds, got ${String(hstsMaxAgeSeconds)}`,
+      )
+  }
   // An origin that is not one fails before anything is opened.
   const origins = allowedOrigins === undefined ? undefined : new Set(allowedOrigins.map(normalizeOrigin))
   // A certificate that cannot be read fails before anything is opened.
@@ -230,7 +247,15 @@ export async function startRelay(options: StartRelayOptions): Promise<RunningRel
       ? undefined
       : (token: string | undefined) =>
           verifyAdminToken(authSecret, token, relayOptions.now === undefined ? {} : { now: relayOptions.now })
-  const handler = createHttpHandler(relay, serveFile, admin, onAdmin)
+  const answer = createHttpHandler(relay, serveFile, admin, onAdmin)
+  const hsts = hstsMaxAgeSeconds === undefined ? undefined : `max-age=${hstsMaxAgeSeconds}`
+  const handler: typeof answer =
+    hsts === undefined
+      ? answer
+      : (request, response) => {
+          response.setHeader('strict-transport-security', hsts)
+          answer(request, response)
+        }
   const secure = pair === undefined ? null : createTlsServer({ cert: pair.cert, key: pair.key }, handler)
   const http: Server = secure ?? createServer(handler)
   http.on('upgrade', createUpgradeHandler(sockets, SYNC_PATH, origins))

@@ -42,6 +42,17 @@ describe('chorus-relay command line (in process)', () => {
     [['--tls-cert', 'cert.pem'], /--tls-cert and --tls-key go together/],
     [['--tls-key', 'key.pem'], /--tls-cert and --tls-key go together/],
     [['--tls-cert', '', '--tls-key', 'key.pem'], /--tls-cert and --tls-key need file names/],
+    [['--hsts', '180d'], /--hsts goes with --tls-cert and --tls-key/],
+    [
+      ['--tls-cert', 'c.pem', '--tls-key', 'k.pem', '--hsts', 'long'],
+      /--hsts: cannot read the duration "long"/,
+    ],
+    [['--tls-cert', 'c.pem', '--tls-key', 'k.pem', '--hsts', '500ms'], /--hsts must be at least 1s \(or 0\)/],
+    [
+      ['--allowed-origin', 'https://notes.example.com/app'],
+      /--allowed-origin: "https:\/\/notes.example.com\/app" is not an origin/,
+    ],
+    [['--allowed-origin', '*'], /--allowed-origin: "\*" is not an origin/],
     [['token', '--secret', SECRET, '--space', 'a:write'], /token needs --sub/],
     [['token', '--secret', SECRET, '--sub', 'alice'], /at least one --space/],
     [['token', '--sub', 'alice', '--space', 'a:write'], /token needs --secret/],

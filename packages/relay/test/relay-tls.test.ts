@@ -26,6 +26,17 @@ function servedSubject(port: number, ca: readonly Buffer[]): Promise<string> {
   })
 }
 
+/** The `Strict-Transport-Security` header of `GET url` over HTTPS, trusting `ca` (null without one). */
+function hstsHeader(url: string, ca: readonly Buffer[]): Promise<string | null> {
+  return new Promise((resolve, reject) => {
+    get(url, { ca: [...ca] }, (response) => {
+      response.resume()
+      const header = response.headers['strict-transport-security']
+      resolve(typeof header === 'string' ? header : null)
+    }).on('error', reject)
+  })
+}
+
 /** `GET path` over HTTPS, trusting `ca`: the status code, or the error's code. */
 function httpsStatus(url: string, ca: readonly Buffer[]): Promise<number | string> {
   return new Promise((resolve) => {
@@ -110,6 +121,26 @@ describe('a relay serving TLS', () => {
     expect(await httpsStatus(`${relay.httpUrl}/healthz`, [CERT_B])).toBe(200)
   })
 
+  it('sends Strict-Transport-Security on every HTTPS response when asked to, and not otherwise', async () => {
+    const dataDir = join(temp.dir, 'data')
+    relay = await startRelay({ dataDir, port: 0, tls: { certFile, keyFile }, hstsMaxAgeSeconds: 15_552_000 })
+    expect(await hstsHeader(`${relay.httpUrl}/healthz`, [CERT_A])).toBe('max-age=15552000')
+    // Answers the relay refuses carry it too.
+    expect(await hstsHeader(`${relay.httpUrl}/no-such-page`, [CERT_A])).toBe('max-age=15552000')
+    await relay.close()
+    relay = await startRelay({ dataDir, port: 0, tls: { certFile, keyFile } })
+    expect(await hstsHeader(`${relay.httpUrl}/healthz`, [CERT_A])).toBeNull()
+    await relay.close()
+    relay = null
+    // HSTS over plain HTTP means nothing to browsers: refused, as a bad age is.
+    await expect(startRelay({ dataDir, port: 0, hstsMaxAgeSeconds: 60 })).rejects.toMatchObject({
+      code: 'invalid-argument',
+    })
+    await expect(
+      startRelay({ dataDir, port: 0, tls: { certFile, keyFile }, hstsMaxAgeSeconds: 1.5 }),
+    ).rejects.toMatchObject({ code: 'invalid-argument' })
+  })
+
   it('refuses to start on a certificate it cannot use, before it takes the data directory', async () => {
     const dataDir = join(temp.dir, 'data')
     const missing = startRelay({ dataDir, port: 0, tls: { certFile: join(temp.dir, 'nope.pem'), keyFile } })
@@ -128,7 +159,7 @@ describe('a relay serving TLS', () => {
     await expect(relay.reloadTls()).rejects.toMatchObject({ code: 'invalid-argument' })
   })
 
-  it('chorus-relay --tls-cert --tls-key: prints its wss:// URL, and on SIGHUP serves the renewed certificate', async () => {
+  it('chorus-relay --tls-cert --tls-key --hsts: prints its wss:// URL, sends HSTS, and on SIGHUP serves the renewed certificate', async () => {
     const cli = runCliProcess([
       '--port',
       '0',
@@ -138,11 +169,14 @@ describe('a relay serving TLS', () => {
       certFile,
       '--tls-key',
       keyFile,
+      '--hsts',
+      '180d',
     ])
     try {
       const [, port] = await cli.line(/listening on wss:\/\/127\.0\.0\.1:(\d+)\/sync/)
       await lineIn(cli.stderr, /health: https:\/\/127\.0\.0\.1:\d+\/healthz/)
       expect(await servedSubject(Number(port), [CERT_A, CERT_B])).toBe('chorus-test-a')
+      expect(await hstsHeader(`https://127.0.0.1:${port}/healthz`, [CERT_A])).toBe('max-age=15552000')
       copyFileSync(fixture('cert-b.pem'), certFile)
       copyFileSync(fixture('key-b.pem'), keyFile)
       cli.child.kill('SIGHUP')
