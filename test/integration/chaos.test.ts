@@ -2,13 +2,14 @@ import { createServer, type Server, type Socket, connect as tcpConnect } from 'n
 import { join } from 'node:path'
 import { createReplica } from '@chorus/client'
 import type { SpaceId } from '@chorus/core'
-import { DATABASE_FILE, SqliteRelayStore } from '@chorus/relay'
+import { DATABASE_FILE, PostgresRelayStore, SqliteRelayStore } from '@chorus/relay'
 import { createPrng, type Prng, sweepSeeds } from '@chorus/testkit'
 import { IDBFactory, IDBKeyRange } from 'fake-indexeddb'
-import { describe, expect, it } from 'vitest'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { WebSocket } from 'ws'
 import { shown } from '../../packages/client/test/helpers/idb-replicas.js'
-import { eventually, startRelay, tempDir } from './relay-process.js'
+import { type PostgresServer, startPostgres } from '../../packages/relay/test/support/postgres-server.js'
+import { eventually, type RelayProcess, startRelay, tempDir } from './relay-process.js'
 
 type Replica = Awaited<ReturnType<typeof createReplica>>
 
@@ -16,7 +17,8 @@ type Replica = Awaited<ReturnType<typeof createReplica>>
  * A TCP proxy in front of the relay that, while `chaos` is on, hands bytes on in pieces of
  * random sizes after random short delays, and cuts each connection (both sides, at once,
  * wherever the stream is — mid-frame included) after a random lifetime. Off, it passes bytes
- * straight through. Its decisions come from a seeded stream; their timing is real.
+ * straight through. Given several relays' ports, it sends each new connection to one drawn
+ * at random. Its decisions come from a seeded stream; their timing is real.
  */
 class ChaosProxy {
   readonly #server: Server
@@ -25,10 +27,14 @@ class ChaosProxy {
   chaos = true
   cuts = 0
   port = 0
+  /** Connections sent to each relay's port. */
+  readonly connections = new Map<number, number>()
 
-  constructor(target: number, prng: Prng) {
+  constructor(targets: number | readonly number[], prng: Prng) {
     this.#prng = prng
     this.#server = createServer((client) => {
+      const target = typeof targets === 'number' ? targets : this.#prng.pick(targets)
+      this.connections.set(target, (this.connections.get(target) ?? 0) + 1)
       const relay = tcpConnect(target, '127.0.0.1')
       this.#open.add(client).add(relay)
       const cut = () => {
@@ -147,9 +153,14 @@ async function writeForAWhile(
   return (await Promise.all(writes)).filter((value): value is string => value !== null)
 }
 
-/** The values the puts and patches in the log of a (stopped) relay's SQLite file hold for `space`. */
-async function loggedValues(dataDir: string, space: string): Promise<Set<string>> {
-  const store = new SqliteRelayStore(join(dataDir, DATABASE_FILE))
+/**
+ * The values the puts and patches in the log of a (stopped) relay's SQLite file, or of the
+ * PostgreSQL database at a `postgres://` URL, hold for `space`.
+ */
+async function loggedValues(where: string, space: string): Promise<Set<string>> {
+  const store = /^postgres(ql)?:\/\//.test(where)
+    ? await PostgresRelayStore.open(where)
+    : new SqliteRelayStore(join(where, DATABASE_FILE))
   try {
     return new Set(
       (await store.readLog(space as SpaceId, 0, 1_000_000)).flatMap(({ change }) => {
@@ -270,4 +281,73 @@ describe('two relay processes linked through a proxy that cuts and slices the li
       dataB.remove()
     }
   }, 90_000)
+})
+
+describe('replicas through a proxy that cuts their connections and sends each new one to any of three relay processes on one PostgreSQL database', () => {
+  let postgres: PostgresServer
+  beforeAll(async () => {
+    postgres = await startPostgres()
+  }, 60_000)
+  afterAll(async () => {
+    await postgres?.stop()
+  }, 60_000)
+
+  // Seed 1 only, unless SEED, SOAK or SEEDS_FROM ask for others: a PostgreSQL database and
+  // three relay processes per seed.
+  for (const seed of SEEDS.length === 2 && SEEDS[0] === 1 ? [1] : SEEDS) {
+    it(`seed ${seed}: every replica ends showing the same, and every write a replica stored is in the database`, async () => {
+      const prng = createPrng(`chaos-postgres:${seed}`)
+      const database = await postgres.createDatabase(`chaos_${seed}`)
+      const relays: RelayProcess[] = []
+      const replicas: Replica[] = []
+      let proxy: ChaosProxy | null = null
+      try {
+        relays.push(
+          ...(await Promise.all(
+            [1, 2, 3].map(() => startRelay({ postgres: database, args: ['--presence-refresh', '1s'] })),
+          )),
+        )
+        proxy = new ChaosProxy(
+          relays.map((relay) => relay.port),
+          prng.fork('proxy'),
+        )
+        await proxy.listen()
+        const space = `chaos-postgres-${seed}`
+        const url = `ws://127.0.0.1:${proxy.port}/sync`
+        for (let i = 0; i < 4; i++) replicas.push(await chaosReplica(space, url, { baseMs: 10, maxMs: 100 }))
+        const ids = ['a', 'b', 'c', 'd']
+        const stored = await writeForAWhile(replicas, ids, prng.fork('writes'), `pg${seed}`)
+        proxy.chaos = false
+        await eventually(
+          () => replicas.every((replica) => replica.pending === 0 && replica.status === 'synced'),
+          'every replica to upload everything and catch up',
+          30_000,
+        )
+        await eventually(
+          async () => {
+            const first = JSON.stringify(await shown(replicas[0] as Replica, ids))
+            for (const replica of replicas.slice(1))
+              if (JSON.stringify(await shown(replica, ids)) !== first) return false
+            return true
+          },
+          'the replicas to show the same versions',
+          10_000,
+        ).catch(() => undefined)
+        const first = await shown(replicas[0] as Replica, ids)
+        for (const replica of replicas.slice(1)) expect(await shown(replica, ids)).toEqual(first)
+        // Connections were really cut and spread over the three relays, and writes really went through them.
+        expect(proxy.cuts).toBeGreaterThan(5)
+        for (const relay of relays) expect(proxy.connections.get(relay.port) ?? 0).toBeGreaterThan(1)
+        expect(stored.length).toBeGreaterThan(50)
+        await Promise.all(replicas.splice(0).map((replica) => replica.close()))
+        for (const relay of relays) expect(await relay.stop()).toBe(0)
+        const logged = await loggedValues(database, space)
+        expect(stored.filter((value) => !logged.has(value))).toEqual([])
+      } finally {
+        await Promise.all(replicas.map((replica) => replica.close()))
+        await proxy?.close()
+        await Promise.all(relays.map((relay) => relay.stop()))
+      }
+    }, 90_000)
+  }
 })
