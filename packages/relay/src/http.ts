@@ -287,12 +287,14 @@ function destroySocket(this: Duplex): void {
  * `allowedOrigins` (normalized by `normalizeOrigin`), an upgrade whose `Origin` header names
  * another origin is answered 403 before any WebSocket exists: a page on another site, in the
  * browser of someone the relay trusts, cannot open a sync connection. Upgrades without the
- * header (programs, not browsers) pass.
+ * header (programs, not browsers) pass. `onOriginRefused` is told of each refusal (for
+ * `/metrics`).
  */
 export function createUpgradeHandler(
   target: UpgradeTarget,
   path: string = SYNC_PATH,
   allowedOrigins?: ReadonlySet<string>,
+  onOriginRefused?: () => void,
 ): (request: IncomingMessage, socket: Duplex, head: Buffer) => void {
   return (request, socket, head) => {
     socket.on('error', destroySocket)
@@ -301,6 +303,7 @@ export function createUpgradeHandler(
       return
     }
     if (allowedOrigins !== undefined && !originAllowed(allowedOrigins, request.headers.origin)) {
+      onOriginRefused?.()
       const body = JSON.stringify({
         code: ErrorCode.Forbidden,
         error: 'this relay does not take WebSocket connections from pages of that origin',

@@ -68,6 +68,7 @@ export type RelayCounters = {
     | 'sendBacklog'
     | 'storeListening'
     | 'appendRetries'
+    | 'originsRefused'
     | 'links'
   >]: number
 }
@@ -113,6 +114,11 @@ export interface RelayMetrics {
   readonly remoteAppends: number
   /** For a shared store: appends tried again because another relay changed what they read. */
   readonly appendRetries?: number
+  /**
+   * For a relay started with allowed origins (`startRelay({ allowedOrigins })`): WebSocket
+   * upgrades refused with 403 because a browser page of another origin asked for them.
+   */
+  readonly originsRefused?: number
   /** Spaces with at least one stored change. */
   readonly spaces: number
   /** Log entries retained over all spaces (compaction removes older ones). */
@@ -206,6 +212,15 @@ export function renderPrometheus(metrics: RelayMetrics): string {
       'counter',
       'Appends tried again because another relay sharing the store changed what they read.',
       metrics.appendRetries,
+    )
+  }
+  if (metrics.originsRefused !== undefined) {
+    metric(
+      lines,
+      `${p}origins_refused_total`,
+      'counter',
+      'WebSocket upgrades refused because the page asking came from an origin not allowed.',
+      metrics.originsRefused,
     )
   }
   metric(lines, `${p}spaces`, 'gauge', 'Spaces with stored changes.', metrics.spaces)

@@ -247,7 +247,21 @@ export async function startRelay(options: StartRelayOptions): Promise<RunningRel
       ? undefined
       : (token: string | undefined) =>
           verifyAdminToken(authSecret, token, relayOptions.now === undefined ? {} : { now: relayOptions.now })
-  const answer = createHttpHandler(relay, serveFile, admin, onAdmin)
+  // Upgrades refused for their origin are counted here, before any socket reaches the relay,
+  // and shown with the relay's own metrics.
+  let originsRefused = 0
+  const metered: Parameters<typeof createHttpHandler>[0] =
+    origins === undefined
+      ? relay
+      : {
+          health: () => relay.health(),
+          metrics: async () => ({ ...(await relay.metrics()), originsRefused }),
+          deleteSpace: (space) => relay.deleteSpace(space),
+          describeSpaces: () => relay.describeSpaces(),
+          listSpacesFor: (token) => relay.listSpacesFor(token),
+          exportSpace: (space) => relay.exportSpace(space),
+        }
+  const answer = createHttpHandler(metered, serveFile, admin, onAdmin)
   const hsts = hstsMaxAgeSeconds === undefined ? undefined : `max-age=${hstsMaxAgeSeconds}`
   const handler: typeof answer =
     hsts === undefined
@@ -258,7 +272,12 @@ export async function startRelay(options: StartRelayOptions): Promise<RunningRel
         }
   const secure = pair === undefined ? null : createTlsServer({ cert: pair.cert, key: pair.key }, handler)
   const http: Server = secure ?? createServer(handler)
-  http.on('upgrade', createUpgradeHandler(sockets, SYNC_PATH, origins))
+  http.on(
+    'upgrade',
+    createUpgradeHandler(sockets, SYNC_PATH, origins, () => {
+      originsRefused++
+    }),
+  )
   try {
     await new Promise<void>((resolve, reject) => {
       http.once('error', reject)

@@ -95,8 +95,10 @@ describe('a relay with allowed origins', () => {
     expect(JSON.parse((refused as { body: string }).body)).toMatchObject({ code: ErrorCode.Forbidden })
     expect(await upgrade(relay.url, 'null')).toMatchObject({ status: 403 })
     expect(await upgrade(relay.url, 'http://127.0.0.1:5174')).toMatchObject({ status: 403 })
-    // The refused upgrades left nothing behind.
+    // The refused upgrades left nothing behind, and /metrics counts them.
     expect((await relay.relay.health()).connections).toBe(0)
+    const metrics = await (await fetch(`${relay.httpUrl}/metrics`)).text()
+    expect(metrics).toMatch(/^chorus_relay_origins_refused_total 3$/m)
 
     const origins = ['https://notes.example.com', 'http://127.0.0.1:5173', undefined]
     for (const [i, origin] of origins.entries()) {
@@ -112,6 +114,7 @@ describe('a relay with allowed origins', () => {
     dirs.push(temp)
     relay = await startRelay({ dataDir: join(temp.dir, 'data'), port: 0 })
     expect(await upgrade(relay.url, 'https://anywhere.example')).toBe('open')
+    expect(await (await fetch(`${relay.httpUrl}/metrics`)).text()).not.toMatch(/origins_refused/)
   })
 
   it('does not start with an allowed origin that is not one, and leaves its data directory free', async () => {
