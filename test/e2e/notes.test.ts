@@ -510,3 +510,66 @@ describe('the notes app on two devices, served by a relay process', () => {
     await expectSynced(alice.page)
   })
 })
+
+describe('the notes app on a relay that takes sync connections from its own origin only', () => {
+  const data = tempDir('chorus-e2e-origin-')
+  const other = tempDir('chorus-e2e-origin-other-')
+  let relay: RelayProcess
+  let elsewhere: RelayProcess
+  let browser: Browser
+
+  beforeAll(async () => {
+    // The relay's own origin is known once it has a port: it starts again on that port.
+    const first = await startRelay({ dataDir: data.path })
+    const port = first.port
+    expect(await first.stop('SIGTERM')).toBe(0)
+    relay = await startRelay({
+      dataDir: data.path,
+      port,
+      args: ['--static', APP, '--allowed-origin', `http://127.0.0.1:${port}`],
+    })
+    // Another site: the same app, served from another origin.
+    elsewhere = await startRelay({ dataDir: other.path, args: ['--static', APP] })
+    browser = await launchChromium()
+  })
+
+  afterAll(async () => {
+    await browser?.close()
+    await relay?.stop('SIGTERM')
+    await elsewhere?.stop('SIGTERM')
+    data.remove()
+    other.remove()
+  })
+
+  it('syncs the app it serves, and refuses a page of another site that opens a socket to it', async () => {
+    const { context, page } = await device(browser)
+    try {
+      await createNotebook(page, `${relay.http}/`, 'Own origin')
+      await writeNote(page, 'Allowed', 'from the relay’s own page')
+      await expectSynced(page)
+
+      // How a socket from the page to the relay ends: opened, or refused before opening.
+      const attempt = (target: Page) =>
+        target.evaluate(
+          (url) =>
+            new Promise<string>((resolve) => {
+              const socket = new WebSocket(url)
+              socket.onopen = () => {
+                socket.close()
+                resolve('open')
+              }
+              socket.onclose = () => resolve('refused')
+            }),
+          relay.url,
+        )
+      expect(await attempt(page)).toBe('open')
+      const foreign = await context.newPage()
+      await foreign.goto(`${elsewhere.http}/`)
+      expect(await attempt(foreign)).toBe('refused')
+      const metrics = await (await fetch(`${relay.http}/metrics`)).text()
+      expect(metrics).toMatch(/^chorus_relay_origins_refused_total 1$/m)
+    } finally {
+      await context.close()
+    }
+  })
+})
