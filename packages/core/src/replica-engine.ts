@@ -294,6 +294,13 @@ class Engine implements ReplicaEngine {
    * (see `#collect`); kept until that is done, and the apply fails until it is.
    */
   #collectOwed: { readonly at: number; readonly received: Readonly<Record<string, number>> } | null = null
+  /**
+   * What this replica knows the hub holds: per writer, the highest counter of a change the hub
+   * sent it or named as held (a snapshot's `received`). Complete only from a snapshot's first
+   * page or the start of the hub's log on, so null until this engine read one of them, and
+   * again when the hub's log changes. `#collect` reads it (see `collectedBy`).
+   */
+  #hubHeld: Map<string, number> | null = null
 
   constructor(options: ReplicaEngineOptions, meta: ReplicaMeta, acked: number) {
     this.#options = options
@@ -921,6 +928,8 @@ class Engine implements ReplicaEngine {
         return
       case 'set-log': {
         const cursor = effect.reset ? 0 : null
+        // Another log: what this replica knew the hub held was of the one it replaced.
+        this.#hubHeld = null
         // The session has moved to the new log whatever the store does: so does the engine,
         // or a later apply would take the old log's cursor for a position in the new one.
         this.#meta = { ...this.#meta, cursor: cursor ?? this.#meta.cursor, log: effect.log }
@@ -1105,6 +1114,7 @@ class Engine implements ReplicaEngine {
       // The snapshot left out whatever the hub had collected.
       this.#collectOwed = null
     }
+    this.#noteHeld(batch, from, page)
     this.#meta = { ...this.#meta, clock: this.#hlc.state(), cursor: nextCursor ?? this.#meta.cursor }
     const byCollection = new Map<string, RecordId[]>()
     for (const record of touched.values()) {
@@ -1188,7 +1198,9 @@ class Engine implements ReplicaEngine {
    * A record with a collected-looking deletion beside an own version the hub may not have had
    * there (not covered) cannot be told apart: the hub may have held the deletion alone, and
    * dropped it, or beside a version the own one replaced since, and kept it. Then the replica
-   * reads the hub's state afresh instead (`resync`: a snapshot, whose sweep settles it).
+   * reads the hub's state afresh instead (`resync`: a snapshot, whose sweep settles it). So
+   * it does beside another writer's version the hub is known not to hold (`#hubHeld`): the
+   * copy a restored hub came from lost it, and the hub may have held the deletion alone.
    * `failed` when the store failed: it stays owed, and nothing past it is applied.
    */
   async #collect(): Promise<'done' | 'failed' | 'resync'> {
@@ -1201,7 +1213,7 @@ class Engine implements ReplicaEngine {
     try {
       const removed: StoredRecord[] = []
       for (const record of await this.#store.allRecords()) {
-        const verdict = collectedBy(record.state, owed.received, this.replicaId)
+        const verdict = collectedBy(record.state, owed.received, this.replicaId, this.#hubHeld)
         if (verdict === 'unsure') {
           this.#collectOwed = null
           return 'resync'
@@ -1220,6 +1232,16 @@ class Engine implements ReplicaEngine {
     }
     this.#collectOwed = null
     return 'done'
+  }
+
+  /** Raises `#hubHeld` by a batch the hub sent, which starts it afresh at a snapshot or the log's start. */
+  #noteHeld(batch: readonly Change[], from: number | null, page: SnapshotPage | undefined): void {
+    if (page?.page === 0)
+      this.#hubHeld = page.received === undefined ? null : new Map(Object.entries(page.received))
+    else if (page === undefined && from === 0) this.#hubHeld = new Map()
+    const held = this.#hubHeld
+    if (held === null) return
+    for (const { dot } of batch) if (dot[1] > (held.get(dot[0]) ?? 0)) held.set(dot[0], dot[1])
   }
 
   /**
@@ -1341,25 +1363,33 @@ class Engine implements ReplicaEngine {
 /**
  * Whether the hub's mark of collected deletions `received` took this record (see `#collect`):
  * `collected` when every version is a delete with a dot it covers; `unsure` when a delete it
- * covers stands beside an own version it does not cover (`self`'s); `kept` otherwise.
+ * covers stands beside an own version it does not cover (`self`'s), or beside another
+ * writer's version the hub did not hold (`hubHeld`, when known: a version the copy a hub was
+ * restored from lost, whose writer has not sent it again; the hub may have held the deletion
+ * alone and collected it); `kept` otherwise.
  */
 function collectedBy(
   state: RecordState,
   received: Readonly<Record<string, number>>,
   self: ReplicaId,
+  hubHeld: ReadonlyMap<string, number> | null,
 ): 'collected' | 'unsure' | 'kept' {
   const { versions } = state
   let coveredDelete = false
   let ownAfter = false
+  let unheld = false
   let other = false
   for (const { op, dot } of versions) {
     const covered = dot[1] <= ownNumber(received, dot[0])
     if (covered && op.type === 'delete') coveredDelete = true
     else if (!covered && dot[0] === self) ownAfter = true
-    else other = true
+    else {
+      other = true
+      if (hubHeld !== null && dot[0] !== self && dot[1] > (hubHeld.get(dot[0]) ?? 0)) unheld = true
+    }
   }
   if (!coveredDelete) return 'kept'
-  if (ownAfter) return 'unsure'
+  if (ownAfter || unheld) return 'unsure'
   return other ? 'kept' : 'collected'
 }
 

@@ -138,4 +138,55 @@ describe('a replica reading the snapshot of a hub restored from a backup', () =>
     await settle(hub, [alice, bob, carol], tick)
     for (const replica of [alice, bob, carol]) expect(await dots(replica, 'n')).toEqual(['alice:1'])
   })
+  it('drops a deletion the restored hub collected beside a version it had lost, as a replica reading it afresh does', async () => {
+    const { now, tick } = virtualClock()
+    const store = new MemoryHubStore({ log: 'log-1' })
+    let hub = hubOn(store, now)
+    const [alice, bob, carol, dave] = (await Promise.all(
+      ['alice', 'bob', 'carol', 'dave'].map((name) => replicaNamed(name, now)),
+    )) as [ReplicaEngine, ReplicaEngine, ReplicaEngine, ReplicaEngine]
+    for (const replica of [alice, bob, carol]) wireToHub(hub, replica)
+    await alice.put('notes', 'other', { by: 'alice' })
+    await settle(hub, [alice, bob, carol], tick)
+    const backup = store.copy('log-2')
+
+    // Bob deletes n while carol edits it: every replica holds both, side by side.
+    await alice.put('notes', 'n', { by: 'alice' })
+    await settle(hub, [alice, bob, carol], tick)
+    bob.detach()
+    carol.detach()
+    await bob.delete('notes', 'n')
+    await carol.put('notes', 'n', { by: 'carol' })
+    wireToHub(hub, bob)
+    wireToHub(hub, carol)
+    await settle(hub, [alice, bob, carol], tick)
+    for (const replica of [alice, bob, carol]) expect(await dots(replica, 'n')).toEqual(['bob:1', 'carol:1'])
+    for (const replica of [alice, bob, carol]) replica.detach()
+
+    // The hub comes back from the copy without either. Bob sends his deletion again; carol,
+    // whose edit the copy lost too, stays away. Alice reads the restored hub afresh: she
+    // keeps carol's edit (its writer has not said how far she went) beside bob's deletion.
+    hub = hubOn(backup, now)
+    wireToHub(hub, bob)
+    await settle(hub, [bob], tick)
+    wireToHub(hub, alice)
+    await settle(hub, [alice, bob], tick)
+    expect(await dots(alice, 'n')).toEqual(['bob:1', 'carol:1'])
+
+    // The hub holds the deletion alone, and collects it. Alice and bob cannot tell from the
+    // mark whether the hub held carol's edit beside it; they know it held none of carol's
+    // changes, so they read the hub afresh, and keep only carol's edit, as the hub will.
+    const { head } = await backup.loadSpace(space)
+    backup.compact(space, head)
+    const mark = backup.collectedMark(space)
+    expect(mark?.received).toEqual({ bob: 1 })
+    await hub.collected(space, mark as NonNullable<typeof mark>)
+    await settle(hub, [alice, bob], tick)
+
+    // Carol comes back and sends her edit again; dave starts empty.
+    wireToHub(hub, carol)
+    wireToHub(hub, dave)
+    await settle(hub, [alice, bob, carol, dave], tick)
+    for (const replica of [alice, bob, carol, dave]) expect(await dots(replica, 'n')).toEqual(['carol:1'])
+  })
 })
