@@ -154,6 +154,43 @@ async function writeForAWhile(
 }
 
 /**
+ * Four replicas of `space` through `url` (pushed onto `replicas`, for the caller to close)
+ * write for a while; then the proxy's chaos stops, and they must upload everything, catch up
+ * and show the same versions. Resolves with the values of the writes stored.
+ */
+async function writeAndConverge(
+  proxy: ChaosProxy,
+  replicas: Replica[],
+  space: string,
+  url: string,
+  plan: Prng,
+  label: string,
+): Promise<string[]> {
+  for (let i = 0; i < 4; i++) replicas.push(await chaosReplica(space, url, { baseMs: 10, maxMs: 100 }))
+  const ids = ['a', 'b', 'c', 'd']
+  const stored = await writeForAWhile(replicas, ids, plan, label)
+  proxy.chaos = false
+  await eventually(
+    () => replicas.every((replica) => replica.pending === 0 && replica.status === 'synced'),
+    'every replica to upload everything and catch up',
+    30_000,
+  )
+  await eventually(
+    async () => {
+      const first = JSON.stringify(await shown(replicas[0] as Replica, ids))
+      for (const replica of replicas.slice(1))
+        if (JSON.stringify(await shown(replica, ids)) !== first) return false
+      return true
+    },
+    'the replicas to show the same versions',
+    10_000,
+  ).catch(() => undefined)
+  const first = await shown(replicas[0] as Replica, ids)
+  for (const replica of replicas.slice(1)) expect(await shown(replica, ids)).toEqual(first)
+  return stored
+}
+
+/**
  * The values the puts and patches in the log of a (stopped) relay's SQLite file, or of the
  * PostgreSQL database at a `postgres://` URL, hold for `space`.
  */
@@ -196,27 +233,7 @@ describe('replicas through a proxy that cuts and slices their connections to a r
       const url = `ws://127.0.0.1:${proxy.port}/sync`
       const replicas: Replica[] = []
       try {
-        for (let i = 0; i < 4; i++) replicas.push(await chaosReplica(space, url, { baseMs: 10, maxMs: 100 }))
-        const ids = ['a', 'b', 'c', 'd']
-        const stored = await writeForAWhile(replicas, ids, prng.fork('writes'), String(seed))
-        proxy.chaos = false
-        await eventually(
-          () => replicas.every((replica) => replica.pending === 0 && replica.status === 'synced'),
-          'every replica to upload everything and catch up',
-          30_000,
-        )
-        await eventually(
-          async () => {
-            const first = JSON.stringify(await shown(replicas[0] as Replica, ids))
-            for (const replica of replicas.slice(1))
-              if (JSON.stringify(await shown(replica, ids)) !== first) return false
-            return true
-          },
-          'the replicas to show the same versions',
-          10_000,
-        ).catch(() => undefined)
-        const first = await shown(replicas[0] as Replica, ids)
-        for (const replica of replicas.slice(1)) expect(await shown(replica, ids)).toEqual(first)
+        const stored = await writeAndConverge(proxy, replicas, space, url, prng.fork('writes'), String(seed))
         // The connections were really cut, and writes really went through them.
         expect(proxy.cuts).toBeGreaterThan(5)
         expect(stored.length).toBeGreaterThan(50)
@@ -317,27 +334,7 @@ describe('replicas through a proxy that cuts their connections and sends each ne
         await proxy.listen()
         const space = `chaos-postgres-${seed}`
         const url = `ws://127.0.0.1:${proxy.port}/sync`
-        for (let i = 0; i < 4; i++) replicas.push(await chaosReplica(space, url, { baseMs: 10, maxMs: 100 }))
-        const ids = ['a', 'b', 'c', 'd']
-        const stored = await writeForAWhile(replicas, ids, prng.fork('writes'), `pg${seed}`)
-        proxy.chaos = false
-        await eventually(
-          () => replicas.every((replica) => replica.pending === 0 && replica.status === 'synced'),
-          'every replica to upload everything and catch up',
-          30_000,
-        )
-        await eventually(
-          async () => {
-            const first = JSON.stringify(await shown(replicas[0] as Replica, ids))
-            for (const replica of replicas.slice(1))
-              if (JSON.stringify(await shown(replica, ids)) !== first) return false
-            return true
-          },
-          'the replicas to show the same versions',
-          10_000,
-        ).catch(() => undefined)
-        const first = await shown(replicas[0] as Replica, ids)
-        for (const replica of replicas.slice(1)) expect(await shown(replica, ids)).toEqual(first)
+        const stored = await writeAndConverge(proxy, replicas, space, url, prng.fork('writes'), `pg${seed}`)
         // Connections were really cut and spread over the three relays, and writes really went through them.
         expect(proxy.cuts).toBeGreaterThan(5)
         for (const relay of relays) expect(proxy.connections.get(relay.port) ?? 0).toBeGreaterThan(1)
