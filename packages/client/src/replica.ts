@@ -491,7 +491,8 @@ class ReplicaRuntime implements Replica {
     // tab that led before may have gone between a commit and its notice: reload the lists.
     await this.#engine.refresh()
     // Closed meanwhile: its shutdown stopped the link already, and must not find it started.
-    if (this.#closed) return
+    // Or another tab took over meanwhile (this one's `#follow` stopped the link): it leads now.
+    if (this.#closed || !shared.group.leading) return
     this.#reloadEverywhere()
     this.#leader = null
     if (this.#wantOnline) this.#link?.start()

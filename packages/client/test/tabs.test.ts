@@ -15,11 +15,12 @@ import { startTestHub, type TestHub } from './helpers/test-hub.js'
 // real APIs in Chromium).
 
 let hub: TestHub
+const locks = new FakeLocks()
 const hadNavigator = Object.getOwnPropertyDescriptor(globalThis, 'navigator')
 
 beforeAll(async () => {
   Object.defineProperty(globalThis, 'navigator', {
-    value: { locks: new FakeLocks() },
+    value: { locks },
     configurable: true,
     writable: true,
   })
@@ -314,6 +315,7 @@ describe('tabs sharing one replica, in Node', () => {
         [
           ...tabs.map((tab, i) => `tab ${i}: ${tab.status}, ${tab.pending} pending`),
           `device: ${device.status}, ${device.pending} pending`,
+          `locks: ${locks.describe() || 'none'}`,
         ].join('; ')
       await until(
         () => tabs.every((tab) => tab.pending === 0 && tab.status === 'synced') && device.pending === 0,

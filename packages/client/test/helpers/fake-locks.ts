@@ -4,6 +4,28 @@ import type { LockManagerLike } from '../../src/tabs/tab-group.js'
 export class FakeLocks implements LockManagerLike {
   readonly #held = new Map<string, { reject: (error: unknown) => void; done: Promise<void> }>()
   readonly #waiting = new Map<string, (() => void)[]>()
+  /** When each lock was last granted (`Date.now()`). */
+  readonly #granted = new Map<string, number>()
+
+  /**
+   * Every lock held or waited for, as `name: held, N waiting`, and how long ago (ms) each was
+   * last granted: for a test that times out to say who was stuck behind what.
+   */
+  describe(now = Date.now()): string {
+    const names = new Set([
+      ...this.#held.keys(),
+      ...[...this.#waiting].filter(([, q]) => q.length > 0).map(([n]) => n),
+    ])
+    return [...names]
+      .map((name) => {
+        const granted = this.#granted.get(name)
+        const held = this.#held.has(name)
+          ? `held${granted === undefined ? '' : ` for ${now - granted} ms`}`
+          : 'free'
+        return `${name}: ${held}, ${this.waiting(name)} waiting`
+      })
+      .join('; ')
+  }
 
   /** How many requests for `name` wait for it (not counting its holder). */
   waiting(name: string): number {
@@ -22,6 +44,7 @@ export class FakeLocks implements LockManagerLike {
           release = r
         })
         this.#held.set(name, { reject, done })
+        this.#granted.set(name, Date.now())
         Promise.resolve()
           .then(() => callback({ name }))
           .then(resolve, reject)
