@@ -24,8 +24,8 @@ export function normalizeOrigin(text: string): string {
  * Whether a WebSocket upgrade with this `Origin` header may go on, for a relay that takes
  * only `allowed` (normalized) origins. A request without the header passes: browsers always
  * send it on a WebSocket upgrade, other programs need not, and tokens, not origins, keep out
- * programs. An origin browsers send as `null` (a sandboxed frame, a file) passes only if
- * `null` is listed, which {@link normalizeOrigin} never makes, so never.
+ * programs. An origin browsers send as `null` (a sandboxed frame, a file) is never listed
+ * ({@link normalizeOrigin} never makes it), so it never passes.
  */
 export function originAllowed(allowed: ReadonlySet<string>, header: string | undefined): boolean {
   if (header === undefined) return true
@@ -35,5 +35,5 @@ export function originAllowed(allowed: ReadonlySet<string>, header: string | und
   } catch {
     return false
   }
-  return origin !== 'null' && allowed.has(origin)
+  return allowed.has(origin)
 }
