@@ -52,13 +52,21 @@ export interface ApplyResult {
  *
  * If the record has already seen the change's dot, nothing happens: applying is idempotent,
  * and a change that arrives after one that superseded it is ignored. Otherwise the versions
- * the change's context covers are dropped — exactly those, no more — and the change joins
- * the rest. The result depends only on the set of changes applied, not their order.
+ * the change has seen are dropped — exactly those, no more — and the change joins the rest.
+ * It has seen what its context covers, and every earlier change of its own writer: a
+ * writer's changes are one stream, and its context may not name an earlier version it no
+ * longer held (a deletion it dropped when the hub collected it, which a hub restored from an
+ * older copy hands back). `hasSeen` counts a version's own dot the same way, so the result
+ * depends only on the set of changes applied, not their order.
  */
 export function applyChange(state: RecordState | undefined, change: Change): ApplyResult {
   if (state === undefined) return { state: { versions: [change] }, applied: true }
   if (hasSeen(state, change.dot)) return { state, applied: false }
-  const kept = state.versions.filter((version) => !coversDot(change.context, version.dot))
+  const [writer, counter] = change.dot
+  const kept = state.versions.filter(
+    (version) =>
+      !coversDot(change.context, version.dot) && !(version.dot[0] === writer && version.dot[1] < counter),
+  )
   let at = kept.length
   while (at > 0 && compareVersions(kept[at - 1] as Change, change) > 0) at--
   kept.splice(at, 0, change)

@@ -105,6 +105,18 @@ describe('applyChange by example', () => {
     expect(dotsOf(applyAll([older, newer, next]))).toEqual(['b:1', 'a:2'])
   })
 
+  it("replaces a writer's earlier version with its later one even when the later one's context does not name it, in either order", () => {
+    // The writer dropped its deletion a:1 when the hub collected it, then wrote the record
+    // again: a:3's context names nothing of a. A hub restored from a copy made before the
+    // collection hands a:1 back; a writer's later change has seen all its earlier ones.
+    const deleted = change(a, 1, {}, 10, { type: 'delete' })
+    const concurrent = change(b, 1, {}, 15)
+    const again = change(a, 3, {}, 20)
+    expect(dotsOf(applyAll([deleted, concurrent, again]))).toEqual(['b:1', 'a:3'])
+    expect(dotsOf(applyAll([again, concurrent, deleted]))).toEqual(['b:1', 'a:3'])
+    expect(applyChange(applyAll([again]), deleted).applied).toBe(false)
+  })
+
   it('orders versions with equal hlc by dot, so a replaying peer cannot reorder them', () => {
     const hlc = formatHlc({ wall: 7, counter: 0, replica: a })
     const x = { ...change(a, 2, {}, 7), hlc }
@@ -203,6 +215,42 @@ describe('applyChange, one step at a time, on arbitrary changes', () => {
         const twice = applyChange(once, next)
         expect(twice.applied).toBe(false)
         expect(twice.state).toEqual(once)
+      }),
+      { seed, numRuns: 300 },
+    )
+  })
+
+  it("reaches one state in any order when a writer's changes name none of its own earlier ones", () => {
+    // As after collected deletions: each of a's changes may have seen b's and c's (what a
+    // later one has seen includes what an earlier one had), never a's own.
+    const historyArb = fc
+      .record({
+        count: fc.integer({ min: 1, max: 5 }),
+        seesB: fc.integer({ min: 1, max: 6 }),
+        seesC: fc.integer({ min: 1, max: 6 }),
+        ops: fc.array(opArb, { minLength: 5, maxLength: 5 }),
+        order: fc.array(fc.double({ min: 0, max: 1, noNaN: true }), { minLength: 7, maxLength: 7 }),
+      })
+      .map(({ count, seesB, seesC, ops, order }) => {
+        const others = [change(b, 1, {}, 3), change(c, 1, {}, 4)]
+        const own = Array.from({ length: count }, (_, i) => {
+          const context: Record<string, number> = {}
+          if (i + 1 >= seesB) context.b = 1
+          if (i + 1 >= seesC) context.c = 1
+          return change(a, i + 1, context, 5 + i, ops[i])
+        })
+        const changes = [...others, ...own]
+        const shuffled = changes
+          .map((next, i) => ({ next, key: order[i] ?? 0 }))
+          .sort((x, y) => x.key - y.key)
+          .map(({ next }) => next)
+        return { changes, shuffled }
+      })
+    fc.assert(
+      fc.property(historyArb, ({ changes, shuffled }) => {
+        const last = changes[changes.length - 1] as Change
+        const expected = [...changes.slice(0, 2).filter((other) => !coversDot(last.context, other.dot)), last]
+        expect(applyAll(shuffled)?.versions).toEqual(expected.sort(compareVersions))
       }),
       { seed, numRuns: 300 },
     )
