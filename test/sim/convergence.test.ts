@@ -85,9 +85,10 @@ describe('seeds that once failed the soak', () => {
     // such write).
     [420275, 'merge'],
     // 601456 and 421688: a writer dropped its deletion when the hub collected it and wrote
-    // the record again; the hub, restored from a copy made before the collection, held the
-    // deletion, and a replica that read it after the writer's new version kept both (a
-    // writer's later version now replaces its earlier ones, named in its context or not).
+    // the record again; the hub, restored from a copy made before the collection, held an
+    // earlier version of that writer's (the deletion, or what it had replaced), and a replica
+    // that read it after the new version kept both (a writer's later version now replaces its
+    // earlier ones, named in its context or not).
     [601456, 'merge'],
     [421688, 'lww'],
     // Two instances over one store (tabs). 183, 188 and 1277: the connected one applied a
