@@ -192,3 +192,30 @@ describe('TabGroup: one tab leads, another takes over when it closes or goes sil
     b.group.close()
   })
 })
+
+describe('FakeLocks, the Web Locks stand-in these tests use', () => {
+  it('an abort takes a queued request out of the queue, and does nothing once the lock is granted', async () => {
+    const locks = new FakeLocks()
+    let release!: () => void
+    const held = locks.request('l', {}, () => new Promise<void>((resolve) => (release = resolve)))
+    const queued = new AbortController()
+    const aborted = locks.request('l', { signal: queued.signal }, () => 'ran')
+    queued.abort()
+    await expect(aborted).rejects.toMatchObject({ name: 'AbortError' })
+    expect(locks.waiting('l')).toBe(0)
+
+    const granted = new AbortController()
+    let inside!: () => void
+    const entered = new Promise<void>((resolve) => (inside = resolve))
+    const later = locks.request('l', { signal: granted.signal }, async () => {
+      inside()
+      await Promise.resolve()
+      return 'finished'
+    })
+    release()
+    await held
+    await entered
+    granted.abort()
+    await expect(later).resolves.toBe('finished')
+  })
+})

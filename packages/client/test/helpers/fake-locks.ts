@@ -1,6 +1,6 @@
 import type { LockManagerLike } from '../../src/tabs/tab-group.js'
 
-/** Exclusive locks only: a FIFO of waiters per name; `steal` aborts the holder's request. */
+/** Exclusive locks only: a FIFO of waiters per name; `steal` aborts the holder's request; `signal` aborts a queued one. */
 export class FakeLocks implements LockManagerLike {
   readonly #held = new Map<string, { reject: (error: unknown) => void; done: Promise<void> }>()
   readonly #waiting = new Map<string, (() => void)[]>()
@@ -71,9 +71,12 @@ export class FakeLocks implements LockManagerLike {
       const wait = () => grant()
       queue.push(wait)
       this.#waiting.set(name, queue)
+      // As in the Web Locks API, an abort takes a request out of the queue; once the lock is
+      // granted it does nothing (the request's promise settles with the callback's result).
       options.signal?.addEventListener('abort', () => {
         const index = queue.indexOf(wait)
-        if (index >= 0) queue.splice(index, 1)
+        if (index < 0) return
+        queue.splice(index, 1)
         reject(new DOMException('aborted', 'AbortError'))
       })
     })
