@@ -1,11 +1,20 @@
 import { type ChildProcess, spawn } from 'node:child_process'
-import { mkdtempSync, rmSync } from 'node:fs'
+import { copyFileSync, mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
 /** The repository root, where the relay's CLI runs from. */
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..')
+
+/**
+ * Puts the backup `copy` in place as the relay's `database` file, with no `-wal` or `-shm`
+ * file beside it, as the relay README says to restore one (the relay must be stopped).
+ */
+export function restoreBackup(copy: string, database: string): void {
+  copyFileSync(copy, database)
+  for (const suffix of ['-wal', '-shm']) rmSync(`${database}${suffix}`, { force: true })
+}
 
 const CLI = ['--import', 'tsx', '--conditions=@chorus/source', 'packages/relay/src/cli.ts']
 

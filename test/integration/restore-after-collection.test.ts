@@ -1,4 +1,3 @@
-import { copyFileSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
 import { createReplica } from '@chorus/client'
 import type { SpaceId } from '@chorus/core'
@@ -6,7 +5,7 @@ import { DATABASE_FILE, type RunningRelay, SqliteRelayStore, startRelay } from '
 import { IDBFactory } from 'fake-indexeddb'
 import { afterEach, describe, expect, it } from 'vitest'
 import { WebSocket } from 'ws'
-import { eventually, tempDir, within } from './relay-process.js'
+import { eventually, restoreBackup, tempDir, within } from './relay-process.js'
 
 const SPACE = 'team-notes'
 const WAIT_MS = 20_000
@@ -81,9 +80,7 @@ describe('a relay restored from a copy made before it collected a deletion', () 
     for (const replica of [alice, bob]) replica.disconnect()
     const port = relay.port
     await relay.close()
-    copyFileSync(copy, join(data.path, DATABASE_FILE))
-    for (const suffix of ['-wal', '-shm'])
-      rmSync(join(data.path, `${DATABASE_FILE}${suffix}`), { force: true })
+    restoreBackup(copy, join(data.path, DATABASE_FILE))
     relay = await relayOn(data.path, port)
     alice.connect()
     bob.connect()

@@ -1,4 +1,3 @@
-import { copyFileSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
 import { createReplica } from '@chorus/client'
 import type { ResolverKind, SpaceId } from '@chorus/core'
@@ -6,7 +5,15 @@ import { DATABASE_FILE, SqliteRelayStore } from '@chorus/relay'
 import { IDBFactory } from 'fake-indexeddb'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { WebSocket } from 'ws'
-import { eventually, type RelayProcess, runRelayCli, startRelay, tempDir, within } from './relay-process.js'
+import {
+  eventually,
+  type RelayProcess,
+  restoreBackup,
+  runRelayCli,
+  startRelay,
+  tempDir,
+  within,
+} from './relay-process.js'
 
 type Replica = Awaited<ReturnType<typeof createReplica>>
 
@@ -417,9 +424,7 @@ describe('a relay restored from a backup', () => {
         // The operator stops the relay and puts the backup in place, as the README says.
         for (const replica of everyone) replica.disconnect()
         expect(await relay.stop('SIGTERM')).toBe(0)
-        copyFileSync(backupFile, join(data.path, DATABASE_FILE))
-        for (const suffix of ['-wal', '-shm'])
-          rmSync(join(data.path, `${DATABASE_FILE}${suffix}`), { force: true })
+        restoreBackup(backupFile, join(data.path, DATABASE_FILE))
         relay = await startRelay({ dataDir: data.path, port })
 
         // Writing goes on: bob writes before he reconnects. The first one back writes five notes,
