@@ -102,7 +102,10 @@ export interface ReplicaEngineOptions {
   readonly onAcked?: (upTo: number) => void
   /** Called with errors that have no caller to reject: a refused session, a failed apply. */
   readonly onError?: (error: ChorusError) => void
-  /** Called when the sync status or the number of changes waiting to upload changes. */
+  /**
+   * Called when the sync status or the number of changes waiting to upload changes, and when
+   * the hub answered a `ping` (see `ReplicaEngine.ping`).
+   */
   readonly onStatus?: (status: SyncStatus, pending: number) => void
   /** Called when a remote clock is further ahead than the drift limit. */
   readonly onSkew?: (skewMs: number, from: ReplicaId) => void
@@ -204,6 +207,13 @@ export interface ReplicaEngine {
   receive(frame: string): Promise<void>
   tick(): Promise<void>
   status(): SyncStatus
+  /**
+   * Asks the hub where its log ends now (a `ping`, sent once the session is ready; see the
+   * session's `syncAsked`). Returns the ask's number: once `session().syncAnswered` reaches
+   * it, `hubHead` is at least the head the hub held after this call, so a `synced` status
+   * from then on means caught up with everything the hub had stored by then.
+   */
+  ping(): number
   /** Own changes not yet acknowledged by the hub. */
   pending(): number
   session(): ReplicaSessionState
@@ -508,6 +518,15 @@ class Engine implements ReplicaEngine {
     return this.#input({ type: 'tick', now: this.#options.now() })
   }
 
+  /** Asks made, counted as the session counts them once it has stepped them (`syncAsked`). */
+  #asks = 0
+
+  ping(): number {
+    this.#asks += 1
+    void this.#input({ type: 'ping', now: this.#options.now() })
+    return this.#asks
+  }
+
   /**
    * Sends own presence again after the hub dropped frames (see `#presenceOwed`): the current
    * state of each key, and a clear for each key sent on this connection that holds nothing
@@ -552,13 +571,21 @@ class Engine implements ReplicaEngine {
       const first = await this.#guard(() => this.#store.readOutbox(0, 1))
       const acked = first[0] === undefined ? stored.counter : first[0].dot[1] - 1
       this.#meta = { ...stored, clock: this.#hlc.state() }
-      this.#session = initialReplicaSession(this.#session.config, {
-        cursor: stored.cursor,
-        acked,
-        local: stored.counter,
-        ...(stored.log === undefined ? {} : { log: stored.log }),
-        ...(stored.maxFrame === undefined ? {} : { maxFrame: stored.maxFrame }),
-      })
+      const { syncAsked, syncAnswered, pingId } = this.#session
+      this.#session = {
+        ...initialReplicaSession(this.#session.config, {
+          cursor: stored.cursor,
+          acked,
+          local: stored.counter,
+          ...(stored.log === undefined ? {} : { log: stored.log }),
+          ...(stored.maxFrame === undefined ? {} : { maxFrame: stored.maxFrame }),
+        }),
+        // Asks outlive the session they were made in: the next hello answer takes them up.
+        syncAsked,
+        syncAnswered,
+        pingId,
+        pingFloor: pingId,
+      }
       this.#announce()
       return
     }
@@ -861,14 +888,25 @@ class Engine implements ReplicaEngine {
 
   #announcedStatus: SyncStatus | null = null
   #announcedPending = -1
+  #announcedAnswered = 0
 
-  /** Tells `onStatus` when status or backlog changed since it was last told (every input asks). */
+  /**
+   * Tells `onStatus` when status or backlog changed since it was last told, or an ask of
+   * `ping` was answered (every input asks).
+   */
   #announce(): void {
     const status = this.status()
     const pending = this.pending()
-    if (status === this.#announcedStatus && pending === this.#announcedPending) return
+    const answered = this.#session.syncAnswered
+    if (
+      status === this.#announcedStatus &&
+      pending === this.#announcedPending &&
+      answered === this.#announcedAnswered
+    )
+      return
     this.#announcedStatus = status
     this.#announcedPending = pending
+    this.#announcedAnswered = answered
     this.#options.onStatus?.(status, pending)
   }
 

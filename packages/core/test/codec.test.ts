@@ -105,6 +105,8 @@ const samples = {
     ...errorMessage(ErrorCode.FrameTooLarge, 'frames are limited to 65536 bytes'),
     maxFrame: 65_536,
   },
+  ping: { type: 'ping', space, id: 3 },
+  pong: { type: 'pong', space, id: 3, head: 1_204 },
 } satisfies Record<string, Message>
 
 const sampleList: readonly [string, Message][] = Object.entries(samples)
@@ -335,6 +337,9 @@ describe(`codec (SEED=${seed})`, () => {
       ]),
       [samples.error, ['code']],
       [samples.error, ['message']],
+      [samples.ping, ['space']],
+      [samples.ping, ['id']],
+      ...(['space', 'id', 'head'] as const).map((key): [Message, Path] => [samples.pong, [key]]),
     ]
     const optional: readonly [Message, Path][] = [
       [samples.hello, ['token']],

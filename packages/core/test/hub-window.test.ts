@@ -106,7 +106,7 @@ describe('hub session: features', () => {
       type: 'send',
       message: {
         type: 'hello',
-        features: [Feature.Compact, Feature.Sparse, Feature.Collect, Feature.Presence],
+        features: [Feature.Compact, Feature.Sparse, Feature.Collect, Feature.Presence, Feature.Ping],
       },
     })
   })

@@ -1850,3 +1850,188 @@ describe('session machines are pure', () => {
     )
   })
 })
+
+// ---------------------------------------------------------------------------------------------
+// Asking where the hub's log ends (`ping`)
+
+describe('replica session: asking the hub where its log ends', () => {
+  const pingConfig: ReplicaSessionConfig = { ...replicaConfig, features: [Feature.Ping] }
+  const pingHub = (head: number): HelloMessage => ({
+    ...hubHello(2),
+    heads: { [space]: head },
+    features: [Feature.Ping],
+  })
+  /** Greeted by a hub that speaks `ping`, its head 3: caught up, everything own acknowledged. */
+  const synced = (): ReplicaSessionState =>
+    stepAll(initialReplicaSession(pingConfig, { cursor: 3, acked: 2, local: 2 }), [
+      { type: 'connected', now: 0 },
+      { type: 'message', now: 10, message: pingHub(3) },
+    ]).state
+  const pings = (effects: ReplicaStep['effects']) =>
+    effects.flatMap((effect) =>
+      effect.type === 'send' && effect.message.type === 'ping' ? [effect.message] : [],
+    )
+
+  it('pings once ready, and is synced again only once it has applied the head the pong names', () => {
+    const ready = synced()
+    expect(isReplicaSynced(ready)).toBe(true)
+    const asked = stepReplicaSession(ready, { type: 'ping', now: 20 })
+    expect(pings(asked.effects)).toEqual([{ type: 'ping', space, id: 1 }])
+    expect(asked.state).toMatchObject({ syncAsked: 1, syncAnswered: 0 })
+    const answered = stepReplicaSession(asked.state, {
+      type: 'message',
+      now: 30,
+      message: { type: 'pong', space, id: 1, head: 5 },
+    }).state
+    expect(answered).toMatchObject({ syncAnswered: 1, hubHead: 5 })
+    expect(isReplicaSynced(answered)).toBe(false)
+    const applied = stepAll(answered, [
+      {
+        type: 'message',
+        now: 31,
+        message: { type: 'changes', space, from: 3, to: 5, batch: run(bob, 0, 2) },
+      },
+      { type: 'applied', now: 32, cursor: 5 },
+    ]).state
+    expect(isReplicaSynced(applied)).toBe(true)
+  })
+
+  it('asks while connecting go out as one ping after the hub’s hello', () => {
+    const connecting = stepReplicaSession(
+      initialReplicaSession(pingConfig, { cursor: 3, acked: 2, local: 2 }),
+      {
+        type: 'connected',
+        now: 0,
+      },
+    ).state
+    const asked = stepAll(connecting, [
+      { type: 'ping', now: 1 },
+      { type: 'ping', now: 2 },
+    ])
+    expect(pings(asked.effects)).toEqual([])
+    const greeted = stepReplicaSession(asked.state, { type: 'message', now: 10, message: pingHub(3) })
+    expect(pings(greeted.effects)).toEqual([{ type: 'ping', space, id: 1 }])
+    const answered = stepReplicaSession(greeted.state, {
+      type: 'message',
+      now: 20,
+      message: { type: 'pong', space, id: 1, head: 3 },
+    }).state
+    expect(answered).toMatchObject({ syncAsked: 2, syncAnswered: 2, pingAt: null })
+  })
+
+  it('awaits one ping at a time: asks made meanwhile go out in the next', () => {
+    const first = stepAll(synced(), [
+      { type: 'ping', now: 20 },
+      { type: 'ping', now: 21 },
+    ])
+    expect(pings(first.effects)).toEqual([])
+    expect(first.state).toMatchObject({ pingId: 1, pingCovers: 1, syncAsked: 2 })
+    const next = stepReplicaSession(first.state, {
+      type: 'message',
+      now: 30,
+      message: { type: 'pong', space, id: 1, head: 3 },
+    })
+    expect(next.state.syncAnswered).toBe(1)
+    expect(pings(next.effects)).toEqual([{ type: 'ping', space, id: 2 }])
+  })
+
+  it('asks again under a new id after retransmitMs unanswered, and ignores the late pong of the first', () => {
+    const asked = stepReplicaSession(synced(), { type: 'ping', now: 20 }).state
+    const early = stepReplicaSession(asked, { type: 'tick', now: 20 + replicaConfig.retransmitMs - 1 })
+    expect(pings(early.effects)).toEqual([])
+    const again = stepReplicaSession(early.state, { type: 'tick', now: 20 + replicaConfig.retransmitMs })
+    expect(pings(again.effects)).toEqual([{ type: 'ping', space, id: 2 }])
+    const late = stepReplicaSession(again.state, {
+      type: 'message',
+      now: 1_100,
+      message: { type: 'pong', space, id: 1, head: 40 },
+    }).state
+    expect(late).toMatchObject({ syncAnswered: 0, hubHead: 3 })
+  })
+
+  it('ignores a pong of a ping sent on an earlier connection, and asks again on the new one', () => {
+    const asked = stepReplicaSession(synced(), { type: 'ping', now: 20 }).state
+    const reconnected = stepAll(asked, [
+      { type: 'disconnected', now: 30 },
+      { type: 'connected', now: 40 },
+    ]).state
+    const stale = stepReplicaSession(reconnected, {
+      type: 'message',
+      now: 41,
+      message: { type: 'pong', space, id: 1, head: 40 },
+    }).state
+    expect(stale).toMatchObject({ syncAnswered: 0, hubHead: 3 })
+    const greeted = stepReplicaSession(stale, { type: 'message', now: 50, message: pingHub(4) })
+    expect(pings(greeted.effects)).toEqual([{ type: 'ping', space, id: 2 }])
+  })
+
+  it('counts asks as answered by a hub that does not speak ping (it says no more than it reported)', () => {
+    const old = stepAll(initialReplicaSession(pingConfig, { cursor: 3, acked: 2, local: 2 }), [
+      { type: 'connected', now: 0 },
+      { type: 'ping', now: 1 },
+      { type: 'message', now: 10, message: { ...hubHello(2), heads: { [space]: 3 } } },
+    ])
+    expect(pings(old.effects)).toEqual([])
+    expect(old.state).toMatchObject({ ping: false, syncAsked: 1, syncAnswered: 1 })
+    const later = stepReplicaSession(old.state, { type: 'ping', now: 20 })
+    expect(pings(later.effects)).toEqual([])
+    expect(later.state.syncAnswered).toBe(2)
+  })
+})
+
+describe('hub session: ping', () => {
+  const pingHello = (): HelloMessage => ({ ...replicaHello(10), features: [Feature.Ping] })
+  const ready = (facts: HubFacts, hello: HelloMessage) =>
+    hubSteps(facts, [
+      { type: 'message', now: 0, message: hello },
+      { type: 'authenticated', now: 1, result: writeAccess },
+    ]).state
+
+  it('answers a ping with its head at the time it reads it', () => {
+    const data = standardFacts()
+    const facts = factsOf(data)
+    const state = ready(facts, pingHello())
+    data.head[space] = 12
+    const { effects } = stepHubSession(
+      state,
+      { type: 'message', now: 5, message: { type: 'ping', space, id: 7 } },
+      facts,
+    )
+    expect(effects).toEqual([{ type: 'send', message: { type: 'pong', space, id: 7, head: 12 } }])
+  })
+
+  it('offers ping in its hello answer to a replica that offers it', () => {
+    const { effects } = hubSteps(factsOf(standardFacts()), [
+      { type: 'message', now: 0, message: pingHello() },
+      { type: 'authenticated', now: 1, result: writeAccess },
+    ])
+    expect(effects[0]).toMatchObject({ type: 'send', message: { type: 'hello', features: [Feature.Ping] } })
+  })
+
+  it.each<[string, HelloMessage, Message, ErrorCode]>([
+    [
+      'a session that did not negotiate ping',
+      replicaHello(10),
+      { type: 'ping', space, id: 1 },
+      ErrorCode.InvalidMessage,
+    ],
+    [
+      'a space the hello did not name',
+      { ...replicaHello(10), features: [Feature.Ping] },
+      { type: 'ping', space: otherSpace, id: 1 },
+      ErrorCode.UnknownSpace,
+    ],
+    [
+      'a pong from a replica',
+      { ...replicaHello(10), features: [Feature.Ping] },
+      { type: 'pong', space, id: 1, head: 3 },
+      ErrorCode.InvalidMessage,
+    ],
+  ])('answers a ping or pong on %s with an error, and goes on', (_, hello, message, code) => {
+    const facts = factsOf(standardFacts())
+    const state = ready(facts, hello)
+    const { state: after, effects } = stepHubSession(state, { type: 'message', now: 5, message }, facts)
+    expect(effects).toMatchObject([{ type: 'send', message: { type: 'error', code } }])
+    expect(after.phase).toBe('ready')
+  })
+})

@@ -229,6 +229,10 @@ function wireForm(message: Message): Message {
         ...(seq === undefined ? {} : { seq }),
       }
     }
+    case 'ping':
+      return { type: message.type, space: message.space, id: message.id }
+    case 'pong':
+      return { type: message.type, space: message.space, id: message.id, head: message.head }
     default: {
       const type = (message as { readonly type: unknown }).type
       throw new ChorusError(ErrorCode.InvalidArgument, `cannot encode a message of type ${describe(type)}`)
@@ -389,6 +393,15 @@ function readMessage(value: unknown, limits: ProtocolLimits): Message {
       return readError(fields)
     case MessageType.Presence:
       return readPresence(fields)
+    case MessageType.Ping:
+      return { type, space: spaceAt(fields, 'space', 'ping'), id: positionAt(fields, 'id', 'ping') }
+    case MessageType.Pong:
+      return {
+        type,
+        space: spaceAt(fields, 'space', 'pong'),
+        id: positionAt(fields, 'id', 'pong'),
+        head: positionAt(fields, 'head', 'pong'),
+      }
     default:
       return reject(
         ErrorCode.UnknownMessage,

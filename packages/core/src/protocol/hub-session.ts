@@ -307,6 +307,7 @@ export const HUB_FEATURES: readonly Feature[] = [
   Feature.Sparse,
   Feature.Collect,
   Feature.Presence,
+  Feature.Ping,
 ]
 
 /** Inputs to the hub session. */
@@ -725,6 +726,30 @@ function receive(
       effects.push({ type: 'presence', space: message.space, key: message.key, state: message.state })
       return state
     }
+    case 'ping': {
+      if (streamOf(state, message.space) === undefined) return unknownSpace(state, message.space, effects)
+      if (!state.features.includes(Feature.Ping)) {
+        effects.push({
+          type: 'send',
+          message: {
+            type: 'error',
+            code: ErrorCode.InvalidMessage,
+            message: 'ping needs the ping feature, offered in hello',
+            space: message.space,
+          },
+        })
+        return state
+      }
+      const head = facts.head(message.space)
+      effects.push({ type: 'send', message: { type: 'pong', space: message.space, id: message.id, head } })
+      return state
+    }
+    case 'pong':
+      effects.push({
+        type: 'send',
+        message: { type: 'error', code: ErrorCode.InvalidMessage, message: 'only the hub sends pong' },
+      })
+      return state
   }
 }
 

@@ -73,6 +73,9 @@ export interface HelloMessage {
  *   accepting hub's log name). The accepting hub answers it only to a token that may relay.
  * - `presence`: both sides may send `presence` (see {@link PresenceMessage}): the replica its
  *   own ephemeral state in a space, the hub everyone else's.
+ * - `ping`: the replica may send `ping` (see {@link PingMessage}), and the hub answers each
+ *   with a `pong` naming its log's head then: how a replica learns it holds everything the
+ *   hub had stored when it asked (`synced()`), not only what the hub last reported.
  */
 export const Feature = {
   Compact: 'compact',
@@ -80,6 +83,7 @@ export const Feature = {
   Collect: 'collect',
   Relay: 'relay',
   Presence: 'presence',
+  Ping: 'ping',
 } as const
 
 /** A feature name (see {@link Feature}). */
@@ -191,6 +195,26 @@ export interface PresenceMessage {
   readonly seq?: number
 }
 
+/**
+ * From a replica, on a session that negotiated `ping` (see {@link Feature}): where does the
+ * hub's log of `space` end now? The hub answers with a {@link PongMessage} of the same `id`.
+ * Frames on one connection arrive in order, so every change the hub had stored when it read
+ * the ping is at or below the head it answers with.
+ */
+export interface PingMessage {
+  readonly type: 'ping'
+  readonly space: SpaceId
+  readonly id: number
+}
+
+/** The hub's answer to a {@link PingMessage}: `head` is its log head of `space` when it read the ping. */
+export interface PongMessage {
+  readonly type: 'pong'
+  readonly space: SpaceId
+  readonly id: number
+  readonly head: number
+}
+
 /** Longest presence `key`. */
 export const MAX_PRESENCE_KEY_LENGTH = 64
 /** Longest presence `state`, in characters of its JSON text. */
@@ -206,6 +230,8 @@ export type Message =
   | SnapshotMessage
   | ErrorMessage
   | PresenceMessage
+  | PingMessage
+  | PongMessage
 
 /** The message type names. */
 export const MessageType = {
@@ -215,6 +241,8 @@ export const MessageType = {
   Snapshot: 'snapshot',
   Error: 'error',
   Presence: 'presence',
+  Ping: 'ping',
+  Pong: 'pong',
 } as const
 
 /** Bounds a receiver enforces on inbound frames. */

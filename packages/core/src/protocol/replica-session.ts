@@ -52,7 +52,7 @@ export const DEFAULT_REPLICA_SESSION = {
   ackIntervalMs: 50,
   ackEvery: 500,
   pipeline: true,
-  features: [Feature.Compact, Feature.Sparse, Feature.Collect, Feature.Presence],
+  features: [Feature.Compact, Feature.Sparse, Feature.Collect, Feature.Presence, Feature.Ping],
 } as const
 
 /** Where the session is: no transport, hello sent, or streaming. */
@@ -128,6 +128,29 @@ export interface ReplicaSessionState {
    * changes from the others still arrive. Each hello answer says again (access can change).
    */
   readonly readOnly: boolean
+  /**
+   * The hub answered this session's hello accepting `ping`: it answers a `ping` with its
+   * log's head. False until that answer, and after a disconnect.
+   */
+  readonly ping: boolean
+  /**
+   * How many times the runtime asked where the hub's log ends (`ping` inputs, counted over
+   * the session's life), and how many of those asks are answered: by a `pong` to a ping sent
+   * after the ask, or, from a hub without `ping`, by its hello answer (it says no more than
+   * that). An answered ask has raised `hubHead` to a head the hub held after the ask.
+   */
+  readonly syncAsked: number
+  readonly syncAnswered: number
+  /**
+   * The last ping sent: its id (ids rise over the session's life), the `syncAsked` it
+   * answers, and when it went out (null: none is awaited). One is awaited at a time; asks
+   * made meanwhile wait for its answer and then go out together in the next.
+   */
+  readonly pingId: number
+  readonly pingCovers: number
+  readonly pingAt: number | null
+  /** Pongs with ids up to this one answer pings of an earlier connection: ignored. */
+  readonly pingFloor: number
 }
 
 /** What the runtime tells the session. */
@@ -160,6 +183,11 @@ export type ReplicaSessionInput =
    */
   | { readonly type: 'resync'; readonly now: number }
   | { readonly type: 'tick'; readonly now: number }
+  /**
+   * Find out where the hub's log ends now: the session pings the hub once it is ready (see
+   * `syncAsked`), so that `isReplicaSynced` then also means caught up with that head.
+   */
+  | { readonly type: 'ping'; readonly now: number }
 
 /**
  * A snapshot page being applied. Pages reach the runtime in order, from 0, each once, and a
@@ -284,6 +312,13 @@ export function initialReplicaSession(
     log: positions.log ?? null,
     maxFrame: positions.maxFrame ?? null,
     readOnly: false,
+    ping: false,
+    syncAsked: 0,
+    syncAnswered: 0,
+    pingId: 0,
+    pingCovers: 0,
+    pingAt: null,
+    pingFloor: 0,
   }
 }
 
@@ -352,6 +387,22 @@ function ackNow(
   return { ...state, ackSent: state.cursor, ackAt: now }
 }
 
+/**
+ * Sends a ping for the asks not answered yet, when the session is ready and none is awaited.
+ * A hub without `ping` cannot say more than it last reported: its asks count as answered.
+ */
+function askHead(
+  state: ReplicaSessionState,
+  now: number,
+  effects: ReplicaSessionEffect[],
+): ReplicaSessionState {
+  if (state.syncAsked <= state.syncAnswered || state.phase !== 'ready' || state.pingAt !== null) return state
+  if (!state.ping) return { ...state, syncAnswered: state.syncAsked }
+  const id = state.pingId + 1
+  effects.push({ type: 'send', message: { type: 'ping', space: state.config.space, id } })
+  return { ...state, pingId: id, pingCovers: state.syncAsked, pingAt: now }
+}
+
 /** True when own changes may be sent: the session is ready, or pipelining behind its hello. */
 function streaming(state: ReplicaSessionState): boolean {
   return state.phase === 'ready' || (state.phase === 'connecting' && state.config.pipeline === true)
@@ -400,6 +451,8 @@ function reduce(
         snapshot: null,
         ackSent: state.cursor,
         ackAt: Number.NEGATIVE_INFINITY,
+        pingAt: null,
+        pingFloor: state.pingId,
       }
       effects.push(hello(next))
       return pump({ ...next, sent: next.acked, reading: false }, effects)
@@ -414,6 +467,8 @@ function reduce(
         compact: false,
         presence: false,
         dropped: false,
+        ping: false,
+        pingAt: null,
       }
     case 'local-write': {
       const next = { ...state, local: Math.max(state.local, input.counter) }
@@ -465,12 +520,23 @@ function reduce(
     }
     case 'tick':
       return tick(state, input.now, effects)
-    case 'message':
-      return receive(state, input.message, input.now, effects)
+    case 'ping':
+      return askHead({ ...state, syncAsked: state.syncAsked + 1 }, input.now, effects)
+    case 'message': {
+      const next = receive(state, input.message, input.now, effects)
+      // Asks made before this hello answer: a ping goes after it (the hub read our hello,
+      // perhaps, before they were made).
+      return input.message.type === 'hello' ? askHead(next, input.now, effects) : next
+    }
   }
 }
 
-function tick(state: ReplicaSessionState, now: number, effects: ReplicaSessionEffect[]): ReplicaSessionState {
+function tick(given: ReplicaSessionState, now: number, effects: ReplicaSessionEffect[]): ReplicaSessionState {
+  // A ping unanswered for a retransmit period (a lossy transport): ask again under a new id.
+  const state =
+    given.pingAt !== null && given.phase === 'ready' && now - given.pingAt >= given.config.retransmitMs
+      ? askHead({ ...given, pingAt: null }, now, effects)
+      : given
   if (state.dropped && state.phase === 'ready') {
     // The hub refilled its buckets for a tick's time: send what it dropped again.
     const rewound = { ...state, dropped: false, sent: state.acked, reading: false, lastProgressAt: now }
@@ -511,6 +577,7 @@ function receive(
       const compact = offered.includes(Feature.Compact) && (message.features ?? []).includes(Feature.Compact)
       const presence =
         offered.includes(Feature.Presence) && (message.features ?? []).includes(Feature.Presence)
+      const ping = offered.includes(Feature.Ping) && (message.features ?? []).includes(Feature.Ping)
       // The hub forgets a connection's presence when it ends: the runtime sends its own again.
       if (presence) effects.push({ type: 'presence-joined' })
       let next: ReplicaSessionState = {
@@ -520,6 +587,7 @@ function receive(
         hubHead,
         compact,
         presence,
+        ping,
         maxFrame: limitFrom(message.maxFrame, state, effects),
         readOnly: message.readOnly?.includes(space) === true,
       }
@@ -608,6 +676,21 @@ function receive(
         return { ...next, snapshot: { cursor: current.cursor, nextPage: current.nextPage + 1 } }
       return { ...next, snapshot: null, applyingTo: Math.max(next.applyingTo, message.cursor) }
     }
+    case 'pong': {
+      // The answer to the ping awaited, on this connection: older ids were asked again.
+      if (message.space !== space || state.phase !== 'ready' || state.pingAt === null) return state
+      if (message.id !== state.pingId || message.id <= state.pingFloor) return state
+      const answered: ReplicaSessionState = {
+        ...state,
+        hubHead: Math.max(state.hubHead, message.head),
+        syncAnswered: Math.max(state.syncAnswered, state.pingCovers),
+        pingAt: null,
+      }
+      return askHead(answered, now, effects)
+    }
+    case 'ping':
+      // Only the hub is asked.
+      return state
     case 'presence': {
       if (message.space !== space || !state.presence || message.replicaId === undefined) return state
       effects.push({ type: 'presence', replicaId: message.replicaId, key: message.key, state: message.state })
