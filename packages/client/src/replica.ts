@@ -110,8 +110,9 @@ export interface Replica {
     listener: (payload: ReplicaEvents[TName]) => void,
   ): () => void
   /**
-   * Resolves when every own change is acknowledged and the replica has caught up with what
-   * the relay last reported. Rejects with `closed` if the replica closes first, with the
+   * Resolves when every own change is acknowledged and the replica has applied the relay's
+   * log up to where it ended when this was called (the relay is asked: a `ping`; a relay of
+   * an older build, which does not answer, is taken at its last report). Rejects with `closed` if the replica closes first, with the
    * refusal if the relay refuses the replica, and with `invalid-argument` without a `url`.
    */
   synced(): Promise<void>
@@ -292,7 +293,9 @@ class ReplicaRuntime implements Replica {
   readonly #tabPresence = new Map<string, { readonly seq: number; readonly at: number }>()
   readonly #collections = new Map<string, EngineCollection<object>>()
   readonly #queries = new Map<string, Set<LiveQuery<readonly Row<JsonObject>[]>>>()
-  readonly #waiters = new Set<{ resolve: () => void; reject: (error: ChorusError) => void }>()
+  readonly #waiters = new Set<SyncedWaiter>()
+  /** While this tab leads: the `synced()` calls of following tabs it asked the relay for, by nonce. */
+  readonly #tabAsks = new Map<string, number>()
   #tick: unknown = null
   #closed = false
   #closing: Promise<void> | null = null
@@ -495,6 +498,8 @@ class ReplicaRuntime implements Replica {
     if (this.#closed || !shared.group.leading) return
     this.#reloadEverywhere()
     this.#leader = null
+    // `synced()` calls the last leading tab had not answered: this tab asks the relay now.
+    for (const waiter of this.#waiters) this.#askFor(waiter)
     if (this.#wantOnline) this.#link?.start()
     this.#refresh()
   }
@@ -507,8 +512,11 @@ class ReplicaRuntime implements Replica {
       this.#engine.setPresence(key, null)
     }
     this.#tabPresence.clear()
+    // The tabs that asked ask the next leading tab, at its first report.
+    this.#tabAsks.clear()
     this.#shared?.store.releaseLeadership()
     this.#link?.stop()
+    for (const waiter of this.#waiters) this.#askFor(waiter)
     this.#refresh()
   }
 
@@ -522,6 +530,7 @@ class ReplicaRuntime implements Replica {
       acked: session.acked,
       online: this.#wantOnline,
       readOnly: session.readOnly,
+      asks: true,
       presence: {
         peers: this.#board.list as readonly PresencePeerWire[],
         tabs: Object.fromEntries([...this.#tabPresence].map(([key, held]) => [key, held.seq])),
@@ -548,6 +557,8 @@ class ReplicaRuntime implements Replica {
           this.#refuse(refusal)
           this.#report(refusal)
         }
+        // A leader that took over since a `synced()` asked the last one has not heard of it.
+        for (const waiter of this.#waiters) this.#askFor(waiter)
         this.#publish()
         if (message.presence !== undefined) this.#leaderPresence(message.presence)
         const stuck = this.#readOnlyBacklog()
@@ -574,6 +585,17 @@ class ReplicaRuntime implements Replica {
         }
         return
       }
+      case 'sync':
+        if (!this.#shared?.group.leading || this.#tabAsks.has(message.nonce)) return
+        // Bounded: the oldest is dropped (its tab asks again at the next report).
+        if (this.#tabAsks.size >= MAX_TAB_ASKS)
+          this.#tabAsks.delete(this.#tabAsks.keys().next().value as string)
+        this.#tabAsks.set(message.nonce, this.#engine.ping())
+        return
+      case 'synced':
+        for (const waiter of this.#waiters) if (message.nonces.includes(waiter.nonce)) waiter.answered = true
+        this.#publish()
+        return
       case 'online':
         this.#wantOnline = message.on
         if (this.#shared?.group.leading) {
@@ -760,10 +782,31 @@ class ReplicaRuntime implements Replica {
         ),
       )
     }
-    if (this.status === 'synced') return Promise.resolve()
     const stuck = this.#readOnlyBacklog()
     if (stuck !== null) return Promise.reject(stuck)
-    return new Promise((resolve, reject) => this.#waiters.add({ resolve, reject }))
+    return new Promise((resolve, reject) => {
+      const waiter: SyncedWaiter = { resolve, reject, nonce: newNonce(), ask: null, answered: false }
+      this.#waiters.add(waiter)
+      this.#askFor(waiter)
+      this.#publish()
+    })
+  }
+
+  /**
+   * Has the relay asked where its log ends, for `waiter`: this tab's engine pings it when
+   * this tab holds the connection (or no tabs share the database); a following tab asks the
+   * leading one, which pings and says when it has caught up with the answer. A leading tab of
+   * an older build cannot be asked: the waiter then settles for what the relay last reported.
+   */
+  #askFor(waiter: SyncedWaiter): void {
+    if (waiter.answered) return
+    if (!this.#following()) {
+      waiter.ask ??= this.#engine.ping()
+      return
+    }
+    waiter.ask = null
+    if (this.#leader !== null && this.#leader.asks !== true) waiter.answered = true
+    else this.#shared?.group.post({ type: 'sync', nonce: waiter.nonce })
   }
 
   /**
@@ -1012,10 +1055,24 @@ class ReplicaRuntime implements Replica {
       this.#events.emit('status', next)
       this.#shared?.group.beat()
     }
-    if (next.status === 'synced' && (!this.#following() || this.#ownUnconfirmed() === 0)) {
-      for (const waiter of this.#waiters) waiter.resolve()
-      this.#waiters.clear()
+    if (next.status !== 'synced') return
+    const following = this.#following()
+    if (following && this.#ownUnconfirmed() > 0) return
+    const answered = this.#engine.session().syncAnswered
+    for (const waiter of this.#waiters) {
+      if (!following && waiter.ask !== null && answered >= waiter.ask) waiter.answered = true
+      if (!waiter.answered) continue
+      this.#waiters.delete(waiter)
+      waiter.resolve()
     }
+    if (following || this.#tabAsks.size === 0) return
+    const nonces: string[] = []
+    for (const [nonce, ask] of this.#tabAsks) {
+      if (answered < ask) continue
+      nonces.push(nonce)
+      this.#tabAsks.delete(nonce)
+    }
+    if (nonces.length > 0) this.#shared?.group.post({ type: 'synced', nonces })
   }
 
   #snapshot(): StatusEvent {
@@ -1076,6 +1133,26 @@ const TAB_PRESENCE_REFRESH_MS = 5_000
 /** How long the leading tab keeps another tab's presence without hearing it again. */
 const TAB_PRESENCE_EXPIRY_MS = 15_000
 
+/** Most `sync` asks of following tabs a leading tab holds unanswered. */
+const MAX_TAB_ASKS = 1024
+
+/** A `synced()` call waiting. */
+interface SyncedWaiter {
+  readonly resolve: () => void
+  readonly reject: (error: ChorusError) => void
+  /** Names the call to the leading tab when this tab follows (see `#askFor`). */
+  readonly nonce: string
+  /** The engine's ask (`ReplicaEngine.ping`) made for it while this tab held the connection. */
+  ask: number | null
+  /** The relay answered an ask made after the call (or cannot be asked). */
+  answered: boolean
+}
+
+/** A name for a `synced()` call, unique across the tabs of a database. */
+function newNonce(): string {
+  return randomKey()
+}
+
 /** A random key for a tab's presence. */
 function randomKey(): string {
   return [...crypto.getRandomValues(new Uint8Array(8))]
@@ -1101,6 +1178,8 @@ interface LeaderReport {
   readonly readOnly?: boolean
   /** The relay refused the replica for good (see `Replica.synced`): why. */
   readonly refused?: { readonly code: string; readonly message: string }
+  /** The leading tab answers `sync` (absent from tabs of older builds, which ignore it). */
+  readonly asks?: true
   /**
    * The other replicas' presence the leading tab hears, and the seq of each other tab's own
    * presence it holds (absent from tabs of older builds).
@@ -1120,6 +1199,13 @@ type TabMessage =
       readonly origin: 'local' | 'remote'
     }
   | { readonly type: 'online'; readonly on: boolean }
+  /**
+   * A following tab's `synced()`: the leading tab asks the relay where its log ends, and
+   * answers with `synced` once it has caught up with that.
+   */
+  | { readonly type: 'sync'; readonly nonce: string }
+  /** The leading tab caught up with the relay's answer to these `sync`s. */
+  | { readonly type: 'synced'; readonly nonces: readonly string[] }
   /**
    * Every live query reads its collection whole: a tab took the lead, or found writes it was
    * not told of, so notices of a tab that vanished between its commit and its notice may be
@@ -1148,6 +1234,7 @@ function isTabMessage(value: unknown): value is TabMessage {
         typeof message.lag === 'number' &&
         typeof message.acked === 'number' &&
         (message.readOnly === undefined || typeof message.readOnly === 'boolean') &&
+        (message.asks === undefined || message.asks === true) &&
         (message.refused === undefined || isRefusal(message.refused)) &&
         (message.presence === undefined || isReportedPresence(message.presence))
       )
@@ -1166,6 +1253,10 @@ function isTabMessage(value: unknown): value is TabMessage {
       )
     case 'online':
       return typeof message.on === 'boolean'
+    case 'sync':
+      return typeof message.nonce === 'string'
+    case 'synced':
+      return Array.isArray(message.nonces) && message.nonces.every((nonce) => typeof nonce === 'string')
     case 'reload':
     case 'destroyed':
       return true

@@ -296,3 +296,39 @@ describe('live queries', () => {
     expect(await alice.collection('notes').get('a')).toEqual({ title: 'original', tags: ['x'] })
   })
 })
+
+describe('synced()', () => {
+  it("holds, once it resolves, what another replica's synced() had put on the relay", async () => {
+    const alice = await pool.create(hub)
+    const bob = await pool.create(hub)
+    await settled(alice, bob)
+    for (let i = 0; i < 20; i++) {
+      // bob reports synced: a synced() that trusted the relay's last report would resolve at
+      // once, before the relay's next frame to bob arrived.
+      expect(bob.status).toBe('synced')
+      await alice.collection('notes').put(`n${i}`, { title: `note ${i}` })
+      await alice.synced()
+      await bob.synced()
+      expect(await bob.collection('notes').get(`n${i}`)).toEqual({ title: `note ${i}` })
+    }
+  })
+
+  it('called offline, resolves once reconnected and caught up with the relay', async () => {
+    const alice = await pool.create(hub)
+    const bob = await pool.create(hub)
+    await settled(alice, bob)
+    bob.disconnect()
+    await alice.collection('notes').put('n1', { title: 'while bob was away' })
+    await alice.synced()
+    let done = false
+    const waiting = bob.synced().then(() => {
+      done = true
+    })
+    await alice.collection('notes').put('n2', { title: 'also while bob was away' })
+    await alice.synced()
+    expect(done).toBe(false)
+    bob.connect()
+    await within('bob to be synced', waiting)
+    expect(await bob.collection('notes').list()).toHaveLength(2)
+  })
+})

@@ -239,6 +239,33 @@ describe('tabs sharing one replica, in Node', () => {
     )
   })
 
+  it("synced() in a tab without the connection holds what another device's synced() had put on the relay", async () => {
+    const { leader, follower, device } = await twoTabsAndADevice('synced')
+    await follower.synced()
+    for (let round = 0; round < 10; round++) {
+      await device.collection('notes').put(`n${round}`, { round })
+      await device.synced()
+      await follower.synced()
+      expect(await follower.collection('notes').get(`n${round}`)).toEqual({ round })
+      expect(await leader.collection('notes').get(`n${round}`)).toEqual({ round })
+    }
+  })
+
+  it('synced() in a tab without the connection is answered by the tab that takes it over, when the connected one closes first', async () => {
+    const { leader, follower, device } = await twoTabsAndADevice('synced-handover')
+    await follower.synced()
+    // Offline: the connected tab takes the ask, and cannot answer it before it closes.
+    leader.disconnect()
+    await until(() => follower.status === 'offline', 'the other tab to hear the connection is down')
+    await device.collection('notes').put('n', { by: 'device' })
+    await device.synced()
+    const waiting = follower.synced()
+    await leader.close()
+    follower.connect()
+    await waiting
+    expect(await follower.collection('notes').get('n')).toEqual({ by: 'device' })
+  })
+
   it('a write from a tab whose notice never reaches the others (it crashed right after its commit) is uploaded all the same, and the live lists show it', async () => {
     spaces += 1
     const space = `tabs-mute-${spaces}`
