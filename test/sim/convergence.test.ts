@@ -13,16 +13,22 @@ describe.each(resolvers)('simulation with the %s resolver', (resolver) => {
   }, async () => {
     let writes = 0
     let twinWrites = 0
+    let barriers = 0
     for (const seed of seeds) {
       const report = await runScenario(seed, resolver)
       if (report.problems.length > 0) expect.fail(describeFailure(report))
       writes += report.cluster.writes.length
       twinWrites += report.cluster.twinWritesStored
+      barriers += report.barriersChecked
     }
     // The runs must have done real work, or passing means nothing.
     expect(writes).toBeGreaterThan(seeds.length * 5)
     if (seeds.length >= 20) expect(twinWrites).toBeGreaterThan(seeds.length)
-    if (process.env.SIM_STATS === '1') console.log(`${resolver}: ${writes} writes, ${twinWrites} at a twin`)
+    if (seeds.length >= 20) expect(barriers).toBeGreaterThan(seeds.length / 2)
+    if (process.env.SIM_STATS === '1')
+      console.log(
+        `${resolver}: ${writes} writes, ${twinWrites} at a twin, ${barriers} asks of the log's end checked`,
+      )
   })
 })
 
@@ -104,7 +110,7 @@ describe('seeds that once failed the soak', () => {
     [6, 'lww'],
   ]
   it.each(regressions)('seed %i with %s converges', async (seed, resolver) => {
-    const report = await runScenario(seed, resolver)
+    const report = await runScenario(seed, resolver, undefined, { pings: false })
     if (report.problems.length > 0) expect.fail(describeFailure(report))
     expect(report.settled).toBe(true)
   })

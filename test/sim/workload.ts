@@ -1,8 +1,13 @@
 import {
+  type Change,
+  coversDot,
   ErrorCode,
   isChorusError,
   type JsonObject,
+  type ReplicaEngine,
   type ResolverKind,
+  recordContext,
+  recordKey,
   type SpaceId,
   type WriteIntent,
 } from '@chorus/core'
@@ -62,6 +67,8 @@ export interface RunReport {
   readonly cluster: SimCluster
   /** Whether the hubs were linked, each over its own store (see `runScenario`'s `topology`). */
   readonly linked: boolean
+  /** Asks of where the hub's log ends that were answered and checked (see `Barrier`). */
+  readonly barriersChecked: number
 }
 
 /**
@@ -74,7 +81,7 @@ export async function runScenario(
   seed: number,
   resolver: ResolverKind,
   severity = FULL_SEVERITY,
-  topology: { readonly linked?: boolean; readonly hubs?: number } = {},
+  topology: { readonly linked?: boolean; readonly hubs?: number; readonly pings?: boolean } = {},
 ): Promise<RunReport> {
   const plan = (await import('@chorus/testkit')).createPrng(`${resolver}:${seed}`)
   const replicas = plan.int(3, 8)
@@ -134,6 +141,37 @@ export async function runScenario(
   // hub: its writes would stay only on the replicas that had them (a documented limit, see
   // docs/PROTOCOL.md). So runs with a restore wipe no replica before it has settled.
   if (backupAfter >= 0) wiped = true
+  // With one hub, now and then a replica asks the hub where its log ends, as `synced()` does
+  // (drawn apart from `plan`; off for the seeds kept for old failures, whose runs it would
+  // change): once answered and synced, it must hold everything the hub held at the ask.
+  const pingPlan = (await import('@chorus/testkit')).createPrng(`ping:${resolver}:${seed}`)
+  const pinging = topology.pings !== false && hubs === 1 && !linked
+  let barriers: Barrier[] = []
+  const barrierProblems: string[] = []
+  const checked = { count: 0 }
+  let restores = 0
+  // Checked the moment the replica says it is synced after the answer: later, what was on its
+  // way may have arrived and hide a replica that said so too early.
+  const checking: Promise<void>[] = []
+  /** `name` asks the hub where its log ends (if it is up), noting what the hub holds now. */
+  const askLogEnd = async (name: string): Promise<void> => {
+    const engine = cluster.engine(name)
+    if (engine === null) return
+    const { changes } = await cluster.hubStore.readSnapshot(cluster.space as SpaceId, null, 1_000_000)
+    barriers.push({ name, engine, ask: engine.ping(), held: changes, restores })
+  }
+  if (pinging) {
+    cluster.onReplicaStatus = (name, engine) => {
+      const due = barriers.filter((barrier) => barrier.name === name && barrier.engine === engine)
+      if (due.length === 0) return
+      barriers = barriers.filter((barrier) => !due.includes(barrier))
+      checking.push(
+        checkBarriers(cluster, due, restores, barrierProblems, checked).then((left) => {
+          barriers.push(...left)
+        }),
+      )
+    }
+  }
   for (let phase = 0; phase < phases; phase++) {
     if (phase === backupAfter + 1) {
       backup = cluster.backupHub()
@@ -141,6 +179,7 @@ export async function runScenario(
     }
     if (phase === restoreAfter + 1 && backup !== null) {
       cluster.restoreHub(backup)
+      restores += 1
       actions.push('restore the hub from its backup')
     }
     const roll = plan.next()
@@ -201,13 +240,20 @@ export async function runScenario(
         await cluster.read(name, COLLECTION, id)
         await settleConflict(cluster, plan, name)
         await cluster.run(plan.int(0, 300))
+        // Amid the writes, while others' changes may be on their way to the one that asks.
+        if (pinging && pingPlan.bool(1 / 4)) await askLogEnd(pingPlan.pick(names))
       }
       actions.push(`${writes} writes`)
     }
     await cluster.run(plan.int(200, 4000))
+    if (pinging) {
+      await Promise.all(checking.splice(0))
+      if (pingPlan.bool(1 / 3)) await askLogEnd(pingPlan.pick(names))
+    }
   }
   if (restoreAfter === phases - 1 && backup !== null) {
     cluster.restoreHub(backup)
+    restores += 1
     actions.push('restore the hub from its backup')
   }
   cluster.hubStore.failWrites = false
@@ -221,13 +267,74 @@ export async function runScenario(
     actions.push(`wipe ${name} after the restore`)
     settled = await cluster.settle()
   }
+  await Promise.all(checking.splice(0))
   for (const name of names) for (const id of ids) await cluster.read(name, COLLECTION, id)
   const verdict = await cluster.check()
   const problems = [
     ...(settled ? [] : ['did not settle within 10 virtual minutes', ...(await cluster.describeHubs())]),
     ...verdict.problems,
+    ...barrierProblems.map((problem) => `synced: ${problem}`),
   ]
-  return { seed, resolver, replicas, actions, settled, problems, cluster, linked }
+  return {
+    seed,
+    resolver,
+    replicas,
+    actions,
+    settled,
+    problems,
+    cluster,
+    linked,
+    barriersChecked: checked.count,
+  }
+}
+
+/** A replica's ask of where the hub's log ends, and what the hub held when it was made. */
+interface Barrier {
+  readonly name: string
+  /** The engine asked: a restart or wipe makes another, and ends the check. */
+  readonly engine: ReplicaEngine
+  readonly ask: number
+  readonly held: readonly Change[]
+  /** Restores of the hub so far: one after the ask ends the check (the copy lost changes). */
+  readonly restores: number
+}
+
+/**
+ * Checks the asks the hub has answered, where the replica has caught up since (`synced`): it
+ * must cover every version the hub held at the ask, or the hub collected it. Returns the
+ * asks still waiting.
+ */
+async function checkBarriers(
+  cluster: SimCluster,
+  barriers: readonly Barrier[],
+  restores: number,
+  problems: string[],
+  checked: { count: number },
+): Promise<Barrier[]> {
+  const waiting: Barrier[] = []
+  for (const barrier of barriers) {
+    const { name, engine, ask } = barrier
+    if (cluster.engine(name) !== engine || barrier.restores !== restores) continue
+    if (engine.session().syncAnswered < ask || engine.status() !== 'synced') {
+      waiting.push(barrier)
+      continue
+    }
+    checked.count += 1
+    const records = new Map<string, ReturnType<typeof recordContext>>()
+    for (const record of await cluster.store(name).allRecords())
+      records.set(recordKey(record.collection, record.id), recordContext(record.state))
+    for (const { collection, id, dot } of barrier.held) {
+      const key = recordKey(collection, id)
+      const context = records.get(key)
+      const gone = cluster.collected.get(key)
+      if ((context !== undefined && coversDot(context, dot)) || (gone !== undefined && coversDot(gone, dot)))
+        continue
+      problems.push(
+        `${name} reported synced after its ask ${ask} was answered, without ${dot[0]}:${dot[1]} of ${collection}/${id}, which the hub held at the ask`,
+      )
+    }
+  }
+  return waiting
 }
 
 /** A write on a full disk must be refused with `storage-failed` and leave nothing behind. */

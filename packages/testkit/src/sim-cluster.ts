@@ -164,6 +164,12 @@ export class SimCluster {
   /** The deleted records `compactHub` collected, by record key, with the deletions' context. */
   readonly collected = new Map<string, VersionVector>()
   readonly history: CausalEvent[] = []
+  /**
+   * Told whenever a replica's engine reports a change of status, backlog, or an answered
+   * ask of where the hub's log ends (`ReplicaEngine.ping`): checks that must look at the
+   * moment a replica says it is synced.
+   */
+  onReplicaStatus: ((name: string, engine: ReplicaEngine) => void) | null = null
   /** Conflicts a test settled by writing (for reports). */
   conflictsSettled = 0
   /** Writes a replica's second instance stored (see `writeAtTwin`). */
@@ -420,6 +426,7 @@ export class SimCluster {
         const id = engine.replicaId
         this.acked.set(id, Math.max(this.acked.get(id) ?? 0, upTo))
       },
+      onStatus: () => this.onReplicaStatus?.(slot.name, engine),
     })
     slot.engine = engine
     slot.twin = slot.twinned
