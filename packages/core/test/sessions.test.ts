@@ -1867,6 +1867,9 @@ describe('replica session: asking the hub where its log ends', () => {
       { type: 'connected', now: 0 },
       { type: 'message', now: 10, message: pingHub(3) },
     ]).state
+  /** `state` given the hub's pong `id` naming `head`, at `now`. */
+  const pong = (state: ReplicaSessionState, id: number, head: number, now: number) =>
+    stepReplicaSession(state, { type: 'message', now, message: { type: 'pong', space, id, head } })
   const pings = (effects: ReplicaStep['effects']) =>
     effects.flatMap((effect) =>
       effect.type === 'send' && effect.message.type === 'ping' ? [effect.message] : [],
@@ -1878,11 +1881,7 @@ describe('replica session: asking the hub where its log ends', () => {
     const asked = stepReplicaSession(ready, { type: 'ping', now: 20 })
     expect(pings(asked.effects)).toEqual([{ type: 'ping', space, id: 1 }])
     expect(asked.state).toMatchObject({ syncAsked: 1, syncAnswered: 0 })
-    const answered = stepReplicaSession(asked.state, {
-      type: 'message',
-      now: 30,
-      message: { type: 'pong', space, id: 1, head: 5 },
-    }).state
+    const answered = pong(asked.state, 1, 5, 30).state
     expect(answered).toMatchObject({ syncAnswered: 1, hubHead: 5 })
     expect(isReplicaSynced(answered)).toBe(false)
     const applied = stepAll(answered, [
@@ -1911,11 +1910,7 @@ describe('replica session: asking the hub where its log ends', () => {
     expect(pings(asked.effects)).toEqual([])
     const greeted = stepReplicaSession(asked.state, { type: 'message', now: 10, message: pingHub(3) })
     expect(pings(greeted.effects)).toEqual([{ type: 'ping', space, id: 1 }])
-    const answered = stepReplicaSession(greeted.state, {
-      type: 'message',
-      now: 20,
-      message: { type: 'pong', space, id: 1, head: 3 },
-    }).state
+    const answered = pong(greeted.state, 1, 3, 20).state
     expect(answered).toMatchObject({ syncAsked: 2, syncAnswered: 2, pingAt: null })
   })
 
@@ -1926,11 +1921,7 @@ describe('replica session: asking the hub where its log ends', () => {
     ])
     expect(pings(first.effects)).toEqual([])
     expect(first.state).toMatchObject({ pingId: 1, pingCovers: 1, syncAsked: 2 })
-    const next = stepReplicaSession(first.state, {
-      type: 'message',
-      now: 30,
-      message: { type: 'pong', space, id: 1, head: 3 },
-    })
+    const next = pong(first.state, 1, 3, 30)
     expect(next.state.syncAnswered).toBe(1)
     expect(pings(next.effects)).toEqual([{ type: 'ping', space, id: 2 }])
   })
@@ -1941,11 +1932,7 @@ describe('replica session: asking the hub where its log ends', () => {
     expect(pings(early.effects)).toEqual([])
     const again = stepReplicaSession(early.state, { type: 'tick', now: 20 + replicaConfig.retransmitMs })
     expect(pings(again.effects)).toEqual([{ type: 'ping', space, id: 2 }])
-    const late = stepReplicaSession(again.state, {
-      type: 'message',
-      now: 1_100,
-      message: { type: 'pong', space, id: 1, head: 40 },
-    }).state
+    const late = pong(again.state, 1, 40, 1_100).state
     expect(late).toMatchObject({ syncAnswered: 0, hubHead: 3 })
   })
 
@@ -1955,11 +1942,7 @@ describe('replica session: asking the hub where its log ends', () => {
       { type: 'disconnected', now: 30 },
       { type: 'connected', now: 40 },
     ]).state
-    const stale = stepReplicaSession(reconnected, {
-      type: 'message',
-      now: 41,
-      message: { type: 'pong', space, id: 1, head: 40 },
-    }).state
+    const stale = pong(reconnected, 1, 40, 41).state
     expect(stale).toMatchObject({ syncAnswered: 0, hubHead: 3 })
     const greeted = stepReplicaSession(stale, { type: 'message', now: 50, message: pingHub(4) })
     expect(pings(greeted.effects)).toEqual([{ type: 'ping', space, id: 2 }])
