@@ -111,6 +111,21 @@ describe('two relay processes on one PostgreSQL database', () => {
     )
   }, 60_000)
 
+  it("synced() on one relay holds what another replica's synced() stored through the other", async () => {
+    const space = 'shared-synced'
+    const alice = await on(first, space, 'lww')
+    const bob = await on(second, space, 'lww')
+    await within(Promise.all([alice.synced(), bob.synced()]), WAIT_MS, 'both to connect')
+    for (let i = 0; i < 20; i++) {
+      await alice.collection('notes').put(`n${i}`, { title: `note ${i}` })
+      await within(alice.synced(), WAIT_MS, 'alice to be synced')
+      // The second relay answers bob's ping with the head the database holds, whether or not
+      // the first relay's notice of the write has reached it.
+      await within(bob.synced(), WAIT_MS, 'bob to be synced')
+      expect(await bob.collection('notes').get(`n${i}`)).toEqual({ title: `note ${i}` })
+    }
+  }, 60_000)
+
   it('settles concurrent offline edits made on either side under each resolver, and shows a manual conflict everywhere', async () => {
     for (const resolver of ['lww', 'merge', 'manual'] as const) {
       const space = `shared-${resolver}`

@@ -1271,6 +1271,28 @@ export function createHubEngine(options: HubEngineOptions): HubEngine {
         case 'presence':
           this.#setPresence(effect.space, effect.key, effect.state)
           return
+        case 'pong': {
+          const { space, id } = effect
+          let head = spaces.get(space)?.head ?? 0
+          if (store.readHead !== undefined) {
+            // Other hubs append to this store too, and this one hears of it late: answer with
+            // what is stored, and stream it (not awaited: this connection's own turn is part
+            // of that, and it comes after this one).
+            try {
+              const stored = await store.readHead(space)
+              if (stored > head) {
+                head = stored
+                void advance(space, stored).catch((error: unknown) => report(error, 'reading the log failed'))
+              }
+            } catch (error) {
+              // Unanswered: the replica asks again after its retransmit period.
+              report(error, 'reading the head of the log to answer a ping failed')
+              return
+            }
+          }
+          this.#send(encodeMessage({ type: 'pong', space, id, head }))
+          return
+        }
         case 'presence-relayed': {
           const { space, replicaId, key, state, origin, seq } = effect
           relayedPresence(this, { space, replicaId, key, state }, origin, seq)
@@ -1394,6 +1416,48 @@ export function createHubEngine(options: HubEngineOptions): HubEngine {
     )
   }
 
+  /** See {@link HubEngine.advanced}. */
+  async function advance(
+    space: SpaceId,
+    head: number,
+    received: Readonly<Record<string, number>> = {},
+    entries?: readonly AdvancedEntry[],
+  ): Promise<void> {
+    // A space being loaded may have been read before this append committed: apply the
+    // news once it is in.
+    const cache = spaces.get(space) ?? (await loading.get(space)?.catch(() => undefined))
+    if (cache === undefined) return
+    for (const [replica, counter] of Object.entries(received)) {
+      if (counter > (cache.received.get(replica) ?? 0)) cache.received.set(replica, counter)
+    }
+    if (!(head > cache.head)) return
+    const from = cache.head
+    cache.head = head
+    // The connections on the space all read the new entries: read them once, here, and
+    // they find them in memory.
+    let news: readonly LogEntry[] | undefined =
+      entries !== undefined && entries.length === head - from && entries[0]?.seq === from + 1
+        ? entries
+        : undefined
+    if (news === undefined) {
+      try {
+        news = await store.readLog(space, from, Math.min(head - from, ADVANCED_READ), keepText)
+      } catch {
+        // The connections read for themselves (and meet the failure there).
+        news = []
+      }
+    } else {
+      for (const entry of entries ?? []) if (entry.text !== undefined) keepText(entry.change, entry.text)
+    }
+    if (spaces.get(space) === cache) remember(cache, news)
+    const time = now()
+    await Promise.all(
+      [...connections]
+        .filter((connection) => connection.uses(space))
+        .map((connection) => connection.input({ type: 'head-advanced', now: time, space })),
+    )
+  }
+
   return {
     accept(peer) {
       const connection = new Connection(peer)
@@ -1434,40 +1498,8 @@ export function createHubEngine(options: HubEngineOptions): HubEngine {
           .map((connection) => connection.input({ type: 'collected', now: time, space })),
       )
     },
-    async advanced(space, head, received = {}, entries) {
-      // A space being loaded may have been read before this append committed: apply the
-      // news once it is in.
-      const cache = spaces.get(space) ?? (await loading.get(space)?.catch(() => undefined))
-      if (cache === undefined) return
-      for (const [replica, counter] of Object.entries(received)) {
-        if (counter > (cache.received.get(replica) ?? 0)) cache.received.set(replica, counter)
-      }
-      if (!(head > cache.head)) return
-      const from = cache.head
-      cache.head = head
-      // The connections on the space all read the new entries: read them once, here, and
-      // they find them in memory.
-      let news: readonly LogEntry[] | undefined =
-        entries !== undefined && entries.length === head - from && entries[0]?.seq === from + 1
-          ? entries
-          : undefined
-      if (news === undefined) {
-        try {
-          news = await store.readLog(space, from, Math.min(head - from, ADVANCED_READ), keepText)
-        } catch {
-          // The connections read for themselves (and meet the failure there).
-          news = []
-        }
-      } else {
-        for (const entry of entries ?? []) if (entry.text !== undefined) keepText(entry.change, entry.text)
-      }
-      if (spaces.get(space) === cache) remember(cache, news)
-      const time = now()
-      await Promise.all(
-        [...connections]
-          .filter((connection) => connection.uses(space))
-          .map((connection) => connection.input({ type: 'head-advanced', now: time, space })),
-      )
+    advanced(space, head, received, entries) {
+      return advance(space, head, received, entries)
     },
     async deleteSpace(space) {
       if (store.deleteSpace === undefined) {

@@ -341,6 +341,13 @@ export interface HubStore {
    * hub over a store without it cannot delete spaces.
    */
   deleteSpace?(space: SpaceId): Promise<boolean>
+  /**
+   * The space's log head as stored now. For a store other hubs append to too (relays on one
+   * database), which a hub hears of late: a hub answers a `ping` with it, so that the answer
+   * covers what any of them had stored. Optional: a hub over a store of its own answers with
+   * the head it keeps.
+   */
+  readHead?(space: SpaceId): Promise<number>
   close(): Promise<void>
 }
 

@@ -228,3 +228,41 @@ describe('a hello answered while another connection on its space closes', () => 
     expect(answer).toMatchObject({ type: 'hello', heads: { [SPACE]: 3 }, logs: { [SPACE]: 'the-log' } })
   })
 })
+
+/** A store other hubs append to too, which says its head as stored (as a shared database does). */
+class SharedStore extends MemoryHubStore {
+  async readHead(space: Parameters<MemoryHubStore['loadSpace']>[0]): Promise<number> {
+    return (await this.loadSpace(space)).head
+  }
+}
+
+describe('a ping to a hub that has not heard of another hub’s appends', () => {
+  async function unheard(store: MemoryHubStore) {
+    const first = createHubEngine({ store, now })
+    const second = createHubEngine({ store, now })
+    const writer = await replicaOn(first, 'writer')
+    const reader = await replicaOn(second, 'reader')
+    await settle([first, second], [writer, reader])
+    await Promise.all(Array.from({ length: 10 }, (_, i) => writer.put('notes', `n${i}`, { i })))
+    await settle([first, second], [writer, reader])
+    expect(writer.pending()).toBe(0)
+    expect(await ids(reader)).toEqual([])
+    const ask = reader.ping()
+    await settle([first, second], [writer, reader])
+    expect(reader.session().syncAnswered).toBe(ask)
+    expect(reader.status()).toBe('synced')
+    return reader
+  }
+
+  it('is answered with the stored head over a store that says it, and streams what it had not heard of', async () => {
+    const reader = await unheard(new SharedStore())
+    expect(reader.session().hubHead).toBe(10)
+    expect(await ids(reader)).toEqual(Array.from({ length: 10 }, (_, i) => `n${i}`).sort())
+  })
+
+  it('is answered with the head the hub keeps over a store that does not (a store of its own)', async () => {
+    const reader = await unheard(new MemoryHubStore())
+    expect(reader.session().hubHead).toBe(0)
+    expect(await ids(reader)).toEqual([])
+  })
+})

@@ -682,6 +682,17 @@ export class PostgresRelayStore implements RelayStore {
     })
   }
 
+  /**
+   * The space's head as committed: other relays append here too, and this one hears of it
+   * late (their notices), so its hub answers a replica's ping with this.
+   */
+  async readHead(space: SpaceId): Promise<number> {
+    return this.#run('reading the head of a log', async () => {
+      const row = (await this.#pool.query<{ head: number | string }>(SQL.readHead, [space])).rows[0]
+      return row === undefined ? 0 : Number(row.head)
+    })
+  }
+
   async listSpaces(): Promise<SpaceId[]> {
     return this.#run('listing spaces', async () =>
       (await this.#pool.query<{ space: string }>(SQL.listSpaces)).rows.map((row) => row.space as SpaceId),

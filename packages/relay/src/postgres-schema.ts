@@ -165,6 +165,8 @@ export const SQL = {
     FROM (SELECT 1) AS one
     LEFT JOIN chorus_spaces AS s ON s.space = $1`,
   spaceWithMark: 'SELECT head, floor, collected_at, collected FROM chorus_spaces WHERE space = $1',
+  /** The space's head as committed (what a ping is answered with). */
+  readHead: 'SELECT head FROM chorus_spaces WHERE space = $1',
   /**
    * The floor and the log entries after `$2`, at most `$3`, in one statement: a compaction
    * between reading the floor and the entries could otherwise delete some of them unseen.

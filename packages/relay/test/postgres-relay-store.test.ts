@@ -1,4 +1,12 @@
-import { asReplicaId, ErrorCode, encodeChange, isChorusError, type ReplicaId, recordKey } from '@chorus/core'
+import {
+  asReplicaId,
+  asSpaceId,
+  ErrorCode,
+  encodeChange,
+  isChorusError,
+  type ReplicaId,
+  recordKey,
+} from '@chorus/core'
 import { runHubStoreConformance } from '@chorus/testkit/conformance'
 import pg from 'pg'
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest'
@@ -155,6 +163,15 @@ describe('PostgresRelayStore shared by several relays', () => {
     expect(await back).toMatchObject({ type: 'appended', space: SPACE, head: 4, received: { [B]: 1 } })
     // Its own appends are not among the events the first store heard.
     expect(own.map((event) => event.type === 'appended' && event.head)).toEqual([4])
+  })
+
+  it('reads the head another store committed, before its notice arrives (a ping is answered with it)', async () => {
+    const space = asSpaceId('head-read')
+    expect(await second.readHead(space)).toBe(0)
+    await first.append(space, A, makeRun(A, 1, 4))
+    expect(await second.readHead(space)).toBe(4)
+    await second.append(space, B, makeRun(B, 1, 2))
+    expect(await first.readHead(space)).toBe(6)
   })
 
   it('leaves out of the news what does not fit in a notice: the entries first, then the counters', async () => {

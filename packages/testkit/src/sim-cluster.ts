@@ -374,6 +374,8 @@ export class SimCluster {
       },
       readLog: (space, after, limit) => store.readLog(space, after, limit),
       readSnapshot: (space, afterKey, limit) => store.readSnapshot(space, afterKey, limit),
+      // As a shared database does: a hub answers a ping with what is stored, not what it heard.
+      readHead: async (space) => (await store.loadSpace(space)).head,
       close: () => store.close(),
     }
   }

@@ -390,6 +390,11 @@ export type HubSessionEffect =
   /** Send the error, then close the connection. */
   | { readonly type: 'close'; readonly code: ErrorCode; readonly message: string; readonly space?: SpaceId }
   /**
+   * Answer the replica's `ping` with a `pong` of `id` naming the space's head: the one the hub
+   * keeps, or, over a store other hubs append to too (`HubStore.readHead`), the stored one.
+   */
+  | { readonly type: 'pong'; readonly space: SpaceId; readonly id: number }
+  /**
    * The replica's presence in a space changed (`PresenceMessage`): keep it for the connection
    * and tell the others on the space.
    */
@@ -740,8 +745,7 @@ function receive(
         })
         return state
       }
-      const head = facts.head(message.space)
-      effects.push({ type: 'send', message: { type: 'pong', space: message.space, id: message.id, head } })
+      effects.push({ type: 'pong', space: message.space, id: message.id })
       return state
     }
     case 'pong':
