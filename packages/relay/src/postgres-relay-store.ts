@@ -292,6 +292,13 @@ export class PostgresRelayStore implements RelayStore {
         }),
       )
     })
+    // So may one in use, between its queries (a transaction's, or one whose query has just
+    // settled) or a second time after its query took the first error: the pool listens only
+    // while it is idle, and a query only once. What it says reaches the query or the next one
+    // on it, which then fails, or the pool's listener above.
+    pool.on('connect', (client) => {
+      client.on('error', () => undefined)
+    })
     try {
       const log = await migrate(pool)
       return new PostgresRelayStore(pool, connectionString, log, options)
