@@ -35,19 +35,28 @@ async function ids(replica: ReplicaEngine): Promise<string[]> {
   return (await replica.list('notes')).map((row) => row.id).sort()
 }
 
+/**
+ * Two hubs over `store`: a writer on the first has stored ten notes, which the second, with a
+ * reader on it, has not heard of.
+ */
+async function tenNotesUnheard(store: HubStore) {
+  const first = createHubEngine({ store, now })
+  const second = createHubEngine({ store, now })
+  const writer = await replicaOn(first, 'writer')
+  const reader = await replicaOn(second, 'reader')
+  await settle([first, second], [writer, reader])
+  await Promise.all(Array.from({ length: 10 }, (_, i) => writer.put('notes', `n${i}`, { i })))
+  await settle([first, second], [writer, reader])
+  expect(writer.pending()).toBe(0)
+  // The second hub has not heard of the appends: its reader has nothing yet.
+  expect(await ids(reader)).toEqual([])
+  return { first, second, writer, reader }
+}
+
 describe('hubs sharing one store', () => {
   it('stream another hub’s appends to their connections once told of them, and not before', async () => {
     const store = new MemoryHubStore()
-    const first = createHubEngine({ store, now })
-    const second = createHubEngine({ store, now })
-    const writer = await replicaOn(first, 'writer')
-    const reader = await replicaOn(second, 'reader')
-    await settle([first, second], [writer, reader])
-    await Promise.all(Array.from({ length: 10 }, (_, i) => writer.put('notes', `n${i}`, { i })))
-    await settle([first, second], [writer, reader])
-    expect(writer.pending()).toBe(0)
-    // The second hub has not heard of the appends: its reader has nothing yet.
-    expect(await ids(reader)).toEqual([])
+    const { first, second, writer, reader } = await tenNotesUnheard(store)
     const meta = await store.loadSpace(SPACE)
     await second.advanced(SPACE, meta.head, meta.received)
     await settle([first, second], [writer, reader])
@@ -238,15 +247,7 @@ class SharedStore extends MemoryHubStore {
 
 describe('a ping to a hub that has not heard of another hub’s appends', () => {
   async function unheard(store: MemoryHubStore) {
-    const first = createHubEngine({ store, now })
-    const second = createHubEngine({ store, now })
-    const writer = await replicaOn(first, 'writer')
-    const reader = await replicaOn(second, 'reader')
-    await settle([first, second], [writer, reader])
-    await Promise.all(Array.from({ length: 10 }, (_, i) => writer.put('notes', `n${i}`, { i })))
-    await settle([first, second], [writer, reader])
-    expect(writer.pending()).toBe(0)
-    expect(await ids(reader)).toEqual([])
+    const { first, second, writer, reader } = await tenNotesUnheard(store)
     const ask = reader.ping()
     await settle([first, second], [writer, reader])
     expect(reader.session().syncAnswered).toBe(ask)
