@@ -267,3 +267,18 @@ describe('a ping to a hub that has not heard of another hub’s appends', () => 
     expect(await ids(reader)).toEqual([])
   })
 })
+
+describe('a ping from a writer whose own changes end the log', () => {
+  it('is answered, and the writer passes its own changes at once, not at the next tick', async () => {
+    const hub = createHubEngine({ store: new MemoryHubStore(), now })
+    const writer = await replicaOn(hub, 'writer')
+    await settle([hub], [writer])
+    await writer.put('notes', 'n1', { n: 1 })
+    await settle([hub], [writer])
+    expect(writer.pending()).toBe(0)
+    const ask = writer.ping()
+    await settle([hub], [writer])
+    expect(writer.session()).toMatchObject({ syncAnswered: ask, hubHead: 1, cursor: 1 })
+    expect(writer.status()).toBe('synced')
+  })
+})

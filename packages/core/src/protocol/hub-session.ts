@@ -746,7 +746,10 @@ function receive(
         return state
       }
       effects.push({ type: 'pong', space: message.space, id: message.id })
-      return state
+      // The answer may name positions this stream has not reached: the replica's own changes,
+      // which the hub does not stream to a lone writer at once (nothing in them to apply).
+      // Stream them now, or the replica waits for the next tick to pass them.
+      return pump(state, message.space, facts, effects)
     }
     case 'pong':
       effects.push({
