@@ -92,6 +92,23 @@ describe('tabs that share one replica (real Chromium: IndexedDB, Web Locks, Broa
     expect(second.status).toBe('synced')
   })
 
+  it("synced() in the tab without the connection holds what another device's synced() put on the relay", async () => {
+    const space = unique('synced')
+    const db = unique('db')
+    const first = await tab(space, db)
+    await first.synced()
+    const second = await tab(space, db)
+    const device = await tab(space, unique('other-device'))
+    await Promise.all([second.synced(), device.synced()])
+    for (let round = 0; round < 10; round++) {
+      await device.collection('notes').put(`n${round}`, { round })
+      await device.synced()
+      // Asked of the connected tab over the channel, which asks the relay.
+      await second.synced()
+      expect(await second.collection('notes').get(`n${round}`)).toEqual({ round })
+    }
+  })
+
   it('Work offline in one tab holds the shared connection; both tabs show offline, and online again', async () => {
     const space = unique('offline')
     const db = unique('db')
