@@ -27,6 +27,19 @@ async function until(check: () => boolean | Promise<boolean>, what: string, ms =
   }
 }
 
+/** Two tabs of one replica on a new space — the first connected and synced — and another device on it. */
+async function twoTabsAndADevice(
+  prefix: string,
+): Promise<{ first: Replica; second: Replica; device: Replica }> {
+  const space = unique(prefix)
+  const db = unique('db')
+  const first = await tab(space, db)
+  await first.synced()
+  const second = await tab(space, db)
+  const device = await tab(space, unique('other-device'))
+  return { first, second, device }
+}
+
 /** Calls `call` until it rejects with `code`. */
 function untilRefused(call: () => Promise<unknown>, code: string, what: string): Promise<void> {
   return until(
@@ -45,12 +58,7 @@ afterEach(async () => {
 
 describe('tabs that share one replica (real Chromium: IndexedDB, Web Locks, BroadcastChannel)', () => {
   it('one tab connects; a write in the other is uploaded through it and shows in both at once', async () => {
-    const space = unique('tabs')
-    const db = unique('db')
-    const first = await tab(space, db)
-    await first.synced()
-    const second = await tab(space, db)
-    const device = await tab(space, unique('other-device'))
+    const { first, second, device } = await twoTabsAndADevice('tabs')
     expect(second.replicaId).toBe(first.replicaId)
 
     const seenByFirst: string[][] = []
@@ -68,12 +76,7 @@ describe('tabs that share one replica (real Chromium: IndexedDB, Web Locks, Broa
   })
 
   it('when the connected tab closes, the other takes over and keeps syncing', async () => {
-    const space = unique('takeover')
-    const db = unique('db')
-    const first = await tab(space, db)
-    await first.synced()
-    const second = await tab(space, db)
-    const device = await tab(space, unique('other-device'))
+    const { first, second, device } = await twoTabsAndADevice('takeover')
     await first.collection('notes').put('before', { n: 1 })
     await first.synced()
 
@@ -93,12 +96,7 @@ describe('tabs that share one replica (real Chromium: IndexedDB, Web Locks, Broa
   })
 
   it("synced() in the tab without the connection holds what another device's synced() put on the relay", async () => {
-    const space = unique('synced')
-    const db = unique('db')
-    const first = await tab(space, db)
-    await first.synced()
-    const second = await tab(space, db)
-    const device = await tab(space, unique('other-device'))
+    const { second, device } = await twoTabsAndADevice('synced')
     await Promise.all([second.synced(), device.synced()])
     for (let round = 0; round < 10; round++) {
       await device.collection('notes').put(`n${round}`, { round })
