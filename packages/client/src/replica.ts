@@ -785,7 +785,7 @@ class ReplicaRuntime implements Replica {
     const stuck = this.#readOnlyBacklog()
     if (stuck !== null) return Promise.reject(stuck)
     return new Promise((resolve, reject) => {
-      const waiter: SyncedWaiter = { resolve, reject, nonce: newNonce(), ask: null, answered: false }
+      const waiter: SyncedWaiter = { resolve, reject, nonce: randomKey(), ask: null, answered: false }
       this.#waiters.add(waiter)
       this.#askFor(waiter)
       this.#publish()
@@ -1140,17 +1140,12 @@ const MAX_TAB_ASKS = 1024
 interface SyncedWaiter {
   readonly resolve: () => void
   readonly reject: (error: ChorusError) => void
-  /** Names the call to the leading tab when this tab follows (see `#askFor`). */
+  /** Names the call to the leading tab when this tab follows (see `#askFor`): a random key. */
   readonly nonce: string
   /** The engine's ask (`ReplicaEngine.ping`) made for it while this tab held the connection. */
   ask: number | null
   /** The relay answered an ask made after the call (or cannot be asked). */
   answered: boolean
-}
-
-/** A name for a `synced()` call, unique across the tabs of a database. */
-function newNonce(): string {
-  return randomKey()
 }
 
 /** A random key for a tab's presence. */

@@ -584,7 +584,6 @@ class Engine implements ReplicaEngine {
         syncAsked,
         syncAnswered,
         pingId,
-        pingFloor: pingId,
       }
       this.#announce()
       return

@@ -149,8 +149,6 @@ export interface ReplicaSessionState {
   readonly pingId: number
   readonly pingCovers: number
   readonly pingAt: number | null
-  /** Pongs with ids up to this one answer pings of an earlier connection: ignored. */
-  readonly pingFloor: number
 }
 
 /** What the runtime tells the session. */
@@ -318,7 +316,6 @@ export function initialReplicaSession(
     pingId: 0,
     pingCovers: 0,
     pingAt: null,
-    pingFloor: 0,
   }
 }
 
@@ -452,7 +449,6 @@ function reduce(
         ackSent: state.cursor,
         ackAt: Number.NEGATIVE_INFINITY,
         pingAt: null,
-        pingFloor: state.pingId,
       }
       effects.push(hello(next))
       return pump({ ...next, sent: next.acked, reading: false }, effects)
@@ -677,9 +673,11 @@ function receive(
       return { ...next, snapshot: null, applyingTo: Math.max(next.applyingTo, message.cursor) }
     }
     case 'pong': {
-      // The answer to the ping awaited, on this connection: older ids were asked again.
+      // The answer to the ping awaited: a ping of an earlier connection is not awaited (a
+      // connection awaits none until it sends one, under a higher id), and older ids were
+      // asked again.
       if (message.space !== space || state.phase !== 'ready' || state.pingAt === null) return state
-      if (message.id !== state.pingId || message.id <= state.pingFloor) return state
+      if (message.id !== state.pingId) return state
       const answered: ReplicaSessionState = {
         ...state,
         hubHead: Math.max(state.hubHead, message.head),
