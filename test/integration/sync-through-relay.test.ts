@@ -482,6 +482,61 @@ describe('a relay restored from a backup', () => {
   )
 })
 
+describe('a relay restored twice from one backup', () => {
+  it('gives each restore a log of its own: a replica that read the first past the backup reads the second from the start', async () => {
+    const data = tempDir('chorus-relay-restore-twice-')
+    const saved = tempDir('chorus-relay-backup-twice-')
+    const backupFile = join(saved.path, 'relay-backup.db')
+    let relay = await startRelay({ dataDir: data.path })
+    const port = relay.port
+    const restore = async () => {
+      expect(await relay.stop('SIGTERM')).toBe(0)
+      const restored = await runRelayCli(['restore', '--from', backupFile, '--data', data.path])
+      expect(restored.code, restored.stderr).toBe(0)
+      relay = await startRelay({ dataDir: data.path, port })
+    }
+    const [lost, reader] = await Promise.all([device(relay.url, 'lww'), device(relay.url, 'lww')])
+    const replicas = [lost, reader]
+    try {
+      await putNotes(lost, 5, 'seed', () => 'before the backup')
+      await converged([lost, reader])
+      expect((await runRelayCli(['backup', '--data', data.path, '--out', backupFile])).code).toBe(0)
+
+      // The first restore: the reader reads past the backup's head (positions 6–10)…
+      for (const replica of replicas) replica.disconnect()
+      await restore()
+      for (const replica of replicas) replica.connect()
+      await putNotes(lost, 5, 'first', () => 'after the first restore')
+      await converged([lost, reader])
+      // … and the device that wrote there is lost for good: what it wrote stays on the reader.
+      await lost.close()
+
+      // The second restore of the same backup: another device writes positions 6–10 anew
+      // while the reader is away.
+      reader.disconnect()
+      await restore()
+      const other = await device(relay.url, 'lww')
+      replicas.push(other)
+      await putNotes(other, 5, 'second', () => 'after the second restore')
+      reader.connect()
+      await allSynced([reader, other])
+      const ids = (await rows(reader)).map((row) => row.id)
+      expect(ids).toEqual(
+        [
+          ...['seed', 'first', 'second'].flatMap((prefix) =>
+            Array.from({ length: 5 }, (_, i) => `${prefix}-${i}`),
+          ),
+        ].sort(),
+      )
+    } finally {
+      await Promise.all(replicas.map((replica) => replica.close()))
+      await relay.stop('SIGTERM')
+      data.remove()
+      saved.remove()
+    }
+  })
+})
+
 describe('a relay with --hello-timeout and --max-connections', () => {
   const data = tempDir('chorus-relay-connections-')
   let relay: RelayProcess

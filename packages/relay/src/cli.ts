@@ -10,9 +10,9 @@ import { normalizeOrigin } from './origin.js'
 import { PostgresRelayStore, postgresTarget } from './postgres-relay-store.js'
 import type { RelayLinkOptions } from './relay-options.js'
 import type { SpaceSummary } from './relay-store.js'
-import { DATABASE_FILE, startRelay } from './serve.js'
+import { DATABASE_FILE, makeDataDir, startRelay } from './serve.js'
 import { SqliteRelayStore } from './sqlite-relay-store.js'
-import { backupDatabase, describeSpacesIn, exportSpaceIn } from './sqlite-tools.js'
+import { backupDatabase, describeSpacesIn, exportSpaceIn, restoreDatabase } from './sqlite-tools.js'
 import { checkMountPath, type StaticMount } from './static-files.js'
 import { EVERY_SPACE, mintToken, type SpaceGrants } from './token-auth.js'
 
@@ -50,15 +50,17 @@ export const LINK_TOKEN_ENV = 'CHORUS_RELAY_LINK_TOKEN'
 const USAGE = `Usage:
   chorus-relay [serve] [--port 8787] [--host 127.0.0.1] [--data ./data] [--auth-secret S]
                        [--compact-every 5m] [--horizon 30d] [--store in-thread | worker]
-                       [--postgres postgres://user:password@host:5432/db [--presence-refresh 5s]]
+                       [--postgres postgres://user:password@host:5432/db]
                        [--max-frame-bytes 4194304] [--hello-timeout 10s] [--max-connections N]
                        [--static ./apps/notes/dist] [--static /lab=./apps/lab/dist]
                        [--tls-cert cert.pem --tls-key key.pem [--hsts 180d]]
                        [--allowed-origin https://notes.example.com]
                        [--link ws://10.0.0.2:8787/sync --link-space team-notes | '*' [--link-token T]]
+                       [--presence-refresh 5s]   (with --postgres or --link)
   chorus-relay token --secret S --sub alice --space team-notes:write [--space other:read]
                      [--expires 30d | never] [--admin | --relay]
   chorus-relay backup --data ./data --out ./relay-backup.db
+  chorus-relay restore --from ./relay-backup.db --data ./data
   chorus-relay delete-space --space team-notes (--data ./data | --postgres URL
                             | --relay http://127.0.0.1:8787 --secret S [--sub ops])
   chorus-relay spaces (--data ./data | --postgres URL | --relay http://127.0.0.1:8787 --secret S)
@@ -72,6 +74,7 @@ other relay lists for the token, every 10s; linked as they come), through a toke
 relay signed with --relay (--space '*:write' grants every space).
 --admin mints a token for the relay's administration API (GET /admin/spaces,
 DELETE /admin/spaces/NAME). spaces lists the spaces with their sizes, tab-separated.
+restore puts a backup in place as a stopped relay's database, moving the files there aside.
 delete-space deletes a space's data for good and refuses its name from then on: with --data
 the relay must be stopped; with --postgres, or --relay (a running relay's HTTP address and its
 secret; --sub names who asks in the relay's log, default $USER), the relays close its
@@ -92,6 +95,23 @@ Durations: 250ms, 30s, 15m, 12h, 7d, 2w.`
 
 /** A problem with the command line: reported with the usage and exit code 2. */
 class UsageError extends Error {}
+
+type OptionSpecs = Record<string, { type: 'string' | 'boolean'; multiple?: boolean }>
+
+/**
+ * `parseArgs`, strict and without positionals, that also refuses an option given twice
+ * unless it may be repeated: `--port 8787 --port 8788` is a mistake, not a choice.
+ */
+function parseOptions<const TOptions extends OptionSpecs>(args: readonly string[], options: TOptions) {
+  const parsed = parseArgs({ args: [...args], strict: true, allowPositionals: false, tokens: true, options })
+  const seen = new Set<string>()
+  for (const token of parsed.tokens) {
+    if (token.kind !== 'option' || options[token.name]?.multiple === true) continue
+    if (seen.has(token.name)) throw new UsageError(`--${token.name} is given twice`)
+    seen.add(token.name)
+  }
+  return parsed.values
+}
 
 function parsePort(text: string): number {
   const port = Number(text)
@@ -203,32 +223,27 @@ function onSighup(reload: () => void): () => void {
 }
 
 async function serve(args: readonly string[], io: CliIo): Promise<number> {
-  const { values } = parseArgs({
-    args: [...args],
-    strict: true,
-    allowPositionals: false,
-    options: {
-      port: { type: 'string' },
-      host: { type: 'string' },
-      data: { type: 'string' },
-      'auth-secret': { type: 'string' },
-      'compact-every': { type: 'string' },
-      horizon: { type: 'string' },
-      static: { type: 'string', multiple: true },
-      store: { type: 'string' },
-      postgres: { type: 'string' },
-      'max-frame-bytes': { type: 'string' },
-      link: { type: 'string', multiple: true },
-      'link-space': { type: 'string', multiple: true },
-      'link-token': { type: 'string' },
-      'presence-refresh': { type: 'string' },
-      'hello-timeout': { type: 'string' },
-      'max-connections': { type: 'string' },
-      'tls-cert': { type: 'string' },
-      'tls-key': { type: 'string' },
-      'allowed-origin': { type: 'string', multiple: true },
-      hsts: { type: 'string' },
-    },
+  const values = parseOptions(args, {
+    port: { type: 'string' },
+    host: { type: 'string' },
+    data: { type: 'string' },
+    'auth-secret': { type: 'string' },
+    'compact-every': { type: 'string' },
+    horizon: { type: 'string' },
+    static: { type: 'string', multiple: true },
+    store: { type: 'string' },
+    postgres: { type: 'string' },
+    'max-frame-bytes': { type: 'string' },
+    link: { type: 'string', multiple: true },
+    'link-space': { type: 'string', multiple: true },
+    'link-token': { type: 'string' },
+    'presence-refresh': { type: 'string' },
+    'hello-timeout': { type: 'string' },
+    'max-connections': { type: 'string' },
+    'tls-cert': { type: 'string' },
+    'tls-key': { type: 'string' },
+    'allowed-origin': { type: 'string', multiple: true },
+    hsts: { type: 'string' },
   })
   const links = parseLinks(values, io)
   const certFile = values['tls-cert']
@@ -378,18 +393,13 @@ function parseLinks(
 }
 
 async function token(args: readonly string[], io: CliIo): Promise<number> {
-  const { values } = parseArgs({
-    args: [...args],
-    strict: true,
-    allowPositionals: false,
-    options: {
-      secret: { type: 'string' },
-      sub: { type: 'string' },
-      space: { type: 'string', multiple: true },
-      expires: { type: 'string' },
-      admin: { type: 'boolean' },
-      relay: { type: 'boolean' },
-    },
+  const values = parseOptions(args, {
+    secret: { type: 'string' },
+    sub: { type: 'string' },
+    space: { type: 'string', multiple: true },
+    expires: { type: 'string' },
+    admin: { type: 'boolean' },
+    relay: { type: 'boolean' },
   })
   if (values.admin === true && values.relay === true)
     throw new UsageError('a token is for --admin or for --relay, not both')
@@ -403,6 +413,10 @@ async function token(args: readonly string[], io: CliIo): Promise<number> {
   const spaces: Record<string, Access> = {}
   for (const grant of grants) {
     const [space, access] = parseGrant(grant)
+    if (spaces[space] !== undefined)
+      throw new UsageError(
+        `--space ${space} is given twice (${space}:${spaces[space]} and ${grant}): give one`,
+      )
     spaces[space] = access
   }
   const expires = values.expires ?? '30d'
@@ -420,16 +434,29 @@ async function token(args: readonly string[], io: CliIo): Promise<number> {
 }
 
 async function backup(args: readonly string[], io: CliIo): Promise<number> {
-  const { values } = parseArgs({
-    args: [...args],
-    strict: true,
-    allowPositionals: false,
-    options: { data: { type: 'string' }, out: { type: 'string' } },
-  })
+  const values = parseOptions(args, { data: { type: 'string' }, out: { type: 'string' } })
   if (values.out === undefined || values.out === '') throw new UsageError('backup needs --out FILE')
   const source = join(values.data ?? './data', DATABASE_FILE)
   backupDatabase(source, values.out)
   io.err(`backed up ${source} to ${values.out}`)
+  return ExitCode.Ok
+}
+
+async function restore(args: readonly string[], io: CliIo): Promise<number> {
+  const values = parseOptions(args, { data: { type: 'string' }, from: { type: 'string' } })
+  if (values.from === undefined || values.from === '')
+    throw new UsageError('restore needs --from FILE, a backup')
+  const dir = values.data ?? './data'
+  makeDataDir(dir)
+  const lock = lockDataDir(dir, 'stop it first, then restore')
+  let moved: readonly string[]
+  try {
+    ;({ movedAside: moved } = restoreDatabase(values.from, join(dir, DATABASE_FILE)))
+  } finally {
+    lock.release()
+  }
+  io.err(`restored ${values.from} to ${join(dir, DATABASE_FILE)}`)
+  if (moved.length > 0) io.err(`moved the files it replaced aside: ${moved.join(', ')}`)
   return ExitCode.Ok
 }
 
@@ -489,12 +516,7 @@ async function withPostgres<TResult>(url: string, work: (store: PostgresRelaySto
 }
 
 async function deleteSpace(args: readonly string[], io: CliIo): Promise<number> {
-  const { values } = parseArgs({
-    args: [...args],
-    strict: true,
-    allowPositionals: false,
-    options: { space: { type: 'string' }, ...TARGET_OPTIONS },
-  })
+  const values = parseOptions(args, { space: { type: 'string' }, ...TARGET_OPTIONS })
   const space = values.space
   if (space === undefined || !isSpaceId(space)) {
     throw new UsageError(
@@ -529,12 +551,7 @@ async function deleteSpace(args: readonly string[], io: CliIo): Promise<number> 
 }
 
 async function spaces(args: readonly string[], io: CliIo): Promise<number> {
-  const { values } = parseArgs({
-    args: [...args],
-    strict: true,
-    allowPositionals: false,
-    options: TARGET_OPTIONS,
-  })
+  const values = parseOptions(args, TARGET_OPTIONS)
   const target = parseTarget('spaces', values, io)
   let listed: readonly SpaceSummary[]
   if (target.kind === 'relay') {
@@ -571,7 +588,9 @@ async function adminRequest(
 ): Promise<Response> {
   let url: URL
   try {
-    url = new URL(path, target.base)
+    // Under the address's path, for a relay behind a proxy at a prefix.
+    const base = new URL(target.base)
+    url = new URL(`${base.pathname.replace(/\/+$/, '')}${path}`, base)
   } catch {
     throw new UsageError(
       `--relay must be the relay's HTTP address, such as http://127.0.0.1:8787, got ${JSON.stringify(target.base)}`,
@@ -591,10 +610,13 @@ async function adminRequest(
   try {
     response = await fetch(url, { method, headers: { authorization: `Bearer ${token}` } })
   } catch (error) {
-    throw new ChorusError(
-      ErrorCode.StorageFailed,
-      `cannot reach the relay at ${url.origin}: ${String(error)}`,
-    )
+    // fetch says "fetch failed"; its cause says why (ECONNREFUSED, a bad certificate, …).
+    const cause = (error as { cause?: unknown }).cause
+    const why =
+      cause instanceof Error ? cause.message : error instanceof Error ? error.message : String(error)
+    throw new ChorusError(ErrorCode.StorageFailed, `cannot reach the relay at ${url.origin}: ${why}`, {
+      cause: error,
+    })
   }
   if (response.status !== 200) {
     const body: unknown = await response.json().catch(() => undefined)
@@ -608,12 +630,7 @@ async function adminRequest(
 }
 
 async function exportSpace(args: readonly string[], io: CliIo): Promise<number> {
-  const { values } = parseArgs({
-    args: [...args],
-    strict: true,
-    allowPositionals: false,
-    options: { space: { type: 'string' }, out: { type: 'string' }, ...TARGET_OPTIONS },
-  })
+  const values = parseOptions(args, { space: { type: 'string' }, out: { type: 'string' }, ...TARGET_OPTIONS })
   const space = values.space
   if (space === undefined || !isSpaceId(space)) {
     throw new UsageError(
@@ -700,6 +717,10 @@ export async function runCli(argv: readonly string[], io: CliIo = defaultIo): Pr
   }
   const command = first === undefined || first.startsWith('-') ? 'serve' : first
   const args = command === first ? rest : argv
+  if (args.includes('--help') || args.includes('-h')) {
+    io.out(USAGE)
+    return ExitCode.Ok
+  }
   try {
     switch (command) {
       case 'serve':
@@ -708,6 +729,8 @@ export async function runCli(argv: readonly string[], io: CliIo = defaultIo): Pr
         return await token(args, io)
       case 'backup':
         return await backup(args, io)
+      case 'restore':
+        return await restore(args, io)
       case 'delete-space':
         return await deleteSpace(args, io)
       case 'spaces':
@@ -724,9 +747,21 @@ export async function runCli(argv: readonly string[], io: CliIo = defaultIo): Pr
       io.err(`chorus-relay: ${error.message}\n\n${USAGE}`)
       return ExitCode.Usage
     }
-    io.err(`chorus-relay: ${isChorusError(error) ? error.message : String(error)}`)
+    io.err(`chorus-relay: ${describeFailure(error)}`)
     return ExitCode.Failed
   }
+}
+
+/**
+ * What went wrong, for the operator: a Chorus error's message, with what caused it when the
+ * message does not say (the SQLite or system error behind "cannot open the data directory").
+ */
+function describeFailure(error: unknown): string {
+  if (!isChorusError(error)) return String(error)
+  const cause = (error as { cause?: unknown }).cause
+  if (!(cause instanceof Error) || error.message.includes(cause.message)) return error.message
+  const code = (cause as { code?: unknown }).code
+  return `${error.message}: ${cause.message}${typeof code === 'string' && !cause.message.includes(code) ? ` (${code})` : ''}`
 }
 
 function isEntryPoint(): boolean {

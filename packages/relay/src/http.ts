@@ -163,7 +163,10 @@ export function createHttpHandler(
       space = ''
     }
     if (!isSpaceId(space)) {
-      answer(response, 400, { code: ErrorCode.InvalidArgument, error: `not a space name: ${match[1]}` })
+      answer(response, 400, {
+        code: ErrorCode.InvalidArgument,
+        error: `not a space name: ${JSON.stringify(space === '' ? match[1] : space)}`,
+      })
       return
     }
     if (records !== null) {

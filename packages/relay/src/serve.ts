@@ -138,6 +138,24 @@ function hostForUrl(host: string): string {
   return host.includes(':') ? `[${host}]` : host
 }
 
+/** Creates the data directory `dir` (and its parents) if it does not exist; throws `storage-failed` saying why it cannot. */
+export function makeDataDir(dir: string): void {
+  try {
+    mkdirSync(dir, { recursive: true })
+  } catch (error) {
+    const code = (error as { code?: unknown }).code
+    if (code === 'EEXIST' || code === 'ENOTDIR')
+      throw new ChorusError(
+        ErrorCode.StorageFailed,
+        `cannot make the data directory ${dir}: a file is in the way`,
+      )
+    const detail = error instanceof Error ? error.message : String(error)
+    throw new ChorusError(ErrorCode.StorageFailed, `cannot make the data directory ${dir}: ${detail}`, {
+      cause: error,
+    })
+  }
+}
+
 /** The store {@link startRelay} opens, and how to give up its data directory. */
 async function openStore(
   options: Pick<StartRelayOptions, 'dataDir' | 'postgres' | 'store' | 'onError'>,
@@ -160,7 +178,7 @@ async function openStore(
     return { store, release: () => undefined }
   }
   const dir = dataDir as string
-  mkdirSync(dir, { recursive: true })
+  makeDataDir(dir)
   // One relay per data directory: a second one fails here, before it opens the database.
   const lock = lockDataDir(dir)
   const file = join(dir, DATABASE_FILE)

@@ -22,13 +22,13 @@ import type {
   SpaceSummary,
 } from './relay-store.js'
 import {
+  forgetLogName,
   logName,
   MAX_BULK_ROWS,
   migrate,
   prepareBulkStatements,
   prepareStatements,
   type Query,
-  renameLog,
   SCHEMA_VERSION,
 } from './sqlite-schema.js'
 import {
@@ -496,10 +496,10 @@ export class SqliteRelayStore implements RelayStore {
     if (this.#closed) throw new ChorusError(ErrorCode.Closed, 'this store is closed')
     try {
       await this.#db.backup(destination)
-      // The copy's log gets its own name (see `renameLog`).
+      // Each database made from the copy names its log anew (see `forgetLogName`).
       const copy = new Database(destination, { fileMustExist: true })
       try {
-        renameLog(copy)
+        forgetLogName(copy)
       } finally {
         copy.close()
       }

@@ -68,31 +68,34 @@ export function migrate(db: Database.Database, version: number): void {
 }
 
 /**
- * The name of the database's log (`SpaceMeta.log`), made when the database is first opened.
- * A backup copy is given a new one (see {@link renameLog}): restored, its positions past the
- * copy's head mean other changes than those replicas read there before.
+ * The name of the database's log (`SpaceMeta.log`), made when a database without one is
+ * opened: a new database, or a backup copy (see {@link forgetLogName}). Restored, a copy's
+ * positions past its head mean other changes than those replicas read there before.
  */
 export function logName(db: Database.Database): string {
   db.exec(LOG_TABLE)
   const row = db.prepare("SELECT value FROM relay_meta WHERE key = 'log'").get() as
     | { value: string }
     | undefined
-  return row?.value ?? renameLog(db)
-}
-
-/** Gives the database's log a new random name, and returns it. */
-export function renameLog(db: Database.Database): string {
-  db.exec(LOG_TABLE)
+  if (row !== undefined) return row.value
   const name = randomUUID()
-  db.prepare(
-    "INSERT INTO relay_meta (key, value) VALUES ('log', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-  ).run(name)
+  db.prepare("INSERT INTO relay_meta (key, value) VALUES ('log', ?)").run(name)
   return name
 }
 
 /**
- * Where the log's name is kept: created by {@link logName} on open and by {@link renameLog} on
- * a backup copy (whose database an older build may have made without it).
+ * Drops the log's name from a backup copy, so that every relay database made from the copy
+ * names its log anew when a relay first opens it. Restoring one copy twice thus gives two
+ * logs: a replica that read the first past the copy's head reads the second from the start.
+ */
+export function forgetLogName(db: Database.Database): void {
+  db.exec(LOG_TABLE)
+  db.prepare("DELETE FROM relay_meta WHERE key = 'log'").run()
+}
+
+/**
+ * Where the log's name is kept: created by {@link logName} on open (a database an older build
+ * made may have no table yet).
  */
 const LOG_TABLE =
   'CREATE TABLE IF NOT EXISTS relay_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID'

@@ -1,4 +1,5 @@
-import { existsSync, readFileSync, writeFileSync } from 'node:fs'
+import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { type AddressInfo, createServer } from 'node:net'
 import { join } from 'node:path'
 import { asReplicaId, type Message } from '@chorus/core'
 import { jwtVerify } from 'jose'
@@ -124,6 +125,13 @@ describe('chorus-relay command line (in process)', () => {
       ['token', '--secret', SECRET, '--sub', 'r', '--admin', '--relay'],
       /for --admin or for --relay, not both/,
     ],
+    [['--port', '8787', '--port', '8788'], /--port is given twice/],
+    [['backup', '--out', 'a.db', '--out', 'b.db'], /--out is given twice/],
+    [
+      ['token', '--secret', SECRET, '--sub', 'a', '--space', 't:write', '--space', 't:read'],
+      /--space t is given twice \(t:write and t:read\)/,
+    ],
+    [['restore', '--data', 'somewhere'], /restore needs --from FILE/],
   ])('%j is a usage error (exit 2)', async (args, message) => {
     const io = captureIo()
     expect(await runCli(args, io)).toBe(2)
@@ -168,6 +176,96 @@ describe('chorus-relay command line (in process)', () => {
     expect(await copy.readLog(SPACE as never, 0, 10)).toHaveLength(3)
     await copy.close()
     temp.remove()
+  })
+
+  it('restores a backup into a data directory, moving the files there aside whole, under a new log name each time', async () => {
+    const temp = makeTempDir()
+    const live = join(temp.dir, 'live')
+    const crashed = join(temp.dir, 'crashed')
+    const copy = join(temp.dir, 'backup.db')
+    mkdirSync(live)
+    mkdirSync(crashed)
+    const store = new SqliteRelayStore(join(live, DATABASE_FILE))
+    await store.append(SPACE as never, A, makeRun(A, 1, 3))
+    expect(await runCli(['backup', '--data', live, '--out', copy], captureIo())).toBe(0)
+    await store.append(SPACE as never, A, makeRun(A, 4, 5))
+    const original = (await store.loadSpace(SPACE as never)).log
+    // What a relay killed now leaves: the database and a -wal holding changes it committed.
+    for (const suffix of ['', '-wal']) {
+      copyFileSync(join(live, `${DATABASE_FILE}${suffix}`), join(crashed, `${DATABASE_FILE}${suffix}`))
+    }
+    await store.close()
+    const logs = new Set([original])
+    const openRestored = async () => {
+      const restored = new SqliteRelayStore(join(crashed, DATABASE_FILE))
+      try {
+        expect(await restored.readLog(SPACE as never, 0, 10)).toHaveLength(3)
+        logs.add((await restored.loadSpace(SPACE as never)).log)
+      } finally {
+        await restored.close()
+      }
+    }
+    for (const round of [1, 2]) {
+      const io = captureIo()
+      expect(await runCli(['restore', '--from', copy, '--data', crashed], io)).toBe(0)
+      expect(io.lines.err[0]).toBe(`restored ${copy} to ${join(crashed, DATABASE_FILE)}`)
+      const aside = /^moved the files it replaced aside: (.*)$/.exec(io.lines.err[1] ?? '')?.[1]?.split(', ')
+      // The first time the crashed relay's database with its -wal, then the first restore's.
+      expect(aside).toHaveLength(round === 1 ? 2 : 1)
+      expect(existsSync(join(crashed, `${DATABASE_FILE}-wal`))).toBe(false)
+      await openRestored()
+      expect(logs.size).toBe(round + 1)
+      if (round === 1) {
+        // Moved as a pair, the crashed database still holds what its -wal did.
+        const kept = new SqliteRelayStore(aside?.[0] as string)
+        expect(await kept.readLog(SPACE as never, 0, 10)).toHaveLength(5)
+        await kept.close()
+      }
+    }
+    // Refused: what is not a relay database, a database a relay is serving, a served directory.
+    writeFileSync(join(temp.dir, 'other.db'), '')
+    const inUse = new SqliteRelayStore(join(live, DATABASE_FILE))
+    await inUse.append(SPACE as never, A, makeRun(A, 6, 6))
+    const relay = await startTestRelay()
+    const refusals: [string[], RegExp][] = [
+      [['restore', '--from', join(temp.dir, 'none.db'), '--data', crashed], /cannot read it/],
+      [['restore', '--from', join(temp.dir, 'other.db'), '--data', crashed], /it is not a relay database/],
+      [
+        ['restore', '--from', join(live, DATABASE_FILE), '--data', crashed],
+        /-wal is beside it: it is a database a relay was serving/,
+      ],
+      [
+        ['restore', '--from', copy, '--data', relay.dataDir],
+        /another relay is serving .*stop it first, then restore/,
+      ],
+    ]
+    try {
+      for (const [args, message] of refusals) {
+        const io = captureIo()
+        expect(await runCli(args, io), args.join(' ')).toBe(1)
+        expect(io.lines.err.join('\n')).toMatch(message)
+      }
+    } finally {
+      await relay.stop()
+      await inUse.close()
+    }
+    // Each refusal left the restored database as it was, under the name it took.
+    await openRestored()
+    expect(logs.size).toBe(3)
+    temp.remove()
+  })
+
+  it('says why it cannot reach a relay', async () => {
+    // A port nothing listens on any more.
+    const server = createServer()
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+    const { port } = server.address() as AddressInfo
+    await new Promise((resolve) => server.close(resolve))
+    const io = captureIo()
+    expect(await runCli(['spaces', '--relay', `http://127.0.0.1:${port}`, '--secret', SECRET], io)).toBe(1)
+    expect(io.lines.err.join('\n')).toContain(
+      `cannot reach the relay at http://127.0.0.1:${port}: connect ECONNREFUSED 127.0.0.1:${port}`,
+    )
   })
 
   it('mints an admin token, which needs no space', async () => {
@@ -331,10 +429,34 @@ describe('chorus-relay command line (in process)', () => {
     expect(printed).not.toContain('s3cret')
   })
 
-  it('prints the usage for --help', async () => {
-    const io = captureIo()
-    expect(await runCli(['--help'], io)).toBe(0)
-    expect(io.lines.out.join('\n')).toMatch(/chorus-relay token --secret/)
+  it.each([['--help'], ['help'], ['serve', '--help'], ['token', '-h'], ['restore', '--from', 'x', '--help']])(
+    'prints the usage for %j',
+    async (...args) => {
+      const io = captureIo()
+      expect(await runCli(args, io)).toBe(0)
+      expect(io.lines.out.join('\n')).toMatch(/chorus-relay token --secret/)
+      expect(io.lines.err).toEqual([])
+    },
+  )
+
+  it('says why it cannot open a data directory: a file in the way, a file that is not a database', async () => {
+    const temp = makeTempDir()
+    const file = join(temp.dir, 'a-file')
+    writeFileSync(file, 'not a directory')
+    const inTheWay = captureIo()
+    expect(await runCli(['--port', '0', '--data', file], inTheWay)).toBe(1)
+    expect(inTheWay.lines.err.at(-1)).toBe(
+      `chorus-relay: cannot make the data directory ${file}: a file is in the way`,
+    )
+    const corrupt = join(temp.dir, 'corrupt')
+    mkdirSync(corrupt)
+    writeFileSync(join(corrupt, DATABASE_FILE), 'x'.repeat(4096))
+    const notDatabase = captureIo()
+    expect(await runCli(['--port', '0', '--data', corrupt], notDatabase)).toBe(1)
+    expect(notDatabase.lines.err.at(-1)).toMatch(
+      /cannot prepare the relay database at .*corrupt.*: file is not a database \(SQLITE_NOTADB\)$/,
+    )
+    temp.remove()
   })
 })
 

@@ -104,7 +104,7 @@ describe('the administration API of a relay with an auth secret', () => {
     expect(forged).toMatchObject({ status: 401, body: { code: ErrorCode.Unauthenticated } })
     expect(await deleteSpace(relay, 'not a name', await adminToken())).toMatchObject({
       status: 400,
-      body: { code: ErrorCode.InvalidArgument },
+      body: { code: ErrorCode.InvalidArgument, error: 'not a space name: "not a name"' },
     })
     expect((await relay.store.loadSpace('other' as never)).deleted).not.toBe(true)
   })

@@ -1,4 +1,4 @@
-import { existsSync } from 'node:fs'
+import { copyFileSync, existsSync } from 'node:fs'
 import { join } from 'node:path'
 import { ErrorCode, isChorusError, type ReplicaId, recordKey } from '@chorus/core'
 import { runHubStoreConformance } from '@chorus/testkit/conformance'
@@ -227,7 +227,7 @@ describe.each(['SqliteRelayStore', 'WorkerRelayStore'] as const)('%s files', (ki
   })
 
   describe('backups', () => {
-    it('copies a database in use, online or with VACUUM INTO, into files that open as the same data under a new log name', async () => {
+    it('copies a database in use, online or with VACUUM INTO, into files that open as the same data under a new log name, each copy of them too', async () => {
       await store.append(SPACE, A, makeRun(A, 1, 3))
       await store.append(SPACE, B, makeRun(B, 1, 2))
       const online = join(temp.dir, 'online.db')
@@ -247,8 +247,18 @@ describe.each(['SqliteRelayStore', 'WorkerRelayStore'] as const)('%s files', (ki
         expect(await restored.readLog(SPACE, 0, 100)).toEqual(await store.readLog(SPACE, 0, 100))
         await restored.close()
       }
+      // A copy of a copy too, however many are made: each database restored from one names
+      // its log anew, so restoring the same backup twice makes two logs.
+      const pristine = join(temp.dir, 'pristine.db')
+      backupDatabase(file, pristine)
+      for (const again of ['again-1.db', 'again-2.db']) {
+        copyFileSync(pristine, join(temp.dir, again))
+        const restored = new SqliteRelayStore(join(temp.dir, again))
+        names.add((await restored.loadSpace(SPACE)).log)
+        await restored.close()
+      }
       expect([...names].every((name) => typeof name === 'string' && name.length > 0)).toBe(true)
-      expect(names.size).toBe(3)
+      expect(names.size).toBe(5)
       // And the name lasts: the original opens again under its own.
       const name = (await store.loadSpace(SPACE)).log
       await store.close()
