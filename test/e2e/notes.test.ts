@@ -342,6 +342,80 @@ describe('the notes app on two devices, served by a relay process', () => {
     await visible(noteInList(bob.page, 'After closing a tab'))
   })
 
+  it('Work offline is one setting for the tabs sharing the connection: every tab shows it, and it outlasts the tab that set it', async () => {
+    const first = alice.page
+    const second = await alice.context.newPage()
+    await second.goto(notebook)
+    await expectSynced(second)
+    await workOffline(second).check()
+    // The other tab's switch and status say so too.
+    await expect.poll(() => workOffline(first).isChecked(), WAIT).toBe(true)
+    await attribute(status(first), 'data-status', 'offline')
+    await expect.poll(() => status(first).textContent(), WAIT).toMatch(/^Working offline/)
+    await second.close()
+    // Still offline, and saying so, once the tab that switched is gone; switched back here, the
+    // edit made meanwhile reaches the other device.
+    await openNote(first, 'Groceries')
+    await editBody(first, 'written while working offline')
+    await pending(first, 1)
+    expect(await workOffline(first).isChecked()).toBe(true)
+    await workOffline(first).uncheck()
+    await expectSynced(first)
+    await bob.page.goto(notebook)
+    await openNote(bob.page, 'Groceries')
+    await value(bob.page.getByLabel('Body'), 'written while working offline')
+  })
+
+  it('what was typed just before a reload or closing the tab is kept, and reaches the other device', async () => {
+    await openNote(alice.page, 'Groceries')
+    await alice.page.getByLabel('Body').fill('typed just before a reload')
+    // No pause, no leaving the field: the save has not begun when the page goes.
+    await alice.page.reload()
+    await openNote(alice.page, 'Groceries')
+    await value(alice.page.getByLabel('Body'), 'typed just before a reload')
+    await expectSynced(alice.page)
+
+    const tab = await alice.context.newPage()
+    await tab.goto(notebook)
+    await openNote(tab, 'Groceries')
+    await tab.getByLabel('Body').fill('typed just before closing the tab')
+    await tab.close({ runBeforeUnload: true })
+    await alice.page.reload()
+    await openNote(alice.page, 'Groceries')
+    await value(alice.page.getByLabel('Body'), 'typed just before closing the tab')
+    await expectSynced(alice.page)
+    await openNote(bob.page, 'Groceries')
+    await value(bob.page.getByLabel('Body'), 'typed just before closing the tab')
+  })
+
+  it('a note too long to sync says so and keeps what was typed; its title is saved, and the note once shortened', async () => {
+    await writeNote(alice.page, 'Long', 'short for now')
+    await expectSynced(alice.page)
+    const long = 'x'.repeat(5 * 1_048_576)
+    await alice.page.getByLabel('Title').fill('Too long')
+    await alice.page.getByLabel('Body').fill(long)
+    await alice.page.getByLabel('Title').focus()
+    await expect.poll(() => alice.page.locator('.save-state').textContent(), WAIT).toBe('Not saved: too long')
+    await visible(alice.page.getByText(/This note is too long to save \(5\.0 MB\)/))
+    await visible(noteInList(bob.page, 'Too long'))
+    await editBody(alice.page, 'short again')
+    await expectSynced(alice.page)
+    await openNote(bob.page, 'Too long')
+    await value(bob.page.getByLabel('Body'), 'short again')
+  })
+
+  it('a link naming what cannot be a notebook says so, and does not list it', async () => {
+    const page = await alice.context.newPage()
+    for (const name of ['..', '-abc']) {
+      await page.goto(`${relay.http}/#/notebook/${name}`)
+      await visible(page.getByRole('heading', { name: 'This link does not open a notebook' }))
+    }
+    await page.goto(`${relay.http}/`)
+    await visible(page.getByRole('heading', { name: /notebooks/i }))
+    expect(await page.getByText('Untitled notebook').count()).toBe(0)
+    await page.close()
+  })
+
   it('reloads with the relay down, keeps editing, and the edit reaches the other device when it returns', async () => {
     const port = relay.port
     expect(await relay.stop('SIGTERM')).toBe(0)

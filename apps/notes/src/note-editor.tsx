@@ -1,11 +1,11 @@
+import { ErrorCode, isChorusError } from '@chorus/client'
 import { useConflicts, useRecord, useReplica } from '@chorus/react'
 import { type ReactNode, useCallback, useEffect, useRef, useState } from 'react'
+import { type DraftFields, dropDraft, stashDraft } from './drafts.js'
 import { timeAgo, useMinute } from './format.js'
 import { Collections, type Note } from './notes.js'
 import { notify, notifyFailure } from './notices.js'
 import { notebookHash } from './route.js'
-
-type Fields = Pick<Note, 'title' | 'body'>
 
 /** How long typing may pause before the edit is written. */
 const SAVE_AFTER_MS = 400
@@ -34,12 +34,14 @@ export function NoteEditor({
   const stored = useRecord<Note>(Collections.notes, id)
   const inConflict = useConflicts(Collections.notes)?.some((conflict) => conflict.id === id) ?? false
   const now = useMinute()
-  const [draft, setDraft] = useState<Partial<Fields>>({})
+  const [draft, setDraft] = useState<DraftFields>({})
   const latest = useRef(draft)
   latest.current = draft
   const timer = useRef<ReturnType<typeof setTimeout> | null>(null)
   /** The draft last written, so that a blur followed by leaving writes it once. */
-  const written = useRef<Partial<Fields> | null>(null)
+  const written = useRef<DraftFields | null>(null)
+  /** The last save was refused: the note is too long to sync. */
+  const [tooLong, setTooLong] = useState(false)
 
   const save = useCallback(() => {
     if (timer.current !== null) clearTimeout(timer.current)
@@ -47,19 +49,56 @@ export function NoteEditor({
     const fields = latest.current
     if (Object.keys(fields).length === 0 || fields === written.current) return
     written.current = fields
-    notes
-      .patch(id, { ...fields, updatedAt: Date.now() })
-      .catch((error: unknown) => notifyFailure('Saving the note failed', error))
-  }, [notes, id])
+    const updatedAt = Date.now()
+    notes.patch(id, { ...fields, updatedAt }).then(
+      () => {
+        // Stored: a copy kept as the page went away (which did not end it, after all) is not needed.
+        dropDraft(space, id)
+        setTooLong(false)
+      },
+      (error: unknown) => {
+        // The only argument of a note's patch the client can refuse is its size: a note must
+        // fit one frame to the relay. What was typed stays in the editor, to be shortened.
+        if (!isChorusError(error, ErrorCode.InvalidArgument)) {
+          notifyFailure('Saving the note failed', error)
+          return
+        }
+        setTooLong((already) => {
+          if (!already) {
+            const megabytes = (new Blob([fields.body ?? '', fields.title ?? '']).size / 1_048_576).toFixed(1)
+            notify({
+              tone: 'error',
+              message: `This note is too long to save (${megabytes} MB): a note syncs up to about 4 MB. Shorten it, or split it over several notes.`,
+            })
+          }
+          return true
+        })
+        // A title typed beside a body too long is saved on its own.
+        if (fields.title !== undefined && fields.body !== undefined) {
+          notes
+            .patch(id, { title: fields.title, updatedAt })
+            .catch((again: unknown) => notifyFailure('Saving the title failed', again))
+        }
+      },
+    )
+  }, [notes, id, space])
 
-  // Leaving the note (another note, another view, closing the tab) saves what was typed.
+  // Leaving the note (another note, another view) saves what was typed. Leaving the page
+  // (a reload, closing the tab) may end it before that write commits: what was typed is kept
+  // in localStorage too, and written when the notebook opens again (see `recoverDrafts`).
   useEffect(() => {
-    window.addEventListener('pagehide', save)
-    return () => {
-      window.removeEventListener('pagehide', save)
+    const leave = () => {
+      const fields = latest.current
+      if (Object.keys(fields).length === 0) return
+      stashDraft(space, id, fields, Date.now())
       save()
     }
-  }, [save])
+    window.addEventListener('pagehide', leave)
+    return () => {
+      window.removeEventListener('pagehide', leave)
+      save()
+    }
+  }, [save, space, id])
 
   // Once the stored note holds an edit, the edit is no longer a draft.
   useEffect(() => {
@@ -77,7 +116,7 @@ export function NoteEditor({
     })
   }, [stored])
 
-  const edit = (field: keyof Fields, value: string) => {
+  const edit = (field: keyof DraftFields, value: string) => {
     setDraft((current) => ({ ...current, [field]: value }))
     if (timer.current !== null) clearTimeout(timer.current)
     timer.current = setTimeout(save, SAVE_AFTER_MS)
@@ -135,7 +174,11 @@ export function NoteEditor({
           ‹ Notes
         </button>
         <span className="muted small save-state" aria-live="polite">
-          {saving ? 'Saving…' : `Edited ${timeAgo(stored.updatedAt, now)}`}
+          {tooLong && saving
+            ? 'Not saved: too long'
+            : saving
+              ? 'Saving…'
+              : `Edited ${timeAgo(stored.updatedAt, now)}`}
         </span>
         <button type="button" className="button subtle danger" onClick={remove}>
           Delete note

@@ -1,4 +1,5 @@
 import { useSyncExternalStore } from 'react'
+import { isSpaceId } from './ids.js'
 
 /** A notebook this browser has opened, as the start page lists it. */
 export interface KnownNotebook {
@@ -23,9 +24,10 @@ function parse(raw: string | null): readonly KnownNotebook[] {
   try {
     const value: unknown = JSON.parse(raw)
     if (!Array.isArray(value)) return []
+    // An entry whose space no replica can open (an earlier build took more links) is dropped.
     return value.filter(
       (item): item is KnownNotebook =>
-        typeof item?.space === 'string' && typeof item.name === 'string' && typeof item.openedAt === 'number',
+        isSpaceId(item?.space) && typeof item.name === 'string' && typeof item.openedAt === 'number',
     )
   } catch {
     // Not ours, or damaged: the list starts again rather than breaking the start page.

@@ -1,4 +1,5 @@
 import { createReplica, deleteReplica, isChorusError, type Replica } from '@chorus/client'
+import { recoverDrafts } from './drafts.js'
 import { newestNotes } from './newest-notes.js'
 
 /**
@@ -85,6 +86,8 @@ async function startNotebook(space: string): Promise<Replica> {
   // Its first screen is read at once. A failed read shows as the full load's failure (it
   // reads the same records), so it is not reported twice.
   newestNotes(replica).read.catch(() => undefined)
+  // What was typed as this browser last left a page of it, and may not have been stored.
+  void recoverDrafts(replica)
   return replica
 }
 

@@ -1,6 +1,6 @@
 import type { SyncStatus as Status } from '@chorus/client'
 import { useReplica, useSyncStatus } from '@chorus/react'
-import { type ReactNode, useState } from 'react'
+import type { ReactNode } from 'react'
 import { plural } from './format.js'
 
 const labels: Record<Status, string> = {
@@ -10,13 +10,30 @@ const labels: Record<Status, string> = {
   synced: 'Synced',
 }
 
-/** Always in view: whether this notebook is in sync, and how many changes wait to upload. */
+/**
+ * Always in view: whether this notebook is in sync, and how many changes wait to upload.
+ * Offline, it says why: the user chose to work offline (in this tab or another), the server
+ * cannot be reached and the app keeps trying, or the server refused this notebook for good
+ * (deleted there, say: the notebook screen explains).
+ */
 export function SyncStatus(): ReactNode {
-  const { status, pending } = useSyncStatus()
+  const { status, pending, wantsConnection } = useSyncStatus()
+  const label =
+    status !== 'offline'
+      ? labels[status]
+      : wantsConnection
+        ? 'Can’t reach the server, retrying'
+        : 'Working offline'
   return (
-    <p className={`sync-status ${status}`} role="status" data-status={status} data-pending={pending}>
+    <p
+      className={`sync-status ${status}`}
+      role="status"
+      data-status={status}
+      data-pending={pending}
+      data-wants-connection={wantsConnection}
+    >
       <span className="dot" aria-hidden="true" />
-      <span className="sync-label">{labels[status]}</span>
+      <span className="sync-label">{label}</span>
       <span className="sync-separator"> · </span>
       <span className="sync-pending">
         {pending === 0 ? 'nothing to upload' : `${plural(pending, 'change', 'changes')} waiting to upload`}
@@ -25,10 +42,14 @@ export function SyncStatus(): ReactNode {
   )
 }
 
-/** Disconnects from the relay (and back) without reloading: the offline story, on demand. */
+/**
+ * Disconnects from the relay (and back) without reloading: the offline story, on demand. The
+ * tabs of this browser that have the notebook open share its connection, so the switch shows
+ * the setting of the last tab that changed it, in every tab.
+ */
 export function OfflineSwitch(): ReactNode {
   const replica = useReplica()
-  const [offline, setOffline] = useState(false)
+  const offline = !useSyncStatus().wantsConnection
   return (
     <label className="switch">
       <input
@@ -37,10 +58,8 @@ export function OfflineSwitch(): ReactNode {
         aria-checked={offline}
         checked={offline}
         onChange={(event) => {
-          const next = event.target.checked
-          if (next) replica.disconnect()
+          if (event.target.checked) replica.disconnect()
           else replica.connect()
-          setOffline(next)
         }}
       />
       <span className="switch-track" aria-hidden="true" />

@@ -32,6 +32,9 @@ describe('routes and links', () => {
     expect(parseRoute('#/notebook/has%20space').name).toBe('invalid')
     expect(parseRoute('#/notebook/%E0%A4%A').name).toBe('invalid')
     expect(parseRoute('#/elsewhere').name).toBe('invalid')
+    // Names the client refuses are no notebook's: a link to one says so, and offers no retry.
+    for (const name of ['..', '.', '-abc', '_x'])
+      expect(parseRoute(`#/notebook/${name}`).name).toBe('invalid')
   })
 
   it('finds the notebook in a pasted link, hash or bare id', () => {
@@ -41,6 +44,7 @@ describe('routes and links', () => {
     expect(spaceFromInput('k3x9')).toBe('k3x9')
     expect(spaceFromInput('https://notes.example/')).toBeUndefined()
     expect(spaceFromInput('not an id')).toBeUndefined()
+    expect(spaceFromInput('..')).toBeUndefined()
   })
 })
 

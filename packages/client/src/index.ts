@@ -7,6 +7,7 @@ export {
   compareConflicts,
   ErrorCode,
   isChorusError,
+  isSpaceId,
   type JsonObject,
   type JsonValue,
   type ListOptions,

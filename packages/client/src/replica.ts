@@ -43,6 +43,8 @@ export interface StatusEvent {
   readonly lag: number
   /** The relay's final refusal (see {@link Replica.refusal}); null while it has not refused. */
   readonly refusal: ChorusError | null
+  /** Whether the app wants a connection (see {@link Replica.wantsConnection}). */
+  readonly wantsConnection: boolean
 }
 
 /** The events of a {@link Replica}. */
@@ -120,6 +122,13 @@ export interface Replica {
   connect(): void
   /** Disconnects, and stays offline until `connect()`. Writes go on locally. */
   disconnect(): void
+  /**
+   * Whether the app wants a connection: false after `disconnect()`, true after `connect()`
+   * (at first, `autoConnect`). Tabs sharing the database share it, the last call in any of
+   * them counting, so a tab opened later takes it from the others. With `status` it tells
+   * "working offline" (false) from "cannot reach the relay, trying again" (true, `offline`).
+   */
+  readonly wantsConnection: boolean
   /**
    * Closes the socket, stops timers and live queries, waits for queued writes, and closes
    * the storage. Later calls reject with `closed`.
@@ -312,6 +321,11 @@ class ReplicaRuntime implements Replica {
   readonly #shared: SharedTabs | null
   /** Whether the app wants a connection (`connect()` / `disconnect()`, shared by the tabs). */
   #wantOnline: boolean
+  /**
+   * How many times a tab has set `#wantOnline` so far, as this tab knows: a tab takes another
+   * tab's setting when it is later, so that every tab ends with the last one (see `#wish`).
+   */
+  #wantSeq = 0
   /** The leading tab's last report, when another tab leads. */
   #leader: LeaderReport | null = null
   readonly #onOnline = (): void => this.#link?.online()
@@ -529,6 +543,7 @@ class ReplicaRuntime implements Replica {
       lag: Math.max(0, session.hubHead - session.cursor),
       acked: session.acked,
       online: this.#wantOnline,
+      onlineSeq: this.#wantSeq,
       readOnly: session.readOnly,
       asks: true,
       presence: {
@@ -550,6 +565,7 @@ class ReplicaRuntime implements Replica {
       case 'leader': {
         if (this.#shared?.group.leading) return
         this.#leader = message
+        if (message.onlineSeq !== undefined) this.#wish(message.online, message.onlineSeq)
         // The relay refused the replica for good: this tab stops waiting for it, and says so.
         if (message.refused !== undefined && this.#refusal === null) {
           const { code, message: why } = message.refused
@@ -597,12 +613,8 @@ class ReplicaRuntime implements Replica {
         this.#publish()
         return
       case 'online':
-        this.#wantOnline = message.on
-        if (this.#shared?.group.leading) {
-          if (message.on) this.#link?.start()
-          else this.#link?.stop()
-        }
-        this.#publish()
+        // A tab of an older build numbers nothing: its setting is the latest.
+        this.#wish(message.on, message.seq ?? this.#wantSeq + 1)
         return
       case 'presence':
         if (!this.#shared?.group.leading) return
@@ -627,6 +639,25 @@ class ReplicaRuntime implements Replica {
         void this.close()
         return
     }
+  }
+
+  /**
+   * Takes another tab's setting of `#wantOnline`, numbered `seq`, when it is later than this
+   * tab's: of two set at once (the same number), going offline wins, in every tab alike.
+   */
+  #wish(on: boolean, seq: number): void {
+    if (seq < this.#wantSeq || (seq === this.#wantSeq && (on || !this.#wantOnline))) return
+    this.#wantSeq = seq
+    this.#wantOnline = on
+    if (this.#shared?.group.leading) {
+      if (on) this.#link?.start()
+      else this.#link?.stop()
+    }
+    this.#publish()
+  }
+
+  get wantsConnection(): boolean {
+    return this.#wantOnline
   }
 
   get status(): SyncStatus {
@@ -833,7 +864,8 @@ class ReplicaRuntime implements Replica {
       )
     }
     this.#wantOnline = true
-    this.#shared?.group.post({ type: 'online', on: true })
+    this.#wantSeq++
+    this.#shared?.group.post({ type: 'online', on: true, seq: this.#wantSeq })
     if (this.#shared === null || this.#shared.group.leading) this.#link.start()
     this.#publish()
   }
@@ -841,7 +873,8 @@ class ReplicaRuntime implements Replica {
   disconnect(): void {
     if (this.#closed) return
     this.#wantOnline = false
-    this.#shared?.group.post({ type: 'online', on: false })
+    this.#wantSeq++
+    this.#shared?.group.post({ type: 'online', on: false, seq: this.#wantSeq })
     this.#link?.stop()
     this.#publish()
   }
@@ -1049,7 +1082,8 @@ class ReplicaRuntime implements Replica {
       next.status !== last.status ||
       next.pending !== last.pending ||
       next.lag !== last.lag ||
-      next.refusal !== last.refusal
+      next.refusal !== last.refusal ||
+      next.wantsConnection !== last.wantsConnection
     ) {
       this.#last = next
       this.#events.emit('status', next)
@@ -1076,7 +1110,13 @@ class ReplicaRuntime implements Replica {
   }
 
   #snapshot(): StatusEvent {
-    return { status: this.status, pending: this.pending, lag: this.lag, refusal: this.#refusal }
+    return {
+      status: this.status,
+      pending: this.pending,
+      lag: this.lag,
+      refusal: this.#refusal,
+      wantsConnection: this.#wantOnline,
+    }
   }
 
   #report(error: unknown): void {
@@ -1169,6 +1209,8 @@ interface LeaderReport {
   /** The highest own counter the relay acknowledged. */
   readonly acked: number
   readonly online: boolean
+  /** The number of the setting `online` is (`#wantSeq`; absent from tabs of older builds). */
+  readonly onlineSeq?: number
   /** The relay lets the replica only read the space (absent from tabs of older builds). */
   readonly readOnly?: boolean
   /** The relay refused the replica for good (see `Replica.synced`): why. */
@@ -1193,7 +1235,12 @@ type TabMessage =
       readonly ids: readonly RecordId[]
       readonly origin: 'local' | 'remote'
     }
-  | { readonly type: 'online'; readonly on: boolean }
+  | {
+      readonly type: 'online'
+      readonly on: boolean
+      /** The setting's number (`#wantSeq`; absent from tabs of older builds). */
+      readonly seq?: number
+    }
   /**
    * A following tab's `synced()`: the leading tab asks the relay where its log ends, and
    * answers with `synced` once it has caught up with that.
@@ -1228,6 +1275,8 @@ function isTabMessage(value: unknown): value is TabMessage {
         typeof message.pending === 'number' &&
         typeof message.lag === 'number' &&
         typeof message.acked === 'number' &&
+        (message.onlineSeq === undefined ||
+          (isCount(message.onlineSeq) && typeof message.online === 'boolean')) &&
         (message.readOnly === undefined || typeof message.readOnly === 'boolean') &&
         (message.asks === undefined || message.asks === true) &&
         (message.refused === undefined || isRefusal(message.refused)) &&
@@ -1247,7 +1296,7 @@ function isTabMessage(value: unknown): value is TabMessage {
         (message.origin === 'local' || message.origin === 'remote')
       )
     case 'online':
-      return typeof message.on === 'boolean'
+      return typeof message.on === 'boolean' && (message.seq === undefined || isCount(message.seq))
     case 'sync':
       return typeof message.nonce === 'string'
     case 'synced':
@@ -1258,6 +1307,11 @@ function isTabMessage(value: unknown): value is TabMessage {
     default:
       return false
   }
+}
+
+/** A whole number from 0: a count another tab sent. */
+function isCount(value: unknown): value is number {
+  return Number.isSafeInteger(value) && (value as number) >= 0
 }
 
 function isReportedPresence(value: unknown): value is LeaderReport['presence'] {

@@ -128,8 +128,8 @@ describe('sync between replicas over real sockets', () => {
     await alice.collection('notes').put('a1', { title: 'offline 1' })
     await alice.collection('notes').put('a2', { title: 'offline 2' })
     expect(events).toEqual([
-      { status: 'offline', pending: 1, lag: 0, refusal: null },
-      { status: 'offline', pending: 2, lag: 0, refusal: null },
+      { status: 'offline', pending: 1, lag: 0, refusal: null, wantsConnection: false },
+      { status: 'offline', pending: 2, lag: 0, refusal: null, wantsConnection: false },
     ])
     alice.connect()
     await within('alice to be synced', alice.synced())
@@ -137,15 +137,33 @@ describe('sync between replicas over real sockets', () => {
 
     const statuses = events.map((event) => event.status).filter((s, i, all) => s !== all[i - 1])
     expect(statuses.slice(0, 4)).toEqual<SyncStatus[]>(['offline', 'connecting', 'syncing', 'synced'])
-    expect(events).toContainEqual({ status: 'connecting', pending: 2, lag: 0, refusal: null })
+    expect(events).toContainEqual({
+      status: 'connecting',
+      pending: 2,
+      lag: 0,
+      refusal: null,
+      wantsConnection: true,
+    })
     // The hub's hello told alice how far behind she was: bob's five changes.
     expect(events.some((event) => event.status === 'syncing' && event.lag === 5)).toBe(true)
-    expect(events.at(-1)).toEqual({ status: 'synced', pending: 0, lag: 0, refusal: null })
+    expect(events.at(-1)).toEqual({
+      status: 'synced',
+      pending: 0,
+      lag: 0,
+      refusal: null,
+      wantsConnection: true,
+    })
     expect(await alice.collection('notes').list()).toHaveLength(7)
 
     alice.disconnect()
     expect(alice.status).toBe('offline')
-    expect(events.at(-1)).toEqual({ status: 'offline', pending: 0, lag: 0, refusal: null })
+    expect(events.at(-1)).toEqual({
+      status: 'offline',
+      pending: 0,
+      lag: 0,
+      refusal: null,
+      wantsConnection: false,
+    })
   })
 })
 

@@ -251,6 +251,37 @@ describe('tabs sharing one replica, in Node', () => {
     }
   })
 
+  it('wantsConnection is shared: a tab that goes offline and closes leaves the others offline and saying so, a tab opened later too, and the last call wins', async () => {
+    const { space, origin, leader, follower, device } = await twoTabsAndADevice('wish')
+    const heard: boolean[] = []
+    leader.on('status', (event) => heard.push(event.wantsConnection))
+    follower.disconnect()
+    expect(follower.wantsConnection).toBe(false)
+    await until(() => leader.status === 'offline', 'the connected tab to go offline')
+    expect(leader.wantsConnection).toBe(false)
+    expect(heard.at(-1)).toBe(false)
+    await follower.close()
+    // A tab opened now takes the setting from the connected one.
+    const later = await replica(space, origin, 'shared')
+    await until(() => !later.wantsConnection, 'the new tab to hear the setting')
+    expect(later.status).toBe('offline')
+    expect(leader.status).toBe('offline')
+    // Back online from the new tab: the connected tab connects, and every tab says so.
+    later.connect()
+    await until(() => leader.wantsConnection && leader.status === 'synced', 'the connected tab to reconnect')
+    await device.collection('notes').put('n', { by: 'device' })
+    await device.synced()
+    await later.synced()
+    expect(await later.collection('notes').get('n')).toEqual({ by: 'device' })
+    // Two tabs setting it at once, each before hearing the other: both end offline.
+    leader.connect()
+    later.disconnect()
+    leader.connect()
+    later.disconnect()
+    await until(() => leader.status === 'offline' && !leader.wantsConnection, 'both tabs to settle offline')
+    expect(later.wantsConnection).toBe(false)
+  })
+
   it('synced() in a tab without the connection is answered by the tab that takes it over, when the connected one closes first', async () => {
     const { leader, follower, device } = await twoTabsAndADevice('synced-handover')
     await follower.synced()
