@@ -202,6 +202,9 @@ describe('the replication lab, built and served by a relay process at /lab', () 
     await loadPreset(page, 'multi-leader-conflict')
     await skipToEnd(page)
     await expectMetric(page, 'conflicts', (value) => value > 0)
+    // No leader among multi-leader replicas, and the relay stores rather than reads values.
+    expect(await page.locator('.legend').textContent()).not.toContain('leader')
+    expect(await page.locator('[data-node="relay"]').textContent()).toContain('stores and forwards changes')
     await shot(page, 'lab-multi-leader-conflict')
   })
 

@@ -37,12 +37,18 @@ function StoryCard(props: {
 }): ReactNode {
   const { preset } = props
   if (preset === undefined) {
+    const breaking =
+      props.settings.design === 'multi-leader'
+        ? 'kill the relay or a replica'
+        : props.settings.design === 'single-leader'
+          ? 'kill the leader or promote a follower'
+          : 'kill a node'
     return (
       <section className="story" aria-label="Story">
         <h2>Free play</h2>
         <p>
-          Write at one node and read at another, slow a link down, cut the network, kill the leader or promote
-          a follower, and watch what each design does about it. Or load one of the stories.
+          Write at one node and read at another, slow a link down, cut the network, {breaking}, and watch what
+          this design does about it. Or load one of the stories.
         </p>
       </section>
     )
@@ -142,9 +148,11 @@ export function App(props: { readonly model: LabModel }): ReactNode {
               <li>
                 <span className="legend-cut" aria-hidden="true" /> cut link
               </li>
-              <li>
-                <span className="legend-leader" aria-hidden="true" /> leader
-              </li>
+              {settings.design === 'single-leader' ? (
+                <li>
+                  <span className="legend-leader" aria-hidden="true" /> leader
+                </li>
+              ) : null}
             </ul>
           </section>
           {view === null ? null : (

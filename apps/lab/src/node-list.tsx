@@ -37,7 +37,10 @@ function Values(props: {
   readonly onAction: (action: LabAction) => void
 }): ReactNode {
   const { node, differs } = props
-  if (node.values.length === 0) return <p className="muted small">no data</p>
+  if (node.values.length === 0) {
+    // The relay stores and forwards the replicas' changes; it reads no values of its own.
+    return <p className="muted small">{node.role === 'relay' ? 'stores and forwards changes' : 'no data'}</p>
+  }
   return (
     <table className="values">
       <thead>
