@@ -281,6 +281,12 @@ describe('the notes app on two devices, served by a relay process', () => {
       await goOnline(bob)
       await expectSynced(alice.page)
       await expectSynced(bob.page)
+      // The open note cannot be edited in place while in conflict: an edit would drop the
+      // version not shown.
+      for (const { page } of [alice, bob]) {
+        await visible(page.getByText('This note was changed on two devices at once.', { exact: false }))
+        expect(await page.getByLabel('Body').isEditable()).toBe(false)
+      }
 
       // Both devices show the conflict, with both versions side by side.
       for (const { page } of [alice, bob]) {
@@ -305,6 +311,7 @@ describe('the notes app on two devices, served by a relay process', () => {
         await page.goto(notebook)
         await openNote(page, 'Groceries')
         await value(page.getByLabel('Body'), `milk, bread (${how})`)
+        expect(await page.getByLabel('Body').isEditable()).toBe(true)
       }
     },
   )

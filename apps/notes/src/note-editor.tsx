@@ -166,6 +166,10 @@ export function NoteEditor({
   const title = draft.title ?? stored.title
   const body = draft.body ?? stored.body
   const saving = Object.keys(draft).length > 0
+  // A note in conflict is not edited in place: an edit would settle the conflict with the
+  // version shown, and the other versions would be gone without anyone having seen them. What
+  // was being typed when the conflict arrived stays editable, and is saved.
+  const locked = inConflict && !saving
 
   return (
     <div className="editor">
@@ -187,7 +191,8 @@ export function NoteEditor({
       {inConflict ? (
         <div className="conflict-banner">
           <span>
-            This note was changed on two devices at once. You see the latest version; editing keeps it.
+            This note was changed on two devices at once. You see the latest version: to edit the note, keep a
+            version or merge them first, so that neither is lost unseen.
           </span>
           <a className="button small" href={notebookHash(space, 'conflicts')}>
             Compare versions
@@ -202,6 +207,7 @@ export function NoteEditor({
         className="title-input"
         placeholder="Title"
         value={title}
+        readOnly={locked}
         // biome-ignore lint/a11y/noAutofocus: a note just created is there to be typed into
         autoFocus={autoFocus}
         onChange={(event) => edit('title', event.target.value)}
@@ -221,6 +227,7 @@ export function NoteEditor({
         className="body-input"
         placeholder="Write something…"
         value={body}
+        readOnly={locked}
         onChange={(event) => edit('body', event.target.value)}
         onBlur={save}
       />
