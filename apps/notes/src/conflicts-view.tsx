@@ -2,7 +2,7 @@ import type { Conflict, ConflictVersion } from '@chorus/client'
 import { parseHlc } from '@chorus/core'
 import { useCollection, useConflicts, useReplica } from '@chorus/react'
 import { type FormEvent, memo, type ReactNode, useMemo, useState } from 'react'
-import { shortReplicaId } from './device.js'
+import { distinctDeviceLabels, shortReplicaId } from './device.js'
 import { exactTime } from './format.js'
 import { mergeDraft } from './merge-draft.js'
 import { asNote, Collections, displayTitle, type Note } from './notes.js'
@@ -18,7 +18,7 @@ export function ConflictsView({ space }: { space: string }): ReactNode {
   const conflicts = useConflicts(Collections.notes)
   const devices = useCollection<{ name: string }>(Collections.devices)
   const deviceNames = useMemo(
-    () => new Map(devices?.map((row) => [row.id as string, row.value.name])),
+    () => distinctDeviceLabels(new Map(devices?.map((row) => [row.id as string, row.value.name]))),
     [devices],
   )
 

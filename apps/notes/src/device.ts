@@ -27,3 +27,17 @@ export function guessDeviceName(userAgent: string = navigator.userAgent): string
 export function shortReplicaId(replicaId: string): string {
   return replicaId.slice(0, 6)
 }
+
+/**
+ * Labels for devices, by replica id: each one's name, and where two or more share a name
+ * (two laptops with the same browser and system) its short replica id after it as well.
+ */
+export function distinctDeviceLabels(names: ReadonlyMap<string, string>): Map<string, string> {
+  const uses = new Map<string, number>()
+  for (const name of names.values()) uses.set(name, (uses.get(name) ?? 0) + 1)
+  const labels = new Map<string, string>()
+  for (const [replicaId, name] of names) {
+    labels.set(replicaId, (uses.get(name) ?? 0) > 1 ? `${name} (${shortReplicaId(replicaId)})` : name)
+  }
+  return labels
+}

@@ -1,7 +1,7 @@
 import type { PresencePeer, Row } from '@chorus/client'
 import { useCollection, useConflicts, usePresence, useReplica } from '@chorus/react'
 import { memo, type ReactNode, useEffect, useMemo, useState } from 'react'
-import { guessDeviceName, shortReplicaId } from './device.js'
+import { distinctDeviceLabels, guessDeviceName, shortReplicaId } from './device.js'
 import { timeAgo, useMinute } from './format.js'
 import { uuidV7 } from './ids.js'
 import { newestNotes } from './newest-notes.js'
@@ -132,8 +132,11 @@ function useOthers(peers: readonly PresencePeer[]): readonly Other[] {
       if (typeof peer.state.note === 'string') other.notes.push(peer.state.note)
       byReplica.set(peer.replicaId, other)
     }
+    const labels = distinctDeviceLabels(
+      new Map([...byReplica].map(([replicaId, { name }]) => [replicaId, name])),
+    )
     return [...byReplica]
-      .map(([replicaId, other]) => ({ replicaId, ...other }))
+      .map(([replicaId, other]) => ({ replicaId, ...other, name: labels.get(replicaId) ?? other.name }))
       .sort((a, b) => (a.name < b.name ? -1 : 1))
   }, [peers])
 }

@@ -1,6 +1,6 @@
 import type { ConflictVersion, JsonObject, ReplicaId, Row } from '@chorus/client'
 import { describe, expect, it } from 'vitest'
-import { guessDeviceName } from '../src/device.js'
+import { distinctDeviceLabels, guessDeviceName } from '../src/device.js'
 import { exportFileName, notebookMarkdown } from '../src/export.js'
 import { timeAgo } from '../src/format.js'
 import { isSpaceId, newSpaceId, uuidV7 } from '../src/ids.js'
@@ -120,6 +120,21 @@ describe('merging conflicting versions', () => {
 })
 
 describe('device names', () => {
+  it('tells apart devices of one name by their replica ids, and leaves a name of one device as it is', () => {
+    const labels = distinctDeviceLabels(
+      new Map([
+        ['a1b2c3d4e5', 'Chromium on Linux'],
+        ['f6e5d4c3b2', 'Chromium on Linux'],
+        ['0011223344', 'Safari on macOS'],
+      ]),
+    )
+    expect([...labels.values()]).toEqual([
+      'Chromium on Linux (a1b2c3)',
+      'Chromium on Linux (f6e5d4)',
+      'Safari on macOS',
+    ])
+  })
+
   it('names the browser and the system', () => {
     expect(
       guessDeviceName(
