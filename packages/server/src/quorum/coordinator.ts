@@ -114,7 +114,9 @@ function progressGet(
     const [from, versions] = pending.replies.at(-1) as readonly [NodeId, readonly Version[]]
     const merged = mergeVersions(pending.merged, versions, mode).versions
     let next = state
-    if (digestOf(versions) !== digestOf(merged))
+    // Home replicas only: a copy on a stand-in would outlive the outage, with nothing to update
+    // it (hinted handoff and anti-entropy reach home replicas), and later reads would find it.
+    if (digestOf(versions) !== digestOf(merged) && isHomeTarget(pending, from))
       next = sendRepair(next, out, from, null, pending.key, merged, now)
     if (pending.replies.length >= pending.targets.length) return withoutPending(next, op)
     return withPending(next, op, { ...pending, merged })
@@ -130,7 +132,9 @@ function progressGet(
   if (pending.repair === 'off') return answerGet(withoutPending(state, op), out, pending, merged)
   if (pending.repair === 'async') {
     let next = answerGet(state, out, pending, merged)
-    for (const node of stale) next = sendRepair(next, out, node, null, pending.key, merged, now)
+    for (const node of stale) {
+      if (isHomeTarget(pending, node)) next = sendRepair(next, out, node, null, pending.key, merged, now)
+    }
     if (pending.replies.length >= pending.targets.length) return withoutPending(next, op)
     return withPending(next, op, { ...pending, phase: 'answered', merged, holders })
   }
