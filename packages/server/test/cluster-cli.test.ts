@@ -195,6 +195,41 @@ describe('chorus-cluster as a process', () => {
     })
     expect(rejoined.epoch).toBeGreaterThanOrEqual(second.epoch)
 
+    // Latency for every node while one is down: it gets it too when restarted.
+    expect((await call('/latency', { ms: 3 })).body).toMatchObject({
+      faults: { '*': { '*': { latencyMs: 3 } } },
+    })
+
+    // A node killed from outside the API: the CLI says so, the API counts it as down, the
+    // commands for every node reach the others, and a restart brings it back.
+    const outside = (((await call('/nodes')).body as unknown as ControlView).nodes.find(
+      (node) => node.id === victim,
+    )?.pid ?? 0) as number
+    process.kill(outside, 'SIGKILL')
+    await poll('the CLI to say the node exited', async () =>
+      cli.stderr.join('').includes(`${victim} exited (SIGKILL) without being told to`) ? true : undefined,
+    )
+    expect(((await call('/nodes')).body as unknown as ControlView).nodes).toContainEqual({
+      id: victim,
+      running: false,
+      url: null,
+      peerPort: null,
+      pid: null,
+    })
+    const alive = ['n1', 'n2', 'n3'].filter((id) => id !== victim)
+    expect((await call('/partition', { groups: [[victim, alive[0]], [alive[1]]] })).status).toBe(200)
+    expect((await call('/heal', {})).status).toBe(200)
+    expect(await call('/partition', { groups: [[], ['n1', 'n2', 'n3']] })).toMatchObject({ status: 400 })
+    const since = cli.stdout.length
+    expect((await call('/restart', { node: victim })).status).toBe(200)
+    urls.set(
+      victim,
+      (await cli.line(new RegExp(`^${victim} (http://127\\.0\\.0\\.1:\\d+)$`), 5_000, since))[1] as string,
+    )
+    // A node's own control route takes a command with no body.
+    const healed = await fetch(`${urls.get(victim)}/control/heal`, { method: 'POST' })
+    expect(healed.status).toBe(200)
+
     // SIGTERM: every node process ends, the CLI exits 0, the SQLite files stay.
     const pids = ((await call('/nodes')).body as unknown as ControlView).nodes.map(
       (node) => node.pid as number,

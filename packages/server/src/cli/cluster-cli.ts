@@ -179,6 +179,10 @@ export async function runClusterCli(argv: readonly string[], io: CliIo = process
       dataDir: plan.dataDir,
       tickMs: plan.tickMs,
       seed: plan.seed,
+      onExit: (id, exit) =>
+        io.err(
+          `chorus-cluster: ${id} exited (${exit.signal ?? `code ${exit.code}`}) without being told to; POST /restart {"node":"${id}"} to the control API starts it again`,
+        ),
     })
     const announce = (node: LoopbackNode) => io.out(`${node.id} http://127.0.0.1:${node.httpPort}`)
     control = await ClusterControl.start(cluster, { port: plan.controlPort, onNodeStarted: announce })

@@ -21,7 +21,10 @@ export interface ControlView {
   readonly nodes: readonly ControlNodeView[]
   /** The partition in force, or null. */
   readonly partition: readonly (readonly string[])[] | null
-  /** Link faults in force, as `from → to (or * for every link) → settings`. */
+  /**
+   * Link faults in force, as `from (or * for every node) → to (or * for every link) →
+   * settings`.
+   */
   readonly faults: Readonly<Record<string, Readonly<Record<string, Partial<LinkFaultSettings>>>>>
 }
 
@@ -169,7 +172,8 @@ export class ClusterControl {
     const senders = from === null ? this.cluster.running() : [from]
     for (const sender of senders) this.cluster.node(sender)
     await Promise.all(senders.map((sender) => this.cluster.faults(sender, to, faults)))
-    for (const sender of senders) {
+    // Kept under '*' when given for every node: a node down now gets it too when restarted.
+    for (const sender of from === null ? ['*'] : senders) {
       const links = this.linkFaults.get(sender) ?? new Map<string, Partial<LinkFaultSettings>>()
       links.set(to ?? '*', { ...links.get(to ?? '*'), ...faults })
       this.linkFaults.set(sender, links)
@@ -181,8 +185,10 @@ export class ClusterControl {
     await this.cluster.restart(id)
     const node = this.cluster.node(id)
     if (this.groups !== null) await this.cluster.partition(this.groups)
-    for (const [to, faults] of this.linkFaults.get(id) ?? []) {
-      await this.cluster.faults(id, to === '*' ? null : to, faults)
+    for (const sender of ['*', id]) {
+      for (const [to, faults] of this.linkFaults.get(sender) ?? []) {
+        if (to !== id) await this.cluster.faults(id, to === '*' ? null : to, faults)
+      }
     }
     this.options.onNodeStarted?.(node)
   }
@@ -211,8 +217,12 @@ type Command = (control: ClusterControl, body: Record<string, unknown>) => Promi
 const commands: Record<string, Command> = {
   'POST /partition': async (control, body) => {
     const groups = body.groups
-    if (!Array.isArray(groups) || groups.length < 2 || !groups.every((group) => Array.isArray(group))) {
-      invalid('groups must be an array of at least two arrays of node ids')
+    if (
+      !Array.isArray(groups) ||
+      groups.length < 2 ||
+      !groups.every((group) => Array.isArray(group) && group.length > 0)
+    ) {
+      invalid('groups must be an array of at least two non-empty arrays of node ids')
     }
     const seen = new Set<string>()
     const checked = (groups as unknown[][]).map((group) =>

@@ -23,6 +23,18 @@ export interface LoopbackClusterOptions {
   readonly execArgv?: readonly string[]
   /** How long a node may take to print its ports (default 20000 ms). */
   readonly startTimeoutMs?: number
+  /**
+   * Called when a running node's process ends other than through {@link LoopbackCluster.kill}
+   * or `stop` (it crashed, or was killed from outside): the cluster no longer counts it as
+   * running, and {@link LoopbackCluster.restart} starts it again.
+   */
+  readonly onExit?: (id: string, exit: NodeExit) => void
+}
+
+/** How a node process ended: its exit code, or the signal that ended it. */
+export interface NodeExit {
+  readonly code: number | null
+  readonly signal: NodeJS.Signals | null
 }
 
 /** One node process of a {@link LoopbackCluster}. */
@@ -31,7 +43,7 @@ export interface LoopbackNode {
   readonly child: ChildProcess
   readonly peerPort: number
   readonly httpPort: number
-  readonly exited: Promise<{ readonly code: number | null; readonly signal: NodeJS.Signals | null }>
+  readonly exited: Promise<NodeExit>
 }
 
 /** An HTTP answer from a node: its status code and JSON body. */
@@ -189,7 +201,7 @@ export class LoopbackCluster {
 
   /** Splits the running nodes into groups that cannot reach each other. */
   async partition(groups: readonly (readonly string[])[]): Promise<void> {
-    await Promise.all(this.running().map((id) => this.control(id, '/control/partition', { groups })))
+    await this.controlEvery('/control/partition', { groups })
   }
 
   /** Faults on the link `from` → `to` (every link of `from` when `to` is null). */
@@ -199,7 +211,7 @@ export class LoopbackCluster {
 
   /** Removes every partition and link fault. */
   async heal(): Promise<void> {
-    await Promise.all(this.running().map((id) => this.control(id, '/control/heal', {})))
+    await this.controlEvery('/control/heal', {})
   }
 
   /** Stops every node (SIGTERM, then SIGKILL after 3 s). */
@@ -227,11 +239,40 @@ export class LoopbackCluster {
     }
   }
 
+  /**
+   * Sends a control command to every running node, each whether or not another fails. A node
+   * whose process ended meanwhile is no longer running and is left out; any other failure
+   * rejects, naming the nodes it reached and those it did not.
+   */
+  private async controlEvery(path: string, body: unknown): Promise<void> {
+    const ids = this.running()
+    const results = await Promise.allSettled(ids.map((id) => this.control(id, path, body)))
+    const failed: string[] = []
+    let failure: unknown
+    for (const [index, result] of results.entries()) {
+      if (result.status === 'fulfilled') continue
+      const id = ids[index] as string
+      // The exit is noticed a moment after the refused connection that reveals it.
+      const node = this.members.get(id)
+      const ended = node === undefined || (await settlesWithin(node.exited, 1_000))
+      if (ended) continue
+      failed.push(id)
+      failure ??= result.reason
+    }
+    if (failed.length === 0) return
+    const reached = ids.filter((id) => !failed.includes(id))
+    throw new ChorusError(
+      ErrorCode.Internal,
+      `${path} failed at ${failed.join(', ')} (${reached.length === 0 ? 'no node took it' : `taken by ${reached.join(', ')}`}): ${failure instanceof Error ? failure.message : String(failure)}`,
+      { cause: failure },
+    )
+  }
+
   private async wire(): Promise<void> {
     const peers = Object.fromEntries(
       [...this.members.values()].map((node) => [node.id, { host: '127.0.0.1', port: node.peerPort }]),
     )
-    await Promise.all(this.running().map((id) => this.control(id, '/control/peers', { peers })))
+    await this.controlEvery('/control/peers', { peers })
   }
 
   private launch(id: string): Promise<LoopbackNode> {
@@ -257,7 +298,7 @@ export class LoopbackCluster {
       cwd: fileURLToPath(new URL('../..', import.meta.url)),
       stdio: ['ignore', 'pipe', 'pipe'],
     })
-    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
+    const exited = new Promise<NodeExit>((resolve) => {
       child.once('exit', (code, signal) => resolve({ code, signal }))
     })
     let stderr = ''
@@ -279,6 +320,12 @@ export class LoopbackCluster {
           clearTimeout(timer)
           const node: LoopbackNode = { id, child, peerPort: event.peerPort, httpPort: event.httpPort, exited }
           this.members.set(id, node)
+          // Ended otherwise than by `kill` or `stop`, which forget the node first.
+          void exited.then((exit) => {
+            if (this.members.get(id) !== node) return
+            this.members.delete(id)
+            this.options.onExit?.(id, exit)
+          })
           resolve(node)
         }
       })
@@ -290,6 +337,18 @@ export class LoopbackCluster {
       })
     })
   }
+}
+
+/** True when `promise` settles within `ms`. */
+function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => resolve(false), ms)
+    const settle = () => {
+      clearTimeout(timer)
+      resolve(true)
+    }
+    promise.then(settle, settle)
+  })
 }
 
 function parseEvent(line: string): { event: string; peerPort: number; httpPort: number } | null {

@@ -491,7 +491,7 @@ export class NodeRuntime<TState, TInput, TMessage, TReply, TRecord> {
   }
 
   private control(path: string, body: unknown): void {
-    const fields = asObject(body)
+    const fields = asObject(body ?? {})
     switch (path) {
       case '/control/peers': {
         const peers = asObject(fields.peers, 'peers')
@@ -649,6 +649,11 @@ function readJson(request: IncomingMessage): Promise<BodyResult> {
     request.once('error', reject)
     request.once('end', () => {
       if (size > MAX_BODY) return
+      // No body: a command with no fields (`POST /control/heal`).
+      if (size === 0) {
+        resolve({ ok: true, value: undefined })
+        return
+      }
       try {
         resolve({ ok: true, value: JSON.parse(Buffer.concat(chunks).toString('utf8')) as unknown })
       } catch {
