@@ -43,6 +43,43 @@ describe('single-leader failover', () => {
     },
   )
 
+  it('a leader whose followers answer late holds a write instead of refusing it, and takes it once an answer renews its lease', async () => {
+    const sim = await cluster({ mode: 'sync' }, 11)
+    const leader = sim.leader() as string
+    const epoch = state(sim, leader).epoch
+    // The followers hear the leader (so none stands for election) but their answers are lost
+    // for longer than the lease: the leader may not serve.
+    for (const node of sim.config.nodes) if (node !== leader) sim.network.cut(node, leader)
+    await sim.run(state(sim, leader).config.leaseMs + 50)
+    const write = sim.client('c1').write('x', 'while the lease lapsed', { node: leader })
+    await sim.run(50)
+    expect(state(sim, leader).held).toHaveLength(1)
+    sim.heal()
+    expect(await sim.until(write)).toMatchObject({ ok: true })
+    expect(state(sim, leader)).toMatchObject({ role: 'leader', epoch, held: [] })
+    expect(state(sim, leader).stats.writesHeld).toBe(1)
+    expect(sim.report().lostAcknowledgedWrites).toBe(0)
+  })
+
+  it('a leader cut off from its followers holds a write until it steps down, then refuses it as not-leader', async () => {
+    const sim = await cluster({ mode: 'sync' }, 12)
+    const old = sim.leader() as string
+    const others = sim.config.nodes.filter((node) => node !== old)
+    // The client is on the old leader's side.
+    const client = sim.client('c1')
+    sim.network.partition([[old, 'c1'], others])
+    await sim.run(state(sim, old).config.leaseMs + 50)
+    const held = client.write('x', 'cut off', { node: old })
+    const outcome = await sim.until(held)
+    sim.heal()
+    await sim.run(1_000)
+    const successor = sim.leader() as string
+    expect(others).toContain(successor)
+    expect(outcome).toMatchObject({ ok: false, reason: 'not-leader', maybeApplied: false })
+    expect(state(sim, old).held).toEqual([])
+    expect(sim.report().lostAcknowledgedWrites).toBe(0)
+  })
+
   it('a paused (zombie) leader cannot acknowledge a write after it resumes, with fencing', async () => {
     const sim = await cluster({ mode: 'async' }, 7)
     const zombie = sim.leader() as string

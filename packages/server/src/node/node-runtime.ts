@@ -248,7 +248,7 @@ export class NodeRuntime<TState, TInput, TMessage, TReply, TRecord> {
     while (this.queue.length > 0 && !this.stopped) {
       while (this.pause !== null) await this.pause.resumed
       if (this.stopped) return
-      const batch = this.queue.splice(0, MAX_BATCH)
+      const batch = this.takeBatch()
       const now = this.now()
       const first: { readonly input: TInput; readonly source: InputSource }[] = []
       const rest: { readonly input: TInput; readonly source: InputSource }[] = []
@@ -263,6 +263,24 @@ export class NodeRuntime<TState, TInput, TMessage, TReply, TRecord> {
       } else if (inputs.length > 1) await this.applyBatch(inputs)
       await nextTurn()
     }
+  }
+
+  /**
+   * The next batch: at most `MAX_BATCH` inputs, oldest first, except that every queued message
+   * from a peer and every tick comes before the clients' requests. Under a burst of requests the
+   * cluster's own traffic (a follower's acknowledgement that renews the leader's lease, a vote)
+   * is then not kept waiting behind hundreds of requests and their commits, which could let a
+   * healthy leader's lease lapse and have it refuse the writes it is busy with. Each source's
+   * inputs keep their order.
+   */
+  private takeBatch(): QueuedInput<TInput>[] {
+    if (this.queue.length <= MAX_BATCH) return this.queue.splice(0)
+    const cluster: QueuedInput<TInput>[] = []
+    const clients: QueuedInput<TInput>[] = []
+    for (const item of this.queue) (item.source.kind === 'client' ? clients : cluster).push(item)
+    const taken = Math.max(0, MAX_BATCH - cluster.length)
+    this.queue.splice(0, this.queue.length, ...clients.slice(taken))
+    return cluster.concat(clients.slice(0, taken))
   }
 
   /**

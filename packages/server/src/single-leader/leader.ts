@@ -85,10 +85,11 @@ export function handleWrite(
   request: WriteRequest,
   now: number,
 ): SingleLeaderState {
-  if (state.role !== 'leader' || (state.config.fencing && !leaseValid(state, now))) {
+  if (state.role !== 'leader') {
     refuseNotLeader(state, out, client, request.id, 0)
     return state
   }
+  if (state.config.fencing && !leaseValid(state, now)) return holdWrite(state, out, client, request, now)
   const entry: LogEntry = {
     lsn: lastLsn(state.log) + 1,
     epoch: state.epoch,
@@ -187,6 +188,48 @@ function acknowledgeWrites(state: SingleLeaderState, out: Out, now: number): Sin
     'semiSyncFallbacks',
     fallbacks,
   )
+  return next
+}
+
+/** The most writes a leader holds while its lease is renewed; later ones are refused. */
+const MAX_HELD_WRITES = 10_000
+
+/**
+ * A write that came while this leader's lease had lapsed: its followers' answers came late,
+ * because a burst of requests kept this node busy for longer than the lease, or because it is
+ * cut off from them. Refusing it as `not-leader` would send its client looking for another
+ * leader where there is none, so the write waits here (`state.held`), and heartbeats go out at
+ * once for the answers that renew the lease. {@link releaseHeldWrites} then handles it as if it
+ * came just then, or refuses it naming the new leader once this node has stepped down (which a
+ * leader does after an election timeout without a majority's answer). Up to
+ * `MAX_HELD_WRITES`; past that, refused at once.
+ */
+function holdWrite(
+  state: SingleLeaderState,
+  out: Out,
+  client: string,
+  request: WriteRequest,
+  now: number,
+): SingleLeaderState {
+  if (state.held.length >= MAX_HELD_WRITES) {
+    refuseNotLeader(state, out, client, request.id, 0)
+    return state
+  }
+  let next: SingleLeaderState = bump({ ...state, held: [...state.held, { client, request }] }, 'writesHeld')
+  if (now - state.lastHeartbeatAt >= state.config.heartbeatMs / 4) next = sendHeartbeats(next, out, now)
+  return next
+}
+
+/**
+ * Handles the writes this node held (see {@link holdWrite}) once it may: as a leader whose
+ * lease holds again, or refused as `not-leader` (naming the leader it follows) once it no longer
+ * leads. Run after every input.
+ */
+export function releaseHeldWrites(state: SingleLeaderState, out: Out, now: number): SingleLeaderState {
+  if (state.held.length === 0) return state
+  if (state.role === 'leader' && !leaseValid(state, now)) return state
+  let next: SingleLeaderState = { ...state, held: [] }
+  for (const { client, request } of state.held) next = handleWrite(next, out, client, request, now)
   return next
 }
 

@@ -166,8 +166,8 @@ export const singleLeaderRequestTypes = ['write', 'read', 'status'] as const
 /**
  * Why a node refused a request.
  *
- * - `not-leader`: this node does not lead (or its lease lapsed); `leader` names the one it
- *   follows, if any. Nothing was written.
+ * - `not-leader`: this node does not lead, or stepped down holding the write (it held it while
+ *   its lease was renewed); `leader` names the one it follows, if any. Nothing was written.
  * - `not-yet`: this node has not applied the client's token yet. Nothing was read.
  * - `deposed`: the node lost leadership with the write appended but not acknowledged; the
  *   write may yet survive or vanish (`maybeApplied` is true).
@@ -197,6 +197,11 @@ export interface SingleLeaderStats {
   readonly snapshotsInstalled: number
   readonly readsServed: number
   readonly readsNotYet: number
+  /**
+   * Writes a leader held because its lease had lapsed (its followers' answers came late), each
+   * handled once an answer renewed it, or refused once it was no longer the leader.
+   */
+  readonly writesHeld: number
 }
 
 /** What `status` reports. */

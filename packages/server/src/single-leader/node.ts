@@ -18,6 +18,7 @@ import {
   handleJoin,
   handleWrite,
   leaderTick,
+  releaseHeldWrites,
 } from './leader.js'
 import type {
   SingleLeaderInput,
@@ -50,7 +51,7 @@ export function stepSingleLeader(
 ): StepResult<SingleLeaderState, SingleLeaderEffect> {
   const checked = readSingleLeaderInput(input)
   const out: Out = []
-  const next = dispatch(state, out, checked)
+  const next = releaseHeldWrites(dispatch(state, out, checked), out, checked.now)
   return { state: next, effects: out }
 }
 

@@ -48,6 +48,12 @@ export interface PendingWrite {
   readonly appendedAt: number
 }
 
+/** A client's write a leader holds until its lease is renewed (see `holdWrite`). */
+export interface HeldWrite {
+  readonly client: string
+  readonly request: Extract<SingleLeaderRequest, { type: 'write' }>
+}
+
 /** A read waiting for this node to reach the client's token. */
 export interface ParkedRead {
   readonly client: string
@@ -112,6 +118,8 @@ export interface SingleLeaderState {
   /** Leader: learners that asked to join. */
   readonly learners: readonly NodeId[]
   readonly pending: readonly PendingWrite[]
+  /** Leader: writes that came while its lease had lapsed, oldest first (see `holdWrite`). */
+  readonly held: readonly HeldWrite[]
   readonly parked: readonly ParkedRead[]
   /** Leader: the LSN of the no-op that opened its epoch; reads wait until it commits. */
   readonly noopLsn: number
@@ -157,6 +165,7 @@ const zeroStats: SingleLeaderStats = {
   snapshotsInstalled: 0,
   readsServed: 0,
   readsNotYet: 0,
+  writesHeld: 0,
 }
 
 /**
@@ -228,6 +237,7 @@ export function recoverSingleLeaderState(
     progress: new Map(),
     learners: [],
     pending: [],
+    held: [],
     parked: [],
     noopLsn: 0,
     becameLeaderAt: now,
