@@ -29,6 +29,7 @@ Common options:
   --port P          port of the cluster's control API on 127.0.0.1 (default 0: a free port)
   --tick-ms MS      each node's timer tick (default 10)
   --seed S          seed of the fault layers' random draws (default 1)
+Quorum defaults: --n is 3 (the node count, if fewer), --w and --r a majority of --n.
 
 Prints one line per node, "n1 http://127.0.0.1:PORT" (its HTTP/JSON API: POST /request,
 GET /status), then "control http://127.0.0.1:PORT". A node restarted through the control API

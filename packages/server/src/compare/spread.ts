@@ -96,7 +96,7 @@ export function formatSpreadTable(rows: readonly CompareRow[]): string {
     if (group.length === 0) continue
     out.push(`### ${scenario.name}: ${scenario.description}`, '')
     out.push(
-      '| design | seeds | avail. | write p50 ms | write p99 ms | stale reads | writes in fault | lost acked | conflicts surfaced | KB on wire | not converged |',
+      '| design | seeds | avail. | write p50 ms | write p99 ms | stale reads | writes in fault | lost acked | conflicts surfaced | KiB on wire | not converged |',
       '|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|',
     )
     for (const row of group) {

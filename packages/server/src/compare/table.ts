@@ -30,7 +30,7 @@ export function formatCompareTable(
     if (group.length === 0) continue
     out.push(`### ${scenario.name}: ${scenario.description}`, '')
     out.push(
-      '| design | settings | ops | avail. | minority avail. | write p50/p99 ms | read p50/p99 ms | server ack p50/p99 ms | stale reads | writes in fault | lost acked | conflicts surfaced / resolved | converged after ms | KB on wire |',
+      '| design | settings | ops | avail. | minority avail. | write p50/p99 ms | read p50/p99 ms | server ack p50/p99 ms | stale reads | writes in fault | lost acked | conflicts surfaced / resolved | converged after ms | KiB on wire |',
       '|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|',
     )
     for (const row of group) {
