@@ -115,7 +115,7 @@ export function parseClusterArgs(argv: readonly string[]): ClusterPlan {
         ...(values['no-pre-vote'] === true ? { preVote: false } : {}),
       }
       const checked = createSingleLeaderConfig({ nodes, ...settings })
-      summary = `single-leader, ${count} nodes, ${mode}${mode === 'semi-sync' ? ` (${(replication as { acks: number }).acks} acks)` : ''}, elections need ${electionQuorumOf(checked)} of ${count} votes${values['no-fencing'] === true ? ', fencing OFF (split brain possible)' : ''}${values['no-pre-vote'] === true ? ', no pre-vote' : ''}`
+      summary = `single-leader, ${plural(count, 'node')}, ${mode}${mode === 'semi-sync' ? ` (${plural((replication as { acks: number }).acks, 'ack')})` : ''}, elections need ${electionQuorumOf(checked)} of ${count} votes${values['no-fencing'] === true ? ', fencing OFF (split brain possible)' : ''}${values['no-pre-vote'] === true ? ', no pre-vote' : ''}`
     } else {
       const input: Omit<QuorumConfigInput, 'nodes'> = {
         ...(values.n === undefined ? {} : { replicas: intFlag('n', values.n, 3, 1, 32) }),
@@ -132,7 +132,7 @@ export function parseClusterArgs(argv: readonly string[]): ClusterPlan {
       }
       const config = createQuorumConfig({ nodes, ...input })
       settings = { ...input }
-      summary = `quorum, ${count} nodes, N=${config.replicas} W=${config.writeQuorum} R=${config.readQuorum}${config.sloppy ? ', sloppy' : ''}, read repair ${config.readRepair}, ${config.conflicts}`
+      summary = `quorum, ${plural(count, 'node')}, N=${config.replicas} W=${config.writeQuorum} R=${config.readQuorum}${config.sloppy ? ', sloppy' : ''}, read repair ${config.readRepair}, ${config.conflicts}`
     }
   } catch (error) {
     if (isChorusError(error)) throw new UsageError(error.message)
@@ -190,7 +190,7 @@ export async function runClusterCli(argv: readonly string[], io: CliIo = process
     for (const id of plan.nodes) announce(cluster.node(id))
     io.out(`control ${control.url}`)
     const signal = await stopped
-    io.err(`chorus-cluster: ${signal}: stopping ${cluster.running().length} nodes`)
+    io.err(`chorus-cluster: ${signal}: stopping ${plural(cluster.running().length, 'node')}`)
     await control.close()
     await cluster.stop()
     return ExitCode.Ok
@@ -200,6 +200,11 @@ export async function runClusterCli(argv: readonly string[], io: CliIo = process
     await cluster?.stop().catch(() => undefined)
     return ExitCode.Failed
   }
+}
+
+/** `1 node`, `3 nodes`. */
+function plural(count: number, noun: string): string {
+  return `${count} ${noun}${count === 1 ? '' : 's'}`
 }
 
 runIfEntryPoint(import.meta.url, 'chorus-cluster', runClusterCli)

@@ -1,4 +1,5 @@
-import { writeFileSync } from 'node:fs'
+import { accessSync, constants, existsSync, writeFileSync } from 'node:fs'
+import { dirname, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 import { isChorusError } from '@chorus/core'
 import { compareDesign, compareDesigns } from '../compare/designs.js'
@@ -88,6 +89,8 @@ export async function runCompareCli(argv: readonly string[], io: CliIo = process
     return usageFailure(io, 'chorus-compare', USAGE, error)
   }
   try {
+    // A file that cannot be written fails now, not after the whole run.
+    if (json !== undefined) checkWritable(json)
     const rows: CompareRow[] = []
     for (let seed = options.seed; seed < options.seed + seeds; seed++) {
       rows.push(
@@ -107,6 +110,15 @@ export async function runCompareCli(argv: readonly string[], io: CliIo = process
   } catch (error) {
     io.err(`chorus-compare: ${messageOf(error)}`)
     return ExitCode.Failed
+  }
+}
+
+/** Throws, saying why, unless `file` can be written: its directory exists and takes files, and the file, if there, may be overwritten. */
+function checkWritable(file: string): void {
+  try {
+    accessSync(existsSync(file) ? file : dirname(resolve(file)), constants.W_OK)
+  } catch (error) {
+    throw new Error(`cannot write the --json file ${file}: ${messageOf(error)}`)
   }
 }
 
