@@ -85,11 +85,12 @@ export function handleWrite(
   request: WriteRequest,
   now: number,
 ): SingleLeaderState {
-  if (state.role !== 'leader') {
+  const lapsed = state.role === 'leader' && state.config.fencing && !leaseValid(state, now)
+  if (state.role !== 'leader' || (lapsed && state.held.length >= MAX_HELD_WRITES)) {
     refuseNotLeader(state, out, client, request.id, 0)
     return state
   }
-  if (state.config.fencing && !leaseValid(state, now)) return holdWrite(state, out, client, request, now)
+  if (lapsed) return holdWrite(state, out, client, request, now)
   const entry: LogEntry = {
     lsn: lastLsn(state.log) + 1,
     epoch: state.epoch,
@@ -200,9 +201,9 @@ const MAX_HELD_WRITES = 10_000
  * cut off from them. Refusing it as `not-leader` would send its client looking for another
  * leader where there is none, so the write waits here (`state.held`), and heartbeats go out at
  * once for the answers that renew the lease. {@link releaseHeldWrites} then handles it as if it
- * came just then, or refuses it naming the new leader once this node has stepped down (which a
- * leader does after an election timeout without a majority's answer). Up to
- * `MAX_HELD_WRITES`; past that, refused at once.
+ * came just then, or refuses it, naming the leader it follows if it knows one, once this node
+ * has stepped down (which a leader does after an election timeout without a majority's answer).
+ * Up to `MAX_HELD_WRITES` (`handleWrite` refuses more at once).
  */
 function holdWrite(
   state: SingleLeaderState,
@@ -211,10 +212,6 @@ function holdWrite(
   request: WriteRequest,
   now: number,
 ): SingleLeaderState {
-  if (state.held.length >= MAX_HELD_WRITES) {
-    refuseNotLeader(state, out, client, request.id, 0)
-    return state
-  }
   let next: SingleLeaderState = bump({ ...state, held: [...state.held, { client, request }] }, 'writesHeld')
   if (now - state.lastHeartbeatAt >= state.config.heartbeatMs / 4) next = sendHeartbeats(next, out, now)
   return next
