@@ -240,9 +240,9 @@ export class NodeRuntime<TState, TInput, TMessage, TReply, TRecord> {
   }
 
   /**
-   * Handles queued inputs in batches: everything queued when a batch starts is one batch. After
-   * each batch the loop yields to the event loop, so the inputs that arrived during its commit
-   * form the next one.
+   * Handles queued inputs in batches: everything queued when a batch starts is one batch (up to
+   * `MAX_BATCH`, peer messages and ticks first: see `takeBatch`). After each batch the loop
+   * yields to the event loop, so the inputs that arrived during its commit form the next one.
    */
   private async drain(): Promise<void> {
     while (this.queue.length > 0 && !this.stopped) {
