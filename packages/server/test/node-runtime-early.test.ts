@@ -14,16 +14,21 @@ type Effect = NodeEffect<Message, Reply, string>
  * A machine that, for a request `{ id }`, persists `id`, sends `{ id }` to n2 as an `early`
  * send when the id starts with `early`, and answers; it tells `received` every message it gets.
  */
-function machine(received: (message: Message) => void): NodeMachine<number, Input, Message, Reply, string> {
+function machine(
+  received: (message: Message) => void,
+  stepped: (input: Input) => void = () => {},
+  to = 'n2',
+): NodeMachine<number, Input, Message, Reply, string> {
   return {
     recover: () => 0,
     step: (state, input) => {
+      stepped(input)
       if (input.type === 'message') received(input.message)
       if (input.type !== 'request') return { state, effects: [] }
       const id = input.request.id
       const send: Effect = {
         type: 'send',
-        to: asNodeId('n2'),
+        to: asNodeId(to),
         message: { id },
         early: id.startsWith('early'),
       }
@@ -110,5 +115,54 @@ describe('NodeRuntime and early sends', () => {
     await sentLate
     expect(await Promise.all([late, second])).toEqual([{ id: 'late-1' }, { id: 'early-2' }])
     expect(n1.stats.groupCommits).toBe(1)
+  })
+
+  it('steps a peer message queued behind a burst of requests in the next batch, not after the burst', async () => {
+    const nodes: NodeId[] = [asNodeId('n1'), asNodeId('n2')]
+    const disk = new GatedStorage<string>()
+    const order: string[] = []
+    const n1 = new NodeRuntime({
+      id: nodes[0] as NodeId,
+      nodes,
+      machine: machine(
+        () => {},
+        (input) => {
+          if (input.type === 'message') order.push(`peer:${input.message.id}`)
+          if (input.type === 'request') order.push(input.request.id)
+        },
+      ),
+      storage: disk,
+      tickMs: 60_000,
+      seed: 1,
+    })
+    // n2 sends what it is asked to n1.
+    const n2 = new NodeRuntime({
+      id: nodes[1] as NodeId,
+      nodes,
+      machine: machine(() => {}, undefined, 'n1'),
+      storage: new MemoryNodeStorage<string>(),
+      tickMs: 60_000,
+      seed: 2,
+    })
+    runtimes.push(n1, n2)
+    const [p1, p2] = await Promise.all([n1.start(), n2.start()])
+    n2.transport.setPeers(new Map([['n1', { host: '127.0.0.1', port: p1.peerPort }]]))
+    // n1 is held in a commit while 400 requests queue up, then a message from n2 behind them.
+    const first = post(p1.httpPort, 'first')
+    await disk.waiting()
+    const burst = Array.from({ length: 400 }, (_, i) => post(p1.httpPort, `r${i}`))
+    while (n1.stats.queuedInputs < 400) await new Promise<void>((resolve) => setImmediate(resolve))
+    await post(p2.httpPort, 'from-n2')
+    while (n1.stats.queuedInputs < 401) await new Promise<void>((resolve) => setImmediate(resolve))
+    disk.closed = false
+    disk.release()
+    await Promise.all([first, ...burst])
+    await new Promise<void>((resolve) => {
+      const check = () => (order.includes('peer:from-n2') ? resolve() : setTimeout(check, 5))
+      check()
+    })
+    // The next batch took the message first, then the oldest 255 requests.
+    expect(order.slice(0, 3)).toEqual(['first', 'peer:from-n2', 'r0'])
+    expect(order.indexOf('r255')).toBe(order.length - 400 + 255)
   })
 })
