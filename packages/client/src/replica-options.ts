@@ -2,6 +2,7 @@ import {
   asSpaceId,
   ChorusError,
   createResolverLookup,
+  DEFAULT_LIMITS,
   ErrorCode,
   type ReplicaEngineOptions,
   type ReplicaStore,
@@ -185,6 +186,7 @@ export function parseReplicaOptions(options: unknown): ReplicaConfig {
   const token = get('token')
   if (token !== undefined && typeof token !== 'string' && typeof token !== 'function')
     throw invalid('option token must be a string or a function that returns one')
+  if (token === '') throw invalid('option token is empty: give the token, or leave the option out')
 
   const storage = get('storage') ?? 'indexeddb'
   if (typeof storage === 'string') {
@@ -243,6 +245,10 @@ export function parseReplicaOptions(options: unknown): ReplicaConfig {
     baseMs: positive(reconnectOption.baseMs ?? DEFAULT_RECONNECT.baseMs, 'reconnect.baseMs'),
     maxMs: positive(reconnectOption.maxMs ?? DEFAULT_RECONNECT.maxMs, 'reconnect.maxMs'),
   }
+  if (reconnect.maxMs < reconnect.baseMs)
+    throw invalid(
+      `option reconnect.maxMs (${reconnect.maxMs}) is below reconnect.baseMs (${reconnect.baseMs}): the backoff starts at baseMs and grows up to maxMs`,
+    )
 
   const random = get('random') ?? Math.random
   if (typeof random !== 'function')
@@ -277,8 +283,7 @@ export function parseReplicaOptions(options: unknown): ReplicaConfig {
     throw invalid('option networkEvents must have addEventListener and removeEventListener, or be null')
 
   const session = get('session')
-  if (session !== undefined && !isObject(session))
-    throw invalid('option session must be an object { batchSize?, window?, retransmitMs? }')
+  if (session !== undefined) checkSession(session)
   const maxDriftMs = get('maxDriftMs')
   if (maxDriftMs !== undefined) positive(maxDriftMs, 'maxDriftMs')
 
@@ -342,6 +347,34 @@ function checkUrl(url: unknown): void {
   if (parsed.protocol !== 'ws:' && parsed.protocol !== 'wss:') {
     throw invalid(`option url must be a ws: or wss: URL, got ${JSON.stringify(url)}`)
   }
+}
+
+/**
+ * Checks `session`: an object of whole positive numbers, `batchSize` at most the changes a
+ * relay takes in one frame. A zero or negative window or batch would leave the replica unable
+ * to upload anything, without an error.
+ */
+function checkSession(session: unknown): void {
+  const fields = ['batchSize', 'window', 'retransmitMs'] as const
+  if (!isObject(session))
+    throw invalid('option session must be an object { batchSize?, window?, retransmitMs? }')
+  for (const key of Object.keys(session)) {
+    if (!(fields as readonly string[]).includes(key))
+      throw invalid(`unknown option session.${key}: use ${fields.join(', ')}`)
+  }
+  for (const field of fields) {
+    const value = session[field]
+    if (value === undefined) continue
+    if (!Number.isSafeInteger(value) || (value as number) < 1)
+      throw invalid(`option session.${field} must be a whole number from 1, got ${String(value)}`)
+  }
+  if (
+    (session.batchSize as number | undefined) !== undefined &&
+    (session.batchSize as number) > DEFAULT_LIMITS.maxBatch
+  )
+    throw invalid(
+      `option session.batchSize must be at most ${DEFAULT_LIMITS.maxBatch}, the changes a relay takes in one frame`,
+    )
 }
 
 function positive(value: unknown, name: string): number {

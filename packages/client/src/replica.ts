@@ -203,10 +203,20 @@ export async function deleteReplica(options: DeleteReplicaOptions): Promise<void
       'deleteReplica needs an options object: deleteReplica({ space: … })',
     )
   const { discardPending, ...replicaOptions } = options
+  for (const key of Object.keys(replicaOptions)) {
+    if (!DELETE_OPTIONS.includes(key))
+      throw new ChorusError(
+        ErrorCode.InvalidArgument,
+        `unknown option ${JSON.stringify(key)} of deleteReplica: use ${[...DELETE_OPTIONS, 'discardPending'].join(', ')}`,
+      )
+  }
   const discard = parseDiscardPending(discardPending)
   const config = parseReplicaOptions({ ...replicaOptions, storage: 'indexeddb' })
   await deleteIdbReplica(config, discard)
 }
+
+/** The options `deleteReplica` takes beside `discardPending`, all `createReplica`'s too. */
+const DELETE_OPTIONS: readonly string[] = ['space', 'dbName', 'indexedDB', 'IDBKeyRange', 'tabs']
 
 function parseDiscardPending(value: unknown): boolean {
   if (value !== undefined && typeof value !== 'boolean')
@@ -399,9 +409,18 @@ class ReplicaRuntime implements Replica {
       shared?.group.close()
       throw error
     })
-    runtime = new ReplicaRuntime(config, engine, store, shared)
-    runtime.#start()
-    return runtime
+    const opened = new ReplicaRuntime(config, engine, store, shared)
+    runtime = opened
+    if (store instanceof IdbReplicaStore) {
+      store.onLost = (how) =>
+        opened.#closeLost(
+          how === 'deleted'
+            ? DELETED_UNDER_IT
+            : `this replica's database was upgraded by a newer version of the app, so it closed: reload to continue`,
+        )
+    }
+    opened.#start()
+    return opened
   }
 
   private constructor(
@@ -629,14 +648,7 @@ class ReplicaRuntime implements Replica {
         this.#shared.group.beat()
         return
       case 'destroyed':
-        // Reported before closing, which drops the listeners.
-        this.#report(
-          new ChorusError(
-            ErrorCode.Closed,
-            `this replica's data was deleted in another tab (destroy or deleteReplica), so it closed: create the replica again to start afresh`,
-          ),
-        )
-        void this.close()
+        this.#closeLost(DELETED_UNDER_IT)
         return
     }
   }
@@ -1119,6 +1131,18 @@ class ReplicaRuntime implements Replica {
     }
   }
 
+  /**
+   * The replica's data went away under it (deleted by another tab or, in the same process,
+   * by `deleteReplica`; or upgraded by a newer version of the app): says so with a `closed`
+   * error event, once, and closes.
+   */
+  #closeLost(message: string): void {
+    if (this.#closed || this.#closing !== null) return
+    // Reported before closing, which drops the listeners.
+    this.#report(new ChorusError(ErrorCode.Closed, message))
+    void this.close()
+  }
+
   #report(error: unknown): void {
     const reported = isChorusError(error)
       ? error
@@ -1201,6 +1225,10 @@ interface SharedTabs {
 }
 
 /** What the leading tab tells the others, every heartbeat and on every change. */
+/** Why a replica whose data another tab or `deleteReplica` deleted closed. */
+const DELETED_UNDER_IT =
+  "this replica's data was deleted (destroy in another tab, or deleteReplica), so it closed: create the replica again to start afresh"
+
 interface LeaderReport {
   readonly type: 'leader'
   readonly status: SyncStatus

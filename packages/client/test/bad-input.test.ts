@@ -51,6 +51,15 @@ describe('createReplica refuses bad options with invalid-argument, before openin
     ['an empty dbName', { space: 'ok', dbName: '' }],
     ['an IDBKeyRange without bound()', { space: 'ok', IDBKeyRange: { only: () => null } }],
     ['autoConnect that is not a boolean', { space: 'ok', autoConnect: 'yes' }],
+    ['an empty token', { space: 'ok', token: '' }],
+    ['a backoff whose most is below its first step', { space: 'ok', reconnect: { baseMs: 1000, maxMs: 10 } }],
+    // A window or batch of 0 would leave the replica unable to upload, with no error.
+    ['a session window of 0', { space: 'ok', session: { window: 0 } }],
+    ['a negative session batch size', { space: 'ok', session: { batchSize: -1 } }],
+    ['a session batch size that is not a whole number', { space: 'ok', session: { batchSize: 'x' } }],
+    ['a session window of 1.5', { space: 'ok', session: { window: 1.5 } }],
+    ['a session batch larger than a relay takes', { space: 'ok', session: { batchSize: 5_000 } }],
+    ['an unknown session option', { space: 'ok', session: { windowBytes: 10 } }],
   ]
 
   it.each(cases)('%s', async (_, options) => {
@@ -134,6 +143,22 @@ describe('writes refuse bad input with invalid-argument', () => {
         thrown = error
       }
       expect(isChorusError(thrown, ErrorCode.InvalidArgument), String(thrown)).toBe(true)
+    }
+  })
+
+  it('a conflicts filter that is not one is refused: no filter or { collection, ids? }', async () => {
+    const created = await replica()
+    for (const filter of [
+      null,
+      'notes',
+      { ids: ['a'] },
+      { collection: 'notes', ids: 'abc' },
+      { collection: 'notes', ids: 5 },
+      { collection: 'has space' },
+    ]) {
+      await expect(codeOf(created.conflicts(filter as never)), JSON.stringify(filter)).resolves.toBe(
+        ErrorCode.InvalidArgument,
+      )
     }
   })
 

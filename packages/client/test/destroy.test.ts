@@ -191,6 +191,21 @@ describe('deleteReplica', () => {
     expect(await databaseNames(origin)).toEqual([])
   })
 
+  it('closes a replica open in this process on the database it deletes, and it says so', async () => {
+    const space = nextSpace()
+    const origin = new IDBFactory()
+    const replica = await offlineReplica(space, origin)
+    await replica.collection('notes').put('a', { title: 'only here' })
+    const errors: ChorusError[] = []
+    replica.on('error', (error) => errors.push(error))
+    await deleteReplica({ space, dbName: `db-${space}`, indexedDB: origin, discardPending: true })
+    await poll(() => errors.length > 0, 'the replica to say it closed', 5_000)
+    expect(errors.map((error) => error.code)).toEqual([ErrorCode.Closed])
+    expect(errors[0]?.message).toContain("this replica's data was deleted")
+    expect((await rejection(replica.collection('notes').get('a'))).code).toBe(ErrorCode.Closed)
+    expect(await databaseNames(origin)).not.toContain(`db-${space}`)
+  })
+
   it('rejects bad options', async () => {
     expect((await rejection(deleteReplica(undefined as never))).code).toBe(ErrorCode.InvalidArgument)
     expect((await rejection(deleteReplica({} as never))).code).toBe(ErrorCode.InvalidArgument)
@@ -202,6 +217,11 @@ describe('deleteReplica', () => {
       ).code,
     ).toBe(ErrorCode.InvalidArgument)
     expect((await rejection(deleteReplica({ space: 's', dbName: '' }))).code).toBe(ErrorCode.InvalidArgument)
+    // An option of createReplica's that deleteReplica does not take is named as its own.
+    const unknown = await rejection(deleteReplica({ space: 's', url: 'ws://127.0.0.1:1' } as never))
+    expect(unknown.message).toBe(
+      'unknown option "url" of deleteReplica: use space, dbName, indexedDB, IDBKeyRange, tabs, discardPending',
+    )
   })
 })
 
@@ -231,7 +251,8 @@ describe('destroying a replica tabs share', () => {
     await first.destroy()
     await poll(() => errors.length > 0, 'the other tab to hear of it', 5_000)
     expect(errors[0]?.code).toBe(ErrorCode.Closed)
-    expect(errors[0]?.message).toContain('deleted in another tab')
+    expect(errors).toHaveLength(1)
+    expect(errors[0]?.message).toContain("this replica's data was deleted (destroy in another tab")
     expect((await rejection(second.collection('notes').get('a'))).code).toBe(ErrorCode.Closed)
     expect(await databaseNames(origin)).not.toContain('shared')
   })

@@ -252,6 +252,9 @@ describe('concurrent edits converge under each resolver', () => {
     expect(await alice.conflicts({ collection: 'notes', ids: ['n1', 'n1', 'nothing-here'] })).toEqual(all)
     expect(await alice.conflicts({ collection: 'notes', ids: ['nothing-here'] })).toEqual([])
     expect(await alice.conflicts({ collection: 'tags', ids: ['n1'] })).toEqual([])
+    // A collection alone: every conflict in it.
+    expect(await alice.conflicts({ collection: 'notes' })).toEqual(all)
+    expect(await alice.conflicts({ collection: 'tags' })).toEqual([])
     await expect(alice.conflicts({ collection: '', ids: ['n1'] })).rejects.toMatchObject({
       code: ErrorCode.InvalidArgument,
     })

@@ -53,7 +53,8 @@ export interface Conflict {
  */
 export interface ConflictFilter {
   readonly collection: string
-  readonly ids: readonly string[]
+  /** Only these records of the collection (each read alone); without it, all of its records. */
+  readonly ids?: readonly string[]
 }
 
 /** What changed, for live queries. */
@@ -422,7 +423,15 @@ class Engine implements ReplicaEngine {
 
   async conflicts(filter?: ConflictFilter): Promise<Conflict[]> {
     this.#assertOpen()
-    const records = filter === undefined ? await this.#store.allRecords() : await this.#recordsOf(filter)
+    let records: readonly StoredRecord[]
+    if (filter === undefined) records = await this.#store.allRecords()
+    else {
+      const { collection, ids } = checkConflictFilter(filter)
+      records =
+        ids === undefined
+          ? (await this.#store.allRecords()).filter((record) => record.collection === collection)
+          : await this.#recordsOf({ collection, ids })
+    }
     const out: Conflict[] = []
     for (const record of records) {
       if (record.state.versions.length < 2) continue
@@ -445,7 +454,7 @@ class Engine implements ReplicaEngine {
   }
 
   /** The stored records `filter` names (each once; none where there is no record). */
-  async #recordsOf(filter: ConflictFilter): Promise<StoredRecord[]> {
+  async #recordsOf(filter: Required<ConflictFilter>): Promise<StoredRecord[]> {
     const collection = assertCollectionName(filter.collection)
     const keys = [...new Set(filter.ids)].map((id) => ({ collection, id: asRecordId(id) }))
     const states =
@@ -1564,6 +1573,23 @@ export function recordPage(options: ListOptions | undefined): RecordPage {
 const MAX_WRITE_BATCH = 1000
 
 /** Freezes a received change's values, as local writes are, before it is stored. */
+/**
+ * `conflicts`' filter, checked: an object naming a collection, and `ids`, if given, an array
+ * of record ids. Throws `invalid-argument` otherwise (a string as `ids` would be read as its
+ * characters, and a filter without `ids` must not read as "no conflicts").
+ */
+function checkConflictFilter(filter: unknown): ConflictFilter {
+  if (typeof filter !== 'object' || filter === null || Array.isArray(filter))
+    throw new ChorusError(ErrorCode.InvalidArgument, 'conflicts takes no filter or { collection, ids? }')
+  const { collection, ids } = filter as { collection?: unknown; ids?: unknown }
+  if (typeof collection !== 'string')
+    throw new ChorusError(ErrorCode.InvalidArgument, "conflicts' filter needs a collection name")
+  assertCollectionName(collection)
+  if (ids !== undefined && (!Array.isArray(ids) || !ids.every((id) => typeof id === 'string')))
+    throw new ChorusError(ErrorCode.InvalidArgument, "conflicts' filter ids must be an array of record ids")
+  return ids === undefined ? { collection } : { collection, ids: ids as string[] }
+}
+
 function freezeChange(change: Change): Change {
   const op = change.op
   if (op.type === 'put') freezeJson(op.value)

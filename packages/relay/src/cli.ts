@@ -93,6 +93,8 @@ the PostgreSQL URL from ${POSTGRES_ENV} instead of --postgres,
 and the link token from ${LINK_TOKEN_ENV} instead of --link-token.
 Durations: 250ms, 30s, 15m, 12h, 7d, 2w.`
 
+const SHORT_SECRET = 'warning: the auth secret is shorter than 32 characters; use a long random one'
+
 /** A problem with the command line: reported with the usage and exit code 2. */
 class UsageError extends Error {}
 
@@ -294,7 +296,7 @@ async function serve(args: readonly string[], io: CliIo): Promise<number> {
       `WARNING: no --auth-secret (or ${SECRET_ENV}) given: this relay is OPEN. Anyone who can reach it can read and write every space. Start it with a secret and give clients tokens from "chorus-relay token".`,
     )
   } else if (secret.length < 32) {
-    io.err('warning: the auth secret is shorter than 32 characters; use a long random one')
+    io.err(SHORT_SECRET)
   }
   // Listen for the stop signal before starting, so an early SIGTERM still shuts down cleanly.
   const stop = (io.waitForStop ?? waitForSignal)()
@@ -405,6 +407,7 @@ async function token(args: readonly string[], io: CliIo): Promise<number> {
     throw new UsageError('a token is for --admin or for --relay, not both')
   const secret = values.secret ?? io.env[SECRET_ENV]
   if (secret === undefined || secret === '') throw new UsageError(`token needs --secret (or ${SECRET_ENV})`)
+  if (secret.length < 32) io.err(SHORT_SECRET)
   if (values.sub === undefined || values.sub === '')
     throw new UsageError('token needs --sub, the user it names')
   const grants = values.space ?? []

@@ -268,6 +268,15 @@ describe('chorus-relay command line (in process)', () => {
     )
   })
 
+  it('warns when minting a token with a short secret', async () => {
+    const io = captureIo()
+    expect(await runCli(['token', '--secret', 'short', '--sub', 'a', '--space', 'a:read'], io)).toBe(0)
+    expect(io.lines.err).toEqual([
+      'warning: the auth secret is shorter than 32 characters; use a long random one',
+    ])
+    expect(io.lines.out).toHaveLength(1)
+  })
+
   it('mints an admin token, which needs no space', async () => {
     const io = captureIo()
     expect(

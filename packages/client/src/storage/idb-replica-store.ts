@@ -122,15 +122,21 @@ export class IdbReplicaStore implements ReplicaStore {
   #sole = false
   #lost: string | null = null
   #fault: { readonly cause: unknown } | null = null
+  /**
+   * Told when another connection deleted (`deleted`) or upgraded (`upgraded`) the database and
+   * this store let go of it: the replica over it then closes, saying so.
+   */
+  onLost: ((how: 'deleted' | 'upgraded') => void) | null = null
 
   private constructor(name: string, keyRange: KeyRangeLike | null, factory: IDBFactory, db: IDBDatabase) {
     this.name = name
     this.#keyRange = keyRange
     this.#factory = factory
     this.#db = db
-    db.onversionchange = () => {
+    db.onversionchange = (event) => {
       this.#lost = `the IndexedDB database ${JSON.stringify(name)} was deleted or upgraded by another tab or version of the app, so this replica let go of it. Reload to continue.`
       db.close()
+      this.onLost?.(event.newVersion === null ? 'deleted' : 'upgraded')
     }
     db.onclose = () => {
       this.#lost = `the browser closed the IndexedDB database ${JSON.stringify(name)} (site data cleared, or a disk error). Reload to continue.`
