@@ -249,6 +249,28 @@ describe('sibling sets too large to replicate', () => {
   })
 })
 
+describe('blocking read repair', () => {
+  it('repairs every home replica a read reached that holds less, not only up to W', async () => {
+    const sim = await cluster({ replicas: 3, writeQuorum: 2, readQuorum: 2, readRepair: 'blocking' })
+    const homes = sim.homes('k')
+    const behind = homes[2] as string
+    sim.crash(behind)
+    await sim.run(400)
+    const client = sim.client('c')
+    expect(await sim.until(client.put(homes[0] as string, 'k', 'v1'))).toMatchObject({ ok: true })
+    await sim.restart(behind)
+    await sim.run(400)
+    expect(sim.stored(behind, 'k')).toEqual([])
+    // Two home replicas hold the put already (W); the read with R = 3 hears the third too.
+    expect(await sim.until(client.get(homes[0] as string, 'k', { r: 3 }))).toMatchObject({
+      ok: true,
+      value: 'v1',
+    })
+    await sim.run(200)
+    expect(sim.stored(behind, 'k').map((version) => version.value)).toEqual(['v1'])
+  })
+})
+
 describe('sloppy quorum and hinted handoff', () => {
   it('a stand-in takes the write for a down home node and hands it over when it returns', async () => {
     const sim = await cluster({ replicas: 3, writeQuorum: 3, readQuorum: 1, sloppy: true, handoffMs: 50 })

@@ -7,8 +7,9 @@ import type { ConflictMode } from './versions.js'
  * What a coordinator does when the replicas it read disagree.
  *
  * - `off`: nothing; anti-entropy and later writes repair them.
- * - `async`: answer the client at once, then send the merged versions to stale replicas.
- * - `blocking`: write the merged versions back until `W` replicas hold them, then answer.
+ * - `async`: answer the client at once, then send the merged versions to stale home replicas.
+ * - `blocking`: write the merged versions back until `W` home replicas hold them, then answer
+ *   (every other home replica the read hears holding less is repaired too, without waiting).
  *   With W + R > N and a strict quorum this makes reads linearizable for last-write-wins
  *   registers (a read's result is on a write quorum before anyone sees it, so no later read
  *   can miss it); `async` read repair leaves a window in which a later read returns older data.

@@ -106,7 +106,9 @@ function progressGet(
   if (pending.phase === 'repair') {
     const [from, versions] = pending.replies.at(-1) as readonly [NodeId, readonly Version[]]
     if (pending.holders.includes(from) || !isHomeTarget(pending, from)) return state
-    if (digestOf(versions) !== digestOf(pending.merged)) return state
+    // A home replica that answers late with less is repaired too; its ack counts.
+    if (digestOf(versions) !== digestOf(pending.merged))
+      return sendRepair(state, out, from, op, pending.key, pending.merged, now)
     const updated: PendingGet = { ...pending, holders: [...pending.holders, from] }
     return finishBlockingRepair(withPending(state, op, updated), out, op, updated)
   }
@@ -140,12 +142,15 @@ function progressGet(
   }
   let next = state
   const homeHolders = holders.filter((node) => isHomeTarget(pending, node))
-  if (homeHolders.length < repairTarget(state, pending)) {
-    for (const target of pending.targets) {
-      if (target.hintFor !== null || homeHolders.includes(target.node)) continue
-      next = sendRepair(next, out, target.node, op, pending.key, merged, now)
-      if (target.node === next.id) homeHolders.push(next.id)
-    }
+  // Short of W home holders, every home target that does not hold the merged versions is
+  // repaired; with W already, those that answered with less are, so that a read with R = N
+  // leaves every home replica it reached holding what it read.
+  const short = homeHolders.length < repairTarget(state, pending)
+  for (const target of pending.targets) {
+    if (target.hintFor !== null || homeHolders.includes(target.node)) continue
+    if (!short && !stale.includes(target.node)) continue
+    next = sendRepair(next, out, target.node, op, pending.key, merged, now)
+    if (target.node === next.id) homeHolders.push(next.id)
   }
   const repairing: PendingGet = { ...pending, phase: 'repair', merged, holders: homeHolders }
   return finishBlockingRepair(withPending(next, op, repairing), out, op, repairing)
@@ -166,7 +171,10 @@ function finishBlockingRepair(
   pending: PendingGet,
 ): QuorumState {
   if (pending.holders.length < repairTarget(state, pending)) return state
-  return answerGet(withoutPending(state, op), out, pending, pending.merged)
+  const answered = answerGet(state, out, pending, pending.merged)
+  // Answered; replies still to come are repaired as an asynchronous read repair's are.
+  if (pending.replies.length >= pending.targets.length) return withoutPending(answered, op)
+  return withPending(answered, op, { ...pending, phase: 'answered' })
 }
 
 function isHomeTarget(pending: PendingGet, node: NodeId): boolean {
