@@ -50,7 +50,8 @@ export interface RelayHealth {
    */
   readonly status: 'ok' | 'failing' | 'closing'
   readonly connections: number
-  readonly spaces: number
+  /** Spaces the store holds; null when the store did not answer. */
+  readonly spaces: number | null
   readonly uptimeSeconds: number
   /** For a store shared with other relays: whether this relay hears of their appends (`failing` while not). */
   readonly listening?: boolean
@@ -688,9 +689,16 @@ export function createRelay(options: RelayOptions): Relay {
         socket.on('message', linked)
       }),
     )
-    socket.on('close', () =>
+    socket.on('close', (code) =>
       guard('closing a link', () => {
         if (link.socket === socket) link.socket = null
+        // A frame over one relay's limit (a change larger than it, sent again at every dial):
+        // the space's later changes that way wait behind it.
+        if (code === CloseCode.MessageTooBig)
+          linkFailed(
+            link,
+            `closed on a frame over a relay's frame limit (this relay's is ${limits.maxFrameBytes} bytes): a change larger than the smaller limit of the two cannot cross, and the changes after it in its space wait behind it; give both relays the same --max-frame-bytes`,
+          )
         retryLink(link)
       }),
     )
@@ -1039,27 +1047,27 @@ export function createRelay(options: RelayOptions): Relay {
     },
     async health() {
       const uptimeSeconds = Math.max(0, Math.round((now() - startedAt) / 1000))
+      // A relay that does not hear the other relays sharing its store would serve its clients a
+      // stale view: a load balancer should send them elsewhere meanwhile.
+      const hearing = listening()
+      const linked = links.length === 0 && groups.length === 0 ? null : linkStatus()
+      const facts = {
+        connections: clients.size,
+        uptimeSeconds,
+        ...(hearing === undefined ? {} : { listening: hearing }),
+        ...(linked === null
+          ? {}
+          : { links: { up: linked.filter((link) => link.up === 1).length, total: linked.length } }),
+      }
+      let spaces: number
       try {
-        const stats = await store.stats()
-        // A relay that does not hear the other relays sharing its store would serve its
-        // clients a stale view: a load balancer should send them elsewhere meanwhile.
-        const hearing = listening()
-        const status = closing ? 'closing' : hearing === false ? 'failing' : 'ok'
-        const linked = links.length === 0 && groups.length === 0 ? null : linkStatus()
-        return {
-          status,
-          connections: clients.size,
-          spaces: stats.spaces,
-          uptimeSeconds,
-          ...(hearing === undefined ? {} : { listening: hearing }),
-          ...(linked === null
-            ? {}
-            : { links: { up: linked.filter((link) => link.up === 1).length, total: linked.length } }),
-        }
+        spaces = (await store.stats()).spaces
       } catch (error) {
         report(error, 'the store did not answer a health check')
-        return { status: 'failing', connections: clients.size, spaces: 0, uptimeSeconds }
+        // The count of spaces is unknown, not 0.
+        return { status: 'failing', spaces: null, ...facts }
       }
+      return { status: closing ? 'closing' : hearing === false ? 'failing' : 'ok', spaces, ...facts }
     },
     compact,
     async deleteSpace(space) {

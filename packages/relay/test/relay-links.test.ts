@@ -399,6 +399,39 @@ describe('relays linked to each other', () => {
     }
   })
 
+  it('say why a link breaks on a change larger than the linking relay’s frame limit', async () => {
+    const a = await startTestRelay({ compaction: COMPACTION })
+    relays.push(a)
+    const b = await startTestRelay({
+      compaction: COMPACTION,
+      limits: { maxFrameBytes: 65_536 },
+      links: [{ url: a.url, spaces: [SPACE] }],
+      linkBackoffMs: { min: 20, max: 100 },
+    })
+    relays.push(b)
+    const writer = asReplicaId('alice')
+    const client = await connectClient(a.url)
+    client.send(hello('alice', { [SPACE]: 0 }))
+    await client.waitFor(is.hello, 'the hello answer')
+    client.send(changes(SPACE, 0, [makeChange(writer, 1, { id: 'big' }, { text: 'x'.repeat(100_000) })]))
+    await client.waitFor(is.ack(1), 'the ack')
+    client.close()
+    await until(
+      async () =>
+        b.errors.some(
+          (error) =>
+            error.code === ErrorCode.LinkFailed &&
+            /closed on a frame over a relay's frame limit \(this relay's is 65536 bytes\)/.test(
+              error.message,
+            ),
+        ),
+      'b to say why the link broke',
+    )
+    // Said once, however often the link dials again and breaks on it.
+    await until(async () => (await b.relay.metrics()).framesRefused >= 3, 'b to refuse the change thrice')
+    expect(b.errors.filter((error) => error.code === ErrorCode.LinkFailed)).toHaveLength(1)
+  })
+
   it('refuse links without spaces or with more than one hello takes, with a URL that is not ws://, or without a WebSocket to dial with', async () => {
     const temp = makeTempDir()
     const store = new SqliteRelayStore(`${temp.dir}/relay.db`)

@@ -23,6 +23,8 @@ describe('a relay on a store shared with other relays', () => {
   let sqlite: SqliteRelayStore
   let listener: ((event: StoreEvent) => void) | null
   let hearing: boolean
+  /** False: the store's `stats` fails, as a database that is down does. */
+  let answering: boolean
   let server: WebSocketServer
   let relay: Relay
 
@@ -31,6 +33,7 @@ describe('a relay on a store shared with other relays', () => {
     sqlite = new SqliteRelayStore(join(temp.dir, 'relay.db'))
     listener = null
     hearing = true
+    answering = true
     const shared = new Proxy(sqlite, {
       get(target, property) {
         if (property === 'watch') {
@@ -42,6 +45,7 @@ describe('a relay on a store shared with other relays', () => {
           }
         }
         if (property === 'listening') return () => hearing
+        if (property === 'stats' && !answering) return () => Promise.reject(new Error('the database is down'))
         const value: unknown = Reflect.get(target, property, target)
         return typeof value === 'function' ? value.bind(target) : value
       },
@@ -101,6 +105,10 @@ describe('a relay on a store shared with other relays', () => {
     expect((await relay.metrics()).storeListening).toBe(0)
     hearing = true
     expect(await relay.health()).toMatchObject({ status: 'ok', listening: true })
+    // The database down too: still saying it does not hear, and not claiming 0 spaces.
+    hearing = false
+    answering = false
+    expect(await relay.health()).toMatchObject({ status: 'failing', listening: false, spaces: null })
   })
 
   it.each([
