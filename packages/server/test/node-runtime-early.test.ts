@@ -18,7 +18,7 @@ function machine(
   received: (message: Message) => void,
   stepped: (input: Input) => void = () => {},
   to = 'n2',
-): NodeMachine<number, Input, Message, Reply, string> {
+): TestMachine {
   return {
     recover: () => 0,
     step: (state, input) => {
@@ -51,6 +51,32 @@ afterEach(async () => {
   await Promise.all(runtimes.splice(0).map((runtime) => runtime.stop()))
 })
 
+type TestMachine = NodeMachine<number, Input, Message, Reply, string>
+
+/** Runtimes n1 (on `disk`) and n2 (in memory) of a two-node cluster, stopped after the test. */
+function twoNodes(first: TestMachine, disk: GatedStorage<string>, second: TestMachine) {
+  const nodes: NodeId[] = [asNodeId('n1'), asNodeId('n2')]
+  const made = [
+    [first, disk],
+    [second, new MemoryNodeStorage<string>()],
+  ].map(
+    ([node, storage], index) =>
+      new NodeRuntime({
+        id: nodes[index] as NodeId,
+        nodes,
+        machine: node as TestMachine,
+        storage: storage as MemoryNodeStorage<string>,
+        tickMs: 60_000,
+        seed: index + 1,
+      }),
+  )
+  runtimes.push(...made)
+  return made as [
+    NodeRuntime<number, Input, Message, Reply, string>,
+    NodeRuntime<number, Input, Message, Reply, string>,
+  ]
+}
+
 async function post(port: number, id: string): Promise<Reply> {
   const response = await fetch(`http://127.0.0.1:${port}/request`, {
     method: 'POST',
@@ -62,27 +88,14 @@ async function post(port: number, id: string): Promise<Reply> {
 
 describe('NodeRuntime and early sends', () => {
   it('sends an early message before the commit it follows, alone or in a group commit; other effects wait', async () => {
-    const nodes: NodeId[] = [asNodeId('n1'), asNodeId('n2')]
     const arrivals = new Map<string, () => void>()
     const arrived = (id: string) => new Promise<void>((resolve) => arrivals.set(id, resolve))
     const disk = new GatedStorage<string>()
-    const n1 = new NodeRuntime({
-      id: nodes[0] as NodeId,
-      nodes,
-      machine: machine(() => {}),
-      storage: disk,
-      tickMs: 60_000,
-      seed: 1,
-    })
-    const n2 = new NodeRuntime({
-      id: nodes[1] as NodeId,
-      nodes,
-      machine: machine((message) => arrivals.get(message.id)?.()),
-      storage: new MemoryNodeStorage<string>(),
-      tickMs: 60_000,
-      seed: 2,
-    })
-    runtimes.push(n1, n2)
+    const [n1, n2] = twoNodes(
+      machine(() => {}),
+      disk,
+      machine((message) => arrivals.get(message.id)?.()),
+    )
     const [p1, p2] = await Promise.all([n1.start(), n2.start()])
     n1.transport.setPeers(new Map([['n2', { host: '127.0.0.1', port: p2.peerPort }]]))
     let answered = 0
@@ -118,33 +131,18 @@ describe('NodeRuntime and early sends', () => {
   })
 
   it('steps a peer message queued behind a burst of requests in the next batch, not after the burst', async () => {
-    const nodes: NodeId[] = [asNodeId('n1'), asNodeId('n2')]
     const disk = new GatedStorage<string>()
     const order: string[] = []
-    const n1 = new NodeRuntime({
-      id: nodes[0] as NodeId,
-      nodes,
-      machine: machine(
-        () => {},
-        (input) => {
-          if (input.type === 'message') order.push(`peer:${input.message.id}`)
-          if (input.type === 'request') order.push(input.request.id)
-        },
-      ),
-      storage: disk,
-      tickMs: 60_000,
-      seed: 1,
-    })
+    const steps = (input: Input) => {
+      if (input.type === 'message') order.push(`peer:${input.message.id}`)
+      if (input.type === 'request') order.push(input.request.id)
+    }
     // n2 sends what it is asked to n1.
-    const n2 = new NodeRuntime({
-      id: nodes[1] as NodeId,
-      nodes,
-      machine: machine(() => {}, undefined, 'n1'),
-      storage: new MemoryNodeStorage<string>(),
-      tickMs: 60_000,
-      seed: 2,
-    })
-    runtimes.push(n1, n2)
+    const [n1, n2] = twoNodes(
+      machine(() => {}, steps),
+      disk,
+      machine(() => {}, undefined, 'n1'),
+    )
     const [p1, p2] = await Promise.all([n1.start(), n2.start()])
     n2.transport.setPeers(new Map([['n1', { host: '127.0.0.1', port: p1.peerPort }]]))
     // n1 is held in a commit while 400 requests queue up, then a message from n2 behind them.
