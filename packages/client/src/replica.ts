@@ -668,6 +668,13 @@ class ReplicaRuntime implements Replica {
     this.#publish()
   }
 
+  /** This tab's `connect()` / `disconnect()`: a setting later than any it knows, told to the other tabs. */
+  #setWish(on: boolean): void {
+    this.#wantOnline = on
+    this.#wantSeq++
+    this.#shared?.group.post({ type: 'online', on, seq: this.#wantSeq })
+  }
+
   get wantsConnection(): boolean {
     return this.#wantOnline
   }
@@ -875,18 +882,14 @@ class ReplicaRuntime implements Replica {
         'this replica has no url to connect to: pass url to createReplica',
       )
     }
-    this.#wantOnline = true
-    this.#wantSeq++
-    this.#shared?.group.post({ type: 'online', on: true, seq: this.#wantSeq })
+    this.#setWish(true)
     if (this.#shared === null || this.#shared.group.leading) this.#link.start()
     this.#publish()
   }
 
   disconnect(): void {
     if (this.#closed) return
-    this.#wantOnline = false
-    this.#wantSeq++
-    this.#shared?.group.post({ type: 'online', on: false, seq: this.#wantSeq })
+    this.#setWish(false)
     this.#link?.stop()
     this.#publish()
   }

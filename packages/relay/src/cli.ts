@@ -12,7 +12,13 @@ import type { RelayLinkOptions } from './relay-options.js'
 import type { SpaceSummary } from './relay-store.js'
 import { DATABASE_FILE, makeDataDir, startRelay } from './serve.js'
 import { SqliteRelayStore } from './sqlite-relay-store.js'
-import { backupDatabase, describeSpacesIn, exportSpaceIn, restoreDatabase } from './sqlite-tools.js'
+import {
+  backupDatabase,
+  describeSpacesIn,
+  exportSpaceIn,
+  type RestoreResult,
+  restoreDatabase,
+} from './sqlite-tools.js'
 import { checkMountPath, type StaticMount } from './static-files.js'
 import { EVERY_SPACE, mintToken, type SpaceGrants } from './token-auth.js'
 
@@ -451,15 +457,17 @@ async function restore(args: readonly string[], io: CliIo): Promise<number> {
     throw new UsageError('restore needs --from FILE, a backup')
   const dir = values.data ?? './data'
   makeDataDir(dir)
+  const database = join(dir, DATABASE_FILE)
   const lock = lockDataDir(dir, 'stop it first, then restore')
-  let moved: readonly string[]
+  let restored: RestoreResult
   try {
-    ;({ movedAside: moved } = restoreDatabase(values.from, join(dir, DATABASE_FILE)))
+    restored = restoreDatabase(values.from, database)
   } finally {
     lock.release()
   }
-  io.err(`restored ${values.from} to ${join(dir, DATABASE_FILE)}`)
-  if (moved.length > 0) io.err(`moved the files it replaced aside: ${moved.join(', ')}`)
+  io.err(`restored ${values.from} to ${database}`)
+  if (restored.movedAside.length > 0)
+    io.err(`moved the files it replaced aside: ${restored.movedAside.join(', ')}`)
   return ExitCode.Ok
 }
 

@@ -8,6 +8,7 @@ import {
   bump,
   epochOf,
   fenceEpoch,
+  type HeldWrite,
   leaseExpiry,
   leaseValid,
   majority,
@@ -90,7 +91,7 @@ export function handleWrite(
     refuseNotLeader(state, out, client, request.id, 0)
     return state
   }
-  if (lapsed) return holdWrite(state, out, client, request, now)
+  if (lapsed) return holdWrite(state, out, { client, request }, now)
   const entry: LogEntry = {
     lsn: lastLsn(state.log) + 1,
     epoch: state.epoch,
@@ -205,14 +206,8 @@ const MAX_HELD_WRITES = 10_000
  * has stepped down (which a leader does after an election timeout without a majority's answer).
  * Up to `MAX_HELD_WRITES` (`handleWrite` refuses more at once).
  */
-function holdWrite(
-  state: SingleLeaderState,
-  out: Out,
-  client: string,
-  request: WriteRequest,
-  now: number,
-): SingleLeaderState {
-  let next: SingleLeaderState = bump({ ...state, held: [...state.held, { client, request }] }, 'writesHeld')
+function holdWrite(state: SingleLeaderState, out: Out, write: HeldWrite, now: number): SingleLeaderState {
+  let next: SingleLeaderState = bump({ ...state, held: [...state.held, write] }, 'writesHeld')
   if (now - state.lastHeartbeatAt >= state.config.heartbeatMs / 4) next = sendHeartbeats(next, out, now)
   return next
 }
