@@ -57,7 +57,7 @@ export interface Collection<TValue extends object = JsonObject> {
   list(options?: ListOptions): Promise<Row<TValue>[]>
   /**
    * Calls `listener` with the collection's rows at once, then again whenever a local or
-   * remote change touches the collection; the changes of one event-loop turn give one call.
+   * remote change alters them; the changes of one event-loop turn give one call.
    * With `options`, the rows are that page (as `list` reads it: `{ order: 'desc', limit: 100 }`
    * is a live first screen, read without the rest of the collection). Returns the function
    * that stops it. Throws `invalid-argument` for bad options.

@@ -10,6 +10,12 @@ export interface LiveQueryOptions<TResult> {
    * keys). Without it, every change costs a `load`.
    */
   readonly update?: (previous: TResult, keys: ReadonlySet<string>) => Promise<TResult | null>
+  /**
+   * Whether a new result holds what the last one did, so that the listener is not called
+   * again with the same (optional: without it, only the last result itself is the same; an
+   * `update` that returns its `previous` is not delivered).
+   */
+  readonly same?: (previous: TResult, next: TResult) => boolean
   /** Receives each result; an error it throws is reported as uncaught, and the query goes on. */
   readonly deliver: (result: TResult) => void
   /** Receives a failed load; the query goes on and loads again on the next change. */
@@ -90,6 +96,15 @@ export class LiveQuery<TResult> {
     }
     if (this.#stopped) return
     if (outcome.ok) {
+      const last = this.#last
+      if (
+        last !== null &&
+        (last.result === outcome.result || this.#options.same?.(last.result, outcome.result))
+      ) {
+        // Nothing a listener would see changed: keep the result it has.
+        if (this.#stale) this.#schedule()
+        return
+      }
       this.#last = { result: outcome.result }
       try {
         this.#options.deliver(outcome.result)

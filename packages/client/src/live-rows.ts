@@ -1,4 +1,4 @@
-import type { JsonObject, RecordId } from '@chorus/core'
+import { type JsonObject, jsonEqual, type ListOptions, type RecordId } from '@chorus/core'
 import type { Frozen, Row } from './collection.js'
 
 /**
@@ -15,7 +15,8 @@ export function freezeRow(row: { readonly id: RecordId; readonly value: JsonObje
 
 /**
  * `rows` (in id order, as `list` gives them) after the records `ids` changed: each is now as
- * `fresh` has it, or gone when `fresh` has none of it. Unchanged rows are the same objects.
+ * `fresh` has it, or gone when `fresh` has none of it. Unchanged rows are the same objects,
+ * also a changed record whose value is equal to the one it had (written again as it was).
  */
 export function patchRows(
   rows: readonly Row<JsonObject>[],
@@ -29,10 +30,40 @@ export function patchRows(
   for (const id of touched) {
     // The rows before `id` stay as they were.
     while (at < rows.length && (rows[at] as Row<JsonObject>).id < id) out.push(rows[at++] as Row<JsonObject>)
-    if (at < rows.length && (rows[at] as Row<JsonObject>).id === id) at++
+    const old =
+      at < rows.length && (rows[at] as Row<JsonObject>).id === id ? (rows[at++] as Row<JsonObject>) : null
     const row = now.get(id)
-    if (row !== undefined) out.push(freezeRow(row))
+    if (row === undefined) continue
+    out.push(old !== null && jsonEqual(old.value as JsonObject, row.value) ? old : freezeRow(row))
   }
   while (at < rows.length) out.push(rows[at++] as Row<JsonObject>)
   return out
+}
+
+/** Whether two results of a live query hold the same rows: the same ids, in order, with equal values. */
+export function sameRows(a: readonly Row<JsonObject>[], b: readonly Row<JsonObject>[]): boolean {
+  if (a.length !== b.length) return false
+  for (let i = 0; i < a.length; i++) {
+    const x = a[i] as Row<JsonObject>
+    const y = b[i] as Row<JsonObject>
+    if (x !== y && (x.id !== y.id || !jsonEqual(x.value as JsonObject, y.value as JsonObject))) return false
+  }
+  return true
+}
+
+/**
+ * Whether changes to the records `ids` leave a page as it was, without reading it: the page
+ * is full and every id comes after its last row in the page's order, where no row of it can
+ * go. (A record before that may enter the page, or push its last row out.)
+ */
+export function pageUntouched(
+  page: readonly Row<JsonObject>[],
+  ids: ReadonlySet<string>,
+  options: ListOptions,
+): boolean {
+  const last = page.at(-1)
+  if (options.limit === undefined || page.length < options.limit || last === undefined) return false
+  const desc = options.order === 'desc'
+  for (const id of ids) if (desc ? id >= last.id : id <= last.id) return false
+  return true
 }

@@ -25,7 +25,14 @@ import {
 import { type Collection, type CollectionHost, EngineCollection, type Row } from './collection.js'
 import { Emitter } from './events.js'
 import { LiveQuery } from './live-query.js'
-import { freezeRow, LIVE_UPDATE_MIN, LIVE_UPDATE_SHARE, patchRows } from './live-rows.js'
+import {
+  freezeRow,
+  LIVE_UPDATE_MIN,
+  LIVE_UPDATE_SHARE,
+  pageUntouched,
+  patchRows,
+  sameRows,
+} from './live-rows.js'
 import { isPeerList, PresenceBoard, type PresencePeer, type PresencePeerWire } from './presence.js'
 import { parseReplicaOptions, type ReplicaConfig, type ReplicaOptions } from './replica-options.js'
 import { isTabFenced } from './storage/idb-errors.js'
@@ -972,11 +979,12 @@ class ReplicaRuntime implements Replica {
       // A page reads itself again after a change (a row leaving it lets the next one in); the
       // whole collection is patched.
       update: async (previous, ids) => {
-        if (options !== undefined) return null
+        if (options !== undefined) return pageUntouched(previous, ids, options) ? previous : null
         // Past a few, one read of the whole collection costs less than reading each.
         if (ids.size > Math.max(LIVE_UPDATE_MIN, previous.length / LIVE_UPDATE_SHARE)) return null
         return patchRows(previous, ids, ids.size === 0 ? [] : await this.#engine.rows(collection, [...ids]))
       },
+      same: sameRows,
       deliver: (rows) => listener(rows.slice()),
       onError: (error) => this.#report(error),
       timers: this.#config.timers,

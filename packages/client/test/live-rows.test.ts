@@ -4,7 +4,7 @@ import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import { createReplica, type Replica, type Row } from '../src/index.js'
 import { LiveQuery } from '../src/live-query.js'
-import { freezeRow, patchRows } from '../src/live-rows.js'
+import { freezeRow, patchRows, sameRows } from '../src/live-rows.js'
 
 const row = (id: string, n: number): Row<JsonObject> => freezeRow({ id: id as RecordId, value: { n } })
 
@@ -26,6 +26,23 @@ describe('patchRows', () => {
     ])
     expect(patched[1]).toBe(rows[0])
     expect(Object.isFrozen(patched[0])).toBe(true)
+  })
+
+  it('keeps the row of a record written again with an equal value', () => {
+    const rows = [row('b', 1), row('d', 2)]
+    const patched = patchRows(rows, new Set(['b', 'd']), [
+      { id: 'b' as RecordId, value: { n: 1 } },
+      { id: 'd' as RecordId, value: { n: 3 } },
+    ])
+    expect(patched[0]).toBe(rows[0])
+    expect(patched[1]).not.toBe(rows[1])
+    expect(sameRows(rows, patchRows(rows, new Set(['b']), [{ id: 'b' as RecordId, value: { n: 1 } }]))).toBe(
+      true,
+    )
+    expect(sameRows(rows, patched)).toBe(false)
+    expect(sameRows(rows, [row('b', 1), row('d', 2)])).toBe(true)
+    expect(sameRows(rows, [row('b', 1), row('e', 2)])).toBe(false)
+    expect(sameRows(rows, rows.slice(1))).toBe(false)
   })
 
   it('gives what a whole read gives, for any rows and any changes', () => {
@@ -109,7 +126,33 @@ describe('LiveQuery with update', () => {
     query.invalidate(['e'])
     await timers.fire()
     expect(calls).toEqual(['load', 'update a,b', 'load', 'update big', 'load', 'update d', 'load'])
-    expect(delivered).toEqual(['loaded', 'loaded+ab', 'loaded', 'loaded', 'error', 'loaded'])
+    // The load after `big` read what was last delivered: no second call with it.
+    expect(delivered).toEqual(['loaded', 'loaded+ab', 'loaded', 'error', 'loaded'])
+  })
+
+  it('does not deliver a result the same as the last, by identity or by its `same`', async () => {
+    const timers = manualTimers()
+    let next = { v: 1 }
+    const delivered: number[] = []
+    const query = new LiveQuery<{ v: number }>({
+      load: async () => next,
+      update: async (previous, keys) => (keys.has('keep') ? previous : null),
+      same: (a, b) => a.v === b.v,
+      deliver: (result) => delivered.push(result.v),
+      onError: () => undefined,
+      timers,
+    })
+    query.start()
+    await timers.fire()
+    query.invalidate(['keep'])
+    await timers.fire()
+    next = { v: 1 }
+    query.invalidate(['x'])
+    await timers.fire()
+    next = { v: 2 }
+    query.invalidate(['x'])
+    await timers.fire()
+    expect(delivered).toEqual([1, 2])
   })
 })
 
@@ -219,6 +262,57 @@ describe('a live query over a replica', () => {
       stop()
       expect(() => notes.subscribe(() => undefined, { limit: 0 })).toThrow(/limit must be a positive integer/)
       expect(() => notes.subscribe(() => undefined, { order: 'sideways' as never })).toThrow(/order/)
+    } finally {
+      await replica.close()
+    }
+  })
+  it("calls a page's listener only when its rows change, and reads nothing for a write past a full page", async () => {
+    const store = new CountingStore()
+    const replica = await createReplica({ space: 'team-notes', storage: store })
+    try {
+      const notes = replica.collection('notes')
+      for (const id of ['a', 'b', 'c', 'd', 'e']) await notes.put(id, { title: id })
+      for (const page of [
+        { order: 'desc', limit: 2 },
+        { order: 'asc', limit: 2 },
+        { order: 'asc', after: 'a', limit: 3 },
+      ] as const) {
+        const seen: string[][] = []
+        const waiters: (() => void)[] = []
+        const stop = notes.subscribe((rows) => {
+          seen.push(rows.map((row) => `${row.id}:${row.value.title}`))
+          for (const wake of waiters.splice(0)) wake()
+        }, page)
+        const next = () => new Promise<void>((resolve) => waiters.push(resolve))
+        await next()
+        const first = seen.at(-1) as string[]
+        // A live query reads on a timer of 0 ms after a change, and the memory store answers
+        // at once: a timer set after the write runs once that read is done.
+        const settled = () => new Promise((resolve) => setTimeout(resolve, 0))
+        // Past the page's last row (ids before it in `desc`, after it in `asc`): not read at all.
+        const outside = page.order === 'desc' ? 'a' : 'e'
+        let reads = store.pages
+        await notes.put(outside, { title: 'moved on' })
+        await settled()
+        expect(store.pages - reads, `${JSON.stringify(page)}: pages read after a write past it`).toBe(0)
+        // Within the page, written again as it was: read, but the same rows give no call.
+        const inside = (first[0] as string).split(':')[0] as string
+        reads = store.pages
+        await notes.put(inside, { title: inside })
+        await settled()
+        expect(store.pages - reads).toBeGreaterThan(0)
+        // Then a change the page shows: the next call is this one.
+        await notes.patch(inside, { title: `${inside}, edited` })
+        await next()
+        expect(seen, JSON.stringify(page)).toEqual([
+          first,
+          [`${inside}:${inside}, edited`, ...first.slice(1)],
+        ])
+        expect(seen.at(-1)).toEqual((await notes.list(page)).map((row) => `${row.id}:${row.value.title}`))
+        stop()
+        await notes.put(outside, { title: outside })
+        await notes.put(inside, { title: inside })
+      }
     } finally {
       await replica.close()
     }

@@ -4,7 +4,7 @@ import { useCollection } from '@chorus/react'
 import { memo, StrictMode } from 'react'
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import { mount, unmountAll, until } from './helpers/dom.js'
-import { closeReplicas, memoryReplica, writeAndRender } from './helpers/replicas.js'
+import { closeReplicas, memoryReplica, writeAndRender, writeAndSettle } from './helpers/replicas.js'
 
 interface Note {
   title: string
@@ -111,10 +111,10 @@ describe('useCollection', () => {
     await until('the first rows', () => items(view).length === 1)
     const loaded = renders.count
 
-    // The component's query delivers before this later one, and act renders what it caused.
-    await writeAndRender(replica, 'notes', () => notes.put('n1', { title: 'Groceries' }))
+    await writeAndSettle(() => notes.put('n1', { title: 'Groceries' }))
     expect(renders.count).toBe(loaded)
 
+    // The component's query delivers before this later one, and act renders what it caused.
     await writeAndRender(replica, 'notes', () => notes.put('n1', { title: 'Groceries', done: true }))
     expect(renders.count).toBe(loaded + 1)
     expect(items(view)).toEqual(['Groceries (done)'])

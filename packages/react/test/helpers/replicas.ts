@@ -55,6 +55,19 @@ export async function writeAndRender(
 }
 
 /**
+ * Runs `write`, which leaves the rows of every live query as they were, under `act`, and
+ * waits until the live queries it touched have read: they do so on a timer of 0 ms, and a
+ * memory replica answers at once, so a timer set after the write runs once they are done.
+ * (They deliver nothing: rows that did not change cause no call.)
+ */
+export async function writeAndSettle(write: () => Promise<unknown>): Promise<void> {
+  await act(async () => {
+    await write()
+    await new Promise((resolve) => setTimeout(resolve, 0))
+  })
+}
+
+/**
  * Resolves after `check` holds, evaluated now and after every event of the replicas (one
  * evaluation at a time; events during one cause one more).
  */
