@@ -59,6 +59,21 @@ export function invalid(path: string, expected: string, got: unknown): never {
   )
 }
 
+/**
+ * Refuses a field not in `known` (`invalid-message`): a client's misspelt option (`consistancy`)
+ * would otherwise be dropped unseen, and the request served with the default.
+ */
+export function onlyFields(fields: Fields, known: readonly string[], path: string): void {
+  for (const key of Object.keys(fields)) {
+    if (!known.includes(key)) {
+      throw new ChorusError(
+        ErrorCode.InvalidMessage,
+        `${path}.${key}: not a field of this request; its fields are ${known.join(', ')}`,
+      )
+    }
+  }
+}
+
 /** The value as an object (not null, not an array), or `invalid-message`. */
 export function objectAt(value: unknown, path: string): Fields {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) invalid(path, 'an object', value)

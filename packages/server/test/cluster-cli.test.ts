@@ -168,6 +168,13 @@ describe('chorus-cluster as a process', () => {
     })
     expect(await call('/pause', { node: 'n1' })).toMatchObject({ status: 400 })
     expect(await call('/explode', {})).toMatchObject({ status: 404 })
+    const wrongMethod = await fetch(`${control}/partition`, { signal: AbortSignal.timeout(15_000) })
+    expect(wrongMethod.status).toBe(405)
+    expect(wrongMethod.headers.get('allow')).toBe('POST')
+    expect(await call('/nodes', {})).toMatchObject({
+      status: 405,
+      body: { message: expect.stringContaining('GET') },
+    })
     expect((await call('/latency', { ms: 5, from: 'n1' })).body).toMatchObject({
       faults: { n1: { '*': { latencyMs: 5, jitterMs: 0 } } },
     })

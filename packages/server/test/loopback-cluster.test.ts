@@ -190,6 +190,22 @@ describe('a single-leader cluster of real processes on loopback', () => {
       status: 400,
     })
     expect(await cluster.call(id, 'GET', '/nowhere')).toMatchObject({ status: 404 })
+    // A misspelt option is refused, not dropped (the read would be served from the leader).
+    const misspelt = await cluster.request(id, { type: 'read', id: 'z', key: 'k', consistancy: 'replica' })
+    expect(misspelt).toMatchObject({ status: 400, body: { type: 'error', id: 'z' } })
+    expect(JSON.stringify(misspelt.body)).toContain('consistancy: not a field of this request')
+    // A known path asked with the wrong method: 405, saying which method it takes.
+    const base = `http://127.0.0.1:${cluster.node(id).httpPort}`
+    for (const [method, path, allow] of [
+      ['GET', '/request', 'POST'],
+      ['POST', '/status', 'GET'],
+      ['PUT', '/control/heal', 'POST'],
+    ] as const) {
+      const wrong = await fetch(`${base}${path}`, { method, signal: AbortSignal.timeout(5_000) })
+      expect(wrong.status, `${method} ${path}`).toBe(405)
+      expect(wrong.headers.get('allow')).toBe(allow)
+      expect(await wrong.json()).toMatchObject({ code: 'invalid-argument' })
+    }
     expect((await cluster.status(id)).status).toBe(200)
   })
 })

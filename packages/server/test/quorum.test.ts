@@ -210,6 +210,15 @@ describe('quorum reads and writes', () => {
     expect(tooMany).toMatchObject({ type: 'error', code: 'invalid-argument' })
     const badValue = await sim.until(client.raw('n1', '{"type":"put","id":"p1","key":"x"}', 'p1'))
     expect(badValue).toMatchObject({ type: 'error', code: 'invalid-argument' })
+    // A misspelt option is refused, not dropped (the get would run with the cluster's R).
+    const misspelt = await sim.until(client.raw('n1', '{"type":"get","id":"g2","key":"x","quorum":1}', 'g2'))
+    expect(misspelt).toMatchObject({
+      type: 'error',
+      code: 'invalid-message',
+      message: expect.stringContaining(
+        'quorum: not a field of this request; its fields are type, id, key, r, repair',
+      ),
+    })
 
     const home = sim.homes('x')[0] as string
     sim.crash(home)

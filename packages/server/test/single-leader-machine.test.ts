@@ -113,6 +113,12 @@ describe('single-leader node machine', () => {
         client: 'c',
         request: { type: 'read', id: 'r', key: 'k', consistency: 'replica', minLsn: 3, minEpoch: 'two' },
       },
+      {
+        type: 'request',
+        now: 1,
+        client: 'c',
+        request: { type: 'write', id: 'r', key: 'k', value: 1, consistency: 'leader' },
+      },
       { type: 'tick', now: Number.NaN },
       appendFrom(2, 3, 2, [entry(5, 2)]),
     ]
@@ -129,6 +135,7 @@ describe('single-leader node machine', () => {
       'invalid-message',
       'unknown-message',
       'invalid-argument',
+      'invalid-message',
       'invalid-message',
       'invalid-message',
       'invalid-message',

@@ -123,7 +123,8 @@ export class ClusterControl {
   }
 
   private async handle(request: IncomingMessage, response: ServerResponse): Promise<void> {
-    const route = `${request.method ?? ''} ${new URL(request.url ?? '/', 'http://x').pathname}`
+    const pathname = new URL(request.url ?? '/', 'http://x').pathname
+    const route = `${request.method ?? ''} ${pathname}`
     try {
       if (route === 'GET /nodes') {
         send(response, 200, this.view())
@@ -131,6 +132,18 @@ export class ClusterControl {
       }
       const command = commands[route]
       if (command === undefined) {
+        const allowed = controlRoutes
+          .map((known) => known.split(' ') as [string, string])
+          .filter(([, path]) => path === pathname)
+          .map(([method]) => method)
+        if (allowed.length > 0) {
+          response.setHeader('allow', allowed.join(', '))
+          send(response, 405, {
+            code: ErrorCode.InvalidArgument,
+            message: `${pathname} takes ${allowed.join(' or ')}, not ${request.method ?? 'no method'}`,
+          })
+          return
+        }
         send(response, 404, {
           code: ErrorCode.InvalidArgument,
           message: `no route ${route}; the routes are: ${controlRoutes.join('; ')}`,

@@ -455,6 +455,20 @@ export class NodeRuntime<TState, TInput, TMessage, TReply, TRecord> {
       return
     }
     if (request.method !== 'POST' || !routes.has(path)) {
+      const allowed = routes.has(path) ? 'POST' : getRoutes.has(path) ? 'GET' : null
+      if (allowed !== null) {
+        response.setHeader('allow', allowed)
+        respond(
+          response,
+          405,
+          errorBody(
+            null,
+            ErrorCode.InvalidArgument,
+            `${path} takes ${allowed}, not ${request.method ?? 'no method'}`,
+          ),
+        )
+        return
+      }
       respond(
         response,
         404,
@@ -605,6 +619,9 @@ type InputSource =
   | { readonly kind: 'node' }
   | { readonly kind: 'tick' }
   | { readonly kind: 'client'; readonly client: string; readonly id: string | null }
+
+/** The paths a node answers with GET; the others (`routes`) take POST. */
+const getRoutes = new Set(['/status', '/control/stats'])
 
 const routes = new Set([
   '/request',

@@ -12,6 +12,7 @@ import {
   MAX_ID_LENGTH,
   nodeOrNullAt,
   objectAt,
+  onlyFields,
   own,
   pairOfCounts,
   readNodeInput,
@@ -160,11 +161,19 @@ export function readQuorumMessage(value: unknown, path: string): QuorumMessage {
   }
 }
 
+/** The fields of each client request; any other is refused. */
+const quorumRequestFields = {
+  put: ['type', 'id', 'key', 'value', 'context', 'w', 'sloppy'],
+  get: ['type', 'id', 'key', 'r', 'repair'],
+  status: ['type', 'id'],
+} as const satisfies Record<QuorumRequest['type'], readonly string[]>
+
 /** Checks a client's request. */
 export function readQuorumRequest(value: unknown, path: string): QuorumRequest {
   const fields = objectAt(value, path)
   const type = typeAt(fields, quorumRequestTypes, path)
   const id = idAt(fields, 'id', path)
+  onlyFields(fields, quorumRequestFields[type], path)
   switch (type) {
     case 'put':
       return {

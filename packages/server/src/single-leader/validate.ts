@@ -10,6 +10,7 @@ import {
   keyValuePair,
   nodeAt,
   objectAt,
+  onlyFields,
   own,
   pairOfCounts,
   readNodeInput,
@@ -121,11 +122,19 @@ export function readSingleLeaderMessage(value: unknown, path: string): SingleLea
   }
 }
 
+/** The fields of each client request; any other is refused. */
+const singleLeaderRequestFields = {
+  write: ['type', 'id', 'key', 'value'],
+  read: ['type', 'id', 'key', 'consistency', 'minLsn', 'minEpoch', 'waitMs'],
+  status: ['type', 'id'],
+} as const satisfies Record<SingleLeaderRequest['type'], readonly string[]>
+
 /** Checks a client's request (see {@link readSingleLeaderInput}). */
 export function readSingleLeaderRequest(value: unknown, path: string): SingleLeaderRequest {
   const fields = objectAt(value, path)
   const type = typeAt(fields, singleLeaderRequestTypes, path)
   const id = idAt(fields, 'id', path)
+  onlyFields(fields, singleLeaderRequestFields[type], path)
   switch (type) {
     case 'write':
       return { type, id, key: keyAt(fields, 'key', path), value: valueAt(fields, 'value', path) }
