@@ -321,6 +321,7 @@ async function serve(args: readonly string[], io: CliIo): Promise<number> {
     ...(allowedOrigins === undefined ? {} : { allowedOrigins }),
     ...(hstsMaxAgeSeconds === undefined ? {} : { hstsMaxAgeSeconds }),
     onError: (error) => io.err(`error: ${error.code}: ${error.message}`),
+    onLinkUp: (url) => io.err(`link to ${url}: up again`),
     onAdmin: (event) =>
       io.err(
         `admin: ${event.subject} ${event.deleted ? 'deleted' : 'asked to delete (deleted already)'} space ${event.space}`,

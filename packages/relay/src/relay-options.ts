@@ -139,4 +139,9 @@ export interface RelayOptions {
   readonly presenceRefreshMs?: number
   /** Failures with no caller to tell (a failed append, a throwing hook); default: stderr. */
   readonly onError?: (error: ChorusError) => void
+  /**
+   * A link whose failure was reported through `onError` is up again (both hellos answered);
+   * `url` as the link names it. Default: a line on stderr, beside the failure's.
+   */
+  readonly onLinkUp?: (url: string) => void
 }

@@ -253,6 +253,10 @@ function defaultOnError(error: ChorusError): void {
   console.error(`chorus-relay: ${error.code}: ${error.message}`, error.cause ?? '')
 }
 
+function defaultOnLinkUp(url: string): void {
+  console.error(`chorus-relay: link to ${url} is up again`)
+}
+
 /**
  * Runs a Chorus relay over a WebSocket server and a `RelayStore`.
  *
@@ -270,6 +274,7 @@ export function createRelay(options: RelayOptions): Relay {
   const rateLimits: RateLimits = { ...limits, byteBurst: Math.max(limits.byteBurst, limits.maxFrameBytes) }
   const compaction: CompactionOptions = { ...DEFAULT_COMPACTION, ...options.compaction }
   const onError = options.onError ?? defaultOnError
+  const onLinkUp = options.onLinkUp ?? defaultOnLinkUp
   const { links, groups } = checkLinks(options.links ?? [], limits.maxSpaces)
   const LinkWebSocket = options.WebSocket
   if ((links.length > 0 || groups.length > 0) && LinkWebSocket === undefined) {
@@ -731,7 +736,14 @@ export function createRelay(options: RelayOptions): Relay {
     const up = client?.open === true && client.connection.session().phase === 'ready'
     if (up && !link.up) {
       link.attempts = 0
-      link.lastFailure = null
+      if (link.lastFailure !== null) {
+        link.lastFailure = null
+        try {
+          onLinkUp(link.url)
+        } catch (hookError) {
+          report(hookError, 'the onLinkUp hook threw')
+        }
+      }
     }
     link.up = up
     return up

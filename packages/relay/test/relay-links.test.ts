@@ -371,13 +371,16 @@ describe('relays linked to each other', () => {
     await new Promise<void>((resolve) => refuser.listen(0, '127.0.0.1', resolve))
     const port = (refuser.address() as AddressInfo).port
     const url = `ws://127.0.0.1:${port}/sync`
+    const ups: string[] = []
     const a = await startTestRelay({
       compaction: COMPACTION,
       links: [{ url, spaces: [SPACE] }],
       linkBackoffMs: { min: 20, max: 100 },
+      onLinkUp: (upUrl) => ups.push(upUrl),
     })
     relays.push(a)
     await thirdDial
+    expect(ups).toEqual([])
     await new Promise<void>((resolve) => refuser.close(() => resolve()))
     const failures = a.errors.filter((error: ChorusError) => error.code === ErrorCode.LinkFailed)
     expect(failures).toHaveLength(1)
@@ -393,6 +396,8 @@ describe('relays linked to each other', () => {
       await writeAndDelete(a)
       await until(async () => (await b.relay.describeSpaces())[0]?.head === 2, 'b to get a’s changes')
       expect(await (await fetch(`${a.httpUrl}/healthz`)).json()).toMatchObject({ links: { up: 1, total: 1 } })
+      // Its recovery is told once, as its failure was.
+      expect(ups).toEqual([url])
     } finally {
       await b.close()
       temp.remove()
