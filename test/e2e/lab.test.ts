@@ -239,6 +239,8 @@ describe('the replication lab, built and served by a relay process at /lab', () 
   it('names every control as written: Latency, Cut network, Heal, Promote follower, Fencing, Kill, Restart, Replay', async () => {
     await openLab(page, url)
     expect(await page.getByRole('radio', { name: 'Single-leader' }).isChecked()).toBe(true)
+    // Before anything has run there is nothing to replay.
+    expect(await page.getByRole('button', { name: 'Replay' }).isDisabled()).toBe(true)
     await page.getByRole('combobox', { name: 'Speed' }).selectOption({ label: '4×' })
 
     const latency = page.getByRole('slider', { name: 'Latency n1–n2' })

@@ -68,8 +68,12 @@ export function TransportBar(props: {
         <button
           type="button"
           className="button"
-          disabled={!idle}
-          title="Run every action so far again on a fresh cluster with the same seed"
+          disabled={!idle || now === 0}
+          title={
+            now === 0
+              ? 'Nothing has run yet: play, or act on the cluster, first'
+              : 'Run every action so far again on a fresh cluster with the same seed'
+          }
           onClick={() => void session.replay()}
         >
           Replay
