@@ -1,4 +1,9 @@
-/** Deep equality of JSON values (objects compared by their own keys, in any order). */
+/**
+ * Deep equality of JSON values (plain objects compared by their own keys, in any order).
+ * Any other object — a `Map`, a `Set`, a `Date`, a class instance — equals only itself: its
+ * contents are not in its own keys, so two of them with different contents would otherwise
+ * compare equal.
+ */
 export function jsonEqual(a: unknown, b: unknown): boolean {
   if (a === b) return true
   if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null) return false
@@ -6,6 +11,7 @@ export function jsonEqual(a: unknown, b: unknown): boolean {
     if (!Array.isArray(a) || !Array.isArray(b) || a.length !== b.length) return false
     return a.every((item, index) => jsonEqual(item, b[index]))
   }
+  if (!isPlainObject(a) || !isPlainObject(b)) return false
   const aKeys = Object.keys(a)
   if (aKeys.length !== Object.keys(b).length) return false
   return aKeys.every(
@@ -13,6 +19,11 @@ export function jsonEqual(a: unknown, b: unknown): boolean {
       Object.hasOwn(b, key) &&
       jsonEqual((a as Record<string, unknown>)[key], (b as Record<string, unknown>)[key]),
   )
+}
+
+function isPlainObject(value: object): boolean {
+  const prototype = Object.getPrototypeOf(value)
+  return prototype === Object.prototype || prototype === null
 }
 
 /**

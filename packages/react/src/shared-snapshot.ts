@@ -34,9 +34,9 @@ export interface SnapshotSource<TValue> {
  * shape `useSyncExternalStore` wants: a stable `subscribe` and a `getSnapshot` that returns
  * the same object until the data changes.
  *
- * The source runs only while someone listens. When the last listener leaves it is stopped
- * and the value goes back to `undefined` (not loaded), so a later reader never sees data
- * that nobody kept current.
+ * The source runs only while someone listens. When the last listener leaves (and none came
+ * back within the same task) it is stopped and the value goes back to `undefined` (not
+ * loaded), so a later reader never sees data that nobody kept current.
  */
 export class SharedSnapshot<TValue> {
   readonly #source: SnapshotSource<TValue>
@@ -56,7 +56,14 @@ export class SharedSnapshot<TValue> {
     this.#listeners.add(listener)
     if (this.#run === null) this.#start()
     return () => {
-      if (this.#listeners.delete(listener) && this.#listeners.size === 0) this.#halt()
+      if (!this.#listeners.delete(listener) || this.#listeners.size > 0) return
+      // Not at once: StrictMode unsubscribes and subscribes again in one go on mount, and a
+      // snapshot halted then would be forgotten while its component still reads it (a render
+      // would then make a new one that nothing starts, and stay `undefined`).
+      const run = this.#run
+      queueMicrotask(() => {
+        if (this.#listeners.size === 0 && this.#run === run) this.#halt()
+      })
     }
   }
 

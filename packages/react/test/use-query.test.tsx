@@ -152,4 +152,23 @@ describe('useQuery', () => {
     await replica.collection<Task>('tasks').patch('a', { done: true })
     await until('the new count', () => view.text() === '2 open')
   })
+
+  it('follows a selection into a Map or a Set, whose contents are not in its own keys', async () => {
+    const tasks = replica.collection<Task>('tasks')
+    function Titles() {
+      const byId = useQuery<Task, Map<string, string>>(
+        'tasks',
+        (rows) => new Map(rows.map((row) => [row.id, row.value.title])),
+      )
+      const ranks = useQuery<Task, Set<number>>('tasks', (rows) => new Set(rows.map((row) => row.value.rank)))
+      if (byId === undefined || ranks === undefined) return <p>loading</p>
+      return <p>{`${[...byId.values()].join(',')} ranks ${[...ranks].join(',')}`}</p>
+    }
+    const view = await mount(replica, <Titles />)
+    await until('the empty selection', () => view.text() === ' ranks ')
+    await tasks.put('a', { title: 'stamps', done: false, rank: 2 })
+    await until('the first task', () => view.text() === 'stamps ranks 2')
+    await tasks.put('b', { title: 'plants', done: false, rank: 5 })
+    await until('the second task', () => view.text() === 'stamps,plants ranks 2,5')
+  })
 })

@@ -1,6 +1,6 @@
 import type { Replica } from '@chorus/client'
 import { ChorusProvider } from '@chorus/react'
-import { type ReactNode, act as reactAct } from 'react'
+import { type ReactNode, act as reactAct, StrictMode } from 'react'
 import { createRoot, type Root } from 'react-dom/client'
 
 declare global {
@@ -38,14 +38,26 @@ export interface Mounted {
 
 const mounted = new Set<Mounted>()
 
-export async function mount(replica: Replica, node: ReactNode): Promise<Mounted> {
+/**
+ * Renders `node` under a provider of `replica` in a root of its own; with `strict`, the root is
+ * `<StrictMode>` around the provider, as an app's entry point has it.
+ */
+export async function mount(
+  replica: Replica,
+  node: ReactNode,
+  options: { strict?: boolean } = {},
+): Promise<Mounted> {
   const container = document.createElement('div')
   document.body.append(container)
   const root: Root = createRoot(container)
+  const tree = (next: ReactNode) => {
+    const provided = <ChorusProvider replica={replica}>{next}</ChorusProvider>
+    return options.strict === true ? <StrictMode>{provided}</StrictMode> : provided
+  }
   const view: Mounted = {
     container,
     text: () => container.textContent ?? '',
-    render: (next) => act(() => root.render(<ChorusProvider replica={replica}>{next}</ChorusProvider>)),
+    render: (next) => act(() => root.render(tree(next))),
     unmount: async () => {
       mounted.delete(view)
       await act(() => root.unmount())
