@@ -1,5 +1,6 @@
 import {
   assertCollectionName,
+  type ChorusError,
   type JsonObject,
   type ListOptions,
   type RecordId,
@@ -61,8 +62,15 @@ export interface Collection<TValue extends object = JsonObject> {
    * With `options`, the rows are that page (as `list` reads it: `{ order: 'desc', limit: 100 }`
    * is a live first screen, read without the rest of the collection). Returns the function
    * that stops it. Throws `invalid-argument` for bad options.
+   *
+   * A read that fails (storage failed) goes to `onError` when it is given, else to the
+   * replica's `error` event; the query goes on, and reads again at the next change.
    */
-  subscribe(listener: (rows: readonly Row<TValue>[]) => void, options?: ListOptions): () => void
+  subscribe(
+    listener: (rows: readonly Row<TValue>[]) => void,
+    options?: ListOptions,
+    onError?: (error: ChorusError) => void,
+  ): () => void
   /**
    * Settles a conflict on every replica: writes `value` over every version this replica
    * holds of the record (a put whose context covers them all).
@@ -83,6 +91,7 @@ export interface CollectionHost {
     collection: string,
     listener: (rows: readonly Row<JsonObject>[]) => void,
     options?: ListOptions,
+    onError?: (error: ChorusError) => void,
   ): () => void
 }
 
@@ -139,11 +148,16 @@ export class EngineCollection<TValue extends object> implements Collection<TValu
     return (await this.#host.engine().list(this.name, options)) as Row<TValue>[]
   }
 
-  subscribe(listener: (rows: readonly Row<TValue>[]) => void, options?: ListOptions): () => void {
+  subscribe(
+    listener: (rows: readonly Row<TValue>[]) => void,
+    options?: ListOptions,
+    onError?: (error: ChorusError) => void,
+  ): () => void {
     return this.#host.subscribe(
       this.name,
       listener as unknown as (rows: readonly Row<JsonObject>[]) => void,
       options,
+      onError,
     )
   }
 

@@ -23,7 +23,7 @@ import {
   type SyncStatus,
 } from '@chorus/core'
 import { type Collection, type CollectionHost, EngineCollection, type Row } from './collection.js'
-import { Emitter } from './events.js'
+import { Emitter, rethrowLater } from './events.js'
 import { LiveQuery } from './live-query.js'
 import {
   freezeRow,
@@ -354,7 +354,8 @@ class ReplicaRuntime implements Replica {
       if (this.#following() && this.#leader?.readOnly === true) throw readOnlyWrite(this.space)
       return engine
     },
-    subscribe: (collection, listener, options) => this.#subscribe(collection, listener, options),
+    subscribe: (collection, listener, options, onError) =>
+      this.#subscribe(collection, listener, options, onError),
   }
 
   /** Opens the engine over `store`, then starts the tick and (unless told not to) the connection. */
@@ -967,10 +968,14 @@ class ReplicaRuntime implements Replica {
     collection: string,
     listener: (rows: readonly Row<JsonObject>[]) => void,
     options?: ListOptions,
+    onError?: (error: ChorusError) => void,
   ): () => void {
     if (this.#closed) throw closedError()
     if (typeof listener !== 'function') {
       throw new ChorusError(ErrorCode.InvalidArgument, 'subscribe needs a function to call with the rows')
+    }
+    if (onError !== undefined && typeof onError !== 'function') {
+      throw new ChorusError(ErrorCode.InvalidArgument, "subscribe's onError must be a function when given")
     }
     if (options !== undefined) recordPage(options)
     // The query keeps its rows; each listener call gets its own array of the same frozen rows.
@@ -986,7 +991,17 @@ class ReplicaRuntime implements Replica {
       },
       same: sameRows,
       deliver: (rows) => listener(rows.slice()),
-      onError: (error) => this.#report(error),
+      onError: (error) => {
+        if (onError === undefined) {
+          this.#report(error)
+          return
+        }
+        try {
+          onError(asReported(error))
+        } catch (thrown) {
+          rethrowLater(thrown)
+        }
+      },
       timers: this.#config.timers,
     })
     let set = this.#queries.get(collection)
@@ -1155,9 +1170,7 @@ class ReplicaRuntime implements Replica {
   }
 
   #report(error: unknown): void {
-    const reported = isChorusError(error)
-      ? error
-      : new ChorusError(ErrorCode.Internal, 'an unexpected failure in the replica', { cause: error })
+    const reported = asReported(error)
     if (this.#events.has('error')) this.#events.emit('error', reported)
     // Nobody listens, and dropping it silently would hide a refused token or a full disk.
     else console.warn('[chorus]', reported)
@@ -1371,6 +1384,13 @@ function isRefusal(value: unknown): value is LeaderReport['refused'] {
 }
 
 function asChorusError(error: unknown): ChorusError {
+  return isChorusError(error)
+    ? error
+    : new ChorusError(ErrorCode.Internal, 'an unexpected failure in the replica', { cause: error })
+}
+
+/** A failure as a `ChorusError`, for the app: an unexpected one is `internal`, its cause kept. */
+function asReported(error: unknown): ChorusError {
   return isChorusError(error)
     ? error
     : new ChorusError(ErrorCode.Internal, 'an unexpected failure in the replica', { cause: error })

@@ -1,7 +1,7 @@
-import { type JsonObject, MemoryReplicaStore, type RecordId } from '@chorus/core'
+import { ChorusError, ErrorCode, type JsonObject, MemoryReplicaStore, type RecordId } from '@chorus/core'
 import { createPrng } from '@chorus/testkit'
 import fc from 'fast-check'
-import { describe, expect, it } from 'vitest'
+import { describe, expect, it, vi } from 'vitest'
 import { createReplica, type Replica, type Row } from '../src/index.js'
 import { LiveQuery } from '../src/live-query.js'
 import { freezeRow, patchRows, sameRows } from '../src/live-rows.js'
@@ -313,6 +313,44 @@ describe('a live query over a replica', () => {
         await notes.put(outside, { title: outside })
         await notes.put(inside, { title: inside })
       }
+    } finally {
+      await replica.close()
+    }
+  })
+  it("hands a failed read to the subscriber's onError when given, else to the replica's error event", async () => {
+    const store = new CountingStore()
+    const replica = await createReplica({ space: 'team-notes', storage: store })
+    try {
+      const notes = replica.collection('notes')
+      await notes.put('a', { title: 'a' })
+      const replicaErrors: string[] = []
+      replica.on('error', (error) => replicaErrors.push(error.code))
+      const failure = new ChorusError(ErrorCode.StorageFailed, 'the disk is gone')
+      const failing = vi.spyOn(store, 'listValuesPage').mockRejectedValue(failure)
+      vi.spyOn(store, 'listRecordsPage').mockRejectedValue(failure)
+      const mine = await new Promise<ChorusError>((resolve) => {
+        notes.subscribe(() => undefined, undefined, resolve)
+      })
+      expect(mine).toBe(failure)
+      expect(replicaErrors).toEqual([])
+      await new Promise<void>((resolve) => {
+        const stop = replica.on('error', () => {
+          stop()
+          resolve()
+        })
+        notes.subscribe(() => undefined)
+      })
+      expect(replicaErrors).toEqual(['storage-failed'])
+      // Once reads work again, a query loads as before.
+      failing.mockRestore()
+      vi.restoreAllMocks()
+      const rows = new Promise<readonly Row[]>((resolve) => {
+        notes.subscribe(resolve, undefined, () => undefined)
+      })
+      expect((await rows).map((row) => row.id)).toEqual(['a'])
+      expect(() => notes.subscribe(() => undefined, undefined, 'loud' as never)).toThrow(
+        /onError must be a function/,
+      )
     } finally {
       await replica.close()
     }

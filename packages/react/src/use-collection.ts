@@ -23,7 +23,12 @@ export function useCollection<TValue extends object = JsonObject>(
     replica,
     `collection\u0000${name}\u0000${page}`,
     () => ({
-      start: (sink) => replica.collection<TValue>(name).subscribe((rows) => sink.set(rows), options),
+      start: (sink) =>
+        replica.collection<TValue>(name).subscribe(
+          (rows) => sink.set(rows),
+          options,
+          (error) => sink.fail(error),
+        ),
       reconcile: (previous, next) => reuseItems(previous, next, (row) => row.id),
     }),
   )

@@ -43,8 +43,7 @@ function watchConflicts(
     })
   }
   const loadAll = async (): Promise<void> => {
-    const all = await replica.conflicts()
-    current = collection === undefined ? all : all.filter((item) => item.collection === collection)
+    current = await (collection === undefined ? replica.conflicts() : replica.conflicts({ collection }))
     loaded = true
     sink.set(current)
   }

@@ -1,10 +1,11 @@
 // @vitest-environment happy-dom
-import { ErrorCode, isChorusError } from '@chorus/client'
-import { useCollection, useReplica } from '@chorus/react'
+import { ChorusError, ErrorCode, isChorusError } from '@chorus/client'
+import { MemoryReplicaStore } from '@chorus/core'
+import { useCollection, useConflicts, useReplica } from '@chorus/react'
 import { Component, type ReactNode } from 'react'
 import { createRoot } from 'react-dom/client'
 import { afterEach, describe, expect, it, vi } from 'vitest'
-import { act, mount, unmountAll } from './helpers/dom.js'
+import { act, mount, unmountAll, until } from './helpers/dom.js'
 import { closeReplicas, memoryReplica } from './helpers/replicas.js'
 
 afterEach(async () => {
@@ -66,5 +67,43 @@ describe('ChorusProvider', () => {
       </Boundary>,
     )
     expect(view.text()).toBe(`failed: ${ErrorCode.Closed}`)
+  })
+
+  it('makes a failed load fail the hook with its error, for an error boundary to show', async () => {
+    vi.spyOn(console, 'error').mockImplementation(() => {})
+    const store = new MemoryReplicaStore()
+    const replica = await memoryReplica({ storage: store })
+    const failure = new ChorusError(ErrorCode.StorageFailed, 'the disk is gone')
+    vi.spyOn(store, 'listRecordsPage').mockRejectedValue(failure)
+    vi.spyOn(store, 'listValuesPage').mockRejectedValue(failure)
+    vi.spyOn(store, 'listRecords').mockRejectedValue(failure)
+    vi.spyOn(store, 'allRecords').mockRejectedValue(failure)
+    const replicaErrors: unknown[] = []
+    replica.on('error', (error) => replicaErrors.push(error))
+    function Conflicts() {
+      return <p>{useConflicts('notes')?.length ?? 'loading'}</p>
+    }
+    for (const reader of [<Count key="rows" />, <Conflicts key="conflicts" />]) {
+      const view = await mount(replica, <Boundary>{reader}</Boundary>)
+      await until('the failure', () => view.text() === `failed: ${ErrorCode.StorageFailed}`)
+      await view.unmount()
+    }
+    // The hook had it: the replica's error event did not.
+    expect(replicaErrors).toEqual([])
+  })
+
+  it('makes useConflicts with a name no collection can have fail with invalid-argument', async () => {
+    vi.spyOn(console, 'error').mockImplementation(() => {})
+    const replica = await memoryReplica()
+    function Conflicts() {
+      return <p>{useConflicts('bad name!')?.length ?? 'loading'}</p>
+    }
+    const view = await mount(
+      replica,
+      <Boundary>
+        <Conflicts />
+      </Boundary>,
+    )
+    await until('the refusal', () => view.text() === `failed: ${ErrorCode.InvalidArgument}`)
   })
 })
