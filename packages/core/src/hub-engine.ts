@@ -980,6 +980,8 @@ export function createHubEngine(options: HubEngineOptions): HubEngine {
     receive(frame: string): Promise<void> {
       const decoded = decodeMessage(frame, limits)
       if (!decoded.ok) {
+        // A malformed error frame is dropped: an error frame is never answered with another.
+        if (decoded.ofError === true) return Promise.resolve()
         // A frame over our limit is refused naming it, as our hello does: a replica that sent
         // it before our hello arrived sizes what it sends next to it.
         const tooLarge = decoded.error.code === ErrorCode.FrameTooLarge

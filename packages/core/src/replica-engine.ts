@@ -516,7 +516,7 @@ class Engine implements ReplicaEngine {
   receive(frame: string): Promise<void> {
     const decoded = decodeMessage(frame, this.#limits)
     if (!decoded.ok) {
-      this.#transmit(encodeMessage({ type: 'error', ...decoded.error }))
+      if (decoded.ofError !== true) this.#transmit(encodeMessage({ type: 'error', ...decoded.error }))
       return Promise.resolve()
     }
     return this.#input({ type: 'message', now: this.#options.now(), message: decoded.message })

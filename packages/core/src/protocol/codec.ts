@@ -63,7 +63,15 @@ const MAX_FOREIGN_CODE_LENGTH = 64
  */
 export type DecodeResult =
   | { readonly ok: true; readonly message: Message }
-  | { readonly ok: false; readonly error: { readonly code: ErrorCode; readonly message: string } }
+  | {
+      readonly ok: false
+      readonly error: { readonly code: ErrorCode; readonly message: string }
+      /**
+       * The frame was an `error` frame, if a malformed one: it is not answered (an error frame
+       * is never answered with another, or two peers could trade them for ever).
+       */
+      readonly ofError?: true
+    }
 
 const typeNames = Object.values(MessageType).join(', ')
 const expectedSpace =
@@ -302,7 +310,12 @@ export function validateMessage(value: unknown, limits: ProtocolLimits = DEFAULT
   try {
     return { ok: true, message: readMessage(value, limits) }
   } catch (error) {
-    return { ok: false, error: failure(error) }
+    // Read without running a getter: a hostile value may throw from one.
+    const ofError =
+      typeof value === 'object' &&
+      value !== null &&
+      Object.getOwnPropertyDescriptor(value, 'type')?.value === MessageType.Error
+    return { ok: false, error: failure(error), ...(ofError ? { ofError: true } : {}) }
   }
 }
 

@@ -808,6 +808,14 @@ function authenticated(
   const expiresAt = result.expiresAt ?? null
   if (expiresAt !== null && now >= expiresAt) return expired(state, effects)
   const relay = hello.features?.includes(Feature.Relay) === true
+  if (relay && hello.features?.includes(Feature.Compact) !== true) {
+    return refuse(
+      state,
+      ErrorCode.InvalidMessage,
+      'the relay feature is offered only with compact beside it: a linked hub streams its log as compact rows',
+      effects,
+    )
+  }
   if (relay && result.relay !== true) {
     return refuse(
       state,
