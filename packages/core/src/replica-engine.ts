@@ -380,6 +380,7 @@ class Engine implements ReplicaEngine {
     this.#assertOpen()
     assertCollectionName(collection)
     const page = recordPage(options)
+    await this.#afterWrites()
     const resolver = this.#resolvers(collection)
     const rows: { id: RecordId; value: JsonObject }[] = []
     const limit = page.limit ?? Number.POSITIVE_INFINITY
@@ -423,10 +424,12 @@ class Engine implements ReplicaEngine {
 
   async conflicts(filter?: ConflictFilter): Promise<Conflict[]> {
     this.#assertOpen()
+    const checked = filter === undefined ? undefined : checkConflictFilter(filter)
+    await this.#afterWrites()
     let records: readonly StoredRecord[]
-    if (filter === undefined) records = await this.#store.allRecords()
+    if (checked === undefined) records = await this.#store.allRecords()
     else {
-      const { collection, ids } = checkConflictFilter(filter)
+      const { collection, ids } = checked
       records =
         ids === undefined
           ? (await this.#store.allRecords()).filter((record) => record.collection === collection)
@@ -445,6 +448,7 @@ class Engine implements ReplicaEngine {
   async rows(collection: string, ids: readonly string[]): Promise<{ id: RecordId; value: JsonObject }[]> {
     this.#assertOpen()
     const resolver = this.#resolvers(assertCollectionName(collection))
+    await this.#afterWrites()
     const rows: { id: RecordId; value: JsonObject }[] = []
     for (const record of await this.#recordsOf({ collection, ids })) {
       const value = resolveValueWith(resolver, record.state.versions)
@@ -470,7 +474,9 @@ class Engine implements ReplicaEngine {
 
   async record(collection: string, id: string): Promise<RecordState | undefined> {
     this.#assertOpen()
-    return this.#store.getRecord(assertCollectionName(collection), asRecordId(id))
+    const key = { collection: assertCollectionName(collection), id: asRecordId(id) }
+    await this.#afterWrites()
+    return this.#store.getRecord(key.collection, key.id)
   }
 
   attach(send: (frame: string) => void, token?: string): void {
@@ -713,8 +719,23 @@ class Engine implements ReplicaEngine {
     if (open !== null && open.writes.length < (this.#store.maxLocalBatch ?? MAX_WRITE_BATCH)) return open
     const batch = new WriteBatch()
     this.#openBatch = batch
-    void this.#queue.run(() => this.#commitWrites(batch))
+    const committed = this.#queue.run(() => this.#commitWrites(batch)).then(toVoid, toVoid)
+    this.#lastWrite = committed
+    void committed.then(() => {
+      if (this.#lastWrite === committed) this.#lastWrite = null
+    })
     return batch
+  }
+
+  /**
+   * The commit of the last write issued, until it settles: reads wait for it, so that a read
+   * issued after a write (awaited or not) sees it, as IndexedDB orders its transactions.
+   */
+  #lastWrite: Promise<void> | null = null
+
+  /** Resolves once the writes issued before this call have committed (or failed). */
+  async #afterWrites(): Promise<void> {
+    if (this.#lastWrite !== null) await this.#lastWrite
   }
 
   /**

@@ -58,3 +58,22 @@ describe('ReplicaEngine writes take the value as it is when called', () => {
     expect(copy.tags).toEqual(['a', 'b'])
   })
 })
+
+describe('ReplicaEngine reads after writes', () => {
+  it('a read issued after a write, awaited or not, sees it, as IndexedDB orders its transactions', async () => {
+    const engine = await openReplica()
+    void engine.put('notes', 'a', { n: 1 })
+    expect(await engine.get('notes', 'a')).toEqual({ n: 1 })
+    void engine.put('notes', 'b', { n: 2 })
+    expect((await engine.list('notes')).map((row) => row.id)).toEqual(['a', 'b'])
+    void engine.patch('notes', 'a', { n: 3 })
+    expect(await engine.rows('notes', ['a'])).toEqual([{ id: 'a', value: { n: 3 } }])
+    void engine.delete('notes', 'b')
+    expect(await engine.get('notes', 'b')).toBeUndefined()
+    expect((await engine.record('notes', 'b'))?.versions).toHaveLength(1)
+    expect(await engine.conflicts({ collection: 'notes' })).toEqual([])
+    // A write that fails does not hold reads up, and they still see what was stored.
+    await expect(engine.put('notes', '', { n: 4 })).rejects.toThrow()
+    expect(await engine.get('notes', 'a')).toEqual({ n: 3 })
+  })
+})
