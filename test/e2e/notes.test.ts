@@ -366,6 +366,11 @@ describe('the notes app on two devices, served by a relay process', () => {
     await editBody(first, 'written while working offline')
     await pending(first, 1)
     expect(await workOffline(first).isChecked()).toBe(true)
+    // A reload of the last tab keeps it: nothing is uploaded until switched back.
+    await first.reload()
+    await expect.poll(() => workOffline(first).isChecked(), WAIT).toBe(true)
+    await expect.poll(() => status(first).textContent(), WAIT).toMatch(/^Working offline/)
+    await pending(first, 1)
     await workOffline(first).uncheck()
     await expectSynced(first)
     await bob.page.goto(notebook)
@@ -393,6 +398,84 @@ describe('the notes app on two devices, served by a relay process', () => {
     await expectSynced(alice.page)
     await openNote(bob.page, 'Groceries')
     await value(bob.page.getByLabel('Body'), 'typed just before closing the tab')
+  })
+
+  it('what a closing tab typed last is not dropped by a save of the note in another tab, and shows there without reopening', async () => {
+    await openNote(alice.page, 'Groceries')
+    const tab = await alice.context.newPage()
+    await tab.goto(notebook)
+    await openNote(tab, 'Groceries')
+    await tab.getByLabel('Body').fill('the last words, typed as the tab closed')
+    // As a page ended before its write commits: this tab's IndexedDB writes fail from now on,
+    // so the words are in the draft it keeps as it goes, and nowhere else.
+    await tab.evaluate(() => {
+      const transaction = IDBDatabase.prototype.transaction
+      IDBDatabase.prototype.transaction = function (
+        this: IDBDatabase,
+        ...args: Parameters<typeof transaction>
+      ) {
+        if (args[1] === 'readwrite') throw new DOMException('the page is going away', 'InvalidStateError')
+        return transaction.apply(this, args)
+      }
+    })
+    await tab.close({ runBeforeUnload: true })
+    // The tab left open saves the same note (a new title): that once dropped the closed tab's words.
+    await alice.page.getByLabel('Title').fill('Groceries for the week')
+    await alice.page.getByLabel('Body').focus()
+    await saved(alice.page)
+    await value(alice.page.getByLabel('Body'), 'the last words, typed as the tab closed')
+    await value(alice.page.getByLabel('Title'), 'Groceries for the week')
+    await expectSynced(alice.page)
+    await openNote(bob.page, 'Groceries for the week')
+    await value(bob.page.getByLabel('Body'), 'the last words, typed as the tab closed')
+    // Back as it was, for the tests after this one.
+    await alice.page.getByLabel('Title').fill('Groceries')
+    await alice.page.getByLabel('Body').focus()
+    await saved(alice.page)
+    await expectSynced(alice.page)
+  })
+
+  it('types into a new note at once, undoes a notebook name edit with Escape, and moves focus with the note opened and deleted', async () => {
+    const page = alice.page
+    await page.getByRole('button', { name: 'New note' }).click()
+    // No wait for the note to load: the keys go to its title, not to the New note button.
+    await page.keyboard.type('Buy milk and eggs')
+    await value(page.getByLabel('Title'), 'Buy milk and eggs')
+    await page.getByLabel('Body').focus()
+    await saved(page)
+    await count(noteInList(page, 'Buy milk and eggs'), 1)
+    await count(noteInList(page, 'Untitled'), 0)
+
+    const name = page.getByLabel('Notebook name')
+    const before = await name.inputValue()
+    await name.click()
+    await page.keyboard.type(' OOPS')
+    await page.keyboard.press('Escape')
+    await value(name, before)
+    await page.reload()
+    await value(page.getByLabel('Notebook name'), before)
+
+    // Opened from the list, focus goes to the note; ‹ Notes gives it back to the list entry.
+    await noteInList(page, 'Buy milk and eggs').focus()
+    await page.keyboard.press('Enter')
+    await value(page.getByLabel('Title'), 'Buy milk and eggs')
+    await expect.poll(() => page.evaluate(() => document.activeElement?.className), WAIT).toBe('editor')
+    // The title is a few Tabs away (the editor's toolbar first), not past the whole list.
+    const stops: string[] = []
+    for (let press = 0; press < 5; press++) {
+      await page.keyboard.press('Tab')
+      const at = await page.evaluate(
+        () => document.activeElement?.id || document.activeElement?.textContent || '',
+      )
+      stops.push(at)
+      if (at.startsWith('title-')) break
+    }
+    expect(stops.at(-1), stops.join(' | ')).toMatch(/^title-/)
+    // Deleting the note gives focus to New note (its entry is gone), not to the page.
+    await page.getByRole('button', { name: 'Delete note' }).click()
+    await expect
+      .poll(() => page.evaluate(() => document.activeElement?.textContent ?? ''), WAIT)
+      .toBe('New note')
   })
 
   it('a note too long to sync says so and keeps what was typed; its title is saved, and the note once shortened', async () => {

@@ -21,8 +21,15 @@ interface StashedDraft {
 
 const prefix = 'chorus-notes:draft:'
 
-function keyOf(space: string, id: string): string {
-  return `${prefix}${JSON.stringify([space, id])}`
+/**
+ * This page's name among the tabs of this browser. Each page keeps its own drafts: a note
+ * saved in another tab must not drop the draft this one kept as it went (the words typed
+ * last would be lost with it).
+ */
+const page = crypto.randomUUID()
+
+function keyOf(space: string, id: string, owner = page): string {
+  return `${prefix}${JSON.stringify([space, id, owner])}`
 }
 
 /** Keeps `fields` of note `id`, typed at `at`, until {@link dropDraft} or the notebook opens again. */
@@ -34,7 +41,7 @@ export function stashDraft(space: string, id: string, fields: DraftFields, at: n
   }
 }
 
-/** Forgets the draft of note `id`: it is stored in the notebook. */
+/** Forgets this page's draft of note `id`: it is stored in the notebook. */
 export function dropDraft(space: string, id: string): void {
   try {
     localStorage.removeItem(keyOf(space, id))
@@ -43,25 +50,41 @@ export function dropDraft(space: string, id: string): void {
   }
 }
 
-/** The drafts kept for `space`, by note id; malformed ones are dropped. */
-function draftsOf(space: string): Map<string, StashedDraft> {
-  const drafts = new Map<string, StashedDraft>()
+/** Which draft a localStorage key names, or null for another key (or a malformed one). */
+function draftKey(key: string): { space: string; id: string; owner: string } | null {
+  if (!key.startsWith(prefix)) return null
+  try {
+    const [space, id, owner = ''] = JSON.parse(key.slice(prefix.length)) as unknown[]
+    // Kept by a build that did not name the page: owner ''.
+    if (typeof space !== 'string' || typeof id !== 'string' || typeof owner !== 'string') return null
+    return { space, id, owner }
+  } catch {
+    return null
+  }
+}
+
+/** The drafts other pages kept for `space`, by their keys; malformed ones are dropped. */
+function draftsOf(space: string): Map<string, { id: string; draft: StashedDraft }> {
+  const drafts = new Map<string, { id: string; draft: StashedDraft }>()
   for (let index = localStorage.length - 1; index >= 0; index--) {
     const key = localStorage.key(index)
     if (key === null || !key.startsWith(prefix)) continue
+    const named = draftKey(key)
+    if (named === null) {
+      localStorage.removeItem(key)
+      continue
+    }
+    if (named.space !== space || named.owner === page) continue
     try {
-      const [owner, id] = JSON.parse(key.slice(prefix.length)) as unknown[]
-      if (owner !== space) continue
       const draft = JSON.parse(localStorage.getItem(key) ?? 'null') as StashedDraft | null
       const fields = draft?.fields
       const valid =
-        typeof id === 'string' &&
         typeof draft?.at === 'number' &&
         typeof fields === 'object' &&
         fields !== null &&
         (fields.title === undefined || typeof fields.title === 'string') &&
         (fields.body === undefined || typeof fields.body === 'string')
-      if (valid) drafts.set(id, draft)
+      if (valid) drafts.set(key, { id: named.id, draft })
       else localStorage.removeItem(key)
     } catch {
       localStorage.removeItem(key)
@@ -71,21 +94,56 @@ function draftsOf(space: string): Map<string, StashedDraft> {
 }
 
 /**
- * Writes the drafts kept for the notebook `replica` opens into its notes, where the note does
- * not hold them yet, and forgets them. A draft of a note deleted since is dropped.
+ * Writes the drafts other pages kept for the notebook `replica` opens into its notes, where
+ * the note does not hold them yet, and forgets them. A draft of a note deleted since is
+ * dropped. Drafts are written in the order they were typed.
  */
 export async function recoverDrafts(replica: Replica): Promise<void> {
   const notes = replica.collection<Note>(Collections.notes)
-  for (const [id, { fields, at }] of draftsOf(replica.space)) {
+  const kept = [...draftsOf(replica.space)].sort(([, a], [, b]) => a.draft.at - b.draft.at)
+  for (const [key, { id, draft }] of kept) {
+    const { fields, at } = draft
     try {
       const stored = await notes.get(id)
       const missing = (Object.keys(fields) as (keyof DraftFields)[]).some(
         (field) => fields[field] !== stored?.[field],
       )
       if (stored !== undefined && missing) await notes.patch(id, { ...fields, updatedAt: at })
-      dropDraft(replica.space, id)
+      localStorage.removeItem(key)
     } catch (error) {
       notifyFailure('Saving what you typed before leaving failed', error)
     }
+  }
+}
+
+/**
+ * How long after another tab kept a draft as it went this one writes it: long enough for that
+ * tab's own save to have committed if it was going to, so that the note usually holds it
+ * already and nothing is written twice.
+ */
+const RECOVER_AFTER_MS = 2_000
+
+/**
+ * Writes the drafts other tabs keep for `replica`'s notebook as they go, while this tab has
+ * the notebook open, so that what a closed tab typed last shows here without opening the
+ * notebook again. Returns the function that stops it.
+ */
+export function watchDrafts(replica: Replica): () => void {
+  let timer: ReturnType<typeof setTimeout> | null = null
+  const heard = (event: StorageEvent): void => {
+    if (event.key === null || event.newValue === null) return
+    const named = draftKey(event.key)
+    if (named === null || named.space !== replica.space || named.owner === page) return
+    if (timer !== null) return
+    timer = setTimeout(() => {
+      timer = null
+      void recoverDrafts(replica)
+    }, RECOVER_AFTER_MS)
+  }
+  window.addEventListener('storage', heard)
+  return () => {
+    window.removeEventListener('storage', heard)
+    if (timer !== null) clearTimeout(timer)
+    timer = null
   }
 }

@@ -9,6 +9,8 @@ import { notebookHash } from './route.js'
 
 /** How long typing may pause before the edit is written. */
 const SAVE_AFTER_MS = 400
+/** The longest an edit waits while typing goes on without a pause (then it is written anyway). */
+const MAX_SAVE_WAIT_MS = 2_000
 
 /**
  * One note, edited in place and saved as you type.
@@ -21,23 +23,48 @@ const SAVE_AFTER_MS = 400
 export function NoteEditor({
   id,
   space,
-  autoFocus,
+  fresh,
+  takeFocus = false,
   onClose,
 }: {
   id: string
   space: string
-  autoFocus: boolean
-  onClose: () => void
+  /** The note as this tab just created it: shown, its title focused, until it is read back. */
+  fresh?: Note
+  /**
+   * Opened from the list: focus moves to the editor (not into a field, which would open a
+   * phone's keyboard just to read), so that the next Tab reaches the title.
+   */
+  takeFocus?: boolean
+  /** Closes the note; `deleted`, because it was just deleted here. */
+  onClose: (deleted?: boolean) => void
 }): ReactNode {
   const replica = useReplica()
   const notes = replica.collection<Note>(Collections.notes)
-  const stored = useRecord<Note>(Collections.notes, id)
+  const read = useRecord<Note>(Collections.notes, id)
+  // A note just created may be read before its write is stored (as none): it is the new note
+  // until it has been read once (its creation failing closes the editor).
+  const found = useRef(false)
+  if (read !== undefined && read !== null) found.current = true
+  const stored = fresh !== undefined && !found.current && (read === undefined || read === null) ? fresh : read
+  const autoFocus = fresh !== undefined
+  const focused = useRef(false)
+  const focusOnOpen = useCallback(
+    (element: HTMLDivElement | null) => {
+      if (element === null || !takeFocus || focused.current) return
+      focused.current = true
+      element.focus()
+    },
+    [takeFocus],
+  )
   const inConflict = useConflicts(Collections.notes)?.some((conflict) => conflict.id === id) ?? false
   const now = useMinute()
   const [draft, setDraft] = useState<DraftFields>({})
   const latest = useRef(draft)
   latest.current = draft
   const timer = useRef<ReturnType<typeof setTimeout> | null>(null)
+  /** When the oldest edit not yet written was typed, or null. */
+  const unsavedSince = useRef<number | null>(null)
   /** The draft last written, so that a blur followed by leaving writes it once. */
   const written = useRef<DraftFields | null>(null)
   /** The last save was refused: the note is too long to sync. */
@@ -46,6 +73,7 @@ export function NoteEditor({
   const save = useCallback(() => {
     if (timer.current !== null) clearTimeout(timer.current)
     timer.current = null
+    unsavedSince.current = null
     const fields = latest.current
     if (Object.keys(fields).length === 0 || fields === written.current) return
     written.current = fields
@@ -119,7 +147,12 @@ export function NoteEditor({
   const edit = (field: keyof DraftFields, value: string) => {
     setDraft((current) => ({ ...current, [field]: value }))
     if (timer.current !== null) clearTimeout(timer.current)
-    timer.current = setTimeout(save, SAVE_AFTER_MS)
+    // Written after a pause in typing, or at the latest MAX_SAVE_WAIT_MS after the oldest
+    // unwritten edit: steady typing is saved too, not only once it stops.
+    const now = Date.now()
+    unsavedSince.current ??= now
+    const due = Math.min(SAVE_AFTER_MS, MAX_SAVE_WAIT_MS - (now - unsavedSince.current))
+    timer.current = setTimeout(save, Math.max(0, due))
   }
 
   const remove = () => {
@@ -130,7 +163,7 @@ export function NoteEditor({
     // Nothing typed may be written after the deletion: it would bring the note back.
     latest.current = {}
     setDraft({})
-    onClose()
+    onClose(true)
     notes.delete(id).then(
       () =>
         notify({
@@ -152,9 +185,9 @@ export function NoteEditor({
   if (stored === undefined) return <div className="editor muted pad">Loading…</div>
   if (stored === null) {
     return (
-      <div className="editor">
+      <div className="editor" ref={focusOnOpen} tabIndex={-1}>
         <div className="editor-toolbar">
-          <button type="button" className="button subtle back-to-list" onClick={onClose}>
+          <button type="button" className="button subtle back-to-list" onClick={() => onClose()}>
             ‹ Notes
           </button>
         </div>
@@ -172,9 +205,9 @@ export function NoteEditor({
   const locked = inConflict && !saving
 
   return (
-    <div className="editor">
+    <div className="editor" ref={focusOnOpen} tabIndex={-1}>
       <div className="editor-toolbar">
-        <button type="button" className="button subtle back-to-list" onClick={onClose}>
+        <button type="button" className="button subtle back-to-list" onClick={() => onClose()}>
           ‹ Notes
         </button>
         <span className="muted small save-state" aria-live="polite">

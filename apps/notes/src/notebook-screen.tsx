@@ -1,6 +1,6 @@
 import { isChorusError, type Replica } from '@chorus/client'
 import { ChorusProvider, useConflicts, useRecord, useReplica, useSyncStatus } from '@chorus/react'
-import { type ReactNode, useEffect, useState } from 'react'
+import { type ReactNode, useEffect, useRef, useState } from 'react'
 import { ConflictsView } from './conflicts-view.js'
 import { guessDeviceName } from './device.js'
 import { download, exportFileName, notebookMarkdown } from './export.js'
@@ -156,6 +156,8 @@ function NotebookName({ space }: { space: string }): ReactNode {
   const stored = useRecord<Meta>(Collections.meta, 'notebook')
   const known = useKnownNotebooks().find((item) => item.space === space)
   const [draft, setDraft] = useState<string | null>(null)
+  /** Escape was pressed: the blur it causes drops the draft instead of saving it. */
+  const cancelled = useRef(false)
   const storedName = stored?.name ?? ''
 
   useEffect(() => {
@@ -172,6 +174,12 @@ function NotebookName({ space }: { space: string }): ReactNode {
   }, [stored, known, replica, space])
 
   const save = () => {
+    // The blur comes before React has rendered the cleared draft: it must not save the old one.
+    if (cancelled.current) {
+      cancelled.current = false
+      setDraft(null)
+      return
+    }
     if (draft === null) return
     const name = draft.trim()
     setDraft(null)
@@ -194,6 +202,7 @@ function NotebookName({ space }: { space: string }): ReactNode {
       onKeyDown={(event) => {
         if (event.key === 'Enter') event.currentTarget.blur()
         if (event.key === 'Escape') {
+          cancelled.current = true
           setDraft(null)
           event.currentTarget.blur()
         }

@@ -1,6 +1,6 @@
 import type { PresencePeer, Row } from '@chorus/client'
 import { useCollection, useConflicts, usePresence, useReplica } from '@chorus/react'
-import { memo, type ReactNode, useEffect, useMemo, useState } from 'react'
+import { memo, type ReactNode, useCallback, useEffect, useMemo, useRef, useState } from 'react'
 import { distinctDeviceLabels, guessDeviceName, shortReplicaId } from './device.js'
 import { timeAgo, useMinute } from './format.js'
 import { uuidV7 } from './ids.js'
@@ -17,7 +17,26 @@ export function NotesView({ space }: { space: string }): ReactNode {
   const conflicts = useConflicts(Collections.notes)
   const [query, setQuery] = useState('')
   const now = useMinute()
-  const [selected, setSelected] = useState<{ id: string; fresh: boolean } | null>(null)
+  /**
+   * The open note; `fresh` is the note as just created here, until it is read back;
+   * `fromList`, that it was opened from the list (focus moves to it).
+   */
+  const [selected, setSelected] = useState<{ id: string; fresh?: Note; fromList?: boolean } | null>(null)
+  const newNoteButton = useRef<HTMLButtonElement>(null)
+  // Closing a note (‹ Notes) gives focus back to its entry in the list, and deleting it to New
+  // note, rather than dropping focus on the page.
+  const closeNote = useCallback(
+    (deleted = false) => {
+      const id = deleted ? undefined : selected?.id
+      setSelected(null)
+      requestAnimationFrame(() => {
+        const entry =
+          id === undefined ? null : document.querySelector<HTMLElement>(`[data-note-id="${CSS.escape(id)}"]`)
+        ;(entry ?? newNoteButton.current)?.focus()
+      })
+    },
+    [selected],
+  )
   // Who else has the notebook open, and which note: this tab says so too.
   const openNote = selected?.id ?? null
   const here = useMemo(() => ({ device: guessDeviceName(), note: openNote }), [openNote])
@@ -34,17 +53,20 @@ export function NotesView({ space }: { space: string }): ReactNode {
   const create = () => {
     const now = Date.now()
     const id = uuidV7(now)
-    // The write is queued before the editor's first read of the note, so the editor finds it;
-    // selecting at once means typing right after the click goes into the new note.
+    const note: Note = { title: '', body: '', createdAt: now, updatedAt: now }
+    // The write is queued before the editor's first read of the note, so the editor finds it.
+    // The editor shows the new note at once, its title focused, before that read: typing
+    // right after the click goes into the title, not to the button (where a space would make
+    // another note).
     replica
       .collection<Note>(Collections.notes)
-      .put(id, { title: '', body: '', createdAt: now, updatedAt: now })
+      .put(id, note)
       .catch((error: unknown) => {
         setSelected((current) => (current?.id === id ? null : current))
         notifyFailure('Creating the note failed', error)
       })
     setQuery('')
-    setSelected({ id, fresh: true })
+    setSelected({ id, fresh: note })
   }
 
   return (
@@ -59,7 +81,7 @@ export function NotesView({ space }: { space: string }): ReactNode {
             value={query}
             onChange={(event) => setQuery(event.target.value)}
           />
-          <button type="button" className="button primary" onClick={create}>
+          <button type="button" className="button primary" onClick={create} ref={newNoteButton}>
             New note
           </button>
         </div>
@@ -103,8 +125,9 @@ export function NotesView({ space }: { space: string }): ReactNode {
             key={selected.id}
             id={selected.id}
             space={space}
-            autoFocus={selected.fresh}
-            onClose={() => setSelected(null)}
+            {...(selected.fresh === undefined ? {} : { fresh: selected.fresh })}
+            takeFocus={selected.fromList === true}
+            onClose={closeNote}
           />
         )}
       </section>
@@ -188,7 +211,7 @@ const NoteItem = memo(function NoteItem({
   /** The other devices that have this note open, by name (empty: none). */
   viewers: string
   now: number
-  onSelect: (selected: { id: string; fresh: boolean }) => void
+  onSelect: (selected: { id: string; fromList: true }) => void
 }): ReactNode {
   const text = preview(row.value)
   return (
@@ -197,7 +220,8 @@ const NoteItem = memo(function NoteItem({
         type="button"
         className={`note-item${active ? ' active' : ''}`}
         aria-current={active ? 'true' : undefined}
-        onClick={() => onSelect({ id: row.id, fresh: false })}
+        data-note-id={row.id}
+        onClick={() => onSelect({ id: row.id, fromList: true })}
       >
         <span className="note-item-title">
           {displayTitle(row.value)}

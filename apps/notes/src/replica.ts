@@ -1,6 +1,7 @@
 import { createReplica, deleteReplica, isChorusError, type Replica } from '@chorus/client'
-import { recoverDrafts } from './drafts.js'
+import { recoverDrafts, watchDrafts } from './drafts.js'
 import { newestNotes } from './newest-notes.js'
+import { rememberOffline, remembersOffline } from './offline.js'
 
 /**
  * The one place where the app opens and closes notebooks' replicas.
@@ -24,6 +25,8 @@ interface OpenEntry {
   readonly opened: Promise<Replica>
   users: number
   closing: ReturnType<typeof setTimeout> | null
+  /** Stops writing the drafts other tabs keep as they go (see `watchDrafts`). */
+  stopDrafts: () => void
 }
 
 const open = new Map<string, OpenEntry>()
@@ -42,19 +45,19 @@ export interface NotebookHandle {
 export function openNotebook(space: string): NotebookHandle {
   let entry = open.get(space)
   if (entry === undefined) {
-    const created: OpenEntry = { opened: startNotebook(space), users: 0, closing: null }
+    const created: OpenEntry = { opened: startNotebook(space), users: 0, closing: null, stopDrafts: () => {} }
     const forget = () => {
+      created.stopDrafts()
       if (open.get(space) === created) open.delete(space)
     }
     // A failed open is forgotten at once, so that trying again really tries again; so is a
     // replica that closed itself because another tab removed the notebook from this browser.
-    created.opened.then(
-      (replica) =>
-        replica.on('error', (error) => {
-          if (isChorusError(error, 'closed')) forget()
-        }),
-      forget,
-    )
+    created.opened.then((replica) => {
+      created.stopDrafts = watchDrafts(replica)
+      replica.on('error', (error) => {
+        if (isChorusError(error, 'closed')) forget()
+      })
+    }, forget)
     open.set(space, created)
     entry = created
   }
@@ -71,6 +74,7 @@ export function openNotebook(space: string): NotebookHandle {
       held.users--
       if (held.users > 0) return
       held.closing = setTimeout(() => {
+        held.stopDrafts()
         if (open.get(space) === held) open.delete(space)
         held.opened.then(
           (replica) => replica.close(),
@@ -82,7 +86,13 @@ export function openNotebook(space: string): NotebookHandle {
 }
 
 async function startNotebook(space: string): Promise<Replica> {
-  const replica = await createReplica({ space, url: relayUrl(), resolvers })
+  // Work offline, switched on in a tab of this browser, holds across reloads.
+  const replica = await createReplica({
+    space,
+    url: relayUrl(),
+    resolvers,
+    autoConnect: !remembersOffline(space),
+  })
   // Its first screen is read at once. A failed read shows as the full load's failure (it
   // reads the same records), so it is not reported twice.
   newestNotes(replica).read.catch(() => undefined)
@@ -101,6 +111,7 @@ export async function removeNotebookData(space: string, discardPending: boolean)
   const entry = open.get(space)
   if (entry !== undefined) {
     open.delete(space)
+    entry.stopDrafts()
     if (entry.closing !== null) clearTimeout(entry.closing)
     await entry.opened.then(
       (replica) => replica.close(),
@@ -108,4 +119,5 @@ export async function removeNotebookData(space: string, discardPending: boolean)
     )
   }
   await deleteReplica({ space, discardPending })
+  rememberOffline(space, false)
 }

@@ -2,6 +2,7 @@ import type { SyncStatus as Status } from '@chorus/client'
 import { useReplica, useSyncStatus } from '@chorus/react'
 import type { ReactNode } from 'react'
 import { plural } from './format.js'
+import { rememberOffline } from './offline.js'
 
 const labels: Record<Status, string> = {
   offline: 'Offline',
@@ -45,7 +46,8 @@ export function SyncStatus(): ReactNode {
 /**
  * Disconnects from the relay (and back) without reloading: the offline story, on demand. The
  * tabs of this browser that have the notebook open share its connection, so the switch shows
- * the setting of the last tab that changed it, in every tab.
+ * the setting of the last tab that changed it, in every tab; and it is remembered, so that a
+ * reload keeps it.
  */
 export function OfflineSwitch(): ReactNode {
   const replica = useReplica()
@@ -58,6 +60,7 @@ export function OfflineSwitch(): ReactNode {
         aria-checked={offline}
         checked={offline}
         onChange={(event) => {
+          rememberOffline(replica.space, event.target.checked)
           if (event.target.checked) replica.disconnect()
           else replica.connect()
         }}
