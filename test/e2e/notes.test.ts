@@ -448,6 +448,10 @@ describe('the notes app on two devices, served by a relay process', () => {
 
     const name = page.getByLabel('Notebook name')
     const before = await name.inputValue()
+    // The tab's title and the page's heading name the notebook.
+    expect(await page.title()).toBe(`${before} · Chorus Notes`)
+    expect(await page.getByRole('heading', { level: 1 }).textContent()).toBe(before)
+    await count(page.getByRole('main'), 1)
     await name.click()
     await page.keyboard.type(' OOPS')
     await page.keyboard.press('Escape')
@@ -654,7 +658,11 @@ describe('the notes app on two devices, served by a relay process', () => {
     relay = await startRelay({ dataDir: data.path, port, args: ['--static', APP] })
 
     const banner = (page: Page) => page.getByRole('alert').filter({ hasText: 'deleted on the server' })
-    for (const { page } of [alice, bob]) await visible(banner(page))
+    for (const { page } of [alice, bob]) {
+      await visible(banner(page))
+      // The status agrees: not a server out of reach.
+      await expect.poll(() => status(page).textContent(), WAIT).toMatch(/^Not syncing/)
+    }
     await screenshot(bob.page, 'notes-deleted-on-server')
     // A device that opens it afresh is told too.
     await bob.page.reload()

@@ -106,10 +106,19 @@ function Notebook({ space, view }: { space: string; view: 'notes' | 'conflicts' 
   useDeviceName(replica)
   useRelayErrors(replica)
   const deleted = useSyncStatus().refusal?.code === 'space-deleted'
+  const name = useRecord<Meta>(Collections.meta, 'notebook')?.name.trim() || 'Untitled notebook'
+  // The tab's title says which notebook, and which view of it, as the heading does.
+  useEffect(() => {
+    document.title = `${view === 'conflicts' ? 'Conflicts · ' : ''}${name} · Chorus Notes`
+    return () => {
+      document.title = 'Chorus Notes'
+    }
+  }, [name, view])
 
   return (
     <div className="notebook">
       {deleted ? <DeletedOnServer space={space} /> : null}
+      <h1 className="visually-hidden">{name}</h1>
       <header className="topbar">
         <div className="topbar-title">
           <a className="back-link" href="#/">

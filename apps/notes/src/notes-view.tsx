@@ -70,7 +70,7 @@ export function NotesView({ space }: { space: string }): ReactNode {
   }
 
   return (
-    <div className={`workspace${selected === null ? '' : ' is-editing'}`}>
+    <main className={`workspace${selected === null ? '' : ' is-editing'}`}>
       <section className="sidebar" aria-label="Notes">
         <div className="sidebar-tools">
           <input
@@ -131,7 +131,7 @@ export function NotesView({ space }: { space: string }): ReactNode {
           />
         )}
       </section>
-    </div>
+    </main>
   )
 }
 

@@ -18,13 +18,15 @@ const labels: Record<Status, string> = {
  * (deleted there, say: the notebook screen explains).
  */
 export function SyncStatus(): ReactNode {
-  const { status, pending, wantsConnection } = useSyncStatus()
+  const { status, pending, wantsConnection, refusal } = useSyncStatus()
   const label =
     status !== 'offline'
       ? labels[status]
-      : wantsConnection
-        ? 'Can’t reach the server, retrying'
-        : 'Working offline'
+      : refusal !== null
+        ? 'Not syncing'
+        : wantsConnection
+          ? 'Can’t reach the server, retrying'
+          : 'Working offline'
   return (
     <p
       className={`sync-status ${status}`}
