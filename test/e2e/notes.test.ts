@@ -41,7 +41,7 @@ async function device(browser: Browser): Promise<Device> {
 }
 
 function status(page: Page) {
-  return page.getByRole('status').first()
+  return page.locator('.sync-status')
 }
 
 async function expectSynced(page: Page): Promise<void> {
@@ -296,6 +296,14 @@ describe('the notes app on two devices, served by a relay process', () => {
         await visible(page.getByText(`milk, bread (${how})`))
       }
       if (how === 'switch') await screenshot(bob.page, 'notes-conflict')
+      // The view's heading has focus; Merge by editing takes it to the merged title, and Escape
+      // closes the form.
+      const focusedText = (page: Page) => page.evaluate(() => document.activeElement?.textContent ?? '')
+      await expect.poll(() => focusedText(alice.page), WAIT).toBe('Conflicts')
+      await alice.page.getByRole('button', { name: 'Merge by editing' }).click()
+      await expect.poll(() => alice.page.evaluate(() => document.activeElement?.tagName), WAIT).toBe('INPUT')
+      await alice.page.keyboard.press('Escape')
+      await count(alice.page.getByRole('button', { name: 'Save merged version' }), 0)
 
       // Keeping bob's version on alice's device settles it on both.
       await alice.page
@@ -307,6 +315,8 @@ describe('the notes app on two devices, served by a relay process', () => {
         await count(page.getByRole('button', { name: 'Keep this version' }), 0)
         await expectSynced(page)
       }
+      // Settled, the card is gone and focus is back on the heading, not lost on the page.
+      await expect.poll(() => focusedText(alice.page), WAIT).toBe('Conflicts')
       for (const { page } of [alice, bob]) {
         await page.goto(notebook)
         await openNote(page, 'Groceries')
@@ -358,7 +368,7 @@ describe('the notes app on two devices, served by a relay process', () => {
     // The other tab's switch and status say so too.
     await expect.poll(() => workOffline(first).isChecked(), WAIT).toBe(true)
     await attribute(status(first), 'data-status', 'offline')
-    await expect.poll(() => status(first).textContent(), WAIT).toMatch(/^Working offline/)
+    await expect.poll(() => status(first).locator('.sync-label').textContent(), WAIT).toBe('Working offline')
     await second.close()
     // Still offline, and saying so, once the tab that switched is gone; switched back here, the
     // edit made meanwhile reaches the other device.
@@ -369,7 +379,7 @@ describe('the notes app on two devices, served by a relay process', () => {
     // A reload of the last tab keeps it: nothing is uploaded until switched back.
     await first.reload()
     await expect.poll(() => workOffline(first).isChecked(), WAIT).toBe(true)
-    await expect.poll(() => status(first).textContent(), WAIT).toMatch(/^Working offline/)
+    await expect.poll(() => status(first).locator('.sync-label').textContent(), WAIT).toBe('Working offline')
     await pending(first, 1)
     await workOffline(first).uncheck()
     await expectSynced(first)
@@ -661,7 +671,8 @@ describe('the notes app on two devices, served by a relay process', () => {
     for (const { page } of [alice, bob]) {
       await visible(banner(page))
       // The status agrees: not a server out of reach.
-      await expect.poll(() => status(page).textContent(), WAIT).toMatch(/^Not syncing/)
+      await expect.poll(() => status(page).locator('.sync-label').textContent(), WAIT).toBe('Not syncing')
+      expect(await page.getByRole('status').filter({ hasText: 'Not syncing' }).count()).toBe(1)
     }
     await screenshot(bob.page, 'notes-deleted-on-server')
     // A device that opens it afresh is told too.

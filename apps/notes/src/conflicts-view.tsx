@@ -1,7 +1,16 @@
 import type { Conflict, ConflictVersion } from '@chorus/client'
 import { parseHlc } from '@chorus/core'
 import { useCollection, useConflicts, useReplica } from '@chorus/react'
-import { type FormEvent, memo, type ReactNode, useMemo, useState } from 'react'
+import {
+  type FormEvent,
+  memo,
+  type ReactNode,
+  useCallback,
+  useEffect,
+  useMemo,
+  useRef,
+  useState,
+} from 'react'
 import { distinctDeviceLabels, shortReplicaId } from './device.js'
 import { exactTime } from './format.js'
 import { mergeDraft } from './merge-draft.js'
@@ -17,6 +26,9 @@ import { notebookHash } from './route.js'
 export function ConflictsView({ space }: { space: string }): ReactNode {
   const conflicts = useConflicts(Collections.notes)
   const devices = useCollection<{ name: string }>(Collections.devices)
+  // Opening the view takes focus to its heading, so that a screen reader says where it is.
+  const heading = useRef<HTMLHeadingElement>(null)
+  useEffect(() => heading.current?.focus(), [])
   const deviceNames = useMemo(
     () => distinctDeviceLabels(new Map(devices?.map((row) => [row.id as string, row.value.name]))),
     [devices],
@@ -28,7 +40,9 @@ export function ConflictsView({ space }: { space: string }): ReactNode {
         <a className="button subtle" href={notebookHash(space)}>
           ‹ Notes
         </a>
-        <h2>Conflicts</h2>
+        <h2 id="conflicts-heading" ref={heading} tabIndex={-1}>
+          Conflicts
+        </h2>
       </div>
       <p className="muted intro">
         When the same note is changed on two devices that were not in touch, both versions are kept until you
@@ -62,11 +76,14 @@ const ConflictCard = memo(function ConflictCard({
   const newest = newestFirst.find((version) => version.value !== null)
   const heading = newest === undefined ? 'A deleted note' : displayTitle(asNote(newest.value))
 
+  // Settled, the card goes: focus moves to the view's heading rather than to the page.
+  const settled = useCallback(() => document.getElementById('conflicts-heading')?.focus(), [])
+
   const keep = (version: ConflictVersion) => {
     const notes = replica.collection(Collections.notes)
     const written =
       version.value === null ? notes.delete(conflict.id) : notes.resolve(conflict.id, version.value)
-    written.catch((error: unknown) => notifyFailure('Keeping that version failed', error))
+    written.then(settled, (error: unknown) => notifyFailure('Keeping that version failed', error))
   }
 
   return (
@@ -103,7 +120,13 @@ const ConflictCard = memo(function ConflictCard({
         ))}
       </div>
       {merging ? (
-        <MergeForm conflict={conflict} onDone={() => setMerging(false)} />
+        <MergeForm
+          conflict={conflict}
+          onDone={(saved) => {
+            setMerging(false)
+            if (saved) settled()
+          }}
+        />
       ) : (
         <button type="button" className="button" onClick={() => setMerging(true)}>
           Merge by editing
@@ -113,8 +136,18 @@ const ConflictCard = memo(function ConflictCard({
   )
 })
 
-function MergeForm({ conflict, onDone }: { conflict: Conflict; onDone: () => void }): ReactNode {
+function MergeForm({
+  conflict,
+  onDone,
+}: {
+  conflict: Conflict
+  /** Closes the form: `saved`, with the merged version written. */
+  onDone: (saved: boolean) => void
+}): ReactNode {
   const replica = useReplica()
+  // Opened, the form takes focus to its title field.
+  const titleField = useRef<HTMLInputElement>(null)
+  useEffect(() => titleField.current?.focus(), [])
   const [initial] = useState(() => mergeDraft(conflict.versions))
   const [title, setTitle] = useState(initial.title)
   const [body, setBody] = useState(initial.body)
@@ -125,18 +158,27 @@ function MergeForm({ conflict, onDone }: { conflict: Conflict; onDone: () => voi
     replica
       .collection<Note>(Collections.notes)
       .resolve(conflict.id, merged)
-      .then(onDone, (error: unknown) => notifyFailure('Saving the merged version failed', error))
+      .then(
+        () => onDone(true),
+        (error: unknown) => notifyFailure('Saving the merged version failed', error),
+      )
   }
 
   return (
-    <form className="merge-form" onSubmit={submit}>
+    <form
+      className="merge-form"
+      onSubmit={submit}
+      onKeyDown={(event) => {
+        if (event.key === 'Escape') onDone(false)
+      }}
+    >
       <p className="small muted">
         Starts from the newest version, with the lines only the others have added below. Edit it into the note
         you want.
       </p>
       <label>
         <span>Merged title</span>
-        <input value={title} onChange={(event) => setTitle(event.target.value)} />
+        <input ref={titleField} value={title} onChange={(event) => setTitle(event.target.value)} />
       </label>
       <label>
         <span>Merged text</span>
@@ -146,7 +188,7 @@ function MergeForm({ conflict, onDone }: { conflict: Conflict; onDone: () => voi
         <button type="submit" className="button primary">
           Save merged version
         </button>
-        <button type="button" className="button subtle" onClick={onDone}>
+        <button type="button" className="button subtle" onClick={() => onDone(false)}>
           Cancel
         </button>
       </div>

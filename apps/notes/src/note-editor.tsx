@@ -210,7 +210,7 @@ export function NoteEditor({
         <button type="button" className="button subtle back-to-list" onClick={() => onClose()}>
           ‹ Notes
         </button>
-        <span className="muted small save-state" aria-live="polite">
+        <span className="muted small save-state">
           {tooLong && saving
             ? 'Not saved: too long'
             : saving

@@ -233,9 +233,22 @@ function ShareLink({ space }: { space: string }): ReactNode {
     )
   }
 
+  const shareButton = useRef<HTMLButtonElement>(null)
+  // Escape closes the open panel, focus back on its button.
+  useEffect(() => {
+    if (!open) return
+    const close = (event: KeyboardEvent) => {
+      if (event.key !== 'Escape') return
+      setOpen(false)
+      shareButton.current?.focus()
+    }
+    document.addEventListener('keydown', close)
+    return () => document.removeEventListener('keydown', close)
+  }, [open])
   return (
     <div className="share">
       <button
+        ref={shareButton}
         type="button"
         className="button subtle"
         aria-expanded={open}

@@ -4,9 +4,9 @@ import { dismiss, useNotices } from './notices.js'
 /** The notices, in a corner, newest last. */
 export function NoticeList(): ReactNode {
   const notices = useNotices()
-  if (notices.length === 0) return null
+  // Always there, so that a screen reader is listening when a notice ("Deleted … Undo") comes.
   return (
-    <div className="notices">
+    <div className="notices" aria-live="polite">
       {notices.map((notice) => (
         <div
           key={notice.id}

@@ -27,14 +27,19 @@ export function SyncStatus(): ReactNode {
         : wantsConnection
           ? 'Can’t reach the server, retrying'
           : 'Working offline'
+  // Screen readers hear the connection change (online, working offline, out of reach), not
+  // every save's trip through syncing and synced, nor the count of changes going up and down.
+  const heard = status === 'offline' ? label : 'Connected'
   return (
     <p
       className={`sync-status ${status}`}
-      role="status"
       data-status={status}
       data-pending={pending}
       data-wants-connection={wantsConnection}
     >
+      <span className="visually-hidden" role="status">
+        {heard}
+      </span>
       <span className="dot" aria-hidden="true" />
       <span className="sync-label">{label}</span>
       <span className="sync-separator"> · </span>
