@@ -34,6 +34,10 @@ function Count() {
   return <p>{useCollection('notes')?.length ?? 'loading'}</p>
 }
 
+function ConflictCount({ name }: { name: string }) {
+  return <p>{useConflicts(name)?.length ?? 'loading'}</p>
+}
+
 describe('ChorusProvider', () => {
   it('hands its replica to the hooks below it', async () => {
     const replica = await memoryReplica()
@@ -80,10 +84,7 @@ describe('ChorusProvider', () => {
     vi.spyOn(store, 'allRecords').mockRejectedValue(failure)
     const replicaErrors: unknown[] = []
     replica.on('error', (error) => replicaErrors.push(error))
-    function Conflicts() {
-      return <p>{useConflicts('notes')?.length ?? 'loading'}</p>
-    }
-    for (const reader of [<Count key="rows" />, <Conflicts key="conflicts" />]) {
+    for (const reader of [<Count key="rows" />, <ConflictCount key="conflicts" name="notes" />]) {
       const view = await mount(replica, <Boundary>{reader}</Boundary>)
       await until('the failure', () => view.text() === `failed: ${ErrorCode.StorageFailed}`)
       await view.unmount()
@@ -95,13 +96,10 @@ describe('ChorusProvider', () => {
   it('makes useConflicts with a name no collection can have fail with invalid-argument', async () => {
     vi.spyOn(console, 'error').mockImplementation(() => {})
     const replica = await memoryReplica()
-    function Conflicts() {
-      return <p>{useConflicts('bad name!')?.length ?? 'loading'}</p>
-    }
     const view = await mount(
       replica,
       <Boundary>
-        <Conflicts />
+        <ConflictCount name="bad name!" />
       </Boundary>,
     )
     await until('the refusal', () => view.text() === `failed: ${ErrorCode.InvalidArgument}`)

@@ -23,6 +23,16 @@ afterEach(async () => {
   await closeReplicas()
 })
 
+function Titles() {
+  const byId = useQuery<Task, Map<string, string>>(
+    'tasks',
+    (rows) => new Map(rows.map((row) => [row.id, row.value.title])),
+  )
+  const ranks = useQuery<Task, Set<number>>('tasks', (rows) => new Set(rows.map((row) => row.value.rank)))
+  if (byId === undefined || ranks === undefined) return <p>loading</p>
+  return <p>{`${[...byId.values()].join(',')} ranks ${[...ranks].join(',')}`}</p>
+}
+
 /** The open tasks, highest rank first, at most `limit`, their titles containing `term`. */
 function openTasks(rows: readonly Row<Task>[], term: string, limit: number): readonly Row<Task>[] {
   return rows
@@ -155,15 +165,6 @@ describe('useQuery', () => {
 
   it('follows a selection into a Map or a Set, whose contents are not in its own keys', async () => {
     const tasks = replica.collection<Task>('tasks')
-    function Titles() {
-      const byId = useQuery<Task, Map<string, string>>(
-        'tasks',
-        (rows) => new Map(rows.map((row) => [row.id, row.value.title])),
-      )
-      const ranks = useQuery<Task, Set<number>>('tasks', (rows) => new Set(rows.map((row) => row.value.rank)))
-      if (byId === undefined || ranks === undefined) return <p>loading</p>
-      return <p>{`${[...byId.values()].join(',')} ranks ${[...ranks].join(',')}`}</p>
-    }
     const view = await mount(replica, <Titles />)
     await until('the empty selection', () => view.text() === ' ranks ')
     await tasks.put('a', { title: 'stamps', done: false, rank: 2 })
