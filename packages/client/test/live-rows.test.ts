@@ -2,7 +2,7 @@ import { ChorusError, ErrorCode, type JsonObject, MemoryReplicaStore, type Recor
 import { createPrng } from '@chorus/testkit'
 import fc from 'fast-check'
 import { describe, expect, it, vi } from 'vitest'
-import { createReplica, type Replica, type Row } from '../src/index.js'
+import { type Collection, createReplica, type ListOptions, type Replica, type Row } from '../src/index.js'
 import { LiveQuery } from '../src/live-query.js'
 import { freezeRow, patchRows, sameRows } from '../src/live-rows.js'
 
@@ -156,6 +156,20 @@ describe('LiveQuery with update', () => {
   })
 })
 
+/**
+ * A live query on `notes` with `options`: `seen` holds each call's rows as `id:title`, and
+ * `next()` resolves at the call after it is asked.
+ */
+function watch(notes: Collection, options?: ListOptions) {
+  const seen: string[][] = []
+  const waiters: (() => void)[] = []
+  const stop = notes.subscribe((rows) => {
+    seen.push(rows.map((row) => `${row.id}:${String(row.value.title)}`))
+    for (const wake of waiters.splice(0)) wake()
+  }, options)
+  return { seen, stop, next: () => new Promise<void>((resolve) => waiters.push(resolve)) }
+}
+
 /** A memory store that counts whole-collection reads. */
 class CountingStore extends MemoryReplicaStore {
   pages = 0
@@ -240,13 +254,7 @@ describe('a live query over a replica', () => {
       const notes = replica.collection('notes')
       for (const id of ['a', 'b', 'c', 'd']) await notes.put(id, { title: id })
       const page = { order: 'desc', limit: 2 } as const
-      const seen: string[][] = []
-      const waiters: (() => void)[] = []
-      const stop = notes.subscribe((rows) => {
-        seen.push(rows.map((row) => `${row.id}:${row.value.title}`))
-        for (const wake of waiters.splice(0)) wake()
-      }, page)
-      const next = () => new Promise<void>((resolve) => waiters.push(resolve))
+      const { seen, next, stop } = watch(notes, page)
       await next()
       expect(seen.at(-1)).toEqual(['d:d', 'c:c'])
       await notes.put('e', { title: 'e' })
@@ -266,6 +274,7 @@ describe('a live query over a replica', () => {
       await replica.close()
     }
   })
+
   it("calls a page's listener only when its rows change, and reads nothing for a write past a full page", async () => {
     const store = new CountingStore()
     const replica = await createReplica({ space: 'team-notes', storage: store })
@@ -277,13 +286,7 @@ describe('a live query over a replica', () => {
         { order: 'asc', limit: 2 },
         { order: 'asc', after: 'a', limit: 3 },
       ] as const) {
-        const seen: string[][] = []
-        const waiters: (() => void)[] = []
-        const stop = notes.subscribe((rows) => {
-          seen.push(rows.map((row) => `${row.id}:${row.value.title}`))
-          for (const wake of waiters.splice(0)) wake()
-        }, page)
-        const next = () => new Promise<void>((resolve) => waiters.push(resolve))
+        const { seen, next, stop } = watch(notes, page)
         await next()
         const first = seen.at(-1) as string[]
         // A live query reads on a timer of 0 ms after a change, and the memory store answers
@@ -317,6 +320,7 @@ describe('a live query over a replica', () => {
       await replica.close()
     }
   })
+
   it("hands a failed read to the subscriber's onError when given, else to the replica's error event", async () => {
     const store = new CountingStore()
     const replica = await createReplica({ space: 'team-notes', storage: store })
