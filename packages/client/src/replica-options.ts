@@ -9,7 +9,7 @@ import {
   type ResolverConfig,
   type SpaceId,
 } from '@chorus/core'
-import type { KeyRangeLike } from './storage/idb-replica-store.js'
+import type { IndexedDbFactory, KeyRangeLike } from './storage/idb-replica-store.js'
 import type { ChannelLike, LockManagerLike, OpenChannel } from './tabs/tab-group.js'
 import { systemTimers, type Timers } from './timers.js'
 import { DEFAULT_RECONNECT, type ReconnectPolicy } from './transport/reconnect.js'
@@ -52,7 +52,7 @@ export interface ReplicaOptions {
   /** The IndexedDB database name; default `chorus:<space>`. */
   readonly dbName?: string
   /** The IndexedDB to use; default `globalThis.indexedDB`. */
-  readonly indexedDB?: IDBFactory
+  readonly indexedDB?: IndexedDbFactory
   /**
    * That IndexedDB's `IDBKeyRange`; default the global one when `indexedDB` is the global
    * factory. Pass fake-indexeddb's with its factory: without it, a batch of writes reads its
@@ -103,7 +103,7 @@ export interface ReplicaConfig {
   readonly token: TokenOption | undefined
   readonly storage: StorageChoice
   readonly dbName: string
-  readonly indexedDB: IDBFactory | undefined
+  readonly indexedDB: IndexedDbFactory | undefined
   readonly IDBKeyRange: KeyRangeLike | undefined
   readonly WebSocket: WebSocketConstructorLike | null
   readonly resolvers: ResolverConfig | undefined
@@ -303,7 +303,7 @@ export function parseReplicaOptions(options: unknown): ReplicaConfig {
     token: token as TokenOption | undefined,
     storage: storage as StorageChoice,
     dbName: (dbName as string | undefined) ?? `chorus:${space}`,
-    indexedDB: indexedDB as IDBFactory | undefined,
+    indexedDB: indexedDB as IndexedDbFactory | undefined,
     IDBKeyRange: keyRange as KeyRangeLike | undefined,
     WebSocket: url === undefined ? null : (WebSocket as WebSocketConstructorLike),
     resolvers: resolvers as ResolverConfig | undefined,

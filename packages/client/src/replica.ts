@@ -36,7 +36,12 @@ import {
 import { isPeerList, PresenceBoard, type PresencePeer, type PresencePeerWire } from './presence.js'
 import { parseReplicaOptions, type ReplicaConfig, type ReplicaOptions } from './replica-options.js'
 import { isTabFenced } from './storage/idb-errors.js'
-import { IdbReplicaStore, type KeyRangeLike, openIdbReplicaStore } from './storage/idb-replica-store.js'
+import {
+  IdbReplicaStore,
+  type IndexedDbFactory,
+  type KeyRangeLike,
+  openIdbReplicaStore,
+} from './storage/idb-replica-store.js'
 import { exclusiveWrite, TabGroup, tabChannelName } from './tabs/tab-group.js'
 import { unrefTimer } from './timers.js'
 import { PREPARE_TIMEOUT_MS, SocketLink } from './transport/socket-link.js'
@@ -168,7 +173,7 @@ export interface DeleteReplicaOptions extends DestroyOptions {
   /** The space: the database is `chorus:<space>` unless `dbName` says otherwise. */
   readonly space: string
   readonly dbName?: string
-  readonly indexedDB?: IDBFactory
+  readonly indexedDB?: IndexedDbFactory
   readonly IDBKeyRange?: KeyRangeLike
   /** Whether tabs may share the database (see `ReplicaOptions.tabs`): then they are told, and closed. */
   readonly tabs?: boolean

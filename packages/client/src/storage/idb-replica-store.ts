@@ -62,7 +62,7 @@ export interface IdbReplicaStoreOptions {
   /** The database name. One database holds one replica (one space). */
   readonly name: string
   /** The IndexedDB to use; default `globalThis.indexedDB`. Tests pass fake-indexeddb's `new IDBFactory()`. */
-  readonly indexedDB?: IDBFactory
+  readonly indexedDB?: IndexedDbFactory
   /**
    * That IndexedDB's `IDBKeyRange`; default `globalThis.IDBKeyRange` when `indexedDB` is the
    * global one. With it a collection is read in one request (`getAll` over its keys);
@@ -71,9 +71,23 @@ export interface IdbReplicaStoreOptions {
   readonly IDBKeyRange?: KeyRangeLike
 }
 
+/**
+ * An IndexedDB: the browser's `indexedDB`, or fake-indexeddb's `new IDBFactory()`. It is
+ * `IDBFactory` in a project with the DOM library; in one without (a Node project), anything
+ * with `open`, so that this package's types need no DOM library there.
+ */
+export type IndexedDbFactory = typeof globalThis extends { indexedDB: infer TFactory }
+  ? TFactory
+  : { open(name: string, version?: number): unknown }
+
+/** An `IDBKeyRange` (unknown in a project without the DOM library: see {@link IndexedDbFactory}). */
+export type IndexedDbKeyRange = typeof globalThis extends { IDBKeyRange: { prototype: infer TRange } }
+  ? TRange
+  : unknown
+
 /** The part of `IDBKeyRange`'s static side the store uses. */
 export interface KeyRangeLike {
-  bound(lower: unknown, upper: unknown, lowerOpen?: boolean, upperOpen?: boolean): IDBKeyRange
+  bound(lower: unknown, upper: unknown, lowerOpen?: boolean, upperOpen?: boolean): IndexedDbKeyRange
 }
 
 /**
