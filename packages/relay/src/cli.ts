@@ -56,7 +56,7 @@ export const LINK_TOKEN_ENV = 'CHORUS_RELAY_LINK_TOKEN'
 const USAGE = `Usage:
   chorus-relay [serve] [--port 8787] [--host 127.0.0.1] [--data ./data] [--auth-secret S]
                        [--compact-every 5m] [--horizon 30d] [--store in-thread | worker]
-                       [--postgres postgres://user:password@host:5432/db]
+                       [--postgres postgres://user:password@host:5432/db [--postgres-wait 30s]]
                        [--max-frame-bytes 4194304] [--hello-timeout 10s] [--max-connections N]
                        [--static ./apps/notes/dist] [--static /lab=./apps/lab/dist]
                        [--tls-cert cert.pem --tls-key key.pem [--hsts 180d]]
@@ -91,7 +91,9 @@ makes every HTTPS response tell browsers to use only HTTPS for this host that lo
 --allowed-origin (repeatable) refuses WebSocket connections from browser pages of any other
 origin (403); programs that send no Origin header are not affected. Without it any page may
 connect, so give it when the relay is open or serves browsers that hold tokens.
---postgres keeps the data in PostgreSQL instead of --data (SQLite); relays may share it.
+--postgres keeps the data in PostgreSQL instead of --data (SQLite); relays may share it. A
+relay started while the database cannot be reached tries again for --postgres-wait (30s; 0: no
+wait) before it gives up.
 Relays sharing it, or linked, pass each other their clients' presence, all of it again every
 --presence-refresh (5s).
 The secret may come from ${SECRET_ENV} instead of --auth-secret / --secret,
@@ -241,6 +243,7 @@ async function serve(args: readonly string[], io: CliIo): Promise<number> {
     static: { type: 'string', multiple: true },
     store: { type: 'string' },
     postgres: { type: 'string' },
+    'postgres-wait': { type: 'string' },
     'max-frame-bytes': { type: 'string' },
     link: { type: 'string', multiple: true },
     'link-space': { type: 'string', multiple: true },
@@ -287,6 +290,15 @@ async function serve(args: readonly string[], io: CliIo): Promise<number> {
     if (values.data !== undefined) throw new UsageError('give --data (SQLite) or --postgres, not both')
     if (store !== undefined) throw new UsageError('--store applies to the SQLite store, not to --postgres')
   }
+  const waitText = values['postgres-wait']
+  if (waitText !== undefined && postgres === undefined)
+    throw new UsageError('--postgres-wait applies to a relay on --postgres')
+  const postgresWaitMs =
+    waitText === undefined || waitText.trim() === '0'
+      ? waitText === undefined
+        ? undefined
+        : 0
+      : durationFlag('postgres-wait', waitText, 0)
   const presenceText = values['presence-refresh']
   if (presenceText !== undefined && postgres === undefined && links.length === 0)
     throw new UsageError('--presence-refresh applies to relays sharing --postgres or linked with --link')
@@ -308,6 +320,7 @@ async function serve(args: readonly string[], io: CliIo): Promise<number> {
   const stop = (io.waitForStop ?? waitForSignal)()
   const running = await startRelay({
     ...(postgres === undefined ? { dataDir } : { postgres }),
+    ...(postgresWaitMs === undefined ? {} : { postgresWaitMs }),
     port,
     host,
     compaction,

@@ -33,6 +33,13 @@ export interface StartRelayOptions extends Omit<RelayOptions, 'server' | 'store'
    * of relays may share the database, each streaming to its clients what the others store.
    */
   readonly postgres?: string
+  /**
+   * How long a relay starting on `postgres` waits for the database to take connections, trying
+   * again with backoff while it refuses them or is starting up (default 30,000 ms; 0 does not
+   * wait). Each new reason is reported through `onError`. A wrong password, a missing
+   * database or a schema from a newer relay fails at once.
+   */
+  readonly postgresWaitMs?: number
   /** TCP port (default 8787; 0 picks a free one). */
   readonly port?: number
   /** Interface to bind (default 127.0.0.1). */
@@ -156,9 +163,66 @@ export function makeDataDir(dir: string): void {
   }
 }
 
+/** How long a relay starting on PostgreSQL waits for the database by default (`postgresWaitMs`). */
+export const DEFAULT_POSTGRES_WAIT_MS = 30_000
+
+/**
+ * Why a connection could not be made that a database still starting (or not yet reachable)
+ * gives: worth trying again. Checked on the cause `PostgresRelayStore.open` keeps.
+ */
+const UNREACHABLE = new Set([
+  'ECONNREFUSED',
+  'ENOENT',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'EAI_AGAIN',
+  'EHOSTUNREACH',
+  '57P03',
+])
+
+function unreachable(error: unknown): boolean {
+  const cause = error instanceof Error ? (error.cause as { code?: unknown } | undefined) : undefined
+  return typeof cause?.code === 'string' && UNREACHABLE.has(cause.code)
+}
+
+/**
+ * Opens the PostgreSQL store, trying again with backoff (250 ms doubling to 2 s) for up to
+ * `waitMs` while the database cannot be reached: a relay and its database started together
+ * (a compose file, a reboot) need no ordering. Each new reason is reported once.
+ */
+async function openPostgresWaiting(
+  url: string,
+  waitMs: number,
+  onError: ((error: ChorusError) => void) | undefined,
+): Promise<PostgresRelayStore> {
+  const deadline = Date.now() + waitMs
+  let delay = 250
+  let told: string | null = null
+  for (;;) {
+    try {
+      return await PostgresRelayStore.open(url, onError === undefined ? {} : { onError })
+    } catch (error) {
+      if (!unreachable(error) || Date.now() + delay > deadline) throw error
+      const reason = error instanceof Error ? error.message : String(error)
+      if (reason !== told) {
+        told = reason
+        const waiting = new ChorusError(
+          ErrorCode.StorageFailed,
+          `${reason}; trying again for up to ${Math.ceil((deadline - Date.now()) / 1000)} s`,
+          { cause: error },
+        )
+        if (onError === undefined) console.error(`chorus-relay: ${waiting.message}`)
+        else onError(waiting)
+      }
+      await new Promise((resolve) => setTimeout(resolve, delay))
+      delay = Math.min(delay * 2, 2_000)
+    }
+  }
+}
+
 /** The store {@link startRelay} opens, and how to give up its data directory. */
 async function openStore(
-  options: Pick<StartRelayOptions, 'dataDir' | 'postgres' | 'store' | 'onError'>,
+  options: Pick<StartRelayOptions, 'dataDir' | 'postgres' | 'store' | 'onError' | 'postgresWaitMs'>,
 ): Promise<{ store: RunningRelay['store']; release: () => void }> {
   const { dataDir, postgres, store: thread = 'in-thread', onError } = options
   if ((dataDir === undefined) === (postgres === undefined)) {
@@ -174,7 +238,11 @@ async function openStore(
         'the SQLite store thread does not apply to a PostgreSQL store',
       )
     }
-    const store = await PostgresRelayStore.open(postgres, onError === undefined ? {} : { onError })
+    const store = await openPostgresWaiting(
+      postgres,
+      options.postgresWaitMs ?? DEFAULT_POSTGRES_WAIT_MS,
+      onError,
+    )
     return { store, release: () => undefined }
   }
   const dir = dataDir as string
@@ -207,12 +275,19 @@ export async function startRelay(options: StartRelayOptions): Promise<RunningRel
     staticDir,
     staticMounts = [],
     store: storeThread,
+    postgresWaitMs,
     onAdmin,
     tls,
     allowedOrigins,
     hstsMaxAgeSeconds,
     ...relayOptions
   } = options
+  if (postgresWaitMs !== undefined && (!Number.isSafeInteger(postgresWaitMs) || postgresWaitMs < 0)) {
+    throw new ChorusError(
+      ErrorCode.InvalidArgument,
+      'postgresWaitMs must be a whole number of milliseconds, 0 or more',
+    )
+  }
   if (hstsMaxAgeSeconds !== undefined) {
     if (tls === undefined)
       throw new ChorusError(ErrorCode.InvalidArgument, 'HSTS needs TLS: give tls with hstsMaxAgeSeconds')
@@ -234,6 +309,7 @@ export async function startRelay(options: StartRelayOptions): Promise<RunningRel
     ...(postgres === undefined ? {} : { postgres }),
     ...(storeThread === undefined ? {} : { store: storeThread }),
     ...(relayOptions.onError === undefined ? {} : { onError: relayOptions.onError }),
+    ...(postgresWaitMs === undefined ? {} : { postgresWaitMs }),
   })
   const maxPayload = socketMaxPayload(relayOptions.limits)
   // The relay tracks its own connections; `ws`'s set of them would cost a listener per socket.

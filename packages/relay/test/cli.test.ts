@@ -432,10 +432,21 @@ describe('chorus-relay command line (in process)', () => {
   it('exits 1 naming the database it cannot reach, without its password', async () => {
     const io = captureIo()
     const env = { CHORUS_RELAY_POSTGRES: 'postgresql://relay:s3cret@/chorus?host=%2Fno%2Fsuch%2Fdir&port=5' }
-    expect(await runCli(['--port', '0'], { ...io, env })).toBe(1)
+    expect(await runCli(['--port', '0', '--postgres-wait', '0'], { ...io, env })).toBe(1)
     const printed = [...io.lines.out, ...io.lines.err].join('\n')
     expect(printed).toMatch(/cannot open the relay database at \/no\/such\/dir\/chorus/)
     expect(printed).not.toContain('s3cret')
+    // With a wait, it says it tries again, then gives up as before.
+    const waiting = captureIo()
+    expect(await runCli(['--port', '0', '--postgres-wait', '600ms'], { ...waiting, env })).toBe(1)
+    const told = waiting.lines.err.join('\n')
+    expect(told).toMatch(
+      /cannot open the relay database at \/no\/such\/dir\/chorus: .*; trying again for up to 1 s/,
+    )
+    expect(told).not.toContain('s3cret')
+    const misplaced = captureIo()
+    expect(await runCli(['--port', '0', '--postgres-wait', '5s'], misplaced)).toBe(2)
+    expect(misplaced.lines.err.join('\n')).toMatch(/--postgres-wait applies to a relay on --postgres/)
   })
 
   it.each([['--help'], ['help'], ['serve', '--help'], ['token', '-h'], ['restore', '--from', 'x', '--help']])(

@@ -1,6 +1,7 @@
 import {
   asReplicaId,
   asSpaceId,
+  type ChorusError,
   ErrorCode,
   encodeChange,
   isChorusError,
@@ -13,6 +14,7 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from
 import { PostgresRelayStore, type PostgresWrite, postgresTarget } from '../src/postgres-relay-store.js'
 import { POSTGRES_SCHEMA_VERSION } from '../src/postgres-schema.js'
 import type { StoreEvent } from '../src/relay-store.js'
+import { type RunningRelay, startRelay } from '../src/serve.js'
 import { makeChange, makeRun, within } from './support/fixtures.js'
 import { type PostgresServer, startPostgres } from './support/postgres-server.js'
 import { A, B, C, DAY, runRelayStoreSuite, SPACE, T0 } from './support/relay-store-suite.js'
@@ -410,6 +412,37 @@ describe('PostgresRelayStore bad input and failures', () => {
     expect(isChorusError(missing, ErrorCode.StorageFailed)).toBe(true)
     expect((missing as Error).message).toMatch(/cannot open the relay database/)
   })
+
+  it('lets a relay started while its database is down wait for it, then serve', async () => {
+    const url = await server.createDatabase()
+    const errors: ChorusError[] = []
+    let starting: Promise<RunningRelay> | undefined
+    await server.crashAndRestart(async () => {
+      starting = startRelay({
+        postgres: url,
+        port: 0,
+        host: '127.0.0.1',
+        heartbeatMs: 0,
+        postgresWaitMs: 60_000,
+        onError: (error) => errors.push(error),
+      })
+      // It says so, once per reason, and keeps trying.
+      await expect.poll(() => errors.length, { timeout: 10_000 }).toBeGreaterThan(0)
+    })
+    const relay = await (starting as Promise<RunningRelay>)
+    try {
+      expect(errors[0]?.message).toMatch(
+        /^cannot open the relay database at .*; trying again for up to \d+ s$/,
+      )
+      expect(new Set(errors.map((error) => error.message)).size).toBe(errors.length)
+      // Healthy once it listens for the other relays' notices too.
+      await expect
+        .poll(async () => (await fetch(`${relay.httpUrl}/healthz`)).status, { timeout: 10_000 })
+        .toBe(200)
+    } finally {
+      await relay.close()
+    }
+  }, 60_000)
 
   it('names where a connection string points without its user or password', () => {
     expect(postgresTarget('postgres://relay:s3cret@db.internal:5432/chorus?sslmode=require')).toBe(
