@@ -1,5 +1,5 @@
-import { createReadStream, type Stats, statSync } from 'node:fs'
-import { stat } from 'node:fs/promises'
+import { createReadStream, realpathSync, type Stats, statSync } from 'node:fs'
+import { realpath, stat } from 'node:fs/promises'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { extname, join, resolve, sep } from 'node:path'
 import { ChorusError, ErrorCode } from '@chorus/core'
@@ -115,7 +115,8 @@ export function createStaticMounts(mounts: readonly StaticMount[]): StaticHandle
 
 /**
  * Serves the files of a built web app (such as `apps/notes/dist`) from `root`: `GET` and
- * `HEAD` only, never outside `root` (no `..`, no symlinked escapes past the resolved root),
+ * `HEAD` only, never outside `root` (no `..`, no symlink out of it: a file is served only
+ * when its real path is under the root's), no dotfiles,
  * `index.html` for `/` and for any path without a file extension (client-side routes).
  * Files under `/assets/` (content-hashed by the bundler) are cached for a year; everything
  * else must be revalidated, so a new build is picked up on reload.
@@ -125,8 +126,12 @@ export function createStaticMounts(mounts: readonly StaticMount[]): StaticHandle
 export function createStaticHandler(root: string): StaticHandler {
   const base = resolve(root)
   let index: Stats
+  let realBase: string
   try {
     index = statSync(join(base, 'index.html'))
+    // Where the directory really is: a file is served only if it really is under it, so a
+    // symlink inside that points out (to ../secret, or /etc) serves nothing.
+    realBase = realpathSync(base)
   } catch (error) {
     throw new ChorusError(
       ErrorCode.InvalidArgument,
@@ -147,12 +152,17 @@ export function createStaticHandler(root: string): StaticHandler {
       return false
     }
     if (path.includes('\0')) return false
+    // No dotfiles (`.env.local`, `.git/config.txt`): a built app has none to serve.
+    if (path.split('/').some((segment) => segment.startsWith('.'))) return false
     const wanted = path === '/' || extname(path) === '' ? '/index.html' : path
     const file = resolve(base, `.${wanted}`)
     if (file !== base && !file.startsWith(base + sep)) return false
     let info: Stats
+    let real: string
     try {
-      info = await stat(file)
+      real = await realpath(file)
+      if (!real.startsWith(realBase + sep)) return false
+      info = await stat(real)
     } catch {
       return false
     }
@@ -164,13 +174,18 @@ export function createStaticHandler(root: string): StaticHandler {
       'cache-control': immutable ? 'public, max-age=31536000, immutable' : 'no-cache',
       'last-modified': info.mtime.toUTCString(),
       'x-content-type-options': 'nosniff',
+      // The apps are not to be framed by other sites (clickjacking), nor to leak their URLs
+      // (a notebook's link is its key on an open relay) to the sites they link to.
+      'x-frame-options': 'DENY',
+      'content-security-policy': "frame-ancestors 'none'",
+      'referrer-policy': 'no-referrer',
     })
     if (request.method === 'HEAD') {
       response.end()
       return true
     }
     await new Promise<void>((resolveSent, reject) => {
-      const stream = createReadStream(file)
+      const stream = createReadStream(real)
       stream.once('error', reject)
       response.once('close', () => {
         stream.destroy()

@@ -1,4 +1,4 @@
-import { mkdirSync, writeFileSync } from 'node:fs'
+import { mkdirSync, symlinkSync, writeFileSync } from 'node:fs'
 import { request } from 'node:http'
 import { join } from 'node:path'
 import { ErrorCode } from '@chorus/core'
@@ -37,6 +37,12 @@ describe('a relay serving a built web app', () => {
     writeFileSync(join(app.dir, 'index.html'), '<!doctype html><title>Notes</title>')
     writeFileSync(join(app.dir, 'assets', 'index-abc123.js'), 'console.log("app")')
     writeFileSync(join(outside.dir, 'secret.txt'), 'not for the web')
+    // Links inside the app that point out of it, and a dotfile.
+    symlinkSync(join(outside.dir, 'secret.txt'), join(app.dir, 'leak.txt'))
+    symlinkSync(outside.dir, join(app.dir, 'assets', 'outdir'))
+    writeFileSync(join(app.dir, '.env.local'), 'not for the web either')
+    // A link that stays inside is served.
+    symlinkSync(join(app.dir, 'assets', 'index-abc123.js'), join(app.dir, 'assets', 'linked.js'))
     relay = await startTestRelay({ staticDir: app.dir })
   })
 
@@ -53,6 +59,10 @@ describe('a relay serving a built web app', () => {
       expect(response.headers['content-type']).toBe('text/html; charset=utf-8')
       expect(response.headers['cache-control']).toBe('no-cache')
       expect(response.body).toContain('<title>Notes</title>')
+      // Not to be framed by another site, nor to send its URL on as a referrer.
+      expect(response.headers['x-frame-options']).toBe('DENY')
+      expect(response.headers['content-security-policy']).toBe("frame-ancestors 'none'")
+      expect(response.headers['referrer-policy']).toBe('no-referrer')
     }
   })
 
@@ -76,11 +86,16 @@ describe('a relay serving a built web app', () => {
       `/assets/..%2f..%2f${relative}`,
       '/assets/missing.js',
       '/%00.js',
+      '/leak.txt',
+      '/assets/outdir/secret.txt',
+      '/.env.local',
+      '/%2eenv.local',
     ]) {
       const response = await rawGet(relay.port, path)
       expect(response.status, path).toBe(404)
       expect(response.body).not.toContain('not for the web')
     }
+    expect((await rawGet(relay.port, '/assets/linked.js')).body).toBe('console.log("app")')
     expect((await rawGet(relay.port, '/index.html', 'POST')).status).toBe(404)
   })
 
