@@ -63,6 +63,7 @@ const USAGE = `Usage:
                        [--allowed-origin https://notes.example.com]
                        [--link ws://10.0.0.2:8787/sync --link-space team-notes | '*' [--link-token T]]
                        [--presence-refresh 5s]   (with --postgres or --link)
+                       [--metrics-names]
   chorus-relay token --secret S --sub alice --space team-notes:write [--space other:read]
                      [--expires 30d | never] [--admin | --relay]
   chorus-relay backup --data ./data --out ./relay-backup.db
@@ -91,6 +92,9 @@ makes every HTTPS response tell browsers to use only HTTPS for this host that lo
 --allowed-origin (repeatable) refuses WebSocket connections from browser pages of any other
 origin (403); programs that send no Origin header are not affected. Without it any page may
 connect, so give it when the relay is open or serves browsers that hold tokens.
+/metrics labels replicas' lag with hashes of space names and replica ids (# and 16 hex digits
+of SHA-256): a space's name is all it takes to read it on an open relay. --metrics-names
+writes them as they are, for a /metrics that only operators reach.
 --postgres keeps the data in PostgreSQL instead of --data (SQLite); relays may share it. A
 relay started while the database cannot be reached tries again for --postgres-wait (30s; 0: no
 wait) before it gives up.
@@ -255,6 +259,7 @@ async function serve(args: readonly string[], io: CliIo): Promise<number> {
     'tls-key': { type: 'string' },
     'allowed-origin': { type: 'string', multiple: true },
     hsts: { type: 'string' },
+    'metrics-names': { type: 'boolean' },
   })
   const links = parseLinks(values, io)
   const certFile = values['tls-cert']
@@ -321,6 +326,7 @@ async function serve(args: readonly string[], io: CliIo): Promise<number> {
   const running = await startRelay({
     ...(postgres === undefined ? { dataDir } : { postgres }),
     ...(postgresWaitMs === undefined ? {} : { postgresWaitMs }),
+    ...(values['metrics-names'] === true ? { metricsNames: true } : {}),
     port,
     host,
     compaction,

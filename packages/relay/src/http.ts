@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Duplex } from 'node:stream'
 import { ErrorCode, isChorusError, isSpaceId, type SpaceId } from '@chorus/core'
-import { PROMETHEUS_CONTENT_TYPE, renderPrometheus } from './metrics.js'
+import { PROMETHEUS_CONTENT_TYPE, type PrometheusOptions, renderPrometheus } from './metrics.js'
 import { originAllowed } from './origin.js'
 import type { Relay } from './relay.js'
 import type { StaticHandler } from './static-files.js'
@@ -106,6 +106,7 @@ export function createHttpHandler(
   serveFile?: StaticHandler,
   admin?: AdminCheck,
   onAdmin?: (event: AdminEvent) => void,
+  metrics: PrometheusOptions = {},
 ): (request: IncomingMessage, response: ServerResponse) => void {
   const json = 'application/json; charset=utf-8'
   const text = 'text/plain; charset=utf-8'
@@ -260,7 +261,7 @@ export function createHttpHandler(
       reply(response, health.status === 'ok' ? 200 : 503, json, `${JSON.stringify(health)}\n`)
       return
     }
-    reply(response, 200, PROMETHEUS_CONTENT_TYPE, renderPrometheus(await relay.metrics()))
+    reply(response, 200, PROMETHEUS_CONTENT_TYPE, renderPrometheus(await relay.metrics(), metrics))
   }
   return (request, response) => {
     response.on('error', () => response.destroy())

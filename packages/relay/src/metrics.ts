@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto'
 /** How far one connected replica is behind its space's log. */
 export interface ReplicaLag {
   readonly space: string
@@ -165,6 +166,23 @@ export interface RelayMetrics {
   readonly links?: readonly LinkStatus[]
 }
 
+/** How {@link renderPrometheus} writes its labels. */
+export interface PrometheusOptions {
+  /**
+   * Label replicas' lag with space names and replica ids as they are. Off by default: a space's
+   * name is all it takes to read it on an open relay, and `/metrics` answers anyone, so each
+   * is written as `#` and the first 16 hex digits of its SHA-256 instead
+   * (`printf %s team-notes | sha256sum | cut -c1-16` finds a space's). Turn it on only where
+   * `/metrics` is not reachable by those who may not read the spaces.
+   */
+  readonly names?: boolean
+}
+
+/** A name as a label that does not give it away: `#` and 16 hex digits of its SHA-256. */
+export function opaqueLabel(name: string): string {
+  return `#${createHash('sha256').update(name).digest('hex').slice(0, 16)}`
+}
+
 /** The content type of {@link renderPrometheus}'s output (Prometheus text format 0.0.4). */
 export const PROMETHEUS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8'
 
@@ -177,7 +195,8 @@ function metric(lines: string[], name: string, type: 'counter' | 'gauge', help: 
 }
 
 /** Renders metrics in the Prometheus text exposition format, names prefixed `chorus_relay_`. */
-export function renderPrometheus(metrics: RelayMetrics): string {
+export function renderPrometheus(metrics: RelayMetrics, options: PrometheusOptions = {}): string {
+  const label = options.names === true ? (name: string) => name : opaqueLabel
   const lines: string[] = []
   const p = 'chorus_relay_'
   metric(lines, `${p}connections`, 'gauge', 'Open WebSocket connections.', metrics.connections)
@@ -308,7 +327,7 @@ export function renderPrometheus(metrics: RelayMetrics): string {
   )
   for (const entry of metrics.lag) {
     lines.push(
-      `${p}replica_lag{space="${escapeLabel(entry.space)}",replica="${escapeLabel(entry.replica)}"} ${entry.lag}`,
+      `${p}replica_lag{space="${escapeLabel(label(entry.space))}",replica="${escapeLabel(label(entry.replica))}"} ${entry.lag}`,
     )
   }
   if (metrics.links !== undefined && metrics.links.length > 0) {

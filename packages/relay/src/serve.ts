@@ -40,6 +40,11 @@ export interface StartRelayOptions extends Omit<RelayOptions, 'server' | 'store'
    * database or a schema from a newer relay fails at once.
    */
   readonly postgresWaitMs?: number
+  /**
+   * `/metrics` labels replicas' lag with space names and replica ids as they are, rather
+   * than as hashes (see `PrometheusOptions.names`). Only where `/metrics` is private.
+   */
+  readonly metricsNames?: boolean
   /** TCP port (default 8787; 0 picks a free one). */
   readonly port?: number
   /** Interface to bind (default 127.0.0.1). */
@@ -276,6 +281,7 @@ export async function startRelay(options: StartRelayOptions): Promise<RunningRel
     staticMounts = [],
     store: storeThread,
     postgresWaitMs,
+    metricsNames,
     onAdmin,
     tls,
     allowedOrigins,
@@ -351,7 +357,7 @@ export async function startRelay(options: StartRelayOptions): Promise<RunningRel
       : Object.assign(Object.create(relay) as Relay, {
           metrics: async () => ({ ...(await relay.metrics()), originsRefused }),
         })
-  const answer = createHttpHandler(metered, serveFile, admin, onAdmin)
+  const answer = createHttpHandler(metered, serveFile, admin, onAdmin, { names: metricsNames === true })
   const hsts = hstsMaxAgeSeconds === undefined ? undefined : `max-age=${hstsMaxAgeSeconds}`
   const handler: typeof answer =
     hsts === undefined

@@ -5,6 +5,7 @@ import { asReplicaId, type ChorusError, ErrorCode, type Message } from '@chorus/
 import Database from 'better-sqlite3'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { WebSocketServer } from 'ws'
+import { opaqueLabel, renderPrometheus } from '../src/metrics.js'
 import { createRelay } from '../src/relay.js'
 import { DATABASE_FILE } from '../src/serve.js'
 import { SqliteRelayStore } from '../src/sqlite-relay-store.js'
@@ -125,13 +126,19 @@ describe('the relay over real sockets', () => {
     expect(sample(after, 'chorus_relay_bytes_out_total')).toBeGreaterThan(
       sample(before, 'chorus_relay_bytes_out_total'),
     )
-    // Bob holds the snapshot but has not acknowledged it yet: four positions behind.
-    expect(after).toContain(`chorus_relay_replica_lag{space="${SPACE}",replica="bob"} 4`)
+    // Bob holds the snapshot but has not acknowledged it yet: four positions behind. The
+    // space and the replica are named by hashes: /metrics answers anyone, and on an open relay
+    // a space's name is all it takes to read it.
+    const bobLag = `chorus_relay_replica_lag{space="${opaqueLabel(SPACE)}",replica="${opaqueLabel('bob')}"}`
+    expect(opaqueLabel(SPACE)).toMatch(/^#[0-9a-f]{16}$/)
+    expect(after).toContain(`${bobLag} 4`)
+    expect(after).not.toContain(SPACE)
     bob.send({ type: 'ack', space: SPACE as never, upTo: 4 })
     await relay.relay.idle()
-    expect((await get(relay, '/metrics')).body).toContain(
-      `chorus_relay_replica_lag{space="${SPACE}",replica="bob"} 0`,
-    )
+    expect((await get(relay, '/metrics')).body).toContain(`${bobLag} 0`)
+    // Named as they are only when asked (a /metrics only operators reach).
+    const named = renderPrometheus(await relay.relay.metrics(), { names: true })
+    expect(named).toContain(`chorus_relay_replica_lag{space="${SPACE}",replica="bob"} 0`)
     expect(JSON.parse((await get(relay, '/healthz')).body)).toMatchObject({ connections: 2, spaces: 1 })
 
     expect((await get(relay, '/nowhere')).status).toBe(404)
