@@ -24,11 +24,17 @@ export interface RelayLimits extends ProtocolLimits, RateLimits {
    * no limit.
    */
   readonly maxConnections: number
+  /**
+   * How long a connection the relay closes (a refusal, a `hello` not answered in time, one
+   * past `maxConnections`, shutting down) has to answer the close before its socket is
+   * dropped: a peer that ignores the close keeps its slot no longer than this.
+   */
+  readonly closeGraceMs: number
 }
 
 /**
  * Defaults: core's protocol limits, {@link DEFAULT_RATE_LIMITS}, 100 strikes, 10 s for a
- * `hello`, and no limit on connections.
+ * `hello`, no limit on connections, and 5 s to answer a close.
  */
 export const DEFAULT_RELAY_LIMITS: RelayLimits = {
   ...DEFAULT_LIMITS,
@@ -36,6 +42,7 @@ export const DEFAULT_RELAY_LIMITS: RelayLimits = {
   maxStrikes: 100,
   helloTimeoutMs: 10_000,
   maxConnections: Number.POSITIVE_INFINITY,
+  closeGraceMs: 5_000,
 }
 
 /**

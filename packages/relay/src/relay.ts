@@ -457,7 +457,17 @@ export function createRelay(options: RelayOptions): Relay {
   function hangUp(client: ClientState, code: number, reason: string): void {
     if (!client.open) return
     client.open = false
-    client.socket.close(code, reason)
+    closeSocket(client.socket, code, reason)
+  }
+
+  /**
+   * Closes `socket` and drops it if its peer has not answered the close within
+   * `closeGraceMs`: a peer that ignores closes would otherwise keep it (and its slot under
+   * `maxConnections`) until the WebSocket library's own 30 s.
+   */
+  function closeSocket(socket: RelaySocket, code: number, reason: string): void {
+    socket.close(code, reason)
+    setTimeout(() => socket.terminate(), limits.closeGraceMs).unref()
   }
 
   function refused(client: ClientState, why: ErrorCode | undefined): void {
@@ -618,13 +628,14 @@ export function createRelay(options: RelayOptions): Relay {
   function accept(socket: RelaySocket): void {
     if (closing) {
       socket.on('error', onClosingSocketError)
-      socket.close(CloseCode.GoingAway, 'the relay is shutting down')
+      closeSocket(socket, CloseCode.GoingAway, 'the relay is shutting down')
       return
     }
     if (clients.size >= limits.maxConnections) {
       counters.connectionsRefused++
       socket.on('error', onClosingSocketError)
-      socket.close(
+      closeSocket(
+        socket,
         CloseCode.TryAgainLater,
         `the relay is at its limit of ${limits.maxConnections} connections: try again later`,
       )

@@ -366,8 +366,12 @@ export async function startRelay(options: StartRelayOptions): Promise<RunningRel
           response.setHeader('strict-transport-security', hsts)
           answer(request, response)
         }
-  const secure = pair === undefined ? null : createTlsServer({ cert: pair.cert, key: pair.key }, handler)
-  const http: Server = secure ?? createServer(handler)
+  // A request's headers must arrive within 10 s and the whole of it within 30 s (checked every
+  // second): a client that trickles them holds a socket no longer.
+  const timeouts = { headersTimeout: 10_000, requestTimeout: 30_000, connectionsCheckingInterval: 1_000 }
+  const secure =
+    pair === undefined ? null : createTlsServer({ cert: pair.cert, key: pair.key, ...timeouts }, handler)
+  const http: Server = secure ?? createServer(timeouts, handler)
   http.on(
     'upgrade',
     createUpgradeHandler(sockets, SYNC_PATH, origins, () => {

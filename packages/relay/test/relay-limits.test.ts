@@ -1,5 +1,7 @@
+import { randomBytes } from 'node:crypto'
 import { once } from 'node:events'
 import type { AddressInfo } from 'node:net'
+import { connect as netConnect } from 'node:net'
 import { join } from 'node:path'
 import { asReplicaId, type ChorusError, DEFAULT_LIMITS, ErrorCode } from '@chorus/core'
 import { afterEach, describe, expect, it } from 'vitest'
@@ -170,6 +172,58 @@ describe('connections that say nothing, and too many connections', () => {
     await bare.stop()
     expect(bare.errors).toEqual([])
   })
+
+  it('drops a connection that ignores its close after closeGraceMs, freeing its slot', async () => {
+    const bare = await bareRelay({ limits: { helloTimeoutMs: 100, closeGraceMs: 100, maxConnections: 1 } })
+    // A raw socket that completes the upgrade and then answers nothing, not even the close.
+    const { port } = new URL(bare.url)
+    const ignoring = netConnect(Number(port), '127.0.0.1')
+    const ended = new Promise<string>((resolve) => ignoring.on('close', () => resolve('dropped')))
+    let heard = ''
+    ignoring.on('data', (chunk: Buffer) => {
+      heard += chunk.toString('latin1')
+    })
+    ignoring.write(
+      [
+        'GET / HTTP/1.1',
+        `Host: 127.0.0.1:${port}`,
+        'Upgrade: websocket',
+        'Connection: Upgrade',
+        `Sec-WebSocket-Key: ${randomBytes(16).toString('base64')}`,
+        'Sec-WebSocket-Version: 13',
+        '',
+        '',
+      ].join('\r\n'),
+    )
+    // Closed by the relay (hello-required, then 1008) and dropped, where the WebSocket
+    // library alone would have waited 30 s for the close to be answered.
+    expect(await within(ended, 10_000, 'the ignoring socket to be dropped')).toBe('dropped')
+    expect(heard).toMatch(/^HTTP\/1\.1 101 /)
+    // Its slot is free again.
+    const next = await connectClient(bare.url)
+    next.send(hello('next', { [SPACE]: 0 }))
+    await next.waitFor(is.hello, 'the hello answer')
+    await next.close()
+    await bare.stop()
+  }, 20_000)
+
+  it('answers 408 and closes an HTTP connection whose headers do not arrive within 10 s', async () => {
+    const relay = await startTestRelay()
+    try {
+      const slow = netConnect(relay.port, '127.0.0.1')
+      let heard = ''
+      slow.on('data', (chunk: Buffer) => {
+        heard += chunk.toString('latin1')
+      })
+      const ended = new Promise<void>((resolve) => slow.on('close', () => resolve()))
+      // The start of a request, and then nothing: a slow sender holding a socket.
+      slow.write('GET /healthz HTTP/1.1\r\nHost: relay\r\nX-Trickle: a')
+      await within(ended, 25_000, 'the slow connection to be closed')
+      expect(heard).toMatch(/^HTTP\/1\.1 408 /)
+    } finally {
+      await relay.stop()
+    }
+  }, 30_000)
 
   it('closes a connection past the limit with 1013, and takes one again once another leaves', async () => {
     const bare = await bareRelay({ limits: { maxConnections: 2 } })
