@@ -278,6 +278,31 @@ describe('the replication lab, built and served by a relay process at /lab', () 
     await shot(page, 'lab-free-play')
   })
 
+  it("leaves the lab to the network: offline, the notes app's address still opens the notes app after the lab was opened", async () => {
+    const context = await browser.newContext()
+    const tab = await context.newPage()
+    await tab.goto(`${relay.http}/`)
+    // The notes app's service worker controls the page once it has installed and claimed it.
+    await tab.waitForFunction(() => navigator.serviceWorker.controller !== null, null, WAIT)
+    await tab.goto(url)
+    await idle(tab)
+    const port = relay.port
+    expect(await relay.stop('SIGTERM')).toBe(0)
+    try {
+      // Served from the notes app's cache: the notes app, not the lab it once kept as its shell.
+      await tab.goto(`${relay.http}/`)
+      await tab.getByLabel('New notebook name').waitFor(WAIT)
+      expect(await tab.getByRole('heading', { name: 'Replication lab' }).count()).toBe(0)
+    } finally {
+      relay = await startRelay({
+        dataDir: data.path,
+        port,
+        args: ['--static', NOTES, '--static', `/lab=${LAB}`],
+      })
+      await context.close()
+    }
+  })
+
   it('fits a phone screen with the diagram, scoreboard and controls reachable', async () => {
     const phone = await browser.newContext({ viewport: { width: 390, height: 844 }, isMobile: true })
     const small = await phone.newPage()

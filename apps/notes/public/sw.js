@@ -3,8 +3,19 @@
 // fails; the build's hashed files never change, so they are served from the cache first.
 // Notes themselves live in IndexedDB, not here.
 
-const CACHE = 'chorus-notes-shell-v1'
+const CACHE = 'chorus-notes-shell-v2'
 const SHELL = new URL('./', self.registration.scope).href
+const ASSETS = new URL('./assets/', self.registration.scope).href
+
+/**
+ * Whether `url` is a page of this app: its shell (routes are in the hash). Another app the
+ * same server serves below it (the lab at /lab/) is not, and is left to the network: kept as
+ * this app's shell, it would open in its place offline.
+ */
+function isShell(url) {
+  const bare = url.split(/[?#]/)[0]
+  return bare === SHELL || bare === `${SHELL}index.html`
+}
 
 /** The build's files that an index.html refers to. */
 function assetsOf(html) {
@@ -23,7 +34,7 @@ async function storeShell(response) {
   await cache.addAll(assets.filter((asset) => asset !== SHELL))
   await cache.put(SHELL, response)
   for (const request of await cache.keys()) {
-    if (request.url.includes('/assets/') && !assets.includes(request.url)) await cache.delete(request)
+    if (request.url.startsWith(ASSETS) && !assets.includes(request.url)) await cache.delete(request)
   }
 }
 
@@ -48,6 +59,7 @@ self.addEventListener('fetch', (event) => {
   const { request } = event
   if (request.method !== 'GET' || new URL(request.url).origin !== self.location.origin) return
   if (request.mode === 'navigate') {
+    if (!isShell(request.url)) return
     event.respondWith(
       fetch(request)
         .then((response) => {
@@ -58,7 +70,7 @@ self.addEventListener('fetch', (event) => {
     )
     return
   }
-  if (new URL(request.url).pathname.includes('/assets/')) {
+  if (request.url.startsWith(ASSETS)) {
     event.respondWith(
       caches.match(request).then(
         (cached) =>
