@@ -246,6 +246,8 @@ describe('the replication lab, built and served by a relay process at /lab', () 
     const latency = page.getByRole('slider', { name: 'Latency n1–n2' })
     await latency.fill('500')
     await expect.poll(() => timelineText(page), WAIT).toMatch(/500/)
+    // An action, even at virtual time 0, is something to replay.
+    await expect.poll(() => page.getByRole('button', { name: 'Replay' }).isDisabled(), WAIT).toBe(false)
 
     await page.getByRole('button', { name: 'Cut network n1–n3' }).click()
     await page.locator('[data-link="n1–n3"] .tag').waitFor(WAIT)

@@ -40,6 +40,8 @@ export interface SessionState {
   readonly error: string | null
   /** Counts the labs this session has created: a replay or a load makes a new one. */
   readonly labNumber: number
+  /** Whether the lab has something to replay: virtual time has run, or actions were taken. */
+  readonly replayable: boolean
 }
 
 /** Drives one lab at a time for the page: play at a speed, skip, replay, act. */
@@ -99,6 +101,7 @@ export function createLabSession(model: LabModel, story: Story): LabSession {
     ended: false,
     error: null,
     labNumber: 0,
+    replayable: false,
   }
   let lab: Lab | null = null
   /** The lab that operations queued now will meet: the one the latest load or replay makes. */
@@ -119,7 +122,8 @@ export function createLabSession(model: LabModel, story: Story): LabSession {
   function refresh(current: Lab, patch: Partial<SessionState> = {}): void {
     const ended =
       isScripted(state.story) && current.now() >= storyEnd(state.story.script, state.story.durationMs)
-    set({ view: current.view(), ended, ...patch, ...(ended ? { playing: false } : {}) })
+    const replayable = current.now() > 0 || current.actions().length > 0
+    set({ view: current.view(), ended, replayable, ...patch, ...(ended ? { playing: false } : {}) })
   }
 
   /**

@@ -68,9 +68,9 @@ export function TransportBar(props: {
         <button
           type="button"
           className="button"
-          disabled={!idle || now === 0}
+          disabled={!idle || !state.replayable}
           title={
-            now === 0
+            !state.replayable
               ? 'Nothing has run yet: play, or act on the cluster, first'
               : 'Run every action so far again on a fresh cluster with the same seed'
           }
