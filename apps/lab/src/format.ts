@@ -34,7 +34,7 @@ export const METRICS: readonly MetricSpec[] = [
     key: 'lostAcknowledgedWrites',
     label: 'Acknowledged writes lost',
     badAbove: 0,
-    help: 'acknowledged, then gone from every replica',
+    help: 'acknowledged, then missing from what the cluster keeps: the final leader’s log (single-leader), every replica (quorum, multi-leader)',
   },
   { key: 'staleReads', label: 'Stale reads', badAbove: 0, help: 'reads that missed a finished write' },
   { key: 'conflicts', label: 'Conflicts', badAbove: 0, help: 'concurrent versions of one key' },

@@ -2,7 +2,10 @@ import type { ReactNode } from 'react'
 import { disagreements } from './divergence.js'
 import type { Design, LabAction, NodeView } from './model/index.js'
 
-/** How long **Pause** stops a node: longer than an election timeout, so a paused leader comes back a zombie. */
+/**
+ * How long **Pause** stops a node: longer than an election timeout, so a paused leader has
+ * been replaced when it resumes with its old state (and steps down as soon as it hears so).
+ */
 const PAUSE_MS = 2_000
 
 function Facts(props: { readonly node: NodeView }): ReactNode {
@@ -156,7 +159,7 @@ export function NodeList(props: {
                   type="button"
                   className="button small"
                   disabled={props.disabled || !node.up || node.paused}
-                  title="Stop the node for 2 s of lab time (a long GC pause, a SIGSTOP): it resumes with the state it had, as a zombie if others moved on"
+                  title="Stop the node for 2 s of lab time (a long GC pause, a SIGSTOP): it resumes with the state it had; a leader that others replaced meanwhile steps down once it hears of the newer epoch"
                   onClick={() => props.onAction({ type: 'pause', node: node.id, ms: PAUSE_MS })}
                 >
                   Pause {node.id}

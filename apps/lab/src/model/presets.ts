@@ -103,7 +103,7 @@ export const presets: readonly Preset[] = [
     id: 'partition-fenced',
     title: 'The same partition with epoch fencing: the old leader is refused',
     story:
-      'The same 4.3 s partition with fencing on. n1’s lease runs out before a new leader can be elected, so c1’s write at n1 is rejected; when the partition heals n1 sees the newer epoch, steps down and catches up. One leader, nothing diverges.',
+      'The same 4.3 s partition with fencing on. n1’s lease runs out soon after the cut, and from then on it commits nothing (a write it gets waits); n2 and n3 elect n3 under a newer epoch, and n1 steps down a moment later: for that moment the scoreboard counts two leaders, but only n3 can commit. c1’s write at n1 comes after that and is rejected; when the partition heals n1 catches up from n3. Nothing diverges.',
     settings: singleLeader({ replication: 'async', fencing: true }),
     script: partitionScript,
     durationMs: 2000,
@@ -135,7 +135,7 @@ export const presets: readonly Preset[] = [
     id: 'quorum-weak',
     title: 'Quorum W + R ≤ N (N=3, W=1, R=1): stale reads',
     story:
-      'The same rounds with W=1 and R=1: a write is acknowledged by n1 alone and a read asks n2 alone, which has not received it over the slow link. Every read returns the previous value.',
+      'The same rounds with W=1 and R=1: a write is acknowledged by n1 alone and a read asks n2 alone, which has not received it over the slow link. Every read misses the write just acknowledged: the first ones find no value at all, the later ones a value from rounds before.',
     settings: quorum({ n: 3, w: 1, r: 1, readRepair: 'blocking' }),
     script: quorumScript,
     durationMs: 2000,
