@@ -241,6 +241,18 @@ describe('the replication lab, built and served by a relay process at /lab', () 
     expect(await page.getByRole('radio', { name: 'Single-leader' }).isChecked()).toBe(true)
     // Before anything has run there is nothing to replay.
     expect(await page.getByRole('button', { name: 'Replay' }).isDisabled()).toBe(true)
+    // A setting changed with the keyboard starts the lab over; focus stays on the control, so
+    // the next key moves the slider on.
+    const jitter = page.getByRole('slider', { name: 'Jitter' })
+    await jitter.focus()
+    const start = Number(await jitter.inputValue())
+    await changeSetting(page, () => page.keyboard.press('ArrowRight'))
+    const once = Number(await jitter.inputValue())
+    await expect.poll(() => jitter.evaluate((element) => element === document.activeElement), WAIT).toBe(true)
+    await changeSetting(page, () => page.keyboard.press('ArrowRight'))
+    expect(Number(await jitter.inputValue())).toBeGreaterThan(once)
+    expect(once).toBeGreaterThan(start)
+    await changeSetting(page, () => jitter.fill(String(start)))
     await page.getByRole('combobox', { name: 'Speed' }).selectOption({ label: '4×' })
 
     const latency = page.getByRole('slider', { name: 'Latency n1–n2' })

@@ -1,4 +1,4 @@
-import { type ReactNode, useCallback, useState, useSyncExternalStore } from 'react'
+import { type ReactNode, useCallback, useEffect, useRef, useState, useSyncExternalStore } from 'react'
 import { ClientPanel } from './client-panel.js'
 import { ClusterDiagram } from './cluster-diagram.js'
 import { createLabSession, freePlay, type LabModel, presetStory, type Story } from './lab-session.js'
@@ -77,6 +77,7 @@ export function App(props: { readonly model: LabModel }): ReactNode {
   const { story, view } = state
   const settings = story.settings
   const busy = state.busy !== null
+  useFocusKept(busy)
   const preset = model.presets.find((candidate) => candidate.id === story.presetId)
 
   const loadPreset = (chosen: Preset) => {
@@ -179,4 +180,27 @@ export function App(props: { readonly model: LabModel }): ReactNode {
       </div>
     </div>
   )
+}
+
+/**
+ * While the lab restarts (a setting changed, a story loaded) its controls are disabled, and a
+ * browser moves focus off a control that is disabled: to the page. Once they are enabled
+ * again, focus goes back to the control last focused, if it is still there and nothing else
+ * took focus meanwhile, so that a keyboard user can go on (an arrow key moves a slider on).
+ */
+function useFocusKept(busy: boolean): void {
+  const last = useRef<HTMLElement | null>(null)
+  useEffect(() => {
+    const seen = (event: FocusEvent) => {
+      if (event.target instanceof HTMLElement && event.target !== document.body) last.current = event.target
+    }
+    document.addEventListener('focusin', seen)
+    return () => document.removeEventListener('focusin', seen)
+  }, [])
+  useEffect(() => {
+    if (busy) return
+    const control = last.current
+    const lost = document.activeElement === null || document.activeElement === document.body
+    if (lost && control?.isConnected === true && !(control as HTMLButtonElement).disabled) control.focus()
+  }, [busy])
 }
