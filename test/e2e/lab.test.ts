@@ -239,6 +239,8 @@ describe('the replication lab, built and served by a relay process at /lab', () 
   it('names every control as written: Latency, Cut network, Heal, Promote follower, Fencing, Kill, Restart, Replay', async () => {
     await openLab(page, url)
     expect(await page.getByRole('radio', { name: 'Single-leader' }).isChecked()).toBe(true)
+    // The virtual clock changes at every frame: a screen reader is not told each one.
+    expect(await page.getByRole('status', { name: 'Virtual time' }).getAttribute('aria-live')).toBe('off')
     // Before anything has run there is nothing to replay.
     expect(await page.getByRole('button', { name: 'Replay' }).isDisabled()).toBe(true)
     // A setting changed with the keyboard starts the lab over; focus stays on the control, so

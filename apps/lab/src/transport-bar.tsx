@@ -44,7 +44,8 @@ export function TransportBar(props: {
       </label>
       <div className="clock">
         <span className="muted small">virtual time</span>
-        <output aria-label="Virtual time" data-now={now}>
+        {/* Not announced: it changes at every frame while playing (the timeline says what happened). */}
+        <output aria-label="Virtual time" aria-live="off" data-now={now}>
           {formatTime(now)}
         </output>
         {scripted ? (
