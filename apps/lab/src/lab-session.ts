@@ -123,7 +123,10 @@ export function createLabSession(model: LabModel, story: Story): LabSession {
     const ended =
       isScripted(state.story) && current.now() >= storyEnd(state.story.script, state.story.durationMs)
     const replayable = current.now() > 0 || current.actions().length > 0
-    set({ view: current.view(), ended, replayable, ...patch, ...(ended ? { playing: false } : {}) })
+    // Playing stops where the story ends; played again from there, time goes on (so what a
+    // person does after the story can be watched), and the story stays played out.
+    const justEnded = ended && !state.ended
+    set({ view: current.view(), ended, replayable, ...patch, ...(justEnded ? { playing: false } : {}) })
   }
 
   /**
@@ -170,7 +173,7 @@ export function createLabSession(model: LabModel, story: Story): LabSession {
       return queue
     },
     play() {
-      if (lab === null || state.ended) return
+      if (lab === null) return
       set({ playing: true })
     },
     pause() {
@@ -186,7 +189,8 @@ export function createLabSession(model: LabModel, story: Story): LabSession {
       return enqueue(async (current) => {
         const { script, durationMs } = state.story
         const wanted = current.now() + step
-        const until = isScripted(state.story) ? Math.min(wanted, storyEnd(script, durationMs)) : wanted
+        const until =
+          isScripted(state.story) && !state.ended ? Math.min(wanted, storyEnd(script, durationMs)) : wanted
         const cursor = await runUntil(current, script, state.cursor, until)
         refresh(current, { cursor, error: null })
       }).finally(() => {

@@ -26,7 +26,7 @@ export function TransportBar(props: {
       <button
         type="button"
         className="button primary play"
-        disabled={!idle || state.ended}
+        disabled={!idle}
         onClick={() => (state.playing ? session.pause() : session.play())}
       >
         <span aria-hidden="true">{state.playing ? '❚❚' : '▶'}</span>
@@ -89,7 +89,13 @@ export function TransportBar(props: {
         </button>
       </div>
       <p className="busy" role="status">
-        {state.busy === null ? (state.ended ? 'The story has played out.' : '') : BUSY_TEXT[state.busy]}
+        {state.busy === null
+          ? state.ended
+            ? state.playing
+              ? 'The story has played out; time goes on.'
+              : 'The story has played out. Play to go on from here.'
+            : ''
+          : BUSY_TEXT[state.busy]}
       </p>
     </div>
   )

@@ -112,6 +112,12 @@ describe('a lab session', () => {
     const state = session.getState()
     expect(state).toMatchObject({ ended: true, playing: false, cursor: 4 })
     expect(state.view?.now).toBe(750)
+    // Played again, time goes on past the story (what is done now can be watched), and it
+    // stays played out.
+    session.play()
+    await session.tick(100)
+    expect(session.getState()).toMatchObject({ ended: true, playing: true, cursor: 4 })
+    expect(session.getState().view?.now).toBe(850)
   })
 
   it('skips to the end at once, then replays to the same timeline on a new lab', async () => {
