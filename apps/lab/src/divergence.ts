@@ -8,15 +8,22 @@ function reading(node: NodeView, key: string): string {
 
 /**
  * Per key, the nodes whose reading differs from the one most nodes share (the first such
- * reading in node order on a tie). Only running data nodes count: a relay holds no readable
+ * reading in node order on a tie); with `holdersOnly`, among the nodes that hold the key. Only running data nodes count: a relay holds no readable
  * copy of its own, and a killed node shows what it had, not what it serves. Keys every such
  * node agrees on are left out, so an empty map means no visible divergence.
  */
-export function disagreements(nodes: readonly NodeView[]): Map<string, Set<string>> {
-  const voters = nodes.filter((node) => node.up && node.role !== 'relay')
-  const keys = [...new Set(voters.flatMap((node) => node.values.map((value) => value.key)))].sort()
+export function disagreements(
+  nodes: readonly NodeView[],
+  options: { readonly holdersOnly?: boolean } = {},
+): Map<string, Set<string>> {
+  const running = nodes.filter((node) => node.up && node.role !== 'relay')
+  const keys = [...new Set(running.flatMap((node) => node.values.map((value) => value.key)))].sort()
   const result = new Map<string, Set<string>>()
   for (const key of keys) {
+    // In a quorum cluster a key lives on its N home replicas only: the other nodes holding
+    // nothing of it is no disagreement (`holdersOnly`).
+    const voters =
+      options.holdersOnly === true ? running.filter((node) => reading(node, key) !== '—') : running
     const counts = new Map<string, number>()
     for (const node of voters) {
       const text = reading(node, key)

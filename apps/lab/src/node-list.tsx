@@ -110,7 +110,7 @@ export function NodeList(props: {
   readonly disabled: boolean
   readonly onAction: (action: LabAction) => void
 }): ReactNode {
-  const differs = disagreements(props.nodes)
+  const differs = disagreements(props.nodes, { holdersOnly: props.design === 'quorum' })
   return (
     <section className="node-list" aria-label="Nodes">
       {props.nodes.map((node) => {

@@ -68,6 +68,22 @@ describe('divergence on the page', () => {
     expect(new Set(result.get('z'))).toEqual(new Set(['n4', 'n5']))
   })
 
+  it('in a quorum cluster, compares only the nodes that hold a key (its home replicas)', () => {
+    // N = 2 of 5 nodes: three hold nothing of x, and that is no disagreement.
+    const nodes = [
+      node('n1', { x: ['5'] }),
+      node('n2', { x: ['5'] }),
+      node('n3', {}),
+      node('n4', {}),
+      node('n5', { y: ['1'] }),
+    ]
+    expect(disagreements(nodes).get('x')).toEqual(new Set(['n1', 'n2']))
+    expect(disagreements(nodes, { holdersOnly: true }).size).toBe(0)
+    expect(disagreements([...nodes, node('n6', { x: ['4'] })], { holdersOnly: true }).get('x')).toEqual(
+      new Set(['n6']),
+    )
+  })
+
   it('ignores a relay and a killed node, and reports nothing when all agree', () => {
     const nodes = [
       node('n1', { x: ['5'] }),
