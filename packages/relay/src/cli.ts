@@ -180,6 +180,14 @@ function checkPostgresUrl(url: string): void {
     throw new UsageError('--postgres must be a postgres:// or postgresql:// connection URL')
 }
 
+/**
+ * `text` for one line of the log: control characters (a newline in a token's `sub`, which
+ * would forge a line of its own) escaped as in JSON, and backslashes and quotes too.
+ */
+export function printable(text: string): string {
+  return JSON.stringify(text).slice(1, -1)
+}
+
 function durationFlag(flag: string, text: string | undefined, fallback: number): number {
   if (text === undefined) return fallback
   try {
@@ -343,7 +351,7 @@ async function serve(args: readonly string[], io: CliIo): Promise<number> {
     onLinkUp: (url) => io.err(`link to ${url}: up again`),
     onAdmin: (event) =>
       io.err(
-        `admin: ${event.subject} ${event.deleted ? 'deleted' : 'asked to delete (deleted already)'} space ${event.space}`,
+        `admin: ${printable(event.subject)} ${event.deleted ? 'deleted' : 'asked to delete (deleted already)'} space ${event.space}`,
       ),
   })
   io.out(`chorus-relay listening on ${running.url}`)

@@ -4,7 +4,7 @@ import { join } from 'node:path'
 import { asReplicaId, type Message } from '@chorus/core'
 import { jwtVerify } from 'jose'
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
-import { type CliIo, runCli } from '../src/cli.js'
+import { type CliIo, printable, runCli } from '../src/cli.js'
 import { DATABASE_FILE } from '../src/serve.js'
 import { SqliteRelayStore } from '../src/sqlite-relay-store.js'
 import { mintToken } from '../src/token-auth.js'
@@ -654,4 +654,14 @@ describe('chorus-relay as a real process', () => {
     },
     60_000,
   )
+})
+
+describe('the log', () => {
+  it("escapes what a token names, so that a subject cannot forge a line of the relay's log", () => {
+    expect(printable('ops')).toBe('ops')
+    expect(printable('ops\nadmin: evil deleted space team-notes')).toBe(
+      'ops\\nadmin: evil deleted space team-notes',
+    )
+    expect(printable('a\u0007b"c\\')).toBe('a\\u0007b\\"c\\\\')
+  })
 })
