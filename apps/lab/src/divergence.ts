@@ -8,9 +8,10 @@ function reading(node: NodeView, key: string): string {
 
 /**
  * Per key, the nodes whose reading differs from the one most nodes share (the first such
- * reading in node order on a tie); with `holdersOnly`, among the nodes that hold the key. Only running data nodes count: a relay holds no readable
- * copy of its own, and a killed node shows what it had, not what it serves. Keys every such
- * node agrees on are left out, so an empty map means no visible divergence.
+ * reading in node order on a tie); with `holdersOnly`, among the nodes that hold the key.
+ * Only running data nodes count: a relay holds no readable copy of its own, and a killed node
+ * shows what it had, not what it serves. Keys every such node agrees on are left out, so an
+ * empty map means no visible divergence.
  */
 export function disagreements(
   nodes: readonly NodeView[],

@@ -42,11 +42,9 @@ export function NoteEditor({
   const replica = useReplica()
   const notes = replica.collection<Note>(Collections.notes)
   const read = useRecord<Note>(Collections.notes, id)
-  // A note just created may be read before its write is stored (as none): it is the new note
-  // until it has been read once (its creation failing closes the editor).
-  const found = useRef(false)
-  if (read !== undefined && read !== null) found.current = true
-  const stored = fresh !== undefined && !found.current && (read === undefined || read === null) ? fresh : read
+  // A note just created is shown as created until it is read back (a read issued after its
+  // write sees it).
+  const stored = read === undefined ? fresh : read
   const autoFocus = fresh !== undefined
   const focused = useRef(false)
   const focusOnOpen = useCallback(

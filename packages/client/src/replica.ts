@@ -1002,7 +1002,7 @@ class ReplicaRuntime implements Replica {
           return
         }
         try {
-          onError(asReported(error))
+          onError(asChorusError(error))
         } catch (thrown) {
           rethrowLater(thrown)
         }
@@ -1175,7 +1175,7 @@ class ReplicaRuntime implements Replica {
   }
 
   #report(error: unknown): void {
-    const reported = asReported(error)
+    const reported = asChorusError(error)
     if (this.#events.has('error')) this.#events.emit('error', reported)
     // Nobody listens, and dropping it silently would hide a refused token or a full disk.
     else console.warn('[chorus]', reported)
@@ -1388,14 +1388,8 @@ function isRefusal(value: unknown): value is LeaderReport['refused'] {
   return typeof refusal.code === 'string' && typeof refusal.message === 'string'
 }
 
-function asChorusError(error: unknown): ChorusError {
-  return isChorusError(error)
-    ? error
-    : new ChorusError(ErrorCode.Internal, 'an unexpected failure in the replica', { cause: error })
-}
-
 /** A failure as a `ChorusError`, for the app: an unexpected one is `internal`, its cause kept. */
-function asReported(error: unknown): ChorusError {
+function asChorusError(error: unknown): ChorusError {
   return isChorusError(error)
     ? error
     : new ChorusError(ErrorCode.Internal, 'an unexpected failure in the replica', { cause: error })

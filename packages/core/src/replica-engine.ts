@@ -474,9 +474,10 @@ class Engine implements ReplicaEngine {
 
   async record(collection: string, id: string): Promise<RecordState | undefined> {
     this.#assertOpen()
-    const key = { collection: assertCollectionName(collection), id: asRecordId(id) }
+    const name = assertCollectionName(collection)
+    const recordId = asRecordId(id)
     await this.#afterWrites()
-    return this.#store.getRecord(key.collection, key.id)
+    return this.#store.getRecord(name, recordId)
   }
 
   attach(send: (frame: string) => void, token?: string): void {

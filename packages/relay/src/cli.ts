@@ -307,11 +307,11 @@ async function serve(args: readonly string[], io: CliIo): Promise<number> {
   if (waitText !== undefined && postgres === undefined)
     throw new UsageError('--postgres-wait applies to a relay on --postgres')
   const postgresWaitMs =
-    waitText === undefined || waitText.trim() === '0'
-      ? waitText === undefined
-        ? undefined
-        : 0
-      : durationFlag('postgres-wait', waitText, 0)
+    waitText === undefined
+      ? undefined
+      : waitText.trim() === '0'
+        ? 0
+        : durationFlag('postgres-wait', waitText, 0)
   const presenceText = values['presence-refresh']
   if (presenceText !== undefined && postgres === undefined && links.length === 0)
     throw new UsageError('--presence-refresh applies to relays sharing --postgres or linked with --link')
