@@ -29,10 +29,13 @@ function pathOf(request: IncomingMessage): string | null {
   }
 }
 
-/** The bearer token of a request's `Authorization` header, if it has one. */
+/**
+ * The bearer token of a request's `Authorization` header, if it has one. The scheme's name is
+ * matched without regard to case, as HTTP has it (RFC 9110, section 11.1).
+ */
 function bearerToken(request: IncomingMessage): string | undefined {
-  const header = request.headers.authorization
-  return header?.startsWith('Bearer ') === true ? header.slice('Bearer '.length).trim() : undefined
+  const match = /^bearer[ \t]+(\S+)[ \t]*$/i.exec(request.headers.authorization ?? '')
+  return match?.[1]
 }
 
 function reply(response: ServerResponse, status: number, type: string, body: string): void {

@@ -134,6 +134,15 @@ describe('the administration API of a relay with an auth secret', () => {
       links: 0,
     })
     expect((await fetch(`${relay.httpUrl}/admin/spaces`)).status).toBe(401)
+    // The scheme's name is not case-sensitive (RFC 9110); the token is.
+    const lower = await fetch(`${relay.httpUrl}/admin/spaces`, {
+      headers: { authorization: `bearer   ${await adminToken()}` },
+    })
+    expect(lower.status).toBe(200)
+    const other = await fetch(`${relay.httpUrl}/admin/spaces`, {
+      headers: { authorization: `Basic ${await adminToken()}` },
+    })
+    expect(other.status).toBe(401)
     await bob.close()
   })
 
