@@ -286,12 +286,22 @@ describe('the notes app on two devices, served by a relay process', () => {
       for (const { page } of [alice, bob]) {
         await visible(page.getByText('This note was changed on two devices at once.', { exact: false }))
         expect(await page.getByLabel('Body').isEditable()).toBe(false)
+        // A screen reader hears that the sync brought a conflict, as the badge shows it.
+        await expect
+          .poll(() => page.locator('.conflict-news').textContent(), WAIT)
+          .toBe('A note is now in conflict: open Conflicts to choose a version.')
       }
 
       // Both devices show the conflict, with both versions side by side.
       for (const { page } of [alice, bob]) {
         await page.getByRole('link', { name: 'Conflicts' }).click()
         await count(page.getByRole('button', { name: 'Keep this version' }), 2)
+        // Each button says whose version it keeps.
+        const keepNames = await page
+          .getByRole('button', { name: 'Keep this version' })
+          .evaluateAll((buttons) => buttons.map((button) => button.textContent))
+        expect(keepNames.some((name) => name?.startsWith('Keep this version from This device, '))).toBe(true)
+        expect(new Set(keepNames).size).toBe(2)
         await visible(page.getByText(`milk, eggs (${how})`))
         await visible(page.getByText(`milk, bread (${how})`))
       }

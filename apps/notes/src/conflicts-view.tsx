@@ -115,6 +115,10 @@ const ConflictCard = memo(function ConflictCard({
             )}
             <button type="button" className="button primary" onClick={() => keep(version)}>
               Keep this version
+              {/* Said, not shown: which version, for a screen reader going from button to button. */}
+              <span className="visually-hidden">
+                {` from ${deviceLabel(version.replicaId, replica.replicaId, deviceNames)}, ${exactTime(parseHlc(version.hlc).wall)}`}
+              </span>
             </button>
           </section>
         ))}

@@ -103,6 +103,7 @@ function Notebook({ space, view }: { space: string; view: 'notes' | 'conflicts' 
   const replica = useReplica()
   const conflicts = useConflicts(Collections.notes)
   const conflictCount = conflicts?.length ?? 0
+  const conflictNews = useConflictNews(conflicts?.length)
   useDeviceName(replica)
   useRelayErrors(replica)
   const deleted = useSyncStatus().refusal?.code === 'space-deleted'
@@ -148,6 +149,9 @@ function Notebook({ space, view }: { space: string; view: 'notes' | 'conflicts' 
           <span id="conflict-count" hidden>
             {conflictCount === 1 ? '1 note in conflict' : `${conflictCount} notes in conflict`}
           </span>
+          <span className="visually-hidden conflict-news" role="status">
+            {conflictNews}
+          </span>
         </div>
       </header>
       {view === 'conflicts' ? <ConflictsView space={space} /> : <NotesView space={space} />}
@@ -157,6 +161,30 @@ function Notebook({ space, view }: { space: string; view: 'notes' | 'conflicts' 
 
 interface Meta {
   name: string
+}
+
+/**
+ * What a screen reader is told when more notes come into conflict (a sync brought a concurrent
+ * edit), which sighted users see as the Conflicts badge. Nothing is said of the conflicts there
+ * were when the notebook opened (the Conflicts link describes them), and the message is cleared
+ * when the count goes down, so that the next rise is heard even if it says the same.
+ */
+function useConflictNews(count: number | undefined): string {
+  const [news, setNews] = useState('')
+  const previous = useRef(count)
+  useEffect(() => {
+    const before = previous.current
+    previous.current = count
+    if (count === undefined || before === undefined || count === before) return
+    setNews(
+      count < before
+        ? ''
+        : count === 1
+          ? 'A note is now in conflict: open Conflicts to choose a version.'
+          : `${count} notes are now in conflict: open Conflicts to choose a version.`,
+    )
+  }, [count])
+  return news
 }
 
 /** The notebook's name: stored in the notebook, so every device shows it. */
