@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { isChorusError } from '@chorus/core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { clusterNodes } from '../src/client/node-caller.js'
 import { QuorumHttpClient } from '../src/client/quorum-client.js'
 import { SingleLeaderHttpClient } from '../src/client/single-leader-client.js'
 import { LoopbackCluster } from '../src/node/loopback-cluster.js'
@@ -336,6 +337,53 @@ describe('QuorumHttpClient routing, against stand-in nodes over HTTP', () => {
     })
     expect(await client.put('b', 'v')).toMatchObject({ ok: true, node: 'n2' })
     expect([n1.asked(), n2.asked()]).toEqual([1, 1])
+  })
+})
+
+describe('the cluster clients refuse what is not theirs to send', () => {
+  it('throws invalid-argument for a value that is not JSON, and sends nothing', async () => {
+    const node = await standIn(silent)
+    const leader = new SingleLeaderHttpClient({ nodes: { n1: node.url }, requestTimeoutMs: 200 })
+    const quorum = new QuorumHttpClient({ nodes: { n1: node.url }, requestTimeoutMs: 200 })
+    const cycle: Record<string, unknown> = {}
+    cycle.self = cycle
+    const values: unknown[] = [10n, cycle, Number.NaN, new Date(0), { list: [1, undefined] }, () => 1]
+    for (const value of values) {
+      for (const send of [
+        () => leader.write('k', value as never),
+        () => quorum.put('k', value as never),
+      ]) {
+        await send().then(
+          (result) => expect.unreachable(`sent, with ${JSON.stringify(result)}`),
+          (error: unknown) => {
+            expect(isChorusError(error, 'invalid-argument')).toBe(true)
+            expect((error as Error).message).toMatch(/^not JSON: value/)
+          },
+        )
+      }
+    }
+    expect(node.asked()).toBe(0)
+  })
+
+  it('refuses a maxContexts that is not a whole number', () => {
+    for (const maxContexts of [Number.NaN, -1, 1.5, 'abc']) {
+      expect(
+        () => new QuorumHttpClient({ nodes: { n1: 'http://127.0.0.1:1' }, maxContexts: maxContexts as number }),
+      ).toThrow(expect.objectContaining({ code: 'invalid-argument' }))
+    }
+  })
+
+  it('clusterNodes says, with a ChorusError, that a control URL is malformed or answers nothing', async () => {
+    const closed = createServer()
+    await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve))
+    const port = (closed.address() as AddressInfo).port
+    await new Promise<void>((resolve) => closed.close(() => resolve()))
+    for (const url of ['not a url', `http://127.0.0.1:${port}`]) {
+      await clusterNodes(url).then(
+        () => expect.unreachable(`${url} gave nodes`),
+        (error: unknown) => expect(isChorusError(error, 'invalid-argument')).toBe(true),
+      )
+    }
   })
 })
 

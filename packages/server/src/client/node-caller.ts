@@ -1,4 +1,4 @@
-import { ChorusError, ErrorCode } from '@chorus/core'
+import { ChorusError, ErrorCode, explainNonJson } from '@chorus/core'
 import { messageOf } from '../error-message.js'
 
 /** The nodes of a cluster: each node's id and the base URL of its HTTP API. */
@@ -141,32 +141,34 @@ export class NodeCaller {
     return this.url(id) === url ? first : this.call(id, 'GET', '/status')
   }
 
-  /** Calls one route of node `id`; never throws for what the network or the node does. */
+  /**
+   * Calls one route of node `id`; never throws for what the network or the node does. A body
+   * that is not JSON throws `invalid-argument` before anything is sent.
+   */
   async call(id: string, method: 'GET' | 'POST', path: string, body?: object): Promise<CallResult> {
     const url = `${this.url(id).replace(/\/+$/, '')}${path}`
+    const text = body === undefined ? undefined : encodeBody(body)
     let response: Response
     try {
       response = await this.fetch(url, {
         method,
         signal: AbortSignal.timeout(this.requestTimeoutMs),
-        ...(body === undefined
-          ? {}
-          : { body: JSON.stringify(body), headers: { 'content-type': 'application/json' } }),
+        ...(text === undefined ? {} : { body: text, headers: { 'content-type': 'application/json' } }),
       })
     } catch (error) {
       const code = causeCode(error)
       if (code !== null && UNREACHED.has(code)) return { kind: 'unreached', message: `${id}: ${code}` }
       return { kind: 'silent', message: `${id}: ${messageOf(error)}${code === null ? '' : ` (${code})`}` }
     }
-    let text: string
+    let answer: string
     try {
-      text = await response.text()
+      answer = await response.text()
     } catch (error) {
       return { kind: 'silent', message: `${id}: the answer broke off: ${messageOf(error)}` }
     }
     let parsed: unknown
     try {
-      parsed = JSON.parse(text)
+      parsed = JSON.parse(answer)
     } catch {
       parsed = null
     }
@@ -267,6 +269,24 @@ export class NodeCaller {
 }
 
 /**
+ * Checks that `value`, given to a client to write, is plain JSON; throws `invalid-argument`
+ * naming what is not (a `BigInt`, a cycle, `NaN`, a `Date`, …), so that a value a node could not
+ * store, or that JSON would change on the way, is never sent.
+ */
+export function checkValue(value: unknown, what = 'value'): void {
+  const why = explainNonJson(value, what)
+  if (why !== undefined) throw new ChorusError(ErrorCode.InvalidArgument, `not JSON: ${why}`)
+}
+
+function encodeBody(body: object): string {
+  try {
+    return JSON.stringify(body)
+  } catch (error) {
+    throw new ChorusError(ErrorCode.InvalidArgument, `the request is not JSON: ${messageOf(error)}`)
+  }
+}
+
+/**
  * A node's error reply (a malformed request, one too large, …) as a failed outcome's reason and
  * message: the request was refused and changed nothing.
  */
@@ -324,15 +344,31 @@ export async function clusterNodes(
   controlUrl: string,
   fetchWith: typeof fetch = globalThis.fetch,
 ): Promise<ClusterNodes> {
-  const response = await fetchWith(`${controlUrl.replace(/\/+$/, '')}/nodes`, {
-    signal: AbortSignal.timeout(5_000),
-  })
-  if (!response.ok) {
-    throw new ChorusError(ErrorCode.InvalidArgument, `${controlUrl}/nodes answered ${response.status}`)
+  if (typeof controlUrl !== 'string' || !/^https?:\/\/[^/]/.test(controlUrl)) {
+    throw new ChorusError(
+      ErrorCode.InvalidArgument,
+      `the control URL must be an http:// or https:// URL, as chorus-cluster prints it; got ${JSON.stringify(controlUrl)}`,
+    )
   }
-  const body = (await response.json()) as { nodes?: unknown }
+  const url = `${controlUrl.replace(/\/+$/, '')}/nodes`
+  let body: { nodes?: unknown }
+  try {
+    const response = await fetchWith(url, { signal: AbortSignal.timeout(5_000) })
+    if (!response.ok) {
+      throw new ChorusError(ErrorCode.InvalidArgument, `${url} answered ${response.status}`)
+    }
+    body = (await response.json()) as { nodes?: unknown }
+  } catch (error) {
+    if (error instanceof ChorusError) throw error
+    const code = causeCode(error)
+    throw new ChorusError(
+      ErrorCode.InvalidArgument,
+      `no cluster control API answered at ${url}: ${messageOf(error)}${code === null ? '' : ` (${code})`}`,
+      { cause: error },
+    )
+  }
   const nodes: Record<string, string> = {}
-  for (const node of Array.isArray(body.nodes) ? body.nodes : []) {
+  for (const node of Array.isArray(body?.nodes) ? body.nodes : []) {
     const { id, running, url } = (node ?? {}) as { id?: unknown; running?: unknown; url?: unknown }
     if (typeof id === 'string' && running === true && typeof url === 'string') nodes[id] = url
   }

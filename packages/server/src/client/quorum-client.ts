@@ -1,7 +1,13 @@
-import type { Dot, ErrorCode, JsonValue, VersionVector } from '@chorus/core'
+import { ChorusError, type Dot, ErrorCode, type JsonValue, type VersionVector } from '@chorus/core'
 import type { ReadRepairMode } from '../quorum/config.js'
 import type { QuorumStatus } from '../quorum/messages.js'
-import { type ClusterClientOptions, type ClusterWriteFailure, NodeCaller, refusal } from './node-caller.js'
+import {
+  type ClusterClientOptions,
+  type ClusterWriteFailure,
+  checkValue,
+  NodeCaller,
+  refusal,
+} from './node-caller.js'
 
 /**
  * What became of a put. `values` are the key's siblings after it (this write's among them),
@@ -63,7 +69,11 @@ export class QuorumHttpClient {
   constructor(options: QuorumClientOptions) {
     this.caller = new NodeCaller(options)
     this.coordinator = this.caller.nodes()[0] as string
-    this.maxContexts = Math.max(0, Math.floor(options.maxContexts ?? 10_000))
+    const maxContexts = options.maxContexts ?? 10_000
+    if (!Number.isSafeInteger(maxContexts) || maxContexts < 0) {
+      throw new ChorusError(ErrorCode.InvalidArgument, 'maxContexts must be a whole number, 0 or more')
+    }
+    this.maxContexts = maxContexts
   }
 
   /** The node this client sends to first. */
@@ -97,6 +107,7 @@ export class QuorumHttpClient {
   ): Promise<ClusterPutResult> {
     const first = options.node ?? this.coordinator
     this.caller.url(first)
+    checkValue(value)
     const request = {
       type: 'put',
       id: this.caller.requestId(),

@@ -1,7 +1,13 @@
 import type { ErrorCode, JsonValue } from '@chorus/core'
 import { isLaterEntry } from '../single-leader/log.js'
 import type { SingleLeaderRole, SingleLeaderStatus } from '../single-leader/messages.js'
-import { type ClusterClientOptions, type ClusterWriteFailure, NodeCaller, refusal } from './node-caller.js'
+import {
+  type ClusterClientOptions,
+  type ClusterWriteFailure,
+  checkValue,
+  NodeCaller,
+  refusal,
+} from './node-caller.js'
 
 /**
  * What became of a write.
@@ -108,6 +114,7 @@ export class SingleLeaderHttpClient {
   ): Promise<ClusterWriteResult> {
     const first = options.node ?? this.believedLeader
     this.caller.url(first)
+    checkValue(value)
     const id = this.caller.requestId()
     let last = 'no node was asked'
     const result = await this.caller.retry<ClusterWriteResult>(first, async (node) => {
