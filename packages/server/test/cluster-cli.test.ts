@@ -168,6 +168,24 @@ describe('chorus-cluster as a process', () => {
     })
     expect(await call('/pause', { node: 'n1' })).toMatchObject({ status: 400 })
     expect(await call('/explode', {})).toMatchObject({ status: 404 })
+    // A misspelt field is refused, not ignored (the latency would have gone to every node).
+    expect(await call('/latency', { ms: 50, form: 'n1' })).toMatchObject({
+      status: 400,
+      body: { code: 'invalid-argument', message: expect.stringContaining('"form"') },
+    })
+    expect(await call('/kill', { node: 'n1', sginal: 'SIGTERM' })).toMatchObject({ status: 400 })
+    expect(((await call('/nodes')).body as unknown as ControlView).faults).toEqual({})
+    // The body limit counts bytes: 40,000 two-byte characters are over 64 KiB.
+    expect(await call('/heal', { note: 'é'.repeat(40_000) })).toMatchObject({
+      status: 400,
+      body: { code: 'frame-too-large' },
+    })
+    const nodeControl = await fetch(`${urls.get('n1')}/control/faults`, {
+      method: 'POST',
+      body: JSON.stringify({ latncyMs: 50 }),
+    })
+    expect(nodeControl.status).toBe(400)
+    expect(await nodeControl.json()).toMatchObject({ code: 'invalid-argument' })
     const wrongMethod = await fetch(`${control}/partition`, { signal: AbortSignal.timeout(15_000) })
     expect(wrongMethod.status).toBe(405)
     expect(wrongMethod.headers.get('allow')).toBe('POST')

@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { LoopbackCluster } from '../src/node/loopback-cluster.js'
+import { until } from './support/poll.js'
 
 interface Status {
   readonly node: string
@@ -206,7 +207,30 @@ describe('a single-leader cluster of real processes on loopback', () => {
       expect(wrong.headers.get('allow')).toBe(allow)
       expect(await wrong.json()).toMatchObject({ code: 'invalid-argument' })
     }
+    // A misspelt control field is refused, not ignored.
+    expect(await cluster.call(id, 'POST', '/control/faults', { latncyMs: 50 })).toMatchObject({
+      status: 400,
+      body: { code: 'invalid-argument' },
+    })
     expect((await cluster.status(id)).status).toBe(200)
+  })
+
+  it('carries out a longer pause asked for while a node is paused, and then resumes it', async () => {
+    const id = cluster.running()[0] as string
+    const paused = async () =>
+      ((await cluster.call(id, 'GET', '/control/stats')).body as { paused: boolean }).paused
+    const start = Date.now()
+    await cluster.pause(id, 100)
+    await cluster.pause(id, 1_200)
+    // Still paused well after the first pause's end…
+    await until('400 ms of the longer pause', async () => {
+      expect(await paused()).toBe(true)
+      return Date.now() - start >= 400 ? true : undefined
+    })
+    // …and resumed at the end of the longer one; a shorter one asked meanwhile cuts nothing short.
+    await cluster.pause(id, 50)
+    await until('the node to resume', async () => ((await paused()) ? undefined : true), 10_000)
+    expect(Date.now() - start).toBeGreaterThanOrEqual(1_200)
   })
 })
 

@@ -150,8 +150,8 @@ export class ClusterControl {
         })
         return
       }
-      const body = await readBody(request)
-      const run = this.queue.then(() => command(this, asObject(body)))
+      const body = onlyFields(asObject(await readBody(request)), route)
+      const run = this.queue.then(() => command(this, body))
       this.queue = run.catch(() => undefined)
       await run
       send(response, 200, this.view())
@@ -274,6 +274,28 @@ const commands: Record<string, Command> = {
   },
 }
 
+/** The fields each command takes; any other is refused, so that a misspelt one is not ignored. */
+const commandFields: Record<string, readonly string[]> = {
+  'POST /partition': ['groups'],
+  'POST /heal': [],
+  'POST /pause': ['node', 'ms'],
+  'POST /kill': ['node', 'signal'],
+  'POST /restart': ['node'],
+  'POST /latency': ['ms', 'jitterMs', 'from', 'to'],
+  'POST /loss': ['rate', 'from', 'to'],
+}
+
+function onlyFields(body: Record<string, unknown>, route: string): Record<string, unknown> {
+  const known = commandFields[route] ?? []
+  const unknown = Object.keys(body).filter((field) => !known.includes(field))
+  if (unknown.length > 0) {
+    invalid(
+      `${route} takes ${known.length === 0 ? 'no fields' : known.join(', ')}; not ${unknown.map((field) => JSON.stringify(field)).join(', ')}`,
+    )
+  }
+  return body
+}
+
 function link(control: ClusterControl, body: Record<string, unknown>): [string | null, string | null] {
   const from = body.from === undefined || body.from === null ? null : control.member(body.from, 'from')
   const to = body.to === undefined || body.to === null ? null : control.member(body.to, 'to')
@@ -299,12 +321,15 @@ function asObject(value: unknown): Record<string, unknown> {
 }
 
 async function readBody(request: IncomingMessage): Promise<unknown> {
-  let text = ''
+  const chunks: Buffer[] = []
+  let size = 0
   for await (const chunk of request) {
-    text += String(chunk)
-    if (text.length > MAX_BODY)
-      throw new ChorusError(ErrorCode.FrameTooLarge, `the body exceeds ${MAX_BODY} bytes`)
+    size += (chunk as Buffer).length
+    if (size > MAX_BODY) throw new ChorusError(ErrorCode.FrameTooLarge, `the body exceeds ${MAX_BODY} bytes`)
+    chunks.push(chunk as Buffer)
   }
+  // Decoded once, whole: a character split across two chunks is not mangled.
+  const text = Buffer.concat(chunks).toString('utf8')
   if (text.trim() === '') return {}
   try {
     return JSON.parse(text) as unknown

@@ -122,7 +122,12 @@ export class NodeRuntime<TState, TInput, TMessage, TReply, TRecord> {
   private draining: Promise<void> | null = null
   private tickQueued = false
   private ticker: ReturnType<typeof setInterval> | null = null
-  private pause: { readonly resumed: Promise<void>; readonly resume: () => void } | null = null
+  private pause: {
+    readonly resumed: Promise<void>
+    readonly resume: () => void
+    until: number
+    timer: NodeJS.Timeout
+  } | null = null
   private readonly waiting = new Map<string, (reply: TReply | ErrorReply) => void>()
   private nextClient = 1
   private stopped = false
@@ -524,6 +529,13 @@ export class NodeRuntime<TState, TInput, TMessage, TReply, TRecord> {
 
   private control(path: string, body: unknown): void {
     const fields = asObject(body ?? {})
+    const known = controlFields[path] ?? []
+    const unknown = Object.keys(fields).filter((field) => !known.includes(field))
+    if (unknown.length > 0) {
+      invalid(
+        `${path} takes ${known.length === 0 ? 'no fields' : known.join(', ')}; not ${unknown.map((field) => JSON.stringify(field)).join(', ')}`,
+      )
+    }
     switch (path) {
       case '/control/peers': {
         const peers = asObject(fields.peers, 'peers')
@@ -583,19 +595,31 @@ export class NodeRuntime<TState, TInput, TMessage, TReply, TRecord> {
     }
   }
 
+  /**
+   * Pauses the node for `ms` from now. Asked again while paused, it ends the pause at the later
+   * of the two ends: a longer pause is carried out, a shorter one cuts nothing short.
+   */
   private pauseFor(ms: number): void {
-    if (this.pause !== null) return
+    const until = Date.now() + ms
+    if (this.pause !== null) {
+      if (until > this.pause.until) {
+        clearTimeout(this.pause.timer)
+        this.pause.until = until
+        this.pause.timer = setTimeout(this.pause.resume, ms).unref()
+      }
+      return
+    }
     let resume: () => void = () => {}
     const resumed = new Promise<void>((resolve) => {
       resume = resolve
     })
     const end = () => {
       if (this.pause?.resumed !== resumed) return
+      clearTimeout(this.pause.timer)
       this.pause = null
       resume()
     }
-    this.pause = { resumed, resume: end }
-    setTimeout(end, ms).unref()
+    this.pause = { resumed, resume: end, until, timer: setTimeout(end, ms).unref() }
   }
 }
 
@@ -631,6 +655,15 @@ const routes = new Set([
   '/control/heal',
   '/control/pause',
 ])
+
+/** The fields each control route takes; any other is refused, so that a misspelt one is not ignored. */
+const controlFields: Record<string, readonly string[]> = {
+  '/control/peers': ['peers'],
+  '/control/faults': ['peer', 'latencyMs', 'jitterMs', 'loss', 'blocked'],
+  '/control/partition': ['groups'],
+  '/control/heal': [],
+  '/control/pause': ['ms'],
+}
 
 function invalid(message: string): never {
   throw new ChorusError(ErrorCode.InvalidArgument, message)
