@@ -207,6 +207,17 @@ describe('a single-leader cluster of real processes on loopback', () => {
       expect(wrong.headers.get('allow')).toBe(allow)
       expect(await wrong.json()).toMatchObject({ code: 'invalid-argument' })
     }
+    // A replica read may wait a minute at most: a longer wait would only pile reads up.
+    const patient = await cluster.request(id, {
+      type: 'read',
+      id: 'w',
+      key: 'k',
+      consistency: 'replica',
+      minLsn: 1_000_000,
+      waitMs: 99_999_999,
+    })
+    expect(patient).toMatchObject({ status: 400, body: { type: 'error', id: 'w', code: 'invalid-message' } })
+    expect(JSON.stringify(patient.body)).toContain('waitMs')
     // A misspelt control field is refused, not ignored.
     expect(await cluster.call(id, 'POST', '/control/faults', { latncyMs: 50 })).toMatchObject({
       status: 400,

@@ -258,11 +258,21 @@ describe('single-leader reads', () => {
     const status = await sim.until(client.status(leader))
     expect(status?.followerLag[lagging]).toBe(5)
     expect(status?.followerLag[current]).toBe(0)
+    expect(status?.leaderHeardMsAgo).toBeNull()
+    // The cut-off follower heard of no commit, so its own lag reads 0: it says how long ago it
+    // heard from the leader, which the follower in touch says it did moments ago.
+    const cutOff = await sim.until(client.status(lagging))
+    const inTouch = await sim.until(client.status(current))
+    expect(cutOff?.lagLsn).toBe(0)
+    expect(cutOff?.leaderHeardMsAgo).toBeGreaterThanOrEqual(100)
+    expect(inTouch?.leaderHeardMsAgo).toBeLessThan(cutOff?.leaderHeardMsAgo as number)
     sim.heal()
     await sim.run(300)
     const caughtUp = await sim.until(client.status(leader))
     expect(caughtUp?.followerLag[lagging]).toBe(0)
-    expect((await sim.until(client.status(lagging)))?.lagLsn).toBe(0)
+    const healed = await sim.until(client.status(lagging))
+    expect(healed?.lagLsn).toBe(0)
+    expect(healed?.leaderHeardMsAgo).toBeLessThan(cutOff?.leaderHeardMsAgo as number)
   })
 
   it('refuses leader reads on a follower and serves them on the leader', async () => {

@@ -213,8 +213,18 @@ export interface SingleLeaderStatus {
   readonly lastLsn: number
   readonly commitLsn: number
   readonly snapshotLsn: number
-  /** On a follower: how far its readable state trails the leader's commit, as last heard. */
+  /**
+   * On a follower: how far its readable state trails the leader's commit, as last heard. A
+   * follower cut off from the leader hears of no new commits, so this is a lower bound: read it
+   * with {@link leaderHeardMsAgo}.
+   */
   readonly lagLsn: number
+  /**
+   * Not on a leader (null there): milliseconds since this node last heard from a leader of its
+   * epoch, or since it started if it never has. A figure past the election timeout means the
+   * leader is out of reach and `lagLsn` may be far behind the truth.
+   */
+  readonly leaderHeardMsAgo: number | null
   /** On a leader: how many entries each follower and learner lacks. */
   readonly followerLag: { readonly [node: string]: number }
   /** Votes that elect a leader: a majority, or N − acks in semi-sync when that is more. */

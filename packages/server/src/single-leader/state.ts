@@ -401,7 +401,7 @@ export function epochOf(state: SingleLeaderState, lsn: number): number | undefin
 }
 
 /** The snapshot of what a node reports on `status`. */
-export function statusOf(state: SingleLeaderState): SingleLeaderStatus {
+export function statusOf(state: SingleLeaderState, now: number): SingleLeaderStatus {
   const followerLag: Record<string, number> = {}
   if (state.role === 'leader') {
     for (const [node, progress] of state.progress) followerLag[node] = lastLsn(state.log) - progress.match
@@ -415,6 +415,7 @@ export function statusOf(state: SingleLeaderState): SingleLeaderStatus {
     commitLsn: state.commitLsn,
     snapshotLsn: state.log.base.lsn,
     lagLsn: state.role === 'leader' ? 0 : Math.max(0, state.leaderCommitLsn - readableLsn(state)),
+    leaderHeardMsAgo: state.role === 'leader' ? null : Math.max(0, now - state.leaderContactAt),
     followerLag,
     electionQuorum: electionQuorum(state),
     stats: state.stats,

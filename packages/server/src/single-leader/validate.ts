@@ -150,12 +150,25 @@ export function readSingleLeaderRequest(value: unknown, path: string): SingleLea
         consistency,
         minLsn: own(fields, 'minLsn') === undefined ? 0 : countAt(fields, 'minLsn', path),
         ...(own(fields, 'minEpoch') === undefined ? {} : { minEpoch: countAt(fields, 'minEpoch', path) }),
-        waitMs: own(fields, 'waitMs') === undefined ? 0 : countAt(fields, 'waitMs', path),
+        waitMs: own(fields, 'waitMs') === undefined ? 0 : waitAt(fields, path),
       }
     }
     case 'status':
       return { type, id }
   }
+}
+
+/**
+ * Longest a replica read may wait for its token (`waitMs`): a node keeps a waiting read in its
+ * state until it is served or its wait ends, so a wait far past any client's patience would
+ * only pile reads up.
+ */
+export const MAX_READ_WAIT_MS = 60_000
+
+function waitAt(fields: Fields, path: string): number {
+  const waitMs = countAt(fields, 'waitMs', path)
+  if (waitMs > MAX_READ_WAIT_MS) invalid(`${path}.waitMs`, `at most ${MAX_READ_WAIT_MS} (ms)`, waitMs)
+  return waitMs
 }
 
 function readEntries(fields: Fields, path: string): LogEntry[] {
