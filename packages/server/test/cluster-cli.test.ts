@@ -174,6 +174,7 @@ describe('chorus-cluster as a process', () => {
       body: { code: 'invalid-argument', message: expect.stringContaining('"form"') },
     })
     expect(await call('/kill', { node: 'n1', sginal: 'SIGTERM' })).toMatchObject({ status: 400 })
+    expect(await call('/promote', { node: 'n9' })).toMatchObject({ status: 400 })
     expect(((await call('/nodes')).body as unknown as ControlView).faults).toEqual({})
     // The body limit counts bytes: 40,000 two-byte characters are over 64 KiB.
     expect(await call('/heal', { note: 'é'.repeat(40_000) })).toMatchObject({

@@ -226,6 +226,19 @@ describe('a single-leader cluster of real processes on loopback', () => {
     expect((await cluster.status(id)).status).toBe(200)
   })
 
+  it('promotes a follower through the control API: it leads a newer epoch, and the old leader is deposed', async () => {
+    const old = await awaitStableLeader(0)
+    const chosen = cluster.running().find((id) => id !== old.node) as string
+    await cluster.promote(chosen)
+    const next = await awaitStableLeader(old.epoch)
+    expect(next.node).toBe(chosen)
+    expect(await write(chosen, 'promoted', 1)).toMatchObject({ type: 'write-ok', epoch: next.epoch })
+    const deposed = await cluster.request(old.node, { type: 'write', id: 'deposed', key: 'promoted', value: 2 })
+    expect(deposed.body).toMatchObject({ type: 'rejected', leader: chosen })
+    // Only known routes: a promote takes no fields.
+    expect(await cluster.call(chosen, 'POST', '/control/promote', { now: 1 })).toMatchObject({ status: 400 })
+  })
+
   it('carries out a longer pause asked for while a node is paused, and then resumes it', async () => {
     const id = cluster.running()[0] as string
     const paused = async () =>
@@ -337,4 +350,50 @@ describe('a quorum cluster of real processes on loopback', () => {
       rmSync(dir, { recursive: true, force: true })
     }
   }, 60_000)
+})
+
+describe('a single-leader cluster of real processes with fencing off', () => {
+  const unfenced = mkdtempSync(join(tmpdir(), 'chorus-loopback-unfenced-'))
+  let open: LoopbackCluster
+  beforeAll(async () => {
+    open = await LoopbackCluster.start({
+      design: 'single-leader',
+      nodes,
+      settings: {
+        replication: { mode: 'sync' },
+        heartbeatMs: 50,
+        electionTimeoutMs: 400,
+        leaseMs: 250,
+        fencing: false,
+      },
+      dataDir: unfenced,
+    })
+  }, 30_000)
+  afterAll(async () => {
+    await open?.stop()
+    rmSync(unfenced, { recursive: true, force: true })
+  })
+
+  const statuses = async () =>
+    Promise.all(
+      open.running().map(async (id) => ((await open.status(id)).body as { status: Status }).status),
+    )
+
+  it('shows split brain when an operator promotes a follower: both leaders acknowledge writes', async () => {
+    const old = await until('a leader', async () => (await statuses()).find((status) => status.role === 'leader'))
+    const chosen = nodes.find((id) => id !== old.node) as string
+    await open.promote(chosen)
+    const leaders = await until('two leaders', async () => {
+      const now = (await statuses()).filter((status) => status.role === 'leader')
+      return now.length === 2 ? now.map((status) => status.node).sort() : undefined
+    })
+    expect(leaders).toEqual([old.node, chosen].sort())
+    for (const [node, value] of [
+      [old.node, 'old'],
+      [chosen, 'new'],
+    ] as const) {
+      const answer = await open.request(node, { type: 'write', id: `split-${value}`, key: 'k', value })
+      expect(answer.body).toMatchObject({ type: 'write-ok' })
+    }
+  })
 })

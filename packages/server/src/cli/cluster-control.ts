@@ -47,6 +47,7 @@ export const controlRoutes = [
   'POST /pause {"node":"n1","ms":1500}',
   'POST /kill {"node":"n1","signal"?:"SIGKILL"|"SIGTERM"}',
   'POST /restart {"node":"n1"}',
+  'POST /promote {"node":"n2"}',
   'POST /latency {"ms":50,"jitterMs"?:0,"from"?:"n1","to"?:"n2"}',
   'POST /loss {"rate":0.2,"from"?:"n1","to"?:"n2"}',
 ] as const
@@ -262,6 +263,11 @@ const commands: Record<string, Command> = {
     await control.loopback.kill(node, signal as 'SIGKILL' | 'SIGTERM')
   },
   'POST /restart': (control, body) => control.restart(control.member(body.node, 'node')),
+  'POST /promote': async (control, body) => {
+    const node = control.member(body.node, 'node')
+    if (control.loopback.options.design !== 'single-leader') invalid('only a single-leader cluster promotes')
+    await control.loopback.promote(node)
+  },
   'POST /latency': async (control, body) => {
     const latencyMs = milliseconds(body.ms, 'ms', 0)
     const jitterMs = body.jitterMs === undefined ? 0 : milliseconds(body.jitterMs, 'jitterMs', 0)
@@ -281,6 +287,7 @@ const commandFields: Record<string, readonly string[]> = {
   'POST /pause': ['node', 'ms'],
   'POST /kill': ['node', 'signal'],
   'POST /restart': ['node'],
+  'POST /promote': ['node'],
   'POST /latency': ['ms', 'jitterMs', 'from', 'to'],
   'POST /loss': ['rate', 'from', 'to'],
 }

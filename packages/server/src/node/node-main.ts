@@ -86,6 +86,7 @@ async function serve<TState, TInput, TMessage, TReply, TRecord>(
   machine: NodeMachine<TState, TInput, TMessage, TReply, TRecord>,
   batchMessages?: (messages: readonly TMessage[]) => readonly TMessage[],
   stepFirst?: (input: TInput) => boolean,
+  operatorInputs?: Readonly<Record<string, (now: number) => TInput>>,
 ): Promise<void> {
   const id = asNodeId(config.id)
   const nodes = asNodeList(config.nodes, 'nodes')
@@ -101,6 +102,7 @@ async function serve<TState, TInput, TMessage, TReply, TRecord>(
     seed: `${config.seed}:${id}`,
     ...(batchMessages === undefined ? {} : { batchMessages }),
     ...(stepFirst === undefined ? {} : { stepFirst }),
+    ...(operatorInputs === undefined ? {} : { operatorInputs }),
   })
   const ports = await runtime.start()
   process.stdout.write(`${JSON.stringify({ event: 'listening', node: id, ...ports })}\n`)
@@ -138,6 +140,8 @@ try {
       createSingleLeaderMachine(config.id, checked),
       batchSingleLeaderMessages,
       singleLeaderStepFirst(checked),
+      // The seeds' "promote follower" button, for an operator: POST /control/promote.
+      { promote: (now) => ({ type: 'promote' as const, now }) },
     )
   } else {
     await serve(

@@ -43,6 +43,11 @@ export interface NodeRuntimeOptions<TState, TInput, TMessage, TReply, TRecord> {
    * of the unrelated writes that arrived with it. Without it, inputs are stepped in arrival order.
    */
   readonly stepFirst?: (input: TInput) => boolean
+  /**
+   * Inputs an operator may give the machine by name, each through `POST /control/<name>` with
+   * no fields (the single-leader design's `promote`). Without it there are none.
+   */
+  readonly operatorInputs?: Readonly<Record<string, (now: number) => TInput>>
 }
 
 /** Counters of a {@link NodeRuntime}. */
@@ -376,7 +381,7 @@ export class NodeRuntime<TState, TInput, TMessage, TReply, TRecord> {
   }
 
   private refuse(error: unknown, source: InputSource): void {
-    if (!isChorusError(error) || source.kind === 'tick') throw error
+    if (!isChorusError(error) || source.kind === 'tick' || source.kind === 'operator') throw error
     if (source.kind === 'node') this.counters.malformedFrames++
     else {
       this.counters.refusedRequests++
@@ -459,8 +464,9 @@ export class NodeRuntime<TState, TInput, TMessage, TReply, TRecord> {
       })
       return
     }
-    if (request.method !== 'POST' || !routes.has(path)) {
-      const allowed = routes.has(path) ? 'POST' : getRoutes.has(path) ? 'GET' : null
+    const posted = routes.has(path) || this.operatorInput(path) !== undefined
+    if (request.method !== 'POST' || !posted) {
+      const allowed = posted ? 'POST' : getRoutes.has(path) ? 'GET' : null
       if (allowed !== null) {
         response.setHeader('allow', allowed)
         respond(
@@ -527,14 +533,28 @@ export class NodeRuntime<TState, TInput, TMessage, TReply, TRecord> {
     })
   }
 
+  /** The maker of the operator input `POST path` gives, if the design has one of that name. */
+  private operatorInput(path: string): ((now: number) => TInput) | undefined {
+    const inputs = this.options.operatorInputs
+    if (inputs === undefined || !path.startsWith('/control/')) return undefined
+    const name = path.slice('/control/'.length)
+    return Object.hasOwn(inputs, name) ? inputs[name] : undefined
+  }
+
   private control(path: string, body: unknown): void {
     const fields = asObject(body ?? {})
-    const known = controlFields[path] ?? []
+    const operator = this.operatorInput(path)
+    const known = operator === undefined ? (controlFields[path] ?? []) : []
     const unknown = Object.keys(fields).filter((field) => !known.includes(field))
     if (unknown.length > 0) {
       invalid(
         `${path} takes ${known.length === 0 ? 'no fields' : known.join(', ')}; not ${unknown.map((field) => JSON.stringify(field)).join(', ')}`,
       )
+    }
+    if (operator !== undefined) {
+      // Queued like any input: the machine takes it in its turn, with the clock of its batch.
+      this.enqueue({ source: { kind: 'operator' }, input: operator })
+      return
     }
     switch (path) {
       case '/control/peers': {
@@ -642,6 +662,7 @@ interface QueuedInput<TInput> {
 type InputSource =
   | { readonly kind: 'node' }
   | { readonly kind: 'tick' }
+  | { readonly kind: 'operator' }
   | { readonly kind: 'client'; readonly client: string; readonly id: string | null }
 
 /** The paths a node answers with GET; the others (`routes`) take POST. */
