@@ -1,4 +1,13 @@
-import { asRecordId, ErrorCode, isChorusError } from '@chorus/core'
+import {
+  applyChange,
+  asRecordId,
+  asReplicaId,
+  createLwwResolver,
+  ErrorCode,
+  formatHlc,
+  isChorusError,
+  makeChange,
+} from '@chorus/core'
 import { runReplicaStoreConformance } from '@chorus/testkit/conformance'
 import { forceCloseDatabase, IDBFactory, IDBKeyRange } from 'fake-indexeddb'
 import { describe, expect, it } from 'vitest'
@@ -203,6 +212,22 @@ describe('IdbReplicaStore leadership: the epoch fences a tab that was taken over
     await store.applyRemote({ records: [], clock: { wall: 500, counter: 2 }, cursor: null })
     await store.applyRemote({ records: [], clock: { wall: 400, counter: 9 }, cursor: null })
     expect((await store.loadMeta())?.clock).toEqual({ wall: 500, counter: 2 })
+    // A local write behind the stored clock (another tab's instance wrote meanwhile) keeps it too.
+    const change = makeChange({
+      collection: 'notes',
+      id: asRecordId('a'),
+      record: undefined,
+      resolver: createLwwResolver(),
+      intent: { type: 'put', value: { title: 'a' } },
+      dot: [asReplicaId('tab-replica'), 1],
+      hlc: formatHlc({ wall: 400, counter: 9, replica: asReplicaId('tab-replica') }),
+    })
+    await store.commitLocal({
+      record: { collection: 'notes', id: asRecordId('a'), state: applyChange(undefined, change).state },
+      change,
+      clock: { wall: 400, counter: 9 },
+    })
+    expect(await store.loadMeta()).toMatchObject({ counter: 1, clock: { wall: 500, counter: 2 } })
     await store.close()
   })
 })

@@ -401,6 +401,56 @@ export function runReplicaStoreConformance(name: string, open: () => Promise<Rep
       })
     })
 
+    describe('commitLocalBatch states (optional)', () => {
+      it('stores the state given for a record that holds more than the change: a concurrent version kept beside it', async (context) => {
+        const commitBatch = store.commitLocalBatch?.bind(store)
+        if (commitBatch === undefined) return context.skip('the store has no commitLocalBatch')
+        await store.initMeta(META)
+        const remote = await remoteChange(store, PEER, 1, 'notes', 'x', put({ title: 'theirs' }))
+        await store.applyRemote({
+          records: await remoteRecords(store, [remote]),
+          clock: { wall: 2_000_001, counter: 0 },
+          cursor: 1,
+        })
+        const held = await store.getRecord('notes', asRecordId('x'))
+        // Made without having seen the remote version (an empty context): concurrent with it.
+        const mine = makeChange({
+          collection: 'notes',
+          id: asRecordId('x'),
+          record: undefined,
+          resolver: lww,
+          intent: put({ title: 'mine' }),
+          dot: [ME, 1],
+          hlc: formatHlc({ wall: 1_000_001, counter: 0, replica: ME }),
+        })
+        const fresh = makeChange({
+          collection: 'notes',
+          id: asRecordId('y'),
+          record: undefined,
+          resolver: lww,
+          intent: put({ title: 'y' }),
+          dot: [ME, 2],
+          hlc: formatHlc({ wall: 1_000_002, counter: 0, replica: ME }),
+        })
+        const both = applyChange(held, mine).state
+        expect(both.versions).toHaveLength(2)
+        const clock: HlcState = { wall: 2_000_001, counter: 1 }
+        await commitBatch({ changes: [mine, fresh], states: [both, undefined], clock })
+        const check = async (at: ReplicaStore) => {
+          expect(await at.getRecord('notes', asRecordId('x'))).toEqual(both)
+          expect(await at.getRecord('notes', asRecordId('y'))).toEqual({ versions: [fresh] })
+          expect(await at.readOutbox(0, ALL)).toEqual([mine, fresh])
+          expect(await at.loadMeta()).toMatchObject({ counter: 2, clock })
+        }
+        await check(store)
+        if (fixture.reopen !== undefined) {
+          await store.close()
+          store = await fixture.reopen()
+          await check(store)
+        }
+      })
+    })
+
     describe('applyRemote', () => {
       it('writes every record, the clock and the cursor, and leaves counter and outbox alone', async () => {
         await store.initMeta(META)
