@@ -195,6 +195,40 @@ export function runRelayStoreSuite(name: string, open: () => Promise<RelayStoreF
         expect((await store.compact(SPACE, { now: T0 + 41 * DAY, horizonMs: Infinity })).floor).toBe(10)
       })
 
+      it('keeps and counts a replica last seen exactly at the horizon’s edge', async () => {
+        await store.append(SPACE, A, makeRun(A, 1, 6))
+        await store.noteAck(SPACE, A, 6, T0 + DAY)
+        await store.noteAck(SPACE, B, 2, T0)
+        expect(await store.compact(SPACE, { now: T0 + DAY, horizonMs: DAY })).toMatchObject({
+          floor: 2,
+          replicasForgotten: 0,
+        })
+        expect(await store.readLog(SPACE, 2, 100)).toHaveLength(4)
+      })
+
+      it('writes a forgotten replica through again, as a new one, when it is seen again', async () => {
+        await store.append(SPACE, A, makeRun(A, 1, 10))
+        await store.noteAck(SPACE, A, 10, T0 + 40 * DAY)
+        await store.noteAck(SPACE, B, 2, T0)
+        expect(await store.compact(SPACE, { now: T0 + 40 * DAY, horizonMs: 30 * DAY })).toMatchObject({
+          replicasForgotten: 1,
+        })
+        expect(await fixture.committedAck(B)).toBeUndefined()
+        await store.noteAck(SPACE, B, 7, T0 + 41 * DAY)
+        expect(await fixture.committedAck(B)).toBe(7)
+      })
+
+      it('never lowers a stored position: a late, lower acknowledgement flushed after a higher one', async () => {
+        await store.append(SPACE, A, makeRun(A, 1, 5))
+        await store.noteAck(SPACE, B, 4, T0)
+        expect(await fixture.committedAck(B)).toBe(4)
+        await store.noteAck(SPACE, B, 3, T0 + 1)
+        await store.flushAcks()
+        expect(await fixture.committedAck(B)).toBe(4)
+        await reopen()
+        expect(await fixture.committedAck(B)).toBe(4)
+      })
+
       it('writes a new replica through at once and buffers later progress until a flush', async () => {
         await store.append(SPACE, A, makeRun(A, 1, 5))
         await store.noteAck(SPACE, B, 2, T0)
