@@ -199,7 +199,19 @@ describe('the replication lab, built and served by a relay process at /lab', () 
     expect(await page.locator('[data-outcome="stale"]').count()).toBeGreaterThan(0)
     await shot(page, 'lab-lagging-follower-read')
 
-    await loadPreset(page, 'multi-leader-conflict')
+    // A link within the page to another story (the hash changes, the page does not reload)
+    // loads that story, as opening the link afresh would.
+    const before = Number(await lab(page).getAttribute('data-lab'))
+    await page.evaluate(() => {
+      window.location.hash = '#preset=multi-leader-conflict'
+    })
+    await expect
+      .poll(async () => Number(await lab(page).getAttribute('data-lab')), WAIT)
+      .toBeGreaterThan(before)
+    await idle(page)
+    await expect
+      .poll(() => page.locator('[data-preset="multi-leader-conflict"]').getAttribute('aria-pressed'), WAIT)
+      .toBe('true')
     await skipToEnd(page)
     await expectMetric(page, 'conflicts', (value) => value > 0)
     // No leader among multi-leader replicas, and the relay stores rather than reads values.

@@ -77,6 +77,19 @@ export function App(props: { readonly model: LabModel }): ReactNode {
   const { story, view } = state
   const settings = story.settings
   const busy = state.busy !== null
+  // A link to another story within the page (`#preset=…`, or the hash edited) loads it, as
+  // opening the link afresh would.
+  useEffect(() => {
+    const follow = () => {
+      const id = presetFromHash(window.location.hash)
+      const chosen = model.presets.find((candidate) => candidate.id === id)
+      if (chosen !== undefined && chosen.id !== session.getState().story.presetId) {
+        void session.load(presetStory(chosen))
+      }
+    }
+    window.addEventListener('hashchange', follow)
+    return () => window.removeEventListener('hashchange', follow)
+  }, [model, session])
   useFocusKept(busy)
   const preset = model.presets.find((candidate) => candidate.id === story.presetId)
 

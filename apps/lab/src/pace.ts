@@ -1,7 +1,7 @@
 /** Playback speeds offered: virtual milliseconds per wall-clock millisecond. */
 export const SPEEDS: readonly number[] = [0.02, 0.05, 0.1, 0.25, 0.5, 1, 4]
 
-/** The speed a lab starts at: a 50 ms message takes half a second to cross the screen. */
+/** The speed a lab starts at: a 40 ms message takes 0.4 s to cross the screen. */
 export const DEFAULT_SPEED = 0.1
 
 /**
