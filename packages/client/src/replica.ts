@@ -184,19 +184,36 @@ export interface DeleteReplicaOptions extends DestroyOptions {
  * unless `autoConnect` is false — its connection to the relay.
  *
  * Rejects with `invalid-argument` for bad options (checked before anything is opened) and
- * `storage-failed` when the storage cannot be opened.
+ * `storage-failed` when the storage cannot be opened. A store the app passed (`storage: store`)
+ * is the replica's once this resolves (`close` closes it), and stays the app's, open, when it
+ * rejects; a store another replica was created on is refused.
  */
 export async function createReplica(options: ReplicaOptions): Promise<Replica> {
   const config = parseReplicaOptions(options)
+  if (typeof config.storage === 'object' && ownedStores.has(config.storage)) {
+    throw new ChorusError(
+      ErrorCode.InvalidArgument,
+      'this store is the storage of another replica already (open or closed): give each replica a store of its own',
+    )
+  }
   const store = await openStore(config)
   try {
-    return await ReplicaRuntime.open(config, store)
+    const replica = await ReplicaRuntime.open(config, store)
+    ownedStores.add(store)
+    return replica
   } catch (error) {
-    // A store the app passed in stays the app's until a replica owns it.
+    // A store the app passed in stays the app's until a replica owns it: still open, for the
+    // app to pass again or to close.
     if (typeof config.storage === 'string') await store.close()
     throw error
   }
 }
+
+/**
+ * The stores replicas were created on: a second replica on one store would write behind the
+ * first one's back (and closing either closes the store under the other).
+ */
+const ownedStores = new WeakSet<object>()
 
 /**
  * Deletes the IndexedDB data of a replica that need not be open here, as
@@ -814,7 +831,14 @@ class ReplicaRuntime implements Replica {
     return Math.max(0, session.hubHead - session.cursor)
   }
 
-  collection<TValue extends object = JsonObject>(name: string): Collection<TValue> {
+  collection<TValue extends object = JsonObject>(name: string, ...rest: unknown[]): Collection<TValue> {
+    // Collections take no options (resolvers are the replica's): one passed is a mistake to say.
+    if (rest.length > 0 && rest[0] !== undefined) {
+      throw new ChorusError(
+        ErrorCode.InvalidArgument,
+        `collection(${JSON.stringify(name)}) takes no options: set its resolver with createReplica({ resolvers })`,
+      )
+    }
     let collection = this.#collections.get(name)
     if (collection === undefined) {
       collection = new EngineCollection(this.#host, name)

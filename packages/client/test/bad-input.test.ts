@@ -60,6 +60,8 @@ describe('createReplica refuses bad options with invalid-argument, before openin
     ['a session window of 1.5', { space: 'ok', session: { window: 1.5 } }],
     ['a session batch larger than a relay takes', { space: 'ok', session: { batchSize: 5_000 } }],
     ['an unknown session option', { space: 'ok', session: { windowBytes: 10 } }],
+    // They name an IndexedDB database: with another storage they would be ignored unsaid.
+    ['a dbName with memory storage', { space: 'ok', storage: 'memory', dbName: 'mine' }],
   ]
 
   it.each(cases)('%s', async (_, options) => {
@@ -117,6 +119,11 @@ describe('writes refuse bad input with invalid-argument', () => {
     await expect(codeOf(notes.put('a', cyclic as never))).resolves.toBe(ErrorCode.InvalidArgument)
   })
 
+  it('list options it does not know, as a misspelt limit', async () => {
+    const notes = (await replica()).collection('notes')
+    await expect(codeOf(notes.list({ limt: 5 } as never))).resolves.toBe(ErrorCode.InvalidArgument)
+  })
+
   it('an empty or too long id, and an id that is not a string', async () => {
     const notes = (await replica()).collection('notes')
     await expect(codeOf(notes.put('', { title: 'x' }))).resolves.toBe(ErrorCode.InvalidArgument)
@@ -135,6 +142,8 @@ describe('writes refuse bad input with invalid-argument', () => {
       () => created.on('status', 'not a function' as never),
       () => created.collection('notes').subscribe('not a function' as never),
       () => created.connect(),
+      // Collections take no options; a resolver given here would be ignored.
+      () => (created.collection as (name: string, options: unknown) => unknown)('notes', { resolver: 'lww' }),
     ]) {
       let thrown: unknown
       try {

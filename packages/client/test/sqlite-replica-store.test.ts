@@ -153,11 +153,47 @@ describe('SqliteReplicaStore', () => {
       (error: unknown) => error,
     )
     expect(isChorusError(refused, ErrorCode.StorageFailed)).toBe(true)
-    expect((refused as Error).message).toMatch(/locked.*one replica per file/)
+    // The holder is a store of this very process, which the message says (not "another process").
+    expect((refused as Error).message).toMatch(/this process has it open already, in a store not closed/)
     await first.close()
     const second = await openSqliteReplicaStore({ path })
     expect(await second.loadMeta()).toBeUndefined()
     await second.close()
+  })
+
+  it('refuses options that are not an object, and a path with a NUL character, with invalid-argument', async () => {
+    for (const options of [undefined, null, { path: join(scratch, 'x\0-other.sqlite') }]) {
+      const error = await openSqliteReplicaStore(options as never).then(
+        () => new Error('expected a rejection'),
+        (reason: unknown) => reason,
+      )
+      expect(isChorusError(error, ErrorCode.InvalidArgument)).toBe(true)
+    }
+    expect(existsSync(join(scratch, 'x'))).toBe(false)
+  })
+
+  it('a store createReplica refused stays open for the app to pass again; a store a replica took is refused to another', async () => {
+    const path = join(scratch, 'given.sqlite')
+    const store = await openSqliteReplicaStore({ path })
+    const refused = await createReplica({
+      space: 'given',
+      storage: store,
+      resolvers: { notes: 'bogus' as never },
+    }).then(
+      () => new Error('expected a rejection'),
+      (reason: unknown) => reason,
+    )
+    expect(isChorusError(refused, ErrorCode.InvalidArgument)).toBe(true)
+    const replica = await createReplica({ space: 'given', storage: store })
+    await replica.collection('notes').put('a', { title: 'kept' })
+    const second = await createReplica({ space: 'given', storage: store }).then(
+      () => new Error('expected a rejection'),
+      (reason: unknown) => reason,
+    )
+    expect(isChorusError(second, ErrorCode.InvalidArgument)).toBe(true)
+    expect((second as Error).message).toMatch(/storage of another replica/)
+    expect(await replica.collection('notes').get('a')).toEqual({ title: 'kept' })
+    await replica.close()
   })
 
   it('a directory that does not exist fails with storage-failed saying so', async () => {

@@ -183,6 +183,10 @@ describe('remote changes that fail to store', () => {
     await alice.collection('notes').put('n1', { title: 'arrives on the second try' })
     await reported
     expect(errors.map((error) => error.code)).toEqual([ErrorCode.StorageFailed])
+    // The message says what the engine does and, from the store, what the user can do.
+    const [failure] = errors as [ChorusError]
+    expect(failure.message.endsWith(` (${(failure.cause as Error).message})`)).toBe(true)
+    expect(failure.message).toMatch(/quota/i)
     expect(await bob.collection('notes').get('n1')).toBeUndefined()
     await settled(alice, bob)
     expect(await bob.collection('notes').get('n1')).toEqual({ title: 'arrives on the second try' })

@@ -1134,12 +1134,18 @@ class Engine implements ReplicaEngine {
     return { changes, to: (changes[changes.length - 1] as Change).dot[1] }
   }
 
+  /**
+   * Reports a failure of the engine's own storage work: `message` says what failed and what
+   * the engine does about it, followed by the storage's own account (which says what the user
+   * can do: free space, say), so the `error` event's message is whole without its `cause`.
+   */
   #report(error: unknown, message: string): void {
-    this.#options.onError?.(
-      isChorusError(error) && error.code !== ErrorCode.StorageFailed
-        ? error
-        : new ChorusError(ErrorCode.StorageFailed, message, { cause: error }),
-    )
+    if (isChorusError(error) && error.code !== ErrorCode.StorageFailed) {
+      this.#options.onError?.(error)
+      return
+    }
+    const why = error instanceof Error && error.message !== '' ? ` (${error.message})` : ''
+    this.#options.onError?.(new ChorusError(ErrorCode.StorageFailed, `${message}${why}`, { cause: error }))
   }
 
   async #apply(
@@ -1570,6 +1576,14 @@ export function recordPage(options: ListOptions | undefined): RecordPage {
       ErrorCode.InvalidArgument,
       'list options must be an object: { order?, after?, limit? }',
     )
+  }
+  for (const key of Object.keys(options)) {
+    if (key !== 'order' && key !== 'after' && key !== 'limit') {
+      throw new ChorusError(
+        ErrorCode.InvalidArgument,
+        `unknown list option ${JSON.stringify(key)}: use order, after, limit`,
+      )
+    }
   }
   const { order = 'asc', after, limit } = options
   if (order !== 'asc' && order !== 'desc') {

@@ -349,10 +349,7 @@ describe('the cluster clients refuse what is not theirs to send', () => {
     cycle.self = cycle
     const values: unknown[] = [10n, cycle, Number.NaN, new Date(0), { list: [1, undefined] }, () => 1]
     for (const value of values) {
-      for (const send of [
-        () => leader.write('k', value as never),
-        () => quorum.put('k', value as never),
-      ]) {
+      for (const send of [() => leader.write('k', value as never), () => quorum.put('k', value as never)]) {
         await send().then(
           (result) => expect.unreachable(`sent, with ${JSON.stringify(result)}`),
           (error: unknown) => {
@@ -368,7 +365,8 @@ describe('the cluster clients refuse what is not theirs to send', () => {
   it('refuses a maxContexts that is not a whole number', () => {
     for (const maxContexts of [Number.NaN, -1, 1.5, 'abc']) {
       expect(
-        () => new QuorumHttpClient({ nodes: { n1: 'http://127.0.0.1:1' }, maxContexts: maxContexts as number }),
+        () =>
+          new QuorumHttpClient({ nodes: { n1: 'http://127.0.0.1:1' }, maxContexts: maxContexts as number }),
       ).toThrow(expect.objectContaining({ code: 'invalid-argument' }))
     }
   })

@@ -233,7 +233,12 @@ describe('a single-leader cluster of real processes on loopback', () => {
     const next = await awaitStableLeader(old.epoch)
     expect(next.node).toBe(chosen)
     expect(await write(chosen, 'promoted', 1)).toMatchObject({ type: 'write-ok', epoch: next.epoch })
-    const deposed = await cluster.request(old.node, { type: 'write', id: 'deposed', key: 'promoted', value: 2 })
+    const deposed = await cluster.request(old.node, {
+      type: 'write',
+      id: 'deposed',
+      key: 'promoted',
+      value: 2,
+    })
     expect(deposed.body).toMatchObject({ type: 'rejected', leader: chosen })
     // Only known routes: a promote takes no fields.
     expect(await cluster.call(chosen, 'POST', '/control/promote', { now: 1 })).toMatchObject({ status: 400 })
@@ -375,12 +380,12 @@ describe('a single-leader cluster of real processes with fencing off', () => {
   })
 
   const statuses = async () =>
-    Promise.all(
-      open.running().map(async (id) => ((await open.status(id)).body as { status: Status }).status),
-    )
+    Promise.all(open.running().map(async (id) => ((await open.status(id)).body as { status: Status }).status))
 
   it('shows split brain when an operator promotes a follower: both leaders acknowledge writes', async () => {
-    const old = await until('a leader', async () => (await statuses()).find((status) => status.role === 'leader'))
+    const old = await until('a leader', async () =>
+      (await statuses()).find((status) => status.role === 'leader'),
+    )
     const chosen = nodes.find((id) => id !== old.node) as string
     await open.promote(chosen)
     const leaders = await until('two leaders', async () => {

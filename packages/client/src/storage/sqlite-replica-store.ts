@@ -104,6 +104,39 @@ export function openSqliteReplicaStore(options: SqliteReplicaStoreOptions): Prom
   return SqliteReplicaStore.open(options)
 }
 
+/** The stores this process has open, to say so when a file fails to open because of one. */
+const openHere = new Set<SqliteReplicaStore>()
+
+/** The open store of this process on the file at `path` (the same file by its real path), if any. */
+async function openedHere(path: string): Promise<SqliteReplicaStore | undefined> {
+  if (openHere.size === 0) return undefined
+  try {
+    const { realpath } = (await import(/* @vite-ignore */ FS_PROMISES)) as NodeFsPromises
+    const target = await realpath(path)
+    for (const store of openHere) {
+      if ((await realpath(store.path).catch(() => null)) === target) return store
+    }
+  } catch {
+    // The file cannot be resolved: no store of this process can hold it.
+  }
+  return undefined
+}
+
+/**
+ * True when a file exists at `path` and this process may not write it (SQLite reports some such
+ * opens as an I/O error of its locks, not as read-only).
+ */
+async function isReadOnlyFile(path: string): Promise<boolean> {
+  try {
+    const { access } = (await import(/* @vite-ignore */ FS_PROMISES)) as NodeFsPromises
+    await access(path, WRITABLE)
+    return false
+  } catch (error) {
+    const code = (error as { code?: unknown }).code
+    return code === 'EACCES' || code === 'EPERM' || code === 'EROFS'
+  }
+}
+
 /**
  * A durable {@link ReplicaStore} in one SQLite file, for Node processes.
  *
@@ -131,9 +164,19 @@ export class SqliteReplicaStore implements ReplicaStore {
 
   /** See {@link openSqliteReplicaStore}. */
   static async open(options: SqliteReplicaStoreOptions): Promise<SqliteReplicaStore> {
+    if (typeof options !== 'object' || options === null) {
+      throw new ChorusError(
+        ErrorCode.InvalidArgument,
+        'openSqliteReplicaStore needs an options object: openSqliteReplicaStore({ path })',
+      )
+    }
     const { path } = options
     if (typeof path !== 'string' || path === '') {
       throw new ChorusError(ErrorCode.InvalidArgument, 'the SQLite path must be a non-empty string')
+    }
+    // Node would open the file named up to the NUL and leave the rest out: another file.
+    if (path.includes('\0')) {
+      throw new ChorusError(ErrorCode.InvalidArgument, 'the SQLite path must not contain a NUL character')
     }
     const Database = await loadBetterSqlite3()
     const what = `opening the SQLite database ${JSON.stringify(path)}`
@@ -144,10 +187,26 @@ export class SqliteReplicaStore implements ReplicaStore {
       // Take the write lock now, and (exclusive locking) keep it until the store closes.
       db.exec('BEGIN IMMEDIATE')
       db.exec('COMMIT')
-      return new SqliteReplicaStore(path, db)
+      const store = new SqliteReplicaStore(path, db)
+      openHere.add(store)
+      return store
     } catch (error) {
       db?.close()
-      throw sqliteFailure(error, what, false)
+      const failure = sqliteFailure(error, what, false)
+      if (await isReadOnlyFile(path)) {
+        throw new ChorusError(
+          ErrorCode.StorageFailed,
+          `${what} failed: the database file is read-only. Give this process write access to the file and its directory.`,
+          { cause: error },
+        )
+      }
+      const holder = await openedHere(path)
+      if (holder === undefined) throw failure
+      throw new ChorusError(
+        ErrorCode.StorageFailed,
+        `${what} failed: this process has it open already, in a store not closed (${JSON.stringify(holder.path)}). Use that store, or close it first; a store that createReplica refused is still open.`,
+        { cause: error },
+      )
     }
   }
 
@@ -334,6 +393,7 @@ export class SqliteReplicaStore implements ReplicaStore {
   async close(): Promise<void> {
     if (this.#closed) return
     this.#closed = true
+    openHere.delete(this)
     this.#db.close()
   }
 
@@ -531,7 +591,12 @@ const FS_PROMISES = 'node:fs/promises'
 /** The part of Node's `fs/promises` the store uses. */
 interface NodeFsPromises {
   rm(path: string, options: { readonly force: boolean }): Promise<void>
+  realpath(path: string): Promise<string>
+  access(path: string, mode: number): Promise<void>
 }
+
+/** `fs.constants.W_OK`. */
+const WRITABLE = 2
 
 async function loadBetterSqlite3(): Promise<SqliteConstructor> {
   const specifier = 'better-sqlite3'

@@ -107,7 +107,11 @@ function request(
     case 'read':
       return handleRead(state, out, client, request, now)
     case 'status':
-      out.push({ type: 'reply', client, reply: { type: 'status', id: request.id, status: statusOf(state, now) } })
+      out.push({
+        type: 'reply',
+        client,
+        reply: { type: 'status', id: request.id, status: statusOf(state, now) },
+      })
       return state
   }
 }
