@@ -1,11 +1,59 @@
-import type { ReactNode } from 'react'
+import { Component, type ErrorInfo, type ReactNode } from 'react'
 import { HomeScreen } from './home-screen.js'
 import { NotebookScreen } from './notebook-screen.js'
 import { NoticeList } from './notice-list.js'
 import { useRoute } from './route.js'
 
+/**
+ * A screen that failed to render says so, with a way on, instead of leaving the page blank.
+ * Keyed by the route, so going elsewhere tries again.
+ */
+class ScreenFailed extends Component<{ readonly children: ReactNode }, { readonly error: unknown }> {
+  override state: { readonly error: unknown } = { error: null }
+
+  static getDerivedStateFromError(error: unknown): { error: unknown } {
+    return { error }
+  }
+
+  override componentDidCatch(error: unknown, info: ErrorInfo): void {
+    console.error('A screen of the notes app failed to render', error, info.componentStack)
+  }
+
+  override render(): ReactNode {
+    if (this.state.error === null) return this.props.children
+    const reason = this.state.error instanceof Error ? this.state.error.message : String(this.state.error)
+    return (
+      <main className="message-page" role="alert">
+        <h1>This screen could not be shown</h1>
+        <p>Your notes are safe in this browser. Reload the page, or go to your notebooks.</p>
+        <p className="muted small">{reason}</p>
+        <div className="actions">
+          <button type="button" className="button primary" onClick={() => window.location.reload()}>
+            Reload
+          </button>
+          <a className="button" href="#/">
+            Your notebooks
+          </a>
+        </div>
+      </main>
+    )
+  }
+}
+
 /** The app: the start page, or one notebook, as the URL's hash says. */
 export function App(): ReactNode {
+  const route = useRoute()
+  return (
+    <>
+      <ScreenFailed key={route.name === 'notebook' ? `${route.space}/${route.view}` : route.name}>
+        <Screen />
+      </ScreenFailed>
+      <NoticeList />
+    </>
+  )
+}
+
+function Screen(): ReactNode {
   const route = useRoute()
   return (
     <>
@@ -25,7 +73,6 @@ export function App(): ReactNode {
           </a>
         </main>
       )}
-      <NoticeList />
     </>
   )
 }

@@ -32,3 +32,23 @@ export function mergeDraft(versions: readonly ConflictVersion[], now: number = D
     updatedAt: now,
   }
 }
+
+/**
+ * What is being typed, with the lines that others wrote meanwhile added: every line of
+ * `others` (texts written on other devices while `mine` was typed over `base`) that neither
+ * `mine` nor `base` holds (blank lines aside), in their order, after `mine`. A line another
+ * device changed comes in changed, beside the line as it was; nothing they wrote is dropped.
+ */
+export function mergeTyped(mine: string, base: string, others: readonly string[]): string {
+  const known = new Set([...mine.split('\n'), ...base.split('\n')])
+  const added: string[] = []
+  for (const text of others) {
+    for (const line of text.split('\n')) {
+      if (line.trim() === '' || known.has(line)) continue
+      known.add(line)
+      added.push(line)
+    }
+  }
+  if (added.length === 0) return mine
+  return mine === '' ? added.join('\n') : `${mine.replace(/\n+$/, '')}\n${added.join('\n')}`
+}

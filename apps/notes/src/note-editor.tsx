@@ -3,7 +3,8 @@ import { useConflicts, useRecord, useReplica } from '@chorus/react'
 import { type ReactNode, useCallback, useEffect, useRef, useState } from 'react'
 import { type DraftFields, dropDraft, stashDraft } from './drafts.js'
 import { timeAgo, useMinute } from './format.js'
-import { Collections, type Note } from './notes.js'
+import { mergeTyped } from './merge-draft.js'
+import { asNote, Collections, type Note } from './notes.js'
 import { notify, notifyFailure } from './notices.js'
 import { notebookHash } from './route.js'
 
@@ -55,8 +56,22 @@ export function NoteEditor({
     },
     [takeFocus],
   )
-  const inConflict = useConflicts(Collections.notes)?.some((conflict) => conflict.id === id) ?? false
+  const conflict = useConflicts(Collections.notes)?.find((candidate) => candidate.id === id)
+  const inConflict = conflict !== undefined
+  // What `save` reads when it runs (from a timer, a blur, or leaving): the note and its
+  // conflict as they are then, not as they were when it was made.
+  const live = useRef({ stored, conflict })
+  live.current = { stored, conflict }
+  /**
+   * Per field being typed: the stored text the typing started from, and the texts this editor
+   * wrote since that are not read back yet. A stored text that is neither was written by
+   * another device (or tab) meanwhile, and a save must not write over it unseen.
+   */
+  const basis = useRef<{ [field in keyof DraftFields]?: { from: string; own: string[] } }>({})
   const now = useMinute()
+  /** The note as last read (not deleted), to restore it from. */
+  const shown = useRef<Note | null>(null)
+  if (stored !== undefined && stored !== null) shown.current = asNote(stored)
   const [draft, setDraft] = useState<DraftFields>({})
   const latest = useRef(draft)
   latest.current = draft
@@ -72,8 +87,52 @@ export function NoteEditor({
     if (timer.current !== null) clearTimeout(timer.current)
     timer.current = null
     unsavedSince.current = null
-    const fields = latest.current
+    let fields = latest.current
     if (Object.keys(fields).length === 0 || fields === written.current) return
+    const { stored: current, conflict: open } = live.current
+    // Deleted on another device while typed into: a patch would bring back a note with only
+    // the typed fields. What was typed stays on screen, to restore the note with or to leave.
+    if (current === null) return
+    // Changed elsewhere while typed into (a sync brought another device's edit, or a conflict
+    // with one): their new lines are added to what is typed, and the user is told, so that
+    // writing this supersedes nothing unseen.
+    const others: Partial<Record<keyof DraftFields, string[]>> = {}
+    for (const field of ['title', 'body'] as const) {
+      const typed = fields[field]
+      const started = basis.current[field]
+      if (typed === undefined || started === undefined) continue
+      const texts = [
+        ...(current === undefined ? [] : [asNote(current)[field]]),
+        ...(open?.versions ?? []).map((version) => asNote(version.value)[field]),
+      ].filter((text) => text !== started.from && text !== typed && !started.own.includes(text))
+      if (texts.length > 0) others[field] = texts
+    }
+    if (others.body !== undefined || others.title !== undefined) {
+      const body =
+        others.body === undefined || fields.body === undefined
+          ? fields.body
+          : mergeTyped(fields.body, basis.current.body?.from ?? '', others.body)
+      fields = { ...fields, ...(body === undefined ? {} : { body }) }
+      for (const field of ['title', 'body'] as const) {
+        const theirs = others[field]
+        if (theirs !== undefined) basis.current[field] = { from: theirs[0] as string, own: [] }
+      }
+      const added = body !== latest.current.body
+      latest.current = fields
+      setDraft(fields)
+      notify({
+        tone: 'info',
+        message: added
+          ? 'This note was changed on another device while you typed: its new lines were added below yours.'
+          : others.title !== undefined
+            ? `This note's title was changed on another device while you typed (to “${others.title[0] ?? ''}”): yours is kept.`
+            : 'This note was changed on another device while you typed: what you typed is kept.',
+      })
+    }
+    for (const field of ['title', 'body'] as const) {
+      const typed = fields[field]
+      if (typed !== undefined) basis.current[field]?.own.push(typed)
+    }
     written.current = fields
     const updatedAt = Date.now()
     notes.patch(id, { ...fields, updatedAt }).then(
@@ -129,11 +188,20 @@ export function NoteEditor({
   // Once the stored note holds an edit, the edit is no longer a draft.
   useEffect(() => {
     if (stored === undefined || stored === null) return
+    // An own write read back: the typing builds on it now, and older own writes are history.
+    for (const field of ['title', 'body'] as const) {
+      const started = basis.current[field]
+      const text = asNote(stored)[field]
+      const at = started?.own.indexOf(text) ?? -1
+      if (started !== undefined && at >= 0) {
+        basis.current[field] = { from: text, own: started.own.slice(at + 1) }
+      }
+    }
     setDraft((current) => {
       const next = { ...current }
       let changed = false
       for (const field of ['title', 'body'] as const) {
-        if (next[field] !== undefined && next[field] === stored[field] && timer.current === null) {
+        if (next[field] !== undefined && next[field] === asNote(stored)[field] && timer.current === null) {
           delete next[field]
           changed = true
         }
@@ -143,6 +211,10 @@ export function NoteEditor({
   }, [stored])
 
   const edit = (field: keyof DraftFields, value: string) => {
+    // Typing into a field that holds no draft starts from the stored text.
+    if (latest.current[field] === undefined && stored !== undefined && stored !== null) {
+      basis.current[field] = { from: asNote(stored)[field], own: [] }
+    }
     setDraft((current) => ({ ...current, [field]: value }))
     if (timer.current !== null) clearTimeout(timer.current)
     // Written after a pause in typing, or at the latest MAX_SAVE_WAIT_MS after the oldest
@@ -157,7 +229,7 @@ export function NoteEditor({
     if (stored === undefined || stored === null) return
     if (timer.current !== null) clearTimeout(timer.current)
     timer.current = null
-    const before: Note = { ...stored, ...latest.current }
+    const before: Note = { ...asNote(stored), ...latest.current }
     // Nothing typed may be written after the deletion: it would bring the note back.
     latest.current = {}
     setDraft({})
@@ -180,8 +252,31 @@ export function NoteEditor({
     )
   }
 
+  // The note as it was last read, with what was typed: brought back whole, a put of every field.
+  function restore(): void {
+    const seen = shown.current
+    const fields = latest.current
+    const at = Date.now()
+    const note: Note = {
+      title: fields.title ?? seen?.title ?? '',
+      body: fields.body ?? seen?.body ?? '',
+      createdAt: seen?.createdAt ?? at,
+      updatedAt: at,
+    }
+    notes.put(id, note).then(
+      () => {
+        basis.current = {}
+        latest.current = {}
+        setDraft({})
+        dropDraft(space, id)
+      },
+      (error: unknown) => notifyFailure('Restoring the note failed', error),
+    )
+  }
+
   if (stored === undefined) return <div className="editor muted pad">Loading…</div>
   if (stored === null) {
+    const typed = Object.keys(draft).length > 0
     return (
       <div className="editor" ref={focusOnOpen} tabIndex={-1}>
         <div className="editor-toolbar">
@@ -189,13 +284,26 @@ export function NoteEditor({
             ‹ Notes
           </button>
         </div>
-        <p className="muted pad">This note was deleted, here or on another device.</p>
+        <p className="muted pad deleted-note">
+          This note was deleted, here or on another device.
+          {typed ? ' What you typed in it since is below: restore the note with it, or leave it.' : ''}
+        </p>
+        {typed ? (
+          <div className="pad deleted-draft">
+            {draft.title === undefined ? null : <h3>{draft.title || 'Untitled'}</h3>}
+            {draft.body === undefined ? null : <div className="version-body">{draft.body}</div>}
+            <button type="button" className="button primary" onClick={restore}>
+              Restore the note
+            </button>
+          </div>
+        ) : null}
       </div>
     )
   }
 
-  const title = draft.title ?? stored.title
-  const body = draft.body ?? stored.body
+  const note = asNote(stored)
+  const title = draft.title ?? note.title
+  const body = draft.body ?? note.body
   const saving = Object.keys(draft).length > 0
   // A note in conflict is not edited in place: an edit would settle the conflict with the
   // version shown, and the other versions would be gone without anyone having seen them. What
@@ -213,7 +321,7 @@ export function NoteEditor({
             ? 'Not saved: too long'
             : saving
               ? 'Saving…'
-              : `Edited ${timeAgo(stored.updatedAt, now)}`}
+              : `Edited ${timeAgo(note.updatedAt, now)}`}
         </span>
         <button type="button" className="button subtle danger" onClick={remove}>
           Delete note

@@ -6,7 +6,7 @@ import { timeAgo, useMinute } from './format.js'
 import { uuidV7 } from './ids.js'
 import { newestNotes } from './newest-notes.js'
 import { NoteEditor } from './note-editor.js'
-import { Collections, displayTitle, type Note, newestFirst, preview, search } from './notes.js'
+import { asNote, Collections, displayTitle, type Note, newestFirst, preview, search } from './notes.js'
 import { notifyFailure } from './notices.js'
 
 /** The notes of a notebook: searchable list beside the open note (one at a time on a phone). */
@@ -228,7 +228,7 @@ const NoteItem = memo(function NoteItem({
           {conflicted ? <span className="tag warning">conflict</span> : null}
         </span>
         {text === '' ? null : <span className="note-item-preview">{text}</span>}
-        <span className="note-item-time">{timeAgo(row.value.updatedAt, now)}</span>
+        <span className="note-item-time">{timeAgo(asNote(row.value).updatedAt, now)}</span>
         {viewers === '' ? null : <span className="note-item-viewers">open on {viewers}</span>}
       </button>
     </li>

@@ -13,23 +13,28 @@ export interface Note {
 /** The name of the notes collection, and of the others a notebook keeps. */
 export const Collections = { notes: 'notes', devices: 'devices', meta: 'meta' } as const
 
-/** The title a note shows: its own, or its first line, or a placeholder. */
+/**
+ * The title a note shows: its own, or its first line, or a placeholder. Read defensively (see
+ * {@link asNote}): a record any device wrote is shown, whatever fields it lacks.
+ */
 export function displayTitle(note: Pick<Frozen<Note>, 'title' | 'body'>): string {
-  const title = note.title.trim()
-  if (title !== '') return title
-  const firstLine = note.body.trim().split('\n', 1)[0] ?? ''
+  const { title, body } = asNote(note)
+  if (title.trim() !== '') return title.trim()
+  const firstLine = body.trim().split('\n', 1)[0] ?? ''
   return firstLine === '' ? 'Untitled' : firstLine
 }
 
 /** The first words of the body after the line used as a title, for the list. */
 export function preview(note: Pick<Frozen<Note>, 'title' | 'body'>): string {
-  const body = note.title.trim() === '' ? note.body.trim().split('\n').slice(1).join(' ') : note.body
+  const { title, body: all } = asNote(note)
+  const body = title.trim() === '' ? all.trim().split('\n').slice(1).join(' ') : all
   return body.replace(/\s+/g, ' ').trim().slice(0, 140)
 }
 
 /** Newest first (by creation), with ids breaking ties so every device shows the same order. */
 export function newestFirst(rows: readonly Row<Note>[]): Row<Note>[] {
-  return [...rows].sort((a, b) => b.value.createdAt - a.value.createdAt || (a.id < b.id ? 1 : -1))
+  const created = (row: Row<Note>) => asNote(row.value).createdAt
+  return [...rows].sort((a, b) => created(b) - created(a) || (a.id < b.id ? 1 : -1))
 }
 
 /** The rows whose title or body contains every word of `query`, ignoring case and accents. */
@@ -37,7 +42,8 @@ export function search(rows: readonly Row<Note>[], query: string): readonly Row<
   const words = fold(query).split(/\s+/).filter(Boolean)
   if (words.length === 0) return rows
   return rows.filter((row) => {
-    const text = fold(`${row.value.title}\n${row.value.body}`)
+    const { title, body } = asNote(row.value)
+    const text = fold(`${title}\n${body}`)
     return words.every((word) => text.includes(word))
   })
 }

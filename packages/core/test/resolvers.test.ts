@@ -290,6 +290,21 @@ describe('manual resolver', () => {
     expect('conflict' in resolved).toBe(false)
   })
 
+  it('reports no conflict for concurrent versions of one value: two devices that chose the same, or both deleted', () => {
+    const dave = asReplicaId('dave')
+    const same = writeOn(undefined, lww, { type: 'put', value: { title: 'alice' } }, dave, 1, 60)
+    const resolved = manual.resolve(versionsOf(a, same))
+    expect(versionsOf(a, same)).toHaveLength(2)
+    expect(resolved).toEqual(lww.resolve(versionsOf(a, same)))
+    expect('conflict' in resolved).toBe(false)
+    const goneToo = writeOn(undefined, lww, { type: 'delete' }, dave, 2, 70)
+    expect(versionsOf(gone, goneToo)).toHaveLength(2)
+    expect('conflict' in manual.resolve(versionsOf(gone, goneToo))).toBe(false)
+    // A value equal to one version but not the other is still a conflict.
+    expect(manual.resolve(versionsOf(a, same, b)).conflict).toHaveLength(3)
+    expect(manual.resolve(versionsOf(a, gone)).conflict).toHaveLength(2)
+  })
+
   it('reports no conflict once a write that saw every version lands', () => {
     const state = stateOf(a, b, gone)
     const choice = writeOn(state, manual, { type: 'put', value: { title: 'both' } }, alice, 2, 50)
