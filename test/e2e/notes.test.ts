@@ -766,3 +766,109 @@ describe('the notes app on a relay that takes sync connections from its own orig
     }
   })
 })
+
+describe('the notes app when another device changes the note being typed into', () => {
+  const data = tempDir('chorus-e2e-crossing-')
+  let relay: RelayProcess
+  let browser: Browser
+  let alice: Device
+  let bob: Device
+  let notebook = ''
+
+  beforeAll(async () => {
+    relay = await startRelay({ dataDir: data.path, args: ['--static', APP] })
+    browser = await launchChromium()
+    alice = await device(browser)
+    bob = await device(browser)
+  })
+
+  afterAll(async () => {
+    await browser?.close()
+    await relay?.stop('SIGTERM')
+    data.remove()
+  })
+
+  /**
+   * Types into `page`'s body, a few characters at a time, until `done` holds (at most 60
+   * rounds): typing that goes on across what another device does meanwhile.
+   */
+  async function typeUntil(page: Page, done: () => Promise<boolean>): Promise<void> {
+    const body = page.getByLabel('Body')
+    for (let round = 0; round < 60 && !(await done()); round++) {
+      if (!(await body.isVisible())) return
+      await body.pressSequentially(' and', { delay: 40 })
+    }
+  }
+
+  it('an edit from another device that arrives while typing is merged in and said, not written over', async () => {
+    notebook = await createNotebook(alice.page, `${relay.http}/`, 'Crossing')
+    await bob.page.goto(notebook)
+    await expectSynced(bob.page)
+    await writeNote(alice.page, 'Plan', 'v0')
+    await expectSynced(alice.page)
+    await visible(noteInList(bob.page, 'Plan'))
+    await openNote(bob.page, 'Plan')
+    await workOffline(bob.page).click()
+    await editBody(bob.page, 'v0\nBOB: written while apart')
+    await pending(bob.page, 1)
+
+    await openNote(alice.page, 'Plan')
+    await alice.page.getByLabel('Body').click()
+    await alice.page.keyboard.press('End')
+    await alice.page.getByLabel('Body').pressSequentially(' alice types', { delay: 40 })
+    await workOffline(bob.page).click()
+    const merged = alice.page.getByText('This note was changed on another device while you typed', {
+      exact: false,
+    })
+    await typeUntil(alice.page, () => merged.isVisible())
+    await visible(merged)
+    await alice.page.getByLabel('Title').focus()
+    await saved(alice.page)
+    await expectSynced(alice.page)
+    await expectSynced(bob.page)
+
+    const text = await alice.page.getByLabel('Body').inputValue()
+    expect(text).toMatch(/^v0 alice types( and)*\nBOB: written while apart$/)
+    await value(bob.page.getByLabel('Body'), text)
+    for (const page of [alice.page, bob.page]) {
+      expect(await page.locator('.conflicts-button .badge').count()).toBe(0)
+    }
+  })
+
+  it('a note deleted on another device while typed into stays deleted, keeps what was typed to restore it, and breaks no screen', async () => {
+    await writeNote(alice.page, 'Doomed', 'start')
+    await expectSynced(alice.page)
+    await visible(noteInList(bob.page, 'Doomed'))
+    await openNote(bob.page, 'Doomed')
+    await bob.page.getByLabel('Body').click()
+    await bob.page.keyboard.press('End')
+    await bob.page.getByLabel('Body').pressSequentially(' bob types', { delay: 40 })
+
+    await openNote(alice.page, 'Doomed')
+    await alice.page.getByRole('button', { name: 'Delete note' }).click()
+    const deleted = bob.page.locator('.deleted-note')
+    await typeUntil(bob.page, () => deleted.isVisible())
+    await visible(bob.page.getByText('What you typed in it since is below', { exact: false }))
+    await expectSynced(bob.page)
+    await expectSynced(alice.page)
+
+    // Deleted everywhere: no note half brought back by the typing, and every screen renders,
+    // a device that opens the notebook afresh's too.
+    const fresh = await device(browser)
+    for (const page of [alice.page, bob.page, fresh.page]) {
+      if (page === fresh.page) await page.goto(notebook)
+      await visible(noteInList(page, 'Plan'))
+      await count(noteInList(page, 'Doomed'), 0)
+      await count(noteInList(page, 'Untitled'), 0)
+    }
+
+    // What bob typed brings the note back whole, on every device.
+    await bob.page.getByRole('button', { name: 'Restore the note' }).click()
+    await expectSynced(bob.page)
+    for (const page of [alice.page, fresh.page]) await visible(noteInList(page, 'Doomed'))
+    await openNote(fresh.page, 'Doomed')
+    // Typing may have been cut off part way through a word when the deletion arrived.
+    expect(await fresh.page.getByLabel('Body').inputValue()).toMatch(/^start bob types( and)*( a?n?)?$/)
+    await fresh.context.close()
+  })
+})

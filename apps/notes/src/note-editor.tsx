@@ -1,6 +1,6 @@
 import { ErrorCode, isChorusError } from '@chorus/client'
 import { useConflicts, useRecord, useReplica } from '@chorus/react'
-import { type ReactNode, useCallback, useEffect, useRef, useState } from 'react'
+import { type ReactNode, useCallback, useEffect, useLayoutEffect, useRef, useState } from 'react'
 import { type DraftFields, dropDraft, stashDraft } from './drafts.js'
 import { timeAgo, useMinute } from './format.js'
 import { mergeTyped } from './merge-draft.js'
@@ -67,6 +67,8 @@ export function NoteEditor({
    * wrote since that are not read back yet. A stored text that is neither was written by
    * another device (or tab) meanwhile, and a save must not write over it unseen.
    */
+  /** Where the caret was in the body when lines from elsewhere were merged into it. */
+  const caret = useRef<{ start: number; end: number } | null>(null)
   const basis = useRef<{ [field in keyof DraftFields]?: { from: string; own: string[] } }>({})
   const now = useMinute()
   /** The note as last read (not deleted), to restore it from. */
@@ -118,6 +120,11 @@ export function NoteEditor({
         if (theirs !== undefined) basis.current[field] = { from: theirs[0] as string, own: [] }
       }
       const added = body !== latest.current.body
+      // Lines come in below: the caret stays where the user is typing, not at the end.
+      const field = document.activeElement
+      if (added && field instanceof HTMLTextAreaElement && field.id === `body-${id}`) {
+        caret.current = { start: field.selectionStart, end: field.selectionEnd }
+      }
       latest.current = fields
       setDraft(fields)
       notify({
@@ -209,6 +216,14 @@ export function NoteEditor({
       return changed ? next : current
     })
   }, [stored])
+
+  useLayoutEffect(() => {
+    const at = caret.current
+    if (at === null) return
+    caret.current = null
+    const field = document.getElementById(`body-${id}`)
+    if (field instanceof HTMLTextAreaElement) field.setSelectionRange(at.start, at.end)
+  }, [draft.body, id])
 
   const edit = (field: keyof DraftFields, value: string) => {
     // Typing into a field that holds no draft starts from the stored text.
