@@ -4,8 +4,8 @@ import { distinctDeviceLabels, guessDeviceName } from '../src/device.js'
 import { exportFileName, notebookMarkdown } from '../src/export.js'
 import { timeAgo } from '../src/format.js'
 import { isSpaceId, newSpaceId, uuidV7 } from '../src/ids.js'
-import { mergeDraft } from '../src/merge-draft.js'
-import { displayTitle, type Note, newestFirst, search } from '../src/notes.js'
+import { mergeDraft, mergeTyped } from '../src/merge-draft.js'
+import { displayTitle, type Note, newestFirst, preview, search } from '../src/notes.js'
 import { parseRoute, spaceFromInput } from '../src/route.js'
 
 const row = (id: string, title: string, body: string, createdAt: number): Row<Note> => ({
@@ -116,6 +116,28 @@ describe('merging conflicting versions', () => {
       createdAt: 5,
       updatedAt: 5,
     })
+  })
+})
+
+describe('merging what another device wrote into what is being typed', () => {
+  it('adds the lines the others added, after what is typed, and nothing both already hold', () => {
+    expect(mergeTyped('v0 and mine', 'v0', ['v0\nBOB: theirs\n\nand more'])).toBe(
+      'v0 and mine\nBOB: theirs\nand more',
+    )
+    // A line they changed comes in changed, beside the line as typed.
+    expect(mergeTyped('one\ntwo', 'one\ntwo', ['one\nTWO'])).toBe('one\ntwo\nTWO')
+  })
+
+  it('leaves what is typed as it is when the others only removed lines, or wrote what it holds', () => {
+    expect(mergeTyped('a\nb', 'a\nb\nc', ['a'])).toBe('a\nb')
+    expect(mergeTyped('a\nb', 'a', ['a\nb'])).toBe('a\nb')
+    expect(mergeTyped('', '', ['theirs'])).toBe('theirs')
+  })
+
+  it('reads a record lacking fields as a note, so that no list or title breaks on it', () => {
+    const partial = { body: 'typed after a deletion' } as unknown as Note
+    expect(displayTitle(partial)).toBe('typed after a deletion')
+    expect(preview(partial)).toBe('')
   })
 })
 
