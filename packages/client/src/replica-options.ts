@@ -65,7 +65,10 @@ export interface ReplicaOptions {
   readonly resolvers?: ResolverConfig
   /** Connect as soon as the replica is open (default true); otherwise wait for `connect()`. */
   readonly autoConnect?: boolean
-  /** Reconnect backoff; default 250 ms doubling up to 30 s, with full jitter. */
+  /**
+   * Reconnect backoff, default 250 ms doubling up to 30 s, with full jitter; and how long a
+   * silent connection is trusted (`silenceMs`, default 30 s; see {@link ReconnectPolicy}).
+   */
   readonly reconnect?: Partial<ReconnectPolicy>
   /** Uniform draws in [0, 1) for the backoff's jitter; default `Math.random`. */
   readonly random?: () => number
@@ -248,10 +251,16 @@ export function parseReplicaOptions(options: unknown): ReplicaConfig {
   if (typeof autoConnect !== 'boolean') throw invalid('option autoConnect must be a boolean')
 
   const reconnectOption = get('reconnect') ?? {}
-  if (!isObject(reconnectOption)) throw invalid('option reconnect must be an object { baseMs?, maxMs? }')
+  if (!isObject(reconnectOption))
+    throw invalid('option reconnect must be an object { baseMs?, maxMs?, silenceMs? }')
+  for (const key of Object.keys(reconnectOption)) {
+    if (key !== 'baseMs' && key !== 'maxMs' && key !== 'silenceMs')
+      throw invalid(`unknown option reconnect.${key}: use baseMs, maxMs, silenceMs`)
+  }
   const reconnect: ReconnectPolicy = {
     baseMs: positive(reconnectOption.baseMs ?? DEFAULT_RECONNECT.baseMs, 'reconnect.baseMs'),
     maxMs: positive(reconnectOption.maxMs ?? DEFAULT_RECONNECT.maxMs, 'reconnect.maxMs'),
+    silenceMs: positive(reconnectOption.silenceMs ?? DEFAULT_RECONNECT.silenceMs, 'reconnect.silenceMs'),
   }
   if (reconnect.maxMs < reconnect.baseMs)
     throw invalid(

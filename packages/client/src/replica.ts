@@ -486,6 +486,8 @@ class ReplicaRuntime implements Replica {
                 }
               : {}),
             onOpen: (send) => {
+              this.#heardAt = config.now()
+              this.#probeAt = null
               engine.attach(send, this.#token)
               this.#refresh()
             },
@@ -494,6 +496,7 @@ class ReplicaRuntime implements Replica {
               this.#refresh()
             },
             onFrame: async (text) => {
+              this.#heardAt = config.now()
               await engine.receive(text)
               this.#refresh()
             },
@@ -503,6 +506,36 @@ class ReplicaRuntime implements Replica {
     this.#last = this.#snapshot()
   }
 
+  /** When the open connection last brought a frame (or opened). */
+  #heardAt = 0
+  /** When the ping asking a silent connection whether it lives went out, if one is out. */
+  #probeAt: number | null = null
+
+  /**
+   * Hangs up a connection that has gone silent (see `ReconnectPolicy.silenceMs`): half the
+   * time with no frame from the relay sends a ping; the other half with still none reconnects.
+   */
+  #watchSilence(): void {
+    const link = this.#link
+    const session = this.#engine.session()
+    if (link === null || link.phase !== 'open' || session.phase !== 'ready' || !session.ping) {
+      this.#probeAt = null
+      return
+    }
+    const now = this.#config.now()
+    const half = this.#config.reconnect.silenceMs / 2
+    if (this.#probeAt !== null && this.#heardAt >= this.#probeAt) this.#probeAt = null
+    if (this.#probeAt === null) {
+      if (now - this.#heardAt < half) return
+      this.#probeAt = now
+      this.#engine.ping()
+      return
+    }
+    if (now - this.#probeAt < half) return
+    this.#probeAt = null
+    link.offline()
+  }
+
   #start(): void {
     const { timers } = this.#config
     this.#tick = timers.setInterval(() => {
@@ -510,6 +543,7 @@ class ReplicaRuntime implements Replica {
       // closed or crashed between its commit and its notice): they are uploaded all the same.
       if (this.#shared?.group.leading === true) this.#expireTabPresence()
       const catchUp = this.#shared?.group.leading === true ? this.#catchUp() : Promise.resolve()
+      this.#watchSilence()
       catchUp
         .then(() => this.#engine.tick())
         .then(

@@ -62,6 +62,8 @@ describe('createReplica refuses bad options with invalid-argument, before openin
     ['an unknown session option', { space: 'ok', session: { windowBytes: 10 } }],
     // They name an IndexedDB database: with another storage they would be ignored unsaid.
     ['a dbName with memory storage', { space: 'ok', storage: 'memory', dbName: 'mine' }],
+    ['an unknown reconnect option', { space: 'ok', reconnect: { silence: 5 } }],
+    ['a silence of 0', { space: 'ok', reconnect: { silenceMs: 0 } }],
   ]
 
   it.each(cases)('%s', async (_, options) => {

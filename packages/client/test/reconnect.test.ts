@@ -346,6 +346,50 @@ describe('reconnecting over real sockets', () => {
     expect(timers.live()).toBe(0)
   })
 
+  it('a connection gone silent without closing is pinged, then hung up and opened again; a live one is only pinged', async () => {
+    hub = await startTestHub()
+    /** Sockets whose frames, both ways, vanish once muted: a network that is gone, unsaid. */
+    const sockets: MutingWebSocket[] = []
+    let pings = 0
+    class MutingWebSocket extends WebSocket {
+      muted = false
+      constructor(url: string) {
+        super(url)
+        sockets.push(this)
+      }
+      override send(data: string): void {
+        if (data.includes('"type":"ping"')) pings++
+        if (!this.muted) super.send(data)
+      }
+      override set onmessage(handler: ((event: WebSocket.MessageEvent) => void) | null) {
+        super.onmessage = handler === null ? null : (event) => (this.muted ? undefined : handler(event))
+      }
+      override get onmessage(): ((event: WebSocket.MessageEvent) => void) | null {
+        return super.onmessage
+      }
+    }
+    const replica = await pool.create(hub, {
+      WebSocket: MutingWebSocket as unknown as WebSocketConstructorLike,
+      // Long next to a loaded machine's answer to a ping, short next to the test's time.
+      reconnect: { baseMs: 20, maxMs: 200, silenceMs: 1_500 },
+      tickMs: 10,
+    })
+    await within('the first sync', replica.synced())
+    // Live and idle: every silence is broken by a ping the relay answers, and nothing reconnects.
+    await until('three pings', [hubActivity(hub)], () => pings >= 3, 15_000)
+    expect(hub.accepted()).toBe(1)
+    expect(sockets).toHaveLength(1)
+
+    // The network goes, the socket stays open: the write waits, the ping goes unanswered, and
+    // the replica opens another socket, over which the write is uploaded.
+    ;(sockets[0] as MutingWebSocket).muted = true
+    await replica.collection('notes').put('n1', { title: 'written as the network went' })
+    await within('the upload over a new socket', replica.synced(), 15_000)
+    expect(sockets.length).toBeGreaterThanOrEqual(2)
+    expect(hub.accepted()).toBeGreaterThanOrEqual(2)
+    expect(replica.pending).toBe(0)
+  }, 40_000)
+
   it('a token function that never answers is given up on after 30 s and asked again; close() leaves nothing behind', async () => {
     hub = await startTestHub()
     const tracked = trackedTimers()

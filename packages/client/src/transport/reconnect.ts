@@ -4,10 +4,19 @@ export interface ReconnectPolicy {
   readonly baseMs: number
   /** The largest ceiling, in milliseconds, however many attempts failed. */
   readonly maxMs: number
+  /**
+   * How long an open connection may stay silent before it is taken for dead, hung up and
+   * opened again: after half of it with no frame from the relay the replica sends a `ping`,
+   * which a live relay answers at once, and with no frame in the other half it reconnects. A
+   * network that vanishes without closing the socket (a laptop closed, a Wi-Fi that hands out
+   * no more packets) is noticed within this time, not when the operating system gives up
+   * (minutes). Only with a relay that answers pings.
+   */
+  readonly silenceMs: number
 }
 
-/** Defaults: first retry within 250 ms, then doubling up to 30 s. */
-export const DEFAULT_RECONNECT: ReconnectPolicy = { baseMs: 250, maxMs: 30_000 }
+/** Defaults: first retry within 250 ms, then doubling up to 30 s; 30 s of silence is a dead connection. */
+export const DEFAULT_RECONNECT: ReconnectPolicy = { baseMs: 250, maxMs: 30_000, silenceMs: 30_000 }
 
 /**
  * The wait before reconnect attempt `attempt` (0 for the first after a drop), given a
