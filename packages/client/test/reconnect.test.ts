@@ -361,11 +361,8 @@ describe('reconnecting over real sockets', () => {
         if (data.includes('"type":"ping"')) pings++
         if (!this.muted) super.send(data)
       }
-      override set onmessage(handler: ((event: WebSocket.MessageEvent) => void) | null) {
-        super.onmessage = handler === null ? null : (event) => (this.muted ? undefined : handler(event))
-      }
-      override get onmessage(): ((event: WebSocket.MessageEvent) => void) | null {
-        return super.onmessage
+      override emit(event: string | symbol, ...args: unknown[]): boolean {
+        return this.muted && event === 'message' ? false : super.emit(event, ...args)
       }
     }
     const replica = await pool.create(hub, {
