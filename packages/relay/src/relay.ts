@@ -164,6 +164,8 @@ interface LinkGroup {
   listFailure: string | null
   /** The etag of the other relay's last listing, sent back so that an unchanged one comes as 304 without a body. */
   listTag: string | null
+  /** The other relay's last listing was read (a 304 counts): it is reachable and lists for this link. */
+  listed: boolean
 }
 
 /** Checks a link's URL: ws:// or wss://. */
@@ -218,6 +220,7 @@ function checkLinks(
         dropped: new Set(),
         listFailure: null,
         listTag: null,
+        listed: false,
       })
       continue
     }
@@ -762,7 +765,8 @@ export function createRelay(options: RelayOptions): Relay {
 
   /**
    * Each link's state: a link of named spaces is up with its connection; a link of every
-   * space, when it has spaces to link and each of its connections is up.
+   * space, when each of its connections is up, or, with no space to link yet (or none left),
+   * when the other relay's last listing was read: reachable, with nothing to carry.
    */
   function linkStatus(): LinkStatus[] {
     const named = links
@@ -770,7 +774,7 @@ export function createRelay(options: RelayOptions): Relay {
       .map((link) => ({ url: link.url, up: isUp(link) ? 1 : 0 }))
     const every = groups.map((group) => {
       const parts = links.filter((link) => link.group === group && link.spaces.length > 0)
-      const up = parts.map(isUp).every(Boolean) && parts.length > 0
+      const up = parts.length > 0 ? parts.map(isUp).every(Boolean) : group.listed
       return { url: group.url, up: up ? 1 : 0 }
     })
     return [...named, ...every]
@@ -820,6 +824,7 @@ export function createRelay(options: RelayOptions): Relay {
 
   /** Reports a failure to list a link's other relay's spaces, unless it is the one reported last. */
   function listingFailed(group: LinkGroup, why: string): void {
+    group.listed = false
     if (group.listFailure === why) return
     group.listFailure = why
     report(new ChorusError(ErrorCode.LinkFailed, `link to ${group.url}: listing its spaces failed: ${why}`))
@@ -858,6 +863,7 @@ export function createRelay(options: RelayOptions): Relay {
     // Nothing changed since the last listing, whose spaces are linked already.
     if (response.status === 304 && group.listTag !== null) {
       group.listFailure = null
+      group.listed = true
       return null
     }
     let parsed: unknown
@@ -878,6 +884,7 @@ export function createRelay(options: RelayOptions): Relay {
       return null
     }
     group.listFailure = null
+    group.listed = true
     group.listTag = response.headers.get('etag')
     return spaces
   }

@@ -175,6 +175,24 @@ describe('relays linked to each other', () => {
     const secret = 'a-secret-for-the-relay-that-is-linked-to-0123456789'
     const b = await startTestRelay({ compaction: COMPACTION, authSecret: secret })
     relays.push(b)
+    // Linked before b holds any space the token lists: nothing to carry, and up all the same.
+    const early = await startTestRelay({
+      compaction: COMPACTION,
+      links: [
+        {
+          url: b.url,
+          spaces: '*',
+          token: await mintToken({ secret, sub: 'edge', spaces: { listed: 'write' }, relay: true }),
+        },
+      ],
+      linkListMs: 50,
+    })
+    relays.push(early)
+    await until(
+      async () => (await (await fetch(`${early.httpUrl}/healthz`)).json()).links?.up === 1,
+      'an idle link of every space to count as up once b listed its spaces (none)',
+    )
+    expect(await early.relay.describeSpaces()).toEqual([])
     const seed = async (space: string, replica: string): Promise<void> => {
       const client = await connectClient(b.url)
       const seedToken = await mintToken({ secret, sub: replica, spaces: { [space]: 'write' } })
