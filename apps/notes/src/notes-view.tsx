@@ -144,6 +144,9 @@ interface Other {
 
 /** The other devices present, one per replica however many of its tabs are, by name. */
 function useOthers(peers: readonly PresencePeer[]): readonly Other[] {
+  // Named as Conflicts names them: among every device the notebook knows (this one too), so
+  // that a device of the same name as another gets the same suffix in both places.
+  const devices = useCollection<{ name: string }>(Collections.devices)
   return useMemo(() => {
     const byReplica = new Map<string, { name: string; notes: string[] }>()
     for (const peer of peers) {
@@ -155,13 +158,16 @@ function useOthers(peers: readonly PresencePeer[]): readonly Other[] {
       if (typeof peer.state.note === 'string') other.notes.push(peer.state.note)
       byReplica.set(peer.replicaId, other)
     }
-    const labels = distinctDeviceLabels(
-      new Map([...byReplica].map(([replicaId, { name }]) => [replicaId, name])),
-    )
+    const names = new Map<string, string>()
+    for (const row of devices ?? []) {
+      if (typeof row.value.name === 'string') names.set(row.id as string, row.value.name)
+    }
+    for (const [replicaId, { name }] of byReplica) names.set(replicaId, name)
+    const labels = distinctDeviceLabels(names)
     return [...byReplica]
       .map(([replicaId, other]) => ({ replicaId, ...other, name: labels.get(replicaId) ?? other.name }))
       .sort((a, b) => (a.name < b.name ? -1 : 1))
-  }, [peers])
+  }, [peers, devices])
 }
 
 /** The names of the other devices that show note `id`, joined; empty when none does. */
