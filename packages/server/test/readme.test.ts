@@ -1,7 +1,7 @@
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { inspect } from 'node:util'
+import { formatWithOptions } from 'node:util'
 import { expect, it } from 'vitest'
 import * as server from '../src/index.js'
 import * as serverNode from '../src/node.js'
@@ -26,8 +26,9 @@ async function runSnippet(
     .map((line) => line.slice(3))
   const body = lines.filter((line) => !line.startsWith('import ')).join('\n')
   const printed: string[] = []
+  // As Node's console.log prints them (strings as they are, other values inspected), on one line.
   const log = (...values: unknown[]) =>
-    printed.push(values.map((value) => inspect(value, { breakLength: Number.POSITIVE_INFINITY })).join(' '))
+    printed.push(formatWithOptions({ breakLength: Number.POSITIVE_INFINITY }, ...values))
   const AsyncFunction = Object.getPrototypeOf(async () => {}).constructor as new (
     ...args: string[]
   ) => (...values: unknown[]) => Promise<void>
