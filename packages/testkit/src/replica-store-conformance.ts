@@ -413,25 +413,20 @@ export function runReplicaStoreConformance(name: string, open: () => Promise<Rep
           cursor: 1,
         })
         const held = await store.getRecord('notes', asRecordId('x'))
-        // Made without having seen the remote version (an empty context): concurrent with it.
-        const mine = makeChange({
-          collection: 'notes',
-          id: asRecordId('x'),
-          record: undefined,
-          resolver: lww,
-          intent: put({ title: 'mine' }),
-          dot: [ME, 1],
-          hlc: formatHlc({ wall: 1_000_001, counter: 0, replica: ME }),
-        })
-        const fresh = makeChange({
-          collection: 'notes',
-          id: asRecordId('y'),
-          record: undefined,
-          resolver: lww,
-          intent: put({ title: 'y' }),
-          dot: [ME, 2],
-          hlc: formatHlc({ wall: 1_000_002, counter: 0, replica: ME }),
-        })
+        /** An own put of `id` made with an empty context, as by a replica that had seen nothing. */
+        const blind = (id: string, counter: number, title: string) =>
+          makeChange({
+            collection: 'notes',
+            id: asRecordId(id),
+            record: undefined,
+            resolver: lww,
+            intent: put({ title }),
+            dot: [ME, counter],
+            hlc: formatHlc({ wall: 1_000_000 + counter, counter: 0, replica: ME }),
+          })
+        // Made without having seen the remote version: concurrent with it.
+        const mine = blind('x', 1, 'mine')
+        const fresh = blind('y', 2, 'y')
         const both = applyChange(held, mine).state
         expect(both.versions).toHaveLength(2)
         const clock: HlcState = { wall: 2_000_001, counter: 1 }
