@@ -228,9 +228,10 @@ export class SingleLeaderLab extends ServerLab<SingleLeaderState> {
 
   protected override scoreboard(): Scoreboard {
     const report = this.sim.report()
-    const leader = this.sim.leader()
-    const reference = leader === undefined ? null : this.sim.host(leader).state
-    const lost = reference === null ? [] : this.sim.lostWrites(reference)
+    // Judged as the report judges (see `SingleLeaderSim.reference`): a write lost stays counted
+    // while no node leads.
+    const reference = this.sim.reference()
+    const lost = reference === undefined ? [] : this.sim.lostWrites(reference)
     return {
       lostWrites: lost.map(
         (write) =>

@@ -63,6 +63,22 @@ describe('presets', () => {
     expect(view.nodes.find((node) => node.id === 'n1')).toMatchObject({ up: true, role: 'follower' })
   })
 
+  it('async-leader-crash: the lost write stays counted while no node leads, and with every node down', async () => {
+    const lab = await runPreset(preset('async-leader-crash'))
+    const leader = lab.view().nodes.find((node) => node.role === 'leader')?.id as string
+    await lab.apply({ type: 'kill', node: leader })
+    expect(lab.view().scoreboard).toMatchObject({
+      leaders: 0,
+      lostAcknowledgedWrites: 1,
+      lostWrites: ['x = 5 (c1, epoch 1, LSN 3)'],
+    })
+    for (const node of lab.view().nodes) if (node.up) await lab.apply({ type: 'kill', node: node.id })
+    expect(lab.view().scoreboard).toMatchObject({
+      lostAcknowledgedWrites: 1,
+      lostWrites: ['x = 5 (c1, epoch 1, LSN 3)'],
+    })
+  })
+
   it('sync-leader-crash: x = 5 is never acknowledged, so nothing is lost', async () => {
     const view = (await runPreset(preset('sync-leader-crash'))).view()
     expect(view.scoreboard).toEqual({ ...zeroSingle, acknowledgedWrites: 1, leaders: 1 })

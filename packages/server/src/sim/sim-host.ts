@@ -78,6 +78,14 @@ export class SimNodeHost<TState, TInput, TMessage, TReply, TRecord> implements S
     return this.currentState
   }
 
+  /**
+   * The state the node has, or, while it is down, the one its storage would give it on a
+   * restart now: what it holds durably, for a checker that judges by every node's history.
+   */
+  durableState(): TState {
+    return this.currentState ?? this.options.machine.recover(this.storage.records(), this.options.network.now())
+  }
+
   /** A snapshot of the counters. */
   get stats(): SimHostStats {
     return { ...this.counters }

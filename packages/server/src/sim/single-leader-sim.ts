@@ -6,7 +6,7 @@ import {
   type SingleLeaderConfig,
   type SingleLeaderConfigInput,
 } from '../single-leader/config.js'
-import { epochAt, isLaterEntry, lastLsn } from '../single-leader/log.js'
+import { epochAt, isLaterEntry, lastEpoch, lastLsn } from '../single-leader/log.js'
 import type {
   SingleLeaderInput,
   SingleLeaderMessage,
@@ -43,7 +43,7 @@ export interface AcknowledgedWrite {
 /** What the harness measured over a run. */
 export interface SingleLeaderReport {
   readonly acknowledgedWrites: number
-  /** Acknowledged writes missing from the final leader's log (requires a leader now). */
+  /** Acknowledged writes missing from the reference history (see `SingleLeaderSim.reference`). */
   readonly lostAcknowledgedWrites: number
   /** Lost writes that had been acknowledged on the leader's disk alone (async or semi-sync fallback). */
   readonly lostLeaderOnlyWrites: number
@@ -58,7 +58,7 @@ export interface SingleLeaderReport {
   readonly writesAcceptedDuringPartition: number
   /** Semi-sync writes acknowledged on the leader's disk alone after the timeout, counted across crashes. */
   readonly semiSyncFallbacks: number
-  /** Nodes that, after settling, read differently from the final leader. */
+  /** Nodes up that, after settling, read differently from the reference history. */
   readonly divergentNodes: number
   /** Distinct (node, epoch) leaderships seen. */
   readonly leaderships: number
@@ -158,11 +158,10 @@ export class SingleLeaderSim extends ClusterSim<
 
   /** Everything the harness measured (see {@link SingleLeaderReport}). */
   report(): SingleLeaderReport {
-    const leader = this.leader()
-    const reference = leader === undefined ? undefined : this.host(leader).state
-    const lost = reference === undefined || reference === null ? [] : this.lostWrites(reference)
+    const reference = this.reference()
+    const lost = reference === undefined ? [] : this.lostWrites(reference)
     let divergent = 0
-    if (reference !== undefined && reference !== null) {
+    if (reference !== undefined) {
       const expected = JSON.stringify([...readableData(reference)].sort())
       for (const state of this.states()) {
         if (JSON.stringify([...readableData(state)].sort()) !== expected) divergent++
@@ -186,6 +185,36 @@ export class SingleLeaderSim extends ClusterSim<
       divergentNodes: divergent,
       leaderships: this.leaderships.size,
     }
+  }
+
+  /**
+   * The history writes are judged by: the log of the leader of the highest epoch among the
+   * nodes that are up, unless a node (up or down, a down one's log as its disk holds it) has a
+   * log ending in a newer epoch; then the log that ends latest (highest epoch, then LSN), which
+   * an election keeps. So a write lost stays lost while no node leads, and a deposed leader
+   * left up (fencing off) does not become the judge when the newer one goes down.
+   */
+  reference(): SingleLeaderState | undefined {
+    const latest = this.mostUpToDate()
+    const leader = this.leader()
+    const leading = leader === undefined ? null : this.host(leader).state
+    if (leading !== null && (latest === undefined || leading.epoch >= lastEpoch(latest.log))) return leading
+    return latest
+  }
+
+  /** The node state whose log ends latest (highest epoch, then LSN) among every node, up or down. */
+  private mostUpToDate(): SingleLeaderState | undefined {
+    let best: SingleLeaderState | undefined
+    for (const host of this.hosts.values()) {
+      const state = host.durableState()
+      if (
+        best === undefined ||
+        isLaterEntry(lastLsn(state.log), lastEpoch(state.log), lastLsn(best.log), lastEpoch(best.log))
+      ) {
+        best = state
+      }
+    }
+    return best
   }
 
   /** Acknowledged writes whose (LSN, epoch) the given log does not hold. */
