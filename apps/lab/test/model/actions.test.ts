@@ -155,6 +155,15 @@ describe('single-leader actions', () => {
     expect(lab.view().timeline.map((event) => event.text)).toContain('n3 resumes')
   })
 
+  it('quorum: a put held by nodes that are only down is not counted lost', async () => {
+    const lab = await createLab({ ...defaultSettings('quorum'), nodes: 3 })
+    await lab.apply({ type: 'write', client: 'c1', node: 'n1', key: 'x', value: '1' })
+    await lab.advance(500)
+    expect(lab.view().scoreboard).toMatchObject({ acknowledgedWrites: 1, lostAcknowledgedWrites: 0 })
+    for (const id of ['n1', 'n2', 'n3']) await lab.apply({ type: 'kill', node: id })
+    expect(lab.view().scoreboard.lostAcknowledgedWrites).toBe(0)
+  })
+
   it('promote raises the epoch and makes the follower lead', async () => {
     const lab = await createLab(defaultSettings('single-leader'))
     const epoch = node(lab.view(), 'n2').epoch ?? 0

@@ -42,8 +42,9 @@ export interface QuorumReport {
   /** Completed reads that returned a value a completed write had already overwritten. */
   readonly staleReads: number
   /**
-   * Acknowledged puts that no node holds any more, and that no version a node holds was
-   * written by a client who had seen them (see {@link QuorumSim} on how that is known).
+   * Acknowledged puts that no node holds any more (a node that is down, on its disk), and that
+   * no version a node holds was written by a client who had seen them (see {@link QuorumSim}
+   * on how that is known).
    */
   readonly lostAcknowledgedPuts: number
   /** Reads that returned more than one sibling. */
@@ -57,7 +58,7 @@ export interface QuorumReport {
   /** Keys whose home replicas (those up) do not hold identical versions. */
   readonly divergentKeys: number
   /**
-   * Versions some node stored durably (acknowledged or not) that no node that is up still
+   * Versions some node stored durably (acknowledged or not) that no node, up or down, still
    * reflects, judged like {@link QuorumReport.lostAcknowledgedPuts}: dropped by a put whose
    * client had not seen them. Only versions made while the harness watched count (it knows no
    * other's past). Zero under `siblings` whatever crashes happened; under last-write-wins it
@@ -266,9 +267,10 @@ export class QuorumSim extends ClusterSim<
   }
 
   /**
-   * Acknowledged puts that no node that is up still reflects: none holds the put's version or
-   * a version whose writer had seen it (as a stored version or a hint). Under last-write-wins
-   * a concurrent put that lost is counted here: nobody saw it, it is gone.
+   * Acknowledged puts that no node still reflects, up or down (a down node's disk counts: it
+   * comes back with it): none holds the put's version or a version whose writer had seen it
+   * (as a stored version or a hint). Under last-write-wins a concurrent put that lost is
+   * counted here: nobody saw it, it is gone.
    */
   private lostPuts(): number {
     const reflected = this.reflected()
@@ -278,7 +280,7 @@ export class QuorumSim extends ClusterSim<
   /**
    * Checks every version any node ever stored durably (every record still in the simulated
    * disks; a checkpoint drops the versions it superseded): those the harness saw made and no
-   * node that is up reflects, and dots that name two different versions.
+   * node reflects, and dots that name two different versions.
    */
   private storedVersionChecks(): Pick<QuorumReport, 'lostStoredVersions' | 'reissuedDots'> {
     const named = new Map<VersionId, string>()
@@ -306,10 +308,14 @@ export class QuorumSim extends ClusterSim<
     return { lostStoredVersions, reissuedDots }
   }
 
-  /** The versions nodes that are up hold (stored or hinted), and every version their writers had seen. */
+  /**
+   * The versions the nodes hold (stored or hinted; a node that is down, as its disk holds
+   * them), and every version their writers had seen.
+   */
   private reflected(): Set<VersionId> {
     const held = new Set<VersionId>()
-    for (const state of this.states()) {
+    for (const node of this.config.nodes) {
+      const state = this.host(node).durableState()
       for (const [key, versions] of state.store)
         for (const version of versions) held.add(versionId(key, version.dot))
       for (const hint of state.hints.values()) {
