@@ -211,7 +211,8 @@ export class QuorumLab extends ServerLab<QuorumState> {
       acknowledgedWrites: report.putsAcknowledged,
       lostAcknowledgedWrites: report.lostAcknowledgedPuts,
       staleReads: report.staleReads,
-      conflicts: report.readsWithSiblings,
+      // Conflicts, not reads of them: a sibling set read three times is one.
+      conflicts: report.siblingSetsSurfaced,
       divergentReplicas: this.divergentNodes(),
       rejectedWrites: this.operations.filter((op) => op.kind === 'write' && op.outcome === 'rejected').length,
       leaders: 0,

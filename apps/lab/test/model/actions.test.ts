@@ -164,6 +164,22 @@ describe('single-leader actions', () => {
     expect(lab.view().scoreboard.lostAcknowledgedWrites).toBe(0)
   })
 
+  it('quorum: one pair of concurrent versions is one conflict, however often it is read', async () => {
+    const settings = defaultSettings('quorum')
+    const lab = await createLab({ ...settings, nodes: 3, quorum: { ...settings.quorum, n: 3, w: 1, r: 3 } })
+    await lab.apply({ type: 'partition', groups: [['n1'], ['n2', 'n3']] })
+    await lab.apply({ type: 'write', client: 'c1', node: 'n1', key: 'x', value: 'a' })
+    await lab.apply({ type: 'write', client: 'c2', node: 'n3', key: 'x', value: 'b' })
+    await lab.advance(500)
+    await lab.apply({ type: 'heal' })
+    for (let read = 0; read < 3; read++) {
+      await lab.apply({ type: 'read', client: 'c3', node: 'n2', key: 'x', mode: 'any' })
+      await lab.advance(500)
+    }
+    expect(lab.view().operations.filter((op) => op.kind === 'read').length).toBe(3)
+    expect(lab.view().scoreboard.conflicts).toBe(1)
+  })
+
   it('promote raises the epoch and makes the follower lead', async () => {
     const lab = await createLab(defaultSettings('single-leader'))
     const epoch = node(lab.view(), 'n2').epoch ?? 0

@@ -49,6 +49,11 @@ export interface QuorumReport {
   readonly lostAcknowledgedPuts: number
   /** Reads that returned more than one sibling. */
   readonly readsWithSiblings: number
+  /**
+   * Distinct sets of concurrent versions of one key that reads returned: one conflict however
+   * often it is read (a set that grows by another concurrent version is another).
+   */
+  readonly siblingSetsSurfaced: number
   readonly hintsStored: number
   readonly hintsDelivered: number
   /** Hints still held by stand-ins (nodes that are up). */
@@ -136,6 +141,8 @@ export class QuorumSim extends ClusterSim<
   private readonly storageFor: QuorumSimOptions['storage']
   private sloppyAcks = 0
   private siblingReads = 0
+  /** The sets of concurrent versions reads surfaced, by key and the context they make up. */
+  private readonly siblingSets = new Set<string>()
   private readonly totals = { hintsStored: 0, hintsDelivered: 0, lwwDiscarded: 0 }
 
   constructor(options: QuorumSimOptions) {
@@ -196,6 +203,7 @@ export class QuorumSim extends ClusterSim<
       staleReads: findStaleReads(this.history()).length,
       lostAcknowledgedPuts: this.lostPuts(),
       readsWithSiblings: this.siblingReads,
+      siblingSetsSurfaced: this.siblingSets.size,
       hintsStored: this.totals.hintsStored,
       hintsDelivered: this.totals.hintsDelivered,
       hintsPending: this.states().reduce((sum, state) => sum + state.hints.size, 0),
@@ -226,8 +234,10 @@ export class QuorumSim extends ClusterSim<
   }
 
   /** @internal Called by clients. */
-  recordRead(siblings: number): void {
-    if (siblings > 1) this.siblingReads++
+  recordRead(key: string, siblings: number, context: VersionVector): void {
+    if (siblings <= 1) return
+    this.siblingReads++
+    this.siblingSets.add(`${key} ${canonicalJson(context)}`)
   }
 
   /** @internal Called by clients: what the client had seen of `key` when it sent put `requestId`. */
@@ -440,7 +450,7 @@ export class QuorumClient {
       this.sim.recorder.complete(handle, 'ok', now, reply.value ?? undefined)
       this.contexts.set(key, reply.context)
       this.seen.set(key, this.sim.seenThrough(key, reply.dots))
-      this.sim.recordRead(reply.values.length)
+      this.sim.recordRead(key, reply.values.length, reply.context)
       return { ok: true, value: reply.value, values: reply.values, context: reply.context }
     }
     this.sim.recorder.complete(handle, 'failed', now)

@@ -83,7 +83,9 @@ export class SimNodeHost<TState, TInput, TMessage, TReply, TRecord> implements S
    * restart now: what it holds durably, for a checker that judges by every node's history.
    */
   durableState(): TState {
-    return this.currentState ?? this.options.machine.recover(this.storage.records(), this.options.network.now())
+    return (
+      this.currentState ?? this.options.machine.recover(this.storage.records(), this.options.network.now())
+    )
   }
 
   /** A snapshot of the counters. */
