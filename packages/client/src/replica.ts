@@ -353,6 +353,8 @@ class ReplicaRuntime implements Replica {
   #token: string | undefined = undefined
   /** The relay refused `#token`: the next connection needs another. */
   #tokenRefused = false
+  /** When the relay refused the token last given (while `#tokenRefused`). */
+  #tokenRefusedAt = 0
   /** Calls of the token function so far: only the latest one's token is kept (see `#nextToken`). */
   #tokenCalls = 0
   #last: StatusEvent
@@ -1106,6 +1108,7 @@ class ReplicaRuntime implements Replica {
     }
     if (error.code === ErrorCode.Unauthenticated && typeof this.#config.token === 'function') {
       // Not final (the session renews tokens): the next connection asks for another.
+      if (!this.#tokenRefused) this.#tokenRefusedAt = this.#config.now()
       this.#tokenRefused = true
     }
     if (this.#engine.session().fatal !== null && this.#refusal === null) {
@@ -1144,9 +1147,18 @@ class ReplicaRuntime implements Replica {
       )
     }
     if (this.#tokenRefused && token === this.#token) {
+      // A token function may give the refused token again for a while (one cached until a
+      // new secret reaches it, or one minted again in the same second, identical): it is asked
+      // again at the next attempt, with backoff. Only one given again for a minute is final.
+      if (this.#config.now() - this.#tokenRefusedAt < SAME_TOKEN_FINAL_MS) {
+        throw new ChorusError(
+          ErrorCode.Unauthenticated,
+          'the token function gave the token the relay just refused: it is asked again at the next attempt',
+        )
+      }
       const refused = new ChorusError(
         ErrorCode.Unauthenticated,
-        'the relay refused the token, and the token function gave the same one again: the replica stays offline until it is created again',
+        'the relay refused the token, and the token function has given the same one again for a minute: the replica stays offline until it is created again',
       )
       this.#refuse(refused)
       this.#report(refused)
@@ -1274,6 +1286,11 @@ class ReplicaRuntime implements Replica {
 }
 
 /** How often the leading tab reports (and proves it is alive). */
+/**
+ * How long a token function may keep giving the token the relay refused before the refusal
+ * is final (see `#nextToken`).
+ */
+const SAME_TOKEN_FINAL_MS = 60_000
 const TAB_HEARTBEAT_MS = 500
 /** How long followers wait without a report before one takes over (plus up to as much jitter). */
 const TAB_TAKEOVER_MS = 3_000

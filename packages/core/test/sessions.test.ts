@@ -1165,7 +1165,8 @@ describe('hub session: a token that expires', () => {
   const expiredClose = {
     type: 'close',
     code: ErrorCode.Unauthenticated,
-    message: 'the token has expired: connect again with a new one',
+    message:
+      'the token has expired: connect again with a new one (a client with a fixed token must be created again with it; one with a token function gets it at its next attempt)',
   }
 
   it('serves the connection until the expiry, then closes it at the first input from then on', () => {

@@ -89,6 +89,9 @@ export async function mintToken(options: MintTokenOptions): Promise<string> {
     .setProtectedHeader({ alg: TOKEN_ALGORITHM, typ: 'JWT' })
     .setSubject(options.sub)
     .setIssuedAt(issuedAt)
+    // A random id, so two tokens minted in one second differ: a client tells a fresh token
+    // from the one just refused by comparing them.
+    .setJti(randomId())
   const { expiresIn } = options
   if (expiresIn !== undefined) {
     const seconds = typeof expiresIn === 'number' ? expiresIn : Math.floor(parseDuration(expiresIn) / 1000)
@@ -103,12 +106,25 @@ export async function mintToken(options: MintTokenOptions): Promise<string> {
   return await jwt.sign(key)
 }
 
+/** 16 random bytes, base64url. */
+function randomId(): string {
+  const bytes = crypto.getRandomValues(new Uint8Array(16))
+  return Buffer.from(bytes).toString('base64url')
+}
+
 function refusal(message: string) {
   return { ok: false, code: ErrorCode.Unauthenticated, message } as const
 }
 
-function explainJoseError(error: unknown): string {
-  if (error instanceof errors.JWTExpired) return 'the token has expired: mint a new one'
+function explainJoseError(error: unknown, now: number): string {
+  // A token refused for its times may be fine, on a relay whose clock is wrong: say which time it went by.
+  const clock = `(this relay's clock reads ${new Date(now).toISOString()})`
+  if (error instanceof errors.JWTExpired) {
+    return `the token has expired ${clock}: present a new one (a client with a fixed token must be created again with it; one with a token function gets it at its next attempt)`
+  }
+  if (error instanceof errors.JWTClaimValidationFailed && (error.claim === 'nbf' || error.claim === 'iat')) {
+    return `the token is not valid yet ${clock}: check the clocks of the relay and of what minted it`
+  }
   if (error instanceof errors.JWSSignatureVerificationFailed) {
     return "the token signature does not verify: it was not signed with this relay's secret"
   }
@@ -148,7 +164,7 @@ export function createTokenAuthenticator(
       })
       payload = verified.payload
     } catch (error) {
-      return refusal(explainJoseError(error))
+      return refusal(explainJoseError(error, now()))
     }
     const subject = payload.sub
     if (typeof subject !== 'string' || subject === '') return refusal('the token names no subject ("sub")')
@@ -187,17 +203,18 @@ export async function verifyAdminToken(
     return refusal('the administration API needs a token: mint one with chorus-relay token --admin')
   }
   let payload: JWTPayload
+  const now = (options.now ?? Date.now)()
   try {
     payload = (
       await jwtVerify(token, keyOf(secret), {
         algorithms: [TOKEN_ALGORITHM],
-        currentDate: new Date((options.now ?? Date.now)()),
+        currentDate: new Date(now),
         clockTolerance: options.clockToleranceSeconds ?? 30,
         requiredClaims: ['sub'],
       })
     ).payload
   } catch (error) {
-    return refusal(explainJoseError(error))
+    return refusal(explainJoseError(error, now))
   }
   if (payload.admin !== true) {
     return {

@@ -121,6 +121,12 @@ describe('a relay started with an auth secret', () => {
     expect(await relay.store.loadSpace(SPACE as never)).toMatchObject({ received: { [A]: 2 } })
   })
 
+  it('refuses a replica id in the form linked relays use, to a session that is not a relay', async () => {
+    const client = await connectClient(relay.url)
+    client.send(hello('relay-evil', { [SPACE]: 0 }, await token('mallory', { [SPACE]: 'write' })))
+    await expectRefused(client, ErrorCode.Forbidden, /only linked relays use/)
+  })
+
   it('refuses a connection under a replica id that belongs to another user', async () => {
     const client = await connectClient(relay.url)
     client.send(hello(A, { [SPACE]: 0 }, await token('mallory', { [SPACE]: 'write' })))
@@ -235,7 +241,16 @@ describe('createTokenAuthenticator', () => {
       ['write', 'read', null],
     )
     const later = createTokenAuthenticator(SECRET, { now: () => now + 2 * HOUR_MS })
-    expect(await later(minted, A)).toMatchObject({ ok: false, code: ErrorCode.Unauthenticated })
+    const expired = await later(minted, A)
+    expect(expired).toMatchObject({ ok: false, code: ErrorCode.Unauthenticated })
+    // The refusal names the relay's clock, which may be the one that is wrong.
+    expect((expired as { message: string }).message).toContain(new Date(now + 2 * HOUR_MS).toISOString())
+  })
+
+  it('mints a different token each time, even for the same claims in the same second', async () => {
+    const claims = { secret: SECRET, sub: 'alice', spaces: { a: 'write' }, now: 1_700_000_000_000 } as const
+    const [first, second] = [await mintToken(claims), await mintToken(claims)]
+    expect(first).not.toBe(second)
   })
 
   it('mints nothing from a bad request', async () => {

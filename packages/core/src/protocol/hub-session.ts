@@ -566,7 +566,7 @@ function expired(state: HubSessionState, effects: HubSessionEffect[]): HubSessio
   return refuse(
     state,
     ErrorCode.Unauthenticated,
-    'the token has expired: connect again with a new one',
+    'the token has expired: connect again with a new one (a client with a fixed token must be created again with it; one with a token function gets it at its next attempt)',
     effects,
   )
 }
@@ -821,6 +821,16 @@ function authenticated(
       state,
       ErrorCode.Forbidden,
       'this token may not link a relay: relaying other replicas’ changes needs a token with the relay claim',
+      effects,
+    )
+  }
+  // Ids under the prefix count linked hubs' streams (a space with one is taken as linked, and
+  // keeps its deletions): a replica may not take one.
+  if (!relay && isRelayId(hello.replicaId)) {
+    return refuse(
+      state,
+      ErrorCode.Forbidden,
+      `replica id ${hello.replicaId} starts with "${RELAY_ID_PREFIX}", which only linked relays use: choose another`,
       effects,
     )
   }
