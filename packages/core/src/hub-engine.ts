@@ -1102,6 +1102,8 @@ export function createHubEngine(options: HubEngineOptions): HubEngine {
       const state = this.#state
       return (
         state.phase === 'ready' &&
+        // A session whose token has expired hears nothing more, though its end waits for a tick.
+        (state.expiresAt === null || now() < state.expiresAt) &&
         this.#introduced?.has(space) === true &&
         Object.hasOwn(state.streams, space) &&
         state.features.includes(Feature.Presence)

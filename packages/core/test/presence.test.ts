@@ -244,4 +244,29 @@ describe('presence', () => {
     expect([...bob.peers.keys()].filter((key) => key.startsWith('greedy/'))).toHaveLength(MAX_PRESENCE_KEYS)
     expect(alice.errors).toEqual([])
   })
+
+  it('reaches no connection whose token has expired, before the tick that ends its session', async () => {
+    let clock = 1_000
+    const hub = createHubEngine({
+      store: new MemoryHubStore(),
+      now: () => clock,
+      // Bob's token expires at 2,000; the others' do not.
+      authenticate: (_token, replicaId) =>
+        replicaId === 'bob'
+          ? { ok: true, access: () => 'write', expiresAt: 2_000 }
+          : { ok: true, access: () => 'write' },
+    })
+    const alice = await replicaOn(hub, 'alice')
+    const bob = await replicaOn(hub, 'bob')
+    const carol = await replicaOn(hub, 'carol')
+    await settle(hub, [alice.engine, bob.engine, carol.engine])
+    alice.engine.setPresence('tab', { note: 'n1' })
+    await settle(hub, [alice.engine, bob.engine, carol.engine])
+    expect(bob.peers.get('alice/tab')).toEqual({ note: 'n1' })
+    clock = 2_500
+    alice.engine.setPresence('tab', { note: 'n2' })
+    await settle(hub, [alice.engine, bob.engine, carol.engine])
+    expect(carol.peers.get('alice/tab')).toEqual({ note: 'n2' })
+    expect(bob.peers.get('alice/tab')).toEqual({ note: 'n1' })
+  })
 })
