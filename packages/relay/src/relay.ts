@@ -334,7 +334,7 @@ export function createRelay(options: RelayOptions): Relay {
                 : {
                     ok: false,
                     code: ErrorCode.Forbidden,
-                    message: `replica id ${replicaId} belongs to another user: use a replica id of your own`,
+                    message: `replica id ${replicaId} belongs to another user: use a replica id of your own (a client opens a replica of its own for each user: another database or file)`,
                   },
           }
         }
