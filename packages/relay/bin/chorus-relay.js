@@ -1,4 +1,4 @@
 #!/usr/bin/env node
-import { runCli } from '../dist/cli.js'
+import { exitWhenWritten, runCli } from '../dist/cli.js'
 
-process.exit(await runCli(process.argv.slice(2)))
+await exitWhenWritten(await runCli(process.argv.slice(2)))

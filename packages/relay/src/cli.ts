@@ -813,12 +813,23 @@ function isEntryPoint(): boolean {
   }
 }
 
-if (isEntryPoint()) {
-  runCli(process.argv.slice(2)).then(
-    (code) => process.exit(code),
-    (error: unknown) => {
-      console.error('chorus-relay: unexpected failure', error)
-      process.exit(ExitCode.Failed)
-    },
+/**
+ * Exits with `code` once everything written to stdout and stderr is out: output to a pipe is
+ * written after the turn that wrote it, and `process.exit` drops what is still waiting (an
+ * export to a pipe lost most of its records so).
+ */
+export async function exitWhenWritten(code: number): Promise<never> {
+  await Promise.all(
+    [process.stdout, process.stderr].map(
+      (stream) => new Promise<void>((resolve) => stream.write('', () => resolve())),
+    ),
   )
+  process.exit(code)
+}
+
+if (isEntryPoint()) {
+  runCli(process.argv.slice(2)).then(exitWhenWritten, (error: unknown) => {
+    console.error('chorus-relay: unexpected failure', error)
+    return exitWhenWritten(ExitCode.Failed)
+  })
 }

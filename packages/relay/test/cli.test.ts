@@ -336,6 +336,27 @@ describe('chorus-relay command line (in process)', () => {
     temp.remove()
   })
 
+  it('exports every record of a large space through a pipe, as a process, before it exits', async () => {
+    const temp = makeTempDir()
+    try {
+      const store = new SqliteRelayStore(join(temp.dir, DATABASE_FILE))
+      const count = 3_000
+      for (let from = 1; from <= count; from += 500) {
+        await store.append(SPACE as never, A, makeRun(A, from, from + 499))
+      }
+      await store.close()
+      // A pipe to this process, read as it comes: the exit used to drop what was still queued.
+      const exported = runCliProcess(['export', '--space', SPACE, '--data', temp.dir])
+      expect(await within(exported.exited, 60_000, 'the export to end')).toEqual({ code: 0, signal: null })
+      const lines = exported.stdout.filter((line) => line !== '')
+      expect(lines).toHaveLength(count)
+      expect(new Set(lines.map((line) => JSON.parse(line).id)).size).toBe(count)
+      expect(exported.stderr.join('\n')).toContain(`exported ${count} records`)
+    } finally {
+      temp.remove()
+    }
+  })
+
   it('exports a space from the data directory a relay is serving, from the relay itself, and to a new file', async () => {
     const relay = await startTestRelay({ authSecret: SECRET })
     try {

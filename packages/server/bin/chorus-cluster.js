@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+import { exitWhenWritten } from '../dist/cli/cli-io.js'
 import { runClusterCli } from '../dist/cli/cluster-cli.js'
 
-process.exit(await runClusterCli(process.argv.slice(2)))
+await exitWhenWritten(await runClusterCli(process.argv.slice(2)))

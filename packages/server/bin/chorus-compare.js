@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+import { exitWhenWritten } from '../dist/cli/cli-io.js'
 import { runCompareCli } from '../dist/cli/compare-cli.js'
 
-process.exit(await runCompareCli(process.argv.slice(2)))
+await exitWhenWritten(await runCompareCli(process.argv.slice(2)))

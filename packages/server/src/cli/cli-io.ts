@@ -83,13 +83,23 @@ export function runIfEntryPoint(
   main: (argv: readonly string[]) => Promise<number>,
 ): void {
   if (!isEntryPoint(url)) return
-  main(process.argv.slice(2)).then(
-    (code) => process.exit(code),
-    (error: unknown) => {
-      process.stderr.write(`${command}: unexpected failure: ${String(error)}\n`)
-      process.exit(ExitCode.Failed)
-    },
+  main(process.argv.slice(2)).then(exitWhenWritten, (error: unknown) => {
+    process.stderr.write(`${command}: unexpected failure: ${String(error)}\n`)
+    return exitWhenWritten(ExitCode.Failed)
+  })
+}
+
+/**
+ * Exits with `code` once everything written to stdout and stderr is out: output to a pipe is
+ * written after the turn that wrote it, and `process.exit` drops what is still waiting.
+ */
+export async function exitWhenWritten(code: number): Promise<never> {
+  await Promise.all(
+    [process.stdout, process.stderr].map(
+      (stream) => new Promise<void>((resolve) => stream.write('', () => resolve())),
+    ),
   )
+  process.exit(code)
 }
 
 /** True when the module at `url` is the script node was started with (so it should run itself). */
