@@ -78,6 +78,11 @@ export interface HubEngineOptions {
    * are not counted.
    */
   readonly onCommitted?: (space: SpaceId, appends: number, ms: number) => void
+  /**
+   * A commit of appends failed (nothing was acknowledged): with `onCommitted`, whether the
+   * store takes writes now, for a health check.
+   */
+  readonly onCommitFailed?: (space: SpaceId, error: unknown) => void
   /** A monotonic clock in milliseconds for `onCommitted` (default `now`). */
   readonly elapsed?: () => number
   /** Called with failures that have no caller to reject (a failed append, a failed read). */
@@ -611,9 +616,10 @@ export function createHubEngine(options: HubEngineOptions): HubEngine {
   }
 
   /** A failed append, but not one to a space deleted meanwhile: its sessions are ending. */
-  function reportAppendFailure(error: unknown): void {
-    if (!isChorusError(error, ErrorCode.SpaceDeleted))
-      report(error, 'appending changes failed; nothing was acknowledged')
+  function reportAppendFailure(space: SpaceId, error: unknown): void {
+    if (isChorusError(error, ErrorCode.SpaceDeleted)) return
+    options.onCommitFailed?.(space, error)
+    report(error, 'appending changes failed; nothing was acknowledged')
   }
 
   async function runAppends(space: SpaceId): Promise<void> {
@@ -639,7 +645,7 @@ export function createHubEngine(options: HubEngineOptions): HubEngine {
         results = plans.map((plan) => plan.map(() => flat[at++] ?? null))
         options.onCommitted?.(space, jobs.length, elapsed() - started)
       } catch (error) {
-        reportAppendFailure(error)
+        reportAppendFailure(space, error)
       }
     } else if (cache !== null) {
       for (const [i, plan] of plans.entries()) {
@@ -655,7 +661,7 @@ export function createHubEngine(options: HubEngineOptions): HubEngine {
             )
             options.onCommitted?.(space, 1, elapsed() - started)
           } catch (error) {
-            reportAppendFailure(error)
+            reportAppendFailure(space, error)
             // Not the rest of this job: a linked hub's position must not pass a writer's failed append.
             break
           }

@@ -120,10 +120,10 @@ export interface RelayMetrics {
    * upgrades refused with 403 because a browser page of another origin asked for them.
    */
   readonly originsRefused?: number
-  /** Spaces with at least one stored change. */
-  readonly spaces: number
-  /** Log entries retained over all spaces (compaction removes older ones). */
-  readonly logEntries: number
+  /** Spaces with at least one stored change (absent while the store does not answer). */
+  readonly spaces?: number
+  /** Log entries retained over all spaces, compaction removing older ones (absent while the store does not answer). */
+  readonly logEntries?: number
   /** Changes appended (newly stored) since start. */
   readonly changesStored: number
   /**
@@ -242,8 +242,11 @@ export function renderPrometheus(metrics: RelayMetrics, options: PrometheusOptio
       metrics.originsRefused,
     )
   }
-  metric(lines, `${p}spaces`, 'gauge', 'Spaces with stored changes.', metrics.spaces)
-  metric(lines, `${p}log_entries`, 'gauge', 'Log entries retained over all spaces.', metrics.logEntries)
+  if (metrics.spaces !== undefined)
+    metric(lines, `${p}spaces`, 'gauge', 'Spaces with stored changes.', metrics.spaces)
+  if (metrics.logEntries !== undefined) {
+    metric(lines, `${p}log_entries`, 'gauge', 'Log entries retained over all spaces.', metrics.logEntries)
+  }
   metric(lines, `${p}changes_stored_total`, 'counter', 'Changes durably appended.', metrics.changesStored)
   metric(
     lines,

@@ -45,10 +45,12 @@ import { CloseCode, type RelaySocket } from './socket.js'
 /** The relay's health, as `/healthz` reports it. */
 export interface RelayHealth {
   /**
-   * `ok` while the store answers and the relay is not shutting down (and, on a shared store,
-   * hears of the other relays' appends).
+   * `ok` while the store answers, its last commit of changes did not fail, and the relay is
+   * not shutting down (and, on a shared store, hears of the other relays' appends).
    */
   readonly status: 'ok' | 'failing' | 'closing'
+  /** Present, true, while the store's last commit of changes failed (a full disk): nothing is acknowledged. */
+  readonly commitsFailing?: true
   readonly connections: number
   /** Spaces the store holds; null when the store did not answer. */
   readonly spaces: number | null
@@ -294,6 +296,8 @@ export function createRelay(options: RelayOptions): Relay {
   /** Connections refused and closed, by the code given (`sessionsRefused`). */
   const refusals = new Map<string, number>()
   const commits = new CommitHistogram()
+  /** The last commit of changes failed (a full disk, say), and none has succeeded since. */
+  let commitFailing = false
   let closing = false
   let closePromise: Promise<void> | null = null
 
@@ -351,7 +355,13 @@ export function createRelay(options: RelayOptions): Relay {
       // A space written for the first time since start: a link of every space takes it.
       if (groups.length > 0 && !offered.has(space)) growGroups([space])
     },
-    onCommitted: (_space, _appends, ms) => commits.observe(ms),
+    onCommitted: (_space, _appends, ms) => {
+      commits.observe(ms)
+      commitFailing = false
+    },
+    onCommitFailed: () => {
+      commitFailing = true
+    },
     elapsed: () => performance.now(),
     onAcked: (space, replica, position) => {
       store.noteAck(space, replica, position, now()).catch((error: unknown) => report(error))
@@ -1058,20 +1068,27 @@ export function createRelay(options: RelayOptions): Relay {
 
   return {
     async metrics() {
-      const stats = await store.stats()
+      // A store that does not answer (a database down) leaves out what only it knows; the
+      // relay's own counters, and whether it hears the other relays, are what matter then.
+      let stats: Awaited<ReturnType<typeof store.stats>> | null
+      try {
+        stats = await store.stats()
+      } catch (error) {
+        report(error, 'the store did not answer for /metrics')
+        stats = null
+      }
       let sendBacklog = 0
       for (const client of clients.values()) sendBacklog += client.socket.bufferedAmount
       return {
         connections: clients.size,
         sendBacklog,
-        spaces: stats.spaces,
-        logEntries: stats.logEntries,
+        ...(stats === null ? {} : { spaces: stats.spaces, logEntries: stats.logEntries }),
         ...counters,
         sessionsRefused: Object.fromEntries(refusals),
         commits: commits.times(),
         lag: lag(),
         ...(listening() === undefined ? {} : { storeListening: listening() ? 1 : 0 }),
-        ...(stats.appendRetries === undefined ? {} : { appendRetries: stats.appendRetries }),
+        ...(stats?.appendRetries === undefined ? {} : { appendRetries: stats.appendRetries }),
         ...(links.length === 0 && groups.length === 0 ? {} : { links: linkStatus() }),
       }
     },
@@ -1097,7 +1114,9 @@ export function createRelay(options: RelayOptions): Relay {
         // The count of spaces is unknown, not 0.
         return { status: 'failing', spaces: null, ...facts }
       }
-      return { status: closing ? 'closing' : hearing === false ? 'failing' : 'ok', spaces, ...facts }
+      // A relay whose store refuses its commits acknowledges nothing: failing, though it reads.
+      const status = closing ? 'closing' : hearing === false || commitFailing ? 'failing' : 'ok'
+      return { status, spaces, ...(commitFailing ? { commitsFailing: true } : {}), ...facts }
     },
     compact,
     async deleteSpace(space) {

@@ -1,7 +1,7 @@
 import { once } from 'node:events'
 import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
-import { asSpaceId, ErrorCode, type SpaceId } from '@chorus/core'
+import { asSpaceId, ChorusError, ErrorCode, type SpaceId } from '@chorus/core'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { WebSocketServer } from 'ws'
 import { createRelay, type Relay } from '../src/relay.js'
@@ -25,6 +25,8 @@ describe('a relay on a store shared with other relays', () => {
   let hearing: boolean
   /** False: the store's `stats` fails, as a database that is down does. */
   let answering: boolean
+  /** False: the store's appends fail, as on a full disk. */
+  let committing: boolean
   let server: WebSocketServer
   let relay: Relay
 
@@ -34,6 +36,7 @@ describe('a relay on a store shared with other relays', () => {
     listener = null
     hearing = true
     answering = true
+    committing = true
     const shared = new Proxy(sqlite, {
       get(target, property) {
         if (property === 'watch') {
@@ -46,6 +49,9 @@ describe('a relay on a store shared with other relays', () => {
         }
         if (property === 'listening') return () => hearing
         if (property === 'stats' && !answering) return () => Promise.reject(new Error('the database is down'))
+        if ((property === 'append' || property === 'appendMany') && !committing) {
+          return () => Promise.reject(new ChorusError(ErrorCode.StorageFailed, 'the disk is full'))
+        }
         const value: unknown = Reflect.get(target, property, target)
         return typeof value === 'function' ? value.bind(target) : value
       },
@@ -109,6 +115,38 @@ describe('a relay on a store shared with other relays', () => {
     hearing = false
     answering = false
     expect(await relay.health()).toMatchObject({ status: 'failing', listening: false, spaces: null })
+    // /metrics still answers: what only the store knows is left out, the rest is there.
+    const metrics = await relay.metrics()
+    expect(metrics).toMatchObject({ storeListening: 0, connections: 0 })
+    expect(metrics.spaces).toBeUndefined()
+  })
+
+  it('is failing on /healthz while its commits fail, until one succeeds', async () => {
+    const url = `ws://127.0.0.1:${(server.address() as AddressInfo).port}`
+    committing = false
+    const alice = await connectClient(url)
+    alice.send(hello('alice', { [SPACE]: 0 }))
+    await alice.waitFor(is.hello, 'hello')
+    alice.send(changes(SPACE, 0, makeRun(A, 1, 2)))
+    await within(
+      (async () => {
+        while ((await relay.health()).status !== 'failing')
+          await new Promise((resolve) => setTimeout(resolve, 10))
+      })(),
+      5000,
+      'the failed commit to show on /healthz',
+    )
+    expect(await relay.health()).toMatchObject({ status: 'failing', commitsFailing: true, listening: true })
+    committing = true
+    const bob = await connectClient(url)
+    bob.send(hello('bob', { [OTHER]: 0 }))
+    await bob.waitFor(is.hello, 'hello')
+    bob.send(changes(OTHER, 0, makeRun(B, 1, 1)))
+    await bob.waitFor(is.ack(1), 'bob’s change acknowledged')
+    expect(await relay.health()).toMatchObject({ status: 'ok' })
+    expect((await relay.health()).commitsFailing).toBeUndefined()
+    await alice.close()
+    await bob.close()
   })
 
   it.each([
