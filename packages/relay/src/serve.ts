@@ -1,4 +1,4 @@
-import { mkdirSync, readFileSync } from 'node:fs'
+import { existsSync, mkdirSync, readFileSync } from 'node:fs'
 import { createServer, type Server } from 'node:http'
 import { createServer as createTlsServer } from 'node:https'
 import type { AddressInfo } from 'node:net'
@@ -255,6 +255,15 @@ async function openStore(
   // One relay per data directory: a second one fails here, before it opens the database.
   const lock = lockDataDir(dir)
   const file = join(dir, DATABASE_FILE)
+  // A write-ahead log without its database: the database was deleted or moved, and starting
+  // would make an empty one beside a log of changes it acknowledged.
+  if (!existsSync(file) && existsSync(`${file}-wal`)) {
+    lock.release()
+    throw new ChorusError(
+      ErrorCode.StorageFailed,
+      `${dir} holds ${DATABASE_FILE}-wal but no ${DATABASE_FILE}: the database was deleted or moved. Put it back (or restore it from a backup); to start afresh on purpose, remove ${DATABASE_FILE}-wal too.`,
+    )
+  }
   try {
     const store = thread === 'worker' ? await WorkerRelayStore.open(file) : new SqliteRelayStore(file)
     return { store, release: () => lock.release() }

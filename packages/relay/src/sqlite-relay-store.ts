@@ -1,3 +1,4 @@
+import { statSync } from 'node:fs'
 import {
   type AppendResult,
   type Change,
@@ -101,6 +102,10 @@ export class SqliteRelayStore implements RelayStore {
   /** The pending write of first-seen replicas' acknowledgements (see `noteAck`). */
   #ackWrite: Promise<void> | null = null
   #closed = false
+  /** The database file as opened (device and inode), to tell it from one put in its place. */
+  #identity: string | null = null
+  /** The write-ahead log's, once it exists. */
+  #walIdentity: string | null | undefined
 
   constructor(path: string, options: SqliteRelayStoreOptions = {}) {
     this.path = path
@@ -135,12 +140,36 @@ export class SqliteRelayStore implements RelayStore {
       })
     }
     this.#db = db
+    this.#identity = path === ':memory:' ? null : fileIdentity(path)
     for (const row of this.#sql.deletedSpaces.all()) this.#deleted.add(row.space)
     this.#appendTransaction = db.transaction((space, appends, text) => {
       const results = this.#appendRows(space, appends, text)
-      this.#beforeCommit?.('append')
+      this.#committing('append')
       return results
     })
+  }
+
+  /**
+   * The end of every write transaction, before it commits: the database and its write-ahead
+   * log must still be the files this store opened. One deleted or replaced under a running
+   * relay (an operator's mistake, a cleanup job) would take every later commit with it, each
+   * acknowledged: the transaction is refused instead, and the relay stops acknowledging.
+   */
+  #committing(write: SqliteWrite): void {
+    this.#checkFiles()
+    this.#beforeCommit?.(write)
+  }
+
+  #checkFiles(): void {
+    if (this.path === ':memory:') return
+    const now = fileIdentity(this.path)
+    const wal = fileIdentity(`${this.path}-wal`)
+    this.#walIdentity ??= wal
+    if (now === this.#identity && (this.#walIdentity === null || wal === this.#walIdentity)) return
+    throw new ChorusError(
+      ErrorCode.StorageFailed,
+      `the relay's database ${this.path}${now === this.#identity ? '-wal' : ''} was deleted or replaced while the relay ran: nothing more is stored. Stop the relay, put the file back (or restore a backup), and start it again.`,
+    )
   }
 
   async loadSpace(space: SpaceId): Promise<SpaceMeta> {
@@ -402,7 +431,7 @@ export class SqliteRelayStore implements RelayStore {
           options.collect === false
             ? { tombstonesDeleted: 0, collected: mark }
             : this.#collect(space, floor, row.head, mark)
-        this.#beforeCommit?.('compact')
+        this.#committing('compact')
         return withMark({ floor, logEntriesDeleted, tombstonesDeleted, replicasForgotten }, collected)
       })()
       if (result.replicasForgotten > 0) {
@@ -457,7 +486,7 @@ export class SqliteRelayStore implements RelayStore {
         this.#sql.deleteAcks.run(space)
         this.#sql.deleteSpaceRow.run(space)
         this.#sql.markDeleted.run(space, Date.now())
-        this.#beforeCommit?.('delete')
+        this.#committing('delete')
       })()
       this.#deleted.add(space)
       forgetSpaceAcks(space, this.#pendingAcks, this.#knownAcks)
@@ -482,7 +511,7 @@ export class SqliteRelayStore implements RelayStore {
       if (owner !== undefined) return owner === subject
       this.#db.transaction(() => {
         this.#sql.claim.run(replica, subject)
-        this.#beforeCommit?.('claim')
+        this.#committing('claim')
       })()
       return true
     })
@@ -532,7 +561,7 @@ export class SqliteRelayStore implements RelayStore {
       for (const ack of this.#pendingAcks.values()) {
         this.#sql.upsertAck.run(ack.space, ack.replica, ack.position, ack.seenAt)
       }
-      this.#beforeCommit?.('acks')
+      this.#committing('acks')
     })()
     this.#pendingAcks.clear()
   }
@@ -547,5 +576,15 @@ export class SqliteRelayStore implements RelayStore {
       const detail = error instanceof Error ? error.message : String(error)
       throw new ChorusError(ErrorCode.StorageFailed, `${what} failed: ${detail}`, { cause: error })
     }
+  }
+}
+
+/** A file's device and inode, or null when there is none at `path`. */
+function fileIdentity(path: string): string | null {
+  try {
+    const stat = statSync(path)
+    return `${stat.dev}:${stat.ino}`
+  } catch {
+    return null
   }
 }

@@ -583,6 +583,16 @@ describe('chorus-relay as a real process', () => {
     expect(await within(third.exited, 20_000, 'the relay to exit')).toEqual({ code: 0, signal: null })
   }, 40_000)
 
+  it('will not start on a data directory whose database is gone but whose write-ahead log is there', async () => {
+    writeFileSync(join(temp.dir, `${DATABASE_FILE}-wal`), 'changes it acknowledged')
+    const io = captureIo()
+    expect(await runCli(['--port', '0', '--data', temp.dir], io)).toBe(1)
+    expect(io.lines.err.join('\n')).toMatch(
+      /holds relay\.db-wal but no relay\.db: the database was deleted or moved/,
+    )
+    expect(existsSync(join(temp.dir, DATABASE_FILE))).toBe(false)
+  })
+
   it('exits 2 with the usage on a bad flag', async () => {
     const relay = runCliProcess(['--port', '70000'])
     expect(await within(relay.exited, 20_000, 'the process to exit')).toEqual({ code: 2, signal: null })

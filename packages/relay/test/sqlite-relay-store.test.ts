@@ -1,4 +1,4 @@
-import { copyFileSync, existsSync } from 'node:fs'
+import { copyFileSync, existsSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
 import { ErrorCode, isChorusError, type ReplicaId, recordKey } from '@chorus/core'
 import { runHubStoreConformance } from '@chorus/testkit/conformance'
@@ -276,4 +276,20 @@ describe.each(['SqliteRelayStore', 'WorkerRelayStore'] as const)('%s files', (ki
     expect(isChorusError(outcome, ErrorCode.Closed)).toBe(true)
     store = await open()
   })
+
+  it.each(['', '-wal'])(
+    'refuses every commit once its database%s is deleted under it, so nothing more is acknowledged',
+    async (suffix) => {
+      await store.append(SPACE, A, makeRun(A, 1, 2))
+      rmSync(`${file}${suffix}`)
+      const outcome = await store.append(SPACE, A, makeRun(A, 3, 3)).catch((error: unknown) => error)
+      expect(isChorusError(outcome, ErrorCode.StorageFailed)).toBe(true)
+      expect((outcome as Error).message).toMatch(/was deleted or replaced while the relay ran/)
+      const again = await store.noteAck(SPACE, B, 1, T0).catch((error: unknown) => error)
+      expect(isChorusError(again, ErrorCode.StorageFailed)).toBe(true)
+      // Its close cannot write the acknowledgement it holds either; a store opened anew is new.
+      await store.close().catch(() => undefined)
+      store = await open()
+    },
+  )
 })
