@@ -29,12 +29,16 @@ export interface MetricSpec {
 
 /** The scoreboard's figures, in the order the page shows them. */
 export const METRICS: readonly MetricSpec[] = [
-  { key: 'acknowledgedWrites', label: 'Acknowledged writes', help: 'writes a client was told succeeded' },
+  {
+    key: 'acknowledgedWrites',
+    label: 'Acknowledged writes',
+    help: 'writes a client was told succeeded; for multi-leader, local writes (a resolve among them) once the relay holds them',
+  },
   {
     key: 'lostAcknowledgedWrites',
     label: 'Acknowledged writes lost',
     badAbove: 0,
-    help: 'acknowledged, then missing from what the cluster keeps: the final leader’s log (single-leader), every replica (quorum, multi-leader)',
+    help: 'acknowledged, then missing from what the cluster keeps: the latest log an election would keep, a node down included (single-leader), every replica, on its disk if down (quorum), every replica (multi-leader)',
   },
   { key: 'staleReads', label: 'Stale reads', badAbove: 0, help: 'reads that missed a finished write' },
   { key: 'conflicts', label: 'Conflicts', badAbove: 0, help: 'concurrent versions of one key' },
@@ -45,7 +49,11 @@ export const METRICS: readonly MetricSpec[] = [
     help: 'replicas whose data differs from the reference',
   },
   { key: 'leaders', label: 'Leaders', badAbove: 1, help: 'nodes that believe they lead' },
-  { key: 'rejectedWrites', label: 'Rejected writes', help: 'fenced, no leader, or no quorum' },
+  {
+    key: 'rejectedWrites',
+    label: 'Rejected writes',
+    help: 'fenced, no leader, no quorum, or sent to a node that does not lead',
+  },
   { key: 'openConflicts', label: 'Open conflicts', help: 'conflicts waiting for a person to choose' },
 ]
 

@@ -159,7 +159,7 @@ export function NodeList(props: {
                   type="button"
                   className="button small"
                   disabled={props.disabled || !node.up || node.paused}
-                  title="Stop the node for 2 s of lab time (a long GC pause, a SIGSTOP): it resumes with the state it had; a leader that others replaced meanwhile steps down once it hears of the newer epoch"
+                  title="Stop the node for 2 s of lab time (a long GC pause, a SIGSTOP): it resumes with the state it had; with fencing, a leader that others replaced meanwhile steps down once it hears of the newer epoch (without, it may go on leading: split brain)"
                   onClick={() => props.onAction({ type: 'pause', node: node.id, ms: PAUSE_MS })}
                 >
                   Pause {node.id}

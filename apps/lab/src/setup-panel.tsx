@@ -150,7 +150,7 @@ export function SetupPanel(props: {
             />
             <SwitchField
               label="Fencing"
-              hint="Epoch fencing: a deposed leader's writes are rejected"
+              hint="Epochs checked everywhere: a deposed leader's writes are rejected, and followers keep only the newest leader's log. Off, epochs are ignored: a deposed leader goes on acknowledging, and followers take entries by position, so replicas can diverge for good"
               checked={single.fencing}
               disabled={props.disabled}
               onChange={(fencing) => setSingle({ fencing })}
@@ -195,9 +195,11 @@ export function SetupPanel(props: {
           </div>
           <p className={quorumsOverlap(quorum) ? 'quorum-rule ok' : 'quorum-rule warning'}>
             W + R = {quorum.w + quorum.r} {quorumsOverlap(quorum) ? '>' : '≤'} N = {quorum.n}:{' '}
-            {quorumsOverlap(quorum)
-              ? 'every read quorum overlaps every write quorum.'
-              : 'a read can miss the latest write.'}
+            {!quorumsOverlap(quorum)
+              ? 'a read can miss the latest write.'
+              : quorum.sloppy
+                ? 'but sloppy: a write may count stand-ins outside the key’s N homes, which no read asks, so a read can still miss it.'
+                : 'every read quorum overlaps every write quorum.'}
           </p>
           <ChoiceGroup
             label="Read repair"

@@ -21,6 +21,8 @@ export abstract class ServerLab<TState> extends LabBase<string> {
   protected readonly sim: ServerSim<TState>
   /** Each node's state at its last step, kept while it is down. */
   protected readonly lastSeen = new Map<string, TState>()
+  /** Each node's pause in force, by identity: a resume is told only for it. */
+  private readonly pauses = new Map<string, object>()
 
   protected constructor(parts: LabParts<string>, sim: ServerSim<TState>) {
     super(parts)
@@ -58,6 +60,7 @@ export abstract class ServerLab<TState> extends LabBase<string> {
   protected async performNode(action: LabAction): Promise<boolean> {
     switch (action.type) {
       case 'kill': {
+        this.pauses.delete(action.node)
         const state = this.sim.host(action.node).state
         if (state !== null) this.lastSeen.set(action.node, state)
         this.sim.crash(action.node)
@@ -68,13 +71,21 @@ export abstract class ServerLab<TState> extends LabBase<string> {
         this.event('node', `${action.node} restarts from its disk`)
         await this.sim.restart(action.node)
         return true
-      case 'pause':
+      case 'pause': {
         this.sim.host(action.node).pause(action.ms)
         this.event('node', `${action.node} paused for ${action.ms} ms`)
+        // Told only of the pause still in force: not of one a kill, a restart or a later pause
+        // replaced, and not while the node is paused still.
+        const pause = {}
+        this.pauses.set(action.node, pause)
         this.later(action.ms, () => {
-          if (this.sim.host(action.node).state !== null) this.event('node', `${action.node} resumes`)
+          const host = this.sim.host(action.node)
+          if (this.pauses.get(action.node) !== pause || host.state === null || host.paused) return
+          this.pauses.delete(action.node)
+          this.event('node', `${action.node} resumes`)
         })
         return true
+      }
       default:
         return false
     }

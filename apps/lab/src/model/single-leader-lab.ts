@@ -116,6 +116,9 @@ export class SingleLeaderLab extends ServerLab<SingleLeaderState> {
     if (action.type === 'promote' && this.sim.host(action.node).state?.role === 'leader') {
       invalid(`${action.node} already leads; promote a follower`)
     }
+    if (action.type === 'promote' && this.sim.host(action.node).paused) {
+      invalid(`${action.node} is paused: it does nothing until it resumes, so promote it then`)
+    }
   }
 
   protected override async perform(action: LabAction): Promise<void> {

@@ -180,6 +180,20 @@ describe('single-leader actions', () => {
     expect(lab.view().scoreboard.conflicts).toBe(1)
   })
 
+  it('tells of a resume only for the pause in force, and refuses to promote a paused node', async () => {
+    const lab = await createLab(defaultSettings('single-leader'))
+    await lab.apply({ type: 'pause', node: 'n2', ms: 400 })
+    expect(await rejects(lab, { type: 'promote', node: 'n2' })).toContain('is paused')
+    // Killed and restarted while paused: it runs again, and no resume is told at the pause's end.
+    await lab.advance(100)
+    await lab.apply({ type: 'kill', node: 'n2' })
+    await lab.apply({ type: 'restart', node: 'n2' })
+    await lab.advance(500)
+    const texts = lab.view().timeline.map((event) => event.text)
+    expect(texts).not.toContain('n2 resumes')
+    expect(node(lab.view(), 'n2')).toMatchObject({ up: true, paused: false })
+  })
+
   it('promote raises the epoch and makes the follower lead', async () => {
     const lab = await createLab(defaultSettings('single-leader'))
     const epoch = node(lab.view(), 'n2').epoch ?? 0
