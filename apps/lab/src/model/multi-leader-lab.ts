@@ -47,10 +47,14 @@ export class MultiLeaderLab extends LabBase<SimEnvelope> {
   private readonly names: readonly string[]
   private looks = new Map<string, ReplicaLook>()
   private snapshots: ReplicaSnapshot[] = []
-  /** Conflicts seen, by key and the dots of the versions in conflict. */
-  private readonly conflictsSeen = new Set<string>()
-  /** Keys each replica holds concurrent versions of, at the last look. */
-  private readonly conflicted = new Map<string, Set<string>>()
+  /**
+   * Conflicts seen: each time a key came to hold concurrent versions on some replica while it
+   * held them on none. However the replicas learn of them, and whether a third concurrent
+   * write joins the first two, one such stretch is one conflict.
+   */
+  private conflictsSeen = 0
+  /** Keys each replica holds concurrent versions of at the last look, with those versions' dots. */
+  private readonly conflicted = new Map<string, Map<string, string>>()
   private lookPending = false
   /** The register history the stale-read checker judges: writes and reads, with event order. */
   private readonly history: RegisterOperation[] = []
@@ -256,18 +260,19 @@ export class MultiLeaderLab extends LabBase<SimEnvelope> {
   /** Puts conflicts that appeared or settled since the last report on the timeline. */
   private report(): void {
     const resolver = this.cluster.resolvers(LAB_COLLECTION)
+    const openBefore = new Set([...this.conflicted.values()].flatMap((keys) => [...keys.keys()]))
     for (const name of this.names) {
-      const before = this.conflicted.get(name) ?? new Set<string>()
-      const now = new Set<string>()
+      const before = this.conflicted.get(name) ?? new Map<string, string>()
+      const now = new Map<string, string>()
       for (const record of this.looks.get(name)?.records ?? []) {
         const versions = record.state.versions
         if (versions.length < 2) continue
-        now.add(record.id)
         const dots = versions.map((version) => `${version.dot[0]}:${version.dot[1]}`).join(' ')
-        const resolution = resolver.resolve(versions)
-        if (!before.has(record.id)) {
+        now.set(record.id, dots)
+        // New here, or grown by another concurrent version: what it holds and reads now.
+        if (before.get(record.id) !== dots) {
+          const resolution = resolver.resolve(versions)
           const values = versions.map((version) => shown(versionValue(version))).join(' | ')
-          this.conflictsSeen.add(`${record.id} ${dots}`)
           this.event(
             'conflict',
             resolution.conflict === undefined
@@ -276,7 +281,7 @@ export class MultiLeaderLab extends LabBase<SimEnvelope> {
           )
         }
       }
-      for (const id of before) {
+      for (const id of before.keys()) {
         if (!now.has(id)) {
           const record = this.looks.get(name)?.records.find((candidate) => candidate.id === id)
           const value = record === undefined ? undefined : resolver.resolve(record.state.versions).value
@@ -284,6 +289,13 @@ export class MultiLeaderLab extends LabBase<SimEnvelope> {
         }
       }
       this.conflicted.set(name, now)
+    }
+    for (const keys of this.conflicted.values()) {
+      for (const id of keys.keys()) {
+        if (openBefore.has(id)) continue
+        openBefore.add(id)
+        this.conflictsSeen += 1
+      }
     }
   }
 
@@ -359,7 +371,7 @@ export class MultiLeaderLab extends LabBase<SimEnvelope> {
       acknowledgedWrites: acknowledged.length,
       lostAcknowledgedWrites: lostEverywhere,
       staleReads: findStaleReads(this.history).length,
-      conflicts: this.conflictsSeen.size,
+      conflicts: this.conflictsSeen,
       divergentReplicas: this.divergentReplicas(),
       rejectedWrites: this.operations.filter((op) => op.kind === 'write' && op.outcome === 'rejected').length,
       leaders: this.names.filter((name) => this.cluster.isUp(name)).length,

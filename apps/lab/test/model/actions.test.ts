@@ -194,6 +194,33 @@ describe('single-leader actions', () => {
     expect(node(lab.view(), 'n2')).toMatchObject({ up: true, paused: false })
   })
 
+  it('multi-leader: three concurrent writes are one conflict, however the replicas come to see them', async () => {
+    const settings = defaultSettings('multi-leader')
+    const lab = await createLab({ ...settings, multiLeader: { resolver: 'manual' } })
+    for (const replica of ['r1', 'r2', 'r3']) await lab.apply({ type: 'cut', a: replica, b: 'relay' })
+    for (const [client, replica, value] of [
+      ['c1', 'r1', 'a'],
+      ['c2', 'r2', 'b'],
+      ['c3', 'r3', 'c'],
+    ] as const) {
+      await lab.apply({ type: 'write', client, node: replica, key: 'x', value })
+    }
+    await lab.advance(200)
+    // r1 and r2 meet first (two versions), r3 later (a third joins).
+    await lab.apply({ type: 'heal' })
+    await lab.apply({ type: 'cut', a: 'r3', b: 'relay' })
+    await lab.advance(2_000)
+    expect(lab.view().scoreboard.conflicts).toBe(1)
+    await lab.apply({ type: 'heal' })
+    await lab.advance(3_000)
+    const view = lab.view()
+    expect(view.scoreboard).toMatchObject({ conflicts: 1, openConflicts: 1 })
+    // The timeline says when r1's conflict grew to three versions.
+    expect(view.timeline.map((event) => event.text)).toContainEqual(
+      expect.stringMatching(/^r1: conflict on x \(.* \| .* \| .*\)/),
+    )
+  })
+
   it('promote raises the epoch and makes the follower lead', async () => {
     const lab = await createLab(defaultSettings('single-leader'))
     const epoch = node(lab.view(), 'n2').epoch ?? 0
