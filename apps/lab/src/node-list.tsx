@@ -40,63 +40,81 @@ function Values(props: {
   readonly onAction: (action: LabAction) => void
 }): ReactNode {
   const { node, differs } = props
+  const hints =
+    node.hints === undefined || node.hints.length === 0 ? null : (
+      <ul className="hints small">
+        {node.hints.map((hint) => (
+          <li key={`${hint.key}@${hint.home}`} data-hint={hint.key}>
+            holds for {hint.home}: {hint.key} = {hint.values.join(' | ')}
+          </li>
+        ))}
+      </ul>
+    )
   if (node.values.length === 0) {
     // The relay stores and forwards the replicas' changes; it reads no values of its own.
-    return <p className="muted small">{node.role === 'relay' ? 'stores and forwards changes' : 'no data'}</p>
+    return (
+      <>
+        <p className="muted small">{node.role === 'relay' ? 'stores and forwards changes' : 'no data'}</p>
+        {hints}
+      </>
+    )
   }
   return (
-    <table className="values">
-      <thead>
-        <tr>
-          <th scope="col">key</th>
-          <th scope="col">value</th>
-        </tr>
-      </thead>
-      <tbody>
-        {node.values.map((entry) => {
-          const odd = differs.get(entry.key)?.has(node.id) === true
-          const conflict = entry.values.length > 1
-          return (
-            <tr key={entry.key} data-key={entry.key} className={odd ? 'differs' : undefined}>
-              <th scope="row">{entry.key}</th>
-              <td data-value={entry.values.join(' | ')}>
-                {entry.values.map((value, index) => (
-                  // biome-ignore lint/suspicious/noArrayIndexKey: siblings may repeat a value; only their position tells them apart.
-                  <span key={index} className={conflict ? 'chip sibling' : 'chip'}>
-                    {value}
-                  </span>
-                ))}
-                {conflict ? <span className="tag warning">conflict</span> : null}
-                {odd ? <span className="tag danger">differs</span> : null}
-                {conflict && entry.resolved !== undefined ? (
-                  <span className="reads-as small">
-                    reads as <strong>{entry.resolved}</strong>
-                  </span>
-                ) : null}
-                {entry.conflict === true && node.up ? (
-                  <span className="keep-buttons">
-                    {[...new Set(entry.values)].map((value) => (
-                      <button
-                        key={value}
-                        type="button"
-                        className="button small"
-                        disabled={props.disabled}
-                        aria-label={`Keep ${value} for ${entry.key} at ${node.id}`}
-                        onClick={() =>
-                          props.onAction({ type: 'resolve', node: node.id, key: entry.key, value })
-                        }
-                      >
-                        Keep {value}
-                      </button>
-                    ))}
-                  </span>
-                ) : null}
-              </td>
-            </tr>
-          )
-        })}
-      </tbody>
-    </table>
+    <>
+      <table className="values">
+        <thead>
+          <tr>
+            <th scope="col">key</th>
+            <th scope="col">value</th>
+          </tr>
+        </thead>
+        <tbody>
+          {node.values.map((entry) => {
+            const odd = differs.get(entry.key)?.has(node.id) === true
+            const conflict = entry.values.length > 1
+            return (
+              <tr key={entry.key} data-key={entry.key} className={odd ? 'differs' : undefined}>
+                <th scope="row">{entry.key}</th>
+                <td data-value={entry.values.join(' | ')}>
+                  {entry.values.map((value, index) => (
+                    // biome-ignore lint/suspicious/noArrayIndexKey: siblings may repeat a value; only their position tells them apart.
+                    <span key={index} className={conflict ? 'chip sibling' : 'chip'}>
+                      {value}
+                    </span>
+                  ))}
+                  {conflict ? <span className="tag warning">conflict</span> : null}
+                  {odd ? <span className="tag danger">differs</span> : null}
+                  {conflict && entry.resolved !== undefined ? (
+                    <span className="reads-as small">
+                      reads as <strong>{entry.resolved}</strong>
+                    </span>
+                  ) : null}
+                  {entry.conflict === true && node.up ? (
+                    <span className="keep-buttons">
+                      {[...new Set(entry.values)].map((value) => (
+                        <button
+                          key={value}
+                          type="button"
+                          className="button small"
+                          disabled={props.disabled}
+                          aria-label={`Keep ${value} for ${entry.key} at ${node.id}`}
+                          onClick={() =>
+                            props.onAction({ type: 'resolve', node: node.id, key: entry.key, value })
+                          }
+                        >
+                          Keep {value}
+                        </button>
+                      ))}
+                    </span>
+                  ) : null}
+                </td>
+              </tr>
+            )
+          })}
+        </tbody>
+      </table>
+      {hints}
+    </>
   )
 }
 

@@ -201,6 +201,17 @@ export class QuorumLab extends ServerLab<QuorumState> {
           const values = versions.map((version) => text(version.value))
           return versions.length > 1 ? { key, values, resolved: text(pickValue(versions)) } : { key, values }
         }),
+        ...(state.hints.size === 0
+          ? {}
+          : {
+              hints: [...state.hints.values()]
+                .map((hint) => ({
+                  key: hint.key,
+                  home: hint.home,
+                  values: hint.versions.map((version) => text(version.value)),
+                }))
+                .sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : a.home < b.home ? -1 : 1)),
+            }),
       }
     })
   }

@@ -120,6 +120,15 @@ export interface NodeView {
   readonly clock?: string
   /** Every key the node holds and what it reads as; concurrent siblings are all listed. */
   readonly values: readonly KeyValueView[]
+  /** Quorum, sloppy: versions this node holds as a stand-in for a home node that was out of reach. */
+  readonly hints?: readonly HintView[]
+}
+
+export interface HintView {
+  readonly key: string
+  /** The home node the versions are for: handed to it when it is back. */
+  readonly home: string
+  readonly values: readonly string[]
 }
 
 export interface KeyValueView {

@@ -221,6 +221,35 @@ describe('single-leader actions', () => {
     )
   })
 
+  it('quorum, sloppy: a stand-in shows the hint it holds for a home node out of reach', async () => {
+    const settings = defaultSettings('quorum')
+    const lab = await createLab({ ...settings, quorum: { ...settings.quorum, sloppy: true } })
+    await lab.apply({ type: 'write', client: 'c1', node: 'n1', key: 'x', value: 'old' })
+    await lab.advance(1_000)
+    const homes = lab
+      .view()
+      .nodes.filter((view) => view.values.some((entry) => entry.key === 'x'))
+      .map((view) => view.id)
+    const others = lab
+      .view()
+      .nodes.map((view) => view.id)
+      .filter((id) => !homes.includes(id))
+    expect(homes).toHaveLength(3)
+    // Two of x's home nodes are cut off from the rest, one of which coordinates: a sloppy put
+    // takes the home in reach and stand-ins for the two out of reach.
+    await lab.apply({ type: 'partition', groups: [[...others, homes[0] as string], homes.slice(1)] })
+    // Long enough for the coordinator to take the two for down.
+    await lab.advance(3_000)
+    await lab.apply({ type: 'write', client: 'c1', node: others[0] as string, key: 'x', value: 'new' })
+    await lab.advance(1_500)
+    const hints = lab
+      .view()
+      .nodes.flatMap((view) => (view.hints ?? []).map((hint) => ({ at: view.id, ...hint })))
+    expect(hints.length).toBeGreaterThan(0)
+    expect(hints.every((hint) => hint.key === 'x' && hint.values.includes('new'))).toBe(true)
+    expect(hints.every((hint) => hint.at !== hint.home)).toBe(true)
+  })
+
   it('promote raises the epoch and makes the follower lead', async () => {
     const lab = await createLab(defaultSettings('single-leader'))
     const epoch = node(lab.view(), 'n2').epoch ?? 0
