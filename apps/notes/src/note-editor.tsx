@@ -217,13 +217,14 @@ export function NoteEditor({
     })
   }, [stored])
 
+  // After the render that showed merged lines (any render: it does nothing unless asked).
   useLayoutEffect(() => {
     const at = caret.current
     if (at === null) return
     caret.current = null
     const field = document.getElementById(`body-${id}`)
     if (field instanceof HTMLTextAreaElement) field.setSelectionRange(at.start, at.end)
-  }, [draft.body, id])
+  })
 
   const edit = (field: keyof DraftFields, value: string) => {
     // Typing into a field that holds no draft starts from the stored text.
