@@ -211,14 +211,6 @@ export function parseReplicaOptions(options: unknown): ReplicaConfig {
   const indexedDB = get('indexedDB')
   if (indexedDB !== undefined && !(isObject(indexedDB) && typeof indexedDB.open === 'function'))
     throw invalid('option indexedDB must be an IDBFactory (an object with open())')
-  // These say which IndexedDB database to open: with any other storage they would be ignored.
-  if (storage !== 'indexeddb') {
-    for (const key of ['dbName', 'indexedDB'] as const) {
-      if (get(key) !== undefined) {
-        throw invalid(`option ${key} is for storage 'indexeddb' only; this replica's storage is another`)
-      }
-    }
-  }
 
   const keyRange = get('IDBKeyRange')
   if (

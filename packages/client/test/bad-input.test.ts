@@ -60,8 +60,6 @@ describe('createReplica refuses bad options with invalid-argument, before openin
     ['a session window of 1.5', { space: 'ok', session: { window: 1.5 } }],
     ['a session batch larger than a relay takes', { space: 'ok', session: { batchSize: 5_000 } }],
     ['an unknown session option', { space: 'ok', session: { windowBytes: 10 } }],
-    // They name an IndexedDB database: with another storage they would be ignored unsaid.
-    ['a dbName with memory storage', { space: 'ok', storage: 'memory', dbName: 'mine' }],
     ['an unknown reconnect option', { space: 'ok', reconnect: { silence: 5 } }],
     ['a silence of 0', { space: 'ok', reconnect: { silenceMs: 0 } }],
   ]
