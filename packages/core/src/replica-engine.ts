@@ -1057,6 +1057,14 @@ class Engine implements ReplicaEngine {
         // Not fatal: the session keeps receiving; writes are refused from now on.
         this.#options.onError?.(new ChorusError(ErrorCode.Forbidden, effect.message))
         return
+      case 'hub-storage-failed':
+        this.#options.onError?.(
+          new ChorusError(
+            ErrorCode.StorageFailed,
+            `the relay could not store changes sent to it (${effect.message}): they stay here and are sent again`,
+          ),
+        )
+        return
     }
   }
 

@@ -418,6 +418,17 @@ describe('replica session: handshake', () => {
     expect(again.effects).toEqual([])
   })
 
+  it('reports a relay whose storage failed, and goes on (its changes stay unacknowledged and go again)', () => {
+    const ready = readyReplica()
+    const { state, effects } = stepReplicaSession(ready, {
+      type: 'message',
+      now: 20,
+      message: { type: 'error', code: ErrorCode.StorageFailed, message: 'the disk is full', space },
+    })
+    expect(effects).toEqual([{ type: 'hub-storage-failed', message: 'the disk is full' }])
+    expect(state).toBe(ready)
+  })
+
   it('ignores a passing error such as rate-limited while nothing of its own is unacknowledged', () => {
     const ready = readyReplica()
     const { state, effects } = stepReplicaSession(ready, {
@@ -1299,12 +1310,23 @@ describe('hub session: receiving a replica’s changes', () => {
     expect(gap.state.streams[space]?.accepting).toBe(7)
   })
 
-  it('takes a retransmission again after a failed append', () => {
+  it('says a failed append failed, and takes a retransmission again', () => {
     const facts = factsOf(standardFacts())
     const message: Message = { type: 'changes', space, from: 4, to: 6, batch: run(alice, 4, 6) }
     const taken = stepHubSession(readyHub(facts), { type: 'message', now: 5, message }, facts)
     const failed = stepHubSession(taken.state, { type: 'stored', now: 6, space, ok: false }, facts)
-    expect(failed.effects).toEqual([{ type: 'send', message: { type: 'ack', space, upTo: 4 } }])
+    expect(failed.effects).toEqual([
+      {
+        type: 'send',
+        message: {
+          type: 'error',
+          code: ErrorCode.StorageFailed,
+          space,
+          message: 'the relay’s storage failed to store them; send them again',
+        },
+      },
+      { type: 'send', message: { type: 'ack', space, upTo: 4 } },
+    ])
     expect(stepHubSession(failed.state, { type: 'message', now: 7, message }, facts).effects).toEqual([
       { type: 'store', space, replicaId: alice, changes: run(alice, 4, 6) },
     ])

@@ -128,6 +128,9 @@ describe('a relay on a store shared with other relays', () => {
     alice.send(hello('alice', { [SPACE]: 0 }))
     await alice.waitFor(is.hello, 'hello')
     alice.send(changes(SPACE, 0, makeRun(A, 1, 2)))
+    // The writer is told why nothing is acknowledged: not fatal, it sends them again.
+    const told = await alice.waitFor(is.error(ErrorCode.StorageFailed), 'the storage failure')
+    expect(told).toMatchObject({ space: SPACE })
     await within(
       (async () => {
         while ((await relay.health()).status !== 'failing')

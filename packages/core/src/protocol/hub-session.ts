@@ -590,6 +590,19 @@ function reduce(
       const stream = streamOf(state, input.space)
       if (stream === undefined || state.replicaId === null) return state
       const received = facts.received(input.space, stream.source)
+      // A failed append: the writer is told why its changes go unacknowledged (not fatal: it
+      // sends them again), before the ack that leaves them so.
+      if (!input.ok) {
+        effects.push({
+          type: 'send',
+          message: {
+            type: 'error',
+            code: ErrorCode.StorageFailed,
+            space: input.space,
+            message: 'the relay’s storage failed to store them; send them again',
+          },
+        })
+      }
       effects.push({ type: 'send', message: { type: 'ack', space: input.space, upTo: received } })
       // A failed append stored nothing past `received`: take retransmissions from there again.
       return input.ok ? state : setStream(state, input.space, { ...stream, accepting: received })

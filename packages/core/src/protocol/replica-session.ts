@@ -259,6 +259,12 @@ export type ReplicaSessionEffect =
   /** The hub lets this replica only read the space (see `readOnly`), and own changes are left unsent: the runtime reports it. */
   | { readonly type: 'read-only'; readonly message: string }
   /**
+   * The hub could not store changes this replica sent (its storage failed: a full disk, a
+   * database down): they stay in the outbox and are sent again; the runtime reports it, so an
+   * app can tell a failing relay from a slow network.
+   */
+  | { readonly type: 'hub-storage-failed'; readonly message: string }
+  /**
    * The hub named its log `log`: store the name, and with `reset` the cursor 0 as well (the
    * cursor was a position in another log, one a restored relay replaced), in one write.
    */
@@ -719,6 +725,12 @@ function receive(
       if (message.code === ErrorCode.FrameTooLarge && message.maxFrame !== undefined) {
         const maxFrame = limitFrom(message.maxFrame, state, effects)
         return { ...state, maxFrame, dropped: state.dropped || state.sent > state.acked }
+      }
+      // The hub could not store what we sent: its ack (which follows) leaves them unacknowledged,
+      // and they go again as any unacknowledged changes do. Reported, not fatal.
+      if (message.code === ErrorCode.StorageFailed) {
+        effects.push({ type: 'hub-storage-failed', message: message.message })
+        return state
       }
       // Dropped for going too fast: wait a tick, not a whole retransmit period.
       if (message.code === ErrorCode.RateLimited) {
