@@ -210,7 +210,10 @@ describe('createRelay with a store that fails', () => {
     client.send(batch)
     await client.waitFor(is.ack(3), 'the ack once the append commits', { from })
     expect((await store.readLog(SPACE as never, 0, 10)).map((entry) => entry.seq)).toEqual([1, 2, 3])
-    expect(client.messages.filter((message: Message) => message.type === 'error')).toEqual([])
+    // The writer was told of the failure, once, and of nothing else.
+    expect(client.messages.filter((message: Message) => message.type === 'error')).toEqual([
+      expect.objectContaining({ code: ErrorCode.StorageFailed, space: SPACE }),
+    ])
 
     await client.close()
     await relay.close()
