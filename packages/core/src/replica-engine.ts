@@ -1061,7 +1061,7 @@ class Engine implements ReplicaEngine {
         this.#options.onError?.(
           new ChorusError(
             ErrorCode.StorageFailed,
-            `the relay could not store changes sent to it (${effect.message}): they stay here and are sent again`,
+            `the relay's storage failed (${effect.message}): what it has not acknowledged stays here and is sent again`,
           ),
         )
         return

@@ -30,7 +30,7 @@ describe('a hub whose storage fails', () => {
     await settle(hub, [replica])
     expect(errors.map((error) => error.code)).toEqual(['storage-failed'])
     expect(errors[0]?.message).toMatch(
-      /^the relay could not store changes sent to it .*: they stay here and are sent again$/,
+      /^the relay's storage failed \(.*\): what it has not acknowledged stays here and is sent again$/,
     )
     expect(replica.pending()).toBe(1)
     // The next attempt (a retransmission, at a later tick) stores it.
