@@ -74,6 +74,20 @@ export function onlyFields(fields: Fields, known: readonly string[], path: strin
   }
 }
 
+/**
+ * Refuses, for an operator's command `what` (a control route), the fields not in `known`
+ * (`invalid-argument`), naming those it takes: a misspelt one would otherwise be ignored and
+ * the command carried out with a default.
+ */
+export function onlyCommandFields(fields: Fields, known: readonly string[], what: string): void {
+  const unknown = Object.keys(fields).filter((field) => !known.includes(field))
+  if (unknown.length === 0) return
+  throw new ChorusError(
+    ErrorCode.InvalidArgument,
+    `${what} takes ${known.length === 0 ? 'no fields' : known.join(', ')}; not ${unknown.map((field) => JSON.stringify(field)).join(', ')}`,
+  )
+}
+
 /** The value as an object (not null, not an array), or `invalid-message`. */
 export function objectAt(value: unknown, path: string): Fields {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) invalid(path, 'an object', value)

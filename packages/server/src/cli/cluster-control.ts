@@ -4,6 +4,7 @@ import { ChorusError, ErrorCode, isChorusError } from '@chorus/core'
 import { messageOf } from '../error-message.js'
 import type { LinkFaultSettings } from '../node/fault-layer.js'
 import type { LoopbackCluster, LoopbackNode } from '../node/loopback-cluster.js'
+import { onlyCommandFields } from '../wire.js'
 
 /** One node as the control API describes it. */
 export interface ControlNodeView {
@@ -151,7 +152,8 @@ export class ClusterControl {
         })
         return
       }
-      const body = onlyFields(asObject(await readBody(request)), route)
+      const body = asObject(await readBody(request))
+      onlyCommandFields(body, commandFields[route] ?? [], route)
       const run = this.queue.then(() => command(this, body))
       this.queue = run.catch(() => undefined)
       await run
@@ -290,17 +292,6 @@ const commandFields: Record<string, readonly string[]> = {
   'POST /promote': ['node'],
   'POST /latency': ['ms', 'jitterMs', 'from', 'to'],
   'POST /loss': ['rate', 'from', 'to'],
-}
-
-function onlyFields(body: Record<string, unknown>, route: string): Record<string, unknown> {
-  const known = commandFields[route] ?? []
-  const unknown = Object.keys(body).filter((field) => !known.includes(field))
-  if (unknown.length > 0) {
-    invalid(
-      `${route} takes ${known.length === 0 ? 'no fields' : known.join(', ')}; not ${unknown.map((field) => JSON.stringify(field)).join(', ')}`,
-    )
-  }
-  return body
 }
 
 function link(control: ClusterControl, body: Record<string, unknown>): [string | null, string | null] {

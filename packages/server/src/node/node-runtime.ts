@@ -5,6 +5,7 @@ import { messageOf } from '../error-message.js'
 import type { ErrorReply, NodeEffect, NodeMachine } from '../machine.js'
 import type { NodeId } from '../node-id.js'
 import type { NodeStorage, PendingAppend } from '../storage.js'
+import { onlyCommandFields } from '../wire.js'
 import { FaultLayer, type LinkFaultSettings } from './fault-layer.js'
 import { type PeerAddress, TcpPeerTransport } from './tcp-peer-transport.js'
 
@@ -544,13 +545,7 @@ export class NodeRuntime<TState, TInput, TMessage, TReply, TRecord> {
   private control(path: string, body: unknown): void {
     const fields = asObject(body ?? {})
     const operator = this.operatorInput(path)
-    const known = operator === undefined ? (controlFields[path] ?? []) : []
-    const unknown = Object.keys(fields).filter((field) => !known.includes(field))
-    if (unknown.length > 0) {
-      invalid(
-        `${path} takes ${known.length === 0 ? 'no fields' : known.join(', ')}; not ${unknown.map((field) => JSON.stringify(field)).join(', ')}`,
-      )
-    }
+    onlyCommandFields(fields, operator === undefined ? (controlFields[path] ?? []) : [], path)
     if (operator !== undefined) {
       // Queued like any input: the machine takes it in its turn, with the clock of its batch.
       this.enqueue({ source: { kind: 'operator' }, input: operator })
