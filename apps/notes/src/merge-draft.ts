@@ -14,14 +14,12 @@ export function mergeDraft(versions: readonly ConflictVersion[], now: number = D
   const [newest, ...older] = notes
   if (newest === undefined) return { title: '', body: '', createdAt: now, updatedAt: now }
   const lines = newest.body.split('\n')
-  const seen = new Set(lines)
-  for (const note of older) {
-    for (const line of note.body.split('\n')) {
-      if (line.trim() === '' || seen.has(line)) continue
-      seen.add(line)
-      lines.push(line)
-    }
-  }
+  lines.push(
+    ...linesNotIn(
+      older.map((note) => note.body),
+      new Set(lines),
+    ),
+  )
   const title =
     newest.title.trim() === '' ? (older.find((note) => note.title.trim() !== '')?.title ?? '') : newest.title
   const created = notes.map((note) => note.createdAt).filter((time) => time > 0)
@@ -40,15 +38,20 @@ export function mergeDraft(versions: readonly ConflictVersion[], now: number = D
  * device changed comes in changed, beside the line as it was; nothing they wrote is dropped.
  */
 export function mergeTyped(mine: string, base: string, others: readonly string[]): string {
-  const known = new Set([...mine.split('\n'), ...base.split('\n')])
-  const added: string[] = []
-  for (const text of others) {
+  const added = linesNotIn(others, new Set([...mine.split('\n'), ...base.split('\n')]))
+  if (added.length === 0) return mine
+  return mine === '' ? added.join('\n') : `${mine.replace(/\n+$/, '')}\n${added.join('\n')}`
+}
+
+/** The lines of `texts`, in order, that `known` lacks (blank ones aside), each once; adds them to it. */
+function linesNotIn(texts: readonly string[], known: Set<string>): string[] {
+  const found: string[] = []
+  for (const text of texts) {
     for (const line of text.split('\n')) {
       if (line.trim() === '' || known.has(line)) continue
       known.add(line)
-      added.push(line)
+      found.push(line)
     }
   }
-  if (added.length === 0) return mine
-  return mine === '' ? added.join('\n') : `${mine.replace(/\n+$/, '')}\n${added.join('\n')}`
+  return found
 }

@@ -315,7 +315,7 @@ function checkNodes(nodes: ClusterNodes): Map<string, string> {
   }
   const urls = new Map<string, string>()
   for (const [id, url] of Object.entries(nodes)) {
-    if (typeof url !== 'string' || !/^https?:\/\/[^/]/.test(url)) {
+    if (!isHttpUrl(url)) {
       throw new ChorusError(
         ErrorCode.InvalidArgument,
         `nodes.${id} must be the http:// or https:// URL of the node's API, not ${JSON.stringify(url)}`,
@@ -344,7 +344,7 @@ export async function clusterNodes(
   controlUrl: string,
   fetchWith: typeof fetch = globalThis.fetch,
 ): Promise<ClusterNodes> {
-  if (typeof controlUrl !== 'string' || !/^https?:\/\/[^/]/.test(controlUrl)) {
+  if (!isHttpUrl(controlUrl)) {
     throw new ChorusError(
       ErrorCode.InvalidArgument,
       `the control URL must be an http:// or https:// URL, as chorus-cluster prints it; got ${JSON.stringify(controlUrl)}`,
@@ -373,4 +373,9 @@ export async function clusterNodes(
     if (typeof id === 'string' && running === true && typeof url === 'string') nodes[id] = url
   }
   return nodes
+}
+
+/** True for an `http://` or `https://` URL with a host, as a node's or the control API's. */
+function isHttpUrl(url: unknown): url is string {
+  return typeof url === 'string' && /^https?:\/\/[^/]/.test(url)
 }
