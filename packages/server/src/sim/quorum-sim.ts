@@ -197,11 +197,13 @@ export class QuorumSim extends ClusterSim<
       )
       if (digests.size > 1) divergent++
     }
+    // Read once: a node that is down is rebuilt from its disk for it.
+    const reflected = this.reflected()
     return {
       putsAcknowledged: this.acknowledged.length,
       sloppyPutsAcknowledged: this.sloppyAcks,
       staleReads: findStaleReads(this.history()).length,
-      lostAcknowledgedPuts: this.lostPuts(),
+      lostAcknowledgedPuts: this.lostPuts(reflected),
       readsWithSiblings: this.siblingReads,
       siblingSetsSurfaced: this.siblingSets.size,
       hintsStored: this.totals.hintsStored,
@@ -209,7 +211,7 @@ export class QuorumSim extends ClusterSim<
       hintsPending: this.states().reduce((sum, state) => sum + state.hints.size, 0),
       lwwDiscarded: this.totals.lwwDiscarded,
       divergentKeys: divergent,
-      ...this.storedVersionChecks(),
+      ...this.storedVersionChecks(reflected),
     }
   }
 
@@ -282,8 +284,7 @@ export class QuorumSim extends ClusterSim<
    * (as a stored version or a hint). Under last-write-wins a concurrent put that lost is
    * counted here: nobody saw it, it is gone.
    */
-  private lostPuts(): number {
-    const reflected = this.reflected()
+  private lostPuts(reflected: ReadonlySet<VersionId>): number {
     return this.acknowledged.filter((put) => !reflected.has(versionId(put.key, put.dot))).length
   }
 
@@ -292,7 +293,9 @@ export class QuorumSim extends ClusterSim<
    * disks; a checkpoint drops the versions it superseded): those the harness saw made and no
    * node reflects, and dots that name two different versions.
    */
-  private storedVersionChecks(): Pick<QuorumReport, 'lostStoredVersions' | 'reissuedDots'> {
+  private storedVersionChecks(
+    reflected: ReadonlySet<VersionId>,
+  ): Pick<QuorumReport, 'lostStoredVersions' | 'reissuedDots'> {
     const named = new Map<VersionId, string>()
     let reissuedDots = 0
     const note = (key: string, version: Version) => {
@@ -312,7 +315,6 @@ export class QuorumSim extends ClusterSim<
         }
       }
     }
-    const reflected = this.reflected()
     let lostStoredVersions = 0
     for (const id of named.keys()) if (this.pasts.has(id) && !reflected.has(id)) lostStoredVersions++
     return { lostStoredVersions, reissuedDots }
