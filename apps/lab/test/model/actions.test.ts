@@ -155,31 +155,6 @@ describe('single-leader actions', () => {
     expect(lab.view().timeline.map((event) => event.text)).toContain('n3 resumes')
   })
 
-  it('quorum: a put held by nodes that are only down is not counted lost', async () => {
-    const lab = await createLab({ ...defaultSettings('quorum'), nodes: 3 })
-    await lab.apply({ type: 'write', client: 'c1', node: 'n1', key: 'x', value: '1' })
-    await lab.advance(500)
-    expect(lab.view().scoreboard).toMatchObject({ acknowledgedWrites: 1, lostAcknowledgedWrites: 0 })
-    for (const id of ['n1', 'n2', 'n3']) await lab.apply({ type: 'kill', node: id })
-    expect(lab.view().scoreboard.lostAcknowledgedWrites).toBe(0)
-  })
-
-  it('quorum: one pair of concurrent versions is one conflict, however often it is read', async () => {
-    const settings = defaultSettings('quorum')
-    const lab = await createLab({ ...settings, nodes: 3, quorum: { ...settings.quorum, n: 3, w: 1, r: 3 } })
-    await lab.apply({ type: 'partition', groups: [['n1'], ['n2', 'n3']] })
-    await lab.apply({ type: 'write', client: 'c1', node: 'n1', key: 'x', value: 'a' })
-    await lab.apply({ type: 'write', client: 'c2', node: 'n3', key: 'x', value: 'b' })
-    await lab.advance(500)
-    await lab.apply({ type: 'heal' })
-    for (let read = 0; read < 3; read++) {
-      await lab.apply({ type: 'read', client: 'c3', node: 'n2', key: 'x', mode: 'any' })
-      await lab.advance(500)
-    }
-    expect(lab.view().operations.filter((op) => op.kind === 'read').length).toBe(3)
-    expect(lab.view().scoreboard.conflicts).toBe(1)
-  })
-
   it('tells of a resume only for the pause in force, and refuses to promote a paused node', async () => {
     const lab = await createLab(defaultSettings('single-leader'))
     await lab.apply({ type: 'pause', node: 'n2', ms: 400 })
@@ -192,62 +167,6 @@ describe('single-leader actions', () => {
     const texts = lab.view().timeline.map((event) => event.text)
     expect(texts).not.toContain('n2 resumes')
     expect(node(lab.view(), 'n2')).toMatchObject({ up: true, paused: false })
-  })
-
-  it('multi-leader: three concurrent writes are one conflict, however the replicas come to see them', async () => {
-    const settings = defaultSettings('multi-leader')
-    const lab = await createLab({ ...settings, multiLeader: { resolver: 'manual' } })
-    for (const replica of ['r1', 'r2', 'r3']) await lab.apply({ type: 'cut', a: replica, b: 'relay' })
-    for (const [client, replica, value] of [
-      ['c1', 'r1', 'a'],
-      ['c2', 'r2', 'b'],
-      ['c3', 'r3', 'c'],
-    ] as const) {
-      await lab.apply({ type: 'write', client, node: replica, key: 'x', value })
-    }
-    await lab.advance(200)
-    // r1 and r2 meet first (two versions), r3 later (a third joins).
-    await lab.apply({ type: 'heal' })
-    await lab.apply({ type: 'cut', a: 'r3', b: 'relay' })
-    await lab.advance(2_000)
-    expect(lab.view().scoreboard.conflicts).toBe(1)
-    await lab.apply({ type: 'heal' })
-    await lab.advance(3_000)
-    const view = lab.view()
-    expect(view.scoreboard).toMatchObject({ conflicts: 1, openConflicts: 1 })
-    // The timeline says when r1's conflict grew to three versions.
-    expect(view.timeline.map((event) => event.text)).toContainEqual(
-      expect.stringMatching(/^r1: conflict on x \(.* \| .* \| .*\)/),
-    )
-  })
-
-  it('quorum, sloppy: a stand-in shows the hint it holds for a home node out of reach', async () => {
-    const settings = defaultSettings('quorum')
-    const lab = await createLab({ ...settings, quorum: { ...settings.quorum, sloppy: true } })
-    await lab.apply({ type: 'write', client: 'c1', node: 'n1', key: 'x', value: 'old' })
-    await lab.advance(1_000)
-    const homes = lab
-      .view()
-      .nodes.filter((view) => view.values.some((entry) => entry.key === 'x'))
-      .map((view) => view.id)
-    const others = lab
-      .view()
-      .nodes.map((view) => view.id)
-      .filter((id) => !homes.includes(id))
-    expect(homes).toHaveLength(3)
-    // Two of x's home nodes are cut off from the rest, one of which coordinates: a sloppy put
-    // takes the home in reach and stand-ins for the two out of reach.
-    await lab.apply({ type: 'partition', groups: [[...others, homes[0] as string], homes.slice(1)] })
-    // Long enough for the coordinator to take the two for down.
-    await lab.advance(3_000)
-    await lab.apply({ type: 'write', client: 'c1', node: others[0] as string, key: 'x', value: 'new' })
-    await lab.advance(1_500)
-    const hints = lab
-      .view()
-      .nodes.flatMap((view) => (view.hints ?? []).map((hint) => ({ at: view.id, ...hint })))
-    expect(hints.length).toBeGreaterThan(0)
-    expect(hints.every((hint) => hint.key === 'x' && hint.values.includes('new'))).toBe(true)
-    expect(hints.every((hint) => hint.at !== hint.home)).toBe(true)
   })
 
   it('promote raises the epoch and makes the follower lead', async () => {
@@ -293,7 +212,90 @@ describe('single-leader actions', () => {
   })
 })
 
+describe('quorum actions', () => {
+  it('a put held by nodes that are only down is not counted lost', async () => {
+    const lab = await createLab({ ...defaultSettings('quorum'), nodes: 3 })
+    await lab.apply({ type: 'write', client: 'c1', node: 'n1', key: 'x', value: '1' })
+    await lab.advance(500)
+    expect(lab.view().scoreboard).toMatchObject({ acknowledgedWrites: 1, lostAcknowledgedWrites: 0 })
+    for (const id of ['n1', 'n2', 'n3']) await lab.apply({ type: 'kill', node: id })
+    expect(lab.view().scoreboard.lostAcknowledgedWrites).toBe(0)
+  })
+
+  it('one pair of concurrent versions is one conflict, however often it is read', async () => {
+    const settings = defaultSettings('quorum')
+    const lab = await createLab({ ...settings, nodes: 3, quorum: { ...settings.quorum, n: 3, w: 1, r: 3 } })
+    await lab.apply({ type: 'partition', groups: [['n1'], ['n2', 'n3']] })
+    await lab.apply({ type: 'write', client: 'c1', node: 'n1', key: 'x', value: 'a' })
+    await lab.apply({ type: 'write', client: 'c2', node: 'n3', key: 'x', value: 'b' })
+    await lab.advance(500)
+    await lab.apply({ type: 'heal' })
+    for (let read = 0; read < 3; read++) {
+      await lab.apply({ type: 'read', client: 'c3', node: 'n2', key: 'x', mode: 'any' })
+      await lab.advance(500)
+    }
+    expect(lab.view().operations.filter((op) => op.kind === 'read').length).toBe(3)
+    expect(lab.view().scoreboard.conflicts).toBe(1)
+  })
+
+  it('sloppy: a stand-in shows the hint it holds for a home node out of reach', async () => {
+    const settings = defaultSettings('quorum')
+    const lab = await createLab({ ...settings, quorum: { ...settings.quorum, sloppy: true } })
+    await lab.apply({ type: 'write', client: 'c1', node: 'n1', key: 'x', value: 'old' })
+    await lab.advance(1_000)
+    const homes = lab
+      .view()
+      .nodes.filter((view) => view.values.some((entry) => entry.key === 'x'))
+      .map((view) => view.id)
+    const others = lab
+      .view()
+      .nodes.map((view) => view.id)
+      .filter((id) => !homes.includes(id))
+    expect(homes).toHaveLength(3)
+    // Two of x's home nodes are cut off from the rest, one of which coordinates: a sloppy put
+    // takes the home in reach and stand-ins for the two out of reach.
+    await lab.apply({ type: 'partition', groups: [[...others, homes[0] as string], homes.slice(1)] })
+    // Long enough for the coordinator to take the two for down.
+    await lab.advance(3_000)
+    await lab.apply({ type: 'write', client: 'c1', node: others[0] as string, key: 'x', value: 'new' })
+    await lab.advance(1_500)
+    const hints = lab
+      .view()
+      .nodes.flatMap((view) => (view.hints ?? []).map((hint) => ({ at: view.id, ...hint })))
+    expect(hints.length).toBeGreaterThan(0)
+    expect(hints.every((hint) => hint.key === 'x' && hint.values.includes('new'))).toBe(true)
+    expect(hints.every((hint) => hint.at !== hint.home)).toBe(true)
+  })
+})
+
 describe('multi-leader actions', () => {
+  it('three concurrent writes are one conflict, however the replicas come to see them', async () => {
+    const settings = defaultSettings('multi-leader')
+    const lab = await createLab({ ...settings, multiLeader: { resolver: 'manual' } })
+    for (const replica of ['r1', 'r2', 'r3']) await lab.apply({ type: 'cut', a: replica, b: 'relay' })
+    for (const [client, replica, value] of [
+      ['c1', 'r1', 'a'],
+      ['c2', 'r2', 'b'],
+      ['c3', 'r3', 'c'],
+    ] as const) {
+      await lab.apply({ type: 'write', client, node: replica, key: 'x', value })
+    }
+    await lab.advance(200)
+    // r1 and r2 meet first (two versions), r3 later (a third joins).
+    await lab.apply({ type: 'heal' })
+    await lab.apply({ type: 'cut', a: 'r3', b: 'relay' })
+    await lab.advance(2_000)
+    expect(lab.view().scoreboard.conflicts).toBe(1)
+    await lab.apply({ type: 'heal' })
+    await lab.advance(3_000)
+    const view = lab.view()
+    expect(view.scoreboard).toMatchObject({ conflicts: 1, openConflicts: 1 })
+    // The timeline says when r1's conflict grew to three versions.
+    expect(view.timeline.map((event) => event.text)).toContainEqual(
+      expect.stringMatching(/^r1: conflict on x \(.* \| .* \| .*\)/),
+    )
+  })
+
   it('refuses pause and resolve without the manual resolver', async () => {
     const lab = await createLab(defaultSettings('multi-leader'))
     expect(await rejects(lab, { type: 'pause', node: 'r1', ms: 100 })).toContain('kill and restart')
