@@ -94,7 +94,7 @@ export const presets: readonly Preset[] = [
     id: 'partition-split-brain',
     title: 'The 43-second partition, without fencing: two leaders',
     story:
-      'The leader’s region (n1) loses the others for 43 seconds, scaled here to 4.3 s. n2 and n3 elect n3; with fencing off n1 never learns it was replaced and keeps taking writes. Two leaders accept x at once, and after the partition heals the replicas disagree.',
+      'The leader’s region (n1) loses the others for 43 seconds, scaled here to 4.3 s. n2 and n3 elect n3; with fencing off n1 never learns it was replaced and keeps taking writes. Two leaders accept x at once: c2’s x = 2 at n3, then c1’s x = 3 at n1. After the partition heals the replicas disagree. The scoreboard counts x = 3 lost, since the history n3 leads never had it, and c2’s read of 2 at n3 stale, since x = 3 was acknowledged before that read began.',
     settings: singleLeader({ replication: 'async', fencing: false }),
     script: partitionScript,
     durationMs: 2000,
