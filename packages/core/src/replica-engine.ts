@@ -376,8 +376,11 @@ class Engine implements ReplicaEngine {
     return resolveValueWith(this.#resolvers(collection), state.versions)
   }
 
-  async list(collection: string, options?: ListOptions): Promise<{ id: RecordId; value: JsonObject }[]> {
-    this.#assertOpen()
+  list(collection: string, options?: ListOptions): Promise<{ id: RecordId; value: JsonObject }[]> {
+    return this.#read(() => this.#list(collection, options))
+  }
+
+  async #list(collection: string, options?: ListOptions): Promise<{ id: RecordId; value: JsonObject }[]> {
     assertCollectionName(collection)
     const page = recordPage(options)
     await this.#afterWrites()
@@ -422,8 +425,11 @@ class Engine implements ReplicaEngine {
     }
   }
 
-  async conflicts(filter?: ConflictFilter): Promise<Conflict[]> {
-    this.#assertOpen()
+  conflicts(filter?: ConflictFilter): Promise<Conflict[]> {
+    return this.#read(() => this.#conflicts(filter))
+  }
+
+  async #conflicts(filter?: ConflictFilter): Promise<Conflict[]> {
     const checked = filter === undefined ? undefined : checkConflictFilter(filter)
     await this.#afterWrites()
     let records: readonly StoredRecord[]
@@ -445,8 +451,11 @@ class Engine implements ReplicaEngine {
     return out.sort(compareConflicts)
   }
 
-  async rows(collection: string, ids: readonly string[]): Promise<{ id: RecordId; value: JsonObject }[]> {
-    this.#assertOpen()
+  rows(collection: string, ids: readonly string[]): Promise<{ id: RecordId; value: JsonObject }[]> {
+    return this.#read(() => this.#rows(collection, ids))
+  }
+
+  async #rows(collection: string, ids: readonly string[]): Promise<{ id: RecordId; value: JsonObject }[]> {
     const resolver = this.#resolvers(assertCollectionName(collection))
     await this.#afterWrites()
     const rows: { id: RecordId; value: JsonObject }[] = []
@@ -472,8 +481,11 @@ class Engine implements ReplicaEngine {
     return out
   }
 
-  async record(collection: string, id: string): Promise<RecordState | undefined> {
-    this.#assertOpen()
+  record(collection: string, id: string): Promise<RecordState | undefined> {
+    return this.#read(() => this.#record(collection, id))
+  }
+
+  async #record(collection: string, id: string): Promise<RecordState | undefined> {
     const name = assertCollectionName(collection)
     const recordId = asRecordId(id)
     await this.#afterWrites()
@@ -619,7 +631,25 @@ class Engine implements ReplicaEngine {
     this.#closed = true
     this.#send = null
     await this.#queue.idle()
+    // Reads issued before close() wait for the writes before them: they get their answer.
+    while (this.#reads > 0) await new Promise<void>((resolve) => (this.#readsDone = resolve))
     await this.#store.close()
+  }
+
+  /** Reads under way (`list`, `conflicts`, `rows`, `record`): `close()` lets them finish. */
+  #reads = 0
+  #readsDone: (() => void) | null = null
+
+  /** Runs a read, refused once the replica is closed, and counted as under way until it settles. */
+  async #read<T>(read: () => Promise<T>): Promise<T> {
+    this.#assertOpen()
+    this.#reads++
+    try {
+      return await read()
+    } finally {
+      this.#reads--
+      if (this.#reads === 0) this.#readsDone?.()
+    }
   }
 
   #assertOpen(): void {

@@ -1,4 +1,4 @@
-import type { Replica } from '@chorus/client'
+import { ErrorCode, isChorusError, type Replica } from '@chorus/client'
 
 /**
  * A load that failed, held as a snapshot so that the hook reading it throws it during render
@@ -83,7 +83,12 @@ export class SharedSnapshot<TValue> {
         )
       },
       fail: (error) => {
-        if (this.#run === run) this.#publish(new LoadFailure(error))
+        if (this.#run !== run) return
+        // The replica was closed under a snapshot it had loaded: its updates stop there, and
+        // it keeps showing what it last read. A first load refused is an error to show.
+        const shown = this.#value !== undefined && !(this.#value instanceof LoadFailure)
+        if (shown && isChorusError(error, ErrorCode.Closed)) return
+        this.#publish(new LoadFailure(error))
       },
     }
     try {

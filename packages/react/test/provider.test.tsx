@@ -1,11 +1,11 @@
 // @vitest-environment happy-dom
 import { ChorusError, ErrorCode, isChorusError } from '@chorus/client'
 import { MemoryReplicaStore } from '@chorus/core'
-import { useCollection, useConflicts, useReplica } from '@chorus/react'
+import { useCollection, useConflicts, useRecord, useReplica } from '@chorus/react'
 import { Component, type ReactNode } from 'react'
 import { createRoot } from 'react-dom/client'
 import { afterEach, describe, expect, it, vi } from 'vitest'
-import { act, mount, unmountAll, until } from './helpers/dom.js'
+import { act, flush, mount, unmountAll, until } from './helpers/dom.js'
 import { closeReplicas, memoryReplica } from './helpers/replicas.js'
 
 afterEach(async () => {
@@ -36,6 +36,11 @@ function Count() {
 
 function ConflictCount({ name }: { name: string }) {
   return <p>{useConflicts(name)?.length ?? 'loading'}</p>
+}
+
+function Title({ id }: { id: string }) {
+  const note = useRecord<{ title: string }>('notes', id)
+  return <p>{note === undefined ? 'loading' : (note?.title ?? 'none')}</p>
 }
 
 describe('ChorusProvider', () => {
@@ -71,6 +76,32 @@ describe('ChorusProvider', () => {
       </Boundary>,
     )
     expect(view.text()).toBe(`failed: ${ErrorCode.Closed}`)
+  })
+
+  it('keeps what the hooks show when the replica closes under them, behind a write or beside one', async () => {
+    for (const together of [false, true]) {
+      const replica = await memoryReplica({ resolvers: { notes: 'manual' } })
+      const notes = replica.collection<{ title: string }>('notes')
+      await notes.put('a', { title: 'one' })
+      const view = await mount(
+        replica,
+        <Boundary>
+          <Title id="a" />
+          <Count />
+          <ConflictCount name="notes" />
+        </Boundary>,
+      )
+      await until('the hooks to load', () => view.text() === 'one10')
+      // The write's change event starts loads that reach a replica closing or closed.
+      if (together) await Promise.all([notes.put('a', { title: 'two' }), replica.close()])
+      else {
+        await notes.put('a', { title: 'two' })
+        await replica.close()
+      }
+      await flush()
+      expect(view.text()).not.toContain('failed')
+      await view.unmount()
+    }
   })
 
   it('makes a failed load fail the hook with its error, for an error boundary to show', async () => {
