@@ -72,6 +72,13 @@ export interface ReplicaEvents {
   readonly error: ChorusError
   /** Records changed, locally or remotely. */
   readonly change: ChangeEvent
+  /**
+   * Records may have changed without a `change` event naming them: another tab's notice of
+   * its commit never came (it closed or crashed right after), or this tab took over the
+   * connection from one that may have gone between a commit and its notice. Live queries read
+   * their rows again by themselves; anything else the app read should be read again.
+   */
+  readonly reload: undefined
   /** What the other replicas' presence is now changed (see {@link Replica.presence}). */
   readonly presence: readonly PresencePeer[]
 }
@@ -323,7 +330,7 @@ class ReplicaRuntime implements Replica {
   /** The engine's store: `destroy` deletes it. */
   readonly #store: ReplicaStore
   readonly #link: SocketLink | null
-  readonly #events = new Emitter<ReplicaEvents>(['status', 'error', 'change', 'presence'])
+  readonly #events = new Emitter<ReplicaEvents>(['status', 'error', 'change', 'reload', 'presence'])
   /** This tab's key for its presence (one per replica instance). */
   readonly #presenceKey = randomKey()
   /** This tab's presence, and how many times it was set (the other tabs' leader echoes it). */
@@ -582,6 +589,7 @@ class ReplicaRuntime implements Replica {
 
   #reloadQueries(): void {
     for (const set of this.#queries.values()) for (const query of set) query.invalidate()
+    this.#events.emit('reload', undefined)
   }
 
   /** This tab leads its group: take over the database's connection. */

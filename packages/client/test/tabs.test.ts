@@ -2,7 +2,7 @@ import { createReplica, type Replica } from '@chorus/client'
 import { ErrorCode, type SpaceId } from '@chorus/core'
 import { createPrng } from '@chorus/testkit'
 import { IDBFactory, IDBKeyRange } from 'fake-indexeddb'
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest'
 import { WebSocket } from 'ws'
 import { FakeLocks } from './helpers/fake-locks.js'
 import { idbReplicas, poll, shown } from './helpers/idb-replicas.js'
@@ -237,6 +237,36 @@ describe('tabs sharing one replica, in Node', () => {
       "the other tab's live query to show it",
       2_000,
     )
+  })
+
+  it('a write whose notice never came is found at the next tick: the connected tab says reload, and reads it', async () => {
+    spaces += 1
+    const space = `tabs-lost-notice-${spaces}`
+    const origin = new IDBFactory()
+    const leader = await replica(space, origin, 'shared')
+    await leader.synced()
+    const writer = await replica(space, origin, 'shared')
+    await writer.collection('notes').put('n1', { title: 'v1' })
+    await until(async () => (await leader.collection('notes').get('n1'))?.title === 'v1', 'the first write')
+    const heard: string[] = []
+    leader.on('change', (event) => heard.push(`change ${event.ids.join(',')}`))
+    leader.on('reload', () => heard.push('reload'))
+    // The writing tab crashes between its commit and its notice: the notice never goes out.
+    const original = BroadcastChannel.prototype.postMessage
+    const post = vi.spyOn(BroadcastChannel.prototype, 'postMessage').mockImplementation(function (
+      this: BroadcastChannel,
+      message: unknown,
+    ) {
+      if ((message as { type?: unknown }).type !== 'changed') original.call(this, message)
+    })
+    try {
+      await writer.collection('notes').put('n1', { title: 'v2' })
+    } finally {
+      post.mockRestore()
+    }
+    await until(() => heard.includes('reload'), 'the connected tab to find the write and say reload', 5_000)
+    expect(heard.some((entry) => entry.startsWith('change'))).toBe(false)
+    expect(await leader.collection('notes').get('n1')).toEqual({ title: 'v2' })
   })
 
   it("synced() in a tab without the connection holds what another device's synced() had put on the relay", async () => {

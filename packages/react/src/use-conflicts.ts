@@ -68,6 +68,11 @@ function watchConflicts(
       sink.set(current)
     })
   })
+  // Records changed that no change event named (another tab's notice was lost): read all again.
+  const stopReloads = replica.on('reload', () => run(loadAll))
   run(loadAll)
-  return stop
+  return () => {
+    stop()
+    stopReloads()
+  }
 }

@@ -33,11 +33,16 @@ export function useRecord<TValue extends object = JsonObject>(
             (error: unknown) => sink.fail(error),
           )
         }
-        const stop = replica.on('change', (event) => {
+        const stopChanges = replica.on('change', (event) => {
           if (event.collection === collection && event.ids.some((changed) => changed === id)) load()
         })
+        // Records changed that no change event named (another tab's notice was lost).
+        const stopReloads = replica.on('reload', load)
         load()
-        return stop
+        return () => {
+          stopChanges()
+          stopReloads()
+        }
       },
       reconcile: (previous, next) => (jsonEqual(previous, next) ? previous : next),
     }),

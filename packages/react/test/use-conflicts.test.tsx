@@ -4,7 +4,7 @@ import { useConflicts } from '@chorus/react'
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import { act, mount, unmountAll, until } from './helpers/dom.js'
 import { createInProcessHub, type InProcessHub } from './helpers/in-process-hub.js'
-import { closeReplicas, memoryReplica, whenReplicas } from './helpers/replicas.js'
+import { closeReplicas, memoryReplica, missingNotices, whenReplicas } from './helpers/replicas.js'
 
 interface Note {
   title: string
@@ -76,6 +76,19 @@ describe('useConflicts', () => {
     await until('A to settle', () => viewA.text() === 'no conflicts')
     await until('B to settle', () => viewB.text() === 'no conflicts')
     expect(await b.collection<Note>('notes').get('n1')).toEqual({ title: 'merged' })
+  })
+
+  it('reads every conflict again on reload, when records changed that no change event named', async () => {
+    const [a, b] = await conflictOnTwoDevices()
+    const tab = missingNotices(a)
+    const view = await mount(tab.replica, <Conflicts />)
+    await until('the conflict', () => view.text().startsWith('notes/n1'))
+    tab.mute(true)
+    await b.collection<Note>('notes').resolve('n1', { title: 'merged' })
+    await whenReplicas([a, b], async () => (await a.conflicts()).length === 0, 'A to store the resolution')
+    expect(view.text()).toMatch(/^notes\/n1/)
+    tab.reload()
+    await until('the conflicts read again', () => view.text() === 'no conflicts')
   })
 
   it('lists only the conflicts of the collection it is given', async () => {

@@ -2,8 +2,8 @@
 import type { Replica } from '@chorus/client'
 import { useRecord } from '@chorus/react'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import { act, mount, unmountAll, until } from './helpers/dom.js'
-import { closeReplicas, memoryReplica } from './helpers/replicas.js'
+import { act, flush, mount, unmountAll, until } from './helpers/dom.js'
+import { closeReplicas, memoryReplica, missingNotices } from './helpers/replicas.js'
 
 interface Note {
   title: string
@@ -40,6 +40,20 @@ describe('useRecord', () => {
     await until('the patch', () => view.text() === 'Groceries for Sunday')
     await notes.delete('n1')
     await until('the deletion', () => view.text() === 'no such note')
+  })
+
+  it('reads again on reload, when records changed that no change event named', async () => {
+    const notes = replica.collection<Note>('notes')
+    await notes.put('n1', { title: 'Groceries' })
+    const tab = missingNotices(replica)
+    const view = await mount(tab.replica, <Title id="n1" />)
+    await until('the record', () => view.text() === 'Groceries')
+    tab.mute(true)
+    await notes.put('n1', { title: 'Groceries for Sunday' })
+    await flush()
+    expect(view.text()).toBe('Groceries')
+    tab.reload()
+    await until('the record read again', () => view.text() === 'Groceries for Sunday')
   })
 
   it('renders again only when its own record changed', async () => {

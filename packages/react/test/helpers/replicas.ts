@@ -117,3 +117,46 @@ export function whenReplicas(
     void evaluate()
   })
 }
+
+/**
+ * `replica` as a tab whose notices of other tabs' commits can go missing: while `muted`, its
+ * `change` events reach no hook; `reload()` emits what the replica emits when it finds such a
+ * commit (`reload`), to the hooks that listen for it.
+ */
+export function missingNotices(replica: Replica): {
+  readonly replica: Replica
+  mute(muted: boolean): void
+  reload(): void
+} {
+  let muted = false
+  const reloads = new Set<() => void>()
+  const on = (name: string, listener: (payload: unknown) => void): (() => void) => {
+    if (name === 'reload') {
+      const entry = () => listener(undefined)
+      reloads.add(entry)
+      const stop = replica.on('reload', entry)
+      return () => {
+        reloads.delete(entry)
+        stop()
+      }
+    }
+    if (name === 'change') return replica.on('change', (event) => muted || listener(event))
+    return replica.on(name as 'status', listener)
+  }
+  const tab = new Proxy(replica, {
+    get(target, property) {
+      if (property === 'on') return on
+      const value = Reflect.get(target, property, target)
+      return typeof value === 'function' ? value.bind(target) : value
+    },
+  })
+  return {
+    replica: tab,
+    mute: (next) => {
+      muted = next
+    },
+    reload: () => {
+      for (const entry of [...reloads]) entry()
+    },
+  }
+}
