@@ -41,4 +41,28 @@ describe('usePresence', () => {
     expect(renders.count).toBe(rendered + 1)
     expect(alice.presence).toEqual([])
   })
+
+  it('of two components with a state, the one mounted last decides, and the other again once it unmounts', async () => {
+    const hub = createInProcessHub()
+    const alice = await memoryReplica({ url: hub.url, WebSocket: hub.WebSocket })
+    const bob = await memoryReplica({ url: hub.url, WebSocket: hub.WebSocket })
+    await Promise.all([alice.synced(), bob.synced()])
+    const bobView = await mount(bob, <Here />)
+
+    const editor = await mount(alice, <Here name="editing n1" />)
+    await until('bob to see the editor', () => bobView.text() === 'editing n1')
+    const toast = await mount(alice, <Here name="reading a toast" />)
+    await until('bob to see the toast', () => bobView.text() === 'reading a toast')
+    await toast.unmount()
+    await until('bob to see the editor again', () => bobView.text() === 'editing n1')
+
+    // The one mounted first leaving first changes nothing while the later one stays.
+    const dialog = await mount(alice, <Here name="in a dialog" />)
+    await until('bob to see the dialog', () => bobView.text() === 'in a dialog')
+    await editor.unmount()
+    await dialog.render(<Here name="still in the dialog" />)
+    await until('bob to see the dialog change', () => bobView.text() === 'still in the dialog')
+    await dialog.unmount()
+    await until('alice’s presence to go', () => bobView.text() === 'alone')
+  })
 })
