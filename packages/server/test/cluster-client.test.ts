@@ -291,6 +291,49 @@ describe('SingleLeaderHttpClient routing, against stand-in nodes over HTTP', () 
   })
 })
 
+describe('SingleLeaderHttpClient replica reads that may wait', () => {
+  it('gives a node that may wait (waitMs) that much longer to answer, and asks it once', async () => {
+    // A follower that holds every read until the test releases them.
+    const held: { id: string; respond: (body: object) => void }[] = []
+    const asked: string[] = []
+    const server = createServer((request, response) => {
+      let text = ''
+      request.on('data', (chunk: Buffer) => {
+        text += chunk.toString('utf8')
+      })
+      request.on('end', () => {
+        const { id } = JSON.parse(text) as { id: string }
+        asked.push(id)
+        held.push({
+          id,
+          respond: (body) => {
+            response.writeHead(200, { 'content-type': 'application/json' })
+            response.end(JSON.stringify(body))
+          },
+        })
+      })
+    })
+    standIns.push(server)
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+    const nodes = { n1: `http://127.0.0.1:${(server.address() as AddressInfo).port}` }
+    const patient = new SingleLeaderHttpClient({
+      nodes,
+      name: 'patient',
+      requestTimeoutMs: 100,
+      deadlineMs: 2_000,
+    })
+    const reading = patient.read('k', { consistency: 'replica', node: 'n1', minLsn: 5, waitMs: 30_000 })
+    await until('the read to reach the node', async () => (held.length === 1 ? true : undefined))
+    // Another client's read without waitMs, sent after it, gives up on the node first.
+    const hasty = new SingleLeaderHttpClient({ nodes, name: 'hasty', requestTimeoutMs: 100, deadlineMs: 50 })
+    expect(await hasty.read('k', { consistency: 'replica', node: 'n1' })).toMatchObject({ ok: false })
+    for (const { id, respond } of held.splice(0))
+      respond({ type: 'read-ok', id, value: 'v', lsn: 5, epoch: 1, role: 'follower' })
+    expect(await reading).toMatchObject({ ok: true, value: 'v', lsn: 5 })
+    expect(asked.filter((id) => id.startsWith('patient-'))).toEqual(['patient-1'])
+  })
+})
+
 describe('QuorumHttpClient routing, against stand-in nodes over HTTP', () => {
   /** A coordinator's answer to a put it took. */
   const putOk = (request: { id: string }) => ({

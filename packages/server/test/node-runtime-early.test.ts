@@ -164,3 +164,53 @@ describe('NodeRuntime and early sends', () => {
     expect(order.indexOf('r255')).toBe(order.length - 400 + 255)
   })
 })
+
+describe('NodeRuntime request timeouts', () => {
+  it('waits for an answer as much longer as the request lets its node wait (waitMs)', async () => {
+    // Holds every request until one with id "release", then answers them all.
+    const held: string[] = []
+    const holding: TestMachine = {
+      recover: () => 0,
+      step: (state, input) => {
+        if (input.type !== 'request') return { state, effects: [] }
+        held.push(input.client)
+        if (input.request.id !== 'release') return { state, effects: [] }
+        const effects: Effect[] = held
+          .splice(0)
+          .map((client) => ({ type: 'reply', client, reply: { id: client } }) satisfies Effect)
+        return { state, effects }
+      },
+      messageInput: (now, from, message) => ({ type: 'message', now, from, message: message as Message }),
+      requestInput: (now, client, request) => ({ type: 'request', now, client, request: request as Message }),
+      tickInput: (now) => ({ type: 'tick', now }),
+    }
+    const runtime = new NodeRuntime({
+      id: asNodeId('n1'),
+      nodes: [asNodeId('n1')],
+      machine: holding,
+      storage: new MemoryNodeStorage<string>(),
+      tickMs: 60_000,
+      seed: 1,
+      requestTimeoutMs: 100,
+    })
+    runtimes.push(runtime)
+    const { httpPort } = await runtime.start()
+    const ask = (body: object) =>
+      fetch(`http://127.0.0.1:${httpPort}/request`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify(body),
+      })
+    const patient = ask({ id: 'patient', waitMs: 30_000 })
+    while (held.length < 1) await new Promise<void>((resolve) => setImmediate(resolve))
+    // Asked after it, without waitMs: its timeout passes first, and so the plain one's has.
+    const plain = await ask({ id: 'plain' })
+    expect(plain.status).toBe(504)
+    expect(await plain.json()).toMatchObject({ type: 'timeout' })
+    const released = await ask({ id: 'release' })
+    expect(released.status).toBe(200)
+    const answer = await patient
+    expect(answer.status).toBe(200)
+    expect(await answer.json()).toEqual({ id: 'http-1' })
+  })
+})

@@ -124,9 +124,9 @@ export class NodeCaller {
     return ids[(ids.indexOf(node) + 1) % ids.length] as string
   }
 
-  /** `POST /request` of node `id`. */
-  request(id: string, body: object): Promise<CallResult> {
-    return this.call(id, 'POST', '/request', body)
+  /** `POST /request` of node `id`, answered within `requestTimeoutMs` plus `waitMs` (what the request lets the node wait). */
+  request(id: string, body: object, waitMs = 0): Promise<CallResult> {
+    return this.call(id, 'POST', '/request', body, waitMs)
   }
 
   /**
@@ -145,14 +145,20 @@ export class NodeCaller {
    * Calls one route of node `id`; never throws for what the network or the node does. A body
    * that is not JSON throws `invalid-argument` before anything is sent.
    */
-  async call(id: string, method: 'GET' | 'POST', path: string, body?: object): Promise<CallResult> {
+  async call(
+    id: string,
+    method: 'GET' | 'POST',
+    path: string,
+    body?: object,
+    waitMs = 0,
+  ): Promise<CallResult> {
     const url = `${this.url(id).replace(/\/+$/, '')}${path}`
     const text = body === undefined ? undefined : encodeBody(body)
     let response: Response
     try {
       response = await this.fetch(url, {
         method,
-        signal: AbortSignal.timeout(this.requestTimeoutMs),
+        signal: AbortSignal.timeout(this.requestTimeoutMs + waitMs),
         ...(text === undefined ? {} : { body: text, headers: { 'content-type': 'application/json' } }),
       })
     } catch (error) {

@@ -184,15 +184,19 @@ export class SingleLeaderHttpClient {
       minLsn > 0 && options.minLsn === undefined && this.tokenEpoch > 0 ? this.tokenEpoch : null
     let last = 'no node was asked'
     const result = await this.caller.retry<ClusterReadResult>(first, async (node) => {
-      const call = await this.caller.request(node, {
-        type: 'read',
-        id,
-        key,
-        consistency,
-        minLsn,
-        ...(minEpoch === null ? {} : { minEpoch }),
-        waitMs: options.waitMs ?? 0,
-      })
+      const call = await this.caller.request(
+        node,
+        {
+          type: 'read',
+          id,
+          key,
+          consistency,
+          minLsn,
+          ...(minEpoch === null ? {} : { minEpoch }),
+          waitMs: options.waitMs ?? 0,
+        },
+        options.waitMs ?? 0,
+      )
       if (call.kind !== 'answer') {
         last = call.message
         return { done: false, next: this.passOver(node, consistency), unreached: call.kind === 'unreached' }

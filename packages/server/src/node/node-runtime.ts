@@ -513,15 +513,18 @@ export class NodeRuntime<TState, TInput, TMessage, TReply, TRecord> {
         ? (request as { id: string }).id
         : null
     return new Promise((resolve) => {
-      const timer = setTimeout(() => {
-        this.waiting.delete(client)
-        respond(response, 504, {
-          type: 'timeout',
-          id,
-          message: 'the node did not answer in time; the request may still take effect',
-        })
-        resolve()
-      }, this.options.requestTimeoutMs ?? 10_000)
+      const timer = setTimeout(
+        () => {
+          this.waiting.delete(client)
+          respond(response, 504, {
+            type: 'timeout',
+            id,
+            message: 'the node did not answer in time; the request may still take effect',
+          })
+          resolve()
+        },
+        (this.options.requestTimeoutMs ?? 10_000) + askedWait(request),
+      )
       this.waiting.set(client, (reply) => {
         clearTimeout(timer)
         respond(response, (reply as { type?: unknown }).type === 'error' ? 400 : 200, reply)
@@ -750,4 +753,14 @@ function readJson(request: IncomingMessage): Promise<BodyResult> {
       }
     })
   })
+}
+
+/**
+ * How long a request asks its node to wait before answering (a replica read's `waitMs`, at
+ * most the 60 s requests may ask): the node's answer is waited for that much longer.
+ */
+function askedWait(request: unknown): number {
+  const waitMs =
+    typeof request === 'object' && request !== null ? (request as { waitMs?: unknown }).waitMs : undefined
+  return typeof waitMs === 'number' && Number.isFinite(waitMs) ? Math.min(Math.max(waitMs, 0), 60_000) : 0
 }
