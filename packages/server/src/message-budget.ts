@@ -3,7 +3,7 @@ import { approximateJsonLength, type JsonValue } from '@chorus/core'
 /**
  * How much a node puts in one peer message when it batches entries, items or versions.
  *
- * A peer frame holds at most 8 Mi UTF-16 code units (`MAX_PEER_FRAME` of the TCP transport;
+ * A peer frame holds at least 8 Mi UTF-16 code units (`peerFrameLimit` of the TCP transport;
  * a longer one closes the connection), and the node API takes values of up to 1 MiB, so a
  * batch counted only in items could outgrow a frame: refused at every retry, it would stall
  * the stream for good. Batches are therefore also bounded by the JSON length of what they

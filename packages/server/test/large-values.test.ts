@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest'
 import type { LoopbackCluster } from '../src/node/loopback-cluster.js'
 import { MAX_PEER_FRAME } from '../src/node/tcp-peer-transport.js'
+import { asNodeId } from '../src/node-id.js'
+import { createHashRing, preferenceList } from '../src/quorum/ring.js'
 import { until } from './support/poll.js'
 import { scratchClusters } from './support/scratch-clusters.js'
 
@@ -20,6 +22,7 @@ interface Status {
 
 const nodes = ['n1', 'n2', 'n3']
 const clusters = scratchClusters('chorus-large-values-', nodes)
+const fiveNodes = scratchClusters('chorus-large-values-five-', ['n1', 'n2', 'n3', 'n4', 'n5'])
 
 async function start(
   name: string,
@@ -156,4 +159,63 @@ describe('quorum replication of large values', () => {
     expect(settled).toMatchObject({ type: 'put-ok', values: ['settled'] })
     expect(await put(running, 'other', 'other-key', 'small')).toMatchObject({ type: 'put-ok' })
   }, 60_000)
+
+  it('keeps a key readable when concurrent puts at different coordinators together outgrow the bound of one put', async () => {
+    const five = ['n1', 'n2', 'n3', 'n4', 'n5']
+    // With every commit fsynced, as chorus-cluster runs by default, the puts overlap the most.
+    const { running } = await fiveNodes.start(
+      'concurrent',
+      'quorum',
+      { replicas: 3, writeQuorum: 2, readQuorum: 2 },
+      { fsync: true },
+    )
+    await until('every node to see the others', async () => {
+      for (const id of five) {
+        const body = (await running.status(id)).body as { status: { up: string[] } }
+        if (body.status.up.length < five.length - 1) return undefined
+      }
+      return true
+    })
+    const homes = preferenceList(createHashRing(five.map(asNodeId), 16), 'shared', 3)
+    // Slow links: each home checks its puts against the siblings it holds itself, before the
+    // others' puts reach it. Nine of a million characters, three at each home, pass those
+    // checks and meet at the replicas as one sibling set longer than the old peer frame.
+    const chars = 1_000_000 - 100
+    expect(chars * 9).toBeGreaterThan(MAX_PEER_FRAME)
+    for (const id of five) await running.faults(id, null, { latencyMs: 120 })
+    const answers = await Promise.all(
+      homes.flatMap((id) =>
+        [0, 1, 2].map(async (i) => {
+          const put = {
+            type: 'put',
+            id: `at-${id}-${i}`,
+            key: 'shared',
+            value: `${id}-${i}`.padEnd(chars, '.'),
+          }
+          return (await running.request(id, put, 30_000)).body as PutAnswer
+        }),
+      ),
+    )
+    await running.heal()
+    // Every node reads the key, and a put with a read's context settles it everywhere.
+    let reads = 0
+    const read = async (id: string) => {
+      const get = { type: 'get', id: `get-${++reads}`, key: 'shared' }
+      const body = (await running.request(id, get, 20_000)).body as PutAnswer
+      return body.type === 'get-ok' ? body : undefined
+    }
+    const merged = await until(`${homes[0]} to read the key`, () => read(homes[0] as string), 30_000)
+    expect(merged.values?.length).toBeGreaterThanOrEqual(2)
+    const settle = { type: 'put', id: 'settle', key: 'shared', value: 'settled', context: merged.context }
+    expect((await running.request(homes[0] as string, settle, 20_000)).body).toMatchObject({
+      type: 'put-ok',
+      values: ['settled'],
+    })
+    for (const id of five) {
+      await until(`${id} to read the settled value`, async () => {
+        const body = await read(id)
+        return body !== undefined && JSON.stringify(body.values) === '["settled"]' ? true : undefined
+      })
+    }
+  }, 120_000)
 })

@@ -7,7 +7,7 @@ import type { NodeId } from '../node-id.js'
 import type { NodeStorage, PendingAppend } from '../storage.js'
 import { onlyCommandFields } from '../wire.js'
 import { FaultLayer, type LinkFaultSettings } from './fault-layer.js'
-import { type PeerAddress, TcpPeerTransport } from './tcp-peer-transport.js'
+import { type PeerAddress, peerFrameLimit, TcpPeerTransport } from './tcp-peer-transport.js'
 
 /** Largest HTTP request body the node reads. */
 const MAX_BODY = 1024 * 1024
@@ -154,7 +154,11 @@ export class NodeRuntime<TState, TInput, TMessage, TReply, TRecord> {
     this.id = options.id
     this.now = options.now ?? Date.now
     this.faults = new FaultLayer(options.seed)
-    this.transport = new TcpPeerTransport(options.id, (from, frame) => this.fromPeer(from, frame))
+    this.transport = new TcpPeerTransport(
+      options.id,
+      (from, frame) => this.fromPeer(from, frame),
+      peerFrameLimit(options.nodes.length),
+    )
     this.http = createServer((request, response) => {
       this.route(request, response).catch((error: unknown) => {
         respond(response, 500, errorBody(null, ErrorCode.Internal, messageOf(error)))

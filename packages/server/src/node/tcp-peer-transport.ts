@@ -1,9 +1,25 @@
 import { connect, createServer, type Server, type Socket } from 'node:net'
 import { ChorusError, ErrorCode } from '@chorus/core'
+import { MAX_BATCH_CHARS } from '../message-budget.js'
 import { isNodeId } from '../node-id.js'
 
-/** Longest frame a peer may send, in UTF-16 code units; a longer one closes the connection. */
+/**
+ * Longest frame a peer may send, in UTF-16 code units, by default; a longer one closes the
+ * connection. A node of a larger cluster takes longer ones: see {@link peerFrameLimit}.
+ */
 export const MAX_PEER_FRAME = 8 * 1024 * 1024
+
+/**
+ * The longest frame a node of a cluster of `nodes` takes. A quorum coordinator refuses a put
+ * that would make the sibling set it holds longer than `MAX_BATCH_CHARS`, but puts at
+ * different coordinators meet only at the replicas: a key's set can hold up to that much from
+ * each node, and a replica's answer to a read, or a read repair, carries it whole. (With 8 Mi,
+ * nine concurrent puts of a million characters at three coordinators made a set that no frame
+ * could carry: the key could no longer be read, or written with a read's context.)
+ */
+export function peerFrameLimit(nodes: number): number {
+  return Math.max(MAX_PEER_FRAME, (nodes + 1) * MAX_BATCH_CHARS)
+}
 
 /** Frames queued for a peer while its connection opens; beyond this they are dropped. */
 const MAX_QUEUED = 10_000
@@ -64,9 +80,13 @@ export class TcpPeerTransport {
   private readonly counters = { sent: 0, received: 0, dropped: 0, refused: 0 }
   private closed = false
 
-  constructor(id: string, onFrame: (from: string, frame: string) => void) {
+  /** The longest frame a peer may send (see {@link peerFrameLimit}). */
+  readonly maxFrame: number
+
+  constructor(id: string, onFrame: (from: string, frame: string) => void, maxFrame = MAX_PEER_FRAME) {
     this.id = id
     this.onFrame = onFrame
+    this.maxFrame = maxFrame
     this.server = createServer((socket) => this.accept(socket))
   }
 
@@ -200,7 +220,7 @@ export class TcpPeerTransport {
         held = []
         heldLength = 0
         start = end + 1
-        if (line.length > MAX_PEER_FRAME) {
+        if (line.length > this.maxFrame) {
           refuse()
           return
         }
@@ -218,7 +238,7 @@ export class TcpPeerTransport {
       if (start < chunk.length) {
         held.push(chunk.slice(start))
         heldLength += chunk.length - start
-        if (heldLength > MAX_PEER_FRAME) refuse()
+        if (heldLength > this.maxFrame) refuse()
       }
     })
     socket.on('error', () => socket.destroy())
