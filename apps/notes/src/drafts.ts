@@ -1,6 +1,6 @@
-import type { Replica } from '@chorus/client'
+import { ErrorCode, isChorusError, type Replica } from '@chorus/client'
 import { Collections, type Note } from './notes.js'
-import { notifyFailure } from './notices.js'
+import { notify, notifyFailure } from './notices.js'
 
 /**
  * What was typed into a note and not yet stored when the page went away.
@@ -108,11 +108,32 @@ export async function recoverDrafts(replica: Replica): Promise<void> {
       const missing = (Object.keys(fields) as (keyof DraftFields)[]).some(
         (field) => fields[field] !== stored?.[field],
       )
-      if (stored !== undefined && missing) await notes.patch(id, { ...fields, updatedAt: at })
+      if (stored !== undefined && missing) await patchOrTitle(replica, id, fields, at)
       localStorage.removeItem(key)
     } catch (error) {
       notifyFailure('Saving what you typed before leaving failed', error)
     }
+  }
+}
+
+/**
+ * Writes a draft into note `id`. A body too long to sync (a note's patch must fit one frame
+ * to the relay, and the client refuses one that does not with `invalid-argument`) cannot be
+ * written now or ever: the title typed with it is, and the user is told the body is lost,
+ * rather than being told of the same failure each time the notebook opens.
+ */
+async function patchOrTitle(replica: Replica, id: string, fields: DraftFields, at: number): Promise<void> {
+  const notes = replica.collection<Note>(Collections.notes)
+  try {
+    await notes.patch(id, { ...fields, updatedAt: at })
+  } catch (error) {
+    if (!isChorusError(error, ErrorCode.InvalidArgument) || fields.body === undefined) throw error
+    if (fields.title !== undefined) await notes.patch(id, { title: fields.title, updatedAt: at })
+    const megabytes = (new Blob([fields.body]).size / 1_048_576).toFixed(1)
+    notify({
+      tone: 'error',
+      message: `What you typed into a note before leaving was too long to save (${megabytes} MB), and is lost${fields.title === undefined ? '' : ` (its title, “${fields.title}”, is saved)`}.`,
+    })
   }
 }
 

@@ -84,6 +84,9 @@ export function NoteEditor({
   const written = useRef<DraftFields | null>(null)
   /** The last save was refused: the note is too long to sync. */
   const [tooLong, setTooLong] = useState(false)
+  /** `tooLong`, for the listeners of leaving the page. */
+  const refused = useRef(false)
+  refused.current = tooLong
 
   const save = useCallback(() => {
     if (timer.current !== null) clearTimeout(timer.current)
@@ -182,7 +185,11 @@ export function NoteEditor({
     const leave = () => {
       const fields = latest.current
       if (Object.keys(fields).length === 0) return
-      stashDraft(space, id, fields, Date.now())
+      // A body refused as too long could not be written when the notebook opens again
+      // either: only the rest is kept (the page asked before leaving, see below).
+      const { body, ...rest } = fields
+      const kept = refused.current && body !== undefined ? rest : fields
+      if (Object.keys(kept).length > 0) stashDraft(space, id, kept, Date.now())
       save()
     }
     window.addEventListener('pagehide', leave)
@@ -191,6 +198,17 @@ export function NoteEditor({
       save()
     }
   }, [save, space, id])
+
+  // A body too long to save exists only on this page: the browser asks before it goes.
+  const unsavable = tooLong && draft.body !== undefined
+  useEffect(() => {
+    if (!unsavable) return
+    const ask = (event: BeforeUnloadEvent) => {
+      event.preventDefault()
+    }
+    window.addEventListener('beforeunload', ask)
+    return () => window.removeEventListener('beforeunload', ask)
+  }, [unsavable])
 
   // Once the stored note holds an edit, the edit is no longer a draft.
   useEffect(() => {
