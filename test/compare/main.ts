@@ -10,7 +10,7 @@
  * runs only the real one. `--json FILE` writes every row as one JSON array (each row says its
  * `clock`: `virtual` or `wall`).
  */
-import { writeFileSync } from 'node:fs'
+import { closeSync, openSync, writeFileSync } from 'node:fs'
 import { parseArgs } from 'node:util'
 import {
   type CompareDesign,
@@ -47,13 +47,28 @@ function parse(argv: readonly string[]) {
   } catch (error) {
     throw new UsageError(error instanceof Error ? error.message : String(error))
   }
-  const seed = Number(values.seed ?? 1)
-  if (!Number.isSafeInteger(seed)) throw new UsageError(`--seed must be an integer, got ${values.seed}`)
+  const seed = values.seed === undefined ? 1 : Number(values.seed)
+  if (values.seed?.trim() === '' || !Number.isSafeInteger(seed))
+    throw new UsageError(`--seed must be an integer, got ${JSON.stringify(values.seed)}`)
   if (values.json === '') throw new UsageError('--json needs a file name')
-  const known = new Set([...compareDesigns, ...realDesigns].map((design) => design.name))
+  // `real` runs only the real designs: a simulated-only one would run nothing.
+  const runnable = which === 'real' ? realDesigns : [...compareDesigns, ...realDesigns]
+  const known = new Set(runnable.map((design) => design.name))
   for (const name of values.design ?? []) {
     if (!known.has(name))
-      throw new UsageError(`unknown design ${JSON.stringify(name)}; use one of ${[...known].join(', ')}`)
+      throw new UsageError(
+        `unknown design ${JSON.stringify(name)}${which === 'real' ? ' for the real comparison' : ''}; use one of ${[...known].join(', ')}`,
+      )
+  }
+  if (values.json !== undefined) {
+    try {
+      // Opened as the end of the run will, without truncating it: fails now, not after the run.
+      closeSync(openSync(values.json, 'a'))
+    } catch (error) {
+      throw new UsageError(
+        `cannot write the --json file ${values.json}: ${error instanceof Error ? error.message : String(error)}`,
+      )
+    }
   }
   return { help: values.help === true, which, scenarios, seed, json: values.json, designs: values.design }
 }

@@ -341,5 +341,10 @@ describe('chorus-compare command line', () => {
     expect(err.at(-1)).toMatch(/^chorus-compare: cannot write the --json file .*missing\/rows\.json: /)
     // Said before the run, not after it: no scenario ran.
     expect(err.some((line) => line.includes('operations'))).toBe(false)
+    // A directory passes a permission check, but is no file to write.
+    const { io: dirIo, err: dirErr } = capture()
+    expect(await runCompareCli([...args.slice(0, -1), scratch], dirIo)).toBe(1)
+    expect(dirErr.at(-1)).toMatch(/^chorus-compare: cannot write the --json file .*EISDIR/)
+    expect(dirErr.some((line) => line.includes('operations'))).toBe(false)
   })
 })

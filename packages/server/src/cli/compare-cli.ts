@@ -1,5 +1,4 @@
-import { accessSync, constants, existsSync, writeFileSync } from 'node:fs'
-import { dirname, resolve } from 'node:path'
+import { closeSync, openSync, writeFileSync } from 'node:fs'
 import { parseArgs } from 'node:util'
 import { isChorusError } from '@chorus/core'
 import { compareDesign, compareDesigns } from '../compare/designs.js'
@@ -116,7 +115,9 @@ export async function runCompareCli(argv: readonly string[], io: CliIo = process
 /** Throws, saying why, unless `file` can be written: its directory exists and takes files, and the file, if there, may be overwritten. */
 function checkWritable(file: string): void {
   try {
-    accessSync(existsSync(file) ? file : dirname(resolve(file)), constants.W_OK)
+    // Opened as the end of the run will, without truncating it: a directory or a file that
+    // cannot be written fails here (permission checks alone pass a directory).
+    closeSync(openSync(file, 'a'))
   } catch (error) {
     throw new Error(`cannot write the --json file ${file}: ${messageOf(error)}`)
   }
