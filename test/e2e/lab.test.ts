@@ -306,6 +306,42 @@ describe('the replication lab, built and served by a relay process at /lab', () 
     await shot(page, 'lab-free-play')
   })
 
+  it('keeps its controls honest: a paused node cannot be promoted, focus stays near a control that went, settings put back are the story’s', async () => {
+    await openLab(page, url)
+    const pause = page.getByRole('button', { name: 'Pause n2' })
+    await pause.focus()
+    await page.keyboard.press('Enter')
+    await expect.poll(() => nodeCard(page, 'n2').getAttribute('data-paused'), WAIT).toBe('true')
+    expect(await page.getByRole('button', { name: 'Promote follower n2' }).isDisabled()).toBe(true)
+    expect(await page.getByRole('img', { name: /^Cluster:/ }).getAttribute('aria-label')).toContain(
+      'n2 follower, paused',
+    )
+    // Pause n2 is disabled now: focus went to the first control of n2's card, not the page.
+    await expect
+      .poll(() => page.evaluate(() => document.activeElement?.textContent ?? ''), WAIT)
+      .toBe('Kill n2')
+    // A seed field emptied goes back to the seed in use.
+    const seed = page.getByRole('textbox', { name: 'Seed' })
+    const before = await seed.inputValue()
+    await seed.fill('')
+    await seed.press('Tab')
+    await expect.poll(() => seed.inputValue(), WAIT).toBe(before)
+
+    // A story's setting changed and put back is the story's again.
+    await page.goto(`${url}#preset=partition-split-brain`)
+    await idle(page)
+    const jitter = page.getByRole('slider', { name: 'Jitter' })
+    await changeSetting(page, () => jitter.fill('10'))
+    await page.getByText('Played with changed settings').waitFor(WAIT)
+    await changeSetting(page, () => jitter.fill('0'))
+    expect(await page.getByText('Played with changed settings').count()).toBe(0)
+    // Back to the lab's own address: free play, as opening it shows.
+    await page.evaluate(() => {
+      window.location.hash = ''
+    })
+    await page.getByRole('heading', { name: 'Free play' }).waitFor(WAIT)
+  })
+
   it("leaves the lab to the network: offline, the notes app's address still opens the notes app after the lab was opened", async () => {
     const context = await browser.newContext()
     const tab = await context.newPage()

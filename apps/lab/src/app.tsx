@@ -28,7 +28,9 @@ function setHash(hash: string): void {
 }
 
 function sameSettings(a: LabSettings, b: LabSettings): boolean {
-  return JSON.stringify(a) === JSON.stringify(b)
+  // No jitter is jitter 0 (the slider sets 0 where a story leaves it out).
+  const plain = (settings: LabSettings) => JSON.stringify({ ...settings, jitterMs: settings.jitterMs ?? 0 })
+  return plain(a) === plain(b)
 }
 
 function StoryCard(props: {
@@ -83,9 +85,10 @@ export function App(props: { readonly model: LabModel }): ReactNode {
     const follow = () => {
       const id = presetFromHash(window.location.hash)
       const chosen = model.presets.find((candidate) => candidate.id === id)
-      if (chosen !== undefined && chosen.id !== session.getState().story.presetId) {
-        void session.load(presetStory(chosen))
-      }
+      const current = session.getState().story.presetId
+      if (chosen !== undefined && chosen.id !== current) void session.load(presetStory(chosen))
+      // Back to the lab's own address (or a link to no story): free play, as opening it shows.
+      else if (chosen === undefined && current !== null) void session.load(initialStory(model, ''))
     }
     window.addEventListener('hashchange', follow)
     return () => window.removeEventListener('hashchange', follow)
@@ -200,20 +203,43 @@ export function App(props: { readonly model: LabModel }): ReactNode {
  * browser moves focus off a control that is disabled: to the page. Once they are enabled
  * again, focus goes back to the control last focused, if it is still there and nothing else
  * took focus meanwhile, so that a keyboard user can go on (an arrow key moves a slider on).
+ * A control an action disables or removes for good (Pause, Cut network) hands focus to the
+ * first usable control of its card or panel.
  */
 function useFocusKept(busy: boolean): void {
   const last = useRef<HTMLElement | null>(null)
+  /** The card or panel the last focused control is in, for when that control goes. */
+  const around = useRef<HTMLElement | null>(null)
   useEffect(() => {
     const seen = (event: FocusEvent) => {
-      if (event.target instanceof HTMLElement && event.target !== document.body) last.current = event.target
+      if (!(event.target instanceof HTMLElement) || event.target === document.body) return
+      last.current = event.target
+      around.current = event.target.closest<HTMLElement>('article, section, nav, header, footer')
     }
     document.addEventListener('focusin', seen)
     return () => document.removeEventListener('focusin', seen)
   }, [])
+  const wasBusy = useRef(busy)
+  // After every render: an action can disable or remove the control that had focus.
   useEffect(() => {
+    const settled = wasBusy.current && !busy
+    wasBusy.current = busy
     if (busy) return
     const control = last.current
-    const lost = document.activeElement === null || document.activeElement === document.body
-    if (lost && control?.isConnected === true && !(control as HTMLButtonElement).disabled) control.focus()
-  }, [busy])
+    if (control === null) return
+    const active = document.activeElement
+    const usable = control.isConnected && !(control as HTMLButtonElement).disabled
+    if (usable) {
+      // Disabled while the lab was busy, and enabled again: focus goes back to it.
+      if (settled && (active === null || active === document.body)) control.focus()
+      return
+    }
+    // Disabled (Pause, Skip to end) or gone (Cut network, Keep): unless focus went elsewhere
+    // meanwhile, the first control still usable where it was, not the top of the page. (A
+    // control just disabled holds focus until the browser's next rendering update.)
+    if (active !== null && active !== document.body && active !== control) return
+    around.current
+      ?.querySelector<HTMLElement>('button:enabled, input:enabled, select:enabled, [tabindex="0"]')
+      ?.focus()
+  })
 }

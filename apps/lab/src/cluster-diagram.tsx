@@ -20,9 +20,12 @@ function nodeClass(node: NodeView): string {
 }
 
 function summary(view: LabView): string {
-  const nodes = view.nodes.map((node) => `${node.id} ${node.up ? node.role : 'down'}`).join(', ')
+  const nodes = view.nodes
+    .map((node) => `${node.id} ${!node.up ? 'down' : node.paused ? `${node.role}, paused` : node.role}`)
+    .join(', ')
   const cuts = view.links.filter((link) => link.cut).length
-  return `Cluster: ${nodes}. ${view.messages.length} messages in flight${cuts > 0 ? `, ${cuts} links cut` : ''}.`
+  const messages = view.messages.length
+  return `Cluster: ${nodes}. ${messages} ${messages === 1 ? 'message' : 'messages'} in flight${cuts > 0 ? `, ${cuts} ${cuts === 1 ? 'link' : 'links'} cut` : ''}.`
 }
 
 /** The cluster as a picture: nodes, links (cut ones broken), and messages moving along them. */

@@ -158,7 +158,8 @@ export function NodeList(props: {
                   type="button"
                   className="button small danger"
                   disabled={props.disabled}
-                  onClick={() => props.onAction({ type: 'kill', node: node.id })}
+                  // The second click of a double click would land on Restart, drawn in its place.
+                  onClick={(event) => event.detail < 2 && props.onAction({ type: 'kill', node: node.id })}
                 >
                   Kill {node.id}
                 </button>
@@ -167,7 +168,7 @@ export function NodeList(props: {
                   type="button"
                   className="button small"
                   disabled={props.disabled}
-                  onClick={() => props.onAction({ type: 'restart', node: node.id })}
+                  onClick={(event) => event.detail < 2 && props.onAction({ type: 'restart', node: node.id })}
                 >
                   Restart {node.id}
                 </button>
@@ -187,7 +188,7 @@ export function NodeList(props: {
                 <button
                   type="button"
                   className="button small"
-                  disabled={props.disabled || !node.up}
+                  disabled={props.disabled || !node.up || node.paused}
                   onClick={() => props.onAction({ type: 'promote', node: node.id })}
                 >
                   Promote follower {node.id}

@@ -68,7 +68,8 @@ function SeedField(props: { readonly seed: number; readonly onChange: (seed: num
   const [draft, setDraft] = useState(String(props.seed))
   useEffect(() => setDraft(String(props.seed)), [props.seed])
   const commit = () => {
-    const seed = Number(draft)
+    // An emptied field is no seed (Number('') is 0): it goes back to the one in use.
+    const seed = draft.trim() === '' ? Number.NaN : Number(draft)
     if (Number.isSafeInteger(seed) && seed >= 0 && seed !== props.seed) props.onChange(seed)
     else setDraft(String(props.seed))
   }

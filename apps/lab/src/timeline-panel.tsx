@@ -9,6 +9,12 @@ function Events(props: { readonly events: readonly TimelineEvent[]; readonly lab
   const list = useRef<HTMLOListElement>(null)
   const following = useRef(true)
   const count = props.events.length
+  // A new lab (a story loaded, a replay, settings changed) is followed from its start, however
+  // the last one was scrolled.
+  // biome-ignore lint/correctness/useExhaustiveDependencies: it runs when the lab changes, which is all it reads
+  useLayoutEffect(() => {
+    following.current = true
+  }, [props.lab])
   useLayoutEffect(() => {
     const element = list.current
     if (element !== null && following.current && count > 0) element.scrollTop = element.scrollHeight
