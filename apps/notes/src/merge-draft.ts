@@ -32,15 +32,83 @@ export function mergeDraft(versions: readonly ConflictVersion[], now: number = D
 }
 
 /**
- * What is being typed, with the lines that others wrote meanwhile added: every line of
- * `others` (texts written on other devices while `mine` was typed over `base`) that neither
- * `mine` nor `base` holds (blank lines aside), in their order, after `mine`. A line another
- * device changed comes in changed, beside the line as it was; nothing they wrote is dropped.
+ * What the typing of one field has seen and written: `seen`, the lines that came from
+ * elsewhere (the text the typing started from, and every other device's text merged into it);
+ * `typed`, the lines this editor wrote that came from nowhere else.
  */
-export function mergeTyped(mine: string, base: string, others: readonly string[]): string {
-  const added = linesNotIn(others, new Set([...mine.split('\n'), ...base.split('\n')]))
-  if (added.length === 0) return mine
-  return mine === '' ? added.join('\n') : `${mine.replace(/\n+$/, '')}\n${added.join('\n')}`
+export interface TypingLines {
+  readonly seen: ReadonlySet<string>
+  readonly typed: ReadonlySet<string>
+}
+
+/**
+ * What is being typed, with what others wrote meanwhile merged in:
+ *
+ * - A line of another device's text that grew from (or was cut back to) a line of theirs that
+ *   `mine` holds as it came — one from elsewhere (`seen`), not typed here, and gone from their
+ *   text — takes that line's place: two devices typing at once see each other's line as it
+ *   grows, not every saved state of it.
+ * - Every other line of `others` (texts written on other devices while `mine` was typed over
+ *   `base`) that neither `mine` nor `base` holds, nor this editor typed and has since changed
+ *   (`typed`), is added after `mine`, in their order (blank lines aside). A line another device
+ *   changed otherwise comes in changed, beside the line as it was; nothing they wrote is dropped.
+ */
+export function mergeTyped(
+  mine: string,
+  base: string,
+  others: readonly string[],
+  history: TypingLines = { seen: new Set(base.split('\n')), typed: new Set() },
+): string {
+  const lines = mine.split('\n')
+  const known = new Set([...lines, ...base.split('\n'), ...history.typed])
+  const added: string[] = []
+  for (const text of others) {
+    const theirs = text.split('\n')
+    const present = new Set(theirs)
+    for (const line of theirs) {
+      if (line.trim() === '' || known.has(line)) continue
+      known.add(line)
+      const at = grownFrom(
+        lines,
+        line,
+        (candidate) =>
+          !present.has(candidate) && history.seen.has(candidate) && !history.typed.has(candidate),
+      )
+      if (at >= 0) lines[at] = line
+      else added.push(line)
+    }
+  }
+  const merged = lines.join('\n')
+  if (added.length === 0) return merged
+  return merged === '' ? added.join('\n') : `${merged.replace(/\n+$/, '')}\n${added.join('\n')}`
+}
+
+/**
+ * The index of the line of `lines` that `line` was most likely typed from — one that starts
+ * with the other, or shares with it a prefix of at least half the shorter — among those
+ * `eligible` allows; -1 when there is none.
+ */
+function grownFrom(lines: readonly string[], line: string, eligible: (candidate: string) => boolean): number {
+  let best = -1
+  let bestPrefix = 0
+  lines.forEach((candidate, index) => {
+    if (candidate.trim() === '' || !eligible(candidate)) return
+    const prefix = commonPrefix(candidate, line)
+    const shorter = Math.min(candidate.length, line.length)
+    if (prefix === shorter || prefix * 2 >= shorter) {
+      if (prefix > bestPrefix) {
+        best = index
+        bestPrefix = prefix
+      }
+    }
+  })
+  return best
+}
+
+function commonPrefix(a: string, b: string): number {
+  let at = 0
+  while (at < a.length && at < b.length && a[at] === b[at]) at++
+  return at
 }
 
 /** The lines of `texts`, in order, that `known` lacks (blank ones aside), each once; adds them to it. */

@@ -13,6 +13,38 @@ const SAVE_AFTER_MS = 400
 /** The longest an edit waits while typing goes on without a pause (then it is written anyway). */
 const MAX_SAVE_WAIT_MS = 2_000
 
+/** Per field: the lines that came from elsewhere, and those typed here (see `mergeTyped`). */
+type LineHistory = { [field in keyof DraftFields]?: { seen: Set<string>; typed: Set<string> } }
+
+function historyOf(
+  history: LineHistory,
+  field: keyof DraftFields,
+): { seen: Set<string>; typed: Set<string> } {
+  let lines = history[field]
+  if (lines === undefined) {
+    lines = { seen: new Set(), typed: new Set() }
+    history[field] = lines
+  }
+  return lines
+}
+
+/**
+ * Where a selection of `before` is in `after`, a merge of it: where it was while the text up
+ * to it is unchanged, moved by the change in length while the text after it is; else as it was.
+ */
+function caretAfterMerge(
+  before: string,
+  after: string,
+  start: number,
+  end: number,
+): { start: number; end: number } {
+  if (after.startsWith(before.slice(0, end))) return { start, end }
+  const shift = after.length - before.length
+  if (after.endsWith(before.slice(start)) && start + shift >= 0)
+    return { start: start + shift, end: end + shift }
+  return { start, end }
+}
+
 /**
  * One note, edited in place and saved as you type.
  *
@@ -21,6 +53,7 @@ const MAX_SAVE_WAIT_MS = 2_000
  * Until an edit is stored, the input shows the edit; after, it shows the stored note — so
  * changes from other devices appear while the user is not typing.
  */
+
 export function NoteEditor({
   id,
   space,
@@ -65,11 +98,18 @@ export function NoteEditor({
   /**
    * Per field being typed: the stored text the typing started from, and the texts this editor
    * wrote since that are not read back yet. A stored text that is neither was written by
-   * another device (or tab) meanwhile, and a save must not write over it unseen.
+   * another device (or tab) meanwhile, and a save must not write over it unseen. Also the
+   * lines the typing has seen come from elsewhere and those it typed (see `mergeTyped`).
    */
   /** Where the caret was in the body when lines from elsewhere were merged into it. */
   const caret = useRef<{ start: number; end: number } | null>(null)
   const basis = useRef<{ [field in keyof DraftFields]?: { from: string; own: string[] } }>({})
+  /**
+   * Per field, for as long as this note is open here: the lines that came from elsewhere and
+   * those typed here (see `mergeTyped`). Kept across drafts: a draft ends whenever a save is
+   * read back before the next key, many times a line.
+   */
+  const history = useRef<LineHistory>({})
   const now = useMinute()
   /** The note as last read (not deleted), to restore it from. */
   const shown = useRef<Note | null>(null)
@@ -116,24 +156,33 @@ export function NoteEditor({
       const body =
         others.body === undefined || fields.body === undefined
           ? fields.body
-          : mergeTyped(fields.body, basis.current.body?.from ?? '', others.body)
+          : mergeTyped(
+              fields.body,
+              basis.current.body?.from ?? '',
+              others.body,
+              historyOf(history.current, 'body'),
+            )
       fields = { ...fields, ...(body === undefined ? {} : { body }) }
       for (const field of ['title', 'body'] as const) {
         const theirs = others[field]
-        if (theirs !== undefined) basis.current[field] = { from: theirs[0] as string, own: [] }
+        if (theirs === undefined) continue
+        const { seen, typed } = historyOf(history.current, field)
+        for (const text of theirs) for (const line of text.split('\n')) if (!typed.has(line)) seen.add(line)
+        basis.current[field] = { from: theirs[0] as string, own: [] }
       }
+      const before = latest.current.body ?? ''
       const added = body !== latest.current.body
-      // Lines come in below: the caret stays where the user is typing, not at the end.
+      // The caret stays where the user is typing, in the text merged.
       const field = document.activeElement
-      if (added && field instanceof HTMLTextAreaElement && field.id === `body-${id}`) {
-        caret.current = { start: field.selectionStart, end: field.selectionEnd }
+      if (added && body !== undefined && field instanceof HTMLTextAreaElement && field.id === `body-${id}`) {
+        caret.current = caretAfterMerge(before, body, field.selectionStart, field.selectionEnd)
       }
       latest.current = fields
       setDraft(fields)
       notify({
         tone: 'info',
         message: added
-          ? 'This note was changed on another device while you typed: its new lines were added below yours.'
+          ? 'This note was changed on another device while you typed: its changes were merged into yours.'
           : others.title !== undefined
             ? `This note's title was changed on another device while you typed (to “${others.title[0] ?? ''}”): yours is kept.`
             : 'This note was changed on another device while you typed: what you typed is kept.',
@@ -141,7 +190,11 @@ export function NoteEditor({
     }
     for (const field of ['title', 'body'] as const) {
       const typed = fields[field]
-      if (typed !== undefined) basis.current[field]?.own.push(typed)
+      const started = basis.current[field]
+      if (typed === undefined || started === undefined) continue
+      started.own.push(typed)
+      const lines = historyOf(history.current, field)
+      for (const line of typed.split('\n')) if (!lines.seen.has(line)) lines.typed.add(line)
     }
     written.current = fields
     const updatedAt = Date.now()
@@ -247,7 +300,10 @@ export function NoteEditor({
   const edit = (field: keyof DraftFields, value: string) => {
     // Typing into a field that holds no draft starts from the stored text.
     if (latest.current[field] === undefined && stored !== undefined && stored !== null) {
-      basis.current[field] = { from: asNote(stored)[field], own: [] }
+      const from = asNote(stored)[field]
+      basis.current[field] = { from, own: [] }
+      const { seen, typed } = historyOf(history.current, field)
+      for (const line of from.split('\n')) if (!typed.has(line)) seen.add(line)
     }
     setDraft((current) => ({ ...current, [field]: value }))
     if (timer.current !== null) clearTimeout(timer.current)

@@ -134,6 +134,25 @@ describe('merging what another device wrote into what is being typed', () => {
     expect(mergeTyped('', '', ['theirs'])).toBe('theirs')
   })
 
+  it('takes in place the growing line another device types, and never brings back a line typed here and changed since', () => {
+    // B typed "bob-1" below L1 while A typed "alice-1": A's save came in and was merged.
+    const seen = new Set(['L1', 'alice-1'])
+    const typed = new Set(['bob-1', 'bob-12'])
+    // A's line grew, and A took in B's older line: B, typing on, gets A's line as it is now,
+    // where A's older one was, and not its own older line.
+    expect(mergeTyped('L1\nbob-123\nalice-1', 'L1\nalice-1', ['L1\nalice-12\nbob-1'], { seen, typed })).toBe(
+      'L1\nbob-123\nalice-12',
+    )
+    // A line typed here is never taken for another device's, however alike.
+    expect(mergeTyped('L1\nbob-123', 'L1', ['L1\nbob-1234 (theirs)'], { seen: new Set(['L1']), typed })).toBe(
+      'L1\nbob-123\nbob-1234 (theirs)',
+    )
+    // A line of theirs still in their text stays; what they add beside it comes below.
+    expect(
+      mergeTyped('L1\nmine\nalice-1', 'L1\nalice-1', ['L1\nalice-1\nalice-2'], { seen, typed: new Set() }),
+    ).toBe('L1\nmine\nalice-1\nalice-2')
+  })
+
   it('reads a record lacking fields as a note, so that no list or title breaks on it', () => {
     const partial = { body: 'typed after a deletion' } as unknown as Note
     expect(displayTitle(partial)).toBe('typed after a deletion')
