@@ -1,7 +1,10 @@
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
+import { createReplica } from '@chorus/client'
 import type { Browser, BrowserContext, Dialog, Locator, Page } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { WebSocket } from 'ws'
+import { LIST_PAGE } from '../../apps/notes/src/notes.js'
 import { type RelayProcess, ROOT, runRelayCli, startRelay, tempDir } from '../integration/relay-process.js'
 import { launchChromium, screenshot } from './support/browser.js'
 
@@ -901,12 +904,13 @@ describe('the notes app when another device changes the note being typed into', 
     await expect.poll(settled, WAIT).toBeDefined()
     const lines = ((await settled()) ?? '').split('\n')
     expect(lines[0]).toBe('first line')
-    // Each line once. (When the two last saves cross, the note is in conflict, and the version
-    // shown may hold the other's line as it was a moment before: the other version has it whole.)
+    // Each line at most once, as typed so far, never beside older states of itself. (Usually
+    // whole; when the two last saves cross, the version shown may hold the other's line as it
+    // was a moment before, or not yet: see the note on saves in the notes app's README.)
     for (const who of ['a', 'b']) {
       const copies = lines.filter((text) => text.startsWith(`${who}0`))
-      expect(copies).toHaveLength(1)
-      expect(line(who).startsWith((copies[0] as string).trimEnd())).toBe(true)
+      expect(copies.length, lines.join('\n')).toBeLessThanOrEqual(1)
+      for (const copy of copies) expect(line(who).startsWith(copy.trimEnd()), lines.join('\n')).toBe(true)
     }
   })
 
@@ -945,5 +949,44 @@ describe('the notes app when another device changes the note being typed into', 
     // Typing may have been cut off part way through a word when the deletion arrived.
     expect(await fresh.page.getByLabel('Body').inputValue()).toMatch(/^start bob types( and)*( a?n?)?$/)
     await fresh.context.close()
+  })
+
+  it('lists a large notebook a page at a time: Show more goes on where the list ended, and a search pages its matches', async () => {
+    const many = await createNotebook(alice.page, `${relay.http}/`, 'Many')
+    const space = decodeURIComponent(many.slice(many.indexOf('#/notebook/') + '#/notebook/'.length))
+    const writer = await createReplica({ space, storage: 'memory', url: relay.url, WebSocket })
+    const total = LIST_PAGE * 2 + 50
+    await Promise.all(
+      Array.from({ length: total }, (_, i) =>
+        writer.collection('notes').put(`seeded-${String(i).padStart(4, '0')}`, {
+          title: `Seeded ${i}`,
+          body: i % 2 === 0 ? 'even' : 'odd',
+          createdAt: 1_000 + i,
+          updatedAt: 1_000 + i,
+        }),
+      ),
+    )
+    await writer.synced()
+    await writer.close()
+    const items = alice.page.locator('.note-item')
+    await count(items, LIST_PAGE)
+    await visible(noteInList(alice.page, `Seeded ${total - 1}`))
+    const more = alice.page.getByRole('button', { name: /^Show more notes/ })
+    expect(await more.textContent()).toBe(`Show more notes (${total - LIST_PAGE} more)`)
+    await more.click()
+    await count(items, LIST_PAGE * 2)
+    // Focus goes on to the first note the click showed.
+    await expect
+      .poll(() => alice.page.evaluate(() => document.activeElement?.getAttribute('data-note-id')), WAIT)
+      .toBe(`seeded-${String(total - 1 - LIST_PAGE).padStart(4, '0')}`)
+    await more.click()
+    await count(items, total)
+    await count(more, 0)
+    // A search shows a page of its matches again.
+    await alice.page.getByLabel('Search').fill('odd')
+    await count(items, LIST_PAGE)
+    expect(await more.textContent()).toBe(`Show more notes (${total / 2 - LIST_PAGE} more)`)
+    await alice.page.getByLabel('Search').fill('')
+    await count(items, LIST_PAGE)
   })
 })

@@ -103,6 +103,12 @@ export function NoteEditor({
    */
   /** Where the caret was in the body when lines from elsewhere were merged into it. */
   const caret = useRef<{ start: number; end: number } | null>(null)
+  /** The body's text as last rendered, and its selection as the user last left it. */
+  const bodyShown = useRef<string | null>(null)
+  const selection = useRef<{ start: number; end: number } | null>(null)
+  const keepSelection = (event: { currentTarget: HTMLTextAreaElement }) => {
+    selection.current = { start: event.currentTarget.selectionStart, end: event.currentTarget.selectionEnd }
+  }
   const basis = useRef<{ [field in keyof DraftFields]?: { from: string; own: string[] } }>({})
   /**
    * Per field, for as long as this note is open here: the lines that came from elsewhere and
@@ -290,11 +296,24 @@ export function NoteEditor({
 
   // After the render that showed merged lines (any render: it does nothing unless asked).
   useLayoutEffect(() => {
-    const at = caret.current
-    if (at === null) return
-    caret.current = null
     const field = document.getElementById(`body-${id}`)
-    if (field instanceof HTMLTextAreaElement) field.setSelectionRange(at.start, at.end)
+    if (!(field instanceof HTMLTextAreaElement)) return
+    const before = bodyShown.current
+    bodyShown.current = field.value
+    const at = caret.current
+    if (at !== null) {
+      caret.current = null
+      field.setSelectionRange(at.start, at.end)
+      return
+    }
+    // The stored note changed under a focused body that holds no draft (another device's edit
+    // came between two of this one's saves): the caret keeps its place in the text, rather
+    // than going to the end, where the next key would land in someone else's line.
+    const held = selection.current
+    if (before === null || before === field.value || latest.current.body !== undefined) return
+    if (held === null || document.activeElement !== field) return
+    const moved = caretAfterMerge(before, field.value, held.start, held.end)
+    field.setSelectionRange(moved.start, moved.end)
   })
 
   const edit = (field: keyof DraftFields, value: string) => {
@@ -457,7 +476,11 @@ export function NoteEditor({
         placeholder="Write something…"
         value={body}
         readOnly={locked}
-        onChange={(event) => edit('body', event.target.value)}
+        onChange={(event) => {
+          keepSelection(event)
+          edit('body', event.target.value)
+        }}
+        onSelect={keepSelection}
         onBlur={save}
       />
     </div>
