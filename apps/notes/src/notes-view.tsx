@@ -6,7 +6,16 @@ import { timeAgo, useMinute } from './format.js'
 import { uuidV7 } from './ids.js'
 import { newestNotes } from './newest-notes.js'
 import { NoteEditor } from './note-editor.js'
-import { asNote, Collections, displayTitle, type Note, newestFirst, preview, search } from './notes.js'
+import {
+  asNote,
+  Collections,
+  displayTitle,
+  LIST_PAGE,
+  type Note,
+  newestFirst,
+  preview,
+  search,
+} from './notes.js'
 import { notifyFailure } from './notices.js'
 
 /** The notes of a notebook: searchable list beside the open note (one at a time on a phone). */
@@ -16,6 +25,13 @@ export function NotesView({ space }: { space: string }): ReactNode {
   const newest = useNewestWhileLoading(rows === undefined)
   const conflicts = useConflicts(Collections.notes)
   const [query, setQuery] = useState('')
+  // How many of the matching notes the list shows: a page, more when asked, a page again when
+  // the search changes.
+  const [limit, setLimit] = useState(LIST_PAGE)
+  const changeQuery = (next: string) => {
+    setQuery(next)
+    setLimit(LIST_PAGE)
+  }
   const now = useMinute()
   /**
    * The open note; `fresh` is the note as just created here, until it is read back;
@@ -65,7 +81,7 @@ export function NotesView({ space }: { space: string }): ReactNode {
         setSelected((current) => (current?.id === id ? null : current))
         notifyFailure('Creating the note failed', error)
       })
-    setQuery('')
+    changeQuery('')
     setSelected({ id, fresh: note })
   }
 
@@ -79,7 +95,7 @@ export function NotesView({ space }: { space: string }): ReactNode {
             aria-label="Search"
             placeholder="Search notes"
             value={query}
-            onChange={(event) => setQuery(event.target.value)}
+            onChange={(event) => changeQuery(event.target.value)}
           />
           <button type="button" className="button primary" onClick={create} ref={newNoteButton}>
             New note
@@ -101,7 +117,7 @@ export function NotesView({ space }: { space: string }): ReactNode {
           </p>
         ) : (
           <ul className="note-list">
-            {shown.map((row) => (
+            {shown.slice(0, limit).map((row) => (
               <NoteItem
                 key={row.id}
                 row={row}
@@ -114,6 +130,24 @@ export function NotesView({ space }: { space: string }): ReactNode {
             ))}
           </ul>
         )}
+        {shown !== undefined && shown.length > limit ? (
+          <button
+            type="button"
+            className="button subtle show-more"
+            onClick={() => {
+              const first = shown[limit]
+              setLimit(limit + LIST_PAGE)
+              // Focus goes on to the first note shown now, where the list goes on.
+              requestAnimationFrame(() =>
+                document
+                  .querySelector<HTMLElement>(`[data-note-id="${CSS.escape(first?.id ?? '')}"]`)
+                  ?.focus(),
+              )
+            }}
+          >
+            Show more notes ({(shown.length - limit).toLocaleString('en')} more)
+          </button>
+        ) : null}
       </section>
       <section className="editor-pane" aria-label="Note">
         {selected === null ? (
