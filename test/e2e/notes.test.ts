@@ -3,7 +3,8 @@ import { join } from 'node:path'
 import { createReplica } from '@chorus/client'
 import type { Browser, BrowserContext, Dialog, Locator, Page } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { WebSocket } from 'ws'
+// Named apart from the browser's WebSocket, which functions run in the page use.
+import { WebSocket as NodeWebSocket } from 'ws'
 import { LIST_PAGE } from '../../apps/notes/src/notes.js'
 import { type RelayProcess, ROOT, runRelayCli, startRelay, tempDir } from '../integration/relay-process.js'
 import { launchChromium, screenshot } from './support/browser.js'
@@ -954,7 +955,7 @@ describe('the notes app when another device changes the note being typed into', 
   it('lists a large notebook a page at a time: Show more goes on where the list ended, and a search pages its matches', async () => {
     const many = await createNotebook(alice.page, `${relay.http}/`, 'Many')
     const space = decodeURIComponent(many.slice(many.indexOf('#/notebook/') + '#/notebook/'.length))
-    const writer = await createReplica({ space, storage: 'memory', url: relay.url, WebSocket })
+    const writer = await createReplica({ space, storage: 'memory', url: relay.url, WebSocket: NodeWebSocket })
     const total = LIST_PAGE * 2 + 50
     await Promise.all(
       Array.from({ length: total }, (_, i) =>
