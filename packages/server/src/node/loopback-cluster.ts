@@ -187,11 +187,15 @@ export class LoopbackCluster {
     await node.exited
   }
 
-  /** Starts `id` again on its SQLite file (new ports) and rewires the cluster. */
-  async restart(id: string): Promise<void> {
+  /**
+   * Starts `id` again on its SQLite file (new ports) and rewires the cluster; with `wire:
+   * false` the caller tells the nodes where their peers are (through proxies of its own, say),
+   * and none is pointed at the node's new ports directly meanwhile.
+   */
+  async restart(id: string, options: { readonly wire?: boolean } = {}): Promise<void> {
     if (this.members.has(id)) throw new ChorusError(ErrorCode.InvalidArgument, `node ${id} is running`)
     await this.launch(id)
-    await this.wire()
+    if (options.wire !== false) await this.wire()
   }
 
   /**

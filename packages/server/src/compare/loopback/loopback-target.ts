@@ -177,7 +177,8 @@ export abstract class LoopbackTarget implements CompareTarget {
     const victim = this.victim
     if (victim === null) return
     this.victim = null
-    await this.cluster.restart(victim)
+    // Wired through the proxies only: a frame sent on a direct address would go uncounted.
+    await this.cluster.restart(victim, { wire: false })
     const { peerPort, httpPort } = this.cluster.node(victim)
     this.peerProxies.get(victim)?.retarget(peerPort)
     for (const client of this.options.clients)
