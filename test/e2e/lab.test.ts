@@ -378,6 +378,26 @@ describe('the replication lab, built and served by a relay process at /lab', () 
     }
     const width = await small.evaluate(() => document.documentElement.scrollWidth)
     expect(width).toBeLessThanOrEqual(390)
+    // Tab follows the page down: every control that takes focus, in document order, sits no
+    // higher than the one before it (beside it in a row at most a little higher).
+    const backwards = await small.evaluate(() => {
+      window.scrollTo(0, 0)
+      const controls = Array.from(
+        document.querySelectorAll<HTMLElement>('button, input, select, textarea, [tabindex="0"]'),
+      ).filter((element) => !(element as HTMLButtonElement).disabled && element.getClientRects().length > 0)
+      const steps: string[] = []
+      let previous = Number.NEGATIVE_INFINITY
+      for (const control of controls) {
+        const top = control.getBoundingClientRect().top + window.scrollY
+        if (top < previous - 30)
+          steps.push(
+            `${control.textContent?.trim() || control.getAttribute('aria-label')} at ${Math.round(top)} after ${Math.round(previous)}`,
+          )
+        previous = top
+      }
+      return steps
+    })
+    expect(backwards).toEqual([])
     await shot(small, 'lab-phone')
     await phone.close()
   })

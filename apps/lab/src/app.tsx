@@ -94,6 +94,7 @@ export function App(props: { readonly model: LabModel }): ReactNode {
     return () => window.removeEventListener('hashchange', follow)
   }, [model, session])
   useFocusKept(busy)
+  const narrow = useNarrow()
   const preset = model.presets.find((candidate) => candidate.id === story.presetId)
 
   const loadPreset = (chosen: Preset) => {
@@ -114,6 +115,15 @@ export function App(props: { readonly model: LabModel }): ReactNode {
       seed: settings.seed,
       ...(settings.jitterMs === undefined ? {} : { jitterMs: settings.jitterMs }),
     })
+
+  // On a narrow screen the cards stack in one column, in the page's order, which Tab follows:
+  // the stories and the design go after the cluster there, not before it.
+  const side = (
+    <div className="lab-side">
+      <PresetList presets={model.presets} current={story.presetId} disabled={busy} onLoad={loadPreset} />
+      <SetupPanel settings={settings} disabled={busy} onDesign={changeDesign} onChange={changeSettings} />
+    </div>
+  )
 
   return (
     <div
@@ -140,10 +150,7 @@ export function App(props: { readonly model: LabModel }): ReactNode {
         </p>
       )}
       <div className="lab-grid">
-        <div className="lab-side">
-          <PresetList presets={model.presets} current={story.presetId} disabled={busy} onLoad={loadPreset} />
-          <SetupPanel settings={settings} disabled={busy} onDesign={changeDesign} onChange={changeSettings} />
-        </div>
+        {narrow ? null : side}
         <main className="lab-main">
           <StoryCard preset={preset} settings={settings} />
           <section className="card diagram-card" aria-label="Cluster">
@@ -193,6 +200,7 @@ export function App(props: { readonly model: LabModel }): ReactNode {
             </>
           )}
         </div>
+        {narrow ? side : null}
       </div>
     </div>
   )
@@ -242,4 +250,18 @@ function useFocusKept(busy: boolean): void {
       ?.querySelector<HTMLElement>('button:enabled, input:enabled, select:enabled, [tabindex="0"]')
       ?.focus()
   })
+}
+
+/** The width below which the lab is one column (the stylesheet's 760 px breakpoint). */
+const NARROW = '(max-width: 760px)'
+
+function useNarrow(): boolean {
+  return useSyncExternalStore(
+    (onChange) => {
+      const query = window.matchMedia(NARROW)
+      query.addEventListener('change', onChange)
+      return () => query.removeEventListener('change', onChange)
+    },
+    () => window.matchMedia(NARROW).matches,
+  )
 }
