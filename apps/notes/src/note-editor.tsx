@@ -53,7 +53,6 @@ function caretAfterMerge(
  * Until an edit is stored, the input shows the edit; after, it shows the stored note — so
  * changes from other devices appear while the user is not typing.
  */
-
 export function NoteEditor({
   id,
   space,
@@ -98,9 +97,9 @@ export function NoteEditor({
   /**
    * Per field being typed: the stored text the typing started from, and the texts this editor
    * wrote since that are not read back yet. A stored text that is neither was written by
-   * another device (or tab) meanwhile, and a save must not write over it unseen. Also the
-   * lines the typing has seen come from elsewhere and those it typed (see `mergeTyped`).
+   * another device (or tab) meanwhile, and a save must not write over it unseen.
    */
+  const basis = useRef<{ [field in keyof DraftFields]?: { from: string; own: string[] } }>({})
   /** Where the caret was in the body when lines from elsewhere were merged into it. */
   const caret = useRef<{ start: number; end: number } | null>(null)
   /** The body's text as last rendered, and its selection as the user last left it. */
@@ -109,7 +108,6 @@ export function NoteEditor({
   const keepSelection = (event: { currentTarget: HTMLTextAreaElement }) => {
     selection.current = { start: event.currentTarget.selectionStart, end: event.currentTarget.selectionEnd }
   }
-  const basis = useRef<{ [field in keyof DraftFields]?: { from: string; own: string[] } }>({})
   /**
    * Per field, for as long as this note is open here: the lines that came from elsewhere and
    * those typed here (see `mergeTyped`). Kept across drafts: a draft ends whenever a save is
