@@ -582,8 +582,9 @@ export class SqliteRelayStore implements RelayStore {
 /** A file's device and inode, or null when there is none at `path`. */
 function fileIdentity(path: string): string | null {
   try {
-    const stat = statSync(path)
-    return `${stat.dev}:${stat.ino}`
+    // Every commit asks (twice): a missing file answers undefined rather than with a thrown error.
+    const stat = statSync(path, { throwIfNoEntry: false })
+    return stat === undefined ? null : `${stat.dev}:${stat.ino}`
   } catch {
     return null
   }

@@ -21,6 +21,13 @@ import { isNodeId, type NodeId } from './node-id.js'
 /** Longest key a node accepts, in UTF-16 code units. */
 export const MAX_KEY_LENGTH = 256
 
+/**
+ * Longest a request may ask its node to wait (a replica read's `waitMs`): a node keeps a
+ * waiting read in its state until it is served or its wait ends, so a wait far past any
+ * client's patience would only pile reads up.
+ */
+export const MAX_READ_WAIT_MS = 60_000
+
 /** Longest client id or request id a node accepts. */
 export const MAX_ID_LENGTH = 128
 

@@ -5,7 +5,7 @@ import { messageOf } from '../error-message.js'
 import type { ErrorReply, NodeEffect, NodeMachine } from '../machine.js'
 import type { NodeId } from '../node-id.js'
 import type { NodeStorage, PendingAppend } from '../storage.js'
-import { onlyCommandFields } from '../wire.js'
+import { MAX_READ_WAIT_MS, onlyCommandFields } from '../wire.js'
 import { FaultLayer, type LinkFaultSettings } from './fault-layer.js'
 import { type PeerAddress, peerFrameLimit, TcpPeerTransport } from './tcp-peer-transport.js'
 
@@ -761,10 +761,12 @@ function readJson(request: IncomingMessage): Promise<BodyResult> {
 
 /**
  * How long a request asks its node to wait before answering (a replica read's `waitMs`, at
- * most the 60 s requests may ask): the node's answer is waited for that much longer.
+ * most `MAX_READ_WAIT_MS`): the node's answer is waited for that much longer.
  */
 function askedWait(request: unknown): number {
   const waitMs =
     typeof request === 'object' && request !== null ? (request as { waitMs?: unknown }).waitMs : undefined
-  return typeof waitMs === 'number' && Number.isFinite(waitMs) ? Math.min(Math.max(waitMs, 0), 60_000) : 0
+  return typeof waitMs === 'number' && Number.isFinite(waitMs)
+    ? Math.min(Math.max(waitMs, 0), MAX_READ_WAIT_MS)
+    : 0
 }

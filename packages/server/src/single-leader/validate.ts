@@ -8,6 +8,7 @@ import {
   invalid,
   keyAt,
   keyValuePair,
+  MAX_READ_WAIT_MS,
   nodeAt,
   objectAt,
   onlyFields,
@@ -157,13 +158,6 @@ export function readSingleLeaderRequest(value: unknown, path: string): SingleLea
       return { type, id }
   }
 }
-
-/**
- * Longest a replica read may wait for its token (`waitMs`): a node keeps a waiting read in its
- * state until it is served or its wait ends, so a wait far past any client's patience would
- * only pile reads up.
- */
-export const MAX_READ_WAIT_MS = 60_000
 
 function waitAt(fields: Fields, path: string): number {
   const waitMs = countAt(fields, 'waitMs', path)
