@@ -1,6 +1,7 @@
 import {
   assertCollectionName,
   type ChorusError,
+  type ConflictVersion,
   type JsonObject,
   type ListOptions,
   type RecordId,
@@ -44,6 +45,18 @@ export interface Collection<TValue extends object = JsonObject> {
   put(id: string, value: TValue): Promise<void>
   /** Sets some fields of a record, keeping the others (creating the record if needed). */
   patch(id: string, fields: Partial<TValue>): Promise<void>
+  /**
+   * Sets the fields `change` returns for the record as it is now: `change` is called with
+   * the record's value as `get` reads it (`undefined` when there is none) and the versions
+   * of its open conflict (empty when it has none), when the write is made, and nothing else
+   * reaches the record between that read and the write. A change from another replica
+   * applied after `change` ran is concurrent with this one (its resolver settles the two),
+   * never superseded by it unseen, as it can be when an app reads, computes and then
+   * patches. Return `undefined` to write nothing (the promise then resolves with `false`)
+   * — say, when the record is no longer what the app showed. `change` should only compute:
+   * it may run again when writes issued with it fail. Rejects with what `change` throws.
+   */
+  update(id: string, change: UpdateFunction<TValue>): Promise<boolean>
   /** Deletes a record. */
   delete(id: string): Promise<void>
   /** The record's value as its collection's resolver reads it, or `undefined` if there is none. */
@@ -77,6 +90,12 @@ export interface Collection<TValue extends object = JsonObject> {
    */
   resolve(id: string, value: TValue): Promise<void>
 }
+
+/** What {@link Collection.update} makes of a record: the fields to set, or `undefined`. */
+export type UpdateFunction<TValue extends object> = (
+  current: Frozen<TValue> | undefined,
+  conflict: readonly (Omit<ConflictVersion, 'value'> & { readonly value: Frozen<TValue> | null })[],
+) => Partial<TValue> | undefined
 
 /** What a collection needs from its replica. */
 export interface CollectionHost {
@@ -132,6 +151,22 @@ export class EngineCollection<TValue extends object> implements Collection<TValu
     return written.then(toVoid)
   }
 
+  update(id: string, change: UpdateFunction<TValue>): Promise<boolean> {
+    let written: Promise<unknown>
+    try {
+      written = this.#host
+        .writer()
+        .update(
+          this.name,
+          id,
+          change as unknown as (current: JsonObject | undefined) => JsonObject | undefined,
+        )
+    } catch (error) {
+      return Promise.reject(error)
+    }
+    return written.then(isWritten)
+  }
+
   delete(id: string): Promise<void> {
     try {
       return this.#host.writer().write(this.name, id, 'delete')
@@ -168,3 +203,8 @@ export class EngineCollection<TValue extends object> implements Collection<TValu
 
 /** What a write resolves with: nothing (the change it made stays inside the replica). */
 function toVoid(): void {}
+
+/** What an update resolves with: whether it wrote a change. */
+function isWritten(change: unknown): boolean {
+  return change !== null
+}

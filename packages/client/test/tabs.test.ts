@@ -137,6 +137,24 @@ describe('tabs sharing one replica, in Node', () => {
     await expectSame(device, [leader, follower], ['note-0', 'note-1', 'note-2', 'note-3'])
   }, 30_000)
 
+  it('updates from both tabs at once each read the record as the other tab left it: no increment is lost', async () => {
+    const { leader, follower, device } = await twoTabsAndADevice('update')
+    const increments: Promise<boolean>[] = []
+    for (let round = 0; round < 100; round++) {
+      for (const tab of [leader, follower]) {
+        increments.push(
+          tab.collection<{ n: number }>('counters').update('c', (current) => ({ n: (current?.n ?? 0) + 1 })),
+        )
+      }
+      if (round % 10 === 9) await new Promise((resolve) => setTimeout(resolve, 2))
+    }
+    expect(await Promise.all(increments)).toEqual(increments.map(() => true))
+    await until(() => leader.pending === 0, 'every write to be uploaded')
+    await Promise.all([leader.synced(), device.synced()])
+    for (const replica of [leader, follower, device])
+      expect(await replica.collection('counters').get('c')).toEqual({ n: 200 })
+  }, 30_000)
+
   it('presence: each tab’s reaches another device through the connected tab, the others’ reaches every tab, and a tab’s goes when it closes', async () => {
     const { space, origin, leader, follower, device } = await twoTabsAndADevice('presence')
     const states = (of: Replica) => of.presence.map((peer) => JSON.stringify(peer.state)).sort()

@@ -32,10 +32,23 @@ import {
 } from './protocol/replica-session.js'
 import { applyChange, type RecordState } from './record.js'
 import { recordsInPage } from './record-page.js'
-import { type ConflictVersion, ResolverKind, resolveValueWith } from './resolver.js'
+import { type ConflictVersion, type Resolver, ResolverKind, resolveValueWith } from './resolver.js'
 import { createResolverLookup, type ResolverConfig, type ResolverLookup } from './resolvers.js'
 import { SerialQueue } from './serial-queue.js'
 import type { ListedRecord, RecordPage, ReplicaMeta, ReplicaStore, StoredRecord } from './storage.js'
+
+/**
+ * What an update makes of a record (see {@link ReplicaEngine.update}): called with the
+ * record's value as `get` reads it — `undefined` when there is none or it is deleted — and
+ * the versions of its open conflict (empty when it has none); returns the fields to set, as
+ * a patch does, or `undefined` to write nothing. It runs when the write is made, with no
+ * other operation of the replica between that read and the write, and should only compute:
+ * it may run again if its batch is made again.
+ */
+export type UpdateFunction = (
+  current: JsonObject | undefined,
+  conflict: readonly ConflictVersion[],
+) => JsonObject | undefined
 
 /** Sync status as an application shows it. */
 export type SyncStatus = 'offline' | 'connecting' | 'syncing' | 'synced'
@@ -186,6 +199,15 @@ export interface ReplicaEngine {
   write(collection: string, id: string, type: 'put' | 'delete', value?: JsonObject): Promise<void>
   /** Settles a conflict: a put whose context covers every version. */
   resolve(collection: string, id: string, value: JsonObject): Promise<Change>
+  /**
+   * Reads the record and patches it with what `change` returns, with no other operation of
+   * this replica between the read and the write: a remote change applied after `change`
+   * ran is concurrent with the patch, never superseded by it unseen. Resolves with the
+   * change written, or null when `change` returned `undefined` (nothing is written then);
+   * rejects with what `change` threw, or `invalid-argument` for fields that are not a
+   * JSON object.
+   */
+  update(collection: string, id: string, change: UpdateFunction): Promise<Change | null>
   get(collection: string, id: string): Promise<JsonObject | undefined>
   /** The collection's rows (records with a value: not deleted), as `options` select them. */
   list(collection: string, options?: ListOptions): Promise<{ id: RecordId; value: JsonObject }[]>
@@ -368,6 +390,10 @@ class Engine implements ReplicaEngine {
 
   resolve(collection: string, id: string, value: JsonObject): Promise<Change> {
     return this.put(collection, id, value)
+  }
+
+  update(collection: string, id: string, change: UpdateFunction): Promise<Change | null> {
+    return this.#pending(collection, id, 'update', change)
   }
 
   async get(collection: string, id: string): Promise<JsonObject | undefined> {
@@ -667,10 +693,21 @@ class Engine implements ReplicaEngine {
    * while thousands issued together wait for their batch.
    */
   #write(collection: string, id: string, type: WriteIntent['type'], payload: unknown): Promise<Change> {
+    // Only an update's write resolves with null (it wrote nothing).
+    return this.#pending(collection, id, type, payload) as Promise<Change>
+  }
+
+  /** `#write`, for every kind of intent. */
+  #pending(
+    collection: string,
+    id: string,
+    type: PendingIntent['type'],
+    payload: unknown,
+  ): Promise<Change | null> {
     const intent = this.#intentOrRefusal(collection, id, type, payload)
     if (intent instanceof Promise) return intent
     const recordId = id as RecordId
-    return new Promise<Change>((resolve, reject) => {
+    return new Promise<Change | null>((resolve, reject) => {
       const valueBytes = this.#valueBytes
       this.#batchFor().writes.push({
         collection,
@@ -692,9 +729,9 @@ class Engine implements ReplicaEngine {
   #intentOrRefusal(
     collection: string,
     id: string,
-    type: WriteIntent['type'],
+    type: PendingIntent['type'],
     payload: unknown,
-  ): WriteIntent | Promise<never> {
+  ): PendingIntent | Promise<never> {
     try {
       return this.#intent(collection, id, type, payload)
     } catch (error) {
@@ -704,7 +741,7 @@ class Engine implements ReplicaEngine {
 
   /** `#write` for writes that share their batch's promise (see {@link ReplicaEngine.write}). */
   #writeShared(collection: string, id: string, type: WriteIntent['type'], payload: unknown): Promise<void> {
-    const intent = this.#intentOrRefusal(collection, id, type, payload)
+    const intent = this.#intentOrRefusal(collection, id, type, payload) as WriteIntent | Promise<never>
     if (intent instanceof Promise) return intent
     const recordId = id as RecordId
     const batch = this.#batchFor()
@@ -719,7 +756,7 @@ class Engine implements ReplicaEngine {
    * (the id may then be used as a `RecordId`); throws when the replica is closed or the
    * write is bad.
    */
-  #intent(collection: string, id: string, type: WriteIntent['type'], payload: unknown): WriteIntent {
+  #intent(collection: string, id: string, type: PendingIntent['type'], payload: unknown): PendingIntent {
     this.#assertOpen()
     if (this.#session.readOnly) throw readOnlyWrite(this.space)
     if (collection !== this.#checkedCollection) {
@@ -736,6 +773,12 @@ class Engine implements ReplicaEngine {
       const fields = copyJsonObject(payload, 'patch fields')
       assertValueFits(fields, this.#frameLimit(), 'patch fields')
       return { type, fields }
+    }
+    if (type === 'update') {
+      if (typeof payload !== 'function') {
+        throw new ChorusError(ErrorCode.InvalidArgument, 'an update takes a function of the current value')
+      }
+      return { type, change: payload as UpdateFunction }
     }
     return DELETE_INTENT
   }
@@ -858,12 +901,23 @@ class Engine implements ReplicaEngine {
             : known === undefined || isRecordState(known)
               ? known
               : { versions: [known] }
+        const resolver = this.#resolvers(collection)
+        const intent =
+          write.intent.type === 'update'
+            ? updatedFields(write.intent.change, record, resolver, this.#frameLimit())
+            : write.intent
+        if (intent === null) {
+          // The update wrote nothing: the record stays as it was read.
+          if (known === UNREAD) states[slot] = record
+          write.resolve(null)
+          continue
+        }
         const change = makeCheckedChange({
           collection,
           id,
           record,
-          resolver: this.#resolvers(collection),
-          intent: write.intent,
+          resolver,
+          intent,
           dot: [this.replicaId, counter + 1],
           hlc: this.#hlc.tick(),
         })
@@ -1591,15 +1645,45 @@ function isRecordState(known: RecordState | Change): known is RecordState {
 }
 
 /** A write waiting for its batch to be made and committed. */
+/** A write as the app asks for it: an update's patch is made when the write is. */
+type PendingIntent = WriteIntent | { readonly type: 'update'; readonly change: UpdateFunction }
+
+/**
+ * The patch intent of an update of `record`, or null when its function returns `undefined`;
+ * throws what the function throws, or `invalid-argument` for fields that are not JSON.
+ */
+function updatedFields(
+  change: UpdateFunction,
+  record: RecordState | undefined,
+  resolver: Resolver,
+  frameLimit: number,
+): WriteIntent | null {
+  let current: JsonObject | undefined
+  let conflict: readonly ConflictVersion[] = NO_CONFLICT
+  if (record !== undefined) {
+    const resolved = resolver.resolve(record.versions)
+    current = resolved.value
+    if (resolved.conflict !== undefined) conflict = resolved.conflict
+  }
+  const returned: unknown = change(current, conflict)
+  if (returned === undefined) return null
+  const fields = copyJsonObject(returned, 'the fields an update returned')
+  assertValueFits(fields, frameLimit, 'the fields an update returned')
+  return { type: 'patch', fields }
+}
+
+const NO_CONFLICT: readonly ConflictVersion[] = Object.freeze([])
+
 interface PendingWrite {
   readonly collection: string
   readonly id: RecordId
-  readonly intent: WriteIntent
+  readonly intent: PendingIntent
   /** For a put, a bound of its value's UTF-8 JSON length (see `assertValueFits`). */
   readonly valueBytes: number
   /** Whether it shares its batch's promise (`resolve` and `reject` settle that). */
   readonly shared: boolean
-  readonly resolve: (change: Change) => void
+  /** With null only for an update that wrote nothing. */
+  readonly resolve: (change: Change | null) => void
   readonly reject: (error: unknown) => void
 }
 
