@@ -909,14 +909,16 @@ describe('the notes app when another device changes the note being typed into', 
     const lines = ((await settled()) ?? '').split('\n')
     expect(lines[0]).toBe('first line')
     // No line sits beside an older state of itself (a line that the other is a longer form
-    // of), which every autosave of a line the other device was typing used to add. (The note
-    // may still miss a few of the last words, or hold a line a device went on typing at the
-    // wrong place: see the gap in the notes app's README.)
+    // of), which every autosave of a line the other device was typing used to add. (A device
+    // may still go on typing at the wrong place: see the gap in the notes app's README.)
     const kept = lines.map((text) => text.trimEnd()).filter((text) => text !== '')
     const older = kept.filter((text, at) =>
       kept.some((other, where) => where !== at && other !== text && other.startsWith(text)),
     )
     expect(older, lines.join('\n')).toEqual([])
+    // Saves of the two that crossed put the note in conflict; the device with the greatest
+    // replica id merged the versions, and none is left.
+    for (const page of [alice.page, bob.page]) await count(page.locator('.conflicts-button .badge'), 0)
   })
 
   it('a note deleted on another device while typed into stays deleted, keeps what was typed to restore it, and breaks no screen', async () => {

@@ -52,6 +52,8 @@ export interface TypingLines {
  *   `base`) that neither `mine` nor `base` holds, nor this editor typed and has since changed
  *   (`typed`), is added after `mine`, in their order (blank lines aside). A line another device
  *   changed otherwise comes in changed, beside the line as it was; nothing they wrote is dropped.
+ * - Of two states of one line in `others` (one starts with the other, as in two versions of a
+ *   conflict saved while the line was typed), the longer is taken, once.
  */
 export function mergeTyped(
   mine: string,
@@ -62,20 +64,37 @@ export function mergeTyped(
   const lines = mine.split('\n')
   const known = new Set([...lines, ...base.split('\n'), ...history.typed])
   const added: string[] = []
+  /** The lines taken from `others` into `lines` so far (those in `added` are too). */
+  const taken = new Set<string>()
   for (const text of others) {
     const theirs = text.split('\n')
     const present = new Set(theirs)
     for (const line of theirs) {
       if (line.trim() === '' || known.has(line)) continue
       known.add(line)
+      // Two of their texts (the versions of a conflict) may hold two states of a line one of
+      // them typed: the longer is the later, and the shorter is not added beside it.
+      const sameLine = (candidate: string) => candidate.startsWith(line) || line.startsWith(candidate)
+      const inLines = lines.findIndex((candidate) => taken.has(candidate) && sameLine(candidate))
+      const inAdded = added.findIndex(sameLine)
+      if (inLines >= 0 || inAdded >= 0) {
+        const [into, at] = inLines >= 0 ? [lines, inLines] : [added, inAdded]
+        if (line.length > (into[at] as string).length) {
+          into[at] = line
+          taken.add(line)
+        }
+        continue
+      }
       const at = grownFrom(
         lines,
         line,
         (candidate) =>
           !present.has(candidate) && history.seen.has(candidate) && !history.typed.has(candidate),
       )
-      if (at >= 0) lines[at] = line
-      else added.push(line)
+      if (at >= 0) {
+        lines[at] = line
+        taken.add(line)
+      } else added.push(line)
     }
   }
   const merged = lines.join('\n')

@@ -13,6 +13,9 @@ const SAVE_AFTER_MS = 400
 /** The longest an edit waits while typing goes on without a pause (then it is written anyway). */
 const MAX_SAVE_WAIT_MS = 2_000
 
+/** How recent a save in conflict must be for the editor to merge the conflict itself. */
+const CROSSED_SAVE_MS = 10_000
+
 /** Per field: the lines that came from elsewhere, and those typed here (see `mergeTyped`). */
 type LineHistory = { [field in keyof DraftFields]?: { seen: Set<string>; typed: Set<string> } }
 
@@ -43,6 +46,60 @@ function caretAfterMerge(
   if (after.endsWith(before.slice(start)) && start + shift >= 0)
     return { start: start + shift, end: end + shift }
   return { start, end }
+}
+
+/** Per field being typed: the text the typing started from, and those written here since. */
+type Basis = { [field in keyof DraftFields]?: { from: string; own: string[] } }
+
+/**
+ * The texts of each field being typed that another device (or tab) wrote meanwhile: those of
+ * `notes` (the stored note and its conflict's versions) that are neither the text the typing
+ * started from, nor what is typed, nor a text written here.
+ */
+function othersOf(
+  fields: DraftFields,
+  notes: readonly Note[],
+  basis: Basis,
+): Partial<Record<keyof DraftFields, string[]>> {
+  const others: Partial<Record<keyof DraftFields, string[]>> = {}
+  for (const field of ['title', 'body'] as const) {
+    const typed = fields[field]
+    const started = basis[field]
+    if (typed === undefined || started === undefined) continue
+    const texts = notes
+      .map((note) => note[field])
+      .filter((text) => text !== started.from && text !== typed && !started.own.includes(text))
+    if (texts.length > 0) others[field] = texts
+  }
+  return others
+}
+
+/** `fields` with the body's lines others wrote merged in (see `mergeTyped`); their title is not. */
+function withOthers(
+  fields: DraftFields,
+  others: Partial<Record<keyof DraftFields, string[]>>,
+  basis: Basis,
+  history: LineHistory,
+): DraftFields {
+  if (others.body === undefined || fields.body === undefined) return fields
+  return {
+    ...fields,
+    body: mergeTyped(fields.body, basis.body?.from ?? '', others.body, historyOf(history, 'body')),
+  }
+}
+
+/** Whether two JSON values are equal (object keys in any order). */
+function sameJson(a: unknown, b: unknown): boolean {
+  if (a === b) return true
+  if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null) return false
+  if (Array.isArray(a) !== Array.isArray(b)) return false
+  const keys = Object.keys(a)
+  if (keys.length !== Object.keys(b).length) return false
+  return keys.every(
+    (key) =>
+      Object.hasOwn(b, key) &&
+      sameJson((a as Record<string, unknown>)[key], (b as Record<string, unknown>)[key]),
+  )
 }
 
 /**
@@ -99,7 +156,7 @@ export function NoteEditor({
    * wrote since that are not read back yet. A stored text that is neither was written by
    * another device (or tab) meanwhile, and a save must not write over it unseen.
    */
-  const basis = useRef<{ [field in keyof DraftFields]?: { from: string; own: string[] } }>({})
+  const basis = useRef<Basis>({})
   /** Where the caret was in the body when lines from elsewhere were merged into it. */
   const caret = useRef<{ start: number; end: number } | null>(null)
   /** The body's text as last rendered, and its selection as the user last left it. */
@@ -131,6 +188,50 @@ export function NoteEditor({
   /** `tooLong`, for the listeners of leaving the page. */
   const refused = useRef(false)
   refused.current = tooLong
+  /** Whether the editor is on the page: a save from one that is gone cannot wait to merge. */
+  const mounted = useRef(true)
+  useEffect(() => {
+    mounted.current = true
+    return () => {
+      mounted.current = false
+    }
+  }, [])
+  /**
+   * A save found the note changed since it was last shown here (see `save`): it is saved
+   * again once the change shows, merged.
+   */
+  const saveWhenShown = useRef(false)
+  /**
+   * The `updatedAt` of each save this editor made while connected: a version holding one was
+   * typed here, and is in conflict because another device's save crossed it (see below).
+   */
+  const savedOnline = useRef(new Set<number>())
+  /** The field with focus, if any. */
+  const focusedField = useRef<keyof DraftFields | null>(null)
+  /**
+   * The field that had focus when the note came into conflict, until it loses focus: typing
+   * into it goes on (see `locked` below).
+   */
+  const [typingThrough, setTypingThrough] = useState<keyof DraftFields | null>(null)
+  const wasInConflict = useRef(inConflict)
+  // In the render the conflict arrives in already (the effect below keeps it until a blur).
+  const through = typingThrough ?? (inConflict && !wasInConflict.current ? focusedField.current : null)
+  useLayoutEffect(() => {
+    if (inConflict && !wasInConflict.current && focusedField.current !== null)
+      setTypingThrough(focusedField.current)
+    wasInConflict.current = inConflict
+  }, [inConflict])
+  /**
+   * While typing goes on through a conflict, the fields show this device's version, which is
+   * what was typed, rather than the latest version, which may be another device's.
+   */
+  const ownVersion =
+    through === null
+      ? undefined
+      : conflict?.versions.find(
+          (version) => version.replicaId === replica.replicaId && version.value !== null,
+        )
+  const typedNote = ownVersion === undefined ? null : asNote(ownVersion.value)
 
   const save = useCallback(() => {
     if (timer.current !== null) clearTimeout(timer.current)
@@ -138,35 +239,25 @@ export function NoteEditor({
     unsavedSince.current = null
     let fields = latest.current
     if (Object.keys(fields).length === 0 || fields === written.current) return
-    const { stored: current, conflict: open } = live.current
+    const shown = live.current
+    const { stored: current, conflict: open } = shown
     // Deleted on another device while typed into: a patch would bring back a note with only
     // the typed fields. What was typed stays on screen, to restore the note with or to leave.
     if (current === null) return
     // Changed elsewhere while typed into (a sync brought another device's edit, or a conflict
     // with one): their new lines are added to what is typed, and the user is told, so that
     // writing this supersedes nothing unseen.
-    const others: Partial<Record<keyof DraftFields, string[]>> = {}
-    for (const field of ['title', 'body'] as const) {
-      const typed = fields[field]
-      const started = basis.current[field]
-      if (typed === undefined || started === undefined) continue
-      const texts = [
-        ...(current === undefined ? [] : [asNote(current)[field]]),
-        ...(open?.versions ?? []).map((version) => asNote(version.value)[field]),
-      ].filter((text) => text !== started.from && text !== typed && !started.own.includes(text))
-      if (texts.length > 0) others[field] = texts
-    }
+    const others = othersOf(
+      fields,
+      [
+        ...(current === undefined ? [] : [asNote(current)]),
+        ...(open?.versions ?? []).map((version) => asNote(version.value)),
+      ],
+      basis.current,
+    )
     if (others.body !== undefined || others.title !== undefined) {
-      const body =
-        others.body === undefined || fields.body === undefined
-          ? fields.body
-          : mergeTyped(
-              fields.body,
-              basis.current.body?.from ?? '',
-              others.body,
-              historyOf(history.current, 'body'),
-            )
-      fields = { ...fields, ...(body === undefined ? {} : { body }) }
+      fields = withOthers(fields, others, basis.current, history.current)
+      const { body } = fields
       for (const field of ['title', 'body'] as const) {
         const theirs = others[field]
         if (theirs === undefined) continue
@@ -202,38 +293,76 @@ export function NoteEditor({
     }
     written.current = fields
     const updatedAt = Date.now()
-    notes.patch(id, { ...fields, updatedAt }).then(
-      () => {
-        // Stored: a copy kept as the page went away (which did not end it, after all) is not needed.
-        dropDraft(space, id)
-        setTooLong(false)
-      },
-      (error: unknown) => {
-        // The only argument of a note's patch the client can refuse is its size: a note must
-        // fit one frame to the relay. What was typed stays in the editor, to be shortened.
-        if (!isChorusError(error, ErrorCode.InvalidArgument)) {
-          notifyFailure('Saving the note failed', error)
-          return
-        }
-        setTooLong((already) => {
-          if (!already) {
-            const megabytes = (new Blob([fields.body ?? '', fields.title ?? '']).size / 1_048_576).toFixed(1)
-            notify({
-              tone: 'error',
-              message: `This note is too long to save (${megabytes} MB): a note syncs up to about 4 MB. Shorten it, or split it over several notes.`,
-            })
+    const { status } = replica
+    if (status === 'synced' || status === 'syncing') savedOnline.current.add(updatedAt)
+    const saved = fields
+    // Written only over the note as merged above: an edit from elsewhere that the replica
+    // applied after this editor last showed the note (its live query reads it a moment later)
+    // would otherwise be written over unseen, as this replica has seen it.
+    notes
+      .update(id, (now, versions) => {
+        const same =
+          sameJson(now, current) &&
+          versions.length === (open?.versions.length ?? 0) &&
+          versions.every((version, i) => {
+            const was = open?.versions[i]
+            return was !== undefined && version.replicaId === was.replicaId && sameJson(version.hlc, was.hlc)
+          })
+        if (same) return { ...saved, updatedAt }
+        // Saved again once the change shows here, merged as above and told.
+        if (mounted.current) return undefined
+        // The editor is gone: what was typed is merged into the note as it is now.
+        if (now === undefined) return undefined
+        const late = othersOf(
+          saved,
+          [now, ...versions.flatMap((version) => (version.value === null ? [] : [version.value]))].map(
+            asNote,
+          ),
+          basis.current,
+        )
+        return { ...withOthers(saved, late, basis.current, history.current), updatedAt }
+      })
+      .then(
+        (wrote) => {
+          if (!wrote) {
+            if (written.current === saved) written.current = null
+            const { stored: later, conflict: open } = live.current
+            if (later !== current || open !== shown.conflict) save()
+            else saveWhenShown.current = true
+            return
           }
-          return true
-        })
-        // A title typed beside a body too long is saved on its own.
-        if (fields.title !== undefined && fields.body !== undefined) {
-          notes
-            .patch(id, { title: fields.title, updatedAt })
-            .catch((again: unknown) => notifyFailure('Saving the title failed', again))
-        }
-      },
-    )
-  }, [notes, id, space])
+          // Stored: a copy kept as the page went away (which did not end it, after all) is not needed.
+          dropDraft(space, id)
+          setTooLong(false)
+        },
+        (error: unknown) => {
+          // The only argument of a note's patch the client can refuse is its size: a note must
+          // fit one frame to the relay. What was typed stays in the editor, to be shortened.
+          if (!isChorusError(error, ErrorCode.InvalidArgument)) {
+            notifyFailure('Saving the note failed', error)
+            return
+          }
+          setTooLong((already) => {
+            if (!already) {
+              const megabytes = (new Blob([fields.body ?? '', fields.title ?? '']).size / 1_048_576).toFixed(
+                1,
+              )
+              notify({
+                tone: 'error',
+                message: `This note is too long to save (${megabytes} MB): a note syncs up to about 4 MB. Shorten it, or split it over several notes.`,
+              })
+            }
+            return true
+          })
+          // A title typed beside a body too long is saved on its own.
+          if (fields.title !== undefined && fields.body !== undefined) {
+            notes
+              .patch(id, { title: fields.title, updatedAt })
+              .catch((again: unknown) => notifyFailure('Saving the title failed', again))
+          }
+        },
+      )
+  }, [notes, id, space, replica])
 
   // Leaving the note (another note, another view) saves what was typed. Leaving the page
   // (a reload, closing the tab) may end it before that write commits: what was typed is kept
@@ -292,6 +421,38 @@ export function NoteEditor({
     })
   }, [stored])
 
+  // A save that found the note changed since it was shown (see `save`) goes again once the
+  // change shows: merged into what is typed, and told.
+  useEffect(() => {
+    if (stored === undefined && conflict === undefined) return
+    if (!saveWhenShown.current) return
+    saveWhenShown.current = false
+    save()
+  }, [stored, conflict, save])
+
+  // Two devices typing into the note at once, each saving before the other's save arrived,
+  // put it in conflict: the versions are each device's text. When the typing here made one of
+  // them, online and moments ago (edits made apart are for the users to compare), and the
+  // versions differ only in their body, this editor merges them as it merges what arrives
+  // while a draft is typed, and saves that, which settles the conflict. One device does so,
+  // the one with the greatest replica id among the versions, so that two merges do not cross
+  // and conflict again.
+  useEffect(() => {
+    if (conflict === undefined || Object.keys(latest.current).length > 0) return
+    const { versions } = conflict
+    const own = versions.find((version) => version.replicaId === replica.replicaId)
+    if (own === undefined || own.value === null) return
+    if (versions.some((version) => version.replicaId > replica.replicaId)) return
+    const mine = asNote(own.value)
+    if (!savedOnline.current.has(mine.updatedAt) || Date.now() - mine.updatedAt > CROSSED_SAVE_MS) return
+    if (!versions.every((version) => version.value !== null && asNote(version.value).title === mine.title))
+      return
+    basis.current.body = { from: mine.body, own: [] }
+    latest.current = { body: mine.body }
+    setDraft(latest.current)
+    save()
+  }, [conflict, replica, save])
+
   // After the render that showed merged lines (any render: it does nothing unless asked).
   useLayoutEffect(() => {
     const field = document.getElementById(`body-${id}`)
@@ -315,9 +476,9 @@ export function NoteEditor({
   })
 
   const edit = (field: keyof DraftFields, value: string) => {
-    // Typing into a field that holds no draft starts from the stored text.
+    // Typing into a field that holds no draft starts from the text shown.
     if (latest.current[field] === undefined && stored !== undefined && stored !== null) {
-      const from = asNote(stored)[field]
+      const from = (typedNote ?? asNote(stored))[field]
       basis.current[field] = { from, own: [] }
       const { seen, typed } = historyOf(history.current, field)
       for (const line of from.split('\n')) if (!typed.has(line)) seen.add(line)
@@ -408,14 +569,32 @@ export function NoteEditor({
     )
   }
 
-  const note = asNote(stored)
+  const note = typedNote ?? asNote(stored)
   const title = draft.title ?? note.title
   const body = draft.body ?? note.body
   const saving = Object.keys(draft).length > 0
   // A note in conflict is not edited in place: an edit would settle the conflict with the
   // version shown, and the other versions would be gone without anyone having seen them. What
-  // was being typed when the conflict arrived stays editable, and is saved.
-  const locked = inConflict && !saving
+  // was being typed when the conflict arrived stays editable, and is saved: a draft, or the
+  // field being typed into (between two saves, as two devices typing at once make conflicts)
+  // when the versions differ in that field alone. Its next save merges their text into it,
+  // and so settles the conflict with nothing lost.
+  const differsOnlyIn = (field: keyof DraftFields) => {
+    const other = field === 'title' ? 'body' : 'title'
+    return (conflict?.versions ?? []).every(
+      (version) => version.value !== null && asNote(version.value)[other] === note[other],
+    )
+  }
+  const lockedFor = (field: keyof DraftFields) =>
+    inConflict && !saving && !(through === field && differsOnlyIn(field))
+  const focusOn = (field: keyof DraftFields) => () => {
+    focusedField.current = field
+  }
+  const blurred = () => {
+    focusedField.current = null
+    setTypingThrough(null)
+    save()
+  }
 
   return (
     <div className="editor" ref={focusOnOpen} tabIndex={-1}>
@@ -453,11 +632,12 @@ export function NoteEditor({
         className="title-input"
         placeholder="Title"
         value={title}
-        readOnly={locked}
+        readOnly={lockedFor('title')}
         // biome-ignore lint/a11y/noAutofocus: a note just created is there to be typed into
         autoFocus={autoFocus}
         onChange={(event) => edit('title', event.target.value)}
-        onBlur={save}
+        onFocus={focusOn('title')}
+        onBlur={blurred}
         onKeyDown={(event) => {
           if (event.key === 'Enter') {
             event.preventDefault()
@@ -473,13 +653,14 @@ export function NoteEditor({
         className="body-input"
         placeholder="Write something…"
         value={body}
-        readOnly={locked}
+        readOnly={lockedFor('body')}
         onChange={(event) => {
           keepSelection(event)
           edit('body', event.target.value)
         }}
         onSelect={keepSelection}
-        onBlur={save}
+        onFocus={focusOn('body')}
+        onBlur={blurred}
       />
     </div>
   )

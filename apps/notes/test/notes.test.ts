@@ -153,6 +153,26 @@ describe('merging what another device wrote into what is being typed', () => {
     ).toBe('L1\nmine\nalice-1\nalice-2')
   })
 
+  it('takes the latest state of a line another device typed when the versions of a conflict hold two of its states', () => {
+    const seen = new Set(['L1', 'bob-1'])
+    const typed = new Set(['alice-1'])
+    // Two versions hold B's line at two moments of its typing, in either order.
+    for (const others of [
+      ['L1\nbob-12\nalice-1', 'L1\nbob-1234'],
+      ['L1\nbob-1234', 'L1\nbob-12\nalice-1'],
+    ]) {
+      expect(mergeTyped('L1\nbob-1\nalice-12', 'L1\nbob-1\nalice-1', others, { seen, typed })).toBe(
+        'L1\nbob-1234\nalice-12',
+      )
+    }
+    // A line both versions added, at two states: once, the longer.
+    expect(mergeTyped('mine', 'mine', ['mine\nnew li', 'mine\nnew line'])).toBe('mine\nnew line')
+    // Lines that share only a start are two lines: both are kept.
+    expect(mergeTyped('mine', 'mine', ['mine\nMonday: call', 'mine\nMonday: shop'])).toBe(
+      'mine\nMonday: call\nMonday: shop',
+    )
+  })
+
   it('reads a record lacking fields as a note, so that no list or title breaks on it', () => {
     const partial = { body: 'typed after a deletion' } as unknown as Note
     expect(displayTitle(partial)).toBe('typed after a deletion')
