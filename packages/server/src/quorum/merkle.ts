@@ -1,4 +1,4 @@
-import { hash32 } from '../hash.js'
+import { hash53 } from '../hash.js'
 import { keyToken } from './ring.js'
 
 /**
@@ -31,14 +31,14 @@ export function buildMerkleTree(entries: Iterable<readonly [string, number]>, de
   for (const leaf of leaves) leaf.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
   const levels: number[][] = []
   levels[depth] = leaves.map((leaf) =>
-    leaf.length === 0 ? 0 : hash32(leaf.map(([key, digest]) => `${key}\u0000${digest}`).join('\u0001')),
+    leaf.length === 0 ? 0 : hash53(leaf.map(([key, digest]) => `${key}\u0000${digest}`).join('\u0001')),
   )
   for (let level = depth - 1; level >= 0; level--) {
     const below = levels[level + 1] as number[]
     levels[level] = Array.from({ length: 2 ** level }, (_, i) => {
       const left = below[2 * i] as number
       const right = below[2 * i + 1] as number
-      return left === 0 && right === 0 ? 0 : hash32(`${left}:${right}`)
+      return left === 0 && right === 0 ? 0 : hash53(`${left}:${right}`)
     })
   }
   return { depth, levels, leaves }

@@ -10,7 +10,7 @@ import {
   mergeVv,
   type VersionVector,
 } from '@chorus/core'
-import { hash32 } from '../hash.js'
+import { hash53 } from '../hash.js'
 import type { NodeId } from '../node-id.js'
 
 /**
@@ -150,12 +150,13 @@ export function pickValue(versions: readonly Version[]): JsonValue | null {
 }
 
 /**
- * A short fingerprint of a key's versions (their dots and stamps), equal on two replicas
- * exactly when they hold the same versions — what read repair and anti-entropy compare.
+ * A short fingerprint of a key's versions (their dots and stamps), equal on two replicas that
+ * hold the same versions, and different, but for a chance in 2^53, on two that do not: what
+ * read repair and anti-entropy compare (53 bits: see `hash53`).
  */
 export function digestOf(versions: readonly Version[]): number {
   if (versions.length === 0) return 0
-  return hash32(versions.map((version) => `${version.dot[0]}:${version.dot[1]}@${version.stamp}`).join('|'))
+  return hash53(versions.map((version) => `${version.dot[0]}:${version.dot[1]}@${version.stamp}`).join('|'))
 }
 
 /** A version's identity as text, for logs and checkers. */
