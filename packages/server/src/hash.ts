@@ -13,9 +13,9 @@ export function hash32(text: string): number {
 
 /**
  * The same hash at its full 53 bits (a safe integer), for digests that replicas compare to
- * find what differs: with 32 bits, two of some hundred thousand different version sets share
- * a digest more often than not, and a replica whose set shares its peer's digest is never
- * repaired. At 53 bits that takes some hundred million.
+ * find what differs. Two different version sets of a key that share a digest keep sharing it
+ * until one of them changes, so the replica behind is not repaired meanwhile: a chance of
+ * 2^-32 per differing key with 32 bits, 2^-53 with these.
  */
 export function hash53(text: string): number {
   const [h1, h2] = mix(text)

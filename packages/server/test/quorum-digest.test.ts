@@ -14,7 +14,7 @@ function version(node: string, counter: number, wall: number): Version {
 }
 
 describe('quorum digests', () => {
-  it('tell apart 300,000 different version sets, where 32-bit ones give some the same digest', () => {
+  it('are safe integers, distinct across 300,000 version sets (as 32-bit ones are not)', () => {
     const sets: Version[][] = []
     for (let counter = 1; counter <= 100_000; counter++) {
       for (const node of ['n1', 'n2', 'n3']) sets.push([version(node, counter, 1_700_000_000_000 + counter)])
