@@ -275,6 +275,9 @@ describe('a relay process started with --auth-secret, and real replicas', () => 
       })
       expect(rita.pending).toBe(1)
       expect(rita.status).not.toBe('offline')
+      // An app can say why the change is still waiting: the status says the replica may only read.
+      expect(rita.readOnly).toBe(true)
+      expect(alice.replica.readOnly).toBe(false)
       // It cannot sync what it may not upload: `synced()` says so instead of waiting forever.
       await expect(rita.synced()).rejects.toMatchObject({ code: ErrorCode.Forbidden })
       expect(ritaErrors.map((error) => error.code)).toEqual([ErrorCode.Forbidden])

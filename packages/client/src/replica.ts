@@ -57,6 +57,8 @@ export interface StatusEvent {
   readonly refusal: ChorusError | null
   /** Whether the app wants a connection (see {@link Replica.wantsConnection}). */
   readonly wantsConnection: boolean
+  /** Whether the relay lets this replica only read the space (see {@link Replica.readOnly}). */
+  readonly readOnly: boolean
 }
 
 /** The events of a {@link Replica}. */
@@ -104,6 +106,13 @@ export interface Replica {
    * `synced()` rejects with it; null while it has not. Reported as an `error` event too.
    */
   readonly refusal: ChorusError | null
+  /**
+   * Whether the relay lets this replica only read the space (its token grants no write, as
+   * the relay said at the last connection): writes are refused when made, everyone else's
+   * changes still arrive, and own changes written before it knew (`pending`) stay unsent, so
+   * `status` stays `'syncing'` while there are any. False until the relay says so.
+   */
+  readonly readOnly: boolean
   /**
    * The other replicas' presence in the space, as they set it (`setPresence`): one entry per
    * replica and tab, ordered by replica id then key, while they are connected to the relay
@@ -771,6 +780,11 @@ class ReplicaRuntime implements Replica {
     return phase === 'opening' || phase === 'open' ? 'connecting' : 'offline'
   }
 
+  get readOnly(): boolean {
+    // A tab without the connection knows it from the connected tab's report.
+    return this.#following() ? this.#leader?.readOnly === true : this.#engine.session().readOnly
+  }
+
   get pending(): number {
     if (this.#following()) return Math.max(this.#leader?.pending ?? 0, this.#ownUnconfirmed())
     return this.#engine.pending()
@@ -946,9 +960,8 @@ class ReplicaRuntime implements Replica {
    */
   #readOnlyBacklog(): ChorusError | null {
     // A tab without the connection knows it from the connected tab's report.
-    const readOnly = this.#following() ? this.#leader?.readOnly === true : this.#engine.session().readOnly
     const pending = this.pending
-    if (!readOnly || pending === 0) return null
+    if (!this.readOnly || pending === 0) return null
     return new ChorusError(
       ErrorCode.Forbidden,
       `this replica may only read space ${this.space}: its ${pending} own change${pending === 1 ? '' : 's'} not uploaded cannot sync`,
@@ -1204,7 +1217,8 @@ class ReplicaRuntime implements Replica {
       next.pending !== last.pending ||
       next.lag !== last.lag ||
       next.refusal !== last.refusal ||
-      next.wantsConnection !== last.wantsConnection
+      next.wantsConnection !== last.wantsConnection ||
+      next.readOnly !== last.readOnly
     ) {
       this.#last = next
       this.#events.emit('status', next)
@@ -1237,6 +1251,7 @@ class ReplicaRuntime implements Replica {
       lag: this.lag,
       refusal: this.#refusal,
       wantsConnection: this.#wantOnline,
+      readOnly: this.readOnly,
     }
   }
 

@@ -128,8 +128,8 @@ describe('sync between replicas over real sockets', () => {
     await alice.collection('notes').put('a1', { title: 'offline 1' })
     await alice.collection('notes').put('a2', { title: 'offline 2' })
     expect(events).toEqual([
-      { status: 'offline', pending: 1, lag: 0, refusal: null, wantsConnection: false },
-      { status: 'offline', pending: 2, lag: 0, refusal: null, wantsConnection: false },
+      { status: 'offline', pending: 1, lag: 0, refusal: null, wantsConnection: false, readOnly: false },
+      { status: 'offline', pending: 2, lag: 0, refusal: null, wantsConnection: false, readOnly: false },
     ])
     alice.connect()
     await within('alice to be synced', alice.synced())
@@ -143,6 +143,7 @@ describe('sync between replicas over real sockets', () => {
       lag: 0,
       refusal: null,
       wantsConnection: true,
+      readOnly: false,
     })
     // The hub's hello told alice how far behind she was: bob's five changes.
     expect(events.some((event) => event.status === 'syncing' && event.lag === 5)).toBe(true)
@@ -152,6 +153,7 @@ describe('sync between replicas over real sockets', () => {
       lag: 0,
       refusal: null,
       wantsConnection: true,
+      readOnly: false,
     })
     expect(await alice.collection('notes').list()).toHaveLength(7)
 
@@ -163,6 +165,7 @@ describe('sync between replicas over real sockets', () => {
       lag: 0,
       refusal: null,
       wantsConnection: false,
+      readOnly: false,
     })
   })
 })

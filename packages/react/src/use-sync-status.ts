@@ -4,29 +4,31 @@ import { useReplica } from './provider.js'
 
 const last = new WeakMap<Replica, StatusEvent>()
 
-/** The replica's status, pending, lag, refusal and wish to connect, as one object that stays the same until one of them changes. */
+/** The replica's status, pending, lag, refusal, wish to connect and read-only flag, as one object that stays the same until one of them changes. */
 function readStatus(replica: Replica): StatusEvent {
-  const { status, pending, lag, refusal, wantsConnection } = replica
+  const { status, pending, lag, refusal, wantsConnection, readOnly } = replica
   const previous = last.get(replica)
   if (
     previous?.status === status &&
     previous.pending === pending &&
     previous.lag === lag &&
     previous.refusal === refusal &&
-    previous.wantsConnection === wantsConnection
+    previous.wantsConnection === wantsConnection &&
+    previous.readOnly === readOnly
   )
     return previous
-  const next: StatusEvent = Object.freeze({ status, pending, lag, refusal, wantsConnection })
+  const next: StatusEvent = Object.freeze({ status, pending, lag, refusal, wantsConnection, readOnly })
   last.set(replica, next)
   return next
 }
 
 /**
- * `{ status, pending, lag, refusal, wantsConnection }` of the replica: `'offline' |
+ * `{ status, pending, lag, refusal, wantsConnection, readOnly }` of the replica: `'offline' |
  * 'connecting' | 'syncing' | 'synced'`, own changes waiting to upload, relay log positions not
  * yet applied here, the relay's final refusal (`Replica.refusal`, null while there is none),
- * and whether the app wants a connection (`Replica.wantsConnection`: false after
- * `disconnect()` in any tab). Renders again only when one of them changes.
+ * whether the app wants a connection (`Replica.wantsConnection`: false after `disconnect()`
+ * in any tab), and whether the relay lets the replica only read (`Replica.readOnly`).
+ * Renders again only when one of them changes.
  */
 export function useSyncStatus(): StatusEvent {
   const replica = useReplica()
