@@ -1667,6 +1667,15 @@ function updatedFields(
   }
   const returned: unknown = change(current, conflict)
   if (returned === undefined) return null
+  if (typeof (returned as { then?: unknown } | null)?.then === 'function') {
+    // An async function: what it resolves with comes after the write is made, and what it
+    // rejects with would go unhandled.
+    ;(returned as PromiseLike<unknown>).then(undefined, () => {})
+    throw new ChorusError(
+      ErrorCode.InvalidArgument,
+      'an update takes a function that returns its fields at once, as the write is made: it returned a promise (an async function cannot be one)',
+    )
+  }
   const fields = copyJsonObject(returned, 'the fields an update returned')
   assertValueFits(fields, frameLimit, 'the fields an update returned')
   return { type: 'patch', fields }

@@ -89,6 +89,21 @@ describe('ReplicaEngine.update', () => {
     expect(replica.pending()).toBe(0)
   })
 
+  it('refuses an async function, whose rejection goes nowhere unhandled', async () => {
+    const replica = await openReplica()
+    const asyncChange = (async () => {
+      throw new Error('no body yet')
+    }) as unknown as () => JsonObject
+    await expect(replica.update('notes', 'a', asyncChange)).rejects.toMatchObject({
+      code: 'invalid-argument',
+      message: expect.stringMatching(/returned a promise/),
+    })
+    // Given time, the function's own rejection would surface as an unhandled one (and fail
+    // this run) were it not handled.
+    await new Promise((resolve) => setTimeout(resolve, 20))
+    expect(await replica.update('notes', 'a', counter)).not.toBeNull()
+  })
+
   it('shows the versions of an open conflict', async () => {
     const hub = createHubEngine({ store: new MemoryHubStore(), now: () => 1_700_000_000_000 })
     const alice = await openReplica('alice')
