@@ -58,6 +58,7 @@ const USAGE = `Usage:
                        [--compact-every 5m] [--horizon 30d] [--store in-thread | worker]
                        [--postgres postgres://user:password@host:5432/db [--postgres-wait 30s]]
                        [--max-frame-bytes 4194304] [--hello-timeout 10s] [--max-connections N]
+                       [--max-connections-per-address N]
                        [--static ./apps/notes/dist] [--static /lab=./apps/lab/dist]
                        [--tls-cert cert.pem --tls-key key.pem [--hsts 180d]]
                        [--allowed-origin https://notes.example.com]
@@ -135,12 +136,10 @@ function parsePort(text: string): number {
   return port
 }
 
-function parseMaxConnections(text: string): number {
+function parseMaxConnections(text: string, flag = 'max-connections'): number {
   const count = Number(text)
   if (!/^\d+$/.test(text) || !Number.isSafeInteger(count) || count < 1) {
-    throw new UsageError(
-      `--max-connections must be a whole number of at least 1, got ${JSON.stringify(text)}`,
-    )
+    throw new UsageError(`--${flag} must be a whole number of at least 1, got ${JSON.stringify(text)}`)
   }
   return count
 }
@@ -263,6 +262,7 @@ async function serve(args: readonly string[], io: CliIo): Promise<number> {
     'presence-refresh': { type: 'string' },
     'hello-timeout': { type: 'string' },
     'max-connections': { type: 'string' },
+    'max-connections-per-address': { type: 'string' },
     'tls-cert': { type: 'string' },
     'tls-key': { type: 'string' },
     'allowed-origin': { type: 'string', multiple: true },
@@ -289,6 +289,14 @@ async function serve(args: readonly string[], io: CliIo): Promise<number> {
     ...(values['max-connections'] === undefined
       ? {}
       : { maxConnections: parseMaxConnections(values['max-connections']) }),
+    ...(values['max-connections-per-address'] === undefined
+      ? {}
+      : {
+          maxConnectionsPerAddress: parseMaxConnections(
+            values['max-connections-per-address'],
+            'max-connections-per-address',
+          ),
+        }),
   }
   const mounts = (values.static ?? []).map(parseMount)
   const allowedOrigins = values['allowed-origin']?.map(parseOrigin)

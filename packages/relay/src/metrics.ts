@@ -142,7 +142,10 @@ export interface RelayMetrics {
   readonly framesRefused: number
   /** Connections closed for not having their `hello` answered in time (`helloTimeoutMs`). */
   readonly helloTimeouts: number
-  /** Connections closed on arrival because the relay was at its limit (`maxConnections`). */
+  /**
+   * Connections closed on arrival because the relay was at its limit (`maxConnections`), or
+   * their address at its own (`maxConnectionsPerAddress`).
+   */
   readonly connectionsRefused: number
   /** Transport errors on sockets (a client's fault: a bad frame, a reset connection). */
   readonly socketErrors: number
@@ -284,7 +287,7 @@ export function renderPrometheus(metrics: RelayMetrics, options: PrometheusOptio
     lines,
     `${p}connections_refused_total`,
     'counter',
-    'Connections closed on arrival at the connection limit.',
+    'Connections closed on arrival at the connection limit, overall or per address.',
     metrics.connectionsRefused,
   )
   metric(lines, `${p}socket_errors_total`, 'counter', 'Transport errors on sockets.', metrics.socketErrors)

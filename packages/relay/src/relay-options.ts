@@ -25,6 +25,13 @@ export interface RelayLimits extends ProtocolLimits, RateLimits {
    */
   readonly maxConnections: number
   /**
+   * Most connections open at once from one remote address (the TCP peer's), so that one
+   * client cannot take every connection `maxConnections` allows; one past it is closed at once
+   * with 1013, as past `maxConnections`. Behind a reverse proxy every connection comes from
+   * the proxy's address: leave it at `Infinity` there (the default), and limit at the proxy.
+   */
+  readonly maxConnectionsPerAddress: number
+  /**
    * How long a connection the relay closes (a refusal, a `hello` not answered in time, one
    * past `maxConnections`, shutting down) has to answer the close before its socket is
    * dropped: a peer that ignores the close keeps its slot no longer than this.
@@ -42,6 +49,7 @@ export const DEFAULT_RELAY_LIMITS: RelayLimits = {
   maxStrikes: 100,
   helloTimeoutMs: 10_000,
   maxConnections: Number.POSITIVE_INFINITY,
+  maxConnectionsPerAddress: Number.POSITIVE_INFINITY,
   closeGraceMs: 5_000,
 }
 

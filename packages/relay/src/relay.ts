@@ -619,6 +619,7 @@ export function createRelay(options: RelayOptions): Relay {
     guard('handling a closed socket', () => {
       client.open = false
       clients.delete(this)
+      release(this)
       client.onClosed?.()
       client.connection.closed().catch((error: unknown) => report(error, 'closing a session failed'))
     })
@@ -638,7 +639,22 @@ export function createRelay(options: RelayOptions): Relay {
     counters.socketErrors++
   }
 
-  function accept(socket: RelaySocket): void {
+  /** Connections open per remote address (see `RelayLimits.maxConnectionsPerAddress`). */
+  const perAddress = new Map<string, number>()
+  /** The remote address each counted connection holds a place of. */
+  const addressOf = new WeakMap<RelaySocket, string>()
+
+  /** Gives back the place `socket` held in its address's count. */
+  function release(socket: RelaySocket): void {
+    const address = addressOf.get(socket)
+    if (address === undefined) return
+    addressOf.delete(socket)
+    const left = (perAddress.get(address) ?? 1) - 1
+    if (left > 0) perAddress.set(address, left)
+    else perAddress.delete(address)
+  }
+
+  function accept(socket: RelaySocket, address: string | undefined): void {
     if (closing) {
       socket.on('error', onClosingSocketError)
       closeSocket(socket, CloseCode.GoingAway, 'the relay is shutting down')
@@ -654,6 +670,21 @@ export function createRelay(options: RelayOptions): Relay {
       )
       return
     }
+    if (address !== undefined && Number.isFinite(limits.maxConnectionsPerAddress)) {
+      const open = perAddress.get(address) ?? 0
+      if (open >= limits.maxConnectionsPerAddress) {
+        counters.connectionsRefused++
+        socket.on('error', onClosingSocketError)
+        closeSocket(
+          socket,
+          CloseCode.TryAgainLater,
+          `this address has ${open} connections open, the relay's limit for one address: try again later`,
+        )
+        return
+      }
+      perAddress.set(address, open + 1)
+      addressOf.set(socket, address)
+    }
     clients.set(socket, new Client(socket))
     socket.on('error', onSocketError)
     socket.on('close', onSocketClose)
@@ -661,7 +692,9 @@ export function createRelay(options: RelayOptions): Relay {
     socket.on('pong', onSocketPong)
   }
 
-  server.on('connection', (socket) => guard('accepting a connection', () => accept(socket)))
+  server.on('connection', (socket, request) =>
+    guard('accepting a connection', () => accept(socket, remoteAddress(request))),
+  )
 
   /** Reports a link's failure, unless it is the one reported last for it. */
   function linkFailed(link: Link, why: string): void {
@@ -1169,4 +1202,10 @@ export function createRelay(options: RelayOptions): Relay {
       return closePromise
     },
   }
+}
+
+/** The TCP peer's address of the HTTP request a WebSocket came in on, where there is one. */
+function remoteAddress(request: unknown): string | undefined {
+  const socket = (request as { readonly socket?: { readonly remoteAddress?: unknown } } | undefined)?.socket
+  return typeof socket?.remoteAddress === 'string' ? socket.remoteAddress : undefined
 }

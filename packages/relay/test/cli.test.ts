@@ -40,6 +40,10 @@ describe('chorus-relay command line (in process)', () => {
     [['--hello-timeout', '0s'], /--hello-timeout: cannot read the duration "0s"/],
     [['--max-connections', '0'], /--max-connections must be a whole number of at least 1, got "0"/],
     [['--max-connections', 'lots'], /--max-connections must be a whole number of at least 1/],
+    [
+      ['--max-connections-per-address', '0'],
+      /--max-connections-per-address must be a whole number of at least 1, got "0"/,
+    ],
     [['--tls-cert', 'cert.pem'], /--tls-cert and --tls-key go together/],
     [['--tls-key', 'key.pem'], /--tls-cert and --tls-key go together/],
     [['--tls-cert', '', '--tls-key', 'key.pem'], /--tls-cert and --tls-key need file names/],

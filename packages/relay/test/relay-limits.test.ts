@@ -225,6 +225,31 @@ describe('connections that say nothing, and too many connections', () => {
     }
   }, 30_000)
 
+  it('closes a connection past the limit for one address with 1013, and takes one again once one from there leaves', async () => {
+    const bare = await bareRelay({ limits: { maxConnectionsPerAddress: 2 } })
+    const first = await connectClient(bare.url)
+    const second = await connectClient(bare.url)
+    const third = await connectClient(bare.url)
+    expect(await third.closed).toEqual({
+      code: 1013,
+      reason: "this address has 2 connections open, the relay's limit for one address: try again later",
+    })
+    expect((await bare.relay.metrics()).connectionsRefused).toBe(1)
+    await first.close()
+    await expect.poll(() => bare.relay.metrics().then((metrics) => metrics.connections)).toBe(1)
+    // The place it held is free again: another connection from the address syncs.
+    await syncs(bare.url, 'later')
+    await second.close()
+    await expect.poll(() => bare.relay.metrics().then((metrics) => metrics.connections)).toBe(0)
+    // Every place is given back: two at once again, the second answered.
+    const again = [await connectClient(bare.url), await connectClient(bare.url)]
+    again[1]?.send(hello('after', { [SPACE]: 0 }))
+    await again[1]?.waitFor(is.hello, 'the hello of a second connection')
+    for (const client of again) await client.close()
+    await bare.stop()
+    expect(bare.errors).toEqual([])
+  })
+
   it('closes a connection past the limit with 1013, and takes one again once another leaves', async () => {
     const bare = await bareRelay({ limits: { maxConnections: 2 } })
     const first = await connectClient(bare.url)
