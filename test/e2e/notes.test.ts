@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 // Named apart from the browser's WebSocket, which functions run in the page use.
 import { WebSocket as NodeWebSocket } from 'ws'
 import { LIST_PAGE } from '../../apps/notes/src/notes.js'
+import { ACTION_NOTICE_MS } from '../../apps/notes/src/notices.js'
 import { type RelayProcess, ROOT, runRelayCli, startRelay, tempDir } from '../integration/relay-process.js'
 import { launchChromium, screenshot } from './support/browser.js'
 
@@ -111,7 +112,18 @@ function outboxOf(page: Page): Promise<string[]> {
 
 /** The note list's entry whose text contains `title`. */
 function noteInList(page: Page, title: string) {
-  return page.getByRole('region', { name: 'Notes' }).getByRole('button', { name: new RegExp(title) })
+  return page
+    .getByRole('region', { name: 'Notes', exact: true })
+    .getByRole('button', { name: new RegExp(title) })
+}
+
+/** What has focus: its tag and its text (or label), or `the page` when nothing does. */
+function focusOf(page: Page): Promise<string> {
+  return page.evaluate(() => {
+    const element = document.activeElement
+    if (element === null || element === document.body) return 'the page'
+    return `${element.tagName.toLowerCase()}: ${element.getAttribute('aria-label') ?? element.textContent ?? ''}`
+  })
 }
 
 async function createNotebook(page: Page, url: string, name: string): Promise<string> {
@@ -125,10 +137,10 @@ async function createNotebook(page: Page, url: string, name: string): Promise<st
 
 async function writeNote(page: Page, title: string, body: string): Promise<void> {
   await page.getByRole('button', { name: 'New note' }).click()
-  await page.getByLabel('Title').fill(title)
-  await page.getByLabel('Body').fill(body)
+  await page.getByLabel('Title', { exact: true }).fill(title)
+  await page.getByLabel('Body', { exact: true }).fill(body)
   // Autosave fires when typing stops; leaving the field saves at once.
-  await page.getByLabel('Title').focus()
+  await page.getByLabel('Title', { exact: true }).focus()
   await saved(page)
 }
 
@@ -143,12 +155,12 @@ async function saved(page: Page): Promise<void> {
 
 async function openNote(page: Page, title: string): Promise<void> {
   await noteInList(page, title).click()
-  await value(page.getByLabel('Title'), title)
+  await value(page.getByLabel('Title', { exact: true }), title)
 }
 
 async function editBody(page: Page, body: string): Promise<void> {
-  await page.getByLabel('Body').fill(body)
-  await page.getByLabel('Title').focus()
+  await page.getByLabel('Body', { exact: true }).fill(body)
+  await page.getByLabel('Title', { exact: true }).focus()
   await saved(page)
 }
 
@@ -194,11 +206,11 @@ describe('the notes app on two devices, each served by its own relay process, th
     await expectSynced(bob.page)
     await visible(noteInList(bob.page, 'Through relay A'))
     await openNote(bob.page, 'Through relay A')
-    await value(bob.page.getByLabel('Body'), 'written on the site relay')
+    await value(bob.page.getByLabel('Body', { exact: true }), 'written on the site relay')
     await editBody(bob.page, 'edited through relay B')
     await expectSynced(bob.page)
     await openNote(alice.page, 'Through relay A')
-    await value(alice.page.getByLabel('Body'), 'edited through relay B')
+    await value(alice.page.getByLabel('Body', { exact: true }), 'edited through relay B')
   })
 })
 
@@ -229,7 +241,7 @@ describe('the notes app on two devices, served by a relay process', () => {
     await expectSynced(alice.page)
     await visible(noteInList(bob.page, 'Groceries'))
     await openNote(bob.page, 'Groceries')
-    await value(bob.page.getByLabel('Body'), 'milk')
+    await value(bob.page.getByLabel('Body', { exact: true }), 'milk')
     await screenshot(alice.page, 'notes-synced')
 
     // The same notebook on a phone-sized screen: everything needed is still reachable.
@@ -249,10 +261,13 @@ describe('the notes app on two devices, served by a relay process', () => {
     await writeNote(bob.page, 'Trip', 'Tickets\nbooked')
     await expectSynced(bob.page)
     await visible(noteInList(alice.page, 'Trip'))
+    await alice.page.getByRole('button', { name: 'Export' }).focus()
     const [file] = await Promise.all([
       alice.page.waitForEvent('download', WAIT),
-      alice.page.getByRole('button', { name: 'Export' }).click(),
+      alice.page.keyboard.press('Enter'),
     ])
+    // Busy for a moment, the button keeps focus: it is not disabled from under it.
+    expect(await focusOf(alice.page)).toBe('button: Export')
     expect(file.suggestedFilename()).toBe('team-notes.md')
     const text = await readFile(await file.path(), 'utf8')
     expect(text).toMatch(/^# Team notes\n\nExported on \d{4}-\d\d-\d\d \d\d:\d\d UTC: 2 notes\.\n/)
@@ -295,7 +310,7 @@ describe('the notes app on two devices, served by a relay process', () => {
       // version not shown.
       for (const { page } of [alice, bob]) {
         await visible(page.getByText('This note was changed on two devices at once.', { exact: false }))
-        expect(await page.getByLabel('Body').isEditable()).toBe(false)
+        expect(await page.getByLabel('Body', { exact: true }).isEditable()).toBe(false)
         // A screen reader hears that the sync brought a conflict, as the badge shows it.
         await expect
           .poll(() => page.locator('.conflict-news').textContent(), WAIT)
@@ -320,10 +335,19 @@ describe('the notes app on two devices, served by a relay process', () => {
       // closes the form.
       const focusedText = (page: Page) => page.evaluate(() => document.activeElement?.textContent ?? '')
       await expect.poll(() => focusedText(alice.page), WAIT).toBe('Conflicts')
+      // The top bar's Conflicts link goes to this view, and says it is the one shown.
+      const current = alice.page.getByRole('link', { name: 'Conflicts' })
+      await attribute(current, 'aria-current', 'page')
+      expect(await current.getAttribute('href')).toMatch(/\/conflicts$/)
       await alice.page.getByRole('button', { name: 'Merge by editing' }).click()
       await expect.poll(() => alice.page.evaluate(() => document.activeElement?.tagName), WAIT).toBe('INPUT')
       await alice.page.keyboard.press('Escape')
       await count(alice.page.getByRole('button', { name: 'Save merged version' }), 0)
+      // Closed without saving (Escape, Cancel), focus is back on the button that opened the form.
+      await expect.poll(() => focusOf(alice.page), WAIT).toBe('button: Merge by editing')
+      await alice.page.keyboard.press('Enter')
+      await alice.page.getByRole('button', { name: 'Cancel' }).click()
+      await expect.poll(() => focusOf(alice.page), WAIT).toBe('button: Merge by editing')
 
       // Keeping bob's version on alice's device settles it on both.
       await alice.page
@@ -337,11 +361,14 @@ describe('the notes app on two devices, served by a relay process', () => {
       }
       // Settled, the card is gone and focus is back on the heading, not lost on the page.
       await expect.poll(() => focusedText(alice.page), WAIT).toBe('Conflicts')
+      // ‹ Notes gives focus to the notes view's heading, the notebook's name.
+      await alice.page.getByRole('link', { name: '‹ Notes' }).click()
+      await expect.poll(() => focusOf(alice.page), WAIT).toBe('h1: Team notes')
       for (const { page } of [alice, bob]) {
         await page.goto(notebook)
         await openNote(page, 'Groceries')
-        await value(page.getByLabel('Body'), `milk, bread (${how})`)
-        expect(await page.getByLabel('Body').isEditable()).toBe(true)
+        await value(page.getByLabel('Body', { exact: true }), `milk, bread (${how})`)
+        expect(await page.getByLabel('Body', { exact: true }).isEditable()).toBe(true)
       }
     },
   )
@@ -405,29 +432,29 @@ describe('the notes app on two devices, served by a relay process', () => {
     await expectSynced(first)
     await bob.page.goto(notebook)
     await openNote(bob.page, 'Groceries')
-    await value(bob.page.getByLabel('Body'), 'written while working offline')
+    await value(bob.page.getByLabel('Body', { exact: true }), 'written while working offline')
   })
 
   it('what was typed just before a reload or closing the tab is kept, and reaches the other device', async () => {
     await openNote(alice.page, 'Groceries')
-    await alice.page.getByLabel('Body').fill('typed just before a reload')
+    await alice.page.getByLabel('Body', { exact: true }).fill('typed just before a reload')
     // No pause, no leaving the field: the save has not begun when the page goes.
     await alice.page.reload()
     await openNote(alice.page, 'Groceries')
-    await value(alice.page.getByLabel('Body'), 'typed just before a reload')
+    await value(alice.page.getByLabel('Body', { exact: true }), 'typed just before a reload')
     await expectSynced(alice.page)
 
     const tab = await alice.context.newPage()
     await tab.goto(notebook)
     await openNote(tab, 'Groceries')
-    await tab.getByLabel('Body').fill('typed just before closing the tab')
+    await tab.getByLabel('Body', { exact: true }).fill('typed just before closing the tab')
     await tab.close({ runBeforeUnload: true })
     await alice.page.reload()
     await openNote(alice.page, 'Groceries')
-    await value(alice.page.getByLabel('Body'), 'typed just before closing the tab')
+    await value(alice.page.getByLabel('Body', { exact: true }), 'typed just before closing the tab')
     await expectSynced(alice.page)
     await openNote(bob.page, 'Groceries')
-    await value(bob.page.getByLabel('Body'), 'typed just before closing the tab')
+    await value(bob.page.getByLabel('Body', { exact: true }), 'typed just before closing the tab')
   })
 
   it('what a closing tab typed last is not dropped by a save of the note in another tab, and shows there without reopening', async () => {
@@ -435,7 +462,7 @@ describe('the notes app on two devices, served by a relay process', () => {
     const tab = await alice.context.newPage()
     await tab.goto(notebook)
     await openNote(tab, 'Groceries')
-    await tab.getByLabel('Body').fill('the last words, typed as the tab closed')
+    await tab.getByLabel('Body', { exact: true }).fill('the last words, typed as the tab closed')
     // As a page ended before its write commits: this tab's IndexedDB writes fail from now on,
     // so the words are in the draft it keeps as it goes, and nowhere else.
     await tab.evaluate(() => {
@@ -450,17 +477,17 @@ describe('the notes app on two devices, served by a relay process', () => {
     })
     await tab.close({ runBeforeUnload: true })
     // The tab left open saves the same note (a new title): that once dropped the closed tab's words.
-    await alice.page.getByLabel('Title').fill('Groceries for the week')
-    await alice.page.getByLabel('Body').focus()
+    await alice.page.getByLabel('Title', { exact: true }).fill('Groceries for the week')
+    await alice.page.getByLabel('Body', { exact: true }).focus()
     await saved(alice.page)
-    await value(alice.page.getByLabel('Body'), 'the last words, typed as the tab closed')
-    await value(alice.page.getByLabel('Title'), 'Groceries for the week')
+    await value(alice.page.getByLabel('Body', { exact: true }), 'the last words, typed as the tab closed')
+    await value(alice.page.getByLabel('Title', { exact: true }), 'Groceries for the week')
     await expectSynced(alice.page)
     await openNote(bob.page, 'Groceries for the week')
-    await value(bob.page.getByLabel('Body'), 'the last words, typed as the tab closed')
+    await value(bob.page.getByLabel('Body', { exact: true }), 'the last words, typed as the tab closed')
     // Back as it was, for the tests after this one.
-    await alice.page.getByLabel('Title').fill('Groceries')
-    await alice.page.getByLabel('Body').focus()
+    await alice.page.getByLabel('Title', { exact: true }).fill('Groceries')
+    await alice.page.getByLabel('Body', { exact: true }).focus()
     await saved(alice.page)
     await expectSynced(alice.page)
   })
@@ -470,8 +497,8 @@ describe('the notes app on two devices, served by a relay process', () => {
     await page.getByRole('button', { name: 'New note' }).click()
     // No wait for the note to load: the keys go to its title, not to the New note button.
     await page.keyboard.type('Buy milk and eggs')
-    await value(page.getByLabel('Title'), 'Buy milk and eggs')
-    await page.getByLabel('Body').focus()
+    await value(page.getByLabel('Title', { exact: true }), 'Buy milk and eggs')
+    await page.getByLabel('Body', { exact: true }).focus()
     await saved(page)
     await count(noteInList(page, 'Buy milk and eggs'), 1)
     await count(noteInList(page, 'Untitled'), 0)
@@ -492,8 +519,14 @@ describe('the notes app on two devices, served by a relay process', () => {
     // Opened from the list, focus goes to the note; ‹ Notes gives it back to the list entry.
     await noteInList(page, 'Buy milk and eggs').focus()
     await page.keyboard.press('Enter')
-    await value(page.getByLabel('Title'), 'Buy milk and eggs')
+    await value(page.getByLabel('Title', { exact: true }), 'Buy milk and eggs')
     await expect.poll(() => page.evaluate(() => document.activeElement?.className), WAIT).toBe('editor')
+    // A region named for the note, so that a screen reader says which note opened.
+    expect(
+      await page
+        .getByRole('region', { name: 'Note: Buy milk and eggs', exact: true })
+        .evaluate((region) => region === document.activeElement),
+    ).toBe(true)
     // The title is a few Tabs away (the editor's toolbar first), not past the whole list.
     const stops: string[] = []
     for (let press = 0; press < 5; press++) {
@@ -516,16 +549,16 @@ describe('the notes app on two devices, served by a relay process', () => {
     await writeNote(alice.page, 'Long', 'short for now')
     await expectSynced(alice.page)
     const long = 'x'.repeat(5 * 1_048_576)
-    await alice.page.getByLabel('Title').fill('Too long')
-    await alice.page.getByLabel('Body').fill(long)
-    await alice.page.getByLabel('Title').focus()
+    await alice.page.getByLabel('Title', { exact: true }).fill('Too long')
+    await alice.page.getByLabel('Body', { exact: true }).fill(long)
+    await alice.page.getByLabel('Title', { exact: true }).focus()
     await expect.poll(() => alice.page.locator('.save-state').textContent(), WAIT).toBe('Not saved: too long')
     await visible(alice.page.getByText(/This note is too long to save \(5\.0 MB\)/))
     await visible(noteInList(bob.page, 'Too long'))
     await editBody(alice.page, 'short again')
     await expectSynced(alice.page)
     await openNote(bob.page, 'Too long')
-    await value(bob.page.getByLabel('Body'), 'short again')
+    await value(bob.page.getByLabel('Body', { exact: true }), 'short again')
   })
 
   it('a body too long to sync, left by a reload, is not kept to fail at every open: the title is, and nothing is retried', async () => {
@@ -537,10 +570,10 @@ describe('the notes app on two devices, served by a relay process', () => {
       )
     await writeNote(alice.page, 'Huge', 'short')
     await expectSynced(alice.page)
-    await alice.page.getByLabel('Title').fill('Huge, renamed')
+    await alice.page.getByLabel('Title', { exact: true }).fill('Huge, renamed')
     // Above the 4 MiB a change may hold, below what localStorage takes.
-    await alice.page.getByLabel('Body').fill('y'.repeat(4_500_000))
-    await alice.page.getByLabel('Title').focus()
+    await alice.page.getByLabel('Body', { exact: true }).fill('y'.repeat(4_500_000))
+    await alice.page.getByLabel('Title', { exact: true }).focus()
     await expect.poll(() => alice.page.locator('.save-state').textContent(), WAIT).toBe('Not saved: too long')
     // The page asks before leaving such a body (when the browser shows that question): leave.
     const accept = (dialog: Dialog) => void dialog.accept()
@@ -585,7 +618,7 @@ describe('the notes app on two devices, served by a relay process', () => {
     await expectSynced(alice.page)
     await bob.page.goto(notebook)
     await openNote(bob.page, 'Groceries')
-    await value(bob.page.getByLabel('Body'), 'written while the relay was down')
+    await value(bob.page.getByLabel('Body', { exact: true }), 'written while the relay was down')
   })
 
   it("removing a notebook deletes this browser's copy: changes not yet synced are confirmed first, and a tab that has it open goes back to the list", async () => {
@@ -613,12 +646,16 @@ describe('the notes app on two devices, served by a relay process', () => {
     await screenshot(page, 'notes-remove-unsynced')
     await warning.getByRole('button', { name: 'Keep it' }).click()
     await count(warning, 0)
+    // The question gone, focus is back on Remove, not on the page.
+    await expect.poll(() => focusOf(page), WAIT).toBe('button: Remove Team notes from this browser')
     expect(await databases()).toContain(database)
     await visible(page.getByRole('link', { name: /Team notes/ }))
 
     await remove.click()
     await warning.getByRole('button', { name: 'Remove anyway' }).click()
     await count(page.getByRole('link', { name: /Team notes/ }), 0)
+    // It was the only notebook: focus goes to the list's heading.
+    await expect.poll(() => focusOf(page), WAIT).toBe('h2: Your notebooks')
     await expect.poll(databases, WAIT).not.toContain(database)
     // The other tab had the notebook open: it closed it and went back to the list.
     await other.waitForURL(/#\/$/, WAIT)
@@ -831,7 +868,7 @@ describe('the notes app when another device changes the note being typed into', 
    * rounds): typing that goes on across what another device does meanwhile.
    */
   async function typeUntil(page: Page, done: () => Promise<boolean>): Promise<void> {
-    const body = page.getByLabel('Body')
+    const body = page.getByLabel('Body', { exact: true })
     for (let round = 0; round < 60 && !(await done()); round++) {
       if (!(await body.isVisible())) return
       // The field may go while it is typed into (the note deleted elsewhere): that ends the typing.
@@ -856,23 +893,23 @@ describe('the notes app when another device changes the note being typed into', 
     await pending(bob.page, 1)
 
     await openNote(alice.page, 'Plan')
-    await alice.page.getByLabel('Body').click()
+    await alice.page.getByLabel('Body', { exact: true }).click()
     await alice.page.keyboard.press('End')
-    await alice.page.getByLabel('Body').pressSequentially(' alice types', { delay: 40 })
+    await alice.page.getByLabel('Body', { exact: true }).pressSequentially(' alice types', { delay: 40 })
     await workOffline(bob.page).click()
     const merged = alice.page.getByText('This note was changed on another device while you typed', {
       exact: false,
     })
     await typeUntil(alice.page, () => merged.isVisible())
     await visible(merged)
-    await alice.page.getByLabel('Title').focus()
+    await alice.page.getByLabel('Title', { exact: true }).focus()
     await saved(alice.page)
     await expectSynced(alice.page)
     await expectSynced(bob.page)
 
-    const text = await alice.page.getByLabel('Body').inputValue()
+    const text = await alice.page.getByLabel('Body', { exact: true }).inputValue()
     expect(text).toMatch(/^v0 alice types( and)*\nBOB: written while apart$/)
-    await value(bob.page.getByLabel('Body'), text)
+    await value(bob.page.getByLabel('Body', { exact: true }), text)
     for (const page of [alice.page, bob.page]) {
       expect(await page.locator('.conflicts-button .badge').count()).toBe(0)
     }
@@ -883,17 +920,17 @@ describe('the notes app when another device changes the note being typed into', 
     await expectSynced(alice.page)
     await visible(noteInList(bob.page, 'Together'))
     await openNote(bob.page, 'Together')
-    await value(bob.page.getByLabel('Body'), 'first line')
+    await value(bob.page.getByLabel('Body', { exact: true }), 'first line')
     const line = (who: string) => Array.from({ length: 24 }, (_, i) => `${who}${i}`).join(' ')
     // Both type at once, slowly enough that each device's autosaves reach the other mid-line.
     await Promise.all(
       [alice, bob].map(async (device, index) => {
-        const body = device.page.getByLabel('Body')
+        const body = device.page.getByLabel('Body', { exact: true })
         await body.click()
         await device.page.keyboard.press('Control+End')
         await device.page.keyboard.press('Enter')
         await body.pressSequentially(line(index === 0 ? 'a' : 'b'), { delay: 45 })
-        await device.page.getByLabel('Title').focus()
+        await device.page.getByLabel('Title', { exact: true }).focus()
       }),
     )
     for (const page of [alice.page, bob.page]) await saved(page)
@@ -901,7 +938,7 @@ describe('the notes app when another device changes the note being typed into', 
     await expectSynced(bob.page)
     const settled = async () => {
       const texts = await Promise.all(
-        [alice, bob].map((device) => device.page.getByLabel('Body').inputValue()),
+        [alice, bob].map((device) => device.page.getByLabel('Body', { exact: true }).inputValue()),
       )
       return texts[0] === texts[1] ? texts[0] : undefined
     }
@@ -926,9 +963,9 @@ describe('the notes app when another device changes the note being typed into', 
     await expectSynced(alice.page)
     await visible(noteInList(bob.page, 'Doomed'))
     await openNote(bob.page, 'Doomed')
-    await bob.page.getByLabel('Body').click()
+    await bob.page.getByLabel('Body', { exact: true }).click()
     await bob.page.keyboard.press('End')
-    await bob.page.getByLabel('Body').pressSequentially(' bob types', { delay: 40 })
+    await bob.page.getByLabel('Body', { exact: true }).pressSequentially(' bob types', { delay: 40 })
 
     await openNote(alice.page, 'Doomed')
     await alice.page.getByRole('button', { name: 'Delete note' }).click()
@@ -954,7 +991,9 @@ describe('the notes app when another device changes the note being typed into', 
     for (const page of [alice.page, fresh.page]) await visible(noteInList(page, 'Doomed'))
     await openNote(fresh.page, 'Doomed')
     // Typing may have been cut off part way through a word when the deletion arrived.
-    expect(await fresh.page.getByLabel('Body').inputValue()).toMatch(/^start bob types( and)*( a?n?)?$/)
+    expect(await fresh.page.getByLabel('Body', { exact: true }).inputValue()).toMatch(
+      /^start bob types( and)*( a?n?)?$/,
+    )
     await fresh.context.close()
   })
 
@@ -997,3 +1036,274 @@ describe('the notes app when another device changes the note being typed into', 
     await count(items, LIST_PAGE)
   })
 })
+
+describe('the notes app with a keyboard, a screen reader and a small screen', () => {
+  const data = tempDir('chorus-e2e-access-')
+  let relay: RelayProcess
+  let browser: Browser
+  let alice: Device
+  let notebook = ''
+
+  beforeAll(async () => {
+    relay = await startRelay({ dataDir: data.path, args: ['--static', APP] })
+    browser = await launchChromium()
+    alice = await device(browser)
+  })
+
+  afterAll(async () => {
+    await browser?.close()
+    await relay?.stop('SIGTERM')
+    data.remove()
+  })
+
+  it('moving to another screen takes focus to its heading, and removing a notebook to the next one', async () => {
+    const page = alice.page
+    await createNotebook(page, `${relay.http}/`, 'Second notebook')
+    await expect.poll(() => focusOf(page), WAIT).toBe('h1: Second notebook')
+    await page.getByRole('link', { name: 'Your notebooks' }).click()
+    await expect.poll(() => focusOf(page), WAIT).toBe('h1: Notes')
+    notebook = await createNotebook(page, `${relay.http}/`, 'Keyboard notes')
+    await expect.poll(() => focusOf(page), WAIT).toBe('h1: Keyboard notes')
+    await page.getByRole('link', { name: 'Your notebooks' }).focus()
+    await page.keyboard.press('Enter')
+    await expect.poll(() => focusOf(page), WAIT).toBe('h1: Notes')
+
+    // Removed, the first notebook's row goes: focus goes on to the next one's Remove, and with
+    // the last one gone, to the list's heading.
+    const names = await page.locator('.notebook-name').allTextContents()
+    expect(names).toHaveLength(2)
+    const remove = (name: string) => page.getByRole('button', { name: `Remove ${name} from this browser` })
+    await remove(names[0] ?? '').focus()
+    await page.keyboard.press('Enter')
+    await count(page.locator('.notebook-name'), 1)
+    await expect.poll(() => focusOf(page), WAIT).toBe(`button: Remove ${names[1]} from this browser`)
+    await page.keyboard.press('Enter')
+    await count(page.locator('.notebook-name'), 0)
+    await expect.poll(() => focusOf(page), WAIT).toBe('h2: Your notebooks')
+    // Still on the relay: its link brings it back.
+    await page.goto(notebook)
+    await expectSynced(page)
+  })
+
+  it('names the notebook, the list and the open note in headings, inside the main landmark', async () => {
+    const page = alice.page
+    await writeNote(page, 'Alpha', 'the first')
+    await writeNote(page, 'Beta', 'the second')
+    await expectSynced(page)
+    const headings = () =>
+      page.evaluate(() =>
+        Array.from(document.querySelectorAll('h1, h2, h3')).map(
+          (heading) =>
+            `${heading.tagName} ${heading.textContent}${heading.closest('main') ? '' : ' (outside main)'}`,
+        ),
+      )
+    expect(await headings()).toEqual(['H1 Keyboard notes', 'H2 Notes', 'H2 Note: Beta'])
+    await count(page.getByRole('main'), 1)
+    await visible(page.getByRole('region', { name: 'Note: Beta', exact: true }))
+  })
+
+  it('a notice stays while focus is on it; Undo gives focus to the note it brings back, Dismiss to the heading', async () => {
+    const page = alice.page
+    await openNote(page, 'Beta')
+    await page.getByRole('button', { name: 'Delete note' }).click()
+    const notice = page.locator('.notice').filter({ hasText: 'Deleted “Beta”.' })
+    await visible(notice)
+    await notice.getByRole('button', { name: 'Undo' }).focus()
+    // Longer than any notice is shown: it waits for the user on its button.
+    await new Promise((resolve) => setTimeout(resolve, ACTION_NOTICE_MS + 1_000))
+    await count(notice, 1)
+    await page.keyboard.press('Enter')
+    await visible(noteInList(page, 'Beta'))
+    await expect
+      .poll(() => page.evaluate(() => document.activeElement?.closest('.note-item')?.textContent ?? ''), WAIT)
+      .toMatch(/^Beta/)
+    await count(notice, 0)
+
+    await noteInList(page, 'Beta').click()
+    await page.getByRole('button', { name: 'Delete note' }).click()
+    await visible(notice)
+    await notice.getByRole('button', { name: 'Dismiss' }).focus()
+    await page.keyboard.press('Enter')
+    await count(notice, 0)
+    await expect.poll(() => focusOf(page), WAIT).toBe('h1: Keyboard notes')
+  })
+
+  it('says how many notes a search finds once typing pauses, not at each key', async () => {
+    const page = alice.page
+    await page.evaluate(() => {
+      const said: string[] = []
+      Object.assign(window, { said })
+      const region = document.querySelector('.search-summary')
+      if (region === null) throw new Error('no search summary on the page')
+      new MutationObserver(() => said.push(region.textContent ?? '')).observe(region, {
+        childList: true,
+        characterData: true,
+        subtree: true,
+      })
+    })
+    const said = () => page.evaluate(() => (window as unknown as { said: string[] }).said.filter(Boolean))
+    await page.getByLabel('Search').pressSequentially('alph', { delay: 80 })
+    await expect.poll(said, WAIT).toEqual(['1 note matches “alph”.'])
+    await page.getByLabel('Search').fill('nothing like it')
+    await expect.poll(said, WAIT).toEqual(['1 note matches “alph”.', 'No notes match “nothing like it”.'])
+    expect(await page.getByRole('status').filter({ hasText: 'No notes match' }).count()).toBe(1)
+    await page.getByLabel('Search').fill('')
+  })
+
+  it('the status says once that the server is out of reach, not at each try, and connected only once it is', async () => {
+    const page = alice.page
+    await expectSynced(page)
+    await page.evaluate(() => {
+      const heard: string[] = []
+      const statuses: string[] = []
+      Object.assign(window, { heard, statuses })
+      const status = document.querySelector<HTMLElement>('.sync-status')
+      const region = status?.querySelector('[role="status"]')
+      if (status === undefined || status === null || region === null || region === undefined)
+        throw new Error('no sync status on the page')
+      new MutationObserver(() => {
+        const text = region.textContent ?? ''
+        if (heard.at(-1) !== text) heard.push(text)
+        const now = status.dataset.status ?? ''
+        if (statuses.at(-1) !== now) statuses.push(now)
+      }).observe(status, { childList: true, characterData: true, subtree: true, attributes: true })
+    })
+    const seen = () =>
+      page.evaluate(() => {
+        const { heard, statuses } = window as unknown as { heard: string[]; statuses: string[] }
+        return { heard, statuses }
+      })
+    const port = relay.port
+    expect(await relay.stop('SIGTERM')).toBe(0)
+    // The app tries the server again and again: connecting, then offline, each time.
+    await expect
+      .poll(async () => (await seen()).statuses.filter((status) => status === 'connecting').length, WAIT)
+      .toBeGreaterThanOrEqual(2)
+    relay = await startRelay({ dataDir: data.path, port, args: ['--static', APP] })
+    await expectSynced(page)
+    expect((await seen()).heard).toEqual(['Can’t reach the server, retrying', 'Connected'])
+  })
+
+  it('the top bar’s Conflicts link goes to Conflicts, and ‹ Notes back gives focus to the notebook’s heading', async () => {
+    const page = alice.page
+    const link = page.getByRole('link', { name: 'Conflicts' })
+    expect(await link.getAttribute('href')).toMatch(/\/conflicts$/)
+    expect(await link.getAttribute('aria-current')).toBeNull()
+    await link.click()
+    await expect.poll(() => focusOf(page), WAIT).toBe('h2: Conflicts')
+    await attribute(link, 'aria-current', 'page')
+    expect(await link.getAttribute('href')).toMatch(/\/conflicts$/)
+    await page.getByRole('link', { name: '‹ Notes' }).focus()
+    await page.keyboard.press('Enter')
+    await expect.poll(() => focusOf(page), WAIT).toBe('h1: Keyboard notes')
+  })
+
+  it('placeholders keep a contrast of 4.5 to 1, in the light and the dark scheme', async () => {
+    const page = alice.page
+    await page.getByRole('button', { name: 'New note' }).click()
+    await value(page.getByLabel('Title', { exact: true }), '')
+    for (const colorScheme of ['light', 'dark'] as const) {
+      await page.emulateMedia({ colorScheme })
+      const colours = await page.evaluate(() => {
+        const rgb = (text: string) => (text.match(/[\d.]+/g) ?? []).map(Number)
+        /** The colour behind `element`: its own background, else its nearest painted ancestor's. */
+        const behind = (element: Element | null): number[] => {
+          for (let at = element; at !== null; at = at.parentElement) {
+            const colour = rgb(getComputedStyle(at).backgroundColor)
+            if (colour.length === 3 || (colour[3] ?? 0) > 0) return colour.slice(0, 3)
+          }
+          return rgb(getComputedStyle(document.documentElement).backgroundColor).slice(0, 3)
+        }
+        return Array.from(document.querySelectorAll('input[placeholder], textarea[placeholder]')).map(
+          (field) => ({
+            field: field.getAttribute('placeholder') ?? '',
+            text: rgb(getComputedStyle(field, '::placeholder').color),
+            opacity: Number(getComputedStyle(field, '::placeholder').opacity),
+            background: behind(field),
+          }),
+        )
+      })
+      expect(colours.map((colour) => colour.field).sort()).toEqual([
+        'Search notes',
+        'Title',
+        'Untitled notebook',
+        'Write something…',
+      ])
+      for (const { field, text, opacity, background } of colours) {
+        expect(opacity, field).toBe(1)
+        expect(contrast(text, background), `${field} (${colorScheme})`).toBeGreaterThanOrEqual(4.5)
+      }
+    }
+    await page.emulateMedia({ colorScheme: null })
+  })
+
+  it('fits a 320 px screen and a 1280 px one zoomed to 200 %: nothing scrolls sideways or is cut off', async () => {
+    for (const viewport of [
+      { width: 320, height: 640 },
+      { width: 640, height: 400 },
+    ]) {
+      const small = await browser.newContext({ viewport, deviceScaleFactor: viewport.width === 640 ? 2 : 1 })
+      try {
+        const page = await small.newPage()
+        await page.goto(notebook)
+        await expectSynced(page)
+        await visible(noteInList(page, 'Alpha'))
+        /** The elements matching `selector` that reach past the screen's edges, or past their own box. */
+        const outside = (selector: string) =>
+          page.evaluate((selector) => {
+            const width = document.documentElement.clientWidth
+            return Array.from(document.querySelectorAll<HTMLElement>(selector))
+              .filter((element) => {
+                const box = element.getBoundingClientRect()
+                return (
+                  box.width > 0 &&
+                  (box.left < 0 || box.right > width || element.scrollWidth > element.clientWidth + 1)
+                )
+              })
+              .map((element) => element.className || element.tagName)
+          }, selector)
+        const sideways = () =>
+          page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth)
+        expect(await sideways()).toBe(0)
+        expect(await outside('.search, .sidebar-tools .button, .note-item')).toEqual([])
+
+        await page.getByRole('button', { name: 'Share' }).click()
+        await visible(page.locator('.share-panel'))
+        expect(await outside('.share-panel')).toEqual([])
+        expect(await sideways()).toBe(0)
+        await page.keyboard.press('Escape')
+
+        // Out of reach, with changes waiting: the whole status shows, on as many lines as it takes.
+        await small.setOffline(true)
+        await expect
+          .poll(() => status(page).locator('.sync-label').textContent(), WAIT)
+          .toBe('Can’t reach the server, retrying')
+        await writeNote(page, `Waiting ${viewport.width}`, 'to upload')
+        await expect
+          .poll(() => status(page).locator('.sync-pending').textContent(), WAIT)
+          .toMatch(/^\d+ changes waiting to upload$/)
+        await page.getByRole('button', { name: '‹ Notes' }).click()
+        expect(await outside('.sync-status, .sync-status > span:not(.visually-hidden)')).toEqual([])
+        expect(await sideways()).toBe(0)
+        await screenshot(page, `notes-narrow-${viewport.width}`)
+        await small.setOffline(false)
+        await expectSynced(page)
+      } finally {
+        await small.close()
+      }
+    }
+  })
+})
+
+/** The contrast ratio of two sRGB colours, as WCAG defines it. */
+function contrast(a: readonly number[], b: readonly number[]): number {
+  const luminance = (colour: readonly number[]) => {
+    const [r = 0, g = 0, b = 0] = colour.map((channel) => {
+      const c = channel / 255
+      return c <= 0.040_45 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4
+    })
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b
+  }
+  const [light, dark] = [luminance(a), luminance(b)].sort((x, y) => y - x) as [number, number]
+  return (light + 0.05) / (dark + 0.05)
+}

@@ -1,4 +1,5 @@
 import { Component, type ErrorInfo, type ReactNode } from 'react'
+import { useScreenHeading } from './focus.js'
 import { HomeScreen } from './home-screen.js'
 import { NotebookScreen } from './notebook-screen.js'
 import { NoticeList } from './notice-list.js'
@@ -55,6 +56,7 @@ export function App(): ReactNode {
 
 function Screen(): ReactNode {
   const route = useRoute()
+  const heading = useScreenHeading<HTMLHeadingElement>()
   return (
     <>
       {route.name === 'home' ? (
@@ -63,7 +65,9 @@ function Screen(): ReactNode {
         <NotebookScreen key={route.space} space={route.space} view={route.view} />
       ) : (
         <main className="message-page">
-          <h1>This link does not open a notebook</h1>
+          <h1 tabIndex={-1} ref={heading}>
+            This link does not open a notebook
+          </h1>
           <p>
             A notebook link ends in <code>#/notebook/</code> and the notebook's id. Ask for the link again, or
             go to your notebooks.

@@ -12,6 +12,7 @@ import {
   useState,
 } from 'react'
 import { distinctDeviceLabels, shortReplicaId } from './device.js'
+import { useScreenHeading } from './focus.js'
 import { exactTime } from './format.js'
 import { mergeDraft } from './merge-draft.js'
 import { asNote, Collections, displayTitle, type Note } from './notes.js'
@@ -27,15 +28,14 @@ export function ConflictsView({ space }: { space: string }): ReactNode {
   const conflicts = useConflicts(Collections.notes)
   const devices = useCollection<{ name: string }>(Collections.devices)
   // Opening the view takes focus to its heading, so that a screen reader says where it is.
-  const heading = useRef<HTMLHeadingElement>(null)
-  useEffect(() => heading.current?.focus(), [])
+  const heading = useScreenHeading<HTMLHeadingElement>(true)
   const deviceNames = useMemo(
     () => distinctDeviceLabels(new Map(devices?.map((row) => [row.id as string, row.value.name]))),
     [devices],
   )
 
   return (
-    <main className="conflicts">
+    <div className="conflicts">
       <div className="conflicts-header">
         <a className="button subtle" href={notebookHash(space)}>
           ‹ Notes
@@ -59,7 +59,7 @@ export function ConflictsView({ space }: { space: string }): ReactNode {
           <ConflictCard key={conflict.id} conflict={conflict} deviceNames={deviceNames} />
         ))
       )}
-    </main>
+    </div>
   )
 }
 
@@ -72,6 +72,15 @@ const ConflictCard = memo(function ConflictCard({
 }): ReactNode {
   const replica = useReplica()
   const [merging, setMerging] = useState(false)
+  // The merge form closed without saving (Cancel, Escape): focus goes back to the button that
+  // opened it, rather than to the page.
+  const mergeButton = useRef<HTMLButtonElement>(null)
+  const refocus = useRef(false)
+  useEffect(() => {
+    if (merging || !refocus.current) return
+    refocus.current = false
+    mergeButton.current?.focus()
+  }, [merging])
   const newestFirst = [...conflict.versions].reverse()
   const newest = newestFirst.find((version) => version.value !== null)
   const heading = newest === undefined ? 'A deleted note' : displayTitle(asNote(newest.value))
@@ -129,10 +138,11 @@ const ConflictCard = memo(function ConflictCard({
           onDone={(saved) => {
             setMerging(false)
             if (saved) settled()
+            else refocus.current = true
           }}
         />
       ) : (
-        <button type="button" className="button" onClick={() => setMerging(true)}>
+        <button ref={mergeButton} type="button" className="button" onClick={() => setMerging(true)}>
           Merge by editing
         </button>
       )}

@@ -1,5 +1,6 @@
 import { isChorusError, persistStorage, type StoragePersistence, storagePersistence } from '@chorus/client'
-import { type FormEvent, type ReactNode, useEffect, useState } from 'react'
+import { type FormEvent, type ReactNode, useEffect, useRef, useState } from 'react'
+import { focusIsLost, useScreenHeading } from './focus.js'
 import { timeAgo } from './format.js'
 import { newSpaceId } from './ids.js'
 import { forgetNotebook, type KnownNotebook, rememberNotebook, useKnownNotebooks } from './notebooks.js'
@@ -13,6 +14,7 @@ export function HomeScreen(): ReactNode {
   const [name, setName] = useState('')
   const [link, setLink] = useState('')
   const [linkError, setLinkError] = useState<string | null>(null)
+  const heading = useScreenHeading<HTMLHeadingElement>()
 
   const create = (event: FormEvent) => {
     event.preventDefault()
@@ -35,12 +37,16 @@ export function HomeScreen(): ReactNode {
     <main className="home">
       <header className="home-header">
         <span className="logo" aria-hidden="true" />
-        <h1>Notes</h1>
+        <h1 tabIndex={-1} ref={heading}>
+          Notes
+        </h1>
         <p className="tagline">Works offline. Syncs between your devices when it can.</p>
       </header>
 
       <section className="card" aria-labelledby="notebooks-heading">
-        <h2 id="notebooks-heading">Your notebooks</h2>
+        <h2 id="notebooks-heading" tabIndex={-1}>
+          Your notebooks
+        </h2>
         {notebooks.length === 0 ? (
           <p className="muted">No notebooks in this browser yet. Create one, or open one from a link.</p>
         ) : (
@@ -171,11 +177,34 @@ function StorageNote(): ReactNode {
 function NotebookItem({ notebook }: { notebook: KnownNotebook }): ReactNode {
   const [state, setState] = useState<'idle' | 'removing' | 'unsynced'>('idle')
   const name = notebook.name || 'Untitled notebook'
+  const item = useRef<HTMLLIElement>(null)
+  const removeButton = useRef<HTMLButtonElement>(null)
+  /** “Keep it” answered the question, which goes: focus goes back to Remove, not to the page. */
+  const keep = useRef(false)
+  useEffect(() => {
+    if (state !== 'idle' || !keep.current) return
+    keep.current = false
+    removeButton.current?.focus()
+  }, [state])
 
   const remove = (discardPending: boolean) => {
     setState('removing')
     removeNotebookData(notebook.space, discardPending).then(
-      () => forgetNotebook(notebook.space),
+      () => {
+        // Focus was on this notebook's Remove (or Remove anyway), about to go with it: it goes on
+        // to the next notebook's Remove, else the one before, else the list's heading.
+        const row = item.current
+        const hadFocus = row !== null && (row.contains(document.activeElement) || focusIsLost())
+        const next = row?.nextElementSibling ?? row?.previousElementSibling
+        forgetNotebook(notebook.space)
+        if (!hadFocus) return
+        requestAnimationFrame(() => {
+          const target =
+            next?.querySelector<HTMLElement>('.remove-notebook') ??
+            document.getElementById('notebooks-heading')
+          target?.focus()
+        })
+      },
       (error: unknown) => {
         if (isChorusError(error, 'pending-changes')) setState('unsynced')
         else {
@@ -187,18 +216,22 @@ function NotebookItem({ notebook }: { notebook: KnownNotebook }): ReactNode {
   }
 
   return (
-    <li>
+    <li ref={item}>
       <div className="notebook-row">
         <a href={notebookHash(notebook.space)}>
           <span className="notebook-name">{name}</span>
           <span className="muted small">opened {timeAgo(notebook.openedAt)}</span>
         </a>
+        {/* Busy, it says so rather than being disabled: a disabled button would lose focus to the page. */}
         <button
+          ref={removeButton}
           type="button"
-          className="link-button small"
+          className="link-button small remove-notebook"
           aria-label={`Remove ${name} from this browser`}
-          disabled={state !== 'idle'}
-          onClick={() => remove(false)}
+          aria-disabled={state !== 'idle'}
+          onClick={() => {
+            if (state === 'idle') remove(false)
+          }}
         >
           {state === 'removing' ? 'Removing…' : 'Remove'}
         </button>
@@ -209,10 +242,25 @@ function NotebookItem({ notebook }: { notebook: KnownNotebook }): ReactNode {
             {name} has changes that have not reached the server yet. Removing it from this browser loses them.
           </p>
           <div className="actions">
-            <button type="button" className="button danger" onClick={() => remove(true)}>
+            <button
+              type="button"
+              className="button danger"
+              onClick={() => {
+                // The question goes as the removal starts: focus waits on Remove meanwhile.
+                remove(true)
+                removeButton.current?.focus()
+              }}
+            >
               Remove anyway
             </button>
-            <button type="button" className="button" onClick={() => setState('idle')}>
+            <button
+              type="button"
+              className="button"
+              onClick={() => {
+                keep.current = true
+                setState('idle')
+              }}
+            >
               Keep it
             </button>
           </div>

@@ -4,7 +4,7 @@ import { type ReactNode, useCallback, useEffect, useLayoutEffect, useRef, useSta
 import { type DraftFields, dropDraft, stashDraft } from './drafts.js'
 import { timeAgo, useMinute } from './format.js'
 import { mergeTyped } from './merge-draft.js'
-import { asNote, Collections, type Note } from './notes.js'
+import { asNote, Collections, displayTitle, type Note } from './notes.js'
 import { notify, notifyFailure } from './notices.js'
 import { notebookHash } from './route.js'
 
@@ -138,7 +138,7 @@ export function NoteEditor({
   const autoFocus = fresh !== undefined
   const focused = useRef(false)
   const focusOnOpen = useCallback(
-    (element: HTMLDivElement | null) => {
+    (element: HTMLElement | null) => {
       if (element === null || !takeFocus || focused.current) return
       focused.current = true
       element.focus()
@@ -514,6 +514,8 @@ export function NoteEditor({
                 .put(id, before)
                 .catch((error: unknown) => notifyFailure('Restoring the note failed', error))
             },
+            // Undone, focus goes to the note where it comes back in the list.
+            focusAfter: () => document.querySelector<HTMLElement>(`[data-note-id="${CSS.escape(id)}"]`),
           },
         }),
       (error: unknown) => notifyFailure('Deleting the note failed', error),
@@ -546,7 +548,10 @@ export function NoteEditor({
   if (stored === null) {
     const typed = Object.keys(draft).length > 0
     return (
-      <div className="editor" ref={focusOnOpen} tabIndex={-1}>
+      <section className="editor" ref={focusOnOpen} tabIndex={-1} aria-labelledby={`note-heading-${id}`}>
+        <h2 className="visually-hidden" id={`note-heading-${id}`}>
+          Deleted note
+        </h2>
         <div className="editor-toolbar">
           <button type="button" className="button subtle back-to-list" onClick={() => onClose()}>
             ‹ Notes
@@ -565,7 +570,7 @@ export function NoteEditor({
             </button>
           </div>
         ) : null}
-      </div>
+      </section>
     )
   }
 
@@ -596,8 +601,13 @@ export function NoteEditor({
     save()
   }
 
+  // Focus comes here when the note is opened from the list: the region and its heading name
+  // the note as the list does, so that a screen reader says which one opened.
   return (
-    <div className="editor" ref={focusOnOpen} tabIndex={-1}>
+    <section className="editor" ref={focusOnOpen} tabIndex={-1} aria-labelledby={`note-heading-${id}`}>
+      <h2 className="visually-hidden" id={`note-heading-${id}`}>
+        Note: {displayTitle({ title, body })}
+      </h2>
       <div className="editor-toolbar">
         <button type="button" className="button subtle back-to-list" onClick={() => onClose()}>
           ‹ Notes
@@ -662,6 +672,6 @@ export function NoteEditor({
         onFocus={focusOn('body')}
         onBlur={blurred}
       />
-    </div>
+    </section>
   )
 }

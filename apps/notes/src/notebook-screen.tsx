@@ -4,6 +4,7 @@ import { type ReactNode, useEffect, useRef, useState } from 'react'
 import { ConflictsView } from './conflicts-view.js'
 import { guessDeviceName } from './device.js'
 import { download, exportFileName, notebookMarkdown } from './export.js'
+import { useScreenHeading } from './focus.js'
 import { forgetNotebook, rememberNotebook, renameKnownNotebook, useKnownNotebooks } from './notebooks.js'
 import { asNote, Collections } from './notes.js'
 import { NotesView } from './notes-view.js'
@@ -78,9 +79,12 @@ function NotebookOpener({
 }
 
 function OpenFailed({ error, onRetry }: { error: unknown; onRetry: () => void }): ReactNode {
+  const heading = useScreenHeading<HTMLHeadingElement>()
   return (
     <main className="message-page">
-      <h1>This notebook could not be opened</h1>
+      <h1 tabIndex={-1} ref={heading}>
+        This notebook could not be opened
+      </h1>
       <p>
         {isChorusError(error) && error.code === 'storage-failed'
           ? 'The browser refused to open its storage for this notebook. '
@@ -107,6 +111,7 @@ function Notebook({ space, view }: { space: string; view: 'notes' | 'conflicts' 
   useDeviceName(replica)
   useRelayErrors(replica)
   const deleted = useSyncStatus().refusal?.code === 'space-deleted'
+  const heading = useScreenHeading<HTMLHeadingElement>()
   const name = useRecord<Meta>(Collections.meta, 'notebook')?.name.trim() || 'Untitled notebook'
   // The tab's title says which notebook, and which view of it, as the heading does.
   useEffect(() => {
@@ -119,7 +124,6 @@ function Notebook({ space, view }: { space: string; view: 'notes' | 'conflicts' 
   return (
     <div className="notebook">
       {deleted ? <DeletedOnServer space={space} /> : null}
-      <h1 className="visually-hidden">{name}</h1>
       <header className="topbar">
         <div className="topbar-title">
           <a className="back-link" href="#/">
@@ -133,9 +137,11 @@ function Notebook({ space, view }: { space: string; view: 'notes' | 'conflicts' 
         <div className="topbar-sync">
           <SyncStatus />
           <OfflineSwitch />
+          {/* Named for where it goes, on the Conflicts view too (the current page then): the way
+              back to the notes is the view's ‹ Notes. */}
           <a
             className={`button conflicts-button${view === 'conflicts' ? ' active' : ''}${conflictCount > 0 ? ' has-conflicts' : ''}`}
-            href={notebookHash(space, view === 'conflicts' ? 'notes' : 'conflicts')}
+            href={notebookHash(space, 'conflicts')}
             aria-current={view === 'conflicts' ? 'page' : undefined}
             aria-describedby="conflict-count"
           >
@@ -154,7 +160,13 @@ function Notebook({ space, view }: { space: string; view: 'notes' | 'conflicts' 
           </span>
         </div>
       </header>
-      {view === 'conflicts' ? <ConflictsView space={space} /> : <NotesView space={space} />}
+      <main className="notebook-main">
+        {/* Coming to the notes from another screen, focus goes here (Conflicts focuses its own). */}
+        <h1 className="visually-hidden" tabIndex={-1} ref={view === 'notes' ? heading : undefined}>
+          {name}
+        </h1>
+        {view === 'conflicts' ? <ConflictsView space={space} /> : <NotesView space={space} />}
+      </main>
     </div>
   )
 }
@@ -326,12 +338,14 @@ function ExportButton({ space }: { space: string }): ReactNode {
   }
 
   return (
+    // Busy, it says so rather than being disabled: a disabled button would lose focus to the page.
     <button
       type="button"
       className="button subtle export-button"
-      disabled={busy}
+      aria-disabled={busy}
       title="Save every note of this notebook as one Markdown file"
       onClick={() => {
+        if (busy) return
         setBusy(true)
         save()
           .catch((error: unknown) => notifyFailure('Exporting the notebook failed', error))

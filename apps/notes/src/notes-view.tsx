@@ -1,6 +1,7 @@
 import type { PresencePeer, Row } from '@chorus/client'
 import { useCollection, useConflicts, usePresence, useReplica } from '@chorus/react'
 import { memo, type ReactNode, useCallback, useEffect, useMemo, useRef, useState } from 'react'
+import { SEARCH_ANNOUNCE_MS, searchSummary } from './announce.js'
 import { distinctDeviceLabels, guessDeviceName, shortReplicaId } from './device.js'
 import { timeAgo, useMinute } from './format.js'
 import { uuidV7 } from './ids.js'
@@ -86,8 +87,12 @@ export function NotesView({ space }: { space: string }): ReactNode {
   }
 
   return (
-    <main className={`workspace${selected === null ? '' : ' is-editing'}`}>
-      <section className="sidebar" aria-label="Notes">
+    <div className={`workspace${selected === null ? '' : ' is-editing'}`}>
+      <section className="sidebar" aria-labelledby="notes-heading">
+        <h2 id="notes-heading" className="visually-hidden">
+          Notes
+        </h2>
+        <SearchSummary query={query} matches={shown?.length} />
         <div className="sidebar-tools">
           <input
             type="search"
@@ -149,7 +154,8 @@ export function NotesView({ space }: { space: string }): ReactNode {
           </button>
         ) : null}
       </section>
-      <section className="editor-pane" aria-label="Note">
+      {/* The open note is a region of its own, named by its heading (see NoteEditor). */}
+      <div className="editor-pane">
         {selected === null ? (
           <div className="empty-editor muted">
             <p>Select a note, or start a new one.</p>
@@ -164,8 +170,35 @@ export function NotesView({ space }: { space: string }): ReactNode {
             onClose={closeNote}
           />
         )}
-      </section>
-    </main>
+      </div>
+    </div>
+  )
+}
+
+/**
+ * Says how many notes match the search, once typing pauses: the list changes with every key,
+ * which a screen reader user does not see, and hearing a count at each key would drown the
+ * typing out.
+ */
+function SearchSummary({ query, matches }: { query: string; matches: number | undefined }): ReactNode {
+  const [said, setSaid] = useState('')
+  const count = useRef(matches)
+  count.current = matches
+  useEffect(() => {
+    if (query.trim() === '') {
+      setSaid('')
+      return
+    }
+    const timer = setTimeout(() => {
+      // Still loading: the list says so, and there is no count to tell yet.
+      if (count.current !== undefined) setSaid(searchSummary(query, count.current))
+    }, SEARCH_ANNOUNCE_MS)
+    return () => clearTimeout(timer)
+  }, [query])
+  return (
+    <p className="visually-hidden search-summary" role="status">
+      {said}
+    </p>
   )
 }
 

@@ -1,4 +1,5 @@
 import { useSyncExternalStore } from 'react'
+import { screenChanged } from './focus.js'
 import { isSpaceId } from './ids.js'
 
 /** Where the app is, as the URL's hash says: `#/`, `#/notebook/<space>`, `#/notebook/<space>/conflicts`. */
@@ -51,8 +52,13 @@ export function spaceFromInput(input: string): string | undefined {
 }
 
 const subscribe = (onChange: () => void): (() => void) => {
-  window.addEventListener('hashchange', onChange)
-  return () => window.removeEventListener('hashchange', onChange)
+  const changed = () => {
+    // The screen the new route shows moves focus to its heading (see `useScreenHeading`).
+    screenChanged()
+    onChange()
+  }
+  window.addEventListener('hashchange', changed)
+  return () => window.removeEventListener('hashchange', changed)
 }
 const readHash = (): string => location.hash
 

@@ -1,6 +1,7 @@
 import type { SyncStatus as Status } from '@chorus/client'
 import { useReplica, useSyncStatus } from '@chorus/react'
-import type { ReactNode } from 'react'
+import { type ReactNode, useEffect, useRef } from 'react'
+import { heardSyncStatus } from './announce.js'
 import { plural } from './format.js'
 import { rememberOffline } from './offline.js'
 
@@ -28,8 +29,13 @@ export function SyncStatus(): ReactNode {
           ? 'Can’t reach the server, retrying'
           : 'Working offline'
   // Screen readers hear the connection change (online, working offline, out of reach), not
-  // every save's trip through syncing and synced, nor the count of changes going up and down.
-  const heard = status === 'offline' ? label : 'Connected'
+  // every save's trip through syncing and synced, nor the count of changes going up and down,
+  // nor each try to reach a server out of reach (see `heardSyncStatus`).
+  const lastHeard = useRef('')
+  const heard = heardSyncStatus(status, label, lastHeard.current)
+  useEffect(() => {
+    lastHeard.current = heard
+  }, [heard])
   return (
     <p
       className={`sync-status ${status}`}
