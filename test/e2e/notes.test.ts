@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { createReplica } from '@chorus/client'
-import type { Browser, BrowserContext, Dialog, Locator, Page } from 'playwright-core'
+import type { Browser, BrowserContext, Dialog, Locator, Page, WebSocketRoute } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 // Named apart from the browser's WebSocket, which functions run in the page use.
 import { WebSocket as NodeWebSocket } from 'ws'
@@ -255,6 +255,29 @@ describe('the notes app on two devices, served by a relay process', () => {
     await visible(workOffline(small))
     await screenshot(small, 'notes-phone')
     await phone.close()
+  })
+
+  it('a device opening a notebook link has nothing of its own waiting to upload before it first synced', async () => {
+    const context = await browser.newContext()
+    const page = await context.newPage()
+    // Its sync connection opens but is never answered until let through.
+    let blocking = true
+    const held: WebSocketRoute[] = []
+    await context.routeWebSocket(/\/sync$/, (socket) => {
+      if (blocking) held.push(socket)
+      else socket.connectToServer()
+    })
+    await page.goto(notebook)
+    await attribute(status(page), 'data-status', 'connecting')
+    await visible(page.getByRole('heading', { level: 1 }))
+    // The app's own first write (this device's name) waits for the first sync.
+    await page.waitForTimeout(1_000)
+    await pending(page, 0)
+    blocking = false
+    for (const socket of held) await socket.close()
+    await expectSynced(page)
+    await visible(noteInList(page, 'Groceries'))
+    await context.close()
   })
 
   it('exports the notebook as one Markdown file, with what the other device wrote', async () => {

@@ -357,9 +357,18 @@ function ExportButton({ space }: { space: string }): ReactNode {
   )
 }
 
-/** Writes this device's name into the notebook once, so conflicts can say which device wrote what. */
+/**
+ * Writes this device's name into the notebook once, so conflicts can say which device wrote
+ * what. Not before the notebook first synced here: a device that just opened a link would
+ * otherwise show a change of its own waiting to upload before the user did anything, and
+ * until it syncs no other device sees its writes, nor needs its name.
+ */
 function useDeviceName(replica: Replica): void {
+  const { status } = useSyncStatus()
+  const written = useRef<Replica | null>(null)
   useEffect(() => {
+    if (status !== 'synced' || written.current === replica) return
+    written.current = replica
     const devices = replica.collection<{ name: string }>(Collections.devices)
     devices
       .get(replica.replicaId)
@@ -367,7 +376,7 @@ function useDeviceName(replica: Replica): void {
         known === undefined ? devices.put(replica.replicaId, { name: guessDeviceName() }) : undefined,
       )
       .catch((error: unknown) => notifyFailure('Saving this device’s name failed', error))
-  }, [replica])
+  }, [replica, status])
 }
 
 /**
