@@ -280,14 +280,22 @@ describe('the replication lab, built and served by a relay process at /lab', () 
     await page.getByRole('button', { name: 'Heal' }).click()
     await page.getByRole('button', { name: 'Cut network n1–n3' }).waitFor(WAIT)
 
+    // The client's Node list says which node is down or paused, before a request to it times out.
+    const nodeOptions = () =>
+      page
+        .getByRole('combobox', { name: 'Node' })
+        .locator('option')
+        .evaluateAll((options) => options.map((option) => option.textContent))
     await page.getByRole('button', { name: 'Kill n3' }).click()
     await expect.poll(() => nodeCard(page, 'n3').getAttribute('data-up'), WAIT).toBe('false')
+    await expect.poll(nodeOptions, WAIT).toEqual(['n1', 'n2', 'n3 (down)'])
     await page.getByRole('button', { name: 'Restart n3' }).click()
     await expect.poll(() => nodeCard(page, 'n3').getAttribute('data-up'), WAIT).toBe('true')
 
     // Pause stops a node with its state kept; it stays paused while the lab is paused.
     await page.getByRole('button', { name: 'Pause n3' }).click()
     await expect.poll(() => nodeCard(page, 'n3').getAttribute('data-paused'), WAIT).toBe('true')
+    await expect.poll(nodeOptions, WAIT).toEqual(['n1', 'n2', 'n3 (paused)'])
 
     await page.getByRole('button', { name: 'Promote follower n2' }).click()
     await page.getByRole('button', { name: 'Play', exact: true }).click()

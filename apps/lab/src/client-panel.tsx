@@ -52,7 +52,8 @@ export function ClientPanel(props: {
   readonly disabled: boolean
   readonly onAction: (action: LabAction) => void
 }): ReactNode {
-  const targets = props.nodes.filter((node) => node.role !== 'relay').map((node) => node.id)
+  const targetNodes = props.nodes.filter((node) => node.role !== 'relay')
+  const targets = targetNodes.map((node) => node.id)
   const [client, setClient] = useState('c1')
   const [chosen, setNode] = useState<string | null>(null)
   const [key, setKey] = useState('x')
@@ -85,8 +86,12 @@ export function ClientPanel(props: {
         <label>
           <span>Node</span>
           <select value={node} onChange={(event) => setNode(event.target.value)}>
-            {targets.map((id) => (
-              <option key={id}>{id}</option>
+            {/* A node that is down or paused can still be chosen: the request times out, as
+                it would against a real cluster. The option says so beforehand. */}
+            {targetNodes.map(({ id, up, paused }) => (
+              <option key={id} value={id}>
+                {up ? (paused ? `${id} (paused)` : id) : `${id} (down)`}
+              </option>
             ))}
           </select>
         </label>
