@@ -86,8 +86,8 @@ export function ClientPanel(props: {
         <label>
           <span>Node</span>
           <select value={node} onChange={(event) => setNode(event.target.value)}>
-            {/* A node that is down or paused can still be chosen: the request times out, as
-                it would against a real cluster. The option says so beforehand. */}
+            {/* A node that is down or paused can still be chosen: the request goes unanswered
+                while it stays so, as against a real cluster. The option says so beforehand. */}
             {targetNodes.map(({ id, up, paused }) => (
               <option key={id} value={id}>
                 {up ? (paused ? `${id} (paused)` : id) : `${id} (down)`}
