@@ -88,17 +88,16 @@ function withOthers(
   }
 }
 
-/** Whether two JSON values are equal (object keys in any order). */
-function sameJson(a: unknown, b: unknown): boolean {
+/**
+ * Whether two reads of a note hold the same note (what the editor shows and writes of it:
+ * other fields a patch keeps as they are stored).
+ */
+function sameNote(a: unknown, b: unknown): boolean {
   if (a === b) return true
-  if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null) return false
-  if (Array.isArray(a) !== Array.isArray(b)) return false
-  const keys = Object.keys(a)
-  if (keys.length !== Object.keys(b).length) return false
-  return keys.every(
-    (key) =>
-      Object.hasOwn(b, key) &&
-      sameJson((a as Record<string, unknown>)[key], (b as Record<string, unknown>)[key]),
+  if (a === undefined || a === null || b === undefined || b === null) return false
+  const [x, y] = [asNote(a), asNote(b)]
+  return (
+    x.title === y.title && x.body === y.body && x.createdAt === y.createdAt && x.updatedAt === y.updatedAt
   )
 }
 
@@ -302,11 +301,11 @@ export function NoteEditor({
     notes
       .update(id, (now, versions) => {
         const same =
-          sameJson(now, current) &&
+          sameNote(now, current) &&
           versions.length === (open?.versions.length ?? 0) &&
           versions.every((version, i) => {
             const was = open?.versions[i]
-            return was !== undefined && version.replicaId === was.replicaId && sameJson(version.hlc, was.hlc)
+            return was !== undefined && version.replicaId === was.replicaId && version.hlc === was.hlc
           })
         if (same) return { ...saved, updatedAt }
         // Saved again once the change shows here, merged as above and told.

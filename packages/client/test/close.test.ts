@@ -1,23 +1,8 @@
-import { mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
-import { createReplica, type ReplicaOptions } from '@chorus/client'
-import { IDBFactory, IDBKeyRange } from 'fake-indexeddb'
-import { afterAll, describe, expect, it } from 'vitest'
-import { openSqliteReplicaStore } from '../src/storage/sqlite-replica-store.js'
+import { createReplica } from '@chorus/client'
+import { describe, expect, it } from 'vitest'
+import { everyStorage } from './helpers/storages.js'
 
-const scratch = mkdtempSync(join(tmpdir(), 'chorus-close-'))
-afterAll(() => rmSync(scratch, { recursive: true, force: true }))
-
-let files = 0
-const storages: [string, () => Promise<Partial<ReplicaOptions>>][] = [
-  ['memory', async () => ({ storage: 'memory' })],
-  ['fake-indexeddb', async () => ({ storage: 'indexeddb', indexedDB: new IDBFactory(), IDBKeyRange })],
-  [
-    'SQLite',
-    async () => ({ storage: await openSqliteReplicaStore({ path: join(scratch, `${++files}.sqlite`) }) }),
-  ],
-]
+const storages = everyStorage('close')
 
 describe.each(storages)('close() on %s storage', (_name, storage) => {
   it('answers the reads issued before it, behind a write not yet committed, then refuses more', async () => {

@@ -1,25 +1,10 @@
-import { mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
-import { createReplica, type ReplicaOptions } from '@chorus/client'
-import { IDBFactory, IDBKeyRange } from 'fake-indexeddb'
+import { createReplica } from '@chorus/client'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
-import { openSqliteReplicaStore } from '../src/storage/sqlite-replica-store.js'
 import { replicaPool } from './helpers/replicas.js'
+import { everyStorage } from './helpers/storages.js'
 import { startTestHub, type TestHub } from './helpers/test-hub.js'
 
-const scratch = mkdtempSync(join(tmpdir(), 'chorus-update-'))
-afterAll(() => rmSync(scratch, { recursive: true, force: true }))
-
-let files = 0
-const storages: [string, () => Promise<Partial<ReplicaOptions>>][] = [
-  ['memory', async () => ({ storage: 'memory' })],
-  ['fake-indexeddb', async () => ({ storage: 'indexeddb', indexedDB: new IDBFactory(), IDBKeyRange })],
-  [
-    'SQLite',
-    async () => ({ storage: await openSqliteReplicaStore({ path: join(scratch, `${++files}.sqlite`) }) }),
-  ],
-]
+const storages = everyStorage('update')
 
 interface Counter {
   title: string
