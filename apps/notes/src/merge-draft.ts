@@ -39,6 +39,8 @@ export function mergeDraft(versions: readonly ConflictVersion[], now: number = D
 export interface TypingLines {
   readonly seen: ReadonlySet<string>
   readonly typed: ReadonlySet<string>
+  /** The line of `mine` the caret is in, while the field has focus: it is being typed. */
+  readonly caretLine?: string
 }
 
 /**
@@ -47,11 +49,17 @@ export interface TypingLines {
  * - A line of another device's text that grew from (or was cut back to) a line of theirs that
  *   `mine` holds as it came — one from elsewhere (`seen`), not typed here, and gone from their
  *   text — takes that line's place: two devices typing at once see each other's line as it
- *   grows, not every saved state of it.
+ *   grows, not every saved state of it. So does one that starts with a line typed here that
+ *   they extended (the note's first lines, typed on this device, say), unless the caret is in
+ *   that line: nothing of it is lost, and the line being typed is not changed under the caret.
  * - Every other line of `others` (texts written on other devices while `mine` was typed over
  *   `base`) that neither `mine` nor `base` holds, nor this editor typed and has since changed
- *   (`typed`), is added after `mine`, in their order (blank lines aside). A line another device
- *   changed otherwise comes in changed, beside the line as it was; nothing they wrote is dropped.
+ *   (`typed`), nor came here before (`seen`: a line this editor changed or deleted since), is
+ *   added after `mine`, in their order (blank lines aside). A line another device changed
+ *   otherwise comes in changed, beside the line as it was; nothing they wrote is dropped.
+ * - With `theirsFollow` (one text, written over `base`: the stored note, no conflict), a line
+ *   of `base` that came from elsewhere (`seen`, not typed here), that `mine` still holds as it
+ *   was, and that their text no longer holds, was deleted there: it goes from `mine` too.
  * - Of two states of one line in `others` (one starts with the other, as in two versions of a
  *   conflict saved while the line was typed), the longer is taken, once.
  */
@@ -60,9 +68,10 @@ export function mergeTyped(
   base: string,
   others: readonly string[],
   history: TypingLines = { seen: new Set(base.split('\n')), typed: new Set() },
+  theirsFollow = false,
 ): string {
   const lines = mine.split('\n')
-  const known = new Set([...lines, ...base.split('\n'), ...history.typed])
+  const known = new Set([...lines, ...base.split('\n'), ...history.typed, ...history.seen])
   const added: string[] = []
   /** The lines taken from `others` into `lines` so far (those in `added` are too). */
   const taken = new Set<string>()
@@ -89,13 +98,28 @@ export function mergeTyped(
         lines,
         line,
         (candidate) =>
-          !present.has(candidate) && history.seen.has(candidate) && !history.typed.has(candidate),
+          !present.has(candidate) &&
+          (history.typed.has(candidate)
+            ? candidate !== history.caretLine && line.startsWith(candidate)
+            : history.seen.has(candidate)),
       )
       if (at >= 0) {
         lines[at] = line
         taken.add(line)
       } else added.push(line)
     }
+  }
+  if (theirsFollow && others.length === 1) {
+    const theirs = new Set((others[0] as string).split('\n'))
+    const started = new Set(base.split('\n'))
+    const deleted = (line: string) =>
+      line.trim() !== '' &&
+      started.has(line) &&
+      history.seen.has(line) &&
+      !history.typed.has(line) &&
+      !taken.has(line) &&
+      !theirs.has(line)
+    for (let at = lines.length - 1; at >= 0; at--) if (deleted(lines[at] as string)) lines.splice(at, 1)
   }
   const merged = lines.join('\n')
   if (added.length === 0) return merged

@@ -74,18 +74,37 @@ function othersOf(
   return others
 }
 
-/** `fields` with the body's lines others wrote merged in (see `mergeTyped`); their title is not. */
+/**
+ * `fields` with the body's lines others wrote merged in (see `mergeTyped`); their title is not.
+ * `theirsFollow`: their text is the stored note, in no conflict, so written over the text the
+ * typing started from, and the lines it no longer holds were deleted there.
+ */
 function withOthers(
   fields: DraftFields,
   others: Partial<Record<keyof DraftFields, string[]>>,
   basis: Basis,
   history: LineHistory,
+  theirsFollow = false,
+  caretLine?: string,
 ): DraftFields {
   if (others.body === undefined || fields.body === undefined) return fields
+  const lines = historyOf(history, 'body')
   return {
     ...fields,
-    body: mergeTyped(fields.body, basis.body?.from ?? '', others.body, historyOf(history, 'body')),
+    body: mergeTyped(
+      fields.body,
+      basis.body?.from ?? '',
+      others.body,
+      caretLine === undefined ? lines : { ...lines, caretLine },
+      theirsFollow,
+    ),
   }
+}
+
+/** The line of `text` that position `at` is in. */
+function lineAt(text: string, at: number): string {
+  const end = text.indexOf('\n', at)
+  return text.slice(text.lastIndexOf('\n', at - 1) + 1, end === -1 ? undefined : end)
 }
 
 /**
@@ -255,7 +274,12 @@ export function NoteEditor({
       basis.current,
     )
     if (others.body !== undefined || others.title !== undefined) {
-      fields = withOthers(fields, others, basis.current, history.current)
+      const typing = document.activeElement
+      const caretLine =
+        typing instanceof HTMLTextAreaElement && typing.id === `body-${id}`
+          ? lineAt(typing.value, typing.selectionStart)
+          : undefined
+      fields = withOthers(fields, others, basis.current, history.current, open === undefined, caretLine)
       const { body } = fields
       for (const field of ['title', 'body'] as const) {
         const theirs = others[field]

@@ -153,6 +153,62 @@ describe('merging what another device wrote into what is being typed', () => {
     ).toBe('L1\nmine\nalice-1\nalice-2')
   })
 
+  it('never brings back a line that came from elsewhere and was changed here since', () => {
+    // B extends line 1 while A types in line 2: A's save still holds line 1 as it was.
+    const seen = new Set(['alpha line', 'beta line', 'gamma line'])
+    const typed = new Set(['alpha line b0', 'alpha line b0 b1'])
+    expect(
+      mergeTyped(
+        'alpha line b0 b1\nbeta line\ngamma line',
+        'alpha line b0\nbeta line\ngamma line',
+        ['alpha line\nbeta m0 line\ngamma line'],
+        { seen, typed },
+      ),
+    ).toBe('alpha line b0 b1\nbeta m0 line\ngamma line')
+  })
+
+  it('takes in place a line typed here that another device extended, unless the caret is in it', () => {
+    // A typed the note; B extends its first line while A types in the second.
+    const seen = new Set<string>()
+    const typed = new Set(['alpha line', 'beta line', 'gamma line', 'beta m0 line'])
+    const mine = 'alpha line\nbeta m0 m1 line\ngamma line'
+    const theirs = ['alpha line b0\nbeta m0 line\ngamma line']
+    expect(mergeTyped(mine, mine, theirs, { seen, typed, caretLine: 'beta m0 m1 line' })).toBe(
+      'alpha line b0\nbeta m0 m1 line\ngamma line',
+    )
+    // The line the caret is in is not changed under it: theirs comes beside.
+    expect(mergeTyped(mine, mine, theirs, { seen, typed, caretLine: 'alpha line' })).toBe(
+      `${mine}\nalpha line b0`,
+    )
+    // Nor is a line typed here that they did not only extend.
+    expect(mergeTyped(mine, mine, ['ALPHA line\nbeta m0 line\ngamma line'], { seen, typed })).toBe(
+      `${mine}\nALPHA line`,
+    )
+  })
+
+  it('drops the lines another device deleted from the note it wrote over this one, and only those', () => {
+    const seen = new Set(['first', 'keep', 'drop me 1', 'drop me 2'])
+    const typed = new Set(['B: b0', 'B: b0 b1'])
+    const mine = 'first\nkeep\ndrop me 1\ndrop me 2\nB: b0 b1'
+    const base = 'first\nkeep\ndrop me 1\ndrop me 2\nB: b0'
+    // The stored note, written over the base: they deleted two lines.
+    expect(mergeTyped(mine, base, ['first\nkeep\nB: b0'], { seen, typed }, true)).toBe(
+      'first\nkeep\nB: b0 b1',
+    )
+    // A conflict's version may just not have had the lines yet: nothing is dropped then.
+    expect(mergeTyped(mine, base, ['first\nkeep\nB: b0'], { seen, typed }, false)).toBe(mine)
+    // A line typed here is never dropped, nor one that was not in the base.
+    expect(
+      mergeTyped(
+        'first\nmine',
+        'first\nmine',
+        ['first'],
+        { seen: new Set(['first']), typed: new Set(['mine']) },
+        true,
+      ),
+    ).toBe('first\nmine')
+  })
+
   it('takes the latest state of a line another device typed when the versions of a conflict hold two of its states', () => {
     const seen = new Set(['L1', 'bob-1'])
     const typed = new Set(['alice-1'])
