@@ -243,8 +243,12 @@ export function NoteEditor({
    * While typing goes on through a conflict, the fields show this device's version, which is
    * what was typed, rather than the latest version, which may be another device's.
    */
+  // The conflict as last listed may be older than the note as last read (the two are read
+  // apart): once a save here settled it, the note read is none of its versions, and the
+  // version of this device in it is an older save, which the field must not go back to.
+  const listedNow = conflict?.versions.some((version) => sameNote(version.value, stored)) === true
   const ownVersion =
-    through === null
+    through === null || !listedNow
       ? undefined
       : conflict?.versions.find(
           (version) => version.replicaId === replica.replicaId && version.value !== null,
