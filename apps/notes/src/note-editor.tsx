@@ -261,8 +261,7 @@ export function NoteEditor({
     unsavedSince.current = null
     let fields = latest.current
     if (Object.keys(fields).length === 0 || fields === written.current) return
-    const shown = live.current
-    const { stored: current, conflict: open } = shown
+    const { stored: current, conflict: open } = live.current
     // Deleted on another device while typed into: a patch would bring back a note with only
     // the typed fields. What was typed stays on screen, to restore the note with or to leave.
     if (current === null) return
@@ -353,8 +352,8 @@ export function NoteEditor({
         (wrote) => {
           if (!wrote) {
             if (written.current === saved) written.current = null
-            const { stored: later, conflict: open } = live.current
-            if (later !== current || open !== shown.conflict) save()
+            const { stored: later, conflict: listed } = live.current
+            if (later !== current || listed !== open) save()
             else saveWhenShown.current = true
             return
           }
