@@ -3,7 +3,12 @@ import type { Timers } from './timers.js'
 
 /** Options for {@link LiveQuery}. */
 export interface LiveQueryOptions<TResult> {
-  readonly load: () => Promise<TResult>
+  /**
+   * Reads the result whole. `previous` is the last result read (null when there is none) and
+   * `changed` the keys changed since it began (null when unknown), for a load that keeps the
+   * parts of `previous` that did not change.
+   */
+  readonly load: (previous: TResult | null, changed: ReadonlySet<string> | null) => Promise<TResult>
   /**
    * Brings the last result up to date after changes to the named keys alone (optional): the
    * result `load` would give now, or null when a whole `load` is the better way (too many
@@ -126,6 +131,6 @@ export class LiveQuery<TResult> {
       const updated = await update(last.result, changed)
       if (updated !== null) return updated
     }
-    return load()
+    return load(last === null ? null : last.result, changed)
   }
 }

@@ -40,6 +40,27 @@ export function patchRows(
   return out
 }
 
+/**
+ * `rows`, read whole after the records `changed` names changed (null: unknown), with each
+ * row of `previous` in place of its fresh copy where the record did not change — not named
+ * by `changed`, or its value equal — so that a listener sees unchanged rows as the same
+ * objects after a whole read as after a patch.
+ */
+export function keepRows(
+  previous: readonly Row<JsonObject>[],
+  rows: readonly { readonly id: RecordId; readonly value: JsonObject }[],
+  changed: ReadonlySet<string> | null,
+): Row<JsonObject>[] {
+  const before = new Map(previous.map((row) => [row.id as string, row]))
+  return rows.map((row) => {
+    const old = before.get(row.id)
+    if (old === undefined) return freezeRow(row)
+    return (changed !== null && !changed.has(row.id)) || jsonEqual(old.value as JsonObject, row.value)
+      ? old
+      : freezeRow(row)
+  })
+}
+
 /** Whether two results of a live query hold the same rows: the same ids, in order, with equal values. */
 export function sameRows(a: readonly Row<JsonObject>[], b: readonly Row<JsonObject>[]): boolean {
   if (a.length !== b.length) return false

@@ -27,6 +27,7 @@ import { Emitter, rethrowLater } from './events.js'
 import { LiveQuery } from './live-query.js'
 import {
   freezeRow,
+  keepRows,
   LIVE_UPDATE_MIN,
   LIVE_UPDATE_SHARE,
   pageUntouched,
@@ -1066,7 +1067,11 @@ class ReplicaRuntime implements Replica {
     if (options !== undefined) recordPage(options)
     // The query keeps its rows; each listener call gets its own array of the same frozen rows.
     const query = new LiveQuery<readonly Row<JsonObject>[]>({
-      load: async () => (await this.#engine.list(collection, options)).map(freezeRow),
+      // A whole read (the first, or after many changes) keeps the rows that did not change.
+      load: async (previous, changed) => {
+        const rows = await this.#engine.list(collection, options)
+        return previous === null ? rows.map(freezeRow) : keepRows(previous, rows, changed)
+      },
       // A page reads itself again after a change (a row leaving it lets the next one in); the
       // whole collection is patched.
       update: async (previous, ids) => {

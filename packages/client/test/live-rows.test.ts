@@ -4,7 +4,7 @@ import fc from 'fast-check'
 import { describe, expect, it, vi } from 'vitest'
 import { type Collection, createReplica, type ListOptions, type Replica, type Row } from '../src/index.js'
 import { LiveQuery } from '../src/live-query.js'
-import { freezeRow, patchRows, sameRows } from '../src/live-rows.js'
+import { freezeRow, keepRows, patchRows, sameRows } from '../src/live-rows.js'
 
 const row = (id: string, n: number): Row<JsonObject> => freezeRow({ id: id as RecordId, value: { n } })
 
@@ -43,6 +43,28 @@ describe('patchRows', () => {
     expect(sameRows(rows, [row('b', 1), row('d', 2)])).toBe(true)
     expect(sameRows(rows, [row('b', 1), row('e', 2)])).toBe(false)
     expect(sameRows(rows, rows.slice(1))).toBe(false)
+  })
+
+  it('after a whole read, keeps the rows of records not changed, or changed to an equal value', () => {
+    const rows = [row('a', 1), row('b', 2), row('c', 3)]
+    const fresh = [
+      { id: 'a' as RecordId, value: { n: 1 } },
+      { id: 'b' as RecordId, value: { n: 5 } },
+      { id: 'c' as RecordId, value: { n: 3 } },
+      { id: 'd' as RecordId, value: { n: 4 } },
+    ]
+    // Changes named: a row not named is kept without comparing.
+    const named = keepRows(rows, fresh, new Set(['b', 'd']))
+    expect(named[0]).toBe(rows[0])
+    expect(named[1]).not.toBe(rows[1])
+    expect(named[2]).toBe(rows[2])
+    expect(named.map((kept) => kept.value)).toEqual([{ n: 1 }, { n: 5 }, { n: 3 }, { n: 4 }])
+    expect(named.every((kept) => Object.isFrozen(kept))).toBe(true)
+    // Changes unknown: a row is kept when its value is equal.
+    const unknown = keepRows(rows, fresh, null)
+    expect(unknown[0]).toBe(rows[0])
+    expect(unknown[1]).not.toBe(rows[1])
+    expect(unknown[2]).toBe(rows[2])
   })
 
   it('gives what a whole read gives, for any rows and any changes', () => {
@@ -215,6 +237,40 @@ describe('a live query over a replica', () => {
       // Each delivery is an array of its own; the rows that did not change are the same objects.
       expect(last).not.toBe(seen.at(-2))
       expect(last[0]).toBe(seen[0]?.[0])
+      stop()
+    } finally {
+      await replica.close()
+    }
+  })
+
+  it('keeps the rows that did not change as the same objects when many changes make it read the collection whole', async () => {
+    const store = new CountingStore()
+    const replica = await createReplica({ space: 'team-notes', storage: store })
+    try {
+      const notes = replica.collection('notes')
+      const id = (n: number) => `n${String(n).padStart(3, '0')}`
+      await Promise.all(Array.from({ length: 200 }, (_, n) => notes.put(id(n), { n })))
+      const seen: (readonly Row[])[] = []
+      const waiters: (() => void)[] = []
+      const stop = notes.subscribe((rows) => {
+        seen.push(rows)
+        for (const wake of waiters.splice(0)) wake()
+      })
+      const next = () => new Promise<void>((resolve) => waiters.push(resolve))
+      await next()
+      const first = seen[0] as readonly Row[]
+      const pages = store.pages
+      // More than LIVE_UPDATE_MIN records in one turn: the query reads the collection again.
+      const changed = new Set(Array.from({ length: 65 }, (_, k) => id(k * 3)))
+      await Promise.all([...changed].map((key) => notes.patch(key, { n: -1 })))
+      await next()
+      expect(store.pages).toBeGreaterThan(pages)
+      const after = seen.at(-1) as readonly Row[]
+      expect(after).toEqual(await notes.list())
+      after.forEach((row, i) => {
+        if (changed.has(row.id)) expect(row).not.toBe(first[i])
+        else expect(row, row.id).toBe(first[i])
+      })
       stop()
     } finally {
       await replica.close()
