@@ -62,6 +62,14 @@ export interface Collection<TValue extends object = JsonObject> {
   /** The record's value as its collection's resolver reads it, or `undefined` if there is none. */
   get(id: string): Promise<Frozen<TValue> | undefined>
   /**
+   * The record's value as `get` reads it, and the versions of its open conflict (empty when
+   * it has none), from one read of the record, so the two always agree — as `update`'s
+   * `change` sees them. A `get` and a `conflicts` issued together are two reads: a remote
+   * change applied between them can make the value a version the conflict they return does
+   * not hold yet. An app that shows a record and its conflict side by side reads them here.
+   */
+  read(id: string): Promise<RecordRead<TValue>>
+  /**
    * The collection's records, in id order (UTF-16 code units, as JavaScript compares
    * strings): every one, or a page of them — `{ order: 'desc', limit: 100 }` is the last
    * hundred ids (with UUID v7 ids, the newest), `{ order: 'desc', after: last.id }` the rest.
@@ -94,8 +102,21 @@ export interface Collection<TValue extends object = JsonObject> {
 /** What {@link Collection.update} makes of a record: the fields to set, or `undefined`. */
 export type UpdateFunction<TValue extends object> = (
   current: Frozen<TValue> | undefined,
-  conflict: readonly (Omit<ConflictVersion, 'value'> & { readonly value: Frozen<TValue> | null })[],
+  conflict: readonly VersionOf<TValue>[],
 ) => Partial<TValue> | undefined
+
+/** A version of a record in conflict, with the collection's value type. */
+export type VersionOf<TValue extends object> = Omit<ConflictVersion, 'value'> & {
+  readonly value: Frozen<TValue> | null
+}
+
+/** What {@link Collection.read} returns. */
+export interface RecordRead<TValue extends object = JsonObject> {
+  /** As `get` reads it: `undefined` when there is no record (never written, or deleted). */
+  readonly value: Frozen<TValue> | undefined
+  /** The versions of the record's open conflict; empty when it has none. */
+  readonly conflict: readonly VersionOf<TValue>[]
+}
 
 /** What a collection needs from its replica. */
 export interface CollectionHost {
@@ -177,6 +198,10 @@ export class EngineCollection<TValue extends object> implements Collection<TValu
 
   async get(id: string): Promise<Frozen<TValue> | undefined> {
     return (await this.#host.engine().get(this.name, id)) as Frozen<TValue> | undefined
+  }
+
+  async read(id: string): Promise<RecordRead<TValue>> {
+    return (await this.#host.engine().read(this.name, id)) as unknown as RecordRead<TValue>
   }
 
   async list(options?: ListOptions): Promise<Row<TValue>[]> {

@@ -18,7 +18,7 @@ export {
   type SpaceId,
   type SyncStatus,
 } from '@chorus/core'
-export type { Collection, Frozen, Row, UpdateFunction } from './collection.js'
+export type { Collection, Frozen, RecordRead, Row, UpdateFunction, VersionOf } from './collection.js'
 export type { PresencePeer } from './presence.js'
 export {
   createReplica,

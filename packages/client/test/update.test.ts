@@ -45,6 +45,22 @@ describe.each(storages)('Collection.update on %s storage', (_name, storage) => {
   })
 })
 
+describe.each(storages)('Collection.read on %s storage', (_name, storage) => {
+  it('reads the value and no conflict; undefined for a record not there or deleted', async () => {
+    const replica = await createReplica({ space: 'counting', ...(await storage()) })
+    const counters = replica.collection<Counter>('counters')
+    expect(await counters.read('c')).toEqual({ value: undefined, conflict: [] })
+    await counters.put('c', { title: 'kept', n: 1 })
+    const read = await counters.read('c')
+    expect(read).toEqual({ value: { title: 'kept', n: 1 }, conflict: [] })
+    expect(Object.isFrozen(read.value)).toBe(true)
+    await counters.delete('c')
+    expect(await counters.read('c')).toEqual({ value: undefined, conflict: [] })
+    await replica.close()
+    await expect(counters.read('c')).rejects.toMatchObject({ code: 'closed' })
+  })
+})
+
 describe('Collection.update between two replicas on a relay', () => {
   let hub: TestHub
   const pool = replicaPool(41)
@@ -74,5 +90,28 @@ describe('Collection.update between two replicas on a relay', () => {
     await bob.synced()
     expect(await bob.collection('notes').get('n')).toEqual({ body: 'one two three' })
     expect(await bob.conflicts()).toEqual([])
+  })
+
+  it('Collection.read gives a conflict’s versions with the value, on both replicas', async () => {
+    const alice = await pool.create(hub, { resolvers: { notes: 'manual' } })
+    const bob = await pool.create(hub, { resolvers: { notes: 'manual' } })
+    alice.disconnect()
+    bob.disconnect()
+    await alice.collection<{ body: string }>('notes').put('r', { body: 'alice' })
+    await bob.collection<{ body: string }>('notes').put('r', { body: 'bob' })
+    alice.connect()
+    bob.connect()
+    await alice.synced()
+    await bob.synced()
+    await alice.synced()
+    for (const replica of [alice, bob]) {
+      const notes = replica.collection<{ body: string }>('notes')
+      const read = await notes.read('r')
+      expect(read.value).toEqual(await notes.get('r'))
+      expect(read.conflict.map((version) => version.value?.body).sort()).toEqual(['alice', 'bob'])
+      expect(read.conflict).toEqual(
+        (await replica.conflicts({ collection: 'notes', ids: ['r'] }))[0]?.versions,
+      )
+    }
   })
 })

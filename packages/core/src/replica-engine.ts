@@ -50,6 +50,14 @@ export type UpdateFunction = (
   conflict: readonly ConflictVersion[],
 ) => JsonObject | undefined
 
+/** A record's value and the versions of its open conflict, read together (see `ReplicaEngine.read`). */
+export interface RecordRead {
+  /** As `get` reads it: `undefined` when there is no record, or it is deleted. */
+  readonly value: JsonObject | undefined
+  /** Empty when the record has no open conflict. */
+  readonly conflict: readonly ConflictVersion[]
+}
+
 /** Sync status as an application shows it. */
 export type SyncStatus = 'offline' | 'connecting' | 'syncing' | 'synced'
 
@@ -209,6 +217,13 @@ export interface ReplicaEngine {
    */
   update(collection: string, id: string, change: UpdateFunction): Promise<Change | null>
   get(collection: string, id: string): Promise<JsonObject | undefined>
+  /**
+   * The record's value as `get` reads it and the versions of its open conflict (empty when
+   * it has none), from one read of the record: they always agree, as `update`'s `change`
+   * sees them. (A `get` and a `conflicts` issued together may each see a different state of
+   * the record, a remote change applied between them.)
+   */
+  read(collection: string, id: string): Promise<RecordRead>
   /** The collection's rows (records with a value: not deleted), as `options` select them. */
   list(collection: string, options?: ListOptions): Promise<{ id: RecordId; value: JsonObject }[]>
   /**
@@ -400,6 +415,13 @@ class Engine implements ReplicaEngine {
     const state = await this.record(collection, id)
     if (state === undefined) return undefined
     return resolveValueWith(this.#resolvers(collection), state.versions)
+  }
+
+  async read(collection: string, id: string): Promise<RecordRead> {
+    const state = await this.record(collection, id)
+    if (state === undefined) return { value: undefined, conflict: NO_CONFLICT }
+    const resolved = this.#resolvers(collection).resolve(state.versions)
+    return { value: resolved.value, conflict: resolved.conflict ?? NO_CONFLICT }
   }
 
   list(collection: string, options?: ListOptions): Promise<{ id: RecordId; value: JsonObject }[]> {

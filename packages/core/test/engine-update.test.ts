@@ -194,3 +194,31 @@ describe('ReplicaEngine.update against a remote change that lands between a read
     }
   })
 })
+
+describe('ReplicaEngine.read', () => {
+  it('gives the value as get reads it and the open conflict as update sees it, from one read', async () => {
+    const hub = createHubEngine({ store: new MemoryHubStore(), now: () => 1_700_000_000_000 })
+    const alice = await openReplica('alice')
+    const bob = await openReplica('bob')
+    expect(await alice.read('notes', 'a')).toEqual({ value: undefined, conflict: [] })
+    await alice.put('notes', 'a', { title: 'alice' })
+    expect(await alice.read('notes', 'a')).toEqual({ value: { title: 'alice' }, conflict: [] })
+    await bob.put('notes', 'a', { title: 'bob' })
+    wireToHub(hub, alice)
+    wireToHub(hub, bob)
+    await settle(hub, [alice, bob])
+    const read = await alice.read('notes', 'a')
+    expect(read.value).toEqual(await alice.get('notes', 'a'))
+    let seen: readonly { value: JsonObject | null; replicaId: string }[] = []
+    await alice.update('notes', 'a', (_current, versions) => {
+      seen = versions
+      return undefined
+    })
+    expect(read.conflict).toEqual(seen)
+    expect(read.conflict.map((version) => version.replicaId)).toEqual(['alice', 'bob'])
+    await alice.resolve('notes', 'a', { title: 'both' })
+    expect(await alice.read('notes', 'a')).toEqual({ value: { title: 'both' }, conflict: [] })
+    await alice.delete('notes', 'a')
+    expect(await alice.read('notes', 'a')).toEqual({ value: undefined, conflict: [] })
+  })
+})
