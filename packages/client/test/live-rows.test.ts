@@ -205,6 +205,18 @@ class CountingStore extends MemoryReplicaStore {
   }
 }
 
+/** Subscribes to `collection`: every delivery, and a promise of the next one. */
+function deliveries(collection: Collection) {
+  const seen: (readonly Row[])[] = []
+  const waiters: (() => void)[] = []
+  const stop = collection.subscribe((rows) => {
+    seen.push(rows)
+    for (const wake of waiters.splice(0)) wake()
+  })
+  const next = () => new Promise<void>((resolve) => waiters.push(resolve))
+  return { seen, next, stop }
+}
+
 describe('a live query over a replica', () => {
   it('after a write to one record of many, reads that record, not the collection', async () => {
     const store = new CountingStore()
@@ -214,13 +226,7 @@ describe('a live query over a replica', () => {
       await Promise.all(
         Array.from({ length: 500 }, (_, n) => notes.put(`n${String(n).padStart(3, '0')}`, { n })),
       )
-      const seen: (readonly Row[])[] = []
-      const waiters: (() => void)[] = []
-      const stop = notes.subscribe((rows) => {
-        seen.push(rows)
-        for (const wake of waiters.splice(0)) wake()
-      })
-      const next = () => new Promise<void>((resolve) => waiters.push(resolve))
+      const { seen, next, stop } = deliveries(notes)
       await next()
       const whole = store.pages
       expect(whole).toBeGreaterThan(0)
@@ -250,13 +256,7 @@ describe('a live query over a replica', () => {
       const notes = replica.collection('notes')
       const id = (n: number) => `n${String(n).padStart(3, '0')}`
       await Promise.all(Array.from({ length: 200 }, (_, n) => notes.put(id(n), { n })))
-      const seen: (readonly Row[])[] = []
-      const waiters: (() => void)[] = []
-      const stop = notes.subscribe((rows) => {
-        seen.push(rows)
-        for (const wake of waiters.splice(0)) wake()
-      })
-      const next = () => new Promise<void>((resolve) => waiters.push(resolve))
+      const { seen, next, stop } = deliveries(notes)
       await next()
       const first = seen[0] as readonly Row[]
       const pages = store.pages

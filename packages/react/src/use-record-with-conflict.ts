@@ -3,6 +3,7 @@ import { useSyncExternalStore } from 'react'
 import { jsonEqual } from './json-equal.js'
 import { useReplica } from './provider.js'
 import { LoadFailure, sharedSnapshot } from './shared-snapshot.js'
+import { watchRecord } from './watch-record.js'
 
 /**
  * Record `id` of `collection` and its open conflict, read together (`Collection.read`):
@@ -27,27 +28,7 @@ export function useRecordWithConflict<TValue extends object = JsonObject>(
     () => ({
       start: (sink) => {
         const records = replica.collection<TValue>(collection)
-        // Reads finish in the order they were issued: the last one wins.
-        let latest = 0
-        const load = (): void => {
-          const mine = ++latest
-          records.read(id).then(
-            (read) => {
-              if (mine === latest) sink.set(read)
-            },
-            (error: unknown) => sink.fail(error),
-          )
-        }
-        const stopChanges = replica.on('change', (event) => {
-          if (event.collection === collection && event.ids.some((changed) => changed === id)) load()
-        })
-        // Records changed that no change event named (another tab's notice was lost).
-        const stopReloads = replica.on('reload', load)
-        load()
-        return () => {
-          stopChanges()
-          stopReloads()
-        }
+        return watchRecord(replica, collection, id, () => records.read(id), sink)
       },
       // Each part keeps its identity while its data is the same (a hook or memo that depends
       // on `conflict` alone does not run again when only the value changed).

@@ -3,6 +3,7 @@ import { useSyncExternalStore } from 'react'
 import { jsonEqual } from './json-equal.js'
 import { useReplica } from './provider.js'
 import { LoadFailure, sharedSnapshot } from './shared-snapshot.js'
+import { watchRecord } from './watch-record.js'
 
 /**
  * The value of record `id` in collection `collection`, as its resolver reads it: `undefined`
@@ -22,27 +23,7 @@ export function useRecord<TValue extends object = JsonObject>(
     () => ({
       start: (sink) => {
         const records = replica.collection<TValue>(collection)
-        // Reads queue behind writes in the replica, so they finish in order: the last one wins.
-        let latest = 0
-        const load = (): void => {
-          const mine = ++latest
-          records.get(id).then(
-            (value) => {
-              if (mine === latest) sink.set(value ?? null)
-            },
-            (error: unknown) => sink.fail(error),
-          )
-        }
-        const stopChanges = replica.on('change', (event) => {
-          if (event.collection === collection && event.ids.some((changed) => changed === id)) load()
-        })
-        // Records changed that no change event named (another tab's notice was lost).
-        const stopReloads = replica.on('reload', load)
-        load()
-        return () => {
-          stopChanges()
-          stopReloads()
-        }
+        return watchRecord(replica, collection, id, async () => (await records.get(id)) ?? null, sink)
       },
       reconcile: (previous, next) => (jsonEqual(previous, next) ? previous : next),
     }),
