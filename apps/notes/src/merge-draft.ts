@@ -166,3 +166,51 @@ function linesNotIn(texts: readonly string[], known: Set<string>): string[] {
   }
   return found
 }
+
+/**
+ * Where a selection of `before` is in `after`, the same text with lines from elsewhere merged
+ * in: where it was while the text up to it is unchanged; moved by the change in length while
+ * the text after it is; else in the line it was in, found in `after` (lines added above it,
+ * or the lines in another order, as another device merged them), at the same place in it;
+ * else where it was.
+ */
+export function caretAfterMerge(
+  before: string,
+  after: string,
+  start: number,
+  end: number,
+): { start: number; end: number } {
+  if (after.startsWith(before.slice(0, end))) return { start, end }
+  const shift = after.length - before.length
+  if (after.endsWith(before.slice(start)) && start + shift >= 0)
+    return { start: start + shift, end: end + shift }
+  const lineStart = before.lastIndexOf('\n', start - 1) + 1
+  const lineEnd = before.indexOf('\n', start)
+  const line = before.slice(lineStart, lineEnd === -1 ? undefined : lineEnd)
+  const head = before.slice(lineStart, start)
+  const at = lineIn(after, line, head, lineStart)
+  if (at === -1) return { start, end }
+  const moved = at + head.length
+  return { start: moved, end: Math.min(after.length, moved + (end - start)) }
+}
+
+/**
+ * Where in `text` a line starts that is `line`, or failing that one that begins with it (text
+ * was added at its end elsewhere), or one that begins with `head` (the part of it before the
+ * caret), when `head` is not empty: of several, the one nearest `near`. -1 when none is.
+ */
+function lineIn(text: string, line: string, head: string, near: number): number {
+  const found: [number, number, number] = [-1, -1, -1]
+  const nearer = (rank: 0 | 1 | 2, at: number) => {
+    const best = found[rank] as number
+    if (best === -1 || Math.abs(at - near) < Math.abs(best - near)) found[rank] = at
+  }
+  let at = 0
+  for (const candidate of text.split('\n')) {
+    if (candidate === line) nearer(0, at)
+    else if (line !== '' && candidate.startsWith(line)) nearer(1, at)
+    else if (head !== '' && candidate.startsWith(head)) nearer(2, at)
+    at += candidate.length + 1
+  }
+  return found.find((start) => start !== -1) ?? -1
+}

@@ -1,9 +1,9 @@
 import { ErrorCode, isChorusError } from '@chorus/client'
-import { useConflicts, useRecord, useReplica } from '@chorus/react'
-import { type ReactNode, useCallback, useEffect, useLayoutEffect, useRef, useState } from 'react'
+import { useRecordWithConflict, useReplica } from '@chorus/react'
+import { type ReactNode, useCallback, useEffect, useLayoutEffect, useMemo, useRef, useState } from 'react'
 import { type DraftFields, dropDraft, stashDraft } from './drafts.js'
 import { timeAgo, useMinute } from './format.js'
-import { mergeTyped } from './merge-draft.js'
+import { caretAfterMerge, mergeTyped } from './merge-draft.js'
 import { asNote, Collections, displayTitle, type Note } from './notes.js'
 import { notify, notifyFailure } from './notices.js'
 import { notebookHash } from './route.js'
@@ -29,23 +29,6 @@ function historyOf(
     history[field] = lines
   }
   return lines
-}
-
-/**
- * Where a selection of `before` is in `after`, a merge of it: where it was while the text up
- * to it is unchanged, moved by the change in length while the text after it is; else as it was.
- */
-function caretAfterMerge(
-  before: string,
-  after: string,
-  start: number,
-  end: number,
-): { start: number; end: number } {
-  if (after.startsWith(before.slice(0, end))) return { start, end }
-  const shift = after.length - before.length
-  if (after.endsWith(before.slice(start)) && start + shift >= 0)
-    return { start: start + shift, end: end + shift }
-  return { start, end }
 }
 
 /** Per field being typed: the text the typing started from, and those written here since. */
@@ -149,10 +132,13 @@ export function NoteEditor({
 }): ReactNode {
   const replica = useReplica()
   const notes = replica.collection<Note>(Collections.notes)
-  const read = useRecord<Note>(Collections.notes, id)
+  // The note and its conflict, read together: read apart, the note could already be another
+  // device's version of a conflict not listed yet, and the field being typed into would
+  // switch to it under the caret.
+  const read = useRecordWithConflict<Note>(Collections.notes, id)
   // A note just created is shown as created until it is read back (a read issued after its
   // write sees it).
-  const stored = read === undefined ? fresh : read
+  const stored = read === undefined ? fresh : (read.value ?? null)
   const autoFocus = fresh !== undefined
   const focused = useRef(false)
   const focusOnOpen = useCallback(
@@ -163,7 +149,11 @@ export function NoteEditor({
     },
     [takeFocus],
   )
-  const conflict = useConflicts(Collections.notes)?.find((candidate) => candidate.id === id)
+  const versions = read?.conflict
+  const conflict = useMemo(
+    () => (versions === undefined || versions.length === 0 ? undefined : { versions }),
+    [versions],
+  )
   const inConflict = conflict !== undefined
   // What `save` reads when it runs (from a timer, a blur, or leaving): the note and its
   // conflict as they are then, not as they were when it was made.
@@ -243,12 +233,8 @@ export function NoteEditor({
    * While typing goes on through a conflict, the fields show this device's version, which is
    * what was typed, rather than the latest version, which may be another device's.
    */
-  // The conflict as last listed may be older than the note as last read (the two are read
-  // apart): once a save here settled it, the note read is none of its versions, and the
-  // version of this device in it is an older save, which the field must not go back to.
-  const listedNow = conflict?.versions.some((version) => sameNote(version.value, stored)) === true
   const ownVersion =
-    through === null || !listedNow
+    through === null
       ? undefined
       : conflict?.versions.find(
           (version) => version.replicaId === replica.replicaId && version.value !== null,

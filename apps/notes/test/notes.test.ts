@@ -4,7 +4,7 @@ import { distinctDeviceLabels, guessDeviceName } from '../src/device.js'
 import { exportFileName, notebookMarkdown } from '../src/export.js'
 import { timeAgo } from '../src/format.js'
 import { isSpaceId, newSpaceId, uuidV7 } from '../src/ids.js'
-import { mergeDraft, mergeTyped } from '../src/merge-draft.js'
+import { caretAfterMerge, mergeDraft, mergeTyped } from '../src/merge-draft.js'
 import { displayTitle, type Note, newestFirst, preview, search } from '../src/notes.js'
 import { parseRoute, spaceFromInput } from '../src/route.js'
 
@@ -233,6 +233,55 @@ describe('merging what another device wrote into what is being typed', () => {
     const partial = { body: 'typed after a deletion' } as unknown as Note
     expect(displayTitle(partial)).toBe('typed after a deletion')
     expect(preview(partial)).toBe('')
+  })
+})
+
+describe('the caret after lines from elsewhere are merged in', () => {
+  const at = (text: string, caret: number) => `${text.slice(0, caret)}|${text.slice(caret)}`
+
+  it('stays where it is when the text before it is unchanged', () => {
+    const before = 'first\nA: a1 a2'
+    const after = 'first\nA: a1 a2\nB: b1'
+    expect(caretAfterMerge(before, after, before.length, before.length)).toEqual({
+      start: before.length,
+      end: before.length,
+    })
+  })
+
+  it('moves by what was added above it when the text after it is unchanged', () => {
+    const before = 'first\nA: a1 a2'
+    const after = 'first\nB: b1\nA: a1 a2'
+    const moved = caretAfterMerge(before, after, 9, 9)
+    expect(at(after, moved.start)).toBe('first\nB: b1\nA: |a1 a2')
+  })
+
+  it('stays in its line when another device put the lines in another order', () => {
+    // Typed here: A's line above B's; the other device saved B's line above A's.
+    const before = 'first line\nA: a1 a2 a3 \nB: b1 b2'
+    const after = 'first line\nB: b1 b2 b3\nA: a1 a2 a3 '
+    const caret = before.indexOf(' \nB:') + 1
+    const moved = caretAfterMerge(before, after, caret, caret)
+    expect(at(after, moved.start)).toBe('first line\nB: b1 b2 b3\nA: a1 a2 a3 |')
+    expect(moved.end).toBe(moved.start)
+  })
+
+  it('stays in its line, at the same place, when that line was extended elsewhere', () => {
+    const before = 'B: b1\nA: a1 a2\nC: c1'
+    const after = 'top\nA: a1 a2 more\nB: b1 b2'
+    const caret = before.indexOf('a2')
+    const moved = caretAfterMerge(before, after, caret, caret + 2)
+    expect(at(after, moved.start)).toBe('top\nA: a1 |a2 more\nB: b1 b2')
+    expect(after.slice(moved.start, moved.end)).toBe('a2')
+  })
+
+  it('goes to the nearest of equal lines, and an empty line matches only an empty line', () => {
+    const before = 'x\n\ny\n\nz'
+    const after = 'q\n\ny\n\nz!'
+    // The caret on the second empty line: neither the text before it nor after it is unchanged.
+    const caret = before.lastIndexOf('\n\n') + 1
+    const moved = caretAfterMerge(before, after, caret, caret)
+    expect(moved.start).toBe(after.lastIndexOf('\n\n') + 1)
+    expect(caretAfterMerge('a\n\nb', 'c\nd', 2, 2)).toEqual({ start: 2, end: 2 })
   })
 })
 
