@@ -190,36 +190,51 @@ function unreachable(error: unknown): boolean {
   return typeof cause?.code === 'string' && UNREACHABLE.has(cause.code)
 }
 
+/** The clock and the sleep {@link openWaiting} waits with: the real ones, unless a test gives its own. */
+export interface WaitClock {
+  readonly now: () => number
+  readonly sleep: (ms: number) => Promise<void>
+}
+
+const REAL_CLOCK: WaitClock = {
+  now: Date.now,
+  sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
+}
+
 /**
- * Opens the PostgreSQL store, trying again with backoff (250 ms doubling to 2 s) for up to
+ * Opens a store with `open`, trying again with backoff (250 ms doubling to 2 s) for up to
  * `waitMs` while the database cannot be reached: a relay and its database started together
- * (a compose file, a reboot) need no ordering. Each new reason is reported once.
+ * (a compose file, a reboot) need no ordering. Each new reason is reported once. The last
+ * try is at the deadline itself, not a backoff step before it: a database that is up by then
+ * is used.
  */
-async function openPostgresWaiting(
-  url: string,
+export async function openWaiting<TStore>(
+  open: () => Promise<TStore>,
   waitMs: number,
   onError: ((error: ChorusError) => void) | undefined,
-): Promise<PostgresRelayStore> {
-  const deadline = Date.now() + waitMs
+  clock: WaitClock = REAL_CLOCK,
+): Promise<TStore> {
+  const deadline = clock.now() + waitMs
   let delay = 250
   let told: string | null = null
   for (;;) {
     try {
-      return await PostgresRelayStore.open(url, onError === undefined ? {} : { onError })
+      return await open()
     } catch (error) {
-      if (!unreachable(error) || Date.now() + delay > deadline) throw error
+      const left = deadline - clock.now()
+      if (!unreachable(error) || left <= 0) throw error
       const reason = error instanceof Error ? error.message : String(error)
       if (reason !== told) {
         told = reason
         const waiting = new ChorusError(
           ErrorCode.StorageFailed,
-          `${reason}; trying again for up to ${Math.ceil((deadline - Date.now()) / 1000)} s`,
+          `${reason}; trying again for up to ${Math.ceil(left / 1000)} s`,
           { cause: error },
         )
         if (onError === undefined) console.error(`chorus-relay: ${waiting.message}`)
         else onError(waiting)
       }
-      await new Promise((resolve) => setTimeout(resolve, delay))
+      await clock.sleep(Math.min(delay, left))
       delay = Math.min(delay * 2, 2_000)
     }
   }
@@ -243,8 +258,8 @@ async function openStore(
         'the SQLite store thread does not apply to a PostgreSQL store',
       )
     }
-    const store = await openPostgresWaiting(
-      postgres,
+    const store = await openWaiting(
+      () => PostgresRelayStore.open(postgres, onError === undefined ? {} : { onError }),
       options.postgresWaitMs ?? DEFAULT_POSTGRES_WAIT_MS,
       onError,
     )
