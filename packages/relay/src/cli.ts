@@ -666,14 +666,41 @@ async function adminRequest(
     })
   }
   if (response.status !== 200) {
-    const body: unknown = await response.json().catch(() => undefined)
-    const why = (body as { error?: unknown } | undefined)?.error
+    // A 5xx is the relay failing (its database down, say), not refusing what was asked.
+    const failed = response.status >= 500
     throw new ChorusError(
-      ErrorCode.Forbidden,
-      `the relay at ${url.origin} refused: ${typeof why === 'string' ? why : `HTTP ${response.status}`}`,
+      failed ? ErrorCode.Internal : ErrorCode.Forbidden,
+      `the relay at ${url.origin} ${failed ? 'failed' : 'refused'}: ${await reasonOf(response)}`,
     )
   }
   return response
+}
+
+/** The most of a relay's answer's text {@link reasonOf} shows. */
+const MAX_REASON_CHARS = 300
+
+/**
+ * Why a relay's administration API did not answer 200: the `error` of its JSON answer, or,
+ * for an answer that is not JSON (the relay's plain-text 500s, a proxy's page), the status and
+ * the answer's text on one line (a run of spaces or control characters as one space), cut to
+ * `MAX_REASON_CHARS` characters so that a whole page does not fill the terminal.
+ */
+async function reasonOf(response: Response): Promise<string> {
+  const status = `HTTP ${response.status}`
+  const text = await response.text().catch(() => '')
+  let answer: unknown
+  try {
+    answer = JSON.parse(text)
+  } catch {
+    answer = undefined
+  }
+  const error =
+    typeof answer === 'object' && answer !== null ? (answer as { error?: unknown }).error : undefined
+  if (typeof error === 'string') return error
+  const line = text.replace(/[\s\p{Cc}]+/gu, ' ').trim()
+  if (line === '') return status
+  const chars = [...line]
+  return `${status}: ${chars.length > MAX_REASON_CHARS ? `${chars.slice(0, MAX_REASON_CHARS).join('')}…` : line}`
 }
 
 async function exportSpace(args: readonly string[], io: CliIo): Promise<number> {

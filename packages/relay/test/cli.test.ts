@@ -1,4 +1,5 @@
 import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { createServer as createHttpServer } from 'node:http'
 import { type AddressInfo, createServer } from 'node:net'
 import { join } from 'node:path'
 import { asReplicaId, type Message } from '@chorus/core'
@@ -270,6 +271,38 @@ describe('chorus-relay command line (in process)', () => {
     expect(io.lines.err.join('\n')).toContain(
       `cannot reach the relay at http://127.0.0.1:${port}: connect ECONNREFUSED 127.0.0.1:${port}`,
     )
+  })
+
+  it('says a relay failed, with the text it answered, when its administration API answers 500', async () => {
+    // Answers as the relay does when its database is down: 500 with a plain-text reason; a
+    // long one, over several lines, for the export.
+    const reason = 'internal error: describing spaces failed: connect ECONNREFUSED 127.0.0.1:5432'
+    const page = `internal error:\n${'x'.repeat(2_000)}\n`
+    const server = createHttpServer((request, response) => {
+      response.writeHead(500, { 'content-type': 'text/plain; charset=utf-8' })
+      response.end(request.url?.endsWith('/records') === true ? page : `${reason}\n`)
+    })
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+    const relay = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+    try {
+      const listing = captureIo()
+      expect(await runCli(['spaces', '--relay', relay, '--secret', SECRET], listing)).toBe(1)
+      expect(listing.lines.err).toEqual([`chorus-relay: the relay at ${relay} failed: HTTP 500: ${reason}`])
+      const deleting = captureIo()
+      expect(
+        await runCli(['delete-space', '--space', SPACE, '--relay', relay, '--secret', SECRET], deleting),
+      ).toBe(1)
+      expect(deleting.lines.err).toEqual(listing.lines.err)
+      const exporting = captureIo()
+      expect(
+        await runCli(['export', '--space', SPACE, '--relay', relay, '--secret', SECRET], exporting),
+      ).toBe(1)
+      expect(exporting.lines.err).toEqual([
+        `chorus-relay: the relay at ${relay} failed: HTTP 500: internal error: ${'x'.repeat(284)}…`,
+      ])
+    } finally {
+      await new Promise((resolve) => server.close(resolve))
+    }
   })
 
   it('warns when minting a token with a short secret', async () => {
