@@ -41,6 +41,7 @@ import {
 } from './relay-options.js'
 import type { CompactResult, SpaceSummary, StoreEvent } from './relay-store.js'
 import { CloseCode, type RelaySocket } from './socket.js'
+import { refusalReason } from './token-auth.js'
 
 /** The relay's health, as `/healthz` reports it. */
 export interface RelayHealth {
@@ -149,7 +150,10 @@ interface Link {
   /** Whether its session got past both hellos. */
   up: boolean
   retry: NodeJS.Timeout | null
-  /** The last failure reported, so that one repeated at every retry is reported once. */
+  /**
+   * The reason of the last failure reported (less what differs between refusals of one
+   * token, see `refusalReason`), so that one repeated at every retry is reported once.
+   */
   lastFailure: string | null
 }
 
@@ -162,7 +166,7 @@ interface LinkGroup {
   readonly token?: string
   /** Spaces deleted on either relay: not linked again. */
   readonly dropped: Set<string>
-  /** The last failure to list the other relay's spaces reported, so that one repeated is reported once. */
+  /** As `Link.lastFailure`, for listing the other relay's spaces. */
   listFailure: string | null
   /** The etag of the other relay's last listing, sent back so that an unchanged one comes as 304 without a body. */
   listTag: string | null
@@ -379,8 +383,9 @@ export function createRelay(options: RelayOptions): Relay {
   // Presence between relays sharing a store: each tells the others of its connections'
   // changes at once, of all of them every `presenceRefreshMs`, and of what its links bring;
   // an entry not heard again within three of those (its relay stopped, or its clearing was
-  // lost) is cleared by the hub (`refreshPresence`), as presence over links is. Entries carry
-  // their origin relay and its seq, so a relay passes them on over its own links.
+  // lost) is cleared by the hub at the next (`refreshPresence`), so within four of the last
+  // news, as presence over links is. Entries carry their origin relay and its seq, so a relay
+  // passes them on over its own links.
   const presenceRefreshMs = options.presenceRefreshMs ?? 5_000
   const presenceOut: SharedPresence[] = []
   function sharePresence(entry: SharedPresence): void {
@@ -404,6 +409,9 @@ export function createRelay(options: RelayOptions): Relay {
     switch (event.type) {
       case 'appended':
         counters.remoteAppends++
+        // A space written through another relay sharing the store: a link of every space takes
+        // it now, not at this relay's next compaction (the one listing of the store it makes).
+        if (groups.length > 0 && !offered.has(event.space)) growGroups([event.space])
         await hub.advanced(event.space, event.head, event.received, event.entries)
         // Without the counters (too many for one notice), read them for a space in use: a
         // replica that connects here would otherwise take its changes above a lagging counter
@@ -419,6 +427,9 @@ export function createRelay(options: RelayOptions): Relay {
         return
       case 'resync':
         for (const space of hub.spacesInUse()) await reloadSpace(space)
+        // The news of spaces written meanwhile is gone with the rest: a link of every space
+        // lists the store for them (once per lost connection, not per notice).
+        await storedSpaces()
         return
       case 'presence':
         for (const entry of event.entries) hub.remotePresence(event.from, entry)
@@ -696,10 +707,16 @@ export function createRelay(options: RelayOptions): Relay {
     guard('accepting a connection', () => accept(socket, remoteAddress(request))),
   )
 
-  /** Reports a link's failure, unless it is the one reported last for it. */
+  /**
+   * Reports a link's failure, unless it is the one reported last for it. A refusal for the
+   * token's times names the other relay's clock, which reads later at every retry, and an
+   * expired token's is worded otherwise when it ends a session than when it refuses a hello:
+   * the same reason all the same, reported (as first worded) once.
+   */
   function linkFailed(link: Link, why: string): void {
-    if (link.lastFailure === why) return
-    link.lastFailure = why
+    const reason = refusalReason(why)
+    if (link.lastFailure === reason) return
+    link.lastFailure = reason
     report(new ChorusError(ErrorCode.LinkFailed, `link to ${link.url}: ${why}`))
   }
 
@@ -868,8 +885,9 @@ export function createRelay(options: RelayOptions): Relay {
   /** Reports a failure to list a link's other relay's spaces, unless it is the one reported last. */
   function listingFailed(group: LinkGroup, why: string): void {
     group.listed = false
-    if (group.listFailure === why) return
-    group.listFailure = why
+    const reason = refusalReason(why)
+    if (group.listFailure === reason) return
+    group.listFailure = reason
     report(new ChorusError(ErrorCode.LinkFailed, `link to ${group.url}: listing its spaces failed: ${why}`))
   }
 
@@ -1012,7 +1030,8 @@ export function createRelay(options: RelayOptions): Relay {
     }
     const results = new Map<SpaceId, CompactResult>()
     const spaces = await store.listSpaces()
-    // Spaces other relays sharing the store made: a link of every space takes them too.
+    // Spaces other relays sharing the store made that this one heard nothing of: a link of
+    // every space takes them too (those it heard of, it took as it heard).
     growGroups(spaces)
     for (const space of spaces) {
       // A space kept in step with other relays collects no deletions: it would diverge from

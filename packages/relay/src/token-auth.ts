@@ -116,11 +116,33 @@ function refusal(message: string) {
   return { ok: false, code: ErrorCode.Unauthenticated, message } as const
 }
 
+/** The words a refusal for a token's times gives the relay's clock in (see {@link refusalReason}). */
+const CLOCK_READING = /\s*\(this relay's clock reads [^)]*\)/g
+
+/**
+ * How a refusal of an expired token begins, whether a hello is refused (here) or a session
+ * that outlived the token is ended (by the hub session, in its own words after these).
+ */
+const TOKEN_EXPIRED = 'the token has expired'
+
+/**
+ * The reason a refusal's message gives, less what differs between refusals of one token:
+ * the relay's clock reading, which is later each time, and the advice after an expired
+ * token's reason, worded one way when the session it outlived ends and another when the next
+ * hello is refused. For telling a repeated refusal (a link dialing again) from a new one.
+ */
+export function refusalReason(message: string): string {
+  const reason = message.replace(CLOCK_READING, '')
+  const expired = reason.indexOf(TOKEN_EXPIRED)
+  return expired === -1 ? reason : reason.slice(0, expired + TOKEN_EXPIRED.length)
+}
+
 function explainJoseError(error: unknown, now: number): string {
-  // A token refused for its times may be fine, on a relay whose clock is wrong: say which time it went by.
+  // A token refused for its times may be fine, on a relay whose clock is wrong: say which time
+  // it went by. Keep the words in step with CLOCK_READING and TOKEN_EXPIRED.
   const clock = `(this relay's clock reads ${new Date(now).toISOString()})`
   if (error instanceof errors.JWTExpired) {
-    return `the token has expired ${clock}: present a new one (a client with a fixed token must be created again with it; one with a token function gets it at its next attempt)`
+    return `${TOKEN_EXPIRED} ${clock}: present a new one (a client with a fixed token must be created again with it; one with a token function gets it at its next attempt)`
   }
   if (error instanceof errors.JWTClaimValidationFailed && (error.claim === 'nbf' || error.claim === 'iat')) {
     return `the token is not valid yet ${clock}: check the clocks of the relay and of what minted it`

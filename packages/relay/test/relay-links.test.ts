@@ -422,6 +422,56 @@ describe('relays linked to each other', () => {
     }
   })
 
+  it.each([
+    [
+      'expired before it dials',
+      -2 * DAY,
+      /the token has expired \(this relay's clock reads \d{4}-.*\): present a new one/,
+    ],
+    // Valid for about 3 s more (an hour, and the 30 s tolerance, from just over an hour ago):
+    // the link is up until its session ends, then each dial is refused.
+    [
+      'expiring while it is up',
+      3_000 - 30_000 - 3_600_000,
+      /the token has expired: connect again with a new one/,
+    ],
+  ] as const)(
+    'report a link whose token is %s once, though the other relay’s clock reads later at each refusal',
+    async (_, issuedAgo, first) => {
+      const secret = 'a-secret-for-the-relay-that-is-linked-to-0123456789'
+      const b = await startTestRelay({ compaction: COMPACTION, authSecret: secret })
+      relays.push(b)
+      const token = await mintToken({
+        secret,
+        sub: 'edge',
+        spaces: { [SPACE]: 'write' },
+        relay: true,
+        now: Date.now() + issuedAgo,
+        expiresIn: '1h',
+      })
+      const a = await startTestRelay({
+        compaction: COMPACTION,
+        links: [{ url: b.url, spaces: [SPACE], token }],
+        linkBackoffMs: { min: 20, max: 40 },
+      })
+      relays.push(a)
+      const refusedSessions = async () =>
+        Object.values((await b.relay.metrics()).sessionsRefused).reduce((sum, count) => sum + count, 0)
+      await expect
+        .poll(refusedSessions, { timeout: 10_000, message: 'b to refuse the link four times' })
+        .toBeGreaterThanOrEqual(4)
+      // Said once, as first worded.
+      const failures = a.errors.filter((error) => error.code === ErrorCode.LinkFailed)
+      expect(failures.map((error) => error.message)).toEqual([
+        expect.stringMatching(
+          new RegExp(`^link to .*: the other relay said unauthenticated: ${first.source}`),
+        ),
+      ])
+      expect((await a.relay.metrics()).relayErrors).toBe(1)
+    },
+    15_000,
+  )
+
   it('say why a link breaks on a change larger than the linking relay’s frame limit', async () => {
     const a = await startTestRelay({ compaction: COMPACTION })
     relays.push(a)

@@ -1,13 +1,22 @@
 import { once } from 'node:events'
 import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
-import { asSpaceId, ChorusError, ErrorCode, type SpaceId } from '@chorus/core'
+import {
+  asSpaceId,
+  ChorusError,
+  ErrorCode,
+  Feature,
+  type Message,
+  type SharedPresence,
+  type SpaceId,
+} from '@chorus/core'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import { WebSocketServer } from 'ws'
+import { WebSocket, WebSocketServer } from 'ws'
 import { createRelay, type Relay } from '../src/relay.js'
 import type { RelayStore, StoreEvent } from '../src/relay-store.js'
 import { SqliteRelayStore } from '../src/sqlite-relay-store.js'
 import { makeRun, makeTempDir, within } from './support/fixtures.js'
+import { startTestRelay } from './support/harness.js'
 import { A, B, SPACE } from './support/relay-store-suite.js'
 import { changes, connectClient, hello, is } from './support/test-client.js'
 
@@ -27,6 +36,8 @@ describe('a relay on a store shared with other relays', () => {
   let answering: boolean
   /** False: the store's appends fail, as on a full disk. */
   let committing: boolean
+  /** The store as the relay sees it: shared, its `watch` calling `listener`. */
+  let shared: RelayStore
   let server: WebSocketServer
   let relay: Relay
 
@@ -37,7 +48,7 @@ describe('a relay on a store shared with other relays', () => {
     hearing = true
     answering = true
     committing = true
-    const shared = new Proxy(sqlite, {
+    shared = new Proxy(sqlite, {
       get(target, property) {
         if (property === 'watch') {
           return (next: (event: StoreEvent) => void) => {
@@ -179,6 +190,134 @@ describe('a relay on a store shared with other relays', () => {
     // Its own deletion of the space finds it done.
     expect(await relay.deleteSpace(SPACE)).toBe(false)
     await bystander.close()
+  })
+
+  it.each([
+    [
+      'told of its first append',
+      (head: number) => listener?.({ type: 'appended', space: OTHER, head, received: { [A]: head } }),
+    ],
+    ['listing the store on a resync, after missing the news', () => listener?.({ type: 'resync' })],
+  ] as const)(
+    'takes a space another relay wrote onto its link of every space (`*`) at once, %s',
+    async (_, tell) => {
+      const never = { intervalMs: 0, horizonMs: 86_400_000 }
+      const other = await startTestRelay({ compaction: never })
+      // Its listing of the store at start is done before the other relay writes: what links
+      // the space then is the news of it, not that listing (nor a compaction: there is none).
+      let startupListed = () => {}
+      const listed = new Promise<void>((resolve) => {
+        startupListed = resolve
+      })
+      const store = new Proxy(shared, {
+        get(target, property) {
+          if (property === 'listSpaces') {
+            return async () => {
+              try {
+                return await target.listSpaces()
+              } finally {
+                startupListed()
+              }
+            }
+          }
+          return Reflect.get(target, property)
+        },
+      })
+      const linkServer = new WebSocketServer({ port: 0, host: '127.0.0.1' })
+      await once(linkServer, 'listening')
+      const errors: ChorusError[] = []
+      const linking = createRelay({
+        server: linkServer,
+        store,
+        heartbeatMs: 0,
+        compaction: never,
+        links: [{ url: other.url, spaces: '*' }],
+        WebSocket: WebSocket as never,
+        linkBackoffMs: { min: 20, max: 100 },
+        linkListMs: 0,
+        onError: (error) => errors.push(error),
+      })
+      try {
+        await listed
+        const { head } = await sqlite.append(OTHER, A, makeRun(A, 1, 3))
+        tell(head)
+        await expect
+          .poll(
+            async () => (await other.relay.describeSpaces()).find((summary) => summary.space === OTHER)?.head,
+            { timeout: 4_000, message: 'the other relay to get the space' },
+          )
+          .toBe(3)
+        expect(errors).toEqual([])
+      } finally {
+        await linking.close()
+        linkServer.close()
+        await other.stop()
+      }
+    },
+  )
+
+  it('clears presence another relay told it at its first refresh after three refreshes without news of it', async () => {
+    // A clock of its own, and a count of its refreshes: it gives its own client's presence
+    // to the other relays at each.
+    const refreshMs = 20
+    let time = 1_700_000_000_000
+    let refreshes = 0
+    const store = new Proxy(shared, {
+      get(target, property) {
+        if (property === 'publishPresence') {
+          return async (entries: readonly SharedPresence[]) => {
+            if (entries.some((entry) => entry.replicaId === 'bob')) refreshes++
+          }
+        }
+        return Reflect.get(target, property)
+      },
+    })
+    const presenceServer = new WebSocketServer({ port: 0, host: '127.0.0.1' })
+    await once(presenceServer, 'listening')
+    const timed = createRelay({
+      server: presenceServer,
+      store,
+      heartbeatMs: 0,
+      presenceRefreshMs: refreshMs,
+      now: () => time,
+    })
+    const client = await connectClient(`ws://127.0.0.1:${(presenceServer.address() as AddressInfo).port}`)
+    const refreshed = async (count: number) => {
+      const target = refreshes + count
+      await expect.poll(() => refreshes, { timeout: 2_000 }).toBeGreaterThanOrEqual(target)
+    }
+    const cleared = (message: Message) =>
+      message.type === 'presence' && message.replicaId === 'alice' && message.state === null
+    try {
+      const greeting = hello('bob', { [SPACE]: 0 }) as Extract<Message, { type: 'hello' }>
+      client.send({ ...greeting, features: [Feature.Presence] })
+      await client.waitFor(is.hello, 'hello')
+      client.send({ type: 'presence', space: SPACE, key: 'tab', state: { name: 'bob' } })
+      // Alice's, on another relay, heard at `time`.
+      listener?.({
+        type: 'presence',
+        from: 'other-store',
+        entries: [
+          { space: SPACE, replicaId: A, key: 'tab', state: { name: 'alice' }, origin: 'other-relay', seq: 1 },
+        ],
+      })
+      await client.waitFor(
+        (message): message is Message => message.type === 'presence' && message.replicaId === 'alice',
+        'alice’s presence',
+      )
+      // Three refreshes without news of it: still held (the third of those counted ran after
+      // the clock moved, whatever was under way as it did).
+      time += 3 * refreshMs
+      await refreshed(3)
+      expect(client.messages.some(cleared)).toBe(false)
+      // Past them: cleared at the next refresh.
+      time += 1
+      await client.waitFor((message): message is Message => cleared(message), 'alice’s presence cleared')
+    } finally {
+      await client.close()
+      await timed.close()
+      presenceServer.close()
+    }
   })
 
   it('deletes a space itself: its connections close, and one that names it later is refused', async () => {
