@@ -169,8 +169,8 @@ function linesNotIn(texts: readonly string[], known: Set<string>): string[] {
 
 /**
  * Where a selection of `before` is in `after`, the same text with lines from elsewhere merged
- * in: where it was while the text up to it is unchanged; moved by the change in length while
- * the text after it is; else in the line it was in, found in `after` (lines added above it,
+ * in: where it was while the text up to it is unchanged (and not empty); moved by the change
+ * in length while the text after it is (and not empty); else in the line it was in, found in `after` (lines added above it,
  * or the lines in another order, as another device merged them), at the same place in it;
  * else where it was.
  */
@@ -180,9 +180,11 @@ export function caretAfterMerge(
   start: number,
   end: number,
 ): { start: number; end: number } {
-  if (after.startsWith(before.slice(0, end))) return { start, end }
+  // An empty side anchors nothing: at the very end of the text (or its start), lines merged in
+  // below (or above) would otherwise take the caret along.
+  if (end > 0 && after.startsWith(before.slice(0, end))) return { start, end }
   const shift = after.length - before.length
-  if (after.endsWith(before.slice(start)) && start + shift >= 0)
+  if (start < before.length && after.endsWith(before.slice(start)) && start + shift >= 0)
     return { start: start + shift, end: end + shift }
   const lineStart = before.lastIndexOf('\n', start - 1) + 1
   const lineEnd = before.indexOf('\n', start)

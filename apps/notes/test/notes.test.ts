@@ -274,6 +274,24 @@ describe('the caret after lines from elsewhere are merged in', () => {
     expect(after.slice(moved.start, moved.end)).toBe('a2')
   })
 
+  it('at the end of the text, stays in its line when lines come in both above and below it', () => {
+    // A line above was extended elsewhere, and another device's new line put below this one.
+    const before = 'first line\nA: a1\nB: b1 b2'
+    const after = 'first line\nA: a1 a2 a3\nB: b1 b2\nC: c1'
+    const moved = caretAfterMerge(before, after, before.length, before.length)
+    expect(at(after, moved.start)).toBe('first line\nA: a1 a2 a3\nB: b1 b2|\nC: c1')
+    // Only lines below: it stays where it was.
+    const below = caretAfterMerge(before, `${before}\nC: c1`, before.length, before.length)
+    expect(below.start).toBe(before.length)
+  })
+
+  it('at the start of the text, stays in its line when lines come in above it', () => {
+    const before = 'B: b1\nlast'
+    const after = 'A: a1\nB: b1\nlast'
+    const moved = caretAfterMerge(before, after, 0, 0)
+    expect(at(after, moved.start)).toBe('A: a1\n|B: b1\nlast')
+  })
+
   it('goes to the nearest of equal lines, and an empty line matches only an empty line', () => {
     const before = 'x\n\ny\n\nz'
     const after = 'q\n\ny\n\nz!'
