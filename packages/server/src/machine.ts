@@ -53,8 +53,10 @@ export interface StepResult<TState, TEffect> {
 /**
  * The error reply a runtime sends a client whose frame the node refused.
  *
- * Machines never build it: a runtime makes it when decoding or `step` throws a `ChorusError`
- * for a client's frame. `id` is the request id when one could be read.
+ * A runtime makes it when decoding or `step` throws a `ChorusError` for a client's frame. `id`
+ * is the request id when one could be read. The one a machine builds is a quorum home
+ * replica's refusal of a put another node handed it: only the home can judge that put's
+ * context, and the refusal travels back to the client's node in a `coordinated` message.
  */
 export interface ErrorReply {
   readonly type: 'error'

@@ -2,6 +2,7 @@ import {
   ChorusError,
   ErrorCode,
   explainNonJson,
+  isCounter,
   isVersionVector,
   type JsonValue,
   type VersionVector,
@@ -199,11 +200,22 @@ export function valueAt(fields: Fields, key: string, path: string): JsonValue {
   return assertValue(own(fields, key), `${path}.${key}`)
 }
 
-/** A version vector field. */
+/**
+ * A version vector field. A bad one is refused naming its first bad entry: "got an object"
+ * would not say which of a context's entries was at fault.
+ */
 export function vectorAt(fields: Fields, key: string, path: string): VersionVector {
   const value = own(fields, key)
-  if (!isVersionVector(value)) invalid(`${path}.${key}`, 'a version vector ({ nodeId: counter })', value)
-  return value
+  if (isVersionVector(value)) return value
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    invalid(`${path}.${key}`, 'a version vector ({ nodeId: counter })', value)
+  }
+  for (const [node, counter] of Object.entries(value)) {
+    if (!isNodeId(node)) invalid(`${path}.${key}`, 'node ids as the keys of a version vector', node)
+    if (!isCounter(counter)) invalid(`${path}.${key}.${node}`, 'a counter (a positive safe integer)', counter)
+  }
+  // Not reached: `isVersionVector` refuses only what the loop above names.
+  invalid(`${path}.${key}`, 'a version vector ({ nodeId: counter })', value)
 }
 
 /** An array field, each item read by `item`. */

@@ -181,6 +181,21 @@ describe('chorus-cluster as a process', () => {
       status: 400,
       body: { code: 'frame-too-large' },
     })
+    // A body that is not UTF-8 is refused as such, not decoded into a node id with U+FFFD in it.
+    const notUtf8 = await fetch(`${control}/partition`, {
+      method: 'POST',
+      body: Buffer.concat([
+        Buffer.from('{"groups":[["n1"],["n2","n3'),
+        Buffer.from([0xff]),
+        Buffer.from('"]]}'),
+      ]),
+      signal: AbortSignal.timeout(15_000),
+    })
+    expect(notUtf8.status).toBe(400)
+    expect(await notUtf8.json()).toMatchObject({
+      code: 'malformed-frame',
+      message: expect.stringContaining('not UTF-8'),
+    })
     const nodeControl = await fetch(`${urls.get('n1')}/control/faults`, {
       method: 'POST',
       body: JSON.stringify({ latncyMs: 50 }),

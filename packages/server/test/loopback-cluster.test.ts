@@ -226,6 +226,87 @@ describe('a single-leader cluster of real processes on loopback', () => {
     expect((await cluster.status(id)).status).toBe(200)
   })
 
+  it('refuses a body that is not UTF-8, so that keys differing only in invalid bytes are not written as one', async () => {
+    const leader = await awaitStableLeader(0)
+    const base = `http://127.0.0.1:${cluster.node(leader.node).httpPort}`
+    /** A write of `user-<byte>`: bytes 0xFF and 0xFE are not UTF-8 anywhere. */
+    const rawWrite = (id: string, byte: number, value: string) =>
+      fetch(`${base}/request`, {
+        method: 'POST',
+        body: Buffer.concat([
+          Buffer.from(`{"type":"write","id":"${id}","key":"user-`),
+          Buffer.from([byte]),
+          Buffer.from(`","value":"${value}"}`),
+        ]),
+        signal: AbortSignal.timeout(5_000),
+      })
+    for (const [id, byte, value] of [
+      ['alice', 0xff, 'alice'],
+      ['bob', 0xfe, 'bob'],
+    ] as const) {
+      const answer = await rawWrite(id, byte, value)
+      expect(answer.status, id).toBe(400)
+      expect(await answer.json()).toMatchObject({
+        type: 'error',
+        code: 'malformed-frame',
+        message: expect.stringContaining('not UTF-8'),
+      })
+    }
+    // Both would have been written to `user-\uFFFD`, the second over the first.
+    expect(await leaderRead(leader.node, 'user-\uFFFD')).toMatchObject({ type: 'read-ok', value: null })
+    // The control routes read their bodies the same way.
+    const control = await fetch(`${base}/control/faults`, {
+      method: 'POST',
+      body: Buffer.concat([Buffer.from('{"peer":"n'), Buffer.from([0xc3]), Buffer.from('"}')]),
+      signal: AbortSignal.timeout(5_000),
+    })
+    expect(control.status).toBe(400)
+    expect(await control.json()).toMatchObject({ code: 'malformed-frame' })
+    // A character of several bytes is UTF-8, and is taken.
+    expect(await write(leader.node, 'user-é€😀', 1)).toMatchObject({ type: 'write-ok' })
+    expect(await leaderRead(leader.node, 'user-é€😀')).toMatchObject({ type: 'read-ok', value: 1 })
+  })
+
+  it('refuses a partition of its own that the cluster would refuse, and keeps every link open', async () => {
+    const id = cluster.running()[0] as string
+    const blocked = async () =>
+      ((await cluster.call(id, 'GET', '/control/stats')).body as { faults: { blocked: number } }).faults
+        .blocked
+    const before = await blocked()
+    for (const [groups, said] of [
+      [
+        [
+          ['n1', 'n9'],
+          ['n2', 'n3'],
+        ],
+        'every node in groups must name a node of the cluster (n1, n2, n3)',
+      ],
+      [
+        [
+          ['n1', 'n2'],
+          ['n1', 'n3'],
+        ],
+        'n1 is named in more than one group',
+      ],
+      [[], 'groups must be an array of at least two non-empty arrays of node ids'],
+      [[['n1', 'n2', 'n3'], []], 'groups must be an array of at least two non-empty arrays of node ids'],
+      [[['n1'], ['n2']], 'every node must be in a group; missing: n3'],
+    ] as const) {
+      expect(
+        await cluster.call(id, 'POST', '/control/partition', { groups }),
+        JSON.stringify(groups),
+      ).toMatchObject({
+        status: 400,
+        body: { type: 'error', code: 'invalid-argument', message: said },
+      })
+    }
+    // Heartbeats and appends flow every few tens of ms: a node cut off would count blocked frames.
+    await new Promise((resolve) => setTimeout(resolve, 300))
+    expect(await blocked()).toBe(before)
+    const settled = await awaitStableLeader(0)
+    expect(await write(settled.node, 'after-bad-partitions', 1)).toMatchObject({ type: 'write-ok' })
+  })
+
   it('promotes a follower through the control API: it leads a newer epoch, and the old leader is deposed', async () => {
     const old = await awaitStableLeader(0)
     const chosen = cluster.running().find((id) => id !== old.node) as string

@@ -232,6 +232,96 @@ describe('quorum reads and writes', () => {
   })
 })
 
+describe('contexts naming counters their coordinator never gave', () => {
+  /** A put frame for `key` with `context`, as a client would send it. */
+  function putFrame(id: string, key: string, value: number, context: Record<string, number>): string {
+    return JSON.stringify({ type: 'put', id, key, value, context })
+  }
+
+  it('refuses one naming the home’s own life near 2^53, directly and through a hand-over, and keeps taking puts of the key', async () => {
+    const sim = await cluster({ replicas: 3, writeQuorum: 2, readQuorum: 2 })
+    const client = sim.client('c')
+    const [home = ''] = first(sim.homes('k'), 1)
+    const stranger = sim.config.nodes.find((node) => !sim.homes('k').includes(node)) as string
+    const actor = `${home}_1`
+    expect(await sim.until(client.put(home, 'k', 1))).toMatchObject({ ok: true, context: { [actor]: 1 } })
+
+    const direct = await sim.until(
+      client.raw(home, putFrame('p-max', 'k', 2, { [actor]: Number.MAX_SAFE_INTEGER }), 'p-max'),
+    )
+    expect(direct).toMatchObject({
+      type: 'error',
+      id: 'p-max',
+      code: 'invalid-message',
+      message: expect.stringContaining(
+        `request.context.${actor}: ${Number.MAX_SAFE_INTEGER} names a version`,
+      ),
+    })
+    expect(direct?.type === 'error' && direct.message).toContain(
+      'the highest counter this life gave key "k" is 1',
+    )
+    // Handed over by a node that is not a home replica: only the home can judge it, and its
+    // refusal reaches the client instead of a timeout.
+    const relayed = await sim.until(client.raw(stranger, putFrame('p-far', 'k', 3, { [actor]: 2 }), 'p-far'))
+    expect(relayed).toMatchObject({ type: 'error', id: 'p-far', code: 'invalid-message' })
+    expect(relayed?.type === 'error' && relayed.message).toContain(
+      `request.context.${actor}: 2 names a version`,
+    )
+
+    // Nothing of the refused puts was kept: the next put of the key takes counter 2, and the
+    // context the cluster hands out is taken back.
+    expect(await sim.until(client.put(home, 'k', 4))).toMatchObject({ ok: true, context: { [actor]: 2 } })
+    const read = await sim.until(client.get(stranger, 'k'))
+    expect(read).toMatchObject({ ok: true, value: 4, context: { [actor]: 2 } })
+    expect(await sim.until(client.put(stranger, 'k', 5))).toMatchObject({ ok: true, values: [5] })
+    expect(await sim.until(client.get(home, 'k'))).toMatchObject({ ok: true, values: [5] })
+    expect(sim.report().lostAcknowledgedPuts).toBe(0)
+  })
+
+  it('under last-write-wins refuses only a counter past 2^48, which it may never have held', async () => {
+    const sim = await cluster({ replicas: 3, writeQuorum: 2, readQuorum: 2, conflicts: 'lww' })
+    const client = sim.client('c')
+    const [home = ''] = first(sim.homes('k'), 1)
+    const actor = `${home}_1`
+    // A newer version from elsewhere may replace this life's own, so an unheld counter is not
+    // proof of a forged context here.
+    expect(
+      await sim.until(client.raw(home, putFrame('p-low', 'k', 1, { [actor]: 7 }), 'p-low')),
+    ).toMatchObject({ type: 'put-ok', dot: [actor, 8] })
+    expect(
+      await sim.until(client.raw(home, putFrame('p-high', 'k', 2, { [actor]: 2 ** 48 + 1 }), 'p-high')),
+    ).toMatchObject({ type: 'error', code: 'invalid-message' })
+    expect(await sim.until(client.put(home, 'k', 3))).toMatchObject({ ok: true, context: { [actor]: 9 } })
+  })
+
+  it('names the bad entry of a context that is not a version vector', async () => {
+    const sim = await cluster({ replicas: 3, writeQuorum: 2, readQuorum: 2 })
+    const client = sim.client('c')
+    for (const [counter, shown] of [
+      [2 ** 53, String(2 ** 53)],
+      [1.5, '1.5'],
+      ['3', '"3"'],
+    ] as const) {
+      // Each request its own id: a client's wait for an id ends at the first request's timeout.
+      const id = `p-${shown}`
+      const frame = `{"type":"put","id":${JSON.stringify(id)},"key":"k","value":1,"context":{"n1_1":1,"n2_1":${JSON.stringify(counter)}}}`
+      expect(await sim.until(client.raw('n1', frame, id))).toMatchObject({
+        type: 'error',
+        code: 'invalid-message',
+        message: `request.context.n2_1: expected a counter (a positive safe integer), got ${shown}`,
+      })
+    }
+    const badNode = await sim.until(
+      client.raw('n1', '{"type":"put","id":"p-node","key":"k","value":1,"context":{"n 1":1}}', 'p-node'),
+    )
+    expect(badNode).toMatchObject({
+      type: 'error',
+      code: 'invalid-message',
+      message: 'request.context: expected node ids as the keys of a version vector, got "n 1"',
+    })
+  })
+})
+
 describe('sibling sets too large to replicate', () => {
   it('refuses the put that would make one, at a home replica or through a hand-over, and takes one that settles it', async () => {
     const sim = await cluster({ replicas: 3, writeQuorum: 2, readQuorum: 2 })

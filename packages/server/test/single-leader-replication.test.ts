@@ -169,6 +169,44 @@ describe('single-leader reads', () => {
     expect(await sim.until(waiting)).toMatchObject({ ok: true, value: 'mine', node: lagging })
   })
 
+  it('answers a token from past any log not-yet at every node, and refuses one that is not a safe integer, without stalling anything', async () => {
+    const sim = await cluster({ mode: 'sync' })
+    const client = sim.client('c1')
+    expect(await sim.until(client.write('x', 'before'))).toMatchObject({ ok: true })
+    const far = Number.MAX_SAFE_INTEGER
+    // A token is only compared with the log, never counted from: a node cannot be moved by it.
+    const waiting = sim.config.nodes.map((node) =>
+      client.read('x', { node, consistency: 'replica', minLsn: far, minEpoch: far, waitMs: 200 }),
+    )
+    for (const read of await sim.until(Promise.all(waiting)))
+      expect(read).toEqual({ ok: false, reason: 'not-yet' })
+    for (const [field, value] of [
+      ['minLsn', 2 ** 53],
+      ['minEpoch', 2 ** 53],
+    ] as const) {
+      const id = `far-${field}`
+      const frame = JSON.stringify({
+        type: 'read',
+        id,
+        key: 'x',
+        consistency: 'replica',
+        minLsn: 1,
+        [field]: value,
+      })
+      expect(await sim.until(client.raw(sim.leader() as string, frame, id))).toMatchObject({
+        type: 'error',
+        code: 'invalid-message',
+        message: `request.${field}: expected a non-negative safe integer, got ${2 ** 53}`,
+      })
+    }
+    expect(await sim.until(client.write('x', 'after'))).toMatchObject({ ok: true })
+    for (const node of sim.config.nodes)
+      expect(await sim.until(client.read('x', { node, consistency: 'replica', waitMs: 500 }))).toMatchObject({
+        ok: true,
+        value: 'after',
+      })
+  })
+
   it('keeps reads monotonic across followers: a read never goes back behind the token', async () => {
     const sim = await cluster({ mode: 'async' })
     const [ahead = '', behind = ''] = followers(sim)

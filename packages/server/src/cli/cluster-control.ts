@@ -3,7 +3,9 @@ import type { AddressInfo } from 'node:net'
 import { ChorusError, ErrorCode, isChorusError } from '@chorus/core'
 import { messageOf } from '../error-message.js'
 import type { LinkFaultSettings } from '../node/fault-layer.js'
+import { parseJsonBody } from '../node/http-body.js'
 import type { LoopbackCluster, LoopbackNode } from '../node/loopback-cluster.js'
+import { checkPartitionGroups } from '../node/partition-groups.js'
 import { onlyCommandFields } from '../wire.js'
 
 /** One node as the control API describes it. */
@@ -232,26 +234,7 @@ type Command = (control: ClusterControl, body: Record<string, unknown>) => Promi
 
 const commands: Record<string, Command> = {
   'POST /partition': async (control, body) => {
-    const groups = body.groups
-    if (
-      !Array.isArray(groups) ||
-      groups.length < 2 ||
-      !groups.every((group) => Array.isArray(group) && group.length > 0)
-    ) {
-      invalid('groups must be an array of at least two non-empty arrays of node ids')
-    }
-    const seen = new Set<string>()
-    const checked = (groups as unknown[][]).map((group) =>
-      group.map((node) => {
-        const id = control.member(node, 'every node in groups')
-        if (seen.has(id)) invalid(`${id} is named in more than one group`)
-        seen.add(id)
-        return id
-      }),
-    )
-    const missing = control.nodes.filter((id) => !seen.has(id))
-    if (missing.length > 0) invalid(`every node must be in a group; missing: ${missing.join(', ')}`)
-    await control.partition(checked)
+    await control.partition(checkPartitionGroups(body.groups, control.nodes))
   },
   'POST /heal': (control) => control.heal(),
   'POST /pause': async (control, body) => {
@@ -326,14 +309,10 @@ async function readBody(request: IncomingMessage): Promise<unknown> {
     if (size > MAX_BODY) throw new ChorusError(ErrorCode.FrameTooLarge, `the body exceeds ${MAX_BODY} bytes`)
     chunks.push(chunk as Buffer)
   }
-  // Decoded once, whole: a character split across two chunks is not mangled.
-  const text = Buffer.concat(chunks).toString('utf8')
-  if (text.trim() === '') return {}
-  try {
-    return JSON.parse(text) as unknown
-  } catch {
-    throw new ChorusError(ErrorCode.MalformedFrame, 'the body is not valid JSON text')
-  }
+  const body = Buffer.concat(chunks)
+  // Blank is a command with no fields (`POST /heal`); whitespace is ASCII, so this test needs no decoding.
+  if (body.every((byte) => byte === 0x20 || byte === 0x09 || byte === 0x0a || byte === 0x0d)) return {}
+  return parseJsonBody(body)
 }
 
 function send(response: ServerResponse, status: number, body: unknown): void {

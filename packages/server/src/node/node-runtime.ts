@@ -7,6 +7,8 @@ import type { NodeId } from '../node-id.js'
 import type { NodeStorage, PendingAppend } from '../storage.js'
 import { MAX_READ_WAIT_MS, onlyCommandFields } from '../wire.js'
 import { FaultLayer, type LinkFaultSettings } from './fault-layer.js'
+import { parseJsonBody } from './http-body.js'
+import { checkPartitionGroups } from './partition-groups.js'
 import { type PeerAddress, peerFrameLimit, TcpPeerTransport } from './tcp-peer-transport.js'
 
 /** Largest HTTP request body the node reads. */
@@ -106,12 +108,15 @@ export interface NodePorts {
  * HTTP API (JSON bodies, 127.0.0.1 only):
  * - `POST /request` — a request of the node's design (e.g. `{ "type": "write", "id": "w1",
  *   "key": "k", "value": 1 }`); answers the machine's reply (200, or 400 for an `error` reply,
- *   504 when none came in time).
+ *   504 when none came in time). A body that is not UTF-8 JSON text is refused 400
+ *   (`malformed-frame`) on every route, before anything changes.
  * - `GET /status` — the machine's `status` reply.
  * - `POST /control/peers` `{ "peers": { "n2": { "host": "127.0.0.1", "port": 4711 } } }`.
  * - `POST /control/faults` `{ "peer": "n2" | null, "latencyMs"?, "jitterMs"?, "loss"?, "blocked"? }`.
  * - `POST /control/partition` `{ "groups": [["n1"], ["n2", "n3"]] }` — blocks links to nodes
- *   outside this node's group (send it to every node for a symmetric split).
+ *   outside this node's group (send it to every node for a symmetric split). The groups are
+ *   checked as the cluster's control API checks them: at least two, none empty, every member
+ *   in exactly one.
  * - `POST /control/heal`, `POST /control/pause` `{ "ms": 500 }`, `GET /control/stats` (the
  *   counters, the transport's and the fault layer's, and the process's CPU time,
  *   `cpu: { user, system }` in µs).
@@ -588,14 +593,8 @@ export class NodeRuntime<TState, TInput, TMessage, TReply, TRecord> {
         return
       }
       case '/control/partition': {
-        const groups = fields.groups
-        if (
-          !Array.isArray(groups) ||
-          !groups.every((group) => Array.isArray(group) && group.every((node) => typeof node === 'string'))
-        ) {
-          invalid('groups must be an array of arrays of node ids')
-        }
-        const mine = (groups as string[][]).find((group) => group.includes(this.id)) ?? [this.id]
+        const groups = checkPartitionGroups(fields.groups, this.options.nodes)
+        const mine = groups.find((group) => group.includes(this.id)) ?? [this.id]
         const others = this.options.nodes.filter((node) => node !== this.id)
         this.faults.partition(
           others.filter((node) => !mine.includes(node)),
@@ -746,14 +745,10 @@ function readJson(request: IncomingMessage): Promise<BodyResult> {
         return
       }
       try {
-        resolve({ ok: true, value: JSON.parse(Buffer.concat(chunks).toString('utf8')) as unknown })
-      } catch {
-        resolve({
-          ok: false,
-          status: 400,
-          code: ErrorCode.MalformedFrame,
-          message: 'the body is not valid JSON text',
-        })
+        resolve({ ok: true, value: parseJsonBody(Buffer.concat(chunks)) })
+      } catch (error) {
+        if (!isChorusError(error)) throw error
+        resolve({ ok: false, status: 400, code: error.code, message: error.message })
       }
     })
   })

@@ -20,8 +20,12 @@ export type QuorumMessage =
       readonly client: string
       readonly request: Extract<QuorumRequest, { type: 'put' }>
     }
-  /** The home replica's answer to a `coordinate`, relayed to the client as it is. */
-  | { readonly type: 'coordinated'; readonly op: string; readonly reply: PutReply }
+  /**
+   * The home replica's answer to a `coordinate`, relayed to the client as it is: an `error`
+   * when the home refused the request (a context it can tell is not one it handed out; see
+   * `checkOwnContext`), which only the home can judge.
+   */
+  | { readonly type: 'coordinated'; readonly op: string; readonly reply: PutReply | ErrorReply }
   /**
    * Store a put: the coordinator's whole sibling set of the key after the put (the new version
    * among them); with `hintFor`, keep it as a hint for that (down) home node instead.

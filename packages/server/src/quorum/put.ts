@@ -1,6 +1,7 @@
-import { formatHlc, type JsonValue, tickHlc } from '@chorus/core'
+import { ChorusError, counterOf, ErrorCode, formatHlc, type JsonValue, tickHlc } from '@chorus/core'
 import { jsonCharsBound, MAX_BATCH_CHARS } from '../message-budget.js'
 import type { NodeId } from '../node-id.js'
+import { describeValue } from '../wire.js'
 import { afterAcknowledgement } from './incarnation.js'
 import type { PutReply, QuorumMessage, QuorumRecord, QuorumRequest } from './messages.js'
 import { storeHint } from './replica.js'
@@ -163,6 +164,13 @@ function coordinatePut(
 ): QuorumState {
   const need = quorumSize(state, request.w, 'w')
   const key = request.key
+  const refusal = unseenOwnCounter(state, request)
+  if (refusal !== null) {
+    if (origin.kind === 'client') throw new ChorusError(ErrorCode.InvalidMessage, refusal)
+    const reply = { type: 'error', id: request.id, code: ErrorCode.InvalidMessage, message: refusal } as const
+    out.push({ type: 'send', to: origin.node, message: { type: 'coordinated', op: origin.op, reply } })
+    return state
+  }
   const targets = targetsFor(state, key, request.sloppy ?? state.config.sloppy, now)
   if (targets.filter((target) => believedUp(state, target.node, now)).length < need) {
     answer(out, client, origin, unavailable(request.id))
@@ -229,6 +237,43 @@ function coordinatePut(
     deadline: now + next.config.requestTimeoutMs,
   }
   return finishPut(withPending(next, op, pending), out, op, pending)
+}
+
+/**
+ * The highest counter a last-write-wins coordinator takes from a context for its own current
+ * life beyond what it holds of the key (2^48): far above any count of one key's versions in one
+ * life, and far enough below 2^53 that the puts it would take to count from there to an
+ * unsafe integer (2^53 − 2^48 of them) cannot happen.
+ */
+export const MAX_UNHELD_COUNTER = 2 ** 48
+
+/**
+ * Why the put's context is refused, or null: an entry for this node's current life (its actor)
+ * above the counters this life gave the key.
+ *
+ * The next dot is one past the highest this life's actor has in what this node holds of the
+ * key and in the context (`nextDot`), so a context naming a counter near 2^53 made the next
+ * dot 2^53, not a safe integer: the put timed out, every later put of the key at this node did
+ * too, and the node refused the context it handed out itself. No client has honestly seen a
+ * counter this life never gave: under `siblings` what a home replica holds of a key covers
+ * every dot it gave the key in this life (its own version goes into its memory at once, and a
+ * version that replaces others has seen them), so any such entry is refused. Under `lww` a
+ * newer version from another coordinator can replace this life's own without having seen it,
+ * so the node may no longer hold a counter it gave: there an entry is refused only above
+ * {@link MAX_UNHELD_COUNTER} as well. Entries for other actors are never counted from, only
+ * carried, so they need no such check.
+ */
+function unseenOwnCounter(state: QuorumState, request: Put): string | null {
+  const actor = state.incarnation.actor
+  const named = counterOf(request.context, actor)
+  if (named === 0) return null
+  const held = counterOf(contextOf(state.store.get(request.key) ?? []), actor)
+  const siblings = state.config.conflicts === 'siblings'
+  if (named <= (siblings ? held : Math.max(held, MAX_UNHELD_COUNTER))) return null
+  const highest = siblings
+    ? `the highest counter this life gave key ${describeValue(request.key)} is ${held}`
+    : `the highest this node takes is ${Math.max(held, MAX_UNHELD_COUNTER)}`
+  return `request.context.${actor}: ${named} names a version of ${actor}, this node's current life, that it never made (${highest}); a context must come from a read or a write of the key`
 }
 
 /** Puts this life's incarnation record first in the put's commit (one append, one fsync). */

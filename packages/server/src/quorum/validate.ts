@@ -1,4 +1,5 @@
-import { type Dot, isDot, isHlcStamp } from '@chorus/core'
+import { type Dot, isDot, isErrorCode, isHlcStamp } from '@chorus/core'
+import type { ErrorReply } from '../machine.js'
 import {
   arrayAt,
   assertKey,
@@ -34,6 +35,9 @@ import {
 } from './messages.js'
 import type { Version } from './versions.js'
 
+/** Longest error message a home replica's refusal of a hand-over may carry. */
+const MAX_ERROR_MESSAGE = 1_000
+
 /**
  * Checks a quorum input and returns it with only the known fields; throws a `ChorusError`
  * (`unknown-message`, `invalid-message` or `invalid-argument`) naming the first bad field.
@@ -55,7 +59,7 @@ export function readQuorumMessage(value: unknown, path: string): QuorumMessage {
       return { type, op: op(), client: idAt(fields, 'client', path), request }
     }
     case 'coordinated':
-      return { type, op: op(), reply: readPutReply(own(fields, 'reply'), `${path}.reply`) }
+      return { type, op: op(), reply: readCoordinatedReply(own(fields, 'reply'), `${path}.reply`) }
     case 'store':
       return {
         type,
@@ -223,6 +227,20 @@ export function readPutReply(value: unknown, path: string): PutReply {
     values: arrayAt(fields, 'values', path, (item, itemPath) => assertValue(item, itemPath)),
     dots: arrayAt(fields, 'dots', path, readDot),
     sloppy: booleanAt(fields, 'sloppy', path),
+  }
+}
+
+/** Checks a home replica's answer to a hand-over: a put's answer, or its refusal of the request. */
+function readCoordinatedReply(value: unknown, path: string): PutReply | ErrorReply {
+  const fields = objectAt(value, path)
+  if (own(fields, 'type') !== 'error') return readPutReply(value, path)
+  const code = own(fields, 'code')
+  if (!isErrorCode(code)) invalid(`${path}.code`, 'an error code', code)
+  return {
+    type: 'error',
+    id: idAt(fields, 'id', path),
+    code,
+    message: stringAt(fields, 'message', path, MAX_ERROR_MESSAGE),
   }
 }
 
