@@ -267,7 +267,7 @@ describe('a single-leader cluster of real processes on loopback', () => {
     expect(await leaderRead(leader.node, 'user-é€😀')).toMatchObject({ type: 'read-ok', value: 1 })
   })
 
-  it('refuses a partition of its own that the cluster would refuse, and keeps every link open', async () => {
+  it('refuses a partition of its own that the cluster would refuse, and faults on a link to itself, and keeps every link open', async () => {
     const id = cluster.running()[0] as string
     const blocked = async () =>
       ((await cluster.call(id, 'GET', '/control/stats')).body as { faults: { blocked: number } }).faults
@@ -300,6 +300,11 @@ describe('a single-leader cluster of real processes on loopback', () => {
         body: { type: 'error', code: 'invalid-argument', message: said },
       })
     }
+    // Faults on its link to itself, which carries nothing, would be taken and do nothing.
+    expect(await cluster.call(id, 'POST', '/control/faults', { peer: id, blocked: true })).toMatchObject({
+      status: 400,
+      body: { type: 'error', code: 'invalid-argument' },
+    })
     // Heartbeats and appends flow every few tens of ms: a node cut off would count blocked frames.
     await new Promise((resolve) => setTimeout(resolve, 300))
     expect(await blocked()).toBe(before)

@@ -585,6 +585,8 @@ export class NodeRuntime<TState, TInput, TMessage, TReply, TRecord> {
         const peer = fields.peer ?? null
         if (peer !== null && !this.options.nodes.includes(peer as NodeId))
           invalid('peer must name a member or be null')
+        // A node sends nothing to itself: faults on that link would be accepted and do nothing.
+        if (peer === this.id) invalid(`peer must name another member than this node (${this.id}), or be null`)
         const faults: Partial<LinkFaultSettings> = {}
         for (const key of ['latencyMs', 'jitterMs', 'loss', 'blocked'] as const) {
           if (fields[key] !== undefined) Object.assign(faults, { [key]: fields[key] })
