@@ -49,9 +49,9 @@ export interface TypingLines {
  * - A line of another device's text that grew from (or was cut back to) a line of theirs that
  *   `mine` holds as it came — one from elsewhere (`seen`), not typed here, and gone from their
  *   text — takes that line's place: two devices typing at once see each other's line as it
- *   grows, not every saved state of it. So does one that starts with a line typed here that
- *   they extended (the note's first lines, typed on this device, say), unless the caret is in
- *   that line: nothing of it is lost, and the line being typed is not changed under the caret.
+ *   grows, not every saved state of it. So does one that holds a line typed here with text
+ *   they added at one place, its end or inside it (the note's first lines, typed on this
+ *   device, say), unless the caret is in that line: nothing of it is lost, and the line being typed is not changed under the caret.
  * - Every other line of `others` (texts written on other devices while `mine` was typed over
  *   `base`) that neither `mine` nor `base` holds, nor this editor typed and has since changed
  *   (`typed`), nor came here before (`seen`: a line this editor changed or deleted since), is
@@ -100,7 +100,7 @@ export function mergeTyped(
         (candidate) =>
           !present.has(candidate) &&
           (history.typed.has(candidate)
-            ? candidate !== history.caretLine && line.startsWith(candidate)
+            ? candidate !== history.caretLine && grewInside(candidate, line)
             : history.seen.has(candidate)),
       )
       if (at >= 0) {
@@ -127,30 +127,45 @@ export function mergeTyped(
 }
 
 /**
- * The index of the line of `lines` that `line` was most likely typed from — one that starts
- * with the other, or shares with it a prefix of at least half the shorter — among those
- * `eligible` allows; -1 when there is none.
+ * The index of the line of `lines` that `line` was most likely typed from — one that holds the
+ * other with text added at one place (its end, or inside it), or shares with it a prefix of at
+ * least half the shorter — among those `eligible` allows; -1 when there is none.
  */
 function grownFrom(lines: readonly string[], line: string, eligible: (candidate: string) => boolean): number {
   let best = -1
-  let bestPrefix = 0
+  let bestShared = 0
   lines.forEach((candidate, index) => {
     if (candidate.trim() === '' || !eligible(candidate)) return
     const prefix = commonPrefix(candidate, line)
     const shorter = Math.min(candidate.length, line.length)
-    if (prefix === shorter || prefix * 2 >= shorter) {
-      if (prefix > bestPrefix) {
+    const shared = Math.min(shorter, prefix + commonSuffix(candidate, line, prefix))
+    if (shared === shorter || prefix * 2 >= shorter) {
+      if (shared > bestShared) {
         best = index
-        bestPrefix = prefix
+        bestShared = shared
       }
     }
   })
   return best
 }
 
+/** Whether `to` is `from` with text added at one place: its end, its start or inside it. */
+function grewInside(from: string, to: string): boolean {
+  if (to.length <= from.length) return false
+  const prefix = commonPrefix(from, to)
+  return prefix + commonSuffix(from, to, prefix) >= from.length
+}
+
 function commonPrefix(a: string, b: string): number {
   let at = 0
   while (at < a.length && at < b.length && a[at] === b[at]) at++
+  return at
+}
+
+/** How many characters `a` and `b` end alike with, not counting into the first `skip` of either. */
+function commonSuffix(a: string, b: string, skip: number): number {
+  let at = 0
+  while (at < a.length - skip && at < b.length - skip && a[a.length - 1 - at] === b[b.length - 1 - at]) at++
   return at
 }
 

@@ -167,6 +167,25 @@ describe('merging what another device wrote into what is being typed', () => {
     ).toBe('alpha line b0 b1\nbeta m0 line\ngamma line')
   })
 
+  it('takes in place a line typed here that another device typed words into, not only at its end', () => {
+    // A typed the note; B inserts words in the middle of its third line while A types in the second.
+    const seen = new Set<string>()
+    const typed = new Set(['line one', 'alpha beta gamma', 'delta epsilon zeta', 'alpha a0 beta gamma'])
+    const mine = 'line one\nalpha a0 a1 beta gamma\ndelta epsilon zeta'
+    const theirs = ['line one\nalpha a0 beta gamma\ndelta epsilon b0 b1 zeta']
+    expect(mergeTyped(mine, mine, theirs, { seen, typed, caretLine: 'alpha a0 a1 beta gamma' })).toBe(
+      'line one\nalpha a0 a1 beta gamma\ndelta epsilon b0 b1 zeta',
+    )
+    // Words taken out of it as well are not an insertion: theirs comes beside.
+    expect(
+      mergeTyped(mine, mine, ['line one\nalpha a0 beta gamma\ndelta b0 zeta'], {
+        seen,
+        typed,
+        caretLine: 'alpha a0 a1 beta gamma',
+      }),
+    ).toBe(`${mine}\ndelta b0 zeta`)
+  })
+
   it('takes in place a line typed here that another device extended, unless the caret is in it', () => {
     // A typed the note; B extends its first line while A types in the second.
     const seen = new Set<string>()
