@@ -1,33 +1,15 @@
 // @vitest-environment happy-dom
 import type { Replica } from '@chorus/client'
 import { useConflicts } from '@chorus/react'
-import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
-import { act, mount, unmountAll, until } from './helpers/dom.js'
-import { createInProcessHub, type InProcessHub } from './helpers/in-process-hub.js'
-import { closeReplicas, memoryReplica, missingNotices, whenReplicas } from './helpers/replicas.js'
+import { describe, expect, it, vi } from 'vitest'
+import { act, mount, until } from './helpers/dom.js'
+import { devicesOnHub, missingNotices, whenReplicas } from './helpers/replicas.js'
 
 interface Note {
   title: string
 }
 
-let hub: InProcessHub
-
-beforeEach(() => {
-  hub = createInProcessHub()
-})
-
-afterEach(async () => {
-  await unmountAll()
-  await closeReplicas()
-})
-
-const device = () =>
-  memoryReplica({
-    url: hub.url,
-    WebSocket: hub.WebSocket,
-    autoConnect: false,
-    resolvers: { notes: 'manual', tags: 'manual' },
-  })
+const device = devicesOnHub({ notes: 'manual', tags: 'manual' })
 
 function Conflicts({ collection, renders }: { collection?: string; renders?: { count: number } }) {
   const conflicts = useConflicts(collection)

@@ -1,32 +1,14 @@
 // @vitest-environment happy-dom
 import { useRecordWithConflict } from '@chorus/react'
-import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import { mount, unmountAll, until } from './helpers/dom.js'
-import { createInProcessHub, type InProcessHub } from './helpers/in-process-hub.js'
-import { closeReplicas, memoryReplica, missingNotices, whenReplicas } from './helpers/replicas.js'
+import { describe, expect, it } from 'vitest'
+import { mount, until } from './helpers/dom.js'
+import { devicesOnHub, missingNotices, whenReplicas } from './helpers/replicas.js'
 
 interface Note {
   title: string
 }
 
-let hub: InProcessHub
-
-beforeEach(() => {
-  hub = createInProcessHub()
-})
-
-afterEach(async () => {
-  await unmountAll()
-  await closeReplicas()
-})
-
-const device = () =>
-  memoryReplica({
-    url: hub.url,
-    WebSocket: hub.WebSocket,
-    autoConnect: false,
-    resolvers: { notes: 'manual' },
-  })
+const device = devicesOnHub({ notes: 'manual' })
 
 type Shown = { title: string | null; versions: string[] }
 

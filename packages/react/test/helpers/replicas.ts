@@ -1,5 +1,7 @@
 import { createReplica, type Replica, type ReplicaOptions, type Row } from '@chorus/client'
-import { act } from './dom.js'
+import { afterEach, beforeEach } from 'vitest'
+import { act, unmountAll } from './dom.js'
+import { createInProcessHub, type InProcessHub } from './in-process-hub.js'
 
 const open: Replica[] = []
 
@@ -159,4 +161,27 @@ export function missingNotices(replica: Replica): {
       for (const entry of [...reloads]) entry()
     },
   }
+}
+
+/**
+ * For each test of the file that calls it: a fresh in-process hub, and, after the test, its
+ * components unmounted and replicas closed. Returns what opens a device on that hub: a memory
+ * replica with `resolvers`, not connected yet.
+ */
+export function devicesOnHub(resolvers: ReplicaOptions['resolvers']): () => Promise<Replica> {
+  let hub: InProcessHub
+  beforeEach(() => {
+    hub = createInProcessHub()
+  })
+  afterEach(async () => {
+    await unmountAll()
+    await closeReplicas()
+  })
+  return () =>
+    memoryReplica({
+      url: hub.url,
+      WebSocket: hub.WebSocket,
+      autoConnect: false,
+      ...(resolvers === undefined ? {} : { resolvers }),
+    })
 }
