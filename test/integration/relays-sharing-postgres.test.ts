@@ -246,7 +246,7 @@ describe('two relay processes on one PostgreSQL database', () => {
     await within(carol.synced(), WAIT_MS, 'the other space to sync')
   }, 60_000)
 
-  it('passes presence between replicas on either relay; a replica that leaves is gone at once, one whose relay is killed within four refreshes', async () => {
+  it('passes presence between replicas on either relay; a replica that leaves is gone at once, one whose relay is killed within three refreshes and a tick', async () => {
     const args = ['--presence-refresh', '200ms']
     const [near, far] = await Promise.all([
       startRelay({ postgres: database, args }),

@@ -260,6 +260,12 @@ export interface HubEngine {
    * heard again within `maxAgeMs`. Call it now and then, with `maxAgeMs` a few times the period.
    */
   refreshPresence(maxAgeMs: number): void
+  /**
+   * Clears other hubs' presence not heard again within `maxAgeMs`, as `refreshPresence` does,
+   * without giving this hub's again: for a sweep more often than the refresh, so that the
+   * presence of a hub that stopped goes soon after `maxAgeMs`, not up to a period later.
+   */
+  expirePresence(maxAgeMs: number): void
   /** The spaces whose facts are cached (those in use). */
   spacesInUse(): SpaceId[]
   /** How many connections are open. */
@@ -885,6 +891,12 @@ export function createHubEngine(options: HubEngineOptions): HubEngine {
   }
 
   /** Clears other hubs' presence that `drop` picks: told here, not passed on. */
+  /** Clears other hubs' presence not heard again within `maxAgeMs`. */
+  function expirePresence(maxAgeMs: number): void {
+    const limit = now() - maxAgeMs
+    dropOthers((item) => item.at < limit)
+  }
+
   function dropOthers(drop: (held: OtherPresence) => boolean): void {
     for (const [source, held] of others) {
       for (const [id, item] of held) {
@@ -1541,9 +1553,9 @@ export function createHubEngine(options: HubEngineOptions): HubEngine {
           if (links) sendPresence(entry, null, false, over)
         }
       }
-      const limit = now() - maxAgeMs
-      dropOthers((item) => item.at < limit)
+      expirePresence(maxAgeMs)
     },
+    expirePresence,
     localPresence,
     connections: () => connections.size,
     cachedSpaces: () => spaces.size,

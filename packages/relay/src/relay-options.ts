@@ -150,7 +150,7 @@ export interface RelayOptions {
    * How often this relay tells the relays sharing its store (`publishPresence`) and the
    * relays linked to it (either way) all its connections' presence again (default 5,000 ms);
    * an entry heard from another relay and not again within three times this is cleared at
-   * the next of these refreshes (so within four times this).
+   * the relay's next tick (every second).
    */
   readonly presenceRefreshMs?: number
   /** Failures with no caller to tell (a failed append, a throwing hook); default: stderr. */

@@ -383,8 +383,8 @@ export function createRelay(options: RelayOptions): Relay {
   // Presence between relays sharing a store: each tells the others of its connections'
   // changes at once, of all of them every `presenceRefreshMs`, and of what its links bring;
   // an entry not heard again within three of those (its relay stopped, or its clearing was
-  // lost) is cleared by the hub at the next (`refreshPresence`), so within four of the last
-  // news, as presence over links is. Entries carry their origin relay and its seq, so a relay
+  // lost) is cleared by the hub at the next tick (`expirePresence`, every second), as presence
+  // over links is. Entries carry their origin relay and its seq, so a relay
   // passes them on over its own links.
   const presenceRefreshMs = options.presenceRefreshMs ?? 5_000
   const presenceOut: SharedPresence[] = []
@@ -975,6 +975,9 @@ export function createRelay(options: RelayOptions): Relay {
   every(options.tickMs ?? 1000, async () => {
     growGroups(hub.spacesInUse())
     linkStatus()
+    // Presence from other relays not heard again within three refreshes goes now, not at the
+    // next refresh (up to one more period later).
+    hub.expirePresence(3 * presenceRefreshMs)
     await hub.tick()
     await store.flushAcks()
   })

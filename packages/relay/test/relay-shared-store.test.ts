@@ -256,7 +256,7 @@ describe('a relay on a store shared with other relays', () => {
     },
   )
 
-  it('clears presence another relay told it at its first refresh after three refreshes without news of it', async () => {
+  it('clears presence another relay told it once three refreshes passed without news of it', async () => {
     // A clock of its own, and a count of its refreshes: it gives its own client's presence
     // to the other relays at each.
     const refreshMs = 20
@@ -310,7 +310,52 @@ describe('a relay on a store shared with other relays', () => {
       time += 3 * refreshMs
       await refreshed(3)
       expect(client.messages.some(cleared)).toBe(false)
-      // Past them: cleared at the next refresh.
+      // Past them: cleared (at the next tick, or refresh).
+      time += 1
+      await client.waitFor((message): message is Message => cleared(message), 'alice’s presence cleared')
+    } finally {
+      await client.close()
+      await timed.close()
+      presenceServer.close()
+    }
+  })
+
+  it('clears presence another relay told it within a tick of three refreshes without news, not at the next refresh', async () => {
+    // Refreshes far apart (none during the test), ticks close together: the clearing is the tick's.
+    const refreshMs = 60_000
+    let time = 1_700_000_000_000
+    const presenceServer = new WebSocketServer({ port: 0, host: '127.0.0.1' })
+    await once(presenceServer, 'listening')
+    const timed = createRelay({
+      server: presenceServer,
+      store: shared,
+      heartbeatMs: 0,
+      presenceRefreshMs: refreshMs,
+      tickMs: 5,
+      now: () => time,
+    })
+    const client = await connectClient(`ws://127.0.0.1:${(presenceServer.address() as AddressInfo).port}`)
+    const cleared = (message: Message) =>
+      message.type === 'presence' && message.replicaId === 'alice' && message.state === null
+    try {
+      const greeting = hello('bob', { [SPACE]: 0 }) as Extract<Message, { type: 'hello' }>
+      client.send({ ...greeting, features: [Feature.Presence] })
+      await client.waitFor(is.hello, 'hello')
+      listener?.({
+        type: 'presence',
+        from: 'other-store',
+        entries: [
+          { space: SPACE, replicaId: A, key: 'tab', state: { name: 'alice' }, origin: 'other-relay', seq: 1 },
+        ],
+      })
+      await client.waitFor(
+        (message): message is Message => message.type === 'presence' && message.replicaId === 'alice',
+        'alice’s presence',
+      )
+      time += 3 * refreshMs
+      // Ticks run meanwhile: at three refreshes exactly, it is still held.
+      await new Promise((resolve) => setTimeout(resolve, 50))
+      expect(client.messages.some(cleared)).toBe(false)
       time += 1
       await client.waitFor((message): message is Message => cleared(message), 'alice’s presence cleared')
     } finally {
