@@ -20,6 +20,7 @@ function fakeLab(settings: LabSettings): Lab {
   return {
     settings,
     now: () => now,
+    messagesHeld: () => 0,
     view: (): LabView => ({
       settings,
       now,

@@ -103,6 +103,10 @@ export abstract class LabBase<TMessage> implements Lab {
   private readonly timeline: TimelineRecord[] = []
   private messages: MessageRecord[] = []
   private readonly sent = new Map<number, { readonly label: string; readonly sentAt: number }>()
+
+  messagesHeld(): number {
+    return this.sent.size
+  }
   private nextMessage = 1
   private queue: Promise<unknown> = Promise.resolve()
   private cached: LabView | undefined
@@ -524,6 +528,10 @@ export abstract class LabBase<TMessage> implements Lab {
           dropped: reason,
           droppedAt: at,
         })
+        // Its label is not needed once no copy of it is in flight (a cut link drops every
+        // heartbeat across it: kept, they would pile up for as long as the cut lasts).
+        if (!this.messages.some((message) => message.wireId === event.id && message.dropped === undefined))
+          this.sent.delete(event.id)
         break
       }
       default:

@@ -228,6 +228,11 @@ export interface Lab {
   readonly settings: LabSettings
   /** The current virtual time in ms. */
   now(): number
+  /**
+   * How many messages sent the lab holds the labels of (those in flight): bounded by the
+   * traffic in flight, however long links stay cut or nodes down.
+   */
+  messagesHeld(): number
   /** A fresh snapshot for the page; cheap enough to call every frame. */
   view(): LabView
   /** Runs `ms` of virtual time (and every operation that settles in it). */

@@ -107,6 +107,16 @@ describe.each(designs)('%s actions', (design, a, b) => {
     expect(lab.view().links.every((link) => !link.cut)).toBe(true)
   })
 
+  it('holds no more of the messages a cut drops as the cut lasts', async () => {
+    const lab = await createLab(defaultSettings(design))
+    await lab.apply({ type: 'cut', a, b })
+    await lab.advance(60_000)
+    const held = lab.messagesHeld()
+    await lab.advance(180_000)
+    // Whatever is in flight at a moment, not every message the cut dropped since it began.
+    expect(lab.messagesHeld()).toBeLessThanOrEqual(Math.max(held, 20))
+  })
+
   it('kill takes a node down and restart brings it back with its disk', async () => {
     const lab = await createLab(defaultSettings(design))
     const writer = design === 'multi-leader' ? 'r2' : 'n1'
