@@ -375,6 +375,22 @@ describe('the replication lab, built and served by a relay process at /lab', () 
     }
   })
 
+  it('fits a 320 px screen: the header’s link to the notes app is not pushed off it', async () => {
+    const narrow = await browser.newContext({ viewport: { width: 320, height: 640 } })
+    try {
+      const page = await narrow.newPage()
+      await openLab(page, url)
+      const fit = await page.evaluate(() => ({
+        overflow: document.documentElement.scrollWidth - document.documentElement.clientWidth,
+        linkRight: document.querySelector('.lab-header a')?.getBoundingClientRect().right ?? 0,
+      }))
+      expect(fit.overflow).toBe(0)
+      expect(fit.linkRight).toBeLessThanOrEqual(320)
+    } finally {
+      await narrow.close()
+    }
+  })
+
   it('fits a phone screen with the diagram, scoreboard and controls reachable', async () => {
     const phone = await browser.newContext({ viewport: { width: 390, height: 844 }, isMobile: true })
     const small = await phone.newPage()
