@@ -328,6 +328,20 @@ describe('the replication lab, built and served by a relay process at /lab', () 
     await expect
       .poll(() => page.evaluate(() => document.activeElement?.textContent ?? ''), WAIT)
       .toBe('Kill n2')
+    // So does Skip to end, disabled once a story ended: focus stays in the playback bar.
+    await page.goto(`${url}#preset=async-leader-crash`)
+    await idle(page)
+    await page.getByRole('button', { name: 'Skip to end' }).focus()
+    await page.keyboard.press('Enter')
+    await expect
+      .poll(
+        () =>
+          page.evaluate(() =>
+            document.activeElement?.closest('[role="toolbar"]')?.getAttribute('aria-label'),
+          ),
+        WAIT,
+      )
+      .toBe('Playback')
     // A seed field emptied goes back to the seed in use.
     const seed = page.getByRole('textbox', { name: 'Seed' })
     const before = await seed.inputValue()

@@ -222,7 +222,9 @@ function useFocusKept(busy: boolean): void {
     const seen = (event: FocusEvent) => {
       if (!(event.target instanceof HTMLElement) || event.target === document.body) return
       last.current = event.target
-      around.current = event.target.closest<HTMLElement>('article, section, nav, header, footer')
+      around.current = event.target.closest<HTMLElement>(
+        'article, section, nav, header, footer, [role="toolbar"]',
+      )
     }
     document.addEventListener('focusin', seen)
     return () => document.removeEventListener('focusin', seen)
