@@ -302,11 +302,13 @@ export function createUpgradeHandler(
   path: string = SYNC_PATH,
   allowedOrigins?: ReadonlySet<string>,
   onOriginRefused?: () => void,
+  /** Header lines (each ending in CRLF) every refusal carries, such as HSTS over HTTPS. */
+  headers = '',
 ): (request: IncomingMessage, socket: Duplex, head: Buffer) => void {
   return (request, socket, head) => {
     socket.on('error', destroySocket)
     if (pathOf(request) !== path) {
-      socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n')
+      socket.end(`HTTP/1.1 404 Not Found\r\n${headers}Connection: close\r\nContent-Length: 0\r\n\r\n`)
       return
     }
     if (allowedOrigins !== undefined && !originAllowed(allowedOrigins, request.headers.origin)) {
@@ -316,7 +318,7 @@ export function createUpgradeHandler(
         error: 'this relay does not take WebSocket connections from pages of that origin',
       })
       socket.end(
-        `HTTP/1.1 403 Forbidden\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+        `HTTP/1.1 403 Forbidden\r\n${headers}Connection: close\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
       )
       return
     }

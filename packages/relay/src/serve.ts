@@ -1,3 +1,4 @@
+import { createPublicKey, X509Certificate } from 'node:crypto'
 import { existsSync, mkdirSync, readFileSync } from 'node:fs'
 import { createServer, type Server } from 'node:http'
 import { createServer as createTlsServer } from 'node:https'
@@ -113,6 +114,12 @@ export function readTlsFiles(files: RelayTlsFiles): { readonly cert: Buffer; rea
   const key = read(files.keyFile, 'key')
   try {
     createSecureContext({ cert, key })
+    // OpenSSL compares a key with the certificate only when both are of one type: an EC key
+    // beside an RSA certificate (a renewal half done) made a context, and then failed every
+    // handshake. The certificate's public key must be the key's.
+    const certified = new X509Certificate(cert).publicKey.export({ type: 'spki', format: 'der' })
+    const own = createPublicKey(key).export({ type: 'spki', format: 'der' })
+    if (!certified.equals(own)) throw new Error("the key is not the certificate's (its public key differs)")
   } catch (error) {
     const detail = error instanceof Error ? error.message : String(error)
     throw new ChorusError(
@@ -393,14 +400,24 @@ export async function startRelay(options: StartRelayOptions): Promise<RunningRel
   // A request's headers must arrive within 10 s and the whole of it within 30 s (checked every
   // second): a client that trickles them holds a socket no longer.
   const timeouts = { headersTimeout: 10_000, requestTimeout: 30_000, connectionsCheckingInterval: 1_000 }
+  // Over TLS the same 10 s for the handshake, which comes before any header (Node's default
+  // is 120 s: silent or half-sent handshakes held their sockets that long).
   const secure =
-    pair === undefined ? null : createTlsServer({ cert: pair.cert, key: pair.key, ...timeouts }, handler)
+    pair === undefined
+      ? null
+      : createTlsServer({ cert: pair.cert, key: pair.key, handshakeTimeout: 10_000, ...timeouts }, handler)
   const http: Server = secure ?? createServer(timeouts, handler)
   http.on(
     'upgrade',
-    createUpgradeHandler(sockets, SYNC_PATH, origins, () => {
-      originsRefused++
-    }),
+    createUpgradeHandler(
+      sockets,
+      SYNC_PATH,
+      origins,
+      () => {
+        originsRefused++
+      },
+      hsts === undefined ? '' : `Strict-Transport-Security: ${hsts}\r\n`,
+    ),
   )
   try {
     await new Promise<void>((resolve, reject) => {

@@ -1,5 +1,8 @@
+import { generateKeyPairSync } from 'node:crypto'
+import { once } from 'node:events'
 import { copyFileSync, readFileSync, writeFileSync } from 'node:fs'
 import { get } from 'node:https'
+import { createConnection } from 'node:net'
 import { join } from 'node:path'
 import { connect, type PeerCertificate } from 'node:tls'
 import { asReplicaId, isChorusError } from '@chorus/core'
@@ -125,8 +128,29 @@ describe('a relay serving TLS', () => {
     const dataDir = join(temp.dir, 'data')
     relay = await startRelay({ dataDir, port: 0, tls: { certFile, keyFile }, hstsMaxAgeSeconds: 15_552_000 })
     expect(await hstsHeader(`${relay.httpUrl}/healthz`, [CERT_A])).toBe('max-age=15552000')
-    // Answers the relay refuses carry it too.
+    // Answers the relay refuses carry it too, an upgrade's refused before any WebSocket as well.
     expect(await hstsHeader(`${relay.httpUrl}/no-such-page`, [CERT_A])).toBe('max-age=15552000')
+    const upgrade = await new Promise<string>((resolve, reject) => {
+      const socket = connect({
+        host: '127.0.0.1',
+        port: Number(new URL(relay?.httpUrl ?? '').port),
+        ca: [CERT_A],
+        servername: 'localhost',
+      })
+      let answer = ''
+      socket.on('secureConnect', () =>
+        socket.write(
+          'GET /not-sync HTTP/1.1\r\nHost: localhost\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n',
+        ),
+      )
+      socket.on('data', (data: Buffer) => {
+        answer += data.toString()
+      })
+      socket.on('end', () => resolve(answer))
+      socket.on('error', reject)
+    })
+    expect(upgrade).toMatch(/^HTTP\/1\.1 404/)
+    expect(upgrade).toContain('Strict-Transport-Security: max-age=15552000')
     await relay.close()
     relay = await startRelay({ dataDir, port: 0, tls: { certFile, keyFile } })
     expect(await hstsHeader(`${relay.httpUrl}/healthz`, [CERT_A])).toBeNull()
@@ -153,11 +177,38 @@ describe('a relay serving TLS', () => {
       code: 'invalid-argument',
       message: expect.stringMatching(/do not make a TLS context/),
     })
+    // A key of another type than the certificate's (an RSA key beside this EC certificate, a
+    // renewal half done): OpenSSL makes a context of them, whose every handshake fails.
+    const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 })
+    writeFileSync(keyFile, privateKey.export({ type: 'pkcs8', format: 'pem' }))
+    await expect(startRelay({ dataDir, port: 0, tls: { certFile, keyFile } })).rejects.toMatchObject({
+      code: 'invalid-argument',
+      message: expect.stringMatching(/key is not the certificate's/),
+    })
     // Nothing held the data directory: a relay starts on it.
     relay = await startRelay({ dataDir, port: 0 })
     expect(relay.url).toMatch(/^ws:\/\//)
     await expect(relay.reloadTls()).rejects.toMatchObject({ code: 'invalid-argument' })
   })
+
+  it('keeps its certificate when a reload finds a key of another type than the new certificate’s', async () => {
+    relay = await startRelay({ dataDir: join(temp.dir, 'data'), port: 0, tls: { certFile, keyFile } })
+    copyFileSync(fixture('cert-b.pem'), certFile)
+    const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 })
+    writeFileSync(keyFile, privateKey.export({ type: 'pkcs8', format: 'pem' }))
+    await expect(relay.reloadTls()).rejects.toMatchObject({ code: 'invalid-argument' })
+    expect(await httpsStatus(`${relay.httpUrl}/healthz`, [CERT_A])).toBe(200)
+  })
+
+  it('closes a connection whose TLS handshake never comes, as it does one whose headers never come', async () => {
+    relay = await startRelay({ dataDir: join(temp.dir, 'data'), port: 0, tls: { certFile, keyFile } })
+    const port = Number(new URL(relay.httpUrl).port)
+    const silent = createConnection({ host: '127.0.0.1', port })
+    await once(silent, 'connect')
+    // Node's default would hold it 120 s, past this test's time limit.
+    await once(silent, 'close')
+    expect(await httpsStatus(`${relay.httpUrl}/healthz`, [CERT_A])).toBe(200)
+  }, 30_000)
 
   it('chorus-relay --tls-cert --tls-key --hsts: prints its wss:// URL, sends HSTS, and on SIGHUP serves the renewed certificate', async () => {
     const cli = runCliProcess([
