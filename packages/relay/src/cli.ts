@@ -299,6 +299,9 @@ async function serve(args: readonly string[], io: CliIo): Promise<number> {
         }),
   }
   const mounts = (values.static ?? []).map(parseMount)
+  const twice = mounts.find((mount, at) => mounts.findIndex((other) => other.path === mount.path) !== at)
+  if (twice !== undefined)
+    throw new UsageError(`--static: two apps are mounted at ${twice.path}: give each its own path`)
   const allowedOrigins = values['allowed-origin']?.map(parseOrigin)
   const store = values.store
   if (store !== undefined && store !== 'in-thread' && store !== 'worker') {

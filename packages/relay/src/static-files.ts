@@ -94,20 +94,25 @@ export function createStaticMounts(mounts: readonly StaticMount[]): StaticHandle
   return async (request, response) => {
     if (request.method !== 'GET' && request.method !== 'HEAD') return false
     let url: URL
+    let path: string
     try {
       url = new URL(request.url ?? '/', 'http://relay.invalid')
+      // Matched as the file is looked up, decoded: `/%6cab/x.js` and `/lab%2Fx.js` are under
+      // `/lab`, not files of the app at `/`.
+      path = decodeURIComponent(url.pathname)
     } catch {
       return false
     }
     for (const handler of handlers) {
-      const rest = below(handler.path, url.pathname)
+      const rest = below(handler.path, path)
       if (rest === undefined) continue
       if (rest === '') {
         response.writeHead(301, { location: `${handler.path}/${url.search}`, 'cache-control': 'no-cache' })
         response.end()
         return true
       }
-      return handler.serve(request, response, rest + url.search)
+      // Encoded again, segment by segment: the app's handler decodes it once.
+      return handler.serve(request, response, rest.split('/').map(encodeURIComponent).join('/') + url.search)
     }
     return false
   }
@@ -126,12 +131,11 @@ export function createStaticMounts(mounts: readonly StaticMount[]): StaticHandle
 export function createStaticHandler(root: string): StaticHandler {
   const base = resolve(root)
   let index: Stats
-  let realBase: string
   try {
     index = statSync(join(base, 'index.html'))
-    // Where the directory really is: a file is served only if it really is under it, so a
-    // symlink inside that points out (to ../secret, or /etc) serves nothing.
-    realBase = realpathSync(base)
+    // A file is served only if it really is under where the directory really is (read at
+    // each request), so a symlink inside that points out (to ../secret, or /etc) serves nothing.
+    realpathSync(base)
   } catch (error) {
     throw new ChorusError(
       ErrorCode.InvalidArgument,
@@ -160,6 +164,9 @@ export function createStaticHandler(root: string): StaticHandler {
     let info: Stats
     let real: string
     try {
+      // Where the directory really is now: a symlink switched to a new release (`current ->
+      // releases/2`) serves that release.
+      const realBase = await realpath(base)
       real = await realpath(file)
       if (!real.startsWith(realBase + sep)) return false
       info = await stat(real)

@@ -137,6 +137,7 @@ describe('chorus-relay command line (in process)', () => {
       /--space t is given twice \(t:write and t:read\)/,
     ],
     [['restore', '--data', 'somewhere'], /restore needs --from FILE/],
+    [['--static', '/lab=a', '--static', '/lab=b'], /two apps are mounted at \/lab/],
   ])('%j is a usage error (exit 2)', async (args, message) => {
     const io = captureIo()
     expect(await runCli(args, io)).toBe(2)

@@ -1,4 +1,4 @@
-import { mkdirSync, symlinkSync, writeFileSync } from 'node:fs'
+import { mkdirSync, renameSync, symlinkSync, writeFileSync } from 'node:fs'
 import { request } from 'node:http'
 import { join } from 'node:path'
 import { ErrorCode } from '@chorus/core'
@@ -123,6 +123,34 @@ describe('a relay serving a built web app', () => {
   })
 })
 
+describe('a relay serving an app through a symlink', () => {
+  it('serves the release the symlink points to now, after a deploy switches it', async () => {
+    const deploy = makeTempDir()
+    for (const release of ['1', '2']) {
+      mkdirSync(join(deploy.dir, release))
+      writeFileSync(
+        join(deploy.dir, release, 'index.html'),
+        `<!doctype html><title>Release ${release}</title>`,
+      )
+    }
+    const current = join(deploy.dir, 'current')
+    symlinkSync(join(deploy.dir, '1'), current)
+    const relay = await startTestRelay({ staticDir: current })
+    try {
+      expect((await rawGet(relay.port, '/')).body).toContain('Release 1')
+      // The usual switch: a new link renamed over the old one, at once.
+      symlinkSync(join(deploy.dir, '2'), join(deploy.dir, 'next'))
+      renameSync(join(deploy.dir, 'next'), current)
+      const after = await rawGet(relay.port, '/')
+      expect(after.status).toBe(200)
+      expect(after.body).toContain('Release 2')
+    } finally {
+      await relay.stop()
+      deploy.remove()
+    }
+  })
+})
+
 describe('a relay serving two apps, one at / and one at /lab', () => {
   const notes = makeTempDir()
   const lab = makeTempDir()
@@ -132,6 +160,9 @@ describe('a relay serving two apps, one at / and one at /lab', () => {
   beforeAll(async () => {
     writeFileSync(join(notes.dir, 'index.html'), '<!doctype html><title>Notes</title>')
     writeFileSync(join(notes.dir, 'only-notes.js'), 'console.log("notes")')
+    // A file of the app at / whose path falls under /lab: never served, however encoded.
+    mkdirSync(join(notes.dir, 'lab'))
+    writeFileSync(join(notes.dir, 'lab', 'hidden.js'), 'console.log("notes, under lab")')
     mkdirSync(join(lab.dir, 'assets'))
     writeFileSync(join(lab.dir, 'index.html'), '<!doctype html><title>Lab</title>')
     writeFileSync(join(lab.dir, 'assets', 'index-def456.js'), 'console.log("lab")')
@@ -174,11 +205,16 @@ describe('a relay serving two apps, one at / and one at /lab', () => {
       `/lab/%2e%2e/%2e%2e/${relative}`,
       `/lab/..%2f..%2f${relative}`,
       '/lab/%00.js',
+      '/lab/hidden.js',
+      '/%6cab/hidden.js',
+      '/lab%2Fhidden.js',
+      '/%6C%61%62/hidden.js',
     ]) {
       const response = await rawGet(relay.port, path)
       expect(response.status, path).toBe(404)
       expect(response.body).not.toContain('not for the web')
       expect(response.body).not.toContain('console.log("notes")')
+      expect(response.body).not.toContain('under lab')
     }
     expect((await rawGet(relay.port, '/only-notes.js')).body).toBe('console.log("notes")')
     expect((await rawGet(relay.port, '/lab/', 'POST')).status).toBe(404)
