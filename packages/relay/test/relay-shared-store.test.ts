@@ -13,6 +13,7 @@ import {
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { WebSocket, WebSocketServer } from 'ws'
 import { createRelay, type Relay } from '../src/relay.js'
+import type { RelayOptions } from '../src/relay-options.js'
 import type { RelayStore, StoreEvent } from '../src/relay-store.js'
 import { SqliteRelayStore } from '../src/sqlite-relay-store.js'
 import { makeRun, makeTempDir, within } from './support/fixtures.js'
@@ -256,11 +257,54 @@ describe('a relay on a store shared with other relays', () => {
     },
   )
 
+  /**
+   * A relay on `store` with its own clock (`time`), a client of it (bob, present), and
+   * alice's presence told it by another relay at the clock's start; `cleared` says whether
+   * a message clears alice's. Closed by `close`.
+   */
+  async function presenceFromAnotherRelay(store: RelayStore, options: Partial<RelayOptions>) {
+    const clock = { time: 1_700_000_000_000 }
+    const presenceServer = new WebSocketServer({ port: 0, host: '127.0.0.1' })
+    await once(presenceServer, 'listening')
+    const timed = createRelay({
+      server: presenceServer,
+      store,
+      heartbeatMs: 0,
+      now: () => clock.time,
+      ...options,
+    })
+    const client = await connectClient(`ws://127.0.0.1:${(presenceServer.address() as AddressInfo).port}`)
+    const greeting = hello('bob', { [SPACE]: 0 }) as Extract<Message, { type: 'hello' }>
+    client.send({ ...greeting, features: [Feature.Presence] })
+    await client.waitFor(is.hello, 'hello')
+    client.send({ type: 'presence', space: SPACE, key: 'tab', state: { name: 'bob' } })
+    listener?.({
+      type: 'presence',
+      from: 'other-store',
+      entries: [
+        { space: SPACE, replicaId: A, key: 'tab', state: { name: 'alice' }, origin: 'other-relay', seq: 1 },
+      ],
+    })
+    await client.waitFor(
+      (message): message is Message => message.type === 'presence' && message.replicaId === 'alice',
+      'alice’s presence',
+    )
+    return {
+      clock,
+      client,
+      cleared: (message: Message) =>
+        message.type === 'presence' && message.replicaId === 'alice' && message.state === null,
+      close: async () => {
+        await client.close()
+        await timed.close()
+        presenceServer.close()
+      },
+    }
+  }
+
   it('clears presence another relay told it once three refreshes passed without news of it', async () => {
-    // A clock of its own, and a count of its refreshes: it gives its own client's presence
-    // to the other relays at each.
+    // A count of its refreshes: it gives its own client's presence to the other relays at each.
     const refreshMs = 20
-    let time = 1_700_000_000_000
     let refreshes = 0
     const store = new Proxy(shared, {
       get(target, property) {
@@ -272,96 +316,40 @@ describe('a relay on a store shared with other relays', () => {
         return Reflect.get(target, property)
       },
     })
-    const presenceServer = new WebSocketServer({ port: 0, host: '127.0.0.1' })
-    await once(presenceServer, 'listening')
-    const timed = createRelay({
-      server: presenceServer,
-      store,
-      heartbeatMs: 0,
+    const { clock, client, cleared, close } = await presenceFromAnotherRelay(store, {
       presenceRefreshMs: refreshMs,
-      now: () => time,
     })
-    const client = await connectClient(`ws://127.0.0.1:${(presenceServer.address() as AddressInfo).port}`)
-    const refreshed = async (count: number) => {
-      const target = refreshes + count
-      await expect.poll(() => refreshes, { timeout: 2_000 }).toBeGreaterThanOrEqual(target)
-    }
-    const cleared = (message: Message) =>
-      message.type === 'presence' && message.replicaId === 'alice' && message.state === null
     try {
-      const greeting = hello('bob', { [SPACE]: 0 }) as Extract<Message, { type: 'hello' }>
-      client.send({ ...greeting, features: [Feature.Presence] })
-      await client.waitFor(is.hello, 'hello')
-      client.send({ type: 'presence', space: SPACE, key: 'tab', state: { name: 'bob' } })
-      // Alice's, on another relay, heard at `time`.
-      listener?.({
-        type: 'presence',
-        from: 'other-store',
-        entries: [
-          { space: SPACE, replicaId: A, key: 'tab', state: { name: 'alice' }, origin: 'other-relay', seq: 1 },
-        ],
-      })
-      await client.waitFor(
-        (message): message is Message => message.type === 'presence' && message.replicaId === 'alice',
-        'alice’s presence',
-      )
       // Three refreshes without news of it: still held (the third of those counted ran after
       // the clock moved, whatever was under way as it did).
-      time += 3 * refreshMs
-      await refreshed(3)
+      clock.time += 3 * refreshMs
+      const target = refreshes + 3
+      await expect.poll(() => refreshes, { timeout: 2_000 }).toBeGreaterThanOrEqual(target)
       expect(client.messages.some(cleared)).toBe(false)
       // Past them: cleared (at the next tick, or refresh).
-      time += 1
+      clock.time += 1
       await client.waitFor((message): message is Message => cleared(message), 'alice’s presence cleared')
     } finally {
-      await client.close()
-      await timed.close()
-      presenceServer.close()
+      await close()
     }
   })
 
   it('clears presence another relay told it within a tick of three refreshes without news, not at the next refresh', async () => {
     // Refreshes far apart (none during the test), ticks close together: the clearing is the tick's.
     const refreshMs = 60_000
-    let time = 1_700_000_000_000
-    const presenceServer = new WebSocketServer({ port: 0, host: '127.0.0.1' })
-    await once(presenceServer, 'listening')
-    const timed = createRelay({
-      server: presenceServer,
-      store: shared,
-      heartbeatMs: 0,
+    const { clock, client, cleared, close } = await presenceFromAnotherRelay(shared, {
       presenceRefreshMs: refreshMs,
       tickMs: 5,
-      now: () => time,
     })
-    const client = await connectClient(`ws://127.0.0.1:${(presenceServer.address() as AddressInfo).port}`)
-    const cleared = (message: Message) =>
-      message.type === 'presence' && message.replicaId === 'alice' && message.state === null
     try {
-      const greeting = hello('bob', { [SPACE]: 0 }) as Extract<Message, { type: 'hello' }>
-      client.send({ ...greeting, features: [Feature.Presence] })
-      await client.waitFor(is.hello, 'hello')
-      listener?.({
-        type: 'presence',
-        from: 'other-store',
-        entries: [
-          { space: SPACE, replicaId: A, key: 'tab', state: { name: 'alice' }, origin: 'other-relay', seq: 1 },
-        ],
-      })
-      await client.waitFor(
-        (message): message is Message => message.type === 'presence' && message.replicaId === 'alice',
-        'alice’s presence',
-      )
-      time += 3 * refreshMs
+      clock.time += 3 * refreshMs
       // Ticks run meanwhile: at three refreshes exactly, it is still held.
       await new Promise((resolve) => setTimeout(resolve, 50))
       expect(client.messages.some(cleared)).toBe(false)
-      time += 1
+      clock.time += 1
       await client.waitFor((message): message is Message => cleared(message), 'alice’s presence cleared')
     } finally {
-      await client.close()
-      await timed.close()
-      presenceServer.close()
+      await close()
     }
   })
 
