@@ -199,6 +199,10 @@ function durationFlag(flag: string, text: string | undefined, fallback: number):
 /** Reads `DIR` (an app at `/`) or `/PATH=DIR` (an app at `/PATH`). */
 function parseMount(text: string): StaticMount {
   const at = text.indexOf('=')
+  // `lab=DIR` is most likely a mount path without its `/`, not a directory named so.
+  if (!text.startsWith('/') && /^[\w.-]+=/.test(text) && !existsSync(text)) {
+    throw new UsageError(`--static ${text}: a mount path starts with "/" (--static /${text})`)
+  }
   if (!text.startsWith('/') || at < 0) return { path: '/', dir: text }
   const mount = { path: text.slice(0, at), dir: text.slice(at + 1) }
   if (mount.dir === '') throw new UsageError(`--static ${text} names no directory after "="`)

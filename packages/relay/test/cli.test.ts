@@ -138,6 +138,7 @@ describe('chorus-relay command line (in process)', () => {
     ],
     [['restore', '--data', 'somewhere'], /restore needs --from FILE/],
     [['--static', '/lab=a', '--static', '/lab=b'], /two apps are mounted at \/lab/],
+    [['--static', 'lab=apps/lab/dist'], /a mount path starts with "\/" \(--static \/lab=apps\/lab\/dist\)/],
   ])('%j is a usage error (exit 2)', async (args, message) => {
     const io = captureIo()
     expect(await runCli(args, io)).toBe(2)
