@@ -337,14 +337,28 @@ describe('a relay on a store shared with other relays', () => {
   it('clears presence another relay told it within a tick of three refreshes without news, not at the next refresh', async () => {
     // Refreshes far apart (none during the test), ticks close together: the clearing is the tick's.
     const refreshMs = 60_000
-    const { clock, client, cleared, close } = await presenceFromAnotherRelay(shared, {
+    // A count of its ticks: each ends by flushing the store's acknowledgements.
+    let ticks = 0
+    const store = new Proxy(shared, {
+      get(target, property) {
+        if (property === 'flushAcks') {
+          return async () => {
+            await target.flushAcks()
+            ticks++
+          }
+        }
+        return Reflect.get(target, property)
+      },
+    })
+    const { clock, client, cleared, close } = await presenceFromAnotherRelay(store, {
       presenceRefreshMs: refreshMs,
       tickMs: 5,
     })
     try {
       clock.time += 3 * refreshMs
-      // Ticks run meanwhile: at three refreshes exactly, it is still held.
-      await new Promise((resolve) => setTimeout(resolve, 50))
+      // Ticks run meanwhile (a few, begun after the clock moved): at three refreshes exactly, it is still held.
+      const target = ticks + 3
+      await expect.poll(() => ticks, { timeout: 2_000 }).toBeGreaterThanOrEqual(target)
       expect(client.messages.some(cleared)).toBe(false)
       clock.time += 1
       await client.waitFor((message): message is Message => cleared(message), 'alice’s presence cleared')

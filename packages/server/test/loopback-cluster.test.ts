@@ -269,10 +269,13 @@ describe('a single-leader cluster of real processes on loopback', () => {
 
   it('refuses a partition of its own that the cluster would refuse, and faults on a link to itself, and keeps every link open', async () => {
     const id = cluster.running()[0] as string
-    const blocked = async () =>
-      ((await cluster.call(id, 'GET', '/control/stats')).body as { faults: { blocked: number } }).faults
-        .blocked
-    const before = await blocked()
+    const faults = async () =>
+      (
+        (await cluster.call(id, 'GET', '/control/stats')).body as {
+          faults: { passed: number; blocked: number }
+        }
+      ).faults
+    const before = await faults()
     for (const [groups, said] of [
       [
         [
@@ -305,9 +308,12 @@ describe('a single-leader cluster of real processes on loopback', () => {
       status: 400,
       body: { type: 'error', code: 'invalid-argument' },
     })
-    // Heartbeats and appends flow every few tens of ms: a node cut off would count blocked frames.
-    await new Promise((resolve) => setTimeout(resolve, 300))
-    expect(await blocked()).toBe(before)
+    // Heartbeats and appends go on: once more of them passed its fault layer, none was blocked
+    // (a node cut off would have counted them blocked instead).
+    await expect
+      .poll(async () => (await faults()).passed, { timeout: 10_000 })
+      .toBeGreaterThan(before.passed + 10)
+    expect((await faults()).blocked).toBe(before.blocked)
     const settled = await awaitStableLeader(0)
     expect(await write(settled.node, 'after-bad-partitions', 1)).toMatchObject({ type: 'write-ok' })
   })
