@@ -1,9 +1,8 @@
 // @vitest-environment happy-dom
-import type { Replica } from '@chorus/client'
 import { useConflicts } from '@chorus/react'
 import { describe, expect, it, vi } from 'vitest'
 import { act, mount, until } from './helpers/dom.js'
-import { devicesOnHub, missingNotices, whenReplicas } from './helpers/replicas.js'
+import { conflictOnTwoDevices, devicesOnHub, missingNotices, whenReplicas } from './helpers/replicas.js'
 
 interface Note {
   title: string
@@ -28,25 +27,9 @@ function Conflicts({ collection, renders }: { collection?: string; renders?: { c
   )
 }
 
-/** Two devices that both edited n1 while offline, then synced: n1 is in conflict on both. */
-async function conflictOnTwoDevices(): Promise<[Replica, Replica]> {
-  const a = await device()
-  const b = await device()
-  await a.collection<Note>('notes').put('n1', { title: 'from A' })
-  await b.collection<Note>('notes').put('n1', { title: 'from B' })
-  a.connect()
-  b.connect()
-  await whenReplicas(
-    [a, b],
-    async () => (await a.conflicts()).length === 1 && (await b.conflicts()).length === 1,
-    'the conflict to reach both devices',
-  )
-  return [a, b]
-}
-
 describe('useConflicts', () => {
   it('lists a conflict on both devices, and drops it on both once one resolves it', async () => {
-    const [a, b] = await conflictOnTwoDevices()
+    const [a, b] = await conflictOnTwoDevices(device)
     const viewA = await mount(a, <Conflicts />)
     const viewB = await mount(b, <Conflicts />)
     await until('the conflict on A', () => viewA.text().startsWith('notes/n1'))
@@ -61,7 +44,7 @@ describe('useConflicts', () => {
   })
 
   it('reads every conflict again on reload, when records changed that no change event named', async () => {
-    const [a, b] = await conflictOnTwoDevices()
+    const [a, b] = await conflictOnTwoDevices(device)
     const tab = missingNotices(a)
     const view = await mount(tab.replica, <Conflicts />)
     await until('the conflict', () => view.text().startsWith('notes/n1'))
@@ -74,7 +57,7 @@ describe('useConflicts', () => {
   })
 
   it('lists only the conflicts of the collection it is given', async () => {
-    const [a] = await conflictOnTwoDevices()
+    const [a] = await conflictOnTwoDevices(device)
     const view = await mount(
       a,
       <>
@@ -92,7 +75,7 @@ describe('useConflicts', () => {
   })
 
   it('reloads after local writes only when they touch a record in conflict', async () => {
-    const [a] = await conflictOnTwoDevices()
+    const [a] = await conflictOnTwoDevices(device)
     const conflicts = vi.spyOn(a, 'conflicts')
     const renders = { count: 0 }
     const view = await mount(a, <Conflicts renders={renders} />)
@@ -112,7 +95,7 @@ describe('useConflicts', () => {
   })
 
   it('after its first load, reads only the records a remote change names, and keeps them in id order', async () => {
-    const [a, b] = await conflictOnTwoDevices()
+    const [a, b] = await conflictOnTwoDevices(device)
     const conflicts = vi.spyOn(a, 'conflicts')
     const view = await mount(a, <Conflicts />)
     await until('the first conflict', () => view.text().startsWith('notes/n1'))

@@ -2,7 +2,7 @@
 import { useRecordWithConflict } from '@chorus/react'
 import { describe, expect, it } from 'vitest'
 import { mount, until } from './helpers/dom.js'
-import { devicesOnHub, missingNotices, whenReplicas } from './helpers/replicas.js'
+import { conflictOnTwoDevices, devicesOnHub, missingNotices, whenReplicas } from './helpers/replicas.js'
 
 interface Note {
   title: string
@@ -75,13 +75,7 @@ describe('useRecordWithConflict', () => {
   })
 
   it('reads again on reload, when records changed that no change event named', async () => {
-    const a = await device()
-    const b = await device()
-    await a.collection<Note>('notes').put('n1', { title: 'from A' })
-    await b.collection<Note>('notes').put('n1', { title: 'from B' })
-    a.connect()
-    b.connect()
-    await whenReplicas([a, b], async () => (await a.conflicts()).length === 1, 'the conflict on A')
+    const [a, b] = await conflictOnTwoDevices(device)
     const tab = missingNotices(a)
     const view = await mount(tab.replica, <NoteAndConflict id="n1" />)
     await until('the conflict', () => view.text().endsWith('[from A | from B]'))

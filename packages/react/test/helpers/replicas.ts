@@ -185,3 +185,22 @@ export function devicesOnHub(resolvers: ReplicaOptions['resolvers']): () => Prom
       ...(resolvers === undefined ? {} : { resolvers }),
     })
 }
+
+/**
+ * Two devices from `device` that both wrote record n1 of `notes` while offline (titles "from A"
+ * and "from B"), then synced: n1 is in conflict on both (under a `manual` resolver).
+ */
+export async function conflictOnTwoDevices(device: () => Promise<Replica>): Promise<[Replica, Replica]> {
+  const a = await device()
+  const b = await device()
+  await a.collection('notes').put('n1', { title: 'from A' })
+  await b.collection('notes').put('n1', { title: 'from B' })
+  a.connect()
+  b.connect()
+  await whenReplicas(
+    [a, b],
+    async () => (await a.conflicts()).length === 1 && (await b.conflicts()).length === 1,
+    'the conflict to reach both devices',
+  )
+  return [a, b]
+}
