@@ -82,6 +82,35 @@ describe('batchSingleLeaderMessages', () => {
     expect(batchSingleLeaderMessages(split)).toEqual(split)
   })
 
+  it('in chain mode, joins appends of one chain view only, keeping the highest chainLsn; an acknowledgement keeps the latest', () => {
+    const inView = (prevLsn: number, view: number, chainLsn: number): SingleLeaderMessage => ({
+      ...(append(prevLsn, 1, 0) as Extract<SingleLeaderMessage, { type: 'append' }>),
+      view,
+      chainLsn,
+    })
+    const joined = batchSingleLeaderMessages([inView(3, 2, 3), inView(4, 2, 5), inView(5, 3, 1)])
+    expect(
+      joined.map(
+        (message) => message.type === 'append' && [message.entries.length, message.view, message.chainLsn],
+      ),
+    ).toEqual([
+      [2, 2, 5],
+      [1, 3, 1],
+    ])
+    const ack = (lsn: number, chainLsn: number): SingleLeaderMessage => ({
+      type: 'append-ack',
+      epoch: 1,
+      ok: true,
+      lsn,
+      sentAt: lsn,
+      chainLsn,
+    })
+    // A new view lowered the receiver's chainLsn between the two: the later figure stands.
+    expect(batchSingleLeaderMessages([ack(4, 4), ack(5, 0)])).toEqual([
+      { type: 'append-ack', epoch: 1, ok: true, lsn: 5, sentAt: 5, chainLsn: 0, parts: 2 },
+    ])
+  })
+
   it('starts another append once one holds MAX_JOINED_ENTRIES entries', () => {
     const joined = batchSingleLeaderMessages([
       append(0, MAX_JOINED_ENTRIES - 1, 0),

@@ -92,14 +92,16 @@ describe('single-leader under faults (seeded)', () => {
     }
   })
 
-  it('sync, 5 nodes, 20 % loss with partitions, pauses and crashes: still safe', async () => {
-    const totals = await sweep(
-      20,
-      { replication: { mode: 'sync' }, faults: 'chaos', nodes: 5, loss: 0.2 },
-      expectSafe,
-    )
-    if (fullSweep) expect(totals.acknowledged).toBeGreaterThan(50)
-  })
+  for (const mode of ['sync', 'chain'] as const) {
+    it(`${mode}, 5 nodes, 20 % loss with partitions, pauses and crashes: still safe`, async () => {
+      const totals = await sweep(
+        20,
+        { replication: { mode }, faults: 'chaos', nodes: 5, loss: 0.2 },
+        expectSafe,
+      )
+      if (fullSweep) expect(totals.acknowledged).toBeGreaterThan(50)
+    })
+  }
 
   /** Semi-sync, 3 nodes, 1 ack: lost writes were counted fallbacks; own replicated writes read back by token. */
   const semiSync3 = (faults: FaultScript) =>

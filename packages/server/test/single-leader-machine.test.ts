@@ -121,6 +121,27 @@ describe('single-leader node machine', () => {
       },
       { type: 'tick', now: Number.NaN },
       appendFrom(2, 3, 2, [entry(5, 2)]),
+      ...[
+        { view: 1, nodes: ['n1', 'n1'], counted: 2 },
+        { view: 1, nodes: ['n1', 'n2'], counted: 3 },
+        { view: 1, nodes: [], counted: 0 },
+        { view: -1, nodes: ['n1'], counted: 1 },
+      ].map((chain) => ({
+        type: 'message',
+        now: 1,
+        from: 'n1',
+        message: {
+          type: 'heartbeat',
+          epoch: 2,
+          leader: 'n1',
+          commitLsn: 0,
+          lastLsn: 0,
+          lastEpoch: 0,
+          sentAt: 1,
+          chain,
+        },
+      })),
+      { type: 'message', now: 1, from: 'n3', message: { type: 'chain-ack', epoch: 2, lsn: 4 } },
     ]
     const codes = bad.map((input) => {
       try {
@@ -139,6 +160,13 @@ describe('single-leader node machine', () => {
       'invalid-message',
       'invalid-message',
       'invalid-message',
+      'invalid-message',
+      // Chains: a node twice, more counted than there are, none at all, a negative view.
+      'invalid-message',
+      'invalid-message',
+      'invalid-message',
+      'invalid-message',
+      // A chain-ack without its view.
       'invalid-message',
     ])
     expect(JSON.stringify({ ...state, config: null, progress: [...state.progress] })).toBe(snapshot)

@@ -124,6 +124,49 @@ describe('single-leader replication', () => {
     expect(stalled.ok).toBe(false)
   })
 
+  it('chain replication leaves a failed member out after an election timeout, and counts it again once it caught up', async () => {
+    const sim = await cluster({ mode: 'chain' })
+    const client = sim.client('c1')
+    const leader = sim.leader() as string
+    const [middle = '', tail = ''] = sim.config.nodes.filter((node) => node !== leader)
+    expect((await sim.until(client.write('x', 1))).ok).toBe(true)
+    expect(state(sim, leader).chain).toMatchObject({ nodes: [leader, middle, tail], counted: 3 })
+
+    sim.crash(middle)
+    const start = sim.network.now()
+    const written = await sim.until(client.write('x', 2))
+    // Acknowledged once the leader took the silent member out: the chain is leader → tail.
+    expect(written).toMatchObject({ ok: true, durability: 'replicated' })
+    expect(sim.network.now() - start).toBeGreaterThanOrEqual(sim.config.electionTimeoutMs)
+    expect(state(sim, leader).chain).toMatchObject({ nodes: [leader, tail], counted: 2 })
+    expect(state(sim, leader).stats.chainMembersRemoved).toBe(1)
+    expect(lastLsn(state(sim, tail).log)).toBeGreaterThanOrEqual(written.ok ? written.lsn : Infinity)
+    for (let i = 3; i <= 6; i++) expect((await sim.until(client.write('x', i))).ok).toBe(true)
+
+    // Back, it joins at the end, fed by the tail, and is counted once it holds what is committed.
+    await sim.restart(middle)
+    await sim.run(2 * sim.config.electionTimeoutMs)
+    expect(state(sim, leader).chain).toMatchObject({ nodes: [leader, tail, middle], counted: 3 })
+    expect(state(sim, leader).stats.chainMembersRestored).toBe(1)
+    expect([...state(sim, tail).progress.keys()]).toEqual([middle])
+    const last = await sim.until(client.write('x', 7))
+    expect(last.ok).toBe(true)
+    for (const node of sim.config.nodes)
+      expect(lastLsn(state(sim, node).log)).toBeGreaterThanOrEqual(last.ok ? last.lsn : Infinity)
+    expect(state(sim, middle).chain).toMatchObject({ nodes: [leader, tail, middle], counted: 3 })
+  })
+
+  it('chain replication never takes the chain below a majority: with two of three members silent, writes wait', async () => {
+    const sim = await cluster({ mode: 'chain' })
+    const leader = sim.leader() as string
+    const [middle = '', tail = ''] = sim.config.nodes.filter((node) => node !== leader)
+    sim.crash(middle)
+    sim.crash(tail)
+    const outcome = await sim.until(sim.client('c1').write('x', 'alone'))
+    expect(outcome.ok).toBe(false)
+    expect(sim.report().lostAcknowledgedWrites).toBe(0)
+  })
+
   it('rejects a write with a key or value it cannot store, with a typed error, and keeps working', async () => {
     const sim = await cluster({ mode: 'sync' })
     const client = sim.client('c1')

@@ -18,11 +18,12 @@ export const MAX_JOINED_ENTRIES = 256
  * acknowledgement. Other messages stay as they are, in order.
  *
  * A joined append holds the entries of its parts in order, the highest commit point among them
- * (each part's was true when the batch's effects were made, and they leave together), and
+ * (each part's was true when the batch's effects were made, and they leave together) and, in
+ * chain mode, the highest `chainLsn` (parts of one chain view only, for the same reason), and
  * `parts` = how many it replaces, which its acknowledgement echoes: the leader counts appends in
  * flight per part, so joining changes no flow control. A joined acknowledgement says the
  * receiver matches through the highest `lsn` (each part said it matched through its own) and
- * sums the parts. Nothing leaves earlier than it would have (a runtime calls this with messages
+ * sums the parts, with the last part's `chainLsn` (the receiver's latest). Nothing leaves earlier than it would have (a runtime calls this with messages
  * it is about to send), and single-leader messages may be lost, duplicated and reordered, so a
  * joined message lost as a whole is no new case.
  *
@@ -55,6 +56,9 @@ export function batchSingleLeaderMessages(messages: readonly SingleLeaderMessage
         commitLsn: Math.max(last.commitLsn, message.commitLsn),
         sentAt: Math.max(last.sentAt, message.sentAt),
         parts: (last.parts ?? 1) + (message.parts ?? 1),
+        ...(message.chainLsn === undefined
+          ? {}
+          : { chainLsn: Math.max(last.chainLsn ?? 0, message.chainLsn) }),
       }
       continue
     }
@@ -72,6 +76,8 @@ export function batchSingleLeaderMessages(messages: readonly SingleLeaderMessage
         lsn: Math.max(last.lsn, message.lsn),
         sentAt: Math.max(last.sentAt, message.sentAt),
         parts: (last.parts ?? 1) + (message.parts ?? 1),
+        // The latest: a new chain view can lower it.
+        ...(message.chainLsn === undefined ? {} : { chainLsn: message.chainLsn }),
       }
     } else joined.push(message)
   }
@@ -88,6 +94,7 @@ function continues(first: Append, next: Append): boolean {
   return (
     next.epoch === first.epoch &&
     next.leader === first.leader &&
+    next.view === first.view &&
     next.prevLsn === first.prevLsn + first.entries.length &&
     first.entries.length > 0 &&
     next.entries.length > 0 &&

@@ -19,10 +19,12 @@ import { asNodeList, majorityOf, type NodeId } from '../node-id.js'
  *   needs a majority too and a voter never elects a node less up to date than itself; and a
  *   minority of slow or failed followers cannot stall writes. To wait for every follower, use
  *   `chain` (or `semi-sync` with `acks` = the follower count, which keeps the timeout).
- * - `chain` — the followers form a chain behind the leader (head → … → tail, in `nodes`
- *   order); each node appends, then forwards; the write is acknowledged once the tail has it,
- *   so every node does. A failed chain member stalls writes until it returns or a failover
- *   rebuilds the chain.
+ * - `chain` — the followers form a chain behind the leader (head → … → tail, at first in
+ *   `nodes` order); each node appends, then forwards; the write is acknowledged once the tail
+ *   has it, so every node in the chain does. A member silent for `electionTimeoutMs` leaves the
+ *   chain while a majority stays in it, so it stalls writes for that long, not until it
+ *   returns; back, it catches up at the end and is counted again (see `chain.ts`). A member
+ *   alive but cut off from its neighbour still stalls writes.
  */
 export type ReplicationMode =
   | { readonly mode: 'async' }

@@ -1,4 +1,5 @@
 import type { NodeId } from '../node-id.js'
+import { adoptChain, chainAnswer, chainLsnAfterAppend, reportChain } from './chain.js'
 import {
   appendEntries,
   EMPTY_LOG,
@@ -17,7 +18,6 @@ import {
   bump,
   checkpoint,
   fenceEpoch,
-  isChainTail,
   type Out,
   type SingleLeaderState,
   type SnapshotChunks,
@@ -93,6 +93,7 @@ export function handleAppend(
         lsn,
         sentAt: message.sentAt,
         ...(message.parts === undefined ? {} : { parts: message.parts }),
+        ...chainAnswer(next),
       },
     })
   let log = next.log
@@ -114,6 +115,7 @@ export function handleAppend(
   let commitLsn = next.commitLsn
   let durableLsn = next.durableLsn
   let matchedLsn = next.matchedLsn
+  let chainLsn = next.chainLsn
   let truncated = 0
   for (const entry of message.entries) {
     if (entry.lsn <= log.base.lsn) continue
@@ -125,6 +127,7 @@ export function handleAppend(
       commitLsn = Math.min(commitLsn, entry.lsn - 1)
       durableLsn = Math.min(durableLsn, entry.lsn - 1)
       matchedLsn = Math.min(matchedLsn, entry.lsn - 1)
+      chainLsn = Math.min(chainLsn, entry.lsn - 1)
     }
     fresh.push(entry)
   }
@@ -135,10 +138,12 @@ export function handleAppend(
   if (records.length > 0) out.push({ type: 'persist', records, epoch: fenceEpoch(next) })
   const matched = message.prevLsn + message.entries.length
   matchedLsn = Math.max(matchedLsn, Math.min(matched, lastLsn(log)))
+  chainLsn = chainLsnAfterAppend({ ...next, chainLsn }, from, message, Math.min(matched, lastLsn(log)))
   next = {
     ...next,
     log,
     matchedLsn,
+    chainLsn,
     durableLsn,
     commitLsn: Math.max(commitLsn, Math.min(message.commitLsn, matchedLsn)),
     leaderCommitLsn: Math.max(next.leaderCommitLsn, message.commitLsn),
@@ -218,7 +223,14 @@ function installWhole(
     out.push({
       type: 'send',
       to: from,
-      message: { type: 'append-ack', epoch: next.epoch, ok: true, lsn: message.lsn, sentAt: message.sentAt },
+      message: {
+        type: 'append-ack',
+        epoch: next.epoch,
+        ok: true,
+        lsn: message.lsn,
+        sentAt: message.sentAt,
+        ...chainAnswer(next),
+      },
     })
   const keepSuffix = epochAt(next.log, message.lsn) === message.lastEpoch
   if (keepSuffix && message.lsn <= next.log.base.lsn) {
@@ -238,6 +250,7 @@ function installWhole(
       log,
       checkpointLsn: log.base.lsn,
       matchedLsn,
+      chainLsn: keepSuffix ? next.chainLsn : Math.min(next.chainLsn, message.lsn),
       durableLsn: keepSuffix ? next.durableLsn : 0,
       commitLsn: keepSuffix ? Math.max(next.commitLsn, message.lsn) : message.lsn,
       leaderCommitLsn: Math.max(next.leaderCommitLsn, message.commitLsn),
@@ -260,6 +273,8 @@ export function handleHeartbeat(
     return state.config.fencing ? bump(state, 'staleEpochRefused') : state
   }
   let next = followLeader(state, out, message.epoch, message.leader, now)
+  const chainBefore = next.chain
+  next = adoptChain(next, message.chain)
   const matchedLsn =
     epochAt(next.log, message.lastLsn) === message.lastEpoch
       ? Math.max(next.matchedLsn, message.lastLsn)
@@ -275,14 +290,10 @@ export function handleHeartbeat(
     to: from,
     message: { type: 'heartbeat-ack', epoch: next.epoch, sentAt: message.sentAt, lastLsn: lastLsn(next.log) },
   })
-  if (isChainTail(next)) {
-    // Repeated on every heartbeat: a lost chain-ack would otherwise stall the leader's commit.
-    out.push({
-      type: 'send',
-      to: from,
-      message: { type: 'chain-ack', epoch: next.epoch, lsn: next.matchedLsn },
-    })
-  }
+  // Repeated on every heartbeat: a lost chain-ack would otherwise stall the leader's commit.
+  reportChain(next, out)
+  // A new view may give this node a new successor: probe it at once.
+  if (next.chain?.view !== chainBefore?.view) next = resendStale(next, out, now)
   next = serveParked(next, out, now)
   return maybeCompact(next, out)
 }
@@ -290,13 +301,7 @@ export function handleHeartbeat(
 /** After this node's log or commit moved: forward along the chain, report as tail, serve reads. */
 function afterProgress(state: SingleLeaderState, out: Out, now: number): SingleLeaderState {
   let next = replicate(state, out, now)
-  if (isChainTail(next) && next.leader !== null && next.leader !== next.id) {
-    out.push({
-      type: 'send',
-      to: next.leader,
-      message: { type: 'chain-ack', epoch: next.epoch, lsn: next.matchedLsn },
-    })
-  }
+  reportChain(next, out)
   next = serveParked(next, out, now)
   return maybeCompact(next, out)
 }
@@ -315,7 +320,7 @@ function resetLog(state: SingleLeaderState, out: Out): SingleLeaderState {
   out.push(checkpoint(state, log))
   const removed = lastLsn(state.log)
   return bump(
-    { ...state, log, checkpointLsn: 0, commitLsn: 0, durableLsn: 0, matchedLsn: 0 },
+    { ...state, log, checkpointLsn: 0, commitLsn: 0, durableLsn: 0, matchedLsn: 0, chainLsn: 0 },
     'entriesTruncated',
     removed,
   )

@@ -1,4 +1,5 @@
 import type { NodeId } from '../node-id.js'
+import { chainCommitBound, countCaughtUp, initialChain, recordChainAck, reviseChain } from './chain.js'
 import { appendEntries, lastEpoch, lastLsn } from './log.js'
 import type { LogEntry, SingleLeaderMessage, SingleLeaderRequest } from './messages.js'
 import { serveParked } from './reads.js'
@@ -54,7 +55,8 @@ export function becomeLeader(state: SingleLeaderState, out: Out, now: number): S
     noopLsn: noop.lsn,
     becameLeaderAt: now,
     lastHeartbeatAt: now,
-    chainTailLsn: 0,
+    chain: initialChain(state),
+    chainAcks: new Map(),
   }
   next = bump(next, 'becameLeader')
   next = sendHeartbeats(next, out, now)
@@ -141,7 +143,7 @@ export function advanceCommit(state: SingleLeaderState, out: Out, now: number): 
     matches.sort((a, b) => b - a)
     candidate = matches[majority(state) - 1] as number
   } else if (mode.mode === 'chain') {
-    candidate = state.config.nodes.length === 1 ? last : Math.min(last, state.chainTailLsn)
+    candidate = Math.min(last, chainCommitBound(state))
   }
   let next = state
   if (
@@ -235,6 +237,7 @@ export function sendHeartbeats(state: SingleLeaderState, out: Out, now: number):
     lastLsn: lastLsn(state.log),
     lastEpoch: lastEpoch(state.log),
     sentAt: now,
+    ...(state.chain === null ? {} : { chain: state.chain }),
   }
   for (const node of [...otherMembers(state), ...state.learners])
     out.push({ type: 'send', to: node, message })
@@ -250,8 +253,10 @@ export function leaderTick(state: SingleLeaderState, out: Out, now: number): Sin
   if (config.fencing && now - Math.max(leaseExpiry(state), state.becameLeaderAt) > config.electionTimeoutMs) {
     return stepDown(state, out, now)
   }
-  let next = state
-  if (now - state.lastHeartbeatAt >= config.heartbeatMs) next = sendHeartbeats(next, out, now)
+  const revised = reviseChain(state, now)
+  let next = revised.state
+  if (revised.changed || now - state.lastHeartbeatAt >= config.heartbeatMs)
+    next = sendHeartbeats(next, out, now)
   next = resendStale(next, out, now)
   return advanceCommit(next, out, now)
 }
@@ -292,16 +297,21 @@ export function handleHeartbeatAck(
   })
 }
 
-/** The chain's tail reports how far it matches: that much is on every node, so it commits. */
+/**
+ * The chain's tail, or a member catching up behind it, reports how far it and every node before
+ * it hold the log: that much is on every counted node, so it commits (see `chain.ts`).
+ */
 export function handleChainAck(
   state: SingleLeaderState,
   out: Out,
+  from: NodeId,
   message: Extract<SingleLeaderMessage, { type: 'chain-ack' }>,
   now: number,
 ): SingleLeaderState {
   if (state.config.fencing && message.epoch > state.epoch) return adoptEpoch(state, out, message.epoch, now)
   if (state.role !== 'leader' || message.epoch !== state.epoch) return state
-  return advanceCommit({ ...state, chainTailLsn: Math.max(state.chainTailLsn, message.lsn) }, out, now)
+  const next = advanceCommit(recordChainAck(state, from, message), out, now)
+  return countCaughtUp(next)
 }
 
 /** A learner asks to follow: stream the log (or a snapshot) to it from now on. */

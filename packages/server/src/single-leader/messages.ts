@@ -20,6 +20,18 @@ export interface LogEntry {
 export type EpochStart = readonly [epoch: number, startLsn: number]
 
 /**
+ * A chain-replication leader's current chain (see `chain.ts`): `nodes` in chain order, the
+ * leader first; the first `counted` of them form the chain whose tail commits, and any after
+ * them are members catching up at its end before they are counted. `view` numbers the
+ * orders a leader has used in its epoch.
+ */
+export interface ChainView {
+  readonly view: number
+  readonly nodes: readonly NodeId[]
+  readonly counted: number
+}
+
+/**
  * Messages between nodes. Every message from a leader carries its `epoch`; with fencing on a
  * receiver that knows a newer epoch refuses it and answers with its own, which deposes the
  * sender. `sentAt` is the sender's clock, echoed in acknowledgements to time the leader's lease.
@@ -41,6 +53,12 @@ export type SingleLeaderMessage =
        * stays true.
        */
       readonly parts?: number
+      /**
+       * Chain mode: the chain view the sender streams in, and `chainLsn`, how far the sender
+       * and every node before it in that chain hold the leader's log (see `chain.ts`).
+       */
+      readonly view?: number
+      readonly chainLsn?: number
     }
   /**
    * `ok`: the receiver's log matches through `lsn`; otherwise retry from `lsn + 1`. `parts`
@@ -53,6 +71,8 @@ export type SingleLeaderMessage =
       readonly lsn: number
       readonly sentAt: number
       readonly parts?: number
+      /** Chain mode: the receiver's `chainLsn` as it answers (see `chain.ts`). */
+      readonly chainLsn?: number
     }
   /**
    * The sender's compacted state through `lsn`, for a receiver behind the sender's log. Data
@@ -85,6 +105,8 @@ export type SingleLeaderMessage =
       readonly lastLsn: number
       readonly lastEpoch: number
       readonly sentAt: number
+      /** Chain mode: the leader's current chain. */
+      readonly chain?: ChainView
     }
   | {
       readonly type: 'heartbeat-ack'
@@ -92,8 +114,11 @@ export type SingleLeaderMessage =
       readonly sentAt: number
       readonly lastLsn: number
     }
-  /** From the chain's tail to the leader: the tail's log matches the leader's through `lsn`. */
-  | { readonly type: 'chain-ack'; readonly epoch: number; readonly lsn: number }
+  /**
+   * From the chain's tail, and from members catching up behind it, to the leader: in chain
+   * `view`, the sender and every node before it hold the leader's log through `lsn`.
+   */
+  | { readonly type: 'chain-ack'; readonly epoch: number; readonly view: number; readonly lsn: number }
   /** `force`: a manual promotion, which voters honour even while they still hear a leader. */
   | {
       readonly type: 'vote-request'
@@ -202,6 +227,10 @@ export interface SingleLeaderStats {
    * handled once an answer renewed it, or refused once it was no longer the leader.
    */
   readonly writesHeld: number
+  /** Chain mode, on a leader: members it took out of the chain after they fell silent. */
+  readonly chainMembersRemoved: number
+  /** Chain mode, on a leader: members it counted in the chain again once they caught up. */
+  readonly chainMembersRestored: number
 }
 
 /** What `status` reports. */
@@ -229,6 +258,11 @@ export interface SingleLeaderStatus {
   readonly followerLag: { readonly [node: string]: number }
   /** Votes that elect a leader: a majority, or N − acks in semi-sync when that is more. */
   readonly electionQuorum: number
+  /**
+   * Chain mode: the chain as this node knows it (a leader's own, a follower's as last heard),
+   * the leader first; the first `counted` commit, the rest catch up behind them. Otherwise null.
+   */
+  readonly chain: { readonly nodes: readonly NodeId[]; readonly counted: number } | null
   readonly stats: SingleLeaderStats
 }
 

@@ -135,7 +135,7 @@ function message(
     case 'heartbeat-ack':
       return handleHeartbeatAck(state, out, from, message, now)
     case 'chain-ack':
-      return handleChainAck(state, out, message, now)
+      return handleChainAck(state, out, from, message, now)
     case 'vote-request':
       return handleVoteRequest(state, out, from, message, now)
     case 'vote':

@@ -1,8 +1,8 @@
 import { splitWithinBudget } from '../message-budget.js'
 import type { NodeId } from '../node-id.js'
+import { chainFields, chainLsnOf, chainSuccessor, isChainMode } from './chain.js'
 import { compact, entriesBetween, epochAt, epochsThrough, lastLsn } from './log.js'
 import {
-  chainSuccessor,
   checkpoint,
   type FollowerProgress,
   type Out,
@@ -47,16 +47,11 @@ function inFlightLimit(state: SingleLeaderState): number {
 /** Whom this node streams to. */
 export function replicationTargets(state: SingleLeaderState): NodeId[] {
   if (state.role === 'leader') {
-    const successor =
-      state.config.replication.mode === 'chain' ? [chainSuccessorOf(state)] : otherMembers(state)
+    const successor = isChainMode(state) ? [chainSuccessor(state)] : otherMembers(state)
     return [...successor.filter((node): node is NodeId => node !== undefined), ...state.learners]
   }
   const successor = chainSuccessor(state)
   return successor === undefined ? [] : [successor]
-}
-
-function chainSuccessorOf(state: SingleLeaderState): NodeId | undefined {
-  return state.config.nodes.find((node) => node !== state.id)
 }
 
 /** The last LSN this node may stream: a leader its whole log, a chain member what it verified. */
@@ -152,6 +147,7 @@ export function sendTo(
       entries,
       commitLsn: early ? Math.min(state.commitLsn, state.durableLsn) : state.commitLsn,
       sentAt: now,
+      ...chainFields(state),
     },
     ...(early ? { early: true } : {}),
   })
@@ -174,8 +170,21 @@ export function replicate(state: SingleLeaderState, out: Out, now: number, early
     const progress = progressOf(next, target)
     if (progress.next <= limit && progress.inFlight < inFlightLimit(next))
       next = sendTo(next, out, target, now, early)
+    else if (progress.inFlight === 0 && lacksChainLsn(next, target, progress))
+      next = sendTo(next, out, target, now, early)
   }
   return next
+}
+
+/**
+ * True when `target` is this node's chain successor, holds the log as far as this node's
+ * `chainLsn` reaches (or its match, if less), and answered with a lower `chainLsn` of its own:
+ * its predecessor's figure never reached it (say the entries came before it heard the view),
+ * and an append with no entries carries it.
+ */
+function lacksChainLsn(state: SingleLeaderState, target: NodeId, progress: FollowerProgress): boolean {
+  if (target !== chainSuccessor(state)) return false
+  return (progress.chainLsn ?? 0) < Math.min(chainLsnOf(state), progress.match)
 }
 
 /** Probes every target that is behind and has made no progress for `resendMs`. */
@@ -184,7 +193,8 @@ export function resendStale(state: SingleLeaderState, out: Out, now: number): Si
   const limit = streamLimit(state)
   for (const target of replicationTargets(state)) {
     const progress = progressOf(next, target)
-    if (progress.match < limit && now - progress.lastSentAt >= state.config.resendMs) {
+    const behind = progress.match < limit || lacksChainLsn(next, target, progress)
+    if (behind && now - progress.lastSentAt >= state.config.resendMs) {
       // What was in flight for so long is taken as lost: the probe starts the pipe afresh.
       next = sendTo(
         withProgress(next, target, { ...progress, next: limit + 1, inFlight: 0 }),
@@ -205,15 +215,23 @@ export function onStreamAck(
   state: SingleLeaderState,
   out: Out,
   from: NodeId,
-  ack: { readonly ok: boolean; readonly lsn: number; readonly sentAt: number; readonly parts?: number },
+  ack: {
+    readonly ok: boolean
+    readonly lsn: number
+    readonly sentAt: number
+    readonly parts?: number
+    readonly chainLsn?: number
+  },
   now: number,
 ): SingleLeaderState {
   const progress = state.progress.get(from)
   if (progress === undefined) return state
   const ackedSentAt = Math.max(progress.ackedSentAt, ack.sentAt)
+  const answered = ack.chainLsn === undefined ? {} : { chainLsn: ack.chainLsn }
   const updated: FollowerProgress = ack.ok
     ? {
         ...progress,
+        ...answered,
         match: Math.max(progress.match, ack.lsn),
         next: Math.max(progress.next, ack.lsn + 1),
         ackedSentAt,
@@ -221,6 +239,7 @@ export function onStreamAck(
       }
     : {
         ...progress,
+        ...answered,
         match: Math.min(progress.match, ack.lsn),
         next: ack.lsn + 1,
         ackedSentAt,

@@ -48,6 +48,9 @@ export function stepDown(state: SingleLeaderState, out: Out, now: number): Singl
     parked,
     votes: [],
     matchedLsn: 0,
+    chain: null,
+    chainAcks: new Map(),
+    chainLsn: 0,
     lastHeardAt: now,
   }
 }
@@ -60,7 +63,12 @@ export function adoptEpoch(
   now: number,
 ): SingleLeaderState {
   if (epoch <= state.epoch) return state
-  const next = stepDown({ ...state, epoch, votedFor: null, preVotes: null }, out, now)
+  // A chain, and what a node knew of it, hold for one leader in one epoch.
+  const next = stepDown(
+    { ...state, epoch, votedFor: null, preVotes: null, chain: null, chainLsn: 0 },
+    out,
+    now,
+  )
   persistTerm(next, out)
   return next
 }
@@ -79,6 +87,7 @@ export function followLeader(
   let next = adoptEpoch(state, out, epoch, now)
   if (next.role === 'candidate' || (next.role === 'leader' && leader !== next.id))
     next = stepDown(next, out, now)
-  if (next.leader !== leader) next = { ...next, leader, matchedLsn: 0, progress: new Map() }
+  if (next.leader !== leader)
+    next = { ...next, leader, matchedLsn: 0, progress: new Map(), chain: null, chainLsn: 0 }
   return { ...next, lastHeardAt: now, leaderContactAt: now, preVotes: null }
 }

@@ -13,6 +13,7 @@ import {
   truncateAfter,
 } from './log.js'
 import type {
+  ChainView,
   LogEntry,
   SingleLeaderMessage,
   SingleLeaderRecord,
@@ -38,6 +39,8 @@ export interface FollowerProgress {
    * one message each: everything appended meanwhile travels in the next append.
    */
   readonly inFlight: number
+  /** Chain mode: the `chainLsn` the target last answered with (see `chain.ts`); unknown at first. */
+  readonly chainLsn?: number
 }
 
 /** A write appended by the leader and not yet acknowledged to its client. */
@@ -125,8 +128,18 @@ export interface SingleLeaderState {
   readonly noopLsn: number
   readonly becameLeaderAt: number
   readonly lastHeartbeatAt: number
-  /** Leader in chain mode: the tail's matching LSN. */
-  readonly chainTailLsn: number
+  /**
+   * Chain mode: a leader's chain; a follower's, as last heard from its leader (null until
+   * then). See `chain.ts`.
+   */
+  readonly chain: ChainView | null
+  /** Leader in chain mode: the LSN each member at or behind the tail reported in this view. */
+  readonly chainAcks: ReadonlyMap<NodeId, number>
+  /**
+   * Follower in chain mode: how far this node and every node before it in `chain` hold the
+   * leader's log, as its predecessor's appends in that view said.
+   */
+  readonly chainLsn: number
   /** Learner: last time it asked to join. */
   readonly lastJoinAt: number
   /** The chunks of a snapshot being received, until it holds them all (see `handleSnapshot`). */
@@ -166,6 +179,8 @@ const zeroStats: SingleLeaderStats = {
   readsServed: 0,
   readsNotYet: 0,
   writesHeld: 0,
+  chainMembersRemoved: 0,
+  chainMembersRestored: 0,
 }
 
 /**
@@ -242,7 +257,9 @@ export function recoverSingleLeaderState(
     noopLsn: 0,
     becameLeaderAt: now,
     lastHeartbeatAt: now,
-    chainTailLsn: 0,
+    chain: null,
+    chainAcks: new Map(),
+    chainLsn: 0,
     lastJoinAt: Number.NEGATIVE_INFINITY,
     snapshotChunks: null,
     stats: zeroStats,
@@ -343,28 +360,6 @@ export function electionQuorum(state: SingleLeaderState): number {
 }
 
 /**
- * The chain for the current leader: the leader first, then the other members in `nodes`
- * order. A member's successor is the next one; the last is the tail.
- */
-export function chainOrder(state: SingleLeaderState, leader: NodeId): NodeId[] {
-  return [leader, ...state.config.nodes.filter((node) => node !== leader)]
-}
-
-/** This node's successor in the chain, if chain replication is on and it is not the tail. */
-export function chainSuccessor(state: SingleLeaderState): NodeId | undefined {
-  if (state.config.replication.mode !== 'chain' || state.leader === null || !state.member) return undefined
-  const order = chainOrder(state, state.leader)
-  const index = order.indexOf(state.id)
-  return index < 0 ? undefined : order[index + 1]
-}
-
-/** True when this node is the tail of the current chain. */
-export function isChainTail(state: SingleLeaderState): boolean {
-  if (state.config.replication.mode !== 'chain' || state.leader === null || !state.member) return false
-  return chainOrder(state, state.leader).at(-1) === state.id
-}
-
-/**
  * The LSN a read may see here. A leader sees its commit point (in `async` and `semi-sync`,
  * everything it has appended); a follower, what it knows committed and holds.
  */
@@ -418,6 +413,7 @@ export function statusOf(state: SingleLeaderState, now: number): SingleLeaderSta
     leaderHeardMsAgo: state.role === 'leader' ? null : Math.max(0, now - state.leaderContactAt),
     followerLag,
     electionQuorum: electionQuorum(state),
+    chain: state.chain === null ? null : { nodes: state.chain.nodes, counted: state.chain.counted },
     stats: state.stats,
   }
 }

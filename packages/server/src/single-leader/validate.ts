@@ -1,4 +1,5 @@
 import type { JsonValue } from '@chorus/core'
+import { isNodeId } from '../node-id.js'
 import {
   arrayAt,
   booleanAt,
@@ -21,6 +22,7 @@ import {
   valueAt,
 } from '../wire.js'
 import {
+  type ChainView,
   type EpochStart,
   type LogEntry,
   type SingleLeaderInput,
@@ -57,6 +59,7 @@ export function readSingleLeaderMessage(value: unknown, path: string): SingleLea
         commitLsn: count('commitLsn'),
         sentAt: timeAt(fields, 'sentAt', path),
         ...partsAt(fields, path),
+        ...optionalCounts(fields, ['view', 'chainLsn'], path),
       }
     case 'append-ack':
       return {
@@ -66,6 +69,7 @@ export function readSingleLeaderMessage(value: unknown, path: string): SingleLea
         lsn: count('lsn'),
         sentAt: timeAt(fields, 'sentAt', path),
         ...partsAt(fields, path),
+        ...optionalCounts(fields, ['chainLsn'], path),
       }
     case 'snapshot':
       return {
@@ -89,6 +93,7 @@ export function readSingleLeaderMessage(value: unknown, path: string): SingleLea
         lastLsn: count('lastLsn'),
         lastEpoch: count('lastEpoch'),
         sentAt: timeAt(fields, 'sentAt', path),
+        ...chainViewAt(fields, path),
       }
     case 'heartbeat-ack':
       return {
@@ -98,7 +103,7 @@ export function readSingleLeaderMessage(value: unknown, path: string): SingleLea
         lastLsn: count('lastLsn'),
       }
     case 'chain-ack':
-      return { type, epoch: count('epoch'), lsn: count('lsn') }
+      return { type, epoch: count('epoch'), view: count('view'), lsn: count('lsn') }
     case 'vote-request':
       return {
         type,
@@ -194,7 +199,6 @@ function readEntries(fields: Fields, path: string): LogEntry[] {
   return entries
 }
 
-/** The optional `parts` of an append or its acknowledgement: a positive count, left out when 1. */
 /** Most chunks one snapshot is sent in (at `MAX_BATCH_CHARS` each, far beyond any node's data). */
 export const MAX_SNAPSHOT_CHUNKS = 4096
 
@@ -209,9 +213,44 @@ function chunkAt(fields: Fields, path: string): { readonly chunk?: number; reado
   return { chunk, chunks }
 }
 
+/** The optional `parts` of an append or its acknowledgement: a positive count, left out when 1. */
 function partsAt(fields: Fields, path: string): { readonly parts?: number } {
   if (own(fields, 'parts') === undefined) return {}
   const parts = countAt(fields, 'parts', path)
   if (parts === 0) invalid(`${path}.parts`, 'a positive safe integer', parts)
   return parts === 1 ? {} : { parts }
+}
+
+/** Optional count fields: each one present is a non-negative safe integer. */
+function optionalCounts<TKey extends string>(
+  fields: Fields,
+  keys: readonly TKey[],
+  path: string,
+): { [key in TKey]?: number } {
+  const counts: { [key in TKey]?: number } = {}
+  for (const key of keys) if (own(fields, key) !== undefined) counts[key] = countAt(fields, key, path)
+  return counts
+}
+
+/** A heartbeat's optional `chain`: a view, distinct member ids, and a count of them from 1. */
+function chainViewAt(fields: Fields, path: string): { readonly chain?: ChainView } {
+  if (own(fields, 'chain') === undefined) return {}
+  const chainPath = `${path}.chain`
+  const chain = objectAt(own(fields, 'chain'), chainPath)
+  const nodes = arrayAt(
+    chain,
+    'nodes',
+    chainPath,
+    (value, itemPath) => {
+      if (!isNodeId(value)) invalid(itemPath, 'a node id', value)
+      return value
+    },
+    1024,
+  )
+  if (nodes.length === 0 || new Set(nodes).size !== nodes.length)
+    invalid(`${chainPath}.nodes`, 'a non-empty array of distinct node ids', nodes)
+  const counted = countAt(chain, 'counted', chainPath)
+  if (counted === 0 || counted > nodes.length)
+    invalid(`${chainPath}.counted`, `an integer from 1 to ${nodes.length}`, counted)
+  return { chain: { view: countAt(chain, 'view', chainPath), nodes, counted } }
 }

@@ -1,0 +1,237 @@
+import type { NodeId } from '../node-id.js'
+import { lastLsn } from './log.js'
+import type { ChainView, SingleLeaderMessage } from './messages.js'
+import { bump, majority, type Out, type SingleLeaderState } from './state.js'
+
+/**
+ * Chain replication whose chain heals.
+ *
+ * The leader heads the chain; each node appends, then forwards to the next, and a write is
+ * committed once the tail holds it. The leader keeps the chain (`ChainView`) and sends it with
+ * every heartbeat. A member that has not answered the leader for an election timeout leaves it,
+ * as long as a majority of the members stay counted: a committed entry is then on a majority,
+ * which every election meets, so failover keeps it (the argument `sync` rests on). A member that
+ * answers again joins at the end, behind the tail, fed by the tail; it is counted again once it
+ * holds what is committed. So a failed member stalls writes for one election timeout, not until
+ * it returns. A member alive but cut off from its neighbour in the chain, not from the leader,
+ * still stalls them.
+ *
+ * What a tail reports must mean that every counted node holds it. A node's log alone cannot
+ * say so once the chain has changed: a member that leaves and joins again may hold entries it
+ * had from its old predecessor that its new one lacks. So each node keeps `chainLsn`, how far
+ * it and every node before it in the current view hold the leader's log: the leader's is its
+ * log, and a follower's is the least of its predecessor's (carried by each append, tagged with
+ * the view) and how far its own log was verified to match that append. It starts at 0 in a
+ * view that gives the node another predecessor. The tail, and each member catching up behind
+ * it, report theirs (`chain-ack`); any of them covers every counted node, so the leader commits
+ * up to the highest of those reports in its current view.
+ */
+
+/** True when this cluster replicates along a chain. */
+export function isChainMode(state: SingleLeaderState): boolean {
+  return state.config.replication.mode === 'chain'
+}
+
+/** A new leader's chain: itself, then the other members in `nodes` order, every one counted. */
+export function initialChain(state: SingleLeaderState): ChainView | null {
+  if (!isChainMode(state)) return null
+  const nodes = [state.id, ...state.config.nodes.filter((node) => node !== state.id)]
+  return { view: 1, nodes, counted: nodes.length }
+}
+
+/** The node before `node` in `chain`, if it is in it and not its head. */
+function predecessorIn(chain: ChainView | null, node: NodeId): NodeId | undefined {
+  if (chain === null) return undefined
+  const index = chain.nodes.indexOf(node)
+  return index > 0 ? chain.nodes[index - 1] : undefined
+}
+
+/** This node's successor in its chain, if chain replication is on and it has one. */
+export function chainSuccessor(state: SingleLeaderState): NodeId | undefined {
+  if (!isChainMode(state) || state.leader === null || !state.member) return undefined
+  return successorIn(state.chain, state.id)
+}
+
+/** How far this node, and every node before it in its chain, hold the leader's log. */
+export function chainLsnOf(state: SingleLeaderState): number {
+  return state.role === 'leader' ? lastLsn(state.log) : state.chainLsn
+}
+
+/** The chain fields of an append this node streams in chain mode (none otherwise). */
+export function chainFields(state: SingleLeaderState): { view?: number; chainLsn?: number } {
+  if (!isChainMode(state) || state.chain === null) return {}
+  return { view: state.chain.view, chainLsn: chainLsnOf(state) }
+}
+
+/** The `chainLsn` a follower's acknowledgement carries in chain mode (none otherwise). */
+export function chainAnswer(state: SingleLeaderState): { chainLsn?: number } {
+  return isChainMode(state) && state.role !== 'leader' ? { chainLsn: state.chainLsn } : {}
+}
+
+/**
+ * A follower's `chainLsn` after an append from `from` that its log matches through `matched`:
+ * raised when the append comes from its predecessor in the view it follows.
+ */
+export function chainLsnAfterAppend(
+  state: SingleLeaderState,
+  from: NodeId,
+  message: { readonly view?: number; readonly chainLsn?: number },
+  matched: number,
+): number {
+  const chain = state.chain
+  if (chain === null || message.view !== chain.view || message.chainLsn === undefined) return state.chainLsn
+  if (predecessorIn(chain, state.id) !== from) return state.chainLsn
+  return Math.max(state.chainLsn, Math.min(message.chainLsn, matched))
+}
+
+/**
+ * A follower takes the chain its leader's heartbeat carries, unless it holds a later one (a
+ * heartbeat can come late). In a view that gives it another predecessor (or none), what it
+ * knew of the nodes before it no longer holds: `chainLsn` starts over at 0, and the next
+ * append from the new predecessor sets it. A new successor is streamed to from a probe, as
+ * one it never had: whatever this node knew of it is from another view.
+ */
+export function adoptChain(state: SingleLeaderState, chain: ChainView | undefined): SingleLeaderState {
+  if (!isChainMode(state) || chain === undefined) return state
+  const current = state.chain
+  if (current !== null && current.view > chain.view) return state
+  if (current !== null && current.view === chain.view) {
+    return chain.counted > current.counted ? { ...state, chain } : state
+  }
+  const samePredecessor =
+    current !== null && predecessorIn(current, state.id) === predecessorIn(chain, state.id)
+  const successor = successorIn(chain, state.id)
+  let progress = state.progress
+  if (successor !== undefined && successor !== successorIn(current, state.id)) {
+    const fresh = new Map(progress)
+    fresh.delete(successor)
+    progress = fresh
+  }
+  return { ...state, chain, progress, chainLsn: samePredecessor ? state.chainLsn : 0 }
+}
+
+/** The node after `node` in `chain`, if any. */
+function successorIn(chain: ChainView | null, node: NodeId): NodeId | undefined {
+  if (chain === null) return undefined
+  const index = chain.nodes.indexOf(node)
+  return index < 0 ? undefined : chain.nodes[index + 1]
+}
+
+/** True when this follower reports to the leader: it is the tail, or catching up behind it. */
+function reportsToLeader(state: SingleLeaderState): boolean {
+  if (!isChainMode(state) || state.role === 'leader' || state.chain === null || state.leader === null)
+    return false
+  const index = state.chain.nodes.indexOf(state.id)
+  return index > 0 && index >= state.chain.counted - 1
+}
+
+/** Sends the leader this node's `chainLsn` if it is the tail or behind it (see `reportsToLeader`). */
+export function reportChain(state: SingleLeaderState, out: Out): void {
+  if (!reportsToLeader(state) || state.chain === null || state.leader === null) return
+  const message: SingleLeaderMessage = {
+    type: 'chain-ack',
+    epoch: state.epoch,
+    view: state.chain.view,
+    lsn: state.chainLsn,
+  }
+  out.push({ type: 'send', to: state.leader, message })
+}
+
+/**
+ * The leader's commit bound in chain mode: the highest LSN a node at or behind the tail of its
+ * current view reported (each report covers every node before the reporter).
+ */
+export function chainCommitBound(state: SingleLeaderState): number {
+  const chain = state.chain
+  if (chain === null) return 0
+  if (chain.nodes.length === 1) return lastLsn(state.log)
+  let bound = 0
+  chain.nodes.forEach((node, index) => {
+    if (index >= chain.counted - 1) bound = Math.max(bound, state.chainAcks.get(node) ?? 0)
+  })
+  return bound
+}
+
+/** The leader takes a report of `from` in its current view (see {@link chainCommitBound}). */
+export function recordChainAck(
+  state: SingleLeaderState,
+  from: NodeId,
+  message: Extract<SingleLeaderMessage, { type: 'chain-ack' }>,
+): SingleLeaderState {
+  const chain = state.chain
+  if (chain === null || message.view !== chain.view) return state
+  const index = chain.nodes.indexOf(from)
+  if (index <= 0 || index < chain.counted - 1) return state
+  const held = state.chainAcks.get(from) ?? 0
+  if (message.lsn <= held) return state
+  const chainAcks = new Map(state.chainAcks)
+  chainAcks.set(from, message.lsn)
+  return { ...state, chainAcks }
+}
+
+/**
+ * Counts the member right behind the tail once it holds everything committed: it becomes the
+ * tail. Its reports already covered the tail and every node before it, so the commit point
+ * does not move back.
+ */
+export function countCaughtUp(state: SingleLeaderState): SingleLeaderState {
+  let next = state
+  for (;;) {
+    const chain = next.chain
+    if (chain === null || chain.counted >= chain.nodes.length) return next
+    const behind = chain.nodes[chain.counted] as NodeId
+    if ((next.chainAcks.get(behind) ?? 0) < next.commitLsn) return next
+    next = bump({ ...next, chain: { ...chain, counted: chain.counted + 1 } }, 'chainMembersRestored')
+  }
+}
+
+/**
+ * The leader's chain after a tick: members silent for an election timeout leave it (a counted
+ * one only while a majority stays counted), and members of the cluster outside it that answered
+ * within two heartbeats join at its end. Returns the state and whether the chain's order
+ * changed (a new view, which the followers must hear at once).
+ */
+export function reviseChain(
+  state: SingleLeaderState,
+  now: number,
+): { state: SingleLeaderState; changed: boolean } {
+  const chain = state.chain
+  if (state.role !== 'leader' || chain === null || !isChainMode(state)) return { state, changed: false }
+  const config = state.config
+  const heardAt = (node: NodeId) => state.progress.get(node)?.ackedSentAt ?? Number.NEGATIVE_INFINITY
+  const silentBefore = now - config.electionTimeoutMs
+  let nodes = [...chain.nodes]
+  let counted = chain.counted
+  let removed = 0
+  if (now - state.becameLeaderAt > config.electionTimeoutMs) {
+    for (const node of chain.nodes.slice(1)) {
+      if (heardAt(node) >= silentBefore) continue
+      const index = nodes.indexOf(node)
+      if (index < counted) {
+        if (counted - 1 < majority(state)) continue
+        counted--
+      }
+      nodes = nodes.filter((other) => other !== node)
+      removed++
+    }
+  }
+  const rejoining = config.nodes.filter(
+    (node) => !nodes.includes(node) && heardAt(node) >= now - 2 * config.heartbeatMs,
+  )
+  nodes = [...nodes, ...rejoining]
+  if (removed === 0 && rejoining.length === 0) return { state, changed: false }
+  let next: SingleLeaderState = {
+    ...state,
+    chain: { view: chain.view + 1, nodes, counted },
+    chainAcks: new Map(),
+  }
+  // A new successor: probe it at once, and learn its `chainLsn` afresh.
+  const successor = nodes[1]
+  const progress = successor === undefined ? undefined : next.progress.get(successor)
+  if (successor !== undefined && successor !== chain.nodes[1] && progress !== undefined) {
+    const map = new Map(next.progress)
+    map.set(successor, { ...progress, chainLsn: 0, lastSentAt: Number.NEGATIVE_INFINITY, inFlight: 0 })
+    next = { ...next, progress: map }
+  }
+  return { state: bump(next, 'chainMembersRemoved', removed), changed: true }
+}
