@@ -172,7 +172,8 @@ export function recordChainAck(
 /**
  * Counts the member right behind the tail once it holds everything committed: it becomes the
  * tail. Its reports already covered the tail and every node before it, so the commit point
- * does not move back.
+ * does not move back. The view stays (the order did not change), and the next heartbeat
+ * carries the chain to every member again.
  */
 export function countCaughtUp(state: SingleLeaderState): SingleLeaderState {
   let next = state
@@ -181,7 +182,12 @@ export function countCaughtUp(state: SingleLeaderState): SingleLeaderState {
     if (chain === null || chain.counted >= chain.nodes.length) return next
     const behind = chain.nodes[chain.counted] as NodeId
     if ((next.chainAcks.get(behind) ?? 0) < next.commitLsn) return next
-    next = bump({ ...next, chain: { ...chain, counted: chain.counted + 1 } }, 'chainMembersRestored')
+    const progress = new Map(next.progress)
+    for (const [node, known] of progress) progress.set(node, { ...known, chainView: 0 })
+    next = bump(
+      { ...next, progress, chain: { ...chain, counted: chain.counted + 1 } },
+      'chainMembersRestored',
+    )
   }
 }
 

@@ -288,7 +288,13 @@ export function handleHeartbeat(
   out.push({
     type: 'send',
     to: from,
-    message: { type: 'heartbeat-ack', epoch: next.epoch, sentAt: message.sentAt, lastLsn: lastLsn(next.log) },
+    message: {
+      type: 'heartbeat-ack',
+      epoch: next.epoch,
+      sentAt: message.sentAt,
+      lastLsn: lastLsn(next.log),
+      ...(next.chain === null ? {} : { view: next.chain.view }),
+    },
   })
   // Repeated on every heartbeat: a lost chain-ack would otherwise stall the leader's commit.
   reportChain(next, out)

@@ -237,10 +237,13 @@ export function sendHeartbeats(state: SingleLeaderState, out: Out, now: number):
     lastLsn: lastLsn(state.log),
     lastEpoch: lastEpoch(state.log),
     sentAt: now,
-    ...(state.chain === null ? {} : { chain: state.chain }),
   }
-  for (const node of [...otherMembers(state), ...state.learners])
-    out.push({ type: 'send', to: node, message })
+  const chain = state.chain
+  for (const node of [...otherMembers(state), ...state.learners]) {
+    // The chain goes to a member until it answers that it holds this view.
+    const held = chain === null || state.progress.get(node)?.chainView === chain.view
+    out.push({ type: 'send', to: node, message: held ? message : { ...message, chain } })
+  }
   return { ...state, lastHeartbeatAt: now }
 }
 
@@ -294,6 +297,8 @@ export function handleHeartbeatAck(
   return withProgress(state, from, {
     ...progress,
     ackedSentAt: Math.max(progress.ackedSentAt, message.sentAt),
+    // 0: it holds none (it restarted, say), so the next heartbeat carries the chain again.
+    chainView: message.view ?? 0,
   })
 }
 

@@ -105,7 +105,10 @@ export type SingleLeaderMessage =
       readonly lastLsn: number
       readonly lastEpoch: number
       readonly sentAt: number
-      /** Chain mode: the leader's current chain. */
+      /**
+       * Chain mode: the leader's current chain, sent to a member until it answers holding that
+       * view (`view` of its `heartbeat-ack`).
+       */
       readonly chain?: ChainView
     }
   | {
@@ -113,6 +116,8 @@ export type SingleLeaderMessage =
       readonly epoch: number
       readonly sentAt: number
       readonly lastLsn: number
+      /** Chain mode: the view of the chain the member holds, if any. */
+      readonly view?: number
     }
   /**
    * From the chain's tail, and from members catching up behind it, to the leader: in chain

@@ -41,6 +41,8 @@ export interface FollowerProgress {
   readonly inFlight: number
   /** Chain mode: the `chainLsn` the target last answered with (see `chain.ts`); unknown at first. */
   readonly chainLsn?: number
+  /** Chain mode, on a leader: the chain view the member last said it holds. */
+  readonly chainView?: number
 }
 
 /** A write appended by the leader and not yet acknowledged to its client. */

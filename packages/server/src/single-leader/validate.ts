@@ -101,6 +101,7 @@ export function readSingleLeaderMessage(value: unknown, path: string): SingleLea
         epoch: count('epoch'),
         sentAt: timeAt(fields, 'sentAt', path),
         lastLsn: count('lastLsn'),
+        ...optionalCounts(fields, ['view'], path),
       }
     case 'chain-ack':
       return { type, epoch: count('epoch'), view: count('view'), lsn: count('lsn') }
