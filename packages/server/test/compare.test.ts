@@ -16,6 +16,8 @@ import {
   formatSpreadTable,
   percentile,
   runComparison,
+  runOne,
+  SingleLeaderTarget,
   spreadOf,
   summarizeSeeds,
 } from '../src/index.js'
@@ -142,6 +144,15 @@ describe.each(seeds)('chorus-compare, SEED=%i (replay with SEED=n)', (seed) => {
     }
   })
 
+  it('counts a conflict once however often it is read', () => {
+    let readAgain = 0
+    for (const r of runs.get(seed) ?? []) {
+      expect(r.conflicts, `${r.scenario} / ${r.design}`).toBeLessThanOrEqual(r.readsWithSiblings)
+      if (r.conflicts < r.readsWithSiblings) readAgain++
+    }
+    expect(readAgain).toBeGreaterThan(0)
+  })
+
   it('every design converges once the faults are over, and each row is internally consistent', () => {
     for (const r of runs.get(seed) ?? []) {
       const label = `${r.scenario} / ${r.design}`
@@ -173,6 +184,31 @@ describe.each(seeds)('chorus-compare, SEED=%i (replay with SEED=n)', (seed) => {
 })
 
 describe('chorus-compare, the harness itself', () => {
+  it('counts as accepted during a partition every write acknowledged while it lasted, those asked for just before it too', async () => {
+    let acknowledgedWhilePartitioned = 0
+    for (const name of ['single-leader-async', 'single-leader-sync']) {
+      const design = compareDesign(name)
+      for (let seed = 1; seed <= 10; seed++) {
+        let target: SingleLeaderTarget | null = null
+        const created = {
+          ...design,
+          create: (s: number, clients: readonly string[]) => {
+            const made = design.create(s, clients)
+            if (made instanceof SingleLeaderTarget) target = made
+            return made
+          },
+        }
+        const row = await runOne(created, compareScenario('partition'), { seed })
+        const own = (target as SingleLeaderTarget | null)?.sim.report().writesAcceptedDuringPartition
+        if (own === undefined) throw new Error(`${name}: no single-leader target`)
+        // The cluster's own count: writes a node acknowledged while the partition was up.
+        expect(row.acceptedDuringPartition, `${name}, SEED=${seed}`).toBeGreaterThanOrEqual(own)
+        acknowledgedWhilePartitioned += own
+      }
+    }
+    expect(acknowledgedWhilePartitioned).toBeGreaterThan(0)
+  })
+
   it('gives the same rows for the same seed', async () => {
     const options = {
       seed: 7,

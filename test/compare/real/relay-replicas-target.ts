@@ -138,7 +138,12 @@ export class RelayReplicasTarget implements CompareTarget {
     if (state === undefined || state.versions.length === 0) return { ok: true, value: null, siblings: 0 }
     const resolved = (await client.replica.collection(COLLECTION).get(key)) as JsonObject | undefined
     const value = resolved?.v
-    return { ok: true, value: typeof value === 'string' ? value : null, siblings: state.versions.length }
+    return {
+      ok: true,
+      value: typeof value === 'string' ? value : null,
+      siblings: state.versions.length,
+      versions: state.versions.map((version) => `${version.dot[0]}:${version.dot[1]}`),
+    }
   }
 
   partition(): void {

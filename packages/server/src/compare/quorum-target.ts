@@ -91,7 +91,12 @@ export class QuorumTarget implements CompareTarget {
     const outcome = await this.sim.client(client).get(this.node(client), key)
     if (outcome.ok) {
       this.shown.set(`${client}/${key}`, outcome.values.length)
-      return { ok: true, value: outcome.value, siblings: outcome.values.length }
+      return {
+        ok: true,
+        value: outcome.value,
+        siblings: outcome.values.length,
+        versions: outcome.values.map((value) => JSON.stringify(value)),
+      }
     }
     this.moveOn(client, outcome.reason)
     return { ok: false, maybeApplied: false }

@@ -88,16 +88,21 @@ export interface CompareRow {
   readonly nearestReads: number
   /** Of {@link staleReads}, those on the `nearest` route; the rest were on the `primary` route. */
   readonly staleNearestReads: number
-  /** Writes acknowledged that were issued while the fault was in force. */
+  /** Writes acknowledged whose request was in flight at some time while the fault was in force. */
   readonly acceptedDuringFault: number
-  /** Writes acknowledged that were issued while a partition was in force (0 in other scenarios). */
+  /** The same while a partition was in force (0 in other scenarios). */
   readonly acceptedDuringPartition: number
   /** Acknowledged writes no replica reflects at the end. */
   readonly lostAcknowledged: number
   /** Semi-sync writes acknowledged on the leader alone after the ack timeout (0 for other designs). */
   readonly fallbacks: number
-  /** Conflicts surfaced: reads that returned concurrent versions (siblings) instead of one value. */
+  /**
+   * Conflicts surfaced: the distinct sets of concurrent versions (siblings) of a key that reads
+   * returned instead of one value; a conflict read many times counts once.
+   */
   readonly conflicts: number
+  /** Reads that returned siblings (each read of a conflict counts). */
+  readonly readsWithSiblings: number
   /** Conflicts resolved: acknowledged writes that superseded two or more siblings (its writer's replica held them, or its writer's last answer showed them). */
   readonly conflictsResolved: number
   /** From the last operation's end until every replica held the same data; null if not within the limit. */
@@ -116,6 +121,8 @@ interface OperationRecord {
   readonly completedAt: number
   readonly ok: boolean
   readonly siblings: number
+  /** For a read with siblings: the key and the versions, sorted (one conflict's identity). */
+  readonly conflict: string | null
   readonly superseded: number
 }
 
@@ -200,6 +207,10 @@ async function measure(
       completedAt: completedAt - t0,
       ok: outcome.ok,
       siblings: outcome.ok ? (outcome.siblings ?? 1) : 0,
+      conflict:
+        outcome.ok && (outcome.siblings ?? 1) > 1
+          ? JSON.stringify([key, [...(outcome.versions ?? [])].sort()])
+          : null,
       superseded: outcome.ok ? (outcome.superseded ?? 0) : 0,
     })
     return outcome.ok
@@ -267,6 +278,8 @@ function summarize(
   const latencies = (kind: 'write' | 'read') =>
     operations.filter((op) => op.kind === kind && op.ok).map((op) => op.completedAt - op.invokedAt)
   const during = (op: OperationRecord) => op.invokedAt >= window.startMs && op.invokedAt < window.endMs
+  // A write the fault overlapped at any time between its request and its answer.
+  const overlaps = (op: OperationRecord) => op.invokedAt < window.endMs && op.completedAt >= window.startMs
   const writes = latencies('write')
   const serverAcks = target.serverAckLatencies?.() ?? writes
   const history = recorder.history()
@@ -274,7 +287,7 @@ function summarize(
   const isStale = (op: OperationRecord) => stale.has(history[op.invoke]?.invoke ?? -1)
   const nearest = operations.filter((op) => op.kind === 'read' && op.route === 'nearest')
   const acceptedDuringFault = scenario.faulty
-    ? operations.filter((op) => op.kind === 'write' && op.ok && during(op)).length
+    ? operations.filter((op) => op.kind === 'write' && op.ok && overlaps(op)).length
     : 0
   return {
     scenario: scenario.name,
@@ -304,7 +317,8 @@ function summarize(
     acceptedDuringPartition: scenario.name === 'partition' ? acceptedDuringFault : 0,
     lostAcknowledged: end.lostAcknowledged,
     fallbacks: target.fallbacks?.() ?? 0,
-    conflicts: operations.filter((op) => op.kind === 'read' && op.siblings > 1).length,
+    conflicts: new Set(operations.flatMap((op) => (op.conflict === null ? [] : [op.conflict]))).size,
+    readsWithSiblings: operations.filter((op) => op.kind === 'read' && op.siblings > 1).length,
     conflictsResolved: operations.filter((op) => op.kind === 'write' && op.ok && op.superseded > 1).length,
     convergenceMs: end.convergenceMs,
     bytesOnWire: target.bytesOnWire(),

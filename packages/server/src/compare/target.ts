@@ -4,14 +4,17 @@ import type { CompareClock } from './clock.js'
 
 /**
  * How one client operation ended, as the client saw it. `siblings`: how many versions a read
- * returned. `superseded`: how many concurrent versions (siblings) a write replaced — 2 or more
- * means the write settled a conflict its writer had been shown.
+ * returned; `versions`, when there are two or more, names them (each one's value, unique per
+ * write), so reads that show one conflict count it once. `superseded`: how many concurrent
+ * versions (siblings) a write replaced — 2 or more means the write settled a conflict its writer
+ * had been shown.
  */
 export type OperationOutcome =
   | {
       readonly ok: true
       readonly value?: JsonValue | null
       readonly siblings?: number
+      readonly versions?: readonly string[]
       readonly superseded?: number
     }
   | { readonly ok: false; readonly maybeApplied: boolean }

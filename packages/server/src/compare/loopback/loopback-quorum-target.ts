@@ -105,7 +105,12 @@ export class LoopbackQuorumTarget extends LoopbackTarget {
       this.contexts.set(slot, reply.context as VersionVector)
       this.shown.set(slot, values.length)
       const read = reply.value
-      return { ok: true, value: typeof read === 'string' ? read : null, siblings: values.length }
+      return {
+        ok: true,
+        value: typeof read === 'string' ? read : null,
+        siblings: values.length,
+        versions: values.map((value) => JSON.stringify(value)),
+      }
     }
     if (reply === null) this.moveOn(client)
     return { ok: false, maybeApplied: false }
