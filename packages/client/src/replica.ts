@@ -465,7 +465,9 @@ class ReplicaRuntime implements Replica {
         opened.#closeLost(
           how === 'deleted'
             ? DELETED_UNDER_IT
-            : `this replica's database was upgraded by a newer version of the app, so it closed: reload to continue`,
+            : how === 'upgraded'
+              ? `this replica's database was upgraded by a newer version of the app, so it closed: reload to continue`
+              : `the browser closed this replica's database (site data cleared, storage evicted, or a disk error), so it closed: reload to continue`,
         )
     }
     opened.#start()
@@ -1356,11 +1358,11 @@ interface SharedTabs {
   readonly group: TabGroup
 }
 
-/** What the leading tab tells the others, every heartbeat and on every change. */
 /** Why a replica whose data another tab or `deleteReplica` deleted closed. */
 const DELETED_UNDER_IT =
   "this replica's data was deleted (destroy in another tab, or deleteReplica), so it closed: create the replica again to start afresh"
 
+/** What the leading tab tells the others, every heartbeat and on every change. */
 interface LeaderReport {
   readonly type: 'leader'
   readonly status: SyncStatus

@@ -8,7 +8,7 @@ import {
   type Replica,
 } from '@chorus/client'
 import { MemoryReplicaStore } from '@chorus/core'
-import { IDBFactory, IDBKeyRange } from 'fake-indexeddb'
+import { forceCloseDatabase, IDBFactory, IDBKeyRange } from 'fake-indexeddb'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { FakeLocks } from './helpers/fake-locks.js'
 import { idbReplicas, poll } from './helpers/idb-replicas.js'
@@ -222,6 +222,47 @@ describe('deleteReplica', () => {
     expect(unknown.message).toBe(
       'unknown option "url" of deleteReplica: use space, dbName, indexedDB, IDBKeyRange, tabs, discardPending',
     )
+  })
+})
+
+describe('a database the browser closes under a tab', () => {
+  it('closes that tab’s replica, says why, and lets another tab lead and sync', async () => {
+    const space = nextSpace()
+    const origin = new IDBFactory()
+    const connections: IDBOpenDBRequest[] = []
+    // The same origin, watched: the connections the first tab opens, to close them as a
+    // browser does when site data is cleared or storage evicted.
+    const watched = new Proxy(origin, {
+      get(target, key) {
+        if (key === 'open')
+          return (name: string, version?: number) => {
+            const request = target.open(name, version)
+            connections.push(request)
+            return request
+          }
+        const value = Reflect.get(target, key)
+        return typeof value === 'function' ? value.bind(target) : value
+      },
+    })
+    const first = await replicas.open(space, watched, 'evicted')
+    const second = await replicas.open(space, origin, 'evicted')
+    await first.collection('notes').put('before', { by: 'first' })
+    await second.synced()
+    const errors: ChorusError[] = []
+    first.on('error', (error) => errors.push(error))
+
+    for (const request of connections) forceCloseDatabase(request.result as never)
+    await poll(() => errors.length > 0, 'the first tab to say its database closed', 5_000)
+    expect(errors[0]?.code).toBe(ErrorCode.Closed)
+    expect(errors[0]?.message).toContain("the browser closed this replica's database")
+    expect((await rejection(first.collection('notes').get('before'))).code).toBe(ErrorCode.Closed)
+
+    // The lock went with it: the second tab leads, and its write reaches the relay.
+    await second.collection('notes').put('after', { by: 'second' })
+    await second.synced()
+    const elsewhere = await replicas.open(space, new IDBFactory(), 'elsewhere')
+    await elsewhere.synced()
+    expect(await elsewhere.collection('notes').get('after')).toEqual({ by: 'second' })
   })
 })
 

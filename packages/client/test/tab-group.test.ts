@@ -52,17 +52,22 @@ class TabTimers implements Timers {
   frozen = false
   #next = 1
   readonly #intervals = new Map<number, { callback: () => void; ms: number; due: number }>()
+  readonly #timeouts = new Map<number, { callback: () => void; due: number }>()
   readonly #clock: Clock
 
   constructor(clock: Clock) {
     this.#clock = clock
   }
 
-  setTimeout(): unknown {
-    throw new Error('the group uses intervals only')
+  setTimeout(callback: () => void, ms: number): unknown {
+    const id = this.#next++
+    this.#timeouts.set(id, { callback, due: this.#clock.now + ms })
+    return id
   }
 
-  clearTimeout(): void {}
+  clearTimeout(handle: unknown): void {
+    this.#timeouts.delete(handle as number)
+  }
 
   setInterval(callback: () => void, ms: number): unknown {
     const id = this.#next++
@@ -76,6 +81,11 @@ class TabTimers implements Timers {
 
   fire(now: number): void {
     if (this.frozen) return
+    for (const [id, timeout] of [...this.#timeouts]) {
+      if (timeout.due > now) continue
+      this.#timeouts.delete(id)
+      timeout.callback()
+    }
     for (const interval of [...this.#intervals.values()]) {
       while (interval.due <= now) {
         interval.due += interval.ms
@@ -89,7 +99,13 @@ async function settle(): Promise<void> {
   for (let i = 0; i < 20; i++) await Promise.resolve()
 }
 
-function tab(clock: Clock, locks: FakeLocks, openChannel: (name: string) => ChannelLike, name: string) {
+function tab(
+  clock: Clock,
+  locks: FakeLocks,
+  openChannel: (name: string) => ChannelLike,
+  name: string,
+  onLead: () => Promise<void> = async () => undefined,
+) {
   const log: string[] = []
   const timers = clock.timers()
   const options: TabGroupOptions = {
@@ -103,6 +119,7 @@ function tab(clock: Clock, locks: FakeLocks, openChannel: (name: string) => Chan
     takeoverMs: 3_000,
     onLead: async () => {
       log.push('lead')
+      await onLead()
     },
     onFollow: () => log.push('follow'),
     onMessage: () => undefined,
@@ -174,6 +191,27 @@ describe('TabGroup: one tab leads, another takes over when it closes or goes sil
     expect(first.group.leading).toBe(true)
     expect(first.log).toEqual(['lead', 'follow', 'lead'])
     first.group.close()
+  })
+
+  it('a tab whose claim keeps failing (a full disk) claims again after pauses that grow, not at once', async () => {
+    const clock = new Clock()
+    let claims = 0
+    // Fails the first 100 claims: without the pauses they would all be spent at once.
+    const failing = tab(clock, new FakeLocks(), channels(), 'only', async () => {
+      claims++
+      if (claims <= 100) throw new Error('quota used up')
+    })
+    await settle()
+    expect(claims).toBe(1)
+    await clock.advance(10_000)
+    // Pauses of 125, 250, 500, … ms (half of 250 ms doubled, the random part 0 here).
+    expect(claims).toBeGreaterThanOrEqual(5)
+    expect(claims).toBeLessThanOrEqual(8)
+    expect(failing.group.leading).toBe(false)
+    const before = claims
+    await clock.advance(30_000)
+    expect(claims - before).toBeLessThanOrEqual(3)
+    failing.group.close()
   })
 
   it('writes of two tabs never overlap: the write lock runs them one at a time', async () => {

@@ -138,9 +138,10 @@ export class IdbReplicaStore implements ReplicaStore {
   #fault: { readonly cause: unknown } | null = null
   /**
    * Told when another connection deleted (`deleted`) or upgraded (`upgraded`) the database and
-   * this store let go of it: the replica over it then closes, saying so.
+   * this store let go of it, or the browser closed it (`closed`: site data cleared, storage
+   * evicted, a disk error): the replica over it then closes, saying so.
    */
-  onLost: ((how: 'deleted' | 'upgraded') => void) | null = null
+  onLost: ((how: 'deleted' | 'upgraded' | 'closed') => void) | null = null
 
   private constructor(name: string, keyRange: KeyRangeLike | null, factory: IDBFactory, db: IDBDatabase) {
     this.name = name
@@ -154,6 +155,7 @@ export class IdbReplicaStore implements ReplicaStore {
     }
     db.onclose = () => {
       this.#lost = `the browser closed the IndexedDB database ${JSON.stringify(name)} (site data cleared, or a disk error). Reload to continue.`
+      this.onLost?.('closed')
     }
   }
 

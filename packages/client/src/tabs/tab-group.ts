@@ -44,6 +44,14 @@ export interface TabGroupOptions {
   readonly onError: (error: unknown) => void
 }
 
+/**
+ * The pause before a tab whose claim of the connection failed queues for the lock again:
+ * doubled with each failure in a row, up to {@link CLAIM_RETRY_MAX_MS}, less up to half of it
+ * at random.
+ */
+export const CLAIM_RETRY_MS = 250
+export const CLAIM_RETRY_MAX_MS = 30_000
+
 /** The channel the tabs sharing database `name` talk over. */
 export function tabChannelName(name: string): string {
   return `chorus:${name}`
@@ -82,6 +90,10 @@ export class TabGroup {
   #watchdog: unknown = null
   #heartbeat: unknown = null
   #heartbeatMessage: () => unknown = () => null
+  /** Claims that failed in a row (see {@link CLAIM_RETRY_MS}); 0 once one succeeds. */
+  #claimFailures = 0
+  /** The timer of the next claim after a failed one. */
+  #retry: unknown = null
 
   constructor(options: TabGroupOptions) {
     this.#options = options
@@ -135,6 +147,7 @@ export class TabGroup {
     this.#closed = true
     const { timers } = this.#options
     if (this.#watchdog !== null) timers.clearInterval(this.#watchdog)
+    if (this.#retry !== null) timers.clearTimeout(this.#retry)
     this.#stopHeartbeat()
     this.#cancelQueued?.abort()
     this.#cancelQueued = null
@@ -167,12 +180,15 @@ export class TabGroup {
         this.#startHeartbeat()
         try {
           await this.#options.onLead()
+          this.#claimFailures = 0
         } catch (error) {
           this.#options.onError(error)
           if (this.#leading) {
             this.#lost()
-            // Let another tab try; this one queues up behind it.
-            queueMicrotask(() => this.#queue(false))
+            // Let another tab try; this one queues up behind it after a pause that grows with
+            // each failure in a row (a full disk fails every claim: retrying at once would spin).
+            this.#claimFailures++
+            this.#retryLater()
           }
         }
         await held
@@ -187,6 +203,21 @@ export class TabGroup {
           this.#options.onError(error)
         }
       })
+  }
+
+  /** Queues for the lock again after a failed claim, once its pause is over. */
+  #retryLater(): void {
+    const { timers } = this.#options
+    if (this.#closed) return
+    if (this.#retry !== null) timers.clearTimeout(this.#retry)
+    const base = Math.min(CLAIM_RETRY_MAX_MS, CLAIM_RETRY_MS * 2 ** Math.min(this.#claimFailures - 1, 16))
+    const wait = base * (0.5 + this.#options.random() / 2)
+    this.#retry = timers.setTimeout(() => {
+      this.#retry = null
+      // The watchdog counts silence from here: the claim this queues is under way.
+      this.#lastHeartbeat = this.#options.now()
+      this.#queue(false)
+    }, wait)
   }
 
   /** This tab stops leading: heartbeat off, lock released, the runtime told. */
@@ -212,7 +243,8 @@ export class TabGroup {
 
   /** A follower that has not heard from a leader for too long takes over. */
   #watch(): void {
-    if (this.#closed || this.#leading) return
+    // After a failed claim this tab waits its pause (see `#retryLater`) before claiming again.
+    if (this.#closed || this.#leading || this.#retry !== null) return
     const silent = this.#options.now() - this.#lastHeartbeat
     const patience = this.#options.takeoverMs * (1 + this.#options.random())
     if (silent < patience) return
