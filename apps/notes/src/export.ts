@@ -8,20 +8,29 @@ function utc(time: number): string {
 }
 
 /**
+ * Text as a Markdown heading shows it: on one line, with the characters Markdown would take
+ * for markup (emphasis, links, code, HTML, a closing run of `#`) escaped.
+ */
+function headingText(text: string): string {
+  return text.replace(/\s+/g, ' ').replace(/[\\`*_[\]<>#~|&]/g, '\\$&')
+}
+
+/**
  * A notebook as one Markdown document: its name as the heading, then each note, newest
- * first, under its title, with when it was written and last edited. A note's body is the
- * user's own text and goes in as it is.
+ * first, under its title, with when it was written and last edited. Names and titles are
+ * escaped to read as typed; a note's body is the user's own text and goes in as it is, from
+ * its first line that is not blank (indented lines keep their indent: code stays code).
  */
 export function notebookMarkdown(name: string, rows: readonly Row<Note>[], now: number): string {
   const title = name.trim() === '' ? 'Untitled notebook' : name.trim()
-  const parts = [`# ${title}`, `Exported on ${utc(now)}: ${plural(rows.length, 'note', 'notes')}.`]
+  const parts = [
+    `# ${headingText(title)}`,
+    `Exported on ${utc(now)}: ${plural(rows.length, 'note', 'notes')}.`,
+  ]
   for (const { value } of newestFirst(rows)) {
     const edited = value.updatedAt > value.createdAt ? `, edited ${utc(value.updatedAt)}` : ''
-    const lines = [
-      `## ${displayTitle(value).replace(/\s+/g, ' ')}`,
-      `_Written ${utc(value.createdAt)}${edited}_`,
-    ]
-    const body = value.body.trim()
+    const lines = [`## ${headingText(displayTitle(value))}`, `_Written ${utc(value.createdAt)}${edited}_`]
+    const body = value.body.replace(/^(?:[^\S\n]*\n)+/, '').trimEnd()
     if (body !== '') lines.push(body)
     parts.push(lines.join('\n\n'))
   }

@@ -5,7 +5,7 @@ import { type DraftFields, dropDraft, stashDraft } from './drafts.js'
 import { timeAgo, useMinute } from './format.js'
 import { caretAfterMerge, mergeTyped } from './merge-draft.js'
 import { asNote, Collections, displayTitle, type Note } from './notes.js'
-import { notify, notifyFailure } from './notices.js'
+import { dismiss, notify, notifyFailure } from './notices.js'
 import { notebookHash } from './route.js'
 
 /** How long typing may pause before the edit is written. */
@@ -195,6 +195,8 @@ export function NoteEditor({
   const [tooLong, setTooLong] = useState(false)
   /** `tooLong`, for the listeners of leaving the page. */
   const refused = useRef(false)
+  /** The notice saying the note is too long, taken away once a save succeeds. */
+  const tooLongNotice = useRef<number | null>(null)
   refused.current = tooLong
   /** Whether the editor is on the page: a save from one that is gone cannot wait to merge. */
   const mounted = useRef(true)
@@ -346,6 +348,8 @@ export function NoteEditor({
           // Stored: a copy kept as the page went away (which did not end it, after all) is not needed.
           dropDraft(space, id)
           setTooLong(false)
+          if (tooLongNotice.current !== null) dismiss(tooLongNotice.current)
+          tooLongNotice.current = null
         },
         (error: unknown) => {
           // The only argument of a note's patch the client can refuse is its size: a note must
@@ -356,10 +360,10 @@ export function NoteEditor({
           }
           setTooLong((already) => {
             if (!already) {
-              const megabytes = (new Blob([fields.body ?? '', fields.title ?? '']).size / 1_048_576).toFixed(
-                1,
-              )
-              notify({
+              // Its size as it travels: JSON, where a tab, a newline or a quote takes two bytes.
+              const encoded = new Blob([JSON.stringify([fields.title ?? '', fields.body ?? ''])]).size
+              const megabytes = (encoded / 1_048_576).toFixed(1)
+              tooLongNotice.current = notify({
                 tone: 'error',
                 message: `This note is too long to save (${megabytes} MB): a note syncs up to about 4 MB. Shorten it, or split it over several notes.`,
               })

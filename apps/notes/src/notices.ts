@@ -45,14 +45,16 @@ function startTimeout(notice: Notice): void {
 
 /**
  * Shows a notice; info notices go away by themselves after a while, but not while they hold
- * focus or the pointer (see `holdNotice`).
+ * focus or the pointer (see `holdNotice`). Returns its id, for `dismiss` once what it says no
+ * longer holds.
  */
-export function notify(notice: Omit<Notice, 'id'>): void {
+export function notify(notice: Omit<Notice, 'id'>): number {
   const id = nextId++
   for (const item of notices) if (item.message === notice.message) forget(item.id)
   const shown = { ...notice, id }
   publish([...notices.filter((item) => item.message !== notice.message), shown])
   startTimeout(shown)
+  return id
 }
 
 /** Tells the user that `what` failed, and why. */
@@ -67,6 +69,7 @@ function forget(id: number): void {
   holds.delete(id)
 }
 
+/** Takes a notice away (one already gone: nothing). */
 export function dismiss(id: number): void {
   forget(id)
   publish(notices.filter((item) => item.id !== id))

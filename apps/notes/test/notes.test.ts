@@ -411,6 +411,32 @@ eggs
     )
   })
 
+  it('keeps a body’s indentation and escapes Markdown in names and titles', () => {
+    const at = (iso: string) => Date.parse(`${iso}Z`)
+    const notes = [
+      row('a', 'Code', '\n    npm install\n    npm test\n\n', at('2026-11-24T10:00:00')),
+      row('b', 'Version 2 #', 'see *this*', at('2026-11-23T10:00:00')),
+      row('c', '#', '', at('2026-11-22T10:00:00')),
+      row('d', '<b>bold</b> & [link](x) `code` _x_', '', at('2026-11-21T10:00:00')),
+    ]
+    const text = notebookMarkdown('C# *team*', notes, at('2026-11-25T08:40:00'))
+    expect(text.split('\n\n')).toEqual([
+      '# C\\# \\*team\\*',
+      'Exported on 2026-11-25 08:40 UTC: 4 notes.',
+      '## Code',
+      '_Written 2026-11-24 10:00 UTC_',
+      // An indented code block stays one; the blank line before it and the blank end go.
+      '    npm install\n    npm test',
+      '## Version 2 \\#',
+      '_Written 2026-11-23 10:00 UTC_',
+      'see *this*',
+      '## \\#',
+      '_Written 2026-11-22 10:00 UTC_',
+      '## \\<b\\>bold\\</b\\> \\& \\[link\\](x) \\`code\\` \\_x\\_',
+      '_Written 2026-11-21 10:00 UTC_\n',
+    ])
+  })
+
   it('names the file after the notebook, in plain lower-case words', () => {
     expect(exportFileName('Team notes')).toBe('team-notes.md')
     expect(exportFileName('  Café & Crème: 2026 / Q4!  ')).toBe('café-crème-2026-q4.md')
