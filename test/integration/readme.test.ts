@@ -14,9 +14,14 @@ const packages = readdirSync(join(root, 'packages')).filter((name) => {
   }
 })
 
-/** The first TypeScript block of a README, and the output its `// …` comments promise. */
-function snippetOf(readme: string): { code: string; expected: string[] } {
-  const start = readme.indexOf('```ts\n') + '```ts\n'.length
+/**
+ * The first TypeScript block of a README (or the first after `heading`), and the output its
+ * `// …` comments promise.
+ */
+function snippetOf(readme: string, heading?: string): { code: string; expected: string[] } {
+  const from = heading === undefined ? 0 : readme.indexOf(`\n${heading}\n`)
+  if (from < 0) throw new Error(`no heading ${heading}`)
+  const start = readme.indexOf('```ts\n', from) + '```ts\n'.length
   const code = readme.slice(start, readme.indexOf('```\n', start))
   const expected: string[] = []
   const lines = code.split('\n')
@@ -41,21 +46,32 @@ describe('package README snippets run and print what they say', () => {
     expect(packages).toEqual(expect.arrayContaining(['core', 'testkit']))
   })
 
-  it.each(packages)('@chorus/%s', async (name) => {
-    const { code, expected } = snippetOf(readFileSync(join(root, 'packages', name, 'README.md'), 'utf8'))
-    expect(expected.length).toBeGreaterThan(0)
-    mkdirSync(scratch, { recursive: true })
-    const file = join(scratch, `${name}.ts`)
-    writeFileSync(file, code)
-    const printed: string[] = []
-    const spy = vi.spyOn(console, 'log').mockImplementation((...args: unknown[]) => {
-      printed.push(formatWithOptions({ breakLength: Number.POSITIVE_INFINITY }, ...args))
-    })
-    try {
-      await import(/* @vite-ignore */ file)
-    } finally {
-      spy.mockRestore()
-    }
-    expect(printed).toEqual(expected)
-  })
+  // Later blocks that print what they say too, by the heading they follow.
+  const more = [['testkit', '## Checking histories']] as const
+
+  it.each([...packages.map((name) => [name, '(its first block)'] as const), ...more])(
+    '@chorus/%s %s',
+    async (name, where) => {
+      const heading = where.startsWith('#') ? where : undefined
+      const readme = readFileSync(join(root, 'packages', name, 'README.md'), 'utf8')
+      const { code, expected } = snippetOf(readme, heading)
+      expect(expected.length).toBeGreaterThan(0)
+      mkdirSync(scratch, { recursive: true })
+      const file = join(
+        scratch,
+        `${name}${heading === undefined ? '' : `-${more.findIndex(([, h]) => h === heading)}`}.ts`,
+      )
+      writeFileSync(file, code)
+      const printed: string[] = []
+      const spy = vi.spyOn(console, 'log').mockImplementation((...args: unknown[]) => {
+        printed.push(formatWithOptions({ breakLength: Number.POSITIVE_INFINITY }, ...args))
+      })
+      try {
+        await import(/* @vite-ignore */ file)
+      } finally {
+        spy.mockRestore()
+      }
+      expect(printed).toEqual(expected)
+    },
+  )
 })
