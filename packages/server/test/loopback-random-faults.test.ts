@@ -159,14 +159,16 @@ async function underFaults(
 
 /**
  * Sync and semi-sync with one follower's ack (a fallback to the leader's disk after 200 ms,
- * counted: the write's `durability` is `leader`) on 3 nodes, one fault at a time; and sync on
- * 5 nodes, two faults at a time (a majority is still there; semi-sync with 1 ack would need 4
- * votes of 5 to elect, which two faults can deny).
+ * counted: the write's `durability` is `leader`) on 3 nodes, one fault at a time; sync on 5
+ * nodes, two faults at a time (a majority is still there; semi-sync with 1 ack would need 4
+ * votes of 5 to elect, which two faults can deny); and chain on 5 nodes, two faults at a time,
+ * whose leader takes silent members out of the chain and counts them again when they are back.
  */
 const SINGLE_LEADER_CASES = [
   { replication: { mode: 'sync' }, members: nodes, together: 1 },
   { replication: { mode: 'semi-sync', acks: 1, timeoutMs: 200 }, members: nodes, together: 1 },
   { replication: { mode: 'sync' }, members: ['n1', 'n2', 'n3', 'n4', 'n5'], together: 2 },
+  { replication: { mode: 'chain' }, members: ['n1', 'n2', 'n3', 'n4', 'n5'], together: 2 },
 ] as const
 
 describe('single-leader node processes under random faults', () => {
