@@ -3,6 +3,7 @@ import { useSyncExternalStore } from 'react'
 import { reuseItems } from './json-equal.js'
 import { useReplica } from './provider.js'
 import { LoadFailure, sharedSnapshot } from './shared-snapshot.js'
+import { snapshotKey } from './snapshot-key.js'
 
 /**
  * The rows of collection `name`, kept current through `collection.subscribe`: `undefined`
@@ -18,10 +19,9 @@ export function useCollection<TValue extends object = JsonObject>(
   options?: ListOptions,
 ): readonly Row<TValue>[] | undefined {
   const replica = useReplica()
-  const page = options === undefined ? '' : JSON.stringify([options.order, options.after, options.limit])
   const store = sharedSnapshot<readonly Row<TValue>[]>(
     replica,
-    `collection\u0000${name}\u0000${page}`,
+    snapshotKey('collection', name, options),
     () => ({
       start: (sink) =>
         replica.collection<TValue>(name).subscribe(

@@ -3,6 +3,7 @@ import { useSyncExternalStore } from 'react'
 import { reuseItems } from './json-equal.js'
 import { useReplica } from './provider.js'
 import { LoadFailure, type SnapshotSink, sharedSnapshot } from './shared-snapshot.js'
+import { snapshotKey } from './snapshot-key.js'
 
 /**
  * The records whose resolver (`'manual'`) leaves a conflict for the user, with their versions,
@@ -16,8 +17,7 @@ import { LoadFailure, type SnapshotSink, sharedSnapshot } from './shared-snapsho
  */
 export function useConflicts(collection?: string): readonly Conflict[] | undefined {
   const replica = useReplica()
-  const key = collection === undefined ? 'conflicts' : `conflicts\u0000${collection}`
-  const store = sharedSnapshot<readonly Conflict[]>(replica, key, () => ({
+  const store = sharedSnapshot<readonly Conflict[]>(replica, snapshotKey('conflicts', collection), () => ({
     start: (sink) => watchConflicts(replica, collection, sink),
     reconcile: (previous, next) => reuseItems(previous, next, (item) => `${item.collection}\u0000${item.id}`),
   }))

@@ -3,6 +3,7 @@ import { useSyncExternalStore } from 'react'
 import { jsonEqual } from './json-equal.js'
 import { useReplica } from './provider.js'
 import { LoadFailure, sharedSnapshot } from './shared-snapshot.js'
+import { snapshotKey } from './snapshot-key.js'
 import { watchRecord } from './watch-record.js'
 
 /**
@@ -24,7 +25,7 @@ export function useRecordWithConflict<TValue extends object = JsonObject>(
   const replica = useReplica()
   const store = sharedSnapshot<RecordRead<TValue>>(
     replica,
-    `record-conflict\u0000${collection}\u0000${id}`,
+    snapshotKey('record-conflict', collection, id),
     () => ({
       start: (sink) => {
         const records = replica.collection<TValue>(collection)

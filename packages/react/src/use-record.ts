@@ -3,6 +3,7 @@ import { useSyncExternalStore } from 'react'
 import { jsonEqual } from './json-equal.js'
 import { useReplica } from './provider.js'
 import { LoadFailure, sharedSnapshot } from './shared-snapshot.js'
+import { snapshotKey } from './snapshot-key.js'
 import { watchRecord } from './watch-record.js'
 
 /**
@@ -17,17 +18,13 @@ export function useRecord<TValue extends object = JsonObject>(
   id: string,
 ): Frozen<TValue> | null | undefined {
   const replica = useReplica()
-  const store = sharedSnapshot<Frozen<TValue> | null>(
-    replica,
-    `record\u0000${collection}\u0000${id}`,
-    () => ({
-      start: (sink) => {
-        const records = replica.collection<TValue>(collection)
-        return watchRecord(replica, collection, id, async () => (await records.get(id)) ?? null, sink)
-      },
-      reconcile: (previous, next) => (jsonEqual(previous, next) ? previous : next),
-    }),
-  )
+  const store = sharedSnapshot<Frozen<TValue> | null>(replica, snapshotKey('record', collection, id), () => ({
+    start: (sink) => {
+      const records = replica.collection<TValue>(collection)
+      return watchRecord(replica, collection, id, async () => (await records.get(id)) ?? null, sink)
+    },
+    reconcile: (previous, next) => (jsonEqual(previous, next) ? previous : next),
+  }))
   const snapshot = useSyncExternalStore(store.subscribe, store.getSnapshot, store.getSnapshot)
   if (snapshot instanceof LoadFailure) throw snapshot.error
   return snapshot

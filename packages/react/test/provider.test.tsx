@@ -124,6 +124,36 @@ describe('ChorusProvider', () => {
     expect(replicaErrors).toEqual([])
   })
 
+  it('never answers a refused argument with another component’s read of a valid one', async () => {
+    vi.spyOn(console, 'error').mockImplementation(() => {})
+    const replica = await memoryReplica()
+    await replica.collection('notes').put('7', { title: 'seven' })
+    function Paged({ limit }: { limit?: number }) {
+      const rows = useCollection('notes', limit === undefined ? {} : { limit })
+      return <p>{rows === undefined ? 'loading' : `${rows.length} rows`}</p>
+    }
+    const view = await mount(
+      replica,
+      <>
+        <Title id="7" />
+        <Boundary>
+          <Title id={7 as unknown as string} />
+        </Boundary>
+        <Paged />
+        <Boundary>
+          <Paged limit={Number.NaN} />
+        </Boundary>
+      </>,
+    )
+    // A number id and a NaN limit are refused; the string id and the page without a limit read.
+    await until(
+      'the reads and the refusals',
+      () =>
+        [...view.container.querySelectorAll('p')].map((line) => line.textContent).join(' | ') ===
+        `seven | failed: ${ErrorCode.InvalidArgument} | 1 rows | failed: ${ErrorCode.InvalidArgument}`,
+    )
+  })
+
   it('makes useConflicts with a name no collection can have fail with invalid-argument', async () => {
     vi.spyOn(console, 'error').mockImplementation(() => {})
     const replica = await memoryReplica()
