@@ -156,6 +156,45 @@ describe('single-leader replication', () => {
     expect(state(sim, middle).chain).toMatchObject({ nodes: [leader, tail, middle], counted: 3 })
   })
 
+  it('chain replication: a member back while the counted one ahead of it dies is counted in its place, and writes go on', async () => {
+    const sim = await cluster({ mode: 'chain' })
+    const client = sim.client('c1')
+    const leader = sim.leader() as string
+    const [middle = '', tail = ''] = sim.config.nodes.filter((node) => node !== leader)
+    sim.crash(tail)
+    expect((await sim.until(client.write('x', 1))).ok).toBe(true)
+    for (let i = 2; i <= 4; i++) expect((await sim.until(client.write('x', i))).ok).toBe(true)
+    expect(state(sim, leader).chain).toMatchObject({ nodes: [leader, middle], counted: 2 })
+
+    // The middle member dies as the tail comes back, behind it and behind on the log.
+    sim.crash(middle)
+    await sim.restart(tail)
+    const written = await sim.until(client.write('x', 5))
+    expect(written).toMatchObject({ ok: true, durability: 'replicated' })
+    expect(state(sim, leader).chain).toMatchObject({ nodes: [leader, tail], counted: 2 })
+    expect(lastLsn(state(sim, tail).log)).toBeGreaterThanOrEqual(written.ok ? written.lsn : Infinity)
+    expect(sim.report().lostAcknowledgedWrites).toBe(0)
+  })
+
+  it('chain replication takes back a member whose answers take longer than two heartbeats', async () => {
+    const sim = await cluster({ mode: 'chain' })
+    const client = sim.client('c1')
+    const leader = sim.leader() as string
+    const [, tail = ''] = sim.config.nodes.filter((node) => node !== leader)
+    // 60 ms each way: a round trip of more than two heartbeats (50 ms), well within an election timeout.
+    for (const node of sim.config.nodes) {
+      if (node === tail) continue
+      sim.network.setFaults({ latencyMs: 60 }, node, tail)
+      sim.network.setFaults({ latencyMs: 60 }, tail, node)
+    }
+    sim.pause(tail, 2 * sim.config.electionTimeoutMs)
+    expect((await sim.until(client.write('x', 1))).ok).toBe(true)
+    expect(state(sim, leader).chain?.nodes).not.toContain(tail)
+    await sim.run(4 * sim.config.electionTimeoutMs)
+    expect(state(sim, leader).chain).toMatchObject({ counted: 3 })
+    expect(state(sim, leader).chain?.nodes).toContain(tail)
+  })
+
   it('chain replication never takes the chain below a majority: with two of three members silent, writes wait', async () => {
     const sim = await cluster({ mode: 'chain' })
     const leader = sim.leader() as string

@@ -7,14 +7,15 @@ import { bump, majority, type Out, type SingleLeaderState } from './state.js'
  * Chain replication whose chain heals.
  *
  * The leader heads the chain; each node appends, then forwards to the next, and a write is
- * committed once the tail holds it. The leader keeps the chain (`ChainView`) and sends it with
- * every heartbeat. A member that has not answered the leader for an election timeout leaves it,
- * as long as a majority of the members stay counted: a committed entry is then on a majority,
- * which every election meets, so failover keeps it (the argument `sync` rests on). A member that
- * answers again joins at the end, behind the tail, fed by the tail; it is counted again once it
- * holds what is committed. So a failed member stalls writes for one election timeout, not until
- * it returns. A member alive but cut off from its neighbour in the chain, not from the leader,
- * still stalls them.
+ * committed once the tail holds it. The leader keeps the chain (`ChainView`) and sends it in
+ * its heartbeats until each member says it holds it. A member that has not answered the leader
+ * for an election timeout leaves it, as long as the members answering are a majority. At least
+ * a majority are always counted, so a committed entry is on a majority, which every election
+ * meets, and failover keeps it (the argument `sync` rests on). A member that answers again joins
+ * at the end, behind the tail, fed by the tail; it is counted again once it holds what is
+ * committed, or at once when the members counted would otherwise be fewer than a majority. So a
+ * failed member stalls writes for one election timeout, not until it returns. A member alive
+ * but cut off from its neighbour in the chain, not from the leader, still stalls them.
  *
  * What a tail reports must mean that every counted node holds it. A node's log alone cannot
  * say so once the chain has changed: a member that leaves and joins again may hold entries it
@@ -192,9 +193,13 @@ export function countCaughtUp(state: SingleLeaderState): SingleLeaderState {
 }
 
 /**
- * The leader's chain after a tick: members silent for an election timeout leave it (a counted
- * one only while a majority stays counted), and members of the cluster outside it that answered
- * within two heartbeats join at its end. Returns the state and whether the chain's order
+ * The leader's chain after a tick. Members that have not answered for an election timeout
+ * leave it, and members of the cluster outside it that answered within one join at its end —
+ * as long as the members answering are a majority; otherwise only silent members behind the
+ * counted ones leave (writes wait, and the leader, which no majority answers, soon steps
+ * down). The first members left stay counted; when fewer than a majority are, the next ones
+ * are counted too, at once, caught up or not: writes then wait until the new tail holds them,
+ * rather than for a member that may never return. Returns the state and whether the chain
  * changed (a new view, which the followers must hear at once).
  */
 export function reviseChain(
@@ -205,27 +210,31 @@ export function reviseChain(
   if (state.role !== 'leader' || chain === null || !isChainMode(state)) return { state, changed: false }
   const config = state.config
   const heardAt = (node: NodeId) => state.progress.get(node)?.ackedSentAt ?? Number.NEGATIVE_INFINITY
+  // Members answer the leader's heartbeats; one whose latest answer is to a heartbeat sent
+  // more than an election timeout ago is silent (the leader itself never is).
   const silentBefore = now - config.electionTimeoutMs
-  let nodes = [...chain.nodes]
+  const answers = (node: NodeId) => node === state.id || heardAt(node) >= silentBefore
+  const outside = config.nodes.filter((node) => !chain.nodes.includes(node) && answers(node))
+  const all = [...chain.nodes, ...outside]
+  let nodes = all
   let counted = chain.counted
-  let removed = 0
   if (now - state.becameLeaderAt > config.electionTimeoutMs) {
-    for (const node of chain.nodes.slice(1)) {
-      if (heardAt(node) >= silentBefore) continue
-      const index = nodes.indexOf(node)
-      if (index < counted) {
-        if (counted - 1 < majority(state)) continue
-        counted--
-      }
-      nodes = nodes.filter((other) => other !== node)
-      removed++
+    const answering = all.filter(answers)
+    if (answering.length >= majority(state)) {
+      nodes = answering
+      const stillCounted = chain.nodes.slice(0, chain.counted).filter(answers).length
+      counted = Math.max(stillCounted, majority(state))
+    } else {
+      nodes = all.filter((node) => answers(node) || chain.nodes.indexOf(node) < chain.counted)
     }
   }
-  const rejoining = config.nodes.filter(
-    (node) => !nodes.includes(node) && heardAt(node) >= now - 2 * config.heartbeatMs,
+  const removed = chain.nodes.filter((node) => !nodes.includes(node)).length
+  if (
+    counted === chain.counted &&
+    nodes.length === chain.nodes.length &&
+    nodes.every((node, i) => node === chain.nodes[i])
   )
-  nodes = [...nodes, ...rejoining]
-  if (removed === 0 && rejoining.length === 0) return { state, changed: false }
+    return { state, changed: false }
   let next: SingleLeaderState = {
     ...state,
     chain: { view: chain.view + 1, nodes, counted },

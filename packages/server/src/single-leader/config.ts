@@ -22,9 +22,9 @@ import { asNodeList, majorityOf, type NodeId } from '../node-id.js'
  * - `chain` — the followers form a chain behind the leader (head → … → tail, at first in
  *   `nodes` order); each node appends, then forwards; the write is acknowledged once the tail
  *   has it, so every node in the chain does. A member silent for `electionTimeoutMs` leaves the
- *   chain while a majority stays in it, so it stalls writes for that long, not until it
- *   returns; back, it catches up at the end and is counted again (see `chain.ts`). A member
- *   alive but cut off from its neighbour still stalls writes.
+ *   chain while the members answering are a majority, so it stalls writes for that long, not
+ *   until it returns; back, it catches up at the end and is counted again (see `chain.ts`). A
+ *   member alive but cut off from its neighbour still stalls writes.
  */
 export type ReplicationMode =
   | { readonly mode: 'async' }
