@@ -172,6 +172,20 @@ function isObject(value: unknown): value is Record<string, unknown> {
  * database or socket. Every problem is an `invalid-argument` ChorusError naming the option.
  */
 export function parseReplicaOptions(options: unknown): ReplicaConfig {
+  try {
+    return parseOptions(options)
+  } catch (error) {
+    if (error instanceof ChorusError) throw error
+    // A getter or a Proxy trap of the options threw as they were read.
+    throw new ChorusError(
+      ErrorCode.InvalidArgument,
+      `reading the options threw ${error instanceof Error ? `${error.name}: ${error.message}` : String(error)}`,
+      { cause: error },
+    )
+  }
+}
+
+function parseOptions(options: unknown): ReplicaConfig {
   if (!isObject(options)) throw invalid('createReplica needs an options object: createReplica({ space: … })')
   for (const key of Object.keys(options)) {
     if (!knownOptions.has(key))
@@ -250,9 +264,9 @@ export function parseReplicaOptions(options: unknown): ReplicaConfig {
       throw invalid(`unknown option reconnect.${key}: use baseMs, maxMs, silenceMs`)
   }
   const reconnect: ReconnectPolicy = {
-    baseMs: positive(reconnectOption.baseMs ?? DEFAULT_RECONNECT.baseMs, 'reconnect.baseMs'),
-    maxMs: positive(reconnectOption.maxMs ?? DEFAULT_RECONNECT.maxMs, 'reconnect.maxMs'),
-    silenceMs: positive(reconnectOption.silenceMs ?? DEFAULT_RECONNECT.silenceMs, 'reconnect.silenceMs'),
+    baseMs: delay(reconnectOption.baseMs ?? DEFAULT_RECONNECT.baseMs, 'reconnect.baseMs'),
+    maxMs: delay(reconnectOption.maxMs ?? DEFAULT_RECONNECT.maxMs, 'reconnect.maxMs'),
+    silenceMs: delay(reconnectOption.silenceMs ?? DEFAULT_RECONNECT.silenceMs, 'reconnect.silenceMs'),
   }
   if (reconnect.maxMs < reconnect.baseMs)
     throw invalid(
@@ -272,7 +286,7 @@ export function parseReplicaOptions(options: unknown): ReplicaConfig {
     )
   )
     throw invalid('option timers must have setTimeout, clearTimeout, setInterval and clearInterval')
-  const tickMs = positive(get('tickMs') ?? 1000, 'tickMs')
+  const tickMs = delay(get('tickMs') ?? 1000, 'tickMs')
 
   const networkOption = get('networkEvents')
   const networkEvents =
@@ -356,6 +370,10 @@ function checkUrl(url: unknown): void {
   if (parsed.protocol !== 'ws:' && parsed.protocol !== 'wss:') {
     throw invalid(`option url must be a ws: or wss: URL, got ${JSON.stringify(url)}`)
   }
+  // A WebSocket refuses a URL with a fragment at every attempt (a `#` in it, even an empty one).
+  if (url.includes('#')) {
+    throw invalid(`option url must not have a fragment (a # part), got ${JSON.stringify(url)}`)
+  }
 }
 
 /**
@@ -376,6 +394,7 @@ function checkSession(session: unknown): void {
     if (value === undefined) continue
     if (!Number.isSafeInteger(value) || (value as number) < 1)
       throw invalid(`option session.${field} must be a whole number from 1, got ${String(value)}`)
+    if (field === 'retransmitMs') delay(value, 'session.retransmitMs')
   }
   if (
     (session.batchSize as number | undefined) !== undefined &&
@@ -390,4 +409,18 @@ function positive(value: unknown, name: string): number {
   if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0)
     throw invalid(`option ${name} must be a positive number of milliseconds`)
   return value
+}
+
+/**
+ * The longest delay a timer takes: 2^31 − 1 ms (about 24.8 days). Browsers and Node run a
+ * longer one after 1 ms, which would turn a long pause into a spin.
+ */
+export const MAX_DELAY_MS = 2_147_483_647
+
+/** A timer's delay option: a positive number of milliseconds up to {@link MAX_DELAY_MS}. */
+function delay(value: unknown, name: string): number {
+  const ms = positive(value, name)
+  if (ms > MAX_DELAY_MS)
+    throw invalid(`option ${name} must be at most ${MAX_DELAY_MS} milliseconds (about 24.8 days), got ${ms}`)
+  return ms
 }

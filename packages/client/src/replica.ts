@@ -400,8 +400,19 @@ class ReplicaRuntime implements Replica {
   }
 
   /** Opens the engine over `store`, then starts the tick and (unless told not to) the connection. */
-  static async open(config: ReplicaConfig, store: ReplicaStore): Promise<ReplicaRuntime> {
+  static async open(given: ReplicaConfig, store: ReplicaStore): Promise<ReplicaRuntime> {
     let runtime: ReplicaRuntime | null = null
+    const config: ReplicaConfig =
+      given.now === Date.now
+        ? given
+        : {
+            ...given,
+            now: guardedNow(given.now, (error) => {
+              // Before the replica exists no listener can be there yet: the console says it.
+              if (runtime !== null) runtime.#report(error)
+              else console.warn('[chorus]', error)
+            }),
+          }
     const shared =
       config.tabs !== null && store instanceof IdbReplicaStore
         ? {
@@ -1014,6 +1025,13 @@ class ReplicaRuntime implements Replica {
       )
     let discardPending: boolean
     try {
+      for (const key of Object.keys(options ?? {})) {
+        if (key !== 'discardPending')
+          throw new ChorusError(
+            ErrorCode.InvalidArgument,
+            `destroy has no option ${JSON.stringify(key)}: use { discardPending? }`,
+          )
+      }
       discardPending = parseDiscardPending(options?.discardPending)
     } catch (error) {
       return Promise.reject(error)
@@ -1356,6 +1374,31 @@ function randomKey(): string {
 interface SharedTabs {
   readonly store: IdbReplicaStore
   readonly group: TabGroup
+}
+
+/**
+ * The app's clock (option `now`), kept from throwing into a socket's or a timer's callback,
+ * where nothing could catch it: a call that throws is answered by the system clock, and the
+ * first such throw is reported (an `error` event, `invalid-argument`).
+ */
+function guardedNow(now: () => number, report: (error: ChorusError) => void): () => number {
+  let reported = false
+  return () => {
+    try {
+      return now()
+    } catch (error) {
+      if (!reported) {
+        reported = true
+        report(
+          new ChorusError(
+            ErrorCode.InvalidArgument,
+            `option now threw (${error instanceof Error ? error.message : String(error)}): this replica reads the system clock while it does`,
+          ),
+        )
+      }
+      return Date.now()
+    }
+  }
 }
 
 /** Why a replica whose data another tab or `deleteReplica` deleted closed. */

@@ -62,6 +62,11 @@ describe('createReplica refuses bad options with invalid-argument, before openin
     ['an unknown session option', { space: 'ok', session: { windowBytes: 10 } }],
     ['an unknown reconnect option', { space: 'ok', reconnect: { silence: 5 } }],
     ['a silence of 0', { space: 'ok', reconnect: { silenceMs: 0 } }],
+    // A WebSocket refuses a URL with a fragment at every attempt.
+    ['a url with a fragment', { space: 'ok', url: 'ws://127.0.0.1:1/sync#frag', WebSocket }],
+    // Timers run a longer delay after 1 ms: a long pause would be a spin.
+    ['a backoff longer than a timer takes', { space: 'ok', reconnect: { baseMs: 3e9, maxMs: 3e9 } }],
+    ['a tick longer than a timer takes', { space: 'ok', tickMs: 1e10 }],
   ]
 
   it.each(cases)('%s', async (_, options) => {
@@ -71,6 +76,19 @@ describe('createReplica refuses bad options with invalid-argument, before openin
     await expect(codeOf(createReplica(withFactory as ReplicaOptions))).resolves.toBe(
       ErrorCode.InvalidArgument,
     )
+    expect(await factory.databases()).toEqual([])
+  })
+
+  it('an option whose getter throws', async () => {
+    const factory = new IDBFactory()
+    const options = {
+      space: 'ok',
+      indexedDB: factory,
+      get tickMs(): number {
+        throw new Error('no tick')
+      },
+    }
+    await expect(codeOf(createReplica(options as ReplicaOptions))).resolves.toBe(ErrorCode.InvalidArgument)
     expect(await factory.databases()).toEqual([])
   })
 
@@ -110,6 +128,73 @@ describe('writes refuse bad input with invalid-argument', () => {
     await expect(codeOf(notes.put('a', value as never))).resolves.toBe(ErrorCode.InvalidArgument)
     await expect(codeOf(notes.patch('a', value as never))).resolves.toBe(ErrorCode.InvalidArgument)
     expect(await notes.list()).toEqual([])
+  })
+
+  it('a value that throws as it is read: a getter, a Proxy’s trap, a revoked Proxy', async () => {
+    const created = await replica()
+    const notes = created.collection('notes')
+    const revoked = Proxy.revocable({}, {})
+    revoked.revoke()
+    const throwing = [
+      {
+        get title(): string {
+          throw new Error('getter')
+        },
+      },
+      new Proxy(
+        {},
+        {
+          ownKeys: () => {
+            throw new Error('ownKeys')
+          },
+        },
+      ),
+      new Proxy(
+        { title: 'x' },
+        {
+          get: () => {
+            throw new Error('get')
+          },
+        },
+      ),
+      revoked.proxy,
+      { nested: revoked.proxy },
+    ]
+    for (const value of throwing) {
+      await expect(codeOf(notes.put('a', value as never))).resolves.toBe(ErrorCode.InvalidArgument)
+      await expect(codeOf(notes.patch('a', value as never))).resolves.toBe(ErrorCode.InvalidArgument)
+      await expect(codeOf(notes.update('a', () => value as never))).resolves.toBe(ErrorCode.InvalidArgument)
+      let presence: unknown
+      try {
+        created.setPresence(value as never)
+      } catch (error) {
+        presence = error
+      }
+      expect(isChorusError(presence, ErrorCode.InvalidArgument), String(presence)).toBe(true)
+    }
+    expect(await notes.list()).toEqual([])
+    await notes.put('a', { title: 'still works' })
+    expect(await notes.get('a')).toEqual({ title: 'still works' })
+  })
+
+  it('a value that holds one object many times over is refused as soon as its copy outgrows a frame', async () => {
+    const notes = (await replica()).collection('notes')
+    // 2^20 leaves as JSON, a few dozen objects in memory (at 2^26 a whole copy ran out of memory).
+    let value: Record<string, unknown> = { leaf: 'x' }
+    for (let i = 0; i < 20; i++) value = { a: value, b: value }
+    for (const write of [notes.put('dag', value as never), notes.patch('dag', value as never)]) {
+      const refused = await write.then(
+        () => null,
+        (error: unknown) => error,
+      )
+      expect(isChorusError(refused, ErrorCode.InvalidArgument)).toBe(true)
+      // Refused by the bounded copy, before anything was copied whole.
+      expect((refused as Error).message).toMatch(/is more than \d+ bytes as JSON/)
+    }
+    // Shared, but small as JSON: taken, as JSON would give it.
+    const shared = { tag: 'x' }
+    await notes.put('small', { first: shared, second: shared })
+    expect(await notes.get('small')).toEqual({ first: { tag: 'x' }, second: { tag: 'x' } })
   })
 
   it('a cyclic value', async () => {
@@ -164,6 +249,8 @@ describe('writes refuse bad input with invalid-argument', () => {
       { collection: 'notes', ids: 'abc' },
       { collection: 'notes', ids: 5 },
       { collection: 'has space' },
+      // A misspelt `ids` would list every conflict of the collection.
+      { collection: 'notes', id: ['a'] },
     ]) {
       await expect(codeOf(created.conflicts(filter as never)), JSON.stringify(filter)).resolves.toBe(
         ErrorCode.InvalidArgument,
@@ -180,6 +267,34 @@ describe('writes refuse bad input with invalid-argument', () => {
     )
     await created.collection('notes').put('a', { title: 'fine' })
     expect(await created.collection('notes').get('a')).toEqual({ title: 'fine' })
+  })
+
+  it('destroy refuses an option it does not know, as a misspelt discardPending', async () => {
+    const created = await replica()
+    await expect(codeOf(created.destroy({ discardPendng: true } as never))).resolves.toBe(
+      ErrorCode.InvalidArgument,
+    )
+    await created.collection('notes').put('kept', { title: 'kept' })
+    expect(await created.collection('notes').get('kept')).toEqual({ title: 'kept' })
+  })
+
+  it('a clock (option now) that throws is reported, and the replica reads the system clock instead', async () => {
+    // Reported once: to the console while the replica opens, as an error event after.
+    const warned = vi.spyOn(console, 'warn').mockImplementation(() => {})
+    const created = await replica({
+      now: () => {
+        throw new Error('no clock')
+      },
+    })
+    const errors: unknown[] = []
+    created.on('error', (error) => errors.push(error))
+    await created.collection('notes').put('a', { title: 'written' })
+    expect(await created.collection('notes').get('a')).toEqual({ title: 'written' })
+    const reports = [...errors, ...warned.mock.calls.map((call) => call[1])]
+    expect(reports).toHaveLength(1)
+    expect(isChorusError(reports[0], ErrorCode.InvalidArgument)).toBe(true)
+    expect((reports[0] as Error).message).toMatch(/option now threw \(no clock\)/)
+    warned.mockRestore()
   })
 
   it('synced() without a url rejects with invalid-argument instead of waiting forever', async () => {

@@ -157,21 +157,42 @@ export function snapshotJson<TValue extends JsonValue>(value: TValue): TValue {
 /** What {@link copyJsonValue} returns for anything {@link explainNonJson} would explain. */
 export const NOT_JSON: unique symbol = Symbol('not JSON')
 
+/** What {@link copyJsonValue} returns once its copy outgrew the `budget` it was given. */
+export const TOO_LONG: unique symbol = Symbol('too long')
+
 /**
  * A deep copy of a JSON value, in one walk, or {@link NOT_JSON}: it refuses what
  * `explainNonJson` refuses (a cycle shows up as too deep). `frozen`: the copy is deep-frozen
  * and is what JSON would give back (`-0` becomes `0`, as it does through text), as a write
  * takes an application's value; otherwise numbers are copied as they are, as a decoded frame
  * already is what its text says.
+ *
+ * With a `budget`, each part copied takes from `budget.left` the fewest characters its JSON can
+ * have (a string its length and quotes, a number one, brackets, commas, a key with its quotes
+ * and colon), and the copy stops with
+ * {@link TOO_LONG} once that runs out: an object that holds one object many times over is
+ * small in memory but a copy the size of its JSON, which can be more than memory holds.
  */
-export function copyJsonValue(value: unknown, depth: number, frozen: boolean): unknown {
-  if (value === null) return null
+export function copyJsonValue(
+  value: unknown,
+  depth: number,
+  frozen: boolean,
+  budget?: { left: number },
+): unknown {
+  if (value === null) {
+    if (budget !== undefined && (budget.left -= 4) < 0) return TOO_LONG
+    return null
+  }
   switch (typeof value) {
     case 'string':
+      if (budget !== undefined && (budget.left -= value.length + 2) < 0) return TOO_LONG
+      return value
     case 'boolean':
+      if (budget !== undefined && (budget.left -= 4) < 0) return TOO_LONG
       return value
     case 'number':
       if (!Number.isFinite(value)) return NOT_JSON
+      if (budget !== undefined && (budget.left -= 1) < 0) return TOO_LONG
       return frozen && value === 0 ? 0 : value
     case 'object':
       break
@@ -180,11 +201,12 @@ export function copyJsonValue(value: unknown, depth: number, frozen: boolean): u
   }
   if (depth >= MAX_JSON_DEPTH) return NOT_JSON
   if (Array.isArray(value)) {
+    if (budget !== undefined && (budget.left -= Math.max(1, value.length + 1)) < 0) return TOO_LONG
     const items: unknown[] = []
     for (let i = 0; i < value.length; i++) {
       if (!(i in value)) return NOT_JSON
-      const item = copyJsonValue(value[i], depth + 1, frozen)
-      if (item === NOT_JSON) return NOT_JSON
+      const item = copyJsonValue(value[i], depth + 1, frozen, budget)
+      if (item === NOT_JSON || item === TOO_LONG) return item
       items.push(item)
     }
     return frozen ? Object.freeze(items) : items
@@ -192,10 +214,13 @@ export function copyJsonValue(value: unknown, depth: number, frozen: boolean): u
   const proto: unknown = Object.getPrototypeOf(value)
   if (proto !== Object.prototype && proto !== null) return NOT_JSON
   const copy: Record<string, unknown> = {}
-  for (const key of Object.keys(value)) {
+  const keys = Object.keys(value)
+  if (budget !== undefined && (budget.left -= Math.max(1, keys.length + 1)) < 0) return TOO_LONG
+  for (const key of keys) {
     if (key === '__proto__') return NOT_JSON
-    const item = copyJsonValue((value as Record<string, unknown>)[key], depth + 1, frozen)
-    if (item === NOT_JSON) return NOT_JSON
+    if (budget !== undefined && (budget.left -= key.length + 3) < 0) return TOO_LONG
+    const item = copyJsonValue((value as Record<string, unknown>)[key], depth + 1, frozen, budget)
+    if (item === NOT_JSON || item === TOO_LONG) return item
     copy[key] = item
   }
   return frozen ? Object.freeze(copy) : copy
@@ -205,14 +230,37 @@ export function copyJsonValue(value: unknown, depth: number, frozen: boolean): u
  * Checks an application value as {@link assertJsonObject} does and returns what
  * {@link snapshotJson} would of it — a frozen deep copy, equal to the value's JSON round trip
  * — walking it once instead of four times.
+ *
+ * `maxBytes` bounds the copy (see {@link copyJsonValue}): a value whose JSON is longer is
+ * refused with `invalid-argument` as soon as the copy passes it. A value that throws as it is
+ * read (a getter, a Proxy's trap, a revoked Proxy) is refused with `invalid-argument` too,
+ * naming what it threw.
  */
-export function copyJsonObject(value: unknown, what: string): JsonObject {
-  if (typeof value === 'object' && value !== null && !Array.isArray(value)) {
-    const copy = copyJsonValue(value, 0, true)
-    if (copy !== NOT_JSON) return copy as JsonObject
+export function copyJsonObject(
+  value: unknown,
+  what: string,
+  maxBytes = Number.POSITIVE_INFINITY,
+): JsonObject {
+  try {
+    if (typeof value === 'object' && value !== null && !Array.isArray(value)) {
+      const copy = copyJsonValue(value, 0, true, { left: maxBytes })
+      if (copy === TOO_LONG) {
+        throw new ChorusError(
+          ErrorCode.InvalidArgument,
+          `${what} is more than ${maxBytes} bytes as JSON (an object it holds many times over counts each time); a change must fit one ${maxBytes}-byte frame, so split the data over several records`,
+        )
+      }
+      if (copy !== NOT_JSON) return copy as JsonObject
+    }
+    // Not plain: the check explains why, as a typed error.
+    return snapshotJson(assertJsonObject(value, what))
+  } catch (error) {
+    if (error instanceof ChorusError) throw error
+    throw new ChorusError(
+      ErrorCode.InvalidArgument,
+      `${what} could not be read: reading it threw ${error instanceof Error ? `${error.name}: ${error.message}` : String(error)}`,
+    )
   }
-  // Not plain: the check explains why, as a typed error.
-  return snapshotJson(assertJsonObject(value, what))
 }
 
 /**

@@ -162,7 +162,7 @@ export function checkPresence(key: string, state: JsonObject | null): JsonObject
     )
   }
   if (state === null) return null
-  const copy = freezeJson(copyJsonObject(state, 'presence state'))
+  const copy = freezeJson(copyJsonObject(state, 'presence state', MAX_PRESENCE_CHARS * 6))
   const length = JSON.stringify(copy).length
   if (length > MAX_PRESENCE_CHARS) {
     throw new ChorusError(
@@ -787,12 +787,12 @@ class Engine implements ReplicaEngine {
     }
     asRecordId(id)
     if (type === 'put') {
-      const value = copyJsonObject(payload, 'a put value')
+      const value = copyJsonObject(payload, 'a put value', this.#frameLimit())
       this.#valueBytes = assertValueFits(value, this.#frameLimit(), 'a put value')
       return { type, value }
     }
     if (type === 'patch') {
-      const fields = copyJsonObject(payload, 'patch fields')
+      const fields = copyJsonObject(payload, 'patch fields', this.#frameLimit())
       assertValueFits(fields, this.#frameLimit(), 'patch fields')
       return { type, fields }
     }
@@ -1689,7 +1689,7 @@ function updatedFields(
   }
   const returned: unknown = change(current, conflict)
   if (returned === undefined) return null
-  if (typeof (returned as { then?: unknown } | null)?.then === 'function') {
+  if (isThenable(returned)) {
     // An async function: what it resolves with comes after the write is made, and what it
     // rejects with would go unhandled.
     ;(returned as PromiseLike<unknown>).then(undefined, () => {})
@@ -1698,9 +1698,22 @@ function updatedFields(
       'an update takes a function that returns its fields at once, as the write is made: it returned a promise (an async function cannot be one)',
     )
   }
-  const fields = copyJsonObject(returned, 'the fields an update returned')
+  const fields = copyJsonObject(returned, 'the fields an update returned', frameLimit)
   assertValueFits(fields, frameLimit, 'the fields an update returned')
   return { type: 'patch', fields }
+}
+
+/**
+ * True when an update's result is a promise (or another thenable). A result that throws as its
+ * `then` is read is not one: the copy of its fields then refuses it as a value that cannot be read.
+ */
+function isThenable(value: unknown): boolean {
+  if (typeof value !== 'object' || value === null) return false
+  try {
+    return typeof (value as { then?: unknown }).then === 'function'
+  } catch {
+    return false
+  }
 }
 
 const NO_CONFLICT: readonly ConflictVersion[] = Object.freeze([])
@@ -1770,6 +1783,13 @@ const MAX_WRITE_BATCH = 1000
 function checkConflictFilter(filter: unknown): ConflictFilter {
   if (typeof filter !== 'object' || filter === null || Array.isArray(filter))
     throw new ChorusError(ErrorCode.InvalidArgument, 'conflicts takes no filter or { collection, ids? }')
+  for (const key of Object.keys(filter)) {
+    if (key !== 'collection' && key !== 'ids')
+      throw new ChorusError(
+        ErrorCode.InvalidArgument,
+        `conflicts' filter has no option ${JSON.stringify(key)}: use { collection, ids? }`,
+      )
+  }
   const { collection, ids } = filter as { collection?: unknown; ids?: unknown }
   if (typeof collection !== 'string')
     throw new ChorusError(ErrorCode.InvalidArgument, "conflicts' filter needs a collection name")
