@@ -180,19 +180,19 @@ export function copyJsonValue(
   budget?: { left: number },
 ): unknown {
   if (value === null) {
-    if (budget !== undefined && (budget.left -= 4) < 0) return TOO_LONG
+    if (overspent(budget, 4)) return TOO_LONG
     return null
   }
   switch (typeof value) {
     case 'string':
-      if (budget !== undefined && (budget.left -= value.length + 2) < 0) return TOO_LONG
+      if (overspent(budget, value.length + 2)) return TOO_LONG
       return value
     case 'boolean':
-      if (budget !== undefined && (budget.left -= 4) < 0) return TOO_LONG
+      if (overspent(budget, 4)) return TOO_LONG
       return value
     case 'number':
       if (!Number.isFinite(value)) return NOT_JSON
-      if (budget !== undefined && (budget.left -= 1) < 0) return TOO_LONG
+      if (overspent(budget, 1)) return TOO_LONG
       return frozen && value === 0 ? 0 : value
     case 'object':
       break
@@ -201,7 +201,7 @@ export function copyJsonValue(
   }
   if (depth >= MAX_JSON_DEPTH) return NOT_JSON
   if (Array.isArray(value)) {
-    if (budget !== undefined && (budget.left -= Math.max(1, value.length + 1)) < 0) return TOO_LONG
+    if (overspent(budget, Math.max(1, value.length + 1))) return TOO_LONG
     const items: unknown[] = []
     for (let i = 0; i < value.length; i++) {
       if (!(i in value)) return NOT_JSON
@@ -215,15 +215,22 @@ export function copyJsonValue(
   if (proto !== Object.prototype && proto !== null) return NOT_JSON
   const copy: Record<string, unknown> = {}
   const keys = Object.keys(value)
-  if (budget !== undefined && (budget.left -= Math.max(1, keys.length + 1)) < 0) return TOO_LONG
+  if (overspent(budget, Math.max(1, keys.length + 1))) return TOO_LONG
   for (const key of keys) {
     if (key === '__proto__') return NOT_JSON
-    if (budget !== undefined && (budget.left -= key.length + 3) < 0) return TOO_LONG
+    if (overspent(budget, key.length + 3)) return TOO_LONG
     const item = copyJsonValue((value as Record<string, unknown>)[key], depth + 1, frozen, budget)
     if (item === NOT_JSON || item === TOO_LONG) return item
     copy[key] = item
   }
   return frozen ? Object.freeze(copy) : copy
+}
+
+/** Takes `chars` from `budget` (if any); true once it is spent past nothing. */
+function overspent(budget: { left: number } | undefined, chars: number): boolean {
+  if (budget === undefined) return false
+  budget.left -= chars
+  return budget.left < 0
 }
 
 /**

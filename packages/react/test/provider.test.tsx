@@ -43,6 +43,11 @@ function Title({ id }: { id: string }) {
   return <p>{note === undefined ? 'loading' : (note?.title ?? 'none')}</p>
 }
 
+function Paged({ limit }: { limit?: number }) {
+  const rows = useCollection('notes', limit === undefined ? {} : { limit })
+  return <p>{rows === undefined ? 'loading' : `${rows.length} rows`}</p>
+}
+
 describe('ChorusProvider', () => {
   it('hands its replica to the hooks below it', async () => {
     const replica = await memoryReplica()
@@ -128,10 +133,6 @@ describe('ChorusProvider', () => {
     vi.spyOn(console, 'error').mockImplementation(() => {})
     const replica = await memoryReplica()
     await replica.collection('notes').put('7', { title: 'seven' })
-    function Paged({ limit }: { limit?: number }) {
-      const rows = useCollection('notes', limit === undefined ? {} : { limit })
-      return <p>{rows === undefined ? 'loading' : `${rows.length} rows`}</p>
-    }
     const view = await mount(
       replica,
       <>
