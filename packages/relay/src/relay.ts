@@ -300,13 +300,19 @@ export function createRelay(options: RelayOptions): Relay {
   /** Connections refused and closed, by the code given (`sessionsRefused`). */
   const refusals = new Map<string, number>()
   const commits = new CommitHistogram()
-  /** The last commit of changes failed (a full disk, say), and none has succeeded since. */
+  /**
+   * A commit to the store failed — of changes, or of the relay's own work (a compaction, the
+   * replicas' positions): a full disk, say, or the database deleted under it — and no commit
+   * of changes or compaction has succeeded since.
+   */
   let commitFailing = false
   let closing = false
   let closePromise: Promise<void> | null = null
 
   function report(error: unknown, what = 'the relay failed'): void {
     counters.relayErrors++
+    // The store refused its work: the relay is failing even where no client writes, and says so.
+    if (isChorusError(error, ErrorCode.StorageFailed)) commitFailing = true
     const wrapped = isChorusError(error) ? error : new ChorusError(ErrorCode.Internal, what, { cause: error })
     try {
       onError(wrapped)
@@ -1054,13 +1060,20 @@ export function createRelay(options: RelayOptions): Relay {
       results.set(space, result)
     }
     counters.compactions++
+    commitFailing = false
     return results
   }
   function compact(): Promise<Map<SpaceId, CompactResult>> {
     if (compacting === null) {
-      compacting = compactAll().finally(() => {
-        compacting = null
-      })
+      compacting = compactAll()
+        .catch((error: unknown) => {
+          // Whoever asked for it is told; the health check says it too.
+          if (isChorusError(error, ErrorCode.StorageFailed)) commitFailing = true
+          throw error
+        })
+        .finally(() => {
+          compacting = null
+        })
     }
     return compacting
   }
@@ -1068,12 +1081,20 @@ export function createRelay(options: RelayOptions): Relay {
     await compact()
   })
 
+  /**
+   * Each replica's lag in each space it reads. A replica with two connections (the old one
+   * half-open, not yet found dead) counts once, by the connection furthest along: one series
+   * per space and replica, as the exposition format needs.
+   */
   function lag(): ReplicaLag[] {
-    const out: ReplicaLag[] = []
+    const byStream = new Map<string, ReplicaLag>()
     for (const info of hub.sessions()) {
       if (info.replicaId === null || info.phase !== 'ready') continue
       for (const stream of info.spaces) {
-        out.push({
+        const key = `${stream.space}\u0000${stream.source}`
+        const held = byStream.get(key)
+        if (held !== undefined && held.acked >= stream.acked) continue
+        byStream.set(key, {
           space: stream.space,
           replica: stream.source,
           head: stream.head,
@@ -1082,7 +1103,7 @@ export function createRelay(options: RelayOptions): Relay {
         })
       }
     }
-    return out
+    return [...byStream.values()]
   }
 
   async function waitForClients(pending: readonly Promise<void>[], ms: number): Promise<void> {

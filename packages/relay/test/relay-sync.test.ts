@@ -1,4 +1,5 @@
 import { once } from 'node:events'
+import { renameSync } from 'node:fs'
 import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
 import { asReplicaId, type ChorusError, ErrorCode, type Message } from '@chorus/core'
@@ -145,6 +146,46 @@ describe('the relay over real sockets', () => {
     expect((await fetch(`${relay.httpUrl}/metrics`, { method: 'POST' })).status).toBe(405)
     await expect(connectClient(relay.url.replace('/sync', '/elsewhere'))).rejects.toThrow(/HTTP 404/)
     await Promise.all([alice.close(), bob.close()])
+  })
+
+  it('counts a replica on two connections once in /metrics: one lag series per space and replica', async () => {
+    const alice = await connectClient(relay.url)
+    alice.send(hello('alice', { [SPACE]: 0 }))
+    alice.send(changes(SPACE, 0, makeRun(A, 1, 3)))
+    await alice.waitFor(is.ack(3), 'ack 3')
+    // The same replica twice: an old connection not yet found dead beside its new one.
+    const old = await connectClient(relay.url)
+    old.send(hello('bob', { [SPACE]: 0 }))
+    await old.waitFor(is.lastSnapshot, 'a snapshot')
+    const fresh = await connectClient(relay.url)
+    fresh.send(hello('bob', { [SPACE]: 0 }))
+    await fresh.waitFor(is.lastSnapshot, 'a snapshot')
+    fresh.send({ type: 'ack', space: SPACE as never, upTo: 3 })
+    await relay.relay.idle()
+    const body = (await get(relay, '/metrics')).body
+    const bobLag = `chorus_relay_replica_lag{space="${opaqueLabel(SPACE)}",replica="${opaqueLabel('bob')}"}`
+    // Once, by the connection furthest along.
+    expect(body.split('\n').filter((line) => line.startsWith(bobLag))).toEqual([`${bobLag} 0`])
+    await Promise.all([alice.close(), old.close(), fresh.close()])
+  })
+
+  it('fails its health check once the store refuses its own work, with no client writing', async () => {
+    const alice = await connectClient(relay.url)
+    alice.send(hello('alice', { [SPACE]: 0 }))
+    alice.send(changes(SPACE, 0, makeRun(A, 1, 2)))
+    await alice.waitFor(is.ack(2), 'ack 2')
+    expect(JSON.parse((await get(relay, '/healthz')).body)).toMatchObject({ status: 'ok' })
+    // The database moved away under the relay: its next compaction is refused.
+    renameSync(join(relay.dataDir, DATABASE_FILE), join(relay.dataDir, 'moved.db'))
+    const refused = await relay.relay.compact().then(
+      () => null,
+      (error: ChorusError) => error.code,
+    )
+    expect(refused).toBe(ErrorCode.StorageFailed)
+    const health = await get(relay, '/healthz')
+    expect(health.status).toBe(503)
+    expect(JSON.parse(health.body)).toMatchObject({ status: 'failing', commitsFailing: true })
+    await alice.close()
   })
 
   it('sends a replica that returns below the compacted floor a snapshot without collected deletions', async () => {
