@@ -1,10 +1,9 @@
-import type { PresencePeer, Row } from '@chorus/client'
+import { newRecordId, type PresencePeer, type Row } from '@chorus/client'
 import { useCollection, useConflicts, usePresence, useReplica } from '@chorus/react'
 import { memo, type ReactNode, useCallback, useEffect, useMemo, useRef, useState } from 'react'
 import { SEARCH_ANNOUNCE_MS, searchSummary } from './announce.js'
 import { distinctDeviceLabels, guessDeviceName, shortReplicaId } from './device.js'
 import { timeAgo, useMinute } from './format.js'
-import { uuidV7 } from './ids.js'
 import { newestNotes } from './newest-notes.js'
 import { NoteEditor } from './note-editor.js'
 import {
@@ -69,7 +68,7 @@ export function NotesView({ space }: { space: string }): ReactNode {
 
   const create = () => {
     const now = Date.now()
-    const id = uuidV7(now)
+    const id = newRecordId(now)
     const note: Note = { title: '', body: '', createdAt: now, updatedAt: now }
     // The write is queued before the editor's first read of the note, so the editor finds it.
     // The editor shows the new note at once, its title focused, before that read: typing

@@ -1,9 +1,10 @@
 import type { ConflictVersion, JsonObject, ReplicaId, Row } from '@chorus/client'
+import { newRecordId } from '@chorus/client'
 import { describe, expect, it } from 'vitest'
 import { distinctDeviceLabels, guessDeviceName } from '../src/device.js'
 import { exportFileName, notebookMarkdown } from '../src/export.js'
 import { timeAgo } from '../src/format.js'
-import { isSpaceId, newSpaceId, uuidV7 } from '../src/ids.js'
+import { isSpaceId, newSpaceId } from '../src/ids.js'
 import { caretAfterMerge, mergeDraft, mergeTyped } from '../src/merge-draft.js'
 import { displayTitle, type Note, newestFirst, preview, search } from '../src/notes.js'
 import { parseRoute, spaceFromInput } from '../src/route.js'
@@ -53,8 +54,8 @@ describe('ids', () => {
     const space = newSpaceId()
     expect(isSpaceId(space)).toBe(true)
     expect(space).toMatch(/^[a-z2-9]{20}$/)
-    const earlier = uuidV7(1_700_000_000_000)
-    const later = uuidV7(1_700_000_000_001)
+    const earlier = newRecordId(1_700_000_000_000)
+    const later = newRecordId(1_700_000_000_001)
     expect(earlier).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/)
     expect(earlier < later).toBe(true)
     expect(earlier.slice(0, 13)).toBe('018bcfe5-6800')

@@ -20,6 +20,7 @@ export {
 } from '@chorus/core'
 export type { Collection, Frozen, RecordRead, Row, UpdateFunction, VersionOf } from './collection.js'
 export type { PresencePeer } from './presence.js'
+export { newRecordId } from './record-id.js'
 export {
   createReplica,
   type DeleteReplicaOptions,

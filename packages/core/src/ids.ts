@@ -116,3 +116,34 @@ export function replicaIdFromBytes(bytes: Uint8Array): ReplicaId {
   if (bits > 0) out += alphabet[(buffer << (5 - bits)) & 31]
   return asReplicaId(out.slice(0, 64))
 }
+
+/**
+ * A UUID version 7 as a record id: 48 bits of Unix milliseconds `nowMs`, then the version and
+ * variant bits, then 74 of the random bits in `random` (16 bytes). Ids made later sort after
+ * earlier ones (as text, and so in `list` order), and devices that make them offline do not
+ * collide. Pure: the caller gives the time and the randomness (see the client's `newRecordId`).
+ */
+export function uuidV7FromBytes(nowMs: number, random: Uint8Array): RecordId {
+  if (!Number.isSafeInteger(nowMs) || nowMs < 0 || nowMs >= 2 ** 48) {
+    throw new ChorusError(
+      ErrorCode.InvalidArgument,
+      `a UUID v7 needs a time of 0 to 2^48 - 1 ms, got ${nowMs}`,
+    )
+  }
+  if (random.length < 16) {
+    throw new ChorusError(ErrorCode.InvalidArgument, 'a UUID v7 needs 16 random bytes')
+  }
+  const bytes = Uint8Array.from(random.subarray(0, 16))
+  let time = nowMs
+  for (let index = 5; index >= 0; index--) {
+    bytes[index] = time % 256
+    time = Math.floor(time / 256)
+  }
+  bytes[6] = 0x70 | ((bytes[6] as number) & 0x0f)
+  bytes[8] = 0x80 | ((bytes[8] as number) & 0x3f)
+  let hex = ''
+  for (const byte of bytes) hex += byte.toString(16).padStart(2, '0')
+  return asRecordId(
+    `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`,
+  )
+}

@@ -11,6 +11,7 @@ import {
   isSpaceId,
   MAX_RECORD_ID_LENGTH,
   replicaIdFromBytes,
+  uuidV7FromBytes,
 } from '../src/ids.js'
 import {
   approximateJsonLength,
@@ -66,6 +67,32 @@ describe('replica ids', () => {
     )
     expect(replicaIdFromBytes(new TextEncoder().encode('foobarba'))).toBe('mzxw6ytbojrgc')
     expect(replicaIdFromBytes(new Uint8Array(10).fill(255))).toBe('7777777777777777')
+  })
+
+  it('makes UUID v7 record ids that sort by their time, and refuses a time or randomness it cannot use', () => {
+    const random = Uint8Array.from({ length: 16 }, (_, i) => 0xf0 + i)
+    // RFC 9562's example time, 2022-02-22 19:22:22 UTC: 0x017F22E279B0.
+    expect(uuidV7FromBytes(0x017f22e279b0, random)).toBe('017f22e2-79b0-76f7-b8f9-fafbfcfdfeff')
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 0, max: 2 ** 48 - 2 }),
+        fc.uint8Array({ minLength: 16, maxLength: 16 }),
+        fc.uint8Array({ minLength: 16, maxLength: 16 }),
+        (time, a, b) => {
+          const earlier = uuidV7FromBytes(time, a)
+          const later = uuidV7FromBytes(time + 1, b)
+          return (
+            isRecordId(earlier) &&
+            earlier < later &&
+            /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab]/.test(earlier)
+          )
+        },
+      ),
+      { seed },
+    )
+    for (const bad of [-1, 2 ** 48, 1.5, Number.NaN])
+      expectChorusError(() => uuidV7FromBytes(bad, random), ErrorCode.InvalidArgument)
+    expectChorusError(() => uuidV7FromBytes(0, new Uint8Array(8)), ErrorCode.InvalidArgument)
   })
 
   it('derives a valid, distinct id for distinct 16-byte inputs', () => {
