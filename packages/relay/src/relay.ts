@@ -311,8 +311,6 @@ export function createRelay(options: RelayOptions): Relay {
 
   function report(error: unknown, what = 'the relay failed'): void {
     counters.relayErrors++
-    // The store refused its work: the relay is failing even where no client writes, and says so.
-    if (isChorusError(error, ErrorCode.StorageFailed)) commitFailing = true
     const wrapped = isChorusError(error) ? error : new ChorusError(ErrorCode.Internal, what, { cause: error })
     try {
       onError(wrapped)
@@ -374,7 +372,11 @@ export function createRelay(options: RelayOptions): Relay {
     },
     elapsed: () => performance.now(),
     onAcked: (space, replica, position) => {
-      store.noteAck(space, replica, position, now()).catch((error: unknown) => report(error))
+      store.noteAck(space, replica, position, now()).catch((error: unknown) => {
+        // A replica's position not stored: the relay is failing even where no client writes.
+        if (isChorusError(error, ErrorCode.StorageFailed)) commitFailing = true
+        report(error)
+      })
     },
     onError: (error) => report(error),
     // After the frames already read: appends from many connections share one commit.
