@@ -1401,7 +1401,7 @@ export function createHubEngine(options: HubEngineOptions): HubEngine {
               await this.#handle({ type: 'log-compacted', now: now(), space: effect.space })
               return
             }
-            report(error, 'reading the log failed')
+            if (!isChorusError(error, ErrorCode.SpaceDeleted)) report(error, 'reading the log failed')
             await this.#handle({ type: 'read-failed', now: now(), space: effect.space })
           }
           return
@@ -1417,7 +1417,8 @@ export function createHubEngine(options: HubEngineOptions): HubEngine {
               ...page,
             })
           } catch (error) {
-            report(error, 'reading a snapshot failed')
+            // Deleted meanwhile: its sessions are ending, as appends to it do (not a failure).
+            if (!isChorusError(error, ErrorCode.SpaceDeleted)) report(error, 'reading a snapshot failed')
             await this.#handle({ type: 'read-failed', now: now(), space: effect.space })
           }
           return

@@ -295,6 +295,9 @@ export type ChangeText = (change: Change) => string
  * - `readSnapshot` pages through the records' current versions in {@link recordKey} order
  *   (UTF-16 code units, as JavaScript compares strings; SQLite needs a matching collation): every change
  *   appended before the first page was read is in some page or superseded by one that is.
+ * - Once `deleteSpace` has deleted a space, `append`, `readLog` and `readSnapshot` of it
+ *   reject with `space-deleted`: a read made as the deletion commits must not pass for a
+ *   caught-up log or a bootstrap's last page.
  * - Failures reject with a `ChorusError` (`storage-failed`) and leave nothing half-written.
  */
 export interface HubStore {

@@ -457,10 +457,14 @@ export class PostgresRelayStore implements RelayStore {
     onText?: (change: Change, text: string) => void,
   ): Promise<LogEntry[]> {
     return this.#run('reading the log', async () => {
-      const { rows } = await this.#pool.query<{ floor: number; seq: number | null; change: string | null }>(
-        SQL.readLog,
-        [space, after, Math.max(0, limit)],
-      )
+      const { rows } = await this.#pool.query<{
+        floor: number
+        seq: number | null
+        change: string | null
+        deleted: boolean
+      }>(SQL.readLog, [space, after, Math.max(0, limit)])
+      // Read after a deletion, the log is empty: it must not pass for caught up.
+      if (rows[0]?.deleted === true) throw spaceDeleted(space)
       const floor = rows[0]?.floor ?? 0
       if (after < floor) {
         throw new ChorusError(ErrorCode.ResyncRequired, `log entries up to ${floor} were compacted`)
@@ -483,14 +487,17 @@ export class PostgresRelayStore implements RelayStore {
   ): Promise<{ changes: Change[]; nextKey: string | null }> {
     checkSnapshotLimit(limit)
     return this.#run('reading a snapshot', async () => {
-      const { rows } =
+      type PageRow = { deleted: boolean; key: Buffer | null; versions: string | null }
+      const { rows: read } =
         afterKey === null
-          ? await this.#pool.query<{ key: Buffer; versions: string }>(SQL.snapshotFirst, [space, limit + 1])
-          : await this.#pool.query<{ key: Buffer; versions: string }>(SQL.snapshotAfter, [
-              space,
-              encodeUtf16Key(afterKey),
-              limit + 1,
-            ])
+          ? await this.#pool.query<PageRow>(SQL.snapshotFirst, [space, limit + 1])
+          : await this.#pool.query<PageRow>(SQL.snapshotAfter, [space, encodeUtf16Key(afterKey), limit + 1])
+      // Read after a deletion, the page is empty: it must not pass for the last one.
+      if (read[0]?.deleted === true) throw spaceDeleted(space)
+      const rows = read.filter(
+        (row): row is { deleted: boolean; key: Buffer; versions: string } =>
+          row.key !== null && row.versions !== null,
+      )
       const page = rows.slice(0, limit)
       const last = page[page.length - 1]
       const nextKey = rows.length > limit && last !== undefined ? decodeUtf16Key(last.key) : null

@@ -172,16 +172,30 @@ export const SQL = {
    * between reading the floor and the entries could otherwise delete some of them unseen.
    * Always one row at least (the floor, with no entry when there is none).
    */
-  readLog: `SELECT coalesce(s.floor, 0) AS floor, l.seq, l.change
+  readLog: `SELECT coalesce(s.floor, 0) AS floor, l.seq, l.change,
+      EXISTS (SELECT 1 FROM chorus_deleted_spaces WHERE space = $1) AS deleted
     FROM (SELECT 1) AS one
     LEFT JOIN chorus_spaces AS s ON s.space = $1
     LEFT JOIN LATERAL (
       SELECT seq, change FROM chorus_log WHERE space = $1 AND seq > $2 ORDER BY seq LIMIT $3
     ) AS l ON true
     ORDER BY l.seq`,
-  snapshotFirst: 'SELECT key, versions FROM chorus_records WHERE space = $1 ORDER BY key LIMIT $2',
-  snapshotAfter:
-    'SELECT key, versions FROM chorus_records WHERE space = $1 AND key > $2 ORDER BY key LIMIT $3',
+  /**
+   * A page of records, in one statement with whether the space is deleted: a page read after a
+   * deletion is empty, and must not pass for the last one. Always one row at least.
+   */
+  snapshotFirst: `SELECT EXISTS (SELECT 1 FROM chorus_deleted_spaces WHERE space = $1) AS deleted, r.key, r.versions
+    FROM (SELECT 1) AS one
+    LEFT JOIN LATERAL (
+      SELECT key, versions FROM chorus_records WHERE space = $1 ORDER BY key LIMIT $2
+    ) AS r ON true
+    ORDER BY r.key`,
+  snapshotAfter: `SELECT EXISTS (SELECT 1 FROM chorus_deleted_spaces WHERE space = $1) AS deleted, r.key, r.versions
+    FROM (SELECT 1) AS one
+    LEFT JOIN LATERAL (
+      SELECT key, versions FROM chorus_records WHERE space = $1 AND key > $2 ORDER BY key LIMIT $3
+    ) AS r ON true
+    ORDER BY r.key`,
   ackExists: 'SELECT 1 AS one FROM chorus_acks WHERE space = $1 AND replica = $2',
   /** One row per acknowledgement, sorted by the caller so that two relays flushing at once cannot deadlock. */
   upsertAcks: `INSERT INTO chorus_acks (space, replica, position, seen_at)

@@ -310,6 +310,8 @@ export class SqliteRelayStore implements RelayStore {
   }
 
   #logRows(space: SpaceId, after: number, limit: number, skip = 0): { seq: number; change: string }[] {
+    // Read after a deletion, the log is empty: it must not pass for caught up.
+    if (this.#deleted.has(space)) throw spaceDeleted(space)
     const floor = this.#sql.space.get(space)?.floor ?? 0
     if (after < floor) {
       throw new ChorusError(ErrorCode.ResyncRequired, `log entries up to ${floor} were compacted`)
@@ -348,6 +350,8 @@ export class SqliteRelayStore implements RelayStore {
     limit: number,
   ): { rows: { versions: string }[]; nextKey: string | null } {
     checkSnapshotLimit(limit)
+    // Read after a deletion, the page is empty: it must not pass for the last one.
+    if (this.#deleted.has(space)) throw spaceDeleted(space)
     const rows =
       afterKey === null
         ? this.#sql.snapshotFirst.all(space, limit + 1)

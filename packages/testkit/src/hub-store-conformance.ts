@@ -396,6 +396,15 @@ export function runHubStoreConformance(name: string, open: () => Promise<HubStor
         )
         expect(isChorusError(refused, ErrorCode.SpaceDeleted), `got ${String(refused)}`).toBe(true)
         expect((await store.loadSpace(SPACE)).head).toBe(0)
+        // Its log and records read as deleted, not as empty: an empty page read as the deletion
+        // commits must not pass for a bootstrap's last page or a caught-up log.
+        for (const read of [store.readLog(SPACE, 0, 10), store.readSnapshot(SPACE, null, 10)]) {
+          const outcome = await read.then(
+            () => 'read',
+            (error: unknown) => error,
+          )
+          expect(isChorusError(outcome, ErrorCode.SpaceDeleted), `got ${String(outcome)}`).toBe(true)
+        }
         // A space never written can be deleted too, and is then refused the same way.
         expect(await store.deleteSpace(asSpaceId('never-written'))).toBe(true)
         expect((await store.loadSpace(asSpaceId('never-written'))).deleted).toBe(true)
