@@ -306,6 +306,10 @@ export function createRelay(options: RelayOptions): Relay {
    * of changes or compaction has succeeded since.
    */
   let commitFailing = false
+  /** A commit of the relay's own work the store refused marks the relay failing (see above). */
+  function noteRefusedCommit(error: unknown): void {
+    if (isChorusError(error, ErrorCode.StorageFailed)) commitFailing = true
+  }
   let closing = false
   let closePromise: Promise<void> | null = null
 
@@ -374,7 +378,7 @@ export function createRelay(options: RelayOptions): Relay {
     onAcked: (space, replica, position) => {
       store.noteAck(space, replica, position, now()).catch((error: unknown) => {
         // A replica's position not stored: the relay is failing even where no client writes.
-        if (isChorusError(error, ErrorCode.StorageFailed)) commitFailing = true
+        noteRefusedCommit(error)
         report(error)
       })
     },
@@ -1070,7 +1074,7 @@ export function createRelay(options: RelayOptions): Relay {
       compacting = compactAll()
         .catch((error: unknown) => {
           // Whoever asked for it is told; the health check says it too.
-          if (isChorusError(error, ErrorCode.StorageFailed)) commitFailing = true
+          noteRefusedCommit(error)
           throw error
         })
         .finally(() => {

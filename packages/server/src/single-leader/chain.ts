@@ -118,17 +118,11 @@ function successorIn(chain: ChainView | null, node: NodeId): NodeId | undefined 
   return index < 0 ? undefined : chain.nodes[index + 1]
 }
 
-/** True when this follower reports to the leader: it is the tail, or catching up behind it. */
-function reportsToLeader(state: SingleLeaderState): boolean {
-  if (!isChainMode(state) || state.role === 'leader' || state.chain === null || state.leader === null)
-    return false
-  const index = state.chain.nodes.indexOf(state.id)
-  return index > 0 && index >= state.chain.counted - 1
-}
-
-/** Sends the leader this node's `chainLsn` if it is the tail or behind it (see `reportsToLeader`). */
+/** Sends the leader this follower's `chainLsn` if it is the chain's tail, or catching up behind it. */
 export function reportChain(state: SingleLeaderState, out: Out): void {
-  if (!reportsToLeader(state) || state.chain === null || state.leader === null) return
+  if (!isChainMode(state) || state.role === 'leader' || state.chain === null || state.leader === null) return
+  const index = state.chain.nodes.indexOf(state.id)
+  if (index <= 0 || index < state.chain.counted - 1) return
   const message: SingleLeaderMessage = {
     type: 'chain-ack',
     epoch: state.epoch,
