@@ -91,6 +91,14 @@ const MAX_ATTEMPTS = 5
 /** The longest `NOTIFY` payload PostgreSQL takes is 8000 bytes; an append's event beyond it drops `received`. */
 const MAX_NOTIFY_BYTES = 7_900
 
+/**
+ * The most parts one presence entry is sent in. An entry is at most `MAX_PRESENCE_CHARS` of JSON
+ * plus its names, and a part carries `PRESENCE_PART_CHARS` of it, each character at most 6 bytes
+ * once escaped.
+ */
+const MAX_PRESENCE_PARTS = 16
+const PRESENCE_PART_CHARS = 1_200
+
 /** How long the listener waits before connecting again after losing its connection, at most. */
 const MAX_RELISTEN_MS = 5_000
 
@@ -121,6 +129,18 @@ type Notice =
     }
   | { readonly from: string; readonly type: 'deleted'; readonly space: string }
   | { readonly from: string; readonly type: 'presence'; readonly entries: readonly unknown[] }
+  /**
+   * Part `part` (from 0) of `parts` of one presence entry's JSON text too long for a notice of
+   * its own: every part goes in one transaction, so they arrive together or not at all.
+   */
+  | {
+      readonly from: string
+      readonly type: 'presence-part'
+      readonly id: number
+      readonly part: number
+      readonly parts: number
+      readonly text: string
+    }
 
 /** Where a connection string points (host and database), without its user and password: for messages. */
 export function postgresTarget(connectionString: string): string {
@@ -149,6 +169,19 @@ function parseNotice(payload: string | undefined): Notice | null {
   const notice = value as Record<string, unknown>
   if (typeof notice.from !== 'string') return null
   if (notice.type === 'presence' && Array.isArray(notice.entries)) return notice as Notice
+  if (notice.type === 'presence-part') {
+    const { id, part, parts, text } = notice
+    const valid =
+      Number.isSafeInteger(id) &&
+      Number.isSafeInteger(parts) &&
+      (parts as number) >= 2 &&
+      (parts as number) <= MAX_PRESENCE_PARTS &&
+      Number.isSafeInteger(part) &&
+      (part as number) >= 0 &&
+      (part as number) < (parts as number) &&
+      typeof text === 'string'
+    return valid ? (notice as Notice) : null
+  }
   if (!isSpaceId(notice.space)) return null
   if (notice.type === 'appended' && Number.isSafeInteger(notice.head)) return notice as Notice
   if (notice.type === 'collected' && typeof notice.mark === 'object' && notice.mark !== null)
@@ -256,6 +289,9 @@ export class PostgresRelayStore implements RelayStore {
   #relistenMs = 100
   /** Whether the listening connection has its `LISTEN` in place. */
   #listening = false
+  /** Per other relay, the parts of a presence entry it is sending (see `presence-part`). */
+  readonly #gathering = new Map<string, { readonly id: number; readonly texts: (string | undefined)[] }>()
+  #presencePartId = 0
   #closed = false
   /** Appends tried again (see `RelayStoreStats.appendRetries`). */
   #appendRetries = 0
@@ -754,6 +790,7 @@ export class PostgresRelayStore implements RelayStore {
       if (this.#listener !== client) return
       this.#listener = null
       this.#listening = false
+      this.#gathering.clear()
       client.removeAllListeners('notification')
       void client.end().catch(() => undefined)
       if (this.#closed) return
@@ -802,6 +839,10 @@ export class PostgresRelayStore implements RelayStore {
       if (entries.length > 0) this.#emit({ type: 'presence', from: notice.from, entries })
       return
     }
+    if (notice.type === 'presence-part') {
+      this.#presencePart(notice)
+      return
+    }
     const space = notice.space as SpaceId
     if (notice.type === 'appended') {
       const entries = entriesOf(notice)
@@ -847,30 +888,82 @@ export class PostgresRelayStore implements RelayStore {
   }
 
   /**
-   * Tells the other relays of presence changes here: as notices of at most `MAX_NOTIFY_BYTES`
-   * (an entry too large for one alone is left out).
+   * Tells the other relays of presence changes here: as notices of at most `MAX_NOTIFY_BYTES`,
+   * and an entry too large for one notice alone (many characters of several bytes each) in
+   * parts, all sent in one transaction.
    */
   async publishPresence(entries: readonly SharedPresence[]): Promise<void> {
-    const payloads: string[] = []
+    // Each a notice, or the parts of one entry; sent in the entries' order.
+    const sends: (string | readonly string[])[] = []
     let batch: string[] = []
     let bytes = 0
     const head = `{"from":${JSON.stringify(this.#id)},"type":"presence","entries":[`
+    const flush = () => {
+      if (batch.length > 0) sends.push(`${head}${batch.join(',')}]}`)
+      batch = []
+      bytes = 0
+    }
     for (const entry of entries) {
       const text = JSON.stringify(entry)
       const size = Buffer.byteLength(text) + 1
-      if (Buffer.byteLength(head) + size + 2 > MAX_NOTIFY_BYTES) continue
-      if (Buffer.byteLength(head) + bytes + size + 2 > MAX_NOTIFY_BYTES) {
-        payloads.push(`${head}${batch.join(',')}]}`)
-        batch = []
-        bytes = 0
+      if (Buffer.byteLength(head) + size + 2 > MAX_NOTIFY_BYTES) {
+        flush()
+        const parts = this.#presenceParts(text)
+        if (parts !== null) sends.push(parts)
+        continue
       }
+      if (Buffer.byteLength(head) + bytes + size + 2 > MAX_NOTIFY_BYTES) flush()
       batch.push(text)
       bytes += size
     }
-    if (batch.length > 0) payloads.push(`${head}${batch.join(',')}]}`)
-    for (const payload of payloads) {
-      await this.#run('publishing presence', () => this.#pool.query(SQL.notify, [payload]))
+    flush()
+    for (const send of sends) {
+      await this.#run('publishing presence', () =>
+        typeof send === 'string'
+          ? this.#pool.query(SQL.notify, [send])
+          : this.#pool.query(SQL.notifyAll, [send]),
+      )
     }
+  }
+
+  /** One presence entry's JSON text as `presence-part` notices, or null if it needs too many. */
+  #presenceParts(text: string): readonly string[] | null {
+    const parts = Math.ceil(text.length / PRESENCE_PART_CHARS)
+    if (parts > MAX_PRESENCE_PARTS) return null
+    const id = ++this.#presencePartId
+    return Array.from({ length: parts }, (_, part) =>
+      JSON.stringify({
+        from: this.#id,
+        type: 'presence-part',
+        id,
+        part,
+        parts,
+        text: text.slice(part * PRESENCE_PART_CHARS, (part + 1) * PRESENCE_PART_CHARS),
+      }),
+    )
+  }
+
+  /**
+   * Gathers a part of another relay's presence entry; with the last, the entry is passed on.
+   * One entry per relay is gathered at a time (its parts come together, in one transaction):
+   * a part of another entry starts over.
+   */
+  #presencePart(notice: Extract<Notice, { type: 'presence-part' }>): void {
+    let gathered = this.#gathering.get(notice.from)
+    if (gathered === undefined || gathered.id !== notice.id || gathered.texts.length !== notice.parts) {
+      gathered = { id: notice.id, texts: new Array(notice.parts).fill(undefined) }
+      this.#gathering.set(notice.from, gathered)
+    }
+    gathered.texts[notice.part] = notice.text
+    if (gathered.texts.some((text) => text === undefined)) return
+    this.#gathering.delete(notice.from)
+    let entry: unknown
+    try {
+      entry = JSON.parse(gathered.texts.join(''))
+    } catch {
+      return
+    }
+    if (isPresenceEntry(entry)) this.#emit({ type: 'presence', from: notice.from, entries: [entry] })
   }
 
   /** Writes buffered acknowledgements, stops listening and closes every connection; later calls reject with `closed`. */

@@ -235,6 +235,8 @@ export const SQL = {
     'INSERT INTO chorus_replica_owners (replica, subject) VALUES ($1, $2) ON CONFLICT (replica) DO NOTHING',
   owner: 'SELECT subject FROM chorus_replica_owners WHERE replica = $1',
   notify: `SELECT pg_notify('${NOTIFY_CHANNEL}', $1)`,
+  /** Several notices in one transaction: delivered together, in order, or not at all. */
+  notifyAll: `SELECT pg_notify('${NOTIFY_CHANNEL}', payload) FROM unnest($1::text[]) WITH ORDINALITY AS t(payload, n) ORDER BY n`,
   isDeleted: 'SELECT 1 AS one FROM chorus_deleted_spaces WHERE space = $1',
   markDeleted: 'INSERT INTO chorus_deleted_spaces (space, deleted_at) VALUES ($1, $2)',
   /** As the SQLite store's `deleteOwners` (see there). */

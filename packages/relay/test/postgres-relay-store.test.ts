@@ -302,6 +302,32 @@ describe('PostgresRelayStore shared by several relays', () => {
     expect(own).toEqual([])
   })
 
+  it('passes an entry too long in bytes for one notice in parts, exactly, in the entries’ order', async () => {
+    await listening(second)
+    const heard: StoreEvent[] = []
+    const count = () => heard.flatMap((event) => (event.type === 'presence' ? event.entries : [])).length
+    let allHeard = () => {}
+    const all = new Promise<void>((resolve) => {
+      allHeard = resolve
+    })
+    const stop = second.watch((event) => {
+      if (event.type !== 'presence') return
+      heard.push(event)
+      if (count() >= 4) allHeard()
+    })
+    // 4,000 characters of 3 bytes each (about 12 KB), and characters that grow once escaped.
+    const entries = [
+      { space: SPACE, replicaId: A, key: 'small-before', state: { n: 1 } },
+      { space: SPACE, replicaId: A, key: 'cjk', state: { text: '中'.repeat(4_000) } },
+      { space: SPACE, replicaId: B, key: 'escapes', state: { text: `"\\\u0001\ud800😀`.repeat(400) } },
+      { space: SPACE, replicaId: A, key: 'small-after', state: null, origin: 'relay-1', seq: 3 },
+    ]
+    await first.publishPresence(entries)
+    await within(all, 10_000, 'every entry')
+    stop()
+    expect(heard.flatMap((event) => (event.type === 'presence' ? event.entries : []))).toEqual(entries)
+  })
+
   it('ignores what other programs send on its channel: not JSON, not an object, not a relay’s notice', async () => {
     await listening(second)
     const heard: StoreEvent[] = []
@@ -323,6 +349,15 @@ describe('PostgresRelayStore shared by several relays', () => {
         '{"from":"x","type":"presence","entries":[{"space":"s","replicaId":"a","key":"k","state":null,"origin":"","seq":1}]}',
         '{"from":"x","type":"presence","entries":[{"space":"s","replicaId":"a","key":"k","state":null,"origin":"o","seq":-1}]}',
         '{"from":"x","type":"presence","entries":[{"space":"s","replicaId":"a","key":"k","state":null,"origin":"o","seq":"1"}]}',
+        // Parts: one of one, too many, out of range, without text, and whole but not an entry.
+        '{"from":"x","type":"presence-part","id":1,"part":0,"parts":1,"text":"{}"}',
+        '{"from":"x","type":"presence-part","id":2,"part":0,"parts":99,"text":"{"}',
+        '{"from":"x","type":"presence-part","id":3,"part":2,"parts":2,"text":"{"}',
+        '{"from":"x","type":"presence-part","id":4,"part":0,"parts":2}',
+        '{"from":"x","type":"presence-part","id":5,"part":0,"parts":2,"text":"{\\"space\\":"}',
+        '{"from":"x","type":"presence-part","id":5,"part":1,"parts":2,"text":"\\"bad space\\"}"}',
+        '{"from":"x","type":"presence-part","id":6,"part":0,"parts":2,"text":"not"}',
+        '{"from":"x","type":"presence-part","id":6,"part":1,"parts":2,"text":" json"}',
       ]) {
         await admin.query("SELECT pg_notify('chorus_relay', $1)", [payload])
       }
