@@ -55,6 +55,21 @@ function keyOf(secret: string): Uint8Array {
   return new TextEncoder().encode(secret)
 }
 
+/** Half of a surrogate pair: a high one not followed by a low one, or a low one not after a high one. */
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/
+
+/**
+ * Why `subject` cannot name a token's user, or undefined when it can: it is empty, or holds a
+ * character no store keeps as given (U+0000, which PostgreSQL's text refuses, or half of a
+ * surrogate pair, which UTF-8 cannot hold), so the replicas it claims would not stay its own.
+ */
+function explainSubject(subject: unknown): string | undefined {
+  if (typeof subject !== 'string' || subject === '') return 'the token names no subject ("sub")'
+  if (subject.includes('\u0000')) return 'the token subject ("sub") holds the character U+0000'
+  if (LONE_SURROGATE.test(subject)) return 'the token subject ("sub") holds half of a surrogate pair'
+  return undefined
+}
+
 /** Checks a grant map; returns a readable reason when it is not one. */
 function explainGrants(value: unknown): string | undefined {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
@@ -78,6 +93,8 @@ function explainGrants(value: unknown): string | undefined {
 export async function mintToken(options: MintTokenOptions): Promise<string> {
   const key = keyOf(options.secret)
   if (options.sub.length === 0) throw new ChorusError(ErrorCode.InvalidArgument, 'the token subject is empty')
+  const badSubject = explainSubject(options.sub)
+  if (badSubject !== undefined) throw new ChorusError(ErrorCode.InvalidArgument, badSubject)
   const why = explainGrants(options.spaces)
   if (why !== undefined) throw new ChorusError(ErrorCode.InvalidArgument, why)
   const issuedAt = Math.floor((options.now ?? Date.now()) / 1000)
@@ -189,7 +206,8 @@ export function createTokenAuthenticator(
       return refusal(explainJoseError(error, now()))
     }
     const subject = payload.sub
-    if (typeof subject !== 'string' || subject === '') return refusal('the token names no subject ("sub")')
+    const badSubject = explainSubject(subject)
+    if (badSubject !== undefined || typeof subject !== 'string') return refusal(badSubject ?? '')
     const grants = payload.spaces
     const why = explainGrants(grants)
     if (why !== undefined) return refusal(`the token's spaces are malformed: ${why}`)
@@ -238,6 +256,8 @@ export async function verifyAdminToken(
   } catch (error) {
     return refusal(explainJoseError(error, now))
   }
+  const badSubject = explainSubject(payload.sub)
+  if (badSubject !== undefined) return refusal(badSubject)
   if (payload.admin !== true) {
     return {
       ok: false,

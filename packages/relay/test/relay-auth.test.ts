@@ -2,11 +2,12 @@ import { once } from 'node:events'
 import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
 import { asReplicaId, ErrorCode, type Message } from '@chorus/core'
+import { SignJWT } from 'jose'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { WebSocketServer } from 'ws'
 import { createRelay } from '../src/relay.js'
 import { SqliteRelayStore } from '../src/sqlite-relay-store.js'
-import { createTokenAuthenticator, mintToken, type SpaceGrants } from '../src/token-auth.js'
+import { createTokenAuthenticator, mintToken, type SpaceGrants, verifyAdminToken } from '../src/token-auth.js'
 import { makeChange, makeRun, makeTempDir, within } from './support/fixtures.js'
 import { get, sample, startTestRelay, type TestRelay } from './support/harness.js'
 import { changes, connectClient, hello, is, type TestClient } from './support/test-client.js'
@@ -262,5 +263,36 @@ describe('createTokenAuthenticator', () => {
       /access/,
     )
     await expect(mintToken({ secret: SECRET, sub: 'a', spaces: {}, expiresIn: 'soon' })).rejects.toThrow(/7d/)
+    for (const sub of ['a\u0000b', 'u\ud800', '\udc00u', 'u\ud800\ud800'])
+      await expect(mintToken({ secret: SECRET, sub, spaces: {} })).rejects.toMatchObject({
+        code: ErrorCode.InvalidArgument,
+      })
+    // A pair, whole, is a character like any other.
+    await expect(mintToken({ secret: SECRET, sub: 'u\ud83d\ude00', spaces: {} })).resolves.toEqual(
+      expect.any(String),
+    )
+  })
+
+  it('refuses a token whose subject no store keeps as given: U+0000, or half of a surrogate pair', async () => {
+    const authenticate = createTokenAuthenticator(SECRET)
+    for (const [sub, why] of [
+      ['a\u0000b', /U\+0000/],
+      ['u\ud800', /surrogate/],
+      ['\udc00', /surrogate/],
+    ] as const) {
+      // Signed by another program holding the secret: the claims as it wrote them.
+      const signed = await new SignJWT({ spaces: { [SPACE]: 'write' } })
+        .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
+        .setSubject(sub)
+        .setIssuedAt()
+        .sign(new TextEncoder().encode(SECRET))
+      const result = await authenticate(signed, A)
+      expect(result).toMatchObject({ ok: false, code: ErrorCode.Unauthenticated })
+      expect((result as { message: string }).message).toMatch(why)
+      expect(await verifyAdminToken(SECRET, signed)).toMatchObject({
+        ok: false,
+        code: ErrorCode.Unauthenticated,
+      })
+    }
   })
 })
