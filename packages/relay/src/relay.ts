@@ -301,14 +301,16 @@ export function createRelay(options: RelayOptions): Relay {
   const refusals = new Map<string, number>()
   const commits = new CommitHistogram()
   /**
-   * A commit to the store failed — of changes, or of the relay's own work (a compaction, the
-   * replicas' positions): a full disk, say, or the database deleted under it — and no commit
-   * of changes or compaction has succeeded since.
+   * The kinds of commit to the store whose latest try failed — of changes, or of the relay's own
+   * work (a compaction, the replicas' positions): a full disk, say, or the database deleted
+   * under it. A kind leaves once a commit of it succeeds (the replicas' positions: the next
+   * write of the buffered ones, at each tick); a commit of changes or a compaction that
+   * succeeds clears every kind (the store commits again).
    */
-  let commitFailing = false
+  const commitsFailing = new Set<'changes' | 'compaction' | 'positions'>()
   /** A commit of the relay's own work the store refused marks the relay failing (see above). */
-  function noteRefusedCommit(error: unknown): void {
-    if (isChorusError(error, ErrorCode.StorageFailed)) commitFailing = true
+  function noteRefusedCommit(kind: 'compaction' | 'positions', error: unknown): void {
+    if (isChorusError(error, ErrorCode.StorageFailed)) commitsFailing.add(kind)
   }
   let closing = false
   let closePromise: Promise<void> | null = null
@@ -369,16 +371,16 @@ export function createRelay(options: RelayOptions): Relay {
     },
     onCommitted: (_space, _appends, ms) => {
       commits.observe(ms)
-      commitFailing = false
+      commitsFailing.clear()
     },
     onCommitFailed: () => {
-      commitFailing = true
+      commitsFailing.add('changes')
     },
     elapsed: () => performance.now(),
     onAcked: (space, replica, position) => {
       store.noteAck(space, replica, position, now()).catch((error: unknown) => {
         // A replica's position not stored: the relay is failing even where no client writes.
-        noteRefusedCommit(error)
+        noteRefusedCommit('positions', error)
         report(error)
       })
     },
@@ -991,7 +993,14 @@ export function createRelay(options: RelayOptions): Relay {
     // next refresh (up to one more period later).
     hub.expirePresence(3 * presenceRefreshMs)
     await hub.tick()
-    await store.flushAcks()
+    // Positions a failed write left buffered are written here: once that succeeds, so do they.
+    await store.flushAcks().then(
+      () => commitsFailing.delete('positions'),
+      (error: unknown) => {
+        noteRefusedCommit('positions', error)
+        throw error
+      },
+    )
   })
   if (groups.length > 0) every(linkListMs, listedSpaces)
   // Presence over links (either way: a relay linked to may be dialed) and a shared store.
@@ -1066,7 +1075,7 @@ export function createRelay(options: RelayOptions): Relay {
       results.set(space, result)
     }
     counters.compactions++
-    commitFailing = false
+    commitsFailing.clear()
     return results
   }
   function compact(): Promise<Map<SpaceId, CompactResult>> {
@@ -1074,7 +1083,7 @@ export function createRelay(options: RelayOptions): Relay {
       compacting = compactAll()
         .catch((error: unknown) => {
           // Whoever asked for it is told; the health check says it too.
-          noteRefusedCommit(error)
+          noteRefusedCommit('compaction', error)
           throw error
         })
         .finally(() => {
@@ -1197,8 +1206,9 @@ export function createRelay(options: RelayOptions): Relay {
         return { status: 'failing', spaces: null, ...facts }
       }
       // A relay whose store refuses its commits acknowledges nothing: failing, though it reads.
-      const status = closing ? 'closing' : hearing === false || commitFailing ? 'failing' : 'ok'
-      return { status, spaces, ...(commitFailing ? { commitsFailing: true } : {}), ...facts }
+      const failing = commitsFailing.size > 0
+      const status = closing ? 'closing' : hearing === false || failing ? 'failing' : 'ok'
+      return { status, spaces, ...(failing ? { commitsFailing: true } : {}), ...facts }
     },
     compact,
     async deleteSpace(space) {

@@ -10,7 +10,7 @@ import { opaqueLabel, renderPrometheus } from '../src/metrics.js'
 import { createRelay } from '../src/relay.js'
 import { DATABASE_FILE } from '../src/serve.js'
 import { SqliteRelayStore } from '../src/sqlite-relay-store.js'
-import { makeChange, makeRun, makeTempDir } from './support/fixtures.js'
+import { makeChange, makeRun, makeTempDir, within } from './support/fixtures.js'
 import { get, sample, startTestRelay, type TestRelay } from './support/harness.js'
 import { changes, connectClient, hello, is } from './support/test-client.js'
 
@@ -221,6 +221,52 @@ describe('the relay over real sockets', () => {
 })
 
 describe('createRelay with a store that fails', () => {
+  it('is failing on /healthz while replicas’ positions cannot be written, and ok once the buffered ones are, with no change written', async () => {
+    const temp = makeTempDir()
+    let refuseAcks = true
+    const store = new SqliteRelayStore(join(temp.dir, 'relay.db'), {
+      beforeCommit: (write) => {
+        if (write === 'acks' && refuseAcks) throw new Error('disk full (simulated)')
+      },
+    })
+    await store.append(SPACE as never, A, makeRun(A, 1, 2))
+    const server = new WebSocketServer({ port: 0, host: '127.0.0.1' })
+    await once(server, 'listening')
+    const relay = createRelay({ server, store, heartbeatMs: 0, tickMs: 20, onError: () => {} })
+    const reader = await connectClient(`ws://127.0.0.1:${(server.address() as AddressInfo).port}`)
+    reader.send(hello('bob', { [SPACE]: 0 }))
+    await reader.waitFor(is.lastSnapshot, 'a snapshot')
+    reader.send({ type: 'ack', space: SPACE as never, upTo: 2 })
+    await within(
+      (async () => {
+        while ((await relay.health()).commitsFailing !== true)
+          await new Promise((resolve) => setTimeout(resolve, 10))
+      })(),
+      5000,
+      'the refused position to show on /healthz',
+    )
+    expect(await relay.health()).toMatchObject({ status: 'failing' })
+
+    // The disk has room again: the tick writes the position kept buffered, and that is enough.
+    refuseAcks = false
+    await within(
+      (async () => {
+        while ((await relay.health()).status !== 'ok') await new Promise((resolve) => setTimeout(resolve, 10))
+      })(),
+      5000,
+      'health back once the positions are written',
+    )
+    const db = new Database(join(temp.dir, 'relay.db'), { readonly: true })
+    expect(db.prepare('SELECT replica, position FROM acks').all()).toEqual([{ replica: 'bob', position: 2 }])
+    db.close()
+    expect((await relay.metrics()).changesStored).toBe(0)
+    await reader.close()
+    await relay.close()
+    server.close()
+    await store.close()
+    temp.remove()
+  })
+
   it('acknowledges nothing from a failed append, and the resent batch once it commits', async () => {
     const temp = makeTempDir()
     let failNext = false
