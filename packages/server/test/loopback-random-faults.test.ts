@@ -30,8 +30,10 @@ const STEPS = 5
 const PROGRESS = 8
 const nodes = ['n1', 'n2', 'n3']
 
-type Fault = 'kill' | 'freeze' | 'partition' | 'latency' | 'loss'
+type Fault = 'kill' | 'freeze' | 'partition' | 'latency' | 'loss' | 'cut'
 const FAULTS: readonly Fault[] = ['kill', 'freeze', 'partition', 'latency', 'loss']
+/** Chain: also the link between the node and one other, cut both ways (both still reach the rest). */
+const CHAIN_FAULTS: readonly Fault[] = [...FAULTS, 'cut']
 
 let cluster: LoopbackCluster | null = null
 let scratch: string | null = null
@@ -98,24 +100,35 @@ async function runFaults(
   progress: Progress,
   script: string[],
   together: number,
+  faults: readonly Fault[],
 ): Promise<void> {
   const draw: Prng = createPrng(seed).fork('faults')
   const live = cluster as LoopbackCluster
   const members = live.options.nodes
   await progress.more(PROGRESS, 'before the first fault')
   for (let step = 0; step < STEPS; step++) {
-    const drawn: { fault: Fault; target: string }[] = []
+    const drawn: { fault: Fault; target: string; peer?: string }[] = []
     while (drawn.length < together) {
-      const fault = draw.pick(FAULTS)
+      const fault = draw.pick(faults)
       const target = draw.pick(members.filter((id) => !drawn.some((d) => d.target === id)))
-      drawn.push({ fault, target })
+      if (fault === 'cut')
+        drawn.push({ fault, target, peer: draw.pick(members.filter((id) => id !== target)) })
+      else drawn.push({ fault, target })
     }
-    const said = drawn.map(({ fault, target }) => `${fault} ${target}`).join(' + ')
+    const said = drawn
+      .map(({ fault, target, peer }) => (peer === undefined ? `${fault} ${target}` : `cut ${target}↔${peer}`))
+      .join(' + ')
     script.push(said)
     // Every node cut off by a partition is alone: one group each, the rest together.
     const cut = drawn.filter((d) => d.fault === 'partition').map((d) => d.target)
     if (cut.length > 0)
       await live.partition([...cut.map((id) => [id]), members.filter((id) => !cut.includes(id))])
+    // Cuts before kills and freezes: both ends of a link take their part while they still answer.
+    for (const { target, peer } of drawn) {
+      if (peer === undefined) continue
+      await live.faults(target, peer, { loss: 1 })
+      await live.faults(peer, target, { loss: 1 })
+    }
     for (const { fault, target } of drawn) {
       if (fault === 'kill') await live.kill(target, 'SIGKILL')
       else if (fault === 'freeze') live.node(target).child.kill('SIGSTOP')
@@ -142,12 +155,13 @@ async function underFaults(
   progress: Progress,
   workers: (stopped: () => boolean) => Promise<void>[],
   together = 1,
+  faults: readonly Fault[] = FAULTS,
 ): Promise<string> {
   let stopped = false
   const running = workers(() => stopped)
   const script: string[] = []
   try {
-    await runFaults(seed, progress, script, together)
+    await runFaults(seed, progress, script, together, faults)
   } catch (error) {
     throw new Error(`seed ${seed}: ${script.join(', ')}: ${(error as Error).message}`)
   } finally {
@@ -162,17 +176,28 @@ async function underFaults(
  * counted: the write's `durability` is `leader`) on 3 nodes, one fault at a time; sync on 5
  * nodes, two faults at a time (a majority is still there; semi-sync with 1 ack would need 4
  * votes of 5 to elect, which two faults can deny); and chain on 5 nodes, two faults at a time,
- * whose leader takes silent members out of the chain and counts them again when they are back.
+ * among them a link cut between two members, whose leader takes silent and cut-off members out
+ * of the chain and counts them again when they are back.
  */
 const SINGLE_LEADER_CASES = [
-  { replication: { mode: 'sync' }, members: nodes, together: 1 },
-  { replication: { mode: 'semi-sync', acks: 1, timeoutMs: 200 }, members: nodes, together: 1 },
-  { replication: { mode: 'sync' }, members: ['n1', 'n2', 'n3', 'n4', 'n5'], together: 2 },
-  { replication: { mode: 'chain' }, members: ['n1', 'n2', 'n3', 'n4', 'n5'], together: 2 },
+  { replication: { mode: 'sync' }, members: nodes, together: 1, faults: FAULTS },
+  {
+    replication: { mode: 'semi-sync', acks: 1, timeoutMs: 200 },
+    members: nodes,
+    together: 1,
+    faults: FAULTS,
+  },
+  { replication: { mode: 'sync' }, members: ['n1', 'n2', 'n3', 'n4', 'n5'], together: 2, faults: FAULTS },
+  {
+    replication: { mode: 'chain' },
+    members: ['n1', 'n2', 'n3', 'n4', 'n5'],
+    together: 2,
+    faults: CHAIN_FAULTS,
+  },
 ] as const
 
 describe('single-leader node processes under random faults', () => {
-  for (const { replication, members, together } of SINGLE_LEADER_CASES)
+  for (const { replication, members, together, faults } of SINGLE_LEADER_CASES)
     for (const seed of SEEDS) {
       const shape = `${replication.mode}, ${members.length} nodes, ${together} fault${together > 1 ? 's' : ''} at once`
       it(`${shape}, seed ${seed}: loses no acknowledged write but a counted fallback, stays linearizable without one, reads its own writes from followers`, {
@@ -252,6 +277,7 @@ describe('single-leader node processes under random faults', () => {
           progress,
           (stopped) => ['c1', 'c2', 'c3'].map((name) => worker(name, stopped)),
           together,
+          faults,
         )
         const said = `${shape}, seed ${seed}: ${script}`
 

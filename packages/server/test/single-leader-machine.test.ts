@@ -142,6 +142,12 @@ describe('single-leader node machine', () => {
         },
       })),
       { type: 'message', now: 1, from: 'n3', message: { type: 'chain-ack', epoch: 2, lsn: 4 } },
+      {
+        type: 'message',
+        now: 1,
+        from: 'n3',
+        message: { type: 'heartbeat-ack', epoch: 2, sentAt: 1, lastLsn: 0, view: 1, unfed: 'yes' },
+      },
     ]
     const codes = bad.map((input) => {
       try {
@@ -166,7 +172,8 @@ describe('single-leader node machine', () => {
       'invalid-message',
       'invalid-message',
       'invalid-message',
-      // A chain-ack without its view.
+      // A chain-ack without its view; a heartbeat-ack whose `unfed` is not a boolean.
+      'invalid-message',
       'invalid-message',
     ])
     expect(JSON.stringify({ ...state, config: null, progress: [...state.progress] })).toBe(snapshot)

@@ -28,6 +28,11 @@ export type FaultScript =
    * then healed: the minority side keeps the clients, the majority side may elect.
    */
   | 'minority-leader'
+  /**
+   * One link at a time is cut, one way or both, between two nodes drawn at random (two
+   * followers, often: in a chain, neighbours that both still answer the leader), 0.6–2 s.
+   */
+  | 'link-cuts'
 
 /** Options of one seeded single-leader run. */
 export interface SingleLeaderRunOptions {
@@ -112,7 +117,9 @@ export async function runSingleLeader(options: SingleLeaderRunOptions): Promise<
           ? minorityLeaderScript(sim, plan.fork('faults'), actions)
           : options.faults === 'leader-cut'
             ? leaderCutScript(sim, plan.fork('faults'), actions)
-            : Promise.resolve()
+            : options.faults === 'link-cuts'
+              ? linkCutScript(sim, plan.fork('faults'), stopAt, actions)
+              : Promise.resolve()
   await sim.run(durationMs)
   await sim.until(script)
   sim.heal()
@@ -189,6 +196,28 @@ async function chaosScript(
       await sleep(sim, lasts)
       await sim.restart(victim)
     }
+    await sleep(sim, prng.int(100, 500))
+  }
+}
+
+async function linkCutScript(
+  sim: SingleLeaderSim,
+  prng: Prng,
+  stopAt: number,
+  actions: string[],
+): Promise<void> {
+  const nodes = sim.config.nodes
+  await sleep(sim, prng.int(200, 500))
+  while (sim.network.now() < stopAt - 200) {
+    const from = prng.pick(nodes)
+    const to = prng.pick(nodes.filter((node) => node !== from))
+    const both = prng.bool(0.5)
+    const lasts = prng.int(600, 2_000)
+    actions.push(`${sim.network.now()}: cut ${from} → ${to}${both ? ' both ways' : ''} for ${lasts}`)
+    sim.network.cut(from, to)
+    if (both) sim.network.cut(to, from)
+    await sleep(sim, lasts)
+    sim.heal()
     await sleep(sim, prng.int(100, 500))
   }
 }

@@ -14,8 +14,8 @@ import { bump, majority, type Out, type SingleLeaderState } from './state.js'
  * meets, and failover keeps it (the argument `sync` rests on). A member that answers again joins
  * at the end, behind the tail, fed by the tail; it is counted again once it holds what is
  * committed, or at once when the members counted would otherwise be fewer than a majority. So a
- * failed member stalls writes for one election timeout, not until it returns. A member alive
- * but cut off from its neighbour in the chain, not from the leader, still stalls them.
+ * failed member stalls writes for one election timeout, not until it returns. So does a member
+ * alive but cut off from its predecessor: it says it is unfed, and leaves too.
  *
  * What a tail reports must mean that every counted node holds it. A node's log alone cannot
  * say so once the chain has changed: a member that leaves and joins again may hold entries it
@@ -111,6 +111,49 @@ export function adoptChain(state: SingleLeaderState, chain: ChainView | undefine
   return { ...state, chain, progress, chainLsn: samePredecessor ? state.chainLsn : 0 }
 }
 
+/**
+ * A follower's check, at each heartbeat, that its predecessor feeds it. It is unfed when, in its
+ * chain's current view, its `chainLsn` has stood still for an election timeout while the
+ * leader's log (`leaderLastLsn`, as the heartbeat says) holds more: the link from its
+ * predecessor is cut, or the predecessor is unfed itself. It says so in its heartbeat
+ * acknowledgement, and the leader takes the first such member out of the chain (see
+ * {@link reviseChain}). Returns the state, with `chainFed` brought up to date, and the verdict.
+ */
+export function checkFed(
+  state: SingleLeaderState,
+  leaderLastLsn: number,
+  now: number,
+): { readonly state: SingleLeaderState; readonly unfed: boolean } {
+  const chain = state.chain
+  if (!isChainMode(state) || chain === null || predecessorIn(chain, state.id) === undefined) {
+    return { state: state.chainFed === null ? state : { ...state, chainFed: null }, unfed: false }
+  }
+  const fed = state.chainFed
+  if (
+    state.chainLsn >= leaderLastLsn ||
+    fed === null ||
+    fed.view !== chain.view ||
+    fed.lsn !== state.chainLsn
+  ) {
+    return {
+      state: { ...state, chainFed: { view: chain.view, lsn: state.chainLsn, since: now } },
+      unfed: false,
+    }
+  }
+  return { state, unfed: now - fed.since > state.config.electionTimeoutMs }
+}
+
+/**
+ * The first counted member after the head that said, in the current view, that its
+ * predecessor does not feed it. Every member behind it starves too; the cut is just before it.
+ */
+function firstUnfed(state: SingleLeaderState, chain: ChainView): NodeId | undefined {
+  return chain.nodes.slice(1, chain.counted).find((node) => {
+    const progress = state.progress.get(node)
+    return progress?.unfed === true && progress.chainView === chain.view
+  })
+}
+
 /** The node after `node` in `chain`, if any. */
 function successorIn(chain: ChainView | null, node: NodeId): NodeId | undefined {
   if (chain === null) return undefined
@@ -188,7 +231,8 @@ export function countCaughtUp(state: SingleLeaderState): SingleLeaderState {
 
 /**
  * The leader's chain after a tick. Members that have not answered for an election timeout
- * leave it, and members of the cluster outside it that answered within one join at its end —
+ * leave it, as does the first counted member that says its predecessor has not fed it for one
+ * (see {@link checkFed}), and members of the cluster outside it that answered within one join at its end —
  * as long as the members answering are a majority; otherwise only silent members behind the
  * counted ones leave (writes wait, and the leader, which no majority answers, soon steps
  * down). The first members left stay counted; when fewer than a majority are, the next ones
@@ -207,7 +251,11 @@ export function reviseChain(
   // Members answer the leader's heartbeats; one whose latest answer is to a heartbeat sent
   // more than an election timeout ago is silent (the leader itself never is).
   const silentBefore = now - config.electionTimeoutMs
-  const answers = (node: NodeId) => node === state.id || heardAt(node) >= silentBefore
+  // A counted member its predecessor has not fed for an election timeout, although both answer
+  // the leader (a link cut between them), leaves as a silent one does: it joins again at the
+  // end, fed by another node, and while it is cut off there it is not counted.
+  const unfed = firstUnfed(state, chain)
+  const answers = (node: NodeId) => node === state.id || (node !== unfed && heardAt(node) >= silentBefore)
   const outside = config.nodes.filter((node) => !chain.nodes.includes(node) && answers(node))
   const all = [...chain.nodes, ...outside]
   let nodes = all

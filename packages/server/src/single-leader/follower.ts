@@ -1,5 +1,5 @@
 import type { NodeId } from '../node-id.js'
-import { adoptChain, chainAnswer, chainLsnAfterAppend, reportChain } from './chain.js'
+import { adoptChain, chainAnswer, chainLsnAfterAppend, checkFed, reportChain } from './chain.js'
 import {
   appendEntries,
   EMPTY_LOG,
@@ -285,6 +285,8 @@ export function handleHeartbeat(
     commitLsn: Math.max(next.commitLsn, Math.min(message.commitLsn, matchedLsn)),
     leaderCommitLsn: Math.max(next.leaderCommitLsn, message.commitLsn),
   }
+  const fed = checkFed(next, message.lastLsn, now)
+  next = fed.state
   out.push({
     type: 'send',
     to: from,
@@ -294,6 +296,7 @@ export function handleHeartbeat(
       sentAt: message.sentAt,
       lastLsn: lastLsn(next.log),
       ...(next.chain === null ? {} : { view: next.chain.view }),
+      ...(fed.unfed ? { unfed: true } : {}),
     },
   })
   // Repeated on every heartbeat: a lost chain-ack would otherwise stall the leader's commit.

@@ -299,6 +299,7 @@ export function handleHeartbeatAck(
     ackedSentAt: Math.max(progress.ackedSentAt, message.sentAt),
     // 0: it holds none (it restarted, say), so the next heartbeat carries the chain again.
     chainView: message.view ?? 0,
+    unfed: message.unfed === true,
   })
 }
 

@@ -118,6 +118,11 @@ export type SingleLeaderMessage =
       readonly lastLsn: number
       /** Chain mode: the view of the chain the member holds, if any. */
       readonly view?: number
+      /**
+       * Chain mode: in `view`, the member lacks entries the leader holds and its predecessor
+       * has fed it none of them for an election timeout (a link cut between the two, say).
+       */
+      readonly unfed?: boolean
     }
   /**
    * From the chain's tail, and from members catching up behind it, to the leader: in chain

@@ -51,6 +51,7 @@ export function stepDown(state: SingleLeaderState, out: Out, now: number): Singl
     chain: null,
     chainAcks: new Map(),
     chainLsn: 0,
+    chainFed: null,
     lastHeardAt: now,
   }
 }
@@ -65,7 +66,7 @@ export function adoptEpoch(
   if (epoch <= state.epoch) return state
   // A chain, and what a node knew of it, hold for one leader in one epoch.
   const next = stepDown(
-    { ...state, epoch, votedFor: null, preVotes: null, chain: null, chainLsn: 0 },
+    { ...state, epoch, votedFor: null, preVotes: null, chain: null, chainLsn: 0, chainFed: null },
     out,
     now,
   )
@@ -88,6 +89,6 @@ export function followLeader(
   if (next.role === 'candidate' || (next.role === 'leader' && leader !== next.id))
     next = stepDown(next, out, now)
   if (next.leader !== leader)
-    next = { ...next, leader, matchedLsn: 0, progress: new Map(), chain: null, chainLsn: 0 }
+    next = { ...next, leader, matchedLsn: 0, progress: new Map(), chain: null, chainLsn: 0, chainFed: null }
   return { ...next, lastHeardAt: now, leaderContactAt: now, preVotes: null }
 }

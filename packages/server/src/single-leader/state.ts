@@ -43,6 +43,8 @@ export interface FollowerProgress {
   readonly chainLsn?: number
   /** Chain mode, on a leader: the chain view the member last said it holds. */
   readonly chainView?: number
+  /** Chain mode, on a leader: the member said, in `chainView`, that its predecessor does not feed it. */
+  readonly unfed?: boolean
 }
 
 /** A write appended by the leader and not yet acknowledged to its client. */
@@ -142,6 +144,12 @@ export interface SingleLeaderState {
    * leader's log, as its predecessor's appends in that view said.
    */
   readonly chainLsn: number
+  /**
+   * Follower in chain mode: the view and `chainLsn` its last heartbeat saw, and since when it
+   * has held that `chainLsn` while lacking entries the leader holds (the last heartbeat's time
+   * when it lacked none). See `unfedIn` in `chain.ts`.
+   */
+  readonly chainFed: { readonly view: number; readonly lsn: number; readonly since: number } | null
   /** Learner: last time it asked to join. */
   readonly lastJoinAt: number
   /** The chunks of a snapshot being received, until it holds them all (see `handleSnapshot`). */
@@ -262,6 +270,7 @@ export function recoverSingleLeaderState(
     chain: null,
     chainAcks: new Map(),
     chainLsn: 0,
+    chainFed: null,
     lastJoinAt: Number.NEGATIVE_INFINITY,
     snapshotChunks: null,
     stats: zeroStats,

@@ -102,6 +102,7 @@ export function readSingleLeaderMessage(value: unknown, path: string): SingleLea
         sentAt: timeAt(fields, 'sentAt', path),
         lastLsn: count('lastLsn'),
         ...optionalCounts(fields, ['view'], path),
+        ...(own(fields, 'unfed') === undefined ? {} : { unfed: booleanAt(fields, 'unfed', path) }),
       }
     case 'chain-ack':
       return { type, epoch: count('epoch'), view: count('view'), lsn: count('lsn') }
