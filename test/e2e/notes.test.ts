@@ -270,6 +270,9 @@ describe('the notes app on two devices, served by a relay process', () => {
     await page.goto(notebook)
     await attribute(status(page), 'data-status', 'connecting')
     await visible(page.getByRole('heading', { level: 1 }))
+    // Not that the notebook has no notes: that they have not come yet.
+    await visible(page.getByText('This notebook has not reached this device yet', { exact: false }))
+    expect(await page.getByText('No notes yet', { exact: false }).count()).toBe(0)
     // The app's own first write (this device's name) waits for the first sync.
     await page.waitForTimeout(1_000)
     await pending(page, 0)
@@ -334,6 +337,8 @@ describe('the notes app on two devices, served by a relay process', () => {
       for (const { page } of [alice, bob]) {
         await visible(page.getByText('This note was changed on two devices at once.', { exact: false }))
         expect(await page.getByLabel('Body', { exact: true }).isEditable()).toBe(false)
+        // Nor deleted: an undo would bring back the version shown, and the other would be gone.
+        expect(await page.getByRole('button', { name: 'Delete note' }).isDisabled()).toBe(true)
         // A screen reader hears that the sync brought a conflict, as the badge shows it.
         await expect
           .poll(() => page.locator('.conflict-news').textContent(), WAIT)
@@ -392,6 +397,7 @@ describe('the notes app on two devices, served by a relay process', () => {
         await openNote(page, 'Groceries')
         await value(page.getByLabel('Body', { exact: true }), `milk, bread (${how})`)
         expect(await page.getByLabel('Body', { exact: true }).isEditable()).toBe(true)
+        expect(await page.getByRole('button', { name: 'Delete note' }).isEnabled()).toBe(true)
       }
     },
   )
@@ -625,6 +631,28 @@ describe('the notes app on two devices, served by a relay process', () => {
     await visible(page.getByRole('heading', { name: /notebooks/i }))
     expect(await page.getByText('Untitled notebook').count()).toBe(0)
     await page.close()
+  })
+
+  it('a link the server holds nothing under (a typo) says so once synced, and stores nothing there', async () => {
+    const spacesStored = async () => JSON.parse(await (await fetch(`${relay.http}/healthz`)).text()).spaces
+    const before = await spacesStored()
+    const id = decodeURIComponent(notebook.split('#/notebook/')[1] ?? '')
+    const typo = `${id.slice(0, -1)}${id.endsWith('x') ? 'y' : 'x'}`
+    // A browser of its own: the notebooks listed on alice's stay as they were.
+    const context = await browser.newContext()
+    const page = await context.newPage()
+    await page.goto(`${relay.http}/#/notebook/${encodeURIComponent(typo)}`)
+    await expectSynced(page)
+    await visible(page.getByText('This notebook holds no notes on the server.', { exact: false }))
+    // This device's name waits for something to name it in: the server holds no new notebook.
+    await page.waitForTimeout(500)
+    await expectSynced(page)
+    expect(await spacesStored()).toBe(before)
+    // Once a note is written there, it is a notebook like any other.
+    await writeNote(page, 'On purpose', 'after all')
+    await expectSynced(page)
+    await expect.poll(spacesStored, WAIT).toBe(before + 1)
+    await context.close()
   })
 
   it('reloads with the relay down, keeps editing, and the edit reaches the other device when it returns', async () => {
@@ -1149,6 +1177,25 @@ describe('the notes app with a keyboard, a screen reader and a small screen', ()
     await page.keyboard.press('Enter')
     await count(notice, 0)
     await expect.poll(() => focusOf(page), WAIT).toBe('h1: Keyboard notes')
+  })
+
+  it('lays out right-to-left text right to left: the note’s fields, its entry in the list, the notebook’s name', async () => {
+    const page = alice.page
+    await page.goto(notebook)
+    await writeNote(page, 'מה שלום?', 'مرحبا بالعالم!')
+    const rtl = (locator: Locator) => locator.evaluate((element) => element.matches(':dir(rtl)'))
+    expect(await rtl(page.getByLabel('Title', { exact: true }))).toBe(true)
+    expect(await rtl(page.getByLabel('Body', { exact: true }))).toBe(true)
+    expect(await rtl(noteInList(page, 'מה שלום').getByText('מה שלום?', { exact: true }))).toBe(true)
+    // Text that starts left to right stays so.
+    await writeNote(page, 'Plain', 'left to right')
+    expect(await rtl(page.getByLabel('Title', { exact: true }))).toBe(false)
+    const name = page.getByLabel('Notebook name', { exact: true })
+    const before = await name.inputValue()
+    await name.fill('מחברת')
+    expect(await rtl(name)).toBe(true)
+    await name.fill(before)
+    await name.blur()
   })
 
   it('says how many notes a search finds once typing pauses, not at each key', async () => {

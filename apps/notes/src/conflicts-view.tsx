@@ -13,7 +13,7 @@ import {
 } from 'react'
 import { distinctDeviceLabels, shortReplicaId } from './device.js'
 import { useScreenHeading } from './focus.js'
-import { exactTime } from './format.js'
+import { exactTime, textDirection } from './format.js'
 import { mergeDraft } from './merge-draft.js'
 import { asNote, Collections, displayTitle, type Note } from './notes.js'
 import { notifyFailure } from './notices.js'
@@ -97,7 +97,7 @@ const ConflictCard = memo(function ConflictCard({
 
   return (
     <article className="conflict-card" aria-label={`Conflict: ${heading}`}>
-      <h3>{heading}</h3>
+      <h3 dir="auto">{heading}</h3>
       <div className="versions">
         {newestFirst.map((version) => (
           <section
@@ -118,8 +118,10 @@ const ConflictCard = memo(function ConflictCard({
               <p className="muted version-deleted">Deleted the note.</p>
             ) : (
               <div className="version-content">
-                <h4>{asNote(version.value).title || 'Untitled'}</h4>
-                <div className="version-body">{asNote(version.value).body}</div>
+                <h4 dir="auto">{asNote(version.value).title || 'Untitled'}</h4>
+                <div className="version-body" dir={textDirection(asNote(version.value).body)}>
+                  {asNote(version.value).body}
+                </div>
               </div>
             )}
             <button type="button" className="button primary" onClick={() => keep(version)}>
@@ -192,11 +194,21 @@ function MergeForm({
       </p>
       <label>
         <span>Merged title</span>
-        <input ref={titleField} value={title} onChange={(event) => setTitle(event.target.value)} />
+        <input
+          ref={titleField}
+          dir={textDirection(title)}
+          value={title}
+          onChange={(event) => setTitle(event.target.value)}
+        />
       </label>
       <label>
         <span>Merged text</span>
-        <textarea rows={10} value={body} onChange={(event) => setBody(event.target.value)} />
+        <textarea
+          rows={10}
+          dir={textDirection(body)}
+          value={body}
+          onChange={(event) => setBody(event.target.value)}
+        />
       </label>
       <div className="actions">
         <button type="submit" className="button primary">

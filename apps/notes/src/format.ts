@@ -59,3 +59,21 @@ function subscribeMinute(listener: () => void): () => void {
 export function useMinute(): number {
   return useSyncExternalStore(subscribeMinute, () => minute)
 }
+
+/**
+ * A letter of a script written right to left (Hebrew, Arabic, Syriac, Thaana, N'Ko, Samaritan,
+ * Mandaic), or any other letter: the first one a text holds sets its direction.
+ */
+const FIRST_LETTER =
+  /(\p{Script=Hebrew}|\p{Script=Arabic}|\p{Script=Syriac}|\p{Script=Thaana}|\p{Script=Nko}|\p{Script=Samaritan}|\p{Script=Mandaic})|\p{L}/u
+
+/**
+ * The direction of `text` by its first letter, as `dir="auto"` finds it; `undefined` (the
+ * page's) for a text with none. For fields that may be long: with `dir="auto"`, filling a
+ * textarea with 3.2 MB took Chromium over 60 s, against 5.8 s with a fixed direction.
+ */
+export function textDirection(text: string): 'rtl' | 'ltr' | undefined {
+  const match = FIRST_LETTER.exec(text)
+  if (match === null) return undefined
+  return match[1] === undefined ? 'ltr' : 'rtl'
+}

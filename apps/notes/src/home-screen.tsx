@@ -19,7 +19,7 @@ export function HomeScreen(): ReactNode {
   const create = (event: FormEvent) => {
     event.preventDefault()
     const space = newSpaceId()
-    rememberNotebook(space, name.trim())
+    rememberNotebook(space, name.trim(), true)
     navigate(notebookHash(space))
   }
 
@@ -67,6 +67,7 @@ export function HomeScreen(): ReactNode {
           <input
             aria-label="New notebook name"
             placeholder="Name of a new notebook"
+            dir="auto"
             value={name}
             onChange={(event) => setName(event.target.value)}
             maxLength={80}
@@ -219,7 +220,9 @@ function NotebookItem({ notebook }: { notebook: KnownNotebook }): ReactNode {
     <li ref={item}>
       <div className="notebook-row">
         <a href={notebookHash(notebook.space)}>
-          <span className="notebook-name">{name}</span>
+          <span className="notebook-name" dir="auto">
+            {name}
+          </span>
           <span className="muted small">opened {timeAgo(notebook.openedAt)}</span>
         </a>
         {/* Busy, it says so rather than being disabled: a disabled button would lose focus to the page. */}

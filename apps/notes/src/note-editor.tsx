@@ -2,7 +2,7 @@ import { ErrorCode, isChorusError } from '@chorus/client'
 import { useRecordWithConflict, useReplica } from '@chorus/react'
 import { type ReactNode, useCallback, useEffect, useLayoutEffect, useMemo, useRef, useState } from 'react'
 import { type DraftFields, dropDraft, stashDraft } from './drafts.js'
-import { timeAgo, useMinute } from './format.js'
+import { textDirection, timeAgo, useMinute } from './format.js'
 import { caretAfterMerge, mergeTyped } from './merge-draft.js'
 import { asNote, Collections, displayTitle, type Note } from './notes.js'
 import { dismiss, notify, notifyFailure } from './notices.js'
@@ -511,6 +511,8 @@ export function NoteEditor({
 
   const remove = () => {
     if (stored === undefined || stored === null) return
+    // In conflict since the render the click was on: the button is about to be disabled.
+    if (live.current.conflict !== undefined) return
     if (timer.current !== null) clearTimeout(timer.current)
     timer.current = null
     const before: Note = { ...asNote(stored), ...latest.current }
@@ -579,8 +581,12 @@ export function NoteEditor({
         </p>
         {typed ? (
           <div className="pad deleted-draft">
-            {draft.title === undefined ? null : <h3>{draft.title || 'Untitled'}</h3>}
-            {draft.body === undefined ? null : <div className="version-body">{draft.body}</div>}
+            {draft.title === undefined ? null : <h3 dir="auto">{draft.title || 'Untitled'}</h3>}
+            {draft.body === undefined ? null : (
+              <div className="version-body" dir={textDirection(draft.body)}>
+                {draft.body}
+              </div>
+            )}
             <button type="button" className="button primary" onClick={restore}>
               Restore the note
             </button>
@@ -635,15 +641,23 @@ export function NoteEditor({
               ? 'Saving…'
               : `Edited ${timeAgo(note.updatedAt, now)}`}
         </span>
-        <button type="button" className="button subtle danger" onClick={remove}>
+        {/* Deleted in conflict, the versions not shown would be gone unseen (an undo brings
+            back the one shown only): keep a version or merge them first. */}
+        <button
+          type="button"
+          className="button subtle danger"
+          onClick={remove}
+          disabled={inConflict}
+          aria-describedby={inConflict ? `conflict-${id}` : undefined}
+        >
           Delete note
         </button>
       </div>
       {inConflict ? (
         <div className="conflict-banner">
-          <span>
-            This note was changed on two devices at once. You see the latest version: to edit the note, keep a
-            version or merge them first, so that neither is lost unseen.
+          <span id={`conflict-${id}`}>
+            This note was changed on two devices at once. You see the latest version: to edit or delete the
+            note, keep a version or merge them first, so that neither is lost unseen.
           </span>
           <a className="button small" href={notebookHash(space, 'conflicts')}>
             Compare versions
@@ -657,6 +671,7 @@ export function NoteEditor({
         id={`title-${id}`}
         className="title-input"
         placeholder="Title"
+        dir={textDirection(title)}
         value={title}
         readOnly={lockedFor('title')}
         // biome-ignore lint/a11y/noAutofocus: a note just created is there to be typed into
@@ -678,6 +693,7 @@ export function NoteEditor({
         id={`body-${id}`}
         className="body-input"
         placeholder="Write something…"
+        dir={textDirection(body)}
         value={body}
         readOnly={lockedFor('body')}
         onChange={(event) => {

@@ -1,12 +1,25 @@
 import { isChorusError, type Replica } from '@chorus/client'
-import { ChorusProvider, useConflicts, useRecord, useReplica, useSyncStatus } from '@chorus/react'
+import {
+  ChorusProvider,
+  useCollection,
+  useConflicts,
+  useRecord,
+  useReplica,
+  useSyncStatus,
+} from '@chorus/react'
 import { type ReactNode, useEffect, useRef, useState } from 'react'
 import { ConflictsView } from './conflicts-view.js'
 import { guessDeviceName } from './device.js'
 import { download, exportFileName, notebookMarkdown } from './export.js'
 import { useScreenHeading } from './focus.js'
-import { forgetNotebook, rememberNotebook, renameKnownNotebook, useKnownNotebooks } from './notebooks.js'
-import { asNote, Collections } from './notes.js'
+import {
+  forgetNotebook,
+  markNotebookSynced,
+  rememberNotebook,
+  renameKnownNotebook,
+  useKnownNotebooks,
+} from './notebooks.js'
+import { asNote, Collections, type Meta } from './notes.js'
 import { NotesView } from './notes-view.js'
 import { notify, notifyFailure } from './notices.js'
 import { openNotebook, removeNotebookData } from './replica.js'
@@ -108,11 +121,17 @@ function Notebook({ space, view }: { space: string; view: 'notes' | 'conflicts' 
   const conflicts = useConflicts(Collections.notes)
   const conflictCount = conflicts?.length ?? 0
   const conflictNews = useConflictNews(conflicts?.length)
-  useDeviceName(replica)
+  const firstNote = useCollection(Collections.notes, { limit: 1 })
+  const storedName = useRecord<Meta>(Collections.meta, 'notebook')?.name.trim() ?? ''
+  useDeviceName(replica, (firstNote?.length ?? 0) > 0 || storedName !== '')
   useRelayErrors(replica)
-  const deleted = useSyncStatus().refusal?.code === 'space-deleted'
+  const { status, refusal } = useSyncStatus()
+  const deleted = refusal?.code === 'space-deleted'
+  useEffect(() => {
+    if (status === 'synced') markNotebookSynced(space)
+  }, [status, space])
   const heading = useScreenHeading<HTMLHeadingElement>()
-  const name = useRecord<Meta>(Collections.meta, 'notebook')?.name.trim() || 'Untitled notebook'
+  const name = storedName || 'Untitled notebook'
   // The tab's title says which notebook, and which view of it, as the heading does.
   useEffect(() => {
     document.title = `${view === 'conflicts' ? 'Conflicts · ' : ''}${name} · Chorus Notes`
@@ -169,10 +188,6 @@ function Notebook({ space, view }: { space: string; view: 'notes' | 'conflicts' 
       </main>
     </div>
   )
-}
-
-interface Meta {
-  name: string
 }
 
 /**
@@ -243,6 +258,7 @@ function NotebookName({ space }: { space: string }): ReactNode {
     <input
       className="notebook-name-input"
       aria-label="Notebook name"
+      dir="auto"
       placeholder="Untitled notebook"
       value={draft ?? (storedName || (stored === null ? (known?.name ?? '') : ''))}
       maxLength={80}
@@ -361,13 +377,15 @@ function ExportButton({ space }: { space: string }): ReactNode {
  * Writes this device's name into the notebook once, so conflicts can say which device wrote
  * what. Not before the notebook first synced here: a device that just opened a link would
  * otherwise show a change of its own waiting to upload before the user did anything, and
- * until it syncs no other device sees its writes, nor needs its name.
+ * until it syncs no other device sees its writes, nor needs its name. Nor while the notebook
+ * holds nothing (`holdsAnything`: no note, no name): a link with a typo would otherwise store
+ * a notebook on the server that no one meant to make.
  */
-function useDeviceName(replica: Replica): void {
+function useDeviceName(replica: Replica, holdsAnything: boolean): void {
   const { status } = useSyncStatus()
   const written = useRef<Replica | null>(null)
   useEffect(() => {
-    if (status !== 'synced' || written.current === replica) return
+    if (status !== 'synced' || !holdsAnything || written.current === replica) return
     written.current = replica
     const devices = replica.collection<{ name: string }>(Collections.devices)
     devices
@@ -376,7 +394,7 @@ function useDeviceName(replica: Replica): void {
         known === undefined ? devices.put(replica.replicaId, { name: guessDeviceName() }) : undefined,
       )
       .catch((error: unknown) => notifyFailure('Saving this device’s name failed', error))
-  }, [replica, status])
+  }, [replica, status, holdsAnything])
 }
 
 /**

@@ -6,6 +6,10 @@ export interface KnownNotebook {
   readonly space: string
   readonly name: string
   readonly openedAt: number
+  /** Made in this browser (the start page's Create notebook), not opened from a link. */
+  readonly created?: boolean
+  /** Synced with the server from this browser at least once: what it held then is here. */
+  readonly synced?: boolean
 }
 
 const key = 'chorus-notes:notebooks'
@@ -40,12 +44,28 @@ function write(list: readonly KnownNotebook[]): void {
   for (const listener of listeners) listener()
 }
 
-/** Records that `space` was opened now, under `name` when known. Most recent first. */
-export function rememberNotebook(space: string, name?: string): void {
+/**
+ * Records that `space` was opened now, under `name` when known (`created`: made here just now).
+ * Most recent first.
+ */
+export function rememberNotebook(space: string, name?: string, created = false): void {
   const list = read()
   const known = list.find((item) => item.space === space)
-  const entry = { space, name: name ?? known?.name ?? '', openedAt: Date.now() }
+  const entry: KnownNotebook = {
+    space,
+    name: name ?? known?.name ?? '',
+    openedAt: Date.now(),
+    ...(created || known?.created === true ? { created: true } : {}),
+    ...(known?.synced === true ? { synced: true } : {}),
+  }
   write([entry, ...list.filter((item) => item.space !== space)])
+}
+
+/** Records that `space` synced with the server from this browser, if it is listed. */
+export function markNotebookSynced(space: string): void {
+  const list = read()
+  if (!list.some((item) => item.space === space && item.synced !== true)) return
+  write(list.map((item) => (item.space === space ? { ...item, synced: true } : item)))
 }
 
 /** Updates the name shown for `space`, if it is listed. */

@@ -1,16 +1,18 @@
 import { newRecordId, type PresencePeer, type Row } from '@chorus/client'
-import { useCollection, useConflicts, usePresence, useReplica } from '@chorus/react'
+import { useCollection, useConflicts, usePresence, useRecord, useReplica } from '@chorus/react'
 import { memo, type ReactNode, useCallback, useEffect, useMemo, useRef, useState } from 'react'
 import { SEARCH_ANNOUNCE_MS, searchSummary } from './announce.js'
 import { distinctDeviceLabels, guessDeviceName, shortReplicaId } from './device.js'
 import { timeAgo, useMinute } from './format.js'
 import { newestNotes } from './newest-notes.js'
 import { NoteEditor } from './note-editor.js'
+import { type KnownNotebook, useKnownNotebooks } from './notebooks.js'
 import {
   asNote,
   Collections,
   displayTitle,
   LIST_PAGE,
+  type Meta,
   type Note,
   newestFirst,
   preview,
@@ -19,9 +21,26 @@ import {
 import { notifyFailure } from './notices.js'
 
 /** The notes of a notebook: searchable list beside the open note (one at a time on a phone). */
+/**
+ * What an empty notebook says. Opened from a link, it may be empty here only because it has not
+ * synced yet, or because nothing is stored under the link (a typo, say): each says so, rather
+ * than that the notebook has no notes.
+ */
+function emptyNotebookText(known: KnownNotebook | undefined, named: boolean): string {
+  if (known?.created !== true && known?.synced !== true) {
+    return 'This notebook has not reached this device yet: its notes appear once it connects to the server.'
+  }
+  if (known?.created !== true && !named) {
+    return 'This notebook holds no notes on the server. If someone shared its link with you, check that the link is whole; or start the notebook here with New note.'
+  }
+  return 'No notes yet. Start one with New note.'
+}
+
 export function NotesView({ space }: { space: string }): ReactNode {
   const replica = useReplica()
   const rows = useCollection<Note>(Collections.notes)
+  const known = useKnownNotebooks().find((item) => item.space === space)
+  const named = (useRecord<Meta>(Collections.meta, 'notebook')?.name.trim() ?? '') !== ''
   const newest = useNewestWhileLoading(rows === undefined)
   const conflicts = useConflicts(Collections.notes)
   const [query, setQuery] = useState('')
@@ -97,6 +116,7 @@ export function NotesView({ space }: { space: string }): ReactNode {
             type="search"
             className="search"
             aria-label="Search"
+            dir="auto"
             placeholder="Search notes"
             value={query}
             onChange={(event) => changeQuery(event.target.value)}
@@ -114,10 +134,8 @@ export function NotesView({ space }: { space: string }): ReactNode {
         {shown === undefined ? (
           <p className="muted pad">Loading notes…</p>
         ) : shown.length === 0 ? (
-          <p className="muted pad">
-            {query.trim() === ''
-              ? 'No notes yet. Start one with New note.'
-              : `No notes match “${query.trim()}”.`}
+          <p className="muted pad empty-notebook">
+            {query.trim() === '' ? emptyNotebookText(known, named) : `No notes match “${query.trim()}”.`}
           </p>
         ) : (
           <ul className="note-list">
@@ -296,10 +314,14 @@ const NoteItem = memo(function NoteItem({
         onClick={() => onSelect({ id: row.id, fromList: true })}
       >
         <span className="note-item-title">
-          {displayTitle(row.value)}
+          <span dir="auto">{displayTitle(row.value)}</span>
           {conflicted ? <span className="tag warning">conflict</span> : null}
         </span>
-        {text === '' ? null : <span className="note-item-preview">{text}</span>}
+        {text === '' ? null : (
+          <span className="note-item-preview" dir="auto">
+            {text}
+          </span>
+        )}
         <span className="note-item-time">{timeAgo(asNote(row.value).updatedAt, now)}</span>
         {viewers === '' ? null : <span className="note-item-viewers">open on {viewers}</span>}
       </button>

@@ -20,6 +20,11 @@ export const LIST_PAGE = 200
 
 export const Collections = { notes: 'notes', devices: 'devices', meta: 'meta' } as const
 
+/** The notebook's own record (`meta`, id `notebook`): its name. */
+export interface Meta {
+  name: string
+}
+
 /**
  * The title a note shows: its own, or its first line, or a placeholder. Read defensively (see
  * {@link asNote}): a record any device wrote is shown, whatever fields it lacks.
