@@ -90,6 +90,21 @@ runRelayStoreSuite('PostgresRelayStore', async () => {
   }
 })
 
+/** Gathers the presence events `store` hears; `all` resolves once they hold `entries` entries. */
+function hearPresence(store: PostgresRelayStore, entries: number) {
+  const heard: StoreEvent[] = []
+  const count = () => heard.flatMap((event) => (event.type === 'presence' ? event.entries : [])).length
+  let allHeard = () => {}
+  const all = new Promise<void>((resolve) => {
+    allHeard = resolve
+  })
+  const stop = store.watch((event) => {
+    if (event.type !== 'presence') return
+    heard.push(event)
+    if (count() >= entries) allHeard()
+  })
+  return { heard, all, stop }
+}
 describe('PostgresRelayStore shared by several relays', () => {
   let url: string
   let first: PostgresRelayStore
@@ -272,17 +287,7 @@ describe('PostgresRelayStore shared by several relays', () => {
     const own: StoreEvent[] = []
     first.watch((event) => own.push(event))
     await listening(second)
-    const heard: StoreEvent[] = []
-    const count = () => heard.flatMap((event) => (event.type === 'presence' ? event.entries : [])).length
-    let allHeard = () => {}
-    const all = new Promise<void>((resolve) => {
-      allHeard = resolve
-    })
-    const stop = second.watch((event) => {
-      if (event.type !== 'presence') return
-      heard.push(event)
-      if (count() >= 20) allHeard()
-    })
+    const { heard, all, stop } = hearPresence(second, 20)
     // Enough entries of about 1 KB for several notices of at most 8000 bytes.
     const entries = Array.from({ length: 20 }, (_, n) => ({
       space: SPACE,
@@ -304,17 +309,7 @@ describe('PostgresRelayStore shared by several relays', () => {
 
   it('passes an entry too long in bytes for one notice in parts, exactly, in the entries’ order', async () => {
     await listening(second)
-    const heard: StoreEvent[] = []
-    const count = () => heard.flatMap((event) => (event.type === 'presence' ? event.entries : [])).length
-    let allHeard = () => {}
-    const all = new Promise<void>((resolve) => {
-      allHeard = resolve
-    })
-    const stop = second.watch((event) => {
-      if (event.type !== 'presence') return
-      heard.push(event)
-      if (count() >= 4) allHeard()
-    })
+    const { heard, all, stop } = hearPresence(second, 4)
     // 4,000 characters of 3 bytes each (about 12 KB), and characters that grow once escaped.
     const entries = [
       { space: SPACE, replicaId: A, key: 'small-before', state: { n: 1 } },

@@ -167,15 +167,26 @@ async function clientLoop(
   }
 }
 
-async function chaosScript(
+/**
+ * Runs `step` over and over, from 200–500 ms in until 200 ms before `stopAt`, 100–500 ms apart
+ * (the draws in that order, as the fault scripts always made them).
+ */
+async function faultLoop(
   sim: SingleLeaderSim,
   prng: Prng,
   stopAt: number,
-  actions: string[],
+  step: () => Promise<void>,
 ): Promise<void> {
-  const nodes = sim.config.nodes
   await sleep(sim, prng.int(200, 500))
   while (sim.network.now() < stopAt - 200) {
+    await step()
+    await sleep(sim, prng.int(100, 500))
+  }
+}
+
+function chaosScript(sim: SingleLeaderSim, prng: Prng, stopAt: number, actions: string[]): Promise<void> {
+  const nodes = sim.config.nodes
+  return faultLoop(sim, prng, stopAt, async () => {
     const leader = sim.leader() ?? prng.pick(nodes)
     const roll = prng.next()
     const at = sim.network.now()
@@ -196,19 +207,12 @@ async function chaosScript(
       await sleep(sim, lasts)
       await sim.restart(victim)
     }
-    await sleep(sim, prng.int(100, 500))
-  }
+  })
 }
 
-async function linkCutScript(
-  sim: SingleLeaderSim,
-  prng: Prng,
-  stopAt: number,
-  actions: string[],
-): Promise<void> {
+function linkCutScript(sim: SingleLeaderSim, prng: Prng, stopAt: number, actions: string[]): Promise<void> {
   const nodes = sim.config.nodes
-  await sleep(sim, prng.int(200, 500))
-  while (sim.network.now() < stopAt - 200) {
+  return faultLoop(sim, prng, stopAt, async () => {
     const from = prng.pick(nodes)
     const to = prng.pick(nodes.filter((node) => node !== from))
     const both = prng.bool(0.5)
@@ -218,8 +222,7 @@ async function linkCutScript(
     if (both) sim.network.cut(to, from)
     await sleep(sim, lasts)
     sim.heal()
-    await sleep(sim, prng.int(100, 500))
-  }
+  })
 }
 
 async function leaderCrashScript(sim: SingleLeaderSim, prng: Prng, actions: string[]): Promise<void> {
