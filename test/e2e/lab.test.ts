@@ -389,17 +389,53 @@ describe('the replication lab, built and served by a relay process at /lab', () 
     }
   })
 
-  it('fits a 320 px screen: the header’s link to the notes app is not pushed off it', async () => {
+  it('fits a 320 px screen: the header’s link to the notes app is not pushed off it, a long value wraps, and focus is never under the playback bar', async () => {
     const narrow = await browser.newContext({ viewport: { width: 320, height: 640 } })
     try {
       const page = await narrow.newPage()
       await openLab(page, url)
-      const fit = await page.evaluate(() => ({
-        overflow: document.documentElement.scrollWidth - document.documentElement.clientWidth,
-        linkRight: document.querySelector('.lab-header a')?.getBoundingClientRect().right ?? 0,
-      }))
-      expect(fit.overflow).toBe(0)
-      expect(fit.linkRight).toBeLessThanOrEqual(320)
+      const fit = () =>
+        page.evaluate(() => ({
+          overflow: document.documentElement.scrollWidth - document.documentElement.clientWidth,
+          linkRight: document.querySelector('.lab-header a')?.getBoundingClientRect().right ?? 0,
+        }))
+      expect((await fit()).overflow).toBe(0)
+      expect((await fit()).linkRight).toBeLessThanOrEqual(320)
+
+      // The longest key and value the fields take, in the timeline and in every node's values.
+      await page.getByRole('textbox', { name: 'Key' }).fill('k'.repeat(12))
+      await page.getByRole('textbox', { name: 'Value' }).fill('abcdefghijklmnopqrstuvwx')
+      await page.getByRole('button', { name: 'Write', exact: true }).click()
+      await page.getByRole('button', { name: 'Play', exact: true }).click()
+      await expect
+        .poll(async () => (await timelineText(page)).includes('abcdefghijklmnopqrstuvwx'), WAIT)
+        .toBe(true)
+      await page.getByRole('button', { name: 'Pause', exact: true }).click()
+      await idle(page)
+      expect((await fit()).overflow).toBe(0)
+
+      // Going back up with Shift+Tab, each control that takes focus shows below the bar, which
+      // wraps to several rows here.
+      await page.getByRole('button', { name: 'Read', exact: true }).focus()
+      const hidden: string[] = []
+      for (let step = 0; step < 40; step++) {
+        await page.keyboard.press('Shift+Tab')
+        const seen = await page.evaluate(() => {
+          const focused = document.activeElement as HTMLElement | null
+          const bar = document.querySelector('.transport')
+          if (focused === null || bar === null || bar.contains(focused)) return null
+          const box = focused.getBoundingClientRect()
+          return {
+            name: focused.textContent?.trim() ?? '',
+            bottom: box.bottom,
+            barBottom: bar.getBoundingClientRect().bottom,
+          }
+        })
+        if (seen === null) break
+        if (seen.bottom <= seen.barBottom + 1)
+          hidden.push(`${seen.name}: ${seen.bottom} under ${seen.barBottom}`)
+      }
+      expect(hidden).toEqual([])
     } finally {
       await narrow.close()
     }

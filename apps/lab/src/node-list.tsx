@@ -19,6 +19,14 @@ function Facts(props: { readonly node: NodeView }): ReactNode {
     ])
   }
   if (node.lag !== undefined) facts.push(['lag', `${node.lag} behind`])
+  if (node.chain !== undefined) {
+    const { nodes, counted } = node.chain
+    const catchingUp = nodes.length - counted
+    facts.push([
+      'chain',
+      `${nodes.join(' → ')}${catchingUp === 0 ? '' : ` (${nodes.slice(counted).join(', ')} catching up)`}`,
+    ])
+  }
   if (node.clock !== undefined) facts.push(['clock', node.clock === '' ? '—' : node.clock])
   if (facts.length === 0) return null
   return (

@@ -1,4 +1,4 @@
-import type { ReactNode } from 'react'
+import { type ReactNode, useEffect, useRef } from 'react'
 import { formatSpeed, formatTime } from './format.js'
 import { isScripted, type LabSession, type SessionState } from './lab-session.js'
 import { SPEEDS } from './pace.js'
@@ -8,6 +8,29 @@ const BUSY_TEXT = {
   loading: 'Starting the cluster…',
   skipping: 'Running to the end…',
   replaying: 'Replaying…',
+}
+
+/**
+ * Keeps `--transport-height` on the page at the bar's height, which grows as the bar wraps on a
+ * narrow window: the page's scroll padding leaves that much room above a control reached with
+ * Tab, so the bar does not cover it.
+ */
+function useStickyHeight() {
+  const bar = useRef<HTMLDivElement>(null)
+  useEffect(() => {
+    const element = bar.current
+    if (element === null || typeof ResizeObserver === 'undefined') return
+    const root = document.documentElement
+    const observer = new ResizeObserver(() => {
+      root.style.setProperty('--transport-height', `${Math.ceil(element.getBoundingClientRect().height)}px`)
+    })
+    observer.observe(element)
+    return () => {
+      observer.disconnect()
+      root.style.removeProperty('--transport-height')
+    }
+  }, [])
+  return bar
 }
 
 /** Play and pause, speed, virtual time, skip to the story's end, replay, start over. */
@@ -21,8 +44,9 @@ export function TransportBar(props: {
   const scripted = isScripted(state.story)
   const end = storyEnd(state.story.script, state.story.durationMs)
   const idle = state.busy === null && state.view !== null
+  const bar = useStickyHeight()
   return (
-    <div className="transport" role="toolbar" aria-label="Playback">
+    <div className="transport" role="toolbar" aria-label="Playback" ref={bar}>
       <button
         type="button"
         className="button primary play"

@@ -211,8 +211,14 @@ export class SingleLeaderLab extends ServerLab<SingleLeaderState> {
   }
 
   protected override nodeViews(): NodeView[] {
+    // A follower's lag is measured against the leader's commit as it is, which a follower cut
+    // off from the leader has not heard (its own figure, the node's `lagLsn`, stands still).
+    // With no leader up, the follower's own figure is all there is.
+    const leader = this.sim.leader()
+    const leaderCommit = leader === undefined ? undefined : this.sim.host(leader).state?.commitLsn
     return this.viewNodes(this.sim.config.nodes, 'follower', (id, state, status) => {
       const data = readableData(state)
+      const chain = state.role === 'leader' && status.up ? state.chain : null
       return {
         id,
         role: state.role,
@@ -220,7 +226,10 @@ export class SingleLeaderLab extends ServerLab<SingleLeaderState> {
         epoch: state.epoch,
         lsn: lastLsn(state.log),
         commitLsn: state.commitLsn,
-        ...(state.role === 'leader' ? {} : { lag: Math.max(0, state.leaderCommitLsn - readableLsn(state)) }),
+        ...(state.role === 'leader'
+          ? {}
+          : { lag: Math.max(0, (leaderCommit ?? state.leaderCommitLsn) - readableLsn(state)) }),
+        ...(chain === null ? {} : { chain: { nodes: chain.nodes, counted: chain.counted } }),
         values: [...data.keys()].sort().flatMap((key) => {
           const value = text(data.get(key))
           return value === undefined ? [] : [{ key, values: [value] }]

@@ -114,8 +114,16 @@ export interface NodeView {
   /** Single-leader: last LSN in its log, and how far it may be read. */
   readonly lsn?: number
   readonly commitLsn?: number
-  /** Single-leader follower: entries behind the leader's commit as it last heard. */
+  /**
+   * Single-leader follower: committed entries it cannot read yet — behind the current leader's
+   * commit, or, with no leader up, behind the commit it last heard of.
+   */
   readonly lag?: number
+  /**
+   * Single-leader leader in chain mode: the chain, head first, and how many of its nodes are
+   * counted (the rest catch up at its end).
+   */
+  readonly chain?: { readonly nodes: readonly string[]; readonly counted: number }
   /** Multi-leader and quorum: a compact version vector, e.g. `r1:3 r2:1`. */
   readonly clock?: string
   /** Every key the node holds and what it reads as; concurrent siblings are all listed. */

@@ -153,6 +153,43 @@ describe.each(designs)('%s actions', (design, a, b) => {
 })
 
 describe('single-leader actions', () => {
+  it('a follower cut off from the leader shows how far behind it falls, though it hears nothing', async () => {
+    const settings = defaultSettings('single-leader')
+    const lab = await createLab({
+      ...settings,
+      singleLeader: { ...settings.singleLeader, replication: 'async' },
+    })
+    await lab.apply({ type: 'cut', a: 'n1', b: 'n3' })
+    for (const value of ['1', '2', '3']) {
+      await lab.apply({ type: 'write', client: 'c1', node: 'n1', key: 'x', value })
+      await lab.advance(300)
+    }
+    const leader = node(lab.view(), 'n1')
+    const cut = node(lab.view(), 'n3')
+    expect(cut.lsn).toBeLessThan(leader.commitLsn ?? 0)
+    expect(cut.lag).toBe((leader.commitLsn ?? 0) - (cut.commitLsn ?? 0))
+    expect(cut.lag).toBeGreaterThanOrEqual(3)
+    expect(node(lab.view(), 'n2').lag).toBe(0)
+  })
+
+  it('shows the chain on the leader: a member cut off from its predecessor moves to the end, catching up', async () => {
+    const settings = defaultSettings('single-leader')
+    const lab = await createLab({ ...settings, singleLeader: { ...settings.singleLeader, chain: true } })
+    await lab.apply({ type: 'write', client: 'c1', node: 'n1', key: 'x', value: '1' })
+    await lab.advance(300)
+    expect(node(lab.view(), 'n1').chain).toEqual({ nodes: ['n1', 'n2', 'n3'], counted: 3 })
+    expect(node(lab.view(), 'n2').chain).toBeUndefined()
+    await lab.apply({ type: 'cut', a: 'n2', b: 'n3' })
+    await lab.apply({ type: 'write', client: 'c1', node: 'n1', key: 'x', value: '2' })
+    await lab.advance(3_000)
+    expect(node(lab.view(), 'n1').chain).toEqual({ nodes: ['n1', 'n2', 'n3'], counted: 2 })
+    expect(node(lab.view(), 'n3').lag).toBeGreaterThan(0)
+    await lab.apply({ type: 'heal' })
+    await lab.advance(3_000)
+    expect(node(lab.view(), 'n1').chain).toEqual({ nodes: ['n1', 'n2', 'n3'], counted: 3 })
+    expect(node(lab.view(), 'n3').lag).toBe(0)
+  })
+
   it('pause stops a node, which resumes with the state it had', async () => {
     const lab = await createLab(defaultSettings('single-leader'))
     await lab.apply({ type: 'pause', node: 'n3', ms: 400 })
