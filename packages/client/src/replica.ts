@@ -542,6 +542,8 @@ class ReplicaRuntime implements Replica {
   #heardAt = 0
   /** When the ping asking a silent connection whether it lives went out, if one is out. */
   #probeAt: number | null = null
+  /** Since when the connection has been opening or awaiting the hub's hello, if it is. */
+  #handshakeSince: number | null = null
 
   /**
    * Hangs up a connection that has gone silent (see `ReconnectPolicy.silenceMs`): half the
@@ -550,11 +552,26 @@ class ReplicaRuntime implements Replica {
   #watchSilence(): void {
     const link = this.#link
     const session = this.#engine.session()
+    const now = this.#config.now()
+    // A socket still opening, or open with no answer to its hello yet, is given up once it
+    // has been so for `silenceMs`: a network that went silent in the handshake would
+    // otherwise hold the replica in `connecting` for good (nothing else times it out). The
+    // wait for a token before the socket opens has its own limit.
+    const handshaking =
+      link !== null &&
+      ((link.phase === 'opening' && !link.preparing) || (link.phase === 'open' && session.phase !== 'ready'))
+    if (!handshaking) this.#handshakeSince = null
+    else {
+      this.#handshakeSince ??= now
+      if (now - this.#handshakeSince >= this.#config.reconnect.silenceMs) {
+        this.#handshakeSince = null
+        link.offline()
+      }
+    }
     if (link === null || link.phase !== 'open' || session.phase !== 'ready' || !session.ping) {
       this.#probeAt = null
       return
     }
-    const now = this.#config.now()
     const half = this.#config.reconnect.silenceMs / 2
     if (this.#probeAt !== null && this.#heardAt >= this.#probeAt) this.#probeAt = null
     if (this.#probeAt === null) {

@@ -1,3 +1,4 @@
+import { type AddressInfo, createServer, type Socket } from 'node:net'
 import {
   type ChorusError,
   ErrorCode,
@@ -384,6 +385,60 @@ describe('reconnecting over real sockets', () => {
     await within('the upload over a new socket', replica.synced(), 15_000)
     expect(sockets.length).toBeGreaterThanOrEqual(2)
     expect(hub.accepted()).toBeGreaterThanOrEqual(2)
+    expect(replica.pending).toBe(0)
+  }, 40_000)
+
+  it('a handshake that goes silent is given up after silenceMs and tried again: a socket the server never upgrades, and one whose hello gets no answer', async () => {
+    // A server that takes connections and never answers: the socket stays connecting.
+    const held: Socket[] = []
+    const silent = createServer((socket) => {
+      held.push(socket)
+    })
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve))
+    try {
+      const address = silent.address() as AddressInfo
+      const stuck = await pool.create(null, {
+        url: `ws://127.0.0.1:${address.port}/sync`,
+        WebSocket,
+        reconnect: { baseMs: 20, maxMs: 200, silenceMs: 1_000 },
+        tickMs: 10,
+      })
+      const connections = (notify: () => void) => {
+        silent.on('connection', notify)
+        return () => silent.off('connection', notify)
+      }
+      await until('a second attempt', [connections], () => held.length >= 2, 15_000)
+      expect(stuck.status).not.toBe('synced')
+      await stuck.close()
+    } finally {
+      for (const socket of held) socket.destroy()
+      await new Promise((resolve) => silent.close(resolve))
+    }
+
+    // Upgraded, then every frame both ways lost: no answer to the hello ever comes.
+    hub = await startTestHub()
+    const sockets: { muted: boolean }[] = []
+    class FirstMutedWebSocket extends WebSocket {
+      muted = sockets.length === 0
+      constructor(url: string) {
+        super(url)
+        sockets.push(this)
+      }
+      override send(data: string): void {
+        if (!this.muted) super.send(data)
+      }
+      override emit(event: string | symbol, ...args: unknown[]): boolean {
+        return this.muted && event === 'message' ? false : super.emit(event, ...args)
+      }
+    }
+    const replica = await pool.create(hub, {
+      WebSocket: FirstMutedWebSocket as unknown as WebSocketConstructorLike,
+      reconnect: { baseMs: 20, maxMs: 200, silenceMs: 1_000 },
+      tickMs: 10,
+    })
+    await replica.collection('notes').put('n1', { title: 'written in a silent handshake' })
+    await within('the upload over a second socket', replica.synced(), 15_000)
+    expect(sockets.length).toBeGreaterThanOrEqual(2)
     expect(replica.pending).toBe(0)
   }, 40_000)
 

@@ -84,6 +84,11 @@ export class SocketLink {
     this.#input({ type: 'stop' })
   }
 
+  /** True while the link waits for `prepare` (a token, say) before it opens its socket. */
+  get preparing(): boolean {
+    return this.#preparing !== null
+  }
+
   /** The hub answered hello: the next drop backs off from the first step again. */
   ready(): void {
     // Called after every frame once the session is up: nothing to reset then, so no step.
