@@ -32,6 +32,15 @@ export interface RelayLimits extends ProtocolLimits, RateLimits {
    */
   readonly maxConnectionsPerAddress: number
   /**
+   * The slowest a connection may read what the relay sends it (bytes a second) and still be
+   * taken for alive. A pong comes only once the ping behind everything sent before it is read:
+   * a connection that has not answered by the next ping is given, beyond that, the time its
+   * unanswered bytes take at this rate (and kept while the relay writes out more to it) before
+   * it is dropped. The lower, the longer a dead connection that was being sent to holds its
+   * slot; one not above 0 gives no extra time (a pong is due by the next ping).
+   */
+  readonly minReadBytesPerSecond: number
+  /**
    * How long a connection the relay closes (a refusal, a `hello` not answered in time, one
    * past `maxConnections`, shutting down) has to answer the close before its socket is
    * dropped: a peer that ignores the close keeps its slot no longer than this.
@@ -50,6 +59,7 @@ export const DEFAULT_RELAY_LIMITS: RelayLimits = {
   helloTimeoutMs: 10_000,
   maxConnections: Number.POSITIVE_INFINITY,
   maxConnectionsPerAddress: Number.POSITIVE_INFINITY,
+  minReadBytesPerSecond: 16_384,
   closeGraceMs: 5_000,
 }
 

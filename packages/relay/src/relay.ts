@@ -128,6 +128,15 @@ interface ClientState extends TokenBuckets {
   readonly connection: HubConnection
   strikes: number
   alive: boolean
+  /** Bytes of frames handed to the socket since it opened. */
+  queued: number
+  /** How many of those the socket had written out when its latest ping went (see the heartbeat). */
+  writtenAtPing: number
+  /** How many it had written out when the ping its latest pong answers went: read by then. */
+  writtenAtPong: number
+  /** How many it had written out at the heartbeat before, and when it last wrote out more. */
+  writtenAtCheck: number
+  writingAt: number
   open: boolean
   /** Set while the relay waits for the socket to close (shutting down); called once it has. */
   onClosed: (() => void) | null
@@ -478,6 +487,7 @@ export function createRelay(options: RelayOptions): Relay {
     const bytes = frameBytes(frame)
     counters.framesOut++
     counters.bytesOut += bytes.byteLength
+    client.queued += bytes.byteLength
     // A frame that takes the socket past the bound, after which its session reads nothing more
     // to send, says when it is written out: then the socket may have room again (a closure
     // only on this rare path).
@@ -587,6 +597,11 @@ export function createRelay(options: RelayOptions): Relay {
     updatedAt: number
     strikes = 0
     alive = true
+    queued = 0
+    writtenAtPing = 0
+    writtenAtPong = 0
+    writtenAtCheck = 0
+    writingAt = 0
     open = true
     relay = false
     /**
@@ -657,7 +672,9 @@ export function createRelay(options: RelayOptions): Relay {
 
   function onSocketPong(this: RelaySocket): void {
     const client = clients.get(this)
-    if (client !== undefined) client.alive = true
+    if (client === undefined) return
+    client.alive = true
+    client.writtenAtPong = client.writtenAtPing
   }
 
   function onClosingSocketError(): void {
@@ -1028,15 +1045,33 @@ export function createRelay(options: RelayOptions): Relay {
       }
     })
   }
-  every(options.heartbeatMs ?? 30_000, async () => {
+  // A socket that has not answered the last ping by the next one is dead, unless it may still
+  // be reading: a pong comes only once the ping is read, behind everything sent before it (up
+  // to `sendBuffer` held here, and what the network's buffers hold), so a reader on a slow link
+  // answers late. It is kept while the relay writes out more to it, and then for half a
+  // heartbeat plus the time its bytes not yet answered for take at `minReadBytesPerSecond`;
+  // after that it is dropped (an idle one at once, as before).
+  const heartbeatMs = options.heartbeatMs ?? 30_000
+  every(heartbeatMs, async () => {
+    const at = performance.now()
     for (const client of clients.values()) {
       guard('pinging a socket', () => {
+        const written = client.queued - client.socket.bufferedAmount
+        if (written > client.writtenAtCheck) client.writingAt = at
+        client.writtenAtCheck = written
         if (!client.alive) {
+          const unanswered = written - client.writtenAtPong
+          const rate =
+            limits.minReadBytesPerSecond > 0 ? limits.minReadBytesPerSecond : Number.POSITIVE_INFINITY
+          const grace = heartbeatMs / 2 + (unanswered / rate) * 1000
+          if (at - client.writingAt <= grace) return
           client.open = false
           client.socket.terminate()
           return
         }
         client.alive = false
+        client.writtenAtPing = written
+        client.writingAt = at
         if (client.socket.readyState === OPEN) client.socket.ping()
       })
     }

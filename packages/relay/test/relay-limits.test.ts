@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import { once } from 'node:events'
 import type { AddressInfo } from 'node:net'
-import { connect as netConnect } from 'node:net'
+import { createServer, connect as netConnect } from 'node:net'
 import { join } from 'node:path'
 import { asReplicaId, type ChorusError, DEFAULT_LIMITS, ErrorCode } from '@chorus/core'
 import { afterEach, describe, expect, it } from 'vitest'
@@ -9,11 +9,89 @@ import WebSocket, { WebSocketServer } from 'ws'
 import { createRelay, type Relay } from '../src/relay.js'
 import type { RelayOptions } from '../src/relay-options.js'
 import { SqliteRelayStore } from '../src/sqlite-relay-store.js'
-import { makeRun, makeTempDir, within } from './support/fixtures.js'
+import { makeChange, makeRun, makeTempDir, within } from './support/fixtures.js'
 import { get, sample, startTestRelay, type TestRelay } from './support/harness.js'
-import { changes, connectClient, hello, is } from './support/test-client.js'
+import { changes, connectClient, hello, is, type TestClient } from './support/test-client.js'
 
 const SPACE = 'team-notes'
+const A = asReplicaId('alice')
+
+/** Polls `check` until it holds, or fails after `ms`. */
+async function until(check: () => boolean | Promise<boolean>, ms: number, what: string): Promise<void> {
+  const deadline = Date.now() + ms
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`)
+    await new Promise((resolve) => setTimeout(resolve, 20))
+  }
+}
+
+/**
+ * A TCP proxy to the relay at `target` whose relay→client direction carries `bytesPerSecond`
+ * (in 20 ms steps), holding the relay's socket back while more waits than one step takes, as
+ * a slow network does; `stall` stops that direction of the latest connection for good.
+ */
+async function slowLink(target: string, bytesPerSecond: number) {
+  const { hostname, port } = new URL(target)
+  const step = bytesPerSecond / 50
+  const pipes: { readonly flush: () => void; readonly close: () => void; stalled: boolean }[] = []
+  const server = createServer((client) => {
+    const upstream = netConnect(Number(port), hostname)
+    const waiting: Buffer[] = []
+    let held = 0
+    let ended = false
+    client.pipe(upstream)
+    upstream.on('data', (chunk: Buffer) => {
+      waiting.push(chunk)
+      held += chunk.length
+      if (held > step) upstream.pause()
+    })
+    const pipe = {
+      stalled: false,
+      flush: () => {
+        if (pipe.stalled) return
+        let room = step
+        while (room > 0 && waiting.length > 0) {
+          const chunk = waiting.shift() as Buffer
+          const part = chunk.subarray(0, room)
+          if (part.length < chunk.length) waiting.unshift(chunk.subarray(part.length))
+          client.write(part)
+          held -= part.length
+          room -= part.length
+        }
+        if (held <= step) upstream.resume()
+        // The relay hung up: what it sent before goes first.
+        if (ended && waiting.length === 0) client.end()
+      },
+      close: () => {
+        client.destroy()
+        upstream.destroy()
+      },
+    }
+    for (const socket of [client, upstream]) socket.on('error', pipe.close)
+    upstream.on('close', () => {
+      ended = true
+    })
+    client.on('close', () => upstream.destroy())
+    pipes.push(pipe)
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const timer = setInterval(() => {
+    for (const pipe of pipes) pipe.flush()
+  }, 20)
+  return {
+    url: `ws://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    connections: () => pipes.length,
+    stall() {
+      const latest = pipes.at(-1)
+      if (latest !== undefined) latest.stalled = true
+    },
+    close() {
+      clearInterval(timer)
+      for (const pipe of pipes) pipe.close()
+      server.close()
+    },
+  }
+}
 
 /** A relay made with `createRelay` on a bare `WebSocketServer` (ws's default 100 MiB maxPayload). */
 async function bareRelay(options: Omit<RelayOptions, 'server' | 'store'>) {
@@ -32,6 +110,7 @@ async function bareRelay(options: Omit<RelayOptions, 'server' | 'store'>) {
   return {
     url: `ws://127.0.0.1:${(server.address() as AddressInfo).port}`,
     relay,
+    store,
     errors,
     async stop() {
       await relay.close()
@@ -151,6 +230,54 @@ describe('heartbeats', () => {
     await bare.stop()
     expect(bare.errors).toEqual([])
   })
+
+  it('keeps a socket on a slow link, its pong behind what it has not read yet, and drops it once it reads nothing more', async () => {
+    // A reader slower than 500 KB/s may be taken for dead: the stalled one below goes soon.
+    const bare = await bareRelay({ heartbeatMs: 1_500, limits: { minReadBytesPerSecond: 500_000 } })
+    // About 6 MB of records, more than the relay holds for one socket (4 MiB): at 1 MB/s a ping
+    // waits behind several seconds of data, longer than two heartbeats.
+    const pad = 'x'.repeat(3_000)
+    const records = Array.from({ length: 2_000 }, (_, n) => makeChange(A, n + 1, {}, { pad, n }))
+    for (let at = 0; at < records.length; at += 500)
+      await bare.store.append(SPACE as never, A, records.slice(at, at + 500))
+    const link = await slowLink(bare.url, 1_000_000)
+    const snapshotChanges = (client: TestClient) =>
+      client.messages.reduce(
+        (sum, message) => sum + (message.type === 'snapshot' ? message.batch.length : 0),
+        0,
+      )
+    try {
+      // Slow but reading: it all comes, on one connection.
+      const reader = await connectClient(link.url)
+      reader.send(hello('slow-reader', { [SPACE]: 0 }))
+      await reader.waitFor(is.lastSnapshot, 'the last snapshot page', { ms: 60_000 })
+      expect(snapshotChanges(reader)).toBe(records.length)
+      expect(reader.socket.readyState).toBe(WebSocket.OPEN)
+      expect(link.connections()).toBe(1)
+
+      // Reading, then not at all: dropped, once the relay writes out nothing more to it. The
+      // slow reader, whose pongs came late, is still connected then, seconds later.
+      const stalled = await connectClient(link.url)
+      stalled.send(hello('stalled-reader', { [SPACE]: 0 }))
+      await until(() => snapshotChanges(stalled) >= 50, 30_000, 'some of the snapshot')
+      link.stall()
+      await until(
+        async () => (await bare.relay.metrics()).connections === 1,
+        30_000,
+        'the stalled reader dropped',
+      )
+      expect(snapshotChanges(stalled)).toBeLessThan(records.length)
+      expect((await bare.relay.metrics()).lag.map((entry) => entry.replica)).toEqual(['slow-reader'])
+      expect(reader.socket.readyState).toBe(WebSocket.OPEN)
+      expect(reader.messages.filter((message) => message.type === 'error')).toEqual([])
+      reader.socket.terminate()
+      stalled.socket.terminate()
+    } finally {
+      link.close()
+      await bare.stop()
+    }
+    expect(bare.errors).toEqual([])
+  }, 120_000)
 })
 
 describe('connections that say nothing, and too many connections', () => {
