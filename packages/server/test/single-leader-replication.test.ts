@@ -8,6 +8,18 @@ function cluster(replication: ReplicationMode, seed = 1, config = {}): Promise<S
   return electedSim({ seed, config: { replication, ...config }, clientTimeoutMs: 2_000 })
 }
 
+/** Writes `x` = `value`, acknowledged, and checks that every node's log holds it. */
+async function expectWrittenEverywhere(
+  sim: SingleLeaderSim,
+  client: ReturnType<SingleLeaderSim['client']>,
+  value: number,
+): Promise<void> {
+  const written = await sim.until(client.write('x', value))
+  if (!written.ok) throw new Error(`the write of ${value} failed: ${written.reason}`)
+  for (const node of sim.config.nodes)
+    expect(lastLsn(state(sim, node).log)).toBeGreaterThanOrEqual(written.lsn)
+}
+
 function followers(sim: SingleLeaderSim): string[] {
   return sim.config.nodes.filter((node) => node !== sim.leader())
 }
@@ -144,10 +156,7 @@ describe('single-leader replication', () => {
     sim.heal()
     await sim.run(2 * sim.config.electionTimeoutMs)
     expect(state(sim, leader).chain).toMatchObject({ nodes: [leader, middle, tail], counted: 3 })
-    const last = await sim.until(client.write('x', 6))
-    expect(last.ok).toBe(true)
-    for (const node of sim.config.nodes)
-      expect(lastLsn(state(sim, node).log)).toBeGreaterThanOrEqual(last.ok ? last.lsn : Infinity)
+    await expectWrittenEverywhere(sim, client, 6)
     expect(sim.report().lostAcknowledgedWrites).toBe(0)
   })
 
@@ -173,10 +182,7 @@ describe('single-leader replication', () => {
     expect(chain?.nodes.at(-1)).toBe(third)
     expect(chain?.counted).toBe(5)
     expect(state(sim, leader).stats.chainMembersRemoved).toBe(1)
-    const last = await sim.until(client.write('x', 3))
-    expect(last.ok).toBe(true)
-    for (const node of sim.config.nodes)
-      expect(lastLsn(state(sim, node).log)).toBeGreaterThanOrEqual(last.ok ? last.lsn : Infinity)
+    await expectWrittenEverywhere(sim, client, 3)
     expect(sim.report().lostAcknowledgedWrites).toBe(0)
   })
 
@@ -205,10 +211,7 @@ describe('single-leader replication', () => {
     expect(state(sim, leader).chain).toMatchObject({ nodes: [leader, tail, middle], counted: 3 })
     expect(state(sim, leader).stats.chainMembersRestored).toBe(1)
     expect([...state(sim, tail).progress.keys()]).toEqual([middle])
-    const last = await sim.until(client.write('x', 7))
-    expect(last.ok).toBe(true)
-    for (const node of sim.config.nodes)
-      expect(lastLsn(state(sim, node).log)).toBeGreaterThanOrEqual(last.ok ? last.lsn : Infinity)
+    await expectWrittenEverywhere(sim, client, 7)
     expect(state(sim, middle).chain).toMatchObject({ nodes: [leader, tail, middle], counted: 3 })
   })
 
