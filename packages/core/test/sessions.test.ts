@@ -1621,6 +1621,35 @@ describe('hub session: streaming the log to the replica', () => {
     expect(last.state.streams[space]).toMatchObject({ sent: 10, snapshot: null })
   })
 
+  it('does not send a snapshot again while its pages still wait in the transport; once written out, after retransmitMs', () => {
+    let backlog = 0
+    const facts: HubFacts = { ...factsOf(standardFacts()), backlog: () => backlog }
+    const ready = readyHub(facts, writeAccess, 0)
+    const first = stepHubSession(
+      ready,
+      { type: 'snapshot-read', now: 5, space, page: 0, changes: [change(bob, 1)], nextKey: 'k1' },
+      facts,
+    )
+    const last = stepHubSession(
+      first.state,
+      { type: 'snapshot-read', now: 6, space, page: 1, changes: [change(bob, 2)], nextKey: null },
+      facts,
+    )
+    // A slow reader: the pages are still in the transport long after retransmitMs.
+    backlog = 50_000
+    let state = last.state
+    for (const now of [1_100, 2_200, 3_300]) {
+      const ticked = stepHubSession(state, { type: 'tick', now }, facts)
+      expect(ticked.effects).toEqual([])
+      state = ticked.state
+    }
+    // Written out at last: no answer within retransmitMs from then, and the snapshot starts over.
+    backlog = 0
+    expect(stepHubSession(state, { type: 'tick', now: 4_000 }, facts).effects).toEqual([])
+    const again = stepHubSession(state, { type: 'tick', now: 4_400 }, facts)
+    expect(again.effects).toEqual([{ type: 'read-snapshot', space, page: 0, afterKey: null, limit: 2 }])
+  })
+
   it("names on the first page only the counters the hub had at the snapshot's start", () => {
     const data = standardFacts()
     const facts: HubFacts = {

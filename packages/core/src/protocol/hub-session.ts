@@ -1584,8 +1584,18 @@ function tick(
 ): HubSessionState {
   if (state.phase !== 'ready') return state
   let next = state
+  // What the transport has not written out yet has not reached the replica, which owes no
+  // answer for it: the wait for one starts once the transport has written it out. (A slow
+  // reader, whose last snapshot pages wait here, was sent the whole snapshot again every
+  // `retransmitMs`, queued behind the copy it was still reading.)
+  const holding = (facts.backlog?.() ?? 0) > 0
   for (const space of Object.keys(state.streams) as SpaceId[]) {
     const stream = streamOf(next, space) as HubStream
+    if (holding && stream.sent > stream.acked) {
+      next = setStream(next, space, { ...stream, lastProgressAt: now })
+      next = pump(next, space, facts, effects)
+      continue
+    }
     const stalled = stream.sent > stream.acked && now - stream.lastProgressAt >= state.config.retransmitMs
     if (stalled && stream.snapshot === null) {
       // Go-back-N. A snapshot the replica never confirmed is restarted from its first page;
