@@ -61,18 +61,24 @@ export function rememberNotebook(space: string, name?: string, created = false):
   write([entry, ...list.filter((item) => item.space !== space)])
 }
 
+/** Sets `fields` of `space`'s entry, if it is listed and they change it. */
+function updateKnown(space: string, fields: Partial<Pick<KnownNotebook, 'name' | 'synced'>>): void {
+  const list = read()
+  const changes = (item: KnownNotebook) =>
+    item.space === space &&
+    Object.entries(fields).some(([field, value]) => item[field as keyof KnownNotebook] !== value)
+  if (!list.some(changes)) return
+  write(list.map((item) => (item.space === space ? { ...item, ...fields } : item)))
+}
+
 /** Records that `space` synced with the server from this browser, if it is listed. */
 export function markNotebookSynced(space: string): void {
-  const list = read()
-  if (!list.some((item) => item.space === space && item.synced !== true)) return
-  write(list.map((item) => (item.space === space ? { ...item, synced: true } : item)))
+  updateKnown(space, { synced: true })
 }
 
 /** Updates the name shown for `space`, if it is listed. */
 export function renameKnownNotebook(space: string, name: string): void {
-  const list = read()
-  if (!list.some((item) => item.space === space && item.name !== name)) return
-  write(list.map((item) => (item.space === space ? { ...item, name } : item)))
+  updateKnown(space, { name })
 }
 
 /** Drops `space` from this browser's list (its data stays, and its link still opens it). */

@@ -1052,6 +1052,8 @@ export function createRelay(options: RelayOptions): Relay {
   // heartbeat plus the time its bytes not yet answered for take at `minReadBytesPerSecond`;
   // after that it is dropped (an idle one at once, as before).
   const heartbeatMs = options.heartbeatMs ?? 30_000
+  const minReadRate =
+    limits.minReadBytesPerSecond > 0 ? limits.minReadBytesPerSecond : Number.POSITIVE_INFINITY
   every(heartbeatMs, async () => {
     const at = performance.now()
     for (const client of clients.values()) {
@@ -1060,10 +1062,7 @@ export function createRelay(options: RelayOptions): Relay {
         if (written > client.writtenAtCheck) client.writingAt = at
         client.writtenAtCheck = written
         if (!client.alive) {
-          const unanswered = written - client.writtenAtPong
-          const rate =
-            limits.minReadBytesPerSecond > 0 ? limits.minReadBytesPerSecond : Number.POSITIVE_INFINITY
-          const grace = heartbeatMs / 2 + (unanswered / rate) * 1000
+          const grace = heartbeatMs / 2 + ((written - client.writtenAtPong) / minReadRate) * 1000
           if (at - client.writingAt <= grace) return
           client.open = false
           client.socket.terminate()

@@ -205,9 +205,9 @@ export function createTokenAuthenticator(
     } catch (error) {
       return refusal(explainJoseError(error, now()))
     }
-    const subject = payload.sub
-    const badSubject = explainSubject(subject)
-    if (badSubject !== undefined || typeof subject !== 'string') return refusal(badSubject ?? '')
+    const badSubject = explainSubject(payload.sub)
+    if (badSubject !== undefined) return refusal(badSubject)
+    const subject = payload.sub as string
     const grants = payload.spaces
     const why = explainGrants(grants)
     if (why !== undefined) return refusal(`the token's spaces are malformed: ${why}`)

@@ -9,21 +9,12 @@ import WebSocket, { WebSocketServer } from 'ws'
 import { createRelay, type Relay } from '../src/relay.js'
 import type { RelayOptions } from '../src/relay-options.js'
 import { SqliteRelayStore } from '../src/sqlite-relay-store.js'
-import { makeChange, makeRun, makeTempDir, within } from './support/fixtures.js'
+import { makeChange, makeRun, makeTempDir, until, within } from './support/fixtures.js'
 import { get, sample, startTestRelay, type TestRelay } from './support/harness.js'
 import { changes, connectClient, hello, is, type TestClient } from './support/test-client.js'
 
 const SPACE = 'team-notes'
 const A = asReplicaId('alice')
-
-/** Polls `check` until it holds, or fails after `ms`. */
-async function until(check: () => boolean | Promise<boolean>, ms: number, what: string): Promise<void> {
-  const deadline = Date.now() + ms
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`)
-    await new Promise((resolve) => setTimeout(resolve, 20))
-  }
-}
 
 /**
  * A TCP proxy to the relay at `target` whose relay→client direction carries `bytesPerSecond`

@@ -10,7 +10,7 @@ import { opaqueLabel, renderPrometheus } from '../src/metrics.js'
 import { createRelay } from '../src/relay.js'
 import { DATABASE_FILE } from '../src/serve.js'
 import { SqliteRelayStore } from '../src/sqlite-relay-store.js'
-import { makeChange, makeRun, makeTempDir, within } from './support/fixtures.js'
+import { makeChange, makeRun, makeTempDir, until } from './support/fixtures.js'
 import { get, sample, startTestRelay, type TestRelay } from './support/harness.js'
 import { changes, connectClient, hello, is } from './support/test-client.js'
 
@@ -237,11 +237,8 @@ describe('createRelay with a store that fails', () => {
     reader.send(hello('bob', { [SPACE]: 0 }))
     await reader.waitFor(is.lastSnapshot, 'a snapshot')
     reader.send({ type: 'ack', space: SPACE as never, upTo: 2 })
-    await within(
-      (async () => {
-        while ((await relay.health()).commitsFailing !== true)
-          await new Promise((resolve) => setTimeout(resolve, 10))
-      })(),
+    await until(
+      async () => (await relay.health()).commitsFailing === true,
       5000,
       'the refused position to show on /healthz',
     )
@@ -249,10 +246,8 @@ describe('createRelay with a store that fails', () => {
 
     // The disk has room again: the tick writes the position kept buffered, and that is enough.
     refuseAcks = false
-    await within(
-      (async () => {
-        while ((await relay.health()).status !== 'ok') await new Promise((resolve) => setTimeout(resolve, 10))
-      })(),
+    await until(
+      async () => (await relay.health()).status === 'ok',
       5000,
       'health back once the positions are written',
     )

@@ -1591,13 +1591,13 @@ function tick(
   const holding = (facts.backlog?.() ?? 0) > 0
   for (const space of Object.keys(state.streams) as SpaceId[]) {
     const stream = streamOf(next, space) as HubStream
-    if (holding && stream.sent > stream.acked) {
-      next = setStream(next, space, { ...stream, lastProgressAt: now })
-      next = pump(next, space, facts, effects)
-      continue
-    }
-    const stalled = stream.sent > stream.acked && now - stream.lastProgressAt >= state.config.retransmitMs
-    if (stalled && stream.snapshot === null) {
+    const unanswered = stream.sent > stream.acked
+    if (holding && unanswered) next = setStream(next, space, { ...stream, lastProgressAt: now })
+    else if (
+      unanswered &&
+      now - stream.lastProgressAt >= state.config.retransmitMs &&
+      stream.snapshot === null
+    ) {
       // Go-back-N. A snapshot the replica never confirmed is restarted from its first page;
       // a linked hub is read the log from its start again while the log is all there.
       const restart = stream.acked === 0 && facts.head(space) > 0 && (!state.relay || facts.floor(space) > 0)

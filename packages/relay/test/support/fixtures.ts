@@ -43,6 +43,19 @@ export function within<TValue>(promise: Promise<TValue>, ms: number, what: strin
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer))
 }
 
+/** Polls `check` every 10 ms until it holds, or rejects after `ms` naming what was awaited. */
+export async function until(
+  check: () => boolean | Promise<boolean>,
+  ms: number,
+  what: string,
+): Promise<void> {
+  const deadline = Date.now() + ms
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`)
+    await new Promise((resolve) => setTimeout(resolve, 10))
+  }
+}
+
 /** A hand-built change: a put of `value`, or a delete when `value` is null. */
 export function makeChange(
   replica: ReplicaId,
