@@ -23,6 +23,35 @@ import { isHubQuiet, startTestHub, type TestHub } from './helpers/test-hub.js'
 import { trackedTimers } from './helpers/timers.js'
 import { hubActivity, nextEvent, replicaActivity, until, within } from './helpers/wait.js'
 
+/**
+ * A `ws` WebSocket class whose sockets lose every frame, both ways, while `muted`: a network
+ * that is gone, unsaid. Each socket is listed in `sockets`, muted from the start when
+ * `mutedFromStart` says so for its index, and `sent` sees each frame it is asked to send.
+ */
+function mutingWebSocket(
+  options: {
+    readonly mutedFromStart?: (index: number) => boolean
+    readonly sent?: (data: string) => void
+  } = {},
+) {
+  const sockets: { muted: boolean }[] = []
+  class MutingWebSocket extends WebSocket {
+    muted = options.mutedFromStart?.(sockets.length) ?? false
+    constructor(url: string) {
+      super(url)
+      sockets.push(this)
+    }
+    override send(data: string): void {
+      options.sent?.(data)
+      if (!this.muted) super.send(data)
+    }
+    override emit(event: string | symbol, ...args: unknown[]): boolean {
+      return this.muted && event === 'message' ? false : super.emit(event, ...args)
+    }
+  }
+  return { sockets, WebSocket: MutingWebSocket as unknown as WebSocketConstructorLike }
+}
+
 describe('backoff', () => {
   it('doubles its ceiling from 250 ms up to 30 s, and draws uniformly below it (full jitter)', () => {
     const ceilings = Array.from({ length: 10 }, (_, attempt) =>
@@ -349,25 +378,15 @@ describe('reconnecting over real sockets', () => {
 
   it('a connection gone silent without closing is pinged, then hung up and opened again; a live one is only pinged', async () => {
     hub = await startTestHub()
-    /** Sockets whose frames, both ways, vanish once muted: a network that is gone, unsaid. */
-    const sockets: MutingWebSocket[] = []
     let pings = 0
-    class MutingWebSocket extends WebSocket {
-      muted = false
-      constructor(url: string) {
-        super(url)
-        sockets.push(this)
-      }
-      override send(data: string): void {
+    const muting = mutingWebSocket({
+      sent: (data) => {
         if (data.includes('"type":"ping"')) pings++
-        if (!this.muted) super.send(data)
-      }
-      override emit(event: string | symbol, ...args: unknown[]): boolean {
-        return this.muted && event === 'message' ? false : super.emit(event, ...args)
-      }
-    }
+      },
+    })
+    const { sockets } = muting
     const replica = await pool.create(hub, {
-      WebSocket: MutingWebSocket as unknown as WebSocketConstructorLike,
+      WebSocket: muting.WebSocket,
       // Long next to a loaded machine's answer to a ping, short next to the test's time.
       reconnect: { baseMs: 20, maxMs: 200, silenceMs: 1_500 },
       tickMs: 10,
@@ -380,7 +399,7 @@ describe('reconnecting over real sockets', () => {
 
     // The network goes, the socket stays open: the write waits, the ping goes unanswered, and
     // the replica opens another socket, over which the write is uploaded.
-    ;(sockets[0] as MutingWebSocket).muted = true
+    ;(sockets[0] as { muted: boolean }).muted = true
     await replica.collection('notes').put('n1', { title: 'written as the network went' })
     await within('the upload over a new socket', replica.synced(), 15_000)
     expect(sockets.length).toBeGreaterThanOrEqual(2)
@@ -417,22 +436,10 @@ describe('reconnecting over real sockets', () => {
 
     // Upgraded, then every frame both ways lost: no answer to the hello ever comes.
     hub = await startTestHub()
-    const sockets: { muted: boolean }[] = []
-    class FirstMutedWebSocket extends WebSocket {
-      muted = sockets.length === 0
-      constructor(url: string) {
-        super(url)
-        sockets.push(this)
-      }
-      override send(data: string): void {
-        if (!this.muted) super.send(data)
-      }
-      override emit(event: string | symbol, ...args: unknown[]): boolean {
-        return this.muted && event === 'message' ? false : super.emit(event, ...args)
-      }
-    }
+    const muting = mutingWebSocket({ mutedFromStart: (index) => index === 0 })
+    const { sockets } = muting
     const replica = await pool.create(hub, {
-      WebSocket: FirstMutedWebSocket as unknown as WebSocketConstructorLike,
+      WebSocket: muting.WebSocket,
       reconnect: { baseMs: 20, maxMs: 200, silenceMs: 1_000 },
       tickMs: 10,
     })
