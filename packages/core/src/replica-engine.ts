@@ -1810,14 +1810,23 @@ function freezeChange(change: Change): Change {
 }
 
 /**
+ * The most characters of encoded changes one upload frame carries whatever the frame limit,
+ * as the hub's frames (`HubSessionConfig.frameBytes`): a frame arrives whole or not at all, so
+ * on a slow uplink a long one keeps the replica's ping unanswered behind it (256 KiB take
+ * about 13 s at 20 KB/s, within the silence watchdog's 30 s).
+ */
+export const UPLOAD_FRAME_CHARS = 256 * 1024
+
+/**
  * The changes, from the first, that one upload frame carries: no more than a quarter of the
  * frame limit of their encoded text (so even 3 bytes of UTF-8 per character leave room for the
- * frame's own fields), and at least one. The rest are read again for the next frame. Only a
- * batch whose allocation-free estimate could come near that (six characters for each counted,
- * the longest escape) is encoded to be measured: the frame encodes the changes anyway.
+ * frame's own fields), nor {@link UPLOAD_FRAME_CHARS}, and at least one. The rest are read
+ * again for the next frame. Only a batch whose allocation-free estimate could come near that
+ * (six characters for each counted, the longest escape) is encoded to be measured: the frame
+ * encodes the changes anyway.
  */
 export function uploadWithin(changes: Change[], maxFrameBytes: number): Change[] {
-  const budget = maxFrameBytes / 4
+  const budget = Math.min(maxFrameBytes / 4, UPLOAD_FRAME_CHARS)
   let estimate = 0
   for (const change of changes) estimate += approximateChangeLength(change)
   if (estimate * 6 <= budget) return changes

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import { once } from 'node:events'
 import type { AddressInfo } from 'node:net'
-import { createServer, connect as netConnect } from 'node:net'
+import { connect as netConnect } from 'node:net'
 import { join } from 'node:path'
 import { asReplicaId, type ChorusError, DEFAULT_LIMITS, ErrorCode } from '@chorus/core'
 import { afterEach, describe, expect, it } from 'vitest'
@@ -11,78 +11,11 @@ import type { RelayOptions } from '../src/relay-options.js'
 import { SqliteRelayStore } from '../src/sqlite-relay-store.js'
 import { makeChange, makeRun, makeTempDir, until, within } from './support/fixtures.js'
 import { get, sample, startTestRelay, type TestRelay } from './support/harness.js'
+import { slowLink } from './support/slow-link.js'
 import { changes, connectClient, hello, is, type TestClient } from './support/test-client.js'
 
 const SPACE = 'team-notes'
 const A = asReplicaId('alice')
-
-/**
- * A TCP proxy to the relay at `target` whose relay→client direction carries `bytesPerSecond`
- * (in 20 ms steps), holding the relay's socket back while more waits than one step takes, as
- * a slow network does; `stall` stops that direction of the latest connection for good.
- */
-async function slowLink(target: string, bytesPerSecond: number) {
-  const { hostname, port } = new URL(target)
-  const step = bytesPerSecond / 50
-  const pipes: { readonly flush: () => void; readonly close: () => void; stalled: boolean }[] = []
-  const server = createServer((client) => {
-    const upstream = netConnect(Number(port), hostname)
-    const waiting: Buffer[] = []
-    let held = 0
-    let ended = false
-    client.pipe(upstream)
-    upstream.on('data', (chunk: Buffer) => {
-      waiting.push(chunk)
-      held += chunk.length
-      if (held > step) upstream.pause()
-    })
-    const pipe = {
-      stalled: false,
-      flush: () => {
-        if (pipe.stalled) return
-        let room = step
-        while (room > 0 && waiting.length > 0) {
-          const chunk = waiting.shift() as Buffer
-          const part = chunk.subarray(0, room)
-          if (part.length < chunk.length) waiting.unshift(chunk.subarray(part.length))
-          client.write(part)
-          held -= part.length
-          room -= part.length
-        }
-        if (held <= step) upstream.resume()
-        // The relay hung up: what it sent before goes first.
-        if (ended && waiting.length === 0) client.end()
-      },
-      close: () => {
-        client.destroy()
-        upstream.destroy()
-      },
-    }
-    for (const socket of [client, upstream]) socket.on('error', pipe.close)
-    upstream.on('close', () => {
-      ended = true
-    })
-    client.on('close', () => upstream.destroy())
-    pipes.push(pipe)
-  })
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  const timer = setInterval(() => {
-    for (const pipe of pipes) pipe.flush()
-  }, 20)
-  return {
-    url: `ws://127.0.0.1:${(server.address() as AddressInfo).port}`,
-    connections: () => pipes.length,
-    stall() {
-      const latest = pipes.at(-1)
-      if (latest !== undefined) latest.stalled = true
-    },
-    close() {
-      clearInterval(timer)
-      for (const pipe of pipes) pipe.close()
-      server.close()
-    },
-  }
-}
 
 /** A relay made with `createRelay` on a bare `WebSocketServer` (ws's default 100 MiB maxPayload). */
 async function bareRelay(options: Omit<RelayOptions, 'server' | 'store'>) {

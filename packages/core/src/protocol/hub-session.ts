@@ -71,9 +71,11 @@ export interface HubSessionConfig {
    * Most bytes of changes one `changes` frame or snapshot page carries, as
    * {@link HubFacts.size} estimates them (absent, or without `size`: counts only). A frame
    * starts with its first change whatever its size; a snapshot page keeps a record's versions
-   * together unless they alone pass it (see {@link SnapshotSplit}). The default, 1 MiB of
-   * text, stays under a receiver's 4 MiB frame limit even when every character takes 3 bytes
-   * of UTF-8.
+   * together unless they alone pass it (see {@link SnapshotSplit}). The default, 256 KiB of
+   * text: a WebSocket delivers a frame whole, so a replica's silence watchdog hears nothing
+   * while one crosses a slow link (at 20 KB/s, 13 s for 256 KiB, 52 s for 1 MiB against the
+   * watchdog's 30 s); and any value stays under a receiver's 4 MiB frame limit even when
+   * every character takes 3 bytes of UTF-8.
    */
   readonly frameBytes?: number
   /**
@@ -101,7 +103,7 @@ export const DEFAULT_HUB_SESSION: HubSessionConfig = {
   batchSize: 200,
   window: 20_000,
   windowBytes: 4 * 1024 * 1024,
-  frameBytes: 1024 * 1024,
+  frameBytes: 256 * 1024,
   snapshotPage: 200,
   retransmitMs: 3000,
   sendBuffer: 4 * 1024 * 1024,
