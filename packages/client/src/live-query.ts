@@ -49,6 +49,8 @@ export class LiveQuery<TResult> {
   #stopped = false
   /** The last result read (not necessarily delivered: a listener may have thrown). */
   #last: { readonly result: TResult } | null = null
+  /** Whether a result was handed to `deliver` yet. */
+  #delivered = false
   /** Keys changed since the last read began, or null when the next read must be a whole load. */
   #changed: Set<string> | null = new Set()
 
@@ -70,11 +72,17 @@ export class LiveQuery<TResult> {
     if (!this.#loading) this.#schedule()
   }
 
-  /** No more loads or deliveries, including one in flight. */
-  stop(): void {
+  /**
+   * No more loads or deliveries, including one in flight. With `reason`, a query that has
+   * delivered nothing yet hands it to `onError`: a listener waiting for its first result
+   * learns that none is coming.
+   */
+  stop(reason?: unknown): void {
+    if (this.#stopped) return
     this.#stopped = true
     if (this.#timer !== null) this.#options.timers.clearTimeout(this.#timer)
     this.#timer = null
+    if (reason !== undefined && !this.#delivered) this.#options.onError(reason)
   }
 
   #schedule(): void {
@@ -111,6 +119,7 @@ export class LiveQuery<TResult> {
         return
       }
       this.#last = { result: outcome.result }
+      this.#delivered = true
       try {
         this.#options.deliver(outcome.result)
       } catch (error) {

@@ -1121,7 +1121,8 @@ class ReplicaRuntime implements Replica {
       deliver: (rows) => listener(rows.slice()),
       onError: (error) => {
         if (onError === undefined) {
-          this.#report(error)
+          // Closing is the app's own doing, not a failure to report.
+          if (!this.#closed) this.#report(error)
           return
         }
         try {
@@ -1335,7 +1336,8 @@ class ReplicaRuntime implements Replica {
     this.#presenceTimer = null
     this.#config.networkEvents?.removeEventListener('online', this.#onOnline)
     this.#config.networkEvents?.removeEventListener('offline', this.#onOffline)
-    for (const set of this.#queries.values()) for (const query of set) query.stop()
+    // A live query still waiting for its first rows is told they will not come.
+    for (const set of this.#queries.values()) for (const query of set) query.stop(closedError())
     this.#queries.clear()
     this.#link?.stop()
     for (const waiter of this.#waiters) waiter.reject(closedError())

@@ -11,6 +11,17 @@ export function snapshotKey(kind: string, ...parts: readonly unknown[]): string 
   return JSON.stringify([kind, ...parts.map(tagged)])
 }
 
+/**
+ * List options as the client reads them: the names of their own keys (it refuses any but
+ * `order`, `after` and `limit`) and the values of those three, read as properties — so a
+ * class instance or a getter on a prototype keys the read by what the client takes from it.
+ */
+export function listOptionsKey(options: unknown): unknown {
+  if (typeof options !== 'object' || options === null) return options
+  const { order, after, limit } = options as { order?: unknown; after?: unknown; limit?: unknown }
+  return { keys: Object.keys(options).sort(), order, after, limit }
+}
+
 function tagged(value: unknown): unknown {
   switch (typeof value) {
     case 'string':
@@ -21,13 +32,21 @@ function tagged(value: unknown): unknown {
       return `b${String(value)}`
     case 'undefined':
       return 'u'
-    case 'object':
+    case 'object': {
       if (value === null) return 'z'
-      if (Object.getPrototypeOf(value) === Object.prototype)
-        return Object.keys(value)
-          .sort()
-          .map((key) => [key, tagged((value as Record<string, unknown>)[key])])
+      if (Array.isArray(value)) return ['a', ...value.map(tagged)]
+      const prototype: unknown = Object.getPrototypeOf(value)
+      // With no prototype (as `Object.create(null)` and query-string parsers make them) an
+      // object is read by its keys as a literal one is.
+      if (prototype === Object.prototype || prototype === null)
+        return [
+          'o',
+          ...Object.keys(value)
+            .sort()
+            .map((key) => [key, tagged((value as Record<string, unknown>)[key])]),
+        ]
       return `x${Object.prototype.toString.call(value)}`
+    }
     default:
       return `x${typeof value}`
   }

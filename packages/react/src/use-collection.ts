@@ -3,7 +3,7 @@ import { useSyncExternalStore } from 'react'
 import { reuseItems } from './json-equal.js'
 import { useReplica } from './provider.js'
 import { LoadFailure, sharedSnapshot } from './shared-snapshot.js'
-import { snapshotKey } from './snapshot-key.js'
+import { listOptionsKey, snapshotKey } from './snapshot-key.js'
 
 /**
  * The rows of collection `name`, kept current through `collection.subscribe`: `undefined`
@@ -21,7 +21,7 @@ export function useCollection<TValue extends object = JsonObject>(
   const replica = useReplica()
   const store = sharedSnapshot<readonly Row<TValue>[]>(
     replica,
-    snapshotKey('collection', name, options),
+    snapshotKey('collection', name, listOptionsKey(options)),
     () => ({
       start: (sink) =>
         replica.collection<TValue>(name).subscribe(

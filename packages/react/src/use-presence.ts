@@ -1,4 +1,4 @@
-import type { JsonObject, PresencePeer, Replica } from '@chorus/client'
+import { ErrorCode, isChorusError, type JsonObject, type PresencePeer, type Replica } from '@chorus/client'
 import { useCallback, useEffect, useRef, useSyncExternalStore } from 'react'
 import { useReplica } from './provider.js'
 
@@ -13,12 +13,17 @@ interface Claim {
  */
 const claims = new WeakMap<Replica, Claim[]>()
 
-/** Sets the tab's presence to what its last mounted claim wants, or none. */
+/**
+ * Sets the tab's presence to what its last mounted claim wants, or none. A state the replica
+ * refuses (not JSON, too long) is thrown, from the effect that set it, to the component's
+ * error boundary.
+ */
 function present(replica: Replica): void {
   try {
     replica.setPresence(claims.get(replica)?.at(-1)?.state ?? null)
-  } catch {
+  } catch (error) {
     // Closed already: its presence went with it.
+    if (!isChorusError(error, ErrorCode.Closed)) throw error
   }
 }
 

@@ -1,11 +1,11 @@
 // @vitest-environment happy-dom
-import { ChorusError, ErrorCode, isChorusError } from '@chorus/client'
+import { ChorusError, ErrorCode, type ListOptions, type Replica } from '@chorus/client'
 import { MemoryReplicaStore } from '@chorus/core'
 import { useCollection, useConflicts, useRecord, useReplica } from '@chorus/react'
-import { Component, type ReactNode } from 'react'
+import { useEffect } from 'react'
 import { createRoot } from 'react-dom/client'
 import { afterEach, describe, expect, it, vi } from 'vitest'
-import { act, flush, mount, unmountAll, until } from './helpers/dom.js'
+import { act, Boundary, flush, mount, unmountAll, until } from './helpers/dom.js'
 import { closeReplicas, memoryReplica } from './helpers/replicas.js'
 
 afterEach(async () => {
@@ -13,18 +13,6 @@ afterEach(async () => {
   await closeReplicas()
   vi.restoreAllMocks()
 })
-
-class Boundary extends Component<{ children: ReactNode }, { error: unknown }> {
-  override state = { error: undefined as unknown }
-  static getDerivedStateFromError(error: unknown) {
-    return { error }
-  }
-  override render() {
-    const { error } = this.state
-    if (error === undefined) return this.props.children
-    return <p>{isChorusError(error) ? `failed: ${error.code}` : 'failed: other'}</p>
-  }
-}
 
 function ReplicaId() {
   return <p>{useReplica().replicaId.slice(0, 8)}</p>
@@ -41,6 +29,20 @@ function ConflictCount({ name }: { name: string }) {
 function Title({ id }: { id: string }) {
   const note = useRecord<{ title: string }>('notes', id)
   return <p>{note === undefined ? 'loading' : (note?.title ?? 'none')}</p>
+}
+
+/** The ids of the page `options` asks for. */
+function Ids({ options }: { options: ListOptions }) {
+  const rows = useCollection('notes', options)
+  return <p>{rows === undefined ? 'loading' : rows.map((row) => row.id).join('')}</p>
+}
+
+/** Closes `replica` in the commit that mounts the components before it. */
+function CloseNow({ replica }: { replica: Replica }) {
+  useEffect(() => {
+    void replica.close()
+  }, [replica])
+  return null
 }
 
 function Paged({ limit }: { limit?: number }) {
@@ -81,6 +83,34 @@ describe('ChorusProvider', () => {
       </Boundary>,
     )
     expect(view.text()).toBe(`failed: ${ErrorCode.Closed}`)
+  })
+
+  it('makes a hook still loading when the replica closes fail with closed, and one mounted after it too', async () => {
+    vi.spyOn(console, 'error').mockImplementation(() => {})
+    const replica = await memoryReplica({ resolvers: { notes: 'manual' } })
+    await replica.collection('notes').put('a', { title: 'one' })
+    const closed = `failed: ${ErrorCode.Closed}`
+    const view = await mount(
+      replica,
+      <>
+        <Boundary>
+          <Count />
+        </Boundary>
+        <Boundary>
+          <ConflictCount name="notes" />
+        </Boundary>
+        <CloseNow replica={replica} />
+      </>,
+    )
+    // Before, the rows stayed `undefined` for good: the live query was stopped unanswered.
+    await until('both to fail', () => view.text() === closed + closed)
+    const later = await mount(
+      replica,
+      <Boundary>
+        <Count />
+      </Boundary>,
+    )
+    await until('the later one to fail', () => later.text() === closed)
   })
 
   it('keeps what the hooks show when the replica closes under them, behind a write or beside one', async () => {
@@ -153,6 +183,40 @@ describe('ChorusProvider', () => {
         [...view.container.querySelectorAll('p')].map((line) => line.textContent).join(' | ') ===
         `seven | failed: ${ErrorCode.InvalidArgument} | 1 rows | failed: ${ErrorCode.InvalidArgument}`,
     )
+  })
+
+  it('keys a page by what the client reads from its options, whatever their prototype', async () => {
+    const replica = await memoryReplica()
+    const notes = replica.collection('notes')
+    await Promise.all(['a', 'b', 'c'].map((id) => notes.put(id, { title: id })))
+    class Page {
+      constructor(readonly limit: number) {}
+    }
+    class Getter {
+      get limit() {
+        return 2
+      }
+    }
+    const bare = (limit: number) => Object.assign(Object.create(null) as ListOptions, { limit })
+    const view = await mount(
+      replica,
+      <>
+        <Ids options={bare(1)} />
+        <Ids options={bare(3)} />
+        <Ids options={new Page(1)} />
+        <Ids options={new Page(3)} />
+        <Ids options={new Getter() as ListOptions} />
+      </>,
+    )
+    // Before, the ones after the first of each kind showed its read: a, a, a, a, a.
+    await until('every page', () => view.text() === 'a abc a abc ab'.replaceAll(' ', ''))
+    expect([...view.container.querySelectorAll('p')].map((line) => line.textContent)).toEqual([
+      'a',
+      'abc',
+      'a',
+      'abc',
+      'ab',
+    ])
   })
 
   it('makes useConflicts with a name no collection can have fail with invalid-argument', async () => {

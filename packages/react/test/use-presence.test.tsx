@@ -1,15 +1,16 @@
 // @vitest-environment happy-dom
-import type { JsonObject } from '@chorus/client'
+import { ErrorCode, type JsonObject } from '@chorus/client'
 import { usePresence } from '@chorus/react'
 import { useMemo } from 'react'
-import { afterEach, describe, expect, it } from 'vitest'
-import { mount, unmountAll, until } from './helpers/dom.js'
+import { afterEach, describe, expect, it, vi } from 'vitest'
+import { Boundary, mount, unmountAll, until } from './helpers/dom.js'
 import { createInProcessHub } from './helpers/in-process-hub.js'
 import { closeReplicas, memoryReplica } from './helpers/replicas.js'
 
 afterEach(async () => {
   await unmountAll()
   await closeReplicas()
+  vi.restoreAllMocks()
 })
 
 /** Shows the others' names; with `name`, is present under it. */
@@ -64,5 +65,35 @@ describe('usePresence', () => {
     await until('bob to see the dialog change', () => bobView.text() === 'still in the dialog')
     await dialog.unmount()
     await until('alice’s presence to go', () => bobView.text() === 'alone')
+  })
+
+  it('throws a state the replica refuses to the error boundary, and the others see it gone', async () => {
+    vi.spyOn(console, 'error').mockImplementation(() => {})
+    const hub = createInProcessHub()
+    const alice = await memoryReplica({ url: hub.url, WebSocket: hub.WebSocket })
+    const bob = await memoryReplica({ url: hub.url, WebSocket: hub.WebSocket })
+    await Promise.all([alice.synced(), bob.synced()])
+    const errors: unknown[] = []
+    alice.on('error', (error) => errors.push(error))
+    const bobView = await mount(bob, <Here />)
+    const aliceView = await mount(
+      alice,
+      <Boundary>
+        <Here name="editing" />
+      </Boundary>,
+    )
+    await until('bob to see alice', () => bobView.text() === 'editing')
+
+    // Longer than a presence state may be: before, it was dropped without a word, and bob
+    // went on seeing the state before it.
+    await aliceView.render(
+      <Boundary>
+        <Here name={'x'.repeat(5_000)} />
+      </Boundary>,
+    )
+    await until('the refusal', () => aliceView.text() === `failed: ${ErrorCode.InvalidArgument}`)
+    // The boundary unmounted the component, which took its presence with it.
+    await until('alice’s presence to go', () => bobView.text() === 'alone')
+    expect(errors).toEqual([])
   })
 })

@@ -1,6 +1,6 @@
-import type { Replica } from '@chorus/client'
+import { isChorusError, type Replica } from '@chorus/client'
 import { ChorusProvider } from '@chorus/react'
-import { type ReactNode, act as reactAct, StrictMode } from 'react'
+import { Component, type ReactNode, act as reactAct, StrictMode } from 'react'
 import { createRoot, type Root } from 'react-dom/client'
 
 declare global {
@@ -97,4 +97,17 @@ export async function until(what: string, check: () => boolean, ms = 5_000): Pro
     }, ms)
   })
   await flush()
+}
+
+/** An error boundary that shows `failed: <code>` for a `ChorusError` it caught. */
+export class Boundary extends Component<{ children: ReactNode }, { error: unknown }> {
+  override state = { error: undefined as unknown }
+  static getDerivedStateFromError(error: unknown) {
+    return { error }
+  }
+  override render() {
+    const { error } = this.state
+    if (error === undefined) return this.props.children
+    return <p>{isChorusError(error) ? `failed: ${error.code}` : 'failed: other'}</p>
+  }
 }
