@@ -46,7 +46,7 @@ export const METRICS: readonly MetricSpec[] = [
     key: 'divergentReplicas',
     label: 'Divergent replicas',
     badAbove: 0,
-    help: 'replicas whose data differs from the reference',
+    help: 'replicas whose data differs from the reference; single-leader: nodes whose history departs from it (a follower merely behind shows its lag instead)',
   },
   { key: 'leaders', label: 'Leaders', badAbove: 1, help: 'nodes that believe they lead' },
   {

@@ -154,7 +154,7 @@ export function NodeList(props: {
           >
             <header className="node-header">
               <h3 id={`node-${node.id}`}>{node.id}</h3>
-              <span className={`role role-${node.role}`}>{node.role}</span>
+              {node.role === 'down' ? null : <span className={`role role-${node.role}`}>{node.role}</span>}
               {!node.up ? <span className="tag danger">down</span> : null}
               {node.paused ? <span className="tag warning">paused</span> : null}
             </header>

@@ -1,5 +1,7 @@
 import type { JsonValue } from '@chorus/core'
 import {
+  dataThrough,
+  epochAt,
   isLaterEntry,
   lastLsn,
   type ReplicationMode,
@@ -221,7 +223,8 @@ export class SingleLeaderLab extends ServerLab<SingleLeaderState> {
       const chain = state.role === 'leader' && status.up ? state.chain : null
       return {
         id,
-        role: state.role,
+        // A node down leads nothing, whatever it was when it stopped (its card keeps the data).
+        role: status.up ? state.role : 'down',
         ...status,
         epoch: state.epoch,
         lsn: lastLsn(state.log),
@@ -253,10 +256,26 @@ export class SingleLeaderLab extends ServerLab<SingleLeaderState> {
       lostAcknowledgedWrites: report.lostAcknowledgedWrites,
       staleReads: report.staleReads,
       conflicts: 0,
-      divergentReplicas: report.divergentNodes,
+      divergentReplicas: this.divergentNodes(reference),
       rejectedWrites: this.operations.filter((op) => op.kind === 'write' && op.outcome === 'rejected').length,
       leaders: this.sim.states().filter((state) => state.role === 'leader').length,
     }
+  }
+
+  /**
+   * Nodes up whose readable history departs from the reference's: one with an entry there
+   * of another epoch, or past its end, or whose data through its readable LSN differs from
+   * the reference's through the same LSN. A follower merely behind is not one (its lag says
+   * how far behind): the report's figure, made for a settled cluster, counted it.
+   */
+  private divergentNodes(reference: SingleLeaderState | undefined): number {
+    if (reference === undefined) return 0
+    return this.sim.states().filter((state) => {
+      const through = readableLsn(state)
+      if (epochAt(state.log, through) !== epochAt(reference.log, through)) return true
+      const expected = dataThrough(reference, through)
+      return expected !== undefined && !sameData(readableData(state), expected)
+    }).length
   }
 
   private tokensOf(client: string): ClientTokens {
@@ -288,4 +307,11 @@ export class SingleLeaderLab extends ServerLab<SingleLeaderState> {
       this.event('role', `${node} moves to epoch ${after.epoch}`)
     }
   }
+}
+
+function sameData(a: ReadonlyMap<string, JsonValue>, b: ReadonlyMap<string, JsonValue>): boolean {
+  if (a.size !== b.size) return false
+  for (const [key, value] of a)
+    if (!b.has(key) || JSON.stringify(b.get(key)) !== JSON.stringify(value)) return false
+  return true
 }

@@ -105,7 +105,10 @@ export interface TimedAction {
 
 export interface NodeView {
   readonly id: string
-  /** `leader`, `follower`, `candidate`, `learner`, `replica`, `relay` or `node` (quorum). */
+  /**
+   * `leader`, `follower`, `candidate`, `learner`, `replica`, `relay` or `node` (quorum);
+   * `down` for a single-leader node that is down (it leads or follows nothing then).
+   */
   readonly role: string
   readonly up: boolean
   readonly paused: boolean

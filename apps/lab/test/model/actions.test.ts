@@ -170,6 +170,23 @@ describe('single-leader actions', () => {
     expect(cut.lag).toBe((leader.commitLsn ?? 0) - (cut.commitLsn ?? 0))
     expect(cut.lag).toBeGreaterThanOrEqual(3)
     expect(node(lab.view(), 'n2').lag).toBe(0)
+    // Behind is not divergent: what it has is what the leader had then.
+    expect(lab.view().scoreboard.divergentReplicas).toBe(0)
+  })
+
+  it('shows a leader killed as down, leading nothing, with the data it had', async () => {
+    const lab = await createLab(defaultSettings('single-leader'))
+    await lab.apply({ type: 'write', client: 'c1', node: 'n1', key: 'x', value: '1' })
+    await lab.advance(500)
+    expect(node(lab.view(), 'n1').role).toBe('leader')
+    await lab.apply({ type: 'kill', node: 'n1' })
+    const killed = node(lab.view(), 'n1')
+    expect(killed).toMatchObject({ up: false, role: 'down', values: [{ key: 'x', values: ['1'] }] })
+    expect(lab.view().nodes.filter((candidate) => candidate.role === 'leader')).toEqual([])
+    await lab.advance(3_000)
+    const leaders = lab.view().nodes.filter((candidate) => candidate.role === 'leader')
+    expect(leaders.map((leader) => leader.id)).toEqual([expect.stringMatching(/^n[23]$/)])
+    expect(node(lab.view(), 'n1').role).toBe('down')
   })
 
   it('shows the chain on the leader: a member cut off from its predecessor moves to the end, catching up', async () => {

@@ -431,10 +431,19 @@ export function statusOf(state: SingleLeaderState, now: number): SingleLeaderSta
 
 /** The stored data as of the readable LSN, key by key (for checkers and tests). */
 export function readableData(state: SingleLeaderState): Map<string, JsonValue> {
-  const data = new Map(state.log.base.data)
-  const through = readableLsn(state)
-  for (const entry of state.log.entries) {
-    if (entry.lsn > through) break
+  return dataThrough(state, readableLsn(state)) ?? new Map(state.log.base.data)
+}
+
+/**
+ * The data `state`'s log holds through `lsn`, key by key, or undefined when `lsn` lies inside
+ * its compacted base (whose state before its end is gone).
+ */
+export function dataThrough(state: SingleLeaderState, lsn: number): Map<string, JsonValue> | undefined {
+  const { base, entries } = state.log
+  if (lsn < base.lsn) return undefined
+  const data = new Map(base.data)
+  for (const entry of entries) {
+    if (entry.lsn > lsn) break
     if (entry.write !== null) data.set(entry.write.key, entry.write.value)
   }
   return data
