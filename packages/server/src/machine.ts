@@ -63,6 +63,11 @@ export interface ErrorReply {
   readonly id: string | null
   readonly code: ErrorCode
   readonly message: string
+  /**
+   * Whether the request may still take effect (a node whose storage failed under a write it
+   * had begun to replicate); absent: it did not.
+   */
+  readonly maybeApplied?: boolean
 }
 
 /**

@@ -237,6 +237,15 @@ async function standIn(
 
 const silent = () => null
 
+/** A node's answer to a write it could not store after it may have sent it on. */
+const storageFailed = (request: { id: string }) => ({
+  type: 'error',
+  id: request.id,
+  code: 'storage-failed',
+  message: 'n1 could not store it (the disk is full); it may still take effect where other nodes took it',
+  maybeApplied: true,
+})
+
 describe('SingleLeaderHttpClient routing, against stand-in nodes over HTTP', () => {
   it('asks every node once a round: two nodes that name each other as the leader do not keep a write between them', async () => {
     const stale = (leader: string) => (request: { id: string }) => ({
@@ -288,6 +297,18 @@ describe('SingleLeaderHttpClient routing, against stand-in nodes over HTTP', () 
     expect([n1.asked(), n2.asked()]).toEqual([1, 0])
     expect(await client.write('b', 2)).toMatchObject({ ok: true, node: 'n2' })
     expect([n1.asked(), n2.asked()]).toEqual([1, 1])
+  })
+
+  it('keeps a write whose node failed to store it but may have sent it on as maybeApplied', async () => {
+    const n1 = await standIn(storageFailed)
+    const client = new SingleLeaderHttpClient({ nodes: { n1: n1.url }, deadlineMs: 2_000 })
+    // Before, every error answer was taken as a write that did not happen.
+    expect(await client.write('a', 1)).toMatchObject({
+      ok: false,
+      reason: 'storage-failed',
+      maybeApplied: true,
+      node: 'n1',
+    })
   })
 })
 
@@ -342,6 +363,17 @@ describe('QuorumHttpClient routing, against stand-in nodes over HTTP', () => {
     dot: ['n2', 1],
     context: { n2: 1 },
     values: ['v'],
+  })
+
+  it('keeps a put whose coordinator failed to store it but may have sent it on as maybeApplied', async () => {
+    const n1 = await standIn(storageFailed)
+    const client = new QuorumHttpClient({ nodes: { n1: n1.url }, deadlineMs: 2_000 })
+    expect(await client.put('a', 1)).toMatchObject({
+      ok: false,
+      reason: 'storage-failed',
+      maybeApplied: true,
+      node: 'n1',
+    })
   })
 
   it('does not send a put again after a silent coordinator, but starts the next one at another node', async () => {

@@ -1,7 +1,11 @@
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
 import type { NodeEffect, NodeInput, NodeMachine } from '../src/machine.js'
 import { MemoryNodeStorage } from '../src/memory-node-storage.js'
 import { NodeRuntime } from '../src/node/node-runtime.js'
+import { SqliteNodeStorage } from '../src/node/sqlite-node-storage.js'
 import { asNodeId, type NodeId } from '../src/node-id.js'
 import { GatedStorage } from './gated-storage.js'
 
@@ -212,5 +216,73 @@ describe('NodeRuntime request timeouts', () => {
     const answer = await patient
     expect(answer.status).toBe(200)
     expect(await answer.json()).toEqual({ id: 'http-1' })
+  })
+})
+
+describe('NodeRuntime when its storage fails', () => {
+  it('answers the request whose write failed at once, with storage-failed, and goes on when storage does', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'chorus-node-runtime-'))
+    const storage = new SqliteNodeStorage<string>(join(dir, 'n1.sqlite'))
+    // Persists each request's id, then answers it.
+    const storing: TestMachine = {
+      recover: () => 0,
+      step: (state, input) => {
+        if (input.type !== 'request') return { state, effects: [] }
+        const effects: Effect[] = [
+          { type: 'persist', records: [input.request.id], epoch: null },
+          { type: 'reply', client: input.client, reply: { id: input.request.id } },
+        ]
+        return { state, effects }
+      },
+      messageInput: (now, from, message) => ({ type: 'message', now, from, message: message as Message }),
+      requestInput: (now, client, request) => ({ type: 'request', now, client, request: request as Message }),
+      tickInput: (now) => ({ type: 'tick', now }),
+    }
+    const runtime = new NodeRuntime({
+      id: asNodeId('n1'),
+      nodes: [asNodeId('n1')],
+      machine: storing,
+      storage,
+      tickMs: 60_000,
+      seed: 1,
+      // Longer than the test may take: before, a failed write was answered only by this timeout.
+      requestTimeoutMs: 600_000,
+    })
+    runtimes.push(runtime)
+    try {
+      const { httpPort } = await runtime.start()
+      const ask = (id: string) =>
+        fetch(`http://127.0.0.1:${httpPort}/request`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ id }),
+        })
+      expect((await ask('first')).status).toBe(200)
+
+      storage.failNextAppend('database or disk is full')
+      const failed = await ask('second')
+      expect(failed.status).toBe(503)
+      expect(await failed.json()).toMatchObject({
+        type: 'error',
+        id: 'second',
+        code: 'storage-failed',
+        maybeApplied: true,
+        message: expect.stringMatching(/n1 could not store it \(database or disk is full\)/),
+      })
+      expect((await ask('third')).status).toBe(200)
+
+      // The file deleted under the node: refused, where before it was acknowledged and lost.
+      rmSync(join(dir, 'n1.sqlite'))
+      const orphaned = await ask('fourth')
+      expect(orphaned.status).toBe(503)
+      expect(await orphaned.json()).toMatchObject({
+        code: 'storage-failed',
+        message: expect.stringMatching(/was deleted or replaced while the node ran/),
+      })
+      expect(runtime.stats.storageRefusals).toBe(2)
+    } finally {
+      await runtime.stop()
+      rmSync(dir, { recursive: true, force: true })
+    }
   })
 })

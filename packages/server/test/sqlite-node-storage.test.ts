@@ -93,6 +93,45 @@ describe('SqliteNodeStorage', () => {
     await expect(storage.load()).rejects.toMatchObject({ code: ErrorCode.Closed })
   })
 
+  it('says a database another process holds locked is locked, not damaged', async () => {
+    const path = freshPath()
+    // A rollback-journal database that another connection holds an exclusive lock on: the
+    // switch to WAL waits for it (SQLite's busy timeout), then fails with SQLITE_BUSY, as
+    // opening on a full disk fails with SQLITE_FULL.
+    const other = new Database(path)
+    other.exec('CREATE TABLE held (x); BEGIN EXCLUSIVE; INSERT INTO held VALUES (1)')
+    try {
+      const failure = await openFailure(path)
+      expect(isChorusError(failure, ErrorCode.StorageFailed)).toBe(true)
+      expect((failure as Error).message).toMatch(/another process holds the database locked/)
+      expect((failure as Error).message).not.toMatch(/damaged/)
+    } finally {
+      other.exec('ROLLBACK')
+      other.close()
+    }
+  }, 20_000)
+
+  it('refuses appends once its file or write-ahead log is deleted or replaced under it', async () => {
+    for (const change of ['delete the file', 'replace the file', 'delete the log'] as const) {
+      const path = freshPath()
+      const storage = new SqliteNodeStorage<TestRecord>(path)
+      try {
+        expect(await storage.append([{ type: 'entry', n: 1, text: 'kept' }], 1)).toEqual({ ok: true })
+        if (change === 'delete the log') rmSync(`${path}-wal`)
+        else {
+          rmSync(path)
+          if (change === 'replace the file') writeFileSync(path, '')
+        }
+        // Before, it was stored in the unlinked file and acknowledged, and gone at the next start.
+        const refused = await storage.append([{ type: 'entry', n: 2, text: 'lost' }], 1)
+        expect(refused).toMatchObject({ ok: false, reason: 'failed' })
+        expect((refused as { message: string }).message).toMatch(/was deleted or replaced while the node ran/)
+      } finally {
+        storage.close()
+      }
+    }
+  })
+
   it('fences a second handle on the same file: the zombie cannot write behind a newer epoch', async () => {
     const path = freshPath()
     const zombie = new SqliteNodeStorage<TestRecord>(path)

@@ -15,9 +15,9 @@ import {
   type ReplicaStore,
   type SpaceId,
   type StoredRecord,
+  sqliteFailure,
 } from '@chorus/core'
 import { frozen } from './frozen.js'
-import { sqliteFailure } from './sqlite-errors.js'
 
 /**
  * The schema version, kept in SQLite's `user_version`. Version 2 added `meta.log`, version 3

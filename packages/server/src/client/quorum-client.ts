@@ -167,7 +167,10 @@ export class QuorumHttpClient {
         const message = `${node}: ${String(body.message)}`
         return { done: true, result: { ok: false, reason: 'timeout', maybeApplied: true, message, node } }
       }
-      return { done: true, result: { ok: false, ...refusal(body, node), maybeApplied: false, node } }
+      return {
+        done: true,
+        result: { ok: false, ...refusal(body, node), maybeApplied: body.maybeApplied === true, node },
+      }
     })
     return (
       result ?? {

@@ -159,7 +159,10 @@ export class SingleLeaderHttpClient {
         this.passOver(node)
         return { done: true, result: open('timeout', `${node}: ${String(body.message)}`, node) }
       }
-      return { done: true, result: { ok: false, ...refusal(body, node), maybeApplied: false, node } }
+      return {
+        done: true,
+        result: { ok: false, ...refusal(body, node), maybeApplied: body.maybeApplied === true, node },
+      }
     })
     return (
       result ?? {

@@ -390,6 +390,24 @@ export class NodeRuntime<TState, TInput, TMessage, TReply, TRecord> {
     else this.answer(effect.client, effect.reply)
   }
 
+  /**
+   * A write to storage failed (the disk is full, the file is gone): said on stderr, and to
+   * the client whose request made it at once, rather than after the request's timeout. The
+   * request may still take effect — what this node sent before its own write (a leader's
+   * entries, a coordinator's replicas) may be kept elsewhere — so the answer says so.
+   */
+  private storageFailed(message: string, source: InputSource): void {
+    process.stderr.write(`${JSON.stringify({ event: 'storage-failed', node: this.id, message })}\n`)
+    if (source.kind !== 'client') return
+    this.answer(source.client, {
+      type: 'error',
+      id: source.id,
+      code: ErrorCode.StorageFailed,
+      message: `${this.id} could not store it (${message}); it may still take effect where other nodes took it`,
+      maybeApplied: true,
+    })
+  }
+
   private refuse(error: unknown, source: InputSource): void {
     if (!isChorusError(error) || source.kind === 'tick' || source.kind === 'operator') throw error
     if (source.kind === 'node') this.counters.malformedFrames++
@@ -423,6 +441,7 @@ export class NodeRuntime<TState, TInput, TMessage, TReply, TRecord> {
           this.counters.storageMs += performance.now() - started
           if (!outcome.ok) {
             this.counters.storageRefusals++
+            if (outcome.reason === 'failed') this.storageFailed(outcome.message, source)
             this.state = machine.recover(await storage.load(), this.now())
             return
           }
@@ -536,7 +555,7 @@ export class NodeRuntime<TState, TInput, TMessage, TReply, TRecord> {
       )
       this.waiting.set(client, (reply) => {
         clearTimeout(timer)
-        respond(response, (reply as { type?: unknown }).type === 'error' ? 400 : 200, reply)
+        respond(response, replyStatus(reply), reply)
         resolve()
       })
       this.enqueue({
@@ -766,4 +785,11 @@ function askedWait(request: unknown): number {
   return typeof waitMs === 'number' && Number.isFinite(waitMs)
     ? Math.min(Math.max(waitMs, 0), MAX_READ_WAIT_MS)
     : 0
+}
+
+/** The HTTP status of a reply: 200, 400 for a refused request, 503 when the node's storage failed. */
+function replyStatus(reply: unknown): number {
+  const { type, code } = reply as { type?: unknown; code?: unknown }
+  if (type !== 'error') return 200
+  return code === ErrorCode.StorageFailed ? 503 : 400
 }

@@ -1,4 +1,5 @@
-import { ChorusError, ErrorCode, isChorusError } from '@chorus/core'
+import { statSync } from 'node:fs'
+import { ChorusError, ErrorCode, isChorusError, sqliteCode, sqliteFailure } from '@chorus/core'
 import Database from 'better-sqlite3'
 import { messageOf } from '../error-message.js'
 import { hash32 } from '../hash.js'
@@ -80,6 +81,9 @@ export class SqliteNodeStorage<TRecord> implements NodeStorage<TRecord> {
   readonly #counters = { appends: 0, commits: 0, records: 0, checkpoints: 0, fenced: 0, failed: 0 }
   #failNext: string | null = null
   #closed = false
+  /** The device and inode of the database file as opened (null in memory), and of its WAL once seen. */
+  #identity: string | null = null
+  #walIdentity: string | null = null
 
   /**
    * Opens (creating if needed) the node's database file. Throws `invalid-argument` for an
@@ -117,6 +121,10 @@ export class SqliteNodeStorage<TRecord> implements NodeStorage<TRecord> {
     } catch (error) {
       db.close()
       if (isChorusError(error)) throw error
+      // A full disk, an I/O error, a read-only file or another process's lock is not a damaged
+      // file: said as what it is, since an operator told "damaged" may delete a node's data.
+      if (/^SQLITE_(FULL|IOERR|READONLY|BUSY|LOCKED|CANTOPEN)/.test(sqliteCode(error) ?? ''))
+        throw sqliteFailure(error, `opening the node database ${JSON.stringify(path)}`, false)
       throw new ChorusError(
         ErrorCode.StorageFailed,
         `the node database ${JSON.stringify(path)} is damaged or not a node database (${messageOf(error)})`,
@@ -124,6 +132,7 @@ export class SqliteNodeStorage<TRecord> implements NodeStorage<TRecord> {
       )
     }
     this.#db = db
+    this.#identity = path === ':memory:' ? null : fileIdentity(path)
   }
 
   /** A snapshot of this handle's counters. */
@@ -217,12 +226,30 @@ export class SqliteNodeStorage<TRecord> implements NodeStorage<TRecord> {
       return outcome
     } catch (error) {
       this.#counters.failed++
-      return { ok: false, reason: 'failed', message: `the append failed: ${messageOf(error)}` }
+      return { ok: false, reason: 'failed', message: sqliteFailure(error, 'the append', true).message }
     }
   }
 
-  /** The body of an append's transaction: the fence check, then the rows. */
+  /**
+   * Refuses a commit when the database file or its write-ahead log is no longer the one this
+   * handle opened: deleted or replaced under a running node, every later commit would go to
+   * an unlinked file and be acknowledged, then be gone at the next start.
+   */
+  #checkFiles(): void {
+    if (this.#identity === null) return
+    const now = fileIdentity(this.path)
+    const wal = fileIdentity(`${this.path}-wal`)
+    this.#walIdentity ??= wal
+    if (now === this.#identity && (this.#walIdentity === null || wal === this.#walIdentity)) return
+    throw new ChorusError(
+      ErrorCode.StorageFailed,
+      `the node database ${this.path}${now === this.#identity ? '-wal' : ''} was deleted or replaced while the node ran: nothing more is stored. Stop the node, put the file back (or start it afresh to catch up from the others), and start it again.`,
+    )
+  }
+
+  /** The body of an append's transaction: the files checked, the fence check, then the rows. */
   #store(appends: readonly PendingAppend<TRecord>[], bodies: readonly string[][]): AppendResult {
+    this.#checkFiles()
     const stored = this.#sql.epoch.get()?.epoch ?? null
     let fence = stored
     for (const { epoch } of appends) {
@@ -265,4 +292,10 @@ function prepare(db: Database.Database) {
     epoch: db.prepare<[], { epoch: number }>('SELECT epoch FROM fence WHERE only = 1'),
     setEpoch: db.prepare<[number]>('INSERT OR REPLACE INTO fence (only, epoch) VALUES (1, ?)'),
   }
+}
+
+/** The device and inode of the file at `path`, or null when there is none. */
+function fileIdentity(path: string): string | null {
+  const stat = statSync(path, { throwIfNoEntry: false })
+  return stat === undefined ? null : `${stat.dev}:${stat.ino}`
 }

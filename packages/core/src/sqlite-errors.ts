@@ -1,7 +1,11 @@
-import { ChorusError, ErrorCode, isChorusError } from '@chorus/core'
+import { ChorusError, ErrorCode, isChorusError } from './errors.js'
 
-/** SQLite's result code of an error (`SQLITE_FULL`, `SQLITE_IOERR_WRITE`, …), if it has one. */
-function sqliteCode(error: unknown): string | undefined {
+/**
+ * SQLite's result code of an error (`SQLITE_FULL`, `SQLITE_IOERR_WRITE`, …), if it has one:
+ * better-sqlite3 names it in `code`. (Here for every package that stores in SQLite: the
+ * client's Node storage, the server's node storage.)
+ */
+export function sqliteCode(error: unknown): string | undefined {
   if (typeof error !== 'object' || error === null || !('code' in error)) return undefined
   return typeof error.code === 'string' ? error.code : undefined
 }
