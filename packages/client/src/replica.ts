@@ -462,6 +462,9 @@ class ReplicaRuntime implements Replica {
       ...(config.resolvers === undefined ? {} : { resolvers: config.resolvers }),
       ...(typeof config.token === 'string' ? { token: config.token } : {}),
       ...(typeof config.token === 'function' ? { renewToken: true } : {}),
+      // A WebSocket delivers a connection's frames whole and in order: nothing need go again
+      // for silence alone (see `Feature.Resend`), which on a slow link only doubles the load.
+      reliableTransport: true,
       ...(config.session === undefined ? {} : { session: config.session }),
       ...(config.maxDriftMs === undefined ? {} : { maxDriftMs: config.maxDriftMs }),
       ...(shared === null ? {} : { exclusive: (work) => shared.group.exclusive(work) }),

@@ -15,6 +15,7 @@ import { makeCheckedChange, type WriteIntent } from './local-change.js'
 import { decodeMessage, encodeChange, encodeMessage } from './protocol/codec.js'
 import {
   DEFAULT_LIMITS,
+  Feature,
   MAX_PRESENCE_CHARS,
   MAX_PRESENCE_KEY_LENGTH,
   MAX_PRESENCE_KEYS,
@@ -118,6 +119,12 @@ export interface ReplicaEngineOptions {
   readonly maxDriftMs?: number
   readonly limits?: ProtocolLimits
   readonly session?: Partial<Pick<ReplicaSessionState['config'], 'batchSize' | 'window' | 'retransmitMs'>>
+  /**
+   * The transport delivers a connection's frames whole and in order, or closes it (a
+   * WebSocket): the replica offers the `resend` feature, and with a hub that speaks it nothing
+   * goes again for silence alone (see `Feature`). Absent: a transport that may lose frames.
+   */
+  readonly reliableTransport?: boolean
   /** Called with every change applied, local or remote (for live queries). */
   readonly onChange?: (event: ChangeEvent) => void
   /** Called when the hub acknowledges own changes up to `upTo` as durable. */
@@ -372,6 +379,9 @@ class Engine implements ReplicaEngine {
         ...(options.token === undefined ? {} : { token: options.token }),
         ...(options.renewToken === true ? { renewToken: true } : {}),
         ...DEFAULT_REPLICA_SESSION,
+        ...(options.reliableTransport === true
+          ? { features: [...DEFAULT_REPLICA_SESSION.features, Feature.Resend] }
+          : {}),
         ...options.session,
       },
       {

@@ -85,6 +85,7 @@ const samples = {
   emptyChanges: { type: 'changes', space, from: 6, to: 9, batch: [] },
   sparseChanges: { type: 'changes', space, from: 1, to: 9, batch: [put, remove], sparse: true },
   ack: { type: 'ack', space, upTo: 6 },
+  resendAck: { type: 'ack', space, upTo: 6, resend: true },
   snapshot: { type: 'snapshot', space, cursor: 42, page: 0, last: true, batch: [put, firstPatch] },
   snapshotNamingReceived: {
     type: 'snapshot',
@@ -611,6 +612,13 @@ describe(`codec (SEED=${seed})`, () => {
       )
       const one = { ...received, received: { [alice]: 7 } }
       expect(decodeMessage(encodeMessage(one), limits)).toEqual({ ok: true, message: one })
+    })
+  })
+
+  describe('ack', () => {
+    it.each([false, 'true', 1, null])('refuses resend %j: the field is true or absent', (resend) => {
+      const frame = edited(samples.resendAck, ['resend'], resend)
+      expectRejected(decodeMessage(frame), ErrorCode.InvalidMessage, 'ack.resend: expected true')
     })
   })
 

@@ -8,6 +8,7 @@ import { errorMessage } from '../src/protocol/codec.js'
 import {
   type AuthResult,
   type HubFacts,
+  type HubSessionConfig,
   type HubSessionInput,
   type HubSessionState,
   type HubStep,
@@ -2066,5 +2067,167 @@ describe('hub session: ping', () => {
     const { state: after, effects } = stepHubSession(state, { type: 'message', now: 5, message }, facts)
     expect(effects).toMatchObject([{ type: 'send', message: { type: 'error', code } }])
     expect(after.phase).toBe('ready')
+  })
+})
+
+describe('the resend feature: nothing again for silence, only when asked', () => {
+  const entries = (from: number, to: number) =>
+    Array.from({ length: to - from }, (_, i) => ({ seq: from + i + 1, change: change(bob, from + i + 1) }))
+  const reliable = { ...hubConfig, reliable: true }
+  /** A hub on a reliable transport after the hello of a replica at `have`, offering `features`. */
+  const greeted = (
+    facts: HubFacts,
+    have: number,
+    features: readonly Feature[],
+    config: HubSessionConfig = reliable,
+  ) =>
+    hubSteps(
+      facts,
+      [
+        { type: 'message', now: 0, message: { ...replicaHello(have), features } },
+        { type: 'authenticated', now: 1, result: writeAccess },
+      ],
+      initialHubSession(config),
+    )
+
+  it('is answered only by a hub on a reliable transport', () => {
+    const facts = factsOf(standardFacts())
+    const answer = (config: HubSessionConfig) =>
+      greeted(facts, 7, [Feature.Ping, Feature.Resend], config).effects.find(
+        (effect) => effect.type === 'send' && effect.message.type === 'hello',
+      )
+    expect(answer(reliable)).toMatchObject({ message: { features: [Feature.Ping, Feature.Resend] } })
+    expect(answer(hubConfig)).toMatchObject({ message: { features: [Feature.Ping] } })
+  })
+
+  it('hub: sends nothing again for silence, and again from where the replica asks', () => {
+    const facts = factsOf({ ...standardFacts(), head: { [space]: 20 } })
+    const sent = hubSteps(
+      facts,
+      [
+        { type: 'log-read', now: 5, space, after: 7, entries: entries(7, 10) },
+        { type: 'log-read', now: 6, space, after: 10, entries: entries(10, 12) },
+      ],
+      greeted(facts, 7, [Feature.Resend]).state,
+    )
+    // Without the feature this tick goes back to 7 (see above); here the frames are on their way.
+    expect(stepHubSession(sent.state, { type: 'tick', now: 60_000 }, facts).effects).toEqual([])
+    // The replica stored 8 and could not take what followed: from its position, at once.
+    const asked = stepHubSession(
+      sent.state,
+      { type: 'message', now: 7, message: { type: 'ack', space, upTo: 8, resend: true } },
+      facts,
+    )
+    expect(asked.effects).toEqual([{ type: 'read-log', space, after: 8, limit: 3 }])
+    expect(asked.state.streams[space]).toMatchObject({ acked: 8, sent: 8 })
+  })
+
+  it('hub: starts a snapshot over from its first page when the replica asks from inside it', () => {
+    const facts = factsOf(standardFacts())
+    const ready = greeted(facts, 0, [Feature.Resend]).state
+    const first = stepHubSession(
+      ready,
+      { type: 'snapshot-read', now: 5, space, page: 0, changes: [change(bob, 1)], nextKey: 'k1' },
+      facts,
+    )
+    expect(first.state.streams[space]?.snapshot).toMatchObject({ page: 1 })
+    const asked = stepHubSession(
+      first.state,
+      { type: 'message', now: 6, message: { type: 'ack', space, upTo: 0, resend: true } },
+      facts,
+    )
+    expect(asked.effects).toEqual([{ type: 'read-snapshot', space, page: 0, afterKey: null, limit: 2 }])
+  })
+
+  it('hub: takes resend from a replica that did not negotiate it as a plain ack', () => {
+    const facts = factsOf({ ...standardFacts(), head: { [space]: 20 } })
+    const sent = hubSteps(
+      facts,
+      [{ type: 'log-read', now: 5, space, after: 7, entries: entries(7, 10) }],
+      greeted(facts, 7, []).state,
+    )
+    const acked = stepHubSession(
+      sent.state,
+      { type: 'message', now: 6, message: { type: 'ack', space, upTo: 8, resend: true } },
+      facts,
+    )
+    expect(acked.state.streams[space]).toMatchObject({ acked: 8, sent: 10 })
+  })
+
+  /** A replica that offered `resend` (or not), greeted by a hub that answered the same. */
+  const resendReplica = (negotiated: boolean) =>
+    stepAll(offlineReplica({ ...replicaConfig, features: negotiated ? [Feature.Resend] : [] }), [
+      { type: 'connected', now: 0 },
+      { type: 'message', now: 10, message: { ...hubHello(5), features: negotiated ? [Feature.Resend] : [] } },
+      { type: 'outbox-read', now: 11, after: 5, changes: run(alice, 5, 7) },
+      { type: 'outbox-read', now: 12, after: 7, changes: run(alice, 7, 8) },
+    ]).state
+
+  it('replica: sends nothing again for silence', () => {
+    const sent = resendReplica(true)
+    expect(sent).toMatchObject({ resend: true, sent: 8, acked: 5 })
+    const { state, effects } = stepReplicaSession(sent, { type: 'tick', now: 60_000 })
+    expect(effects).toEqual([])
+    expect(state.sent).toBe(8)
+  })
+
+  it('replica: asks the hub to send again from its position when an apply failed', () => {
+    const message: Message = { type: 'changes', space, from: 3, to: 6, batch: run(bob, 0, 3) }
+    for (const negotiated of [true, false]) {
+      const pending = stepReplicaSession(resendReplica(negotiated), {
+        type: 'message',
+        now: 20,
+        message,
+      }).state
+      const failed = stepReplicaSession(pending, { type: 'apply-failed', now: 21 })
+      expect(failed.effects).toEqual(
+        negotiated ? [{ type: 'send', message: { type: 'ack', space, upTo: 3, resend: true } }] : [],
+      )
+      expect(failed.state.applyingTo).toBe(3)
+    }
+  })
+
+  it('replica: sends its own again a retransmit period after the hub could not store them', () => {
+    const sent = resendReplica(true)
+    const refused = stepReplicaSession(sent, {
+      type: 'message',
+      now: 100,
+      message: { type: 'error', code: ErrorCode.StorageFailed, message: 'the disk is full' },
+    })
+    expect(
+      stepReplicaSession(refused.state, { type: 'tick', now: 100 + replicaConfig.retransmitMs - 1 }).effects,
+    ).toEqual([])
+    const again = stepReplicaSession(refused.state, { type: 'tick', now: 100 + replicaConfig.retransmitMs })
+    expect(again.effects).toEqual([{ type: 'read-outbox', after: 5, limit: 2 }])
+    expect(again.state).toMatchObject({ sent: 5, refused: { at: 100, sent: 8 } })
+  })
+
+  it('replica: after rate-limited, sends again at the next tick, and again while the hub takes nothing', () => {
+    const sent = resendReplica(true)
+    const dropped = stepReplicaSession(sent, {
+      type: 'message',
+      now: 100,
+      message: { type: 'error', code: ErrorCode.RateLimited, message: 'too many frames' },
+    })
+    const next = stepReplicaSession(dropped.state, { type: 'tick', now: 150 })
+    expect(next.effects).toEqual([{ type: 'read-outbox', after: 5, limit: 2 }])
+    const read = stepAll(next.state, [
+      { type: 'outbox-read', now: 151, after: 5, changes: run(alice, 5, 7) },
+      { type: 'outbox-read', now: 152, after: 7, changes: run(alice, 7, 8) },
+    ]).state
+    // Those were dropped too, and the limiter said nothing more: a retransmit period later, again.
+    // (The first of them went out at 151, from nothing unacknowledged: progress.)
+    const quiet = stepReplicaSession(read, { type: 'tick', now: 151 + replicaConfig.retransmitMs - 1 })
+    expect(quiet.effects).toEqual([])
+    const again = stepReplicaSession(read, { type: 'tick', now: 151 + replicaConfig.retransmitMs })
+    expect(again.effects).toEqual([{ type: 'read-outbox', after: 5, limit: 2 }])
+    // The hub acknowledges everything sent: the refusal is over, and silence sends nothing again.
+    const acked = stepReplicaSession(read, {
+      type: 'message',
+      now: 200,
+      message: { type: 'ack', space, upTo: 8 },
+    })
+    expect(acked.state.refused).toBeNull()
+    expect(stepReplicaSession(acked.state, { type: 'tick', now: 60_000 }).effects).toEqual([])
   })
 })

@@ -371,7 +371,9 @@ export function createRelay(options: RelayOptions): Relay {
     now,
     limits,
     ...(authenticate === undefined ? {} : { authenticate }),
-    ...(options.session === undefined ? {} : { session: options.session }),
+    // Over a WebSocket, frames arrive whole and in order or the connection closes: with a
+    // replica that offers `resend`, nothing is sent again for silence alone.
+    session: { reliable: true, ...options.session },
     onStored: (space, _replica, appended, recovered) => {
       counters.changesStored += appended
       if (recovered) counters.changesRecovered += appended

@@ -202,7 +202,9 @@ function wireForm(message: Message): Message {
       }
     }
     case 'ack':
-      return { type: message.type, space: message.space, upTo: message.upTo }
+      return message.resend === true
+        ? { type: message.type, space: message.space, upTo: message.upTo, resend: true }
+        : { type: message.type, space: message.space, upTo: message.upTo }
     case 'snapshot': {
       const { type, space, cursor, page, last, batch, received } = message
       return {
@@ -380,8 +382,13 @@ function readMessage(value: unknown, limits: ProtocolLimits): Message {
         reject(ErrorCode.InvalidMessage, `changes.head: expected at least to (${to}), got ${head}`)
       return { ...message, head }
     }
-    case MessageType.Ack:
-      return { type, space: spaceAt(fields, 'space', 'ack'), upTo: positionAt(fields, 'upTo', 'ack') }
+    case MessageType.Ack: {
+      const ack = { type, space: spaceAt(fields, 'space', 'ack'), upTo: positionAt(fields, 'upTo', 'ack') }
+      const resend = own(fields, 'resend')
+      if (resend === undefined) return ack
+      if (resend !== true) invalid('ack.resend', 'true (or no field)', resend)
+      return { ...ack, resend }
+    }
     case MessageType.Snapshot: {
       const where = 'snapshot'
       const space = spaceAt(fields, 'space', where)

@@ -96,6 +96,13 @@ export interface HubSessionConfig {
    * without `backlog`: unbounded.
    */
   readonly sendBuffer?: number
+  /**
+   * The runtime's transport delivers a connection's frames whole and in order, or closes it
+   * (a WebSocket): the hub then speaks the `resend` feature, and with a replica that offers it
+   * sends nothing again for silence alone, only when the replica asks (see `Feature`).
+   * Absent: a transport that may lose frames, and `retransmitMs` of silence sends again.
+   */
+  readonly reliable?: boolean
 }
 
 /** Defaults for {@link HubSessionConfig}. */
@@ -696,6 +703,8 @@ function receive(
           effects,
         )
       }
+      if (message.resend === true && state.features.includes(Feature.Resend))
+        return resendFrom(state, message.space, stream, upTo, now, facts, effects)
       if (upTo <= stream.acked && upTo <= stream.sent) return state
       const acked = Math.max(stream.acked, upTo)
       const next = {
@@ -907,7 +916,11 @@ function welcome(
   const heads: Record<string, number> = {}
   for (const space of hello.spaces) heads[space] = facts.head(space)
   const readOnly = hello.spaces.filter((space) => streamOf(next, space)?.access === 'read')
-  const speaks = state.relay ? RELAY_FEATURES : HUB_FEATURES
+  const speaks = state.relay
+    ? RELAY_FEATURES
+    : state.config.reliable === true
+      ? [...HUB_FEATURES, Feature.Resend]
+      : HUB_FEATURES
   const offered =
     hello.features === undefined ? [] : speaks.filter((feature) => hello.features?.includes(feature))
   const features = offered.length === 0 ? noFeatures : offered
@@ -1591,30 +1604,70 @@ function tick(
   // reader, whose last snapshot pages wait here, was sent the whole snapshot again every
   // `retransmitMs`, queued behind the copy it was still reading.)
   const holding = (facts.backlog?.() ?? 0) > 0
+  // With `resend`, nothing goes again for silence: the replica asks when it must.
+  const asked = state.features.includes(Feature.Resend)
   for (const space of Object.keys(state.streams) as SpaceId[]) {
     const stream = streamOf(next, space) as HubStream
     const unanswered = stream.sent > stream.acked
     if (holding && unanswered) next = setStream(next, space, { ...stream, lastProgressAt: now })
     else if (
+      !asked &&
       unanswered &&
       now - stream.lastProgressAt >= state.config.retransmitMs &&
       stream.snapshot === null
     ) {
-      // Go-back-N. A snapshot the replica never confirmed is restarted from its first page;
-      // a linked hub is read the log from its start again while the log is all there.
-      const restart = stream.acked === 0 && facts.head(space) > 0 && (!state.relay || facts.floor(space) > 0)
-      next = setStream(next, space, {
-        ...stream,
-        inFlight: NO_FRAMES_IN_FLIGHT,
-        bytesInFlight: 0,
-        sent: stream.acked,
-        reading: false,
-        lastProgressAt: now,
-        snapshot: restart ? startSnapshot(space, facts) : null,
-      })
+      next = setStream(next, space, goneBack(next, space, stream, now, facts))
     }
     // Also resumes a stream whose last read failed.
     next = pump(next, space, facts, effects)
   }
   return next
+}
+
+/**
+ * Go-back-N: `stream` sent again from its last acknowledged position. A snapshot the replica
+ * never confirmed is restarted from its first page; a linked hub is read the log from its
+ * start again while the log is all there.
+ */
+function goneBack(
+  state: HubSessionState,
+  space: SpaceId,
+  stream: HubStream,
+  now: number,
+  facts: HubFacts,
+): HubStream {
+  const restart = stream.acked === 0 && facts.head(space) > 0 && (!state.relay || facts.floor(space) > 0)
+  return {
+    ...stream,
+    inFlight: NO_FRAMES_IN_FLIGHT,
+    bytesInFlight: 0,
+    sent: stream.acked,
+    reading: false,
+    lastProgressAt: now,
+    snapshot: restart ? startSnapshot(space, facts) : null,
+  }
+}
+
+/**
+ * A replica's `ack` marked `resend` (see `Feature`): it holds everything up to `upTo` (an
+ * acknowledgement like any other) and could not take what followed, which goes again from its
+ * last acknowledged position — a snapshot it was in, from its first page.
+ */
+function resendFrom(
+  state: HubSessionState,
+  space: SpaceId,
+  stream: HubStream,
+  upTo: number,
+  now: number,
+  facts: HubFacts,
+  effects: HubSessionEffect[],
+): HubSessionState {
+  const acked = Math.max(stream.acked, upTo)
+  const settled: HubStream = {
+    ...stream,
+    ...settle(stream, acked),
+    acked,
+    sent: Math.max(stream.sent, acked),
+  }
+  return pump(setStream(state, space, goneBack(state, space, settled, now, facts)), space, facts, effects)
 }

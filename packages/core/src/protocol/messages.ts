@@ -76,6 +76,12 @@ export interface HelloMessage {
  * - `ping`: the replica may send `ping` (see {@link PingMessage}), and the hub answers each
  *   with a `pong` naming its log's head then: how a replica learns it holds everything the
  *   hub had stored when it asked (`synced()`), not only what the hub last reported.
+ * - `resend`: both sides' transports deliver a connection's frames whole and in order, or
+ *   close it (a WebSocket), so neither sends anything again for silence alone — on a slow
+ *   link, what went unanswered for `retransmitMs` is mostly still on its way, and sending it
+ *   again only doubles what the link must carry. A replica that could not take a frame says
+ *   so with an `ack` marked `resend`; a hub that could not store an upload says so with an
+ *   `error` (`storage-failed`, `rate-limited`, `frame-too-large`), and the replica sends again.
  */
 export const Feature = {
   Compact: 'compact',
@@ -84,6 +90,7 @@ export const Feature = {
   Relay: 'relay',
   Presence: 'presence',
   Ping: 'ping',
+  Resend: 'resend',
 } as const
 
 /** A feature name (see {@link Feature}). */
@@ -133,6 +140,12 @@ export interface AckMessage {
   readonly type: 'ack'
   readonly space: SpaceId
   readonly upTo: number
+  /**
+   * From a replica, with the `resend` feature: it could not take what followed `upTo` (its
+   * storage failed applying it), and asks the hub to send from there again — from a
+   * snapshot's first page, when it was in one.
+   */
+  readonly resend?: true
 }
 
 /**

@@ -134,6 +134,20 @@ export interface ReplicaSessionState {
    */
   readonly ping: boolean
   /**
+   * The hub answered this session's hello accepting `resend` (see `Feature`): nothing goes
+   * again for silence alone; this side asks the hub to send again when it could not take a
+   * frame, and sends its own again when the hub says it could not take them. False until that
+   * answer, and after a disconnect.
+   */
+  readonly resend: boolean
+  /**
+   * With `resend`: when the hub last said it could not take what we sent (`storage-failed`,
+   * `rate-limited`), and how far we had sent then. Until it acknowledges that far, what it has
+   * not acknowledged goes again after each `retransmitMs` without progress, as without
+   * `resend` (a rate limiter says so only for the first frame of a run it drops).
+   */
+  readonly refused: { readonly at: number; readonly sent: number } | null
+  /**
    * How many times the runtime asked where the hub's log ends (`ping` inputs, counted over
    * the session's life), and how many of those asks are answered: by a `pong` to a ping sent
    * after the ask, or, from a hub without `ping`, by its hello answer (it says no more than
@@ -317,6 +331,8 @@ export function initialReplicaSession(
     maxFrame: positions.maxFrame ?? null,
     readOnly: false,
     ping: false,
+    resend: false,
+    refused: null,
     syncAsked: 0,
     syncAnswered: 0,
     pingId: 0,
@@ -470,6 +486,8 @@ function reduce(
         presence: false,
         dropped: false,
         ping: false,
+        resend: false,
+        refused: null,
         pingAt: null,
       }
     case 'local-write': {
@@ -512,9 +530,17 @@ function reduce(
         return next
       return ackNow(next, input.now, effects)
     }
-    case 'apply-failed':
-      // Nothing was stored: forget what was queued so the hub's retransmission is taken again.
-      return { ...state, applyingTo: state.cursor, snapshot: null }
+    case 'apply-failed': {
+      // Nothing was stored: forget what was queued so the hub's retransmission is taken again
+      // — asked for at once where the hub sends again only when asked.
+      const next = { ...state, applyingTo: state.cursor, snapshot: null }
+      if (!next.resend || next.phase !== 'ready') return next
+      effects.push({
+        type: 'send',
+        message: { type: 'ack', space: next.config.space, upTo: next.cursor, resend: true },
+      })
+      return { ...next, ackSent: next.cursor, ackAt: input.now }
+    }
     case 'resync': {
       const next = { ...state, cursor: 0, applyingTo: 0, ackSent: 0, snapshot: null }
       if (next.phase === 'ready') effects.push(ack(next))
@@ -543,6 +569,20 @@ function tick(given: ReplicaSessionState, now: number, effects: ReplicaSessionEf
     // The hub refilled its buckets for a tick's time: send what it dropped again.
     const rewound = { ...state, dropped: false, sent: state.acked, reading: false, lastProgressAt: now }
     return pump(rewound, effects)
+  }
+  if (state.resend && state.phase === 'ready') {
+    // Nothing goes again for silence alone: what is unanswered is on its way, unless the hub
+    // said it could not take some of it.
+    const refused = state.refused
+    if (refused !== null && now - Math.max(refused.at, state.lastProgressAt) >= state.config.retransmitMs) {
+      const rewound = { ...state, sent: state.acked, reading: false, lastProgressAt: now }
+      return pump(rewound, effects)
+    }
+    // A coalesced ack still owed goes out now; a failed outbox read is tried again after a
+    // retransmit period.
+    const acked = state.cursor > state.ackSent ? ackNow(state, now, effects) : state
+    if (acked.reading || now - acked.lastProgressAt < acked.config.retransmitMs) return acked
+    return pump({ ...acked, lastProgressAt: now }, effects)
   }
   if (now - state.lastProgressAt < state.config.retransmitMs) {
     // A coalesced ack still owed goes out now.
@@ -580,6 +620,7 @@ function receive(
       const presence =
         offered.includes(Feature.Presence) && (message.features ?? []).includes(Feature.Presence)
       const ping = offered.includes(Feature.Ping) && (message.features ?? []).includes(Feature.Ping)
+      const resend = offered.includes(Feature.Resend) && (message.features ?? []).includes(Feature.Resend)
       // The hub forgets a connection's presence when it ends: the runtime sends its own again.
       if (presence) effects.push({ type: 'presence-joined' })
       let next: ReplicaSessionState = {
@@ -590,6 +631,7 @@ function receive(
         compact,
         presence,
         ping,
+        resend,
         maxFrame: limitFrom(message.maxFrame, state, effects),
         readOnly: message.readOnly?.includes(space) === true,
       }
@@ -636,7 +678,12 @@ function receive(
       const upTo = Math.min(message.upTo, state.local)
       if (upTo <= state.acked) return state
       effects.push({ type: 'drop-outbox', upTo })
-      return pump({ ...state, acked: upTo, sent: Math.max(state.sent, upTo), lastProgressAt: now }, effects)
+      // The hub took everything sent before it refused some: the refusal is over.
+      const refused = state.refused !== null && upTo >= state.refused.sent ? null : state.refused
+      return pump(
+        { ...state, acked: upTo, sent: Math.max(state.sent, upTo), lastProgressAt: now, refused },
+        effects,
+      )
     }
     case 'changes': {
       // Before the hub's hello, we cannot know our position is in its log (see `set-log`):
@@ -730,16 +777,22 @@ function receive(
       // and they go again as any unacknowledged changes do. Reported, not fatal.
       if (message.code === ErrorCode.StorageFailed) {
         effects.push({ type: 'hub-storage-failed', message: message.message })
-        return state
+        return refusedNow(state, now)
       }
       // Dropped for going too fast: wait a tick, not a whole retransmit period.
       if (message.code === ErrorCode.RateLimited) {
         if (state.presence) effects.push({ type: 'presence-dropped' })
-        if (state.sent > state.acked) return { ...state, dropped: true }
+        if (state.sent > state.acked) return { ...refusedNow(state, now), dropped: true }
       }
       return state
     }
   }
+}
+
+/** With `resend`, the hub's word that it could not take some of what was sent (see `refused`). */
+function refusedNow(state: ReplicaSessionState, now: number): ReplicaSessionState {
+  if (!state.resend || state.sent <= state.acked) return state
+  return { ...state, refused: { at: now, sent: Math.max(state.sent, state.refused?.sent ?? 0) } }
 }
 
 /** Stops the session for good: a refusal no retry can change. */
