@@ -1,4 +1,5 @@
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { request as httpRequest } from 'node:http'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
@@ -39,6 +40,8 @@ describe('chorus-cluster command line', () => {
     [['--mode', 'quorum', '--n', '3', '--w', '4']],
     [['--mode', 'quorum', '--nodes', '2', '--n', '3']],
     [['--mode', 'single-leader', '--acks', '2']],
+    [['--mode', 'single-leader', '--replication', 'sync', '--ack-timeout-ms', '5']],
+    [['--mode', 'single-leader', '--replication', 'chain', '--ack-timeout-ms', '0']],
     [['--mode', 'single-leader', '--replication', 'semi-sync', '--acks', '3']],
     [['--mode', 'single-leader', '--replication', 'eventually']],
     [['--mode', 'single-leader', '--sloppy']],
@@ -168,6 +171,13 @@ describe('chorus-cluster as a process', () => {
     })
     expect(await call('/pause', { node: 'n1' })).toMatchObject({ status: 400 })
     expect(await call('/explode', {})).toMatchObject({ status: 404 })
+    // A request target that is no URL (fetch would not send it): before, it ended the cluster.
+    for (const target of ['//x:99999/nodes', '//x:70000/']) {
+      const answer = await rawRequest(control, target)
+      expect(answer.status).toBe(404)
+      expect(JSON.parse(answer.body)).toMatchObject({ code: 'invalid-argument' })
+    }
+    expect((await call('/nodes')).status).toBe(200)
     // A misspelt field is refused, not ignored (the latency would have gone to every node).
     expect(await call('/latency', { ms: 50, form: 'n1' })).toMatchObject({
       status: 400,
@@ -281,3 +291,23 @@ describe('chorus-cluster as a process', () => {
     for (const id of ['n1', 'n2', 'n3']) expect(existsSync(join(data, `${id}.sqlite`))).toBe(true)
   }, 60_000)
 })
+
+/** GET `target` as the request line has it, unnormalised, from the server at `base`. */
+function rawRequest(base: string, target: string): Promise<{ status: number; body: string }> {
+  const { hostname, port } = new URL(base)
+  return new Promise((resolve, reject) => {
+    const sent = httpRequest(
+      { host: hostname, port: Number(port), path: target, timeout: 15_000 },
+      (response) => {
+        let body = ''
+        response.setEncoding('utf8')
+        response.on('data', (chunk: string) => {
+          body += chunk
+        })
+        response.on('end', () => resolve({ status: response.statusCode ?? 0, body }))
+      },
+    )
+    sent.on('error', reject)
+    sent.end()
+  })
+}

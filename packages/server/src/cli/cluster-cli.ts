@@ -98,8 +98,10 @@ export function parseClusterArgs(argv: readonly string[]): ClusterPlan {
   try {
     if (design === 'single-leader') {
       const mode = values.replication ?? 'sync'
-      if (values.acks !== undefined && mode !== 'semi-sync')
-        throw new UsageError('--acks needs --replication semi-sync')
+      for (const flag of ['acks', 'ack-timeout-ms'] as const) {
+        if (values[flag] !== undefined && mode !== 'semi-sync')
+          throw new UsageError(`--${flag} needs --replication semi-sync`)
+      }
       const replication = (
         mode === 'semi-sync'
           ? {

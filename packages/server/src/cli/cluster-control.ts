@@ -93,7 +93,14 @@ export class ClusterControl {
       })
     })
     const control = new ClusterControl(cluster, server, options)
-    server.on('request', (request, response) => void control.handle(request, response))
+    server.on('request', (request, response) => {
+      control.handle(request, response).catch((error: unknown) => {
+        // Never an unhandled rejection, which would end the cluster: a 500 if nothing was sent.
+        if (!response.headersSent)
+          send(response, 500, { code: ErrorCode.Internal, message: messageOf(error) })
+        else response.destroy()
+      })
+    })
     return control
   }
 
@@ -127,7 +134,11 @@ export class ClusterControl {
   }
 
   private async handle(request: IncomingMessage, response: ServerResponse): Promise<void> {
-    const pathname = new URL(request.url ?? '/', 'http://x').pathname
+    // The path as sent, up to its query: a target such as `//x:99999/nodes` is no URL, and
+    // parsing it as one threw outside this handler's reach, which ended the cluster.
+    const target = request.url ?? '/'
+    const query = target.indexOf('?')
+    const pathname = query < 0 ? target : target.slice(0, query)
     const route = `${request.method ?? ''} ${pathname}`
     try {
       if (route === 'GET /nodes') {

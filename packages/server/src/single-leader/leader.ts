@@ -297,6 +297,7 @@ export function handleHeartbeatAck(
   return withProgress(state, from, {
     ...progress,
     ackedSentAt: Math.max(progress.ackedSentAt, message.sentAt),
+    heardLsn: message.lastLsn,
     // 0: it holds none (it restarted, say), so the next heartbeat carries the chain again.
     chainView: message.view ?? 0,
     unfed: message.unfed === true,

@@ -264,7 +264,10 @@ export interface SingleLeaderStatus {
    * leader is out of reach and `lagLsn` may be far behind the truth.
    */
   readonly leaderHeardMsAgo: number | null
-  /** On a leader: how many entries each follower and learner lacks. */
+  /**
+   * On a leader: how many entries each follower and learner lacks. In chain mode, for the
+   * members past the leader's successor, from the log end their last heartbeat answer named.
+   */
   readonly followerLag: { readonly [node: string]: number }
   /** Votes that elect a leader: a majority, or N − acks in semi-sync when that is more. */
   readonly electionQuorum: number

@@ -45,6 +45,12 @@ export interface FollowerProgress {
   readonly chainView?: number
   /** Chain mode, on a leader: the member said, in `chainView`, that its predecessor does not feed it. */
   readonly unfed?: boolean
+  /**
+   * The end of the follower's log, as its latest `heartbeat-ack` in this epoch said. In chain
+   * mode the leader sends appends to its successor alone, so `match` stands still for the
+   * members after it: their lag is measured from this.
+   */
+  readonly heardLsn?: number
 }
 
 /** A write appended by the leader and not yet acknowledged to its client. */
@@ -410,7 +416,14 @@ export function epochOf(state: SingleLeaderState, lsn: number): number | undefin
 export function statusOf(state: SingleLeaderState, now: number): SingleLeaderStatus {
   const followerLag: Record<string, number> = {}
   if (state.role === 'leader') {
-    for (const [node, progress] of state.progress) followerLag[node] = lastLsn(state.log) - progress.match
+    const last = lastLsn(state.log)
+    for (const [node, progress] of state.progress) {
+      const held =
+        state.chain === null
+          ? progress.match
+          : Math.max(progress.match, Math.min(progress.heardLsn ?? 0, last))
+      followerLag[node] = last - held
+    }
   }
   return {
     node: state.id,
