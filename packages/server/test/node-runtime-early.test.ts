@@ -7,6 +7,7 @@ import { MemoryNodeStorage } from '../src/memory-node-storage.js'
 import { NodeRuntime } from '../src/node/node-runtime.js'
 import { SqliteNodeStorage } from '../src/node/sqlite-node-storage.js'
 import { asNodeId, type NodeId } from '../src/node-id.js'
+import type { NodeStorage } from '../src/storage.js'
 import { GatedStorage } from './gated-storage.js'
 
 type Message = { readonly id: string }
@@ -43,13 +44,33 @@ function machine(
       ]
       return { state, effects }
     },
-    messageInput: (now, from, message) => ({ type: 'message', now, from, message: message as Message }),
-    requestInput: (now, client, request) => ({ type: 'request', now, client, request: request as Message }),
-    tickInput: (now) => ({ type: 'tick', now }),
+    ...inputs,
   }
 }
 
 const runtimes: NodeRuntime<number, Input, Message, Reply, string>[] = []
+
+/** The input constructors of every test machine here. */
+const inputs: Pick<TestMachine, 'messageInput' | 'requestInput' | 'tickInput'> = {
+  messageInput: (now, from, message) => ({ type: 'message', now, from, message: message as Message }),
+  requestInput: (now, client, request) => ({ type: 'request', now, client, request: request as Message }),
+  tickInput: (now) => ({ type: 'tick', now }),
+}
+
+/** A runtime for a cluster of one node, n1, stopped after the test. */
+function singleNode(machine: TestMachine, storage: NodeStorage<string>, requestTimeoutMs: number) {
+  const runtime = new NodeRuntime({
+    id: asNodeId('n1'),
+    nodes: [asNodeId('n1')],
+    machine,
+    storage,
+    tickMs: 60_000,
+    seed: 1,
+    requestTimeoutMs,
+  })
+  runtimes.push(runtime)
+  return runtime
+}
 
 afterEach(async () => {
   await Promise.all(runtimes.splice(0).map((runtime) => runtime.stop()))
@@ -184,20 +205,9 @@ describe('NodeRuntime request timeouts', () => {
           .map((client) => ({ type: 'reply', client, reply: { id: client } }) satisfies Effect)
         return { state, effects }
       },
-      messageInput: (now, from, message) => ({ type: 'message', now, from, message: message as Message }),
-      requestInput: (now, client, request) => ({ type: 'request', now, client, request: request as Message }),
-      tickInput: (now) => ({ type: 'tick', now }),
+      ...inputs,
     }
-    const runtime = new NodeRuntime({
-      id: asNodeId('n1'),
-      nodes: [asNodeId('n1')],
-      machine: holding,
-      storage: new MemoryNodeStorage<string>(),
-      tickMs: 60_000,
-      seed: 1,
-      requestTimeoutMs: 100,
-    })
-    runtimes.push(runtime)
+    const runtime = singleNode(holding, new MemoryNodeStorage<string>(), 100)
     const { httpPort } = await runtime.start()
     const ask = (body: object) =>
       fetch(`http://127.0.0.1:${httpPort}/request`, {
@@ -234,21 +244,10 @@ describe('NodeRuntime when its storage fails', () => {
         ]
         return { state, effects }
       },
-      messageInput: (now, from, message) => ({ type: 'message', now, from, message: message as Message }),
-      requestInput: (now, client, request) => ({ type: 'request', now, client, request: request as Message }),
-      tickInput: (now) => ({ type: 'tick', now }),
+      ...inputs,
     }
-    const runtime = new NodeRuntime({
-      id: asNodeId('n1'),
-      nodes: [asNodeId('n1')],
-      machine: storing,
-      storage,
-      tickMs: 60_000,
-      seed: 1,
-      // Longer than the test may take: before, a failed write was answered only by this timeout.
-      requestTimeoutMs: 600_000,
-    })
-    runtimes.push(runtime)
+    // Longer than the test may take: before, a failed write was answered only by this timeout.
+    const runtime = singleNode(storing, storage, 600_000)
     try {
       const { httpPort } = await runtime.start()
       const ask = (id: string) =>
