@@ -1414,6 +1414,7 @@ export function createHubEngine(options: HubEngineOptions): HubEngine {
               now: now(),
               space: effect.space,
               page: effect.page,
+              cursor: effect.cursor,
               ...page,
             })
           } catch (error) {

@@ -144,7 +144,7 @@ describe('hub session: collected deletions', () => {
     const opened = connect(facts, 6)
     current.current = mark
     const { state, effects } = run(facts, [{ type: 'collected', now: 2, space }], opened.state)
-    expect(effects).toEqual([{ type: 'read-snapshot', space, page: 0, afterKey: null, limit: 10 }])
+    expect(effects).toEqual([{ type: 'read-snapshot', space, page: 0, afterKey: null, limit: 10, cursor: 6 }])
     expect(state.streams[space]?.snapshot).toMatchObject({ cursor: 6, page: 0 })
   })
 

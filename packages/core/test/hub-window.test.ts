@@ -295,6 +295,7 @@ describe('hub session: frame bytes', () => {
       page: 1,
       afterKey: 'notes\u0000r1',
       limit: 10,
+      cursor: 100,
     })
   })
 

@@ -1078,7 +1078,14 @@ describe('hub session: handshake', () => {
       { type: 'message', now: 0, message: replicaHello(have) },
       { type: 'authenticated', now: 1, result: writeAccess },
     ])
-    expect(effects[1]).toEqual({ type: 'read-snapshot', space, page: 0, afterKey: null, limit: 2 })
+    expect(effects[1]).toEqual({
+      type: 'read-snapshot',
+      space,
+      page: 0,
+      afterKey: null,
+      limit: 2,
+      cursor: 10,
+    })
   })
 
   it('sends nothing more to a replica that is up to date', () => {
@@ -1576,7 +1583,9 @@ describe('hub session: streaming the log to the replica', () => {
     expect(stepHubSession(first.state, { type: 'head-advanced', now: 6, space }, facts).effects).toEqual([])
     backlog = 999
     const resumed = stepHubSession(first.state, { type: 'writable', now: 7 }, facts)
-    expect(resumed.effects).toEqual([{ type: 'read-snapshot', space, page: 1, afterKey: 'k1', limit: 2 }])
+    expect(resumed.effects).toEqual([
+      { type: 'read-snapshot', space, page: 1, afterKey: 'k1', limit: 2, cursor: 10 },
+    ])
   })
 
   it('holds the log stream too while the transport is full', () => {
@@ -1606,7 +1615,7 @@ describe('hub session: streaming the log to the replica', () => {
         type: 'send',
         message: { type: 'snapshot', space, cursor: 10, page: 0, last: false, batch: [change(bob, 1)] },
       },
-      { type: 'read-snapshot', space, page: 1, afterKey: 'k1', limit: 2 },
+      { type: 'read-snapshot', space, page: 1, afterKey: 'k1', limit: 2, cursor: 10 },
     ])
     const last = stepHubSession(
       first.state,
@@ -1648,7 +1657,9 @@ describe('hub session: streaming the log to the replica', () => {
     backlog = 0
     expect(stepHubSession(state, { type: 'tick', now: 4_000 }, facts).effects).toEqual([])
     const again = stepHubSession(state, { type: 'tick', now: 4_400 }, facts)
-    expect(again.effects).toEqual([{ type: 'read-snapshot', space, page: 0, afterKey: null, limit: 2 }])
+    expect(again.effects).toEqual([
+      { type: 'read-snapshot', space, page: 0, afterKey: null, limit: 2, cursor: 10 },
+    ])
   })
 
   it("names on the first page only the counters the hub had at the snapshot's start", () => {
@@ -1737,7 +1748,7 @@ describe('hub session: streaming the log to the replica', () => {
       { type: 'log-compacted', now: 5, space },
       facts,
     )
-    expect(effects).toEqual([{ type: 'read-snapshot', space, page: 0, afterKey: null, limit: 2 }])
+    expect(effects).toEqual([{ type: 'read-snapshot', space, page: 0, afterKey: null, limit: 2, cursor: 10 }])
     expect(state.streams[space]).toMatchObject({ sent: 0, acked: 0, reading: true })
   })
 })
@@ -2136,7 +2147,41 @@ describe('the resend feature: nothing again for silence, only when asked', () =>
       { type: 'message', now: 6, message: { type: 'ack', space, upTo: 0, resend: true } },
       facts,
     )
-    expect(asked.effects).toEqual([{ type: 'read-snapshot', space, page: 0, afterKey: null, limit: 2 }])
+    expect(asked.effects).toEqual([
+      { type: 'read-snapshot', space, page: 0, afterKey: null, limit: 2, cursor: 10 },
+    ])
+  })
+
+  it('hub: does not take a page read for the snapshot before it started over at a later position', () => {
+    const data = standardFacts()
+    const facts = factsOf(data)
+    const ready = greeted(facts, 0, [Feature.Resend]).state
+    // Page 0 of the snapshot at 10 is being read when the replica asks; meanwhile the log grew.
+    data.head[space] = 12
+    const asked = stepHubSession(
+      ready,
+      { type: 'message', now: 5, message: { type: 'ack', space, upTo: 0, resend: true } },
+      facts,
+    )
+    expect(asked.effects).toEqual([
+      { type: 'read-snapshot', space, page: 0, afterKey: null, limit: 2, cursor: 12 },
+    ])
+    // The first read's page, read before position 12 existed, is not sent as the new one's.
+    const stale = stepHubSession(
+      asked.state,
+      { type: 'snapshot-read', now: 6, space, page: 0, cursor: 10, changes: [change(bob, 1)], nextKey: null },
+      facts,
+    )
+    expect(stale.effects.filter((effect) => effect.type === 'send')).toEqual([])
+    const fresh = stepHubSession(
+      stale.state,
+      { type: 'snapshot-read', now: 7, space, page: 0, cursor: 12, changes: [change(bob, 2)], nextKey: null },
+      facts,
+    )
+    expect(fresh.effects[0]).toMatchObject({
+      type: 'send',
+      message: { type: 'snapshot', cursor: 12, last: true },
+    })
   })
 
   it('hub: takes resend from a replica that did not negotiate it as a plain ack', () => {

@@ -336,6 +336,12 @@ export type HubSessionInput =
       readonly now: number
       readonly space: SpaceId
       readonly page: number
+      /**
+       * The position of the snapshot the page was read for (`read-snapshot`'s `cursor`;
+       * absent: the current one). A page read for a snapshot since started over at a later
+       * position may predate that position, and is not taken.
+       */
+      readonly cursor?: number
       readonly changes: readonly Change[]
       readonly nextKey: string | null
     }
@@ -395,6 +401,8 @@ export type HubSessionEffect =
       readonly page: number
       readonly afterKey: string | null
       readonly limit: number
+      /** The snapshot's position: handed back with the page (`snapshot-read`'s `cursor`). */
+      readonly cursor: number
     }
   /** Send the error, then close the connection. */
   | { readonly type: 'close'; readonly code: ErrorCode; readonly message: string; readonly space?: SpaceId }
@@ -1357,7 +1365,14 @@ function nextRead(
     // Over a link, one snapshot at a time: the other hub keeps a snapshot's pages until its
     // last, so snapshots of many spaces sent at once would sit in its memory together.
     if (state.relay && page === 0 && snapshotUnderWay(state, space)) return null
-    return { type: 'read-snapshot', space, page, afterKey, limit: state.config.snapshotPage }
+    return {
+      type: 'read-snapshot',
+      space,
+      page,
+      afterKey,
+      limit: state.config.snapshotPage,
+      cursor: stream.snapshot.cursor,
+    }
   }
   if (stream.sent >= facts.head(space)) return null
   const room = state.config.window - (stream.sent - stream.acked)
@@ -1542,7 +1557,13 @@ function snapshotRead(
 ): HubSessionState {
   const stream = streamOf(state, input.space)
   const snapshot = stream?.snapshot
-  if (stream === undefined || snapshot === null || snapshot === undefined || snapshot.page !== input.page) {
+  if (
+    stream === undefined ||
+    snapshot === null ||
+    snapshot === undefined ||
+    snapshot.page !== input.page ||
+    (input.cursor !== undefined && input.cursor !== snapshot.cursor)
+  ) {
     return stream === undefined ? state : setStream(state, input.space, { ...stream, reading: false })
   }
   // The first page names the counters the snapshot covers, in its budget.
