@@ -137,6 +137,12 @@ interface ClientState extends TokenBuckets {
   /** How many it had written out at the heartbeat before, and when it last wrote out more. */
   writtenAtCheck: number
   writingAt: number
+  /**
+   * The bytes the connection's TCP socket had read when its latest ping went, and the socket
+   * (null when the server gave none with `bytesRead`).
+   */
+  readAtPing: number
+  readonly tcp: TcpCounts | null
   open: boolean
   /** Set while the relay waits for the socket to close (shutting down); called once it has. */
   onClosed: (() => void) | null
@@ -604,6 +610,8 @@ export function createRelay(options: RelayOptions): Relay {
     writtenAtPong = 0
     writtenAtCheck = 0
     writingAt = 0
+    readAtPing = 0
+    readonly tcp: TcpCounts | null
     open = true
     relay = false
     /**
@@ -613,8 +621,9 @@ export function createRelay(options: RelayOptions): Relay {
     openedAt: number
     onClosed: (() => void) | null = null
 
-    constructor(socket: RelaySocket, dial?: DialOptions) {
+    constructor(socket: RelaySocket, dial?: DialOptions, tcp: TcpCounts | null = null) {
       this.socket = socket
+      this.tcp = tcp
       this.frames = rateLimits.frameBurst
       this.bytes = rateLimits.byteBurst
       this.updatedAt = now()
@@ -698,7 +707,8 @@ export function createRelay(options: RelayOptions): Relay {
     else perAddress.delete(address)
   }
 
-  function accept(socket: RelaySocket, address: string | undefined): void {
+  function accept(socket: RelaySocket, request: unknown): void {
+    const address = remoteAddress(request)
     if (closing) {
       socket.on('error', onClosingSocketError)
       closeSocket(socket, CloseCode.GoingAway, 'the relay is shutting down')
@@ -729,16 +739,14 @@ export function createRelay(options: RelayOptions): Relay {
       perAddress.set(address, open + 1)
       addressOf.set(socket, address)
     }
-    clients.set(socket, new Client(socket))
+    clients.set(socket, new Client(socket, undefined, tcpOf(request)))
     socket.on('error', onSocketError)
     socket.on('close', onSocketClose)
     socket.on('message', onSocketMessage)
     socket.on('pong', onSocketPong)
   }
 
-  server.on('connection', (socket, request) =>
-    guard('accepting a connection', () => accept(socket, remoteAddress(request))),
-  )
+  server.on('connection', (socket, request) => guard('accepting a connection', () => accept(socket, request)))
 
   /**
    * Reports a link's failure, unless it is the one reported last for it. A refusal for the
@@ -1063,6 +1071,10 @@ export function createRelay(options: RelayOptions): Relay {
         const written = client.queued - client.socket.bufferedAmount
         if (written > client.writtenAtCheck) client.writingAt = at
         client.writtenAtCheck = written
+        const read = client.tcp?.bytesRead ?? 0
+        // Bytes arriving since the ping say the peer lives as a pong does: its pong waits
+        // behind a frame it is still sending (a long upload over a slow link).
+        if (!client.alive && read > client.readAtPing) client.alive = true
         if (!client.alive) {
           const grace = heartbeatMs / 2 + ((written - client.writtenAtPong) / minReadRate) * 1000
           if (at - client.writingAt <= grace) return
@@ -1071,6 +1083,7 @@ export function createRelay(options: RelayOptions): Relay {
           return
         }
         client.alive = false
+        client.readAtPing = read
         client.writtenAtPing = written
         client.writingAt = at
         if (client.socket.readyState === OPEN) client.socket.ping()
@@ -1300,6 +1313,17 @@ export function createRelay(options: RelayOptions): Relay {
 }
 
 /** The TCP peer's address of the HTTP request a WebSocket came in on, where there is one. */
+/** The part of a TCP socket the heartbeat reads. */
+interface TcpCounts {
+  readonly bytesRead: number
+}
+
+/** The TCP socket under `request`, if it has one that counts the bytes it read. */
+function tcpOf(request: unknown): TcpCounts | null {
+  const socket = (request as { readonly socket?: { readonly bytesRead?: unknown } } | undefined)?.socket
+  return socket !== undefined && typeof socket.bytesRead === 'number' ? (socket as TcpCounts) : null
+}
+
 function remoteAddress(request: unknown): string | undefined {
   const socket = (request as { readonly socket?: { readonly remoteAddress?: unknown } } | undefined)?.socket
   return typeof socket?.remoteAddress === 'string' ? socket.remoteAddress : undefined

@@ -155,6 +155,29 @@ describe('heartbeats', () => {
     expect(bare.errors).toEqual([])
   })
 
+  it('keeps a socket whose pong waits behind a long frame it is still sending', async () => {
+    const bare = await bareRelay({ heartbeatMs: 300 })
+    // About 240 KB in one frame over 60 KB/s up: 4 s, more than ten heartbeats.
+    const pad = 'x'.repeat(6_000)
+    const batch = Array.from({ length: 40 }, (_, n) => makeChange(A, n + 1, {}, { pad, n }))
+    const link = await slowLink(bare.url, 60_000, 'up')
+    try {
+      const uploader = await connectClient(link.url)
+      uploader.send(hello('alice', { [SPACE]: 0 }))
+      await uploader.waitFor(is.hello, 'the hello answer')
+      uploader.send(changes(SPACE, 0, batch))
+      // Before, the relay took it for dead two heartbeats later, half way through the frame.
+      await uploader.waitFor(is.ack(40), 'the ack', { ms: 30_000 })
+      expect(uploader.socket.readyState).toBe(WebSocket.OPEN)
+      expect(link.connections()).toBe(1)
+      uploader.socket.terminate()
+    } finally {
+      link.close()
+      await bare.stop()
+    }
+    expect(bare.errors).toEqual([])
+  }, 60_000)
+
   it('keeps a socket on a slow link, its pong behind what it has not read yet, and drops it once it reads nothing more', async () => {
     // A reader slower than 500 KB/s may be taken for dead: the stalled one below goes soon.
     const bare = await bareRelay({ heartbeatMs: 1_500, limits: { minReadBytesPerSecond: 500_000 } })
