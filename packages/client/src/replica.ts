@@ -809,8 +809,11 @@ class ReplicaRuntime implements Replica {
   #ownStatus(): SyncStatus {
     const status = this.#engine.status()
     if (status !== 'offline' || this.#engine.session().fatal !== null) return status
-    // Opening, or open with the engine yet to send its hello: connecting all the same.
+    // Opening, or open with the engine yet to send its hello: connecting all the same. So is a
+    // link not started yet that is to be (a tab that has just come to lead, before it starts
+    // its link): a screen reader told "offline" then keeps hearing it through "connecting".
     const phase = this.#link?.phase
+    if (phase === 'stopped') return this.#wantOnline ? 'connecting' : 'offline'
     return phase === 'opening' || phase === 'open' ? 'connecting' : 'offline'
   }
 

@@ -96,6 +96,19 @@ describe('tabs sharing one replica, in Node', () => {
     await expect(leader.synced()).rejects.toMatchObject({ code: ErrorCode.SpaceDeleted })
   })
 
+  it('a tab that comes to lead says connecting until it is connected, never offline', async () => {
+    spaces += 1
+    const space = `tabs-status-${spaces}`
+    const tab = await replica(space, new IDBFactory(), 'status')
+    const seen = [tab.status]
+    tab.on('status', (event) => seen.push(event.status))
+    await tab.synced()
+    // Before, the tab said offline between taking the lead and starting its connection, and a
+    // screen reader went on announcing the server out of reach through "connecting".
+    expect(seen).not.toContain('offline')
+    expect(seen.at(-1)).toBe('synced')
+  })
+
   it('a tab that closes while it takes over the connection does not connect afterwards', async () => {
     // The first tab's close hands the connection over; the second closes at a different
     // moment of taking it over each round. A takeover that went on after its tab's shutdown
