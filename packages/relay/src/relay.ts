@@ -269,6 +269,7 @@ function checkFixedLink(link: RelayLinkOptions, named: readonly string[], maxSpa
 }
 
 const OPEN = 1
+const CLOSING = 2
 
 /** How long a link waits for the other relay to list its spaces. */
 const LIST_TIMEOUT_MS = 10_000
@@ -1014,6 +1015,16 @@ export function createRelay(options: RelayOptions): Relay {
   }
 
   every(options.tickMs ?? 1000, async () => {
+    // A client that closed its socket (the relay closes only those it no longer counts open)
+    // wants nothing more on it: what is still queued for it, here and in the system's socket
+    // buffer, would cross its link first, then our close, while its next connection starts (a
+    // browser cannot drop a socket it closed: it waits for our close). Dropped instead.
+    for (const client of clients.values()) {
+      if (client.open && !closing && client.socket.readyState === CLOSING) {
+        client.open = false
+        guard('dropping a closed socket', () => client.socket.terminate())
+      }
+    }
     growGroups(hub.spacesInUse())
     linkStatus()
     // Presence from other relays not heard again within three refreshes goes now, not at the

@@ -227,6 +227,36 @@ describe('heartbeats', () => {
   }, 120_000)
 })
 
+describe('a client that closes while much is queued for it', () => {
+  it('is dropped at once, not after everything queued and then the close have crossed its link', async () => {
+    const bare = await bareRelay({ tickMs: 100 })
+    const pad = 'x'.repeat(3_000)
+    const records = Array.from({ length: 1_000 }, (_, n) => makeChange(A, n + 1, {}, { pad, n }))
+    for (let at = 0; at < records.length; at += 500)
+      await bare.store.append(SPACE as never, A, records.slice(at, at + 500))
+    // 3 MB of snapshot at 100 KB/s: 30 s to cross.
+    const link = await slowLink(bare.url, 100_000)
+    try {
+      const reader = await connectClient(link.url)
+      reader.send(hello('leaving', { [SPACE]: 0 }))
+      await until(
+        () => reader.messages.some((message) => message.type === 'snapshot'),
+        20_000,
+        'a snapshot page',
+      )
+      reader.socket.close(1000)
+      const closedAt = link.delivered()
+      // Before, the relay went on writing out the whole snapshot, then its close, over the link.
+      await until(async () => (await bare.relay.metrics()).connections === 0, 5_000, 'the connection dropped')
+      expect(link.delivered() - closedAt).toBeLessThan(1_500_000)
+    } finally {
+      link.close()
+      await bare.stop()
+    }
+    expect(bare.errors).toEqual([])
+  }, 60_000)
+})
+
 describe('connections that say nothing, and too many connections', () => {
   it('closes a connection whose hello is not answered in time, and keeps one that said hello', async () => {
     const bare = await bareRelay({ limits: { helloTimeoutMs: 200 } })
