@@ -2216,6 +2216,40 @@ describe('the resend feature: nothing again for silence, only when asked', () =>
     expect(state.sent).toBe(8)
   })
 
+  it('replica: asks again each retransmit period until something the hub sends is stored, not at every failure', () => {
+    const batch = (from: number): Message => ({
+      type: 'changes',
+      space,
+      from,
+      to: from + 3,
+      batch: run(bob, from, from + 3),
+    })
+    const ask = { type: 'send', message: { type: 'ack', space, upTo: 3, resend: true } }
+    const first = stepAll(resendReplica(true), [
+      { type: 'message', now: 20, message: batch(3) },
+      { type: 'apply-failed', now: 21 },
+    ])
+    expect(first.effects).toEqual([ask])
+    // The hub sent again at once; the storage fails again: no second ask within the period.
+    const second = stepAll(first.state, [
+      { type: 'message', now: 30, message: batch(3) },
+      { type: 'apply-failed', now: 31 },
+    ])
+    expect(second.effects).toEqual([])
+    // Nothing stored a period after the ask (it was dropped, or the storage still fails): again.
+    const retried = stepReplicaSession(second.state, { type: 'tick', now: 21 + replicaConfig.retransmitMs })
+    expect(retried.effects).toEqual([ask])
+    // Stored at last: no more asks.
+    const stored = stepAll(retried.state, [
+      { type: 'message', now: 1_100, message: batch(3) },
+      { type: 'applied', now: 1_101, cursor: 6 },
+    ]).state
+    expect(stored.asked).toBeNull()
+    expect(
+      stepReplicaSession(stored, { type: 'tick', now: 1_101 + 5 * replicaConfig.retransmitMs }).effects,
+    ).toEqual([])
+  })
+
   it('replica: asks the hub to send again from its position when an apply failed', () => {
     const message: Message = { type: 'changes', space, from: 3, to: 6, batch: run(bob, 0, 3) }
     for (const negotiated of [true, false]) {
@@ -2243,8 +2277,35 @@ describe('the resend feature: nothing again for silence, only when asked', () =>
       stepReplicaSession(refused.state, { type: 'tick', now: 100 + replicaConfig.retransmitMs - 1 }).effects,
     ).toEqual([])
     const again = stepReplicaSession(refused.state, { type: 'tick', now: 100 + replicaConfig.retransmitMs })
-    expect(again.effects).toEqual([{ type: 'read-outbox', after: 5, limit: 2 }])
+    expect(again.effects).toEqual([
+      { type: 'send', message: { type: 'ack', space, upTo: 3 } },
+      { type: 'read-outbox', after: 5, limit: 2 },
+    ])
     expect(again.state).toMatchObject({ sent: 5, refused: { at: 100, sent: 8 } })
+  })
+
+  it('replica: after rate-limited with nothing of its own unacknowledged, says its position again', () => {
+    // Downloading only: the frames the limiter dropped were its acks, which the hub waits for.
+    const reader = stepAll(offlineReplica({ ...replicaConfig, features: [Feature.Resend] }), [
+      { type: 'connected', now: 0 },
+      { type: 'message', now: 10, message: { ...hubHello(8), features: [Feature.Resend] } },
+      { type: 'outbox-read', now: 11, after: 8, changes: [] },
+    ]).state
+    expect(reader).toMatchObject({ sent: 8, acked: 8, cursor: 3 })
+    const limited = stepReplicaSession(reader, {
+      type: 'message',
+      now: 100,
+      message: { type: 'error', code: ErrorCode.RateLimited, message: 'too many frames' },
+    })
+    // Not at the next tick (an ack more would take a token the limiter may lack), but a
+    // retransmit period later, and each period after that.
+    const ack = { type: 'send', message: { type: 'ack', space, upTo: 3 } }
+    const next = stepReplicaSession(limited.state, { type: 'tick', now: 150 })
+    expect(next.effects).toEqual([])
+    const later = stepReplicaSession(next.state, { type: 'tick', now: 150 + replicaConfig.retransmitMs })
+    expect(later.effects).toEqual([ack])
+    const again = stepReplicaSession(later.state, { type: 'tick', now: 150 + 2 * replicaConfig.retransmitMs })
+    expect(again.effects).toEqual([ack])
   })
 
   it('replica: after rate-limited, sends again at the next tick, and again while the hub takes nothing', () => {
@@ -2265,7 +2326,10 @@ describe('the resend feature: nothing again for silence, only when asked', () =>
     const quiet = stepReplicaSession(read, { type: 'tick', now: 151 + replicaConfig.retransmitMs - 1 })
     expect(quiet.effects).toEqual([])
     const again = stepReplicaSession(read, { type: 'tick', now: 151 + replicaConfig.retransmitMs })
-    expect(again.effects).toEqual([{ type: 'read-outbox', after: 5, limit: 2 }])
+    expect(again.effects).toEqual([
+      { type: 'send', message: { type: 'ack', space, upTo: 3 } },
+      { type: 'read-outbox', after: 5, limit: 2 },
+    ])
     // The hub acknowledges everything sent: the refusal is over, and silence sends nothing again.
     const acked = stepReplicaSession(read, {
       type: 'message',

@@ -144,9 +144,17 @@ export interface ReplicaSessionState {
    * With `resend`: when the hub last said it could not take what we sent (`storage-failed`,
    * `rate-limited`), and how far we had sent then. Until it acknowledges that far, what it has
    * not acknowledged goes again after each `retransmitMs` without progress, as without
-   * `resend` (a rate limiter says so only for the first frame of a run it drops).
+   * `resend` (a rate limiter says so only for the first frame of a run it drops), and our
+   * position with it (the frames dropped may have been our acks). With nothing of ours
+   * unacknowledged, that lasts the connection: an ack each `retransmitMs`.
    */
   readonly refused: { readonly at: number; readonly sent: number } | null
+  /**
+   * With `resend`: when we last asked the hub to send again from our cursor (an apply failed),
+   * until something it sends is stored. Asked again each `retransmitMs` meanwhile: the ask
+   * itself may be dropped (a rate limiter), and the storage may still be failing.
+   */
+  readonly asked: number | null
   /**
    * How many times the runtime asked where the hub's log ends (`ping` inputs, counted over
    * the session's life), and how many of those asks are answered: by a `pong` to a ping sent
@@ -333,6 +341,7 @@ export function initialReplicaSession(
     ping: false,
     resend: false,
     refused: null,
+    asked: null,
     syncAsked: 0,
     syncAnswered: 0,
     pingId: 0,
@@ -488,6 +497,7 @@ function reduce(
         ping: false,
         resend: false,
         refused: null,
+        asked: null,
         pingAt: null,
       }
     case 'local-write': {
@@ -519,11 +529,13 @@ function reduce(
     case 'fail':
       return fail({ ...state, reading: false }, input.code, input.message, effects)
     case 'applied': {
-      if (input.cursor === null) return state
+      // Something the hub sent was stored: an ask to send again (see `asked`) was answered.
+      const stored = state.asked === null ? state : { ...state, asked: null }
+      if (input.cursor === null) return stored
       // Acknowledge even when the cursor did not move (a re-sent snapshot or batch), or the
       // hub keeps re-sending what we already hold — but coalesced: within `ackIntervalMs` of
       // the last ack, a moved cursor waits (for `ackEvery` positions, a later apply or a tick).
-      const next = { ...state, cursor: Math.max(state.cursor, input.cursor) }
+      const next = { ...stored, cursor: Math.max(stored.cursor, input.cursor) }
       const { ackIntervalMs = 0, ackEvery = 1 } = next.config
       const moved = next.cursor > next.ackSent
       if (moved && input.now - next.ackAt < ackIntervalMs && next.cursor - next.ackSent < ackEvery)
@@ -532,14 +544,13 @@ function reduce(
     }
     case 'apply-failed': {
       // Nothing was stored: forget what was queued so the hub's retransmission is taken again
-      // — asked for at once where the hub sends again only when asked.
+      // — asked for, where the hub sends again only when asked: at once, unless we asked
+      // within a retransmit period (a storage failing for every frame would have the hub send
+      // its window again and again, as fast as the link goes).
       const next = { ...state, applyingTo: state.cursor, snapshot: null }
       if (!next.resend || next.phase !== 'ready') return next
-      effects.push({
-        type: 'send',
-        message: { type: 'ack', space: next.config.space, upTo: next.cursor, resend: true },
-      })
-      return { ...next, ackSent: next.cursor, ackAt: input.now }
+      if (next.asked !== null && input.now - next.asked < next.config.retransmitMs) return next
+      return askAgain(next, input.now, effects)
     }
     case 'resync': {
       const next = { ...state, cursor: 0, applyingTo: 0, ackSent: 0, snapshot: null }
@@ -573,10 +584,15 @@ function tick(given: ReplicaSessionState, now: number, effects: ReplicaSessionEf
   if (state.resend && state.phase === 'ready') {
     // Nothing goes again for silence alone: what is unanswered is on its way, unless the hub
     // said it could not take some of it.
+    if (state.asked !== null && now - state.asked >= state.config.retransmitMs)
+      return askAgain(state, now, effects)
+    // A retransmit period after the hub said it dropped frames of ours, without progress: our
+    // changes again, and our position (the frames it dropped may have been our acks, which
+    // the hub, sending nothing again for silence, would wait for for good).
     const refused = state.refused
     if (refused !== null && now - Math.max(refused.at, state.lastProgressAt) >= state.config.retransmitMs) {
       const rewound = { ...state, sent: state.acked, reading: false, lastProgressAt: now }
-      return pump(rewound, effects)
+      return pump(ackNow(rewound, now, effects), effects)
     }
     // A coalesced ack still owed goes out now; a failed outbox read is tried again after a
     // retransmit period.
@@ -783,10 +799,25 @@ function receive(
       if (message.code === ErrorCode.RateLimited) {
         if (state.presence) effects.push({ type: 'presence-dropped' })
         if (state.sent > state.acked) return { ...refusedNow(state, now), dropped: true }
+        // Only our acks, pings or presence went: with `resend`, say where we are again.
+        if (state.resend) return { ...state, refused: { at: now, sent: state.sent }, dropped: true }
       }
       return state
     }
   }
+}
+
+/** With `resend`: asks the hub to send again from our cursor (see `asked`). */
+function askAgain(
+  state: ReplicaSessionState,
+  now: number,
+  effects: ReplicaSessionEffect[],
+): ReplicaSessionState {
+  effects.push({
+    type: 'send',
+    message: { type: 'ack', space: state.config.space, upTo: state.cursor, resend: true },
+  })
+  return { ...state, asked: now, ackSent: state.cursor, ackAt: now }
 }
 
 /** With `resend`, the hub's word that it could not take some of what was sent (see `refused`). */
