@@ -47,20 +47,20 @@ async function relayWithNotes(): Promise<RelayProcess> {
     await relay.stop()
     dir.remove()
   })
-  const writer = await createReplica({
-    space: SPACE,
-    url: relay.url,
-    storage: 'memory',
-    WebSocket: WebSocket as never,
-  })
+  await writeNotes(relay.url, 'n', { body: 'x'.repeat(500) })
+  return relay
+}
+
+/** `NOTES` notes `<prefix><i>` written by a replica of their own, uploaded, and it closed. */
+async function writeNotes(url: string, prefix: string, fields: Record<string, string> = {}): Promise<void> {
+  const writer = await createReplica({ space: SPACE, url, storage: 'memory', WebSocket: WebSocket as never })
   await Promise.all(
     Array.from({ length: NOTES }, (_, i) =>
-      writer.collection('notes').put(`n${i}`, { i, body: 'x'.repeat(500) }),
+      writer.collection('notes').put(`${prefix}${i}`, { i, ...fields }),
     ),
   )
   await within(writer.synced(), 20_000, 'the writer to upload')
   await writer.close()
-  return relay
 }
 
 // Over a WebSocket the relay sends nothing again for silence alone: the replica asks for what
@@ -88,17 +88,7 @@ describe('a replica whose storage fails applying what the relay sends', () => {
         // A cursor past 0 first, so what follows comes from the log.
         await within(reader.synced(), 20_000, 'the first sync')
         reader.disconnect()
-        const writer = await createReplica({
-          space: SPACE,
-          url: relay.url,
-          storage: 'memory',
-          WebSocket: WebSocket as never,
-        })
-        await Promise.all(
-          Array.from({ length: NOTES }, (_, i) => writer.collection('notes').put(`m${i}`, { i })),
-        )
-        await within(writer.synced(), 20_000, 'the second writer to upload')
-        await writer.close()
+        await writeNotes(relay.url, 'm')
       }
       store.failing = true
       const before = counts.sent
