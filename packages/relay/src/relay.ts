@@ -709,7 +709,9 @@ export function createRelay(options: RelayOptions): Relay {
   }
 
   function accept(socket: RelaySocket, request: unknown): void {
-    const address = remoteAddress(request)
+    // Read only when a limit needs it: asking a socket its address makes Node keep an object
+    // of its peer's name on it, about 140 B of every idle connection.
+    const address = Number.isFinite(limits.maxConnectionsPerAddress) ? remoteAddress(request) : undefined
     if (closing) {
       socket.on('error', onClosingSocketError)
       closeSocket(socket, CloseCode.GoingAway, 'the relay is shutting down')
