@@ -319,6 +319,9 @@ export const HUB_FEATURES: readonly Feature[] = [
   Feature.Ping,
 ]
 
+/** The features a hub side on a reliable transport speaks (see `HubSessionConfig.reliable`). */
+const RELIABLE_HUB_FEATURES: readonly Feature[] = [...HUB_FEATURES, Feature.Resend]
+
 /** Inputs to the hub session. */
 export type HubSessionInput =
   | { readonly type: 'message'; readonly now: number; readonly message: Message }
@@ -927,7 +930,7 @@ function welcome(
   const speaks = state.relay
     ? RELAY_FEATURES
     : state.config.reliable === true
-      ? [...HUB_FEATURES, Feature.Resend]
+      ? RELIABLE_HUB_FEATURES
       : HUB_FEATURES
   const offered =
     hello.features === undefined ? [] : speaks.filter((feature) => hello.features?.includes(feature))
@@ -1684,11 +1687,6 @@ function resendFrom(
   effects: HubSessionEffect[],
 ): HubSessionState {
   const acked = Math.max(stream.acked, upTo)
-  const settled: HubStream = {
-    ...stream,
-    ...settle(stream, acked),
-    acked,
-    sent: Math.max(stream.sent, acked),
-  }
+  const settled: HubStream = { ...stream, ...settle(stream, acked), acked }
   return pump(setStream(state, space, goneBack(state, space, settled, now, facts)), space, facts, effects)
 }

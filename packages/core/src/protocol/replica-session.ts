@@ -793,14 +793,15 @@ function receive(
       // and they go again as any unacknowledged changes do. Reported, not fatal.
       if (message.code === ErrorCode.StorageFailed) {
         effects.push({ type: 'hub-storage-failed', message: message.message })
-        return refusedNow(state, now)
+        return state.resend && state.sent > state.acked ? { ...state, refused: refusal(state, now) } : state
       }
       // Dropped for going too fast: wait a tick, not a whole retransmit period.
       if (message.code === ErrorCode.RateLimited) {
         if (state.presence) effects.push({ type: 'presence-dropped' })
-        if (state.sent > state.acked) return { ...refusedNow(state, now), dropped: true }
-        // Only our acks, pings or presence went: with `resend`, say where we are again.
-        if (state.resend) return { ...state, refused: { at: now, sent: state.sent }, dropped: true }
+        // With `resend` also when nothing of ours is unacknowledged: the frames dropped may
+        // have been our acks, pings or presence, and our position is said again.
+        const refused = state.resend ? { ...state, refused: refusal(state, now) } : state
+        if (state.resend || state.sent > state.acked) return { ...refused, dropped: true }
       }
       return state
     }
@@ -820,10 +821,9 @@ function askAgain(
   return { ...state, asked: now, ackSent: state.cursor, ackAt: now }
 }
 
-/** With `resend`, the hub's word that it could not take some of what was sent (see `refused`). */
-function refusedNow(state: ReplicaSessionState, now: number): ReplicaSessionState {
-  if (!state.resend || state.sent <= state.acked) return state
-  return { ...state, refused: { at: now, sent: Math.max(state.sent, state.refused?.sent ?? 0) } }
+/** The hub's word, now, that it could not take some of what was sent (see `refused`). */
+function refusal(state: ReplicaSessionState, now: number): NonNullable<ReplicaSessionState['refused']> {
+  return { at: now, sent: Math.max(state.sent, state.refused?.sent ?? 0) }
 }
 
 /** Stops the session for good: a refusal no retry can change. */
