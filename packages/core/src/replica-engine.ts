@@ -20,6 +20,7 @@ import {
   MAX_PRESENCE_KEY_LENGTH,
   MAX_PRESENCE_KEYS,
   type ProtocolLimits,
+  type SnapshotResume,
 } from './protocol/messages.js'
 import {
   DEFAULT_REPLICA_SESSION,
@@ -36,7 +37,14 @@ import { recordsInPage } from './record-page.js'
 import { type ConflictVersion, type Resolver, ResolverKind, resolveValueWith } from './resolver.js'
 import { createResolverLookup, type ResolverConfig, type ResolverLookup } from './resolvers.js'
 import { SerialQueue } from './serial-queue.js'
-import type { ListedRecord, RecordPage, ReplicaMeta, ReplicaStore, StoredRecord } from './storage.js'
+import {
+  type ListedRecord,
+  type RecordPage,
+  type ReplicaMeta,
+  type ReplicaStore,
+  recordKey,
+  type StoredRecord,
+} from './storage.js'
 
 /**
  * What an update makes of a record (see {@link ReplicaEngine.update}): called with the
@@ -356,6 +364,15 @@ class Engine implements ReplicaEngine {
    * again when the hub's log changes. `#collect` reads it (see `collectedBy`).
    */
   #hubHeld: Map<string, number> | null = null
+  /**
+   * How far the snapshot being read has come, for the hub to send the rest of it should the
+   * connection drop (`HelloMessage.resume`): its position, the key of the last record known
+   * whole here (null until one is: a page may end inside a record, which the next continues),
+   * and the key of the last record its pages carried. Null when there is none, or when the
+   * snapshot sweeps what no page carried (see `#sweep`): the sweep needs every page of one
+   * snapshot, so it cannot be resumed.
+   */
+  #resume: { readonly cursor: number; after: string | null; last: string | null } | null = null
 
   constructor(options: ReplicaEngineOptions, meta: ReplicaMeta, acked: number) {
     this.#options = options
@@ -553,10 +570,12 @@ class Engine implements ReplicaEngine {
   attach(send: (frame: string) => void, token?: string): void {
     this.#assertOpen()
     this.#send = send
+    const resume = this.#resumable()
     void this.#input({
       type: 'connected',
       now: this.#options.now(),
       ...(token === undefined ? {} : { token }),
+      ...(resume === null ? {} : { resume }),
     })
   }
 
@@ -1280,13 +1299,13 @@ class Engine implements ReplicaEngine {
   ): Promise<void> {
     const now = this.#options.now()
     if (from !== null && from > this.#meta.cursor) {
-      await this.#handle({ type: 'apply-failed', now })
+      await this.#applyFailed(now)
       return
     }
     if (from !== null && this.#collectOwed !== null) {
       const outcome = await this.#exclusively(() => this.#collect())
       if (outcome === 'failed') {
-        await this.#handle({ type: 'apply-failed', now })
+        await this.#applyFailed(now)
         return
       }
       if (outcome === 'resync') {
@@ -1304,7 +1323,7 @@ class Engine implements ReplicaEngine {
       // The session takes the snapshot again from its first page, if this was one.
       this.#sweeping = null
       this.#report(error, 'applying remote changes failed; they will be fetched again')
-      await this.#handle({ type: 'apply-failed', now })
+      await this.#applyFailed(now)
       return
     }
     if (page?.last === true) {
@@ -1312,7 +1331,11 @@ class Engine implements ReplicaEngine {
       // The snapshot left out whatever the hub had collected.
       this.#collectOwed = null
     }
-    this.#noteHeld(batch, from, page)
+    // A snapshot the hub resumes (its first page names no counters) goes on from what this
+    // engine knew of the hub when it began.
+    const resumed = page?.page === 0 && page.received === undefined && this.#resume?.cursor === page.cursor
+    this.#noteResume(batch, cursor, page)
+    this.#noteHeld(batch, from, resumed ? undefined : page)
     this.#meta = { ...this.#meta, clock: this.#hlc.state(), cursor: nextCursor ?? this.#meta.cursor }
     const byCollection = new Map<string, RecordId[]>()
     for (const record of touched.values()) {
@@ -1430,6 +1453,51 @@ class Engine implements ReplicaEngine {
     }
     this.#collectOwed = null
     return 'done'
+  }
+
+  /**
+   * Moves `#resume` past a snapshot page stored (see `#resume`), or drops it once the snapshot
+   * or the log has reached the cursor. Every record of a page but its last is whole: the hub
+   * splits only a page's sole record. A snapshot that starts where the one being read stood
+   * (the hub resuming it, or starting again at the same position) keeps its progress.
+   */
+  #noteResume(batch: readonly Change[], cursor: number | null, page: SnapshotPage | undefined): void {
+    if (page === undefined || page.last) {
+      if (page !== undefined || cursor !== null) this.#resume = null
+      return
+    }
+    const position = page.cursor
+    if (page.page === 0) {
+      const earlier = this.#resume
+      this.#resume =
+        this.#sweeping !== null
+          ? null
+          : earlier?.cursor === position
+            ? earlier
+            : { cursor: position, after: null, last: null }
+    }
+    const resume = this.#resume
+    if (resume === null || resume.cursor !== position) return
+    for (const change of batch) {
+      const key = recordKey(change.collection, change.id)
+      if (key === resume.last) continue
+      if (resume.last !== null) resume.after = resume.last
+      resume.last = key
+    }
+  }
+
+  /** Tells the session an apply failed, with the snapshot it may ask the hub to resume. */
+  async #applyFailed(now: number): Promise<void> {
+    const resume = this.#resumable()
+    await this.#handle(
+      resume === null ? { type: 'apply-failed', now } : { type: 'apply-failed', now, resume },
+    )
+  }
+
+  /** `#resume` as the hub is told it, or null while no record is known whole. */
+  #resumable(): SnapshotResume | null {
+    const resume = this.#resume
+    return resume?.after == null ? null : { cursor: resume.cursor, after: resume.after }
   }
 
   /** Raises `#hubHeld` by a batch the hub sent, which starts it afresh at a snapshot or the log's start. */

@@ -79,6 +79,7 @@ const samples = {
     logs: { [space]: '0b7e3c2a-51d4-4f0e-9a3b-6f1c2d8e4a90' },
     maxFrame: 4 * 1024 * 1024,
     readOnly: [otherSpace],
+    resume: { [space]: { cursor: 40, after: `notes\u0000${recordId}` } },
   },
   helloWithoutToken: { type: 'hello', protocol: PROTOCOL_VERSION, replicaId: bob, spaces: [space], have: {} },
   changes: { type: 'changes', space, from: 2, to: 6, batch: [put, patch, remove] },
@@ -86,6 +87,13 @@ const samples = {
   sparseChanges: { type: 'changes', space, from: 1, to: 9, batch: [put, remove], sparse: true },
   ack: { type: 'ack', space, upTo: 6 },
   resendAck: { type: 'ack', space, upTo: 6, resend: true },
+  resumeAck: {
+    type: 'ack',
+    space,
+    upTo: 0,
+    resend: true,
+    resume: { cursor: 40, after: `notes\u0000${recordId}` },
+  },
   snapshot: { type: 'snapshot', space, cursor: 42, page: 0, last: true, batch: [put, firstPatch] },
   snapshotNamingReceived: {
     type: 'snapshot',
@@ -515,6 +523,19 @@ describe(`codec (SEED=${seed})`, () => {
         [['readOnly'], ['elsewhere'], 'hello.readOnly[0]: expected a space that hello.spaces lists'],
         [['readOnly'], [space, space], 'hello.readOnly[1]: "team:board-1" is listed twice'],
         [['readOnly'], [7], 'hello.readOnly[0]'],
+        [['resume'], { elsewhere: { cursor: 4, after: 'notes\u0000a' } }, 'hello.resume: names "elsewhere"'],
+        [['resume', space], 4, 'hello.resume.team:board-1: expected an object with cursor and after'],
+        [
+          ['resume', space, 'cursor'],
+          0,
+          'hello.resume.team:board-1.cursor: expected a positive whole log position',
+        ],
+        [['resume', space, 'cursor'], 2.5, 'hello.resume.team:board-1.cursor'],
+        [['resume', space, 'after'], 'notes', 'hello.resume.team:board-1.after: expected a record key'],
+        [['resume', space, 'after'], '\u0000a', 'hello.resume.team:board-1.after'],
+        [['resume', space, 'after'], 'notes\u0000', 'hello.resume.team:board-1.after'],
+        [['resume', space, 'after'], `notes\u0000${'x'.repeat(257)}`, 'hello.resume.team:board-1.after'],
+        [['resume', space, 'after'], 7, 'hello.resume.team:board-1.after'],
       ]
       for (const [path, value, fragment] of cases) {
         expectRejected(
@@ -619,6 +640,25 @@ describe(`codec (SEED=${seed})`, () => {
     it.each([false, 'true', 1, null])('refuses resend %j: the field is true or absent', (resend) => {
       const frame = edited(samples.resendAck, ['resend'], resend)
       expectRejected(decodeMessage(frame), ErrorCode.InvalidMessage, 'ack.resend: expected true')
+    })
+
+    it('takes the snapshot to resume only with resend, and checks it', () => {
+      const { resume } = samples.resumeAck
+      expectRejected(
+        decodeMessage(JSON.stringify({ ...samples.ack, resume })),
+        ErrorCode.InvalidMessage,
+        'ack.resume: expected no field without resend',
+      )
+      expectRejected(
+        decodeMessage(edited(samples.resumeAck, ['resume', 'cursor'], -1)),
+        ErrorCode.InvalidMessage,
+        'ack.resume.cursor: expected a positive whole log position',
+      )
+      expectRejected(
+        decodeMessage(edited(samples.resumeAck, ['resume', 'after'], 'n-17')),
+        ErrorCode.InvalidMessage,
+        'ack.resume.after: expected a record key',
+      )
     })
   })
 

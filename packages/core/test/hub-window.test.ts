@@ -7,6 +7,7 @@ import {
   type HubSessionConfig,
   type HubSessionInput,
   type HubSessionState,
+  type HubStream,
   initialHubSession,
   stepHubSession,
 } from '../src/protocol/hub-session.js'
@@ -106,7 +107,14 @@ describe('hub session: features', () => {
       type: 'send',
       message: {
         type: 'hello',
-        features: [Feature.Compact, Feature.Sparse, Feature.Collect, Feature.Presence, Feature.Ping],
+        features: [
+          Feature.Compact,
+          Feature.Sparse,
+          Feature.Collect,
+          Feature.Presence,
+          Feature.Ping,
+          Feature.Resume,
+        ],
       },
     })
   })
@@ -372,5 +380,172 @@ describe('hub session: frame bytes', () => {
     // Counting characters alone would have sent all ten, 19 KB of JSON in a 4 KB frame.
     expect(batch.length).toBe(2)
     expect(JSON.stringify(batch).length).toBeLessThanOrEqual(4_000)
+  })
+})
+
+describe('hub session: resuming a snapshot', () => {
+  const after = 'notes\u0000n-17'
+  /** Log positions 1…50 of log `log-1`, compacted up to `floor`. */
+  const logFacts = (floor = 10): HubFacts => ({
+    head: () => 50,
+    floor: () => floor,
+    received: () => 0,
+    log: () => 'log-1',
+  })
+  const resuming = (
+    resume: HelloMessage['resume'],
+    options: { features?: HelloMessage['features']; have?: number; log?: string; floor?: number } = {},
+  ) =>
+    run(logFacts(options.floor), [
+      {
+        type: 'message',
+        now: 0,
+        message: {
+          ...hello(options.features ?? [Feature.Resume]),
+          have: { [space]: options.have ?? 0 },
+          logs: { [space]: options.log ?? 'log-1' },
+          ...(resume === undefined ? {} : { resume }),
+        },
+      },
+      { type: 'authenticated', now: 1, result: { ok: true, access: () => 'write' } },
+    ])
+  const reads = (effects: ReturnType<typeof run>['effects']) =>
+    effects.filter((effect) => effect.type === 'read-snapshot')
+
+  it('sends the rest of the snapshot a replica names, from the record after the one it reached', () => {
+    const { state, effects } = resuming({ [space]: { cursor: 30, after } })
+    expect(reads(effects)).toEqual([
+      { type: 'read-snapshot', space, page: 0, afterKey: after, limit: 2, cursor: 30 },
+    ])
+    expect(state.streams[space]?.snapshot).toEqual({ cursor: 30, page: 0, afterKey: after, split: null })
+  })
+
+  it('goes on from the snapshot’s position once its last page is sent, without received', () => {
+    const { state, effects } = resuming({ [space]: { cursor: 30, after } })
+    const page = stepHubSession(
+      state,
+      { type: 'snapshot-read', now: 2, space, page: 0, cursor: 30, changes: [change(bob, 4)], nextKey: null },
+      logFacts(),
+    )
+    const sent = page.effects.find((effect) => effect.type === 'send')
+    expect(sent).toMatchObject({ message: { type: 'snapshot', cursor: 30, page: 0, last: true } })
+    expect(sent?.type === 'send' && 'received' in sent.message).toBe(false)
+    expect(page.state.streams[space]).toMatchObject({ snapshot: null, sent: 30 })
+    expect(page.effects.at(-1)).toMatchObject({ type: 'read-log', after: 30 })
+    expect(reads(effects)).toHaveLength(1)
+  })
+
+  it('sends a new snapshot when it cannot resume that one', () => {
+    const fresh = { type: 'read-snapshot', space, page: 0, afterKey: null, limit: 2, cursor: 50 }
+    const resume = { [space]: { cursor: 30, after } }
+    // Without the feature; in another log; from a position the log no longer holds, or past
+    // its head; for a replica already past the snapshot's position.
+    expect(reads(resuming(resume, { features: [] }).effects)).toEqual([fresh])
+    expect(reads(resuming(resume, { log: 'log-0' }).effects)).toEqual([fresh])
+    expect(reads(resuming(resume, { floor: 31 }).effects)).toEqual([fresh])
+    expect(reads(resuming({ [space]: { cursor: 51, after } }).effects)).toEqual([fresh])
+    expect(reads(resuming(resume, { have: 30 }).effects)).toEqual([])
+    // Its position at the floor is still in the log.
+    expect(reads(resuming(resume, { floor: 30 }).effects)).toEqual([
+      { ...fresh, afterKey: after, cursor: 30 },
+    ])
+  })
+})
+
+describe('hub session: resuming a snapshot a replica could not store', () => {
+  const after = 'notes\u0000n-17'
+  const hubFacts: HubFacts = { head: () => 50, floor: () => 10, received: () => 0, log: () => 'log-1' }
+  const inSnapshot = (features: HelloMessage['features']) =>
+    run(
+      hubFacts,
+      [
+        { type: 'message', now: 0, message: { ...hello(features), have: { [space]: 0 } } },
+        { type: 'authenticated', now: 1, result: { ok: true, access: () => 'write' } },
+      ],
+      initialHubSession({ ...config, reliable: true }),
+    )
+  const ask = (state: HubSessionState, resume?: { cursor: number; after: string }) =>
+    stepHubSession(
+      { ...state, streams: { [space]: { ...(state.streams[space] as HubStream), reading: false } } },
+      {
+        type: 'message',
+        now: 5,
+        message: { type: 'ack', space, upTo: 0, resend: true, ...(resume === undefined ? {} : { resume }) },
+      },
+      hubFacts,
+    ).effects.filter((effect) => effect.type === 'read-snapshot')
+
+  it('sends the rest of it from where the replica’s ask says it got to', () => {
+    const { state } = inSnapshot([Feature.Resend, Feature.Resume])
+    expect(ask(state, { cursor: 30, after })).toEqual([
+      { type: 'read-snapshot', space, page: 0, afterKey: after, limit: 2, cursor: 30 },
+    ])
+  })
+
+  it('starts it over without the feature, or without a point to go on from', () => {
+    const fresh = [{ type: 'read-snapshot', space, page: 0, afterKey: null, limit: 2, cursor: 50 }]
+    expect(ask(inSnapshot([Feature.Resend]).state, { cursor: 30, after })).toEqual(fresh)
+    expect(ask(inSnapshot([Feature.Resend, Feature.Resume]).state)).toEqual(fresh)
+    expect(ask(inSnapshot([Feature.Resend, Feature.Resume]).state, { cursor: 5, after })).toEqual(fresh)
+  })
+})
+
+describe('replica session: asking to resume a snapshot', () => {
+  const resume = { cursor: 30, after: 'notes\u0000n-17' }
+  const connected = (log: string | null, features: readonly Feature[] = DEFAULT_REPLICA_SESSION.features) => {
+    const replica = initialReplicaSession(
+      { ...DEFAULT_REPLICA_SESSION, replicaId: alice, space, features },
+      { cursor: 0, acked: 0, local: 0 },
+    )
+    const named = log === null ? replica : { ...replica, log }
+    return stepReplicaSession(named, { type: 'connected', now: 0, resume })
+  }
+
+  it('names in its hello the snapshot the runtime holds the start of, and again if it repeats it', () => {
+    const { state, effects } = connected('log-1')
+    expect(effects[0]).toMatchObject({
+      type: 'send',
+      message: { type: 'hello', resume: { [space]: resume } },
+    })
+    const again = stepReplicaSession(state, { type: 'tick', now: 5_000 })
+    expect(again.effects[0]).toMatchObject({
+      type: 'send',
+      message: { type: 'hello', resume: { [space]: resume } },
+    })
+  })
+
+  it('names it when it asks the hub to send again, on a session that negotiated resume', () => {
+    const asked = (features: readonly Feature[]) => {
+      const replica = initialReplicaSession(
+        { ...DEFAULT_REPLICA_SESSION, replicaId: alice, space, features },
+        { cursor: 0, acked: 0, local: 0 },
+      )
+      const connected = stepReplicaSession(replica, { type: 'connected', now: 0 }).state
+      const answer: HelloMessage = {
+        type: 'hello',
+        protocol: PROTOCOL_VERSION,
+        replicaId: alice,
+        spaces: [space],
+        have: { [space]: 0 },
+        features: [Feature.Resend, Feature.Resume],
+      }
+      const ready = stepReplicaSession(connected, { type: 'message', now: 1, message: answer }).state
+      return stepReplicaSession(ready, { type: 'apply-failed', now: 2, resume }).effects
+    }
+    expect(asked([Feature.Resend, Feature.Resume])).toContainEqual({
+      type: 'send',
+      message: { type: 'ack', space, upTo: 0, resend: true, resume },
+    })
+    expect(asked([Feature.Resend])).toContainEqual({
+      type: 'send',
+      message: { type: 'ack', space, upTo: 0, resend: true },
+    })
+  })
+
+  it('names none before a hub named its log, or without the feature', () => {
+    for (const { effects } of [connected(null), connected('log-1', [Feature.Compact])]) {
+      expect(effects[0]).toMatchObject({ type: 'send', message: { type: 'hello' } })
+      expect(effects[0]?.type === 'send' && 'resume' in effects[0].message).toBe(false)
+    }
   })
 })

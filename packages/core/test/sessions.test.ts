@@ -696,14 +696,20 @@ describe('replica session: receiving the hub stream', () => {
         batch: [change(bob, 1)],
         from: null,
         cursor: null,
-        snapshot: { page: 0, last: false },
+        snapshot: { cursor: 40, page: 0, last: false },
       },
     ])
     const skipped = stepReplicaSession(first.state, { type: 'message', now: 21, message: page(2, true) })
     expect(skipped.effects).toEqual([])
     const last = stepReplicaSession(first.state, { type: 'message', now: 21, message: page(1, true) })
     expect(last.effects).toEqual([
-      { type: 'apply', batch: [change(bob, 2)], from: null, cursor: 40, snapshot: { page: 1, last: true } },
+      {
+        type: 'apply',
+        batch: [change(bob, 2)],
+        from: null,
+        cursor: 40,
+        snapshot: { cursor: 40, page: 1, last: true },
+      },
     ])
     expect(last.state).toMatchObject({ applyingTo: 40, snapshot: null })
     const done = stepReplicaSession(last.state, { type: 'applied', now: 22, cursor: 40 })
@@ -723,7 +729,13 @@ describe('replica session: receiving the hub stream', () => {
     }
     const { effects } = stepReplicaSession(readyReplica(), { type: 'message', now: 20, message })
     expect(effects).toEqual([
-      { type: 'apply', batch: [], from: null, cursor: null, snapshot: { page: 0, last: false, received } },
+      {
+        type: 'apply',
+        batch: [],
+        from: null,
+        cursor: null,
+        snapshot: { cursor: 40, page: 0, last: false, received },
+      },
     ])
   })
 
@@ -922,7 +934,7 @@ describe('replica session: the hub names its log', () => {
     const page: Message = { type: 'snapshot', space, cursor: 12, page: 0, last: true, batch: [] }
     const snapshot = stepReplicaSession(next, { type: 'message', now: 2, message: page })
     expect(snapshot.effects).toEqual([
-      { type: 'apply', batch: [], from: null, cursor: 12, snapshot: { page: 0, last: true } },
+      { type: 'apply', batch: [], from: null, cursor: 12, snapshot: { cursor: 12, page: 0, last: true } },
     ])
   })
 })

@@ -27,6 +27,7 @@ import {
   type PresenceMessage,
   type ProtocolLimits,
   type SnapshotMessage,
+  type SnapshotResume,
 } from './messages.js'
 import {
   clip,
@@ -172,8 +173,20 @@ export function encodeChange(change: Change): string {
 function wireForm(message: Message): Message {
   switch (message.type) {
     case 'hello': {
-      const { type, protocol, replicaId, token, spaces, have, heads, features, logs, maxFrame, readOnly } =
-        message
+      const {
+        type,
+        protocol,
+        replicaId,
+        token,
+        spaces,
+        have,
+        heads,
+        features,
+        logs,
+        maxFrame,
+        readOnly,
+        resume,
+      } = message
       return {
         type,
         protocol,
@@ -186,6 +199,7 @@ function wireForm(message: Message): Message {
         ...(logs === undefined ? {} : { logs }),
         ...(maxFrame === undefined ? {} : { maxFrame }),
         ...(readOnly === undefined ? {} : { readOnly }),
+        ...(resume === undefined ? {} : { resume }),
       }
     }
     case 'changes': {
@@ -203,7 +217,13 @@ function wireForm(message: Message): Message {
     }
     case 'ack':
       return message.resend === true
-        ? { type: message.type, space: message.space, upTo: message.upTo, resend: true }
+        ? {
+            type: message.type,
+            space: message.space,
+            upTo: message.upTo,
+            resend: true,
+            ...(message.resume === undefined ? {} : { resume: message.resume }),
+          }
         : { type: message.type, space: message.space, upTo: message.upTo }
     case 'snapshot': {
       const { type, space, cursor, page, last, batch, received } = message
@@ -385,9 +405,15 @@ function readMessage(value: unknown, limits: ProtocolLimits): Message {
     case MessageType.Ack: {
       const ack = { type, space: spaceAt(fields, 'space', 'ack'), upTo: positionAt(fields, 'upTo', 'ack') }
       const resend = own(fields, 'resend')
-      if (resend === undefined) return ack
+      const resume = own(fields, 'resume')
+      if (resend === undefined) {
+        if (resume !== undefined) invalid('ack.resume', 'no field without resend', resume)
+        return ack
+      }
       if (resend !== true) invalid('ack.resend', 'true (or no field)', resend)
-      return { ...ack, resend }
+      return resume === undefined
+        ? { ...ack, resend }
+        : { ...ack, resend, resume: readSnapshotResume(resume, 'ack.resume') }
     }
     case MessageType.Snapshot: {
       const where = 'snapshot'
@@ -469,6 +495,8 @@ function readHello(fields: Fields, limits: ProtocolLimits): HelloMessage {
   const rawReadOnly = own(fields, 'readOnly')
   const readOnly =
     rawReadOnly === undefined ? undefined : readListedSpaces(rawReadOnly, listed, 'hello.readOnly')
+  const rawResume = own(fields, 'resume')
+  const resume = rawResume === undefined ? undefined : readResume(rawResume, listed)
   return {
     type: MessageType.Hello,
     protocol,
@@ -481,7 +509,34 @@ function readHello(fields: Fields, limits: ProtocolLimits): HelloMessage {
     ...(logs === undefined ? {} : { logs }),
     ...(maxFrame === undefined ? {} : { maxFrame }),
     ...(readOnly === undefined ? {} : { readOnly }),
+    ...(resume === undefined ? {} : { resume }),
   }
+}
+
+/** True for `recordKey(collection, id)` of a well-formed collection name and record id. */
+function isRecordKey(value: unknown): value is string {
+  if (typeof value !== 'string') return false
+  const cut = value.indexOf('\u0000')
+  return cut > 0 && isName(value.slice(0, cut)) && isRecordId(value.slice(cut + 1))
+}
+
+/** Reads `hello.resume`: per listed space, a snapshot position and the record key it reached. */
+function readResume(value: unknown, listed: ReadonlySet<string>): Record<string, SnapshotResume> {
+  const path = 'hello.resume'
+  return readPerSpace(value, listed, path, 'snapshots to resume', (raw, space) =>
+    readSnapshotResume(raw[space], `${path}.${space}`),
+  )
+}
+
+/** Reads a {@link SnapshotResume} at `path`. */
+function readSnapshotResume(value: unknown, path: string): SnapshotResume {
+  const fields = objectAt(value, path, 'an object with cursor and after')
+  const cursor = own(fields, 'cursor')
+  if (typeof cursor !== 'number' || !Number.isSafeInteger(cursor) || cursor < 1)
+    invalid(`${path}.cursor`, 'a positive whole log position', cursor)
+  const after = own(fields, 'after')
+  if (!isRecordKey(after)) invalid(`${path}.after`, 'a record key (collection, U+0000, id)', after)
+  return { cursor, after }
 }
 
 /** Reads a list of spaces `hello.spaces` lists, each once. */

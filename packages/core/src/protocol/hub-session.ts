@@ -14,6 +14,7 @@ import {
   type Message,
   PROTOCOL_VERSION,
   type SnapshotMessage,
+  type SnapshotResume,
 } from './messages.js'
 
 /** What a connection may do in a space. */
@@ -317,6 +318,7 @@ export const HUB_FEATURES: readonly Feature[] = [
   Feature.Collect,
   Feature.Presence,
   Feature.Ping,
+  Feature.Resume,
 ]
 
 /** The features a hub side on a reliable transport speaks (see `HubSessionConfig.reliable`). */
@@ -714,8 +716,10 @@ function receive(
           effects,
         )
       }
-      if (message.resend === true && state.features.includes(Feature.Resend))
-        return resendFrom(state, message.space, stream, upTo, now, facts, effects)
+      if (message.resend === true && state.features.includes(Feature.Resend)) {
+        const resume = state.features.includes(Feature.Resume) ? message.resume : undefined
+        return resendFrom(state, message.space, stream, upTo, resume, now, facts, effects)
+      }
       if (upTo <= stream.acked && upTo <= stream.sent) return state
       const acked = Math.max(stream.acked, upTo)
       const next = {
@@ -897,6 +901,14 @@ function welcome(
   const replicaId = state.replicaId as ReplicaId
   const have: Record<string, number> = {}
   const logs: Record<string, string> = {}
+  const speaks = state.relay
+    ? RELAY_FEATURES
+    : state.config.reliable === true
+      ? RELIABLE_HUB_FEATURES
+      : HUB_FEATURES
+  const offered =
+    hello.features === undefined ? [] : speaks.filter((feature) => hello.features?.includes(feature))
+  const features = offered.length === 0 ? noFeatures : offered
   let next = state
   for (const space of hello.spaces) {
     const stream = streamOf(next, space)
@@ -917,8 +929,13 @@ function welcome(
     // A linked hub's first hello, again (a copy the network delayed): it is answered, and
     // the stream a later hello started goes on.
     if (asking && !first) continue
+    const resumed = features.includes(Feature.Resume)
+      ? resumedSnapshot(ownValue(hello.resume, space), space, position, theirs === log, facts)
+      : null
     next = setStream(next, space, {
-      ...streamFrom(stream, space, position, state.relay, now, facts),
+      ...(resumed === null
+        ? streamFrom(stream, space, position, state.relay, now, facts)
+        : startedAt(stream, 0, resumed, now)),
       accepting: received,
       incoming: null,
       waiting: asking,
@@ -927,14 +944,6 @@ function welcome(
   const heads: Record<string, number> = {}
   for (const space of hello.spaces) heads[space] = facts.head(space)
   const readOnly = hello.spaces.filter((space) => streamOf(next, space)?.access === 'read')
-  const speaks = state.relay
-    ? RELAY_FEATURES
-    : state.config.reliable === true
-      ? RELIABLE_HUB_FEATURES
-      : HUB_FEATURES
-  const offered =
-    hello.features === undefined ? [] : speaks.filter((feature) => hello.features?.includes(feature))
-  const features = offered.length === 0 ? noFeatures : offered
   effects.push({
     type: 'send',
     message: {
@@ -953,6 +962,26 @@ function welcome(
   next = { ...next, features }
   for (const space of hello.spaces) next = pump(next, space, facts, effects)
   return next
+}
+
+/**
+ * The rest of the snapshot a replica's `hello` says it holds the start of (`resume`), or null
+ * to send it what a replica at `position` is sent without one. It is sent only when the
+ * replica's position is in our log (`sameLog`) and behind the snapshot's, and our log still
+ * holds every change since the snapshot's position: those cover what changed in the records
+ * it already holds, as they do for a snapshot whose pages take long to read. Without
+ * `received` (that was the first page's), as the records were read at the snapshot's start.
+ */
+function resumedSnapshot(
+  resume: SnapshotResume | undefined,
+  space: SpaceId,
+  position: number,
+  sameLog: boolean,
+  facts: HubFacts,
+): HubSnapshot | null {
+  if (resume === undefined || !sameLog || position >= resume.cursor) return null
+  if (resume.cursor < facts.floor(space) || resume.cursor > facts.head(space)) return null
+  return { cursor: resume.cursor, page: 0, afterKey: resume.after, split: null }
 }
 
 /**
@@ -1675,18 +1704,23 @@ function goneBack(
 /**
  * A replica's `ack` marked `resend` (see `Feature`): it holds everything up to `upTo` (an
  * acknowledgement like any other) and could not take what followed, which goes again from its
- * last acknowledged position — a snapshot it was in, from its first page.
+ * last acknowledged position — a snapshot it was in, from its first page, or from where
+ * `resume` says it got to, when that snapshot can be resumed (see {@link resumedSnapshot}).
  */
 function resendFrom(
   state: HubSessionState,
   space: SpaceId,
   stream: HubStream,
   upTo: number,
+  resume: SnapshotResume | undefined,
   now: number,
   facts: HubFacts,
   effects: HubSessionEffect[],
 ): HubSessionState {
   const acked = Math.max(stream.acked, upTo)
   const settled: HubStream = { ...stream, ...settle(stream, acked), acked }
-  return pump(setStream(state, space, goneBack(state, space, settled, now, facts)), space, facts, effects)
+  const back = goneBack(state, space, settled, now, facts)
+  const resumed = back.snapshot === null ? null : resumedSnapshot(resume, space, acked, true, facts)
+  const next = resumed === null ? back : { ...back, snapshot: resumed }
+  return pump(setStream(state, space, next), space, facts, effects)
 }

@@ -54,6 +54,23 @@ export interface HelloMessage {
    * receiving everyone else's.
    */
   readonly readOnly?: readonly SpaceId[]
+  /**
+   * From a replica, per space, a snapshot it holds the first pages of (optional; the hub
+   * reads it only on a session that negotiates `resume`, see {@link Feature}): the hub may
+   * send the rest of that snapshot instead of a new one from its first page.
+   */
+  readonly resume?: { readonly [space: string]: SnapshotResume }
+}
+
+/**
+ * Where a replica's interrupted snapshot stands (`hello.resume`): the snapshot at log position
+ * `cursor`, of which it has durably applied every record up to and including the record key
+ * `after` (`recordKey(collection, id)`). The hub's log since `cursor` covers whatever changed
+ * in the records already sent, as it does for a snapshot whose pages are read over a long time.
+ */
+export interface SnapshotResume {
+  readonly cursor: number
+  readonly after: string
 }
 
 /**
@@ -82,6 +99,10 @@ export interface HelloMessage {
  *   again only doubles what the link must carry. A replica that could not take a frame says
  *   so with an `ack` marked `resend`; a hub that could not store an upload says so with an
  *   `error` (`storage-failed`, `rate-limited`, `frame-too-large`), and the replica sends again.
+ * - `resume`: a replica whose snapshot was cut off (the connection dropped part way) names in
+ *   its next `hello` how far it got (`resume`), and the hub sends the rest of that snapshot,
+ *   from the record after, when its log still holds every change since the snapshot's
+ *   position; otherwise it sends a new snapshot, as without the feature.
  */
 export const Feature = {
   Compact: 'compact',
@@ -91,6 +112,7 @@ export const Feature = {
   Presence: 'presence',
   Ping: 'ping',
   Resend: 'resend',
+  Resume: 'resume',
 } as const
 
 /** A feature name (see {@link Feature}). */
@@ -146,6 +168,12 @@ export interface AckMessage {
    * snapshot's first page, when it was in one.
    */
   readonly resend?: true
+  /**
+   * With `resend`, on a session that negotiated `resume`: the snapshot the replica was taking
+   * in when its storage failed, and how far it got (see {@link SnapshotResume}). The hub may
+   * send the rest of it instead of the snapshot from its first page.
+   */
+  readonly resume?: SnapshotResume
 }
 
 /**

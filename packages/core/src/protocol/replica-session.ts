@@ -2,7 +2,7 @@ import type { Change } from '../change.js'
 import { ErrorCode } from '../errors.js'
 import type { ReplicaId, SpaceId } from '../ids.js'
 import { type JsonObject, ownNumber, ownValue } from '../json.js'
-import { Feature, type Message, PROTOCOL_VERSION } from './messages.js'
+import { Feature, type Message, PROTOCOL_VERSION, type SnapshotResume } from './messages.js'
 
 /** Tunables of the replica side of the protocol. */
 export interface ReplicaSessionConfig {
@@ -52,7 +52,14 @@ export const DEFAULT_REPLICA_SESSION = {
   ackIntervalMs: 50,
   ackEvery: 500,
   pipeline: true,
-  features: [Feature.Compact, Feature.Sparse, Feature.Collect, Feature.Presence, Feature.Ping],
+  features: [
+    Feature.Compact,
+    Feature.Sparse,
+    Feature.Collect,
+    Feature.Presence,
+    Feature.Ping,
+    Feature.Resume,
+  ],
 } as const
 
 /** Where the session is: no transport, hello sent, or streaming. */
@@ -82,6 +89,8 @@ export interface ReplicaSessionState {
    */
   readonly lastProgressAt: number
   readonly snapshot: { readonly cursor: number; readonly nextPage: number } | null
+  /** The snapshot this connection's `hello` asks the hub to resume (see the `connected` input). */
+  readonly resume: SnapshotResume | null
   /** The hub's log head as last reported: caught up means `cursor` has reached it. */
   readonly hubHead: number
   /**
@@ -141,6 +150,12 @@ export interface ReplicaSessionState {
    */
   readonly resend: boolean
   /**
+   * The hub answered this session's hello accepting `resume`: an ask to send again names the
+   * snapshot this replica holds the first pages of. False until that answer, and after a
+   * disconnect.
+   */
+  readonly resumes: boolean
+  /**
    * With `resend`: when the hub last said it could not take what we sent (`storage-failed`,
    * `rate-limited`), and how far we had sent then. Until it acknowledges that far, what it has
    * not acknowledged goes again after each `retransmitMs` without progress, as without
@@ -175,8 +190,17 @@ export interface ReplicaSessionState {
 
 /** What the runtime tells the session. */
 export type ReplicaSessionInput =
-  /** A transport is up; `token`, when given, is presented from now on instead of the config's. */
-  | { readonly type: 'connected'; readonly now: number; readonly token?: string }
+  /**
+   * A transport is up; `token`, when given, is presented from now on instead of the config's.
+   * `resume`: a snapshot the runtime holds the first pages of, to ask the hub for the rest of
+   * (see `HelloMessage.resume`).
+   */
+  | {
+      readonly type: 'connected'
+      readonly now: number
+      readonly token?: string
+      readonly resume?: SnapshotResume
+    }
   | { readonly type: 'disconnected'; readonly now: number }
   | { readonly type: 'message'; readonly now: number; readonly message: Message }
   | { readonly type: 'local-write'; readonly now: number; readonly counter: number }
@@ -196,7 +220,11 @@ export type ReplicaSessionInput =
   /** Reading the outbox failed; the next tick tries again. */
   | { readonly type: 'outbox-failed'; readonly now: number }
   | { readonly type: 'applied'; readonly now: number; readonly cursor: number | null }
-  | { readonly type: 'apply-failed'; readonly now: number }
+  /**
+   * Storing what the hub sent failed. `resume`: the snapshot the runtime holds the first pages
+   * of, to ask the hub for the rest of (see `AckMessage.resume`).
+   */
+  | { readonly type: 'apply-failed'; readonly now: number; readonly resume?: SnapshotResume }
   /**
    * The runtime dropped its cursor to 0 to read the hub's state afresh: the session asks the
    * hub for its log from the start (an `ack` of 0, which the hub answers with a snapshot).
@@ -214,6 +242,8 @@ export type ReplicaSessionInput =
  * page that fails to apply ends the snapshot (the hub sends it again from page 0).
  */
 export interface SnapshotPage {
+  /** The snapshot's log position (`SnapshotMessage.cursor`). */
+  readonly cursor: number
   readonly page: number
   readonly last: boolean
   /** Page 0's `SnapshotMessage.received`, if the hub sent it. */
@@ -327,6 +357,7 @@ export function initialReplicaSession(
     reading: false,
     lastProgressAt: 0,
     snapshot: null,
+    resume: null,
     hubHead: 0,
     compact: false,
     presence: false,
@@ -340,6 +371,7 @@ export function initialReplicaSession(
     readOnly: false,
     ping: false,
     resend: false,
+    resumes: false,
     refused: null,
     asked: null,
     syncAsked: 0,
@@ -385,6 +417,7 @@ function readOnlyNotice(state: ReplicaSessionState, effects: ReplicaSessionEffec
 
 function hello(state: ReplicaSessionState): ReplicaSessionEffect {
   const { replicaId, space, token, features } = state.config
+  const { resume } = state
   return {
     type: 'send',
     message: {
@@ -397,6 +430,10 @@ function hello(state: ReplicaSessionState): ReplicaSessionEffect {
       heads: { [space]: state.local },
       ...(features === undefined || features.length === 0 ? {} : { features }),
       ...(state.log === null ? {} : { logs: { [space]: state.log } }),
+      // Only where the hub could take it: in the log it named, with the feature offered.
+      ...(resume === null || state.log === null || features?.includes(Feature.Resume) !== true
+        ? {}
+        : { resume: { [space]: resume } }),
     },
   }
 }
@@ -477,6 +514,7 @@ function reduce(
         phase: 'connecting',
         lastProgressAt: input.now,
         snapshot: null,
+        resume: input.resume ?? null,
         ackSent: state.cursor,
         ackAt: Number.NEGATIVE_INFINITY,
         pingAt: null,
@@ -496,6 +534,7 @@ function reduce(
         dropped: false,
         ping: false,
         resend: false,
+        resumes: false,
         refused: null,
         asked: null,
         pingAt: null,
@@ -547,7 +586,7 @@ function reduce(
       // — asked for, where the hub sends again only when asked: at once, unless we asked
       // within a retransmit period (a storage failing for every frame would have the hub send
       // its window again and again, as fast as the link goes).
-      const next = { ...state, applyingTo: state.cursor, snapshot: null }
+      const next = { ...state, applyingTo: state.cursor, snapshot: null, resume: input.resume ?? null }
       if (!next.resend || next.phase !== 'ready') return next
       if (next.asked !== null && input.now - next.asked < next.config.retransmitMs) return next
       return askAgain(next, input.now, effects)
@@ -637,6 +676,7 @@ function receive(
         offered.includes(Feature.Presence) && (message.features ?? []).includes(Feature.Presence)
       const ping = offered.includes(Feature.Ping) && (message.features ?? []).includes(Feature.Ping)
       const resend = offered.includes(Feature.Resend) && (message.features ?? []).includes(Feature.Resend)
+      const resumes = offered.includes(Feature.Resume) && (message.features ?? []).includes(Feature.Resume)
       // The hub forgets a connection's presence when it ends: the runtime sends its own again.
       if (presence) effects.push({ type: 'presence-joined' })
       let next: ReplicaSessionState = {
@@ -648,6 +688,7 @@ function receive(
         presence,
         ping,
         resend,
+        resumes,
         maxFrame: limitFrom(message.maxFrame, state, effects),
         readOnly: message.readOnly?.includes(space) === true,
       }
@@ -726,6 +767,7 @@ function receive(
       }
       const next = { ...state, hubHead: Math.max(state.hubHead, message.cursor) }
       const page: SnapshotPage = {
+        cursor: message.cursor,
         page: message.page,
         last: message.last,
         ...(message.received === undefined ? {} : { received: message.received }),
@@ -814,9 +856,16 @@ function askAgain(
   now: number,
   effects: ReplicaSessionEffect[],
 ): ReplicaSessionState {
+  const { resume } = state
   effects.push({
     type: 'send',
-    message: { type: 'ack', space: state.config.space, upTo: state.cursor, resend: true },
+    message: {
+      type: 'ack',
+      space: state.config.space,
+      upTo: state.cursor,
+      resend: true,
+      ...(resume === null || !state.resumes ? {} : { resume }),
+    },
   })
   return { ...state, asked: now, ackSent: state.cursor, ackAt: now }
 }
