@@ -26,6 +26,23 @@ class FailingApplies extends MemoryReplicaStore {
   }
 }
 
+/** A memory store every `every`th apply of remote changes of which fails, as a flaky disk's. */
+class EveryNthApplyFails extends MemoryReplicaStore {
+  applies = 0
+  failures = 0
+
+  constructor(readonly every: number) {
+    super()
+  }
+
+  override applyRemote(batch: Parameters<MemoryReplicaStore['applyRemote']>[0]): Promise<void> {
+    this.applies += 1
+    if (this.applies % this.every !== 0) return super.applyRemote(batch)
+    this.failures += 1
+    return Promise.reject(new ChorusError(ErrorCode.StorageFailed, 'the disk failed'))
+  }
+}
+
 /** A WebSocket that counts the frames its replica sends. */
 function countingWebSocket(counts: { sent: number }) {
   return class extends WebSocket {
@@ -106,4 +123,22 @@ describe('a replica whose storage fails applying what the relay sends', () => {
     },
     60_000,
   )
+
+  // The relay's snapshot of the 600 notes takes three pages, and each ask to send again
+  // started it over from its first: with every other apply failing, it never ended.
+  it('takes in a snapshot of many pages when every other apply fails', async () => {
+    const relay = await relayWithNotes()
+    const store = new EveryNthApplyFails(2)
+    const reader = await createReplica({
+      space: SPACE,
+      url: relay.url,
+      storage: store,
+      WebSocket: WebSocket as never,
+    })
+    reader.on('error', () => undefined)
+    cleanup.push(() => reader.close())
+    await within(reader.synced(), 20_000, 'the reader to take in the snapshot')
+    expect((await reader.collection('notes').list()).length).toBe(NOTES)
+    expect(store.failures).toBeGreaterThan(1)
+  }, 60_000)
 })

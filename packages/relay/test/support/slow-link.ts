@@ -11,6 +11,8 @@ export interface SlowLink {
   delivered(): number
   /** Stops the slow direction of the latest connection for good. */
   stall(): void
+  /** Drops every connection open now, as a network that goes away does; later ones are taken. */
+  cut(): void
   close(): void
 }
 
@@ -83,6 +85,9 @@ export async function slowLink(
     stall() {
       const latest = pipes.at(-1)
       if (latest !== undefined) latest.stalled = true
+    },
+    cut() {
+      for (const pipe of pipes) pipe.close()
     },
     close() {
       clearInterval(timer)
