@@ -80,4 +80,38 @@ describe('a snapshot cut off part way', () => {
     expect(link.delivered()).toBeLessThan(PAYLOAD * 1.2)
     await writer.close()
   }, 90_000)
+
+  it('goes on after the replica was closed and opened again, as a reloaded tab is', async () => {
+    const dir = tempDir('chorus-resume-')
+    const relay = await startRelay({ dataDir: dir.path })
+    const link = await slowLink(relay.url, BYTES_PER_SECOND, 'down')
+    cleanup.push(async () => {
+      link.close()
+      await relay.stop()
+      dir.remove()
+    })
+    const writer = await device(relay.url, new IDBFactory())
+    const notes = (replica: Replica) => replica.collection('notes')
+    await Promise.all(
+      Array.from({ length: NOTES }, (_, i) =>
+        notes(writer).put(`n${String(i).padStart(3, '0')}`, { body: BODY, i }),
+      ),
+    )
+    await within(writer.synced(), 20_000, 'the writer to upload')
+
+    const indexedDB = new IDBFactory()
+    const first = await device(link.url, indexedDB)
+    await eventually(async () => (await notes(first).list()).length >= NOTES / 2, 'half the notes', 30_000)
+    // A reloaded tab's socket is gone with it: what the relay had queued for it goes nowhere.
+    await first.close()
+    link.cut()
+    const before = link.delivered()
+    const reader = await device(link.url, indexedDB)
+    cleanup.push(() => reader.close())
+    await within(reader.synced(), 30_000, 'the reopened reader to sync')
+    expect(await notes(reader).list()).toEqual(await notes(writer).list())
+    // It had stored half the notes or more: the reopened replica is sent the rest, not all.
+    expect(link.delivered() - before).toBeLessThan(PAYLOAD * 0.6)
+    await writer.close()
+  }, 90_000)
 })

@@ -134,6 +134,49 @@ describe('SqliteReplicaStore', () => {
     await reopened.close()
   })
 
+  it('opens a schema-3 database (before the snapshot to resume) and upgrades it, data kept', async () => {
+    const path = join(scratch, 'schema-3.sqlite')
+    const old = new Database(path)
+    old.exec(`
+      CREATE TABLE meta (only INTEGER PRIMARY KEY CHECK (only = 1), replica_id TEXT NOT NULL, space TEXT NOT NULL,
+        counter INTEGER NOT NULL, clock_wall INTEGER NOT NULL, clock_counter INTEGER NOT NULL, cursor INTEGER NOT NULL,
+        log TEXT, max_frame INTEGER);
+      CREATE TABLE records (collection TEXT NOT NULL, id BLOB NOT NULL, state TEXT NOT NULL,
+        PRIMARY KEY (collection, id)) WITHOUT ROWID;
+      CREATE TABLE outbox (counter INTEGER PRIMARY KEY, change TEXT NOT NULL);
+      INSERT INTO meta VALUES (1, 'alice', 'team-notes', 3, 1700000000000, 0, 0, 'log-1', 4096);
+      PRAGMA user_version = 3;
+    `)
+    old.close()
+    const resume = { cursor: 40, after: 'notes\u0000n-17' }
+    const store = await openSqliteReplicaStore({ path })
+    try {
+      expect(await store.loadMeta()).toEqual({
+        replicaId: 'alice',
+        space: 'team-notes',
+        counter: 3,
+        clock: { wall: 1_700_000_000_000, counter: 0 },
+        cursor: 0,
+        log: 'log-1',
+        maxFrame: 4096,
+      })
+      await store.applyRemote({
+        records: [],
+        clock: { wall: 1_700_000_000_001, counter: 0 },
+        cursor: null,
+        resume,
+      })
+    } finally {
+      await store.close()
+    }
+    const reopened = await openSqliteReplicaStore({ path })
+    expect(await reopened.loadMeta()).toMatchObject({ log: 'log-1', maxFrame: 4096, resume })
+    await reopened.close()
+    const db = new Database(path)
+    expect(db.pragma('user_version', { simple: true })).toBe(4)
+    db.close()
+  })
+
   it('refuses a file that is not a Chorus replica database, with storage-failed', async () => {
     const path = join(scratch, 'not-a-database.sqlite')
     writeFileSync(path, 'this is a text file, not SQLite '.repeat(100))

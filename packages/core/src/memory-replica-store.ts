@@ -9,9 +9,11 @@ import {
   type LocalBatch,
   localBatchRecord,
   type RecordPage,
+  type RemoteBatch,
   type ReplicaMeta,
   type ReplicaStore,
   type StoredRecord,
+  withResume,
 } from './storage.js'
 
 /**
@@ -124,26 +126,23 @@ export class MemoryReplicaStore implements ReplicaStore {
     this.#meta = { ...meta, counter: last.dot[1], clock: batch.clock }
   }
 
-  async applyRemote(batch: {
-    records: readonly StoredRecord[]
-    clock: HlcState
-    cursor: number | null
-    log?: string
-    maxFrame?: number
-  }): Promise<void> {
+  async applyRemote(batch: RemoteBatch): Promise<void> {
     const meta = this.#requireMeta()
     this.#check(true)
     for (const record of batch.records) {
       if (record.state.versions.length > 0) this.#put(record)
       else this.#records.get(record.collection)?.delete(record.id)
     }
-    this.#meta = {
-      ...meta,
-      clock: batch.clock,
-      cursor: batch.cursor ?? meta.cursor,
-      ...(batch.log === undefined ? {} : { log: batch.log }),
-      ...(batch.maxFrame === undefined ? {} : { maxFrame: batch.maxFrame }),
-    }
+    this.#meta = withResume(
+      {
+        ...meta,
+        clock: batch.clock,
+        cursor: batch.cursor ?? meta.cursor,
+        ...(batch.log === undefined ? {} : { log: batch.log }),
+        ...(batch.maxFrame === undefined ? {} : { maxFrame: batch.maxFrame }),
+      },
+      batch.resume,
+    )
   }
 
   async hasRecords(): Promise<boolean> {

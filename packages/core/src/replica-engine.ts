@@ -44,6 +44,7 @@ import {
   type ReplicaStore,
   recordKey,
   type StoredRecord,
+  withResume,
 } from './storage.js'
 
 /**
@@ -370,14 +371,16 @@ class Engine implements ReplicaEngine {
    * whole here (null until one is: a page may end inside a record, which the next continues),
    * and the key of the last record its pages carried. Null when there is none, or when the
    * snapshot sweeps what no page carried (see `#sweep`): the sweep needs every page of one
-   * snapshot, so it cannot be resumed.
+   * snapshot, so it cannot be resumed. Stored with the pages (`ReplicaMeta.resume`), so it
+   * outlives a restart.
    */
-  #resume: { readonly cursor: number; after: string | null; last: string | null } | null = null
+  #resume: SnapshotProgress | null = null
 
   constructor(options: ReplicaEngineOptions, meta: ReplicaMeta, acked: number) {
     this.#options = options
     this.#store = options.store
     this.#meta = meta
+    this.#resume = meta.resume === undefined ? null : { ...meta.resume, last: meta.resume.after }
     this.replicaId = meta.replicaId
     this.space = meta.space
     this.#resolvers = createResolverLookup(options.resolvers)
@@ -1131,14 +1134,22 @@ class Engine implements ReplicaEngine {
         return
       case 'set-log': {
         const cursor = effect.reset ? 0 : null
-        // Another log: what this replica knew the hub held was of the one it replaced.
+        // Another log: what this replica knew the hub held was of the one it replaced, and a
+        // snapshot it was taking in was of that one too.
         this.#hubHeld = null
+        this.#resume = null
         // The session has moved to the new log whatever the store does: so does the engine,
         // or a later apply would take the old log's cursor for a position in the new one.
-        this.#meta = { ...this.#meta, cursor: cursor ?? this.#meta.cursor, log: effect.log }
+        this.#meta = withResume({ ...this.#meta, cursor: cursor ?? this.#meta.cursor, log: effect.log }, null)
         this.#logUnsaved = true
         try {
-          await this.#store.applyRemote({ records: [], clock: this.#hlc.state(), cursor, log: effect.log })
+          await this.#store.applyRemote({
+            records: [],
+            clock: this.#hlc.state(),
+            cursor,
+            log: effect.log,
+            resume: null,
+          })
           this.#logUnsaved = false
         } catch (error) {
           // The next apply that is stored stores the name too; until then a restart names the
@@ -1315,10 +1326,11 @@ class Engine implements ReplicaEngine {
     }
     const nextCursor = cursor === null ? null : Math.max(cursor, this.#meta.cursor)
     let touched: Map<string, StoredRecord>
+    let resume: SnapshotProgress | null
     try {
       // Read, merge and store as one step no other instance of this replica writes into: a
       // tab's local write to a record between this read and this store would be overwritten.
-      touched = await this.#exclusively(() => this.#merge(batch, page, nextCursor))
+      ;({ touched, resume } = await this.#exclusively(() => this.#merge(batch, page, nextCursor)))
     } catch (error) {
       // The session takes the snapshot again from its first page, if this was one.
       this.#sweeping = null
@@ -1334,9 +1346,12 @@ class Engine implements ReplicaEngine {
     // A snapshot the hub resumes (its first page names no counters) goes on from what this
     // engine knew of the hub when it began.
     const resumed = page?.page === 0 && page.received === undefined && this.#resume?.cursor === page.cursor
-    this.#noteResume(batch, cursor, page)
+    this.#resume = resume
     this.#noteHeld(batch, from, resumed ? undefined : page)
-    this.#meta = { ...this.#meta, clock: this.#hlc.state(), cursor: nextCursor ?? this.#meta.cursor }
+    this.#meta = withResume(
+      { ...this.#meta, clock: this.#hlc.state(), cursor: nextCursor ?? this.#meta.cursor },
+      savedResume(resume),
+    )
     const byCollection = new Map<string, RecordId[]>()
     for (const record of touched.values()) {
       const ids = byCollection.get(record.collection) ?? []
@@ -1357,9 +1372,10 @@ class Engine implements ReplicaEngine {
     batch: readonly Change[],
     page: SnapshotPage | undefined,
     cursor: number | null,
-  ): Promise<Map<string, StoredRecord>> {
+  ): Promise<{ touched: Map<string, StoredRecord>; resume: SnapshotProgress | null }> {
     const touched = new Map<string, StoredRecord>()
     if (page !== undefined) await this.#trackSnapshot(batch, page)
+    const resume = this.#resumeAfter(batch, cursor, page)
     const { keys, slots } = distinctRecords(batch)
     const stored = await this.#readRecords(keys)
     const stamps: HlcStamp[] = []
@@ -1388,14 +1404,17 @@ class Engine implements ReplicaEngine {
       }
     }
     const log = this.#logUnsaved ? this.#meta.log : undefined
+    const saved = savedResume(resume)
+    const resumeChanged = !sameResume(saved, this.#meta.resume ?? null)
     await this.#store.applyRemote({
       records: [...touched.values()],
       clock: this.#hlc.state(),
       cursor,
       ...(log === undefined ? {} : { log }),
+      ...(resumeChanged ? { resume: saved } : {}),
     })
     if (log !== undefined) this.#logUnsaved = false
-    return touched
+    return { touched, resume }
   }
 
   /**
@@ -1456,34 +1475,36 @@ class Engine implements ReplicaEngine {
   }
 
   /**
-   * Moves `#resume` past a snapshot page stored (see `#resume`), or drops it once the snapshot
-   * or the log has reached the cursor. Every record of a page but its last is whole: the hub
+   * `#resume` once a batch is stored: moved past a snapshot page, or none once the snapshot or
+   * the log has reached the cursor. Every record of a page but its last is whole: the hub
    * splits only a page's sole record. A snapshot that starts where the one being read stood
    * (the hub resuming it, or starting again at the same position) keeps its progress.
    */
-  #noteResume(batch: readonly Change[], cursor: number | null, page: SnapshotPage | undefined): void {
-    if (page === undefined || page.last) {
-      if (page !== undefined || cursor !== null) this.#resume = null
-      return
-    }
+  #resumeAfter(
+    batch: readonly Change[],
+    cursor: number | null,
+    page: SnapshotPage | undefined,
+  ): SnapshotProgress | null {
+    if (page === undefined || page.last) return page !== undefined || cursor !== null ? null : this.#resume
     const position = page.cursor
-    if (page.page === 0) {
-      const earlier = this.#resume
-      this.#resume =
-        this.#sweeping !== null
+    const earlier = this.#resume
+    const resume =
+      page.page !== 0
+        ? earlier
+        : this.#sweeping !== null
           ? null
           : earlier?.cursor === position
             ? earlier
             : { cursor: position, after: null, last: null }
-    }
-    const resume = this.#resume
-    if (resume === null || resume.cursor !== position) return
+    if (resume === null || resume.cursor !== position) return resume
+    let { after, last } = resume
     for (const change of batch) {
       const key = recordKey(change.collection, change.id)
-      if (key === resume.last) continue
-      if (resume.last !== null) resume.after = resume.last
-      resume.last = key
+      if (key === last) continue
+      if (last !== null) after = last
+      last = key
     }
+    return { cursor: position, after, last }
   }
 
   /** Tells the session an apply failed, with the snapshot it may ask the hub to resume. */
@@ -1496,8 +1517,7 @@ class Engine implements ReplicaEngine {
 
   /** `#resume` as the hub is told it, or null while no record is known whole. */
   #resumable(): SnapshotResume | null {
-    const resume = this.#resume
-    return resume?.after == null ? null : { cursor: resume.cursor, after: resume.after }
+    return savedResume(this.#resume)
   }
 
   /** Raises `#hubHeld` by a batch the hub sent, which starts it afresh at a snapshot or the log's start. */
@@ -1851,6 +1871,25 @@ export function recordPage(options: ListOptions | undefined): RecordPage {
 
 /** Most writes committed in one batch (one store transaction), unless the store says otherwise. */
 const MAX_WRITE_BATCH = 1000
+
+/**
+ * How far the snapshot being read has come (see `ReplicaEngine.#resume`): its position, the
+ * key of the last record known whole here, and the key of the last record its pages carried.
+ */
+interface SnapshotProgress {
+  readonly cursor: number
+  readonly after: string | null
+  readonly last: string | null
+}
+
+/** What is stored and told the hub of `progress`: null until a record is known whole. */
+function savedResume(progress: SnapshotProgress | null): SnapshotResume | null {
+  return progress?.after == null ? null : { cursor: progress.cursor, after: progress.after }
+}
+
+function sameResume(a: SnapshotResume | null, b: SnapshotResume | null): boolean {
+  return a === b || (a !== null && b !== null && a.cursor === b.cursor && a.after === b.after)
+}
 
 /** Freezes a received change's values, as local writes are, before it is stored. */
 /**

@@ -2,6 +2,7 @@ import type { Change } from './change.js'
 import type { HlcState } from './hlc.js'
 import type { RecordId, ReplicaId, SpaceId } from './ids.js'
 import type { JsonObject } from './json.js'
+import type { SnapshotResume } from './protocol/messages.js'
 import type { RecordState } from './record.js'
 
 /** What a replica keeps about itself besides records. */
@@ -33,6 +34,11 @@ export interface ReplicaMeta {
    * until the hub's first `collected` reached the replica.
    */
   readonly collected?: Readonly<Record<string, number>>
+  /**
+   * The snapshot this replica was taking in, for the hub to send the rest of (see
+   * `HelloMessage.resume`): absent when there is none, or none it could resume.
+   */
+  readonly resume?: SnapshotResume
 }
 
 /** A record with its key. */
@@ -139,15 +145,9 @@ export interface ReplicaStore {
    * replica was away, see `SnapshotMessage.received`). With `log`, the metadata's `log`
    * becomes it, and `cursor` is stored as given even when lower (0 after a hub restored
    * from a backup: the replica reads that log from its start). With `maxFrame`, the
-   * metadata's `maxFrame` becomes it.
+   * metadata's `maxFrame` becomes it; with `resume`, its `resume` (null: none).
    */
-  applyRemote(batch: {
-    readonly records: readonly StoredRecord[]
-    readonly clock: HlcState
-    readonly cursor: number | null
-    readonly log?: string
-    readonly maxFrame?: number
-  }): Promise<void>
+  applyRemote(batch: RemoteBatch): Promise<void>
   /** Own changes with counter > `after`, in counter order, at most `limit`. */
   readOutbox(after: number, limit: number): Promise<Change[]>
   /** How many changes the outbox holds. */
@@ -162,6 +162,24 @@ export interface ReplicaStore {
    * `storage-failed`.
    */
   destroy?(): Promise<void>
+}
+
+/** What {@link ReplicaStore.applyRemote} stores. */
+export interface RemoteBatch {
+  readonly records: readonly StoredRecord[]
+  readonly clock: HlcState
+  readonly cursor: number | null
+  readonly log?: string
+  readonly maxFrame?: number
+  readonly resume?: SnapshotResume | null
+}
+
+/** `meta` with `resume` as {@link RemoteBatch.resume} sets it: unchanged when undefined, removed when null. */
+export function withResume(meta: ReplicaMeta, resume: SnapshotResume | null | undefined): ReplicaMeta {
+  if (resume === undefined) return meta
+  if (resume !== null) return { ...meta, resume }
+  const { resume: _dropped, ...rest } = meta
+  return rest
 }
 
 /**

@@ -513,6 +513,31 @@ export function runReplicaStoreConformance(name: string, open: () => Promise<Rep
         expect(await store.loadMeta()).toMatchObject({ maxFrame: 1_048_576 })
       })
 
+      it('stores the snapshot to resume with `resume`, later writes keep it, and null removes it', async () => {
+        await store.initMeta(META)
+        expect(await store.loadMeta()).not.toHaveProperty('resume')
+        const resume = { cursor: 40, after: 'notes\u0000n-17' }
+        const change = await remoteChange(store, PEER, 1, 'notes', 'n-17', put({ title: 'n-17' }))
+        await store.applyRemote({
+          records: await remoteRecords(store, [change]),
+          clock: { wall: 5, counter: 0 },
+          cursor: null,
+          resume,
+        })
+        await commit(store, 'notes', 'a', put({ title: 'a' }))
+        await store.applyRemote({ records: [], clock: { wall: 6, counter: 0 }, cursor: null })
+        expect(await store.loadMeta()).toMatchObject({ cursor: 0, counter: 1, resume })
+        if (fixture.reopen !== undefined) {
+          await store.close()
+          store = await fixture.reopen()
+          expect(await store.loadMeta()).toMatchObject({ resume })
+        }
+        await store.applyRemote({ records: [], clock: { wall: 7, counter: 0 }, cursor: 40, resume: null })
+        const meta = await store.loadMeta()
+        expect(meta).toMatchObject({ cursor: 40 })
+        expect(meta).not.toHaveProperty('resume')
+      })
+
       it('removes a record given with no versions, in the same commit as the rest', async () => {
         await store.initMeta(META)
         await commit(store, 'notes', 'gone', put({ title: 'gone' }))

@@ -9,11 +9,13 @@ import {
   type RecordId,
   type RecordPage,
   type RecordState,
+  type RemoteBatch,
   type ReplicaMeta,
   type ReplicaStore,
   recordKey,
   recordsInPage,
   type StoredRecord,
+  withResume,
 } from '@chorus/core'
 import { errorName, fencedFailure, idbFailure, TabFencedError } from './idb-errors.js'
 import {
@@ -372,13 +374,7 @@ export class IdbReplicaStore implements ReplicaStore {
     })
   }
 
-  async applyRemote(batch: {
-    readonly records: readonly StoredRecord[]
-    readonly clock: HlcState
-    readonly cursor: number | null
-    readonly log?: string
-    readonly maxFrame?: number
-  }): Promise<void> {
+  async applyRemote(batch: RemoteBatch): Promise<void> {
     // A record with no versions left is removed (see `ReplicaStore.applyRemote`).
     const entries = batch.records.map((record) => ({
       key: recordKey(record.collection, record.id),
@@ -394,13 +390,16 @@ export class IdbReplicaStore implements ReplicaStore {
         else records.put(text, key)
       }
       tx.objectStore('meta').put(
-        {
-          ...meta,
-          clock: laterHlcState(meta.clock, batch.clock),
-          cursor: batch.cursor ?? meta.cursor,
-          ...(batch.log === undefined ? {} : { log: batch.log }),
-          ...(batch.maxFrame === undefined ? {} : { maxFrame: batch.maxFrame }),
-        },
+        withResume(
+          {
+            ...meta,
+            clock: laterHlcState(meta.clock, batch.clock),
+            cursor: batch.cursor ?? meta.cursor,
+            ...(batch.log === undefined ? {} : { log: batch.log }),
+            ...(batch.maxFrame === undefined ? {} : { maxFrame: batch.maxFrame }),
+          },
+          batch.resume,
+        ),
         META_KEY,
       )
     })

@@ -10,9 +10,11 @@ import {
   type RecordId,
   type RecordPage,
   type RecordState,
+  type RemoteBatch,
   type ReplicaId,
   type ReplicaMeta,
   type ReplicaStore,
+  type SnapshotResume,
   type SpaceId,
   type StoredRecord,
   sqliteFailure,
@@ -21,9 +23,9 @@ import { frozen } from './frozen.js'
 
 /**
  * The schema version, kept in SQLite's `user_version`. Version 2 added `meta.log`, version 3
- * `meta.max_frame`.
+ * `meta.max_frame`, version 4 `meta.resume` (JSON text).
  */
-const SCHEMA_VERSION = 3
+const SCHEMA_VERSION = 4
 
 const SCHEMA = `
   CREATE TABLE meta (
@@ -35,7 +37,8 @@ const SCHEMA = `
     clock_counter INTEGER NOT NULL,
     cursor INTEGER NOT NULL,
     log TEXT,
-    max_frame INTEGER
+    max_frame INTEGER,
+    resume TEXT
   );
   -- id is the record id in UTF-16BE: byte order is then JavaScript's string order (UTF-16
   -- code units), which SQLite's text collation (UTF-8 bytes) is not, and lone surrogates
@@ -86,6 +89,7 @@ interface MetaRow {
   readonly cursor: number
   readonly log: string | null
   readonly max_frame: number | null
+  readonly resume: string | null
 }
 
 /** Options for {@link openSqliteReplicaStore}. */
@@ -349,13 +353,7 @@ export class SqliteReplicaStore implements ReplicaStore {
     })
   }
 
-  async applyRemote(batch: {
-    readonly records: readonly StoredRecord[]
-    readonly clock: HlcState
-    readonly cursor: number | null
-    readonly log?: string
-    readonly maxFrame?: number
-  }): Promise<void> {
+  async applyRemote(batch: RemoteBatch): Promise<void> {
     this.#write('applying remote changes', () => {
       const meta = this.#requireMeta()
       for (const record of batch.records) {
@@ -367,6 +365,8 @@ export class SqliteReplicaStore implements ReplicaStore {
       this.#sql.updateClock.run(batch.clock.wall, batch.clock.counter, batch.cursor ?? meta.cursor)
       if (batch.log !== undefined) this.#sql.updateLog.run(batch.log)
       if (batch.maxFrame !== undefined) this.#sql.updateMaxFrame.run(batch.maxFrame)
+      if (batch.resume !== undefined)
+        this.#sql.updateResume.run(batch.resume === null ? null : JSON.stringify(batch.resume))
     })
   }
 
@@ -431,6 +431,7 @@ export class SqliteReplicaStore implements ReplicaStore {
       cursor: row.cursor,
       ...(row.log === null ? {} : { log: row.log }),
       ...(row.max_frame === null ? {} : { maxFrame: row.max_frame }),
+      ...(row.resume === null ? {} : { resume: JSON.parse(row.resume) as SnapshotResume }),
     }
   }
 
@@ -490,6 +491,7 @@ function prepare(db: SqliteDatabase) {
     updateClock: db.prepare('UPDATE meta SET clock_wall = ?, clock_counter = ?, cursor = ? WHERE only = 1'),
     updateLog: db.prepare('UPDATE meta SET log = ? WHERE only = 1'),
     updateMaxFrame: db.prepare('UPDATE meta SET max_frame = ? WHERE only = 1'),
+    updateResume: db.prepare('UPDATE meta SET resume = ? WHERE only = 1'),
     getRecord: db.prepare('SELECT state FROM records WHERE collection = ? AND id = ?'),
     listRecords: db.prepare('SELECT id, state FROM records WHERE collection = ? ORDER BY id'),
     pageAsc: db.prepare('SELECT id, state FROM records WHERE collection = ? ORDER BY id LIMIT ?'),
@@ -519,10 +521,11 @@ function migrate(db: SqliteDatabase, path: string): void {
   db.pragma('synchronous = FULL')
   const version = db.pragma('user_version', { simple: true })
   if (version === SCHEMA_VERSION) return
-  if (version === 1 || version === 2) {
+  if (version === 1 || version === 2 || version === 3) {
     db.transaction(() => {
       if (version === 1) db.exec('ALTER TABLE meta ADD COLUMN log TEXT')
-      db.exec('ALTER TABLE meta ADD COLUMN max_frame INTEGER')
+      if (version <= 2) db.exec('ALTER TABLE meta ADD COLUMN max_frame INTEGER')
+      db.exec('ALTER TABLE meta ADD COLUMN resume TEXT')
       db.pragma(`user_version = ${SCHEMA_VERSION}`)
     }).immediate()
     return
