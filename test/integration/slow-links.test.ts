@@ -129,4 +129,22 @@ describe('a replica on a slow link', () => {
       await eventually(async () => (await reader.collection('notes').list()).length === FEW, 'every note')
     }, 60_000)
   })
+
+  // A frame arrives whole or not at all: where one of the relay's own size takes longer than
+  // the replica waits before it takes the connection for dead, no frame ever arrived, and
+  // the replica connected again and again, for good.
+  it('asks for shorter frames once a download went silent, and downloads the space', async () => {
+    const { relay, link } = await relayBehind('down', 50_000)
+    const writer = await device({ url: relay.url, indexedDB: new IDBFactory() })
+    await writeNotes(writer, 60)
+    await within(writer.synced(), 20_000, 'the writer to upload')
+    await writer.close()
+
+    // 256 KiB frames take over 5 s at 50 KB/s; the replica waits 4 s.
+    const reader = await device({ url: link.url, indexedDB: new IDBFactory() })
+    cleanup.push(() => reader.close())
+    await within(reader.synced(), 50_000, 'the reader to sync')
+    expect((await reader.collection('notes').list()).length).toBe(60)
+    expect(link.connections()).toBe(2)
+  }, 60_000)
 })

@@ -10,6 +10,7 @@ import {
   type JsonObject,
   type ListOptions,
   MemoryReplicaStore,
+  MIN_REPLICA_READ_FRAME,
   openReplicaEngine,
   type PresenceEvent,
   type RecordId,
@@ -523,7 +524,7 @@ class ReplicaRuntime implements Replica {
             onOpen: (send) => {
               this.#heardAt = config.now()
               this.#probeAt = null
-              engine.attach(send, this.#token)
+              engine.attach(send, this.#token, this.#readLimit ?? undefined)
               this.#refresh()
             },
             onClose: () => {
@@ -547,6 +548,13 @@ class ReplicaRuntime implements Replica {
   #probeAt: number | null = null
   /** Since when the connection has been opening or awaiting the hub's hello, if it is. */
   #handshakeSince: number | null = null
+  /**
+   * The longest frame to ask the relay for (`hello.maxFrame`), once a connection went silent
+   * while it was downloading: a frame that takes longer to arrive than `silenceMs` over this
+   * link would have every connection hang up before it, for good. Halved each such time, down
+   * to {@link MIN_REPLICA_READ_FRAME}; null (the relay's own size) again once caught up.
+   */
+  #readLimit: number | null = null
 
   /**
    * Hangs up a connection that has gone silent (see `ReconnectPolicy.silenceMs`): half the
@@ -585,6 +593,10 @@ class ReplicaRuntime implements Replica {
     }
     if (now - this.#probeAt < half) return
     this.#probeAt = null
+    // Silent while the relay had more to send: its frames may be too long for this link.
+    if (session.applyingTo < session.hubHead || session.snapshot !== null) {
+      this.#readLimit = Math.max(MIN_REPLICA_READ_FRAME, (this.#readLimit ?? FIRST_READ_LIMIT * 2) / 2)
+    }
     link.offline()
   }
 
@@ -1274,6 +1286,8 @@ class ReplicaRuntime implements Replica {
       this.#shared?.group.beat()
     }
     if (next.status !== 'synced') return
+    // Caught up: the next download starts at the relay's own frame size again.
+    this.#readLimit = null
     const following = this.#following()
     if (following && this.#ownUnconfirmed() > 0) return
     const answered = this.#engine.session().syncAnswered
@@ -1363,6 +1377,13 @@ class ReplicaRuntime implements Replica {
  * How long a token function may keep giving the token the relay refused before the refusal
  * is final (see `#nextToken`).
  */
+/**
+ * The first frame limit a replica asks for after a connection went silent while downloading
+ * (see `ReplicaRuntime.#readLimit`): half the size at which the relay's own 256 KiB frames
+ * start to be cut (a frame carries a quarter of `hello.maxFrame` in changes).
+ */
+const FIRST_READ_LIMIT = 512 * 1024
+
 const SAME_TOKEN_FINAL_MS = 60_000
 const TAB_HEARTBEAT_MS = 500
 /** How long followers wait without a report before one takes over (plus up to as much jitter). */

@@ -255,8 +255,12 @@ export interface ReplicaEngine {
   conflicts(filter?: ConflictFilter): Promise<Conflict[]>
   /** The raw record state (versions), for checkers and debugging. */
   record(collection: string, id: string): Promise<RecordState | undefined>
-  /** A transport is up: `send` writes to it; `token`, when given, is presented from now on. */
-  attach(send: (frame: string) => void, token?: string): void
+  /**
+   * A transport is up: `send` writes to it; `token`, when given, is presented from now on;
+   * `readLimit`, when given, is the longest frame to ask the hub for (its `hello.maxFrame`:
+   * for a link on which a frame of the hub's size takes longer than the runtime waits).
+   */
+  attach(send: (frame: string) => void, token?: string, readLimit?: number): void
   detach(): void
   receive(frame: string): Promise<void>
   tick(): Promise<void>
@@ -570,7 +574,7 @@ class Engine implements ReplicaEngine {
     return this.#store.getRecord(name, recordId)
   }
 
-  attach(send: (frame: string) => void, token?: string): void {
+  attach(send: (frame: string) => void, token?: string, readLimit?: number): void {
     this.#assertOpen()
     this.#send = send
     const resume = this.#resumable()
@@ -579,6 +583,7 @@ class Engine implements ReplicaEngine {
       now: this.#options.now(),
       ...(token === undefined ? {} : { token }),
       ...(resume === null ? {} : { resume }),
+      ...(readLimit === undefined ? {} : { readLimit }),
     })
   }
 

@@ -9,6 +9,7 @@ import {
   type HubSessionState,
   type HubStream,
   initialHubSession,
+  MIN_REPLICA_READ_FRAME,
   stepHubSession,
 } from '../src/protocol/hub-session.js'
 import { Feature, type HelloMessage, PROTOCOL_VERSION } from '../src/protocol/messages.js'
@@ -248,6 +249,42 @@ describe('hub session: frame bytes', () => {
     expect(frames.map((frame) => [frame.from, frame.to, frame.batch.length])).toEqual([[1, 3, 2]])
     expect(after.streams[space]).toMatchObject({ sent: 3, bytesInFlight: 200 })
     expect(effects.at(-1)).toEqual({ type: 'read-log', space, after: 3, limit: 10 })
+  })
+
+  it('sizes its frames to a quarter of the frame a replica’s hello asks for, down to a floor', () => {
+    // Changes of 6 KiB each, and the hub's own frames of 256 KiB.
+    const large = facts(200, () => 6 * 1024)
+    const own: HubSessionConfig = {
+      ...config,
+      batchSize: 100,
+      windowBytes: 10_000_000,
+      frameBytes: 256 * 1024,
+    }
+    const framed = (maxFrame?: number) => {
+      const opened = run(
+        large,
+        [
+          {
+            type: 'message',
+            now: 0,
+            message: { ...hello(), ...(maxFrame === undefined ? {} : { maxFrame }) },
+          },
+          { type: 'authenticated', now: 1, result: { ok: true, access: () => 'write' } },
+        ],
+        initialHubSession(own),
+      )
+      const { effects } = run(
+        large,
+        [{ type: 'log-read', now: 2, space, after: 1, entries: entries(1, 100) }],
+        opened.state,
+      )
+      return changesSent(effects)[0]?.batch.length
+    }
+    expect(framed()).toBe(42)
+    expect(framed(512 * 1024)).toBe(21)
+    expect(framed(128 * 1024)).toBe(5)
+    // Asked for 16 KiB: frames of a quarter of 64 KiB, the floor, not of 4 KiB.
+    expect(framed(MIN_REPLICA_READ_FRAME / 4)).toBe(2)
   })
 
   it('sends a change larger than frameBytes alone, and never an empty cut', () => {
@@ -540,6 +577,20 @@ describe('replica session: asking to resume a snapshot', () => {
       type: 'send',
       message: { type: 'ack', space, upTo: 0, resend: true },
     })
+  })
+
+  it('names in its hello the frame limit the runtime asks for, and none by default', () => {
+    const replica = initialReplicaSession(
+      { ...DEFAULT_REPLICA_SESSION, replicaId: alice, space },
+      { cursor: 0, acked: 0, local: 0 },
+    )
+    const limited = stepReplicaSession(replica, { type: 'connected', now: 0, readLimit: 128 * 1024 })
+    expect(limited.effects[0]).toMatchObject({
+      type: 'send',
+      message: { type: 'hello', maxFrame: 128 * 1024 },
+    })
+    const plain = stepReplicaSession(replica, { type: 'connected', now: 0 })
+    expect(plain.effects[0]?.type === 'send' && 'maxFrame' in plain.effects[0].message).toBe(false)
   })
 
   it('names none before a hub named its log, or without the feature', () => {

@@ -304,9 +304,10 @@ export interface HubSessionState {
   /** When the token this session was authenticated with expires (`AuthResult.expiresAt`), or null. */
   readonly expiresAt: number | null
   /**
-   * On a relay session, the longest frame the other hub reads (its hello's `maxFrame`), or
-   * null: what this side sends it is sized to a quarter of it (a character of JSON text may
-   * take up to 3 bytes of UTF-8), as replicas size their uploads.
+   * The longest frame the peer reads (its hello's `maxFrame`: the other hub's on a relay
+   * session, a replica's on a slow link, at least {@link MIN_REPLICA_READ_FRAME}), or null:
+   * what this side sends it is sized to a quarter of it (a character of JSON text may take
+   * up to 3 bytes of UTF-8), as replicas size their uploads.
    */
   readonly peerMaxFrame: number | null
 }
@@ -489,6 +490,13 @@ export function initialDialSession(
     streams,
   }
 }
+
+/**
+ * The shortest frame a replica's `hello.maxFrame` has the hub size its frames to: a replica
+ * on a slow link names less than the default (see `ReplicaSessionInput`'s `connected`), but a
+ * frame per change of a whole space would cost the hub more than the link gains.
+ */
+export const MIN_REPLICA_READ_FRAME = 64 * 1024
 
 /** The most bytes of changes one frame carries (see `HubSessionConfig.frameBytes` and `peerMaxFrame`). */
 function frameBudget(state: HubSessionState): number | undefined {
@@ -879,7 +887,11 @@ function authenticated(
     pendingHello: null,
     expiresAt,
     relay,
-    peerMaxFrame: relay ? (hello.maxFrame ?? null) : null,
+    peerMaxFrame: relay
+      ? (hello.maxFrame ?? null)
+      : hello.maxFrame === undefined
+        ? null
+        : Math.max(MIN_REPLICA_READ_FRAME, hello.maxFrame),
   }
   for (const space of hello.spaces) {
     const access = result.access(space)

@@ -91,6 +91,8 @@ export interface ReplicaSessionState {
   readonly snapshot: { readonly cursor: number; readonly nextPage: number } | null
   /** The snapshot this connection's `hello` asks the hub to resume (see the `connected` input). */
   readonly resume: SnapshotResume | null
+  /** The longest frame this connection's `hello` asks the hub for (see the `connected` input). */
+  readonly readLimit: number | null
   /** The hub's log head as last reported: caught up means `cursor` has reached it. */
   readonly hubHead: number
   /**
@@ -200,6 +202,11 @@ export type ReplicaSessionInput =
       readonly now: number
       readonly token?: string
       readonly resume?: SnapshotResume
+      /**
+       * The longest frame to ask the hub for (`hello.maxFrame`), on a link too slow for a
+       * frame of the hub's own size to arrive before the runtime takes it for dead.
+       */
+      readonly readLimit?: number
     }
   | { readonly type: 'disconnected'; readonly now: number }
   | { readonly type: 'message'; readonly now: number; readonly message: Message }
@@ -358,6 +365,7 @@ export function initialReplicaSession(
     lastProgressAt: 0,
     snapshot: null,
     resume: null,
+    readLimit: null,
     hubHead: 0,
     compact: false,
     presence: false,
@@ -430,6 +438,7 @@ function hello(state: ReplicaSessionState): ReplicaSessionEffect {
       heads: { [space]: state.local },
       ...(features === undefined || features.length === 0 ? {} : { features }),
       ...(state.log === null ? {} : { logs: { [space]: state.log } }),
+      ...(state.readLimit === null ? {} : { maxFrame: state.readLimit }),
       // Only where the hub could take it: in the log it named, with the feature offered.
       ...(resume === null || state.log === null || features?.includes(Feature.Resume) !== true
         ? {}
@@ -515,6 +524,7 @@ function reduce(
         lastProgressAt: input.now,
         snapshot: null,
         resume: input.resume ?? null,
+        readLimit: input.readLimit ?? null,
         ackSent: state.cursor,
         ackAt: Number.NEGATIVE_INFINITY,
         pingAt: null,
