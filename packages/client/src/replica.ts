@@ -1372,11 +1372,6 @@ class ReplicaRuntime implements Replica {
   }
 }
 
-/** How often the leading tab reports (and proves it is alive). */
-/**
- * How long a token function may keep giving the token the relay refused before the refusal
- * is final (see `#nextToken`).
- */
 /**
  * The first frame limit a replica asks for after a connection went silent while downloading
  * (see `ReplicaRuntime.#readLimit`): half the size at which the relay's own 256 KiB frames
@@ -1384,7 +1379,12 @@ class ReplicaRuntime implements Replica {
  */
 const FIRST_READ_LIMIT = 512 * 1024
 
+/**
+ * How long a token function may keep giving the token the relay refused before the refusal
+ * is final (see `#nextToken`).
+ */
 const SAME_TOKEN_FINAL_MS = 60_000
+/** How often the leading tab reports (and proves it is alive). */
 const TAB_HEARTBEAT_MS = 500
 /** How long followers wait without a report before one takes over (plus up to as much jitter). */
 const TAB_TAKEOVER_MS = 3_000
