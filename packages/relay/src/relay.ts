@@ -1325,19 +1325,29 @@ export function createRelay(options: RelayOptions): Relay {
   }
 }
 
-/** The TCP peer's address of the HTTP request a WebSocket came in on, where there is one. */
 /** The part of a TCP socket the heartbeat reads. */
 interface TcpCounts {
   readonly bytesRead: number
 }
 
+/** The socket under the HTTP request a WebSocket came in on, as far as the relay reads it. */
+interface RequestSocket {
+  readonly bytesRead?: unknown
+  readonly remoteAddress?: unknown
+}
+
+function socketOf(request: unknown): RequestSocket | undefined {
+  return (request as { readonly socket?: RequestSocket } | undefined)?.socket
+}
+
 /** The TCP socket under `request`, if it has one that counts the bytes it read. */
 function tcpOf(request: unknown): TcpCounts | null {
-  const socket = (request as { readonly socket?: { readonly bytesRead?: unknown } } | undefined)?.socket
+  const socket = socketOf(request)
   return socket !== undefined && typeof socket.bytesRead === 'number' ? (socket as TcpCounts) : null
 }
 
+/** The TCP peer's address of the HTTP request a WebSocket came in on, where there is one. */
 function remoteAddress(request: unknown): string | undefined {
-  const socket = (request as { readonly socket?: { readonly remoteAddress?: unknown } } | undefined)?.socket
-  return typeof socket?.remoteAddress === 'string' ? socket.remoteAddress : undefined
+  const address = socketOf(request)?.remoteAddress
+  return typeof address === 'string' ? address : undefined
 }

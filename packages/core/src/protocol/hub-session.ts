@@ -1691,8 +1691,9 @@ function tick(
 
 /**
  * Go-back-N: `stream` sent again from its last acknowledged position. A snapshot the replica
- * never confirmed is restarted from its first page; a linked hub is read the log from its
- * start again while the log is all there.
+ * never confirmed is restarted from its first page, or from where `resume` says the replica
+ * got to when that snapshot can be resumed (see {@link resumedSnapshot}); a linked hub is
+ * read the log from its start again while the log is all there.
  */
 function goneBack(
   state: HubSessionState,
@@ -1700,6 +1701,7 @@ function goneBack(
   stream: HubStream,
   now: number,
   facts: HubFacts,
+  resume?: SnapshotResume,
 ): HubStream {
   const restart = stream.acked === 0 && facts.head(space) > 0 && (!state.relay || facts.floor(space) > 0)
   return {
@@ -1709,15 +1711,16 @@ function goneBack(
     sent: stream.acked,
     reading: false,
     lastProgressAt: now,
-    snapshot: restart ? startSnapshot(space, facts) : null,
+    snapshot: restart
+      ? (resumedSnapshot(resume, space, stream.acked, true, facts) ?? startSnapshot(space, facts))
+      : null,
   }
 }
 
 /**
  * A replica's `ack` marked `resend` (see `Feature`): it holds everything up to `upTo` (an
  * acknowledgement like any other) and could not take what followed, which goes again from its
- * last acknowledged position — a snapshot it was in, from its first page, or from where
- * `resume` says it got to, when that snapshot can be resumed (see {@link resumedSnapshot}).
+ * last acknowledged position (see {@link goneBack}, which `resume` is handed to).
  */
 function resendFrom(
   state: HubSessionState,
@@ -1731,8 +1734,6 @@ function resendFrom(
 ): HubSessionState {
   const acked = Math.max(stream.acked, upTo)
   const settled: HubStream = { ...stream, ...settle(stream, acked), acked }
-  const back = goneBack(state, space, settled, now, facts)
-  const resumed = back.snapshot === null ? null : resumedSnapshot(resume, space, acked, true, facts)
-  const next = resumed === null ? back : { ...back, snapshot: resumed }
+  const next = goneBack(state, space, settled, now, facts, resume)
   return pump(setStream(state, space, next), space, facts, effects)
 }
