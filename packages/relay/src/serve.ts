@@ -13,6 +13,7 @@ import { normalizeOrigin } from './origin.js'
 import { PostgresRelayStore } from './postgres-relay-store.js'
 import { createRelay, type Relay } from './relay.js'
 import { type LinkSocketConstructor, type RelayOptions, socketMaxPayload } from './relay-options.js'
+import { sharedPongSocketClass } from './shared-pong-socket.js'
 import { SqliteRelayStore } from './sqlite-relay-store.js'
 import { createStaticMounts, type StaticMount } from './static-files.js'
 import { createTokenAuthenticator, verifyAdminToken } from './token-auth.js'
@@ -350,7 +351,13 @@ export async function startRelay(options: StartRelayOptions): Promise<RunningRel
   })
   const maxPayload = socketMaxPayload(relayOptions.limits)
   // The relay tracks its own connections; `ws`'s set of them would cost a listener per socket.
-  const sockets = new WebSocketServer({ noServer: true, maxPayload, clientTracking: false })
+  // Its sockets share one pong listener, for the same reason (see `sharedPongSocketClass`).
+  const sockets = new WebSocketServer({
+    noServer: true,
+    maxPayload,
+    clientTracking: false,
+    WebSocket: sharedPongSocketClass(),
+  })
   const authenticate =
     relayOptions.authenticate ??
     (authSecret === undefined

@@ -8,6 +8,7 @@ import { afterEach, describe, expect, it } from 'vitest'
 import WebSocket, { WebSocketServer } from 'ws'
 import { createRelay, type Relay } from '../src/relay.js'
 import type { RelayOptions } from '../src/relay-options.js'
+import { sharedPongSocketClass } from '../src/shared-pong-socket.js'
 import { SqliteRelayStore } from '../src/sqlite-relay-store.js'
 import { makeChange, makeRun, makeTempDir, until, within } from './support/fixtures.js'
 import { get, sample, startTestRelay, type TestRelay } from './support/harness.js'
@@ -17,11 +18,18 @@ import { changes, connectClient, hello, is, type TestClient } from './support/te
 const SPACE = 'team-notes'
 const A = asReplicaId('alice')
 
-/** A relay made with `createRelay` on a bare `WebSocketServer` (ws's default 100 MiB maxPayload). */
-async function bareRelay(options: Omit<RelayOptions, 'server' | 'store'>) {
+/**
+ * A relay made with `createRelay` on a bare `WebSocketServer` (ws's default 100 MiB maxPayload);
+ * with `sharedPongs`, its sockets share one pong listener, as `startRelay`'s do.
+ */
+async function bareRelay(options: Omit<RelayOptions, 'server' | 'store'>, sharedPongs = false) {
   const temp = makeTempDir()
   const store = new SqliteRelayStore(join(temp.dir, 'relay.db'))
-  const server = new WebSocketServer({ port: 0, host: '127.0.0.1' })
+  const server = new WebSocketServer({
+    port: 0,
+    host: '127.0.0.1',
+    ...(sharedPongs ? { WebSocket: sharedPongSocketClass() } : {}),
+  })
   await once(server, 'listening')
   const errors: ChorusError[] = []
   const relay: Relay = createRelay({
@@ -140,23 +148,29 @@ describe('rate limits', () => {
 })
 
 describe('heartbeats', () => {
-  it('drops a socket that stops answering pings and keeps one that answers', async () => {
-    const bare = await bareRelay({ heartbeatMs: 50 })
-    const silent = new WebSocket(bare.url, { autoPong: false })
-    const silentClosed = new Promise<number>((resolve) => silent.on('close', (code) => resolve(code)))
-    silent.on('error', () => {
-      // The relay terminates the socket; 'close' reports it.
-    })
-    const answering = await connectClient(bare.url)
-    expect(await within(silentClosed, 5000, 'the silent socket to be dropped')).toBe(1006)
-    expect(answering.socket.readyState).toBe(WebSocket.OPEN)
-    await answering.close()
-    await bare.stop()
-    expect(bare.errors).toEqual([])
-  })
+  it.each([
+    ['a listener each', false],
+    ['one shared pong listener', true],
+  ])(
+    'drops a socket that stops answering pings and keeps one that answers (sockets with %s)',
+    async (_, shared) => {
+      const bare = await bareRelay({ heartbeatMs: 50 }, shared)
+      const silent = new WebSocket(bare.url, { autoPong: false })
+      const silentClosed = new Promise<number>((resolve) => silent.on('close', (code) => resolve(code)))
+      silent.on('error', () => {
+        // The relay terminates the socket; 'close' reports it.
+      })
+      const answering = await connectClient(bare.url)
+      expect(await within(silentClosed, 5000, 'the silent socket to be dropped')).toBe(1006)
+      expect(answering.socket.readyState).toBe(WebSocket.OPEN)
+      await answering.close()
+      await bare.stop()
+      expect(bare.errors).toEqual([])
+    },
+  )
 
   it('keeps a socket whose pong waits behind a long frame it is still sending', async () => {
-    const bare = await bareRelay({ heartbeatMs: 300 })
+    const bare = await bareRelay({ heartbeatMs: 300 }, true)
     // About 240 KB in one frame over 60 KB/s up: 4 s, more than ten heartbeats.
     const pad = 'x'.repeat(6_000)
     const batch = Array.from({ length: 40 }, (_, n) => makeChange(A, n + 1, {}, { pad, n }))
@@ -180,7 +194,7 @@ describe('heartbeats', () => {
 
   it('keeps a socket on a slow link, its pong behind what it has not read yet, and drops it once it reads nothing more', async () => {
     // A reader slower than 500 KB/s may be taken for dead: the stalled one below goes soon.
-    const bare = await bareRelay({ heartbeatMs: 1_500, limits: { minReadBytesPerSecond: 500_000 } })
+    const bare = await bareRelay({ heartbeatMs: 1_500, limits: { minReadBytesPerSecond: 500_000 } }, true)
     // About 6 MB of records, more than the relay holds for one socket (4 MiB): at 1 MB/s a ping
     // waits behind several seconds of data, longer than two heartbeats.
     const pad = 'x'.repeat(3_000)
