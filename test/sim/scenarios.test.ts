@@ -83,6 +83,62 @@ describe('recovery', () => {
   })
 })
 
+describe('over WebSocket-like connections', () => {
+  it('a new replica whose connection breaks part way through a snapshot resumes it instead of starting over', async () => {
+    // Pages of one record, and a slow link: the snapshot takes about a second to arrive.
+    const cluster = await createSimCluster({
+      seed: 21,
+      replicas: 2,
+      resolvers: { notes: 'lww' },
+      reliable: true,
+      snapshotPage: 1,
+      faults: { latencyMs: 5, bytesPerMs: 2 },
+    })
+    const notes = 12
+    for (let i = 0; i < notes; i++) await cluster.write('r1', 'notes', `n${i}`, { type: 'put', value: { i } })
+    expect(await cluster.settle()).toBe(true)
+    const records: string[] = []
+    const hellos: { resume?: unknown }[] = []
+    // As the cluster does: once a frame of a connection goes missing, the connection is broken
+    // and nothing more of it counts, though the network still delivers what was behind it.
+    const connOf = new Map<number, number>()
+    const broken = new Set<number>()
+    cluster.net.onTrace = (event) => {
+      if (event.type === 'send') connOf.set(event.id, event.message.conn)
+      if (event.type === 'blocked' || event.type === 'lost') broken.add(connOf.get(event.id) ?? -1)
+      if (event.type !== 'deliver' || broken.has(event.message.conn)) return
+      const frame = JSON.parse(event.message.frame) as {
+        type: string
+        batch?: unknown[][]
+        resume?: unknown
+      }
+      if (event.to === 'r2' && frame.type === 'snapshot')
+        for (const row of frame.batch ?? []) records.push(String(row[1]))
+      if (event.from === 'r2' && frame.type === 'hello') hellos.push(frame)
+    }
+    await cluster.wipe('r2')
+    // Cut the connection once a few of the pages have arrived; it breaks at the next frame.
+    await cluster.run(50)
+    while (records.length < 4) await cluster.run(20)
+    cluster.net.cut('hub', 'r2')
+    await cluster.run(400)
+    expect(records.length).toBeLessThan(notes)
+    cluster.net.heal()
+    expect(await cluster.settle()).toBe(true)
+
+    // The hello after the break named the snapshot and how far it had come…
+    expect(hellos.length).toBeGreaterThanOrEqual(2)
+    expect(hellos[0]?.resume).toBeUndefined()
+    expect(hellos.at(-1)?.resume).toMatchObject({ [cluster.space]: { after: expect.any(String) } })
+    // …and the hub sent the rest: each record once, but the one the break fell on.
+    expect(new Set(records).size).toBe(notes)
+    expect(records.length).toBeLessThanOrEqual(notes + 1)
+    const values = (await cluster.engine('r2')?.list('notes'))?.map((row) => row.value)
+    expect(values).toHaveLength(notes)
+    expect((await cluster.check()).problems).toEqual([])
+  })
+})
+
 describe('a replica forgotten past the horizon', () => {
   it('drops the records deleted while it was away once it bootstraps, and keeps its offline edit', async () => {
     const cluster = await createSimCluster({ seed: 14, replicas: 3, resolvers: { notes: 'lww' } })

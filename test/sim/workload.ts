@@ -70,6 +70,10 @@ export interface RunReport {
   readonly cluster: SimCluster
   /** Whether the hubs were linked, each over its own store (see `runScenario`'s `topology`). */
   readonly linked: boolean
+  /** Whether connections were a WebSocket's (see `runScenario`'s `topology`). */
+  readonly reliable: boolean
+  /** Records per snapshot page, when the run drew a small number (else the protocol's). */
+  readonly snapshotPage: number | undefined
   /** Asks of where the hub's log ends that were answered and checked (see `Barrier`). */
   readonly barriersChecked: number
 }
@@ -84,7 +88,18 @@ export async function runScenario(
   seed: number,
   resolver: ResolverKind,
   severity = FULL_SEVERITY,
-  topology: { readonly linked?: boolean; readonly hubs?: number; readonly pings?: boolean } = {},
+  topology: {
+    readonly linked?: boolean
+    readonly hubs?: number
+    readonly pings?: boolean
+    /**
+     * Connections as a WebSocket's (`SimClusterOptions.reliable`): in order, whole, or broken,
+     * with the sessions speaking `resend` and `resume`, as `@chorus/client` and the relay do.
+     * A third of such runs have snapshots of one to three records a page, so that a replica
+     * reads most snapshots over several pages and a break can cut one part way.
+     */
+    readonly reliable?: boolean
+  } = {},
 ): Promise<RunReport> {
   const plan = (await import('@chorus/testkit')).createPrng(`${resolver}:${seed}`)
   const replicas = plan.int(3, 8)
@@ -106,6 +121,14 @@ export async function runScenario(
   const fixedHubs =
     topology.hubs ?? (process.env.SIM_HUBS !== undefined ? Number(process.env.SIM_HUBS) : undefined)
   const hubs = fixedHubs !== undefined ? fixedHubs : linked ? hubPlan.int(2, 3) : hubPlan.bool(1 / 3) ? 2 : 1
+  const reliable = topology.reliable === true
+  // Over WebSocket-like connections, a third of the runs read snapshots over pages of one to
+  // three records (drawn apart from `plan`, as the restores are).
+  const pagePlan = (await import('@chorus/testkit')).createPrng(`pages:${resolver}:${seed}`)
+  const snapshotPage = reliable && pagePlan.bool(1 / 3) ? pagePlan.int(1, 3) : undefined
+  // And a third of them slow links, a few bytes a ms, so that a snapshot or a batch takes a
+  // while to arrive and a break can fall in the middle of it.
+  const bytesPerMs = reliable && pagePlan.bool(1 / 3) ? pagePlan.int(1, 20) : 0
   const hubMaxFrameBytes =
     process.env.SMALL_FRAMES === '1' || framePlan.bool(1 / 4) ? framePlan.int(4, 16) * 1024 : undefined
   const cluster = await createSimCluster({
@@ -116,6 +139,8 @@ export async function runScenario(
     twins,
     hubs,
     linked,
+    reliable,
+    ...(snapshotPage === undefined ? {} : { snapshotPage }),
     maxSkewMs: severity.maxSkewMs,
     faults: {
       latencyMs: plan.int(1, 40),
@@ -123,6 +148,7 @@ export async function runScenario(
       loss: plan.next() * severity.maxLoss,
       duplicate: plan.next() * severity.maxDuplicate,
       reorder: plan.next() * severity.maxReorder,
+      bytesPerMs,
     },
   })
   const names = cluster.names()
@@ -288,6 +314,8 @@ export async function runScenario(
     problems,
     cluster,
     linked,
+    reliable,
+    snapshotPage,
     barriersChecked: checked.count,
   }
 }
@@ -389,7 +417,7 @@ export function seedsFromEnv(count: number): readonly number[] {
 /** The failure message: what broke, how to replay it, and what the run did. */
 export function describeFailure(report: RunReport): string {
   return [
-    `seed ${report.seed} (${report.resolver}, ${report.replicas} replicas, ${report.cluster.hubNames().length} hubs${report.linked ? ' linked' : ''}) failed:`,
+    `seed ${report.seed} (${report.resolver}, ${report.replicas} replicas, ${report.cluster.hubNames().length} hubs${report.linked ? ' linked' : ''}${report.reliable ? `, WebSocket-like connections${report.snapshotPage === undefined ? '' : `, ${report.snapshotPage} records a page`}` : ''}) failed:`,
     ...report.problems.slice(0, 20).map((p) => `  ${p}`),
     `replay: SEED=${report.seed} pnpm exec vitest run --project sim`,
     `actions: ${report.actions.join('; ')}`,

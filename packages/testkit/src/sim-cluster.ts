@@ -88,6 +88,20 @@ export interface SimClusterOptions {
    * space (a hub behind its floor is sent a snapshot, as a replica is).
    */
   readonly linked?: boolean
+  /**
+   * Connections as a WebSocket's, which `@chorus/client` and the relay run on: each delivers its
+   * frames whole, once and in order, or breaks. The links carry no jitter, reordering or
+   * duplicates (whatever `faults` says); a frame that does not arrive — lost, or blocked by a
+   * partition, a cut or a crash — breaks its connection, and every later frame of it is dropped.
+   * Each end hears of the break after a seeded delay (as a heartbeat finds it) and a crashed
+   * process's connections break at once. A replica whose connection broke connects anew after
+   * a seeded backoff; a hub whose link broke dials again at its next tick. The sessions speak
+   * `resend` (hubs `reliable`, replicas `reliableTransport`): nothing goes again for silence
+   * alone, and a replica resumes a snapshot cut off part way (`resume`).
+   */
+  readonly reliable?: boolean
+  /** Records per snapshot page the hubs send (default the protocol's 200). */
+  readonly snapshotPage?: number
 }
 
 /** All checks over a settled cluster. */
@@ -185,11 +199,21 @@ export class SimCluster {
   /** Every connection id handed out, and those a hub restore closed. */
   readonly #allConns = new Set<number>()
   #closedConns = new Set<number>()
+  /** When each end hears of a broken connection, and when a replica connects again (see `reliable`). */
+  readonly #breaks: Prng
 
   private constructor(options: SimClusterOptions) {
     this.#options = options
     this.prng = createPrng(options.seed)
-    this.net = new SimNetwork<SimEnvelope>({ prng: this.prng.fork('network'), faults: options.faults ?? {} })
+    const faults = options.faults ?? {}
+    this.net = new SimNetwork<SimEnvelope>({
+      prng: this.prng.fork('network'),
+      faults: options.reliable === true ? { ...faults, jitterMs: 0, reorder: 0, duplicate: 0 } : faults,
+      sizeOf: (envelope) => envelope.frame.length,
+    })
+    if (options.reliable === true)
+      this.net.onUndelivered = (_from, _to, envelope) => this.#broken(envelope.conn)
+    this.#breaks = this.prng.fork('breaks')
     this.space = (options.space ?? 'sim-space') as SpaceId
     this.resolvers = createResolverLookup(options.resolvers)
     this.#hubs = Array.from({ length: Math.max(1, options.hubs ?? 1) }, (_, i) => ({
@@ -288,7 +312,11 @@ export class SimCluster {
     const engine = createHubEngine({
       store: this.#hubs.length === 1 || linked ? this.#storeOf(slot).reopen() : this.#telling(slot),
       now: () => this.net.now(),
-      session: { retransmitMs: this.#options.retransmitMs ?? 1500 },
+      session: {
+        retransmitMs: this.#options.retransmitMs ?? 1500,
+        ...(this.#options.reliable === true ? { reliable: true } : {}),
+        ...(this.#options.snapshotPage === undefined ? {} : { snapshotPage: this.#options.snapshotPage }),
+      },
       ...(this.#options.hubMaxFrameBytes === undefined
         ? {}
         : { limits: { ...DEFAULT_LIMITS, maxFrameBytes: this.#options.hubMaxFrameBytes } }),
@@ -418,6 +446,7 @@ export class SimCluster {
       createReplicaId: () => (slot.wipes === 0 ? slot.name : `${slot.name}w${slot.wipes}`) as ReplicaId,
       resolvers: this.#options.resolvers,
       session: { retransmitMs: this.#options.retransmitMs ?? 1500 },
+      ...(this.#options.reliable === true ? { reliableTransport: true } : {}),
       ...(this.#options.maxDriftMs === undefined ? {} : { maxDriftMs: this.#options.maxDriftMs }),
       ...(slot.twinned ? { exclusive: <T>(work: () => Promise<T>) => slot.lock.run(work) } : {}),
       onError: (error: ChorusError) => this.errors.push(error),
@@ -459,8 +488,48 @@ export class SimCluster {
     })
   }
 
+  /**
+   * Connection `conn` broke (see `reliable`): nothing more of it is delivered, and each end
+   * hears of it after a seeded delay — a replica detaches its engine and connects anew after
+   * a backoff, a hub closes its session, a hub whose link it was dials again at its next tick.
+   */
+  #broken(conn: number): void {
+    if (this.#closedConns.has(conn) || !this.#allConns.has(conn)) return
+    this.#closedConns.add(conn)
+    for (const slot of this.#slots.values()) {
+      const engine = slot.engine
+      if (engine === null || slot.conn !== conn) continue
+      this.net.setTimer(slot.name, this.#breaks.int(0, 300), () => {
+        if (slot.engine !== engine || slot.conn !== conn) return
+        engine.detach()
+        this.net.setTimer(slot.name, this.#breaks.int(100, 1000), () => {
+          if (slot.engine === engine && slot.conn === conn) this.#connect(slot, engine, slot.incarnation)
+        })
+      })
+    }
+    for (const hub of this.#hubs) {
+      const engine = hub.engine
+      if (engine === null) continue
+      for (const [key, connection] of hub.connections) {
+        if (!key.endsWith(`/${conn}`)) continue
+        this.net.setTimer(hub.name, this.#breaks.int(0, 300), () => {
+          if (hub.engine !== engine || hub.connections.get(key) !== connection) return
+          hub.connections.delete(key)
+          void connection.closed()
+        })
+      }
+      const dial = hub.dial
+      if (dial?.conn !== conn) continue
+      this.net.setTimer(hub.name, this.#breaks.int(0, 300), () => {
+        if (hub.engine !== engine || hub.dial !== dial) return
+        hub.dial = null
+        void dial.connection.closed()
+      })
+    }
+  }
+
   async #replicaDeliver(slot: ReplicaSlot, envelope: SimEnvelope): Promise<void> {
-    if (slot.engine === null || envelope.conn !== slot.conn) return
+    if (slot.engine === null || envelope.conn !== slot.conn || this.#closedConns.has(envelope.conn)) return
     for (const start of [...slot.twinStarts]) start()
     await slot.engine.receive(envelope.frame)
   }
@@ -556,6 +625,8 @@ export class SimCluster {
     slot.twinWrites.clear()
     slot.twinStarts.clear()
     if (this.net.isUp(name)) this.net.crash(name)
+    // A process that dies closes its sockets: the hub hears of it.
+    if (this.#options.reliable === true) this.#broken(slot.conn)
   }
 
   /** Restarts a crashed replica over its store. */
@@ -603,6 +674,12 @@ export class SimCluster {
   /** Crashes a hub (the first, unless named): sessions are lost, its store stays. */
   crashHub(name = HUB): void {
     const slot = this.#hubSlot(name)
+    // A process that dies closes its sockets: its replicas and the hubs linked to it hear of it.
+    if (this.#options.reliable === true) {
+      for (const replica of this.#slots.values()) if (replica.hub === name) this.#broken(replica.conn)
+      for (const key of slot.connections.keys()) this.#broken(Number(key.slice(key.lastIndexOf('/') + 1)))
+      if (slot.dial !== null) this.#broken(slot.dial.conn)
+    }
     slot.engine = null
     slot.connections = new Map()
     slot.dial = null

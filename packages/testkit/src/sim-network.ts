@@ -14,6 +14,13 @@ export interface LinkFaults {
   readonly duplicate: number
   /** Probability a copy gets an extra delay of 1..10×max(latencyMs, 1) ms, so it overtakes or is overtaken (default 0). */
   readonly reorder: number
+  /**
+   * Bytes the link carries per ms, one message after another (default 0: no limit). A message
+   * waits for those sent before it on the link, then takes its size (`SimNetworkOptions.sizeOf`,
+   * 1 without it) ÷ `bytesPerMs` to cross, rounded up to whole ms, before its latency: a long
+   * one holds up the next, as on a slow connection.
+   */
+  readonly bytesPerMs: number
 }
 
 /** Fault settings used for every link that has no override: a clean 5 ms network. */
@@ -23,6 +30,7 @@ export const defaultLinkFaults: LinkFaults = Object.freeze({
   loss: 0,
   duplicate: 0,
   reorder: 0,
+  bytesPerMs: 0,
 })
 
 /** A participant of a {@link SimNetwork}: whatever receives its messages. */
@@ -59,6 +67,8 @@ export interface SimNetworkOptions<TMessage> {
   readonly faults?: Partial<LinkFaults>
   /** Observer of every {@link SimTraceEvent}. */
   readonly onTrace?: (event: SimTraceEvent<TMessage>) => void
+  /** A message's size in bytes, for links with `bytesPerMs` (default 1 each). */
+  readonly sizeOf?: (message: TMessage) => number
 }
 
 interface NodeState<TMessage> {
@@ -84,12 +94,22 @@ export class SimNetwork<TMessage = string> {
   readonly scheduler: Scheduler
   /** Observer of every {@link SimTraceEvent}; may be set or replaced at any time. */
   onTrace: ((event: SimTraceEvent<TMessage>) => void) | undefined
+  /**
+   * Told of every copy that does not arrive: lost, or blocked (a partition, a cut, a crashed
+   * sender or target), at send or at delivery. A model of connections that break where a
+   * frame goes missing (as a WebSocket's do) closes them here; it is called synchronously from
+   * `send` or the delivery, so it should only schedule what it does.
+   */
+  onUndelivered: ((from: string, to: string, message: TMessage) => void) | undefined
 
   private readonly prng: Prng
   private readonly nodeStates = new Map<string, NodeState<TMessage>>()
   private defaultFaults: LinkFaults
   private readonly linkFaultOverrides = new Map<string, Partial<LinkFaults>>()
   private readonly linkPrngs = new Map<string, Prng>()
+  /** Per directed link with `bytesPerMs`: when it is done carrying what was sent on it so far. */
+  private readonly linkBusyUntil = new Map<string, number>()
+  private readonly sizeOf: ((message: TMessage) => number) | undefined
   private readonly groupOf = new Map<string, number>()
   private readonly cuts = new Set<string>()
   private nextMessageId = 1
@@ -100,6 +120,7 @@ export class SimNetwork<TMessage = string> {
     this.scheduler = options.scheduler ?? new Scheduler()
     this.defaultFaults = mergeFaults(defaultLinkFaults, options.faults ?? {})
     this.onTrace = options.onTrace
+    this.sizeOf = options.sizeOf
   }
 
   /** A snapshot of the message counters (a copy: later traffic does not change it). */
@@ -143,6 +164,7 @@ export class SimNetwork<TMessage = string> {
     const reason = sender.up ? this.blockReason(from, to) : 'sender-down'
     if (reason !== undefined) {
       this.block(id, from, to, reason, 'send')
+      this.onUndelivered?.(from, to, message)
       return
     }
     const faults = this.linkFaults(from, to)
@@ -150,14 +172,16 @@ export class SimNetwork<TMessage = string> {
     if (prng.bool(faults.loss)) {
       this.counters.lost++
       this.emit({ type: 'lost', time: this.now(), id, from, to })
+      this.onUndelivered?.(from, to, message)
       return
     }
     const incarnation = target.incarnation
-    this.scheduleCopy(id, from, to, message, incarnation, this.drawDelay(faults, prng))
+    const queued = this.carry(from, to, message, faults)
+    this.scheduleCopy(id, from, to, message, incarnation, queued + this.drawDelay(faults, prng))
     if (prng.bool(faults.duplicate)) {
       this.counters.duplicated++
       this.emit({ type: 'duplicate', time: this.now(), id, from, to })
-      this.scheduleCopy(id, from, to, message, incarnation, this.drawDelay(faults, prng))
+      this.scheduleCopy(id, from, to, message, incarnation, queued + this.drawDelay(faults, prng))
     }
   }
 
@@ -295,12 +319,23 @@ export class SimNetwork<TMessage = string> {
         !target.up || target.incarnation !== incarnation ? 'target-down' : this.blockReason(from, to)
       if (reason !== undefined) {
         this.block(id, from, to, reason, 'delivery')
+        this.onUndelivered?.(from, to, message)
         return
       }
       this.counters.delivered++
       this.emit({ type: 'deliver', time: this.now(), id, from, to, message })
       return target.handler.deliver(from, message)
     })
+  }
+
+  /** How long `message` waits for the link and takes to cross it (see `LinkFaults.bytesPerMs`). */
+  private carry(from: string, to: string, message: TMessage, faults: LinkFaults): number {
+    if (faults.bytesPerMs <= 0) return 0
+    const key = linkKey(from, to)
+    const start = Math.max(this.now(), this.linkBusyUntil.get(key) ?? 0)
+    const done = start + Math.ceil((this.sizeOf?.(message) ?? 1) / faults.bytesPerMs)
+    this.linkBusyUntil.set(key, done)
+    return done - this.now()
   }
 
   private drawDelay(faults: LinkFaults, prng: Prng): number {
@@ -354,7 +389,7 @@ function timerOwner(id: string): string {
   return `sim-network:${id}`
 }
 
-const faultKeys = ['latencyMs', 'jitterMs', 'loss', 'duplicate', 'reorder'] as const
+const faultKeys = ['latencyMs', 'jitterMs', 'loss', 'duplicate', 'reorder', 'bytesPerMs'] as const
 
 /** Only the fields that are set, so `{ loss: undefined }` never erases a value when spread. */
 function definedFields(faults: Partial<LinkFaults>): Partial<LinkFaults> {
@@ -374,6 +409,9 @@ function mergeFaults(base: LinkFaults, faults: Partial<LinkFaults>): LinkFaults 
     if (!Number.isSafeInteger(value) || value < 0) {
       throw new RangeError(`${key} must be a non-negative integer number of ms, got ${value}`)
     }
+  }
+  if (!(Number.isFinite(merged.bytesPerMs) && merged.bytesPerMs >= 0)) {
+    throw new RangeError(`bytesPerMs must be a non-negative number, got ${merged.bytesPerMs}`)
   }
   for (const key of ['loss', 'duplicate', 'reorder'] as const) {
     const value = merged[key]

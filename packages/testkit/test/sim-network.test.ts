@@ -265,6 +265,7 @@ describe(`SimNetwork (SEED=${seed})`, () => {
       loss: 0.5,
       duplicate: 0,
       reorder: 0,
+      bytesPerMs: 0,
     })
     expect(network.linkFaults('b', 'a').loss).toBe(0)
     expect(() => network.setFaults({ loss: 2 })).toThrow(RangeError)
@@ -302,6 +303,59 @@ describe(`SimNetwork (SEED=${seed})`, () => {
     const { sent, duplicated, delivered, lost, blocked } = network.stats
     expect(sent + duplicated).toBe(delivered + lost + blocked)
     expect(Math.min(delivered, lost, blocked, duplicated)).toBeGreaterThan(0)
+  })
+
+  it('carries a limited link one message after another, each taking its size over the rate', async () => {
+    const scheduler = new Scheduler({ startMs: 0 })
+    const network = new SimNetwork<string>({
+      prng: createPrng(seed),
+      scheduler,
+      faults: { latencyMs: 10, bytesPerMs: 2 },
+      sizeOf: (message) => message.length,
+    })
+    const inbox: [number, string][] = []
+    network.addNode('a', { deliver: () => undefined })
+    network.addNode('b', { deliver: (_from, message) => void inbox.push([network.now(), message]) })
+    network.addNode('c', { deliver: (_from, message) => void inbox.push([network.now(), message]) })
+    // 100 bytes at 2 a ms: 50 ms to cross, then the latency; the next waits for it.
+    network.send('a', 'b', 'x'.repeat(100))
+    network.send('a', 'b', 'y'.repeat(5))
+    // Another link is not held up.
+    network.send('a', 'c', 'z')
+    await scheduler.runUntilIdle()
+    expect(inbox).toEqual([
+      [11, 'z'],
+      [60, 'x'.repeat(100)],
+      [63, 'yyyyy'],
+    ])
+    // An idle link starts again from now, not from when it was last busy.
+    await scheduler.runFor(100)
+    network.send('a', 'b', 'w'.repeat(4))
+    await scheduler.runUntilIdle()
+    expect(inbox.at(-1)).toEqual([175, 'wwww'])
+  })
+
+  it('tells onUndelivered of every copy lost or blocked, at send and on delivery', async () => {
+    const { network, scheduler } = setup({ latencyMs: 10 })
+    const undelivered: string[] = []
+    network.onUndelivered = (from, to, message) => undelivered.push(`${from}->${to}:${message}`)
+    network.send('a', 'b', 'in flight')
+    network.partition([['a'], ['b', 'c']])
+    network.send('a', 'c', 'at send')
+    await scheduler.runUntilIdle()
+    network.heal()
+    network.crash('c')
+    network.send('a', 'c', 'to a crashed node')
+    network.setFaults({ loss: 1 })
+    network.send('a', 'b', 'lost')
+    await scheduler.runUntilIdle()
+    // A loss is told at send; a crashed target is found on delivery.
+    expect(undelivered).toEqual(['a->c:at send', 'a->b:in flight', 'a->b:lost', 'a->c:to a crashed node'])
+  })
+
+  it('refuses a rate that is negative or not a number', () => {
+    expect(() => setup({ bytesPerMs: -1 })).toThrow(RangeError)
+    expect(() => setup({ bytesPerMs: Number.NaN })).toThrow(RangeError)
   })
 
   it('replays an identical trace from the same seed', async () => {
