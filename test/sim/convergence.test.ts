@@ -7,45 +7,36 @@ const LINKED_SEEDS_PER_RESOLVER = 40
 const RELIABLE_SEEDS_PER_RESOLVER = 100
 const resolvers: ResolverKind[] = ['lww', 'merge', 'manual']
 
+type Topology = Parameters<typeof runScenario>[3]
+
+/** Runs `seeds` with one resolver and topology, failing at the first with a problem; what they did. */
+async function sweep(seeds: readonly number[], resolver: ResolverKind, topology: Topology = {}) {
+  const done = { writes: 0, twinWrites: 0, barriers: 0, paged: 0 }
+  for (const seed of seeds) {
+    const report = await runScenario(seed, resolver, undefined, topology)
+    if (report.problems.length > 0) expect.fail(describeFailure(report))
+    done.writes += report.cluster.writes.length
+    done.twinWrites += report.cluster.twinWritesStored
+    done.barriers += report.barriersChecked
+    if (report.snapshotPage !== undefined) done.paged += 1
+  }
+  // The runs must have done real work, or passing means nothing.
+  expect(done.writes).toBeGreaterThan(seeds.length * 5)
+  return done
+}
+
 describe.each(resolvers)('simulation with the %s resolver', (resolver) => {
   const seeds = seedsFromEnv(SEEDS_PER_RESOLVER)
   it(`converges with no lost acknowledged write over ${seeds.length} seeds`, {
     timeout: 600_000,
   }, async () => {
-    let writes = 0
-    let twinWrites = 0
-    let barriers = 0
-    for (const seed of seeds) {
-      const report = await runScenario(seed, resolver)
-      if (report.problems.length > 0) expect.fail(describeFailure(report))
-      writes += report.cluster.writes.length
-      twinWrites += report.cluster.twinWritesStored
-      barriers += report.barriersChecked
-    }
-    // The runs must have done real work, or passing means nothing.
-    expect(writes).toBeGreaterThan(seeds.length * 5)
+    const { writes, twinWrites, barriers } = await sweep(seeds, resolver)
     if (seeds.length >= 20) expect(twinWrites).toBeGreaterThan(seeds.length)
     if (seeds.length >= 20) expect(barriers).toBeGreaterThan(seeds.length / 2)
     if (process.env.SIM_STATS === '1')
       console.log(
         `${resolver}: ${writes} writes, ${twinWrites} at a twin, ${barriers} asks of the log's end checked`,
       )
-  })
-})
-
-describe.each(resolvers)('simulation with the %s resolver and linked hubs', (resolver) => {
-  // Hubs over stores of their own, linked over the faulty network (relay↔relay).
-  const seeds = seedsFromEnv(LINKED_SEEDS_PER_RESOLVER)
-  it(`converges with no lost acknowledged write over ${seeds.length} seeds`, {
-    timeout: 600_000,
-  }, async () => {
-    let writes = 0
-    for (const seed of seeds) {
-      const report = await runScenario(seed, resolver, undefined, { linked: true })
-      if (report.problems.length > 0) expect.fail(describeFailure(report))
-      writes += report.cluster.writes.length
-    }
-    expect(writes).toBeGreaterThan(seeds.length * 5)
   })
 })
 
@@ -57,36 +48,29 @@ describe.each(resolvers)('simulation with the %s resolver over WebSocket-like co
   it(`converges with no lost acknowledged write over ${seeds.length} seeds`, {
     timeout: 600_000,
   }, async () => {
-    let writes = 0
-    let paged = 0
-    for (const seed of seeds) {
-      const report = await runScenario(seed, resolver, undefined, { reliable: true })
-      if (report.problems.length > 0) expect.fail(describeFailure(report))
-      writes += report.cluster.writes.length
-      if (report.snapshotPage !== undefined) paged += 1
-    }
-    expect(writes).toBeGreaterThan(seeds.length * 5)
+    const { paged } = await sweep(seeds, resolver, { reliable: true })
     if (seeds.length >= 20) expect(paged).toBeGreaterThan(seeds.length / 6)
   })
 })
 
-describe.each(resolvers)(
-  'simulation with the %s resolver and linked hubs over WebSocket-like connections',
-  (resolver) => {
-    const seeds = seedsFromEnv(LINKED_SEEDS_PER_RESOLVER)
-    it(`converges with no lost acknowledged write over ${seeds.length} seeds`, {
-      timeout: 600_000,
-    }, async () => {
-      let writes = 0
-      for (const seed of seeds) {
-        const report = await runScenario(seed, resolver, undefined, { linked: true, reliable: true })
-        if (report.problems.length > 0) expect.fail(describeFailure(report))
-        writes += report.cluster.writes.length
-      }
-      expect(writes).toBeGreaterThan(seeds.length * 5)
-    })
-  },
-)
+// Hubs over stores of their own, linked over the faulty network (relay↔relay), over lossy
+// links and over WebSocket-like connections.
+describe.each(
+  resolvers.flatMap(
+    (resolver) =>
+      [
+        [resolver, 'lossy links', false],
+        [resolver, 'WebSocket-like connections', true],
+      ] as const,
+  ),
+)('simulation with the %s resolver and linked hubs over %s', (resolver, _, reliable) => {
+  const seeds = seedsFromEnv(LINKED_SEEDS_PER_RESOLVER)
+  it(`converges with no lost acknowledged write over ${seeds.length} seeds`, {
+    timeout: 600_000,
+  }, async () => {
+    await sweep(seeds, resolver, { linked: true, reliable })
+  })
+})
 
 describe('seeds that once failed the soak', () => {
   // A one-way cut left the hub re-sending a snapshot the replica never acknowledged, and
