@@ -14,7 +14,8 @@ type Listener = (...args: any[]) => void
  * With this class the first function a socket registers for `pong` is kept once, in the class;
  * each socket that registers that same function only sets a flag of its own, and a pong calls
  * it for those sockets alone. Any other `pong` listener (another function, or `once`) goes to
- * the socket's own table, as before. `off` / `removeListener` clear the flag.
+ * the socket's own table, as before. `off`, `removeListener` and `removeAllListeners` clear the
+ * flag; `listenerCount('pong')` and `listeners('pong')` do not count the shared listener.
  *
  * Each call returns a new class, so two relays in one process keep their listeners apart.
  */
@@ -37,6 +38,11 @@ export function sharedPongSocketClass(): typeof WebSocket {
 
     override removeListener(event: string | symbol, listener: Listener): this {
       return this.#remove(event, listener) ? this : super.removeListener(event, listener)
+    }
+
+    override removeAllListeners(event?: string | symbol): this {
+      if (event === undefined || event === 'pong') this.#hearsShared = false
+      return super.removeAllListeners(event)
     }
 
     override emit(event: string | symbol, ...args: unknown[]): boolean {

@@ -94,6 +94,12 @@ describe('sharedPongSocketClass', () => {
     await pong(b)
     b.socket.removeListener('pong', onPong)
     await pong(b)
+    a.socket.on('pong', onPong)
+    a.socket.removeAllListeners('pong')
+    await pong(a)
+    b.socket.on('pong', onPong)
+    b.socket.removeAllListeners()
+    await pong(b)
     expect(heard).toEqual([b.socket])
   })
 
