@@ -11,9 +11,9 @@ type Listener = (...args: any[]) => void
  * `close`, `message`, `pong`), each called with the socket as `this`. Node keeps a socket's
  * listeners in a dictionary per socket, and a fourth event takes that dictionary to its next
  * size: about 96 bytes more per connection (measured with heap snapshots of idle connections).
- * With this class the first function a socket registers for `pong` is kept once, in the class;
- * each socket that registers that same function only sets a flag of its own, and a pong calls
- * it for those sockets alone. Any other `pong` listener (another function, or `once`) goes to
+ * With this class the first function registered for `pong` on any of its sockets is kept once,
+ * in the class; each socket that registers that same function only sets a flag of its own, and
+ * a pong calls it for those sockets alone. Any other `pong` listener (another function, or `once`) goes to
  * the socket's own table, as before. `off`, `removeListener` and `removeAllListeners` clear the
  * flag; `listenerCount('pong')` and `listeners('pong')` do not count the shared listener.
  *
