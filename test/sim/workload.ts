@@ -129,6 +129,9 @@ export async function runScenario(
   // And a third of them slow links, a few bytes a ms, so that a snapshot or a batch takes a
   // while to arrive and a break can fall in the middle of it.
   const bytesPerMs = reliable && pagePlan.bool(1 / 3) ? pagePlan.int(1, 20) : 0
+  // And a third of them hubs that stop reading more to send to a connection with a few KiB on
+  // their way to it (`sendBuffer`), until those arrive, as the relay does for a slow reader.
+  const sendBuffer = reliable && pagePlan.bool(1 / 3) ? pagePlan.int(1, 8) * 1024 : undefined
   const hubMaxFrameBytes =
     process.env.SMALL_FRAMES === '1' || framePlan.bool(1 / 4) ? framePlan.int(4, 16) * 1024 : undefined
   const cluster = await createSimCluster({
@@ -141,6 +144,7 @@ export async function runScenario(
     linked,
     reliable,
     ...(snapshotPage === undefined ? {} : { snapshotPage }),
+    ...(sendBuffer === undefined ? {} : { sendBuffer }),
     maxSkewMs: severity.maxSkewMs,
     faults: {
       latencyMs: plan.int(1, 40),

@@ -102,6 +102,13 @@ export interface SimClusterOptions {
   readonly reliable?: boolean
   /** Records per snapshot page the hubs send (default the protocol's 200). */
   readonly snapshotPage?: number
+  /**
+   * With `reliable`: each hub connection reports its backlog, the bytes of its frames still on
+   * their way (`HubPeer.backlog`), and the hubs stop reading more to send for one at this many
+   * (`HubSessionConfig.sendBuffer`), until the runtime says it is `writable` again, as the
+   * relay does when a socket has written out its buffer. Default: no backlog reported.
+   */
+  readonly sendBuffer?: number
 }
 
 /** All checks over a settled cluster. */
@@ -201,6 +208,12 @@ export class SimCluster {
   #closedConns = new Set<number>()
   /** When each end hears of a broken connection, and when a replica connects again (see `reliable`). */
   readonly #breaks: Prng
+  /**
+   * With `sendBuffer`: by hub and connection id (`hub/conn`), the bytes the hub sent on it that
+   * have not arrived or gone missing yet, and its side of the connection, to tell it `writable`.
+   */
+  readonly #backlogs = new Map<string, number>()
+  readonly #backlogged = new Map<string, HubConnection>()
 
   private constructor(options: SimClusterOptions) {
     this.#options = options
@@ -212,7 +225,10 @@ export class SimCluster {
       sizeOf: (envelope) => envelope.frame.length,
     })
     if (options.reliable === true)
-      this.net.onUndelivered = (_from, _to, envelope) => this.#broken(envelope.conn)
+      this.net.onUndelivered = (_from, _to, envelope) => {
+        this.#carried(_from, envelope)
+        this.#broken(envelope.conn)
+      }
     this.#breaks = this.prng.fork('breaks')
     this.space = (options.space ?? 'sim-space') as SpaceId
     this.resolvers = createResolverLookup(options.resolvers)
@@ -260,7 +276,7 @@ export class SimCluster {
         skewMs: this.#options.skewsMs?.[name] ?? (maxSkew === 0 ? 0 : skews.int(-maxSkew, maxSkew)),
       }
       this.#slots.set(name, slot)
-      this.net.addNode(name, { deliver: (_from, envelope) => this.#replicaDeliver(slot, envelope) })
+      this.net.addNode(name, { deliver: (from, envelope) => this.#replicaDeliver(slot, from, envelope) })
       await this.#startReplica(slot)
     }
   }
@@ -316,6 +332,7 @@ export class SimCluster {
         retransmitMs: this.#options.retransmitMs ?? 1500,
         ...(this.#options.reliable === true ? { reliable: true } : {}),
         ...(this.#options.snapshotPage === undefined ? {} : { snapshotPage: this.#options.snapshotPage }),
+        ...(this.#backlogReported() ? { sendBuffer: this.#options.sendBuffer } : {}),
       },
       ...(this.#options.hubMaxFrameBytes === undefined
         ? {}
@@ -350,8 +367,9 @@ export class SimCluster {
       {
         send: (frame) => {
           if (slot.engine === engine && slot.dial?.conn === conn)
-            this.net.send(slot.name, target.name, { conn, frame })
+            this.#sendFrom(slot.name, target.name, conn, frame)
         },
+        ...this.#backlogOf(slot.name, conn),
         close: () => {
           if (slot.dial?.conn === conn) slot.dial = null
         },
@@ -365,6 +383,7 @@ export class SimCluster {
       },
     )
     slot.dial = { conn, connection, at: this.net.now() }
+    if (this.#backlogReported()) this.#backlogged.set(`${slot.name}/${conn}`, connection)
   }
 
   /**
@@ -409,6 +428,7 @@ export class SimCluster {
   }
 
   async #hubDeliver(slot: HubSlot, from: string, envelope: SimEnvelope): Promise<void> {
+    this.#carried(from, envelope)
     const hub = slot.engine
     if (hub === null || this.#closedConns.has(envelope.conn)) return
     if (slot.dialed.has(envelope.conn)) {
@@ -421,13 +441,15 @@ export class SimCluster {
     if (connection === undefined) {
       connection = hub.accept({
         send: (frame) => {
-          if (slot.engine === hub) this.net.send(slot.name, from, { conn: envelope.conn, frame })
+          if (slot.engine === hub) this.#sendFrom(slot.name, from, envelope.conn, frame)
         },
         close: () => {
           slot.connections.delete(key)
         },
+        ...this.#backlogOf(slot.name, envelope.conn),
       })
       slot.connections.set(key, connection)
+      if (this.#backlogReported()) this.#backlogged.set(`${slot.name}/${envelope.conn}`, connection)
     }
     await connection.receive(envelope.frame)
   }
@@ -488,6 +510,39 @@ export class SimCluster {
     })
   }
 
+  #backlogReported(): boolean {
+    return this.#options.reliable === true && this.#options.sendBuffer !== undefined
+  }
+
+  /** Hub `from`'s frame on connection `conn`, counted in its backlog when backlogs are reported. */
+  #sendFrom(from: string, to: string, conn: number, frame: string): void {
+    if (this.#backlogReported()) {
+      const key = `${from}/${conn}`
+      this.#backlogs.set(key, (this.#backlogs.get(key) ?? 0) + frame.length)
+    }
+    this.net.send(from, to, { conn, frame })
+  }
+
+  /** The `backlog` of hub `hub`'s peer on connection `conn`, when backlogs are reported. */
+  #backlogOf(hub: string, conn: number): { backlog?: () => number } {
+    const key = `${hub}/${conn}`
+    return this.#backlogReported() ? { backlog: () => this.#backlogs.get(key) ?? 0 } : {}
+  }
+
+  /**
+   * A frame from `from` arrived or went missing: a hub's frame leaves its connection's backlog,
+   * and a hub's side whose backlog so falls below `sendBuffer` is told it is writable again.
+   */
+  #carried(from: string, envelope: SimEnvelope): void {
+    const key = `${from}/${envelope.conn}`
+    const before = this.#backlogs.get(key)
+    if (before === undefined) return
+    const after = Math.max(0, before - envelope.frame.length)
+    this.#backlogs.set(key, after)
+    const limit = this.#options.sendBuffer ?? Number.POSITIVE_INFINITY
+    if (before >= limit && after < limit) void this.#backlogged.get(key)?.writable()
+  }
+
   /**
    * Connection `conn` broke (see `reliable`): nothing more of it is delivered, and each end
    * hears of it after a seeded delay — a replica detaches its engine and connects anew after
@@ -528,7 +583,8 @@ export class SimCluster {
     }
   }
 
-  async #replicaDeliver(slot: ReplicaSlot, envelope: SimEnvelope): Promise<void> {
+  async #replicaDeliver(slot: ReplicaSlot, from: string, envelope: SimEnvelope): Promise<void> {
+    this.#carried(from, envelope)
     if (slot.engine === null || envelope.conn !== slot.conn || this.#closedConns.has(envelope.conn)) return
     for (const start of [...slot.twinStarts]) start()
     await slot.engine.receive(envelope.frame)
