@@ -225,8 +225,8 @@ export class SimCluster {
       sizeOf: (envelope) => envelope.frame.length,
     })
     if (options.reliable === true)
-      this.net.onUndelivered = (_from, _to, envelope) => {
-        this.#carried(_from, envelope)
+      this.net.onUndelivered = (from, _to, envelope) => {
+        this.#carried(from, envelope)
         this.#broken(envelope.conn)
       }
     this.#breaks = this.prng.fork('breaks')
