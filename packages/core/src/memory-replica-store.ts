@@ -12,8 +12,8 @@ import {
   type RemoteBatch,
   type ReplicaMeta,
   type ReplicaStore,
+  remoteMeta,
   type StoredRecord,
-  withResume,
 } from './storage.js'
 
 /**
@@ -133,16 +133,7 @@ export class MemoryReplicaStore implements ReplicaStore {
       if (record.state.versions.length > 0) this.#put(record)
       else this.#records.get(record.collection)?.delete(record.id)
     }
-    this.#meta = withResume(
-      {
-        ...meta,
-        clock: batch.clock,
-        cursor: batch.cursor ?? meta.cursor,
-        ...(batch.log === undefined ? {} : { log: batch.log }),
-        ...(batch.maxFrame === undefined ? {} : { maxFrame: batch.maxFrame }),
-      },
-      batch.resume,
-    )
+    this.#meta = remoteMeta(meta, batch, batch.clock)
   }
 
   async hasRecords(): Promise<boolean> {

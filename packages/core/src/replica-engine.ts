@@ -43,8 +43,8 @@ import {
   type ReplicaMeta,
   type ReplicaStore,
   recordKey,
+  remoteMeta,
   type StoredRecord,
-  withResume,
 } from './storage.js'
 
 /**
@@ -1145,7 +1145,7 @@ class Engine implements ReplicaEngine {
         this.#resume = null
         // The session has moved to the new log whatever the store does: so does the engine,
         // or a later apply would take the old log's cursor for a position in the new one.
-        this.#meta = withResume({ ...this.#meta, cursor: cursor ?? this.#meta.cursor, log: effect.log }, null)
+        this.#meta = remoteMeta(this.#meta, { cursor, log: effect.log, resume: null }, this.#meta.clock)
         this.#logUnsaved = true
         try {
           await this.#store.applyRemote({
@@ -1353,9 +1353,10 @@ class Engine implements ReplicaEngine {
     const resumed = page?.page === 0 && page.received === undefined && this.#resume?.cursor === page.cursor
     this.#resume = resume
     this.#noteHeld(batch, from, resumed ? undefined : page)
-    this.#meta = withResume(
-      { ...this.#meta, clock: this.#hlc.state(), cursor: nextCursor ?? this.#meta.cursor },
-      savedResume(resume),
+    this.#meta = remoteMeta(
+      this.#meta,
+      { cursor: nextCursor, resume: savedResume(resume) },
+      this.#hlc.state(),
     )
     const byCollection = new Map<string, RecordId[]>()
     for (const record of touched.values()) {

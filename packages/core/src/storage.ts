@@ -174,11 +174,26 @@ export interface RemoteBatch {
   readonly resume?: SnapshotResume | null
 }
 
-/** `meta` with `resume` as {@link RemoteBatch.resume} sets it: unchanged when undefined, removed when null. */
-export function withResume(meta: ReplicaMeta, resume: SnapshotResume | null | undefined): ReplicaMeta {
-  if (resume === undefined) return meta
-  if (resume !== null) return { ...meta, resume }
-  const { resume: _dropped, ...rest } = meta
+/**
+ * The metadata `meta` becomes once a remote batch is stored (see {@link ReplicaStore.applyRemote}),
+ * with `clock` as the store keeps it: `cursor` unless null, `log` and `maxFrame` when given, and
+ * `resume` when given (removed when null).
+ */
+export function remoteMeta(
+  meta: ReplicaMeta,
+  batch: Omit<RemoteBatch, 'records' | 'clock'>,
+  clock: HlcState,
+): ReplicaMeta {
+  const next: ReplicaMeta = {
+    ...meta,
+    clock,
+    cursor: batch.cursor ?? meta.cursor,
+    ...(batch.log === undefined ? {} : { log: batch.log }),
+    ...(batch.maxFrame === undefined ? {} : { maxFrame: batch.maxFrame }),
+  }
+  if (batch.resume === undefined) return next
+  if (batch.resume !== null) return { ...next, resume: batch.resume }
+  const { resume: _dropped, ...rest } = next
   return rest
 }
 

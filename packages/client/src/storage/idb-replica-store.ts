@@ -14,8 +14,8 @@ import {
   type ReplicaStore,
   recordKey,
   recordsInPage,
+  remoteMeta,
   type StoredRecord,
-  withResume,
 } from '@chorus/core'
 import { errorName, fencedFailure, idbFailure, TabFencedError } from './idb-errors.js'
 import {
@@ -389,19 +389,7 @@ export class IdbReplicaStore implements ReplicaStore {
         if (text === null) records.delete(key)
         else records.put(text, key)
       }
-      tx.objectStore('meta').put(
-        withResume(
-          {
-            ...meta,
-            clock: laterHlcState(meta.clock, batch.clock),
-            cursor: batch.cursor ?? meta.cursor,
-            ...(batch.log === undefined ? {} : { log: batch.log }),
-            ...(batch.maxFrame === undefined ? {} : { maxFrame: batch.maxFrame }),
-          },
-          batch.resume,
-        ),
-        META_KEY,
-      )
+      tx.objectStore('meta').put(remoteMeta(meta, batch, laterHlcState(meta.clock, batch.clock)), META_KEY)
     })
   }
 
