@@ -15,6 +15,7 @@ import {
   PROTOCOL_VERSION,
   type SnapshotMessage,
   type SnapshotResume,
+  STREAM_FEATURES,
 } from './messages.js'
 
 /** What a connection may do in a space. */
@@ -313,14 +314,7 @@ export interface HubSessionState {
 }
 
 /** The features this hub side speaks, answered to a `hello` that offers them. */
-export const HUB_FEATURES: readonly Feature[] = [
-  Feature.Compact,
-  Feature.Sparse,
-  Feature.Collect,
-  Feature.Presence,
-  Feature.Ping,
-  Feature.Resume,
-]
+export const HUB_FEATURES: readonly Feature[] = STREAM_FEATURES
 
 /** The features a hub side on a reliable transport speaks (see `HubSessionConfig.reliable`). */
 const RELIABLE_HUB_FEATURES: readonly Feature[] = [...HUB_FEATURES, Feature.Resend]

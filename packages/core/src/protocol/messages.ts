@@ -119,6 +119,20 @@ export const Feature = {
 export type Feature = (typeof Feature)[keyof typeof Feature]
 
 /**
+ * The features a replica offers and a hub speaks over any transport: all but `relay`, which
+ * only linked hubs speak, and `resend`, which needs a transport that delivers whole frames in
+ * order or closes (see `HubSessionConfig.reliable`, `ReplicaEngineOptions.reliableTransport`).
+ */
+export const STREAM_FEATURES: readonly Feature[] = [
+  Feature.Compact,
+  Feature.Sparse,
+  Feature.Collect,
+  Feature.Presence,
+  Feature.Ping,
+  Feature.Resume,
+]
+
+/**
  * Everything in the sender's stream for this space after position `from`, up to `to`.
  *
  * From a replica: its own changes with counters `from + 1 … to`, gap-free, in order (unless

@@ -2,7 +2,7 @@ import type { Change } from '../change.js'
 import { ErrorCode } from '../errors.js'
 import type { ReplicaId, SpaceId } from '../ids.js'
 import { type JsonObject, ownNumber, ownValue } from '../json.js'
-import { Feature, type Message, PROTOCOL_VERSION, type SnapshotResume } from './messages.js'
+import { Feature, type Message, PROTOCOL_VERSION, type SnapshotResume, STREAM_FEATURES } from './messages.js'
 
 /** Tunables of the replica side of the protocol. */
 export interface ReplicaSessionConfig {
@@ -52,14 +52,7 @@ export const DEFAULT_REPLICA_SESSION = {
   ackIntervalMs: 50,
   ackEvery: 500,
   pipeline: true,
-  features: [
-    Feature.Compact,
-    Feature.Sparse,
-    Feature.Collect,
-    Feature.Presence,
-    Feature.Ping,
-    Feature.Resume,
-  ],
+  features: STREAM_FEATURES,
 } as const
 
 /** Where the session is: no transport, hello sent, or streaming. */
