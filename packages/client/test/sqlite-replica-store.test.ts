@@ -14,6 +14,25 @@ const root = resolve(dirname(fileURLToPath(import.meta.url)), '../../..')
 const scratch = mkdtempSync(join(tmpdir(), 'chorus-sqlite-'))
 afterAll(() => rmSync(scratch, { recursive: true, force: true }))
 
+/**
+ * Writes a database at schema `version` as that release made it: `meta` with the columns up
+ * to and including `extraColumns` (after `cursor`), its one row `metaRow`, and the records and
+ * outbox tables, which no version since has changed.
+ */
+function writeOldDatabase(path: string, version: number, extraColumns: string, metaRow: string): void {
+  const old = new Database(path)
+  old.exec(`
+    CREATE TABLE meta (only INTEGER PRIMARY KEY CHECK (only = 1), replica_id TEXT NOT NULL, space TEXT NOT NULL,
+      counter INTEGER NOT NULL, clock_wall INTEGER NOT NULL, clock_counter INTEGER NOT NULL, cursor INTEGER NOT NULL${extraColumns});
+    CREATE TABLE records (collection TEXT NOT NULL, id BLOB NOT NULL, state TEXT NOT NULL,
+      PRIMARY KEY (collection, id)) WITHOUT ROWID;
+    CREATE TABLE outbox (counter INTEGER PRIMARY KEY, change TEXT NOT NULL);
+    INSERT INTO meta VALUES (${metaRow});
+    PRAGMA user_version = ${version};
+  `)
+  old.close()
+}
+
 let files = 0
 runReplicaStoreConformance('SqliteReplicaStore (real files)', async () => {
   const path = join(scratch, `conformance-${++files}.sqlite`)
@@ -59,17 +78,7 @@ describe('SqliteReplicaStore', () => {
   it('opens a schema-1 database (before the hub log name) and upgrades it, data kept', async () => {
     const path = join(scratch, 'schema-1.sqlite')
     // Schema 1 as the first release wrote it: `meta` without the `log` column.
-    const old = new Database(path)
-    old.exec(`
-      CREATE TABLE meta (only INTEGER PRIMARY KEY CHECK (only = 1), replica_id TEXT NOT NULL, space TEXT NOT NULL,
-        counter INTEGER NOT NULL, clock_wall INTEGER NOT NULL, clock_counter INTEGER NOT NULL, cursor INTEGER NOT NULL);
-      CREATE TABLE records (collection TEXT NOT NULL, id BLOB NOT NULL, state TEXT NOT NULL,
-        PRIMARY KEY (collection, id)) WITHOUT ROWID;
-      CREATE TABLE outbox (counter INTEGER PRIMARY KEY, change TEXT NOT NULL);
-      INSERT INTO meta VALUES (1, 'alice', 'team-notes', 0, 1700000000000, 0, 12);
-      PRAGMA user_version = 1;
-    `)
-    old.close()
+    writeOldDatabase(path, 1, '', "1, 'alice', 'team-notes', 0, 1700000000000, 0, 12")
     const store = await openSqliteReplicaStore({ path })
     try {
       const meta = await store.loadMeta()
@@ -98,18 +107,7 @@ describe('SqliteReplicaStore', () => {
 
   it('opens a schema-2 database (before the hub frame limit) and upgrades it, data kept', async () => {
     const path = join(scratch, 'schema-2.sqlite')
-    const old = new Database(path)
-    old.exec(`
-      CREATE TABLE meta (only INTEGER PRIMARY KEY CHECK (only = 1), replica_id TEXT NOT NULL, space TEXT NOT NULL,
-        counter INTEGER NOT NULL, clock_wall INTEGER NOT NULL, clock_counter INTEGER NOT NULL, cursor INTEGER NOT NULL,
-        log TEXT);
-      CREATE TABLE records (collection TEXT NOT NULL, id BLOB NOT NULL, state TEXT NOT NULL,
-        PRIMARY KEY (collection, id)) WITHOUT ROWID;
-      CREATE TABLE outbox (counter INTEGER PRIMARY KEY, change TEXT NOT NULL);
-      INSERT INTO meta VALUES (1, 'alice', 'team-notes', 3, 1700000000000, 0, 12, 'log-1');
-      PRAGMA user_version = 2;
-    `)
-    old.close()
+    writeOldDatabase(path, 2, ', log TEXT', "1, 'alice', 'team-notes', 3, 1700000000000, 0, 12, 'log-1'")
     const store = await openSqliteReplicaStore({ path })
     try {
       expect(await store.loadMeta()).toEqual({
@@ -136,18 +134,12 @@ describe('SqliteReplicaStore', () => {
 
   it('opens a schema-3 database (before the snapshot to resume) and upgrades it, data kept', async () => {
     const path = join(scratch, 'schema-3.sqlite')
-    const old = new Database(path)
-    old.exec(`
-      CREATE TABLE meta (only INTEGER PRIMARY KEY CHECK (only = 1), replica_id TEXT NOT NULL, space TEXT NOT NULL,
-        counter INTEGER NOT NULL, clock_wall INTEGER NOT NULL, clock_counter INTEGER NOT NULL, cursor INTEGER NOT NULL,
-        log TEXT, max_frame INTEGER);
-      CREATE TABLE records (collection TEXT NOT NULL, id BLOB NOT NULL, state TEXT NOT NULL,
-        PRIMARY KEY (collection, id)) WITHOUT ROWID;
-      CREATE TABLE outbox (counter INTEGER PRIMARY KEY, change TEXT NOT NULL);
-      INSERT INTO meta VALUES (1, 'alice', 'team-notes', 3, 1700000000000, 0, 0, 'log-1', 4096);
-      PRAGMA user_version = 3;
-    `)
-    old.close()
+    writeOldDatabase(
+      path,
+      3,
+      ', log TEXT, max_frame INTEGER',
+      "1, 'alice', 'team-notes', 3, 1700000000000, 0, 0, 'log-1', 4096",
+    )
     const resume = { cursor: 40, after: 'notes\u0000n-17' }
     const store = await openSqliteReplicaStore({ path })
     try {
