@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process'
-import { copyFileSync, mkdtempSync, rmSync } from 'node:fs'
+import { copyFileSync, existsSync, mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -62,6 +62,12 @@ export async function startRelay(options: {
   args?: readonly string[]
   /** More environment variables for the process. */
   env?: Readonly<Record<string, string>>
+  /**
+   * The largest file, in bytes, the process may write (its soft `RLIMIT_FSIZE`, set by
+   * util-linux's `prlimit`; the hard limit stays unlimited, so `raiseFileSizeLimit` can lift
+   * it): a write past it fails with `EFBIG`, as one fails with `ENOSPC` on a full disk.
+   */
+  fileSizeLimit?: number
 }): Promise<RelayProcess> {
   const args = [
     ...CLI,
@@ -78,7 +84,15 @@ export async function startRelay(options: {
     ...(options.postgres === undefined ? {} : { CHORUS_RELAY_POSTGRES: options.postgres }),
     ...options.env,
   }
-  const child = spawn(process.execPath, args, { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] })
+  // `prlimit` sets the limit and then runs node in its own place (same process id).
+  const child =
+    options.fileSizeLimit === undefined
+      ? spawn(process.execPath, args, { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] })
+      : spawn(
+          prlimitPath(),
+          [`--fsize=${options.fileSizeLimit}:unlimited`, '--', process.execPath, ...args],
+          { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] },
+        )
   let output = ''
   const exited = new Promise<number | null>((resolveExit) => child.once('exit', (code) => resolveExit(code)))
   const listening = new Promise<{ secure: boolean; port: number }>((resolvePort, reject) => {
@@ -108,6 +122,32 @@ export async function startRelay(options: {
       return within(exited, 20_000, `the relay to exit on ${signal}`)
     },
   }
+}
+
+/**
+ * util-linux's `prlimit`, which the full-disk tests need: they fail (never skip) without it.
+ * `.ci/run` installs it where it is missing.
+ */
+function prlimitPath(): string {
+  for (const path of ['/usr/bin/prlimit', '/bin/prlimit']) if (existsSync(path)) return path
+  throw new Error('the full-disk tests need util-linux prlimit (apt-get install util-linux)')
+}
+
+/** Lifts the file size limit `startRelay` set on `relay` (as an operator frees disk space). */
+export async function raiseFileSizeLimit(relay: RelayProcess): Promise<void> {
+  const child = spawn(prlimitPath(), ['--pid', String(relay.child.pid), '--fsize=unlimited'], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  })
+  let stderr = ''
+  child.stderr.on('data', (chunk: Buffer) => {
+    stderr += chunk.toString('utf8')
+  })
+  const code = await within(
+    new Promise<number | null>((resolveRun) => child.once('exit', (exit) => resolveRun(exit))),
+    20_000,
+    'prlimit to lift the limit',
+  )
+  if (code !== 0) throw new Error(`prlimit --pid ${relay.child.pid} failed (${code}): ${stderr}`)
 }
 
 /** Runs the relay CLI once (e.g. `token …`) and resolves with what it printed. */

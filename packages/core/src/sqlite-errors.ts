@@ -34,7 +34,9 @@ export function sqliteFailure(error: unknown, what: string, write: boolean): Cho
       return 'the file cannot be opened. Check that its directory exists and this process may write there.'
     if (code.startsWith('SQLITE_CORRUPT') || code.startsWith('SQLITE_NOTADB'))
       return 'the file is damaged or is not a SQLite database. Restore it from a backup, or use another path.'
-    return `SQLite failed${code === '' ? '' : ` (${code})`}.${nothing} The cause has the details.`
+    // SQLite's own words, since a caller may keep only the message (a relay's log line).
+    const detail = error instanceof Error ? error.message : String(error)
+    return `SQLite failed${code === '' ? '' : ` (${code})`}: ${detail}.${nothing}`
   })()
   return new ChorusError(ErrorCode.StorageFailed, `${what} failed: ${advice}`, { cause: error })
 }
