@@ -1,8 +1,9 @@
 import { type ChildProcess, spawn } from 'node:child_process'
-import { copyFileSync, existsSync, mkdtempSync, rmSync } from 'node:fs'
+import { copyFileSync, mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { setFileSizeLimit, underFileSizeLimit } from './file-size-limit.js'
 
 /** The repository root, where the relay's CLI runs from. */
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..')
@@ -63,9 +64,8 @@ export async function startRelay(options: {
   /** More environment variables for the process. */
   env?: Readonly<Record<string, string>>
   /**
-   * The largest file, in bytes, the process may write (its soft `RLIMIT_FSIZE`, set by
-   * util-linux's `prlimit`; the hard limit stays unlimited, so `raiseFileSizeLimit` can lift
-   * it): a write past it fails with `EFBIG`, as one fails with `ENOSPC` on a full disk.
+   * The largest file, in bytes, the process may write (see `file-size-limit.ts`): a write past
+   * it fails as on a full disk, until `raiseFileSizeLimit` lifts it.
    */
   fileSizeLimit?: number
 }): Promise<RelayProcess> {
@@ -84,15 +84,11 @@ export async function startRelay(options: {
     ...(options.postgres === undefined ? {} : { CHORUS_RELAY_POSTGRES: options.postgres }),
     ...options.env,
   }
-  // `prlimit` sets the limit and then runs node in its own place (same process id).
-  const child =
+  const run =
     options.fileSizeLimit === undefined
-      ? spawn(process.execPath, args, { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] })
-      : spawn(
-          prlimitPath(),
-          [`--fsize=${options.fileSizeLimit}:unlimited`, '--', process.execPath, ...args],
-          { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] },
-        )
+      ? { command: process.execPath, args }
+      : underFileSizeLimit(options.fileSizeLimit, process.execPath, args)
+  const child = spawn(run.command, run.args, { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] })
   let output = ''
   const exited = new Promise<number | null>((resolveExit) => child.once('exit', (code) => resolveExit(code)))
   const listening = new Promise<{ secure: boolean; port: number }>((resolvePort, reject) => {
@@ -124,30 +120,9 @@ export async function startRelay(options: {
   }
 }
 
-/**
- * util-linux's `prlimit`, which the full-disk tests need: they fail (never skip) without it.
- * `.ci/run` installs it where it is missing.
- */
-function prlimitPath(): string {
-  for (const path of ['/usr/bin/prlimit', '/bin/prlimit']) if (existsSync(path)) return path
-  throw new Error('the full-disk tests need util-linux prlimit (apt-get install util-linux)')
-}
-
 /** Lifts the file size limit `startRelay` set on `relay` (as an operator frees disk space). */
-export async function raiseFileSizeLimit(relay: RelayProcess): Promise<void> {
-  const child = spawn(prlimitPath(), ['--pid', String(relay.child.pid), '--fsize=unlimited'], {
-    stdio: ['ignore', 'ignore', 'pipe'],
-  })
-  let stderr = ''
-  child.stderr.on('data', (chunk: Buffer) => {
-    stderr += chunk.toString('utf8')
-  })
-  const code = await within(
-    new Promise<number | null>((resolveRun) => child.once('exit', (exit) => resolveRun(exit))),
-    20_000,
-    'prlimit to lift the limit',
-  )
-  if (code !== 0) throw new Error(`prlimit --pid ${relay.child.pid} failed (${code}): ${stderr}`)
+export function raiseFileSizeLimit(relay: RelayProcess): Promise<void> {
+  return setFileSizeLimit(relay.child.pid, 'unlimited')
 }
 
 /** Runs the relay CLI once (e.g. `token …`) and resolves with what it printed. */
