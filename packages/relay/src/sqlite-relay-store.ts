@@ -206,7 +206,7 @@ export class SqliteRelayStore implements RelayStore {
   }
 
   #appendAll(space: SpaceId, appends: readonly HubAppend[], text: ChangeText): AppendResult[] {
-    return this.#run('appending changes', () => this.#appendTransaction(space, appends, text), true)
+    return this.#write('appending changes', () => this.#appendTransaction(space, appends, text))
   }
 
   /**
@@ -397,7 +397,7 @@ export class SqliteRelayStore implements RelayStore {
           return
         }
         try {
-          this.#run('recording an acknowledgement', () => this.#flushAcks(), true)
+          this.#write('recording an acknowledgement', () => this.#flushAcks())
           resolve()
         } catch (error) {
           reject(error)
@@ -408,46 +408,42 @@ export class SqliteRelayStore implements RelayStore {
   }
 
   async flushAcks(): Promise<void> {
-    this.#run('writing acknowledgements', () => this.#flushAcks(), true)
+    this.#write('writing acknowledgements', () => this.#flushAcks())
   }
 
   async compact(space: SpaceId, options: CompactOptions): Promise<CompactResult> {
-    return this.#run(
-      'compacting a space',
-      () => {
-        this.#flushAcks()
-        const row = this.#sql.spaceWithMark.get(space)
-        if (row === undefined) {
-          return { floor: 0, logEntriesDeleted: 0, tombstonesDeleted: 0, replicasForgotten: 0 }
-        }
-        const mark = markOf(row)
-        const cutoff = Number.isFinite(options.horizonMs) ? options.now - options.horizonMs : null
-        const stale = cutoff === null ? 0 : (this.#sql.countStale.get(space, cutoff)?.n ?? 0)
-        const lowest = this.#sql.lowestAck.get(space, cutoff ?? Number.MIN_SAFE_INTEGER)?.lowest ?? null
-        const floor = compactionFloor(row, lowest)
-        // Every append lands above the floor, so while the floor stays put there is nothing to
-        // delete: skip the write (and its fsync) for the many spaces that did not move.
-        if (stale === 0 && floor === row.floor) {
-          return withMark({ floor, logEntriesDeleted: 0, tombstonesDeleted: 0, replicasForgotten: 0 }, mark)
-        }
-        const result = this.#db.transaction(() => {
-          const replicasForgotten = cutoff === null ? 0 : this.#sql.forget.run(space, cutoff).changes
-          if (floor > row.floor) this.#sql.setFloor.run(floor, space)
-          const logEntriesDeleted = this.#sql.deleteLog.run(space, floor).changes
-          const { tombstonesDeleted, collected } =
-            options.collect === false
-              ? { tombstonesDeleted: 0, collected: mark }
-              : this.#collect(space, floor, row.head, mark)
-          this.#committing('compact')
-          return withMark({ floor, logEntriesDeleted, tombstonesDeleted, replicasForgotten }, collected)
-        })()
-        if (result.replicasForgotten > 0) {
-          forgetSpaceAcks(space, this.#knownAcks)
-        }
-        return result
-      },
-      true,
-    )
+    return this.#write('compacting a space', () => {
+      this.#flushAcks()
+      const row = this.#sql.spaceWithMark.get(space)
+      if (row === undefined) {
+        return { floor: 0, logEntriesDeleted: 0, tombstonesDeleted: 0, replicasForgotten: 0 }
+      }
+      const mark = markOf(row)
+      const cutoff = Number.isFinite(options.horizonMs) ? options.now - options.horizonMs : null
+      const stale = cutoff === null ? 0 : (this.#sql.countStale.get(space, cutoff)?.n ?? 0)
+      const lowest = this.#sql.lowestAck.get(space, cutoff ?? Number.MIN_SAFE_INTEGER)?.lowest ?? null
+      const floor = compactionFloor(row, lowest)
+      // Every append lands above the floor, so while the floor stays put there is nothing to
+      // delete: skip the write (and its fsync) for the many spaces that did not move.
+      if (stale === 0 && floor === row.floor) {
+        return withMark({ floor, logEntriesDeleted: 0, tombstonesDeleted: 0, replicasForgotten: 0 }, mark)
+      }
+      const result = this.#db.transaction(() => {
+        const replicasForgotten = cutoff === null ? 0 : this.#sql.forget.run(space, cutoff).changes
+        if (floor > row.floor) this.#sql.setFloor.run(floor, space)
+        const logEntriesDeleted = this.#sql.deleteLog.run(space, floor).changes
+        const { tombstonesDeleted, collected } =
+          options.collect === false
+            ? { tombstonesDeleted: 0, collected: mark }
+            : this.#collect(space, floor, row.head, mark)
+        this.#committing('compact')
+        return withMark({ floor, logEntriesDeleted, tombstonesDeleted, replicasForgotten }, collected)
+      })()
+      if (result.replicasForgotten > 0) {
+        forgetSpaceAcks(space, this.#knownAcks)
+      }
+      return result
+    })
   }
 
   /**
@@ -485,26 +481,22 @@ export class SqliteRelayStore implements RelayStore {
   }
 
   async deleteSpace(space: SpaceId): Promise<boolean> {
-    return this.#run(
-      'deleting a space',
-      () => {
-        if (this.#deleted.has(space)) return false
-        this.#db.transaction(() => {
-          this.#sql.deleteOwners.run({ space })
-          this.#sql.deleteAllLog.run(space)
-          this.#sql.deleteRecords.run(space)
-          this.#sql.deleteReceived.run(space)
-          this.#sql.deleteAcks.run(space)
-          this.#sql.deleteSpaceRow.run(space)
-          this.#sql.markDeleted.run(space, Date.now())
-          this.#committing('delete')
-        })()
-        this.#deleted.add(space)
-        forgetSpaceAcks(space, this.#pendingAcks, this.#knownAcks)
-        return true
-      },
-      true,
-    )
+    return this.#write('deleting a space', () => {
+      if (this.#deleted.has(space)) return false
+      this.#db.transaction(() => {
+        this.#sql.deleteOwners.run({ space })
+        this.#sql.deleteAllLog.run(space)
+        this.#sql.deleteRecords.run(space)
+        this.#sql.deleteReceived.run(space)
+        this.#sql.deleteAcks.run(space)
+        this.#sql.deleteSpaceRow.run(space)
+        this.#sql.markDeleted.run(space, Date.now())
+        this.#committing('delete')
+      })()
+      this.#deleted.add(space)
+      forgetSpaceAcks(space, this.#pendingAcks, this.#knownAcks)
+      return true
+    })
   }
 
   async listSpaces(): Promise<SpaceId[]> {
@@ -519,19 +511,15 @@ export class SqliteRelayStore implements RelayStore {
   }
 
   async claimReplica(replica: ReplicaId, subject: string): Promise<boolean> {
-    return this.#run(
-      'claiming a replica id',
-      () => {
-        const owner = this.#sql.owner.get(replica)?.subject
-        if (owner !== undefined) return owner === subject
-        this.#db.transaction(() => {
-          this.#sql.claim.run(replica, subject)
-          this.#committing('claim')
-        })()
-        return true
-      },
-      true,
-    )
+    return this.#write('claiming a replica id', () => {
+      const owner = this.#sql.owner.get(replica)?.subject
+      if (owner !== undefined) return owner === subject
+      this.#db.transaction(() => {
+        this.#sql.claim.run(replica, subject)
+        this.#committing('claim')
+      })()
+      return true
+    })
   }
 
   /**
@@ -584,8 +572,8 @@ export class SqliteRelayStore implements RelayStore {
   }
 
   /**
-   * Runs a storage operation: `closed` after close, `storage-failed` for SQLite's errors, with
-   * what to do (a full disk: free space; `write` says that nothing of a write was kept).
+   * Runs a storage operation: `closed` after close, `storage-failed` for SQLite's errors, saying
+   * what to do (a full disk: free space, then retry).
    */
   #run<TResult>(what: string, operation: () => TResult, write = false): TResult {
     if (this.#closed) throw new ChorusError(ErrorCode.Closed, 'this store is closed')
@@ -594,6 +582,11 @@ export class SqliteRelayStore implements RelayStore {
     } catch (error) {
       throw sqliteFailure(error, what, write)
     }
+  }
+
+  /** {@link SqliteRelayStore.#run} for a write, whose failure also says that nothing of it was kept. */
+  #write<TResult>(what: string, operation: () => TResult): TResult {
+    return this.#run(what, operation, true)
   }
 }
 
