@@ -8,7 +8,7 @@ import { WebSocket as NodeWebSocket } from 'ws'
 import { LIST_PAGE } from '../../apps/notes/src/notes.js'
 import { ACTION_NOTICE_MS } from '../../apps/notes/src/notices.js'
 import { type RelayProcess, ROOT, runRelayCli, startRelay, tempDir } from '../integration/relay-process.js'
-import { launchChromium, screenshot } from './support/browser.js'
+import { launchChromium, launchChromiumProfile, screenshot } from './support/browser.js'
 
 const APP = join(ROOT, 'apps/notes/dist')
 const WAIT = { timeout: 20_000 }
@@ -1362,6 +1362,71 @@ describe('the notes app with a keyboard, a screen reader and a small screen', ()
         await small.close()
       }
     }
+  })
+})
+
+describe('the notes app when the browser will store no more for its site', () => {
+  const data = tempDir('chorus-e2e-quota-')
+  const profile = tempDir('chorus-e2e-profile-')
+  let relay: RelayProcess
+  let context: BrowserContext
+
+  beforeAll(async () => {
+    relay = await startRelay({ dataDir: data.path, args: ['--static', APP] })
+    // A profile on disk: Chromium applies a site's quota override there, not in incognito.
+    context = await launchChromiumProfile(profile.path)
+  })
+
+  afterAll(async () => {
+    await context?.close()
+    await relay?.stop('SIGTERM')
+    data.remove()
+    profile.remove()
+  })
+
+  it('still starts, with its notes, when its service worker cannot cache the script it fetched', async () => {
+    const page = context.pages()[0] ?? (await context.newPage())
+    page.on('pageerror', (error) => {
+      throw error
+    })
+    const notebook = await createNotebook(page, `${relay.http}/`, 'Quota')
+    await writeNote(page, 'Kept', 'written before the quota ran out')
+    await expectSynced(page)
+    // Served through the service worker, which holds the app's files.
+    await page.reload()
+    await expect.poll(() => page.evaluate(() => navigator.serviceWorker.controller !== null), WAIT).toBe(true)
+    const script = await page.evaluate(
+      () => (document.querySelector('script[src*="/assets/"]') as HTMLScriptElement | null)?.src ?? '',
+    )
+    expect(script).toMatch(/\/assets\/.+\.js$/)
+    const cachedScript = () =>
+      page.evaluate(async (url) => {
+        for (const name of await caches.keys()) if (await (await caches.open(name)).match(url)) return true
+        return false
+      }, script)
+    await expect.poll(cachedScript, WAIT).toBe(true)
+
+    // The site's quota used up (Chromium's own, set over the DevTools protocol) and the script
+    // not in the cache — as after an update, whose build's files the cache never held.
+    await page.evaluate(async (url) => {
+      for (const name of await caches.keys()) await (await caches.open(name)).delete(url)
+    }, script)
+    const usage = await page.evaluate(async () => (await navigator.storage.estimate()).usage ?? 0)
+    const cdp = await context.newCDPSession(page)
+    await cdp.send('Storage.overrideQuotaForOrigin', { origin: relay.http, quotaSize: usage + 20_000 })
+
+    // The worker fetches the script and cannot keep it: the page gets it all the same. (It
+    // used to wait for the cache to take it, and the app did not start: a blank page.)
+    // No copy of the page's own to fall back on: every file is asked of the worker.
+    await cdp.send('Network.enable')
+    await cdp.send('Network.setCacheDisabled', { cacheDisabled: true })
+    await page.goto(notebook)
+    await page.reload()
+    await visible(status(page))
+    await expectSynced(page)
+    await visible(noteInList(page, 'Kept'))
+    expect(await cachedScript()).toBe(false)
+    await cdp.send('Storage.overrideQuotaForOrigin', { origin: relay.http })
   })
 })
 

@@ -26,6 +26,14 @@ function assetsOf(html) {
   return [...found]
 }
 
+/** Puts `response` in the cache; a failure (the storage quota used up) only leaves it out. */
+function keep(request, response) {
+  return caches
+    .open(CACHE)
+    .then((cache) => cache.put(request, response))
+    .catch(() => undefined)
+}
+
 /** Stores a fresh index.html and its files, and drops files no index.html refers to any more. */
 async function storeShell(response) {
   const cache = await caches.open(CACHE)
@@ -42,6 +50,9 @@ self.addEventListener('install', (event) => {
   event.waitUntil(
     fetch(SHELL, { cache: 'no-cache' })
       .then((response) => (response.ok ? storeShell(response) : undefined))
+      // A shell that cannot be stored (no network, the site's storage quota used up) leaves
+      // the cache as it is: the worker installs anyway, and serves from the network.
+      .catch(() => undefined)
       .then(() => self.skipWaiting()),
   )
 })
@@ -63,7 +74,7 @@ self.addEventListener('fetch', (event) => {
     event.respondWith(
       fetch(request)
         .then((response) => {
-          if (response.ok) event.waitUntil(storeShell(response.clone()))
+          if (response.ok) event.waitUntil(storeShell(response.clone()).catch(() => undefined))
           return response
         })
         .catch(async () => (await caches.match(SHELL)) ?? Response.error()),
@@ -72,14 +83,20 @@ self.addEventListener('fetch', (event) => {
   }
   if (request.url.startsWith(ASSETS)) {
     event.respondWith(
-      caches.match(request).then(
-        (cached) =>
-          cached ??
-          fetch(request).then(async (response) => {
-            if (response.ok) await (await caches.open(CACHE)).put(request, response.clone())
-            return response
-          }),
-      ),
+      caches
+        .match(request)
+        .catch(() => undefined)
+        .then(
+          (cached) =>
+            cached ??
+            fetch(request).then((response) => {
+              // Kept for offline use when it can be. A cache that cannot take it (the site's
+              // storage quota used up) must not cost the page the file it fetched: the app
+              // would not start at all.
+              if (response.ok) event.waitUntil(keep(request, response.clone()))
+              return response
+            }),
+        ),
     )
   }
 })

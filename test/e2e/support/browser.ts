@@ -1,6 +1,6 @@
 import { mkdirSync } from 'node:fs'
 import { join } from 'node:path'
-import { type Browser, chromium, type Page } from 'playwright-core'
+import { type Browser, type BrowserContext, chromium, type Page } from 'playwright-core'
 import { ROOT } from '../../integration/relay-process.js'
 import { CHROMIUM_ARGS, requireChromium } from '../../support/chromium.js'
 
@@ -10,6 +10,14 @@ export const SCREENSHOTS = join(ROOT, 'artifacts', 'screenshots')
 /** Launches Debian's Chromium headless, with a fresh temporary profile. */
 export function launchChromium(): Promise<Browser> {
   return chromium.launch({ executablePath: requireChromium(), args: [...CHROMIUM_ARGS] })
+}
+
+/** Launches it with a profile kept in `dir` (a persistent context) instead of a temporary one. */
+export function launchChromiumProfile(dir: string): Promise<BrowserContext> {
+  return chromium.launchPersistentContext(dir, {
+    executablePath: requireChromium(),
+    args: [...CHROMIUM_ARGS],
+  })
 }
 
 /** Saves a full-page screenshot as `artifacts/screenshots/<name>.png`. */
