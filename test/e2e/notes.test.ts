@@ -1365,6 +1365,48 @@ describe('the notes app with a keyboard, a screen reader and a small screen', ()
   })
 })
 
+describe('the notes app after a single visit', () => {
+  const data = tempDir('chorus-e2e-one-visit-')
+  let relay: RelayProcess
+  let browser: Browser
+
+  beforeAll(async () => {
+    relay = await startRelay({ dataDir: data.path, args: ['--static', APP] })
+    browser = await launchChromium()
+  })
+
+  afterAll(async () => {
+    await browser?.close()
+    await relay?.stop('SIGTERM')
+    data.remove()
+  })
+
+  it('opens again with the relay down: the service worker kept the whole app when it installed', async () => {
+    const { context, page } = await device(browser)
+    const notebook = await createNotebook(page, `${relay.http}/`, 'One visit')
+    await writeNote(page, 'Offline ready', 'from the first visit')
+    await expectSynced(page)
+    // Installed and in charge: what it keeps for offline use, it stored while installing.
+    await expect
+      .poll(
+        () => page.evaluate(async () => (await navigator.serviceWorker.getRegistration())?.active?.state),
+        WAIT,
+      )
+      .toBe('activated')
+
+    expect(await relay.stop('SIGTERM')).toBe(0)
+    // The page's own copies are not what is being checked.
+    const cdp = await context.newCDPSession(page)
+    await cdp.send('Network.enable')
+    await cdp.send('Network.setCacheDisabled', { cacheDisabled: true })
+    await page.goto(notebook)
+    await page.reload()
+    await visible(noteInList(page, 'Offline ready'))
+    await expect.poll(() => status(page).getAttribute('data-status'), WAIT).not.toBe('synced')
+    await context.close()
+  })
+})
+
 describe('the notes app when the browser will store no more for its site', () => {
   const data = tempDir('chorus-e2e-quota-')
   const profile = tempDir('chorus-e2e-profile-')

@@ -17,10 +17,15 @@ function isShell(url) {
   return bare === SHELL || bare === `${SHELL}index.html`
 }
 
-/** The build's files that an index.html refers to. */
+/**
+ * The build's files that an index.html refers to: `/assets/…` as the build writes them (from
+ * the root), or with a base before it. (Read as `…/assets/` with something before it, this
+ * found none of the build's own, so the app's files were kept only once a page the worker
+ * served asked for them: after a single visit, the app did not open without the network.)
+ */
 function assetsOf(html) {
   const found = new Set()
-  for (const match of html.matchAll(/(?:src|href)="([^"]+\/assets\/[^"]+)"/g)) {
+  for (const match of html.matchAll(/(?:src|href)="([^"]*\/assets\/[^"]+)"/g)) {
     found.add(new URL(match[1], SHELL).href)
   }
   return [...found]
