@@ -77,61 +77,69 @@ describe('a relay whose disk fills up', () => {
     for (const cleanup of cleanups.splice(0).reverse()) await cleanup()
   })
 
-  it('refuses what it cannot store, stays up, and takes it all once there is room; nothing acknowledged is lost', async () => {
-    const data = tempDir('chorus-full-disk-')
-    cleanups.push(data.remove)
-    let relay = await startRelay({ dataDir: data.path, fileSizeLimit: LIMIT_BYTES })
-    cleanups.push(async () => {
+  it.each(['in-thread', 'worker'] as const)(
+    'refuses what it cannot store, stays up, and takes it all once there is room; nothing acknowledged is lost (store %s)',
+    async (store) => {
+      const data = tempDir('chorus-full-disk-')
+      cleanups.push(data.remove)
+      let relay = await startRelay({
+        dataDir: data.path,
+        fileSizeLimit: LIMIT_BYTES,
+        args: ['--store', store],
+      })
+      cleanups.push(async () => {
+        await relay.stop('SIGKILL')
+      })
+      const writer = await device(relay.url)
+      const reader = await device(relay.url)
+      cleanups.push(
+        () => writer.close(),
+        () => reader.close(),
+      )
+
+      const written = await writeUntilRefused(writer)
+      // Refused, not acknowledged: the writer keeps them, and the relay says it is failing.
+      expect(writer.pending).toBeGreaterThan(0)
+      expect(writer.status).not.toBe('synced')
+      expect(await health(relay)).toMatchObject({ status: 'failing', commitsFailing: true })
+      // Said in its log with what to do (`EFBIG` is an I/O error to SQLite, `ENOSPC` a full disk).
+      expect(relay.output()).toMatch(
+        /storage-failed: appending changes failed: the disk (is full|reported an I\/O error)\. Nothing was written\./,
+      )
+      // The process is up and still serving: the reader holds what was stored, no more.
+      expect(relay.child.exitCode).toBeNull()
+      const acknowledged = written.length - writer.pending
+      await eventually(
+        async () => (await ids(reader)).length === acknowledged,
+        'the reader to hold what was stored',
+      )
+
+      // Room again (an operator frees space): what was refused goes again and is stored.
+      await raiseFileSizeLimit(relay)
+      await within(writer.synced(), WAIT_MS, 'the writer to upload everything')
+      expect(writer.pending).toBe(0)
+      await eventually(
+        async () => (await ids(reader)).length === written.length,
+        'the reader to hold every note',
+        WAIT_MS,
+      )
+      expect(await ids(reader)).toEqual([...written].sort())
+      await eventually(async () => (await health(relay)).status === 'ok', 'the relay to report healthy again')
+
+      // Killed outright and started again on the same data: every note is there.
       await relay.stop('SIGKILL')
-    })
-    const writer = await device(relay.url)
-    const reader = await device(relay.url)
-    cleanups.push(
-      () => writer.close(),
-      () => reader.close(),
-    )
-
-    const written = await writeUntilRefused(writer)
-    // Refused, not acknowledged: the writer keeps them, and the relay says it is failing.
-    expect(writer.pending).toBeGreaterThan(0)
-    expect(writer.status).not.toBe('synced')
-    expect(await health(relay)).toMatchObject({ status: 'failing', commitsFailing: true })
-    // Said in its log with what to do (`EFBIG` is an I/O error to SQLite, `ENOSPC` a full disk).
-    expect(relay.output()).toMatch(
-      /storage-failed: appending changes failed: the disk (is full|reported an I\/O error)\. Nothing was written\./,
-    )
-    // The process is up and still serving: the reader holds what was stored, no more.
-    expect(relay.child.exitCode).toBeNull()
-    const acknowledged = written.length - writer.pending
-    await eventually(
-      async () => (await ids(reader)).length === acknowledged,
-      'the reader to hold what was stored',
-    )
-
-    // Room again (an operator frees space): what was refused goes again and is stored.
-    await raiseFileSizeLimit(relay)
-    await within(writer.synced(), WAIT_MS, 'the writer to upload everything')
-    expect(writer.pending).toBe(0)
-    await eventually(
-      async () => (await ids(reader)).length === written.length,
-      'the reader to hold every note',
-      WAIT_MS,
-    )
-    expect(await ids(reader)).toEqual([...written].sort())
-    await eventually(async () => (await health(relay)).status === 'ok', 'the relay to report healthy again')
-
-    // Killed outright and started again on the same data: every note is there.
-    await relay.stop('SIGKILL')
-    relay = await startRelay({ dataDir: data.path })
-    const late = await device(relay.url)
-    cleanups.push(() => late.close())
-    await eventually(
-      async () => (await ids(late)).length === written.length,
-      'a new replica to read every note',
-      WAIT_MS,
-    )
-    expect(await ids(late)).toEqual([...written].sort())
-  }, 120_000)
+      relay = await startRelay({ dataDir: data.path })
+      const late = await device(relay.url)
+      cleanups.push(() => late.close())
+      await eventually(
+        async () => (await ids(late)).length === written.length,
+        'a new replica to read every note',
+        WAIT_MS,
+      )
+      expect(await ids(late)).toEqual([...written].sort())
+    },
+    120_000,
+  )
 
   it('stops cleanly on SIGTERM while its disk is full, and loses nothing it acknowledged', async () => {
     const data = tempDir('chorus-full-disk-')
