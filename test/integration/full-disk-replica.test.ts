@@ -1,11 +1,13 @@
 import { type ChildProcess, spawn } from 'node:child_process'
 import { statSync } from 'node:fs'
 import { join } from 'node:path'
+import { createReplica } from '@chorus/client'
 import { openSqliteReplicaStore } from '@chorus/client/sqlite'
 import { asRecordId } from '@chorus/core'
 import { afterEach, describe, expect, it } from 'vitest'
+import { WebSocket } from 'ws'
 import { setFileSizeLimit, underFileSizeLimit } from './file-size-limit.js'
-import { ROOT, tempDir, within } from './relay-process.js'
+import { ROOT, startRelay, tempDir, within } from './relay-process.js'
 
 /**
  * A Node replica on its durable SQLite storage whose disk fills up, for real: the writer runs
@@ -106,4 +108,79 @@ describe('a Node replica whose disk fills up', () => {
     }
     expect(await store.listRecords('notes')).toHaveLength(total)
   }, 60_000)
+
+  it('stops taking what it cannot store while it syncs, takes the rest once there is room, and keeps it all', async () => {
+    const data = tempDir('chorus-full-disk-reader-')
+    cleanups.push(data.remove)
+    const relay = await startRelay({ dataDir: data.path })
+    cleanups.push(async () => {
+      await relay.stop('SIGTERM')
+    })
+    const space = 'full-disk-sync'
+    const writer = await createReplica({
+      space,
+      url: relay.url,
+      storage: 'memory',
+      WebSocket: WebSocket as never,
+      resolvers: { notes: 'lww' },
+    })
+    cleanups.push(() => writer.close())
+    const body = 'x'.repeat(1_000)
+    const write = async (from: number, count: number) => {
+      await Promise.all(
+        Array.from({ length: count }, (_, i) =>
+          writer.collection('notes').put(`note-${String(from + i).padStart(4, '0')}`, { body }),
+        ),
+      )
+      await within(writer.synced(), 30_000, 'the writer to upload')
+    }
+    await write(0, 20)
+
+    const path = join(data.path, 'reader.sqlite')
+    const run = underFileSizeLimit(256 * 1024, process.execPath, [
+      '--import',
+      'tsx',
+      '--conditions=@chorus/source',
+      join(ROOT, 'test/integration/fixtures/syncing-reader.ts'),
+      path,
+      relay.url,
+      space,
+    ])
+    const child = spawn(run.command, run.args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] })
+    let stderr = ''
+    child.stderr?.on('data', (chunk: Buffer) => {
+      stderr += chunk.toString('utf8')
+    })
+    const exited = new Promise<NodeJS.Signals | null>((resolve) =>
+      child.once('exit', (_code, signal) => resolve(signal)),
+    )
+    cleanups.push(() => {
+      child.kill('SIGKILL')
+    })
+    const output = lines(child)
+    await within(output.next(/^count 20$/), 30_000, `the reader to hold the first notes; stderr: ${stderr}`)
+
+    // More than its disk holds: it stores what fits, then says it cannot store more.
+    await write(20, 400)
+    const failure = await within(output.next(/^error /), 30_000, `the reader to fail; stderr: ${stderr}`)
+    // What failed, why and what to do, said once, then what happens now.
+    expect(failure).toMatch(
+      /^error storage-failed applying remote changes failed: the disk (is full|reported an I\/O error)\. Nothing was written\. .*\(they will be fetched again\)$/,
+    )
+    const counts = () =>
+      output.all.filter((line) => line.startsWith('count ')).map((line) => Number(line.slice(6)))
+    expect(Math.max(...counts())).toBeLessThan(420)
+
+    // Room again: it takes the rest from the relay.
+    await setFileSizeLimit(child.pid, 'unlimited')
+    await within(output.next(/^count 420$/), 30_000, `the reader to hold every note; stderr: ${stderr}`)
+
+    // Killed outright: its file holds every note it showed.
+    child.kill('SIGKILL')
+    expect(await exited).toBe('SIGKILL')
+    const store = await openSqliteReplicaStore({ path })
+    cleanups.push(() => store.close())
+    const ids = (await store.listRecords('notes')).map((record) => record.id)
+    expect(ids).toEqual(Array.from({ length: 420 }, (_, i) => `note-${String(i).padStart(4, '0')}`))
+  }, 120_000)
 })

@@ -1303,8 +1303,16 @@ class Engine implements ReplicaEngine {
       this.#options.onError?.(error)
       return
     }
-    const why = error instanceof Error && error.message !== '' ? ` (${error.message})` : ''
-    this.#options.onError?.(new ChorusError(ErrorCode.StorageFailed, `${message}${why}`, { cause: error }))
+    const detail = error instanceof Error ? error.message : ''
+    // `message` is "<what> failed; <what happens now>". A store's error often names what
+    // failed itself ("applying remote changes failed: the disk is full. …"): said once then.
+    const cut = message.indexOf('; ')
+    const what = cut < 0 ? message : message.slice(0, cut)
+    const text =
+      cut >= 0 && detail.startsWith(what)
+        ? `${detail} (${message.slice(cut + 2)})`
+        : `${message}${detail === '' ? '' : ` (${detail})`}`
+    this.#options.onError?.(new ChorusError(ErrorCode.StorageFailed, text, { cause: error }))
   }
 
   async #apply(
