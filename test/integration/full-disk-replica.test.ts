@@ -42,6 +42,34 @@ function lines(child: ChildProcess): { all: string[]; next: (match: RegExp) => P
   }
 }
 
+/** A fixture of `test/integration/fixtures` run as its own process under a file size limit. */
+interface Fixture {
+  readonly child: ChildProcess
+  readonly output: ReturnType<typeof lines>
+  /** How the process ended: its exit code and the signal that ended it. */
+  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>
+  stderr(): string
+}
+
+function runFixture(script: string, args: readonly string[], limitBytes: number): Fixture {
+  const run = underFileSizeLimit(limitBytes, process.execPath, [
+    '--import',
+    'tsx',
+    '--conditions=@chorus/source',
+    join(ROOT, 'test/integration/fixtures', script),
+    ...args,
+  ])
+  const child = spawn(run.command, run.args, { cwd: ROOT, stdio: ['pipe', 'pipe', 'pipe'] })
+  let stderr = ''
+  child.stderr?.on('data', (chunk: Buffer) => {
+    stderr += chunk.toString('utf8')
+  })
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.once('exit', (code, signal) => resolve({ code, signal })),
+  )
+  return { child, output: lines(child), exited, stderr: () => stderr }
+}
+
 describe('a Node replica whose disk fills up', () => {
   const cleanups: (() => Promise<void> | void)[] = []
   afterEach(async () => {
@@ -53,29 +81,15 @@ describe('a Node replica whose disk fills up', () => {
     cleanups.push(data.remove)
     const path = join(data.path, 'replica.sqlite')
     // Its files as a fresh replica makes them, then room for a few dozen notes of 1 KB.
-    const run = underFileSizeLimit(256 * 1024, process.execPath, [
-      '--import',
-      'tsx',
-      '--conditions=@chorus/source',
-      join(ROOT, 'test/integration/fixtures/filling-writer.ts'),
-      path,
-      '5',
-    ])
-    const child = spawn(run.command, run.args, { cwd: ROOT, stdio: ['pipe', 'pipe', 'pipe'] })
-    let stderr = ''
-    child.stderr?.on('data', (chunk: Buffer) => {
-      stderr += chunk.toString('utf8')
-    })
-    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)))
+    const { child, output, exited, stderr } = runFixture('filling-writer.ts', [path, '5'], 256 * 1024)
     cleanups.push(() => {
       child.kill('SIGKILL')
     })
-    const output = lines(child)
 
     const refusal = await within(
       output.next(/^refused /),
       30_000,
-      `the writer to be refused; stderr: ${stderr}`,
+      `the writer to be refused; stderr: ${stderr()}`,
     )
     const [, refusedAt, code] = /^refused (\d+) (\S+)/.exec(refusal) ?? []
     expect(code).toBe('storage-failed')
@@ -89,8 +103,8 @@ describe('a Node replica whose disk fills up', () => {
     // Room again: the same replica, still open, writes the refused note and five more.
     await setFileSizeLimit(child.pid, 'unlimited')
     child.stdin?.write('again\n')
-    await within(output.next(/^done$/), 30_000, `the writer to write again; stderr: ${stderr}`)
-    expect(await exited).toBe(0)
+    await within(output.next(/^done$/), 30_000, `the writer to write again; stderr: ${stderr()}`)
+    expect((await exited).code).toBe(0)
 
     const store = await openSqliteReplicaStore({ path })
     cleanups.push(() => store.close())
@@ -137,32 +151,19 @@ describe('a Node replica whose disk fills up', () => {
     await write(0, 20)
 
     const path = join(data.path, 'reader.sqlite')
-    const run = underFileSizeLimit(256 * 1024, process.execPath, [
-      '--import',
-      'tsx',
-      '--conditions=@chorus/source',
-      join(ROOT, 'test/integration/fixtures/syncing-reader.ts'),
-      path,
-      relay.url,
-      space,
-    ])
-    const child = spawn(run.command, run.args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] })
-    let stderr = ''
-    child.stderr?.on('data', (chunk: Buffer) => {
-      stderr += chunk.toString('utf8')
-    })
-    const exited = new Promise<NodeJS.Signals | null>((resolve) =>
-      child.once('exit', (_code, signal) => resolve(signal)),
+    const { child, output, exited, stderr } = runFixture(
+      'syncing-reader.ts',
+      [path, relay.url, space],
+      256 * 1024,
     )
     cleanups.push(() => {
       child.kill('SIGKILL')
     })
-    const output = lines(child)
-    await within(output.next(/^count 20$/), 30_000, `the reader to hold the first notes; stderr: ${stderr}`)
+    await within(output.next(/^count 20$/), 30_000, `the reader to hold the first notes; stderr: ${stderr()}`)
 
     // More than its disk holds: it stores what fits, then says it cannot store more.
     await write(20, 400)
-    const failure = await within(output.next(/^error /), 30_000, `the reader to fail; stderr: ${stderr}`)
+    const failure = await within(output.next(/^error /), 30_000, `the reader to fail; stderr: ${stderr()}`)
     // What failed, why and what to do, said once, then what happens now.
     expect(failure).toMatch(
       /^error storage-failed applying remote changes failed: the disk (is full|reported an I\/O error)\. Nothing was written\. .*\(they will be fetched again\)$/,
@@ -173,11 +174,11 @@ describe('a Node replica whose disk fills up', () => {
 
     // Room again: it takes the rest from the relay.
     await setFileSizeLimit(child.pid, 'unlimited')
-    await within(output.next(/^count 420$/), 30_000, `the reader to hold every note; stderr: ${stderr}`)
+    await within(output.next(/^count 420$/), 30_000, `the reader to hold every note; stderr: ${stderr()}`)
 
     // Killed outright: its file holds every note it showed.
     child.kill('SIGKILL')
-    expect(await exited).toBe('SIGKILL')
+    expect((await exited).signal).toBe('SIGKILL')
     const store = await openSqliteReplicaStore({ path })
     cleanups.push(() => store.close())
     const ids = (await store.listRecords('notes')).map((record) => record.id)
