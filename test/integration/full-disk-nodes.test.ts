@@ -1,6 +1,7 @@
 import { mkdtempSync, rmSync, statSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import type { SingleLeaderStatus } from '@chorus/server'
 import { LoopbackCluster } from '@chorus/server/node'
 import { afterEach, describe, expect, it } from 'vitest'
 import { setFileSizeLimit } from './file-size-limit.js'
@@ -12,13 +13,7 @@ import { eventually } from './relay-process.js'
  * kernel, and the limit is lifted later (space freed).
  */
 
-interface Status {
-  readonly node: string
-  readonly role: string
-  readonly epoch: number
-  readonly leader: string | null
-  readonly commitLsn: number
-}
+type Status = SingleLeaderStatus
 
 type Body = Record<string, unknown>
 
