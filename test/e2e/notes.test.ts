@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto'
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { createReplica } from '@chorus/client'
@@ -1469,6 +1470,42 @@ describe('the notes app when the browser will store no more for its site', () =>
     await visible(noteInList(page, 'Kept'))
     expect(await cachedScript()).toBe(false)
     await cdp.send('Storage.overrideQuotaForOrigin', { origin: relay.http })
+  })
+
+  it('says a note it could not store is not saved, keeps what was typed and queues nothing', async () => {
+    const own = tempDir('chorus-e2e-profile-')
+    const browser = await launchChromiumProfile(own.path)
+    try {
+      const page = browser.pages()[0] ?? (await browser.newPage())
+      page.on('pageerror', (error) => {
+        throw error
+      })
+      // Set before the site first stores anything: Chromium takes a site's quota as its
+      // storage opens.
+      const cdp = await browser.newCDPSession(page)
+      await cdp.send('Storage.overrideQuotaForOrigin', { origin: relay.http, quotaSize: 300_000 })
+      await createNotebook(page, `${relay.http}/`, 'Nearly full')
+      await writeNote(page, 'Small', 'fits')
+      await expectSynced(page)
+
+      // More than the room left (random text: the browser compresses what it stores).
+      const big = randomBytes(150_000).toString('base64')
+      await page.getByRole('button', { name: 'New note' }).click()
+      await page.getByLabel('Body', { exact: true }).fill(big)
+      await page.getByLabel('Title', { exact: true }).focus()
+      await visible(
+        page.getByRole('alert').filter({ hasText: "the browser's storage quota for this site is used up" }),
+      )
+      // Said as it is (it used to read "Saving…" for good), and nothing of it waits to upload.
+      await expect.poll(() => page.locator('.save-state').textContent(), WAIT).toBe('Not saved')
+      expect(await page.getByLabel('Body', { exact: true }).inputValue()).toBe(big)
+      await expectSynced(page)
+      await openNote(page, 'Small')
+      await value(page.getByLabel('Body', { exact: true }), 'fits')
+    } finally {
+      await browser.close()
+      own.remove()
+    }
   })
 })
 

@@ -193,6 +193,11 @@ export function NoteEditor({
   const written = useRef<DraftFields | null>(null)
   /** The last save was refused: the note is too long to sync. */
   const [tooLong, setTooLong] = useState(false)
+  /**
+   * The last save failed in the browser's storage (its quota for the site used up, say): what
+   * was typed is not stored, and the editor says so rather than "Saving…" until it is.
+   */
+  const [storeFailed, setStoreFailed] = useState(false)
   /** `tooLong`, for the listeners of leaving the page. */
   const refused = useRef(false)
   /** The notice saying the note is too long, taken away once a save succeeds. */
@@ -348,6 +353,7 @@ export function NoteEditor({
           // Stored: a copy kept as the page went away (which did not end it, after all) is not needed.
           dropDraft(space, id)
           setTooLong(false)
+          setStoreFailed(false)
           if (tooLongNotice.current !== null) dismiss(tooLongNotice.current)
           tooLongNotice.current = null
         },
@@ -355,6 +361,8 @@ export function NoteEditor({
           // The only argument of a note's patch the client can refuse is its size: a note must
           // fit one frame to the relay. What was typed stays in the editor, to be shortened.
           if (!isChorusError(error, ErrorCode.InvalidArgument)) {
+            // Kept in the editor and written again with the next edit.
+            setStoreFailed(true)
             notifyFailure('Saving the note failed', error)
             return
           }
@@ -637,9 +645,11 @@ export function NoteEditor({
         <span className="muted small save-state">
           {tooLong && saving
             ? 'Not saved: too long'
-            : saving
-              ? 'Saving…'
-              : `Edited ${timeAgo(note.updatedAt, now)}`}
+            : storeFailed && saving
+              ? 'Not saved'
+              : saving
+                ? 'Saving…'
+                : `Edited ${timeAgo(note.updatedAt, now)}`}
         </span>
         {/* Deleted in conflict, the versions not shown would be gone unseen (an undo brings
             back the one shown only): keep a version or merge them first. */}
