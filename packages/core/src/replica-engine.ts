@@ -1094,7 +1094,7 @@ class Engine implements ReplicaEngine {
         try {
           changes = uploadWithin(await this.#store.readOutbox(effect.after, effect.limit), this.#frameLimit())
         } catch (error) {
-          this.#report(error, 'reading the outbox failed; sending resumes on the next tick')
+          this.#report(error, 'reading the outbox', 'sending resumes on the next tick')
           await this.#handle({ type: 'outbox-failed', now: this.#options.now() })
           return
         }
@@ -1106,7 +1106,7 @@ class Engine implements ReplicaEngine {
         try {
           read = await this.#readLost(effect.after, effect.upTo, effect.limit)
         } catch (error) {
-          this.#report(error, 'reading own changes the hub lost failed; sending resumes on the next tick')
+          this.#report(error, 'reading own changes the hub lost', 'sending resumes on the next tick')
           await this.#handle({ type: 'outbox-failed', now: this.#options.now() })
           return
         }
@@ -1126,10 +1126,7 @@ class Engine implements ReplicaEngine {
         try {
           await this.#store.dropOutbox(effect.upTo)
         } catch (error) {
-          this.#report(
-            error,
-            'dropping acknowledged changes from the outbox failed; they go with the next ack',
-          )
+          this.#report(error, 'dropping acknowledged changes from the outbox', 'they go with the next ack')
         }
         return
       case 'apply':
@@ -1159,7 +1156,7 @@ class Engine implements ReplicaEngine {
         } catch (error) {
           // The next apply that is stored stores the name too; until then a restart names the
           // old log in its hello, and the hub reads us its log from the start: nothing skipped.
-          this.#report(error, 'storing the hub log name failed; it goes with the next remote changes stored')
+          this.#report(error, 'storing the hub log name', 'it goes with the next remote changes stored')
         }
         return
       }
@@ -1175,7 +1172,7 @@ class Engine implements ReplicaEngine {
         } catch (error) {
           // This run goes by it anyway; a restart before it is stored goes by its own limit
           // until the hub names it again.
-          this.#report(error, "storing the hub's frame limit failed")
+          this.#report(error, "storing the hub's frame limit")
         }
         return
       case 'fail':
@@ -1298,20 +1295,22 @@ class Engine implements ReplicaEngine {
    * the engine does about it, followed by the storage's own account (which says what the user
    * can do: free space, say), so the `error` event's message is whole without its `cause`.
    */
-  #report(error: unknown, message: string): void {
+  /**
+   * Reports a storage failure in `what` ("applying remote changes") and, if given, what happens
+   * `then`. A store's error that names what failed itself ("applying remote changes failed: the
+   * disk is full. …") is said once.
+   */
+  #report(error: unknown, what: string, then?: string): void {
     if (isChorusError(error) && error.code !== ErrorCode.StorageFailed) {
       this.#options.onError?.(error)
       return
     }
     const detail = error instanceof Error ? error.message : ''
-    // `message` is "<what> failed; <what happens now>". A store's error often names what
-    // failed itself ("applying remote changes failed: the disk is full. …"): said once then.
-    const cut = message.indexOf('; ')
-    const what = cut < 0 ? message : message.slice(0, cut)
+    const failed = `${what} failed`
     const text =
-      cut >= 0 && detail.startsWith(what)
-        ? `${detail} (${message.slice(cut + 2)})`
-        : `${message}${detail === '' ? '' : ` (${detail})`}`
+      then !== undefined && detail.startsWith(failed)
+        ? `${detail} (${then})`
+        : `${failed}${then === undefined ? '' : `; ${then}`}${detail === '' ? '' : ` (${detail})`}`
     this.#options.onError?.(new ChorusError(ErrorCode.StorageFailed, text, { cause: error }))
   }
 
@@ -1347,7 +1346,7 @@ class Engine implements ReplicaEngine {
     } catch (error) {
       // The session takes the snapshot again from its first page, if this was one.
       this.#sweeping = null
-      this.#report(error, 'applying remote changes failed; they will be fetched again')
+      this.#report(error, 'applying remote changes', 'they will be fetched again')
       await this.#applyFailed(now)
       return
     }
@@ -1480,7 +1479,8 @@ class Engine implements ReplicaEngine {
     } catch (error) {
       this.#report(
         error,
-        'removing the deletions the hub collected failed; the remote changes after them will be fetched again',
+        'removing the deletions the hub collected',
+        'the remote changes after them will be fetched again',
       )
       return 'failed'
     }
@@ -1553,7 +1553,7 @@ class Engine implements ReplicaEngine {
       await this.#store.applyRemote({ records: [], clock: this.#hlc.state(), cursor: 0 })
     } catch (error) {
       // The hub is asked anyway; a restart before the snapshot lands here again.
-      this.#report(error, 'storing the cursor failed; the hub is asked for a snapshot anyway')
+      this.#report(error, 'storing the cursor', 'the hub is asked for a snapshot anyway')
     }
     this.#meta = { ...this.#meta, cursor: 0 }
     await this.#handle({ type: 'resync', now })
