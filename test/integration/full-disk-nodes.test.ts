@@ -65,12 +65,13 @@ async function leaderRead(cluster: LoopbackCluster, node: string, key: string): 
   return body
 }
 
-describe('a single-leader cluster whose leader runs out of disk', () => {
-  const cleanups: (() => Promise<void> | void)[] = []
-  afterEach(async () => {
-    for (const cleanup of cleanups.splice(0).reverse()) await cleanup()
-  })
+/** What each test started, stopped and removed after it, last first. */
+const cleanups: (() => Promise<void> | void)[] = []
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup()
+})
 
+describe('a single-leader cluster whose leader runs out of disk', () => {
   it('refuses the write it cannot store with storage-failed, the others carry on under a newer epoch, and nothing acknowledged is lost', async () => {
     const dataDir = mkdtempSync(join(tmpdir(), 'chorus-full-disk-nodes-'))
     cleanups.push(() => rmSync(dataDir, { recursive: true, force: true }))
@@ -163,11 +164,6 @@ async function settledLeaderAmong(cluster: LoopbackCluster, old: Status): Promis
 }
 
 describe('a quorum cluster with a node out of disk', () => {
-  const cleanups: (() => Promise<void> | void)[] = []
-  afterEach(async () => {
-    for (const cleanup of cleanups.splice(0).reverse()) await cleanup()
-  })
-
   it('refuses the puts that node cannot store, takes the rest on the other two, and repairs it once there is room', async () => {
     const dataDir = mkdtempSync(join(tmpdir(), 'chorus-full-disk-quorum-'))
     cleanups.push(() => rmSync(dataDir, { recursive: true, force: true }))
